@@ -1,0 +1,553 @@
+/* config: see config.h. One schema table drives parsing and validation. */
+#include "config.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/http.h>
+#include <p11-kit/uri.h>
+
+#include "cs_secret.h"
+
+typedef enum {
+	K_GROUP,
+	K_STRING,   /* any non-empty printable string */
+	K_IDENT,    /* [A-Za-z0-9._-]+ */
+	K_INT,
+	K_BOOL,
+	K_FILE,     /* readable regular file */
+	K_PIN_FILE, /* readable, owner-only */
+	K_OUT_FILE, /* file that may not exist yet, in a writable directory */
+	K_MODULE,   /* module path (readable file) or p11-kit module name */
+	K_TOKEN_URI,
+	K_KEY_URI,
+	K_KEY_SOURCE, /* key file or pkcs11: key URI */
+	K_LISTEN,     /* HOST:PORT */
+	K_URL,        /* https URL */
+	K_LOG_LEVEL,
+	K_LOG_FORMAT,
+} kind;
+
+typedef struct {
+	const char *path;
+	kind kind;
+	bool required;
+	const char *def; /* default for strings and enums (NULL = unset) */
+	long def_int, min, max;
+	size_t offset;
+} schema_entry;
+
+#define F(member) offsetof(cs_config, member)
+static const schema_entry schema[] = {
+	{"server", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"server.listen", K_LISTEN, false, "127.0.0.1:8443", 0, 0, 0, F(server.listen)},
+	{"server.public_base_url", K_URL, false, "https://127.0.0.1:8443", 0, 0, 0,
+	 F(server.public_base_url)},
+	{"server.node_id", K_IDENT, false, "node-1", 0, 0, 0, F(server.node_id)},
+	{"tls", K_GROUP, true, NULL, 0, 0, 0, 0},
+	{"tls.cert", K_FILE, true, NULL, 0, 0, 0, F(tls.cert)},
+	{"tls.key", K_KEY_SOURCE, true, NULL, 0, 0, 0, F(tls.key)},
+	{"tls.ca", K_FILE, true, NULL, 0, 0, 0, F(tls.ca)},
+	{"tls.crl", K_FILE, false, NULL, 0, 0, 0, F(tls.crl)},
+	{"tls.crl_check", K_BOOL, false, NULL, 0, 0, 1, F(tls.crl_check)},
+	{"tls.verify_depth", K_INT, false, NULL, 4, 1, 10, F(tls.verify_depth)},
+	{"pkcs11", K_GROUP, true, NULL, 0, 0, 0, 0},
+	{"pkcs11.module", K_MODULE, true, NULL, 0, 0, 0, F(pkcs11.module)},
+	{"pkcs11.token_uri", K_TOKEN_URI, true, NULL, 0, 0, 0, F(pkcs11.token_uri)},
+	{"pkcs11.pin_file", K_PIN_FILE, false, NULL, 0, 0, 0, F(pkcs11.pin_file)},
+	{"pkcs11.sessions", K_INT, false, NULL, 4, 1, 64, F(pkcs11.sessions)},
+	{"pkcs11.signing_key", K_KEY_URI, true, NULL, 0, 0, 0, F(pkcs11.signing_key)},
+	{"pkcs11.validation", K_STRING, false, "not validated", 0, 0, 0, F(pkcs11.validation)},
+	{"store", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"store.path", K_OUT_FILE, false, "credsign.db", 0, 0, 0, F(store.path)},
+	{"log", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"log.level", K_LOG_LEVEL, false, "info", 0, 0, 0, F(log.level)},
+	{"log.format", K_LOG_FORMAT, false, "logfmt", 0, 0, 0, F(log.format)},
+};
+#undef F
+#define SCHEMA_LEN (sizeof(schema) / sizeof(schema[0]))
+
+#define STRING_MAX 4096
+
+typedef struct {
+	cs_config *cfg;
+	cs_config_diag *diag;
+	const char *file; /* the main file, for errors without a setting */
+	char *dir;        /* directory of the main file */
+	bool failed;
+} loader;
+
+static void diag_push(loader *l, const char *msg)
+{
+	l->failed = true;
+	char **grown = realloc(l->diag->messages, (l->diag->count + 1) * sizeof(char *));
+	if (grown == NULL)
+		return;
+	l->diag->messages = grown;
+	if ((grown[l->diag->count] = strdup(msg)) != NULL)
+		l->diag->count++;
+}
+
+static void diag_add(loader *l, const char *file, int line, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void diag_add(loader *l, const char *file, int line, const char *path, const char *fmt, ...)
+{
+	char reason[512], msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(msg, sizeof(msg), "%s:%d: setting '%s': %s", file, line, path, reason);
+	else
+		snprintf(msg, sizeof(msg), "%s: setting '%s': %s", file, path, reason);
+	diag_push(l, msg);
+}
+
+static const schema_entry *schema_find(const char *path)
+{
+	for (size_t i = 0; i < SCHEMA_LEN; i++)
+		if (strcmp(schema[i].path, path) == 0)
+			return &schema[i];
+	return NULL;
+}
+
+static const char *setting_file(const config_setting_t *s, const loader *l)
+{
+	const char *f = config_setting_source_file(s);
+	return f != NULL ? f : l->file;
+}
+
+#define SERR(l, s, path, ...) \
+	diag_add(l, setting_file(s, l), (int)config_setting_source_line(s), path, __VA_ARGS__)
+
+static const char *type_name(int type)
+{
+	switch (type) {
+	case CONFIG_TYPE_GROUP: return "a group";
+	case CONFIG_TYPE_INT: case CONFIG_TYPE_INT64: return "an integer";
+	case CONFIG_TYPE_FLOAT: return "a float";
+	case CONFIG_TYPE_STRING: return "a string";
+	case CONFIG_TYPE_BOOL: return "a boolean";
+	case CONFIG_TYPE_ARRAY: return "an array";
+	case CONFIG_TYPE_LIST: return "a list";
+	default: return "an unknown type";
+	}
+}
+
+/* Resolve a path against the config file's directory. */
+static char *resolve_path(const loader *l, const char *value)
+{
+	if (value[0] == '/')
+		return strdup(value);
+	size_t n = strlen(l->dir) + 1 + strlen(value) + 1;
+	char *p = malloc(n);
+	if (p != NULL)
+		snprintf(p, n, "%s/%s", l->dir, value);
+	return p;
+}
+
+/* ---- per-kind checks: return NULL when fine, else a reason -------------- */
+
+static const char *check_printable(const char *v)
+{
+	if (v[0] == '\0')
+		return "must not be empty";
+	if (strlen(v) > STRING_MAX)
+		return "too long";
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return "contains control characters";
+	return NULL;
+}
+
+static const char *check_ident(const char *v)
+{
+	if (v[0] == '\0' || strlen(v) > 64)
+		return "must be 1 to 64 characters of A-Z a-z 0-9 . _ -";
+	for (const char *p = v; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+			return "must be 1 to 64 characters of A-Z a-z 0-9 . _ -";
+	return NULL;
+}
+
+static void check_file(loader *l, const config_setting_t *s, const char *path, const char *file)
+{
+	struct stat st;
+	if (stat(file, &st) != 0)
+		SERR(l, s, path, "file '%s' is not readable: %s", file, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		SERR(l, s, path, "'%s' is not a regular file", file);
+	else if (access(file, R_OK) != 0)
+		SERR(l, s, path, "file '%s' is not readable: %s", file, strerror(errno));
+}
+
+static void check_uri(loader *l, const config_setting_t *s, const char *path, const char *v,
+		      bool want_object)
+{
+	if (strncmp(v, "pkcs11:", 7) != 0) {
+		SERR(l, s, path, "not a pkcs11: URI (RFC 7512)");
+		return;
+	}
+	P11KitUri *uri = p11_kit_uri_new();
+	if (uri == NULL)
+		return;
+	int rc = p11_kit_uri_parse(v, P11_KIT_URI_FOR_ANY, uri);
+	if (rc != P11_KIT_URI_OK)
+		SERR(l, s, path, "invalid pkcs11: URI: %s", p11_kit_uri_message(rc));
+	else if (p11_kit_uri_any_unrecognized(uri))
+		SERR(l, s, path, "pkcs11: URI has unrecognized attributes");
+	else if (p11_kit_uri_get_pin_value(uri) != NULL)
+		SERR(l, s, path, "PINs must not appear in the URI (use pin-source=file:PATH)");
+	else if (want_object && p11_kit_uri_get_attribute(uri, CKA_LABEL) == NULL &&
+		 p11_kit_uri_get_attribute(uri, CKA_ID) == NULL)
+		SERR(l, s, path, "pkcs11: key URI must name the key with object= or id=");
+	else if (!want_object && (p11_kit_uri_get_attribute(uri, CKA_LABEL) != NULL ||
+				  p11_kit_uri_get_attribute(uri, CKA_ID) != NULL))
+		SERR(l, s, path, "token URI must not name an object");
+	else if (p11_kit_uri_get_pin_source(uri) != NULL) {
+		const char *src = p11_kit_uri_get_pin_source(uri);
+		const char *why = NULL;
+		const char *file = strncmp(src, "file:", 5) == 0 ? src + 5 : src;
+		if (file[0] != '/')
+			SERR(l, s, path, "pin-source must be file:/ABSOLUTE/PATH");
+		else if (cs_secret_check_file(file, &why) != CS_OK)
+			SERR(l, s, path, "PIN file '%s': %s", file, why);
+	}
+	p11_kit_uri_free(uri);
+}
+
+static void check_listen(loader *l, const config_setting_t *s, const char *path, const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	char *end = NULL;
+	if (colon == NULL || colon == v) {
+		SERR(l, s, path, "expected HOST:PORT");
+		return;
+	}
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || port < 1 || port > 65535)
+		SERR(l, s, path, "port must be 1 to 65535");
+}
+
+static void check_url(loader *l, const config_setting_t *s, const char *path, const char *v)
+{
+	char *host = NULL, *port = NULL, *rest = NULL, *frag = NULL;
+	if (!OSSL_HTTP_parse_url(v, NULL, NULL, &host, &port, NULL, &rest, NULL, &frag) ||
+	    strncmp(v, "https://", 8) != 0)
+		SERR(l, s, path, "must be an https:// URL");
+	else if (frag != NULL && frag[0] != '\0')
+		SERR(l, s, path, "must not have a fragment");
+	OPENSSL_free(host);
+	OPENSSL_free(port);
+	OPENSSL_free(rest);
+	OPENSSL_free(frag);
+}
+
+/* ---- storing values ----------------------------------------------------- */
+
+static void store_string(loader *l, const schema_entry *e, char *value)
+{
+	char **slot = (char **)((char *)l->cfg + e->offset);
+	free(*slot);
+	*slot = value;
+}
+
+static bool wants_path(kind k)
+{
+	return k == K_FILE || k == K_PIN_FILE || k == K_OUT_FILE;
+}
+
+/* Validate a string-valued setting and store it (resolved if a path). */
+static void apply_string(loader *l, const schema_entry *e, const config_setting_t *s, const char *v)
+{
+	const char *why = check_printable(v);
+	if (why != NULL) {
+		SERR(l, s, e->path, "%s", why);
+		return;
+	}
+	char *value = NULL;
+	if (wants_path(e->kind) || (e->kind == K_MODULE && strchr(v, '/') != NULL) ||
+	    (e->kind == K_KEY_SOURCE && strncmp(v, "pkcs11:", 7) != 0))
+		value = resolve_path(l, v);
+	else
+		value = strdup(v);
+	if (value == NULL)
+		return;
+
+	switch (e->kind) {
+	case K_IDENT:
+		if ((why = check_ident(v)) != NULL)
+			SERR(l, s, e->path, "%s", why);
+		break;
+	case K_FILE:
+		check_file(l, s, e->path, value);
+		break;
+	case K_PIN_FILE:
+		if (cs_secret_check_file(value, &why) != CS_OK)
+			SERR(l, s, e->path, "PIN file '%s': %s", value, why);
+		break;
+	case K_OUT_FILE: {
+		char *slash = strrchr(value, '/');
+		*slash = '\0';
+		if (access(value[0] ? value : "/", W_OK | X_OK) != 0)
+			SERR(l, s, e->path, "directory '%s' is not writable: %s", value, strerror(errno));
+		*slash = '/';
+		break;
+	}
+	case K_MODULE:
+		if (strchr(value, '/') != NULL)
+			check_file(l, s, e->path, value);
+		break;
+	case K_KEY_SOURCE:
+		if (strncmp(value, "pkcs11:", 7) == 0)
+			check_uri(l, s, e->path, value, true);
+		else
+			check_file(l, s, e->path, value);
+		break;
+	case K_TOKEN_URI:
+		check_uri(l, s, e->path, value, false);
+		break;
+	case K_KEY_URI:
+		check_uri(l, s, e->path, value, true);
+		break;
+	case K_LISTEN:
+		check_listen(l, s, e->path, value);
+		break;
+	case K_URL:
+		check_url(l, s, e->path, value);
+		for (size_t n = strlen(value); n > 8 && value[n - 1] == '/'; n--)
+			value[n - 1] = '\0';
+		break;
+	case K_LOG_LEVEL: {
+		int lv = cs_log_level_parse(value);
+		if (lv < 0)
+			SERR(l, s, e->path, "must be one of debug, info, warn, error");
+		else
+			l->cfg->log.level = (cs_log_level)lv;
+		free(value);
+		return;
+	}
+	case K_LOG_FORMAT: {
+		int f = cs_log_format_parse(value);
+		if (f < 0)
+			SERR(l, s, e->path, "must be logfmt or json");
+		else
+			l->cfg->log.format = (cs_log_format)f;
+		free(value);
+		return;
+	}
+	default:
+		break;
+	}
+	store_string(l, e, value);
+}
+
+static bool is_string_kind(kind k)
+{
+	return k != K_GROUP && k != K_INT && k != K_BOOL;
+}
+
+static void apply_setting(loader *l, const schema_entry *e, const config_setting_t *s)
+{
+	int type = config_setting_type(s);
+	if (e->kind == K_INT) {
+		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+			SERR(l, s, e->path, "expected an integer, got %s", type_name(type));
+			return;
+		}
+		long long v = config_setting_get_int64(s);
+		if (v < e->min || v > e->max) {
+			SERR(l, s, e->path, "%lld is out of range %ld..%ld", v, e->min, e->max);
+			return;
+		}
+		*(int *)((char *)l->cfg + e->offset) = (int)v;
+	} else if (e->kind == K_BOOL) {
+		if (type != CONFIG_TYPE_BOOL) {
+			SERR(l, s, e->path, "expected a boolean (true/false), got %s", type_name(type));
+			return;
+		}
+		*(bool *)((char *)l->cfg + e->offset) = config_setting_get_bool(s) != 0;
+	} else if (is_string_kind(e->kind)) {
+		if (type != CONFIG_TYPE_STRING) {
+			SERR(l, s, e->path, "expected a string, got %s", type_name(type));
+			return;
+		}
+		apply_string(l, e, s, config_setting_get_string(s));
+	}
+}
+
+static void apply_default(loader *l, const schema_entry *e)
+{
+	if (e->kind == K_INT)
+		*(int *)((char *)l->cfg + e->offset) = (int)e->def_int;
+	else if (e->kind == K_BOOL)
+		*(bool *)((char *)l->cfg + e->offset) = e->def_int != 0;
+	else if (e->kind == K_LOG_LEVEL)
+		l->cfg->log.level = (cs_log_level)cs_log_level_parse(e->def);
+	else if (e->kind == K_LOG_FORMAT)
+		l->cfg->log.format = (cs_log_format)cs_log_format_parse(e->def);
+	else if (e->def != NULL)
+		store_string(l, e, wants_path(e->kind) ? resolve_path(l, e->def) : strdup(e->def));
+}
+
+/* Report every setting in the file that the schema does not know. */
+static void check_unknown(loader *l, const config_setting_t *group, const char *prefix)
+{
+	int n = config_setting_length(group);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+		char path[256];
+		snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "",
+			 config_setting_name(s));
+		const schema_entry *e = schema_find(path);
+		if (e == NULL) {
+			SERR(l, s, path, "unknown setting");
+		} else if (e->kind == K_GROUP) {
+			if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+				SERR(l, s, path, "expected a group { ... }, got %s",
+				     type_name(config_setting_type(s)));
+			else
+				check_unknown(l, s, path);
+		}
+	}
+}
+
+static void apply_schema(loader *l, config_t *lc)
+{
+	for (size_t i = 0; i < SCHEMA_LEN; i++) {
+		const schema_entry *e = &schema[i];
+		const config_setting_t *s = config_lookup(lc, e->path);
+		if (e->kind == K_GROUP) {
+			if (s == NULL && e->required)
+				diag_add(l, l->file, 0, e->path, "required group missing");
+			continue;
+		}
+		/* a group of the wrong type was reported by check_unknown */
+		if (s != NULL) {
+			apply_setting(l, e, s);
+			continue;
+		}
+		apply_default(l, e);
+		if (e->required) {
+			char group[64];
+			snprintf(group, sizeof(group), "%.*s", (int)(strchr(e->path, '.') - e->path),
+				 e->path);
+			const config_setting_t *g = config_lookup(lc, group);
+			if (g != NULL && config_setting_type(g) == CONFIG_TYPE_GROUP)
+				SERR(l, g, e->path, "required setting missing");
+		}
+	}
+}
+
+/* Rules that involve more than one setting. */
+static void check_cross(loader *l, config_t *lc)
+{
+	cs_config *c = l->cfg;
+	const config_setting_t *s;
+	if (c->tls.crl_check && c->tls.crl == NULL && (s = config_lookup(lc, "tls.crl_check")) != NULL)
+		SERR(l, s, "tls.crl_check", "requires tls.crl");
+	if (c->pkcs11.token_uri != NULL && c->pkcs11.pin_file == NULL &&
+	    strstr(c->pkcs11.token_uri, "pin-source=") == NULL &&
+	    (s = config_lookup(lc, "pkcs11.token_uri")) != NULL)
+		SERR(l, s, "pkcs11.pin_file",
+		     "no PIN source: set pkcs11.pin_file or pin-source in the token URI");
+}
+
+static char *dir_of(const char *abs)
+{
+	char *d = strdup(abs);
+	if (d == NULL)
+		return NULL;
+	char *slash = strrchr(d, '/');
+	if (slash == d)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	return d;
+}
+
+static void diag_plain(loader *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void diag_plain(loader *l, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	diag_push(l, msg);
+}
+
+cs_err cs_config_load(const char *path, cs_config **out, cs_config_diag *diag)
+{
+	config_t lc;
+	loader l = {0};
+	char abs[PATH_MAX];
+
+	*out = NULL;
+	memset(diag, 0, sizeof(*diag));
+	l.diag = diag;
+	l.file = path;
+	if (realpath(path, abs) == NULL) {
+		diag_plain(&l, "%s: cannot read configuration: %s", path, strerror(errno));
+		return CS_E_CONFIG;
+	}
+	if ((l.cfg = calloc(1, sizeof(cs_config))) == NULL || (l.dir = dir_of(abs)) == NULL) {
+		free(l.cfg);
+		return CS_E_NOMEM;
+	}
+	l.cfg->file = strdup(abs);
+	config_init(&lc);
+	config_set_include_dir(&lc, l.dir);
+	if (config_read_file(&lc, abs) != CONFIG_TRUE) {
+		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+			diag_plain(&l, "%s: cannot read configuration: %s", path, strerror(errno));
+		else
+			diag_plain(&l, "%s:%d: syntax error: %s",
+				   config_error_file(&lc) ? config_error_file(&lc) : path,
+				   config_error_line(&lc), config_error_text(&lc));
+	} else {
+		check_unknown(&l, config_root_setting(&lc), "");
+		apply_schema(&l, &lc);
+		check_cross(&l, &lc);
+	}
+	config_destroy(&lc);
+	free(l.dir);
+	if (l.failed) {
+		cs_config_free(l.cfg);
+		return CS_E_CONFIG;
+	}
+	*out = l.cfg;
+	return CS_OK;
+}
+
+void cs_config_free(cs_config *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < SCHEMA_LEN; i++)
+		if (is_string_kind(schema[i].kind) && schema[i].kind != K_GROUP &&
+		    schema[i].kind != K_LOG_LEVEL && schema[i].kind != K_LOG_FORMAT)
+			free(*(char **)((char *)c + schema[i].offset));
+	free(c->file);
+	free(c);
+}
+
+void cs_config_diag_free(cs_config_diag *diag)
+{
+	for (size_t i = 0; i < diag->count; i++)
+		free(diag->messages[i]);
+	free(diag->messages);
+	memset(diag, 0, sizeof(*diag));
+}

@@ -1,0 +1,70 @@
+/*
+ * config: credsignd.conf (libconfig syntax) loaded into one typed struct.
+ *
+ * cs_config_load() parses the file, checks every setting against one schema
+ * table (config.c) and fills defaults. It reports every problem, not only the
+ * first, each as
+ *
+ *     FILE:LINE: setting 'group.name': reason
+ *
+ * (unknown settings, wrong types, out-of-range values, unreadable files,
+ * over-permissive PIN files, bad pkcs11: URIs and URLs). On any error no
+ * config is returned. Relative paths in the file are resolved against the
+ * file's directory; @include is resolved the same way.
+ *
+ * Ownership: the returned cs_config owns all its strings; free it with
+ * cs_config_free(). The diagnostics are owned by the cs_config_diag and
+ * freed with cs_config_diag_free(). Not thread-safe while loading; a loaded
+ * config is read-only and may be shared.
+ */
+#ifndef CS_CONFIG_H
+#define CS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cs_error.h"
+#include "cs_log.h"
+
+typedef struct {
+	char *file; /* absolute path of the loaded file */
+	struct {
+		char *listen;          /* "HOST:PORT" */
+		char *public_base_url; /* https URL, no trailing slash */
+		char *node_id;
+	} server;
+	struct {
+		char *cert, *key; /* key: file path, or a pkcs11: URI (issue 3) */
+		char *ca;
+		char *crl; /* NULL when unset */
+		bool crl_check;
+		int verify_depth;
+	} tls;
+	struct {
+		char *module;
+		char *token_uri;
+		char *pin_file; /* NULL when the token URI has pin-source */
+		int sessions;
+		char *signing_key; /* pkcs11: URI of the ES256 key */
+		char *validation;  /* operator text, e.g. a FIPS 140-3 cert number */
+	} pkcs11;
+	struct {
+		char *path;
+	} store;
+	struct {
+		cs_log_level level;
+		cs_log_format format;
+	} log;
+} cs_config;
+
+typedef struct {
+	char **messages;
+	size_t count;
+} cs_config_diag;
+
+cs_err cs_config_load(const char *path, cs_config **out, cs_config_diag *diag)
+	__attribute__((warn_unused_result));
+void cs_config_free(cs_config *cfg);
+void cs_config_diag_free(cs_config_diag *diag);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * cs_log: one line per event on stderr (or a configured stream), logfmt or
+ * JSON, with an RFC 3339 UTC timestamp, level and the reporting function.
+ *
+ *   ts=2026-11-23T10:00:00.123Z level=error fn=token_login msg="token PIN rejected"
+ *
+ * Log once, where an error is handled. Never pass secrets (PINs, credentials,
+ * salts) to these functions. Thread-safe: each line is written with a single
+ * write(2) call.
+ */
+#ifndef CS_LOG_H
+#define CS_LOG_H
+
+#include <stdarg.h>
+
+typedef enum { CS_LOG_DEBUG, CS_LOG_INFO, CS_LOG_WARN, CS_LOG_ERROR } cs_log_level;
+typedef enum { CS_LOG_LOGFMT, CS_LOG_JSON } cs_log_format;
+
+void cs_log_configure(cs_log_level min_level, cs_log_format format, int fd);
+/* Parse "debug"/"info"/"warn"/"error" (returns -1 on anything else). */
+int cs_log_level_parse(const char *name);
+int cs_log_format_parse(const char *name);
+
+void cs_log_write(cs_log_level level, const char *fn, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void cs_log_vwrite(cs_log_level level, const char *fn, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+#define cs_log_debug(...) cs_log_write(CS_LOG_DEBUG, __func__, __VA_ARGS__)
+#define cs_log_info(...) cs_log_write(CS_LOG_INFO, __func__, __VA_ARGS__)
+#define cs_log_warn(...) cs_log_write(CS_LOG_WARN, __func__, __VA_ARGS__)
+#define cs_log_error(...) cs_log_write(CS_LOG_ERROR, __func__, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,124 @@
+/* ec_util: see ec_util.h. */
+#include "ec_util.h"
+
+#include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/param_build.h>
+
+/* OBJECT IDENTIFIER 1.2.840.10045.3.1.7 (prime256v1) */
+const uint8_t cs_p256_ec_params[10] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+
+static cs_err pkey_from_point(const uint8_t *point, size_t len, EVP_PKEY **out)
+{
+	cs_err r = CS_E_TOKEN_DATA;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL, *check = NULL;
+	EVP_PKEY *pkey = NULL;
+
+	if (len != 65 || point[0] != 0x04)
+		return CS_E_TOKEN_DATA; /* only uncompressed P-256 points */
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, len) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL) {
+		r = CS_E_CRYPTO;
+		goto out;
+	}
+	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		goto out;
+	/* the point must lie on the curve */
+	if ((check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL ||
+	    EVP_PKEY_public_check(check) <= 0)
+		goto out;
+	*out = pkey;
+	pkey = NULL;
+	r = CS_OK;
+out:
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_CTX_free(check);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	return r;
+}
+
+cs_err cs_ec_point_to_pkey(const uint8_t *attr, size_t len, EVP_PKEY **out)
+{
+	*out = NULL;
+	if (attr == NULL || len == 0 || len > 1024)
+		return CS_E_TOKEN_DATA;
+	if (len == 65 && attr[0] == 0x04)
+		return pkey_from_point(attr, len, out); /* bare point */
+
+	const unsigned char *p = attr;
+	ASN1_OCTET_STRING *os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)len);
+	if (os == NULL)
+		return CS_E_TOKEN_DATA;
+	cs_err r = CS_E_TOKEN_DATA;
+	if (p == attr + len) /* no trailing bytes */
+		r = pkey_from_point(ASN1_STRING_get0_data(os), (size_t)ASN1_STRING_length(os), out);
+	ASN1_OCTET_STRING_free(os);
+	return r;
+}
+
+cs_err cs_ecdsa_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[64])
+{
+	const unsigned char *p = der;
+	if (der_len == 0 || der_len > 72)
+		return CS_E_TOKEN_DATA;
+	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+	if (sig == NULL)
+		return CS_E_TOKEN_DATA;
+	cs_err r = CS_E_TOKEN_DATA;
+	const BIGNUM *br = NULL, *bs = NULL;
+	ECDSA_SIG_get0(sig, &br, &bs);
+	if (p == der + der_len && BN_num_bytes(br) <= 32 && BN_num_bytes(bs) <= 32 &&
+	    BN_bn2binpad(br, raw, 32) == 32 && BN_bn2binpad(bs, raw + 32, 32) == 32)
+		r = CS_OK;
+	ECDSA_SIG_free(sig);
+	return r;
+}
+
+cs_err cs_ecdsa_sig_to_raw(const uint8_t *sig, size_t len, uint8_t raw[64])
+{
+	if (len == 64) {
+		memcpy(raw, sig, 64);
+		return CS_OK;
+	}
+	if (len > 2 && sig[0] == 0x30) /* DER SEQUENCE from some HSMs */
+		return cs_ecdsa_der_to_raw(sig, len, raw);
+	return CS_E_TOKEN_DATA;
+}
+
+cs_err cs_ecdsa_raw_to_der(const uint8_t raw[64], uint8_t der[72], size_t *der_len)
+{
+	cs_err r = CS_E_CRYPTO;
+	ECDSA_SIG *sig = ECDSA_SIG_new();
+	BIGNUM *br = BN_bin2bn(raw, 32, NULL);
+	BIGNUM *bs = BN_bin2bn(raw + 32, 32, NULL);
+	unsigned char *p = der;
+	*der_len = 0;
+	if (sig == NULL || br == NULL || bs == NULL || BN_is_zero(br) || BN_is_zero(bs))
+		goto out;
+	if (!ECDSA_SIG_set0(sig, br, bs))
+		goto out;
+	br = bs = NULL; /* owned by sig */
+	if (i2d_ECDSA_SIG(sig, NULL) > 72)
+		goto out;
+	int n = i2d_ECDSA_SIG(sig, &p);
+	if (n <= 0)
+		goto out;
+	*der_len = (size_t)n;
+	r = CS_OK;
+out:
+	BN_free(br);
+	BN_free(bs);
+	ECDSA_SIG_free(sig);
+	return r;
+}

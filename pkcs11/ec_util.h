@@ -1,0 +1,33 @@
+/*
+ * ec_util: conversions between what PKCS#11 tokens return and OpenSSL.
+ *
+ * - CKA_EC_POINT comes as a DER OCTET STRING wrapping the X9.62 point (as the
+ *   standard says) or, from some tokens, as the bare point; both are accepted.
+ * - CKM_ECDSA returns r || s; some HSMs return a DER ECDSA-Sig-Value instead.
+ *   The shape is detected (length 64 = raw, else a DER SEQUENCE that parses
+ *   completely), never guessed twice.
+ * Pure functions on caller buffers; thread-safe.
+ */
+#ifndef CS_EC_UTIL_H
+#define CS_EC_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "cs_error.h"
+
+/* DER of the P-256 OID as CKA_EC_PARAMS holds it. */
+extern const uint8_t cs_p256_ec_params[10];
+
+/* Build a P-256 public key from a CKA_EC_POINT value. */
+cs_err cs_ec_point_to_pkey(const uint8_t *attr, size_t len, EVP_PKEY **out);
+/* Normalise a token's ECDSA P-256 signature to raw r || s. */
+cs_err cs_ecdsa_sig_to_raw(const uint8_t *sig, size_t len, uint8_t raw[64]);
+/* raw r || s -> DER ECDSA-Sig-Value (at most 72 bytes). */
+cs_err cs_ecdsa_raw_to_der(const uint8_t raw[64], uint8_t der[72], size_t *der_len);
+/* DER ECDSA-Sig-Value -> raw r || s; rejects trailing bytes and big values. */
+cs_err cs_ecdsa_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[64]);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * token: the one interface between credsign and its PKCS#11 token.
+ *
+ * Everything that touches key material or the entropy source goes through
+ * these functions. The interface deals only in plain data (buffers, key
+ * references by label and CKA_ID, digests, signatures); no PKCS#11 handle or
+ * session crosses it, so it can later be served by a separate key process
+ * over a socket without changing callers.
+ *
+ * The implementation (token_p11.c) loads the module through p11-kit, selects
+ * the token by an RFC 7512 URI, logs in as user with a PIN read from an
+ * owner-only file at each login (and wiped right after C_Login), and runs
+ * every operation on a session from a bounded, thread-safe pool. When the
+ * token reports a closed/invalid session, a removed/absent token or a device
+ * error, the pool reopens its sessions, logs in again and retries the
+ * operation once; if that fails too the caller gets CS_E_TOKEN_UNAVAILABLE.
+ * A PIN the token rejected is never tried again (no lockout by retry).
+ *
+ * Thread-safety: all functions may be called concurrently on one cs_token,
+ * except cs_token_open/cs_token_close.
+ */
+#ifndef CS_TOKEN_H
+#define CS_TOKEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "cs_error.h"
+
+typedef struct cs_token cs_token;
+
+#define CS_TOKEN_POOL_MAX 64
+#define CS_KEY_LABEL_MAX 64
+#define CS_KEY_ID_MAX 64
+
+typedef struct {
+	/* Path of a PKCS#11 module ("/usr/lib/softhsm/libsofthsm2.so") or the
+	 * name of a module registered in p11-kit's configuration. */
+	const char *module;
+	/* RFC 7512 URI selecting exactly one initialized token; may carry
+	 * pin-source=file:PATH. pin-value is refused. */
+	const char *token_uri;
+	/* PIN file used when the URI has no pin-source; NULL for none. */
+	const char *pin_file;
+	/* Maximum number of concurrent sessions (1..CS_TOKEN_POOL_MAX). */
+	unsigned pool_size;
+	/* Open read/write sessions (needed to create token objects). */
+	int read_write;
+} cs_token_params;
+
+typedef struct {
+	/* CK_TOKEN_INFO, blank padding removed */
+	char label[33];
+	char manufacturer[33];
+	char model[17];
+	char serial[17];
+	unsigned hw_major, hw_minor, fw_major, fw_minor;
+	unsigned long flags; /* CKF_* token flags */
+	/* CK_INFO of the module */
+	char module_manufacturer[33];
+	char module_description[33];
+	unsigned module_major, module_minor, cryptoki_major, cryptoki_minor;
+	unsigned long slot_id;
+} cs_token_info;
+
+/* A key pair in the token, named by CKA_LABEL and/or CKA_ID. Plain data. */
+typedef struct {
+	char label[CS_KEY_LABEL_MAX + 1]; /* "" = any label */
+	uint8_t id[CS_KEY_ID_MAX];
+	size_t id_len; /* 0 = any id */
+} cs_key_ref;
+
+/* An ES256 signature in both encodings. */
+typedef struct {
+	uint8_t raw[64]; /* JOSE: r || s, 32 bytes each */
+	uint8_t der[72]; /* X9.62 ECDSA-Sig-Value */
+	size_t der_len;
+} cs_es256_sig;
+
+cs_err cs_token_open(const cs_token_params *params, cs_token **out)
+	__attribute__((warn_unused_result));
+void cs_token_close(cs_token *token);
+
+cs_err cs_token_get_info(cs_token *token, cs_token_info *info);
+/* Fill buf[n] from C_GenerateRandom (chunked). Fails with CS_E_TOKEN_NO_RNG
+ * when the token does not report CKF_RNG. */
+cs_err cs_token_random(cs_token *token, uint8_t *buf, size_t n)
+	__attribute__((warn_unused_result));
+
+/* Parse a pkcs11: URI naming a key (object= and/or id=) into a reference. */
+cs_err cs_key_ref_from_uri(const char *uri, cs_key_ref *out);
+/* Resolve a reference to exactly one EC P-256 private key that has a public
+ * half; *found gets its full label and id. */
+cs_err cs_token_find_key(cs_token *token, const cs_key_ref *query, cs_key_ref *found);
+/* Generate a P-256 key pair in the token: CKA_TOKEN, CKA_PRIVATE and
+ * CKA_SENSITIVE true, CKA_EXTRACTABLE false. The id is 16 bytes from the
+ * token's RNG. Fails with CS_E_KEY_EXISTS if the label is taken. */
+cs_err cs_token_generate_p256(cs_token *token, const char *label, cs_key_ref *out);
+/* The key's public half (from CKA_EC_POINT) as an OpenSSL key. */
+cs_err cs_token_public_key(cs_token *token, const cs_key_ref *key, EVP_PKEY **out);
+/* ECDSA P-256 signature (CKM_ECDSA) of a SHA-256 digest computed by the
+ * caller. Accepts tokens that return raw r||s or DER. */
+cs_err cs_token_sign_es256(cs_token *token, const cs_key_ref *key, const uint8_t digest[32],
+			   cs_es256_sig *sig) __attribute__((warn_unused_result));
+
+#endif

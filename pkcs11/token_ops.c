@@ -1,0 +1,473 @@
+/*
+ * token_ops: the operations of token.h, each run on a pooled session through
+ * tok_run() so that session loss is recovered in one place.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_log.h"
+#include "ec_util.h"
+#include "token_internal.h"
+
+#define RANDOM_CHUNK 256 /* some HSMs cap one C_GenerateRandom call */
+
+/* ---- info ------------------------------------------------------------------ */
+
+static CK_RV op_info(cs_token *t, tok_session *s, void *arg, cs_err *err)
+{
+	cs_token_info *info = arg;
+	CK_INFO minfo;
+	CK_TOKEN_INFO tinfo;
+	(void)s;
+	(void)err;
+	CK_RV rv = t->fl->C_GetInfo(&minfo);
+	if (rv != CKR_OK)
+		return rv;
+	if ((rv = t->fl->C_GetTokenInfo(t->slot, &tinfo)) != CKR_OK)
+		return rv;
+	memset(info, 0, sizeof(*info));
+	tok_copy_padded(info->label, sizeof(info->label), tinfo.label, sizeof(tinfo.label));
+	tok_copy_padded(info->manufacturer, sizeof(info->manufacturer), tinfo.manufacturerID,
+			sizeof(tinfo.manufacturerID));
+	tok_copy_padded(info->model, sizeof(info->model), tinfo.model, sizeof(tinfo.model));
+	tok_copy_padded(info->serial, sizeof(info->serial), tinfo.serialNumber,
+			sizeof(tinfo.serialNumber));
+	info->hw_major = tinfo.hardwareVersion.major;
+	info->hw_minor = tinfo.hardwareVersion.minor;
+	info->fw_major = tinfo.firmwareVersion.major;
+	info->fw_minor = tinfo.firmwareVersion.minor;
+	info->flags = tinfo.flags;
+	tok_copy_padded(info->module_manufacturer, sizeof(info->module_manufacturer),
+			minfo.manufacturerID, sizeof(minfo.manufacturerID));
+	tok_copy_padded(info->module_description, sizeof(info->module_description),
+			minfo.libraryDescription, sizeof(minfo.libraryDescription));
+	info->module_major = minfo.libraryVersion.major;
+	info->module_minor = minfo.libraryVersion.minor;
+	info->cryptoki_major = minfo.cryptokiVersion.major;
+	info->cryptoki_minor = minfo.cryptokiVersion.minor;
+	info->slot_id = t->slot;
+	return CKR_OK;
+}
+
+cs_err cs_token_get_info(cs_token *t, cs_token_info *info)
+{
+	if (t == NULL || info == NULL)
+		return CS_E_INVALID_ARG;
+	return tok_run(t, op_info, info);
+}
+
+/* ---- random ---------------------------------------------------------------- */
+
+struct random_arg {
+	uint8_t *buf;
+	size_t n;
+};
+
+static CK_RV op_random(cs_token *t, tok_session *s, void *arg, cs_err *err)
+{
+	struct random_arg *a = arg;
+	CK_TOKEN_INFO tinfo;
+	CK_RV rv = t->fl->C_GetTokenInfo(t->slot, &tinfo);
+	if (rv != CKR_OK)
+		return rv;
+	if (!(tinfo.flags & CKF_RNG)) {
+		*err = CS_E_TOKEN_NO_RNG;
+		return CKR_OK;
+	}
+	for (size_t off = 0; off < a->n;) {
+		size_t chunk = a->n - off < RANDOM_CHUNK ? a->n - off : RANDOM_CHUNK;
+		rv = t->fl->C_GenerateRandom(s->handle, a->buf + off, (CK_ULONG)chunk);
+		if (rv != CKR_OK)
+			return rv;
+		off += chunk;
+	}
+	return CKR_OK;
+}
+
+cs_err cs_token_random(cs_token *t, uint8_t *buf, size_t n)
+{
+	if (t == NULL || (buf == NULL && n > 0))
+		return CS_E_INVALID_ARG;
+	if (n == 0)
+		return CS_OK;
+	struct random_arg a = {buf, n};
+	cs_err r = tok_run(t, op_random, &a);
+	if (r != CS_OK)
+		memset(buf, 0, n); /* never hand out a partly filled buffer */
+	return r;
+}
+
+/* ---- key references ---------------------------------------------------------- */
+
+cs_err cs_key_ref_from_uri(const char *text, cs_key_ref *out)
+{
+	P11KitUri *uri = NULL;
+	memset(out, 0, sizeof(*out));
+	cs_err r = tok_parse_uri(text, &uri);
+	if (r != CS_OK)
+		return r;
+	r = CS_E_URI_INVALID;
+	CK_ATTRIBUTE *label = p11_kit_uri_get_attribute(uri, CKA_LABEL);
+	CK_ATTRIBUTE *id = p11_kit_uri_get_attribute(uri, CKA_ID);
+	if (label == NULL && id == NULL)
+		goto out; /* a key URI must name the object */
+	if (label != NULL) {
+		if (label->ulValueLen == 0 || label->ulValueLen > CS_KEY_LABEL_MAX ||
+		    memchr(label->pValue, '\0', label->ulValueLen) != NULL)
+			goto out;
+		memcpy(out->label, label->pValue, label->ulValueLen);
+	}
+	if (id != NULL) {
+		if (id->ulValueLen == 0 || id->ulValueLen > CS_KEY_ID_MAX)
+			goto out;
+		memcpy(out->id, id->pValue, id->ulValueLen);
+		out->id_len = id->ulValueLen;
+	}
+	r = CS_OK;
+out:
+	p11_kit_uri_free(uri);
+	return r;
+}
+
+static int key_ref_equal(const cs_key_ref *a, const cs_key_ref *b)
+{
+	return strcmp(a->label, b->label) == 0 && a->id_len == b->id_len &&
+	       memcmp(a->id, b->id, a->id_len) == 0;
+}
+
+/* Find objects of a class matching label/id; up to `max` handles. */
+static CK_RV find_objects(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls,
+			  const cs_key_ref *q, CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count)
+{
+	CK_KEY_TYPE ktype = CKK_EC;
+	CK_ATTRIBUTE tmpl[4] = {
+		{CKA_CLASS, &cls, sizeof(cls)},
+		{CKA_KEY_TYPE, &ktype, sizeof(ktype)},
+	};
+	CK_ULONG n = 2;
+	if (q->label[0] != '\0')
+		tmpl[n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)q->label, strlen(q->label)};
+	if (q->id_len > 0)
+		tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)q->id, q->id_len};
+	*count = 0;
+	CK_RV rv = t->fl->C_FindObjectsInit(h, tmpl, n);
+	if (rv != CKR_OK)
+		return rv;
+	rv = t->fl->C_FindObjects(h, found, max, count);
+	CK_RV rv2 = t->fl->C_FindObjectsFinal(h);
+	return rv != CKR_OK ? rv : rv2;
+}
+
+/* Read CKA_LABEL and CKA_ID of an object into a reference. */
+static CK_RV read_ref(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, cs_key_ref *ref,
+		      cs_err *err)
+{
+	CK_ATTRIBUTE a[2] = {{CKA_LABEL, NULL, 0}, {CKA_ID, NULL, 0}};
+	memset(ref, 0, sizeof(*ref));
+	CK_RV rv = t->fl->C_GetAttributeValue(h, obj, a, 2);
+	if (rv != CKR_OK)
+		return rv;
+	if (a[0].ulValueLen > CS_KEY_LABEL_MAX || a[1].ulValueLen > CS_KEY_ID_MAX) {
+		*err = CS_E_TOKEN_DATA;
+		return CKR_OK;
+	}
+	a[0].pValue = ref->label;
+	a[1].pValue = ref->id;
+	if ((rv = t->fl->C_GetAttributeValue(h, obj, a, 2)) != CKR_OK)
+		return rv;
+	ref->label[a[0].ulValueLen] = '\0';
+	ref->id_len = a[1].ulValueLen;
+	return CKR_OK;
+}
+
+/* Check CKA_EC_PARAMS names P-256. */
+static CK_RV check_p256(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, cs_err *err)
+{
+	uint8_t params[64];
+	CK_ATTRIBUTE a = {CKA_EC_PARAMS, params, sizeof(params)};
+	CK_RV rv = t->fl->C_GetAttributeValue(h, obj, &a, 1);
+	if (rv == CKR_BUFFER_TOO_SMALL || rv == CKR_ATTRIBUTE_TYPE_INVALID) {
+		*err = CS_E_KEY_TYPE;
+		return CKR_OK;
+	}
+	if (rv != CKR_OK)
+		return rv;
+	if (a.ulValueLen != sizeof(cs_p256_ec_params) ||
+	    memcmp(params, cs_p256_ec_params, sizeof(cs_p256_ec_params)) != 0)
+		*err = CS_E_KEY_TYPE;
+	return CKR_OK;
+}
+
+/* Resolve a query to private and public handles on this session, using the
+ * session's cache. `refresh` forces a new search. */
+static CK_RV resolve_key(cs_token *t, tok_session *s, const cs_key_ref *q, int refresh,
+			 tok_key_cache **out, cs_err *err)
+{
+	*out = NULL;
+	for (unsigned i = 0; i < TOK_KEY_CACHE; i++) {
+		tok_key_cache *c = &s->keys[i];
+		if (c->valid && key_ref_equal(&c->query, q)) {
+			if (!refresh) {
+				*out = c;
+				return CKR_OK;
+			}
+			c->valid = 0;
+		}
+	}
+	if (q->label[0] == '\0' && q->id_len == 0) {
+		*err = CS_E_INVALID_ARG;
+		return CKR_OK;
+	}
+	CK_OBJECT_HANDLE priv[2], pub[2];
+	CK_ULONG npriv = 0, npub = 0;
+	CK_RV rv = find_objects(t, s->handle, CKO_PRIVATE_KEY, q, priv, 2, &npriv);
+	if (rv != CKR_OK)
+		return rv;
+	if (npriv != 1) {
+		*err = npriv == 0 ? CS_E_KEY_NOT_FOUND : CS_E_KEY_AMBIGUOUS;
+		return CKR_OK;
+	}
+	tok_key_cache *c = &s->keys[s->next_key++ % TOK_KEY_CACHE];
+	memset(c, 0, sizeof(*c));
+	if ((rv = read_ref(t, s->handle, priv[0], &c->ref, err)) != CKR_OK || *err != CS_OK)
+		return rv;
+	if ((rv = check_p256(t, s->handle, priv[0], err)) != CKR_OK || *err != CS_OK)
+		return rv;
+	/* the public half: same id (and label), as generated together */
+	if ((rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, &c->ref, pub, 2, &npub)) != CKR_OK)
+		return rv;
+	if (npub != 1) {
+		*err = npub == 0 ? CS_E_KEY_NOT_FOUND : CS_E_KEY_AMBIGUOUS;
+		return CKR_OK;
+	}
+	c->query = *q;
+	c->priv = priv[0];
+	c->pub = pub[0];
+	c->valid = 1;
+	*out = c;
+	return CKR_OK;
+}
+
+struct find_arg {
+	const cs_key_ref *query;
+	cs_key_ref *found;
+};
+
+static CK_RV op_find(cs_token *t, tok_session *s, void *arg, cs_err *err)
+{
+	struct find_arg *a = arg;
+	tok_key_cache *c = NULL;
+	CK_RV rv = resolve_key(t, s, a->query, 1, &c, err);
+	if (rv == CKR_OK && *err == CS_OK)
+		*a->found = c->ref;
+	return rv;
+}
+
+cs_err cs_token_find_key(cs_token *t, const cs_key_ref *query, cs_key_ref *found)
+{
+	if (t == NULL || query == NULL || found == NULL)
+		return CS_E_INVALID_ARG;
+	struct find_arg a = {query, found};
+	return tok_run(t, op_find, &a);
+}
+
+/* ---- public key ------------------------------------------------------------ */
+
+struct pub_arg {
+	const cs_key_ref *key;
+	EVP_PKEY *pkey;
+};
+
+static CK_RV read_ec_point(cs_token *t, tok_session *s, CK_OBJECT_HANDLE pub, EVP_PKEY **out,
+			   cs_err *err)
+{
+	uint8_t point[256];
+	CK_ATTRIBUTE a = {CKA_EC_POINT, point, sizeof(point)};
+	CK_RV rv = t->fl->C_GetAttributeValue(s->handle, pub, &a, 1);
+	if (rv == CKR_BUFFER_TOO_SMALL) {
+		*err = CS_E_TOKEN_DATA;
+		return CKR_OK;
+	}
+	if (rv != CKR_OK)
+		return rv;
+	*err = cs_ec_point_to_pkey(point, a.ulValueLen, out);
+	return CKR_OK;
+}
+
+static CK_RV op_public(cs_token *t, tok_session *s, void *arg, cs_err *err)
+{
+	struct pub_arg *a = arg;
+	tok_key_cache *c = NULL;
+	CK_RV rv = resolve_key(t, s, a->key, 0, &c, err);
+	if (rv != CKR_OK || *err != CS_OK)
+		return rv;
+	rv = read_ec_point(t, s, c->pub, &a->pkey, err);
+	if (rv == CKR_OBJECT_HANDLE_INVALID) { /* stale cache: search again */
+		if ((rv = resolve_key(t, s, a->key, 1, &c, err)) != CKR_OK || *err != CS_OK)
+			return rv;
+		rv = read_ec_point(t, s, c->pub, &a->pkey, err);
+	}
+	return rv;
+}
+
+cs_err cs_token_public_key(cs_token *t, const cs_key_ref *key, EVP_PKEY **out)
+{
+	if (t == NULL || key == NULL || out == NULL)
+		return CS_E_INVALID_ARG;
+	struct pub_arg a = {key, NULL};
+	*out = NULL;
+	cs_err r = tok_run(t, op_public, &a);
+	if (r == CS_OK)
+		*out = a.pkey;
+	else
+		EVP_PKEY_free(a.pkey);
+	return r;
+}
+
+/* ---- sign -------------------------------------------------------------------- */
+
+struct sign_arg {
+	const cs_key_ref *key;
+	const uint8_t *digest;
+	cs_es256_sig *sig;
+};
+
+static CK_RV sign_once(cs_token *t, tok_session *s, CK_OBJECT_HANDLE priv, struct sign_arg *a,
+		       cs_err *err)
+{
+	CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+	uint8_t out[132];
+	CK_ULONG out_len = sizeof(out);
+	CK_RV rv = t->fl->C_SignInit(s->handle, &mech, priv);
+	if (rv != CKR_OK)
+		return rv;
+	rv = t->fl->C_Sign(s->handle, (CK_BYTE_PTR)a->digest, 32, out, &out_len);
+	if (rv != CKR_OK)
+		return rv;
+	if ((*err = cs_ecdsa_sig_to_raw(out, out_len, a->sig->raw)) != CS_OK)
+		return CKR_OK;
+	*err = cs_ecdsa_raw_to_der(a->sig->raw, a->sig->der, &a->sig->der_len);
+	return CKR_OK;
+}
+
+static CK_RV op_sign(cs_token *t, tok_session *s, void *arg, cs_err *err)
+{
+	struct sign_arg *a = arg;
+	tok_key_cache *c = NULL;
+	CK_RV rv = resolve_key(t, s, a->key, 0, &c, err);
+	if (rv != CKR_OK || *err != CS_OK)
+		return rv;
+	rv = sign_once(t, s, c->priv, a, err);
+	if (rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID) {
+		if ((rv = resolve_key(t, s, a->key, 1, &c, err)) != CKR_OK || *err != CS_OK)
+			return rv;
+		rv = sign_once(t, s, c->priv, a, err);
+	}
+	return rv;
+}
+
+cs_err cs_token_sign_es256(cs_token *t, const cs_key_ref *key, const uint8_t digest[32],
+			   cs_es256_sig *sig)
+{
+	if (t == NULL || key == NULL || digest == NULL || sig == NULL)
+		return CS_E_INVALID_ARG;
+	memset(sig, 0, sizeof(*sig));
+	struct sign_arg a = {key, digest, sig};
+	cs_err r = tok_run(t, op_sign, &a);
+	if (r != CS_OK)
+		memset(sig, 0, sizeof(*sig));
+	return r;
+}
+
+/* ---- key generation -------------------------------------------------------- */
+
+struct gen_arg {
+	const char *label;
+	cs_key_ref *out;
+};
+
+static CK_RV check_private_flags(cs_token *t, tok_session *s, CK_OBJECT_HANDLE priv, cs_err *err)
+{
+	CK_BBOOL sensitive = CK_FALSE, extractable = CK_TRUE, token = CK_FALSE, private = CK_FALSE;
+	CK_ATTRIBUTE a[4] = {
+		{CKA_SENSITIVE, &sensitive, sizeof(sensitive)},
+		{CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
+		{CKA_TOKEN, &token, sizeof(token)},
+		{CKA_PRIVATE, &private, sizeof(private)},
+	};
+	CK_RV rv = t->fl->C_GetAttributeValue(s->handle, priv, a, 4);
+	if (rv != CKR_OK)
+		return rv;
+	if (!sensitive || extractable || !token || !private) {
+		cs_log_error("token did not honour the key template (sensitive=%d extractable=%d)",
+			     sensitive, extractable);
+		*err = CS_E_TOKEN_DATA;
+	}
+	return CKR_OK;
+}
+
+static CK_RV op_generate(cs_token *t, tok_session *s, void *arg, cs_err *err)
+{
+	struct gen_arg *a = arg;
+	cs_key_ref ref;
+	CK_OBJECT_HANDLE existing[1], pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
+	CK_ULONG n = 0;
+	memset(&ref, 0, sizeof(ref));
+	memcpy(ref.label, a->label, strlen(a->label));
+	CK_RV rv = find_objects(t, s->handle, CKO_PRIVATE_KEY, &ref, existing, 1, &n);
+	if (rv != CKR_OK)
+		return rv;
+	if (n > 0) {
+		*err = CS_E_KEY_EXISTS;
+		return CKR_OK;
+	}
+	ref.id_len = 16;
+	if ((rv = t->fl->C_GenerateRandom(s->handle, ref.id, (CK_ULONG)ref.id_len)) != CKR_OK)
+		return rv;
+
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG label_len = strlen(ref.label);
+	CK_ATTRIBUTE pub_tmpl[] = {
+		{CKA_TOKEN, &yes, sizeof(yes)},
+		{CKA_PRIVATE, &no, sizeof(no)},
+		{CKA_VERIFY, &yes, sizeof(yes)},
+		{CKA_EC_PARAMS, (void *)cs_p256_ec_params, sizeof(cs_p256_ec_params)},
+		{CKA_LABEL, ref.label, label_len},
+		{CKA_ID, ref.id, ref.id_len},
+	};
+	CK_ATTRIBUTE priv_tmpl[] = {
+		{CKA_TOKEN, &yes, sizeof(yes)},
+		{CKA_PRIVATE, &yes, sizeof(yes)},
+		{CKA_SENSITIVE, &yes, sizeof(yes)},
+		{CKA_EXTRACTABLE, &no, sizeof(no)},
+		{CKA_SIGN, &yes, sizeof(yes)},
+		{CKA_DERIVE, &no, sizeof(no)},
+		{CKA_LABEL, ref.label, label_len},
+		{CKA_ID, ref.id, ref.id_len},
+	};
+	CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+	rv = t->fl->C_GenerateKeyPair(s->handle, &mech, pub_tmpl,
+				      sizeof(pub_tmpl) / sizeof(pub_tmpl[0]), priv_tmpl,
+				      sizeof(priv_tmpl) / sizeof(priv_tmpl[0]), &pub, &priv);
+	if (rv != CKR_OK)
+		return rv;
+	if ((rv = check_private_flags(t, s, priv, err)) != CKR_OK || *err != CS_OK) {
+		(void)t->fl->C_DestroyObject(s->handle, priv);
+		(void)t->fl->C_DestroyObject(s->handle, pub);
+		return rv;
+	}
+	*a->out = ref;
+	return CKR_OK;
+}
+
+cs_err cs_token_generate_p256(cs_token *t, const char *label, cs_key_ref *out)
+{
+	if (t == NULL || label == NULL || out == NULL || label[0] == '\0' ||
+	    strlen(label) > CS_KEY_LABEL_MAX)
+		return CS_E_INVALID_ARG;
+	if (!t->read_write)
+		return CS_E_TOKEN_READ_ONLY;
+	struct gen_arg a = {label, out};
+	memset(out, 0, sizeof(*out));
+	return tok_run(t, op_generate, &a);
+}

@@ -1,0 +1,461 @@
+/*
+ * token_p11: the token interface (token.h) over a PKCS#11 module loaded
+ * through p11-kit. Module, slot selection, login and the session pool live
+ * here; the operations are in token_ops.c.
+ */
+#include "token_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <p11-kit/p11-kit.h>
+
+#include "cs_log.h"
+#include "cs_secret.h"
+
+#define POOL_WAIT_SECONDS 30
+
+void tok_copy_padded(char *dst, size_t dst_size, const unsigned char *src, size_t src_len)
+{
+	size_t n = src_len;
+	while (n > 0 && (src[n - 1] == ' ' || src[n - 1] == '\0'))
+		n--;
+	if (n >= dst_size)
+		n = dst_size - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* ---- URI and PIN source ------------------------------------------------ */
+
+cs_err tok_parse_uri(const char *text, P11KitUri **out)
+{
+	*out = NULL;
+	if (text == NULL || strncmp(text, "pkcs11:", 7) != 0)
+		return CS_E_URI_INVALID;
+	P11KitUri *uri = p11_kit_uri_new();
+	if (uri == NULL)
+		return CS_E_NOMEM;
+	int rc = p11_kit_uri_parse(text, P11_KIT_URI_FOR_ANY, uri);
+	if (rc != P11_KIT_URI_OK || p11_kit_uri_any_unrecognized(uri)) {
+		p11_kit_uri_free(uri);
+		return CS_E_URI_INVALID;
+	}
+	*out = uri;
+	return CS_OK;
+}
+
+/* The PIN file: pin-source of the URI ("file:PATH" or an absolute path),
+ * else the configured file. A PIN inside the URI is refused. */
+static cs_err pin_path_from(P11KitUri *uri, const char *configured, char **out)
+{
+	*out = NULL;
+	if (p11_kit_uri_get_pin_value(uri) != NULL) {
+		cs_log_error("token URI carries pin-value; use pin-source=file:PATH");
+		return CS_E_PIN_SOURCE;
+	}
+	const char *src = p11_kit_uri_get_pin_source(uri);
+	const char *path = configured;
+	if (src != NULL) {
+		if (strncmp(src, "file:", 5) == 0)
+			path = src + 5;
+		else if (src[0] == '/')
+			path = src;
+		else {
+			cs_log_error("unsupported pin-source '%s' (use file:PATH)", src);
+			return CS_E_PIN_SOURCE;
+		}
+	}
+	if (path == NULL || path[0] == '\0')
+		return CS_OK; /* protected authentication path or no login needed */
+	if ((*out = strdup(path)) == NULL)
+		return CS_E_NOMEM;
+	return CS_OK;
+}
+
+/* ---- module and slot ----------------------------------------------------- */
+
+static cs_err load_module(cs_token *t, const char *module)
+{
+	if (module == NULL || module[0] == '\0')
+		return CS_E_INVALID_ARG;
+	if (strchr(module, '/') != NULL) {
+		t->fl = p11_kit_module_load(module, 0);
+		if (t->fl == NULL) {
+			cs_log_error("cannot load PKCS#11 module %s: %s", module, p11_kit_message());
+			return CS_E_MODULE_LOAD;
+		}
+		CK_RV rv = p11_kit_module_initialize(t->fl);
+		if (rv != CKR_OK) {
+			cs_log_error("C_Initialize of %s: %s", module, cs_ckr_name(rv));
+			p11_kit_module_release(t->fl);
+			t->fl = NULL;
+			return CS_E_MODULE_INIT;
+		}
+		t->fl_loaded = 1;
+		return CS_OK;
+	}
+	/* a module registered in p11-kit's configuration, by name */
+	t->registered = p11_kit_modules_load_and_initialize(0);
+	if (t->registered == NULL) {
+		cs_log_error("cannot load p11-kit registered modules: %s", p11_kit_message());
+		return CS_E_MODULE_LOAD;
+	}
+	t->fl = p11_kit_module_for_name(t->registered, module);
+	if (t->fl == NULL) {
+		cs_log_error("no p11-kit module named '%s'", module);
+		return CS_E_MODULE_LOAD;
+	}
+	return CS_OK;
+}
+
+/* Find the one initialized token matching the URI. Caller holds no lock or
+ * the pool lock; touches only t->fl, t->uri and t->slot. */
+cs_err tok_select_slot(cs_token *t)
+{
+	CK_INFO minfo;
+	CK_ULONG count = 0;
+	CK_SLOT_ID *slots = NULL;
+	cs_err r = CS_E_TOKEN_NOT_FOUND;
+	unsigned matches = 0;
+	CK_SLOT_ID found = 0;
+
+	CK_RV rv = t->fl->C_GetInfo(&minfo);
+	if (rv != CKR_OK)
+		return tok_ckr_fail(t, "C_GetInfo", rv);
+	if (!p11_kit_uri_match_module_info(t->uri, &minfo))
+		return CS_E_TOKEN_NOT_FOUND;
+	rv = t->fl->C_GetSlotList(CK_TRUE, NULL, &count);
+	if (rv != CKR_OK)
+		return tok_ckr_fail(t, "C_GetSlotList", rv);
+	if (count == 0)
+		return CS_E_TOKEN_NOT_FOUND;
+	if ((slots = calloc(count, sizeof(*slots))) == NULL)
+		return CS_E_NOMEM;
+	rv = t->fl->C_GetSlotList(CK_TRUE, slots, &count);
+	if (rv != CKR_OK) {
+		r = tok_ckr_fail(t, "C_GetSlotList", rv);
+		goto out;
+	}
+	CK_SLOT_ID want_slot = p11_kit_uri_get_slot_id(t->uri);
+	for (CK_ULONG i = 0; i < count; i++) {
+		CK_SLOT_INFO sinfo;
+		CK_TOKEN_INFO tinfo;
+		if (want_slot != (CK_SLOT_ID)-1 && slots[i] != want_slot)
+			continue;
+		if (t->fl->C_GetSlotInfo(slots[i], &sinfo) != CKR_OK ||
+		    t->fl->C_GetTokenInfo(slots[i], &tinfo) != CKR_OK)
+			continue;
+		if (!(tinfo.flags & CKF_TOKEN_INITIALIZED))
+			continue;
+		if (!p11_kit_uri_match_slot_info(t->uri, &sinfo) ||
+		    !p11_kit_uri_match_token_info(t->uri, &tinfo))
+			continue;
+		matches++;
+		found = slots[i];
+	}
+	if (matches == 1) {
+		t->slot = found;
+		r = CS_OK;
+	} else if (matches > 1) {
+		r = CS_E_TOKEN_AMBIGUOUS;
+	}
+out:
+	free(slots);
+	return r;
+}
+
+cs_err tok_ckr_fail(cs_token *t, const char *fn, CK_RV rv)
+{
+	(void)t;
+	cs_log_debug("%s: %s (%s)", fn, cs_ckr_name(rv), cs_ckr_message(rv));
+	return cs_err_from_ckr(rv);
+}
+
+/* ---- login ----------------------------------------------------------------- */
+
+/* Log the token in as user. Called with the pool lock held, so concurrent
+ * first uses cannot race. The PIN is read at each login and wiped at once. */
+static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h)
+{
+	CK_TOKEN_INFO tinfo;
+	char pin[CS_PIN_MAX + 1];
+	size_t pin_len = 0;
+	cs_err r;
+
+	if (t->bad_pin)
+		return CS_E_PIN_INCORRECT; /* never retry a PIN the token rejected */
+	CK_RV rv = t->fl->C_GetTokenInfo(t->slot, &tinfo);
+	if (rv != CKR_OK)
+		return tok_ckr_fail(t, "C_GetTokenInfo", rv);
+	if (!(tinfo.flags & CKF_LOGIN_REQUIRED))
+		return CS_OK;
+	if (tinfo.flags & CKF_USER_PIN_LOCKED)
+		return CS_E_PIN_LOCKED;
+	if (tinfo.flags & CKF_USER_PIN_FINAL_TRY)
+		return CS_E_PIN_FINAL_TRY;
+	if (tinfo.flags & CKF_USER_PIN_TO_BE_CHANGED)
+		return CS_E_PIN_EXPIRED;
+	if (!(tinfo.flags & CKF_USER_PIN_INITIALIZED))
+		return CS_E_PIN_EXPIRED;
+
+	if (tinfo.flags & CKF_PROTECTED_AUTHENTICATION_PATH && t->pin_path == NULL) {
+		rv = t->fl->C_Login(h, CKU_USER, NULL, 0);
+	} else {
+		if (t->pin_path == NULL)
+			return CS_E_PIN_SOURCE;
+		if ((r = cs_secret_read_file(t->pin_path, pin, sizeof(pin), &pin_len)) != CS_OK)
+			return r;
+		rv = t->fl->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)pin_len);
+		cs_wipe(pin, sizeof(pin));
+	}
+	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
+		return CS_OK;
+	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE)
+		t->bad_pin = 1;
+	return tok_ckr_fail(t, "C_Login", rv);
+}
+
+/* ---- session pool -------------------------------------------------------- */
+
+static void session_close(cs_token *t, tok_session *s)
+{
+	if (s->open)
+		(void)t->fl->C_CloseSession(s->handle);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Open a session on a free pool slot and make sure it is logged in.
+ * Called with the pool lock held. */
+static cs_err session_open(cs_token *t, tok_session *s)
+{
+	CK_FLAGS flags = CKF_SERIAL_SESSION | (t->read_write ? CKF_RW_SESSION : 0);
+	CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
+	CK_SESSION_INFO sinfo;
+	CK_RV rv = t->fl->C_OpenSession(t->slot, flags, NULL, NULL, &h);
+	if (rv != CKR_OK) {
+		tok_ckr_fail(t, "C_OpenSession", rv);
+		return rv == CKR_SESSION_COUNT ? CS_E_TOKEN_BUSY
+					       : (cs_ckr_needs_recovery(rv) || rv == CKR_SLOT_ID_INVALID
+						      ? CS_E_TOKEN_UNAVAILABLE
+						      : cs_err_from_ckr(rv));
+	}
+	memset(s, 0, sizeof(*s));
+	s->handle = h;
+	s->open = 1;
+	s->generation = t->generation;
+	/* Login state is shared by all sessions of the application; a new
+	 * session in a public state means nobody is logged in (first use, or
+	 * the token dropped our sessions). */
+	rv = t->fl->C_GetSessionInfo(h, &sinfo);
+	if (rv != CKR_OK) {
+		session_close(t, s);
+		return cs_ckr_needs_recovery(rv) ? CS_E_TOKEN_UNAVAILABLE : tok_ckr_fail(t, "C_GetSessionInfo", rv);
+	}
+	if (sinfo.state == CKS_RO_PUBLIC_SESSION || sinfo.state == CKS_RW_PUBLIC_SESSION) {
+		cs_err r = token_login(t, h);
+		if (r != CS_OK) {
+			session_close(t, s);
+			return r;
+		}
+	}
+	return CS_OK;
+}
+
+cs_err tok_session_acquire(cs_token *t, tok_session **out)
+{
+	cs_err r = CS_OK;
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += POOL_WAIT_SECONDS;
+
+	*out = NULL;
+	pthread_mutex_lock(&t->lock);
+	if (t->pid != getpid()) {
+		/* a forked child must not use the parent's sessions */
+		memset(t->sessions, 0, t->pool_size * sizeof(*t->sessions));
+		t->pid = getpid();
+		t->generation++;
+	}
+	for (;;) {
+		tok_session *idle_open = NULL, *closed = NULL;
+		unsigned open_count = 0;
+		for (unsigned i = 0; i < t->pool_size; i++) {
+			tok_session *s = &t->sessions[i];
+			if (s->open)
+				open_count++;
+			if (s->in_use)
+				continue;
+			if (s->open && s->generation != t->generation)
+				session_close(t, s); /* left from before a recovery */
+			if (s->open && idle_open == NULL)
+				idle_open = s;
+			else if (!s->open && closed == NULL)
+				closed = s;
+		}
+		if (idle_open != NULL) {
+			idle_open->in_use = 1;
+			*out = idle_open;
+			break;
+		}
+		if (closed != NULL && t->open_limit_hit == 0) {
+			r = session_open(t, closed);
+			if (r == CS_OK) {
+				closed->in_use = 1;
+				*out = closed;
+				break;
+			}
+			if (r != CS_E_TOKEN_BUSY || open_count == 0)
+				break;
+			t->open_limit_hit = 1; /* the token caps sessions below pool_size */
+			cs_log_warn("token refused session %u; using %u sessions", open_count + 1, open_count);
+		}
+		/* every session is busy: wait for one */
+		int w = pthread_cond_timedwait(&t->cond, &t->lock, &deadline);
+		if (w == ETIMEDOUT) {
+			r = CS_E_TOKEN_BUSY;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+void tok_session_release(cs_token *t, tok_session *s)
+{
+	pthread_mutex_lock(&t->lock);
+	s->in_use = 0;
+	if (s->generation != t->generation)
+		session_close(t, s);
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* The token dropped a session or vanished: close every idle session, find
+ * the token again (it may be in another slot after re-insertion) and let the
+ * next acquire log in afresh. Only the first thread to notice a failed
+ * generation does the work. */
+cs_err tok_pool_recover(cs_token *t, unsigned failed_generation)
+{
+	cs_err r = CS_OK;
+	pthread_mutex_lock(&t->lock);
+	if (failed_generation == t->generation) {
+		t->generation++;
+		t->open_limit_hit = 0;
+		for (unsigned i = 0; i < t->pool_size; i++)
+			if (!t->sessions[i].in_use)
+				session_close(t, &t->sessions[i]);
+		r = tok_select_slot(t);
+		cs_log_warn("token sessions lost; reopening (generation %u): %s", t->generation,
+			    cs_strerror(r));
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+static unsigned pool_generation(cs_token *t)
+{
+	pthread_mutex_lock(&t->lock);
+	unsigned g = t->generation;
+	pthread_mutex_unlock(&t->lock);
+	return g;
+}
+
+cs_err tok_run(cs_token *t, tok_op op, void *arg)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		tok_session *s = NULL;
+		unsigned generation = pool_generation(t);
+		cs_err r = tok_session_acquire(t, &s);
+		if (r == CS_E_TOKEN_UNAVAILABLE && attempt == 0) {
+			(void)tok_pool_recover(t, generation);
+			continue;
+		}
+		if (r != CS_OK)
+			return r;
+		cs_err op_err = CS_OK;
+		CK_RV rv = op(t, s, arg, &op_err);
+		generation = s->generation;
+		tok_session_release(t, s);
+		if (rv == CKR_OK)
+			return op_err;
+		if (!cs_ckr_needs_recovery(rv))
+			return cs_err_from_ckr(rv);
+		if (attempt == 0)
+			(void)tok_pool_recover(t, generation);
+	}
+	return CS_E_TOKEN_UNAVAILABLE;
+}
+
+/* ---- open / close -------------------------------------------------------- */
+
+cs_err cs_token_open(const cs_token_params *params, cs_token **out)
+{
+	cs_err r;
+	*out = NULL;
+	if (params == NULL || params->pool_size == 0 || params->pool_size > CS_TOKEN_POOL_MAX)
+		return CS_E_INVALID_ARG;
+	cs_token *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return CS_E_NOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
+	t->pool_size = params->pool_size;
+	t->read_write = params->read_write;
+	t->pid = getpid();
+	if ((t->sessions = calloc(t->pool_size, sizeof(*t->sessions))) == NULL) {
+		r = CS_E_NOMEM;
+		goto fail;
+	}
+	if ((r = tok_parse_uri(params->token_uri, &t->uri)) != CS_OK)
+		goto fail;
+	if ((r = pin_path_from(t->uri, params->pin_file, &t->pin_path)) != CS_OK)
+		goto fail;
+	if (t->pin_path != NULL) {
+		const char *why = NULL;
+		if ((r = cs_secret_check_file(t->pin_path, &why)) != CS_OK) {
+			cs_log_error("PIN file %s: %s", t->pin_path, why);
+			goto fail;
+		}
+	}
+	if ((r = load_module(t, params->module)) != CS_OK)
+		goto fail;
+	if ((r = tok_select_slot(t)) != CS_OK)
+		goto fail;
+	/* log in now so a wrong PIN or a locked token fails start-up */
+	tok_session *s = NULL;
+	if ((r = tok_session_acquire(t, &s)) != CS_OK)
+		goto fail;
+	tok_session_release(t, s);
+	*out = t;
+	return CS_OK;
+fail:
+	cs_token_close(t);
+	return r;
+}
+
+void cs_token_close(cs_token *t)
+{
+	if (t == NULL)
+		return;
+	if (t->fl != NULL && t->pid == getpid()) {
+		for (unsigned i = 0; t->sessions != NULL && i < t->pool_size; i++)
+			session_close(t, &t->sessions[i]);
+	}
+	if (t->registered != NULL)
+		p11_kit_modules_finalize_and_release(t->registered);
+	else if (t->fl_loaded) {
+		(void)p11_kit_module_finalize(t->fl);
+		p11_kit_module_release(t->fl);
+	}
+	if (t->uri != NULL)
+		p11_kit_uri_free(t->uri);
+	free(t->pin_path);
+	free(t->sessions);
+	pthread_cond_destroy(&t->cond);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}

@@ -1,0 +1,179 @@
+/*
+ * credsign-admin: local administration of a credsign appliance.
+ *
+ *   credsign-admin [--config FILE] token info
+ *   credsign-admin [--config FILE] key generate --label LABEL
+ *   credsign-admin [--config FILE] key jwk [--key PKCS11-URI]
+ *
+ * The configuration comes from --config or $CREDSIGN_CONF. Output is JSON on
+ * stdout; errors go to stderr and the exit status is 1 (2 for usage).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "cs_log.h"
+#include "jose.h"
+#include "token.h"
+
+typedef struct {
+	cs_config *cfg;
+	cs_token *token;
+} admin_ctx;
+
+static int fail(const char *what, cs_err r)
+{
+	fprintf(stderr, "credsign-admin: %s: %s (%s)\n", what, cs_strerror(r), cs_err_name(r));
+	return 1;
+}
+
+static int print_json(json_t *j)
+{
+	if (j == NULL)
+		return fail("output", CS_E_NOMEM);
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(j);
+	return 0;
+}
+
+static int open_token(admin_ctx *a, int read_write)
+{
+	cs_token_params p = {
+		.module = a->cfg->pkcs11.module,
+		.token_uri = a->cfg->pkcs11.token_uri,
+		.pin_file = a->cfg->pkcs11.pin_file,
+		.pool_size = 1,
+		.read_write = read_write,
+	};
+	cs_err r = cs_token_open(&p, &a->token);
+	return r == CS_OK ? 0 : fail("opening the token", r);
+}
+
+static int cmd_token_info(admin_ctx *a)
+{
+	cs_token_info info;
+	cs_err r = cs_token_get_info(a->token, &info);
+	if (r != CS_OK)
+		return fail("token info", r);
+	char fw[16], hw[16], mod[16], ck[16];
+	snprintf(fw, sizeof(fw), "%u.%u", info.fw_major, info.fw_minor);
+	snprintf(hw, sizeof(hw), "%u.%u", info.hw_major, info.hw_minor);
+	snprintf(mod, sizeof(mod), "%u.%u", info.module_major, info.module_minor);
+	snprintf(ck, sizeof(ck), "%u.%u", info.cryptoki_major, info.cryptoki_minor);
+	json_t *flags = json_pack(
+		"{s:b, s:b, s:b, s:b, s:b, s:b}", "rng", (info.flags & CKF_RNG) != 0,
+		"write_protected", (info.flags & CKF_WRITE_PROTECTED) != 0, "login_required",
+		(info.flags & CKF_LOGIN_REQUIRED) != 0, "user_pin_initialized",
+		(info.flags & CKF_USER_PIN_INITIALIZED) != 0, "token_initialized",
+		(info.flags & CKF_TOKEN_INITIALIZED) != 0, "protected_authentication_path",
+		(info.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0);
+	return print_json(json_pack(
+		"{s:{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}, s:{s:s, s:s, s:s, s:s}}", "token",
+		"label", info.label, "manufacturer", info.manufacturer, "model", info.model,
+		"serial", info.serial, "hardware_version", hw, "firmware_version", fw, "slot_id",
+		(json_int_t)info.slot_id, "flags", flags, "module", "description",
+		info.module_description, "manufacturer", info.module_manufacturer, "version", mod,
+		"cryptoki_version", ck));
+}
+
+static int print_key(admin_ctx *a, const cs_key_ref *ref)
+{
+	EVP_PKEY *pkey = NULL;
+	json_t *jwk = NULL;
+	cs_err r = cs_token_public_key(a->token, ref, &pkey);
+	if (r != CS_OK)
+		return fail("reading the public key", r);
+	r = cs_jwk_from_pkey(pkey, &jwk);
+	EVP_PKEY_free(pkey);
+	if (r != CS_OK)
+		return fail("building the JWK", r);
+	return print_json(jwk);
+}
+
+static int cmd_key_jwk(admin_ctx *a, const char *uri)
+{
+	cs_key_ref query, found;
+	cs_err r = cs_key_ref_from_uri(uri, &query);
+	if (r != CS_OK)
+		return fail("key URI", r);
+	if ((r = cs_token_find_key(a->token, &query, &found)) != CS_OK)
+		return fail("finding the key", r);
+	return print_key(a, &found);
+}
+
+static int cmd_key_generate(admin_ctx *a, const char *label)
+{
+	cs_key_ref ref;
+	cs_err r = cs_token_generate_p256(a->token, label, &ref);
+	if (r != CS_OK)
+		return fail("generating the key", r);
+	return print_key(a, &ref);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: credsign-admin [--config FILE] token info\n"
+		   "       credsign-admin [--config FILE] key generate --label LABEL\n"
+		   "       credsign-admin [--config FILE] key jwk [--key PKCS11-URI]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"label", required_argument, NULL, 'l'},
+		{"key", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config_path = getenv("CREDSIGN_CONF"), *label = NULL, *key_uri = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config_path = optarg; break;
+		case 'l': label = optarg; break;
+		case 'k': key_uri = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind + 2 != argc || config_path == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	const char *noun = argv[optind], *verb = argv[optind + 1];
+	int is_info = strcmp(noun, "token") == 0 && strcmp(verb, "info") == 0;
+	int is_gen = strcmp(noun, "key") == 0 && strcmp(verb, "generate") == 0;
+	int is_jwk = strcmp(noun, "key") == 0 && strcmp(verb, "jwk") == 0;
+	if (!(is_info || is_gen || is_jwk) || (is_gen && label == NULL)) {
+		usage(stderr);
+		return 2;
+	}
+
+	admin_ctx a = {0};
+	cs_config_diag diag;
+	cs_log_configure(CS_LOG_WARN, CS_LOG_LOGFMT, 2);
+	cs_err r = cs_config_load(config_path, &a.cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "%s\n", diag.messages[i]);
+	cs_config_diag_free(&diag);
+	if (r != CS_OK)
+		return fail("configuration", r);
+	int rc = open_token(&a, is_gen);
+	if (rc == 0) {
+		if (is_info)
+			rc = cmd_token_info(&a);
+		else if (is_gen)
+			rc = cmd_key_generate(&a, label);
+		else
+			rc = cmd_key_jwk(&a, key_uri != NULL ? key_uri : a.cfg->pkcs11.signing_key);
+	}
+	cs_token_close(a.token);
+	cs_config_free(a.cfg);
+	return rc;
+}

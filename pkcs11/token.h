@@ -84,6 +84,8 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 void cs_token_close(cs_token *token);
 
 cs_err cs_token_get_info(cs_token *token, cs_token_info *info);
+/* How many times the pool has reopened its sessions since cs_token_open. */
+unsigned long cs_token_recoveries(cs_token *token);
 /* Fill buf[n] from C_GenerateRandom (chunked). Fails with CS_E_TOKEN_NO_RNG
  * when the token does not report CKF_RNG. */
 cs_err cs_token_random(cs_token *token, uint8_t *buf, size_t n)

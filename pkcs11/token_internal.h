@@ -47,6 +47,7 @@ struct cs_token {
 	unsigned pool_size;
 	tok_session *sessions;
 	unsigned generation;
+	unsigned long recoveries;
 	int open_limit_hit;
 	int bad_pin;
 };

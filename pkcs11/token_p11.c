@@ -344,6 +344,7 @@ cs_err tok_pool_recover(cs_token *t, unsigned failed_generation)
 	pthread_mutex_lock(&t->lock);
 	if (failed_generation == t->generation) {
 		t->generation++;
+		t->recoveries++;
 		t->open_limit_hit = 0;
 		for (unsigned i = 0; i < t->pool_size; i++)
 			if (!t->sessions[i].in_use)
@@ -388,6 +389,14 @@ cs_err tok_run(cs_token *t, tok_op op, void *arg)
 			(void)tok_pool_recover(t, generation);
 	}
 	return CS_E_TOKEN_UNAVAILABLE;
+}
+
+unsigned long cs_token_recoveries(cs_token *t)
+{
+	pthread_mutex_lock(&t->lock);
+	unsigned long n = t->recoveries;
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }
 
 /* ---- open / close -------------------------------------------------------- */

@@ -1,0 +1,295 @@
+/*
+ * config_test: credsignd.conf loading. A good file loads with defaults and
+ * resolved paths; each bad file in the table is rejected with the expected
+ * FILE:LINE: setting 'x.y': reason message; several errors are all reported.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char dir[512];
+
+/* The good file, one setting per line; the table below edits lines of it. */
+static const char *const good[] = {
+	/* 1 */ "server = {",
+	/* 2 */ "  listen = \"127.0.0.1:8443\";",
+	/* 3 */ "  public_base_url = \"https://credsign.test:8443/\";",
+	/* 4 */ "  node_id = \"test-1\";",
+	/* 5 */ "};",
+	/* 6 */ "tls = {",
+	/* 7 */ "  cert = \"cert.pem\";",
+	/* 8 */ "  key = \"key.pem\";",
+	/* 9 */ "  ca = \"ca.pem\";",
+	/* 10 */ "  crl = \"crl.pem\";",
+	/* 11 */ "  crl_check = true;",
+	/* 12 */ "  verify_depth = 3;",
+	/* 13 */ "};",
+	/* 14 */ "pkcs11 = {",
+	/* 15 */ "  module = \"module.so\";",
+	/* 16 */ "  token_uri = \"pkcs11:token=credsign\";",
+	/* 17 */ "  pin_file = \"user.pin\";",
+	/* 18 */ "  sessions = 8;",
+	/* 19 */ "  signing_key = \"pkcs11:token=credsign;object=es256\";",
+	/* 20 */ "  validation = \"FIPS 140-3 certificate #0000 (test)\";",
+	/* 21 */ "};",
+	/* 22 */ "store = {",
+	/* 23 */ "  path = \"data/credsign.db\";",
+	/* 24 */ "};",
+	/* 25 */ "log = {",
+	/* 26 */ "  level = \"debug\";",
+	/* 27 */ "  format = \"json\";",
+	/* 28 */ "};",
+};
+#define GOOD_LINES (int)(sizeof(good) / sizeof(good[0]))
+
+typedef struct {
+	int first, last;       /* lines of `good` replaced (1-based), 0 = none */
+	const char *text;      /* replacement ("" deletes) */
+	int line;              /* expected line in the message (0 = no line) */
+	const char *setting;   /* expected setting name, NULL for syntax errors */
+	const char *reason;    /* expected substring of the reason */
+} bad_case;
+
+static const bad_case bad[] = {
+	{7, 7, "  cert == \"cert.pem\";", 7, NULL, "syntax error"},
+	{29, 29, "bogus = 1;", 29, "bogus", "unknown setting"},
+	{8, 7, "  certificate = \"cert.pem\";", 8, "tls.certificate", "unknown setting"},
+	{18, 18, "  sessions = \"four\";", 18, "pkcs11.sessions", "expected an integer, got a string"},
+	{18, 18, "  sessions = 0;", 18, "pkcs11.sessions", "0 is out of range 1..64"},
+	{18, 18, "  sessions = 65;", 18, "pkcs11.sessions", "65 is out of range 1..64"},
+	{12, 12, "  verify_depth = 4.5;", 12, "tls.verify_depth", "expected an integer, got a float"},
+	{11, 11, "  crl_check = \"yes\";", 11, "tls.crl_check", "expected a boolean"},
+	{9, 9, "", 6, "tls.ca", "required setting missing"},
+	{14, 21, "", 0, "pkcs11", "required group missing"},
+	{7, 7, "  cert = \"missing.pem\";", 7, "tls.cert", "is not readable: No such file or directory"},
+	{17, 17, "  pin_file = \"open.pin\";", 17, "pkcs11.pin_file", "group or others have access"},
+	{16, 16, "  token_uri = \"pkcs11:token=%zz\";", 16, "pkcs11.token_uri", "invalid pkcs11: URI"},
+	{16, 16, "  token_uri = \"token=credsign\";", 16, "pkcs11.token_uri", "not a pkcs11: URI"},
+	{16, 16, "  token_uri = \"pkcs11:token=credsign;object=k\";", 16, "pkcs11.token_uri",
+	 "token URI must not name an object"},
+	{19, 19, "  signing_key = \"pkcs11:token=credsign\";", 19, "pkcs11.signing_key",
+	 "must name the key with object= or id="},
+	{19, 19, "  signing_key = \"pkcs11:object=k?pin-value=1234\";", 19, "pkcs11.signing_key",
+	 "PINs must not appear in the URI"},
+	{2, 2, "  listen = \"127.0.0.1:99999\";", 2, "server.listen", "port must be 1 to 65535"},
+	{2, 2, "  listen = \"8443\";", 2, "server.listen", "expected HOST:PORT"},
+	{3, 3, "  public_base_url = \"http://credsign.test\";", 3, "server.public_base_url",
+	 "must be an https:// URL"},
+	{4, 4, "  node_id = \"node one\";", 4, "server.node_id", "A-Z a-z 0-9"},
+	{26, 26, "  level = \"verbose\";", 26, "log.level", "must be one of debug, info, warn, error"},
+	{27, 27, "  format = \"xml\";", 27, "log.format", "must be logfmt or json"},
+	{10, 10, "", 11, "tls.crl_check", "requires tls.crl"},
+	{6, 13, "tls = 5;", 6, "tls", "expected a group"},
+	{23, 23, "  path = \"no-such-dir/credsign.db\";", 23, "store.path", "is not writable"},
+	{17, 17, "", 16, "pkcs11.pin_file", "no PIN source"},
+	{15, 15, "  module = \"/nonexistent/libpkcs11.so\";", 15, "pkcs11.module", "is not readable"},
+	{20, 20, "  validation = \"\";", 20, "pkcs11.validation", "must not be empty"},
+	{8, 8, "  key = \"pkcs11:token=credsign\";", 8, "tls.key", "must name the key"},
+};
+
+static void write_file(const char *name, const char *text, mode_t mode)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+/* Write `good` with lines first..last replaced by text; return its path. */
+static void write_config(const char *name, int first, int last, const char *text, char *path,
+			 size_t cap)
+{
+	snprintf(path, cap, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int line = 1; line <= GOOD_LINES + 1; line++) {
+		if (line == first)
+			fprintf(f, "%s\n", text);
+		if (line >= first && line <= last)
+			continue;
+		if (line <= GOOD_LINES)
+			fprintf(f, "%s\n", good[line - 1]);
+	}
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *base = getenv("CREDSIGN_TEST_TMP");
+	char tmpl[512];
+	snprintf(tmpl, sizeof(tmpl), "%s/conf-XXXXXX", base != NULL ? base : "/tmp");
+	if (base != NULL)
+		mkdir(base, 0700);
+	if (mkdtemp(tmpl) == NULL)
+		return -1;
+	snprintf(dir, sizeof(dir), "%s", tmpl);
+	/* fixtures: placeholders the validator only needs to be readable */
+	write_file("cert.pem", "placeholder\n", 0644);
+	write_file("key.pem", "placeholder\n", 0600);
+	write_file("ca.pem", "placeholder\n", 0644);
+	write_file("crl.pem", "placeholder\n", 0644);
+	write_file("module.so", "placeholder\n", 0644);
+	write_file("user.pin", "123456\n", 0600);
+	write_file("open.pin", "123456\n", 0644);
+	char data[600];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	return mkdir(data, 0700);
+}
+
+static void test_good_file(void **state)
+{
+	(void)state;
+	char path[700], expect[800];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	write_config("good.conf", 0, 0, NULL, path, sizeof(path));
+	cs_err r = cs_config_load(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "unexpected: %s\n", diag.messages[i]);
+	assert_int_equal(r, CS_OK);
+	assert_int_equal(diag.count, 0);
+	assert_string_equal(cfg->server.listen, "127.0.0.1:8443");
+	/* the trailing slash is dropped so URLs can be joined */
+	assert_string_equal(cfg->server.public_base_url, "https://credsign.test:8443");
+	snprintf(expect, sizeof(expect), "%s/cert.pem", dir);
+	assert_string_equal(cfg->tls.cert, expect);
+	snprintf(expect, sizeof(expect), "%s/data/credsign.db", dir);
+	assert_string_equal(cfg->store.path, expect);
+	assert_true(cfg->tls.crl_check);
+	assert_int_equal(cfg->tls.verify_depth, 3);
+	assert_int_equal(cfg->pkcs11.sessions, 8);
+	assert_string_equal(cfg->pkcs11.signing_key, "pkcs11:token=credsign;object=es256");
+	assert_int_equal(cfg->log.level, CS_LOG_DEBUG);
+	assert_int_equal(cfg->log.format, CS_LOG_JSON);
+	cs_config_diag_free(&diag);
+	cs_config_free(cfg);
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	char path[700];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	write_file("minimal.conf",
+		   "tls = { cert = \"cert.pem\"; key = \"key.pem\"; ca = \"ca.pem\"; };\n"
+		   "pkcs11 = { module = \"softhsm2\"; token_uri = \"pkcs11:token=t\";\n"
+		   "  pin_file = \"user.pin\"; signing_key = \"pkcs11:object=k\"; };\n",
+		   0600);
+	snprintf(path, sizeof(path), "%s/minimal.conf", dir);
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
+	assert_string_equal(cfg->server.listen, "127.0.0.1:8443");
+	assert_string_equal(cfg->server.node_id, "node-1");
+	assert_null(cfg->tls.crl);
+	assert_false(cfg->tls.crl_check);
+	assert_int_equal(cfg->tls.verify_depth, 4);
+	assert_int_equal(cfg->pkcs11.sessions, 4);
+	assert_string_equal(cfg->pkcs11.module, "softhsm2"); /* a p11-kit module name */
+	assert_int_equal(cfg->log.level, CS_LOG_INFO);
+	assert_int_equal(cfg->log.format, CS_LOG_LOGFMT);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+}
+
+static void test_bad_files(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const bad_case *c = &bad[i];
+		char name[32], path[700], want[900];
+		cs_config *cfg = NULL;
+		cs_config_diag diag;
+		snprintf(name, sizeof(name), "bad-%02zu.conf", i);
+		write_config(name, c->first, c->last, c->text, path, sizeof(path));
+		assert_int_equal(cs_config_load(path, &cfg, &diag), CS_E_CONFIG);
+		assert_null(cfg);
+		if (c->setting == NULL)
+			snprintf(want, sizeof(want), "%s:%d: ", path, c->line);
+		else if (c->line > 0)
+			snprintf(want, sizeof(want), "%s:%d: setting '%s': ", path, c->line, c->setting);
+		else
+			snprintf(want, sizeof(want), "%s: setting '%s': ", path, c->setting);
+		int matched = 0;
+		for (size_t m = 0; m < diag.count; m++)
+			if (strncmp(diag.messages[m], want, strlen(want)) == 0 &&
+			    strstr(diag.messages[m], c->reason) != NULL)
+				matched = 1;
+		if (!matched) {
+			fprintf(stderr, "case %zu: wanted '%s...%s', got:\n", i, want, c->reason);
+			for (size_t m = 0; m < diag.count; m++)
+				fprintf(stderr, "  %s\n", diag.messages[m]);
+		}
+		assert_true(matched);
+		/* one edit, one complaint */
+		if (diag.count != 1)
+			for (size_t m = 0; m < diag.count; m++)
+				fprintf(stderr, "case %zu: %s\n", i, diag.messages[m]);
+		assert_int_equal(diag.count, 1);
+		cs_config_diag_free(&diag);
+	}
+}
+
+static void test_all_errors_reported(void **state)
+{
+	(void)state;
+	char path[700];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	write_file("many.conf",
+		   "tls = { cert = \"nope.pem\"; key = \"key.pem\"; ca = 7; verify_depth = 0; };\n"
+		   "pkcs11 = { module = \"softhsm2\"; token_uri = \"pkcs11:token=t\";\n"
+		   "  pin_file = \"open.pin\"; signing_key = \"x\"; colour = \"blue\"; };\n"
+		   "log = { level = \"loud\"; };\n",
+		   0600);
+	snprintf(path, sizeof(path), "%s/many.conf", dir);
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_E_CONFIG);
+	const char *expected[] = {"'tls.cert'", "'tls.ca'", "'tls.verify_depth'", "'pkcs11.pin_file'",
+				  "'pkcs11.signing_key'", "'pkcs11.colour'", "'log.level'"};
+	for (size_t e = 0; e < sizeof(expected) / sizeof(expected[0]); e++) {
+		int found = 0;
+		for (size_t m = 0; m < diag.count; m++)
+			found |= strstr(diag.messages[m], expected[e]) != NULL;
+		assert_true(found);
+	}
+	assert_int_equal(diag.count, 7);
+	cs_config_diag_free(&diag);
+}
+
+static void test_unreadable_config(void **state)
+{
+	(void)state;
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	assert_int_equal(cs_config_load("/nonexistent/credsignd.conf", &cfg, &diag), CS_E_CONFIG);
+	assert_int_equal(diag.count, 1);
+	assert_non_null(strstr(diag.messages[0], "/nonexistent/credsignd.conf: cannot read"));
+	cs_config_diag_free(&diag);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_file),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_bad_files),
+		cmocka_unit_test(test_all_errors_reported),
+		cmocka_unit_test(test_unreadable_config),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}

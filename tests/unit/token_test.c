@@ -1,0 +1,467 @@
+/*
+ * token_test: the PKCS#11 token layer against a real SoftHSM2 token
+ * (created by the token_fixture test; see tests/CMakeLists.txt).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <p11-kit/p11-kit.h>
+
+#include "ec_util.h"
+#include "token.h"
+
+#define KEY_LABEL "test-sign"
+
+static const char *module_path;
+static char token_dir[512];
+static char pin_path[600];
+static const char *token_uri = "pkcs11:token=cstest";
+
+static cs_token_params params(const char *uri, const char *pin)
+{
+	cs_token_params p = {
+		.module = module_path,
+		.token_uri = uri,
+		.pin_file = pin,
+		.pool_size = 2,
+		.read_write = 1,
+	};
+	return p;
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	module_path = getenv("CREDSIGN_TEST_MODULE");
+	const char *dir = getenv("CREDSIGN_TEST_TOKEN_DIR");
+	if (module_path == NULL || dir == NULL) {
+		fprintf(stderr, "CREDSIGN_TEST_MODULE and CREDSIGN_TEST_TOKEN_DIR must be set\n");
+		return -1;
+	}
+	snprintf(token_dir, sizeof(token_dir), "%s", dir);
+	snprintf(pin_path, sizeof(pin_path), "%s/user.pin", token_dir);
+
+	/* the signing key used by the tests: generated once per token */
+	cs_token *t = NULL;
+	cs_token_params p = params(token_uri, pin_path);
+	if (cs_token_open(&p, &t) != CS_OK)
+		return -1;
+	cs_key_ref q = {.label = KEY_LABEL}, found;
+	cs_err r = cs_token_find_key(t, &q, &found);
+	if (r == CS_E_KEY_NOT_FOUND)
+		r = cs_token_generate_p256(t, KEY_LABEL, &found);
+	cs_token_close(t);
+	return r == CS_OK ? 0 : -1;
+}
+
+static int open_token(void **state)
+{
+	cs_token *t = NULL;
+	cs_token_params p = params(token_uri, pin_path);
+	assert_int_equal(cs_token_open(&p, &t), CS_OK);
+	*state = t;
+	return 0;
+}
+
+static int close_token(void **state)
+{
+	cs_token_close(*state);
+	return 0;
+}
+
+/* Verify a DER signature over a digest with OpenSSL's own EC code. */
+static int verify_der(EVP_PKEY *pub, const uint8_t digest[32], const uint8_t *der, size_t der_len)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pub, NULL);
+	assert_non_null(ctx);
+	assert_int_equal(EVP_PKEY_verify_init(ctx), 1);
+	int ok = EVP_PKEY_verify(ctx, der, der_len, digest, 32);
+	EVP_PKEY_CTX_free(ctx);
+	return ok == 1;
+}
+
+static void test_token_info(void **state)
+{
+	cs_token_info info;
+	assert_int_equal(cs_token_get_info(*state, &info), CS_OK);
+	assert_string_equal(info.label, "cstest");
+	assert_true(strlen(info.manufacturer) > 0);
+	assert_true(strlen(info.model) > 0);
+	assert_true(strlen(info.serial) > 0);
+	assert_true(strlen(info.module_description) > 0);
+	assert_true(info.flags & CKF_RNG);
+	assert_true(info.flags & CKF_TOKEN_INITIALIZED);
+	assert_int_equal(info.cryptoki_major, 2);
+}
+
+static void sign_and_verify(cs_token *t, const cs_key_ref *key, EVP_PKEY *pub, const char *msg)
+{
+	uint8_t digest[32], raw_from_der[64];
+	cs_es256_sig sig;
+	SHA256((const unsigned char *)msg, strlen(msg), digest);
+	assert_int_equal(cs_token_sign_es256(t, key, digest, &sig), CS_OK);
+	assert_true(sig.der_len >= 8 && sig.der_len <= 72);
+	assert_true(verify_der(pub, digest, sig.der, sig.der_len));
+	/* both encodings carry the same (r, s) */
+	assert_int_equal(cs_ecdsa_der_to_raw(sig.der, sig.der_len, raw_from_der), CS_OK);
+	assert_memory_equal(raw_from_der, sig.raw, 64);
+	/* and the signature does not verify another digest */
+	digest[0] ^= 1;
+	assert_false(verify_der(pub, digest, sig.der, sig.der_len));
+}
+
+static void test_sign_verify_round_trip(void **state)
+{
+	cs_token *t = *state;
+	cs_key_ref q = {.label = KEY_LABEL}, key;
+	EVP_PKEY *pub = NULL;
+	assert_int_equal(cs_token_find_key(t, &q, &key), CS_OK);
+	assert_string_equal(key.label, KEY_LABEL);
+	assert_int_equal(key.id_len, 16);
+	assert_int_equal(cs_token_public_key(t, &key, &pub), CS_OK);
+	assert_true(EVP_PKEY_is_a(pub, "EC"));
+	assert_int_equal(EVP_PKEY_get_bits(pub), 256);
+	for (int i = 0; i < 5; i++)
+		sign_and_verify(t, &key, pub, i % 2 ? "credsign" : "compliance certificate");
+
+	/* the key can also be named by id alone, as a key URI would */
+	cs_key_ref by_id = {.id_len = key.id_len}, found;
+	memcpy(by_id.id, key.id, key.id_len);
+	assert_int_equal(cs_token_find_key(t, &by_id, &found), CS_OK);
+	assert_string_equal(found.label, KEY_LABEL);
+	EVP_PKEY_free(pub);
+}
+
+static void test_key_uri_parsing(void **state)
+{
+	(void)state;
+	cs_key_ref ref;
+	assert_int_equal(cs_key_ref_from_uri("pkcs11:token=cstest;object=test-sign", &ref), CS_OK);
+	assert_string_equal(ref.label, "test-sign");
+	assert_int_equal(ref.id_len, 0);
+	assert_int_equal(cs_key_ref_from_uri("pkcs11:id=%01%02%ff", &ref), CS_OK);
+	assert_int_equal(ref.id_len, 3);
+	assert_int_equal(ref.id[2], 0xff);
+	assert_int_equal(cs_key_ref_from_uri("pkcs11:token=cstest", &ref), CS_E_URI_INVALID);
+	assert_int_equal(cs_key_ref_from_uri("file:/etc/passwd", &ref), CS_E_URI_INVALID);
+	assert_int_equal(cs_key_ref_from_uri("pkcs11:object=a%zz", &ref), CS_E_URI_INVALID);
+}
+
+static void test_key_not_found_and_exists(void **state)
+{
+	cs_token *t = *state;
+	cs_key_ref q = {.label = "no-such-key"}, out;
+	EVP_PKEY *pub = NULL;
+	uint8_t digest[32] = {0};
+	cs_es256_sig sig;
+	assert_int_equal(cs_token_find_key(t, &q, &out), CS_E_KEY_NOT_FOUND);
+	assert_int_equal(cs_token_public_key(t, &q, &pub), CS_E_KEY_NOT_FOUND);
+	assert_null(pub);
+	assert_int_equal(cs_token_sign_es256(t, &q, digest, &sig), CS_E_KEY_NOT_FOUND);
+	assert_int_equal(cs_token_generate_p256(t, KEY_LABEL, &out), CS_E_KEY_EXISTS);
+	assert_int_equal(cs_token_generate_p256(t, "", &out), CS_E_INVALID_ARG);
+}
+
+/* Open the module a second time, unmanaged: the raw function list of the
+ * same SoftHSM2 instance, as another component of the process would see it. */
+static CK_FUNCTION_LIST *raw_module(void)
+{
+	CK_FUNCTION_LIST *fl = p11_kit_module_load(module_path, P11_KIT_MODULE_UNMANAGED);
+	assert_non_null(fl);
+	CK_RV rv = fl->C_Initialize(NULL);
+	assert_true(rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED);
+	return fl;
+}
+
+static CK_SESSION_HANDLE raw_session(CK_FUNCTION_LIST *fl, CK_SLOT_ID slot)
+{
+	CK_SESSION_HANDLE h;
+	assert_int_equal(fl->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &h), CKR_OK);
+	return h;
+}
+
+static void test_private_key_value_unreadable(void **state)
+{
+	cs_token_info info;
+	assert_int_equal(cs_token_get_info(*state, &info), CS_OK);
+	CK_FUNCTION_LIST *fl = raw_module();
+	CK_SESSION_HANDLE h = raw_session(fl, info.slot_id);
+	/* the pool keeps the token logged in; our session shares that state */
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)},
+			       {CKA_LABEL, KEY_LABEL, strlen(KEY_LABEL)}};
+	CK_OBJECT_HANDLE obj;
+	CK_ULONG n = 0;
+	assert_int_equal(fl->C_FindObjectsInit(h, tmpl, 2), CKR_OK);
+	assert_int_equal(fl->C_FindObjects(h, &obj, 1, &n), CKR_OK);
+	assert_int_equal(fl->C_FindObjectsFinal(h), CKR_OK);
+	assert_int_equal(n, 1);
+
+	uint8_t value[128];
+	CK_ATTRIBUTE a = {CKA_VALUE, value, sizeof(value)};
+	CK_RV rv = fl->C_GetAttributeValue(h, obj, &a, 1);
+	assert_int_equal(rv, CKR_ATTRIBUTE_SENSITIVE);
+	assert_int_equal(cs_err_from_ckr(rv), CS_E_SENSITIVE);
+	assert_int_equal((CK_LONG)a.ulValueLen, -1); /* CK_UNAVAILABLE_INFORMATION */
+
+	CK_BBOOL sensitive = 0, extractable = 1, never_extractable = 0, always_sensitive = 0;
+	CK_ATTRIBUTE flags[] = {
+		{CKA_SENSITIVE, &sensitive, 1},
+		{CKA_EXTRACTABLE, &extractable, 1},
+		{CKA_NEVER_EXTRACTABLE, &never_extractable, 1},
+		{CKA_ALWAYS_SENSITIVE, &always_sensitive, 1},
+	};
+	assert_int_equal(fl->C_GetAttributeValue(h, obj, flags, 4), CKR_OK);
+	assert_true(sensitive && !extractable && never_extractable && always_sensitive);
+	assert_int_equal(fl->C_CloseSession(h), CKR_OK);
+	p11_kit_module_release(fl);
+}
+
+static void test_random(void **state)
+{
+	cs_token *t = *state;
+	enum { N = 2500 }; /* 20,000 bits */
+	uint8_t a[N], b[N];
+	assert_int_equal(cs_token_random(t, a, N), CS_OK);
+	assert_int_equal(cs_token_random(t, b, N), CS_OK);
+	assert_memory_not_equal(a, b, N);
+	/* FIPS 140-2 monobit test: ones in 20,000 bits within 9725..10275 */
+	unsigned ones = 0;
+	for (size_t i = 0; i < N; i++)
+		ones += (unsigned)__builtin_popcount(a[i]);
+	assert_in_range(ones, 9725, 10275);
+
+	/* byte frequencies over 256 KiB: chi-square with 255 degrees of freedom
+	 * below 330.5 (p = 0.001) */
+	enum { M = 256 * 1024 };
+	uint8_t *big = malloc(M);
+	unsigned counts[256] = {0};
+	assert_non_null(big);
+	assert_int_equal(cs_token_random(t, big, M), CS_OK);
+	for (size_t i = 0; i < M; i++)
+		counts[big[i]]++;
+	double expected = M / 256.0, chi2 = 0;
+	for (int i = 0; i < 256; i++)
+		chi2 += (counts[i] - expected) * (counts[i] - expected) / expected;
+	assert_true(chi2 < 330.5);
+	free(big);
+
+	/* sizes around the chunk boundary, and zero */
+	uint8_t odd[257];
+	assert_int_equal(cs_token_random(t, odd, sizeof(odd)), CS_OK);
+	assert_int_equal(cs_token_random(t, odd, 0), CS_OK);
+}
+
+static void test_wrong_pin(void **state)
+{
+	(void)state;
+	char path[700];
+	snprintf(path, sizeof(path), "%s/wrong.pin", token_dir);
+	write_file(path, "000000wrong\n", 0600);
+	cs_token *t = NULL;
+	cs_token_params p = params(token_uri, path);
+	assert_int_equal(cs_token_open(&p, &t), CS_E_PIN_INCORRECT);
+	assert_null(t);
+	assert_string_equal(cs_strerror(CS_E_PIN_INCORRECT), "token PIN rejected");
+	unlink(path);
+}
+
+static void test_missing_token(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	cs_token_params p = params("pkcs11:token=no-such-token", pin_path);
+	assert_int_equal(cs_token_open(&p, &t), CS_E_TOKEN_NOT_FOUND);
+	assert_null(t);
+	p = params("pkcs11:token=cstest;manufacturer=Nobody", pin_path);
+	assert_int_equal(cs_token_open(&p, &t), CS_E_TOKEN_NOT_FOUND);
+	p = params("pkcs11:token=cstest;slot-id=987654", pin_path);
+	assert_int_equal(cs_token_open(&p, &t), CS_E_TOKEN_NOT_FOUND);
+}
+
+static void test_bad_uri(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"token=cstest", "http://example.test/", "pkcs11:token=%zz", "pkcs11:unknown-attr=1",
+		"pkcs11:token=cstest;slot-id=notanumber",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cs_token *t = NULL;
+		cs_token_params p = params(bad[i], pin_path);
+		assert_int_equal(cs_token_open(&p, &t), CS_E_URI_INVALID);
+		assert_null(t);
+	}
+}
+
+static void test_pin_file_permissions(void **state)
+{
+	(void)state;
+	char path[700], uri[900], pin[64] = {0};
+	cs_token *t = NULL;
+	int fd = open(pin_path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_true(read(fd, pin, sizeof(pin) - 1) > 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/open.pin", token_dir);
+	write_file(path, pin, 0644);
+	cs_token_params p = params(token_uri, path);
+	assert_int_equal(cs_token_open(&p, &t), CS_E_PIN_FILE_PERMS);
+	write_file(path, pin, 0640);
+	assert_int_equal(cs_token_open(&p, &t), CS_E_PIN_FILE_PERMS);
+	/* the same file through pin-source in the URI */
+	snprintf(uri, sizeof(uri), "pkcs11:token=cstest?pin-source=file:%s", path);
+	p = params(uri, NULL);
+	assert_int_equal(cs_token_open(&p, &t), CS_E_PIN_FILE_PERMS);
+	/* owner-only: accepted, through pin-source */
+	write_file(path, pin, 0600);
+	assert_int_equal(cs_token_open(&p, &t), CS_OK);
+	cs_token_close(t);
+	t = NULL;
+	/* a PIN inside the URI is refused */
+	p = params("pkcs11:token=cstest?pin-value=1234", NULL);
+	assert_int_equal(cs_token_open(&p, &t), CS_E_PIN_SOURCE);
+	/* a missing PIN file */
+	snprintf(path, sizeof(path), "%s/absent.pin", token_dir);
+	p = params(token_uri, path);
+	assert_int_equal(cs_token_open(&p, &t), CS_E_PIN_FILE);
+	assert_null(t);
+}
+
+static void test_session_recovery(void **state)
+{
+	cs_token *t = *state;
+	cs_key_ref q = {.label = KEY_LABEL}, key;
+	EVP_PKEY *pub = NULL;
+	cs_token_info info;
+	assert_int_equal(cs_token_find_key(t, &q, &key), CS_OK);
+	assert_int_equal(cs_token_public_key(t, &key, &pub), CS_OK);
+	assert_int_equal(cs_token_get_info(t, &info), CS_OK);
+	sign_and_verify(t, &key, pub, "before");
+	unsigned long recoveries = cs_token_recoveries(t);
+
+	for (int round = 0; round < 3; round++) {
+		/* close every session of the application underneath the pool;
+		 * this also logs the token out */
+		CK_FUNCTION_LIST *fl = raw_module();
+		CK_SESSION_HANDLE h = raw_session(fl, info.slot_id);
+		(void)h;
+		assert_int_equal(fl->C_CloseAllSessions(info.slot_id), CKR_OK);
+		p11_kit_module_release(fl);
+		/* the next operation recovers: new session, login, retry */
+		sign_and_verify(t, &key, pub, "after");
+		assert_int_equal(cs_token_recoveries(t), recoveries + (unsigned long)round + 1);
+	}
+	uint8_t buf[32];
+	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_OK);
+	EVP_PKEY_free(pub);
+}
+
+struct thread_arg {
+	cs_token *t;
+	cs_key_ref key;
+	EVP_PKEY *pub;
+	int ok;
+};
+
+static void *sign_many(void *p)
+{
+	struct thread_arg *a = p;
+	for (int i = 0; i < 200; i++) {
+		uint8_t digest[32];
+		cs_es256_sig sig;
+		char msg[32];
+		snprintf(msg, sizeof(msg), "message %d", i);
+		SHA256((const unsigned char *)msg, strlen(msg), digest);
+		if (cs_token_sign_es256(a->t, &a->key, digest, &sig) != CS_OK)
+			return NULL;
+		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(a->pub, NULL);
+		int good = ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
+			   EVP_PKEY_verify(ctx, sig.der, sig.der_len, digest, 32) == 1;
+		EVP_PKEY_CTX_free(ctx);
+		if (!good)
+			return NULL;
+		a->ok++;
+	}
+	return NULL;
+}
+
+static void test_concurrent_signing(void **state)
+{
+	cs_token *t = *state;
+	cs_key_ref q = {.label = KEY_LABEL}, key;
+	EVP_PKEY *pub = NULL;
+	assert_int_equal(cs_token_find_key(t, &q, &key), CS_OK);
+	assert_int_equal(cs_token_public_key(t, &key, &pub), CS_OK);
+	enum { THREADS = 4 }; /* more threads than pooled sessions (2) */
+	pthread_t th[THREADS];
+	struct thread_arg args[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		args[i] = (struct thread_arg){t, key, pub, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, sign_many, &args[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(args[i].ok, 200);
+	}
+	EVP_PKEY_free(pub);
+}
+
+static void test_read_only_pool_cannot_generate(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	cs_token_params p = params(token_uri, pin_path);
+	p.read_write = 0;
+	assert_int_equal(cs_token_open(&p, &t), CS_OK);
+	cs_key_ref out;
+	assert_int_equal(cs_token_generate_p256(t, "should-not-exist", &out), CS_E_TOKEN_READ_ONLY);
+	cs_token_close(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_token_info, open_token, close_token),
+		cmocka_unit_test_setup_teardown(test_sign_verify_round_trip, open_token, close_token),
+		cmocka_unit_test(test_key_uri_parsing),
+		cmocka_unit_test_setup_teardown(test_key_not_found_and_exists, open_token, close_token),
+		cmocka_unit_test_setup_teardown(test_private_key_value_unreadable, open_token,
+						close_token),
+		cmocka_unit_test_setup_teardown(test_random, open_token, close_token),
+		cmocka_unit_test(test_wrong_pin),
+		cmocka_unit_test(test_missing_token),
+		cmocka_unit_test(test_bad_uri),
+		cmocka_unit_test(test_pin_file_permissions),
+		cmocka_unit_test_setup_teardown(test_session_recovery, open_token, close_token),
+		cmocka_unit_test_setup_teardown(test_concurrent_signing, open_token, close_token),
+		cmocka_unit_test(test_read_only_pool_cannot_generate),
+	};
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}

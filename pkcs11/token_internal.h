@@ -35,7 +35,7 @@ typedef struct {
 struct cs_token {
 	CK_FUNCTION_LIST *fl;
 	CK_FUNCTION_LIST **registered; /* set when loaded by p11-kit name */
-	int fl_loaded;                 /* set when loaded by path */
+	int fl_loaded;                 /* fl is initialized: finalize on close */
 	P11KitUri *uri;
 	char *pin_path;
 	CK_SLOT_ID slot;
@@ -48,7 +48,7 @@ struct cs_token {
 	tok_session *sessions;
 	unsigned generation;
 	unsigned long recoveries;
-	int open_limit_hit;
+	unsigned session_cap; /* sessions the token allows (<= pool_size) */
 	int bad_pin;
 };
 
@@ -58,7 +58,8 @@ typedef CK_RV (*tok_op)(cs_token *t, tok_session *s, void *arg, cs_err *err);
 
 cs_err tok_run(cs_token *t, tok_op op, void *arg);
 cs_err tok_session_acquire(cs_token *t, tok_session **out);
-void tok_session_release(cs_token *t, tok_session *s);
+/* Return a session to the pool; discard closes it instead. */
+void tok_session_release(cs_token *t, tok_session *s, int discard);
 cs_err tok_pool_recover(cs_token *t, unsigned failed_generation);
 cs_err tok_select_slot(cs_token *t);
 cs_err tok_parse_uri(const char *text, P11KitUri **out);

@@ -98,8 +98,9 @@ static cs_err load_module(cs_token *t, const char *module)
 		t->fl_loaded = 1;
 		return CS_OK;
 	}
-	/* a module registered in p11-kit's configuration, by name */
-	t->registered = p11_kit_modules_load_and_initialize(0);
+	/* a module registered in p11-kit's configuration, by name: load the
+	 * registered list but initialize only the one we use */
+	t->registered = p11_kit_modules_load(NULL, 0);
 	if (t->registered == NULL) {
 		cs_log_error("cannot load p11-kit registered modules: %s", p11_kit_message());
 		return CS_E_MODULE_LOAD;
@@ -109,6 +110,13 @@ static cs_err load_module(cs_token *t, const char *module)
 		cs_log_error("no p11-kit module named '%s'", module);
 		return CS_E_MODULE_LOAD;
 	}
+	CK_RV rv = p11_kit_module_initialize(t->fl);
+	if (rv != CKR_OK) {
+		cs_log_error("C_Initialize of module '%s': %s", module, cs_ckr_name(rv));
+		t->fl = NULL;
+		return CS_E_MODULE_INIT;
+	}
+	t->fl_loaded = 1;
 	return CS_OK;
 }
 
@@ -301,7 +309,7 @@ cs_err tok_session_acquire(cs_token *t, tok_session **out)
 			*out = idle_open;
 			break;
 		}
-		if (closed != NULL && t->open_limit_hit == 0) {
+		if (closed != NULL && open_count < t->session_cap) {
 			r = session_open(t, closed);
 			if (r == CS_OK) {
 				closed->in_use = 1;
@@ -310,7 +318,8 @@ cs_err tok_session_acquire(cs_token *t, tok_session **out)
 			}
 			if (r != CS_E_TOKEN_BUSY || open_count == 0)
 				break;
-			t->open_limit_hit = 1; /* the token caps sessions below pool_size */
+			r = CS_OK;
+			t->session_cap = open_count; /* the token allows fewer sessions */
 			cs_log_warn("token refused session %u; using %u sessions", open_count + 1, open_count);
 		}
 		/* every session is busy: wait for one */
@@ -324,11 +333,11 @@ cs_err tok_session_acquire(cs_token *t, tok_session **out)
 	return r;
 }
 
-void tok_session_release(cs_token *t, tok_session *s)
+void tok_session_release(cs_token *t, tok_session *s, int discard)
 {
 	pthread_mutex_lock(&t->lock);
 	s->in_use = 0;
-	if (s->generation != t->generation)
+	if (discard || s->generation != t->generation)
 		session_close(t, s);
 	pthread_cond_signal(&t->cond);
 	pthread_mutex_unlock(&t->lock);
@@ -345,13 +354,16 @@ cs_err tok_pool_recover(cs_token *t, unsigned failed_generation)
 	if (failed_generation == t->generation) {
 		t->generation++;
 		t->recoveries++;
-		t->open_limit_hit = 0;
+		t->session_cap = t->pool_size;
 		for (unsigned i = 0; i < t->pool_size; i++)
 			if (!t->sessions[i].in_use)
 				session_close(t, &t->sessions[i]);
 		r = tok_select_slot(t);
-		cs_log_warn("token sessions lost; reopening (generation %u): %s", t->generation,
-			    cs_strerror(r));
+		if (r == CS_OK)
+			cs_log_warn("token sessions lost; reopening them (recovery %lu)", t->recoveries);
+		else
+			cs_log_error("token sessions lost and the token is not found again: %s",
+				     cs_strerror(r));
 	}
 	pthread_mutex_unlock(&t->lock);
 	return r;
@@ -380,7 +392,9 @@ cs_err tok_run(cs_token *t, tok_op op, void *arg)
 		cs_err op_err = CS_OK;
 		CK_RV rv = op(t, s, arg, &op_err);
 		generation = s->generation;
-		tok_session_release(t, s);
+		/* a session whose call failed may hold an unfinished operation:
+		 * replace it rather than hand it to the next caller */
+		tok_session_release(t, s, rv != CKR_OK);
 		if (rv == CKR_OK)
 			return op_err;
 		if (!cs_ckr_needs_recovery(rv))
@@ -413,6 +427,7 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
 	t->pool_size = params->pool_size;
+	t->session_cap = params->pool_size;
 	t->read_write = params->read_write;
 	t->pid = getpid();
 	if ((t->sessions = calloc(t->pool_size, sizeof(*t->sessions))) == NULL) {
@@ -438,7 +453,7 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 	tok_session *s = NULL;
 	if ((r = tok_session_acquire(t, &s)) != CS_OK)
 		goto fail;
-	tok_session_release(t, s);
+	tok_session_release(t, s, 0);
 	*out = t;
 	return CS_OK;
 fail:
@@ -454,12 +469,12 @@ void cs_token_close(cs_token *t)
 		for (unsigned i = 0; t->sessions != NULL && i < t->pool_size; i++)
 			session_close(t, &t->sessions[i]);
 	}
-	if (t->registered != NULL)
-		p11_kit_modules_finalize_and_release(t->registered);
-	else if (t->fl_loaded) {
+	if (t->fl_loaded)
 		(void)p11_kit_module_finalize(t->fl);
+	if (t->registered != NULL)
+		p11_kit_modules_release(t->registered);
+	else if (t->fl_loaded)
 		p11_kit_module_release(t->fl);
-	}
 	if (t->uri != NULL)
 		p11_kit_uri_free(t->uri);
 	free(t->pin_path);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "test_support.h"
 
 static char dir[512];
 
@@ -103,11 +104,7 @@ static void write_file(const char *name, const char *text, mode_t mode)
 {
 	char path[700];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
+	ts_write_file(path, text, mode);
 }
 
 /* Write `good` with lines first..last replaced by text; return its path. */

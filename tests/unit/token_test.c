@@ -25,6 +25,7 @@
 #include <p11-kit/p11-kit.h>
 
 #include "ec_util.h"
+#include "test_support.h"
 #include "token.h"
 
 #define KEY_LABEL "test-sign"
@@ -44,15 +45,6 @@ static cs_token_params params(const char *uri, const char *pin)
 		.read_write = 1,
 	};
 	return p;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
 }
 
 static int group_setup(void **state)
@@ -95,17 +87,6 @@ static int close_token(void **state)
 	return 0;
 }
 
-/* Verify a DER signature over a digest with OpenSSL's own EC code. */
-static int verify_der(EVP_PKEY *pub, const uint8_t digest[32], const uint8_t *der, size_t der_len)
-{
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pub, NULL);
-	assert_non_null(ctx);
-	assert_int_equal(EVP_PKEY_verify_init(ctx), 1);
-	int ok = EVP_PKEY_verify(ctx, der, der_len, digest, 32);
-	EVP_PKEY_CTX_free(ctx);
-	return ok == 1;
-}
-
 static void test_token_info(void **state)
 {
 	cs_token_info info;
@@ -127,13 +108,13 @@ static void sign_and_verify(cs_token *t, const cs_key_ref *key, EVP_PKEY *pub, c
 	SHA256((const unsigned char *)msg, strlen(msg), digest);
 	assert_int_equal(cs_token_sign_es256(t, key, digest, &sig), CS_OK);
 	assert_true(sig.der_len >= 8 && sig.der_len <= 72);
-	assert_true(verify_der(pub, digest, sig.der, sig.der_len));
+	assert_true(ts_verify_der(pub, digest, sig.der, sig.der_len));
 	/* both encodings carry the same (r, s) */
 	assert_int_equal(cs_ecdsa_der_to_raw(sig.der, sig.der_len, raw_from_der), CS_OK);
 	assert_memory_equal(raw_from_der, sig.raw, 64);
 	/* and the signature does not verify another digest */
 	digest[0] ^= 1;
-	assert_false(verify_der(pub, digest, sig.der, sig.der_len));
+	assert_false(ts_verify_der(pub, digest, sig.der, sig.der_len));
 }
 
 static void test_sign_verify_round_trip(void **state)
@@ -283,7 +264,7 @@ static void test_wrong_pin(void **state)
 	(void)state;
 	char path[700];
 	snprintf(path, sizeof(path), "%s/wrong.pin", token_dir);
-	write_file(path, "000000wrong\n", 0600);
+	ts_write_file(path, "000000wrong\n", 0600);
 	cs_token *t = NULL;
 	cs_token_params p = params(token_uri, path);
 	assert_int_equal(cs_token_open(&p, &t), CS_E_PIN_INCORRECT);
@@ -330,17 +311,17 @@ static void test_pin_file_permissions(void **state)
 	assert_true(read(fd, pin, sizeof(pin) - 1) > 0);
 	close(fd);
 	snprintf(path, sizeof(path), "%s/open.pin", token_dir);
-	write_file(path, pin, 0644);
+	ts_write_file(path, pin, 0644);
 	cs_token_params p = params(token_uri, path);
 	assert_int_equal(cs_token_open(&p, &t), CS_E_PIN_FILE_PERMS);
-	write_file(path, pin, 0640);
+	ts_write_file(path, pin, 0640);
 	assert_int_equal(cs_token_open(&p, &t), CS_E_PIN_FILE_PERMS);
 	/* the same file through pin-source in the URI */
 	snprintf(uri, sizeof(uri), "pkcs11:token=cstest?pin-source=file:%s", path);
 	p = params(uri, NULL);
 	assert_int_equal(cs_token_open(&p, &t), CS_E_PIN_FILE_PERMS);
 	/* owner-only: accepted, through pin-source */
-	write_file(path, pin, 0600);
+	ts_write_file(path, pin, 0600);
 	assert_int_equal(cs_token_open(&p, &t), CS_OK);
 	cs_token_close(t);
 	t = NULL;
@@ -401,11 +382,7 @@ static void *sign_many(void *p)
 		SHA256((const unsigned char *)msg, strlen(msg), digest);
 		if (cs_token_sign_es256(a->t, &a->key, digest, &sig) != CS_OK)
 			return NULL;
-		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(a->pub, NULL);
-		int good = ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
-			   EVP_PKEY_verify(ctx, sig.der, sig.der_len, digest, 32) == 1;
-		EVP_PKEY_CTX_free(ctx);
-		if (!good)
+		if (!ts_verify_der(a->pub, digest, sig.der, sig.der_len))
 			return NULL;
 		a->ok++;
 	}

@@ -1,0 +1,16 @@
+/* test_support: small helpers shared by the cmocka tests. */
+#ifndef CS_TEST_SUPPORT_H
+#define CS_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <openssl/evp.h>
+
+/* Write text to path with the given mode; fails the test on error. */
+void ts_write_file(const char *path, const char *text, mode_t mode);
+/* Verify a DER ECDSA signature over a SHA-256 digest with OpenSSL alone. */
+int ts_verify_der(EVP_PKEY *pub, const uint8_t digest[32], const uint8_t *der, size_t der_len);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * token_fault_test: the token layer when the token misbehaves. The token is
+ * the SoftHSM2 test token seen through tests/fault/fault_pkcs11.c, which
+ * injects the return values written to its control file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "test_support.h"
+#include "token.h"
+
+#define KEY_LABEL "fault-sign"
+
+static char control[600];
+static char pin_path[600];
+
+typedef struct {
+	cs_token *t;
+	cs_key_ref key;
+	EVP_PKEY *pub;
+} fixture;
+
+/* Replace the fault rules; "" clears them. */
+static void faults(const char *rules)
+{
+	ts_write_file(control, rules, 0600);
+	/* the module notices changes by size and mtime: make sure it does */
+	usleep(10000);
+}
+
+static cs_err open_with(unsigned pool_size, cs_token **out)
+{
+	cs_token_params p = {
+		.module = getenv("CREDSIGN_TEST_FAULT_MODULE"),
+		.token_uri = "pkcs11:token=cstest",
+		.pin_file = pin_path,
+		.pool_size = pool_size,
+		.read_write = 1,
+	};
+	return cs_token_open(&p, out);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	const char *dir = getenv("CREDSIGN_TEST_TOKEN_DIR");
+	if (dir == NULL || getenv("CREDSIGN_TEST_FAULT_MODULE") == NULL ||
+	    getenv("CREDSIGN_FAULT_CONTROL") == NULL) {
+		fprintf(stderr, "run through ctest: the fault module's variables are missing\n");
+		return -1;
+	}
+	snprintf(control, sizeof(control), "%s", getenv("CREDSIGN_FAULT_CONTROL"));
+	snprintf(pin_path, sizeof(pin_path), "%s/user.pin", dir);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	faults("");
+	fixture *f = calloc(1, sizeof(*f));
+	if (f == NULL || open_with(4, &f->t) != CS_OK)
+		return -1;
+	cs_key_ref q = {.label = KEY_LABEL};
+	cs_err r = cs_token_find_key(f->t, &q, &f->key);
+	if (r == CS_E_KEY_NOT_FOUND)
+		r = cs_token_generate_p256(f->t, KEY_LABEL, &f->key);
+	if (r != CS_OK || cs_token_public_key(f->t, &f->key, &f->pub) != CS_OK)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	faults("");
+	EVP_PKEY_free(f->pub);
+	cs_token_close(f->t);
+	free(f);
+	return 0;
+}
+
+static cs_err sign(fixture *f, int *verified)
+{
+	uint8_t digest[32];
+	cs_es256_sig sig;
+	SHA256((const unsigned char *)"fault", 5, digest);
+	cs_err r = cs_token_sign_es256(f->t, &f->key, digest, &sig);
+	*verified = r == CS_OK && ts_verify_der(f->pub, digest, sig.der, sig.der_len);
+	return r;
+}
+
+static void test_transient_device_error_is_retried(void **state)
+{
+	fixture *f = *state;
+	int ok = 0;
+	unsigned long before = cs_token_recoveries(f->t);
+	char rules[64];
+	snprintf(rules, sizeof(rules), "C_Sign %#lx 1\n", (unsigned long)CKR_DEVICE_ERROR);
+	faults(rules);
+	assert_int_equal(sign(f, &ok), CS_OK);
+	assert_true(ok);
+	assert_int_equal(cs_token_recoveries(f->t), before + 1);
+}
+
+static void test_token_unavailable(void **state)
+{
+	fixture *f = *state;
+	int ok = 0;
+	uint8_t buf[16];
+	char rules[128];
+	/* the token is gone: operations fail, and reopening fails too */
+	snprintf(rules, sizeof(rules), "C_Sign %#lx\nC_GenerateRandom %#lx\nC_OpenSession %#lx\n",
+		 (unsigned long)CKR_DEVICE_REMOVED, (unsigned long)CKR_DEVICE_REMOVED,
+		 (unsigned long)CKR_TOKEN_NOT_PRESENT);
+	faults(rules);
+	assert_int_equal(sign(f, &ok), CS_E_TOKEN_UNAVAILABLE);
+	assert_false(ok);
+	memset(buf, 0xAA, sizeof(buf));
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_TOKEN_UNAVAILABLE);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0); /* no partial output */
+	assert_int_equal(cs_err_category_of(CS_E_TOKEN_UNAVAILABLE), CS_CAT_TOKEN);
+	/* the token comes back: the pool recovers by itself */
+	faults("");
+	assert_int_equal(sign(f, &ok), CS_OK);
+	assert_true(ok);
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+}
+
+static void test_other_errors_are_not_retried(void **state)
+{
+	fixture *f = *state;
+	int ok = 0;
+	unsigned long before = cs_token_recoveries(f->t);
+	char rules[64];
+	snprintf(rules, sizeof(rules), "C_Sign %#lx 1\n", (unsigned long)CKR_FUNCTION_FAILED);
+	faults(rules);
+	assert_int_equal(sign(f, &ok), CS_E_TOKEN_FAILED);
+	assert_int_equal(cs_token_recoveries(f->t), before);
+	assert_int_equal(sign(f, &ok), CS_OK);
+	assert_true(ok);
+}
+
+static void test_token_without_rng(void **state)
+{
+	fixture *f = *state;
+	uint8_t buf[8];
+	cs_token_info info;
+	faults("no-rng\n");
+	assert_int_equal(cs_token_get_info(f->t, &info), CS_OK);
+	assert_false(info.flags & CKF_RNG);
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_TOKEN_NO_RNG);
+	faults("");
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+}
+
+static void test_corrupt_signature_is_detectable(void **state)
+{
+	fixture *f = *state;
+	int ok = 1;
+	faults("corrupt-signature 1\n");
+	/* the token layer returns what the token produced; callers verify */
+	cs_err r = sign(f, &ok);
+	assert_true(r == CS_OK || r == CS_E_TOKEN_DATA);
+	assert_false(ok);
+	assert_int_equal(sign(f, &ok), CS_OK);
+	assert_true(ok);
+}
+
+struct worker {
+	fixture *f;
+	int good;
+};
+
+static void *sign_loop(void *p)
+{
+	struct worker *w = p;
+	for (int i = 0; i < 50; i++) {
+		int ok = 0;
+		if (sign(w->f, &ok) == CS_OK && ok)
+			w->good++;
+	}
+	return NULL;
+}
+
+static void test_token_with_fewer_sessions_than_configured(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	fixture f2 = {0};
+	assert_int_equal(open_with(4, &t), CS_OK); /* one session opened */
+	f2.t = t;
+	cs_key_ref q = {.label = KEY_LABEL};
+	assert_int_equal(cs_token_find_key(t, &q, &f2.key), CS_OK);
+	assert_int_equal(cs_token_public_key(t, &f2.key, &f2.pub), CS_OK);
+	/* the token allows one session: the one the pool holds */
+	faults("session-cap 1\n");
+	pthread_t th[3];
+	struct worker w[3];
+	for (int i = 0; i < 3; i++) {
+		w[i] = (struct worker){&f2, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, sign_loop, &w[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].good, 50);
+	}
+	/* a failed call discards the only session; a new one must be opened
+	 * even though the token refused more than one */
+	char rules[96];
+	snprintf(rules, sizeof(rules), "session-cap 1\nC_Sign %#lx 1\n",
+		 (unsigned long)CKR_FUNCTION_FAILED);
+	faults(rules);
+	int ok = 0;
+	assert_int_equal(sign(&f2, &ok), CS_E_TOKEN_FAILED);
+	assert_int_equal(sign(&f2, &ok), CS_OK);
+	assert_true(ok);
+	faults("");
+	EVP_PKEY_free(f2.pub);
+	cs_token_close(t);
+}
+
+static void test_login_failure_at_open(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	char rules[64];
+	snprintf(rules, sizeof(rules), "C_Login %#lx\n", (unsigned long)CKR_PIN_LOCKED);
+	faults(rules);
+	assert_int_equal(open_with(2, &t), CS_E_PIN_LOCKED);
+	assert_null(t);
+	faults("");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_transient_device_error_is_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_unavailable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_errors_are_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_without_rng, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_signature_is_detectable, setup, teardown),
+		cmocka_unit_test(test_token_with_fewer_sessions_than_configured),
+		cmocka_unit_test(test_login_failure_at_open),
+	};
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}

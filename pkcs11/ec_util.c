@@ -28,12 +28,13 @@ static cs_err pkey_from_point(const uint8_t *point, size_t len, EVP_PKEY **out)
 		r = CS_E_CRYPTO;
 		goto out;
 	}
-	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	/* never our own provider's keymgmt: its keys live in the token */
+	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", CS_NOT_TOKEN_PROVIDER)) == NULL ||
 	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
 	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
 		goto out;
 	/* the point must lie on the curve */
-	if ((check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL ||
+	if ((check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, CS_NOT_TOKEN_PROVIDER)) == NULL ||
 	    EVP_PKEY_public_check(check) <= 0)
 		goto out;
 	*out = pkey;

@@ -18,6 +18,10 @@
 
 #include "cs_error.h"
 
+/* Property query that excludes credsign's own provider: software keys made
+ * here must come from a provider that implements them in software. */
+#define CS_NOT_TOKEN_PROVIDER "provider!=credsign-pkcs11"
+
 /* DER of the P-256 OID as CKA_EC_PARAMS holds it. */
 extern const uint8_t cs_p256_ec_params[10];
 

@@ -1,0 +1,145 @@
+/*
+ * prov_store: OSSL_STORE for pkcs11: URIs naming a key (object= and/or id=,
+ * token attributes, pin-source). Each URI yields up to two objects: the key
+ * with its private half (a reference into the token), then the public key.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/core_object.h>
+#include <openssl/params.h>
+#include <openssl/store.h>
+
+#include "prov_internal.h"
+
+typedef struct {
+	prov_ctx *pctx;
+	char *uri;
+	int expect; /* OSSL_STORE_INFO_* or 0 */
+	int stage;  /* 0: private key next, 1: public key next, 2: done */
+	int resolved;
+	prov_key_reference ref;
+} store_ctx;
+
+static void *st_open(void *provctx, const char *uri)
+{
+	if (uri == NULL || strncmp(uri, "pkcs11:", 7) != 0)
+		return NULL;
+	store_ctx *c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->uri = strdup(uri)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->pctx = provctx;
+	return c;
+}
+
+static const OSSL_PARAM *st_settable_ctx_params(void *provctx)
+{
+	static const OSSL_PARAM params[] = {
+		OSSL_PARAM_int(OSSL_STORE_PARAM_EXPECT, NULL),
+		OSSL_PARAM_END,
+	};
+	(void)provctx;
+	return params;
+}
+
+static int st_set_ctx_params(void *ctx, const OSSL_PARAM params[])
+{
+	store_ctx *c = ctx;
+	const OSSL_PARAM *p = OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_EXPECT);
+	if (p != NULL && !OSSL_PARAM_get_int(p, &c->expect))
+		return 0;
+	return 1;
+}
+
+/* Find the key once: token (opened at first use), reference, public point. */
+static int resolve(store_ctx *c)
+{
+	cs_token *token = NULL;
+	cs_key_ref query;
+	EVP_PKEY *pub = NULL;
+	size_t len = 0;
+	cs_err r = cs_key_ref_from_uri(c->uri, &query);
+	if (r != CS_OK) {
+		prov_raise(c->pctx, r, "%s: a key URI needs object= or id=", c->uri);
+		return 0;
+	}
+	if (prov_token(c->pctx, c->uri, &token) != CS_OK)
+		return 0;
+	if ((r = cs_token_find_key(token, &query, &c->ref.ref)) != CS_OK ||
+	    (r = cs_token_public_key(token, &c->ref.ref, &pub)) != CS_OK) {
+		prov_raise(c->pctx, r, "%s: %s", c->uri, cs_strerror(r));
+		return 0;
+	}
+	int ok = EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+						 c->ref.point, sizeof(c->ref.point), &len) &&
+		 len == sizeof(c->ref.point);
+	EVP_PKEY_free(pub);
+	c->ref.magic = PROV_KEY_REF_MAGIC;
+	c->ref.pctx = c->pctx;
+	c->resolved = ok;
+	return ok;
+}
+
+static int emit(store_ctx *c, int has_private, OSSL_CALLBACK *cb, void *cbarg)
+{
+	int type = OSSL_OBJECT_PKEY;
+	char data_type[] = "EC";
+	char desc[] = "credsign PKCS#11 token key";
+	c->ref.has_private = has_private;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &type),
+		OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE, data_type, 0),
+		OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE, &c->ref, sizeof(c->ref)),
+		OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DESC, desc, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	return cb(params, cbarg);
+}
+
+static int st_load(void *ctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
+		   OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+{
+	store_ctx *c = ctx;
+	(void)pw_cb;
+	(void)pw_cbarg;
+	if (!c->resolved && !resolve(c)) {
+		c->stage = 2;
+		return 0;
+	}
+	while (c->stage < 2) {
+		int has_private = c->stage == 0;
+		c->stage++;
+		if (has_private && c->expect == OSSL_STORE_INFO_PUBKEY)
+			continue;
+		if (!has_private && c->expect == OSSL_STORE_INFO_PKEY)
+			continue;
+		return emit(c, has_private, object_cb, object_cbarg);
+	}
+	return 0;
+}
+
+static int st_eof(void *ctx)
+{
+	return ((store_ctx *)ctx)->stage >= 2;
+}
+
+static int st_close(void *ctx)
+{
+	store_ctx *c = ctx;
+	free(c->uri);
+	free(c);
+	return 1;
+}
+
+const OSSL_DISPATCH prov_store_functions[] = {
+	{OSSL_FUNC_STORE_OPEN, (void (*)(void))st_open},
+	{OSSL_FUNC_STORE_SETTABLE_CTX_PARAMS, (void (*)(void))st_settable_ctx_params},
+	{OSSL_FUNC_STORE_SET_CTX_PARAMS, (void (*)(void))st_set_ctx_params},
+	{OSSL_FUNC_STORE_LOAD, (void (*)(void))st_load},
+	{OSSL_FUNC_STORE_EOF, (void (*)(void))st_eof},
+	{OSSL_FUNC_STORE_CLOSE, (void (*)(void))st_close},
+	{0, NULL},
+};

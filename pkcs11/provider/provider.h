@@ -1,0 +1,48 @@
+/*
+ * provider: credsign's OpenSSL 3 provider ("credsign-pkcs11") for token keys
+ * and the token RNG.
+ *
+ * It offers, for EC P-256 keys that stay in the token:
+ *   - store     pkcs11: URIs (RFC 7512) -> a private-key handle and the public key
+ *   - keymgmt   "EC": public half exportable, private half a reference only
+ *   - signature "ECDSA": digest in OpenSSL, CKM_ECDSA in the token, DER out
+ *   - rand      "CREDSIGN-TOKEN-RNG": output from C_GenerateRandom
+ *
+ * Two ways to load it:
+ *   - as a module (credsign-pkcs11.so), e.g. by the openssl command with
+ *     -provider-path DIR -provider credsign-pkcs11 -provider default. The
+ *     PKCS#11 module comes from the provider's "pkcs11-module" parameter or
+ *     $CREDSIGN_PKCS11_MODULE; the token and PIN from the key URI
+ *     (pin-source=file:...) or "pkcs11-pin-file" / $CREDSIGN_PIN_FILE. The
+ *     token is opened at first use, under a lock.
+ *   - in-process with cs_provider_load(), sharing the caller's cs_token.
+ *
+ * Load it only into an application's own OSSL_LIB_CTX, never the default
+ * one, when its RAND is used: the PKCS#11 module itself calls OpenSSL through
+ * the default context, and would re-enter the token (deadlock).
+ */
+#ifndef CS_PROVIDER_H
+#define CS_PROVIDER_H
+
+#include <openssl/core.h>
+#include <openssl/provider.h>
+
+#include "cs_error.h"
+#include "token.h"
+
+#define CS_PROVIDER_NAME "credsign-pkcs11"
+#define CS_PROVIDER_RAND_NAME "CREDSIGN-TOKEN-RNG"
+#define CS_PROVIDER_PROPQ "provider=credsign-pkcs11"
+
+/* Add the provider to libctx as a built-in that uses `token` (borrowed: it
+ * must outlive the provider) and load it. */
+cs_err cs_provider_load(OSSL_LIB_CTX *libctx, cs_token *token, OSSL_PROVIDER **out);
+
+/* Make the token RNG the DRBG of libctx (primary, public and private). */
+cs_err cs_provider_use_token_rng(OSSL_LIB_CTX *libctx);
+
+/* The provider's entry point (exported as OSSL_provider_init by the module). */
+int cs_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+		     const OSSL_DISPATCH **out, void **provctx);
+
+#endif

@@ -283,10 +283,14 @@ cs_err tok_session_acquire(cs_token *t, tok_session **out)
 	*out = NULL;
 	pthread_mutex_lock(&t->lock);
 	if (t->pid != getpid()) {
-		/* a forked child must not use the parent's sessions */
+		/* a forked child must not use the parent's sessions: forget them
+		 * (they belong to the parent) and initialize the module afresh */
 		memset(t->sessions, 0, t->pool_size * sizeof(*t->sessions));
 		t->pid = getpid();
 		t->generation++;
+		CK_RV rv = p11_kit_module_initialize(t->fl);
+		if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+			cs_log_warn("C_Initialize after fork: %s", cs_ckr_name(rv));
 	}
 	for (;;) {
 		tok_session *idle_open = NULL, *closed = NULL;

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The credsign-pkcs11 provider with the stock openssl command: public key,
+# signatures, CSR, refusal to export the private key, and a TLS 1.3
+# handshake whose server key is in the token (and that fails cleanly when
+# the token is unavailable).
+#
+#   provider_cli.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE FAULT_MODULE
+set -euo pipefail
+build=${1:?}; state=${2:?}; softhsm=${3:?}; fault=${4:?}
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+export SOFTHSM2_CONF=$state/token/softhsm2.conf
+export CREDSIGN_PKCS11_MODULE=$softhsm
+export CREDSIGN_PIN_FILE=$state/token/user.pin
+export CREDSIGN_TOKEN_URI="pkcs11:token=cstest"
+P=(-provider-path "$build/lib" -provider credsign-pkcs11 -provider default)
+KEY="pkcs11:token=cstest;object=cli-sign"
+TLSKEY="pkcs11:token=cstest;object=cli-tls"
+pki=$state/pki
+
+cat > "$tmp/admin.conf" <<CONF
+tls = { cert = "$pki/server.pem"; key = "$pki/server.key"; ca = "$pki/ca.pem"; };
+pkcs11 = { module = "$softhsm"; token_uri = "pkcs11:token=cstest";
+           pin_file = "$state/token/user.pin"; signing_key = "$KEY"; };
+CONF
+admin=("$build/bin/credsign-admin" --config "$tmp/admin.conf")
+for label in cli-sign cli-tls; do
+  "${admin[@]}" key jwk --key "pkcs11:token=cstest;object=$label" >/dev/null 2>&1 ||
+    "${admin[@]}" key generate --label "$label" >/dev/null
+done
+echo "credsign provider test" > "$tmp/msg"
+
+# 1. the public key
+openssl pkey "${P[@]}" -in "$KEY" -pubout -out "$tmp/pub.pem"
+openssl pkey -pubin -in "$tmp/pub.pem" -noout -text | grep -q "NIST CURVE: P-256" || fail "pubout is not a P-256 key"
+
+# 2. dgst -sign through the provider, verify with the default provider only
+openssl dgst "${P[@]}" -sha256 -sign "$KEY" -out "$tmp/sig" "$tmp/msg"
+openssl dgst -sha256 -verify "$tmp/pub.pem" -signature "$tmp/sig" "$tmp/msg" | grep -q "Verified OK"
+echo tampered >> "$tmp/msg"
+if openssl dgst -sha256 -verify "$tmp/pub.pem" -signature "$tmp/sig" "$tmp/msg" >/dev/null 2>&1; then
+  fail "a signature verified over different data"
+fi
+
+# 3. pkeyutl -sign of a digest
+openssl dgst -sha256 -binary -out "$tmp/digest" "$tmp/msg"
+openssl pkeyutl "${P[@]}" -sign -inkey "$KEY" -in "$tmp/digest" -out "$tmp/sig2"
+openssl pkeyutl -verify -pubin -inkey "$tmp/pub.pem" -in "$tmp/digest" -sigfile "$tmp/sig2" |
+  grep -q "Signature Verified Successfully"
+
+# 4. a CSR signed by the token key
+openssl req "${P[@]}" -new -key "$KEY" -subj "/O=credsign/CN=credsign signing key" -out "$tmp/req.pem"
+openssl req -verify -in "$tmp/req.pem" -noout 2>&1 | grep -q "verify OK"
+openssl req -in "$tmp/req.pem" -pubkey -noout | cmp -s - "$tmp/pub.pem" || fail "CSR key differs"
+
+# 5. the private key cannot be exported
+if openssl pkey "${P[@]}" -in "$KEY" -out "$tmp/priv.pem" 2> "$tmp/err"; then
+  fail "private key export succeeded"
+fi
+grep -q "cannot be exported" "$tmp/err" || { cat "$tmp/err"; fail "no clear error for private export"; }
+! grep -q "PRIVATE KEY" "$tmp/priv.pem" 2>/dev/null || fail "private key material written"
+
+# 6. TLS 1.3 with the server key in the token
+openssl req "${P[@]}" -new -key "$TLSKEY" -subj "/CN=localhost" -out "$tmp/tls.csr"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n' > "$tmp/ext"
+openssl x509 -req -in "$tmp/tls.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca-db/main/ca.key" \
+  -CAcreateserial -CAserial "$tmp/serial" -days 2 -extfile "$tmp/ext" -out "$tmp/tls.pem" 2>/dev/null
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_listen() { for _ in $(seq 100); do ss -ltn | grep -q "127.0.0.1:$1 " && return 0; sleep 0.05; done; return 1; }
+
+port=$(free_port)
+openssl s_server "${P[@]}" -key "$TLSKEY" -cert "$tmp/tls.pem" -accept "127.0.0.1:$port" \
+  -tls1_3 -naccept 1 -www > "$tmp/server.log" 2>&1 &
+pids+=($!)
+wait_listen "$port" || { cat "$tmp/server.log"; fail "s_server did not start"; }
+openssl s_client -connect "127.0.0.1:$port" -CAfile "$pki/ca.pem" -verify_return_error \
+  -verify_ip 127.0.0.1 -tls1_3 -brief < /dev/null > "$tmp/client.log" 2>&1 || { cat "$tmp/client.log"; fail "handshake failed"; }
+grep -q "Protocol version: TLSv1.3" "$tmp/client.log" || fail "not TLS 1.3"
+grep -q "Verification: OK" "$tmp/client.log" || fail "server certificate not verified"
+grep -q "Signature type: ECDSA" "$tmp/client.log" || fail "server did not sign with ECDSA"
+
+# 7. the token goes away after start-up: the handshake fails with an alert
+#    and the server reports the token error
+export CREDSIGN_PKCS11_MODULE=$fault CREDSIGN_FAULT_REAL_MODULE=$softhsm
+export CREDSIGN_FAULT_CONTROL=$tmp/fault.control
+: > "$CREDSIGN_FAULT_CONTROL"
+port=$(free_port)
+openssl s_server "${P[@]}" -key "$TLSKEY" -cert "$tmp/tls.pem" -accept "127.0.0.1:$port" \
+  -tls1_3 -naccept 1 -www > "$tmp/server2.log" 2>&1 &
+server=$!
+pids+=($server)
+wait_listen "$port" || { cat "$tmp/server2.log"; fail "s_server (fault) did not start"; }
+printf 'C_Sign 0x32\nC_OpenSession 0xe0\n' > "$CREDSIGN_FAULT_CONTROL"  # DEVICE_REMOVED, TOKEN_NOT_PRESENT
+if openssl s_client -connect "127.0.0.1:$port" -CAfile "$pki/ca.pem" -tls1_3 -brief \
+     < /dev/null > "$tmp/client2.log" 2>&1; then
+  fail "handshake succeeded without the token"
+fi
+grep -qi "alert" "$tmp/client2.log" || { cat "$tmp/client2.log"; fail "client saw no TLS alert"; }
+wait "$server" 2>/dev/null || true
+grep -q "token unavailable" "$tmp/server2.log" || { cat "$tmp/server2.log"; fail "server did not log the token error"; }
+echo "provider_cli: ok"

@@ -16,11 +16,16 @@
 #define TOK_KEY_CACHE 4
 
 /* Object handles found once per session and reused (C_FindObjects per
- * signature is slow on real HSMs); re-found on CKR_OBJECT_HANDLE_INVALID. */
+ * signature is slow on real HSMs); re-found on CKR_OBJECT_HANDLE_INVALID.
+ * Signing uses a session-object copy of the private key where the token
+ * allows C_CopyObject (CKA_TOKEN false; sensitivity is kept): some tokens,
+ * SoftHSM2 among them, check their on-disk state on every use of a token
+ * object. Tokens that refuse the copy sign with the token object. */
 typedef struct {
 	cs_key_ref ref; /* as resolved: full label and id */
 	cs_key_ref query; /* as asked */
 	CK_OBJECT_HANDLE priv, pub;
+	CK_OBJECT_HANDLE sign; /* session-object copy of priv, or priv itself */
 	int valid;
 } tok_key_cache;
 

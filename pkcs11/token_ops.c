@@ -140,11 +140,13 @@ static CK_RV find_objects(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls,
 			  const cs_key_ref *q, CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count)
 {
 	CK_KEY_TYPE ktype = CKK_EC;
-	CK_ATTRIBUTE tmpl[4] = {
+	CK_BBOOL on_token = CK_TRUE; /* not our own session-object copies */
+	CK_ATTRIBUTE tmpl[5] = {
 		{CKA_CLASS, &cls, sizeof(cls)},
 		{CKA_KEY_TYPE, &ktype, sizeof(ktype)},
+		{CKA_TOKEN, &on_token, sizeof(on_token)},
 	};
-	CK_ULONG n = 2;
+	CK_ULONG n = 3;
 	if (q->label[0] != '\0')
 		tmpl[n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)q->label, strlen(q->label)};
 	if (q->id_len > 0)
@@ -198,6 +200,27 @@ static CK_RV check_p256(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, 
 	return CKR_OK;
 }
 
+static void cache_drop(cs_token *t, tok_session *s, tok_key_cache *c)
+{
+	if (c->valid && c->sign != c->priv)
+		(void)t->fl->C_DestroyObject(s->handle, c->sign);
+	memset(c, 0, sizeof(*c));
+}
+
+/* A session-object copy of a private key for signing, or the key itself. */
+static CK_OBJECT_HANDLE signing_handle(cs_token *t, tok_session *s, CK_OBJECT_HANDLE priv)
+{
+	CK_BBOOL no = CK_FALSE;
+	CK_ATTRIBUTE session_only = {CKA_TOKEN, &no, sizeof(no)};
+	CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+	CK_RV rv = t->fl->C_CopyObject(s->handle, priv, &session_only, 1, &copy);
+	if (rv != CKR_OK) {
+		cs_log_debug("C_CopyObject: %s; signing with the token object", cs_ckr_name(rv));
+		return priv;
+	}
+	return copy;
+}
+
 /* Resolve a query to private and public handles on this session, using the
  * session's cache. `refresh` forces a new search. */
 static CK_RV resolve_key(cs_token *t, tok_session *s, const cs_key_ref *q, int refresh,
@@ -211,7 +234,7 @@ static CK_RV resolve_key(cs_token *t, tok_session *s, const cs_key_ref *q, int r
 				*out = c;
 				return CKR_OK;
 			}
-			c->valid = 0;
+			cache_drop(t, s, c);
 		}
 	}
 	if (q->label[0] == '\0' && q->id_len == 0) {
@@ -228,7 +251,7 @@ static CK_RV resolve_key(cs_token *t, tok_session *s, const cs_key_ref *q, int r
 		return CKR_OK;
 	}
 	tok_key_cache *c = &s->keys[s->next_key++ % TOK_KEY_CACHE];
-	memset(c, 0, sizeof(*c));
+	cache_drop(t, s, c);
 	if ((rv = read_ref(t, s->handle, priv[0], &c->ref, err)) != CKR_OK || *err != CS_OK)
 		return rv;
 	if ((rv = check_p256(t, s->handle, priv[0], err)) != CKR_OK || *err != CS_OK)
@@ -243,6 +266,7 @@ static CK_RV resolve_key(cs_token *t, tok_session *s, const cs_key_ref *q, int r
 	c->query = *q;
 	c->priv = priv[0];
 	c->pub = pub[0];
+	c->sign = signing_handle(t, s, priv[0]);
 	c->valid = 1;
 	*out = c;
 	return CKR_OK;
@@ -357,11 +381,11 @@ static CK_RV op_sign(cs_token *t, tok_session *s, void *arg, cs_err *err)
 	CK_RV rv = resolve_key(t, s, a->key, 0, &c, err);
 	if (rv != CKR_OK || *err != CS_OK)
 		return rv;
-	rv = sign_once(t, s, c->priv, a, err);
+	rv = sign_once(t, s, c->sign, a, err);
 	if (rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID) {
 		if ((rv = resolve_key(t, s, a->key, 1, &c, err)) != CKR_OK || *err != CS_OK)
 			return rv;
-		rv = sign_once(t, s, c->priv, a, err);
+		rv = sign_once(t, s, c->sign, a, err);
 	}
 	return rv;
 }

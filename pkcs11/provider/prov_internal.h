@@ -9,12 +9,14 @@
 
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
+#include <openssl/evp.h>
 
 #include "token.h"
 
 typedef struct {
 	const OSSL_CORE_HANDLE *handle;
 	OSSL_LIB_CTX *hash_ctx; /* private context for SHA-256 */
+	EVP_MD *sha256;         /* fetched once from hash_ctx */
 	OSSL_FUNC_core_new_error_fn *core_new_error;
 	OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;
 	OSSL_FUNC_core_vset_error_fn *core_vset_error;

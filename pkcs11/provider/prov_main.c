@@ -140,6 +140,7 @@ static void prov_teardown(void *provctx)
 	track_owned(p, 0);
 	if (p->owns_token)
 		cs_token_close(p->token);
+	EVP_MD_free(p->sha256);
 	OSSL_LIB_CTX_free(p->hash_ctx);
 	free(p->module);
 	free(p->pin_file);
@@ -256,7 +257,8 @@ int cs_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 		p->pin_file = core_param(handle, get_params, "pkcs11-pin-file", "CREDSIGN_PIN_FILE");
 		p->token_uri = core_param(handle, get_params, "pkcs11-token-uri", "CREDSIGN_TOKEN_URI");
 	}
-	if ((p->hash_ctx = OSSL_LIB_CTX_new()) == NULL) {
+	if ((p->hash_ctx = OSSL_LIB_CTX_new()) == NULL ||
+	    (p->sha256 = EVP_MD_fetch(p->hash_ctx, "SHA256", NULL)) == NULL) {
 		prov_teardown(p);
 		return 0;
 	}

@@ -146,12 +146,9 @@ static int sig_digest_sign_init(void *ctx, const char *mdname, void *key, const 
 	}
 	if (!sig_init(c, key, params))
 		return 0;
-	EVP_MD *md = EVP_MD_fetch(c->pctx->hash_ctx, "SHA256", NULL);
 	if (c->mdctx == NULL)
 		c->mdctx = EVP_MD_CTX_new();
-	int ok = md != NULL && c->mdctx != NULL && EVP_DigestInit_ex2(c->mdctx, md, NULL);
-	EVP_MD_free(md);
-	return ok;
+	return c->mdctx != NULL && EVP_DigestInit_ex2(c->mdctx, c->pctx->sha256, NULL);
 }
 
 static int sig_digest_sign_update(void *ctx, const unsigned char *data, size_t len)

@@ -32,6 +32,12 @@ typedef struct {
 		char *listen;          /* "HOST:PORT" */
 		char *public_base_url; /* https URL, no trailing slash */
 		char *node_id;
+		int workers;         /* event-loop threads */
+		int max_connections; /* concurrent TLS connections */
+		int max_body_bytes;
+		int max_header_bytes;
+		int timeout_ms;      /* read/write/idle timeout per connection */
+		char *presets_file;  /* built-in presets (conf/presets.conf) */
 	} server;
 	struct {
 		char *cert, *key; /* key: file path, or a pkcs11: URI (issue 3) */

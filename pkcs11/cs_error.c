@@ -40,6 +40,7 @@ const char *cs_err_category_name(cs_err_category cat)
 		[CS_CAT_OK] = "ok",         [CS_CAT_USAGE] = "usage",
 		[CS_CAT_AUTH] = "auth",     [CS_CAT_NOT_FOUND] = "not_found",
 		[CS_CAT_CONFLICT] = "conflict", [CS_CAT_CONFIG] = "config",
+		[CS_CAT_GONE] = "gone",     [CS_CAT_TOO_LARGE] = "too_large",
 		[CS_CAT_TOKEN] = "token",   [CS_CAT_STORE] = "store",
 		[CS_CAT_INTERNAL] = "internal",
 	};

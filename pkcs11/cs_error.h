@@ -22,6 +22,8 @@ typedef enum {
 	CS_CAT_AUTH,      /* not permitted (403) */
 	CS_CAT_NOT_FOUND, /* no such object (404) */
 	CS_CAT_CONFLICT,  /* state forbids it (409) */
+	CS_CAT_GONE,      /* it existed but has expired (410) */
+	CS_CAT_TOO_LARGE, /* request too large (413) */
 	CS_CAT_CONFIG,    /* configuration or local files are wrong */
 	CS_CAT_TOKEN,     /* the token cannot do its part (503) */
 	CS_CAT_STORE,     /* the store cannot do its part (503) */
@@ -67,7 +69,15 @@ typedef enum {
 	X(CS_E_SENSITIVE, CS_CAT_AUTH, "attribute is sensitive and cannot be read") \
 	X(CS_E_SIGNATURE_INVALID, CS_CAT_TOKEN,                                    \
 	  "signature did not verify with the public key")                          \
-	X(CS_E_CRYPTO, CS_CAT_INTERNAL, "cryptographic library error")
+	X(CS_E_CRYPTO, CS_CAT_INTERNAL, "cryptographic library error")             \
+	X(CS_E_NOT_FOUND, CS_CAT_NOT_FOUND, "not found")                           \
+	X(CS_E_FORBIDDEN, CS_CAT_AUTH, "not permitted for this client identity")   \
+	X(CS_E_SESSION_EXPIRED, CS_CAT_GONE, "generation session expired")         \
+	X(CS_E_SESSION_USED, CS_CAT_CONFLICT, "generation session already certified") \
+	X(CS_E_TOO_LARGE, CS_CAT_TOO_LARGE, "request too large")                   \
+	X(CS_E_STORE, CS_CAT_STORE, "store unavailable")                           \
+	X(CS_E_STORE_SCHEMA, CS_CAT_STORE, "store schema is newer than this program") \
+	X(CS_E_UNPROCESSABLE, CS_CAT_USAGE, "request violates the preset")
 
 typedef enum {
 #define CS_ERR_ENUM(code, cat, msg) code,

@@ -1,25 +1,55 @@
 /*
  * credsignd: the signing appliance daemon.
  *
- *   credsignd --check-config FILE   validate a configuration and exit 0/1
+ *   credsignd --config FILE          serve (foreground, logs to stderr)
+ *   credsignd --check-config FILE    validate a configuration and exit 0/1
  *   credsignd --version
+ *
+ * Start-up: configuration, presets, token (login), the credsign provider in
+ * the daemon's own OpenSSL library context with the token RNG as its DRBG,
+ * the signing key (recorded in the store's key table), the store schema,
+ * then the TLS listener. Any failure stops start-up with exit status 1.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
+#include <openssl/crypto.h>
+#include <openssl/provider.h>
+
+#include "app.h"
 #include "config.h"
+#include "cs_log.h"
+#include "provider.h"
+#include "server.h"
+#include "wipe_alloc.h"
+
+static int print_diag(cs_config_diag *diag)
+{
+	for (size_t i = 0; i < diag->count; i++)
+		fprintf(stderr, "%s\n", diag->messages[i]);
+	size_t n = diag->count;
+	cs_config_diag_free(diag);
+	return (int)n;
+}
 
 static int check_config(const char *path)
 {
 	cs_config *cfg = NULL;
 	cs_config_diag diag;
 	cs_err r = cs_config_load(path, &cfg, &diag);
-	for (size_t i = 0; i < diag.count; i++)
-		fprintf(stderr, "%s\n", diag.messages[i]);
-	cs_config_diag_free(&diag);
+	print_diag(&diag);
+	if (r == CS_OK) {
+		cs_preset_set *presets = NULL;
+		r = cs_presets_load(cfg->server.presets_file, &presets, &diag);
+		print_diag(&diag);
+		cs_presets_free(presets);
+	}
 	if (r != CS_OK) {
 		fprintf(stderr, "%s: configuration invalid\n", path);
+		cs_config_free(cfg);
 		return 1;
 	}
 	printf("%s: configuration valid\n", cfg->file);
@@ -27,23 +57,115 @@ static int check_config(const char *path)
 	return 0;
 }
 
+/* No core dumps and no ptrace by other users: credentials pass through
+ * this process's memory. */
+static void harden_process(void)
+{
+	struct rlimit none = {0, 0};
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* Record the signing key so the JWKS lists every key ever used. */
+static cs_err register_signing_key(cs_app *app)
+{
+	cs_store *store = NULL;
+	cs_err r = cs_store_open(app->cfg->store.path, &store);
+	if (r != CS_OK)
+		return r;
+	char *jwk = json_dumps(cs_signer_jwk(app->signer), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+	r = jwk != NULL ? cs_store_key_put(store, cs_signer_kid(app->signer), cs_signer_uri(app->signer),
+					   jwk, "active")
+			: CS_E_NOMEM;
+	free(jwk);
+	cs_store_close(store);
+	return r;
+}
+
+static int serve(const char *path)
+{
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	cs_app app = {0};
+	OSSL_PROVIDER *prov = NULL, *deflt = NULL;
+	int status = 1;
+	cs_err r;
+
+	harden_process();
+	cs_json_wiping_allocator();
+	if (cs_config_load(path, &cfg, &diag) != CS_OK) {
+		print_diag(&diag);
+		fprintf(stderr, "%s: configuration invalid\n", path);
+		return 1;
+	}
+	cs_log_configure(cfg->log.level, cfg->log.format, 2);
+	app.cfg = cfg;
+	if ((r = cs_presets_load(cfg->server.presets_file, &app.presets, &diag)) != CS_OK) {
+		print_diag(&diag);
+		cs_log_error("presets %s invalid", cfg->server.presets_file);
+		goto out;
+	}
+	cs_token_params tp = {cfg->pkcs11.module, cfg->pkcs11.token_uri, cfg->pkcs11.pin_file,
+			      (unsigned)cfg->pkcs11.sessions, 0};
+	if ((r = cs_token_open(&tp, &app.token)) != CS_OK) {
+		cs_log_error("token %s: %s", cfg->pkcs11.token_uri, cs_strerror(r));
+		goto out;
+	}
+	if ((app.libctx = OSSL_LIB_CTX_new()) == NULL ||
+	    (r = cs_provider_load(app.libctx, app.token, &prov)) != CS_OK ||
+	    (deflt = OSSL_PROVIDER_load(app.libctx, "default")) == NULL ||
+	    !EVP_set_default_properties(app.libctx, "?provider!=credsign-pkcs11") ||
+	    (r = cs_provider_use_token_rng(app.libctx)) != CS_OK) {
+		cs_log_error("OpenSSL provider set-up failed");
+		goto out;
+	}
+	if ((r = cs_app_describe_token(&app)) != CS_OK ||
+	    (r = cs_signer_open(app.libctx, cfg->pkcs11.signing_key, &app.signer)) != CS_OK ||
+	    (r = register_signing_key(&app)) != CS_OK) {
+		cs_log_error("start-up failed: %s", cs_strerror(r));
+		goto out;
+	}
+	cs_log_info("credsignd %s starting: node=%s token=\"%s\" signing key kid=%s", CREDSIGN_VERSION,
+		    cfg->server.node_id, cfg->pkcs11.token_uri, cs_signer_kid(app.signer));
+	if ((r = cs_server_run(&app)) == CS_OK) {
+		status = 0;
+		cs_log_info("stopped");
+	} else {
+		cs_log_error("server failed: %s", cs_strerror(r));
+	}
+out:
+	cs_signer_free(app.signer);
+	json_decref(app.entropy_source);
+	OSSL_PROVIDER_unload(deflt);
+	OSSL_PROVIDER_unload(prov);
+	OSSL_LIB_CTX_free(app.libctx);
+	cs_token_close(app.token);
+	cs_presets_free(app.presets);
+	cs_config_free(cfg);
+	return status;
+}
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: credsignd --check-config FILE\n"
+	fprintf(f, "usage: credsignd --config FILE\n"
+		   "       credsignd --check-config FILE\n"
 		   "       credsignd --version\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
 		{"check-config", required_argument, NULL, 'C'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'c':
+			return serve(optarg);
 		case 'C':
 			return check_config(optarg);
 		case 'V':

@@ -7,6 +7,8 @@
 #include <openssl/core_names.h>
 #include <openssl/sha.h>
 
+#include "ec_util.h"
+
 char *cs_b64url_encode(const uint8_t *data, size_t len)
 {
 	if (len > 1u << 28)
@@ -130,4 +132,136 @@ cs_err cs_jwk_from_pkey(const EVP_PKEY *pkey, json_t **out)
 	free(bx);
 	free(by);
 	return *out != NULL ? CS_OK : CS_E_NOMEM;
+}
+
+/* ---- JWS ------------------------------------------------------------------- */
+
+static char *b64url_json(const json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+	if (text == NULL)
+		return NULL;
+	char *out = cs_b64url_encode((const uint8_t *)text, strlen(text));
+	free(text);
+	return out;
+}
+
+cs_err cs_jws_es256_sign(const json_t *header, const json_t *payload, cs_es256_sign_fn sign,
+			 void *ctx, char **jws_out)
+{
+	cs_err r = CS_E_NOMEM;
+	uint8_t raw[64];
+	char *h = b64url_json(header), *p = b64url_json(payload), *input = NULL, *s = NULL;
+	*jws_out = NULL;
+	if (h == NULL || p == NULL)
+		goto out;
+	size_t len = strlen(h) + 1 + strlen(p);
+	if ((input = malloc(len + 1)) == NULL)
+		goto out;
+	snprintf(input, len + 1, "%s.%s", h, p);
+	if ((r = sign(ctx, (const uint8_t *)input, len, raw)) != CS_OK)
+		goto out;
+	r = CS_E_NOMEM;
+	if ((s = cs_b64url_encode(raw, sizeof(raw))) == NULL)
+		goto out;
+	size_t total = len + 1 + strlen(s) + 1;
+	if ((*jws_out = malloc(total)) == NULL)
+		goto out;
+	snprintf(*jws_out, total, "%s.%s", input, s);
+	r = CS_OK;
+out:
+	free(h);
+	free(p);
+	free(input);
+	free(s);
+	return r;
+}
+
+/* Split "a.b.c" into three freshly allocated parts. */
+static cs_err jws_split(const char *jws, char **a, char **b, char **c)
+{
+	const char *d1 = strchr(jws, '.');
+	const char *d2 = d1 != NULL ? strchr(d1 + 1, '.') : NULL;
+	*a = *b = *c = NULL;
+	if (d1 == NULL || d2 == NULL || strchr(d2 + 1, '.') != NULL || strlen(jws) > 65536)
+		return CS_E_INVALID_ARG;
+	*a = strndup(jws, (size_t)(d1 - jws));
+	*b = strndup(d1 + 1, (size_t)(d2 - d1 - 1));
+	*c = strdup(d2 + 1);
+	return (*a != NULL && *b != NULL && *c != NULL) ? CS_OK : CS_E_NOMEM;
+}
+
+static json_t *decode_json_part(const char *part)
+{
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	if (cs_b64url_decode(part, &bytes, &n) != CS_OK)
+		return NULL;
+	json_t *j = json_loadb((const char *)bytes, n, JSON_REJECT_DUPLICATES, NULL);
+	free(bytes);
+	if (j != NULL && !json_is_object(j)) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+cs_err cs_jws_peek_header(const char *jws, json_t **header)
+{
+	char *a, *b, *c;
+	cs_err r = jws_split(jws, &a, &b, &c);
+	*header = NULL;
+	if (r == CS_OK && (*header = decode_json_part(a)) == NULL)
+		r = CS_E_INVALID_ARG;
+	free(a);
+	free(b);
+	free(c);
+	return r;
+}
+
+cs_err cs_jws_es256_verify(const char *jws, EVP_PKEY *pub, json_t **header, json_t **payload)
+{
+	char *a, *b, *c;
+	uint8_t *sig = NULL, der[72];
+	size_t sig_len = 0, der_len = 0;
+	json_t *h = NULL, *p = NULL;
+	EVP_MD_CTX *md = NULL;
+	*header = *payload = NULL;
+	cs_err r = jws_split(jws, &a, &b, &c);
+	if (r != CS_OK)
+		goto out;
+	r = CS_E_INVALID_ARG;
+	if ((h = decode_json_part(a)) == NULL || (p = decode_json_part(b)) == NULL)
+		goto out;
+	const char *alg = json_string_value(json_object_get(h, "alg"));
+	if (alg == NULL || strcmp(alg, "ES256") != 0)
+		goto out;
+	if (cs_b64url_decode(c, &sig, &sig_len) != CS_OK || sig_len != 64)
+		goto out;
+	if (cs_ecdsa_raw_to_der(sig, der, &der_len) != CS_OK)
+		goto out;
+	size_t input_len = strlen(a) + 1 + strlen(b);
+	md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, "provider!=credsign-pkcs11", pub, NULL) != 1) {
+		r = CS_E_CRYPTO;
+		goto out;
+	}
+	if (EVP_DigestVerifyUpdate(md, jws, input_len) != 1 ||
+	    EVP_DigestVerifyFinal(md, der, der_len) != 1) {
+		r = CS_E_SIGNATURE_INVALID;
+		goto out;
+	}
+	*header = h;
+	*payload = p;
+	h = p = NULL;
+	r = CS_OK;
+out:
+	EVP_MD_CTX_free(md);
+	json_decref(h);
+	json_decref(p);
+	free(sig);
+	free(a);
+	free(b);
+	free(c);
+	return r;
 }

@@ -28,4 +28,18 @@ cs_err cs_jwk_thumbprint(const EVP_PKEY *pkey, char kid[44]);
 /* {"kty":"EC","crv":"P-256","x":..,"y":..,"kid":..,"alg":"ES256","use":"sig"} */
 cs_err cs_jwk_from_pkey(const EVP_PKEY *pkey, json_t **out);
 
+/* JWS compact serialization (RFC 7515) with ES256 (RFC 7518 3.4).
+ * The signing input is BASE64URL(header) "." BASE64URL(payload); the
+ * signature is raw r || s. Header and payload are serialized compactly with
+ * sorted keys. */
+typedef cs_err (*cs_es256_sign_fn)(void *ctx, const uint8_t *input, size_t len, uint8_t raw[64]);
+cs_err cs_jws_es256_sign(const json_t *header, const json_t *payload, cs_es256_sign_fn sign,
+			 void *ctx, char **jws_out);
+/* Verify a compact ES256 JWS with a public key; on success return the
+ * decoded header and payload (owned by the caller). Rejects any alg but
+ * ES256, malformed parts and signatures of the wrong size. */
+cs_err cs_jws_es256_verify(const char *jws, EVP_PKEY *pub, json_t **header, json_t **payload);
+/* Split a compact JWS and decode its header without verifying (to read kid). */
+cs_err cs_jws_peek_header(const char *jws, json_t **header);
+
 #endif

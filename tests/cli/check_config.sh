@@ -8,7 +8,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 umask 077
-for f in cert.pem key.pem ca.pem module.so; do echo placeholder > $f; done
+for f in cert.pem key.pem ca.pem module.so presets.conf; do echo placeholder > $f; done
 echo 123456 > user.pin
 cat > good.conf <<'CONF'
 tls = { cert = "cert.pem"; key = "key.pem"; ca = "ca.pem"; };
@@ -29,7 +29,7 @@ grep -q "bad.conf:2: setting 'pkcs11.sesions': unknown setting" err.txt || { cat
 if grep -v -E "is not readable|PIN file|is not writable|configuration invalid" example.txt; then
   echo "FAIL: the example has errors other than missing files"; exit 1
 fi
-for s in listen public_base_url node_id cert key ca crl crl_check verify_depth module \
+for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file cert key ca crl crl_check verify_depth module \
          token_uri pin_file sessions signing_key validation path level format; do
   grep -q "^ *$s = " "$src/conf/credsignd.conf.example" || { echo "FAIL: example lacks $s"; exit 1; }
 done

@@ -22,7 +22,9 @@ KEY="pkcs11:token=cstest;object=cli-sign"
 TLSKEY="pkcs11:token=cstest;object=cli-tls"
 pki=$state/pki
 
+src=$(cd "$(dirname "$0")/../.." && pwd)
 cat > "$tmp/admin.conf" <<CONF
+server = { presets_file = "$src/conf/presets.conf"; };
 tls = { cert = "$pki/server.pem"; key = "$pki/server.key"; ca = "$pki/ca.pem"; };
 pkcs11 = { module = "$softhsm"; token_uri = "pkcs11:token=cstest";
            pin_file = "$state/token/user.pin"; signing_key = "$KEY"; };

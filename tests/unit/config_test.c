@@ -142,6 +142,7 @@ static int setup(void **state)
 	write_file("ca.pem", "placeholder\n", 0644);
 	write_file("crl.pem", "placeholder\n", 0644);
 	write_file("module.so", "placeholder\n", 0644);
+	write_file("presets.conf", "placeholder\n", 0644);
 	write_file("user.pin", "123456\n", 0600);
 	write_file("open.pin", "123456\n", 0644);
 	char data[600];

@@ -1,0 +1,665 @@
+/* api: see api.h. */
+#include "api.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "cs_log.h"
+#include "generate.h"
+#include "jose.h"
+#include "wipe_alloc.h"
+
+#define ID_BYTES 16
+#define ID_CHARS 22 /* base64url of 16 bytes */
+#define SALT_BYTES 16
+#define TEXT_FIELD_MAX 128
+
+/* ---- responses ------------------------------------------------------------ */
+
+static void add_common_headers(struct evhttp_request *req, const char *type)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
+}
+
+/* Send text (malloc'd; ownership passes to libevent, wiped on release). */
+static void send_owned(struct evhttp_request *req, int status, const char *type, char *text)
+{
+	struct evbuffer *buf = evbuffer_new();
+	add_common_headers(req, type);
+	size_t len = strlen(text);
+	if (buf == NULL || evbuffer_add_reference(buf, text, len, cs_wiped_buffer_free, NULL) != 0) {
+		cs_wiped_buffer_free(text, len, NULL);
+		evhttp_send_error(req, 500, NULL);
+	} else {
+		evhttp_send_reply(req, status, NULL, buf);
+	}
+	evbuffer_free(buf);
+}
+
+/* Send a JSON document (consumed). */
+static void send_json(struct evhttp_request *req, int status, json_t *doc)
+{
+	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) : NULL;
+	json_decref(doc);
+	if (text == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	send_owned(req, status, "application/json", text); /* wiped when released */
+}
+
+void cs_api_error(struct evhttp_request *req, int status, const char *code, const char *message)
+{
+	send_json(req, status,
+		  json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message));
+}
+
+/* Map a project error to status and code. */
+static void send_cs_error(struct evhttp_request *req, cs_err r, const char *what)
+{
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s: %s", what, cs_strerror(r));
+	switch (r) {
+	case CS_E_NOT_FOUND: cs_api_error(req, 404, "not_found", msg); return;
+	case CS_E_FORBIDDEN: cs_api_error(req, 403, "forbidden", msg); return;
+	case CS_E_SESSION_EXPIRED: cs_api_error(req, 410, "session_expired", msg); return;
+	case CS_E_SESSION_USED: cs_api_error(req, 409, "session_already_certified", msg); return;
+	case CS_E_TOKEN_NO_RNG: cs_api_error(req, 503, "token_has_no_rng", msg); return;
+	case CS_E_SIGNATURE_INVALID: cs_api_error(req, 503, "signature_invalid", msg); return;
+	default: break;
+	}
+	switch (cs_err_category_of(r)) {
+	case CS_CAT_TOKEN: cs_api_error(req, 503, "token_unavailable", msg); return;
+	case CS_CAT_STORE: cs_api_error(req, 503, "store_unavailable", msg); return;
+	default: cs_api_error(req, 500, "internal_error", msg); return;
+	}
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void rfc3339(int64_t ms, char out[32])
+{
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static cs_err token_rnd(void *ctx, uint8_t *buf, size_t n)
+{
+	return cs_token_random(ctx, buf, n);
+}
+
+/* A fresh identifier from the token: 16 bytes, base64url. */
+static cs_err new_id(cs_app *app, char out[ID_CHARS + 1])
+{
+	uint8_t raw[ID_BYTES];
+	cs_err r = cs_token_random(app->token, raw, sizeof(raw));
+	if (r != CS_OK)
+		return r;
+	char *s = cs_b64url_encode(raw, sizeof(raw));
+	if (s == NULL)
+		return CS_E_NOMEM;
+	memcpy(out, s, ID_CHARS + 1);
+	free(s);
+	return CS_OK;
+}
+
+static int valid_id(const char *s)
+{
+	if (s == NULL || strlen(s) != ID_CHARS)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_'))
+			return 0;
+	return 1;
+}
+
+/* Parse the request body as a JSON object; sends the error itself. */
+static json_t *read_json_object(struct evhttp_request *req, const cs_app *app)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	if (len > (size_t)app->cfg->server.max_body_bytes) {
+		cs_api_error(req, 413, "body_too_large", "request body exceeds server.max_body_bytes");
+		return NULL;
+	}
+	const char *body = (const char *)evbuffer_pullup(in, -1);
+	json_error_t err;
+	json_t *doc = len > 0 ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &err) : NULL;
+	if (doc == NULL) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "request body is not valid JSON: %s",
+			 len > 0 ? err.text : "empty body");
+		cs_api_error(req, 400, "invalid_json", msg);
+		return NULL;
+	}
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		cs_api_error(req, 400, "invalid_json", "request body must be a JSON object");
+		return NULL;
+	}
+	return doc;
+}
+
+/* Every member must be one of `allowed`; sends the error itself. */
+static int only_fields(struct evhttp_request *req, json_t *doc, const char *const allowed[])
+{
+	const char *key;
+	json_t *value;
+	json_object_foreach(doc, key, value) {
+		int known = 0;
+		for (int i = 0; allowed[i] != NULL && !known; i++)
+			known = strcmp(key, allowed[i]) == 0;
+		if (!known) {
+			char msg[200];
+			snprintf(msg, sizeof(msg), "unknown field '%.64s'", key);
+			cs_api_error(req, 400, "unknown_field", msg);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int field_error(struct evhttp_request *req, const char *field, const char *what)
+{
+	char msg[200];
+	snprintf(msg, sizeof(msg), "field '%s' %s", field, what);
+	cs_api_error(req, 400, "invalid_field", msg);
+	return 0;
+}
+
+/* Optional text field: 1..128 characters, no control characters. */
+static int text_field(struct evhttp_request *req, json_t *doc, const char *name, const char **out)
+{
+	json_t *v = json_object_get(doc, name);
+	*out = NULL;
+	if (v == NULL)
+		return 1;
+	const char *s = json_string_value(v);
+	if (s == NULL)
+		return field_error(req, name, "must be a string");
+	size_t n = strlen(s);
+	if (n == 0 || n > TEXT_FIELD_MAX)
+		return field_error(req, name, "must be 1 to 128 characters");
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return field_error(req, name, "must not contain control characters");
+	*out = s;
+	return 1;
+}
+
+static int int_field(struct evhttp_request *req, json_t *doc, const char *name, int lo, int hi,
+		     int *out)
+{
+	json_t *v = json_object_get(doc, name);
+	if (v == NULL)
+		return 1;
+	if (!json_is_integer(v))
+		return field_error(req, name, "must be an integer");
+	json_int_t n = json_integer_value(v);
+	if (n < lo || n > hi) {
+		char what[64];
+		snprintf(what, sizeof(what), "must be between %d and %d", lo, hi);
+		return field_error(req, name, what);
+	}
+	*out = (int)n;
+	return 1;
+}
+
+/* ---- POST /api/generate ------------------------------------------------------ */
+
+typedef struct {
+	const cs_preset *preset;
+	cs_cred_type type;
+	int length, strength_bits;
+	const char *project, *environment, *system, *prefix;
+} gen_request;
+
+static int unprocessable(struct evhttp_request *req, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int unprocessable(struct evhttp_request *req, const char *code, const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cs_api_error(req, 422, code, msg);
+	return 0;
+}
+
+static int parse_generate(struct evhttp_request *req, cs_app *app, json_t *doc, gen_request *g)
+{
+	static const char *const allowed[] = {"preset", "type", "length", "strength_bits", "project",
+					      "environment", "system", "prefix", NULL};
+	memset(g, 0, sizeof(*g));
+	if (!only_fields(req, doc, allowed))
+		return 0;
+	const char *preset = json_string_value(json_object_get(doc, "preset"));
+	if (json_object_get(doc, "preset") == NULL)
+		return field_error(req, "preset", "is required");
+	if (preset == NULL)
+		return field_error(req, "preset", "must be a string");
+	if ((g->preset = cs_preset_find(app->presets, preset)) == NULL) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "unknown preset '%.64s' (GET /api/presets lists them)", preset);
+		cs_api_error(req, 400, "unknown_preset", msg);
+		return 0;
+	}
+	json_t *type = json_object_get(doc, "type");
+	int t = CS_TYPE_PASSWORD;
+	if (type != NULL) {
+		if (!json_is_string(type) || (t = cs_type_parse(json_string_value(type))) < 0)
+			return field_error(req, "type", "must be password, api-key, hex or base64url");
+	} else if (!(g->preset->types & CS_TYPE_PASSWORD)) {
+		for (t = 1; !(g->preset->types & (unsigned)t); t <<= 1)
+			;
+	}
+	g->type = (cs_cred_type)t;
+	if (!(g->preset->types & (unsigned)t))
+		return unprocessable(req, "type_not_allowed", "preset %s does not allow type %s",
+				     g->preset->name, cs_type_name(g->type));
+	g->strength_bits = g->preset->strength_bits;
+	g->length = 0;
+	if (!int_field(req, doc, "strength_bits", 1, 256, &g->strength_bits) ||
+	    !int_field(req, doc, "length", 1, CS_CREDENTIAL_MAX - 1, &g->length) ||
+	    !text_field(req, doc, "project", &g->project) ||
+	    !text_field(req, doc, "environment", &g->environment) ||
+	    !text_field(req, doc, "system", &g->system) || !text_field(req, doc, "prefix", &g->prefix))
+		return 0;
+	if (g->strength_bits < g->preset->strength_bits)
+		return unprocessable(req, "below_minimum",
+				     "strength_bits %d is below preset %s's minimum strength of %d bits",
+				     g->strength_bits, g->preset->name, g->preset->strength_bits);
+	int min = cs_preset_min_length(g->preset, g->type, g->strength_bits);
+	if (min < 0)
+		return unprocessable(req, "below_minimum", "no length reaches %d bits", g->strength_bits);
+	if (g->length == 0) {
+		g->length = g->type == CS_TYPE_PASSWORD ? g->preset->default_length : min;
+		if (g->length < min)
+			g->length = min;
+	} else if (g->length < min) {
+		if (g->type == CS_TYPE_PASSWORD && g->length < g->preset->min_length)
+			return unprocessable(req, "below_minimum",
+					     "length %d is below preset %s's minimum length of %d (%s)",
+					     g->length, g->preset->name, g->preset->min_length,
+					     g->preset->standards[0]);
+		return unprocessable(req, "below_minimum",
+				     "length %d gives less than %d bits with this character set; "
+				     "preset %s needs at least %d characters",
+				     g->length, g->strength_bits, g->preset->name, min);
+	}
+	if (g->prefix != NULL) {
+		if (g->type != CS_TYPE_API_KEY)
+			return field_error(req, "prefix", "is only allowed with type api-key");
+		for (const char *p = g->prefix; *p; p++)
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_') ||
+			    strlen(g->prefix) > 16)
+				return field_error(req, "prefix", "must be 1 to 16 of a-z 0-9 _");
+	}
+	return 1;
+}
+
+static json_t *classes_json(unsigned classes)
+{
+	static const char *const names[] = {"upper", "lower", "digit", "special"};
+	json_t *a = json_array();
+	for (int i = 0; i < 4; i++)
+		if (classes & (1u << i))
+			json_array_append_new(a, json_string(names[i]));
+	return a;
+}
+
+/* The claims known at generation time, stored with the session. */
+static json_t *session_claims(cs_app *app, const gen_request *g, const cs_string_spec *spec,
+			      double entropy, const char *salt, const char *commitment,
+			      const cs_peer *peer, const char *session_id, const char *generated_at)
+{
+	json_t *standards = json_array();
+	for (size_t i = 0; i < g->preset->nstandards; i++)
+		json_array_append_new(standards, json_string(g->preset->standards[i]));
+	json_t *cred = json_pack("{s:s, s:i, s:s, s:o, s:f, s:s, s:{s:s, s:s, s:s}}", "type",
+				 cs_type_name(g->type), "length", g->length, "charset", spec->charset,
+				 "classes", classes_json(spec->classes), "entropy_bits", entropy,
+				 "entropy_method", "whole-candidate-rejection", "commitment", "alg",
+				 "HMAC-SHA-256", "salt", salt, "value", commitment);
+	if (cred != NULL && g->prefix != NULL)
+		json_object_set_new(cred, "prefix", json_string(g->prefix));
+	json_t *claims = json_pack(
+		"{s:s, s:i, s:s, s:o, s:o, s:O, s:{s:s, s:s}, s:s?, s:s?, s:s?, s:s, s:s}", "preset",
+		g->preset->name, "preset_version", app->presets->version, "preset_sha256",
+		g->preset->sha256, "standards", standards, "credential", cred, "entropy_source",
+		app->entropy_source, "subject", "identity", peer->identity, "cert_sha256",
+		peer->cert_sha256, "project", g->project, "environment", g->environment, "system",
+		g->system, "generation_session_id", session_id, "generated_at", generated_at);
+	return claims;
+}
+
+static cs_err commit_credential(const uint8_t salt[SALT_BYTES], const char *credential,
+				char **value)
+{
+	uint8_t mac[32];
+	unsigned int mac_len = 0;
+	if (HMAC(EVP_sha256(), salt, SALT_BYTES, (const uint8_t *)credential, strlen(credential), mac,
+		 &mac_len) == NULL || mac_len != 32)
+		return CS_E_CRYPTO;
+	*value = cs_b64url_encode(mac, sizeof(mac));
+	return *value != NULL ? CS_OK : CS_E_NOMEM;
+}
+
+static void handle_generate(struct evhttp_request *req, cs_app *app, cs_store *store,
+			    const cs_peer *peer)
+{
+	gen_request g;
+	char credential[CS_CREDENTIAL_MAX + 32], session_id[ID_CHARS + 1], generated_at[32];
+	uint8_t salt[SALT_BYTES];
+	char *salt_b64 = NULL, *commitment = NULL, *claims_text = NULL;
+	json_t *claims = NULL;
+	cs_err r;
+	json_t *doc = read_json_object(req, app);
+	if (doc == NULL)
+		return;
+	if (!parse_generate(req, app, doc, &g))
+		goto out;
+	cs_string_spec spec = {cs_type_charset(g.preset, g.type), (size_t)g.length,
+			       g.type == CS_TYPE_PASSWORD ? g.preset->classes : 0};
+	size_t prefix_len = g.prefix != NULL ? strlen(g.prefix) + 1 : 0;
+	if (prefix_len > 0)
+		snprintf(credential, sizeof(credential), "%s_", g.prefix);
+	if ((r = cs_generate_string(&spec, token_rnd, app->token, credential + prefix_len,
+				    sizeof(credential) - prefix_len)) != CS_OK ||
+	    (r = cs_token_random(app->token, salt, sizeof(salt))) != CS_OK ||
+	    (r = new_id(app, session_id)) != CS_OK) {
+		send_cs_error(req, r, "generation");
+		goto out;
+	}
+	int64_t now = now_ms();
+	rfc3339(now, generated_at);
+	if ((r = commit_credential(salt, credential, &commitment)) != CS_OK ||
+	    (salt_b64 = cs_b64url_encode(salt, sizeof(salt))) == NULL) {
+		send_cs_error(req, r != CS_OK ? r : CS_E_NOMEM, "commitment");
+		goto out;
+	}
+	claims = session_claims(app, &g, &spec, cs_entropy_bits(&spec), salt_b64, commitment, peer,
+				session_id, generated_at);
+	claims_text = claims != NULL ? json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12)) : NULL;
+	if (claims_text == NULL) {
+		send_cs_error(req, CS_E_NOMEM, "claims");
+		goto out;
+	}
+	cs_gen_session session = {.created_ms = now,
+				  .expires_ms = now + CS_SESSION_TTL_SECONDS * 1000,
+				  .claims_json = claims_text};
+	memcpy(session.id, session_id, sizeof(session_id));
+	memcpy(session.cert_sha256, peer->cert_sha256, sizeof(session.cert_sha256));
+	if ((r = cs_store_session_put(store, &session)) != CS_OK) {
+		send_cs_error(req, r, "storing the session");
+		goto out;
+	}
+	send_json(req, 200,
+		  json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:f}", "credential", credential,
+			    "generation_session_id", session_id, "expires_in", CS_SESSION_TTL_SECONDS,
+			    "preset", g.preset->name, "type", cs_type_name(g.type), "length", g.length,
+			    "entropy_bits", cs_entropy_bits(&spec)));
+	cs_log_info("generated preset=%s type=%s length=%d session=%s identity=%s", g.preset->name,
+		    cs_type_name(g.type), g.length, session_id, peer->identity);
+out:
+	OPENSSL_cleanse(credential, sizeof(credential));
+	OPENSSL_cleanse(salt, sizeof(salt));
+	free(salt_b64);
+	free(commitment);
+	free(claims_text);
+	json_decref(claims);
+	json_decref(doc);
+}
+
+/* ---- POST /api/generate-certificate --------------------------------------- */
+
+typedef struct {
+	cs_app *app;
+	const char *cert_id;
+	int64_t now;
+} certify_ctx;
+
+static cs_err make_certificate(void *arg, const char *session_claims, char **jws, char **claims_out)
+{
+	certify_ctx *c = arg;
+	char when[32];
+	json_t *claims = json_loads(session_claims, 0, NULL);
+	if (claims == NULL)
+		return CS_E_STORE;
+	rfc3339(c->now, when);
+	json_object_set_new(claims, "iss", json_string(c->app->cfg->server.public_base_url));
+	json_object_set_new(claims, "jti", json_string(c->cert_id));
+	json_object_set_new(claims, "iat", json_integer(c->now / 1000));
+	json_object_set_new(claims, "certified_at", json_string(when));
+	cs_err r = cs_signer_jws(c->app->signer, claims, jws);
+	if (r == CS_OK && (*claims_out = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12))) == NULL)
+		r = CS_E_NOMEM;
+	json_decref(claims);
+	return r;
+}
+
+static void handle_certify(struct evhttp_request *req, cs_app *app, cs_store *store,
+			   const cs_peer *peer)
+{
+	static const char *const allowed[] = {"generation_session_id", NULL};
+	char cert_id[ID_CHARS + 1];
+	char *jws = NULL;
+	json_t *doc = read_json_object(req, app);
+	if (doc == NULL)
+		return;
+	if (!only_fields(req, doc, allowed))
+		goto out;
+	json_t *sid = json_object_get(doc, "generation_session_id");
+	if (sid == NULL) {
+		field_error(req, "generation_session_id", "is required");
+		goto out;
+	}
+	if (!json_is_string(sid)) {
+		field_error(req, "generation_session_id", "must be a string");
+		goto out;
+	}
+	if (!valid_id(json_string_value(sid))) {
+		cs_api_error(req, 404, "not_found", "no such generation session");
+		goto out;
+	}
+	cs_err r = new_id(app, cert_id);
+	certify_ctx ctx = {app, cert_id, now_ms()};
+	if (r == CS_OK)
+		r = cs_store_certify(store, json_string_value(sid), peer->cert_sha256, ctx.now, cert_id,
+				     cs_signer_kid(app->signer), make_certificate, &ctx, &jws);
+	if (r != CS_OK) {
+		send_cs_error(req, r, "certification");
+		goto out;
+	}
+	char url[600];
+	snprintf(url, sizeof(url), "%s/cert/%s", app->cfg->server.public_base_url, cert_id);
+	send_json(req, 201, json_pack("{s:s, s:s, s:s}", "cert_id", cert_id, "cert_url", url,
+				      "certificate", jws));
+	cs_log_info("certified session=%s cert=%s identity=%s", json_string_value(sid), cert_id,
+		    peer->identity);
+out:
+	free(jws);
+	json_decref(doc);
+}
+
+/* ---- GET routes ------------------------------------------------------------ */
+
+static void handle_cert(struct evhttp_request *req, cs_store *store, const char *rest)
+{
+	char id[ID_CHARS + 8];
+	int raw = 0;
+	size_t n = strlen(rest);
+	if (n > 4 && strcmp(rest + n - 4, ".jws") == 0) {
+		raw = 1;
+		n -= 4;
+	}
+	if (n >= sizeof(id)) {
+		cs_api_error(req, 404, "not_found", "no such certificate");
+		return;
+	}
+	memcpy(id, rest, n);
+	id[n] = '\0';
+	if (!valid_id(id)) {
+		cs_api_error(req, 404, "not_found", "no such certificate");
+		return;
+	}
+	char *jws = NULL, *claims = NULL;
+	cs_err r = cs_store_cert_get(store, id, &jws, &claims);
+	if (r != CS_OK) {
+		send_cs_error(req, r, "certificate");
+		return;
+	}
+	if (raw) {
+		send_owned(req, 200, "application/jose", jws);
+		jws = NULL;
+	} else {
+		json_t *header = NULL;
+		(void)cs_jws_peek_header(jws, &header);
+		send_json(req, 200, json_pack("{s:s, s:s, s:o?, s:o?}", "cert_id", id, "certificate", jws,
+					      "header", header, "claims", json_loads(claims, 0, NULL)));
+	}
+	free(jws);
+	free(claims);
+}
+
+static void add_key_row(void *arg, const char *kid, const char *jwk_json, const char *status,
+			const char *created_at)
+{
+	(void)kid;
+	json_t *jwk = json_loads(jwk_json, 0, NULL);
+	if (jwk == NULL)
+		return;
+	json_object_set_new(jwk, "status", json_string(status));
+	json_object_set_new(jwk, "created_at", json_string(created_at));
+	json_array_append_new(arg, jwk);
+}
+
+static void handle_jwks(struct evhttp_request *req, cs_store *store)
+{
+	json_t *keys = json_array();
+	cs_err r = cs_store_keys_each(store, add_key_row, keys);
+	if (r != CS_OK) {
+		json_decref(keys);
+		send_cs_error(req, r, "signing keys");
+		return;
+	}
+	send_json(req, 200, json_pack("{s:o}", "keys", keys));
+}
+
+static void handle_presets(struct evhttp_request *req, cs_app *app)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; i < app->presets->count; i++) {
+		const cs_preset *p = &app->presets->items[i];
+		json_t *d = json_deep_copy(p->definition);
+		json_object_set_new(d, "sha256", json_string(p->sha256));
+		json_object_set_new(d, "enforced_min_length",
+				    json_integer(cs_preset_min_length(p, CS_TYPE_PASSWORD, 0)));
+		json_array_append_new(list, d);
+	}
+	send_json(req, 200, json_pack("{s:i, s:o}", "version", app->presets->version, "presets", list));
+}
+
+static void handle_readyz(struct evhttp_request *req, cs_app *app, cs_store *store)
+{
+	cs_token_info info;
+	cs_err tr = cs_token_get_info(app->token, &info);
+	cs_err sr = cs_store_ping(store);
+	if (tr != CS_OK || sr != CS_OK) {
+		send_json(req, 503, json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "status", "unavailable",
+					      "token", cs_strerror(tr), "store", cs_strerror(sr),
+					      "error", "code", tr != CS_OK ? "token_unavailable" : "store_unavailable",
+					      "message", "not ready"));
+		return;
+	}
+	send_json(req, 200, json_pack("{s:s, s:s, s:s}", "status", "ready", "token", "ok", "store", "ok"));
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+static int method_is(struct evhttp_request *req, enum evhttp_cmd_type want)
+{
+	if (evhttp_request_get_command(req) == want)
+		return 1;
+	cs_api_error(req, 405, "method_not_allowed",
+		     want == EVHTTP_REQ_POST ? "use POST" : "use GET");
+	return 0;
+}
+
+void cs_api_handle(struct evhttp_request *req, cs_app *app, cs_store *store, const cs_peer *peer)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	if (path == NULL) {
+		cs_api_error(req, 400, "bad_request", "malformed request target");
+		return;
+	}
+	if (peer == NULL) {
+		cs_api_error(req, 403, "forbidden", "no verified client certificate");
+		return;
+	}
+	if (strcmp(path, "/api/generate") == 0) {
+		if (method_is(req, EVHTTP_REQ_POST))
+			handle_generate(req, app, store, peer);
+	} else if (strcmp(path, "/api/generate-certificate") == 0) {
+		if (method_is(req, EVHTTP_REQ_POST))
+			handle_certify(req, app, store, peer);
+	} else if (strncmp(path, "/cert/", 6) == 0) {
+		if (method_is(req, EVHTTP_REQ_GET))
+			handle_cert(req, store, path + 6);
+	} else if (strcmp(path, "/.well-known/jwks.json") == 0) {
+		if (method_is(req, EVHTTP_REQ_GET))
+			handle_jwks(req, store);
+	} else if (strcmp(path, "/api/presets") == 0) {
+		if (method_is(req, EVHTTP_REQ_GET))
+			handle_presets(req, app);
+	} else if (strcmp(path, "/healthz") == 0) {
+		if (method_is(req, EVHTTP_REQ_GET))
+			send_json(req, 200, json_pack("{s:s}", "status", "ok"));
+	} else if (strcmp(path, "/readyz") == 0) {
+		if (method_is(req, EVHTTP_REQ_GET))
+			handle_readyz(req, app, store);
+	} else {
+		cs_api_error(req, 404, "not_found", "no such route");
+	}
+}
+
+cs_err cs_app_describe_token(cs_app *app)
+{
+	cs_token_info info;
+	cs_err r = cs_token_get_info(app->token, &info);
+	if (r != CS_OK)
+		return r;
+	char version[16];
+	snprintf(version, sizeof(version), "%u.%u", info.module_major, info.module_minor);
+	app->entropy_source = json_pack(
+		"{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b}, s:{s:s, s:s, s:s}, s:s}", "interface", "PKCS#11",
+		"function", "C_GenerateRandom", "token", "label", info.label, "manufacturer",
+		info.manufacturer, "model", info.model, "serial", info.serial, "rng",
+		(info.flags & CKF_RNG) != 0, "module", "description", info.module_description,
+		"manufacturer", info.module_manufacturer, "version", version, "validation",
+		app->cfg->pkcs11.validation);
+	return app->entropy_source != NULL ? CS_OK : CS_E_NOMEM;
+}

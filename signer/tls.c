@@ -1,0 +1,164 @@
+/* tls: see tls.h. */
+#include "tls.h"
+
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/store.h>
+#include <openssl/x509v3.h>
+
+#include "cs_log.h"
+
+static int verify_cb(int ok, X509_STORE_CTX *store)
+{
+	X509 *cert = X509_STORE_CTX_get_current_cert(store);
+	int depth = X509_STORE_CTX_get_error_depth(store);
+	if (ok && depth == 0 && cert != NULL) {
+		/* clientAuth must be asserted explicitly */
+		if (!(X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) ||
+		    !(X509_get_extended_key_usage(cert) & XKU_SSL_CLIENT)) {
+			X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE);
+			ok = 0;
+		}
+	}
+	if (!ok) {
+		char subject[256] = "?";
+		if (cert != NULL)
+			X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+		int err = X509_STORE_CTX_get_error(store);
+		cs_log_warn("client certificate refused: subject=\"%s\" depth=%d reason=\"%s\"", subject,
+			    depth, X509_verify_cert_error_string(err));
+	}
+	return ok;
+}
+
+static EVP_PKEY *load_key(OSSL_LIB_CTX *libctx, const char *source)
+{
+	EVP_PKEY *pkey = NULL;
+	OSSL_STORE_CTX *st = OSSL_STORE_open_ex(source, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
+	if (st == NULL)
+		return NULL;
+	OSSL_STORE_expect(st, OSSL_STORE_INFO_PKEY);
+	while (pkey == NULL && !OSSL_STORE_eof(st)) {
+		OSSL_STORE_INFO *info = OSSL_STORE_load(st);
+		if (info == NULL)
+			break;
+		if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+			pkey = OSSL_STORE_INFO_get1_PKEY(info);
+		OSSL_STORE_INFO_free(info);
+	}
+	OSSL_STORE_close(st);
+	return pkey;
+}
+
+static cs_err load_crls(SSL_CTX *ctx, const char *path)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	BIO *bio = BIO_new_file(path, "r");
+	int loaded = 0;
+	X509_CRL *crl;
+	if (bio == NULL)
+		return CS_E_IO;
+	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+		loaded += X509_STORE_add_crl(store, crl);
+		X509_CRL_free(crl);
+	}
+	BIO_free(bio);
+	ERR_clear_error(); /* end of file */
+	if (loaded == 0)
+		return CS_E_CONFIG;
+	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	return CS_OK;
+}
+
+static void log_ssl_error(const char *what, const char *path)
+{
+	char buf[256];
+	ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+	cs_log_error("%s %s: %s", what, path, buf);
+	ERR_clear_error();
+}
+
+cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **out)
+{
+	cs_err r = CS_E_CONFIG;
+	EVP_PKEY *key = NULL;
+	*out = NULL;
+	SSL_CTX *ctx = SSL_CTX_new_ex(libctx, NULL, TLS_server_method());
+	if (ctx == NULL)
+		return CS_E_CRYPTO;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.cert) != 1) {
+		log_ssl_error("cannot load the server certificate", cfg->tls.cert);
+		goto out;
+	}
+	if ((key = load_key(libctx, cfg->tls.key)) == NULL) {
+		log_ssl_error("cannot load the server key", cfg->tls.key);
+		r = strncmp(cfg->tls.key, "pkcs11:", 7) == 0 ? CS_E_TOKEN_UNAVAILABLE : CS_E_CONFIG;
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		log_ssl_error("server key does not match the certificate", cfg->tls.cert);
+		goto out;
+	}
+	if (SSL_CTX_load_verify_file(ctx, cfg->tls.ca) != 1) {
+		log_ssl_error("cannot load the client CA", cfg->tls.ca);
+		goto out;
+	}
+	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file_ex(cfg->tls.ca, libctx, NULL);
+	if (names != NULL)
+		SSL_CTX_set_client_CA_list(ctx, names);
+	if (cfg->tls.crl_check && load_crls(ctx, cfg->tls.crl) != CS_OK) {
+		cs_log_error("cannot load a CRL from %s", cfg->tls.crl);
+		goto out;
+	}
+	SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+	SSL_CTX_set_verify_depth(ctx, cfg->tls.verify_depth);
+	*out = ctx;
+	ctx = NULL;
+	r = CS_OK;
+out:
+	EVP_PKEY_free(key);
+	SSL_CTX_free(ctx);
+	return r;
+}
+
+cs_err cs_tls_identity(SSL *ssl, char identity[CS_IDENTITY_MAX], char sha256_hex[65])
+{
+	identity[0] = '\0';
+	sha256_hex[0] = '\0';
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+		return CS_E_FORBIDDEN;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	if (!X509_digest(cert, EVP_sha256(), md, &md_len) || md_len != 32)
+		return CS_E_CRYPTO;
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(sha256_hex + 2 * i, 3, "%02x", md[i]);
+	GENERAL_NAMES *sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
+		GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+		if (gn->type != GEN_URI)
+			continue;
+		const ASN1_IA5STRING *uri = gn->d.uniformResourceIdentifier;
+		int n = ASN1_STRING_length(uri);
+		if (n > 0 && n < CS_IDENTITY_MAX &&
+		    memchr(ASN1_STRING_get0_data(uri), '\0', (size_t)n) == NULL) {
+			memcpy(identity, ASN1_STRING_get0_data(uri), (size_t)n);
+			identity[n] = '\0';
+			break;
+		}
+	}
+	GENERAL_NAMES_free(sans);
+	if (identity[0] == '\0' &&
+	    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, identity,
+				      CS_IDENTITY_MAX) <= 0)
+		return CS_E_FORBIDDEN;
+	return CS_OK;
+}

@@ -1,0 +1,30 @@
+/* wipe_alloc: see wipe_alloc.h. */
+#include "wipe_alloc.h"
+
+#include <malloc.h>
+#include <stdlib.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+/* Plain malloc blocks, so free() stays valid for anything jansson returns;
+ * jansson's own frees wipe the whole usable block first. */
+static void wiping_free(void *ptr)
+{
+	if (ptr == NULL)
+		return;
+	OPENSSL_cleanse(ptr, malloc_usable_size(ptr));
+	free(ptr);
+}
+
+void cs_json_wiping_allocator(void)
+{
+	json_set_alloc_funcs(malloc, wiping_free);
+}
+
+void cs_wiped_buffer_free(const void *data, size_t len, void *arg)
+{
+	(void)arg;
+	OPENSSL_cleanse((void *)data, len);
+	free((void *)data);
+}

@@ -1,0 +1,20 @@
+/*
+ * wipe_alloc: allocators that wipe memory when it is freed.
+ *
+ * cs_json_wiping_allocator() makes jansson wipe every buffer it frees, so
+ * JSON documents that held a credential leave nothing behind. Allocation
+ * stays plain malloc: strings jansson returns (json_dumps) may be passed to
+ * free(), or, when they held a secret, to cs_wiped_buffer_free().
+ * cs_wiped_buffer_free() is also the evbuffer cleanup callback for response
+ * bodies handed to libevent by reference.
+ */
+#ifndef CS_WIPE_ALLOC_H
+#define CS_WIPE_ALLOC_H
+
+#include <stddef.h>
+
+void cs_json_wiping_allocator(void);
+/* Matches evbuffer_ref_cleanup_cb: wipes and frees a malloc'd buffer. */
+void cs_wiped_buffer_free(const void *data, size_t len, void *arg);
+
+#endif

@@ -1,0 +1,541 @@
+/*
+ * credsign: client of a credsign appliance, and offline certificate verifier.
+ *
+ *   credsign [CONN] generate --preset P [--type T] [--length N]
+ *            [--strength-bits N] [--project X] [--environment E] [--system S]
+ *            [--prefix P] [--certify] [--format json|env|raw]
+ *   credsign [CONN] cert get ID [--jws]
+ *   credsign [CONN] jwks
+ *   credsign verify CERT.jws --jwks FILE [--credential-file F]
+ *
+ * CONN: --url URL (CREDSIGN_URL), --cacert FILE (CREDSIGN_CACERT or
+ * CREDSIGN_CA), --cert FILE (CREDSIGN_CERT), --key FILE (CREDSIGN_KEY).
+ * TLS 1.3 with a client certificate. Exit status: 0 success, 1 failure,
+ * 2 usage. The credential is printed once and wiped from memory.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "ec_util.h"
+#include "generate.h"
+#include "jose.h"
+
+#define RESPONSE_MAX (1 << 20)
+
+typedef struct {
+	const char *url, *cacert, *cert, *key;
+} conn;
+
+typedef struct {
+	char *data;
+	size_t len, cap;
+} buffer;
+
+static void buffer_wipe(buffer *b)
+{
+	if (b->data != NULL)
+		OPENSSL_cleanse(b->data, b->cap);
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
+{
+	buffer *b = arg;
+	size_t add = size * n;
+	if (b->len + add + 1 > RESPONSE_MAX)
+		return 0;
+	if (b->len + add + 1 > b->cap) {
+		size_t cap = (b->len + add + 1) * 2;
+		char *grown = malloc(cap);
+		if (grown == NULL)
+			return 0;
+		if (b->data != NULL) {
+			memcpy(grown, b->data, b->len);
+			OPENSSL_cleanse(b->data, b->cap);
+			free(b->data);
+		}
+		b->data = grown;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, ptr, add);
+	b->len += add;
+	b->data[b->len] = '\0';
+	return add;
+}
+
+/* One HTTPS request; body NULL for GET. Returns the HTTP status or -1. */
+static long request(const conn *c, const char *path, const char *body, buffer *out)
+{
+	char url[1024];
+	long status = -1;
+	snprintf(url, sizeof(url), "%s%s", c->url, path);
+	CURL *curl = curl_easy_init();
+	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (curl == NULL)
+		return -1;
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
+	curl_easy_setopt(curl, CURLOPT_CAINFO, c->cacert);
+	curl_easy_setopt(curl, CURLOPT_SSLCERT, c->cert);
+	curl_easy_setopt(curl, CURLOPT_SSLKEY, c->key);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+	if (body != NULL) {
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	}
+	CURLcode rc = curl_easy_perform(curl);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	else
+		fprintf(stderr, "credsign: %s: %s\n", url, curl_easy_strerror(rc));
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(curl);
+	return status;
+}
+
+/* Print the server's error document and return 1. */
+static int server_error(long status, const buffer *b)
+{
+	json_t *doc = b->data != NULL ? json_loads(b->data, 0, NULL) : NULL;
+	const char *code = json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
+	const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+	fprintf(stderr, "credsign: HTTP %ld %s: %s\n", status, code ? code : "error", msg ? msg : "");
+	json_decref(doc);
+	return 1;
+}
+
+/* ---- generate ------------------------------------------------------------------ */
+
+typedef struct {
+	const char *preset, *type, *project, *environment, *system, *prefix, *format;
+	int length, strength_bits, certify;
+} gen_opts;
+
+static void print_shell_quoted(const char *name, const char *value)
+{
+	printf("%s='", name);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\'')
+			fputs("'\\''", stdout);
+		else
+			fputc(*p, stdout);
+	}
+	printf("'\n");
+}
+
+static int cmd_generate(const conn *c, const gen_opts *o)
+{
+	buffer gen = {0}, cert = {0};
+	json_t *req = json_pack("{s:s}", "preset", o->preset), *g = NULL, *cj = NULL;
+	int rc = 1;
+	if (o->type) json_object_set_new(req, "type", json_string(o->type));
+	if (o->length) json_object_set_new(req, "length", json_integer(o->length));
+	if (o->strength_bits) json_object_set_new(req, "strength_bits", json_integer(o->strength_bits));
+	if (o->project) json_object_set_new(req, "project", json_string(o->project));
+	if (o->environment) json_object_set_new(req, "environment", json_string(o->environment));
+	if (o->system) json_object_set_new(req, "system", json_string(o->system));
+	if (o->prefix) json_object_set_new(req, "prefix", json_string(o->prefix));
+	char *body = json_dumps(req, JSON_COMPACT);
+	long status = request(c, "/api/generate", body, &gen);
+	free(body);
+	if (status != 200) {
+		rc = status < 0 ? 1 : server_error(status, &gen);
+		goto out;
+	}
+	if ((g = json_loads(gen.data, 0, NULL)) == NULL ||
+	    json_string_value(json_object_get(g, "credential")) == NULL) {
+		fprintf(stderr, "credsign: malformed response from the server\n");
+		goto out;
+	}
+	if (o->certify) {
+		json_t *creq = json_pack("{s:O}", "generation_session_id",
+					 json_object_get(g, "generation_session_id"));
+		body = json_dumps(creq, JSON_COMPACT);
+		json_decref(creq);
+		status = request(c, "/api/generate-certificate", body, &cert);
+		free(body);
+		if (status != 201) {
+			rc = status < 0 ? 1 : server_error(status, &cert);
+			fprintf(stderr, "credsign: the credential was NOT certified and is not printed\n");
+			goto out;
+		}
+		if ((cj = json_loads(cert.data, 0, NULL)) == NULL) {
+			fprintf(stderr, "credsign: malformed certificate response\n");
+			goto out;
+		}
+	}
+	const char *credential = json_string_value(json_object_get(g, "credential"));
+	const char *cert_url = json_string_value(json_object_get(cj, "cert_url"));
+	if (strcmp(o->format, "raw") == 0) {
+		printf("%s\n", credential);
+		if (cert_url != NULL)
+			fprintf(stderr, "certificate: %s\n", cert_url);
+	} else if (strcmp(o->format, "env") == 0) {
+		print_shell_quoted("CREDSIGN_CREDENTIAL", credential);
+		print_shell_quoted("CREDSIGN_SESSION_ID",
+				   json_string_value(json_object_get(g, "generation_session_id")));
+		if (cert_url != NULL) {
+			print_shell_quoted("CREDSIGN_CERT_ID", json_string_value(json_object_get(cj, "cert_id")));
+			print_shell_quoted("CREDSIGN_CERT_URL", cert_url);
+		}
+	} else {
+		if (cj != NULL) {
+			json_object_set(g, "cert_id", json_object_get(cj, "cert_id"));
+			json_object_set(g, "cert_url", json_object_get(cj, "cert_url"));
+			json_object_set(g, "certificate", json_object_get(cj, "certificate"));
+		}
+		char *text = json_dumps(g, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (text != NULL) {
+			printf("%s\n", text);
+			OPENSSL_cleanse(text, strlen(text));
+			free(text);
+		}
+	}
+	fflush(stdout);
+	rc = 0;
+out:
+	json_decref(req);
+	json_decref(g);
+	json_decref(cj);
+	buffer_wipe(&gen);
+	buffer_wipe(&cert);
+	return rc;
+}
+
+static int cmd_get(const conn *c, const char *path, int jws_only)
+{
+	buffer b = {0};
+	long status = request(c, path, NULL, &b);
+	int rc = 1;
+	if (status == 200) {
+		fputs(b.data != NULL ? b.data : "", stdout);
+		fputc('\n', stdout);
+		rc = 0;
+	} else if (status > 0) {
+		rc = server_error(status, &b);
+	}
+	(void)jws_only;
+	buffer_wipe(&b);
+	return rc;
+}
+
+/* ---- verify ---------------------------------------------------------------------- */
+
+static char *read_file(const char *path, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		perror(path);
+		return NULL;
+	}
+	char *buf = calloc(1, max + 1);
+	size_t n = buf != NULL ? fread(buf, 1, max, f) : 0;
+	fclose(f);
+	if (buf == NULL || n == max) {
+		fprintf(stderr, "credsign: %s is empty or too large\n", path);
+		free(buf);
+		return NULL;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	return buf;
+}
+
+static EVP_PKEY *jwk_to_pkey(const json_t *jwk)
+{
+	const char *kty = json_string_value(json_object_get(jwk, "kty"));
+	const char *crv = json_string_value(json_object_get(jwk, "crv"));
+	const char *x = json_string_value(json_object_get(jwk, "x"));
+	const char *y = json_string_value(json_object_get(jwk, "y"));
+	uint8_t *bx = NULL, *by = NULL, point[65];
+	size_t nx = 0, ny = 0;
+	EVP_PKEY *pkey = NULL;
+	if (kty == NULL || crv == NULL || x == NULL || y == NULL || strcmp(kty, "EC") != 0 ||
+	    strcmp(crv, "P-256") != 0 || cs_b64url_decode(x, &bx, &nx) != CS_OK ||
+	    cs_b64url_decode(y, &by, &ny) != CS_OK || nx != 32 || ny != 32)
+		goto out;
+	point[0] = 0x04;
+	memcpy(point + 1, bx, 32);
+	memcpy(point + 33, by, 32);
+	(void)cs_ec_point_to_pkey(point, sizeof(point), &pkey);
+out:
+	free(bx);
+	free(by);
+	return pkey;
+}
+
+static int fail_verify(const char *why)
+{
+	fprintf(stderr, "credsign: NOT VERIFIED: %s\n", why);
+	return 1;
+}
+
+static int check_required_claims(json_t *claims)
+{
+	static const char *const top[] = {"iss", "jti", "iat", "preset", "standards", "credential",
+					  "entropy_source", "subject", "generation_session_id",
+					  "generated_at", "certified_at", NULL};
+	for (int i = 0; top[i] != NULL; i++)
+		if (json_object_get(claims, top[i]) == NULL) {
+			fprintf(stderr, "credsign: NOT VERIFIED: claim '%s' missing\n", top[i]);
+			return 0;
+		}
+	json_t *cred = json_object_get(claims, "credential");
+	json_t *commit = json_object_get(cred, "commitment");
+	if (!json_is_integer(json_object_get(cred, "length")) ||
+	    !json_is_number(json_object_get(cred, "entropy_bits")) ||
+	    json_string_value(json_object_get(commit, "salt")) == NULL ||
+	    json_string_value(json_object_get(commit, "value")) == NULL ||
+	    json_string_value(json_object_get(commit, "alg")) == NULL ||
+	    strcmp(json_string_value(json_object_get(commit, "alg")), "HMAC-SHA-256") != 0) {
+		fprintf(stderr, "credsign: NOT VERIFIED: credential claims incomplete\n");
+		return 0;
+	}
+	return 1;
+}
+
+/* The credential must match the commitment, length, charset and classes. */
+static int check_credential(json_t *claims, const char *credential)
+{
+	json_t *cred = json_object_get(claims, "credential");
+	json_t *commit = json_object_get(cred, "commitment");
+	uint8_t *salt = NULL, *value = NULL, mac[32];
+	size_t salt_len = 0, value_len = 0;
+	unsigned int mac_len = 0;
+	int ok = 0;
+	if (cs_b64url_decode(json_string_value(json_object_get(commit, "salt")), &salt, &salt_len) != CS_OK ||
+	    cs_b64url_decode(json_string_value(json_object_get(commit, "value")), &value, &value_len) != CS_OK ||
+	    value_len != 32 ||
+	    HMAC(EVP_sha256(), salt, (int)salt_len, (const uint8_t *)credential, strlen(credential), mac,
+		 &mac_len) == NULL) {
+		fail_verify("malformed commitment");
+		goto out;
+	}
+	if (CRYPTO_memcmp(mac, value, 32) != 0) {
+		fail_verify("the credential does not match the certificate's commitment");
+		goto out;
+	}
+	const char *prefix = json_string_value(json_object_get(cred, "prefix"));
+	const char *random_part = credential;
+	if (prefix != NULL) {
+		size_t pl = strlen(prefix);
+		if (strncmp(credential, prefix, pl) != 0 || credential[pl] != '_') {
+			fail_verify("the credential lacks the certified prefix");
+			goto out;
+		}
+		random_part = credential + pl + 1;
+	}
+	const char *charset = json_string_value(json_object_get(cred, "charset"));
+	if ((json_int_t)strlen(random_part) != json_integer_value(json_object_get(cred, "length"))) {
+		fail_verify("the credential's length differs from the certificate");
+		goto out;
+	}
+	unsigned seen = 0, want = 0;
+	for (const char *p = random_part; *p; p++) {
+		if (charset != NULL && strchr(charset, *p) == NULL) {
+			fail_verify("the credential has a character outside the certified charset");
+			goto out;
+		}
+		seen |= cs_char_class(*p);
+	}
+	json_t *cl;
+	size_t i;
+	json_array_foreach(json_object_get(cred, "classes"), i, cl) {
+		const char *n = json_string_value(cl);
+		want |= n == NULL ? 0 : strcmp(n, "upper") == 0 ? CS_CLASS_UPPER
+				  : strcmp(n, "lower") == 0 ? CS_CLASS_LOWER
+				  : strcmp(n, "digit") == 0 ? CS_CLASS_DIGIT
+							    : CS_CLASS_SPECIAL;
+	}
+	if ((seen & want) != want) {
+		fail_verify("the credential lacks a certified character class");
+		goto out;
+	}
+	ok = 1;
+out:
+	free(salt);
+	free(value);
+	return ok;
+}
+
+static int cmd_verify(const char *jws_path, const char *jwks_path, const char *credential_path)
+{
+	char *jws = read_file(jws_path, 65536), *jwks_text = read_file(jwks_path, 1 << 20);
+	char *credential = credential_path != NULL ? read_file(credential_path, CS_CREDENTIAL_MAX + 64) : NULL;
+	json_t *jwks = NULL, *header = NULL, *claims = NULL, *peek = NULL;
+	EVP_PKEY *pub = NULL;
+	int rc = 1;
+	if (jws == NULL || jwks_text == NULL || (credential_path != NULL && credential == NULL))
+		goto out;
+	if ((jwks = json_loads(jwks_text, 0, NULL)) == NULL || !json_is_array(json_object_get(jwks, "keys"))) {
+		fail_verify("the JWKS file is not a JSON Web Key Set");
+		goto out;
+	}
+	if (cs_jws_peek_header(jws, &peek) != CS_OK) {
+		fail_verify("not a JWS compact serialization");
+		goto out;
+	}
+	const char *kid = json_string_value(json_object_get(peek, "kid"));
+	json_t *key = NULL, *k;
+	size_t i;
+	json_array_foreach(json_object_get(jwks, "keys"), i, k) {
+		const char *kk = json_string_value(json_object_get(k, "kid"));
+		if (kid != NULL && kk != NULL && strcmp(kid, kk) == 0)
+			key = k;
+	}
+	char thumb[44];
+	if (key == NULL || (pub = jwk_to_pkey(key)) == NULL) {
+		fail_verify("no usable key in the JWKS has the certificate's kid");
+		goto out;
+	}
+	if (cs_jwk_thumbprint(pub, thumb) != CS_OK || strcmp(thumb, kid) != 0) {
+		fail_verify("the key's RFC 7638 thumbprint does not match its kid");
+		goto out;
+	}
+	cs_err r = cs_jws_es256_verify(jws, pub, &header, &claims);
+	if (r != CS_OK) {
+		fail_verify(r == CS_E_SIGNATURE_INVALID ? "bad signature" : "malformed JWS or alg not ES256");
+		goto out;
+	}
+	const char *typ = json_string_value(json_object_get(header, "typ"));
+	if (typ == NULL || strcmp(typ, "credsign-cert+jwt") != 0) {
+		fail_verify("header typ is not credsign-cert+jwt");
+		goto out;
+	}
+	if (!check_required_claims(claims) || (credential != NULL && !check_credential(claims, credential)))
+		goto out;
+	json_t *cred = json_object_get(claims, "credential");
+	printf("VERIFIED certificate %s\n", json_string_value(json_object_get(claims, "jti")));
+	printf("  issuer:        %s\n", json_string_value(json_object_get(claims, "iss")));
+	printf("  signing key:   %s (%s)\n", kid, json_string_value(json_object_get(key, "status")) ?: "status unknown");
+	printf("  preset:        %s\n", json_string_value(json_object_get(claims, "preset")));
+	printf("  credential:    %s, %lld characters, %.2f bits\n",
+	       json_string_value(json_object_get(cred, "type")),
+	       (long long)json_integer_value(json_object_get(cred, "length")),
+	       json_number_value(json_object_get(cred, "entropy_bits")));
+	printf("  subject:       %s\n",
+	       json_string_value(json_object_get(json_object_get(claims, "subject"), "identity")));
+	printf("  generated at:  %s\n", json_string_value(json_object_get(claims, "generated_at")));
+	printf("  certified at:  %s\n", json_string_value(json_object_get(claims, "certified_at")));
+	if (credential != NULL)
+		printf("  credential matches the commitment, length, charset and classes\n");
+	rc = 0;
+out:
+	if (credential != NULL) {
+		OPENSSL_cleanse(credential, strlen(credential));
+		free(credential);
+	}
+	free(jws);
+	free(jwks_text);
+	json_decref(jwks);
+	json_decref(header);
+	json_decref(claims);
+	json_decref(peek);
+	EVP_PKEY_free(pub);
+	return rc;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: credsign [CONN] generate --preset P [--type T] [--length N] [--strength-bits N]\n"
+		"                [--project X] [--environment E] [--system S] [--prefix P]\n"
+		"                [--certify] [--format json|env|raw]\n"
+		"       credsign [CONN] cert get ID [--jws]\n"
+		"       credsign [CONN] jwks\n"
+		"       credsign verify CERT.jws --jwks FILE [--credential-file F]\n"
+		"CONN:  --url URL --cacert FILE --cert FILE --key FILE\n"
+		"       (or CREDSIGN_URL, CREDSIGN_CACERT/CREDSIGN_CA, CREDSIGN_CERT, CREDSIGN_KEY)\n");
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+	return v != NULL && v[0] != '\0' ? v : fallback;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"url", required_argument, NULL, 'u'},       {"cacert", required_argument, NULL, 'A'},
+		{"cert", required_argument, NULL, 'C'},      {"key", required_argument, NULL, 'K'},
+		{"preset", required_argument, NULL, 'p'},    {"type", required_argument, NULL, 't'},
+		{"length", required_argument, NULL, 'l'},    {"strength-bits", required_argument, NULL, 's'},
+		{"project", required_argument, NULL, 'P'},   {"environment", required_argument, NULL, 'E'},
+		{"system", required_argument, NULL, 'S'},    {"prefix", required_argument, NULL, 'x'},
+		{"certify", no_argument, NULL, 'c'},         {"format", required_argument, NULL, 'f'},
+		{"jws", no_argument, NULL, 'j'},             {"jwks", required_argument, NULL, 'J'},
+		{"credential-file", required_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	conn c = {env_or("CREDSIGN_URL", "https://127.0.0.1:8443"),
+		  env_or("CREDSIGN_CACERT", getenv("CREDSIGN_CA")), getenv("CREDSIGN_CERT"),
+		  getenv("CREDSIGN_KEY")};
+	gen_opts g = {.format = "json"};
+	const char *jwks = NULL, *credential_file = NULL;
+	int jws_only = 0, opt;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'u': c.url = optarg; break;
+		case 'A': c.cacert = optarg; break;
+		case 'C': c.cert = optarg; break;
+		case 'K': c.key = optarg; break;
+		case 'p': g.preset = optarg; break;
+		case 't': g.type = optarg; break;
+		case 'l': g.length = atoi(optarg); break;
+		case 's': g.strength_bits = atoi(optarg); break;
+		case 'P': g.project = optarg; break;
+		case 'E': g.environment = optarg; break;
+		case 'S': g.system = optarg; break;
+		case 'x': g.prefix = optarg; break;
+		case 'c': g.certify = 1; break;
+		case 'f': g.format = optarg; break;
+		case 'j': jws_only = 1; break;
+		case 'J': jwks = optarg; break;
+		case 'F': credential_file = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	int nargs = argc - optind;
+	const char *cmd = nargs > 0 ? argv[optind] : "";
+	if (strcmp(cmd, "verify") == 0) {
+		if (nargs != 2 || jwks == NULL) {
+			usage(stderr);
+			return 2;
+		}
+		return cmd_verify(argv[optind + 1], jwks, credential_file);
+	}
+	if (c.cacert == NULL || c.cert == NULL || c.key == NULL) {
+		fprintf(stderr, "credsign: --cacert, --cert and --key (or CREDSIGN_*) are required\n");
+		return 2;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int rc = 2;
+	if (strcmp(cmd, "generate") == 0 && nargs == 1 && g.preset != NULL &&
+	    (strcmp(g.format, "json") == 0 || strcmp(g.format, "env") == 0 || strcmp(g.format, "raw") == 0)) {
+		rc = cmd_generate(&c, &g);
+	} else if (strcmp(cmd, "cert") == 0 && nargs == 3 && strcmp(argv[optind + 1], "get") == 0) {
+		char path[256];
+		snprintf(path, sizeof(path), "/cert/%.64s%s", argv[optind + 2], jws_only ? ".jws" : "");
+		rc = cmd_get(&c, path, jws_only);
+	} else if (strcmp(cmd, "jwks") == 0 && nargs == 1) {
+		rc = cmd_get(&c, "/.well-known/jwks.json", 0);
+	} else {
+		usage(stderr);
+	}
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# credsignd end to end: a real daemon on 127.0.0.1, SoftHSM2, curl and the
+# credsign client.
+#
+#   daemon_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
+BUILD=${1:?}
+STATE=${2:?}
+SOFTHSM=${3:?}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+it_setup main || exit 1
+credentials=()
+export CREDSIGN_URL=$url CREDSIGN_CACERT=$pki/ca.pem
+export CREDSIGN_CERT=$clients/ci-deployer.pem CREDSIGN_KEY=$clients/ci-deployer.key
+
+# ---- round trip ------------------------------------------------------------------
+round_trip() {
+	"$BUILD/bin/credsign" generate --preset soc2 --project payments --environment production \
+		--system db-prod --certify --format env > "$work/gen.env" || return 1
+	# shellcheck source=/dev/null
+	. "$work/gen.env"
+	credentials+=("$CREDSIGN_CREDENTIAL")
+	[ ${#CREDSIGN_CREDENTIAL} -ge 16 ] || return 1
+	[[ "$CREDSIGN_CERT_URL" == "$url/cert/$CREDSIGN_CERT_ID" ]] || return 1
+	"$BUILD/bin/credsign" cert get "$CREDSIGN_CERT_ID" --jws > "$work/cert.jws" || return 1
+	"$BUILD/bin/credsign" jwks > "$work/jwks.json" || return 1
+	printf '%s' "$CREDSIGN_CREDENTIAL" > "$work/credential"
+	"$BUILD/bin/credsign" verify "$work/cert.jws" --jwks "$work/jwks.json" \
+		--credential-file "$work/credential" > "$work/verify.out" || { cat "$work/verify.out"; return 1; }
+	grep -q "VERIFIED certificate $CREDSIGN_CERT_ID" "$work/verify.out"
+}
+check "generate -> certify -> fetch -> offline verify with the credential" round_trip
+
+wrong_credential_fails() {
+	printf 'not-the-credential' > "$work/wrong"
+	! "$BUILD/bin/credsign" verify "$work/cert.jws" --jwks "$work/jwks.json" \
+		--credential-file "$work/wrong" 2>/dev/null
+}
+check "offline verify rejects a different credential" wrong_credential_fails
+
+tampered_certificate_fails() {
+	python3 - "$work/cert.jws" > "$work/tampered.jws" <<'PY'
+import base64, json, sys
+h, p, s = open(sys.argv[1]).read().strip().split(".")
+claims = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+claims["preset"] = "nist-800-63b"
+p2 = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+print(h + "." + p2 + "." + s)
+PY
+	! "$BUILD/bin/credsign" verify "$work/tampered.jws" --jwks "$work/jwks.json" 2>/dev/null
+}
+check "offline verify rejects a modified certificate" tampered_certificate_fails
+
+jwcrypto_verifies() {
+	/usr/bin/python3 - "$work/cert.jws" "$work/jwks.json" <<'PY'
+import json, sys
+from jwcrypto import jwk, jws
+token = jws.JWS()
+token.deserialize(open(sys.argv[1]).read().strip())
+keys = json.load(open(sys.argv[2]))["keys"]
+kid = token.jose_header["kid"]
+key = next(k for k in keys if k["kid"] == kid)
+k = jwk.JWK(**{n: key[n] for n in ("kty", "crv", "x", "y")})
+assert k.thumbprint() == kid, "kid is not the RFC 7638 thumbprint"
+token.verify(k, alg="ES256")
+h = token.jose_header
+assert h["typ"] == "credsign-cert+jwt" and h["alg"] == "ES256"
+c = json.loads(token.payload)
+assert "exp" not in c
+for n in ("iss", "jti", "iat", "preset", "standards", "credential", "entropy_source", "subject",
+          "project", "environment", "system", "generation_session_id", "generated_at",
+          "certified_at"):
+    assert n in c, n
+assert c["entropy_source"]["function"] == "C_GenerateRandom"
+assert c["entropy_source"]["interface"] == "PKCS#11"
+assert c["subject"]["identity"] == "spiffe://credsign.test/ci-deployer"
+assert c["credential"]["commitment"]["alg"] == "HMAC-SHA-256"
+assert c["generated_at"].endswith("Z") and c["certified_at"].endswith("Z")
+PY
+}
+check "python3-jwcrypto verifies the JWS against the JWKS (kid = RFC 7638 thumbprint)" jwcrypto_verifies
+
+cert_document() {
+	local got
+	got=$(call ci-deployer GET "/cert/$CREDSIGN_CERT_ID")
+	[[ "$got" == "200 "* ]] && [[ "$got" == *'"claims":{'* ]] && [[ "$got" == *'"kid":"'* ]]
+}
+check "GET /cert/{id} returns the certificate with decoded claims" cert_document
+
+jws_content_type() {
+	local args
+	read -r -a args <<< "$(client auditor)"
+	curl -s -D "$work/headers" -o /dev/null "${args[@]}" "$url/cert/$CREDSIGN_CERT_ID.jws" &&
+		grep -qi '^content-type: application/jose' "$work/headers"
+}
+check "GET /cert/{id}.jws is application/jose" jws_content_type
+
+health() {
+	[[ "$(call operator GET /healthz)" == "200 "* ]] && [[ "$(call operator GET /readyz)" == '200 {"status":"ready"'* ]]
+}
+check "healthz and readyz answer 200" health
+
+# ---- refused at the TLS layer: never reach a handler ------------------------------------
+refused_before_handler() { # refused_before_handler CURL-ARGS...
+	local before after
+	before=$(requests_logged)
+	if curl -s -o /dev/null --max-time 5 "$@" "$url/healthz"; then
+		echo "  request succeeded"
+		return 1
+	fi
+	after=$(requests_logged)
+	[ "$before" = "$after" ] || { echo "  a handler ran"; return 1; }
+}
+check "TLS 1.2 client refused" refused_before_handler $(client ci-deployer) --tls-max 1.2
+check "no client certificate refused" refused_before_handler --cacert "$pki/ca.pem"
+check "certificate from another CA refused" refused_before_handler $(client other-ca)
+check "expired client certificate refused" refused_before_handler $(client expired)
+check "revoked client certificate refused (CRL)" refused_before_handler $(client revoked)
+check "server-auth-only EKU refused" refused_before_handler $(client server-eku)
+refusals_logged() {
+	grep -q 'client certificate refused.*CN=revoked.*certificate revoked' "$log" &&
+		grep -q 'client certificate refused.*CN=expired.*certificate has expired' "$log" &&
+		grep -q 'client certificate refused.*CN=server-eku.*unsuitable certificate purpose' "$log"
+}
+check "refused client certificates are logged with subject and reason" refusals_logged
+
+# ---- bad requests ------------------------------------------------------------------
+check "malformed JSON -> 400 invalid_json" expect_error ci-deployer POST /api/generate '{"preset":' 400 invalid_json
+check "not an object -> 400 invalid_json" expect_error ci-deployer POST /api/generate '["soc2"]' 400 invalid_json
+check "unknown preset -> 400 unknown_preset" expect_error ci-deployer POST /api/generate '{"preset":"nope"}' 400 unknown_preset
+check "wrong type for length -> 400 invalid_field" expect_error ci-deployer POST /api/generate '{"preset":"soc2","length":"24"}' 400 invalid_field
+check "wrong type for preset -> 400 invalid_field" expect_error ci-deployer POST /api/generate '{"preset":7}' 400 invalid_field
+check "missing preset -> 400 invalid_field" expect_error ci-deployer POST /api/generate '{"type":"password"}' 400 invalid_field
+check "unknown field -> 400 unknown_field" expect_error ci-deployer POST /api/generate '{"preset":"soc2","colour":"red"}' 400 unknown_field
+check "duplicate keys -> 400 invalid_json" expect_error ci-deployer POST /api/generate '{"preset":"soc2","preset":"hipaa"}' 400 invalid_json
+check "below the preset minimum -> 422 below_minimum" expect_error ci-deployer POST /api/generate '{"preset":"soc2","length":8}' 422 below_minimum
+check "type not allowed by the preset -> 422" expect_error ci-deployer POST /api/generate '{"preset":"db-production","type":"hex"}' 422 type_not_allowed
+check "control characters in project -> 400" expect_error ci-deployer POST /api/generate '{"preset":"soc2","project":"a\u0001b"}' 400 invalid_field
+big=$(python3 -c 'print("{\"preset\":\"soc2\",\"project\":\"" + "x"*70000 + "\"}")')
+check "oversize body -> 413 body_too_large" expect_error ci-deployer POST /api/generate "$big" 413 body_too_large
+huge_body_cut_off() {
+	local args code
+	read -r -a args <<< "$(client ci-deployer)"
+	code=$(head -c 2000000 /dev/zero | tr '\0' 'x' | curl -s -o /dev/null -w '%{http_code}' \
+		"${args[@]}" -H 'Content-Type: application/json' --data-binary @- "$url/api/generate")
+	[ "$code" = "413" ]
+}
+check "a body far over the limit is cut off by the HTTP layer with 413" huge_body_cut_off
+check "wrong method -> 405" expect_error ci-deployer GET /api/generate '' 405 method_not_allowed
+check "unknown route -> 404" expect_error ci-deployer GET /nothing-here '' 404 not_found
+check "unknown certificate -> 404" expect_error auditor GET /cert/AAAAAAAAAAAAAAAAAAAAAA '' 404 not_found
+check "malformed certificate id -> 404" expect_error auditor GET '/cert/..%2f..%2fetc' '' 404 not_found
+
+# ---- session rules -------------------------------------------------------------------
+new_session() { # new_session NAME -> session id on stdout (runs in a subshell)
+	local got
+	got=$(call "$1" POST /api/generate '{"preset":"hipaa"}')
+	[[ "$got" == "200 "* ]] || return 1
+	json_field "${got#200 }" generation_session_id
+}
+sid=$(new_session ci-deployer)
+credentials+=("$(json_field "$(cat "$work/out")" credential)")
+certify_once() {
+	local got
+	got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
+	[[ "$got" == "201 "* ]] && [[ "$got" == *"\"cert_url\":\"$url/cert/"* ]]
+}
+check "a session certifies once -> 201" certify_once
+check "a second certification -> 409" expect_error ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}" 409 session_already_certified
+sid2=$(new_session ci-deployer)
+credentials+=("$(json_field "$(cat "$work/out")" credential)")
+check "another identity cannot certify -> 403" expect_error web-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid2\"}" 403 forbidden
+check "unknown session -> 404" expect_error ci-deployer POST /api/generate-certificate '{"generation_session_id":"AAAAAAAAAAAAAAAAAAAAAA"}' 404 not_found
+check "malformed session id -> 404" expect_error ci-deployer POST /api/generate-certificate '{"generation_session_id":"x"}' 404 not_found
+check "session id of the wrong type -> 400" expect_error ci-deployer POST /api/generate-certificate '{"generation_session_id":5}' 400 invalid_field
+# time passing: the session's expiry moved into the past in the store
+sqlite3 "$db" "UPDATE generation_sessions SET expires_ms = expires_ms - 61000 WHERE id = '$sid2'"
+check "expired session (60 s) -> 410" expect_error ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid2\"}" 410 session_expired
+check "the daemon is still up" health
+
+# ---- every preset ------------------------------------------------------------------
+for preset in $(python3 -c 'import json,sys; [print(p["name"]) for p in json.load(sys.stdin)["presets"]]' \
+		< <(call auditor GET /api/presets | cut -d' ' -f2-)); do
+	preset_round_trip() {
+		local got
+		got=$(call ci-deployer POST /api/generate "{\"preset\":\"$1\"}") || return 1
+		[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
+		credentials+=("$(json_field "${got#200 }" credential)")
+		local s
+		s=$(json_field "${got#200 }" generation_session_id)
+		got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$s\"}")
+		[[ "$got" == "201 "* ]]
+	}
+	check "preset $preset: generate and certify" preset_round_trip "$preset"
+done
+
+# ---- no credential anywhere at rest --------------------------------------------------
+stop_daemon
+check "SIGTERM stops the daemon cleanly (exit 0)" test $? -eq 0
+no_credential_at_rest() {
+	local n=0 c
+	for c in "${credentials[@]}"; do
+		[ -n "$c" ] || continue
+		n=$((n + 1))
+		for f in "$db" "$db-wal" "$log"; do
+			[ -f "$f" ] || continue
+			if grep -qF -- "$c" "$f"; then
+				echo "  a credential was found in $f"
+				return 1
+			fi
+		done
+	done
+	echo "  scanned for $n credentials"
+	[ "$n" -ge 10 ]
+}
+check "no generated credential appears in the SQLite files or the log" no_credential_at_rest
+
+finish

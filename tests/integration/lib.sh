@@ -1,0 +1,117 @@
+# Shared helpers for the integration tests: a real credsignd on 127.0.0.1,
+# the SoftHSM2 test token, the development PKI, curl and the credsign client.
+#
+# The caller sets: BUILD (build dir), STATE (test-state dir), SOFTHSM (module)
+# and sources this file; then calls it_setup NAME [MODULE].
+
+set -uo pipefail
+
+passed=0
+failed=0
+pids=()
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+check() { # check DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then
+		passed=$((passed + 1))
+		echo "ok - $what"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $what"
+	fi
+}
+
+finish() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# it_setup NAME [PKCS11_MODULE]: config, signing key, daemon started.
+it_setup() {
+	name=$1
+	module=${2:-$SOFTHSM}
+	work=$STATE/it-$name
+	rm -rf "$work"
+	mkdir -p "$work/data"
+	chmod 700 "$work"
+	export SOFTHSM2_CONF=$STATE/token/softhsm2.conf
+	pki=$STATE/pki
+	clients=$pki/clients
+	port=$(free_port)
+	url=https://127.0.0.1:$port
+	conf=$work/credsignd.conf
+	log=$work/credsignd.log
+	db=$work/data/credsign.db
+	cat > "$conf" <<CONF
+server = { listen = "127.0.0.1:$port"; public_base_url = "$url"; node_id = "it-$name";
+           workers = 3; presets_file = "$src/conf/presets.conf"; max_body_bytes = 65536; };
+tls = { cert = "$pki/server.pem"; key = "$pki/server.key"; ca = "$pki/ca.pem";
+        crl = "$pki/crl.pem"; crl_check = true; };
+pkcs11 = { module = "$module"; token_uri = "pkcs11:token=cstest";
+           pin_file = "$STATE/token/user.pin"; signing_key = "pkcs11:token=cstest;object=it-es256";
+           validation = "integration test token"; };
+store = { path = "$db"; };
+log = { level = "info"; };
+CONF
+	admin=("$BUILD/bin/credsign-admin" --config "$conf")
+	"${admin[@]}" key jwk >/dev/null 2>&1 || "${admin[@]}" key generate --label it-es256 >/dev/null
+	"$BUILD/bin/credsignd" --config "$conf" > "$log" 2>&1 &
+	daemon=$!
+	pids+=($daemon)
+	for _ in $(seq 100); do
+		ss -ltn | grep -q "127.0.0.1:$port " && return 0
+		kill -0 "$daemon" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "credsignd did not start:"
+	cat "$log"
+	return 1
+}
+
+# client NAME: curl arguments for a client certificate of the dev PKI
+client() {
+	echo --cacert "$pki/ca.pem" --cert "$clients/$1.pem" --key "$clients/$1.key"
+}
+
+# call NAME METHOD PATH [BODY]: prints "STATUS BODY" (body on one line)
+call() {
+	local who=$1 method=$2 path=$3 body=${4:-}
+	local args
+	read -r -a args <<< "$(client "$who")"
+	if [ -n "$body" ]; then
+		curl -s -o "$work/out" -w '%{http_code}' -X "$method" "${args[@]}" \
+			-H 'Content-Type: application/json' --data-binary "$body" "$url$path"
+	else
+		curl -s -o "$work/out" -w '%{http_code}' -X "$method" "${args[@]}" "$url$path"
+	fi
+	echo -n " "
+	cat "$work/out"
+}
+
+# expect_error NAME METHOD PATH BODY STATUS CODE
+expect_error() {
+	local got
+	got=$(call "$1" "$2" "$3" "$4")
+	[[ "$got" == "$5 "* ]] && [[ "$got" == *"\"code\":\"$6\""* ]] || {
+		echo "  expected $5 $6, got: ${got:0:300}"
+		return 1
+	}
+}
+
+json_field() { # json_field FILE-OR-STRING FIELD
+	python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
+}
+
+requests_logged() { grep -c 'fn=on_request' "$log" || true; }
+
+stop_daemon() {
+	kill -TERM "$daemon" 2>/dev/null
+	wait "$daemon"
+}

@@ -435,26 +435,23 @@ out:
 
 /* ---- POST /api/generate-certificate --------------------------------------- */
 
-typedef struct {
-	cs_app *app;
-	const char *cert_id;
-	int64_t now;
-} certify_ctx;
-
-static cs_err make_certificate(void *arg, const char *session_claims, char **jws, char **claims_out)
+/* Add the certification claims to the session's and sign (outside any
+ * store transaction: the token may be slow). */
+static cs_err make_certificate(cs_app *app, const char *session_claims, const char *cert_id,
+			       int64_t now, char **jws, char **claims_out)
 {
-	certify_ctx *c = arg;
 	char when[32];
 	json_t *claims = json_loads(session_claims, 0, NULL);
 	if (claims == NULL)
 		return CS_E_STORE;
-	rfc3339(c->now, when);
-	json_object_set_new(claims, "iss", json_string(c->app->cfg->server.public_base_url));
-	json_object_set_new(claims, "jti", json_string(c->cert_id));
-	json_object_set_new(claims, "iat", json_integer(c->now / 1000));
+	rfc3339(now, when);
+	json_object_set_new(claims, "iss", json_string(app->cfg->server.public_base_url));
+	json_object_set_new(claims, "jti", json_string(cert_id));
+	json_object_set_new(claims, "iat", json_integer(now / 1000));
 	json_object_set_new(claims, "certified_at", json_string(when));
-	cs_err r = cs_signer_jws(c->app->signer, claims, jws);
-	if (r == CS_OK && (*claims_out = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12))) == NULL)
+	cs_err r = cs_signer_jws(app->signer, claims, jws);
+	if (r == CS_OK &&
+	    (*claims_out = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12))) == NULL)
 		r = CS_E_NOMEM;
 	json_decref(claims);
 	return r;
@@ -465,7 +462,7 @@ static void handle_certify(struct evhttp_request *req, cs_app *app, cs_store *st
 {
 	static const char *const allowed[] = {"generation_session_id", NULL};
 	char cert_id[ID_CHARS + 1];
-	char *jws = NULL;
+	char *jws = NULL, *claims = NULL, *session_claims = NULL;
 	json_t *doc = read_json_object(req, app);
 	if (doc == NULL)
 		return;
@@ -484,11 +481,16 @@ static void handle_certify(struct evhttp_request *req, cs_app *app, cs_store *st
 		cs_api_error(req, 404, "not_found", "no such generation session");
 		goto out;
 	}
-	cs_err r = new_id(app, cert_id);
-	certify_ctx ctx = {app, cert_id, now_ms()};
+	const char *session_id = json_string_value(sid);
+	int64_t now = now_ms();
+	cs_err r = cs_store_session_claims(store, session_id, peer->cert_sha256, now, &session_claims);
 	if (r == CS_OK)
-		r = cs_store_certify(store, json_string_value(sid), peer->cert_sha256, ctx.now, cert_id,
-				     cs_signer_kid(app->signer), make_certificate, &ctx, &jws);
+		r = new_id(app, cert_id);
+	if (r == CS_OK)
+		r = make_certificate(app, session_claims, cert_id, now, &jws, &claims);
+	if (r == CS_OK)
+		r = cs_store_cert_put(store, session_id, cert_id, cs_signer_kid(app->signer), jws, claims,
+				      now);
 	if (r != CS_OK) {
 		send_cs_error(req, r, "certification");
 		goto out;
@@ -501,6 +503,8 @@ static void handle_certify(struct evhttp_request *req, cs_app *app, cs_store *st
 		    peer->identity);
 out:
 	free(jws);
+	free(claims);
+	free(session_claims);
 	json_decref(doc);
 }
 

@@ -289,9 +289,19 @@ cs_err cs_presets_load(const char *path, cs_preset_set **out, cs_config_diag *di
 		return CS_E_NOMEM;
 	config_init(&lc);
 	if (config_read_file(&lc, path) != CONFIG_TRUE) {
-		char where[64];
-		snprintf(where, sizeof(where), "line %d", config_error_line(&lc));
-		perr(&l, NULL, "presets", "cannot load (%s): %s", where, config_error_text(&lc));
+		char msg[600];
+		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+			snprintf(msg, sizeof(msg), "%s: cannot read presets", path);
+		else
+			snprintf(msg, sizeof(msg), "%s:%d: syntax error: %s", path, config_error_line(&lc),
+				 config_error_text(&lc));
+		char **grown = realloc(diag->messages, (diag->count + 1) * sizeof(char *));
+		if (grown != NULL) {
+			diag->messages = grown;
+			if ((grown[diag->count] = strdup(msg)) != NULL)
+				diag->count++;
+		}
+		l.failed = 1;
 		goto done;
 	}
 	const config_setting_t *root = config_root_setting(&lc);

@@ -42,19 +42,20 @@ int cs_store_schema_version(void);
 cs_err cs_store_session_put(cs_store *store, const cs_gen_session *session)
 	__attribute__((warn_unused_result));
 
-/* Called inside the certify transaction with the session's stored claims;
- * returns the certificate (JWS compact) and its full claims, malloc'd. */
-typedef cs_err (*cs_certify_fn)(void *arg, const char *session_claims_json, char **jws,
-				char **claims_json);
-
-/* Certify a session in one transaction: the session must exist
- * (CS_E_NOT_FOUND), belong to cert_sha256 (CS_E_FORBIDDEN), not be expired
- * at now_ms (CS_E_SESSION_EXPIRED) and not be certified (CS_E_SESSION_USED).
- * make_cert builds and signs the certificate; it is stored with cert_id and
- * kid and the session marked, all committed before CS_OK. */
-cs_err cs_store_certify(cs_store *store, const char *session_id, const char *cert_sha256,
-			int64_t now_ms, const char *cert_id, const char *kid, cs_certify_fn make_cert,
-			void *arg, char **jws_out) __attribute__((warn_unused_result));
+/* The claims of a session that cert_sha256 may certify at now_ms: it must
+ * exist (CS_E_NOT_FOUND), belong to cert_sha256 (CS_E_FORBIDDEN), not be
+ * certified (CS_E_SESSION_USED) nor expired (CS_E_SESSION_EXPIRED).
+ * *claims_json is malloc'd. No lock is held afterwards: signing, which may
+ * wait on the token, happens outside any transaction. */
+cs_err cs_store_session_claims(cs_store *store, const char *session_id, const char *cert_sha256,
+			       int64_t now_ms, char **claims_json) __attribute__((warn_unused_result));
+/* Store a certificate for a session and mark the session certified, in one
+ * transaction, committed before CS_OK. If the session was certified
+ * meanwhile (a concurrent request won), nothing is stored and
+ * CS_E_SESSION_USED is returned. */
+cs_err cs_store_cert_put(cs_store *store, const char *session_id, const char *cert_id,
+			 const char *kid, const char *jws, const char *claims_json, int64_t now_ms)
+	__attribute__((warn_unused_result));
 
 /* A stored certificate; *jws and *claims_json are malloc'd. */
 cs_err cs_store_cert_get(cs_store *store, const char *cert_id, char **jws, char **claims_json);

@@ -182,10 +182,10 @@ cs_err cs_store_session_put(cs_store *s, const cs_gen_session *g)
 	return step_done(s, st, "storing the generation session");
 }
 
-/* Inside the certify transaction: check the session and fetch its claims. */
-static cs_err certify_check(cs_store *s, const char *session_id, const char *cert_sha256,
-			    int64_t now_ms, char **claims)
+cs_err cs_store_session_claims(cs_store *s, const char *session_id, const char *cert_sha256,
+			       int64_t now_ms, char **claims)
 {
+	*claims = NULL;
 	sqlite3_stmt *st = NULL;
 	cs_err r = prepare(s, "SELECT cert_sha256, expires_ms, cert_id, claims_json "
 			      "FROM generation_sessions WHERE id = ?", &st);
@@ -210,14 +210,28 @@ static cs_err certify_check(cs_store *s, const char *session_id, const char *cer
 	return r;
 }
 
-static cs_err certify_write(cs_store *s, const char *session_id, const char *cert_id,
-			    const char *kid, const char *jws, const char *claims, int64_t now_ms)
+cs_err cs_store_cert_put(cs_store *s, const char *session_id, const char *cert_id,
+			 const char *kid, const char *jws, const char *claims, int64_t now_ms)
 {
 	sqlite3_stmt *st = NULL;
-	cs_err r = prepare(s, "INSERT INTO certificates (id, session_id, kid, jws, claims_json, "
-			      "created_ms) VALUES (?, ?, ?, ?, ?, ?)", &st);
+	cs_err r = exec(s, "BEGIN IMMEDIATE");
 	if (r != CS_OK)
 		return r;
+	/* claim the session first: only one certificate per session */
+	if ((r = prepare(s, "UPDATE generation_sessions SET cert_id = ? WHERE id = ? AND cert_id IS NULL",
+			 &st)) != CS_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, cert_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
+	if ((r = step_done(s, st, "marking the session certified")) != CS_OK)
+		goto out;
+	if (sqlite3_changes(s->db) != 1) {
+		r = CS_E_SESSION_USED;
+		goto out;
+	}
+	if ((r = prepare(s, "INSERT INTO certificates (id, session_id, kid, jws, claims_json, "
+			    "created_ms) VALUES (?, ?, ?, ?, ?, ?)", &st)) != CS_OK)
+		goto out;
 	sqlite3_bind_text(st, 1, cert_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, kid, -1, SQLITE_STATIC);
@@ -225,38 +239,11 @@ static cs_err certify_write(cs_store *s, const char *session_id, const char *cer
 	sqlite3_bind_text(st, 5, claims, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, now_ms);
 	if ((r = step_done(s, st, "storing the certificate")) != CS_OK)
-		return r;
-	if ((r = prepare(s, "UPDATE generation_sessions SET cert_id = ? WHERE id = ? AND cert_id IS NULL",
-			 &st)) != CS_OK)
-		return r;
-	sqlite3_bind_text(st, 1, cert_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
-	if ((r = step_done(s, st, "marking the session certified")) != CS_OK)
-		return r;
-	return sqlite3_changes(s->db) == 1 ? CS_OK : CS_E_SESSION_USED;
-}
-
-cs_err cs_store_certify(cs_store *s, const char *session_id, const char *cert_sha256,
-			int64_t now_ms, const char *cert_id, const char *kid, cs_certify_fn make_cert,
-			void *arg, char **jws_out)
-{
-	char *session_claims = NULL, *jws = NULL, *claims = NULL;
-	*jws_out = NULL;
-	cs_err r = exec(s, "BEGIN IMMEDIATE");
+		goto out;
+	r = exec(s, "COMMIT");
+out:
 	if (r != CS_OK)
-		return r;
-	if ((r = certify_check(s, session_id, cert_sha256, now_ms, &session_claims)) == CS_OK &&
-	    (r = make_cert(arg, session_claims, &jws, &claims)) == CS_OK &&
-	    (r = certify_write(s, session_id, cert_id, kid, jws, claims, now_ms)) == CS_OK)
-		r = exec(s, "COMMIT");
-	if (r != CS_OK) {
 		(void)exec(s, "ROLLBACK");
-		free(jws);
-		jws = NULL;
-	}
-	free(session_claims);
-	free(claims);
-	*jws_out = jws;
 	return r;
 }
 

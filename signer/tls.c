@@ -33,6 +33,25 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
 	return ok;
 }
 
+/* Log the fatal alerts the server sends, with the error behind them (for
+ * example "token unavailable" when the token cannot sign the handshake). */
+static void info_cb(const SSL *ssl, int where, int ret)
+{
+	(void)ssl;
+	if (!(where & SSL_CB_WRITE_ALERT) || strcmp(SSL_alert_type_string(ret), "F") != 0)
+		return;
+	/* the first error queued is the cause (e.g. the provider's "token
+	 * unavailable"); the last is libssl's summary */
+	char cause[256] = "", summary[256] = "";
+	unsigned long first = ERR_peek_error(), last = ERR_peek_last_error();
+	if (first != 0)
+		ERR_error_string_n(first, cause, sizeof(cause));
+	if (last != 0 && last != first)
+		ERR_error_string_n(last, summary, sizeof(summary));
+	cs_log_warn("TLS handshake aborted: alert \"%s\" cause=\"%s\" summary=\"%s\"",
+		    SSL_alert_desc_string_long(ret), cause, summary);
+}
+
 static EVP_PKEY *load_key(OSSL_LIB_CTX *libctx, const char *source)
 {
 	EVP_PKEY *pkey = NULL;
@@ -119,6 +138,7 @@ cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **o
 	SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
 	SSL_CTX_set_verify_depth(ctx, cfg->tls.verify_depth);
+	SSL_CTX_set_info_callback(ctx, info_cb);
 	*out = ctx;
 	ctx = NULL;
 	r = CS_OK;

@@ -4,6 +4,11 @@
  *   credsign-admin [--config FILE] token info
  *   credsign-admin [--config FILE] key generate --label LABEL
  *   credsign-admin [--config FILE] key jwk [--key PKCS11-URI]
+ *   credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN
+ *                  [--san DNS:name,IP:addr,URI:uri] [--out FILE]
+ *
+ * key csr writes a PKCS#10 request for a token key, signed in the token
+ * through the credsign provider, so an organisation's CA can certify it.
  *
  * The configuration comes from --config or $CREDSIGN_CONF. Output is JSON on
  * stdout; errors go to stderr and the exit status is 1 (2 for usage).
@@ -14,10 +19,15 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/store.h>
+#include <openssl/x509v3.h>
 
 #include "config.h"
 #include "cs_log.h"
 #include "jose.h"
+#include "provider.h"
 #include "token.h"
 
 typedef struct {
@@ -115,11 +125,105 @@ static int cmd_key_generate(admin_ctx *a, const char *label)
 	return print_key(a, &ref);
 }
 
+static EVP_PKEY *load_token_key(OSSL_LIB_CTX *libctx, const char *uri)
+{
+	EVP_PKEY *pkey = NULL;
+	OSSL_STORE_CTX *st = OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
+	OSSL_STORE_INFO *info = st != NULL ? OSSL_STORE_load(st) : NULL;
+	if (info != NULL && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+		pkey = OSSL_STORE_INFO_get1_PKEY(info);
+	OSSL_STORE_INFO_free(info);
+	OSSL_STORE_close(st);
+	return pkey;
+}
+
+static int cmd_key_csr(admin_ctx *a, const char *uri, const char *subject, const char *san,
+		       const char *out_path)
+{
+	OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
+	OSSL_PROVIDER *prov = NULL, *deflt = NULL;
+	EVP_PKEY *key = NULL;
+	X509_REQ *req = NULL;
+	X509_NAME *name = NULL;
+	EVP_MD_CTX *md = NULL;
+	BIO *out = NULL;
+	int rc = 1;
+	if (libctx == NULL || cs_provider_load(libctx, a->token, &prov) != CS_OK ||
+	    (deflt = OSSL_PROVIDER_load(libctx, "default")) == NULL) {
+		fail("loading the provider", CS_E_CRYPTO);
+		goto out;
+	}
+	if ((key = load_token_key(libctx, uri)) == NULL) {
+		fail("loading the key", CS_E_KEY_NOT_FOUND);
+		goto out;
+	}
+	if ((name = X509_NAME_new()) == NULL) {
+		fail("subject", CS_E_NOMEM);
+		goto out;
+	}
+	/* "/K=V/K=V" */
+	char dn[512];
+	snprintf(dn, sizeof(dn), "%s", subject);
+	for (char *save = NULL, *part = strtok_r(dn, "/", &save); part != NULL;
+	     part = strtok_r(NULL, "/", &save)) {
+		char *eq = strchr(part, '=');
+		if (eq == NULL || !X509_NAME_add_entry_by_txt(name, (*eq = '\0', part), MBSTRING_UTF8,
+							      (unsigned char *)eq + 1, -1, -1, 0)) {
+			fprintf(stderr, "credsign-admin: bad subject '%s' (use /CN=name/O=org)\n", subject);
+			goto out;
+		}
+	}
+	req = X509_REQ_new_ex(libctx, NULL);
+	if (req == NULL || !X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name) ||
+	    !X509_REQ_set_pubkey(req, key)) {
+		fail("building the request", CS_E_CRYPTO);
+		goto out;
+	}
+	if (san != NULL) {
+		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+		X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+		int ok = exts != NULL && ext != NULL && sk_X509_EXTENSION_push(exts, ext) &&
+			 X509_REQ_add_extensions(req, exts);
+		if (!ok)
+			X509_EXTENSION_free(ext);
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+		if (!ok) {
+			fprintf(stderr, "credsign-admin: bad --san '%s'\n", san);
+			goto out;
+		}
+	}
+	/* signed in the token, through the provider */
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, key, NULL) != 1 ||
+	    X509_REQ_sign_ctx(req, md) <= 0) {
+		fail("signing the request in the token", CS_E_TOKEN_FAILED);
+		goto out;
+	}
+	out = out_path != NULL ? BIO_new_file(out_path, "w") : BIO_new_fp(stdout, BIO_NOCLOSE);
+	if (out == NULL || !PEM_write_bio_X509_REQ(out, req)) {
+		fail("writing the request", CS_E_IO);
+		goto out;
+	}
+	rc = 0;
+out:
+	BIO_free(out);
+	EVP_MD_CTX_free(md);
+	X509_REQ_free(req);
+	X509_NAME_free(name);
+	EVP_PKEY_free(key);
+	OSSL_PROVIDER_unload(deflt);
+	OSSL_PROVIDER_unload(prov);
+	OSSL_LIB_CTX_free(libctx);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: credsign-admin [--config FILE] token info\n"
 		   "       credsign-admin [--config FILE] key generate --label LABEL\n"
-		   "       credsign-admin [--config FILE] key jwk [--key PKCS11-URI]\n");
+		   "       credsign-admin [--config FILE] key jwk [--key PKCS11-URI]\n"
+		   "       credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN\n"
+		   "                      [--san DNS:name,IP:addr] [--out FILE]\n");
 }
 
 int main(int argc, char **argv)
@@ -128,16 +232,23 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"label", required_argument, NULL, 'l'},
 		{"key", required_argument, NULL, 'k'},
+		{"subject", required_argument, NULL, 's'},
+		{"san", required_argument, NULL, 'S'},
+		{"out", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *config_path = getenv("CREDSIGN_CONF"), *label = NULL, *key_uri = NULL;
+	const char *subject = NULL, *san = NULL, *out_path = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config_path = optarg; break;
 		case 'l': label = optarg; break;
 		case 'k': key_uri = optarg; break;
+		case 's': subject = optarg; break;
+		case 'S': san = optarg; break;
+		case 'o': out_path = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -150,7 +261,9 @@ int main(int argc, char **argv)
 	int is_info = strcmp(noun, "token") == 0 && strcmp(verb, "info") == 0;
 	int is_gen = strcmp(noun, "key") == 0 && strcmp(verb, "generate") == 0;
 	int is_jwk = strcmp(noun, "key") == 0 && strcmp(verb, "jwk") == 0;
-	if (!(is_info || is_gen || is_jwk) || (is_gen && label == NULL)) {
+	int is_csr = strcmp(noun, "key") == 0 && strcmp(verb, "csr") == 0;
+	if (!(is_info || is_gen || is_jwk || is_csr) || (is_gen && label == NULL) ||
+	    (is_csr && subject == NULL)) {
 		usage(stderr);
 		return 2;
 	}
@@ -170,6 +283,9 @@ int main(int argc, char **argv)
 			rc = cmd_token_info(&a);
 		else if (is_gen)
 			rc = cmd_key_generate(&a, label);
+		else if (is_csr)
+			rc = cmd_key_csr(&a, key_uri != NULL ? key_uri : a.cfg->pkcs11.signing_key, subject,
+					 san, out_path);
 		else
 			rc = cmd_key_jwk(&a, key_uri != NULL ? key_uri : a.cfg->pkcs11.signing_key);
 	}

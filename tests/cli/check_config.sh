@@ -8,7 +8,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 umask 077
-for f in cert.pem key.pem ca.pem module.so presets.conf; do echo placeholder > $f; done
+for f in cert.pem key.pem ca.pem module.so; do echo placeholder > $f; done
+cp "$src/conf/presets.conf" presets.conf
 echo 123456 > user.pin
 cat > good.conf <<'CONF'
 tls = { cert = "cert.pem"; key = "key.pem"; ca = "ca.pem"; };

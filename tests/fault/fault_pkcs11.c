@@ -6,6 +6,7 @@
  *   C_Sign 0x32 [COUNT]      C_Sign returns CK_RV 0x32 (COUNT times, or always)
  *   corrupt-signature [COUNT] flip one bit of what C_Sign returns
  *   no-rng                    C_GetTokenInfo reports no CKF_RNG
+ *   sign-delay MS             C_Sign takes MS milliseconds longer (a slow token)
  *   session-cap N             C_OpenSession fails with CKR_SESSION_COUNT while
  *                             N sessions opened through this module are open
  *
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -123,17 +125,17 @@ static CK_RV w_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR c
 	return real->C_GetSlotList(present, list, count);
 }
 
-/* The cap of a "session-cap N" rule, or -1. */
-static long session_cap(void)
+/* The number of a "NAME N" rule, or -1 when there is none. */
+static long rule_value(const char *name)
 {
-	long cap = -1;
+	long value = -1;
 	pthread_mutex_lock(&lock);
 	refresh();
 	for (size_t i = 0; i < nrules; i++)
-		if (strcmp(rules[i].name, "session-cap") == 0)
-			cap = rules[i].remaining;
+		if (strcmp(rules[i].name, name) == 0)
+			value = rules[i].remaining;
 	pthread_mutex_unlock(&lock);
-	return cap;
+	return value;
 }
 
 static void count_sessions(long delta)
@@ -147,7 +149,7 @@ static CK_RV w_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_
 			   CK_SESSION_HANDLE_PTR h)
 {
 	FAULT(C_OpenSession);
-	long cap = session_cap();
+	long cap = rule_value("session-cap");
 	pthread_mutex_lock(&lock);
 	long open_now = open_sessions;
 	pthread_mutex_unlock(&lock);
@@ -191,6 +193,11 @@ static CK_RV w_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE
 		    CK_ULONG_PTR sig_len)
 {
 	FAULT(C_Sign);
+	long delay = rule_value("sign-delay");
+	if (delay > 0 && sig != NULL) {
+		struct timespec ts = {delay / 1000, (delay % 1000) * 1000000};
+		nanosleep(&ts, NULL);
+	}
 	CK_RV rv = real->C_Sign(h, data, len, sig, sig_len);
 	if (rv == CKR_OK && sig != NULL && *sig_len > 0 && fires("corrupt-signature", NULL))
 		sig[*sig_len / 2] ^= 0x01;

@@ -34,6 +34,8 @@ free_port() {
 }
 
 # it_setup NAME [PKCS11_MODULE]: config, signing key, daemon started.
+# TLS_KEY/TLS_CERT override the server key and certificate; EXTRA_SERVER
+# adds settings to the server group.
 it_setup() {
 	name=$1
 	module=${2:-$SOFTHSM}
@@ -51,8 +53,9 @@ it_setup() {
 	db=$work/data/credsign.db
 	cat > "$conf" <<CONF
 server = { listen = "127.0.0.1:$port"; public_base_url = "$url"; node_id = "it-$name";
-           workers = 3; presets_file = "$src/conf/presets.conf"; max_body_bytes = 65536; };
-tls = { cert = "$pki/server.pem"; key = "$pki/server.key"; ca = "$pki/ca.pem";
+           workers = 3; presets_file = "$src/conf/presets.conf"; max_body_bytes = 65536;
+           ${EXTRA_SERVER:-} };
+tls = { cert = "${TLS_CERT:-$pki/server.pem}"; key = "${TLS_KEY:-$pki/server.key}"; ca = "$pki/ca.pem";
         crl = "$pki/crl.pem"; crl_check = true; };
 pkcs11 = { module = "$module"; token_uri = "pkcs11:token=cstest";
            pin_file = "$STATE/token/user.pin"; signing_key = "pkcs11:token=cstest;object=it-es256";
@@ -62,6 +65,10 @@ log = { level = "info"; };
 CONF
 	admin=("$BUILD/bin/credsign-admin" --config "$conf")
 	"${admin[@]}" key jwk >/dev/null 2>&1 || "${admin[@]}" key generate --label it-es256 >/dev/null
+	start_daemon
+}
+
+start_daemon() {
 	"$BUILD/bin/credsignd" --config "$conf" > "$log" 2>&1 &
 	daemon=$!
 	pids+=($daemon)

@@ -8,6 +8,8 @@
  *   token-layer     cs_token_sign_es256 (pool, cache, DER/raw conversion)
  *   provider        EVP_DigestSign through credsign-pkcs11 (SHA-256 in
  *                   OpenSSL + the token layer)
+ *   provider+verify the daemon's signing discipline: each signature is
+ *                   verified with the public key before use
  *
  * and the ratio of the provider path to the best direct path.
  *
@@ -38,8 +40,10 @@ static cs_key_ref key;
 static OSSL_LIB_CTX *libctx;
 static EVP_PKEY *prov_key;
 
-typedef enum { DIRECT_TOKEN, DIRECT_SESSION, TOKEN_LAYER, PROVIDER } path;
-static const char *const path_names[] = {"direct-token", "direct-session", "token-layer", "provider"};
+typedef enum { DIRECT_TOKEN, DIRECT_SESSION, TOKEN_LAYER, PROVIDER, PROVIDER_VERIFY, NPATHS } path;
+static const char *const path_names[] = {"direct-token", "direct-session", "token-layer", "provider",
+					 "provider+verify"};
+static EVP_PKEY *pub_key;
 
 static double now(void)
 {
@@ -105,9 +109,15 @@ static void *worker(void *arg)
 			} else {
 				size_t len = sizeof(sig);
 				EVP_MD_CTX *md = EVP_MD_CTX_new();
-				ok = EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, prov_key, NULL) == 1 &&
+				ok = EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, CS_PROVIDER_PROPQ, prov_key, NULL) == 1 &&
 				     EVP_DigestSign(md, sig, &len, (const uint8_t *)"bench", 5) == 1;
 				EVP_MD_CTX_free(md);
+				if (ok && r->p == PROVIDER_VERIFY) {
+					md = EVP_MD_CTX_new();
+					ok = EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, pub_key, NULL) == 1 &&
+					     EVP_DigestVerify(md, sig, len, (const uint8_t *)"bench", 5) == 1;
+					EVP_MD_CTX_free(md);
+				}
 			}
 			if (!ok) {
 				r->failed = 1;
@@ -154,7 +164,7 @@ static int setup(const char *module, const char *uri, const char *pin_file)
 	cs_err r = cs_token_find_key(token, &q, &key);
 	if (r == CS_E_KEY_NOT_FOUND)
 		r = cs_token_generate_p256(token, LABEL, &key);
-	if (r != CS_OK)
+	if (r != CS_OK || cs_token_public_key(token, &key, &pub_key) != CS_OK)
 		return -1;
 	/* the raw path: the same module, unmanaged, sharing the login */
 	raw = p11_kit_module_load(module, P11_KIT_MODULE_UNMANAGED);
@@ -194,8 +204,8 @@ int main(int argc, char **argv)
 	}
 	printf("ES256 signatures/s on %s (%.1f s per run)\n", argv[2], seconds);
 	printf("%-16s %12s %12s\n", "path", "1 thread", "2 threads");
-	double rate[4][2];
-	for (int p = 0; p < 4; p++) {
+	double rate[NPATHS][2];
+	for (int p = 0; p < NPATHS; p++) {
 		for (int t = 0; t < 2; t++)
 			rate[p][t] = measure((path)p, t + 1);
 		printf("%-16s %12.0f %12.0f\n", path_names[p], rate[p][0], rate[p][1]);
@@ -206,5 +216,8 @@ int main(int argc, char **argv)
 		printf("provider / best direct, %d thread%s: %.2f (target >= 0.90)\n", t + 1,
 		       t ? "s" : "", rate[PROVIDER][t] / best);
 	}
+	for (int t = 0; t < 2; t++)
+		printf("cost of verifying every signature, %d thread%s: %.1f%% of the signing rate\n", t + 1,
+		       t ? "s" : "", 100.0 * (1.0 - rate[PROVIDER_VERIFY][t] / rate[PROVIDER][t]));
 	return 0;
 }

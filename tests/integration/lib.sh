@@ -58,13 +58,13 @@ server = { listen = "127.0.0.1:$port"; public_base_url = "$url"; node_id = "it-$
 tls = { cert = "${TLS_CERT:-$pki/server.pem}"; key = "${TLS_KEY:-$pki/server.key}"; ca = "$pki/ca.pem";
         crl = "$pki/crl.pem"; crl_check = true; };
 pkcs11 = { module = "$module"; token_uri = "pkcs11:token=cstest";
-           pin_file = "$STATE/token/user.pin"; signing_key = "pkcs11:token=cstest;object=it-es256";
+           pin_file = "$STATE/token/user.pin"; signing_key = "pkcs11:token=cstest;object=it-es256-$name";
            validation = "integration test token"; };
 store = { path = "$db"; };
 log = { level = "info"; };
 CONF
 	admin=("$BUILD/bin/credsign-admin" --config "$conf")
-	"${admin[@]}" key jwk >/dev/null 2>&1 || "${admin[@]}" key generate --label it-es256 >/dev/null
+	"${admin[@]}" key jwk >/dev/null 2>&1 || "${admin[@]}" key generate --label "it-es256-$name" >/dev/null || return 1
 	start_daemon
 }
 

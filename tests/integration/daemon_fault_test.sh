@@ -15,7 +15,7 @@ export CREDSIGN_FAULT_CONTROL=$STATE/fault-daemon.control
 : > "$CREDSIGN_FAULT_CONTROL"
 faults() { printf "$1" > "$CREDSIGN_FAULT_CONTROL"; sleep 0.05; }
 
-EXTRA_SERVER='max_connections = 4;' it_setup faults "$FAULT" || exit 1
+EXTRA_SERVER='max_connections = 4; timeout_ms = 2500;' it_setup faults "$FAULT" || exit 1
 count_certs() { sqlite3 "$db" 'SELECT count(*) FROM certificates'; }
 
 session() { # -> a fresh session id of ci-deployer
@@ -104,7 +104,7 @@ check "new TLS handshakes draw their randomness from the token" tls_needs_the_to
 slow_token_keeps_serving() {
 	local sid start elapsed
 	sid=$(session)
-	faults 'sign-delay 3000\n'
+	faults 'sign-delay 2000\n'
 	call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}" > "$work/slow.out" &
 	local slow=$!
 	sleep 0.3
@@ -114,7 +114,7 @@ slow_token_keeps_serving() {
 	elapsed=$((($(date +%s%N) - start) / 1000000))
 	wait $slow
 	faults ''
-	echo "  two requests took ${elapsed} ms while a signature waited 3 s"
+	echo "  two requests took ${elapsed} ms while a signature waited 2 s"
 	[ "$elapsed" -lt 1500 ] && [[ "$(cat "$work/slow.out")" == "201 "* ]]
 }
 check "a slow token does not stop other requests" slow_token_keeps_serving
@@ -139,13 +139,37 @@ connection_limit() {
 }
 check "connections over server.max_connections are refused; service continues" connection_limit
 
+idle_connection_closed() {
+	local start elapsed
+	start=$(date +%s%N)
+	# a TCP connection that never says anything is dropped after timeout_ms
+	timeout 10 python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.recv(1)' "$port"
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	echo "  closed after ${elapsed} ms (timeout_ms = 2500)"
+	[ "$elapsed" -ge 2000 ] && [ "$elapsed" -lt 6000 ]
+}
+check "a silent connection is closed after server.timeout_ms" idle_connection_closed
+
 sighup_reloads() {
 	kill -HUP "$daemon" && sleep 0.3 && grep -q 'client CA and CRL reloaded' "$log" &&
 		[[ "$(call operator GET /healthz)" == "200 "* ]]
 }
 check "SIGHUP reloads the client CA and CRL and keeps serving" sighup_reloads
-stop_daemon
-check "SIGTERM: clean exit" test $? -eq 0
+drain_on_sigterm() {
+	local sid
+	sid=$(session)
+	faults 'sign-delay 1500\n'
+	call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}" > "$work/drain.out" &
+	local inflight=$!
+	sleep 0.4
+	kill -TERM "$daemon"
+	wait $inflight
+	faults ''
+	wait "$daemon"
+	local status=$?
+	grep -q 'draining 1 request' "$log" && [[ "$(cat "$work/drain.out")" == "201 "* ]] && [ $status -eq 0 ]
+}
+check "SIGTERM lets the request in flight finish (201), then exits 0" drain_on_sigterm
 
 # ---- the TLS server key in the token (through the provider) -----------------------------
 tls_key_in_token() {

@@ -58,6 +58,9 @@ static const schema_entry schema[] = {
 	{"server.max_header_bytes", K_INT, false, NULL, 8192, 1024, 65536, F(server.max_header_bytes)},
 	{"server.timeout_ms", K_INT, false, NULL, 10000, 100, 600000, F(server.timeout_ms)},
 	{"server.presets_file", K_FILE, false, "presets.conf", 0, 0, 0, F(server.presets_file)},
+	{"server.wordlist_file", K_FILE, false,
+	 "/usr/lib/python3/dist-packages/diceware/wordlists/wordlist_en_eff.txt", 0, 0, 0,
+	 F(server.wordlist_file)},
 	{"tls", K_GROUP, true, NULL, 0, 0, 0, 0},
 	{"tls.cert", K_FILE, true, NULL, 0, 0, 0, F(tls.cert)},
 	{"tls.key", K_KEY_SOURCE, true, NULL, 0, 0, 0, F(tls.key)},
@@ -418,6 +421,8 @@ static void check_unknown(loader *l, const config_setting_t *group, const char *
 		snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "",
 			 config_setting_name(s));
 		const schema_entry *e = schema_find(path);
+		if (strcmp(path, "presets") == 0 && config_setting_type(s) == CONFIG_TYPE_GROUP)
+			continue; /* operator presets: validated by the preset loader */
 		if (e == NULL) {
 			SERR(l, s, path, "unknown setting");
 		} else if (e->kind == K_GROUP) {

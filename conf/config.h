@@ -38,6 +38,7 @@ typedef struct {
 		int max_header_bytes;
 		int timeout_ms;      /* read/write/idle timeout per connection */
 		char *presets_file;  /* built-in presets (conf/presets.conf) */
+		char *wordlist_file; /* passphrase words (EFF long list) */
 	} server;
 	struct {
 		char *cert, *key; /* key: file path, or a pkcs11: URI (issue 3) */

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/queue.h>
+
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
@@ -14,6 +16,7 @@
 #include "cs_log.h"
 #include "generate.h"
 #include "jose.h"
+#include "policy.h"
 #include "wipe_alloc.h"
 
 #define ID_BYTES 16
@@ -230,91 +233,60 @@ static int int_field(struct evhttp_request *req, json_t *doc, const char *name, 
 
 typedef struct {
 	const cs_preset *preset;
-	cs_cred_type type;
-	int length, strength_bits;
+	cs_plan plan;
 	const char *project, *environment, *system, *prefix;
 } gen_request;
-
-static int unprocessable(struct evhttp_request *req, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int unprocessable(struct evhttp_request *req, const char *code, const char *fmt, ...)
-{
-	char msg[300];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	cs_api_error(req, 422, code, msg);
-	return 0;
-}
 
 static int parse_generate(struct evhttp_request *req, cs_app *app, json_t *doc, gen_request *g)
 {
 	static const char *const allowed[] = {"preset", "type", "length", "strength_bits", "project",
-					      "environment", "system", "prefix", NULL};
+					      "environment", "system", "prefix", "exclude_ambiguous", NULL};
+	cs_plan_request q = {0};
 	memset(g, 0, sizeof(*g));
 	if (!only_fields(req, doc, allowed))
 		return 0;
-	const char *preset = json_string_value(json_object_get(doc, "preset"));
-	if (json_object_get(doc, "preset") == NULL)
-		return field_error(req, "preset", "is required");
+	json_t *preset = json_object_get(doc, "preset");
 	if (preset == NULL)
+		return field_error(req, "preset", "is required");
+	if (!json_is_string(preset))
 		return field_error(req, "preset", "must be a string");
-	if ((g->preset = cs_preset_find(app->presets, preset)) == NULL) {
+	if ((g->preset = cs_preset_find(app->presets, json_string_value(preset))) == NULL) {
 		char msg[160];
-		snprintf(msg, sizeof(msg), "unknown preset '%.64s' (GET /api/presets lists them)", preset);
+		snprintf(msg, sizeof(msg), "unknown preset '%.64s' (GET /api/presets lists them)",
+			 json_string_value(preset));
 		cs_api_error(req, 400, "unknown_preset", msg);
 		return 0;
 	}
 	json_t *type = json_object_get(doc, "type");
-	int t = CS_TYPE_PASSWORD;
-	if (type != NULL) {
-		if (!json_is_string(type) || (t = cs_type_parse(json_string_value(type))) < 0)
-			return field_error(req, "type", "must be password, api-key, hex or base64url");
-	} else if (!(g->preset->types & CS_TYPE_PASSWORD)) {
-		for (t = 1; !(g->preset->types & (unsigned)t); t <<= 1)
-			;
-	}
-	g->type = (cs_cred_type)t;
-	if (!(g->preset->types & (unsigned)t))
-		return unprocessable(req, "type_not_allowed", "preset %s does not allow type %s",
-				     g->preset->name, cs_type_name(g->type));
-	g->strength_bits = g->preset->strength_bits;
-	g->length = 0;
-	if (!int_field(req, doc, "strength_bits", 1, 256, &g->strength_bits) ||
-	    !int_field(req, doc, "length", 1, CS_CREDENTIAL_MAX - 1, &g->length) ||
+	if (type != NULL && (!json_is_string(type) || (q.type = cs_type_parse(json_string_value(type))) < 0))
+		return field_error(req, "type", "must be password, passphrase, api-key, hex or base64url");
+	json_t *amb = json_object_get(doc, "exclude_ambiguous");
+	if (amb != NULL && !json_is_boolean(amb))
+		return field_error(req, "exclude_ambiguous", "must be true or false");
+	q.exclude_ambiguous = amb != NULL && json_is_true(amb);
+	if (!int_field(req, doc, "strength_bits", 1, 256, &q.strength_bits) ||
+	    !int_field(req, doc, "length", 1, CS_CREDENTIAL_MAX - 1, &q.length) ||
 	    !text_field(req, doc, "project", &g->project) ||
 	    !text_field(req, doc, "environment", &g->environment) ||
 	    !text_field(req, doc, "system", &g->system) || !text_field(req, doc, "prefix", &g->prefix))
 		return 0;
-	if (g->strength_bits < g->preset->strength_bits)
-		return unprocessable(req, "below_minimum",
-				     "strength_bits %d is below preset %s's minimum strength of %d bits",
-				     g->strength_bits, g->preset->name, g->preset->strength_bits);
-	int min = cs_preset_min_length(g->preset, g->type, g->strength_bits);
-	if (min < 0)
-		return unprocessable(req, "below_minimum", "no length reaches %d bits", g->strength_bits);
-	if (g->length == 0) {
-		g->length = g->type == CS_TYPE_PASSWORD ? g->preset->default_length : min;
-		if (g->length < min)
-			g->length = min;
-	} else if (g->length < min) {
-		if (g->type == CS_TYPE_PASSWORD && g->length < g->preset->min_length)
-			return unprocessable(req, "below_minimum",
-					     "length %d is below preset %s's minimum length of %d (%s)",
-					     g->length, g->preset->name, g->preset->min_length,
-					     g->preset->standards[0]);
-		return unprocessable(req, "below_minimum",
-				     "length %d gives less than %d bits with this character set; "
-				     "preset %s needs at least %d characters",
-				     g->length, g->strength_bits, g->preset->name, min);
+	char why[300];
+	cs_err r = cs_preset_plan(g->preset, app->wordlist, &q, &g->plan, why, sizeof(why));
+	if (r == CS_E_INVALID_ARG) {
+		cs_api_error(req, 422, "type_not_allowed", why);
+		return 0;
+	}
+	if (r != CS_OK) {
+		cs_api_error(req, 422, "below_minimum", why);
+		return 0;
 	}
 	if (g->prefix != NULL) {
-		if (g->type != CS_TYPE_API_KEY)
+		if (g->plan.type != CS_TYPE_API_KEY)
 			return field_error(req, "prefix", "is only allowed with type api-key");
+		if (strlen(g->prefix) > 16)
+			return field_error(req, "prefix", "must be 1 to 16 of a-z 0-9 _");
 		for (const char *p = g->prefix; *p; p++)
-			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_') ||
-			    strlen(g->prefix) > 16)
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
 				return field_error(req, "prefix", "must be 1 to 16 of a-z 0-9 _");
 	}
 	return 1;
@@ -330,29 +302,52 @@ static json_t *classes_json(unsigned classes)
 	return a;
 }
 
+/* The credential claim: what was generated and how, never the value. */
+static json_t *credential_claim(const cs_app *app, const gen_request *g, const char *salt,
+				const char *commitment)
+{
+	const cs_plan *p = &g->plan;
+	json_t *cred = json_pack("{s:s, s:i, s:f, s:s, s:{s:s, s:s, s:s}}", "type",
+				 cs_type_name(p->type), "length", p->length, "entropy_bits",
+				 p->entropy_bits, "entropy_method", "whole-candidate-rejection",
+				 "commitment", "alg", "HMAC-SHA-256", "salt", salt, "value", commitment);
+	if (cred == NULL)
+		return NULL;
+	if (p->type == CS_TYPE_PASSPHRASE) {
+		json_object_set_new(cred, "length_unit", json_string("words"));
+		json_object_set_new(cred, "separator", json_string("-"));
+		json_object_set_new(cred, "wordlist",
+				    json_pack("{s:s, s:s, s:I}", "id", app->cfg->server.wordlist_file,
+					      "sha256", app->wordlist->sha256, "size",
+					      (json_int_t)app->wordlist->count));
+		return cred;
+	}
+	json_object_set_new(cred, "length_unit", json_string("characters"));
+	json_object_set_new(cred, "charset", json_string(p->charset));
+	json_object_set_new(cred, "classes", classes_json(p->spec.classes));
+	if (p->spec.max_identical_run)
+		json_object_set_new(cred, "max_identical_run", json_integer(p->spec.max_identical_run));
+	if (p->spec.max_class_run)
+		json_object_set_new(cred, "max_class_run", json_integer(p->spec.max_class_run));
+	if (g->prefix != NULL)
+		json_object_set_new(cred, "prefix", json_string(g->prefix));
+	return cred;
+}
+
 /* The claims known at generation time, stored with the session. */
-static json_t *session_claims(cs_app *app, const gen_request *g, const cs_string_spec *spec,
-			      double entropy, const char *salt, const char *commitment,
-			      const cs_peer *peer, const char *session_id, const char *generated_at)
+static json_t *session_claims(cs_app *app, const gen_request *g, json_t *cred, const cs_peer *peer,
+			      const char *session_id, const char *generated_at)
 {
 	json_t *standards = json_array();
 	for (size_t i = 0; i < g->preset->nstandards; i++)
 		json_array_append_new(standards, json_string(g->preset->standards[i]));
-	json_t *cred = json_pack("{s:s, s:i, s:s, s:o, s:f, s:s, s:{s:s, s:s, s:s}}", "type",
-				 cs_type_name(g->type), "length", g->length, "charset", spec->charset,
-				 "classes", classes_json(spec->classes), "entropy_bits", entropy,
-				 "entropy_method", "whole-candidate-rejection", "commitment", "alg",
-				 "HMAC-SHA-256", "salt", salt, "value", commitment);
-	if (cred != NULL && g->prefix != NULL)
-		json_object_set_new(cred, "prefix", json_string(g->prefix));
-	json_t *claims = json_pack(
-		"{s:s, s:i, s:s, s:o, s:o, s:O, s:{s:s, s:s}, s:s?, s:s?, s:s?, s:s, s:s}", "preset",
-		g->preset->name, "preset_version", app->presets->version, "preset_sha256",
-		g->preset->sha256, "standards", standards, "credential", cred, "entropy_source",
-		app->entropy_source, "subject", "identity", peer->identity, "cert_sha256",
-		peer->cert_sha256, "project", g->project, "environment", g->environment, "system",
-		g->system, "generation_session_id", session_id, "generated_at", generated_at);
-	return claims;
+	return json_pack(
+		"{s:s, s:i, s:s, s:o, s:i, s:o, s:O, s:{s:s, s:s}, s:s?, s:s?, s:s?, s:s, s:s}", "preset",
+		g->preset->name, "preset_version", g->preset->version, "preset_sha256", g->preset->sha256,
+		"standards", standards, "strength_bits", g->plan.strength_bits, "credential", cred,
+		"entropy_source", app->entropy_source, "subject", "identity", peer->identity,
+		"cert_sha256", peer->cert_sha256, "project", g->project, "environment", g->environment,
+		"system", g->system, "generation_session_id", session_id, "generated_at", generated_at);
 }
 
 static cs_err commit_credential(const uint8_t salt[SALT_BYTES], const char *credential,
@@ -367,11 +362,23 @@ static cs_err commit_credential(const uint8_t salt[SALT_BYTES], const char *cred
 	return *value != NULL ? CS_OK : CS_E_NOMEM;
 }
 
+/* Draw the credential (with its api-key prefix) into out[cap]. */
+static cs_err draw_credential(cs_app *app, const gen_request *g, char *out, size_t cap)
+{
+	if (g->plan.type == CS_TYPE_PASSPHRASE)
+		return cs_generate_passphrase(app->wordlist, (size_t)g->plan.length, token_rnd, app->token,
+					      out, cap);
+	size_t prefix_len = g->prefix != NULL ? strlen(g->prefix) + 1 : 0;
+	if (prefix_len > 0)
+		snprintf(out, cap, "%s_", g->prefix);
+	return cs_generate_string(&g->plan.spec, token_rnd, app->token, out + prefix_len, cap - prefix_len);
+}
+
 static void handle_generate(struct evhttp_request *req, cs_app *app, cs_store *store,
 			    const cs_peer *peer)
 {
 	gen_request g;
-	char credential[CS_CREDENTIAL_MAX + 32], session_id[ID_CHARS + 1], generated_at[32];
+	char credential[CS_CREDENTIAL_MAX * 12], session_id[ID_CHARS + 1], generated_at[32];
 	uint8_t salt[SALT_BYTES];
 	char *salt_b64 = NULL, *commitment = NULL, *claims_text = NULL;
 	json_t *claims = NULL;
@@ -381,13 +388,7 @@ static void handle_generate(struct evhttp_request *req, cs_app *app, cs_store *s
 		return;
 	if (!parse_generate(req, app, doc, &g))
 		goto out;
-	cs_string_spec spec = {cs_type_charset(g.preset, g.type), (size_t)g.length,
-			       g.type == CS_TYPE_PASSWORD ? g.preset->classes : 0};
-	size_t prefix_len = g.prefix != NULL ? strlen(g.prefix) + 1 : 0;
-	if (prefix_len > 0)
-		snprintf(credential, sizeof(credential), "%s_", g.prefix);
-	if ((r = cs_generate_string(&spec, token_rnd, app->token, credential + prefix_len,
-				    sizeof(credential) - prefix_len)) != CS_OK ||
+	if ((r = draw_credential(app, &g, credential, sizeof(credential))) != CS_OK ||
 	    (r = cs_token_random(app->token, salt, sizeof(salt))) != CS_OK ||
 	    (r = new_id(app, session_id)) != CS_OK) {
 		send_cs_error(req, r, "generation");
@@ -400,9 +401,10 @@ static void handle_generate(struct evhttp_request *req, cs_app *app, cs_store *s
 		send_cs_error(req, r != CS_OK ? r : CS_E_NOMEM, "commitment");
 		goto out;
 	}
-	claims = session_claims(app, &g, &spec, cs_entropy_bits(&spec), salt_b64, commitment, peer,
-				session_id, generated_at);
-	claims_text = claims != NULL ? json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12)) : NULL;
+	json_t *cred = credential_claim(app, &g, salt_b64, commitment);
+	claims = cred != NULL ? session_claims(app, &g, cred, peer, session_id, generated_at) : NULL;
+	claims_text = claims != NULL ? json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12))
+				     : NULL;
 	if (claims_text == NULL) {
 		send_cs_error(req, CS_E_NOMEM, "claims");
 		goto out;
@@ -419,10 +421,10 @@ static void handle_generate(struct evhttp_request *req, cs_app *app, cs_store *s
 	send_json(req, 200,
 		  json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:f}", "credential", credential,
 			    "generation_session_id", session_id, "expires_in", CS_SESSION_TTL_SECONDS,
-			    "preset", g.preset->name, "type", cs_type_name(g.type), "length", g.length,
-			    "entropy_bits", cs_entropy_bits(&spec)));
+			    "preset", g.preset->name, "type", cs_type_name(g.plan.type), "length",
+			    g.plan.length, "entropy_bits", g.plan.entropy_bits));
 	cs_log_info("generated preset=%s type=%s length=%d session=%s identity=%s", g.preset->name,
-		    cs_type_name(g.type), g.length, session_id, peer->identity);
+		    cs_type_name(g.plan.type), g.plan.length, session_id, peer->identity);
 out:
 	OPENSSL_cleanse(credential, sizeof(credential));
 	OPENSSL_cleanse(salt, sizeof(salt));
@@ -579,11 +581,79 @@ static void handle_presets(struct evhttp_request *req, cs_app *app)
 		const cs_preset *p = &app->presets->items[i];
 		json_t *d = json_deep_copy(p->definition);
 		json_object_set_new(d, "sha256", json_string(p->sha256));
-		json_object_set_new(d, "enforced_min_length",
-				    json_integer(cs_preset_min_length(p, CS_TYPE_PASSWORD, 0)));
+		json_object_set_new(d, "source", json_string(p->source));
+		json_t *mins = json_object();
+		for (int t = 1; t <= CS_TYPE_PASSPHRASE; t <<= 1) {
+			cs_plan_request q = {.type = t};
+			cs_plan plan;
+			char why[256];
+			if ((p->types & (unsigned)t) &&
+			    cs_preset_plan(p, app->wordlist, &q, &plan, why, sizeof(why)) == CS_OK)
+				json_object_set_new(mins, cs_type_name((cs_cred_type)t),
+						    json_integer(plan.min_length));
+		}
+		json_object_set_new(d, "enforced_min_length", mins);
 		json_array_append_new(list, d);
 	}
 	send_json(req, 200, json_pack("{s:i, s:o}", "version", app->presets->version, "presets", list));
+}
+
+static void handle_policy(struct evhttp_request *req, cs_app *app)
+{
+	struct evkeyvalq params;
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	char *names[32], list[1024], why[200];
+	size_t n = 0;
+	TAILQ_INIT(&params);
+	if (query != NULL && evhttp_parse_query_str(query, &params) != 0) {
+		cs_api_error(req, 400, "invalid_field", "malformed query string");
+		return;
+	}
+	const char *standards = NULL, *format = "json";
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, &params, next) {
+		if (strcmp(kv->key, "standards") == 0)
+			standards = kv->value;
+		else if (strcmp(kv->key, "format") == 0)
+			format = kv->value;
+		else {
+			snprintf(why, sizeof(why), "unknown parameter '%.64s'", kv->key);
+			cs_api_error(req, 400, "unknown_field", why);
+			goto out;
+		}
+	}
+	if (standards == NULL || strlen(standards) >= sizeof(list)) {
+		cs_api_error(req, 400, "invalid_field", "parameter 'standards' (comma-separated presets) is required");
+		goto out;
+	}
+	if (strcmp(format, "json") != 0 && strcmp(format, "markdown") != 0) {
+		cs_api_error(req, 400, "invalid_field", "parameter 'format' must be json or markdown");
+		goto out;
+	}
+	snprintf(list, sizeof(list), "%s", standards);
+	for (char *save = NULL, *t = strtok_r(list, ",", &save); t != NULL && n < 32;
+	     t = strtok_r(NULL, ",", &save))
+		names[n++] = t;
+	json_t *policy = NULL;
+	cs_err r = cs_policy_build(app->presets, app->wordlist, (const char *const *)names, n, &policy,
+				   why, sizeof(why));
+	if (r != CS_OK) {
+		cs_api_error(req, r == CS_E_NOT_FOUND ? 404 : 400,
+			     r == CS_E_NOT_FOUND ? "unknown_preset" : "invalid_field", why);
+		goto out;
+	}
+	if (strcmp(format, "markdown") == 0) {
+		char *md = cs_policy_markdown(policy);
+		json_decref(policy);
+		if (md == NULL)
+			send_cs_error(req, CS_E_NOMEM, "policy");
+		else
+			send_owned(req, 200, "text/markdown; charset=utf-8", md);
+	} else {
+		send_json(req, 200, policy);
+	}
+out:
+	evhttp_clear_headers(&params);
 }
 
 static void handle_readyz(struct evhttp_request *req, cs_app *app, cs_store *store)
@@ -639,6 +709,9 @@ void cs_api_handle(struct evhttp_request *req, cs_app *app, cs_store *store, con
 	} else if (strcmp(path, "/api/presets") == 0) {
 		if (method_is(req, EVHTTP_REQ_GET))
 			handle_presets(req, app);
+	} else if (strcmp(path, "/api/policy") == 0) {
+		if (method_is(req, EVHTTP_REQ_GET))
+			handle_policy(req, app);
 	} else if (strcmp(path, "/healthz") == 0) {
 		if (method_is(req, EVHTTP_REQ_GET))
 			send_json(req, 200, json_pack("{s:s}", "status", "ok"));

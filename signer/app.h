@@ -24,6 +24,7 @@ typedef struct {
 	cs_token *token;
 	OSSL_LIB_CTX *libctx;
 	cs_preset_set *presets;
+	cs_wordlist *wordlist; /* passphrases */
 	cs_signer *signer;
 	json_t *entropy_source; /* the certificate's entropy_source claim */
 	atomic_long requests_in_flight;

@@ -43,9 +43,15 @@ static int check_config(const char *path)
 	print_diag(&diag);
 	if (r == CS_OK) {
 		cs_preset_set *presets = NULL;
-		r = cs_presets_load(cfg->server.presets_file, &presets, &diag);
+		cs_wordlist *wordlist = NULL;
+		r = cs_presets_load(cfg->server.presets_file, cfg->file, &presets, &diag);
 		print_diag(&diag);
 		cs_presets_free(presets);
+		if (r == CS_OK && (r = cs_wordlist_load(cfg->server.wordlist_file, &wordlist)) != CS_OK)
+			fprintf(stderr, "%s: setting 'server.wordlist_file': %s is not a wordlist of distinct "
+					"lower-case words\n",
+				cfg->file, cfg->server.wordlist_file);
+		cs_wordlist_free(wordlist);
 	}
 	if (r != CS_OK) {
 		fprintf(stderr, "%s: configuration invalid\n", path);
@@ -100,9 +106,13 @@ static int serve(const char *path)
 	}
 	cs_log_configure(cfg->log.level, cfg->log.format, 2);
 	app.cfg = cfg;
-	if ((r = cs_presets_load(cfg->server.presets_file, &app.presets, &diag)) != CS_OK) {
+	if ((r = cs_presets_load(cfg->server.presets_file, cfg->file, &app.presets, &diag)) != CS_OK) {
 		print_diag(&diag);
 		cs_log_error("presets %s invalid", cfg->server.presets_file);
+		goto out;
+	}
+	if ((r = cs_wordlist_load(cfg->server.wordlist_file, &app.wordlist)) != CS_OK) {
+		cs_log_error("wordlist %s unusable: %s", cfg->server.wordlist_file, cs_strerror(r));
 		goto out;
 	}
 	cs_token_params tp = {cfg->pkcs11.module, cfg->pkcs11.token_uri, cfg->pkcs11.pin_file,
@@ -141,6 +151,7 @@ out:
 	OSSL_LIB_CTX_free(app.libctx);
 	cs_token_close(app.token);
 	cs_presets_free(app.presets);
+	cs_wordlist_free(app.wordlist);
 	cs_config_free(cfg);
 	return status;
 }

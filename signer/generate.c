@@ -4,7 +4,12 @@
 #include <math.h>
 #include <string.h>
 
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 /* Random bytes are fetched in blocks to spare token round trips. */
 #define RANDOM_BLOCK 256
@@ -39,7 +44,101 @@ cs_err cs_spec_check(const cs_string_spec *spec)
 	}
 	if ((spec->classes & ~present) != 0)
 		return CS_E_INVALID_ARG; /* a required class the charset lacks */
+	if (spec->max_identical_run > CS_RUN_LIMIT_MAX || spec->max_class_run > CS_RUN_LIMIT_MAX)
+		return CS_E_INVALID_ARG;
 	return CS_OK;
+}
+
+int cs_string_complies(const cs_string_spec *spec, const char *s)
+{
+	unsigned seen = 0, identical = 0, class_run = 0, prev_class = 0;
+	for (size_t i = 0; s[i] != '\0'; i++) {
+		unsigned c = cs_char_class(s[i]);
+		seen |= c;
+		identical = (i > 0 && s[i] == s[i - 1]) ? identical + 1 : 1;
+		class_run = (i > 0 && c == prev_class) ? class_run + 1 : 1;
+		prev_class = c;
+		if (spec->max_identical_run && identical > spec->max_identical_run)
+			return 0;
+		if (spec->max_class_run && class_run > spec->max_class_run)
+			return 0;
+	}
+	return (seen & spec->classes) == spec->classes;
+}
+
+/* log2 of the number of compliant strings by dynamic programming over
+ * (classes seen, class of the last character, its class run, its identical
+ * run). Counts only grow, so long double keeps ~19 significant digits. A
+ * limit that cannot bind (absent, or >= the length) saturates instead. */
+static double entropy_with_runs(const cs_string_spec *spec, const size_t in_class[4])
+{
+	const size_t len = spec->length;
+	const int r_bound = spec->max_class_run && spec->max_class_run < len;
+	const int k_bound = spec->max_identical_run && spec->max_identical_run < len;
+	const unsigned rmax = r_bound ? spec->max_class_run : (k_bound ? spec->max_identical_run : 1);
+	const unsigned kmax = k_bound ? spec->max_identical_run : 1;
+	/* without a class-run limit only k matters, and k <= r is not needed */
+	const size_t states = 16 * 4 * (rmax + 1) * (kmax + 1);
+#define AT(a, m, c, r, k) a[(((size_t)(m) * 4 + (size_t)(c)) * (rmax + 1) + (r)) * (kmax + 1) + (k)]
+	long double *cur = calloc(states, sizeof(long double));
+	long double *nxt = calloc(states, sizeof(long double));
+	double result = 0;
+	if (cur == NULL || nxt == NULL)
+		goto out;
+	for (unsigned c = 0; c < 4; c++)
+		if (in_class[c] > 0)
+			AT(cur, 1u << c, c, 1, 1) = (long double)in_class[c];
+	for (size_t pos = 1; pos < len; pos++) {
+		memset(nxt, 0, states * sizeof(long double));
+		for (unsigned m = 1; m < 16; m++)
+			for (unsigned c = 0; c < 4; c++)
+				for (unsigned r = 1; r <= rmax; r++)
+					for (unsigned k = 1; k <= kmax; k++) {
+						long double v = AT(cur, m, c, r, k);
+						if (v == 0)
+							continue;
+						for (unsigned d = 0; d < 4; d++) {
+							if (in_class[d] == 0)
+								continue;
+							unsigned nm = m | (1u << d);
+							if (d != c) {
+								AT(nxt, nm, d, 1, 1) += v * (long double)in_class[d];
+								continue;
+							}
+							unsigned nr = r + 1;
+							if (nr > rmax) {
+								if (r_bound)
+									continue; /* too many of one class */
+								nr = rmax;
+							}
+							AT(nxt, nm, d, nr, 1) += v * (long double)(in_class[d] - 1);
+							unsigned nk = k + 1;
+							if (nk > kmax) {
+								if (k_bound)
+									continue; /* too many equal characters */
+								nk = kmax;
+							}
+							AT(nxt, nm, d, nr, nk) += v;
+						}
+					}
+		long double *t = cur;
+		cur = nxt;
+		nxt = t;
+	}
+	long double total = 0;
+	for (unsigned m = 0; m < 16; m++)
+		if ((m & spec->classes) == spec->classes)
+			for (unsigned c = 0; c < 4; c++)
+				for (unsigned r = 1; r <= rmax; r++)
+					for (unsigned k = 1; k <= kmax; k++)
+						total += AT(cur, m, c, r, k);
+	if (total > 0)
+		result = floor((double)log2l(total) * 100.0) / 100.0;
+#undef AT
+out:
+	free(cur);
+	free(nxt);
+	return result;
 }
 
 double cs_entropy_bits(const cs_string_spec *spec)
@@ -52,6 +151,9 @@ double cs_entropy_bits(const cs_string_spec *spec)
 			if (c == (1u << k))
 				in_class[k]++;
 	}
+	if ((spec->max_class_run && spec->max_class_run < spec->length) ||
+	    (spec->max_identical_run && spec->max_identical_run < spec->length))
+		return entropy_with_runs(spec, in_class);
 	/* count = sum over subsets S of the required classes of
 	 * (-1)^|S| (n - |chars in S|)^L ; computed as n^L * sum (...)
 	 * with each term (1 - m/n)^L in long double */
@@ -108,7 +210,6 @@ cs_err cs_generate_string(const cs_string_spec *spec, cs_random_fn rnd, void *rn
 	byte_source src = {.rnd = rnd, .ctx = rnd_ctx};
 	r = CS_E_INTERNAL;
 	for (int attempt = 0; attempt < MAX_CANDIDATES; attempt++) {
-		unsigned seen = 0;
 		for (size_t i = 0; i < spec->length;) {
 			uint8_t b;
 			if ((r = next_byte(&src, &b)) != CS_OK)
@@ -116,17 +217,155 @@ cs_err cs_generate_string(const cs_string_spec *spec, cs_random_fn rnd, void *rn
 			if (b >= limit)
 				continue; /* rejected: would bias toward the first characters */
 			out[i] = spec->charset[b % n];
-			seen |= cs_char_class(out[i]);
 			i++;
 		}
 		out[spec->length] = '\0';
-		if ((seen & spec->classes) == spec->classes) {
+		if (cs_string_complies(spec, out)) {
 			r = CS_OK;
 			goto out;
 		}
-		r = CS_E_INTERNAL; /* missed a class: draw a whole new candidate */
+		r = CS_E_INTERNAL; /* missed a class or broke a run limit: draw anew */
 	}
 out:
+	OPENSSL_cleanse(src.block, sizeof(src.block));
+	if (r != CS_OK)
+		OPENSSL_cleanse(out, cap);
+	return r;
+}
+
+/* ---- passphrases ------------------------------------------------------------ */
+
+void cs_wordlist_free(cs_wordlist *list)
+{
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < list->count; i++)
+		free(list->words[i]);
+	free(list->words);
+	free(list->path);
+	free(list);
+}
+
+static int word_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+cs_err cs_wordlist_load(const char *path, cs_wordlist **out)
+{
+	*out = NULL;
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return CS_E_IO;
+	cs_wordlist *wl = calloc(1, sizeof(*wl));
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	cs_err r = CS_E_CONFIG;
+	char line[256];
+	size_t cap = 0;
+	if (wl == NULL || md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL) ||
+	    (wl->path = strdup(path)) == NULL) {
+		r = CS_E_NOMEM;
+		goto out;
+	}
+	wl->min_word_len = SIZE_MAX;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		EVP_DigestUpdate(md, line, strlen(line));
+		char *w = line, *tab = strchr(line, '\t');
+		if (tab != NULL)
+			w = tab + 1;
+		w[strcspn(w, "\r\n")] = '\0';
+		if (w[0] == '\0')
+			continue;
+		for (const char *p = w; *p; p++)
+			if (!((*p >= 'a' && *p <= 'z') || *p == '-'))
+				goto out; /* not a plain lower-case word */
+		if (wl->count == cap) {
+			cap = cap ? cap * 2 : 8192;
+			char **grown = realloc(wl->words, cap * sizeof(char *));
+			if (grown == NULL) {
+				r = CS_E_NOMEM;
+				goto out;
+			}
+			wl->words = grown;
+		}
+		if ((wl->words[wl->count] = strdup(w)) == NULL) {
+			r = CS_E_NOMEM;
+			goto out;
+		}
+		if (strlen(w) < wl->min_word_len)
+			wl->min_word_len = strlen(w);
+		wl->count++;
+	}
+	if (wl->count < 2 || wl->count > (1u << 24))
+		goto out;
+	/* distinct words, or the entropy would be overstated */
+	char **sorted = malloc(wl->count * sizeof(char *));
+	if (sorted == NULL) {
+		r = CS_E_NOMEM;
+		goto out;
+	}
+	memcpy(sorted, wl->words, wl->count * sizeof(char *));
+	qsort(sorted, wl->count, sizeof(char *), word_cmp);
+	int dup = 0;
+	for (size_t i = 1; i < wl->count && !dup; i++)
+		dup = strcmp(sorted[i - 1], sorted[i]) == 0;
+	free(sorted);
+	if (dup)
+		goto out;
+	uint8_t digest[32];
+	unsigned int dlen = 0;
+	EVP_DigestFinal_ex(md, digest, &dlen);
+	for (int i = 0; i < 32; i++)
+		snprintf(wl->sha256 + 2 * i, 3, "%02x", digest[i]);
+	*out = wl;
+	wl = NULL;
+	r = CS_OK;
+out:
+	fclose(f);
+	EVP_MD_CTX_free(md);
+	cs_wordlist_free(wl);
+	return r;
+}
+
+double cs_passphrase_entropy(const cs_wordlist *list, size_t words)
+{
+	return floor((double)words * log2((double)list->count) * 100.0) / 100.0;
+}
+
+cs_err cs_generate_passphrase(const cs_wordlist *list, size_t words, cs_random_fn rnd, void *rnd_ctx,
+			      char *out, size_t cap)
+{
+	const uint64_t range = list->count <= 65536 ? 65536 : 4294967296ull;
+	const size_t bytes = list->count <= 65536 ? 2 : 4;
+	const uint64_t limit = range - (range % list->count);
+	byte_source src = {.rnd = rnd, .ctx = rnd_ctx};
+	size_t used = 0;
+	cs_err r = CS_OK;
+	if (words == 0 || cap == 0)
+		return CS_E_INVALID_ARG;
+	out[0] = '\0';
+	for (size_t w = 0; w < words && r == CS_OK;) {
+		uint64_t v = 0;
+		for (size_t i = 0; i < bytes && r == CS_OK; i++) {
+			uint8_t b = 0;
+			r = next_byte(&src, &b);
+			v = (v << 8) | b;
+		}
+		if (r != CS_OK || v >= limit)
+			continue; /* rejected: no bias toward the first words */
+		const char *word = list->words[v % list->count];
+		size_t need = strlen(word) + (w > 0);
+		if (used + need + 1 > cap) {
+			r = CS_E_BUFFER_TOO_SMALL;
+			break;
+		}
+		if (w > 0)
+			out[used++] = '-';
+		memcpy(out + used, word, strlen(word));
+		used += strlen(word);
+		out[used] = '\0';
+		w++;
+	}
 	OPENSSL_cleanse(src.block, sizeof(src.block));
 	if (r != CS_OK)
 		OPENSSL_cleanse(out, cap);

@@ -8,8 +8,15 @@
  * - Required character classes are met by rejecting whole candidates that
  *   miss one, so the result is uniform over all compliant strings; positions
  *   are never forced.
- * - cs_entropy_bits() is log2 of the exact number of compliant strings
- *   (inclusion-exclusion over the required classes), rounded down to 0.01.
+ * - Run limits (no more than N identical characters in a row, no more than
+ *   M characters of one class in a row) are met the same way: candidates
+ *   that break them are rejected whole.
+ * - cs_entropy_bits() is log2 of the exact number of compliant strings,
+ *   rounded down to 0.01: inclusion-exclusion over the required classes, or
+ *   a dynamic programme over (class seen set, current class run, identical
+ *   run) when run limits apply.
+ * - Passphrases: words drawn uniformly (rejection sampling on 16- or 32-bit
+ *   numbers) from a wordlist of distinct words.
  *
  * Output goes to a caller buffer that holds a secret: callers wipe it.
  * Thread-safe; the random source must be.
@@ -24,6 +31,7 @@
 
 #define CS_CHARSET_MAX 128
 #define CS_CREDENTIAL_MAX 512
+#define CS_RUN_LIMIT_MAX 16
 
 /* Character classes (bits). Every character belongs to exactly one. */
 enum { CS_CLASS_UPPER = 1, CS_CLASS_LOWER = 2, CS_CLASS_DIGIT = 4, CS_CLASS_SPECIAL = 8 };
@@ -31,10 +39,15 @@ enum { CS_CLASS_UPPER = 1, CS_CLASS_LOWER = 2, CS_CLASS_DIGIT = 4, CS_CLASS_SPEC
 typedef cs_err (*cs_random_fn)(void *ctx, uint8_t *buf, size_t n);
 
 typedef struct {
-	const char *charset;  /* distinct printable ASCII characters */
-	size_t length;        /* characters to produce */
-	unsigned classes;     /* CS_CLASS_* bits that must each appear */
+	const char *charset;        /* distinct printable ASCII characters */
+	size_t length;              /* characters to produce */
+	unsigned classes;           /* CS_CLASS_* bits that must each appear */
+	unsigned max_identical_run; /* 0: no limit; else at most this many equal in a row */
+	unsigned max_class_run;     /* 0: no limit; else at most this many of a class in a row */
 } cs_string_spec;
+
+/* Does s satisfy the spec's classes and run limits (not the charset)? */
+int cs_string_complies(const cs_string_spec *spec, const char *s);
 
 /* The class of one character. */
 unsigned cs_char_class(char c);
@@ -46,5 +59,26 @@ double cs_entropy_bits(const cs_string_spec *spec);
 /* Draw one compliant string into out[cap] (NUL-terminated). */
 cs_err cs_generate_string(const cs_string_spec *spec, cs_random_fn rnd, void *rnd_ctx, char *out,
 			  size_t cap) __attribute__((warn_unused_result));
+
+/* ---- passphrases --------------------------------------------------------- */
+
+typedef struct {
+	char **words;
+	size_t count;
+	size_t min_word_len;
+	char sha256[65]; /* of the file as read */
+	char *path;
+} cs_wordlist;
+
+/* Load a wordlist: one word per line, optionally after dice digits and a
+ * tab ("11111\tabacus", the EFF format). Words must be lower-case ASCII
+ * letters or '-', distinct, at least 2 of them. */
+cs_err cs_wordlist_load(const char *path, cs_wordlist **out) __attribute__((warn_unused_result));
+void cs_wordlist_free(cs_wordlist *list);
+/* Exact entropy of `words` uniform words, rounded down to 0.01. */
+double cs_passphrase_entropy(const cs_wordlist *list, size_t words);
+/* Words joined by '-' into out[cap]. */
+cs_err cs_generate_passphrase(const cs_wordlist *list, size_t words, cs_random_fn rnd, void *rnd_ctx,
+			      char *out, size_t cap) __attribute__((warn_unused_result));
 
 #endif

@@ -23,12 +23,14 @@ static const struct {
 	{"alnum", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"},
 };
 
-static const char *const type_names[] = {"password", "api-key", "hex", "base64url"};
+static const char *const type_names[] = {"password", "api-key", "hex", "base64url", "passphrase"};
+#define NTYPES 5
+#define AMBIGUOUS "0O1lI|"
 #define BASE62 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 const char *cs_type_name(cs_cred_type type)
 {
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < NTYPES; i++)
 		if (type == (cs_cred_type)(1 << i))
 			return type_names[i];
 	return "unknown";
@@ -36,13 +38,13 @@ const char *cs_type_name(cs_cred_type type)
 
 int cs_type_parse(const char *name)
 {
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < NTYPES; i++)
 		if (strcmp(name, type_names[i]) == 0)
 			return 1 << i;
 	return -1;
 }
 
-const char *cs_type_charset(const cs_preset *p, cs_cred_type type)
+static const char *type_charset(const cs_preset *p, cs_cred_type type)
 {
 	switch (type) {
 	case CS_TYPE_PASSWORD: return p->charset;
@@ -53,21 +55,103 @@ const char *cs_type_charset(const cs_preset *p, cs_cred_type type)
 	}
 }
 
-int cs_preset_min_length(const cs_preset *p, cs_cred_type type, int strength_bits)
+static int popcount4(unsigned v)
 {
-	int target = strength_bits > p->strength_bits ? strength_bits : p->strength_bits;
-	if (target < CS_STRENGTH_FLOOR)
-		target = CS_STRENGTH_FLOOR;
-	cs_string_spec spec = {cs_type_charset(p, type), 1, type == CS_TYPE_PASSWORD ? p->classes : 0};
-	int len = type == CS_TYPE_PASSWORD ? p->min_length : 1;
-	if (len < 1)
-		len = 1;
-	for (; len < CS_CREDENTIAL_MAX - 1; len++) {
-		spec.length = (size_t)len;
-		if ((spec.classes == 0 || (size_t)len >= 4) && cs_entropy_bits(&spec) >= target)
-			return len;
+	return (int)((v & 1) + ((v >> 1) & 1) + ((v >> 2) & 1) + ((v >> 3) & 1));
+}
+
+static cs_err plan_passphrase(const cs_preset *p, const cs_wordlist *wl, const cs_plan_request *q,
+			      cs_plan *plan, char *why, size_t why_len)
+{
+	if (wl == NULL) {
+		snprintf(why, why_len, "no passphrase wordlist is configured");
+		return CS_E_INVALID_ARG;
 	}
-	return -1;
+	int words = 1;
+	while (words < 64 && (cs_passphrase_entropy(wl, (size_t)words) < plan->strength_bits ||
+			      (size_t)words * wl->min_word_len + (size_t)(words - 1) < (size_t)p->min_length))
+		words++;
+	plan->min_length = words;
+	plan->length = q->length ? q->length : words;
+	if (plan->length < words) {
+		snprintf(why, why_len,
+			 "%d words give %.2f bits or may be shorter than %d characters; preset %s needs at "
+			 "least %d words from this %zu-word list",
+			 plan->length, cs_passphrase_entropy(wl, (size_t)plan->length), p->min_length, p->name,
+			 words, wl->count);
+		return CS_E_UNPROCESSABLE;
+	}
+	if (plan->length > 64) {
+		snprintf(why, why_len, "at most 64 words");
+		return CS_E_UNPROCESSABLE;
+	}
+	plan->entropy_bits = cs_passphrase_entropy(wl, (size_t)plan->length);
+	return CS_OK;
+}
+
+cs_err cs_preset_plan(const cs_preset *p, const cs_wordlist *wl, const cs_plan_request *q,
+		      cs_plan *plan, char *why, size_t why_len)
+{
+	memset(plan, 0, sizeof(*plan));
+	why[0] = '\0';
+	int type = q->type;
+	if (type == 0)
+		for (type = 1; !(p->types & (unsigned)type); type <<= 1)
+			;
+	plan->type = (cs_cred_type)type;
+	if (!(p->types & (unsigned)type)) {
+		snprintf(why, why_len, "preset %s does not allow type %s", p->name, cs_type_name(plan->type));
+		return CS_E_INVALID_ARG;
+	}
+	plan->strength_bits = p->strength_bits;
+	if (q->strength_bits) {
+		if (q->strength_bits < p->strength_bits) {
+			snprintf(why, why_len, "strength_bits %d is below preset %s's minimum strength of %d bits",
+				 q->strength_bits, p->name, p->strength_bits);
+			return CS_E_UNPROCESSABLE;
+		}
+		plan->strength_bits = q->strength_bits;
+	}
+	if (plan->type == CS_TYPE_PASSPHRASE)
+		return plan_passphrase(p, wl, q, plan, why, why_len);
+
+	/* the character set, less look-alikes on request */
+	size_t n = 0;
+	for (const char *c = type_charset(p, plan->type); *c; c++)
+		if (!(q->exclude_ambiguous && strchr(AMBIGUOUS, *c) != NULL))
+			plan->charset[n++] = *c;
+	plan->charset[n] = '\0';
+	int pw = plan->type == CS_TYPE_PASSWORD;
+	plan->spec = (cs_string_spec){plan->charset, 1, pw ? p->classes : 0,
+				      pw ? p->max_identical_run : 0, pw ? p->max_class_run : 0};
+	if (cs_spec_check(&plan->spec) != CS_OK) {
+		snprintf(why, why_len, "the character set cannot meet preset %s's classes", p->name);
+		return CS_E_UNPROCESSABLE;
+	}
+	int min = pw ? p->min_length : 1;
+	if (min < popcount4(plan->spec.classes))
+		min = popcount4(plan->spec.classes);
+	for (; min < CS_CREDENTIAL_MAX - 1; min++) {
+		plan->spec.length = (size_t)min;
+		if (cs_entropy_bits(&plan->spec) >= plan->strength_bits)
+			break;
+	}
+	plan->min_length = min;
+	plan->length = q->length ? q->length : (pw && p->default_length > min ? p->default_length : min);
+	if (plan->length < min) {
+		if (pw && plan->length < p->min_length)
+			snprintf(why, why_len, "length %d is below preset %s's minimum length of %d (%s)",
+				 plan->length, p->name, p->min_length, p->standards[0]);
+		else
+			snprintf(why, why_len,
+				 "length %d gives less than %d bits with this character set; preset %s needs at "
+				 "least %d characters",
+				 plan->length, plan->strength_bits, p->name, min);
+		return CS_E_UNPROCESSABLE;
+	}
+	plan->spec.length = (size_t)plan->length;
+	plan->entropy_bits = cs_entropy_bits(&plan->spec);
+	return CS_OK;
 }
 
 /* ---- loading ---------------------------------------------------------------- */
@@ -98,9 +182,10 @@ static void perr(ploader *l, const config_setting_t *s, const char *path, const 
 		l->diag->count++;
 }
 
-static const char *const known_keys[] = {"name", "title", "standards", "types", "charset",
+static const char *const known_keys[] = {"title", "version", "standards", "types", "charset",
 					 "classes", "min_length", "default_length", "strength_bits",
-					 "rotation", "basis", NULL};
+					 "max_identical_run", "max_class_run", "rotation", "rotation_days",
+					 "basis", "cites", NULL};
 
 static char *get_string(ploader *l, const config_setting_t *g, const char *key, const char *path,
 			int required)
@@ -120,29 +205,30 @@ static char *get_string(ploader *l, const config_setting_t *g, const char *key, 
 	return strdup(config_setting_get_string(s));
 }
 
+/* An integer in lo..hi; `def` when absent and not required. */
 static int get_int(ploader *l, const config_setting_t *g, const char *key, const char *path,
-		   int lo, int hi)
+		   int lo, int hi, int required, int def)
 {
 	const config_setting_t *s = config_setting_get_member(g, key);
 	char full[128];
 	snprintf(full, sizeof(full), "%s.%s", path, key);
 	if (s == NULL) {
-		perr(l, g, full, "required setting missing");
-		return -1;
+		if (required)
+			perr(l, g, full, "required setting missing");
+		return def;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_INT) {
 		perr(l, s, full, "expected an integer");
-		return -1;
+		return def;
 	}
 	int v = config_setting_get_int(s);
 	if (v < lo || v > hi) {
 		perr(l, s, full, "%d is out of range %d..%d", v, lo, hi);
-		return -1;
+		return def;
 	}
 	return v;
 }
 
-/* A list of strings; each mapped by `map` (returns a bit, or -1). */
 static const config_setting_t *get_list(ploader *l, const config_setting_t *g, const char *key,
 					const char *path, int allow_empty)
 {
@@ -160,7 +246,7 @@ static const config_setting_t *get_list(ploader *l, const config_setting_t *g, c
 	}
 	for (int i = 0; i < config_setting_length(s); i++)
 		if (config_setting_type(config_setting_get_elem(s, (unsigned)i)) != CONFIG_TYPE_STRING) {
-			perr(l, s, full, "expected a non-empty list of strings");
+			perr(l, s, full, "expected a list of strings");
 			return NULL;
 		}
 	return s;
@@ -203,20 +289,23 @@ static json_t *bits_json(unsigned bits, const char *const names[], int n)
 }
 
 /* The canonical definition: sorted keys, compact; hashed with SHA-256. */
-static void canonicalize(cs_preset *p, int file_version)
+static void canonicalize(cs_preset *p)
 {
 	static const char *const classes[] = {"upper", "lower", "digit", "special"};
 	json_t *standards = json_array();
 	for (size_t i = 0; i < p->nstandards; i++)
 		json_array_append_new(standards, json_string(p->standards[i]));
 	p->definition = json_pack(
-		"{s:s, s:s, s:i, s:o, s:o, s:s, s:s, s:o, s:i, s:i, s:i, s:s, s:s}", "name", p->name,
-		"title", p->title, "version", file_version, "standards", standards, "types",
-		bits_json(p->types, type_names, 4), "charset", p->charset_name, "charset_chars",
-		p->charset, "classes", bits_json(p->classes, classes, 4), "min_length", p->min_length,
-		"default_length", p->default_length, "strength_bits", p->strength_bits, "rotation",
-		p->rotation, "basis", p->basis != NULL ? p->basis : "");
-	char *text = json_dumps(p->definition, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+		"{s:s, s:s, s:i, s:o, s:o, s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:s}",
+		"name", p->name, "title", p->title, "version", p->version, "standards", standards,
+		"types", bits_json(p->types, type_names, NTYPES), "charset", p->charset_name,
+		"charset_chars", p->charset, "classes", bits_json(p->classes, classes, 4), "min_length",
+		p->min_length, "default_length", p->default_length, "strength_bits", p->strength_bits,
+		"max_identical_run", (int)p->max_identical_run, "max_class_run", (int)p->max_class_run,
+		"rotation", p->rotation, "rotation_days", p->rotation_days, "basis",
+		p->basis != NULL ? p->basis : "");
+	json_object_set(p->definition, "cites", p->cites);
+	char *text = json_dumps(p->definition, JSON_COMPACT | JSON_SORT_KEYS);
 	uint8_t digest[32];
 	SHA256((const uint8_t *)text, strlen(text), digest);
 	for (int i = 0; i < 32; i++)
@@ -224,11 +313,16 @@ static void canonicalize(cs_preset *p, int file_version)
 	free(text);
 }
 
-static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int file_version)
+static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int version,
+		     const char *source, const char *prefix)
 {
 	char path[96];
 	const char *name = config_setting_name(g);
-	snprintf(path, sizeof(path), "presets.%s", name != NULL ? name : "?");
+	snprintf(path, sizeof(path), "%s.%s", prefix, name != NULL ? name : "?");
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+		perr(l, g, path, "expected a group { ... }");
+		return;
+	}
 	for (int i = 0; i < config_setting_length(g); i++) {
 		const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
 		int known = 0;
@@ -241,6 +335,8 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int fi
 		}
 	}
 	p->name = strdup(name);
+	p->source = strdup(source);
+	p->version = get_int(l, g, "version", path, 1, 1000000, version == 0, version);
 	p->title = get_string(l, g, "title", path, 1);
 	p->rotation = get_string(l, g, "rotation", path, 1);
 	p->basis = get_string(l, g, "basis", path, 0);
@@ -255,9 +351,33 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int fi
 	}
 	p->types = get_bits(l, g, "types", path, cs_type_parse, 0);
 	p->classes = get_bits(l, g, "classes", path, class_bit, 1);
-	p->min_length = get_int(l, g, "min_length", path, 4, 256);
-	p->default_length = get_int(l, g, "default_length", path, 4, 256);
-	p->strength_bits = get_int(l, g, "strength_bits", path, CS_STRENGTH_FLOOR, 256);
+	p->min_length = get_int(l, g, "min_length", path, 4, 256, 1, 0);
+	p->default_length = get_int(l, g, "default_length", path, 4, 256, 1, 0);
+	p->strength_bits = get_int(l, g, "strength_bits", path, CS_STRENGTH_FLOOR, 256, 1, 0);
+	p->max_identical_run = (unsigned)get_int(l, g, "max_identical_run", path, 1, CS_RUN_LIMIT_MAX, 0, 0);
+	p->max_class_run = (unsigned)get_int(l, g, "max_class_run", path, 1, CS_RUN_LIMIT_MAX, 0, 0);
+	p->rotation_days = get_int(l, g, "rotation_days", path, 1, 3650, 0, 0);
+	const config_setting_t *cites = config_setting_get_member(g, "cites");
+	p->cites = json_object();
+	if (cites != NULL) {
+		static const char *const rules[] = {"length", "classes", "runs", "rotation", NULL};
+		char full[160];
+		snprintf(full, sizeof(full), "%s.cites", path);
+		if (config_setting_type(cites) != CONFIG_TYPE_GROUP)
+			perr(l, cites, full, "expected a group of strings");
+		for (int i = 0; config_setting_type(cites) == CONFIG_TYPE_GROUP && i < config_setting_length(cites); i++) {
+			const config_setting_t *c = config_setting_get_elem(cites, (unsigned)i);
+			int known = 0;
+			for (int k = 0; rules[k] != NULL; k++)
+				known |= strcmp(config_setting_name(c), rules[k]) == 0;
+			if (!known || config_setting_type(c) != CONFIG_TYPE_STRING)
+				perr(l, c, full, "'%s': expected length, classes, runs or rotation = \"text\"",
+				     config_setting_name(c));
+			else
+				json_object_set_new(p->cites, config_setting_name(c),
+						    json_string(config_setting_get_string(c)));
+		}
+	}
 	if (p->charset_name != NULL) {
 		for (size_t i = 0; i < sizeof(charsets) / sizeof(charsets[0]); i++)
 			if (strcmp(p->charset_name, charsets[i].name) == 0)
@@ -268,61 +388,126 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int fi
 	}
 	if (l->failed)
 		return;
-	cs_string_spec spec = {p->charset, (size_t)p->min_length, p->classes};
+	cs_string_spec spec = {p->charset, (size_t)p->min_length, p->classes, p->max_identical_run,
+			       p->max_class_run};
 	if (cs_spec_check(&spec) != CS_OK)
 		perr(l, g, path, "the required classes are not all in charset '%s'", p->charset_name);
 	else if (p->default_length < p->min_length)
 		perr(l, config_setting_get_member(g, "default_length"), path,
 		     "default_length is below min_length");
 	else
-		canonicalize(p, file_version);
+		canonicalize(p);
 }
 
-cs_err cs_presets_load(const char *path, cs_preset_set **out, cs_config_diag *diag)
+/* libconfig -> JSON for the free-form `policy` group. */
+static json_t *to_json(const config_setting_t *s)
+{
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_GROUP: {
+		json_t *o = json_object();
+		for (int i = 0; i < config_setting_length(s); i++) {
+			const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+			json_object_set_new(o, config_setting_name(m), to_json(m));
+		}
+		return o;
+	}
+	case CONFIG_TYPE_ARRAY:
+	case CONFIG_TYPE_LIST: {
+		json_t *a = json_array();
+		for (int i = 0; i < config_setting_length(s); i++)
+			json_array_append_new(a, to_json(config_setting_get_elem(s, (unsigned)i)));
+		return a;
+	}
+	case CONFIG_TYPE_STRING: return json_string(config_setting_get_string(s));
+	case CONFIG_TYPE_INT: return json_integer(config_setting_get_int(s));
+	case CONFIG_TYPE_INT64: return json_integer(config_setting_get_int64(s));
+	case CONFIG_TYPE_BOOL: return json_boolean(config_setting_get_bool(s));
+	case CONFIG_TYPE_FLOAT: return json_real(config_setting_get_float(s));
+	default: return json_null();
+	}
+}
+
+static int read_file(ploader *l, config_t *lc, const char *path)
+{
+	config_init(lc);
+	if (config_read_file(lc, path) == CONFIG_TRUE)
+		return 1;
+	char msg[600];
+	if (config_error_type(lc) == CONFIG_ERR_FILE_IO)
+		snprintf(msg, sizeof(msg), "%s: cannot read presets", path);
+	else
+		snprintf(msg, sizeof(msg), "%s:%d: syntax error: %s", path, config_error_line(lc),
+			 config_error_text(lc));
+	char **grown = realloc(l->diag->messages, (l->diag->count + 1) * sizeof(char *));
+	if (grown != NULL) {
+		l->diag->messages = grown;
+		if ((grown[l->diag->count] = strdup(msg)) != NULL)
+			l->diag->count++;
+	}
+	l->failed = 1;
+	return 0;
+}
+
+/* Append the presets of a group to the set. */
+static void load_group(ploader *l, cs_preset_set *set, const config_setting_t *ps, int version,
+		       const char *source)
+{
+	size_t add = (size_t)config_setting_length(ps);
+	cs_preset *grown = realloc(set->items, (set->count + add) * sizeof(cs_preset));
+	if (grown == NULL) {
+		l->failed = 1;
+		return;
+	}
+	set->items = grown;
+	memset(set->items + set->count, 0, add * sizeof(cs_preset));
+	for (size_t i = 0; i < add; i++) {
+		const config_setting_t *g = config_setting_get_elem(ps, (unsigned)i);
+		if (cs_preset_find(set, config_setting_name(g)) != NULL) {
+			char path[96];
+			snprintf(path, sizeof(path), "presets.%s", config_setting_name(g));
+			perr(l, g, path, "a preset of this name already exists (built-in names are reserved)");
+			continue;
+		}
+		load_one(l, g, &set->items[set->count], version, source, "presets");
+		set->count++;
+	}
+}
+
+cs_err cs_presets_load(const char *builtin_file, const char *config_file, cs_preset_set **out,
+		       cs_config_diag *diag)
 {
 	config_t lc;
-	ploader l = {diag, path, 0};
+	ploader l = {diag, builtin_file, 0};
 	*out = NULL;
 	memset(diag, 0, sizeof(*diag));
 	cs_preset_set *set = calloc(1, sizeof(*set));
 	if (set == NULL)
 		return CS_E_NOMEM;
-	config_init(&lc);
-	if (config_read_file(&lc, path) != CONFIG_TRUE) {
-		char msg[600];
-		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
-			snprintf(msg, sizeof(msg), "%s: cannot read presets", path);
+	if (read_file(&l, &lc, builtin_file)) {
+		const config_setting_t *root = config_root_setting(&lc);
+		const config_setting_t *v = config_setting_get_member(root, "version");
+		const config_setting_t *ps = config_setting_get_member(root, "presets");
+		const config_setting_t *policy = config_setting_get_member(root, "policy");
+		if (v == NULL || config_setting_type(v) != CONFIG_TYPE_INT || config_setting_get_int(v) < 1)
+			perr(&l, v, "version", "expected a positive integer");
 		else
-			snprintf(msg, sizeof(msg), "%s:%d: syntax error: %s", path, config_error_line(&lc),
-				 config_error_text(&lc));
-		char **grown = realloc(diag->messages, (diag->count + 1) * sizeof(char *));
-		if (grown != NULL) {
-			diag->messages = grown;
-			if ((grown[diag->count] = strdup(msg)) != NULL)
-				diag->count++;
-		}
-		l.failed = 1;
-		goto done;
+			set->version = config_setting_get_int(v);
+		if (ps == NULL || config_setting_type(ps) != CONFIG_TYPE_GROUP || config_setting_length(ps) == 0)
+			perr(&l, ps, "presets", "expected a non-empty group of presets");
+		else if (!l.failed)
+			load_group(&l, set, ps, set->version, "built-in");
+		set->policy = policy != NULL ? to_json(policy) : json_object();
 	}
-	const config_setting_t *root = config_root_setting(&lc);
-	const config_setting_t *v = config_setting_get_member(root, "version");
-	const config_setting_t *ps = config_setting_get_member(root, "presets");
-	if (v == NULL || config_setting_type(v) != CONFIG_TYPE_INT || config_setting_get_int(v) < 1)
-		perr(&l, v, "version", "expected a positive integer");
-	else
-		set->version = config_setting_get_int(v);
-	if (ps == NULL || config_setting_type(ps) != CONFIG_TYPE_GROUP || config_setting_length(ps) == 0) {
-		perr(&l, ps, "presets", "expected a non-empty group of presets");
-		goto done;
-	}
-	set->count = (size_t)config_setting_length(ps);
-	if ((set->items = calloc(set->count, sizeof(cs_preset))) == NULL)
-		goto done;
-	for (size_t i = 0; i < set->count; i++)
-		load_one(&l, config_setting_get_elem(ps, (unsigned)i), &set->items[i], set->version);
-done:
 	config_destroy(&lc);
-	if (l.failed || set->items == NULL) {
+	if (!l.failed && config_file != NULL && read_file(&l, &lc, config_file)) {
+		/* operator presets: each must carry its own version */
+		const config_setting_t *ps = config_lookup(&lc, "presets");
+		l.file = config_file;
+		if (ps != NULL && config_setting_type(ps) == CONFIG_TYPE_GROUP)
+			load_group(&l, set, ps, 0, config_file);
+		config_destroy(&lc);
+	}
+	if (l.failed || set->count == 0) {
 		cs_presets_free(set);
 		return CS_E_CONFIG;
 	}
@@ -340,20 +525,23 @@ void cs_presets_free(cs_preset_set *set)
 		free(p->title);
 		free(p->rotation);
 		free(p->basis);
+		free(p->source);
 		free(p->charset_name);
 		for (size_t k = 0; k < p->nstandards; k++)
 			free(p->standards[k]);
 		free(p->standards);
 		json_decref(p->definition);
+		json_decref(p->cites);
 	}
 	free(set->items);
+	json_decref(set->policy);
 	free(set);
 }
 
 const cs_preset *cs_preset_find(const cs_preset_set *set, const char *name)
 {
 	for (size_t i = 0; i < set->count; i++)
-		if (strcmp(set->items[i].name, name) == 0)
+		if (set->items[i].name != NULL && strcmp(set->items[i].name, name) == 0)
 			return &set->items[i];
 	return NULL;
 }

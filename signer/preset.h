@@ -1,13 +1,17 @@
 /*
  * preset: compliance presets are data (conf/presets.conf, libconfig), loaded
- * and validated at start-up into an immutable set.
+ * and validated at start-up into an immutable set; operators add their own
+ * in the `presets` group of the main configuration (built-in names cannot be
+ * redefined).
  *
  * A preset names the standards it satisfies and sets the credential types
- * allowed, the password character set and required classes, the minimum and
- * default length, and the minimum security strength (never below 112 bits,
- * SP 800-131A). Lengths actually enforced are raised to whatever reaches the
- * strength with the character set (cs_preset_min_length). Each preset has a
- * SHA-256 over its canonical JSON definition, recorded in certificates.
+ * allowed, the password character set and required classes, run limits, the
+ * minimum and default length, the minimum security strength (never below 112
+ * bits, SP 800-131A) and rotation guidance. The length actually enforced is
+ * the larger of the preset's minimum and the length at which the exact
+ * entropy reaches the strength (cs_preset_plan). Each preset has a version
+ * and a SHA-256 over its canonical JSON definition, recorded in
+ * certificates.
  *
  * Errors are reported like configuration errors: FILE:LINE: setting: reason.
  * A loaded set is read-only and may be shared between threads.
@@ -29,44 +33,72 @@ typedef enum {
 	CS_TYPE_API_KEY = 2,
 	CS_TYPE_HEX = 4,
 	CS_TYPE_BASE64URL = 8,
+	CS_TYPE_PASSPHRASE = 16,
 } cs_cred_type;
 
 typedef struct {
 	char *name;
 	char *title;
+	int version;
 	char **standards; /* requirement ids with their source, e.g. "PCI DSS v4.0 8.3.6" */
 	size_t nstandards;
 	unsigned types;   /* cs_cred_type bits */
 	char *charset_name;
 	char charset[CS_CHARSET_MAX + 1];
 	unsigned classes; /* CS_CLASS_* bits required in passwords */
+	unsigned max_identical_run, max_class_run; /* 0 = none */
 	int min_length, default_length;
 	int strength_bits;
 	char *rotation;
+	int rotation_days; /* maximum lifetime for privileged accounts, 0 = none set */
 	char *basis; /* where the numbers come from */
-	char sha256[65];  /* of the canonical JSON definition */
+	json_t *cites; /* rule -> requirement: length, classes, runs, rotation */
+	char *source; /* "built-in" or the configuration file */
+	char sha256[65];    /* of the canonical JSON definition */
 	json_t *definition; /* canonical definition (for /api/presets) */
 } cs_preset;
 
 typedef struct {
-	int version; /* of the presets file */
+	int version; /* of the built-in presets file */
 	cs_preset *items;
 	size_t count;
+	json_t *policy; /* the file's `policy` group: rule texts and citations */
 } cs_preset_set;
 
-cs_err cs_presets_load(const char *path, cs_preset_set **out, cs_config_diag *diag)
-	__attribute__((warn_unused_result));
+/* Load the built-in presets file and, when config_file is not NULL, the
+ * operator presets in its `presets` group. */
+cs_err cs_presets_load(const char *builtin_file, const char *config_file, cs_preset_set **out,
+		       cs_config_diag *diag) __attribute__((warn_unused_result));
 void cs_presets_free(cs_preset_set *set);
 const cs_preset *cs_preset_find(const cs_preset_set *set, const char *name);
 
-/* Type names: "password", "api-key", "hex", "base64url". */
+/* Type names: "password", "api-key", "hex", "base64url", "passphrase". */
 const char *cs_type_name(cs_cred_type type);
 int cs_type_parse(const char *name); /* -1 if unknown */
-/* The character set of a type under a preset (passwords: the preset's). */
-const char *cs_type_charset(const cs_preset *preset, cs_cred_type type);
-/* Smallest length allowed for a type under a preset and a strength target:
- * the preset's minimum (passwords) raised until the exact entropy reaches
- * max(strength_bits, preset strength, 112). */
-int cs_preset_min_length(const cs_preset *preset, cs_cred_type type, int strength_bits);
+
+/* What a request asks for; zero fields take the preset's defaults. */
+typedef struct {
+	int type;          /* cs_cred_type, 0 = the preset's first */
+	int length;        /* characters, or words for passphrases */
+	int strength_bits;
+	int exclude_ambiguous; /* drop 0 O 1 l I | from the character set */
+} cs_plan_request;
+
+/* What will be generated, and its exact entropy. */
+typedef struct {
+	cs_cred_type type;
+	char charset[CS_CHARSET_MAX + 1];
+	cs_string_spec spec;    /* string types; spec.charset points at charset */
+	int length;             /* characters, or words */
+	int min_length;         /* enforced minimum, same unit */
+	int strength_bits;      /* the target reached */
+	double entropy_bits;
+} cs_plan;
+
+/* Resolve a request under a preset. CS_E_INVALID_ARG: type not allowed or
+ * no wordlist; CS_E_UNPROCESSABLE: below a minimum. `why` says which rule,
+ * citing the preset's standard. */
+cs_err cs_preset_plan(const cs_preset *preset, const cs_wordlist *wordlist,
+		      const cs_plan_request *request, cs_plan *plan, char *why, size_t why_len);
 
 #endif

@@ -6,6 +6,7 @@
  *            [--prefix P] [--certify] [--format json|env|raw]
  *   credsign [CONN] cert get ID [--jws]
  *   credsign [CONN] jwks
+ *   credsign [CONN] policy --standards P1,P2 [--format markdown|json]
  *   credsign verify CERT.jws --jwks FILE [--credential-file F]
  *
  * CONN: --url URL (CREDSIGN_URL), --cacert FILE (CREDSIGN_CACERT or
@@ -120,7 +121,7 @@ static int server_error(long status, const buffer *b)
 
 typedef struct {
 	const char *preset, *type, *project, *environment, *system, *prefix, *format;
-	int length, strength_bits, certify;
+	int length, strength_bits, certify, exclude_ambiguous;
 } gen_opts;
 
 static void print_shell_quoted(const char *name, const char *value)
@@ -147,6 +148,7 @@ static int cmd_generate(const conn *c, const gen_opts *o)
 	if (o->environment) json_object_set_new(req, "environment", json_string(o->environment));
 	if (o->system) json_object_set_new(req, "system", json_string(o->system));
 	if (o->prefix) json_object_set_new(req, "prefix", json_string(o->prefix));
+	if (o->exclude_ambiguous) json_object_set_new(req, "exclude_ambiguous", json_true());
 	char *body = json_dumps(req, JSON_COMPACT);
 	long status = request(c, "/api/generate", body, &gen);
 	free(body);
@@ -196,7 +198,7 @@ static int cmd_generate(const conn *c, const gen_opts *o)
 			json_object_set(g, "cert_url", json_object_get(cj, "cert_url"));
 			json_object_set(g, "certificate", json_object_get(cj, "certificate"));
 		}
-		char *text = json_dumps(g, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		char *text = json_dumps(g, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
 		if (text != NULL) {
 			printf("%s\n", text);
 			OPENSSL_cleanse(text, strlen(text));
@@ -452,9 +454,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: credsign [CONN] generate --preset P [--type T] [--length N] [--strength-bits N]\n"
 		"                [--project X] [--environment E] [--system S] [--prefix P]\n"
-		"                [--certify] [--format json|env|raw]\n"
+		"                [--exclude-ambiguous] [--certify] [--format json|env|raw]\n"
 		"       credsign [CONN] cert get ID [--jws]\n"
 		"       credsign [CONN] jwks\n"
+		"       credsign [CONN] policy --standards P1,P2 [--format markdown|json]\n"
 		"       credsign verify CERT.jws --jwks FILE [--credential-file F]\n"
 		"CONN:  --url URL --cacert FILE --cert FILE --key FILE\n"
 		"       (or CREDSIGN_URL, CREDSIGN_CACERT/CREDSIGN_CA, CREDSIGN_CERT, CREDSIGN_KEY)\n");
@@ -478,13 +481,14 @@ int main(int argc, char **argv)
 		{"certify", no_argument, NULL, 'c'},         {"format", required_argument, NULL, 'f'},
 		{"jws", no_argument, NULL, 'j'},             {"jwks", required_argument, NULL, 'J'},
 		{"credential-file", required_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
+		{"standards", required_argument, NULL, 'T'},    {"exclude-ambiguous", no_argument, NULL, 'a'},
 		{NULL, 0, NULL, 0},
 	};
 	conn c = {env_or("CREDSIGN_URL", "https://127.0.0.1:8443"),
 		  env_or("CREDSIGN_CACERT", getenv("CREDSIGN_CA")), getenv("CREDSIGN_CERT"),
 		  getenv("CREDSIGN_KEY")};
 	gen_opts g = {.format = "json"};
-	const char *jwks = NULL, *credential_file = NULL;
+	const char *jwks = NULL, *credential_file = NULL, *standards = NULL;
 	int jws_only = 0, opt;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -505,6 +509,8 @@ int main(int argc, char **argv)
 		case 'j': jws_only = 1; break;
 		case 'J': jwks = optarg; break;
 		case 'F': credential_file = optarg; break;
+		case 'T': standards = optarg; break;
+		case 'a': g.exclude_ambiguous = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -533,6 +539,12 @@ int main(int argc, char **argv)
 		rc = cmd_get(&c, path, jws_only);
 	} else if (strcmp(cmd, "jwks") == 0 && nargs == 1) {
 		rc = cmd_get(&c, "/.well-known/jwks.json", 0);
+	} else if (strcmp(cmd, "policy") == 0 && nargs == 1 && standards != NULL) {
+		char path[512], *escaped = curl_easy_escape(NULL, standards, 0);
+		snprintf(path, sizeof(path), "/api/policy?standards=%s&format=%s", escaped ? escaped : "",
+			 strcmp(g.format, "json") == 0 ? "json" : "markdown");
+		curl_free(escaped);
+		rc = cmd_get(&c, path, 0);
 	} else {
 		usage(stderr);
 	}

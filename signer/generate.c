@@ -68,8 +68,9 @@ int cs_string_complies(const cs_string_spec *spec, const char *s)
 
 /* log2 of the number of compliant strings by dynamic programming over
  * (classes seen, class of the last character, its class run, its identical
- * run). Counts only grow, so long double keeps ~19 significant digits. A
- * limit that cannot bind (absent, or >= the length) saturates instead. */
+ * run). Counts only grow (no inclusion-exclusion cancellation), so long
+ * double keeps ~19 significant digits; an impossible spec counts 0. A limit
+ * that cannot bind (absent, or >= the length) saturates instead. */
 static double entropy_with_runs(const cs_string_spec *spec, const size_t in_class[4])
 {
 	const size_t len = spec->length;
@@ -151,31 +152,7 @@ double cs_entropy_bits(const cs_string_spec *spec)
 			if (c == (1u << k))
 				in_class[k]++;
 	}
-	if ((spec->max_class_run && spec->max_class_run < spec->length) ||
-	    (spec->max_identical_run && spec->max_identical_run < spec->length))
-		return entropy_with_runs(spec, in_class);
-	/* count = sum over subsets S of the required classes of
-	 * (-1)^|S| (n - |chars in S|)^L ; computed as n^L * sum (...)
-	 * with each term (1 - m/n)^L in long double */
-	long double sum = 0;
-	for (unsigned subset = 0; subset < 16; subset++) {
-		if ((subset & ~spec->classes) != 0)
-			continue;
-		size_t excluded = 0;
-		int bits = 0;
-		for (int k = 0; k < 4; k++)
-			if (subset & (1u << k)) {
-				excluded += in_class[k];
-				bits++;
-			}
-		long double term = powl(1.0L - (long double)excluded / (long double)n,
-					(long double)spec->length);
-		sum += (bits % 2) ? -term : term;
-	}
-	if (sum <= 0)
-		return 0;
-	long double bits = (long double)spec->length * log2l((long double)n) + log2l(sum);
-	return floor((double)bits * 100.0) / 100.0;
+	return entropy_with_runs(spec, in_class);
 }
 
 typedef struct {

@@ -12,9 +12,10 @@
  *   M characters of one class in a row) are met the same way: candidates
  *   that break them are rejected whole.
  * - cs_entropy_bits() is log2 of the exact number of compliant strings,
- *   rounded down to 0.01: inclusion-exclusion over the required classes, or
- *   a dynamic programme over (class seen set, current class run, identical
- *   run) when run limits apply.
+ *   rounded down to 0.01, counted by a dynamic programme over (classes
+ *   seen, class of the last character, its class run, its identical run).
+ *   Only additions, so no cancellation; checked against brute force and
+ *   inclusion-exclusion in the tests.
  * - Passphrases: words drawn uniformly (rejection sampling on 16- or 32-bit
  *   numbers) from a wordlist of distinct words.
  *

@@ -24,13 +24,29 @@ if "$credsignd" --check-config bad.conf 2> err.txt; then
 fi
 grep -q "bad.conf:2: setting 'pkcs11.sesions': unknown setting" err.txt || { cat err.txt; exit 1; }
 
+# Operator presets live in the main configuration, validated like the rest.
+cat good.conf - > custom.conf <<'CONF'
+presets = {
+  team-vault = { version = 3; title = "Team vault"; standards = [ "internal policy 4.2" ];
+    types = [ "password" ]; charset = "alnum"; classes = [ "upper", "digit" ];
+    min_length = 20; default_length = 24; strength_bits = 128; rotation = "yearly"; };
+};
+CONF
+"$credsignd" --check-config custom.conf | grep -q "configuration valid" || { echo "FAIL: operator preset refused"; exit 1; }
+sed 's/team-vault = { version = 3;/soc2 = { version = 3;/' custom.conf > clash.conf
+if "$credsignd" --check-config clash.conf 2> err.txt; then echo "FAIL: a built-in preset was redefined"; exit 1; fi
+grep -q "clash.conf:[0-9]*: setting 'presets.soc2': a preset of this name already exists" err.txt || { cat err.txt; exit 1; }
+sed 's/strength_bits = 128;/strength_bits = 80;/' custom.conf > weak.conf
+if "$credsignd" --check-config weak.conf 2> err.txt; then echo "FAIL: a preset below 112 bits was accepted"; exit 1; fi
+grep -q "setting 'presets.team-vault.strength_bits': 80 is out of range 112..256" err.txt || { cat err.txt; exit 1; }
+
 # The example: every setting known, syntax valid. Its paths point at a
 # production layout that does not exist here, so only file errors may appear.
 "$credsignd" --check-config "$src/conf/credsignd.conf.example" 2> example.txt || true
 if grep -v -E "is not readable|PIN file|is not writable|configuration invalid" example.txt; then
   echo "FAIL: the example has errors other than missing files"; exit 1
 fi
-for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file cert key ca crl crl_check verify_depth module \
+for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file wordlist_file cert key ca crl crl_check verify_depth module \
          token_uri pin_file sessions signing_key validation path level format; do
   grep -q "^ *$s = " "$src/conf/credsignd.conf.example" || { echo "FAIL: example lacks $s"; exit 1; }
 done

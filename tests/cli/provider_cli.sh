@@ -4,30 +4,29 @@
 # handshake whose server key is in the token (and that fails cleanly when
 # the token is unavailable).
 #
-#   provider_cli.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE FAULT_MODULE
+#   provider_cli.sh BUILD_DIR TOKEN_DIR PKI_DIR SOFTHSM_MODULE FAULT_MODULE
 set -euo pipefail
-build=${1:?}; state=${2:?}; softhsm=${3:?}; fault=${4:?}
+build=${1:?}; tokendir=${2:?}; pki=${3:?}; softhsm=${4:?}; fault=${5:?}
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-export SOFTHSM2_CONF=$state/token/softhsm2.conf
+export SOFTHSM2_CONF=$tokendir/softhsm2.conf
 export CREDSIGN_PKCS11_MODULE=$softhsm
-export CREDSIGN_PIN_FILE=$state/token/user.pin
+export CREDSIGN_PIN_FILE=$tokendir/user.pin
 export CREDSIGN_TOKEN_URI="pkcs11:token=cstest"
 P=(-provider-path "$build/lib" -provider credsign-pkcs11 -provider default)
 KEY="pkcs11:token=cstest;object=cli-sign"
 TLSKEY="pkcs11:token=cstest;object=cli-tls"
-pki=$state/pki
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
 cat > "$tmp/admin.conf" <<CONF
 server = { presets_file = "$src/conf/presets.conf"; };
 tls = { cert = "$pki/server.pem"; key = "$pki/server.key"; ca = "$pki/ca.pem"; };
 pkcs11 = { module = "$softhsm"; token_uri = "pkcs11:token=cstest";
-           pin_file = "$state/token/user.pin"; signing_key = "$KEY"; };
+           pin_file = "$tokendir/user.pin"; signing_key = "$KEY"; };
 CONF
 admin=("$build/bin/credsign-admin" --config "$tmp/admin.conf")
 for label in cli-sign cli-tls; do

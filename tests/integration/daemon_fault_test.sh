@@ -9,6 +9,7 @@ SOFTHSM=${3:?}
 FAULT=${4:?}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
+it_token faults || exit 1
 
 export CREDSIGN_FAULT_REAL_MODULE=$SOFTHSM
 export CREDSIGN_FAULT_CONTROL=$STATE/fault-daemon.control

@@ -8,6 +8,7 @@ STATE=${2:?}
 SOFTHSM=${3:?}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
+it_token main || exit 1
 
 it_setup main || exit 1
 credentials=()
@@ -179,21 +180,103 @@ sqlite3 "$db" "UPDATE generation_sessions SET expires_ms = expires_ms - 61000 WH
 check "expired session (60 s) -> 410" expect_error ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid2\"}" 410 session_expired
 check "the daemon is still up" health
 
-# ---- every preset ------------------------------------------------------------------
-for preset in $(python3 -c 'import json,sys; [print(p["name"]) for p in json.load(sys.stdin)["presets"]]' \
-		< <(call auditor GET /api/presets | cut -d' ' -f2-)); do
-	preset_round_trip() {
-		local got
-		got=$(call ci-deployer POST /api/generate "{\"preset\":\"$1\"}") || return 1
-		[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
-		credentials+=("$(json_field "${got#200 }" credential)")
-		local s
-		s=$(json_field "${got#200 }" generation_session_id)
-		got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$s\"}")
-		[[ "$got" == "201 "* ]]
-	}
-	check "preset $preset: generate and certify" preset_round_trip "$preset"
+# ---- every preset: certificate claims match the presets file -------------------------
+call auditor GET /api/presets | cut -d' ' -f2- > "$work/presets.json"
+claims_match_preset() { # claims_match_preset PRESET TYPE
+	local got s body
+	body="{\"preset\":\"$1\",\"type\":\"$2\"}"
+	got=$(call ci-deployer POST /api/generate "$body") || return 1
+	[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
+	credentials+=("$(json_field "${got#200 }" credential)")
+	s=$(json_field "${got#200 }" generation_session_id)
+	got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$s\"}")
+	[[ "$got" == "201 "* ]] || { echo "  $got"; return 1; }
+	python3 - "$work/presets.json" "${got#201 }" "${credentials[-1]}" "$1" "$2" <<'PY'
+import base64, json, math, sys
+presets = {p["name"]: p for p in json.load(open(sys.argv[1]))["presets"]}
+jws = json.loads(sys.argv[2])["certificate"]
+p64 = jws.split(".")[1]
+c = json.loads(base64.urlsafe_b64decode(p64 + "=" * (-len(p64) % 4)))
+cred, name, ctype = sys.argv[3], sys.argv[4], sys.argv[5]
+p = presets[name]
+assert c["preset"] == name and c["preset_sha256"] == p["sha256"], "preset hash"
+assert c["preset_version"] == p["version"] and c["standards"] == p["standards"], "standards"
+k = c["credential"]
+assert k["type"] == ctype and k["entropy_bits"] >= p["strength_bits"] >= 112, "strength"
+assert k["length"] >= p["enforced_min_length"][ctype], "enforced minimum"
+if ctype == "password":
+    assert k["charset"] == p["charset_chars"] and k["classes"] == p["classes"], "charset/classes"
+    assert len(cred) == k["length"] >= p["min_length"]
+    assert all(ch in k["charset"] for ch in cred)
+    for cls, test in (("upper", str.isupper), ("lower", str.islower), ("digit", str.isdigit)):
+        if cls in p["classes"]:
+            assert any(test(ch) for ch in cred), cls
+    if p["max_identical_run"]:
+        assert k["max_identical_run"] == p["max_identical_run"]
+        assert all(len(set(cred[i:i + p["max_identical_run"] + 1])) > 1
+                   for i in range(len(cred) - p["max_identical_run"]))
+if ctype == "passphrase":
+    assert k["length_unit"] == "words" and k["wordlist"]["size"] == 7776
+    assert abs(k["entropy_bits"] - math.floor(k["length"] * math.log2(7776) * 100) / 100) < 1e-9
+PY
+}
+for preset in $(python3 -c 'import json,sys; [print(p["name"]) for p in json.load(open(sys.argv[1]))["presets"]]' "$work/presets.json"); do
+	for ctype in $(python3 -c 'import json,sys; [print(t) for p in json.load(open(sys.argv[1]))["presets"] if p["name"] == sys.argv[2] for t in p["types"]]' "$work/presets.json" "$preset"); do
+		check "preset $preset, $ctype: certificate claims match the preset" claims_match_preset "$preset" "$ctype"
+	done
 done
+check "a request below the preset's minimum length -> 422 naming the rule" \
+	expect_error ci-deployer POST /api/generate '{"preset":"dod-stig","length":14}' 422 below_minimum
+below_min_message() {
+	local got
+	got=$(call ci-deployer POST /api/generate '{"preset":"dod-stig","length":14}')
+	[[ "$got" == *"minimum length of 15 (DISA GPOS SRG SRG-OS-000078-GPOS-00046"* ]]
+}
+check "the 422 message cites the requirement" below_min_message
+check "strength below the preset -> 422" expect_error ci-deployer POST /api/generate '{"preset":"fips-140-3","strength_bits":112}' 422 below_minimum
+raise_strength() {
+	local got
+	got=$(call ci-deployer POST /api/generate '{"preset":"soc2","strength_bits":192}')
+	[[ "$got" == "200 "* ]] && python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["entropy_bits"] >= 192 and r["length"] >= 30' "${got#200 }"
+}
+check "requests may raise the strength (192 bits)" raise_strength
+exclude_ambiguous() {
+	local got
+	got=$(call ci-deployer POST /api/generate '{"preset":"soc2","exclude_ambiguous":true,"length":64}')
+	[[ "$got" == "200 "* ]] && python3 -c 'import json,sys; c=json.loads(sys.argv[1])["credential"]; assert not set(c) & set("0O1lI|")' "${got#200 }"
+}
+check "exclude_ambiguous drops look-alike characters" exclude_ambiguous
+
+# ---- policy generator -----------------------------------------------------------------
+policy_pci_dod() {
+	local got
+	got=$(call auditor GET '/api/policy?standards=pci-dss-4,dod-stig')
+	[[ "$got" == "200 "* ]] || return 1
+	python3 - "${got#200 }" <<'PY'
+import json, sys
+rules = {r["id"]: r for r in json.loads(sys.argv[1])["rules"]}
+h = rules["length.human"]
+assert h["value"] == 15 and "SRG-OS-000078" in h["cites"][0], h
+c = rules["classes"]
+assert c["value"] == ["upper", "lower", "digit", "special"] and "all four classes" in c["rule"], c
+assert any("SRG-OS-000069" in x for x in c["cites"]), c
+r = rules["rotation.privileged"]
+assert r["value"] == 60 and "60 days" in r["rule"] and "SRG-OS-000076" in r["cites"][0], r
+assert all(rule["cites"] for rule in rules.values()), "every rule cites its source"
+PY
+}
+check "policy for pci-dss-4,dod-stig: 15 characters, four classes, 60-day rotation, cited" policy_pci_dod
+policy_markdown() {
+	local args
+	read -r -a args <<< "$(client auditor)"
+	curl -s "${args[@]}" "$url/api/policy?standards=pci-dss-4,dod-stig&format=markdown" > "$work/policy.md" &&
+		grep -q '^# Credential policy' "$work/policy.md" &&
+		grep -q 'at least 15 characters. _Source: DISA GPOS SRG SRG-OS-000078' "$work/policy.md" &&
+		grep -q 'rotate at least every 60 days' "$work/policy.md"
+}
+check "policy as Markdown" policy_markdown
+check "policy with an unknown standard -> 404" expect_error auditor GET '/api/policy?standards=pci-dss-4,nope' '' 404 unknown_preset
+check "policy without standards -> 400" expect_error auditor GET '/api/policy' '' 400 invalid_field
 
 # ---- no credential anywhere at rest --------------------------------------------------
 stop_daemon

@@ -33,6 +33,15 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# it_token NAME: a fresh SoftHSM2 token of this test script alone (tests
+# that run in parallel must not change each other's token underneath).
+it_token() {
+	TOKEN_DIR=$STATE/token-$1
+	rm -rf "$TOKEN_DIR"
+	"$src/hsm-setup/token-init" "$TOKEN_DIR" cstest > /dev/null || return 1
+	export SOFTHSM2_CONF=$TOKEN_DIR/softhsm2.conf
+}
+
 # it_setup NAME [PKCS11_MODULE]: config, signing key, daemon started.
 # TLS_KEY/TLS_CERT override the server key and certificate; EXTRA_SERVER
 # adds settings to the server group.
@@ -43,7 +52,7 @@ it_setup() {
 	rm -rf "$work"
 	mkdir -p "$work/data"
 	chmod 700 "$work"
-	export SOFTHSM2_CONF=$STATE/token/softhsm2.conf
+	[ -n "${TOKEN_DIR:-}" ] || { echo "it_token first"; return 1; }
 	pki=$STATE/pki
 	clients=$pki/clients
 	port=$(free_port)
@@ -58,7 +67,7 @@ server = { listen = "127.0.0.1:$port"; public_base_url = "$url"; node_id = "it-$
 tls = { cert = "${TLS_CERT:-$pki/server.pem}"; key = "${TLS_KEY:-$pki/server.key}"; ca = "$pki/ca.pem";
         crl = "$pki/crl.pem"; crl_check = true; };
 pkcs11 = { module = "$module"; token_uri = "pkcs11:token=cstest";
-           pin_file = "$STATE/token/user.pin"; signing_key = "pkcs11:token=cstest;object=it-es256-$name";
+           pin_file = "$TOKEN_DIR/user.pin"; signing_key = "pkcs11:token=cstest;object=it-es256-$name";
            validation = "integration test token"; };
 store = { path = "$db"; };
 log = { level = "info"; };

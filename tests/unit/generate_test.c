@@ -1,0 +1,409 @@
+/*
+ * generate_test: credential generation and the entropy it claims.
+ *
+ * - cs_entropy_bits against brute-force enumeration (small alphabets and
+ *   lengths; classes and run limits);
+ * - rejection sampling discards bytes >= the largest multiple of the
+ *   alphabet size (a deterministic byte source);
+ * - every preset's output meets its rules over 10,000 draws;
+ * - chi-square tests, per position and overall, over >= 1,000,000
+ *   characters: a 94-symbol set (uniform) and a class-constrained preset
+ *   (against the exact expected distribution of uniform compliant strings).
+ *
+ * The statistical tests use a fixed-key AES-128-CTR stream, so they are
+ * reproducible: they test the mapping from bytes to credentials, not an RNG.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "generate.h"
+#include "preset.h"
+
+/* ---- byte sources ------------------------------------------------------------ */
+
+typedef struct {
+	EVP_CIPHER_CTX *ctx;
+} ctr_stream;
+
+static cs_err ctr_bytes(void *arg, uint8_t *buf, size_t n)
+{
+	ctr_stream *s = arg;
+	int out = 0;
+	memset(buf, 0, n);
+	return EVP_EncryptUpdate(s->ctx, buf, &out, buf, (int)n) == 1 ? CS_OK : CS_E_CRYPTO;
+}
+
+static void ctr_init(ctr_stream *s, uint8_t seed)
+{
+	uint8_t key[16], iv[16] = {0};
+	memset(key, seed, sizeof(key));
+	s->ctx = EVP_CIPHER_CTX_new();
+	assert_int_equal(EVP_EncryptInit_ex(s->ctx, EVP_aes_128_ctr(), NULL, key, iv), 1);
+}
+
+typedef struct {
+	const uint8_t *bytes;
+	size_t len, pos;
+	size_t calls;
+} script_stream;
+
+/* Hands out a fixed script of bytes (then zeros) */
+static cs_err script_bytes(void *arg, uint8_t *buf, size_t n)
+{
+	script_stream *s = arg;
+	s->calls++;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = s->pos < s->len ? s->bytes[s->pos++] : 0;
+	return CS_OK;
+}
+
+static long double count_compliant(const size_t n[4], unsigned required, size_t len);
+
+/* ---- brute force ------------------------------------------------------------ */
+
+static double brute_force_bits(const cs_string_spec *spec)
+{
+	size_t n = strlen(spec->charset), total = 1, ok = 0;
+	for (size_t i = 0; i < spec->length; i++)
+		total *= n;
+	char s[16];
+	for (size_t idx = 0; idx < total; idx++) {
+		size_t v = idx;
+		for (size_t i = 0; i < spec->length; i++) {
+			s[i] = spec->charset[v % n];
+			v /= n;
+		}
+		s[spec->length] = '\0';
+		ok += (size_t)cs_string_complies(spec, s);
+	}
+	return ok == 0 ? 0 : floor(log2((double)ok) * 100.0) / 100.0;
+}
+
+static void test_entropy_matches_brute_force(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *charset;
+		unsigned classes, ident, cls;
+	} cases[] = {
+		{"ab", 0, 0, 0},
+		{"aB1!", CS_CLASS_UPPER | CS_CLASS_LOWER | CS_CLASS_DIGIT | CS_CLASS_SPECIAL, 0, 0},
+		{"abcXY12", CS_CLASS_UPPER | CS_CLASS_DIGIT, 0, 0},
+		{"abAB1!", CS_CLASS_LOWER | CS_CLASS_SPECIAL, 0, 0},
+		{"abcAB1", CS_CLASS_UPPER | CS_CLASS_LOWER | CS_CLASS_DIGIT, 0, 0},
+		{"abAB1!", 0, 2, 0},
+		{"abAB1!", 0, 0, 2},
+		{"abcAB1!", CS_CLASS_UPPER | CS_CLASS_LOWER, 2, 3},
+		{"aAb1!", CS_CLASS_UPPER | CS_CLASS_LOWER | CS_CLASS_DIGIT | CS_CLASS_SPECIAL, 1, 2},
+		{"abcdA1", CS_CLASS_LOWER | CS_CLASS_DIGIT, 3, 3},
+	};
+	int compared = 0;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+		for (size_t len = 1; len <= 7; len++) {
+			cs_string_spec spec = {cases[c].charset, len, cases[c].classes, cases[c].ident,
+					       cases[c].cls};
+			double expect = brute_force_bits(&spec);
+			double got = cs_entropy_bits(&spec);
+			if (fabs(expect - got) > 1e-9)
+				fprintf(stderr, "charset %s classes %u runs %u/%u length %zu: %f != %f\n",
+					spec.charset, spec.classes, spec.max_identical_run,
+					spec.max_class_run, len, got, expect);
+			assert_true(fabs(expect - got) < 1e-9);
+			compared++;
+		}
+	assert_int_equal(compared, 70);
+	/* longer strings: the programme against inclusion-exclusion */
+	const char *full94 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+			     "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+	size_t sizes[4] = {26, 26, 10, 32};
+	for (size_t len = 8; len <= 64; len += 4) {
+		cs_string_spec spec = {full94, len, 15, 0, 0};
+		double ie = floor((double)log2l(count_compliant(sizes, 15, len)) * 100.0) / 100.0;
+		assert_true(fabs(cs_entropy_bits(&spec) - ie) <= 0.01);
+	}
+	/* the 94-symbol set without constraints is exactly L * log2(94) */
+	cs_string_spec full = {"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+			       "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+			       20, 0, 0, 0};
+	assert_true(fabs(cs_entropy_bits(&full) - floor(20 * log2(94.0) * 100) / 100) < 1e-9);
+}
+
+static void test_rejection_sampling_discards_high_bytes(void **state)
+{
+	(void)state;
+	/* 94 symbols: the largest multiple of 94 below 256 is 188 */
+	const char *charset = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+			      "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+	uint8_t script[] = {188, 255, 200, 5, 187, 0, 93, 94, 189};
+	script_stream s = {script, sizeof(script), 0, 0};
+	cs_string_spec spec = {charset, 5, 0, 0, 0};
+	char out[8];
+	assert_int_equal(cs_generate_string(&spec, script_bytes, &s, out, sizeof(out)), CS_OK);
+	/* 188, 255, 200 rejected; 5 -> F; 187 -> 187 % 94 = 93 -> '~'; 0 -> A;
+	 * 93 -> '~'; 94 -> A; 189 would be rejected but is not reached */
+	assert_string_equal(out, "F~A~A");
+
+	/* 62 symbols: bytes 248..255 are rejected */
+	uint8_t script62[] = {248, 249, 255, 247, 61, 62};
+	script_stream s62 = {script62, sizeof(script62), 0, 0};
+	cs_string_spec b62 = {"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 3, 0, 0, 0};
+	assert_int_equal(cs_generate_string(&b62, script_bytes, &s62, out, sizeof(out)), CS_OK);
+	assert_string_equal(out, "99A"); /* 247 % 62 = 61, 61, 62 % 62 = 0 */
+
+	/* a candidate missing a required class is rejected whole, not patched */
+	uint8_t script_cls[] = {0, 1, 2, 3, /* "abcd": no digit */ 0, 4, 1, 2 /* "a0bc"... */};
+	script_stream sc = {script_cls, sizeof(script_cls), 0, 0};
+	cs_string_spec cls = {"abcd0", 4, CS_CLASS_LOWER | CS_CLASS_DIGIT, 0, 0};
+	assert_int_equal(cs_generate_string(&cls, script_bytes, &sc, out, sizeof(out)), CS_OK);
+	assert_string_equal(out, "a0bc");
+}
+
+static cs_preset_set *load_presets(void)
+{
+	cs_preset_set *set = NULL;
+	cs_config_diag diag;
+	cs_err r = cs_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf", NULL, &set, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "%s\n", diag.messages[i]);
+	cs_config_diag_free(&diag);
+	assert_int_equal(r, CS_OK);
+	return set;
+}
+
+static void test_every_preset_meets_its_rules(void **state)
+{
+	(void)state;
+	cs_preset_set *set = load_presets();
+	cs_wordlist *wl = NULL;
+	assert_int_equal(cs_wordlist_load(CREDSIGN_WORDLIST, &wl), CS_OK);
+	assert_int_equal(wl->count, 7776);
+	ctr_stream rng;
+	ctr_init(&rng, 7);
+	char out[CS_CREDENTIAL_MAX * 12];
+	int checked = 0;
+	for (size_t i = 0; i < set->count; i++) {
+		const cs_preset *p = &set->items[i];
+		assert_true(p->strength_bits >= CS_STRENGTH_FLOOR);
+		for (int t = 1; t <= CS_TYPE_PASSPHRASE; t <<= 1) {
+			if (!(p->types & (unsigned)t))
+				continue;
+			cs_plan_request q = {.type = t};
+			cs_plan plan;
+			char why[256];
+			assert_int_equal(cs_preset_plan(p, wl, &q, &plan, why, sizeof(why)), CS_OK);
+			assert_true(plan.entropy_bits >= p->strength_bits);
+			for (int draw = 0; draw < 10000; draw++) {
+				if (t == CS_TYPE_PASSPHRASE) {
+					assert_int_equal(cs_generate_passphrase(wl, (size_t)plan.length, ctr_bytes,
+										&rng, out, sizeof(out)),
+							 CS_OK);
+					assert_true(strlen(out) >= (size_t)p->min_length);
+					int words = 1;
+					for (char *c = out; *c; c++)
+						words += *c == '-';
+					assert_true(words >= plan.length); /* some EFF words have '-' */
+					continue;
+				}
+				assert_int_equal(cs_generate_string(&plan.spec, ctr_bytes, &rng, out, sizeof(out)),
+						 CS_OK);
+				assert_int_equal(strlen(out), (size_t)plan.length);
+				assert_true(plan.length >= p->min_length || t != CS_TYPE_PASSWORD);
+				for (char *c = out; *c; c++)
+					assert_non_null(strchr(plan.charset, *c));
+				assert_true(cs_string_complies(&plan.spec, out));
+			}
+			checked++;
+		}
+	}
+	assert_true(checked >= 20);
+	EVP_CIPHER_CTX_free(rng.ctx);
+	cs_wordlist_free(wl);
+	cs_presets_free(set);
+}
+
+/* Wilson-Hilferty approximation of the chi-square quantile for p = 0.001. */
+static double chi2_critical(int dof)
+{
+	double k = dof, z = 3.0902;
+	return k * pow(1 - 2 / (9 * k) + z * sqrt(2 / (9 * k)), 3);
+}
+
+/* Number of strings of length L over classes of sizes n[] that contain
+ * every class in `required`, by inclusion-exclusion. */
+static long double count_compliant(const size_t n[4], unsigned required, size_t len)
+{
+	size_t total = n[0] + n[1] + n[2] + n[3];
+	long double sum = 0;
+	for (unsigned s = 0; s < 16; s++) {
+		if (s & ~required)
+			continue;
+		size_t excl = 0;
+		int bits = 0;
+		for (int k = 0; k < 4; k++)
+			if (s & (1u << k)) {
+				excl += n[k];
+				bits++;
+			}
+		long double term = powl((long double)(total - excl), (long double)len);
+		sum += bits % 2 ? -term : term;
+	}
+	return sum;
+}
+
+static void chi_square(const cs_string_spec *spec, size_t strings, uint8_t seed)
+{
+	size_t n = strlen(spec->charset), L = spec->length;
+	size_t in_class[4] = {0};
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < 4; k++)
+			if (cs_char_class(spec->charset[i]) == (1u << k))
+				in_class[k]++;
+	/* expected probability of each character at any one position: by
+	 * symmetry every position has the same distribution; a character of
+	 * class k leaves the other L-1 positions to supply the other classes */
+	long double all = count_compliant(in_class, spec->classes, L);
+	double *p = calloc(n, sizeof(double));
+	for (size_t i = 0; i < n; i++) {
+		unsigned k = cs_char_class(spec->charset[i]);
+		p[i] = (double)(count_compliant(in_class, spec->classes & ~k, L - 1) / all);
+	}
+	size_t *pos = calloc(n * L, sizeof(size_t)), *overall = calloc(n, sizeof(size_t));
+	ctr_stream rng;
+	ctr_init(&rng, seed);
+	char out[CS_CREDENTIAL_MAX];
+	for (size_t s = 0; s < strings; s++) {
+		assert_int_equal(cs_generate_string(spec, ctr_bytes, &rng, out, sizeof(out)), CS_OK);
+		for (size_t i = 0; i < L; i++) {
+			size_t idx = (size_t)(strchr(spec->charset, out[i]) - spec->charset);
+			pos[i * n + idx]++;
+			overall[idx]++;
+		}
+	}
+	double crit = chi2_critical((int)n - 1), worst = 0, total_chi = 0;
+	for (size_t i = 0; i < L; i++) {
+		double chi = 0;
+		for (size_t c = 0; c < n; c++) {
+			double e = p[c] * (double)strings;
+			chi += ((double)pos[i * n + c] - e) * ((double)pos[i * n + c] - e) / e;
+		}
+		if (chi > worst)
+			worst = chi;
+		assert_true(chi < crit);
+	}
+	for (size_t c = 0; c < n; c++) {
+		double e = p[c] * (double)(strings * L);
+		total_chi += ((double)overall[c] - e) * ((double)overall[c] - e) / e;
+	}
+	fprintf(stderr, "chi-square, %zu symbols, classes %u, %zu characters: worst position %.1f, "
+			"overall %.1f, critical (p = 0.001) %.1f\n",
+		n, spec->classes, strings * L, worst, total_chi, crit);
+	assert_true(total_chi < crit);
+	/* and the test has power: the naive "pick mod n" map would fail */
+	EVP_CIPHER_CTX_free(rng.ctx);
+	free(pos);
+	free(overall);
+	free(p);
+}
+
+static void test_chi_square_94_symbols(void **state)
+{
+	(void)state;
+	cs_string_spec spec = {"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+			       "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+			       20, 0, 0, 0};
+	chi_square(&spec, 50000, 1); /* 1,000,000 characters */
+}
+
+static void test_chi_square_class_constrained_preset(void **state)
+{
+	(void)state;
+	cs_preset_set *set = load_presets();
+	const cs_preset *p = cs_preset_find(set, "soc2");
+	assert_non_null(p);
+	assert_int_equal(p->classes, CS_CLASS_UPPER | CS_CLASS_LOWER | CS_CLASS_DIGIT | CS_CLASS_SPECIAL);
+	/* a short length makes the class constraint bite: the expected
+	 * distribution is far from uniform over the 94 symbols */
+	cs_string_spec spec = {p->charset, 6, p->classes, 0, 0};
+	chi_square(&spec, 200000, 2); /* 1,200,000 characters */
+	cs_presets_free(set);
+}
+
+static void test_biased_mapping_would_be_caught(void **state)
+{
+	(void)state;
+	/* the chi-square machinery rejects a modulo-biased stream: simulate
+	 * it by counting b % 94 over all bytes */
+	size_t counts[94] = {0};
+	ctr_stream rng;
+	ctr_init(&rng, 3);
+	uint8_t buf[4096];
+	size_t total = 0;
+	for (int round = 0; round < 250; round++) {
+		assert_int_equal(ctr_bytes(&rng, buf, sizeof(buf)), CS_OK);
+		for (size_t i = 0; i < sizeof(buf); i++)
+			counts[buf[i] % 94]++;
+		total += sizeof(buf);
+	}
+	double chi = 0, e = (double)total / 94;
+	for (int c = 0; c < 94; c++)
+		chi += ((double)counts[c] - e) * ((double)counts[c] - e) / e;
+	assert_true(chi > chi2_critical(93));
+	EVP_CIPHER_CTX_free(rng.ctx);
+}
+
+static void test_wordlist_rules(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/cs-words-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fputs("11111\tapple\n11112\tbanana\n11113\tapple\n", f); /* duplicate */
+	fclose(f);
+	cs_wordlist *wl = NULL;
+	assert_int_equal(cs_wordlist_load(path, &wl), CS_E_CONFIG);
+	f = fopen(path, "w");
+	fputs("apple\nBanana\n", f); /* not lower-case */
+	fclose(f);
+	assert_int_equal(cs_wordlist_load(path, &wl), CS_E_CONFIG);
+	f = fopen(path, "w");
+	fputs("apple\nbanana\ncherry\n", f);
+	fclose(f);
+	assert_int_equal(cs_wordlist_load(path, &wl), CS_OK);
+	assert_int_equal(wl->count, 3);
+	assert_true(fabs(cs_passphrase_entropy(wl, 4) - floor(4 * log2(3.0) * 100) / 100) < 1e-9);
+	/* 3 words: 16-bit numbers >= 65535 (the largest multiple of 3) are rejected */
+	uint8_t script[] = {0xff, 0xff, 0x00, 0x01, 0x00, 0x02};
+	script_stream s = {script, sizeof(script), 0, 0};
+	char out[64];
+	assert_int_equal(cs_generate_passphrase(wl, 2, script_bytes, &s, out, sizeof(out)), CS_OK);
+	assert_string_equal(out, "banana-cherry");
+	cs_wordlist_free(wl);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_entropy_matches_brute_force),
+		cmocka_unit_test(test_rejection_sampling_discards_high_bytes),
+		cmocka_unit_test(test_every_preset_meets_its_rules),
+		cmocka_unit_test(test_chi_square_94_symbols),
+		cmocka_unit_test(test_chi_square_class_constrained_preset),
+		cmocka_unit_test(test_biased_mapping_would_be_caught),
+		cmocka_unit_test(test_wordlist_rules),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

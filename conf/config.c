@@ -34,6 +34,7 @@ typedef enum {
 	K_URL,        /* https URL */
 	K_LOG_LEVEL,
 	K_LOG_FORMAT,
+	K_IDENTITY_LIST, /* list of client identities (URI SAN or CN) */
 } kind;
 
 typedef struct {
@@ -80,6 +81,13 @@ static const schema_entry schema[] = {
 	{"log", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"log.level", K_LOG_LEVEL, false, "info", 0, 0, 0, F(log.level)},
 	{"log.format", K_LOG_FORMAT, false, "logfmt", 0, 0, 0, F(log.format)},
+	{"audit", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"audit.checkpoint_entries", K_INT, false, NULL, 1000, 1, 1000000, F(audit.checkpoint_entries)},
+	{"audit.checkpoint_seconds", K_INT, false, NULL, 60, 1, 86400, F(audit.checkpoint_seconds)},
+	{"audit.write_timeout_ms", K_INT, false, NULL, 2000, 100, 60000, F(audit.write_timeout_ms)},
+	{"audit.retention_days", K_INT, false, NULL, 400, 365, 36500, F(audit.retention_days)},
+	{"audit.syslog", K_BOOL, false, NULL, 0, 0, 1, F(audit.syslog)},
+	{"audit.readers", K_IDENTITY_LIST, false, NULL, 0, 0, 0, F(audit.readers)},
 };
 #undef F
 #define SCHEMA_LEN (sizeof(schema) / sizeof(schema[0]))
@@ -365,7 +373,41 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 
 static bool is_string_kind(kind k)
 {
-	return k != K_GROUP && k != K_INT && k != K_BOOL;
+	return k != K_GROUP && k != K_INT && k != K_BOOL && k != K_IDENTITY_LIST;
+}
+
+static void free_list(char **list)
+{
+	for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+		free(list[i]);
+	free(list);
+}
+
+static void apply_list(loader *l, const schema_entry *e, const config_setting_t *s)
+{
+	int type = config_setting_type(s);
+	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
+		SERR(l, s, e->path, "expected a list of strings [ \"...\" ], got %s", type_name(type));
+		return;
+	}
+	int n = config_setting_length(s);
+	char **list = calloc((size_t)n + 1, sizeof(char *));
+	if (list == NULL)
+		return;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(el);
+		const char *why = v != NULL ? check_printable(v) : "expected a string";
+		if (why != NULL || strlen(v) > 255) {
+			SERR(l, s, e->path, "element %d: %s", i + 1, why != NULL ? why : "too long");
+			free_list(list);
+			return;
+		}
+		list[i] = strdup(v);
+	}
+	char ***slot = (char ***)((char *)l->cfg + e->offset);
+	free_list(*slot);
+	*slot = list;
 }
 
 static void apply_setting(loader *l, const schema_entry *e, const config_setting_t *s)
@@ -388,6 +430,8 @@ static void apply_setting(loader *l, const schema_entry *e, const config_setting
 			return;
 		}
 		*(bool *)((char *)l->cfg + e->offset) = config_setting_get_bool(s) != 0;
+	} else if (e->kind == K_IDENTITY_LIST) {
+		apply_list(l, e, s);
 	} else if (is_string_kind(e->kind)) {
 		if (type != CONFIG_TYPE_STRING) {
 			SERR(l, s, e->path, "expected a string, got %s", type_name(type));
@@ -407,6 +451,8 @@ static void apply_default(loader *l, const schema_entry *e)
 		l->cfg->log.level = (cs_log_level)cs_log_level_parse(e->def);
 	else if (e->kind == K_LOG_FORMAT)
 		l->cfg->log.format = (cs_log_format)cs_log_format_parse(e->def);
+	else if (e->kind == K_IDENTITY_LIST)
+		*(char ***)((char *)l->cfg + e->offset) = calloc(1, sizeof(char *));
 	else if (e->def != NULL)
 		store_string(l, e, wants_path(e->kind) ? resolve_path(l, e->def) : strdup(e->def));
 }
@@ -551,6 +597,7 @@ void cs_config_free(cs_config *c)
 		if (is_string_kind(schema[i].kind) && schema[i].kind != K_GROUP &&
 		    schema[i].kind != K_LOG_LEVEL && schema[i].kind != K_LOG_FORMAT)
 			free(*(char **)((char *)c + schema[i].offset));
+	free_list(c->audit.readers);
 	free(c->file);
 	free(c);
 }

@@ -62,6 +62,14 @@ typedef struct {
 		cs_log_level level;
 		cs_log_format format;
 	} log;
+	struct {
+		int checkpoint_entries;
+		int checkpoint_seconds;
+		int write_timeout_ms;
+		int retention_days;
+		bool syslog;
+		char **readers; /* identities allowed to read the audit log; NULL-terminated */
+	} audit;
 } cs_config;
 
 typedef struct {

@@ -17,6 +17,7 @@
 #include "generate.h"
 #include "jose.h"
 #include "policy.h"
+#include "audit.h"
 #include "wipe_alloc.h"
 
 #define ID_BYTES 16
@@ -24,68 +25,99 @@
 #define SALT_BYTES 16
 #define TEXT_FIELD_MAX 128
 
-/* ---- responses ------------------------------------------------------------ */
+typedef struct api_call api_call;
 
-static void add_common_headers(struct evhttp_request *req, const char *type)
+/* ---- responses: kept until the audit entry is durable, then sent ---------- */
+
+/* One request in flight: the reply waits here until the audit entry is
+ * durable (cs_api_handle sends it). */
+struct api_call {
+	struct evhttp_request *req;
+	int status;
+	const char *type;
+	char *body; /* malloc'd; wiped when released */
+	char error_code[48];
+	cs_audit_entry audit; /* handlers fill action, object, project, environment */
+	int audited;          /* written inside the handler's own transaction */
+};
+
+static void reply_release(api_call *req)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", type);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
+	if (req->body != NULL)
+		cs_wiped_buffer_free(req->body, strlen(req->body), NULL);
+	req->body = NULL;
 }
 
-/* Send text (malloc'd; ownership passes to libevent, wiped on release). */
-static void send_owned(struct evhttp_request *req, int status, const char *type, char *text)
+/* Keep text (malloc'd; ownership passes to the call) as the reply. */
+static void send_owned(api_call *req, int status, const char *type, char *text)
 {
-	struct evbuffer *buf = evbuffer_new();
-	add_common_headers(req, type);
-	size_t len = strlen(text);
-	if (buf == NULL || evbuffer_add_reference(buf, text, len, cs_wiped_buffer_free, NULL) != 0) {
-		cs_wiped_buffer_free(text, len, NULL);
-		evhttp_send_error(req, 500, NULL);
-	} else {
-		evhttp_send_reply(req, status, NULL, buf);
-	}
-	evbuffer_free(buf);
+	reply_release(req);
+	req->status = status;
+	req->type = type;
+	req->body = text;
 }
 
-/* Send a JSON document (consumed). */
-static void send_json(struct evhttp_request *req, int status, json_t *doc)
+/* Keep a JSON document (consumed) as the reply. */
+static void send_json(api_call *req, int status, json_t *doc)
 {
 	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) : NULL;
 	json_decref(doc);
 	if (text == NULL) {
-		evhttp_send_error(req, 500, NULL);
+		send_owned(req, 500, "application/json", strdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}"));
 		return;
 	}
 	send_owned(req, status, "application/json", text); /* wiped when released */
 }
 
-void cs_api_error(struct evhttp_request *req, int status, const char *code, const char *message)
+static void api_error(api_call *req, int status, const char *code, const char *message)
 {
+	snprintf(req->error_code, sizeof(req->error_code), "%s", code);
 	send_json(req, status,
 		  json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message));
 }
 
+/* Send the kept reply; the body is handed to libevent by reference and
+ * wiped when libevent releases it. */
+static void reply_send(api_call *req, const char *request_id)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req->req);
+	evhttp_add_header(h, "Content-Type", req->type != NULL ? req->type : "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
+	evhttp_add_header(h, "X-Request-Id", request_id);
+	struct evbuffer *buf = evbuffer_new();
+	size_t len = req->body != NULL ? strlen(req->body) : 0;
+	if (buf == NULL || req->body == NULL ||
+	    evbuffer_add_reference(buf, req->body, len, cs_wiped_buffer_free, NULL) != 0) {
+		reply_release(req);
+		evhttp_send_error(req->req, 500, NULL);
+	} else {
+		req->body = NULL; /* libevent owns it now */
+		evhttp_send_reply(req->req, req->status, NULL, buf);
+	}
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
 /* Map a project error to status and code. */
-static void send_cs_error(struct evhttp_request *req, cs_err r, const char *what)
+static void send_cs_error(api_call *req, cs_err r, const char *what)
 {
 	char msg[256];
 	snprintf(msg, sizeof(msg), "%s: %s", what, cs_strerror(r));
 	switch (r) {
-	case CS_E_NOT_FOUND: cs_api_error(req, 404, "not_found", msg); return;
-	case CS_E_FORBIDDEN: cs_api_error(req, 403, "forbidden", msg); return;
-	case CS_E_SESSION_EXPIRED: cs_api_error(req, 410, "session_expired", msg); return;
-	case CS_E_SESSION_USED: cs_api_error(req, 409, "session_already_certified", msg); return;
-	case CS_E_TOKEN_NO_RNG: cs_api_error(req, 503, "token_has_no_rng", msg); return;
-	case CS_E_SIGNATURE_INVALID: cs_api_error(req, 503, "signature_invalid", msg); return;
+	case CS_E_NOT_FOUND: api_error(req, 404, "not_found", msg); return;
+	case CS_E_FORBIDDEN: api_error(req, 403, "forbidden", msg); return;
+	case CS_E_SESSION_EXPIRED: api_error(req, 410, "session_expired", msg); return;
+	case CS_E_SESSION_USED: api_error(req, 409, "session_already_certified", msg); return;
+	case CS_E_TOKEN_NO_RNG: api_error(req, 503, "token_has_no_rng", msg); return;
+	case CS_E_SIGNATURE_INVALID: api_error(req, 503, "signature_invalid", msg); return;
 	default: break;
 	}
 	switch (cs_err_category_of(r)) {
-	case CS_CAT_TOKEN: cs_api_error(req, 503, "token_unavailable", msg); return;
-	case CS_CAT_STORE: cs_api_error(req, 503, "store_unavailable", msg); return;
-	default: cs_api_error(req, 500, "internal_error", msg); return;
+	case CS_CAT_TOKEN: api_error(req, 503, "token_unavailable", msg); return;
+	case CS_CAT_STORE: api_error(req, 503, "store_unavailable", msg); return;
+	default: api_error(req, 500, "internal_error", msg); return;
 	}
 }
 
@@ -138,12 +170,12 @@ static int valid_id(const char *s)
 }
 
 /* Parse the request body as a JSON object; sends the error itself. */
-static json_t *read_json_object(struct evhttp_request *req, const cs_app *app)
+static json_t *read_json_object(api_call *req, const cs_app *app)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req->req);
 	size_t len = evbuffer_get_length(in);
 	if (len > (size_t)app->cfg->server.max_body_bytes) {
-		cs_api_error(req, 413, "body_too_large", "request body exceeds server.max_body_bytes");
+		api_error(req, 413, "body_too_large", "request body exceeds server.max_body_bytes");
 		return NULL;
 	}
 	const char *body = (const char *)evbuffer_pullup(in, -1);
@@ -153,19 +185,19 @@ static json_t *read_json_object(struct evhttp_request *req, const cs_app *app)
 		char msg[200];
 		snprintf(msg, sizeof(msg), "request body is not valid JSON: %s",
 			 len > 0 ? err.text : "empty body");
-		cs_api_error(req, 400, "invalid_json", msg);
+		api_error(req, 400, "invalid_json", msg);
 		return NULL;
 	}
 	if (!json_is_object(doc)) {
 		json_decref(doc);
-		cs_api_error(req, 400, "invalid_json", "request body must be a JSON object");
+		api_error(req, 400, "invalid_json", "request body must be a JSON object");
 		return NULL;
 	}
 	return doc;
 }
 
 /* Every member must be one of `allowed`; sends the error itself. */
-static int only_fields(struct evhttp_request *req, json_t *doc, const char *const allowed[])
+static int only_fields(api_call *req, json_t *doc, const char *const allowed[])
 {
 	const char *key;
 	json_t *value;
@@ -176,23 +208,23 @@ static int only_fields(struct evhttp_request *req, json_t *doc, const char *cons
 		if (!known) {
 			char msg[200];
 			snprintf(msg, sizeof(msg), "unknown field '%.64s'", key);
-			cs_api_error(req, 400, "unknown_field", msg);
+			api_error(req, 400, "unknown_field", msg);
 			return 0;
 		}
 	}
 	return 1;
 }
 
-static int field_error(struct evhttp_request *req, const char *field, const char *what)
+static int field_error(api_call *req, const char *field, const char *what)
 {
 	char msg[200];
 	snprintf(msg, sizeof(msg), "field '%s' %s", field, what);
-	cs_api_error(req, 400, "invalid_field", msg);
+	api_error(req, 400, "invalid_field", msg);
 	return 0;
 }
 
 /* Optional text field: 1..128 characters, no control characters. */
-static int text_field(struct evhttp_request *req, json_t *doc, const char *name, const char **out)
+static int text_field(api_call *req, json_t *doc, const char *name, const char **out)
 {
 	json_t *v = json_object_get(doc, name);
 	*out = NULL;
@@ -211,7 +243,7 @@ static int text_field(struct evhttp_request *req, json_t *doc, const char *name,
 	return 1;
 }
 
-static int int_field(struct evhttp_request *req, json_t *doc, const char *name, int lo, int hi,
+static int int_field(api_call *req, json_t *doc, const char *name, int lo, int hi,
 		     int *out)
 {
 	json_t *v = json_object_get(doc, name);
@@ -237,7 +269,7 @@ typedef struct {
 	const char *project, *environment, *system, *prefix;
 } gen_request;
 
-static int parse_generate(struct evhttp_request *req, cs_app *app, json_t *doc, gen_request *g)
+static int parse_generate(api_call *req, cs_app *app, json_t *doc, gen_request *g)
 {
 	static const char *const allowed[] = {"preset", "type", "length", "strength_bits", "project",
 					      "environment", "system", "prefix", "exclude_ambiguous", NULL};
@@ -254,7 +286,7 @@ static int parse_generate(struct evhttp_request *req, cs_app *app, json_t *doc, 
 		char msg[160];
 		snprintf(msg, sizeof(msg), "unknown preset '%.64s' (GET /api/presets lists them)",
 			 json_string_value(preset));
-		cs_api_error(req, 400, "unknown_preset", msg);
+		api_error(req, 400, "unknown_preset", msg);
 		return 0;
 	}
 	json_t *type = json_object_get(doc, "type");
@@ -273,11 +305,11 @@ static int parse_generate(struct evhttp_request *req, cs_app *app, json_t *doc, 
 	char why[300];
 	cs_err r = cs_preset_plan(g->preset, app->wordlist, &q, &g->plan, why, sizeof(why));
 	if (r == CS_E_INVALID_ARG) {
-		cs_api_error(req, 422, "type_not_allowed", why);
+		api_error(req, 422, "type_not_allowed", why);
 		return 0;
 	}
 	if (r != CS_OK) {
-		cs_api_error(req, 422, "below_minimum", why);
+		api_error(req, 422, "below_minimum", why);
 		return 0;
 	}
 	if (g->prefix != NULL) {
@@ -374,7 +406,7 @@ static cs_err draw_credential(cs_app *app, const gen_request *g, char *out, size
 	return cs_generate_string(&g->plan.spec, token_rnd, app->token, out + prefix_len, cap - prefix_len);
 }
 
-static void handle_generate(struct evhttp_request *req, cs_app *app, cs_store *store,
+static void handle_generate(api_call *req, cs_app *app, cs_store *store,
 			    const cs_peer *peer)
 {
 	gen_request g;
@@ -414,10 +446,20 @@ static void handle_generate(struct evhttp_request *req, cs_app *app, cs_store *s
 				  .claims_json = claims_text};
 	memcpy(session.id, session_id, sizeof(session_id));
 	memcpy(session.cert_sha256, peer->cert_sha256, sizeof(session.cert_sha256));
-	if ((r = cs_store_session_put(store, &session)) != CS_OK) {
-		send_cs_error(req, r, "storing the session");
+	req->audit.actor = peer->identity;
+	req->audit.actor_cert_sha256 = peer->cert_sha256;
+	req->audit.role = "client";
+	req->audit.object = session_id;
+	req->audit.project = g.project;
+	req->audit.environment = g.environment;
+	req->audit.outcome = "success";
+	cs_audit_complete(app->audit, &req->audit);
+	if ((r = cs_store_session_put(store, &session, &req->audit)) != CS_OK) {
+		send_cs_error(req, r, "storing the session and its audit entry");
 		goto out;
 	}
+	req->audited = 1;
+	cs_audit_committed(app->audit, store, &req->audit);
 	send_json(req, 200,
 		  json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:f}", "credential", credential,
 			    "generation_session_id", session_id, "expires_in", CS_SESSION_TTL_SECONDS,
@@ -451,7 +493,7 @@ static cs_err make_certificate(cs_app *app, const char *session_claims, const ch
 	json_object_set_new(claims, "jti", json_string(cert_id));
 	json_object_set_new(claims, "iat", json_integer(now / 1000));
 	json_object_set_new(claims, "certified_at", json_string(when));
-	cs_err r = cs_signer_jws(app->signer, claims, jws);
+	cs_err r = cs_signer_jws(app->signer, CS_CERT_TYP, claims, jws);
 	if (r == CS_OK &&
 	    (*claims_out = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12))) == NULL)
 		r = CS_E_NOMEM;
@@ -459,11 +501,11 @@ static cs_err make_certificate(cs_app *app, const char *session_claims, const ch
 	return r;
 }
 
-static void handle_certify(struct evhttp_request *req, cs_app *app, cs_store *store,
+static void handle_certify(api_call *req, cs_app *app, cs_store *store,
 			   const cs_peer *peer)
 {
 	static const char *const allowed[] = {"generation_session_id", NULL};
-	char cert_id[ID_CHARS + 1];
+	char cert_id[ID_CHARS + 1], project[TEXT_FIELD_MAX * 4 + 1], environment[TEXT_FIELD_MAX * 4 + 1];
 	char *jws = NULL, *claims = NULL, *session_claims = NULL;
 	json_t *doc = read_json_object(req, app);
 	if (doc == NULL)
@@ -480,19 +522,40 @@ static void handle_certify(struct evhttp_request *req, cs_app *app, cs_store *st
 		goto out;
 	}
 	if (!valid_id(json_string_value(sid))) {
-		cs_api_error(req, 404, "not_found", "no such generation session");
+		api_error(req, 404, "not_found", "no such generation session");
 		goto out;
 	}
 	const char *session_id = json_string_value(sid);
+	req->audit.object = session_id;
 	int64_t now = now_ms();
 	cs_err r = cs_store_session_claims(store, session_id, peer->cert_sha256, now, &session_claims);
 	if (r == CS_OK)
 		r = new_id(app, cert_id);
 	if (r == CS_OK)
 		r = make_certificate(app, session_claims, cert_id, now, &jws, &claims);
-	if (r == CS_OK)
+	if (r == CS_OK) {
+		json_t *sc = json_loads(session_claims, 0, NULL);
+		snprintf(project, sizeof(project), "%s", json_string_value(json_object_get(sc, "project")) ?: "");
+		snprintf(environment, sizeof(environment), "%s",
+			 json_string_value(json_object_get(sc, "environment")) ?: "");
+		json_decref(sc);
+		req->audit.actor = peer->identity;
+		req->audit.actor_cert_sha256 = peer->cert_sha256;
+		req->audit.role = "client";
+		req->audit.object = cert_id;
+		req->audit.project = project[0] ? project : NULL;
+		req->audit.environment = environment[0] ? environment : NULL;
+		req->audit.outcome = "success";
+		cs_audit_complete(app->audit, &req->audit);
 		r = cs_store_cert_put(store, session_id, cert_id, cs_signer_kid(app->signer), jws, claims,
-				      now);
+				      now, &req->audit);
+		if (r == CS_OK) {
+			req->audited = 1;
+			cs_audit_committed(app->audit, store, &req->audit);
+		} else {
+			req->audit.object = session_id;
+		}
+	}
 	if (r != CS_OK) {
 		send_cs_error(req, r, "certification");
 		goto out;
@@ -512,7 +575,7 @@ out:
 
 /* ---- GET routes ------------------------------------------------------------ */
 
-static void handle_cert(struct evhttp_request *req, cs_store *store, const char *rest)
+static void handle_cert(api_call *req, cs_store *store, const char *rest)
 {
 	char id[ID_CHARS + 8];
 	int raw = 0;
@@ -522,13 +585,13 @@ static void handle_cert(struct evhttp_request *req, cs_store *store, const char 
 		n -= 4;
 	}
 	if (n >= sizeof(id)) {
-		cs_api_error(req, 404, "not_found", "no such certificate");
+		api_error(req, 404, "not_found", "no such certificate");
 		return;
 	}
 	memcpy(id, rest, n);
 	id[n] = '\0';
 	if (!valid_id(id)) {
-		cs_api_error(req, 404, "not_found", "no such certificate");
+		api_error(req, 404, "not_found", "no such certificate");
 		return;
 	}
 	char *jws = NULL, *claims = NULL;
@@ -562,7 +625,7 @@ static void add_key_row(void *arg, const char *kid, const char *jwk_json, const 
 	json_array_append_new(arg, jwk);
 }
 
-static void handle_jwks(struct evhttp_request *req, cs_store *store)
+static void handle_jwks(api_call *req, cs_store *store)
 {
 	json_t *keys = json_array();
 	cs_err r = cs_store_keys_each(store, add_key_row, keys);
@@ -574,7 +637,7 @@ static void handle_jwks(struct evhttp_request *req, cs_store *store)
 	send_json(req, 200, json_pack("{s:o}", "keys", keys));
 }
 
-static void handle_presets(struct evhttp_request *req, cs_app *app)
+static void handle_presets(api_call *req, cs_app *app)
 {
 	json_t *list = json_array();
 	for (size_t i = 0; i < app->presets->count; i++) {
@@ -598,15 +661,15 @@ static void handle_presets(struct evhttp_request *req, cs_app *app)
 	send_json(req, 200, json_pack("{s:i, s:o}", "version", app->presets->version, "presets", list));
 }
 
-static void handle_policy(struct evhttp_request *req, cs_app *app)
+static void handle_policy(api_call *req, cs_app *app)
 {
 	struct evkeyvalq params;
-	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->req));
 	char *names[32], list[1024], why[200];
 	size_t n = 0;
 	TAILQ_INIT(&params);
 	if (query != NULL && evhttp_parse_query_str(query, &params) != 0) {
-		cs_api_error(req, 400, "invalid_field", "malformed query string");
+		api_error(req, 400, "invalid_field", "malformed query string");
 		return;
 	}
 	const char *standards = NULL, *format = "json";
@@ -618,16 +681,16 @@ static void handle_policy(struct evhttp_request *req, cs_app *app)
 			format = kv->value;
 		else {
 			snprintf(why, sizeof(why), "unknown parameter '%.64s'", kv->key);
-			cs_api_error(req, 400, "unknown_field", why);
+			api_error(req, 400, "unknown_field", why);
 			goto out;
 		}
 	}
 	if (standards == NULL || strlen(standards) >= sizeof(list)) {
-		cs_api_error(req, 400, "invalid_field", "parameter 'standards' (comma-separated presets) is required");
+		api_error(req, 400, "invalid_field", "parameter 'standards' (comma-separated presets) is required");
 		goto out;
 	}
 	if (strcmp(format, "json") != 0 && strcmp(format, "markdown") != 0) {
-		cs_api_error(req, 400, "invalid_field", "parameter 'format' must be json or markdown");
+		api_error(req, 400, "invalid_field", "parameter 'format' must be json or markdown");
 		goto out;
 	}
 	snprintf(list, sizeof(list), "%s", standards);
@@ -638,7 +701,7 @@ static void handle_policy(struct evhttp_request *req, cs_app *app)
 	cs_err r = cs_policy_build(app->presets, app->wordlist, (const char *const *)names, n, &policy,
 				   why, sizeof(why));
 	if (r != CS_OK) {
-		cs_api_error(req, r == CS_E_NOT_FOUND ? 404 : 400,
+		api_error(req, r == CS_E_NOT_FOUND ? 404 : 400,
 			     r == CS_E_NOT_FOUND ? "unknown_preset" : "invalid_field", why);
 		goto out;
 	}
@@ -656,7 +719,7 @@ out:
 	evhttp_clear_headers(&params);
 }
 
-static void handle_readyz(struct evhttp_request *req, cs_app *app, cs_store *store)
+static void handle_readyz(api_call *req, cs_app *app, cs_store *store)
 {
 	cs_token_info info;
 	cs_err tr = cs_token_get_info(app->token, &info);
@@ -673,54 +736,206 @@ static void handle_readyz(struct evhttp_request *req, cs_app *app, cs_store *sto
 
 /* ---- dispatch ---------------------------------------------------------------- */
 
-static int method_is(struct evhttp_request *req, enum evhttp_cmd_type want)
+static int method_is(api_call *req, enum evhttp_cmd_type want)
 {
-	if (evhttp_request_get_command(req) == want)
+	if (evhttp_request_get_command(req->req) == want)
 		return 1;
-	cs_api_error(req, 405, "method_not_allowed",
-		     want == EVHTTP_REQ_POST ? "use POST" : "use GET");
+	api_error(req, 405, "method_not_allowed", want == EVHTTP_REQ_POST ? "use POST" : "use GET");
 	return 0;
 }
 
-void cs_api_handle(struct evhttp_request *req, cs_app *app, cs_store *store, const cs_peer *peer)
+static int is_reader(const cs_app *app, const cs_peer *peer)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	if (path == NULL) {
-		cs_api_error(req, 400, "bad_request", "malformed request target");
+	for (char **r = app->cfg->audit.readers; r != NULL && *r != NULL; r++)
+		if (strcmp(*r, peer->identity) == 0)
+			return 1;
+	return 0;
+}
+
+static void handle_audit_checkpoint(api_call *req, cs_store *store)
+{
+	char *jws = NULL;
+	json_t *header = NULL, *claims = NULL;
+	cs_err r = cs_store_checkpoint_latest(store, &jws);
+	if (r != CS_OK) {
+		send_cs_error(req, r, "audit checkpoint");
 		return;
 	}
-	if (peer == NULL) {
-		cs_api_error(req, 403, "forbidden", "no verified client certificate");
+	(void)cs_jws_peek_header(jws, &header);
+	/* the payload, for convenience; verifiers check the JWS */
+	const char *dot = strchr(jws, '.');
+	const char *dot2 = dot != NULL ? strchr(dot + 1, '.') : NULL;
+	if (dot2 != NULL) {
+		char *part = strndup(dot + 1, (size_t)(dot2 - dot - 1));
+		uint8_t *raw = NULL;
+		size_t n = 0;
+		if (part != NULL && cs_b64url_decode(part, &raw, &n) == CS_OK)
+			claims = json_loadb((const char *)raw, n, 0, NULL);
+		free(raw);
+		free(part);
+	}
+	send_json(req, 200, json_pack("{s:s, s:o?, s:o?}", "checkpoint", jws, "header", header,
+				      "claims", claims));
+	free(jws);
+}
+
+typedef struct {
+	json_t *entries;
+} export_ctx;
+
+static int add_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+{
+	export_ctx *x = arg;
+	json_t *j = cs_audit_entry_json(e);
+	char *p = cs_b64url_encode(prev, 32), *h = cs_b64url_encode(hash, 32);
+	json_object_set_new(j, "prev_hash", json_string(p));
+	json_object_set_new(j, "entry_hash", json_string(h));
+	free(p);
+	free(h);
+	json_array_append_new(x->entries, j);
+	return 0;
+}
+
+static int add_checkpoint(void *arg, int64_t first, int64_t last, const uint8_t head[32],
+			  const char *ts, const char *node, const char *kind, const char *jws)
+{
+	json_t *list = arg;
+	(void)head;
+	json_array_append_new(list, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "first_seq",
+					      (json_int_t)first, "last_seq", (json_int_t)last, "time", ts,
+					      "node", node, "kind", kind, "jws", jws));
+	return 0;
+}
+
+static void handle_audit_export(api_call *req, cs_app *app, cs_store *store, const cs_peer *peer)
+{
+	if (!is_reader(app, peer)) {
+		api_error(req, 403, "forbidden", "this identity may not read the audit log (audit.readers)");
 		return;
 	}
+	struct evkeyvalq params;
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->req));
+	long long from = 1, limit = 1000;
+	TAILQ_INIT(&params);
+	if (query != NULL && evhttp_parse_query_str(query, &params) != 0) {
+		api_error(req, 400, "invalid_field", "malformed query string");
+		return;
+	}
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, &params, next) {
+		char *end = NULL;
+		long long v = strtoll(kv->value, &end, 10);
+		int bad = end == kv->value || *end != '\0';
+		if (strcmp(kv->key, "from_seq") == 0 && !bad && v >= 1)
+			from = v;
+		else if (strcmp(kv->key, "limit") == 0 && !bad && v >= 1 && v <= 10000)
+			limit = v;
+		else {
+			api_error(req, 400, "invalid_field", "parameters: from_seq >= 1, limit 1..10000");
+			evhttp_clear_headers(&params);
+			return;
+		}
+	}
+	evhttp_clear_headers(&params);
+	export_ctx x = {json_array()};
+	json_t *checkpoints = json_array();
+	cs_err r = cs_store_audit_each(store, from, limit, add_entry, &x);
+	if (r == CS_OK)
+		r = cs_store_checkpoints_each(store, add_checkpoint, checkpoints);
+	if (r != CS_OK) {
+		json_decref(x.entries);
+		json_decref(checkpoints);
+		send_cs_error(req, r, "audit log");
+		return;
+	}
+	send_json(req, 200, json_pack("{s:o, s:o}", "entries", x.entries, "checkpoints", checkpoints));
+}
+
+static void dispatch(api_call *req, cs_app *app, cs_store *store, const cs_peer *peer, const char *path)
+{
 	if (strcmp(path, "/api/generate") == 0) {
+		req->audit.action = "generate";
 		if (method_is(req, EVHTTP_REQ_POST))
 			handle_generate(req, app, store, peer);
 	} else if (strcmp(path, "/api/generate-certificate") == 0) {
+		req->audit.action = "certify";
 		if (method_is(req, EVHTTP_REQ_POST))
 			handle_certify(req, app, store, peer);
 	} else if (strncmp(path, "/cert/", 6) == 0) {
+		req->audit.action = "cert.read";
+		req->audit.object = path + 6;
 		if (method_is(req, EVHTTP_REQ_GET))
 			handle_cert(req, store, path + 6);
 	} else if (strcmp(path, "/.well-known/jwks.json") == 0) {
+		req->audit.action = "jwks.read";
 		if (method_is(req, EVHTTP_REQ_GET))
 			handle_jwks(req, store);
 	} else if (strcmp(path, "/api/presets") == 0) {
+		req->audit.action = "presets.read";
 		if (method_is(req, EVHTTP_REQ_GET))
 			handle_presets(req, app);
 	} else if (strcmp(path, "/api/policy") == 0) {
+		req->audit.action = "policy.read";
 		if (method_is(req, EVHTTP_REQ_GET))
 			handle_policy(req, app);
-	} else if (strcmp(path, "/healthz") == 0) {
+	} else if (strcmp(path, "/api/audit/checkpoint") == 0) {
+		req->audit.action = "audit.checkpoint.read";
 		if (method_is(req, EVHTTP_REQ_GET))
-			send_json(req, 200, json_pack("{s:s}", "status", "ok"));
-	} else if (strcmp(path, "/readyz") == 0) {
+			handle_audit_checkpoint(req, store);
+	} else if (strcmp(path, "/api/audit") == 0) {
+		req->audit.action = "audit.read";
 		if (method_is(req, EVHTTP_REQ_GET))
-			handle_readyz(req, app, store);
+			handle_audit_export(req, app, store, peer);
 	} else {
-		cs_api_error(req, 404, "not_found", "no such route");
+		req->audit.action = "request";
+		req->audit.object = path;
+		api_error(req, 404, "not_found", "no such route");
 	}
+}
+
+void cs_api_handle(struct evhttp_request *http, cs_app *app, cs_store *store, const cs_peer *peer)
+{
+	api_call call = {.req = http};
+	api_call *req = &call;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	char request_id[48];
+	snprintf(request_id, sizeof(request_id), "%s-%ld", app->cfg->server.node_id,
+		 (long)++app->request_counter);
+	call.audit.request_id = request_id;
+	if (path == NULL) {
+		api_error(req, 400, "bad_request", "malformed request target");
+	} else if (peer == NULL) {
+		api_error(req, 403, "forbidden", "no verified client certificate");
+	} else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
+		/* probes are not audited */
+		if (method_is(req, EVHTTP_REQ_GET)) {
+			if (path[1] == 'h')
+				send_json(req, 200, json_pack("{s:s}", "status", "ok"));
+			else
+				handle_readyz(req, app, store);
+		}
+		reply_send(req, request_id);
+		return;
+	} else {
+		dispatch(req, app, store, peer, path);
+	}
+	if (!call.audited) {
+		cs_audit_entry *e = &call.audit;
+		e->actor = peer != NULL ? peer->identity : "unidentified";
+		e->actor_cert_sha256 = peer != NULL ? peer->cert_sha256 : NULL;
+		e->role = peer != NULL && is_reader(app, peer) ? "auditor" : "client";
+		if (e->action == NULL)
+			e->action = "request";
+		e->outcome = call.status < 400 ? "success" : call.status < 500 ? "refused" : "failure";
+		e->error_code = call.error_code[0] ? call.error_code : NULL;
+		e->request_id = request_id;
+		cs_err r = cs_audit_record(app->audit, store, e);
+		if (r != CS_OK)
+			/* the entry is not durable: nothing else may leave */
+			api_error(req, 503, "audit_unavailable", "the audit log cannot record this request");
+	}
+	reply_send(req, request_id);
 }
 
 cs_err cs_app_describe_token(cs_app *app)

@@ -8,7 +8,10 @@
  *   GET  /cert/{id}.jws             the JWS (application/jose)
  *   GET  /.well-known/jwks.json     every signing key ever used
  *   GET  /api/presets               preset definitions
- *   GET  /healthz, /readyz          liveness; token and store usable
+ *   GET  /api/policy                a written policy for chosen presets
+ *   GET  /api/audit                 audit entries and checkpoints (audit.readers)
+ *   GET  /api/audit/checkpoint      the latest signed checkpoint
+ *   GET  /healthz, /readyz          liveness; token and store usable (not audited)
  *
  * Every error is {"error":{"code":"...","message":"..."}} with a fitting
  * status. The credential is written once, into a response buffer that is
@@ -27,9 +30,9 @@ typedef struct {
 	char cert_sha256[65];
 } cs_peer;
 
-/* Handle one request. peer is NULL when the TLS identity is unavailable. */
+/* Handle one request. peer is NULL when the TLS identity is unavailable.
+ * The request's audit entry is durable before the response is sent; when
+ * it cannot be written the response is 503 audit_unavailable instead. */
 void cs_api_handle(struct evhttp_request *req, cs_app *app, cs_store *store, const cs_peer *peer);
-/* Send a JSON error response. */
-void cs_api_error(struct evhttp_request *req, int status, const char *code, const char *message);
 
 #endif

@@ -27,6 +27,8 @@ typedef struct {
 	cs_wordlist *wordlist; /* passphrases */
 	cs_signer *signer;
 	json_t *entropy_source; /* the certificate's entropy_source claim */
+	struct cs_audit *audit;
+	atomic_long request_counter;
 	atomic_long requests_in_flight;
 } cs_app;
 

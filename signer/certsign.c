@@ -145,9 +145,9 @@ static cs_err sign_verified(void *ctx, const uint8_t *input, size_t len, uint8_t
 	return r;
 }
 
-cs_err cs_signer_jws(cs_signer *s, const json_t *claims, char **jws)
+cs_err cs_signer_jws(cs_signer *s, const char *typ, const json_t *claims, char **jws)
 {
-	json_t *header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", CS_CERT_TYP, "kid", s->kid);
+	json_t *header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", typ, "kid", s->kid);
 	if (header == NULL)
 		return CS_E_NOMEM;
 	cs_err r = cs_jws_es256_sign(header, claims, sign_verified, s, jws);

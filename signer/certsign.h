@@ -20,6 +20,7 @@
 #include "cs_error.h"
 
 #define CS_CERT_TYP "credsign-cert+jwt"
+#define CS_CHECKPOINT_TYP "credsign-audit-checkpoint+jwt"
 
 typedef struct cs_signer cs_signer;
 
@@ -31,8 +32,8 @@ const char *cs_signer_uri(const cs_signer *signer);
 /* The public JWK (with kid), owned by the signer. */
 const json_t *cs_signer_jwk(const cs_signer *signer);
 EVP_PKEY *cs_signer_public_key(const cs_signer *signer);
-/* JWS compact of claims with header {"alg":"ES256","typ":CS_CERT_TYP,"kid":..}. */
-cs_err cs_signer_jws(cs_signer *signer, const json_t *claims, char **jws)
+/* JWS compact of claims with header {"alg":"ES256","typ":typ,"kid":..}. */
+cs_err cs_signer_jws(cs_signer *signer, const char *typ, const json_t *claims, char **jws)
 	__attribute__((warn_unused_result));
 /* Signatures that failed verification so far (and were retried). */
 unsigned long cs_signer_bad_signatures(const cs_signer *signer);

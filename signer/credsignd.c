@@ -20,6 +20,7 @@
 #include <openssl/provider.h>
 
 #include "app.h"
+#include "audit.h"
 #include "config.h"
 #include "cs_log.h"
 #include "provider.h"
@@ -88,6 +89,21 @@ static cs_err register_signing_key(cs_app *app)
 	return r;
 }
 
+/* The configuration in force is an audited event, attributed to the system. */
+static cs_err record_config_load(cs_app *app)
+{
+	cs_store *store = NULL;
+	cs_err r = cs_store_open(app->cfg->store.path, &store);
+	if (r != CS_OK)
+		return r;
+	cs_store_set_write_timeout(store, app->cfg->audit.write_timeout_ms);
+	cs_audit_entry e = {.actor = "system", .role = "system", .action = "config.load",
+			    .object = app->cfg->file, .outcome = "success"};
+	r = cs_audit_record(app->audit, store, &e);
+	cs_store_close(store);
+	return r;
+}
+
 static int serve(const char *path)
 {
 	cs_config *cfg = NULL;
@@ -131,7 +147,9 @@ static int serve(const char *path)
 	}
 	if ((r = cs_app_describe_token(&app)) != CS_OK ||
 	    (r = cs_signer_open(app.libctx, cfg->pkcs11.signing_key, &app.signer)) != CS_OK ||
-	    (r = register_signing_key(&app)) != CS_OK) {
+	    (r = register_signing_key(&app)) != CS_OK ||
+	    (r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
+	    (r = record_config_load(&app)) != CS_OK) {
 		cs_log_error("start-up failed: %s", cs_strerror(r));
 		goto out;
 	}
@@ -144,6 +162,7 @@ static int serve(const char *path)
 		cs_log_error("server failed: %s", cs_strerror(r));
 	}
 out:
+	cs_audit_free(app.audit);
 	cs_signer_free(app.signer);
 	json_decref(app.entropy_source);
 	OSSL_PROVIDER_unload(deflt);

@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "api.h"
+#include "audit.h"
 #include "cs_log.h"
 #include "tls.h"
 
@@ -47,7 +48,10 @@ struct server {
 	pthread_mutex_t ctx_lock;
 	SSL_CTX *ssl_ctx; /* replaced on SIGHUP */
 	atomic_int connections;
-	int conn_index; /* SSL ex_data slot that counts connections */
+	int conn_index;   /* SSL ex_data slot that counts connections */
+	int worker_index; /* SSL ex_data slot: the worker serving it */
+	int refused_index; /* SSL ex_data slot: refusal already audited */
+	cs_store *main_store; /* the signal thread's connection (checkpoints) */
 };
 
 static server *the_server; /* for the SSL ex_data free callback */
@@ -93,6 +97,7 @@ static struct bufferevent *new_tls_connection(struct event_base *base, void *arg
 		return NULL;
 	int open_now = ++s->connections;
 	SSL_set_ex_data(ssl, s->conn_index, s); /* counted until the SSL is freed */
+	SSL_set_ex_data(ssl, s->worker_index, w);
 	if (open_now > s->app->cfg->server.max_connections) {
 		cs_log_warn("connection refused: %d connections open (server.max_connections)",
 			    open_now - 1);
@@ -100,6 +105,26 @@ static struct bufferevent *new_tls_connection(struct event_base *base, void *arg
 	}
 	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+}
+
+/* A refused client certificate still names a peer: audit it (once per
+ * connection). A failed audit write cannot change the outcome: the
+ * handshake fails anyway. */
+static void audit_refusal(SSL *ssl, X509 *cert, const char *reason)
+{
+	server *s = the_server;
+	worker *w = s != NULL ? SSL_get_ex_data(ssl, s->worker_index) : NULL;
+	if (w == NULL || SSL_get_ex_data(ssl, s->refused_index) != NULL)
+		return;
+	SSL_set_ex_data(ssl, s->refused_index, w);
+	char identity[CS_IDENTITY_MAX], sha[65];
+	if (cs_tls_cert_identity(cert, identity, sha) != CS_OK)
+		snprintf(identity, sizeof(identity), "unidentified");
+	cs_audit_entry e = {.actor = identity, .actor_cert_sha256 = sha[0] ? sha : NULL,
+			    .role = "client", .action = "tls.handshake", .outcome = "refused",
+			    .error_code = reason};
+	if (cs_audit_record(s->app->audit, w->store, &e) != CS_OK)
+		return; /* logged by cs_audit_record; the handshake fails regardless */
 }
 
 static int peer_of(struct evhttp_request *req, cs_peer *peer)
@@ -155,6 +180,7 @@ static cs_err worker_init(server *s, worker *w)
 	cs_err r = cs_store_open(cfg->store.path, &w->store);
 	if (r != CS_OK)
 		return r;
+	cs_store_set_write_timeout(w->store, cfg->audit.write_timeout_ms);
 	if ((w->base = event_base_new()) == NULL || (w->http = evhttp_new(w->base)) == NULL)
 		return CS_E_NOMEM;
 	evhttp_set_bevcb(w->http, new_tls_connection, w);
@@ -237,6 +263,14 @@ static void stop_accepting(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void system_event(server *s, const char *action, const char *object, const char *outcome)
+{
+	cs_audit_entry e = {.actor = "system", .role = "system", .action = action, .object = object,
+			    .outcome = outcome};
+	if (cs_audit_record(s->app->audit, s->main_store, &e) != CS_OK)
+		cs_log_error("lifecycle event %s not audited", action);
+}
+
 static void reload_tls(server *s)
 {
 	SSL_CTX *fresh = NULL;
@@ -251,6 +285,7 @@ static void reload_tls(server *s)
 	pthread_mutex_unlock(&s->ctx_lock);
 	SSL_CTX_free(old);
 	cs_log_info("SIGHUP: client CA and CRL reloaded");
+	system_event(s, "tls.reload", s->app->cfg->tls.ca, "success");
 }
 
 static void drain(server *s)
@@ -274,6 +309,12 @@ cs_err cs_server_run(cs_app *app)
 	pthread_mutex_init(&s.ctx_lock, NULL);
 	the_server = &s;
 	s.conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, connection_gone);
+	s.worker_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	s.refused_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	cs_tls_on_refusal(audit_refusal);
+	if ((r = cs_store_open(app->cfg->store.path, &s.main_store)) != CS_OK)
+		goto out;
+	cs_store_set_write_timeout(s.main_store, app->cfg->audit.write_timeout_ms);
 	if ((r = cs_tls_server_ctx(app->libctx, app->cfg, &s.ssl_ctx)) != CS_OK ||
 	    (r = open_listener(app->cfg->server.listen, &s.listen_fd)) != CS_OK)
 		goto out;
@@ -298,9 +339,16 @@ cs_err cs_server_run(cs_app *app)
 			break;
 	cs_log_info("listening on %s with %d workers (TLS 1.3, client certificates required)",
 		    app->cfg->server.listen, started);
+	system_event(&s, "daemon.start", app->cfg->server.node_id, "success");
+	struct timespec tick = {1, 0};
+	time_t last_checkpoint = time(NULL);
 	for (;;) {
-		int sig = 0;
-		if (sigwait(&set, &sig) != 0)
+		int sig = sigtimedwait(&set, NULL, &tick);
+		if (time(NULL) - last_checkpoint >= app->cfg->audit.checkpoint_seconds) {
+			(void)cs_audit_checkpoint(app->audit, s.main_store, "periodic");
+			last_checkpoint = time(NULL);
+		}
+		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
 			reload_tls(&s);
@@ -313,6 +361,8 @@ cs_err cs_server_run(cs_app *app)
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(s.workers[i].thread, NULL);
+	system_event(&s, "daemon.stop", app->cfg->server.node_id, "success");
+	(void)cs_audit_checkpoint(app->audit, s.main_store, "stop");
 	r = CS_OK;
 out:
 	for (int i = 0; s.workers != NULL && i < s.nworkers; i++)
@@ -321,6 +371,8 @@ out:
 	if (s.listen_fd >= 0)
 		close(s.listen_fd);
 	SSL_CTX_free(s.ssl_ctx);
+	cs_store_close(s.main_store);
+	cs_tls_on_refusal(NULL);
 	the_server = NULL;
 	pthread_mutex_destroy(&s.ctx_lock);
 	return r;

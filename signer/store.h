@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "audit_chain.h"
 #include "cs_error.h"
 
 typedef struct cs_store cs_store;
@@ -39,7 +40,12 @@ cs_err cs_store_ping(cs_store *store);
 /* The schema version this program writes. */
 int cs_store_schema_version(void);
 
-cs_err cs_store_session_put(cs_store *store, const cs_gen_session *session)
+/* Bound the time a write may wait for the database (busy timeout) and run
+ * (statement progress), in milliseconds. */
+void cs_store_set_write_timeout(cs_store *store, int ms);
+
+/* Store a generation session and its audit entry in one transaction. */
+cs_err cs_store_session_put(cs_store *store, const cs_gen_session *session, cs_audit_entry *audit)
 	__attribute__((warn_unused_result));
 
 /* The claims of a session that cert_sha256 may certify at now_ms: it must
@@ -54,8 +60,8 @@ cs_err cs_store_session_claims(cs_store *store, const char *session_id, const ch
  * meanwhile (a concurrent request won), nothing is stored and
  * CS_E_SESSION_USED is returned. */
 cs_err cs_store_cert_put(cs_store *store, const char *session_id, const char *cert_id,
-			 const char *kid, const char *jws, const char *claims_json, int64_t now_ms)
-	__attribute__((warn_unused_result));
+			 const char *kid, const char *jws, const char *claims_json, int64_t now_ms,
+			 cs_audit_entry *audit) __attribute__((warn_unused_result));
 
 /* A stored certificate; *jws and *claims_json are malloc'd. */
 cs_err cs_store_cert_get(cs_store *store, const char *cert_id, char **jws, char **claims_json);
@@ -67,6 +73,43 @@ cs_err cs_store_key_put(cs_store *store, const char *kid, const char *uri, const
 typedef void (*cs_key_row_fn)(void *arg, const char *kid, const char *jwk_json, const char *status,
 			      const char *created_at);
 cs_err cs_store_keys_each(cs_store *store, cs_key_row_fn fn, void *arg);
+
+/* ---- audit log (append-only; see audit_chain.h for the hash chain) ---- */
+
+/* Append an entry in its own transaction; sets audit->seq. The entry is
+ * durable when CS_OK returns. */
+cs_err cs_store_audit_append(cs_store *store, cs_audit_entry *audit) __attribute__((warn_unused_result));
+/* The newest entry's seq and hash (0 and the chain base when empty), and
+ * the last seq covered by a checkpoint. */
+cs_err cs_store_audit_head(cs_store *store, int64_t *last_seq, uint8_t hash[32],
+			   int64_t *checkpointed_seq);
+/* Record a signed checkpoint; kind is periodic, purge or stop. */
+cs_err cs_store_checkpoint_put(cs_store *store, int64_t first_seq, int64_t last_seq,
+			       const uint8_t head_hash[32], const char *ts, const char *node,
+			       const char *kind, const char *jws);
+/* The newest checkpoint's JWS (malloc'd); CS_E_NOT_FOUND if none. */
+cs_err cs_store_checkpoint_latest(cs_store *store, char **jws);
+
+typedef int (*cs_audit_row_fn)(void *arg, const cs_audit_entry *entry, const uint8_t prev_hash[32],
+			       const uint8_t entry_hash[32]);
+/* Entries with seq >= from_seq in order, at most limit (0 = all); the
+ * callback returns non-zero to stop. */
+cs_err cs_store_audit_each(cs_store *store, int64_t from_seq, int64_t limit, cs_audit_row_fn fn,
+			   void *arg);
+typedef int (*cs_checkpoint_row_fn)(void *arg, int64_t first_seq, int64_t last_seq,
+				    const uint8_t head_hash[32], const char *ts, const char *node,
+				    const char *kind, const char *jws);
+cs_err cs_store_checkpoints_each(cs_store *store, cs_checkpoint_row_fn fn, void *arg);
+
+/* Retention: the last entry older than cutoff_ts (RFC 3339), with its hash;
+ * *boundary = 0 when nothing is old enough. */
+cs_err cs_store_audit_purge_boundary(cs_store *store, const char *cutoff_ts, int64_t *first_seq,
+				     int64_t *boundary, uint8_t hash[32]);
+/* Record the signed purge checkpoint and delete entries up to boundary, in
+ * one transaction (the append-only triggers allow deleting only what a
+ * purge checkpoint covers). */
+cs_err cs_store_audit_purge(cs_store *store, int64_t first_seq, int64_t boundary,
+			    const uint8_t hash[32], const char *ts, const char *node, const char *jws);
 
 /* Delete sessions that expired before now_ms (housekeeping). */
 cs_err cs_store_sessions_prune(cs_store *store, int64_t now_ms);

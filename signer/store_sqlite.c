@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include <sqlite3.h>
 
 #include "cs_log.h"
@@ -16,6 +18,8 @@
 
 struct cs_store {
 	sqlite3 *db;
+	int write_timeout_ms;
+	struct timespec deadline; /* of the running write, for the progress handler */
 };
 
 /* Migration N brings the schema from version N-1 to N. Append only. */
@@ -44,6 +48,28 @@ static const char *const migrations[] = {
 	"  status TEXT NOT NULL,"
 	"  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
 	");",
+	/* 2: the append-only audit log and its signed checkpoints */
+	"CREATE TABLE audit_log ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  ts TEXT NOT NULL, node TEXT NOT NULL, actor TEXT NOT NULL, actor_cert_sha256 TEXT,"
+	"  role TEXT NOT NULL, action TEXT NOT NULL, object TEXT, project TEXT, environment TEXT,"
+	"  outcome TEXT NOT NULL, error_code TEXT, request_id TEXT,"
+	"  prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL"
+	");"
+	"CREATE TABLE audit_checkpoints ("
+	"  id INTEGER PRIMARY KEY,"
+	"  first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL,"
+	"  ts TEXT NOT NULL, node TEXT NOT NULL, kind TEXT NOT NULL, jws TEXT NOT NULL"
+	");"
+	"CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+	"  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+	"CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+	"  WHEN OLD.seq > (SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints WHERE kind = 'purge')"
+	"  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+	"CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints"
+	"  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
+	"CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints"
+	"  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;",
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -167,19 +193,302 @@ static cs_err step_done(cs_store *s, sqlite3_stmt *st, const char *what)
 	return rc == SQLITE_DONE ? CS_OK : db_fail(s, what);
 }
 
-cs_err cs_store_session_put(cs_store *s, const cs_gen_session *g)
+/* ---- write transactions, bounded in time -------------------------------- */
+
+static int past_deadline(void *arg)
+{
+	cs_store *s = arg;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > s->deadline.tv_sec ||
+	       (now.tv_sec == s->deadline.tv_sec && now.tv_nsec > s->deadline.tv_nsec);
+}
+
+void cs_store_set_write_timeout(cs_store *s, int ms)
+{
+	s->write_timeout_ms = ms;
+	sqlite3_busy_timeout(s->db, ms);
+}
+
+static cs_err write_begin(cs_store *s)
+{
+	if (s->write_timeout_ms > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &s->deadline);
+		s->deadline.tv_sec += s->write_timeout_ms / 1000;
+		s->deadline.tv_nsec += (long)(s->write_timeout_ms % 1000) * 1000000L;
+		if (s->deadline.tv_nsec >= 1000000000L) {
+			s->deadline.tv_sec++;
+			s->deadline.tv_nsec -= 1000000000L;
+		}
+		sqlite3_progress_handler(s->db, 1000, past_deadline, s);
+	}
+	return exec(s, "BEGIN IMMEDIATE");
+}
+
+static cs_err write_end(cs_store *s, cs_err r)
+{
+	if (r == CS_OK)
+		r = exec(s, "COMMIT");
+	if (r != CS_OK)
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_progress_handler(s->db, 0, NULL, NULL);
+	return r;
+}
+
+/* ---- audit ------------------------------------------------------------------- */
+
+/* The chain's base: the newest purge checkpoint's head, or zeros. */
+static cs_err chain_base(cs_store *s, int64_t *seq, uint8_t hash[32])
 {
 	sqlite3_stmt *st = NULL;
-	cs_err r = prepare(s, "INSERT INTO generation_sessions (id, created_ms, expires_ms, "
-			      "cert_sha256, claims_json) VALUES (?, ?, ?, ?, ?)", &st);
+	*seq = 0;
+	memset(hash, 0, 32);
+	cs_err r = prepare(s, "SELECT last_seq, head_hash FROM audit_checkpoints WHERE kind = 'purge' "
+			      "ORDER BY last_seq DESC LIMIT 1", &st);
 	if (r != CS_OK)
 		return r;
-	sqlite3_bind_text(st, 1, g->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, g->created_ms);
-	sqlite3_bind_int64(st, 3, g->expires_ms);
-	sqlite3_bind_text(st, 4, g->cert_sha256, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, g->claims_json, -1, SQLITE_STATIC);
-	return step_done(s, st, "storing the generation session");
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
+		*seq = sqlite3_column_int64(st, 0);
+		memcpy(hash, sqlite3_column_blob(st, 1), 32);
+	} else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		r = db_fail(s, "reading the audit chain base");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static cs_err audit_last(cs_store *s, int64_t *seq, uint8_t hash[32])
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = prepare(s, "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1", &st);
+	if (r != CS_OK)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
+		*seq = sqlite3_column_int64(st, 0);
+		memcpy(hash, sqlite3_column_blob(st, 1), 32);
+	} else if (rc == SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return chain_base(s, seq, hash);
+	} else {
+		r = db_fail(s, "reading the audit head");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static void bind_opt(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Inside a write transaction: chain and insert one entry. */
+static cs_err audit_insert(cs_store *s, cs_audit_entry *e)
+{
+	uint8_t prev[32], hash[32];
+	int64_t last = 0;
+	sqlite3_stmt *st = NULL;
+	cs_err r = audit_last(s, &last, prev);
+	if (r != CS_OK)
+		return r;
+	e->seq = last + 1;
+	cs_audit_hash(NULL, prev, e, hash);
+	if ((r = prepare(s, "INSERT INTO audit_log (seq, ts, node, actor, actor_cert_sha256, role, action, "
+			    "object, project, environment, outcome, error_code, request_id, prev_hash, "
+			    "entry_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st)) != CS_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, e->seq);
+	bind_opt(st, 2, e->ts);
+	bind_opt(st, 3, e->node);
+	bind_opt(st, 4, e->actor);
+	bind_opt(st, 5, e->actor_cert_sha256);
+	bind_opt(st, 6, e->role);
+	bind_opt(st, 7, e->action);
+	bind_opt(st, 8, e->object);
+	bind_opt(st, 9, e->project);
+	bind_opt(st, 10, e->environment);
+	bind_opt(st, 11, e->outcome);
+	bind_opt(st, 12, e->error_code);
+	bind_opt(st, 13, e->request_id);
+	sqlite3_bind_blob(st, 14, prev, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 15, hash, 32, SQLITE_STATIC);
+	return step_done(s, st, "appending to the audit log");
+}
+
+cs_err cs_store_audit_append(cs_store *s, cs_audit_entry *e)
+{
+	cs_err r = write_begin(s);
+	if (r == CS_OK)
+		r = audit_insert(s, e);
+	return write_end(s, r);
+}
+
+cs_err cs_store_audit_head(cs_store *s, int64_t *last_seq, uint8_t hash[32], int64_t *checkpointed)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = audit_last(s, last_seq, hash);
+	if (r != CS_OK || (r = prepare(s, "SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints", &st)) != CS_OK)
+		return r;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*checkpointed = sqlite3_column_int64(st, 0);
+	else
+		r = db_fail(s, "reading checkpoints");
+	sqlite3_finalize(st);
+	return r;
+}
+
+static cs_err checkpoint_insert(cs_store *s, int64_t first, int64_t last, const uint8_t hash[32],
+				const char *ts, const char *node, const char *kind, const char *jws)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = prepare(s, "INSERT INTO audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, jws) "
+			      "VALUES (?,?,?,?,?,?,?)", &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, first);
+	sqlite3_bind_int64(st, 2, last);
+	sqlite3_bind_blob(st, 3, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, node, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, jws, -1, SQLITE_STATIC);
+	return step_done(s, st, "storing the audit checkpoint");
+}
+
+cs_err cs_store_checkpoint_put(cs_store *s, int64_t first, int64_t last, const uint8_t hash[32],
+			       const char *ts, const char *node, const char *kind, const char *jws)
+{
+	cs_err r = write_begin(s);
+	if (r == CS_OK)
+		r = checkpoint_insert(s, first, last, hash, ts, node, kind, jws);
+	return write_end(s, r);
+}
+
+cs_err cs_store_checkpoint_latest(cs_store *s, char **jws)
+{
+	sqlite3_stmt *st = NULL;
+	*jws = NULL;
+	cs_err r = prepare(s, "SELECT jws FROM audit_checkpoints ORDER BY id DESC LIMIT 1", &st);
+	if (r != CS_OK)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = (*jws = strdup((const char *)sqlite3_column_text(st, 0))) != NULL ? CS_OK : CS_E_NOMEM;
+	else
+		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading checkpoints");
+	sqlite3_finalize(st);
+	return r;
+}
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+cs_err cs_store_audit_each(cs_store *s, int64_t from_seq, int64_t limit, cs_audit_row_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = prepare(s, "SELECT seq, ts, node, actor, actor_cert_sha256, role, action, object, project, "
+			      "environment, outcome, error_code, request_id, prev_hash, entry_hash "
+			      "FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?", &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, from_seq);
+	sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
+	int rc;
+	static const uint8_t zero[32];
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cs_audit_entry e = {sqlite3_column_int64(st, 0), col(st, 1), col(st, 2), col(st, 3),
+				    col(st, 4), col(st, 5), col(st, 6), col(st, 7), col(st, 8), col(st, 9),
+				    col(st, 10), col(st, 11), col(st, 12)};
+		const uint8_t *prev = sqlite3_column_bytes(st, 13) == 32 ? sqlite3_column_blob(st, 13) : zero;
+		const uint8_t *hash = sqlite3_column_bytes(st, 14) == 32 ? sqlite3_column_blob(st, 14) : zero;
+		if (fn(arg, &e, prev, hash))
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? CS_OK : db_fail(s, "reading the audit log");
+}
+
+cs_err cs_store_checkpoints_each(cs_store *s, cs_checkpoint_row_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = prepare(s, "SELECT first_seq, last_seq, head_hash, ts, node, kind, jws "
+			      "FROM audit_checkpoints ORDER BY id", &st);
+	if (r != CS_OK)
+		return r;
+	int rc;
+	static const uint8_t zero[32];
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const uint8_t *h = sqlite3_column_bytes(st, 2) == 32 ? sqlite3_column_blob(st, 2) : zero;
+		if (fn(arg, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), h, col(st, 3),
+		       col(st, 4), col(st, 5), col(st, 6)))
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? CS_OK : db_fail(s, "reading checkpoints");
+}
+
+cs_err cs_store_audit_purge_boundary(cs_store *s, const char *cutoff, int64_t *first, int64_t *boundary,
+				     uint8_t hash[32])
+{
+	sqlite3_stmt *st = NULL;
+	*first = *boundary = 0;
+	cs_err r = prepare(s, "SELECT (SELECT min(seq) FROM audit_log), seq, entry_hash FROM audit_log "
+			      "WHERE ts < ? ORDER BY seq DESC LIMIT 1", &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, cutoff, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 2) == 32) {
+		*first = sqlite3_column_int64(st, 0);
+		*boundary = sqlite3_column_int64(st, 1);
+		memcpy(hash, sqlite3_column_blob(st, 2), 32);
+	} else if (rc != SQLITE_DONE) {
+		r = db_fail(s, "finding the retention boundary");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+cs_err cs_store_audit_purge(cs_store *s, int64_t first, int64_t boundary, const uint8_t hash[32],
+			    const char *ts, const char *node, const char *jws)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = write_begin(s);
+	if (r == CS_OK)
+		r = checkpoint_insert(s, first, boundary, hash, ts, node, "purge", jws);
+	if (r == CS_OK && (r = prepare(s, "DELETE FROM audit_log WHERE seq <= ?", &st)) == CS_OK) {
+		sqlite3_bind_int64(st, 1, boundary);
+		r = step_done(s, st, "purging the audit log");
+	}
+	return write_end(s, r);
+}
+
+/* ---- sessions and certificates --------------------------------------------- */
+
+cs_err cs_store_session_put(cs_store *s, const cs_gen_session *g, cs_audit_entry *audit)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = write_begin(s);
+	if (r == CS_OK)
+		r = prepare(s, "INSERT INTO generation_sessions (id, created_ms, expires_ms, "
+			       "cert_sha256, claims_json) VALUES (?, ?, ?, ?, ?)", &st);
+	if (r == CS_OK) {
+		sqlite3_bind_text(st, 1, g->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, g->created_ms);
+		sqlite3_bind_int64(st, 3, g->expires_ms);
+		sqlite3_bind_text(st, 4, g->cert_sha256, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, g->claims_json, -1, SQLITE_STATIC);
+		r = step_done(s, st, "storing the generation session");
+	}
+	if (r == CS_OK && audit != NULL)
+		r = audit_insert(s, audit);
+	return write_end(s, r);
 }
 
 cs_err cs_store_session_claims(cs_store *s, const char *session_id, const char *cert_sha256,
@@ -211,10 +520,11 @@ cs_err cs_store_session_claims(cs_store *s, const char *session_id, const char *
 }
 
 cs_err cs_store_cert_put(cs_store *s, const char *session_id, const char *cert_id,
-			 const char *kid, const char *jws, const char *claims, int64_t now_ms)
+			 const char *kid, const char *jws, const char *claims, int64_t now_ms,
+			 cs_audit_entry *audit)
 {
 	sqlite3_stmt *st = NULL;
-	cs_err r = exec(s, "BEGIN IMMEDIATE");
+	cs_err r = write_begin(s);
 	if (r != CS_OK)
 		return r;
 	/* claim the session first: only one certificate per session */
@@ -240,11 +550,10 @@ cs_err cs_store_cert_put(cs_store *s, const char *session_id, const char *cert_i
 	sqlite3_bind_int64(st, 6, now_ms);
 	if ((r = step_done(s, st, "storing the certificate")) != CS_OK)
 		goto out;
-	r = exec(s, "COMMIT");
+	if (audit != NULL)
+		r = audit_insert(s, audit);
 out:
-	if (r != CS_OK)
-		(void)exec(s, "ROLLBACK");
-	return r;
+	return write_end(s, r);
 }
 
 cs_err cs_store_cert_get(cs_store *s, const char *cert_id, char **jws, char **claims_json)

@@ -10,6 +10,13 @@
 
 #include "cs_log.h"
 
+static cs_tls_refusal_fn refusal_hook;
+
+void cs_tls_on_refusal(cs_tls_refusal_fn fn)
+{
+	refusal_hook = fn;
+}
+
 static int verify_cb(int ok, X509_STORE_CTX *store)
 {
 	X509 *cert = X509_STORE_CTX_get_current_cert(store);
@@ -29,6 +36,10 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
 		int err = X509_STORE_CTX_get_error(store);
 		cs_log_warn("client certificate refused: subject=\"%s\" depth=%d reason=\"%s\"", subject,
 			    depth, X509_verify_cert_error_string(err));
+		SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+		X509 *leaf = X509_STORE_CTX_get0_cert(store);
+		if (refusal_hook != NULL && ssl != NULL && leaf != NULL)
+			refusal_hook(ssl, leaf, X509_verify_cert_error_string(err));
 	}
 	return ok;
 }
@@ -155,6 +166,13 @@ cs_err cs_tls_identity(SSL *ssl, char identity[CS_IDENTITY_MAX], char sha256_hex
 	X509 *cert = SSL_get0_peer_certificate(ssl);
 	if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
 		return CS_E_FORBIDDEN;
+	return cs_tls_cert_identity(cert, identity, sha256_hex);
+}
+
+cs_err cs_tls_cert_identity(X509 *cert, char identity[CS_IDENTITY_MAX], char sha256_hex[65])
+{
+	identity[0] = '\0';
+	sha256_hex[0] = '\0';
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
 	if (!X509_digest(cert, EVP_sha256(), md, &md_len) || md_len != 32)

@@ -28,5 +28,11 @@
 cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **out)
 	__attribute__((warn_unused_result));
 cs_err cs_tls_identity(SSL *ssl, char identity[CS_IDENTITY_MAX], char sha256_hex[65]);
+/* The same naming for a certificate (also one that failed verification). */
+cs_err cs_tls_cert_identity(X509 *cert, char identity[CS_IDENTITY_MAX], char sha256_hex[65]);
+/* Called once per connection whose client certificate is refused, with the
+ * certificate (identifiable peer) and the reason; for the audit log. */
+typedef void (*cs_tls_refusal_fn)(SSL *ssl, X509 *cert, const char *reason);
+void cs_tls_on_refusal(cs_tls_refusal_fn fn);
 
 #endif

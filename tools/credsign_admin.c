@@ -10,15 +10,29 @@
  * key csr writes a PKCS#10 request for a token key, signed in the token
  * through the credsign provider, so an organisation's CA can certify it.
  *
+ *   credsign-admin [--config FILE] audit verify [--from-seq N] [--jwks FILE]
+ *   credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]
+ *   credsign-admin [--config FILE] audit purge
+ *
+ * audit verify recomputes the hash chain and checks every checkpoint's
+ * signature (against --jwks, else the store's key table) and reports the
+ * first bad sequence number; exit 0 only when intact. audit export writes
+ * entries and the checkpoints that cover them as JSON lines. audit purge
+ * removes entries older than audit.retention_days behind a signed purge
+ * checkpoint. Key events and exports are audited as local:<unix user>.
+ *
  * The configuration comes from --config or $CREDSIGN_CONF. Output is JSON on
  * stdout; errors go to stderr and the exit status is 1 (2 for usage).
  */
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
+#include <time.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/store.h>
@@ -27,13 +41,38 @@
 #include "config.h"
 #include "cs_log.h"
 #include "jose.h"
+#include "audit.h"
+#include "audit_verify.h"
+#include "certsign.h"
 #include "provider.h"
+#include "store.h"
 #include "token.h"
 
 typedef struct {
 	cs_config *cfg;
 	cs_token *token;
 } admin_ctx;
+
+/* Record an administrative event, attributed to the local unix user. */
+static cs_err admin_event(admin_ctx *a, const char *action, const char *object, const char *outcome)
+{
+	cs_store *store = NULL;
+	char actor[96], ts[32];
+	struct passwd *pw = getpwuid(getuid());
+	snprintf(actor, sizeof(actor), "local:%s", pw != NULL ? pw->pw_name : "unknown");
+	cs_audit_now(ts);
+	cs_audit_entry e = {.ts = ts, .node = a->cfg->server.node_id, .actor = actor, .role = "admin",
+			    .action = action, .object = object, .outcome = outcome};
+	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	if (r == CS_OK) {
+		cs_store_set_write_timeout(store, a->cfg->audit.write_timeout_ms);
+		r = cs_store_audit_append(store, &e);
+	}
+	cs_store_close(store);
+	if (r != CS_OK)
+		fprintf(stderr, "credsign-admin: the audit log could not record %s: %s\n", action, cs_strerror(r));
+	return r;
+}
 
 static int fail(const char *what, cs_err r)
 {
@@ -120,6 +159,8 @@ static int cmd_key_generate(admin_ctx *a, const char *label)
 {
 	cs_key_ref ref;
 	cs_err r = cs_token_generate_p256(a->token, label, &ref);
+	if (admin_event(a, "key.generate", label, r == CS_OK ? "success" : "failure") != CS_OK && r == CS_OK)
+		return 1; /* the key exists, but the event is not on record: say so */
 	if (r != CS_OK)
 		return fail("generating the key", r);
 	return print_key(a, &ref);
@@ -204,7 +245,7 @@ static int cmd_key_csr(admin_ctx *a, const char *uri, const char *subject, const
 		fail("writing the request", CS_E_IO);
 		goto out;
 	}
-	rc = 0;
+	rc = admin_event(a, "key.csr", uri, "success") == CS_OK ? 0 : 1;
 out:
 	BIO_free(out);
 	EVP_MD_CTX_free(md);
@@ -217,13 +258,210 @@ out:
 	return rc;
 }
 
+/* ---- audit ------------------------------------------------------------------ */
+
+static json_t *load_jwks(admin_ctx *a, const char *path, cs_store *store);
+
+static void add_key(void *arg, const char *kid, const char *jwk_json, const char *status,
+		    const char *created_at)
+{
+	(void)kid;
+	(void)status;
+	(void)created_at;
+	json_t *k = json_loads(jwk_json, 0, NULL);
+	if (k != NULL)
+		json_array_append_new(arg, k);
+}
+
+static json_t *load_jwks(admin_ctx *a, const char *path, cs_store *store)
+{
+	(void)a;
+	if (path != NULL) {
+		json_error_t err;
+		json_t *j = json_load_file(path, 0, &err);
+		if (j == NULL || !json_is_array(json_object_get(j, "keys"))) {
+			fprintf(stderr, "credsign-admin: %s is not a JWKS\n", path);
+			json_decref(j);
+			return NULL;
+		}
+		return j;
+	}
+	json_t *keys = json_array();
+	if (cs_store_keys_each(store, add_key, keys) != CS_OK) {
+		json_decref(keys);
+		return NULL;
+	}
+	fprintf(stderr, "credsign-admin: checking signatures against the store's own key table; "
+			"pass --jwks with an independently kept JWKS for the strong check\n");
+	return json_pack("{s:o}", "keys", keys);
+}
+
+static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_path)
+{
+	cs_store *store = NULL;
+	cs_audit_report rep;
+	int rc = 1;
+	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	if (r != CS_OK)
+		return fail("opening the store", r);
+	json_t *jwks = load_jwks(a, jwks_path, store);
+	if (jwks != NULL) {
+		r = cs_audit_verify(store, jwks, from_seq, &rep);
+		if (r != CS_OK) {
+			fail("reading the audit log", r);
+		} else if (rep.intact) {
+			printf("audit log intact: %lld entries (seq %lld..%lld), %lld checkpoints verified\n",
+			       (long long)rep.entries, (long long)rep.first_seq, (long long)rep.last_seq,
+			       (long long)rep.checkpoints);
+			rc = 0;
+		} else {
+			printf("audit log NOT intact at seq %lld: %s\n", (long long)rep.bad_seq, rep.reason);
+		}
+	}
+	json_decref(jwks);
+	cs_store_close(store);
+	return rc;
+}
+
+typedef struct {
+	const char *since_ts;
+	long long count;
+} export_ctx;
+
+static int export_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+{
+	export_ctx *x = arg;
+	if (x->since_ts != NULL && strcmp(e->ts, x->since_ts) < 0)
+		return 0;
+	json_t *j = cs_audit_entry_json(e);
+	char *p = cs_b64url_encode(prev, 32), *h = cs_b64url_encode(hash, 32);
+	json_object_set_new(j, "type", json_string("entry"));
+	json_object_set_new(j, "prev_hash", json_string(p));
+	json_object_set_new(j, "entry_hash", json_string(h));
+	free(p);
+	free(h);
+	char *line = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	if (line != NULL)
+		printf("%s\n", line);
+	free(line);
+	json_decref(j);
+	x->count++;
+	return 0;
+}
+
+static int export_checkpoint(void *arg, int64_t first, int64_t last, const uint8_t head[32],
+			     const char *ts, const char *node, const char *kind, const char *jws)
+{
+	(void)arg;
+	char *h = cs_b64url_encode(head, 32);
+	json_t *j = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "type", "checkpoint", "first_seq",
+			      (json_int_t)first, "last_seq", (json_int_t)last, "head_hash", h ? h : "",
+			      "time", ts, "node", node, "kind", kind, "jws", jws);
+	char *line = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (line != NULL)
+		printf("%s\n", line);
+	free(line);
+	free(h);
+	json_decref(j);
+	return 0;
+}
+
+static int cmd_audit_export(admin_ctx *a, const char *since)
+{
+	cs_store *store = NULL;
+	export_ctx x = {0};
+	long long from = 1;
+	if (since != NULL) {
+		char *end = NULL;
+		long long v = strtoll(since, &end, 10);
+		if (*end == '\0' && v >= 1)
+			from = v;
+		else if (strlen(since) >= 10 && since[4] == '-')
+			x.since_ts = since; /* RFC 3339 compares as text */
+		else {
+			fprintf(stderr, "credsign-admin: --since takes a sequence number or an RFC 3339 time\n");
+			return 2;
+		}
+	}
+	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	if (r == CS_OK)
+		r = cs_store_audit_each(store, from, 0, export_entry, &x);
+	/* the checkpoints needed to verify the range: all of them (few) */
+	if (r == CS_OK)
+		r = cs_store_checkpoints_each(store, export_checkpoint, NULL);
+	cs_store_close(store);
+	if (r != CS_OK)
+		return fail("exporting the audit log", r);
+	fflush(stdout);
+	char what[64];
+	snprintf(what, sizeof(what), "%lld entries", x.count);
+	return admin_event(a, "audit.export", what, "success") == CS_OK ? 0 : 1;
+}
+
+static int cmd_audit_purge(admin_ctx *a)
+{
+	cs_store *store = NULL;
+	cs_signer *signer = NULL;
+	OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
+	OSSL_PROVIDER *prov = NULL, *deflt = NULL;
+	int64_t first = 0, boundary = 0;
+	uint8_t head[32];
+	char cutoff[32], ts[32], *jws = NULL;
+	int rc = 1;
+	time_t limit = time(NULL) - (time_t)a->cfg->audit.retention_days * 86400;
+	struct tm tm;
+	gmtime_r(&limit, &tm);
+	strftime(cutoff, sizeof(cutoff), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	if (r == CS_OK)
+		r = cs_store_audit_purge_boundary(store, cutoff, &first, &boundary, head);
+	if (r != CS_OK) {
+		fail("reading the audit log", r);
+		goto out;
+	}
+	if (boundary == 0) {
+		printf("nothing to purge: no entry is older than %d days (%s)\n", a->cfg->audit.retention_days, cutoff);
+		rc = 0;
+		goto out;
+	}
+	if (libctx == NULL || cs_provider_load(libctx, a->token, &prov) != CS_OK ||
+	    (deflt = OSSL_PROVIDER_load(libctx, "default")) == NULL ||
+	    (r = cs_signer_open(libctx, a->cfg->pkcs11.signing_key, &signer)) != CS_OK) {
+		fail("opening the signing key", r);
+		goto out;
+	}
+	cs_audit_now(ts);
+	if ((r = cs_audit_sign_checkpoint(signer, first, boundary, head, ts, a->cfg->server.node_id, "purge",
+					  &jws)) != CS_OK ||
+	    (r = cs_store_audit_purge(store, first, boundary, head, ts, a->cfg->server.node_id, jws)) != CS_OK) {
+		fail("purging", r);
+		goto out;
+	}
+	printf("purged entries %lld..%lld (older than %s) behind a signed purge checkpoint\n",
+	       (long long)first, (long long)boundary, cutoff);
+	char what[64];
+	snprintf(what, sizeof(what), "%lld..%lld", (long long)first, (long long)boundary);
+	rc = admin_event(a, "audit.purge", what, "success") == CS_OK ? 0 : 1;
+out:
+	free(jws);
+	cs_signer_free(signer);
+	OSSL_PROVIDER_unload(deflt);
+	OSSL_PROVIDER_unload(prov);
+	OSSL_LIB_CTX_free(libctx);
+	cs_store_close(store);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: credsign-admin [--config FILE] token info\n"
 		   "       credsign-admin [--config FILE] key generate --label LABEL\n"
 		   "       credsign-admin [--config FILE] key jwk [--key PKCS11-URI]\n"
 		   "       credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN\n"
-		   "                      [--san DNS:name,IP:addr] [--out FILE]\n");
+		   "                      [--san DNS:name,IP:addr] [--out FILE]\n"
+		   "       credsign-admin [--config FILE] audit verify [--from-seq N] [--jwks FILE]\n"
+		   "       credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]\n"
+		   "       credsign-admin [--config FILE] audit purge\n");
 }
 
 int main(int argc, char **argv)
@@ -235,11 +473,16 @@ int main(int argc, char **argv)
 		{"subject", required_argument, NULL, 's'},
 		{"san", required_argument, NULL, 'S'},
 		{"out", required_argument, NULL, 'o'},
+		{"from-seq", required_argument, NULL, 'F'},
+		{"jwks", required_argument, NULL, 'J'},
+		{"since", required_argument, NULL, 'i'},
+		{"format", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *config_path = getenv("CREDSIGN_CONF"), *label = NULL, *key_uri = NULL;
-	const char *subject = NULL, *san = NULL, *out_path = NULL;
+	const char *subject = NULL, *san = NULL, *out_path = NULL, *jwks = NULL, *since = NULL;
+	long long from_seq = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -249,6 +492,15 @@ int main(int argc, char **argv)
 		case 's': subject = optarg; break;
 		case 'S': san = optarg; break;
 		case 'o': out_path = optarg; break;
+		case 'F': from_seq = atoll(optarg); break;
+		case 'J': jwks = optarg; break;
+		case 'i': since = optarg; break;
+		case 'm':
+			if (strcmp(optarg, "jsonl") != 0) {
+				usage(stderr);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -262,7 +514,9 @@ int main(int argc, char **argv)
 	int is_gen = strcmp(noun, "key") == 0 && strcmp(verb, "generate") == 0;
 	int is_jwk = strcmp(noun, "key") == 0 && strcmp(verb, "jwk") == 0;
 	int is_csr = strcmp(noun, "key") == 0 && strcmp(verb, "csr") == 0;
-	if (!(is_info || is_gen || is_jwk || is_csr) || (is_gen && label == NULL) ||
+	int is_audit = strcmp(noun, "audit") == 0 &&
+		       (strcmp(verb, "verify") == 0 || strcmp(verb, "export") == 0 || strcmp(verb, "purge") == 0);
+	if (!(is_info || is_gen || is_jwk || is_csr || is_audit) || (is_gen && label == NULL) ||
 	    (is_csr && subject == NULL)) {
 		usage(stderr);
 		return 2;
@@ -277,8 +531,16 @@ int main(int argc, char **argv)
 	cs_config_diag_free(&diag);
 	if (r != CS_OK)
 		return fail("configuration", r);
+	if (is_audit && strcmp(verb, "purge") != 0) { /* no token needed */
+		int arc = strcmp(verb, "verify") == 0 ? cmd_audit_verify(&a, from_seq, jwks)
+						      : cmd_audit_export(&a, since);
+		cs_config_free(a.cfg);
+		return arc;
+	}
 	int rc = open_token(&a, is_gen);
-	if (rc == 0) {
+	if (rc == 0 && is_audit) {
+		rc = cmd_audit_purge(&a);
+	} else if (rc == 0) {
 		if (is_info)
 			rc = cmd_token_info(&a);
 		else if (is_gen)

@@ -98,6 +98,8 @@ static const bad_case bad[] = {
 	{15, 15, "  module = \"/nonexistent/libpkcs11.so\";", 15, "pkcs11.module", "is not readable"},
 	{20, 20, "  validation = \"\";", 20, "pkcs11.validation", "must not be empty"},
 	{8, 8, "  key = \"pkcs11:token=credsign\";", 8, "tls.key", "must name the key"},
+	{29, 29, "audit = { retention_days = 30; };", 29, "audit.retention_days", "30 is out of range 365..36500"},
+	{29, 29, "audit = { readers = \"auditor\"; };", 29, "audit.readers", "expected a list of strings"},
 };
 
 static void write_file(const char *name, const char *text, mode_t mode)

@@ -1,0 +1,126 @@
+/* audit: see audit.h. */
+#include "audit.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "cs_log.h"
+#include "jose.h"
+
+struct cs_audit {
+	const cs_config *cfg;
+	cs_signer *signer;
+	pthread_mutex_t checkpoint_lock;
+};
+
+cs_err cs_audit_open(const cs_config *cfg, cs_signer *signer, cs_audit **out)
+{
+	cs_audit *a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return CS_E_NOMEM;
+	a->cfg = cfg;
+	a->signer = signer;
+	pthread_mutex_init(&a->checkpoint_lock, NULL);
+	if (cfg->audit.syslog)
+		openlog("credsignd", LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
+	*out = a;
+	return CS_OK;
+}
+
+void cs_audit_free(cs_audit *a)
+{
+	if (a == NULL)
+		return;
+	if (a->cfg->audit.syslog)
+		closelog();
+	pthread_mutex_destroy(&a->checkpoint_lock);
+	free(a);
+}
+
+void cs_audit_complete(cs_audit *a, cs_audit_entry *e)
+{
+	static __thread char ts[32];
+	if (e->ts == NULL) {
+		cs_audit_now(ts);
+		e->ts = ts;
+	}
+	if (e->node == NULL)
+		e->node = a->cfg->server.node_id;
+}
+
+json_t *cs_audit_entry_json(const cs_audit_entry *e)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:s?, s:s?}", "seq",
+			 (json_int_t)e->seq, "ts", e->ts, "node", e->node, "actor", e->actor,
+			 "actor_cert_sha256", e->actor_cert_sha256, "role", e->role, "action", e->action,
+			 "object", e->object, "project", e->project, "environment", e->environment,
+			 "outcome", e->outcome, "error_code", e->error_code, "request_id", e->request_id);
+}
+
+cs_err cs_audit_sign_checkpoint(cs_signer *signer, int64_t first, int64_t last, const uint8_t head[32],
+				const char *ts, const char *node, const char *kind, char **jws)
+{
+	char *h = cs_b64url_encode(head, 32);
+	json_t *claims = h != NULL ? json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "first_seq", (json_int_t)first,
+					       "last_seq", (json_int_t)last, "head_hash", h, "time", ts,
+					       "node", node, "kind", kind)
+				   : NULL;
+	free(h);
+	if (claims == NULL)
+		return CS_E_NOMEM;
+	cs_err r = cs_signer_jws(signer, CS_CHECKPOINT_TYP, claims, jws);
+	json_decref(claims);
+	return r;
+}
+
+cs_err cs_audit_checkpoint(cs_audit *a, cs_store *store, const char *kind)
+{
+	int64_t last = 0, covered = 0;
+	uint8_t head[32];
+	char ts[32], *jws = NULL;
+	pthread_mutex_lock(&a->checkpoint_lock);
+	cs_err r = cs_store_audit_head(store, &last, head, &covered);
+	if (r == CS_OK && last > covered) {
+		cs_audit_now(ts);
+		r = cs_audit_sign_checkpoint(a->signer, covered + 1, last, head, ts, a->cfg->server.node_id,
+					     kind, &jws);
+		if (r == CS_OK)
+			r = cs_store_checkpoint_put(store, covered + 1, last, head, ts, a->cfg->server.node_id,
+						    kind, jws);
+		if (r != CS_OK)
+			cs_log_error("audit checkpoint %lld..%lld failed: %s", (long long)covered + 1,
+				     (long long)last, cs_strerror(r));
+	}
+	pthread_mutex_unlock(&a->checkpoint_lock);
+	free(jws);
+	return r;
+}
+
+void cs_audit_committed(cs_audit *a, cs_store *store, const cs_audit_entry *e)
+{
+	if (a->cfg->audit.syslog) {
+		json_t *j = cs_audit_entry_json(e);
+		char *line = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+		if (line != NULL)
+			syslog(LOG_INFO, "%s", line);
+		free(line);
+		json_decref(j);
+	}
+	if (e->seq % a->cfg->audit.checkpoint_entries == 0)
+		(void)cs_audit_checkpoint(a, store, "periodic");
+}
+
+cs_err cs_audit_record(cs_audit *a, cs_store *store, cs_audit_entry *e)
+{
+	cs_audit_complete(a, e);
+	cs_err r = cs_store_audit_append(store, e);
+	if (r != CS_OK) {
+		cs_log_error("audit entry not written (action=%s actor=%s): %s", e->action, e->actor,
+			     cs_strerror(r));
+		return r;
+	}
+	cs_audit_committed(a, store, e);
+	return CS_OK;
+}

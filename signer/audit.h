@@ -1,0 +1,45 @@
+/*
+ * audit: the daemon's side of the tamper-evident audit log.
+ *
+ * cs_audit_record() completes an entry (time, node), appends it to the store
+ * (durable on return, bounded by audit.write_timeout_ms), mirrors it to
+ * syslog as one JSON line when audit.syslog is set, and signs a checkpoint
+ * when audit.checkpoint_entries entries have accumulated. Entries that
+ * belong to a state change (a session, a certificate) are appended inside
+ * that change's transaction instead; cs_audit_committed() then does the
+ * mirroring and checkpointing.
+ *
+ * A checkpoint is an ES256 JWS (typ credsign-audit-checkpoint+jwt) signed
+ * with the token key over {first_seq, last_seq, head_hash, time, node,
+ * kind}; cs_audit_checkpoint() makes one on demand (timer, stop). Thread-safe.
+ */
+#ifndef CS_AUDIT_H
+#define CS_AUDIT_H
+
+#include <jansson.h>
+
+#include "audit_chain.h"
+#include "certsign.h"
+#include "config.h"
+#include "store.h"
+
+typedef struct cs_audit cs_audit;
+
+cs_err cs_audit_open(const cs_config *cfg, cs_signer *signer, cs_audit **out);
+void cs_audit_free(cs_audit *audit);
+/* Fill ts and node when unset. */
+void cs_audit_complete(cs_audit *audit, cs_audit_entry *entry);
+cs_err cs_audit_record(cs_audit *audit, cs_store *store, cs_audit_entry *entry)
+	__attribute__((warn_unused_result));
+void cs_audit_committed(cs_audit *audit, cs_store *store, const cs_audit_entry *entry);
+/* Sign a checkpoint over the entries since the last one (kind: periodic,
+ * stop); does nothing when there are none. */
+cs_err cs_audit_checkpoint(cs_audit *audit, cs_store *store, const char *kind);
+/* Sign a checkpoint payload (also used by the admin tool's purge). */
+cs_err cs_audit_sign_checkpoint(cs_signer *signer, int64_t first, int64_t last,
+				const uint8_t head[32], const char *ts, const char *node,
+				const char *kind, char **jws);
+/* The entry as JSON (export, syslog). */
+json_t *cs_audit_entry_json(const cs_audit_entry *entry);
+
+#endif

@@ -39,7 +39,21 @@ struct api_call {
 	char error_code[48];
 	cs_audit_entry audit; /* handlers fill action, object, project, environment */
 	int audited;          /* written inside the handler's own transaction */
+	int store_failed;     /* the store already failed (or timed out) this request */
+	/* the audit entry's own copies: handlers' buffers die before it is written */
+	char object[256], project[TEXT_FIELD_MAX * 4 + 1], environment[TEXT_FIELD_MAX * 4 + 1];
 };
+
+/* Set an audit field from a value that may not outlive the handler. */
+static const char *audit_copy(char *buf, size_t cap, const char *value)
+{
+	if (value == NULL)
+		return NULL;
+	snprintf(buf, cap, "%s", value);
+	return buf;
+}
+#define AUDIT_SET(req, field, value) \
+	((req)->audit.field = audit_copy((req)->field, sizeof((req)->field), (value)))
 
 static void reply_release(api_call *req)
 {
@@ -116,7 +130,10 @@ static void send_cs_error(api_call *req, cs_err r, const char *what)
 	}
 	switch (cs_err_category_of(r)) {
 	case CS_CAT_TOKEN: api_error(req, 503, "token_unavailable", msg); return;
-	case CS_CAT_STORE: api_error(req, 503, "store_unavailable", msg); return;
+	case CS_CAT_STORE:
+		req->store_failed = 1;
+		api_error(req, 503, "store_unavailable", msg);
+		return;
 	default: api_error(req, 500, "internal_error", msg); return;
 	}
 }
@@ -449,9 +466,9 @@ static void handle_generate(api_call *req, cs_app *app, cs_store *store,
 	req->audit.actor = peer->identity;
 	req->audit.actor_cert_sha256 = peer->cert_sha256;
 	req->audit.role = "client";
-	req->audit.object = session_id;
-	req->audit.project = g.project;
-	req->audit.environment = g.environment;
+	AUDIT_SET(req, object, session_id);
+	AUDIT_SET(req, project, g.project);
+	AUDIT_SET(req, environment, g.environment);
 	req->audit.outcome = "success";
 	cs_audit_complete(app->audit, &req->audit);
 	if ((r = cs_store_session_put(store, &session, &req->audit)) != CS_OK) {
@@ -526,7 +543,7 @@ static void handle_certify(api_call *req, cs_app *app, cs_store *store,
 		goto out;
 	}
 	const char *session_id = json_string_value(sid);
-	req->audit.object = session_id;
+	AUDIT_SET(req, object, session_id);
 	int64_t now = now_ms();
 	cs_err r = cs_store_session_claims(store, session_id, peer->cert_sha256, now, &session_claims);
 	if (r == CS_OK)
@@ -542,9 +559,9 @@ static void handle_certify(api_call *req, cs_app *app, cs_store *store,
 		req->audit.actor = peer->identity;
 		req->audit.actor_cert_sha256 = peer->cert_sha256;
 		req->audit.role = "client";
-		req->audit.object = cert_id;
-		req->audit.project = project[0] ? project : NULL;
-		req->audit.environment = environment[0] ? environment : NULL;
+		AUDIT_SET(req, object, cert_id);
+		AUDIT_SET(req, project, project[0] ? project : NULL);
+		AUDIT_SET(req, environment, environment[0] ? environment : NULL);
 		req->audit.outcome = "success";
 		cs_audit_complete(app->audit, &req->audit);
 		r = cs_store_cert_put(store, session_id, cert_id, cs_signer_kid(app->signer), jws, claims,
@@ -553,7 +570,7 @@ static void handle_certify(api_call *req, cs_app *app, cs_store *store,
 			req->audited = 1;
 			cs_audit_committed(app->audit, store, &req->audit);
 		} else {
-			req->audit.object = session_id;
+			AUDIT_SET(req, object, session_id);
 		}
 	}
 	if (r != CS_OK) {
@@ -863,7 +880,7 @@ static void dispatch(api_call *req, cs_app *app, cs_store *store, const cs_peer 
 			handle_certify(req, app, store, peer);
 	} else if (strncmp(path, "/cert/", 6) == 0) {
 		req->audit.action = "cert.read";
-		req->audit.object = path + 6;
+		AUDIT_SET(req, object, path + 6);
 		if (method_is(req, EVHTTP_REQ_GET))
 			handle_cert(req, store, path + 6);
 	} else if (strcmp(path, "/.well-known/jwks.json") == 0) {
@@ -888,7 +905,7 @@ static void dispatch(api_call *req, cs_app *app, cs_store *store, const cs_peer 
 			handle_audit_export(req, app, store, peer);
 	} else {
 		req->audit.action = "request";
-		req->audit.object = path;
+		AUDIT_SET(req, object, path);
 		api_error(req, 404, "not_found", "no such route");
 	}
 }
@@ -920,7 +937,12 @@ void cs_api_handle(struct evhttp_request *http, cs_app *app, cs_store *store, co
 	} else {
 		dispatch(req, app, store, peer, path);
 	}
-	if (!call.audited) {
+	if (call.store_failed) {
+		/* the store could not write within audit.write_timeout_ms: a second
+		 * attempt for the failure entry would only double the wait */
+		cs_log_error("request %s (%s) failed and could not be audited: the store is unavailable",
+			     request_id, call.audit.action != NULL ? call.audit.action : "request");
+	} else if (!call.audited) {
 		cs_audit_entry *e = &call.audit;
 		e->actor = peer != NULL ? peer->identity : "unidentified";
 		e->actor_cert_sha256 = peer != NULL ? peer->cert_sha256 : NULL;

@@ -326,6 +326,7 @@ static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_p
 typedef struct {
 	const char *since_ts;
 	long long count;
+	int failed;
 } export_ctx;
 
 static int export_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
@@ -334,6 +335,11 @@ static int export_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[3
 	if (x->since_ts != NULL && strcmp(e->ts, x->since_ts) < 0)
 		return 0;
 	json_t *j = cs_audit_entry_json(e);
+	if (j == NULL) { /* not valid UTF-8: never skip an entry silently */
+		fprintf(stderr, "credsign-admin: entry %lld cannot be exported as JSON\n", (long long)e->seq);
+		x->failed = 1;
+		return 1;
+	}
 	char *p = cs_b64url_encode(prev, 32), *h = cs_b64url_encode(hash, 32);
 	json_object_set_new(j, "type", json_string("entry"));
 	json_object_set_new(j, "prev_hash", json_string(p));
@@ -390,6 +396,8 @@ static int cmd_audit_export(admin_ctx *a, const char *since)
 	if (r == CS_OK)
 		r = cs_store_checkpoints_each(store, export_checkpoint, NULL);
 	cs_store_close(store);
+	if (r == CS_OK && x.failed)
+		r = CS_E_STORE;
 	if (r != CS_OK)
 		return fail("exporting the audit log", r);
 	fflush(stdout);

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# The tamper-evident audit log: complete and attributed entries, signed
+# checkpoints, fail-closed writes, tamper detection by credsign-admin audit
+# verify and by an independent verifier, export, retention purge.
+#
+#   audit_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
+BUILD=${1:?}
+STATE=${2:?}
+SOFTHSM=${3:?}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_token audit || exit 1
+
+EXTRA_SERVER='' it_setup audit || exit 1
+# small checkpoint interval, auditor identity: restart with an audit group
+stop_daemon
+cat >> "$conf" <<'CONF'
+audit = { checkpoint_entries = 5; checkpoint_seconds = 3600; write_timeout_ms = 1500;
+          readers = [ "spiffe://credsign.test/auditor" ]; };
+CONF
+start_daemon || exit 1
+sql() { sqlite3 "$1" "$2"; }
+jwks=$work/jwks.json
+call auditor GET /.well-known/jwks.json | cut -d' ' -f2- > "$jwks"
+
+# ---- every action and refusal class, attributed -----------------------------------
+start_seq=$(sql "$db" 'SELECT max(seq) FROM audit_log')
+got=$(call ci-deployer POST /api/generate '{"preset":"soc2","project":"payments","environment":"production"}')
+sid=$(json_field "${got#200 }" generation_session_id)
+got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
+cid=$(json_field "${got#201 }" cert_id)
+call web-deployer GET "/cert/$cid" > /dev/null
+call web-deployer GET /.well-known/jwks.json > /dev/null
+call web-deployer GET '/api/policy?standards=soc2' > /dev/null
+call web-deployer GET /api/presets > /dev/null
+call web-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}" > /dev/null  # 403
+call ci-deployer POST /api/generate '{"preset":"soc2","colour":"red"}' > /dev/null                   # 400
+call ci-deployer POST /api/generate '{"preset":"soc2","length":4}' > /dev/null                       # 422
+call stranger GET /api/audit > /dev/null                                                             # 403
+call auditor GET /api/audit/checkpoint > /dev/null
+curl -s -o /dev/null --max-time 5 $(client revoked) "$url/healthz"                                  # TLS refusal
+call operator GET /healthz > /dev/null                                                               # not audited
+
+expected_entries() {
+	sql "$db" "SELECT actor, role, action, outcome, coalesce(error_code,''), coalesce(object,''),
+	           coalesce(project,''), coalesce(environment,''), (actor_cert_sha256 IS NOT NULL),
+	           (request_id IS NOT NULL) FROM audit_log WHERE seq > $start_seq ORDER BY seq" > "$work/got.txt"
+	cat > "$work/want.txt" <<WANT
+spiffe://credsign.test/ci-deployer|client|generate|success||$sid|payments|production|1|1
+spiffe://credsign.test/ci-deployer|client|certify|success||$cid|payments|production|1|1
+spiffe://credsign.test/web-deployer|client|cert.read|success||$cid|||1|1
+spiffe://credsign.test/web-deployer|client|jwks.read|success|||||1|1
+spiffe://credsign.test/web-deployer|client|policy.read|success|||||1|1
+spiffe://credsign.test/web-deployer|client|presets.read|success|||||1|1
+spiffe://credsign.test/web-deployer|client|certify|refused|forbidden|$sid|||1|1
+spiffe://credsign.test/ci-deployer|client|generate|refused|unknown_field||||1|1
+spiffe://credsign.test/ci-deployer|client|generate|refused|below_minimum||||1|1
+spiffe://credsign.test/stranger|client|audit.read|refused|forbidden||||1|1
+spiffe://credsign.test/auditor|auditor|audit.checkpoint.read|success|||||1|1
+spiffe://credsign.test/revoked|client|tls.handshake|refused|certificate revoked||||1|0
+WANT
+	diff "$work/want.txt" "$work/got.txt"
+}
+check "every API action and refusal class produces exactly the expected attributed entry" expected_entries
+
+timestamps_utc_ms() {
+	[ "$(sql "$db" "SELECT count(*) FROM audit_log WHERE ts NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z'")" = 0 ] &&
+		[ "$(sql "$db" "SELECT count(DISTINCT node) FROM audit_log")" = 1 ]
+}
+check "timestamps are RFC 3339 UTC with milliseconds and Z; node recorded" timestamps_utc_ms
+
+no_secrets_in_audit() {
+	! sql "$db" "SELECT * FROM audit_log" | grep -qiE 'salt|credential|pin'
+}
+check "no credential, PIN or salt field in the audit log" no_secrets_in_audit
+
+append_only() {
+	[ "$(sql "$db" 'SELECT count(*) FROM audit_checkpoints')" -gt 0 ] &&
+	! sql "$db" "UPDATE audit_log SET actor = 'x' WHERE seq = 1" 2>/dev/null &&
+		! sql "$db" "DELETE FROM audit_log WHERE seq = 1" 2>/dev/null &&
+		! sql "$db" "DELETE FROM audit_checkpoints" 2>/dev/null &&
+		[[ "$(sql "$db" "UPDATE audit_log SET actor = 'x' WHERE seq = 1" 2>&1)" == *append-only* ]]
+}
+check "triggers refuse UPDATE and DELETE" append_only
+
+checkpoint_signed() {
+	local got
+	got=$(call auditor GET /api/audit/checkpoint)
+	[[ "$got" == "200 "* ]] && /usr/bin/python3 - "${got#200 }" "$jwks" <<'PY'
+import json, sys
+from jwcrypto import jwk, jws
+doc = json.loads(sys.argv[1]); keys = {k["kid"]: k for k in json.load(open(sys.argv[2]))["keys"]}
+t = jws.JWS(); t.deserialize(doc["checkpoint"])
+k = keys[t.jose_header["kid"]]
+t.verify(jwk.JWK(**{n: k[n] for n in ("kty", "crv", "x", "y")}), alg="ES256")
+c = json.loads(t.payload)
+assert t.jose_header["typ"] == "credsign-audit-checkpoint+jwt"
+assert {"first_seq", "last_seq", "head_hash", "time", "node"} <= set(c) and c["last_seq"] % 5 == 0
+PY
+}
+check "GET /api/audit/checkpoint: an ES256 checkpoint every 5 entries, verifiable with the JWKS" checkpoint_signed
+
+auditor_export() {
+	local got
+	got=$(call auditor GET '/api/audit?from_seq=1&limit=3')
+	[[ "$got" == "200 "* ]] && python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert [e["seq"] for e in d["entries"]] == [1,2,3] and d["checkpoints"]' "${got#200 }"
+}
+check "GET /api/audit (auditor) returns a range with the checkpoints" auditor_export
+
+# ---- fail closed: the audit write cannot finish in time ---------------------------------
+fail_closed() {
+	local sid2 start elapsed gen cert
+	sid2=$(json_field "$(call ci-deployer POST /api/generate '{"preset":"soc2"}' | cut -d' ' -f2-)" generation_session_id)
+	# another process holds the database's write lock (a stuck store)
+	( echo "BEGIN EXCLUSIVE;"; sleep 6; echo "COMMIT;" ) | sqlite3 "$db" &
+	local locker=$!
+	sleep 0.5
+	start=$(date +%s%N)
+	gen=$(call ci-deployer POST /api/generate '{"preset":"soc2"}')
+	cert=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid2\"}")
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	wait $locker
+	echo "  two requests failed in ${elapsed} ms (write_timeout_ms = 1500)"
+	[[ "$gen" == "503 "* ]] && [[ "$gen" != *credential* ]] || { echo "  generate: ${gen:0:200}"; return 1; }
+	[[ "$cert" == "503 "* ]] && [[ "$cert" != *certificate\"* ]] || { echo "  certify: ${cert:0:200}"; return 1; }
+	[ "$elapsed" -lt 5000 ] || return 1
+	# the lock is gone: the same session certifies now
+	[[ "$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid2\"}")" == "201 "* ]]
+}
+check "audit write blocked: generate and certify return 503 within the bound, no credential" fail_closed
+
+stop_daemon
+check "the daemon stops cleanly" test $? -eq 0
+
+# ---- verification ----------------------------------------------------------------
+admin_verify() { # admin_verify DB -> output of audit verify on a copy
+	local copy=$work/verify.db
+	cp "$1" "$copy"
+	sed "s|path = \"$db\"|path = \"$copy\"|" "$conf" > "$work/verify.conf"
+	"$BUILD/bin/credsign-admin" --config "$work/verify.conf" audit verify --jwks "$jwks" 2>/dev/null
+}
+intact() { admin_verify "$db" | grep -q '^audit log intact'; }
+check "audit verify: the untouched log is intact" intact
+
+tampered() { # tampered NAME SQL EXPECTED-SEQ EXPECTED-WORDS
+	local t=$work/$1.db out
+	cp "$db" "$t"
+	sql "$t" "$2" || return 1
+	out=$(admin_verify "$t")
+	echo "  $out"
+	[[ "$out" == "audit log NOT intact at seq $3: "*"$4"* ]]
+}
+last=$(sql "$db" 'SELECT max(seq) FROM audit_log')
+cp_last=$(sql "$db" "SELECT max(last_seq) FROM audit_checkpoints WHERE last_seq < $last")
+check "an edited field is detected at its seq" tampered edit \
+	"DROP TRIGGER audit_log_no_update; UPDATE audit_log SET actor = 'spiffe://evil' WHERE seq = 4" 4 modified
+check "a deleted entry is detected" tampered delete \
+	"DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 6" 6 missing
+check "two swapped entries are detected" tampered swap \
+	"DROP TRIGGER audit_log_no_update;
+	 CREATE TEMP TABLE a AS SELECT * FROM audit_log WHERE seq = 3;
+	 CREATE TEMP TABLE b AS SELECT * FROM audit_log WHERE seq = 7;
+	 UPDATE audit_log SET (ts, actor, action, outcome, prev_hash, entry_hash) =
+	   (SELECT ts, actor, action, outcome, prev_hash, entry_hash FROM b) WHERE seq = 3;
+	 UPDATE audit_log SET (ts, actor, action, outcome, prev_hash, entry_hash) =
+	   (SELECT ts, actor, action, outcome, prev_hash, entry_hash FROM a) WHERE seq = 7;" 3 "does not chain"
+check "truncating the tail below the last checkpoint is detected" tampered truncate \
+	"DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq > $((cp_last - 2))" $((cp_last - 1)) truncated
+check "a forged checkpoint is detected" tampered forge \
+	"DROP TRIGGER audit_checkpoints_no_update;
+	 UPDATE audit_checkpoints SET jws = replace(jws, substr(jws, instr(jws, '.') + 5, 4), 'AAAA') WHERE id = 1" 1 "bad signature"
+rechained() {
+	# rewrite entry 2 and every hash after it: only the signed checkpoints catch it
+	local t=$work/rechain.db out
+	cp "$db" "$t"
+	python3 - "$t" <<'PY'
+import hashlib, sqlite3, sys
+FIELDS = ("seq", "ts", "node", "actor", "actor_cert_sha256", "role", "action", "object", "project",
+          "environment", "outcome", "error_code", "request_id")
+db = sqlite3.connect(sys.argv[1])
+db.executescript("DROP TRIGGER audit_log_no_update;")
+db.execute("UPDATE audit_log SET outcome = 'refused' WHERE seq = 2")
+rows = db.execute("SELECT %s FROM audit_log ORDER BY seq" % ", ".join(FIELDS)).fetchall()
+prev = bytes(32)
+for r in rows:
+    data = b""
+    for v in r:
+        if v is None:
+            data += b"\xff\xff\xff\xff"
+        else:
+            b = str(v).encode()
+            data += len(b).to_bytes(4, "big") + b
+    h = hashlib.sha256(prev + data).digest()
+    db.execute("UPDATE audit_log SET prev_hash = ?, entry_hash = ? WHERE seq = ?", (prev, h, r[0]))
+    prev = h
+db.commit()
+PY
+	out=$(admin_verify "$t")
+	echo "  $out"
+	[[ "$out" == "audit log NOT intact at seq 1: "*"do not match the signed checkpoint"* ]]
+}
+check "an entry modified and re-chained is caught by the signed checkpoint" rechained
+
+# ---- export and an independent verifier -----------------------------------------
+export_and_reference() {
+	"$BUILD/bin/credsign-admin" --config "$conf" audit export --format jsonl > "$work/export.jsonl" &&
+		grep -q '"type":"checkpoint"' "$work/export.jsonl" &&
+		/usr/bin/python3 "$(dirname "$0")/audit_reference.py" "$work/export.jsonl" "$jwks" &&
+		[ "$(sql "$db" "SELECT action || ':' || actor FROM audit_log ORDER BY seq DESC LIMIT 1")" = "audit.export:local:$(id -un)" ]
+}
+check "audit export (JSONL) verifies with an independent implementation; the export is audited" export_and_reference
+since_time() {
+	local ts
+	ts=$(sql "$db" 'SELECT ts FROM audit_log WHERE seq = 10')
+	[ "$("$BUILD/bin/credsign-admin" --config "$conf" audit export --since "$ts" | grep -c '"type":"entry"')" -ge \
+	  "$(sql "$db" "SELECT count(*) - 1 FROM audit_log WHERE ts >= '$ts'")" ]
+}
+check "audit export --since RFC3339" since_time
+
+# ---- retention -------------------------------------------------------------------------
+retention_purge() {
+	command -v faketime >/dev/null || { echo "  faketime missing"; return 1; }
+	# entries 500 days old: key events recorded by the admin tool in the past
+	# (the purge needs a fresh log whose oldest entries are the old ones)
+	local p=$work/purge.db out
+	rm -f "$p"
+	sed "s|path = \"$db\"|path = \"$p\"|" "$conf" > "$work/purge.conf"
+	for i in 1 2 3; do
+		ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 faketime -f '-500d' \
+			"$BUILD/bin/credsign-admin" --config "$work/purge.conf" key generate --label "old-$i" >/dev/null || return 1
+	done
+	"$BUILD/bin/credsign-admin" --config "$work/purge.conf" key generate --label "new-1" >/dev/null || return 1
+	out=$("$BUILD/bin/credsign-admin" --config "$work/purge.conf" audit purge) || { echo "  $out"; return 1; }
+	echo "  $out"
+	[[ "$out" == "purged entries 1..3 "* ]] || return 1
+	[ "$(sql "$p" 'SELECT group_concat(seq) FROM audit_log')" = "4,5" ] || return 1   # new-1 and the purge event
+	"$BUILD/bin/credsign-admin" --config "$work/purge.conf" audit verify --jwks "$jwks" | grep -q 'intact: 2 entries'
+}
+check "retention purge removes only old entries behind a signed purge checkpoint; still verifies" retention_purge
+
+finish

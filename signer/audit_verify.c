@@ -120,6 +120,7 @@ static int check_checkpoint(void *arg, int64_t first, int64_t last, const uint8_
 typedef struct {
 	cs_audit_report *rep;
 	cp_ctx *cps;
+	size_t next_cp; /* cps->list is sorted by last_seq */
 	EVP_MD_CTX *md;
 	int64_t expected;
 	uint8_t running[32];
@@ -145,8 +146,8 @@ static int walk(void *arg, const cs_audit_entry *e, const uint8_t prev[32], cons
 		return fail(w->rep, e->seq, "entry %lld was modified (its hash does not match its content)",
 			    (long long)e->seq);
 	memcpy(w->running, hash, 32);
-	for (size_t i = 0; i < w->cps->count; i++) {
-		const checkpoint *cp = &w->cps->list[i];
+	while (w->next_cp < w->cps->count && w->cps->list[w->next_cp].last <= e->seq) {
+		const checkpoint *cp = &w->cps->list[w->next_cp++];
 		if (cp->last == e->seq && strcmp(cp->kind, "purge") != 0 && memcmp(cp->head, hash, 32) != 0)
 			return fail(w->rep, cp->first,
 				    "entries %lld..%lld do not match the signed checkpoint (modified and re-chained)",
@@ -158,6 +159,12 @@ static int walk(void *arg, const cs_audit_entry *e, const uint8_t prev[32], cons
 	w->rep->last_seq = e->seq;
 	w->expected = e->seq + 1;
 	return 0;
+}
+
+static int by_last(const void *a, const void *b)
+{
+	int64_t x = ((const checkpoint *)a)->last, y = ((const checkpoint *)b)->last;
+	return x < y ? -1 : x > y;
 }
 
 cs_err cs_audit_verify(cs_store *store, const json_t *jwks, int64_t from_seq, cs_audit_report *rep)
@@ -177,6 +184,7 @@ cs_err cs_audit_verify(cs_store *store, const json_t *jwks, int64_t from_seq, cs
 			base = cps.list[i].last;
 			memcpy(w.running, cps.list[i].head, 32);
 		}
+	qsort(cps.list, cps.count, sizeof(checkpoint), by_last);
 	w.have_running = 1;
 	w.expected = base + 1;
 	if (from_seq > base + 1) {

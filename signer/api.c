@@ -44,16 +44,22 @@ struct api_call {
 	char object[256], project[TEXT_FIELD_MAX * 4 + 1], environment[TEXT_FIELD_MAX * 4 + 1];
 };
 
-/* Set an audit field from a value that may not outlive the handler. */
-static const char *audit_copy(char *buf, size_t cap, const char *value)
+/* Set an audit field from a value that may not outlive the handler. Bytes
+ * that are not printable ASCII (a raw request path may carry anything) are
+ * replaced, so every entry stays exportable as JSON. Project and
+ * environment come from parsed JSON and are valid UTF-8 already. */
+static const char *audit_copy(char *buf, size_t cap, const char *value, int ascii_only)
 {
 	if (value == NULL)
 		return NULL;
 	snprintf(buf, cap, "%s", value);
+	if (ascii_only)
+		cs_audit_sanitize(buf);
 	return buf;
 }
-#define AUDIT_SET(req, field, value) \
-	((req)->audit.field = audit_copy((req)->field, sizeof((req)->field), (value)))
+#define AUDIT_SET(req, field, value)                                                  \
+	((req)->audit.field = audit_copy((req)->field, sizeof((req)->field), (value),     \
+					 strcmp(#field, "object") == 0))
 
 static void reply_release(api_call *req)
 {

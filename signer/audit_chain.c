@@ -60,3 +60,10 @@ void cs_audit_now(char out[32])
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out, 32, "%.19s.%03dZ", date, (int)(now.tv_nsec / 1000000) % 1000);
 }
+
+void cs_audit_sanitize(char *s)
+{
+	for (; s != NULL && *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}

@@ -46,6 +46,8 @@ typedef struct {
  * context to reuse (faster over millions of entries), or NULL. */
 void cs_audit_hash(EVP_MD_CTX *scratch, const uint8_t prev[32], const cs_audit_entry *entry,
 		   uint8_t out[32]);
+/* Replace every byte that is not printable ASCII with '?', in place. */
+void cs_audit_sanitize(char *s);
 /* The current time as RFC 3339 UTC with milliseconds: 2026-11-23T10:00:00.123Z */
 void cs_audit_now(char out[32]);
 

@@ -40,24 +40,6 @@ static cs_err error_from_queue(void)
 	return r;
 }
 
-static EVP_PKEY *store_load(OSSL_LIB_CTX *libctx, const char *uri)
-{
-	EVP_PKEY *pkey = NULL;
-	OSSL_STORE_CTX *st = OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
-	if (st == NULL)
-		return NULL;
-	OSSL_STORE_expect(st, OSSL_STORE_INFO_PKEY);
-	while (pkey == NULL && !OSSL_STORE_eof(st)) {
-		OSSL_STORE_INFO *info = OSSL_STORE_load(st);
-		if (info == NULL)
-			break;
-		if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-			pkey = OSSL_STORE_INFO_get1_PKEY(info);
-		OSSL_STORE_INFO_free(info);
-	}
-	OSSL_STORE_close(st);
-	return pkey;
-}
 
 cs_err cs_signer_open(OSSL_LIB_CTX *libctx, const char *key_uri, cs_signer **out)
 {
@@ -69,7 +51,7 @@ cs_err cs_signer_open(OSSL_LIB_CTX *libctx, const char *key_uri, cs_signer **out
 		return CS_E_NOMEM;
 	s->libctx = libctx;
 	cs_err r = CS_E_KEY_NOT_FOUND;
-	if ((s->uri = strdup(key_uri)) == NULL || (s->key = store_load(libctx, key_uri)) == NULL) {
+	if ((s->uri = strdup(key_uri)) == NULL || (s->key = cs_provider_load_key(libctx, key_uri)) == NULL) {
 		r = s->uri == NULL ? CS_E_NOMEM : error_from_queue();
 		cs_log_error("signing key %s: %s", key_uri, cs_strerror(r));
 		goto fail;

@@ -120,6 +120,7 @@ static void audit_refusal(SSL *ssl, X509 *cert, const char *reason)
 	char identity[CS_IDENTITY_MAX], sha[65];
 	if (cs_tls_cert_identity(cert, identity, sha) != CS_OK)
 		snprintf(identity, sizeof(identity), "unidentified");
+	cs_audit_sanitize(identity); /* a refused certificate may name anything */
 	cs_audit_entry e = {.actor = identity, .actor_cert_sha256 = sha[0] ? sha : NULL,
 			    .role = "client", .action = "tls.handshake", .outcome = "refused",
 			    .error_code = reason};

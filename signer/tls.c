@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 
 #include "cs_log.h"
+#include "provider.h"
 
 static cs_tls_refusal_fn refusal_hook;
 
@@ -63,24 +64,6 @@ static void info_cb(const SSL *ssl, int where, int ret)
 		    SSL_alert_desc_string_long(ret), cause, summary);
 }
 
-static EVP_PKEY *load_key(OSSL_LIB_CTX *libctx, const char *source)
-{
-	EVP_PKEY *pkey = NULL;
-	OSSL_STORE_CTX *st = OSSL_STORE_open_ex(source, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
-	if (st == NULL)
-		return NULL;
-	OSSL_STORE_expect(st, OSSL_STORE_INFO_PKEY);
-	while (pkey == NULL && !OSSL_STORE_eof(st)) {
-		OSSL_STORE_INFO *info = OSSL_STORE_load(st);
-		if (info == NULL)
-			break;
-		if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-			pkey = OSSL_STORE_INFO_get1_PKEY(info);
-		OSSL_STORE_INFO_free(info);
-	}
-	OSSL_STORE_close(st);
-	return pkey;
-}
 
 static cs_err load_crls(SSL_CTX *ctx, const char *path)
 {
@@ -126,7 +109,7 @@ cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **o
 		log_ssl_error("cannot load the server certificate", cfg->tls.cert);
 		goto out;
 	}
-	if ((key = load_key(libctx, cfg->tls.key)) == NULL) {
+	if ((key = cs_provider_load_key(libctx, cfg->tls.key)) == NULL) {
 		log_ssl_error("cannot load the server key", cfg->tls.key);
 		r = strncmp(cfg->tls.key, "pkcs11:", 7) == 0 ? CS_E_TOKEN_UNAVAILABLE : CS_E_CONFIG;
 		goto out;
@@ -198,5 +181,10 @@ cs_err cs_tls_cert_identity(X509 *cert, char identity[CS_IDENTITY_MAX], char sha
 	    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, identity,
 				      CS_IDENTITY_MAX) <= 0)
 		return CS_E_FORBIDDEN;
+	/* identities go into certificates, logs and the audit log verbatim:
+	 * printable ASCII only (a URI SAN is; a CN may not be) */
+	for (const char *p = identity; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			return CS_E_FORBIDDEN;
 	return CS_OK;
 }

@@ -11,7 +11,8 @@
  * and the reason.
  *
  * cs_tls_identity() names the peer: its first URI SAN, else its subject CN,
- * with the SHA-256 of its DER certificate (lower-case hex).
+ * with the SHA-256 of its DER certificate (lower-case hex). An identity that
+ * is not printable ASCII is refused (CS_E_FORBIDDEN).
  */
 #ifndef CS_TLS_H
 #define CS_TLS_H

@@ -166,17 +166,6 @@ static int cmd_key_generate(admin_ctx *a, const char *label)
 	return print_key(a, &ref);
 }
 
-static EVP_PKEY *load_token_key(OSSL_LIB_CTX *libctx, const char *uri)
-{
-	EVP_PKEY *pkey = NULL;
-	OSSL_STORE_CTX *st = OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
-	OSSL_STORE_INFO *info = st != NULL ? OSSL_STORE_load(st) : NULL;
-	if (info != NULL && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-		pkey = OSSL_STORE_INFO_get1_PKEY(info);
-	OSSL_STORE_INFO_free(info);
-	OSSL_STORE_close(st);
-	return pkey;
-}
 
 static int cmd_key_csr(admin_ctx *a, const char *uri, const char *subject, const char *san,
 		       const char *out_path)
@@ -194,7 +183,7 @@ static int cmd_key_csr(admin_ctx *a, const char *uri, const char *subject, const
 		fail("loading the provider", CS_E_CRYPTO);
 		goto out;
 	}
-	if ((key = load_token_key(libctx, uri)) == NULL) {
+	if ((key = cs_provider_load_key(libctx, uri)) == NULL) {
 		fail("loading the key", CS_E_KEY_NOT_FOUND);
 		goto out;
 	}

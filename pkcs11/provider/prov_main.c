@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+#include <openssl/store.h>
 
 #include "cs_log.h"
 #include "prov_internal.h"
@@ -278,6 +279,25 @@ cs_err cs_provider_load(OSSL_LIB_CTX *libctx, cs_token *token, OSSL_PROVIDER **o
 	*out = OSSL_PROVIDER_load(libctx, CS_PROVIDER_NAME);
 	builtin_token = NULL;
 	return *out != NULL ? CS_OK : CS_E_CRYPTO;
+}
+
+EVP_PKEY *cs_provider_load_key(OSSL_LIB_CTX *libctx, const char *source)
+{
+	EVP_PKEY *pkey = NULL;
+	OSSL_STORE_CTX *st = OSSL_STORE_open_ex(source, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
+	if (st == NULL)
+		return NULL;
+	OSSL_STORE_expect(st, OSSL_STORE_INFO_PKEY);
+	while (pkey == NULL && !OSSL_STORE_eof(st)) {
+		OSSL_STORE_INFO *info = OSSL_STORE_load(st);
+		if (info == NULL)
+			break;
+		if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+			pkey = OSSL_STORE_INFO_get1_PKEY(info);
+		OSSL_STORE_INFO_free(info);
+	}
+	OSSL_STORE_close(st);
+	return pkey;
 }
 
 cs_err cs_provider_use_token_rng(OSSL_LIB_CTX *libctx)

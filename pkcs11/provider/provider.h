@@ -25,6 +25,7 @@
 #define CS_PROVIDER_H
 
 #include <openssl/core.h>
+#include <openssl/evp.h>
 #include <openssl/provider.h>
 
 #include "cs_error.h"
@@ -37,6 +38,11 @@
 /* Add the provider to libctx as a built-in that uses `token` (borrowed: it
  * must outlive the provider) and load it. */
 cs_err cs_provider_load(OSSL_LIB_CTX *libctx, cs_token *token, OSSL_PROVIDER **out);
+
+/* Load a private key through OSSL_STORE in libctx: a pkcs11: URI (this
+ * provider) or a PEM file (the default provider). NULL on failure, with the
+ * reason on OpenSSL's error queue. */
+EVP_PKEY *cs_provider_load_key(OSSL_LIB_CTX *libctx, const char *source);
 
 /* Make the token RNG the DRBG of libctx (primary, public and private). */
 cs_err cs_provider_use_token_rng(OSSL_LIB_CTX *libctx);

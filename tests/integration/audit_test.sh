@@ -15,7 +15,7 @@ EXTRA_SERVER='' it_setup audit || exit 1
 # small checkpoint interval, auditor identity: restart with an audit group
 stop_daemon
 cat >> "$conf" <<'CONF'
-audit = { checkpoint_entries = 5; checkpoint_seconds = 3600; write_timeout_ms = 1500;
+audit = { checkpoint_entries = 5; checkpoint_seconds = 2; write_timeout_ms = 1500;
           readers = [ "spiffe://credsign.test/auditor" ]; };
 CONF
 start_daemon || exit 1
@@ -95,10 +95,29 @@ k = keys[t.jose_header["kid"]]
 t.verify(jwk.JWK(**{n: k[n] for n in ("kty", "crv", "x", "y")}), alg="ES256")
 c = json.loads(t.payload)
 assert t.jose_header["typ"] == "credsign-audit-checkpoint+jwt"
-assert {"first_seq", "last_seq", "head_hash", "time", "node"} <= set(c) and c["last_seq"] % 5 == 0
+assert {"first_seq", "last_seq", "head_hash", "time", "node"} <= set(c) and c["last_seq"] >= c["first_seq"] >= 1
 PY
 }
-check "GET /api/audit/checkpoint: an ES256 checkpoint every 5 entries, verifiable with the JWKS" checkpoint_signed
+check "GET /api/audit/checkpoint: the newest ES256 checkpoint, verifiable with the JWKS" checkpoint_signed
+every_five() {
+	# entry 10 completes a block of 5: some checkpoint ends exactly there
+	[ "$(sql "$db" "SELECT count(*) FROM audit_checkpoints WHERE last_seq = 10")" -ge 1 ] &&
+		[ "$(sql "$db" "SELECT count(*) FROM audit_checkpoints WHERE last_seq = 15")" -ge 1 ]
+}
+check "a checkpoint ends at every block of audit.checkpoint_entries (10, 15)" every_five
+
+timed_checkpoint() {
+	# an entry that does not complete a block of 5 is covered within seconds
+	call web-deployer GET /api/presets > /dev/null
+	local last
+	last=$(sql "$db" 'SELECT max(seq) FROM audit_log')
+	for _ in $(seq 40); do
+		[ "$(sql "$db" "SELECT count(*) FROM audit_checkpoints WHERE last_seq >= $last")" -gt 0 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "checkpoints also come every audit.checkpoint_seconds" timed_checkpoint
 
 auditor_export() {
 	local got

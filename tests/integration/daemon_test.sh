@@ -148,6 +148,13 @@ huge_body_cut_off() {
 	[ "$code" = "413" ]
 }
 check "a body far over the limit is cut off by the HTTP layer with 413" huge_body_cut_off
+header_too_large() {
+	local args code
+	read -r -a args <<< "$(client ci-deployer)"
+	code=$(curl -s -o /dev/null -w '%{http_code}' "${args[@]}" -H "X-Padding: $(head -c 20000 /dev/zero | tr '\0' 'x')" "$url/healthz")
+	[ "$code" = "400" ] || [ "$code" = "431" ] || [ "$code" = "000" ]
+}
+check "headers over server.max_header_bytes are refused" header_too_large
 check "wrong method -> 405" expect_error ci-deployer GET /api/generate '' 405 method_not_allowed
 check "unknown route -> 404" expect_error ci-deployer GET /nothing-here '' 404 not_found
 check "unknown certificate -> 404" expect_error auditor GET /cert/AAAAAAAAAAAAAAAAAAAAAA '' 404 not_found

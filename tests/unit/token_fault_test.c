@@ -154,6 +154,21 @@ static void test_other_errors_are_not_retried(void **state)
 	assert_true(ok);
 }
 
+static void test_stale_key_handle_is_found_again(void **state)
+{
+	fixture *f = *state;
+	int ok = 0;
+	unsigned long before = cs_token_recoveries(f->t);
+	char rules[64];
+	/* the cached handle goes stale (e.g. the token reloaded its objects):
+	 * the key is searched again on the same session, no recovery needed */
+	snprintf(rules, sizeof(rules), "C_SignInit %#lx 1\n", (unsigned long)CKR_KEY_HANDLE_INVALID);
+	faults(rules);
+	assert_int_equal(sign(f, &ok), CS_OK);
+	assert_true(ok);
+	assert_int_equal(cs_token_recoveries(f->t), before);
+}
+
 static void test_token_without_rng(void **state)
 {
 	fixture *f = *state;
@@ -251,6 +266,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transient_device_error_is_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_unavailable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_errors_are_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_key_handle_is_found_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_without_rng, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_signature_is_detectable, setup, teardown),
 		cmocka_unit_test(test_token_with_fewer_sessions_than_configured),

@@ -28,6 +28,7 @@
 #include "ec_util.h"
 #include "generate.h"
 #include "jose.h"
+#include "wipe_alloc.h"
 
 #define RESPONSE_MAX (1 << 20)
 
@@ -484,6 +485,7 @@ int main(int argc, char **argv)
 		{"standards", required_argument, NULL, 'T'},    {"exclude-ambiguous", no_argument, NULL, 'a'},
 		{NULL, 0, NULL, 0},
 	};
+	cs_json_wiping_allocator(); /* JSON that held the credential is wiped when freed */
 	conn c = {env_or("CREDSIGN_URL", "https://127.0.0.1:8443"),
 		  env_or("CREDSIGN_CACERT", getenv("CREDSIGN_CA")), getenv("CREDSIGN_CERT"),
 		  getenv("CREDSIGN_KEY")};

@@ -49,21 +49,21 @@ static void faults(const char *rules)
 	usleep(10000);
 }
 
-static EVP_PKEY *load_key(OSSL_LIB_CTX *libctx, const char *uri, int expect)
+/* The public-key-only object of a URI (cs_provider_load_key loads the
+ * private-key handle). */
+static EVP_PKEY *load_public(OSSL_LIB_CTX *libctx, const char *uri)
 {
+	const int expect = OSSL_STORE_INFO_PUBKEY;
 	EVP_PKEY *pkey = NULL;
 	OSSL_STORE_CTX *st = OSSL_STORE_open_ex(uri, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
 	if (st == NULL)
 		return NULL;
-	if (expect != 0)
-		OSSL_STORE_expect(st, expect);
+	OSSL_STORE_expect(st, expect);
 	while (pkey == NULL && !OSSL_STORE_eof(st)) {
 		OSSL_STORE_INFO *info = OSSL_STORE_load(st);
 		if (info == NULL)
 			break;
-		if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-			pkey = OSSL_STORE_INFO_get1_PKEY(info);
-		else if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PUBKEY)
+		if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PUBKEY)
 			pkey = OSSL_STORE_INFO_get1_PUBKEY(info);
 		OSSL_STORE_INFO_free(info);
 	}
@@ -97,7 +97,7 @@ static int setup(void **state)
 	f->deflt = OSSL_PROVIDER_load(f->libctx, "default");
 	if (f->deflt == NULL)
 		return -1;
-	f->key = load_key(f->libctx, KEY_URI, 0);
+	f->key = cs_provider_load_key(f->libctx, KEY_URI);
 	if (f->key == NULL)
 		return -1;
 	*state = f;
@@ -128,13 +128,13 @@ static void test_store_yields_key_and_public_key(void **state)
 	/* the same public key as the token layer reads */
 	assert_int_equal(EVP_PKEY_eq(f->key, f->pub), 1);
 	/* and a public-key-only object when that is what the caller expects */
-	EVP_PKEY *pubonly = load_key(f->libctx, KEY_URI, OSSL_STORE_INFO_PUBKEY);
+	EVP_PKEY *pubonly = load_public(f->libctx, KEY_URI);
 	assert_non_null(pubonly);
 	assert_int_equal(EVP_PKEY_eq(pubonly, f->pub), 1);
 	EVP_PKEY_free(pubonly);
 	/* unknown keys and non-key URIs are errors, not crashes */
-	assert_null(load_key(f->libctx, "pkcs11:token=cstest;object=no-such-key", 0));
-	assert_null(load_key(f->libctx, "pkcs11:token=cstest", 0));
+	assert_null(cs_provider_load_key(f->libctx, "pkcs11:token=cstest;object=no-such-key"));
+	assert_null(cs_provider_load_key(f->libctx, "pkcs11:token=cstest"));
 	ERR_clear_error();
 }
 

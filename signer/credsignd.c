@@ -73,17 +73,27 @@ static void harden_process(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-/* Record the signing key so the JWKS lists every key ever used. */
+/* Record the signing key (the JWKS lists every key ever used); a key that
+ * becomes active retires the previous one, an audited key event. */
 static cs_err register_signing_key(cs_app *app)
 {
 	cs_store *store = NULL;
+	int changed = 0;
+	char ts[32];
 	cs_err r = cs_store_open(app->cfg->store.path, &store);
 	if (r != CS_OK)
 		return r;
+	cs_store_set_write_timeout(store, app->cfg->audit.write_timeout_ms);
+	cs_audit_now(ts);
+	cs_audit_entry e = {.ts = ts, .node = app->cfg->server.node_id, .actor = "system",
+			    .role = "system", .action = "key.activate",
+			    .object = cs_signer_kid(app->signer), .outcome = "success"};
 	char *jwk = json_dumps(cs_signer_jwk(app->signer), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
 	r = jwk != NULL ? cs_store_key_put(store, cs_signer_kid(app->signer), cs_signer_uri(app->signer),
-					   jwk, "active")
+					   jwk, "active", &changed, &e)
 			: CS_E_NOMEM;
+	if (r == CS_OK && changed)
+		cs_log_info("signing key %s is now the active key", cs_signer_kid(app->signer));
 	free(jwk);
 	cs_store_close(store);
 	return r;

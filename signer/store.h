@@ -66,9 +66,13 @@ cs_err cs_store_cert_put(cs_store *store, const char *session_id, const char *ce
 /* A stored certificate; *jws and *claims_json are malloc'd. */
 cs_err cs_store_cert_get(cs_store *store, const char *cert_id, char **jws, char **claims_json);
 
-/* Signing keys: record (or update the status of) a key by kid. */
+/* Signing keys: record (or update the status of) a key by kid. At most one
+ * key is active: activating one retires the one before. *changed says
+ * whether anything changed; then the audit entry (if any) is appended in
+ * the same transaction. */
 cs_err cs_store_key_put(cs_store *store, const char *kid, const char *uri, const char *jwk_json,
-			const char *status);
+			const char *status, int *changed, cs_audit_entry *audit)
+	__attribute__((warn_unused_result));
 /* Every key ever recorded, oldest first. */
 typedef void (*cs_key_row_fn)(void *arg, const char *kid, const char *jwk_json, const char *status,
 			      const char *created_at);

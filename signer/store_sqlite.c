@@ -582,19 +582,44 @@ cs_err cs_store_cert_get(cs_store *s, const char *cert_id, char **jws, char **cl
 }
 
 cs_err cs_store_key_put(cs_store *s, const char *kid, const char *uri, const char *jwk_json,
-			const char *status)
+			const char *status, int *changed, cs_audit_entry *audit)
 {
 	sqlite3_stmt *st = NULL;
-	cs_err r = prepare(s, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES (?, ?, ?, ?) "
-			      "ON CONFLICT(kid) DO UPDATE SET status = excluded.status, uri = excluded.uri",
-			   &st);
-	if (r != CS_OK)
-		return r;
-	sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, jwk_json, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, status, -1, SQLITE_STATIC);
-	return step_done(s, st, "storing the signing key");
+	*changed = 0;
+	cs_err r = write_begin(s);
+	/* is this already the key's state? then there is nothing to record */
+	if (r == CS_OK && (r = prepare(s, "SELECT count(*) FROM signing_keys WHERE kid = ? AND status = ? "
+					  "AND (? <> 'active' OR (SELECT count(*) FROM signing_keys WHERE "
+					  "status = 'active') = 1)", &st)) == CS_OK) {
+		sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			*changed = sqlite3_column_int(st, 0) == 0;
+		else
+			r = db_fail(s, "reading the signing keys");
+		sqlite3_finalize(st);
+	}
+	if (r == CS_OK && *changed && strcmp(status, "active") == 0 &&
+	    (r = prepare(s, "UPDATE signing_keys SET status = 'retired' WHERE status = 'active' AND kid <> ?",
+			 &st)) == CS_OK) {
+		/* one active key: activating another retires the previous one */
+		sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
+		r = step_done(s, st, "retiring the previous signing key");
+	}
+	if (r == CS_OK && *changed &&
+	    (r = prepare(s, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES (?, ?, ?, ?) "
+			    "ON CONFLICT(kid) DO UPDATE SET status = excluded.status, uri = excluded.uri",
+			 &st)) == CS_OK) {
+		sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, jwk_json, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, status, -1, SQLITE_STATIC);
+		r = step_done(s, st, "storing the signing key");
+	}
+	if (r == CS_OK && *changed && audit != NULL)
+		r = audit_insert(s, audit);
+	return write_end(s, r);
 }
 
 cs_err cs_store_keys_each(cs_store *s, cs_key_row_fn fn, void *arg)

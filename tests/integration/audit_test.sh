@@ -151,6 +151,26 @@ check "audit write blocked: generate and certify return 503 within the bound, no
 stop_daemon
 check "the daemon stops cleanly" test $? -eq 0
 
+# ---- a new signing key: the previous one retires, both stay in the JWKS ----------------
+key_rotation() {
+	local old new
+	old=$(sql "$db" "SELECT kid FROM signing_keys WHERE status = 'active'")
+	"${admin[@]}" key generate --label it-es256-audit-2 >/dev/null || return 1
+	sed -i 's/object=it-es256-audit";/object=it-es256-audit-2";/' "$conf"
+	start_daemon || return 1
+	new=$(sql "$db" "SELECT kid FROM signing_keys WHERE status = 'active'")
+	call auditor GET /.well-known/jwks.json | cut -d' ' -f2- > "$jwks"
+	[ -n "$new" ] && [ "$new" != "$old" ] &&
+		[ "$(sql "$db" "SELECT status FROM signing_keys WHERE kid = '$old'")" = retired ] &&
+		python3 -c 'import json,sys; s={k["kid"]: k["status"] for k in json.load(open(sys.argv[1]))["keys"]}; assert s[sys.argv[2]] == "retired" and s[sys.argv[3]] == "active"' "$jwks" "$old" "$new" &&
+		[ "$(sql "$db" "SELECT count(*) FROM audit_log WHERE action = 'key.activate' AND object = '$new'")" = 1 ] || return 1
+	stop_daemon
+	start_daemon || return 1   # the same key again: no new key event
+	stop_daemon
+	[ "$(sql "$db" "SELECT count(*) FROM audit_log WHERE action = 'key.activate' AND object = '$new'")" = 1 ]
+}
+check "a new signing key becomes active, the old one retired (JWKS, audited once)" key_rotation
+
 # ---- verification ----------------------------------------------------------------
 admin_verify() { # admin_verify DB -> output of audit verify on a copy
 	local copy=$work/verify.db

@@ -581,6 +581,35 @@ cs_err cs_store_cert_get(cs_store *s, const char *cert_id, char **jws, char **cl
 	return r;
 }
 
+/* Inside a write transaction: one active key, so activating `kid` retires
+ * the others, each retirement an audit entry like `audit` (when given). */
+static cs_err retire_others(cs_store *s, const char *kid, const cs_audit_entry *audit)
+{
+	sqlite3_stmt *st = NULL;
+	char old[8][CS_ID_MAX];
+	int n = 0;
+	cs_err r = prepare(s, "SELECT kid FROM signing_keys WHERE status = 'active' AND kid <> ?", &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
+	while (n < 8 && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(old[n++], CS_ID_MAX, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if ((r = prepare(s, "UPDATE signing_keys SET status = 'retired' WHERE status = 'active' AND kid <> ?",
+			 &st)) != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
+	if ((r = step_done(s, st, "retiring the previous signing key")) != CS_OK)
+		return r;
+	for (int i = 0; i < n && audit != NULL && r == CS_OK; i++) {
+		cs_audit_entry e = *audit;
+		e.action = "key.retire";
+		e.object = old[i];
+		r = audit_insert(s, &e);
+	}
+	return r;
+}
+
 cs_err cs_store_key_put(cs_store *s, const char *kid, const char *uri, const char *jwk_json,
 			const char *status, int *changed, cs_audit_entry *audit)
 {
@@ -600,13 +629,8 @@ cs_err cs_store_key_put(cs_store *s, const char *kid, const char *uri, const cha
 			r = db_fail(s, "reading the signing keys");
 		sqlite3_finalize(st);
 	}
-	if (r == CS_OK && *changed && strcmp(status, "active") == 0 &&
-	    (r = prepare(s, "UPDATE signing_keys SET status = 'retired' WHERE status = 'active' AND kid <> ?",
-			 &st)) == CS_OK) {
-		/* one active key: activating another retires the previous one */
-		sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
-		r = step_done(s, st, "retiring the previous signing key");
-	}
+	if (r == CS_OK && *changed && strcmp(status, "active") == 0)
+		r = retire_others(s, kid, audit);
 	if (r == CS_OK && *changed &&
 	    (r = prepare(s, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES (?, ?, ?, ?) "
 			    "ON CONFLICT(kid) DO UPDATE SET status = excluded.status, uri = excluded.uri",

@@ -163,13 +163,14 @@ key_rotation() {
 	[ -n "$new" ] && [ "$new" != "$old" ] &&
 		[ "$(sql "$db" "SELECT status FROM signing_keys WHERE kid = '$old'")" = retired ] &&
 		python3 -c 'import json,sys; s={k["kid"]: k["status"] for k in json.load(open(sys.argv[1]))["keys"]}; assert s[sys.argv[2]] == "retired" and s[sys.argv[3]] == "active"' "$jwks" "$old" "$new" &&
-		[ "$(sql "$db" "SELECT count(*) FROM audit_log WHERE action = 'key.activate' AND object = '$new'")" = 1 ] || return 1
+		[ "$(sql "$db" "SELECT count(*) FROM audit_log WHERE action = 'key.activate' AND object = '$new'")" = 1 ] &&
+		[ "$(sql "$db" "SELECT count(*) FROM audit_log WHERE action = 'key.retire' AND object = '$old'")" = 1 ] || return 1
 	stop_daemon
 	start_daemon || return 1   # the same key again: no new key event
 	stop_daemon
 	[ "$(sql "$db" "SELECT count(*) FROM audit_log WHERE action = 'key.activate' AND object = '$new'")" = 1 ]
 }
-check "a new signing key becomes active, the old one retired (JWKS, audited once)" key_rotation
+check "a new signing key becomes active, the old one retired (JWKS; both audited once)" key_rotation
 
 # ---- verification ----------------------------------------------------------------
 admin_verify() { # admin_verify DB -> output of audit verify on a copy

@@ -172,6 +172,28 @@ key_rotation() {
 }
 check "a new signing key becomes active, the old one retired (JWKS; both audited once)" key_rotation
 
+# ---- syslog mirror ------------------------------------------------------------------
+syslog_mirror() {
+	# a listener on /dev/log (this test creates it when the machine has no
+	# syslog daemon; with one running, the check cannot intercept it)
+	if [ -e /dev/log ]; then
+		echo "  /dev/log belongs to a running syslog daemon: look for credsignd JSON lines there"
+		return 1
+	fi
+	/usr/bin/python3 "$(dirname "$0")/syslog_listener.py" /dev/log 6 > "$work/syslog.out" &
+	local listener=$!
+	for _ in $(seq 50); do grep -q ready "$work/syslog.out" 2>/dev/null && break; sleep 0.1; done
+	sed -i 's/write_timeout_ms = 1500;/write_timeout_ms = 1500; syslog = true;/' "$conf"
+	start_daemon || return 1
+	call web-deployer GET /api/presets > /dev/null
+	stop_daemon
+	sed -i 's/ syslog = true;//' "$conf"
+	wait $listener
+	grep -q 'credsignd\[[0-9]*\]: {.*"actor":"spiffe://credsign.test/web-deployer".*"action":"presets.read"' "$work/syslog.out" &&
+		grep -q '"action":"daemon.start"' "$work/syslog.out"
+}
+check "audit.syslog mirrors each entry to syslog as one JSON line" syslog_mirror
+
 # ---- verification ----------------------------------------------------------------
 admin_verify() { # admin_verify DB -> output of audit verify on a copy
 	local copy=$work/verify.db

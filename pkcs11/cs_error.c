@@ -34,20 +34,6 @@ cs_err_category cs_err_category_of(cs_err err)
 	return error_table[err].category;
 }
 
-const char *cs_err_category_name(cs_err_category cat)
-{
-	static const char *const names[] = {
-		[CS_CAT_OK] = "ok",         [CS_CAT_USAGE] = "usage",
-		[CS_CAT_AUTH] = "auth",     [CS_CAT_NOT_FOUND] = "not_found",
-		[CS_CAT_CONFLICT] = "conflict", [CS_CAT_CONFIG] = "config",
-		[CS_CAT_GONE] = "gone",     [CS_CAT_TOO_LARGE] = "too_large",
-		[CS_CAT_TOKEN] = "token",   [CS_CAT_STORE] = "store",
-		[CS_CAT_INTERNAL] = "internal",
-	};
-	if ((unsigned)cat >= sizeof(names) / sizeof(names[0]))
-		return "internal";
-	return names[cat];
-}
 
 /* X(ckr, project error, readable message): every CK_RV of PKCS#11 3.0 that
  * p11-kit's pkcs11.h defines. */

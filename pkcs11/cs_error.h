@@ -91,7 +91,6 @@ const char *cs_strerror(cs_err err);
 /* Symbolic name, e.g. "CS_E_PIN_INCORRECT". */
 const char *cs_err_name(cs_err err);
 cs_err_category cs_err_category_of(cs_err err);
-const char *cs_err_category_name(cs_err_category cat);
 
 /* Map a PKCS#11 return value to a project error. CKR_OK -> CS_OK. */
 cs_err cs_err_from_ckr(CK_RV rv);

@@ -1,7 +1,6 @@
 /* certsign: see certsign.h. */
 #include "certsign.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +20,6 @@ struct cs_signer {
 	char kid[44];
 	char *uri;
 	json_t *jwk;
-	atomic_ulong bad_signatures;
 };
 
 /* The token error behind a failed OpenSSL call, from the provider's reason. */
@@ -82,8 +80,6 @@ void cs_signer_free(cs_signer *s)
 const char *cs_signer_kid(const cs_signer *s) { return s->kid; }
 const char *cs_signer_uri(const cs_signer *s) { return s->uri; }
 const json_t *cs_signer_jwk(const cs_signer *s) { return s->jwk; }
-EVP_PKEY *cs_signer_public_key(const cs_signer *s) { return s->pub; }
-unsigned long cs_signer_bad_signatures(const cs_signer *s) { return s->bad_signatures; }
 
 static cs_err sign_once(cs_signer *s, const uint8_t *input, size_t len, uint8_t raw[64])
 {
@@ -116,11 +112,9 @@ static cs_err sign_verified(void *ctx, const uint8_t *input, size_t len, uint8_t
 	cs_signer *s = ctx;
 	cs_err r = sign_once(s, input, len, raw);
 	if (r == CS_E_SIGNATURE_INVALID) {
-		s->bad_signatures++;
 		cs_log_warn("token signature did not verify with key %s; retrying once", s->kid);
 		r = sign_once(s, input, len, raw);
 		if (r == CS_E_SIGNATURE_INVALID) {
-			s->bad_signatures++;
 			cs_log_error("token signature did not verify twice with key %s", s->kid);
 		}
 	}

@@ -9,7 +9,7 @@
  * CS_E_SIGNATURE_INVALID. Token failures come back as the token layer's
  * error (CS_E_TOKEN_UNAVAILABLE, ...).
  *
- * Thread-safe after cs_signer_open. Counters are informational.
+ * Thread-safe after cs_signer_open.
  */
 #ifndef CS_CERTSIGN_H
 #define CS_CERTSIGN_H
@@ -31,11 +31,8 @@ const char *cs_signer_kid(const cs_signer *signer);
 const char *cs_signer_uri(const cs_signer *signer);
 /* The public JWK (with kid), owned by the signer. */
 const json_t *cs_signer_jwk(const cs_signer *signer);
-EVP_PKEY *cs_signer_public_key(const cs_signer *signer);
 /* JWS compact of claims with header {"alg":"ES256","typ":typ,"kid":..}. */
 cs_err cs_signer_jws(cs_signer *signer, const char *typ, const json_t *claims, char **jws)
 	__attribute__((warn_unused_result));
-/* Signatures that failed verification so far (and were retried). */
-unsigned long cs_signer_bad_signatures(const cs_signer *signer);
 
 #endif

@@ -37,8 +37,6 @@ cs_err cs_store_open(const char *path, cs_store **out) __attribute__((warn_unuse
 void cs_store_close(cs_store *store);
 /* A cheap query that proves the database answers (for /readyz). */
 cs_err cs_store_ping(cs_store *store);
-/* The schema version this program writes. */
-int cs_store_schema_version(void);
 
 /* Bound the time a write may wait for the database (busy timeout) and run
  * (statement progress), in milliseconds. */
@@ -115,7 +113,5 @@ cs_err cs_store_audit_purge_boundary(cs_store *store, const char *cutoff_ts, int
 cs_err cs_store_audit_purge(cs_store *store, int64_t first_seq, int64_t boundary,
 			    const uint8_t hash[32], const char *ts, const char *node, const char *jws);
 
-/* Delete sessions that expired before now_ms (housekeeping). */
-cs_err cs_store_sessions_prune(cs_store *store, int64_t now_ms);
 
 #endif

@@ -73,11 +73,6 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
-int cs_store_schema_version(void)
-{
-	return SCHEMA_VERSION;
-}
-
 static cs_err db_fail(cs_store *s, const char *what)
 {
 	cs_log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
@@ -661,13 +656,3 @@ cs_err cs_store_keys_each(cs_store *s, cs_key_row_fn fn, void *arg)
 	return rc == SQLITE_DONE ? CS_OK : db_fail(s, "listing signing keys");
 }
 
-cs_err cs_store_sessions_prune(cs_store *s, int64_t now_ms)
-{
-	sqlite3_stmt *st = NULL;
-	cs_err r = prepare(s, "DELETE FROM generation_sessions WHERE cert_id IS NULL AND expires_ms < ?",
-			   &st);
-	if (r != CS_OK)
-		return r;
-	sqlite3_bind_int64(st, 1, now_ms);
-	return step_done(s, st, "pruning sessions");
-}

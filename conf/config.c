@@ -102,15 +102,20 @@ typedef struct {
 	bool failed;
 } loader;
 
+void cs_config_diag_add(cs_config_diag *diag, const char *msg)
+{
+	char **grown = realloc(diag->messages, (diag->count + 1) * sizeof(char *));
+	if (grown == NULL)
+		return;
+	diag->messages = grown;
+	if ((grown[diag->count] = strdup(msg)) != NULL)
+		diag->count++;
+}
+
 static void diag_push(loader *l, const char *msg)
 {
 	l->failed = true;
-	char **grown = realloc(l->diag->messages, (l->diag->count + 1) * sizeof(char *));
-	if (grown == NULL)
-		return;
-	l->diag->messages = grown;
-	if ((grown[l->diag->count] = strdup(msg)) != NULL)
-		l->diag->count++;
+	cs_config_diag_add(l->diag, msg);
 }
 
 static void diag_add(loader *l, const char *file, int line, const char *path, const char *fmt, ...)

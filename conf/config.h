@@ -81,5 +81,8 @@ cs_err cs_config_load(const char *path, cs_config **out, cs_config_diag *diag)
 	__attribute__((warn_unused_result));
 void cs_config_free(cs_config *cfg);
 void cs_config_diag_free(cs_config_diag *diag);
+/* Append a copy of msg (dropped only if memory runs out). Also used by the
+ * preset loader, which reports in the same format. */
+void cs_config_diag_add(cs_config_diag *diag, const char *msg);
 
 #endif

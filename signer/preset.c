@@ -174,12 +174,7 @@ static void perr(ploader *l, const config_setting_t *s, const char *path, const 
 	snprintf(msg, sizeof(msg), "%s:%d: setting '%s': %s", l->file,
 		 s != NULL ? (int)config_setting_source_line(s) : 0, path, reason);
 	l->failed = 1;
-	char **grown = realloc(l->diag->messages, (l->diag->count + 1) * sizeof(char *));
-	if (grown == NULL)
-		return;
-	l->diag->messages = grown;
-	if ((grown[l->diag->count] = strdup(msg)) != NULL)
-		l->diag->count++;
+	cs_config_diag_add(l->diag, msg);
 }
 
 static const char *const known_keys[] = {"title", "version", "standards", "types", "charset",
@@ -438,12 +433,7 @@ static int read_file(ploader *l, config_t *lc, const char *path)
 	else
 		snprintf(msg, sizeof(msg), "%s:%d: syntax error: %s", path, config_error_line(lc),
 			 config_error_text(lc));
-	char **grown = realloc(l->diag->messages, (l->diag->count + 1) * sizeof(char *));
-	if (grown != NULL) {
-		l->diag->messages = grown;
-		if ((grown[l->diag->count] = strdup(msg)) != NULL)
-			l->diag->count++;
-	}
+	cs_config_diag_add(l->diag, msg);
 	l->failed = 1;
 	return 0;
 }

@@ -206,17 +206,29 @@ static json_t *decode_json_part(const char *part)
 	return j;
 }
 
-cs_err cs_jws_peek_header(const char *jws, json_t **header)
+cs_err cs_jws_peek(const char *jws, json_t **header, json_t **payload)
 {
 	char *a, *b, *c;
 	cs_err r = jws_split(jws, &a, &b, &c);
 	*header = NULL;
+	if (payload != NULL)
+		*payload = NULL;
 	if (r == CS_OK && (*header = decode_json_part(a)) == NULL)
 		r = CS_E_INVALID_ARG;
+	if (r == CS_OK && payload != NULL && (*payload = decode_json_part(b)) == NULL) {
+		json_decref(*header);
+		*header = NULL;
+		r = CS_E_INVALID_ARG;
+	}
 	free(a);
 	free(b);
 	free(c);
 	return r;
+}
+
+cs_err cs_jws_peek_header(const char *jws, json_t **header)
+{
+	return cs_jws_peek(jws, header, NULL);
 }
 
 cs_err cs_jws_es256_verify(const char *jws, EVP_PKEY *pub, json_t **header, json_t **payload)

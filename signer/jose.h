@@ -41,5 +41,7 @@ cs_err cs_jws_es256_sign(const json_t *header, const json_t *payload, cs_es256_s
 cs_err cs_jws_es256_verify(const char *jws, EVP_PKEY *pub, json_t **header, json_t **payload);
 /* Split a compact JWS and decode its header without verifying (to read kid). */
 cs_err cs_jws_peek_header(const char *jws, json_t **header);
+/* Header and payload without verifying (for display; verifiers verify). */
+cs_err cs_jws_peek(const char *jws, json_t **header, json_t **payload);
 
 #endif

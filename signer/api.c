@@ -793,17 +793,17 @@ static void handle_audit_checkpoint(api_call *req, cs_store *store)
 
 typedef struct {
 	json_t *entries;
+	int failed;
 } export_ctx;
 
 static int add_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
 {
 	export_ctx *x = arg;
-	json_t *j = cs_audit_entry_json(e);
-	char *p = cs_b64url_encode(prev, 32), *h = cs_b64url_encode(hash, 32);
-	json_object_set_new(j, "prev_hash", json_string(p));
-	json_object_set_new(j, "entry_hash", json_string(h));
-	free(p);
-	free(h);
+	json_t *j = cs_audit_entry_json(e, prev, hash);
+	if (j == NULL) { /* never skip an entry silently */
+		x->failed = 1;
+		return 1;
+	}
 	json_array_append_new(x->entries, j);
 	return 0;
 }
@@ -849,9 +849,11 @@ static void handle_audit_export(api_call *req, cs_app *app, cs_store *store, con
 		}
 	}
 	evhttp_clear_headers(&params);
-	export_ctx x = {json_array()};
+	export_ctx x = {json_array(), 0};
 	json_t *checkpoints = json_array();
 	cs_err r = cs_store_audit_each(store, from, limit, add_entry, &x);
+	if (r == CS_OK && x.failed)
+		r = CS_E_STORE;
 	if (r == CS_OK)
 		r = cs_store_checkpoints_each(store, add_checkpoint, checkpoints);
 	if (r != CS_OK) {

@@ -50,13 +50,21 @@ void cs_audit_complete(cs_audit *a, cs_audit_entry *e)
 		e->node = a->cfg->server.node_id;
 }
 
-json_t *cs_audit_entry_json(const cs_audit_entry *e)
+json_t *cs_audit_entry_json(const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:s?, s:s?}", "seq",
+	json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:s?, s:s?}", "seq",
 			 (json_int_t)e->seq, "ts", e->ts, "node", e->node, "actor", e->actor,
 			 "actor_cert_sha256", e->actor_cert_sha256, "role", e->role, "action", e->action,
 			 "object", e->object, "project", e->project, "environment", e->environment,
 			 "outcome", e->outcome, "error_code", e->error_code, "request_id", e->request_id);
+	for (int i = 0; j != NULL && i < 2; i++) {
+		const uint8_t *h = i == 0 ? prev : hash;
+		char *b = h != NULL ? cs_b64url_encode(h, 32) : NULL;
+		if (b != NULL)
+			json_object_set_new(j, i == 0 ? "prev_hash" : "entry_hash", json_string(b));
+		free(b);
+	}
+	return j;
 }
 
 cs_err cs_audit_sign_checkpoint(cs_signer *signer, int64_t first, int64_t last, const uint8_t head[32],
@@ -101,7 +109,7 @@ cs_err cs_audit_checkpoint(cs_audit *a, cs_store *store, const char *kind)
 void cs_audit_committed(cs_audit *a, cs_store *store, const cs_audit_entry *e)
 {
 	if (a->cfg->audit.syslog) {
-		json_t *j = cs_audit_entry_json(e);
+		json_t *j = cs_audit_entry_json(e, NULL, NULL);
 		char *line = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 		if (line != NULL)
 			syslog(LOG_INFO, "%s", line);

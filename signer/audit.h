@@ -39,7 +39,9 @@ cs_err cs_audit_checkpoint(cs_audit *audit, cs_store *store, const char *kind);
 cs_err cs_audit_sign_checkpoint(cs_signer *signer, int64_t first, int64_t last,
 				const uint8_t head[32], const char *ts, const char *node,
 				const char *kind, char **jws);
-/* The entry as JSON (export, syslog). */
-json_t *cs_audit_entry_json(const cs_audit_entry *entry);
+/* The entry as JSON (export, syslog), with prev_hash and entry_hash in
+ * base64url when given. NULL if a field is not valid UTF-8. */
+json_t *cs_audit_entry_json(const cs_audit_entry *entry, const uint8_t prev_hash[32],
+			    const uint8_t entry_hash[32]);
 
 #endif

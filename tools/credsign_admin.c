@@ -323,18 +323,13 @@ static int export_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[3
 	export_ctx *x = arg;
 	if (x->since_ts != NULL && strcmp(e->ts, x->since_ts) < 0)
 		return 0;
-	json_t *j = cs_audit_entry_json(e);
+	json_t *j = cs_audit_entry_json(e, prev, hash);
 	if (j == NULL) { /* not valid UTF-8: never skip an entry silently */
 		fprintf(stderr, "credsign-admin: entry %lld cannot be exported as JSON\n", (long long)e->seq);
 		x->failed = 1;
 		return 1;
 	}
-	char *p = cs_b64url_encode(prev, 32), *h = cs_b64url_encode(hash, 32);
 	json_object_set_new(j, "type", json_string("entry"));
-	json_object_set_new(j, "prev_hash", json_string(p));
-	json_object_set_new(j, "entry_hash", json_string(h));
-	free(p);
-	free(h);
 	char *line = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	if (line != NULL)
 		printf("%s\n", line);

@@ -47,6 +47,13 @@ struct cs_token {
 	int read_write;
 	pid_t pid;
 
+	/* Serialises key searches with C_CopyObject. Some modules, SoftHSM2
+	 * among them, publish a copy with the source's attributes (CKA_TOKEN
+	 * true) before applying the copy template, so a search running at that
+	 * moment in another session finds the key twice. Taken only when a
+	 * session's key cache misses. */
+	pthread_mutex_t objects_lock;
+
 	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t cond;
 	unsigned pool_size;

@@ -221,6 +221,9 @@ static CK_OBJECT_HANDLE signing_handle(cs_token *t, tok_session *s, CK_OBJECT_HA
 	return copy;
 }
 
+static CK_RV find_and_copy(cs_token *t, tok_session *s, const cs_key_ref *q, tok_key_cache **out,
+			   cs_err *err);
+
 /* Resolve a query to private and public handles on this session, using the
  * session's cache. `refresh` forces a new search. */
 static CK_RV resolve_key(cs_token *t, tok_session *s, const cs_key_ref *q, int refresh,
@@ -241,6 +244,16 @@ static CK_RV resolve_key(cs_token *t, tok_session *s, const cs_key_ref *q, int r
 		*err = CS_E_INVALID_ARG;
 		return CKR_OK;
 	}
+	pthread_mutex_lock(&t->objects_lock);
+	CK_RV rv = find_and_copy(t, s, q, out, err);
+	pthread_mutex_unlock(&t->objects_lock);
+	return rv;
+}
+
+/* The cache-miss half of resolve_key; called under objects_lock. */
+static CK_RV find_and_copy(cs_token *t, tok_session *s, const cs_key_ref *q, tok_key_cache **out,
+			   cs_err *err)
+{
 	CK_OBJECT_HANDLE priv[2], pub[2];
 	CK_ULONG npriv = 0, npub = 0;
 	CK_RV rv = find_objects(t, s->handle, CKO_PRIVATE_KEY, q, priv, 2, &npriv);

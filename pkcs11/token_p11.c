@@ -288,6 +288,8 @@ cs_err tok_session_acquire(cs_token *t, tok_session **out)
 		memset(t->sessions, 0, t->pool_size * sizeof(*t->sessions));
 		t->pid = getpid();
 		t->generation++;
+		/* another parent thread may have held it at fork */
+		pthread_mutex_init(&t->objects_lock, NULL);
 		CK_RV rv = p11_kit_module_initialize(t->fl);
 		if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
 			cs_log_warn("C_Initialize after fork: %s", cs_ckr_name(rv));
@@ -429,6 +431,7 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 	if (t == NULL)
 		return CS_E_NOMEM;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->objects_lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
 	t->pool_size = params->pool_size;
 	t->session_cap = params->pool_size;
@@ -485,5 +488,6 @@ void cs_token_close(cs_token *t)
 	free(t->sessions);
 	pthread_cond_destroy(&t->cond);
 	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->objects_lock);
 	free(t);
 }

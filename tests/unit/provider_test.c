@@ -282,6 +282,10 @@ static void *sign_loop(void *p)
 		good = good && v != NULL && EVP_PKEY_verify_init(v) == 1 &&
 		       EVP_PKEY_verify(v, sig, siglen, digest, 32) == 1;
 		EVP_PKEY_CTX_free(v);
+		if (!good) {
+			fprintf(stderr, "thread signature %d failed:\n", i);
+			ERR_print_errors_fp(stderr);
+		}
 		w->ok += good;
 	}
 	return NULL;
@@ -296,10 +300,12 @@ static void test_threads(void **state)
 		w[i] = (struct worker){f, 0};
 		assert_int_equal(pthread_create(&th[i], NULL, sign_loop, &w[i]), 0);
 	}
-	for (int i = 0; i < 4; i++) {
+	/* join every thread before asserting: a failed assertion must not
+	 * tear the fixture down under running threads */
+	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++)
 		assert_int_equal(w[i].ok, 100);
-	}
 }
 
 static void test_fork_child_signs_on_its_own_sessions(void **state)

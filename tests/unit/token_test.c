@@ -403,11 +403,45 @@ static void test_concurrent_signing(void **state)
 		args[i] = (struct thread_arg){t, key, pub, 0};
 		assert_int_equal(pthread_create(&th[i], NULL, sign_many, &args[i]), 0);
 	}
-	for (int i = 0; i < THREADS; i++) {
+	for (int i = 0; i < THREADS; i++)
 		pthread_join(th[i], NULL);
+	for (int i = 0; i < THREADS; i++)
 		assert_int_equal(args[i].ok, 200);
-	}
 	EVP_PKEY_free(pub);
+}
+
+static void *search_many(void *p)
+{
+	struct thread_arg *a = p;
+	for (int i = 0; i < 300; i++) {
+		cs_key_ref q = {.label = KEY_LABEL}, found;
+		cs_err r = cs_token_find_key(a->t, &q, &found); /* searches and copies */
+		if (r != CS_OK) {
+			fprintf(stderr, "search %d: %s\n", i, cs_strerror(r));
+			return NULL;
+		}
+		a->ok++;
+	}
+	return NULL;
+}
+
+/* Searches in one session while another copies the key for signing: the
+ * copy must never be found as a second key (SoftHSM2 publishes a copy with
+ * the source's CKA_TOKEN before applying the template). */
+static void test_concurrent_key_searches(void **state)
+{
+	cs_token *t = *state;
+	enum { THREADS = 4 };
+	pthread_t th[THREADS];
+	struct thread_arg args[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		args[i] = (struct thread_arg){.t = t};
+		assert_int_equal(pthread_create(&th[i], NULL, search_many, &args[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(args[i].ok, 300);
 }
 
 static void test_read_only_pool_cannot_generate(void **state)
@@ -438,6 +472,7 @@ int main(void)
 		cmocka_unit_test(test_pin_file_permissions),
 		cmocka_unit_test_setup_teardown(test_session_recovery, open_token, close_token),
 		cmocka_unit_test_setup_teardown(test_concurrent_signing, open_token, close_token),
+		cmocka_unit_test_setup_teardown(test_concurrent_key_searches, open_token, close_token),
 		cmocka_unit_test(test_read_only_pool_cannot_generate),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);

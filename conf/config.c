@@ -78,6 +78,8 @@ static const schema_entry schema[] = {
 	{"pkcs11.validation", K_STRING, false, "not validated", 0, 0, 0, F(pkcs11.validation)},
 	{"store", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"store.path", K_OUT_FILE, false, "credsign.db", 0, 0, 0, F(store.path)},
+	{"store.session_retention_seconds", K_INT, false, NULL, 86400, 60, 31536000,
+	 F(store.session_retention_seconds)},
 	{"log", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"log.level", K_LOG_LEVEL, false, "info", 0, 0, 0, F(log.level)},
 	{"log.format", K_LOG_FORMAT, false, "logfmt", 0, 0, 0, F(log.format)},

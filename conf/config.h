@@ -57,6 +57,7 @@ typedef struct {
 	} pkcs11;
 	struct {
 		char *path;
+		int session_retention_seconds; /* keep expired, uncertified sessions */
 	} store;
 	struct {
 		cs_log_level level;

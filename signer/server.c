@@ -27,6 +27,7 @@
 #include "tls.h"
 
 #define DRAIN_SECONDS 10
+#define PRUNE_INTERVAL_SECONDS 5 /* expired-session pruning, on the signal thread */
 
 typedef struct server server;
 
@@ -289,6 +290,22 @@ static void reload_tls(server *s)
 	system_event(s, "tls.reload", s->app->cfg->tls.ca, "success");
 }
 
+/* Drop generation sessions that expired more than
+ * store.session_retention_seconds ago and were never certified. A failure
+ * is logged and retried at the next interval: nothing depends on it. */
+static void prune_sessions(server *s)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	int64_t removed = 0;
+	int64_t keep_ms = (int64_t)s->app->cfg->store.session_retention_seconds * 1000;
+	if (cs_store_sessions_prune(s->main_store, now_ms - keep_ms, &removed) != CS_OK)
+		cs_log_warn("expired sessions not pruned; retrying in %d s", PRUNE_INTERVAL_SECONDS);
+	else if (removed > 0)
+		cs_log_info("pruned %lld expired, uncertified generation session(s)", (long long)removed);
+}
+
 static void drain(server *s)
 {
 	for (int i = 0; i < s->nworkers; i++)
@@ -342,12 +359,16 @@ cs_err cs_server_run(cs_app *app)
 		    app->cfg->server.listen, started);
 	system_event(&s, "daemon.start", app->cfg->server.node_id, "success");
 	struct timespec tick = {1, 0};
-	time_t last_checkpoint = time(NULL);
+	time_t last_checkpoint = time(NULL), last_prune = 0;
 	for (;;) {
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (time(NULL) - last_checkpoint >= app->cfg->audit.checkpoint_seconds) {
 			(void)cs_audit_checkpoint(app->audit, s.main_store, "periodic");
 			last_checkpoint = time(NULL);
+		}
+		if (time(NULL) - last_prune >= PRUNE_INTERVAL_SECONDS) {
+			prune_sessions(&s);
+			last_prune = time(NULL);
 		}
 		if (sig < 0)
 			continue;

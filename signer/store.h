@@ -61,6 +61,12 @@ cs_err cs_store_cert_put(cs_store *store, const char *session_id, const char *ce
 			 const char *kid, const char *jws, const char *claims_json, int64_t now_ms,
 			 cs_audit_entry *audit) __attribute__((warn_unused_result));
 
+/* Delete the sessions never certified whose expiry is before
+ * expired_before_ms (they hold a commitment only; their generate entries
+ * stay in the audit log). Certified sessions stay: certificates reference
+ * them. A pruned session id answers CS_E_NOT_FOUND afterwards. */
+cs_err cs_store_sessions_prune(cs_store *store, int64_t expired_before_ms, int64_t *removed);
+
 /* A stored certificate; *jws and *claims_json are malloc'd. */
 cs_err cs_store_cert_get(cs_store *store, const char *cert_id, char **jws, char **claims_json);
 

@@ -70,6 +70,9 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
 	"CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints"
 	"  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;",
+	/* 3: finding uncertified sessions by expiry, for pruning */
+	"CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms)"
+	"  WHERE cert_id IS NULL;",
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -548,6 +551,22 @@ cs_err cs_store_cert_put(cs_store *s, const char *session_id, const char *cert_i
 	if (audit != NULL)
 		r = audit_insert(s, audit);
 out:
+	return write_end(s, r);
+}
+
+cs_err cs_store_sessions_prune(cs_store *s, int64_t expired_before_ms, int64_t *removed)
+{
+	sqlite3_stmt *st = NULL;
+	*removed = 0;
+	cs_err r = write_begin(s);
+	if (r == CS_OK)
+		r = prepare(s, "DELETE FROM generation_sessions WHERE cert_id IS NULL AND expires_ms < ?",
+			    &st);
+	if (r == CS_OK) {
+		sqlite3_bind_int64(st, 1, expired_before_ms);
+		if ((r = step_done(s, st, "pruning expired sessions")) == CS_OK)
+			*removed = sqlite3_changes(s->db);
+	}
 	return write_end(s, r);
 }
 

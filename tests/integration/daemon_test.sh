@@ -185,6 +185,23 @@ check "session id of the wrong type -> 400" expect_error ci-deployer POST /api/g
 # time passing: the session's expiry moved into the past in the store
 sqlite3 "$db" "UPDATE generation_sessions SET expires_ms = expires_ms - 61000 WHERE id = '$sid2'"
 check "expired session (60 s) -> 410" expect_error ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid2\"}" 410 session_expired
+# pruning: sessions expired beyond store.session_retention_seconds (default
+# 1 day) and never certified are deleted; certified and recent ones stay
+sid3=$(new_session ci-deployer)
+credentials+=("$(json_field "$(cat "$work/out")" credential)")
+sqlite3 "$db" "UPDATE generation_sessions SET expires_ms = expires_ms - 86400000 - 61000 WHERE id IN ('$sid3', '$sid')"
+sessions_pruned() {
+	for _ in $(seq 1 40); do
+		[[ "$(sqlite3 "$db" "SELECT count(*) FROM generation_sessions WHERE id = '$sid3'")" == 0 ]] && break
+		sleep 0.25
+	done
+	[[ "$(sqlite3 "$db" "SELECT count(*) FROM generation_sessions WHERE id = '$sid3'")" == 0 ]] &&
+		[[ "$(sqlite3 "$db" "SELECT count(*) FROM generation_sessions WHERE id IN ('$sid', '$sid2')")" == 2 ]] &&
+		grep -q 'pruned 1 expired, uncertified generation session' "$log"
+}
+check "expired uncertified sessions pruned after the retention; certified and recent kept" sessions_pruned
+check "a pruned session -> 404" expect_error ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid3\"}" 404 not_found
+check "a recently expired session is still 410" expect_error ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid2\"}" 410 session_expired
 check "the daemon is still up" health
 
 # ---- every preset: certificate claims match the presets file -------------------------

@@ -100,6 +100,8 @@ static const bad_case bad[] = {
 	{8, 8, "  key = \"pkcs11:token=credsign\";", 8, "tls.key", "must name the key"},
 	{29, 29, "audit = { retention_days = 30; };", 29, "audit.retention_days", "30 is out of range 365..36500"},
 	{29, 29, "audit = { readers = \"auditor\"; };", 29, "audit.readers", "expected a list of strings"},
+	{24, 23, "  session_retention_seconds = 30;", 24, "store.session_retention_seconds",
+	 "30 is out of range 60..31536000"},
 };
 
 static void write_file(const char *name, const char *text, mode_t mode)
@@ -200,6 +202,7 @@ static void test_defaults(void **state)
 	assert_false(cfg->tls.crl_check);
 	assert_int_equal(cfg->tls.verify_depth, 4);
 	assert_int_equal(cfg->pkcs11.sessions, 4);
+	assert_int_equal(cfg->store.session_retention_seconds, 86400);
 	assert_string_equal(cfg->pkcs11.module, "softhsm2"); /* a p11-kit module name */
 	assert_int_equal(cfg->log.level, CS_LOG_INFO);
 	assert_int_equal(cfg->log.format, CS_LOG_LOGFMT);

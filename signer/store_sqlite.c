@@ -71,8 +71,8 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints"
 	"  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;",
 	/* 3: finding uncertified sessions by expiry, for pruning */
-	"CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms)"
-	"  WHERE cert_id IS NULL;",
+	("CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms)"
+	 "  WHERE cert_id IS NULL;"),
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 

@@ -166,13 +166,17 @@ static cs_err token_rnd(void *ctx, uint8_t *buf, size_t n)
 	return cs_token_random(ctx, buf, n);
 }
 
-/* A fresh identifier from the token: 16 bytes, base64url. */
+/* A fresh identifier from the token: 16 bytes, base64url, 127 random bits.
+ * The top bit is cleared so that the first character is a letter (A-Z,
+ * a-f): an id never starts with '-' and is never taken for an option when
+ * it is passed on a command line. */
 static cs_err new_id(cs_app *app, char out[ID_CHARS + 1])
 {
 	uint8_t raw[ID_BYTES];
 	cs_err r = cs_token_random(app->token, raw, sizeof(raw));
 	if (r != CS_OK)
 		return r;
+	raw[0] &= 0x7f;
 	char *s = cs_b64url_encode(raw, sizeof(raw));
 	if (s == NULL)
 		return CS_E_NOMEM;

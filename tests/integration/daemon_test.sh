@@ -323,4 +323,13 @@ no_credential_at_rest() {
 }
 check "no generated credential appears in the SQLite files or the log" no_credential_at_rest
 
+ids_start_with_a_letter() { # every id this run produced: 127 random bits, a letter first
+	local n bad
+	n=$(sqlite3 "$db" "SELECT count(*) FROM (SELECT id FROM generation_sessions UNION ALL SELECT id FROM certificates)")
+	bad=$(sqlite3 "$db" "SELECT id FROM (SELECT id FROM generation_sessions UNION ALL SELECT id FROM certificates) WHERE substr(id, 1, 1) NOT GLOB '[A-Za-f]'")
+	echo "  $n ids, ${bad:-none} not starting with A-Z or a-f"
+	[ "$n" -ge 30 ] && [ -z "$bad" ]
+}
+check "session and certificate ids start with a letter (never read as an option)" ids_start_with_a_letter
+
 finish

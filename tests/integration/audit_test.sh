@@ -174,17 +174,26 @@ check "a new signing key becomes active, the old one retired (JWKS; both audited
 
 # ---- syslog mirror ------------------------------------------------------------------
 syslog_mirror() {
-	# a listener on /dev/log (this test creates it when the machine has no
-	# syslog daemon; with one running, the check cannot intercept it)
+	# glibc's syslog() writes to /dev/log. Without a syslog daemon the test
+	# listens there itself; when one owns /dev/log, the daemon runs in its
+	# own mount namespace with the test's socket bound over /dev/log.
+	local sock=/dev/log
+	DAEMON_WRAP=()
 	if [ -e /dev/log ]; then
-		echo "  /dev/log belongs to a running syslog daemon: look for credsignd JSON lines there"
-		return 1
+		sock=$work/dev-log.sock
+		# shellcheck disable=SC2016 # expanded by the inner shell
+		DAEMON_WRAP=(unshare --mount --propagation private
+			sh -c 'mount --bind "$0" /dev/log && exec "$@"' "$sock")
+		echo "  /dev/log has a syslog daemon: binding the listener over it in a private mount namespace"
 	fi
-	/usr/bin/python3 "$(dirname "$0")/syslog_listener.py" /dev/log 6 > "$work/syslog.out" &
+	/usr/bin/python3 "$(dirname "$0")/syslog_listener.py" "$sock" 6 > "$work/syslog.out" &
 	local listener=$!
 	for _ in $(seq 50); do grep -q ready "$work/syslog.out" 2>/dev/null && break; sleep 0.1; done
 	sed -i 's/write_timeout_ms = 1500;/write_timeout_ms = 1500; syslog = true;/' "$conf"
-	start_daemon || return 1
+	start_daemon
+	local started=$?
+	DAEMON_WRAP=()
+	[ $started -eq 0 ] || return 1
 	call web-deployer GET /api/presets > /dev/null
 	stop_daemon
 	sed -i 's/ syslog = true;//' "$conf"

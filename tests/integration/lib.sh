@@ -77,8 +77,10 @@ CONF
 	start_daemon
 }
 
+# start_daemon: credsignd on $conf, logging to $log; a command in the
+# DAEMON_WRAP array (if set) runs it, e.g. in its own mount namespace.
 start_daemon() {
-	"$BUILD/bin/credsignd" --config "$conf" > "$log" 2>&1 &
+	${DAEMON_WRAP[@]+"${DAEMON_WRAP[@]}"} "$BUILD/bin/credsignd" --config "$conf" > "$log" 2>&1 &
 	daemon=$!
 	pids+=($daemon)
 	for _ in $(seq 100); do

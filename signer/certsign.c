@@ -89,7 +89,7 @@ static cs_err sign_once(cs_signer *s, const uint8_t *input, size_t len, uint8_t 
 	cs_err r = CS_OK;
 	if (md == NULL)
 		return CS_E_NOMEM;
-	if (EVP_DigestSignInit_ex(md, NULL, "SHA256", s->libctx, CS_PROVIDER_PROPQ, s->key, NULL) != 1 ||
+	if (EVP_DigestSignInit_ex(md, NULL, "SHA256", s->libctx, CS_PROVIDER_SIGN_PROPQ, s->key, NULL) != 1 ||
 	    EVP_DigestSign(md, der, &der_len, input, len) != 1)
 		r = error_from_queue();
 	EVP_MD_CTX_free(md);

@@ -34,6 +34,14 @@
 #define CS_PROVIDER_NAME "credsign-pkcs11"
 #define CS_PROVIDER_RAND_NAME "CREDSIGN-TOKEN-RNG"
 #define CS_PROVIDER_PROPQ "provider=credsign-pkcs11"
+/* For EVP_DigestSign* with a token key: prefer (not require) this provider.
+ * The signature still comes from it: its ECDSA wins the preference, and no
+ * other provider could use the key, whose private half never exports. The
+ * digest that EVP_DigestSignInit_ex also fetches with the same query then
+ * resolves to the default provider's SHA-256 (cached) instead of failing
+ * and being looked up again on every call (measured: 4.4 -> 2.5 us per
+ * init, provider/direct 0.85 -> 0.90 on one thread). */
+#define CS_PROVIDER_SIGN_PROPQ "?provider=credsign-pkcs11"
 
 /* Add the provider to libctx as a built-in that uses `token` (borrowed: it
  * must outlive the provider) and load it. */

@@ -8,6 +8,7 @@
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -97,9 +98,20 @@ static void api_error(api_call *req, int status, const char *code, const char *m
 }
 
 /* Send the kept reply; the body is handed to libevent by reference and
- * wiped when libevent releases it. */
-static void reply_send(api_call *req, const char *request_id)
+ * wiped when libevent releases it. The handler may have held the event
+ * loop longer than the connection's timeout (a slow token): the countdown
+ * restarts here, before the loop can see the expired one and drop the
+ * connection with the reply unsent. */
+static void reply_send(api_call *req, const char *request_id, int timeout_ms)
 {
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	struct evhttp_connection *conn = evhttp_request_get_connection(req->req);
+	if (conn != NULL) {
+		/* libevent computes deadlines from the time cached when the loop
+		 * woke up, which a slow handler has left far behind */
+		event_base_update_cache_time(evhttp_connection_get_base(conn));
+		evhttp_connection_set_timeout_tv(conn, &tv);
+	}
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req->req);
 	evhttp_add_header(h, "Content-Type", req->type != NULL ? req->type : "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
@@ -933,7 +945,7 @@ void cs_api_handle(struct evhttp_request *http, cs_app *app, cs_store *store, co
 			else
 				handle_readyz(req, app, store);
 		}
-		reply_send(req, request_id);
+		reply_send(req, request_id, app->cfg->server.timeout_ms);
 		return;
 	} else {
 		dispatch(req, app, store, peer, path);
@@ -958,7 +970,7 @@ void cs_api_handle(struct evhttp_request *http, cs_app *app, cs_store *store, co
 			/* the entry is not durable: nothing else may leave */
 			api_error(req, 503, "audit_unavailable", "the audit log cannot record this request");
 	}
-	reply_send(req, request_id);
+	reply_send(req, request_id, app->cfg->server.timeout_ms);
 }
 
 cs_err cs_app_describe_token(cs_app *app)

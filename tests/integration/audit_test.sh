@@ -111,7 +111,7 @@ timed_checkpoint() {
 	call web-deployer GET /api/presets > /dev/null
 	local last
 	last=$(sql "$db" 'SELECT max(seq) FROM audit_log')
-	for _ in $(seq 40); do
+	for _ in $(seq 80); do
 		[ "$(sql "$db" "SELECT count(*) FROM audit_checkpoints WHERE last_seq >= $last")" -gt 0 ] && return 0
 		sleep 0.1
 	done
@@ -133,7 +133,10 @@ fail_closed() {
 	# another process holds the database's write lock (a stuck store)
 	( echo "BEGIN EXCLUSIVE;"; sleep 6; echo "COMMIT;" ) | sqlite3 "$db" &
 	local locker=$!
-	sleep 0.5
+	for _ in $(seq 50); do # until the lock is really held
+		sqlite3 -cmd '.timeout 0' "$db" 'BEGIN IMMEDIATE; ROLLBACK;' 2>/dev/null || break
+		sleep 0.1
+	done
 	start=$(date +%s%N)
 	gen=$(call ci-deployer POST /api/generate '{"preset":"soc2"}')
 	cert=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid2\"}")

@@ -77,6 +77,15 @@ CONF
 	start_daemon
 }
 
+# wait_for_log PATTERN: true once the daemon's log matches (up to 5 s)
+wait_for_log() {
+	for _ in $(seq 50); do
+		grep -q -- "$1" "$log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # start_daemon: credsignd on $conf, logging to $log; a command in the
 # DAEMON_WRAP array (if set) runs it, e.g. in its own mount namespace.
 start_daemon() {

@@ -185,8 +185,10 @@ syslog_mirror() {
 	if [ -e /dev/log ]; then
 		sock=$work/dev-log.sock
 		# shellcheck disable=SC2016 # expanded by the inner shell
-		DAEMON_WRAP=(unshare --mount --propagation private
-			sh -c 'mount --bind "$0" /dev/log && exec "$@"' "$sock")
+		# (root: a mount namespace; otherwise a user namespace as well)
+		DAEMON_WRAP=(unshare --mount --propagation private)
+		[ "$(id -u)" = 0 ] || DAEMON_WRAP=(unshare --user --map-root-user --mount --propagation private)
+		DAEMON_WRAP+=(sh -c 'mount --bind "$0" /dev/log && exec "$@"' "$sock")
 		echo "  /dev/log has a syslog daemon: binding the listener over it in a private mount namespace"
 	fi
 	/usr/bin/python3 "$(dirname "$0")/syslog_listener.py" "$sock" 6 > "$work/syslog.out" &

@@ -22,7 +22,8 @@ typedef struct {
 	prov_ctx *pctx;
 	prov_key key; /* a copy: the caller's EVP_PKEY may go first */
 	int have_key;
-	EVP_MD_CTX *mdctx;
+	EVP_MD_CTX *mdctx; /* streaming digest, made on the first update */
+	int md_started;    /* mdctx holds this operation's digest state */
 } sig_ctx;
 
 static void *sig_newctx(void *provctx, const char *propq)
@@ -50,7 +51,7 @@ static void *sig_dupctx(void *ctx)
 		return NULL;
 	*d = *c;
 	d->mdctx = NULL;
-	if (c->mdctx != NULL &&
+	if (c->md_started &&
 	    ((d->mdctx = EVP_MD_CTX_new()) == NULL || !EVP_MD_CTX_copy_ex(d->mdctx, c->mdctx))) {
 		sig_freectx(d);
 		return NULL;
@@ -146,15 +147,27 @@ static int sig_digest_sign_init(void *ctx, const char *mdname, void *key, const 
 	}
 	if (!sig_init(c, key, params))
 		return 0;
-	if (c->mdctx == NULL)
-		c->mdctx = EVP_MD_CTX_new();
-	return c->mdctx != NULL && EVP_DigestInit_ex2(c->mdctx, c->pctx->sha256, NULL);
+	c->md_started = 0; /* EVP_DigestSign (one shot) never needs mdctx */
+	return 1;
+}
+
+/* Start the streaming digest of this operation if not yet started. */
+static int md_start(sig_ctx *c)
+{
+	if (c->md_started)
+		return 1;
+	if (c->mdctx == NULL && (c->mdctx = EVP_MD_CTX_new()) == NULL)
+		return 0;
+	if (!EVP_DigestInit_ex2(c->mdctx, c->pctx->sha256, NULL))
+		return 0;
+	c->md_started = 1;
+	return 1;
 }
 
 static int sig_digest_sign_update(void *ctx, const unsigned char *data, size_t len)
 {
 	sig_ctx *c = ctx;
-	return c->mdctx != NULL && EVP_DigestUpdate(c->mdctx, data, len);
+	return md_start(c) && EVP_DigestUpdate(c->mdctx, data, len);
 }
 
 static int sig_digest_sign_final(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsize)
@@ -166,7 +179,24 @@ static int sig_digest_sign_final(void *ctx, unsigned char *sig, size_t *siglen, 
 		*siglen = ES256_DER_MAX;
 		return 1;
 	}
-	if (c->mdctx == NULL || !EVP_DigestFinal_ex(c->mdctx, digest, &dlen) || dlen != 32)
+	if (!md_start(c) || !EVP_DigestFinal_ex(c->mdctx, digest, &dlen) || dlen != 32)
+		return 0;
+	c->md_started = 0;
+	return sign_digest(c, digest, sig, siglen, sigsize);
+}
+
+/* EVP_DigestSign in one call: SHA-256 of the whole message, then the token. */
+static int sig_digest_sign(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsize,
+			   const unsigned char *tbs, size_t tbslen)
+{
+	sig_ctx *c = ctx;
+	uint8_t digest[32];
+	unsigned int dlen = 0;
+	if (sig == NULL) {
+		*siglen = ES256_DER_MAX;
+		return 1;
+	}
+	if (!EVP_Digest(tbs, tbslen, digest, &dlen, c->pctx->sha256, NULL) || dlen != 32)
 		return 0;
 	return sign_digest(c, digest, sig, siglen, sigsize);
 }
@@ -220,6 +250,7 @@ const OSSL_DISPATCH prov_signature_functions[] = {
 	{OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))sig_digest_sign_init},
 	{OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, (void (*)(void))sig_digest_sign_update},
 	{OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))sig_digest_sign_final},
+	{OSSL_FUNC_SIGNATURE_DIGEST_SIGN, (void (*)(void))sig_digest_sign},
 	{OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))sig_get_ctx_params},
 	{OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))sig_gettable_ctx_params},
 	{OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))sig_set_ctx_params},

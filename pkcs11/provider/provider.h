@@ -40,7 +40,7 @@
  * digest that EVP_DigestSignInit_ex also fetches with the same query then
  * resolves to the default provider's SHA-256 (cached) instead of failing
  * and being looked up again on every call (measured: 4.4 -> 2.5 us per
- * init, provider/direct 0.85 -> 0.90 on one thread). */
+ * init). */
 #define CS_PROVIDER_SIGN_PROPQ "?provider=credsign-pkcs11"
 
 /* Add the provider to libctx as a built-in that uses `token` (borrowed: it

@@ -12,7 +12,7 @@
  *                   verified with the public key before use
  *
  * and the ratio of the provider path to the best direct path. SECONDS is
- * the length of one round (three interleaved rounds per path).
+ * the length of one round (five interleaved rounds per path).
  *
  *   bench_sign MODULE TOKEN_URI PIN_FILE [SECONDS]
  */
@@ -46,12 +46,20 @@ static const char *const path_names[] = {"direct-token", "direct-session", "toke
 					 "provider+verify"};
 static EVP_PKEY *pub_key;
 
-#define ROUNDS 3
+#define ROUNDS 5
 
-static double median3(const double v[ROUNDS])
+static int cmp_double(const void *a, const void *b)
 {
-	double lo = v[0] < v[1] ? v[0] : v[1], hi = v[0] < v[1] ? v[1] : v[0];
-	return v[2] < lo ? lo : v[2] > hi ? hi : v[2];
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(const double v[ROUNDS])
+{
+	double sorted[ROUNDS];
+	memcpy(sorted, v, sizeof(sorted));
+	qsort(sorted, ROUNDS, sizeof(sorted[0]), cmp_double);
+	return sorted[ROUNDS / 2];
 }
 
 static double now(void)
@@ -224,7 +232,7 @@ int main(int argc, char **argv)
 				rounds[p][t][r] = measure((path)p, t + 1);
 	for (int p = 0; p < NPATHS; p++) {
 		for (int t = 0; t < 2; t++)
-			rate[p][t] = median3(rounds[p][t]);
+			rate[p][t] = median(rounds[p][t]);
 		printf("%-16s %12.0f %12.0f\n", path_names[p], rate[p][0], rate[p][1]);
 	}
 	for (int t = 0; t < 2; t++) {

@@ -192,6 +192,22 @@ static void test_digest_sign(void **state)
 {
 	fixture *f = *state;
 	digest_sign_and_verify(f->libctx, f->key, f->pub, "compliance certificate payload");
+	/* streamed in parts (Update/Final, as X.509 and `openssl dgst` do),
+	 * twice on one context, with the preference query the daemon uses */
+	const char *msg = "compliance certificate payload";
+	uint8_t sig[80], digest[32];
+	SHA256((const uint8_t *)msg, strlen(msg), digest);
+	EVP_MD_CTX *stream = EVP_MD_CTX_new();
+	for (int round = 0; round < 2; round++) {
+		size_t siglen = sizeof(sig);
+		assert_int_equal(EVP_DigestSignInit_ex(stream, NULL, "SHA256", f->libctx,
+						       CS_PROVIDER_SIGN_PROPQ, f->key, NULL), 1);
+		assert_int_equal(EVP_DigestSignUpdate(stream, msg, 11), 1);
+		assert_int_equal(EVP_DigestSignUpdate(stream, msg + 11, strlen(msg) - 11), 1);
+		assert_int_equal(EVP_DigestSignFinal(stream, sig, &siglen), 1);
+		assert_true(ts_verify_der(f->pub, digest, sig, siglen));
+	}
+	EVP_MD_CTX_free(stream);
 	/* only SHA-256 */
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	assert_int_not_equal(EVP_DigestSignInit_ex(md, NULL, "SHA384", f->libctx, NULL, f->key, NULL), 1);

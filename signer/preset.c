@@ -182,17 +182,27 @@ static const char *const known_keys[] = {"title", "version", "standards", "types
 					 "max_identical_run", "max_class_run", "rotation", "rotation_days",
 					 "basis", "cites", NULL};
 
+#define FULL_NAME 128
+
+/* The member `key` of group g, its full name ("path.key") in full; a
+ * missing member is reported when required. */
+static const config_setting_t *member(ploader *l, const config_setting_t *g, const char *key,
+				      const char *path, int required, char full[FULL_NAME])
+{
+	snprintf(full, FULL_NAME, "%s.%s", path, key);
+	const config_setting_t *s = config_setting_get_member(g, key);
+	if (s == NULL && required)
+		perr(l, g, full, "required setting missing");
+	return s;
+}
+
 static char *get_string(ploader *l, const config_setting_t *g, const char *key, const char *path,
 			int required)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
-	char full[128];
-	snprintf(full, sizeof(full), "%s.%s", path, key);
-	if (s == NULL) {
-		if (required)
-			perr(l, g, full, "required setting missing");
+	char full[FULL_NAME];
+	const config_setting_t *s = member(l, g, key, path, required, full);
+	if (s == NULL)
 		return NULL;
-	}
 	if (config_setting_type(s) != CONFIG_TYPE_STRING || config_setting_get_string(s)[0] == '\0') {
 		perr(l, s, full, "expected a non-empty string");
 		return NULL;
@@ -204,14 +214,10 @@ static char *get_string(ploader *l, const config_setting_t *g, const char *key, 
 static int get_int(ploader *l, const config_setting_t *g, const char *key, const char *path,
 		   int lo, int hi, int required, int def)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
-	char full[128];
-	snprintf(full, sizeof(full), "%s.%s", path, key);
-	if (s == NULL) {
-		if (required)
-			perr(l, g, full, "required setting missing");
+	char full[FULL_NAME];
+	const config_setting_t *s = member(l, g, key, path, required, full);
+	if (s == NULL)
 		return def;
-	}
 	if (config_setting_type(s) != CONFIG_TYPE_INT) {
 		perr(l, s, full, "expected an integer");
 		return def;
@@ -227,13 +233,10 @@ static int get_int(ploader *l, const config_setting_t *g, const char *key, const
 static const config_setting_t *get_list(ploader *l, const config_setting_t *g, const char *key,
 					const char *path, int allow_empty)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
-	char full[128];
-	snprintf(full, sizeof(full), "%s.%s", path, key);
-	if (s == NULL) {
-		perr(l, g, full, "required setting missing");
+	char full[FULL_NAME];
+	const config_setting_t *s = member(l, g, key, path, 1, full);
+	if (s == NULL)
 		return NULL;
-	}
 	if ((config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST) ||
 	    (config_setting_length(s) == 0 && !allow_empty)) {
 		perr(l, s, full, "expected a non-empty list of strings");
@@ -261,11 +264,11 @@ static unsigned get_bits(ploader *l, const config_setting_t *g, const char *key,
 {
 	const config_setting_t *s = get_list(l, g, key, path, allow_empty);
 	unsigned bits = 0;
+	char full[FULL_NAME];
+	snprintf(full, sizeof(full), "%s.%s", path, key);
 	for (int i = 0; s != NULL && i < config_setting_length(s); i++) {
 		const char *v = config_setting_get_string_elem(s, i);
 		int b = map(v);
-		char full[128];
-		snprintf(full, sizeof(full), "%s.%s", path, key);
 		if (b < 0)
 			perr(l, s, full, "unknown value '%s'", v);
 		else

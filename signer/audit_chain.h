@@ -43,9 +43,10 @@ typedef struct {
 } cs_audit_entry;
 
 /* entry_hash of an entry given the previous hash. scratch: a digest
- * context to reuse (faster over millions of entries), or NULL. */
-void cs_audit_hash(EVP_MD_CTX *scratch, const uint8_t prev[32], const cs_audit_entry *entry,
-		   uint8_t out[32]);
+ * context to reuse (faster over millions of entries), or NULL. Fails with
+ * CS_E_NOMEM or CS_E_CRYPTO (then out must not be used). */
+cs_err cs_audit_hash(EVP_MD_CTX *scratch, const uint8_t prev[32], const cs_audit_entry *entry,
+		     uint8_t out[32]) __attribute__((warn_unused_result));
 /* Replace every byte that is not printable ASCII with '?', in place. */
 void cs_audit_sanitize(char *s);
 /* The current time as RFC 3339 UTC with milliseconds: 2026-11-23T10:00:00.123Z */

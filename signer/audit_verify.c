@@ -21,6 +21,7 @@ typedef struct {
 	checkpoint *list;
 	size_t count, cap;
 	cs_audit_report *rep;
+	cs_err error; /* the verification itself failed (not the log) */
 } cp_ctx;
 
 static int fail(cs_audit_report *rep, int64_t seq, const char *fmt, ...)
@@ -105,8 +106,10 @@ static int check_checkpoint(void *arg, int64_t first, int64_t last, const uint8_
 	if (c->count == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 64;
 		checkpoint *grown = realloc(c->list, c->cap * sizeof(*grown));
-		if (grown == NULL)
+		if (grown == NULL) {
+			c->error = CS_E_NOMEM; /* never verify against part of the checkpoints */
 			return 1;
+		}
 		c->list = grown;
 	}
 	checkpoint *cp = &c->list[c->count++];
@@ -125,6 +128,7 @@ typedef struct {
 	int64_t expected;
 	uint8_t running[32];
 	int have_running;
+	cs_err error; /* the verification itself failed (not the log) */
 } walk_ctx;
 
 static int walk(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t stored[32])
@@ -141,7 +145,8 @@ static int walk(void *arg, const cs_audit_entry *e, const uint8_t prev[32], cons
 		return fail(w->rep, e->seq,
 			    "entry %lld does not chain to entry %lld (reordered, inserted or replaced)",
 			    (long long)e->seq, (long long)e->seq - 1);
-	cs_audit_hash(w->md, prev, e, hash);
+	if ((w->error = cs_audit_hash(w->md, prev, e, hash)) != CS_OK)
+		return 1;
 	if (memcmp(hash, stored, 32) != 0)
 		return fail(w->rep, e->seq, "entry %lld was modified (its hash does not match its content)",
 			    (long long)e->seq);
@@ -174,6 +179,8 @@ cs_err cs_audit_verify(cs_store *store, const json_t *jwks, int64_t from_seq, cs
 	cp_ctx cps = {.jwks = jwks, .rep = rep};
 	walk_ctx w = {.rep = rep, .cps = &cps};
 	cs_err r = cs_store_checkpoints_each(store, check_checkpoint, &cps);
+	if (r == CS_OK)
+		r = cps.error;
 	if (r != CS_OK)
 		goto out;
 	/* the base: the newest purge checkpoint, or the beginning */
@@ -196,6 +203,8 @@ cs_err cs_audit_verify(cs_store *store, const json_t *jwks, int64_t from_seq, cs
 		goto out;
 	}
 	r = cs_store_audit_each(store, w.expected, 0, walk, &w);
+	if (r == CS_OK)
+		r = w.error;
 	if (r != CS_OK)
 		goto out;
 	/* nothing may be missing after the last entry that a checkpoint covers */

@@ -294,7 +294,8 @@ static cs_err audit_insert(cs_store *s, cs_audit_entry *e)
 	if (r != CS_OK)
 		return r;
 	e->seq = last + 1;
-	cs_audit_hash(NULL, prev, e, hash);
+	if ((r = cs_audit_hash(NULL, prev, e, hash)) != CS_OK)
+		return r;
 	if ((r = prepare(s, "INSERT INTO audit_log (seq, ts, node, actor, actor_cert_sha256, role, action, "
 			    "object, project, environment, outcome, error_code, request_id, prev_hash, "
 			    "entry_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st)) != CS_OK)

@@ -77,7 +77,10 @@ int main(int argc, char **argv)
 				    "f814f9981ea6f604c4155947ac0956642a740a27f7e3a340cf968a9b7281dc20",
 				    "client", actions[seq % 4], object, "payments", "production", "success",
 				    NULL, rid};
-		cs_audit_hash(NULL, prev, &e, hash);
+		if (cs_audit_hash(NULL, prev, &e, hash) != CS_OK) {
+			fprintf(stderr, "bench_audit: hashing failed\n");
+			return 1;
+		}
 		const char *v[] = {e.ts, e.node, e.actor, e.actor_cert_sha256, e.role, e.action, e.object,
 				   e.project, e.environment, e.outcome, e.error_code, e.request_id};
 		sqlite3_bind_int64(ins, 1, seq);

@@ -827,11 +827,15 @@ static int add_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32],
 static int add_checkpoint(void *arg, int64_t first, int64_t last, const uint8_t head[32],
 			  const char *ts, const char *node, const char *kind, const char *jws)
 {
-	json_t *list = arg;
+	export_ctx *x = arg;
 	(void)head;
-	json_array_append_new(list, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "first_seq",
-					      (json_int_t)first, "last_seq", (json_int_t)last, "time", ts,
-					      "node", node, "kind", kind, "jws", jws));
+	json_t *j = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "first_seq", (json_int_t)first,
+			      "last_seq", (json_int_t)last, "time", ts, "node", node, "kind", kind, "jws",
+			      jws);
+	if (j == NULL || json_array_append_new(x->entries, j) != 0) {
+		x->failed = 1; /* never skip a checkpoint silently */
+		return 1;
+	}
 	return 0;
 }
 
@@ -865,20 +869,21 @@ static void handle_audit_export(api_call *req, cs_app *app, cs_store *store, con
 		}
 	}
 	evhttp_clear_headers(&params);
-	export_ctx x = {json_array(), 0};
-	json_t *checkpoints = json_array();
+	export_ctx x = {json_array(), 0}, cps = {json_array(), 0};
 	cs_err r = cs_store_audit_each(store, from, limit, add_entry, &x);
 	if (r == CS_OK && x.failed)
 		r = CS_E_STORE;
 	if (r == CS_OK)
-		r = cs_store_checkpoints_each(store, add_checkpoint, checkpoints);
+		r = cs_store_checkpoints_each(store, add_checkpoint, &cps);
+	if (r == CS_OK && cps.failed)
+		r = CS_E_STORE;
 	if (r != CS_OK) {
 		json_decref(x.entries);
-		json_decref(checkpoints);
+		json_decref(cps.entries);
 		send_cs_error(req, r, "audit log");
 		return;
 	}
-	send_json(req, 200, json_pack("{s:o, s:o}", "entries", x.entries, "checkpoints", checkpoints));
+	send_json(req, 200, json_pack("{s:o, s:o}", "entries", x.entries, "checkpoints", cps.entries));
 }
 
 static void dispatch(api_call *req, cs_app *app, cs_store *store, const cs_peer *peer, const char *path)

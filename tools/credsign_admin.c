@@ -318,6 +318,21 @@ typedef struct {
 	int failed;
 } export_ctx;
 
+/* Print one JSON line and release j; a line that cannot be made fails the
+ * export (never a silent gap). Returns the callback's stop flag. */
+static int print_line(export_ctx *x, json_t *j)
+{
+	char *line = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(j);
+	if (line == NULL || printf("%s\n", line) < 0) {
+		free(line);
+		x->failed = 1;
+		return 1;
+	}
+	free(line);
+	return 0;
+}
+
 static int export_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
 {
 	export_ctx *x = arg;
@@ -330,11 +345,8 @@ static int export_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[3
 		return 1;
 	}
 	json_object_set_new(j, "type", json_string("entry"));
-	char *line = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	if (line != NULL)
-		printf("%s\n", line);
-	free(line);
-	json_decref(j);
+	if (print_line(x, j))
+		return 1;
 	x->count++;
 	return 0;
 }
@@ -342,18 +354,13 @@ static int export_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[3
 static int export_checkpoint(void *arg, int64_t first, int64_t last, const uint8_t head[32],
 			     const char *ts, const char *node, const char *kind, const char *jws)
 {
-	(void)arg;
 	char *h = cs_b64url_encode(head, 32);
-	json_t *j = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "type", "checkpoint", "first_seq",
-			      (json_int_t)first, "last_seq", (json_int_t)last, "head_hash", h ? h : "",
-			      "time", ts, "node", node, "kind", kind, "jws", jws);
-	char *line = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	if (line != NULL)
-		printf("%s\n", line);
-	free(line);
+	json_t *j = h == NULL ? NULL
+			      : json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "type", "checkpoint",
+					  "first_seq", (json_int_t)first, "last_seq", (json_int_t)last,
+					  "head_hash", h, "time", ts, "node", node, "kind", kind, "jws", jws);
 	free(h);
-	json_decref(j);
-	return 0;
+	return print_line(arg, j);
 }
 
 static int cmd_audit_export(admin_ctx *a, const char *since)
@@ -378,7 +385,7 @@ static int cmd_audit_export(admin_ctx *a, const char *since)
 		r = cs_store_audit_each(store, from, 0, export_entry, &x);
 	/* the checkpoints needed to verify the range: all of them (few) */
 	if (r == CS_OK)
-		r = cs_store_checkpoints_each(store, export_checkpoint, NULL);
+		r = cs_store_checkpoints_each(store, export_checkpoint, &x);
 	cs_store_close(store);
 	if (r == CS_OK && x.failed)
 		r = CS_E_STORE;

@@ -11,6 +11,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "cs_log.h"
+
 /* Random bytes are fetched in blocks to spare token round trips. */
 #define RANDOM_BLOCK 256
 /* Candidates drawn before giving up: only reachable with absurd specs. */
@@ -228,9 +230,145 @@ static int word_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-cs_err cs_wordlist_load(const char *path, cs_wordlist **out)
+/* Is text[0..n) one of the sorted words? */
+static int is_word(char *const *sorted, size_t count, const char *text, size_t n)
+{
+	size_t lo = 0, hi = count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strncmp(sorted[mid], text, n);
+		if (c == 0)
+			c = sorted[mid][n] == '\0' ? 0 : 1; /* text is a proper prefix of the word */
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* A dangling suffix: multi[word] + at, reached from multi[origin]. */
+typedef struct {
+	size_t word, at, origin;
+} dangling;
+
+typedef struct {
+	char **multi; /* sorted words containing the separator */
+	size_t nmulti;
+	size_t *base;   /* visited index of multi[i][0] */
+	uint8_t *seen;  /* one flag per character position of the multi words */
+	dangling *work; /* stack, at most one entry per position */
+	size_t top;
+} sp_state;
+
+static void sp_push(sp_state *st, size_t word, size_t at, size_t origin)
+{
+	if (st->seen[st->base[word] + at])
+		return;
+	st->seen[st->base[word] + at] = 1;
+	st->work[st->top++] = (dangling){word, at, origin};
+}
+
+/* Sardinas-Patterson on the words as sequences of separator-delimited
+ * pieces ("t-shirt" is [t, shirt]): joining with the separator is
+ * concatenation of pieces, so a string of words splits back one way only
+ * iff no dangling suffix is itself a word. Only words that contain the
+ * separator can have a word as a proper prefix, so only they take part.
+ * Sets *culprit to a separator-containing word an ambiguity starts from. */
+static cs_err find_ambiguity(char *const *sorted, size_t count, const char **culprit)
+{
+	sp_state st = {0};
+	cs_err r = CS_E_NOMEM;
+	size_t positions = 0;
+	*culprit = NULL;
+	for (size_t i = 0; i < count; i++)
+		st.nmulti += strchr(sorted[i], CS_PASSPHRASE_SEPARATOR) != NULL;
+	if (st.nmulti == 0)
+		return CS_OK;
+	if ((st.multi = malloc(st.nmulti * sizeof(char *))) == NULL ||
+	    (st.base = malloc(st.nmulti * sizeof(size_t))) == NULL)
+		goto out;
+	for (size_t i = 0, k = 0; i < count; i++)
+		if (strchr(sorted[i], CS_PASSPHRASE_SEPARATOR) != NULL) {
+			st.multi[k] = sorted[i]; /* stays sorted */
+			st.base[k++] = positions;
+			positions += strlen(sorted[i]) + 1;
+		}
+	if ((st.seen = calloc(positions, 1)) == NULL ||
+	    (st.work = malloc(positions * sizeof(dangling))) == NULL)
+		goto out;
+	/* S1: a word that is a proper piece-prefix of another leaves the rest */
+	for (size_t k = 0; k < st.nmulti; k++)
+		for (const char *p = st.multi[k]; (p = strchr(p, CS_PASSPHRASE_SEPARATOR)) != NULL; p++)
+			if (is_word(sorted, count, st.multi[k], (size_t)(p - st.multi[k])))
+				sp_push(&st, k, (size_t)(p - st.multi[k]) + 1, k);
+	r = CS_OK;
+	while (st.top > 0 && r == CS_OK) {
+		dangling d = st.work[--st.top];
+		const char *s = st.multi[d.word] + d.at;
+		size_t len = strlen(s);
+		if (is_word(sorted, count, s, len)) {
+			*culprit = st.multi[d.origin];
+			r = CS_E_CONFIG;
+			break;
+		}
+		/* a word that begins s leaves the rest of s */
+		for (const char *p = s; (p = strchr(p, CS_PASSPHRASE_SEPARATOR)) != NULL; p++)
+			if (is_word(sorted, count, s, (size_t)(p - s)))
+				sp_push(&st, d.word, d.at + (size_t)(p - s) + 1, d.origin);
+		/* s followed by the separator begins a word: the rest of that word */
+		size_t lo = 0, hi = st.nmulti;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (strncmp(st.multi[mid], s, len) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t k = lo; k < st.nmulti && strncmp(st.multi[k], s, len) == 0; k++)
+			if (st.multi[k][len] == CS_PASSPHRASE_SEPARATOR)
+				sp_push(&st, k, len + 1, d.origin);
+	}
+out:
+	free(st.multi);
+	free(st.base);
+	free(st.seen);
+	free(st.work);
+	return r;
+}
+
+/* Distinct words that split back one way; the reason in why otherwise. */
+static cs_err check_words(const cs_wordlist *wl, char *why, size_t why_len)
+{
+	char **sorted = malloc(wl->count * sizeof(char *));
+	if (sorted == NULL)
+		return CS_E_NOMEM;
+	memcpy(sorted, wl->words, wl->count * sizeof(char *));
+	qsort(sorted, wl->count, sizeof(char *), word_cmp);
+	cs_err r = CS_OK;
+	for (size_t i = 1; i < wl->count && r == CS_OK; i++)
+		if (strcmp(sorted[i - 1], sorted[i]) == 0) {
+			/* the entropy would be overstated */
+			snprintf(why, why_len, "wordlist %s: the word '%s' appears more than once", wl->path,
+				 sorted[i]);
+			r = CS_E_CONFIG;
+		}
+	const char *culprit = NULL;
+	if (r == CS_OK && (r = find_ambiguity(sorted, wl->count, &culprit)) == CS_E_CONFIG)
+		snprintf(why, why_len,
+			 "wordlist %s: the word '%s' contains the passphrase separator '%c' and other words "
+			 "can spell the same text, so different word sequences would give the same passphrase",
+			 wl->path, culprit, CS_PASSPHRASE_SEPARATOR);
+	free(sorted);
+	return r;
+}
+
+cs_err cs_wordlist_load_diag(const char *path, cs_wordlist **out, char *why, size_t why_len)
 {
 	*out = NULL;
+	snprintf(why, why_len, "wordlist %s: cannot be read", path);
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return CS_E_IO;
@@ -238,7 +376,8 @@ cs_err cs_wordlist_load(const char *path, cs_wordlist **out)
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	cs_err r = CS_E_CONFIG;
 	char line[256];
-	size_t cap = 0;
+	size_t cap = 0, lineno = 0;
+	snprintf(why, why_len, "wordlist %s: out of memory", path);
 	if (wl == NULL || md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL) ||
 	    (wl->path = strdup(path)) == NULL) {
 		r = CS_E_NOMEM;
@@ -246,6 +385,7 @@ cs_err cs_wordlist_load(const char *path, cs_wordlist **out)
 	}
 	wl->min_word_len = SIZE_MAX;
 	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
 		EVP_DigestUpdate(md, line, strlen(line));
 		char *w = line, *tab = strchr(line, '\t');
 		if (tab != NULL)
@@ -254,8 +394,13 @@ cs_err cs_wordlist_load(const char *path, cs_wordlist **out)
 		if (w[0] == '\0')
 			continue;
 		for (const char *p = w; *p; p++)
-			if (!((*p >= 'a' && *p <= 'z') || *p == '-'))
-				goto out; /* not a plain lower-case word */
+			if (!((*p >= 'a' && *p <= 'z') || *p == '-')) {
+				snprintf(why, why_len,
+					 "wordlist %s:%zu: words must be lower-case ASCII letters or '-'", path,
+					 lineno);
+				r = CS_E_CONFIG;
+				goto out;
+			}
 		if (wl->count == cap) {
 			cap = cap ? cap * 2 : 8192;
 			char **grown = realloc(wl->words, cap * sizeof(char *));
@@ -273,21 +418,13 @@ cs_err cs_wordlist_load(const char *path, cs_wordlist **out)
 			wl->min_word_len = strlen(w);
 		wl->count++;
 	}
-	if (wl->count < 2 || wl->count > (1u << 24))
-		goto out;
-	/* distinct words, or the entropy would be overstated */
-	char **sorted = malloc(wl->count * sizeof(char *));
-	if (sorted == NULL) {
-		r = CS_E_NOMEM;
+	if (wl->count < 2 || wl->count > (1u << 24)) {
+		snprintf(why, why_len, "wordlist %s: needs 2 to %u words, has %zu", path, 1u << 24,
+			 wl->count);
+		r = CS_E_CONFIG;
 		goto out;
 	}
-	memcpy(sorted, wl->words, wl->count * sizeof(char *));
-	qsort(sorted, wl->count, sizeof(char *), word_cmp);
-	int dup = 0;
-	for (size_t i = 1; i < wl->count && !dup; i++)
-		dup = strcmp(sorted[i - 1], sorted[i]) == 0;
-	free(sorted);
-	if (dup)
+	if ((r = check_words(wl, why, why_len)) != CS_OK)
 		goto out;
 	uint8_t digest[32];
 	unsigned int dlen = 0;
@@ -296,11 +433,21 @@ cs_err cs_wordlist_load(const char *path, cs_wordlist **out)
 		snprintf(wl->sha256 + 2 * i, 3, "%02x", digest[i]);
 	*out = wl;
 	wl = NULL;
+	why[0] = '\0';
 	r = CS_OK;
 out:
 	fclose(f);
 	EVP_MD_CTX_free(md);
 	cs_wordlist_free(wl);
+	return r;
+}
+
+cs_err cs_wordlist_load(const char *path, cs_wordlist **out)
+{
+	char why[512];
+	cs_err r = cs_wordlist_load_diag(path, out, why, sizeof(why));
+	if (r != CS_OK)
+		cs_log_error("%s", why);
 	return r;
 }
 
@@ -337,7 +484,7 @@ cs_err cs_generate_passphrase(const cs_wordlist *list, size_t words, cs_random_f
 			break;
 		}
 		if (w > 0)
-			out[used++] = '-';
+			out[used++] = CS_PASSPHRASE_SEPARATOR;
 		memcpy(out + used, word, strlen(word));
 		used += strlen(word);
 		out[used] = '\0';

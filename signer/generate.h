@@ -17,7 +17,10 @@
  *   Only additions, so no cancellation; checked against brute force and
  *   inclusion-exclusion in the tests.
  * - Passphrases: words drawn uniformly (rejection sampling on 16- or 32-bit
- *   numbers) from a wordlist of distinct words.
+ *   numbers) from a wordlist of distinct words, joined by '-'. A list is
+ *   refused when two different word sequences could give the same string
+ *   (a word containing the separator that other words can also spell), so
+ *   the entropy of n words is exactly n log2(list size).
  *
  * Output goes to a caller buffer that holds a secret: callers wipe it.
  * Thread-safe; the random source must be.
@@ -63,6 +66,10 @@ cs_err cs_generate_string(const cs_string_spec *spec, cs_random_fn rnd, void *rn
 
 /* ---- passphrases --------------------------------------------------------- */
 
+#define CS_PASSPHRASE_SEPARATOR '-'
+#define CS_PASSPHRASE_SEPARATOR_STR "-"
+#define CS_PASSPHRASE_WORDS_MAX 64
+
 typedef struct {
 	char **words;
 	size_t count;
@@ -73,12 +80,20 @@ typedef struct {
 
 /* Load a wordlist: one word per line, optionally after dice digits and a
  * tab ("11111\tabacus", the EFF format). Words must be lower-case ASCII
- * letters or '-', distinct, at least 2 of them. */
+ * letters or '-', distinct, at least 2 of them, and every string of words
+ * joined by the separator must split back into words one way only (checked
+ * with the Sardinas-Patterson test on the separator-delimited pieces): the
+ * EFF list's "t-shirt" is accepted (no "t"), "apple-pie" beside "apple" and
+ * "pie" is refused. CS_E_CONFIG with the reason in why[why_len], naming the
+ * file and the word; CS_E_IO when the file cannot be read. */
+cs_err cs_wordlist_load_diag(const char *path, cs_wordlist **out, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
+/* The same, logging the reason (for callers that report only the code). */
 cs_err cs_wordlist_load(const char *path, cs_wordlist **out) __attribute__((warn_unused_result));
 void cs_wordlist_free(cs_wordlist *list);
 /* Exact entropy of `words` uniform words, rounded down to 0.01. */
 double cs_passphrase_entropy(const cs_wordlist *list, size_t words);
-/* Words joined by '-' into out[cap]. */
+/* Words joined by CS_PASSPHRASE_SEPARATOR into out[cap]. */
 cs_err cs_generate_passphrase(const cs_wordlist *list, size_t words, cs_random_fn rnd, void *rnd_ctx,
 			      char *out, size_t cap) __attribute__((warn_unused_result));
 

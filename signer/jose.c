@@ -62,7 +62,20 @@ cs_err cs_b64url_decode(const char *text, uint8_t **out, size_t *out_len)
 	if (got < 0)
 		goto out;
 	/* EVP_DecodeBlock counts padding as zero bytes: take them off */
-	*out_len = (size_t)got - (padded - n);
+	size_t len = (size_t)got - (padded - n);
+	/* only the canonical encoding (RFC 4648 3.5): the unused low bits of
+	 * the last character are zero exactly when encoding the bytes gives the
+	 * text back, so no two texts decode to the same bytes */
+	char *again = cs_b64url_encode(buf, len);
+	if (again == NULL) {
+		r = CS_E_NOMEM;
+		goto out;
+	}
+	int canonical = strcmp(again, text) == 0;
+	free(again);
+	if (!canonical)
+		goto out;
+	*out_len = len;
 	*out = buf;
 	buf = NULL;
 	r = CS_OK;

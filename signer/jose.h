@@ -18,7 +18,11 @@
 
 /* base64url of data[len], no padding. NULL on allocation failure. */
 char *cs_b64url_encode(const uint8_t *data, size_t len);
-/* Decode base64url (no padding, no whitespace) into a new buffer. */
+/* Decode base64url into a new buffer. Only the canonical encoding is
+ * accepted (what cs_b64url_encode gives): the URL-safe alphabet, no padding,
+ * no whitespace, length mod 4 != 1 and the unused low bits of the last
+ * character zero, so a signature or key has exactly one text form.
+ * CS_E_INVALID_ARG otherwise. */
 cs_err cs_b64url_decode(const char *text, uint8_t **out, size_t *out_len);
 
 /* The affine coordinates of a P-256 public key, 32 bytes each. */

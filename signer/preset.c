@@ -60,6 +60,12 @@ static int popcount4(unsigned v)
 	return (int)((v & 1) + ((v >> 1) & 1) + ((v >> 2) & 1) + ((v >> 3) & 1));
 }
 
+/* Could `words` words from the list be shorter than the preset's minimum? */
+static int may_be_short(const cs_preset *p, const cs_wordlist *wl, int words)
+{
+	return (size_t)words * wl->min_word_len + (size_t)(words - 1) < (size_t)p->min_length;
+}
+
 static cs_err plan_passphrase(const cs_preset *p, const cs_wordlist *wl, const cs_plan_request *q,
 			      cs_plan *plan, char *why, size_t why_len)
 {
@@ -68,9 +74,25 @@ static cs_err plan_passphrase(const cs_preset *p, const cs_wordlist *wl, const c
 		return CS_E_INVALID_ARG;
 	}
 	int words = 1;
-	while (words < 64 && (cs_passphrase_entropy(wl, (size_t)words) < plan->strength_bits ||
-			      (size_t)words * wl->min_word_len + (size_t)(words - 1) < (size_t)p->min_length))
+	while (words < CS_PASSPHRASE_WORDS_MAX &&
+	       (cs_passphrase_entropy(wl, (size_t)words) < plan->strength_bits || may_be_short(p, wl, words)))
 		words++;
+	if (cs_passphrase_entropy(wl, (size_t)words) < plan->strength_bits) {
+		snprintf(why, why_len,
+			 "preset %s needs %d bits, but %d words (the most allowed) from the %zu-word list %s "
+			 "give %.2f bits",
+			 p->name, plan->strength_bits, words, wl->count, wl->path,
+			 cs_passphrase_entropy(wl, (size_t)words));
+		return CS_E_UNPROCESSABLE;
+	}
+	if (may_be_short(p, wl, words)) {
+		snprintf(why, why_len,
+			 "preset %s needs at least %d characters, but %d words (the most allowed) from the "
+			 "list %s may be only %zu characters long",
+			 p->name, p->min_length, words, wl->path,
+			 (size_t)words * wl->min_word_len + (size_t)(words - 1));
+		return CS_E_UNPROCESSABLE;
+	}
 	plan->min_length = words;
 	plan->length = q->length ? q->length : words;
 	if (plan->length < words) {
@@ -81,11 +103,66 @@ static cs_err plan_passphrase(const cs_preset *p, const cs_wordlist *wl, const c
 			 words, wl->count);
 		return CS_E_UNPROCESSABLE;
 	}
-	if (plan->length > 64) {
-		snprintf(why, why_len, "at most 64 words");
+	if (plan->length > CS_PASSPHRASE_WORDS_MAX) {
+		snprintf(why, why_len, "at most %d words", CS_PASSPHRASE_WORDS_MAX);
 		return CS_E_UNPROCESSABLE;
 	}
 	plan->entropy_bits = cs_passphrase_entropy(wl, (size_t)plan->length);
+	return CS_OK;
+}
+
+/* Characters of the string types. */
+static cs_err plan_string(const cs_preset *p, const cs_plan_request *q, cs_plan *plan, char *why,
+			  size_t why_len)
+{
+	/* the character set, less look-alikes on request */
+	size_t n = 0;
+	for (const char *c = type_charset(p, plan->type); *c; c++)
+		if (!(q->exclude_ambiguous && strchr(AMBIGUOUS, *c) != NULL))
+			plan->charset[n++] = *c;
+	plan->charset[n] = '\0';
+	int pw = plan->type == CS_TYPE_PASSWORD;
+	plan->spec = (cs_string_spec){plan->charset, 1, pw ? p->classes : 0,
+				      pw ? p->max_identical_run : 0, pw ? p->max_class_run : 0};
+	if (cs_spec_check(&plan->spec) != CS_OK) {
+		snprintf(why, why_len, "the character set cannot meet preset %s's classes", p->name);
+		return CS_E_UNPROCESSABLE;
+	}
+	int min = pw ? p->min_length : 1;
+	if (min < popcount4(plan->spec.classes))
+		min = popcount4(plan->spec.classes);
+	int reached = 0;
+	for (; min <= CS_CREDENTIAL_MAX - 1 && !reached; min++) {
+		plan->spec.length = (size_t)min;
+		reached = cs_entropy_bits(&plan->spec) >= plan->strength_bits;
+	}
+	min--; /* the loop stepped past the length tried last */
+	if (!reached) {
+		snprintf(why, why_len,
+			 "preset %s needs %d bits, but %d characters (the most allowed) of %s give %.2f bits",
+			 p->name, plan->strength_bits, min, cs_type_name(plan->type),
+			 cs_entropy_bits(&plan->spec));
+		return CS_E_UNPROCESSABLE;
+	}
+	plan->min_length = min;
+	plan->length = q->length ? q->length : (pw && p->default_length > min ? p->default_length : min);
+	if (plan->length < min) {
+		if (pw && plan->length < p->min_length)
+			snprintf(why, why_len, "length %d is below preset %s's minimum length of %d (%s)",
+				 plan->length, p->name, p->min_length, p->standards[0]);
+		else
+			snprintf(why, why_len,
+				 "length %d gives less than %d bits with this character set; preset %s needs at "
+				 "least %d characters",
+				 plan->length, plan->strength_bits, p->name, min);
+		return CS_E_UNPROCESSABLE;
+	}
+	if (plan->length > CS_CREDENTIAL_MAX - 1) {
+		snprintf(why, why_len, "at most %d characters", CS_CREDENTIAL_MAX - 1);
+		return CS_E_UNPROCESSABLE;
+	}
+	plan->spec.length = (size_t)plan->length;
+	plan->entropy_bits = cs_entropy_bits(&plan->spec);
 	return CS_OK;
 }
 
@@ -112,45 +189,32 @@ cs_err cs_preset_plan(const cs_preset *p, const cs_wordlist *wl, const cs_plan_r
 		}
 		plan->strength_bits = q->strength_bits;
 	}
-	if (plan->type == CS_TYPE_PASSPHRASE)
-		return plan_passphrase(p, wl, q, plan, why, why_len);
+	cs_err r = plan->type == CS_TYPE_PASSPHRASE ? plan_passphrase(p, wl, q, plan, why, why_len)
+						    : plan_string(p, q, plan, why, why_len);
+	/* never certify less than the strength asked for */
+	if (r == CS_OK && !(plan->entropy_bits >= plan->strength_bits)) {
+		snprintf(why, why_len, "the plan for preset %s gives %.2f bits, below the %d bits required",
+			 p->name, plan->entropy_bits, plan->strength_bits);
+		r = CS_E_UNPROCESSABLE;
+	}
+	return r;
+}
 
-	/* the character set, less look-alikes on request */
-	size_t n = 0;
-	for (const char *c = type_charset(p, plan->type); *c; c++)
-		if (!(q->exclude_ambiguous && strchr(AMBIGUOUS, *c) != NULL))
-			plan->charset[n++] = *c;
-	plan->charset[n] = '\0';
-	int pw = plan->type == CS_TYPE_PASSWORD;
-	plan->spec = (cs_string_spec){plan->charset, 1, pw ? p->classes : 0,
-				      pw ? p->max_identical_run : 0, pw ? p->max_class_run : 0};
-	if (cs_spec_check(&plan->spec) != CS_OK) {
-		snprintf(why, why_len, "the character set cannot meet preset %s's classes", p->name);
-		return CS_E_UNPROCESSABLE;
-	}
-	int min = pw ? p->min_length : 1;
-	if (min < popcount4(plan->spec.classes))
-		min = popcount4(plan->spec.classes);
-	for (; min < CS_CREDENTIAL_MAX - 1; min++) {
-		plan->spec.length = (size_t)min;
-		if (cs_entropy_bits(&plan->spec) >= plan->strength_bits)
-			break;
-	}
-	plan->min_length = min;
-	plan->length = q->length ? q->length : (pw && p->default_length > min ? p->default_length : min);
-	if (plan->length < min) {
-		if (pw && plan->length < p->min_length)
-			snprintf(why, why_len, "length %d is below preset %s's minimum length of %d (%s)",
-				 plan->length, p->name, p->min_length, p->standards[0]);
-		else
-			snprintf(why, why_len,
-				 "length %d gives less than %d bits with this character set; preset %s needs at "
-				 "least %d characters",
-				 plan->length, plan->strength_bits, p->name, min);
-		return CS_E_UNPROCESSABLE;
-	}
-	plan->spec.length = (size_t)plan->length;
-	plan->entropy_bits = cs_entropy_bits(&plan->spec);
+cs_err cs_presets_check(const cs_preset_set *set, const cs_wordlist *wl, char *why, size_t why_len)
+{
+	for (size_t i = 0; i < set->count; i++)
+		for (int t = 1; t <= CS_TYPE_PASSPHRASE; t <<= 1) {
+			const cs_preset *p = &set->items[i];
+			cs_plan_request q = {.type = t};
+			cs_plan plan;
+			char reason[400];
+			if (!(p->types & (unsigned)t) ||
+			    cs_preset_plan(p, wl, &q, &plan, reason, sizeof(reason)) == CS_OK)
+				continue;
+			snprintf(why, why_len, "preset %s (%s) allows %s, which it can never meet: %s", p->name,
+				 p->source, cs_type_name((cs_cred_type)t), reason);
+			return CS_E_CONFIG;
+		}
 	return CS_OK;
 }
 

@@ -96,9 +96,19 @@ typedef struct {
 } cs_plan;
 
 /* Resolve a request under a preset. CS_E_INVALID_ARG: type not allowed or
- * no wordlist; CS_E_UNPROCESSABLE: below a minimum. `why` says which rule,
- * citing the preset's standard. */
+ * no wordlist; CS_E_UNPROCESSABLE: below a minimum, or the strength cannot
+ * be reached within the limits (CS_PASSPHRASE_WORDS_MAX words,
+ * CS_CREDENTIAL_MAX - 1 characters). `why` says which rule, citing the
+ * preset's standard. A plan returned with CS_OK always has entropy_bits >=
+ * strength_bits. */
 cs_err cs_preset_plan(const cs_preset *preset, const cs_wordlist *wordlist,
 		      const cs_plan_request *request, cs_plan *plan, char *why, size_t why_len);
+
+/* Start-up check: every type each preset allows can be planned with the
+ * preset's defaults (e.g. a passphrase preset whose strength a small
+ * wordlist cannot reach within CS_PASSPHRASE_WORDS_MAX words).
+ * CS_E_CONFIG with the preset, the type and the reason in why. */
+cs_err cs_presets_check(const cs_preset_set *set, const cs_wordlist *wordlist, char *why,
+			size_t why_len);
 
 #endif

@@ -8,6 +8,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/store.h>
+#include <p11-kit/uri.h>
 
 #include "cs_log.h"
 #include "prov_internal.h"
@@ -171,9 +172,84 @@ void prov_raise(prov_ctx *p, cs_err err, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A NUL-terminated string as a blank-padded PKCS#11 field. */
+static void pad(unsigned char *field, size_t size, const char *text)
+{
+	size_t n = strlen(text);
+	memset(field, ' ', size);
+	memcpy(field, text, n < size ? n : size);
+}
+
+/* Does `uri` name the open token? Its token (token, manufacturer, model,
+ * serial), library (library-*) and slot-id attributes are compared with
+ * the token's own; module-name/module-path with the module this provider
+ * loaded. slot-description and slot-manufacturer are not kept by the token
+ * layer, so they can only be honoured by the URI that opened the token
+ * (`opened_by_uri`); any other use of them is refused rather than ignored. */
+static cs_err check_token(prov_ctx *p, cs_token *token, const char *uri, int opened_by_uri)
+{
+	P11KitUri *u = p11_kit_uri_new();
+	cs_token_info info;
+	cs_err r = CS_E_NOMEM;
+	if (u == NULL)
+		goto out;
+	if (p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, u) != P11_KIT_URI_OK) {
+		r = CS_E_URI_INVALID;
+		prov_raise(p, r, "%s: %s", uri, cs_strerror(r));
+		goto out;
+	}
+	if ((r = cs_token_get_info(token, &info)) != CS_OK) {
+		prov_raise(p, r, "%s: reading the token's description: %s", uri, cs_strerror(r));
+		goto out;
+	}
+	const char *mname = p11_kit_uri_get_module_name(u), *mpath = p11_kit_uri_get_module_path(u);
+	const int by_path = p->module != NULL && strchr(p->module, '/') != NULL;
+	if ((mpath != NULL && (!by_path || strcmp(mpath, p->module) != 0)) ||
+	    (mname != NULL && (p->module == NULL || by_path || strcmp(mname, p->module) != 0))) {
+		r = CS_E_TOKEN_NOT_FOUND;
+		prov_raise(p, r, "%s: names a PKCS#11 module other than the one in use (%s)", uri,
+			   p->module != NULL ? p->module : "the application's");
+		goto out;
+	}
+	const CK_SLOT_INFO *want_slot = p11_kit_uri_get_slot_info(u);
+	if (!opened_by_uri && (want_slot->slotDescription[0] != 0 || want_slot->manufacturerID[0] != 0)) {
+		r = CS_E_URI_INVALID;
+		prov_raise(p, r, "%s: slot-description and slot-manufacturer cannot be checked against the "
+				 "open token; name it by token=, serial= or slot-id=",
+			   uri);
+		goto out;
+	}
+	CK_TOKEN_INFO t;
+	CK_INFO m;
+	memset(&t, 0, sizeof(t));
+	memset(&m, 0, sizeof(m));
+	pad(t.label, sizeof(t.label), info.label);
+	pad(t.manufacturerID, sizeof(t.manufacturerID), info.manufacturer);
+	pad(t.model, sizeof(t.model), info.model);
+	pad(t.serialNumber, sizeof(t.serialNumber), info.serial);
+	pad(m.manufacturerID, sizeof(m.manufacturerID), info.module_manufacturer);
+	pad(m.libraryDescription, sizeof(m.libraryDescription), info.module_description);
+	m.libraryVersion.major = (CK_BYTE)info.module_major;
+	m.libraryVersion.minor = (CK_BYTE)info.module_minor;
+	CK_SLOT_ID slot = p11_kit_uri_get_slot_id(u);
+	if (!p11_kit_uri_match_token_info(u, &t) || !p11_kit_uri_match_module_info(u, &m) ||
+	    (slot != (CK_SLOT_ID)-1 && slot != info.slot_id)) {
+		r = CS_E_TOKEN_NOT_FOUND;
+		prov_raise(p, r, "%s: names a token other than the one in use (token \"%s\", serial %s, slot %lu)",
+			   uri, info.label, info.serial, info.slot_id);
+		goto out;
+	}
+	r = CS_OK;
+out:
+	p11_kit_uri_free(u);
+	return r;
+}
+
 cs_err prov_token(prov_ctx *p, const char *uri, cs_token **out)
 {
 	cs_err r = CS_OK;
+	int opened = 0;
+	const char *key_uri = uri;
 	pthread_mutex_lock(&p->lock);
 	if (uri == NULL)
 		uri = p->token_uri != NULL ? p->token_uri : "pkcs11:";
@@ -196,6 +272,7 @@ cs_err prov_token(prov_ctx *p, const char *uri, cs_token **out)
 			r = cs_token_open(&tp, &p->token);
 			ERR_pop_to_mark();
 			if (r == CS_OK) {
+				opened = 1;
 				p->owns_token = 1;
 				pthread_once(&owned_once, register_exit_handler);
 				track_owned(p, 1);
@@ -204,7 +281,20 @@ cs_err prov_token(prov_ctx *p, const char *uri, cs_token **out)
 				prov_raise(p, r, "opening the token for %s: %s", uri, cs_strerror(r));
 		}
 	}
-	*out = p->token;
+	/* The token is chosen once; every key URI must name that token, or it
+	 * would silently resolve in the wrong one. A token opened for a key
+	 * must also be the configured one that RAND uses. */
+	if (r == CS_OK && key_uri != NULL)
+		r = check_token(p, p->token, key_uri, opened);
+	if (r == CS_OK && opened && key_uri != NULL && p->token_uri != NULL)
+		r = check_token(p, p->token, p->token_uri, 0);
+	if (r != CS_OK && opened) {
+		track_owned(p, 0);
+		cs_token_close(p->token);
+		p->token = NULL;
+		p->owns_token = 0;
+	}
+	*out = r == CS_OK ? p->token : NULL;
 	pthread_mutex_unlock(&p->lock);
 	return r;
 }

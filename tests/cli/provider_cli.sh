@@ -85,6 +85,22 @@ grep -q "Protocol version: TLSv1.3" "$tmp/client.log" || fail "not TLS 1.3"
 grep -q "Verification: OK" "$tmp/client.log" || fail "server certificate not verified"
 grep -q "Signature type: ECDSA" "$tmp/client.log" || fail "server did not sign with ECDSA"
 
+# 7a. once the first key has opened the token, a later key URI naming another
+#     token fails instead of resolving in the open one (two CMS signers)
+openssl req "${P[@]}" -new -x509 -key "$KEY" -subj "/CN=cli-sign" -days 2 -out "$tmp/sign.pem"
+cms_two_signers() {
+  openssl cms "${P[@]}" -sign -binary -in "$tmp/msg" -outform DER -out "$tmp/cms.der" \
+    -signer "$tmp/sign.pem" -inkey "$KEY" -signer "$tmp/tls.pem" -inkey "$1"
+}
+cms_two_signers "$TLSKEY" > "$tmp/cms.log" 2>&1 || { cat "$tmp/cms.log"; fail "two signers in one token"; }
+for other in "pkcs11:token=other-token;object=cli-tls" "pkcs11:serial=0000deadbeef0000;object=cli-tls" \
+             "pkcs11:model=HSM-9000;object=cli-tls" "pkcs11:token=cstest;manufacturer=Another%20Vendor;object=cli-tls"; do
+  if cms_two_signers "$other" > "$tmp/cms.log" 2>&1; then
+    fail "$other resolved in the open token"
+  fi
+  grep -q "names a token other than the one in use" "$tmp/cms.log" || { cat "$tmp/cms.log"; fail "no clear error for $other"; }
+done
+
 # 7. the token goes away after start-up: the handshake fails with an alert
 #    and the server reports the token error
 export CREDSIGN_PKCS11_MODULE=$fault CREDSIGN_FAULT_REAL_MODULE=$softhsm

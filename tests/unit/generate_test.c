@@ -394,6 +394,136 @@ static void test_wordlist_rules(void **state)
 	unlink(path);
 }
 
+/* A wordlist file with the given words, loaded (or refused, with why). */
+static cs_err load_words(const char *const *words, size_t n, char path[32], cs_wordlist **wl, char *why,
+			 size_t why_len)
+{
+	snprintf(path, 32, "/tmp/cs-words-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s\n", words[i]);
+	assert_int_equal(fclose(f), 0);
+	*wl = NULL;
+	return cs_wordlist_load_diag(path, wl, why, why_len);
+}
+
+static void test_wordlist_words_with_the_separator(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *words[6];
+		size_t n;
+		const char *culprit; /* NULL: accepted */
+	} cases[] = {
+		/* "apple-pie" is one word or two */
+		{{"apple", "pie", "apple-pie", "tart"}, 4, "apple-pie"},
+		/* [a-b, c] and [a, b-c] give "a-b-c" */
+		{{"a-b", "b-c", "a", "c"}, 4, "a-b"},
+		/* no piece is a word, yet [yo-yo-yo, yo-yo] and [yo-yo, yo-yo-yo] meet */
+		{{"yo-yo", "yo-yo-yo", "kite"}, 3, "yo-yo-yo"},
+		/* empty pieces: [felt, -tip] and [felt-, tip] give "felt--tip" */
+		{{"felt", "felt-", "-tip", "tip"}, 4, "felt-"},
+		/* uniquely decodable although words contain the separator */
+		{{"t-shirt", "shirt", "apple"}, 3, NULL},
+		{{"drop-down", "down", "yo-yo", "felt-tip", "tip-top"}, 5, NULL},
+		{{"apple", "banana"}, 2, NULL},
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		char path[32], why[512];
+		cs_wordlist *wl = NULL;
+		cs_err r = load_words(cases[c].words, cases[c].n, path, &wl, why, sizeof(why));
+		if (cases[c].culprit == NULL) {
+			if (r != CS_OK)
+				fprintf(stderr, "case %zu: %s\n", c, why);
+			assert_int_equal(r, CS_OK);
+			assert_int_equal(wl->count, cases[c].n);
+		} else {
+			assert_int_equal(r, CS_E_CONFIG);
+			assert_null(wl);
+			char quoted[64];
+			snprintf(quoted, sizeof(quoted), "'%s'", cases[c].culprit);
+			if (strstr(why, quoted) == NULL || strstr(why, path) == NULL)
+				fprintf(stderr, "case %zu: %s\n", c, why);
+			assert_non_null(strstr(why, path));
+			assert_non_null(strstr(why, quoted));
+			assert_non_null(strstr(why, "separator"));
+		}
+		cs_wordlist_free(wl);
+		unlink(path);
+	}
+	/* the EFF list (drop-down, felt-tip, t-shirt, yo-yo) is accepted */
+	cs_wordlist *eff = NULL;
+	char why[512];
+	assert_int_equal(cs_wordlist_load_diag(CREDSIGN_WORDLIST, &eff, why, sizeof(why)), CS_OK);
+	cs_wordlist_free(eff);
+}
+
+static void test_plan_never_below_strength(void **state)
+{
+	(void)state;
+	cs_preset_set *set = load_presets();
+	const cs_preset *nist = cs_preset_find(set, "nist-800-63b");
+	assert_non_null(nist);
+	assert_true(nist->types & CS_TYPE_PASSPHRASE);
+	assert_int_equal(nist->strength_bits, 112);
+	static const char *const three[] = {"apple", "banana", "cherry"};
+	char path[32], why[512];
+	cs_wordlist *wl = NULL;
+	assert_int_equal(load_words(three, 3, path, &wl, why, sizeof(why)), CS_OK);
+	/* 64 words of 3 give 101.43 bits: no plan, a reason naming the numbers */
+	cs_plan_request q = {.type = CS_TYPE_PASSPHRASE};
+	cs_plan plan;
+	assert_int_equal(cs_preset_plan(nist, wl, &q, &plan, why, sizeof(why)), CS_E_UNPROCESSABLE);
+	assert_non_null(strstr(why, "101.43"));
+	assert_non_null(strstr(why, "112"));
+	assert_non_null(strstr(why, "nist-800-63b"));
+	/* nor with an explicit word count */
+	q.length = 64;
+	assert_int_equal(cs_preset_plan(nist, wl, &q, &plan, why, sizeof(why)), CS_E_UNPROCESSABLE);
+	/* the start-up check names the preset and the type */
+	assert_int_equal(cs_presets_check(set, wl, why, sizeof(why)), CS_E_CONFIG);
+	assert_non_null(strstr(why, "passphrase"));
+	assert_non_null(strstr(why, "can never meet"));
+	cs_wordlist_free(wl);
+	unlink(path);
+
+	/* 16 words: 4 bits each, so 256 bits is exactly 64 words and 257 none */
+	static const char *const sixteen[] = {"aa", "ab", "ac", "ad", "ae", "af", "ag", "ah",
+					      "ai", "aj", "ak", "al", "am", "an", "ao", "ap"};
+	assert_int_equal(load_words(sixteen, 16, path, &wl, why, sizeof(why)), CS_OK);
+	q = (cs_plan_request){.type = CS_TYPE_PASSPHRASE, .strength_bits = 256};
+	assert_int_equal(cs_preset_plan(nist, wl, &q, &plan, why, sizeof(why)), CS_OK);
+	assert_int_equal(plan.length, 64);
+	assert_true(plan.entropy_bits >= 256);
+	q.strength_bits = 257;
+	assert_int_equal(cs_preset_plan(nist, wl, &q, &plan, why, sizeof(why)), CS_E_UNPROCESSABLE);
+	assert_int_equal(cs_presets_check(set, wl, why, sizeof(why)), CS_OK);
+	cs_wordlist_free(wl);
+	unlink(path);
+
+	/* every preset, type and strength: a plan is never below its strength */
+	assert_int_equal(cs_wordlist_load(CREDSIGN_WORDLIST, &wl), CS_OK);
+	assert_int_equal(cs_presets_check(set, wl, why, sizeof(why)), CS_OK);
+	int plans = 0;
+	for (size_t i = 0; i < set->count; i++)
+		for (int t = 1; t <= CS_TYPE_PASSPHRASE; t <<= 1)
+			for (int bits = 112; bits <= 256; bits += 16) {
+				q = (cs_plan_request){.type = t, .strength_bits = bits};
+				if (!(set->items[i].types & (unsigned)t) ||
+				    cs_preset_plan(&set->items[i], wl, &q, &plan, why, sizeof(why)) != CS_OK)
+					continue;
+				assert_true(plan.entropy_bits >= plan.strength_bits);
+				assert_true(plan.strength_bits >= bits);
+				plans++;
+			}
+	assert_true(plans > 100);
+	cs_wordlist_free(wl);
+	cs_presets_free(set);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +534,8 @@ int main(void)
 		cmocka_unit_test(test_chi_square_class_constrained_preset),
 		cmocka_unit_test(test_biased_mapping_would_be_caught),
 		cmocka_unit_test(test_wordlist_rules),
+		cmocka_unit_test(test_wordlist_words_with_the_separator),
+		cmocka_unit_test(test_plan_never_below_strength),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

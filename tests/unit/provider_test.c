@@ -278,6 +278,95 @@ static void test_token_rng_as_drbg(void **state)
 	digest_sign_and_verify(f->libctx, f->key, f->pub, "with the token RNG enabled");
 }
 
+/* text with spaces percent-encoded, as a URI attribute value */
+static void uri_value(char *out, size_t cap, const char *text)
+{
+	size_t o = 0;
+	for (; *text && o + 4 < cap; text++) {
+		if (*text == ' ') {
+			memcpy(out + o, "%20", 3);
+			o += 3;
+		} else {
+			out[o++] = *text;
+		}
+	}
+	out[o] = '\0';
+}
+
+static void test_key_uri_must_name_the_open_token(void **state)
+{
+	fixture *f = *state;
+	cs_token_info info;
+	assert_int_equal(cs_token_get_info(f->token, &info), CS_OK);
+	char manufacturer[128], model[64], library[128], uri[512];
+	uri_value(manufacturer, sizeof(manufacturer), info.manufacturer);
+	uri_value(model, sizeof(model), info.model);
+	uri_value(library, sizeof(library), info.module_manufacturer);
+
+	/* another token, by each attribute: the key exists in the open one,
+	 * which must not answer for it */
+	const char *other[] = {
+		"pkcs11:token=other-token;object=" KEY_LABEL,
+		"pkcs11:serial=0000deadbeef0000;object=" KEY_LABEL,
+		"pkcs11:manufacturer=Another%20Vendor;object=" KEY_LABEL,
+		"pkcs11:model=HSM-9000;object=" KEY_LABEL,
+		"pkcs11:token=cstest;serial=0000deadbeef0000;object=" KEY_LABEL,
+		"pkcs11:library-manufacturer=Another%20Vendor;object=" KEY_LABEL,
+		"pkcs11:library-description=Another%20Module;object=" KEY_LABEL,
+	};
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		EVP_PKEY *k = cs_provider_load_key(f->libctx, other[i]);
+		if (k != NULL)
+			fprintf(stderr, "resolved in the open token: %s\n", other[i]);
+		assert_null(k);
+		assert_int_equal(ERR_GET_REASON(ERR_peek_last_error()), CS_E_TOKEN_NOT_FOUND + 1);
+		ERR_clear_error();
+		assert_null(load_public(f->libctx, other[i]));
+		ERR_clear_error();
+	}
+	snprintf(uri, sizeof(uri), "pkcs11:slot-id=%lu;object=" KEY_LABEL, info.slot_id + 1);
+	assert_null(cs_provider_load_key(f->libctx, uri));
+	assert_int_equal(ERR_GET_REASON(ERR_peek_last_error()), CS_E_TOKEN_NOT_FOUND + 1);
+	ERR_clear_error();
+	/* what cannot be checked against the open token is refused, not ignored */
+	static const struct {
+		const char *uri;
+		cs_err reason;
+	} unchecked[] = {
+		{"pkcs11:slot-description=Another%20Slot;object=" KEY_LABEL, CS_E_URI_INVALID},
+		{"pkcs11:slot-manufacturer=Another%20Vendor;object=" KEY_LABEL, CS_E_URI_INVALID},
+		/* in-process, the module is the application's: not comparable */
+		{"pkcs11:object=" KEY_LABEL "?module-path=/usr/lib/other-pkcs11.so", CS_E_TOKEN_NOT_FOUND},
+		{"pkcs11:object=" KEY_LABEL "?module-name=other", CS_E_TOKEN_NOT_FOUND},
+	};
+	for (size_t i = 0; i < sizeof(unchecked) / sizeof(unchecked[0]); i++) {
+		assert_null(cs_provider_load_key(f->libctx, unchecked[i].uri));
+		assert_int_equal(ERR_GET_REASON(ERR_peek_last_error()), unchecked[i].reason + 1);
+		ERR_clear_error();
+	}
+
+	/* the open token, named by any of its attributes, or not named */
+	char same[6][512];
+	snprintf(same[0], sizeof(same[0]), "pkcs11:object=%s", KEY_LABEL);
+	snprintf(same[1], sizeof(same[1]), "pkcs11:serial=%s;object=%s", info.serial, KEY_LABEL);
+	snprintf(same[2], sizeof(same[2]), "pkcs11:token=%s;manufacturer=%s;model=%s;serial=%s;object=%s",
+		 info.label, manufacturer, model, info.serial, KEY_LABEL);
+	snprintf(same[3], sizeof(same[3]), "pkcs11:slot-id=%lu;object=%s", info.slot_id, KEY_LABEL);
+	snprintf(same[4], sizeof(same[4]), "pkcs11:library-manufacturer=%s;library-version=%u.%u;object=%s",
+		 library, info.module_major, info.module_minor, KEY_LABEL);
+	snprintf(same[5], sizeof(same[5]), "%s", KEY_URI);
+	for (size_t i = 0; i < 6; i++) {
+		EVP_PKEY *k = cs_provider_load_key(f->libctx, same[i]);
+		if (k == NULL) {
+			fprintf(stderr, "not resolved: %s\n", same[i]);
+			ERR_print_errors_fp(stderr);
+		}
+		assert_non_null(k);
+		assert_int_equal(EVP_PKEY_eq(k, f->pub), 1);
+		EVP_PKEY_free(k);
+	}
+}
+
 struct worker {
 	fixture *f;
 	int ok;
@@ -358,6 +447,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_digest_sign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pkey_sign_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_failure_is_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_uri_must_name_the_open_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_rng_as_drbg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_child_signs_on_its_own_sessions, setup, teardown),

@@ -193,6 +193,12 @@ const char *cs_ckr_name(CK_RV rv)
 int cs_ckr_needs_recovery(CK_RV rv)
 {
 	switch (rv) {
+	/* a module that lost its token's storage answers CKR_GENERAL_ERROR
+	 * until it is initialized again (SoftHSM2 does) */
+	case CKR_GENERAL_ERROR:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+	case CKR_TOKEN_NOT_RECOGNIZED:
+	case CKR_SLOT_ID_INVALID: /* re-inserted in another slot */
 	case CKR_SESSION_HANDLE_INVALID:
 	case CKR_SESSION_CLOSED:
 	case CKR_DEVICE_REMOVED:

@@ -98,8 +98,10 @@ cs_err cs_err_from_ckr(CK_RV rv);
 const char *cs_ckr_message(CK_RV rv);
 /* Symbolic name of a CK_RV ("CKR_PIN_INCORRECT"); never NULL. */
 const char *cs_ckr_name(CK_RV rv);
-/* True for the return values after which the session pool must reopen
- * sessions and log in again (session closed/invalid, device gone/broken). */
+/* True for the return values a fresh session or a re-initialised module
+ * may cure (session closed/invalid, device gone/broken, a module that lost
+ * its storage or its initialisation): the pool reopens sessions and logs in
+ * again, and re-initialises the module if that is not enough. */
 int cs_ckr_needs_recovery(CK_RV rv);
 
 #endif

@@ -11,10 +11,16 @@
  * the token by an RFC 7512 URI, logs in as user with a PIN read from an
  * owner-only file at each login (and wiped right after C_Login), and runs
  * every operation on a session from a bounded, thread-safe pool. When the
- * token reports a closed/invalid session, a removed/absent token or a device
- * error, the pool reopens its sessions, logs in again and retries the
- * operation once; if that fails too the caller gets CS_E_TOKEN_UNAVAILABLE.
- * A PIN the token rejected is never tried again (no lockout by retry).
+ * token fails in a way a fresh session or a re-initialised module may cure
+ * (a closed/invalid session, a removed/absent token, a device or general
+ * error, an uninitialized module), the pool reopens its sessions, logs in
+ * again and retries the operation; if that fails too, it re-initialises the
+ * module (C_Finalize + C_Initialize, once no operation is in flight) and
+ * retries once more. Re-initialisation is attempted at most every 250 ms,
+ * backing off to every 1 s while it keeps failing; meanwhile callers get
+ * CS_E_TOKEN_UNAVAILABLE at once rather than waiting. A PIN the token
+ * rejected is never tried again (no lockout by retry), also after a
+ * re-initialisation.
  *
  * Thread-safety: all functions may be called concurrently on one cs_token,
  * except cs_token_open/cs_token_close.
@@ -84,8 +90,11 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 void cs_token_close(cs_token *token);
 
 cs_err cs_token_get_info(cs_token *token, cs_token_info *info);
-/* How many times the pool has reopened its sessions since cs_token_open. */
+/* How many times the pool has recovered (reopened its sessions or
+ * re-initialised the module) since cs_token_open. */
 unsigned long cs_token_recoveries(cs_token *token);
+/* How many module re-initialisations were attempted since cs_token_open. */
+unsigned long cs_token_reinitializations(cs_token *token);
 /* Fill buf[n] from C_GenerateRandom (chunked). Fails with CS_E_TOKEN_NO_RNG
  * when the token does not report CKF_RNG. */
 cs_err cs_token_random(cs_token *token, uint8_t *buf, size_t n)

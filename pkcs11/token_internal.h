@@ -31,21 +31,29 @@ typedef struct {
 
 typedef struct {
 	CK_SESSION_HANDLE handle;
+	CK_SLOT_ID slot;     /* the token's slot when the session was opened */
 	unsigned generation; /* pool generation the session was opened in */
 	int open, in_use;
 	tok_key_cache keys[TOK_KEY_CACHE];
 	unsigned next_key;
 } tok_session;
 
+/* Module re-initialisation (C_Finalize + C_Initialize) is attempted at most
+ * once per backoff interval: TOK_BACKOFF_MIN_MS after an attempt, doubling
+ * after each failed one up to TOK_BACKOFF_MAX_MS, back to the minimum once an
+ * operation succeeds. It waits up to TOK_DRAIN_SECONDS for operations in
+ * flight to return their sessions. */
+#define TOK_BACKOFF_MIN_MS 250
+#define TOK_BACKOFF_MAX_MS 1000
+#define TOK_DRAIN_SECONDS 5
+
 struct cs_token {
 	CK_FUNCTION_LIST *fl;
 	CK_FUNCTION_LIST **registered; /* set when loaded by p11-kit name */
-	int fl_loaded;                 /* fl is initialized: finalize on close */
+	int fl_loaded;                 /* fl was loaded and initialized: release on close */
 	P11KitUri *uri;
 	char *pin_path;
-	CK_SLOT_ID slot;
 	int read_write;
-	pid_t pid;
 
 	/* Serialises key searches with C_CopyObject. Some modules, SoftHSM2
 	 * among them, publish a copy with the source's attributes (CKA_TOKEN
@@ -55,25 +63,53 @@ struct cs_token {
 	pthread_mutex_t objects_lock;
 
 	pthread_mutex_t lock; /* guards everything below */
-	pthread_cond_t cond;
+	pthread_cond_t cond;  /* a session was released, or a re-initialisation ended */
+	pid_t pid;
+	CK_SLOT_ID slot; /* changed by recovery: read under the lock (or s->slot) */
 	unsigned pool_size;
 	tok_session *sessions;
 	unsigned generation;
 	unsigned long recoveries;
+	unsigned long reinits;
+	unsigned long reinit_failures; /* in a row, since the last success */
 	unsigned session_cap; /* sessions the token allows (<= pool_size) */
 	int bad_pin;
+	/* Module state. Every PKCS#11 call is made either under the lock, or
+	 * on a session held in_use, or by the one thread that set reinit_busy
+	 * (once no session is in use); so C_Finalize never runs beside another
+	 * call, and no session of an earlier module instance is ever used. */
+	int module_ready;           /* C_Initialize succeeded, no C_Finalize since */
+	int reinit_busy;            /* one thread is re-initialising the module */
+	unsigned backoff_ms;        /* interval after the next re-initialisation attempt */
+	struct timespec reinit_due; /* CLOCK_MONOTONIC: no attempt before this */
 };
 
 /* An operation run on a pooled session. Returns the CK_RV of the failing
  * call (recovery is decided on it) or CKR_OK with *err for other failures. */
 typedef CK_RV (*tok_op)(cs_token *t, tok_session *s, void *arg, cs_err *err);
 
+/* Run an operation on a pooled session, recovering from token failures:
+ * a recoverable CK_RV first reopens the sessions (new generation, slot
+ * selected again) and retries; if that fails too, the module is
+ * re-initialised (when the backoff allows) and the operation retried once
+ * more. Fails with CS_E_TOKEN_UNAVAILABLE without waiting while another
+ * thread re-initialises or the backoff has not expired. */
 cs_err tok_run(cs_token *t, tok_op op, void *arg);
-cs_err tok_session_acquire(cs_token *t, tok_session **out);
+/* A session from the pool, logged in. *generation gets the pool generation
+ * seen (also on failure: recovery is keyed on it). CS_E_TOKEN_UNAVAILABLE
+ * when the token needs recovery. */
+cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation);
 /* Return a session to the pool; discard closes it instead. */
 void tok_session_release(cs_token *t, tok_session *s, int discard);
-cs_err tok_pool_recover(cs_token *t, unsigned failed_generation);
-cs_err tok_select_slot(cs_token *t);
+/* Recover after a failure seen in failed_generation; *step counts what this
+ * caller has done so far (0 nothing, 1 sessions reopened, 2 re-initialised)
+ * and is advanced. CS_OK means "retry the operation"; otherwise the error
+ * for the caller (CS_E_TOKEN_UNAVAILABLE, or e.g. a PIN error met when
+ * logging in after re-initialisation). */
+cs_err tok_pool_recover(cs_token *t, unsigned failed_generation, int *step);
+/* Find the one initialized token matching the URI; touches only t->fl and
+ * t->uri, so it may run with or without the pool lock. */
+cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot);
 cs_err tok_parse_uri(const char *text, P11KitUri **out);
 /* Log a failed C_* call at debug level and map its CK_RV. */
 cs_err tok_ckr_fail(cs_token *t, const char *fn, CK_RV rv);

@@ -18,12 +18,12 @@ static CK_RV op_info(cs_token *t, tok_session *s, void *arg, cs_err *err)
 	cs_token_info *info = arg;
 	CK_INFO minfo;
 	CK_TOKEN_INFO tinfo;
-	(void)s;
 	(void)err;
 	CK_RV rv = t->fl->C_GetInfo(&minfo);
 	if (rv != CKR_OK)
 		return rv;
-	if ((rv = t->fl->C_GetTokenInfo(t->slot, &tinfo)) != CKR_OK)
+	/* the session's slot, not t->slot: recovery may change that meanwhile */
+	if ((rv = t->fl->C_GetTokenInfo(s->slot, &tinfo)) != CKR_OK)
 		return rv;
 	memset(info, 0, sizeof(*info));
 	tok_copy_padded(info->label, sizeof(info->label), tinfo.label, sizeof(tinfo.label));
@@ -45,7 +45,7 @@ static CK_RV op_info(cs_token *t, tok_session *s, void *arg, cs_err *err)
 	info->module_minor = minfo.libraryVersion.minor;
 	info->cryptoki_major = minfo.cryptokiVersion.major;
 	info->cryptoki_minor = minfo.cryptokiVersion.minor;
-	info->slot_id = t->slot;
+	info->slot_id = s->slot;
 	return CKR_OK;
 }
 
@@ -67,7 +67,7 @@ static CK_RV op_random(cs_token *t, tok_session *s, void *arg, cs_err *err)
 {
 	struct random_arg *a = arg;
 	CK_TOKEN_INFO tinfo;
-	CK_RV rv = t->fl->C_GetTokenInfo(t->slot, &tinfo);
+	CK_RV rv = t->fl->C_GetTokenInfo(s->slot, &tinfo);
 	if (rv != CKR_OK)
 		return rv;
 	if (!(tinfo.flags & CKF_RNG)) {

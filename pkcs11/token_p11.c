@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <p11-kit/p11-kit.h>
 
 #include "cs_log.h"
@@ -120,9 +121,9 @@ static cs_err load_module(cs_token *t, const char *module)
 	return CS_OK;
 }
 
-/* Find the one initialized token matching the URI. Caller holds no lock or
- * the pool lock; touches only t->fl, t->uri and t->slot. */
-cs_err tok_select_slot(cs_token *t)
+/* See token_internal.h. The slot goes to *slot, never to t->slot: the
+ * caller publishes it under the pool lock. */
+cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot)
 {
 	CK_INFO minfo;
 	CK_ULONG count = 0;
@@ -166,7 +167,7 @@ cs_err tok_select_slot(cs_token *t)
 		found = slots[i];
 	}
 	if (matches == 1) {
-		t->slot = found;
+		*slot = found;
 		r = CS_OK;
 	} else if (matches > 1) {
 		r = CS_E_TOKEN_AMBIGUOUS;
@@ -183,11 +184,20 @@ cs_err tok_ckr_fail(cs_token *t, const char *fn, CK_RV rv)
 	return cs_err_from_ckr(rv);
 }
 
+/* A failed call on the way to a session: CS_E_TOKEN_UNAVAILABLE when
+ * recovery may cure it, else the mapped error. */
+static cs_err session_fail(cs_token *t, const char *fn, CK_RV rv)
+{
+	cs_err r = tok_ckr_fail(t, fn, rv);
+	return cs_ckr_needs_recovery(rv) ? CS_E_TOKEN_UNAVAILABLE : r;
+}
+
 /* ---- login ----------------------------------------------------------------- */
 
 /* Log the token in as user. Called with the pool lock held, so concurrent
- * first uses cannot race. The PIN is read at each login and wiped at once. */
-static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h)
+ * first uses cannot race. The PIN is read at each login and wiped at once.
+ * The same rules hold after a module re-initialisation: bad_pin is kept. */
+static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h, CK_SLOT_ID slot)
 {
 	CK_TOKEN_INFO tinfo;
 	char pin[CS_PIN_MAX + 1];
@@ -196,9 +206,9 @@ static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h)
 
 	if (t->bad_pin)
 		return CS_E_PIN_INCORRECT; /* never retry a PIN the token rejected */
-	CK_RV rv = t->fl->C_GetTokenInfo(t->slot, &tinfo);
+	CK_RV rv = t->fl->C_GetTokenInfo(slot, &tinfo);
 	if (rv != CKR_OK)
-		return tok_ckr_fail(t, "C_GetTokenInfo", rv);
+		return session_fail(t, "C_GetTokenInfo", rv);
 	if (!(tinfo.flags & CKF_LOGIN_REQUIRED))
 		return CS_OK;
 	if (tinfo.flags & CKF_USER_PIN_LOCKED)
@@ -224,7 +234,9 @@ static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h)
 		return CS_OK;
 	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE)
 		t->bad_pin = 1;
-	return tok_ckr_fail(t, "C_Login", rv);
+	/* a token that failed (rather than judged the PIN) is recovered and
+	 * asked again; flags above still stop a locked or final-try PIN */
+	return session_fail(t, "C_Login", rv);
 }
 
 /* ---- session pool -------------------------------------------------------- */
@@ -244,15 +256,15 @@ static cs_err session_open(cs_token *t, tok_session *s)
 	CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
 	CK_SESSION_INFO sinfo;
 	CK_RV rv = t->fl->C_OpenSession(t->slot, flags, NULL, NULL, &h);
-	if (rv != CKR_OK) {
-		tok_ckr_fail(t, "C_OpenSession", rv);
-		return rv == CKR_SESSION_COUNT ? CS_E_TOKEN_BUSY
-					       : (cs_ckr_needs_recovery(rv) || rv == CKR_SLOT_ID_INVALID
-						      ? CS_E_TOKEN_UNAVAILABLE
-						      : cs_err_from_ckr(rv));
+	if (rv == CKR_SESSION_COUNT) {
+		(void)tok_ckr_fail(t, "C_OpenSession", rv);
+		return CS_E_TOKEN_BUSY;
 	}
+	if (rv != CKR_OK)
+		return session_fail(t, "C_OpenSession", rv);
 	memset(s, 0, sizeof(*s));
 	s->handle = h;
+	s->slot = t->slot;
 	s->open = 1;
 	s->generation = t->generation;
 	/* Login state is shared by all sessions of the application; a new
@@ -261,10 +273,10 @@ static cs_err session_open(cs_token *t, tok_session *s)
 	rv = t->fl->C_GetSessionInfo(h, &sinfo);
 	if (rv != CKR_OK) {
 		session_close(t, s);
-		return cs_ckr_needs_recovery(rv) ? CS_E_TOKEN_UNAVAILABLE : tok_ckr_fail(t, "C_GetSessionInfo", rv);
+		return session_fail(t, "C_GetSessionInfo", rv);
 	}
 	if (sinfo.state == CKS_RO_PUBLIC_SESSION || sinfo.state == CKS_RW_PUBLIC_SESSION) {
-		cs_err r = token_login(t, h);
+		cs_err r = token_login(t, h, s->slot);
 		if (r != CS_OK) {
 			session_close(t, s);
 			return r;
@@ -273,7 +285,33 @@ static cs_err session_open(cs_token *t, tok_session *s)
 	return CS_OK;
 }
 
-cs_err tok_session_acquire(cs_token *t, tok_session **out)
+static unsigned sessions_in_use(const cs_token *t)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < t->pool_size; i++)
+		n += t->sessions[i].in_use != 0;
+	return n;
+}
+
+/* A forked child must not use the parent's sessions: forget them (they
+ * belong to the parent) and initialize the module afresh. Lock held. */
+static void after_fork(cs_token *t)
+{
+	memset(t->sessions, 0, t->pool_size * sizeof(*t->sessions));
+	t->pid = getpid();
+	t->generation++;
+	t->reinit_busy = 0; /* the parent's re-initialising thread is not here */
+	/* another parent thread may have held it at fork */
+	pthread_mutex_init(&t->objects_lock, NULL);
+	ERR_set_mark();
+	CK_RV rv = p11_kit_module_initialize(t->fl);
+	ERR_pop_to_mark();
+	t->module_ready = rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
+	if (!t->module_ready)
+		cs_log_warn("C_Initialize after fork: %s", cs_ckr_name(rv));
+}
+
+cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation)
 {
 	cs_err r = CS_OK;
 	struct timespec deadline;
@@ -282,19 +320,16 @@ cs_err tok_session_acquire(cs_token *t, tok_session **out)
 
 	*out = NULL;
 	pthread_mutex_lock(&t->lock);
-	if (t->pid != getpid()) {
-		/* a forked child must not use the parent's sessions: forget them
-		 * (they belong to the parent) and initialize the module afresh */
-		memset(t->sessions, 0, t->pool_size * sizeof(*t->sessions));
-		t->pid = getpid();
-		t->generation++;
-		/* another parent thread may have held it at fork */
-		pthread_mutex_init(&t->objects_lock, NULL);
-		CK_RV rv = p11_kit_module_initialize(t->fl);
-		if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
-			cs_log_warn("C_Initialize after fork: %s", cs_ckr_name(rv));
-	}
+	if (t->pid != getpid())
+		after_fork(t);
 	for (;;) {
+		*generation = t->generation;
+		/* while the module is re-initialised, or could not be, no call
+		 * may reach it: fail at once rather than queue behind it */
+		if (t->reinit_busy || !t->module_ready) {
+			r = CS_E_TOKEN_UNAVAILABLE;
+			break;
+		}
 		tok_session *idle_open = NULL, *closed = NULL;
 		unsigned open_count = 0;
 		for (unsigned i = 0; i < t->pool_size; i++) {
@@ -345,76 +380,195 @@ void tok_session_release(cs_token *t, tok_session *s, int discard)
 	s->in_use = 0;
 	if (discard || s->generation != t->generation)
 		session_close(t, s);
-	pthread_cond_signal(&t->cond);
+	else
+		t->backoff_ms = TOK_BACKOFF_MIN_MS; /* the token works */
+	/* a re-initialisation waits for the last session in use */
+	if (t->reinit_busy)
+		pthread_cond_broadcast(&t->cond);
+	else
+		pthread_cond_signal(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* The token dropped a session or vanished: close every idle session, find
- * the token again (it may be in another slot after re-insertion) and let the
- * next acquire log in afresh. Only the first thread to notice a failed
- * generation does the work. */
-cs_err tok_pool_recover(cs_token *t, unsigned failed_generation)
+static void monotonic_after(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static int monotonic_reached(const struct timespec *ts)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > ts->tv_sec || (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
+}
+
+/* Cheap recovery: new generation, idle sessions closed (busy ones close when
+ * released), the token's slot selected again. Lock held, module ready. */
+static cs_err pool_reopen(cs_token *t)
+{
+	CK_SLOT_ID slot = 0;
+	t->generation++;
+	t->recoveries++;
+	t->session_cap = t->pool_size;
+	for (unsigned i = 0; i < t->pool_size; i++)
+		if (!t->sessions[i].in_use)
+			session_close(t, &t->sessions[i]);
+	cs_err r = tok_select_slot(t, &slot);
+	if (r != CS_OK)
+		return r;
+	t->slot = slot;
+	cs_log_warn("token sessions lost; reopening them (recovery %lu)", t->recoveries);
+	return CS_OK;
+}
+
+/* C_Finalize + C_Initialize, the slot selected again and one session
+ * opened and logged in. Called with the lock held and reinit_busy set;
+ * the lock is released around the module calls (nobody else calls the
+ * module meanwhile: acquire refuses while reinit_busy, and no session is
+ * in use once the drain is done). */
+static cs_err pool_reinit(cs_token *t)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += TOK_DRAIN_SECONDS;
+	pthread_cond_broadcast(&t->cond); /* acquire-waiters give up */
+	while (sessions_in_use(t) > 0) {
+		if (pthread_cond_timedwait(&t->cond, &t->lock, &deadline) == ETIMEDOUT) {
+			cs_log_warn("token module re-initialisation postponed: %u operation(s) still "
+				    "running after %d s",
+				    sessions_in_use(t), TOK_DRAIN_SECONDS);
+			return CS_E_TOKEN_UNAVAILABLE;
+		}
+	}
+	int was_ready = t->module_ready;
+	/* the handles die with the module instance: forget them, never close */
+	memset(t->sessions, 0, t->pool_size * sizeof(*t->sessions));
+	t->generation++;
+	t->recoveries++;
+	t->reinits++;
+	t->session_cap = t->pool_size;
+	t->module_ready = 0;
+	pthread_mutex_unlock(&t->lock);
+
+	/* the module may leave errors of its own start-up (e.g. optional
+	 * engines it probes) on this thread's OpenSSL error queue, where they
+	 * would hide the caller's own error */
+	ERR_set_mark();
+	if (was_ready)
+		(void)p11_kit_module_finalize(t->fl);
+	CK_RV rv = p11_kit_module_initialize(t->fl);
+	ERR_pop_to_mark();
+	int ready = rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
+	CK_SLOT_ID slot = 0;
+	cs_err r = ready ? tok_select_slot(t, &slot) : session_fail(t, "C_Initialize", rv);
+
+	pthread_mutex_lock(&t->lock);
+	t->module_ready = ready;
+	if (r == CS_OK) {
+		t->slot = slot;
+		r = session_open(t, &t->sessions[0]); /* logs in, under the usual rules */
+	}
+	return r;
+}
+
+/* See token_internal.h. Only the first thread to see a failed generation
+ * recovers; the others retry. */
+cs_err tok_pool_recover(cs_token *t, unsigned failed_generation, int *step)
 {
 	cs_err r = CS_OK;
 	pthread_mutex_lock(&t->lock);
-	if (failed_generation == t->generation) {
-		t->generation++;
-		t->recoveries++;
-		t->session_cap = t->pool_size;
-		for (unsigned i = 0; i < t->pool_size; i++)
-			if (!t->sessions[i].in_use)
-				session_close(t, &t->sessions[i]);
-		r = tok_select_slot(t);
-		if (r == CS_OK)
-			cs_log_warn("token sessions lost; reopening them (recovery %lu)", t->recoveries);
-		else
-			cs_log_error("token sessions lost and the token is not found again: %s",
-				     cs_strerror(r));
+	if (t->reinit_busy) {
+		r = CS_E_TOKEN_UNAVAILABLE; /* someone is at it: do not wait */
+		goto out;
 	}
+	if (failed_generation != t->generation) {
+		(*step)++; /* recovered since the failure: retry */
+		goto out;
+	}
+	if (*step == 0 && t->module_ready && pool_reopen(t) == CS_OK) {
+		*step = 1;
+		goto out;
+	}
+	/* reopening did not cure it (or the module is not initialized): the
+	 * module is re-initialised, at most once per backoff interval */
+	if (!monotonic_reached(&t->reinit_due)) {
+		r = CS_E_TOKEN_UNAVAILABLE;
+		goto out;
+	}
+	t->reinit_busy = 1;
+	r = pool_reinit(t);
+	t->reinit_busy = 0;
+	if (r == CS_OK) {
+		t->backoff_ms = TOK_BACKOFF_MIN_MS;
+		t->reinit_failures = 0;
+		monotonic_after(&t->reinit_due, t->backoff_ms);
+		cs_log_warn("token module re-initialised; token available again (recovery %lu)",
+			    t->recoveries);
+	} else {
+		monotonic_after(&t->reinit_due, t->backoff_ms);
+		/* logged at failures 1, 2, 4, 8...: a long outage stays readable */
+		unsigned long n = ++t->reinit_failures;
+		if ((n & (n - 1)) == 0)
+			cs_log_error("token unavailable: module re-initialisation failed (%s), "
+				     "attempt %lu; retrying every %u ms at most",
+				     cs_strerror(r), n, TOK_BACKOFF_MAX_MS);
+		t->backoff_ms = t->backoff_ms * 2 > TOK_BACKOFF_MAX_MS ? TOK_BACKOFF_MAX_MS : t->backoff_ms * 2;
+	}
+	pthread_cond_broadcast(&t->cond);
+	*step = 2;
+	if (r == CS_E_TOKEN_NOT_FOUND || r == CS_E_TOKEN_BUSY)
+		r = CS_E_TOKEN_UNAVAILABLE; /* not back yet */
+out:
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }
 
-static unsigned pool_generation(cs_token *t)
-{
-	pthread_mutex_lock(&t->lock);
-	unsigned g = t->generation;
-	pthread_mutex_unlock(&t->lock);
-	return g;
-}
-
 cs_err tok_run(cs_token *t, tok_op op, void *arg)
 {
-	for (int attempt = 0; attempt < 2; attempt++) {
+	int step = 0;
+	for (;;) {
 		tok_session *s = NULL;
-		unsigned generation = pool_generation(t);
-		cs_err r = tok_session_acquire(t, &s);
-		if (r == CS_E_TOKEN_UNAVAILABLE && attempt == 0) {
-			(void)tok_pool_recover(t, generation);
-			continue;
-		}
-		if (r != CS_OK)
+		unsigned generation = 0;
+		cs_err r = tok_session_acquire(t, &s, &generation);
+		if (r == CS_OK) {
+			cs_err op_err = CS_OK;
+			CK_RV rv = op(t, s, arg, &op_err);
+			generation = s->generation;
+			/* a session whose call failed may hold an unfinished
+			 * operation: replace it rather than hand it to the next caller */
+			tok_session_release(t, s, rv != CKR_OK);
+			if (rv == CKR_OK)
+				return op_err;
+			if (!cs_ckr_needs_recovery(rv))
+				return cs_err_from_ckr(rv);
+		} else if (r != CS_E_TOKEN_UNAVAILABLE) {
 			return r;
-		cs_err op_err = CS_OK;
-		CK_RV rv = op(t, s, arg, &op_err);
-		generation = s->generation;
-		/* a session whose call failed may hold an unfinished operation:
-		 * replace it rather than hand it to the next caller */
-		tok_session_release(t, s, rv != CKR_OK);
-		if (rv == CKR_OK)
-			return op_err;
-		if (!cs_ckr_needs_recovery(rv))
-			return cs_err_from_ckr(rv);
-		if (attempt == 0)
-			(void)tok_pool_recover(t, generation);
+		}
+		if (step >= 2)
+			return CS_E_TOKEN_UNAVAILABLE;
+		if ((r = tok_pool_recover(t, generation, &step)) != CS_OK)
+			return r;
 	}
-	return CS_E_TOKEN_UNAVAILABLE;
 }
 
 unsigned long cs_token_recoveries(cs_token *t)
 {
 	pthread_mutex_lock(&t->lock);
 	unsigned long n = t->recoveries;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+unsigned long cs_token_reinitializations(cs_token *t)
+{
+	pthread_mutex_lock(&t->lock);
+	unsigned long n = t->reinits;
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
@@ -437,6 +591,7 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 	t->session_cap = params->pool_size;
 	t->read_write = params->read_write;
 	t->pid = getpid();
+	t->backoff_ms = TOK_BACKOFF_MIN_MS; /* reinit_due zero: the first attempt may run at once */
 	if ((t->sessions = calloc(t->pool_size, sizeof(*t->sessions))) == NULL) {
 		r = CS_E_NOMEM;
 		goto fail;
@@ -454,11 +609,13 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 	}
 	if ((r = load_module(t, params->module)) != CS_OK)
 		goto fail;
-	if ((r = tok_select_slot(t)) != CS_OK)
+	t->module_ready = 1;
+	if ((r = tok_select_slot(t, &t->slot)) != CS_OK)
 		goto fail;
 	/* log in now so a wrong PIN or a locked token fails start-up */
 	tok_session *s = NULL;
-	if ((r = tok_session_acquire(t, &s)) != CS_OK)
+	unsigned generation = 0;
+	if ((r = tok_session_acquire(t, &s, &generation)) != CS_OK)
 		goto fail;
 	tok_session_release(t, s, 0);
 	*out = t;
@@ -472,11 +629,11 @@ void cs_token_close(cs_token *t)
 {
 	if (t == NULL)
 		return;
-	if (t->fl != NULL && t->pid == getpid()) {
+	if (t->fl != NULL && t->pid == getpid() && t->module_ready) {
 		for (unsigned i = 0; t->sessions != NULL && i < t->pool_size; i++)
 			session_close(t, &t->sessions[i]);
 	}
-	if (t->fl_loaded)
+	if (t->fl_loaded && t->module_ready)
 		(void)p11_kit_module_finalize(t->fl);
 	if (t->registered != NULL)
 		p11_kit_modules_release(t->registered);

@@ -60,6 +60,8 @@ static void test_recovery_set(void **state)
 	assert_true(cs_ckr_needs_recovery(CKR_DEVICE_REMOVED));
 	assert_true(cs_ckr_needs_recovery(CKR_TOKEN_NOT_PRESENT));
 	assert_true(cs_ckr_needs_recovery(CKR_DEVICE_ERROR));
+	assert_true(cs_ckr_needs_recovery(CKR_GENERAL_ERROR));
+	assert_true(cs_ckr_needs_recovery(CKR_CRYPTOKI_NOT_INITIALIZED));
 	assert_false(cs_ckr_needs_recovery(CKR_PIN_INCORRECT));
 	assert_false(cs_ckr_needs_recovery(CKR_OK));
 	assert_false(cs_ckr_needs_recovery(CKR_KEY_HANDLE_INVALID));

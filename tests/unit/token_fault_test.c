@@ -11,9 +11,11 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/sha.h>
@@ -138,6 +140,199 @@ static void test_token_unavailable(void **state)
 	assert_int_equal(sign(f, &ok), CS_OK);
 	assert_true(ok);
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sign until it answers something other than CS_E_TOKEN_UNAVAILABLE, for
+ * `limit` seconds at most; *waited gets the time it took. */
+static cs_err sign_until_available(fixture *f, int *verified, double limit, double *waited)
+{
+	double start = now_s();
+	cs_err r;
+	while ((r = sign(f, verified)) == CS_E_TOKEN_UNAVAILABLE && now_s() - start < limit)
+		usleep(20000);
+	*waited = now_s() - start;
+	return r;
+}
+
+static void test_general_error_is_recoverable(void **state)
+{
+	fixture *f = *state;
+	int ok = 0;
+	unsigned long before = cs_token_recoveries(f->t);
+	unsigned long reinits = cs_token_reinitializations(f->t);
+	char rules[64];
+	/* once: a fresh session cures it, no re-initialisation needed */
+	snprintf(rules, sizeof(rules), "C_Sign %#lx 1\n", (unsigned long)CKR_GENERAL_ERROR);
+	faults(rules);
+	assert_int_equal(sign(f, &ok), CS_OK);
+	assert_true(ok);
+	assert_int_equal(cs_token_recoveries(f->t), before + 1);
+	assert_int_equal(cs_token_reinitializations(f->t), reinits);
+}
+
+/* The token's storage goes away and comes back: the module answers
+ * CKR_GENERAL_ERROR to everything, and keeps doing so until it is finalized
+ * and initialized again. */
+static void test_lost_storage_is_recovered_by_reinitialization(void **state)
+{
+	fixture *f = *state;
+	int ok = 0;
+	uint8_t buf[16];
+	char rules[64];
+	unsigned long reinits = cs_token_reinitializations(f->t);
+	snprintf(rules, sizeof(rules), "all %#lx sticky\n", (unsigned long)CKR_GENERAL_ERROR);
+	faults(rules);
+	assert_int_equal(sign(f, &ok), CS_E_TOKEN_UNAVAILABLE);
+	assert_false(ok);
+	memset(buf, 0xAA, sizeof(buf));
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_TOKEN_UNAVAILABLE);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0);
+	assert_true(cs_token_reinitializations(f->t) > reinits);
+
+	/* while it is away, callers are answered at once and the module is
+	 * re-initialised at a bounded rate (250 ms, doubling to 1 s) */
+	unsigned long during = cs_token_reinitializations(f->t);
+	unsigned calls = 0;
+	double start = now_s(), slowest = 0;
+	while (now_s() - start < 1.5) {
+		double t0 = now_s();
+		assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_TOKEN_UNAVAILABLE);
+		if (now_s() - t0 > slowest)
+			slowest = now_s() - t0;
+		calls++;
+	}
+	unsigned long attempts = cs_token_reinitializations(f->t) - during;
+	print_message("      %u calls in 1.5 s while the token was away (slowest %.1f ms), %lu "
+		      "re-initialisation attempts\n",
+		      calls, slowest * 1e3, attempts);
+	assert_true(calls > 100);
+	assert_true(slowest < 0.5);
+	assert_true(attempts >= 2 && attempts <= 5);
+
+	/* the storage is back; the module still fails until re-initialised */
+	faults("");
+	double waited = 0;
+	assert_int_equal(sign_until_available(f, &ok, 10, &waited), CS_OK);
+	assert_true(ok);
+	print_message("      available again %.0f ms after the token came back\n", waited * 1e3);
+	assert_true(waited < 3.0); /* the backoff is capped at 1 s */
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+	cs_token_info info;
+	assert_int_equal(cs_token_get_info(f->t, &info), CS_OK);
+	assert_string_equal(info.label, "cstest");
+}
+
+/* A PIN the token rejected is not tried again after a re-initialisation. */
+static void test_rejected_pin_not_retried_after_reinitialization(void **state)
+{
+	fixture *f = *state;
+	int ok = 0;
+	double waited = 0;
+	char lost[64], rejected[64];
+	snprintf(lost, sizeof(lost), "all %#lx sticky\n", (unsigned long)CKR_GENERAL_ERROR);
+	snprintf(rejected, sizeof(rejected), "C_Login %#lx 1\n", (unsigned long)CKR_PIN_INCORRECT);
+	faults(lost);
+	assert_int_equal(sign(f, &ok), CS_E_TOKEN_UNAVAILABLE);
+	/* the token comes back and rejects the PIN once */
+	faults(rejected);
+	assert_int_equal(sign_until_available(f, &ok, 5, &waited), CS_E_PIN_INCORRECT);
+	/* it goes away and comes back again: the module is re-initialised,
+	 * and the PIN (which would now be accepted) is not offered again */
+	unsigned long reinits = cs_token_reinitializations(f->t);
+	faults(lost);
+	assert_int_equal(sign(f, &ok), CS_E_TOKEN_UNAVAILABLE);
+	faults("");
+	assert_int_equal(sign_until_available(f, &ok, 5, &waited), CS_E_PIN_INCORRECT);
+	assert_true(cs_token_reinitializations(f->t) > reinits);
+	assert_int_equal(sign(f, &ok), CS_E_PIN_INCORRECT);
+}
+
+struct recovery_worker {
+	fixture *f;
+	atomic_int *stop;
+	unsigned good, unavailable, other, bad_signature; /* read after join */
+	_Atomic double last_good; /* read while running */
+};
+
+static void *recovery_loop(void *p)
+{
+	struct recovery_worker *w = p;
+	uint8_t buf[32];
+	while (!atomic_load(w->stop)) {
+		int ok = 0;
+		cs_err r = sign(w->f, &ok);
+		if (r == CS_OK && ok) {
+			w->good++;
+			atomic_store(&w->last_good, now_s());
+		} else if (r == CS_OK) {
+			w->bad_signature++;
+		} else if (r == CS_E_TOKEN_UNAVAILABLE) {
+			w->unavailable++;
+		} else {
+			w->other++;
+			fprintf(stderr, "worker: %s\n", cs_strerror(r));
+		}
+		r = cs_token_random(w->f->t, buf, sizeof(buf));
+		if (r != CS_OK && r != CS_E_TOKEN_UNAVAILABLE)
+			w->other++;
+	}
+	return NULL;
+}
+
+/* Threads keep signing while the token goes away twice and comes back.
+ * The fault module aborts the process if C_Finalize runs beside another
+ * call or a session of an earlier module instance is used. */
+static void test_recovery_with_concurrent_threads(void **state)
+{
+	fixture *f = *state;
+	enum { N = 6 }; /* more threads than pooled sessions (4) */
+	pthread_t th[N];
+	struct recovery_worker w[N];
+	atomic_int stop = 0;
+	char lost[64];
+	snprintf(lost, sizeof(lost), "all %#lx sticky\n", (unsigned long)CKR_GENERAL_ERROR);
+	for (int i = 0; i < N; i++) {
+		w[i] = (struct recovery_worker){.f = f, .stop = &stop, .last_good = 0};
+		assert_int_equal(pthread_create(&th[i], NULL, recovery_loop, &w[i]), 0);
+	}
+	double back = 0;
+	for (int round = 0; round < 2; round++) {
+		usleep(200000);
+		faults(lost);
+		usleep(700000);
+		faults("");
+		back = now_s();
+	}
+	/* every thread signs again within 10 s of the token's return */
+	int all_back = 0;
+	while (!all_back && now_s() - back < 10) {
+		usleep(50000);
+		all_back = 1;
+		for (int i = 0; i < N; i++)
+			all_back &= atomic_load(&w[i].last_good) > back;
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	unsigned good = 0, unavailable = 0;
+	for (int i = 0; i < N; i++) {
+		good += w[i].good;
+		unavailable += w[i].unavailable;
+		assert_int_equal(w[i].other, 0);
+		assert_int_equal(w[i].bad_signature, 0);
+	}
+	print_message("      %u signatures, %u token_unavailable, %lu re-initialisations\n", good,
+		      unavailable, cs_token_reinitializations(f->t));
+	assert_true(all_back);
+	assert_true(unavailable > 0);
 }
 
 static void test_other_errors_are_not_retried(void **state)
@@ -266,6 +461,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transient_device_error_is_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_unavailable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_errors_are_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_general_error_is_recoverable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_storage_is_recovered_by_reinitialization, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rejected_pin_not_retried_after_reinitialization,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recovery_with_concurrent_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_key_handle_is_found_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_without_rng, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_signature_is_detectable, setup, teardown),

@@ -41,11 +41,7 @@ void cs_audit_free(cs_audit *a)
 
 void cs_audit_complete(cs_audit *a, cs_audit_entry *e)
 {
-	static __thread char ts[32];
-	if (e->ts == NULL) {
-		cs_audit_now(ts);
-		e->ts = ts;
-	}
+	/* ts stays unset: the store takes it inside the write transaction */
 	if (e->node == NULL)
 		e->node = a->cfg->server.node_id;
 }
@@ -83,26 +79,22 @@ cs_err cs_audit_sign_checkpoint(cs_signer *signer, int64_t first, int64_t last, 
 	return r;
 }
 
+cs_err cs_audit_sign_checkpoint_cb(void *signer, int64_t first, int64_t last, const uint8_t head[32],
+				   const char *ts, const char *node, const char *kind, char **jws)
+{
+	return cs_audit_sign_checkpoint(signer, first, last, head, ts, node, kind, jws);
+}
+
 cs_err cs_audit_checkpoint(cs_audit *a, cs_store *store, const char *kind)
 {
-	int64_t last = 0, covered = 0;
-	uint8_t head[32];
-	char ts[32], *jws = NULL;
+	/* the lock spares this process's connections signing the same range;
+	 * the store keeps other processes' checkpoints from overlapping */
 	pthread_mutex_lock(&a->checkpoint_lock);
-	cs_err r = cs_store_audit_head(store, &last, head, &covered);
-	if (r == CS_OK && last > covered) {
-		cs_audit_now(ts);
-		r = cs_audit_sign_checkpoint(a->signer, covered + 1, last, head, ts, a->cfg->server.node_id,
-					     kind, &jws);
-		if (r == CS_OK)
-			r = cs_store_checkpoint_put(store, covered + 1, last, head, ts, a->cfg->server.node_id,
-						    kind, jws);
-		if (r != CS_OK)
-			cs_log_error("audit checkpoint %lld..%lld failed: %s", (long long)covered + 1,
-				     (long long)last, cs_strerror(r));
-	}
+	cs_err r = cs_store_checkpoint_make(store, a->cfg->server.node_id, kind, cs_audit_sign_checkpoint_cb,
+					    a->signer, NULL, NULL);
 	pthread_mutex_unlock(&a->checkpoint_lock);
-	free(jws);
+	if (r != CS_OK)
+		cs_log_error("audit %s checkpoint failed: %s", kind, cs_strerror(r));
 	return r;
 }
 

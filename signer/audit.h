@@ -1,7 +1,8 @@
 /*
  * audit: the daemon's side of the tamper-evident audit log.
  *
- * cs_audit_record() completes an entry (time, node), appends it to the store
+ * cs_audit_record() completes an entry (node; the store fixes its time
+ * inside the append's transaction), appends it to the store
  * (durable on return, bounded by audit.write_timeout_ms), mirrors it to
  * syslog as one JSON line when audit.syslog is set, and signs a checkpoint
  * when audit.checkpoint_entries entries have accumulated. Entries that
@@ -27,7 +28,9 @@ typedef struct cs_audit cs_audit;
 
 cs_err cs_audit_open(const cs_config *cfg, cs_signer *signer, cs_audit **out);
 void cs_audit_free(cs_audit *audit);
-/* Fill ts and node when unset. */
+/* Fill node when unset. ts is left as it is: when unset, the store takes it
+ * inside the write transaction that assigns seq (see store.h), so ts never
+ * decreases along seq. */
 void cs_audit_complete(cs_audit *audit, cs_audit_entry *entry);
 cs_err cs_audit_record(cs_audit *audit, cs_store *store, cs_audit_entry *entry)
 	__attribute__((warn_unused_result));
@@ -39,6 +42,10 @@ cs_err cs_audit_checkpoint(cs_audit *audit, cs_store *store, const char *kind);
 cs_err cs_audit_sign_checkpoint(cs_signer *signer, int64_t first, int64_t last,
 				const uint8_t head[32], const char *ts, const char *node,
 				const char *kind, char **jws);
+/* The same as a cs_checkpoint_sign_fn for the store; the argument is the
+ * cs_signer. */
+cs_err cs_audit_sign_checkpoint_cb(void *signer, int64_t first, int64_t last, const uint8_t head[32],
+				   const char *ts, const char *node, const char *kind, char **jws);
 /* The entry as JSON (export, syslog), with prev_hash and entry_hash in
  * base64url when given. NULL if a field is not valid UTF-8. */
 json_t *cs_audit_entry_json(const cs_audit_entry *entry, const uint8_t prev_hash[32],

@@ -128,6 +128,7 @@ typedef struct {
 	int64_t expected;
 	uint8_t running[32];
 	int have_running;
+	char prev_ts[64]; /* "" before the first entry walked */
 	cs_err error; /* the verification itself failed (not the log) */
 } walk_ctx;
 
@@ -158,6 +159,14 @@ static int walk(void *arg, const cs_audit_entry *e, const uint8_t prev[32], cons
 				    "entries %lld..%lld do not match the signed checkpoint (modified and re-chained)",
 				    (long long)cp->first, (long long)cp->last);
 	}
+	if (w->prev_ts[0] != '\0' && strcmp(e->ts, w->prev_ts) < 0) {
+		if (e->seq >= w->rep->ts_ordered_from)
+			return fail(w->rep, e->seq, "entry %lld has a time (%.40s) earlier than entry %lld (%s)",
+				    (long long)e->seq, e->ts, (long long)e->seq - 1, w->prev_ts);
+		if (w->rep->ts_warnings++ == 0)
+			w->rep->ts_warning_first_seq = e->seq;
+	}
+	snprintf(w->prev_ts, sizeof(w->prev_ts), "%s", e->ts);
 	if (w->rep->entries == 0)
 		w->rep->first_seq = e->seq;
 	w->rep->entries++;
@@ -178,7 +187,9 @@ cs_err cs_audit_verify(cs_store *store, const json_t *jwks, int64_t from_seq, cs
 	rep->intact = 1;
 	cp_ctx cps = {.jwks = jwks, .rep = rep};
 	walk_ctx w = {.rep = rep, .cps = &cps};
-	cs_err r = cs_store_checkpoints_each(store, check_checkpoint, &cps);
+	cs_err r = cs_store_audit_ts_ordered_from(store, &rep->ts_ordered_from);
+	if (r == CS_OK)
+		r = cs_store_checkpoints_each(store, check_checkpoint, &cps);
 	if (r == CS_OK)
 		r = cps.error;
 	if (r != CS_OK)
@@ -191,7 +202,8 @@ cs_err cs_audit_verify(cs_store *store, const json_t *jwks, int64_t from_seq, cs
 			base = cps.list[i].last;
 			memcpy(w.running, cps.list[i].head, 32);
 		}
-	qsort(cps.list, cps.count, sizeof(checkpoint), by_last);
+	if (cps.count > 1) /* no list at all when there are no checkpoints */
+		qsort(cps.list, cps.count, sizeof(checkpoint), by_last);
 	w.have_running = 1;
 	w.expected = base + 1;
 	if (from_seq > base + 1) {

@@ -314,4 +314,20 @@ retention_purge() {
 }
 check "retention purge removes only old entries behind a signed purge checkpoint; still verifies" retention_purge
 
+# ---- ts along seq under concurrent requests -------------------------------------------
+concurrent_ts() {
+	local from args out
+	start_daemon || return 1
+	from=$(sql "$db" 'SELECT max(seq) FROM audit_log')
+	read -r -a args <<< "$(client web-deployer)"
+	seq 90 | xargs -P 9 -I{} curl -s -o /dev/null "${args[@]}" "$url/api/presets?n={}"
+	stop_daemon
+	[ "$(sql "$db" "SELECT count(*) FROM audit_log WHERE seq > $from AND action = 'presets.read'")" = 90 ] || return 1
+	# no entry earlier than the one before it, and verify agrees (no warning either)
+	[ "$(sql "$db" "SELECT count(*) FROM audit_log a JOIN audit_log b ON b.seq = a.seq + 1 WHERE b.ts < a.ts")" = 0 ] || return 1
+	out=$(admin_verify "$db")
+	[[ "$out" == "audit log intact"* ]] && [[ "$out" != *note:* ]] || { echo "  $out"; return 1; }
+}
+check "90 concurrent requests: ts never decreases along seq" concurrent_ts
+
 finish

@@ -1,0 +1,749 @@
+/*
+ * store_test: the SQLite store's write discipline and the audit log's
+ * ordering, with real databases in a temporary directory.
+ *
+ *  - every write path ends its write: after any write fails to begin (the
+ *    lock held by another connection), a long read on the same connection
+ *    is not cut short by the deadline that write armed;
+ *  - write health: a failed write makes cs_store_write_health() report the
+ *    store unavailable on every connection to the file, a probe write
+ *    after the lock is released reports it available again;
+ *  - no NULL from SQLite's text is used: every allocation SQLite makes
+ *    while reading is failed in turn, and each read returns an error or the
+ *    right data, never a crash or a NULL field;
+ *  - checkpoints never overlap: two connections (two writers) append and
+ *    checkpoint concurrently while a third purges;
+ *  - ts never decreases along seq with concurrent writers, including
+ *    callers that take the time before waiting for the write lock and a
+ *    clock that steps back; audit verify holds ts to that order from where
+ *    the store began to guarantee it, and only counts decreases before.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "audit_chain.h"
+#include "audit_verify.h"
+#include "cs_log.h"
+#include "store.h"
+
+static char dir[512];
+static int db_counter;
+
+/* A fresh database path in the test directory. */
+static void new_db(char *path, size_t n)
+{
+	snprintf(path, n, "%s/store-%d.db", dir, ++db_counter);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&t, NULL);
+}
+
+static sqlite3 *raw_open(const char *path)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg != NULL ? msg : "?");
+}
+
+/* ---- a fault-injecting allocator for SQLite ------------------------------------ */
+
+/* fail_at >= 0: the allocation that many allocations from now fails (once). */
+static atomic_long fail_at = -1;
+
+static int inject(void)
+{
+	long n = atomic_load(&fail_at);
+	while (n >= 0) {
+		if (atomic_compare_exchange_weak(&fail_at, &n, n - 1))
+			return n == 0;
+	}
+	return 0;
+}
+
+/* Blocks carry their exact size in front, so the sizes SQLite sees (and the
+ * reallocations it needs) do not depend on the C library's allocator. */
+#define HDR 16
+static void *mem_malloc(int n)
+{
+	if (inject())
+		return NULL;
+	unsigned char *p = malloc((size_t)n + HDR);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, &n, sizeof(n));
+	return p + HDR;
+}
+static void mem_free(void *p)
+{
+	if (p != NULL)
+		free((unsigned char *)p - HDR);
+}
+static void *mem_realloc(void *p, int n)
+{
+	if (inject())
+		return NULL;
+	unsigned char *q = realloc((unsigned char *)p - HDR, (size_t)n + HDR);
+	if (q == NULL)
+		return NULL;
+	memcpy(q, &n, sizeof(n));
+	return q + HDR;
+}
+static int mem_size(void *p)
+{
+	int n;
+	memcpy(&n, (unsigned char *)p - HDR, sizeof(n));
+	return n;
+}
+static int mem_roundup(int n)
+{
+	return (n + 7) & ~7;
+}
+static int mem_init(void *arg)
+{
+	(void)arg;
+	return SQLITE_OK;
+}
+static void mem_shutdown(void *arg)
+{
+	(void)arg;
+}
+
+/* ---- every write path ends its write ------------------------------------------- */
+
+static int count_row(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+{
+	(void)e;
+	(void)prev;
+	(void)hash;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static cs_err fake_sign(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
+			const char *node, const char *kind, char **jws)
+{
+	(void)head;
+	(void)ts;
+	(void)node;
+	atomic_int *signatures = arg;
+	if (signatures != NULL) {
+		atomic_fetch_add(signatures, 1);
+		sleep_ms(1); /* a token takes a while: others write meanwhile */
+	}
+	char buf[96];
+	snprintf(buf, sizeof(buf), "h.%s-%lld-%lld.s", kind, (long long)first, (long long)last);
+	*jws = strdup(buf);
+	return *jws != NULL ? CS_OK : CS_E_NOMEM;
+}
+
+static cs_audit_entry entry(const char *action)
+{
+	cs_audit_entry e = {.node = "test-1", .actor = "system", .role = "system", .action = action,
+			    .outcome = "success"};
+	return e;
+}
+
+/* Each write function, once, against a held lock. */
+static cs_err write_number(cs_store *s, int i)
+{
+	cs_audit_entry e = entry("test.write");
+	cs_gen_session g = {.id = "sess-w", .created_ms = 1, .expires_ms = 2, .cert_sha256 = "ab",
+			    .claims_json = "{}"};
+	int64_t n = 0, m = 0;
+	int changed = 0;
+	switch (i) {
+	case 0: return cs_store_audit_append(s, &e);
+	case 1: return cs_store_session_put(s, &g, &e);
+	case 2: return cs_store_cert_put(s, "sess-1", "cert-w", "kid-1", "jws", "{}", 1, &e);
+	case 3: return cs_store_sessions_prune(s, INT64_MAX, &n);
+	case 4: return cs_store_key_put(s, "kid-w", "pkcs11:object=w", "{}", "active", &changed, &e);
+	case 5: return cs_store_checkpoint_make(s, "test-1", "periodic", fake_sign, NULL, &n, &m);
+	case 6: return cs_store_audit_purge(s, "9999-12-31T00:00:00.000Z", "test-1", fake_sign, NULL, &n, &m);
+	case 7: return cs_store_write_health(s, 0);
+	default: return CS_E_INTERNAL;
+	}
+}
+#define WRITE_PATHS 8
+
+static void test_failed_write_leaves_no_deadline(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	cs_store_set_write_timeout(s, 100);
+
+	/* 3,000 entries to read, a session to certify */
+	sqlite3 *raw = raw_open(path);
+	raw_exec(raw, "BEGIN;"
+		      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+		      "INSERT INTO audit_log SELECT i, '2026-01-01T00:00:00.000Z', 'test-1', 'system', NULL, "
+		      "'system', 'bulk', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(32) "
+		      "FROM n;"
+		      "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256, claims_json) "
+		      "VALUES ('sess-1', 1, 9e15, 'ab', '{}');"
+		      "COMMIT");
+
+	for (int i = 0; i < WRITE_PATHS; i++) {
+		raw_exec(raw, "BEGIN IMMEDIATE"); /* another writer holds the lock */
+		cs_err r = write_number(s, i);
+		if (r != CS_E_STORE)
+			fail_msg("write path %d: %s instead of a store error", i, cs_strerror(r));
+		/* the failure is the store's state now, for every connection */
+		assert_int_equal(cs_store_write_health(s, 60000), CS_E_STORE);
+		raw_exec(raw, "ROLLBACK");
+		sleep_ms(20); /* well past the deadline that write armed */
+		int rows = 0;
+		r = cs_store_audit_each(s, 1, 0, count_row, &rows);
+		if (r != CS_OK || rows != 3000)
+			fail_msg("write path %d left its deadline armed: read %d of 3000 rows (%s)", i, rows,
+				 cs_strerror(r));
+	}
+	sqlite3_close(raw);
+	cs_store_close(s);
+}
+
+static void test_write_health_shared_and_recovers(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *a = NULL, *b = NULL;
+	assert_int_equal(cs_store_open(path, &a), CS_OK);
+	assert_int_equal(cs_store_open(path, &b), CS_OK);
+	cs_store_set_write_timeout(a, 100);
+	cs_store_set_write_timeout(b, 100);
+
+	/* no write yet: a probe write answers */
+	assert_int_equal(cs_store_write_health(a, 60000), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(raw, "SELECT count(*) FROM store_probe", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+
+	/* a recent success answers without a write: even a held lock is not seen */
+	raw_exec(raw, "BEGIN IMMEDIATE");
+	assert_int_equal(cs_store_write_health(b, 60000), CS_OK);
+	/* an old one does not: the probe waits for the lock, then fails */
+	assert_int_equal(cs_store_write_health(b, 0), CS_E_STORE);
+	/* the failure answers for the other connection too, without a probe */
+	assert_int_equal(cs_store_write_health(a, 60000), CS_E_STORE);
+	raw_exec(raw, "ROLLBACK");
+	assert_int_equal(cs_store_write_health(a, 60000), CS_E_STORE); /* still recent */
+	assert_int_equal(cs_store_write_health(a, 0), CS_OK);          /* probe: writes again */
+	assert_int_equal(cs_store_write_health(b, 60000), CS_OK);
+	/* any committed write counts */
+	raw_exec(raw, "BEGIN IMMEDIATE");
+	assert_int_equal(cs_store_write_health(a, 0), CS_E_STORE);
+	raw_exec(raw, "ROLLBACK");
+	cs_audit_entry e = entry("test.write");
+	assert_int_equal(cs_store_audit_append(b, &e), CS_OK);
+	assert_int_equal(cs_store_write_health(a, 60000), CS_OK);
+	sqlite3_close(raw);
+	cs_store_close(a);
+	cs_store_close(b);
+}
+
+/* ---- reads under allocation failure ------------------------------------------ */
+
+/* 62 bytes stored as a BLOB: SQLite must grow its buffer to give it as text */
+#define BLOB62 "X'" \
+	"41414141414141414141414141414141414141414141414141414141414141" \
+	"41414141414141414141414141414141414141414141414141414141414141" "'"
+static const char text62[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+static int keys_seen;
+static void check_key(void *arg, const char *kid, const char *jwk, const char *status, const char *created)
+{
+	(void)arg;
+	assert_non_null(kid);
+	assert_non_null(jwk);
+	assert_non_null(status);
+	assert_non_null(created);
+	assert_string_equal(kid, text62);
+	keys_seen++;
+}
+
+static int entries_seen;
+static int check_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+{
+	(void)arg;
+	(void)prev;
+	(void)hash;
+	const char *required[] = {e->ts, e->node, e->actor, e->role, e->action, e->outcome};
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+		assert_non_null(required[i]);
+	assert_string_equal(e->ts, text62);
+	assert_null(e->object);
+	entries_seen++;
+	return 0;
+}
+
+static int checkpoints_seen;
+static int check_cp(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
+		    const char *node, const char *kind, const char *jws)
+{
+	(void)arg;
+	(void)first;
+	(void)last;
+	(void)head;
+	assert_non_null(ts);
+	assert_non_null(node);
+	assert_non_null(kind);
+	assert_non_null(jws);
+	assert_string_equal(jws, text62);
+	checkpoints_seen++;
+	return 0;
+}
+
+/* Read everything once; 1 when all data was right, 0 when a read failed
+ * cleanly; the assertions catch anything else. */
+static int read_all(cs_store *s)
+{
+	char *jws = NULL, *claims = NULL;
+	int ok = 1;
+	cs_err r = cs_store_cert_get(s, "cert-1", &jws, &claims);
+	if (r == CS_OK) {
+		assert_string_equal(jws, text62);
+		assert_string_equal(claims, text62);
+	} else {
+		assert_true(r == CS_E_NOMEM || r == CS_E_STORE);
+		assert_null(jws);
+		assert_null(claims);
+		ok = 0;
+	}
+	free(jws);
+	free(claims);
+	r = cs_store_session_claims(s, "sess-1", text62, 0, &claims);
+	if (r == CS_OK)
+		assert_string_equal(claims, text62);
+	else {
+		assert_true(r == CS_E_NOMEM || r == CS_E_STORE);
+		assert_null(claims);
+		ok = 0;
+	}
+	free(claims);
+	r = cs_store_checkpoint_latest(s, &jws);
+	if (r == CS_OK)
+		assert_string_equal(jws, text62);
+	else {
+		assert_true(r == CS_E_NOMEM || r == CS_E_STORE);
+		assert_null(jws);
+		ok = 0;
+	}
+	free(jws);
+	keys_seen = entries_seen = checkpoints_seen = 0;
+	r = cs_store_keys_each(s, check_key, NULL);
+	ok &= r == CS_OK && keys_seen == 1;
+	r = cs_store_audit_each(s, 1, 0, check_entry, NULL);
+	ok &= r == CS_OK && entries_seen == 1;
+	r = cs_store_checkpoints_each(s, check_cp, NULL);
+	ok &= r == CS_OK && checkpoints_seen == 1;
+	return ok;
+}
+
+static void test_reads_under_allocation_failure(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	raw_exec(raw, "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256, claims_json, cert_id) "
+		      "VALUES ('sess-1', 1, 9e15, " BLOB62 ", " BLOB62 ", NULL);"
+		      "INSERT INTO certificates (id, session_id, kid, jws, claims_json, created_ms) "
+		      "VALUES ('cert-1', 'sess-0', 'k', " BLOB62 ", " BLOB62 ", 1);"
+		      "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at) "
+		      "VALUES (" BLOB62 ", 'u', " BLOB62 ", " BLOB62 ", " BLOB62 ");"
+		      "INSERT INTO audit_log VALUES (1, " BLOB62 ", " BLOB62 ", " BLOB62 ", NULL, " BLOB62 ", "
+		      BLOB62 ", NULL, NULL, NULL, " BLOB62 ", NULL, NULL, zeroblob(32), zeroblob(32));"
+		      "INSERT INTO audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, jws) "
+		      "VALUES (1, 1, zeroblob(32), " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ");");
+	sqlite3_close(raw);
+	assert_int_equal(read_all(s), 1);
+
+	int failures = 0, n;
+	int devnull = open("/dev/null", O_WRONLY);
+	cs_log_configure(CS_LOG_ERROR, CS_LOG_LOGFMT, devnull); /* thousands of expected errors */
+	for (n = 0; n < 5000; n++) {
+		atomic_store(&fail_at, n);
+		int ok = read_all(s);
+		long left = atomic_exchange(&fail_at, -1);
+		if (left >= 0) { /* fewer allocations than n: every one has failed once */
+			assert_int_equal(ok, 1);
+			break;
+		}
+		failures += !ok;
+	}
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, 2);
+	close(devnull);
+	print_message("failed each of %d allocations in turn: %d reads failed cleanly\n", n, failures);
+	assert_true(n < 5000);
+	assert_true(failures > 0);
+	assert_int_equal(read_all(s), 1); /* and the connection still works */
+	cs_store_close(s);
+}
+
+/* ---- concurrent checkpoints never overlap -------------------------------------- */
+
+typedef struct {
+	const char *path;
+	int purger;
+	atomic_int *signatures;
+} writer_arg;
+
+static void *checkpoint_writer(void *p)
+{
+	writer_arg *w = p;
+	cs_store *s = NULL;
+	if (cs_store_open(w->path, &s) != CS_OK)
+		return (void *)1;
+	cs_store_set_write_timeout(s, 5000);
+	uintptr_t bad = 0;
+	for (int i = 0; i < (w->purger ? 12 : 120) && !bad; i++) {
+		int64_t first = 0, last = 0;
+		if (w->purger) {
+			sleep_ms(8);
+			bad = cs_store_audit_purge(s, "9999-12-31T00:00:00.000Z", "purger", fake_sign,
+						   w->signatures, &first, &last) != CS_OK;
+		} else {
+			cs_audit_entry e = entry("test.write");
+			bad = cs_store_audit_append(s, &e) != CS_OK ||
+			      cs_store_checkpoint_make(s, "writer", "periodic", fake_sign, w->signatures, &first,
+						       &last) != CS_OK;
+		}
+	}
+	cs_store_close(s);
+	return (void *)bad;
+}
+
+typedef struct {
+	int64_t first, last, id;
+	uint8_t head[32];
+	int purge;
+} cp_row;
+
+typedef struct {
+	cp_row rows[1024];
+	int n;
+} cp_list;
+
+static int collect_cp(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
+		      const char *node, const char *kind, const char *jws)
+{
+	(void)ts;
+	(void)node;
+	(void)jws;
+	cp_list *l = arg;
+	assert_true(l->n < 1024);
+	cp_row *c = &l->rows[l->n++];
+	c->first = first;
+	c->last = last;
+	memcpy(c->head, head, 32);
+	c->purge = strcmp(kind, "purge") == 0;
+	return 0;
+}
+
+static int check_heads(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+{
+	const cp_list *l = arg;
+	for (int i = 0; i < l->n; i++) {
+		if (l->rows[i].last == e->seq)
+			assert_memory_equal(l->rows[i].head, hash, 32);
+		if (l->rows[i].last + 1 == e->seq && l->rows[i].purge)
+			assert_memory_equal(l->rows[i].head, prev, 32); /* the chain goes on from it */
+	}
+	return 0;
+}
+
+static void test_concurrent_checkpoints_do_not_overlap(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	atomic_int signatures = 0;
+	writer_arg args[3] = {{path, 0, &signatures}, {path, 0, &signatures}, {path, 1, &signatures}};
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, checkpoint_writer, &args[i]), 0);
+	for (int i = 0; i < 3; i++) {
+		void *bad = NULL;
+		pthread_join(t[i], &bad);
+		assert_null(bad);
+	}
+	static cp_list l;
+	l.n = 0;
+	assert_int_equal(cs_store_checkpoints_each(s, collect_cp, &l), CS_OK);
+	int64_t covered = 0, purged = 0;
+	int periodic = 0, purges = 0;
+	for (int i = 0; i < l.n; i++) {
+		const cp_row *c = &l.rows[i];
+		assert_true(c->first <= c->last);
+		if (c->purge) {
+			/* a purge covers from the oldest entry kept: right after the last purge */
+			if (c->first != purged + 1)
+				fail_msg("purge checkpoint %lld..%lld after a purge up to %lld",
+					 (long long)c->first, (long long)c->last, (long long)purged);
+			purged = c->last;
+			purges++;
+		} else {
+			/* any other starts right after everything covered before it */
+			if (c->first != covered + 1)
+				fail_msg("checkpoint %lld..%lld overlaps or leaves a gap after %lld",
+					 (long long)c->first, (long long)c->last, (long long)covered);
+			periodic++;
+		}
+		if (c->last > covered)
+			covered = c->last;
+	}
+	assert_int_equal(cs_store_audit_each(s, 1, 0, check_heads, &l), CS_OK);
+	print_message("%d periodic and %d purge checkpoints from %d signatures\n", periodic, purges,
+		      atomic_load(&signatures));
+	assert_true(periodic > 0 && purges > 0);
+	cs_store_close(s);
+}
+
+/* ---- ts along seq ------------------------------------------------------------ */
+
+static void *ts_writer(void *p)
+{
+	const char *path = p;
+	cs_store *s = NULL;
+	if (cs_store_open(path, &s) != CS_OK)
+		return (void *)1;
+	cs_store_set_write_timeout(s, 5000);
+	uintptr_t bad = 0;
+	for (int i = 0; i < 150 && !bad; i++) {
+		char ts[32];
+		cs_audit_entry e = entry("test.write");
+		if (i % 2) { /* the time taken before the write lock, as some callers do */
+			cs_audit_now(ts);
+			e.ts = ts;
+			if (i % 3 == 0)
+				sleep_ms(1);
+		}
+		bad = cs_store_audit_append(s, &e) != CS_OK || e.seq < 1 || e.ts == NULL;
+	}
+	cs_store_close(s);
+	return (void *)bad;
+}
+
+typedef struct {
+	char prev[32];
+	int64_t decreases, entries;
+} order_ctx;
+
+static int check_order(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+{
+	(void)prev;
+	(void)hash;
+	order_ctx *o = arg;
+	if (o->prev[0] != '\0' && strcmp(e->ts, o->prev) < 0)
+		o->decreases++;
+	snprintf(o->prev, sizeof(o->prev), "%s", e->ts);
+	o->entries++;
+	return 0;
+}
+
+static void test_ts_non_decreasing_along_seq(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, ts_writer, path), 0);
+	for (int i = 0; i < 4; i++) {
+		void *bad = NULL;
+		pthread_join(t[i], &bad);
+		assert_null(bad);
+	}
+	order_ctx o = {.prev = ""};
+	assert_int_equal(cs_store_audit_each(s, 1, 0, check_order, &o), CS_OK);
+	assert_int_equal(o.entries, 600);
+	if (o.decreases != 0)
+		fail_msg("%lld entries carry a time earlier than the entry before them", (long long)o.decreases);
+
+	/* a clock stepped back: the entry keeps the time of the one before */
+	cs_audit_entry e = entry("test.clock");
+	e.ts = "2000-01-01T00:00:00.000Z";
+	assert_int_equal(cs_store_audit_append(s, &e), CS_OK);
+	assert_int_equal(e.seq, 601);
+	assert_string_equal(e.ts, o.prev);
+	o = (order_ctx){.prev = ""};
+	assert_int_equal(cs_store_audit_each(s, 1, 0, check_order, &o), CS_OK);
+	assert_int_equal(o.entries, 601);
+	assert_int_equal(o.decreases, 0);
+	assert_string_equal(o.prev, e.ts); /* what the caller was told is what was written */
+
+	/* and the chain, with those times, verifies */
+	json_t *jwks = json_pack("{s:[]}", "keys");
+	cs_audit_report rep;
+	assert_int_equal(cs_audit_verify(s, jwks, 0, &rep), CS_OK);
+	assert_true(rep.intact);
+	assert_int_equal(rep.entries, 601);
+	assert_int_equal(rep.ts_ordered_from, 1);
+	assert_int_equal(rep.ts_warnings, 0);
+	json_decref(jwks);
+	cs_store_close(s);
+}
+
+/* Insert entry seq with the given ts, chained to prev; its hash in out. */
+static void raw_entry(sqlite3 *db, int64_t seq, const char *ts, const uint8_t prev[32], uint8_t out[32])
+{
+	cs_audit_entry e = entry("test.raw");
+	e.seq = seq;
+	e.ts = ts;
+	assert_int_equal(cs_audit_hash(NULL, prev, &e, out), CS_OK);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO audit_log (seq, ts, node, actor, role, action, outcome, "
+						"prev_hash, entry_hash) VALUES (?,?,?,?,?,?,?,?,?)", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_text(st, 2, ts, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e.node, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, e.actor, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, e.role, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, e.action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, e.outcome, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 8, prev, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 9, out, 32, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+}
+
+static void test_verify_ts_order(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	/* a log that goes back in time at entry 3 (well chained) */
+	sqlite3 *raw = raw_open(path);
+	uint8_t h[4][32] = {{0}};
+	raw_entry(raw, 1, "2026-01-01T00:00:01.000Z", h[0], h[1]);
+	raw_entry(raw, 2, "2026-01-01T00:00:03.000Z", h[1], h[2]);
+	raw_entry(raw, 3, "2026-01-01T00:00:02.000Z", h[2], h[3]);
+	json_t *jwks = json_pack("{s:[]}", "keys");
+	cs_audit_report rep;
+	/* written where the store guarantees the order: a problem */
+	assert_int_equal(cs_audit_verify(s, jwks, 0, &rep), CS_OK);
+	assert_false(rep.intact);
+	assert_int_equal(rep.bad_seq, 3);
+	assert_non_null(strstr(rep.reason, "earlier than entry 2"));
+	/* written before the store guaranteed it (an older version): a warning */
+	raw_exec(raw, "UPDATE store_meta SET value = 4 WHERE name = 'audit_ts_ordered_from_seq'");
+	assert_int_equal(cs_audit_verify(s, jwks, 0, &rep), CS_OK);
+	assert_true(rep.intact);
+	assert_int_equal(rep.entries, 3);
+	assert_int_equal(rep.ts_ordered_from, 4);
+	assert_int_equal(rep.ts_warnings, 1);
+	assert_int_equal(rep.ts_warning_first_seq, 3);
+	/* an upgraded store: the order is guaranteed from the next entry on */
+	char path2[600];
+	new_db(path2, sizeof(path2));
+	sqlite3 *old = raw_open(path2);
+	raw_exec(old, "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, node TEXT NOT NULL, "
+		      "actor TEXT NOT NULL, actor_cert_sha256 TEXT, role TEXT NOT NULL, action TEXT NOT NULL, "
+		      "object TEXT, project TEXT, environment TEXT, outcome TEXT NOT NULL, error_code TEXT, "
+		      "request_id TEXT, prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL);"
+		      "CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, "
+		      "last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL, ts TEXT NOT NULL, node TEXT NOT NULL, "
+		      "kind TEXT NOT NULL, jws TEXT NOT NULL);");
+	raw_entry(old, 1, "2026-01-01T00:00:01.000Z", h[0], h[1]);
+	raw_entry(old, 2, "2026-01-01T00:00:00.500Z", h[1], h[2]);
+	raw_exec(old, "PRAGMA user_version = 3");
+	sqlite3_close(old);
+	cs_store *up = NULL;
+	int64_t from = 0;
+	/* version 3's other tables are missing: migration 4 alone is what runs */
+	assert_int_equal(cs_store_open(path2, &up), CS_OK);
+	assert_int_equal(cs_store_audit_ts_ordered_from(up, &from), CS_OK);
+	assert_int_equal(from, 3);
+	assert_int_equal(cs_audit_verify(up, jwks, 0, &rep), CS_OK);
+	assert_true(rep.intact);
+	assert_int_equal(rep.ts_warnings, 1);
+	cs_store_close(up);
+	json_decref(jwks);
+	sqlite3_close(raw);
+	cs_store_close(s);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *base = getenv("CREDSIGN_TEST_TMP");
+	if (base == NULL)
+		base = "/tmp";
+	(void)mkdir(base, 0700);
+	snprintf(dir, sizeof(dir), "%s/store-test-XXXXXX", base);
+	return mkdtemp(dir) != NULL ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	/* SQLite allocates through the fault-injecting allocator, one slot at a
+	 * time (no lookaside: every allocation can be failed) */
+	static const sqlite3_mem_methods mem = {mem_malloc, mem_free, mem_realloc, mem_size,
+						mem_roundup, mem_init, mem_shutdown, NULL};
+	if (sqlite3_shutdown() != SQLITE_OK || sqlite3_config(SQLITE_CONFIG_MALLOC, &mem) != SQLITE_OK ||
+	    sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0) != SQLITE_OK || sqlite3_initialize() != SQLITE_OK) {
+		fprintf(stderr, "cannot configure SQLite's allocator\n");
+		return 1;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_failed_write_leaves_no_deadline),
+		cmocka_unit_test(test_write_health_shared_and_recovers),
+		cmocka_unit_test(test_reads_under_allocation_failure),
+		cmocka_unit_test(test_concurrent_checkpoints_do_not_overlap),
+		cmocka_unit_test(test_ts_non_decreasing_along_seq),
+		cmocka_unit_test(test_verify_ts_order),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

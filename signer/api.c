@@ -1,6 +1,10 @@
 /* api: see api.h. */
 #include "api.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "cs_log.h"
 #include "generate.h"
@@ -22,9 +27,664 @@
 #include "wipe_alloc.h"
 
 #define ID_BYTES 16
-#define ID_CHARS 22 /* base64url of 16 bytes */
+#define ID_CHARS CS_API_ID_CHARS
 #define SALT_BYTES 16
-#define TEXT_FIELD_MAX 128
+#define TEXT_FIELD_MAX CS_API_TEXT_MAX
+
+/* ---- client text ------------------------------------------------------------ */
+
+/* One code point of well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF, no NUL) from s[0..n): its length in
+ * bytes, or 0 when the bytes there are not one. */
+static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	if (n == 0 || s[0] == 0)
+		return 0;
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	size_t len;
+	uint32_t v, min;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2, v = s[0] & 0x1fu, min = 0x80;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3, v = s[0] & 0x0fu, min = 0x800;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4, v = s[0] & 0x07u, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = v << 6 | (s[i] & 0x3fu);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return len;
+}
+
+int cs_api_char_refused(uint32_t cp)
+{
+	/* Cc, Cf (Unicode 15.1 DerivedGeneralCategory), Zl, Zp, surrogates,
+	 * the invisible Hangul fillers */
+	static const uint32_t refused[][2] = {
+		{0x0000, 0x001f},   {0x007f, 0x009f},   {0x00ad, 0x00ad},   {0x0600, 0x0605},
+		{0x061c, 0x061c},   {0x06dd, 0x06dd},   {0x070f, 0x070f},   {0x0890, 0x0891},
+		{0x08e2, 0x08e2},   {0x115f, 0x1160},   {0x180e, 0x180e},   {0x200b, 0x200f},
+		{0x2028, 0x202e},   {0x2060, 0x2064},   {0x2066, 0x206f},   {0x3164, 0x3164},
+		{0xd800, 0xdfff},   {0xfdd0, 0xfdef},   {0xfeff, 0xfeff},   {0xffa0, 0xffa0},
+		{0xfff9, 0xfffb},   {0x110bd, 0x110bd}, {0x110cd, 0x110cd}, {0x13430, 0x1343f},
+		{0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0001, 0xe0001}, {0xe0020, 0xe007f},
+	};
+	if (cp > 0x10ffff || (cp & 0xfffeu) == 0xfffeu) /* noncharacters U+nFFFE, U+nFFFF */
+		return 1;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (cp >= refused[i][0] && cp <= refused[i][1])
+			return 1;
+	return 0;
+}
+
+cs_text_check cs_api_text_check(const char *s, size_t len, size_t max_chars, size_t *chars)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t count = 0;
+	int refused = 0;
+	for (size_t at = 0; at < len; count++) {
+		uint32_t cp;
+		size_t n = utf8_next(p + at, len - at, &cp);
+		if (n == 0)
+			return CS_TEXT_BAD_UTF8;
+		refused |= cs_api_char_refused(cp);
+		at += n;
+	}
+	if (chars != NULL)
+		*chars = count;
+	if (refused)
+		return CS_TEXT_REFUSED_CHAR;
+	return count == 0 || count > max_chars ? CS_TEXT_BAD_LENGTH : CS_TEXT_OK;
+}
+
+/* Up to max_chars code points of s[0..len) into out (max_chars * 4 + 4
+ * bytes), "..." when cut; ill-formed bytes and refused characters as
+ * U+FFFD. Always well-formed UTF-8. */
+static void quote_text(const char *s, size_t len, size_t max_chars, char *out)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t at = 0, o = 0;
+	for (size_t count = 0; at < len && count < max_chars; count++) {
+		uint32_t cp;
+		size_t n = utf8_next(p + at, len - at, &cp);
+		if (n == 0 || cs_api_char_refused(cp)) {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			at += n == 0 ? 1 : n;
+		} else {
+			memcpy(out + o, p + at, n);
+			o += n;
+			at += n;
+		}
+	}
+	if (at < len) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
+void cs_api_quote(const char *s, size_t len, char out[CS_API_QUOTE_BYTES])
+{
+	quote_text(s, len, CS_API_QUOTE_CHARS, out);
+}
+
+static void set_error(cs_api_error *err, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void set_error(cs_api_error *err, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	err->status = status;
+	err->allow = NULL;
+	snprintf(err->code, sizeof(err->code), "%s", code);
+	va_start(ap, fmt);
+	int n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	/* messages are sized for their parts; never leave half a character */
+	if (n < 0 || (size_t)n >= sizeof(err->message)) {
+		char whole[sizeof(err->message)];
+		memcpy(whole, err->message, sizeof(whole));
+		quote_text(whole, strlen(whole), (sizeof(err->message) - 4) / 4, err->message);
+	}
+}
+
+static cs_err field_error(cs_api_error *err, const char *field, const char *what)
+{
+	set_error(err, 400, "invalid_field", "field '%s' %s", field, what);
+	return CS_E_INVALID_ARG;
+}
+
+/* ---- request ids --------------------------------------------------------------- */
+
+static char boot_id[13];
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+
+/* 48 random bits per process start, so that ids never repeat across
+ * restarts; should the random generator fail, the start time in
+ * nanoseconds serves (unique unless two starts share a nanosecond). */
+static void boot_id_init(void)
+{
+	uint8_t raw[6];
+	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t v = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		for (size_t i = 0; i < sizeof(raw); i++)
+			raw[i] = (uint8_t)(v >> (8 * i));
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(boot_id + 2 * i, 3, "%02x", raw[i]);
+}
+
+void cs_api_request_id(const char *node_id, long counter, char out[CS_API_REQUEST_ID_MAX])
+{
+	pthread_once(&boot_once, boot_id_init);
+	snprintf(out, CS_API_REQUEST_ID_MAX, "%s-%s-%ld", node_id, boot_id, counter);
+}
+
+/* ---- routes ------------------------------------------------------------------- */
+
+static const struct {
+	const char *path;
+	cs_api_route_id id;
+	const char *action; /* NULL: a probe, not audited */
+	int post;           /* else GET and HEAD */
+	int prefix;         /* path is a prefix (/cert/{id}) */
+	int query;          /* takes query parameters */
+} routes[] = {
+	{"/api/generate", CS_ROUTE_GENERATE, "generate", 1, 0, 0},
+	{"/api/generate-certificate", CS_ROUTE_CERTIFY, "certify", 1, 0, 0},
+	{"/cert/", CS_ROUTE_CERT, "cert.read", 0, 1, 0},
+	{"/.well-known/jwks.json", CS_ROUTE_JWKS, "jwks.read", 0, 0, 0},
+	{"/api/presets", CS_ROUTE_PRESETS, "presets.read", 0, 0, 0},
+	{"/api/policy", CS_ROUTE_POLICY, "policy.read", 0, 0, 1},
+	{"/api/audit/checkpoint", CS_ROUTE_AUDIT_CHECKPOINT, "audit.checkpoint.read", 0, 0, 0},
+	{"/api/audit", CS_ROUTE_AUDIT, "audit.read", 0, 0, 1},
+	{"/healthz", CS_ROUTE_HEALTHZ, NULL, 0, 0, 0},
+	{"/readyz", CS_ROUTE_READYZ, NULL, 0, 0, 0},
+};
+
+cs_err cs_api_route(cs_api_method method, const char *path, const char *query,
+		    cs_api_route_id *route, const char **action, cs_api_error *err)
+{
+	err->status = 0;
+	err->allow = NULL;
+	*route = CS_ROUTE_NONE;
+	*action = "request";
+	size_t i, n = sizeof(routes) / sizeof(routes[0]);
+	for (i = 0; i < n; i++)
+		if (routes[i].prefix ? strncmp(path, routes[i].path, strlen(routes[i].path)) == 0
+				     : strcmp(path, routes[i].path) == 0)
+			break;
+	if (i == n) {
+		set_error(err, 404, "not_found", "no such route");
+		return CS_E_NOT_FOUND;
+	}
+	*route = routes[i].id;
+	*action = routes[i].action;
+	int fits = routes[i].post ? method == CS_METHOD_POST
+				  : method == CS_METHOD_GET || method == CS_METHOD_HEAD;
+	if (!fits) {
+		set_error(err, 405, "method_not_allowed", "%s takes %s only", routes[i].path,
+			  routes[i].post ? "POST" : "GET (and HEAD)");
+		err->allow = routes[i].post ? "POST" : "GET, HEAD";
+		return CS_E_INVALID_ARG;
+	}
+	if (!routes[i].query && query != NULL && query[0] != '\0') {
+		set_error(err, 400, "unknown_field", "%s takes no query parameters", routes[i].path);
+		return CS_E_INVALID_ARG;
+	}
+	return CS_OK;
+}
+
+/* ---- bodies ---------------------------------------------------------------------- */
+
+cs_err cs_api_parse_object(const char *body, size_t len, size_t max_body, json_t **out,
+			   cs_api_error *err)
+{
+	*out = NULL;
+	if (len > max_body) {
+		set_error(err, 413, "body_too_large",
+			  "the request body is %zu bytes; the limit is %zu (server.max_body_bytes)", len,
+			  max_body);
+		return CS_E_TOO_LARGE;
+	}
+	if (body == NULL && len > 0) { /* evbuffer_pullup could not allocate */
+		set_error(err, 500, "internal_error", "out of memory");
+		return CS_E_NOMEM;
+	}
+	if (len == 0) {
+		set_error(err, 400, "invalid_json", "request body is not valid JSON: empty body");
+		return CS_E_INVALID_ARG;
+	}
+	json_error_t jerr;
+	json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL) {
+		/* jansson's text may quote the input */
+		char text[100 * 4 + 4];
+		quote_text(jerr.text, strlen(jerr.text), 100, text);
+		set_error(err, 400, "invalid_json", "request body is not valid JSON: %s (byte %d)", text,
+			  jerr.position);
+		return CS_E_INVALID_ARG;
+	}
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		set_error(err, 400, "invalid_json", "request body must be a JSON object");
+		return CS_E_INVALID_ARG;
+	}
+	*out = doc;
+	return CS_OK;
+}
+
+/* Every member must be one of `allowed`. */
+static cs_err only_fields(json_t *doc, const char *const allowed[], cs_api_error *err)
+{
+	const char *key;
+	json_t *value;
+	json_object_foreach(doc, key, value) {
+		int known = 0;
+		for (int i = 0; allowed[i] != NULL && !known; i++)
+			known = strcmp(key, allowed[i]) == 0;
+		if (!known) {
+			char q[CS_API_QUOTE_BYTES];
+			cs_api_quote(key, strlen(key), q);
+			set_error(err, 400, "unknown_field", "unknown field '%s'", q);
+			return CS_E_INVALID_ARG;
+		}
+	}
+	return CS_OK;
+}
+
+/* Optional text field: 1..CS_API_TEXT_MAX characters, none refused. */
+static cs_err text_field(json_t *doc, const char *name, const char **out, cs_api_error *err)
+{
+	json_t *v = json_object_get(doc, name);
+	*out = NULL;
+	if (v == NULL)
+		return CS_OK;
+	if (!json_is_string(v))
+		return field_error(err, name, "must be a string");
+	size_t chars = 0;
+	switch (cs_api_text_check(json_string_value(v), json_string_length(v), TEXT_FIELD_MAX, &chars)) {
+	case CS_TEXT_OK:
+		*out = json_string_value(v);
+		return CS_OK;
+	case CS_TEXT_BAD_LENGTH:
+		set_error(err, 400, "invalid_field", "field '%s' must be 1 to %d characters (it has %zu)",
+			  name, TEXT_FIELD_MAX, chars);
+		return CS_E_INVALID_ARG;
+	case CS_TEXT_BAD_UTF8:
+		return field_error(err, name, "must be UTF-8 text");
+	default:
+		return field_error(err, name,
+				   "must not contain control characters, bidirectional controls or other "
+				   "invisible format characters");
+	}
+}
+
+static cs_err int_field(json_t *doc, const char *name, int lo, int hi, int *out, cs_api_error *err)
+{
+	json_t *v = json_object_get(doc, name);
+	if (v == NULL)
+		return CS_OK;
+	if (!json_is_integer(v))
+		return field_error(err, name, "must be an integer");
+	json_int_t n = json_integer_value(v);
+	if (n < lo || n > hi) {
+		set_error(err, 400, "invalid_field", "field '%s' must be between %d and %d", name, lo, hi);
+		return CS_E_INVALID_ARG;
+	}
+	*out = (int)n;
+	return CS_OK;
+}
+
+/* prefix: 1..CS_API_PREFIX_MAX of a-z 0-9 _ */
+static cs_err prefix_field(json_t *doc, const char **out, cs_api_error *err)
+{
+	static const char what[] = "must be 1 to 16 of a-z 0-9 _";
+	json_t *v = json_object_get(doc, "prefix");
+	*out = NULL;
+	if (v == NULL)
+		return CS_OK;
+	if (!json_is_string(v))
+		return field_error(err, "prefix", "must be a string");
+	size_t n = json_string_length(v);
+	const char *s = json_string_value(v);
+	if (n == 0 || n > CS_API_PREFIX_MAX)
+		return field_error(err, "prefix", what);
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return field_error(err, "prefix", what);
+	*out = s;
+	return CS_OK;
+}
+
+void cs_generate_input_free(cs_generate_input *in)
+{
+	json_decref(in->doc);
+	memset(in, 0, sizeof(*in));
+}
+
+static cs_err decode_generate(const cs_preset_set *presets, const cs_wordlist *wordlist,
+			      cs_generate_input *g, cs_api_error *err)
+{
+	static const char *const allowed[] = {"preset", "type", "length", "strength_bits", "project",
+					      "environment", "system", "prefix", "exclude_ambiguous", NULL};
+	json_t *doc = g->doc;
+	cs_plan_request q = {0};
+	cs_err r;
+	if ((r = only_fields(doc, allowed, err)) != CS_OK)
+		return r;
+	json_t *preset = json_object_get(doc, "preset");
+	if (preset == NULL)
+		return field_error(err, "preset", "is required");
+	if (!json_is_string(preset))
+		return field_error(err, "preset", "must be a string");
+	if ((g->preset = cs_preset_find(presets, json_string_value(preset))) == NULL) {
+		char q1[CS_API_QUOTE_BYTES];
+		cs_api_quote(json_string_value(preset), json_string_length(preset), q1);
+		set_error(err, 400, "unknown_preset", "unknown preset '%s' (GET /api/presets lists them)", q1);
+		return CS_E_NOT_FOUND;
+	}
+	json_t *type = json_object_get(doc, "type");
+	if (type != NULL && (!json_is_string(type) || (q.type = cs_type_parse(json_string_value(type))) < 0))
+		return field_error(err, "type", "must be password, passphrase, api-key, hex or base64url");
+	json_t *amb = json_object_get(doc, "exclude_ambiguous");
+	if (amb != NULL && !json_is_boolean(amb))
+		return field_error(err, "exclude_ambiguous", "must be true or false");
+	q.exclude_ambiguous = amb != NULL && json_is_true(amb);
+	if ((r = int_field(doc, "strength_bits", 1, 256, &q.strength_bits, err)) != CS_OK ||
+	    (r = int_field(doc, "length", 1, CS_CREDENTIAL_MAX - 1, &q.length, err)) != CS_OK ||
+	    (r = text_field(doc, "project", &g->project, err)) != CS_OK ||
+	    (r = text_field(doc, "environment", &g->environment, err)) != CS_OK ||
+	    (r = text_field(doc, "system", &g->system, err)) != CS_OK ||
+	    (r = prefix_field(doc, &g->prefix, err)) != CS_OK)
+		return r;
+	char why[300];
+	r = cs_preset_plan(g->preset, wordlist, &q, &g->plan, why, sizeof(why));
+	if (r == CS_E_INVALID_ARG) {
+		set_error(err, 422, "type_not_allowed", "%s", why);
+		return r;
+	}
+	if (r != CS_OK) {
+		set_error(err, 422, "below_minimum", "%s", why);
+		return r;
+	}
+	if (g->prefix != NULL && g->plan.type != CS_TYPE_API_KEY)
+		return field_error(err, "prefix", "is only allowed with type api-key");
+	return CS_OK;
+}
+
+cs_err cs_api_decode_generate(const cs_preset_set *presets, const cs_wordlist *wordlist,
+			      const char *body, size_t len, size_t max_body, cs_generate_input *out,
+			      cs_api_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	err->status = 0;
+	cs_err r = cs_api_parse_object(body, len, max_body, &out->doc, err);
+	if (r == CS_OK && (r = decode_generate(presets, wordlist, out, err)) != CS_OK)
+		cs_generate_input_free(out);
+	return r;
+}
+
+/* An identifier as new_id makes them (base64url, 22 characters). */
+static int valid_id(const char *s)
+{
+	if (s == NULL || strlen(s) != ID_CHARS)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_'))
+			return 0;
+	return 1;
+}
+
+cs_err cs_api_decode_certify(const char *body, size_t len, size_t max_body,
+			     char session_id[CS_API_ID_CHARS + 1], cs_api_error *err)
+{
+	static const char *const allowed[] = {"generation_session_id", NULL};
+	json_t *doc = NULL;
+	session_id[0] = '\0';
+	err->status = 0;
+	cs_err r = cs_api_parse_object(body, len, max_body, &doc, err);
+	if (r == CS_OK)
+		r = only_fields(doc, allowed, err);
+	json_t *sid = doc != NULL ? json_object_get(doc, "generation_session_id") : NULL;
+	if (r == CS_OK && sid == NULL)
+		r = field_error(err, "generation_session_id", "is required");
+	else if (r == CS_OK && !json_is_string(sid))
+		r = field_error(err, "generation_session_id", "must be a string");
+	else if (r == CS_OK && (json_string_length(sid) != ID_CHARS || !valid_id(json_string_value(sid)))) {
+		set_error(err, 404, "not_found", "no such generation session");
+		r = CS_E_NOT_FOUND;
+	}
+	if (r == CS_OK)
+		memcpy(session_id, json_string_value(sid), ID_CHARS + 1);
+	json_decref(doc);
+	return r;
+}
+
+cs_err cs_api_decode_cert_path(const char *rest, char id[CS_API_ID_CHARS + 1], int *jws,
+			       cs_api_error *err)
+{
+	size_t n = strlen(rest);
+	err->status = 0;
+	id[0] = '\0';
+	*jws = 0;
+	if (n > 4 && strcmp(rest + n - 4, ".jws") == 0) {
+		*jws = 1;
+		n -= 4;
+	}
+	if (n != ID_CHARS) {
+		set_error(err, 404, "not_found", "no such certificate");
+		return CS_E_NOT_FOUND;
+	}
+	memcpy(id, rest, n);
+	id[n] = '\0';
+	if (!valid_id(id)) {
+		id[0] = '\0';
+		set_error(err, 404, "not_found", "no such certificate");
+		return CS_E_NOT_FOUND;
+	}
+	return CS_OK;
+}
+
+/* ---- query strings ------------------------------------------------------------- */
+
+/* Parse a query into params (the caller clears them): each parameter at
+ * most once, and no %00 (libevent decodes it into a NUL that would end
+ * the value early, silently). */
+static cs_err parse_query(const char *query, struct evkeyvalq *params, cs_api_error *err)
+{
+	TAILQ_INIT(params);
+	if (query == NULL || query[0] == '\0')
+		return CS_OK;
+	for (const char *p = strchr(query, '%'); p != NULL; p = strchr(p + 1, '%'))
+		if (p[1] == '0' && p[2] == '0') {
+			set_error(err, 400, "invalid_field", "the query must not contain %%00");
+			return CS_E_INVALID_ARG;
+		}
+	if (evhttp_parse_query_str(query, params) != 0) {
+		set_error(err, 400, "invalid_field", "malformed query string");
+		return CS_E_INVALID_ARG;
+	}
+	struct evkeyval *kv, *seen;
+	TAILQ_FOREACH(kv, params, next) {
+		for (seen = TAILQ_FIRST(params); seen != kv; seen = TAILQ_NEXT(seen, next))
+			if (strcmp(seen->key, kv->key) == 0) {
+				char q[CS_API_QUOTE_BYTES];
+				cs_api_quote(kv->key, strlen(kv->key), q);
+				set_error(err, 400, "invalid_field", "parameter '%s' is given more than once", q);
+				return CS_E_INVALID_ARG;
+			}
+	}
+	return CS_OK;
+}
+
+static cs_err unknown_parameter(const char *key, cs_api_error *err)
+{
+	char q[CS_API_QUOTE_BYTES];
+	cs_api_quote(key, strlen(key), q);
+	set_error(err, 400, "unknown_field", "unknown parameter '%s'", q);
+	return CS_E_INVALID_ARG;
+}
+
+/* Split a comma-separated list of preset names into out. */
+static cs_err policy_standards(const cs_preset_set *presets, const char *list, cs_policy_input *out,
+			       cs_api_error *err)
+{
+	size_t names = 1;
+	for (const char *p = list; *p; p++)
+		names += *p == ',';
+	if (names > CS_API_STANDARDS_MAX) {
+		set_error(err, 400, "invalid_field",
+			  "parameter 'standards' names %zu standards; the limit is %d", names,
+			  CS_API_STANDARDS_MAX);
+		return CS_E_INVALID_ARG;
+	}
+	char *copy = strdup(list);
+	if (copy == NULL) {
+		set_error(err, 500, "internal_error", "out of memory");
+		return CS_E_NOMEM;
+	}
+	cs_err r = CS_OK;
+	char *name = copy;
+	for (size_t i = 0; i < names && r == CS_OK; i++) {
+		char *comma = strchr(name, ',');
+		if (comma != NULL)
+			*comma = '\0';
+		const cs_preset *p = name[0] != '\0' ? cs_preset_find(presets, name) : NULL;
+		char q[CS_API_QUOTE_BYTES];
+		cs_api_quote(name, strlen(name), q);
+		if (name[0] == '\0') {
+			set_error(err, 400, "invalid_field",
+				  "parameter 'standards' has an empty name (1 to %d comma-separated presets)",
+				  CS_API_STANDARDS_MAX);
+			r = CS_E_INVALID_ARG;
+		} else if (p == NULL) {
+			set_error(err, 404, "unknown_preset", "unknown standard '%s' (GET /api/presets lists them)", q);
+			r = CS_E_NOT_FOUND;
+		}
+		for (size_t k = 0; k < out->count && r == CS_OK; k++)
+			if (out->presets[k] == p) {
+				set_error(err, 400, "invalid_field", "parameter 'standards' names '%s' twice", q);
+				r = CS_E_INVALID_ARG;
+			}
+		if (r == CS_OK)
+			out->presets[out->count++] = p;
+		name = comma != NULL ? comma + 1 : name + strlen(name);
+	}
+	free(copy);
+	return r;
+}
+
+cs_err cs_api_decode_policy(const cs_preset_set *presets, const char *query, cs_policy_input *out,
+			    cs_api_error *err)
+{
+	struct evkeyvalq params;
+	memset(out, 0, sizeof(*out));
+	err->status = 0;
+	cs_err r = parse_query(query, &params, err);
+	const char *standards = NULL, *format = "json";
+	struct evkeyval *kv;
+	if (r == CS_OK)
+		TAILQ_FOREACH(kv, &params, next) {
+			if (strcmp(kv->key, "standards") == 0)
+				standards = kv->value;
+			else if (strcmp(kv->key, "format") == 0)
+				format = kv->value;
+			else {
+				r = unknown_parameter(kv->key, err);
+				break;
+			}
+		}
+	if (r == CS_OK && standards == NULL) {
+		set_error(err, 400, "invalid_field",
+			  "parameter 'standards' (1 to %d comma-separated presets) is required",
+			  CS_API_STANDARDS_MAX);
+		r = CS_E_INVALID_ARG;
+	}
+	if (r == CS_OK && strcmp(format, "json") != 0 && strcmp(format, "markdown") != 0) {
+		set_error(err, 400, "invalid_field", "parameter 'format' must be json or markdown");
+		r = CS_E_INVALID_ARG;
+	}
+	if (r == CS_OK) {
+		out->markdown = strcmp(format, "markdown") == 0;
+		r = policy_standards(presets, standards, out, err);
+	}
+	if (r != CS_OK)
+		out->count = 0;
+	evhttp_clear_headers(&params);
+	return r;
+}
+
+/* A decimal integer in lo..hi: digits only (no sign, space or other
+ * character), no overflow. */
+static int decimal_in(const char *s, long long lo, long long hi, long long *out)
+{
+	if (s[0] == '\0')
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (*p < '0' || *p > '9')
+			return 0;
+	char *end = NULL;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno == ERANGE || end == s || *end != '\0' || v < lo || v > hi)
+		return 0;
+	*out = v;
+	return 1;
+}
+
+cs_err cs_api_decode_audit_query(const char *query, int64_t *from_seq, int *limit,
+				 cs_api_error *err)
+{
+	struct evkeyvalq params;
+	err->status = 0;
+	*from_seq = 1;
+	*limit = 1000;
+	cs_err r = parse_query(query, &params, err);
+	struct evkeyval *kv;
+	if (r == CS_OK)
+		TAILQ_FOREACH(kv, &params, next) {
+			long long v;
+			if (strcmp(kv->key, "from_seq") == 0) {
+				if (decimal_in(kv->value, 1, INT64_MAX, &v)) {
+					*from_seq = v;
+					continue;
+				}
+				set_error(err, 400, "invalid_field",
+					  "parameter 'from_seq' must be an integer from 1 to %lld",
+					  (long long)INT64_MAX);
+			} else if (strcmp(kv->key, "limit") == 0) {
+				if (decimal_in(kv->value, 1, CS_API_AUDIT_LIMIT_MAX, &v)) {
+					*limit = (int)v;
+					continue;
+				}
+				set_error(err, 400, "invalid_field",
+					  "parameter 'limit' must be an integer from 1 to %d",
+					  CS_API_AUDIT_LIMIT_MAX);
+			} else {
+				unknown_parameter(kv->key, err);
+			}
+			r = CS_E_INVALID_ARG;
+			break;
+		}
+	evhttp_clear_headers(&params);
+	return r;
+}
 
 typedef struct api_call api_call;
 
@@ -38,6 +698,7 @@ struct api_call {
 	const char *type;
 	char *body; /* malloc'd; wiped when released */
 	char error_code[48];
+	const char *allow;    /* 405: the Allow header */
 	cs_audit_entry audit; /* handlers fill action, object, project, environment */
 	int audited;          /* written inside the handler's own transaction */
 	int store_failed;     /* the store already failed (or timed out) this request */
@@ -48,12 +709,23 @@ struct api_call {
 /* Set an audit field from a value that may not outlive the handler. Bytes
  * that are not printable ASCII (a raw request path may carry anything) are
  * replaced, so every entry stays exportable as JSON. Project and
- * environment come from parsed JSON and are valid UTF-8 already. */
+ * environment come from parsed JSON and are valid UTF-8 already (and
+ * always fit). A value longer than the field (a long unknown path) is cut
+ * at a character boundary and marked with "...". */
 static const char *audit_copy(char *buf, size_t cap, const char *value, int ascii_only)
 {
 	if (value == NULL)
 		return NULL;
-	snprintf(buf, cap, "%s", value);
+	size_t n = strlen(value);
+	if (n < cap) {
+		memcpy(buf, value, n + 1);
+	} else {
+		n = cap - 4;
+		while (n > 0 && ((unsigned char)value[n] & 0xc0) == 0x80)
+			n--;
+		memcpy(buf, value, n);
+		memcpy(buf + n, "...", 4);
+	}
 	if (ascii_only)
 		cs_audit_sanitize(buf);
 	return buf;
@@ -97,6 +769,13 @@ static void api_error(api_call *req, int status, const char *code, const char *m
 		  json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message));
 }
 
+/* Send a decoder's error. */
+static void send_api_error(api_call *req, const cs_api_error *err)
+{
+	req->allow = err->allow;
+	api_error(req, err->status, err->code, err->message);
+}
+
 /* Send the kept reply; the body is handed to libevent by reference and
  * wiped when libevent releases it. The handler may have held the event
  * loop longer than the connection's timeout (a slow token): the countdown
@@ -118,6 +797,8 @@ static void reply_send(api_call *req, const char *request_id, int timeout_ms)
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
 	evhttp_add_header(h, "X-Request-Id", request_id);
+	if (req->allow != NULL)
+		evhttp_add_header(h, "Allow", req->allow);
 	struct evbuffer *buf = evbuffer_new();
 	size_t len = req->body != NULL ? strlen(req->body) : 0;
 	if (buf == NULL || req->body == NULL ||
@@ -197,172 +878,6 @@ static cs_err new_id(cs_app *app, char out[ID_CHARS + 1])
 	return CS_OK;
 }
 
-static int valid_id(const char *s)
-{
-	if (s == NULL || strlen(s) != ID_CHARS)
-		return 0;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '_'))
-			return 0;
-	return 1;
-}
-
-/* Parse the request body as a JSON object; sends the error itself. */
-static json_t *read_json_object(api_call *req, const cs_app *app)
-{
-	struct evbuffer *in = evhttp_request_get_input_buffer(req->req);
-	size_t len = evbuffer_get_length(in);
-	if (len > (size_t)app->cfg->server.max_body_bytes) {
-		api_error(req, 413, "body_too_large", "request body exceeds server.max_body_bytes");
-		return NULL;
-	}
-	const char *body = (const char *)evbuffer_pullup(in, -1);
-	json_error_t err;
-	json_t *doc = len > 0 ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &err) : NULL;
-	if (doc == NULL) {
-		char msg[200];
-		snprintf(msg, sizeof(msg), "request body is not valid JSON: %s",
-			 len > 0 ? err.text : "empty body");
-		api_error(req, 400, "invalid_json", msg);
-		return NULL;
-	}
-	if (!json_is_object(doc)) {
-		json_decref(doc);
-		api_error(req, 400, "invalid_json", "request body must be a JSON object");
-		return NULL;
-	}
-	return doc;
-}
-
-/* Every member must be one of `allowed`; sends the error itself. */
-static int only_fields(api_call *req, json_t *doc, const char *const allowed[])
-{
-	const char *key;
-	json_t *value;
-	json_object_foreach(doc, key, value) {
-		int known = 0;
-		for (int i = 0; allowed[i] != NULL && !known; i++)
-			known = strcmp(key, allowed[i]) == 0;
-		if (!known) {
-			char msg[200];
-			snprintf(msg, sizeof(msg), "unknown field '%.64s'", key);
-			api_error(req, 400, "unknown_field", msg);
-			return 0;
-		}
-	}
-	return 1;
-}
-
-static int field_error(api_call *req, const char *field, const char *what)
-{
-	char msg[200];
-	snprintf(msg, sizeof(msg), "field '%s' %s", field, what);
-	api_error(req, 400, "invalid_field", msg);
-	return 0;
-}
-
-/* Optional text field: 1..128 characters, no control characters. */
-static int text_field(api_call *req, json_t *doc, const char *name, const char **out)
-{
-	json_t *v = json_object_get(doc, name);
-	*out = NULL;
-	if (v == NULL)
-		return 1;
-	const char *s = json_string_value(v);
-	if (s == NULL)
-		return field_error(req, name, "must be a string");
-	size_t n = strlen(s);
-	if (n == 0 || n > TEXT_FIELD_MAX)
-		return field_error(req, name, "must be 1 to 128 characters");
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return field_error(req, name, "must not contain control characters");
-	*out = s;
-	return 1;
-}
-
-static int int_field(api_call *req, json_t *doc, const char *name, int lo, int hi,
-		     int *out)
-{
-	json_t *v = json_object_get(doc, name);
-	if (v == NULL)
-		return 1;
-	if (!json_is_integer(v))
-		return field_error(req, name, "must be an integer");
-	json_int_t n = json_integer_value(v);
-	if (n < lo || n > hi) {
-		char what[64];
-		snprintf(what, sizeof(what), "must be between %d and %d", lo, hi);
-		return field_error(req, name, what);
-	}
-	*out = (int)n;
-	return 1;
-}
-
-/* ---- POST /api/generate ------------------------------------------------------ */
-
-typedef struct {
-	const cs_preset *preset;
-	cs_plan plan;
-	const char *project, *environment, *system, *prefix;
-} gen_request;
-
-static int parse_generate(api_call *req, cs_app *app, json_t *doc, gen_request *g)
-{
-	static const char *const allowed[] = {"preset", "type", "length", "strength_bits", "project",
-					      "environment", "system", "prefix", "exclude_ambiguous", NULL};
-	cs_plan_request q = {0};
-	memset(g, 0, sizeof(*g));
-	if (!only_fields(req, doc, allowed))
-		return 0;
-	json_t *preset = json_object_get(doc, "preset");
-	if (preset == NULL)
-		return field_error(req, "preset", "is required");
-	if (!json_is_string(preset))
-		return field_error(req, "preset", "must be a string");
-	if ((g->preset = cs_preset_find(app->presets, json_string_value(preset))) == NULL) {
-		char msg[160];
-		snprintf(msg, sizeof(msg), "unknown preset '%.64s' (GET /api/presets lists them)",
-			 json_string_value(preset));
-		api_error(req, 400, "unknown_preset", msg);
-		return 0;
-	}
-	json_t *type = json_object_get(doc, "type");
-	if (type != NULL && (!json_is_string(type) || (q.type = cs_type_parse(json_string_value(type))) < 0))
-		return field_error(req, "type", "must be password, passphrase, api-key, hex or base64url");
-	json_t *amb = json_object_get(doc, "exclude_ambiguous");
-	if (amb != NULL && !json_is_boolean(amb))
-		return field_error(req, "exclude_ambiguous", "must be true or false");
-	q.exclude_ambiguous = amb != NULL && json_is_true(amb);
-	if (!int_field(req, doc, "strength_bits", 1, 256, &q.strength_bits) ||
-	    !int_field(req, doc, "length", 1, CS_CREDENTIAL_MAX - 1, &q.length) ||
-	    !text_field(req, doc, "project", &g->project) ||
-	    !text_field(req, doc, "environment", &g->environment) ||
-	    !text_field(req, doc, "system", &g->system) || !text_field(req, doc, "prefix", &g->prefix))
-		return 0;
-	char why[300];
-	cs_err r = cs_preset_plan(g->preset, app->wordlist, &q, &g->plan, why, sizeof(why));
-	if (r == CS_E_INVALID_ARG) {
-		api_error(req, 422, "type_not_allowed", why);
-		return 0;
-	}
-	if (r != CS_OK) {
-		api_error(req, 422, "below_minimum", why);
-		return 0;
-	}
-	if (g->prefix != NULL) {
-		if (g->plan.type != CS_TYPE_API_KEY)
-			return field_error(req, "prefix", "is only allowed with type api-key");
-		if (strlen(g->prefix) > 16)
-			return field_error(req, "prefix", "must be 1 to 16 of a-z 0-9 _");
-		for (const char *p = g->prefix; *p; p++)
-			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-				return field_error(req, "prefix", "must be 1 to 16 of a-z 0-9 _");
-	}
-	return 1;
-}
-
 static json_t *classes_json(unsigned classes)
 {
 	static const char *const names[] = {"upper", "lower", "digit", "special"};
@@ -374,7 +889,7 @@ static json_t *classes_json(unsigned classes)
 }
 
 /* The credential claim: what was generated and how, never the value. */
-static json_t *credential_claim(const cs_app *app, const gen_request *g, const char *salt,
+static json_t *credential_claim(const cs_app *app, const cs_generate_input *g, const char *salt,
 				const char *commitment)
 {
 	const cs_plan *p = &g->plan;
@@ -406,7 +921,7 @@ static json_t *credential_claim(const cs_app *app, const gen_request *g, const c
 }
 
 /* The claims known at generation time, stored with the session. */
-static json_t *session_claims(cs_app *app, const gen_request *g, json_t *cred, const cs_peer *peer,
+static json_t *session_claims(cs_app *app, const cs_generate_input *g, json_t *cred, const cs_peer *peer,
 			      const char *session_id, const char *generated_at)
 {
 	json_t *standards = json_array();
@@ -434,7 +949,7 @@ static cs_err commit_credential(const uint8_t salt[SALT_BYTES], const char *cred
 }
 
 /* Draw the credential (with its api-key prefix) into out[cap]. */
-static cs_err draw_credential(cs_app *app, const gen_request *g, char *out, size_t cap)
+static cs_err draw_credential(cs_app *app, const cs_generate_input *g, char *out, size_t cap)
 {
 	if (g->plan.type == CS_TYPE_PASSPHRASE)
 		return cs_generate_passphrase(app->wordlist, (size_t)g->plan.length, token_rnd, app->token,
@@ -448,17 +963,20 @@ static cs_err draw_credential(cs_app *app, const gen_request *g, char *out, size
 static void handle_generate(api_call *req, cs_app *app, cs_store *store,
 			    const cs_peer *peer)
 {
-	gen_request g;
+	cs_generate_input g;
+	cs_api_error err;
 	char credential[CS_CREDENTIAL_MAX * 12], session_id[ID_CHARS + 1], generated_at[32];
 	uint8_t salt[SALT_BYTES];
 	char *salt_b64 = NULL, *commitment = NULL, *claims_text = NULL;
 	json_t *claims = NULL;
 	cs_err r;
-	json_t *doc = read_json_object(req, app);
-	if (doc == NULL)
+	struct evbuffer *in = evhttp_request_get_input_buffer(req->req);
+	size_t len = evbuffer_get_length(in);
+	if (cs_api_decode_generate(app->presets, app->wordlist, (const char *)evbuffer_pullup(in, -1), len,
+				   (size_t)app->cfg->server.max_body_bytes, &g, &err) != CS_OK) {
+		send_api_error(req, &err);
 		return;
-	if (!parse_generate(req, app, doc, &g))
-		goto out;
+	}
 	if ((r = draw_credential(app, &g, credential, sizeof(credential))) != CS_OK ||
 	    (r = cs_token_random(app->token, salt, sizeof(salt))) != CS_OK ||
 	    (r = new_id(app, session_id)) != CS_OK) {
@@ -513,7 +1031,7 @@ out:
 	free(commitment);
 	free(claims_text);
 	json_decref(claims);
-	json_decref(doc);
+	cs_generate_input_free(&g);
 }
 
 /* ---- POST /api/generate-certificate --------------------------------------- */
@@ -543,28 +1061,16 @@ static cs_err make_certificate(cs_app *app, const char *session_claims, const ch
 static void handle_certify(api_call *req, cs_app *app, cs_store *store,
 			   const cs_peer *peer)
 {
-	static const char *const allowed[] = {"generation_session_id", NULL};
-	char cert_id[ID_CHARS + 1], project[TEXT_FIELD_MAX * 4 + 1], environment[TEXT_FIELD_MAX * 4 + 1];
+	char session_id[ID_CHARS + 1], cert_id[ID_CHARS + 1], project[TEXT_FIELD_MAX * 4 + 1], environment[TEXT_FIELD_MAX * 4 + 1];
 	char *jws = NULL, *claims = NULL, *session_claims = NULL;
-	json_t *doc = read_json_object(req, app);
-	if (doc == NULL)
+	cs_api_error err;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req->req);
+	size_t len = evbuffer_get_length(in);
+	if (cs_api_decode_certify((const char *)evbuffer_pullup(in, -1), len,
+				  (size_t)app->cfg->server.max_body_bytes, session_id, &err) != CS_OK) {
+		send_api_error(req, &err);
 		return;
-	if (!only_fields(req, doc, allowed))
-		goto out;
-	json_t *sid = json_object_get(doc, "generation_session_id");
-	if (sid == NULL) {
-		field_error(req, "generation_session_id", "is required");
-		goto out;
 	}
-	if (!json_is_string(sid)) {
-		field_error(req, "generation_session_id", "must be a string");
-		goto out;
-	}
-	if (!valid_id(json_string_value(sid))) {
-		api_error(req, 404, "not_found", "no such generation session");
-		goto out;
-	}
-	const char *session_id = json_string_value(sid);
 	AUDIT_SET(req, object, session_id);
 	int64_t now = now_ms();
 	cs_err r = cs_store_session_claims(store, session_id, peer->cert_sha256, now, &session_claims);
@@ -603,34 +1109,23 @@ static void handle_certify(api_call *req, cs_app *app, cs_store *store,
 	snprintf(url, sizeof(url), "%s/cert/%s", app->cfg->server.public_base_url, cert_id);
 	send_json(req, 201, json_pack("{s:s, s:s, s:s}", "cert_id", cert_id, "cert_url", url,
 				      "certificate", jws));
-	cs_log_info("certified session=%s cert=%s identity=%s", json_string_value(sid), cert_id,
+	cs_log_info("certified session=%s cert=%s identity=%s", session_id, cert_id,
 		    peer->identity);
 out:
 	free(jws);
 	free(claims);
 	free(session_claims);
-	json_decref(doc);
 }
 
 /* ---- GET routes ------------------------------------------------------------ */
 
 static void handle_cert(api_call *req, cs_store *store, const char *rest)
 {
-	char id[ID_CHARS + 8];
+	char id[ID_CHARS + 1];
 	int raw = 0;
-	size_t n = strlen(rest);
-	if (n > 4 && strcmp(rest + n - 4, ".jws") == 0) {
-		raw = 1;
-		n -= 4;
-	}
-	if (n >= sizeof(id)) {
-		api_error(req, 404, "not_found", "no such certificate");
-		return;
-	}
-	memcpy(id, rest, n);
-	id[n] = '\0';
-	if (!valid_id(id)) {
-		api_error(req, 404, "not_found", "no such certificate");
+	cs_api_error err;
+	if (cs_api_decode_cert_path(rest, id, &raw, &err) != CS_OK) {
+		send_api_error(req, &err);
 		return;
 	}
 	char *jws = NULL, *claims = NULL;
@@ -702,49 +1197,26 @@ static void handle_presets(api_call *req, cs_app *app)
 
 static void handle_policy(api_call *req, cs_app *app)
 {
-	struct evkeyvalq params;
 	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->req));
-	char *names[32], list[1024], why[200];
-	size_t n = 0;
-	TAILQ_INIT(&params);
-	if (query != NULL && evhttp_parse_query_str(query, &params) != 0) {
-		api_error(req, 400, "invalid_field", "malformed query string");
+	cs_policy_input in;
+	cs_api_error err;
+	char why[200];
+	if (cs_api_decode_policy(app->presets, query, &in, &err) != CS_OK) {
+		send_api_error(req, &err);
 		return;
 	}
-	const char *standards = NULL, *format = "json";
-	struct evkeyval *kv;
-	TAILQ_FOREACH(kv, &params, next) {
-		if (strcmp(kv->key, "standards") == 0)
-			standards = kv->value;
-		else if (strcmp(kv->key, "format") == 0)
-			format = kv->value;
-		else {
-			snprintf(why, sizeof(why), "unknown parameter '%.64s'", kv->key);
-			api_error(req, 400, "unknown_field", why);
-			goto out;
-		}
-	}
-	if (standards == NULL || strlen(standards) >= sizeof(list)) {
-		api_error(req, 400, "invalid_field", "parameter 'standards' (comma-separated presets) is required");
-		goto out;
-	}
-	if (strcmp(format, "json") != 0 && strcmp(format, "markdown") != 0) {
-		api_error(req, 400, "invalid_field", "parameter 'format' must be json or markdown");
-		goto out;
-	}
-	snprintf(list, sizeof(list), "%s", standards);
-	for (char *save = NULL, *t = strtok_r(list, ",", &save); t != NULL && n < 32;
-	     t = strtok_r(NULL, ",", &save))
-		names[n++] = t;
 	json_t *policy = NULL;
-	cs_err r = cs_policy_build(app->presets, app->wordlist, (const char *const *)names, n, &policy,
-				   why, sizeof(why));
-	if (r != CS_OK) {
-		api_error(req, r == CS_E_NOT_FOUND ? 404 : 400,
-			     r == CS_E_NOT_FOUND ? "unknown_preset" : "invalid_field", why);
-		goto out;
+	cs_err r = cs_policy_build(app->presets, app->wordlist, in.presets, in.count, &policy, why,
+				   sizeof(why));
+	if (r == CS_E_INVALID_ARG) { /* the decoder already refuses what this refuses */
+		api_error(req, 400, "invalid_field", why);
+		return;
 	}
-	if (strcmp(format, "markdown") == 0) {
+	if (r != CS_OK) {
+		send_cs_error(req, r, "policy");
+		return;
+	}
+	if (in.markdown) {
 		char *md = cs_policy_markdown(policy);
 		json_decref(policy);
 		if (md == NULL)
@@ -754,34 +1226,34 @@ static void handle_policy(api_call *req, cs_app *app)
 	} else {
 		send_json(req, 200, policy);
 	}
-out:
-	evhttp_clear_headers(&params);
 }
 
 static void handle_readyz(api_call *req, cs_app *app, cs_store *store)
 {
 	cs_token_info info;
 	cs_err tr = cs_token_get_info(app->token, &info);
+	/* the store answers reads, and its writes succeed: the last write's
+	 * outcome when recent, else a probe write (see store.h) */
 	cs_err sr = cs_store_ping(store);
+	const char *store_state = sr == CS_OK ? "ok" : cs_strerror(sr);
+	const char *message = "not ready: the store does not answer";
+	if (sr == CS_OK && (sr = cs_store_write_health(store, CS_STORE_READY_MAX_AGE_MS)) != CS_OK) {
+		store_state = "writes fail";
+		message = "not ready: the store cannot write";
+	}
+	if (tr != CS_OK)
+		message = "not ready: the token does not answer";
 	if (tr != CS_OK || sr != CS_OK) {
 		send_json(req, 503, json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "status", "unavailable",
-					      "token", cs_strerror(tr), "store", cs_strerror(sr),
+					      "token", tr == CS_OK ? "ok" : cs_strerror(tr), "store", store_state,
 					      "error", "code", tr != CS_OK ? "token_unavailable" : "store_unavailable",
-					      "message", "not ready"));
+					      "message", message));
 		return;
 	}
 	send_json(req, 200, json_pack("{s:s, s:s, s:s}", "status", "ready", "token", "ok", "store", "ok"));
 }
 
 /* ---- dispatch ---------------------------------------------------------------- */
-
-static int method_is(api_call *req, enum evhttp_cmd_type want)
-{
-	if (evhttp_request_get_command(req->req) == want)
-		return 1;
-	api_error(req, 405, "method_not_allowed", want == EVHTTP_REQ_POST ? "use POST" : "use GET");
-	return 0;
-}
 
 static int is_reader(const cs_app *app, const cs_peer *peer)
 {
@@ -845,30 +1317,14 @@ static void handle_audit_export(api_call *req, cs_app *app, cs_store *store, con
 		api_error(req, 403, "forbidden", "this identity may not read the audit log (audit.readers)");
 		return;
 	}
-	struct evkeyvalq params;
 	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->req));
-	long long from = 1, limit = 1000;
-	TAILQ_INIT(&params);
-	if (query != NULL && evhttp_parse_query_str(query, &params) != 0) {
-		api_error(req, 400, "invalid_field", "malformed query string");
+	int64_t from;
+	int limit;
+	cs_api_error err;
+	if (cs_api_decode_audit_query(query, &from, &limit, &err) != CS_OK) {
+		send_api_error(req, &err);
 		return;
 	}
-	struct evkeyval *kv;
-	TAILQ_FOREACH(kv, &params, next) {
-		char *end = NULL;
-		long long v = strtoll(kv->value, &end, 10);
-		int bad = end == kv->value || *end != '\0';
-		if (strcmp(kv->key, "from_seq") == 0 && !bad && v >= 1)
-			from = v;
-		else if (strcmp(kv->key, "limit") == 0 && !bad && v >= 1 && v <= 10000)
-			limit = v;
-		else {
-			api_error(req, 400, "invalid_field", "parameters: from_seq >= 1, limit 1..10000");
-			evhttp_clear_headers(&params);
-			return;
-		}
-	}
-	evhttp_clear_headers(&params);
 	export_ctx x = {json_array(), 0}, cps = {json_array(), 0};
 	cs_err r = cs_store_audit_each(store, from, limit, add_entry, &x);
 	if (r == CS_OK && x.failed)
@@ -886,46 +1342,66 @@ static void handle_audit_export(api_call *req, cs_app *app, cs_store *store, con
 	send_json(req, 200, json_pack("{s:o, s:o}", "entries", x.entries, "checkpoints", cps.entries));
 }
 
-static void dispatch(api_call *req, cs_app *app, cs_store *store, const cs_peer *peer, const char *path)
+static void dispatch(api_call *req, cs_app *app, cs_store *store, const cs_peer *peer,
+		     cs_api_route_id route, const char *path)
 {
-	if (strcmp(path, "/api/generate") == 0) {
-		req->audit.action = "generate";
-		if (method_is(req, EVHTTP_REQ_POST))
-			handle_generate(req, app, store, peer);
-	} else if (strcmp(path, "/api/generate-certificate") == 0) {
-		req->audit.action = "certify";
-		if (method_is(req, EVHTTP_REQ_POST))
-			handle_certify(req, app, store, peer);
-	} else if (strncmp(path, "/cert/", 6) == 0) {
-		req->audit.action = "cert.read";
-		AUDIT_SET(req, object, path + 6);
-		if (method_is(req, EVHTTP_REQ_GET))
-			handle_cert(req, store, path + 6);
-	} else if (strcmp(path, "/.well-known/jwks.json") == 0) {
-		req->audit.action = "jwks.read";
-		if (method_is(req, EVHTTP_REQ_GET))
-			handle_jwks(req, store);
-	} else if (strcmp(path, "/api/presets") == 0) {
-		req->audit.action = "presets.read";
-		if (method_is(req, EVHTTP_REQ_GET))
-			handle_presets(req, app);
-	} else if (strcmp(path, "/api/policy") == 0) {
-		req->audit.action = "policy.read";
-		if (method_is(req, EVHTTP_REQ_GET))
-			handle_policy(req, app);
-	} else if (strcmp(path, "/api/audit/checkpoint") == 0) {
-		req->audit.action = "audit.checkpoint.read";
-		if (method_is(req, EVHTTP_REQ_GET))
-			handle_audit_checkpoint(req, store);
-	} else if (strcmp(path, "/api/audit") == 0) {
-		req->audit.action = "audit.read";
-		if (method_is(req, EVHTTP_REQ_GET))
-			handle_audit_export(req, app, store, peer);
-	} else {
-		req->audit.action = "request";
-		AUDIT_SET(req, object, path);
-		api_error(req, 404, "not_found", "no such route");
+	switch (route) {
+	case CS_ROUTE_GENERATE: handle_generate(req, app, store, peer); break;
+	case CS_ROUTE_CERTIFY: handle_certify(req, app, store, peer); break;
+	case CS_ROUTE_CERT: handle_cert(req, store, path + strlen("/cert/")); break;
+	case CS_ROUTE_JWKS: handle_jwks(req, store); break;
+	case CS_ROUTE_PRESETS: handle_presets(req, app); break;
+	case CS_ROUTE_POLICY: handle_policy(req, app); break;
+	case CS_ROUTE_AUDIT_CHECKPOINT: handle_audit_checkpoint(req, store); break;
+	case CS_ROUTE_AUDIT: handle_audit_export(req, app, store, peer); break;
+	case CS_ROUTE_HEALTHZ: send_json(req, 200, json_pack("{s:s}", "status", "ok")); break;
+	case CS_ROUTE_READYZ: handle_readyz(req, app, store); break;
+	case CS_ROUTE_NONE: api_error(req, 404, "not_found", "no such route"); break;
 	}
+}
+
+static cs_api_method method_of(struct evhttp_request *http)
+{
+	switch (evhttp_request_get_command(http)) {
+	case EVHTTP_REQ_GET: return CS_METHOD_GET;
+	case EVHTTP_REQ_HEAD: return CS_METHOD_HEAD;
+	case EVHTTP_REQ_POST: return CS_METHOD_POST;
+	default: return CS_METHOD_OTHER;
+	}
+}
+
+/* Audit the call (unless its handler did, inside its own transaction) and
+ * send its reply: the entry is durable before anything leaves. */
+static void finish_call(api_call *call, cs_app *app, cs_store *store, const cs_peer *peer,
+			const char *request_id)
+{
+	api_call *req = call;
+	if (call->store_failed) {
+		/* the store could not write within audit.write_timeout_ms: a second
+		 * attempt for the failure entry would only double the wait */
+		cs_log_error("request %s (%s) failed and could not be audited: the store is unavailable",
+			     request_id, call->audit.action != NULL ? call->audit.action : "request");
+	} else if (!call->audited) {
+		cs_audit_entry *e = &call->audit;
+		e->actor = peer != NULL ? peer->identity : "unidentified";
+		e->actor_cert_sha256 = peer != NULL ? peer->cert_sha256 : NULL;
+		e->role = peer != NULL && is_reader(app, peer) ? "auditor" : "client";
+		if (e->action == NULL)
+			e->action = "request";
+		e->outcome = call->status < 400 ? "success" : call->status < 500 ? "refused" : "failure";
+		e->error_code = call->error_code[0] ? call->error_code : NULL;
+		e->request_id = request_id;
+		cs_err r = cs_audit_record(app->audit, store, e);
+		if (r != CS_OK)
+			/* the entry is not durable: nothing else may leave */
+			api_error(req, 503, "audit_unavailable", "the audit log cannot record this request");
+	}
+	reply_send(req, request_id, app->cfg->server.timeout_ms);
+}
+
+static void new_request_id(cs_app *app, char out[CS_API_REQUEST_ID_MAX])
+{
+	cs_api_request_id(app->cfg->server.node_id, (long)++app->request_counter, out);
 }
 
 void cs_api_handle(struct evhttp_request *http, cs_app *app, cs_store *store, const cs_peer *peer)
@@ -934,48 +1410,47 @@ void cs_api_handle(struct evhttp_request *http, cs_app *app, cs_store *store, co
 	api_call *req = &call;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	char request_id[48];
-	snprintf(request_id, sizeof(request_id), "%s-%ld", app->cfg->server.node_id,
-		 (long)++app->request_counter);
+	char request_id[CS_API_REQUEST_ID_MAX];
+	new_request_id(app, request_id);
 	call.audit.request_id = request_id;
+	cs_api_route_id route = CS_ROUTE_NONE;
+	cs_api_error err;
 	if (path == NULL) {
 		api_error(req, 400, "bad_request", "malformed request target");
 	} else if (peer == NULL) {
 		api_error(req, 403, "forbidden", "no verified client certificate");
-	} else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
-		/* probes are not audited */
-		if (method_is(req, EVHTTP_REQ_GET)) {
-			if (path[1] == 'h')
-				send_json(req, 200, json_pack("{s:s}", "status", "ok"));
-			else
-				handle_readyz(req, app, store);
-		}
-		reply_send(req, request_id, app->cfg->server.timeout_ms);
-		return;
 	} else {
-		dispatch(req, app, store, peer, path);
-	}
-	if (call.store_failed) {
-		/* the store could not write within audit.write_timeout_ms: a second
-		 * attempt for the failure entry would only double the wait */
-		cs_log_error("request %s (%s) failed and could not be audited: the store is unavailable",
-			     request_id, call.audit.action != NULL ? call.audit.action : "request");
-	} else if (!call.audited) {
-		cs_audit_entry *e = &call.audit;
-		e->actor = peer != NULL ? peer->identity : "unidentified";
-		e->actor_cert_sha256 = peer != NULL ? peer->cert_sha256 : NULL;
-		e->role = peer != NULL && is_reader(app, peer) ? "auditor" : "client";
-		if (e->action == NULL)
-			e->action = "request";
-		e->outcome = call.status < 400 ? "success" : call.status < 500 ? "refused" : "failure";
-		e->error_code = call.error_code[0] ? call.error_code : NULL;
-		e->request_id = request_id;
-		cs_err r = cs_audit_record(app->audit, store, e);
+		cs_err r = cs_api_route(method_of(http), path, evhttp_uri_get_query(uri), &route,
+					&req->audit.action, &err);
+		if (route == CS_ROUTE_HEALTHZ || route == CS_ROUTE_READYZ) {
+			/* probes are not audited */
+			if (r != CS_OK)
+				send_api_error(req, &err);
+			else
+				dispatch(req, app, store, peer, route, path);
+			reply_send(req, request_id, app->cfg->server.timeout_ms);
+			return;
+		}
+		if (route == CS_ROUTE_NONE || route == CS_ROUTE_CERT)
+			AUDIT_SET(req, object, path + (route == CS_ROUTE_CERT ? strlen("/cert/") : 0));
 		if (r != CS_OK)
-			/* the entry is not durable: nothing else may leave */
-			api_error(req, 503, "audit_unavailable", "the audit log cannot record this request");
+			send_api_error(req, &err);
+		else
+			dispatch(req, app, store, peer, route, path);
 	}
-	reply_send(req, request_id, app->cfg->server.timeout_ms);
+	finish_call(&call, app, store, peer, request_id);
+}
+
+void cs_api_refuse(struct evhttp_request *http, cs_app *app, cs_store *store, const cs_peer *peer,
+		   int status, const char *code, const char *message)
+{
+	api_call call = {.req = http};
+	char request_id[CS_API_REQUEST_ID_MAX];
+	new_request_id(app, request_id);
+	call.audit.request_id = request_id;
+	call.audit.action = "request";
+	api_error(&call, status, code, message);
+	finish_call(&call, app, store, peer, request_id);
 }
 
 cs_err cs_app_describe_token(cs_app *app)

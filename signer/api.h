@@ -13,16 +13,37 @@
  *   GET  /api/audit/checkpoint      the latest signed checkpoint
  *   GET  /healthz, /readyz          liveness; token and store usable (not audited)
  *
+ * HEAD is answered like GET (libevent sends no body); any other method on
+ * a route is 405 with an Allow header; an unknown path is 404.
+ *
  * Every error is {"error":{"code":"...","message":"..."}} with a fitting
  * status. The credential is written once, into a response buffer that is
  * wiped when libevent releases it; it is never stored or logged.
+ *
+ * Input is strict: nothing a client sends is cut or ignored. Text limits
+ * are counted in Unicode code points; client text quoted in an error
+ * message is at most CS_API_QUOTE_CHARS characters, cut at a character
+ * boundary and marked with "...", with invalid bytes and refused
+ * characters shown as U+FFFD. The decoders below turn a path, query or
+ * body into a typed request or an error (status, code, message) without
+ * any I/O, so unit tests and the libFuzzer target call them directly.
+ *
+ * request_id: "<node_id>-<boot>-<n>": the configured node id, 12 lower-case
+ * hex digits drawn at random once per process start, and a per-process
+ * decimal counter from 1. Unique across restarts (48 random bits per start).
  */
 #ifndef CS_API_H
 #define CS_API_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <event2/http.h>
+#include <jansson.h>
 
 #include "app.h"
+#include "policy.h"
+#include "preset.h"
 #include "store.h"
 
 typedef struct {
@@ -34,5 +55,131 @@ typedef struct {
  * The request's audit entry is durable before the response is sent; when
  * it cannot be written the response is 503 audit_unavailable instead. */
 void cs_api_handle(struct evhttp_request *req, cs_app *app, cs_store *store, const cs_peer *peer);
+
+/* Answer a request the server refuses before routing with the JSON error
+ * (status, code, message), audited as action "request" like any other. */
+void cs_api_refuse(struct evhttp_request *req, cs_app *app, cs_store *store, const cs_peer *peer,
+		   int status, const char *code, const char *message);
+
+/* ---- limits (README, API section) ----------------------------------------- */
+
+#define CS_API_TEXT_MAX 128      /* project, environment, system: characters */
+#define CS_API_PREFIX_MAX 16     /* api-key prefix: a-z 0-9 _ */
+#define CS_API_STANDARDS_MAX CS_POLICY_STANDARDS_MAX /* /api/policy?standards= (32) */
+#define CS_API_AUDIT_LIMIT_MAX 10000
+#define CS_API_QUOTE_CHARS 64    /* client text quoted in a message */
+#define CS_API_QUOTE_BYTES (CS_API_QUOTE_CHARS * 4 + 4)
+#define CS_API_ID_CHARS 22       /* session and certificate ids: base64url of 16 bytes */
+#define CS_API_REQUEST_ID_MAX 112
+
+/* ---- client text ------------------------------------------------------------- */
+
+/* Is this code point refused in client text? C0 and C1 controls and DEL,
+ * every format character (Unicode category Cf: bidi embeddings, overrides
+ * and isolates, LRM/RLM/ALM, zero-width characters, soft hyphen, BOM, tag
+ * characters, ...), the line and paragraph separators, surrogates and
+ * noncharacters. */
+int cs_api_char_refused(uint32_t cp);
+
+typedef enum {
+	CS_TEXT_OK = 0,
+	CS_TEXT_BAD_LENGTH,  /* empty or more than max_chars code points */
+	CS_TEXT_BAD_UTF8,    /* not well-formed UTF-8 (or a NUL inside len) */
+	CS_TEXT_REFUSED_CHAR /* a character cs_api_char_refused refuses */
+} cs_text_check;
+
+/* Check len bytes of client text: 1..max_chars code points, well-formed
+ * UTF-8, no refused character. *chars gets the number of code points
+ * (when not NULL and the text is well-formed). */
+cs_text_check cs_api_text_check(const char *s, size_t len, size_t max_chars, size_t *chars);
+
+/* Quote client text for a message: at most CS_API_QUOTE_CHARS code points,
+ * cut at a character boundary, followed by "..." when cut; ill-formed bytes
+ * and refused characters become U+FFFD. out has CS_API_QUOTE_BYTES bytes;
+ * the result is always well-formed UTF-8. */
+void cs_api_quote(const char *s, size_t len, char out[CS_API_QUOTE_BYTES]);
+
+/* ---- decoded requests -------------------------------------------------------- */
+
+typedef struct {
+	int status;          /* 0: no error */
+	char code[48];       /* the JSON error code */
+	char message[400];   /* well-formed UTF-8 */
+	const char *allow;   /* 405: the Allow header */
+} cs_api_error;
+
+typedef enum { CS_METHOD_GET, CS_METHOD_HEAD, CS_METHOD_POST, CS_METHOD_OTHER } cs_api_method;
+
+typedef enum {
+	CS_ROUTE_NONE,
+	CS_ROUTE_GENERATE,
+	CS_ROUTE_CERTIFY,
+	CS_ROUTE_CERT,
+	CS_ROUTE_JWKS,
+	CS_ROUTE_PRESETS,
+	CS_ROUTE_POLICY,
+	CS_ROUTE_AUDIT,
+	CS_ROUTE_AUDIT_CHECKPOINT,
+	CS_ROUTE_HEALTHZ,
+	CS_ROUTE_READYZ,
+} cs_api_route_id;
+
+/* The route of a path (the raw path, not decoded), its audit action (NULL
+ * for the probes, "request" for an unknown path), and whether the method
+ * and query fit it. CS_E_NOT_FOUND: unknown path (404 not_found);
+ * CS_E_INVALID_ARG: 405 method_not_allowed with err->allow, or 400
+ * unknown_field for a query on a route that takes none. *route and
+ * *action are set in every case. */
+cs_err cs_api_route(cs_api_method method, const char *path, const char *query,
+		    cs_api_route_id *route, const char **action, cs_api_error *err);
+
+/* A request body as a JSON object: at most max_body bytes (413
+ * body_too_large naming the limit), valid JSON without duplicate keys or
+ * NUL characters, an object (400 invalid_json). *out is the caller's. */
+cs_err cs_api_parse_object(const char *body, size_t len, size_t max_body, json_t **out,
+			   cs_api_error *err);
+
+/* POST /api/generate, decoded and planned under its preset. The strings
+ * point into doc; cs_generate_input_free releases it. */
+typedef struct {
+	json_t *doc;
+	const cs_preset *preset;
+	cs_plan plan;
+	const char *project, *environment, *system, *prefix;
+} cs_generate_input;
+
+cs_err cs_api_decode_generate(const cs_preset_set *presets, const cs_wordlist *wordlist,
+			      const char *body, size_t len, size_t max_body, cs_generate_input *out,
+			      cs_api_error *err);
+void cs_generate_input_free(cs_generate_input *in);
+
+/* POST /api/generate-certificate: the session id (404 when it cannot be one). */
+cs_err cs_api_decode_certify(const char *body, size_t len, size_t max_body,
+			     char session_id[CS_API_ID_CHARS + 1], cs_api_error *err);
+
+/* GET /cert/{id}[.jws]: rest is the path after "/cert/"; 404 not_found when
+ * it is not an id. */
+cs_err cs_api_decode_cert_path(const char *rest, char id[CS_API_ID_CHARS + 1], int *jws,
+			       cs_api_error *err);
+
+/* GET /api/policy?standards=a,b&format=json|markdown: 1 to
+ * CS_API_STANDARDS_MAX distinct, known presets (400 invalid_field, 404
+ * unknown_preset). Each parameter at most once; no other parameter. */
+typedef struct {
+	const cs_preset *presets[CS_API_STANDARDS_MAX];
+	size_t count;
+	int markdown;
+} cs_policy_input;
+
+cs_err cs_api_decode_policy(const cs_preset_set *presets, const char *query, cs_policy_input *out,
+			    cs_api_error *err);
+
+/* GET /api/audit?from_seq=&limit=: decimal digits only, from_seq 1 ..
+ * 2^63-1 (default 1), limit 1 .. CS_API_AUDIT_LIMIT_MAX (default 1000). */
+cs_err cs_api_decode_audit_query(const char *query, int64_t *from_seq, int *limit,
+				 cs_api_error *err);
+
+/* The next request id of this process (see the top of this file). */
+void cs_api_request_id(const char *node_id, long counter, char out[CS_API_REQUEST_ID_MAX]);
 
 #endif

@@ -218,23 +218,24 @@ static void framework_rules(json_t *rules, const json_t *group, const char *kind
 	}
 }
 
-cs_err cs_policy_build(const cs_preset_set *set, const cs_wordlist *wl, const char *const *names,
+cs_err cs_policy_build(const cs_preset_set *set, const cs_wordlist *wl, const cs_preset *const *sel,
 		       size_t count, json_t **out, char *why, size_t why_len)
 {
 	*out = NULL;
-	if (count == 0 || count > 32) {
-		snprintf(why, why_len, "name 1 to 32 standards (presets)");
+	if (count == 0 || count > CS_POLICY_STANDARDS_MAX) {
+		snprintf(why, why_len, "name 1 to %d standards (presets)", CS_POLICY_STANDARDS_MAX);
 		return CS_E_INVALID_ARG;
 	}
-	const cs_preset *sel[32];
 	json_t *standards = json_array();
 	for (size_t i = 0; i < count; i++) {
-		if ((sel[i] = cs_preset_find(set, names[i])) == NULL) {
-			snprintf(why, why_len, "unknown standard '%.64s' (GET /api/presets lists them)", names[i]);
-			json_decref(standards);
-			return CS_E_NOT_FOUND;
-		}
-		json_array_append_new(standards, json_string(names[i]));
+		for (size_t k = 0; k < i; k++)
+			if (sel[k] == sel[i]) {
+				/* a second copy would repeat its rules */
+				snprintf(why, why_len, "standard '%s' is named twice", sel[i]->name);
+				json_decref(standards);
+				return CS_E_INVALID_ARG;
+			}
+		json_array_append_new(standards, json_string(sel[i]->name));
 	}
 	json_t *rules = json_array();
 	length_rules(rules, set, wl, sel, count);

@@ -18,9 +18,13 @@
 
 #include "preset.h"
 
-/* names: preset names; unknown ones give CS_E_NOT_FOUND with `why`. */
+#define CS_POLICY_STANDARDS_MAX 32
+
+/* presets: 1 to CS_POLICY_STANDARDS_MAX distinct presets of `set`
+ * (CS_E_INVALID_ARG with `why` otherwise). The client's names are resolved
+ * by the caller (api.c), so no client text reaches this module. */
 cs_err cs_policy_build(const cs_preset_set *set, const cs_wordlist *wordlist,
-		       const char *const *names, size_t count, json_t **out, char *why,
+		       const cs_preset *const *presets, size_t count, json_t **out, char *why,
 		       size_t why_len);
 /* The policy as Markdown (malloc'd). */
 char *cs_policy_markdown(const json_t *policy);

@@ -33,10 +33,15 @@ typedef struct {
 		char *public_base_url; /* https URL, no trailing slash */
 		char *node_id;
 		int workers;         /* event-loop threads */
-		int max_connections; /* concurrent TLS connections */
+		int max_connections; /* concurrent authenticated connections */
 		int max_body_bytes;
 		int max_header_bytes;
 		int timeout_ms;      /* read/write/idle timeout per connection */
+		int handshake_timeout_ms;   /* accept to finished TLS handshake, total */
+		int request_timeout_ms;     /* first byte to complete request, total */
+		int max_connection_seconds; /* lifetime of any connection */
+		int max_handshakes;            /* connections not yet authenticated */
+		int max_handshakes_per_source; /* the same, per source address */
 		char *presets_file;  /* built-in presets (conf/presets.conf) */
 		char *wordlist_file; /* passphrase words (EFF long list) */
 	} server;
@@ -46,6 +51,7 @@ typedef struct {
 		char *crl; /* NULL when unset */
 		bool crl_check;
 		int verify_depth;
+		bool identity_from_cn; /* subject CN when there is no URI SAN */
 	} tls;
 	struct {
 		char *module;
@@ -68,6 +74,7 @@ typedef struct {
 		int checkpoint_seconds;
 		int write_timeout_ms;
 		int retention_days;
+		int refusal_summary_seconds; /* unverified TLS refusals: one entry per source, reason and interval */
 		bool syslog;
 		char **readers; /* identities allowed to read the audit log; NULL-terminated */
 	} audit;

@@ -10,11 +10,13 @@
  * the signing key (recorded in the store's key table), the store schema,
  * then the TLS listener. Any failure stops start-up with exit status 1.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 #include <openssl/provider.h>
@@ -45,13 +47,16 @@ static int check_config(const char *path)
 	if (r == CS_OK) {
 		cs_preset_set *presets = NULL;
 		cs_wordlist *wordlist = NULL;
+		char why[512];
 		r = cs_presets_load(cfg->server.presets_file, cfg->file, &presets, &diag);
 		print_diag(&diag);
+		if (r == CS_OK &&
+		    (r = cs_wordlist_load_diag(cfg->server.wordlist_file, &wordlist, why, sizeof(why))) != CS_OK)
+			fprintf(stderr, "%s: setting 'server.wordlist_file': %s\n", cfg->file, why);
+		/* a preset that can never be met is refused now, not per request */
+		if (r == CS_OK && (r = cs_presets_check(presets, wordlist, why, sizeof(why))) != CS_OK)
+			fprintf(stderr, "%s: %s\n", cfg->file, why);
 		cs_presets_free(presets);
-		if (r == CS_OK && (r = cs_wordlist_load(cfg->server.wordlist_file, &wordlist)) != CS_OK)
-			fprintf(stderr, "%s: setting 'server.wordlist_file': %s is not a wordlist of distinct "
-					"lower-case words\n",
-				cfg->file, cfg->server.wordlist_file);
 		cs_wordlist_free(wordlist);
 	}
 	if (r != CS_OK) {
@@ -65,12 +70,42 @@ static int check_config(const char *path)
 }
 
 /* No core dumps and no ptrace by other users: credentials pass through
- * this process's memory. */
+ * this process's memory. Everything the daemon creates (the store and its
+ * WAL and SHM files, any directory) is private to its user, whatever the
+ * caller's umask. The descriptor limit is raised to its hard limit: the
+ * connection guard keeps a flood of unauthenticated connections bounded,
+ * but accepts them (to evict the oldest) faster than they are closed. */
 static void harden_process(void)
 {
 	struct rlimit none = {0, 0};
 	setrlimit(RLIMIT_CORE, &none);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	umask(077);
+	struct rlimit files;
+	if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+		files.rlim_cur = files.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &files);
+	}
+}
+
+/* A store made before the daemon set its umask, or by hand, may be open
+ * to other users: the daemon's files are private to it. */
+static void make_store_private(const char *path)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char file[4096];
+		struct stat st;
+		snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
+		if (stat(file, &st) != 0 || (st.st_mode & 077) == 0)
+			continue;
+		if (chmod(file, st.st_mode & 0700) == 0)
+			cs_log_warn("%s was open to other users (mode %03o); now %03o", file,
+				    (unsigned)(st.st_mode & 0777), (unsigned)(st.st_mode & 0700));
+		else
+			cs_log_error("%s is open to other users (mode %03o) and cannot be changed: %s",
+				     file, (unsigned)(st.st_mode & 0777), strerror(errno));
+	}
 }
 
 /* Record the signing key (the JWKS lists every key ever used); a key that
@@ -132,13 +167,19 @@ static int serve(const char *path)
 	}
 	cs_log_configure(cfg->log.level, cfg->log.format, 2);
 	app.cfg = cfg;
+	make_store_private(cfg->store.path);
 	if ((r = cs_presets_load(cfg->server.presets_file, cfg->file, &app.presets, &diag)) != CS_OK) {
 		print_diag(&diag);
 		cs_log_error("presets %s invalid", cfg->server.presets_file);
 		goto out;
 	}
-	if ((r = cs_wordlist_load(cfg->server.wordlist_file, &app.wordlist)) != CS_OK) {
-		cs_log_error("wordlist %s unusable: %s", cfg->server.wordlist_file, cs_strerror(r));
+	char why[512];
+	if ((r = cs_wordlist_load_diag(cfg->server.wordlist_file, &app.wordlist, why, sizeof(why))) != CS_OK) {
+		cs_log_error("setting 'server.wordlist_file': %s", why);
+		goto out;
+	}
+	if ((r = cs_presets_check(app.presets, app.wordlist, why, sizeof(why))) != CS_OK) {
+		cs_log_error("%s", why); /* a preset that can never be met */
 		goto out;
 	}
 	cs_token_params tp = {cfg->pkcs11.module, cfg->pkcs11.token_uri, cfg->pkcs11.pin_file,

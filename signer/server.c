@@ -17,13 +17,18 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* the request's HTTP version */
 #include <event2/thread.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "api.h"
 #include "audit.h"
+#include "conn_guard.h"
 #include "cs_log.h"
+#include "http_errors.h"
+#include "http_framing.h"
+#include "refusal_summary.h"
 #include "tls.h"
 
 #define DRAIN_SECONDS 10
@@ -48,14 +53,15 @@ struct server {
 	int nworkers;
 	pthread_mutex_t ctx_lock;
 	SSL_CTX *ssl_ctx; /* replaced on SIGHUP */
-	atomic_int connections;
-	int conn_index;   /* SSL ex_data slot that counts connections */
-	int worker_index; /* SSL ex_data slot: the worker serving it */
-	int refused_index; /* SSL ex_data slot: refusal already audited */
+	cs_conn_guard *guard;         /* admission and deadlines of connections */
+	cs_refusal_summary *refusals; /* unverified peers' refused handshakes */
+	int conn_index;    /* SSL ex_data slot: the connection's cs_conn */
+	int worker_index;  /* SSL ex_data slot: the worker serving it */
+	int refused_index; /* SSL ex_data slot: refusal already recorded */
 	cs_store *main_store; /* the signal thread's connection (checkpoints) */
 };
 
-static server *the_server; /* for the SSL ex_data free callback */
+static server *the_server; /* for the SSL callbacks */
 
 /* ---- TLS connections -------------------------------------------------------- */
 
@@ -67,15 +73,33 @@ static void connection_gone(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 	(void)idx;
 	(void)argl;
 	(void)argp;
-	if (ptr != NULL && the_server != NULL)
-		the_server->connections--;
+	cs_conn_free(ptr);
 }
 
-static int refuse_connection(SSL *ssl, void *arg)
+static cs_conn *conn_of_ssl(const SSL *ssl)
 {
-	(void)ssl;
-	(void)arg;
-	return 0; /* fails the handshake: too many connections */
+	return the_server != NULL ? SSL_get_ex_data(ssl, the_server->conn_index) : NULL;
+}
+
+/* At the client hello: refuse a handshake that could not be served. */
+static int check_capacity(SSL *ssl, void *arg)
+{
+	server *s = arg;
+	cs_conn *conn = conn_of_ssl(ssl);
+	if (conn != NULL)
+		cs_conn_hello(conn);
+	if (!cs_conn_guard_full(s->guard))
+		return 1;
+	cs_log_warn("connection refused: %d authenticated connections open (server.max_connections)",
+		    s->app->cfg->server.max_connections);
+	return 0; /* fails the handshake */
+}
+
+static void handshake_done(SSL *ssl)
+{
+	cs_conn *conn = conn_of_ssl(ssl);
+	if (conn != NULL)
+		cs_conn_handshake_done(conn);
 }
 
 static SSL_CTX *current_ctx(server *s)
@@ -91,37 +115,62 @@ static struct bufferevent *new_tls_connection(struct event_base *base, void *arg
 {
 	worker *w = arg;
 	server *s = w->srv;
+	cs_conn *conn = cs_conn_new(s->guard, base);
 	SSL_CTX *ctx = current_ctx(s);
-	SSL *ssl = SSL_new(ctx);
+	SSL *ssl = conn != NULL ? SSL_new(ctx) : NULL;
 	SSL_CTX_free(ctx);
-	if (ssl == NULL)
+	if (ssl == NULL) {
+		/* libevent then serves the socket without TLS: no peer identity,
+		 * so every request is refused with 403 */
+		cs_log_error("cannot set up a TLS connection: out of memory");
+		cs_conn_free(conn);
 		return NULL;
-	int open_now = ++s->connections;
-	SSL_set_ex_data(ssl, s->conn_index, s); /* counted until the SSL is freed */
-	SSL_set_ex_data(ssl, s->worker_index, w);
-	if (open_now > s->app->cfg->server.max_connections) {
-		cs_log_warn("connection refused: %d connections open (server.max_connections)",
-			    open_now - 1);
-		SSL_set_cert_cb(ssl, refuse_connection, NULL);
 	}
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	SSL_set_ex_data(ssl, s->conn_index, conn); /* freed with the SSL */
+	SSL_set_ex_data(ssl, s->worker_index, w);
+	SSL_set_cert_cb(ssl, check_capacity, s);
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+		base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	cs_conn_attach(conn, bev);
+	return bev;
 }
 
-/* A refused client certificate still names a peer: audit it (once per
- * connection). A failed audit write cannot change the outcome: the
- * handshake fails anyway. */
-static void audit_refusal(SSL *ssl, X509 *cert, const char *reason)
+/* A refused client certificate. One our CA issued (revoked, expired, wrong
+ * usage) names a real client: one audit entry per connection. Any other
+ * names only what the peer claims: counted per source and reason, and
+ * audited as a summary per interval (refusal_summary.h). */
+static void audit_refusal(SSL *ssl, X509 *cert, const char *reason, int issued)
 {
 	server *s = the_server;
 	worker *w = s != NULL ? SSL_get_ex_data(ssl, s->worker_index) : NULL;
 	if (w == NULL || SSL_get_ex_data(ssl, s->refused_index) != NULL)
 		return;
 	SSL_set_ex_data(ssl, s->refused_index, w);
+	cs_conn *conn = conn_of_ssl(ssl);
+	const char *source = conn != NULL ? cs_conn_source(conn) : "unknown";
 	char identity[CS_IDENTITY_MAX], sha[65];
-	if (cs_tls_cert_identity(cert, identity, sha) != CS_OK)
+	if (cs_tls_cert_identity(cert, issued ? s->app->cfg->tls.identity_from_cn : true, identity,
+				 sha) != CS_OK)
 		snprintf(identity, sizeof(identity), "unidentified");
 	cs_audit_sanitize(identity); /* a refused certificate may name anything */
+	char subject[256] = "?";
+	X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+	cs_audit_sanitize(subject);
+	if (!issued) {
+		if (cs_refusal_summary_add(s->refusals, source, reason, identity))
+			cs_log_warn("client certificate refused: source=%s subject=\"%.128s\" "
+				    "reason=\"%s\" claimed (unverified) identity=\"%.64s\"; further "
+				    "refusals of this source and reason are counted and audited every %d s",
+				    source, subject, reason, identity,
+				    s->app->cfg->audit.refusal_summary_seconds);
+		return;
+	}
+	cs_log_warn("client certificate refused: source=%s subject=\"%s\" reason=\"%s\" "
+		    "identity=\"%s\"", source, subject, reason, identity);
 	cs_audit_entry e = {.actor = identity, .actor_cert_sha256 = sha[0] ? sha : NULL,
 			    .role = "client", .action = "tls.handshake", .outcome = "refused",
 			    .error_code = reason};
@@ -129,12 +178,83 @@ static void audit_refusal(SSL *ssl, X509 *cert, const char *reason)
 		return; /* logged by cs_audit_record; the handshake fails regardless */
 }
 
-static int peer_of(struct evhttp_request *req, cs_peer *peer)
+/* A peer that sent no certificate names no one: counted with the others. */
+static void anonymous_refusal(SSL *ssl)
+{
+	server *s = the_server;
+	cs_conn *conn = conn_of_ssl(ssl);
+	if (s == NULL)
+		return;
+	const char *source = conn != NULL ? cs_conn_source(conn) : "unknown";
+	if (cs_refusal_summary_add(s->refusals, source, "no client certificate", NULL))
+		cs_log_warn("TLS handshake refused: source=%s sent no client certificate; further "
+			    "refusals of this source are counted and audited every %d s",
+			    source, s->app->cfg->audit.refusal_summary_seconds);
+}
+
+static int write_refusal_row(void *arg, const cs_refusal_row *row)
+{
+	server *s = arg;
+	cs_audit_entry e = {.actor = "unverified", .role = "unverified",
+			    .action = "tls.handshake.refusals", .object = row->object,
+			    .outcome = "refused", .error_code = row->reason};
+	return cs_audit_record(s->app->audit, s->main_store, &e) == CS_OK ? 0 : 1;
+}
+
+/* Write the refusal summary and report what the connection guard did. */
+static void flush_refusals(server *s)
+{
+	static long evicted_before, timed_out_before;
+	int64_t n = cs_refusal_summary_flush(s->refusals, write_refusal_row, s);
+	if (n > 0)
+		cs_log_info("audited %lld refused handshake(s) of unverified peers as a summary",
+			    (long long)n);
+	int handshaking, authenticated;
+	long evicted, timed_out;
+	cs_conn_guard_counts(s->guard, &handshaking, &authenticated, &evicted, &timed_out);
+	if (evicted != evicted_before || timed_out != timed_out_before)
+		cs_log_warn("connections: %ld evicted before finishing the TLS handshake and %ld closed "
+			    "at a handshake or request deadline in the last interval; now %d "
+			    "handshaking, %d authenticated",
+			    evicted - evicted_before, timed_out - timed_out_before, handshaking,
+			    authenticated);
+	evicted_before = evicted;
+	timed_out_before = timed_out;
+}
+
+static int peer_of(struct evhttp_request *req, const cs_config *cfg, cs_peer *peer)
 {
 	struct evhttp_connection *conn = evhttp_request_get_connection(req);
 	struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
 	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
-	return ssl != NULL && cs_tls_identity(ssl, peer->identity, peer->cert_sha256) == CS_OK;
+	return ssl != NULL && cs_tls_identity(ssl, cfg->tls.identity_from_cn, peer->identity,
+					      peer->cert_sha256) == CS_OK;
+}
+
+static cs_conn *conn_of_request(struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
+	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+	return ssl != NULL ? conn_of_ssl(ssl) : NULL;
+}
+
+/* libevent refused a request: say why, from what the framing scan saw. */
+static void explain_http_error(struct evhttp_request *req, int *status, char *message, size_t cap)
+{
+	cs_conn *conn = conn_of_request(req);
+	const cs_framing *f = conn != NULL ? cs_conn_framing(conn) : NULL;
+	int limit = the_server != NULL ? the_server->app->cfg->server.max_header_bytes : 0;
+	if (f == NULL)
+		return;
+	if (f->defect != NULL) {
+		*status = HTTP_BADREQUEST;
+		snprintf(message, cap, "malformed request: %s", f->defect);
+	} else if (limit > 0 && f->header_bytes > (size_t)limit) {
+		*status = 431; /* RFC 6585: Request Header Fields Too Large */
+		snprintf(message, cap, "request header section over %d bytes (server.max_header_bytes)",
+			 limit);
+	}
 }
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -145,8 +265,25 @@ static const char *method_name(enum evhttp_cmd_type cmd)
 	case EVHTTP_REQ_GET: return "GET";
 	case EVHTTP_REQ_POST: return "POST";
 	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
 	default: return "OTHER";
 	}
+}
+
+/* Refuse what RFC 9112 says to refuse, before routing: the defect the raw
+ * bytes showed (http_framing.h), else the parsed fields'. NULL if none. */
+static const char *framing_defect(struct evhttp_request *req, cs_conn *conn, bool *close_after)
+{
+	const char *defect = conn != NULL ? cs_conn_request_start(conn, close_after) : NULL;
+	if (defect == NULL)
+		defect = cs_framing_check_headers(evhttp_request_get_input_headers(req),
+						  req->major == 1 && req->minor >= 1);
+	return defect;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -157,8 +294,21 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	app->requests_in_flight++;
-	int identified = peer_of(req, &peer);
-	cs_api_handle(req, app, w->store, identified ? &peer : NULL);
+	int identified = peer_of(req, app->cfg, &peer);
+	cs_conn *conn = conn_of_request(req);
+	bool close_after = false;
+	const char *defect = framing_defect(req, conn, &close_after);
+	if (defect != NULL || close_after)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	if (defect != NULL) {
+		char message[160];
+		snprintf(message, sizeof(message), "malformed request: %s", defect);
+		cs_api_refuse(req, app, w->store, identified ? &peer : NULL, 400, "bad_request", message);
+	} else {
+		cs_api_handle(req, app, w->store, identified ? &peer : NULL);
+	}
+	if (conn != NULL)
+		cs_conn_request_end(conn);
 	app->requests_in_flight--;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
@@ -191,7 +341,12 @@ static cs_err worker_init(server *s, worker *w)
 	/* bodies up to the limit reach the handler (JSON 413 above it); the
 	 * HTTP layer itself cuts off anything far larger */
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->server.max_body_bytes * 4);
-	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+	/* every method libevent knows reaches the router, which answers 405 in
+	 * JSON for those a route does not take */
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	struct timeval tv = {cfg->server.timeout_ms / 1000, (cfg->server.timeout_ms % 1000) * 1000};
 	evhttp_set_timeout_tv(w->http, &tv);
 	/* each worker listens on its own descriptor of the one socket, so one
@@ -279,6 +434,11 @@ static void reload_tls(server *s)
 	cs_err r = cs_tls_server_ctx(s->app->libctx, s->app->cfg, &fresh);
 	if (r != CS_OK) {
 		cs_log_error("SIGHUP: TLS reload failed (%s); keeping the current context", cs_strerror(r));
+		cs_audit_entry e = {.actor = "system", .role = "system", .action = "tls.reload",
+				    .object = s->app->cfg->tls.ca, .outcome = "failure",
+				    .error_code = cs_strerror(r)};
+		if (cs_audit_record(s->app->audit, s->main_store, &e) != CS_OK)
+			cs_log_error("the failed TLS reload could not be audited");
 		return;
 	}
 	pthread_mutex_lock(&s->ctx_lock);
@@ -330,6 +490,24 @@ cs_err cs_server_run(cs_app *app)
 	s.worker_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	s.refused_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	cs_tls_on_refusal(audit_refusal);
+	cs_tls_on_handshake_done(handshake_done);
+	cs_tls_on_anonymous_refusal(anonymous_refusal);
+	cs_http_errors_explain(explain_http_error);
+	if (!cs_http_errors_active())
+		cs_log_error("libevent's own error pages are not replaced (evhttp_send_error is bound "
+			     "inside libevent): some errors will be HTML, not JSON");
+	const cs_config *cfg = app->cfg;
+	cs_conn_limits limits = {
+		.handshake_timeout_ms = cfg->server.handshake_timeout_ms,
+		.request_timeout_ms = cfg->server.request_timeout_ms,
+		.max_connection_seconds = cfg->server.max_connection_seconds,
+		.max_handshakes = cfg->server.max_handshakes,
+		.max_handshakes_per_source = cfg->server.max_handshakes_per_source,
+		.max_connections = cfg->server.max_connections,
+	};
+	if ((r = cs_conn_guard_new(&limits, &s.guard)) != CS_OK ||
+	    (r = cs_refusal_summary_new(&s.refusals)) != CS_OK)
+		goto out;
 	if ((r = cs_store_open(app->cfg->store.path, &s.main_store)) != CS_OK)
 		goto out;
 	cs_store_set_write_timeout(s.main_store, app->cfg->audit.write_timeout_ms);
@@ -359,12 +537,16 @@ cs_err cs_server_run(cs_app *app)
 		    app->cfg->server.listen, started);
 	system_event(&s, "daemon.start", app->cfg->server.node_id, "success");
 	struct timespec tick = {1, 0};
-	time_t last_checkpoint = time(NULL), last_prune = 0;
+	time_t last_checkpoint = time(NULL), last_prune = 0, last_refusals = time(NULL);
 	for (;;) {
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (time(NULL) - last_checkpoint >= app->cfg->audit.checkpoint_seconds) {
 			(void)cs_audit_checkpoint(app->audit, s.main_store, "periodic");
 			last_checkpoint = time(NULL);
+		}
+		if (time(NULL) - last_refusals >= app->cfg->audit.refusal_summary_seconds) {
+			flush_refusals(&s);
+			last_refusals = time(NULL);
 		}
 		if (time(NULL) - last_prune >= PRUNE_INTERVAL_SECONDS) {
 			prune_sessions(&s);
@@ -383,6 +565,7 @@ cs_err cs_server_run(cs_app *app)
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(s.workers[i].thread, NULL);
+	flush_refusals(&s);
 	system_event(&s, "daemon.stop", app->cfg->server.node_id, "success");
 	(void)cs_audit_checkpoint(app->audit, s.main_store, "stop");
 	r = CS_OK;
@@ -395,6 +578,11 @@ out:
 	SSL_CTX_free(s.ssl_ctx);
 	cs_store_close(s.main_store);
 	cs_tls_on_refusal(NULL);
+	cs_tls_on_handshake_done(NULL);
+	cs_tls_on_anonymous_refusal(NULL);
+	cs_http_errors_explain(NULL);
+	cs_refusal_summary_free(s.refusals);
+	cs_conn_guard_free(s.guard);
 	the_server = NULL;
 	pthread_mutex_destroy(&s.ctx_lock);
 	return r;

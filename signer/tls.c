@@ -12,10 +12,44 @@
 #include "provider.h"
 
 static cs_tls_refusal_fn refusal_hook;
+static cs_tls_handshake_fn handshake_hook;
+static cs_tls_anonymous_fn anonymous_hook;
+
+void cs_tls_on_anonymous_refusal(cs_tls_anonymous_fn fn)
+{
+	anonymous_hook = fn;
+}
 
 void cs_tls_on_refusal(cs_tls_refusal_fn fn)
 {
 	refusal_hook = fn;
+}
+
+void cs_tls_on_handshake_done(cs_tls_handshake_fn fn)
+{
+	handshake_hook = fn;
+}
+
+/* Whether our CA issued the certificate (its signatures verify to a trust
+ * anchor), whatever else is wrong with it: time, revocation and purpose
+ * are not checked here. OpenSSL reports purpose and revocation errors
+ * before it checks signatures, so the first error alone does not say
+ * whether the identity in the certificate is the CA's word or the peer's. */
+static int ca_issued(X509_STORE_CTX *failed, X509 *leaf)
+{
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new(); /* public-key checks only */
+	int issued = 0;
+	if (ctx != NULL &&
+	    X509_STORE_CTX_init(ctx, X509_STORE_CTX_get0_store(failed), leaf,
+				X509_STORE_CTX_get0_untrusted(failed)) == 1) {
+		X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+		X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+		X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_NO_CHECK_TIME);
+		issued = X509_verify_cert(ctx) == 1;
+	}
+	X509_STORE_CTX_free(ctx);
+	ERR_clear_error();
+	return issued;
 }
 
 static int verify_cb(int ok, X509_STORE_CTX *store)
@@ -31,25 +65,45 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
 		}
 	}
 	if (!ok) {
-		char subject[256] = "?";
-		if (cert != NULL)
-			X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
 		int err = X509_STORE_CTX_get_error(store);
-		cs_log_warn("client certificate refused: subject=\"%s\" depth=%d reason=\"%s\"", subject,
-			    depth, X509_verify_cert_error_string(err));
 		SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
 		X509 *leaf = X509_STORE_CTX_get0_cert(store);
 		if (refusal_hook != NULL && ssl != NULL && leaf != NULL)
-			refusal_hook(ssl, leaf, X509_verify_cert_error_string(err));
+			refusal_hook(ssl, leaf, X509_verify_cert_error_string(err),
+				     ca_issued(store, leaf));
+		else
+			cs_log_warn("client certificate refused at depth %d: %s", depth,
+				    X509_verify_cert_error_string(err));
 	}
 	return ok;
 }
 
+/* Alerts that follow a refused client certificate: counted and audited
+ * by the refusal hook, so logged only at debug level (a flood of bad
+ * handshakes must not flood the log). */
+static int certificate_alert(int alert)
+{
+	switch (alert & 0xff) {
+	case SSL_AD_BAD_CERTIFICATE:
+	case SSL_AD_UNSUPPORTED_CERTIFICATE:
+	case SSL_AD_CERTIFICATE_REVOKED:
+	case SSL_AD_CERTIFICATE_EXPIRED:
+	case SSL_AD_CERTIFICATE_UNKNOWN:
+	case SSL_AD_UNKNOWN_CA:
+	case SSL_AD_CERTIFICATE_REQUIRED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Log the fatal alerts the server sends, with the error behind them (for
- * example "token unavailable" when the token cannot sign the handshake). */
+ * example "token unavailable" when the token cannot sign the handshake),
+ * and report finished handshakes. */
 static void info_cb(const SSL *ssl, int where, int ret)
 {
-	(void)ssl;
+	if ((where & SSL_CB_HANDSHAKE_DONE) && handshake_hook != NULL)
+		handshake_hook((SSL *)ssl);
 	if (!(where & SSL_CB_WRITE_ALERT) || strcmp(SSL_alert_type_string(ret), "F") != 0)
 		return;
 	/* the first error queued is the cause (e.g. the provider's "token
@@ -60,8 +114,11 @@ static void info_cb(const SSL *ssl, int where, int ret)
 		ERR_error_string_n(first, cause, sizeof(cause));
 	if (last != 0 && last != first)
 		ERR_error_string_n(last, summary, sizeof(summary));
-	cs_log_warn("TLS handshake aborted: alert \"%s\" cause=\"%s\" summary=\"%s\"",
-		    SSL_alert_desc_string_long(ret), cause, summary);
+	if ((ret & 0xff) == SSL_AD_CERTIFICATE_REQUIRED && anonymous_hook != NULL)
+		anonymous_hook((SSL *)ssl);
+	cs_log_write(certificate_alert(ret) ? CS_LOG_DEBUG : CS_LOG_WARN, __func__,
+		     "TLS handshake aborted: alert \"%s\" cause=\"%s\" summary=\"%s\"",
+		     SSL_alert_desc_string_long(ret), cause, summary);
 }
 
 
@@ -142,17 +199,68 @@ out:
 	return r;
 }
 
-cs_err cs_tls_identity(SSL *ssl, char identity[CS_IDENTITY_MAX], char sha256_hex[65])
+cs_err cs_tls_identity(SSL *ssl, bool allow_cn, char identity[CS_IDENTITY_MAX],
+		       char sha256_hex[65])
 {
 	identity[0] = '\0';
 	sha256_hex[0] = '\0';
 	X509 *cert = SSL_get0_peer_certificate(ssl);
 	if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
 		return CS_E_FORBIDDEN;
-	return cs_tls_cert_identity(cert, identity, sha256_hex);
+	return cs_tls_cert_identity(cert, allow_cn, identity, sha256_hex);
 }
 
-cs_err cs_tls_cert_identity(X509 *cert, char identity[CS_IDENTITY_MAX], char sha256_hex[65])
+/* Identities go into certificates, logs and the audit log verbatim:
+ * printable ASCII only, never empty, never cut. */
+static cs_err take_identity(const unsigned char *text, int len, char identity[CS_IDENTITY_MAX])
+{
+	if (len <= 0 || len >= CS_IDENTITY_MAX)
+		return CS_E_FORBIDDEN;
+	for (int i = 0; i < len; i++)
+		if (text[i] < 0x20 || text[i] > 0x7e)
+			return CS_E_FORBIDDEN; /* NUL, controls, non-ASCII */
+	memcpy(identity, text, (size_t)len);
+	identity[len] = '\0';
+	return CS_OK;
+}
+
+/* RFC 3986 scheme ":" at the start: a CN that reads as a URI could pose as
+ * another client's URI SAN identity. */
+static int looks_like_uri(const char *s)
+{
+	if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z')))
+		return 0;
+	for (s++; *s; s++) {
+		if (*s == ':')
+			return 1;
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || *s == '+' || *s == '-' || *s == '.'))
+			return 0;
+	}
+	return 0;
+}
+
+/* The subject's one CN (a certificate with two is ambiguous: refused). */
+static cs_err cn_identity(X509 *cert, char identity[CS_IDENTITY_MAX])
+{
+	const X509_NAME *subject = X509_get_subject_name(cert);
+	int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+	if (at < 0 || X509_NAME_get_index_by_NID(subject, NID_commonName, at) >= 0)
+		return CS_E_FORBIDDEN;
+	const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+	unsigned char *utf8 = NULL;
+	int n = ASN1_STRING_to_UTF8(&utf8, cn);
+	cs_err r = n < 0 ? CS_E_FORBIDDEN : take_identity(utf8, n, identity);
+	OPENSSL_free(utf8);
+	if (r == CS_OK && looks_like_uri(identity)) {
+		identity[0] = '\0';
+		r = CS_E_FORBIDDEN;
+	}
+	return r;
+}
+
+cs_err cs_tls_cert_identity(X509 *cert, bool allow_cn, char identity[CS_IDENTITY_MAX],
+			    char sha256_hex[65])
 {
 	identity[0] = '\0';
 	sha256_hex[0] = '\0';
@@ -163,28 +271,17 @@ cs_err cs_tls_cert_identity(X509 *cert, char identity[CS_IDENTITY_MAX], char sha
 	for (unsigned i = 0; i < 32; i++)
 		snprintf(sha256_hex + 2 * i, 3, "%02x", md[i]);
 	GENERAL_NAMES *sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
-		GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
-		if (gn->type != GEN_URI)
-			continue;
-		const ASN1_IA5STRING *uri = gn->d.uniformResourceIdentifier;
-		int n = ASN1_STRING_length(uri);
-		if (n > 0 && n < CS_IDENTITY_MAX &&
-		    memchr(ASN1_STRING_get0_data(uri), '\0', (size_t)n) == NULL) {
-			memcpy(identity, ASN1_STRING_get0_data(uri), (size_t)n);
-			identity[n] = '\0';
-			break;
-		}
+	const ASN1_IA5STRING *uri = NULL;
+	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && uri == NULL; i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+		if (gn->type == GEN_URI)
+			uri = gn->d.uniformResourceIdentifier;
 	}
+	cs_err r;
+	if (uri != NULL) /* the first URI SAN, whole, or nothing */
+		r = take_identity(ASN1_STRING_get0_data(uri), ASN1_STRING_length(uri), identity);
+	else
+		r = allow_cn ? cn_identity(cert, identity) : CS_E_FORBIDDEN;
 	GENERAL_NAMES_free(sans);
-	if (identity[0] == '\0' &&
-	    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, identity,
-				      CS_IDENTITY_MAX) <= 0)
-		return CS_E_FORBIDDEN;
-	/* identities go into certificates, logs and the audit log verbatim:
-	 * printable ASCII only (a URI SAN is; a CN may not be) */
-	for (const char *p = identity; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-			return CS_E_FORBIDDEN;
-	return CS_OK;
+	return r;
 }

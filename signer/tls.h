@@ -10,13 +10,18 @@
  * its certificate). A refused client certificate is logged with its subject
  * and the reason.
  *
- * cs_tls_identity() names the peer: its first URI SAN, else its subject CN,
- * with the SHA-256 of its DER certificate (lower-case hex). An identity that
- * is not printable ASCII is refused (CS_E_FORBIDDEN).
+ * cs_tls_identity() names the peer: its first URI SAN, with the SHA-256 of
+ * its DER certificate (lower-case hex). Only when allow_cn is set
+ * (tls.identity_from_cn) and the certificate has no URI SAN, its subject CN
+ * instead; a CN that reads as a URI (scheme ":"), or a subject with two CNs,
+ * is refused. An identity that is empty, longer than CS_IDENTITY_MAX - 1
+ * bytes or not printable ASCII (NUL included) is refused, never cut
+ * (CS_E_FORBIDDEN).
  */
 #ifndef CS_TLS_H
 #define CS_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
@@ -28,12 +33,22 @@
 
 cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **out)
 	__attribute__((warn_unused_result));
-cs_err cs_tls_identity(SSL *ssl, char identity[CS_IDENTITY_MAX], char sha256_hex[65]);
+cs_err cs_tls_identity(SSL *ssl, bool allow_cn, char identity[CS_IDENTITY_MAX],
+		       char sha256_hex[65]);
 /* The same naming for a certificate (also one that failed verification). */
-cs_err cs_tls_cert_identity(X509 *cert, char identity[CS_IDENTITY_MAX], char sha256_hex[65]);
-/* Called once per connection whose client certificate is refused, with the
- * certificate (identifiable peer) and the reason; for the audit log. */
-typedef void (*cs_tls_refusal_fn)(SSL *ssl, X509 *cert, const char *reason);
+cs_err cs_tls_cert_identity(X509 *cert, bool allow_cn, char identity[CS_IDENTITY_MAX],
+			    char sha256_hex[65]);
+/* Called when a client certificate is refused, with the certificate, the
+ * reason and whether our CA issued it (its signature chain verifies, so
+ * its identity is the CA's word; else the names in it are only claims).
+ * The hook logs and audits. */
+typedef void (*cs_tls_refusal_fn)(SSL *ssl, X509 *cert, const char *reason, int ca_issued);
 void cs_tls_on_refusal(cs_tls_refusal_fn fn);
+/* Called when a handshake is refused because the peer sent no certificate. */
+typedef void (*cs_tls_anonymous_fn)(SSL *ssl);
+void cs_tls_on_anonymous_refusal(cs_tls_anonymous_fn fn);
+/* Called when a connection's handshake has finished (client verified). */
+typedef void (*cs_tls_handshake_fn)(SSL *ssl);
+void cs_tls_on_handshake_done(cs_tls_handshake_fn fn);
 
 #endif

@@ -27,6 +27,7 @@
 #include <getopt.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +307,11 @@ static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_p
 		} else {
 			printf("audit log NOT intact at seq %lld: %s\n", (long long)rep.bad_seq, rep.reason);
 		}
+		if (r == CS_OK && rep.ts_warnings > 0)
+			printf("note: %lld entries written before seq %lld (by a version that did not order ts) "
+			       "carry a time earlier than the entry before them, the first at seq %lld\n",
+			       (long long)rep.ts_warnings, (long long)rep.ts_ordered_from,
+			       (long long)rep.ts_warning_first_seq);
 	}
 	json_decref(jwks);
 	cs_store_close(store);
@@ -405,7 +411,7 @@ static int cmd_audit_purge(admin_ctx *a)
 	OSSL_PROVIDER *prov = NULL, *deflt = NULL;
 	int64_t first = 0, boundary = 0;
 	uint8_t head[32];
-	char cutoff[32], ts[32], *jws = NULL;
+	char cutoff[32];
 	int rc = 1;
 	time_t limit = time(NULL) - (time_t)a->cfg->audit.retention_days * 86400;
 	struct tm tm;
@@ -429,11 +435,16 @@ static int cmd_audit_purge(admin_ctx *a)
 		fail("opening the signing key", r);
 		goto out;
 	}
-	cs_audit_now(ts);
-	if ((r = cs_audit_sign_checkpoint(signer, first, boundary, head, ts, a->cfg->server.node_id, "purge",
-					  &jws)) != CS_OK ||
-	    (r = cs_store_audit_purge(store, first, boundary, head, ts, a->cfg->server.node_id, jws)) != CS_OK) {
+	/* the boundary above was a preview: the store reads it again, and
+	 * re-checks it in the purge's transaction (the daemon may be writing) */
+	if ((r = cs_store_audit_purge(store, cutoff, a->cfg->server.node_id, cs_audit_sign_checkpoint_cb, signer,
+				      &first, &boundary)) != CS_OK) {
 		fail("purging", r);
+		goto out;
+	}
+	if (boundary == 0) {
+		printf("nothing to purge: no entry is older than %d days (%s)\n", a->cfg->audit.retention_days, cutoff);
+		rc = 0;
 		goto out;
 	}
 	printf("purged entries %lld..%lld (older than %s) behind a signed purge checkpoint\n",
@@ -442,7 +453,6 @@ static int cmd_audit_purge(admin_ctx *a)
 	snprintf(what, sizeof(what), "%lld..%lld", (long long)first, (long long)boundary);
 	rc = admin_event(a, "audit.purge", what, "success") == CS_OK ? 0 : 1;
 out:
-	free(jws);
 	cs_signer_free(signer);
 	OSSL_PROVIDER_unload(deflt);
 	OSSL_PROVIDER_unload(prov);
@@ -483,6 +493,7 @@ int main(int argc, char **argv)
 	const char *subject = NULL, *san = NULL, *out_path = NULL, *jwks = NULL, *since = NULL;
 	long long from_seq = 0;
 	int c;
+	umask(077); /* the store and its WAL and SHM files: private, whatever the caller's umask */
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config_path = optarg; break;

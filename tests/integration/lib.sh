@@ -44,7 +44,8 @@ it_token() {
 
 # it_setup NAME [PKCS11_MODULE]: config, signing key, daemon started.
 # TLS_KEY/TLS_CERT override the server key and certificate; EXTRA_SERVER
-# adds settings to the server group.
+# and EXTRA_TLS add settings to the server and tls groups, EXTRA_CONF
+# whole groups (e.g. audit).
 it_setup() {
 	name=$1
 	module=${2:-$SOFTHSM}
@@ -65,12 +66,13 @@ server = { listen = "127.0.0.1:$port"; public_base_url = "$url"; node_id = "it-$
            workers = 3; presets_file = "$src/conf/presets.conf"; max_body_bytes = 65536;
            ${EXTRA_SERVER:-} };
 tls = { cert = "${TLS_CERT:-$pki/server.pem}"; key = "${TLS_KEY:-$pki/server.key}"; ca = "$pki/ca.pem";
-        crl = "$pki/crl.pem"; crl_check = true; };
+        crl = "$pki/crl.pem"; crl_check = true; ${EXTRA_TLS:-} };
 pkcs11 = { module = "$module"; token_uri = "pkcs11:token=cstest";
            pin_file = "$TOKEN_DIR/user.pin"; signing_key = "pkcs11:token=cstest;object=it-es256-$name";
            validation = "integration test token"; };
 store = { path = "$db"; };
 log = { level = "info"; };
+${EXTRA_CONF:-}
 CONF
 	admin=("$BUILD/bin/credsign-admin" --config "$conf")
 	"${admin[@]}" key jwk >/dev/null 2>&1 || "${admin[@]}" key generate --label "it-es256-$name" >/dev/null || return 1

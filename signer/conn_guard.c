@@ -1,0 +1,452 @@
+/* conn_guard: see conn_guard.h. */
+#include "conn_guard.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "cs_log.h"
+
+typedef enum {
+	CONN_SETUP,     /* accepted; the socket is not known yet */
+	CONN_HANDSHAKE, /* admitted, TLS handshake running */
+	CONN_READY,     /* authenticated, waiting for a request */
+	CONN_READING,   /* a request's first byte has arrived */
+	CONN_HANDLING,  /* the request is being handled */
+	CONN_CLOSING,   /* shut down; libevent frees it */
+} conn_state;
+
+struct cs_conn {
+	cs_conn_guard *guard;
+	struct event_base *base;
+	struct bufferevent *bev;
+	struct evbuffer_cb_entry *input_watch;
+	struct event *timer; /* set-up, then the state's deadline */
+	struct event *kill;  /* activated by any thread to close the connection */
+	conn_state state;
+	int64_t accepted_ms, request_started_ms;
+	cs_framing framing;
+	char source[CS_SOURCE_MAX];
+	/* the handshaking list, under guard->lock */
+	cs_conn *prev, *next;
+	bool listed, evicted;
+	bool counted; /* in guard->authenticated */
+	bool hello;   /* it has sent bytes: a client hello (under guard->lock) */
+	evutil_socket_t fd; /* set at admission */
+};
+
+struct cs_conn_guard {
+	cs_conn_limits limits;
+	pthread_mutex_t lock;
+	cs_conn *oldest, *newest; /* handshaking connections, in admission order */
+	int handshaking;
+	atomic_int authenticated;
+	atomic_long evicted, timed_out;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+cs_err cs_conn_guard_new(const cs_conn_limits *limits, cs_conn_guard **out)
+{
+	cs_conn_guard *g = calloc(1, sizeof(*g));
+	*out = NULL;
+	if (g == NULL)
+		return CS_E_NOMEM;
+	g->limits = *limits;
+	pthread_mutex_init(&g->lock, NULL);
+	*out = g;
+	return CS_OK;
+}
+
+void cs_conn_guard_free(cs_conn_guard *guard)
+{
+	if (guard == NULL)
+		return;
+	pthread_mutex_destroy(&guard->lock);
+	free(guard);
+}
+
+void cs_conn_guard_counts(cs_conn_guard *guard, int *handshaking, int *authenticated,
+			  long *evicted, long *timed_out)
+{
+	pthread_mutex_lock(&guard->lock);
+	*handshaking = guard->handshaking;
+	pthread_mutex_unlock(&guard->lock);
+	*authenticated = guard->authenticated;
+	*evicted = guard->evicted;
+	*timed_out = guard->timed_out;
+}
+
+bool cs_conn_guard_full(cs_conn_guard *guard)
+{
+	return guard->authenticated >= guard->limits.max_connections;
+}
+
+/* ---- the handshaking list (guard->lock held) ------------------------------ */
+
+static void unlist(cs_conn_guard *g, cs_conn *c)
+{
+	if (!c->listed)
+		return;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		g->oldest = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	else
+		g->newest = c->prev;
+	c->prev = c->next = NULL;
+	c->listed = false;
+	g->handshaking--;
+}
+
+static void list_newest(cs_conn_guard *g, cs_conn *c)
+{
+	c->prev = g->newest;
+	c->next = NULL;
+	if (g->newest != NULL)
+		g->newest->next = c;
+	else
+		g->oldest = c;
+	g->newest = c;
+	c->listed = true;
+	g->handshaking++;
+}
+
+/* Whether a connection not yet known to have spoken has bytes waiting (its
+ * client hello, not yet read because its loop is busy). The peek may run
+ * on another thread than the connection's: it only reads the socket's
+ * state, and at worst misjudges a descriptor being closed meanwhile. */
+static bool spoke(cs_conn *c)
+{
+	char first;
+	if (!c->hello && c->fd >= 0 && recv(c->fd, &first, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+		c->hello = true;
+	return c->hello;
+}
+
+/* The oldest connection of source (any when source is NULL) that has not
+ * sent a byte, else the oldest of source at all. */
+static cs_conn *oldest_of(cs_conn_guard *g, const char *source)
+{
+	cs_conn *oldest = NULL;
+	for (cs_conn *c = g->oldest; c != NULL; c = c->next) {
+		if (source != NULL && strcmp(c->source, source) != 0)
+			continue;
+		if (!spoke(c))
+			return c;
+		if (oldest == NULL)
+			oldest = c;
+	}
+	return oldest;
+}
+
+/* The connection to make room for one more from source, or NULL: one of
+ * that source when it is over its budget, else one of any when all are;
+ * the oldest silent one (a real client sends its hello at once), else the
+ * oldest. */
+static cs_conn *eviction_victim(cs_conn_guard *g, const char *source)
+{
+	int same = 0;
+	for (cs_conn *c = g->oldest; c != NULL; c = c->next)
+		same += strcmp(c->source, source) == 0;
+	if (same >= g->limits.max_handshakes_per_source)
+		return oldest_of(g, source);
+	if (g->handshaking >= g->limits.max_handshakes)
+		return oldest_of(g, NULL);
+	return NULL;
+}
+
+/* ---- closing --------------------------------------------------------------- */
+
+/* Shut the socket down: libevent reads the end of the stream and frees the
+ * connection on this thread's next turn. */
+static void close_now(cs_conn *c)
+{
+	evutil_socket_t fd = c->bev != NULL ? bufferevent_getfd(c->bev) : -1;
+	c->state = CONN_CLOSING;
+	event_del(c->timer);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+static void on_kill(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	cs_conn *c = arg;
+	if (c->state == CONN_CLOSING)
+		return;
+	/* one line per eviction would let a flood fill the log: the server
+	 * logs the count per interval (cs_conn_guard_counts) */
+	cs_log_debug("connection from %s evicted before its TLS handshake finished", c->source);
+	close_now(c);
+}
+
+/* ---- deadlines -------------------------------------------------------------- */
+
+static int64_t deadline_of(const cs_conn *c)
+{
+	const cs_conn_limits *l = &c->guard->limits;
+	switch (c->state) {
+	case CONN_HANDSHAKE: return c->accepted_ms + l->handshake_timeout_ms;
+	case CONN_READY: return c->accepted_ms + (int64_t)l->max_connection_seconds * 1000;
+	case CONN_READING: return c->request_started_ms + l->request_timeout_ms;
+	default: return -1;
+	}
+}
+
+static void arm(cs_conn *c)
+{
+	int64_t at = deadline_of(c);
+	if (at < 0) {
+		event_del(c->timer);
+		return;
+	}
+	int64_t in = at - now_ms();
+	if (in < 0)
+		in = 0;
+	struct timeval tv = {(time_t)(in / 1000), (suseconds_t)((in % 1000) * 1000)};
+	event_add(c->timer, &tv);
+}
+
+static void admit(cs_conn *c)
+{
+	cs_conn_guard *g = c->guard;
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&peer, &len) != 0) {
+		snprintf(c->source, sizeof(c->source), "unknown");
+	} else if (peer.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, c->source,
+			  sizeof(c->source));
+	} else if (peer.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, c->source,
+			  sizeof(c->source));
+	} else {
+		snprintf(c->source, sizeof(c->source), "local");
+	}
+	if (fd >= 0) {
+		/* every response is one write; never wait for the peer's ACK */
+		int one = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	if (c->state != CONN_SETUP) /* finished its handshake already */
+		return;
+	c->fd = fd;
+	pthread_mutex_lock(&g->lock);
+	cs_conn *victim = eviction_victim(g, c->source);
+	if (victim != NULL) {
+		unlist(g, victim);
+		victim->evicted = true;
+		g->evicted++;
+		event_active(victim->kill, EV_TIMEOUT, 1);
+	}
+	list_newest(g, c);
+	pthread_mutex_unlock(&g->lock);
+	c->state = CONN_HANDSHAKE;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	cs_conn *c = arg;
+	if (c->state == CONN_SETUP) {
+		admit(c);
+		arm(c);
+		return;
+	}
+	int64_t at = deadline_of(c);
+	if (at < 0)
+		return;
+	if (now_ms() < at) { /* re-armed by a state change meanwhile */
+		arm(c);
+		return;
+	}
+	const cs_conn_limits *l = &c->guard->limits;
+	switch (c->state) {
+	case CONN_HANDSHAKE:
+		cs_log_debug("connection from %s closed: TLS handshake not finished within %d ms "
+			    "(server.handshake_timeout_ms)", c->source, l->handshake_timeout_ms);
+		c->guard->timed_out++;
+		break;
+	case CONN_READING:
+		cs_log_warn("connection from %s closed: request not received whole within %d ms "
+			    "(server.request_timeout_ms)", c->source, l->request_timeout_ms);
+		c->guard->timed_out++;
+		break;
+	default:
+		cs_log_info("connection from %s closed: it reached its lifetime of %d s "
+			    "(server.max_connection_seconds)", c->source, l->max_connection_seconds);
+		break;
+	}
+	close_now(c);
+}
+
+/* ---- request bytes ----------------------------------------------------------- */
+
+/* Scan the header bytes from offset on for framing defects. */
+static void scan_from(cs_conn *c, struct evbuffer *buf, size_t offset)
+{
+	size_t total = evbuffer_get_length(buf);
+	struct evbuffer_ptr pos;
+	if (evbuffer_ptr_set(buf, &pos, offset, EVBUFFER_PTR_SET) != 0)
+		return;
+	unsigned char chunk[1024];
+	while (offset < total && !c->framing.in_body && c->framing.defect == NULL) {
+		size_t want = total - offset < sizeof(chunk) ? total - offset : sizeof(chunk);
+		ev_ssize_t got = evbuffer_copyout_from(buf, &pos, chunk, want);
+		if (got <= 0)
+			return;
+		cs_framing_feed(&c->framing, chunk, (size_t)got);
+		offset += (size_t)got;
+		if (evbuffer_ptr_set(buf, &pos, (size_t)got, EVBUFFER_PTR_ADD) != 0)
+			return;
+	}
+}
+
+static void start_reading(cs_conn *c)
+{
+	c->state = CONN_READING;
+	c->request_started_ms = now_ms();
+	cs_framing_reset(&c->framing);
+	arm(c);
+}
+
+/* Bytes added to the input buffer: called before libevent's HTTP parser
+ * sees them (evbuffer callbacks run when the data is committed). */
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	cs_conn *c = arg;
+	if (info->n_added == 0)
+		return;
+	size_t first_new = evbuffer_get_length(buf) - info->n_added;
+	if (c->state == CONN_READY) {
+		start_reading(c);
+		first_new = 0;
+	}
+	if (c->state == CONN_READING)
+		scan_from(c, buf, first_new);
+}
+
+/* ---- lifecycle --------------------------------------------------------------- */
+
+cs_conn *cs_conn_new(cs_conn_guard *guard, struct event_base *base)
+{
+	cs_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->guard = guard;
+	c->base = base;
+	c->accepted_ms = now_ms();
+	c->fd = -1;
+	c->timer = evtimer_new(base, on_timer, c);
+	c->kill = event_new(base, -1, 0, on_kill, c);
+	if (c->timer == NULL || c->kill == NULL) {
+		cs_conn_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void cs_conn_attach(cs_conn *conn, struct bufferevent *bev)
+{
+	conn->bev = bev;
+	conn->input_watch = evbuffer_add_cb(bufferevent_get_input(bev), on_input, conn);
+	/* libevent gives the bufferevent its socket only after this returns */
+	event_active(conn->timer, EV_TIMEOUT, 1);
+}
+
+void cs_conn_free(cs_conn *conn)
+{
+	if (conn == NULL)
+		return;
+	cs_conn_guard *g = conn->guard;
+	/* synchronises with an eviction that chose this connection */
+	pthread_mutex_lock(&g->lock);
+	unlist(g, conn);
+	pthread_mutex_unlock(&g->lock);
+	if (conn->counted)
+		g->authenticated--;
+	if (conn->input_watch != NULL && conn->bev != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(conn->bev), conn->input_watch);
+	if (conn->timer != NULL)
+		event_free(conn->timer);
+	if (conn->kill != NULL)
+		event_free(conn->kill);
+	free(conn);
+}
+
+void cs_conn_hello(cs_conn *conn)
+{
+	pthread_mutex_lock(&conn->guard->lock);
+	conn->hello = true;
+	pthread_mutex_unlock(&conn->guard->lock);
+}
+
+void cs_conn_handshake_done(cs_conn *conn)
+{
+	if (conn->state != CONN_SETUP && conn->state != CONN_HANDSHAKE)
+		return;
+	cs_conn_guard *g = conn->guard;
+	pthread_mutex_lock(&g->lock);
+	unlist(g, conn);
+	bool evicted = conn->evicted;
+	pthread_mutex_unlock(&g->lock);
+	if (evicted)
+		return; /* its kill event is on the way */
+	g->authenticated++;
+	conn->counted = true;
+	conn->state = CONN_READY;
+	arm(conn);
+}
+
+const char *cs_conn_request_start(cs_conn *conn, bool *close_after)
+{
+	int64_t lifetime_end = conn->accepted_ms + (int64_t)conn->guard->limits.max_connection_seconds * 1000;
+	*close_after = now_ms() >= lifetime_end;
+	conn->state = CONN_HANDLING;
+	event_del(conn->timer);
+	return conn->framing.defect;
+}
+
+void cs_conn_request_end(cs_conn *conn)
+{
+	if (conn->state != CONN_HANDLING)
+		return;
+	conn->state = CONN_READY;
+	struct evbuffer *input = bufferevent_get_input(conn->bev);
+	if (evbuffer_get_length(input) > 0) { /* the next request, pipelined */
+		start_reading(conn);
+		scan_from(conn, input, 0);
+	} else {
+		arm(conn);
+	}
+}
+
+const cs_framing *cs_conn_framing(const cs_conn *conn)
+{
+	return &conn->framing;
+}
+
+const char *cs_conn_source(const cs_conn *conn)
+{
+	return conn->source;
+}

@@ -260,6 +260,14 @@ static const config_setting_t *member(ploader *l, const config_setting_t *g, con
 	return s;
 }
 
+/* Preset text goes into certificates and the policy as JSON: UTF-8 only. */
+static int valid_utf8(const char *v)
+{
+	json_t *t = json_string(v);
+	json_decref(t);
+	return t != NULL;
+}
+
 static char *get_string(ploader *l, const config_setting_t *g, const char *key, const char *path,
 			int required)
 {
@@ -269,6 +277,10 @@ static char *get_string(ploader *l, const config_setting_t *g, const char *key, 
 		return NULL;
 	if (config_setting_type(s) != CONFIG_TYPE_STRING || config_setting_get_string(s)[0] == '\0') {
 		perr(l, s, full, "expected a non-empty string");
+		return NULL;
+	}
+	if (!valid_utf8(config_setting_get_string(s))) {
+		perr(l, s, full, "not valid UTF-8");
 		return NULL;
 	}
 	return strdup(config_setting_get_string(s));
@@ -351,7 +363,7 @@ static json_t *bits_json(unsigned bits, const char *const names[], int n)
 }
 
 /* The canonical definition: sorted keys, compact; hashed with SHA-256. */
-static void canonicalize(cs_preset *p)
+static cs_err canonicalize(cs_preset *p)
 {
 	static const char *const classes[] = {"upper", "lower", "digit", "special"};
 	json_t *standards = json_array();
@@ -367,12 +379,15 @@ static void canonicalize(cs_preset *p)
 		"rotation", p->rotation, "rotation_days", p->rotation_days, "basis",
 		p->basis != NULL ? p->basis : "");
 	json_object_set(p->definition, "cites", p->cites);
-	char *text = json_dumps(p->definition, JSON_COMPACT | JSON_SORT_KEYS);
+	char *text = p->definition != NULL ? json_dumps(p->definition, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (text == NULL)
+		return CS_E_NOMEM;
 	uint8_t digest[32];
 	SHA256((const uint8_t *)text, strlen(text), digest);
 	for (int i = 0; i < 32; i++)
 		snprintf(p->sha256 + 2 * i, 3, "%02x", digest[i]);
 	free(text);
+	return CS_OK;
 }
 
 static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int version,
@@ -409,7 +424,14 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 		if (grown == NULL)
 			break;
 		p->standards = grown;
-		p->standards[p->nstandards++] = strdup(config_setting_get_string_elem(st, i));
+		const char *standard = config_setting_get_string_elem(st, i);
+		if (standard == NULL || !valid_utf8(standard)) {
+			char full[160];
+			snprintf(full, sizeof(full), "%s.standards", path);
+			perr(l, st, full, "element %d is not a valid UTF-8 string", i + 1);
+			break;
+		}
+		p->standards[p->nstandards++] = strdup(standard);
 	}
 	p->types = get_bits(l, g, "types", path, cs_type_parse, 0);
 	p->classes = get_bits(l, g, "classes", path, class_bit, 1);
@@ -432,8 +454,9 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 			int known = 0;
 			for (int k = 0; rules[k] != NULL; k++)
 				known |= strcmp(config_setting_name(c), rules[k]) == 0;
-			if (!known || config_setting_type(c) != CONFIG_TYPE_STRING)
-				perr(l, c, full, "'%s': expected length, classes, runs or rotation = \"text\"",
+			if (!known || config_setting_type(c) != CONFIG_TYPE_STRING ||
+			    !valid_utf8(config_setting_get_string(c)))
+				perr(l, c, full, "'%s': expected length, classes, runs or rotation = \"text\" (UTF-8)",
 				     config_setting_name(c));
 			else
 				json_object_set_new(p->cites, config_setting_name(c),
@@ -457,8 +480,8 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 	else if (p->default_length < p->min_length)
 		perr(l, config_setting_get_member(g, "default_length"), path,
 		     "default_length is below min_length");
-	else
-		canonicalize(p);
+	else if (canonicalize(p) != CS_OK)
+		perr(l, g, path, "cannot be written as JSON (out of memory)");
 }
 
 /* libconfig -> JSON for the free-form `policy` group. */

@@ -38,6 +38,12 @@
 typedef struct cs_token cs_token;
 
 #define CS_TOKEN_POOL_MAX 64
+/* Bytes one C_GenerateRandom call is asked for at most. Some HSMs cap a
+ * call lower: a token that refuses a call with CKR_DATA_LEN_RANGE or
+ * CKR_ARGUMENTS_BAD gets half as much asked of it from then on, down to
+ * CS_TOKEN_RANDOM_MIN_CALL (see cs_token_random_max). */
+#define CS_TOKEN_RANDOM_MAX_CALL 256
+#define CS_TOKEN_RANDOM_MIN_CALL 16
 #define CS_KEY_LABEL_MAX 64
 #define CS_KEY_ID_MAX 64
 
@@ -95,10 +101,26 @@ cs_err cs_token_get_info(cs_token *token, cs_token_info *info);
 unsigned long cs_token_recoveries(cs_token *token);
 /* How many module re-initialisations were attempted since cs_token_open. */
 unsigned long cs_token_reinitializations(cs_token *token);
-/* Fill buf[n] from C_GenerateRandom (chunked). Fails with CS_E_TOKEN_NO_RNG
- * when the token does not report CKF_RNG. */
+/* Fill buf[n] from C_GenerateRandom: ceil(n / cs_token_random_max()) calls
+ * on one session, nothing else on the token. Callers that need several
+ * random values draw them at once and slice the buffer.
+ *
+ * The token's CKF_RNG flag is not read per draw (it cost SoftHSM2 13 of
+ * the 15 us of a draw, and a network HSM a round trip): it comes with the
+ * token information the pool reads anyway, once per pool generation when
+ * the token's slot is selected (cs_token_open, and every recovery:
+ * reopening the sessions or re-initialising the module), when the pool
+ * logs in, and in cs_token_get_info. Once a read finds no CKF_RNG, draws
+ * fail with CS_E_TOKEN_NO_RNG, each reading the flag again, so a token that
+ * reports its RNG again is used again at once. A token that stops
+ * reporting its RNG while the pool works is therefore refused from the
+ * next recovery or cs_token_get_info on (the daemon's /readyz calls it).
+ * On failure buf is zeroed. */
 cs_err cs_token_random(cs_token *token, uint8_t *buf, size_t n)
 	__attribute__((warn_unused_result));
+/* Bytes asked of one C_GenerateRandom call at most (CS_TOKEN_RANDOM_MAX_CALL
+ * unless the token refused calls that large). */
+size_t cs_token_random_max(cs_token *token);
 
 /* Parse a pkcs11: URI naming a key (object= and/or id=) into a reference. */
 cs_err cs_key_ref_from_uri(const char *uri, cs_key_ref *out);

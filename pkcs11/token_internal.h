@@ -34,6 +34,10 @@ typedef struct {
 	CK_SLOT_ID slot;     /* the token's slot when the session was opened */
 	unsigned generation; /* pool generation the session was opened in */
 	int open, in_use;
+	/* copied from the pool when the session is handed out (see rng and
+	 * random_max in cs_token), for use outside the lock */
+	int rng;
+	size_t random_max;
 	tok_key_cache keys[TOK_KEY_CACHE];
 	unsigned next_key;
 } tok_session;
@@ -48,7 +52,8 @@ typedef struct {
 #define TOK_DRAIN_SECONDS 5
 
 struct cs_token {
-	CK_FUNCTION_LIST *fl;
+	CK_FUNCTION_LIST *fl;   /* the module's list: for p11-kit (initialise, finalise, release) */
+	CK_FUNCTION_LIST *call; /* the list every C_* call goes through (token_meter.h) */
 	CK_FUNCTION_LIST **registered; /* set when loaded by p11-kit name */
 	int fl_loaded;                 /* fl was loaded and initialized: release on close */
 	P11KitUri *uri;
@@ -74,6 +79,11 @@ struct cs_token {
 	unsigned long reinit_failures; /* in a row, since the last success */
 	unsigned session_cap; /* sessions the token allows (<= pool_size) */
 	int bad_pin;
+	/* CKF_RNG as last read (slot selected, login, token info, refused
+	 * draw), -1 before the first read: not read per draw, see
+	 * cs_token_random */
+	int rng;
+	size_t random_max; /* bytes per C_GenerateRandom call, see CS_TOKEN_RANDOM_MAX_CALL */
 	/* Module state. Every PKCS#11 call is made either under the lock, or
 	 * on a session held in_use, or by the one thread that set reinit_busy
 	 * (once no session is in use); so C_Finalize never runs beside another
@@ -107,9 +117,13 @@ void tok_session_release(cs_token *t, tok_session *s, int discard);
  * for the caller (CS_E_TOKEN_UNAVAILABLE, or e.g. a PIN error met when
  * logging in after re-initialisation). */
 cs_err tok_pool_recover(cs_token *t, unsigned failed_generation, int *step);
-/* Find the one initialized token matching the URI; touches only t->fl and
- * t->uri, so it may run with or without the pool lock. */
-cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot);
+/* Find the one initialized token matching the URI; *flags gets its
+ * CK_TOKEN_INFO flags. Touches only t->fl and t->uri, so it may run with or
+ * without the pool lock. */
+cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot, CK_FLAGS *flags);
+/* Record the token's flags as just read (CKF_RNG: see cs_token_random).
+ * Caller holds the lock. */
+void tok_note_flags_locked(cs_token *t, CK_FLAGS flags);
 cs_err tok_parse_uri(const char *text, P11KitUri **out);
 /* Log a failed C_* call at debug level and map its CK_RV. */
 cs_err tok_ckr_fail(cs_token *t, const char *fn, CK_RV rv);

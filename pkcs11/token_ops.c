@@ -9,8 +9,6 @@
 #include "ec_util.h"
 #include "token_internal.h"
 
-#define RANDOM_CHUNK 256 /* some HSMs cap one C_GenerateRandom call */
-
 /* ---- info ------------------------------------------------------------------ */
 
 static CK_RV op_info(cs_token *t, tok_session *s, void *arg, cs_err *err)
@@ -19,12 +17,15 @@ static CK_RV op_info(cs_token *t, tok_session *s, void *arg, cs_err *err)
 	CK_INFO minfo;
 	CK_TOKEN_INFO tinfo;
 	(void)err;
-	CK_RV rv = t->fl->C_GetInfo(&minfo);
+	CK_RV rv = t->call->C_GetInfo(&minfo);
 	if (rv != CKR_OK)
 		return rv;
 	/* the session's slot, not t->slot: recovery may change that meanwhile */
-	if ((rv = t->fl->C_GetTokenInfo(s->slot, &tinfo)) != CKR_OK)
+	if ((rv = t->call->C_GetTokenInfo(s->slot, &tinfo)) != CKR_OK)
 		return rv;
+	pthread_mutex_lock(&t->lock);
+	tok_note_flags_locked(t, tinfo.flags); /* CKF_RNG as now read */
+	pthread_mutex_unlock(&t->lock);
 	memset(info, 0, sizeof(*info));
 	tok_copy_padded(info->label, sizeof(info->label), tinfo.label, sizeof(tinfo.label));
 	tok_copy_padded(info->manufacturer, sizeof(info->manufacturer), tinfo.manufacturerID,
@@ -63,20 +64,55 @@ struct random_arg {
 	size_t n;
 };
 
+/* The token refused a call of `refused` bytes as too large: from now on,
+ * ask at most half as much (a power of two, down to the minimum). */
+static size_t lower_random_max(cs_token *t, size_t refused)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t max = t->random_max;
+	while (max >= refused && max > CS_TOKEN_RANDOM_MIN_CALL)
+		max /= 2;
+	if (max < CS_TOKEN_RANDOM_MIN_CALL)
+		max = CS_TOKEN_RANDOM_MIN_CALL;
+	if (max < t->random_max) {
+		t->random_max = max;
+		cs_log_warn("the token refused C_GenerateRandom of %zu bytes; asking at most %zu per call",
+			    refused, max);
+	}
+	max = t->random_max;
+	pthread_mutex_unlock(&t->lock);
+	return max;
+}
+
 static CK_RV op_random(cs_token *t, tok_session *s, void *arg, cs_err *err)
 {
 	struct random_arg *a = arg;
-	CK_TOKEN_INFO tinfo;
-	CK_RV rv = t->fl->C_GetTokenInfo(s->slot, &tinfo);
-	if (rv != CKR_OK)
-		return rv;
-	if (!(tinfo.flags & CKF_RNG)) {
-		*err = CS_E_TOKEN_NO_RNG;
-		return CKR_OK;
+	CK_RV rv;
+	/* CKF_RNG as last read (see cs_token_random); only a refusal reads it
+	 * again here */
+	if (!s->rng) {
+		CK_TOKEN_INFO tinfo;
+		if ((rv = t->call->C_GetTokenInfo(s->slot, &tinfo)) != CKR_OK)
+			return rv;
+		pthread_mutex_lock(&t->lock);
+		tok_note_flags_locked(t, tinfo.flags);
+		pthread_mutex_unlock(&t->lock);
+		if (!(tinfo.flags & CKF_RNG)) {
+			*err = CS_E_TOKEN_NO_RNG;
+			return CKR_OK;
+		}
+		s->rng = 1;
 	}
+	size_t max = s->random_max;
 	for (size_t off = 0; off < a->n;) {
-		size_t chunk = a->n - off < RANDOM_CHUNK ? a->n - off : RANDOM_CHUNK;
-		rv = t->fl->C_GenerateRandom(s->handle, a->buf + off, (CK_ULONG)chunk);
+		size_t chunk = a->n - off < max ? a->n - off : max;
+		rv = t->call->C_GenerateRandom(s->handle, a->buf + off, (CK_ULONG)chunk);
+		int too_large = rv == CKR_DATA_LEN_RANGE || rv == CKR_ARGUMENTS_BAD;
+		if (too_large && chunk > CS_TOKEN_RANDOM_MIN_CALL) {
+			max = lower_random_max(t, chunk);
+			s->random_max = max;
+			continue;
+		}
 		if (rv != CKR_OK)
 			return rv;
 		off += chunk;
@@ -95,6 +131,14 @@ cs_err cs_token_random(cs_token *t, uint8_t *buf, size_t n)
 	if (r != CS_OK)
 		memset(buf, 0, n); /* never hand out a partly filled buffer */
 	return r;
+}
+
+size_t cs_token_random_max(cs_token *t)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t max = t->random_max;
+	pthread_mutex_unlock(&t->lock);
+	return max;
 }
 
 /* ---- key references ---------------------------------------------------------- */
@@ -152,11 +196,11 @@ static CK_RV find_objects(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls,
 	if (q->id_len > 0)
 		tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)q->id, q->id_len};
 	*count = 0;
-	CK_RV rv = t->fl->C_FindObjectsInit(h, tmpl, n);
+	CK_RV rv = t->call->C_FindObjectsInit(h, tmpl, n);
 	if (rv != CKR_OK)
 		return rv;
-	rv = t->fl->C_FindObjects(h, found, max, count);
-	CK_RV rv2 = t->fl->C_FindObjectsFinal(h);
+	rv = t->call->C_FindObjects(h, found, max, count);
+	CK_RV rv2 = t->call->C_FindObjectsFinal(h);
 	return rv != CKR_OK ? rv : rv2;
 }
 
@@ -166,7 +210,7 @@ static CK_RV read_ref(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, cs
 {
 	CK_ATTRIBUTE a[2] = {{CKA_LABEL, NULL, 0}, {CKA_ID, NULL, 0}};
 	memset(ref, 0, sizeof(*ref));
-	CK_RV rv = t->fl->C_GetAttributeValue(h, obj, a, 2);
+	CK_RV rv = t->call->C_GetAttributeValue(h, obj, a, 2);
 	if (rv != CKR_OK)
 		return rv;
 	if (a[0].ulValueLen > CS_KEY_LABEL_MAX || a[1].ulValueLen > CS_KEY_ID_MAX) {
@@ -175,7 +219,7 @@ static CK_RV read_ref(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, cs
 	}
 	a[0].pValue = ref->label;
 	a[1].pValue = ref->id;
-	if ((rv = t->fl->C_GetAttributeValue(h, obj, a, 2)) != CKR_OK)
+	if ((rv = t->call->C_GetAttributeValue(h, obj, a, 2)) != CKR_OK)
 		return rv;
 	ref->label[a[0].ulValueLen] = '\0';
 	ref->id_len = a[1].ulValueLen;
@@ -187,7 +231,7 @@ static CK_RV check_p256(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, 
 {
 	uint8_t params[64];
 	CK_ATTRIBUTE a = {CKA_EC_PARAMS, params, sizeof(params)};
-	CK_RV rv = t->fl->C_GetAttributeValue(h, obj, &a, 1);
+	CK_RV rv = t->call->C_GetAttributeValue(h, obj, &a, 1);
 	if (rv == CKR_BUFFER_TOO_SMALL || rv == CKR_ATTRIBUTE_TYPE_INVALID) {
 		*err = CS_E_KEY_TYPE;
 		return CKR_OK;
@@ -203,7 +247,7 @@ static CK_RV check_p256(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, 
 static void cache_drop(cs_token *t, tok_session *s, tok_key_cache *c)
 {
 	if (c->valid && c->sign != c->priv)
-		(void)t->fl->C_DestroyObject(s->handle, c->sign);
+		(void)t->call->C_DestroyObject(s->handle, c->sign);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -213,7 +257,7 @@ static CK_OBJECT_HANDLE signing_handle(cs_token *t, tok_session *s, CK_OBJECT_HA
 	CK_BBOOL no = CK_FALSE;
 	CK_ATTRIBUTE session_only = {CKA_TOKEN, &no, sizeof(no)};
 	CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
-	CK_RV rv = t->fl->C_CopyObject(s->handle, priv, &session_only, 1, &copy);
+	CK_RV rv = t->call->C_CopyObject(s->handle, priv, &session_only, 1, &copy);
 	if (rv != CKR_OK) {
 		cs_log_debug("C_CopyObject: %s; signing with the token object", cs_ckr_name(rv));
 		return priv;
@@ -320,7 +364,7 @@ static CK_RV read_ec_point(cs_token *t, tok_session *s, CK_OBJECT_HANDLE pub, EV
 {
 	uint8_t point[256];
 	CK_ATTRIBUTE a = {CKA_EC_POINT, point, sizeof(point)};
-	CK_RV rv = t->fl->C_GetAttributeValue(s->handle, pub, &a, 1);
+	CK_RV rv = t->call->C_GetAttributeValue(s->handle, pub, &a, 1);
 	if (rv == CKR_BUFFER_TOO_SMALL) {
 		*err = CS_E_TOKEN_DATA;
 		return CKR_OK;
@@ -375,10 +419,10 @@ static CK_RV sign_once(cs_token *t, tok_session *s, CK_OBJECT_HANDLE priv, struc
 	CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
 	uint8_t out[132];
 	CK_ULONG out_len = sizeof(out);
-	CK_RV rv = t->fl->C_SignInit(s->handle, &mech, priv);
+	CK_RV rv = t->call->C_SignInit(s->handle, &mech, priv);
 	if (rv != CKR_OK)
 		return rv;
-	rv = t->fl->C_Sign(s->handle, (CK_BYTE_PTR)a->digest, 32, out, &out_len);
+	rv = t->call->C_Sign(s->handle, (CK_BYTE_PTR)a->digest, 32, out, &out_len);
 	if (rv != CKR_OK)
 		return rv;
 	if ((*err = cs_ecdsa_sig_to_raw(out, out_len, a->sig->raw)) != CS_OK)
@@ -432,7 +476,7 @@ static CK_RV check_private_flags(cs_token *t, tok_session *s, CK_OBJECT_HANDLE p
 		{CKA_TOKEN, &token, sizeof(token)},
 		{CKA_PRIVATE, &private, sizeof(private)},
 	};
-	CK_RV rv = t->fl->C_GetAttributeValue(s->handle, priv, a, 4);
+	CK_RV rv = t->call->C_GetAttributeValue(s->handle, priv, a, 4);
 	if (rv != CKR_OK)
 		return rv;
 	if (!sensitive || extractable || !token || !private) {
@@ -459,7 +503,7 @@ static CK_RV op_generate(cs_token *t, tok_session *s, void *arg, cs_err *err)
 		return CKR_OK;
 	}
 	ref.id_len = 16;
-	if ((rv = t->fl->C_GenerateRandom(s->handle, ref.id, (CK_ULONG)ref.id_len)) != CKR_OK)
+	if ((rv = t->call->C_GenerateRandom(s->handle, ref.id, (CK_ULONG)ref.id_len)) != CKR_OK)
 		return rv;
 
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
@@ -483,14 +527,14 @@ static CK_RV op_generate(cs_token *t, tok_session *s, void *arg, cs_err *err)
 		{CKA_ID, ref.id, ref.id_len},
 	};
 	CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
-	rv = t->fl->C_GenerateKeyPair(s->handle, &mech, pub_tmpl,
+	rv = t->call->C_GenerateKeyPair(s->handle, &mech, pub_tmpl,
 				      sizeof(pub_tmpl) / sizeof(pub_tmpl[0]), priv_tmpl,
 				      sizeof(priv_tmpl) / sizeof(priv_tmpl[0]), &pub, &priv);
 	if (rv != CKR_OK)
 		return rv;
 	if ((rv = check_private_flags(t, s, priv, err)) != CKR_OK || *err != CS_OK) {
-		(void)t->fl->C_DestroyObject(s->handle, priv);
-		(void)t->fl->C_DestroyObject(s->handle, pub);
+		(void)t->call->C_DestroyObject(s->handle, priv);
+		(void)t->call->C_DestroyObject(s->handle, pub);
 		return rv;
 	}
 	*a->out = ref;

@@ -4,6 +4,7 @@
  * here; the operations are in token_ops.c.
  */
 #include "token_internal.h"
+#include "token_meter.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -97,6 +98,7 @@ static cs_err load_module(cs_token *t, const char *module)
 			return CS_E_MODULE_INIT;
 		}
 		t->fl_loaded = 1;
+		t->call = cs_token_meter_wrap(t->fl);
 		return CS_OK;
 	}
 	/* a module registered in p11-kit's configuration, by name: load the
@@ -118,12 +120,13 @@ static cs_err load_module(cs_token *t, const char *module)
 		return CS_E_MODULE_INIT;
 	}
 	t->fl_loaded = 1;
+	t->call = cs_token_meter_wrap(t->fl);
 	return CS_OK;
 }
 
 /* See token_internal.h. The slot goes to *slot, never to t->slot: the
  * caller publishes it under the pool lock. */
-cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot)
+cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot, CK_FLAGS *flags)
 {
 	CK_INFO minfo;
 	CK_ULONG count = 0;
@@ -131,20 +134,21 @@ cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot)
 	cs_err r = CS_E_TOKEN_NOT_FOUND;
 	unsigned matches = 0;
 	CK_SLOT_ID found = 0;
+	CK_FLAGS found_flags = 0;
 
-	CK_RV rv = t->fl->C_GetInfo(&minfo);
+	CK_RV rv = t->call->C_GetInfo(&minfo);
 	if (rv != CKR_OK)
 		return tok_ckr_fail(t, "C_GetInfo", rv);
 	if (!p11_kit_uri_match_module_info(t->uri, &minfo))
 		return CS_E_TOKEN_NOT_FOUND;
-	rv = t->fl->C_GetSlotList(CK_TRUE, NULL, &count);
+	rv = t->call->C_GetSlotList(CK_TRUE, NULL, &count);
 	if (rv != CKR_OK)
 		return tok_ckr_fail(t, "C_GetSlotList", rv);
 	if (count == 0)
 		return CS_E_TOKEN_NOT_FOUND;
 	if ((slots = calloc(count, sizeof(*slots))) == NULL)
 		return CS_E_NOMEM;
-	rv = t->fl->C_GetSlotList(CK_TRUE, slots, &count);
+	rv = t->call->C_GetSlotList(CK_TRUE, slots, &count);
 	if (rv != CKR_OK) {
 		r = tok_ckr_fail(t, "C_GetSlotList", rv);
 		goto out;
@@ -155,8 +159,8 @@ cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot)
 		CK_TOKEN_INFO tinfo;
 		if (want_slot != (CK_SLOT_ID)-1 && slots[i] != want_slot)
 			continue;
-		if (t->fl->C_GetSlotInfo(slots[i], &sinfo) != CKR_OK ||
-		    t->fl->C_GetTokenInfo(slots[i], &tinfo) != CKR_OK)
+		if (t->call->C_GetSlotInfo(slots[i], &sinfo) != CKR_OK ||
+		    t->call->C_GetTokenInfo(slots[i], &tinfo) != CKR_OK)
 			continue;
 		if (!(tinfo.flags & CKF_TOKEN_INITIALIZED))
 			continue;
@@ -165,9 +169,11 @@ cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot)
 			continue;
 		matches++;
 		found = slots[i];
+		found_flags = tinfo.flags;
 	}
 	if (matches == 1) {
 		*slot = found;
+		*flags = found_flags;
 		r = CS_OK;
 	} else if (matches > 1) {
 		r = CS_E_TOKEN_AMBIGUOUS;
@@ -175,6 +181,20 @@ cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot)
 out:
 	free(slots);
 	return r;
+}
+
+void tok_note_flags_locked(cs_token *t, CK_FLAGS flags)
+{
+	int rng = (flags & CKF_RNG) != 0, before = t->rng;
+	t->rng = rng;
+	if (rng == before || before < 0)
+		return; /* unchanged, or the first read */
+	if (rng)
+		cs_log_warn("the token reports its random number generator again (CKF_RNG); "
+			    "random draws resume");
+	else
+		cs_log_error("the token does not report a random number generator (CKF_RNG); "
+			     "random draws are refused");
 }
 
 cs_err tok_ckr_fail(cs_token *t, const char *fn, CK_RV rv)
@@ -194,40 +214,38 @@ static cs_err session_fail(cs_token *t, const char *fn, CK_RV rv)
 
 /* ---- login ----------------------------------------------------------------- */
 
-/* Log the token in as user. Called with the pool lock held, so concurrent
- * first uses cannot race. The PIN is read at each login and wiped at once.
- * The same rules hold after a module re-initialisation: bad_pin is kept. */
-static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h, CK_SLOT_ID slot)
+/* Log the token in as user; `flags` are its CK_TOKEN_INFO flags, just read.
+ * Called with the pool lock held, so concurrent first uses cannot race. The
+ * PIN is read at each login and wiped at once. The same rules hold after a
+ * module re-initialisation: bad_pin is kept. */
+static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h, CK_FLAGS flags)
 {
-	CK_TOKEN_INFO tinfo;
 	char pin[CS_PIN_MAX + 1];
 	size_t pin_len = 0;
 	cs_err r;
+	CK_RV rv;
 
 	if (t->bad_pin)
 		return CS_E_PIN_INCORRECT; /* never retry a PIN the token rejected */
-	CK_RV rv = t->fl->C_GetTokenInfo(slot, &tinfo);
-	if (rv != CKR_OK)
-		return session_fail(t, "C_GetTokenInfo", rv);
-	if (!(tinfo.flags & CKF_LOGIN_REQUIRED))
+	if (!(flags & CKF_LOGIN_REQUIRED))
 		return CS_OK;
-	if (tinfo.flags & CKF_USER_PIN_LOCKED)
+	if (flags & CKF_USER_PIN_LOCKED)
 		return CS_E_PIN_LOCKED;
-	if (tinfo.flags & CKF_USER_PIN_FINAL_TRY)
+	if (flags & CKF_USER_PIN_FINAL_TRY)
 		return CS_E_PIN_FINAL_TRY;
-	if (tinfo.flags & CKF_USER_PIN_TO_BE_CHANGED)
+	if (flags & CKF_USER_PIN_TO_BE_CHANGED)
 		return CS_E_PIN_EXPIRED;
-	if (!(tinfo.flags & CKF_USER_PIN_INITIALIZED))
+	if (!(flags & CKF_USER_PIN_INITIALIZED))
 		return CS_E_PIN_EXPIRED;
 
-	if (tinfo.flags & CKF_PROTECTED_AUTHENTICATION_PATH && t->pin_path == NULL) {
-		rv = t->fl->C_Login(h, CKU_USER, NULL, 0);
+	if (flags & CKF_PROTECTED_AUTHENTICATION_PATH && t->pin_path == NULL) {
+		rv = t->call->C_Login(h, CKU_USER, NULL, 0);
 	} else {
 		if (t->pin_path == NULL)
 			return CS_E_PIN_SOURCE;
 		if ((r = cs_secret_read_file(t->pin_path, pin, sizeof(pin), &pin_len)) != CS_OK)
 			return r;
-		rv = t->fl->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)pin_len);
+		rv = t->call->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)pin_len);
 		cs_wipe(pin, sizeof(pin));
 	}
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
@@ -244,18 +262,20 @@ static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h, CK_SLOT_ID slot)
 static void session_close(cs_token *t, tok_session *s)
 {
 	if (s->open)
-		(void)t->fl->C_CloseSession(s->handle);
+		(void)t->call->C_CloseSession(s->handle);
 	memset(s, 0, sizeof(*s));
 }
 
-/* Open a session on a free pool slot and make sure it is logged in.
- * Called with the pool lock held. */
+/* Open a session on a free pool slot and make sure it is logged in (the
+ * token's flags are read for the login, and noted). Called with the pool
+ * lock held. */
 static cs_err session_open(cs_token *t, tok_session *s)
 {
 	CK_FLAGS flags = CKF_SERIAL_SESSION | (t->read_write ? CKF_RW_SESSION : 0);
 	CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
 	CK_SESSION_INFO sinfo;
-	CK_RV rv = t->fl->C_OpenSession(t->slot, flags, NULL, NULL, &h);
+	CK_TOKEN_INFO tinfo;
+	CK_RV rv = t->call->C_OpenSession(t->slot, flags, NULL, NULL, &h);
 	if (rv == CKR_SESSION_COUNT) {
 		(void)tok_ckr_fail(t, "C_OpenSession", rv);
 		return CS_E_TOKEN_BUSY;
@@ -270,13 +290,19 @@ static cs_err session_open(cs_token *t, tok_session *s)
 	/* Login state is shared by all sessions of the application; a new
 	 * session in a public state means nobody is logged in (first use, or
 	 * the token dropped our sessions). */
-	rv = t->fl->C_GetSessionInfo(h, &sinfo);
+	rv = t->call->C_GetSessionInfo(h, &sinfo);
 	if (rv != CKR_OK) {
 		session_close(t, s);
 		return session_fail(t, "C_GetSessionInfo", rv);
 	}
 	if (sinfo.state == CKS_RO_PUBLIC_SESSION || sinfo.state == CKS_RW_PUBLIC_SESSION) {
-		cs_err r = token_login(t, h, s->slot);
+		rv = t->call->C_GetTokenInfo(s->slot, &tinfo);
+		if (rv != CKR_OK) {
+			session_close(t, s);
+			return session_fail(t, "C_GetTokenInfo", rv);
+		}
+		tok_note_flags_locked(t, tinfo.flags);
+		cs_err r = token_login(t, h, tinfo.flags);
 		if (r != CS_OK) {
 			session_close(t, s);
 			return r;
@@ -370,6 +396,10 @@ cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation)
 			break;
 		}
 	}
+	if (*out != NULL) {
+		(*out)->rng = t->rng;
+		(*out)->random_max = t->random_max;
+	}
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }
@@ -413,16 +443,18 @@ static int monotonic_reached(const struct timespec *ts)
 static cs_err pool_reopen(cs_token *t)
 {
 	CK_SLOT_ID slot = 0;
+	CK_FLAGS flags = 0;
 	t->generation++;
 	t->recoveries++;
 	t->session_cap = t->pool_size;
 	for (unsigned i = 0; i < t->pool_size; i++)
 		if (!t->sessions[i].in_use)
 			session_close(t, &t->sessions[i]);
-	cs_err r = tok_select_slot(t, &slot);
+	cs_err r = tok_select_slot(t, &slot, &flags);
 	if (r != CS_OK)
 		return r;
 	t->slot = slot;
+	tok_note_flags_locked(t, flags);
 	cs_log_warn("token sessions lost; reopening them (recovery %lu)", t->recoveries);
 	return CS_OK;
 }
@@ -466,12 +498,14 @@ static cs_err pool_reinit(cs_token *t)
 	ERR_pop_to_mark();
 	int ready = rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
 	CK_SLOT_ID slot = 0;
-	cs_err r = ready ? tok_select_slot(t, &slot) : session_fail(t, "C_Initialize", rv);
+	CK_FLAGS flags = 0;
+	cs_err r = ready ? tok_select_slot(t, &slot, &flags) : session_fail(t, "C_Initialize", rv);
 
 	pthread_mutex_lock(&t->lock);
 	t->module_ready = ready;
 	if (r == CS_OK) {
 		t->slot = slot;
+		tok_note_flags_locked(t, flags);
 		r = session_open(t, &t->sessions[0]); /* logs in, under the usual rules */
 	}
 	return r;
@@ -592,6 +626,8 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 	t->read_write = params->read_write;
 	t->pid = getpid();
 	t->backoff_ms = TOK_BACKOFF_MIN_MS; /* reinit_due zero: the first attempt may run at once */
+	t->random_max = CS_TOKEN_RANDOM_MAX_CALL;
+	t->rng = -1; /* not read yet */
 	if ((t->sessions = calloc(t->pool_size, sizeof(*t->sessions))) == NULL) {
 		r = CS_E_NOMEM;
 		goto fail;
@@ -610,8 +646,10 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 	if ((r = load_module(t, params->module)) != CS_OK)
 		goto fail;
 	t->module_ready = 1;
-	if ((r = tok_select_slot(t, &t->slot)) != CS_OK)
+	CK_FLAGS flags = 0;
+	if ((r = tok_select_slot(t, &t->slot, &flags)) != CS_OK)
 		goto fail;
+	tok_note_flags_locked(t, flags); /* no other thread yet */
 	/* log in now so a wrong PIN or a locked token fails start-up */
 	tok_session *s = NULL;
 	unsigned generation = 0;

@@ -13,7 +13,8 @@
 
 #include "cs_log.h"
 
-/* Random bytes are fetched in blocks to spare token round trips. */
+/* Refill size of the generators' own buffers (cs_generate_string and
+ * cs_generate_passphrase): blocks spare token round trips. */
 #define RANDOM_BLOCK 256
 /* Candidates drawn before giving up: only reachable with absurd specs. */
 #define MAX_CANDIDATES 100000
@@ -157,27 +158,94 @@ double cs_entropy_bits(const cs_string_spec *spec)
 	return entropy_with_runs(spec, in_class);
 }
 
-typedef struct {
-	cs_random_fn rnd;
-	void *ctx;
-	uint8_t block[RANDOM_BLOCK];
-	size_t used;
-} byte_source;
+/* ---- random buffers ----------------------------------------------------------- */
 
-static cs_err next_byte(byte_source *src, uint8_t *b)
+void cs_random_buffer_init(cs_random_buffer *b, cs_random_fn rnd, void *ctx, size_t chunk)
 {
-	if (src->used == 0 || src->used >= sizeof(src->block)) {
-		cs_err r = src->rnd(src->ctx, src->block, sizeof(src->block));
-		if (r != CS_OK)
-			return r;
-		src->used = 0;
+	memset(b, 0, sizeof(*b));
+	b->rnd = rnd;
+	b->ctx = ctx;
+	b->chunk = chunk == 0 ? 1 : chunk > sizeof(b->buf) ? sizeof(b->buf) : chunk;
+}
+
+cs_err cs_random_buffer_fill(cs_random_buffer *b, size_t n)
+{
+	if (n > sizeof(b->buf))
+		n = sizeof(b->buf);
+	OPENSSL_cleanse(b->buf, b->len);
+	b->len = b->used = 0;
+	if (n == 0)
+		return CS_OK;
+	b->draws++;
+	cs_err r = b->rnd(b->ctx, b->buf, n);
+	if (r != CS_OK) {
+		OPENSSL_cleanse(b->buf, n);
+		return r;
 	}
-	*b = src->block[src->used++];
+	b->len = n;
 	return CS_OK;
 }
 
-cs_err cs_generate_string(const cs_string_spec *spec, cs_random_fn rnd, void *rnd_ctx, char *out,
-			  size_t cap)
+cs_err cs_random_take(cs_random_buffer *b, uint8_t *out, size_t n)
+{
+	for (size_t off = 0; off < n;) {
+		if (b->used == b->len) {
+			size_t want = n - off > b->chunk ? n - off : b->chunk;
+			cs_err r = cs_random_buffer_fill(b, want);
+			if (r != CS_OK) {
+				OPENSSL_cleanse(out, n);
+				return r;
+			}
+		}
+		size_t k = b->len - b->used < n - off ? b->len - b->used : n - off;
+		memcpy(out + off, b->buf + b->used, k);
+		OPENSSL_cleanse(b->buf + b->used, k); /* handed out: not kept here */
+		b->used += k;
+		off += k;
+	}
+	return CS_OK;
+}
+
+void cs_random_buffer_wipe(cs_random_buffer *b)
+{
+	OPENSSL_cleanse(b->buf, sizeof(b->buf));
+	b->len = b->used = 0;
+}
+
+static cs_err next_byte(cs_random_buffer *src, uint8_t *b)
+{
+	if (src->used < src->len) { /* the common case, without a call */
+		*b = src->buf[src->used];
+		src->buf[src->used++] = 0;
+		return CS_OK;
+	}
+	return cs_random_take(src, b, 1);
+}
+
+/* Generous: the expected count plus a quarter and 16 bytes, bounded. */
+static size_t generous(double expected)
+{
+	if (!(expected < (double)CS_RANDOM_BUFFER_MAX))
+		return CS_RANDOM_BUFFER_MAX;
+	size_t n = (size_t)ceil(expected * 1.25) + 16;
+	return n < CS_RANDOM_BUFFER_MAX ? n : CS_RANDOM_BUFFER_MAX;
+}
+
+size_t cs_string_random_bytes(const cs_string_spec *spec, double entropy_bits)
+{
+	size_t n = strlen(spec->charset);
+	if (n < 2 || spec->length == 0)
+		return 0;
+	const unsigned limit = 256 - (256 % (unsigned)n);
+	/* a candidate is accepted with probability (compliant strings) /
+	 * (all strings) = 2^(entropy - length log2 n) */
+	double rejected_bits = (double)spec->length * log2((double)n) - entropy_bits;
+	double candidates = rejected_bits > 0 ? exp2(rejected_bits) : 1.0;
+	return generous(candidates * (double)spec->length * 256.0 / (double)limit);
+}
+
+cs_err cs_generate_string_from(const cs_string_spec *spec, cs_random_buffer *src, char *out,
+			       size_t cap)
 {
 	cs_err r = cs_spec_check(spec);
 	if (r != CS_OK)
@@ -186,12 +254,11 @@ cs_err cs_generate_string(const cs_string_spec *spec, cs_random_fn rnd, void *rn
 		return CS_E_BUFFER_TOO_SMALL;
 	size_t n = strlen(spec->charset);
 	const unsigned limit = 256 - (256 % (unsigned)n); /* largest multiple of n <= 256 */
-	byte_source src = {.rnd = rnd, .ctx = rnd_ctx};
 	r = CS_E_INTERNAL;
 	for (int attempt = 0; attempt < MAX_CANDIDATES; attempt++) {
 		for (size_t i = 0; i < spec->length;) {
 			uint8_t b;
-			if ((r = next_byte(&src, &b)) != CS_OK)
+			if ((r = next_byte(src, &b)) != CS_OK)
 				goto out;
 			if (b >= limit)
 				continue; /* rejected: would bias toward the first characters */
@@ -206,9 +273,18 @@ cs_err cs_generate_string(const cs_string_spec *spec, cs_random_fn rnd, void *rn
 		r = CS_E_INTERNAL; /* missed a class or broke a run limit: draw anew */
 	}
 out:
-	OPENSSL_cleanse(src.block, sizeof(src.block));
 	if (r != CS_OK)
 		OPENSSL_cleanse(out, cap);
+	return r;
+}
+
+cs_err cs_generate_string(const cs_string_spec *spec, cs_random_fn rnd, void *rnd_ctx, char *out,
+			  size_t cap)
+{
+	cs_random_buffer src;
+	cs_random_buffer_init(&src, rnd, rnd_ctx, RANDOM_BLOCK);
+	cs_err r = cs_generate_string_from(spec, &src, out, cap);
+	cs_random_buffer_wipe(&src);
 	return r;
 }
 
@@ -456,13 +532,20 @@ double cs_passphrase_entropy(const cs_wordlist *list, size_t words)
 	return floor((double)words * log2((double)list->count) * 100.0) / 100.0;
 }
 
-cs_err cs_generate_passphrase(const cs_wordlist *list, size_t words, cs_random_fn rnd, void *rnd_ctx,
-			      char *out, size_t cap)
+size_t cs_passphrase_random_bytes(const cs_wordlist *list, size_t words)
 {
 	const uint64_t range = list->count <= 65536 ? 65536 : 4294967296ull;
 	const size_t bytes = list->count <= 65536 ? 2 : 4;
 	const uint64_t limit = range - (range % list->count);
-	byte_source src = {.rnd = rnd, .ctx = rnd_ctx};
+	return generous((double)words * (double)bytes * (double)range / (double)limit);
+}
+
+cs_err cs_generate_passphrase_from(const cs_wordlist *list, size_t words, cs_random_buffer *src,
+				   char *out, size_t cap)
+{
+	const uint64_t range = list->count <= 65536 ? 65536 : 4294967296ull;
+	const size_t bytes = list->count <= 65536 ? 2 : 4;
+	const uint64_t limit = range - (range % list->count);
 	size_t used = 0;
 	cs_err r = CS_OK;
 	if (words == 0 || cap == 0)
@@ -472,7 +555,7 @@ cs_err cs_generate_passphrase(const cs_wordlist *list, size_t words, cs_random_f
 		uint64_t v = 0;
 		for (size_t i = 0; i < bytes && r == CS_OK; i++) {
 			uint8_t b = 0;
-			r = next_byte(&src, &b);
+			r = next_byte(src, &b);
 			v = (v << 8) | b;
 		}
 		if (r != CS_OK || v >= limit)
@@ -490,8 +573,17 @@ cs_err cs_generate_passphrase(const cs_wordlist *list, size_t words, cs_random_f
 		out[used] = '\0';
 		w++;
 	}
-	OPENSSL_cleanse(src.block, sizeof(src.block));
 	if (r != CS_OK)
 		OPENSSL_cleanse(out, cap);
+	return r;
+}
+
+cs_err cs_generate_passphrase(const cs_wordlist *list, size_t words, cs_random_fn rnd, void *rnd_ctx,
+			      char *out, size_t cap)
+{
+	cs_random_buffer src;
+	cs_random_buffer_init(&src, rnd, rnd_ctx, RANDOM_BLOCK);
+	cs_err r = cs_generate_passphrase_from(list, words, &src, out, cap);
+	cs_random_buffer_wipe(&src);
 	return r;
 }

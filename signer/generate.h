@@ -22,6 +22,10 @@
  *   (a word containing the separator that other words can also spell), so
  *   the entropy of n words is exactly n log2(list size).
  *
+ * - Random bytes come from a cs_random_buffer: a request draws what it is
+ *   expected to need in one go (few token calls), takes slices of it, and
+ *   refills only when rejections used it up.
+ *
  * Output goes to a caller buffer that holds a secret: callers wipe it.
  * Thread-safe; the random source must be.
  */
@@ -42,6 +46,33 @@ enum { CS_CLASS_UPPER = 1, CS_CLASS_LOWER = 2, CS_CLASS_DIGIT = 4, CS_CLASS_SPEC
 
 typedef cs_err (*cs_random_fn)(void *ctx, uint8_t *buf, size_t n);
 
+/* ---- random buffers -------------------------------------------------------- */
+
+#define CS_RANDOM_BUFFER_MAX 2048
+
+/* Random bytes drawn from a source in few large calls and handed out in
+ * slices. It holds secrets: every user calls cs_random_buffer_wipe, and a
+ * refill wipes what was left. Not thread-safe: one per request. */
+typedef struct {
+	cs_random_fn rnd;
+	void *ctx;
+	size_t chunk;        /* bytes drawn by a refill (1..CS_RANDOM_BUFFER_MAX) */
+	size_t len, used;    /* buf[used..len) not handed out yet */
+	unsigned long draws; /* calls of rnd so far */
+	uint8_t buf[CS_RANDOM_BUFFER_MAX];
+} cs_random_buffer;
+
+/* An empty buffer over rnd; refills draw `chunk` bytes (clamped to
+ * 1..CS_RANDOM_BUFFER_MAX) at a time. */
+void cs_random_buffer_init(cs_random_buffer *b, cs_random_fn rnd, void *ctx, size_t chunk);
+/* Draw n bytes (clamped to CS_RANDOM_BUFFER_MAX) now, in one call of rnd,
+ * replacing (and wiping) what was left. */
+cs_err cs_random_buffer_fill(cs_random_buffer *b, size_t n) __attribute__((warn_unused_result));
+/* The next n bytes; refills (max(chunk, what is missing) bytes) only when
+ * the buffer runs out. On failure out is zeroed. */
+cs_err cs_random_take(cs_random_buffer *b, uint8_t *out, size_t n) __attribute__((warn_unused_result));
+void cs_random_buffer_wipe(cs_random_buffer *b);
+
 typedef struct {
 	const char *charset;        /* distinct printable ASCII characters */
 	size_t length;              /* characters to produce */
@@ -60,9 +91,19 @@ unsigned cs_char_class(char c);
 cs_err cs_spec_check(const cs_string_spec *spec);
 /* Exact entropy of a uniform compliant string, in bits, rounded down to 0.01. */
 double cs_entropy_bits(const cs_string_spec *spec);
-/* Draw one compliant string into out[cap] (NUL-terminated). */
+/* Draw one compliant string into out[cap] (NUL-terminated), taking bytes
+ * from src. */
+cs_err cs_generate_string_from(const cs_string_spec *spec, cs_random_buffer *src, char *out,
+			       size_t cap) __attribute__((warn_unused_result));
+/* The same with a buffer of its own over rnd, refilled 256 bytes at a time. */
 cs_err cs_generate_string(const cs_string_spec *spec, cs_random_fn rnd, void *rnd_ctx, char *out,
 			  size_t cap) __attribute__((warn_unused_result));
+/* Random bytes one string of the spec takes, generously: the expected
+ * number (rejected bytes and rejected candidates included; entropy_bits is
+ * cs_entropy_bits(spec)) plus a quarter and 16, at most
+ * CS_RANDOM_BUFFER_MAX. More than a draw takes on average; callers that
+ * round it up to whole token calls seldom need a refill. */
+size_t cs_string_random_bytes(const cs_string_spec *spec, double entropy_bits);
 
 /* ---- passphrases --------------------------------------------------------- */
 
@@ -93,8 +134,14 @@ cs_err cs_wordlist_load(const char *path, cs_wordlist **out) __attribute__((warn
 void cs_wordlist_free(cs_wordlist *list);
 /* Exact entropy of `words` uniform words, rounded down to 0.01. */
 double cs_passphrase_entropy(const cs_wordlist *list, size_t words);
-/* Words joined by CS_PASSPHRASE_SEPARATOR into out[cap]. */
+/* Words joined by CS_PASSPHRASE_SEPARATOR into out[cap], taking bytes from
+ * src. */
+cs_err cs_generate_passphrase_from(const cs_wordlist *list, size_t words, cs_random_buffer *src,
+				   char *out, size_t cap) __attribute__((warn_unused_result));
+/* The same with a buffer of its own over rnd, refilled 256 bytes at a time. */
 cs_err cs_generate_passphrase(const cs_wordlist *list, size_t words, cs_random_fn rnd, void *rnd_ctx,
 			      char *out, size_t cap) __attribute__((warn_unused_result));
+/* Random bytes `words` words take, generously (as cs_string_random_bytes). */
+size_t cs_passphrase_random_bytes(const cs_wordlist *list, size_t words);
 
 #endif

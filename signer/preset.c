@@ -2,6 +2,8 @@
 #include "preset.h"
 
 #include <libconfig.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,15 +168,116 @@ static cs_err plan_string(const cs_preset *p, const cs_plan_request *q, cs_plan 
 	return CS_OK;
 }
 
-cs_err cs_preset_plan(const cs_preset *p, const cs_wordlist *wl, const cs_plan_request *q,
-		      cs_plan *plan, char *why, size_t why_len)
+/* ---- plan cache ------------------------------------------------------------ */
+
+#define PLAN_WHY_MAX 400
+
+typedef struct {
+	int type, length, strength_bits, exclude_ambiguous;
+} plan_key;
+
+typedef struct {
+	plan_key key;
+	cs_err r;
+	cs_plan plan; /* spec.charset is fixed up on each copy */
+	char why[PLAN_WHY_MAX];
+} plan_entry;
+
+struct cs_plan_cache {
+	pthread_rwlock_t lock;
+	plan_entry entries[CS_PLAN_CACHE_MAX];
+	size_t count, next; /* next: the entry replaced when full */
+	atomic_ulong hits, misses;
+};
+
+static cs_plan_cache *plan_cache_new(void)
+{
+	cs_plan_cache *c = calloc(1, sizeof(*c));
+	if (c != NULL && pthread_rwlock_init(&c->lock, NULL) != 0) {
+		free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+static void plan_cache_free(cs_plan_cache *c)
+{
+	if (c == NULL)
+		return;
+	pthread_rwlock_destroy(&c->lock);
+	free(c);
+}
+
+static int plan_key_equal(const plan_key *a, const plan_key *b)
+{
+	return a->type == b->type && a->length == b->length && a->strength_bits == b->strength_bits &&
+	       a->exclude_ambiguous == b->exclude_ambiguous;
+}
+
+/* Copy a cached outcome out; 0 when the key is not cached. */
+static int plan_cache_get(cs_plan_cache *c, const plan_key *k, cs_plan *plan, cs_err *r, char *why,
+			  size_t why_len)
+{
+	int found = 0;
+	pthread_rwlock_rdlock(&c->lock);
+	for (size_t i = 0; i < c->count && !found; i++) {
+		const plan_entry *e = &c->entries[i];
+		if (!plan_key_equal(&e->key, k))
+			continue;
+		*plan = e->plan;
+		*r = e->r;
+		snprintf(why, why_len, "%s", e->why);
+		found = 1;
+	}
+	pthread_rwlock_unlock(&c->lock);
+	if (found) {
+		plan->spec.charset = plan->charset;
+		atomic_fetch_add(&c->hits, 1);
+	} else {
+		atomic_fetch_add(&c->misses, 1);
+	}
+	return found;
+}
+
+static void plan_cache_put(cs_plan_cache *c, const plan_key *k, const cs_plan *plan, cs_err r,
+			   const char *why)
+{
+	pthread_rwlock_wrlock(&c->lock);
+	for (size_t i = 0; i < c->count; i++)
+		if (plan_key_equal(&c->entries[i].key, k))
+			goto out; /* another thread was first */
+	plan_entry *e = &c->entries[c->count < CS_PLAN_CACHE_MAX ? c->count++ : c->next];
+	if (c->count == CS_PLAN_CACHE_MAX && e == &c->entries[c->next])
+		c->next = (c->next + 1) % CS_PLAN_CACHE_MAX;
+	e->key = *k;
+	e->r = r;
+	e->plan = *plan;
+	snprintf(e->why, sizeof(e->why), "%s", why);
+out:
+	pthread_rwlock_unlock(&c->lock);
+}
+
+void cs_preset_plan_cache_stats(const cs_preset *p, unsigned long *hits, unsigned long *misses,
+				size_t *entries)
+{
+	cs_plan_cache *c = p->plan_cache;
+	*hits = c != NULL ? atomic_load(&c->hits) : 0;
+	*misses = c != NULL ? atomic_load(&c->misses) : 0;
+	*entries = 0;
+	if (c != NULL) {
+		pthread_rwlock_rdlock(&c->lock);
+		*entries = c->count;
+		pthread_rwlock_unlock(&c->lock);
+	}
+}
+
+/* ---- planning --------------------------------------------------------------- */
+
+static cs_err plan_compute(const cs_preset *p, const cs_wordlist *wl, const cs_plan_request *q,
+			   int type, cs_plan *plan, char *why, size_t why_len)
 {
 	memset(plan, 0, sizeof(*plan));
 	why[0] = '\0';
-	int type = q->type;
-	if (type == 0)
-		for (type = 1; !(p->types & (unsigned)type); type <<= 1)
-			;
 	plan->type = (cs_cred_type)type;
 	if (!(p->types & (unsigned)type)) {
 		snprintf(why, why_len, "preset %s does not allow type %s", p->name, cs_type_name(plan->type));
@@ -197,6 +300,27 @@ cs_err cs_preset_plan(const cs_preset *p, const cs_wordlist *wl, const cs_plan_r
 			 p->name, plan->entropy_bits, plan->strength_bits);
 		r = CS_E_UNPROCESSABLE;
 	}
+	return r;
+}
+
+cs_err cs_preset_plan(const cs_preset *p, const cs_wordlist *wl, const cs_plan_request *q,
+		      cs_plan *plan, char *why, size_t why_len)
+{
+	int type = q->type;
+	if (type == 0)
+		for (type = 1; type <= CS_TYPE_PASSPHRASE && !(p->types & (unsigned)type); type <<= 1)
+			;
+	if (p->plan_cache == NULL || type == CS_TYPE_PASSPHRASE)
+		return plan_compute(p, wl, q, type, plan, why, why_len);
+	plan_key key = {type, q->length, q->strength_bits, q->exclude_ambiguous != 0};
+	cs_err r;
+	if (plan_cache_get(p->plan_cache, &key, plan, &r, why, why_len))
+		return r;
+	char reason[PLAN_WHY_MAX];
+	r = plan_compute(p, wl, q, type, plan, reason, sizeof(reason));
+	snprintf(why, why_len, "%s", reason);
+	if (strlen(reason) < sizeof(reason) - 1) /* a reason cut short is not kept */
+		plan_cache_put(p->plan_cache, &key, plan, r, reason);
 	return r;
 }
 
@@ -591,6 +715,11 @@ cs_err cs_presets_load(const char *builtin_file, const char *config_file, cs_pre
 		cs_presets_free(set);
 		return CS_E_CONFIG;
 	}
+	for (size_t i = 0; i < set->count; i++)
+		if ((set->items[i].plan_cache = plan_cache_new()) == NULL) {
+			cs_presets_free(set);
+			return CS_E_NOMEM;
+		}
 	*out = set;
 	return CS_OK;
 }
@@ -612,6 +741,7 @@ void cs_presets_free(cs_preset_set *set)
 		free(p->standards);
 		json_decref(p->definition);
 		json_decref(p->cites);
+		plan_cache_free(p->plan_cache);
 	}
 	free(set->items);
 	json_decref(set->policy);

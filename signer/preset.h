@@ -13,6 +13,9 @@
  * and a SHA-256 over its canonical JSON definition, recorded in
  * certificates.
  *
+ * Plans of the string types are cached per preset (the exact-entropy
+ * dynamic programme is the costly part of a request): see cs_preset_plan.
+ *
  * Errors are reported like configuration errors: FILE:LINE: setting: reason.
  * A loaded set is read-only and may be shared between threads.
  */
@@ -36,6 +39,8 @@ typedef enum {
 	CS_TYPE_PASSPHRASE = 16,
 } cs_cred_type;
 
+typedef struct cs_plan_cache cs_plan_cache;
+
 typedef struct {
 	char *name;
 	char *title;
@@ -56,6 +61,7 @@ typedef struct {
 	char *source; /* "built-in" or the configuration file */
 	char sha256[65];    /* of the canonical JSON definition */
 	json_t *definition; /* canonical definition (for /api/presets) */
+	cs_plan_cache *plan_cache; /* made by cs_presets_load; NULL: plans are not cached */
 } cs_preset;
 
 typedef struct {
@@ -100,9 +106,21 @@ typedef struct {
  * be reached within the limits (CS_PASSPHRASE_WORDS_MAX words,
  * CS_CREDENTIAL_MAX - 1 characters). `why` says which rule, citing the
  * preset's standard. A plan returned with CS_OK always has entropy_bits >=
- * strength_bits. */
+ * strength_bits.
+ *
+ * The outcome for a string type (plan, or error and reason) is cached in
+ * the preset, keyed by (type, length, strength_bits, exclude_ambiguous):
+ * CS_PLAN_CACHE_MAX keys per preset, the oldest replaced when full;
+ * thread-safe (a read-write lock, held only to copy). cs_presets_check
+ * fills it with every preset's defaults at start-up. Passphrase plans are
+ * not cached: they depend on the wordlist, and cost no more than a lookup. */
+#define CS_PLAN_CACHE_MAX 32
 cs_err cs_preset_plan(const cs_preset *preset, const cs_wordlist *wordlist,
 		      const cs_plan_request *request, cs_plan *plan, char *why, size_t why_len);
+
+/* Cache figures of one preset, for tests and benchmarks. */
+void cs_preset_plan_cache_stats(const cs_preset *preset, unsigned long *hits, unsigned long *misses,
+				size_t *entries);
 
 /* Start-up check: every type each preset allows can be planned with the
  * preset's defaults (e.g. a passphrase preset whose strength a small

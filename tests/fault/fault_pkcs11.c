@@ -8,6 +8,11 @@
  *   corrupt-signature [COUNT] flip one bit of what C_Sign returns
  *   no-rng                    C_GetTokenInfo reports no CKF_RNG
  *   sign-delay MS             C_Sign takes MS milliseconds longer (a slow token)
+ *   delay-ms MS               every call but C_Initialize and C_Finalize takes MS
+ *                             milliseconds longer (a network HSM); the wait is
+ *                             outside the module's lock, so calls overlap
+ *   random-cap N              C_GenerateRandom of more than N bytes fails with
+ *                             CKR_DATA_LEN_RANGE (an HSM with a per-call cap)
  *   session-cap N             C_OpenSession fails with CKR_SESSION_COUNT while
  *                             N sessions opened through this module are open
  *   all 0x5 [sticky]          every call (C_Initialize included; not C_Finalize,
@@ -26,6 +31,15 @@
  * C_Initialize, so a stale handle could silently name someone else's
  * session).
  *
+ * Calls are counted per function (each call the caller makes, also those a
+ * rule answers). With $CREDSIGN_FAULT_COUNTS set to a path, the module
+ * keeps that file up to date while it runs: one line per wrapped function,
+ * "NAME COUNT", the name padded to 24 characters and the count to 12
+ * digits, rewritten in place (a memory mapping) after every call, so it can
+ * be read at any time; read it while no call runs for a consistent
+ * snapshot. The file is created (or reset to zeros) when the module is
+ * loaded: give each process its own path.
+ *
  * Wrapped functions: C_Initialize, C_Finalize, C_GetInfo, C_GetSlotList,
  * C_GetSlotInfo, C_GetTokenInfo, C_OpenSession, C_CloseSession,
  * C_CloseAllSessions, C_GetSessionInfo, C_Login, C_Logout, C_FindObjectsInit,
@@ -36,13 +50,16 @@
  * CKR_SESSION_HANDLE_INVALID. Test code only: never installed.
  */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -72,6 +89,71 @@ static CK_SESSION_HANDLE epoch; /* successful C_Initialize calls of the real mod
 static long in_flight;          /* calls running in the real module */
 static int finalizing;          /* C_Finalize is running */
 static CK_RV stuck_rv;          /* left by "all RV sticky" until the next C_Initialize */
+
+/* ---- call counters ---------------------------------------------------------- */
+
+static const char *const counted[] = {
+	"C_Initialize", "C_Finalize", "C_GetInfo", "C_GetSlotList", "C_GetSlotInfo",
+	"C_GetTokenInfo", "C_OpenSession", "C_CloseSession", "C_CloseAllSessions",
+	"C_GetSessionInfo", "C_Login", "C_Logout", "C_FindObjectsInit", "C_FindObjects",
+	"C_FindObjectsFinal", "C_GetAttributeValue", "C_CopyObject", "C_DestroyObject",
+	"C_SignInit", "C_Sign", "C_GenerateRandom", "C_GenerateKeyPair",
+};
+#define NCOUNTED (sizeof(counted) / sizeof(counted[0]))
+#define COUNT_NAME_WIDTH 24
+#define COUNT_DIGITS 12
+#define COUNT_LINE (COUNT_NAME_WIDTH + 1 + COUNT_DIGITS + 1)
+
+static unsigned long counts[NCOUNTED];
+static char *counts_map; /* the counts file, mapped; NULL when not asked for */
+
+/* Map $CREDSIGN_FAULT_COUNTS and write every line with a zero count. */
+static void counts_open(void)
+{
+	const char *path = getenv("CREDSIGN_FAULT_COUNTS");
+	if (path == NULL || path[0] == '\0')
+		return;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	size_t size = NCOUNTED * COUNT_LINE;
+	if (ftruncate(fd, (off_t)size) == 0) {
+		void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (m != MAP_FAILED) {
+			counts_map = m;
+			for (size_t i = 0; i < NCOUNTED; i++) {
+				char line[COUNT_LINE + 1];
+				snprintf(line, sizeof(line), "%-*s %*lu\n", COUNT_NAME_WIDTH, counted[i],
+					 COUNT_DIGITS, 0UL);
+				memcpy(counts_map + i * COUNT_LINE, line, COUNT_LINE);
+			}
+		}
+	}
+	close(fd);
+}
+
+__attribute__((destructor)) static void counts_close(void)
+{
+	if (counts_map != NULL)
+		munmap(counts_map, NCOUNTED * COUNT_LINE);
+	counts_map = NULL;
+}
+
+/* Count one call of `fn`. Caller holds the lock. */
+static void count_locked(const char *fn)
+{
+	for (size_t i = 0; i < NCOUNTED; i++) {
+		if (strcmp(counted[i], fn) != 0)
+			continue;
+		counts[i]++;
+		if (counts_map != NULL) {
+			char digits[COUNT_DIGITS + 1];
+			snprintf(digits, sizeof(digits), "%*lu", COUNT_DIGITS, counts[i]);
+			memcpy(counts_map + i * COUNT_LINE + COUNT_NAME_WIDTH + 1, digits, COUNT_DIGITS);
+		}
+		return;
+	}
+}
 
 /* Re-read the control file if it changed. Caller holds the lock. */
 static void refresh(void)
@@ -174,9 +256,11 @@ enum { CLEANUP = 0, FAULTABLE = 1 };
 static CK_RV enter(const char *fn, CK_SESSION_HANDLE *h, int faultable)
 {
 	CK_RV rv = CKR_OK;
+	long delay = -1;
 	pthread_mutex_lock(&lock);
 	if (finalizing)
 		violation("%s called while C_Finalize runs", fn);
+	count_locked(fn);
 	if (h != NULL) {
 		if (*h >> EPOCH_SHIFT != epoch)
 			violation("%s given session handle %#lx of an earlier C_Initialize (now %lu)", fn,
@@ -190,7 +274,16 @@ static CK_RV enter(const char *fn, CK_SESSION_HANDLE *h, int faultable)
 		if (rv == CKR_OK)
 			(void)fires_locked(fn, &rv);
 	}
+	refresh();
+	for (size_t i = 0; i < nrules; i++)
+		if (strcmp(rules[i].name, "delay-ms") == 0)
+			delay = rules[i].remaining;
 	pthread_mutex_unlock(&lock);
+	if (delay > 0) { /* a slow token: the caller waits, the others do not */
+		struct timespec ts = {delay / 1000, (delay % 1000) * 1000000};
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
 	return rv;
 }
 
@@ -215,6 +308,7 @@ static CK_RV w_Initialize(CK_VOID_PTR args)
 {
 	CK_RV rv = CKR_OK;
 	pthread_mutex_lock(&lock);
+	count_locked("C_Initialize");
 	(void)fires_locked("all", &rv);
 	pthread_mutex_unlock(&lock);
 	if (rv != CKR_OK)
@@ -233,6 +327,7 @@ static CK_RV w_Initialize(CK_VOID_PTR args)
 static CK_RV w_Finalize(CK_VOID_PTR reserved)
 {
 	pthread_mutex_lock(&lock);
+	count_locked("C_Finalize");
 	if (in_flight > 0)
 		violation("C_Finalize while %ld call(s) run", in_flight);
 	finalizing = 1;
@@ -402,7 +497,16 @@ static CK_RV w_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE
 
 static CK_RV w_GenerateRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR buf, CK_ULONG len)
 {
-	FORWARD(C_GenerateRandom, &h, FAULTABLE, real->C_GenerateRandom(h, buf, len));
+	CK_RV rv = enter("C_GenerateRandom", &h, FAULTABLE);
+	if (rv == CKR_OK) {
+		long cap = rule_value("random-cap");
+		if (cap >= 0 && len > (CK_ULONG)cap)
+			rv = CKR_DATA_LEN_RANGE;
+		else
+			rv = real->C_GenerateRandom(h, buf, len);
+	}
+	leave();
+	return rv;
 }
 
 static CK_RV w_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_ATTRIBUTE_PTR pub,
@@ -426,6 +530,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
 			pthread_mutex_unlock(&lock);
 			return CKR_GENERAL_ERROR;
 		}
+		counts_open();
 		wrapped = *real;
 		wrapped.C_GetFunctionList = C_GetFunctionList;
 		wrapped.C_Initialize = w_Initialize;

@@ -14,6 +14,8 @@ it_token faults || exit 1
 export CREDSIGN_FAULT_REAL_MODULE=$SOFTHSM
 export CREDSIGN_FAULT_CONTROL=$STATE/fault-daemon.control
 : > "$CREDSIGN_FAULT_CONTROL"
+# the fault module counts the calls it is given (reset when a process loads it)
+export CREDSIGN_FAULT_COUNTS=$STATE/fault-daemon.counts
 faults() { printf "$1" > "$CREDSIGN_FAULT_CONTROL"; sleep 0.05; }
 
 EXTRA_SERVER='max_connections = 4; timeout_ms = 2500;' it_setup faults "$FAULT" || exit 1
@@ -80,17 +82,44 @@ PY
 }
 check "token unavailable -> 503 token_unavailable, no credential; recovers after" token_gone
 
+# CKF_RNG is read once per pool generation, not per draw: a token that stops
+# reporting it is refused from the pool's next recovery on (here: one
+# C_GenerateRandom fails with CKR_DEVICE_ERROR), and served again as soon as
+# it reports it again.
 no_rng() {
 	local out
-	out=$(outage 'no-rng\n' fips-140-3 AAAAAAAAAAAAAAAAAAAAAA)
+	out=$(outage 'no-rng\nC_GenerateRandom 0x30 1\n' fips-140-3 AAAAAAAAAAAAAAAAAAAAAA)
 	python3 - "$out" <<'PY' || { echo "  $out"; return 1; }
 import json, sys
 gen = json.loads(sys.argv[1])[0]
 assert gen[0] == 503 and json.loads(gen[1])["error"]["code"] == "token_has_no_rng", gen
 assert "credential" not in gen[1]
 PY
+	grep -q 'the token does not report a random number generator' "$log" &&
+		[[ "$(call ci-deployer POST /api/generate '{"preset":"fips-140-3"}')" == "200 "* ]]
 }
-check "a token without CKF_RNG is refused (fips-140-3) -> 503 token_has_no_rng" no_rng
+check "a token that stops reporting CKF_RNG is refused from the next recovery (503 token_has_no_rng), served again when it reports it" no_rng
+
+# Token calls per request, counted by the fault module on one keep-alive
+# connection: a generate draws all its randomness in one C_GenerateRandom,
+# a certify adds one more and the signature; nothing reads the token's
+# flags or session state per request.
+token_calls_per_request() {
+	local out
+	out=$(python3 "$src/tests/bench/pairs.py" count 127.0.0.1 "$port" "$pki/ca.pem" \
+		"$clients/ci-deployer.pem" "$clients/ci-deployer.key" "$CREDSIGN_FAULT_COUNTS" 20) || return 1
+	echo "  per generate: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["generate"])' "$out")"
+	echo "  per pair: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["pair"])' "$out")"
+	echo "  per new connection: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["handshake"])' "$out")"
+	python3 - "$out" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["generate"] == {"C_GenerateRandom": 1.0, "total": 1.0}, d["generate"]
+assert d["pair"] == {"C_GenerateRandom": 2.0, "C_SignInit": 1.0, "C_Sign": 1.0, "total": 4.0}, d["pair"]
+assert "C_GetTokenInfo" not in d["handshake"] and d["handshake"]["total"] <= 2, d["handshake"]
+PY
+}
+check "token calls: 1 per generate, 4 per generate + certify pair, at most 2 per TLS handshake" token_calls_per_request
 
 tls_needs_the_token_rng() {
 	faults 'C_GenerateRandom 0x32\n'

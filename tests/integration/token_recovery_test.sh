@@ -64,11 +64,19 @@ outage() {
 		"$clients/ci-deployer.key" "$@"
 }
 
-# the outage's answers: every generate 503 token_unavailable, /readyz 503
+# the outage's answers: every generate 503 token_unavailable, /readyz 503.
+# With a second argument, the first generate may still be 200: a draw is
+# C_GenerateRandom alone (the token's flags are not read per draw), which
+# SoftHSM2 serves without its storage; the /readyz after it reads the
+# token's information, which fails, and from there on everything is refused.
 failed_closed() {
-	python3 - "$1" <<'PY' || { echo "  ${1:0:400}"; return 1; }
+	python3 - "$1" "${2:-}" <<'PY' || { echo "  ${1:0:400}"; return 1; }
 import json, sys
 o = json.loads(sys.argv[1])
+if sys.argv[2] and o["generate"] and o["generate"][0] == 200 and o["readyz"][0] == 503:
+    o["generate"].pop(0)
+    o["codes"].pop(0)
+    o["readyz"].pop(0)
 assert len(o["generate"]) >= 5, o
 assert set(o["generate"]) == {503}, o
 assert set(o["codes"]) == {"token_unavailable"}, o
@@ -123,7 +131,7 @@ check "CKR_GENERAL_ERROR for 3 s (module stuck until re-initialised): 503 meanwh
 storage_away_then_back() {
 	local out tokens=$TOKEN_DIR/tokens
 	out=$(outage 2 "mv '$tokens' '$tokens.away'" "mv '$tokens.away' '$tokens'") || return 1
-	failed_closed "$out" || return 1
+	failed_closed "$out" until-first-failure || return 1
 	serves_again "$(json_field "$out" restored)" && same_daemon
 }
 check "the token's storage moved away for 2 s and back: 503 meanwhile, serving again within 10 s, no restart" storage_away_then_back

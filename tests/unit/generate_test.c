@@ -10,6 +10,10 @@
  *   characters: a 94-symbol set (uniform) and a class-constrained preset
  *   (against the exact expected distribution of uniform compliant strings).
  *
+ * - random buffers: one draw sliced, refills only when used up, handed-out
+ *   bytes wiped; the generous estimates cover a draw on average;
+ * - the plan cache: same outcome as planning afresh, bounded, thread-safe.
+ *
  * The statistical tests use a fixed-key AES-128-CTR stream, so they are
  * reproducible: they test the mapping from bytes to credentials, not an RNG.
  */
@@ -21,6 +25,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -524,6 +529,265 @@ static void test_plan_never_below_strength(void **state)
 	cs_presets_free(set);
 }
 
+/* ---- random buffers ---------------------------------------------------------- */
+
+static cs_err failing_bytes(void *arg, uint8_t *buf, size_t n)
+{
+	(void)arg;
+	memset(buf, 0x5a, n); /* a source that fails after writing */
+	return CS_E_TOKEN_UNAVAILABLE;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return 0;
+	return 1;
+}
+
+static void test_random_buffer_slices_one_draw(void **state)
+{
+	(void)state;
+	uint8_t script[64];
+	for (size_t i = 0; i < sizeof(script); i++)
+		script[i] = (uint8_t)(i + 1);
+	script_stream s = {script, sizeof(script), 0, 0};
+	cs_random_buffer b;
+	cs_random_buffer_init(&b, script_bytes, &s, 8);
+	uint8_t a[5], c[10], d[10];
+	/* one draw of 20 bytes serves the first 15 */
+	assert_int_equal(cs_random_buffer_fill(&b, 20), CS_OK);
+	assert_int_equal(cs_random_take(&b, a, sizeof(a)), CS_OK);
+	assert_int_equal(cs_random_take(&b, c, sizeof(c)), CS_OK);
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(b.draws, 1);
+	assert_int_equal(a[0], 1);
+	assert_int_equal(c[0], 6);
+	assert_int_equal(c[9], 15);
+	/* handed-out bytes are not kept in the buffer */
+	assert_true(all_zero(b.buf, 15));
+	/* 5 left: the next 10 take them, then one refill of 8 (the chunk) */
+	assert_int_equal(cs_random_take(&b, d, sizeof(d)), CS_OK);
+	assert_int_equal(s.calls, 2);
+	for (size_t i = 0; i < sizeof(d); i++)
+		assert_int_equal(d[i], 16 + i); /* consecutive: nothing skipped */
+	/* a take larger than the chunk refills what is missing at once */
+	uint8_t big[30];
+	assert_int_equal(cs_random_take(&b, big, sizeof(big)), CS_OK);
+	assert_int_equal(s.calls, 3);
+	assert_int_equal(big[0], 26);
+	cs_random_buffer_wipe(&b);
+	assert_true(all_zero(b.buf, sizeof(b.buf)));
+	assert_int_equal(b.len, 0);
+
+	/* a failing source: error, and nothing of its output handed out or kept */
+	cs_random_buffer_init(&b, failing_bytes, NULL, 16);
+	memset(a, 0xff, sizeof(a));
+	assert_int_equal(cs_random_take(&b, a, sizeof(a)), CS_E_TOKEN_UNAVAILABLE);
+	assert_true(all_zero(a, sizeof(a)));
+	assert_true(all_zero(b.buf, sizeof(b.buf)));
+	char out[32];
+	assert_int_equal(cs_generate_string_from(&(cs_string_spec){"abcdef", 8, 0, 0, 0}, &b, out,
+						 sizeof(out)),
+			 CS_E_TOKEN_UNAVAILABLE);
+}
+
+/* A credential drawn from a buffer filled once takes one draw of the
+ * source; the estimate covers what a draw takes on average. */
+static void test_generous_estimates_cover_a_draw(void **state)
+{
+	(void)state;
+	cs_preset_set *set = load_presets();
+	cs_wordlist *wl = NULL;
+	assert_int_equal(cs_wordlist_load(CREDSIGN_WORDLIST, &wl), CS_OK);
+	ctr_stream rng;
+	ctr_init(&rng, 11);
+	char out[CS_CREDENTIAL_MAX * 12];
+	for (size_t i = 0; i < set->count; i++)
+		for (int t = 1; t <= CS_TYPE_PASSPHRASE; t <<= 1) {
+			const cs_preset *p = &set->items[i];
+			cs_plan_request q = {.type = t};
+			cs_plan plan;
+			char why[256];
+			if (!(p->types & (unsigned)t))
+				continue;
+			assert_int_equal(cs_preset_plan(p, wl, &q, &plan, why, sizeof(why)), CS_OK);
+			size_t estimate = t == CS_TYPE_PASSPHRASE
+						  ? cs_passphrase_random_bytes(wl, (size_t)plan.length)
+						  : cs_string_random_bytes(&plan.spec, plan.entropy_bits);
+			size_t total = 0, over = 0;
+			enum { DRAWS = 500 };
+			for (int d = 0; d < DRAWS; d++) {
+				cs_random_buffer b;
+				cs_random_buffer_init(&b, ctr_bytes, &rng, 256);
+				assert_int_equal(cs_random_buffer_fill(&b, CS_RANDOM_BUFFER_MAX), CS_OK);
+				if (t == CS_TYPE_PASSPHRASE)
+					assert_int_equal(cs_generate_passphrase_from(wl, (size_t)plan.length, &b,
+										     out, sizeof(out)),
+							 CS_OK);
+				else
+					assert_int_equal(cs_generate_string_from(&plan.spec, &b, out, sizeof(out)),
+							 CS_OK);
+				assert_int_equal(b.draws, 1);
+				total += b.used;
+				over += b.used > estimate;
+				cs_random_buffer_wipe(&b);
+			}
+			double mean = (double)total / DRAWS;
+			if (mean > (double)estimate || over > DRAWS / 4)
+				fail_msg("preset %s %s: estimate %zu bytes, mean taken %.1f, %zu of %d draws over",
+					 p->name, cs_type_name((cs_cred_type)t), estimate, mean, over, DRAWS);
+		}
+	EVP_CIPHER_CTX_free(rng.ctx);
+	cs_wordlist_free(wl);
+	cs_presets_free(set);
+}
+
+/* ---- plan cache ------------------------------------------------------------------ */
+
+/* The same plan, field by field (spec.charset points into each plan). */
+static void assert_same_plan(const cs_plan *a, const cs_plan *b)
+{
+	assert_int_equal(a->type, b->type);
+	assert_string_equal(a->charset, b->charset);
+	assert_ptr_equal(a->spec.charset, a->charset);
+	assert_int_equal(a->spec.length, b->spec.length);
+	assert_int_equal(a->spec.classes, b->spec.classes);
+	assert_int_equal(a->spec.max_identical_run, b->spec.max_identical_run);
+	assert_int_equal(a->spec.max_class_run, b->spec.max_class_run);
+	assert_int_equal(a->length, b->length);
+	assert_int_equal(a->min_length, b->min_length);
+	assert_int_equal(a->strength_bits, b->strength_bits);
+	assert_true(a->entropy_bits == b->entropy_bits);
+}
+
+/* Plan afresh: the preset without its cache. */
+static cs_err plan_uncached(const cs_preset *p, const cs_plan_request *q, cs_plan *plan, char *why,
+			    size_t why_len)
+{
+	cs_preset copy = *p;
+	copy.plan_cache = NULL;
+	return cs_preset_plan(&copy, NULL, q, plan, why, why_len);
+}
+
+static void test_plan_cache_gives_the_computed_plan(void **state)
+{
+	(void)state;
+	cs_preset_set *set = load_presets();
+	unsigned long hits, misses;
+	size_t entries;
+	for (size_t i = 0; i < set->count; i++) {
+		const cs_preset *p = &set->items[i];
+		cs_preset_plan_cache_stats(p, &hits, &misses, &entries);
+		assert_int_equal(hits + misses + entries, 0);
+		for (int t = 1; t < CS_TYPE_PASSPHRASE; t <<= 1)
+			for (int round = 0; round < 2; round++) {
+				/* defaults, lengths around the minimum (errors too),
+				 * higher strengths, look-alikes excluded */
+				cs_plan_request qs[] = {{.type = t},
+							{.type = t, .length = 8},
+							{.type = t, .length = 40},
+							{.type = t, .length = 600},
+							{.type = t, .strength_bits = 200},
+							{.type = t, .strength_bits = 100},
+							{.type = t, .exclude_ambiguous = 1}};
+				for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
+					cs_plan got, want;
+					char why[400], why_want[400];
+					cs_err r = cs_preset_plan(p, NULL, &qs[k], &got, why, sizeof(why));
+					cs_err r_want = plan_uncached(p, &qs[k], &want, why_want, sizeof(why_want));
+					assert_int_equal(r, r_want);
+					assert_string_equal(why, why_want);
+					if (r == CS_OK)
+						assert_same_plan(&got, &want);
+				}
+			}
+		cs_preset_plan_cache_stats(p, &hits, &misses, &entries);
+		if (!(p->types & ~(unsigned)CS_TYPE_PASSPHRASE))
+			continue;
+		/* the second round came from the cache, the first computed */
+		assert_true(entries > 0);
+		assert_int_equal(hits, misses);
+		assert_int_equal(misses, entries);
+	}
+	/* bounded: many lengths keep CS_PLAN_CACHE_MAX entries, and the
+	 * replaced ones are planned again correctly */
+	const cs_preset *p = cs_preset_find(set, "soc2");
+	assert_non_null(p);
+	for (int len = 1; len <= 3 * CS_PLAN_CACHE_MAX; len++) {
+		cs_plan_request q = {.type = CS_TYPE_API_KEY, .length = len};
+		cs_plan got, want;
+		char why[400];
+		cs_err r = cs_preset_plan(p, NULL, &q, &got, why, sizeof(why));
+		assert_int_equal(r, plan_uncached(p, &q, &want, why, sizeof(why)));
+		if (r == CS_OK)
+			assert_same_plan(&got, &want);
+	}
+	cs_preset_plan_cache_stats(p, &hits, &misses, &entries);
+	assert_int_equal(entries, CS_PLAN_CACHE_MAX);
+	cs_presets_free(set);
+}
+
+struct plan_worker {
+	const cs_preset *preset;
+	const cs_plan *want; /* by length - 1 */
+	const cs_err *want_r;
+	int lengths, bad;
+};
+
+static void *plan_loop(void *arg)
+{
+	struct plan_worker *w = arg;
+	for (int i = 0; i < 4000; i++) {
+		int len = 1 + (i * 7) % w->lengths;
+		cs_plan_request q = {.type = CS_TYPE_PASSWORD, .length = len};
+		cs_plan got;
+		char why[400];
+		cs_err r = cs_preset_plan(w->preset, NULL, &q, &got, why, sizeof(why));
+		const cs_plan *want = &w->want[len - 1];
+		if (r != w->want_r[len - 1] ||
+		    (r == CS_OK && (got.length != want->length || got.entropy_bits != want->entropy_bits ||
+				    got.spec.charset != got.charset || strcmp(got.charset, want->charset) != 0)))
+			w->bad++;
+	}
+	return NULL;
+}
+
+/* Threads planning more keys than the cache holds (so entries are replaced
+ * while others read) always get the computed outcome. */
+static void test_plan_cache_is_thread_safe(void **state)
+{
+	(void)state;
+	cs_preset_set *set = load_presets();
+	const cs_preset *p = cs_preset_find(set, "pci-dss-4");
+	assert_non_null(p);
+	enum { LENGTHS = CS_PLAN_CACHE_MAX + 16, THREADS = 6 };
+	cs_plan want[LENGTHS];
+	cs_err want_r[LENGTHS];
+	for (int len = 1; len <= LENGTHS; len++) {
+		cs_plan_request q = {.type = CS_TYPE_PASSWORD, .length = len};
+		char why[400];
+		want_r[len - 1] = plan_uncached(p, &q, &want[len - 1], why, sizeof(why));
+	}
+	pthread_t th[THREADS];
+	struct plan_worker w[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct plan_worker){p, want, want_r, LENGTHS, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, plan_loop, &w[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].bad, 0);
+	}
+	unsigned long hits, misses;
+	size_t entries;
+	cs_preset_plan_cache_stats(p, &hits, &misses, &entries);
+	assert_int_equal(hits + misses, THREADS * 4000);
+	assert_true(entries <= CS_PLAN_CACHE_MAX);
+	cs_presets_free(set);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -536,6 +800,10 @@ int main(void)
 		cmocka_unit_test(test_wordlist_rules),
 		cmocka_unit_test(test_wordlist_words_with_the_separator),
 		cmocka_unit_test(test_plan_never_below_strength),
+		cmocka_unit_test(test_random_buffer_slices_one_draw),
+		cmocka_unit_test(test_generous_estimates_cover_a_draw),
+		cmocka_unit_test(test_plan_cache_gives_the_computed_plan),
+		cmocka_unit_test(test_plan_cache_is_thread_safe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

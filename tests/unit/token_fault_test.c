@@ -1,7 +1,8 @@
 /*
  * token_fault_test: the token layer when the token misbehaves. The token is
  * the SoftHSM2 test token seen through tests/fault/fault_pkcs11.c, which
- * injects the return values written to its control file.
+ * injects the return values written to its control file and counts the
+ * calls it is given (the token calls a draw costs are asserted).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +28,7 @@
 
 static char control[600];
 static char pin_path[600];
+static char counts_path[600];
 
 typedef struct {
 	cs_token *t;
@@ -65,7 +67,25 @@ static int group_setup(void **state)
 	}
 	snprintf(control, sizeof(control), "%s", getenv("CREDSIGN_FAULT_CONTROL"));
 	snprintf(pin_path, sizeof(pin_path), "%s/user.pin", dir);
+	/* read by the fault module when it is loaded (at the first open) */
+	snprintf(counts_path, sizeof(counts_path), "%s/fault.counts", dir);
+	setenv("CREDSIGN_FAULT_COUNTS", counts_path, 1);
 	return 0;
+}
+
+/* Calls of `fn` the fault module has seen since it was loaded. */
+static unsigned long calls(const char *fn)
+{
+	char name[64];
+	unsigned long n = 0, found = 0;
+	FILE *f = fopen(counts_path, "r");
+	assert_non_null(f);
+	while (fscanf(f, "%63s %lu", name, &n) == 2)
+		if (strcmp(name, fn) == 0)
+			found = n + 1;
+	fclose(f);
+	assert_true(found > 0); /* the function is counted */
+	return found - 1;
 }
 
 static int setup(void **state)
@@ -364,17 +384,111 @@ static void test_stale_key_handle_is_found_again(void **state)
 	assert_int_equal(cs_token_recoveries(f->t), before);
 }
 
+/* CKF_RNG is read with the token information the pool reads anyway (slot
+ * selection at open and at every recovery, login, cs_token_get_info), not
+ * per draw: a token that stops reporting it is refused from the next such
+ * read on, and used again as soon as a refused draw finds it back. */
 static void test_token_without_rng(void **state)
 {
 	fixture *f = *state;
 	uint8_t buf[8];
 	cs_token_info info;
+	char rules[64];
 	faults("no-rng\n");
+	/* the pool read the flag while the token had one: draws go on, and
+	 * do not ask the token for its flags */
+	unsigned long infos = calls("C_GetTokenInfo");
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+	assert_int_equal(calls("C_GetTokenInfo"), infos);
+	/* reading the token's information notices it */
 	assert_int_equal(cs_token_get_info(f->t, &info), CS_OK);
 	assert_false(info.flags & CKF_RNG);
+	memset(buf, 0xAA, sizeof(buf));
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_TOKEN_NO_RNG);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0);
+	unsigned long generated = calls("C_GenerateRandom");
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_TOKEN_NO_RNG);
+	assert_int_equal(calls("C_GenerateRandom"), generated); /* never asked */
+	/* the RNG is reported again: the next draw reads the flag and succeeds */
 	faults("");
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+	infos = calls("C_GetTokenInfo");
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+	assert_int_equal(calls("C_GetTokenInfo"), infos);
+
+	/* a recovery (one failed call: the pool reopens its sessions and
+	 * selects the slot again) notices it too */
+	unsigned long before = cs_token_recoveries(f->t);
+	snprintf(rules, sizeof(rules), "no-rng\nC_GenerateRandom %#lx 1\n",
+		 (unsigned long)CKR_DEVICE_ERROR);
+	faults(rules);
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_TOKEN_NO_RNG);
+	assert_int_equal(cs_token_recoveries(f->t), before + 1);
+	faults("");
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+	assert_int_equal(cs_token_recoveries(f->t), before + 1);
+}
+
+/* A token opened while it reports no RNG is refused its draws. */
+static void test_token_opened_without_rng(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	uint8_t buf[8];
+	faults("no-rng\n");
+	assert_int_equal(open_with(2, &t), CS_OK);
+	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_TOKEN_NO_RNG);
+	faults("");
+	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_OK);
+	cs_token_close(t);
+}
+
+/* A draw is C_GenerateRandom alone: the token's flags are not read per draw
+ * (C_GetTokenInfo cost SoftHSM2 13 of the 15 us of a draw, and a network
+ * HSM a round trip), and n bytes take ceil(n / 256) calls. */
+static void test_draw_is_one_call_per_256_bytes(void **state)
+{
+	fixture *f = *state;
+	uint8_t buf[1000];
+	unsigned long infos = calls("C_GetTokenInfo"), generated = calls("C_GenerateRandom");
+	unsigned long sessions = calls("C_GetSessionInfo");
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(cs_token_random(f->t, buf, 32), CS_OK);
+	assert_int_equal(calls("C_GetTokenInfo"), infos);
+	assert_int_equal(calls("C_GetSessionInfo"), sessions);
+	assert_int_equal(calls("C_GenerateRandom"), generated + 100);
+	assert_int_equal(cs_token_random_max(f->t), CS_TOKEN_RANDOM_MAX_CALL);
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+	assert_int_equal(calls("C_GenerateRandom"), generated + 100 + 4);
+	assert_int_equal(calls("C_GetTokenInfo"), infos);
+}
+
+/* A token that caps one C_GenerateRandom call lower is asked less: the cap
+ * is learned once and kept. */
+static void test_token_with_a_smaller_random_cap(void **state)
+{
+	fixture *f = *state;
+	uint8_t buf[200];
+	faults("random-cap 64\n");
+	unsigned long before = cs_token_recoveries(f->t);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+	int nonzero = 0;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		nonzero += buf[i] != 0;
+	assert_true(nonzero > 150); /* filled, not a zeroed or partial buffer */
+	assert_int_equal(cs_token_random_max(f->t), 64);
+	assert_int_equal(cs_token_recoveries(f->t), before);
+	unsigned long generated = calls("C_GenerateRandom");
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
+	assert_int_equal(calls("C_GenerateRandom"), generated + 4); /* 64 + 64 + 64 + 8 */
+	/* a cap below the smallest call asked is an error, not a loop */
+	faults("random-cap 8\n");
+	/* CKR_DATA_LEN_RANGE */
+	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_INVALID_ARG);
+	assert_int_equal(cs_token_random_max(f->t), CS_TOKEN_RANDOM_MIN_CALL);
+	faults("");
 }
 
 static void test_corrupt_signature_is_detectable(void **state)
@@ -469,6 +583,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recovery_with_concurrent_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_key_handle_is_found_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_without_rng, setup, teardown),
+		cmocka_unit_test(test_token_opened_without_rng),
+		cmocka_unit_test_setup_teardown(test_draw_is_one_call_per_256_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_with_a_smaller_random_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_signature_is_detectable, setup, teardown),
 		cmocka_unit_test(test_token_with_fewer_sessions_than_configured),
 		cmocka_unit_test(test_login_failure_at_open),

@@ -41,7 +41,7 @@ void cs_audit_free(cs_audit *a)
 
 void cs_audit_complete(cs_audit *a, cs_audit_entry *e)
 {
-	/* ts stays unset: the store takes it inside the write transaction */
+	/* ts stays unset: the ledger takes it inside the write transaction */
 	if (e->node == NULL)
 		e->node = a->cfg->server.node_id;
 }
@@ -85,20 +85,20 @@ cs_err cs_audit_sign_checkpoint_cb(void *signer, int64_t first, int64_t last, co
 	return cs_audit_sign_checkpoint(signer, first, last, head, ts, node, kind, jws);
 }
 
-cs_err cs_audit_checkpoint(cs_audit *a, cs_store *store, const char *kind)
+cs_err cs_audit_checkpoint(cs_audit *a, cs_ledger *ledger, const char *kind)
 {
-	/* the lock spares this process's connections signing the same range;
-	 * the store keeps other processes' checkpoints from overlapping */
+	/* the lock spares this process's threads signing the same range; the
+	 * ledger keeps other processes' checkpoints from overlapping */
 	pthread_mutex_lock(&a->checkpoint_lock);
-	cs_err r = cs_store_checkpoint_make(store, a->cfg->server.node_id, kind, cs_audit_sign_checkpoint_cb,
-					    a->signer, NULL, NULL);
+	cs_err r = cs_ledger_checkpoint_make(ledger, a->cfg->server.node_id, kind, cs_audit_sign_checkpoint_cb,
+					     a->signer, NULL, NULL);
 	pthread_mutex_unlock(&a->checkpoint_lock);
 	if (r != CS_OK)
 		cs_log_error("audit %s checkpoint failed: %s", kind, cs_strerror(r));
 	return r;
 }
 
-void cs_audit_committed(cs_audit *a, cs_store *store, const cs_audit_entry *e)
+void cs_audit_committed(cs_audit *a, cs_ledger *ledger, const cs_audit_entry *e)
 {
 	if (a->cfg->audit.syslog) {
 		json_t *j = cs_audit_entry_json(e, NULL, NULL);
@@ -109,18 +109,18 @@ void cs_audit_committed(cs_audit *a, cs_store *store, const cs_audit_entry *e)
 		json_decref(j);
 	}
 	if (e->seq % a->cfg->audit.checkpoint_entries == 0)
-		(void)cs_audit_checkpoint(a, store, "periodic");
+		(void)cs_audit_checkpoint(a, ledger, "periodic");
 }
 
-cs_err cs_audit_record(cs_audit *a, cs_store *store, cs_audit_entry *e)
+cs_err cs_audit_record(cs_audit *a, cs_ledger *ledger, cs_audit_entry *e)
 {
 	cs_audit_complete(a, e);
-	cs_err r = cs_store_audit_append(store, e);
+	cs_err r = cs_ledger_audit_append(ledger, e);
 	if (r != CS_OK) {
 		cs_log_error("audit entry not written (action=%s actor=%s): %s", e->action, e->actor,
 			     cs_strerror(r));
 		return r;
 	}
-	cs_audit_committed(a, store, e);
+	cs_audit_committed(a, ledger, e);
 	return CS_OK;
 }

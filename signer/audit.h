@@ -1,8 +1,8 @@
 /*
  * audit: the daemon's side of the tamper-evident audit log.
  *
- * cs_audit_record() completes an entry (node; the store fixes its time
- * inside the append's transaction), appends it to the store
+ * cs_audit_record() completes an entry (node; the ledger fixes its seq and
+ * time inside the append's transaction), appends it through the ledger
  * (durable on return, bounded by audit.write_timeout_ms), mirrors it to
  * syslog as one JSON line when audit.syslog is set, and signs a checkpoint
  * when audit.checkpoint_entries entries have accumulated. Entries that
@@ -22,27 +22,27 @@
 #include "audit_chain.h"
 #include "certsign.h"
 #include "config.h"
-#include "store.h"
+#include "ledger.h"
 
 typedef struct cs_audit cs_audit;
 
 cs_err cs_audit_open(const cs_config *cfg, cs_signer *signer, cs_audit **out);
 void cs_audit_free(cs_audit *audit);
-/* Fill node when unset. ts is left as it is: when unset, the store takes it
- * inside the write transaction that assigns seq (see store.h), so ts never
- * decreases along seq. */
+/* Fill node when unset. ts is left as it is: when unset, the ledger takes
+ * it inside the write transaction that assigns seq (see ledger.h), so ts
+ * never decreases along seq. */
 void cs_audit_complete(cs_audit *audit, cs_audit_entry *entry);
-cs_err cs_audit_record(cs_audit *audit, cs_store *store, cs_audit_entry *entry)
+cs_err cs_audit_record(cs_audit *audit, cs_ledger *ledger, cs_audit_entry *entry)
 	__attribute__((warn_unused_result));
-void cs_audit_committed(cs_audit *audit, cs_store *store, const cs_audit_entry *entry);
+void cs_audit_committed(cs_audit *audit, cs_ledger *ledger, const cs_audit_entry *entry);
 /* Sign a checkpoint over the entries since the last one (kind: periodic,
  * stop); does nothing when there are none. */
-cs_err cs_audit_checkpoint(cs_audit *audit, cs_store *store, const char *kind);
+cs_err cs_audit_checkpoint(cs_audit *audit, cs_ledger *ledger, const char *kind);
 /* Sign a checkpoint payload (also used by the admin tool's purge). */
 cs_err cs_audit_sign_checkpoint(cs_signer *signer, int64_t first, int64_t last,
 				const uint8_t head[32], const char *ts, const char *node,
 				const char *kind, char **jws);
-/* The same as a cs_checkpoint_sign_fn for the store; the argument is the
+/* The same as a cs_checkpoint_sign_fn for the ledger; the argument is the
  * cs_signer. */
 cs_err cs_audit_sign_checkpoint_cb(void *signer, int64_t first, int64_t last, const uint8_t head[32],
 				   const char *ts, const char *node, const char *kind, char **jws);

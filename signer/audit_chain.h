@@ -40,6 +40,7 @@ typedef struct {
 	const char *outcome; /* success, failure, refused */
 	const char *error_code;
 	const char *request_id;
+	char ts_buf[32]; /* where the ledger writes the ts it fixed (ts then points here) */
 } cs_audit_entry;
 
 /* entry_hash of an entry given the previous hash. scratch: a digest

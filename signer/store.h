@@ -1,27 +1,35 @@
 /*
- * store: durable state of the appliance behind one interface.
+ * store: durable state of the appliance behind one interface: storage
+ * only. What the rows mean and the rules writes follow (audit seq, ts and
+ * chain hashes, one certificate per session, one active signing key,
+ * append-only audit, write deadlines, group commit) live above it, in
+ * ledger.h; a backend persists and reads back.
  *
  * Holds generation sessions (parameters and the credential's commitment,
- * never the credential), compliance certificates and signing-key metadata.
- * The embedded backend is SQLite (store_sqlite.c: WAL, synchronous=FULL);
- * another backend implements this same header.
+ * never the credential; the claims only until certified), compliance
+ * certificates (the one copy of what was signed: the JWS, its payload
+ * kept decoded), signing-key metadata and the audit log with its signed
+ * checkpoints. The embedded backend is SQLite (store_sqlite.c: WAL,
+ * synchronous=FULL, triggers refusing updates and deletes of the audit log
+ * as defence in depth); another backend implements this same header.
  *
- * Each cs_store is one connection for one thread; open one per worker. The
+ * Each cs_store is one connection for one thread; open one per thread. The
  * schema is versioned and migrated by cs_store_open (serialized by the
- * database itself). Every write is committed durably before the call
- * returns CS_OK, and every write ends its transaction and its deadline
- * whatever the outcome (a failed write never leaves state behind on the
- * connection). Errors: CS_E_STORE when the database cannot do its part
- * (also a NULL where the schema forbids one), CS_E_NOMEM (also when SQLite
- * cannot produce a column's text), CS_E_NOT_FOUND, and the session errors
- * documented below. Text handed to callbacks is never NULL unless the
- * field is optional.
+ * database itself); a schema newer than the program is CS_E_STORE_SCHEMA.
  *
- * Write health: the outcome of the last write transaction (committed, or
- * failed in the database: disk full, read-only file, lock held past the
- * write timeout) and its time are shared by every connection of the
- * process to the same database file; cs_store_write_health() reads it for
- * readiness.
+ * Writes happen inside a write transaction only: cs_store_write_begin()
+ * ... cs_store_write_end(), on every path (write_end also ends a write
+ * whose begin failed), optionally split into savepoints that roll back
+ * alone. A write transaction is bounded in time by its deadline: waiting
+ * for the write lock and every statement until it ends. Reads outside a
+ * transaction see the latest commit; cs_store_read_begin/end give several
+ * reads one snapshot.
+ *
+ * Errors: CS_E_STORE when the database cannot do its part (also past the
+ * deadline, and a NULL where the schema forbids one), CS_E_NOMEM (also
+ * when the database cannot produce a column's text), CS_E_NOT_FOUND. Text
+ * handed to callbacks is never NULL unless the field is optional, and
+ * valid only during the callback.
  */
 #ifndef CS_STORE_H
 #define CS_STORE_H
@@ -49,127 +57,132 @@ void cs_store_close(cs_store *store);
 /* A cheap query that proves the database answers (for /readyz). */
 cs_err cs_store_ping(cs_store *store);
 
-/* Whether writes succeed (for /readyz): CS_OK or CS_E_STORE. When any
- * connection of this process finished a write transaction on this database
- * less than max_age_ms ago, that outcome answers (no write per probe under
- * load); otherwise a probe write is made and committed (one row of the
- * store_probe table, bounded by the write timeout like any write) and its
- * outcome answers and is recorded. */
-#define CS_STORE_READY_MAX_AGE_MS 1000
-cs_err cs_store_write_health(cs_store *store, int max_age_ms);
+/* ---- transactions -------------------------------------------------------- */
 
-/* Bound the time a write may wait for the database (busy timeout) and run
- * (statement progress), in milliseconds. */
-void cs_store_set_write_timeout(cs_store *store, int ms);
+/* Take the write lock and begin a write transaction. deadline_ms
+ * (CLOCK_MONOTONIC milliseconds; 0 = none) bounds the wait for the lock and
+ * every statement until the transaction ends. Whatever it returns, end
+ * with cs_store_write_end. */
+cs_err cs_store_write_begin(cs_store *store, int64_t deadline_ms) __attribute__((warn_unused_result));
+/* End the write transaction: commit when r is CS_OK (durable when CS_OK
+ * returns), else roll back (never interrupted by the deadline); the
+ * deadline is disarmed. Returns r, or the commit's failure. */
+cs_err cs_store_write_end(cs_store *store, cs_err r);
+/* Inside a write transaction: a savepoint, ended by cs_store_savepoint_end:
+ * kept when r is CS_OK, else everything since the savepoint is undone and
+ * the transaction goes on. Returns CS_OK when the savepoint ended so, else
+ * the failure (then the transaction must be rolled back). */
+cs_err cs_store_savepoint(cs_store *store) __attribute__((warn_unused_result));
+cs_err cs_store_savepoint_end(cs_store *store, cs_err r);
+/* One snapshot for several reads (outside a write transaction). */
+cs_err cs_store_read_begin(cs_store *store) __attribute__((warn_unused_result));
+void cs_store_read_end(cs_store *store);
+/* Rows this connection has inserted, changed or deleted since it opened
+ * (whether a write changed anything). */
+int64_t cs_store_changes(cs_store *store);
 
-/* Store a generation session and its audit entry in one transaction. */
-cs_err cs_store_session_put(cs_store *store, const cs_gen_session *session, cs_audit_entry *audit)
+/* ---- sessions and certificates (writes: inside a write transaction) ---- */
+
+/* A session and, until it is certified, its claims. */
+cs_err cs_store_session_insert(cs_store *store, const cs_gen_session *session)
 	__attribute__((warn_unused_result));
-
-/* The claims of a session that cert_sha256 may certify at now_ms: it must
- * exist (CS_E_NOT_FOUND), belong to cert_sha256 (CS_E_FORBIDDEN), not be
- * certified (CS_E_SESSION_USED) nor expired (CS_E_SESSION_EXPIRED).
- * *claims_json is malloc'd. No lock is held afterwards: signing, which may
- * wait on the token, happens outside any transaction. */
-cs_err cs_store_session_claims(cs_store *store, const char *session_id, const char *cert_sha256,
-			       int64_t now_ms, char **claims_json) __attribute__((warn_unused_result));
-/* Store a certificate for a session and mark the session certified, in one
- * transaction, committed before CS_OK. If the session was certified
- * meanwhile (a concurrent request won), nothing is stored and
- * CS_E_SESSION_USED is returned. */
-cs_err cs_store_cert_put(cs_store *store, const char *session_id, const char *cert_id,
-			 const char *kid, const char *jws, const char *claims_json, int64_t now_ms,
-			 cs_audit_entry *audit) __attribute__((warn_unused_result));
-
+/* A session as stored; the strings are malloc'd (cs_session_row_free).
+ * A certified session's claims are "": the certificate holds them. */
+typedef struct {
+	char *cert_sha256;
+	int64_t expires_ms;
+	int certified;
+	char *claims_json;
+} cs_session_row;
+cs_err cs_store_session_get(cs_store *store, const char *session_id, cs_session_row *row)
+	__attribute__((warn_unused_result));
+void cs_session_row_free(cs_session_row *row);
+/* Mark a session certified by cert_id if no certificate claimed it yet,
+ * in one conditional statement: *claimed says whether this call did (0:
+ * already certified, or no such session). Then the session's claims are
+ * deleted: the certificate holds them. */
+cs_err cs_store_session_claim(cs_store *store, const char *session_id, const char *cert_id,
+			      int *claimed) __attribute__((warn_unused_result));
+/* A certificate (a compact JWS) as stored: header "." BASE64URL(claims)
+ * "." signature, with the payload kept decoded, the claims as signed. */
+typedef struct {
+	const char *header_b64;    /* the JWS's first part */
+	const char *claims_json;   /* its payload, decoded */
+	const char *signature_b64; /* its third part */
+} cs_cert_parts;
+cs_err cs_store_cert_insert(cs_store *store, const char *cert_id, const char *session_id,
+			    const char *kid, const cs_cert_parts *cert, int64_t created_ms)
+	__attribute__((warn_unused_result));
+/* A stored certificate; the strings are malloc'd (cs_cert_row_free). */
+typedef struct {
+	char *header_b64, *claims_json, *signature_b64;
+} cs_cert_row;
+cs_err cs_store_cert_get(cs_store *store, const char *cert_id, cs_cert_row *row);
+void cs_cert_row_free(cs_cert_row *row);
 /* Delete the sessions never certified whose expiry is before
- * expired_before_ms (they hold a commitment only; their generate entries
- * stay in the audit log). Certified sessions stay: certificates reference
- * them. A pruned session id answers CS_E_NOT_FOUND afterwards. */
-cs_err cs_store_sessions_prune(cs_store *store, int64_t expired_before_ms, int64_t *removed);
+ * expired_before_ms; *removed counts them. */
+cs_err cs_store_sessions_delete_expired(cs_store *store, int64_t expired_before_ms, int64_t *removed)
+	__attribute__((warn_unused_result));
+/* Record the write probe (for readiness): one row, upserted. */
+cs_err cs_store_probe_write(cs_store *store, int64_t now_ms) __attribute__((warn_unused_result));
 
-/* A stored certificate; *jws and *claims_json are malloc'd. */
-cs_err cs_store_cert_get(cs_store *store, const char *cert_id, char **jws, char **claims_json);
+/* ---- signing keys --------------------------------------------------------- */
 
-/* Signing keys: record (or update the status of) a key by kid. At most one
- * key is active: activating one retires the one before. *changed says
- * whether anything changed; then the audit entry (if any) is appended in
- * the same transaction. */
-cs_err cs_store_key_put(cs_store *store, const char *kid, const char *uri, const char *jwk_json,
-			const char *status, int *changed, cs_audit_entry *audit)
+/* Insert a key, or set the status and URI of the key with this kid. */
+cs_err cs_store_key_upsert(cs_store *store, const char *kid, const char *uri, const char *jwk_json,
+			   const char *status) __attribute__((warn_unused_result));
+cs_err cs_store_key_set_status(cs_store *store, const char *kid, const char *status)
 	__attribute__((warn_unused_result));
 /* Every key ever recorded, oldest first. */
 typedef void (*cs_key_row_fn)(void *arg, const char *kid, const char *jwk_json, const char *status,
 			      const char *created_at);
 cs_err cs_store_keys_each(cs_store *store, cs_key_row_fn fn, void *arg);
 
-/* ---- audit log (append-only; see audit_chain.h for the hash chain) ---- */
+/* ---- audit log (see audit_chain.h for entries and the chain) ------------- */
 
-/* Every function that appends an entry (audit_append, and session_put,
- * cert_put and key_put with an entry) assigns its seq and fixes its ts
- * inside the write transaction, so ts never decreases along seq: ts is the
- * caller's (when set) or the time the write lock was obtained (when NULL),
- * raised to the previous entry's ts when earlier (a clock stepped back, or
- * a time taken before waiting for the lock). Afterwards, whatever the
- * outcome, audit->seq and audit->ts hold what was (or would have been)
- * written; audit->ts then points into the connection and stays valid until
- * its next append. */
-
-/* Append an entry in its own transaction. The entry is durable when CS_OK
- * returns. */
-cs_err cs_store_audit_append(cs_store *store, cs_audit_entry *audit) __attribute__((warn_unused_result));
-/* The first seq written with ts ordered as above (entries before it come
+/* The newest entry's seq, entry_hash and ts; CS_E_NOT_FOUND when the log is
+ * empty. ts[32]: longer never comes from this store (a longer value is
+ * CS_E_STORE). */
+cs_err cs_store_audit_last(cs_store *store, int64_t *seq, uint8_t hash[32], char ts[32]);
+/* Insert an entry whose seq, ts and hashes are fixed. */
+cs_err cs_store_audit_insert(cs_store *store, const cs_audit_entry *entry, const uint8_t prev_hash[32],
+			     const uint8_t entry_hash[32]) __attribute__((warn_unused_result));
+/* Entry seq's hash; *found 0 when there is no such entry. */
+cs_err cs_store_audit_hash_at(cs_store *store, int64_t seq, uint8_t hash[32], int *found);
+/* The oldest entry's seq, 0 when empty. */
+cs_err cs_store_audit_first(cs_store *store, int64_t *first);
+/* Delete the entries up to seq (the purge; the triggers allow only what a
+ * purge checkpoint covers). */
+cs_err cs_store_audit_delete_through(cs_store *store, int64_t seq) __attribute__((warn_unused_result));
+/* The first seq written with ts ordered along seq (entries before it come
  * from versions that did not order ts; audit verify only warns of them). */
 cs_err cs_store_audit_ts_ordered_from(cs_store *store, int64_t *seq);
-/* The newest entry's seq and hash (0 and the chain base when empty), and
- * the last seq covered by a checkpoint (a snapshot: see checkpoint_make). */
-cs_err cs_store_audit_head(cs_store *store, int64_t *last_seq, uint8_t hash[32],
-			   int64_t *checkpointed_seq);
-
-/* Signs a checkpoint payload (cs_audit_sign_checkpoint with its signer);
- * *jws is malloc'd. Called outside any transaction: the token may be slow
- * and must not hold the write lock. */
-typedef cs_err (*cs_checkpoint_sign_fn)(void *arg, int64_t first_seq, int64_t last_seq,
-					const uint8_t head_hash[32], const char *ts, const char *node,
-					const char *kind, char **jws);
-/* Sign and record a checkpoint (kind periodic or stop) over the entries no
- * checkpoint covers yet: first_seq is one past the last seq any checkpoint
- * covers. The head is read, signed, then re-checked and the checkpoint
- * inserted in one write transaction: if another connection or process
- * (credsign-admin audit purge beside the daemon) recorded a checkpoint
- * meanwhile, nothing is inserted and it starts over from the new head
- * (a few times), so checkpoints never overlap. *first and *last (either
- * may be NULL) are the range recorded, 0 when there was nothing to cover. */
-cs_err cs_store_checkpoint_make(cs_store *store, const char *node, const char *kind,
-				cs_checkpoint_sign_fn sign, void *sign_arg, int64_t *first, int64_t *last)
-	__attribute__((warn_unused_result));
-/* The newest checkpoint's JWS (malloc'd); CS_E_NOT_FOUND if none. */
-cs_err cs_store_checkpoint_latest(cs_store *store, char **jws);
-
 typedef int (*cs_audit_row_fn)(void *arg, const cs_audit_entry *entry, const uint8_t prev_hash[32],
 			       const uint8_t entry_hash[32]);
 /* Entries with seq >= from_seq in order, at most limit (0 = all); the
  * callback returns non-zero to stop. */
 cs_err cs_store_audit_each(cs_store *store, int64_t from_seq, int64_t limit, cs_audit_row_fn fn,
 			   void *arg);
+/* The last entry older than cutoff_ts (RFC 3339) with its hash, and the
+ * oldest entry's seq; *boundary = 0 when nothing is that old. */
+cs_err cs_store_audit_purge_boundary(cs_store *store, const char *cutoff_ts, int64_t *first_seq,
+				     int64_t *boundary, uint8_t hash[32]);
+
+/* ---- audit checkpoints ------------------------------------------------------ */
+
+cs_err cs_store_checkpoint_insert(cs_store *store, int64_t first_seq, int64_t last_seq,
+				  const uint8_t head_hash[32], const char *ts, const char *node,
+				  const char *kind, const char *jws) __attribute__((warn_unused_result));
+/* The last seq any checkpoint covers, 0 when none. */
+cs_err cs_store_checkpointed(cs_store *store, int64_t *covered);
+/* The newest purge checkpoint's last_seq and head_hash; CS_E_NOT_FOUND if
+ * none. */
+cs_err cs_store_purge_base(cs_store *store, int64_t *last_seq, uint8_t head_hash[32]);
+/* The newest checkpoint's JWS (malloc'd); CS_E_NOT_FOUND if none. */
+cs_err cs_store_checkpoint_latest(cs_store *store, char **jws);
 typedef int (*cs_checkpoint_row_fn)(void *arg, int64_t first_seq, int64_t last_seq,
 				    const uint8_t head_hash[32], const char *ts, const char *node,
 				    const char *kind, const char *jws);
 cs_err cs_store_checkpoints_each(cs_store *store, cs_checkpoint_row_fn fn, void *arg);
-
-/* Retention: the last entry older than cutoff_ts (RFC 3339), with its hash;
- * *boundary = 0 when nothing is old enough (a preview: see audit_purge). */
-cs_err cs_store_audit_purge_boundary(cs_store *store, const char *cutoff_ts, int64_t *first_seq,
-				     int64_t *boundary, uint8_t hash[32]);
-/* Purge the entries older than cutoff_ts behind a signed purge checkpoint
- * over first_seq (the oldest entry kept so far) .. boundary. The boundary
- * is read, signed, then re-checked and the checkpoint inserted and the
- * entries deleted in one write transaction (the append-only triggers allow
- * deleting only what a purge checkpoint covers); if the log's start moved
- * meanwhile (another purge) it starts over. *first and *boundary are the
- * range purged, 0 when nothing was old enough. */
-cs_err cs_store_audit_purge(cs_store *store, const char *cutoff_ts, const char *node,
-			    cs_checkpoint_sign_fn sign, void *sign_arg, int64_t *first,
-			    int64_t *boundary) __attribute__((warn_unused_result));
-
 
 #endif

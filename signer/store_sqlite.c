@@ -3,108 +3,216 @@
  * (a commit is on disk before it returns), foreign keys on, busy timeout.
  * Migrations run in one IMMEDIATE transaction guarded by user_version.
  *
- * Every write goes write_begin() ... write_end(): write_end ends the
- * transaction (commit or rollback), disarms the write deadline and records
- * the outcome in the write health shared by the process's connections to
- * the same file, on every path, including a failed write_begin.
+ * Storage only: the rules (seq, ts, chain hashes, one active key, the
+ * deadline's length) come from ledger.c. Every statement is prepared once
+ * per connection, on first use, and reset (bindings cleared) after each
+ * use, on every path. A write transaction's deadline is SQLite's busy
+ * timeout (waiting for the lock) plus a progress handler (statements);
+ * cs_store_write_end disarms both on every path, including a failed begin.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 #include <time.h>
 
 #include <sqlite3.h>
 
 #include "cs_log.h"
+#include "jose.h"
 #include "store.h"
 
 #define BUSY_TIMEOUT_MS 5000
-/* checkpoint_make and audit_purge start over when another writer recorded
- * a checkpoint between reading the head and inserting: at most this often */
-#define CHECKPOINT_ATTEMPTS 8
 
-/* The outcome of the last write transaction on one database file, shared by
- * every connection of the process to it (health_list, under health_lock). */
-typedef struct store_health {
-	struct store_health *next;
-	char *path; /* NULL: a private database (":memory:", temporary) */
-	int refs;
-	int64_t at_ms; /* CLOCK_MONOTONIC ms of the last outcome, 0 = none yet */
-	int ok;
-} store_health;
+/* The statements of a connection, prepared on first use. */
+enum {
+	Q_BEGIN_WRITE,
+	Q_BEGIN_READ,
+	Q_COMMIT,
+	Q_ROLLBACK,
+	Q_SAVEPOINT,
+	Q_RELEASE,
+	Q_ROLLBACK_TO,
+	Q_PING,
+	Q_SESSION_INSERT,
+	Q_CLAIMS_INSERT,
+	Q_SESSION_GET,
+	Q_SESSION_CLAIM,
+	Q_CLAIMS_DELETE,
+	Q_CERT_INSERT,
+	Q_CERT_GET,
+	Q_CLAIMS_PRUNE,
+	Q_SESSIONS_DELETE,
+	Q_PROBE,
+	Q_KEY_UPSERT,
+	Q_KEY_STATUS,
+	Q_KEYS_EACH,
+	Q_AUDIT_LAST,
+	Q_AUDIT_INSERT,
+	Q_AUDIT_HASH_AT,
+	Q_AUDIT_FIRST,
+	Q_AUDIT_DELETE,
+	Q_TS_ORDERED,
+	Q_AUDIT_EACH,
+	Q_PURGE_BOUNDARY,
+	Q_CP_INSERT,
+	Q_CHECKPOINTED,
+	Q_PURGE_BASE,
+	Q_CP_LATEST,
+	Q_CP_EACH,
+	Q_COUNT
+};
 
-static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
-static store_health *health_list;
+static const char *const sql_text[Q_COUNT] = {
+	[Q_BEGIN_WRITE] = "BEGIN IMMEDIATE",
+	[Q_BEGIN_READ] = "BEGIN",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_SAVEPOINT] = "SAVEPOINT job",
+	[Q_RELEASE] = "RELEASE job",
+	[Q_ROLLBACK_TO] = "ROLLBACK TO job",
+	[Q_PING] = "SELECT count(*) FROM signing_keys",
+	[Q_SESSION_INSERT] = "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256) "
+			     "VALUES (?, ?, ?, ?)",
+	[Q_CLAIMS_INSERT] = "INSERT INTO session_claims (session_id, claims_json) VALUES (?, ?)",
+	[Q_SESSION_GET] = "SELECT s.cert_sha256, s.expires_ms, s.cert_id IS NOT NULL, c.claims_json "
+			  "FROM generation_sessions s LEFT JOIN session_claims c ON c.session_id = s.id "
+			  "WHERE s.id = ?",
+	[Q_SESSION_CLAIM] = "UPDATE generation_sessions SET cert_id = ? WHERE id = ? AND cert_id IS NULL",
+	[Q_CLAIMS_DELETE] = "DELETE FROM session_claims WHERE session_id = ?",
+	[Q_CERT_INSERT] = "INSERT INTO certificates (id, session_id, kid, header, claims_json, signature, "
+			  "created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	[Q_CERT_GET] = "SELECT header, claims_json, signature FROM certificates WHERE id = ?",
+	[Q_CLAIMS_PRUNE] = "DELETE FROM session_claims WHERE session_id IN (SELECT id FROM generation_sessions "
+			   "WHERE cert_id IS NULL AND expires_ms < ?)",
+	[Q_SESSIONS_DELETE] = "DELETE FROM generation_sessions WHERE cert_id IS NULL AND expires_ms < ?",
+	[Q_PROBE] = "INSERT INTO store_probe (id, at_ms) VALUES (1, ?) "
+		    "ON CONFLICT(id) DO UPDATE SET at_ms = excluded.at_ms",
+	[Q_KEY_UPSERT] = "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES (?, ?, ?, ?) "
+			 "ON CONFLICT(kid) DO UPDATE SET status = excluded.status, uri = excluded.uri",
+	[Q_KEY_STATUS] = "UPDATE signing_keys SET status = ? WHERE kid = ?",
+	[Q_KEYS_EACH] = "SELECT kid, jwk_json, status, created_at FROM signing_keys ORDER BY created_at, kid",
+	[Q_AUDIT_LAST] = "SELECT seq, entry_hash, ts FROM audit_log ORDER BY seq DESC LIMIT 1",
+	[Q_AUDIT_INSERT] = "INSERT INTO audit_log (seq, ts, node, actor, actor_cert_sha256, role, action, "
+			   "object, project, environment, outcome, error_code, request_id, prev_hash, "
+			   "entry_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[Q_AUDIT_HASH_AT] = "SELECT entry_hash FROM audit_log WHERE seq = ?",
+	[Q_AUDIT_FIRST] = "SELECT coalesce(min(seq), 0) FROM audit_log",
+	[Q_AUDIT_DELETE] = "DELETE FROM audit_log WHERE seq <= ?",
+	[Q_TS_ORDERED] = "SELECT value FROM store_meta WHERE name = 'audit_ts_ordered_from_seq'",
+	[Q_AUDIT_EACH] = "SELECT seq, ts, node, actor, actor_cert_sha256, role, action, object, project, "
+			 "environment, outcome, error_code, request_id, prev_hash, entry_hash "
+			 "FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?",
+	[Q_PURGE_BOUNDARY] = "SELECT (SELECT min(seq) FROM audit_log), seq, entry_hash FROM audit_log "
+			     "WHERE ts < ? ORDER BY seq DESC LIMIT 1",
+	[Q_CP_INSERT] = "INSERT INTO audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, jws) "
+			"VALUES (?,?,?,?,?,?,?)",
+	[Q_CHECKPOINTED] = "SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints",
+	[Q_PURGE_BASE] = "SELECT last_seq, head_hash FROM audit_checkpoints WHERE kind = 'purge' "
+			 "ORDER BY last_seq DESC LIMIT 1",
+	[Q_CP_LATEST] = "SELECT jws FROM audit_checkpoints ORDER BY id DESC LIMIT 1",
+	[Q_CP_EACH] = "SELECT first_seq, last_seq, head_hash, ts, node, kind, jws "
+		      "FROM audit_checkpoints ORDER BY id",
+};
 
 struct cs_store {
 	sqlite3 *db;
-	int write_timeout_ms;
-	struct timespec deadline; /* of the running write, for the progress handler */
-	sqlite3_int64 changes_at_begin; /* did the running write change anything? */
-	store_health *health;
-	char ts[32]; /* the ts of the last entry appended (see store.h) */
+	sqlite3_stmt *st[Q_COUNT];
+	int64_t deadline_ms; /* of the running write, for the progress handler */
 };
 
-/* Migration N brings the schema from version N-1 to N. Append only. */
-static const char *const migrations[] = {
+/* Migration N brings the schema from version N-1 to N: its SQL, then a
+ * conversion in C and more SQL when needed, in one transaction. Append
+ * only. */
+typedef struct {
+	const char *sql;
+	cs_err (*convert)(cs_store *s);
+	const char *sql_after;
+} migration;
+
+static cs_err certificates_v5(cs_store *s);
+
+static const migration migrations[] = {
 	/* 1: sessions, certificates, keys */
-	"CREATE TABLE generation_sessions ("
-	"  id TEXT PRIMARY KEY,"
-	"  created_ms INTEGER NOT NULL,"
-	"  expires_ms INTEGER NOT NULL,"
-	"  cert_sha256 TEXT NOT NULL,"
-	"  claims_json TEXT NOT NULL,"
-	"  cert_id TEXT UNIQUE"
-	");"
-	"CREATE TABLE certificates ("
-	"  id TEXT PRIMARY KEY,"
-	"  session_id TEXT NOT NULL UNIQUE REFERENCES generation_sessions(id),"
-	"  kid TEXT NOT NULL REFERENCES signing_keys(kid),"
-	"  jws TEXT NOT NULL,"
-	"  claims_json TEXT NOT NULL,"
-	"  created_ms INTEGER NOT NULL"
-	");"
-	"CREATE TABLE signing_keys ("
-	"  kid TEXT PRIMARY KEY,"
-	"  uri TEXT NOT NULL,"
-	"  jwk_json TEXT NOT NULL,"
-	"  status TEXT NOT NULL,"
-	"  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
-	");",
+	{.sql = "CREATE TABLE generation_sessions ("
+	        "  id TEXT PRIMARY KEY,"
+	        "  created_ms INTEGER NOT NULL,"
+	        "  expires_ms INTEGER NOT NULL,"
+	        "  cert_sha256 TEXT NOT NULL,"
+	        "  claims_json TEXT NOT NULL,"
+	        "  cert_id TEXT UNIQUE"
+	        ");"
+	        "CREATE TABLE certificates ("
+	        "  id TEXT PRIMARY KEY,"
+	        "  session_id TEXT NOT NULL UNIQUE REFERENCES generation_sessions(id),"
+	        "  kid TEXT NOT NULL REFERENCES signing_keys(kid),"
+	        "  jws TEXT NOT NULL,"
+	        "  claims_json TEXT NOT NULL,"
+	        "  created_ms INTEGER NOT NULL"
+	        ");"
+	        "CREATE TABLE signing_keys ("
+	        "  kid TEXT PRIMARY KEY,"
+	        "  uri TEXT NOT NULL,"
+	        "  jwk_json TEXT NOT NULL,"
+	        "  status TEXT NOT NULL,"
+	        "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
+	        ");"},
 	/* 2: the append-only audit log and its signed checkpoints */
-	"CREATE TABLE audit_log ("
-	"  seq INTEGER PRIMARY KEY,"
-	"  ts TEXT NOT NULL, node TEXT NOT NULL, actor TEXT NOT NULL, actor_cert_sha256 TEXT,"
-	"  role TEXT NOT NULL, action TEXT NOT NULL, object TEXT, project TEXT, environment TEXT,"
-	"  outcome TEXT NOT NULL, error_code TEXT, request_id TEXT,"
-	"  prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL"
-	");"
-	"CREATE TABLE audit_checkpoints ("
-	"  id INTEGER PRIMARY KEY,"
-	"  first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL,"
-	"  ts TEXT NOT NULL, node TEXT NOT NULL, kind TEXT NOT NULL, jws TEXT NOT NULL"
-	");"
-	"CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
-	"  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
-	"CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
-	"  WHEN OLD.seq > (SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints WHERE kind = 'purge')"
-	"  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
-	"CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints"
-	"  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
-	"CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints"
-	"  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;",
+	{.sql = "CREATE TABLE audit_log ("
+	        "  seq INTEGER PRIMARY KEY,"
+	        "  ts TEXT NOT NULL, node TEXT NOT NULL, actor TEXT NOT NULL, actor_cert_sha256 TEXT,"
+	        "  role TEXT NOT NULL, action TEXT NOT NULL, object TEXT, project TEXT, environment TEXT,"
+	        "  outcome TEXT NOT NULL, error_code TEXT, request_id TEXT,"
+	        "  prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL"
+	        ");"
+	        "CREATE TABLE audit_checkpoints ("
+	        "  id INTEGER PRIMARY KEY,"
+	        "  first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL,"
+	        "  ts TEXT NOT NULL, node TEXT NOT NULL, kind TEXT NOT NULL, jws TEXT NOT NULL"
+	        ");"
+	        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+	        "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+	        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+	        "  WHEN OLD.seq > (SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints WHERE kind = 'purge')"
+	        "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+	        "CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints"
+	        "  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
+	        "CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints"
+	        "  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"},
 	/* 3: finding uncertified sessions by expiry, for pruning */
-	("CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms)"
-	 "  WHERE cert_id IS NULL;"),
+	{.sql = "CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms)"
+	        "  WHERE cert_id IS NULL;"},
 	/* 4: the row a readiness probe writes; where the ordered ts of audit
 	 * entries begins (entries written before this version may decrease) */
-	"CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL);"
-	"CREATE TABLE store_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"INSERT INTO store_meta (name, value) SELECT 'audit_ts_ordered_from_seq', 1 + max("
-	"  coalesce((SELECT max(seq) FROM audit_log), 0),"
-	"  coalesce((SELECT max(last_seq) FROM audit_checkpoints), 0));",
+	{.sql = "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL);"
+	        "CREATE TABLE store_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	        "INSERT INTO store_meta (name, value) SELECT 'audit_ts_ordered_from_seq', 1 + max("
+	        "  coalesce((SELECT max(seq) FROM audit_log), 0),"
+	        "  coalesce((SELECT max(last_seq) FROM audit_checkpoints), 0));"},
+	/* 5: one copy of what was signed. A certificate keeps its JWS in its
+	 * three parts with the payload decoded (the claims as signed: the JWS
+	 * is rebuilt exactly, base64url having one form), not the JWS and a
+	 * JSON copy; a session's claims live in their own table until it is
+	 * certified (deleting them there frees their space: a row shrunk in
+	 * place would keep its page) */
+	{.sql = "CREATE TABLE session_claims ("
+	        "  id INTEGER PRIMARY KEY,"
+	        "  session_id TEXT NOT NULL UNIQUE REFERENCES generation_sessions(id),"
+	        "  claims_json TEXT NOT NULL"
+	        ");"
+	        "INSERT INTO session_claims (session_id, claims_json)"
+	        "  SELECT id, claims_json FROM generation_sessions WHERE cert_id IS NULL;"
+	        "ALTER TABLE generation_sessions DROP COLUMN claims_json;"
+	        "CREATE TABLE certificates_v5 ("
+	        "  id TEXT PRIMARY KEY,"
+	        "  session_id TEXT NOT NULL UNIQUE REFERENCES generation_sessions(id),"
+	        "  kid TEXT NOT NULL REFERENCES signing_keys(kid),"
+	        "  header TEXT NOT NULL,"
+	        "  claims_json TEXT NOT NULL,"
+	        "  signature TEXT NOT NULL,"
+	        "  created_ms INTEGER NOT NULL"
+	        ");",
+	 .convert = certificates_v5,
+	 .sql_after = "DROP TABLE certificates; ALTER TABLE certificates_v5 RENAME TO certificates;"},
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -125,177 +233,53 @@ static cs_err exec(cs_store *s, const char *sql)
 	return CS_OK;
 }
 
-static int user_version(cs_store *s)
-{
-	sqlite3_stmt *st = NULL;
-	int v = -1;
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
+/* ---- prepared statements ----------------------------------------------------- */
 
-static cs_err migrate(cs_store *s)
-{
-	cs_err r = exec(s, "BEGIN IMMEDIATE");
-	if (r != CS_OK)
-		return r;
-	int v = user_version(s);
-	if (v < 0) {
-		r = db_fail(s, "reading the schema version");
-	} else if (v > SCHEMA_VERSION) {
-		cs_log_error("store schema version %d is newer than this program's %d", v, SCHEMA_VERSION);
-		r = CS_E_STORE_SCHEMA;
-	}
-	for (int n = v + 1; r == CS_OK && n <= SCHEMA_VERSION; n++) {
-		char pragma[64];
-		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", n);
-		if ((r = exec(s, migrations[n - 1])) == CS_OK)
-			r = exec(s, pragma);
-		if (r == CS_OK)
-			cs_log_info("store schema migrated to version %d", n);
-	}
-	if (r == CS_OK)
-		return exec(s, "COMMIT");
-	(void)exec(s, "ROLLBACK");
-	return r;
-}
-
-/* ---- write health ------------------------------------------------------------ */
-
-static int64_t mono_ms(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-/* Share the health of the database file s->db has open. */
-static cs_err health_attach(cs_store *s)
-{
-	const char *path = sqlite3_db_filename(s->db, "main");
-	store_health *h = NULL;
-	if (path == NULL || path[0] == '\0')
-		path = NULL;
-	pthread_mutex_lock(&health_lock);
-	for (h = path != NULL ? health_list : NULL; h != NULL; h = h->next)
-		if (strcmp(h->path, path) == 0)
-			break;
-	if (h == NULL && (h = calloc(1, sizeof(*h))) != NULL) {
-		if (path != NULL && (h->path = strdup(path)) == NULL) {
-			free(h);
-			h = NULL;
-		} else if (path != NULL) {
-			h->next = health_list;
-			health_list = h;
-		}
-	}
-	if (h != NULL)
-		h->refs++;
-	pthread_mutex_unlock(&health_lock);
-	s->health = h;
-	return h != NULL ? CS_OK : CS_E_NOMEM;
-}
-
-static void health_detach(cs_store *s)
-{
-	store_health *h = s->health;
-	if (h == NULL)
-		return;
-	pthread_mutex_lock(&health_lock);
-	int last = --h->refs == 0;
-	if (last && h->path != NULL)
-		for (store_health **p = &health_list; *p != NULL; p = &(*p)->next)
-			if (*p == h) {
-				*p = h->next;
-				break;
-			}
-	pthread_mutex_unlock(&health_lock);
-	if (last) {
-		free(h->path);
-		free(h);
-	}
-	s->health = NULL;
-}
-
-/* Record a write's outcome; the changes of state are logged, once. */
-static void health_record(cs_store *s, int ok)
-{
-	store_health *h = s->health;
-	pthread_mutex_lock(&health_lock);
-	int was_failing = h->at_ms != 0 && !h->ok, was_ok = h->at_ms == 0 || h->ok;
-	h->at_ms = mono_ms();
-	h->ok = ok;
-	pthread_mutex_unlock(&health_lock);
-	if (ok && was_failing)
-		cs_log_info("store: writes succeed again");
-	else if (!ok && was_ok)
-		cs_log_error("store: a write failed; /readyz reports the store unavailable until a write succeeds");
-}
-
-/* ---- open, close ------------------------------------------------------------- */
-
-cs_err cs_store_open(const char *path, cs_store **out)
+/* The connection's statement q, ready to bind (prepared on first use). */
+static cs_err stmt(cs_store *s, int q, sqlite3_stmt **out)
 {
 	*out = NULL;
-	cs_store *s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return CS_E_NOMEM;
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-	cs_err r = CS_E_STORE;
-	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
-		cs_log_error("store: cannot open %s: %s", path,
-			     s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
-		goto fail;
-	}
-	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-	if ((r = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-			 "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;")) != CS_OK ||
-	    (r = migrate(s)) != CS_OK || (r = health_attach(s)) != CS_OK)
-		goto fail;
-	*out = s;
-	return CS_OK;
-fail:
-	cs_store_close(s);
-	return r;
-}
-
-void cs_store_close(cs_store *s)
-{
-	if (s == NULL)
-		return;
-	health_detach(s);
-	sqlite3_close(s->db);
-	free(s);
-}
-
-cs_err cs_store_ping(cs_store *s)
-{
-	sqlite3_stmt *st = NULL;
-	cs_err r = CS_E_STORE;
-	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM signing_keys", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		r = CS_OK;
-	else
-		db_fail(s, "ping");
-	sqlite3_finalize(st);
-	return r;
-}
-
-static cs_err prepare(cs_store *s, const char *sql, sqlite3_stmt **st)
-{
-	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+	if (s->st[q] == NULL &&
+	    sqlite3_prepare_v3(s->db, sql_text[q], -1, SQLITE_PREPARE_PERSISTENT, &s->st[q], NULL) != SQLITE_OK) {
+		s->st[q] = NULL;
 		return db_fail(s, "prepare");
+	}
+	*out = s->st[q];
 	return CS_OK;
 }
 
-/* Step a statement that returns no rows; finalizes it. */
+/* Done with a statement: back to the start, no bindings left. */
+static void done(sqlite3_stmt *st)
+{
+	if (st != NULL) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+
+/* Step a statement that returns no rows; resets it. */
 static cs_err step_done(cs_store *s, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? CS_OK : db_fail(s, what);
+	cs_err r = rc == SQLITE_DONE ? CS_OK : db_fail(s, what);
+	done(st);
+	return r;
+}
+
+/* Run a statement without parameters or rows. */
+static cs_err run(cs_store *s, int q, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, q, &st);
+	return r == CS_OK ? step_done(s, st, what) : r;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
 }
 
 /* A text column of the current row. A NULL value is an error unless the
@@ -338,201 +322,516 @@ static cs_err dup_col(sqlite3_stmt *st, int i, char **out)
 	return r;
 }
 
-/* ---- write transactions, bounded in time -------------------------------- */
+/* A query returning one integer in one row. */
+static cs_err one_int(cs_store *s, int q, int64_t *out, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, q, &st);
+	if (r != CS_OK)
+		return r;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else
+		r = db_fail(s, what);
+	done(st);
+	return r;
+}
+
+/* ---- open, close, migrations ------------------------------------------------- */
+
+static int user_version(cs_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Migration 5, from certificates (id, session_id, kid, jws, claims_json,
+ * created_ms) into certificates_v5: each JWS split at its two dots, the
+ * payload decoded from the JWS itself (whatever the JSON copy beside it
+ * said). A JWS that does not split or decode stops the migration. */
+static cs_err certificates_v5(cs_store *s)
+{
+	sqlite3_stmt *rd = NULL, *wr = NULL;
+	cs_err r = CS_OK;
+	int rc = SQLITE_DONE;
+	if (sqlite3_prepare_v2(s->db, "SELECT id, session_id, kid, jws, created_ms FROM certificates", -1, &rd,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "INSERT INTO certificates_v5 (id, session_id, kid, header, claims_json, "
+				      "signature, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			       -1, &wr, NULL) != SQLITE_OK)
+		r = db_fail(s, "migrating the certificates");
+	while (r == CS_OK && (rc = sqlite3_step(rd)) == SQLITE_ROW) {
+		const char *jws = NULL, *a = NULL, *b = NULL;
+		uint8_t *payload = NULL;
+		size_t n = 0;
+		if ((r = text_col(rd, 3, 0, &jws)) != CS_OK)
+			break;
+		if ((a = strchr(jws, '.')) != NULL)
+			b = strchr(a + 1, '.');
+		char *part = b != NULL ? strndup(a + 1, (size_t)(b - a - 1)) : NULL;
+		if (b == NULL || strchr(b + 1, '.') != NULL ||
+		    (part != NULL && cs_b64url_decode(part, &payload, &n) != CS_OK) ||
+		    (payload != NULL && memchr(payload, '\0', n) != NULL)) {
+			cs_log_error("store: certificate %.64s does not hold a compact JWS; not migrated",
+				     (const char *)sqlite3_column_text(rd, 0));
+			r = CS_E_STORE;
+		} else if (part == NULL || payload == NULL) {
+			r = CS_E_NOMEM;
+		} else {
+			for (int i = 0; i < 3; i++)
+				sqlite3_bind_value(wr, i + 1, sqlite3_column_value(rd, i));
+			sqlite3_bind_text(wr, 4, jws, (int)(a - jws), SQLITE_STATIC);
+			sqlite3_bind_text(wr, 5, (const char *)payload, (int)n, SQLITE_STATIC);
+			sqlite3_bind_text(wr, 6, b + 1, -1, SQLITE_STATIC);
+			sqlite3_bind_value(wr, 7, sqlite3_column_value(rd, 4));
+			r = step_done(s, wr, "migrating a certificate");
+		}
+		free(part);
+		free(payload);
+	}
+	if (r == CS_OK && rc != SQLITE_DONE)
+		r = db_fail(s, "reading the certificates to migrate");
+	sqlite3_finalize(rd);
+	sqlite3_finalize(wr);
+	return r;
+}
+
+static cs_err migrate(cs_store *s)
+{
+	cs_err r = exec(s, "BEGIN IMMEDIATE");
+	if (r != CS_OK)
+		return r;
+	int v = user_version(s);
+	if (v < 0) {
+		r = db_fail(s, "reading the schema version");
+	} else if (v > SCHEMA_VERSION) {
+		cs_log_error("store schema version %d is newer than this program's %d", v, SCHEMA_VERSION);
+		r = CS_E_STORE_SCHEMA;
+	}
+	for (int n = v + 1; r == CS_OK && n <= SCHEMA_VERSION; n++) {
+		char pragma[64];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", n);
+		const migration *m = &migrations[n - 1];
+		if ((r = exec(s, m->sql)) == CS_OK && m->convert != NULL)
+			r = m->convert(s);
+		if (r == CS_OK && m->sql_after != NULL)
+			r = exec(s, m->sql_after);
+		if (r == CS_OK)
+			r = exec(s, pragma);
+		if (r == CS_OK)
+			cs_log_info("store schema migrated to version %d", n);
+	}
+	if (r == CS_OK)
+		return exec(s, "COMMIT");
+	(void)exec(s, "ROLLBACK");
+	return r;
+}
+
+cs_err cs_store_open(const char *path, cs_store **out)
+{
+	*out = NULL;
+	cs_store *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return CS_E_NOMEM;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	cs_err r = CS_E_STORE;
+	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+		cs_log_error("store: cannot open %s: %s", path,
+			     s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	if ((r = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+			 "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;")) != CS_OK ||
+	    (r = migrate(s)) != CS_OK)
+		goto fail;
+	*out = s;
+	return CS_OK;
+fail:
+	cs_store_close(s);
+	return r;
+}
+
+void cs_store_close(cs_store *s)
+{
+	if (s == NULL)
+		return;
+	for (int q = 0; q < Q_COUNT; q++)
+		sqlite3_finalize(s->st[q]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+cs_err cs_store_ping(cs_store *s)
+{
+	int64_t n = 0;
+	return one_int(s, Q_PING, &n, "ping");
+}
+
+/* ---- transactions, bounded in time --------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
 
 static int past_deadline(void *arg)
 {
 	cs_store *s = arg;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > s->deadline.tv_sec ||
-	       (now.tv_sec == s->deadline.tv_sec && now.tv_nsec > s->deadline.tv_nsec);
+	return mono_ms() >= s->deadline_ms;
 }
 
-void cs_store_set_write_timeout(cs_store *s, int ms)
+static void disarm(cs_store *s)
 {
-	s->write_timeout_ms = ms;
-	sqlite3_busy_timeout(s->db, ms);
+	sqlite3_progress_handler(s->db, 0, NULL, NULL);
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	s->deadline_ms = 0;
 }
 
-/* Begin a write: arm the deadline, take the write lock. Whatever it
- * returns, the caller ends with write_end(s, r). */
-static cs_err write_begin(cs_store *s)
+cs_err cs_store_write_begin(cs_store *s, int64_t deadline_ms)
 {
-	if (s->write_timeout_ms > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &s->deadline);
-		s->deadline.tv_sec += s->write_timeout_ms / 1000;
-		s->deadline.tv_nsec += (long)(s->write_timeout_ms % 1000) * 1000000L;
-		if (s->deadline.tv_nsec >= 1000000000L) {
-			s->deadline.tv_sec++;
-			s->deadline.tv_nsec -= 1000000000L;
+	if (deadline_ms > 0) {
+		int64_t left = deadline_ms - mono_ms();
+		if (left <= 0) {
+			cs_log_error("store: the write deadline passed before the write began");
+			return CS_E_STORE;
 		}
+		s->deadline_ms = deadline_ms;
+		sqlite3_busy_timeout(s->db, left > 0x7fffffff ? 0x7fffffff : (int)left);
 		sqlite3_progress_handler(s->db, 1000, past_deadline, s);
 	}
-	s->changes_at_begin = sqlite3_total_changes64(s->db);
-	cs_err r = exec(s, "BEGIN IMMEDIATE");
+	cs_err r = run(s, Q_BEGIN_WRITE, "beginning a write");
 	if (r != CS_OK) /* also here: a caller that returns early leaves nothing armed */
-		sqlite3_progress_handler(s->db, 0, NULL, NULL);
+		disarm(s);
 	return r;
 }
 
-/* End a write begun by write_begin (also when it failed): commit when r is
- * CS_OK, else roll back; disarm the deadline; record the outcome. */
-static cs_err write_end(cs_store *s, cs_err r)
+cs_err cs_store_write_end(cs_store *s, cs_err r)
+{
+	if (r == CS_OK && !sqlite3_get_autocommit(s->db))
+		r = run(s, Q_COMMIT, "committing");
+	disarm(s); /* the rollback must not be interrupted */
+	if (!sqlite3_get_autocommit(s->db) && run(s, Q_ROLLBACK, "rolling back") != CS_OK)
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+cs_err cs_store_savepoint(cs_store *s)
+{
+	return run(s, Q_SAVEPOINT, "beginning a savepoint");
+}
+
+cs_err cs_store_savepoint_end(cs_store *s, cs_err r)
 {
 	if (r == CS_OK)
-		r = exec(s, "COMMIT");
-	sqlite3_progress_handler(s->db, 0, NULL, NULL); /* the rollback must not be interrupted */
-	if (!sqlite3_get_autocommit(s->db))
+		return run(s, Q_RELEASE, "releasing a savepoint");
+	cs_err e = run(s, Q_ROLLBACK_TO, "rolling back a savepoint");
+	return e == CS_OK ? run(s, Q_RELEASE, "releasing a savepoint") : e;
+}
+
+cs_err cs_store_read_begin(cs_store *s)
+{
+	return run(s, Q_BEGIN_READ, "beginning a read");
+}
+
+void cs_store_read_end(cs_store *s)
+{
+	if (!sqlite3_get_autocommit(s->db) && run(s, Q_COMMIT, "ending a read") != CS_OK)
 		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	if (r == CS_OK && sqlite3_total_changes64(s->db) != s->changes_at_begin)
-		health_record(s, 1); /* something reached the disk */
-	else if (r != CS_OK && cs_err_category_of(r) == CS_CAT_STORE)
-		health_record(s, 0);
-	return r;
 }
 
-cs_err cs_store_write_health(cs_store *s, int max_age_ms)
+int64_t cs_store_changes(cs_store *s)
 {
-	pthread_mutex_lock(&health_lock);
-	int64_t at = s->health->at_ms;
-	int ok = s->health->ok;
-	pthread_mutex_unlock(&health_lock);
-	if (at != 0 && mono_ms() - at < max_age_ms)
-		return ok ? CS_OK : CS_E_STORE;
-	/* no recent write: probe with one, durable like any other */
-	sqlite3_stmt *st = NULL;
-	cs_err r = write_begin(s);
-	if (r == CS_OK && (r = prepare(s, "INSERT INTO store_probe (id, at_ms) VALUES (1, ?) "
-					  "ON CONFLICT(id) DO UPDATE SET at_ms = excluded.at_ms", &st)) == CS_OK) {
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-		r = step_done(s, st, "probing a write");
-	}
-	return write_end(s, r);
+	return sqlite3_total_changes64(s->db);
 }
 
-/* ---- audit ------------------------------------------------------------------- */
+/* ---- sessions and certificates ------------------------------------------------- */
 
-/* The chain's base: the newest purge checkpoint's head, or zeros. */
-static cs_err chain_base(cs_store *s, int64_t *seq, uint8_t hash[32])
+cs_err cs_store_session_insert(cs_store *s, const cs_gen_session *g)
 {
 	sqlite3_stmt *st = NULL;
-	*seq = 0;
-	memset(hash, 0, 32);
-	cs_err r = prepare(s, "SELECT last_seq, head_hash FROM audit_checkpoints WHERE kind = 'purge' "
-			      "ORDER BY last_seq DESC LIMIT 1", &st);
+	cs_err r = stmt(s, Q_SESSION_INSERT, &st);
 	if (r != CS_OK)
 		return r;
+	sqlite3_bind_text(st, 1, g->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, g->created_ms);
+	sqlite3_bind_int64(st, 3, g->expires_ms);
+	sqlite3_bind_text(st, 4, g->cert_sha256, -1, SQLITE_STATIC);
+	if ((r = step_done(s, st, "storing the generation session")) != CS_OK ||
+	    (r = stmt(s, Q_CLAIMS_INSERT, &st)) != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, g->id, -1, SQLITE_STATIC);
+	bind_text(st, 2, g->claims_json);
+	return step_done(s, st, "storing the generation session's claims");
+}
+
+void cs_session_row_free(cs_session_row *row)
+{
+	free(row->cert_sha256);
+	free(row->claims_json);
+	row->cert_sha256 = row->claims_json = NULL;
+}
+
+cs_err cs_store_session_get(cs_store *s, const char *session_id, cs_session_row *row)
+{
+	sqlite3_stmt *st = NULL;
+	*row = (cs_session_row){0};
+	cs_err r = stmt(s, Q_SESSION_GET, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	const uint8_t *h = rc == SQLITE_ROW ? hash_col(st, 1) : NULL;
-	if (h != NULL) {
-		*seq = sqlite3_column_int64(st, 0);
-		memcpy(hash, h, 32);
-	} else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		r = db_fail(s, "reading the audit chain base");
+	const char *claims = NULL;
+	if (rc == SQLITE_ROW) {
+		row->expires_ms = sqlite3_column_int64(st, 1);
+		row->certified = sqlite3_column_int(st, 2);
+		/* the claims are gone once certified, and only then */
+		if ((r = dup_col(st, 0, &row->cert_sha256)) == CS_OK &&
+		    (r = text_col(st, 3, row->certified, &claims)) == CS_OK &&
+		    (row->claims_json = strdup(claims != NULL ? claims : "")) == NULL)
+			r = CS_E_NOMEM;
+	} else {
+		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the generation session");
 	}
-	sqlite3_finalize(st);
+	done(st);
+	if (r != CS_OK)
+		cs_session_row_free(row);
 	return r;
 }
 
-/* The newest entry's seq, hash and ts (ts "" and the chain base when the
- * log is empty). */
-static cs_err audit_last(cs_store *s, int64_t *seq, uint8_t hash[32], char ts[32])
+cs_err cs_store_session_claim(cs_store *s, const char *session_id, const char *cert_id, int *claimed)
+{
+	sqlite3_stmt *st = NULL;
+	*claimed = 0;
+	cs_err r = stmt(s, Q_SESSION_CLAIM, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, cert_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
+	if ((r = step_done(s, st, "marking the session certified")) != CS_OK || sqlite3_changes(s->db) != 1 ||
+	    (r = stmt(s, Q_CLAIMS_DELETE, &st)) != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
+	if ((r = step_done(s, st, "dropping the certified session's claims")) == CS_OK)
+		*claimed = 1;
+	return r;
+}
+
+cs_err cs_store_cert_insert(cs_store *s, const char *cert_id, const char *session_id, const char *kid,
+			    const cs_cert_parts *cert, int64_t created_ms)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_CERT_INSERT, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, cert_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, kid, -1, SQLITE_STATIC);
+	bind_text(st, 4, cert->header_b64);
+	bind_text(st, 5, cert->claims_json);
+	bind_text(st, 6, cert->signature_b64);
+	sqlite3_bind_int64(st, 7, created_ms);
+	return step_done(s, st, "storing the certificate");
+}
+
+void cs_cert_row_free(cs_cert_row *row)
+{
+	free(row->header_b64);
+	free(row->claims_json);
+	free(row->signature_b64);
+	*row = (cs_cert_row){0};
+}
+
+cs_err cs_store_cert_get(cs_store *s, const char *cert_id, cs_cert_row *row)
+{
+	sqlite3_stmt *st = NULL;
+	*row = (cs_cert_row){0};
+	cs_err r = stmt(s, Q_CERT_GET, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, cert_id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if ((r = dup_col(st, 0, &row->header_b64)) == CS_OK &&
+		    (r = dup_col(st, 1, &row->claims_json)) == CS_OK)
+			r = dup_col(st, 2, &row->signature_b64);
+	} else {
+		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the certificate");
+	}
+	done(st);
+	if (r != CS_OK)
+		cs_cert_row_free(row);
+	return r;
+}
+
+cs_err cs_store_sessions_delete_expired(cs_store *s, int64_t expired_before_ms, int64_t *removed)
+{
+	sqlite3_stmt *st = NULL;
+	*removed = 0;
+	cs_err r = stmt(s, Q_CLAIMS_PRUNE, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, expired_before_ms);
+	if ((r = step_done(s, st, "pruning expired sessions' claims")) != CS_OK ||
+	    (r = stmt(s, Q_SESSIONS_DELETE, &st)) != CS_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, expired_before_ms);
+	if ((r = step_done(s, st, "pruning expired sessions")) == CS_OK)
+		*removed = sqlite3_changes64(s->db);
+	return r;
+}
+
+cs_err cs_store_probe_write(cs_store *s, int64_t now_ms)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_PROBE, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, now_ms);
+	return step_done(s, st, "probing a write");
+}
+
+/* ---- signing keys ---------------------------------------------------------------- */
+
+cs_err cs_store_key_upsert(cs_store *s, const char *kid, const char *uri, const char *jwk_json,
+			   const char *status)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_KEY_UPSERT, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, jwk_json, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, status, -1, SQLITE_STATIC);
+	return step_done(s, st, "storing the signing key");
+}
+
+cs_err cs_store_key_set_status(cs_store *s, const char *kid, const char *status)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_KEY_STATUS, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, kid, -1, SQLITE_STATIC);
+	return step_done(s, st, "changing a signing key's status");
+}
+
+cs_err cs_store_keys_each(cs_store *s, cs_key_row_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_KEYS_EACH, &st);
+	if (r != CS_OK)
+		return r;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *f[4] = {NULL};
+		for (int i = 0; r == CS_OK && i < 4; i++)
+			r = text_col(st, i, 0, &f[i]);
+		if (r != CS_OK)
+			break;
+		fn(arg, f[0], f[1], f[2], f[3]);
+	}
+	if (r == CS_OK && rc != SQLITE_DONE)
+		r = db_fail(s, "listing signing keys");
+	done(st);
+	return r;
+}
+
+/* ---- audit log --------------------------------------------------------------------- */
+
+cs_err cs_store_audit_last(cs_store *s, int64_t *seq, uint8_t hash[32], char ts[32])
 {
 	sqlite3_stmt *st = NULL;
 	const char *t = NULL;
 	ts[0] = '\0';
-	cs_err r = prepare(s, "SELECT seq, entry_hash, ts FROM audit_log ORDER BY seq DESC LIMIT 1", &st);
+	cs_err r = stmt(s, Q_AUDIT_LAST, &st);
 	if (r != CS_OK)
 		return r;
 	int rc = sqlite3_step(st);
 	const uint8_t *h = rc == SQLITE_ROW ? hash_col(st, 1) : NULL;
-	if (h != NULL) {
+	if (rc == SQLITE_DONE) {
+		r = CS_E_NOT_FOUND;
+	} else if (h == NULL) {
+		r = db_fail(s, "reading the audit head");
+	} else if ((r = text_col(st, 2, 0, &t)) == CS_OK) {
 		*seq = sqlite3_column_int64(st, 0);
 		memcpy(hash, h, 32);
-		if ((r = text_col(st, 2, 0, &t)) == CS_OK)
-			snprintf(ts, 32, "%s", t); /* longer never comes from this store */
-	} else if (rc == SQLITE_DONE) {
-		sqlite3_finalize(st);
-		return chain_base(s, seq, hash);
-	} else {
-		r = db_fail(s, "reading the audit head");
+		if (snprintf(ts, 32, "%s", t) >= 32) {
+			cs_log_error("store: the newest audit entry's time '%.40s...' is too long", t);
+			r = CS_E_STORE;
+		}
 	}
-	sqlite3_finalize(st);
+	done(st);
 	return r;
 }
 
-static void bind_opt(sqlite3_stmt *st, int i, const char *v)
+cs_err cs_store_audit_insert(cs_store *s, const cs_audit_entry *e, const uint8_t prev[32],
+			     const uint8_t hash[32])
 {
-	if (v != NULL)
-		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-/* Inside a write transaction: fix seq and ts (see store.h), chain and
- * insert one entry. */
-static cs_err audit_insert(cs_store *s, cs_audit_entry *e)
-{
-	uint8_t prev[32], hash[32];
-	char prev_ts[32], ts[32];
-	int64_t last = 0;
 	sqlite3_stmt *st = NULL;
-	cs_err r = audit_last(s, &last, prev, prev_ts);
+	cs_err r = stmt(s, Q_AUDIT_INSERT, &st);
 	if (r != CS_OK)
 		return r;
-	if (e->ts == NULL) {
-		cs_audit_now(ts); /* the write lock is ours: later entries take later times */
-	} else if (strlen(e->ts) >= sizeof(ts)) {
-		cs_log_error("store: audit entry time '%.40s...' is too long", e->ts);
-		return CS_E_INVALID_ARG;
-	} else {
-		memcpy(ts, e->ts, strlen(e->ts) + 1); /* e->ts may be s->ts */
-	}
-	if (strcmp(ts, prev_ts) < 0)
-		memcpy(ts, prev_ts, sizeof(ts)); /* never before the entry before it */
-	memcpy(s->ts, ts, sizeof(ts));
-	e->ts = s->ts;
-	e->seq = last + 1;
-	if ((r = cs_audit_hash(NULL, prev, e, hash)) != CS_OK)
-		return r;
-	if ((r = prepare(s, "INSERT INTO audit_log (seq, ts, node, actor, actor_cert_sha256, role, action, "
-			    "object, project, environment, outcome, error_code, request_id, prev_hash, "
-			    "entry_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st)) != CS_OK)
-		return r;
 	sqlite3_bind_int64(st, 1, e->seq);
-	bind_opt(st, 2, e->ts);
-	bind_opt(st, 3, e->node);
-	bind_opt(st, 4, e->actor);
-	bind_opt(st, 5, e->actor_cert_sha256);
-	bind_opt(st, 6, e->role);
-	bind_opt(st, 7, e->action);
-	bind_opt(st, 8, e->object);
-	bind_opt(st, 9, e->project);
-	bind_opt(st, 10, e->environment);
-	bind_opt(st, 11, e->outcome);
-	bind_opt(st, 12, e->error_code);
-	bind_opt(st, 13, e->request_id);
+	const char *const f[12] = {e->ts, e->node, e->actor, e->actor_cert_sha256, e->role, e->action,
+				   e->object, e->project, e->environment, e->outcome, e->error_code,
+				   e->request_id};
+	for (int i = 0; i < 12; i++)
+		bind_text(st, i + 2, f[i]);
 	sqlite3_bind_blob(st, 14, prev, 32, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 15, hash, 32, SQLITE_STATIC);
 	return step_done(s, st, "appending to the audit log");
 }
 
-cs_err cs_store_audit_append(cs_store *s, cs_audit_entry *e)
+cs_err cs_store_audit_hash_at(cs_store *s, int64_t seq, uint8_t hash[32], int *found)
 {
-	cs_err r = write_begin(s);
-	if (r == CS_OK)
-		r = audit_insert(s, e);
-	return write_end(s, r);
+	sqlite3_stmt *st = NULL;
+	*found = 0;
+	cs_err r = stmt(s, Q_AUDIT_HASH_AT, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, seq);
+	int rc = sqlite3_step(st);
+	const uint8_t *h = rc == SQLITE_ROW ? hash_col(st, 0) : NULL;
+	if (h != NULL) {
+		memcpy(hash, h, 32);
+		*found = 1;
+	} else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		r = db_fail(s, "reading the audit log");
+	}
+	done(st);
+	return r;
+}
+
+cs_err cs_store_audit_first(cs_store *s, int64_t *first)
+{
+	return one_int(s, Q_AUDIT_FIRST, first, "reading the audit log");
+}
+
+cs_err cs_store_audit_delete_through(cs_store *s, int64_t seq)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_AUDIT_DELETE, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, seq);
+	return step_done(s, st, "purging the audit log");
 }
 
 cs_err cs_store_audit_ts_ordered_from(cs_store *s, int64_t *seq)
 {
 	sqlite3_stmt *st = NULL;
 	*seq = 1; /* no record: hold every entry to the ordering */
-	cs_err r = prepare(s, "SELECT value FROM store_meta WHERE name = 'audit_ts_ordered_from_seq'", &st);
+	cs_err r = stmt(s, Q_TS_ORDERED, &st);
 	if (r != CS_OK)
 		return r;
 	int rc = sqlite3_step(st);
@@ -540,134 +839,7 @@ cs_err cs_store_audit_ts_ordered_from(cs_store *s, int64_t *seq)
 		*seq = sqlite3_column_int64(st, 0);
 	else if (rc != SQLITE_DONE)
 		r = db_fail(s, "reading the store's metadata");
-	sqlite3_finalize(st);
-	return r;
-}
-
-/* Inside a transaction: the last seq any checkpoint covers. */
-static cs_err checkpointed(cs_store *s, int64_t *covered)
-{
-	sqlite3_stmt *st = NULL;
-	cs_err r = prepare(s, "SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints", &st);
-	if (r != CS_OK)
-		return r;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*covered = sqlite3_column_int64(st, 0);
-	else
-		r = db_fail(s, "reading checkpoints");
-	sqlite3_finalize(st);
-	return r;
-}
-
-cs_err cs_store_audit_head(cs_store *s, int64_t *last_seq, uint8_t hash[32], int64_t *covered)
-{
-	char ts[32];
-	/* one read transaction: the head and the checkpoints of one moment */
-	cs_err r = exec(s, "BEGIN");
-	if (r != CS_OK)
-		return r;
-	if ((r = audit_last(s, last_seq, hash, ts)) == CS_OK)
-		r = checkpointed(s, covered);
-	if (r == CS_OK)
-		r = exec(s, "COMMIT");
-	if (!sqlite3_get_autocommit(s->db))
-		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	return r;
-}
-
-/* Inside the write transaction: whether entry seq is still there with this
- * hash. */
-static cs_err entry_has_hash(cs_store *s, int64_t seq, const uint8_t hash[32], int *same)
-{
-	sqlite3_stmt *st = NULL;
-	*same = 0;
-	cs_err r = prepare(s, "SELECT entry_hash FROM audit_log WHERE seq = ?", &st);
-	if (r != CS_OK)
-		return r;
-	sqlite3_bind_int64(st, 1, seq);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*same = hash_col(st, 0) != NULL && memcmp(hash_col(st, 0), hash, 32) == 0;
-	else if (rc != SQLITE_DONE)
-		r = db_fail(s, "reading the audit log");
-	sqlite3_finalize(st);
-	return r;
-}
-
-static cs_err checkpoint_insert(cs_store *s, int64_t first, int64_t last, const uint8_t hash[32],
-				const char *ts, const char *node, const char *kind, const char *jws)
-{
-	sqlite3_stmt *st = NULL;
-	cs_err r = prepare(s, "INSERT INTO audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, jws) "
-			      "VALUES (?,?,?,?,?,?,?)", &st);
-	if (r != CS_OK)
-		return r;
-	sqlite3_bind_int64(st, 1, first);
-	sqlite3_bind_int64(st, 2, last);
-	sqlite3_bind_blob(st, 3, hash, 32, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, node, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, jws, -1, SQLITE_STATIC);
-	return step_done(s, st, "storing the audit checkpoint");
-}
-
-cs_err cs_store_checkpoint_make(cs_store *s, const char *node, const char *kind, cs_checkpoint_sign_fn sign,
-				void *arg, int64_t *first_out, int64_t *last_out)
-{
-	if (first_out != NULL)
-		*first_out = 0;
-	if (last_out != NULL)
-		*last_out = 0;
-	for (int attempt = 0; attempt < CHECKPOINT_ATTEMPTS; attempt++) {
-		int64_t last = 0, covered = 0, now_covered = 0;
-		uint8_t head[32];
-		char ts[32], *jws = NULL;
-		int same = 0;
-		cs_err r = cs_store_audit_head(s, &last, head, &covered);
-		if (r != CS_OK || last <= covered)
-			return r; /* nothing new to cover */
-		cs_audit_now(ts);
-		if ((r = sign(arg, covered + 1, last, head, ts, node, kind, &jws)) != CS_OK)
-			return r;
-		/* the head may have been covered meanwhile (a purge beside us) */
-		r = write_begin(s);
-		if (r == CS_OK && (r = checkpointed(s, &now_covered)) == CS_OK && now_covered == covered &&
-		    (r = entry_has_hash(s, last, head, &same)) == CS_OK && same)
-			r = checkpoint_insert(s, covered + 1, last, head, ts, node, kind, jws);
-		r = write_end(s, r);
-		free(jws);
-		if (r != CS_OK)
-			return r;
-		if (now_covered == covered && same) {
-			if (first_out != NULL)
-				*first_out = covered + 1;
-			if (last_out != NULL)
-				*last_out = last;
-			return CS_OK;
-		}
-		if (now_covered >= last)
-			return CS_OK; /* another writer's checkpoint covers these entries */
-		cs_log_info("store: another writer checkpointed the audit log during checkpoint %lld..%lld; "
-			    "starting over", (long long)covered + 1, (long long)last);
-	}
-	cs_log_error("store: the audit checkpoints kept changing; no %s checkpoint made", kind);
-	return CS_E_STORE;
-}
-
-cs_err cs_store_checkpoint_latest(cs_store *s, char **jws)
-{
-	sqlite3_stmt *st = NULL;
-	*jws = NULL;
-	cs_err r = prepare(s, "SELECT jws FROM audit_checkpoints ORDER BY id DESC LIMIT 1", &st);
-	if (r != CS_OK)
-		return r;
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		r = dup_col(st, 0, jws);
-	else
-		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading checkpoints");
-	sqlite3_finalize(st);
+	done(st);
 	return r;
 }
 
@@ -675,57 +847,32 @@ cs_err cs_store_audit_each(cs_store *s, int64_t from_seq, int64_t limit, cs_audi
 {
 	/* optional fields of cs_audit_entry, by column (1..12) */
 	static const int optional[13] = {[4] = 1, [7] = 1, [8] = 1, [9] = 1, [11] = 1, [12] = 1};
+	static const uint8_t zero[32];
 	sqlite3_stmt *st = NULL;
-	cs_err r = prepare(s, "SELECT seq, ts, node, actor, actor_cert_sha256, role, action, object, project, "
-			      "environment, outcome, error_code, request_id, prev_hash, entry_hash "
-			      "FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?", &st);
+	cs_err r = stmt(s, Q_AUDIT_EACH, &st);
 	if (r != CS_OK)
 		return r;
 	sqlite3_bind_int64(st, 1, from_seq);
 	sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
 	int rc;
-	static const uint8_t zero[32];
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *f[13] = {NULL};
 		for (int i = 1; r == CS_OK && i <= 12; i++)
 			r = text_col(st, i, optional[i], &f[i]);
 		if (r != CS_OK)
 			break;
-		cs_audit_entry e = {sqlite3_column_int64(st, 0), f[1], f[2], f[3], f[4], f[5], f[6],
-				    f[7], f[8], f[9], f[10], f[11], f[12]};
+		cs_audit_entry e = {.seq = sqlite3_column_int64(st, 0), .ts = f[1], .node = f[2],
+				    .actor = f[3], .actor_cert_sha256 = f[4], .role = f[5], .action = f[6],
+				    .object = f[7], .project = f[8], .environment = f[9], .outcome = f[10],
+				    .error_code = f[11], .request_id = f[12]};
 		const uint8_t *prev = hash_col(st, 13) ?: zero, *hash = hash_col(st, 14) ?: zero;
 		if (fn(arg, &e, prev, hash))
 			break;
 	}
-	sqlite3_finalize(st);
-	if (r != CS_OK)
-		return r;
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? CS_OK : db_fail(s, "reading the audit log");
-}
-
-cs_err cs_store_checkpoints_each(cs_store *s, cs_checkpoint_row_fn fn, void *arg)
-{
-	sqlite3_stmt *st = NULL;
-	cs_err r = prepare(s, "SELECT first_seq, last_seq, head_hash, ts, node, kind, jws "
-			      "FROM audit_checkpoints ORDER BY id", &st);
-	if (r != CS_OK)
-		return r;
-	int rc;
-	static const uint8_t zero[32];
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *f[7] = {NULL};
-		for (int i = 3; r == CS_OK && i <= 6; i++)
-			r = text_col(st, i, 0, &f[i]);
-		if (r != CS_OK)
-			break;
-		const uint8_t *h = hash_col(st, 2) ?: zero;
-		if (fn(arg, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), h, f[3], f[4], f[5], f[6]))
-			break;
-	}
-	sqlite3_finalize(st);
-	if (r != CS_OK)
-		return r;
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? CS_OK : db_fail(s, "reading checkpoints");
+	if (r == CS_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = db_fail(s, "reading the audit log");
+	done(st);
+	return r;
 }
 
 cs_err cs_store_audit_purge_boundary(cs_store *s, const char *cutoff, int64_t *first, int64_t *boundary,
@@ -733,8 +880,7 @@ cs_err cs_store_audit_purge_boundary(cs_store *s, const char *cutoff, int64_t *f
 {
 	sqlite3_stmt *st = NULL;
 	*first = *boundary = 0;
-	cs_err r = prepare(s, "SELECT (SELECT min(seq) FROM audit_log), seq, entry_hash FROM audit_log "
-			      "WHERE ts < ? ORDER BY seq DESC LIMIT 1", &st);
+	cs_err r = stmt(s, Q_PURGE_BOUNDARY, &st);
 	if (r != CS_OK)
 		return r;
 	sqlite3_bind_text(st, 1, cutoff, -1, SQLITE_STATIC);
@@ -747,294 +893,88 @@ cs_err cs_store_audit_purge_boundary(cs_store *s, const char *cutoff, int64_t *f
 	} else if (rc != SQLITE_DONE) {
 		r = db_fail(s, "finding the retention boundary");
 	}
-	sqlite3_finalize(st);
+	done(st);
 	return r;
 }
 
-/* Inside the write transaction: the oldest entry kept. */
-static cs_err audit_first(cs_store *s, int64_t *first)
+/* ---- audit checkpoints ------------------------------------------------------------ */
+
+cs_err cs_store_checkpoint_insert(cs_store *s, int64_t first, int64_t last, const uint8_t hash[32],
+				  const char *ts, const char *node, const char *kind, const char *jws)
 {
 	sqlite3_stmt *st = NULL;
-	cs_err r = prepare(s, "SELECT coalesce(min(seq), 0) FROM audit_log", &st);
+	cs_err r = stmt(s, Q_CP_INSERT, &st);
 	if (r != CS_OK)
 		return r;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*first = sqlite3_column_int64(st, 0);
+	sqlite3_bind_int64(st, 1, first);
+	sqlite3_bind_int64(st, 2, last);
+	sqlite3_bind_blob(st, 3, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, node, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, jws, -1, SQLITE_STATIC);
+	return step_done(s, st, "storing the audit checkpoint");
+}
+
+cs_err cs_store_checkpointed(cs_store *s, int64_t *covered)
+{
+	return one_int(s, Q_CHECKPOINTED, covered, "reading checkpoints");
+}
+
+cs_err cs_store_purge_base(cs_store *s, int64_t *seq, uint8_t hash[32])
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_PURGE_BASE, &st);
+	if (r != CS_OK)
+		return r;
+	int rc = sqlite3_step(st);
+	const uint8_t *h = rc == SQLITE_ROW ? hash_col(st, 1) : NULL;
+	if (h != NULL) {
+		*seq = sqlite3_column_int64(st, 0);
+		memcpy(hash, h, 32);
+	} else {
+		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the audit chain base");
+	}
+	done(st);
+	return r;
+}
+
+cs_err cs_store_checkpoint_latest(cs_store *s, char **jws)
+{
+	sqlite3_stmt *st = NULL;
+	*jws = NULL;
+	cs_err r = stmt(s, Q_CP_LATEST, &st);
+	if (r != CS_OK)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = dup_col(st, 0, jws);
 	else
-		r = db_fail(s, "reading the audit log");
-	sqlite3_finalize(st);
+		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading checkpoints");
+	done(st);
 	return r;
 }
 
-cs_err cs_store_audit_purge(cs_store *s, const char *cutoff, const char *node, cs_checkpoint_sign_fn sign,
-			    void *arg, int64_t *first_out, int64_t *boundary_out)
+cs_err cs_store_checkpoints_each(cs_store *s, cs_checkpoint_row_fn fn, void *arg)
 {
-	*first_out = *boundary_out = 0;
-	for (int attempt = 0; attempt < CHECKPOINT_ATTEMPTS; attempt++) {
-		int64_t first = 0, boundary = 0, now_first = 0;
-		uint8_t head[32];
-		char ts[32], *jws = NULL;
-		int same = 0;
-		sqlite3_stmt *st = NULL;
-		cs_err r = cs_store_audit_purge_boundary(s, cutoff, &first, &boundary, head);
-		if (r != CS_OK || boundary == 0)
-			return r;
-		cs_audit_now(ts);
-		if ((r = sign(arg, first, boundary, head, ts, node, "purge", &jws)) != CS_OK)
-			return r;
-		r = write_begin(s);
-		if (r == CS_OK && (r = audit_first(s, &now_first)) == CS_OK && now_first == first &&
-		    (r = entry_has_hash(s, boundary, head, &same)) == CS_OK && same &&
-		    (r = checkpoint_insert(s, first, boundary, head, ts, node, "purge", jws)) == CS_OK &&
-		    (r = prepare(s, "DELETE FROM audit_log WHERE seq <= ?", &st)) == CS_OK) {
-			sqlite3_bind_int64(st, 1, boundary);
-			r = step_done(s, st, "purging the audit log");
-		}
-		r = write_end(s, r);
-		free(jws);
-		if (r != CS_OK)
-			return r;
-		if (now_first == first && same) {
-			*first_out = first;
-			*boundary_out = boundary;
-			return CS_OK;
-		}
-		cs_log_info("store: the audit log changed during purge %lld..%lld; starting over",
-			    (long long)first, (long long)boundary);
-	}
-	cs_log_error("store: the audit log kept changing; nothing purged");
-	return CS_E_STORE;
-}
-
-/* ---- sessions and certificates --------------------------------------------- */
-
-cs_err cs_store_session_put(cs_store *s, const cs_gen_session *g, cs_audit_entry *audit)
-{
+	static const uint8_t zero[32];
 	sqlite3_stmt *st = NULL;
-	cs_err r = write_begin(s);
-	if (r == CS_OK)
-		r = prepare(s, "INSERT INTO generation_sessions (id, created_ms, expires_ms, "
-			       "cert_sha256, claims_json) VALUES (?, ?, ?, ?, ?)", &st);
-	if (r == CS_OK) {
-		sqlite3_bind_text(st, 1, g->id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, g->created_ms);
-		sqlite3_bind_int64(st, 3, g->expires_ms);
-		sqlite3_bind_text(st, 4, g->cert_sha256, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, g->claims_json, -1, SQLITE_STATIC);
-		r = step_done(s, st, "storing the generation session");
-	}
-	if (r == CS_OK && audit != NULL)
-		r = audit_insert(s, audit);
-	return write_end(s, r);
-}
-
-cs_err cs_store_session_claims(cs_store *s, const char *session_id, const char *cert_sha256,
-			       int64_t now_ms, char **claims)
-{
-	*claims = NULL;
-	sqlite3_stmt *st = NULL;
-	const char *owner = NULL;
-	cs_err r = prepare(s, "SELECT cert_sha256, expires_ms, cert_id, claims_json "
-			      "FROM generation_sessions WHERE id = ?", &st);
-	if (r != CS_OK)
-		return r;
-	sqlite3_bind_text(st, 1, session_id, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		r = CS_E_NOT_FOUND;
-	} else if (rc != SQLITE_ROW) {
-		r = db_fail(s, "reading the generation session");
-	} else if ((r = text_col(st, 0, 0, &owner)) != CS_OK) {
-		/* r says why */
-	} else if (strcmp(owner, cert_sha256) != 0) {
-		r = CS_E_FORBIDDEN;
-	} else if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
-		r = CS_E_SESSION_USED;
-	} else if (sqlite3_column_int64(st, 1) <= now_ms) {
-		r = CS_E_SESSION_EXPIRED;
-	} else {
-		r = dup_col(st, 3, claims);
-	}
-	sqlite3_finalize(st);
-	return r;
-}
-
-cs_err cs_store_cert_put(cs_store *s, const char *session_id, const char *cert_id,
-			 const char *kid, const char *jws, const char *claims, int64_t now_ms,
-			 cs_audit_entry *audit)
-{
-	sqlite3_stmt *st = NULL;
-	cs_err r = write_begin(s);
-	if (r != CS_OK)
-		goto out; /* write_end all the same: it disarms the deadline */
-	/* claim the session first: only one certificate per session */
-	if ((r = prepare(s, "UPDATE generation_sessions SET cert_id = ? WHERE id = ? AND cert_id IS NULL",
-			 &st)) != CS_OK)
-		goto out;
-	sqlite3_bind_text(st, 1, cert_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
-	if ((r = step_done(s, st, "marking the session certified")) != CS_OK)
-		goto out;
-	if (sqlite3_changes(s->db) != 1) {
-		r = CS_E_SESSION_USED;
-		goto out;
-	}
-	if ((r = prepare(s, "INSERT INTO certificates (id, session_id, kid, jws, claims_json, "
-			    "created_ms) VALUES (?, ?, ?, ?, ?, ?)", &st)) != CS_OK)
-		goto out;
-	sqlite3_bind_text(st, 1, cert_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, kid, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, jws, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, claims, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, now_ms);
-	if ((r = step_done(s, st, "storing the certificate")) != CS_OK)
-		goto out;
-	if (audit != NULL)
-		r = audit_insert(s, audit);
-out:
-	return write_end(s, r);
-}
-
-cs_err cs_store_sessions_prune(cs_store *s, int64_t expired_before_ms, int64_t *removed)
-{
-	sqlite3_stmt *st = NULL;
-	*removed = 0;
-	cs_err r = write_begin(s);
-	if (r == CS_OK)
-		r = prepare(s, "DELETE FROM generation_sessions WHERE cert_id IS NULL AND expires_ms < ?",
-			    &st);
-	if (r == CS_OK) {
-		sqlite3_bind_int64(st, 1, expired_before_ms);
-		if ((r = step_done(s, st, "pruning expired sessions")) == CS_OK)
-			*removed = sqlite3_changes(s->db);
-	}
-	r = write_end(s, r);
-	if (r != CS_OK)
-		*removed = 0; /* rolled back */
-	return r;
-}
-
-cs_err cs_store_cert_get(cs_store *s, const char *cert_id, char **jws, char **claims_json)
-{
-	sqlite3_stmt *st = NULL;
-	*jws = *claims_json = NULL;
-	cs_err r = prepare(s, "SELECT jws, claims_json FROM certificates WHERE id = ?", &st);
-	if (r != CS_OK)
-		return r;
-	sqlite3_bind_text(st, 1, cert_id, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		if ((r = dup_col(st, 0, jws)) == CS_OK)
-			r = dup_col(st, 1, claims_json);
-	} else {
-		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the certificate");
-	}
-	sqlite3_finalize(st);
-	if (r != CS_OK) {
-		free(*jws);
-		free(*claims_json);
-		*jws = *claims_json = NULL;
-	}
-	return r;
-}
-
-/* Inside a write transaction: one active key, so activating `kid` retires
- * the others, each retirement an audit entry like `audit` (when given). */
-static cs_err retire_others(cs_store *s, const char *kid, const cs_audit_entry *audit)
-{
-	sqlite3_stmt *st = NULL;
-	char old[8][CS_ID_MAX];
-	int n = 0, rc = SQLITE_DONE;
-	cs_err r = prepare(s, "SELECT kid FROM signing_keys WHERE status = 'active' AND kid <> ?", &st);
-	if (r != CS_OK)
-		return r;
-	sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
-	while (r == CS_OK && n < 8 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *v = NULL;
-		if ((r = text_col(st, 0, 0, &v)) == CS_OK &&
-		    snprintf(old[n++], CS_ID_MAX, "%s", v) >= CS_ID_MAX) {
-			cs_log_error("store: signing key id '%.40s...' is too long", v);
-			r = CS_E_STORE;
-		}
-	}
-	if (r == CS_OK && n < 8 && rc != SQLITE_DONE)
-		r = db_fail(s, "reading the active signing key");
-	sqlite3_finalize(st);
-	if (r != CS_OK)
-		return r;
-	if ((r = prepare(s, "UPDATE signing_keys SET status = 'retired' WHERE status = 'active' AND kid <> ?",
-			 &st)) != CS_OK)
-		return r;
-	sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
-	if ((r = step_done(s, st, "retiring the previous signing key")) != CS_OK)
-		return r;
-	for (int i = 0; i < n && audit != NULL && r == CS_OK; i++) {
-		cs_audit_entry e = *audit;
-		e.action = "key.retire";
-		e.object = old[i];
-		r = audit_insert(s, &e);
-	}
-	return r;
-}
-
-cs_err cs_store_key_put(cs_store *s, const char *kid, const char *uri, const char *jwk_json,
-			const char *status, int *changed, cs_audit_entry *audit)
-{
-	sqlite3_stmt *st = NULL;
-	*changed = 0;
-	cs_err r = write_begin(s);
-	/* is this already the key's state? then there is nothing to record */
-	if (r == CS_OK && (r = prepare(s, "SELECT count(*) FROM signing_keys WHERE kid = ? AND status = ? "
-					  "AND (? <> 'active' OR (SELECT count(*) FROM signing_keys WHERE "
-					  "status = 'active') = 1)", &st)) == CS_OK) {
-		sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			*changed = sqlite3_column_int(st, 0) == 0;
-		else
-			r = db_fail(s, "reading the signing keys");
-		sqlite3_finalize(st);
-	}
-	if (r == CS_OK && *changed && strcmp(status, "active") == 0)
-		r = retire_others(s, kid, audit);
-	if (r == CS_OK && *changed &&
-	    (r = prepare(s, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES (?, ?, ?, ?) "
-			    "ON CONFLICT(kid) DO UPDATE SET status = excluded.status, uri = excluded.uri",
-			 &st)) == CS_OK) {
-		sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, uri, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, jwk_json, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, status, -1, SQLITE_STATIC);
-		r = step_done(s, st, "storing the signing key");
-	}
-	if (r == CS_OK && *changed && audit != NULL)
-		r = audit_insert(s, audit);
-	r = write_end(s, r);
-	if (r != CS_OK)
-		*changed = 0; /* rolled back */
-	return r;
-}
-
-cs_err cs_store_keys_each(cs_store *s, cs_key_row_fn fn, void *arg)
-{
-	sqlite3_stmt *st = NULL;
-	cs_err r = prepare(s, "SELECT kid, jwk_json, status, created_at FROM signing_keys "
-			      "ORDER BY created_at, kid", &st);
+	cs_err r = stmt(s, Q_CP_EACH, &st);
 	if (r != CS_OK)
 		return r;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *f[4] = {NULL};
-		for (int i = 0; r == CS_OK && i < 4; i++)
+		const char *f[7] = {NULL};
+		for (int i = 3; r == CS_OK && i <= 6; i++)
 			r = text_col(st, i, 0, &f[i]);
 		if (r != CS_OK)
 			break;
-		fn(arg, f[0], f[1], f[2], f[3]);
+		const uint8_t *h = hash_col(st, 2) ?: zero;
+		if (fn(arg, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), h, f[3], f[4], f[5], f[6]))
+			break;
 	}
-	sqlite3_finalize(st);
-	if (r != CS_OK)
-		return r;
-	return rc == SQLITE_DONE ? CS_OK : db_fail(s, "listing signing keys");
+	if (r == CS_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = db_fail(s, "reading checkpoints");
+	done(st);
+	return r;
 }

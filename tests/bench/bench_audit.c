@@ -73,10 +73,13 @@ int main(int argc, char **argv)
 		cs_audit_now(ts);
 		snprintf(object, sizeof(object), "obj%020ld", seq);
 		snprintf(rid, sizeof(rid), "bench-%ld", seq);
-		cs_audit_entry e = {seq, ts, "bench-1", "spiffe://credsign.test/ci-deployer",
-				    "f814f9981ea6f604c4155947ac0956642a740a27f7e3a340cf968a9b7281dc20",
-				    "client", actions[seq % 4], object, "payments", "production", "success",
-				    NULL, rid};
+		cs_audit_entry e = {.seq = seq, .ts = ts, .node = "bench-1",
+				    .actor = "spiffe://credsign.test/ci-deployer",
+				    .actor_cert_sha256 =
+					    "f814f9981ea6f604c4155947ac0956642a740a27f7e3a340cf968a9b7281dc20",
+				    .role = "client", .action = actions[seq % 4], .object = object,
+				    .project = "payments", .environment = "production", .outcome = "success",
+				    .request_id = rid};
 		if (cs_audit_hash(NULL, prev, &e, hash) != CS_OK) {
 			fprintf(stderr, "bench_audit: hashing failed\n");
 			return 1;

@@ -1,22 +1,30 @@
 /*
- * store_test: the SQLite store's write discipline and the audit log's
- * ordering, with real databases in a temporary directory.
+ * store_test: the SQLite store's write discipline, the ledger's rules over
+ * it and the audit log's ordering, with real databases in a temporary
+ * directory.
  *
- *  - every write path ends its write: after any write fails to begin (the
- *    lock held by another connection), a long read on the same connection
- *    is not cut short by the deadline that write armed;
- *  - write health: a failed write makes cs_store_write_health() report the
- *    store unavailable on every connection to the file, a probe write
- *    after the lock is released reports it available again;
+ *  - every write ends its write: a write transaction that could not begin
+ *    (the lock held by another connection), failed in a statement or
+ *    committed leaves no deadline behind: a long read on the same
+ *    connection afterwards is not cut short; a savepoint rolls back alone;
+ *  - every write of the ledger fails with CS_E_STORE within its write
+ *    timeout while another process holds the lock, writes nothing, and
+ *    writes succeed again once it is released;
+ *  - write health: a failed write makes cs_ledger_write_health() report
+ *    the store unavailable, a probe write after the lock is released
+ *    reports it available again; a refusal (409) changes nothing;
  *  - no NULL from SQLite's text is used: every allocation SQLite makes
  *    while reading is failed in turn, and each read returns an error or the
  *    right data, never a crash or a NULL field;
- *  - checkpoints never overlap: two connections (two writers) append and
+ *  - checkpoints never overlap: two ledgers (two writers) append and
  *    checkpoint concurrently while a third purges;
- *  - ts never decreases along seq with concurrent writers, including
- *    callers that take the time before waiting for the write lock and a
- *    clock that steps back; audit verify holds ts to that order from where
- *    the store began to guarantee it, and only counts decreases before.
+ *  - ts never decreases along seq with concurrent writers (one ledger's
+ *    writer thread and two other ledgers), including callers that take
+ *    the time before waiting for the write lock and a clock that steps
+ *    back; audit verify holds ts to that order from where the store began
+ *    to guarantee it, and only counts decreases before;
+ *  - an old store is migrated: one copy of each certificate's claims (its
+ *    JWS), answered exactly as before; a newer schema is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,6 +49,7 @@
 #include "audit_chain.h"
 #include "audit_verify.h"
 #include "cs_log.h"
+#include "ledger.h"
 #include "store.h"
 
 static char dir[512];
@@ -172,8 +181,92 @@ static cs_audit_entry entry(const char *action)
 	return e;
 }
 
-/* Each write function, once, against a held lock. */
-static cs_err write_number(cs_store *s, int i)
+static int64_t mono_ms(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* 3,000 entries to read, a session to certify */
+static sqlite3 *fill_3000(const char *path)
+{
+	sqlite3 *raw = raw_open(path);
+	raw_exec(raw, "BEGIN;"
+		      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+		      "INSERT INTO audit_log SELECT i, '2026-01-01T00:00:00.000Z', 'test-1', 'system', NULL, "
+		      "'system', 'bulk', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(32) "
+		      "FROM n;"
+		      "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256) "
+		      "VALUES ('sess-1', 1, 9e15, 'ab');"
+		      "INSERT INTO session_claims (session_id, claims_json) VALUES ('sess-1', '{}');"
+		      "COMMIT");
+	return raw;
+}
+
+/* A long read on the connection, well after the deadline a write armed. */
+static void read_3000(cs_store *s, const char *what)
+{
+	sleep_ms(20);
+	int rows = 0;
+	cs_err r = cs_store_audit_each(s, 1, 0, count_row, &rows);
+	if (r != CS_OK || rows != 3000)
+		fail_msg("%s left its deadline armed: read %d of 3000 rows (%s)", what, rows, cs_strerror(r));
+}
+
+/* The store's own discipline: a write transaction that failed to begin,
+ * failed in a statement or committed leaves no deadline behind. */
+static void test_store_write_ends_its_deadline(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	sqlite3 *raw = fill_3000(path);
+
+	raw_exec(raw, "BEGIN IMMEDIATE"); /* another writer holds the lock */
+	cs_err r = cs_store_write_begin(s, mono_ms() + 100);
+	assert_int_equal(r, CS_E_STORE);
+	assert_int_equal(cs_store_write_end(s, r), CS_E_STORE);
+	raw_exec(raw, "ROLLBACK");
+	read_3000(s, "a write that could not begin");
+
+	cs_gen_session g = {.id = "sess-1", .created_ms = 1, .expires_ms = 2, .cert_sha256 = "ab",
+			    .claims_json = "{}"};
+	assert_int_equal(cs_store_write_begin(s, mono_ms() + 100), CS_OK);
+	r = cs_store_session_insert(s, &g); /* the id exists */
+	assert_int_equal(r, CS_E_STORE);
+	assert_int_equal(cs_store_write_end(s, r), CS_E_STORE);
+	read_3000(s, "a write whose statement failed");
+
+	snprintf(g.id, sizeof(g.id), "sess-2");
+	assert_int_equal(cs_store_write_begin(s, mono_ms() + 100), CS_OK);
+	assert_int_equal(cs_store_session_insert(s, &g), CS_OK);
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_OK);
+	read_3000(s, "a committed write");
+
+	/* a savepoint that fails rolls back alone */
+	snprintf(g.id, sizeof(g.id), "sess-3");
+	assert_int_equal(cs_store_write_begin(s, mono_ms() + 1000), CS_OK);
+	assert_int_equal(cs_store_savepoint(s), CS_OK);
+	assert_int_equal(cs_store_session_insert(s, &g), CS_OK);
+	assert_int_equal(cs_store_savepoint_end(s, CS_E_SESSION_USED), CS_OK);
+	snprintf(g.id, sizeof(g.id), "sess-4");
+	assert_int_equal(cs_store_savepoint(s), CS_OK);
+	assert_int_equal(cs_store_session_insert(s, &g), CS_OK);
+	assert_int_equal(cs_store_savepoint_end(s, CS_OK), CS_OK);
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_OK);
+	cs_session_row row;
+	assert_int_equal(cs_store_session_get(s, "sess-3", &row), CS_E_NOT_FOUND);
+	assert_int_equal(cs_store_session_get(s, "sess-4", &row), CS_OK);
+	cs_session_row_free(&row);
+	sqlite3_close(raw);
+	cs_store_close(s);
+}
+
+/* Each write of the ledger, once. */
+static cs_err write_number(cs_ledger *l, int i)
 {
 	cs_audit_entry e = entry("test.write");
 	cs_gen_session g = {.id = "sess-w", .created_ms = 1, .expires_ms = 2, .cert_sha256 = "ab",
@@ -181,71 +274,67 @@ static cs_err write_number(cs_store *s, int i)
 	int64_t n = 0, m = 0;
 	int changed = 0;
 	switch (i) {
-	case 0: return cs_store_audit_append(s, &e);
-	case 1: return cs_store_session_put(s, &g, &e);
-	case 2: return cs_store_cert_put(s, "sess-1", "cert-w", "kid-1", "jws", "{}", 1, &e);
-	case 3: return cs_store_sessions_prune(s, INT64_MAX, &n);
-	case 4: return cs_store_key_put(s, "kid-w", "pkcs11:object=w", "{}", "active", &changed, &e);
-	case 5: return cs_store_checkpoint_make(s, "test-1", "periodic", fake_sign, NULL, &n, &m);
-	case 6: return cs_store_audit_purge(s, "9999-12-31T00:00:00.000Z", "test-1", fake_sign, NULL, &n, &m);
-	case 7: return cs_store_write_health(s, 0);
+	case 0: return cs_ledger_audit_append(l, &e);
+	case 1: return cs_ledger_session_put(l, &g, &e);
+	case 2: return cs_ledger_certify(l, "sess-1", "cert-w", "kid-1", "h.e30.s", 1, &e);
+	case 3: return cs_ledger_sessions_prune(l, INT64_MAX, &n);
+	case 4: return cs_ledger_key_put(l, "kid-w", "pkcs11:object=w", "{}", "active", &changed, &e);
+	case 5: return cs_ledger_checkpoint_make(l, "test-1", "periodic", fake_sign, NULL, &n, &m);
+	case 6: return cs_ledger_audit_purge(l, "9999-12-31T00:00:00.000Z", "test-1", fake_sign, NULL, &n, &m);
+	case 7: return cs_ledger_write_health(l, 0);
 	default: return CS_E_INTERNAL;
 	}
 }
 #define WRITE_PATHS 8
 
-static void test_failed_write_leaves_no_deadline(void **state)
+static void test_failed_write_fails_in_time(void **state)
 {
 	(void)state;
 	char path[600];
 	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 100, &l), CS_OK);
+	assert_int_equal(cs_ledger_start(l), CS_OK);
+	sqlite3 *raw = fill_3000(path);
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
-	cs_store_set_write_timeout(s, 100);
-
-	/* 3,000 entries to read, a session to certify */
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "BEGIN;"
-		      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
-		      "INSERT INTO audit_log SELECT i, '2026-01-01T00:00:00.000Z', 'test-1', 'system', NULL, "
-		      "'system', 'bulk', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(32) "
-		      "FROM n;"
-		      "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256, claims_json) "
-		      "VALUES ('sess-1', 1, 9e15, 'ab', '{}');"
-		      "COMMIT");
 
 	for (int i = 0; i < WRITE_PATHS; i++) {
 		raw_exec(raw, "BEGIN IMMEDIATE"); /* another writer holds the lock */
-		cs_err r = write_number(s, i);
+		int64_t t0 = mono_ms();
+		cs_err r = write_number(l, i);
+		int64_t took = mono_ms() - t0;
 		if (r != CS_E_STORE)
 			fail_msg("write path %d: %s instead of a store error", i, cs_strerror(r));
-		/* the failure is the store's state now, for every connection */
-		assert_int_equal(cs_store_write_health(s, 60000), CS_E_STORE);
+		if (took > 1000)
+			fail_msg("write path %d failed after %lld ms (write timeout 100 ms)", i, (long long)took);
+		/* the failure is the store's state now */
+		assert_int_equal(cs_ledger_write_health(l, 60000), CS_E_STORE);
 		raw_exec(raw, "ROLLBACK");
-		sleep_ms(20); /* well past the deadline that write armed */
-		int rows = 0;
-		r = cs_store_audit_each(s, 1, 0, count_row, &rows);
-		if (r != CS_OK || rows != 3000)
-			fail_msg("write path %d left its deadline armed: read %d of 3000 rows (%s)", i, rows,
-				 cs_strerror(r));
+		read_3000(s, "the failed write");
 	}
+	/* nothing of them was written, and writes succeed again */
+	int rows = 0;
+	assert_int_equal(cs_store_audit_each(s, 1, 0, count_row, &rows), CS_OK);
+	assert_int_equal(rows, 3000);
+	assert_int_equal(cs_ledger_write_health(l, 0), CS_OK);
+	assert_int_equal(write_number(l, 0), CS_OK);
 	sqlite3_close(raw);
 	cs_store_close(s);
+	cs_ledger_close(l);
 }
 
-static void test_write_health_shared_and_recovers(void **state)
+static void test_write_health_recovers(void **state)
 {
 	(void)state;
 	char path[600];
 	new_db(path, sizeof(path));
-	cs_store *a = NULL, *b = NULL;
-	assert_int_equal(cs_store_open(path, &a), CS_OK);
-	assert_int_equal(cs_store_open(path, &b), CS_OK);
-	cs_store_set_write_timeout(a, 100);
-	cs_store_set_write_timeout(b, 100);
+	cs_ledger *a = NULL;
+	assert_int_equal(cs_ledger_open(path, 100, &a), CS_OK);
+	assert_int_equal(cs_ledger_start(a), CS_OK);
 
 	/* no write yet: a probe write answers */
-	assert_int_equal(cs_store_write_health(a, 60000), CS_OK);
+	assert_int_equal(cs_ledger_write_health(a, 60000), CS_OK);
 	sqlite3 *raw = raw_open(path);
 	sqlite3_stmt *st = NULL;
 	assert_int_equal(sqlite3_prepare_v2(raw, "SELECT count(*) FROM store_probe", -1, &st, NULL), SQLITE_OK);
@@ -255,25 +344,27 @@ static void test_write_health_shared_and_recovers(void **state)
 
 	/* a recent success answers without a write: even a held lock is not seen */
 	raw_exec(raw, "BEGIN IMMEDIATE");
-	assert_int_equal(cs_store_write_health(b, 60000), CS_OK);
+	assert_int_equal(cs_ledger_write_health(a, 60000), CS_OK);
 	/* an old one does not: the probe waits for the lock, then fails */
-	assert_int_equal(cs_store_write_health(b, 0), CS_E_STORE);
-	/* the failure answers for the other connection too, without a probe */
-	assert_int_equal(cs_store_write_health(a, 60000), CS_E_STORE);
+	assert_int_equal(cs_ledger_write_health(a, 0), CS_E_STORE);
+	assert_int_equal(cs_ledger_write_health(a, 60000), CS_E_STORE); /* recorded */
 	raw_exec(raw, "ROLLBACK");
-	assert_int_equal(cs_store_write_health(a, 60000), CS_E_STORE); /* still recent */
-	assert_int_equal(cs_store_write_health(a, 0), CS_OK);          /* probe: writes again */
-	assert_int_equal(cs_store_write_health(b, 60000), CS_OK);
-	/* any committed write counts */
+	assert_int_equal(cs_ledger_write_health(a, 60000), CS_E_STORE); /* still recent */
+	assert_int_equal(cs_ledger_write_health(a, 0), CS_OK);          /* probe: writes again */
+	assert_int_equal(cs_ledger_write_health(a, 60000), CS_OK);
+	/* any committed write counts, a refusal does not */
 	raw_exec(raw, "BEGIN IMMEDIATE");
-	assert_int_equal(cs_store_write_health(a, 0), CS_E_STORE);
+	assert_int_equal(cs_ledger_write_health(a, 0), CS_E_STORE);
 	raw_exec(raw, "ROLLBACK");
-	cs_audit_entry e = entry("test.write");
-	assert_int_equal(cs_store_audit_append(b, &e), CS_OK);
-	assert_int_equal(cs_store_write_health(a, 60000), CS_OK);
+	cs_audit_entry e = entry("test.refused");
+	assert_int_equal(cs_ledger_certify(a, "no-such-session", "cert-x", "kid", "h.e30.s", 1, &e),
+			 CS_E_SESSION_USED);
+	assert_int_equal(cs_ledger_write_health(a, 60000), CS_E_STORE);
+	e = entry("test.write");
+	assert_int_equal(cs_ledger_audit_append(a, &e), CS_OK);
+	assert_int_equal(cs_ledger_write_health(a, 60000), CS_OK);
 	sqlite3_close(raw);
-	cs_store_close(a);
-	cs_store_close(b);
+	cs_ledger_close(a);
 }
 
 /* ---- reads under allocation failure ------------------------------------------ */
@@ -283,6 +374,9 @@ static void test_write_health_shared_and_recovers(void **state)
 	"41414141414141414141414141414141414141414141414141414141414141" \
 	"41414141414141414141414141414141414141414141414141414141414141" "'"
 static const char text62[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+/* the JWS of header "h", payload text62 and signature "s" */
+static const char jws_text[] =
+	"h.QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE.s";
 
 static int keys_seen;
 static void check_key(void *arg, const char *kid, const char *jwk, const char *status, const char *created)
@@ -334,10 +428,10 @@ static int read_all(cs_store *s)
 {
 	char *jws = NULL, *claims = NULL;
 	int ok = 1;
-	cs_err r = cs_store_cert_get(s, "cert-1", &jws, &claims);
+	cs_err r = cs_ledger_cert_get(s, "cert-1", &jws, &claims);
 	if (r == CS_OK) {
-		assert_string_equal(jws, text62);
-		assert_string_equal(claims, text62);
+		assert_string_equal(jws, jws_text);
+		assert_string_equal(claims, text62); /* the payload, as signed */
 	} else {
 		assert_true(r == CS_E_NOMEM || r == CS_E_STORE);
 		assert_null(jws);
@@ -346,7 +440,7 @@ static int read_all(cs_store *s)
 	}
 	free(jws);
 	free(claims);
-	r = cs_store_session_claims(s, "sess-1", text62, 0, &claims);
+	r = cs_ledger_session_claims(s, "sess-1", text62, 0, &claims);
 	if (r == CS_OK)
 		assert_string_equal(claims, text62);
 	else {
@@ -382,10 +476,11 @@ static void test_reads_under_allocation_failure(void **state)
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256, claims_json, cert_id) "
-		      "VALUES ('sess-1', 1, 9e15, " BLOB62 ", " BLOB62 ", NULL);"
-		      "INSERT INTO certificates (id, session_id, kid, jws, claims_json, created_ms) "
-		      "VALUES ('cert-1', 'sess-0', 'k', " BLOB62 ", " BLOB62 ", 1);"
+	raw_exec(raw, "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256, cert_id) "
+		      "VALUES ('sess-1', 1, 9e15, " BLOB62 ", NULL);"
+		      "INSERT INTO session_claims (session_id, claims_json) VALUES ('sess-1', " BLOB62 ");"
+		      "INSERT INTO certificates (id, session_id, kid, header, claims_json, signature, created_ms) "
+		      "VALUES ('cert-1', 'sess-0', 'k', X'68', " BLOB62 ", X'73', 1);"
 		      "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at) "
 		      "VALUES (" BLOB62 ", 'u', " BLOB62 ", " BLOB62 ", " BLOB62 ");"
 		      "INSERT INTO audit_log VALUES (1, " BLOB62 ", " BLOB62 ", " BLOB62 ", NULL, " BLOB62 ", "
@@ -425,28 +520,32 @@ typedef struct {
 	atomic_int *signatures;
 } writer_arg;
 
+/* A writer of its own (as another process would be): appends and
+ * checkpoints through a ledger with its writer thread, or purges through
+ * one without (as credsign-admin does). */
 static void *checkpoint_writer(void *p)
 {
 	writer_arg *w = p;
-	cs_store *s = NULL;
-	if (cs_store_open(w->path, &s) != CS_OK)
+	cs_ledger *l = NULL;
+	if (cs_ledger_open(w->path, 5000, &l) != CS_OK || (!w->purger && cs_ledger_start(l) != CS_OK)) {
+		cs_ledger_close(l);
 		return (void *)1;
-	cs_store_set_write_timeout(s, 5000);
+	}
 	uintptr_t bad = 0;
 	for (int i = 0; i < (w->purger ? 12 : 120) && !bad; i++) {
 		int64_t first = 0, last = 0;
 		if (w->purger) {
 			sleep_ms(8);
-			bad = cs_store_audit_purge(s, "9999-12-31T00:00:00.000Z", "purger", fake_sign,
-						   w->signatures, &first, &last) != CS_OK;
+			bad = cs_ledger_audit_purge(l, "9999-12-31T00:00:00.000Z", "purger", fake_sign,
+						    w->signatures, &first, &last) != CS_OK;
 		} else {
 			cs_audit_entry e = entry("test.write");
-			bad = cs_store_audit_append(s, &e) != CS_OK ||
-			      cs_store_checkpoint_make(s, "writer", "periodic", fake_sign, w->signatures, &first,
-						       &last) != CS_OK;
+			bad = cs_ledger_audit_append(l, &e) != CS_OK ||
+			      cs_ledger_checkpoint_make(l, "writer", "periodic", fake_sign, w->signatures, &first,
+							&last) != CS_OK;
 		}
 	}
-	cs_store_close(s);
+	cs_ledger_close(l);
 	return (void *)bad;
 }
 
@@ -540,13 +639,22 @@ static void test_concurrent_checkpoints_do_not_overlap(void **state)
 
 /* ---- ts along seq ------------------------------------------------------------ */
 
+/* Threads 0 and 1 share a ledger with its writer thread; 2 and 3 each
+ * write through a ledger of their own without one (other processes). */
+typedef struct {
+	const char *path;
+	cs_ledger *shared;
+} ts_arg;
+
 static void *ts_writer(void *p)
 {
-	const char *path = p;
-	cs_store *s = NULL;
-	if (cs_store_open(path, &s) != CS_OK)
-		return (void *)1;
-	cs_store_set_write_timeout(s, 5000);
+	ts_arg *a = p;
+	cs_ledger *own = NULL, *l = a->shared;
+	if (l == NULL) {
+		if (cs_ledger_open(a->path, 5000, &own) != CS_OK)
+			return (void *)1;
+		l = own;
+	}
 	uintptr_t bad = 0;
 	for (int i = 0; i < 150 && !bad; i++) {
 		char ts[32];
@@ -557,9 +665,9 @@ static void *ts_writer(void *p)
 			if (i % 3 == 0)
 				sleep_ms(1);
 		}
-		bad = cs_store_audit_append(s, &e) != CS_OK || e.seq < 1 || e.ts == NULL;
+		bad = cs_ledger_audit_append(l, &e) != CS_OK || e.seq < 1 || e.ts != e.ts_buf;
 	}
-	cs_store_close(s);
+	cs_ledger_close(own);
 	return (void *)bad;
 }
 
@@ -586,10 +694,14 @@ static void test_ts_non_decreasing_along_seq(void **state)
 	char path[600];
 	new_db(path, sizeof(path));
 	cs_store *s = NULL;
+	cs_ledger *shared = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_ledger_open(path, 5000, &shared), CS_OK);
+	assert_int_equal(cs_ledger_start(shared), CS_OK);
+	ts_arg args[4] = {{path, shared}, {path, shared}, {path, NULL}, {path, NULL}};
 	pthread_t t[4];
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(pthread_create(&t[i], NULL, ts_writer, path), 0);
+		assert_int_equal(pthread_create(&t[i], NULL, ts_writer, &args[i]), 0);
 	for (int i = 0; i < 4; i++) {
 		void *bad = NULL;
 		pthread_join(t[i], &bad);
@@ -604,7 +716,7 @@ static void test_ts_non_decreasing_along_seq(void **state)
 	/* a clock stepped back: the entry keeps the time of the one before */
 	cs_audit_entry e = entry("test.clock");
 	e.ts = "2000-01-01T00:00:00.000Z";
-	assert_int_equal(cs_store_audit_append(s, &e), CS_OK);
+	assert_int_equal(cs_ledger_audit_append(shared, &e), CS_OK);
 	assert_int_equal(e.seq, 601);
 	assert_string_equal(e.ts, o.prev);
 	o = (order_ctx){.prev = ""};
@@ -622,6 +734,7 @@ static void test_ts_non_decreasing_along_seq(void **state)
 	assert_int_equal(rep.ts_ordered_from, 1);
 	assert_int_equal(rep.ts_warnings, 0);
 	json_decref(jwks);
+	cs_ledger_close(shared);
 	cs_store_close(s);
 }
 
@@ -677,31 +790,77 @@ static void test_verify_ts_order(void **state)
 	assert_int_equal(rep.ts_ordered_from, 4);
 	assert_int_equal(rep.ts_warnings, 1);
 	assert_int_equal(rep.ts_warning_first_seq, 3);
-	/* an upgraded store: the order is guaranteed from the next entry on */
+	/* an upgraded store (version 3, as that version created it): the order is
+	 * guaranteed from the next entry on, and each certificate's claims are
+	 * kept once, in its JWS */
 	char path2[600];
 	new_db(path2, sizeof(path2));
 	sqlite3 *old = raw_open(path2);
-	raw_exec(old, "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, node TEXT NOT NULL, "
+	raw_exec(old, "CREATE TABLE generation_sessions (id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, "
+		      "expires_ms INTEGER NOT NULL, cert_sha256 TEXT NOT NULL, claims_json TEXT NOT NULL, "
+		      "cert_id TEXT UNIQUE);"
+		      "CREATE TABLE certificates (id TEXT PRIMARY KEY, session_id TEXT NOT NULL UNIQUE "
+		      "REFERENCES generation_sessions(id), kid TEXT NOT NULL REFERENCES signing_keys(kid), "
+		      "jws TEXT NOT NULL, claims_json TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+		      "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, uri TEXT NOT NULL, jwk_json TEXT NOT NULL, "
+		      "status TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT "
+		      "(strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+		      "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, node TEXT NOT NULL, "
 		      "actor TEXT NOT NULL, actor_cert_sha256 TEXT, role TEXT NOT NULL, action TEXT NOT NULL, "
 		      "object TEXT, project TEXT, environment TEXT, outcome TEXT NOT NULL, error_code TEXT, "
 		      "request_id TEXT, prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL);"
 		      "CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, "
 		      "last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL, ts TEXT NOT NULL, node TEXT NOT NULL, "
-		      "kind TEXT NOT NULL, jws TEXT NOT NULL);");
+		      "kind TEXT NOT NULL, jws TEXT NOT NULL);"
+		      "CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms) "
+		      "WHERE cert_id IS NULL;"
+		      "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES ('k', 'u', '{}', 'active');"
+		      "INSERT INTO generation_sessions VALUES ('s1', 1, 9e15, 'ab', '{\"a\":1}', 'c1');"
+		      "INSERT INTO generation_sessions VALUES ('s2', 1, 9e15, 'ab', '{\"b\":2}', NULL);"
+		      /* the JSON copy beside the JWS may differ: the JWS is what was signed */
+		      "INSERT INTO certificates VALUES ('c1', 's1', 'k', 'h.eyJhIjoxfQ.s', '{\"a\": 1}', 1);");
 	raw_entry(old, 1, "2026-01-01T00:00:01.000Z", h[0], h[1]);
 	raw_entry(old, 2, "2026-01-01T00:00:00.500Z", h[1], h[2]);
 	raw_exec(old, "PRAGMA user_version = 3");
 	sqlite3_close(old);
 	cs_store *up = NULL;
 	int64_t from = 0;
-	/* version 3's other tables are missing: migration 4 alone is what runs */
 	assert_int_equal(cs_store_open(path2, &up), CS_OK);
 	assert_int_equal(cs_store_audit_ts_ordered_from(up, &from), CS_OK);
 	assert_int_equal(from, 3);
 	assert_int_equal(cs_audit_verify(up, jwks, 0, &rep), CS_OK);
 	assert_true(rep.intact);
 	assert_int_equal(rep.ts_warnings, 1);
+	char *jws = NULL, *claims = NULL;
+	assert_int_equal(cs_ledger_cert_get(up, "c1", &jws, &claims), CS_OK);
+	assert_string_equal(jws, "h.eyJhIjoxfQ.s");
+	assert_string_equal(claims, "{\"a\":1}"); /* the JWS's payload */
+	free(jws);
+	free(claims);
+	assert_int_equal(cs_ledger_session_claims(up, "s1", "ab", 0, &claims), CS_E_SESSION_USED);
+	assert_int_equal(cs_ledger_session_claims(up, "s2", "ab", 0, &claims), CS_OK);
+	assert_string_equal(claims, "{\"b\":2}");
+	free(claims);
 	cs_store_close(up);
+	old = raw_open(path2);
+	sqlite3_stmt *st = NULL;
+	/* no second copy of a certificate's claims, nor a third in its session */
+	assert_int_equal(sqlite3_prepare_v2(old, "SELECT (SELECT group_concat(name) FROM pragma_table_info('certificates')), "
+						 "(SELECT group_concat(name) FROM pragma_table_info('generation_sessions')), "
+						 "(SELECT group_concat(session_id) FROM session_claims), "
+						 "(SELECT user_version FROM pragma_user_version)", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0),
+			    "id,session_id,kid,header,claims_json,signature,created_ms");
+	assert_string_equal((const char *)sqlite3_column_text(st, 1), "id,created_ms,expires_ms,cert_sha256,cert_id");
+	assert_string_equal((const char *)sqlite3_column_text(st, 2), "s2");
+	assert_int_equal(sqlite3_column_int(st, 3), 5);
+	sqlite3_finalize(st);
+	/* a schema newer than the program is refused */
+	raw_exec(old, "PRAGMA user_version = 99");
+	sqlite3_close(old);
+	assert_int_equal(cs_store_open(path2, &up), CS_E_STORE_SCHEMA);
+	assert_null(up);
 	json_decref(jwks);
 	sqlite3_close(raw);
 	cs_store_close(s);
@@ -738,8 +897,9 @@ int main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_failed_write_leaves_no_deadline),
-		cmocka_unit_test(test_write_health_shared_and_recovers),
+		cmocka_unit_test(test_store_write_ends_its_deadline),
+		cmocka_unit_test(test_failed_write_fails_in_time),
+		cmocka_unit_test(test_write_health_recovers),
 		cmocka_unit_test(test_reads_under_allocation_failure),
 		cmocka_unit_test(test_concurrent_checkpoints_do_not_overlap),
 		cmocka_unit_test(test_ts_non_decreasing_along_seq),

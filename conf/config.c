@@ -55,6 +55,8 @@ static const schema_entry schema[] = {
 	{"server.node_id", K_IDENT, false, "node-1", 0, 0, 0, F(server.node_id)},
 	{"server.workers", K_INT, false, NULL, 4, 1, 64, F(server.workers)},
 	{"server.max_connections", K_INT, false, NULL, 256, 1, 100000, F(server.max_connections)},
+	{"server.max_connections_per_identity", K_INT, false, NULL, 32, 1, 100000,
+	 F(server.max_connections_per_identity)},
 	{"server.max_body_bytes", K_INT, false, NULL, 65536, 1024, 1048576, F(server.max_body_bytes)},
 	{"server.max_header_bytes", K_INT, false, NULL, 8192, 1024, 65536, F(server.max_header_bytes)},
 	{"server.timeout_ms", K_INT, false, NULL, 10000, 100, 600000, F(server.timeout_ms)},
@@ -67,6 +69,7 @@ static const schema_entry schema[] = {
 	{"server.max_handshakes", K_INT, false, NULL, 64, 1, 100000, F(server.max_handshakes)},
 	{"server.max_handshakes_per_source", K_INT, false, NULL, 8, 1, 100000,
 	 F(server.max_handshakes_per_source)},
+	{"server.health_listen", K_LISTEN, false, NULL, 0, 0, 0, F(server.health_listen)},
 	{"server.presets_file", K_FILE, false, "presets.conf", 0, 0, 0, F(server.presets_file)},
 	{"server.wordlist_file", K_FILE, false,
 	 "/usr/lib/python3/dist-packages/diceware/wordlists/wordlist_en_eff.txt", 0, 0, 0,
@@ -102,6 +105,8 @@ static const schema_entry schema[] = {
 	 F(audit.refusal_summary_seconds)},
 	{"audit.syslog", K_BOOL, false, NULL, 0, 0, 1, F(audit.syslog)},
 	{"audit.readers", K_IDENTITY_LIST, false, NULL, 0, 0, 0, F(audit.readers)},
+	{"metrics", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"metrics.readers", K_IDENTITY_LIST, false, NULL, 0, 0, 0, F(metrics.readers)},
 };
 #undef F
 #define SCHEMA_LEN (sizeof(schema) / sizeof(schema[0]))
@@ -616,7 +621,8 @@ void cs_config_free(cs_config *c)
 		if (is_string_kind(schema[i].kind) && schema[i].kind != K_GROUP &&
 		    schema[i].kind != K_LOG_LEVEL && schema[i].kind != K_LOG_FORMAT)
 			free(*(char **)((char *)c + schema[i].offset));
-	free_list(c->audit.readers);
+		else if (schema[i].kind == K_IDENTITY_LIST)
+			free_list(*(char ***)((char *)c + schema[i].offset));
 	free(c->file);
 	free(c);
 }

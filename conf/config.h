@@ -34,6 +34,7 @@ typedef struct {
 		char *node_id;
 		int workers;         /* event-loop threads */
 		int max_connections; /* concurrent authenticated connections */
+		int max_connections_per_identity; /* of one client identity */
 		int max_body_bytes;
 		int max_header_bytes;
 		int timeout_ms;      /* read/write/idle timeout per connection */
@@ -42,6 +43,7 @@ typedef struct {
 		int max_connection_seconds; /* lifetime of any connection */
 		int max_handshakes;            /* connections not yet authenticated */
 		int max_handshakes_per_source; /* the same, per source address */
+		char *health_listen; /* plain-HTTP /healthz and /readyz; NULL: off */
 		char *presets_file;  /* built-in presets (conf/presets.conf) */
 		char *wordlist_file; /* passphrase words (EFF long list) */
 	} server;
@@ -78,6 +80,9 @@ typedef struct {
 		bool syslog;
 		char **readers; /* identities allowed to read the audit log; NULL-terminated */
 	} audit;
+	struct {
+		char **readers; /* identities allowed to read GET /metrics; NULL-terminated */
+	} metrics;
 } cs_config;
 
 typedef struct {

@@ -64,15 +64,16 @@ static void append_raw(char *buf, size_t *len, size_t cap, const char *s)
 	*len += n;
 }
 
-void cs_log_vwrite(cs_log_level level, const char *fn, const char *fmt, va_list ap)
+int cs_log_enabled(cs_log_level level)
+{
+	return (int)level >= log_min_level;
+}
+
+/* One line: the common head, msg, then the fields. */
+static void write_line(cs_log_level level, const char *fn, const char *msg,
+		       const cs_log_field *fields, size_t nfields)
 {
 	static const char *const level_names[] = {"debug", "info", "warn", "error"};
-	if ((int)level < log_min_level)
-		return;
-
-	char msg[2048];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-
 	struct timespec now;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -82,33 +83,57 @@ void cs_log_vwrite(cs_log_level level, const char *fn, const char *fmt, va_list 
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 now.tv_nsec / 1000000);
 
-	char line[4096];
+	char line[4096], number[32];
 	size_t len = 0;
 	const size_t cap = sizeof(line) - 2;
-	if (log_format == CS_LOG_JSON) {
-		append_raw(line, &len, cap, "{\"ts\":\"");
-		append_raw(line, &len, cap, ts);
-		append_raw(line, &len, cap, "\",\"level\":\"");
-		append_raw(line, &len, cap, level_names[level]);
-		append_raw(line, &len, cap, "\",\"fn\":\"");
+	int json = log_format == CS_LOG_JSON;
+	append_raw(line, &len, cap, json ? "{\"ts\":\"" : "ts=");
+	append_raw(line, &len, cap, ts);
+	append_raw(line, &len, cap, json ? "\",\"level\":\"" : " level=");
+	append_raw(line, &len, cap, level_names[level]);
+	append_raw(line, &len, cap, json ? "\",\"fn\":\"" : " fn=");
+	if (json)
 		append_escaped(line, &len, cap, fn);
-		append_raw(line, &len, cap, "\",\"msg\":\"");
-		append_escaped(line, &len, cap, msg);
-		append_raw(line, &len, cap, "\"}");
-	} else {
-		append_raw(line, &len, cap, "ts=");
-		append_raw(line, &len, cap, ts);
-		append_raw(line, &len, cap, " level=");
-		append_raw(line, &len, cap, level_names[level]);
-		append_raw(line, &len, cap, " fn=");
+	else
 		append_raw(line, &len, cap, fn);
-		append_raw(line, &len, cap, " msg=\"");
-		append_escaped(line, &len, cap, msg);
-		append_raw(line, &len, cap, "\"");
+	append_raw(line, &len, cap, json ? "\",\"msg\":\"" : " msg=\"");
+	append_escaped(line, &len, cap, msg);
+	append_raw(line, &len, cap, "\"");
+	for (size_t i = 0; i < nfields; i++) {
+		append_raw(line, &len, cap, json ? ",\"" : " ");
+		append_raw(line, &len, cap, fields[i].key);
+		append_raw(line, &len, cap, json ? "\":" : "=");
+		if (fields[i].text != NULL) {
+			append_raw(line, &len, cap, "\"");
+			append_escaped(line, &len, cap, fields[i].text);
+			append_raw(line, &len, cap, "\"");
+		} else {
+			snprintf(number, sizeof(number), "%.15g", fields[i].number);
+			append_raw(line, &len, cap, number);
+		}
 	}
+	if (json)
+		append_raw(line, &len, cap, "}");
 	line[len++] = '\n';
 	ssize_t ignored = write(log_fd, line, len);
 	(void)ignored;
+}
+
+void cs_log_vwrite(cs_log_level level, const char *fn, const char *fmt, va_list ap)
+{
+	if ((int)level < log_min_level)
+		return;
+	char msg[2048];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	write_line(level, fn, msg, NULL, 0);
+}
+
+void cs_log_fields(cs_log_level level, const char *fn, const char *msg, const cs_log_field *fields,
+		   size_t n)
+{
+	if ((int)level < log_min_level)
+		return;
+	write_line(level, fn, msg, fields, n);
 }
 
 void cs_log_write(cs_log_level level, const char *fn, const char *fmt, ...)

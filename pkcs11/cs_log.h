@@ -4,6 +4,11 @@
  *
  *   ts=2026-11-23T10:00:00.123Z level=error fn=token_login msg="token PIN rejected"
  *
+ * cs_log_fields() adds named fields after msg: in logfmt as key=value
+ * (strings quoted), in JSON as members of their own (numbers as numbers):
+ *
+ *   {"ts":"...","level":"info","fn":"on_request","msg":"request","method":"GET","status":200,...}
+ *
  * Log once, where an error is handled. Never pass secrets (PINs, credentials,
  * salts) to these functions. Thread-safe: each line is written with a single
  * write(2) call.
@@ -12,6 +17,7 @@
 #define CS_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum { CS_LOG_DEBUG, CS_LOG_INFO, CS_LOG_WARN, CS_LOG_ERROR } cs_log_level;
 typedef enum { CS_LOG_LOGFMT, CS_LOG_JSON } cs_log_format;
@@ -25,6 +31,16 @@ void cs_log_write(cs_log_level level, const char *fn, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void cs_log_vwrite(cs_log_level level, const char *fn, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
+
+typedef struct {
+	const char *key; /* [a-z_]+ */
+	const char *text; /* a string value, or NULL for number */
+	double number;
+} cs_log_field;
+void cs_log_fields(cs_log_level level, const char *fn, const char *msg, const cs_log_field *fields,
+		   size_t n);
+/* Whether a line at this level would be written. */
+int cs_log_enabled(cs_log_level level);
 
 #define cs_log_debug(...) cs_log_write(CS_LOG_DEBUG, __func__, __VA_ARGS__)
 #define cs_log_info(...) cs_log_write(CS_LOG_INFO, __func__, __VA_ARGS__)

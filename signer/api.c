@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "cs_log.h"
+#include "metrics.h"
 #include "generate.h"
 #include "jose.h"
 #include "policy.h"
@@ -214,7 +215,23 @@ static const struct {
 	{"/api/audit", CS_ROUTE_AUDIT, "audit.read", 0, 0, 1},
 	{"/healthz", CS_ROUTE_HEALTHZ, NULL, 0, 0, 0},
 	{"/readyz", CS_ROUTE_READYZ, NULL, 0, 0, 0},
+	{"/metrics", CS_ROUTE_METRICS, "metrics.read", 0, 0, 0},
 };
+
+const char *cs_api_route_name(cs_api_route_id route)
+{
+	static const char *const names[] = {
+		[CS_ROUTE_NONE] = "other",       [CS_ROUTE_GENERATE] = "generate",
+		[CS_ROUTE_CERTIFY] = "certify",  [CS_ROUTE_CERT] = "cert",
+		[CS_ROUTE_JWKS] = "jwks",        [CS_ROUTE_PRESETS] = "presets",
+		[CS_ROUTE_POLICY] = "policy",    [CS_ROUTE_AUDIT] = "audit",
+		[CS_ROUTE_AUDIT_CHECKPOINT] = "audit_checkpoint",
+		[CS_ROUTE_HEALTHZ] = "healthz",  [CS_ROUTE_READYZ] = "readyz",
+		[CS_ROUTE_METRICS] = "metrics",
+	};
+	return (unsigned)route < sizeof(names) / sizeof(names[0]) && names[route] != NULL ? names[route]
+											: "other";
+}
 
 cs_err cs_api_route(cs_api_method method, const char *path, const char *query,
 		    cs_api_route_id *route, const char **action, cs_api_error *err)
@@ -801,6 +818,19 @@ static void reply_send(api_call *req, const char *request_id, int timeout_ms)
 		evhttp_add_header(h, "Allow", req->allow);
 	struct evbuffer *buf = evbuffer_new();
 	size_t len = req->body != NULL ? strlen(req->body) : 0;
+	if (buf != NULL && req->body != NULL &&
+	    evhttp_request_get_command(req->req) == EVHTTP_REQ_HEAD) {
+		/* HEAD: the headers GET would send, no body (libevent 2.1 would
+		 * send one, and the next answer on the connection would be
+		 * misread) */
+		char length[24];
+		snprintf(length, sizeof(length), "%zu", len);
+		evhttp_add_header(h, "Content-Length", length);
+		reply_release(req);
+		evhttp_send_reply(req->req, req->status, NULL, buf);
+		evbuffer_free(buf);
+		return;
+	}
 	if (buf == NULL || req->body == NULL ||
 	    evbuffer_add_reference(buf, req->body, len, cs_wiped_buffer_free, NULL) != 0) {
 		reply_release(req);
@@ -859,23 +889,29 @@ static cs_err token_rnd(void *ctx, uint8_t *buf, size_t n)
 	return cs_token_random(ctx, buf, n);
 }
 
-/* A fresh identifier from the token: 16 bytes, base64url, 127 random bits.
- * The top bit is cleared so that the first character is a letter (A-Z,
- * a-f): an id never starts with '-' and is never taken for an option when
- * it is passed on a command line. */
+/* An identifier from 16 random bytes: base64url, 127 random bits. The top
+ * bit is cleared so that the first character is a letter (A-Z, a-f): an id
+ * never starts with '-' and is never taken for an option when it is passed
+ * on a command line. */
+static cs_err id_from_raw(uint8_t raw[ID_BYTES], char out[ID_CHARS + 1])
+{
+	raw[0] &= 0x7f;
+	char *s = cs_b64url_encode(raw, ID_BYTES);
+	if (s == NULL)
+		return CS_E_NOMEM;
+	memcpy(out, s, ID_CHARS + 1);
+	free(s);
+	return CS_OK;
+}
+
+/* A fresh identifier from the token (one C_GenerateRandom call). */
 static cs_err new_id(cs_app *app, char out[ID_CHARS + 1])
 {
 	uint8_t raw[ID_BYTES];
 	cs_err r = cs_token_random(app->token, raw, sizeof(raw));
 	if (r != CS_OK)
 		return r;
-	raw[0] &= 0x7f;
-	char *s = cs_b64url_encode(raw, sizeof(raw));
-	if (s == NULL)
-		return CS_E_NOMEM;
-	memcpy(out, s, ID_CHARS + 1);
-	free(s);
-	return CS_OK;
+	return id_from_raw(raw, out);
 }
 
 static json_t *classes_json(unsigned classes)
@@ -948,28 +984,46 @@ static cs_err commit_credential(const uint8_t salt[SALT_BYTES], const char *cred
 	return *value != NULL ? CS_OK : CS_E_NOMEM;
 }
 
+/* Random bytes a generate request draws at once: the salt, the session id
+ * and generously what the credential is expected to take (rejection
+ * sampling), in whole calls of the token's per-call cap; a refill (one
+ * call) follows only when rejections used it all. */
+static size_t generate_random_bytes(cs_app *app, const cs_generate_input *g)
+{
+	size_t need = SALT_BYTES + ID_BYTES +
+		      (g->plan.type == CS_TYPE_PASSPHRASE
+			       ? cs_passphrase_random_bytes(app->wordlist, (size_t)g->plan.length)
+			       : cs_string_random_bytes(&g->plan.spec, g->plan.entropy_bits));
+	size_t call = cs_token_random_max(app->token);
+	need = (need + call - 1) / call * call;
+	return need < CS_RANDOM_BUFFER_MAX ? need : CS_RANDOM_BUFFER_MAX / call * call;
+}
+
 /* Draw the credential (with its api-key prefix) into out[cap]. */
-static cs_err draw_credential(cs_app *app, const cs_generate_input *g, char *out, size_t cap)
+static cs_err draw_credential(cs_app *app, const cs_generate_input *g, cs_random_buffer *src,
+			      char *out, size_t cap)
 {
 	if (g->plan.type == CS_TYPE_PASSPHRASE)
-		return cs_generate_passphrase(app->wordlist, (size_t)g->plan.length, token_rnd, app->token,
-					      out, cap);
+		return cs_generate_passphrase_from(app->wordlist, (size_t)g->plan.length, src, out, cap);
 	size_t prefix_len = g->prefix != NULL ? strlen(g->prefix) + 1 : 0;
 	if (prefix_len > 0)
 		snprintf(out, cap, "%s_", g->prefix);
-	return cs_generate_string(&g->plan.spec, token_rnd, app->token, out + prefix_len, cap - prefix_len);
+	return cs_generate_string_from(&g->plan.spec, src, out + prefix_len, cap - prefix_len);
 }
 
-static void handle_generate(api_call *req, cs_app *app, cs_store *store,
-			    const cs_peer *peer)
+static void handle_generate(api_call *req, cs_app *app, const cs_peer *peer)
 {
 	cs_generate_input g;
 	cs_api_error err;
 	char credential[CS_CREDENTIAL_MAX * 12], session_id[ID_CHARS + 1], generated_at[32];
-	uint8_t salt[SALT_BYTES];
+	uint8_t salt[SALT_BYTES], id_raw[ID_BYTES];
 	char *salt_b64 = NULL, *commitment = NULL, *claims_text = NULL;
 	json_t *claims = NULL;
 	cs_err r;
+	/* the request's randomness: one draw (see generate_random_bytes),
+	 * sliced; wiped at the end */
+	cs_random_buffer rnd;
+	cs_random_buffer_init(&rnd, token_rnd, app->token, cs_token_random_max(app->token));
 	struct evbuffer *in = evhttp_request_get_input_buffer(req->req);
 	size_t len = evbuffer_get_length(in);
 	if (cs_api_decode_generate(app->presets, app->wordlist, (const char *)evbuffer_pullup(in, -1), len,
@@ -977,9 +1031,11 @@ static void handle_generate(api_call *req, cs_app *app, cs_store *store,
 		send_api_error(req, &err);
 		return;
 	}
-	if ((r = draw_credential(app, &g, credential, sizeof(credential))) != CS_OK ||
-	    (r = cs_token_random(app->token, salt, sizeof(salt))) != CS_OK ||
-	    (r = new_id(app, session_id)) != CS_OK) {
+	if ((r = cs_random_buffer_fill(&rnd, generate_random_bytes(app, &g))) != CS_OK ||
+	    (r = cs_random_take(&rnd, salt, sizeof(salt))) != CS_OK ||
+	    (r = cs_random_take(&rnd, id_raw, sizeof(id_raw))) != CS_OK ||
+	    (r = id_from_raw(id_raw, session_id)) != CS_OK ||
+	    (r = draw_credential(app, &g, &rnd, credential, sizeof(credential))) != CS_OK) {
 		send_cs_error(req, r, "generation");
 		goto out;
 	}
@@ -1011,12 +1067,12 @@ static void handle_generate(api_call *req, cs_app *app, cs_store *store,
 	AUDIT_SET(req, environment, g.environment);
 	req->audit.outcome = "success";
 	cs_audit_complete(app->audit, &req->audit);
-	if ((r = cs_store_session_put(store, &session, &req->audit)) != CS_OK) {
+	if ((r = cs_ledger_session_put(app->ledger, &session, &req->audit)) != CS_OK) {
 		send_cs_error(req, r, "storing the session and its audit entry");
 		goto out;
 	}
 	req->audited = 1;
-	cs_audit_committed(app->audit, store, &req->audit);
+	cs_audit_committed(app->audit, app->ledger, &req->audit);
 	send_json(req, 200,
 		  json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:f}", "credential", credential,
 			    "generation_session_id", session_id, "expires_in", CS_SESSION_TTL_SECONDS,
@@ -1025,6 +1081,7 @@ static void handle_generate(api_call *req, cs_app *app, cs_store *store,
 	cs_log_info("generated preset=%s type=%s length=%d session=%s identity=%s", g.preset->name,
 		    cs_type_name(g.plan.type), g.plan.length, session_id, peer->identity);
 out:
+	cs_random_buffer_wipe(&rnd);
 	OPENSSL_cleanse(credential, sizeof(credential));
 	OPENSSL_cleanse(salt, sizeof(salt));
 	free(salt_b64);
@@ -1037,9 +1094,10 @@ out:
 /* ---- POST /api/generate-certificate --------------------------------------- */
 
 /* Add the certification claims to the session's and sign (outside any
- * store transaction: the token may be slow). */
+ * store transaction: the token may be slow). The JWS is the one copy of
+ * the claims stored. */
 static cs_err make_certificate(cs_app *app, const char *session_claims, const char *cert_id,
-			       int64_t now, char **jws, char **claims_out)
+			       int64_t now, char **jws)
 {
 	char when[32];
 	json_t *claims = json_loads(session_claims, 0, NULL);
@@ -1051,9 +1109,6 @@ static cs_err make_certificate(cs_app *app, const char *session_claims, const ch
 	json_object_set_new(claims, "iat", json_integer(now / 1000));
 	json_object_set_new(claims, "certified_at", json_string(when));
 	cs_err r = cs_signer_jws(app->signer, CS_CERT_TYP, claims, jws);
-	if (r == CS_OK &&
-	    (*claims_out = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12))) == NULL)
-		r = CS_E_NOMEM;
 	json_decref(claims);
 	return r;
 }
@@ -1062,7 +1117,7 @@ static void handle_certify(api_call *req, cs_app *app, cs_store *store,
 			   const cs_peer *peer)
 {
 	char session_id[ID_CHARS + 1], cert_id[ID_CHARS + 1], project[TEXT_FIELD_MAX * 4 + 1], environment[TEXT_FIELD_MAX * 4 + 1];
-	char *jws = NULL, *claims = NULL, *session_claims = NULL;
+	char *jws = NULL, *session_claims = NULL;
 	cs_api_error err;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req->req);
 	size_t len = evbuffer_get_length(in);
@@ -1073,11 +1128,11 @@ static void handle_certify(api_call *req, cs_app *app, cs_store *store,
 	}
 	AUDIT_SET(req, object, session_id);
 	int64_t now = now_ms();
-	cs_err r = cs_store_session_claims(store, session_id, peer->cert_sha256, now, &session_claims);
+	cs_err r = cs_ledger_session_claims(store, session_id, peer->cert_sha256, now, &session_claims);
 	if (r == CS_OK)
 		r = new_id(app, cert_id);
 	if (r == CS_OK)
-		r = make_certificate(app, session_claims, cert_id, now, &jws, &claims);
+		r = make_certificate(app, session_claims, cert_id, now, &jws);
 	if (r == CS_OK) {
 		json_t *sc = json_loads(session_claims, 0, NULL);
 		snprintf(project, sizeof(project), "%s", json_string_value(json_object_get(sc, "project")) ?: "");
@@ -1092,11 +1147,11 @@ static void handle_certify(api_call *req, cs_app *app, cs_store *store,
 		AUDIT_SET(req, environment, environment[0] ? environment : NULL);
 		req->audit.outcome = "success";
 		cs_audit_complete(app->audit, &req->audit);
-		r = cs_store_cert_put(store, session_id, cert_id, cs_signer_kid(app->signer), jws, claims,
+		r = cs_ledger_certify(app->ledger, session_id, cert_id, cs_signer_kid(app->signer), jws,
 				      now, &req->audit);
 		if (r == CS_OK) {
 			req->audited = 1;
-			cs_audit_committed(app->audit, store, &req->audit);
+			cs_audit_committed(app->audit, app->ledger, &req->audit);
 		} else {
 			AUDIT_SET(req, object, session_id);
 		}
@@ -1113,7 +1168,6 @@ static void handle_certify(api_call *req, cs_app *app, cs_store *store,
 		    peer->identity);
 out:
 	free(jws);
-	free(claims);
 	free(session_claims);
 }
 
@@ -1129,7 +1183,7 @@ static void handle_cert(api_call *req, cs_store *store, const char *rest)
 		return;
 	}
 	char *jws = NULL, *claims = NULL;
-	cs_err r = cs_store_cert_get(store, id, &jws, &claims);
+	cs_err r = cs_ledger_cert_get(store, id, &jws, &claims);
 	if (r != CS_OK) {
 		send_cs_error(req, r, "certificate");
 		return;
@@ -1233,11 +1287,11 @@ static void handle_readyz(api_call *req, cs_app *app, cs_store *store)
 	cs_token_info info;
 	cs_err tr = cs_token_get_info(app->token, &info);
 	/* the store answers reads, and its writes succeed: the last write's
-	 * outcome when recent, else a probe write (see store.h) */
+	 * outcome when recent, else a probe write (see ledger.h) */
 	cs_err sr = cs_store_ping(store);
 	const char *store_state = sr == CS_OK ? "ok" : cs_strerror(sr);
 	const char *message = "not ready: the store does not answer";
-	if (sr == CS_OK && (sr = cs_store_write_health(store, CS_STORE_READY_MAX_AGE_MS)) != CS_OK) {
+	if (sr == CS_OK && (sr = cs_ledger_write_health(app->ledger, CS_LEDGER_READY_MAX_AGE_MS)) != CS_OK) {
 		store_state = "writes fail";
 		message = "not ready: the store cannot write";
 	}
@@ -1261,6 +1315,31 @@ static int is_reader(const cs_app *app, const cs_peer *peer)
 		if (strcmp(*r, peer->identity) == 0)
 			return 1;
 	return 0;
+}
+
+static int in_list(char **list, const cs_peer *peer)
+{
+	for (char **r = list; r != NULL && *r != NULL; r++)
+		if (strcmp(*r, peer->identity) == 0)
+			return 1;
+	return 0;
+}
+
+static void handle_metrics(api_call *req, cs_app *app, const cs_peer *peer)
+{
+	if (!in_list(app->cfg->metrics.readers, peer)) {
+		api_error(req, 403, "forbidden", "this identity may not read the metrics (metrics.readers)");
+		return;
+	}
+	cs_metrics_gauges gauges = {.active_kid = app->signer != NULL ? cs_signer_kid(app->signer) : NULL};
+	if (app->read_gauges != NULL)
+		app->read_gauges(app->gauges_arg, &gauges);
+	char *text = NULL;
+	if (cs_metrics_render(&gauges, &text) != CS_OK) {
+		api_error(req, 500, "internal_error", "out of memory");
+		return;
+	}
+	send_owned(req, 200, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
 static void handle_audit_checkpoint(api_call *req, cs_store *store)
@@ -1346,7 +1425,7 @@ static void dispatch(api_call *req, cs_app *app, cs_store *store, const cs_peer 
 		     cs_api_route_id route, const char *path)
 {
 	switch (route) {
-	case CS_ROUTE_GENERATE: handle_generate(req, app, store, peer); break;
+	case CS_ROUTE_GENERATE: handle_generate(req, app, peer); break;
 	case CS_ROUTE_CERTIFY: handle_certify(req, app, store, peer); break;
 	case CS_ROUTE_CERT: handle_cert(req, store, path + strlen("/cert/")); break;
 	case CS_ROUTE_JWKS: handle_jwks(req, store); break;
@@ -1356,6 +1435,7 @@ static void dispatch(api_call *req, cs_app *app, cs_store *store, const cs_peer 
 	case CS_ROUTE_AUDIT: handle_audit_export(req, app, store, peer); break;
 	case CS_ROUTE_HEALTHZ: send_json(req, 200, json_pack("{s:s}", "status", "ok")); break;
 	case CS_ROUTE_READYZ: handle_readyz(req, app, store); break;
+	case CS_ROUTE_METRICS: handle_metrics(req, app, peer); break;
 	case CS_ROUTE_NONE: api_error(req, 404, "not_found", "no such route"); break;
 	}
 }
@@ -1372,8 +1452,7 @@ static cs_api_method method_of(struct evhttp_request *http)
 
 /* Audit the call (unless its handler did, inside its own transaction) and
  * send its reply: the entry is durable before anything leaves. */
-static void finish_call(api_call *call, cs_app *app, cs_store *store, const cs_peer *peer,
-			const char *request_id)
+static void finish_call(api_call *call, cs_app *app, const cs_peer *peer, const char *request_id)
 {
 	api_call *req = call;
 	if (call->store_failed) {
@@ -1391,7 +1470,7 @@ static void finish_call(api_call *call, cs_app *app, cs_store *store, const cs_p
 		e->outcome = call->status < 400 ? "success" : call->status < 500 ? "refused" : "failure";
 		e->error_code = call->error_code[0] ? call->error_code : NULL;
 		e->request_id = request_id;
-		cs_err r = cs_audit_record(app->audit, store, e);
+		cs_err r = cs_audit_record(app->audit, app->ledger, e);
 		if (r != CS_OK)
 			/* the entry is not durable: nothing else may leave */
 			api_error(req, 503, "audit_unavailable", "the audit log cannot record this request");
@@ -1438,19 +1517,42 @@ void cs_api_handle(struct evhttp_request *http, cs_app *app, cs_store *store, co
 		else
 			dispatch(req, app, store, peer, route, path);
 	}
-	finish_call(&call, app, store, peer, request_id);
+	finish_call(&call, app, peer, request_id);
+}
+
+void cs_api_probe(struct evhttp_request *http, cs_app *app, cs_store *store)
+{
+	api_call call = {.req = http};
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	char request_id[CS_API_REQUEST_ID_MAX];
+	new_request_id(app, request_id);
+	cs_api_route_id route = CS_ROUTE_NONE;
+	const char *action = NULL;
+	cs_api_error err;
+	cs_err r = path != NULL ? cs_api_route(method_of(http), path, evhttp_uri_get_query(uri), &route,
+					       &action, &err)
+				: CS_E_NOT_FOUND;
+	if (route != CS_ROUTE_HEALTHZ && route != CS_ROUTE_READYZ)
+		api_error(&call, 404, "not_found", "this listener serves /healthz and /readyz only");
+	else if (r != CS_OK)
+		send_api_error(&call, &err);
+	else
+		dispatch(&call, app, store, NULL, route, path);
+	reply_send(&call, request_id, app->cfg->server.timeout_ms);
 }
 
 void cs_api_refuse(struct evhttp_request *http, cs_app *app, cs_store *store, const cs_peer *peer,
 		   int status, const char *code, const char *message)
 {
+	(void)store; /* a refusal only writes its audit entry, through the ledger */
 	api_call call = {.req = http};
 	char request_id[CS_API_REQUEST_ID_MAX];
 	new_request_id(app, request_id);
 	call.audit.request_id = request_id;
 	call.audit.action = "request";
 	api_error(&call, status, code, message);
-	finish_call(&call, app, store, peer, request_id);
+	finish_call(&call, app, peer, request_id);
 }
 
 cs_err cs_app_describe_token(cs_app *app)

@@ -12,6 +12,7 @@
  *   GET  /api/audit                 audit entries and checkpoints (audit.readers)
  *   GET  /api/audit/checkpoint      the latest signed checkpoint
  *   GET  /healthz, /readyz          liveness; token and store usable (not audited)
+ *   GET  /metrics                   Prometheus text (metrics.readers)
  *
  * HEAD is answered like GET (libevent sends no body); any other method on
  * a route is 405 with an Allow header; an unknown path is 404.
@@ -58,6 +59,10 @@ void cs_api_handle(struct evhttp_request *req, cs_app *app, cs_store *store, con
 
 /* Answer a request the server refuses before routing with the JSON error
  * (status, code, message), audited as action "request" like any other. */
+/* The plain-HTTP probe listener (server.health_listen): /healthz and
+ * /readyz only, no client identity, not audited; anything else is 404. */
+void cs_api_probe(struct evhttp_request *req, cs_app *app, cs_store *store);
+
 void cs_api_refuse(struct evhttp_request *req, cs_app *app, cs_store *store, const cs_peer *peer,
 		   int status, const char *code, const char *message);
 
@@ -122,7 +127,11 @@ typedef enum {
 	CS_ROUTE_AUDIT_CHECKPOINT,
 	CS_ROUTE_HEALTHZ,
 	CS_ROUTE_READYZ,
+	CS_ROUTE_METRICS,
 } cs_api_route_id;
+
+/* The route's name in metrics ("generate", ...; "other" for none). */
+const char *cs_api_route_name(cs_api_route_id route);
 
 /* The route of a path (the raw path, not decoded), its audit action (NULL
  * for the probes, "request" for an unknown path), and whether the method

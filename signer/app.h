@@ -12,6 +12,7 @@
 #include <openssl/types.h>
 
 #include "certsign.h"
+#include "metrics.h"
 #include "config.h"
 #include "preset.h"
 #include "store.h"
@@ -28,6 +29,10 @@ typedef struct {
 	cs_signer *signer;
 	json_t *entropy_source; /* the certificate's entropy_source claim */
 	struct cs_audit *audit;
+	struct cs_ledger *ledger; /* every write, one writer thread (ledger.h) */
+	/* the server's connection counts for /metrics (NULL until it runs) */
+	void (*read_gauges)(void *arg, cs_metrics_gauges *gauges);
+	void *gauges_arg;
 	atomic_long request_counter;
 	atomic_long requests_in_flight;
 } cs_app;

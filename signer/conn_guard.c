@@ -40,13 +40,21 @@ struct cs_conn {
 	cs_conn *prev, *next;
 	bool listed, evicted;
 	bool counted; /* in guard->authenticated */
-	bool hello;   /* it has sent bytes: a client hello (under guard->lock) */
+	bool hello;   /* its whole client hello has arrived (under guard->lock) */
+	int identity_slot; /* its entry in guard->identities, -1 when none */
+	bool deferred;     /* its admission waits HELLO_WAIT_MS for its hello */
 	evutil_socket_t fd; /* set at admission */
 };
+
+typedef struct {
+	char name[256];
+	int count; /* 0: a free entry */
+} identity_count;
 
 struct cs_conn_guard {
 	cs_conn_limits limits;
 	pthread_mutex_t lock;
+	identity_count *identities; /* max_connections entries, under lock */
 	cs_conn *oldest, *newest; /* handshaking connections, in admission order */
 	int handshaking;
 	atomic_int authenticated;
@@ -67,6 +75,11 @@ cs_err cs_conn_guard_new(const cs_conn_limits *limits, cs_conn_guard **out)
 	if (g == NULL)
 		return CS_E_NOMEM;
 	g->limits = *limits;
+	g->identities = calloc((size_t)limits->max_connections, sizeof(identity_count));
+	if (g->identities == NULL) {
+		free(g);
+		return CS_E_NOMEM;
+	}
 	pthread_mutex_init(&g->lock, NULL);
 	*out = g;
 	return CS_OK;
@@ -77,6 +90,7 @@ void cs_conn_guard_free(cs_conn_guard *guard)
 	if (guard == NULL)
 		return;
 	pthread_mutex_destroy(&guard->lock);
+	free(guard->identities);
 	free(guard);
 }
 
@@ -128,47 +142,87 @@ static void list_newest(cs_conn_guard *g, cs_conn *c)
 	g->handshaking++;
 }
 
-/* Whether a connection not yet known to have spoken has bytes waiting (its
- * client hello, not yet read because its loop is busy). The peek may run
- * on another thread than the connection's: it only reads the socket's
- * state, and at worst misjudges a descriptor being closed meanwhile. */
+/* Whether the connection has a whole TLS record waiting that opens a
+ * handshake (its client hello, not yet read because its loop is busy): a
+ * few bytes are not enough, or a flood of partial hellos would pass for
+ * clients. The peek may run on another thread than the connection's: it
+ * only reads the socket's state, and at worst misjudges a descriptor being
+ * closed meanwhile. */
+static bool hello_waiting(evutil_socket_t fd)
+{
+	unsigned char head[5];
+	if (recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof(head) ||
+	    head[0] != 0x16 || head[1] != 0x03) /* handshake record, TLS */
+		return false;
+	size_t len = (size_t)head[3] << 8 | head[4];
+	if (len < 4 || len > 16384)
+		return false;
+	static _Thread_local unsigned char record[5 + 16384];
+	return recv(fd, record, 5 + len, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)(5 + len) &&
+	       record[5] == 0x01; /* ClientHello */
+}
+
 static bool spoke(cs_conn *c)
 {
-	char first;
-	if (!c->hello && c->fd >= 0 && recv(c->fd, &first, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+	if (!c->hello && c->fd >= 0 && hello_waiting(c->fd))
 		c->hello = true;
 	return c->hello;
 }
 
-/* The oldest connection of source (any when source is NULL) that has not
- * sent a byte, else the oldest of source at all. */
-static cs_conn *oldest_of(cs_conn_guard *g, const char *source)
+/* A silent connection this young may still be a client whose hello is on
+ * its way. */
+#define HELLO_GRACE_MS 100
+/* A silent newcomer that would be refused waits this long for its hello
+ * before the decision is final (it holds a descriptor, not a slot). */
+#define HELLO_WAIT_MS 50
+
+/* Which connection gives way when a newcomer finds the budget (of its
+ * source, or of all when source is NULL) full:
+ *   1. the oldest silent one past the grace period;
+ *   2. else, when the newcomer has sent its whole client hello, the newest
+ *      silent one, or when none is silent the oldest;
+ *   3. else nobody: the newcomer itself (*refuse_newcomer), so that a
+ *      burst of silent connections cannot push out a client that came
+ *      before it and is still within its grace period.
+ * So a client whose hello is on the wire always gets in, and one that
+ * came in keeps its slot until it has had time to speak. */
+static cs_conn *victim_of(cs_conn_guard *g, const char *source, bool newcomer_spoke,
+			  bool *refuse_newcomer)
 {
-	cs_conn *oldest = NULL;
+	int64_t young = now_ms() - HELLO_GRACE_MS;
+	cs_conn *oldest = NULL, *newest_silent = NULL;
+	*refuse_newcomer = false;
 	for (cs_conn *c = g->oldest; c != NULL; c = c->next) {
 		if (source != NULL && strcmp(c->source, source) != 0)
 			continue;
-		if (!spoke(c))
-			return c;
 		if (oldest == NULL)
 			oldest = c;
+		if (spoke(c))
+			continue;
+		if (c->accepted_ms <= young)
+			return c;
+		newest_silent = c;
 	}
-	return oldest;
+	if (newcomer_spoke)
+		return newest_silent != NULL ? newest_silent : oldest;
+	*refuse_newcomer = true;
+	return NULL;
 }
 
-/* The connection to make room for one more from source, or NULL: one of
- * that source when it is over its budget, else one of any when all are;
- * the oldest silent one (a real client sends its hello at once), else the
- * oldest. */
-static cs_conn *eviction_victim(cs_conn_guard *g, const char *source)
+/* The connection to make room for one more from source, or NULL (see
+ * victim_of): one of that source when it is over its budget, else one of
+ * any when all are. */
+static cs_conn *eviction_victim(cs_conn_guard *g, const char *source, bool newcomer_spoke,
+				bool *refuse_newcomer)
 {
 	int same = 0;
+	*refuse_newcomer = false;
 	for (cs_conn *c = g->oldest; c != NULL; c = c->next)
 		same += strcmp(c->source, source) == 0;
 	if (same >= g->limits.max_handshakes_per_source)
-		return oldest_of(g, source);
+		return victim_of(g, source, newcomer_spoke, refuse_newcomer);
 	if (g->handshaking >= g->limits.max_handshakes)
-		return oldest_of(g, NULL);
+		return victim_of(g, NULL, newcomer_spoke, refuse_newcomer);
 	return NULL;
 }
 
@@ -204,6 +258,7 @@ static int64_t deadline_of(const cs_conn *c)
 {
 	const cs_conn_limits *l = &c->guard->limits;
 	switch (c->state) {
+	case CONN_SETUP: return c->deferred ? c->accepted_ms + HELLO_WAIT_MS : -1;
 	case CONN_HANDSHAKE: return c->accepted_ms + l->handshake_timeout_ms;
 	case CONN_READY: return c->accepted_ms + (int64_t)l->max_connection_seconds * 1000;
 	case CONN_READING: return c->request_started_ms + l->request_timeout_ms;
@@ -250,16 +305,30 @@ static void admit(cs_conn *c)
 	if (c->state != CONN_SETUP) /* finished its handshake already */
 		return;
 	c->fd = fd;
+	bool refuse = false;
 	pthread_mutex_lock(&g->lock);
-	cs_conn *victim = eviction_victim(g, c->source);
+	c->hello = c->hello || spoke(c);
+	cs_conn *victim = eviction_victim(g, c->source, c->hello, &refuse);
 	if (victim != NULL) {
 		unlist(g, victim);
 		victim->evicted = true;
-		g->evicted++;
 		event_active(victim->kill, EV_TIMEOUT, 1);
 	}
-	list_newest(g, c);
+	if (victim != NULL || (refuse && c->deferred))
+		g->evicted++;
+	if (!refuse)
+		list_newest(g, c);
 	pthread_mutex_unlock(&g->lock);
+	if (refuse && !c->deferred) {
+		c->deferred = true; /* on_timer admits it again at HELLO_WAIT_MS */
+		return;
+	}
+	if (refuse) {
+		cs_log_debug("connection from %s refused: the handshake budget is full of "
+			     "connections within their grace period", c->source);
+		close_now(c);
+		return;
+	}
 	c->state = CONN_HANDSHAKE;
 }
 
@@ -357,6 +426,7 @@ cs_conn *cs_conn_new(cs_conn_guard *guard, struct event_base *base)
 	c->base = base;
 	c->accepted_ms = now_ms();
 	c->fd = -1;
+	c->identity_slot = -1;
 	c->timer = evtimer_new(base, on_timer, c);
 	c->kill = event_new(base, -1, 0, on_kill, c);
 	if (c->timer == NULL || c->kill == NULL) {
@@ -370,6 +440,7 @@ void cs_conn_attach(cs_conn *conn, struct bufferevent *bev)
 {
 	conn->bev = bev;
 	conn->input_watch = evbuffer_add_cb(bufferevent_get_input(bev), on_input, conn);
+	bufferevent_setwatermark(bev, EV_READ, 0, (size_t)conn->guard->limits.max_request_bytes);
 	/* libevent gives the bufferevent its socket only after this returns */
 	event_active(conn->timer, EV_TIMEOUT, 1);
 }
@@ -382,6 +453,8 @@ void cs_conn_free(cs_conn *conn)
 	/* synchronises with an eviction that chose this connection */
 	pthread_mutex_lock(&g->lock);
 	unlist(g, conn);
+	if (conn->identity_slot >= 0)
+		g->identities[conn->identity_slot].count--;
 	pthread_mutex_unlock(&g->lock);
 	if (conn->counted)
 		g->authenticated--;
@@ -416,6 +489,38 @@ void cs_conn_handshake_done(cs_conn *conn)
 	conn->counted = true;
 	conn->state = CONN_READY;
 	arm(conn);
+}
+
+bool cs_conn_identify(cs_conn *conn, const char *identity)
+{
+	cs_conn_guard *g = conn->guard;
+	int n = g->limits.max_connections, found = -1, free_slot = -1;
+	bool admitted = false;
+	pthread_mutex_lock(&g->lock);
+	for (int i = 0; i < n && found < 0; i++) {
+		if (g->identities[i].count > 0 && strcmp(g->identities[i].name, identity) == 0)
+			found = i;
+		else if (g->identities[i].count == 0 && free_slot < 0)
+			free_slot = i;
+	}
+	if (found < 0 && free_slot >= 0) {
+		found = free_slot;
+		snprintf(g->identities[found].name, sizeof(g->identities[found].name), "%s", identity);
+	}
+	if (conn->identity_slot < 0 && found >= 0 &&
+	    g->identities[found].count < g->limits.max_per_identity) {
+		g->identities[found].count++;
+		conn->identity_slot = found;
+		admitted = true;
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (!admitted) {
+		cs_log_warn("connection from %s closed: identity \"%s\" already holds %d connections "
+			    "(server.max_connections_per_identity)",
+			    conn->source, identity, g->limits.max_per_identity);
+		close_now(conn);
+	}
+	return admitted;
 }
 
 const char *cs_conn_request_start(cs_conn *conn, bool *close_after)

@@ -8,20 +8,29 @@
  * have separate budgets:
  *   - handshaking connections: at most server.max_handshakes in all and
  *     server.max_handshakes_per_source from one source address. A new
- *     connection over either budget evicts the oldest handshaking
- *     connection (of its source address, else overall; the oldest that has
- *     not sent a client hello before any that has), so a flood of idle or
- *     slow connections keeps only the newest ones and a real client, whose
- *     handshake takes milliseconds, still gets through. Each must
+ *     connection over either budget makes room (of its source address,
+ *     else overall): the oldest silent connection (no whole client hello
+ *     yet) past a 100 ms grace period gives way; else, when the newcomer
+ *     has sent its whole hello, the newest silent one, or the oldest when
+ *     all have spoken; else the newcomer waits 50 ms for its hello and is
+ *     closed if it is still silent. So a flood of idle or slow connections
+ *     keeps only the newest ones, a client whose hello is on the wire
+ *     always gets in, and one that came in keeps its slot until it has had
+ *     time to speak. Each must
  *     finish its handshake within server.handshake_timeout_ms (total time,
  *     not idle time).
  *   - authenticated connections: at most server.max_connections (checked
  *     when the client hello arrives; over it the handshake is refused).
+ *     One client identity holds at most server.max_connections_per_identity
+ *     of them (more are closed after the handshake).
  *     A request must arrive whole (headers and body) within
  *     server.request_timeout_ms of its first byte; a connection lives at
  *     most server.max_connection_seconds (the request in progress is
  *     answered with "Connection: close"), so a connection made before its
  *     certificate was revoked ends soon after the CRL reload.
+ * A connection reads at most max_request_bytes ahead of the request being
+ * answered: a client that pipelines requests without reading the answers
+ * cannot make the daemon buffer without bound.
  * A connection past a deadline is shut down (shutdown(2)); libevent then
  * sees the end of the stream and frees it. The raw request bytes are also
  * scanned for framing defects (http_framing.h) before libevent parses them.
@@ -51,6 +60,8 @@ typedef struct {
 	int max_handshakes;
 	int max_handshakes_per_source;
 	int max_connections;
+	int max_request_bytes; /* read no further ahead than this (pipelining) */
+	int max_per_identity;  /* authenticated connections of one client identity */
 } cs_conn_limits;
 
 typedef struct cs_conn_guard cs_conn_guard;
@@ -80,6 +91,10 @@ void cs_conn_free(cs_conn *conn);
 void cs_conn_hello(cs_conn *conn);
 /* The TLS handshake finished: the connection counts as authenticated. */
 void cs_conn_handshake_done(cs_conn *conn);
+/* Count the authenticated connection against its client identity: false
+ * (and the connection is being closed) when that identity already holds
+ * max_per_identity connections, so one client cannot take every slot. */
+bool cs_conn_identify(cs_conn *conn, const char *identity);
 /* A complete request is about to be handled: the framing defect found in
  * its bytes (NULL if none), and in *close_after whether the connection has
  * reached its lifetime (answer with "Connection: close"). */

@@ -27,6 +27,7 @@
 #include "cs_log.h"
 #include "provider.h"
 #include "server.h"
+#include "token_meter.h"
 #include "wipe_alloc.h"
 
 static int print_diag(cs_config_diag *diag)
@@ -112,41 +113,29 @@ static void make_store_private(const char *path)
  * becomes active retires the previous one, an audited key event. */
 static cs_err register_signing_key(cs_app *app)
 {
-	cs_store *store = NULL;
 	int changed = 0;
 	char ts[32];
-	cs_err r = cs_store_open(app->cfg->store.path, &store);
-	if (r != CS_OK)
-		return r;
-	cs_store_set_write_timeout(store, app->cfg->audit.write_timeout_ms);
+	cs_err r;
 	cs_audit_now(ts);
 	cs_audit_entry e = {.ts = ts, .node = app->cfg->server.node_id, .actor = "system",
 			    .role = "system", .action = "key.activate",
 			    .object = cs_signer_kid(app->signer), .outcome = "success"};
 	char *jwk = json_dumps(cs_signer_jwk(app->signer), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
-	r = jwk != NULL ? cs_store_key_put(store, cs_signer_kid(app->signer), cs_signer_uri(app->signer),
-					   jwk, "active", &changed, &e)
+	r = jwk != NULL ? cs_ledger_key_put(app->ledger, cs_signer_kid(app->signer), cs_signer_uri(app->signer),
+					    jwk, "active", &changed, &e)
 			: CS_E_NOMEM;
 	if (r == CS_OK && changed)
 		cs_log_info("signing key %s is now the active key", cs_signer_kid(app->signer));
 	free(jwk);
-	cs_store_close(store);
 	return r;
 }
 
 /* The configuration in force is an audited event, attributed to the system. */
 static cs_err record_config_load(cs_app *app)
 {
-	cs_store *store = NULL;
-	cs_err r = cs_store_open(app->cfg->store.path, &store);
-	if (r != CS_OK)
-		return r;
-	cs_store_set_write_timeout(store, app->cfg->audit.write_timeout_ms);
 	cs_audit_entry e = {.actor = "system", .role = "system", .action = "config.load",
 			    .object = app->cfg->file, .outcome = "success"};
-	r = cs_audit_record(app->audit, store, &e);
-	cs_store_close(store);
-	return r;
+	return cs_audit_record(app->audit, app->ledger, &e);
 }
 
 static int serve(const char *path)
@@ -160,6 +149,8 @@ static int serve(const char *path)
 
 	harden_process();
 	cs_json_wiping_allocator();
+	cs_event_wiping_allocator();
+	cs_token_meter_observe(cs_metrics_token_call); /* token calls in GET /metrics */
 	if (cs_config_load(path, &cfg, &diag) != CS_OK) {
 		print_diag(&diag);
 		fprintf(stderr, "%s: configuration invalid\n", path);
@@ -198,9 +189,11 @@ static int serve(const char *path)
 	}
 	if ((r = cs_app_describe_token(&app)) != CS_OK ||
 	    (r = cs_signer_open(app.libctx, cfg->pkcs11.signing_key, &app.signer)) != CS_OK ||
+	    (r = cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &app.ledger)) != CS_OK ||
 	    (r = register_signing_key(&app)) != CS_OK ||
 	    (r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
-	    (r = record_config_load(&app)) != CS_OK) {
+	    (r = record_config_load(&app)) != CS_OK ||
+	    (r = cs_ledger_start(app.ledger)) != CS_OK) {
 		cs_log_error("start-up failed: %s", cs_strerror(r));
 		goto out;
 	}
@@ -213,6 +206,7 @@ static int serve(const char *path)
 		cs_log_error("server failed: %s", cs_strerror(r));
 	}
 out:
+	cs_ledger_close(app.ledger); /* commits what was submitted */
 	cs_audit_free(app.audit);
 	cs_signer_free(app.signer);
 	json_decref(app.entropy_source);

@@ -8,7 +8,9 @@
  * smuggling): bare LF line ends, a CR not followed by LF, obs-fold
  * continuation lines (sec. 5.2), whitespace between a field name and its
  * colon (sec. 5.1: "Content-Length :" is not Content-Length to libevent,
- * so a body would run as a second request), NUL bytes. This module does not
+ * so a body would run as a second request), NUL bytes, and a request line
+ * that is not METHOD SP TARGET SP HTTP/1.x with a visible-ASCII target
+ * (RFC 9112 sec. 3). This module does not
  * parse the request: it only finds these defects, line by line, in the
  * bytes up to the empty line that ends the header section. libevent still
  * parses, and the server refuses the request (400, connection closed) when
@@ -34,6 +36,9 @@ typedef struct {
 	bool in_name;       /* in a field name (before its colon) */
 	size_t line_len;    /* bytes of the current line, CR excluded */
 	size_t header_bytes; /* bytes of the header section scanned so far */
+	int line_spaces;     /* spaces seen in the request line */
+	bool prev_space;     /* the previous byte of the request line was a space */
+	char version[9];     /* its third part, when it is 8 bytes or fewer */
 	const char *defect; /* the first defect found, NULL while none */
 } cs_framing;
 
@@ -43,8 +48,13 @@ void cs_framing_reset(cs_framing *f);
  * request). After a defect, further input is ignored. */
 size_t cs_framing_feed(cs_framing *f, const unsigned char *bytes, size_t n);
 
-/* Checks on the parsed header fields of an HTTP/1.x request: NULL when
- * they are acceptable, else the reason to refuse it with 400. */
-const char *cs_framing_check_headers(const struct evkeyvalq *headers, int http_minor_1);
+/* Checks on the parsed request (method, HTTP/1.1 or not, fields): NULL
+ * when acceptable, else the reason, with *status the answer (400; 411 for
+ * any Transfer-Encoding: bodies are small JSON sent with Content-Length, so
+ * chunked framing, a known source of smuggling, is refused; 405 for
+ * CONNECT). A request with neither has no body (RFC 9112 sec. 6.3).
+ * method is libevent's enum evhttp_cmd_type. */
+const char *cs_framing_check_request(const struct evkeyvalq *headers, int method, int http_1_1,
+				     int *status);
 
 #endif

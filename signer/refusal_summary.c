@@ -25,6 +25,8 @@ struct cs_refusal_summary {
 	pthread_mutex_t lock;
 	slot slots[CS_REFUSAL_KEYS + 1]; /* the last one counts the overflow */
 	int used;
+	char seen[CS_REFUSAL_KEYS][65 + 96]; /* cert_sha256 "|" reason audited this interval */
+	int nseen;
 };
 
 cs_err cs_refusal_summary_new(cs_refusal_summary **out)
@@ -101,6 +103,23 @@ int cs_refusal_summary_add(cs_refusal_summary *s, const char *source, const char
 	return fresh;
 }
 
+int cs_refusal_summary_first(cs_refusal_summary *s, const char *cert_sha256, const char *reason)
+{
+	char key[sizeof(s->seen[0])];
+	snprintf(key, sizeof(key), "%.64s|%.95s", cert_sha256, reason);
+	int first = 0;
+	pthread_mutex_lock(&s->lock);
+	int i = 0;
+	while (i < s->nseen && strcmp(s->seen[i], key) != 0)
+		i++;
+	if (i == s->nseen && s->nseen < CS_REFUSAL_KEYS) {
+		memcpy(s->seen[s->nseen++], key, sizeof(key));
+		first = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return first;
+}
+
 /* Put a slot that could not be flushed back (lock held). */
 static void merge_back(cs_refusal_summary *s, const slot *old)
 {
@@ -139,6 +158,7 @@ int64_t cs_refusal_summary_flush(cs_refusal_summary *s, cs_refusal_flush_fn fn, 
 	memcpy(taken, s->slots, sizeof(s->slots));
 	memset(s->slots, 0, sizeof(s->slots));
 	s->used = 0;
+	s->nseen = 0;
 	pthread_mutex_unlock(&s->lock);
 	int64_t flushed = 0;
 	for (int i = 0; i <= CS_REFUSAL_KEYS; i++) {

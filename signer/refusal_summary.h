@@ -16,9 +16,14 @@
  * and sanitised to printable ASCII; K counts the refusals that named
  * another) are what the certificates said, never verified. The table holds at most CS_REFUSAL_KEYS keys; refusals beyond
  * it are counted under the source "*". So each interval adds at most
- * CS_REFUSAL_KEYS + 1 entries, whatever the flood. Refusals of
- * certificates that our CA did issue (revoked, expired, wrong usage) are
- * audited individually by the server and never come here.
+ * CS_REFUSAL_KEYS + 1 entries, whatever the flood.
+ *
+ * Certificates our CA did issue (revoked, expired, wrong usage) name a real
+ * client, but TLS 1.3 verifies the chain before the peer proves it holds
+ * the key: anyone can replay such a certificate (the server's own, a
+ * revoked one). So the server audits the first refusal of each
+ * (certificate, reason) per interval as an entry of its own
+ * (cs_refusal_summary_first) and counts the rest here like any other.
  *
  * Thread-safe: workers add, the server's timer thread flushes.
  */
@@ -39,6 +44,11 @@ void cs_refusal_summary_free(cs_refusal_summary *s);
  * current interval (worth a log line), else 0. */
 int cs_refusal_summary_add(cs_refusal_summary *s, const char *source, const char *reason,
 			   const char *claimed_name);
+
+/* 1 when this is the first refusal of (cert_sha256, reason) since the last
+ * flush (audit it individually), else 0. At most CS_REFUSAL_KEYS pairs are
+ * remembered per interval; beyond them the answer is 0. */
+int cs_refusal_summary_first(cs_refusal_summary *s, const char *cert_sha256, const char *reason);
 
 /* One summarised key, as handed to the flush callback. */
 typedef struct {

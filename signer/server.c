@@ -17,7 +17,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/http_struct.h> /* the request's HTTP version */
+#include <event2/http_struct.h>
+#include <event2/listener.h> /* the request's HTTP version */
 #include <event2/thread.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -28,10 +29,16 @@
 #include "cs_log.h"
 #include "http_errors.h"
 #include "http_framing.h"
+#include "metrics.h"
 #include "refusal_summary.h"
 #include "tls.h"
 
 #define DRAIN_SECONDS 10
+/* every method libevent knows reaches the router, which answers 405 in
+ * JSON for those a route does not take */
+#define ALL_METHODS                                                                        \
+	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
+	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 #define PRUNE_INTERVAL_SECONDS 5 /* expired-session pruning, on the signal thread */
 
 typedef struct server server;
@@ -44,10 +51,25 @@ typedef struct {
 	struct evhttp_bound_socket *bound;
 	cs_store *store;
 	cs_err start_error;
+	atomic_int open;            /* its connections */
+	int paused;                 /* its listener is disabled (balance) */
+	struct event *balance;      /* re-checks the balance every BALANCE_MS */
 } worker;
+
+/* The optional plain-HTTP listener for orchestrator probes. */
+typedef struct {
+	server *srv;
+	pthread_t thread;
+	int running;
+	struct event_base *base;
+	struct evhttp *http;
+	cs_store *store;
+} probe_listener;
 
 struct server {
 	cs_app *app;
+	probe_listener probes;
+	atomic_int open; /* connections of all workers */
 	evutil_socket_t listen_fd;
 	worker *workers;
 	int nworkers;
@@ -58,12 +80,62 @@ struct server {
 	int conn_index;    /* SSL ex_data slot: the connection's cs_conn */
 	int worker_index;  /* SSL ex_data slot: the worker serving it */
 	int refused_index; /* SSL ex_data slot: refusal already recorded */
-	cs_store *main_store; /* the signal thread's connection (checkpoints) */
+	int balanced_index; /* SSL ex_data slot: the worker it counts for (authenticated) */
 };
 
 static server *the_server; /* for the SSL callbacks */
 
 /* ---- TLS connections -------------------------------------------------------- */
+
+/* ---- balance: connections spread over the workers -------------------------------- */
+
+/* All workers accept on one socket, and whichever wakes first takes the
+ * connection: connections opened while the daemon is idle pile up on a few
+ * workers (measured: 32 connections on 10 of 16 workers). A worker with
+ * more than its share of authenticated connections (the mean plus one)
+ * stops accepting until it is back within it; the others take the new
+ * connections. Checked when its own connections come and go, and every
+ * BALANCE_MS for the others'. Handshaking connections are not counted: the
+ * connection guard bounds them, and pausing accepts during a flood would
+ * only leave more of it in the kernel's queue. */
+#define BALANCE_MS 100
+
+static void balance(worker *w)
+{
+	server *s = w->srv;
+	if (w->bound == NULL)
+		return; /* draining */
+	int mine = w->open, all = s->open;
+	int over = mine * s->nworkers > all + s->nworkers; /* mine > all / n + 1 */
+	struct evconnlistener *l = evhttp_bound_socket_get_listener(w->bound);
+	if (over && !w->paused && evconnlistener_disable(l) == 0)
+		w->paused = 1;
+	else if (!over && w->paused && evconnlistener_enable(l) == 0)
+		w->paused = 0;
+}
+
+static void balance_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	balance(arg);
+}
+
+static void worker_gone(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	worker *w = ptr;
+	if (w == NULL)
+		return;
+	w->open--;
+	w->srv->open--;
+	balance(w);
+}
 
 static void connection_gone(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 			    void *argp)
@@ -98,8 +170,24 @@ static int check_capacity(SSL *ssl, void *arg)
 static void handshake_done(SSL *ssl)
 {
 	cs_conn *conn = conn_of_ssl(ssl);
-	if (conn != NULL)
+	server *s = the_server;
+	char identity[CS_IDENTITY_MAX], sha[65];
+	if (conn != NULL) {
 		cs_conn_handshake_done(conn);
+		/* a connection without an identity is answered 403 per request;
+		 * it counts under the empty name */
+		if (s == NULL || cs_tls_identity(ssl, s->app->cfg->tls.identity_from_cn, identity, sha) != CS_OK)
+			identity[0] = '\0';
+		if (!cs_conn_identify(conn, identity))
+			return;
+	}
+	worker *w = s != NULL ? SSL_get_ex_data(ssl, s->worker_index) : NULL;
+	if (w != NULL && SSL_get_ex_data(ssl, s->balanced_index) == NULL) {
+		SSL_set_ex_data(ssl, s->balanced_index, w); /* counted until the SSL is freed */
+		w->open++;
+		s->open++;
+		balance(w);
+	}
 }
 
 static SSL_CTX *current_ctx(server *s)
@@ -140,9 +228,11 @@ static struct bufferevent *new_tls_connection(struct event_base *base, void *arg
 }
 
 /* A refused client certificate. One our CA issued (revoked, expired, wrong
- * usage) names a real client: one audit entry per connection. Any other
- * names only what the peer claims: counted per source and reason, and
- * audited as a summary per interval (refusal_summary.h). */
+ * usage) names a real client: its first refusal per reason and interval is
+ * an audit entry of its own. The rest, and any certificate our CA did not
+ * issue, only claim a name (TLS 1.3 checks the chain before the peer
+ * proves it holds the key): counted per source and reason, and audited as
+ * a summary per interval (refusal_summary.h). */
 static void audit_refusal(SSL *ssl, X509 *cert, const char *reason, int issued)
 {
 	server *s = the_server;
@@ -160,7 +250,7 @@ static void audit_refusal(SSL *ssl, X509 *cert, const char *reason, int issued)
 	char subject[256] = "?";
 	X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
 	cs_audit_sanitize(subject);
-	if (!issued) {
+	if (!issued || !cs_refusal_summary_first(s->refusals, sha, reason)) {
 		if (cs_refusal_summary_add(s->refusals, source, reason, identity))
 			cs_log_warn("client certificate refused: source=%s subject=\"%.128s\" "
 				    "reason=\"%s\" claimed (unverified) identity=\"%.64s\"; further "
@@ -174,7 +264,7 @@ static void audit_refusal(SSL *ssl, X509 *cert, const char *reason, int issued)
 	cs_audit_entry e = {.actor = identity, .actor_cert_sha256 = sha[0] ? sha : NULL,
 			    .role = "client", .action = "tls.handshake", .outcome = "refused",
 			    .error_code = reason};
-	if (cs_audit_record(s->app->audit, w->store, &e) != CS_OK)
+	if (cs_audit_record(s->app->audit, s->app->ledger, &e) != CS_OK)
 		return; /* logged by cs_audit_record; the handshake fails regardless */
 }
 
@@ -198,13 +288,13 @@ static int write_refusal_row(void *arg, const cs_refusal_row *row)
 	cs_audit_entry e = {.actor = "unverified", .role = "unverified",
 			    .action = "tls.handshake.refusals", .object = row->object,
 			    .outcome = "refused", .error_code = row->reason};
-	return cs_audit_record(s->app->audit, s->main_store, &e) == CS_OK ? 0 : 1;
+	return cs_audit_record(s->app->audit, s->app->ledger, &e) == CS_OK ? 0 : 1;
 }
 
 /* Write the refusal summary and report what the connection guard did. */
 static void flush_refusals(server *s)
 {
-	static long evicted_before, timed_out_before;
+	static long evicted_before, timed_out_before, failed_before;
 	int64_t n = cs_refusal_summary_flush(s->refusals, write_refusal_row, s);
 	if (n > 0)
 		cs_log_info("audited %lld refused handshake(s) of unverified peers as a summary",
@@ -212,14 +302,16 @@ static void flush_refusals(server *s)
 	int handshaking, authenticated;
 	long evicted, timed_out;
 	cs_conn_guard_counts(s->guard, &handshaking, &authenticated, &evicted, &timed_out);
-	if (evicted != evicted_before || timed_out != timed_out_before)
-		cs_log_warn("connections: %ld evicted before finishing the TLS handshake and %ld closed "
-			    "at a handshake or request deadline in the last interval; now %d "
-			    "handshaking, %d authenticated",
-			    evicted - evicted_before, timed_out - timed_out_before, handshaking,
-			    authenticated);
+	long failed = cs_tls_failed_handshakes();
+	if (evicted != evicted_before || timed_out != timed_out_before || failed != failed_before)
+		cs_log_warn("connections in the last interval: %ld evicted before finishing the TLS "
+			    "handshake, %ld closed at a handshake or request deadline, %ld handshakes "
+			    "failed; now %d handshaking, %d authenticated",
+			    evicted - evicted_before, timed_out - timed_out_before, failed - failed_before,
+			    handshaking, authenticated);
 	evicted_before = evicted;
 	timed_out_before = timed_out;
+	failed_before = failed;
 }
 
 static int peer_of(struct evhttp_request *req, const cs_config *cfg, cs_peer *peer)
@@ -276,14 +368,64 @@ static const char *method_name(enum evhttp_cmd_type cmd)
 }
 
 /* Refuse what RFC 9112 says to refuse, before routing: the defect the raw
- * bytes showed (http_framing.h), else the parsed fields'. NULL if none. */
-static const char *framing_defect(struct evhttp_request *req, cs_conn *conn, bool *close_after)
+ * bytes showed (http_framing.h), else the parsed request's, with the status
+ * to answer. NULL if none. */
+static const char *framing_defect(struct evhttp_request *req, cs_conn *conn, bool *close_after,
+				  int *status)
 {
+	*status = 400;
 	const char *defect = conn != NULL ? cs_conn_request_start(conn, close_after) : NULL;
 	if (defect == NULL)
-		defect = cs_framing_check_headers(evhttp_request_get_input_headers(req),
-						  req->major == 1 && req->minor >= 1);
+		defect = cs_framing_check_request(evhttp_request_get_input_headers(req),
+						  (int)evhttp_request_get_command(req),
+						  req->major == 1 && req->minor >= 1, status);
 	return defect;
+}
+
+/* evhttp queues a reply as two chunks (headers, body), which the TLS
+ * layer writes as two records in two writes. Joined, a reply up to one
+ * record leaves in one write. (libevent's frees are wiping: the joined
+ * copy of a credential is wiped like the original, wipe_alloc.h.) */
+#define ONE_TLS_RECORD 16384
+
+static void join_reply(struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
+	struct evbuffer *out = bev != NULL ? bufferevent_get_output(bev) : NULL;
+	size_t n = out != NULL ? evbuffer_get_length(out) : 0;
+	if (n > 0 && n <= ONE_TLS_RECORD)
+		(void)evbuffer_pullup(out, -1);
+}
+
+/* The request's metrics and its log line, with the request id and the
+ * latency as fields of their own. */
+static void log_request(struct evhttp_request *req, const char *identity, uint64_t ns)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	int status = evhttp_request_get_response_code(req);
+	cs_api_route_id route = CS_ROUTE_NONE;
+	const char *action;
+	cs_api_error err;
+	if (path != NULL)
+		(void)cs_api_route(CS_METHOD_GET, path, NULL, &route, &action, &err);
+	cs_metrics_request(cs_api_route_name(route), status, ns);
+	if (!cs_log_enabled(CS_LOG_INFO))
+		return;
+	const char *raw = evhttp_request_get_uri(req);
+	const char *request_id = evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-Id");
+	char shown[101];
+	snprintf(shown, sizeof(shown), "%s", raw != NULL ? raw : "");
+	cs_log_field fields[] = {
+		{"method", method_name(evhttp_request_get_command(req)), 0},
+		{"path", shown, 0},
+		{"status", NULL, status},
+		{"identity", identity != NULL ? identity : "-", 0},
+		{"request_id", request_id != NULL ? request_id : "-", 0},
+		{"ms", NULL, (double)(ns / 1000) / 1000.0},
+	};
+	cs_log_fields(CS_LOG_INFO, "on_request", "request", fields, sizeof(fields) / sizeof(fields[0]));
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -297,25 +439,34 @@ static void on_request(struct evhttp_request *req, void *arg)
 	int identified = peer_of(req, app->cfg, &peer);
 	cs_conn *conn = conn_of_request(req);
 	bool close_after = false;
-	const char *defect = framing_defect(req, conn, &close_after);
+	int status;
+	const char *defect = framing_defect(req, conn, &close_after, &status);
 	if (defect != NULL || close_after)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	if (defect != NULL) {
+		if (req->major != 1 || req->minor > 1) { /* never echo a version we refuse */
+			req->major = 1;
+			req->minor = 1;
+		}
 		char message[160];
-		snprintf(message, sizeof(message), "malformed request: %s", defect);
-		cs_api_refuse(req, app, w->store, identified ? &peer : NULL, 400, "bad_request", message);
+		snprintf(message, sizeof(message), "%s: %s",
+			 status == 411 ? "length required" : status == 405 ? "method not allowed"
+								: "malformed request",
+			 defect);
+		cs_api_refuse(req, app, w->store, identified ? &peer : NULL, status,
+			      status == 411 ? "length_required" : status == 405 ? "method_not_allowed"
+								: "bad_request",
+			      message);
 	} else {
 		cs_api_handle(req, app, w->store, identified ? &peer : NULL);
 	}
+	join_reply(req);
 	if (conn != NULL)
 		cs_conn_request_end(conn);
 	app->requests_in_flight--;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-	const char *path = evhttp_request_get_uri(req);
-	cs_log_info("request method=%s path=\"%.100s\" status=%d identity=\"%s\" ms=%ld",
-		    method_name(evhttp_request_get_command(req)), path != NULL ? path : "",
-		    evhttp_request_get_response_code(req), identified ? peer.identity : "-", ms);
+	uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec));
+	log_request(req, identified ? peer.identity : NULL, ns);
 }
 
 static void *worker_main(void *arg)
@@ -332,7 +483,6 @@ static cs_err worker_init(server *s, worker *w)
 	cs_err r = cs_store_open(cfg->store.path, &w->store);
 	if (r != CS_OK)
 		return r;
-	cs_store_set_write_timeout(w->store, cfg->audit.write_timeout_ms);
 	if ((w->base = event_base_new()) == NULL || (w->http = evhttp_new(w->base)) == NULL)
 		return CS_E_NOMEM;
 	evhttp_set_bevcb(w->http, new_tls_connection, w);
@@ -341,12 +491,7 @@ static cs_err worker_init(server *s, worker *w)
 	/* bodies up to the limit reach the handler (JSON 413 above it); the
 	 * HTTP layer itself cuts off anything far larger */
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->server.max_body_bytes * 4);
-	/* every method libevent knows reaches the router, which answers 405 in
-	 * JSON for those a route does not take */
-	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_allowed_methods(w->http, ALL_METHODS);
 	struct timeval tv = {cfg->server.timeout_ms / 1000, (cfg->server.timeout_ms % 1000) * 1000};
 	evhttp_set_timeout_tv(w->http, &tv);
 	/* each worker listens on its own descriptor of the one socket, so one
@@ -357,11 +502,17 @@ static cs_err worker_init(server *s, worker *w)
 			close(fd);
 		return CS_E_INTERNAL;
 	}
+	struct timeval every = {0, BALANCE_MS * 1000};
+	if ((w->balance = event_new(w->base, -1, EV_PERSIST, balance_tick, w)) == NULL ||
+	    event_add(w->balance, &every) != 0)
+		return CS_E_NOMEM;
 	return CS_OK;
 }
 
 static void worker_free(worker *w)
 {
+	if (w->balance != NULL)
+		event_free(w->balance);
 	if (w->http != NULL)
 		evhttp_free(w->http);
 	if (w->base != NULL)
@@ -407,6 +558,77 @@ static cs_err open_listener(const char *address, evutil_socket_t *out)
 	return r;
 }
 
+/* ---- probe listener (server.health_listen) -------------------------------------- */
+
+static void on_probe(struct evhttp_request *req, void *arg)
+{
+	probe_listener *p = arg;
+	cs_api_probe(req, p->srv->app, p->store);
+}
+
+static void *probe_main(void *arg)
+{
+	probe_listener *p = arg;
+	event_base_dispatch(p->base);
+	return NULL;
+}
+
+/* Plain HTTP, /healthz and /readyz only: orchestrator probes cannot
+ * present client certificates. Off unless server.health_listen is set. */
+static cs_err probe_start(server *s, probe_listener *p)
+{
+	const cs_config *cfg = s->app->cfg;
+	p->srv = s;
+	if (cfg->server.health_listen == NULL)
+		return CS_OK;
+	evutil_socket_t fd = -1;
+	cs_err r = cs_store_open(cfg->store.path, &p->store);
+	if (r != CS_OK)
+		return r;
+	if ((p->base = event_base_new()) == NULL || (p->http = evhttp_new(p->base)) == NULL)
+		return CS_E_NOMEM;
+	evhttp_set_gencb(p->http, on_probe, p);
+	evhttp_set_allowed_methods(p->http, ALL_METHODS);
+	evhttp_set_max_headers_size(p->http, 4096);
+	evhttp_set_max_body_size(p->http, 1024);
+	struct timeval tv = {5, 0};
+	evhttp_set_timeout_tv(p->http, &tv);
+	if ((r = open_listener(cfg->server.health_listen, &fd)) != CS_OK)
+		return r;
+	if (evhttp_accept_socket_with_handle(p->http, fd) == NULL) {
+		close(fd);
+		return CS_E_INTERNAL;
+	}
+	if (pthread_create(&p->thread, NULL, probe_main, p) != 0)
+		return CS_E_INTERNAL;
+	p->running = 1;
+	cs_log_info("probes (/healthz, /readyz) on plain HTTP at %s (server.health_listen)",
+		    cfg->server.health_listen);
+	return CS_OK;
+}
+
+static void probe_stop(probe_listener *p)
+{
+	if (p->running) {
+		event_base_loopexit(p->base, NULL);
+		pthread_join(p->thread, NULL);
+		p->running = 0;
+	}
+	if (p->http != NULL)
+		evhttp_free(p->http);
+	if (p->base != NULL)
+		event_base_free(p->base);
+	cs_store_close(p->store);
+	*p = (probe_listener){0};
+}
+
+static void read_gauges(void *arg, cs_metrics_gauges *g)
+{
+	server *s = arg;
+	cs_conn_guard_counts(s->guard, &g->handshaking, &g->authenticated, &g->evicted, &g->timed_out);
+	g->handshakes_failed = cs_tls_failed_handshakes();
+}
+
 /* ---- signals and lifecycle ---------------------------------------------------- */
 
 static void stop_accepting(evutil_socket_t fd, short what, void *arg)
@@ -424,7 +646,7 @@ static void system_event(server *s, const char *action, const char *object, cons
 {
 	cs_audit_entry e = {.actor = "system", .role = "system", .action = action, .object = object,
 			    .outcome = outcome};
-	if (cs_audit_record(s->app->audit, s->main_store, &e) != CS_OK)
+	if (cs_audit_record(s->app->audit, s->app->ledger, &e) != CS_OK)
 		cs_log_error("lifecycle event %s not audited", action);
 }
 
@@ -437,7 +659,7 @@ static void reload_tls(server *s)
 		cs_audit_entry e = {.actor = "system", .role = "system", .action = "tls.reload",
 				    .object = s->app->cfg->tls.ca, .outcome = "failure",
 				    .error_code = cs_strerror(r)};
-		if (cs_audit_record(s->app->audit, s->main_store, &e) != CS_OK)
+		if (cs_audit_record(s->app->audit, s->app->ledger, &e) != CS_OK)
 			cs_log_error("the failed TLS reload could not be audited");
 		return;
 	}
@@ -460,7 +682,7 @@ static void prune_sessions(server *s)
 	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	int64_t removed = 0;
 	int64_t keep_ms = (int64_t)s->app->cfg->store.session_retention_seconds * 1000;
-	if (cs_store_sessions_prune(s->main_store, now_ms - keep_ms, &removed) != CS_OK)
+	if (cs_ledger_sessions_prune(s->app->ledger, now_ms - keep_ms, &removed) != CS_OK)
 		cs_log_warn("expired sessions not pruned; retrying in %d s", PRUNE_INTERVAL_SECONDS);
 	else if (removed > 0)
 		cs_log_info("pruned %lld expired, uncertified generation session(s)", (long long)removed);
@@ -488,6 +710,7 @@ cs_err cs_server_run(cs_app *app)
 	the_server = &s;
 	s.conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, connection_gone);
 	s.worker_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	s.balanced_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, worker_gone);
 	s.refused_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	cs_tls_on_refusal(audit_refusal);
 	cs_tls_on_handshake_done(handshake_done);
@@ -504,13 +727,13 @@ cs_err cs_server_run(cs_app *app)
 		.max_handshakes = cfg->server.max_handshakes,
 		.max_handshakes_per_source = cfg->server.max_handshakes_per_source,
 		.max_connections = cfg->server.max_connections,
+		/* one request of the largest size libevent reads, and a little more */
+		.max_request_bytes = cfg->server.max_header_bytes + 4 * cfg->server.max_body_bytes + 4096,
+		.max_per_identity = cfg->server.max_connections_per_identity,
 	};
 	if ((r = cs_conn_guard_new(&limits, &s.guard)) != CS_OK ||
 	    (r = cs_refusal_summary_new(&s.refusals)) != CS_OK)
 		goto out;
-	if ((r = cs_store_open(app->cfg->store.path, &s.main_store)) != CS_OK)
-		goto out;
-	cs_store_set_write_timeout(s.main_store, app->cfg->audit.write_timeout_ms);
 	if ((r = cs_tls_server_ctx(app->libctx, app->cfg, &s.ssl_ctx)) != CS_OK ||
 	    (r = open_listener(app->cfg->server.listen, &s.listen_fd)) != CS_OK)
 		goto out;
@@ -529,6 +752,13 @@ cs_err cs_server_run(cs_app *app)
 	for (int i = 0; i < s.nworkers; i++)
 		if ((r = worker_init(&s, &s.workers[i])) != CS_OK)
 			goto out;
+	if ((r = probe_start(&s, &s.probes)) != CS_OK) {
+		cs_log_error("cannot serve probes on %s (server.health_listen): %s",
+			     app->cfg->server.health_listen, cs_strerror(r));
+		goto out;
+	}
+	app->gauges_arg = &s;
+	app->read_gauges = read_gauges;
 	int started = 0;
 	for (; started < s.nworkers; started++)
 		if (pthread_create(&s.workers[started].thread, NULL, worker_main, &s.workers[started]) != 0)
@@ -541,7 +771,7 @@ cs_err cs_server_run(cs_app *app)
 	for (;;) {
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (time(NULL) - last_checkpoint >= app->cfg->audit.checkpoint_seconds) {
-			(void)cs_audit_checkpoint(app->audit, s.main_store, "periodic");
+			(void)cs_audit_checkpoint(app->audit, app->ledger, "periodic");
 			last_checkpoint = time(NULL);
 		}
 		if (time(NULL) - last_refusals >= app->cfg->audit.refusal_summary_seconds) {
@@ -565,9 +795,10 @@ cs_err cs_server_run(cs_app *app)
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(s.workers[i].thread, NULL);
+	probe_stop(&s.probes);
 	flush_refusals(&s);
 	system_event(&s, "daemon.stop", app->cfg->server.node_id, "success");
-	(void)cs_audit_checkpoint(app->audit, s.main_store, "stop");
+	(void)cs_audit_checkpoint(app->audit, app->ledger, "stop");
 	r = CS_OK;
 out:
 	for (int i = 0; s.workers != NULL && i < s.nworkers; i++)
@@ -576,7 +807,9 @@ out:
 	if (s.listen_fd >= 0)
 		close(s.listen_fd);
 	SSL_CTX_free(s.ssl_ctx);
-	cs_store_close(s.main_store);
+	probe_stop(&s.probes);
+	app->read_gauges = NULL;
+	app->gauges_arg = NULL;
 	cs_tls_on_refusal(NULL);
 	cs_tls_on_handshake_done(NULL);
 	cs_tls_on_anonymous_refusal(NULL);

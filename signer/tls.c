@@ -1,6 +1,7 @@
 /* tls: see tls.h. */
 #include "tls.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -14,6 +15,12 @@
 static cs_tls_refusal_fn refusal_hook;
 static cs_tls_handshake_fn handshake_hook;
 static cs_tls_anonymous_fn anonymous_hook;
+static atomic_long handshakes_failed;
+
+long cs_tls_failed_handshakes(void)
+{
+	return handshakes_failed;
+}
 
 void cs_tls_on_anonymous_refusal(cs_tls_anonymous_fn fn)
 {
@@ -78,25 +85,6 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
 	return ok;
 }
 
-/* Alerts that follow a refused client certificate: counted and audited
- * by the refusal hook, so logged only at debug level (a flood of bad
- * handshakes must not flood the log). */
-static int certificate_alert(int alert)
-{
-	switch (alert & 0xff) {
-	case SSL_AD_BAD_CERTIFICATE:
-	case SSL_AD_UNSUPPORTED_CERTIFICATE:
-	case SSL_AD_CERTIFICATE_REVOKED:
-	case SSL_AD_CERTIFICATE_EXPIRED:
-	case SSL_AD_CERTIFICATE_UNKNOWN:
-	case SSL_AD_UNKNOWN_CA:
-	case SSL_AD_CERTIFICATE_REQUIRED:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 /* Log the fatal alerts the server sends, with the error behind them (for
  * example "token unavailable" when the token cannot sign the handshake),
  * and report finished handshakes. */
@@ -116,7 +104,11 @@ static void info_cb(const SSL *ssl, int where, int ret)
 		ERR_error_string_n(last, summary, sizeof(summary));
 	if ((ret & 0xff) == SSL_AD_CERTIFICATE_REQUIRED && anonymous_hook != NULL)
 		anonymous_hook((SSL *)ssl);
-	cs_log_write(certificate_alert(ret) ? CS_LOG_DEBUG : CS_LOG_WARN, __func__,
+	handshakes_failed++;
+	/* a peer that hangs up or speaks nonsense mid-handshake is counted
+	 * (cs_tls_failed_handshakes), not logged line by line: anyone can make
+	 * those; an internal error is ours (the token) and is logged */
+	cs_log_write((ret & 0xff) == SSL_AD_INTERNAL_ERROR ? CS_LOG_WARN : CS_LOG_DEBUG, __func__,
 		     "TLS handshake aborted: alert \"%s\" cause=\"%s\" summary=\"%s\"",
 		     SSL_alert_desc_string_long(ret), cause, summary);
 }
@@ -210,15 +202,28 @@ cs_err cs_tls_identity(SSL *ssl, bool allow_cn, char identity[CS_IDENTITY_MAX],
 	return cs_tls_cert_identity(cert, allow_cn, identity, sha256_hex);
 }
 
-/* Identities go into certificates, logs and the audit log verbatim:
- * printable ASCII only, never empty, never cut. */
-static cs_err take_identity(const unsigned char *text, int len, char identity[CS_IDENTITY_MAX])
+/* Identities go into certificates, logs and the audit log verbatim: never
+ * empty, never cut. A URI holds only the characters RFC 3986 allows (no
+ * space, quote or backslash: "spiffe://x/auditor " is not a second
+ * auditor); a CN printable ASCII without quotes, backslashes or spaces at
+ * either end. */
+static int uri_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c != '\0' && strchr("-._~:/?#[]@!$&'()*+,;=%", c) != NULL);
+}
+
+static cs_err take_identity(const unsigned char *text, int len, int is_uri,
+			    char identity[CS_IDENTITY_MAX])
 {
 	if (len <= 0 || len >= CS_IDENTITY_MAX)
 		return CS_E_FORBIDDEN;
+	if (!is_uri && (text[0] == ' ' || text[len - 1] == ' '))
+		return CS_E_FORBIDDEN;
 	for (int i = 0; i < len; i++)
-		if (text[i] < 0x20 || text[i] > 0x7e)
-			return CS_E_FORBIDDEN; /* NUL, controls, non-ASCII */
+		if (is_uri ? !uri_char(text[i])
+			   : text[i] < 0x20 || text[i] > 0x7e || text[i] == '"' || text[i] == '\\')
+			return CS_E_FORBIDDEN; /* NUL, controls, non-ASCII, ... */
 	memcpy(identity, text, (size_t)len);
 	identity[len] = '\0';
 	return CS_OK;
@@ -250,7 +255,7 @@ static cs_err cn_identity(X509 *cert, char identity[CS_IDENTITY_MAX])
 	const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
 	unsigned char *utf8 = NULL;
 	int n = ASN1_STRING_to_UTF8(&utf8, cn);
-	cs_err r = n < 0 ? CS_E_FORBIDDEN : take_identity(utf8, n, identity);
+	cs_err r = n < 0 ? CS_E_FORBIDDEN : take_identity(utf8, n, 0, identity);
 	OPENSSL_free(utf8);
 	if (r == CS_OK && looks_like_uri(identity)) {
 		identity[0] = '\0';
@@ -279,7 +284,7 @@ cs_err cs_tls_cert_identity(X509 *cert, bool allow_cn, char identity[CS_IDENTITY
 	}
 	cs_err r;
 	if (uri != NULL) /* the first URI SAN, whole, or nothing */
-		r = take_identity(ASN1_STRING_get0_data(uri), ASN1_STRING_length(uri), identity);
+		r = take_identity(ASN1_STRING_get0_data(uri), ASN1_STRING_length(uri), 1, identity);
 	else
 		r = allow_cn ? cn_identity(cert, identity) : CS_E_FORBIDDEN;
 	GENERAL_NAMES_free(sans);

@@ -14,9 +14,10 @@
  * its DER certificate (lower-case hex). Only when allow_cn is set
  * (tls.identity_from_cn) and the certificate has no URI SAN, its subject CN
  * instead; a CN that reads as a URI (scheme ":"), or a subject with two CNs,
- * is refused. An identity that is empty, longer than CS_IDENTITY_MAX - 1
- * bytes or not printable ASCII (NUL included) is refused, never cut
- * (CS_E_FORBIDDEN).
+ * is refused. An identity that is empty or longer than CS_IDENTITY_MAX - 1
+ * bytes, a URI with a character RFC 3986 does not allow (space, quote,
+ * backslash, NUL, non-ASCII), or a CN with quotes, backslashes, controls or
+ * spaces at either end is refused, never cut (CS_E_FORBIDDEN).
  */
 #ifndef CS_TLS_H
 #define CS_TLS_H
@@ -47,6 +48,8 @@ void cs_tls_on_refusal(cs_tls_refusal_fn fn);
 /* Called when a handshake is refused because the peer sent no certificate. */
 typedef void (*cs_tls_anonymous_fn)(SSL *ssl);
 void cs_tls_on_anonymous_refusal(cs_tls_anonymous_fn fn);
+/* Handshakes that ended with a fatal alert from us, since start. */
+long cs_tls_failed_handshakes(void);
 /* Called when a connection's handshake has finished (client verified). */
 typedef void (*cs_tls_handshake_fn)(SSL *ssl);
 void cs_tls_on_handshake_done(cs_tls_handshake_fn fn);

@@ -3,6 +3,9 @@
 
 #include <malloc.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -20,6 +23,27 @@ static void wiping_free(void *ptr)
 void cs_json_wiping_allocator(void)
 {
 	json_set_alloc_funcs(malloc, wiping_free);
+}
+
+/* A moved block is wiped before it is freed. */
+static void *wiping_realloc(void *ptr, size_t size)
+{
+	if (ptr == NULL)
+		return malloc(size);
+	size_t old = malloc_usable_size(ptr);
+	if (size <= old)
+		return ptr; /* the block stays; its tail is wiped when it is freed */
+	void *grown = malloc(size);
+	if (grown == NULL)
+		return NULL;
+	memcpy(grown, ptr, old);
+	wiping_free(ptr);
+	return grown;
+}
+
+void cs_event_wiping_allocator(void)
+{
+	event_set_mem_functions(malloc, wiping_realloc, wiping_free);
 }
 
 void cs_wiped_buffer_free(const void *data, size_t len, void *arg)

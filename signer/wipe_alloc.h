@@ -14,6 +14,11 @@
 #include <stddef.h>
 
 void cs_json_wiping_allocator(void);
+/* The same for libevent (event_set_mem_functions): every evbuffer chain it
+ * frees is wiped, so a reply copied inside libevent (cs_server joins a
+ * reply's headers and body into one chunk, one TLS record) leaves nothing
+ * behind. Call before any other libevent call. */
+void cs_event_wiping_allocator(void);
 /* Matches evbuffer_ref_cleanup_cb: wipes and frees a malloc'd buffer. */
 void cs_wiped_buffer_free(const void *data, size_t len, void *arg);
 

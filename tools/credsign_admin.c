@@ -57,19 +57,17 @@ typedef struct {
 /* Record an administrative event, attributed to the local unix user. */
 static cs_err admin_event(admin_ctx *a, const char *action, const char *object, const char *outcome)
 {
-	cs_store *store = NULL;
+	cs_ledger *ledger = NULL;
 	char actor[96], ts[32];
 	struct passwd *pw = getpwuid(getuid());
 	snprintf(actor, sizeof(actor), "local:%s", pw != NULL ? pw->pw_name : "unknown");
 	cs_audit_now(ts);
 	cs_audit_entry e = {.ts = ts, .node = a->cfg->server.node_id, .actor = actor, .role = "admin",
 			    .action = action, .object = object, .outcome = outcome};
-	cs_err r = cs_store_open(a->cfg->store.path, &store);
-	if (r == CS_OK) {
-		cs_store_set_write_timeout(store, a->cfg->audit.write_timeout_ms);
-		r = cs_store_audit_append(store, &e);
-	}
-	cs_store_close(store);
+	cs_err r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger);
+	if (r == CS_OK)
+		r = cs_ledger_audit_append(ledger, &e);
+	cs_ledger_close(ledger);
 	if (r != CS_OK)
 		fprintf(stderr, "credsign-admin: the audit log could not record %s: %s\n", action, cs_strerror(r));
 	return r;
@@ -406,6 +404,7 @@ static int cmd_audit_export(admin_ctx *a, const char *since)
 static int cmd_audit_purge(admin_ctx *a)
 {
 	cs_store *store = NULL;
+	cs_ledger *ledger = NULL;
 	cs_signer *signer = NULL;
 	OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
 	OSSL_PROVIDER *prov = NULL, *deflt = NULL;
@@ -437,8 +436,9 @@ static int cmd_audit_purge(admin_ctx *a)
 	}
 	/* the boundary above was a preview: the store reads it again, and
 	 * re-checks it in the purge's transaction (the daemon may be writing) */
-	if ((r = cs_store_audit_purge(store, cutoff, a->cfg->server.node_id, cs_audit_sign_checkpoint_cb, signer,
-				      &first, &boundary)) != CS_OK) {
+	if ((r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger)) != CS_OK ||
+	    (r = cs_ledger_audit_purge(ledger, cutoff, a->cfg->server.node_id, cs_audit_sign_checkpoint_cb, signer,
+				       &first, &boundary)) != CS_OK) {
 		fail("purging", r);
 		goto out;
 	}
@@ -457,6 +457,7 @@ out:
 	OSSL_PROVIDER_unload(deflt);
 	OSSL_PROVIDER_unload(prov);
 	OSSL_LIB_CTX_free(libctx);
+	cs_ledger_close(ledger);
 	cs_store_close(store);
 	return rc;
 }

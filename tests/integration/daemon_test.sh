@@ -302,6 +302,17 @@ check "policy as Markdown" policy_markdown
 check "policy with an unknown standard -> 404" expect_error auditor GET '/api/policy?standards=pci-dss-4,nope' '' 404 unknown_preset
 check "policy without standards -> 400" expect_error auditor GET '/api/policy' '' 400 invalid_field
 
+# ---- no stall: a reply leaves at once (TCP_NODELAY, one write), not after
+# the client's delayed ACK (~40 ms). A guard against gross stalls only.
+keepalive_latency() {
+	local got
+	got=$(/usr/bin/python3 "$(dirname "$0")/latency_probe.py" "$port" "$pki/ca.pem" \
+		"$clients/ci-deployer.pem" "$clients/ci-deployer.key" 50 POST /api/generate '{"preset":"soc2"}')
+	echo "  50 generates on one keep-alive connection: $got"
+	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["connections"] == 1 and d["statuses"] == {"200": 50} and d["median_ms"] < 10 else 1)' "$got"
+}
+check "50 sequential generates on one keep-alive connection: median under 10 ms" keepalive_latency
+
 # ---- no credential anywhere at rest --------------------------------------------------
 stop_daemon
 check "SIGTERM stops the daemon cleanly (exit 0)" test $? -eq 0

@@ -17,6 +17,14 @@ one JSON object with what it saw. Debian's python3 (for cryptography).
   raw PORT CA CERT KEY FILE         send FILE's bytes, read until closed
   badhandshakes PORT CA CERT KEY COUNT
                                     COUNT handshakes that must be refused
+  fakekey CERT OUT                  a key file pairing a random private scalar
+                                    with CERT's public point (passes the
+                                    key/certificate check; proves nothing)
+  pipeline PORT CA CERT KEY SECONDS send pipelined GETs without reading the
+                                    answers; prints the bytes sent
+  hold PORT CA CERT KEY COUNT       open COUNT authenticated keep-alive
+                                    connections; how many the server kept
+  connectclose PORT COUNT           COUNT connections closed at once
 """
 import datetime
 import json
@@ -107,6 +115,8 @@ def certs(d, ca_pem, ca_key):
     make("cn-plain", "legacy-client")
     make("cn-long", "l" * 300)
     make("cn-nul", "legacy\x00client")
+    make("uri-space", "uri-space", uri="spiffe://credsign.test/auditor ")
+    make("cn-space", " spiffe://credsign.test/auditor")
     out(ok=True)
 
 
@@ -133,8 +143,8 @@ def evicted(port, count, src=None):
     socks = []
     for _ in range(count):
         socks.append(bare(port, src))
-        time.sleep(0.01)  # admitted in order
-    time.sleep(0.5)  # within the handshake deadline
+        time.sleep(0.02)  # admitted in order, the first ones past the 100 ms grace
+    time.sleep(0.3)  # within the handshake deadline
     closed = [i for i, s in enumerate(socks) if closed_by_peer(s)]
     for s in socks:
         s.close()
@@ -262,6 +272,67 @@ def badhandshakes(port, ca, cert, key, count):
     out(attempted=count, refused=refused)
 
 
+def fakekey(cert_path, out_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    cert = x509.load_pem_x509_certificate(open(cert_path, "rb").read())
+    point = cert.public_key().public_bytes(serialization.Encoding.X962,
+                                           serialization.PublicFormat.UncompressedPoint)
+
+    def tlv(tag, body):
+        n = len(body)
+        length = bytes([n]) if n < 128 else bytes([0x81, n])
+        return bytes([tag]) + length + body
+    p256 = bytes.fromhex("06082a8648ce3d030107")
+    der = tlv(0x30, tlv(0x02, b"\x01") + tlv(0x04, os.urandom(32)) + tlv(0xa0, p256) +
+              tlv(0xa1, tlv(0x03, b"\x00" + point)))
+    import base64
+    with open(out_path, "w") as f:
+        f.write("-----BEGIN EC PRIVATE KEY-----\n" + base64.encodebytes(der).decode() +
+                "-----END EC PRIVATE KEY-----\n")
+    os.chmod(out_path, 0o600)
+    out(ok=True)
+
+
+def pipeline(port, ca, cert, key, seconds):
+    s = tls_client(port, ca, cert, key)
+    s.setblocking(False)
+    chunk = b"GET /api/presets HTTP/1.1\r\nHost: localhost\r\n\r\n" * 2000
+    sent, end = 0, time.time() + seconds
+    while time.time() < end:
+        try:
+            sent += s.send(chunk)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            time.sleep(0.01)
+        except OSError:
+            break
+    s.close()
+    out(sent=sent)
+
+
+def hold(port, ca, cert, key, count):
+    socks, kept = [], 0
+    for _ in range(count):
+        try:
+            s = tls_client(port, ca, cert, key)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            s.settimeout(3)
+            if s.recv(4096):
+                kept += 1
+            socks.append(s)
+        except OSError:
+            pass
+    for s in socks:
+        s.close()
+    out(opened=count, served=kept)
+
+
+def connectclose(port, count):
+    for _ in range(count):
+        socket.create_connection((HOST, port)).close()
+    out(closed=count)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "certs":
@@ -278,6 +349,14 @@ def main():
         lifetime(int(args[0]), args[1], args[2], args[3], float(args[4]), float(args[5]))
     elif cmd == "raw":
         raw(int(args[0]), args[1], args[2], args[3], args[4])
+    elif cmd == "fakekey":
+        fakekey(*args)
+    elif cmd == "pipeline":
+        pipeline(int(args[0]), args[1], args[2], args[3], float(args[4]))
+    elif cmd == "hold":
+        hold(int(args[0]), args[1], args[2], args[3], int(args[4]))
+    elif cmd == "connectclose":
+        connectclose(int(args[0]), int(args[1]))
     elif cmd == "badhandshakes":
         badhandshakes(int(args[0]), args[1], args[2], args[3], int(args[4]))
     else:

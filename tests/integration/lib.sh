@@ -44,8 +44,8 @@ it_token() {
 
 # it_setup NAME [PKCS11_MODULE]: config, signing key, daemon started.
 # TLS_KEY/TLS_CERT override the server key and certificate; EXTRA_SERVER
-# and EXTRA_TLS add settings to the server and tls groups, EXTRA_CONF
-# whole groups (e.g. audit).
+# EXTRA_TLS and EXTRA_LOG add settings to the server, tls and log groups,
+# EXTRA_CONF whole groups (e.g. audit).
 it_setup() {
 	name=$1
 	module=${2:-$SOFTHSM}
@@ -71,7 +71,7 @@ pkcs11 = { module = "$module"; token_uri = "pkcs11:token=cstest";
            pin_file = "$TOKEN_DIR/user.pin"; signing_key = "pkcs11:token=cstest;object=it-es256-$name";
            validation = "integration test token"; };
 store = { path = "$db"; };
-log = { level = "info"; };
+log = { level = "info"; ${EXTRA_LOG:-} };
 ${EXTRA_CONF:-}
 CONF
 	admin=("$BUILD/bin/credsign-admin" --config "$conf")

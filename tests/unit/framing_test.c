@@ -71,6 +71,18 @@ static void test_defects_are_found(void **state)
 	assert_non_null(scan("GET / HTTP/1.1\r\n: empty\r\n\r\n", NULL));
 	assert_non_null(scan("GET / HTTP/1.1\r\nBad(name): x\r\n\r\n", NULL));
 	assert_non_null(scan("GET / HTTP/1.1\r\nNo colon at all\r\n\r\n", NULL));
+	/* the request line: METHOD SP TARGET SP HTTP/1.x, visible target */
+	assert_non_null(scan("GET  / HTTP/1.1\r\nHost: x\r\n\r\n", NULL));
+	assert_non_null(scan("GET / HTTP/1.1 \r\nHost: x\r\n\r\n", NULL));
+	assert_non_null(scan("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", NULL));
+	assert_non_null(scan("GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", NULL));
+	assert_non_null(scan("GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n", NULL));
+	assert_non_null(scan("GET / HTTP/1.10\r\nHost: x\r\n\r\n", NULL));
+	assert_non_null(scan("GET / HTTP/1.2\r\nHost: x\r\n\r\n", NULL));
+	assert_non_null(scan("GET / http/1.1\r\nHost: x\r\n\r\n", NULL));
+	assert_non_null(scan("GET /\r\nHost: x\r\n\r\n", NULL));
+	assert_non_null(scan("G(T / HTTP/1.1\r\nHost: x\r\n\r\n", NULL));
+	assert_null(scan("GET /a?b=c%20d HTTP/1.0\r\n\r\n", NULL));
 	/* a NUL anywhere in the header section */
 	cs_framing f;
 	cs_framing_reset(&f);
@@ -91,6 +103,20 @@ static void add(struct evkeyvalq *h, const char *k, const char *v)
 	assert_int_equal(evhttp_add_header(h, k, v), 0);
 }
 
+static const char *check(const struct evkeyvalq *h, enum evhttp_cmd_type method, int http_1_1)
+{
+	int status = 0;
+	const char *why = cs_framing_check_request(h, (int)method, http_1_1, &status);
+	assert_true(why == NULL || status == 400 || status == 405 || status == 411);
+	return why;
+}
+
+static int status_of(const struct evkeyvalq *h, enum evhttp_cmd_type method)
+{
+	int status = 0;
+	return cs_framing_check_request(h, (int)method, 1, &status) != NULL ? status : 0;
+}
+
 static void test_parsed_field_checks(void **state)
 {
 	(void)state;
@@ -98,21 +124,45 @@ static void test_parsed_field_checks(void **state)
 	TAILQ_INIT(&h);
 	add(&h, "Host", "x");
 	add(&h, "Content-Length", "5");
-	assert_null(cs_framing_check_headers(&h, 1));
+	assert_null(check(&h, EVHTTP_REQ_GET, 1));
 	add(&h, "content-length", "7");
-	assert_non_null(cs_framing_check_headers(&h, 1)); /* two lengths */
+	assert_non_null(check(&h, EVHTTP_REQ_GET, 1)); /* two lengths */
 	evhttp_clear_headers(&h);
 	add(&h, "Host", "x");
 	add(&h, "Content-Length", "5");
 	add(&h, "Transfer-Encoding", "chunked");
-	assert_non_null(cs_framing_check_headers(&h, 1)); /* both */
+	assert_non_null(check(&h, EVHTTP_REQ_GET, 1)); /* both */
 	evhttp_clear_headers(&h);
 	add(&h, "Host", "x");
 	add(&h, "HOST", "y");
-	assert_non_null(cs_framing_check_headers(&h, 1)); /* two hosts */
+	assert_non_null(check(&h, EVHTTP_REQ_GET, 1)); /* two hosts */
 	evhttp_clear_headers(&h);
-	assert_non_null(cs_framing_check_headers(&h, 1)); /* HTTP/1.1 without Host */
-	assert_null(cs_framing_check_headers(&h, 0));     /* HTTP/1.0 may omit it */
+	assert_non_null(check(&h, EVHTTP_REQ_GET, 1)); /* HTTP/1.1 without Host */
+	assert_null(check(&h, EVHTTP_REQ_GET, 0));     /* HTTP/1.0 may omit it */
+	evhttp_clear_headers(&h);
+	add(&h, "Host", "a, b");
+	assert_int_equal(status_of(&h, EVHTTP_REQ_GET), 400); /* not one host */
+	evhttp_clear_headers(&h);
+	add(&h, "Host", "x");
+	assert_int_equal(status_of(&h, EVHTTP_REQ_POST), 0); /* no length, no coding: no body */
+	assert_int_equal(status_of(&h, EVHTTP_REQ_CONNECT), 405);
+	assert_int_equal(status_of(&h, EVHTTP_REQ_GET), 0);
+	add(&h, "Transfer-Encoding", "identity");
+	assert_int_equal(status_of(&h, EVHTTP_REQ_POST), 411); /* any coding: send a length */
+	assert_int_equal(status_of(&h, EVHTTP_REQ_HEAD), 400); /* a body HEAD cannot have */
+	evhttp_clear_headers(&h);
+	add(&h, "Host", "x");
+	add(&h, "Content-Length", "+17");
+	assert_int_equal(status_of(&h, EVHTTP_REQ_POST), 400);
+	evhttp_clear_headers(&h);
+	add(&h, "Host", "x");
+	add(&h, "Content-Length", "17");
+	assert_int_equal(status_of(&h, EVHTTP_REQ_POST), 0);
+	assert_int_equal(status_of(&h, EVHTTP_REQ_TRACE), 400);
+	evhttp_clear_headers(&h);
+	add(&h, "Host", "x");
+	add(&h, "Content-Length", "0");
+	assert_int_equal(status_of(&h, EVHTTP_REQ_HEAD), 0);
 	evhttp_clear_headers(&h);
 }
 

@@ -55,7 +55,7 @@ static const schema_entry schema[] = {
 	{"server.node_id", K_IDENT, false, "node-1", 0, 0, 0, F(server.node_id)},
 	{"server.workers", K_INT, false, NULL, 4, 1, 64, F(server.workers)},
 	{"server.max_connections", K_INT, false, NULL, 256, 1, 100000, F(server.max_connections)},
-	{"server.max_connections_per_identity", K_INT, false, NULL, 32, 1, 100000,
+	{"server.max_connections_per_identity", K_INT, false, NULL, 64, 1, 100000,
 	 F(server.max_connections_per_identity)},
 	{"server.max_body_bytes", K_INT, false, NULL, 65536, 1024, 1048576, F(server.max_body_bytes)},
 	{"server.max_header_bytes", K_INT, false, NULL, 8192, 1024, 65536, F(server.max_header_bytes)},

@@ -469,10 +469,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	log_request(req, identified ? peer.identity : NULL, ns);
 }
 
-static void *worker_main(void *arg)
+/* A thread's event loop: a worker's, or the probe listener's. */
+static void *run_loop(void *base)
 {
-	worker *w = arg;
-	event_base_dispatch(w->base);
+	event_base_dispatch(base);
 	return NULL;
 }
 
@@ -566,13 +566,6 @@ static void on_probe(struct evhttp_request *req, void *arg)
 	cs_api_probe(req, p->srv->app, p->store);
 }
 
-static void *probe_main(void *arg)
-{
-	probe_listener *p = arg;
-	event_base_dispatch(p->base);
-	return NULL;
-}
-
 /* Plain HTTP, /healthz and /readyz only: orchestrator probes cannot
  * present client certificates. Off unless server.health_listen is set. */
 static cs_err probe_start(server *s, probe_listener *p)
@@ -599,7 +592,7 @@ static cs_err probe_start(server *s, probe_listener *p)
 		close(fd);
 		return CS_E_INTERNAL;
 	}
-	if (pthread_create(&p->thread, NULL, probe_main, p) != 0)
+	if (pthread_create(&p->thread, NULL, run_loop, p->base) != 0)
 		return CS_E_INTERNAL;
 	p->running = 1;
 	cs_log_info("probes (/healthz, /readyz) on plain HTTP at %s (server.health_listen)",
@@ -761,7 +754,7 @@ cs_err cs_server_run(cs_app *app)
 	app->read_gauges = read_gauges;
 	int started = 0;
 	for (; started < s.nworkers; started++)
-		if (pthread_create(&s.workers[started].thread, NULL, worker_main, &s.workers[started]) != 0)
+		if (pthread_create(&s.workers[started].thread, NULL, run_loop, s.workers[started].base) != 0)
 			break;
 	cs_log_info("listening on %s with %d workers (TLS 1.3, client certificates required)",
 		    app->cfg->server.listen, started);

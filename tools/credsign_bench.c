@@ -34,7 +34,9 @@
  * not fatal), 1 when it could not run, or with --strict when any request
  * failed or audit verify did not pass; 2 on a usage error.
  *
- * Token calls per pair are not counted yet (see docs/performance.md).
+ * Token calls per pair are read from the daemon's GET /metrics
+ * (credsign_token_calls_total) around the pairs phase on one connection,
+ * when the client's identity is in metrics.readers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -875,6 +877,36 @@ static void print_level(const phase_result *g, const phase_result *p)
 	print_error(p);
 }
 
+/* PKCS#11 calls the daemon has made so far, from its GET /metrics (the sum
+ * of credsign_token_calls_total over functions and results), or -1 when
+ * this client may not read the metrics (metrics.readers). */
+static double token_calls_so_far(void)
+{
+	client c;
+	if (client_init(&c, 1) != 0)
+		return -1;
+	double total = -1;
+	if (client_call(&c, opt.url, "/metrics", NULL) == 200) {
+		total = 0;
+		static const char prefix[] = "credsign_token_calls_total{";
+		for (char *line = c.buf; line != NULL && *line != '\0';) {
+			char *end = strchr(line, '\n');
+			if (end != NULL)
+				*end = '\0'; /* one line at a time */
+			if (strncmp(line, prefix, sizeof(prefix) - 1) == 0) {
+				const char *value = strrchr(line, ' ');
+				if (value != NULL)
+					total += strtod(value + 1, NULL);
+			}
+			line = end != NULL ? end + 1 : NULL;
+		}
+	}
+	client_free(&c);
+	return total;
+}
+
+static double calls_per_pair = -1;
+
 static int run_load(json_t *out, double *pairs_at_8)
 {
 	json_t *levels = json_array();
@@ -886,9 +918,15 @@ static int run_load(json_t *out, double *pairs_at_8)
 	       "RSS MB");
 	for (size_t i = 0; i < opt.nconns; i++) {
 		phase_result g, p;
+		double calls_before = -1;
 		if (run_phase(OP_GENERATE, opt.conns[i], opt.seconds, 0, NULL, &g, NULL) != 0 ||
+		    (calls_before = token_calls_so_far(), 0) ||
 		    run_phase(OP_PAIRS, opt.conns[i], opt.seconds, 0, NULL, &p, NULL) != 0)
 			return -1;
+		double calls_after = calls_before >= 0 ? token_calls_so_far() : -1;
+		/* on one connection, so that new connections' handshakes weigh little */
+		if (opt.conns[i] == 1 && calls_after >= calls_before && calls_before >= 0 && p.ok > 0)
+			calls_per_pair = (calls_after - calls_before) / (double)p.ok;
 		print_level(&g, &p);
 		json_array_append_new(levels, json_pack("{s:i, s:o, s:o}", "connections", opt.conns[i], "generate",
 							phase_json(&g), "pairs", phase_json(&p)));
@@ -1296,8 +1334,13 @@ int main(int argc, char **argv)
 			printf("  handshakes/s credsignd / openssl s_server: %.2f (target >= 0.90)\n", hratio);
 			json_object_set_new(ratios, "handshakes_over_s_server", json_real(hratio));
 		}
-		printf("  token calls per pair: not counted (TODO, see docs/performance.md)\n");
-		json_object_set_new(ratios, "token_calls_per_pair", json_null());
+		if (calls_per_pair >= 0) {
+			printf("  token calls per pair (GET /metrics, 1 connection): %.2f\n", calls_per_pair);
+			json_object_set_new(ratios, "token_calls_per_pair", json_real(calls_per_pair));
+		} else {
+			printf("  token calls per pair: not counted (the client is not in metrics.readers)\n");
+			json_object_set_new(ratios, "token_calls_per_pair", json_null());
+		}
 		json_object_set_new(out, "ratios", ratios);
 		long rss_end = daemon_rss_kb();
 		if (rss_end >= 0) {

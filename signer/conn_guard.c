@@ -515,9 +515,14 @@ bool cs_conn_identify(cs_conn *conn, const char *identity)
 	}
 	pthread_mutex_unlock(&g->lock);
 	if (!admitted) {
-		cs_log_warn("connection from %s closed: identity \"%s\" already holds %d connections "
-			    "(server.max_connections_per_identity)",
-			    conn->source, identity, g->limits.max_per_identity);
+		/* one line per second at most: an authenticated client could
+		 * otherwise fill the log */
+		static atomic_long last_s;
+		long now = (long)time(NULL), seen = last_s;
+		if (now != seen && atomic_compare_exchange_strong(&last_s, &seen, now))
+			cs_log_warn("connection from %s closed: identity \"%s\" already holds %d "
+				    "connections (server.max_connections_per_identity)",
+				    conn->source, identity, g->limits.max_per_identity);
 		close_now(conn);
 	}
 	return admitted;

@@ -96,8 +96,9 @@ static const char *scan_byte(cs_framing *f, unsigned char c)
 		return defect;
 	}
 	f->line_len++;
-	if (!f->in_name)
-		return NULL;
+	if (!f->in_name) /* a field value: no controls but tab (RFC 9110 sec. 5.5) */
+		return (c < 0x20 && c != '\t') || c == 0x7f ? "a control character in a header field value"
+							     : NULL;
 	if (c == ':') {
 		if (f->line_len == 1)
 			return "a header field with an empty name";

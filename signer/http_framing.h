@@ -8,7 +8,8 @@
  * smuggling): bare LF line ends, a CR not followed by LF, obs-fold
  * continuation lines (sec. 5.2), whitespace between a field name and its
  * colon (sec. 5.1: "Content-Length :" is not Content-Length to libevent,
- * so a body would run as a second request), NUL bytes, and a request line
+ * so a body would run as a second request), NUL bytes, controls in field
+ * values, and a request line
  * that is not METHOD SP TARGET SP HTTP/1.x with a visible-ASCII target
  * (RFC 9112 sec. 3). This module does not
  * parse the request: it only finds these defects, line by line, in the

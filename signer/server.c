@@ -54,6 +54,8 @@ typedef struct {
 	atomic_int open;            /* its connections */
 	int paused;                 /* its listener is disabled (balance) */
 	struct event *balance;      /* re-checks the balance every BALANCE_MS */
+	int accept_failing;         /* accept() failed (descriptors): paused */
+	struct event *accept_resume;
 } worker;
 
 /* The optional plain-HTTP listener for orchestrator probes. */
@@ -64,7 +66,12 @@ typedef struct {
 	struct event_base *base;
 	struct evhttp *http;
 	cs_store *store;
+	struct evhttp_bound_socket *bound;
+	struct event *accept_resume;
+	int open;                /* its connections, at most PROBE_MAX_CONNECTIONS */
+	struct probe_conn *conns; /* each holds a reference to its bufferevent */
 } probe_listener;
+typedef struct probe_conn probe_conn;
 
 struct server {
 	cs_app *app;
@@ -103,8 +110,8 @@ static server *the_server; /* for the SSL callbacks */
 static void balance(worker *w)
 {
 	server *s = w->srv;
-	if (w->bound == NULL)
-		return; /* draining */
+	if (w->bound == NULL || w->accept_failing)
+		return; /* draining, or paused after a failed accept */
 	int mine = w->open, all = s->open;
 	int over = mine * s->nworkers > all + s->nworkers; /* mine > all / n + 1 */
 	struct evconnlistener *l = evhttp_bound_socket_get_listener(w->bound);
@@ -135,6 +142,51 @@ static void worker_gone(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lo
 	w->open--;
 	w->srv->open--;
 	balance(w);
+}
+
+/* ---- accept failures --------------------------------------------------------------- */
+
+/* accept() failing for want of descriptors (EMFILE, ENFILE, ENOBUFS):
+ * libevent would retry at once, for ever, logging each time (an outside
+ * review saw 725,000 log lines in 10 s). The listener pauses for
+ * ACCEPT_PAUSE_MS instead, with one log line per second at most; the
+ * waiting connections stay in the kernel's queue. */
+#define ACCEPT_PAUSE_MS 100
+
+static void log_accept_failure(const char *where, int err)
+{
+	static atomic_long last_s, failures;
+	failures++;
+	long now = (long)time(NULL);
+	long seen = last_s;
+	if (now != seen && atomic_compare_exchange_strong(&last_s, &seen, now))
+		cs_log_error("%s: accept failed %ld time(s) in the last second: %s; pausing %d ms",
+			     where, (long)atomic_exchange(&failures, 0), strerror(err), ACCEPT_PAUSE_MS);
+}
+
+static void pause_listener(struct evconnlistener *l, struct event *resume)
+{
+	evconnlistener_disable(l);
+	struct timeval pause = {0, ACCEPT_PAUSE_MS * 1000};
+	event_add(resume, &pause);
+}
+
+static void worker_accept_failed(struct evconnlistener *l, void *arg)
+{
+	worker *w = arg;
+	log_accept_failure("TLS listener", EVUTIL_SOCKET_ERROR());
+	w->accept_failing = 1;
+	pause_listener(l, w->accept_resume);
+}
+
+static void worker_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	worker *w = arg;
+	w->accept_failing = 0;
+	if (w->bound != NULL && !w->paused)
+		evconnlistener_enable(evhttp_bound_socket_get_listener(w->bound));
 }
 
 static void connection_gone(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -448,6 +500,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 			req->major = 1;
 			req->minor = 1;
 		}
+		/* libevent frames an answer to CONNECT as a tunnel: no
+		 * Content-Length, and it ignores Connection: close. Answered as
+		 * what it is, a refused request. */
+		if (req->type == EVHTTP_REQ_CONNECT)
+			req->type = EVHTTP_REQ_GET;
 		char message[160];
 		snprintf(message, sizeof(message), "%s: %s",
 			 status == 411 ? "length required" : status == 405 ? "method not allowed"
@@ -504,8 +561,10 @@ static cs_err worker_init(server *s, worker *w)
 	}
 	struct timeval every = {0, BALANCE_MS * 1000};
 	if ((w->balance = event_new(w->base, -1, EV_PERSIST, balance_tick, w)) == NULL ||
-	    event_add(w->balance, &every) != 0)
+	    event_add(w->balance, &every) != 0 ||
+	    (w->accept_resume = evtimer_new(w->base, worker_accept_resume, w)) == NULL)
 		return CS_E_NOMEM;
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(w->bound), worker_accept_failed);
 	return CS_OK;
 }
 
@@ -513,6 +572,8 @@ static void worker_free(worker *w)
 {
 	if (w->balance != NULL)
 		event_free(w->balance);
+	if (w->accept_resume != NULL)
+		event_free(w->accept_resume);
 	if (w->http != NULL)
 		evhttp_free(w->http);
 	if (w->base != NULL)
@@ -566,6 +627,90 @@ static void on_probe(struct evhttp_request *req, void *arg)
 	cs_api_probe(req, p->srv->app, p->store);
 }
 
+/* Probes are short: at most PROBE_MAX_CONNECTIONS at once (more are closed
+ * at once), each closed PROBE_DEADLINE_MS after accept whatever it sends.
+ * libevent's bufferevents have no free hook, so each connection's timer
+ * holds a reference to its bufferevent (its socket stays open until the
+ * timer, at most PROBE_DEADLINE_MS) and gives back its slot then. */
+#define PROBE_MAX_CONNECTIONS 32
+#define PROBE_DEADLINE_MS 2000
+
+struct probe_conn {
+	probe_listener *p;
+	struct bufferevent *bev;
+	struct event *timer;
+	probe_conn *prev, *next; /* p->conns, on the probe thread only */
+};
+
+static void probe_conn_release(probe_conn *pc)
+{
+	probe_listener *p = pc->p;
+	if (pc->prev != NULL)
+		pc->prev->next = pc->next;
+	else
+		p->conns = pc->next;
+	if (pc->next != NULL)
+		pc->next->prev = pc->prev;
+	event_free(pc->timer);
+	bufferevent_decref(pc->bev);
+	p->open--;
+	free(pc);
+}
+
+static void probe_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	probe_conn *pc = arg;
+	evutil_socket_t sock = bufferevent_getfd(pc->bev);
+	if (sock >= 0)
+		shutdown(sock, SHUT_RDWR); /* libevent reads the end and lets it go */
+	probe_conn_release(pc);
+}
+
+static struct bufferevent *new_probe_connection(struct event_base *base, void *arg)
+{
+	probe_listener *p = arg;
+	probe_conn *pc = calloc(1, sizeof(*pc));
+	struct bufferevent *bev = pc != NULL ? bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE) : NULL;
+	if (bev == NULL || (pc->timer = evtimer_new(base, probe_deadline, pc)) == NULL) {
+		/* out of memory: libevent makes a plain one, uncounted */
+		if (bev != NULL)
+			bufferevent_free(bev);
+		free(pc);
+		return NULL;
+	}
+	int over = ++p->open > PROBE_MAX_CONNECTIONS;
+	/* over the cap: closed on the next turn, once libevent gave it its socket */
+	struct timeval tv = {over ? 0 : PROBE_DEADLINE_MS / 1000,
+			     over ? 0 : (PROBE_DEADLINE_MS % 1000) * 1000};
+	event_add(pc->timer, &tv);
+	pc->p = p;
+	pc->bev = bev;
+	bufferevent_incref(bev); /* given back by probe_conn_release */
+	pc->next = p->conns;
+	if (p->conns != NULL)
+		p->conns->prev = pc;
+	p->conns = pc;
+	return bev;
+}
+
+static void probe_accept_failed(struct evconnlistener *l, void *arg)
+{
+	probe_listener *p = arg;
+	log_accept_failure("probe listener", EVUTIL_SOCKET_ERROR());
+	pause_listener(l, p->accept_resume);
+}
+
+static void probe_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	probe_listener *p = arg;
+	if (p->bound != NULL)
+		evconnlistener_enable(evhttp_bound_socket_get_listener(p->bound));
+}
+
 /* Plain HTTP, /healthz and /readyz only: orchestrator probes cannot
  * present client certificates. Off unless server.health_listen is set. */
 static cs_err probe_start(server *s, probe_listener *p)
@@ -581,6 +726,7 @@ static cs_err probe_start(server *s, probe_listener *p)
 	if ((p->base = event_base_new()) == NULL || (p->http = evhttp_new(p->base)) == NULL)
 		return CS_E_NOMEM;
 	evhttp_set_gencb(p->http, on_probe, p);
+	evhttp_set_bevcb(p->http, new_probe_connection, p);
 	evhttp_set_allowed_methods(p->http, ALL_METHODS);
 	evhttp_set_max_headers_size(p->http, 4096);
 	evhttp_set_max_body_size(p->http, 1024);
@@ -588,10 +734,13 @@ static cs_err probe_start(server *s, probe_listener *p)
 	evhttp_set_timeout_tv(p->http, &tv);
 	if ((r = open_listener(cfg->server.health_listen, &fd)) != CS_OK)
 		return r;
-	if (evhttp_accept_socket_with_handle(p->http, fd) == NULL) {
+	if ((p->bound = evhttp_accept_socket_with_handle(p->http, fd)) == NULL) {
 		close(fd);
 		return CS_E_INTERNAL;
 	}
+	if ((p->accept_resume = evtimer_new(p->base, probe_accept_resume, p)) == NULL)
+		return CS_E_NOMEM;
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(p->bound), probe_accept_failed);
 	if (pthread_create(&p->thread, NULL, run_loop, p->base) != 0)
 		return CS_E_INTERNAL;
 	p->running = 1;
@@ -607,8 +756,12 @@ static void probe_stop(probe_listener *p)
 		pthread_join(p->thread, NULL);
 		p->running = 0;
 	}
+	if (p->accept_resume != NULL)
+		event_free(p->accept_resume);
 	if (p->http != NULL)
 		evhttp_free(p->http);
+	while (p->conns != NULL) /* after libevent let them go: this frees them */
+		probe_conn_release(p->conns);
 	if (p->base != NULL)
 		event_base_free(p->base);
 	cs_store_close(p->store);

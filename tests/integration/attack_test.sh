@@ -248,6 +248,7 @@ status, code = sys.argv[2], sys.argv[3]
 head, _, body = d["answer"].partition("\r\n\r\n")
 assert head.startswith("HTTP/1.1 " + status), head
 assert "Content-Type: application/json" in head, head
+assert "Content-Length: " in head, head  # framed, whatever the method
 assert json.loads(body)["error"]["code"] == code, body
 assert d["responses"] == 1 and d["closed"], d
 PY
@@ -305,8 +306,11 @@ check "a space in the request target is 400" refused_and_closed target 400 bad_r
 	'GET /a b HTTP/1.1\r\nHost: localhost\r\n\r\n'
 check "HTTP/1.10 is 400" refused_and_closed v110 400 bad_request 'GET /healthz HTTP/1.10\r\nHost: localhost\r\n\r\n'
 check "Host: a, b is 400" refused_and_closed twohost 400 bad_request 'GET /healthz HTTP/1.1\r\nHost: a, b\r\n\r\n'
-check "CONNECT is 405 and the connection closed" refused_and_closed connect 405 method_not_allowed \
-	'CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n'
+check "CONNECT is 405, framed, and the connection closed (a pipelined request never runs)" \
+	refused_and_closed connect 405 method_not_allowed \
+	'CONNECT /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /api/smuggled-connect HTTP/1.1\r\nHost: x\r\n\r\n'
+check "a control character in a header value is 400" refused_and_closed ctl 400 bad_request \
+	'GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-A: a\001b\r\n\r\n'
 check "  ... and no smuggled request reached the router" test "$(grep -c 'smuggled' "$log")" = 0
 head_no_body() {
 	local got

@@ -83,6 +83,24 @@ check "probe listener: no API there (POST /api/generate: 404 JSON)" \
 check "probe listener: POST /readyz is 405 JSON" \
 	eval '[ "$(curl -s -o "$work/probe" -w "%{http_code}" -X POST "http://127.0.0.1:$probe_port/readyz")" = 405 ] && grep -q "\"code\":\"method_not_allowed\"" "$work/probe"'
 
+peer=("/usr/bin/python3" "$(dirname "$0")/hostile_peer.py")
+probe_cap() {
+	local got
+	got=$("${peer[@]}" evicted "$probe_port" 40)
+	echo "  40 idle connections to the probe listener: $got"
+	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["closed"] >= 8 else 1)' "$got"
+}
+check "probe listener: at most 32 connections at once" probe_cap
+sleep 2.2 # every slot is held at most 2 s
+probe_deadline() {
+	local got
+	got=$("${peer[@]}" silent "$probe_port")
+	echo "  an idle probe connection: $got"
+	python3 -c 'import json,sys; t=json.loads(sys.argv[1])["closed_after"]; sys.exit(0 if 1.5 <= t <= 4 else 1)' "$got"
+}
+check "probe listener: a connection is closed 2 s after accept" probe_deadline
+check "probe listener: still serving afterwards" test "$(probe /healthz)" = 200
+
 # ---- request log lines in JSON ------------------------------------------------------------
 json_log() {
 	python3 - "$log" <<'PY'

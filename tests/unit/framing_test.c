@@ -83,6 +83,9 @@ static void test_defects_are_found(void **state)
 	assert_non_null(scan("GET /\r\nHost: x\r\n\r\n", NULL));
 	assert_non_null(scan("G(T / HTTP/1.1\r\nHost: x\r\n\r\n", NULL));
 	assert_null(scan("GET /a?b=c%20d HTTP/1.0\r\n\r\n", NULL));
+	assert_non_null(scan("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n", NULL));
+	assert_non_null(scan("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7f\r\n\r\n", NULL));
+	assert_null(scan("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\tb\r\n\r\n", NULL));
 	/* a NUL anywhere in the header section */
 	cs_framing f;
 	cs_framing_reset(&f);

@@ -362,6 +362,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		c->guard->timed_out++;
 		break;
 	default:
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+			/* the last answer is still leaving: a client that lost it
+			 * would send its request again (a certify answered twice) */
+			struct timeval soon = {0, 50 * 1000};
+			event_add(c->timer, &soon);
+			return;
+		}
 		cs_log_info("connection from %s closed: it reached its lifetime of %d s "
 			    "(server.max_connection_seconds)", c->source, l->max_connection_seconds);
 		break;

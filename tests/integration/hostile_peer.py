@@ -17,7 +17,7 @@ one JSON object with what it saw. Debian's python3 (for cryptography).
   raw PORT CA CERT KEY FILE         send FILE's bytes, read until closed
   badhandshakes PORT CA CERT KEY COUNT
                                     COUNT handshakes that must be refused
-  fakekey CERT OUT                  a key file pairing a random private scalar
+  fakekey CERT OUT                  a key file (made now) pairing a random private scalar
                                     with CERT's public point (passes the
                                     key/certificate check; proves nothing)
   pipeline PORT CA CERT KEY SECONDS send pipelined GETs without reading the
@@ -32,6 +32,7 @@ import os
 import re
 import resource
 import select
+import subprocess
 import socket
 import ssl
 import sys
@@ -286,10 +287,15 @@ def fakekey(cert_path, out_path):
     p256 = bytes.fromhex("06082a8648ce3d030107")
     der = tlv(0x30, tlv(0x02, b"\x01") + tlv(0x04, os.urandom(32)) + tlv(0xa0, p256) +
               tlv(0xa1, tlv(0x03, b"\x00" + point)))
-    import base64
-    with open(out_path, "w") as f:
-        f.write("-----BEGIN EC PRIVATE KEY-----\n" + base64.encodebytes(der).decode() +
-                "-----END EC PRIVATE KEY-----\n")
+    # DER on disk, converted by the openssl command: the key is made here,
+    # at test time, never kept in the tree
+    der_path = out_path + ".der"
+    with open(der_path, "wb") as f:
+        f.write(der)
+    os.chmod(der_path, 0o600)
+    subprocess.run(["openssl", "ec", "-inform", "DER", "-in", der_path, "-out", out_path],
+                   check=True, capture_output=True)
+    os.unlink(der_path)
     os.chmod(out_path, 0o600)
     out(ok=True)
 

@@ -46,6 +46,29 @@ void cs_event_wiping_allocator(void)
 	event_set_mem_functions(malloc, wiping_realloc, wiping_free);
 }
 
+int cs_wiped_append(char **buf, size_t *len, size_t *cap, const void *data, size_t n, size_t max)
+{
+	if (*len + n + 1 > max)
+		return -1;
+	if (*len + n + 1 > *cap) {
+		size_t grown_cap = (*len + n + 1) * 2;
+		char *grown = malloc(grown_cap);
+		if (grown == NULL)
+			return -1;
+		if (*buf != NULL) {
+			memcpy(grown, *buf, *len);
+			OPENSSL_cleanse(*buf, *cap);
+			free(*buf);
+		}
+		*buf = grown;
+		*cap = grown_cap;
+	}
+	memcpy(*buf + *len, data, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
 void cs_wiped_buffer_free(const void *data, size_t len, void *arg)
 {
 	(void)arg;

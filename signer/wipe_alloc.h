@@ -19,6 +19,12 @@ void cs_json_wiping_allocator(void);
  * reply's headers and body into one chunk, one TLS record) leaves nothing
  * behind. Call before any other libevent call. */
 void cs_event_wiping_allocator(void);
+/* Append n bytes to the malloc'd text *buf (length *len, capacity *cap),
+ * keeping it NUL-terminated and at most max bytes with the NUL; a buffer
+ * that must grow is copied and the old one wiped before it is freed (the
+ * text may be a credential). 0 on success, -1 (nothing appended) when it
+ * would pass max or memory runs out. */
+int cs_wiped_append(char **buf, size_t *len, size_t *cap, const void *data, size_t n, size_t max);
 /* Matches evbuffer_ref_cleanup_cb: wipes and frees a malloc'd buffer. */
 void cs_wiped_buffer_free(const void *data, size_t len, void *arg);
 

@@ -53,25 +53,7 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
 {
 	buffer *b = arg;
 	size_t add = size * n;
-	if (b->len + add + 1 > RESPONSE_MAX)
-		return 0;
-	if (b->len + add + 1 > b->cap) {
-		size_t cap = (b->len + add + 1) * 2;
-		char *grown = malloc(cap);
-		if (grown == NULL)
-			return 0;
-		if (b->data != NULL) {
-			memcpy(grown, b->data, b->len);
-			OPENSSL_cleanse(b->data, b->cap);
-			free(b->data);
-		}
-		b->data = grown;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, ptr, add);
-	b->len += add;
-	b->data[b->len] = '\0';
-	return add;
+	return cs_wiped_append(&b->data, &b->len, &b->cap, ptr, add, RESPONSE_MAX) == 0 ? add : 0;
 }
 
 /* One HTTPS request; body NULL for GET. Returns the HTTP status or -1. */

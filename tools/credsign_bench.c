@@ -239,25 +239,7 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
 {
 	client *c = arg;
 	size_t add = size * n;
-	if (c->len + add + 1 > RESPONSE_MAX)
-		return 0;
-	if (c->len + add + 1 > c->cap) {
-		size_t cap = (c->len + add + 1) * 2;
-		char *grown = malloc(cap);
-		if (grown == NULL)
-			return 0;
-		if (c->buf != NULL) {
-			memcpy(grown, c->buf, c->len);
-			OPENSSL_cleanse(c->buf, c->cap);
-			free(c->buf);
-		}
-		c->buf = grown;
-		c->cap = cap;
-	}
-	memcpy(c->buf + c->len, ptr, add);
-	c->len += add;
-	c->buf[c->len] = '\0';
-	return add;
+	return cs_wiped_append(&c->buf, &c->len, &c->cap, ptr, add, RESPONSE_MAX) == 0 ? add : 0;
 }
 
 /* fresh: a new connection and a full handshake for every request */

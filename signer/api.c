@@ -1309,20 +1309,17 @@ static void handle_readyz(api_call *req, cs_app *app, cs_store *store)
 
 /* ---- dispatch ---------------------------------------------------------------- */
 
-static int is_reader(const cs_app *app, const cs_peer *peer)
-{
-	for (char **r = app->cfg->audit.readers; r != NULL && *r != NULL; r++)
-		if (strcmp(*r, peer->identity) == 0)
-			return 1;
-	return 0;
-}
-
 static int in_list(char **list, const cs_peer *peer)
 {
 	for (char **r = list; r != NULL && *r != NULL; r++)
 		if (strcmp(*r, peer->identity) == 0)
 			return 1;
 	return 0;
+}
+
+static int is_reader(const cs_app *app, const cs_peer *peer)
+{
+	return in_list(app->cfg->audit.readers, peer);
 }
 
 static void handle_metrics(api_call *req, cs_app *app, const cs_peer *peer)
@@ -1501,8 +1498,8 @@ void cs_api_handle(struct evhttp_request *http, cs_app *app, cs_store *store, co
 	} else {
 		cs_err r = cs_api_route(method_of(http), path, evhttp_uri_get_query(uri), &route,
 					&req->audit.action, &err);
-		if (route == CS_ROUTE_HEALTHZ || route == CS_ROUTE_READYZ) {
-			/* probes are not audited */
+		if (req->audit.action == NULL) {
+			/* probes (routes without an audit action) are not audited */
 			if (r != CS_OK)
 				send_api_error(req, &err);
 			else

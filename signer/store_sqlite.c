@@ -515,8 +515,13 @@ cs_err cs_store_write_begin(cs_store *s, int64_t deadline_ms)
 
 cs_err cs_store_write_end(cs_store *s, cs_err r)
 {
-	if (r == CS_OK && !sqlite3_get_autocommit(s->db))
+	if (r == CS_OK && sqlite3_get_autocommit(s->db)) {
+		/* the transaction is gone (SQLite rolled it back): nothing was kept */
+		cs_log_error("store: the write transaction ended before its commit");
+		r = CS_E_STORE;
+	} else if (r == CS_OK) {
 		r = run(s, Q_COMMIT, "committing");
+	}
 	disarm(s); /* the rollback must not be interrupted */
 	if (!sqlite3_get_autocommit(s->db) && run(s, Q_ROLLBACK, "rolling back") != CS_OK)
 		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

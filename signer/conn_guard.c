@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -155,11 +156,14 @@ static bool hello_waiting(evutil_socket_t fd)
 	    head[0] != 0x16 || head[1] != 0x03) /* handshake record, TLS */
 		return false;
 	size_t len = (size_t)head[3] << 8 | head[4];
-	if (len < 4 || len > 16384)
-		return false;
-	static _Thread_local unsigned char record[5 + 16384];
-	return recv(fd, record, 5 + len, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)(5 + len) &&
-	       record[5] == 0x01; /* ClientHello */
+	unsigned char first[6];
+	int waiting = 0;
+	/* the whole record is there: counted, not copied (this runs under the
+	 * guard's lock, for many connections during a flood) */
+	return len >= 4 && len <= 16384 &&
+	       recv(fd, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT) == (ssize_t)sizeof(first) &&
+	       first[5] == 0x01 /* ClientHello */ && ioctl(fd, FIONREAD, &waiting) == 0 &&
+	       (size_t)waiting >= 5 + len;
 }
 
 static bool spoke(cs_conn *c)
@@ -503,6 +507,8 @@ bool cs_conn_identify(cs_conn *conn, const char *identity)
 	cs_conn_guard *g = conn->guard;
 	int n = g->limits.max_connections, found = -1, free_slot = -1;
 	bool admitted = false;
+	if (conn->identity_slot >= 0)
+		return true; /* counted already */
 	pthread_mutex_lock(&g->lock);
 	for (int i = 0; i < n && found < 0; i++) {
 		if (g->identities[i].count > 0 && strcmp(g->identities[i].name, identity) == 0)
@@ -514,8 +520,7 @@ bool cs_conn_identify(cs_conn *conn, const char *identity)
 		found = free_slot;
 		snprintf(g->identities[found].name, sizeof(g->identities[found].name), "%s", identity);
 	}
-	if (conn->identity_slot < 0 && found >= 0 &&
-	    g->identities[found].count < g->limits.max_per_identity) {
+	if (found >= 0 && g->identities[found].count < g->limits.max_per_identity) {
 		g->identities[found].count++;
 		conn->identity_slot = found;
 		admitted = true;
@@ -527,18 +532,28 @@ bool cs_conn_identify(cs_conn *conn, const char *identity)
 		static atomic_long last_s;
 		long now = (long)time(NULL), seen = last_s;
 		if (now != seen && atomic_compare_exchange_strong(&last_s, &seen, now))
-			cs_log_warn("connection from %s closed: identity \"%s\" already holds %d "
-				    "connections (server.max_connections_per_identity)",
-				    conn->source, identity, g->limits.max_per_identity);
+			cs_log_warn(found >= 0 ? "connection from %s closed: identity \"%s\" already holds "
+						 "%d connections (server.max_connections_per_identity)"
+					       : "connection from %s closed: identity \"%s\": all %d "
+						 "identity slots are taken (server.max_connections)",
+				    conn->source, identity,
+				    found >= 0 ? g->limits.max_per_identity : g->limits.max_connections);
 		close_now(conn);
 	}
 	return admitted;
+}
+
+bool cs_conn_closing(const cs_conn *conn)
+{
+	return conn->state == CONN_CLOSING;
 }
 
 const char *cs_conn_request_start(cs_conn *conn, bool *close_after)
 {
 	int64_t lifetime_end = conn->accepted_ms + (int64_t)conn->guard->limits.max_connection_seconds * 1000;
 	*close_after = now_ms() >= lifetime_end;
+	if (conn->state == CONN_CLOSING) /* stays so: no timer, no handling */
+		return conn->framing.defect;
 	conn->state = CONN_HANDLING;
 	event_del(conn->timer);
 	return conn->framing.defect;
@@ -565,5 +580,5 @@ const cs_framing *cs_conn_framing(const cs_conn *conn)
 
 const char *cs_conn_source(const cs_conn *conn)
 {
-	return conn->source;
+	return conn->source[0] != '\0' ? conn->source : "unknown"; /* before admission */
 }

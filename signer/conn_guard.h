@@ -95,6 +95,9 @@ void cs_conn_handshake_done(cs_conn *conn);
  * (and the connection is being closed) when that identity already holds
  * max_per_identity connections, so one client cannot take every slot. */
 bool cs_conn_identify(cs_conn *conn, const char *identity);
+/* The guard has closed it (a deadline, eviction, the identity cap): a
+ * request that arrived with its last bytes must not be handled. */
+bool cs_conn_closing(const cs_conn *conn);
 /* A complete request is about to be handled: the framing defect found in
  * its bytes (NULL if none), and in *close_after whether the connection has
  * reached its lifetime (answer with "Connection: close"). */
@@ -103,7 +106,7 @@ const char *cs_conn_request_start(cs_conn *conn, bool *close_after);
 void cs_conn_request_end(cs_conn *conn);
 /* What the framing scan saw of the request being read. */
 const cs_framing *cs_conn_framing(const cs_conn *conn);
-/* The source address ("127.0.0.1"), empty until admitted. */
+/* The source address ("127.0.0.1"); "unknown" until admitted. */
 const char *cs_conn_source(const cs_conn *conn);
 
 #endif

@@ -1,7 +1,6 @@
 /* http_errors: see http_errors.h. */
 #include "http_errors.h"
 
-#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,10 +89,4 @@ __attribute__((visibility("default"))) void evhttp_send_error(struct evhttp_requ
 	/* libevent 2.1 has no phrase for 431 */
 	evhttp_send_reply(req, error, error == 431 ? "Request Header Fields Too Large" : NULL, body);
 	evbuffer_free(body);
-}
-
-bool cs_http_errors_active(void)
-{
-	void *resolved = dlsym(RTLD_DEFAULT, "evhttp_send_error");
-	return resolved == (void *)evhttp_send_error;
 }

@@ -77,6 +77,7 @@ struct server {
 	cs_app *app;
 	probe_listener probes;
 	atomic_int open; /* connections of all workers */
+	long logged_counts[3]; /* the guard's counters at the last interval line */
 	evutil_socket_t listen_fd;
 	worker *workers;
 	int nworkers;
@@ -346,7 +347,6 @@ static int write_refusal_row(void *arg, const cs_refusal_row *row)
 /* Write the refusal summary and report what the connection guard did. */
 static void flush_refusals(server *s)
 {
-	static long evicted_before, timed_out_before, failed_before;
 	int64_t n = cs_refusal_summary_flush(s->refusals, write_refusal_row, s);
 	if (n > 0)
 		cs_log_info("audited %lld refused handshake(s) of unverified peers as a summary",
@@ -355,15 +355,16 @@ static void flush_refusals(server *s)
 	long evicted, timed_out;
 	cs_conn_guard_counts(s->guard, &handshaking, &authenticated, &evicted, &timed_out);
 	long failed = cs_tls_failed_handshakes();
-	if (evicted != evicted_before || timed_out != timed_out_before || failed != failed_before)
+	long *seen = s->logged_counts; /* evicted, timed out, failed at the last line */
+	if (evicted != seen[0] || timed_out != seen[1] || failed != seen[2])
 		cs_log_warn("connections in the last interval: %ld evicted before finishing the TLS "
 			    "handshake, %ld closed at a handshake or request deadline, %ld handshakes "
 			    "failed; now %d handshaking, %d authenticated",
-			    evicted - evicted_before, timed_out - timed_out_before, failed - failed_before,
+			    evicted - seen[0], timed_out - seen[1], failed - seen[2],
 			    handshaking, authenticated);
-	evicted_before = evicted;
-	timed_out_before = timed_out;
-	failed_before = failed;
+	seen[0] = evicted;
+	seen[1] = timed_out;
+	seen[2] = failed;
 }
 
 static int peer_of(struct evhttp_request *req, const cs_config *cfg, cs_peer *peer)
@@ -495,7 +496,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 	const char *defect = framing_defect(req, conn, &close_after, &status);
 	if (defect != NULL || close_after)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-	if (defect != NULL) {
+	if (conn != NULL && cs_conn_closing(conn)) {
+		/* closed (identity cap, a deadline) while this request arrived with
+		 * its last bytes: refused, not handled */
+		cs_api_refuse(req, app, w->store, identified ? &peer : NULL, 503, "connection_closed",
+			      "this connection was closed by the server before the request");
+	} else if (defect != NULL) {
 		if (req->major != 1 || req->minor > 1) { /* never echo a version we refuse */
 			req->major = 1;
 			req->minor = 1;
@@ -862,9 +868,6 @@ cs_err cs_server_run(cs_app *app)
 	cs_tls_on_handshake_done(handshake_done);
 	cs_tls_on_anonymous_refusal(anonymous_refusal);
 	cs_http_errors_explain(explain_http_error);
-	if (!cs_http_errors_active())
-		cs_log_error("libevent's own error pages are not replaced (evhttp_send_error is bound "
-			     "inside libevent): some errors will be HTML, not JSON");
 	const cs_config *cfg = app->cfg;
 	cs_conn_limits limits = {
 		.handshake_timeout_ms = cfg->server.handshake_timeout_ms,

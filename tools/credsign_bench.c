@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -187,6 +188,36 @@ static long daemon_rss_kb(void)
 		}
 	fclose(f);
 	return kb;
+}
+
+/* CPU seconds (user + system) the daemon has used so far, or -1. */
+static double daemon_cpu_seconds(void)
+{
+	if (opt.daemon_pid <= 0)
+		return -1;
+	char path[64], line[1024];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", opt.daemon_pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	char *got = fgets(line, sizeof(line), f);
+	fclose(f);
+	/* the fields after the command name (which may hold spaces) */
+	const char *p = got != NULL ? strrchr(line, ')') : NULL;
+	unsigned long utime = 0, stime = 0;
+	if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+		return -1;
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds (user + system) this client has used so far. */
+static double client_cpu_seconds(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* ---- the certificate ids kept for random fetches (reservoir sampling) -------- */
@@ -403,6 +434,7 @@ typedef struct {
 	long connects;
 	double p50, p99, p999, req_p50, req_p99, req_p999;
 	long rss_max_kb;
+	double daemon_cpu_us, client_cpu_us; /* per operation; -1 when unknown */
 	char first_error[CURL_ERROR_SIZE];
 } phase_result;
 
@@ -531,6 +563,7 @@ static int run_phase(op_kind kind, int conns, double seconds, long target, const
 	}
 	long rss_max = -1;
 	double next_series = now(), last_progress = now();
+	double dcpu0 = daemon_cpu_seconds(), ccpu0 = client_cpu_seconds();
 	while (atomic_load(&ph.running) > 0) {
 		sleep_s(0.1);
 		long kb = daemon_rss_kb();
@@ -548,9 +581,11 @@ static int run_phase(op_kind kind, int conns, double seconds, long target, const
 	samples all = {0}, req = {0};
 	double t0 = 0, t1 = 0;
 	int failed = 0;
+	for (int i = 0; i < conns; i++)
+		pthread_join(th[i], NULL);
+	double dcpu1 = daemon_cpu_seconds(), ccpu1 = client_cpu_seconds();
 	for (int i = 0; i < conns; i++) {
 		worker *w = &ph.w[i];
-		pthread_join(th[i], NULL);
 		if (i == 0 || w->t_begin < t0)
 			t0 = w->t_begin;
 		if (w->t_end > t1)
@@ -581,6 +616,9 @@ static int run_phase(op_kind kind, int conns, double seconds, long target, const
 	res->req_p99 = percentile(&req, 0.99);
 	res->req_p999 = percentile(&req, 0.999);
 	res->rss_max_kb = rss_max;
+	double ops = res->ok > 0 ? (double)res->ok : 1;
+	res->daemon_cpu_us = dcpu0 >= 0 && dcpu1 >= dcpu0 && res->ok > 0 ? (dcpu1 - dcpu0) * 1e6 / ops : -1;
+	res->client_cpu_us = ccpu0 >= 0 && ccpu1 >= ccpu0 && res->ok > 0 ? (ccpu1 - ccpu0) * 1e6 / ops : -1;
 	free(all.v);
 	free(req.v);
 	total_errors += res->errors;
@@ -595,6 +633,8 @@ static json_t *phase_json(const phase_result *r)
 			      (json_int_t)r->connects, "p50_ms", r->p50, "p99_ms", r->p99, "p999_ms", r->p999);
 	if (j == NULL)
 		return NULL;
+	json_object_set_new(j, "daemon_cpu_us_per_op", r->daemon_cpu_us >= 0 ? json_real(r->daemon_cpu_us) : json_null());
+	json_object_set_new(j, "client_cpu_us_per_op", r->client_cpu_us >= 0 ? json_real(r->client_cpu_us) : json_null());
 	if (r->kind == OP_PAIRS || r->kind == OP_FILL) {
 		json_object_set_new(j, "request_p50_ms", json_real(r->req_p50));
 		json_object_set_new(j, "request_p99_ms", json_real(r->req_p99));
@@ -855,6 +895,9 @@ static void print_level(const phase_result *g, const phase_result *p)
 	printf("  %5d %10.1f %7.2f %7.2f %8.2f %6lu | %8.1f %7.2f %7.2f %8.2f %6lu %7.1f %6ld\n", g->conns,
 	       g->rate, g->p50, g->p99, g->p999, g->errors, p->rate, p->p50, p->p99, p->p999, p->errors,
 	       p->req_p99, (g->rss_max_kb > p->rss_max_kb ? g->rss_max_kb : p->rss_max_kb) / 1024);
+	if (g->daemon_cpu_us >= 0 && p->daemon_cpu_us >= 0)
+		printf("        CPU per op: generate daemon %.0f us + client %.0f us | pair daemon %.0f us + client %.0f us\n",
+		       g->daemon_cpu_us, g->client_cpu_us, p->daemon_cpu_us, p->client_cpu_us);
 	print_error(g);
 	print_error(p);
 }
@@ -890,6 +933,9 @@ static double token_calls_so_far(void)
 static double calls_per_pair = -1;
 static int calls_conns;
 
+/* CPU per pair at 8 connections, daemon and client, microseconds */
+static double pair8_daemon_cpu_us = -1, pair8_client_cpu_us = -1;
+
 static int run_load(json_t *out, double *pairs_at_8)
 {
 	json_t *levels = json_array();
@@ -916,8 +962,11 @@ static int run_load(json_t *out, double *pairs_at_8)
 		print_level(&g, &p);
 		json_array_append_new(levels, json_pack("{s:i, s:o, s:o}", "connections", opt.conns[i], "generate",
 							phase_json(&g), "pairs", phase_json(&p)));
-		if (opt.conns[i] == 8)
+		if (opt.conns[i] == 8) {
 			*pairs_at_8 = p.rate;
+			pair8_daemon_cpu_us = p.daemon_cpu_us;
+			pair8_client_cpu_us = p.client_cpu_us;
+		}
 	}
 	return 0;
 }
@@ -1017,12 +1066,22 @@ static int run_scale(json_t *out)
 		fprintf(stderr, "credsign-bench: no certificate ids to fetch\n");
 		return -1;
 	}
-	if (run_phase(OP_FETCH, opt.fetch_conns, opt.seconds, 0, NULL, &fetch, NULL) != 0)
+	/* one connection: the latency of a fetch itself; then --fetch-connections,
+	 * where closed-loop latency is mostly queueing (connections / rate) */
+	phase_result fetch1;
+	if (run_phase(OP_FETCH, 1, opt.seconds, 0, NULL, &fetch1, NULL) != 0 ||
+	    run_phase(OP_FETCH, opt.fetch_conns, opt.seconds, 0, NULL, &fetch, NULL) != 0)
 		return -1;
-	printf("  GET /cert/{id} over %zu random ids, %d connections: %.1f/s  p50 %.2f ms  p99 %.2f ms  "
-	       "p99.9 %.2f ms  errors %lu\n",
-	       pool.n, opt.fetch_conns, fetch.rate, fetch.p50, fetch.p99, fetch.p999, fetch.errors);
-	print_error(&fetch);
+	const phase_result *fetches[] = {&fetch1, &fetch};
+	for (int i = 0; i < 2; i++) {
+		const phase_result *f = fetches[i];
+		printf("  GET /cert/{id} over %zu random ids, %d connection%s: %.1f/s  p50 %.2f ms  p99 %.2f ms  "
+		       "p99.9 %.2f ms  errors %lu  CPU per fetch: daemon %.0f us + client %.0f us\n",
+		       pool.n, f->conns, f->conns == 1 ? "" : "s", f->rate, f->p50, f->p99, f->p999, f->errors,
+		       f->daemon_cpu_us, f->client_cpu_us);
+		print_error(f);
+	}
+	json_object_set_new(sc, "fetch_1", phase_json(&fetch1));
 	json_object_set_new(sc, "fetch", phase_json(&fetch));
 	printf("  daemon RSS: idle before the fill %.1f MB, idle after it %.1f MB, peak during fill %.1f MB, "
 	       "during fetches %.1f MB\n",
@@ -1315,6 +1374,18 @@ int main(int argc, char **argv)
 			printf("  pairs/s at 8 connections / best direct 2-thread C_Sign rate: %.4f (target >= 0.10)\n",
 			       pairs8 / best2);
 			json_object_set_new(ratios, "pairs8_over_direct2", json_real(pairs8 / best2));
+			if (pair8_daemon_cpu_us > 0 && pair8_client_cpu_us >= 0) {
+				/* what the CPUs allow when daemon and client share them */
+				long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+				double ceiling = (double)cpus * 1e6 / (pair8_daemon_cpu_us + pair8_client_cpu_us);
+				printf("  CPU ceiling at 8 connections: %ld CPUs / (daemon %.0f us + client %.0f us per pair) = "
+				       "%.0f pairs/s = %.4f of the direct rate; the daemon alone on %ld CPUs: %.0f pairs/s\n",
+				       cpus, pair8_daemon_cpu_us, pair8_client_cpu_us, ceiling, ceiling / best2, cpus,
+				       (double)cpus * 1e6 / pair8_daemon_cpu_us);
+				json_object_set_new(ratios, "cpu_ceiling_pairs_per_s", json_real(ceiling));
+				json_object_set_new(ratios, "daemon_cpu_us_per_pair_at_8", json_real(pair8_daemon_cpu_us));
+				json_object_set_new(ratios, "client_cpu_us_per_pair_at_8", json_real(pair8_client_cpu_us));
+			}
 		}
 		if (hratio >= 0) {
 			printf("  handshakes/s credsignd / openssl s_server: %.2f (target >= 0.90)\n", hratio);

@@ -6,10 +6,12 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/http.h>
@@ -32,9 +34,14 @@ typedef enum {
 	K_KEY_SOURCE, /* key file or pkcs11: key URI */
 	K_LISTEN,     /* HOST:PORT */
 	K_URL,        /* https URL */
+	K_TEXT,       /* document text: 1..max code points (cs_config_text_problem) */
+	K_DATE,       /* YYYY-MM-DD, a real date */
 	K_LOG_LEVEL,
 	K_LOG_FORMAT,
 	K_IDENTITY_LIST, /* list of client identities (URI SAN or CN) */
+	K_PROGRAM,    /* "FIPS 140-3", "FIPS 140-2" or "none" */
+	K_CMVP_CERT,  /* a CMVP certificate number: digits */
+	K_VERSION,    /* a CK_VERSION: MAJOR.MINOR, each 0..255 */
 } kind;
 
 typedef struct {
@@ -88,7 +95,21 @@ static const schema_entry schema[] = {
 	{"pkcs11.pin_file", K_PIN_FILE, false, NULL, 0, 0, 0, F(pkcs11.pin_file)},
 	{"pkcs11.sessions", K_INT, false, NULL, 4, 1, 64, F(pkcs11.sessions)},
 	{"pkcs11.signing_key", K_KEY_URI, true, NULL, 0, 0, 0, F(pkcs11.signing_key)},
-	{"pkcs11.validation", K_STRING, false, "not validated", 0, 0, 0, F(pkcs11.validation)},
+	{"pkcs11.validation", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"pkcs11.validation.program", K_PROGRAM, false, "none", 0, 0, 0,
+	 F(pkcs11.validation.program)},
+	{"pkcs11.validation.certificate", K_CMVP_CERT, false, NULL, 0, 0, 0,
+	 F(pkcs11.validation.certificate)},
+	{"pkcs11.validation.module", K_STRING, false, NULL, 0, 0, 0, F(pkcs11.validation.module)},
+	{"pkcs11.validation.level", K_INT, false, NULL, 0, 1, 4, F(pkcs11.validation.level)},
+	{"pkcs11.validation.hardware_version", K_VERSION, false, NULL, 0, 0, 0,
+	 F(pkcs11.validation.hardware_version)},
+	{"pkcs11.validation.firmware_version", K_VERSION, false, NULL, 0, 0, 0,
+	 F(pkcs11.validation.firmware_version)},
+	{"pkcs11.validation.library_version", K_VERSION, false, NULL, 0, 0, 0,
+	 F(pkcs11.validation.library_version)},
+	{"crypto", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"crypto.openssl_fips", K_BOOL, false, NULL, 0, 0, 1, F(crypto.openssl_fips)},
 	{"store", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"store.path", K_OUT_FILE, false, "credsign.db", 0, 0, 0, F(store.path)},
 	{"store.session_retention_seconds", K_INT, false, NULL, 86400, 60, 31536000,
@@ -98,15 +119,22 @@ static const schema_entry schema[] = {
 	{"log.format", K_LOG_FORMAT, false, "logfmt", 0, 0, 0, F(log.format)},
 	{"audit", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"audit.checkpoint_entries", K_INT, false, NULL, 1000, 1, 1000000, F(audit.checkpoint_entries)},
-	{"audit.checkpoint_seconds", K_INT, false, NULL, 60, 1, 86400, F(audit.checkpoint_seconds)},
+	{"audit.checkpoint_seconds", K_INT, false, NULL, 5, 1, 86400, F(audit.checkpoint_seconds)},
 	{"audit.write_timeout_ms", K_INT, false, NULL, 2000, 100, 60000, F(audit.write_timeout_ms)},
-	{"audit.retention_days", K_INT, false, NULL, 400, 365, 36500, F(audit.retention_days)},
+	{"audit.retention_days", K_INT, false, NULL, 2192, 365, 36500, F(audit.retention_days)},
 	{"audit.refusal_summary_seconds", K_INT, false, NULL, 60, 1, 3600,
 	 F(audit.refusal_summary_seconds)},
 	{"audit.syslog", K_BOOL, false, NULL, 0, 0, 1, F(audit.syslog)},
 	{"audit.readers", K_IDENTITY_LIST, false, NULL, 0, 0, 0, F(audit.readers)},
 	{"metrics", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"metrics.readers", K_IDENTITY_LIST, false, NULL, 0, 0, 0, F(metrics.readers)},
+	{"policy", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"policy.organisation", K_TEXT, false, NULL, 0, 1, CS_CONFIG_POLICY_TEXT_MAX, F(policy.organisation)},
+	{"policy.owner", K_TEXT, false, NULL, 0, 1, CS_CONFIG_POLICY_TEXT_MAX, F(policy.owner)},
+	{"policy.scope", K_TEXT, false, NULL, 0, 1, CS_CONFIG_POLICY_SCOPE_MAX, F(policy.scope)},
+	{"policy.version", K_TEXT, false, NULL, 0, 1, CS_CONFIG_POLICY_TEXT_MAX, F(policy.version)},
+	{"policy.effective_date", K_DATE, false, NULL, 0, 0, 0, F(policy.effective_date)},
+	{"policy.review_months", K_INT, false, NULL, 12, 1, 12, F(policy.review_months)},
 };
 #undef F
 #define SCHEMA_LEN (sizeof(schema) / sizeof(schema[0]))
@@ -296,6 +324,137 @@ static void check_url(loader *l, const config_setting_t *s, const char *path, co
 	OPENSSL_free(frag);
 }
 
+/* A CK_VERSION as MAJOR.MINOR, each 0..255 in decimal digits; written
+ * back normalized ("2.06" -> "2.6") into out[8]. */
+static const char *check_version(const char *v, char out[8])
+{
+	static const char *const why =
+		"must be MAJOR.MINOR as the token reports it, each 0..255 (e.g. \"2.6\")";
+	unsigned part[2] = {0, 0};
+	int digits = 0, i = 0;
+	for (const char *p = v; *p; p++) {
+		if (*p == '.' && i == 0 && digits > 0) {
+			i = 1;
+			digits = 0;
+		} else if (*p >= '0' && *p <= '9' && digits < 3) {
+			part[i] = part[i] * 10 + (unsigned)(*p - '0');
+			digits++;
+		} else {
+			return why;
+		}
+	}
+	if (i != 1 || digits == 0 || part[0] > 255 || part[1] > 255)
+		return why;
+	snprintf(out, 8, "%u.%u", part[0], part[1]);
+	return NULL;
+}
+
+static bool program_known(const char *v)
+{
+	return strcmp(v, "FIPS 140-3") == 0 || strcmp(v, "FIPS 140-2") == 0 ||
+	       strcmp(v, "none") == 0;
+}
+
+static const char *check_cmvp_certificate(const char *v)
+{
+	static const char *const why =
+		"must be the CMVP certificate number, digits only (e.g. \"4745\" for #4745)";
+	size_t n = strlen(v);
+	if (n > 8 || strspn(v, "0123456789") != n || strspn(v, "0") == n)
+		return why;
+	return NULL;
+}
+
+bool cs_config_date_valid(const char *s)
+{
+	static const char shape[] = "dddd-dd-dd";
+	if (s == NULL || strlen(s) != sizeof(shape) - 1)
+		return false;
+	for (size_t i = 0; shape[i]; i++)
+		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+			return false;
+	struct tm tm = {0};
+	const char *end = strptime(s, "%Y-%m-%d", &tm);
+	if (end == NULL || *end != '\0')
+		return false;
+	/* timegm normalizes 2025-02-29 to 2025-03-01: a date that exists
+	 * comes back unchanged */
+	struct tm back = tm;
+	time_t t = timegm(&back);
+	return t != (time_t)-1 && back.tm_year == tm.tm_year && back.tm_mon == tm.tm_mon &&
+	       back.tm_mday == tm.tm_mday;
+}
+
+/* One code point of well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF) from s: its length, or 0. */
+static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
+{
+	size_t len;
+	uint32_t v, min;
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return s[0] != 0;
+	} else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2, v = s[0] & 0x1fu, min = 0x80;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3, v = s[0] & 0x0fu, min = 0x800;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4, v = s[0] & 0x07u, min = 0x10000;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		v = v << 6 | (s[i] & 0x3fu);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return len;
+}
+
+bool cs_config_char_refused(uint32_t cp)
+{
+	static const uint32_t refused[][2] = {
+		{0x0000, 0x001f},   {0x007f, 0x009f},   {0x00ad, 0x00ad},   {0x0600, 0x0605},
+		{0x061c, 0x061c},   {0x06dd, 0x06dd},   {0x070f, 0x070f},   {0x0890, 0x0891},
+		{0x08e2, 0x08e2},   {0x115f, 0x1160},   {0x180e, 0x180e},   {0x200b, 0x200f},
+		{0x2028, 0x202e},   {0x2060, 0x2064},   {0x2066, 0x206f},   {0x3164, 0x3164},
+		{0xd800, 0xdfff},   {0xfdd0, 0xfdef},   {0xfeff, 0xfeff},   {0xffa0, 0xffa0},
+		{0xfff9, 0xfffb},   {0x110bd, 0x110bd}, {0x110cd, 0x110cd}, {0x13430, 0x1343f},
+		{0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0001, 0xe0001}, {0xe0020, 0xe007f},
+	};
+	if (cp > 0x10ffff || (cp & 0xfffeu) == 0xfffeu)
+		return true;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (cp >= refused[i][0] && cp <= refused[i][1])
+			return true;
+	return false;
+}
+
+const char *cs_config_text_problem(const char *s, size_t max_chars)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t chars = 0;
+	while (*p) {
+		uint32_t cp;
+		size_t n = utf8_decode(p, &cp);
+		if (n == 0)
+			return "must be UTF-8 text";
+		if (cs_config_char_refused(cp))
+			return "must not contain control characters, bidirectional controls or other "
+			       "invisible format characters";
+		p += n;
+		chars++;
+	}
+	if (chars == 0)
+		return "must not be empty";
+	if (chars > max_chars)
+		return "is too long";
+	return NULL;
+}
+
 /* ---- storing values ----------------------------------------------------- */
 
 static void store_string(loader *l, const schema_entry *e, char *value)
@@ -388,6 +547,30 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 			l->cfg->log.format = (cs_log_format)f;
 		free(value);
 		return;
+	}
+	case K_TEXT:
+		if ((why = cs_config_text_problem(value, (size_t)e->max)) != NULL)
+			SERR(l, s, e->path, "%s (1 to %ld characters)", why, e->max);
+		break;
+	case K_DATE:
+		if (!cs_config_date_valid(value))
+			SERR(l, s, e->path, "must be a date YYYY-MM-DD that exists");
+		break;
+	case K_PROGRAM:
+		if (!program_known(value))
+			SERR(l, s, e->path, "must be \"FIPS 140-3\", \"FIPS 140-2\" or \"none\"");
+		break;
+	case K_CMVP_CERT:
+		if ((why = check_cmvp_certificate(value)) != NULL)
+			SERR(l, s, e->path, "%s", why);
+		break;
+	case K_VERSION: {
+		char normal[8];
+		if ((why = check_version(value, normal)) != NULL)
+			SERR(l, s, e->path, "%s", why);
+		else
+			snprintf(value, strlen(value) + 1, "%s", normal); /* never longer */
+		break;
 	}
 	default:
 		break;
@@ -496,7 +679,16 @@ static void check_unknown(loader *l, const config_setting_t *group, const char *
 		if (e == NULL) {
 			SERR(l, s, path, "unknown setting");
 		} else if (e->kind == K_GROUP) {
-			if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+			if (strcmp(path, "pkcs11.validation") == 0 &&
+			    config_setting_type(s) == CONFIG_TYPE_STRING)
+				/* the free text of earlier versions claimed what nobody checked */
+				SERR(l, s, path,
+				     "free text is no longer accepted; declare the validation as a group: "
+				     "validation = { program = \"none\"; }; for a token without one, or "
+				     "{ program = \"FIPS 140-3\"; certificate = \"NNNN\"; module = \"...\"; "
+				     "level = N; hardware_version = \"M.m\"; firmware_version = \"M.m\"; } "
+				     "(see credsignd.conf.example)");
+			else if (config_setting_type(s) != CONFIG_TYPE_GROUP)
 				SERR(l, s, path, "expected a group { ... }, got %s",
 				     type_name(config_setting_type(s)));
 			else
@@ -532,6 +724,36 @@ static void apply_schema(loader *l, config_t *lc)
 	}
 }
 
+/* pkcs11.validation: a program needs its certificate, module, level and
+ * the versions it was validated at; "none" takes nothing else. */
+static void check_validation(loader *l, config_t *lc)
+{
+	static const char *const members[] = {"certificate", "module", "level", "hardware_version",
+					      "firmware_version", "library_version"};
+	const config_setting_t *g = config_lookup(lc, "pkcs11.validation");
+	if (g == NULL || config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return; /* absent: program "none"; the wrong type was reported */
+	const char *program = l->cfg->pkcs11.validation.program;
+	if (config_setting_get_member(g, "program") == NULL) {
+		SERR(l, g, "pkcs11.validation.program",
+		     "required setting missing (\"FIPS 140-3\", \"FIPS 140-2\" or \"none\")");
+		return;
+	}
+	if (program == NULL || !program_known(program))
+		return; /* reported */
+	int none = strcmp(program, "none") == 0;
+	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+		const config_setting_t *m = config_setting_get_member(g, members[i]);
+		char path[64];
+		snprintf(path, sizeof(path), "pkcs11.validation.%s", members[i]);
+		if (none && m != NULL)
+			SERR(l, m, path,
+			     "not allowed with program \"none\" (the token is not validated)");
+		else if (!none && m == NULL && strcmp(members[i], "library_version") != 0)
+			SERR(l, g, path, "required with program \"%s\"", program);
+	}
+}
+
 /* Rules that involve more than one setting. */
 static void check_cross(loader *l, config_t *lc)
 {
@@ -544,6 +766,7 @@ static void check_cross(loader *l, config_t *lc)
 	    (s = config_lookup(lc, "pkcs11.token_uri")) != NULL)
 		SERR(l, s, "pkcs11.pin_file",
 		     "no PIN source: set pkcs11.pin_file or pin-source in the token URI");
+	check_validation(l, lc);
 }
 
 static char *dir_of(const char *abs)

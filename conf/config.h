@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cs_error.h"
 #include "cs_log.h"
@@ -61,8 +62,23 @@ typedef struct {
 		char *pin_file; /* NULL when the token URI has pin-source */
 		int sessions;
 		char *signing_key; /* pkcs11: URI of the ES256 key */
-		char *validation;  /* operator text, e.g. a FIPS 140-3 cert number */
+		/* pkcs11.validation: what the operator declares the token to be
+		 * validated as. A claim, not a fact: credsignd compares the versions
+		 * with what the token reports at start (cs_app_describe_token). */
+		struct {
+			char *program;     /* "FIPS 140-3", "FIPS 140-2" or "none" (default) */
+			char *certificate; /* CMVP certificate number (digits); NULL with "none" */
+			char *module;      /* the validated module's name; NULL with "none" */
+			int level;         /* overall security level 1..4; 0 with "none" */
+			/* "MAJOR.MINOR" (normalized) the module was validated at:
+			 * CK_TOKEN_INFO hardwareVersion and firmwareVersion, and optionally
+			 * CK_INFO libraryVersion; NULL when unset */
+			char *hardware_version, *firmware_version, *library_version;
+		} validation;
 	} pkcs11;
+	struct {
+		bool openssl_fips; /* software crypto from OpenSSL's FIPS provider only */
+	} crypto;
 	struct {
 		char *path;
 		int session_retention_seconds; /* keep expired, uncertified sessions */
@@ -83,7 +99,17 @@ typedef struct {
 	struct {
 		char **readers; /* identities allowed to read GET /metrics; NULL-terminated */
 	} metrics;
+	struct { /* GET /api/policy: the organisation's part (policy.h); NULL when unset */
+		char *organisation, *owner, *version; /* CS_CONFIG_POLICY_TEXT_MAX characters */
+		char *scope;                           /* CS_CONFIG_POLICY_SCOPE_MAX characters */
+		char *effective_date;                  /* YYYY-MM-DD */
+		int review_months;                     /* 1..12 */
+	} policy;
 } cs_config;
+
+/* Limits of the policy texts, in Unicode code points. */
+#define CS_CONFIG_POLICY_TEXT_MAX 128
+#define CS_CONFIG_POLICY_SCOPE_MAX 512
 
 typedef struct {
 	char **messages;
@@ -97,5 +123,21 @@ void cs_config_diag_free(cs_config_diag *diag);
 /* Append a copy of msg (dropped only if memory runs out). Also used by the
  * preset loader, which reports in the same format. */
 void cs_config_diag_add(cs_config_diag *diag, const char *msg);
+
+/* A calendar date "YYYY-MM-DD" that exists (no 2025-02-29)? Used for
+ * policy.effective_date and the effective_date of GET /api/policy. */
+bool cs_config_date_valid(const char *s);
+
+/* Document text (policy.organisation, ...): NULL when s is 1..max_chars
+ * code points of well-formed UTF-8 without control characters (C0, DEL,
+ * C1), bidirectional controls or other invisible format characters
+ * (Unicode category Cf), line or paragraph separators, surrogates or
+ * noncharacters -- the set the API refuses in client text
+ * (cs_api_char_refused) -- else the reason. */
+const char *cs_config_text_problem(const char *s, size_t max_chars);
+/* Whether a code point is refused in text from outside (configuration and
+ * client requests alike): Cc, Cf (Unicode 15.1 DerivedGeneralCategory),
+ * Zl, Zp, surrogates, the invisible Hangul fillers and noncharacters. */
+bool cs_config_char_refused(uint32_t cp);
 
 #endif

@@ -71,23 +71,7 @@ static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
 
 int cs_api_char_refused(uint32_t cp)
 {
-	/* Cc, Cf (Unicode 15.1 DerivedGeneralCategory), Zl, Zp, surrogates,
-	 * the invisible Hangul fillers */
-	static const uint32_t refused[][2] = {
-		{0x0000, 0x001f},   {0x007f, 0x009f},   {0x00ad, 0x00ad},   {0x0600, 0x0605},
-		{0x061c, 0x061c},   {0x06dd, 0x06dd},   {0x070f, 0x070f},   {0x0890, 0x0891},
-		{0x08e2, 0x08e2},   {0x115f, 0x1160},   {0x180e, 0x180e},   {0x200b, 0x200f},
-		{0x2028, 0x202e},   {0x2060, 0x2064},   {0x2066, 0x206f},   {0x3164, 0x3164},
-		{0xd800, 0xdfff},   {0xfdd0, 0xfdef},   {0xfeff, 0xfeff},   {0xffa0, 0xffa0},
-		{0xfff9, 0xfffb},   {0x110bd, 0x110bd}, {0x110cd, 0x110cd}, {0x13430, 0x1343f},
-		{0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0001, 0xe0001}, {0xe0020, 0xe007f},
-	};
-	if (cp > 0x10ffff || (cp & 0xfffeu) == 0xfffeu) /* noncharacters U+nFFFE, U+nFFFF */
-		return 1;
-	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-		if (cp >= refused[i][0] && cp <= refused[i][1])
-			return 1;
-	return 0;
+	return cs_config_char_refused(cp); /* one table for every text from outside */
 }
 
 cs_text_check cs_api_text_check(const char *s, size_t len, size_t max_chars, size_t *chars)
@@ -610,6 +594,16 @@ static cs_err policy_standards(const cs_preset_set *presets, const char *list, c
 cs_err cs_api_decode_policy(const cs_preset_set *presets, const char *query, cs_policy_input *out,
 			    cs_api_error *err)
 {
+	/* the document's texts: checked like the text fields of a generate body */
+	static const struct {
+		const char *name;
+		size_t offset, max_chars;
+	} texts[] = {
+		{"organisation", offsetof(cs_policy_input, organisation), CS_POLICY_TEXT_MAX},
+		{"owner", offsetof(cs_policy_input, owner), CS_POLICY_TEXT_MAX},
+		{"version", offsetof(cs_policy_input, version), CS_POLICY_TEXT_MAX},
+		{"scope", offsetof(cs_policy_input, scope), CS_POLICY_SCOPE_MAX},
+	};
 	struct evkeyvalq params;
 	memset(out, 0, sizeof(*out));
 	err->status = 0;
@@ -618,11 +612,47 @@ cs_err cs_api_decode_policy(const cs_preset_set *presets, const char *query, cs_
 	struct evkeyval *kv;
 	if (r == CS_OK)
 		TAILQ_FOREACH(kv, &params, next) {
-			if (strcmp(kv->key, "standards") == 0)
+			size_t t = 0, chars = 0;
+			while (t < sizeof(texts) / sizeof(texts[0]) && strcmp(kv->key, texts[t].name) != 0)
+				t++;
+			if (strcmp(kv->key, "standards") == 0) {
 				standards = kv->value;
-			else if (strcmp(kv->key, "format") == 0)
+			} else if (strcmp(kv->key, "format") == 0) {
 				format = kv->value;
-			else {
+			} else if (strcmp(kv->key, "effective_date") == 0) {
+				if (!cs_config_date_valid(kv->value)) {
+					set_error(err, 400, "invalid_field",
+						  "parameter 'effective_date' must be a date YYYY-MM-DD that exists");
+					r = CS_E_INVALID_ARG;
+					break;
+				}
+				memcpy(out->effective_date, kv->value, sizeof(out->effective_date));
+			} else if (t < sizeof(texts) / sizeof(texts[0])) {
+				size_t len = strlen(kv->value);
+				switch (cs_api_text_check(kv->value, len, texts[t].max_chars, &chars)) {
+				case CS_TEXT_OK:
+					/* max_chars code points fit: 4 bytes each at most */
+					memcpy((char *)out + texts[t].offset, kv->value, len + 1);
+					continue;
+				case CS_TEXT_BAD_LENGTH:
+					set_error(err, 400, "invalid_field",
+						  "parameter '%s' must be 1 to %zu characters (it has %zu)",
+						  texts[t].name, texts[t].max_chars, chars);
+					break;
+				case CS_TEXT_BAD_UTF8:
+					set_error(err, 400, "invalid_field", "parameter '%s' must be UTF-8 text",
+						  texts[t].name);
+					break;
+				default:
+					set_error(err, 400, "invalid_field",
+						  "parameter '%s' must not contain control characters, bidirectional "
+						  "controls or other invisible format characters",
+						  texts[t].name);
+					break;
+				}
+				r = CS_E_INVALID_ARG;
+				break;
+			} else {
 				r = unknown_parameter(kv->key, err);
 				break;
 			}
@@ -633,12 +663,14 @@ cs_err cs_api_decode_policy(const cs_preset_set *presets, const char *query, cs_
 			  CS_API_STANDARDS_MAX);
 		r = CS_E_INVALID_ARG;
 	}
-	if (r == CS_OK && strcmp(format, "json") != 0 && strcmp(format, "markdown") != 0) {
-		set_error(err, 400, "invalid_field", "parameter 'format' must be json or markdown");
+	if (r == CS_OK && strcmp(format, "json") != 0 && strcmp(format, "markdown") != 0 &&
+	    strcmp(format, "html") != 0) {
+		set_error(err, 400, "invalid_field", "parameter 'format' must be json, markdown or html");
 		r = CS_E_INVALID_ARG;
 	}
 	if (r == CS_OK) {
 		out->markdown = strcmp(format, "markdown") == 0;
+		out->html = strcmp(format, "html") == 0;
 		r = policy_standards(presets, standards, out, err);
 	}
 	if (r != CS_OK)
@@ -936,23 +968,27 @@ static json_t *credential_claim(const cs_app *app, const cs_generate_input *g, c
 	if (cred == NULL)
 		return NULL;
 	if (p->type == CS_TYPE_PASSPHRASE) {
+		/* the list's stable name: its file name without directory or
+		 * extension (wordlist_en_eff), never a host path */
+		const char *file = app->cfg->server.wordlist_file, *slash = strrchr(file, '/');
+		const char *base = slash != NULL ? slash + 1 : file, *dot = strrchr(base, '.');
+		json_t *id = json_stringn(base, dot != NULL && dot != base ? (size_t)(dot - base) : strlen(base));
 		json_object_set_new(cred, "length_unit", json_string("words"));
 		json_object_set_new(cred, "separator", json_string("-"));
 		json_object_set_new(cred, "wordlist",
-				    json_pack("{s:s, s:s, s:I}", "id", app->cfg->server.wordlist_file,
-					      "sha256", app->wordlist->sha256, "size",
-					      (json_int_t)app->wordlist->count));
+				    json_pack("{s:o, s:s, s:I}", "id", id, "sha256", app->wordlist->sha256,
+					      "size", (json_int_t)app->wordlist->count));
 		return cred;
 	}
+	/* every member of a character type is present: null when it does not apply */
 	json_object_set_new(cred, "length_unit", json_string("characters"));
 	json_object_set_new(cred, "charset", json_string(p->charset));
 	json_object_set_new(cred, "classes", classes_json(p->spec.classes));
-	if (p->spec.max_identical_run)
-		json_object_set_new(cred, "max_identical_run", json_integer(p->spec.max_identical_run));
-	if (p->spec.max_class_run)
-		json_object_set_new(cred, "max_class_run", json_integer(p->spec.max_class_run));
-	if (g->prefix != NULL)
-		json_object_set_new(cred, "prefix", json_string(g->prefix));
+	json_object_set_new(cred, "max_identical_run",
+			    p->spec.max_identical_run ? json_integer(p->spec.max_identical_run) : json_null());
+	json_object_set_new(cred, "max_class_run",
+			    p->spec.max_class_run ? json_integer(p->spec.max_class_run) : json_null());
+	json_object_set_new(cred, "prefix", g->prefix != NULL ? json_string(g->prefix) : json_null());
 	return cred;
 }
 
@@ -1029,6 +1065,19 @@ static void handle_generate(api_call *req, cs_app *app, const cs_peer *peer)
 	if (cs_api_decode_generate(app->presets, app->wordlist, (const char *)evbuffer_pullup(in, -1), len,
 				   (size_t)app->cfg->server.max_body_bytes, &g, &err) != CS_OK) {
 		send_api_error(req, &err);
+		return;
+	}
+	/* validation checked at start (cs_app_describe_token), never assumed */
+	if (!cs_validation_meets(app->validated_program, g.preset->requires_validation)) {
+		const char *why = app->validation_problem[0] ? app->validation_problem
+				  : app->validated_program != NULL
+					  ? "it is validated under FIPS 140-2 only"
+					  : "pkcs11.validation declares program \"none\"";
+		set_error(&err, 422, "token_not_validated",
+			  "preset '%s' requires a token validated under %s; this token is not: %s",
+			  g.preset->name, g.preset->requires_validation, why);
+		send_api_error(req, &err);
+		cs_generate_input_free(&g);
 		return;
 	}
 	if ((r = cs_random_buffer_fill(&rnd, generate_random_bytes(app, &g))) != CS_OK ||
@@ -1259,9 +1308,29 @@ static void handle_policy(api_call *req, cs_app *app)
 		send_api_error(req, &err);
 		return;
 	}
+	/* the query's texts override the configuration's `policy` group */
+	cs_policy_options opts = {0};
+	if (app->cfg != NULL) {
+		opts.organisation = app->cfg->policy.organisation;
+		opts.owner = app->cfg->policy.owner;
+		opts.scope = app->cfg->policy.scope;
+		opts.version = app->cfg->policy.version;
+		opts.effective_date = app->cfg->policy.effective_date;
+		opts.review_months = app->cfg->policy.review_months;
+	}
+	if (in.organisation[0])
+		opts.organisation = in.organisation;
+	if (in.owner[0])
+		opts.owner = in.owner;
+	if (in.scope[0])
+		opts.scope = in.scope;
+	if (in.version[0])
+		opts.version = in.version;
+	if (in.effective_date[0])
+		opts.effective_date = in.effective_date;
 	json_t *policy = NULL;
-	cs_err r = cs_policy_build(app->presets, app->wordlist, in.presets, in.count, &policy, why,
-				   sizeof(why));
+	cs_err r = cs_policy_build_doc(app->presets, app->wordlist, in.presets, in.count, &opts, &policy,
+				       why, sizeof(why));
 	if (r == CS_E_INVALID_ARG) { /* the decoder already refuses what this refuses */
 		api_error(req, 400, "invalid_field", why);
 		return;
@@ -1270,13 +1339,19 @@ static void handle_policy(api_call *req, cs_app *app)
 		send_cs_error(req, r, "policy");
 		return;
 	}
-	if (in.markdown) {
-		char *md = cs_policy_markdown(policy);
+	if (in.markdown || in.html) {
+		char *text = in.html ? cs_policy_html(policy) : cs_policy_markdown(policy);
 		json_decref(policy);
-		if (md == NULL)
+		if (text == NULL) {
 			send_cs_error(req, CS_E_NOMEM, "policy");
-		else
-			send_owned(req, 200, "text/markdown; charset=utf-8", md);
+		} else if (in.html) {
+			/* a document to print: no script, no fetch, only its own style */
+			evhttp_add_header(evhttp_request_get_output_headers(req->req),
+					  "Content-Security-Policy", CS_POLICY_HTML_CSP);
+			send_owned(req, 200, "text/html; charset=utf-8", text);
+		} else {
+			send_owned(req, 200, "text/markdown; charset=utf-8", text);
+		}
 	} else {
 		send_json(req, 200, policy);
 	}
@@ -1355,36 +1430,13 @@ static void handle_audit_checkpoint(api_call *req, cs_store *store)
 	free(jws);
 }
 
-typedef struct {
-	json_t *entries;
-	int failed;
-} export_ctx;
-
-static int add_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+/* The export's objects into the answer's two arrays (cs_audit_export). */
+static int add_export_object(void *arg, json_t *j)
 {
-	export_ctx *x = arg;
-	json_t *j = cs_audit_entry_json(e, prev, hash);
-	if (j == NULL) { /* never skip an entry silently */
-		x->failed = 1;
-		return 1;
-	}
-	json_array_append_new(x->entries, j);
-	return 0;
-}
-
-static int add_checkpoint(void *arg, int64_t first, int64_t last, const uint8_t head[32],
-			  const char *ts, const char *node, const char *kind, const char *jws)
-{
-	export_ctx *x = arg;
-	(void)head;
-	json_t *j = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "first_seq", (json_int_t)first,
-			      "last_seq", (json_int_t)last, "time", ts, "node", node, "kind", kind, "jws",
-			      jws);
-	if (j == NULL || json_array_append_new(x->entries, j) != 0) {
-		x->failed = 1; /* never skip a checkpoint silently */
-		return 1;
-	}
-	return 0;
+	json_t **arrays = arg;
+	const char *type = json_string_value(json_object_get(j, "type"));
+	json_t *into = type != NULL && strcmp(type, "entry") == 0 ? arrays[0] : arrays[1];
+	return json_array_append_new(into, j) != 0; /* never skip one silently */
 }
 
 static void handle_audit_export(api_call *req, cs_app *app, cs_store *store, const cs_peer *peer)
@@ -1394,28 +1446,26 @@ static void handle_audit_export(api_call *req, cs_app *app, cs_store *store, con
 		return;
 	}
 	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req->req));
-	int64_t from;
+	int64_t from, next = 0;
 	int limit;
 	cs_api_error err;
 	if (cs_api_decode_audit_query(query, &from, &limit, &err) != CS_OK) {
 		send_api_error(req, &err);
 		return;
 	}
-	export_ctx x = {json_array(), 0}, cps = {json_array(), 0};
-	cs_err r = cs_store_audit_each(store, from, limit, add_entry, &x);
-	if (r == CS_OK && x.failed)
-		r = CS_E_STORE;
-	if (r == CS_OK)
-		r = cs_store_checkpoints_each(store, add_checkpoint, &cps);
-	if (r == CS_OK && cps.failed)
-		r = CS_E_STORE;
+	/* the objects of credsign-admin audit export, one format (audit.h) */
+	json_t *arrays[2] = {json_array(), json_array()};
+	cs_err r = arrays[0] != NULL && arrays[1] != NULL
+			   ? cs_audit_export(store, from, NULL, limit, add_export_object, arrays, &next)
+			   : CS_E_NOMEM;
 	if (r != CS_OK) {
-		json_decref(x.entries);
-		json_decref(cps.entries);
+		json_decref(arrays[0]);
+		json_decref(arrays[1]);
 		send_cs_error(req, r, "audit log");
 		return;
 	}
-	send_json(req, 200, json_pack("{s:o, s:o}", "entries", x.entries, "checkpoints", cps.entries));
+	send_json(req, 200, json_pack("{s:o, s:o, s:o}", "entries", arrays[0], "checkpoints", arrays[1],
+				      "next_from_seq", next > 0 ? json_integer((json_int_t)next) : json_null()));
 }
 
 static void dispatch(api_call *req, cs_app *app, cs_store *store, const cs_peer *peer,
@@ -1552,20 +1602,105 @@ void cs_api_refuse(struct evhttp_request *http, cs_app *app, cs_store *store, co
 	finish_call(&call, app, peer, request_id);
 }
 
+int cs_validation_meets(const char *validated, const char *required)
+{
+	if (required == NULL)
+		return 1;
+	if (validated == NULL)
+		return 0;
+	return strcmp(validated, required) == 0 ||
+	       (strcmp(required, "FIPS 140-2") == 0 && strcmp(validated, "FIPS 140-3") == 0);
+}
+
+/* One configured version against the token's: added to checked when set. */
+static int check_token_version(json_t *checked, const char *name, const char *configured,
+			       unsigned major, unsigned minor, char *problem, size_t cap)
+{
+	if (configured == NULL)
+		return 1;
+	char reported[16];
+	snprintf(reported, sizeof(reported), "%u.%u", major, minor);
+	int match = strcmp(configured, reported) == 0;
+	json_object_set_new(checked, name,
+			    json_pack("{s:s, s:s, s:b}", "configured", configured, "token", reported, "match",
+				      match));
+	if (!match) {
+		size_t used = strlen(problem);
+		snprintf(problem + used, cap - used, "%sthe token reports %s %s, validated at %s",
+			 used > 0 ? "; " : "", name, reported, configured);
+	}
+	return match;
+}
+
+cs_err cs_app_validation_claim(const cs_config *cfg, const cs_token_info *info, json_t **claim,
+			       char *problem, size_t cap)
+{
+	const char *program =
+		cfg->pkcs11.validation.program != NULL ? cfg->pkcs11.validation.program : "none";
+	int none = strcmp(program, "none") == 0;
+	problem[0] = '\0';
+	json_t *checked = json_object();
+	int ok = !none;
+	if (!none && checked != NULL) {
+		const char *hw = cfg->pkcs11.validation.hardware_version,
+			   *fw = cfg->pkcs11.validation.firmware_version,
+			   *lib = cfg->pkcs11.validation.library_version;
+		ok &= check_token_version(checked, "hardware_version", hw, info->hw_major,
+					  info->hw_minor, problem, cap);
+		ok &= check_token_version(checked, "firmware_version", fw, info->fw_major,
+					  info->fw_minor, problem, cap);
+		ok &= check_token_version(checked, "library_version", lib, info->module_major,
+					  info->module_minor, problem, cap);
+	}
+	/* s? is null when unset (program "none") */
+	*claim = json_pack("{s:b, s:s, s:s?, s:s?, s:o, s:o}", "validated", ok, "program", program,
+			   "certificate", cfg->pkcs11.validation.certificate, "module",
+			   cfg->pkcs11.validation.module, "level",
+			   none ? json_null() : json_integer(cfg->pkcs11.validation.level),
+			   "checked_versions", checked);
+	return *claim != NULL ? CS_OK : CS_E_NOMEM;
+}
+
 cs_err cs_app_describe_token(cs_app *app)
 {
 	cs_token_info info;
 	cs_err r = cs_token_get_info(app->token, &info);
 	if (r != CS_OK)
 		return r;
-	char version[16];
+	json_t *validation = NULL;
+	if ((r = cs_app_validation_claim(app->cfg, &info, &validation, app->validation_problem,
+					 sizeof(app->validation_problem))) != CS_OK)
+		return r;
+	char version[16], hw[16], fw[16];
 	snprintf(version, sizeof(version), "%u.%u", info.module_major, info.module_minor);
+	snprintf(hw, sizeof(hw), "%u.%u", info.hw_major, info.hw_minor);
+	snprintf(fw, sizeof(fw), "%u.%u", info.fw_major, info.fw_minor);
+	int validated = json_is_true(json_object_get(validation, "validated"));
+	app->validated_program = validated ? app->cfg->pkcs11.validation.program : NULL;
+	/* what the token and module report, as they report it (through a proxy
+	 * or network HSM client: the remote token's, and the client library's) */
 	app->entropy_source = json_pack(
-		"{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b}, s:{s:s, s:s, s:s}, s:s}", "interface", "PKCS#11",
-		"function", "C_GenerateRandom", "token", "label", info.label, "manufacturer",
+		"{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b, s:s, s:s}, s:{s:s, s:s, s:s}, s:o}", "interface",
+		"PKCS#11", "function", "C_GenerateRandom", "token", "label", info.label, "manufacturer",
 		info.manufacturer, "model", info.model, "serial", info.serial, "rng",
-		(info.flags & CKF_RNG) != 0, "module", "description", info.module_description,
-		"manufacturer", info.module_manufacturer, "version", version, "validation",
-		app->cfg->pkcs11.validation);
-	return app->entropy_source != NULL ? CS_OK : CS_E_NOMEM;
+		(info.flags & CKF_RNG) != 0, "hardware_version", hw, "firmware_version", fw, "module",
+		"description", info.module_description, "manufacturer", info.module_manufacturer, "version",
+		version, "validation", validation);
+	if (app->entropy_source == NULL)
+		return CS_E_NOMEM;
+	const cs_config *c = app->cfg;
+	if (validated)
+		cs_log_info("token validated: %s certificate #%s, module \"%s\", level %d; the token "
+			    "reports hardware %s, firmware %s, library %s as configured",
+			    c->pkcs11.validation.program, c->pkcs11.validation.certificate,
+			    c->pkcs11.validation.module, c->pkcs11.validation.level, hw, fw, version);
+	else if (app->validation_problem[0] != '\0')
+		cs_log_error("pkcs11.validation (%s certificate #%s) does not match the token: %s; the "
+			     "token counts as not validated and presets that require validation are refused",
+			     c->pkcs11.validation.program, c->pkcs11.validation.certificate,
+			     app->validation_problem);
+	else
+		cs_log_info("token not declared validated (pkcs11.validation program \"none\"): presets "
+			    "that require validation are refused");
+	return CS_OK;
 }

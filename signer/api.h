@@ -171,13 +171,23 @@ cs_err cs_api_decode_certify(const char *body, size_t len, size_t max_body,
 cs_err cs_api_decode_cert_path(const char *rest, char id[CS_API_ID_CHARS + 1], int *jws,
 			       cs_api_error *err);
 
-/* GET /api/policy?standards=a,b&format=json|markdown: 1 to
+/* GET /api/policy?standards=a,b&format=json|markdown|html
+ * [&organisation=&owner=&version=&scope=&effective_date=]: 1 to
  * CS_API_STANDARDS_MAX distinct, known presets (400 invalid_field, 404
- * unknown_preset). Each parameter at most once; no other parameter. */
+ * unknown_preset); organisation, owner and version 1..CS_POLICY_TEXT_MAX,
+ * scope 1..CS_POLICY_SCOPE_MAX characters, checked like the text fields of
+ * POST /api/generate (cs_api_text_check); effective_date YYYY-MM-DD, a
+ * date that exists. Each parameter at most once; no other parameter. A
+ * value given here overrides the `policy` group of the configuration
+ * (handle_policy merges them); an empty buffer below: not given. */
 typedef struct {
 	const cs_preset *presets[CS_API_STANDARDS_MAX];
 	size_t count;
-	int markdown;
+	int markdown; /* format=markdown */
+	int html;     /* format=html */
+	char organisation[CS_POLICY_TEXT_MAX * 4 + 1], owner[CS_POLICY_TEXT_MAX * 4 + 1],
+		version[CS_POLICY_TEXT_MAX * 4 + 1], scope[CS_POLICY_SCOPE_MAX * 4 + 1],
+		effective_date[11];
 } cs_policy_input;
 
 cs_err cs_api_decode_policy(const cs_preset_set *presets, const char *query, cs_policy_input *out,

@@ -12,7 +12,12 @@
  *
  * A checkpoint is an ES256 JWS (typ credsign-audit-checkpoint+jwt) signed
  * with the token key over {first_seq, last_seq, head_hash, time, node,
- * kind}; cs_audit_checkpoint() makes one on demand (timer, stop). Thread-safe.
+ * kind}: head_hash is the entry_hash of entry last_seq; kind is periodic
+ * (audit.checkpoint_entries entries, or the audit.checkpoint_seconds timer
+ * when entries were added), stop (the daemon's shutdown) or purge
+ * (credsign-admin audit purge: first_seq..last_seq are the entries it
+ * removed). cs_audit_checkpoint() makes one on demand (timer, stop).
+ * docs/audit.md specifies all of it for independent verifiers. Thread-safe.
  */
 #ifndef CS_AUDIT_H
 #define CS_AUDIT_H
@@ -23,6 +28,7 @@
 #include "certsign.h"
 #include "config.h"
 #include "ledger.h"
+#include "store.h"
 
 typedef struct cs_audit cs_audit;
 
@@ -46,9 +52,51 @@ cs_err cs_audit_sign_checkpoint(cs_signer *signer, int64_t first, int64_t last,
  * cs_signer. */
 cs_err cs_audit_sign_checkpoint_cb(void *signer, int64_t first, int64_t last, const uint8_t head[32],
 				   const char *ts, const char *node, const char *kind, char **jws);
-/* The entry as JSON (export, syslog), with prev_hash and entry_hash in
- * base64url when given. NULL if a field is not valid UTF-8. */
+/* The entry as JSON: its 13 fields, each always present (null when
+ * absent). With prev_hash and entry_hash (the export), also "type":"entry"
+ * and both hashes in base64url; without (syslog), neither. NULL if a field
+ * is not valid UTF-8. */
 json_t *cs_audit_entry_json(const cs_audit_entry *entry, const uint8_t prev_hash[32],
 			    const uint8_t entry_hash[32]);
+/* A checkpoint as exported: {"type":"checkpoint", first_seq, last_seq,
+ * head_hash (base64url), time, node, kind, jws}. NULL on allocation failure. */
+json_t *cs_audit_checkpoint_json(int64_t first_seq, int64_t last_seq, const uint8_t head_hash[32],
+				 const char *ts, const char *node, const char *kind, const char *jws);
+
+/*
+ * The export: one format for GET /api/audit and credsign-admin audit export
+ * (docs/audit.md, "Export"). In one read transaction of store: the entries
+ * from from_seq (or, with since_ts, from the first entry whose ts is not
+ * earlier than since_ts; every entry after it follows), at most limit
+ * (0 = all), then the checkpoints needed to verify them, in the order they
+ * were recorded: the newest purge checkpoint (the base), and every other
+ * checkpoint whose last_seq is at or after the first entry exported and at
+ * or before the last one; when the export reaches the end of the log, also
+ * those past its last entry (which only a truncated log has). Each object
+ * goes to fn, which takes ownership and returns non-zero to stop (then the
+ * export fails with CS_E_STORE: never a silent gap). *next_from_seq: the
+ * seq to ask for next when the limit cut the export short, else 0. An
+ * entry that cannot be JSON (not UTF-8) fails the export.
+ */
+typedef int (*cs_audit_export_fn)(void *arg, json_t *object);
+cs_err cs_audit_export(cs_store *store, int64_t from_seq, const char *since_ts, int64_t limit,
+		       cs_audit_export_fn fn, void *arg, int64_t *next_from_seq)
+	__attribute__((warn_unused_result));
+
+/*
+ * Retention. Age is measured against the signed time of the newest periodic
+ * or stop checkpoint (the daemon's clock, cs_audit_time_reference in
+ * audit_verify.h), never against the purging host's clock alone:
+ *   cutoff = min(now, reference) - retention_days
+ * *ahead_ms is now - reference (negative when the local clock is behind).
+ * Times are RFC 3339 UTC with milliseconds (cs_audit_now). CS_E_INVALID_ARG
+ * when reference is not such a time.
+ */
+#define CS_AUDIT_CLOCK_AHEAD_MS (86400LL * 1000) /* "far ahead": more than a day */
+cs_err cs_audit_purge_cutoff(const char *reference, int64_t now_ms, int retention_days, char cutoff[32],
+			     int64_t *ahead_ms) __attribute__((warn_unused_result));
+/* RFC 3339 UTC with milliseconds <-> milliseconds since the epoch. */
+cs_err cs_audit_time_parse(const char *ts, int64_t *ms) __attribute__((warn_unused_result));
+void cs_audit_time_format(int64_t ms, char out[32]);
 
 #endif

@@ -18,7 +18,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <openssl/conf.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/provider.h>
 
 #include "app.h"
@@ -39,6 +42,93 @@ static int print_diag(cs_config_diag *diag)
 	return (int)n;
 }
 
+/* The audit log is kept as long as the standards of the configured presets
+ * ask (HIPAA: 6 years): a shorter audit.retention_days is allowed, with a
+ * warning at start and in --check-config. 1 with the warning in msg. */
+static int retention_warning(const cs_config *cfg, const cs_preset_set *presets, char *msg,
+			     size_t len)
+{
+	const cs_preset *p = NULL;
+	int days = cs_presets_audit_retention(presets, &p);
+	if (p == NULL || days <= cfg->audit.retention_days)
+		return 0;
+	const char *cite = json_string_value(json_object_get(p->cites, "retention"));
+	snprintf(msg, len,
+		 "setting 'audit.retention_days': %d days is shorter than the %d days preset %s needs, "
+		 "%s; credsign-admin audit purge would remove audit entries its standard keeps",
+		 cfg->audit.retention_days, days, p->name, cite != NULL ? cite : p->standards[0]);
+	return 1;
+}
+
+/* crypto.openssl_fips: load OpenSSL's FIPS provider (and base, for key and
+ * certificate decoding) into libctx (NULL: the default context, which
+ * EVP_sha256() and HMAC() use; it also gets the fips=yes default property)
+ * and make sure SHA-256 now comes from it. In the daemon's own context the
+ * caller loads these instead of the default provider, so software crypto
+ * has nowhere else to come from. On failure *why says so and nothing is
+ * left loaded. */
+static cs_err openssl_fips_load(OSSL_LIB_CTX *libctx, OSSL_PROVIDER **fips, OSSL_PROVIDER **base,
+				char *why, size_t len)
+{
+	*fips = *base = NULL;
+	if (libctx != NULL) {
+		/* the FIPS provider's own settings (its installation's MAC) come
+		 * from the system's OpenSSL configuration, as in the default context */
+		char *file = CONF_get1_default_config_file();
+		if (file == NULL || !OSSL_LIB_CTX_load_config(libctx, file))
+			cs_log_warn("crypto.openssl_fips: cannot load the OpenSSL configuration %s",
+				    file != NULL ? file : "(none)");
+		OPENSSL_free(file);
+	}
+	*fips = OSSL_PROVIDER_load(libctx, "fips");
+	*base = *fips != NULL ? OSSL_PROVIDER_load(libctx, "base") : NULL;
+	EVP_MD *md = NULL;
+	const char *from = NULL;
+	if (*base != NULL && (libctx != NULL || EVP_default_properties_enable_fips(NULL, 1)) &&
+	    (md = EVP_MD_fetch(libctx, "SHA256", NULL)) != NULL)
+		from = OSSL_PROVIDER_get0_name(EVP_MD_get0_provider(md));
+	/* in the daemon's context nothing but fips, base and the token's provider */
+	int ok = from != NULL && strcmp(from, "fips") == 0 &&
+		 (libctx == NULL || !OSSL_PROVIDER_available(libctx, "default"));
+	EVP_MD_free(md);
+	if (ok)
+		return CS_OK;
+	/* the first error says why (e.g. fips.so: no such file), the last only
+	 * that the provider's initialisation failed */
+	char err[256] = "";
+	const char *data = NULL;
+	int flags = 0;
+	unsigned long e = ERR_peek_error_data(&data, &flags);
+	if (e != 0) {
+		const char *reason = ERR_reason_error_string(e);
+		int text = (flags & ERR_TXT_STRING) && data != NULL && data[0] != '\0';
+		snprintf(err, sizeof(err), "%s%s%s", reason != NULL ? reason : "OpenSSL error",
+			 text ? ": " : "", text ? data : "");
+	}
+	ERR_clear_error();
+	if (*fips == NULL)
+		snprintf(why, len,
+			 "setting 'crypto.openssl_fips': OpenSSL's FIPS provider is not available "
+			 "(modules directory %s: %s); install a FIPS provider and configure it "
+			 "(openssl fipsinstall), or set crypto.openssl_fips = false",
+			 OPENSSL_info(OPENSSL_INFO_MODULES_DIR), err[0] ? err : "not found");
+	else
+		snprintf(why, len,
+			 "setting 'crypto.openssl_fips': OpenSSL's FIPS provider is not available "
+			 "alone: SHA-256 comes from provider '%s'%s (%s)",
+			 from != NULL ? from : "none",
+			 from != NULL && strcmp(from, "fips") == 0
+				 ? " but the OpenSSL configuration activates the default provider too"
+				 : "",
+			 err[0] ? err : "check the OpenSSL configuration");
+	if (libctx == NULL)
+		EVP_default_properties_enable_fips(NULL, 0);
+	OSSL_PROVIDER_unload(*base);
+	OSSL_PROVIDER_unload(*fips);
+	*fips = *base = NULL;
+	return CS_E_CONFIG;
+}
+
 static int check_config(const char *path)
 {
 	cs_config *cfg = NULL;
@@ -57,8 +147,16 @@ static int check_config(const char *path)
 		/* a preset that can never be met is refused now, not per request */
 		if (r == CS_OK && (r = cs_presets_check(presets, wordlist, why, sizeof(why))) != CS_OK)
 			fprintf(stderr, "%s: %s\n", cfg->file, why);
+		if (r == CS_OK && retention_warning(cfg, presets, why, sizeof(why)))
+			fprintf(stderr, "%s: warning: %s\n", cfg->file, why);
 		cs_presets_free(presets);
 		cs_wordlist_free(wordlist);
+		OSSL_PROVIDER *fips = NULL, *base = NULL;
+		if (r == CS_OK && cfg->crypto.openssl_fips &&
+		    (r = openssl_fips_load(NULL, &fips, &base, why, sizeof(why))) != CS_OK)
+			fprintf(stderr, "%s: %s\n", cfg->file, why);
+		OSSL_PROVIDER_unload(base);
+		OSSL_PROVIDER_unload(fips);
 	}
 	if (r != CS_OK) {
 		fprintf(stderr, "%s: configuration invalid\n", path);
@@ -138,12 +236,33 @@ static cs_err record_config_load(cs_app *app)
 	return cs_audit_record(app->audit, app->ledger, &e);
 }
 
+/* A configured validation is checked against the token at start
+ * (cs_app_describe_token); the outcome is an audited event. A mismatch
+ * leaves the token not validated: presets that require validation are
+ * refused, and every certificate says validated: false. */
+static cs_err record_token_validation(cs_app *app)
+{
+	const char *program = app->cfg->pkcs11.validation.program;
+	if (program == NULL || strcmp(program, "none") == 0)
+		return CS_OK; /* nothing claimed, nothing checked */
+	char object[64];
+	snprintf(object, sizeof(object), "%s #%s", program, app->cfg->pkcs11.validation.certificate);
+	int held = app->validated_program != NULL;
+	cs_audit_entry e = {.actor = "system", .role = "system", .action = "token.validation",
+			    .object = object, .outcome = held ? "success" : "failure",
+			    .error_code = held ? NULL : "validation_mismatch"};
+	return cs_audit_record(app->audit, app->ledger, &e);
+}
+
 static int serve(const char *path)
 {
 	cs_config *cfg = NULL;
 	cs_config_diag diag;
 	cs_app app = {0};
 	OSSL_PROVIDER *prov = NULL, *deflt = NULL;
+	/* crypto.openssl_fips: fips and base in the default context and in
+	 * app.libctx (where deflt is then the fips provider) */
+	OSSL_PROVIDER *fips0 = NULL, *base0 = NULL, *base = NULL;
 	int status = 1;
 	cs_err r;
 
@@ -173,6 +292,15 @@ static int serve(const char *path)
 		cs_log_error("%s", why); /* a preset that can never be met */
 		goto out;
 	}
+	if (retention_warning(cfg, app.presets, why, sizeof(why)))
+		cs_log_warn("%s", why);
+	if (cfg->crypto.openssl_fips) {
+		if ((r = openssl_fips_load(NULL, &fips0, &base0, why, sizeof(why))) != CS_OK) {
+			cs_log_error("%s", why);
+			goto out;
+		}
+		cs_log_info("crypto.openssl_fips: software crypto from OpenSSL's FIPS provider");
+	}
 	cs_token_params tp = {cfg->pkcs11.module, cfg->pkcs11.token_uri, cfg->pkcs11.pin_file,
 			      (unsigned)cfg->pkcs11.sessions, 0};
 	if ((r = cs_token_open(&tp, &app.token)) != CS_OK) {
@@ -181,10 +309,13 @@ static int serve(const char *path)
 	}
 	if ((app.libctx = OSSL_LIB_CTX_new()) == NULL ||
 	    (r = cs_provider_load(app.libctx, app.token, &prov)) != CS_OK ||
-	    (deflt = OSSL_PROVIDER_load(app.libctx, "default")) == NULL ||
+	    (cfg->crypto.openssl_fips
+		     ? (r = openssl_fips_load(app.libctx, &deflt, &base, why, sizeof(why))) != CS_OK
+		     : (deflt = OSSL_PROVIDER_load(app.libctx, "default")) == NULL) ||
 	    !EVP_set_default_properties(app.libctx, "?provider!=credsign-pkcs11") ||
 	    (r = cs_provider_use_token_rng(app.libctx)) != CS_OK) {
-		cs_log_error("OpenSSL provider set-up failed");
+		cs_log_error("OpenSSL provider set-up failed%s%s", r == CS_E_CONFIG ? ": " : "",
+			     r == CS_E_CONFIG ? why : "");
 		goto out;
 	}
 	if ((r = cs_app_describe_token(&app)) != CS_OK ||
@@ -193,6 +324,7 @@ static int serve(const char *path)
 	    (r = register_signing_key(&app)) != CS_OK ||
 	    (r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
 	    (r = record_config_load(&app)) != CS_OK ||
+	    (r = record_token_validation(&app)) != CS_OK ||
 	    (r = cs_ledger_start(app.ledger)) != CS_OK) {
 		cs_log_error("start-up failed: %s", cs_strerror(r));
 		goto out;
@@ -210,9 +342,12 @@ out:
 	cs_audit_free(app.audit);
 	cs_signer_free(app.signer);
 	json_decref(app.entropy_source);
+	OSSL_PROVIDER_unload(base);
 	OSSL_PROVIDER_unload(deflt);
 	OSSL_PROVIDER_unload(prov);
 	OSSL_LIB_CTX_free(app.libctx);
+	OSSL_PROVIDER_unload(base0);
+	OSSL_PROVIDER_unload(fips0);
 	cs_token_close(app.token);
 	cs_presets_free(app.presets);
 	cs_wordlist_free(app.wordlist);

@@ -721,13 +721,30 @@ cs_err cs_ledger_checkpoint_make(cs_ledger *l, const char *node, const char *kin
 cs_err cs_ledger_audit_purge(cs_ledger *l, const char *cutoff, const char *node, cs_checkpoint_sign_fn sign,
 			     void *arg, int64_t *first_out, int64_t *boundary_out)
 {
+	return cs_ledger_audit_purge_through(l, cutoff, INT64_MAX, node, sign, arg, first_out, boundary_out);
+}
+
+cs_err cs_ledger_audit_purge_through(cs_ledger *l, const char *cutoff, int64_t max_seq, const char *node,
+				     cs_checkpoint_sign_fn sign, void *arg, int64_t *first_out,
+				     int64_t *boundary_out)
+{
 	*first_out = *boundary_out = 0;
 	for (int attempt = 0; attempt < CHECKPOINT_ATTEMPTS; attempt++) {
 		int64_t first = 0, boundary = 0;
 		uint8_t head[32];
 		char ts[32], *jws = NULL;
+		int found = 0;
 		pthread_mutex_lock(&l->reader_lock);
-		cs_err r = cs_store_audit_purge_boundary(l->reader, cutoff, &first, &boundary, head);
+		cs_err r = cs_store_read_begin(l->reader);
+		if (r == CS_OK)
+			r = cs_store_audit_purge_boundary(l->reader, cutoff, &first, &boundary, head);
+		if (r == CS_OK && boundary > max_seq) { /* never past max_seq */
+			boundary = max_seq >= first ? max_seq : 0;
+			if (boundary > 0 && (r = cs_store_audit_hash_at(l->reader, boundary, head, &found)) == CS_OK &&
+			    !found)
+				boundary = 0;
+		}
+		cs_store_read_end(l->reader);
 		pthread_mutex_unlock(&l->reader_lock);
 		if (r != CS_OK || boundary == 0)
 			return r;

@@ -109,6 +109,12 @@ cs_err cs_ledger_checkpoint_make(cs_ledger *ledger, const char *node, const char
 cs_err cs_ledger_audit_purge(cs_ledger *ledger, const char *cutoff_ts, const char *node,
 			     cs_checkpoint_sign_fn sign, void *sign_arg, int64_t *first, int64_t *boundary)
 	__attribute__((warn_unused_result));
+/* The same, never past entry max_seq (credsign-admin: the last entry the
+ * checkpoint its cutoff was measured against signs; entries no checkpoint
+ * signs yet stay). */
+cs_err cs_ledger_audit_purge_through(cs_ledger *ledger, const char *cutoff_ts, int64_t max_seq, const char *node,
+				     cs_checkpoint_sign_fn sign, void *sign_arg, int64_t *first,
+				     int64_t *boundary) __attribute__((warn_unused_result));
 
 /* Whether writes succeed (for /readyz): CS_OK or CS_E_STORE. When a write
  * transaction ended less than max_age_ms ago, its outcome answers (no write

@@ -18,10 +18,15 @@ static const struct {
 	/* all 94 printable ASCII characters except space */
 	{"full", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 		 "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"},
-	/* full minus what breaks connection strings and shells:
-	 * ' " ` \ @ : / ? # % & (and space, never included) */
+	/* letters, digits and + - . _ only: each stands for itself, unquoted
+	 * and unencoded, in a URI's userinfo (RFC 3986 unreserved or
+	 * sub-delims; no ':' '@' '%'), a libpq key=value conninfo value, a
+	 * POSIX shell word, and an ODBC or ADO.NET connection-string value
+	 * without braces (none of the ODBC grammar's []{}(),;?*=!@, no space).
+	 * tests/unit/dbsafe_test.c proves the first three with 10,000
+	 * credentials of each db-* preset. */
 	{"db-safe", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-		    "!$()*+,-.;<=>[]^_{|}~"},
+		    "+-._"},
 	{"alnum", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"},
 };
 
@@ -124,8 +129,19 @@ static cs_err plan_string(const cs_preset *p, const cs_plan_request *q, cs_plan 
 			plan->charset[n++] = *c;
 	plan->charset[n] = '\0';
 	int pw = plan->type == CS_TYPE_PASSWORD;
-	plan->spec = (cs_string_spec){plan->charset, 1, pw ? p->classes : 0,
-				      pw ? p->max_identical_run : 0, pw ? p->max_class_run : 0};
+	/* the class rule holds for every type: a password needs every class
+	 * the preset requires (its charset has them all, checked at load); the
+	 * other types every required class their alphabet has (PCI DSS 8.3.6's
+	 * letters and digits in a hex key are a-f and 0-9) */
+	unsigned classes = p->classes;
+	if (!pw) {
+		unsigned present = 0;
+		for (size_t i = 0; i < n; i++)
+			present |= cs_char_class(plan->charset[i]);
+		classes &= present;
+	}
+	plan->spec = (cs_string_spec){plan->charset, 1, classes, pw ? p->max_identical_run : 0,
+				      pw ? p->max_class_run : 0};
 	if (cs_spec_check(&plan->spec) != CS_OK) {
 		snprintf(why, why_len, "the character set cannot meet preset %s's classes", p->name);
 		return CS_E_UNPROCESSABLE;
@@ -342,6 +358,20 @@ cs_err cs_presets_check(const cs_preset_set *set, const cs_wordlist *wl, char *w
 	return CS_OK;
 }
 
+int cs_presets_audit_retention(const cs_preset_set *set, const cs_preset **which)
+{
+	int days = 0;
+	if (which != NULL)
+		*which = NULL;
+	for (size_t i = 0; i < set->count; i++)
+		if (set->items[i].audit_retention_days > days) {
+			days = set->items[i].audit_retention_days;
+			if (which != NULL)
+				*which = &set->items[i];
+		}
+	return days;
+}
+
 /* ---- loading ---------------------------------------------------------------- */
 
 typedef struct {
@@ -368,7 +398,7 @@ static void perr(ploader *l, const config_setting_t *s, const char *path, const 
 static const char *const known_keys[] = {"title", "version", "standards", "types", "charset",
 					 "classes", "min_length", "default_length", "strength_bits",
 					 "max_identical_run", "max_class_run", "rotation", "rotation_days",
-					 "basis", "cites", NULL};
+					 "audit_retention_days", "basis", "cites", "requires_validation", NULL};
 
 #define FULL_NAME 128
 
@@ -502,7 +532,11 @@ static cs_err canonicalize(cs_preset *p)
 		"max_identical_run", (int)p->max_identical_run, "max_class_run", (int)p->max_class_run,
 		"rotation", p->rotation, "rotation_days", p->rotation_days, "basis",
 		p->basis != NULL ? p->basis : "");
+	json_object_set_new(p->definition, "audit_retention_days", json_integer(p->audit_retention_days));
 	json_object_set(p->definition, "cites", p->cites);
+	json_object_set_new(p->definition, "requires_validation",
+			    p->requires_validation != NULL ? json_string(p->requires_validation)
+							   : json_null());
 	char *text = p->definition != NULL ? json_dumps(p->definition, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	if (text == NULL)
 		return CS_E_NOMEM;
@@ -541,6 +575,14 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 	p->title = get_string(l, g, "title", path, 1);
 	p->rotation = get_string(l, g, "rotation", path, 1);
 	p->basis = get_string(l, g, "basis", path, 0);
+	if ((p->requires_validation = get_string(l, g, "requires_validation", path, 0)) != NULL &&
+	    strcmp(p->requires_validation, "FIPS 140-3") != 0 &&
+	    strcmp(p->requires_validation, "FIPS 140-2") != 0) {
+		char full[FULL_NAME];
+		snprintf(full, sizeof(full), "%s.requires_validation", path);
+		perr(l, config_setting_get_member(g, "requires_validation"), full,
+		     "must be \"FIPS 140-3\" or \"FIPS 140-2\"");
+	}
 	p->charset_name = get_string(l, g, "charset", path, 1);
 	const config_setting_t *st = get_list(l, g, "standards", path, 0);
 	for (int i = 0; st != NULL && i < config_setting_length(st); i++) {
@@ -565,10 +607,12 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 	p->max_identical_run = (unsigned)get_int(l, g, "max_identical_run", path, 1, CS_RUN_LIMIT_MAX, 0, 0);
 	p->max_class_run = (unsigned)get_int(l, g, "max_class_run", path, 1, CS_RUN_LIMIT_MAX, 0, 0);
 	p->rotation_days = get_int(l, g, "rotation_days", path, 1, 3650, 0, 0);
+	p->audit_retention_days = get_int(l, g, "audit_retention_days", path, 1, 36500, 0, 0);
 	const config_setting_t *cites = config_setting_get_member(g, "cites");
 	p->cites = json_object();
 	if (cites != NULL) {
-		static const char *const rules[] = {"length", "classes", "runs", "rotation", NULL};
+		static const char *const rules[] = {"length", "classes", "runs", "rotation", "retention",
+						    NULL};
 		char full[160];
 		snprintf(full, sizeof(full), "%s.cites", path);
 		if (config_setting_type(cites) != CONFIG_TYPE_GROUP)
@@ -580,7 +624,8 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 				known |= strcmp(config_setting_name(c), rules[k]) == 0;
 			if (!known || config_setting_type(c) != CONFIG_TYPE_STRING ||
 			    !valid_utf8(config_setting_get_string(c)))
-				perr(l, c, full, "'%s': expected length, classes, runs or rotation = \"text\" (UTF-8)",
+				perr(l, c, full,
+				     "'%s': expected length, classes, runs, rotation or retention = \"text\" (UTF-8)",
 				     config_setting_name(c));
 			else
 				json_object_set_new(p->cites, config_setting_name(c),
@@ -734,6 +779,7 @@ void cs_presets_free(cs_preset_set *set)
 		free(p->title);
 		free(p->rotation);
 		free(p->basis);
+		free(p->requires_validation);
 		free(p->source);
 		free(p->charset_name);
 		for (size_t k = 0; k < p->nstandards; k++)

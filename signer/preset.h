@@ -7,7 +7,10 @@
  * A preset names the standards it satisfies and sets the credential types
  * allowed, the password character set and required classes, run limits, the
  * minimum and default length, the minimum security strength (never below 112
- * bits, SP 800-131A) and rotation guidance. The length actually enforced is
+ * bits, SP 800-131A), rotation guidance and the audit retention its
+ * standard needs. The required classes hold for every type: a password has
+ * each of them, an api-key, hex or base64url credential each one its
+ * alphabet has (hex: lower and digit). The length actually enforced is
  * the larger of the preset's minimum and the length at which the exact
  * entropy reaches the strength (cs_preset_plan). Each preset has a version
  * and a SHA-256 over its canonical JSON definition, recorded in
@@ -45,7 +48,7 @@ typedef struct {
 	char *name;
 	char *title;
 	int version;
-	char **standards; /* requirement ids with their source, e.g. "PCI DSS v4.0 8.3.6" */
+	char **standards; /* requirement ids with their source, e.g. "PCI DSS v4.0.1 8.3.6" */
 	size_t nstandards;
 	unsigned types;   /* cs_cred_type bits */
 	char *charset_name;
@@ -56,8 +59,13 @@ typedef struct {
 	int strength_bits;
 	char *rotation;
 	int rotation_days; /* maximum lifetime for privileged accounts, 0 = none set */
+	int audit_retention_days; /* audit records the standard keeps, 0 = none set */
 	char *basis; /* where the numbers come from */
-	json_t *cites; /* rule -> requirement: length, classes, runs, rotation */
+	/* "FIPS 140-3" or "FIPS 140-2": generation under this preset is refused
+	 * (422 token_not_validated) unless the token's pkcs11.validation held at
+	 * start (cs_validation_meets); NULL = no requirement */
+	char *requires_validation;
+	json_t *cites; /* rule -> requirement: length, classes, runs, rotation, retention */
 	char *source; /* "built-in" or the configuration file */
 	char sha256[65];    /* of the canonical JSON definition */
 	json_t *definition; /* canonical definition (for /api/presets) */
@@ -121,6 +129,11 @@ cs_err cs_preset_plan(const cs_preset *preset, const cs_wordlist *wordlist,
 /* Cache figures of one preset, for tests and benchmarks. */
 void cs_preset_plan_cache_stats(const cs_preset *preset, unsigned long *hits, unsigned long *misses,
 				size_t *entries);
+
+/* The longest audit retention (days) a preset of the set needs, 0 when none
+ * sets one; *which (may be NULL) is the first preset that needs it. The
+ * daemon warns when audit.retention_days is shorter. */
+int cs_presets_audit_retention(const cs_preset_set *set, const cs_preset **which);
 
 /* Start-up check: every type each preset allows can be planned with the
  * preset's defaults (e.g. a passphrase preset whose strength a small

@@ -213,6 +213,12 @@ static const migration migrations[] = {
 	        ");",
 	 .convert = certificates_v5,
 	 .sql_after = "DROP TABLE certificates; ALTER TABLE certificates_v5 RENAME TO certificates;"},
+	/* 6: checkpoints found by what they cover. With one every few seconds
+	 * the table grows large: the coverage (max(last_seq), read at every
+	 * checkpoint, inside its write transaction too), the purge base and
+	 * the delete trigger's bound must not scan it */
+	{.sql = "CREATE INDEX audit_checkpoints_last ON audit_checkpoints(last_seq);"
+	        "CREATE INDEX audit_checkpoints_kind_last ON audit_checkpoints(kind, last_seq);"},
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 

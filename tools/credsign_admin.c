@@ -10,16 +10,20 @@
  * key csr writes a PKCS#10 request for a token key, signed in the token
  * through the credsign provider, so an organisation's CA can certify it.
  *
- *   credsign-admin [--config FILE] audit verify [--from-seq N] [--jwks FILE]
+ *   credsign-admin [--config FILE] audit verify [--from-seq N | --file EXPORT] [--jwks FILE]
  *   credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]
- *   credsign-admin [--config FILE] audit purge
+ *   credsign-admin [--config FILE] audit purge [--jwks FILE]
  *
  * audit verify recomputes the hash chain and checks every checkpoint's
  * signature (against --jwks, else the store's key table) and reports the
- * first bad sequence number; exit 0 only when intact. audit export writes
- * entries and the checkpoints that cover them as JSON lines. audit purge
- * removes entries older than audit.retention_days behind a signed purge
- * checkpoint. Key events and exports are audited as local:<unix user>.
+ * first bad sequence number; exit 0 only when intact. With --file it
+ * verifies an export (whole or partial) instead of the store. audit export
+ * writes entries and the checkpoints that verify them as JSON lines, the
+ * format of GET /api/audit (cs_audit_export). audit purge removes entries
+ * older than audit.retention_days, measured against the newest signed
+ * checkpoint's time (not the local clock alone), behind a signed purge
+ * checkpoint. Key events, exports, purges and a local clock found far
+ * ahead are audited as local:<unix user>.
  *
  * The configuration comes from --config or $CREDSIGN_CONF. Output is JSON on
  * stdout; errors go to stderr and the exit status is 1 (2 for usage).
@@ -54,16 +58,19 @@ typedef struct {
 	cs_token *token;
 } admin_ctx;
 
-/* Record an administrative event, attributed to the local unix user. */
-static cs_err admin_event(admin_ctx *a, const char *action, const char *object, const char *outcome)
+/* Record an administrative event, attributed to the local unix user, at
+ * time ts (NULL: now; the ledger raises a time earlier than the newest
+ * entry's to it). */
+static cs_err admin_event_at(admin_ctx *a, const char *action, const char *object, const char *outcome,
+			     const char *ts)
 {
 	cs_ledger *ledger = NULL;
-	char actor[96], ts[32];
+	char actor[96], now[32];
 	struct passwd *pw = getpwuid(getuid());
 	snprintf(actor, sizeof(actor), "local:%s", pw != NULL ? pw->pw_name : "unknown");
-	cs_audit_now(ts);
-	cs_audit_entry e = {.ts = ts, .node = a->cfg->server.node_id, .actor = actor, .role = "admin",
-			    .action = action, .object = object, .outcome = outcome};
+	cs_audit_now(now);
+	cs_audit_entry e = {.ts = ts != NULL ? ts : now, .node = a->cfg->server.node_id, .actor = actor,
+			    .role = "admin", .action = action, .object = object, .outcome = outcome};
 	cs_err r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger);
 	if (r == CS_OK)
 		r = cs_ledger_audit_append(ledger, &e);
@@ -71,6 +78,11 @@ static cs_err admin_event(admin_ctx *a, const char *action, const char *object, 
 	if (r != CS_OK)
 		fprintf(stderr, "credsign-admin: the audit log could not record %s: %s\n", action, cs_strerror(r));
 	return r;
+}
+
+static cs_err admin_event(admin_ctx *a, const char *action, const char *object, const char *outcome)
+{
+	return admin_event_at(a, action, object, outcome, NULL);
 }
 
 static int fail(const char *what, cs_err r)
@@ -284,147 +296,204 @@ static json_t *load_jwks(admin_ctx *a, const char *path, cs_store *store)
 	return json_pack("{s:o}", "keys", keys);
 }
 
-static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_path)
+static void print_report(const cs_audit_report *rep, int from_file)
+{
+	if (!rep->intact) {
+		printf("audit log NOT intact at seq %lld: %s\n", (long long)rep->bad_seq, rep->reason);
+		return;
+	}
+	printf("audit log intact: %lld entries (seq %lld..%lld), %lld checkpoints verified\n",
+	       (long long)rep->entries, (long long)rep->first_seq, (long long)rep->last_seq,
+	       (long long)rep->checkpoints);
+	if (rep->partial)
+		printf("partial: begins at seq %lld, after the chain's base (seq %lld), from that entry's own "
+		       "prev_hash\n",
+		       (long long)rep->first_seq, (long long)rep->base_seq);
+	if (rep->entries > 0 && rep->signed_through < rep->last_seq) {
+		if (rep->signed_through >= rep->first_seq)
+			printf("signed through seq %lld; ", (long long)rep->signed_through);
+		printf("entries %lld..%lld are not covered by a signed checkpoint yet: compare with the newest "
+		       "checkpoint (GET /api/audit/checkpoint)\n",
+		       (long long)(rep->signed_through >= rep->first_seq ? rep->signed_through + 1 : rep->first_seq),
+		       (long long)rep->last_seq);
+	}
+	if (rep->ts_warnings > 0 && from_file)
+		printf("note: %lld entries carry a time earlier than the entry before them, the first at seq %lld "
+		       "(an export does not say from which seq the store orders ts)\n",
+		       (long long)rep->ts_warnings, (long long)rep->ts_warning_first_seq);
+	else if (rep->ts_warnings > 0)
+		printf("note: %lld entries written before seq %lld (by a version that did not order ts) "
+		       "carry a time earlier than the entry before them, the first at seq %lld\n",
+		       (long long)rep->ts_warnings, (long long)rep->ts_ordered_from,
+		       (long long)rep->ts_warning_first_seq);
+}
+
+static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_path, const char *file)
 {
 	cs_store *store = NULL;
 	cs_audit_report rep;
 	int rc = 1;
-	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	if (file != NULL && jwks_path == NULL) {
+		fprintf(stderr, "credsign-admin: audit verify --file needs --jwks (an export carries no keys)\n");
+		return 2;
+	}
+	cs_err r = file != NULL ? CS_OK : cs_store_open(a->cfg->store.path, &store);
 	if (r != CS_OK)
 		return fail("opening the store", r);
 	json_t *jwks = load_jwks(a, jwks_path, store);
 	if (jwks != NULL) {
-		r = cs_audit_verify(store, jwks, from_seq, &rep);
+		r = file != NULL ? cs_audit_verify_export(file, jwks, &rep)
+				 : cs_audit_verify(store, jwks, from_seq, &rep);
 		if (r != CS_OK) {
-			fail("reading the audit log", r);
-		} else if (rep.intact) {
-			printf("audit log intact: %lld entries (seq %lld..%lld), %lld checkpoints verified\n",
-			       (long long)rep.entries, (long long)rep.first_seq, (long long)rep.last_seq,
-			       (long long)rep.checkpoints);
-			rc = 0;
+			fail(file != NULL ? file : "reading the audit log", r);
 		} else {
-			printf("audit log NOT intact at seq %lld: %s\n", (long long)rep.bad_seq, rep.reason);
+			print_report(&rep, file != NULL);
+			rc = rep.intact ? 0 : 1;
 		}
-		if (r == CS_OK && rep.ts_warnings > 0)
-			printf("note: %lld entries written before seq %lld (by a version that did not order ts) "
-			       "carry a time earlier than the entry before them, the first at seq %lld\n",
-			       (long long)rep.ts_warnings, (long long)rep.ts_ordered_from,
-			       (long long)rep.ts_warning_first_seq);
 	}
 	json_decref(jwks);
 	cs_store_close(store);
 	return rc;
 }
 
-typedef struct {
-	const char *since_ts;
-	long long count;
-	int failed;
-} export_ctx;
-
-/* Print one JSON line and release j; a line that cannot be made fails the
- * export (never a silent gap). Returns the callback's stop flag. */
-static int print_line(export_ctx *x, json_t *j)
+/* One export object per line; a line that cannot be written fails the
+ * export (never a silent gap). */
+static int print_line(void *arg, json_t *j)
 {
-	char *line = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	long long *count = arg;
+	char *line = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	if (json_is_object(j) && strcmp(json_string_value(json_object_get(j, "type")) ?: "", "entry") == 0)
+		(*count)++;
 	json_decref(j);
-	if (line == NULL || printf("%s\n", line) < 0) {
-		free(line);
-		x->failed = 1;
-		return 1;
-	}
+	int bad = line == NULL || printf("%s\n", line) < 0;
 	free(line);
-	return 0;
+	return bad;
 }
 
-static int export_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+/* --since: a sequence number, or an RFC 3339 UTC time (YYYY-MM-DD,
+ * YYYY-MM-DDTHH:MM:SSZ or with milliseconds) made the width of the log's
+ * times so that it compares as text. */
+static int parse_since(const char *since, long long *from, char ts[32])
 {
-	export_ctx *x = arg;
-	if (x->since_ts != NULL && strcmp(e->ts, x->since_ts) < 0)
-		return 0;
-	json_t *j = cs_audit_entry_json(e, prev, hash);
-	if (j == NULL) { /* not valid UTF-8: never skip an entry silently */
-		fprintf(stderr, "credsign-admin: entry %lld cannot be exported as JSON\n", (long long)e->seq);
-		x->failed = 1;
+	char *end = NULL;
+	long long v = strtoll(since, &end, 10);
+	int64_t ms = 0;
+	ts[0] = '\0';
+	if (end != since && *end == '\0' && v >= 1) {
+		*from = v;
 		return 1;
 	}
-	json_object_set_new(j, "type", json_string("entry"));
-	if (print_line(x, j))
-		return 1;
-	x->count++;
-	return 0;
-}
-
-static int export_checkpoint(void *arg, int64_t first, int64_t last, const uint8_t head[32],
-			     const char *ts, const char *node, const char *kind, const char *jws)
-{
-	char *h = cs_b64url_encode(head, 32);
-	json_t *j = h == NULL ? NULL
-			      : json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "type", "checkpoint",
-					  "first_seq", (json_int_t)first, "last_seq", (json_int_t)last,
-					  "head_hash", h, "time", ts, "node", node, "kind", kind, "jws", jws);
-	free(h);
-	return print_line(arg, j);
+	size_t n = strlen(since);
+	if (n == 10)
+		snprintf(ts, 32, "%sT00:00:00.000Z", since);
+	else if (n == 20 && since[19] == 'Z')
+		snprintf(ts, 32, "%.19s.000Z", since);
+	else if (n == 24)
+		snprintf(ts, 32, "%s", since);
+	return ts[0] != '\0' && cs_audit_time_parse(ts, &ms) == CS_OK;
 }
 
 static int cmd_audit_export(admin_ctx *a, const char *since)
 {
 	cs_store *store = NULL;
-	export_ctx x = {0};
-	long long from = 1;
-	if (since != NULL) {
-		char *end = NULL;
-		long long v = strtoll(since, &end, 10);
-		if (*end == '\0' && v >= 1)
-			from = v;
-		else if (strlen(since) >= 10 && since[4] == '-')
-			x.since_ts = since; /* RFC 3339 compares as text */
-		else {
-			fprintf(stderr, "credsign-admin: --since takes a sequence number or an RFC 3339 time\n");
-			return 2;
-		}
+	long long from = 1, count = 0;
+	int64_t next = 0;
+	char since_ts[32] = "";
+	if (since != NULL && !parse_since(since, &from, since_ts)) {
+		fprintf(stderr, "credsign-admin: --since takes a sequence number or an RFC 3339 UTC time "
+				"(2026-01-31, 2026-01-31T10:00:00Z, 2026-01-31T10:00:00.000Z)\n");
+		return 2;
 	}
 	cs_err r = cs_store_open(a->cfg->store.path, &store);
 	if (r == CS_OK)
-		r = cs_store_audit_each(store, from, 0, export_entry, &x);
-	/* the checkpoints needed to verify the range: all of them (few) */
-	if (r == CS_OK)
-		r = cs_store_checkpoints_each(store, export_checkpoint, &x);
+		r = cs_audit_export(store, from, since_ts[0] != '\0' ? since_ts : NULL, 0, print_line, &count,
+				    &next);
 	cs_store_close(store);
-	if (r == CS_OK && x.failed)
-		r = CS_E_STORE;
+	if (r == CS_OK && fflush(stdout) != 0)
+		r = CS_E_IO;
 	if (r != CS_OK)
 		return fail("exporting the audit log", r);
-	fflush(stdout);
 	char what[64];
-	snprintf(what, sizeof(what), "%lld entries", x.count);
+	snprintf(what, sizeof(what), "%lld entries", count);
 	return admin_event(a, "audit.export", what, "success") == CS_OK ? 0 : 1;
 }
 
-static int cmd_audit_purge(admin_ctx *a)
+/* The purge's preview: what the ledger would remove, without the token
+ * (never past max_seq, as cs_ledger_audit_purge_through). */
+static cs_err purge_preview(cs_store *store, const char *cutoff, int64_t max_seq, int64_t *first,
+			    int64_t *boundary)
+{
+	uint8_t head[32];
+	cs_err r = cs_store_audit_purge_boundary(store, cutoff, first, boundary, head);
+	if (r == CS_OK && *boundary > max_seq)
+		*boundary = max_seq >= *first ? max_seq : 0;
+	return r;
+}
+
+/*
+ * Age is measured against the newest signed periodic or stop checkpoint's
+ * time, never the local clock alone: cutoff = min(local, reference) -
+ * retention; only entries that checkpoint signs go. A local clock more than a day ahead of the reference is
+ * reported and audited (clock.ahead); then the entries this run writes
+ * carry the reference's time (raised to the newest entry's by the ledger),
+ * so a wrong clock does not hold the log's times in the future.
+ */
+static int cmd_audit_purge(admin_ctx *a, const char *jwks_path)
 {
 	cs_store *store = NULL;
 	cs_ledger *ledger = NULL;
 	cs_signer *signer = NULL;
+	json_t *jwks = NULL;
 	OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new();
 	OSSL_PROVIDER *prov = NULL, *deflt = NULL;
-	int64_t first = 0, boundary = 0;
-	uint8_t head[32];
-	char cutoff[32];
+	int64_t first = 0, boundary = 0, ref_seq = 0, ahead_ms = 0;
+	char reference[32], cutoff[32], local[32], why[256];
+	const char *event_ts = NULL; /* the local clock, unless it is far ahead */
 	int rc = 1;
-	time_t limit = time(NULL) - (time_t)a->cfg->audit.retention_days * 86400;
-	struct tm tm;
-	gmtime_r(&limit, &tm);
-	strftime(cutoff, sizeof(cutoff), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+	cs_audit_now(local);
 	cs_err r = cs_store_open(a->cfg->store.path, &store);
-	if (r == CS_OK)
-		r = cs_store_audit_purge_boundary(store, cutoff, &first, &boundary, head);
 	if (r != CS_OK) {
+		fail("opening the store", r);
+		goto out;
+	}
+	if ((jwks = load_jwks(a, jwks_path, store)) == NULL)
+		goto out;
+	r = cs_audit_time_reference(store, jwks, reference, &ref_seq, why);
+	if (r == CS_E_NOT_FOUND) {
+		printf("nothing to purge: no signed periodic or stop checkpoint to measure age against "
+		       "(the daemon signs them)\n");
+		rc = 0;
+		goto out;
+	}
+	if (r == CS_E_SIGNATURE_INVALID) {
+		fprintf(stderr, "credsign-admin: the newest checkpoint does not verify (%s); nothing purged\n", why);
+		goto out;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (r != CS_OK || (r = cs_audit_purge_cutoff(reference, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+						     a->cfg->audit.retention_days, cutoff, &ahead_ms)) != CS_OK) {
+		fail("reading the audit log", r);
+		goto out;
+	}
+	printf("age measured against the newest signed checkpoint: %s (seq %lld); local clock %s\n", reference,
+	       (long long)ref_seq, local);
+	if (ahead_ms > CS_AUDIT_CLOCK_AHEAD_MS) {
+		char what[160];
+		snprintf(what, sizeof(what), "local clock %s is %.1f days ahead of the newest signed checkpoint %s (seq %lld)",
+			 local, (double)ahead_ms / 86400000.0, reference, (long long)ref_seq);
+		printf("warning: %s; ages are measured against the checkpoint\n", what);
+		event_ts = reference;
+		if (admin_event_at(a, "clock.ahead", what, "failure", event_ts) != CS_OK)
+			goto out;
+	}
+	if ((r = purge_preview(store, cutoff, ref_seq, &first, &boundary)) != CS_OK) {
 		fail("reading the audit log", r);
 		goto out;
 	}
 	if (boundary == 0) {
-		printf("nothing to purge: no entry is older than %d days (%s)\n", a->cfg->audit.retention_days, cutoff);
+		printf("nothing to purge: no signed entry is older than %d days before %s (%s)\n",
+		       a->cfg->audit.retention_days, ahead_ms > 0 ? reference : local, cutoff);
 		rc = 0;
 		goto out;
 	}
@@ -437,22 +506,23 @@ static int cmd_audit_purge(admin_ctx *a)
 	/* the boundary above was a preview: the store reads it again, and
 	 * re-checks it in the purge's transaction (the daemon may be writing) */
 	if ((r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger)) != CS_OK ||
-	    (r = cs_ledger_audit_purge(ledger, cutoff, a->cfg->server.node_id, cs_audit_sign_checkpoint_cb, signer,
-				       &first, &boundary)) != CS_OK) {
+	    (r = cs_ledger_audit_purge_through(ledger, cutoff, ref_seq, a->cfg->server.node_id,
+					       cs_audit_sign_checkpoint_cb, signer, &first, &boundary)) != CS_OK) {
 		fail("purging", r);
 		goto out;
 	}
 	if (boundary == 0) {
-		printf("nothing to purge: no entry is older than %d days (%s)\n", a->cfg->audit.retention_days, cutoff);
+		printf("nothing to purge: no signed entry is older than %s\n", cutoff);
 		rc = 0;
 		goto out;
 	}
-	printf("purged entries %lld..%lld (older than %s) behind a signed purge checkpoint\n",
-	       (long long)first, (long long)boundary, cutoff);
+	printf("purged entries %lld..%lld (older than %s) behind a signed purge checkpoint over %lld..%lld\n",
+	       (long long)first, (long long)boundary, cutoff, (long long)first, (long long)boundary);
 	char what[64];
 	snprintf(what, sizeof(what), "%lld..%lld", (long long)first, (long long)boundary);
-	rc = admin_event(a, "audit.purge", what, "success") == CS_OK ? 0 : 1;
+	rc = admin_event_at(a, "audit.purge", what, "success", event_ts) == CS_OK ? 0 : 1;
 out:
+	json_decref(jwks);
 	cs_signer_free(signer);
 	OSSL_PROVIDER_unload(deflt);
 	OSSL_PROVIDER_unload(prov);
@@ -469,9 +539,9 @@ static void usage(FILE *f)
 		   "       credsign-admin [--config FILE] key jwk [--key PKCS11-URI]\n"
 		   "       credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN\n"
 		   "                      [--san DNS:name,IP:addr] [--out FILE]\n"
-		   "       credsign-admin [--config FILE] audit verify [--from-seq N] [--jwks FILE]\n"
+		   "       credsign-admin [--config FILE] audit verify [--from-seq N | --file EXPORT] [--jwks FILE]\n"
 		   "       credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]\n"
-		   "       credsign-admin [--config FILE] audit purge\n");
+		   "       credsign-admin [--config FILE] audit purge [--jwks FILE]\n");
 }
 
 int main(int argc, char **argv)
@@ -487,11 +557,12 @@ int main(int argc, char **argv)
 		{"jwks", required_argument, NULL, 'J'},
 		{"since", required_argument, NULL, 'i'},
 		{"format", required_argument, NULL, 'm'},
+		{"file", required_argument, NULL, 'f'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *config_path = getenv("CREDSIGN_CONF"), *label = NULL, *key_uri = NULL;
-	const char *subject = NULL, *san = NULL, *out_path = NULL, *jwks = NULL, *since = NULL;
+	const char *subject = NULL, *san = NULL, *out_path = NULL, *jwks = NULL, *since = NULL, *file = NULL;
 	long long from_seq = 0;
 	int c;
 	umask(077); /* the store and its WAL and SHM files: private, whatever the caller's umask */
@@ -506,6 +577,7 @@ int main(int argc, char **argv)
 		case 'F': from_seq = atoll(optarg); break;
 		case 'J': jwks = optarg; break;
 		case 'i': since = optarg; break;
+		case 'f': file = optarg; break;
 		case 'm':
 			if (strcmp(optarg, "jsonl") != 0) {
 				usage(stderr);
@@ -543,14 +615,14 @@ int main(int argc, char **argv)
 	if (r != CS_OK)
 		return fail("configuration", r);
 	if (is_audit && strcmp(verb, "purge") != 0) { /* no token needed */
-		int arc = strcmp(verb, "verify") == 0 ? cmd_audit_verify(&a, from_seq, jwks)
+		int arc = strcmp(verb, "verify") == 0 ? cmd_audit_verify(&a, from_seq, jwks, file)
 						      : cmd_audit_export(&a, since);
 		cs_config_free(a.cfg);
 		return arc;
 	}
 	int rc = open_token(&a, is_gen);
 	if (rc == 0 && is_audit) {
-		rc = cmd_audit_purge(&a);
+		rc = cmd_audit_purge(&a, jwks);
 	} else if (rc == 0) {
 		if (is_info)
 			rc = cmd_token_info(&a);

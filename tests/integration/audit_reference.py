@@ -1,11 +1,15 @@
 #!/usr/bin/python3
 """An independent verifier of a credsign audit export (docs/audit.md),
-written from the specification alone: recompute the hash chain, check each
-checkpoint's ES256 signature with python3-jwcrypto and that the chain
-passes through its head_hash.
+written from the specification alone: check each checkpoint's ES256
+signature with python3-jwcrypto and that its other members are its signed
+payload, recompute the hash chain from the base (or, for a partial export,
+from the first entry's own prev_hash) and check that it passes through
+every checkpoint's head_hash; a checkpoint past the last entry means the
+log was truncated.
 
 usage: audit_reference.py EXPORT.jsonl JWKS.json
-prints "intact N" or "broken SEQ REASON"; exit 0 only when intact.
+prints "intact N signed-through S [partial]" or "broken SEQ REASON";
+exit 0 only when intact.
 """
 import base64
 import hashlib
@@ -16,6 +20,7 @@ from jwcrypto import jwk, jws
 
 FIELDS = ("seq", "ts", "node", "actor", "actor_cert_sha256", "role", "action", "object",
           "project", "environment", "outcome", "error_code", "request_id")
+SIGNED = ("first_seq", "last_seq", "head_hash", "time", "node", "kind")
 
 
 def b64d(s):
@@ -25,7 +30,7 @@ def b64d(s):
 def canonical(entry):
     out = b""
     for name in FIELDS:
-        value = entry.get(name)
+        value = entry[name]  # every field is present, null when absent
         if value is None:
             out += b"\xff\xff\xff\xff"
             continue
@@ -38,23 +43,28 @@ def main():
     lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
     keys = {k["kid"]: k for k in json.load(open(sys.argv[2]))["keys"]}
     entries = [l for l in lines if l["type"] == "entry"]
-    checkpoints = [l for l in lines if l["type"] == "checkpoint"]
-    for cp in checkpoints:
+    checkpoints = {}
+    for cp in (l for l in lines if l["type"] == "checkpoint"):
         token = jws.JWS()
         token.deserialize(cp["jws"])
         key = keys[token.jose_header["kid"]]
         token.verify(jwk.JWK(**{n: key[n] for n in ("kty", "crv", "x", "y")}), alg="ES256")
         claims = json.loads(token.payload)
         if token.jose_header["typ"] != "credsign-audit-checkpoint+jwt" or \
-                claims["head_hash"] != cp["head_hash"] or claims["last_seq"] != cp["last_seq"]:
+                any(claims[n] != cp[n] for n in SIGNED):
             print("broken %d checkpoint payload" % cp["first_seq"])
             return 1
+        checkpoints[(cp["first_seq"], cp["last_seq"])] = cp  # pages repeat some
     base_seq, running = 0, bytes(32)
-    for cp in checkpoints:
+    for cp in checkpoints.values():
         if cp["kind"] == "purge" and cp["last_seq"] > base_seq:
             base_seq, running = cp["last_seq"], b64d(cp["head_hash"])
-    heads = {cp["last_seq"]: b64d(cp["head_hash"]) for cp in checkpoints if cp["kind"] != "purge"}
-    expected = base_seq + 1
+    heads = {cp["last_seq"]: b64d(cp["head_hash"]) for cp in checkpoints.values() if cp["kind"] != "purge"}
+    partial = bool(entries) and entries[0]["seq"] > base_seq + 1
+    if partial:  # from the first entry's own link
+        running = b64d(entries[0]["prev_hash"])
+    expected = entries[0]["seq"] if partial else base_seq + 1
+    signed = 0
     for e in entries:
         if e["seq"] != expected:
             print("broken %d missing" % expected)
@@ -66,11 +76,16 @@ def main():
         if running != b64d(e["entry_hash"]):
             print("broken %d modified" % e["seq"])
             return 1
-        if e["seq"] in heads and heads[e["seq"]] != running:
-            print("broken %d checkpoint-mismatch" % e["seq"])
-            return 1
+        if e["seq"] in heads:
+            if heads[e["seq"]] != running:
+                print("broken %d checkpoint-mismatch" % e["seq"])
+                return 1
+            signed = e["seq"]
         expected += 1
-    print("intact %d" % len(entries))
+    if any(last > expected - 1 for last in heads):
+        print("broken %d truncated" % expected)
+        return 1
+    print("intact %d signed-through %d%s" % (len(entries), signed, " partial" if partial else ""))
     return 0
 
 

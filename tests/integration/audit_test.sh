@@ -15,7 +15,7 @@ EXTRA_SERVER='' it_setup audit || exit 1
 # small checkpoint interval, auditor identity: restart with an audit group
 stop_daemon
 cat >> "$conf" <<'CONF'
-audit = { checkpoint_entries = 5; checkpoint_seconds = 2; write_timeout_ms = 1500;
+audit = { checkpoint_entries = 5; checkpoint_seconds = 2; write_timeout_ms = 1500; retention_days = 400;
           readers = [ "spiffe://credsign.test/auditor" ]; };
 CONF
 start_daemon || exit 1
@@ -121,10 +121,74 @@ check "checkpoints also come every audit.checkpoint_seconds" timed_checkpoint
 
 auditor_export() {
 	local got
-	got=$(call auditor GET '/api/audit?from_seq=1&limit=3')
-	[[ "$got" == "200 "* ]] && python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert [e["seq"] for e in d["entries"]] == [1,2,3] and d["checkpoints"]' "${got#200 }"
+	got=$(call auditor GET '/api/audit?from_seq=1&limit=5')
+	[[ "$got" == "200 "* ]] && python3 - "${got#200 }" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1])
+assert [e["seq"] for e in d["entries"]] == [1, 2, 3, 4, 5] and d["next_from_seq"] == 6, d["next_from_seq"]
+assert all(e["type"] == "entry" and len(e) == 16 and e["prev_hash"] and e["entry_hash"] for e in d["entries"])
+# the checkpoints that end inside the page (one at 5: checkpoint_entries),
+# each with its unsigned head_hash, the entry_hash of its last entry
+cps = d["checkpoints"]
+assert cps and cps[-1]["last_seq"] == 5 and all(1 <= c["last_seq"] <= 5 for c in cps), cps
+assert all(c["type"] == "checkpoint" and c["kind"] in ("periodic", "stop") and
+           c["head_hash"] == d["entries"][c["last_seq"] - 1]["entry_hash"] for c in cps)
+PY
 }
-check "GET /api/audit (auditor) returns a range with the checkpoints" auditor_export
+check "GET /api/audit (auditor): a page of typed entries, the checkpoints ending in it, next_from_seq" auditor_export
+
+one_format() {
+	# the API's objects are the export's lines, member for member
+	local got
+	got=$(call auditor GET '/api/audit?from_seq=1&limit=10000')
+	[[ "$got" == "200 "* ]] || return 1
+	echo "${got#200 }" > "$work/api.json"
+	"$BUILD/bin/credsign-admin" --config "$conf" audit export --format jsonl > "$work/one.jsonl" || return 1
+	python3 - "$work/api.json" "$work/one.jsonl" <<'PY'
+import json, sys
+api = json.load(open(sys.argv[1]))
+lines = [json.loads(l) for l in open(sys.argv[2])]
+assert api["next_from_seq"] is None
+by_seq = {l["seq"]: l for l in lines if l["type"] == "entry"}
+by_range = {(l["first_seq"], l["last_seq"]): l for l in lines if l["type"] == "checkpoint"}
+assert len(api["entries"]) > 20 and all(by_seq[e["seq"]] == e for e in api["entries"])
+assert api["checkpoints"] and all(by_range[(c["first_seq"], c["last_seq"])] == c for c in api["checkpoints"])
+PY
+}
+check "GET /api/audit and credsign-admin audit export: one format" one_format
+
+partial_exports() {
+	# --since 7 and API pages put together verify, with the tool and the
+	# independent verifier; an edit in a partial export is caught
+	local out ref
+	"$BUILD/bin/credsign-admin" --config "$conf" audit export --since 7 > "$work/since7.jsonl" || return 1
+	out=$("$BUILD/bin/credsign-admin" --config "$conf" audit verify --file "$work/since7.jsonl" --jwks "$jwks")
+	echo "  $out" | head -2
+	[[ "$out" == "audit log intact: "*"(seq 7.."* ]] && [[ "$out" == *"partial: begins at seq 7"* ]] || return 1
+	ref=$(/usr/bin/python3 "$(dirname "$0")/audit_reference.py" "$work/since7.jsonl" "$jwks") || return 1
+	[[ "$ref" == "intact "*" partial" ]] || return 1
+	rm -f "$work/pages.jsonl"
+	local from=1 page
+	while [ "$from" != None ]; do
+		page=$(call auditor GET "/api/audit?from_seq=$from&limit=7") || return 1
+		python3 -c 'import json,sys; d=json.loads(sys.argv[1]); [print(json.dumps(o)) for o in d["entries"] + d["checkpoints"]]; print(d["next_from_seq"], file=sys.stderr)' \
+			"${page#200 }" >> "$work/pages.jsonl" 2> "$work/next" || return 1
+		from=$(cat "$work/next")
+	done
+	"$BUILD/bin/credsign-admin" --config "$conf" audit verify --file "$work/pages.jsonl" --jwks "$jwks" | grep -q '^audit log intact' &&
+		/usr/bin/python3 "$(dirname "$0")/audit_reference.py" "$work/pages.jsonl" "$jwks" > /dev/null || return 1
+	python3 - "$work/since7.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+for l in lines:
+    if l["type"] == "entry" and l["seq"] == 9:
+        l["actor"] = "spiffe://credsign.test/someone-else"
+open(sys.argv[1], "w").write("".join(json.dumps(l) + "\n" for l in lines))
+PY
+	out=$("$BUILD/bin/credsign-admin" --config "$conf" audit verify --file "$work/since7.jsonl" --jwks "$jwks")
+	[[ "$out" == "audit log NOT intact at seq 9: "*"was modified"* ]] || { echo "  $out"; return 1; }
+}
+check "partial exports (--since, API pages put together) verify; an edit in one is caught" partial_exports
 
 # ---- fail closed: the audit write cannot finish in time ---------------------------------
 fail_closed() {
@@ -294,11 +358,34 @@ since_time() {
 check "audit export --since RFC3339" since_time
 
 # ---- retention -------------------------------------------------------------------------
+# ages are measured against the newest signed checkpoint's time, not the local clock alone
+clock_ahead_purge() {
+	# the issue's case: a copy of the store, its entries minutes old; with
+	# the clock 500 days ahead the purge used to delete them all
+	command -v faketime >/dev/null || { echo "  faketime missing (hsm-setup/install-deps)"; return 1; }
+	local c=$work/ahead.db out before
+	cp "$db" "$c"
+	sed "s|path = \"$db\"|path = \"$c\"|" "$conf" > "$work/ahead.conf"
+	before=$(sql "$c" 'SELECT count(*) FROM audit_log')
+	out=$(ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 faketime -f '+500d' \
+		"$BUILD/bin/credsign-admin" --config "$work/ahead.conf" audit purge 2>/dev/null) || { echo "  $out"; return 1; }
+	echo "$out" | sed 's/^/  /'
+	[[ "$out" == *"warning: local clock "*" days ahead of the newest signed checkpoint"* ]] &&
+		[[ "$out" == *"nothing to purge"* ]] || return 1
+	# nothing removed; the clock is on record (at the log's time, not 500 days on)
+	[ "$(sql "$c" 'SELECT count(*) FROM audit_log')" = $((before + 1)) ] &&
+		[ "$(sql "$c" "SELECT count(*) FROM audit_checkpoints WHERE kind = 'purge'")" = 0 ] &&
+		[ "$(sql "$c" "SELECT action || ':' || outcome FROM audit_log ORDER BY seq DESC LIMIT 1")" = clock.ahead:failure ] &&
+		[ "$(sql "$c" "SELECT ts < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+1 day') FROM audit_log ORDER BY seq DESC LIMIT 1")" = 1 ]
+}
+check "purge with the clock 500 days ahead removes nothing; the clock is reported and audited" clock_ahead_purge
+
 retention_purge() {
 	command -v faketime >/dev/null || { echo "  faketime missing"; return 1; }
-	# entries 500 days old: key events recorded by the admin tool in the past
-	# (the purge needs a fresh log whose oldest entries are the old ones)
-	local p=$work/purge.db out
+	# entries 500 days old (key events recorded by the admin tool in the
+	# past), then the daemon runs once (its stop checkpoint, now, is the
+	# time reference), then the purge removes the old entries and only them
+	local p=$work/purge.db out saved=$conf first
 	rm -f "$p"
 	sed "s|path = \"$db\"|path = \"$p\"|" "$conf" > "$work/purge.conf"
 	for i in 1 2 3; do
@@ -307,12 +394,23 @@ retention_purge() {
 	done
 	"$BUILD/bin/credsign-admin" --config "$work/purge.conf" key generate --label "new-1" >/dev/null || return 1
 	out=$("$BUILD/bin/credsign-admin" --config "$work/purge.conf" audit purge) || { echo "  $out"; return 1; }
-	echo "  $out"
-	[[ "$out" == "purged entries 1..3 "* ]] || return 1
-	[ "$(sql "$p" 'SELECT group_concat(seq) FROM audit_log')" = "4,5" ] || return 1   # new-1 and the purge event
-	"$BUILD/bin/credsign-admin" --config "$work/purge.conf" audit verify --jwks "$jwks" | grep -q 'intact: 2 entries'
+	[[ "$out" == "nothing to purge: no signed periodic or stop checkpoint"* ]] || { echo "  $out"; return 1; }
+	conf=$work/purge.conf
+	start_daemon || { conf=$saved; return 1; }
+	stop_daemon
+	conf=$saved
+	[ "$(sql "$p" "SELECT count(*) FROM audit_checkpoints WHERE kind = 'stop'")" = 1 ] || return 1
+	out=$("$BUILD/bin/credsign-admin" --config "$work/purge.conf" audit purge) || { echo "  $out"; return 1; }
+	echo "$out" | sed 's/^/  /'
+	[[ "$out" == *"purged entries 1..3 "*"purge checkpoint over 1..3"* ]] || return 1
+	first=$(sql "$p" 'SELECT min(seq) FROM audit_log')
+	[ "$first" = 4 ] && [ "$(sql "$p" "SELECT action FROM audit_log WHERE seq = 4")" = key.generate ] &&
+		[ "$(sql "$p" "SELECT first_seq || '..' || last_seq FROM audit_checkpoints WHERE kind = 'purge'")" = 1..3 ] || return 1
+	"$BUILD/bin/credsign-admin" --config "$work/purge.conf" audit verify --jwks "$jwks" | grep -q '^audit log intact' &&
+		"$BUILD/bin/credsign-admin" --config "$work/purge.conf" audit export > "$work/purged.jsonl" &&
+		/usr/bin/python3 "$(dirname "$0")/audit_reference.py" "$work/purged.jsonl" "$jwks" > /dev/null
 }
-check "retention purge removes only old entries behind a signed purge checkpoint; still verifies" retention_purge
+check "retention purge removes only old entries behind a signed purge checkpoint over them; still verifies" retention_purge
 
 # ---- ts along seq under concurrent requests -------------------------------------------
 concurrent_ts() {

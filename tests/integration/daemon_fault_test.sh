@@ -88,7 +88,7 @@ check "token unavailable -> 503 token_unavailable, no credential; recovers after
 # it reports it again.
 no_rng() {
 	local out
-	out=$(outage 'no-rng\nC_GenerateRandom 0x30 1\n' fips-140-3 AAAAAAAAAAAAAAAAAAAAAA)
+	out=$(outage 'no-rng\nC_GenerateRandom 0x30 1\n' dod-stig AAAAAAAAAAAAAAAAAAAAAA)
 	python3 - "$out" <<'PY' || { echo "  $out"; return 1; }
 import json, sys
 gen = json.loads(sys.argv[1])[0]
@@ -96,7 +96,7 @@ assert gen[0] == 503 and json.loads(gen[1])["error"]["code"] == "token_has_no_rn
 assert "credential" not in gen[1]
 PY
 	grep -q 'the token does not report a random number generator' "$log" &&
-		[[ "$(call ci-deployer POST /api/generate '{"preset":"fips-140-3"}')" == "200 "* ]]
+		[[ "$(call ci-deployer POST /api/generate '{"preset":"dod-stig"}')" == "200 "* ]]
 }
 check "a token that stops reporting CKF_RNG is refused from the next recovery (503 token_has_no_rng), served again when it reports it" no_rng
 

@@ -246,7 +246,13 @@ PY
 }
 for preset in $(python3 -c 'import json,sys; [print(p["name"]) for p in json.load(open(sys.argv[1]))["presets"]]' "$work/presets.json"); do
 	for ctype in $(python3 -c 'import json,sys; [print(t) for p in json.load(open(sys.argv[1]))["presets"] if p["name"] == sys.argv[2] for t in p["types"]]' "$work/presets.json" "$preset"); do
-		check "preset $preset, $ctype: certificate claims match the preset" claims_match_preset "$preset" "$ctype"
+		if [ "$(python3 -c 'import json,sys; print([p for p in json.load(open(sys.argv[1]))["presets"] if p["name"] == sys.argv[2]][0]["requires_validation"])' "$work/presets.json" "$preset")" != None ]; then
+			# the test token declares program "none"; fips_test.sh runs these on a validated one
+			check "preset $preset, $ctype: refused on a token that is not validated" expect_error ci-deployer \
+				POST /api/generate "{\"preset\":\"$preset\",\"type\":\"$ctype\"}" 422 token_not_validated
+		else
+			check "preset $preset, $ctype: certificate claims match the preset" claims_match_preset "$preset" "$ctype"
+		fi
 	done
 done
 check "a request below the preset's minimum length -> 422 naming the rule" \
@@ -293,12 +299,59 @@ check "policy for pci-dss-4,dod-stig: 15 characters, four classes, 60-day rotati
 policy_markdown() {
 	local args
 	read -r -a args <<< "$(client auditor)"
-	curl -s "${args[@]}" "$url/api/policy?standards=pci-dss-4,dod-stig&format=markdown" > "$work/policy.md" &&
+	curl -s "${args[@]}" "$url/api/policy?standards=pci-dss-4,dod-stig&format=markdown&owner=CISO" > "$work/policy.md" &&
 		grep -q '^# Credential policy' "$work/policy.md" &&
-		grep -q 'at least 15 characters. _Source: DISA GPOS SRG SRG-OS-000078' "$work/policy.md" &&
-		grep -q 'rotate at least every 60 days' "$work/policy.md"
+		grep -q '^| Policy owner | CISO |$' "$work/policy.md" &&
+		grep -q '^## 9. Approval$' "$work/policy.md" &&
+		grep -q 'at least 15 characters. _Applies to: human accounts._ _Source: DISA GPOS SRG SRG-OS-000078' "$work/policy.md" &&
+		grep -q 'rotate at least every 60 days' "$work/policy.md" &&
+		grep -q 'PCI DSS v4.0.1 8.3.4' "$work/policy.md" &&
+		grep -q 'SRG-OS-000075-GPOS-00043' "$work/policy.md"
 }
-check "policy as Markdown" policy_markdown
+check "policy as Markdown: owner from the query, approval block, added rules" policy_markdown
+# SP 800-63B-4 with fips-140-3: human accounts get no composition rules, the
+# conflict is stated per account type, and no STIG that was not chosen is cited
+policy_nist_fips() {
+	local got
+	got=$(call auditor GET '/api/policy?standards=nist-800-63b,fips-140-3')
+	[[ "$got" == "200 "* ]] || { echo "  ${got:0:300}"; return 1; }
+	python3 - "${got#200 }" <<'PY'
+import json, sys
+text = sys.argv[1]
+p = json.loads(text)
+for word in ("STIG", "DISA", "SRG-OS", "dod-stig", "PCI DSS", "45 CFR", "AICPA", "ISO/IEC"):
+    assert word not in text, word
+rules = {r["id"]: r for r in p["rules"]}
+assert rules["classes.human"]["value"] == [] and rules["classes.human"]["accounts"] == "human"
+for r in p["rules"]:
+    assert r["accounts"] == "service" or "all four classes" not in r["rule"], r
+c = {x["id"]: x for x in p["conflicts"]}["composition"]
+assert any("800-63B-4" in x for x in c["resolution"]["human"]["cites"]), c
+assert set(c["resolution"]) == {"human", "service"}, c
+assert [s["id"] for s in p["sections"]] == ["purpose", "scope", "roles", "effective", "requirements",
+                                            "conflicts", "exceptions", "review", "approval"]
+PY
+}
+check "policy nist-800-63b + fips-140-3: no classes for humans, conflict stated, no STIG cited" policy_nist_fips
+policy_html() {
+	local args
+	read -r -a args <<< "$(client auditor)"
+	curl -s -D "$work/policy.hdr" "${args[@]}" \
+		"$url/api/policy?standards=nist-800-63b,pci-dss-4&format=html&organisation=%3Cscript%3Ealert(1)%3C/script%3E&effective_date=2025-01-31" \
+		> "$work/policy.html" || return 1
+	grep -qi '^content-type: text/html; charset=utf-8' "$work/policy.hdr" &&
+		grep -qi "^content-security-policy: default-src 'none'" "$work/policy.hdr" &&
+		grep -q '^<!DOCTYPE html>' "$work/policy.html" &&
+		grep -q '@media print' "$work/policy.html" &&
+		grep -q '&lt;script&gt;alert(1)&lt;/script&gt;' "$work/policy.html" &&
+		! grep -q '<script' "$work/policy.html" &&
+		grep -q '<th>Next review</th><td>2026-01-31</td>' "$work/policy.html"
+}
+check "policy as printable HTML: escaped text, CSP, next review from the effective date" policy_html
+check "policy with an invalid effective date -> 400" \
+	expect_error auditor GET '/api/policy?standards=soc2&effective_date=2025-02-30' '' 400 invalid_field
+check "policy with a bidi control in the owner -> 400" \
+	expect_error auditor GET '/api/policy?standards=soc2&owner=a%E2%80%AEb' '' 400 invalid_field
 check "policy with an unknown standard -> 404" expect_error auditor GET '/api/policy?standards=pci-dss-4,nope' '' 404 unknown_preset
 check "policy without standards -> 400" expect_error auditor GET '/api/policy' '' 400 invalid_field
 

@@ -45,7 +45,8 @@ it_token() {
 # it_setup NAME [PKCS11_MODULE]: config, signing key, daemon started.
 # TLS_KEY/TLS_CERT override the server key and certificate; EXTRA_SERVER
 # EXTRA_TLS and EXTRA_LOG add settings to the server, tls and log groups,
-# EXTRA_CONF whole groups (e.g. audit).
+# EXTRA_CONF whole groups (e.g. audit), VALIDATION replaces the
+# pkcs11.validation group ({ program = "none"; }).
 it_setup() {
 	name=$1
 	module=${2:-$SOFTHSM}
@@ -59,6 +60,8 @@ it_setup() {
 	port=$(free_port)
 	url=https://127.0.0.1:$port
 	conf=$work/credsignd.conf
+	# the SoftHSM2 test token is not validated; VALIDATION overrides the group
+	local no_validation='{ program = "none"; }'
 	log=$work/credsignd.log
 	db=$work/data/credsign.db
 	cat > "$conf" <<CONF
@@ -69,7 +72,7 @@ tls = { cert = "${TLS_CERT:-$pki/server.pem}"; key = "${TLS_KEY:-$pki/server.key
         crl = "$pki/crl.pem"; crl_check = true; ${EXTRA_TLS:-} };
 pkcs11 = { module = "$module"; token_uri = "pkcs11:token=cstest";
            pin_file = "$TOKEN_DIR/user.pin"; signing_key = "pkcs11:token=cstest;object=it-es256-$name";
-           validation = "integration test token"; };
+           validation = ${VALIDATION:-$no_validation}; };
 store = { path = "$db"; };
 log = { level = "info"; ${EXTRA_LOG:-} };
 ${EXTRA_CONF:-}

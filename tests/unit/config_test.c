@@ -43,7 +43,8 @@ static const char *const good[] = {
 	/* 17 */ "  pin_file = \"user.pin\";",
 	/* 18 */ "  sessions = 8;",
 	/* 19 */ "  signing_key = \"pkcs11:token=credsign;object=es256\";",
-	/* 20 */ "  validation = \"FIPS 140-3 certificate #0000 (test)\";",
+	/* 20 */ "  validation = { program = \"FIPS 140-3\"; certificate = \"4745\"; module = \"Test HSM\"; "
+		 "level = 3; hardware_version = \"2.06\"; firmware_version = \"2.6\"; };",
 	/* 21 */ "};",
 	/* 22 */ "store = {",
 	/* 23 */ "  path = \"data/credsign.db\";",
@@ -62,6 +63,9 @@ typedef struct {
 	const char *setting;   /* expected setting name, NULL for syntax errors */
 	const char *reason;    /* expected substring of the reason */
 } bad_case;
+
+/* the start of a validation group that needs only its versions */
+#define V "  validation = { program = \"FIPS 140-3\"; certificate = \"4745\"; module = \"m\"; level = 3; "
 
 static const bad_case bad[] = {
 	{7, 7, "  cert == \"cert.pem\";", 7, NULL, "syntax error"},
@@ -96,7 +100,39 @@ static const bad_case bad[] = {
 	{23, 23, "  path = \"no-such-dir/credsign.db\";", 23, "store.path", "is not writable"},
 	{17, 17, "", 16, "pkcs11.pin_file", "no PIN source"},
 	{15, 15, "  module = \"/nonexistent/libpkcs11.so\";", 15, "pkcs11.module", "is not readable"},
-	{20, 20, "  validation = \"\";", 20, "pkcs11.validation", "must not be empty"},
+	/* pkcs11.validation: a checked group, never free text */
+	{20, 20, "  validation = \"FIPS 140-3 certificate #0000 (test)\";", 20, "pkcs11.validation",
+	 "free text is no longer accepted; declare the validation as a group: validation = { program = \"none\"; }"},
+	{20, 20, "  validation = \"\";", 20, "pkcs11.validation", "free text is no longer accepted"},
+	{20, 20, "  validation = { program = \"FIPS 140\"; };", 20, "pkcs11.validation.program",
+	 "must be \"FIPS 140-3\", \"FIPS 140-2\" or \"none\""},
+	{20, 20, "  validation = { certificate = \"4745\"; };", 20, "pkcs11.validation.program",
+	 "required setting missing"},
+	{20, 20, "  validation = { program = \"none\";\n certificate = \"4745\"; };", 21,
+	 "pkcs11.validation.certificate", "not allowed with program \"none\""},
+	{20, 20, V "hardware_version = \"2.6\"; };", 20, "pkcs11.validation.firmware_version",
+	 "required with program \"FIPS 140-3\""},
+	{20, 20, "  validation = { program = \"FIPS 140-2\"; module = \"m\"; level = 2; hardware_version = \"1.0\"; "
+		 "firmware_version = \"1.0\"; };", 20, "pkcs11.validation.certificate",
+	 "required with program \"FIPS 140-2\""},
+	{20, 20, V "hardware_version = \"2.6.1\"; firmware_version = \"2.6\"; };", 20,
+	 "pkcs11.validation.hardware_version", "must be MAJOR.MINOR"},
+	{20, 20, V "hardware_version = \"2.6\"; firmware_version = \"256.0\"; };", 20,
+	 "pkcs11.validation.firmware_version", "each 0..255"},
+	{20, 20, V "hardware_version = \"2.6\"; firmware_version = \"2.6\"; library_version = \"v2\"; };", 20,
+	 "pkcs11.validation.library_version", "must be MAJOR.MINOR"},
+	{20, 20, "  validation = { program = \"FIPS 140-3\"; certificate = \"4745\"; module = \"m\"; level = 5; "
+		 "hardware_version = \"2.6\"; firmware_version = \"2.6\"; };", 20, "pkcs11.validation.level",
+	 "5 is out of range 1..4"},
+	{20, 20, "  validation = { program = \"FIPS 140-3\"; certificate = \"#0000\"; module = \"m\"; level = 3; "
+		 "hardware_version = \"2.6\"; firmware_version = \"2.6\"; };", 20, "pkcs11.validation.certificate",
+	 "must be the CMVP certificate number"},
+	{20, 20, "  validation = { program = \"FIPS 140-3\"; certificate = \"0000\"; module = \"m\"; level = 3; "
+		 "hardware_version = \"2.6\"; firmware_version = \"2.6\"; };", 20, "pkcs11.validation.certificate",
+	 "must be the CMVP certificate number"},
+	{20, 20, "  validation = { program = \"none\"; colour = 1; };", 20, "pkcs11.validation.colour",
+	 "unknown setting"},
+	{29, 29, "crypto = { openssl_fips = \"yes\"; };", 29, "crypto.openssl_fips", "expected a boolean"},
 	{8, 8, "  key = \"pkcs11:token=credsign\";", 8, "tls.key", "must name the key"},
 	{29, 29, "audit = { retention_days = 30; };", 29, "audit.retention_days", "30 is out of range 365..36500"},
 	{29, 29, "audit = { readers = \"auditor\"; };", 29, "audit.readers", "expected a list of strings"},
@@ -179,6 +215,15 @@ static void test_good_file(void **state)
 	assert_string_equal(cfg->pkcs11.signing_key, "pkcs11:token=credsign;object=es256");
 	assert_int_equal(cfg->log.level, CS_LOG_DEBUG);
 	assert_int_equal(cfg->log.format, CS_LOG_JSON);
+	assert_string_equal(cfg->pkcs11.validation.program, "FIPS 140-3");
+	assert_string_equal(cfg->pkcs11.validation.certificate, "4745");
+	assert_string_equal(cfg->pkcs11.validation.module, "Test HSM");
+	assert_int_equal(cfg->pkcs11.validation.level, 3);
+	/* versions are compared as the token reports them: normalized */
+	assert_string_equal(cfg->pkcs11.validation.hardware_version, "2.6");
+	assert_string_equal(cfg->pkcs11.validation.firmware_version, "2.6");
+	assert_null(cfg->pkcs11.validation.library_version);
+	assert_false(cfg->crypto.openssl_fips);
 	cs_config_diag_free(&diag);
 	cs_config_free(cfg);
 }
@@ -206,6 +251,13 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->pkcs11.module, "softhsm2"); /* a p11-kit module name */
 	assert_int_equal(cfg->log.level, CS_LOG_INFO);
 	assert_int_equal(cfg->log.format, CS_LOG_LOGFMT);
+	/* no validation declared: the token is not validated */
+	assert_string_equal(cfg->pkcs11.validation.program, "none");
+	assert_null(cfg->pkcs11.validation.certificate);
+	assert_null(cfg->pkcs11.validation.module);
+	assert_int_equal(cfg->pkcs11.validation.level, 0);
+	assert_null(cfg->pkcs11.validation.hardware_version);
+	assert_false(cfg->crypto.openssl_fips);
 	cs_config_free(cfg);
 	cs_config_diag_free(&diag);
 }

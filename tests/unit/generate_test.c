@@ -5,7 +5,11 @@
  *   lengths; classes and run limits);
  * - rejection sampling discards bytes >= the largest multiple of the
  *   alphabet size (a deterministic byte source);
- * - every preset's output meets its rules over 10,000 draws;
+ * - every preset's output meets its rules over 10,000 draws; the class
+ *   rule holds for every type (pci-dss-4: a letter and a digit in every
+ *   api-key, hex and base64url credential), with exact entropy;
+ * - the presets cite what they are (PCI DSS v4.0.1, no blocklist claim,
+ *   practice named as practice, audit retention);
  * - chi-square tests, per position and overall, over >= 1,000,000
  *   characters: a 94-symbol set (uniform) and a class-constrained preset
  *   (against the exact expected distribution of uniform compliant strings).
@@ -235,6 +239,150 @@ static void test_every_preset_meets_its_rules(void **state)
 	assert_true(checked >= 20);
 	EVP_CIPHER_CTX_free(rng.ctx);
 	cs_wordlist_free(wl);
+	cs_presets_free(set);
+}
+
+/* The class rule holds for every type a preset allows: a password has each
+ * required class, an api-key, hex or base64url credential each required
+ * class its alphabet has; the entropy counts exactly the strings that do. */
+static void test_every_type_meets_the_class_rules(void **state)
+{
+	(void)state;
+	cs_preset_set *set = load_presets();
+	int typed = 0;
+	for (size_t i = 0; i < set->count; i++) {
+		const cs_preset *p = &set->items[i];
+		for (int t = 1; t < CS_TYPE_PASSPHRASE; t <<= 1) {
+			if (!(p->types & (unsigned)t))
+				continue;
+			cs_plan_request q = {.type = t};
+			cs_plan plan;
+			char why[256];
+			assert_int_equal(cs_preset_plan(p, NULL, &q, &plan, why, sizeof(why)), CS_OK);
+			size_t sizes[4] = {0};
+			unsigned present = 0;
+			for (const char *c = plan.charset; *c; c++) {
+				unsigned k = cs_char_class(*c);
+				present |= k;
+				sizes[k == CS_CLASS_UPPER ? 0 : k == CS_CLASS_LOWER ? 1 : k == CS_CLASS_DIGIT ? 2 : 3]++;
+			}
+			unsigned want = t == CS_TYPE_PASSWORD ? p->classes : p->classes & present;
+			if (plan.spec.classes != want)
+				fail_msg("preset %s %s: classes %u, want %u", p->name,
+					 cs_type_name((cs_cred_type)t), plan.spec.classes, want);
+			if (t == CS_TYPE_PASSWORD)
+				continue;
+			/* exact: log2 of the inclusion-exclusion count */
+			double ie = floor((double)log2l(count_compliant(sizes, want, (size_t)plan.length)) *
+					  100.0) / 100.0;
+			assert_true(fabs(plan.entropy_bits - ie) <= 0.01);
+			assert_true(plan.entropy_bits >= plan.strength_bits);
+			typed += want != 0;
+		}
+	}
+	assert_true(typed >= 12); /* pci-dss-4, hipaa, soc2, iso-27001, fips-140-3 */
+
+	/* PCI DSS v4.0.1 8.3.6, read directly: every credential of every type
+	 * pci-dss-4 allows has a letter and a digit */
+	const cs_preset *pci = cs_preset_find(set, "pci-dss-4");
+	assert_non_null(pci);
+	ctr_stream rng;
+	ctr_init(&rng, 13);
+	char out[CS_CREDENTIAL_MAX];
+	for (int t = 1; t < CS_TYPE_PASSPHRASE; t <<= 1) {
+		if (!(pci->types & (unsigned)t))
+			continue;
+		cs_plan_request q = {.type = t};
+		cs_plan plan;
+		char why[256];
+		assert_int_equal(cs_preset_plan(pci, NULL, &q, &plan, why, sizeof(why)), CS_OK);
+		for (int draw = 0; draw < 10000; draw++) {
+			assert_int_equal(cs_generate_string(&plan.spec, ctr_bytes, &rng, out, sizeof(out)), CS_OK);
+			int alpha = 0, digit = 0;
+			for (const char *c = out; *c; c++) {
+				alpha |= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
+				digit |= *c >= '0' && *c <= '9';
+			}
+			if (!alpha || !digit)
+				fail_msg("pci-dss-4 %s '%s' lacks a letter or a digit",
+					 cs_type_name((cs_cred_type)t), out);
+		}
+	}
+	/* hex is 0-9a-f: the letter class is lower; 29 characters reach 112 bits */
+	cs_plan_request qh = {.type = CS_TYPE_HEX};
+	cs_plan hex;
+	char why[256];
+	assert_int_equal(cs_preset_plan(pci, NULL, &qh, &hex, why, sizeof(why)), CS_OK);
+	assert_int_equal(hex.spec.classes, CS_CLASS_LOWER | CS_CLASS_DIGIT);
+	assert_int_equal(hex.length, 29);
+	EVP_CIPHER_CTX_free(rng.ctx);
+	cs_presets_free(set);
+}
+
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char *text = calloc(1, 1 << 20);
+	assert_non_null(text);
+	size_t n = fread(text, 1, (1 << 20) - 1, f);
+	assert_true(n > 0 && n < (1 << 20) - 1);
+	fclose(f);
+	return text;
+}
+
+/* Citations say what they are; claims are of checks that are run. */
+static void test_presets_cite_what_they_are(void **state)
+{
+	(void)state;
+	cs_preset_set *set = load_presets();
+	assert_true(set->version >= 2);
+	char *text = read_text(CREDSIGN_SOURCE_DIR "/conf/presets.conf");
+	/* PCI DSS is cited as v4.0.1 everywhere */
+	int pci = 0;
+	for (const char *c = text; (c = strstr(c, "PCI DSS v4.0")) != NULL; c += 12, pci++)
+		if (strncmp(c, "PCI DSS v4.0.1 ", 15) != 0)
+			fail_msg("not v4.0.1: %.40s", c);
+	assert_true(pci >= 10);
+	/* no blocklist check is run, so none is claimed; the basis says why */
+	assert_null(strstr(text, "blocklist check)"));
+	const cs_preset *nist = cs_preset_find(set, "nist-800-63b");
+	for (size_t i = 0; i < nist->nstandards; i++)
+		assert_null(strstr(nist->standards[i], "blocklist"));
+	assert_non_null(strstr(nist->basis, "runs no blocklist check"));
+	/* this appliance's choice is not federal practice; a schedule the text
+	 * does not set is named as practice */
+	assert_null(strstr(text, "federal practice"));
+	const cs_preset *fips = cs_preset_find(set, "fips-140-3");
+	assert_non_null(strstr(json_string_value(json_object_get(fips->cites, "length")), "this appliance's choice"));
+	assert_non_null(strstr(json_string_value(json_object_get(fips->cites, "classes")), "this appliance's choice"));
+	static const char *const practice[][2] = {{"soc2", "annual rotation is practice"},
+						  {"iso-27001", "quarterly rotation is practice"},
+						  {"hipaa", "annual rotation is practice"},
+						  {"cis-v8", "no rotation set"}};
+	for (size_t i = 0; i < sizeof(practice) / sizeof(practice[0]); i++) {
+		const cs_preset *p = cs_preset_find(set, practice[i][0]);
+		const char *cite = json_string_value(json_object_get(p->cites, "rotation"));
+		if (cite == NULL || strstr(cite, practice[i][1]) == NULL)
+			fail_msg("%s rotation cite: %s", p->name, cite != NULL ? cite : "(none)");
+	}
+	/* the db-* presets no longer claim "no escaping in connection strings
+	 * or shells" (tests/unit/dbsafe_test.c proves what they claim) */
+	assert_null(strstr(text, "needs no escaping"));
+	/* audit retention: HIPAA 6 years, PCI 12 months; the longest wins */
+	const cs_preset *hipaa = cs_preset_find(set, "hipaa"), *which = NULL;
+	assert_int_equal(hipaa->audit_retention_days, 2192);
+	assert_non_null(strstr(json_string_value(json_object_get(hipaa->cites, "retention")),
+			       "45 CFR 164.316(b)(2)(i)"));
+	assert_int_equal(cs_preset_find(set, "pci-dss-4")->audit_retention_days, 366);
+	assert_int_equal(cs_presets_audit_retention(set, &which), 2192);
+	assert_ptr_equal(which, hipaa);
+	/* part of the canonical definition, so of preset_sha256 */
+	assert_int_equal(json_integer_value(json_object_get(hipaa->definition, "audit_retention_days")), 2192);
+	assert_int_equal(json_integer_value(json_object_get(cs_preset_find(set, "soc2")->definition,
+							    "audit_retention_days")),
+			 0);
+	free(text);
 	cs_presets_free(set);
 }
 
@@ -794,6 +942,8 @@ int main(void)
 		cmocka_unit_test(test_entropy_matches_brute_force),
 		cmocka_unit_test(test_rejection_sampling_discards_high_bytes),
 		cmocka_unit_test(test_every_preset_meets_its_rules),
+		cmocka_unit_test(test_every_type_meets_the_class_rules),
+		cmocka_unit_test(test_presets_cite_what_they_are),
 		cmocka_unit_test(test_chi_square_94_symbols),
 		cmocka_unit_test(test_chi_square_class_constrained_preset),
 		cmocka_unit_test(test_biased_mapping_would_be_caught),

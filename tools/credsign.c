@@ -6,14 +6,20 @@
  *            [--prefix P] [--certify] [--format json|env|raw]
  *   credsign [CONN] cert get ID [--jws]
  *   credsign [CONN] jwks
- *   credsign [CONN] policy --standards P1,P2 [--format markdown|json]
+ *   credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]
  *   credsign verify CERT.jws --jwks FILE [--credential-file F]
+ *   credsign --version | --help
  *
+ * -v/--verbose shows the connection (TLS handshake, request line, response
+ * headers: libcurl's verbose output) on standard error; a failed
+ * connection is reported with libcurl's detail, which names the TLS alert
+ * the server sent (for example "alert certificate expired").
  * CONN: --url URL (CREDSIGN_URL), --cacert FILE (CREDSIGN_CACERT or
  * CREDSIGN_CA), --cert FILE (CREDSIGN_CERT), --key FILE (CREDSIGN_KEY).
  * TLS 1.3 with a client certificate. Exit status: 0 success, 1 failure,
  * 2 usage. The credential is printed once and wiped from memory.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +29,11 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/err.h>
 #include <openssl/hmac.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "ec_util.h"
 #include "generate.h"
@@ -34,6 +44,7 @@
 
 typedef struct {
 	const char *url, *cacert, *cert, *key;
+	int verbose;
 } conn;
 
 typedef struct {
@@ -54,6 +65,81 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
 	buffer *b = arg;
 	size_t add = size * n;
 	return cs_wiped_append(&b->data, &b->len, &b->cap, ptr, add, RESPONSE_MAX) == 0 ? add : 0;
+}
+
+/* ---- naming the TLS alert of a refused connection --------------------------------- */
+
+/* The alert the server sent, recorded by the info callback. */
+static void note_alert(const SSL *ssl, int where, int ret)
+{
+	if ((where & SSL_CB_READ_ALERT) == 0)
+		return;
+	char *out = SSL_get_app_data(ssl);
+	if (out != NULL && out[0] == '\0')
+		snprintf(out, 64, "%s", SSL_alert_desc_string_long(ret));
+}
+
+/* When a request failed during or right after the handshake, libcurl may
+ * report only "failed sending data": the server's alert raced the request
+ * and the connection was reset before libcurl read it. Connect once more
+ * with the same material, send nothing, and read: the alert arrives in
+ * order. Writes its description into alert[64]; 0 when one was read. */
+static int probe_alert(const conn *c, const char *url, char alert[64])
+{
+	alert[0] = '\0';
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL;
+	int rc = -1;
+	if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+		curl_url_cleanup(u);
+		return -1;
+	}
+	/* an IPv6 literal comes bracketed */
+	size_t hl = strlen(host);
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	BIO *bio = NULL;
+	SSL *ssl = NULL;
+	if (ctx == NULL || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    SSL_CTX_load_verify_locations(ctx, c->cacert, NULL) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1)
+		goto out;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_info_callback(ctx, note_alert);
+	char target[512];
+	snprintf(target, sizeof(target), strchr(host, ':') != NULL ? "[%s]:%s" : "%s:%s", host, port);
+	if ((bio = BIO_new_ssl_connect(ctx)) == NULL || BIO_get_ssl(bio, &ssl) != 1 || ssl == NULL)
+		goto out;
+	SSL_set_app_data(ssl, alert);
+	SSL_set_tlsext_host_name(ssl, host);
+	SSL_set1_host(ssl, host);
+	BIO_set_conn_hostname(bio, target);
+	if (BIO_do_connect(bio) == 1 && BIO_do_handshake(bio) == 1) {
+		/* TLS 1.3: the server judges our certificate after our Finished; its
+		 * verdict (an alert, or nothing and a session ticket) comes next */
+		int fd = -1;
+		BIO_get_fd(bio, &fd);
+		struct timeval tv = {5, 0};
+		if (fd >= 0)
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		char byte;
+		(void)SSL_read(ssl, &byte, 1);
+	}
+	rc = alert[0] != '\0' ? 0 : -1;
+out:
+	ERR_clear_error();
+	BIO_free_all(bio);
+	SSL_CTX_free(ctx);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return rc;
 }
 
 /* One HTTPS request; body NULL for GET. Returns the HTTP status or -1. */
@@ -79,11 +165,20 @@ static long request(const conn *c, const char *path, const char *body, buffer *o
 		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 	}
+	/* the detail (the TLS alert the server sent, the failing check) */
+	char detail[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail);
+	curl_easy_setopt(curl, CURLOPT_VERBOSE, (long)c->verbose);
 	CURLcode rc = curl_easy_perform(curl);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	else
-		fprintf(stderr, "credsign: %s: %s\n", url, curl_easy_strerror(rc));
+		fprintf(stderr, "credsign: %s: %s%s%s\n", url, curl_easy_strerror(rc), detail[0] ? ": " : "", detail);
+	char alert[64];
+	if ((rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_SSL_CONNECT_ERROR) &&
+	    strstr(detail, " alert ") == NULL && probe_alert(c, url, alert) == 0)
+		fprintf(stderr, "credsign: the server ended the TLS connection with the alert \"%s\"%s\n", alert,
+			strstr(alert, "certificate") != NULL ? ": it refused this client's certificate" : "");
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
 	return status;
@@ -440,10 +535,24 @@ static void usage(FILE *f)
 		"                [--exclude-ambiguous] [--certify] [--format json|env|raw]\n"
 		"       credsign [CONN] cert get ID [--jws]\n"
 		"       credsign [CONN] jwks\n"
-		"       credsign [CONN] policy --standards P1,P2 [--format markdown|json]\n"
+		"       credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]\n"
 		"       credsign verify CERT.jws --jwks FILE [--credential-file F]\n"
-		"CONN:  --url URL --cacert FILE --cert FILE --key FILE\n"
+		"       credsign --version | --help\n"
+		"CONN:  --url URL --cacert FILE --cert FILE --key FILE [-v|--verbose]\n"
 		"       (or CREDSIGN_URL, CREDSIGN_CACERT/CREDSIGN_CA, CREDSIGN_CERT, CREDSIGN_KEY)\n");
+}
+
+/* A whole decimal number in [lo, hi]; -1 (after a message) otherwise. */
+static int number_option(const char *name, const char *text, int lo, int hi)
+{
+	char *end = NULL;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "credsign: --%s must be a whole number from %d to %d, not '%s'\n", name, lo, hi, text);
+		return -1;
+	}
+	return (int)v;
 }
 
 static const char *env_or(const char *name, const char *fallback)
@@ -465,16 +574,17 @@ int main(int argc, char **argv)
 		{"jws", no_argument, NULL, 'j'},             {"jwks", required_argument, NULL, 'J'},
 		{"credential-file", required_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
 		{"standards", required_argument, NULL, 'T'},    {"exclude-ambiguous", no_argument, NULL, 'a'},
+		{"verbose", no_argument, NULL, 'v'},           {"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	cs_json_wiping_allocator(); /* JSON that held the credential is wiped when freed */
 	conn c = {env_or("CREDSIGN_URL", "https://127.0.0.1:8443"),
 		  env_or("CREDSIGN_CACERT", getenv("CREDSIGN_CA")), getenv("CREDSIGN_CERT"),
-		  getenv("CREDSIGN_KEY")};
+		  getenv("CREDSIGN_KEY"), 0};
 	gen_opts g = {.format = "json"};
 	const char *jwks = NULL, *credential_file = NULL, *standards = NULL;
 	int jws_only = 0, opt;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'u': c.url = optarg; break;
 		case 'A': c.cacert = optarg; break;
@@ -482,8 +592,14 @@ int main(int argc, char **argv)
 		case 'K': c.key = optarg; break;
 		case 'p': g.preset = optarg; break;
 		case 't': g.type = optarg; break;
-		case 'l': g.length = atoi(optarg); break;
-		case 's': g.strength_bits = atoi(optarg); break;
+		case 'l':
+			if ((g.length = number_option("length", optarg, 1, 4096)) < 0)
+				return 2;
+			break;
+		case 's':
+			if ((g.strength_bits = number_option("strength-bits", optarg, 1, 1024)) < 0)
+				return 2;
+			break;
 		case 'P': g.project = optarg; break;
 		case 'E': g.environment = optarg; break;
 		case 'S': g.system = optarg; break;
@@ -495,11 +611,17 @@ int main(int argc, char **argv)
 		case 'F': credential_file = optarg; break;
 		case 'T': standards = optarg; break;
 		case 'a': g.exclude_ambiguous = 1; break;
+		case 'v': c.verbose = 1; break;
+		case 'V': printf("credsign %s\n", CREDSIGN_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	int nargs = argc - optind;
+	if (nargs == 0) {
+		usage(stderr);
+		return 2;
+	}
 	const char *cmd = nargs > 0 ? argv[optind] : "";
 	if (strcmp(cmd, "verify") == 0) {
 		if (nargs != 2 || jwks == NULL) {
@@ -526,7 +648,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "policy") == 0 && nargs == 1 && standards != NULL) {
 		char path[512], *escaped = curl_easy_escape(NULL, standards, 0);
 		snprintf(path, sizeof(path), "/api/policy?standards=%s&format=%s", escaped ? escaped : "",
-			 strcmp(g.format, "json") == 0 ? "json" : "markdown");
+			 strcmp(g.format, "json") == 0 ? "json" : strcmp(g.format, "html") == 0 ? "html" : "markdown");
 		curl_free(escaped);
 		rc = cmd_get(&c, path, 0);
 	} else {

@@ -125,6 +125,23 @@ refusals_logged() {
 		grep -q 'client certificate refused.*CN=server-eku.*unsuitable certificate purpose' "$log"
 }
 check "refused client certificates are logged with subject and reason" refusals_logged
+# the client names the TLS alert the server sent, not only "failed sending data"
+client_names_alert() {
+	local err=$work/alert.err
+	if CREDSIGN_CERT=$clients/expired.pem CREDSIGN_KEY=$clients/expired.key "$BUILD/bin/credsign" jwks \
+		> /dev/null 2> "$err"; then
+		echo "  an expired certificate was served"
+		return 1
+	fi
+	grep -Eq 'alert ("|)certificate expired' "$err" || { cat "$err"; return 1; }
+}
+check "credsign reports the server's TLS alert (certificate expired)" client_names_alert
+client_usage() {
+	local out=$work/usage.out rc=0
+	"$BUILD/bin/credsign" > "$out" 2>&1 || rc=$?
+	[ "$rc" = 2 ] && grep -q '^usage: credsign' "$out" && "$BUILD/bin/credsign" --version | grep -q '^credsign [0-9]'
+}
+check "credsign without arguments prints its usage (exit 2); --version" client_usage
 
 # ---- bad requests ------------------------------------------------------------------
 check "malformed JSON -> 400 invalid_json" expect_error ci-deployer POST /api/generate '{"preset":' 400 invalid_json

@@ -18,6 +18,7 @@
 #include <p11-kit/uri.h>
 
 #include "cs_secret.h"
+#include "token.h"
 
 typedef enum {
 	K_GROUP,
@@ -42,6 +43,7 @@ typedef enum {
 	K_PROGRAM,    /* "FIPS 140-3", "FIPS 140-2" or "none" */
 	K_CMVP_CERT,  /* a CMVP certificate number: digits */
 	K_VERSION,    /* a CK_VERSION: MAJOR.MINOR, each 0..255 */
+	K_GRANTS,     /* access.grants: a list of groups (apply_grants) */
 } kind;
 
 typedef struct {
@@ -91,6 +93,7 @@ static const schema_entry schema[] = {
 	{"tls.identity_from_cn", K_BOOL, false, NULL, 0, 0, 1, F(tls.identity_from_cn)},
 	{"pkcs11", K_GROUP, true, NULL, 0, 0, 0, 0},
 	{"pkcs11.module", K_MODULE, true, NULL, 0, 0, 0, F(pkcs11.module)},
+	{"pkcs11.init_args", K_STRING, false, NULL, 0, 0, 0, F(pkcs11.init_args)},
 	{"pkcs11.token_uri", K_TOKEN_URI, true, NULL, 0, 0, 0, F(pkcs11.token_uri)},
 	{"pkcs11.pin_file", K_PIN_FILE, false, NULL, 0, 0, 0, F(pkcs11.pin_file)},
 	{"pkcs11.sessions", K_INT, false, NULL, 4, 1, 64, F(pkcs11.sessions)},
@@ -128,6 +131,8 @@ static const schema_entry schema[] = {
 	{"audit.readers", K_IDENTITY_LIST, false, NULL, 0, 0, 0, F(audit.readers)},
 	{"metrics", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"metrics.readers", K_IDENTITY_LIST, false, NULL, 0, 0, 0, F(metrics.readers)},
+	{"access", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"access.grants", K_GRANTS, false, NULL, 0, 0, 0, F(access)},
 	{"policy", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"policy.organisation", K_TEXT, false, NULL, 0, 1, CS_CONFIG_POLICY_TEXT_MAX, F(policy.organisation)},
 	{"policy.owner", K_TEXT, false, NULL, 0, 1, CS_CONFIG_POLICY_TEXT_MAX, F(policy.owner)},
@@ -509,6 +514,13 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 	case K_MODULE:
 		if (strchr(value, '/') != NULL)
 			check_file(l, s, e->path, value);
+		/* p11-kit refuses to load its proxy as a module (at start) */
+		if (cs_token_module_is_proxy(value))
+			SERR(l, s, e->path,
+			     "'%s' is p11-kit's proxy module, which p11-kit does not load as a module: "
+			     "give the registered module's name instead (p11-kit list-modules shows "
+			     "them, e.g. module = \"softhsm2\")",
+			     value);
 		break;
 	case K_KEY_SOURCE:
 		if (strncmp(value, "pkcs11:", 7) == 0)
@@ -580,7 +592,7 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 
 static bool is_string_kind(kind k)
 {
-	return k != K_GROUP && k != K_INT && k != K_BOOL && k != K_IDENTITY_LIST;
+	return k != K_GROUP && k != K_INT && k != K_BOOL && k != K_IDENTITY_LIST && k != K_GRANTS;
 }
 
 static void free_list(char **list)
@@ -617,6 +629,210 @@ static void apply_list(loader *l, const schema_entry *e, const config_setting_t 
 	*slot = list;
 }
 
+/* ---- access.grants (access.h) ------------------------------------------- */
+
+static void free_grants(cs_config *c)
+{
+	for (size_t i = 0; i < c->access.ngrants; i++) {
+		cs_config_grant *g = &c->access.grants[i];
+		free(g->identity);
+		free_list(g->projects);
+		free_list(g->environments);
+		free_list(g->presets);
+	}
+	free(c->access.grants);
+	c->access.grants = NULL;
+	c->access.ngrants = 0;
+}
+
+/* A grant's identity: exact, or a pattern whose only '*' ends it after a
+ * '/' and a non-empty prefix. NULL when fine, else the reason. */
+static const char *check_grant_identity(const char *v)
+{
+	const char *why = check_printable(v);
+	if (why != NULL)
+		return why;
+	size_t n = strlen(v);
+	if (n > 255)
+		return "too long (a client identity has at most 255 bytes)";
+	const char *star = strchr(v, '*');
+	if (star != NULL && (star != v + n - 1 || n < 3 || v[n - 2] != '/'))
+		return "'*' is allowed only as a trailing \"/*\" after a prefix (a pattern such as "
+		       "\"spiffe://example.org/ns/payments/*\")";
+	return NULL;
+}
+
+/* A grant's scope list (projects, environments, presets): non-empty, each
+ * element printable; "*" (every value) only alone. NULL after a message. */
+static char **grant_list(loader *l, const config_setting_t *m, const char *path, const char *what)
+{
+	int type = config_setting_type(m);
+	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
+		SERR(l, m, path, "expected a list of strings [ \"...\" ], got %s", type_name(type));
+		return NULL;
+	}
+	int n = config_setting_length(m);
+	if (n == 0) {
+		SERR(l, m, path, "must not be empty ([ \"*\" ] for every %s)", what);
+		return NULL;
+	}
+	char **list = calloc((size_t)n + 1, sizeof(char *));
+	if (list == NULL)
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		const char *v = config_setting_get_string(config_setting_get_elem(m, (unsigned)i));
+		const char *why = v != NULL ? check_printable(v) : "expected a string";
+		if (why == NULL && strlen(v) > 255)
+			why = "too long";
+		else if (why == NULL && strcmp(v, "*") == 0 && n > 1)
+			why = "\"*\" covers every value and must be the only element";
+		else if (why == NULL && strchr(v, '*') != NULL && strcmp(v, "*") != 0)
+			why = "'*' only stands alone (every value); there are no patterns here";
+		if (why != NULL) {
+			SERR(l, m, path, "element %d: %s", i + 1, why);
+			free_list(list);
+			return NULL;
+		}
+		if ((list[i] = strdup(v)) == NULL) {
+			free_list(list);
+			return NULL;
+		}
+	}
+	return list;
+}
+
+static const char *role_name(cs_config_role r)
+{
+	return r == CS_ROLE_GENERATOR ? "generator" : r == CS_ROLE_AUDITOR ? "auditor" : "operator";
+}
+
+/* One grant { identity; role; projects; environments; presets; rate; burst; }
+ * at access.grants.[i] (libconfig's path syntax, counting from 0). */
+static void apply_grant(loader *l, const config_setting_t *el, int i, cs_config_grant *g)
+{
+	static const char *const members[] = {"identity", "role",  "projects", "environments",
+					      "presets",  "rate",  "burst"};
+	char base[48], path[80];
+	snprintf(base, sizeof(base), "access.grants.[%d]", i);
+	if (config_setting_type(el) != CONFIG_TYPE_GROUP) {
+		SERR(l, el, base, "expected a group { identity = \"...\"; role = \"...\"; ... }, got %s",
+		     type_name(config_setting_type(el)));
+		return;
+	}
+	for (int k = 0; k < config_setting_length(el); k++) {
+		const config_setting_t *m = config_setting_get_elem(el, (unsigned)k);
+		size_t j = 0;
+		while (j < sizeof(members) / sizeof(members[0]) &&
+		       strcmp(members[j], config_setting_name(m)) != 0)
+			j++;
+		snprintf(path, sizeof(path), "%s.%s", base, config_setting_name(m));
+		if (j == sizeof(members) / sizeof(members[0]))
+			SERR(l, m, path, "unknown setting");
+	}
+	const config_setting_t *m;
+	const char *v, *why;
+	snprintf(path, sizeof(path), "%s.identity", base);
+	if ((m = config_setting_get_member(el, "identity")) == NULL)
+		SERR(l, el, path, "required setting missing");
+	else if ((v = config_setting_get_string(m)) == NULL)
+		SERR(l, m, path, "expected a string, got %s", type_name(config_setting_type(m)));
+	else if ((why = check_grant_identity(v)) != NULL)
+		SERR(l, m, path, "%s", why);
+	else
+		g->identity = strdup(v);
+
+	snprintf(path, sizeof(path), "%s.role", base);
+	if ((m = config_setting_get_member(el, "role")) == NULL) {
+		SERR(l, el, path, "required setting missing (\"generator\", \"auditor\" or \"operator\")");
+		return; /* the scope rules depend on the role */
+	}
+	v = config_setting_get_string(m);
+	for (cs_config_role r = CS_ROLE_GENERATOR; v != NULL && r <= CS_ROLE_OPERATOR; r++)
+		if (strcmp(v, role_name(r)) == 0)
+			g->role = r;
+	if (g->role == 0) {
+		SERR(l, m, path, "must be \"generator\", \"auditor\" or \"operator\"");
+		return;
+	}
+
+	/* the scope each role takes */
+	static const char *const what[] = {"project", "environment", "preset"};
+	char ***slot[] = {&g->projects, &g->environments, &g->presets};
+	for (size_t k = 0; k < 3; k++) {
+		int allowed = g->role == CS_ROLE_GENERATOR || (g->role == CS_ROLE_AUDITOR && k == 0);
+		int required = allowed && k < 2;
+		char name[16];
+		snprintf(name, sizeof(name), "%ss", what[k]);
+		snprintf(path, sizeof(path), "%s.%s", base, name);
+		m = config_setting_get_member(el, name);
+		if (m != NULL && !allowed)
+			SERR(l, m, path, "not allowed with role %s (%s)", role_name(g->role),
+			     g->role == CS_ROLE_AUDITOR ? "an auditor's scope is its projects"
+							: "an operator's rights have no scope");
+		else if (m != NULL)
+			*slot[k] = grant_list(l, m, path, what[k]);
+		else if (required)
+			SERR(l, el, path, "required with role %s ([ \"*\" ] for every %s)",
+			     role_name(g->role), what[k]);
+	}
+
+	const config_setting_t *rate = config_setting_get_member(el, "rate");
+	const config_setting_t *burst = config_setting_get_member(el, "burst");
+	snprintf(path, sizeof(path), "%s.rate", base);
+	if (rate != NULL) {
+		int t = config_setting_type(rate);
+		double r = t == CONFIG_TYPE_FLOAT ? config_setting_get_float(rate)
+			   : (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+				   ? (double)config_setting_get_int64(rate)
+				   : -1.0;
+		if (t != CONFIG_TYPE_FLOAT && t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+			SERR(l, rate, path, "expected a number (requests per second), got %s", type_name(t));
+		else if (!(r > 0.0 && r <= CS_CONFIG_RATE_MAX))
+			SERR(l, rate, path, "%g is out of range: more than 0, at most %d requests per second",
+			     r, CS_CONFIG_RATE_MAX);
+		else
+			g->rate = r;
+	}
+	snprintf(path, sizeof(path), "%s.burst", base);
+	if (burst != NULL) {
+		int t = config_setting_type(burst);
+		long long b = config_setting_get_int64(burst);
+		if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+			SERR(l, burst, path, "expected an integer, got %s", type_name(t));
+		else if (b < 1 || b > CS_CONFIG_BURST_MAX)
+			SERR(l, burst, path, "%lld is out of range 1..%d", b, CS_CONFIG_BURST_MAX);
+		else if (rate == NULL)
+			SERR(l, burst, path, "requires rate (the requests per second that refill it)");
+		else
+			g->burst = (int)b;
+	} else if (g->rate > 0.0) {
+		/* one second's worth of requests, at least one */
+		g->burst = (int)g->rate;
+		if (g->burst < g->rate || g->burst < 1)
+			g->burst++;
+	}
+}
+
+static void apply_grants(loader *l, const config_setting_t *s)
+{
+	int type = config_setting_type(s);
+	free_grants(l->cfg);
+	if (type != CONFIG_TYPE_LIST) {
+		SERR(l, s, "access.grants",
+		     "expected a list of groups ( { identity = \"...\"; role = \"...\"; ... }, ... ), got %s",
+		     type_name(type));
+		return;
+	}
+	int n = config_setting_length(s);
+	if (n == 0)
+		return;
+	if ((l->cfg->access.grants = calloc((size_t)n, sizeof(cs_config_grant))) == NULL)
+		return;
+	l->cfg->access.ngrants = (size_t)n;
+	for (int i = 0; i < n; i++)
+		apply_grant(l, config_setting_get_elem(s, (unsigned)i), i, &l->cfg->access.grants[i]);
+}
+
 static void apply_setting(loader *l, const schema_entry *e, const config_setting_t *s)
 {
 	int type = config_setting_type(s);
@@ -639,6 +855,8 @@ static void apply_setting(loader *l, const schema_entry *e, const config_setting
 		*(bool *)((char *)l->cfg + e->offset) = config_setting_get_bool(s) != 0;
 	} else if (e->kind == K_IDENTITY_LIST) {
 		apply_list(l, e, s);
+	} else if (e->kind == K_GRANTS) {
+		apply_grants(l, s);
 	} else if (is_string_kind(e->kind)) {
 		if (type != CONFIG_TYPE_STRING) {
 			SERR(l, s, e->path, "expected a string, got %s", type_name(type));
@@ -761,11 +979,14 @@ static void check_cross(loader *l, config_t *lc)
 	const config_setting_t *s;
 	if (c->tls.crl_check && c->tls.crl == NULL && (s = config_lookup(lc, "tls.crl_check")) != NULL)
 		SERR(l, s, "tls.crl_check", "requires tls.crl");
-	if (c->pkcs11.token_uri != NULL && c->pkcs11.pin_file == NULL &&
-	    strstr(c->pkcs11.token_uri, "pin-source=") == NULL &&
-	    (s = config_lookup(lc, "pkcs11.token_uri")) != NULL)
-		SERR(l, s, "pkcs11.pin_file",
-		     "no PIN source: set pkcs11.pin_file or pin-source in the token URI");
+	/* no PIN source is fine for a token that needs no login: the token's
+	 * CKF_LOGIN_REQUIRED decides at start */
+	if (c->pkcs11.init_args != NULL && c->pkcs11.module != NULL &&
+	    strchr(c->pkcs11.module, '/') == NULL && (s = config_lookup(lc, "pkcs11.init_args")) != NULL)
+		SERR(l, s, "pkcs11.init_args",
+		     "only for a module given by path; the p11-kit module '%s' takes its arguments "
+		     "from x-init-reserved in its p11-kit configuration",
+		     c->pkcs11.module);
 	check_validation(l, lc);
 }
 
@@ -846,6 +1067,7 @@ void cs_config_free(cs_config *c)
 			free(*(char **)((char *)c + schema[i].offset));
 		else if (schema[i].kind == K_IDENTITY_LIST)
 			free_list(*(char ***)((char *)c + schema[i].offset));
+	free_grants(c);
 	free(c->file);
 	free(c);
 }
@@ -856,4 +1078,24 @@ void cs_config_diag_free(cs_config_diag *diag)
 		free(diag->messages[i]);
 	free(diag->messages);
 	memset(diag, 0, sizeof(*diag));
+}
+
+void cs_config_where(const cs_config *cfg, const char *path, char *buf, size_t len)
+{
+	config_t lc;
+	char *dir = dir_of(cfg->file);
+	const config_setting_t *s = NULL;
+	config_init(&lc);
+	if (dir != NULL)
+		config_set_include_dir(&lc, dir);
+	if (dir != NULL && config_read_file(&lc, cfg->file) == CONFIG_TRUE)
+		s = config_lookup(&lc, path);
+	const char *file = s != NULL ? config_setting_source_file(s) : NULL;
+	if (s != NULL && config_setting_source_line(s) > 0)
+		snprintf(buf, len, "%s:%u", file != NULL ? file : cfg->file,
+			 (unsigned)config_setting_source_line(s));
+	else
+		snprintf(buf, len, "%s", cfg->file);
+	config_destroy(&lc);
+	free(dir);
 }

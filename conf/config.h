@@ -27,6 +27,22 @@
 #include "cs_error.h"
 #include "cs_log.h"
 
+/* access.grants: one grant of a role to an identity, within a scope
+ * (access.h decides with them). Lists are NULL-terminated; "*" alone in a
+ * list covers every value. */
+typedef enum { CS_ROLE_GENERATOR = 1, CS_ROLE_AUDITOR, CS_ROLE_OPERATOR } cs_config_role;
+typedef struct {
+	char *identity; /* exact, or a pattern ending in slash-asterisk (a prefix) */
+	cs_config_role role;
+	char **projects;     /* generator, auditor: required */
+	char **environments; /* generator: required; NULL otherwise */
+	char **presets;      /* generator: optional, NULL = any preset */
+	double rate;         /* requests per second; 0: no limit */
+	int burst;           /* token bucket size; 0 without rate */
+} cs_config_grant;
+#define CS_CONFIG_RATE_MAX 100000
+#define CS_CONFIG_BURST_MAX 100000
+
 typedef struct {
 	char *file; /* absolute path of the loaded file */
 	struct {
@@ -58,8 +74,13 @@ typedef struct {
 	} tls;
 	struct {
 		char *module;
+		/* CK_C_INITIALIZE_ARGS.pReserved for a module given by path; NULL
+		 * when unset (refused with a module given by p11-kit name) */
+		char *init_args;
 		char *token_uri;
-		char *pin_file; /* NULL when the token URI has pin-source */
+		/* NULL when the token URI has pin-source, or the token needs no
+		 * login (checked at start against CKF_LOGIN_REQUIRED) */
+		char *pin_file;
 		int sessions;
 		char *signing_key; /* pkcs11: URI of the ES256 key */
 		/* pkcs11.validation: what the operator declares the token to be
@@ -94,11 +115,20 @@ typedef struct {
 		int retention_days;
 		int refusal_summary_seconds; /* unverified TLS refusals: one entry per source, reason and interval */
 		bool syslog;
-		char **readers; /* identities allowed to read the audit log; NULL-terminated */
+		/* identities allowed to read the audit log; NULL-terminated.
+		 * Superseded by access.grants (role auditor): to be refused once the
+		 * API decides by cs_access_decide (access.h) */
+		char **readers;
 	} audit;
 	struct {
-		char **readers; /* identities allowed to read GET /metrics; NULL-terminated */
+		/* identities allowed to read GET /metrics; NULL-terminated.
+		 * Superseded by access.grants (role operator), like audit.readers */
+		char **readers;
 	} metrics;
+	struct { /* access.grants: who may do what (access.h); none: everyone refused */
+		cs_config_grant *grants;
+		size_t ngrants;
+	} access;
 	struct { /* GET /api/policy: the organisation's part (policy.h); NULL when unset */
 		char *organisation, *owner, *version; /* CS_CONFIG_POLICY_TEXT_MAX characters */
 		char *scope;                           /* CS_CONFIG_POLICY_SCOPE_MAX characters */
@@ -123,6 +153,12 @@ void cs_config_diag_free(cs_config_diag *diag);
 /* Append a copy of msg (dropped only if memory runs out). Also used by the
  * preset loader, which reports in the same format. */
 void cs_config_diag_add(cs_config_diag *diag, const char *msg);
+/* Where a loaded configuration sets `path` ("pkcs11.signing_key"): "FILE:LINE"
+ * (the file that sets it, an @include'd one included) into buf[len], or
+ * "FILE" when the setting is not in the file (a default). For messages
+ * about a setting found wrong after loading (credsignd --check-config
+ * against the token and the TLS material); reads the file again. */
+void cs_config_where(const cs_config *cfg, const char *path, char *buf, size_t len);
 
 /* A calendar date "YYYY-MM-DD" that exists (no 2025-02-29)? Used for
  * policy.effective_date and the effective_date of GET /api/policy. */

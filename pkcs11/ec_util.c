@@ -6,10 +6,56 @@
 #include <openssl/asn1.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/param_build.h>
 
 /* OBJECT IDENTIFIER 1.2.840.10045.3.1.7 (prime256v1) */
 const uint8_t cs_p256_ec_params[10] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+
+/* A curve named in a PrintableString: the names OpenSSL knows for a
+ * group ("prime256v1", "P-256"), and the SEC 2 name it does not. */
+static int named_p256(const ASN1_STRING *name)
+{
+	char text[64];
+	int n = ASN1_STRING_length(name);
+	if (n <= 0 || (size_t)n >= sizeof(text) || memchr(ASN1_STRING_get0_data(name), '\0', (size_t)n))
+		return 0;
+	memcpy(text, ASN1_STRING_get0_data(name), (size_t)n);
+	text[n] = '\0';
+	if (strcmp(text, "secp256r1") == 0)
+		return 1;
+	OSSL_PARAM params[2] = {OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, text, 0),
+				OSSL_PARAM_construct_end()};
+	EC_GROUP *g = EC_GROUP_new_from_params(params, NULL, NULL);
+	int p256 = g != NULL && EC_GROUP_get_curve_name(g) == NID_X9_62_prime256v1;
+	EC_GROUP_free(g);
+	return p256;
+}
+
+cs_err cs_ec_params_is_p256(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	int p256 = 0;
+	if (der == NULL || len == 0 || len > 4096)
+		return CS_E_KEY_TYPE;
+	ERR_set_mark(); /* a value that does not parse is an answer, not an error */
+	if (der[0] == V_ASN1_PRINTABLESTRING) {
+		ASN1_PRINTABLESTRING *name = d2i_ASN1_PRINTABLESTRING(NULL, &p, (long)len);
+		p256 = name != NULL && p == der + len && named_p256(name);
+		ASN1_PRINTABLESTRING_free(name);
+	} else {
+		/* the OID or explicit parameters (ECPKParameters) */
+		EC_GROUP *g = d2i_ECPKParameters(NULL, &p, (long)len);
+		EC_GROUP *want = g != NULL ? EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1) : NULL;
+		p256 = g != NULL && want != NULL && p == der + len &&
+		       (EC_GROUP_get_curve_name(g) == NID_X9_62_prime256v1 || EC_GROUP_cmp(g, want, NULL) == 0);
+		EC_GROUP_free(want);
+		EC_GROUP_free(g);
+	}
+	ERR_pop_to_mark();
+	return p256 ? CS_OK : CS_E_KEY_TYPE;
+}
 
 static cs_err pkey_from_point(const uint8_t *point, size_t len, EVP_PKEY **out)
 {

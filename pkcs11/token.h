@@ -7,9 +7,12 @@
  * session crosses it, so it can later be served by a separate key process
  * over a socket without changing callers.
  *
- * The implementation (token_p11.c) loads the module through p11-kit, selects
+ * The implementation (token_p11.c) loads the module through p11-kit (with
+ * the configured C_Initialize arguments for a module given by path), selects
  * the token by an RFC 7512 URI, logs in as user with a PIN read from an
- * owner-only file at each login (and wiped right after C_Login), and runs
+ * owner-only file at each login (and wiped right after C_Login) when the
+ * token says CKF_LOGIN_REQUIRED (a token that needs no login needs no PIN
+ * source), and runs
  * every operation on a session from a bounded, thread-safe pool. When the
  * token fails in a way a fresh session or a re-initialised module may cure
  * (a closed/invalid session, a removed/absent token, a device or general
@@ -54,13 +57,26 @@ typedef struct {
 	/* RFC 7512 URI selecting exactly one initialized token; may carry
 	 * pin-source=file:PATH. pin-value is refused. */
 	const char *token_uri;
-	/* PIN file used when the URI has no pin-source; NULL for none. */
+	/* PIN file used when the URI has no pin-source; NULL for none (a
+	 * token that needs no login). A token with CKF_LOGIN_REQUIRED, no PIN
+	 * source and no protected authentication path fails to open with
+	 * CS_E_PIN_SOURCE (logged, naming pkcs11.pin_file). */
 	const char *pin_file;
 	/* Maximum number of concurrent sessions (1..CS_TOKEN_POOL_MAX). */
 	unsigned pool_size;
 	/* Open read/write sessions (needed to create token objects). */
 	int read_write;
+	/* CK_C_INITIALIZE_ARGS.pReserved for a module given by path (some
+	 * modules take their configuration there); NULL for none. Given at
+	 * every C_Initialize, re-initialisations included. Refused with a
+	 * module given by name (p11-kit passes its x-init-reserved). */
+	const char *init_args;
 } cs_token_params;
+
+/* Is `module` p11-kit's proxy module (p11-kit-proxy.so by path or name,
+ * or a link to libp11-kit.so)? p11-kit refuses to load it as a module;
+ * the configuration names the registered module instead. */
+int cs_token_module_is_proxy(const char *module);
 
 typedef struct {
 	/* CK_TOKEN_INFO, blank padding removed */
@@ -129,8 +145,48 @@ cs_err cs_key_ref_from_uri(const char *uri, cs_key_ref *out);
 cs_err cs_token_find_key(cs_token *token, const cs_key_ref *query, cs_key_ref *found);
 /* Generate a P-256 key pair in the token: CKA_TOKEN, CKA_PRIVATE and
  * CKA_SENSITIVE true, CKA_EXTRACTABLE false. The id is 16 bytes from the
- * token's RNG. Fails with CS_E_KEY_EXISTS if the label is taken. */
+ * token's RNG; a token that refuses the template with
+ * CKR_ATTRIBUTE_VALUE_INVALID or CKR_TEMPLATE_INCONSISTENT (some HSMs keep
+ * only a few bytes of CKA_ID) is asked again with 8, 4 and 2 bytes (logged);
+ * an id another object has is never used. Fails with CS_E_KEY_EXISTS if the
+ * label is taken. */
 cs_err cs_token_generate_p256(cs_token *token, const char *label, cs_key_ref *out);
+/* The same with the caller's CKA_ID (1..CS_KEY_ID_MAX bytes; id NULL: as
+ * above). CS_E_KEY_EXISTS when an object has that id; CS_E_INVALID_ARG
+ * (logged with the length) when the token refuses it. */
+cs_err cs_token_generate_p256_id(cs_token *token, const char *label, const uint8_t *id,
+				 size_t id_len, cs_key_ref *out);
+
+/* ---- mechanisms ------------------------------------------------------------
+ * What credsign needs of the token's mechanisms, checked with
+ * C_GetMechanismList and C_GetMechanismInfo: listed, with the flag of the
+ * use, and key sizes that include 256 bits (a token reporting EC sizes in
+ * bytes, 32, is accepted; 0..0, "not reported", too). */
+enum {
+	CS_TOKEN_NEEDS_SIGN = 1,     /* CKM_ECDSA with CKF_SIGN: credsignd, signing */
+	CS_TOKEN_NEEDS_GENERATE = 2, /* CKM_EC_KEY_PAIR_GEN with CKF_GENERATE_KEY_PAIR */
+};
+#define CS_TOKEN_MECHANISMS 2
+
+typedef struct {
+	const char *name;    /* "CKM_ECDSA" */
+	unsigned long type;  /* CKM_* */
+	unsigned needs;      /* the CS_TOKEN_NEEDS_* it serves */
+	int listed;          /* in C_GetMechanismList */
+	unsigned long flags; /* CK_MECHANISM_INFO flags; 0 when not listed */
+	unsigned long min_key_size, max_key_size;
+	/* "" when usable; else why not, naming the mechanism, e.g.
+	 * "token lacks CKM_ECDSA (sign)" */
+	char problem[128];
+} cs_token_mechanism;
+
+/* The mechanisms credsign uses, as the token reports them, in the order
+ * CKM_ECDSA, CKM_EC_KEY_PAIR_GEN. */
+cs_err cs_token_mechanisms(cs_token *token, cs_token_mechanism out[CS_TOKEN_MECHANISMS]);
+/* Check the mechanisms `needs` (CS_TOKEN_NEEDS_*) asks for: CS_OK, or
+ * CS_E_MECHANISM with the first problem in why (not logged: the caller
+ * reports it). */
+cs_err cs_token_check_mechanisms(cs_token *token, unsigned needs, char *why, size_t why_size);
 /* The key's public half (from CKA_EC_POINT) as an OpenSSL key. */
 cs_err cs_token_public_key(cs_token *token, const cs_key_ref *key, EVP_PKEY **out);
 /* ECDSA P-256 signature (CKM_ECDSA) of a SHA-256 digest computed by the

@@ -58,6 +58,7 @@ struct cs_token {
 	int fl_loaded;                 /* fl was loaded and initialized: release on close */
 	P11KitUri *uri;
 	char *pin_path;
+	char *init_args; /* CK_C_INITIALIZE_ARGS.pReserved (path modules); NULL for none */
 	int read_write;
 
 	/* Serialises key searches with C_CopyObject. Some modules, SoftHSM2
@@ -125,6 +126,10 @@ cs_err tok_select_slot(cs_token *t, CK_SLOT_ID *slot, CK_FLAGS *flags);
  * Caller holds the lock. */
 void tok_note_flags_locked(cs_token *t, CK_FLAGS flags);
 cs_err tok_parse_uri(const char *text, P11KitUri **out);
+/* C_Initialize of the module: with t->init_args as pReserved when set,
+ * else as p11-kit initialises it (a registered module gets its
+ * x-init-reserved). Every initialisation goes through here. */
+CK_RV tok_module_initialize(cs_token *t);
 /* Log a failed C_* call at debug level and map its CK_RV. */
 cs_err tok_ckr_fail(cs_token *t, const char *fn, CK_RV rv);
 /* Copy a blank-padded PKCS#11 string into a NUL-terminated buffer. */

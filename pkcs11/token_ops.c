@@ -2,6 +2,7 @@
  * token_ops: the operations of token.h, each run on a pooled session through
  * tok_run() so that session loss is recovered in one place.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,10 +227,11 @@ static CK_RV read_ref(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, cs
 	return CKR_OK;
 }
 
-/* Check CKA_EC_PARAMS names P-256. */
+/* Check CKA_EC_PARAMS names P-256, in whichever form the token keeps it
+ * (cs_ec_params_is_p256; explicit P-256 parameters take 250 bytes). */
 static CK_RV check_p256(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, cs_err *err)
 {
-	uint8_t params[64];
+	uint8_t params[512];
 	CK_ATTRIBUTE a = {CKA_EC_PARAMS, params, sizeof(params)};
 	CK_RV rv = t->call->C_GetAttributeValue(h, obj, &a, 1);
 	if (rv == CKR_BUFFER_TOO_SMALL || rv == CKR_ATTRIBUTE_TYPE_INVALID) {
@@ -238,8 +240,7 @@ static CK_RV check_p256(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, 
 	}
 	if (rv != CKR_OK)
 		return rv;
-	if (a.ulValueLen != sizeof(cs_p256_ec_params) ||
-	    memcmp(params, cs_p256_ec_params, sizeof(cs_p256_ec_params)) != 0)
+	if (a.ulValueLen > sizeof(params) || cs_ec_params_is_p256(params, a.ulValueLen) != CS_OK)
 		*err = CS_E_KEY_TYPE;
 	return CKR_OK;
 }
@@ -420,6 +421,9 @@ static CK_RV sign_once(cs_token *t, tok_session *s, CK_OBJECT_HANDLE priv, struc
 	uint8_t out[132];
 	CK_ULONG out_len = sizeof(out);
 	CK_RV rv = t->call->C_SignInit(s->handle, &mech, priv);
+	if (rv == CKR_MECHANISM_INVALID)
+		cs_log_error("the token refused CKM_ECDSA (CKR_MECHANISM_INVALID): it lacks the "
+			     "mechanism credsign signs with");
 	if (rv != CKR_OK)
 		return rv;
 	rv = t->call->C_Sign(s->handle, (CK_BYTE_PTR)a->digest, 32, out, &out_len);
@@ -462,8 +466,15 @@ cs_err cs_token_sign_es256(cs_token *t, const cs_key_ref *key, const uint8_t dig
 
 /* ---- key generation -------------------------------------------------------- */
 
+/* CKA_ID lengths tried in turn when credsign chooses the id: some HSMs keep
+ * only a few bytes (16-bit object ids) and refuse longer ones. */
+static const size_t id_lengths[] = {16, 8, 4, 2};
+#define ID_DRAWS 8 /* random ids drawn per length before giving up on collisions */
+
 struct gen_arg {
 	const char *label;
+	const uint8_t *id; /* the caller's id, or NULL: chosen here */
+	size_t id_len;
 	cs_key_ref *out;
 };
 
@@ -487,6 +498,80 @@ static CK_RV check_private_flags(cs_token *t, tok_session *s, CK_OBJECT_HANDLE p
 	return CKR_OK;
 }
 
+/* Does any object (of any class) carry this CKA_ID? */
+static CK_RV id_taken(cs_token *t, tok_session *s, const uint8_t *id, size_t id_len, int *taken)
+{
+	CK_OBJECT_HANDLE found[1];
+	CK_ULONG n = 0;
+	CK_ATTRIBUTE tmpl = {CKA_ID, (void *)id, (CK_ULONG)id_len};
+	*taken = 0;
+	CK_RV rv = t->call->C_FindObjectsInit(s->handle, &tmpl, 1);
+	if (rv != CKR_OK)
+		return rv;
+	rv = t->call->C_FindObjects(s->handle, found, 1, &n);
+	CK_RV rv2 = t->call->C_FindObjectsFinal(s->handle);
+	*taken = n > 0;
+	return rv != CKR_OK ? rv : rv2;
+}
+
+/* A fresh id of id_len bytes from the token's RNG that no object has. */
+static CK_RV draw_free_id(cs_token *t, tok_session *s, cs_key_ref *ref, size_t id_len, cs_err *err)
+{
+	for (int i = 0; i < ID_DRAWS; i++) {
+		int taken = 0;
+		CK_RV rv = t->call->C_GenerateRandom(s->handle, ref->id, (CK_ULONG)id_len);
+		if (rv == CKR_OK)
+			rv = id_taken(t, s, ref->id, id_len, &taken);
+		if (rv != CKR_OK)
+			return rv;
+		if (!taken) {
+			ref->id_len = id_len;
+			return CKR_OK;
+		}
+	}
+	cs_log_error("%d random %zu-byte key ids were all taken in the token", ID_DRAWS, id_len);
+	*err = CS_E_KEY_EXISTS;
+	return CKR_OK;
+}
+
+static CK_RV generate_pair(cs_token *t, tok_session *s, const cs_key_ref *ref, CK_OBJECT_HANDLE *pub,
+			   CK_OBJECT_HANDLE *priv)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG label_len = strlen(ref->label);
+	CK_ATTRIBUTE pub_tmpl[] = {
+		{CKA_TOKEN, &yes, sizeof(yes)},
+		{CKA_PRIVATE, &no, sizeof(no)},
+		{CKA_VERIFY, &yes, sizeof(yes)},
+		{CKA_EC_PARAMS, (void *)cs_p256_ec_params, sizeof(cs_p256_ec_params)},
+		{CKA_LABEL, (void *)ref->label, label_len},
+		{CKA_ID, (void *)ref->id, ref->id_len},
+	};
+	CK_ATTRIBUTE priv_tmpl[] = {
+		{CKA_TOKEN, &yes, sizeof(yes)},
+		{CKA_PRIVATE, &yes, sizeof(yes)},
+		{CKA_SENSITIVE, &yes, sizeof(yes)},
+		{CKA_EXTRACTABLE, &no, sizeof(no)},
+		{CKA_SIGN, &yes, sizeof(yes)},
+		{CKA_DERIVE, &no, sizeof(no)},
+		{CKA_LABEL, (void *)ref->label, label_len},
+		{CKA_ID, (void *)ref->id, ref->id_len},
+	};
+	CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+	CK_RV rv = t->call->C_GenerateKeyPair(s->handle, &mech, pub_tmpl,
+					      sizeof(pub_tmpl) / sizeof(pub_tmpl[0]), priv_tmpl,
+					      sizeof(priv_tmpl) / sizeof(priv_tmpl[0]), pub, priv);
+	if (rv == CKR_MECHANISM_INVALID)
+		cs_log_error("the token refused CKM_EC_KEY_PAIR_GEN (CKR_MECHANISM_INVALID): it lacks "
+			     "the mechanism credsign generates keys with");
+	return rv;
+}
+
+static int id_refused(CK_RV rv)
+{
+	return rv == CKR_ATTRIBUTE_VALUE_INVALID || rv == CKR_TEMPLATE_INCONSISTENT;
+}
+
 static CK_RV op_generate(cs_token *t, tok_session *s, void *arg, cs_err *err)
 {
 	struct gen_arg *a = arg;
@@ -502,34 +587,45 @@ static CK_RV op_generate(cs_token *t, tok_session *s, void *arg, cs_err *err)
 		*err = CS_E_KEY_EXISTS;
 		return CKR_OK;
 	}
-	ref.id_len = 16;
-	if ((rv = t->call->C_GenerateRandom(s->handle, ref.id, (CK_ULONG)ref.id_len)) != CKR_OK)
-		return rv;
-
-	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	CK_ULONG label_len = strlen(ref.label);
-	CK_ATTRIBUTE pub_tmpl[] = {
-		{CKA_TOKEN, &yes, sizeof(yes)},
-		{CKA_PRIVATE, &no, sizeof(no)},
-		{CKA_VERIFY, &yes, sizeof(yes)},
-		{CKA_EC_PARAMS, (void *)cs_p256_ec_params, sizeof(cs_p256_ec_params)},
-		{CKA_LABEL, ref.label, label_len},
-		{CKA_ID, ref.id, ref.id_len},
-	};
-	CK_ATTRIBUTE priv_tmpl[] = {
-		{CKA_TOKEN, &yes, sizeof(yes)},
-		{CKA_PRIVATE, &yes, sizeof(yes)},
-		{CKA_SENSITIVE, &yes, sizeof(yes)},
-		{CKA_EXTRACTABLE, &no, sizeof(no)},
-		{CKA_SIGN, &yes, sizeof(yes)},
-		{CKA_DERIVE, &no, sizeof(no)},
-		{CKA_LABEL, ref.label, label_len},
-		{CKA_ID, ref.id, ref.id_len},
-	};
-	CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
-	rv = t->call->C_GenerateKeyPair(s->handle, &mech, pub_tmpl,
-				      sizeof(pub_tmpl) / sizeof(pub_tmpl[0]), priv_tmpl,
-				      sizeof(priv_tmpl) / sizeof(priv_tmpl[0]), &pub, &priv);
+	if (a->id != NULL) { /* the caller's id: used as given, or refused */
+		int taken = 0;
+		memcpy(ref.id, a->id, a->id_len);
+		ref.id_len = a->id_len;
+		if ((rv = id_taken(t, s, ref.id, ref.id_len, &taken)) != CKR_OK)
+			return rv;
+		if (taken) {
+			cs_log_error("an object with this CKA_ID (%zu bytes) exists in the token", ref.id_len);
+			*err = CS_E_KEY_EXISTS;
+			return CKR_OK;
+		}
+		rv = generate_pair(t, s, &ref, &pub, &priv);
+		if (id_refused(rv)) {
+			cs_log_error("the token refused the key with a %zu-byte CKA_ID (%s); tokens that "
+				     "keep short ids need a shorter --id, or none (credsign then tries %zu, "
+				     "%zu, %zu and %zu bytes)",
+				     ref.id_len, cs_ckr_name(rv), id_lengths[0], id_lengths[1], id_lengths[2],
+				     id_lengths[3]);
+			*err = CS_E_INVALID_ARG;
+			return CKR_OK;
+		}
+	} else {
+		for (size_t i = 0; i < sizeof(id_lengths) / sizeof(id_lengths[0]); i++) {
+			if ((rv = draw_free_id(t, s, &ref, id_lengths[i], err)) != CKR_OK || *err != CS_OK)
+				return rv;
+			rv = generate_pair(t, s, &ref, &pub, &priv);
+			if (!id_refused(rv))
+				break;
+			if (i + 1 < sizeof(id_lengths) / sizeof(id_lengths[0]))
+				cs_log_warn("the token refused the key with a %zu-byte CKA_ID (%s); trying "
+					    "%zu bytes",
+					    id_lengths[i], cs_ckr_name(rv), id_lengths[i + 1]);
+			else
+				cs_log_error("the token refused the key template with a CKA_ID of %zu, "
+					     "%zu, %zu and %zu bytes (%s)",
+					     id_lengths[0], id_lengths[1], id_lengths[2], id_lengths[3],
+					     cs_ckr_name(rv));
+		}
+	}
 	if (rv != CKR_OK)
 		return rv;
 	if ((rv = check_private_flags(t, s, priv, err)) != CKR_OK || *err != CS_OK) {
@@ -541,14 +637,135 @@ static CK_RV op_generate(cs_token *t, tok_session *s, void *arg, cs_err *err)
 	return CKR_OK;
 }
 
-cs_err cs_token_generate_p256(cs_token *t, const char *label, cs_key_ref *out)
+cs_err cs_token_generate_p256_id(cs_token *t, const char *label, const uint8_t *id, size_t id_len,
+				 cs_key_ref *out)
 {
 	if (t == NULL || label == NULL || out == NULL || label[0] == '\0' ||
-	    strlen(label) > CS_KEY_LABEL_MAX)
+	    strlen(label) > CS_KEY_LABEL_MAX || (id != NULL && (id_len == 0 || id_len > CS_KEY_ID_MAX)))
 		return CS_E_INVALID_ARG;
 	if (!t->read_write)
 		return CS_E_TOKEN_READ_ONLY;
-	struct gen_arg a = {label, out};
+	struct gen_arg a = {label, id, id_len, out};
 	memset(out, 0, sizeof(*out));
 	return tok_run(t, op_generate, &a);
+}
+
+cs_err cs_token_generate_p256(cs_token *t, const char *label, cs_key_ref *out)
+{
+	return cs_token_generate_p256_id(t, label, NULL, 0, out);
+}
+
+/* ---- mechanisms ------------------------------------------------------------ */
+
+static const struct {
+	CK_MECHANISM_TYPE type;
+	const char *name;
+	unsigned needs;
+	CK_FLAGS flag;
+	const char *use; /* what the flag allows, as the problem names it */
+} wanted[CS_TOKEN_MECHANISMS] = {
+	{CKM_ECDSA, "CKM_ECDSA", CS_TOKEN_NEEDS_SIGN, CKF_SIGN, "sign"},
+	{CKM_EC_KEY_PAIR_GEN, "CKM_EC_KEY_PAIR_GEN", CS_TOKEN_NEEDS_GENERATE, CKF_GENERATE_KEY_PAIR,
+	 "generate key pair"},
+};
+
+/* EC key sizes are the field size in bits; some tokens report bytes;
+ * 0..0 says nothing. */
+static int covers_p256(CK_ULONG min, CK_ULONG max)
+{
+	if (min == 0 && max == 0)
+		return 1;
+	if (min <= 256 && 256 <= max)
+		return 1;
+	return max <= 66 && min <= 32 && 32 <= max; /* bytes: P-521 is 66 */
+}
+
+static CK_RV op_mechanisms(cs_token *t, tok_session *s, void *arg, cs_err *err)
+{
+	cs_token_mechanism *out = arg;
+	CK_ULONG count = 0;
+	CK_MECHANISM_TYPE *list = NULL;
+	CK_RV rv = t->call->C_GetMechanismList(s->slot, NULL, &count);
+	/* a token that does not list its mechanisms is asked for each one */
+	int unlisted = rv == CKR_FUNCTION_NOT_SUPPORTED;
+	if (unlisted)
+		count = 0;
+	else if (rv != CKR_OK)
+		return rv;
+	/* one spare element: p11-kit-client.so before 0.25.0 reads one past
+	 * the list when it drops mechanisms its protocol does not carry
+	 * (p11-kit commit 8fd7fc5) */
+	if (count > 0 && (list = calloc(count + 1, sizeof(*list))) == NULL) {
+		*err = CS_E_NOMEM;
+		return CKR_OK;
+	}
+	if (count > 0 && (rv = t->call->C_GetMechanismList(s->slot, list, &count)) != CKR_OK) {
+		free(list);
+		return rv;
+	}
+	for (size_t i = 0; i < CS_TOKEN_MECHANISMS; i++) {
+		cs_token_mechanism *m = &out[i];
+		memset(m, 0, sizeof(*m));
+		m->name = wanted[i].name;
+		m->type = wanted[i].type;
+		m->needs = wanted[i].needs;
+		m->listed = unlisted;
+		for (CK_ULONG j = 0; j < count && !m->listed; j++)
+			m->listed = list[j] == wanted[i].type;
+		CK_MECHANISM_INFO info;
+		memset(&info, 0, sizeof(info));
+		if (m->listed) {
+			rv = t->call->C_GetMechanismInfo(s->slot, wanted[i].type, &info);
+			if (rv == CKR_MECHANISM_INVALID) {
+				m->listed = 0; /* listed, then denied: not there */
+			} else if (rv == CKR_FUNCTION_NOT_SUPPORTED && unlisted) {
+				/* the token tells nothing: not checked, not refused */
+				cs_log_warn("the token reports no mechanisms; %s not checked", m->name);
+				info.flags = wanted[i].flag;
+			} else if (rv != CKR_OK) {
+				break;
+			}
+			rv = CKR_OK;
+		}
+		m->flags = info.flags;
+		m->min_key_size = info.ulMinKeySize;
+		m->max_key_size = info.ulMaxKeySize;
+		if (!m->listed)
+			snprintf(m->problem, sizeof(m->problem), "token lacks %s (%s)", m->name, wanted[i].use);
+		else if (!(info.flags & wanted[i].flag))
+			snprintf(m->problem, sizeof(m->problem),
+				 "token lacks %s (%s): the mechanism is listed without that use", m->name,
+				 wanted[i].use);
+		else if (!covers_p256(info.ulMinKeySize, info.ulMaxKeySize))
+			snprintf(m->problem, sizeof(m->problem),
+				 "token lacks %s (%s) for P-256: key sizes %lu..%lu do not include 256 bits",
+				 m->name, wanted[i].use, (unsigned long)info.ulMinKeySize,
+				 (unsigned long)info.ulMaxKeySize);
+	}
+	free(list);
+	return rv;
+}
+
+cs_err cs_token_mechanisms(cs_token *t, cs_token_mechanism out[CS_TOKEN_MECHANISMS])
+{
+	if (t == NULL || out == NULL)
+		return CS_E_INVALID_ARG;
+	return tok_run(t, op_mechanisms, out);
+}
+
+cs_err cs_token_check_mechanisms(cs_token *t, unsigned needs, char *why, size_t why_size)
+{
+	cs_token_mechanism m[CS_TOKEN_MECHANISMS];
+	if (why_size > 0)
+		why[0] = '\0';
+	cs_err r = cs_token_mechanisms(t, m);
+	if (r != CS_OK)
+		return r;
+	for (size_t i = 0; i < CS_TOKEN_MECHANISMS; i++) {
+		if ((m[i].needs & needs) && m[i].problem[0] != '\0') {
+			snprintf(why, why_size, "%s", m[i].problem);
+			return CS_E_MECHANISM;
+		}
+	}
+	return CS_OK;
 }

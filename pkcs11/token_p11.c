@@ -80,19 +80,73 @@ static cs_err pin_path_from(P11KitUri *uri, const char *configured, char **out)
 
 /* ---- module and slot ----------------------------------------------------- */
 
+static int is_proxy_name(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	base = base != NULL ? base + 1 : path;
+	return strncmp(base, "p11-kit-proxy", 13) == 0 || strncmp(base, "libp11-kit.so", 13) == 0;
+}
+
+int cs_token_module_is_proxy(const char *module)
+{
+	if (module == NULL)
+		return 0;
+	if (is_proxy_name(module)) /* also as a name: it is never a registered module */
+		return 1;
+	if (strchr(module, '/') == NULL)
+		return 0;
+	char *real = realpath(module, NULL); /* p11-kit-proxy.so is a link to libp11-kit.so */
+	int proxy = real != NULL && is_proxy_name(real);
+	free(real);
+	return proxy;
+}
+
+CK_RV tok_module_initialize(cs_token *t)
+{
+	if (t->init_args == NULL)
+		return p11_kit_module_initialize(t->fl);
+	/* p11-kit's managed module hands these to the module unchanged */
+	CK_C_INITIALIZE_ARGS args;
+	memset(&args, 0, sizeof(args));
+	args.flags = CKF_OS_LOCKING_OK;
+	args.pReserved = t->init_args;
+	return t->fl->C_Initialize(&args);
+}
+
+static void log_initialize_failure(const cs_token *t, const char *module, CK_RV rv)
+{
+	const char *hint = "";
+	if (rv == CKR_ARGUMENTS_BAD && t->init_args == NULL && t->registered == NULL)
+		hint = "; the module may need initialisation arguments: set pkcs11.init_args "
+		       "(CK_C_INITIALIZE_ARGS.pReserved) as its documentation says";
+	else if (rv == CKR_ARGUMENTS_BAD && t->init_args != NULL)
+		hint = "; the module refused pkcs11.init_args";
+	else if (rv == CKR_ARGUMENTS_BAD)
+		hint = "; the module may need initialisation arguments: x-init-reserved in its "
+		       "p11-kit module file";
+	cs_log_error("C_Initialize of %s: %s (%s)%s", module, cs_ckr_name(rv), cs_ckr_message(rv), hint);
+}
+
 static cs_err load_module(cs_token *t, const char *module)
 {
 	if (module == NULL || module[0] == '\0')
 		return CS_E_INVALID_ARG;
+	if (cs_token_module_is_proxy(module)) {
+		cs_log_error("%s is p11-kit's proxy module, which p11-kit does not load as a "
+			     "module: set pkcs11.module to the registered module's name "
+			     "(p11-kit list-modules shows them)",
+			     module);
+		return CS_E_MODULE_LOAD;
+	}
 	if (strchr(module, '/') != NULL) {
 		t->fl = p11_kit_module_load(module, 0);
 		if (t->fl == NULL) {
 			cs_log_error("cannot load PKCS#11 module %s: %s", module, p11_kit_message());
 			return CS_E_MODULE_LOAD;
 		}
-		CK_RV rv = p11_kit_module_initialize(t->fl);
+		CK_RV rv = tok_module_initialize(t);
 		if (rv != CKR_OK) {
-			cs_log_error("C_Initialize of %s: %s", module, cs_ckr_name(rv));
+			log_initialize_failure(t, module, rv);
 			p11_kit_module_release(t->fl);
 			t->fl = NULL;
 			return CS_E_MODULE_INIT;
@@ -100,6 +154,12 @@ static cs_err load_module(cs_token *t, const char *module)
 		t->fl_loaded = 1;
 		t->call = cs_token_meter_wrap(t->fl);
 		return CS_OK;
+	}
+	if (t->init_args != NULL) {
+		cs_log_error("pkcs11.init_args is for a module given by path; the p11-kit module "
+			     "'%s' takes x-init-reserved in its p11-kit configuration",
+			     module);
+		return CS_E_INVALID_ARG;
 	}
 	/* a module registered in p11-kit's configuration, by name: load the
 	 * registered list but initialize only the one we use */
@@ -113,9 +173,9 @@ static cs_err load_module(cs_token *t, const char *module)
 		cs_log_error("no p11-kit module named '%s'", module);
 		return CS_E_MODULE_LOAD;
 	}
-	CK_RV rv = p11_kit_module_initialize(t->fl);
+	CK_RV rv = tok_module_initialize(t);
 	if (rv != CKR_OK) {
-		cs_log_error("C_Initialize of module '%s': %s", module, cs_ckr_name(rv));
+		log_initialize_failure(t, module, rv);
 		t->fl = NULL;
 		return CS_E_MODULE_INIT;
 	}
@@ -241,8 +301,12 @@ static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h, CK_FLAGS flags)
 	if (flags & CKF_PROTECTED_AUTHENTICATION_PATH && t->pin_path == NULL) {
 		rv = t->call->C_Login(h, CKU_USER, NULL, 0);
 	} else {
-		if (t->pin_path == NULL)
+		if (t->pin_path == NULL) {
+			cs_log_error("the token requires a login (CKF_LOGIN_REQUIRED) and no PIN source "
+				     "is configured: set pkcs11.pin_file, or pin-source=file:PATH in "
+				     "pkcs11.token_uri");
 			return CS_E_PIN_SOURCE;
+		}
 		if ((r = cs_secret_read_file(t->pin_path, pin, sizeof(pin), &pin_len)) != CS_OK)
 			return r;
 		rv = t->call->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)pin_len);
@@ -330,7 +394,7 @@ static void after_fork(cs_token *t)
 	/* another parent thread may have held it at fork */
 	pthread_mutex_init(&t->objects_lock, NULL);
 	ERR_set_mark();
-	CK_RV rv = p11_kit_module_initialize(t->fl);
+	CK_RV rv = tok_module_initialize(t);
 	ERR_pop_to_mark();
 	t->module_ready = rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
 	if (!t->module_ready)
@@ -494,7 +558,7 @@ static cs_err pool_reinit(cs_token *t)
 	ERR_set_mark();
 	if (was_ready)
 		(void)p11_kit_module_finalize(t->fl);
-	CK_RV rv = p11_kit_module_initialize(t->fl);
+	CK_RV rv = tok_module_initialize(t); /* with pkcs11.init_args, as at start */
 	ERR_pop_to_mark();
 	int ready = rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
 	CK_SLOT_ID slot = 0;
@@ -632,6 +696,10 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 		r = CS_E_NOMEM;
 		goto fail;
 	}
+	if (params->init_args != NULL && (t->init_args = strdup(params->init_args)) == NULL) {
+		r = CS_E_NOMEM;
+		goto fail;
+	}
 	if ((r = tok_parse_uri(params->token_uri, &t->uri)) != CS_OK)
 		goto fail;
 	if ((r = pin_path_from(t->uri, params->pin_file, &t->pin_path)) != CS_OK)
@@ -680,6 +748,7 @@ void cs_token_close(cs_token *t)
 	if (t->uri != NULL)
 		p11_kit_uri_free(t->uri);
 	free(t->pin_path);
+	free(t->init_args);
 	free(t->sessions);
 	pthread_cond_destroy(&t->cond);
 	pthread_mutex_destroy(&t->lock);

@@ -963,7 +963,8 @@ static json_t *credential_claim(const cs_app *app, const cs_generate_input *g, c
 	const cs_plan *p = &g->plan;
 	json_t *cred = json_pack("{s:s, s:i, s:f, s:s, s:{s:s, s:s, s:s}}", "type",
 				 cs_type_name(p->type), "length", p->length, "entropy_bits",
-				 p->entropy_bits, "entropy_method", "whole-candidate-rejection",
+				 p->entropy_bits, "entropy_method",
+				 p->type == CS_TYPE_PASSPHRASE ? "uniform-words" : "whole-candidate-rejection",
 				 "commitment", "alg", "HMAC-SHA-256", "salt", salt, "value", commitment);
 	if (cred == NULL)
 		return NULL;
@@ -993,8 +994,8 @@ static json_t *credential_claim(const cs_app *app, const cs_generate_input *g, c
 }
 
 /* The claims known at generation time, stored with the session. */
-static json_t *session_claims(cs_app *app, const cs_generate_input *g, json_t *cred, const cs_peer *peer,
-			      const char *session_id, const char *generated_at)
+static json_t *session_claims(json_t *entropy_source, const cs_generate_input *g, json_t *cred,
+			      const cs_peer *peer, const char *session_id, const char *generated_at)
 {
 	json_t *standards = json_array();
 	for (size_t i = 0; i < g->preset->nstandards; i++)
@@ -1003,7 +1004,7 @@ static json_t *session_claims(cs_app *app, const cs_generate_input *g, json_t *c
 		"{s:s, s:i, s:s, s:o, s:i, s:o, s:O, s:{s:s, s:s}, s:s?, s:s?, s:s?, s:s, s:s}", "preset",
 		g->preset->name, "preset_version", g->preset->version, "preset_sha256", g->preset->sha256,
 		"standards", standards, "strength_bits", g->plan.strength_bits, "credential", cred,
-		"entropy_source", app->entropy_source, "subject", "identity", peer->identity,
+		"entropy_source", entropy_source, "subject", "identity", peer->identity,
 		"cert_sha256", peer->cert_sha256, "project", g->project, "environment", g->environment,
 		"system", g->system, "generation_session_id", session_id, "generated_at", generated_at);
 }
@@ -1054,7 +1055,7 @@ static void handle_generate(api_call *req, cs_app *app, const cs_peer *peer)
 	char credential[CS_CREDENTIAL_MAX * 12], session_id[ID_CHARS + 1], generated_at[32];
 	uint8_t salt[SALT_BYTES], id_raw[ID_BYTES];
 	char *salt_b64 = NULL, *commitment = NULL, *claims_text = NULL;
-	json_t *claims = NULL;
+	json_t *claims = NULL, *entropy_source = NULL;
 	cs_err r;
 	/* the request's randomness: one draw (see generate_random_bytes),
 	 * sliced; wiped at the end */
@@ -1067,17 +1068,25 @@ static void handle_generate(api_call *req, cs_app *app, const cs_peer *peer)
 		send_api_error(req, &err);
 		return;
 	}
-	/* validation checked at start (cs_app_describe_token), never assumed */
-	if (!cs_validation_meets(app->validated_program, g.preset->requires_validation)) {
-		const char *why = app->validation_problem[0] ? app->validation_problem
-				  : app->validated_program != NULL
-					  ? "it is validated under FIPS 140-2 only"
-					  : "pkcs11.validation declares program \"none\"";
+	/* the token as described now (again after a recovery of the pool), and
+	 * its validation as checked then: never assumed */
+	const char *validated_program = NULL;
+	char problem[sizeof(app->validation_problem)];
+	if ((entropy_source = cs_app_entropy_source(app, &validated_program, problem, sizeof(problem))) == NULL) {
+		send_cs_error(req, CS_E_TOKEN_UNAVAILABLE, "describing the token");
+		cs_generate_input_free(&g);
+		return;
+	}
+	if (!cs_validation_meets(validated_program, g.preset->requires_validation)) {
+		const char *why = problem[0] ? problem
+				  : validated_program != NULL ? "it is validated under FIPS 140-2 only"
+							      : "pkcs11.validation declares program \"none\"";
 		set_error(&err, 422, "token_not_validated",
 			  "preset '%s' requires a token validated under %s; this token is not: %s",
 			  g.preset->name, g.preset->requires_validation, why);
 		send_api_error(req, &err);
 		cs_generate_input_free(&g);
+		json_decref(entropy_source);
 		return;
 	}
 	if ((r = cs_random_buffer_fill(&rnd, generate_random_bytes(app, &g))) != CS_OK ||
@@ -1096,7 +1105,7 @@ static void handle_generate(api_call *req, cs_app *app, const cs_peer *peer)
 		goto out;
 	}
 	json_t *cred = credential_claim(app, &g, salt_b64, commitment);
-	claims = cred != NULL ? session_claims(app, &g, cred, peer, session_id, generated_at) : NULL;
+	claims = cred != NULL ? session_claims(entropy_source, &g, cred, peer, session_id, generated_at) : NULL;
 	claims_text = claims != NULL ? json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12))
 				     : NULL;
 	if (claims_text == NULL) {
@@ -1137,6 +1146,7 @@ out:
 	free(commitment);
 	free(claims_text);
 	json_decref(claims);
+	json_decref(entropy_source);
 	cs_generate_input_free(&g);
 }
 
@@ -1418,7 +1428,7 @@ static void handle_audit_checkpoint(api_call *req, cs_store *store)
 {
 	char *jws = NULL;
 	json_t *header = NULL, *claims = NULL;
-	cs_err r = cs_store_checkpoint_latest(store, &jws);
+	cs_err r = cs_audit_newest_checkpoint(store, &jws); /* the one to keep */
 	if (r != CS_OK) {
 		send_cs_error(req, r, "audit checkpoint");
 		return;
@@ -1632,8 +1642,8 @@ static int check_token_version(json_t *checked, const char *name, const char *co
 	return match;
 }
 
-cs_err cs_app_validation_claim(const cs_config *cfg, const cs_token_info *info, json_t **claim,
-			       char *problem, size_t cap)
+cs_err cs_app_validation_claim(const cs_config *cfg, const cs_token_info *info, const char *today,
+			       json_t **claim, char *problem, size_t cap)
 {
 	const char *program =
 		cfg->pkcs11.validation.program != NULL ? cfg->pkcs11.validation.program : "none";
@@ -1652,6 +1662,12 @@ cs_err cs_app_validation_claim(const cs_config *cfg, const cs_token_info *info, 
 		ok &= check_token_version(checked, "library_version", lib, info->module_major,
 					  info->module_minor, problem, cap);
 	}
+	if (ok && strcmp(program, "FIPS 140-2") == 0 && strcmp(today, CS_FIPS_140_2_SUNSET) > 0) {
+		ok = 0;
+		snprintf(problem, cap,
+			 "FIPS 140-2 validations are historical since their sunset on " CS_FIPS_140_2_SUNSET
+			 " (the CMVP's historical list): not an active validation");
+	}
 	/* s? is null when unset (program "none") */
 	*claim = json_pack("{s:b, s:s, s:s?, s:s?, s:o, s:o}", "validated", ok, "program", program,
 			   "certificate", cfg->pkcs11.validation.certificate, "module",
@@ -1661,46 +1677,125 @@ cs_err cs_app_validation_claim(const cs_config *cfg, const cs_token_info *info, 
 	return *claim != NULL ? CS_OK : CS_E_NOMEM;
 }
 
-cs_err cs_app_describe_token(cs_app *app)
+/* Build the entropy_source claim from what the token reports now; sets
+ * *validated_program and problem[320]. Logs nothing. */
+static cs_err describe(cs_app *app, const cs_token_info *info, json_t **claim, const char **validated_program,
+		       char problem[320])
 {
-	cs_token_info info;
-	cs_err r = cs_token_get_info(app->token, &info);
+	json_t *validation = NULL;
+	char version[16], hw[16], fw[16], today[11];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(today, sizeof(today), "%Y-%m-%d", &tm);
+	cs_err r = cs_app_validation_claim(app->cfg, info, today, &validation, problem, 320);
 	if (r != CS_OK)
 		return r;
-	json_t *validation = NULL;
-	if ((r = cs_app_validation_claim(app->cfg, &info, &validation, app->validation_problem,
-					 sizeof(app->validation_problem))) != CS_OK)
-		return r;
-	char version[16], hw[16], fw[16];
-	snprintf(version, sizeof(version), "%u.%u", info.module_major, info.module_minor);
-	snprintf(hw, sizeof(hw), "%u.%u", info.hw_major, info.hw_minor);
-	snprintf(fw, sizeof(fw), "%u.%u", info.fw_major, info.fw_minor);
+	snprintf(version, sizeof(version), "%u.%u", info->module_major, info->module_minor);
+	snprintf(hw, sizeof(hw), "%u.%u", info->hw_major, info->hw_minor);
+	snprintf(fw, sizeof(fw), "%u.%u", info->fw_major, info->fw_minor);
+	const char *program = app->cfg->pkcs11.validation.program;
 	int validated = json_is_true(json_object_get(validation, "validated"));
-	app->validated_program = validated ? app->cfg->pkcs11.validation.program : NULL;
+	*validated_program = validated ? program : NULL;
 	/* what the token and module report, as they report it (through a proxy
-	 * or network HSM client: the remote token's, and the client library's) */
-	app->entropy_source = json_pack(
-		"{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b, s:s, s:s}, s:{s:s, s:s, s:s}, s:o}", "interface",
-		"PKCS#11", "function", "C_GenerateRandom", "token", "label", info.label, "manufacturer",
-		info.manufacturer, "model", info.model, "serial", info.serial, "rng",
-		(info.flags & CKF_RNG) != 0, "hardware_version", hw, "firmware_version", fw, "module",
-		"description", info.module_description, "manufacturer", info.module_manufacturer, "version",
-		version, "validation", validation);
-	if (app->entropy_source == NULL)
-		return CS_E_NOMEM;
+	 * or network HSM client: the remote token's, and the client library's);
+	 * software: where the commitment, hashes and TLS ran (OpenSSL, outside
+	 * the token's boundary), and with which provider */
+	*claim = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b, s:s, s:s}, s:{s:s, s:s, s:s}, s:o, "
+			   "s:{s:s, s:s}}",
+			   "interface", "PKCS#11", "function", "C_GenerateRandom", "token", "label", info->label,
+			   "manufacturer", info->manufacturer, "model", info->model, "serial", info->serial, "rng",
+			   (info->flags & CKF_RNG) != 0, "hardware_version", hw, "firmware_version", fw, "module",
+			   "description", info->module_description, "manufacturer", info->module_manufacturer,
+			   "version", version, "validation", validation, "software", "library",
+			   OpenSSL_version(OPENSSL_VERSION), "provider",
+			   app->cfg->crypto.openssl_fips ? "fips" : "default");
+	return *claim != NULL ? CS_OK : CS_E_NOMEM;
+}
+
+static void log_validation(const cs_app *app, const cs_token_info *info, const char *validated_program,
+			   const char *problem)
+{
 	const cs_config *c = app->cfg;
-	if (validated)
-		cs_log_info("token validated: %s certificate #%s, module \"%s\", level %d; the token "
-			    "reports hardware %s, firmware %s, library %s as configured",
+	if (validated_program != NULL)
+		cs_log_info("token validated: %s certificate #%s, module \"%s\", level %d; the token reports "
+			    "hardware %u.%u and firmware %u.%u%s as configured",
 			    c->pkcs11.validation.program, c->pkcs11.validation.certificate,
-			    c->pkcs11.validation.module, c->pkcs11.validation.level, hw, fw, version);
-	else if (app->validation_problem[0] != '\0')
-		cs_log_error("pkcs11.validation (%s certificate #%s) does not match the token: %s; the "
-			     "token counts as not validated and presets that require validation are refused",
-			     c->pkcs11.validation.program, c->pkcs11.validation.certificate,
-			     app->validation_problem);
+			    c->pkcs11.validation.module, c->pkcs11.validation.level, info->hw_major,
+			    info->hw_minor, info->fw_major, info->fw_minor,
+			    c->pkcs11.validation.library_version != NULL ? ", and the library version" : "");
+	else if (problem[0] != '\0')
+		cs_log_error("pkcs11.validation (%s certificate #%s) does not hold: %s; the token counts as not "
+			     "validated and presets that require validation are refused",
+			     c->pkcs11.validation.program, c->pkcs11.validation.certificate, problem);
 	else
 		cs_log_info("token not declared validated (pkcs11.validation program \"none\"): presets "
 			    "that require validation are refused");
+}
+
+cs_err cs_app_describe_token(cs_app *app)
+{
+	cs_token_info info;
+	unsigned long recoveries = cs_token_recoveries(app->token);
+	cs_err r = cs_token_get_info(app->token, &info);
+	if (r != CS_OK)
+		return r;
+	if ((r = describe(app, &info, &app->entropy_source, &app->validated_program, app->validation_problem)) !=
+	    CS_OK)
+		return r;
+	pthread_mutex_init(&app->token_lock, NULL);
+	app->described_recoveries = recoveries;
+	snprintf(app->described_serial, sizeof(app->described_serial), "%s", info.serial);
+	log_validation(app, &info, app->validated_program, app->validation_problem);
 	return CS_OK;
+}
+
+/* Describe the token again after the pool recovered; the caller holds
+ * token_lock. A changed description replaces the old one, logged and
+ * audited; on failure the old one stays (the next request tries again). */
+static void redescribe(cs_app *app, unsigned long recoveries)
+{
+	cs_token_info info;
+	json_t *claim = NULL;
+	const char *program = NULL;
+	char problem[320];
+	if (cs_token_get_info(app->token, &info) != CS_OK ||
+	    describe(app, &info, &claim, &program, problem) != CS_OK)
+		return;
+	app->described_recoveries = recoveries;
+	if (json_equal(claim, app->entropy_source)) {
+		json_decref(claim);
+		return;
+	}
+	int replaced = strcmp(info.serial, app->described_serial) != 0;
+	cs_log_warn("the token's description changed after the pool recovered%s%s%s; certificates from now "
+		    "on record the new one",
+		    replaced ? " (serial " : "", replaced ? app->described_serial : "",
+		    replaced ? " before): a different token" : "");
+	log_validation(app, &info, program, problem);
+	char object[96];
+	snprintf(object, sizeof(object), "serial %s", info.serial);
+	cs_audit_entry e = {.actor = "system", .role = "system", .action = "token.changed",
+			    .object = object, .outcome = program != NULL || problem[0] == '\0' ? "success" : "failure",
+			    .error_code = program == NULL && problem[0] != '\0' ? "validation_mismatch" : NULL};
+	if (cs_audit_record(app->audit, app->ledger, &e) != CS_OK)
+		cs_log_error("the token change could not be audited");
+	json_decref(app->entropy_source);
+	app->entropy_source = claim;
+	app->validated_program = program;
+	memcpy(app->validation_problem, problem, sizeof(problem));
+	snprintf(app->described_serial, sizeof(app->described_serial), "%s", info.serial);
+}
+
+json_t *cs_app_entropy_source(cs_app *app, const char **validated_program, char *problem, size_t cap)
+{
+	unsigned long recoveries = cs_token_recoveries(app->token);
+	pthread_mutex_lock(&app->token_lock);
+	if (recoveries != app->described_recoveries)
+		redescribe(app, recoveries);
+	json_t *claim = json_incref(app->entropy_source);
+	*validated_program = app->validated_program;
+	snprintf(problem, cap, "%s", app->validation_problem);
+	pthread_mutex_unlock(&app->token_lock);
+	return claim;
 }

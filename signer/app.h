@@ -6,6 +6,7 @@
 #ifndef CS_APP_H
 #define CS_APP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include <jansson.h>
@@ -27,7 +28,15 @@ typedef struct {
 	cs_preset_set *presets;
 	cs_wordlist *wordlist; /* passphrases */
 	cs_signer *signer;
-	json_t *entropy_source; /* the certificate's entropy_source claim */
+	/* the certificate's entropy_source claim, validated_program and
+	 * validation_problem below: read through cs_app_entropy_source (under
+	 * token_lock), which describes the token again after the pool
+	 * recovered (a module re-initialised may find another token: a network
+	 * HSM's partner, a replaced unit) */
+	json_t *entropy_source;
+	pthread_mutex_t token_lock;
+	unsigned long described_recoveries; /* cs_token_recoveries when described */
+	char described_serial[17];          /* the token's serial then */
 	/* pkcs11.validation as checked at start (cs_app_describe_token): the
 	 * program the token counts as validated under ("FIPS 140-3" or
 	 * "FIPS 140-2"), or NULL when it does not (program "none", or versions
@@ -47,8 +56,16 @@ typedef struct {
 
 /* Build the entropy_source claim from the token and configuration, and
  * check pkcs11.validation against the token: sets entropy_source,
- * validated_program and validation_problem, and logs the outcome. */
+ * validated_program and validation_problem, and logs the outcome. At
+ * start (token_lock initialised here); cs_app_entropy_source does it
+ * again after every recovery of the pool. */
 cs_err cs_app_describe_token(cs_app *app);
+/* The entropy_source claim as of now (a new reference) and what
+ * validation holds (program or NULL, and why not into problem[cap]):
+ * when the pool recovered since the token was last described, it is
+ * described again, and a change of the token (serial, versions,
+ * validation) is logged and audited (token.changed). NULL on failure. */
+json_t *cs_app_entropy_source(cs_app *app, const char **validated_program, char *problem, size_t cap);
 
 /* The entropy_source.validation claim for a token that reports `info`:
  * {"validated", "program", "certificate", "module", "level",
@@ -56,10 +73,14 @@ cs_err cs_app_describe_token(cs_app *app);
  * is each of hardware_version, firmware_version (CK_TOKEN_INFO) and
  * library_version (CK_INFO) the configuration sets. validated is true only
  * when a program other than "none" is configured and every configured
- * version equals the token's. problem[cap] gets why not when a program was
- * configured ("" otherwise). Pure: no token call, no log. */
-cs_err cs_app_validation_claim(const cs_config *cfg, const cs_token_info *info, json_t **claim,
-			       char *problem, size_t cap) __attribute__((warn_unused_result));
+ * version equals the token's, and, for "FIPS 140-2", today (YYYY-MM-DD)
+ * is not after the sunset of FIPS 140-2 validations (2026-09-21: they are
+ * historical since, no longer active). problem[cap] gets why not when a
+ * program was configured ("" otherwise). Pure: no token call, no clock,
+ * no log. */
+#define CS_FIPS_140_2_SUNSET "2026-09-21"
+cs_err cs_app_validation_claim(const cs_config *cfg, const cs_token_info *info, const char *today,
+			       json_t **claim, char *problem, size_t cap) __attribute__((warn_unused_result));
 
 /* Whether a token validated under `validated` (NULL: not validated) meets a
  * preset's requires_validation (NULL: no requirement). FIPS 140-3 meets

@@ -124,23 +124,29 @@ static int export_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[3
 	return 0;
 }
 
+/* A checkpoint of the export (cs_store_checkpoints_range calls it): the
+ * base (the purge checkpoint ending at x->base), or a periodic or stop
+ * one; with cover_only, only the first of those, then stop. */
+typedef struct {
+	export_ctx *x;
+	int base;       /* the base, not the others */
+	int cover_only; /* the first one covering the last entry exported */
+} cp_pick;
+
 static int export_checkpoint(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
 			     const char *node, const char *kind, const char *jws)
 {
-	export_ctx *x = arg;
-	int is_purge = strcmp(kind, "purge") == 0;
-	/* the range starts at the first entry exported, or where it would have */
-	int64_t from = x->count > 0 ? x->first : x->walked + 1;
-	int wanted = is_purge ? last == x->base
-			      : last >= from && (x->count == 0 || last <= x->last || !x->more);
-	if (!wanted)
+	cp_pick *p = arg;
+	if ((strcmp(kind, "purge") == 0) != p->base)
 		return 0;
+	if (p->cover_only && first > p->x->last)
+		return 1; /* a checkpoint ends at the last entry: none covers it past the page */
 	json_t *j = cs_audit_checkpoint_json(first, last, head, ts, node, kind, jws);
-	if (j == NULL || x->fn(x->arg, j) != 0) {
-		x->failed = 1;
+	if (j == NULL || p->x->fn(p->x->arg, j) != 0) {
+		p->x->failed = 1;
 		return 1;
 	}
-	return 0;
+	return p->base || p->cover_only; /* one base; one checkpoint over the last entry */
 }
 
 cs_err cs_audit_export(cs_store *store, int64_t from_seq, const char *since_ts, int64_t limit,
@@ -159,10 +165,21 @@ cs_err cs_audit_export(cs_store *store, int64_t from_seq, const char *since_ts, 
 		x.base = 0;
 		r = CS_OK;
 	}
-	if (r == CS_OK)
-		r = cs_store_audit_each(store, from_seq, 0, export_entry, &x);
+	cp_pick base = {.x = &x, .base = 1}, others = {.x = &x}, cover = {.x = &x, .cover_only = 1};
+	if (r == CS_OK && x.base > 0)
+		r = cs_store_checkpoints_range(store, x.base, x.base, export_checkpoint, &base);
 	if (r == CS_OK && !x.failed)
-		r = cs_store_checkpoints_each(store, export_checkpoint, &x);
+		r = cs_store_audit_each(store, from_seq, 0, export_entry, &x);
+	/* the range starts at the first entry exported, or where it would have */
+	int64_t from = x.count > 0 ? x.first : x.walked + 1;
+	if (r == CS_OK && !x.failed)
+		/* cut short by the limit: those ending inside; else also those past
+		 * the last entry (only a truncated log has them) */
+		r = cs_store_checkpoints_range(store, from, x.more ? x.last : INT64_MAX, export_checkpoint,
+					       &others);
+	if (r == CS_OK && !x.failed && x.more)
+		/* and the first one over the last entry, ending past the page */
+		r = cs_store_checkpoints_range(store, x.last + 1, INT64_MAX, export_checkpoint, &cover);
 	cs_store_read_end(store);
 	if (r == CS_OK && x.failed)
 		r = CS_E_STORE;
@@ -278,4 +295,148 @@ cs_err cs_audit_record(cs_audit *a, cs_ledger *ledger, cs_audit_entry *e)
 	}
 	cs_audit_committed(a, ledger, e);
 	return CS_OK;
+}
+
+/* ---- the clock against the log ----------------------------------------------------- */
+
+typedef struct {
+	char ts[32];
+	int64_t first, last;
+} newest_checkpoint;
+
+static int keep_latest_time(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
+			    const char *node, const char *kind, const char *jws)
+{
+	(void)head;
+	(void)node;
+	(void)kind;
+	(void)jws;
+	newest_checkpoint *n = arg;
+	if (strlen(ts) < sizeof(n->ts) && strcmp(ts, n->ts) > 0) {
+		memcpy(n->ts, ts, strlen(ts) + 1);
+		n->first = first;
+		n->last = last;
+	}
+	return 0;
+}
+
+cs_err cs_audit_clock_check(cs_store *store, int64_t now_ms, cs_audit_clock *c)
+{
+	int64_t seq = 0, covered = 0, newest_ms = 0;
+	uint8_t hash[32];
+	char entry_ts[32] = "";
+	newest_checkpoint cp = {.ts = ""};
+	memset(c, 0, sizeof(*c));
+	cs_audit_time_format(now_ms, c->now);
+	cs_err r = cs_store_read_begin(store);
+	if (r != CS_OK)
+		return r;
+	if ((r = cs_store_audit_last(store, &seq, hash, entry_ts)) == CS_E_NOT_FOUND) {
+		entry_ts[0] = '\0';
+		r = CS_OK;
+	}
+	if (r == CS_OK)
+		r = cs_store_checkpointed(store, &covered);
+	if (r == CS_OK && covered > 0) /* the checkpoints over the newest entries */
+		r = cs_store_checkpoints_range(store, covered, INT64_MAX, keep_latest_time, &cp);
+	cs_store_read_end(store);
+	if (r != CS_OK)
+		return r;
+	if (entry_ts[0] == '\0' && cp.ts[0] == '\0')
+		return CS_OK; /* an empty log: nothing to compare with */
+	if (strcmp(entry_ts, cp.ts) >= 0) { /* RFC 3339 UTC of one width compares as text */
+		memcpy(c->newest, entry_ts, sizeof(c->newest));
+		snprintf(c->newest_what, sizeof(c->newest_what), "entry %lld", (long long)seq);
+	} else {
+		memcpy(c->newest, cp.ts, sizeof(c->newest));
+		snprintf(c->newest_what, sizeof(c->newest_what), "checkpoint %lld..%lld", (long long)cp.first,
+			 (long long)cp.last);
+	}
+	if ((r = cs_audit_time_parse(c->newest, &newest_ms)) != CS_OK) {
+		cs_log_error("audit log: its newest time '%.32s' (%s) is not RFC 3339 UTC with milliseconds", c->newest,
+			     c->newest_what);
+		return r;
+	}
+	c->delta_ms = now_ms - newest_ms;
+	c->ahead = c->delta_ms > CS_AUDIT_CLOCK_AHEAD_MS;
+	c->behind = c->delta_ms < 0;
+	return CS_OK;
+}
+
+cs_err cs_audit_clock_record(cs_audit *a, cs_ledger *ledger, const cs_audit_clock *c)
+{
+	if (!c->ahead && !c->behind)
+		return CS_OK;
+	char what[200];
+	double days = (double)(c->ahead ? c->delta_ms : -c->delta_ms) / 86400000.0;
+	snprintf(what, sizeof(what), "clock %s is %.1f days %s the log's newest time %s (%s)", c->now, days,
+		 c->ahead ? "ahead of" : "behind", c->newest, c->newest_what);
+	if (c->ahead)
+		cs_log_warn("%s: the checkpoints signed now carry this clock's time, and retention measures "
+			    "age against them; check the clock (stopped or idle for that long is fine)", what);
+	else
+		cs_log_warn("%s: new entries carry the log's newest time until the clock passes it (times "
+			    "never decrease along seq); check the clock", what);
+	cs_audit_entry e = {.actor = "system", .role = "system", .action = c->ahead ? "clock.ahead" : "clock.behind",
+			    .object = what, .outcome = "failure"};
+	return cs_audit_record(a, ledger, &e);
+}
+
+cs_err cs_audit_clock_at_start(const char *store_path, cs_audit_clock *c)
+{
+	cs_store *s = NULL;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	cs_err r = cs_store_open(store_path, &s);
+	if (r == CS_OK)
+		r = cs_audit_clock_check(s, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, c);
+	cs_store_close(s);
+	return r;
+}
+
+/* ---- the checkpoint an auditor keeps ----------------------------------------------- */
+
+typedef struct {
+	char *jws;
+	int purge; /* the one kept is a purge checkpoint */
+} newest_jws;
+
+static int keep_newest_jws(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
+			   const char *node, const char *kind, const char *jws)
+{
+	(void)first;
+	(void)last;
+	(void)head;
+	(void)ts;
+	(void)node;
+	newest_jws *n = arg;
+	int purge = strcmp(kind, "purge") == 0;
+	if (n->jws != NULL && (purge || !n->purge))
+		return 0; /* a periodic or stop checkpoint before a purge one over the same last entry */
+	free(n->jws);
+	n->purge = purge;
+	return (n->jws = strdup(jws)) == NULL;
+}
+
+cs_err cs_audit_newest_checkpoint(cs_store *store, char **jws)
+{
+	newest_jws n = {0};
+	int64_t covered = 0;
+	*jws = NULL;
+	cs_err r = cs_store_read_begin(store);
+	if (r != CS_OK)
+		return r;
+	r = cs_store_checkpointed(store, &covered);
+	if (r == CS_OK && covered > 0)
+		r = cs_store_checkpoints_range(store, covered, INT64_MAX, keep_newest_jws, &n);
+	cs_store_read_end(store);
+	if (r == CS_OK && covered > 0 && n.jws == NULL)
+		r = CS_E_NOMEM;
+	if (r == CS_OK && covered == 0)
+		r = CS_E_NOT_FOUND;
+	if (r != CS_OK)
+		free(n.jws);
+	else
+		*jws = n.jws;
+	return r;
 }

@@ -17,6 +17,9 @@
  * when entries were added), stop (the daemon's shutdown) or purge
  * (credsign-admin audit purge: first_seq..last_seq are the entries it
  * removed). cs_audit_checkpoint() makes one on demand (timer, stop).
+ * There is no trusted time source: checkpoints carry the signer's clock, so
+ * the daemon compares its clock with the log's newest time at start
+ * (cs_audit_clock_*: clock.ahead, clock.behind).
  * docs/audit.md specifies all of it for independent verifiers. Thread-safe.
  */
 #ifndef CS_AUDIT_H
@@ -68,11 +71,14 @@ json_t *cs_audit_checkpoint_json(int64_t first_seq, int64_t last_seq, const uint
  * (docs/audit.md, "Export"). In one read transaction of store: the entries
  * from from_seq (or, with since_ts, from the first entry whose ts is not
  * earlier than since_ts; every entry after it follows), at most limit
- * (0 = all), then the checkpoints needed to verify them, in the order they
- * were recorded: the newest purge checkpoint (the base), and every other
+ * (0 = all), then the checkpoints that authenticate them: the newest purge
+ * checkpoint (the base) first, then by last_seq every periodic or stop
  * checkpoint whose last_seq is at or after the first entry exported and at
- * or before the last one; when the export reaches the end of the log, also
- * those past its last entry (which only a truncated log has). Each object
+ * or before the last one, and the first one covering the last entry when
+ * it ends past it (a page cut by the limit: it authenticates the page's
+ * last entries together with the next page); when the export reaches the
+ * end of the log, also those past its last entry (which only a truncated
+ * log has). Each object
  * goes to fn, which takes ownership and returns non-zero to stop (then the
  * export fails with CS_E_STORE: never a silent gap). *next_from_seq: the
  * seq to ask for next when the limit cut the export short, else 0. An
@@ -95,6 +101,39 @@ cs_err cs_audit_export(cs_store *store, int64_t from_seq, const char *since_ts, 
 #define CS_AUDIT_CLOCK_AHEAD_MS (86400LL * 1000) /* "far ahead": more than a day */
 cs_err cs_audit_purge_cutoff(const char *reference, int64_t now_ms, int retention_days, char cutoff[32],
 			     int64_t *ahead_ms) __attribute__((warn_unused_result));
+/*
+ * The clock against the log, at the daemon's start (before it writes):
+ * its newest time is the newest entry's ts or the time of the checkpoint
+ * over the newest entries, whichever is later. ahead: now is more than
+ * CS_AUDIT_CLOCK_AHEAD_MS after it (a clock set forward, or a daemon
+ * stopped or idle that long); behind: now is before it (the log is in the
+ * future: its times never decrease, so new entries carry that time).
+ * Neither when the log is empty.
+ */
+typedef struct {
+	char now[32];
+	char newest[32];      /* "" for an empty log */
+	char newest_what[64]; /* "entry 42" or "checkpoint 38..42" */
+	int64_t delta_ms;     /* now - newest */
+	int ahead, behind;
+} cs_audit_clock;
+cs_err cs_audit_clock_check(cs_store *store, int64_t now_ms, cs_audit_clock *clock)
+	__attribute__((warn_unused_result));
+/* The same on the store at path, with the real-time clock. */
+cs_err cs_audit_clock_at_start(const char *store_path, cs_audit_clock *clock)
+	__attribute__((warn_unused_result));
+/* When ahead or behind: a warning in the log and an audit entry clock.ahead
+ * or clock.behind (actor system, outcome failure, object naming both times
+ * and the difference in days). */
+cs_err cs_audit_clock_record(cs_audit *audit, cs_ledger *ledger, const cs_audit_clock *clock)
+	__attribute__((warn_unused_result));
+
+/* The checkpoint an auditor keeps (GET /api/audit/checkpoint): the one
+ * over the newest entries (the largest last_seq; a periodic or stop one
+ * rather than a purge one ending at the same entry), its JWS malloc'd.
+ * CS_E_NOT_FOUND when there is none. */
+cs_err cs_audit_newest_checkpoint(cs_store *store, char **jws) __attribute__((warn_unused_result));
+
 /* RFC 3339 UTC with milliseconds <-> milliseconds since the epoch. */
 cs_err cs_audit_time_parse(const char *ts, int64_t *ms) __attribute__((warn_unused_result));
 void cs_audit_time_format(int64_t ms, char out[32]);

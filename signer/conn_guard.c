@@ -44,6 +44,7 @@ struct cs_conn {
 	bool hello;   /* its whole client hello has arrived (under guard->lock) */
 	int identity_slot; /* its entry in guard->identities, -1 when none */
 	bool deferred;     /* its admission waits HELLO_WAIT_MS for its hello */
+	bool lifetime_grace; /* idle at the end of its lifetime: waited LIFETIME_GRACE_MS */
 	evutil_socket_t fd; /* set at admission */
 };
 
@@ -179,6 +180,10 @@ static bool spoke(cs_conn *c)
 /* A silent newcomer that would be refused waits this long for its hello
  * before the decision is final (it holds a descriptor, not a slot). */
 #define HELLO_WAIT_MS 50
+/* an idle keep-alive connection at the end of its lifetime is closed only
+ * after this much more silence (a request arriving meanwhile is answered
+ * with Connection: close) */
+#define LIFETIME_GRACE_MS 1000
 
 /* Which connection gives way when a newcomer finds the budget (of its
  * source, or of all when source is NULL) full:
@@ -371,6 +376,19 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			 * would send its request again (a certify answered twice) */
 			struct timeval soon = {0, 50 * 1000};
 			event_add(c->timer, &soon);
+			return;
+		}
+		if (c->state == CONN_READY && !c->lifetime_grace) {
+			/* idle between two requests: a keep-alive client may be
+			 * sending its next one right now, and closing under it
+			 * loses that request ("empty reply"; a certify it cannot
+			 * tell was handled). A request that comes within the grace
+			 * is answered with Connection: close
+			 * (cs_conn_request_start); only a client idle that long
+			 * is closed on */
+			c->lifetime_grace = true;
+			struct timeval grace = {LIFETIME_GRACE_MS / 1000, (LIFETIME_GRACE_MS % 1000) * 1000};
+			event_add(c->timer, &grace);
 			return;
 		}
 		cs_log_info("connection from %s closed: it reached its lifetime of %d s "

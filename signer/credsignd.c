@@ -2,16 +2,33 @@
  * credsignd: the signing appliance daemon.
  *
  *   credsignd --config FILE          serve (foreground, logs to stderr)
- *   credsignd --check-config FILE    validate a configuration and exit 0/1
+ *   credsignd --check-config FILE [--offline]
+ *                                    validate a configuration and exit 0/1
  *   credsignd --version
  *
- * Start-up: configuration, presets, token (login), the credsign provider in
- * the daemon's own OpenSSL library context with the token RNG as its DRBG,
- * the signing key (recorded in the store's key table), the store schema,
- * then the TLS listener. Any failure stops start-up with exit status 1.
+ * --check-config loads the file (every setting, the files it names, the
+ * presets) and then, unless --offline, does what start-up does with the
+ * token and the TLS material without serving or writing anything: opens
+ * the module and the token, logs in, finds every configured key (the
+ * signing key signs once), and checks the server certificate and key
+ * (they match, within their dates), the client CA and the CRL (loads, not
+ * expired). Each problem names its setting; a failing PKCS#11 call names
+ * the function and its CKR_ value.
+ *
+ * Start-up checks and binds everything before it changes any state: the
+ * configuration, presets, the listeners (server.listen,
+ * server.health_listen), the token (login), the credsign provider in the
+ * daemon's own OpenSSL library context with the token RNG as its DRBG, the
+ * signing key, the TLS material; only then the store (created or migrated),
+ * the signing key's row, the audit log. Any failure stops start-up with
+ * exit status 1.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -22,8 +39,11 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/provider.h>
+#include <openssl/x509.h>
 
+#include "access.h"
 #include "app.h"
 #include "audit.h"
 #include "config.h"
@@ -129,7 +149,348 @@ static cs_err openssl_fips_load(OSSL_LIB_CTX *libctx, OSSL_PROVIDER **fips, OSSL
 	return CS_E_CONFIG;
 }
 
-static int check_config(const char *path)
+/* ---- checks that change nothing: the token, its keys, the TLS material ------ */
+
+/* Problems found with a setting after the file loaded. --check-config
+ * prints each like the loader, "FILE:LINE: setting 'tls.cert': reason";
+ * the daemon logs them. */
+typedef struct {
+	const cs_config *cfg;
+	int to_log;
+	int problems;
+} checker;
+
+static void report(checker *c, int is_warning, const char *setting, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+static void report(checker *c, int is_warning, const char *setting, const char *fmt, va_list ap)
+{
+	char reason[1024], where[PATH_MAX + 16];
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	c->problems += !is_warning;
+	if (c->to_log) {
+		cs_log_write(is_warning ? CS_LOG_WARN : CS_LOG_ERROR, "serve", "setting '%s': %s", setting, reason);
+		return;
+	}
+	cs_config_where(c->cfg, setting, where, sizeof(where));
+	fprintf(stderr, "%s: %ssetting '%s': %s\n", where, is_warning ? "warning: " : "", setting, reason);
+}
+
+static void problem(checker *c, const char *setting, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void problem(checker *c, const char *setting, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report(c, 0, setting, fmt, ap);
+	va_end(ap);
+}
+
+/* Worth knowing, but the configuration works (e.g. an expired CA kept in
+ * the bundle beside its successor). */
+static void warning(checker *c, const char *setting, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void warning(checker *c, const char *setting, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report(c, 1, setting, fmt, ap);
+	va_end(ap);
+}
+
+/* " (C_Login: CKR_PIN_INCORRECT)" when this thread's last failing PKCS#11
+ * call explains r, else "". */
+static const char *token_cause(cs_err r, char *buf, size_t len)
+{
+	char call[128];
+	if (cs_token_meter_cause(r, call, sizeof(call))[0] == '\0')
+		buf[0] = '\0';
+	else
+		snprintf(buf, len, " (%s)", call);
+	return buf;
+}
+
+/* A token that cannot be opened: the setting that names what failed. */
+static void token_problem(checker *c, cs_err r)
+{
+	const cs_config *cfg = c->cfg;
+	const char *setting = "pkcs11.token_uri", *value = cfg->pkcs11.token_uri;
+	char cause[160];
+	switch (r) {
+	case CS_E_MODULE_LOAD:
+	case CS_E_MODULE_INIT:
+		setting = "pkcs11.module";
+		value = cfg->pkcs11.module;
+		break;
+	case CS_E_PIN_SOURCE:
+	case CS_E_PIN_FILE:
+	case CS_E_PIN_FILE_PERMS:
+	case CS_E_PIN_INCORRECT:
+		if (cfg->pkcs11.pin_file != NULL) {
+			setting = "pkcs11.pin_file";
+			value = cfg->pkcs11.pin_file;
+		}
+		break;
+	default:
+		break;
+	}
+	problem(c, setting, "%s: %s%s", value, cs_strerror(r), token_cause(r, cause, sizeof(cause)));
+}
+
+/* Find a configured key in the token as the daemon will, and with `sign`
+ * make a signature with it through the provider (verified, as the daemon
+ * verifies every signature). CS_OK when it is there (and signs). */
+static cs_err check_token_key(checker *c, cs_token *token, OSSL_LIB_CTX *libctx, const char *setting,
+			    const char *uri, int sign)
+{
+	cs_key_ref query, found;
+	char cause[160];
+	cs_token_meter_clear();
+	cs_err r = cs_key_ref_from_uri(uri, &query);
+	if (r == CS_OK)
+		r = cs_token_find_key(token, &query, &found);
+	if (r != CS_OK) {
+		problem(c, setting, "%s: %s%s%s", uri, cs_strerror(r), token_cause(r, cause, sizeof(cause)),
+			r == CS_E_KEY_NOT_FOUND
+				? " (an EC P-256 private key with its public key; "
+				  "credsign-admin key generate --label LABEL makes one)"
+				: "");
+		return r;
+	}
+	if (!sign)
+		return CS_OK;
+	cs_signer *signer = NULL;
+	char *jws = NULL;
+	json_t *claims = json_pack("{s:s}", "check", "credsignd --check-config");
+	cs_token_meter_clear();
+	r = claims == NULL ? CS_E_NOMEM : cs_signer_open(libctx, uri, &signer);
+	if (r == CS_OK)
+		r = cs_signer_jws(signer, "credsign-check+jwt", claims, &jws);
+	if (r != CS_OK)
+		problem(c, setting, "%s: the key is in the token but does not sign: %s%s", uri, cs_strerror(r),
+			token_cause(r, cause, sizeof(cause)));
+	free(jws);
+	json_decref(claims);
+	cs_signer_free(signer);
+	return r;
+}
+
+/* Open the token as the daemon does (module, the one token the URI names,
+ * login with the PIN), check its mechanisms, and load the credsign provider
+ * over it into a library context of its own (*libctx), for the keys. */
+static cs_err check_token(checker *c, cs_token **token, OSSL_LIB_CTX **libctx, OSSL_PROVIDER **prov,
+			  OSSL_PROVIDER **deflt)
+{
+	const cs_config *cfg = c->cfg;
+	char why[320];
+	cs_token_params tp = {.module = cfg->pkcs11.module, .token_uri = cfg->pkcs11.token_uri,
+			      .pin_file = cfg->pkcs11.pin_file, .pool_size = 1, .read_write = 0,
+			      .init_args = cfg->pkcs11.init_args};
+	cs_token_meter_clear();
+	cs_err r = cs_token_open(&tp, token);
+	if (r != CS_OK) {
+		token_problem(c, r);
+		return r;
+	}
+	if ((r = cs_token_check_mechanisms(*token, CS_TOKEN_NEEDS_SIGN, why, sizeof(why))) != CS_OK) {
+		problem(c, "pkcs11.token_uri", "%s: %s", cfg->pkcs11.token_uri,
+			r == CS_E_MECHANISM ? why : cs_strerror(r));
+		return r;
+	}
+	if ((*libctx = OSSL_LIB_CTX_new()) == NULL || (r = cs_provider_load(*libctx, *token, prov)) != CS_OK ||
+	    (*deflt = OSSL_PROVIDER_load(*libctx, "default")) == NULL ||
+	    !EVP_set_default_properties(*libctx, "?provider!=credsign-pkcs11")) {
+		problem(c, "pkcs11.module", "%s: the credsign OpenSSL provider cannot use the token",
+			cfg->pkcs11.module);
+		return r != CS_OK ? r : CS_E_CRYPTO;
+	}
+	return CS_OK;
+}
+
+/* The first reason OpenSSL queued ("no start line"), with its detail (the
+ * detail alone when it says the reason already, as the credsign provider's
+ * "URI: key not found in the token" does). */
+static const char *openssl_why(const char *fallback, char *buf, size_t len)
+{
+	const char *data = NULL;
+	int flags = 0;
+	unsigned long e = ERR_peek_error_data(&data, &flags);
+	const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+	int text = (flags & ERR_TXT_STRING) && data != NULL && data[0] != '\0';
+	if (text && reason != NULL && strstr(data, reason) != NULL)
+		reason = NULL;
+	snprintf(buf, len, "%s%s%s", reason != NULL ? reason : text ? "" : fallback,
+		 reason != NULL && text ? ": " : "", text ? data : "");
+	ERR_clear_error();
+	return buf;
+}
+
+static void name_text(const X509_NAME *name, char *buf, size_t len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int n = b != NULL ? X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) : -1;
+	n = n >= 0 ? BIO_read(b, buf, (int)len - 1) : -1;
+	buf[n > 0 ? n : 0] = '\0';
+	BIO_free(b);
+}
+
+static void time_text(const ASN1_TIME *t, char out[32])
+{
+	struct tm tm;
+	if (t == NULL || !ASN1_TIME_to_tm(t, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 32, "(an unreadable date)");
+}
+
+/* A validity period that does not hold now: 1 "expired on DATE", 2 "is not
+ * valid before DATE" into buf; else 0. */
+static int dates_problem(const ASN1_TIME *not_before, const ASN1_TIME *not_after, char *buf,
+			 size_t len)
+{
+	char when[32];
+	if (not_after != NULL && X509_cmp_current_time(not_after) <= 0) {
+		time_text(not_after, when);
+		snprintf(buf, len, "expired on %s", when);
+		return 1;
+	}
+	if (not_before != NULL && X509_cmp_current_time(not_before) >= 0) {
+		time_text(not_before, when);
+		snprintf(buf, len, "is not valid before %s", when);
+		return 2;
+	}
+	return 0;
+}
+
+/* Certificates and CRLs of a PEM file (NULL with *why when it cannot be
+ * read). */
+static STACK_OF(X509_INFO) *pem_infos(OSSL_LIB_CTX *libctx, const char *path, char *why, size_t len)
+{
+	ERR_clear_error();
+	BIO *b = BIO_new_file(path, "r");
+	STACK_OF(X509_INFO) *infos = b != NULL ? PEM_X509_INFO_read_bio_ex(b, NULL, NULL, NULL, libctx, NULL) : NULL;
+	if (infos == NULL)
+		openssl_why("not a PEM file", why, len);
+	ERR_clear_error();
+	BIO_free(b);
+	return infos;
+}
+
+/* tls.cert: every certificate of the chain within its dates; with
+ * check_key, the server key loads and matches the first (the caller knows
+ * whether a pkcs11: key can be loaded: the token is open and has it). */
+static void check_tls_identity(checker *c, OSSL_LIB_CTX *libctx, int check_key)
+{
+	const cs_config *cfg = c->cfg;
+	char why[512], name[256];
+	X509 *leaf = NULL;
+	STACK_OF(X509_INFO) *infos = pem_infos(libctx, cfg->tls.cert, why, sizeof(why));
+	for (int i = 0; infos != NULL && i < sk_X509_INFO_num(infos); i++) {
+		X509 *x = sk_X509_INFO_value(infos, i)->x509;
+		if (x == NULL)
+			continue;
+		name_text(X509_get_subject_name(x), name, sizeof(name));
+		if (dates_problem(X509_get0_notBefore(x), X509_get0_notAfter(x), why, sizeof(why)) != 0)
+			problem(c, "tls.cert", "%s: %s (%s) %s", cfg->tls.cert,
+				leaf == NULL ? "the server certificate" : "a chain certificate", name, why);
+		if (leaf == NULL)
+			leaf = x;
+	}
+	if (leaf == NULL)
+		problem(c, "tls.cert", "%s: no certificate%s%s", cfg->tls.cert, infos == NULL ? ": " : "",
+			infos == NULL ? why : "");
+	if (check_key) {
+		ERR_clear_error();
+		EVP_PKEY *key = cs_provider_load_key(libctx, cfg->tls.key);
+		if (key == NULL)
+			problem(c, "tls.key", "%s: cannot load the server key: %s", cfg->tls.key,
+				openssl_why("no PEM key or pkcs11: URI OpenSSL can load", why, sizeof(why)));
+		else if (leaf != NULL && X509_check_private_key(leaf, key) != 1)
+			problem(c, "tls.key", "%s: the key does not match the certificate of tls.cert (%s)",
+				cfg->tls.key, cfg->tls.cert);
+		ERR_clear_error();
+		EVP_PKEY_free(key);
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+}
+
+/* tls.ca: certificates that load (one outside its dates: a warning); with
+ * tls.crl_check, tls.crl: CRLs that load, are current (an expired CRL
+ * fails every client) and are signed by a CA of tls.ca. */
+static void check_tls_clients(checker *c, OSSL_LIB_CTX *libctx)
+{
+	const cs_config *cfg = c->cfg;
+	char why[512], name[256];
+	int n = 0;
+	STACK_OF(X509_INFO) *cas = pem_infos(libctx, cfg->tls.ca, why, sizeof(why));
+	for (int i = 0; cas != NULL && i < sk_X509_INFO_num(cas); i++) {
+		X509 *x = sk_X509_INFO_value(cas, i)->x509;
+		if (x == NULL)
+			continue;
+		n++;
+		name_text(X509_get_subject_name(x), name, sizeof(name));
+		if (dates_problem(X509_get0_notBefore(x), X509_get0_notAfter(x), why, sizeof(why)) != 0)
+			warning(c, "tls.ca", "%s: the CA certificate (%s) %s; clients it issued are refused",
+				cfg->tls.ca, name, why);
+	}
+	if (n == 0)
+		problem(c, "tls.ca", "%s: no CA certificate%s%s", cfg->tls.ca, cas == NULL ? ": " : "",
+			cas == NULL ? why : "");
+	STACK_OF(X509_INFO) *crls = NULL;
+	if (cfg->tls.crl_check && cfg->tls.crl != NULL) {
+		n = 0;
+		crls = pem_infos(libctx, cfg->tls.crl, why, sizeof(why));
+		for (int i = 0; crls != NULL && i < sk_X509_INFO_num(crls); i++) {
+			X509_CRL *crl = sk_X509_INFO_value(crls, i)->crl;
+			if (crl == NULL)
+				continue;
+			n++;
+			name_text(X509_CRL_get_issuer(crl), name, sizeof(name));
+			int dates = dates_problem(X509_CRL_get0_lastUpdate(crl), X509_CRL_get0_nextUpdate(crl),
+						  why, sizeof(why));
+			if (dates != 0)
+				problem(c, "tls.crl", "%s: the CRL of %s %s%s", cfg->tls.crl, name, why,
+					dates == 1 ? " (its nextUpdate): every client certificate would be refused; "
+						     "publish a new CRL"
+						   : "");
+			X509 *issuer = NULL;
+			for (int j = 0; cas != NULL && j < sk_X509_INFO_num(cas) && issuer == NULL; j++) {
+				X509 *x = sk_X509_INFO_value(cas, j)->x509;
+				if (x != NULL && X509_NAME_cmp(X509_get_subject_name(x), X509_CRL_get_issuer(crl)) == 0)
+					issuer = x;
+			}
+			if (issuer == NULL && cas != NULL)
+				problem(c, "tls.crl", "%s: the CRL's issuer %s is not a CA of tls.ca", cfg->tls.crl, name);
+			else if (issuer != NULL && X509_CRL_verify(crl, X509_get0_pubkey(issuer)) != 1)
+				problem(c, "tls.crl", "%s: the CRL of %s is not signed by that CA of tls.ca", cfg->tls.crl,
+					name);
+			ERR_clear_error();
+		}
+		if (n == 0)
+			problem(c, "tls.crl", "%s: no CRL%s%s", cfg->tls.crl, crls == NULL ? ": " : "",
+				crls == NULL ? why : "");
+	}
+	sk_X509_INFO_pop_free(crls, X509_INFO_free);
+	sk_X509_INFO_pop_free(cas, X509_INFO_free);
+}
+
+/* The TLS material, as the daemon will load it (in libctx; NULL: the
+ * default context); the server key with check_key. */
+static void check_tls(checker *c, OSSL_LIB_CTX *libctx, int check_key)
+{
+	check_tls_identity(c, libctx, check_key);
+	check_tls_clients(c, libctx);
+}
+
+/* One identity with generator and auditor rights (access.h): a warning. */
+static void warn_duties(void *file, const char *identity, const char *generator, const char *auditor)
+{
+	fprintf(stderr,
+		"%s: warning: separation of duties: %s holds generator rights (%s) and auditor "
+		"rights (%s)\n",
+		(const char *)file, identity, generator, auditor);
+}
+
+/* --check-config: every problem reported, each naming its setting; with
+ * offline, the file checks only (no token, no TLS material). */
+static int check_config(const char *path, int offline)
 {
 	cs_config *cfg = NULL;
 	cs_config_diag diag;
@@ -141,6 +502,9 @@ static int check_config(const char *path)
 		char why[512];
 		r = cs_presets_load(cfg->server.presets_file, cfg->file, &presets, &diag);
 		print_diag(&diag);
+		/* access.grants naming presets that do not exist */
+		if (r == CS_OK && (r = cs_access_check_presets(cfg, presets, &diag)) != CS_OK)
+			print_diag(&diag);
 		if (r == CS_OK &&
 		    (r = cs_wordlist_load_diag(cfg->server.wordlist_file, &wordlist, why, sizeof(why))) != CS_OK)
 			fprintf(stderr, "%s: setting 'server.wordlist_file': %s\n", cfg->file, why);
@@ -149,6 +513,10 @@ static int check_config(const char *path)
 			fprintf(stderr, "%s: %s\n", cfg->file, why);
 		if (r == CS_OK && retention_warning(cfg, presets, why, sizeof(why)))
 			fprintf(stderr, "%s: warning: %s\n", cfg->file, why);
+		cs_access *access = NULL;
+		if (r == CS_OK && cs_access_new(cfg, &access) == CS_OK)
+			cs_access_each_conflict(access, warn_duties, (void *)cfg->file);
+		cs_access_unref(access);
 		cs_presets_free(presets);
 		cs_wordlist_free(wordlist);
 		OSSL_PROVIDER *fips = NULL, *base = NULL;
@@ -157,6 +525,30 @@ static int check_config(const char *path)
 			fprintf(stderr, "%s: %s\n", cfg->file, why);
 		OSSL_PROVIDER_unload(base);
 		OSSL_PROVIDER_unload(fips);
+	}
+	if (cfg != NULL && !offline) {
+		/* what start-up does with the token and the TLS material */
+		checker chk = {.cfg = cfg};
+		cs_token *token = NULL;
+		OSSL_LIB_CTX *libctx = NULL;
+		OSSL_PROVIDER *prov = NULL, *deflt = NULL;
+		cs_log_configure(cfg->log.level == CS_LOG_DEBUG ? CS_LOG_DEBUG : CS_LOG_WARN, cfg->log.format, 2);
+		cs_token_meter_track_failures();
+		int with_token = check_token(&chk, &token, &libctx, &prov, &deflt) == CS_OK;
+		/* a key in the token is loaded through the provider once it is found */
+		int tls_key = strncmp(cfg->tls.key, "pkcs11:", 7) != 0;
+		if (with_token) {
+			(void)check_token_key(&chk, token, libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1);
+			if (!tls_key)
+				tls_key = check_token_key(&chk, token, libctx, "tls.key", cfg->tls.key, 0) == CS_OK;
+		}
+		check_tls(&chk, with_token ? libctx : NULL, tls_key);
+		OSSL_PROVIDER_unload(deflt);
+		OSSL_PROVIDER_unload(prov);
+		OSSL_LIB_CTX_free(libctx);
+		cs_token_close(token);
+		if (chk.problems > 0)
+			r = CS_E_CONFIG;
 	}
 	if (r != CS_OK) {
 		fprintf(stderr, "%s: configuration invalid\n", path);
@@ -263,11 +655,21 @@ static int serve(const char *path)
 	/* crypto.openssl_fips: fips and base in the default context and in
 	 * app.libctx (where deflt is then the fips provider) */
 	OSSL_PROVIDER *fips0 = NULL, *base0 = NULL, *base = NULL;
+	cs_server *srv = NULL;
+	checker chk = {.to_log = 1};
+	char cause[160];
 	int status = 1;
 	cs_err r;
 
 	harden_process();
 	cs_json_wiping_allocator();
+	/* SIGHUP waits until the server takes signals: the listener is bound
+	 * before start-up ends, so a reload may come early, and must not kill
+	 * the daemon with the default action (threads inherit the mask) */
+	sigset_t hup;
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 	cs_event_wiping_allocator();
 	cs_token_meter_observe(cs_metrics_token_call); /* token calls in GET /metrics */
 	if (cs_config_load(path, &cfg, &diag) != CS_OK) {
@@ -277,10 +679,16 @@ static int serve(const char *path)
 	}
 	cs_log_configure(cfg->log.level, cfg->log.format, 2);
 	app.cfg = cfg;
+	chk.cfg = cfg;
 	make_store_private(cfg->store.path);
 	if ((r = cs_presets_load(cfg->server.presets_file, cfg->file, &app.presets, &diag)) != CS_OK) {
 		print_diag(&diag);
 		cs_log_error("presets %s invalid", cfg->server.presets_file);
+		goto out;
+	}
+	if ((r = cs_access_check_presets(cfg, app.presets, &diag)) != CS_OK) {
+		print_diag(&diag); /* access.grants naming presets that do not exist */
+		cs_log_error("%s: configuration invalid", path);
 		goto out;
 	}
 	char why[512];
@@ -301,10 +709,20 @@ static int serve(const char *path)
 		}
 		cs_log_info("crypto.openssl_fips: software crypto from OpenSSL's FIPS provider");
 	}
+	/* the listeners first: a port in use stops start-up before the token is
+	 * logged in to or the store is touched */
+	if ((r = cs_server_bind(cfg, &srv)) != CS_OK)
+		goto out;
 	cs_token_params tp = {cfg->pkcs11.module, cfg->pkcs11.token_uri, cfg->pkcs11.pin_file,
-			      (unsigned)cfg->pkcs11.sessions, 0};
+			      (unsigned)cfg->pkcs11.sessions, 0, cfg->pkcs11.init_args};
+	cs_token_meter_clear();
 	if ((r = cs_token_open(&tp, &app.token)) != CS_OK) {
-		cs_log_error("token %s: %s", cfg->pkcs11.token_uri, cs_strerror(r));
+		token_problem(&chk, r); /* names the setting and the failing PKCS#11 call */
+		goto out;
+	}
+	/* the daemon signs (CKM_ECDSA); keys are generated by credsign-admin */
+	if ((r = cs_token_check_mechanisms(app.token, CS_TOKEN_NEEDS_SIGN, why, sizeof(why))) != CS_OK) {
+		cs_log_error("token %s: %s", cfg->pkcs11.token_uri, r == CS_E_MECHANISM ? why : cs_strerror(r));
 		goto out;
 	}
 	if ((app.libctx = OSSL_LIB_CTX_new()) == NULL ||
@@ -318,12 +736,39 @@ static int serve(const char *path)
 			     r == CS_E_CONFIG ? why : "");
 		goto out;
 	}
-	if ((r = cs_app_describe_token(&app)) != CS_OK ||
-	    (r = cs_signer_open(app.libctx, cfg->pkcs11.signing_key, &app.signer)) != CS_OK ||
-	    (r = cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &app.ledger)) != CS_OK ||
+	cs_token_meter_clear();
+	if ((r = cs_app_describe_token(&app)) != CS_OK) {
+		cs_log_error("start-up failed: %s%s", cs_strerror(r), token_cause(r, cause, sizeof(cause)));
+		goto out;
+	}
+	/* the keys, named when they are not in the token */
+	if ((r = check_token_key(&chk, app.token, app.libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 0)) !=
+		    CS_OK ||
+	    (strncmp(cfg->tls.key, "pkcs11:", 7) == 0 &&
+	     (r = check_token_key(&chk, app.token, app.libctx, "tls.key", cfg->tls.key, 0)) != CS_OK))
+		goto out;
+	cs_token_meter_clear();
+	if ((r = cs_signer_open(app.libctx, cfg->pkcs11.signing_key, &app.signer)) != CS_OK) {
+		cs_log_error("start-up failed: setting 'pkcs11.signing_key': %s%s", cs_strerror(r),
+			     token_cause(r, cause, sizeof(cause)));
+		goto out;
+	}
+	/* the TLS material, checked and loaded before anything is written */
+	check_tls(&chk, app.libctx, 1);
+	if (chk.problems > 0 || (r = cs_server_load_tls(srv, app.libctx, cfg)) != CS_OK) {
+		cs_log_error("start-up failed: the TLS material is not usable");
+		r = CS_E_CONFIG;
+		goto out;
+	}
+	/* the clock against the log's newest time, read before anything is
+	 * written: far ahead or behind is warned of and audited */
+	cs_audit_clock clock_at_start;
+	if ((r = cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &app.ledger)) != CS_OK ||
+	    (r = cs_audit_clock_at_start(cfg->store.path, &clock_at_start)) != CS_OK ||
 	    (r = register_signing_key(&app)) != CS_OK ||
 	    (r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
 	    (r = record_config_load(&app)) != CS_OK ||
+	    (r = cs_audit_clock_record(app.audit, app.ledger, &clock_at_start)) != CS_OK ||
 	    (r = record_token_validation(&app)) != CS_OK ||
 	    (r = cs_ledger_start(app.ledger)) != CS_OK) {
 		cs_log_error("start-up failed: %s", cs_strerror(r));
@@ -331,13 +776,14 @@ static int serve(const char *path)
 	}
 	cs_log_info("credsignd %s starting: node=%s token=\"%s\" signing key kid=%s", CREDSIGN_VERSION,
 		    cfg->server.node_id, cfg->pkcs11.token_uri, cs_signer_kid(app.signer));
-	if ((r = cs_server_run(&app)) == CS_OK) {
+	if ((r = cs_server_run(srv, &app)) == CS_OK) {
 		status = 0;
 		cs_log_info("stopped");
 	} else {
 		cs_log_error("server failed: %s", cs_strerror(r));
 	}
 out:
+	cs_server_free(srv);
 	cs_ledger_close(app.ledger); /* commits what was submitted */
 	cs_audit_free(app.audit);
 	cs_signer_free(app.signer);
@@ -358,8 +804,10 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: credsignd --config FILE\n"
-		   "       credsignd --check-config FILE\n"
-		   "       credsignd --version\n");
+		   "       credsignd --check-config FILE [--offline]\n"
+		   "       credsignd --version\n"
+		   "--check-config opens the token, finds the keys and checks the TLS material;\n"
+		   "--offline checks the file alone (settings, files, presets), without the token.\n");
 }
 
 int main(int argc, char **argv)
@@ -367,17 +815,24 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", required_argument, NULL, 'C'},
+		{"offline", no_argument, NULL, 'O'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
+	const char *serve_path = NULL, *check_path = NULL;
+	int offline = 0, c;
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			return serve(optarg);
+			serve_path = optarg;
+			break;
 		case 'C':
-			return check_config(optarg);
+			check_path = optarg;
+			break;
+		case 'O':
+			offline = 1;
+			break;
 		case 'V':
 			printf("credsignd %s\n", CREDSIGN_VERSION);
 			return 0;
@@ -389,6 +844,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	usage(stderr);
-	return 2;
+	/* one of --config and --check-config; --offline only with the latter */
+	if (optind != argc || (serve_path != NULL) == (check_path != NULL) || (offline && check_path == NULL)) {
+		usage(stderr);
+		return 2;
+	}
+	return check_path != NULL ? check_config(check_path, offline) : serve(serve_path);
 }

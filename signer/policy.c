@@ -1,7 +1,6 @@
 /* policy: see policy.h. */
 #include "policy.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,12 +38,20 @@ static const struct {
 
 #define NIST_BAN "NIST SP 800-63B-4 3.1.1.2"
 #define PRACTICE_CITE "organisation practice (none of the chosen standards sets this rule)"
+#define STRENGTH_CITE "NIST SP 800-57 Pt 1 Rev 5 5.6.1 (security strength)"
+#define FLOOR_CITE "NIST SP 800-131A Rev 2 (112-bit minimum security strength)"
 
 static const char *const references[] = {
-	"NIST SP 800-57 Pt 1 Rev 5 5.6.1 (security strength)",
-	"NIST SP 800-131A Rev 2 (112-bit minimum security strength)",
+	STRENGTH_CITE,
+	FLOOR_CITE,
 	"NIST SP 800-90A Rev 1 (deterministic random bit generators)",
 };
+
+/* Chosen presets of one kind. */
+typedef struct {
+	const cs_preset *p[CS_POLICY_STANDARDS_MAX];
+	size_t n;
+} preset_group;
 
 typedef struct {
 	const cs_preset_set *set;
@@ -53,6 +60,9 @@ typedef struct {
 	size_t n;
 	unsigned chosen;       /* families the chosen presets name in their standards, and F_REF */
 	const cs_preset *nist; /* chosen, and forbids composition rules (SP 800-63B-4); or NULL */
+	preset_group general;         /* rules for every system in the policy's scope */
+	preset_group stig;            /* DISA SRG/STIG: rules for the operating systems in its scope */
+	preset_group db;              /* db-* presets: database accounts only */
 } ctx;
 
 static unsigned families_of(const char *text)
@@ -109,24 +119,63 @@ static unsigned families_of_preset(const cs_preset *p)
 	return f;
 }
 
+/* Presets for database accounts only: the db-* presets and any preset of
+ * the db-safe character set. They never govern human accounts. */
+static int is_database(const cs_preset *p)
+{
+	return strncmp(p->name, "db-", 3) == 0 ||
+	       (p->charset_name != NULL && strcmp(p->charset_name, "db-safe") == 0);
+}
+
 static const char *cite_of(const cs_preset *p, const char *rule)
 {
 	const char *c = json_string_value(json_object_get(p->cites, rule));
 	return c != NULL ? c : p->standards[0];
 }
 
+static int is_cross_reference(const char *cite)
+{
+	return cite != NULL && strncmp(cite, "see ", 4) == 0;
+}
+
+/* The source of a preset's rule: its citation, or, for a cross-reference
+ * ("see dod-stig"), the referenced preset's citation of the same rule when
+ * that preset is chosen; NULL otherwise. A cross-reference is never cited. */
+static const cs_preset *referenced(const ctx *c, const cs_preset *p, const char *rule)
+{
+	const char *cite = cite_of(p, rule);
+	if (!is_cross_reference(cite))
+		return NULL;
+	for (size_t i = 0; i < c->n; i++) {
+		const cs_preset *q = c->sel[i];
+		size_t len = strlen(q->name);
+		if (q != p && strncmp(cite + 4, q->name, len) == 0 && !name_char(cite[4 + len]))
+			return is_cross_reference(cite_of(q, rule)) ? NULL : q;
+	}
+	return NULL;
+}
+
+static const char *source_of(const ctx *c, const cs_preset *p, const char *rule)
+{
+	const char *cite = cite_of(p, rule);
+	if (!is_cross_reference(cite))
+		return cite;
+	const cs_preset *q = referenced(c, p, rule);
+	return q != NULL ? cite_of(q, rule) : NULL;
+}
+
 /* A rule the standard itself sets, or a number it leaves open that the
  * preset fills with practice or the appliance's own choice? */
 static int is_requirement(const char *cite)
 {
-	return strstr(cite, "practice") == NULL && strstr(cite, "choice") == NULL &&
-	       strstr(cite, "no number") == NULL && strstr(cite, "see ") != cite;
+	return cite != NULL && strstr(cite, "practice") == NULL && strstr(cite, "choice") == NULL &&
+	       strstr(cite, "no number") == NULL && !is_cross_reference(cite);
 }
 
 /* Append cite to arr when it may be cited and is not there yet. */
 static void cite_add(const ctx *c, json_t *arr, const char *cite)
 {
-	if (cite == NULL || !allowed(c, cite))
+	if (cite == NULL || is_cross_reference(cite) || !allowed(c, cite))
 		return;
 	size_t i;
 	json_t *v;
@@ -152,6 +201,16 @@ static json_t *names1(const char *a)
 	if (a != NULL)
 		json_array_append_new(arr, json_string(a));
 	return arr;
+}
+
+static void name_add(json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+		if (strcmp(json_string_value(v), name) == 0)
+			return;
+	json_array_append_new(arr, json_string(name));
 }
 
 static json_t *jfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -204,123 +263,357 @@ static void add_rule(json_t *rules, const char *id, const char *title, const cha
 
 /* ---- length --------------------------------------------------------------------- */
 
-/* The enforced password minimum of a preset (0 if it has no passwords). */
-static int password_min(const cs_preset *p, const cs_wordlist *wl)
+/* The enforced minimum of a preset for a type (0 if it does not allow it). */
+static int enforced_min(const cs_preset *p, const cs_wordlist *wl, cs_cred_type type)
 {
-	cs_plan_request q = {.type = CS_TYPE_PASSWORD};
+	cs_plan_request q = {.type = (int)type};
 	cs_plan plan;
 	char why[256];
-	if (!(p->types & CS_TYPE_PASSWORD) || cs_preset_plan(p, wl, &q, &plan, why, sizeof(why)) != CS_OK)
+	if (!(p->types & type) || cs_preset_plan(p, wl, &q, &plan, why, sizeof(why)) != CS_OK)
 		return 0;
 	return plan.min_length;
 }
 
+static int password_min(const cs_preset *p, const cs_wordlist *wl)
+{
+	return enforced_min(p, wl, CS_TYPE_PASSWORD);
+}
+
+/* The strongest preset of the chosen presets other than the database ones
+ * (of the database ones when no other is chosen). */
 static const cs_preset *strongest_of(const ctx *c)
 {
-	const cs_preset *s = c->sel[0];
-	for (size_t i = 1; i < c->n; i++)
-		if (c->sel[i]->strength_bits > s->strength_bits)
+	const cs_preset *s = NULL;
+	int db_only = c->general.n == 0 && c->stig.n == 0;
+	for (size_t i = 0; i < c->n; i++)
+		if ((db_only || !is_database(c->sel[i])) &&
+		    (s == NULL || c->sel[i]->strength_bits > s->strength_bits))
 			s = c->sel[i];
 	return s;
 }
 
-static void length_rules(const ctx *c, json_t *rules)
+/* "the hipaa preset's own choice of 128 bits" when a preset asks for more
+ * than the 112-bit floor (no chosen standard sets a strength). */
+static void strength_choice(const cs_preset *p, char *out, size_t cap)
 {
-	const cs_preset *human = NULL, *service = NULL, *other = NULL, *db = NULL;
-	int human_len = 0, service_len = 0, other_len = 0, db_len = 0;
-	for (size_t i = 0; i < c->n; i++) {
-		const cs_preset *p = c->sel[i];
-		if (p->min_length > human_len) {
-			human_len = p->min_length;
-			human = p;
+	out[0] = '\0';
+	if (p != NULL && p->strength_bits > CS_STRENGTH_FLOOR)
+		snprintf(out, cap, "the %s preset's own choice of %d bits", p->name, p->strength_bits);
+}
+
+/* Standards that set a shorter minimum for a password used with another
+ * factor than for one used alone. Any other preset's minimum holds either
+ * way. */
+static const struct {
+	unsigned family;
+	const char *needle;
+	int length;
+	const char *cite;
+} mfa_lengths[] = {
+	{F_NIST63, "800-63B", 8, NIST_BAN " (8 characters for a password used with another factor)"},
+	{F_CIS, "Safeguard 5.2", 8, "CIS Controls v8 Safeguard 5.2 (8 characters with MFA, 14 without)"},
+};
+
+/* The minimum of a password that is one factor of MFA under p, and what
+ * to cite for it; *distinct when p's standard sets a number of its own. */
+static int mfa_length_of(const cs_preset *p, const char **cite, int *distinct)
+{
+	const char *lc = cite_of(p, "length");
+	for (size_t i = 0; i < sizeof(mfa_lengths) / sizeof(mfa_lengths[0]); i++)
+		if ((families_of(lc) & mfa_lengths[i].family) && strstr(lc, mfa_lengths[i].needle) != NULL) {
+			*cite = mfa_lengths[i].cite;
+			*distinct = 1;
+			return mfa_lengths[i].length < p->min_length ? mfa_lengths[i].length : p->min_length;
 		}
-		if (p != c->nist && p->min_length > other_len) {
-			other_len = p->min_length;
-			other = p;
-		}
-		int m = password_min(p, c->wl);
-		/* on a tie, cite a standard that governs service accounts */
-		if (m > service_len || (m > 0 && m == service_len && service == c->nist)) {
-			service_len = m;
-			service = p;
-		}
-		if (p->charset_name != NULL && strcmp(p->charset_name, "db-safe") == 0 && m > db_len) {
-			db_len = m;
-			db = p;
-		}
+	*cite = lc;
+	*distinct = 0;
+	return p->min_length;
+}
+
+static void human_length_rules(const ctx *c, json_t *rules)
+{
+	const preset_group *g = &c->general;
+	if (g->n == 0)
+		return;
+	const cs_preset *human = g->p[0];
+	int mfa = 0, distinct = 0;
+	for (size_t i = 0; i < g->n; i++) {
+		const char *cite;
+		int d, m = mfa_length_of(g->p[i], &cite, &d);
+		distinct |= d;
+		if (m > mfa)
+			mfa = m;
+		if (g->p[i]->min_length > human->min_length)
+			human = g->p[i];
 	}
-	const cs_preset *strongest = strongest_of(c);
 	add_rule(rules, "length.human", "Minimum length: human accounts", "human",
-		 jfmt("Passwords of human accounts: at least %d characters.", human_len),
-		 json_integer(human_len), cites3(c, cite_of(human, "length"), NULL, NULL),
+		 distinct ? jfmt("A password that is the only factor of a human account's "
+				 "authentication: at least %d characters.",
+				 human->min_length)
+			  : jfmt("Passwords of human accounts: at least %d characters.", human->min_length),
+		 json_integer(human->min_length), cites3(c, cite_of(human, "length"), NULL, NULL),
 		 names1(human->name));
-	if (c->nist != NULL) {
-		int mfa = other_len > 8 ? other_len : 8;
+	if (distinct) {
+		/* each standard's own number for a password used with another factor */
+		json_t *cites = json_array(), *from = json_array();
+		for (size_t i = 0; i < g->n; i++) {
+			const char *cite;
+			int d;
+			if (mfa_length_of(g->p[i], &cite, &d) == mfa) {
+				cite_add(c, cites, cite);
+				name_add(from, g->p[i]->name);
+			}
+		}
 		add_rule(rules, "length.human.mfa", "Minimum length: human accounts", "human",
 			 jfmt("A password that is one factor of multi-factor authentication: at least %d "
 			      "characters.",
 			      mfa),
-			 json_integer(mfa),
-			 cites3(c, NIST_BAN " (8 characters for a password used with another factor)",
-				mfa > 8 ? cite_of(other, "length") : NULL, NULL),
-			 names1(mfa > 8 ? other->name : c->nist->name));
+			 json_integer(mfa), cites, from);
+	}
+	if (c->nist != NULL)
 		add_rule(rules, "length.maximum", "Maximum length: human accounts", "human",
 			 json_string("Systems that verify human passwords accept passwords of at least 64 "
 				     "characters and verify the whole password, never a truncated one."),
 			 json_integer(64),
 			 cites3(c, NIST_BAN " (maximum length of at least 64; no truncation)", NULL, NULL),
 			 names1(c->nist->name));
+}
+
+/* Service accounts (the general presets) and database accounts (db-*). */
+static void service_length_rules(const ctx *c, json_t *rules)
+{
+	const cs_preset *service = NULL, *db = NULL;
+	int service_len = 0, db_len = 0, bits = 0;
+	for (size_t i = 0; i < c->general.n; i++) {
+		const cs_preset *p = c->general.p[i];
+		int m = password_min(p, c->wl);
+		/* on a tie, cite a standard that governs service accounts */
+		if (m > service_len || (m > 0 && m == service_len && service == c->nist)) {
+			service_len = m;
+			service = p;
+		}
+		if (m > 0 && p->strength_bits > bits)
+			bits = p->strength_bits;
 	}
 	if (service != NULL)
 		add_rule(rules, "length.service", "Minimum length: service accounts", "service",
 			 jfmt("Passwords of service, system and application accounts: at least %d "
 			      "characters, generated, so that each reaches %d bits of security strength "
 			      "with its character set.",
-			      service_len, strongest->strength_bits),
-			 json_integer(service_len),
-			 cites3(c, cite_of(service, "length"),
-				"NIST SP 800-131A Rev 2 (112-bit minimum strength)", NULL),
+			      service_len, bits),
+			 json_integer(service_len), cites3(c, cite_of(service, "length"), FLOOR_CITE, NULL),
 			 names1(service->name));
-	if (db != NULL) {
-		int len = db_len > service_len ? db_len : service_len;
-		add_rule(rules, "length.database", "Minimum length: databases", "service",
-			 jfmt("Database passwords: at least %d characters, generated under the %s preset "
-			      "(its character set is listed in GET /api/presets).",
-			      len, db->name),
-			 json_integer(len),
-			 cites3(c, db->standards[0], len > db_len ? cite_of(service, "length") : NULL, NULL),
-			 names1(len > db_len ? service->name : db->name));
+	for (size_t i = 0; i < c->db.n; i++) {
+		int m = password_min(c->db.p[i], c->wl);
+		if (m > db_len) {
+			db_len = m;
+			db = c->db.p[i];
+		}
 	}
-	int bits = strongest->strength_bits;
-	int base62 = (int)ceil(bits / log2(62.0));
+	if (db == NULL)
+		return;
+	int len = db_len > service_len ? db_len : service_len;
+	add_rule(rules, "length.database", "Minimum length: databases", "service",
+		 jfmt("Database passwords: at least %d characters, generated under the %s preset (its "
+		      "character set is listed in GET /api/presets).",
+		      len, db->name),
+		 json_integer(len),
+		 cites3(c, db->standards[0], len > db_len ? cite_of(service, "length") : NULL, NULL),
+		 names1(len > db_len ? service->name : db->name));
+	if (c->general.n == 0 && c->stig.n == 0) {
+		/* the db-* presets say nothing about people */
+		char t[1024];
+		titles(t, sizeof(t), c->db.p, c->db.n);
+		json_t *cites = json_array(), *from = json_array();
+		for (size_t i = 0; i < c->db.n; i++) {
+			cite_add(c, cites, c->db.p[i]->standards[0]);
+			name_add(from, c->db.p[i]->name);
+		}
+		add_rule(rules, "accounts.human", "Human accounts", "human",
+			 jfmt("None of the chosen presets (%s) governs human accounts: they are for "
+			      "database accounts only, so this policy sets no rule for the passwords of "
+			      "people.",
+			      t),
+			 NULL, cites, from);
+	}
+}
+
+/* API keys, tokens, hex and base64url secrets: the lengths the appliance
+ * enforces (class rules included), cited to what sets the strength. */
+static void api_key_rule(const ctx *c, json_t *rules)
+{
+	static const cs_cred_type types[] = {CS_TYPE_API_KEY, CS_TYPE_HEX, CS_TYPE_BASE64URL};
+	static const char *const names[] = {"api-key", "hex", "base64url"};
+	int len[3] = {0, 0, 0}, bits = 0;
+	const cs_preset *strong = NULL;
+	json_t *from = json_array();
+	for (size_t i = 0; i < c->n; i++) {
+		const cs_preset *p = c->sel[i];
+		if (is_database(p))
+			continue;
+		for (size_t t = 0; t < 3; t++) {
+			int m = enforced_min(p, c->wl, types[t]);
+			if (m == 0)
+				continue;
+			if (m > len[t])
+				len[t] = m;
+			if (p->strength_bits > bits) {
+				bits = p->strength_bits;
+				strong = p;
+			}
+			name_add(from, p->name);
+		}
+	}
+	if (strong == NULL) {
+		json_decref(from);
+		return;
+	}
+	char list[256] = "", choice[160];
+	json_t *mins = json_object();
+	int count = 0, written = 0;
+	for (size_t t = 0; t < 3; t++)
+		count += len[t] > 0;
+	for (size_t t = 0; t < 3; t++) {
+		if (len[t] == 0)
+			continue;
+		json_object_set_new(mins, names[t], json_integer(len[t]));
+		size_t at = strlen(list);
+		const char *sep = written == 0 ? "" : (written == count - 1 ? " and " : ", ");
+		if (t == 0)
+			snprintf(list + at, sizeof(list) - at, "%s%d characters for an api-key (base62, its "
+				 "prefix not counted)", sep, len[t]);
+		else
+			snprintf(list + at, sizeof(list) - at, "%s%d %sfor %s", sep, len[t],
+				 written == 0 ? "characters " : "", names[t]);
+		written++;
+	}
+	strength_choice(strong, choice, sizeof(choice));
 	add_rule(rules, "length.api-key", "Minimum length: API keys", "service",
-		 jfmt("API keys and tokens: at least %d bits of entropy, i.e. %d base62 or %d hex "
-		      "characters.",
-		      bits, base62, (bits + 3) / 4),
-		 json_integer(bits),
-		 cites3(c, cite_of(strongest, "length"),
-			"NIST SP 800-57 Pt 1 Rev 5 5.6.1 (security strength)", NULL),
-		 names1(strongest->name));
+		 jfmt("API keys and tokens: at least %d bits of security strength. Under the chosen "
+		      "presets the appliance enforces at least %s: for each type the longest minimum a "
+		      "chosen preset sets, the length at which a key that also meets that preset's "
+		      "class rules reaches its strength.",
+		      bits, list),
+		 json_pack("{s:i, s:o}", "strength_bits", bits, "min_length", mins),
+		 cites3(c, STRENGTH_CITE, FLOOR_CITE, choice[0] ? choice : NULL), from);
 }
 
 /* ---- composition: classes and run limits ----------------------------------------- */
+
+#define CL_LETTER 16u /* a letter of either case: PCI DSS 8.3.6's "alphabetic" */
+#define CL_FOUR (CS_CLASS_UPPER | CS_CLASS_LOWER | CS_CLASS_DIGIT | CS_CLASS_SPECIAL)
+
+/* Standards whose class rule is weaker than the classes a preset sets:
+ * what the standard itself requires; the rest is the preset's choice. */
+static const struct {
+	unsigned family;
+	const char *needle;
+	unsigned required;
+	const char *cite;
+} class_requirements[] = {
+	{F_PCI, "8.3.6", CL_LETTER | CS_CLASS_DIGIT,
+	 "PCI DSS v4.0.1 8.3.6 (alphabetic and numeric characters)"},
+};
+
+/* The basis of a preset's class rule. */
+typedef struct {
+	unsigned required;   /* classes its standard requires (CL_LETTER: either case) */
+	const char *cite;    /* their citation; the practice/choice citation when none */
+	unsigned choice;     /* classes the preset adds beyond them, as its own choice */
+	int runs_required;   /* its run limits are its standard's requirement */
+} class_basis;
+
+static class_basis class_basis_of(const ctx *c, const cs_preset *p)
+{
+	class_basis b = {0, source_of(c, p, "classes"), 0, 0};
+	if (p->max_identical_run || p->max_class_run) {
+		const char *rc = source_of(c, p, "runs");
+		b.runs_required = is_requirement(rc) && allowed(c, rc);
+	}
+	if (p->classes == 0 || !is_requirement(b.cite) || !allowed(c, b.cite))
+		return b;
+	for (size_t i = 0; i < sizeof(class_requirements) / sizeof(class_requirements[0]); i++)
+		if ((families_of(b.cite) & class_requirements[i].family) &&
+		    strstr(b.cite, class_requirements[i].needle) != NULL) {
+			b.required = class_requirements[i].required;
+			b.cite = class_requirements[i].cite;
+			b.choice = p->classes & ~(b.required & CL_FOUR);
+			/* one case stands for the letter; both cases are a choice */
+			if ((b.required & CL_LETTER) &&
+			    (b.choice & (CS_CLASS_UPPER | CS_CLASS_LOWER)) != (CS_CLASS_UPPER | CS_CLASS_LOWER))
+				b.choice &= ~(unsigned)(CS_CLASS_UPPER | CS_CLASS_LOWER);
+			return b;
+		}
+	b.required = p->classes;
+	return b;
+}
+
+static int is_binding(const class_basis *b)
+{
+	return b->required != 0 || b->runs_required;
+}
+
+static void class_words(unsigned classes, char *out, size_t cap, json_t *value)
+{
+	static const unsigned bits[] = {CL_LETTER, CS_CLASS_UPPER, CS_CLASS_LOWER, CS_CLASS_DIGIT,
+					CS_CLASS_SPECIAL};
+	static const char *const names[] = {"letter", "upper", "lower", "digit", "special"};
+	static const char *const words[] = {"a letter", "an upper-case letter", "a lower-case letter",
+					    "a digit", "a special character"};
+	int count = 0, written = 0;
+	for (size_t b = 0; b < 5; b++)
+		count += (classes & bits[b]) != 0;
+	out[0] = '\0';
+	for (size_t b = 0; b < 5; b++)
+		if (classes & bits[b]) {
+			size_t len = strlen(out);
+			snprintf(out + len, cap - len, "%s%s",
+				 written == 0 ? "" : (written == count - 1 ? " and " : ", "), words[b]);
+			written++;
+			if (value != NULL)
+				json_array_append_new(value, json_string(names[b]));
+		}
+	if ((classes & CL_FOUR) == CL_FOUR) {
+		size_t len = strlen(out);
+		snprintf(out + len, cap - len, " (all four classes)");
+	}
+}
+
+/* The citations of a preset's class rule: its standard's requirement, and
+ * the preset's own choice beyond it; or its practice citation. */
+static void class_cites(const ctx *c, const cs_preset *p, json_t *arr)
+{
+	class_basis b = class_basis_of(c, p);
+	cite_add(c, arr, b.cite);
+	if (b.required != 0 && b.choice != 0) {
+		char cw[160], rw[160], choice[512];
+		class_words(b.choice, cw, sizeof(cw), NULL);
+		class_words(b.required, rw, sizeof(rw), NULL);
+		snprintf(choice, sizeof(choice),
+			 "the %s preset's own choice: %s, beyond what its standard requires (%s)", p->name,
+			 cw, rw);
+		cite_add(c, arr, choice);
+	}
+}
 
 typedef struct {
 	unsigned classes, ident, cls;
 	const cs_preset *ident_from, *cls_from;
 	const cs_preset *need[CS_POLICY_STANDARDS_MAX];     /* presets with composition rules */
 	size_t nneed;
-	const cs_preset *binding[CS_POLICY_STANDARDS_MAX];  /* ... that their standard requires */
+	const cs_preset *binding[CS_POLICY_STANDARDS_MAX];  /* ... some of which their standard requires */
 	size_t nbinding;
-	const cs_preset *practice[CS_POLICY_STANDARDS_MAX]; /* ... set as practice or choice */
+	const cs_preset *practice[CS_POLICY_STANDARDS_MAX]; /* ... none of which it requires */
 	size_t npractice;
+	const cs_preset *partial[CS_POLICY_STANDARDS_MAX];  /* binding, with classes of their own choice */
+	size_t npartial;
 } composition;
 
-static void composition_of(const ctx *c, composition *k)
+static void composition_of(const ctx *c, const preset_group *g, composition *k)
 {
 	memset(k, 0, sizeof(*k));
-	for (size_t i = 0; i < c->n; i++) {
-		const cs_preset *p = c->sel[i];
+	for (size_t i = 0; i < g->n; i++) {
+		const cs_preset *p = g->p[i];
 		if (p->max_identical_run && (!k->ident || p->max_identical_run < k->ident)) {
 			k->ident = p->max_identical_run;
 			k->ident_from = p;
@@ -333,78 +626,104 @@ static void composition_of(const ctx *c, composition *k)
 			continue;
 		k->classes |= p->classes;
 		k->need[k->nneed++] = p;
-		if (is_requirement(cite_of(p, "classes")) && allowed(c, cite_of(p, "classes")))
+		class_basis b = class_basis_of(c, p);
+		if (is_binding(&b)) {
 			k->binding[k->nbinding++] = p;
-		else
+			if (b.choice != 0)
+				k->partial[k->npartial++] = p;
+		} else {
 			k->practice[k->npractice++] = p;
-	}
-}
-
-static void class_words(unsigned classes, char *out, size_t cap, json_t *value)
-{
-	static const char *const names[] = {"upper", "lower", "digit", "special"};
-	static const char *const words[] = {"an upper-case letter", "a lower-case letter", "a digit",
-					    "a special character"};
-	int count = 0, written = 0;
-	for (int b = 0; b < 4; b++)
-		count += (int)((classes >> b) & 1u);
-	out[0] = '\0';
-	for (int b = 0; b < 4; b++)
-		if (classes & (1u << b)) {
-			size_t len = strlen(out);
-			snprintf(out + len, cap - len, "%s%s",
-				 written == 0 ? "" : (written == count - 1 ? " and " : ", "), words[b]);
-			written++;
-			if (value != NULL)
-				json_array_append_new(value, json_string(names[b]));
 		}
-	if (count == 4) {
-		size_t len = strlen(out);
-		snprintf(out + len, cap - len, " (all four classes)");
 	}
 }
 
-static void class_and_run_rules(const ctx *c, const composition *k, json_t *rules)
+static int has_runs(const cs_preset *p)
 {
-	int conflict = c->nist != NULL && k->nneed > 0;
-	char words[256];
-	json_t *cites = json_array(), *from = json_array();
-	for (size_t i = 0; i < k->nneed; i++) {
-		if (k->need[i]->classes == 0)
-			continue;
-		cite_add(c, cites, cite_of(k->need[i], "classes"));
-		json_array_append_new(from, json_string(k->need[i]->name));
-	}
+	return p->max_identical_run || p->max_class_run;
+}
+
+/* " (except ... : below)" after an organisation-wide statement that the
+ * STIG block or the database rules qualify. */
+static void except_below(const ctx *c, int stig, int db, char *out, size_t cap)
+{
+	char st[1024];
+	out[0] = '\0';
+	stig = stig && c->stig.n > 0;
+	db = db && c->db.n > 0;
+	if (!stig && !db)
+		return;
+	titles(st, sizeof(st), c->stig.p, c->stig.n);
+	snprintf(out, cap, " (except %s%s%s: below)", stig ? "on systems in the scope of " : "",
+		 stig ? st : "", db ? (stig ? ", and for database passwords" : "for database passwords") : "");
+}
+
+/* The runs rule text: "no more than 3 identical characters in a row ..." */
+static void runs_words(unsigned ident, unsigned cls, char *out, size_t cap)
+{
+	if (ident && cls)
+		snprintf(out, cap, "no more than %u identical characters in a row and no more than %u "
+			 "characters of one class in a row", ident, cls);
+	else if (ident)
+		snprintf(out, cap, "no more than %u identical characters in a row", ident);
+	else
+		snprintf(out, cap, "no more than %u characters of one class in a row", cls);
+}
+
+/* The organisation-wide class and run rules (general presets), and the
+ * human accounts' rule when SP 800-63B-4 forbids composition. */
+static void class_and_run_rules(const ctx *c, const composition *kg, const composition *ks,
+				json_t *rules)
+{
+	int conflict = c->nist != NULL && (kg->nneed > 0 || ks->nneed > 0);
+	char words[256], below[1200];
+	/* which of the block's and the database presets' rules qualify "none" */
+	composition kd;
+	composition_of(c, &c->db, &kd);
+	except_below(c, ks->nneed > 0, kd.nneed > 0, below, sizeof(below));
 	if (conflict) {
-		char btitles[1024] = "";
-		titles(btitles, sizeof(btitles), k->binding, k->nbinding);
+		const cs_preset *bound[2 * CS_POLICY_STANDARDS_MAX] = {NULL};
+		size_t nb = 0;
+		for (size_t i = 0; i < kg->nbinding; i++)
+			bound[nb++] = kg->binding[i];
+		for (size_t i = 0; i < ks->nbinding; i++)
+			bound[nb++] = ks->binding[i];
+		char btitles[2048] = "";
+		titles(btitles, sizeof(btitles), bound, nb);
 		json_t *hc = cites3(c, NIST_BAN " (no composition rules)", NULL, NULL);
-		for (size_t i = 0; i < k->nbinding; i++)
-			cite_add(c, hc, cite_of(k->binding[i], "classes"));
+		for (size_t i = 0; i < nb; i++) {
+			class_basis b = class_basis_of(c, bound[i]);
+			if (b.required)
+				cite_add(c, hc, b.cite);
+			if (b.runs_required)
+				cite_add(c, hc, source_of(c, bound[i], "runs"));
+		}
 		add_rule(rules, "classes.human", "Character classes", "human",
-			 k->nbinding == 0
-				 ? json_string("Human accounts: no composition rules (no required character "
+			 nb == 0 ? json_string("Human accounts: no composition rules (no required character "
 					       "classes, no run limits).")
 				 : jfmt("Human accounts: no composition rules (no required character classes, "
-					"no run limits), except on systems in the scope of %s, where that "
-					"standard's composition rules apply (a standing exception, see "
-					"Exceptions).",
-					btitles),
+					"no run limits), except on systems in the scope of %s, where what %s "
+					"requires applies (a standing exception, see Exceptions).",
+					btitles, nb == 1 ? "that standard" : "each of those standards"),
 			 json_array(), hc, names1(c->nist->name));
 	}
-	if (k->classes == 0) {
+	if (c->general.n == 0)
+		return;
+	if (kg->classes == 0) {
 		if (!conflict)
 			add_rule(rules, "classes", "Character classes", "all",
-				 json_string("No composition rules: length and randomness give the strength."),
+				 jfmt("No composition rules%s: length and randomness give the strength.", below),
 				 json_array(),
 				 c->nist != NULL ? cites3(c, NIST_BAN " (no composition rules)", NULL, NULL)
 						 : json_array(),
 				 c->nist != NULL ? names1(c->nist->name) : json_array());
-		json_decref(cites);
-		json_decref(from);
 	} else {
-		json_t *value = json_array();
-		class_words(k->classes, words, sizeof(words), value);
+		json_t *value = json_array(), *cites = json_array(), *from = json_array();
+		for (size_t i = 0; i < kg->nneed; i++)
+			if (kg->need[i]->classes != 0) {
+				class_cites(c, kg->need[i], cites);
+				json_array_append_new(from, json_string(kg->need[i]->name));
+			}
+		class_words(kg->classes, words, sizeof(words), value);
 		add_rule(rules, conflict ? "classes.service" : "classes", "Character classes",
 			 conflict ? "service" : "all",
 			 jfmt("%s contain at least %s.",
@@ -412,57 +731,84 @@ static void class_and_run_rules(const ctx *c, const composition *k, json_t *rule
 			      words),
 			 value, cites, from);
 	}
-	if (k->ident || k->cls) {
-		const cs_preset *a = k->ident_from != NULL ? k->ident_from : k->cls_from;
-		json_t *text;
-		if (k->ident && k->cls)
-			text = jfmt("Passwords%s have no more than %u identical characters in a row and no "
-				    "more than %u characters of one class in a row.",
-				    conflict ? " of service, system and application accounts" : "", k->ident,
-				    k->cls);
-		else if (k->ident)
-			text = jfmt("Passwords%s have no more than %u identical characters in a row.",
-				    conflict ? " of service, system and application accounts" : "", k->ident);
-		else
-			text = jfmt("Passwords%s have no more than %u characters of one class in a row.",
-				    conflict ? " of service, system and application accounts" : "", k->cls);
-		add_rule(rules, "runs", "Repeated characters", conflict ? "service" : "all", text,
-			 json_pack("{s:i, s:i}", "max_identical_run", (int)k->ident, "max_class_run",
-				   (int)k->cls),
-			 cites3(c, k->ident_from != NULL ? cite_of(k->ident_from, "runs") : NULL,
-				k->cls_from != NULL ? cite_of(k->cls_from, "runs") : NULL, NULL),
+	if (kg->ident || kg->cls) {
+		const cs_preset *a = kg->ident_from != NULL ? kg->ident_from : kg->cls_from;
+		runs_words(kg->ident, kg->cls, words, sizeof(words));
+		add_rule(rules, "runs", "Repeated characters", conflict ? "service" : "all",
+			 jfmt("Passwords%s have %s.",
+			      conflict ? " of service, system and application accounts" : "", words),
+			 json_pack("{s:i, s:i}", "max_identical_run", (int)kg->ident, "max_class_run",
+				   (int)kg->cls),
+			 cites3(c, kg->ident_from != NULL ? source_of(c, kg->ident_from, "runs") : NULL,
+				kg->cls_from != NULL ? source_of(c, kg->cls_from, "runs") : NULL, NULL),
 			 names1(a->name));
+	}
+}
+
+/* The database presets' class and run rules: database accounts only. */
+static void database_class_rules(const ctx *c, json_t *rules)
+{
+	composition k;
+	composition_of(c, &c->db, &k);
+	char words[256];
+	if (k.classes != 0) {
+		json_t *value = json_array(), *cites = json_array(), *from = json_array();
+		for (size_t i = 0; i < k.nneed; i++)
+			if (k.need[i]->classes != 0) {
+				class_cites(c, k.need[i], cites);
+				json_array_append_new(from, json_string(k.need[i]->name));
+			}
+		class_words(k.classes, words, sizeof(words), value);
+		add_rule(rules, "classes.database", "Character classes", "service",
+			 jfmt("Database passwords contain at least %s.", words), value, cites, from);
+	}
+	if (k.ident || k.cls) {
+		runs_words(k.ident, k.cls, words, sizeof(words));
+		add_rule(rules, "runs.database", "Repeated characters", "service",
+			 jfmt("Database passwords have %s.", words),
+			 json_pack("{s:i, s:i}", "max_identical_run", (int)k.ident, "max_class_run",
+				   (int)k.cls),
+			 cites3(c, k.ident_from != NULL ? source_of(c, k.ident_from, "runs") : NULL,
+				k.cls_from != NULL ? source_of(c, k.cls_from, "runs") : NULL, NULL),
+			 names1((k.ident_from != NULL ? k.ident_from : k.cls_from)->name));
 	}
 }
 
 /* ---- rotation --------------------------------------------------------------------- */
 
 typedef struct {
-	const cs_preset *shortest; /* the shortest maximum lifetime, or NULL */
+	const cs_preset *shortest; /* the shortest maximum lifetime of a general preset, or NULL */
+	const cs_preset *stig;     /* ... of a STIG preset (on its systems), or NULL */
 	int pci;                   /* PCI DSS chosen: 8.3.9 and 8.6.3 */
-	int binding;               /* shortest's lifetime is its standard's requirement */
 } rotation;
+
+static const cs_preset *shortest_of(const ctx *c, const preset_group *g)
+{
+	const cs_preset *s = NULL;
+	for (size_t i = 0; i < g->n; i++)
+		if (g->p[i]->rotation_days && allowed(c, source_of(c, g->p[i], "rotation")) &&
+		    (s == NULL || g->p[i]->rotation_days < s->rotation_days))
+			s = g->p[i];
+	return s;
+}
 
 static void rotation_of(const ctx *c, rotation *r)
 {
 	memset(r, 0, sizeof(*r));
-	for (size_t i = 0; i < c->n; i++)
-		if (c->sel[i]->rotation_days && allowed(c, cite_of(c->sel[i], "rotation")) &&
-		    (r->shortest == NULL || c->sel[i]->rotation_days < r->shortest->rotation_days))
-			r->shortest = c->sel[i];
+	r->shortest = shortest_of(c, &c->general);
+	r->stig = shortest_of(c, &c->stig);
 	r->pci = (c->chosen & F_PCI) != 0;
-	r->binding = r->shortest != NULL && is_requirement(cite_of(r->shortest, "rotation"));
 }
 
 static int rotation_conflict(const ctx *c, const rotation *r)
 {
-	return c->nist != NULL && (r->shortest != NULL || r->pci);
+	return c->nist != NULL && (r->shortest != NULL || r->stig != NULL || r->pci);
 }
 
 static void rotation_rules(const ctx *c, const rotation *r, json_t *rules)
 {
 	int conflict = rotation_conflict(c, r);
-	if (r->shortest != NULL) {
+	if (c->general.n > 0 && r->shortest != NULL) {
 		add_rule(rules, "rotation.privileged", "Rotation: service and privileged accounts",
 			 conflict ? "service" : "all",
 			 jfmt("%s: rotate at least every %d days, and immediately on suspected "
@@ -471,24 +817,39 @@ static void rotation_rules(const ctx *c, const rotation *r, json_t *rules)
 				       : "Privileged and service credentials",
 			      r->shortest->rotation_days),
 			 json_integer(r->shortest->rotation_days),
-			 cites3(c, cite_of(r->shortest, "rotation"), NULL, NULL),
+			 cites3(c, source_of(c, r->shortest, "rotation"), NULL, NULL),
 			 names1(r->shortest->name));
-	} else {
+	} else if (c->general.n > 0) {
+		char below[1200];
+		except_below(c, r->stig != NULL, 0, below, sizeof(below));
 		add_rule(rules, "rotation.privileged", "Rotation: service and privileged accounts", "all",
-			 json_string("No maximum lifetime is required by the selected standards: rotate on "
-				     "suspected compromise, on staff change, and per the frameworks below."),
+			 jfmt("No maximum lifetime is required by the chosen standards%s: rotate on "
+			      "suspected compromise, on staff change, and per the frameworks below.",
+			      below),
 			 NULL, json_array(), json_array());
 	}
 	for (size_t i = 0; i < c->n; i++) {
 		const cs_preset *p = c->sel[i];
+		if (!is_database(p) && (families_of_preset(p) & F_DISA))
+			continue; /* in the block of its systems */
 		char id[96], title[160];
 		snprintf(id, sizeof(id), "rotation.%s", p->name);
 		snprintf(title, sizeof(title), "Rotation: %s", p->title);
 		const char *accounts = "all";
-		if (conflict)
+		if (is_database(p))
+			accounts = "service";
+		else if (conflict)
 			accounts = p == c->nist ? "human" : "service";
-		const char *cite = cite_of(p, "rotation");
-		if (allowed(c, p->rotation) && allowed(c, cite))
+		const char *cite = source_of(c, p, "rotation");
+		const cs_preset *ref = referenced(c, p, "rotation");
+		if (ref != NULL && !is_database(ref) && (families_of_preset(ref) & F_DISA))
+			/* "see dod-stig": that standard's rule, where it applies */
+			add_rule(rules, id, title, "all",
+				 jfmt("On systems in the scope of %s, rotation as that standard sets it (see "
+				      "the rules for those systems), and immediately on suspected compromise.",
+				      ref->title),
+				 NULL, cites3(c, cite, NULL, NULL), names1(p->name));
+		else if (allowed(c, p->rotation) && cite != NULL && allowed(c, cite))
 			add_rule(rules, id, title, accounts, json_string(p->rotation),
 				 p->rotation_days ? json_integer(p->rotation_days) : NULL,
 				 cites3(c, cite, NULL, NULL), names1(p->name));
@@ -512,22 +873,27 @@ typedef struct {
 	const char *cite;
 } extra_rule;
 
+/* The F_DISA texts continue "On systems in the scope of <STIG preset>, ". */
 static const extra_rule extra_rules[] = {
 	{F_DISA, "history.srg", "Password history", "all", 5,
-	 "A new password may not repeat any of the account's last 5 passwords.", NULL,
-	 "DISA GPOS SRG SRG-OS-000077-GPOS-00045 (reuse prohibited for 5 generations)"},
+	 "a new password of an operating-system account may not repeat any of the account's last 5 "
+	 "passwords.",
+	 NULL, "DISA GPOS SRG SRG-OS-000077-GPOS-00045 (reuse prohibited for 5 generations)"},
 	{F_PCI, "history.pci", "Password history", "human", 4,
 	 "A new password may not equal any of the account's last 4 passwords.", NULL,
 	 "PCI DSS v4.0.1 8.3.7 (not the same as any of the last four)"},
 	{F_DISA, "lifetime.minimum", "Minimum password lifetime", "all", 24,
-	 "A user may not change a password again within 24 hours of its last change.", NULL,
-	 "DISA GPOS SRG SRG-OS-000075-GPOS-00043 (24 hours minimum lifetime)"},
+	 "a user may not change the password of an operating-system account again within 24 hours "
+	 "of its last change; a change an administrator makes (on suspected compromise, at "
+	 "off-boarding, or as a reset) is exempt and takes effect at once (see Conflicts).",
+	 NULL, "DISA GPOS SRG SRG-OS-000075-GPOS-00043 (24 hours minimum lifetime)"},
 	{F_DISA, "changed-characters", "Changed characters", "all", 8,
-	 "A new password differs from the one it replaces in at least 8 characters.", NULL,
-	 "DISA RHEL 9 STIG pwquality difok = 8 (SRG-OS-000072-GPOS-00040)"},
+	 "a new password of an operating-system account differs from the one it replaces in at least "
+	 "8 characters.",
+	 NULL, "DISA RHEL 9 STIG pwquality difok = 8 (SRG-OS-000072-GPOS-00040)"},
 	{F_DISA, "lockout.srg", "Lockout", "all", 3,
-	 "After 3 consecutive invalid logon attempts within 15 minutes, the account is locked until "
-	 "an administrator releases it.",
+	 "after 3 consecutive invalid logon attempts to an operating-system account within 15 "
+	 "minutes, the account is locked until an administrator releases it.",
 	 NULL, "DISA GPOS SRG SRG-OS-000021-GPOS-00005, SRG-OS-000329-GPOS-00128"},
 	{F_PCI, "lockout.pci", "Lockout", "all", 10,
 	 "After at most 10 invalid authentication attempts, the user ID is locked out for at least 30 "
@@ -548,6 +914,8 @@ static const extra_rule extra_rules[] = {
 	 NULL, NIST_BAN " (blocklist)"},
 };
 
+#define LIFETIME_CITE "DISA GPOS SRG SRG-OS-000075-GPOS-00043 (24 hours minimum lifetime)"
+
 static json_t *presets_of_family(const ctx *c, unsigned family)
 {
 	json_t *arr = json_array();
@@ -557,19 +925,91 @@ static json_t *presets_of_family(const ctx *c, unsigned family)
 	return arr;
 }
 
-static void extra_rules_add(const ctx *c, json_t *rules)
+/* The rules of one family; F_DISA's on the systems in the STIG's scope. */
+static void extra_rules_add(const ctx *c, json_t *rules, int stig_block, const char *scope,
+			    const char *block_title)
 {
 	for (size_t i = 0; i < sizeof(extra_rules) / sizeof(extra_rules[0]); i++) {
 		const extra_rule *e = &extra_rules[i];
-		if (!(c->chosen & e->family))
+		if (!(c->chosen & e->family) || (e->family == F_DISA) != stig_block)
 			continue;
 		int with_nist = c->nist != NULL && e->text_with_nist != NULL;
-		add_rule(rules, e->id, e->title, e->accounts,
-			 json_string(with_nist ? e->text_with_nist : e->text),
+		json_t *text = stig_block ? jfmt("On systems in the scope of %s, %s", scope, e->text)
+					  : json_string(with_nist ? e->text_with_nist : e->text);
+		add_rule(rules, e->id, stig_block ? block_title : e->title, e->accounts, text,
 			 e->value ? json_integer(e->value) : NULL,
 			 cites3(c, e->cite, with_nist ? NIST_BAN " (no periodic changes)" : NULL, NULL),
 			 presets_of_family(c, e->family));
 	}
+}
+
+/* The DISA SRG/STIG is a configuration standard for the operating systems
+ * in its scope: its rules are stated for those systems and their
+ * operating-system accounts (people's and services' alike), not merged
+ * into the organisation-wide rules. */
+static void stig_rules(const ctx *c, json_t *rules)
+{
+	if (c->stig.n == 0)
+		return;
+	char scope[1024], title[1100], words[256], id[96];
+	titles(scope, sizeof(scope), c->stig.p, c->stig.n);
+	snprintf(title, sizeof(title), "Systems in the scope of %s", scope);
+	for (size_t i = 0; i < c->stig.n; i++) {
+		const cs_preset *s = c->stig.p[i];
+		int generated = password_min(s, c->wl);
+		snprintf(id, sizeof(id), "length.%s", s->name);
+		if (generated > s->min_length)
+			add_rule(rules, id, title, "all",
+				 jfmt("On systems in the scope of %s, passwords of operating-system accounts "
+				      "have at least %d characters; those the appliance generates at least "
+				      "%d, so that each reaches %d bits of security strength.",
+				      s->title, s->min_length, generated, s->strength_bits),
+				 json_integer(s->min_length),
+				 cites3(c, cite_of(s, "length"), FLOOR_CITE, NULL), names1(s->name));
+		else
+			add_rule(rules, id, title, "all",
+				 jfmt("On systems in the scope of %s, passwords of operating-system accounts "
+				      "have at least %d characters.",
+				      s->title, s->min_length),
+				 json_integer(s->min_length), cites3(c, cite_of(s, "length"), NULL, NULL),
+				 names1(s->name));
+		if (s->classes) {
+			json_t *value = json_array(), *cites = json_array();
+			class_words(s->classes, words, sizeof(words), value);
+			class_cites(c, s, cites);
+			snprintf(id, sizeof(id), "classes.%s", s->name);
+			add_rule(rules, id, title, "all",
+				 jfmt("On systems in the scope of %s, passwords of operating-system accounts "
+				      "contain at least %s.",
+				      s->title, words),
+				 value, cites, names1(s->name));
+		}
+		if (has_runs(s)) {
+			runs_words(s->max_identical_run, s->max_class_run, words, sizeof(words));
+			snprintf(id, sizeof(id), "runs.%s", s->name);
+			add_rule(rules, id, title, "all",
+				 jfmt("On systems in the scope of %s, passwords of operating-system accounts "
+				      "have %s.",
+				      s->title, words),
+				 json_pack("{s:i, s:i}", "max_identical_run", (int)s->max_identical_run,
+					   "max_class_run", (int)s->max_class_run),
+				 cites3(c, source_of(c, s, "runs"), NULL, NULL), names1(s->name));
+		}
+		snprintf(id, sizeof(id), "rotation.%s", s->name);
+		const char *rc = source_of(c, s, "rotation");
+		if (s->rotation_days && allowed(c, rc))
+			add_rule(rules, id, title, "all",
+				 jfmt("On systems in the scope of %s, passwords of operating-system accounts "
+				      "are changed at least every %d days (maximum lifetime), and immediately "
+				      "on suspected compromise.",
+				      s->title, s->rotation_days),
+				 json_integer(s->rotation_days), cites3(c, rc, NULL, NULL), names1(s->name));
+		else if (allowed(c, s->rotation) && rc != NULL && allowed(c, rc))
+			add_rule(rules, id, title, "all",
+				 jfmt("On systems in the scope of %s: %s", s->title, s->rotation), NULL,
+				 cites3(c, rc, NULL, NULL), names1(s->name));
+	}
+	extra_rules_add(c, rules, 1, scope, title);
 }
 
 /* ---- texts of the presets file ------------------------------------------------------ */
@@ -614,101 +1054,199 @@ static void standing(json_t *list, const char *id, json_t *text, json_t *cites)
 	json_array_append_new(list, json_pack("{s:s, s:o, s:o}", "id", id, "text", text, "cites", cites));
 }
 
-static void composition_conflict(const ctx *c, const composition *k, json_t *conflicts,
-				 json_t *exceptions)
+/* What p sets, for the statement of the composition conflict. */
+static void composition_statement(FILE *f, const ctx *c, const cs_preset *p, int stig)
 {
-	if (c->nist == NULL || k->nneed == 0)
-		return;
-	char words[256], ptitles[1024], all[1024];
-	char *statement = NULL;
-	size_t slen = 0;
-	FILE *f = open_memstream(&statement, &slen);
-	if (f == NULL)
-		return;
-	json_t *cites = cites3(c, NIST_BAN " (no composition rules)", NULL, NULL);
-	fprintf(f, "SP 800-63B-4 forbids composition rules for passwords (3.1.1.2)");
-	for (size_t i = 0; i < k->nneed; i++) {
-		const cs_preset *p = k->need[i];
+	char words[256];
+	class_basis b = class_basis_of(c, p);
+	fprintf(f, "; %s%s ", p->title, stig ? ", on the systems in its scope," : "");
+	if (b.required) {
+		class_words(b.required, words, sizeof(words), NULL);
+		fprintf(f, "requires %s (%s)", words, b.cite);
+		if (b.choice) {
+			class_words(b.choice, words, sizeof(words), NULL);
+			fprintf(f, ", and the preset adds %s as its own choice", words);
+		}
+	} else if (p->classes) {
 		class_words(p->classes, words, sizeof(words), NULL);
-		fprintf(f, "; %s sets ", p->title);
-		if (p->classes)
-			fprintf(f, "%s", words);
-		if (p->max_identical_run || p->max_class_run)
-			fprintf(f, "%srun limits", p->classes ? " and " : "");
-		const char *cite = cite_of(p, p->classes ? "classes" : "runs");
-		if (allowed(c, cite))
-			fprintf(f, " (%s)", cite);
-		cite_add(c, cites, cite);
+		fprintf(f, "sets %s", words);
+		if (allowed(c, b.cite))
+			fprintf(f, " (%s)", b.cite);
 	}
-	fprintf(f, ".");
-	fclose(f);
+	if (has_runs(p)) {
+		const char *rc = source_of(c, p, "runs");
+		fprintf(f, "%srun limits", p->classes ? " and " : "sets ");
+		if (rc != NULL && allowed(c, rc))
+			fprintf(f, " (%s)", rc);
+	}
+}
 
-	json_t *hc = cites3(c, NIST_BAN " (no composition rules)", NULL, NULL);
-	char *human = NULL;
-	size_t hlen = 0;
-	f = open_memstream(&human, &hlen);
-	if (f == NULL) {
+static void composition_conflict(const ctx *c, const composition *kg, const composition *ks,
+				 json_t *conflicts, json_t *exceptions)
+{
+	if (c->nist == NULL || (kg->nneed == 0 && ks->nneed == 0))
+		return;
+	char words[256], ptitles[2048];
+	char *statement = NULL, *human = NULL, *service = NULL;
+	size_t slen = 0, hlen = 0, vlen = 0;
+	FILE *f = open_memstream(&statement, &slen);
+	FILE *fh = f != NULL ? open_memstream(&human, &hlen) : NULL;
+	FILE *fv = fh != NULL ? open_memstream(&service, &vlen) : NULL;
+	if (fv == NULL) {
+		if (fh != NULL)
+			fclose(fh);
+		if (f != NULL)
+			fclose(f);
 		free(statement);
-		json_decref(cites);
-		json_decref(hc);
+		free(human);
 		return;
 	}
-	fprintf(f, "Human accounts follow SP 800-63B-4: no composition rules (no required character "
-		   "classes, no run limits).");
-	if (k->npractice > 0) {
-		titles(ptitles, sizeof(ptitles), k->practice, k->npractice);
-		fprintf(f, " The composition rules of %s are practice or this appliance's choice, not a "
-			   "requirement of the standard, and yield.",
-			ptitles);
-		for (size_t i = 0; i < k->npractice; i++)
-			cite_add(c, hc, cite_of(k->practice[i], "classes"));
+	const composition *ks_or_kg[2] = {kg, ks};
+	json_t *cites = cites3(c, NIST_BAN " (no composition rules)", NULL, NULL);
+	json_t *hc = cites3(c, NIST_BAN " (no composition rules)", NULL, NULL);
+	json_t *sc = json_array();
+	fputs("SP 800-63B-4 forbids composition rules for passwords (3.1.1.2)", f);
+	for (size_t g = 0; g < 2; g++)
+		for (size_t i = 0; i < ks_or_kg[g]->nneed; i++) {
+			const cs_preset *p = ks_or_kg[g]->need[i];
+			composition_statement(f, c, p, g == 1);
+			class_cites(c, p, cites);
+			class_cites(c, p, sc);
+			if (has_runs(p)) {
+				cite_add(c, cites, source_of(c, p, "runs"));
+				cite_add(c, sc, source_of(c, p, "runs"));
+			}
+		}
+	fputs(".", f);
+
+	fputs("Human accounts follow SP 800-63B-4: no composition rules (no required character "
+	      "classes, no run limits).",
+	      fh);
+	const cs_preset *practice[2 * CS_POLICY_STANDARDS_MAX], *binding[2 * CS_POLICY_STANDARDS_MAX];
+	size_t np = 0, nb = 0;
+	for (size_t g = 0; g < 2; g++) {
+		for (size_t i = 0; i < ks_or_kg[g]->npractice; i++)
+			practice[np++] = ks_or_kg[g]->practice[i];
+		for (size_t i = 0; i < ks_or_kg[g]->nbinding; i++)
+			binding[nb++] = ks_or_kg[g]->binding[i];
 	}
-	if (k->nbinding > 0) {
-		titles(ptitles, sizeof(ptitles), k->binding, k->nbinding);
-		fprintf(f, " Exception: on systems in the scope of %s, whose assessors test these rules "
-			   "as requirements, human account passwords meet them too; each such system is a "
-			   "standing exception to SP 800-63B-4 3.1.1.2 (see Exceptions).",
+	if (np > 0) {
+		titles(ptitles, sizeof(ptitles), practice, np);
+		fprintf(fh, " The composition rules of %s are practice or this appliance's choice, not a "
+			    "requirement of the standard, and yield.",
 			ptitles);
-		for (size_t i = 0; i < k->nbinding; i++) {
-			const cs_preset *p = k->binding[i];
+		for (size_t i = 0; i < np; i++)
+			cite_add(c, hc, class_basis_of(c, practice[i]).cite);
+	}
+	for (size_t g = 0; g < 2; g++)
+		for (size_t i = 0; i < ks_or_kg[g]->npartial; i++) {
+			const cs_preset *p = ks_or_kg[g]->partial[i];
+			class_basis b = class_basis_of(c, p);
+			class_words(b.choice, words, sizeof(words), NULL);
+			fprintf(fh, " What the %s preset adds to its standard as its own choice (%s) "
+				    "yields too.",
+				p->name, words);
+		}
+	if (nb > 0) {
+		titles(ptitles, sizeof(ptitles), binding, nb);
+		fprintf(fh, " Exception: on systems in the scope of %s, whose assessors test these rules "
+			    "as requirements, human account passwords meet what %s requires; each such "
+			    "system is a standing exception to SP 800-63B-4 3.1.1.2 (see Exceptions).",
+			ptitles, nb == 1 ? "that standard" : "each of those standards");
+		for (size_t i = 0; i < nb; i++) {
+			const cs_preset *p = binding[i];
+			class_basis b = class_basis_of(c, p);
 			char id[96];
-			cite_add(c, hc, cite_of(p, "classes"));
-			class_words(p->classes, words, sizeof(words), NULL);
+			if (b.required)
+				cite_add(c, hc, b.cite);
+			if (b.runs_required)
+				cite_add(c, hc, source_of(c, p, "runs"));
+			class_words(b.required, words, sizeof(words), NULL);
 			snprintf(id, sizeof(id), "composition.%s", p->name);
+			json_t *ec = cites3(c, b.required ? b.cite : NULL,
+					    b.runs_required ? source_of(c, p, "runs") : NULL,
+					    NIST_BAN " (no composition rules)");
 			standing(exceptions, id,
-				 jfmt("Human accounts on systems in the scope of %s: passwords contain %s%s, as "
-				      "that standard requires, instead of following SP 800-63B-4's ban on "
-				      "composition rules.",
-				      p->title, p->classes ? words : "no long runs",
-				      (p->max_identical_run || p->max_class_run) && p->classes
-					      ? " and respect its run limits"
-					      : ""),
-				 cites3(c, cite_of(p, "classes"), NIST_BAN " (no composition rules)", NULL));
+				 b.required ? jfmt("Human accounts on systems in the scope of %s: passwords "
+						   "contain %s%s, as that standard requires, instead of "
+						   "following SP 800-63B-4's ban on composition rules.",
+						   p->title, words,
+						   b.runs_required ? " and respect its run limits" : "")
+					    : jfmt("Human accounts on systems in the scope of %s: passwords "
+						   "respect its run limits, as that standard requires, instead "
+						   "of following SP 800-63B-4's ban on composition rules.",
+						   p->title),
+				 ec);
 		}
 	}
-	fclose(f);
 
-	titles(all, sizeof(all), k->need, k->nneed);
-	class_words(k->classes, words, sizeof(words), NULL);
-	json_t *sc = json_array();
-	for (size_t i = 0; i < k->nneed; i++)
-		cite_add(c, sc, cite_of(k->need[i], k->need[i]->classes ? "classes" : "runs"));
-	json_t *service =
-		jfmt("Service, system and application accounts meet every chosen composition rule%s%s%s. "
-		     "SP 800-63B-4 sets rules for the passwords people choose and remember; these "
-		     "credentials are generated by the appliance and stored, not memorised, so the rules "
-		     "cost them nothing and satisfy %s.",
-		     k->classes ? ": " : "", k->classes ? words : "",
-		     (k->ident || k->cls) ? (k->classes ? ", and the run limits" : ": the run limits") : "",
-		     all);
-	json_array_append_new(
-		conflicts,
-		json_pack("{s:s, s:s, s:s, s:o, s:{s:o, s:o}}", "id", "composition", "topic",
-			  "Composition rules (character classes and run limits)", "statement", statement,
-			  "cites", cites, "resolution", "human",
-			  resolution(json_string(human), hc), "service", resolution(service, sc)));
+	fputs("Service, system and application accounts meet every chosen composition rule:", fv);
+	if (kg->nneed > 0) {
+		titles(ptitles, sizeof(ptitles), kg->need, kg->nneed);
+		class_words(kg->classes, words, sizeof(words), NULL);
+		fprintf(fv, " the presets' rules of %s everywhere (%s%s%s)", ptitles,
+			kg->classes ? words : "", (kg->ident || kg->cls) && kg->classes ? ", and " : "",
+			kg->ident || kg->cls ? "the run limits" : "");
+	}
+	if (ks->nneed > 0) {
+		titles(ptitles, sizeof(ptitles), ks->need, ks->nneed);
+		class_words(ks->classes, words, sizeof(words), NULL);
+		fprintf(fv, "%s the rules of %s on the systems in its scope (%s%s%s)",
+			kg->nneed > 0 ? ";" : "", ptitles, ks->classes ? words : "",
+			(ks->ident || ks->cls) && ks->classes ? ", and " : "",
+			ks->ident || ks->cls ? "its run limits" : "");
+	}
+	fputs(". SP 800-63B-4 sets rules for the passwords people choose and remember; these "
+	      "credentials are generated by the appliance and stored, not memorised, so the rules "
+	      "cost them nothing.",
+	      fv);
+	int ok = fclose(f) == 0;
+	ok = fclose(fh) == 0 && ok;
+	ok = fclose(fv) == 0 && ok;
+	if (ok)
+		json_array_append_new(
+			conflicts,
+			json_pack("{s:s, s:s, s:s, s:o, s:{s:o, s:o}}", "id", "composition", "topic",
+				  "Composition rules (character classes and run limits)", "statement",
+				  statement, "cites", cites, "resolution", "human",
+				  resolution(json_string(human), hc), "service",
+				  resolution(json_string(service), sc)));
+	else {
+		json_decref(cites);
+		json_decref(hc);
+		json_decref(sc);
+	}
 	free(statement);
 	free(human);
+	free(service);
+}
+
+/* A maximum lifetime that conflicts with SP 800-63B-4 for human accounts:
+ * the statement's part, and, when binding, the standing exception. */
+static void lifetime_part(const ctx *c, const cs_preset *p, int stig, FILE *fs, FILE *fh,
+			  json_t *cites, json_t *hc, json_t *sc, json_t *exceptions)
+{
+	const char *cite = source_of(c, p, "rotation");
+	fprintf(fs, "; %s sets a maximum lifetime of %d days%s (%s)", p->title, p->rotation_days,
+		stig ? " on the systems in its scope" : "", cite);
+	cite_add(c, cites, cite);
+	cite_add(c, sc, cite);
+	if (!is_requirement(cite))
+		return;
+	char id[96];
+	cite_add(c, hc, cite);
+	fprintf(fh,
+		" Exception: on systems in the scope of %s, the %d-day maximum lifetime applies to "
+		"human accounts too; each such system is a standing exception to SP 800-63B-4 3.1.1.2 "
+		"(see Exceptions).",
+		p->title, p->rotation_days);
+	snprintf(id, sizeof(id), "rotation.%s", p->name);
+	standing(exceptions, id,
+		 jfmt("Human accounts on systems in the scope of %s: passwords are changed at least "
+		      "every %d days, as that standard requires, instead of following SP 800-63B-4's "
+		      "ban on periodic changes.",
+		      p->title, p->rotation_days),
+		 cites3(c, cite, NIST_BAN " (no periodic changes)", NULL));
 }
 
 static void rotation_conflict_add(const ctx *c, const rotation *r, json_t *conflicts,
@@ -718,14 +1256,19 @@ static void rotation_conflict_add(const ctx *c, const rotation *r, json_t *confl
 		return;
 	static const char pci[] =
 		"PCI DSS v4.0.1 8.3.9 (90-day change or dynamic analysis for password-only accounts)";
-	char *stmt = NULL, *human = NULL;
-	size_t slen = 0, hlen = 0;
+	static const char tra[] = "PCI DSS v4.0.1 8.6.3, 12.3.1 (targeted risk analysis)";
+	char *stmt = NULL, *human = NULL, *service = NULL;
+	size_t slen = 0, hlen = 0, vlen = 0;
 	FILE *fs = open_memstream(&stmt, &slen);
 	FILE *fh = fs != NULL ? open_memstream(&human, &hlen) : NULL;
-	if (fh == NULL) {
+	FILE *fv = fh != NULL ? open_memstream(&service, &vlen) : NULL;
+	if (fv == NULL) {
+		if (fh != NULL)
+			fclose(fh);
 		if (fs != NULL)
 			fclose(fs);
 		free(stmt);
+		free(human);
 		return;
 	}
 	json_t *cites = cites3(c, NIST_BAN " (no periodic changes)", NULL, NULL);
@@ -735,29 +1278,10 @@ static void rotation_conflict_add(const ctx *c, const rotation *r, json_t *confl
 	fputs("Human accounts: no periodic change; a change is forced on evidence of compromise "
 	      "(SP 800-63B-4 3.1.1.2).",
 	      fh);
-	if (r->shortest != NULL) {
-		const char *cite = cite_of(r->shortest, "rotation");
-		fprintf(fs, "; %s sets a maximum lifetime of %d days (%s)", r->shortest->title,
-			r->shortest->rotation_days, cite);
-		cite_add(c, cites, cite);
-		cite_add(c, sc, cite);
-		if (r->binding) {
-			char id[96];
-			cite_add(c, hc, cite);
-			fprintf(fh,
-				" Exception: on systems in the scope of %s, the %d-day maximum lifetime "
-				"applies to human accounts too; each such system is a standing exception to "
-				"SP 800-63B-4 3.1.1.2 (see Exceptions).",
-				r->shortest->title, r->shortest->rotation_days);
-			snprintf(id, sizeof(id), "rotation.%s", r->shortest->name);
-			standing(exceptions, id,
-				 jfmt("Human accounts on systems in the scope of %s: passwords are changed at "
-				      "least every %d days, as that standard requires, instead of following "
-				      "SP 800-63B-4's ban on periodic changes.",
-				      r->shortest->title, r->shortest->rotation_days),
-				 cites3(c, cite, NIST_BAN " (no periodic changes)", NULL));
-		}
-	}
+	if (r->shortest != NULL)
+		lifetime_part(c, r->shortest, 0, fs, fh, cites, hc, sc, exceptions);
+	if (r->stig != NULL)
+		lifetime_part(c, r->stig, 1, fs, fh, cites, hc, sc, exceptions);
 	if (r->pci) {
 		fputs("; PCI DSS v4.0.1 8.3.9 requires a change at least every 90 days where a password "
 		      "is the only factor of a user's access, unless the account's security posture is "
@@ -771,45 +1295,94 @@ static void rotation_conflict_add(const ctx *c, const rotation *r, json_t *confl
 		      fh);
 	}
 	fputs(".", fs);
+
+	const cs_preset *s = r->stig != NULL && (r->shortest == NULL ||
+						 r->stig->rotation_days < r->shortest->rotation_days)
+				     ? r->stig
+				     : NULL;
+	fputs("Service, system and application accounts: ", fv);
+	if (r->shortest != NULL)
+		fprintf(fv, "rotate at least every %d days%s", r->shortest->rotation_days,
+			r->pci ? " (or more often, where the targeted risk analysis of PCI DSS v4.0.1 8.6.3 "
+				 "sets a shorter period)"
+			       : "");
+	if (s != NULL)
+		fprintf(fv, "%son systems in the scope of %s, %sat least every %d days",
+			r->shortest != NULL ? "; " : "", s->title, r->shortest != NULL ? "" : "rotate ",
+			s->rotation_days);
+	if (r->shortest == NULL && r->pci)
+		fputs(s != NULL ? "; elsewhere as the targeted risk analysis of PCI DSS v4.0.1 8.6.3 and "
+				  "12.3.1 sets"
+				: "rotate as the targeted risk analysis of PCI DSS v4.0.1 8.6.3 and 12.3.1 sets",
+		      fv);
+	fputs(", and immediately on suspected compromise. SP 800-63B-4's ban protects passwords "
+	      "people must remember; a generated credential is replaced by a new one from the "
+	      "appliance, so rotation does not weaken it.",
+	      fv);
+	if (r->pci)
+		cite_add(c, sc, tra);
 	int ok = fclose(fs) == 0;
 	ok = fclose(fh) == 0 && ok;
-	json_t *service;
-	if (r->shortest != NULL)
-		service = jfmt("Service, system and application accounts: rotate at least every %d days%s, "
-			       "and immediately on suspected compromise. SP 800-63B-4's ban protects "
-			       "passwords people must remember; a generated credential is replaced by a "
-			       "new one from the appliance, so rotation does not weaken it.",
-			       r->shortest->rotation_days,
-			       r->pci ? " (or more often, where the targeted risk analysis of PCI DSS "
-					"v4.0.1 8.6.3 sets a shorter period)"
-				      : "");
-	else
-		service = json_string(
-			"Service, system and application accounts: rotate as the targeted risk analysis of "
-			"PCI DSS v4.0.1 8.6.3 and 12.3.1 sets, and immediately on suspected compromise. "
-			"SP 800-63B-4's ban protects passwords people must remember; a generated credential "
-			"is replaced by a new one from the appliance, so rotation does not weaken it.");
-	if (r->pci)
-		cite_add(c, sc, "PCI DSS v4.0.1 8.6.3, 12.3.1 (targeted risk analysis)");
+	ok = fclose(fv) == 0 && ok;
 	if (ok)
 		json_array_append_new(
 			conflicts,
 			json_pack("{s:s, s:s, s:s, s:o, s:{s:o, s:o}}", "id", "rotation", "topic",
 				  "Periodic password changes", "statement", stmt, "cites", cites,
 				  "resolution", "human", resolution(json_string(human), hc), "service",
-				  resolution(service, sc)));
+				  resolution(json_string(service), sc)));
 	else {
 		json_decref(cites);
 		json_decref(hc);
 		json_decref(sc);
-		json_decref(service);
 	}
 	free(stmt);
 	free(human);
+	free(service);
+}
+
+/* The DISA SRG's 24-hour minimum lifetime against changes on compromise
+ * and at off-boarding: administrators' changes are exempt. */
+static void lifetime_conflict_add(const ctx *c, json_t *conflicts)
+{
+	if (c->stig.n == 0 || !(c->chosen & F_DISA))
+		return;
+	char scope[1024];
+	titles(scope, sizeof(scope), c->stig.p, c->stig.n);
+	json_t *cites = cites3(c, LIFETIME_CITE, c->nist != NULL ? NIST_BAN " (change on evidence of compromise)" : NULL, NULL);
+	json_t *statement = jfmt(
+		"On the systems in the scope of %s, the DISA SRG's minimum lifetime of 24 hours "
+		"(SRG-OS-000075-GPOS-00043) forbids changing a password again within a day of its last "
+		"change; this policy requires a change immediately on suspected compromise and, when a "
+		"person who knew a credential leaves, the same day%s.",
+		scope,
+		c->nist != NULL ? ", and SP 800-63B-4 requires a change on evidence of compromise (3.1.1.2)"
+				: "");
+	json_t *human = jfmt(
+		"On the systems in the scope of %s, the 24-hour minimum lifetime applies to the changes "
+		"users make to their own passwords. A change an administrator makes on suspected or "
+		"confirmed compromise, at off-boarding, or as a reset is exempt from it and takes effect "
+		"at once; the administrator records which account was changed, when and why.",
+		scope);
+	json_t *service = json_string(
+		"Service, system and application credentials are replaced by administrators, or by "
+		"automation acting for them: a replacement on suspected compromise or at off-boarding is "
+		"an administrator's change, exempt from the minimum lifetime, and scheduled rotations "
+		"are far more than 24 hours apart.");
+	json_array_append_new(
+		conflicts,
+		json_pack("{s:s, s:s, s:o, s:o, s:{s:o, s:o}}", "id", "minimum-lifetime", "topic",
+			  "Minimum password lifetime and changes on compromise", "statement", statement,
+			  "cites", cites, "resolution", "human",
+			  resolution(human, cites3(c, LIFETIME_CITE,
+						   c->nist != NULL ? NIST_BAN " (change on evidence of compromise)" : NULL,
+						   NULL)),
+			  "service", resolution(service, cites3(c, LIFETIME_CITE, NULL, NULL))));
 }
 
 /* ---- the document's other sections ---------------------------------------------------- */
 
+/* Clauses of the chosen standards themselves (never another document). */
 static const struct {
 	unsigned family;
 	const char *cite;
@@ -819,9 +1392,8 @@ static const struct {
 	{F_HIPAA, "45 CFR 164.316(b)(2)(iii) (review documentation periodically)"},
 	{F_SOC2, "AICPA TSC CC5.3 (policies and procedures reassessed)"},
 }, exception_cites[] = {
-	{F_PCI, "PCI DSS v4.0.1 12.3.1 (targeted risk analysis)"},
+	{F_PCI, "PCI DSS v4.0.1 Appendix B (compensating controls)"},
 	{F_ISO, "ISO/IEC 27001:2022 6.1.3 (risk treatment, risk owners' approval)"},
-	{F_DISA, "DoDI 8510.01 (risk acceptance by the Authorizing Official)"},
 };
 
 static json_t *family_cites(const ctx *c, int review)
@@ -906,15 +1478,19 @@ static cs_err check_options(const cs_policy_options *o, char *why, size_t why_le
 	return CS_OK;
 }
 
-/* SHA-256 (hex) of the compact, key-sorted JSON of the requirements. */
-static cs_err content_digest(json_t *standards, int presets_version, json_t *conflicts, json_t *rules,
-			     json_t *exceptions, char hex[65])
+/* content_sha256: SHA-256 (hex) of the UTF-8 bytes of the compact,
+ * key-sorted JSON of the document without "content_sha256" and "approval"
+ * (the approval block quotes the digest; its other texts repeat members
+ * the digest covers). */
+static cs_err content_digest(const json_t *doc, char hex[65])
 {
-	json_t *req = json_pack("{s:O, s:i, s:O, s:O, s:O}", "standards", standards, "presets_version",
-				presets_version, "conflicts", conflicts, "rules", rules, "exceptions",
-				exceptions);
-	char *text = req != NULL ? json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(req);
+	json_t *copy = json_copy((json_t *)doc);
+	if (copy != NULL) {
+		json_object_del(copy, "content_sha256");
+		json_object_del(copy, "approval");
+	}
+	char *text = copy != NULL ? json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(copy);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
 	int ok = text != NULL && EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL) == 1 &&
@@ -957,35 +1533,47 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 		json_array_append_new(standards, json_string(sel[i]->name));
 		unsigned fam = families_of_preset(sel[i]);
 		c.chosen |= fam;
-		if (c.nist == NULL && (fam & F_NIST63) && sel[i]->classes == 0 &&
+		preset_group *g = is_database(sel[i]) ? &c.db : (fam & F_DISA) ? &c.stig : &c.general;
+		g->p[g->n++] = sel[i];
+		if (g == &c.general && c.nist == NULL && (fam & F_NIST63) && sel[i]->classes == 0 &&
 		    !sel[i]->max_identical_run && !sel[i]->max_class_run && !sel[i]->rotation_days)
 			c.nist = sel[i];
 	}
-	composition k;
+	composition kg, ks;
 	rotation rot;
-	composition_of(&c, &k);
+	composition_of(&c, &c.general, &kg);
+	composition_of(&c, &c.stig, &ks);
 	rotation_of(&c, &rot);
 
 	json_t *rules = json_array(), *conflicts = json_array(), *standing_list = json_array();
-	length_rules(&c, rules);
-	class_and_run_rules(&c, &k, rules);
+	human_length_rules(&c, rules);
+	service_length_rules(&c, rules);
+	api_key_rule(&c, rules);
+	class_and_run_rules(&c, &kg, &ks, rules);
+	database_class_rules(&c, rules);
 	const cs_preset *strongest = strongest_of(&c);
-	add_rule(rules, "strength", "Security strength", "all",
+	char choice[160];
+	strength_choice(strongest, choice, sizeof(choice));
+	add_rule(rules, "strength", "Security strength",
+		 c.general.n == 0 && c.stig.n == 0 ? "service" : "all",
 		 jfmt("Every credential has at least %d bits of security strength.", strongest->strength_bits),
 		 json_integer(strongest->strength_bits),
-		 cites3(&c, "NIST SP 800-57 Pt 1 Rev 5 5.6.1", "NIST SP 800-131A Rev 2 (112-bit floor)", NULL),
+		 cites3(&c, "NIST SP 800-57 Pt 1 Rev 5 5.6.1", "NIST SP 800-131A Rev 2 (112-bit floor)",
+			choice[0] ? choice : NULL),
 		 names1(strongest->name));
 	text_rule(&c, rules, json_object_get(set->policy, "generation"), "generation",
 		  "Generation method and entropy source", NULL);
 	text_rule(&c, rules, json_object_get(set->policy, "storage"), "storage", "Storage", NULL);
 	rotation_rules(&c, &rot, rules);
-	extra_rules_add(&c, rules);
+	extra_rules_add(&c, rules, 0, NULL, NULL);
+	stig_rules(&c, rules);
 	framework_rules(&c, rules, json_object_get(set->policy, "offboarding"), "offboarding",
 			"Off-boarding");
 	framework_rules(&c, rules, json_object_get(set->policy, "evidence"), "evidence",
 			"Evidence to keep");
-	composition_conflict(&c, &k, conflicts, standing_list);
+	composition_conflict(&c, &kg, &ks, conflicts, standing_list);
 	rotation_conflict_add(&c, &rot, conflicts, standing_list);
+	lifetime_conflict_add(&c, conflicts);
 
 	json_t *exception_cites_list = family_cites(&c, 0);
 	json_array_append_new(exception_cites_list, json_string("NIST SP 800-131A Rev 2 (112-bit floor)"));
@@ -999,13 +1587,10 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 		"lowers a credential below 112 bits of security strength: the appliance generates "
 		"nothing weaker.",
 		"cites", exception_cites_list, "standing", standing_list);
-	char digest[65];
-	if (exceptions == NULL ||
-	    content_digest(standards, set->version, conflicts, rules, exceptions, digest) != CS_OK) {
+	if (exceptions == NULL) {
 		json_decref(standards);
 		json_decref(rules);
 		json_decref(conflicts);
-		json_decref(exceptions);
 		return CS_E_NOMEM;
 	}
 
@@ -1019,11 +1604,12 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 				       "systems of %s that fall under the standards below, whoever created "
 				       "it.",
 				       org);
+	/* content_sha256 is filled in once the rest is written */
 	json_t *doc = json_pack(
 		"{s:s, s:s?, s:s?, s:o, s:s?, s:s?, s:i, s:s?, s:s, s:o, s:i, s:o}", "title",
 		"Credential policy", "organisation", o.organisation, "owner", o.owner, "scope", scope,
 		"version", o.version, "effective_date", o.effective_date, "review_months",
-		o.review_months, "next_review", next[0] ? next : NULL, "content_sha256", digest,
+		o.review_months, "next_review", next[0] ? next : NULL, "content_sha256", "",
 		"standards", standards, "presets_version", set->version, "sections", sections());
 	if (doc == NULL) {
 		json_decref(rules);
@@ -1076,9 +1662,10 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 	json_object_set_new(
 		doc, "effective",
 		jfmt("This version takes effect on %s and stays in force until a later approved version "
-		     "replaces it. The content SHA-256 identifies the requirements (standards, rules, "
-		     "conflicts and exceptions) exactly: a document with another digest is another "
-		     "version and needs its own approval.",
+		     "replaces it. The content SHA-256 identifies this document exactly: organisation, "
+		     "owner, scope, version, effective date, review cycle and every requirement, "
+		     "conflict and exception; a document with another digest is another version and "
+		     "needs its own approval.",
 		     o.effective_date != NULL ? o.effective_date : "the date of the approval signature"));
 	json_object_set_new(doc, "conflicts", conflicts);
 	json_object_set_new(doc, "rules", rules);
@@ -1092,6 +1679,12 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 			       "is approved again as a new version.",
 			       o.review_months),
 			  "cites", family_cites(&c, 1)));
+	char digest[65];
+	if (content_digest(doc, digest) != CS_OK) {
+		json_decref(doc);
+		return CS_E_NOMEM;
+	}
+	json_object_set_new(doc, "content_sha256", json_string(digest));
 	json_object_set_new(
 		doc, "approval",
 		json_pack("{s:o, s:[{s:s, s:n}, {s:s, s:s?}], s:[s, s, s, s]}", "statement",
@@ -1136,6 +1729,32 @@ static void md(FILE *f, const char *s)
 			fputc('\\', f);
 		fputc(*s, f);
 	}
+}
+
+/* md() for text that starts a block (a paragraph, a list item's content),
+ * where CommonMark reads more at the start of a line: leading spaces
+ * (four make a code block) become character references; a leading '-',
+ * '+' or '=' (a list, a thematic break, a setext underline) and the '.'
+ * or ')' after leading digits (an ordered list) get a backslash. */
+static void md_block(FILE *f, const char *s)
+{
+	if (s == NULL)
+		return;
+	for (; *s == ' '; s++)
+		fputs("&#32;", f);
+	if (*s == '-' || *s == '+' || *s == '=') {
+		fputc('\\', f);
+	} else {
+		size_t digits = 0;
+		while (s[digits] >= '0' && s[digits] <= '9')
+			digits++;
+		if (digits > 0 && (s[digits] == '.' || s[digits] == ')')) {
+			fwrite(s, 1, digits, f);
+			fputc('\\', f);
+			s += digits;
+		}
+	}
+	md(f, s);
 }
 
 static void md_cites(FILE *f, const json_t *cites, const char *label)
@@ -1199,11 +1818,11 @@ char *cs_policy_markdown(const json_t *policy)
 		str(policy, "content_sha256"));
 
 	md_section(f, policy, "purpose");
-	md(f, str(policy, "purpose"));
+	md_block(f, str(policy, "purpose"));
 	fputs("\n", f);
 
 	md_section(f, policy, "scope");
-	md(f, str(policy, "scope"));
+	md_block(f, str(policy, "scope"));
 	fputs("\n\nAccount types:\n\n", f);
 	json_array_foreach(json_object_get(policy, "account_types"), i, v) {
 		fprintf(f, "- **%s**: ", str(v, "name"));
@@ -1241,13 +1860,14 @@ char *cs_policy_markdown(const json_t *policy)
 	}
 
 	md_section(f, policy, "effective");
-	md(f, str(policy, "effective"));
+	md_block(f, str(policy, "effective"));
 	fputs("\n", f);
 
 	md_section(f, policy, "requirements");
 	fputs("Where the standards set different values, the strictest applies, except where the "
-	      "section on conflicts resolves otherwise. Each rule names the accounts it applies to and "
-	      "its source.\n",
+	      "section on conflicts resolves otherwise. A rule that names the systems or the "
+	      "credentials it covers (the systems in the scope of a standard, database passwords) "
+	      "applies to those only. Each rule names the accounts it applies to and its source.\n",
 	      f);
 	const char *last_title = NULL;
 	json_array_foreach(json_object_get(policy, "rules"), i, v) {
@@ -1259,7 +1879,7 @@ char *cs_policy_markdown(const json_t *policy)
 		}
 		last_title = title;
 		fputs("- ", f);
-		md(f, str(v, "rule"));
+		md_block(f, str(v, "rule"));
 		fprintf(f, " _Applies to: %s._", accounts_name(str(v, "accounts")));
 		md_cites(f, json_object_get(v, "cites"), "Source");
 		fputs("\n", f);
@@ -1272,7 +1892,7 @@ char *cs_policy_markdown(const json_t *policy)
 		fputs("### ", f);
 		md(f, str(v, "topic"));
 		fputs("\n\n", f);
-		md(f, str(v, "statement"));
+		md_block(f, str(v, "statement"));
 		md_cites(f, json_object_get(v, "cites"), "Sources");
 		fputs("\n\nResolution:\n\n", f);
 		const json_t *res = json_object_get(v, "resolution");
@@ -1290,14 +1910,14 @@ char *cs_policy_markdown(const json_t *policy)
 
 	const json_t *ex = json_object_get(policy, "exceptions");
 	md_section(f, policy, "exceptions");
-	md(f, str(ex, "process"));
+	md_block(f, str(ex, "process"));
 	md_cites(f, json_object_get(ex, "cites"), "Sources");
 	fputs("\n", f);
 	if (json_array_size(json_object_get(ex, "standing")) > 0) {
 		fputs("\nStanding exceptions (from the resolution of conflicts):\n\n", f);
 		json_array_foreach(json_object_get(ex, "standing"), i, c) {
 			fputs("- ", f);
-			md(f, str(c, "text"));
+			md_block(f, str(c, "text"));
 			md_cites(f, json_object_get(c, "cites"), "Sources");
 			fputs("\n", f);
 		}
@@ -1305,13 +1925,13 @@ char *cs_policy_markdown(const json_t *policy)
 
 	const json_t *review = json_object_get(policy, "review");
 	md_section(f, policy, "review");
-	md(f, str(review, "text"));
+	md_block(f, str(review, "text"));
 	md_cites(f, json_object_get(review, "cites"), "Sources");
 	fputs("\n", f);
 
 	const json_t *approval = json_object_get(policy, "approval");
 	md_section(f, policy, "approval");
-	md(f, str(approval, "statement"));
+	md_block(f, str(approval, "statement"));
 	fputs("\n\n| Role | Name | Title | Signature | Date |\n|---|---|---|---|---|\n", f);
 	json_array_foreach(json_object_get(approval, "signatories"), i, v) {
 		fprintf(f, "| %s | ", str(v, "role"));
@@ -1499,8 +2119,9 @@ char *cs_policy_html(const json_t *policy)
 
 	html_section(f, policy, "requirements");
 	fputs("<p>Where the standards set different values, the strictest applies, except where the "
-	      "section on conflicts resolves otherwise. Each rule names the accounts it applies to "
-	      "and its source.</p>\n",
+	      "section on conflicts resolves otherwise. A rule that names the systems or the "
+	      "credentials it covers (the systems in the scope of a standard, database passwords) "
+	      "applies to those only. Each rule names the accounts it applies to and its source.</p>\n",
 	      f);
 	const char *last_title = NULL;
 	json_array_foreach(json_object_get(policy, "rules"), i, v) {

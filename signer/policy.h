@@ -6,23 +6,41 @@
  * exceptions, review cycle and an approval (signature) block.
  *
  * Requirements take the strictest value of each rule across the chosen
- * presets: minimum length per account type, character classes, run
- * limits, security strength, generation method and entropy source,
- * storage, rotation, password history, minimum lifetime, changed
- * characters, lockout, password-only accounts, maximum length, blocklist,
- * off-boarding and evidence. Rules a standard sets beyond a preset's
- * numbers (PCI DSS v4.0.1 8.3.4/8.3.7/8.3.9, the DISA SRG minimum
- * lifetime, reuse and changed characters, SP 800-63B-4's multi-factor
- * length and 64-character acceptance) are data in policy.c, keyed by the
- * standard (family) they come from.
+ * presets: minimum length per account type (a password used alone, and as
+ * one factor of MFA: each standard's own number, e.g. 8 for SP 800-63B-4
+ * and CIS Safeguard 5.2, else the preset's minimum), character classes,
+ * run limits, security strength, API-key lengths (the minimum the
+ * appliance enforces per type, class rules included, cited to SP 800-57 /
+ * SP 800-131A or the preset's own choice of strength), generation method
+ * and entropy source, storage, rotation, password history, minimum
+ * lifetime, changed characters, lockout, password-only accounts, maximum
+ * length, blocklist, off-boarding and evidence. Rules a standard sets
+ * beyond a preset's numbers (PCI DSS v4.0.1 8.3.4/8.3.7/8.3.9, the DISA
+ * SRG minimum lifetime, reuse, changed characters and lockout, SP
+ * 800-63B-4's multi-factor length and 64-character acceptance) are data in
+ * policy.c, keyed by the standard (family) they come from.
+ *
+ * Scope of a preset's rules: the db-* presets (and any of the db-safe
+ * character set) govern database accounts only ("Database passwords ...",
+ * accounts "service"), never human accounts. A preset naming the DISA
+ * SRG/STIG is a configuration standard for the operating systems in its
+ * scope: its rules are stated "On systems in the scope of <preset title>"
+ * for the operating-system accounts there (accounts "all"), not merged
+ * into the organisation-wide rules, which the other presets set.
  *
  * Every rule cites its source. The policy never cites a standard that was
  * not chosen: a citation or preset text that names another standard's
  * family (PCI DSS, 45 CFR, AICPA, ISO/IEC 27001, CIS Controls, FIPS 140,
  * SP 800-63, DISA/STIG/SRG) or another preset by name is left out, unless
- * a chosen preset names that family in its standards. The NIST references
- * the appliance itself rests on (SP 800-57 Pt 1, SP 800-131A, SP 800-90A)
- * are listed as references, not as chosen standards.
+ * a chosen preset names that family in its standards. Other clauses of a
+ * chosen standard may be cited (PCI DSS 12.1.2 for the review); a
+ * cross-reference ("see dod-stig") is never a citation: it is replaced by
+ * the referenced preset's citation when that preset is chosen. The NIST
+ * references the appliance itself rests on (SP 800-57 Pt 1, SP 800-131A,
+ * SP 800-90A) are listed as references, not as chosen standards. Where a
+ * standard requires less than its preset sets (PCI DSS 8.3.6: a letter
+ * and a digit; pci-dss-4 adds both cases), the rest is cited as the
+ * preset's own choice.
  *
  * Conflicts: SP 800-63B-4 3.1.1.2 forbids composition rules and periodic
  * changes for passwords; presets with character classes or run limits,
@@ -30,8 +48,10 @@
  * the policy states each conflict with both citations and resolves it per
  * account type: human accounts follow SP 800-63B-4, except on systems in
  * the scope of a standard whose rule is a requirement (not "practice"),
- * where that rule applies as a standing exception; service, system and
- * application accounts follow the stricter rule.
+ * where what that standard requires applies as a standing exception;
+ * service, system and application accounts follow the stricter rule. The
+ * DISA SRG's 24-hour minimum lifetime conflicts with changes on compromise
+ * and at off-boarding: administrators' changes are exempt from it.
  *
  * Document (cs_policy_build_doc), JSON:
  *   {"title", "organisation"|null, "owner"|null, "scope", "version"|null,
@@ -49,9 +69,10 @@
  *    "approval":{"statement","signatories":[{"role","name"|null}],
  *                "fields":["name","title","signature","date"]}}
  * "accounts" is "all", "human" or "service". content_sha256 is the SHA-256
- * of the compact, key-sorted JSON of {standards, presets_version,
- * conflicts, rules, exceptions}: the requirements, without organisation,
- * owner, scope text, version or dates.
+ * of the UTF-8 bytes of the compact (no whitespace), key-sorted JSON of the
+ * document without the members "content_sha256" and "approval" (the
+ * approval quotes the digest): it covers organisation, owner, scope,
+ * version, effective date, review cycle and every requirement.
  *
  * Pure functions of the loaded presets and the options; thread-safe. No
  * client text reaches this module unchecked: the caller (api.c, config.c)
@@ -93,9 +114,12 @@ cs_err cs_policy_build(const cs_preset_set *set, const cs_wordlist *wordlist,
 		       size_t why_len);
 
 /* The policy as Markdown, and as a self-contained, printable HTML page
- * (malloc'd; NULL when memory runs out). Text from the options is escaped
- * for Markdown (backslash before ASCII punctuation); in HTML every text is
- * escaped. */
+ * (malloc'd; NULL when memory runs out). In Markdown every text gets a
+ * backslash before \ ` * _ [ ] < > & | # ! ~, and text that starts a block
+ * (a paragraph, a list item) also before a leading - + = and before the . or
+ * ) after leading digits, its leading spaces written as &#32; so it cannot
+ * become a list, a thematic break, a heading underline or a code block. In
+ * HTML every text is escaped. */
 char *cs_policy_markdown(const json_t *policy);
 char *cs_policy_html(const json_t *policy);
 

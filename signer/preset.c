@@ -532,7 +532,13 @@ static cs_err canonicalize(cs_preset *p)
 		"max_identical_run", (int)p->max_identical_run, "max_class_run", (int)p->max_class_run,
 		"rotation", p->rotation, "rotation_days", p->rotation_days, "basis",
 		p->basis != NULL ? p->basis : "");
-	json_object_set_new(p->definition, "audit_retention_days", json_integer(p->audit_retention_days));
+	/* "no limit" is null, as in certificates, never 0 */
+	static const char *const optional[] = {"max_identical_run", "max_class_run", "rotation_days"};
+	for (size_t i = 0; p->definition != NULL && i < sizeof(optional) / sizeof(optional[0]); i++)
+		if (json_integer_value(json_object_get(p->definition, optional[i])) == 0)
+			json_object_set_new(p->definition, optional[i], json_null());
+	json_object_set_new(p->definition, "audit_retention_days",
+			    p->audit_retention_days > 0 ? json_integer(p->audit_retention_days) : json_null());
 	json_object_set(p->definition, "cites", p->cites);
 	json_object_set_new(p->definition, "requires_validation",
 			    p->requires_validation != NULL ? json_string(p->requires_validation)

@@ -1,6 +1,7 @@
 /* server: see server.h. */
 #include "server.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -41,7 +42,7 @@
 	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 #define PRUNE_INTERVAL_SECONDS 5 /* expired-session pruning, on the signal thread */
 
-typedef struct server server;
+typedef struct cs_server server;
 
 typedef struct {
 	server *srv;
@@ -73,12 +74,13 @@ typedef struct {
 } probe_listener;
 typedef struct probe_conn probe_conn;
 
-struct server {
-	cs_app *app;
+struct cs_server {
+	cs_app *app; /* set by cs_server_run */
 	probe_listener probes;
 	atomic_int open; /* connections of all workers */
 	long logged_counts[3]; /* the guard's counters at the last interval line */
-	evutil_socket_t listen_fd;
+	evutil_socket_t listen_fd; /* server.listen, bound by cs_server_bind */
+	evutil_socket_t probe_fd;  /* server.health_listen until probe_start takes it; -1 */
 	worker *workers;
 	int nworkers;
 	pthread_mutex_t ctx_lock;
@@ -589,13 +591,26 @@ static void worker_free(worker *w)
 
 /* ---- listening socket ---------------------------------------------------------- */
 
-static cs_err open_listener(const char *address, evutil_socket_t *out)
+/* An operator reads "address already in use", not "Address already in use":
+ * the reason follows the setting and the address. */
+static void lower_first(char *text)
 {
-	char host[256];
+	if (isupper((unsigned char)text[0]) && islower((unsigned char)text[1]))
+		text[0] = (char)tolower((unsigned char)text[0]);
+}
+
+/* Bind and listen on a configured "HOST:PORT" (check_listen in config.c
+ * checked its form). A failure is logged naming the setting:
+ * "server.listen 127.0.0.1:8443: address already in use". */
+static cs_err open_listener(const char *setting, const char *address, evutil_socket_t *out)
+{
+	char host[256], reason[128];
 	const char *colon = strrchr(address, ':');
-	size_t hlen = (size_t)(colon - address);
-	if (hlen >= sizeof(host))
+	size_t hlen = colon != NULL ? (size_t)(colon - address) : sizeof(host);
+	if (hlen >= sizeof(host)) {
+		cs_log_error("%s %s: not a HOST:PORT address", setting, address);
 		return CS_E_CONFIG;
+	}
 	memcpy(host, address, hlen);
 	host[hlen] = '\0';
 	if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') { /* [v6]:port */
@@ -604,8 +619,13 @@ static cs_err open_listener(const char *address, evutil_socket_t *out)
 	}
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *ai = NULL;
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
-		cs_log_error("cannot resolve listen address %s", address);
+	int gai = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (gai != 0 || ai == NULL) {
+		snprintf(reason, sizeof(reason), "%s", gai != 0 ? gai_strerror(gai) : "no address");
+		lower_first(reason);
+		cs_log_error("%s %s: cannot resolve the address: %s", setting, address, reason);
+		if (ai != NULL)
+			freeaddrinfo(ai);
 		return CS_E_CONFIG;
 	}
 	evutil_socket_t fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
@@ -617,7 +637,9 @@ static cs_err open_listener(const char *address, evutil_socket_t *out)
 		*out = fd;
 		r = CS_OK;
 	} else {
-		cs_log_error("cannot listen on %s: %s", address, strerror(errno));
+		snprintf(reason, sizeof(reason), "%s", strerror(errno));
+		lower_first(reason);
+		cs_log_error("%s %s: %s", setting, address, reason);
 		if (fd >= 0)
 			close(fd);
 	}
@@ -723,9 +745,8 @@ static cs_err probe_start(server *s, probe_listener *p)
 {
 	const cs_config *cfg = s->app->cfg;
 	p->srv = s;
-	if (cfg->server.health_listen == NULL)
+	if (cfg->server.health_listen == NULL || s->probe_fd < 0)
 		return CS_OK;
-	evutil_socket_t fd = -1;
 	cs_err r = cs_store_open(cfg->store.path, &p->store);
 	if (r != CS_OK)
 		return r;
@@ -738,12 +759,10 @@ static cs_err probe_start(server *s, probe_listener *p)
 	evhttp_set_max_body_size(p->http, 1024);
 	struct timeval tv = {5, 0};
 	evhttp_set_timeout_tv(p->http, &tv);
-	if ((r = open_listener(cfg->server.health_listen, &fd)) != CS_OK)
-		return r;
-	if ((p->bound = evhttp_accept_socket_with_handle(p->http, fd)) == NULL) {
-		close(fd);
+	/* the bound socket (cs_server_bind) is the listener's from now on */
+	if ((p->bound = evhttp_accept_socket_with_handle(p->http, s->probe_fd)) == NULL)
 		return CS_E_INTERNAL;
-	}
+	s->probe_fd = -1;
 	if ((p->accept_resume = evtimer_new(p->base, probe_accept_resume, p)) == NULL)
 		return CS_E_NOMEM;
 	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(p->bound), probe_accept_failed);
@@ -852,18 +871,62 @@ static void drain(server *s)
 		event_base_loopexit(s->workers[i].base, NULL);
 }
 
-cs_err cs_server_run(cs_app *app)
+cs_err cs_server_bind(const cs_config *cfg, cs_server **out)
 {
-	server s = {.app = app, .listen_fd = -1};
+	*out = NULL;
+	server *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return CS_E_NOMEM;
+	s->listen_fd = s->probe_fd = -1;
+	pthread_mutex_init(&s->ctx_lock, NULL);
+	cs_err r = open_listener("server.listen", cfg->server.listen, &s->listen_fd);
+	if (r == CS_OK && cfg->server.health_listen != NULL)
+		r = open_listener("server.health_listen", cfg->server.health_listen, &s->probe_fd);
+	if (r != CS_OK) {
+		cs_server_free(s);
+		return r;
+	}
+	*out = s;
+	return CS_OK;
+}
+
+cs_err cs_server_load_tls(cs_server *s, OSSL_LIB_CTX *libctx, const cs_config *cfg)
+{
+	SSL_CTX *ctx = NULL;
+	cs_err r = cs_tls_server_ctx(libctx, cfg, &ctx);
+	if (r != CS_OK)
+		return r;
+	SSL_CTX_free(s->ssl_ctx); /* not serving yet: no lock needed */
+	s->ssl_ctx = ctx;
+	return CS_OK;
+}
+
+void cs_server_free(cs_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	if (s->probe_fd >= 0)
+		close(s->probe_fd);
+	SSL_CTX_free(s->ssl_ctx);
+	pthread_mutex_destroy(&s->ctx_lock);
+	free(s);
+}
+
+cs_err cs_server_run(cs_server *s, cs_app *app)
+{
 	sigset_t set;
 	cs_err r;
+	if (s->ssl_ctx == NULL || s->listen_fd < 0 || s->app != NULL)
+		return CS_E_INTERNAL; /* bound, with its TLS context, and run once */
+	s->app = app;
 	evthread_use_pthreads();
-	pthread_mutex_init(&s.ctx_lock, NULL);
-	the_server = &s;
-	s.conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, connection_gone);
-	s.worker_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	s.balanced_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, worker_gone);
-	s.refused_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	the_server = s;
+	s->conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, connection_gone);
+	s->worker_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	s->balanced_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, worker_gone);
+	s->refused_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	cs_tls_on_refusal(audit_refusal);
 	cs_tls_on_handshake_done(handshake_done);
 	cs_tls_on_anonymous_refusal(anonymous_refusal);
@@ -880,11 +943,8 @@ cs_err cs_server_run(cs_app *app)
 		.max_request_bytes = cfg->server.max_header_bytes + 4 * cfg->server.max_body_bytes + 4096,
 		.max_per_identity = cfg->server.max_connections_per_identity,
 	};
-	if ((r = cs_conn_guard_new(&limits, &s.guard)) != CS_OK ||
-	    (r = cs_refusal_summary_new(&s.refusals)) != CS_OK)
-		goto out;
-	if ((r = cs_tls_server_ctx(app->libctx, app->cfg, &s.ssl_ctx)) != CS_OK ||
-	    (r = open_listener(app->cfg->server.listen, &s.listen_fd)) != CS_OK)
+	if ((r = cs_conn_guard_new(&limits, &s->guard)) != CS_OK ||
+	    (r = cs_refusal_summary_new(&s->refusals)) != CS_OK)
 		goto out;
 	/* signals are taken synchronously by this thread only */
 	sigemptyset(&set);
@@ -893,28 +953,28 @@ cs_err cs_server_run(cs_app *app)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	s.nworkers = app->cfg->server.workers;
-	if ((s.workers = calloc((size_t)s.nworkers, sizeof(worker))) == NULL) {
+	s->nworkers = app->cfg->server.workers;
+	if ((s->workers = calloc((size_t)s->nworkers, sizeof(worker))) == NULL) {
 		r = CS_E_NOMEM;
 		goto out;
 	}
-	for (int i = 0; i < s.nworkers; i++)
-		if ((r = worker_init(&s, &s.workers[i])) != CS_OK)
+	for (int i = 0; i < s->nworkers; i++)
+		if ((r = worker_init(s, &s->workers[i])) != CS_OK)
 			goto out;
-	if ((r = probe_start(&s, &s.probes)) != CS_OK) {
+	if ((r = probe_start(s, &s->probes)) != CS_OK) {
 		cs_log_error("cannot serve probes on %s (server.health_listen): %s",
 			     app->cfg->server.health_listen, cs_strerror(r));
 		goto out;
 	}
-	app->gauges_arg = &s;
+	app->gauges_arg = s;
 	app->read_gauges = read_gauges;
 	int started = 0;
-	for (; started < s.nworkers; started++)
-		if (pthread_create(&s.workers[started].thread, NULL, run_loop, s.workers[started].base) != 0)
+	for (; started < s->nworkers; started++)
+		if (pthread_create(&s->workers[started].thread, NULL, run_loop, s->workers[started].base) != 0)
 			break;
 	cs_log_info("listening on %s with %d workers (TLS 1.3, client certificates required)",
 		    app->cfg->server.listen, started);
-	system_event(&s, "daemon.start", app->cfg->server.node_id, "success");
+	system_event(s, "daemon.start", app->cfg->server.node_id, "success");
 	struct timespec tick = {1, 0};
 	time_t last_checkpoint = time(NULL), last_prune = 0, last_refusals = time(NULL);
 	for (;;) {
@@ -924,48 +984,44 @@ cs_err cs_server_run(cs_app *app)
 			last_checkpoint = time(NULL);
 		}
 		if (time(NULL) - last_refusals >= app->cfg->audit.refusal_summary_seconds) {
-			flush_refusals(&s);
+			flush_refusals(s);
 			last_refusals = time(NULL);
 		}
 		if (time(NULL) - last_prune >= PRUNE_INTERVAL_SECONDS) {
-			prune_sessions(&s);
+			prune_sessions(s);
 			last_prune = time(NULL);
 		}
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
-			reload_tls(&s);
+			reload_tls(s);
 			continue;
 		}
 		cs_log_info("signal %d: draining %ld request(s) in flight", sig,
 			    (long)app->requests_in_flight);
-		drain(&s);
+		drain(s);
 		break;
 	}
 	for (int i = 0; i < started; i++)
-		pthread_join(s.workers[i].thread, NULL);
-	probe_stop(&s.probes);
-	flush_refusals(&s);
-	system_event(&s, "daemon.stop", app->cfg->server.node_id, "success");
+		pthread_join(s->workers[i].thread, NULL);
+	probe_stop(&s->probes);
+	flush_refusals(s);
+	system_event(s, "daemon.stop", app->cfg->server.node_id, "success");
 	(void)cs_audit_checkpoint(app->audit, app->ledger, "stop");
 	r = CS_OK;
 out:
-	for (int i = 0; s.workers != NULL && i < s.nworkers; i++)
-		worker_free(&s.workers[i]);
-	free(s.workers);
-	if (s.listen_fd >= 0)
-		close(s.listen_fd);
-	SSL_CTX_free(s.ssl_ctx);
-	probe_stop(&s.probes);
+	for (int i = 0; s->workers != NULL && i < s->nworkers; i++)
+		worker_free(&s->workers[i]);
+	free(s->workers);
+	probe_stop(&s->probes);
 	app->read_gauges = NULL;
 	app->gauges_arg = NULL;
 	cs_tls_on_refusal(NULL);
 	cs_tls_on_handshake_done(NULL);
 	cs_tls_on_anonymous_refusal(NULL);
 	cs_http_errors_explain(NULL);
-	cs_refusal_summary_free(s.refusals);
-	cs_conn_guard_free(s.guard);
+	cs_refusal_summary_free(s->refusals);
+	cs_conn_guard_free(s->guard);
 	the_server = NULL;
-	pthread_mutex_destroy(&s.ctx_lock);
 	return r;
 }

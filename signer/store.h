@@ -183,6 +183,12 @@ cs_err cs_store_checkpoint_latest(cs_store *store, char **jws);
 typedef int (*cs_checkpoint_row_fn)(void *arg, int64_t first_seq, int64_t last_seq,
 				    const uint8_t head_hash[32], const char *ts, const char *node,
 				    const char *kind, const char *jws);
+/* Every checkpoint, in the order recorded; fn returns non-zero to stop. */
 cs_err cs_store_checkpoints_each(cs_store *store, cs_checkpoint_row_fn fn, void *arg);
+/* The checkpoints with min_last <= last_seq <= max_last, by last_seq (ties
+ * in the order recorded), read through the last_seq index: what a page of
+ * the export or the purge's clock check needs without reading them all. */
+cs_err cs_store_checkpoints_range(cs_store *store, int64_t min_last, int64_t max_last, cs_checkpoint_row_fn fn,
+				  void *arg);
 
 #endif

@@ -59,6 +59,7 @@ enum {
 	Q_PURGE_BASE,
 	Q_CP_LATEST,
 	Q_CP_EACH,
+	Q_CP_RANGE,
 	Q_COUNT
 };
 
@@ -112,6 +113,9 @@ static const char *const sql_text[Q_COUNT] = {
 	[Q_CP_LATEST] = "SELECT jws FROM audit_checkpoints ORDER BY id DESC LIMIT 1",
 	[Q_CP_EACH] = "SELECT first_seq, last_seq, head_hash, ts, node, kind, jws "
 		      "FROM audit_checkpoints ORDER BY id",
+	/* the index on last_seq gives this order (rowid breaks ties) */
+	[Q_CP_RANGE] = "SELECT first_seq, last_seq, head_hash, ts, node, kind, jws "
+		       "FROM audit_checkpoints WHERE last_seq BETWEEN ? AND ? ORDER BY last_seq, id",
 };
 
 struct cs_store {
@@ -966,13 +970,11 @@ cs_err cs_store_checkpoint_latest(cs_store *s, char **jws)
 	return r;
 }
 
-cs_err cs_store_checkpoints_each(cs_store *s, cs_checkpoint_row_fn fn, void *arg)
+/* The rows of a checkpoint query, to fn until it returns non-zero. */
+static cs_err checkpoint_rows(cs_store *s, sqlite3_stmt *st, cs_checkpoint_row_fn fn, void *arg)
 {
 	static const uint8_t zero[32];
-	sqlite3_stmt *st = NULL;
-	cs_err r = stmt(s, Q_CP_EACH, &st);
-	if (r != CS_OK)
-		return r;
+	cs_err r = CS_OK;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *f[7] = {NULL};
@@ -988,4 +990,23 @@ cs_err cs_store_checkpoints_each(cs_store *s, cs_checkpoint_row_fn fn, void *arg
 		r = db_fail(s, "reading checkpoints");
 	done(st);
 	return r;
+}
+
+cs_err cs_store_checkpoints_each(cs_store *s, cs_checkpoint_row_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_CP_EACH, &st);
+	return r == CS_OK ? checkpoint_rows(s, st, fn, arg) : r;
+}
+
+cs_err cs_store_checkpoints_range(cs_store *s, int64_t min_last, int64_t max_last, cs_checkpoint_row_fn fn,
+				  void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_CP_RANGE, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_int64(st, 1, min_last);
+	sqlite3_bind_int64(st, 2, max_last);
+	return checkpoint_rows(s, st, fn, arg);
 }

@@ -8,7 +8,14 @@
  *   credsign [CONN] jwks
  *   credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]
  *   credsign verify CERT.jws --jwks FILE [--credential-file F]
+ *   credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE
  *   credsign --version | --help
+ *
+ * access check reads the daemon's configuration (--config, or CREDSIGN_CONF)
+ * and explains what access.grants decide for that identity and action
+ * (access.h): the grant that allows it, or why each of the identity's
+ * grants does not; "-" for a member the request does not have. Exit 0
+ * allowed, 1 denied, 2 usage or configuration error. It talks to no daemon.
  *
  * -v/--verbose shows the connection (TLS handshake, request line, response
  * headers: libcurl's verbose output) on standard error; a failed
@@ -35,6 +42,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "access.h"
 #include "ec_util.h"
 #include "generate.h"
 #include "jose.h"
@@ -417,6 +425,28 @@ static int check_credential(json_t *claims, const char *credential)
 		}
 		random_part = credential + pl + 1;
 	}
+	const char *unit = json_string_value(json_object_get(cred, "length_unit"));
+	if (unit != NULL && strcmp(unit, "words") == 0) {
+		/* a passphrase: the commitment above proves it. Its words are
+		 * joined by the separator, and a word of the list may contain the
+		 * separator too (EFF: t-shirt, yo-yo): without the list, the parts
+		 * between separators must number at least the certified words,
+		 * none of them empty */
+		const char *sep = json_string_value(json_object_get(cred, "separator"));
+		json_int_t parts = 1, words = json_integer_value(json_object_get(cred, "length"));
+		size_t sl = sep != NULL ? strlen(sep) : 0;
+		int empty = sl == 0 || random_part[0] == '\0';
+		for (const char *p = random_part; sl > 0 && (p = strstr(p, sep)) != NULL; p += sl) {
+			parts++;
+			empty |= p == random_part || p[sl] == '\0' || strncmp(p + sl, sep, sl) == 0;
+		}
+		if (empty || parts < words) {
+			fail_verify("the passphrase has fewer words than the certificate");
+			goto out;
+		}
+		ok = 1;
+		goto out;
+	}
 	const char *charset = json_string_value(json_object_get(cred, "charset"));
 	if ((json_int_t)strlen(random_part) != json_integer_value(json_object_get(cred, "length"))) {
 		fail_verify("the credential's length differs from the certificate");
@@ -501,15 +531,18 @@ static int cmd_verify(const char *jws_path, const char *jwks_path, const char *c
 	printf("  issuer:        %s\n", json_string_value(json_object_get(claims, "iss")));
 	printf("  signing key:   %s (%s)\n", kid, json_string_value(json_object_get(key, "status")) ?: "status unknown");
 	printf("  preset:        %s\n", json_string_value(json_object_get(claims, "preset")));
-	printf("  credential:    %s, %lld characters, %.2f bits\n",
-	       json_string_value(json_object_get(cred, "type")),
+	printf("  credential:    %s, %lld %s, %.2f bits\n", json_string_value(json_object_get(cred, "type")),
 	       (long long)json_integer_value(json_object_get(cred, "length")),
+	       json_string_value(json_object_get(cred, "length_unit")) ?: "characters",
 	       json_number_value(json_object_get(cred, "entropy_bits")));
 	printf("  subject:       %s\n",
 	       json_string_value(json_object_get(json_object_get(claims, "subject"), "identity")));
 	printf("  generated at:  %s\n", json_string_value(json_object_get(claims, "generated_at")));
 	printf("  certified at:  %s\n", json_string_value(json_object_get(claims, "certified_at")));
-	if (credential != NULL)
+	const char *unit = json_string_value(json_object_get(cred, "length_unit"));
+	if (credential != NULL && unit != NULL && strcmp(unit, "words") == 0)
+		printf("  credential matches the commitment and its separators give at least the certified words\n");
+	else if (credential != NULL)
 		printf("  credential matches the commitment, length, charset and classes\n");
 	rc = 0;
 out:
@@ -527,6 +560,134 @@ out:
 	return rc;
 }
 
+/* ---- access check: the decision the daemon would make, explained ---------------- */
+
+static void print_list(const char *name, char *const *list, const char *absent)
+{
+	printf("; %s ", name);
+	if (list == NULL)
+		fputs(absent, stdout);
+	for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+		printf("%s%s", i ? ", " : "", list[i]);
+}
+
+/* A grant as the configuration gives it: "access.grants[N]" names it. */
+static void print_grant(const cs_config *cfg, const char *name)
+{
+	unsigned n = 0;
+	if (sscanf(name, "access.grants[%u]", &n) != 1 || n >= cfg->access.ngrants)
+		return;
+	const cs_config_grant *g = &cfg->access.grants[n];
+	char where[1100], path[48];
+	snprintf(path, sizeof(path), "access.grants.[%u]", n);
+	cs_config_where(cfg, path, where, sizeof(where));
+	printf("    %s (%s): role %s; identity %s", name, where, cs_access_role_name(g->role), g->identity);
+	if (g->role != CS_ROLE_OPERATOR)
+		print_list("projects", g->projects, "none");
+	if (g->role == CS_ROLE_GENERATOR) {
+		print_list("environments", g->environments, "none");
+		print_list("presets", g->presets, "any");
+	}
+	if (g->rate > 0.0)
+		printf("; rate %g requests/s, burst %d", g->rate, g->burst);
+	else
+		printf("; no rate limit");
+	putchar('\n');
+}
+
+typedef struct {
+	const cs_config *cfg;
+} explain_ctx;
+
+static void on_explain(void *arg, const char *grant, const char *role, int covers, const char *why)
+{
+	const explain_ctx *x = arg;
+	(void)role;
+	print_grant(x->cfg, grant);
+	printf("      %s\n", covers ? "covers this request" : why);
+}
+
+/* "-" stands for a member the request does not have. */
+static const char *scope_arg(char **argv, int argc, int i)
+{
+	return i < argc && strcmp(argv[i], "-") != 0 ? argv[i] : NULL;
+}
+
+/* credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE:
+ * 0 allowed, 1 refused, 2 usage or configuration error. */
+static int cmd_access_check(const char *config_path, int argc, char **argv)
+{
+	int action = argc >= 2 ? cs_access_action_parse(argv[1]) : -1;
+	if (argc < 2 || argc > 5 || action < 0) {
+		if (argc >= 2 && action < 0)
+			fprintf(stderr, "credsign: unknown action '%s'\n", argv[1]);
+		fprintf(stderr, "credsign: access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE\n"
+				"  ACTION: ");
+		for (int a = 0; a < CS_ACTION_COUNT; a++)
+			fprintf(stderr, "%s%s", a ? ", " : "", cs_access_action_name((cs_access_action)a));
+		fprintf(stderr, "\n  '-' for a member the request does not have\n");
+		return 2;
+	}
+	if (config_path == NULL) {
+		fprintf(stderr, "credsign: access check needs --config FILE (or CREDSIGN_CONF)\n");
+		return 2;
+	}
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	cs_preset_set *presets = NULL;
+	cs_access *access = NULL;
+	int rc = 2;
+	cs_err r = cs_config_load(config_path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "%s\n", diag.messages[i]);
+	cs_config_diag_free(&diag);
+	if (r == CS_OK) {
+		/* grants may name presets: those of this configuration */
+		r = cs_presets_load(cfg->server.presets_file, cfg->file, &presets, &diag);
+		if (r == CS_OK)
+			r = cs_access_check_presets(cfg, presets, &diag);
+		for (size_t i = 0; i < diag.count; i++)
+			fprintf(stderr, "%s\n", diag.messages[i]);
+		cs_config_diag_free(&diag);
+	}
+	if (r == CS_OK && (r = cs_access_new(cfg, &access)) != CS_OK)
+		fprintf(stderr, "credsign: %s\n", cs_strerror(r));
+	if (r != CS_OK) {
+		fprintf(stderr, "%s: configuration invalid\n", config_path);
+		goto out;
+	}
+	const char *identity = argv[0];
+	cs_access_scope scope = {scope_arg(argv, argc, 2), scope_arg(argv, argc, 3), scope_arg(argv, argc, 4)};
+	cs_access_decision d;
+	cs_access_decide(access, identity, (cs_access_action)action, &scope, 0, 0, &d);
+	printf("identity %s, action %s", identity, argv[1]);
+	if (scope.project != NULL || scope.environment != NULL || scope.preset != NULL)
+		printf(", project %s, environment %s, preset %s", scope.project ?: "(none)",
+		       scope.environment ?: "(none)", scope.preset ?: "(none)");
+	printf("\n");
+	explain_ctx x = {cfg};
+	if (d.allowed) {
+		printf("ALLOWED by %s (role %s)\n", d.grant, d.role);
+		print_grant(cfg, d.grant);
+		rc = 0;
+	} else {
+		if (strcmp(d.role, "any") == 0)
+			printf("DENIED: %s\n", d.reason);
+		else
+			printf("DENIED: %s (needs role %s)\n", d.reason, d.role);
+		printf("  grants of this identity:\n");
+		if (cs_access_explain(access, identity, (cs_access_action)action, &scope, on_explain, &x) == 0)
+			printf("    none: it is refused everything but /healthz, /readyz and the JWKS "
+			       "(deny by default)\n");
+		rc = 1;
+	}
+out:
+	cs_access_unref(access);
+	cs_presets_free(presets);
+	cs_config_free(cfg);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -537,6 +698,7 @@ static void usage(FILE *f)
 		"       credsign [CONN] jwks\n"
 		"       credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]\n"
 		"       credsign verify CERT.jws --jwks FILE [--credential-file F]\n"
+		"       credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE\n"
 		"       credsign --version | --help\n"
 		"CONN:  --url URL --cacert FILE --cert FILE --key FILE [-v|--verbose]\n"
 		"       (or CREDSIGN_URL, CREDSIGN_CACERT/CREDSIGN_CA, CREDSIGN_CERT, CREDSIGN_KEY)\n");
@@ -575,6 +737,7 @@ int main(int argc, char **argv)
 		{"credential-file", required_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
 		{"standards", required_argument, NULL, 'T'},    {"exclude-ambiguous", no_argument, NULL, 'a'},
 		{"verbose", no_argument, NULL, 'v'},           {"version", no_argument, NULL, 'V'},
+		{"config", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	cs_json_wiping_allocator(); /* JSON that held the credential is wiped when freed */
@@ -583,6 +746,7 @@ int main(int argc, char **argv)
 		  getenv("CREDSIGN_KEY"), 0};
 	gen_opts g = {.format = "json"};
 	const char *jwks = NULL, *credential_file = NULL, *standards = NULL;
+	const char *config_path = env_or("CREDSIGN_CONF", NULL);
 	int jws_only = 0, opt;
 	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (opt) {
@@ -612,6 +776,7 @@ int main(int argc, char **argv)
 		case 'T': standards = optarg; break;
 		case 'a': g.exclude_ambiguous = 1; break;
 		case 'v': c.verbose = 1; break;
+		case 'o': config_path = optarg; break;
 		case 'V': printf("credsign %s\n", CREDSIGN_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -623,6 +788,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = nargs > 0 ? argv[optind] : "";
+	if (strcmp(cmd, "access") == 0) {
+		if (nargs < 2 || strcmp(argv[optind + 1], "check") != 0) {
+			usage(stderr);
+			return 2;
+		}
+		return cmd_access_check(config_path, nargs - 2, argv + optind + 2);
+	}
 	if (strcmp(cmd, "verify") == 0) {
 		if (nargs != 2 || jwks == NULL) {
 			usage(stderr);

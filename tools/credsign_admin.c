@@ -2,7 +2,7 @@
  * credsign-admin: local administration of a credsign appliance.
  *
  *   credsign-admin [--config FILE] token info
- *   credsign-admin [--config FILE] key generate --label LABEL
+ *   credsign-admin [--config FILE] key generate --label LABEL [--id HEX]
  *   credsign-admin [--config FILE] key jwk [--key PKCS11-URI]
  *   credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN
  *                  [--san DNS:name,IP:addr,URI:uri] [--out FILE]
@@ -11,22 +11,33 @@
  * through the credsign provider, so an organisation's CA can certify it.
  *
  *   credsign-admin [--config FILE] audit verify [--from-seq N | --file EXPORT] [--jwks FILE]
+ *                  [--checkpoint FILE]
  *   credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]
- *   credsign-admin [--config FILE] audit purge [--jwks FILE]
+ *   credsign-admin [--config FILE] audit purge [--jwks FILE] [--accept-clock-jump]
  *
  * audit verify recomputes the hash chain and checks every checkpoint's
  * signature (against --jwks, else the store's key table) and reports the
- * first bad sequence number; exit 0 only when intact. With --file it
- * verifies an export (whole or partial) instead of the store. audit export
- * writes entries and the checkpoints that verify them as JSON lines, the
- * format of GET /api/audit (cs_audit_export). audit purge removes entries
- * older than audit.retention_days, measured against the newest signed
- * checkpoint's time (not the local clock alone), behind a signed purge
- * checkpoint. Key events, exports, purges and a local clock found far
- * ahead are audited as local:<unix user>.
+ * first bad sequence number, then how many entries signed checkpoints
+ * authenticate; exit 0 only when intact with at least one entry
+ * authenticated, 3 when intact but nothing is authenticated (no signed
+ * checkpoint ends in the chain walked). With --file it verifies an export
+ * (whole or partial) instead of the store; --checkpoint pins it to a
+ * checkpoint kept outside the appliance (it must be reached and agree).
+ * audit export writes entries and the checkpoints that authenticate them
+ * as JSON lines, the format of GET /api/audit (cs_audit_export). audit
+ * purge removes entries older than audit.retention_days, measured against
+ * the newest signed checkpoint's time (not the local clock alone), behind
+ * a signed purge checkpoint; it refuses when the signed times leap forward
+ * by more than half the retention between two checkpoints over the entries
+ * kept (a clock set forward), unless --accept-clock-jump. Key events,
+ * exports, purges, a local clock found far ahead and clock jumps refused
+ * or accepted are audited as local:<unix user>.
  *
  * The configuration comes from --config or $CREDSIGN_CONF. Output is JSON on
- * stdout; errors go to stderr and the exit status is 1 (2 for usage).
+ * stdout; errors go to stderr and the exit status is 1 (2 for usage). A
+ * token error names the PKCS#11 call that caused it ("C_Login:
+ * CKR_PIN_INCORRECT"); -v/--verbose logs at debug level, every failing
+ * PKCS#11 call included. --version prints the version.
  */
 #include <getopt.h>
 #include <pwd.h>
@@ -52,6 +63,7 @@
 #include "provider.h"
 #include "store.h"
 #include "token.h"
+#include "token_meter.h"
 
 typedef struct {
 	cs_config *cfg;
@@ -85,9 +97,14 @@ static cs_err admin_event(admin_ctx *a, const char *action, const char *object, 
 	return admin_event_at(a, action, object, outcome, NULL);
 }
 
+/* A failure, with the PKCS#11 call that caused it when there was one
+ * ("...: token PIN rejected (CS_E_PIN_INCORRECT): C_Login: CKR_PIN_INCORRECT"). */
 static int fail(const char *what, cs_err r)
 {
-	fprintf(stderr, "credsign-admin: %s: %s (%s)\n", what, cs_strerror(r), cs_err_name(r));
+	char call[128];
+	cs_token_meter_cause(r, call, sizeof(call));
+	fprintf(stderr, "credsign-admin: %s: %s (%s)%s%s\n", what, cs_strerror(r), cs_err_name(r),
+		call[0] != '\0' ? ": " : "", call);
 	return 1;
 }
 
@@ -109,9 +126,49 @@ static int open_token(admin_ctx *a, int read_write)
 		.pin_file = a->cfg->pkcs11.pin_file,
 		.pool_size = 1,
 		.read_write = read_write,
+		.init_args = a->cfg->pkcs11.init_args,
 	};
+	cs_token_meter_clear();
 	cs_err r = cs_token_open(&p, &a->token);
 	return r == CS_OK ? 0 : fail("opening the token", r);
+}
+
+/* The mechanisms credsign uses, as the token reports them; each problem
+ * also on stderr (credsignd needs CKM_ECDSA, key generate also
+ * CKM_EC_KEY_PAIR_GEN). */
+static cs_err token_mechanisms_json(admin_ctx *a, json_t **out, int *lacks_sign)
+{
+	cs_token_mechanism m[CS_TOKEN_MECHANISMS];
+	cs_err r = cs_token_mechanisms(a->token, m);
+	*out = NULL;
+	*lacks_sign = 0;
+	if (r != CS_OK)
+		return r;
+	json_t *list = json_array();
+	for (size_t i = 0; list != NULL && i < CS_TOKEN_MECHANISMS; i++) {
+		const char *needed_by = m[i].needs & CS_TOKEN_NEEDS_SIGN ? "credsignd (signing)" : "key generate";
+		json_t *j = json_pack("{s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:I, s:I, s:s?}", "name", m[i].name,
+				      "needed_by", needed_by, "listed", m[i].listed, "sign",
+				      (m[i].flags & CKF_SIGN) != 0, "verify", (m[i].flags & CKF_VERIFY) != 0,
+				      "generate_key_pair", (m[i].flags & CKF_GENERATE_KEY_PAIR) != 0,
+				      "usable", m[i].problem[0] == '\0', "min_key_size",
+				      (json_int_t)m[i].min_key_size, "max_key_size", (json_int_t)m[i].max_key_size,
+				      "problem", m[i].problem[0] != '\0' ? m[i].problem : NULL);
+		if (j == NULL || json_array_append_new(list, j) != 0) {
+			json_decref(list);
+			return CS_E_NOMEM;
+		}
+		if (m[i].problem[0] != '\0') {
+			fprintf(stderr, "credsign-admin: %s%s\n", m[i].problem,
+				m[i].needs & CS_TOKEN_NEEDS_SIGN ? ": credsignd cannot sign with this token"
+								  : ": key generate cannot make keys in it");
+			*lacks_sign |= (m[i].needs & CS_TOKEN_NEEDS_SIGN) != 0;
+		}
+	}
+	if (list == NULL)
+		return CS_E_NOMEM;
+	*out = list;
+	return CS_OK;
 }
 
 static int cmd_token_info(admin_ctx *a)
@@ -132,13 +189,20 @@ static int cmd_token_info(admin_ctx *a)
 		(info.flags & CKF_USER_PIN_INITIALIZED) != 0, "token_initialized",
 		(info.flags & CKF_TOKEN_INITIALIZED) != 0, "protected_authentication_path",
 		(info.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0);
-	return print_json(json_pack(
-		"{s:{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}, s:{s:s, s:s, s:s, s:s}}", "token",
+	json_t *mechs = NULL;
+	int lacks_sign = 0;
+	if ((r = token_mechanisms_json(a, &mechs, &lacks_sign)) != CS_OK) {
+		json_decref(flags);
+		return fail("token mechanisms", r);
+	}
+	int rc = print_json(json_pack(
+		"{s:{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}, s:{s:s, s:s, s:s, s:s}, s:o}", "token",
 		"label", info.label, "manufacturer", info.manufacturer, "model", info.model,
 		"serial", info.serial, "hardware_version", hw, "firmware_version", fw, "slot_id",
 		(json_int_t)info.slot_id, "flags", flags, "module", "description",
 		info.module_description, "manufacturer", info.module_manufacturer, "version", mod,
-		"cryptoki_version", ck));
+		"cryptoki_version", ck, "mechanisms", mechs));
+	return rc != 0 ? rc : lacks_sign; /* credsignd cannot run on this token */
 }
 
 static int print_key(admin_ctx *a, const cs_key_ref *ref)
@@ -166,10 +230,40 @@ static int cmd_key_jwk(admin_ctx *a, const char *uri)
 	return print_key(a, &found);
 }
 
-static int cmd_key_generate(admin_ctx *a, const char *label)
+/* --id HEX: the key's CKA_ID (1..CS_KEY_ID_MAX bytes; "0a0b" or "0a:0b") */
+static int parse_key_id(const char *hex, uint8_t id[CS_KEY_ID_MAX], size_t *id_len)
+{
+	long n = 0;
+	unsigned char *buf = OPENSSL_hexstr2buf(hex, &n);
+	int ok = buf != NULL && n >= 1 && n <= CS_KEY_ID_MAX;
+	if (ok) {
+		memcpy(id, buf, (size_t)n);
+		*id_len = (size_t)n;
+	}
+	OPENSSL_free(buf);
+	return ok;
+}
+
+static int cmd_key_generate(admin_ctx *a, const char *label, const char *id_hex)
 {
 	cs_key_ref ref;
-	cs_err r = cs_token_generate_p256(a->token, label, &ref);
+	uint8_t id[CS_KEY_ID_MAX];
+	size_t id_len = 0;
+	char why[160];
+	if (id_hex != NULL && !parse_key_id(id_hex, id, &id_len)) {
+		fprintf(stderr, "credsign-admin: --id takes 1 to %d bytes in hex (e.g. 0a0b)\n", CS_KEY_ID_MAX);
+		return 2;
+	}
+	/* the key must be generated and then sign: name what the token lacks */
+	cs_err r = cs_token_check_mechanisms(a->token, CS_TOKEN_NEEDS_GENERATE | CS_TOKEN_NEEDS_SIGN, why,
+					     sizeof(why));
+	if (r == CS_E_MECHANISM) {
+		fprintf(stderr, "credsign-admin: generating the key: %s\n", why);
+		return 1;
+	}
+	if (r != CS_OK)
+		return fail("reading the token's mechanisms", r);
+	r = cs_token_generate_p256_id(a->token, label, id_hex != NULL ? id : NULL, id_len, &ref);
 	if (admin_event(a, "key.generate", label, r == CS_OK ? "success" : "failure") != CS_OK && r == CS_OK)
 		return 1; /* the key exists, but the event is not on record: say so */
 	if (r != CS_OK)
@@ -296,27 +390,53 @@ static json_t *load_jwks(admin_ctx *a, const char *path, cs_store *store)
 	return json_pack("{s:o}", "keys", keys);
 }
 
+/* audit verify's exit status when the chain is intact but no signed
+ * checkpoint authenticates any entry of it (docs/audit.md) */
+#define EXIT_NOTHING_AUTHENTICATED 3
+
 static void print_report(const cs_audit_report *rep, int from_file)
 {
 	if (!rep->intact) {
 		printf("audit log NOT intact at seq %lld: %s\n", (long long)rep->bad_seq, rep->reason);
 		return;
 	}
-	printf("audit log intact: %lld entries (seq %lld..%lld), %lld checkpoints verified\n",
-	       (long long)rep->entries, (long long)rep->first_seq, (long long)rep->last_seq,
-	       (long long)rep->checkpoints);
+	const char *where = from_file ? "in the file" : "in the store";
+	if (rep->entries == 0)
+		printf("nothing authenticated: no entries %s\n", where);
+	else if (rep->authenticated == 0)
+		printf("nothing authenticated: %lld entries (seq %lld..%lld) chain, but no signed checkpoint %s "
+		       "ends among them; %lld checkpoints verified\n",
+		       (long long)rep->entries, (long long)rep->first_seq, (long long)rep->last_seq, where,
+		       (long long)rep->checkpoints);
+	else
+		printf("audit log intact: %lld entries (seq %lld..%lld), %lld checkpoints verified\n",
+		       (long long)rep->entries, (long long)rep->first_seq, (long long)rep->last_seq,
+		       (long long)rep->checkpoints);
 	if (rep->partial)
 		printf("partial: begins at seq %lld, after the chain's base (seq %lld), from that entry's own "
 		       "prev_hash\n",
 		       (long long)rep->first_seq, (long long)rep->base_seq);
-	if (rep->entries > 0 && rep->signed_through < rep->last_seq) {
-		if (rep->signed_through >= rep->first_seq)
-			printf("signed through seq %lld; ", (long long)rep->signed_through);
-		printf("entries %lld..%lld are not covered by a signed checkpoint yet: compare with the newest "
-		       "checkpoint (GET /api/audit/checkpoint)\n",
-		       (long long)(rep->signed_through >= rep->first_seq ? rep->signed_through + 1 : rep->first_seq),
-		       (long long)rep->last_seq);
-	}
+	if (rep->authenticated > 0)
+		printf("authenticated: %lld entries (seq %lld..%lld), the chain through them ending in a signed "
+		       "checkpoint\n",
+		       (long long)rep->authenticated, (long long)rep->first_seq, (long long)rep->signed_through);
+	if (rep->pinned)
+		printf("kept checkpoint %lld..%lld (%s): reached, and the log agrees with it\n",
+		       (long long)rep->pin_first, (long long)rep->pin_last, rep->pin_kind);
+	if (rep->beyond_entries > 0)
+		printf("not authenticated here: %lld entries (seq %lld..%lld) are covered by checkpoint "
+		       "%lld..%lld, which ends after this file: a page ends so (verify it with the pages "
+		       "through seq %lld); a whole export never does (cut?)\n",
+		       (long long)rep->beyond_entries, (long long)(rep->last_seq - rep->beyond_entries + 1),
+		       (long long)rep->last_seq, (long long)rep->beyond_first, (long long)rep->beyond_last,
+		       (long long)rep->beyond_last);
+	if (rep->unsigned_entries > 0)
+		printf("unsigned tail: %lld entries (seq %lld..%lld) are not covered by a signed checkpoint yet "
+		       "(deleting them would not show): compare with the newest checkpoint "
+		       "(GET /api/audit/checkpoint, --checkpoint)\n",
+		       (long long)rep->unsigned_entries,
+		       (long long)(rep->last_seq - rep->beyond_entries - rep->unsigned_entries + 1),
+		       (long long)(rep->last_seq - rep->beyond_entries));
 	if (rep->ts_warnings > 0 && from_file)
 		printf("note: %lld entries carry a time earlier than the entry before them, the first at seq %lld "
 		       "(an export does not say from which seq the store orders ts)\n",
@@ -328,10 +448,13 @@ static void print_report(const cs_audit_report *rep, int from_file)
 		       (long long)rep->ts_warning_first_seq);
 }
 
-static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_path, const char *file)
+static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_path, const char *file,
+			    const char *kept)
 {
 	cs_store *store = NULL;
 	cs_audit_report rep;
+	cs_audit_pin pin = {0};
+	char why[256];
 	int rc = 1;
 	if (file != NULL && jwks_path == NULL) {
 		fprintf(stderr, "credsign-admin: audit verify --file needs --jwks (an export carries no keys)\n");
@@ -341,16 +464,20 @@ static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_p
 	if (r != CS_OK)
 		return fail("opening the store", r);
 	json_t *jwks = load_jwks(a, jwks_path, store);
-	if (jwks != NULL) {
-		r = file != NULL ? cs_audit_verify_export(file, jwks, &rep)
-				 : cs_audit_verify(store, jwks, from_seq, &rep);
+	if (jwks != NULL && kept != NULL && (r = cs_audit_pin_load(kept, jwks, &pin, why)) != CS_OK) {
+		fprintf(stderr, "credsign-admin: --checkpoint %s: %s\n", kept, why);
+	} else if (jwks != NULL) {
+		const cs_audit_pin *p = kept != NULL ? &pin : NULL;
+		r = file != NULL ? cs_audit_verify_export(file, jwks, p, &rep)
+				 : cs_audit_verify_pinned(store, jwks, from_seq, p, &rep);
 		if (r != CS_OK) {
 			fail(file != NULL ? file : "reading the audit log", r);
 		} else {
 			print_report(&rep, file != NULL);
-			rc = rep.intact ? 0 : 1;
+			rc = !rep.intact ? 1 : rep.authenticated == 0 ? EXIT_NOTHING_AUTHENTICATED : 0;
 		}
 	}
+	cs_audit_pin_free(&pin);
 	json_decref(jwks);
 	cs_store_close(store);
 	return rc;
@@ -431,14 +558,63 @@ static cs_err purge_preview(cs_store *store, const char *cutoff, int64_t max_seq
 }
 
 /*
+ * The reference is only as good as the daemon's clock when it signed (no
+ * trusted time source): a clock set forward shows as a leap of the signed
+ * times. A step of more than half of audit.retention_days between two
+ * consecutive periodic or stop checkpoints over the entries still in the
+ * log refuses the purge (audited: clock.jump, refused), unless accepted
+ * with --accept-clock-jump (audited: clock.jump, success). 0: go on.
+ */
+static int clock_jump_check(admin_ctx *a, cs_store *store, const json_t *jwks, int64_t ref_seq, int accept,
+			    const char *event_ts)
+{
+	cs_audit_clock_step step;
+	int64_t base = 0;
+	uint8_t head[32];
+	char why[256], what[256];
+	int bound_days = a->cfg->audit.retention_days / 2;
+	cs_err r = cs_store_purge_base(store, &base, head);
+	if (r == CS_E_NOT_FOUND) {
+		base = 0;
+		r = CS_OK;
+	}
+	if (r == CS_OK)
+		r = cs_audit_largest_clock_step(store, jwks, base, ref_seq, &step, why);
+	if (r == CS_E_SIGNATURE_INVALID) {
+		fprintf(stderr, "credsign-admin: the checkpoints' times cannot be trusted (%s); nothing purged\n", why);
+		return 1;
+	}
+	if (r != CS_OK)
+		return fail("reading the audit checkpoints", r);
+	if (!step.found || step.step_ms <= (int64_t)bound_days * 86400000LL)
+		return 0;
+	snprintf(what, sizeof(what),
+		 "%scheckpoint %lld..%lld signed %s is %.1f days after checkpoint %lld..%lld signed %s "
+		 "(more than %d days, half of audit.retention_days)",
+		 accept ? "accepted: " : "", (long long)step.after_first, (long long)step.after_last,
+		 step.after_time, (double)step.step_ms / 86400000.0, (long long)step.before_first,
+		 (long long)step.before_last, step.before_time, bound_days);
+	if (!accept) {
+		fprintf(stderr, "credsign-admin: refused: %s. The daemon's clock was set forward, or it recorded "
+				"nothing for that long: ages measured across that step are not trusted. Check the "
+				"log's times; --accept-clock-jump purges anyway (audited). Nothing purged\n", what);
+		(void)admin_event_at(a, "clock.jump", what, "refused", event_ts);
+		return 1;
+	}
+	printf("warning: %s (--accept-clock-jump)\n", what);
+	return admin_event_at(a, "clock.jump", what, "success", event_ts) == CS_OK ? 0 : 1;
+}
+
+/*
  * Age is measured against the newest signed periodic or stop checkpoint's
  * time, never the local clock alone: cutoff = min(local, reference) -
  * retention; only entries that checkpoint signs go. A local clock more than a day ahead of the reference is
  * reported and audited (clock.ahead); then the entries this run writes
  * carry the reference's time (raised to the newest entry's by the ledger),
- * so a wrong clock does not hold the log's times in the future.
+ * so a wrong clock does not hold the log's times in the future. The
+ * reference itself is checked for a leap (clock_jump_check).
  */
-static int cmd_audit_purge(admin_ctx *a, const char *jwks_path)
+static int cmd_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock_jump)
 {
 	cs_store *store = NULL;
 	cs_ledger *ledger = NULL;
@@ -497,6 +673,8 @@ static int cmd_audit_purge(admin_ctx *a, const char *jwks_path)
 		rc = 0;
 		goto out;
 	}
+	if (clock_jump_check(a, store, jwks, ref_seq, accept_clock_jump, event_ts) != 0)
+		goto out;
 	if (libctx == NULL || cs_provider_load(libctx, a->token, &prov) != CS_OK ||
 	    (deflt = OSSL_PROVIDER_load(libctx, "default")) == NULL ||
 	    (r = cs_signer_open(libctx, a->cfg->pkcs11.signing_key, &signer)) != CS_OK) {
@@ -535,13 +713,16 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: credsign-admin [--config FILE] token info\n"
-		   "       credsign-admin [--config FILE] key generate --label LABEL\n"
+		   "       credsign-admin [--config FILE] key generate --label LABEL [--id HEX]\n"
 		   "       credsign-admin [--config FILE] key jwk [--key PKCS11-URI]\n"
 		   "       credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN\n"
 		   "                      [--san DNS:name,IP:addr] [--out FILE]\n"
 		   "       credsign-admin [--config FILE] audit verify [--from-seq N | --file EXPORT] [--jwks FILE]\n"
+		   "                      [--checkpoint FILE]\n"
 		   "       credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]\n"
-		   "       credsign-admin [--config FILE] audit purge [--jwks FILE]\n");
+		   "       credsign-admin [--config FILE] audit purge [--jwks FILE] [--accept-clock-jump]\n"
+		   "       credsign-admin --version\n"
+		   "-v, --verbose: debug log on stderr, with every failing PKCS#11 call\n");
 }
 
 int main(int argc, char **argv)
@@ -549,6 +730,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"label", required_argument, NULL, 'l'},
+		{"id", required_argument, NULL, 'I'},
 		{"key", required_argument, NULL, 'k'},
 		{"subject", required_argument, NULL, 's'},
 		{"san", required_argument, NULL, 'S'},
@@ -558,18 +740,26 @@ int main(int argc, char **argv)
 		{"since", required_argument, NULL, 'i'},
 		{"format", required_argument, NULL, 'm'},
 		{"file", required_argument, NULL, 'f'},
+		{"checkpoint", required_argument, NULL, 'P'},
+		{"accept-clock-jump", no_argument, NULL, 'A'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_path = getenv("CREDSIGN_CONF"), *label = NULL, *key_uri = NULL;
+	const char *config_path = getenv("CREDSIGN_CONF"), *label = NULL, *key_uri = NULL, *key_id = NULL;
 	const char *subject = NULL, *san = NULL, *out_path = NULL, *jwks = NULL, *since = NULL, *file = NULL;
 	long long from_seq = 0;
+	const char *kept_checkpoint = NULL; /* audit verify --checkpoint */
+	int accept_clock_jump = 0;          /* audit purge --accept-clock-jump */
 	int c;
 	umask(077); /* the store and its WAL and SHM files: private, whatever the caller's umask */
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+	cs_log_level log_level = CS_LOG_WARN; /* -v: debug */
+	while ((c = getopt_long(argc, argv, "c:hv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config_path = optarg; break;
 		case 'l': label = optarg; break;
+		case 'I': key_id = optarg; break;
 		case 'k': key_uri = optarg; break;
 		case 's': subject = optarg; break;
 		case 'S': san = optarg; break;
@@ -578,12 +768,16 @@ int main(int argc, char **argv)
 		case 'J': jwks = optarg; break;
 		case 'i': since = optarg; break;
 		case 'f': file = optarg; break;
+		case 'P': kept_checkpoint = optarg; break;
+		case 'A': accept_clock_jump = 1; break;
 		case 'm':
 			if (strcmp(optarg, "jsonl") != 0) {
 				usage(stderr);
 				return 2;
 			}
 			break;
+		case 'v': log_level = CS_LOG_DEBUG; break;
+		case 'V': printf("credsign-admin %s\n", CREDSIGN_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -600,6 +794,9 @@ int main(int argc, char **argv)
 	int is_audit = strcmp(noun, "audit") == 0 &&
 		       (strcmp(verb, "verify") == 0 || strcmp(verb, "export") == 0 || strcmp(verb, "purge") == 0);
 	if (!(is_info || is_gen || is_jwk || is_csr || is_audit) || (is_gen && label == NULL) ||
+	    (key_id != NULL && !is_gen) ||
+	    (kept_checkpoint != NULL && !(is_audit && strcmp(verb, "verify") == 0)) ||
+	    (accept_clock_jump && !(is_audit && strcmp(verb, "purge") == 0)) ||
 	    (is_csr && subject == NULL)) {
 		usage(stderr);
 		return 2;
@@ -607,7 +804,8 @@ int main(int argc, char **argv)
 
 	admin_ctx a = {0};
 	cs_config_diag diag;
-	cs_log_configure(CS_LOG_WARN, CS_LOG_LOGFMT, 2);
+	cs_log_configure(log_level, CS_LOG_LOGFMT, 2);
+	cs_token_meter_track_failures(); /* failing PKCS#11 calls named in errors, logged with -v */
 	cs_err r = cs_config_load(config_path, &a.cfg, &diag);
 	for (size_t i = 0; i < diag.count; i++)
 		fprintf(stderr, "%s\n", diag.messages[i]);
@@ -615,19 +813,19 @@ int main(int argc, char **argv)
 	if (r != CS_OK)
 		return fail("configuration", r);
 	if (is_audit && strcmp(verb, "purge") != 0) { /* no token needed */
-		int arc = strcmp(verb, "verify") == 0 ? cmd_audit_verify(&a, from_seq, jwks, file)
+		int arc = strcmp(verb, "verify") == 0 ? cmd_audit_verify(&a, from_seq, jwks, file, kept_checkpoint)
 						      : cmd_audit_export(&a, since);
 		cs_config_free(a.cfg);
 		return arc;
 	}
 	int rc = open_token(&a, is_gen);
 	if (rc == 0 && is_audit) {
-		rc = cmd_audit_purge(&a, jwks);
+		rc = cmd_audit_purge(&a, jwks, accept_clock_jump);
 	} else if (rc == 0) {
 		if (is_info)
 			rc = cmd_token_info(&a);
 		else if (is_gen)
-			rc = cmd_key_generate(&a, label);
+			rc = cmd_key_generate(&a, label, key_id);
 		else if (is_csr)
 			rc = cmd_key_csr(&a, key_uri != NULL ? key_uri : a.cfg->pkcs11.signing_key, subject,
 					 san, out_path);

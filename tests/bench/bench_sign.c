@@ -174,7 +174,7 @@ static double measure(path p, int threads)
 
 static int setup(const char *module, const char *uri, const char *pin_file)
 {
-	cs_token_params params = {module, uri, pin_file, 4, 1};
+	cs_token_params params = {module, uri, pin_file, 4, 1, NULL};
 	if (cs_token_open(&params, &token) != CS_OK)
 		return -1;
 	cs_key_ref q = {.label = LABEL};

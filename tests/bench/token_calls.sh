@@ -123,8 +123,11 @@ start_daemon() { # start_daemon SESSIONS WORKERS
 	write_conf "$1" "$2"
 	CREDSIGN_FAULT_COUNTS=$counts "$build/bin/credsignd" --config "$conf" > "$log" 2>&1 &
 	daemon=$!
-	for _ in $(seq 200); do
-		ss -ltn | grep -q "127.0.0.1:$port " && return 0
+	# ready when it answers (the listener is bound before start-up ends)
+	for _ in $(seq 400); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$pki/ca.pem" \
+			--cert "$pki/clients/operator.pem" --key "$pki/clients/operator.key" \
+			"https://127.0.0.1:$port/healthz")" = 200 ] && return 0
 		kill -0 "$daemon" 2>/dev/null || break
 		sleep 0.05
 	done

@@ -23,14 +23,14 @@ fail() { echo "FAIL: $*"; cat err.txt 2>/dev/null; exit 1; }
 
 # 400 days: valid, with the warning
 printf '%s\naudit = { retention_days = 400; };\n' "$base" > short.conf
-"$credsignd" --check-config short.conf > out.txt 2> err.txt || fail "short.conf refused"
+"$credsignd" --offline --check-config short.conf > out.txt 2> err.txt || fail "short.conf refused"
 grep -q "configuration valid" out.txt || fail "short.conf not reported valid"
 grep -qF "short.conf: warning: $want" err.txt || fail "no retention warning for 400 days"
 [ "$(grep -c retention_days err.txt)" = 1 ] || fail "the warning is not given once"
 
 # 6 years kept (the default): no warning
 printf '%s\n' "$base" > long.conf
-"$credsignd" --check-config long.conf > out.txt 2> err.txt || fail "long.conf refused"
+"$credsignd" --offline --check-config long.conf > out.txt 2> err.txt || fail "long.conf refused"
 grep -q "configuration valid" out.txt || fail "long.conf not reported valid"
 if grep -q "retention_days" err.txt; then fail "a warning although 2192 days are kept"; fi
 
@@ -43,11 +43,11 @@ presets = {
     cites = { retention = "internal records rule 7.3 (10 years)"; }; };
 };
 CONF
-"$credsignd" --check-config custom.conf > out.txt 2> err.txt || fail "custom.conf refused"
+"$credsignd" --offline --check-config custom.conf > out.txt 2> err.txt || fail "custom.conf refused"
 grep -qF "warning: setting 'audit.retention_days': 2192 days is shorter than the 3653 days preset records-vault needs, internal records rule 7.3 (10 years)" err.txt ||
   fail "no warning for the operator preset"
 sed 's/audit_retention_days = 3653;/audit_retention_days = 0;/' custom.conf > zero.conf
-if "$credsignd" --check-config zero.conf 2> err.txt; then fail "audit_retention_days = 0 accepted"; fi
+if "$credsignd" --offline --check-config zero.conf 2> err.txt; then fail "audit_retention_days = 0 accepted"; fi
 grep -q "setting 'presets.records-vault.audit_retention_days': 0 is out of range 1..36500" err.txt ||
   fail "audit_retention_days = 0 not reported"
 

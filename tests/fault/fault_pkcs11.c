@@ -7,6 +7,9 @@
  *                             any function listed below can be named
  *   corrupt-signature [COUNT] flip one bit of what C_Sign returns
  *   no-rng                    C_GetTokenInfo reports no CKF_RNG
+ *   token-serial S            C_GetTokenInfo reports serial number S (at most
+ *                             16 characters): another token behind the same
+ *                             label, as after an HSM's fail-over
  *   sign-delay MS             C_Sign takes MS milliseconds longer (a slow token)
  *   delay-ms MS               every call but C_Initialize and C_Finalize takes MS
  *                             milliseconds longer (a network HSM); the wait is
@@ -15,6 +18,42 @@
  *                             CKR_DATA_LEN_RANGE (an HSM with a per-call cap)
  *   session-cap N             C_OpenSession fails with CKR_SESSION_COUNT while
  *                             N sessions opened through this module are open
+ *
+ * Modes imitating tokens that differ from SoftHSM2 (docs/hsm.md):
+ *
+ *   init-args STRING          C_Initialize fails with CKR_ARGUMENTS_BAD unless
+ *                             CK_C_INITIALIZE_ARGS.pReserved is the string
+ *                             STRING (a module configured through pReserved)
+ *   id-max N                  C_GenerateKeyPair with a CKA_ID longer than N
+ *                             bytes fails with CKR_ATTRIBUTE_VALUE_INVALID (an
+ *                             HSM with 16-bit object ids: id-max 2)
+ *   no-mechanism NAME         the mechanism (CKM_ECDSA, CKM_EC_KEY_PAIR_GEN or
+ *                             a number) is missing from C_GetMechanismList,
+ *                             C_GetMechanismInfo answers CKR_MECHANISM_INVALID
+ *                             and so do C_SignInit and C_GenerateKeyPair given
+ *                             it; one line per mechanism
+ *   der-signature             C_Sign returns a DER ECDSA-Sig-Value instead of
+ *                             r || s
+ *   C_CopyObject 0x54         (a rule as above) a token without C_CopyObject
+ *   no-login PINFILE          a token that needs no login: C_GetTokenInfo
+ *                             reports no CKF_LOGIN_REQUIRED, sessions report a
+ *                             public state, C_Login answers
+ *                             CKR_USER_ALREADY_LOGGED_IN without reaching
+ *                             SoftHSM2, which this module logs in itself (with
+ *                             the PIN in PINFILE) when it opens a session
+ *   session-cap 1             (above) a single session per token
+ *   idle-timeout MS           after MS milliseconds without a call, the module
+ *                             loses its sessions (a USB HSM whose secure
+ *                             channel expires): every call answers
+ *                             CKR_SESSION_HANDLE_INVALID (given a session) or
+ *                             CKR_DEVICE_REMOVED until C_Finalize and
+ *                             C_Initialize
+ *   ec-params printable|explicit
+ *                             CKA_EC_PARAMS of a P-256 key reads as the curve's
+ *                             name in a PrintableString ("prime256v1",
+ *                             PKCS#11 3.0) or as explicit curve parameters,
+ *                             instead of the OID
+ *
  *   all 0x5 [sticky]          every call (C_Initialize included; not C_Finalize,
  *                             C_CloseSession, C_CloseAllSessions) returns CK_RV
  *                             0x5 while the line is present. With "sticky" the
@@ -44,10 +83,11 @@
  * C_GetSlotInfo, C_GetTokenInfo, C_OpenSession, C_CloseSession,
  * C_CloseAllSessions, C_GetSessionInfo, C_Login, C_Logout, C_FindObjectsInit,
  * C_FindObjects, C_FindObjectsFinal, C_GetAttributeValue, C_CopyObject,
- * C_DestroyObject, C_SignInit, C_Sign, C_GenerateRandom, C_GenerateKeyPair
- * (every function credsign calls). The others reach the real module
- * unchanged; given a session they see a tagged handle and fail with
- * CKR_SESSION_HANDLE_INVALID. Test code only: never installed.
+ * C_DestroyObject, C_SignInit, C_Sign, C_GenerateRandom, C_GenerateKeyPair,
+ * C_GetMechanismList, C_GetMechanismInfo (every function credsign calls).
+ * The others reach the real module unchanged; given a session they see a
+ * tagged handle and fail with CKR_SESSION_HANDLE_INVALID. Test code only:
+ * never installed.
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -61,6 +101,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
+#include <openssl/objects.h>
 #include <p11-kit/pkcs11.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -75,6 +118,7 @@ typedef struct {
 	CK_RV rv;
 	long remaining; /* -1 = always */
 	int sticky;
+	char arg[256]; /* the second word, for rules that take a string */
 } rule;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -89,6 +133,8 @@ static CK_SESSION_HANDLE epoch; /* successful C_Initialize calls of the real mod
 static long in_flight;          /* calls running in the real module */
 static int finalizing;          /* C_Finalize is running */
 static CK_RV stuck_rv;          /* left by "all RV sticky" until the next C_Initialize */
+static int idle_dead;           /* "idle-timeout": sessions lost until C_Initialize */
+static long long last_call_ms;  /* CLOCK_MONOTONIC of the last call, for idle-timeout */
 
 /* ---- call counters ---------------------------------------------------------- */
 
@@ -97,7 +143,8 @@ static const char *const counted[] = {
 	"C_GetTokenInfo", "C_OpenSession", "C_CloseSession", "C_CloseAllSessions",
 	"C_GetSessionInfo", "C_Login", "C_Logout", "C_FindObjectsInit", "C_FindObjects",
 	"C_FindObjectsFinal", "C_GetAttributeValue", "C_CopyObject", "C_DestroyObject",
-	"C_SignInit", "C_Sign", "C_GenerateRandom", "C_GenerateKeyPair",
+	"C_SignInit", "C_Sign", "C_GenerateRandom", "C_GenerateKeyPair", "C_GetMechanismList",
+	"C_GetMechanismInfo",
 };
 #define NCOUNTED (sizeof(counted) / sizeof(counted[0]))
 #define COUNT_NAME_WIDTH 24
@@ -174,14 +221,15 @@ static void refresh(void)
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return;
-	char line[128];
+	char line[512];
 	while (nrules < MAX_RULES && fgets(line, sizeof(line), f) != NULL) {
 		rule r = {.remaining = -1};
-		char a[40] = "", b[40] = "", c[40] = "";
-		int n = sscanf(line, "%39s %39s %39s", a, b, c);
+		char a[40] = "", b[256] = "", c[40] = "";
+		int n = sscanf(line, "%39s %255s %39s", a, b, c);
 		if (n < 1 || a[0] == '#')
 			continue;
 		snprintf(r.name, sizeof(r.name), "%s", a);
+		snprintf(r.arg, sizeof(r.arg), "%s", b);
 		if (strncmp(a, "C_", 2) == 0 || strcmp(a, "all") == 0) {
 			if (n < 2)
 				continue;
@@ -237,6 +285,49 @@ static long rule_value(const char *name)
 	return value;
 }
 
+/* The string of a "NAME STRING" rule copied to out; 0 when there is none. */
+static int rule_arg(const char *name, char *out, size_t size)
+{
+	int found = 0;
+	pthread_mutex_lock(&lock);
+	refresh();
+	for (size_t i = 0; i < nrules; i++)
+		if (strcmp(rules[i].name, name) == 0) {
+			snprintf(out, size, "%s", rules[i].arg);
+			found = 1;
+		}
+	pthread_mutex_unlock(&lock);
+	return found;
+}
+
+/* Is the mechanism hidden by a "no-mechanism" line? */
+static int mechanism_hidden(CK_MECHANISM_TYPE type)
+{
+	int hidden = 0;
+	pthread_mutex_lock(&lock);
+	refresh();
+	for (size_t i = 0; i < nrules && !hidden; i++) {
+		if (strcmp(rules[i].name, "no-mechanism") != 0)
+			continue;
+		const char *m = rules[i].arg;
+		if (strcmp(m, "CKM_ECDSA") == 0)
+			hidden = type == CKM_ECDSA;
+		else if (strcmp(m, "CKM_EC_KEY_PAIR_GEN") == 0)
+			hidden = type == CKM_EC_KEY_PAIR_GEN;
+		else
+			hidden = strtoul(m, NULL, 0) == type;
+	}
+	pthread_mutex_unlock(&lock);
+	return hidden;
+}
+
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 __attribute__((format(printf, 1, 2), noreturn)) static void violation(const char *fmt, ...)
 {
 	va_list ap;
@@ -268,16 +359,26 @@ static CK_RV enter(const char *fn, CK_SESSION_HANDLE *h, int faultable)
 		*h &= REAL_HANDLE_MASK;
 	}
 	in_flight++;
+	refresh();
+	long idle = -1;
+	for (size_t i = 0; i < nrules; i++) {
+		if (strcmp(rules[i].name, "delay-ms") == 0)
+			delay = rules[i].remaining;
+		if (strcmp(rules[i].name, "idle-timeout") == 0)
+			idle = rules[i].remaining;
+	}
 	if (faultable) {
+		long long now = monotonic_ms();
+		if (idle > 0 && last_call_ms > 0 && now - last_call_ms > idle)
+			idle_dead = 1; /* until the next C_Initialize */
+		last_call_ms = now;
 		if (!fires_locked("all", &rv) && stuck_rv != CKR_OK)
 			rv = stuck_rv;
+		if (rv == CKR_OK && idle_dead)
+			rv = h != NULL ? CKR_SESSION_HANDLE_INVALID : CKR_DEVICE_REMOVED;
 		if (rv == CKR_OK)
 			(void)fires_locked(fn, &rv);
 	}
-	refresh();
-	for (size_t i = 0; i < nrules; i++)
-		if (strcmp(rules[i].name, "delay-ms") == 0)
-			delay = rules[i].remaining;
 	pthread_mutex_unlock(&lock);
 	if (delay > 0) { /* a slow token: the caller waits, the others do not */
 		struct timespec ts = {delay / 1000, (delay % 1000) * 1000000};
@@ -307,18 +408,30 @@ static void leave(void)
 static CK_RV w_Initialize(CK_VOID_PTR args)
 {
 	CK_RV rv = CKR_OK;
+	char want[256];
 	pthread_mutex_lock(&lock);
 	count_locked("C_Initialize");
 	(void)fires_locked("all", &rv);
 	pthread_mutex_unlock(&lock);
 	if (rv != CKR_OK)
 		return rv; /* the storage is still gone */
+	CK_C_INITIALIZE_ARGS stripped;
+	if (rule_arg("init-args", want, sizeof(want))) {
+		CK_C_INITIALIZE_ARGS *ia = args;
+		if (ia == NULL || ia->pReserved == NULL || strcmp(ia->pReserved, want) != 0)
+			return CKR_ARGUMENTS_BAD; /* as modules that need their arguments do */
+		stripped = *ia; /* SoftHSM2 wants pReserved NULL, as PKCS#11 2.40 says */
+		stripped.pReserved = NULL;
+		args = &stripped;
+	}
 	rv = real->C_Initialize(args);
 	pthread_mutex_lock(&lock);
 	if (rv == CKR_OK) {
 		epoch++;
 		stuck_rv = CKR_OK;
 		open_sessions = 0;
+		idle_dead = 0;
+		last_call_ms = monotonic_ms();
 	}
 	pthread_mutex_unlock(&lock);
 	return rv;
@@ -363,6 +476,15 @@ static CK_RV w_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 		rv = real->C_GetTokenInfo(slot, info);
 		if (rv == CKR_OK && fires("no-rng", NULL))
 			info->flags &= ~(CK_FLAGS)CKF_RNG;
+		char pin_file[256], serial[64];
+		if (rv == CKR_OK && rule_arg("no-login", pin_file, sizeof(pin_file)))
+			info->flags &= ~(CK_FLAGS)CKF_LOGIN_REQUIRED;
+		if (rv == CKR_OK && rule_arg("token-serial", serial, sizeof(serial))) {
+			/* blank-padded, not terminated */
+			memset(info->serialNumber, ' ', sizeof(info->serialNumber));
+			memcpy(info->serialNumber, serial,
+			       strlen(serial) < sizeof(info->serialNumber) ? strlen(serial) : sizeof(info->serialNumber));
+		}
 	}
 	leave();
 	return rv;
@@ -373,6 +495,27 @@ static void count_sessions(long delta)
 	pthread_mutex_lock(&lock);
 	open_sessions = delta == 0 ? 0 : open_sessions + delta;
 	pthread_mutex_unlock(&lock);
+}
+
+/* "no-login PINFILE": log SoftHSM2 in, unseen by the caller, so that a
+ * caller that never logs in finds the token's private keys. */
+static void login_behind_caller(CK_SESSION_HANDLE real_handle)
+{
+	char path[256], pin[256] = "";
+	CK_SESSION_INFO info;
+	if (!rule_arg("no-login", path, sizeof(path)) ||
+	    real->C_GetSessionInfo(real_handle, &info) != CKR_OK ||
+	    (info.state != CKS_RO_PUBLIC_SESSION && info.state != CKS_RW_PUBLIC_SESSION))
+		return;
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	if (fgets(pin, sizeof(pin), f) != NULL) {
+		pin[strcspn(pin, "\r\n")] = '\0';
+		(void)real->C_Login(real_handle, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)strlen(pin));
+	}
+	fclose(f);
+	memset(pin, 0, sizeof(pin));
 }
 
 static CK_RV w_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify,
@@ -392,6 +535,8 @@ static CK_RV w_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_
 		rv = CKR_SESSION_COUNT;
 	} else {
 		rv = real->C_OpenSession(slot, flags, app, notify, h);
+		if (rv == CKR_OK)
+			login_behind_caller(*h);
 		if (rv == CKR_OK && *h > REAL_HANDLE_MASK) {
 			(void)real->C_CloseSession(*h);
 			rv = CKR_GENERAL_ERROR; /* cannot tag it */
@@ -426,12 +571,28 @@ static CK_RV w_CloseAllSessions(CK_SLOT_ID slot)
 
 static CK_RV w_GetSessionInfo(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info)
 {
-	FORWARD(C_GetSessionInfo, &h, FAULTABLE, real->C_GetSessionInfo(h, info));
+	CK_RV rv = enter("C_GetSessionInfo", &h, FAULTABLE);
+	char pin_file[256];
+	if (rv == CKR_OK) {
+		rv = real->C_GetSessionInfo(h, info);
+		/* a token without login: its sessions are public */
+		if (rv == CKR_OK && rule_arg("no-login", pin_file, sizeof(pin_file))) {
+			if (info->state == CKS_RO_USER_FUNCTIONS)
+				info->state = CKS_RO_PUBLIC_SESSION;
+			else if (info->state == CKS_RW_USER_FUNCTIONS)
+				info->state = CKS_RW_PUBLIC_SESSION;
+		}
+	}
+	leave();
+	return rv;
 }
 
 static CK_RV w_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len)
 {
-	FORWARD(C_Login, &h, FAULTABLE, real->C_Login(h, user, pin, len));
+	char pin_file[256];
+	int no_login = rule_arg("no-login", pin_file, sizeof(pin_file));
+	FORWARD(C_Login, &h, FAULTABLE,
+		no_login ? CKR_USER_ALREADY_LOGGED_IN : real->C_Login(h, user, pin, len));
 }
 
 static CK_RV w_Logout(CK_SESSION_HANDLE h)
@@ -455,10 +616,65 @@ static CK_RV w_FindObjectsFinal(CK_SESSION_HANDLE h)
 	FORWARD(C_FindObjectsFinal, &h, FAULTABLE, real->C_FindObjectsFinal(h));
 }
 
+/* OBJECT IDENTIFIER 1.2.840.10045.3.1.7 (P-256), as SoftHSM2 keeps it */
+static const unsigned char p256_oid[10] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+
+/* "ec-params printable|explicit": P-256 in that encoding (DER), or 0. */
+static size_t other_ec_params(unsigned char *out, size_t size)
+{
+	char form[32];
+	if (!rule_arg("ec-params", form, sizeof(form)))
+		return 0;
+	if (strcmp(form, "printable") == 0) {
+		static const unsigned char name[] = {0x13, 0x0a, 'p', 'r', 'i', 'm', 'e', '2', '5', '6', 'v', '1'};
+		memcpy(out, name, sizeof(name));
+		return sizeof(name);
+	}
+	if (strcmp(form, "explicit") != 0)
+		return 0;
+	size_t n = 0;
+	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	if (g != NULL) {
+		EC_GROUP_set_asn1_flag(g, OPENSSL_EC_EXPLICIT_CURVE);
+		int len = i2d_ECPKParameters(g, NULL);
+		unsigned char *p = out;
+		if (len > 0 && (size_t)len <= size && i2d_ECPKParameters(g, &p) == len)
+			n = (size_t)len;
+		EC_GROUP_free(g);
+	}
+	return n;
+}
+
 static CK_RV w_GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_PTR tmpl,
 				 CK_ULONG n)
 {
-	FORWARD(C_GetAttributeValue, &h, FAULTABLE, real->C_GetAttributeValue(h, obj, tmpl, n));
+	CK_RV rv = enter("C_GetAttributeValue", &h, FAULTABLE);
+	CK_ULONG room[32];
+	if (rv == CKR_OK) {
+		for (CK_ULONG i = 0; i < n && i < 32; i++)
+			room[i] = tmpl[i].ulValueLen;
+		rv = real->C_GetAttributeValue(h, obj, tmpl, n);
+		unsigned char alt[512];
+		size_t alt_len = rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL ? other_ec_params(alt, sizeof(alt)) : 0;
+		for (CK_ULONG i = 0; alt_len > 0 && i < n && i < 32; i++) {
+			CK_ATTRIBUTE *a = &tmpl[i];
+			if (a->type != CKA_EC_PARAMS || a->ulValueLen != sizeof(p256_oid))
+				continue;
+			if (a->pValue == NULL) {
+				a->ulValueLen = alt_len; /* a size query */
+			} else if (memcmp(a->pValue, p256_oid, sizeof(p256_oid)) != 0) {
+				continue; /* another curve: as it is */
+			} else if (room[i] < alt_len) {
+				a->ulValueLen = CK_UNAVAILABLE_INFORMATION;
+				rv = CKR_BUFFER_TOO_SMALL;
+			} else {
+				memcpy(a->pValue, alt, alt_len);
+				a->ulValueLen = alt_len;
+			}
+		}
+	}
+	leave();
+	return rv;
 }
 
 static CK_RV w_CopyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_PTR tmpl,
@@ -474,7 +690,35 @@ static CK_RV w_DestroyObject(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj)
 
 static CK_RV w_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key)
 {
-	FORWARD(C_SignInit, &h, FAULTABLE, real->C_SignInit(h, mech, key));
+	FORWARD(C_SignInit, &h, FAULTABLE,
+		mech != NULL && mechanism_hidden(mech->mechanism) ? CKR_MECHANISM_INVALID
+								   : real->C_SignInit(h, mech, key));
+}
+
+/* "der-signature": r || s (64 bytes) as a DER ECDSA-Sig-Value. */
+static CK_RV der_signature(const unsigned char *raw, CK_ULONG raw_len, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len)
+{
+	CK_RV rv = CKR_GENERAL_ERROR;
+	ECDSA_SIG *es = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(raw, (int)raw_len / 2, NULL), *s = BN_bin2bn(raw + raw_len / 2, (int)raw_len / 2, NULL);
+	if (es != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(es, r, s)) {
+		r = s = NULL;
+		int len = i2d_ECDSA_SIG(es, NULL);
+		unsigned char *p = sig;
+		if (len <= 0) {
+			rv = CKR_GENERAL_ERROR;
+		} else if ((CK_ULONG)len > *sig_len) {
+			*sig_len = (CK_ULONG)len;
+			rv = CKR_BUFFER_TOO_SMALL;
+		} else if (i2d_ECDSA_SIG(es, &p) == len) {
+			*sig_len = (CK_ULONG)len;
+			rv = CKR_OK;
+		}
+	}
+	BN_free(r);
+	BN_free(s);
+	ECDSA_SIG_free(es);
+	return rv;
 }
 
 static CK_RV w_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
@@ -487,7 +731,18 @@ static CK_RV w_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE
 			struct timespec ts = {delay / 1000, (delay % 1000) * 1000000};
 			nanosleep(&ts, NULL);
 		}
-		rv = real->C_Sign(h, data, len, sig, sig_len);
+		if (fires("der-signature", NULL)) {
+			unsigned char raw[132];
+			CK_ULONG raw_len = sizeof(raw);
+			if (sig == NULL) { /* a size query: a DER P-256 signature is at most 72 bytes */
+				rv = real->C_Sign(h, data, len, NULL, &raw_len);
+				*sig_len = 72;
+			} else if ((rv = real->C_Sign(h, data, len, raw, &raw_len)) == CKR_OK) {
+				rv = der_signature(raw, raw_len, sig, sig_len);
+			}
+		} else {
+			rv = real->C_Sign(h, data, len, sig, sig_len);
+		}
 		if (rv == CKR_OK && sig != NULL && *sig_len > 0 && fires("corrupt-signature", NULL))
 			sig[*sig_len / 2] ^= 0x01;
 	}
@@ -509,12 +764,50 @@ static CK_RV w_GenerateRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR buf, CK_ULONG len
 	return rv;
 }
 
+/* "id-max N": a template with a CKA_ID longer than N bytes? */
+static int id_too_long(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+	long max = rule_value("id-max");
+	for (CK_ULONG i = 0; max >= 0 && i < n; i++)
+		if (tmpl[i].type == CKA_ID && tmpl[i].ulValueLen > (CK_ULONG)max)
+			return 1;
+	return 0;
+}
+
 static CK_RV w_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_ATTRIBUTE_PTR pub,
 			       CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv,
 			       CK_OBJECT_HANDLE_PTR hpub, CK_OBJECT_HANDLE_PTR hpriv)
 {
 	FORWARD(C_GenerateKeyPair, &h, FAULTABLE,
-		real->C_GenerateKeyPair(h, mech, pub, npub, priv, npriv, hpub, hpriv));
+		mech != NULL && mechanism_hidden(mech->mechanism) ? CKR_MECHANISM_INVALID
+		: id_too_long(pub, npub) || id_too_long(priv, npriv)
+			? CKR_ATTRIBUTE_VALUE_INVALID
+			: real->C_GenerateKeyPair(h, mech, pub, npub, priv, npriv, hpub, hpriv));
+}
+
+static CK_RV w_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count)
+{
+	CK_RV rv = enter("C_GetMechanismList", NULL, FAULTABLE);
+	if (rv == CKR_OK) {
+		/* the real list, then the hidden ones taken out (a size query
+		 * may overstate, as the standard allows) */
+		rv = real->C_GetMechanismList(slot, list, count);
+		if (rv == CKR_OK && list != NULL) {
+			CK_ULONG kept = 0;
+			for (CK_ULONG i = 0; i < *count; i++)
+				if (!mechanism_hidden(list[i]))
+					list[kept++] = list[i];
+			*count = kept;
+		}
+	}
+	leave();
+	return rv;
+}
+
+static CK_RV w_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR info)
+{
+	FORWARD(C_GetMechanismInfo, NULL, FAULTABLE,
+		mechanism_hidden(type) ? CKR_MECHANISM_INVALID : real->C_GetMechanismInfo(slot, type, info));
 }
 
 EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out);
@@ -555,6 +848,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
 		wrapped.C_Sign = w_Sign;
 		wrapped.C_GenerateRandom = w_GenerateRandom;
 		wrapped.C_GenerateKeyPair = w_GenerateKeyPair;
+		wrapped.C_GetMechanismList = w_GetMechanismList;
+		wrapped.C_GetMechanismInfo = w_GetMechanismInfo;
 	}
 	*out = &wrapped;
 	pthread_mutex_unlock(&lock);

@@ -1,15 +1,19 @@
 #!/usr/bin/python3
 """An independent verifier of a credsign audit export (docs/audit.md),
-written from the specification alone: check each checkpoint's ES256
-signature with python3-jwcrypto and that its other members are its signed
-payload, recompute the hash chain from the base (or, for a partial export,
-from the first entry's own prev_hash) and check that it passes through
-every checkpoint's head_hash; a checkpoint past the last entry means the
-log was truncated.
+written from the specification alone: every object has exactly its
+members; check each checkpoint's ES256 signature with python3-jwcrypto
+(a header of alg, kid and typ, a payload of exactly the six members) and
+that its other members are its signed payload, recompute the hash chain
+from the base (or, for a partial export, from the first entry's own
+prev_hash) and check that it passes through every checkpoint's
+head_hash; a checkpoint that begins past the last entry means the log was
+truncated, one that covers the last entry and ends past it is a page's.
+Entries are authenticated up to the last signed head the chain reaches.
 
 usage: audit_reference.py EXPORT.jsonl JWKS.json
-prints "intact N signed-through S [partial]" or "broken SEQ REASON";
-exit 0 only when intact.
+prints "intact N signed-through S authenticated A [partial]" or
+"broken SEQ REASON"; exit 0 when intact with at least one entry
+authenticated, 3 when intact with none, 1 when broken.
 """
 import base64
 import hashlib
@@ -21,6 +25,8 @@ from jwcrypto import jwk, jws
 FIELDS = ("seq", "ts", "node", "actor", "actor_cert_sha256", "role", "action", "object",
           "project", "environment", "outcome", "error_code", "request_id")
 SIGNED = ("first_seq", "last_seq", "head_hash", "time", "node", "kind")
+MEMBERS = {"entry": set(FIELDS) | {"type", "prev_hash", "entry_hash"},
+           "checkpoint": set(SIGNED) | {"type", "jws"}}
 
 
 def b64d(s):
@@ -42,6 +48,10 @@ def canonical(entry):
 def main():
     lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
     keys = {k["kid"]: k for k in json.load(open(sys.argv[2]))["keys"]}
+    for l in lines:  # no member more or less: nothing unsigned rides along
+        if set(l) != MEMBERS.get(l.get("type"), set()):
+            print("broken %s members" % l.get("seq", l.get("first_seq")))
+            return 1
     entries = [l for l in lines if l["type"] == "entry"]
     checkpoints = {}
     for cp in (l for l in lines if l["type"] == "checkpoint"):
@@ -51,10 +61,11 @@ def main():
         token.verify(jwk.JWK(**{n: key[n] for n in ("kty", "crv", "x", "y")}), alg="ES256")
         claims = json.loads(token.payload)
         if token.jose_header["typ"] != "credsign-audit-checkpoint+jwt" or \
+                set(token.jose_header) != {"alg", "kid", "typ"} or set(claims) != set(SIGNED) or \
                 any(claims[n] != cp[n] for n in SIGNED):
             print("broken %d checkpoint payload" % cp["first_seq"])
             return 1
-        checkpoints[(cp["first_seq"], cp["last_seq"])] = cp  # pages repeat some
+        checkpoints[(cp["first_seq"], cp["last_seq"], cp["kind"])] = cp  # pages repeat some
     base_seq, running = 0, bytes(32)
     for cp in checkpoints.values():
         if cp["kind"] == "purge" and cp["last_seq"] > base_seq:
@@ -82,11 +93,15 @@ def main():
                 return 1
             signed = e["seq"]
         expected += 1
-    if any(last > expected - 1 for last in heads):
-        print("broken %d truncated" % expected)
-        return 1
-    print("intact %d signed-through %d%s" % (len(entries), signed, " partial" if partial else ""))
-    return 0
+    last = expected - 1
+    for cp in checkpoints.values():  # past the last entry: a page's, or truncation
+        if cp["kind"] != "purge" and cp["last_seq"] > last and not (entries and cp["first_seq"] <= last):
+            print("broken %d truncated" % expected)
+            return 1
+    authenticated = signed - entries[0]["seq"] + 1 if signed else 0
+    print("intact %d signed-through %d authenticated %d%s" %
+          (len(entries), signed, authenticated, " partial" if partial else ""))
+    return 0 if authenticated else 3
 
 
 sys.exit(main())

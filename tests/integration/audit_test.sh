@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The tamper-evident audit log: complete and attributed entries, signed
 # checkpoints, fail-closed writes, tamper detection by credsign-admin audit
-# verify and by an independent verifier, export, retention purge.
+# verify and by an independent verifier, what a verification authenticates
+# (exit 3 when nothing; pages; a kept checkpoint), export, retention purge
+# and the clock it trusts (clock.ahead/behind at start, clock jumps refused).
 #
 #   audit_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
 BUILD=${1:?}
@@ -12,6 +14,10 @@ SOFTHSM=${3:?}
 it_token audit || exit 1
 
 EXTRA_SERVER='' it_setup audit || exit 1
+# started: the listener is up before the start-up entries are written (a
+# stop before them would leave a log of varying length)
+started() { wait_for_log 'msg="credsignd .* starting'; }
+started
 # small checkpoint interval, auditor identity: restart with an audit group
 stop_daemon
 cat >> "$conf" <<'CONF'
@@ -190,6 +196,112 @@ PY
 }
 check "partial exports (--since, API pages put together) verify; an edit in one is caught" partial_exports
 
+page_carries_its_checkpoint() {
+	# a page cut inside a checkpoint carries it (ending past the page), and
+	# verify says what it covers; alone the page authenticates nothing: exit 3
+	local first last got out rc
+	read -r first last <<< "$(sql "$db" "SELECT first_seq, last_seq FROM audit_checkpoints
+	                                      WHERE kind != 'purge' AND last_seq - first_seq >= 2 ORDER BY id LIMIT 1" | tr '|' ' ')"
+	got=$(call auditor GET "/api/audit?from_seq=$first&limit=$((last - first))")
+	[[ "$got" == "200 "* ]] || return 1
+	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); [print(json.dumps(o)) for o in d["entries"] + d["checkpoints"]]' \
+		"${got#200 }" > "$work/page.jsonl" || return 1
+	[ "$(grep -c '"type": "checkpoint"' "$work/page.jsonl")" = 1 ] &&
+		grep -q "\"first_seq\": $first, .*\"last_seq\": $last" "$work/page.jsonl" || { cat "$work/page.jsonl"; return 1; }
+	out=$("$BUILD/bin/credsign-admin" --config "$conf" audit verify --file "$work/page.jsonl" --jwks "$jwks")
+	rc=$?
+	echo "$out" | sed 's/^/  /'
+	[ $rc = 3 ] && [[ "$out" == "nothing authenticated: $((last - first)) entries (seq $first..$((last - 1)))"* ]] &&
+		[[ "$out" == *"covered by checkpoint $first..$last, which ends after this file"* ]] || return 1
+	/usr/bin/python3 "$(dirname "$0")/audit_reference.py" "$work/page.jsonl" "$jwks" > /dev/null
+	[ $? = 3 ]
+}
+check "a page cut inside a checkpoint carries it; alone it authenticates nothing (exit 3)" page_carries_its_checkpoint
+
+forged_exports() {
+	# the review's files: every checkpoint removed; a fabricated export (every
+	# actor changed, the chain recomputed); an empty one. Each used to print
+	# "audit log intact" and exit 0: now "nothing authenticated", exit 3. An
+	# entry with a member more (unsigned text riding along) is refused.
+	local f out rc
+	"$BUILD/bin/credsign-admin" --config "$conf" audit export > "$work/full.jsonl" || return 1
+	python3 - "$work/full.jsonl" "$work" <<'PY' || return 1
+import base64, hashlib, json, sys
+FIELDS = ("seq", "ts", "node", "actor", "actor_cert_sha256", "role", "action", "object", "project",
+          "environment", "outcome", "error_code", "request_id")
+def b64d(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+def b64e(b): return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+def canon(e):
+    out = b""
+    for f in FIELDS:
+        v = e[f]
+        out += b"\xff\xff\xff\xff" if v is None else len(str(v).encode()).to_bytes(4, "big") + str(v).encode()
+    return out
+def write(name, ls):
+    open("%s/t_%s.jsonl" % (sys.argv[2], name), "w").write("".join(json.dumps(l, sort_keys=True) + "\n" for l in ls))
+lines = [json.loads(l) for l in open(sys.argv[1])]
+entries = [l for l in lines if l["type"] == "entry"]
+write("no_cps", entries)
+fab = [dict(e, actor="someone-else") for e in entries]
+running = b64d(fab[0]["prev_hash"])
+for e in fab:
+    e["prev_hash"] = b64e(running)
+    running = hashlib.sha256(running + canon(e)).digest()
+    e["entry_hash"] = b64e(running)
+write("fabricated", fab)
+write("empty", [])
+extra = [dict(l) for l in lines]
+extra[len(entries) // 2]["note"] = "x"
+write("extra", extra)
+PY
+	for f in no_cps fabricated empty; do
+		out=$("$BUILD/bin/credsign-admin" --config "$conf" audit verify --file "$work/t_$f.jsonl" --jwks "$jwks")
+		rc=$?
+		echo "  $f: exit $rc: ${out%%$'\n'*}"
+		[ $rc = 3 ] && [[ "$out" == "nothing authenticated: "* ]] || return 1
+		/usr/bin/python3 "$(dirname "$0")/audit_reference.py" "$work/t_$f.jsonl" "$jwks" > /dev/null
+		[ $? = 3 ] || return 1
+	done
+	out=$("$BUILD/bin/credsign-admin" --config "$conf" audit verify --file "$work/t_extra.jsonl" --jwks "$jwks")
+	rc=$?
+	echo "  extra member: exit $rc: $out"
+	[ $rc = 1 ] && [[ "$out" == "audit log NOT intact at seq "*"members not in the format"* ]] &&
+		! /usr/bin/python3 "$(dirname "$0")/audit_reference.py" "$work/t_extra.jsonl" "$jwks" > /dev/null
+}
+check "exports with nothing authenticated exit 3 (no checkpoints, fabricated, empty); a member more is refused" forged_exports
+
+kept_checkpoint() {
+	# the auditor keeps GET /api/audit/checkpoint; an export reaches it and
+	# agrees; cut before its end (the checkpoints over the cut dropped too)
+	# the export still verifies alone, but not against the kept checkpoint
+	local got out rc first
+	got=$(call auditor GET /api/audit/checkpoint)
+	[[ "$got" == "200 "* ]] || return 1
+	echo "${got#200 }" > "$work/kept.json"
+	"$BUILD/bin/credsign-admin" --config "$conf" audit export > "$work/full.jsonl" || return 1
+	out=$("$BUILD/bin/credsign-admin" --config "$conf" audit verify --file "$work/full.jsonl" --jwks "$jwks" \
+		--checkpoint "$work/kept.json")
+	rc=$?
+	echo "$out" | sed 's/^/  /'
+	[ $rc = 0 ] && [[ "$out" == *"kept checkpoint "*"reached, and the log agrees with it"* ]] || return 1
+	first=$(json_field "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["claims"]))' "$work/kept.json")" first_seq)
+	python3 - "$work/full.jsonl" "$first" > "$work/cut.jsonl" <<'PY'
+import json, sys
+cut = int(sys.argv[2])
+for l in open(sys.argv[1]):
+    o = json.loads(l)
+    if o.get("seq", 0) < cut and o.get("last_seq", 0) < cut:
+        print(l, end="")
+PY
+	"$BUILD/bin/credsign-admin" --config "$conf" audit verify --file "$work/cut.jsonl" --jwks "$jwks" | grep -q '^audit log intact' || return 1
+	out=$("$BUILD/bin/credsign-admin" --config "$conf" audit verify --file "$work/cut.jsonl" --jwks "$jwks" \
+		--checkpoint "$work/kept.json")
+	rc=$?
+	echo "  cut: exit $rc: $out"
+	[ $rc = 1 ] && [[ "$out" == *"before the end of the kept checkpoint"* ]]
+}
+check "audit verify --checkpoint: an export must reach the kept checkpoint and agree with it" kept_checkpoint
+
 # ---- fail closed: the audit write cannot finish in time ---------------------------------
 fail_closed() {
 	local sid2 start elapsed gen cert
@@ -225,6 +337,7 @@ key_rotation() {
 	"${admin[@]}" key generate --label it-es256-audit-2 >/dev/null || return 1
 	sed -i 's/object=it-es256-audit";/object=it-es256-audit-2";/' "$conf"
 	start_daemon || return 1
+	started
 	new=$(sql "$db" "SELECT kid FROM signing_keys WHERE status = 'active'")
 	call auditor GET /.well-known/jwks.json | cut -d' ' -f2- > "$jwks"
 	[ -n "$new" ] && [ "$new" != "$old" ] &&
@@ -234,6 +347,7 @@ key_rotation() {
 		[ "$(sql "$db" "SELECT count(*) FROM audit_log WHERE action = 'key.retire' AND object = '$old'")" = 1 ] || return 1
 	stop_daemon
 	start_daemon || return 1   # the same key again: no new key event
+	started
 	stop_daemon
 	[ "$(sql "$db" "SELECT count(*) FROM audit_log WHERE action = 'key.activate' AND object = '$new'")" = 1 ]
 }
@@ -397,6 +511,7 @@ retention_purge() {
 	[[ "$out" == "nothing to purge: no signed periodic or stop checkpoint"* ]] || { echo "  $out"; return 1; }
 	conf=$work/purge.conf
 	start_daemon || { conf=$saved; return 1; }
+	started
 	stop_daemon
 	conf=$saved
 	[ "$(sql "$p" "SELECT count(*) FROM audit_checkpoints WHERE kind = 'stop'")" = 1 ] || return 1
@@ -427,5 +542,60 @@ concurrent_ts() {
 	[[ "$out" == "audit log intact"* ]] && [[ "$out" != *note:* ]] || { echo "  $out"; return 1; }
 }
 check "90 concurrent requests: ts never decreases along seq" concurrent_ts
+
+# ---- the clock: the purge's reference is only as good as the daemon's clock -----------
+clock_jump() {
+	# the review's case: on a copy of the store the daemon runs with its clock
+	# 2500 days ahead, then the purge runs with the same clock. It used to
+	# delete every entry (minutes old) behind a validly signed purge
+	# checkpoint, with no warning. Now the daemon warns and audits
+	# clock.ahead, the purge refuses the leap of the signed times (audited),
+	# and goes ahead only with --accept-clock-jump (audited); back on the right
+	# clock the daemon warns and audits clock.behind.
+	# libfaketime preloaded by env, which execs: $daemon is the daemon
+	# itself (the faketime wrapper would stay its parent, and a TERM to it
+	# would orphan the daemon)
+	local lib j=$work/jump.db saved=$conf out rc
+	lib=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1)
+	[ -n "$lib" ] || { echo "  libfaketime missing (hsm-setup/install-deps)"; return 1; }
+	local ahead=(env ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 LD_PRELOAD="$lib" FAKETIME=+2500d)
+	cp "$db" "$j"
+	sed "s|path = \"$db\"|path = \"$j\"|" "$conf" > "$work/jump.conf"
+	conf=$work/jump.conf
+	DAEMON_WRAP=("${ahead[@]}")
+	start_daemon
+	rc=$?
+	DAEMON_WRAP=()
+	[ $rc = 0 ] && started
+	[ $rc = 0 ] && stop_daemon
+	conf=$saved
+	[ $rc = 0 ] || return 1
+	grep -q 'is 2500.0 days ahead of the log.s newest time' "$log" || { echo "  no warning in the log"; return 1; }
+	[ "$(sql "$j" "SELECT count(*) FROM audit_log WHERE action = 'clock.ahead' AND outcome = 'failure' AND actor = 'system'
+	               AND object LIKE '%is 2500.0 days ahead of the log''s newest time%'")" = 1 ] || return 1
+	out=$("${ahead[@]}" "$BUILD/bin/credsign-admin" --config "$work/jump.conf" audit purge --jwks "$jwks" 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/  /'
+	[ $rc = 1 ] && [[ "$out" == *"refused: checkpoint "*" is 2500.0 days after checkpoint "* ]] || return 1
+	[ "$(sql "$j" "SELECT count(*) FROM audit_checkpoints WHERE kind = 'purge'")" = 0 ] &&
+		[ "$(sql "$j" 'SELECT min(seq) FROM audit_log')" = 1 ] &&
+		[ "$(sql "$j" "SELECT outcome FROM audit_log WHERE action = 'clock.jump'")" = refused ] || return 1
+	out=$("${ahead[@]}" "$BUILD/bin/credsign-admin" --config "$work/jump.conf" audit purge --jwks "$jwks" \
+		--accept-clock-jump 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/  /'
+	[ $rc = 0 ] && [[ "$out" == *"purged entries 1.."* ]] &&
+		[ "$(sql "$j" "SELECT count(*) FROM audit_log WHERE action = 'clock.jump' AND outcome = 'success'
+		               AND object LIKE 'accepted: checkpoint %'")" = 1 ] || return 1
+	conf=$work/jump.conf
+	start_daemon || { conf=$saved; return 1; }
+	started
+	stop_daemon
+	conf=$saved
+	grep -q 'days behind the log.s newest time' "$log" &&
+		[ "$(sql "$j" "SELECT count(*) FROM audit_log WHERE action = 'clock.behind' AND outcome = 'failure'")" = 1 ] &&
+		"$BUILD/bin/credsign-admin" --config "$work/jump.conf" audit verify --jwks "$jwks" | grep -q '^audit log intact'
+}
+check "clock 2500 days ahead: daemon audits clock.ahead, purge refuses the leap unless --accept-clock-jump; clock.behind after" clock_jump
 
 finish

@@ -23,7 +23,7 @@ count_certs() { sqlite3 "$db" 'SELECT count(*) FROM certificates'; }
 
 session() { # -> a fresh session id of ci-deployer
 	local got
-	got=$(call ci-deployer POST /api/generate '{"preset":"soc2"}')
+	got=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}')
 	json_field "${got#* }" generation_session_id
 }
 
@@ -96,7 +96,7 @@ assert gen[0] == 503 and json.loads(gen[1])["error"]["code"] == "token_has_no_rn
 assert "credential" not in gen[1]
 PY
 	grep -q 'the token does not report a random number generator' "$log" &&
-		[[ "$(call ci-deployer POST /api/generate '{"preset":"dod-stig"}')" == "200 "* ]]
+		[[ "$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"dod-stig"}')" == "200 "* ]]
 }
 check "a token that stops reporting CKF_RNG is refused from the next recovery (503 token_has_no_rng), served again when it reports it" no_rng
 
@@ -142,7 +142,7 @@ slow_token_keeps_serving() {
 	sleep 0.3
 	start=$(date +%s%N)
 	[[ "$(call operator GET /healthz)" == "200 "* ]] || return 1
-	[[ "$(call web-deployer POST /api/generate '{"preset":"hipaa"}')" == "200 "* ]] || return 1
+	[[ "$(call web-deployer POST /api/generate '{"project":"web","environment":"production","preset":"hipaa"}')" == "200 "* ]] || return 1
 	elapsed=$((($(date +%s%N) - start) / 1000000))
 	wait $slow
 	faults ''
@@ -196,9 +196,16 @@ drain_on_sigterm() {
 	local sid
 	sid=$(session)
 	faults 'sign-delay 2500\n'
+	local signs
+	signs=$(awk '$1 == "C_Sign" {print $2 + 0}' "$CREDSIGN_FAULT_COUNTS")
 	call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}" > "$work/drain.out" &
 	local inflight=$!
-	sleep 1 # the request is inside its 2.5 s signature
+	# the request is inside its 2.5 s signature once the module counted the
+	# C_Sign (counted on entry), however loaded the machine is
+	for _ in $(seq 100); do
+		[ "$(awk '$1 == "C_Sign" {print $2 + 0}' "$CREDSIGN_FAULT_COUNTS")" -gt "$signs" ] && break
+		sleep 0.05
+	done
 	kill -TERM "$daemon"
 	wait $inflight
 	faults ''
@@ -226,7 +233,7 @@ faults() { printf "$1" > "$CREDSIGN_FAULT_CONTROL"; sleep 0.05; }
 
 project_client_over_token_tls() {
 	CREDSIGN_URL=$url CREDSIGN_CACERT=$pki/ca.pem CREDSIGN_CERT=$clients/ci-deployer.pem \
-		CREDSIGN_KEY=$clients/ci-deployer.key "$BUILD/bin/credsign" generate --preset soc2 --certify \
+		CREDSIGN_KEY=$clients/ci-deployer.key "$BUILD/bin/credsign" generate --project payments --environment production --preset soc2 --certify \
 		--format json > "$work/gen.json" && grep -q '"cert_url"' "$work/gen.json"
 }
 check "the project's client completes TLS 1.3 with a token server key" project_client_over_token_tls

@@ -40,6 +40,31 @@ wrong_credential_fails() {
 }
 check "offline verify rejects a different credential" wrong_credential_fails
 
+# a passphrase's length counts words; some words of the list contain the
+# separator (t-shirt), so the verifier counts parts as a lower bound
+passphrase_verifies() {
+	local i
+	for i in 1 2 3; do
+		"$BUILD/bin/credsign" generate --preset nist-800-63b --type passphrase --certify --format env \
+			> "$work/pp.env" || return 1
+		# shellcheck source=/dev/null
+		. "$work/pp.env"
+		"$BUILD/bin/credsign" cert get "$CREDSIGN_CERT_ID" --jws > "$work/pp.jws" || return 1
+		printf '%s' "$CREDSIGN_CREDENTIAL" > "$work/pp.txt"
+		"$BUILD/bin/credsign" verify "$work/pp.jws" --jwks "$work/jwks.json" --credential-file "$work/pp.txt" \
+			> "$work/pp.out" || { cat "$work/pp.out"; return 1; }
+		grep -q "words" "$work/pp.out" || return 1
+		# one word fewer: refused
+		printf '%s' "${CREDSIGN_CREDENTIAL%-*}" > "$work/pp-short.txt"
+		if "$BUILD/bin/credsign" verify "$work/pp.jws" --jwks "$work/jwks.json" \
+			--credential-file "$work/pp-short.txt" > /dev/null 2>&1; then
+			echo "  a shortened passphrase verified"
+			return 1
+		fi
+	done
+}
+check "offline verify of passphrase certificates (words, not characters)" passphrase_verifies
+
 tampered_certificate_fails() {
 	python3 - "$work/cert.jws" > "$work/tampered.jws" <<'PY'
 import base64, json, sys
@@ -297,31 +322,51 @@ check "exclude_ambiguous drops look-alike characters" exclude_ambiguous
 # ---- policy generator -----------------------------------------------------------------
 policy_pci_dod() {
 	local got
-	got=$(call auditor GET '/api/policy?standards=pci-dss-4,dod-stig')
+	got=$(call auditor GET '/api/policy?standards=pci-dss-4,dod-stig&organisation=Soci%C3%A9t%C3%A9%20X&scope=---')
 	[[ "$got" == "200 "* ]] || return 1
 	python3 - "${got#200 }" <<'PY'
-import json, sys
-rules = {r["id"]: r for r in json.loads(sys.argv[1])["rules"]}
+import hashlib, json, sys
+doc = json.loads(sys.argv[1])
+rules = {r["id"]: r for r in doc["rules"]}
+# PCI DSS sets the organisation-wide rules: 12 characters, a letter and a
+# digit (8.3.6), both cases as the preset's own choice
 h = rules["length.human"]
-assert h["value"] == 15 and "SRG-OS-000078" in h["cites"][0], h
+assert h["value"] == 12 and "PCI DSS v4.0.1 8.3.6" in h["cites"][0], h
 c = rules["classes"]
-assert c["value"] == ["upper", "lower", "digit", "special"] and "all four classes" in c["rule"], c
-assert any("SRG-OS-000069" in x for x in c["cites"]), c
-r = rules["rotation.privileged"]
-assert r["value"] == 60 and "60 days" in r["rule"] and "SRG-OS-000076" in r["cites"][0], r
+assert c["value"] == ["upper", "lower", "digit"], c
+assert "PCI DSS v4.0.1 8.3.6 (alphabetic and numeric characters)" in c["cites"], c
+assert any("pci-dss-4 preset's own choice" in x for x in c["cites"]), c
+# the STIG's rules on the systems in its scope: 15, four classes, 60 days
+for rid, value in (("length.dod-stig", 15), ("rotation.dod-stig", 60), ("lifetime.minimum", 24)):
+    r = rules[rid]
+    assert r["value"] == value and r["rule"].startswith("On systems in the scope of DoD: DISA"), r
+assert rules["classes.dod-stig"]["value"] == ["upper", "lower", "digit", "special"]
+assert "SRG-OS-000076" in rules["rotation.dod-stig"]["cites"][0]
+assert {x["id"] for x in doc["conflicts"]} == {"minimum-lifetime"}, doc["conflicts"]
+# API keys: the enforced lengths, a letter and a digit included
+k = rules["length.api-key"]["value"]
+assert k["strength_bits"] == 112 and k["min_length"]["hex"] == 29, k
 assert all(rule["cites"] for rule in rules.values()), "every rule cites its source"
+# content_sha256 as the README recomputes it, over every signed field
+d = dict(doc)
+digest = d.pop("content_sha256")
+d.pop("approval")
+text = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+assert hashlib.sha256(text).hexdigest() == digest, digest
+assert doc["organisation"] == "Soci\u00e9t\u00e9 X" and doc["scope"] == "---"
 PY
 }
-check "policy for pci-dss-4,dod-stig: 15 characters, four classes, 60-day rotation, cited" policy_pci_dod
+check "policy for pci-dss-4,dod-stig: PCI's rules everywhere, the STIG's on its systems, digest recomputed" policy_pci_dod
 policy_markdown() {
 	local args
 	read -r -a args <<< "$(client auditor)"
-	curl -s "${args[@]}" "$url/api/policy?standards=pci-dss-4,dod-stig&format=markdown&owner=CISO" > "$work/policy.md" &&
+	curl -s "${args[@]}" "$url/api/policy?standards=pci-dss-4,dod-stig&format=markdown&owner=CISO&scope=-%20x" > "$work/policy.md" &&
 		grep -q '^# Credential policy' "$work/policy.md" &&
 		grep -q '^| Policy owner | CISO |$' "$work/policy.md" &&
 		grep -q '^## 9. Approval$' "$work/policy.md" &&
-		grep -q 'at least 15 characters. _Applies to: human accounts._ _Source: DISA GPOS SRG SRG-OS-000078' "$work/policy.md" &&
-		grep -q 'rotate at least every 60 days' "$work/policy.md" &&
+		grep -q '^\\- x$' "$work/policy.md" &&
+		grep -q 'at least 12 characters. _Applies to: human accounts._ _Source: PCI DSS v4.0.1 8.3.6' "$work/policy.md" &&
+		grep -q 'passwords of operating-system accounts are changed at least every 60 days' "$work/policy.md" &&
 		grep -q 'PCI DSS v4.0.1 8.3.4' "$work/policy.md" &&
 		grep -q 'SRG-OS-000075-GPOS-00043' "$work/policy.md"
 }

@@ -173,7 +173,7 @@ VALIDATION="{ program = \"FIPS 140-3\"; certificate = \"4745\"; module = \"SoftH
 	it_setup fips-mismatch || exit 1
 
 mismatch_logged_audited() {
-	grep -q "does not match the token: the token reports firmware_version $fw, validated at $wrong_fw" "$log" &&
+	grep -q "does not hold: the token reports firmware_version $fw, validated at $wrong_fw" "$log" &&
 		[ "$(audit_rows token.validation)" = "failure|validation_mismatch|FIPS 140-3 #4745" ]
 }
 check "mismatch: logged as an error and audited as token.validation failure" mismatch_logged_audited

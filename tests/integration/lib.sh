@@ -97,8 +97,11 @@ start_daemon() {
 	${DAEMON_WRAP[@]+"${DAEMON_WRAP[@]}"} "$BUILD/bin/credsignd" --config "$conf" > "$log" 2>&1 &
 	daemon=$!
 	pids+=($daemon)
-	for _ in $(seq 100); do
-		ss -ltn | grep -q "127.0.0.1:$port " && return 0
+	# ready when it answers: the listener is bound before start-up ends
+	# (the token, the store, the first audit entries come after it)
+	for _ in $(seq 200); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 $(client operator) "$url/healthz")" = 200 ] &&
+			return 0
 		kill -0 "$daemon" 2>/dev/null || break
 		sleep 0.05
 	done

@@ -136,6 +136,42 @@ storage_away_then_back() {
 }
 check "the token's storage moved away for 2 s and back: 503 meanwhile, serving again within 10 s, no restart" storage_away_then_back
 
+# a module re-initialised may find another token behind the same label (a
+# network HSM's partner after a fail-over): certificates from then on
+# record the token that now answers, and the change is audited
+serial_of() { # serial_of JWS
+	python3 -c 'import base64, json, sys
+p = sys.argv[1].split(".")[1]
+print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["entropy_source"]["token"]["serial"])' "$1"
+}
+pair_certificate() {
+	local got sid
+	got=$(call ci-deployer POST /api/generate '{"preset":"soc2"}')
+	[[ "$got" == "200 "* ]] || { echo "  generate: ${got:0:200}"; return 1; }
+	sid=$(json_field "${got#200 }" generation_session_id)
+	got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
+	[[ "$got" == "201 "* ]] || { echo "  certify: ${got:0:200}"; return 1; }
+	json_field "${got#201 }" certificate
+}
+another_token_recorded() {
+	local before after out
+	before=$(serial_of "$(pair_certificate)") || return 1
+	[ -n "$before" ] && [ "$before" != "feedfacecafe0001" ] || return 1
+	# the same answer before any recovery: the description is not re-read
+	printf 'token-serial feedfacecafe0001\n' > "$CREDSIGN_FAULT_CONTROL"
+	[ "$(serial_of "$(pair_certificate)")" = "$before" ] || { echo "  described again without a recovery"; return 1; }
+	out=$(outage 1 "printf 'all 0x5 sticky\ntoken-serial feedfacecafe0001\n' > '$CREDSIGN_FAULT_CONTROL'" \
+		"printf 'token-serial feedfacecafe0001\n' > '$CREDSIGN_FAULT_CONTROL'") || return 1
+	serves_again "$(json_field "$out" restored)" || return 1
+	after=$(serial_of "$(pair_certificate)") || return 1
+	[ "$after" = "feedfacecafe0001" ] || { echo "  the certificate still records serial $after"; return 1; }
+	grep -q "the token's description changed after the pool recovered (serial $before before)" "$log" || return 1
+	"${admin[@]}" audit export 2>/dev/null | grep '"action":"token.changed"' | grep -q 'serial feedfacecafe0001' ||
+		{ echo "  no token.changed audit entry"; return 1; }
+	: > "$CREDSIGN_FAULT_CONTROL"
+}
+check "after a re-initialisation another token answers: certificates record its serial, token.changed audited" another_token_recorded
+
 stop_daemon
 check "SIGTERM: clean exit after the recoveries" test $? -eq 0
 finish

@@ -6,9 +6,19 @@
  *  - one format: entries carry "type":"entry", their 13 fields (null when
  *    absent) and both hashes; checkpoints "type":"checkpoint" with
  *    head_hash; a page stops at its limit and says where to go on; its
- *    checkpoints are the base and those ending inside it (past it only
- *    when the export reaches the end of the log); --since by time never
- *    leaves a gap;
+ *    checkpoints are the base, those ending inside it and the one over its
+ *    last entry that ends past it (all past it only when the export
+ *    reaches the end of the log); --since by time never leaves a gap;
+ *  - intact is not authenticated: a page, an export stripped of its
+ *    checkpoints, a fabricated re-chained one, an empty one are reported
+ *    with what is authenticated (nothing); a member more in an entry, a
+ *    checkpoint line or a signed payload is refused; a kept checkpoint
+ *    (JWS or GET /api/audit/checkpoint's answer) must be reached and
+ *    agreed with, and authenticates up to itself;
+ *  - the clock: at start, ahead (> 1 day) of or behind the log's newest
+ *    time, recorded as clock.ahead; the largest step forward between the
+ *    signed times of consecutive checkpoints over the entries kept (the
+ *    review's faketime +2500d daemon), its checkpoints verified;
  *  - an export file verifies whole and from any entry on (partial: from
  *    that entry's own prev_hash; signed as far as the last checkpoint head
  *    inside it); pages put together verify with their repeated
@@ -208,7 +218,7 @@ static const char *write_lines(const json_t *objects, const char *name)
 static cs_audit_report verify_file(const char *path)
 {
 	cs_audit_report rep;
-	assert_int_equal(cs_audit_verify_export(path, jwks, &rep), CS_OK);
+	assert_int_equal(cs_audit_verify_export(path, jwks, NULL, &rep), CS_OK);
 	return rep;
 }
 
@@ -258,11 +268,25 @@ static void test_export_format(void **state)
 			    json_string_value(json_object_get(json_array_get(all, 4), "entry_hash")));
 	json_decref(all);
 
-	/* pages: the checkpoints ending inside, and where to go on */
+	/* pages: the checkpoints ending inside, the one over the last entry
+	 * (ending past the page: before, 7..9 came without it and 1..3 with
+	 * none, so nothing said a checkpoint covered them), where to go on */
 	json_t *page = export_of(path, 7, NULL, 3, &next);
 	shape(page, got, sizeof(got));
-	assert_string_equal(got, "7 8 9 |");
+	assert_string_equal(got, "7 8 9 | 6-10e");
 	assert_int_equal(next, 10);
+	json_decref(page);
+	page = export_of(path, 1, NULL, 3, &next);
+	shape(page, got, sizeof(got));
+	assert_string_equal(got, "1 2 3 | 1-5e");
+	json_decref(page);
+	page = export_of(path, 5, NULL, 2, &next);
+	shape(page, got, sizeof(got));
+	assert_string_equal(got, "5 6 | 1-5e 6-10e");
+	json_decref(page);
+	page = export_of(path, 1, NULL, 5, &next); /* ends where a checkpoint ends: not the next one */
+	shape(page, got, sizeof(got));
+	assert_string_equal(got, "1 2 3 4 5 | 1-5e");
 	json_decref(page);
 	page = export_of(path, 7, NULL, 4, &next);
 	shape(page, got, sizeof(got));
@@ -344,11 +368,11 @@ static void test_verify_export_whole_and_partial(void **state)
 	assert_non_null(strstr(rep.reason, "missing"));
 	json_decref(edited);
 	json_t *cut = json_deep_copy(all);
-	for (int i = 0; i < 5; i++)
-		json_array_remove(cut, 8); /* entries 9..13 gone, checkpoints kept */
+	for (int i = 0; i < 8; i++)
+		json_array_remove(cut, 5); /* entries 6..13 gone, checkpoints kept */
 	rep = verify_file(write_lines(cut, "truncated"));
 	assert_false(rep.intact);
-	assert_int_equal(rep.bad_seq, 9);
+	assert_int_equal(rep.bad_seq, 6);
 	assert_non_null(strstr(rep.reason, "truncated"));
 	json_decref(cut);
 	/* a checkpoint whose unsigned members differ from its payload */
@@ -358,6 +382,433 @@ static void test_verify_export_whole_and_partial(void **state)
 	assert_false(rep.intact);
 	json_decref(lied);
 	json_decref(all);
+}
+
+/* ---- what a verification authenticates ------------------------------------------------ */
+
+/* Copies of the entries alone. */
+static json_t *entries_only(const json_t *objects)
+{
+	json_t *out = json_array();
+	size_t i;
+	json_t *o;
+	json_array_foreach(objects, i, o)
+		if (strcmp(json_string_value(json_object_get(o, "type")), "entry") == 0)
+			json_array_append_new(out, json_deep_copy(o));
+	return out;
+}
+
+static const char *text_or_null(const json_t *o, const char *name)
+{
+	return json_string_value(json_object_get(o, name));
+}
+
+/* Recompute every entry's hashes from the first one's prev_hash: what a
+ * forger who changed entries does so that the chain holds. */
+static void rechain(json_t *objects)
+{
+	uint8_t running[32], hash[32];
+	int started = 0;
+	size_t i;
+	json_t *o;
+	json_array_foreach(objects, i, o) {
+		if (strcmp(json_string_value(json_object_get(o, "type")), "entry") != 0)
+			continue;
+		if (!started) {
+			uint8_t *raw = NULL;
+			size_t n = 0;
+			assert_int_equal(cs_b64url_decode(text_or_null(o, "prev_hash"), &raw, &n), CS_OK);
+			assert_int_equal(n, 32);
+			memcpy(running, raw, 32);
+			free(raw);
+			started = 1;
+		}
+		cs_audit_entry e = {
+			.seq = (int64_t)json_integer_value(json_object_get(o, "seq")), .ts = text_or_null(o, "ts"),
+			.node = text_or_null(o, "node"), .actor = text_or_null(o, "actor"),
+			.actor_cert_sha256 = text_or_null(o, "actor_cert_sha256"), .role = text_or_null(o, "role"),
+			.action = text_or_null(o, "action"), .object = text_or_null(o, "object"),
+			.project = text_or_null(o, "project"), .environment = text_or_null(o, "environment"),
+			.outcome = text_or_null(o, "outcome"), .error_code = text_or_null(o, "error_code"),
+			.request_id = text_or_null(o, "request_id")};
+		assert_int_equal(cs_audit_hash(NULL, running, &e, hash), CS_OK);
+		char *p = cs_b64url_encode(running, 32), *h = cs_b64url_encode(hash, 32);
+		json_object_set_new(o, "prev_hash", json_string(p));
+		json_object_set_new(o, "entry_hash", json_string(h));
+		free(p);
+		free(h);
+		memcpy(running, hash, 32);
+	}
+}
+
+/* A file holding text; returns its path (static). */
+static const char *write_text(const char *text, const char *name)
+{
+	static char path[600];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+/* The JWS of the checkpoint first..last in the store at path (malloc'd). */
+static char *stored_jws(const char *path, int64_t first, int64_t last)
+{
+	char sql[160], *jws = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	snprintf(sql, sizeof(sql), "SELECT jws FROM audit_checkpoints WHERE first_seq = %lld AND last_seq = %lld",
+		 (long long)first, (long long)last);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	jws = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return jws;
+}
+
+static cs_audit_report verify_pinned(const char *file, const char *kept)
+{
+	cs_audit_pin pin;
+	cs_audit_report rep;
+	char why[256];
+	assert_int_equal(cs_audit_pin_load(kept, jwks, &pin, why), CS_OK);
+	assert_int_equal(cs_audit_verify_export(file, jwks, &pin, &rep), CS_OK);
+	cs_audit_pin_free(&pin);
+	return rep;
+}
+
+static void test_verify_says_what_is_authenticated(void **state)
+{
+	(void)state;
+	char path[600];
+	int64_t next = 0;
+	thirteen(path, sizeof(path));
+	json_t *all = export_of(path, 1, NULL, 0, &next);
+
+	/* whole: 1..10 authenticated (heads at 5 and 10), 11..13 the unsigned tail */
+	cs_audit_report rep = verify_file(write_lines(all, "auth-whole"));
+	assert_true(rep.intact);
+	assert_int_equal(rep.authenticated, 10);
+	assert_int_equal(rep.unsigned_entries, 3);
+	assert_int_equal(rep.beyond_entries, 0);
+
+	/* a page 5..8: entry 5 authenticated by 1..5; 6..8 covered by 6..10,
+	 * which ends past the page (before: reported as not covered at all) */
+	json_t *page = export_of(path, 5, NULL, 4, &next);
+	rep = verify_file(write_lines(page, "auth-page"));
+	assert_true(rep.intact);
+	assert_int_equal(rep.authenticated, 1);
+	assert_int_equal(rep.beyond_first, 6);
+	assert_int_equal(rep.beyond_last, 10);
+	assert_int_equal(rep.beyond_entries, 3);
+	assert_int_equal(rep.unsigned_entries, 0);
+	json_decref(page);
+	/* a page 1..3 authenticates nothing by itself, and says why */
+	page = export_of(path, 1, NULL, 3, &next);
+	rep = verify_file(write_lines(page, "auth-page-1-3"));
+	assert_true(rep.intact);
+	assert_int_equal(rep.authenticated, 0);
+	assert_int_equal(rep.beyond_entries, 3);
+	json_decref(page);
+
+	/* every checkpoint removed: the chain holds, nothing is authenticated */
+	json_t *bare = entries_only(all);
+	rep = verify_file(write_lines(bare, "auth-bare"));
+	assert_true(rep.intact);
+	assert_int_equal(rep.entries, 13);
+	assert_int_equal(rep.authenticated, 0);
+	assert_int_equal(rep.unsigned_entries, 13);
+	/* fabricated: every actor changed and the chain recomputed; without
+	 * the checkpoints it still chains, but nothing is authenticated */
+	size_t i;
+	json_t *o;
+	json_array_foreach(bare, i, o)
+		json_object_set_new(o, "actor", json_string("someone-else"));
+	rechain(bare);
+	rep = verify_file(write_lines(bare, "auth-fabricated"));
+	assert_true(rep.intact);
+	assert_int_equal(rep.authenticated, 0);
+	/* the empty export */
+	json_t *none = json_array();
+	rep = verify_file(write_lines(none, "auth-empty"));
+	assert_true(rep.intact);
+	assert_int_equal(rep.entries, 0);
+	assert_int_equal(rep.authenticated, 0);
+	json_decref(none);
+
+	/* a member more: unsigned text riding along is refused (before: intact) */
+	json_t *extra = json_deep_copy(all);
+	json_object_set_new(json_array_get(extra, 6), "note", json_string("x"));
+	rep = verify_file(write_lines(extra, "auth-extra-entry"));
+	assert_false(rep.intact);
+	assert_int_equal(rep.bad_seq, 7);
+	assert_non_null(strstr(rep.reason, "members not in the format"));
+	json_decref(extra);
+	extra = json_deep_copy(all);
+	json_object_set_new(json_array_get(extra, 13), "note", json_string("x"));
+	rep = verify_file(write_lines(extra, "auth-extra-checkpoint"));
+	assert_false(rep.intact);
+	assert_non_null(strstr(rep.reason, "members not in the format"));
+	json_decref(extra);
+	/* a signed payload with a member more */
+	uint8_t head[32];
+	int found = 0;
+	cs_store *s = NULL;
+	char *jws = NULL, *h = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_store_audit_hash_at(s, 5, head, &found), CS_OK);
+	cs_store_close(s);
+	h = cs_b64url_encode(head, 32);
+	json_t *claims = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "first_seq", (json_int_t)1, "last_seq",
+				   (json_int_t)5, "head_hash", h, "time", "2026-01-01T00:00:00.000Z", "node", "test-1",
+				   "kind", "periodic", "note", "x");
+	json_t *header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", CS_CHECKPOINT_TYP, "kid", kid);
+	assert_int_equal(cs_jws_es256_sign(header, claims, soft_sign, key, &jws), CS_OK);
+	extra = json_deep_copy(all);
+	json_t *cp = json_array_get(extra, 13);
+	json_object_set_new(cp, "time", json_string("2026-01-01T00:00:00.000Z"));
+	json_object_set_new(cp, "jws", json_string(jws));
+	rep = verify_file(write_lines(extra, "auth-extra-payload"));
+	assert_false(rep.intact);
+	assert_non_null(strstr(rep.reason, "payload is not exactly"));
+	json_decref(extra);
+	json_decref(claims);
+	json_decref(header);
+	free(jws);
+	free(h);
+
+	/* --checkpoint: the kept checkpoint 6..10 as its bare JWS */
+	jws = stored_jws(path, 6, 10);
+	char kept[600];
+	snprintf(kept, sizeof(kept), "%s", write_text(jws, "kept-6-10.jws"));
+	rep = verify_pinned(write_lines(all, "pin-whole"), kept);
+	assert_true(rep.intact);
+	assert_true(rep.pinned);
+	assert_int_equal(rep.pin_last, 10);
+	assert_int_equal(rep.authenticated, 10);
+	/* an export cut at 8, the checkpoints past it dropped too: alone it
+	 * verifies (1..5 authenticated); against the kept checkpoint it is cut */
+	json_t *cut = json_array();
+	json_array_foreach(all, i, o)
+		if (json_integer_value(json_object_get(o, "seq")) <= 8 &&
+		    json_integer_value(json_object_get(o, "last_seq")) <= 8)
+			json_array_append(cut, o);
+	char cut_path[600];
+	snprintf(cut_path, sizeof(cut_path), "%s", write_lines(cut, "pin-cut"));
+	rep = verify_file(cut_path);
+	assert_true(rep.intact);
+	assert_int_equal(rep.authenticated, 5);
+	rep = verify_pinned(cut_path, kept);
+	assert_false(rep.intact);
+	assert_non_null(strstr(rep.reason, "before the end of the kept checkpoint 6..10"));
+	json_decref(cut);
+	/* the fabricated export does not agree with it */
+	rep = verify_pinned(write_lines(bare, "pin-fabricated"), kept);
+	assert_false(rep.intact);
+	assert_non_null(strstr(rep.reason, "kept checkpoint 6..10"));
+	/* a partial export that begins after it cannot be checked against it */
+	json_t *late = export_of(path, 11, NULL, 0, &next);
+	rep = verify_pinned(write_lines(late, "pin-late"), kept);
+	assert_false(rep.intact);
+	assert_non_null(strstr(rep.reason, "cannot be checked"));
+	json_decref(late);
+	/* the answer of GET /api/audit/checkpoint; a changed decoded member, a
+	 * member more, another key, not a checkpoint: refused */
+	json_t *peek_h = NULL, *peek_c = NULL;
+	assert_int_equal(cs_jws_peek(jws, &peek_h, &peek_c), CS_OK);
+	json_t *answer = json_pack("{s:s, s:O, s:O}", "checkpoint", jws, "header", peek_h, "claims", peek_c);
+	char *text = json_dumps(answer, JSON_COMPACT);
+	rep = verify_pinned(write_lines(all, "pin-answer"), write_text(text, "kept-answer.json"));
+	assert_true(rep.intact);
+	assert_true(rep.pinned);
+	free(text);
+	cs_audit_pin pin;
+	char why[256];
+	json_object_set_new(json_object_get(answer, "claims"), "last_seq", json_integer(13));
+	text = json_dumps(answer, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(text, "kept-lied.json"), jwks, &pin, why), CS_E_INVALID_ARG);
+	assert_non_null(strstr(why, "differ"));
+	free(text);
+	json_object_set_new(answer, "claims", json_deep_copy(peek_c));
+	json_object_set_new(answer, "note", json_string("x"));
+	text = json_dumps(answer, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(text, "kept-extra.json"), jwks, &pin, why), CS_E_INVALID_ARG);
+	free(text);
+	json_t *other_jwks = NULL, *other_jwk = NULL;
+	EVP_PKEY *other = EVP_EC_gen("P-256");
+	assert_int_equal(cs_jwk_from_pkey(other, &other_jwk), CS_OK);
+	other_jwks = json_pack("{s:[o]}", "keys", other_jwk);
+	assert_int_equal(cs_audit_pin_load(kept, other_jwks, &pin, why), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(why, "bad signature"));
+	json_decref(other_jwks);
+	EVP_PKEY_free(other);
+	assert_int_equal(cs_audit_pin_load(write_text("not a checkpoint", "kept-junk"), jwks, &pin, why),
+			 CS_E_SIGNATURE_INVALID);
+	json_decref(answer);
+	json_decref(peek_h);
+	json_decref(peek_c);
+	free(jws);
+
+	/* a kept checkpoint newer than the export's own: it authenticates
+	 * the tail the export could not */
+	cs_ledger *l = open_ledger(path);
+	checkpoint(l, 11, 13);
+	cs_ledger_close(l);
+	jws = stored_jws(path, 11, 13);
+	rep = verify_pinned(write_lines(all, "pin-tail"), write_text(jws, "kept-11-13.jws"));
+	assert_true(rep.intact);
+	assert_int_equal(rep.authenticated, 13);
+	assert_int_equal(rep.unsigned_entries, 0);
+	free(jws);
+	/* and the store itself, pinned */
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_audit_pin_load(kept, jwks, &pin, why), CS_OK);
+	assert_int_equal(cs_audit_verify_pinned(s, jwks, 0, &pin, &rep), CS_OK);
+	assert_true(rep.intact);
+	assert_true(rep.pinned);
+	assert_int_equal(rep.authenticated, 13);
+	assert_int_equal(rep.checkpoints, 3); /* the kept one is one of them: counted once */
+	cs_audit_pin_free(&pin);
+	cs_store_close(s);
+	json_decref(bare);
+	json_decref(all);
+}
+
+/* ---- the clock ----------------------------------------------------------------------- */
+
+/* A checkpoint over first..last signed with the time ts. */
+static void checkpoint_at(const char *path, int64_t first, int64_t last, const char *ts)
+{
+	cs_store *s = NULL;
+	uint8_t head[32];
+	int found = 0;
+	char *jws = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_store_audit_hash_at(s, last, head, &found), CS_OK);
+	assert_true(found);
+	assert_int_equal(sign_checkpoint(NULL, first, last, head, ts, "test-1", "periodic", &jws), CS_OK);
+	assert_int_equal(cs_store_checkpoint_insert(s, first, last, head, ts, "test-1", "periodic", jws), CS_OK);
+	free(jws);
+	cs_store_close(s);
+}
+
+static void test_clock_at_start(void **state)
+{
+	(void)state;
+	char path[600], got[1024];
+	int64_t t = 0, next = 0;
+	cs_audit_clock c;
+	cs_store *s = NULL;
+	assert_int_equal(cs_audit_time_parse("2026-03-01T12:00:00.000Z", &t), CS_OK);
+	new_db(path, sizeof(path));
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_audit_clock_check(s, t, &c), CS_OK); /* empty: nothing to compare */
+	assert_false(c.ahead || c.behind);
+	cs_store_close(s);
+	cs_ledger *l = open_ledger(path);
+	append(l, 3, "2026-03-01T12:00:00.000Z");
+	cs_ledger_close(l);
+	checkpoint_at(path, 1, 3, "2026-03-01T12:00:05.000Z"); /* later than the entries: the newest time */
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_audit_clock_check(s, t + 3600 * 1000, &c), CS_OK);
+	assert_false(c.ahead || c.behind);
+	assert_int_equal(cs_audit_clock_check(s, t + 2 * DAY_MS, &c), CS_OK);
+	assert_true(c.ahead);
+	assert_false(c.behind);
+	assert_string_equal(c.newest, "2026-03-01T12:00:05.000Z");
+	assert_string_equal(c.newest_what, "checkpoint 1..3");
+	assert_int_equal(cs_audit_clock_check(s, t + 1000, &c), CS_OK); /* before the checkpoint's time */
+	assert_true(c.behind);
+	assert_int_equal(cs_audit_clock_check(s, t - 2500 * DAY_MS, &c), CS_OK);
+	assert_true(c.behind);
+	assert_false(c.ahead);
+	cs_store_close(s);
+
+	/* recorded: clock.ahead, outcome failure, both times in the object */
+	cs_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.server.node_id = "test-1";
+	cfg.audit.checkpoint_entries = 1000;
+	cs_audit *a = NULL;
+	assert_int_equal(cs_audit_open(&cfg, NULL, &a), CS_OK);
+	l = open_ledger(path);
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_audit_clock_check(s, t + 2500 * DAY_MS, &c), CS_OK);
+	cs_store_close(s);
+	assert_int_equal(cs_audit_clock_record(a, l, &c), CS_OK);
+	cs_ledger_close(l);
+	cs_audit_free(a);
+	json_t *tail = export_of(path, 4, NULL, 0, &next);
+	shape(tail, got, sizeof(got));
+	assert_string_equal(got, "4 |");
+	json_t *e = json_array_get(tail, 0);
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "clock.ahead");
+	assert_string_equal(json_string_value(json_object_get(e, "outcome")), "failure");
+	assert_string_equal(json_string_value(json_object_get(e, "actor")), "system");
+	const char *object = json_string_value(json_object_get(e, "object"));
+	assert_non_null(strstr(object, "2033-01-03T12:00:00.000Z")); /* the clock: 2500 days on */
+	assert_non_null(strstr(object, "2500.0 days ahead of the log's newest time 2026-03-01T12:00:05.000Z"));
+	json_decref(tail);
+}
+
+/* The reviewer's case in the store: the daemon ran with its clock 2500 days
+ * ahead, signing checkpoints at that time; the purge's reference is one of
+ * them. The step from the last checkpoint signed at the right time is
+ * found; once purged past it (or with the reference before it), not. */
+static void test_clock_step(void **state)
+{
+	(void)state;
+	char path[600], ahead[32], why[256];
+	int64_t t = 0;
+	cs_audit_clock_step step;
+	cs_store *s = NULL;
+	assert_int_equal(cs_audit_time_parse("2026-03-01T12:00:00.000Z", &t), CS_OK);
+	cs_audit_time_format(t + 2500 * DAY_MS, ahead);
+	new_db(path, sizeof(path));
+	cs_ledger *l = open_ledger(path);
+	append(l, 4, "2026-03-01T11:00:00.000Z");
+	cs_ledger_close(l);
+	checkpoint_at(path, 1, 2, "2026-03-01T11:00:05.000Z");
+	checkpoint_at(path, 3, 4, "2026-03-01T12:00:00.000Z");
+	l = open_ledger(path);
+	append(l, 4, ahead);
+	cs_ledger_close(l);
+	checkpoint_at(path, 5, 6, ahead);
+	char later[32];
+	cs_audit_time_format(t + 2500 * DAY_MS + 5000, later);
+	checkpoint_at(path, 7, 8, later); /* the stop checkpoint: a step of 5 s from the one before */
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_audit_largest_clock_step(s, jwks, 0, 8, &step, why), CS_OK);
+	assert_true(step.found);
+	assert_int_equal(step.step_ms, 2500 * DAY_MS);
+	assert_int_equal(step.before_first, 3);
+	assert_int_equal(step.before_last, 4);
+	assert_int_equal(step.after_first, 5);
+	assert_int_equal(step.after_last, 6);
+	assert_string_equal(step.before_time, "2026-03-01T12:00:00.000Z");
+	assert_string_equal(step.after_time, ahead);
+	/* up to a reference before the step: only the hour between 1..2 and 3..4 */
+	assert_int_equal(cs_audit_largest_clock_step(s, jwks, 0, 4, &step, why), CS_OK);
+	assert_true(step.found);
+	assert_int_equal(step.step_ms, 3595 * 1000);
+	/* entries up to 4 purged: the step is before every entry kept */
+	assert_int_equal(cs_audit_largest_clock_step(s, jwks, 4, 8, &step, why), CS_OK);
+	assert_true(step.found);
+	assert_int_equal(step.step_ms, 5000);
+	/* the checkpoints of the step must verify */
+	json_t *other_jwk = NULL;
+	EVP_PKEY *other = EVP_EC_gen("P-256");
+	assert_int_equal(cs_jwk_from_pkey(other, &other_jwk), CS_OK);
+	json_t *other_jwks = json_pack("{s:[o]}", "keys", other_jwk);
+	assert_int_equal(cs_audit_largest_clock_step(s, other_jwks, 0, 8, &step, why), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(why, "bad signature"));
+	json_decref(other_jwks);
+	EVP_PKEY_free(other);
+	cs_store_close(s);
 }
 
 /* ---- purge ------------------------------------------------------------------------- */
@@ -432,6 +883,16 @@ static void test_purge_against_the_signed_time(void **state)
 	free(jws);
 	assert_int_equal(cs_audit_time_reference(s, jwks, reference, &ref_seq, why), CS_OK);
 	assert_int_equal(ref_seq, 6);
+	/* the checkpoint to keep (GET /api/audit/checkpoint) is the periodic
+	 * one over the newest entries, not the purge one recorded after it */
+	json_t *kh = NULL, *kc = NULL;
+	assert_int_equal(cs_audit_newest_checkpoint(s, &jws), CS_OK);
+	assert_int_equal(cs_jws_peek(jws, &kh, &kc), CS_OK);
+	assert_string_equal(json_string_value(json_object_get(kc, "kind")), "periodic");
+	assert_int_equal(json_integer_value(json_object_get(kc, "last_seq")), 6);
+	json_decref(kh);
+	json_decref(kc);
+	free(jws);
 	int64_t ref = 0;
 	assert_int_equal(cs_audit_time_parse(reference, &ref), CS_OK);
 	assert_true(ref <= now_ms() && ref > now_ms() - 60000);
@@ -499,6 +960,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_export_format),
 		cmocka_unit_test(test_verify_export_whole_and_partial),
+		cmocka_unit_test(test_verify_says_what_is_authenticated),
+		cmocka_unit_test(test_clock_at_start),
+		cmocka_unit_test(test_clock_step),
 		cmocka_unit_test(test_purge_against_the_signed_time),
 		cmocka_unit_test(test_cutoff),
 	};

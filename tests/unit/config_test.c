@@ -66,6 +66,9 @@ typedef struct {
 
 /* the start of a validation group that needs only its versions */
 #define V "  validation = { program = \"FIPS 140-3\"; certificate = \"4745\"; module = \"m\"; level = 3; "
+/* the start of an access group with one grant that has its identity */
+#define ID "spiffe://credsign.test/ci-deployer"
+#define G "access = { grants = ({ identity = \"" ID "\"; "
 
 static const bad_case bad[] = {
 	{7, 7, "  cert == \"cert.pem\";", 7, NULL, "syntax error"},
@@ -98,7 +101,13 @@ static const bad_case bad[] = {
 	{10, 10, "", 11, "tls.crl_check", "requires tls.crl"},
 	{6, 13, "tls = 5;", 6, "tls", "expected a group"},
 	{23, 23, "  path = \"no-such-dir/credsign.db\";", 23, "store.path", "is not writable"},
-	{17, 17, "", 16, "pkcs11.pin_file", "no PIN source"},
+	/* no PIN source is not an error (a token that needs no login); see
+	 * test_module_by_path_with_init_args */
+	{15, 15, "  module = \"softhsm2\";\n  init_args = \"x\";", 16, "pkcs11.init_args",
+	 "only for a module given by path; the p11-kit module 'softhsm2' takes its arguments from x-init-reserved"},
+	{15, 15, "  module = \"p11-kit-proxy.so\";", 15, "pkcs11.module",
+	 "p11-kit's proxy module, which p11-kit does not load as a module: give the registered module's name"},
+	{15, 15, "  module = \"module.so\"; init_args = \"\";", 15, "pkcs11.init_args", "must not be empty"},
 	{15, 15, "  module = \"/nonexistent/libpkcs11.so\";", 15, "pkcs11.module", "is not readable"},
 	/* pkcs11.validation: a checked group, never free text */
 	{20, 20, "  validation = \"FIPS 140-3 certificate #0000 (test)\";", 20, "pkcs11.validation",
@@ -138,6 +147,63 @@ static const bad_case bad[] = {
 	{29, 29, "audit = { readers = \"auditor\"; };", 29, "audit.readers", "expected a list of strings"},
 	{24, 23, "  session_retention_seconds = 30;", 24, "store.session_retention_seconds",
 	 "30 is out of range 60..31536000"},
+	/* access.grants (access.h): each grant checked, named by its index */
+	{29, 29, G "role = \"admin\"; }); };", 29, "access.grants.[0].role",
+	 "must be \"generator\", \"auditor\" or \"operator\""},
+	{29, 29, "access = { grants = ({ identity = \"" ID "\"; }); };", 29, "access.grants.[0].role",
+	 "required setting missing"},
+	{29, 29, "access = { grants = ({ identity = \"\"; role = \"operator\"; }); };", 29,
+	 "access.grants.[0].identity", "must not be empty"},
+	{29, 29, "access = { grants = ({ role = \"operator\"; }); };", 29, "access.grants.[0].identity",
+	 "required setting missing"},
+	{29, 29, "access = { grants = ({ identity = \"spiffe://t/*/api\"; role = \"operator\"; }); };", 29,
+	 "access.grants.[0].identity", "'*' is allowed only as a trailing \"/*\" after a prefix"},
+	{29, 29, "access = { grants = ({ identity = \"spiffe://t/ns*\"; role = \"operator\"; }); };", 29,
+	 "access.grants.[0].identity", "'*' is allowed only as a trailing"},
+	{29, 29, "access = { grants = ({ identity = \"/*\"; role = \"operator\"; }); };", 29,
+	 "access.grants.[0].identity", "'*' is allowed only as a trailing"},
+	{29, 29, "access = { grants = ({ identity = \"*\"; role = \"operator\"; }); };", 29,
+	 "access.grants.[0].identity", "'*' is allowed only as a trailing"},
+	{29, 29, "access = { grants = ({ identity = 7; role = \"operator\"; }); };", 29,
+	 "access.grants.[0].identity", "expected a string, got an integer"},
+	{29, 29, G "role = \"generator\"; environments = [\"*\"]; }); };", 29, "access.grants.[0].projects",
+	 "required with role generator ([ \"*\" ] for every project)"},
+	{29, 29, G "role = \"generator\"; projects = [\"web\"]; }); };", 29, "access.grants.[0].environments",
+	 "required with role generator"},
+	{29, 29, G "role = \"auditor\"; }); };", 29, "access.grants.[0].projects", "required with role auditor"},
+	{29, 29, G "role = \"operator\"; projects = [\"web\"]; }); };", 29, "access.grants.[0].projects",
+	 "not allowed with role operator"},
+	{29, 29, G "role = \"auditor\"; projects = [\"*\"]; environments = [\"*\"]; }); };", 29,
+	 "access.grants.[0].environments", "not allowed with role auditor (an auditor's scope is its projects)"},
+	{29, 29, G "role = \"auditor\"; projects = [\"*\"]; presets = [\"soc2\"]; }); };", 29,
+	 "access.grants.[0].presets", "not allowed with role auditor"},
+	{29, 29, G "role = \"auditor\"; projects = []; }); };", 29, "access.grants.[0].projects",
+	 "must not be empty ([ \"*\" ] for every project)"},
+	{29, 29, G "role = \"auditor\"; projects = [\"*\", \"web\"]; }); };", 29, "access.grants.[0].projects",
+	 "element 1: \"*\" covers every value and must be the only element"},
+	{29, 29, G "role = \"auditor\"; projects = [\"web\", \"pay*\"]; }); };", 29, "access.grants.[0].projects",
+	 "element 2: '*' only stands alone"},
+	{29, 29, G "role = \"auditor\"; projects = \"web\"; }); };", 29, "access.grants.[0].projects",
+	 "expected a list of strings"},
+	{29, 29, G "role = \"operator\"; rate = 0; }); };", 29, "access.grants.[0].rate",
+	 "0 is out of range: more than 0, at most 100000 requests per second"},
+	{29, 29, G "role = \"operator\"; rate = -2.5; }); };", 29, "access.grants.[0].rate", "-2.5 is out of range"},
+	{29, 29, G "role = \"operator\"; rate = 100000.5; }); };", 29, "access.grants.[0].rate", "out of range"},
+	{29, 29, G "role = \"operator\"; rate = \"fast\"; }); };", 29, "access.grants.[0].rate",
+	 "expected a number (requests per second), got a string"},
+	{29, 29, G "role = \"operator\"; rate = 5; burst = 0; }); };", 29, "access.grants.[0].burst",
+	 "0 is out of range 1..100000"},
+	{29, 29, G "role = \"operator\"; rate = 5; burst = 2.5; }); };", 29, "access.grants.[0].burst",
+	 "expected an integer, got a float"},
+	{29, 29, G "role = \"operator\"; burst = 10; }); };", 29, "access.grants.[0].burst", "requires rate"},
+	{29, 29, G "role = \"operator\"; colour = \"blue\"; }); };", 29, "access.grants.[0].colour",
+	 "unknown setting"},
+	{29, 29, "access = { grants = { identity = \"" ID "\"; role = \"operator\"; }; };", 29, "access.grants",
+	 "expected a list of groups ( { identity = \"...\"; role = \"...\"; ... }, ... ), got a group"},
+	{29, 29, "access = { grants = (\"" ID "\"); };", 29, "access.grants.[0]", "expected a group"},
+	{29, 29, "access = { grant = (); };", 29, "access.grant", "unknown setting"},
+	{29, 29, G "role = \"operator\"; },\n  { identity = \"" ID "\"; role = \"root\"; }); };", 30,
+	 "access.grants.[1].role", "must be \"generator\""},
 };
 
 static void write_file(const char *name, const char *text, mode_t mode)
@@ -262,6 +328,30 @@ static void test_defaults(void **state)
 	cs_config_diag_free(&diag);
 }
 
+/* pkcs11.init_args for a module given by path; no PIN source (the token's
+ * CKF_LOGIN_REQUIRED decides at start) */
+static void test_module_by_path_with_init_args(void **state)
+{
+	(void)state;
+	char path[700];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	write_file("init-args.conf",
+		   "tls = { cert = \"cert.pem\"; key = \"key.pem\"; ca = \"ca.pem\"; };\n"
+		   "pkcs11 = { module = \"./module.so\"; init_args = \"configdir='/etc/hsm' flags=readOnly\";\n"
+		   "  token_uri = \"pkcs11:token=t\"; signing_key = \"pkcs11:object=k\"; };\n",
+		   0600);
+	snprintf(path, sizeof(path), "%s/init-args.conf", dir);
+	cs_err r = cs_config_load(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "unexpected: %s\n", diag.messages[i]);
+	assert_int_equal(r, CS_OK);
+	assert_string_equal(cfg->pkcs11.init_args, "configdir='/etc/hsm' flags=readOnly");
+	assert_null(cfg->pkcs11.pin_file);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+}
+
 static void test_bad_files(void **state)
 {
 	(void)state;
@@ -326,6 +416,85 @@ static void test_all_errors_reported(void **state)
 	cs_config_diag_free(&diag);
 }
 
+/* access.grants: every member parsed; a rate without a burst gets one
+ * second's worth; no grants: none (everyone refused). audit.readers and
+ * metrics.readers are still accepted beside them. */
+static void test_access_grants(void **state)
+{
+	(void)state;
+	char path[700];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	write_file("grants.conf",
+		   "tls = { cert = \"cert.pem\"; key = \"key.pem\"; ca = \"ca.pem\"; };\n"
+		   "pkcs11 = { module = \"softhsm2\"; token_uri = \"pkcs11:token=t\";\n"
+		   "  pin_file = \"user.pin\"; signing_key = \"pkcs11:object=k\"; };\n"
+		   "audit = { readers = [ \"spiffe://credsign.test/auditor\" ]; };\n"
+		   "access = { grants = (\n"
+		   "  { identity = \"spiffe://credsign.test/ci-deployer\"; role = \"generator\";\n"
+		   "    projects = [ \"payments\" ]; environments = [ \"production\", \"staging\" ];\n"
+		   "    presets = [ \"soc2\" ]; rate = 20.0; burst = 40; },\n"
+		   "  { identity = \"spiffe://example.org/ns/web/*\"; role = \"generator\";\n"
+		   "    projects = [ \"web\" ]; environments = [ \"*\" ]; rate = 2.5; },\n"
+		   "  { identity = \"spiffe://credsign.test/auditor\"; role = \"auditor\"; projects = [ \"*\" ]; },\n"
+		   "  { identity = \"spiffe://credsign.test/operator\"; role = \"operator\"; rate = 3; }\n"
+		   "); };\n",
+		   0600);
+	snprintf(path, sizeof(path), "%s/grants.conf", dir);
+	cs_err r = cs_config_load(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "unexpected: %s\n", diag.messages[i]);
+	assert_int_equal(r, CS_OK);
+	assert_int_equal(cfg->access.ngrants, 4);
+	const cs_config_grant *g = cfg->access.grants;
+	assert_string_equal(g[0].identity, "spiffe://credsign.test/ci-deployer");
+	assert_int_equal(g[0].role, CS_ROLE_GENERATOR);
+	assert_string_equal(g[0].projects[0], "payments");
+	assert_null(g[0].projects[1]);
+	assert_string_equal(g[0].environments[0], "production");
+	assert_string_equal(g[0].environments[1], "staging");
+	assert_null(g[0].environments[2]);
+	assert_string_equal(g[0].presets[0], "soc2");
+	assert_true(g[0].rate == 20.0);
+	assert_int_equal(g[0].burst, 40);
+	assert_string_equal(g[1].identity, "spiffe://example.org/ns/web/*");
+	assert_string_equal(g[1].environments[0], "*");
+	assert_null(g[1].presets); /* every preset */
+	assert_true(g[1].rate == 2.5);
+	assert_int_equal(g[1].burst, 3);
+	assert_int_equal(g[2].role, CS_ROLE_AUDITOR);
+	assert_string_equal(g[2].projects[0], "*");
+	assert_null(g[2].environments);
+	assert_true(g[2].rate == 0.0);
+	assert_int_equal(g[2].burst, 0);
+	assert_int_equal(g[3].role, CS_ROLE_OPERATOR);
+	assert_null(g[3].projects);
+	assert_true(g[3].rate == 3.0);
+	assert_int_equal(g[3].burst, 3);
+	assert_string_equal(cfg->audit.readers[0], "spiffe://credsign.test/auditor");
+	/* where a grant's setting is, for messages found after loading */
+	char where[800], want[800];
+	cs_config_where(cfg, "access.grants.[1].projects", where, sizeof(where));
+	snprintf(want, sizeof(want), "%s:10", cfg->file);
+	assert_string_equal(where, want);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+
+	/* none given: no grant; an empty list: the same */
+	snprintf(path, sizeof(path), "%s/minimal.conf", dir);
+	write_file("minimal.conf",
+		   "tls = { cert = \"cert.pem\"; key = \"key.pem\"; ca = \"ca.pem\"; };\n"
+		   "pkcs11 = { module = \"softhsm2\"; token_uri = \"pkcs11:token=t\";\n"
+		   "  pin_file = \"user.pin\"; signing_key = \"pkcs11:object=k\"; };\n"
+		   "access = { grants = (); };\n",
+		   0600);
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
+	assert_int_equal(cfg->access.ngrants, 0);
+	assert_null(cfg->access.grants);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+}
+
 static void test_unreadable_config(void **state)
 {
 	(void)state;
@@ -342,8 +511,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_file),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_module_by_path_with_init_args),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_all_errors_reported),
+		cmocka_unit_test(test_access_grants),
 		cmocka_unit_test(test_unreadable_config),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);

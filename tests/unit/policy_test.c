@@ -31,6 +31,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "api.h"
 #include "config.h"
 #include "policy.h"
@@ -361,12 +363,16 @@ static void test_conflicts(void **state)
 	json_t *e;
 	json_array_foreach(standing, i, e)
 		assert_true(cites_have(json_object_get(e, "cites"), "800-63B-4"));
-	/* the rules agree: 60 days for service accounts, not for all */
-	const json_t *r = rule(p, "rotation.privileged");
-	assert_string_equal(s_of(r, "accounts"), "service");
+	/* the rules agree: 60 days on the STIG's systems, for their accounts;
+	 * no organisation-wide maximum lifetime */
+	const json_t *r = rule(p, "rotation.dod-stig");
+	assert_string_equal(s_of(r, "accounts"), "all");
 	assert_int_equal(json_integer_value(json_object_get(r, "value")), 60);
+	assert_non_null(strstr(s_of(r, "rule"), "On systems in the scope of DoD: DISA"));
+	assert_null(json_object_get(rule(p, "rotation.privileged"), "value"));
 	assert_string_equal(s_of(rule(p, "rotation.nist-800-63b"), "accounts"), "human");
-	assert_string_equal(s_of(rule(p, "runs"), "accounts"), "service");
+	assert_null(rule(p, "runs"));
+	assert_non_null(strstr(s_of(rule(p, "runs.dod-stig"), "rule"), "On systems in the scope of"));
 	/* 8.3.9 stated without the periodic change SP 800-63B-4 forbids */
 	r = rule(p, "password-only");
 	assert_non_null(strstr(s_of(r, "rule"), "multi-factor authentication"));
@@ -378,17 +384,26 @@ static void test_conflicts(void **state)
 	free(md);
 	json_decref(p);
 
-	/* without SP 800-63B-4 nothing conflicts: one class rule for every account */
+	/* without SP 800-63B-4 only the STIG's minimum lifetime conflicts (with
+	 * changes on compromise); PCI DSS sets the organisation-wide rules, the
+	 * STIG its own on the systems in its scope */
 	p = build("pci-dss-4,dod-stig", NULL);
-	assert_int_equal(json_array_size(json_object_get(p, "conflicts")), 0);
+	assert_int_equal(json_array_size(json_object_get(p, "conflicts")), 1);
+	assert_non_null(conflict(p, "minimum-lifetime"));
 	r = rule(p, "classes");
 	assert_non_null(r);
 	assert_string_equal(s_of(r, "accounts"), "all");
+	assert_null(strstr(s_of(r, "rule"), "special"));
+	r = rule(p, "classes.dod-stig");
 	assert_non_null(strstr(s_of(r, "rule"), "all four classes"));
-	assert_int_equal(json_integer_value(json_object_get(rule(p, "length.human"), "value")), 15);
-	assert_int_equal(json_integer_value(json_object_get(rule(p, "rotation.privileged"), "value")), 60);
+	assert_int_equal(json_array_size(json_object_get(r, "value")), 4);
+	assert_int_equal(json_integer_value(json_object_get(rule(p, "length.human"), "value")), 12);
+	assert_int_equal(json_integer_value(json_object_get(rule(p, "length.dod-stig"), "value")), 15);
+	assert_int_equal(json_integer_value(json_object_get(rule(p, "rotation.dod-stig"), "value")), 60);
 	r = rule(p, "password-only");
 	assert_non_null(strstr(s_of(r, "rule"), "at least once every 90 days"));
+	json_decref(p);
+	p = build("pci-dss-4,hipaa", NULL);
 	md = cs_policy_markdown(p);
 	assert_non_null(strstr(md, "None: the chosen standards"));
 	free(md);
@@ -453,6 +468,330 @@ static void test_added_rules(void **state)
 		if (rule(p, none[i]) != NULL)
 			fail_msg("soc2 policy has rule %s", none[i]);
 	json_decref(p);
+}
+
+/* ---- review of issue 11: citations true to the standards --------------------------- */
+
+/* Does any string of the array contain `part`? */
+static int any_has(const json_t *arr, const char *part)
+{
+	return cites_have(arr, part);
+}
+
+/* PCI DSS v4.0.1 8.3.6 asks for alphabetic and numeric characters: mixed
+ * case is the pci-dss-4 preset's own choice, never credited to 8.3.6. */
+static void test_pci_letters_and_digits(void **state)
+{
+	(void)state;
+	json_t *p = build("nist-800-63b,pci-dss-4", NULL);
+	const json_t *svc = rule(p, "classes.service");
+	assert_non_null(svc);
+	assert_true(cites_have(json_object_get(svc, "cites"),
+			       "PCI DSS v4.0.1 8.3.6 (alphabetic and numeric characters)"));
+	assert_true(cites_have(json_object_get(svc, "cites"), "the pci-dss-4 preset's own choice"));
+	/* the standing exception holds human accounts to what 8.3.6 requires */
+	const json_t *standing = json_object_get(json_object_get(p, "exceptions"), "standing");
+	assert_int_equal(json_array_size(standing), 1);
+	const char *text = s_of(json_array_get(standing, 0), "text");
+	assert_non_null(strstr(text, "passwords contain a letter and a digit, as that standard requires"));
+	assert_null(strstr(text, "case"));
+	/* the conflict names the requirement and the choice apart */
+	const json_t *c = conflict(p, "composition");
+	assert_non_null(strstr(s_of(c, "statement"),
+			       "requires a letter and a digit (PCI DSS v4.0.1 8.3.6 (alphabetic and numeric "
+			       "characters)), and the preset adds an upper-case letter and a lower-case "
+			       "letter as its own choice"));
+	const json_t *human = json_object_get(json_object_get(c, "resolution"), "human");
+	assert_non_null(strstr(s_of(human, "rule"), "What the pci-dss-4 preset adds to its standard as "
+						   "its own choice (an upper-case letter and a lower-case "
+						   "letter) yields too."));
+	/* no text anywhere says 8.3.6 requires a case */
+	char *all = all_forms(p);
+	assert_null(strstr(all, "lower-case letter and a digit, as that standard requires"));
+	assert_null(strstr(all, "lower-case letter and a digit (PCI DSS"));
+	free(all);
+	json_decref(p);
+}
+
+/* The length of a password used with another factor is each standard's
+ * own number (CIS Safeguard 5.2: 8; SP 800-63B-4: 8); the db-* presets
+ * govern database accounts, never people. */
+static void test_mfa_and_database_scope(void **state)
+{
+	(void)state;
+	json_t *p = build("cis-v8,nist-800-63b", NULL);
+	const json_t *mfa = rule(p, "length.human.mfa");
+	assert_non_null(mfa);
+	assert_int_equal(json_integer_value(json_object_get(mfa, "value")), 8);
+	assert_true(cites_have(json_object_get(mfa, "cites"), "CIS Controls v8 Safeguard 5.2 (8 characters with MFA"));
+	assert_true(cites_have(json_object_get(mfa, "cites"), "NIST SP 800-63B-4 3.1.1.2 (8 characters"));
+	assert_int_equal(json_integer_value(json_object_get(rule(p, "length.human"), "value")), 15);
+	json_decref(p);
+
+	/* CIS alone: 14 without MFA, 8 with it */
+	p = build("cis-v8", NULL);
+	assert_int_equal(json_integer_value(json_object_get(rule(p, "length.human"), "value")), 14);
+	assert_int_equal(json_integer_value(json_object_get(rule(p, "length.human.mfa"), "value")), 8);
+	json_decref(p);
+
+	/* PCI DSS 8.3.6's 12 characters hold with MFA too */
+	p = build("nist-800-63b,pci-dss-4", NULL);
+	assert_int_equal(json_integer_value(json_object_get(rule(p, "length.human.mfa"), "value")), 12);
+	assert_true(cites_have(json_object_get(rule(p, "length.human.mfa"), "cites"), "PCI DSS v4.0.1 8.3.6"));
+	json_decref(p);
+
+	static const char *const with_db[] = {"db-production", "nist-800-63b,db-production",
+					      "hipaa,db-production,db-staging", "pci-dss-4,db-development"};
+	for (size_t i = 0; i < sizeof(with_db) / sizeof(with_db[0]); i++) {
+		p = build(with_db[i], NULL);
+		size_t k;
+		json_t *r;
+		json_array_foreach(json_object_get(p, "rules"), k, r) {
+			const char *accounts = s_of(r, "accounts");
+			if (strcmp(accounts, "service") == 0 || strcmp(s_of(r, "id"), "accounts.human") == 0 ||
+			    strcmp(s_of(r, "id"), "generation") == 0 || strcmp(s_of(r, "id"), "storage") == 0 ||
+			    strncmp(s_of(r, "id"), "offboarding", 11) == 0 ||
+			    strncmp(s_of(r, "id"), "evidence", 8) == 0)
+				continue;
+			/* a rule for people or for everyone takes nothing from a db-* preset */
+			if (any_has(json_object_get(r, "from"), "db-") ||
+			    cites_have(json_object_get(r, "cites"), "credsign practice"))
+				fail_msg("%s: rule %s (%s) comes from a database preset", with_db[i], s_of(r, "id"),
+					 accounts);
+		}
+		assert_non_null(rule(p, "length.database"));
+		assert_string_equal(s_of(rule(p, "length.database"), "accounts"), "service");
+		json_decref(p);
+	}
+	p = build("db-production", NULL);
+	assert_null(rule(p, "length.human"));
+	assert_null(rule(p, "length.human.mfa"));
+	assert_non_null(strstr(s_of(rule(p, "accounts.human"), "rule"), "database accounts only"));
+	assert_string_equal(s_of(rule(p, "classes.database"), "accounts"), "service");
+	json_decref(p);
+	p = build("nist-800-63b,db-production", NULL);
+	assert_int_equal(json_integer_value(json_object_get(rule(p, "length.human"), "value")), 15);
+	assert_int_equal(json_integer_value(json_object_get(rule(p, "length.human.mfa"), "value")), 8);
+	assert_null(conflict(p, "composition")); /* database passwords are no person's */
+	json_decref(p);
+}
+
+/* API keys: the lengths the appliance enforces (class rules included),
+ * cited to what sets a strength. */
+static void test_api_key_lengths(void **state)
+{
+	(void)state;
+	static const char *const cases[] = {"pci-dss-4", "hipaa", "cis-v8", "nist-800-63b,pci-dss-4,hipaa"};
+	static const int types[] = {CS_TYPE_API_KEY, CS_TYPE_HEX, CS_TYPE_BASE64URL};
+	static const char *const names[] = {"api-key", "hex", "base64url"};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *p = build(cases[i], NULL);
+		const json_t *r = rule(p, "length.api-key");
+		assert_non_null(r);
+		const json_t *v = json_object_get(r, "value");
+		/* the longest enforced minimum of the chosen presets, per type */
+		for (size_t t = 0; t < 3; t++) {
+			int want = 0, bits = 0;
+			char *copy = strdup(cases[i]), *save = NULL;
+			for (char *n = strtok_r(copy, ",", &save); n != NULL; n = strtok_r(NULL, ",", &save)) {
+				const cs_preset *pr = cs_preset_find(presets, n);
+				cs_plan_request q = {.type = types[t]};
+				cs_plan plan;
+				char why[256];
+				if ((pr->types & (unsigned)types[t]) &&
+				    cs_preset_plan(pr, wordlist, &q, &plan, why, sizeof(why)) == CS_OK &&
+				    plan.min_length > want)
+					want = plan.min_length;
+				if (pr->strength_bits > bits)
+					bits = pr->strength_bits;
+			}
+			free(copy);
+			assert_int_equal(json_integer_value(json_object_get(json_object_get(v, "min_length"), names[t])),
+					 want);
+			assert_int_equal(json_integer_value(json_object_get(v, "strength_bits")), bits);
+		}
+		/* only what addresses a key's strength is cited */
+		size_t k;
+		json_t *c;
+		json_array_foreach(json_object_get(r, "cites"), k, c) {
+			const char *cite = json_string_value(c);
+			if (strncmp(cite, "NIST SP 800-57", 14) != 0 && strncmp(cite, "NIST SP 800-131A", 16) != 0 &&
+			    strstr(cite, "preset's own choice of") == NULL)
+				fail_msg("%s: API keys cite %s", cases[i], cite);
+		}
+		json_decref(p);
+	}
+	/* the reviewer's figures: a letter and a digit cost a character */
+	json_t *p = build("pci-dss-4", NULL);
+	const json_t *mins = json_object_get(json_object_get(rule(p, "length.api-key"), "value"), "min_length");
+	assert_int_equal(json_integer_value(json_object_get(mins, "hex")), 29);
+	assert_non_null(strstr(s_of(rule(p, "length.api-key"), "rule"), "29 for hex"));
+	json_decref(p);
+	p = build("hipaa", NULL);
+	mins = json_object_get(json_object_get(rule(p, "length.api-key"), "value"), "min_length");
+	assert_int_equal(json_integer_value(json_object_get(mins, "hex")), 33);
+	assert_true(cites_have(json_object_get(rule(p, "length.api-key"), "cites"),
+			       "the hipaa preset's own choice of 128 bits"));
+	json_decref(p);
+	/* no chosen preset issues API keys: no rule about them */
+	p = build("nist-800-63b,dod-stig", NULL);
+	assert_null(rule(p, "length.api-key"));
+	json_decref(p);
+}
+
+/* The STIG's 24-hour minimum lifetime against changes on compromise, and
+ * every STIG rule scoped to the systems in its scope. */
+static void test_stig_lifetime_and_scope(void **state)
+{
+	(void)state;
+	static const char *const cases[] = {"dod-stig", "nist-800-63b,dod-stig", "pci-dss-4,dod-stig",
+					    "nist-800-63b,pci-dss-4,dod-stig,fips-140-3"};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *p = build(cases[i], NULL);
+		const json_t *c = conflict(p, "minimum-lifetime");
+		if (c == NULL)
+			fail_msg("%s: the minimum lifetime's conflict is not stated", cases[i]);
+		assert_true(cites_have(json_object_get(c, "cites"), "SRG-OS-000075-GPOS-00043"));
+		assert_non_null(strstr(s_of(c, "statement"), "immediately on suspected compromise"));
+		const json_t *human = json_object_get(json_object_get(c, "resolution"), "human");
+		assert_non_null(strstr(s_of(human, "rule"), "A change an administrator makes on suspected or "
+							   "confirmed compromise, at off-boarding, or as a reset "
+							   "is exempt"));
+		assert_non_null(json_object_get(json_object_get(c, "resolution"), "service"));
+		if (strstr(cases[i], "nist-800-63b") != NULL)
+			assert_true(cites_have(json_object_get(c, "cites"), "NIST SP 800-63B-4 3.1.1.2 (change on evidence"));
+		assert_non_null(strstr(s_of(rule(p, "lifetime.minimum"), "rule"), "is exempt"));
+		/* every rule from the STIG names the systems it applies to */
+		size_t k;
+		json_t *r;
+		json_array_foreach(json_object_get(p, "rules"), k, r) {
+			if (!cites_have(json_object_get(r, "cites"), "DISA"))
+				continue;
+			if (strstr(s_of(r, "rule"), "n systems in the scope of ") == NULL ||
+			    strstr(s_of(r, "rule"), "DoD: DISA") == NULL)
+				fail_msg("%s: rule %s cites the STIG without its scope: %s", cases[i], s_of(r, "id"),
+					 s_of(r, "rule"));
+		}
+		json_decref(p);
+	}
+	/* no STIG, no such conflict */
+	json_t *p = build("nist-800-63b,pci-dss-4", NULL);
+	assert_null(conflict(p, "minimum-lifetime"));
+	json_decref(p);
+}
+
+/* Every citation is a chosen standard's or a listed reference: no DoDI,
+ * no "see dod-stig". */
+static void test_citations_are_sources(void **state)
+{
+	(void)state;
+	static const char *const cases[] = {
+		"dod-stig", "fips-140-3,dod-stig", "nist-800-63b,pci-dss-4,dod-stig,fips-140-3",
+		"hipaa,soc2,iso-27001,cis-v8,pci-dss-4,dod-stig,nist-800-63b,fips-140-3,db-production,"
+		"db-staging,db-development"};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *p = build(cases[i], NULL);
+		char *text = json_dumps(p, JSON_COMPACT);
+		assert_null(strstr(text, "DoDI"));
+		assert_null(strstr(text, "\"see "));
+		free(text);
+		json_decref(p);
+	}
+	/* fips-140-3's "see dod-stig" is resolved to what dod-stig cites */
+	json_t *p = build("fips-140-3,dod-stig", NULL);
+	const json_t *r = rule(p, "rotation.fips-140-3");
+	assert_true(cites_have(json_object_get(r, "cites"), "SRG-OS-000076-GPOS-00044"));
+	json_decref(p);
+	p = build("iso-27001", NULL);
+	assert_true(cites_have(json_object_get(json_object_get(p, "exceptions"), "cites"),
+			       "ISO/IEC 27001:2022 6.1.3"));
+	json_decref(p);
+}
+
+/* content_sha256: SHA-256 of the UTF-8 bytes of the compact, key-sorted
+ * JSON of the document less "content_sha256" and "approval"; it changes
+ * with everything the officer signs. */
+static void test_digest(void **state)
+{
+	(void)state;
+	cs_policy_options base = {.organisation = "Soci\xc3\xa9t\xc3\xa9 G\xc3\xa9n\xc3\xa9rale \xe6\x9d\xb1\xe4\xba\xac",
+				  .owner = "CISO",
+				  .scope = "All systems",
+				  .version = "1.0",
+				  .effective_date = "2025-01-31",
+				  .review_months = 12};
+	json_t *p = build("nist-800-63b,pci-dss-4", &base);
+	/* recomputed from the documented canonical input */
+	json_t *copy = json_deep_copy(p);
+	json_object_del(copy, "content_sha256");
+	json_object_del(copy, "approval");
+	char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(copy);
+	assert_non_null(strstr(text, base.organisation)); /* raw UTF-8, not \u escapes */
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	assert_int_equal(EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL), 1);
+	free(text);
+	char hex[65];
+	for (unsigned i = 0; i < len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	assert_string_equal(s_of(p, "content_sha256"), hex);
+
+	/* each signed field changes it */
+	cs_policy_options v[6];
+	for (size_t i = 0; i < 6; i++)
+		v[i] = base;
+	v[0].organisation = "Other Ltd";
+	v[1].owner = "CTO";
+	v[2].scope = "Only the payment systems";
+	v[3].version = "1.1";
+	v[4].effective_date = "2025-02-01";
+	v[5].review_months = 6;
+	for (size_t i = 0; i < 6; i++) {
+		json_t *q = build("nist-800-63b,pci-dss-4", &v[i]);
+		if (strcmp(s_of(p, "content_sha256"), s_of(q, "content_sha256")) == 0)
+			fail_msg("variant %zu has the same digest", i);
+		assert_non_null(strstr(s_of(json_object_get(q, "approval"), "statement"), s_of(q, "content_sha256")));
+		json_decref(q);
+	}
+	/* and the same options give the same digest */
+	json_t *q = build("nist-800-63b,pci-dss-4", &base);
+	assert_string_equal(s_of(p, "content_sha256"), s_of(q, "content_sha256"));
+	json_decref(q);
+	json_decref(p);
+}
+
+/* Text that starts a Markdown block cannot become a list, a rule, a code
+ * block or a heading underline. */
+static void test_markdown_block_start(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *scope, *line;
+	} cases[] = {
+		{"---", "\\---"},
+		{"    code block", "&#32;&#32;&#32;&#32;code block"},
+		{"- x", "\\- x"},
+		{"1. x", "1\\. x"},
+		{"+ x", "\\+ x"},
+		{"12) y", "12\\) y"},
+		{"===", "\\==="},
+		{"* x", "\\* x"},
+		{"> q", "\\> q"},
+		{"# h", "\\# h"},
+		{"2024 budget", "2024 budget"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cs_policy_options o = {.scope = cases[i].scope};
+		json_t *p = build("soc2", &o);
+		char *md = cs_policy_markdown(p);
+		char want[128];
+		snprintf(want, sizeof(want), "## 2. Scope\n\n%s\n\nAccount types:", cases[i].line);
+		if (strstr(md, want) == NULL)
+			fail_msg("scope '%s' is not written as '%s'", cases[i].scope, cases[i].line);
+		free(md);
+		json_decref(p);
+	}
 }
 
 /* ---- escaping, JSON, options ------------------------------------------------------ */
@@ -520,9 +859,9 @@ static void test_json(void **state)
 	}
 	json_decref(back);
 	free(text);
-	/* the digest covers the requirements, not the organisation's texts */
+	/* the digest covers the organisation's texts too (test_digest) */
 	json_t *q = build("nist-800-63b,pci-dss-4,dod-stig,hipaa", NULL);
-	assert_string_equal(s_of(p, "content_sha256"), s_of(q, "content_sha256"));
+	assert_string_not_equal(s_of(p, "content_sha256"), s_of(q, "content_sha256"));
 	json_decref(q);
 	q = build("nist-800-63b,pci-dss-4,dod-stig", &o);
 	assert_string_not_equal(s_of(p, "content_sha256"), s_of(q, "content_sha256"));
@@ -778,6 +1117,13 @@ int main(void)
 		cmocka_unit_test(test_added_rules), cmocka_unit_test(test_html_escape),
 		cmocka_unit_test(test_json),        cmocka_unit_test(test_options),
 		cmocka_unit_test(test_decode),      cmocka_unit_test(test_config),
+		cmocka_unit_test(test_pci_letters_and_digits),
+		cmocka_unit_test(test_mfa_and_database_scope),
+		cmocka_unit_test(test_api_key_lengths),
+		cmocka_unit_test(test_stig_lifetime_and_scope),
+		cmocka_unit_test(test_citations_are_sources),
+		cmocka_unit_test(test_digest),
+		cmocka_unit_test(test_markdown_block_start),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -82,7 +82,7 @@ static int setup(void **state)
 	char pin[600];
 	snprintf(pin, sizeof(pin), "%s/user.pin", dir);
 	fixture *f = calloc(1, sizeof(*f));
-	cs_token_params p = {module, "pkcs11:token=cstest", pin, 4, 1};
+	cs_token_params p = {module, "pkcs11:token=cstest", pin, 4, 1, NULL};
 	if (f == NULL || cs_token_open(&p, &f->token) != CS_OK)
 		return -1;
 	cs_key_ref q = {.label = KEY_LABEL}, ref;

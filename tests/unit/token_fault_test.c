@@ -56,6 +56,20 @@ static cs_err open_with(unsigned pool_size, cs_token **out)
 	return cs_token_open(&p, out);
 }
 
+/* Open with the PIN file (or none) and C_Initialize arguments (or none). */
+static cs_err open_params(unsigned pool_size, const char *pin, const char *init_args, cs_token **out)
+{
+	cs_token_params p = {
+		.module = getenv("CREDSIGN_TEST_FAULT_MODULE"),
+		.token_uri = "pkcs11:token=cstest",
+		.pin_file = pin,
+		.pool_size = pool_size,
+		.read_write = 1,
+		.init_args = init_args,
+	};
+	return cs_token_open(&p, out);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -569,6 +583,205 @@ static void test_login_failure_at_open(void **state)
 	faults("");
 }
 
+/* ---- tokens that differ from SoftHSM2 (docs/hsm.md) ------------------------- */
+
+/* Sign with the fixture key on a token opened now (no cached handles) and
+ * verify the signature with OpenSSL. */
+static void sign_on(cs_token *t, fixture *ref)
+{
+	fixture f2 = {.t = t};
+	cs_key_ref q = {.label = KEY_LABEL};
+	int ok = 0;
+	assert_int_equal(cs_token_find_key(t, &q, &f2.key), CS_OK);
+	assert_int_equal(cs_token_public_key(t, &f2.key, &f2.pub), CS_OK);
+	if (ref != NULL)
+		assert_int_equal(EVP_PKEY_eq(f2.pub, ref->pub), 1);
+	assert_int_equal(sign(&f2, &ok), CS_OK);
+	assert_true(ok);
+	EVP_PKEY_free(f2.pub);
+}
+
+/* A module that takes its configuration in CK_C_INITIALIZE_ARGS.pReserved
+ * refuses C_Initialize without it; pkcs11.init_args is given at start and
+ * at every re-initialisation. */
+static void test_module_needs_init_args(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	faults("init-args configdir=/etc/hsm\n");
+	assert_int_equal(open_params(2, pin_path, NULL, &t), CS_E_MODULE_INIT);
+	assert_null(t);
+	assert_int_equal(open_params(2, pin_path, "configdir=/elsewhere", &t), CS_E_MODULE_INIT);
+	assert_int_equal(open_params(2, pin_path, "configdir=/etc/hsm", &t), CS_OK);
+	sign_on(t, NULL);
+	/* the token's storage goes and comes back: re-initialised, with the
+	 * arguments again */
+	unsigned long reinits = cs_token_reinitializations(t);
+	char rules[96];
+	snprintf(rules, sizeof(rules), "init-args configdir=/etc/hsm\nall %#lx sticky\n",
+		 (unsigned long)CKR_GENERAL_ERROR);
+	faults(rules);
+	uint8_t buf[16];
+	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_TOKEN_UNAVAILABLE);
+	faults("init-args configdir=/etc/hsm\n");
+	cs_err r = CS_E_TOKEN_UNAVAILABLE;
+	for (int i = 0; i < 100 && r == CS_E_TOKEN_UNAVAILABLE; i++) {
+		r = cs_token_random(t, buf, sizeof(buf));
+		if (r == CS_E_TOKEN_UNAVAILABLE)
+			usleep(20000); /* the re-initialisation backoff */
+	}
+	assert_int_equal(r, CS_OK);
+	assert_true(cs_token_reinitializations(t) > reinits);
+	sign_on(t, NULL);
+	/* a module given by p11-kit name takes x-init-reserved instead */
+	cs_token *named = NULL;
+	cs_token_params p = {.module = "softhsm2", .token_uri = "pkcs11:token=cstest", .pin_file = pin_path,
+			     .pool_size = 1, .init_args = "configdir=/etc/hsm"};
+	assert_int_equal(cs_token_open(&p, &named), CS_E_INVALID_ARG);
+	cs_token_close(t);
+	faults("");
+}
+
+/* An HSM that keeps only 2 bytes of CKA_ID: the id shrinks 16 -> 8 -> 4 -> 2. */
+static void test_token_with_short_ids(void **state)
+{
+	fixture *f = *state;
+	char label[32];
+	cs_key_ref key, found;
+	snprintf(label, sizeof(label), "fault-short-%ld", (long)getpid());
+	faults("id-max 2\n");
+	unsigned long attempts = calls("C_GenerateKeyPair");
+	assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_OK);
+	assert_int_equal(key.id_len, 2);
+	assert_int_equal(calls("C_GenerateKeyPair"), attempts + 4); /* 16, 8, 4 refused; 2 */
+	/* found by its id, and it signs */
+	cs_key_ref by_id = {.id_len = 2};
+	memcpy(by_id.id, key.id, 2);
+	assert_int_equal(cs_token_find_key(f->t, &by_id, &found), CS_OK);
+	assert_string_equal(found.label, label);
+	fixture f2 = {.t = f->t, .key = found};
+	int ok = 0;
+	assert_int_equal(cs_token_public_key(f->t, &found, &f2.pub), CS_OK);
+	assert_int_equal(sign(&f2, &ok), CS_OK);
+	assert_true(ok);
+	EVP_PKEY_free(f2.pub);
+	/* the caller's id: used as given, refused when too long or taken */
+	uint8_t three[3] = {1, 2, 3};
+	char other[40];
+	snprintf(other, sizeof(other), "%s-b", label);
+	assert_int_equal(cs_token_generate_p256_id(f->t, other, three, sizeof(three), &found),
+			 CS_E_INVALID_ARG);
+	assert_int_equal(cs_token_generate_p256_id(f->t, other, key.id, key.id_len, &found), CS_E_KEY_EXISTS);
+	faults("");
+}
+
+static void test_token_without_mechanisms(void **state)
+{
+	fixture *f = *state;
+	char why[160];
+	cs_key_ref key;
+	cs_token_mechanism m[CS_TOKEN_MECHANISMS];
+	/* SoftHSM2 has both, for P-256 */
+	assert_int_equal(cs_token_mechanisms(f->t, m), CS_OK);
+	for (int i = 0; i < CS_TOKEN_MECHANISMS; i++) {
+		assert_true(m[i].listed);
+		assert_string_equal(m[i].problem, "");
+		assert_true(m[i].min_key_size <= 256 && m[i].max_key_size >= 256);
+	}
+	assert_string_equal(m[0].name, "CKM_ECDSA");
+	assert_true(m[0].flags & CKF_SIGN);
+	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN | CS_TOKEN_NEEDS_GENERATE, why,
+						   sizeof(why)),
+			 CS_OK);
+
+	faults("no-mechanism CKM_ECDSA\n");
+	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN, why, sizeof(why)), CS_E_MECHANISM);
+	assert_string_equal(why, "token lacks CKM_ECDSA (sign)");
+	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_GENERATE, why, sizeof(why)), CS_OK);
+
+	faults("no-mechanism CKM_EC_KEY_PAIR_GEN\n");
+	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN, why, sizeof(why)), CS_OK);
+	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN | CS_TOKEN_NEEDS_GENERATE, why,
+						   sizeof(why)),
+			 CS_E_MECHANISM);
+	assert_string_equal(why, "token lacks CKM_EC_KEY_PAIR_GEN (generate key pair)");
+	assert_int_equal(cs_token_generate_p256(f->t, "fault-never", &key), CS_E_MECHANISM);
+	int ok = 0;
+	assert_int_equal(sign(f, &ok), CS_OK); /* signing needs only CKM_ECDSA */
+	assert_true(ok);
+
+	/* a token that does not list its mechanisms is asked for each */
+	faults("C_GetMechanismList 0x54\n");
+	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN | CS_TOKEN_NEEDS_GENERATE, why,
+						   sizeof(why)),
+			 CS_OK);
+	faults("C_GetMechanismList 0x54\nno-mechanism CKM_ECDSA\n");
+	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN, why, sizeof(why)), CS_E_MECHANISM);
+	assert_string_equal(why, "token lacks CKM_ECDSA (sign)");
+	faults("");
+}
+
+/* Signatures as DER, no C_CopyObject, the curve in another encoding: the
+ * same key, found and signing, verified. */
+static void test_token_encodings_and_missing_copy(void **state)
+{
+	fixture *f = *state;
+	static const char *const modes[] = {"der-signature\n", "C_CopyObject 0x54\n", "ec-params printable\n",
+					    "ec-params explicit\n"};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		cs_token *t = NULL;
+		faults(modes[i]);
+		unsigned long copies = calls("C_CopyObject");
+		assert_int_equal(open_with(2, &t), CS_OK);
+		sign_on(t, f);
+		if (i == 1)
+			assert_true(calls("C_CopyObject") > copies); /* asked, refused, signed anyway */
+		cs_token_close(t);
+	}
+	faults("");
+}
+
+/* A token that needs no login: no PIN source, and C_Login never called. A
+ * token that does need one, without a PIN source, is refused at open. */
+static void test_token_without_login(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	char rules[700];
+	snprintf(rules, sizeof(rules), "no-login %s\n", pin_path);
+	faults(rules);
+	unsigned long logins = calls("C_Login");
+	assert_int_equal(open_params(2, NULL, NULL, &t), CS_OK);
+	sign_on(t, NULL);
+	uint8_t buf[32];
+	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_OK);
+	assert_int_equal(calls("C_Login"), logins);
+	cs_token_close(t);
+	faults("");
+	assert_int_equal(open_params(2, NULL, NULL, &t), CS_E_PIN_SOURCE);
+	assert_null(t);
+}
+
+/* A USB HSM whose secure channel expires: after a pause every call fails
+ * until the module is finalized and initialized again; the pool does that
+ * by itself (with the module's C_Initialize arguments). */
+static void test_sessions_die_when_idle(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	faults("init-args slot=0\nidle-timeout 150\n");
+	assert_int_equal(open_params(2, pin_path, "slot=0", &t), CS_OK);
+	sign_on(t, NULL);
+	for (int round = 0; round < 2; round++) {
+		unsigned long reinits = cs_token_reinitializations(t);
+		usleep(400000);
+		sign_on(t, NULL); /* answered, after recovering */
+		assert_true(cs_token_reinitializations(t) > reinits);
+	}
+	cs_token_close(t);
+	faults("");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +802,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_signature_is_detectable, setup, teardown),
 		cmocka_unit_test(test_token_with_fewer_sessions_than_configured),
 		cmocka_unit_test(test_login_failure_at_open),
+		cmocka_unit_test(test_module_needs_init_args),
+		cmocka_unit_test_setup_teardown(test_token_with_short_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_without_mechanisms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_encodings_and_missing_copy, setup, teardown),
+		cmocka_unit_test(test_token_without_login),
+		cmocka_unit_test(test_sessions_die_when_idle),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

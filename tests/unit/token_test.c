@@ -19,7 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/ec.h>
 #include <openssl/ecdsa.h>
+#include <openssl/objects.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <p11-kit/p11-kit.h>
@@ -456,6 +458,109 @@ static void test_read_only_pool_cannot_generate(void **state)
 	cs_token_close(t);
 }
 
+/* CKA_EC_PARAMS in every form the standard allows for P-256, parsed rather
+ * than compared byte for byte; other curves and trailing bytes refused. */
+static size_t explicit_params(int nid, uint8_t *out, size_t size)
+{
+	EC_GROUP *g = EC_GROUP_new_by_curve_name(nid);
+	assert_non_null(g);
+	EC_GROUP_set_asn1_flag(g, OPENSSL_EC_EXPLICIT_CURVE);
+	int n = i2d_ECPKParameters(g, NULL);
+	assert_true(n > 0 && (size_t)n <= size);
+	unsigned char *p = out;
+	assert_int_equal(i2d_ECPKParameters(g, &p), n);
+	EC_GROUP_free(g);
+	return (size_t)n;
+}
+
+static void test_ec_params_forms(void **state)
+{
+	(void)state;
+	static const uint8_t p384_oid[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+	uint8_t buf[512];
+	assert_int_equal(cs_ec_params_is_p256(cs_p256_ec_params, sizeof(cs_p256_ec_params)), CS_OK);
+	assert_int_equal(cs_ec_params_is_p256(p384_oid, sizeof(p384_oid)), CS_E_KEY_TYPE);
+	/* PKCS#11 3.0: the curve's name as a PrintableString */
+	static const char *const names[] = {"prime256v1", "P-256", "secp256r1"};
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = strlen(names[i]);
+		buf[0] = 0x13;
+		buf[1] = (uint8_t)n;
+		memcpy(buf + 2, names[i], n);
+		assert_int_equal(cs_ec_params_is_p256(buf, n + 2), CS_OK);
+	}
+	memcpy(buf, "\x13\x09secp384r1", 11);
+	assert_int_equal(cs_ec_params_is_p256(buf, 11), CS_E_KEY_TYPE);
+	memcpy(buf, "\x0c\x0aprime256v1", 12); /* a UTF8String is not the standard's form */
+	assert_int_equal(cs_ec_params_is_p256(buf, 12), CS_E_KEY_TYPE);
+	/* explicit parameters equal to P-256's */
+	size_t n = explicit_params(NID_X9_62_prime256v1, buf, sizeof(buf));
+	assert_int_equal(cs_ec_params_is_p256(buf, n), CS_OK);
+	buf[n] = 0;
+	assert_int_equal(cs_ec_params_is_p256(buf, n + 1), CS_E_KEY_TYPE); /* trailing byte */
+	buf[n - 10] ^= 0x01; /* in the order: another group, or none at all */
+	assert_int_equal(cs_ec_params_is_p256(buf, n), CS_E_KEY_TYPE);
+	n = explicit_params(NID_secp384r1, buf, sizeof(buf));
+	assert_int_equal(cs_ec_params_is_p256(buf, n), CS_E_KEY_TYPE);
+	uint8_t oid_trailing[sizeof(cs_p256_ec_params) + 1];
+	memcpy(oid_trailing, cs_p256_ec_params, sizeof(cs_p256_ec_params));
+	oid_trailing[sizeof(cs_p256_ec_params)] = 0;
+	assert_int_equal(cs_ec_params_is_p256(oid_trailing, sizeof(oid_trailing)), CS_E_KEY_TYPE);
+	assert_int_equal(cs_ec_params_is_p256((const uint8_t *)"\x05\x00", 2), CS_E_KEY_TYPE); /* implicitlyCA */
+	assert_int_equal(cs_ec_params_is_p256((const uint8_t *)"", 0), CS_E_KEY_TYPE);
+}
+
+/* p11-kit's proxy is refused as a module with a message; init arguments
+ * only with a module given by path. */
+static void test_proxy_module_refused(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	assert_true(cs_token_module_is_proxy("p11-kit-proxy.so"));
+	assert_true(cs_token_module_is_proxy("/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"));
+	assert_false(cs_token_module_is_proxy(module_path));
+	assert_false(cs_token_module_is_proxy("softhsm2"));
+	/* a link to libp11-kit.so is the proxy too, whatever its name */
+	char link_path[700], real_path[700];
+	snprintf(link_path, sizeof(link_path), "%s/vendor-module.so", token_dir);
+	snprintf(real_path, sizeof(real_path), "%s/libp11-kit.so.0", token_dir);
+	ts_write_file(real_path, "not a library\n", 0644);
+	unlink(link_path);
+	assert_int_equal(symlink(real_path, link_path), 0);
+	assert_true(cs_token_module_is_proxy(link_path));
+	cs_token_params p = params(token_uri, pin_path);
+	p.module = link_path;
+	assert_int_equal(cs_token_open(&p, &t), CS_E_MODULE_LOAD);
+	assert_null(t);
+	unlink(link_path);
+	unlink(real_path);
+	p = params(token_uri, pin_path);
+	p.module = "softhsm2";
+	p.init_args = "anything";
+	assert_int_equal(cs_token_open(&p, &t), CS_E_INVALID_ARG);
+}
+
+/* The caller's CKA_ID, used as given. */
+static void test_generate_with_id(void **state)
+{
+	cs_token *t = *state;
+	cs_key_ref key, found;
+	char label[40];
+	uint8_t id[4] = {0xc5, 0x00, 0x00, 0x00};
+	uint32_t pid = (uint32_t)getpid();
+	memcpy(id + 1, &pid, 3);
+	snprintf(label, sizeof(label), "test-id-%u", pid);
+	assert_int_equal(cs_token_generate_p256_id(t, label, id, sizeof(id), &key), CS_OK);
+	assert_int_equal(key.id_len, sizeof(id));
+	assert_memory_equal(key.id, id, sizeof(id));
+	cs_key_ref q = {.id_len = sizeof(id)};
+	memcpy(q.id, id, sizeof(id));
+	assert_int_equal(cs_token_find_key(t, &q, &found), CS_OK);
+	assert_string_equal(found.label, label);
+	assert_int_equal(cs_token_generate_p256_id(t, "test-id-other", id, sizeof(id), &key), CS_E_KEY_EXISTS);
+	assert_int_equal(cs_token_generate_p256_id(t, "test-id-other", id, 0, &key), CS_E_INVALID_ARG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +579,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_signing, open_token, close_token),
 		cmocka_unit_test_setup_teardown(test_concurrent_key_searches, open_token, close_token),
 		cmocka_unit_test(test_read_only_pool_cannot_generate),
+		cmocka_unit_test(test_ec_params_forms),
+		cmocka_unit_test(test_proxy_module_refused),
+		cmocka_unit_test_setup_teardown(test_generate_with_id, open_token, close_token),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

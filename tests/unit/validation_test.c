@@ -60,7 +60,7 @@ static cs_config fips(const char *hw, const char *fw, const char *lib)
 static json_t *claim_of(const cs_config *cfg, const cs_token_info *info, char *problem, size_t cap)
 {
 	json_t *claim = NULL;
-	assert_int_equal(cs_app_validation_claim(cfg, info, &claim, problem, cap), CS_OK);
+	assert_int_equal(cs_app_validation_claim(cfg, info, "2026-11-30", &claim, problem, cap), CS_OK);
 	assert_non_null(claim);
 	return claim;
 }
@@ -153,6 +153,38 @@ static void test_mismatch_is_not_validated(void **state)
 	json_decref(c);
 }
 
+/* FIPS 140-2 validations are historical after their sunset (2026-09-21):
+ * matching versions no longer make an active validation */
+static void test_fips_140_2_is_historical_after_its_sunset(void **state)
+{
+	(void)state;
+	cs_token_info info = softhsm();
+	cs_config cfg = fips("2.6", "2.6", NULL);
+	cfg.pkcs11.validation.program = (char *)"FIPS 140-2";
+	char problem[320];
+	static const struct {
+		const char *today;
+		int validated;
+	} days[] = {{"2026-09-01", 1}, {"2026-09-21", 1}, {"2026-09-22", 0}, {"2026-11-30", 0}};
+	for (size_t i = 0; i < sizeof(days) / sizeof(days[0]); i++) {
+		json_t *claim = NULL;
+		assert_int_equal(cs_app_validation_claim(&cfg, &info, days[i].today, &claim, problem, sizeof(problem)),
+				 CS_OK);
+		assert_int_equal(json_is_true(json_object_get(claim, "validated")), days[i].validated);
+		if (days[i].validated)
+			assert_string_equal(problem, "");
+		else
+			assert_non_null(strstr(problem, "historical"));
+		json_decref(claim);
+	}
+	/* FIPS 140-3 has no such date */
+	cfg.pkcs11.validation.program = (char *)"FIPS 140-3";
+	json_t *claim = NULL;
+	assert_int_equal(cs_app_validation_claim(&cfg, &info, "2030-01-01", &claim, problem, sizeof(problem)), CS_OK);
+	assert_true(json_is_true(json_object_get(claim, "validated")));
+	json_decref(claim);
+}
+
 static void test_meets(void **state)
 {
 	(void)state;
@@ -219,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_none_is_not_validated),
 		cmocka_unit_test(test_matching_versions_validate),
 		cmocka_unit_test(test_mismatch_is_not_validated),
+		cmocka_unit_test(test_fips_140_2_is_historical_after_its_sunset),
 		cmocka_unit_test(test_meets),
 		cmocka_unit_test(test_presets_require),
 	};

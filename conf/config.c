@@ -39,7 +39,6 @@ typedef enum {
 	K_DATE,       /* YYYY-MM-DD, a real date */
 	K_LOG_LEVEL,
 	K_LOG_FORMAT,
-	K_IDENTITY_LIST, /* list of client identities (URI SAN or CN) */
 	K_PROGRAM,    /* "FIPS 140-3", "FIPS 140-2" or "none" */
 	K_CMVP_CERT,  /* a CMVP certificate number: digits */
 	K_VERSION,    /* a CK_VERSION: MAJOR.MINOR, each 0..255 */
@@ -128,11 +127,11 @@ static const schema_entry schema[] = {
 	{"audit.refusal_summary_seconds", K_INT, false, NULL, 60, 1, 3600,
 	 F(audit.refusal_summary_seconds)},
 	{"audit.syslog", K_BOOL, false, NULL, 0, 0, 1, F(audit.syslog)},
-	{"audit.readers", K_IDENTITY_LIST, false, NULL, 0, 0, 0, F(audit.readers)},
 	{"metrics", K_GROUP, false, NULL, 0, 0, 0, 0},
-	{"metrics.readers", K_IDENTITY_LIST, false, NULL, 0, 0, 0, F(metrics.readers)},
 	{"access", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"access.grants", K_GRANTS, false, NULL, 0, 0, 0, F(access)},
+	{"certificates", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"certificates.public", K_BOOL, false, NULL, 0, 0, 1, F(certificates.public)},
 	{"policy", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"policy.organisation", K_TEXT, false, NULL, 0, 1, CS_CONFIG_POLICY_TEXT_MAX, F(policy.organisation)},
 	{"policy.owner", K_TEXT, false, NULL, 0, 1, CS_CONFIG_POLICY_TEXT_MAX, F(policy.owner)},
@@ -592,7 +591,7 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 
 static bool is_string_kind(kind k)
 {
-	return k != K_GROUP && k != K_INT && k != K_BOOL && k != K_IDENTITY_LIST && k != K_GRANTS;
+	return k != K_GROUP && k != K_INT && k != K_BOOL && k != K_GRANTS;
 }
 
 static void free_list(char **list)
@@ -600,33 +599,6 @@ static void free_list(char **list)
 	for (size_t i = 0; list != NULL && list[i] != NULL; i++)
 		free(list[i]);
 	free(list);
-}
-
-static void apply_list(loader *l, const schema_entry *e, const config_setting_t *s)
-{
-	int type = config_setting_type(s);
-	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
-		SERR(l, s, e->path, "expected a list of strings [ \"...\" ], got %s", type_name(type));
-		return;
-	}
-	int n = config_setting_length(s);
-	char **list = calloc((size_t)n + 1, sizeof(char *));
-	if (list == NULL)
-		return;
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
-		const char *v = config_setting_get_string(el);
-		const char *why = v != NULL ? check_printable(v) : "expected a string";
-		if (why != NULL || strlen(v) > 255) {
-			SERR(l, s, e->path, "element %d: %s", i + 1, why != NULL ? why : "too long");
-			free_list(list);
-			return;
-		}
-		list[i] = strdup(v);
-	}
-	char ***slot = (char ***)((char *)l->cfg + e->offset);
-	free_list(*slot);
-	*slot = list;
 }
 
 /* ---- access.grants (access.h) ------------------------------------------- */
@@ -853,8 +825,6 @@ static void apply_setting(loader *l, const schema_entry *e, const config_setting
 			return;
 		}
 		*(bool *)((char *)l->cfg + e->offset) = config_setting_get_bool(s) != 0;
-	} else if (e->kind == K_IDENTITY_LIST) {
-		apply_list(l, e, s);
 	} else if (e->kind == K_GRANTS) {
 		apply_grants(l, s);
 	} else if (is_string_kind(e->kind)) {
@@ -876,10 +846,35 @@ static void apply_default(loader *l, const schema_entry *e)
 		l->cfg->log.level = (cs_log_level)cs_log_level_parse(e->def);
 	else if (e->kind == K_LOG_FORMAT)
 		l->cfg->log.format = (cs_log_format)cs_log_format_parse(e->def);
-	else if (e->kind == K_IDENTITY_LIST)
-		*(char ***)((char *)l->cfg + e->offset) = calloc(1, sizeof(char *));
 	else if (e->def != NULL)
 		store_string(l, e, wants_path(e->kind) ? resolve_path(l, e->def) : strdup(e->def));
+}
+
+/* Settings of earlier versions that access.grants replaced: refused with
+ * what to write instead. */
+static const struct {
+	const char *path, *role, *scope;
+} retired[] = {
+	{"audit.readers", "auditor", " projects = [ \"*\" ];"},
+	{"metrics.readers", "operator", ""},
+};
+
+static bool retired_setting(loader *l, const config_setting_t *s, const char *path)
+{
+	for (size_t i = 0; i < sizeof(retired) / sizeof(retired[0]); i++) {
+		if (strcmp(path, retired[i].path) != 0)
+			continue;
+		const config_setting_t *first = config_setting_get_elem(s, 0);
+		const char *who = first != NULL ? config_setting_get_string(first) : NULL;
+		SERR(l, s, path,
+		     "replaced by access.grants: give each identity listed here a grant of role %s, "
+		     "e.g. access = { grants = ( { identity = \"%.200s\"; role = \"%s\";%s } ); }; "
+		     "(credsignd.conf(5), access)",
+		     retired[i].role, who != NULL && check_printable(who) == NULL ? who : "...", retired[i].role,
+		     retired[i].scope);
+		return true;
+	}
+	return false;
 }
 
 /* Report every setting in the file that the schema does not know. */
@@ -895,7 +890,8 @@ static void check_unknown(loader *l, const config_setting_t *group, const char *
 		if (strcmp(path, "presets") == 0 && config_setting_type(s) == CONFIG_TYPE_GROUP)
 			continue; /* operator presets: validated by the preset loader */
 		if (e == NULL) {
-			SERR(l, s, path, "unknown setting");
+			if (!retired_setting(l, s, path))
+				SERR(l, s, path, "unknown setting");
 		} else if (e->kind == K_GROUP) {
 			if (strcmp(path, "pkcs11.validation") == 0 &&
 			    config_setting_type(s) == CONFIG_TYPE_STRING)
@@ -1065,8 +1061,6 @@ void cs_config_free(cs_config *c)
 		if (is_string_kind(schema[i].kind) && schema[i].kind != K_GROUP &&
 		    schema[i].kind != K_LOG_LEVEL && schema[i].kind != K_LOG_FORMAT)
 			free(*(char **)((char *)c + schema[i].offset));
-		else if (schema[i].kind == K_IDENTITY_LIST)
-			free_list(*(char ***)((char *)c + schema[i].offset));
 	free_grants(c);
 	free(c->file);
 	free(c);

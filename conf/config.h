@@ -115,20 +115,18 @@ typedef struct {
 		int retention_days;
 		int refusal_summary_seconds; /* unverified TLS refusals: one entry per source, reason and interval */
 		bool syslog;
-		/* identities allowed to read the audit log; NULL-terminated.
-		 * Superseded by access.grants (role auditor): to be refused once the
-		 * API decides by cs_access_decide (access.h) */
-		char **readers;
+		/* audit.readers and metrics.readers of earlier versions are refused:
+		 * access.grants (roles auditor and operator) replaced them */
 	} audit;
-	struct {
-		/* identities allowed to read GET /metrics; NULL-terminated.
-		 * Superseded by access.grants (role operator), like audit.readers */
-		char **readers;
-	} metrics;
 	struct { /* access.grants: who may do what (access.h); none: everyone refused */
 		cs_config_grant *grants;
 		size_t ngrants;
 	} access;
+	struct {
+		/* GET /cert/{id}[.jws] readable by any authenticated client, not
+		 * only by auditors and generators of the certificate's project */
+		bool public;
+	} certificates;
 	struct { /* GET /api/policy: the organisation's part (policy.h); NULL when unset */
 		char *organisation, *owner, *version; /* CS_CONFIG_POLICY_TEXT_MAX characters */
 		char *scope;                           /* CS_CONFIG_POLICY_SCOPE_MAX characters */

@@ -285,12 +285,29 @@ static bool in_scope(char *const *list, const char *value, bool absent_any)
 	return false;
 }
 
+/* At most NAME_SHOWN bytes of a name for a message, cut at a UTF-8
+ * character boundary (a project may be any text), marked with "...". */
+#define NAME_SHOWN 64
+static const char *shown(char buf[NAME_SHOWN + 4], const char *value)
+{
+	size_t n = strlen(value);
+	if (n <= NAME_SHOWN)
+		return value;
+	n = NAME_SHOWN;
+	while (n > 0 && ((unsigned char)value[n] & 0xc0) == 0x80)
+		n--;
+	memcpy(buf, value, n);
+	memcpy(buf + n, "...", 4);
+	return buf;
+}
+
 static int scope_why(char *why, size_t len, const char *what, const char *value)
 {
+	char v[NAME_SHOWN + 4];
 	if (why != NULL && value == NULL)
 		snprintf(why, len, "the request has no %s, which only \"*\" covers in its %ss", what, what);
 	else if (why != NULL)
-		snprintf(why, len, "%s %.64s is not among its %ss", what, value, what);
+		snprintf(why, len, "%s %s is not among its %ss", what, shown(v, value), what);
 	return 0;
 }
 
@@ -344,18 +361,20 @@ static int covers(const grant *g, cs_access_action action, const cs_access_scope
 static void missing_grant(cs_access_action action, const cs_access_scope *s, char *out, size_t len)
 {
 	const char *name = cs_access_action_name(action);
+	char p[NAME_SHOWN + 4], e[NAME_SHOWN + 4], k[NAME_SHOWN + 4];
 	switch (action) {
 	case CS_ACTION_GENERATE:
 	case CS_ACTION_CERTIFY:
-		snprintf(out, len, "no generator grant for project %.64s, environment %.64s, preset %.64s",
-			 OR_NONE(s->project), OR_NONE(s->environment), OR_NONE(s->preset));
+		snprintf(out, len, "no generator grant for project %s, environment %s, preset %s",
+			 shown(p, OR_NONE(s->project)), shown(e, OR_NONE(s->environment)),
+			 shown(k, OR_NONE(s->preset)));
 		break;
 	case CS_ACTION_CERT_READ:
-		snprintf(out, len, "no auditor or generator grant for project %.64s", OR_NONE(s->project));
+		snprintf(out, len, "no auditor or generator grant for project %s", shown(p, OR_NONE(s->project)));
 		break;
 	case CS_ACTION_AUDIT_READ:
 		if (s->project != NULL)
-			snprintf(out, len, "no auditor grant for project %.64s", s->project);
+			snprintf(out, len, "no auditor grant for project %s", shown(p, s->project));
 		else
 			snprintf(out, len, "no auditor grant for every project (projects = [ \"*\" ])");
 		break;

@@ -1,6 +1,10 @@
 /*
- * api: the HTTP API of credsignd, one function per route, called by the
- * server for every complete request (see server.h).
+ * api: the HTTP front of credsignd, called by the server for every
+ * complete request (see server.h). It routes, decodes the request into a
+ * service's typed request, calls the service (service.h: the operations,
+ * the access decision and the audit entry live there, without HTTP),
+ * encodes the result and maps errors to statuses. Nothing here decides
+ * who may do what.
  *
  *   POST /api/generate              a credential under a preset (200)
  *   POST /api/generate-certificate  a compliance certificate (201)
@@ -9,13 +13,16 @@
  *   GET  /.well-known/jwks.json     every signing key ever used
  *   GET  /api/presets               preset definitions
  *   GET  /api/policy                a written policy for chosen presets
- *   GET  /api/audit                 audit entries and checkpoints (audit.readers)
- *   GET  /api/audit/checkpoint      the latest signed checkpoint
+ *   GET  /api/audit                 audit entries and checkpoints (auditor)
+ *   GET  /api/audit/checkpoint      the latest signed checkpoint (auditor of "*")
  *   GET  /healthz, /readyz          liveness; token and store usable (not audited)
- *   GET  /metrics                   Prometheus text (metrics.readers)
+ *   GET  /metrics                   Prometheus text (operator)
  *
  * HEAD is answered like GET (libevent sends no body); any other method on
- * a route is 405 with an Allow header; an unknown path is 404.
+ * a route is 405 with an Allow header; an unknown path is 404. A caller
+ * that may not do a route's action at all (no grant of a role for it,
+ * service.h: cs_service_admit) is refused with 403 before its input is
+ * read; a rate limit answers 429 rate_limited with Retry-After.
  *
  * Every error is {"error":{"code":"...","message":"..."}} with a fitting
  * status. The credential is written once, into a response buffer that is
@@ -45,17 +52,13 @@
 #include "app.h"
 #include "policy.h"
 #include "preset.h"
+#include "service.h"
 #include "store.h"
 
-typedef struct {
-	char identity[256];
-	char cert_sha256[65];
-} cs_peer;
-
-/* Handle one request. peer is NULL when the TLS identity is unavailable.
+/* Handle one request. caller is NULL when the TLS identity is unavailable.
  * The request's audit entry is durable before the response is sent; when
  * it cannot be written the response is 503 audit_unavailable instead. */
-void cs_api_handle(struct evhttp_request *req, cs_app *app, cs_store *store, const cs_peer *peer);
+void cs_api_handle(struct evhttp_request *req, cs_app *app, cs_store *store, const cs_caller *caller);
 
 /* Answer a request the server refuses before routing with the JSON error
  * (status, code, message), audited as action "request" like any other. */
@@ -63,18 +66,18 @@ void cs_api_handle(struct evhttp_request *req, cs_app *app, cs_store *store, con
  * /readyz only, no client identity, not audited; anything else is 404. */
 void cs_api_probe(struct evhttp_request *req, cs_app *app, cs_store *store);
 
-void cs_api_refuse(struct evhttp_request *req, cs_app *app, cs_store *store, const cs_peer *peer,
+void cs_api_refuse(struct evhttp_request *req, cs_app *app, cs_store *store, const cs_caller *caller,
 		   int status, const char *code, const char *message);
 
 /* ---- limits (README, API section) ----------------------------------------- */
 
-#define CS_API_TEXT_MAX 128      /* project, environment, system: characters */
+#define CS_API_TEXT_MAX CS_SERVICE_TEXT_MAX /* project, environment, system: characters (128) */
 #define CS_API_PREFIX_MAX 16     /* api-key prefix: a-z 0-9 _ */
 #define CS_API_STANDARDS_MAX CS_POLICY_STANDARDS_MAX /* /api/policy?standards= (32) */
-#define CS_API_AUDIT_LIMIT_MAX 10000
+#define CS_API_AUDIT_LIMIT_MAX CS_SERVICE_AUDIT_LIMIT_MAX /* 10,000 */
 #define CS_API_QUOTE_CHARS 64    /* client text quoted in a message */
 #define CS_API_QUOTE_BYTES (CS_API_QUOTE_CHARS * 4 + 4)
-#define CS_API_ID_CHARS 22       /* session and certificate ids: base64url of 16 bytes */
+#define CS_API_ID_CHARS CS_SERVICE_ID_CHARS /* session and certificate ids: base64url of 16 bytes */
 #define CS_API_REQUEST_ID_MAX 112
 
 /* ---- client text ------------------------------------------------------------- */
@@ -179,24 +182,16 @@ cs_err cs_api_decode_cert_path(const char *rest, char id[CS_API_ID_CHARS + 1], i
  * POST /api/generate (cs_api_text_check); effective_date YYYY-MM-DD, a
  * date that exists. Each parameter at most once; no other parameter. A
  * value given here overrides the `policy` group of the configuration
- * (handle_policy merges them); an empty buffer below: not given. */
-typedef struct {
-	const cs_preset *presets[CS_API_STANDARDS_MAX];
-	size_t count;
-	int markdown; /* format=markdown */
-	int html;     /* format=html */
-	char organisation[CS_POLICY_TEXT_MAX * 4 + 1], owner[CS_POLICY_TEXT_MAX * 4 + 1],
-		version[CS_POLICY_TEXT_MAX * 4 + 1], scope[CS_POLICY_SCOPE_MAX * 4 + 1],
-		effective_date[11];
-} cs_policy_input;
-
+ * (the policy service merges them); an empty buffer in cs_policy_input
+ * (service.h): not given. */
 cs_err cs_api_decode_policy(const cs_preset_set *presets, const char *query, cs_policy_input *out,
 			    cs_api_error *err);
 
-/* GET /api/audit?from_seq=&limit=: decimal digits only, from_seq 1 ..
- * 2^63-1 (default 1), limit 1 .. CS_API_AUDIT_LIMIT_MAX (default 1000). */
-cs_err cs_api_decode_audit_query(const char *query, int64_t *from_seq, int *limit,
-				 cs_api_error *err);
+/* GET /api/audit?from_seq=&limit=&project=: decimal digits only, from_seq
+ * 1 .. 2^63-1 (default 1), limit 1 .. CS_API_AUDIT_LIMIT_MAX (default
+ * 1000); project (the entries of one project; default: the whole log)
+ * checked like the text fields of POST /api/generate. */
+cs_err cs_api_decode_audit_query(const char *query, cs_audit_query *out, cs_api_error *err);
 
 /* The next request id of this process (see the top of this file). */
 void cs_api_request_id(const char *node_id, long counter, char out[CS_API_REQUEST_ID_MAX]);

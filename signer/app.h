@@ -1,7 +1,8 @@
 /*
  * app: what every request handler shares, built once at start-up by
- * credsignd and read-only afterwards (the token and signer are thread-safe).
- * Each worker thread adds its own store connection.
+ * credsignd and read-only afterwards (the token and signer are thread-safe;
+ * the access rules change only by an atomic swap). Each worker thread adds
+ * its own store connection. app.c: the token's description.
  */
 #ifndef CS_APP_H
 #define CS_APP_H
@@ -12,6 +13,7 @@
 #include <jansson.h>
 #include <openssl/types.h>
 
+#include "access.h"
 #include "certsign.h"
 #include "metrics.h"
 #include "config.h"
@@ -47,6 +49,13 @@ typedef struct {
 	char validation_problem[320];
 	struct cs_audit *audit;
 	struct cs_ledger *ledger; /* every write, one writer thread (ledger.h) */
+	/* the access rules in force (access.h): each request takes its own
+	 * reference at its start; SIGHUP swaps in rules built from the
+	 * configuration file read again (server.c) */
+	cs_access_slot *access;
+	/* certificates.public in force: any authenticated client reads
+	 * certificates (swapped with the rules) */
+	atomic_int certificates_public;
 	/* the server's connection counts for /metrics (NULL until it runs) */
 	void (*read_gauges)(void *arg, cs_metrics_gauges *gauges);
 	void *gauges_arg;

@@ -50,6 +50,7 @@
 #include "cs_log.h"
 #include "provider.h"
 #include "server.h"
+#include "service.h"
 #include "token_meter.h"
 #include "wipe_alloc.h"
 
@@ -662,7 +663,6 @@ static int serve(const char *path)
 	cs_err r;
 
 	harden_process();
-	cs_json_wiping_allocator();
 	/* SIGHUP waits until the server takes signals: the listener is bound
 	 * before start-up ends, so a reload may come early, and must not kill
 	 * the daemon with the default action (threads inherit the mask) */
@@ -670,6 +670,7 @@ static int serve(const char *path)
 	sigemptyset(&hup);
 	sigaddset(&hup, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
+	cs_json_wiping_allocator();
 	cs_event_wiping_allocator();
 	cs_token_meter_observe(cs_metrics_token_call); /* token calls in GET /metrics */
 	if (cs_config_load(path, &cfg, &diag) != CS_OK) {
@@ -770,6 +771,7 @@ static int serve(const char *path)
 	    (r = record_config_load(&app)) != CS_OK ||
 	    (r = cs_audit_clock_record(app.audit, app.ledger, &clock_at_start)) != CS_OK ||
 	    (r = record_token_validation(&app)) != CS_OK ||
+	    (r = cs_service_rules_start(&app, cfg)) != CS_OK ||
 	    (r = cs_ledger_start(app.ledger)) != CS_OK) {
 		cs_log_error("start-up failed: %s", cs_strerror(r));
 		goto out;
@@ -784,6 +786,7 @@ static int serve(const char *path)
 	}
 out:
 	cs_server_free(srv);
+	cs_service_rules_stop(&app);
 	cs_ledger_close(app.ledger); /* commits what was submitted */
 	cs_audit_free(app.audit);
 	cs_signer_free(app.signer);

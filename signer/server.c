@@ -369,7 +369,7 @@ static void flush_refusals(server *s)
 	seen[2] = failed;
 }
 
-static int peer_of(struct evhttp_request *req, const cs_config *cfg, cs_peer *peer)
+static int peer_of(struct evhttp_request *req, const cs_config *cfg, cs_caller *peer)
 {
 	struct evhttp_connection *conn = evhttp_request_get_connection(req);
 	struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
@@ -487,7 +487,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
 	worker *w = arg;
 	cs_app *app = w->srv->app;
-	cs_peer peer;
+	cs_caller peer;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	app->requests_in_flight++;
@@ -995,6 +995,9 @@ cs_err cs_server_run(cs_server *s, cs_app *app)
 			continue;
 		if (sig == SIGHUP) {
 			reload_tls(s);
+			/* the access rules from the configuration file read again;
+			 * requests in flight keep theirs */
+			(void)cs_service_rules_reload(app);
 			continue;
 		}
 		cs_log_info("signal %d: draining %ld request(s) in flight", sig,

@@ -20,8 +20,10 @@
  *                         lets requests in flight finish (10 s at most) and
  *                         returns. SIGHUP rebuilds the TLS context,
  *                         reloading the client CA and CRL; new connections
- *                         use it. It runs once per bound server, after both
- *                         steps above (else CS_E_INTERNAL).
+ *                         use it; it also swaps in the access rules of the
+ *                         configuration file read again (service.h,
+ *                         cs_service_rules_reload). It runs once per bound
+ *                         server, after both steps above (else CS_E_INTERNAL).
  * cs_server_free() closes what is still open. Ownership: the cs_server
  * owns its sockets and TLS context; the app passed to cs_server_run must
  * outlive the run.

@@ -36,7 +36,7 @@
  *
  * Token calls per pair are read from the daemon's GET /metrics
  * (credsign_token_calls_total) around the pairs phase on one connection,
- * when the client's identity is in metrics.readers.
+ * when the client's identity holds an operator grant (access.grants).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -904,7 +904,7 @@ static void print_level(const phase_result *g, const phase_result *p)
 
 /* PKCS#11 calls the daemon has made so far, from its GET /metrics (the sum
  * of credsign_token_calls_total over functions and results), or -1 when
- * this client may not read the metrics (metrics.readers). */
+ * this client may not read the metrics (no operator grant). */
 static double token_calls_so_far(void)
 {
 	client c;
@@ -1396,7 +1396,7 @@ int main(int argc, char **argv)
 			       calls_conns == 1 ? "" : "s", calls_per_pair);
 			json_object_set_new(ratios, "token_calls_per_pair", json_real(calls_per_pair));
 		} else {
-			printf("  token calls per pair: not counted (the client is not in metrics.readers)\n");
+			printf("  token calls per pair: not counted (the client holds no operator grant)\n");
 			json_object_set_new(ratios, "token_calls_per_pair", json_null());
 		}
 		json_object_set_new(out, "ratios", ratios);

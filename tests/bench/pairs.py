@@ -48,7 +48,8 @@ class Client:
         return r.status, r.read()
 
     def generate(self):
-        status, body = self.call("POST", "/api/generate", {"preset": "soc2"})
+        status, body = self.call("POST", "/api/generate",
+                                 {"preset": "soc2", "project": "payments", "environment": "production"})
         if status != 200:
             raise RuntimeError("generate: %d %s" % (status, body[:200]))
         return json.loads(body)["generation_session_id"]

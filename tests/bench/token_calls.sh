@@ -108,6 +108,8 @@ pkcs11 = { module = "$fault"; token_uri = "pkcs11:token=cstest"; pin_file = "$st
            signing_key = "pkcs11:token=cstest;object=bench-es256"; sessions = $1; };
 store = { path = "$state/data/credsign.db"; };
 log = { level = "warn"; };
+access = { grants = ( { identity = "spiffe://credsign.test/ci-deployer"; role = "generator";
+                        projects = [ "payments" ]; environments = [ "production" ]; } ); };
 CONF
 }
 

@@ -88,8 +88,8 @@ if grep -v -E "is not readable|PIN file|is not writable|configuration invalid" e
   echo "FAIL: the example has errors other than missing files"; exit 1
 fi
 for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file wordlist_file cert key ca crl crl_check verify_depth module \
-         token_uri pin_file sessions signing_key validation program openssl_fips path level format checkpoint_entries checkpoint_seconds write_timeout_ms retention_days syslog readers \
-         grants; do
+         token_uri pin_file sessions signing_key validation program openssl_fips path level format checkpoint_entries checkpoint_seconds write_timeout_ms retention_days syslog \
+         grants public; do
   grep -q "^ *$s = " "$src/conf/credsignd.conf.example" || { echo "FAIL: example lacks $s"; exit 1; }
 done
 echo "check_config: ok"

@@ -8,7 +8,7 @@
  *   'c' BODY                           cs_api_decode_certify
  *   'j' REST                           cs_api_decode_cert_path
  *   'p' QUERY                          cs_api_decode_policy, then cs_policy_build + Markdown
- *   'a' QUERY                          cs_api_decode_audit_query
+ *   'a' QUERY                          cs_api_decode_audit_query (from_seq, limit, project)
  *   't' TEXT                           cs_api_text_check and cs_api_quote
  *
  * Every error must be a status the API documents with a code and a message
@@ -197,16 +197,19 @@ static void fuzz_policy(const char *s, size_t n)
 static void fuzz_audit(const char *s, size_t n)
 {
 	char *query = strndup(s, n);
-	int64_t from = 0;
-	int limit = 0;
+	cs_audit_query q;
 	cs_api_error err;
-	cs_err r = cs_api_decode_audit_query(query, &from, &limit, &err);
+	cs_err r = cs_api_decode_audit_query(query, &q, &err);
 	if (r != CS_OK) {
 		check_error(r, &err);
 		CHECK(err.status == 400);
+		CHECK(q.project[0] == '\0');
 	} else {
-		CHECK(from >= 1);
-		CHECK(limit >= 1 && limit <= CS_API_AUDIT_LIMIT_MAX);
+		CHECK(q.from_seq >= 1);
+		CHECK(q.limit >= 1 && q.limit <= CS_API_AUDIT_LIMIT_MAX);
+		/* a project is client text within the limit, or none (the whole log) */
+		CHECK(q.project[0] == '\0' ||
+		      cs_api_text_check(q.project, strlen(q.project), CS_API_TEXT_MAX, NULL) == CS_TEXT_OK);
 	}
 	free(query);
 }

@@ -18,7 +18,10 @@ it_token attack || exit 1
 umask 022
 EXTRA_SERVER='handshake_timeout_ms = 1000; request_timeout_ms = 1500; max_connection_seconds = 3;
               max_handshakes = 32; max_handshakes_per_source = 8; max_connections_per_identity = 6;' \
-EXTRA_CONF='audit = { refusal_summary_seconds = 1; readers = ["spiffe://credsign.test/auditor"]; };' \
+# legacy-client: the CN-only client of section 4 (tls.identity_from_cn)
+EXTRA_CONF='audit = { refusal_summary_seconds = 1; };' \
+GRANTS="$DEFAULT_GRANTS,
+    { identity = \"legacy-client\"; role = \"operator\"; }" \
 	it_setup attack || exit 1
 umask 077
 certs=$work/certs
@@ -108,7 +111,7 @@ served_under_flood() {
 	done
 	# a generate + certify round trip as well, through the client
 	local got sid
-	got=$(call ci-deployer POST /api/generate '{"preset":"soc2"}')
+	got=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}')
 	sid=$(pyget "${got#* }" generation_session_id 2>/dev/null)
 	got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
 	wait $flooder

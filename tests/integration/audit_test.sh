@@ -18,11 +18,11 @@ EXTRA_SERVER='' it_setup audit || exit 1
 # stop before them would leave a log of varying length)
 started() { wait_for_log 'msg="credsignd .* starting'; }
 started
-# small checkpoint interval, auditor identity: restart with an audit group
+# small checkpoint interval: restart with an audit group (the auditor
+# reads the log by its grant, lib.sh)
 stop_daemon
 cat >> "$conf" <<'CONF'
-audit = { checkpoint_entries = 5; checkpoint_seconds = 2; write_timeout_ms = 1500; retention_days = 400;
-          readers = [ "spiffe://credsign.test/auditor" ]; };
+audit = { checkpoint_entries = 5; checkpoint_seconds = 2; write_timeout_ms = 1500; retention_days = 400; };
 CONF
 start_daemon || exit 1
 sql() { sqlite3 "$1" "$2"; }
@@ -35,13 +35,14 @@ got=$(call ci-deployer POST /api/generate '{"preset":"soc2","project":"payments"
 sid=$(json_field "${got#200 }" generation_session_id)
 got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
 cid=$(json_field "${got#201 }" cert_id)
-call web-deployer GET "/cert/$cid" > /dev/null
+call web-deployer GET "/cert/$cid" > /dev/null                                                       # 403: payments
+call auditor GET "/cert/$cid" > /dev/null
 call web-deployer GET /.well-known/jwks.json > /dev/null
 call web-deployer GET '/api/policy?standards=soc2' > /dev/null
 call web-deployer GET /api/presets > /dev/null
 call web-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}" > /dev/null  # 403
-call ci-deployer POST /api/generate '{"preset":"soc2","colour":"red"}' > /dev/null                   # 400
-call ci-deployer POST /api/generate '{"preset":"soc2","length":4}' > /dev/null                       # 422
+call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2","colour":"red"}' > /dev/null                   # 400
+call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2","length":4}' > /dev/null                       # 422
 call stranger GET /api/audit > /dev/null                                                             # 403
 call auditor GET /api/audit/checkpoint > /dev/null
 curl -s -o /dev/null --max-time 5 $(client revoked) "$url/healthz"                                  # TLS refusal
@@ -52,16 +53,17 @@ expected_entries() {
 	           coalesce(project,''), coalesce(environment,''), (actor_cert_sha256 IS NOT NULL),
 	           (request_id IS NOT NULL) FROM audit_log WHERE seq > $start_seq ORDER BY seq" > "$work/got.txt"
 	cat > "$work/want.txt" <<WANT
-spiffe://credsign.test/ci-deployer|client|generate|success||$sid|payments|production|1|1
-spiffe://credsign.test/ci-deployer|client|certify|success||$cid|payments|production|1|1
-spiffe://credsign.test/web-deployer|client|cert.read|success||$cid|||1|1
+spiffe://credsign.test/ci-deployer|generator|generate|success||$sid|payments|production|1|1
+spiffe://credsign.test/ci-deployer|generator|certify|success||$cid|payments|production|1|1
+spiffe://credsign.test/web-deployer|client|cert.read|refused|forbidden|$cid: no auditor or generator grant for project payments|payments|production|1|1
+spiffe://credsign.test/auditor|auditor|cert.read|success||$cid|payments|production|1|1
 spiffe://credsign.test/web-deployer|client|jwks.read|success|||||1|1
-spiffe://credsign.test/web-deployer|client|policy.read|success|||||1|1
-spiffe://credsign.test/web-deployer|client|presets.read|success|||||1|1
-spiffe://credsign.test/web-deployer|client|certify|refused|forbidden|$sid|||1|1
+spiffe://credsign.test/web-deployer|generator|policy.read|success|||||1|1
+spiffe://credsign.test/web-deployer|generator|presets.read|success|||||1|1
+spiffe://credsign.test/web-deployer|client|certify|refused|forbidden|$sid: the generation session belongs to another client certificate (only the certificate that generated may certify)|||1|1
 spiffe://credsign.test/ci-deployer|client|generate|refused|unknown_field||||1|1
 spiffe://credsign.test/ci-deployer|client|generate|refused|below_minimum||||1|1
-spiffe://credsign.test/stranger|client|audit.read|refused|forbidden||||1|1
+spiffe://credsign.test/stranger|client|audit.read|refused|forbidden|no auditor grant (audit.read needs one)|||1|1
 spiffe://credsign.test/auditor|auditor|audit.checkpoint.read|success|||||1|1
 spiffe://credsign.test/revoked|client|tls.handshake|refused|certificate revoked||||1|0
 WANT
@@ -305,7 +307,7 @@ check "audit verify --checkpoint: an export must reach the kept checkpoint and a
 # ---- fail closed: the audit write cannot finish in time ---------------------------------
 fail_closed() {
 	local sid2 start elapsed gen cert
-	sid2=$(json_field "$(call ci-deployer POST /api/generate '{"preset":"soc2"}' | cut -d' ' -f2-)" generation_session_id)
+	sid2=$(json_field "$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}' | cut -d' ' -f2-)" generation_session_id)
 	# another process holds the database's write lock (a stuck store)
 	( echo "BEGIN EXCLUSIVE;"; sleep 6; echo "COMMIT;" ) | sqlite3 "$db" &
 	local locker=$!
@@ -314,7 +316,7 @@ fail_closed() {
 		sleep 0.1
 	done
 	start=$(date +%s%N)
-	gen=$(call ci-deployer POST /api/generate '{"preset":"soc2"}')
+	gen=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}')
 	cert=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid2\"}")
 	elapsed=$((($(date +%s%N) - start) / 1000000))
 	wait $locker

@@ -20,17 +20,20 @@ it_setup certspec || exit 1
 call ci-deployer GET /api/presets | cut -d' ' -f2- > "$work/presets.json"
 call ci-deployer GET /.well-known/jwks.json | cut -d' ' -f2- > "$work/jwks.json"
 
-# certify BODY: a generated credential and its certificate appended to the
-# cases; a preset the token may not serve (token_not_validated) is skipped
+# certify BODY [WHO]: a generated credential and its certificate appended
+# to the cases; a preset the token may not serve (token_not_validated) is
+# skipped. WHO defaults to ci-deployer, and a body without a project gets
+# its grant's: payments, production.
 echo '[]' > "$work/cases.json"
 certify() {
-	local got sid
-	got=$(call ci-deployer POST /api/generate "$1")
+	local got sid body=$1 who=${2:-ci-deployer}
+	[[ "$body" == *'"project"'* ]] || body="{$PAYMENTS,${body#\{}"
+	got=$(call "$who" POST /api/generate "$body")
 	[[ "$got" == "422 "*token_not_validated* ]] && { echo "  skipped (token not validated): $1"; return 0; }
 	[[ "$got" == "200 "* ]] || { echo "  $1: ${got:0:200}"; return 1; }
 	echo "${got#200 }" > "$work/gen.json"
 	sid=$(json_field "${got#200 }" generation_session_id)
-	got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
+	got=$(call "$who" POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
 	[[ "$got" == "201 "* ]] || { echo "  $1: ${got:0:200}"; return 1; }
 	echo "${got#201 }" > "$work/cert.json"
 	python3 - "$work/cases.json" "$work/gen.json" "$work/cert.json" <<'PY'
@@ -49,7 +52,8 @@ every_preset_and_type() {
 	done < <(python3 -c 'import json,sys; [print(p["name"], t) for p in json.load(open(sys.argv[1]))["presets"] for t in p["types"]]' "$work/presets.json")
 	certify '{"preset":"dod-stig","length":20}' &&
 		certify '{"preset":"pci-dss-4","type":"api-key","prefix":"ci_deploy"}' &&
-		certify '{"preset":"soc2","project":"payments","environment":"production","system":"db-prod"}'
+		certify '{"preset":"soc2","project":"payments","environment":"production","system":"db-prod"}' &&
+		certify '{"preset":"soc2","project":"web"}' web-deployer  # no environment, no system (its grant: every environment)
 }
 check "a certificate for every preset and type the token may issue" every_preset_and_type
 
@@ -71,10 +75,10 @@ def claims(c):
     return json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
 all_claims = [claims(c) for c in cases]
 # absent claims are null, never left out
-plain = [c for c in all_claims if c["project"] is None]
+plain = [c for c in all_claims if c["project"] == "web"]
 assert plain and all(c["environment"] is None and c["system"] is None for c in plain)
 given = [c for c in all_claims if c["project"] == "payments"]
-assert given and given[0]["system"] == "db-prod"
+assert [c["system"] for c in given].count("db-prod") == 1 and all(c["system"] in (None, "db-prod") for c in given)
 chars = [c["credential"] for c in all_claims if c["credential"]["length_unit"] == "characters"]
 assert any(k["max_identical_run"] is None and k["max_class_run"] is None and k["prefix"] is None for k in chars)
 assert any(k["max_identical_run"] == 3 and k["max_class_run"] == 4 for k in chars)

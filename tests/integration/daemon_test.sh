@@ -45,7 +45,7 @@ check "offline verify rejects a different credential" wrong_credential_fails
 passphrase_verifies() {
 	local i
 	for i in 1 2 3; do
-		"$BUILD/bin/credsign" generate --preset nist-800-63b --type passphrase --certify --format env \
+		"$BUILD/bin/credsign" generate --project payments --environment production --preset nist-800-63b --type passphrase --certify --format env \
 			> "$work/pp.env" || return 1
 		# shellcheck source=/dev/null
 		. "$work/pp.env"
@@ -169,16 +169,16 @@ client_usage() {
 check "credsign without arguments prints its usage (exit 2); --version" client_usage
 
 # ---- bad requests ------------------------------------------------------------------
-check "malformed JSON -> 400 invalid_json" expect_error ci-deployer POST /api/generate '{"preset":' 400 invalid_json
+check "malformed JSON -> 400 invalid_json" expect_error ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":' 400 invalid_json
 check "not an object -> 400 invalid_json" expect_error ci-deployer POST /api/generate '["soc2"]' 400 invalid_json
-check "unknown preset -> 400 unknown_preset" expect_error ci-deployer POST /api/generate '{"preset":"nope"}' 400 unknown_preset
-check "wrong type for length -> 400 invalid_field" expect_error ci-deployer POST /api/generate '{"preset":"soc2","length":"24"}' 400 invalid_field
-check "wrong type for preset -> 400 invalid_field" expect_error ci-deployer POST /api/generate '{"preset":7}' 400 invalid_field
+check "unknown preset -> 400 unknown_preset" expect_error ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"nope"}' 400 unknown_preset
+check "wrong type for length -> 400 invalid_field" expect_error ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2","length":"24"}' 400 invalid_field
+check "wrong type for preset -> 400 invalid_field" expect_error ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":7}' 400 invalid_field
 check "missing preset -> 400 invalid_field" expect_error ci-deployer POST /api/generate '{"type":"password"}' 400 invalid_field
-check "unknown field -> 400 unknown_field" expect_error ci-deployer POST /api/generate '{"preset":"soc2","colour":"red"}' 400 unknown_field
-check "duplicate keys -> 400 invalid_json" expect_error ci-deployer POST /api/generate '{"preset":"soc2","preset":"hipaa"}' 400 invalid_json
-check "below the preset minimum -> 422 below_minimum" expect_error ci-deployer POST /api/generate '{"preset":"soc2","length":8}' 422 below_minimum
-check "type not allowed by the preset -> 422" expect_error ci-deployer POST /api/generate '{"preset":"db-production","type":"hex"}' 422 type_not_allowed
+check "unknown field -> 400 unknown_field" expect_error ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2","colour":"red"}' 400 unknown_field
+check "duplicate keys -> 400 invalid_json" expect_error ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2","preset":"hipaa"}' 400 invalid_json
+check "below the preset minimum -> 422 below_minimum" expect_error ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2","length":8}' 422 below_minimum
+check "type not allowed by the preset -> 422" expect_error ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"db-production","type":"hex"}' 422 type_not_allowed
 check "control characters in project -> 400" expect_error ci-deployer POST /api/generate '{"preset":"soc2","project":"a\u0001b"}' 400 invalid_field
 big=$(python3 -c 'print("{\"preset\":\"soc2\",\"project\":\"" + "x"*70000 + "\"}")')
 check "oversize body -> 413 body_too_large" expect_error ci-deployer POST /api/generate "$big" 413 body_too_large
@@ -205,7 +205,7 @@ check "malformed certificate id -> 404" expect_error auditor GET '/cert/..%2f..%
 # ---- session rules -------------------------------------------------------------------
 new_session() { # new_session NAME -> session id on stdout (runs in a subshell)
 	local got
-	got=$(call "$1" POST /api/generate '{"preset":"hipaa"}')
+	got=$(call "$1" POST /api/generate '{"project":"payments","environment":"production","preset":"hipaa"}')
 	[[ "$got" == "200 "* ]] || return 1
 	json_field "${got#200 }" generation_session_id
 }
@@ -250,7 +250,7 @@ check "the daemon is still up" health
 call auditor GET /api/presets | cut -d' ' -f2- > "$work/presets.json"
 claims_match_preset() { # claims_match_preset PRESET TYPE
 	local got s body
-	body="{\"preset\":\"$1\",\"type\":\"$2\"}"
+	body="{$PAYMENTS,\"preset\":\"$1\",\"type\":\"$2\"}"
 	got=$(call ci-deployer POST /api/generate "$body") || return 1
 	[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
 	credentials+=("$(json_field "${got#200 }" credential)")
@@ -291,30 +291,30 @@ for preset in $(python3 -c 'import json,sys; [print(p["name"]) for p in json.loa
 		if [ "$(python3 -c 'import json,sys; print([p for p in json.load(open(sys.argv[1]))["presets"] if p["name"] == sys.argv[2]][0]["requires_validation"])' "$work/presets.json" "$preset")" != None ]; then
 			# the test token declares program "none"; fips_test.sh runs these on a validated one
 			check "preset $preset, $ctype: refused on a token that is not validated" expect_error ci-deployer \
-				POST /api/generate "{\"preset\":\"$preset\",\"type\":\"$ctype\"}" 422 token_not_validated
+				POST /api/generate "{$PAYMENTS,\"preset\":\"$preset\",\"type\":\"$ctype\"}" 422 token_not_validated
 		else
 			check "preset $preset, $ctype: certificate claims match the preset" claims_match_preset "$preset" "$ctype"
 		fi
 	done
 done
 check "a request below the preset's minimum length -> 422 naming the rule" \
-	expect_error ci-deployer POST /api/generate '{"preset":"dod-stig","length":14}' 422 below_minimum
+	expect_error ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"dod-stig","length":14}' 422 below_minimum
 below_min_message() {
 	local got
-	got=$(call ci-deployer POST /api/generate '{"preset":"dod-stig","length":14}')
+	got=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"dod-stig","length":14}')
 	[[ "$got" == *"minimum length of 15 (DISA GPOS SRG SRG-OS-000078-GPOS-00046"* ]]
 }
 check "the 422 message cites the requirement" below_min_message
-check "strength below the preset -> 422" expect_error ci-deployer POST /api/generate '{"preset":"fips-140-3","strength_bits":112}' 422 below_minimum
+check "strength below the preset -> 422" expect_error ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"fips-140-3","strength_bits":112}' 422 below_minimum
 raise_strength() {
 	local got
-	got=$(call ci-deployer POST /api/generate '{"preset":"soc2","strength_bits":192}')
+	got=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2","strength_bits":192}')
 	[[ "$got" == "200 "* ]] && python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["entropy_bits"] >= 192 and r["length"] >= 30' "${got#200 }"
 }
 check "requests may raise the strength (192 bits)" raise_strength
 exclude_ambiguous() {
 	local got
-	got=$(call ci-deployer POST /api/generate '{"preset":"soc2","exclude_ambiguous":true,"length":64}')
+	got=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2","exclude_ambiguous":true,"length":64}')
 	[[ "$got" == "200 "* ]] && python3 -c 'import json,sys; c=json.loads(sys.argv[1])["credential"]; assert not set(c) & set("0O1lI|")' "${got#200 }"
 }
 check "exclude_ambiguous drops look-alike characters" exclude_ambiguous
@@ -422,7 +422,7 @@ check "policy without standards -> 400" expect_error auditor GET '/api/policy' '
 keepalive_latency() {
 	local got
 	got=$(/usr/bin/python3 "$(dirname "$0")/latency_probe.py" "$port" "$pki/ca.pem" \
-		"$clients/ci-deployer.pem" "$clients/ci-deployer.key" 50 POST /api/generate '{"preset":"soc2"}')
+		"$clients/ci-deployer.pem" "$clients/ci-deployer.key" 50 POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}')
 	echo "  50 generates on one keep-alive connection: $got"
 	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["connections"] == 1 and d["statuses"] == {"200": 50} and d["median_ms"] < 10 else 1)' "$got"
 }

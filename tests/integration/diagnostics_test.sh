@@ -212,12 +212,12 @@ start_daemon || exit 1
 runtime_fault() {
 	printf 'C_GenerateRandom 0x32 1\n' > "$CREDSIGN_FAULT_CONTROL"
 	sleep 0.05
-	call ci-deployer POST /api/generate '{"preset":"soc2"}' > /dev/null
+	call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}' > /dev/null
 	: > "$CREDSIGN_FAULT_CONTROL"
 	wait_for_log 'level=warn fn=pkcs11 msg="PKCS#11 call failed: C_GenerateRandom: CKR_DEVICE_REMOVED (token device removed)' ||
 		{ grep -i pkcs11 "$log"; return 1; }
 	for _ in $(seq 50); do # and it serves again
-		[[ "$(call ci-deployer POST /api/generate '{"preset":"soc2"}')" == "200 "* ]] && return 0
+		[[ "$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}')" == "200 "* ]] && return 0
 		sleep 0.1
 	done
 	echo "  it did not serve again"

@@ -36,7 +36,7 @@ wrong_fw="${fw%%.*}.$(( ${fw#*.} + 1 ))"
 # generate_certify PRESET [TYPE]: generate and certify; the certificate's claims in $work/claims.json
 generate_certify() {
 	local got sid
-	got=$(call ci-deployer POST /api/generate "{\"preset\":\"$1\"${2:+,\"type\":\"$2\"}}")
+	got=$(call ci-deployer POST /api/generate "{$PAYMENTS,\"preset\":\"$1\"${2:+,\"type\":\"$2\"}}")
 	[[ "$got" == "200 "* ]] || { echo "  generate: ${got:0:300}"; return 1; }
 	sid=$(json_field "${got#200 }" generation_session_id)
 	got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
@@ -58,7 +58,7 @@ it_setup fips-none || exit 1
 
 none_refused() {
 	local got
-	got=$(call ci-deployer POST /api/generate '{"preset":"fips-140-3"}')
+	got=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"fips-140-3"}')
 	[[ "$got" == "422 "* && "$got" == *'"code":"token_not_validated"'* &&
 		"$got" == *"requires a token validated under FIPS 140-3"* &&
 		"$got" == *'program \"none\"'* && "$got" != *'"credential"'* ]] || { echo "  $got"; return 1; }
@@ -180,7 +180,7 @@ check "mismatch: logged as an error and audited as token.validation failure" mis
 
 mismatch_refused() {
 	local got
-	got=$(call ci-deployer POST /api/generate '{"preset":"fips-140-3"}')
+	got=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"fips-140-3"}')
 	[[ "$got" == "422 "* && "$got" == *'"code":"token_not_validated"'* &&
 		"$got" == *"firmware_version $fw, validated at $wrong_fw"* ]] || { echo "  $got"; return 1; }
 }

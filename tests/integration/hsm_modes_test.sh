@@ -54,6 +54,7 @@ pkcs11 = { module = "$FAULT"; token_uri = "pkcs11:token=cstest"; $pin
            signing_key = "${4:-$KEY}"; validation = { program = "none"; }; ${3:-} };
 store = { path = "$db"; };
 log = { level = "info"; };
+access = { grants = ( $DEFAULT_GRANTS ); };
 CONF
 	admin=("$BUILD/bin/credsign-admin" --config "$conf")
 }
@@ -64,7 +65,7 @@ clean() { ! grep -q "Sanitizer" "$1"; }
 # round_trip: generate -> certify -> verify against the JWKS, over mTLS
 round_trip() {
 	local got sid
-	got=$(call ci-deployer POST /api/generate '{"preset":"soc2"}')
+	got=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}')
 	[[ "$got" == "200 "* ]] || { echo "  generate: ${got:0:300}"; return 1; }
 	sid=$(json_field "${got#200 }" generation_session_id)
 	got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")

@@ -97,6 +97,7 @@ tls = { cert = "$pki/server.pem"; key = "$pki/server.key"; ca = "$pki/ca.pem";
 pkcs11 = { module = "$SOFTHSM"; token_uri = "pkcs11:token=cstest"; pin_file = "$TOKEN_DIR/user.pin";
            signing_key = "pkcs11:token=cstest;object=install-es256"; };
 store = { path = "$tmp/data/credsign.db"; };
+access = { grants = ( $DEFAULT_GRANTS ); };
 CONF
 
 check "the installed credsignd --version" bash -c '"$1" --version | grep -q "^credsignd [0-9]"' x "$sbin/credsignd"
@@ -144,7 +145,8 @@ check "the installed credsignd starts against SoftHSM2" start_installed
 round_trip() {
 	local cs=("$S/usr/bin/credsign" --url "$url" --cacert "$pki/ca.pem"
 		--cert "$pki/clients/ci-deployer.pem" --key "$pki/clients/ci-deployer.key")
-	"${cs[@]}" generate --preset soc2 --project install --certify --format env > "$tmp/gen.env" || return 1
+	"${cs[@]}" generate --preset soc2 --project payments --environment staging --certify --format env \
+		> "$tmp/gen.env" || return 1
 	# shellcheck source=/dev/null
 	. "$tmp/gen.env"
 	"${cs[@]}" cert get "$CREDSIGN_CERT_ID" --jws > "$tmp/cert.jws" || return 1

@@ -31,7 +31,7 @@ with open(control, "w") as f:
     f.write(rules.replace("\\n", "\n"))
 time.sleep(0.05)
 try:
-    out = [call("POST", "/api/generate", {"preset": preset}),
+    out = [call("POST", "/api/generate", {"preset": preset, "project": "payments", "environment": "production"}),
            call("POST", "/api/generate-certificate", {"generation_session_id": sid}),
            call("GET", "/readyz")]
 finally:

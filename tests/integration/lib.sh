@@ -42,11 +42,27 @@ it_token() {
 	export SOFTHSM2_CONF=$TOKEN_DIR/softhsm2.conf
 }
 
+# The grants every test runs with (README.md, "Access control"): the dev
+# PKI's identities as hsm-setup/dev-env grants them. ci-deployer generates
+# for payments in production and staging, web-deployer for web in every
+# environment, auditor reads everything, operator reads the metrics;
+# stranger (and any other identity) has no grant. GRANTS replaces the list.
+DEFAULT_GRANTS='
+    { identity = "spiffe://credsign.test/ci-deployer"; role = "generator";
+      projects = [ "payments" ]; environments = [ "production", "staging" ]; },
+    { identity = "spiffe://credsign.test/web-deployer"; role = "generator";
+      projects = [ "web" ]; environments = [ "*" ]; },
+    { identity = "spiffe://credsign.test/auditor"; role = "auditor"; projects = [ "*" ]; },
+    { identity = "spiffe://credsign.test/operator"; role = "operator"; }'
+# the fields a generate body needs for ci-deployer's grant
+PAYMENTS='"project":"payments","environment":"production"'
+
 # it_setup NAME [PKCS11_MODULE]: config, signing key, daemon started.
 # TLS_KEY/TLS_CERT override the server key and certificate; EXTRA_SERVER
 # EXTRA_TLS and EXTRA_LOG add settings to the server, tls and log groups,
 # EXTRA_CONF whole groups (e.g. audit), VALIDATION replaces the
-# pkcs11.validation group ({ program = "none"; }).
+# pkcs11.validation group ({ program = "none"; }), GRANTS the access.grants
+# list (DEFAULT_GRANTS).
 it_setup() {
 	name=$1
 	module=${2:-$SOFTHSM}
@@ -75,6 +91,7 @@ pkcs11 = { module = "$module"; token_uri = "pkcs11:token=cstest";
            validation = ${VALIDATION:-$no_validation}; };
 store = { path = "$db"; };
 log = { level = "info"; ${EXTRA_LOG:-} };
+access = { grants = ( ${GRANTS-$DEFAULT_GRANTS} ); };
 ${EXTRA_CONF:-}
 CONF
 	admin=("$BUILD/bin/credsign-admin" --config "$conf")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What an operator watches: GET /metrics (Prometheus text, metrics.readers
+# What an operator watches: GET /metrics (Prometheus text, operator grants
 # only), the plain-HTTP probe listener (server.health_listen), and request
 # log lines in JSON with the request id and latency as fields.
 #
@@ -13,7 +13,6 @@ it_token observe || exit 1
 probe_port=$(free_port)
 EXTRA_SERVER="health_listen = \"127.0.0.1:$probe_port\";" \
 EXTRA_LOG='format = "json";' \
-EXTRA_CONF='metrics = { readers = ["spiffe://credsign.test/operator"]; };' \
 	it_setup observe || exit 1
 
 metric() { # metric NAME{LABELS} -> value from the last scrape
@@ -30,11 +29,11 @@ PY
 }
 scrape() { call operator GET /metrics > "$work/scrape" && sed '1s/^[0-9]* //' "$work/scrape" > "$work/metrics" && [[ "$(cat "$work/scrape")" == "200 "* ]]; }
 
-for _ in 1 2 3; do call ci-deployer POST /api/generate '{"preset":"soc2"}' > /dev/null; done
-sid=$(json_field "$(call ci-deployer POST /api/generate '{"preset":"soc2"}' | cut -d' ' -f2-)" generation_session_id)
+for _ in 1 2 3; do call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}' > /dev/null; done
+sid=$(json_field "$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}' | cut -d' ' -f2-)" generation_session_id)
 call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}" > /dev/null
 
-check "GET /metrics as a metrics reader: 200, Prometheus text" scrape
+check "GET /metrics as an operator: 200, Prometheus text" scrape
 check "  4 generates counted" test "$(metric 'credsign_requests_total{route="generate",code="200"}')" = 4
 check "  1 certificate counted" test "$(metric 'credsign_requests_total{route="certify",code="201"}')" = 1
 check "  the generate latency histogram counts 4" \
@@ -69,7 +68,7 @@ positive() { python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1
 check "  store commits and their batch sizes" positive 'credsign_store_commit_batch_size_count'
 check "  audit entries written" positive 'credsign_audit_entries_total'
 check "  no handshake failed" test "$(metric 'credsign_tls_handshakes_failed_total')" = 0
-check "GET /metrics by an identity not in metrics.readers: 403 JSON" \
+check "GET /metrics by an identity without an operator grant: 403 JSON" \
 	expect_error ci-deployer GET /metrics '' 403 forbidden
 
 # ---- probes on plain HTTP --------------------------------------------------------

@@ -43,7 +43,7 @@ wait_readyz() {
 	return 1
 }
 
-generate() { call ci-deployer POST /api/generate '{"preset":"soc2","project":"payments"}'; }
+generate() { call ci-deployer POST /api/generate '{"preset":"soc2","project":"payments","environment":"production"}'; }
 
 # fault_cycle NAME BREAK REPAIR: ready; break; 503 from /readyz and from a
 # write; repair; ready again and writes succeed

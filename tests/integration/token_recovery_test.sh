@@ -45,7 +45,8 @@ end = time.time() + float(seconds)
 try:
     while time.time() < end:
         t0 = time.time()
-        status, body = call("POST", "/api/generate", {"preset": "soc2"})
+        status, body = call("POST", "/api/generate",
+                            {"preset": "soc2", "project": "payments", "environment": "production"})
         out["slowest_ms"] = max(out["slowest_ms"], int((time.time() - t0) * 1000))
         out["generate"].append(status)
         if status != 200:
@@ -92,7 +93,7 @@ PY
 serves_again() {
 	local restored=$1 got sid elapsed
 	while :; do
-		got=$(call ci-deployer POST /api/generate '{"preset":"soc2"}')
+		got=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}')
 		if [[ "$got" == "200 "* ]]; then
 			sid=$(json_field "${got#200 }" generation_session_id)
 			got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
@@ -146,7 +147,7 @@ print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["entropy_sou
 }
 pair_certificate() {
 	local got sid
-	got=$(call ci-deployer POST /api/generate '{"preset":"soc2"}')
+	got=$(call ci-deployer POST /api/generate '{"project":"payments","environment":"production","preset":"soc2"}')
 	[[ "$got" == "200 "* ]] || { echo "  generate: ${got:0:200}"; return 1; }
 	sid=$(json_field "${got#200 }" generation_session_id)
 	got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")

@@ -299,6 +299,17 @@ static void test_deny_by_default_reasons(void **state)
 	/* a grant that does not reach the request: the same reason */
 	cs_access_decision d = decide(a, ID("ci-deployer"), CS_ACTION_GENERATE, "payments", "staging", "soc2");
 	assert_string_equal(d.reason, "no generator grant for project payments, environment staging, preset soc2");
+	/* a long project of multi-byte characters is shown cut at a character
+	 * boundary, marked with "...": the reason stays valid UTF-8 */
+	char project[200] = "";
+	for (int i = 0; i < 30; i++)
+		strcat(project, "\xc3\xa9"); /* é */
+	strcat(project, "xy\xe2\x82\xac\xe2\x82\xac"); /* 62 bytes, then a 3-byte character across byte 64 */
+	d = decide(a, s, CS_ACTION_CERT_READ, project, NULL, NULL);
+	const char *shown = strstr(d.reason, "project ") + strlen("project ");
+	assert_int_equal(strlen(shown), 62 + 3);
+	assert_memory_equal(shown, project, 62);
+	assert_string_equal(shown + 62, "...");
 	cs_access_unref(a);
 }
 

@@ -406,31 +406,46 @@ static void test_policy_build(void **state)
 static void test_audit_query(void **state)
 {
 	(void)state;
-	int64_t from;
-	int limit;
+	cs_audit_query q;
 	cs_api_error err;
-	assert_int_equal(cs_api_decode_audit_query(NULL, &from, &limit, &err), CS_OK);
-	assert_int_equal(from, 1);
-	assert_int_equal(limit, 1000);
-	assert_int_equal(cs_api_decode_audit_query("from_seq=42&limit=10000", &from, &limit, &err), CS_OK);
-	assert_int_equal(from, 42);
-	assert_int_equal(limit, 10000);
-	assert_int_equal(cs_api_decode_audit_query("from_seq=9223372036854775807", &from, &limit, &err), CS_OK);
-	assert_int_equal(from, INT64_MAX);
+	assert_int_equal(cs_api_decode_audit_query(NULL, &q, &err), CS_OK);
+	assert_int_equal(q.from_seq, 1);
+	assert_int_equal(q.limit, 1000);
+	assert_string_equal(q.project, ""); /* the whole log */
+	assert_int_equal(cs_api_decode_audit_query("from_seq=42&limit=10000", &q, &err), CS_OK);
+	assert_int_equal(q.from_seq, 42);
+	assert_int_equal(q.limit, 10000);
+	assert_int_equal(cs_api_decode_audit_query("from_seq=9223372036854775807", &q, &err), CS_OK);
+	assert_int_equal(q.from_seq, INT64_MAX);
+	/* one project's entries: text checked like a generate body's project */
+	assert_int_equal(cs_api_decode_audit_query("project=Soci%C3%A9t%C3%A9%20X&limit=5", &q, &err), CS_OK);
+	assert_string_equal(q.project, "Soci\xc3\xa9t\xc3\xa9 X");
+	assert_int_equal(q.limit, 5);
 	static const char *const bad[] = {
 		"from_seq=0",         "from_seq=-1",        "from_seq=+5",        "from_seq=%205",
 		"from_seq=5%20",      "from_seq=0x10",      "from_seq=5x",        "from_seq=",
 		"from_seq=9223372036854775808",             "from_seq=99999999999999999999999",
 		"limit=0",            "limit=10001",        "limit=99999999999999999999",
 		"limit=1&limit=2",    "limit=1.5",          "from_seq=1&from_seq=1",
+		"project=",           "project=a%E2%80%AEb", "project=%FF",       "project=a&project=b",
+		"project=a%00b",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		cs_err r = cs_api_decode_audit_query(bad[i], &from, &limit, &err);
+		cs_err r = cs_api_decode_audit_query(bad[i], &q, &err);
 		if (r == CS_OK)
 			fail_msg("query '%s' accepted", bad[i]);
 		assert_error(r, &err, 400, "invalid_field");
+		assert_string_equal(q.project, "");
 	}
-	assert_error(cs_api_decode_audit_query("since=5", &from, &limit, &err), &err, 400, "unknown_field");
+	/* 128 characters fit, 129 do not */
+	char query[8 + 129 * 6 + 1] = "project=";
+	for (int i = 0; i < 128; i++)
+		strcat(query, "%C3%A9");
+	assert_int_equal(cs_api_decode_audit_query(query, &q, &err), CS_OK);
+	assert_int_equal(strlen(q.project), 256);
+	strcat(query, "%C3%A9");
+	assert_error(cs_api_decode_audit_query(query, &q, &err), &err, 400, "invalid_field");
+	assert_error(cs_api_decode_audit_query("since=5", &q, &err), &err, 400, "unknown_field");
 }
 
 /* ---- routes ------------------------------------------------------------------------ */

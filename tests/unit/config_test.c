@@ -144,7 +144,14 @@ static const bad_case bad[] = {
 	{29, 29, "crypto = { openssl_fips = \"yes\"; };", 29, "crypto.openssl_fips", "expected a boolean"},
 	{8, 8, "  key = \"pkcs11:token=credsign\";", 8, "tls.key", "must name the key"},
 	{29, 29, "audit = { retention_days = 30; };", 29, "audit.retention_days", "30 is out of range 365..36500"},
-	{29, 29, "audit = { readers = \"auditor\"; };", 29, "audit.readers", "expected a list of strings"},
+	/* replaced by access.grants: refused with what to write instead */
+	{29, 29, "audit = { readers = [ \"spiffe://credsign.test/auditor\" ]; };", 29, "audit.readers",
+	 "replaced by access.grants: give each identity listed here a grant of role auditor, e.g. access = { "
+	 "grants = ( { identity = \"spiffe://credsign.test/auditor\"; role = \"auditor\"; projects = [ \"*\" ]; } ); };"},
+	{29, 29, "metrics = { readers = [ \"spiffe://credsign.test/operator\" ]; };", 29, "metrics.readers",
+	 "give each identity listed here a grant of role operator, e.g. access = { grants = ( { identity = "
+	 "\"spiffe://credsign.test/operator\"; role = \"operator\"; } ); };"},
+	{29, 29, "certificates = { public = 1; };", 29, "certificates.public", "expected a boolean"},
 	{24, 23, "  session_retention_seconds = 30;", 24, "store.session_retention_seconds",
 	 "30 is out of range 60..31536000"},
 	/* access.grants (access.h): each grant checked, named by its index */
@@ -314,6 +321,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->tls.verify_depth, 4);
 	assert_int_equal(cfg->pkcs11.sessions, 4);
 	assert_int_equal(cfg->store.session_retention_seconds, 86400);
+	assert_false(cfg->certificates.public); /* certificates: their project's auditors and generators */
 	assert_string_equal(cfg->pkcs11.module, "softhsm2"); /* a p11-kit module name */
 	assert_int_equal(cfg->log.level, CS_LOG_INFO);
 	assert_int_equal(cfg->log.format, CS_LOG_LOGFMT);
@@ -417,8 +425,8 @@ static void test_all_errors_reported(void **state)
 }
 
 /* access.grants: every member parsed; a rate without a burst gets one
- * second's worth; no grants: none (everyone refused). audit.readers and
- * metrics.readers are still accepted beside them. */
+ * second's worth; no grants: none (everyone refused); certificates.public
+ * beside them (default false). */
 static void test_access_grants(void **state)
 {
 	(void)state;
@@ -429,7 +437,7 @@ static void test_access_grants(void **state)
 		   "tls = { cert = \"cert.pem\"; key = \"key.pem\"; ca = \"ca.pem\"; };\n"
 		   "pkcs11 = { module = \"softhsm2\"; token_uri = \"pkcs11:token=t\";\n"
 		   "  pin_file = \"user.pin\"; signing_key = \"pkcs11:object=k\"; };\n"
-		   "audit = { readers = [ \"spiffe://credsign.test/auditor\" ]; };\n"
+		   "certificates = { public = true; };\n"
 		   "access = { grants = (\n"
 		   "  { identity = \"spiffe://credsign.test/ci-deployer\"; role = \"generator\";\n"
 		   "    projects = [ \"payments\" ]; environments = [ \"production\", \"staging\" ];\n"
@@ -471,7 +479,7 @@ static void test_access_grants(void **state)
 	assert_null(g[3].projects);
 	assert_true(g[3].rate == 3.0);
 	assert_int_equal(g[3].burst, 3);
-	assert_string_equal(cfg->audit.readers[0], "spiffe://credsign.test/auditor");
+	assert_true(cfg->certificates.public);
 	/* where a grant's setting is, for messages found after loading */
 	char where[800], want[800];
 	cs_config_where(cfg, "access.grants.[1].projects", where, sizeof(where));

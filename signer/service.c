@@ -1,0 +1,344 @@
+/* service: the request context, authorisation and the request's audit
+ * entry (see service.h). */
+#include "service.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "cs_log.h"
+#include "jose.h"
+#include "service_internal.h"
+
+/* ---- the request ----------------------------------------------------------------- */
+
+void cs_service_begin(cs_service_req *rq, cs_app *app, cs_store *store, const cs_caller *caller,
+		      const char *action, const char *request_id)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->app = app;
+	rq->store = store;
+	rq->caller = caller;
+	rq->access = app->access != NULL ? cs_access_acquire(app->access) : NULL;
+	rq->certificates_public = atomic_load(&app->certificates_public);
+	snprintf(rq->request_id, sizeof(rq->request_id), "%s", request_id != NULL ? request_id : "");
+	snprintf(rq->role, sizeof(rq->role), "client");
+	rq->audit.request_id = rq->request_id[0] ? rq->request_id : NULL;
+	rq->audit.action = action;
+}
+
+void cs_service_end(cs_service_req *rq)
+{
+	cs_access_unref(rq->access);
+	rq->access = NULL;
+}
+
+/* value into buf[cap]: cut at a character boundary with "..." when it
+ * does not fit; ascii_only: bytes that are not printable ASCII become '?'
+ * (a raw request path may carry anything; every entry stays exportable
+ * as JSON). */
+static const char *copy_field(char *buf, size_t cap, const char *value, int ascii_only)
+{
+	if (value == NULL)
+		return NULL;
+	size_t n = strlen(value);
+	if (n < cap) {
+		memmove(buf, value, n + 1);
+	} else {
+		n = cap - 4;
+		while (n > 0 && ((unsigned char)value[n] & 0xc0) == 0x80)
+			n--;
+		memmove(buf, value, n);
+		memcpy(buf + n, "...", 4);
+	}
+	if (ascii_only)
+		cs_audit_sanitize(buf);
+	return buf;
+}
+
+void cs_service_set_object(cs_service_req *rq, const char *object)
+{
+	/* 256: an object from a request path is cut at 255 bytes (docs/audit.md) */
+	rq->audit.object = copy_field(rq->object, 256, object, 1);
+}
+
+void cs_service_set_scope(cs_service_req *rq, const char *project, const char *environment)
+{
+	/* from parsed JSON or stored claims: valid UTF-8 of at most 128 characters */
+	rq->audit.project = copy_field(rq->project, sizeof(rq->project), project, 0);
+	rq->audit.environment = copy_field(rq->environment, sizeof(rq->environment), environment, 0);
+}
+
+void cs_service_actor(cs_service_req *rq)
+{
+	rq->audit.actor = rq->caller != NULL ? rq->caller->identity : "unidentified";
+	rq->audit.actor_cert_sha256 = rq->caller != NULL ? rq->caller->cert_sha256 : NULL;
+	rq->audit.role = rq->role;
+}
+
+cs_err cs_service_record(cs_service_req *rq, const char *outcome, const char *error_code)
+{
+	if (rq->audited)
+		return rq->audit_failed ? CS_E_STORE : CS_OK;
+	rq->audited = 1;
+	const char *action = rq->audit.action != NULL ? rq->audit.action : "request";
+	if (rq->store_failed) {
+		/* the store could not write within audit.write_timeout_ms: a second
+		 * attempt for the failure entry would only double the wait */
+		cs_log_error("request %s (%s) failed and could not be audited: the store is unavailable",
+			     rq->request_id, action);
+		return CS_OK;
+	}
+	cs_audit_entry *e = &rq->audit;
+	cs_service_actor(rq);
+	e->action = action;
+	e->outcome = outcome;
+	e->error_code = copy_field(rq->error_code, sizeof(rq->error_code), error_code, 1);
+	cs_err r = cs_audit_record(rq->app->audit, rq->app->ledger, e);
+	if (r != CS_OK)
+		rq->audit_failed = 1; /* the entry is not durable: nothing else may leave */
+	return r;
+}
+
+/* ---- failures ----------------------------------------------------------------------- */
+
+/* Make text well-formed UTF-8 without refused characters (an access
+ * reason quotes client text, possibly cut inside a character): when it
+ * is not, every byte outside printable ASCII becomes '?'. */
+static void well_formed(char *text)
+{
+	if (text[0] != '\0' && cs_config_text_problem(text, CS_SERVICE_OBJECT_BYTES) != NULL)
+		cs_audit_sanitize(text);
+}
+
+cs_err cs_service_fail(cs_service_req *rq, cs_err r, const char *code, const char *fmt, ...)
+{
+	char what[sizeof(rq->problem.message)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(rq->problem.code, sizeof(rq->problem.code), "%s", code != NULL ? code : "");
+	if (code != NULL)
+		snprintf(rq->problem.message, sizeof(rq->problem.message), "%s", what);
+	else
+		snprintf(rq->problem.message, sizeof(rq->problem.message), "%.300s: %s", what, cs_strerror(r));
+	well_formed(rq->problem.message);
+	if (cs_err_category_of(r) == CS_CAT_STORE)
+		rq->store_failed = 1;
+	return r;
+}
+
+/* ---- authorisation ------------------------------------------------------------------- */
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+cs_err cs_service_refuse(cs_service_req *rq, const char *code, int retry_after, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rq->problem.message, sizeof(rq->problem.message), fmt, ap);
+	va_end(ap);
+	well_formed(rq->problem.message);
+	snprintf(rq->problem.code, sizeof(rq->problem.code), "%s", code);
+	rq->retry_after = retry_after;
+	char object[CS_SERVICE_OBJECT_BYTES + 300];
+	if (rq->audit.object != NULL)
+		snprintf(object, sizeof(object), "%s: %s", rq->audit.object, rq->problem.message);
+	else
+		snprintf(object, sizeof(object), "%s", rq->problem.message);
+	rq->audit.object = copy_field(rq->object, sizeof(rq->object), object, 0);
+	snprintf(rq->role, sizeof(rq->role), "client");
+	(void)cs_service_record(rq, "refused", code); /* sets audit_failed */
+	return CS_E_FORBIDDEN;
+}
+
+cs_err cs_service_authorize(cs_service_req *rq, cs_access_action action, const cs_access_scope *scope)
+{
+	static const cs_access_scope none = {NULL, NULL, NULL};
+	const cs_access_scope *s = scope != NULL ? scope : &none;
+	if (s->project != NULL || s->environment != NULL)
+		cs_service_set_scope(rq, s->project, s->environment); /* what was asked for */
+	if (rq->caller == NULL)
+		return cs_service_refuse(rq, "forbidden", 0, "no verified client certificate");
+	cs_access_decision d;
+	cs_access_decide(rq->access, rq->caller->identity, action, s, 1, monotonic_ms(), &d);
+	if (d.allowed) {
+		snprintf(rq->role, sizeof(rq->role), "%s", d.role);
+		return CS_OK;
+	}
+	if (d.retry_after > 0)
+		return cs_service_refuse(rq, "rate_limited", d.retry_after, "%s", d.reason);
+	if (action == CS_ACTION_CERT_READ && rq->certificates_public)
+		return CS_OK; /* certificates.public: any authenticated client reads them */
+	if (action == CS_ACTION_AUDIT_READ && s->project == NULL)
+		return cs_service_refuse(rq, "forbidden", 0,
+					 "%s; an auditor of some projects reads their entries with "
+					 "GET /api/audit?project=NAME",
+					 d.reason);
+	return cs_service_refuse(rq, "forbidden", 0, "%s", d.reason);
+}
+
+typedef struct {
+	const char *needed; /* "generator", "auditor or generator", "any", ... */
+	int found;
+} role_search;
+
+/* Does a grant of this role count for the roles an action needs? */
+static void has_role(void *arg, const char *grant, const char *role, int covers, const char *why)
+{
+	(void)grant;
+	(void)why;
+	role_search *m = arg;
+	if (covers || strcmp(m->needed, "any") == 0) {
+		m->found = 1;
+		return;
+	}
+	size_t n = strlen(role);
+	for (const char *p = strstr(m->needed, role); p != NULL; p = strstr(p + 1, role))
+		if ((p == m->needed || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+			m->found = 1;
+}
+
+cs_err cs_service_admit(cs_service_req *rq, cs_access_action action)
+{
+	if (rq->caller == NULL)
+		return cs_service_refuse(rq, "forbidden", 0, "no verified client certificate");
+	if (action == CS_ACTION_CERT_READ && rq->certificates_public)
+		return CS_OK;
+	cs_access_decision d;
+	cs_access_decide(rq->access, rq->caller->identity, action, NULL, 0, monotonic_ms(), &d);
+	if (d.allowed)
+		return CS_OK;
+	/* refused for the empty scope: d.role names the roles the action
+	 * needs (access.h); does the caller hold a grant of one of them? */
+	role_search m = {d.role != NULL ? d.role : "", 0};
+	cs_access_explain(rq->access, rq->caller->identity, action, NULL, has_role, &m);
+	if (m.found)
+		return CS_OK;
+	if (strcmp(m.needed, "any") == 0)
+		return cs_service_refuse(rq, "forbidden", 0, "no grant (%s needs a grant of any role)",
+					 cs_access_action_name(action));
+	return cs_service_refuse(rq, "forbidden", 0, "no %s grant (%s needs one)", m.needed,
+				 cs_access_action_name(action));
+}
+
+/* ---- the rules in force ------------------------------------------------------------- */
+
+static void system_entry(cs_app *app, const char *action, const char *object, const char *outcome,
+			 const char *error_code)
+{
+	cs_audit_entry e = {.actor = "system", .role = "system", .action = action, .object = object,
+			    .outcome = outcome, .error_code = error_code};
+	if (cs_audit_record(app->audit, app->ledger, &e) != CS_OK)
+		cs_log_error("%s not audited", action);
+}
+
+/* One identity with generator and auditor rights: warned of and audited. */
+static void conflict(void *arg, const char *identity, const char *generator, const char *auditor)
+{
+	char object[CS_SERVICE_OBJECT_BYTES];
+	snprintf(object, sizeof(object), "%.255s holds generator rights (%s) and auditor rights (%s)", identity,
+		 generator, auditor);
+	cs_audit_sanitize(object);
+	cs_log_warn("separation of duties: %s", object);
+	system_entry(arg, "access.conflict", object, "failure", "separation_of_duties");
+}
+
+static cs_err build_rules(cs_app *app, const cs_config *cfg, cs_access **out)
+{
+	cs_config_diag diag = {0};
+	cs_err r = cs_access_check_presets(cfg, app->presets, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		cs_log_error("%s", diag.messages[i]);
+	cs_config_diag_free(&diag);
+	if (r != CS_OK)
+		return r;
+	if ((r = cs_access_new(cfg, out)) != CS_OK)
+		return r;
+	cs_access_each_conflict(*out, conflict, app);
+	return CS_OK;
+}
+
+cs_err cs_service_rules_start(cs_app *app, const cs_config *cfg)
+{
+	cs_access *rules = NULL;
+	cs_err r = build_rules(app, cfg, &rules);
+	if (r == CS_OK && (r = cs_access_slot_new(rules, &app->access)) != CS_OK)
+		cs_access_unref(rules);
+	if (r == CS_OK)
+		atomic_store(&app->certificates_public, cfg->certificates.public);
+	return r;
+}
+
+cs_err cs_service_rules_reload(cs_app *app)
+{
+	cs_config *cfg = NULL;
+	cs_config_diag diag = {0};
+	cs_access *rules = NULL;
+	const char *file = app->cfg->file;
+	cs_err r = cs_config_load(file, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		cs_log_error("%s", diag.messages[i]);
+	cs_config_diag_free(&diag);
+	if (r == CS_OK)
+		r = build_rules(app, cfg, &rules);
+	if (r != CS_OK) {
+		cs_log_error("SIGHUP: %s not reloaded (%s); the access rules in force stay", file, cs_strerror(r));
+		system_entry(app, "access.reload", file, "failure", "config_invalid");
+		cs_config_free(cfg);
+		return r;
+	}
+	int public = cfg->certificates.public;
+	size_t grants = cfg->access.ngrants;
+	cs_config_free(cfg);
+	cs_access_swap(app->access, rules);
+	atomic_store(&app->certificates_public, public);
+	cs_log_info("SIGHUP: access rules reloaded from %s: %zu grant(s), certificates.public %s", file, grants,
+		    public ? "true" : "false");
+	system_entry(app, "access.reload", file, "success", NULL);
+	return CS_OK;
+}
+
+void cs_service_rules_stop(cs_app *app)
+{
+	cs_access_slot_free(app->access);
+	app->access = NULL;
+}
+
+/* ---- shared helpers -------------------------------------------------------------------- */
+
+int64_t cs_service_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cs_service_rfc3339(int64_t ms, char out[32])
+{
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+cs_err cs_service_id_from_raw(uint8_t raw[CS_SERVICE_ID_BYTES], char out[CS_SERVICE_ID_CHARS + 1])
+{
+	raw[0] &= 0x7f;
+	char *s = cs_b64url_encode(raw, CS_SERVICE_ID_BYTES);
+	if (s == NULL)
+		return CS_E_NOMEM;
+	memcpy(out, s, CS_SERVICE_ID_CHARS + 1);
+	free(s);
+	return CS_OK;
+}

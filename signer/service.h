@@ -1,0 +1,258 @@
+/*
+ * service: the appliance's operations, without HTTP.
+ *
+ * Each service takes a typed request and the request context (who asks,
+ * under which access rules, the request's audit entry) and returns a
+ * typed result and a cs_err. No libevent, no HTTP status: a front end
+ * (api.c today; the delegated-signing API and a key process behind a
+ * socket later) decodes its input into these requests, calls the
+ * service, and encodes the result or maps the error (cs_err, and
+ * rq->problem when the service said more).
+ *
+ * Authorisation is decided here and only here: every service calls
+ * cs_service_authorize first (with the scope it asks for: project,
+ * environment, preset), which asks the access rules the request started
+ * with (access.h) and, when they refuse, writes the refusal's audit entry
+ * at once: action, the project and environment asked for, error_code
+ * forbidden (or rate_limited) and the reason, naming the missing grant, in
+ * the entry's object. So no front end can skip the decision or its audit.
+ * cs_service_admit is the same decision before a request's scope is known
+ * (the caller holds a grant of a role that can do the action at all): a
+ * front end calls it before it decodes input, so that an identity without
+ * a grant is refused (403) whatever it sends; the services call it too
+ * where their scope comes from stored state (certify: the session; a
+ * certificate: its project). Public by nature, and never decided: the
+ * JWKS and readiness (cs_service_jwks, cs_service_readiness).
+ *
+ * Every audited request gets exactly one audit entry: written inside the
+ * state change's transaction (generate, certify), at a refusal
+ * (cs_service_authorize, cs_service_admit, a session of another client),
+ * or by cs_service_record when the front end has its answer. When an
+ * entry cannot be written, rq->audit_failed is set: nothing may be
+ * answered then but "audit unavailable" (503).
+ *
+ * A request takes its own reference to the access rules in force at
+ * cs_service_begin (access.h, cs_access_acquire): a SIGHUP that swaps
+ * them does not change the decisions of a request in flight.
+ *
+ * Secrets: a generated credential lives in cs_generate_result until
+ * cs_generate_result_wipe; it is never stored or logged.
+ */
+#ifndef CS_SERVICE_H
+#define CS_SERVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "access.h"
+#include "app.h"
+#include "audit.h"
+#include "generate.h"
+#include "policy.h"
+#include "preset.h"
+#include "store.h"
+
+#define CS_SERVICE_ID_CHARS 22   /* session and certificate ids: base64url of 16 bytes */
+#define CS_SERVICE_TEXT_MAX 128  /* project, environment, system: characters */
+#define CS_SERVICE_TEXT_BYTES (CS_SERVICE_TEXT_MAX * 4 + 1)
+/* an audit object: an id, a path (cut at 255 bytes), or a refusal's reason */
+#define CS_SERVICE_OBJECT_BYTES 400
+
+/* The caller: a verified client certificate's identity (its first URI SAN,
+ * tls.h) and the certificate's SHA-256 (hex). */
+typedef struct {
+	char identity[256];
+	char cert_sha256[65];
+} cs_caller;
+
+/* What a service said about its failure, beyond the cs_err. */
+typedef struct {
+	char code[48];     /* the error code for the caller ("forbidden", "token_not_validated"); "" */
+	char message[400]; /* for the caller; well-formed UTF-8; "" */
+} cs_service_problem;
+
+/* One request: fill with cs_service_begin, end with cs_service_end. */
+typedef struct {
+	cs_app *app;
+	cs_store *store;         /* this thread's own connection (reads) */
+	const cs_caller *caller; /* NULL: no verified client certificate */
+	cs_access *access;       /* the rules the request started with (its own reference) */
+	int certificates_public; /* certificates.public when the request started */
+	/* the request's audit entry (action set at begin; services fill the
+	 * rest) and the copies its strings point to */
+	cs_audit_entry audit;
+	char object[CS_SERVICE_OBJECT_BYTES], project[CS_SERVICE_TEXT_BYTES],
+		environment[CS_SERVICE_TEXT_BYTES], role[32], request_id[128], error_code[48];
+	int audited;      /* the entry is written (or its write failed: audit_failed) */
+	int audit_failed; /* it could not be written: answer 503 audit_unavailable, nothing else */
+	int store_failed; /* the store failed this request: its failure entry is not attempted */
+	cs_service_problem problem;
+	int retry_after; /* refused by a rate limit: seconds until a request could pass */
+} cs_service_req;
+
+/* Start a request: takes a reference to the access rules in force.
+ * action: the audit action ("generate", "cert.read", ..., "request");
+ * request_id: copied. */
+void cs_service_begin(cs_service_req *rq, cs_app *app, cs_store *store, const cs_caller *caller,
+		      const char *action, const char *request_id);
+/* Release the request's references (its entry must be written by then). */
+void cs_service_end(cs_service_req *rq);
+
+/* Set the audit entry's object, project or environment (copied; NULL
+ * clears). An object that is not printable ASCII is sanitised; one longer
+ * than 255 bytes is cut and ends in "...". */
+void cs_service_set_object(cs_service_req *rq, const char *object);
+void cs_service_set_scope(cs_service_req *rq, const char *project, const char *environment);
+
+/* The decision (see the top of this file). CS_OK: allowed (the entry's
+ * role becomes the allowing grant's role, and a rate-limited grant's
+ * bucket pays one token). CS_E_FORBIDDEN: refused and audited;
+ * rq->problem says why (code "forbidden", or "rate_limited" with
+ * rq->retry_after > 0); rq->audit_failed when the entry could not be
+ * written. A NULL scope is the empty scope. */
+cs_err cs_service_authorize(cs_service_req *rq, cs_access_action action, const cs_access_scope *scope)
+	__attribute__((warn_unused_result));
+/* The decision before the scope is known: whether the caller holds a
+ * grant of a role that can do action in some scope (cert.read: always
+ * with certificates.public). No rate is charged. CS_OK or CS_E_FORBIDDEN
+ * as above (the reason: "no generator grant (generate needs one)"). */
+cs_err cs_service_admit(cs_service_req *rq, cs_access_action action) __attribute__((warn_unused_result));
+
+/* Write the request's audit entry unless it is written: outcome
+ * "success", "refused" or "failure", error_code the caller's error code or
+ * NULL. When the store already failed this request, nothing is attempted
+ * (logged). CS_OK when durable (or not attempted); otherwise
+ * rq->audit_failed is set. */
+cs_err cs_service_record(cs_service_req *rq, const char *outcome, const char *error_code);
+
+/* ---- the rules in force ---------------------------------------------------------- */
+
+/* Install the access rules of cfg (its access.grants and
+ * certificates.public) in app: at start, once the audit log is open.
+ * Each identity that holds both generator and auditor rights is warned of
+ * in the log and audited (action access.conflict, object naming the
+ * identity and both grants, outcome failure, error_code
+ * separation_of_duties). */
+cs_err cs_service_rules_start(cs_app *app, const cs_config *cfg) __attribute__((warn_unused_result));
+/* SIGHUP: read the configuration file again (app->cfg->file) and swap in
+ * the rules of its access.grants and certificates.public; requests in
+ * flight keep the rules they started with. Other settings need a
+ * restart. When the file does not load (each problem logged) or its
+ * grants name unknown presets, the rules in force stay. Audited
+ * (access.reload, outcome success or failure, error_code config_invalid),
+ * conflicts as at start. */
+cs_err cs_service_rules_reload(cs_app *app);
+void cs_service_rules_stop(cs_app *app);
+
+/* ---- generate ------------------------------------------------------------------ */
+
+typedef struct {
+	const cs_preset *preset;
+	const cs_plan *plan; /* planned under the preset (cs_preset_plan; not copied: it points into itself) */
+	const char *project, *environment, *system, *prefix; /* NULL: not given */
+} cs_generate_request;
+
+typedef struct {
+	char credential[CS_CREDENTIAL_MAX * 12]; /* wiped by cs_generate_result_wipe */
+	char session_id[CS_SERVICE_ID_CHARS + 1];
+	int expires_in; /* seconds */
+	const char *preset, *type;
+	int length;
+	double entropy_bits;
+} cs_generate_result;
+
+/* A credential from the token's RNG and its generation session (stored
+ * with the audit entry in one transaction). Needs a generator grant for
+ * the project, environment and preset. A preset that requires a
+ * validated token the token is not: CS_E_UNPROCESSABLE with problem code
+ * token_not_validated. */
+cs_err cs_service_generate(cs_service_req *rq, const cs_generate_request *in, cs_generate_result *out)
+	__attribute__((warn_unused_result));
+void cs_generate_result_wipe(cs_generate_result *out);
+
+/* ---- certify ------------------------------------------------------------------- */
+
+typedef struct {
+	char cert_id[CS_SERVICE_ID_CHARS + 1];
+	char *jws;     /* malloc'd */
+	char url[600]; /* server.public_base_url/cert/ID */
+} cs_certify_result;
+
+/* Certify a generation session of this client certificate: refused
+ * (CS_E_FORBIDDEN, audited) when it belongs to another, or when no
+ * generator grant covers its project, environment and preset today;
+ * CS_E_NOT_FOUND, CS_E_SESSION_USED, CS_E_SESSION_EXPIRED. */
+cs_err cs_service_certify(cs_service_req *rq, const char *session_id, cs_certify_result *out)
+	__attribute__((warn_unused_result));
+void cs_certify_result_free(cs_certify_result *out);
+
+/* ---- reads --------------------------------------------------------------------- */
+
+/* A certificate: its JWS and its claims as signed (both malloc'd). Needs
+ * an auditor or generator grant for its project, or certificates.public.
+ * CS_E_NOT_FOUND. */
+cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, char **claims_json)
+	__attribute__((warn_unused_result));
+/* Every signing key ever used: [JWK + status, created_at]. Public. */
+cs_err cs_service_jwks(cs_service_req *rq, json_t **keys) __attribute__((warn_unused_result));
+/* {"version", "presets":[definition + sha256, source, enforced_min_length]}.
+ * Any grant. */
+cs_err cs_service_presets(cs_service_req *rq, json_t **doc) __attribute__((warn_unused_result));
+
+/* GET /api/policy decoded: the chosen presets and the texts that override
+ * the configuration's policy group ("" when not given). */
+typedef struct {
+	const cs_preset *presets[CS_POLICY_STANDARDS_MAX];
+	size_t count;
+	int markdown; /* format=markdown */
+	int html;     /* format=html */
+	char organisation[CS_POLICY_TEXT_MAX * 4 + 1], owner[CS_POLICY_TEXT_MAX * 4 + 1],
+		version[CS_POLICY_TEXT_MAX * 4 + 1], scope[CS_POLICY_SCOPE_MAX * 4 + 1],
+		effective_date[11];
+} cs_policy_input;
+
+/* The policy document (policy.h); the caller renders it. Any grant. */
+cs_err cs_service_policy(cs_service_req *rq, const cs_policy_input *in, json_t **doc)
+	__attribute__((warn_unused_result));
+/* Prometheus text (malloc'd). Needs an operator grant. */
+cs_err cs_service_metrics(cs_service_req *rq, char **text) __attribute__((warn_unused_result));
+
+/* Readiness: whether the token answers and store writes succeed. Public,
+ * not audited (a probe). */
+typedef struct {
+	cs_err token, store;
+	const char *store_state; /* "ok", "writes fail" or the store's error */
+} cs_readiness;
+void cs_service_readiness(cs_app *app, cs_store *store, cs_readiness *out);
+
+/* ---- the audit log ------------------------------------------------------------- */
+
+typedef struct {
+	int64_t from_seq; /* 1.. */
+	int limit;        /* 1..CS_SERVICE_AUDIT_LIMIT_MAX */
+	char project[CS_SERVICE_TEXT_BYTES]; /* "": the whole log */
+} cs_audit_query;
+#define CS_SERVICE_AUDIT_LIMIT_MAX 10000
+
+typedef struct {
+	json_t *entries, *checkpoints; /* the export's objects (audit.h) */
+	int64_t next_from_seq;         /* 0: the end of the log */
+} cs_audit_page;
+
+/* A page of the export (audit.h, cs_audit_export). Without a project, the
+ * whole log with its checkpoints: needs an auditor grant for every
+ * project ("*"). With one, only the entries of that project (the page may
+ * hold fewer than limit, even none: follow next_from_seq) and no
+ * checkpoint: a filtered view cannot be verified on its own (the chain
+ * needs every entry); needs an auditor grant for that project. */
+cs_err cs_service_audit_export(cs_service_req *rq, const cs_audit_query *q, cs_audit_page *out)
+	__attribute__((warn_unused_result));
+void cs_audit_page_free(cs_audit_page *page);
+/* The signed checkpoint over the newest entries (malloc'd JWS): for
+ * verifying the whole log, so it needs an auditor grant for every project.
+ * CS_E_NOT_FOUND when there is none. */
+cs_err cs_service_audit_checkpoint(cs_service_req *rq, char **jws) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,787 @@
+/*
+ * service_test: the services called directly (service.h), without HTTP,
+ * against a real SoftHSM2 token (the signing key, the RNG) and a store in
+ * a temporary directory, under a configuration loaded from a file:
+ *
+ * - generate and certify: allowed within a generator's scope (entry with
+ *   the grant's role, project and environment); refused outside it, with
+ *   the missing grant named to the caller and in the refusal's entry,
+ *   and no credential; a session certified by another client certificate
+ *   is refused and audited with the session's scope, and stays certifiable
+ *   by its own;
+ * - reads: certificates by their project's auditors and generators (any
+ *   client with certificates.public), the whole audit log and the
+ *   checkpoint by "*" auditors, one project's entries (no checkpoint) by
+ *   that project's auditor, presets and policy by any grant, metrics by
+ *   operators, the JWKS by anyone;
+ * - admit: the decision before the scope is known;
+ * - rate limits: a grant's bucket, refused with the seconds to wait;
+ * - the rules in force: a request keeps the rules it began with across a
+ *   reload; a reload that removes a grant denies the next request; a file
+ *   that does not load keeps the rules (audited); conflicts audited;
+ * - one entry per request.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+
+#include "audit.h"
+#include "ledger.h"
+#include "provider.h"
+#include "service.h"
+#include "test_support.h"
+
+#define KEY_LABEL "service-es256"
+
+static char dir[512], conf_path[700];
+static cs_config *cfg;
+static cs_app app;
+static cs_store *store;
+static OSSL_PROVIDER *prov, *deflt;
+
+/* ---- the configuration ------------------------------------------------------------ */
+
+static const char *const base_grants =
+	"  { identity = \"spiffe://t/ci\"; role = \"generator\"; projects = [ \"payments\" ];\n"
+	"    environments = [ \"production\", \"staging\" ]; },\n"
+	"  { identity = \"spiffe://t/web\"; role = \"generator\"; projects = [ \"web\" ]; environments = [ \"*\" ]; },\n"
+	"  { identity = \"spiffe://t/auditor\"; role = \"auditor\"; projects = [ \"*\" ]; },\n"
+	"  { identity = \"spiffe://t/pay-auditor\"; role = \"auditor\"; projects = [ \"payments\" ]; },\n"
+	"  { identity = \"spiffe://t/operator\"; role = \"operator\"; },\n"
+	"  { identity = \"spiffe://t/limited\"; role = \"generator\"; projects = [ \"web\" ];\n"
+	"    environments = [ \"dev\" ]; rate = 0.001; burst = 2; }";
+
+/* Write the configuration file with these grants (and extra groups). */
+static void write_conf(const char *grants, const char *extra)
+{
+	char text[8192];
+	snprintf(text, sizeof(text),
+		 "server = { public_base_url = \"https://credsign.test\"; node_id = \"svc\";\n"
+		 "  presets_file = \"%s/conf/presets.conf\"; };\n"
+		 "tls = { cert = \"cert.pem\"; key = \"key.pem\"; ca = \"ca.pem\"; };\n"
+		 "pkcs11 = { module = \"%s\"; token_uri = \"pkcs11:token=cstest\";\n"
+		 "  pin_file = \"%s/user.pin\"; signing_key = \"pkcs11:token=cstest;object=" KEY_LABEL "\";\n"
+		 "  validation = { program = \"none\"; }; };\n"
+		 "store = { path = \"credsign.db\"; };\n"
+		 "audit = { checkpoint_entries = 4; };\n"
+		 "access = { grants = (\n%s\n); };\n%s",
+		 CREDSIGN_SOURCE_DIR, getenv("CREDSIGN_TEST_MODULE"), getenv("CREDSIGN_TEST_TOKEN_DIR"), grants,
+		 extra != NULL ? extra : "");
+	ts_write_file(conf_path, text, 0600);
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+static cs_caller who(const char *name)
+{
+	cs_caller c;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.identity, sizeof(c.identity), "spiffe://t/%s", name);
+	/* a certificate of its own per name */
+	unsigned h = 5381;
+	for (const char *p = name; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	for (int i = 0; i < 64; i++)
+		c.cert_sha256[i] = "0123456789abcdef"[(h >> (i % 28)) & 15];
+	return c;
+}
+
+static long request_number;
+
+static void begin(cs_service_req *rq, const cs_caller *c, const char *action)
+{
+	char id[32];
+	snprintf(id, sizeof(id), "svc-%ld", ++request_number);
+	cs_service_begin(rq, &app, store, c, action, id);
+}
+
+/* End a request as a front end does: its entry written unless it is. */
+static void finish(cs_service_req *rq, cs_err r)
+{
+	assert_int_equal(cs_service_record(rq, r == CS_OK ? "success" : "refused",
+					   rq->problem.code[0] ? rq->problem.code : NULL),
+			 CS_OK);
+	cs_service_end(rq);
+}
+
+typedef struct {
+	char request_id[128];
+	int found;
+	char actor[256], role[32], action[64], object[512], project[600], environment[600], outcome[16],
+		error_code[48];
+} entry;
+
+static int match_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+{
+	(void)prev;
+	(void)hash;
+	entry *out = arg;
+	if (e->request_id == NULL || strcmp(e->request_id, out->request_id) != 0)
+		return 0;
+	out->found++;
+	snprintf(out->actor, sizeof(out->actor), "%s", e->actor);
+	snprintf(out->role, sizeof(out->role), "%s", e->role);
+	snprintf(out->action, sizeof(out->action), "%s", e->action);
+	snprintf(out->object, sizeof(out->object), "%s", e->object != NULL ? e->object : "");
+	snprintf(out->project, sizeof(out->project), "%s", e->project != NULL ? e->project : "");
+	snprintf(out->environment, sizeof(out->environment), "%s", e->environment != NULL ? e->environment : "");
+	snprintf(out->outcome, sizeof(out->outcome), "%s", e->outcome);
+	snprintf(out->error_code, sizeof(out->error_code), "%s", e->error_code != NULL ? e->error_code : "");
+	return 0;
+}
+
+/* The one entry of a request (fails the test when there is not exactly one). */
+static entry entry_of(const char *request_id)
+{
+	entry e;
+	memset(&e, 0, sizeof(e));
+	snprintf(e.request_id, sizeof(e.request_id), "%s", request_id);
+	assert_int_equal(cs_store_audit_each(store, 1, 0, match_entry, &e), CS_OK);
+	assert_int_equal(e.found, 1);
+	return e;
+}
+
+typedef struct {
+	const char *action;
+	int count;
+	char last_outcome[16], last_object[512];
+} action_count;
+
+static int count_action(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+{
+	(void)prev;
+	(void)hash;
+	action_count *c = arg;
+	if (strcmp(e->action, c->action) == 0) {
+		c->count++;
+		snprintf(c->last_outcome, sizeof(c->last_outcome), "%s", e->outcome);
+		snprintf(c->last_object, sizeof(c->last_object), "%s", e->object != NULL ? e->object : "");
+	}
+	return 0;
+}
+
+static action_count entries_of(const char *action)
+{
+	action_count c = {.action = action};
+	assert_int_equal(cs_store_audit_each(store, 1, 0, count_action, &c), CS_OK);
+	return c;
+}
+
+/* A refusal: CS_E_FORBIDDEN, the code and the reason to the caller, and one
+ * entry saying the same. */
+static entry assert_refused(cs_service_req *rq, cs_err r, const char *code, const char *reason)
+{
+	assert_int_equal(r, CS_E_FORBIDDEN);
+	assert_string_equal(rq->problem.code, code);
+	if (strstr(rq->problem.message, reason) == NULL)
+		fail_msg("message '%s' does not say '%s'", rq->problem.message, reason);
+	assert_true(rq->audited);
+	assert_false(rq->audit_failed);
+	entry e = entry_of(rq->request_id);
+	assert_string_equal(e.outcome, "refused");
+	assert_string_equal(e.error_code, code);
+	assert_string_equal(e.role, "client");
+	if (strstr(e.object, reason) == NULL)
+		fail_msg("entry object '%s' does not say '%s'", e.object, reason);
+	return e;
+}
+
+static const cs_preset *preset(const char *name)
+{
+	const cs_preset *p = cs_preset_find(app.presets, name);
+	assert_non_null(p);
+	return p;
+}
+
+/* A request of soc2's defaults (the plan is kept in plan: it points into
+ * itself). */
+static cs_generate_request generate_request(const char *project, const char *environment, cs_plan *plan)
+{
+	cs_generate_request g = {.preset = preset("soc2"), .plan = plan, .project = project,
+				 .environment = environment};
+	cs_plan_request q = {0};
+	char why[256];
+	assert_int_equal(cs_preset_plan(g.preset, app.wordlist, &q, plan, why, sizeof(why)), CS_OK);
+	return g;
+}
+
+/* Generate as name; the session id into sid (when allowed). */
+static cs_err generate_as(const char *name, const char *project, const char *environment, char sid[23])
+{
+	cs_caller c = who(name);
+	cs_service_req rq;
+	cs_generate_result res;
+	cs_plan plan;
+	cs_generate_request g = generate_request(project, environment, &plan);
+	begin(&rq, &c, "generate");
+	cs_err r = cs_service_generate(&rq, &g, &res);
+	if (r == CS_OK && sid != NULL)
+		memcpy(sid, res.session_id, 23);
+	cs_generate_result_wipe(&res);
+	finish(&rq, r);
+	return r;
+}
+
+/* A certificate of a project, generated and certified by name. */
+static void certificate_of(const char *name, const char *project, const char *environment, char cert_id[23])
+{
+	char sid[23];
+	assert_int_equal(generate_as(name, project, environment, sid), CS_OK);
+	cs_caller c = who(name);
+	cs_service_req rq;
+	cs_certify_result res;
+	begin(&rq, &c, "certify");
+	assert_int_equal(cs_service_certify(&rq, sid, &res), CS_OK);
+	memcpy(cert_id, res.cert_id, 23);
+	cs_certify_result_free(&res);
+	finish(&rq, CS_OK);
+}
+
+/* ---- generate ------------------------------------------------------------------------ */
+
+static void test_generate_within_the_grant(void **state)
+{
+	(void)state;
+	cs_caller c = who("ci");
+	cs_service_req rq;
+	cs_generate_result res;
+	cs_plan plan;
+	cs_generate_request g = generate_request("payments", "production", &plan);
+	begin(&rq, &c, "generate");
+	assert_int_equal(cs_service_generate(&rq, &g, &res), CS_OK);
+	assert_true(strlen(res.credential) >= (size_t)g.plan->length);
+	assert_int_equal(strlen(res.session_id), CS_SERVICE_ID_CHARS);
+	assert_string_equal(res.preset, "soc2");
+	assert_int_equal(res.expires_in, CS_SESSION_TTL_SECONDS);
+	assert_true(rq.audited); /* in the session's transaction */
+	entry e = entry_of(rq.request_id);
+	assert_string_equal(e.actor, "spiffe://t/ci");
+	assert_string_equal(e.role, "generator");
+	assert_string_equal(e.action, "generate");
+	assert_string_equal(e.outcome, "success");
+	assert_string_equal(e.object, res.session_id);
+	assert_string_equal(e.project, "payments");
+	assert_string_equal(e.environment, "production");
+	/* the credential is never in the entry */
+	assert_null(strstr(e.object, res.credential));
+	cs_generate_result_wipe(&res);
+	for (size_t i = 0; i < sizeof(res.credential); i++)
+		assert_int_equal(res.credential[i], 0);
+	finish(&rq, CS_OK);
+	assert_int_equal(entry_of(rq.request_id).found, 1); /* recorded once */
+}
+
+static void test_generate_outside_the_grant(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name, *project, *environment, *reason;
+	} cases[] = {
+		/* another project, another environment, none given (only "*" covers it) */
+		{"ci", "web", "production", "no generator grant for project web, environment production, preset soc2"},
+		{"ci", "payments", "dev", "no generator grant for project payments, environment dev, preset soc2"},
+		{"ci", NULL, NULL, "no generator grant for project (none), environment (none), preset soc2"},
+		/* roles that do not generate, and no grant at all */
+		{"auditor", "payments", "production", "no generator grant for project payments"},
+		{"operator", "web", "dev", "no generator grant for project web"},
+		{"stranger", "web", "dev", "no generator grant for project web"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cs_caller c = who(cases[i].name);
+		cs_service_req rq;
+		cs_generate_result res;
+		cs_plan plan;
+		cs_generate_request g = generate_request(cases[i].project, cases[i].environment, &plan);
+		begin(&rq, &c, "generate");
+		cs_err r = cs_service_generate(&rq, &g, &res);
+		entry e = assert_refused(&rq, r, "forbidden", cases[i].reason);
+		assert_string_equal(e.actor, c.identity);
+		assert_string_equal(e.action, "generate");
+		/* the scope asked for */
+		assert_string_equal(e.project, cases[i].project != NULL ? cases[i].project : "");
+		assert_string_equal(e.environment, cases[i].environment != NULL ? cases[i].environment : "");
+		/* nothing generated */
+		assert_string_equal(res.credential, "");
+		assert_string_equal(res.session_id, "");
+		finish(&rq, r);
+	}
+	/* no verified client: refused, attributed to no one */
+	cs_service_req rq;
+	cs_generate_result res;
+	cs_plan plan;
+	cs_generate_request g = generate_request("web", "dev", &plan);
+	begin(&rq, NULL, "generate");
+	entry e = assert_refused(&rq, cs_service_generate(&rq, &g, &res), "forbidden", "no verified client certificate");
+	assert_string_equal(e.actor, "unidentified");
+	finish(&rq, CS_E_FORBIDDEN);
+}
+
+/* ---- certify ----------------------------------------------------------------------- */
+
+static void test_certify_by_the_generator_only(void **state)
+{
+	(void)state;
+	char sid[23];
+	assert_int_equal(generate_as("ci", "payments", "staging", sid), CS_OK);
+	cs_certify_result res;
+	cs_service_req rq;
+	/* another generator's client certificate: refused, with the session's scope */
+	cs_caller web = who("web");
+	begin(&rq, &web, "certify");
+	entry e = assert_refused(&rq, cs_service_certify(&rq, sid, &res), "forbidden",
+				 "the generation session belongs to another client certificate");
+	assert_non_null(strstr(e.object, sid));
+	assert_string_equal(e.project, "payments");
+	assert_string_equal(e.environment, "staging");
+	assert_null(res.jws);
+	finish(&rq, CS_E_FORBIDDEN);
+	/* an identity without a generator grant: refused before the session is read */
+	cs_caller auditor = who("auditor");
+	begin(&rq, &auditor, "certify");
+	assert_refused(&rq, cs_service_certify(&rq, sid, &res), "forbidden", "no generator grant (certify needs one)");
+	finish(&rq, CS_E_FORBIDDEN);
+	/* its own: certified, once */
+	cs_caller ci = who("ci");
+	begin(&rq, &ci, "certify");
+	assert_int_equal(cs_service_certify(&rq, sid, &res), CS_OK);
+	assert_non_null(res.jws);
+	assert_int_equal(strlen(res.cert_id), CS_SERVICE_ID_CHARS);
+	char want[200];
+	snprintf(want, sizeof(want), "https://credsign.test/cert/%s", res.cert_id);
+	assert_string_equal(res.url, want);
+	e = entry_of(rq.request_id);
+	assert_string_equal(e.outcome, "success");
+	assert_string_equal(e.role, "generator");
+	assert_string_equal(e.object, res.cert_id);
+	assert_string_equal(e.project, "payments");
+	finish(&rq, CS_OK);
+	/* the stored certificate is the one returned */
+	char *jws = NULL, *claims = NULL;
+	begin(&rq, &auditor, "cert.read");
+	assert_int_equal(cs_service_cert_get(&rq, res.cert_id, &jws, &claims), CS_OK);
+	assert_string_equal(jws, res.jws);
+	assert_non_null(strstr(claims, "\"project\":\"payments\""));
+	finish(&rq, CS_OK);
+	free(jws);
+	free(claims);
+	cs_certify_result_free(&res);
+	begin(&rq, &ci, "certify");
+	assert_int_equal(cs_service_certify(&rq, sid, &res), CS_E_SESSION_USED);
+	finish(&rq, CS_E_SESSION_USED);
+	begin(&rq, &ci, "certify");
+	assert_int_equal(cs_service_certify(&rq, "AAAAAAAAAAAAAAAAAAAAAA", &res), CS_E_NOT_FOUND);
+	finish(&rq, CS_E_NOT_FOUND);
+}
+
+/* ---- reads ----------------------------------------------------------------------------- */
+
+static void test_certificates_by_project(void **state)
+{
+	(void)state;
+	char cert[23];
+	certificate_of("ci", "payments", "production", cert);
+	static const struct {
+		const char *name, *role, *reason; /* reason NULL: allowed */
+	} cases[] = {
+		{"auditor", "auditor", NULL},
+		{"pay-auditor", "auditor", NULL},
+		{"ci", "generator", NULL},
+		{"web", NULL, "no auditor or generator grant for project payments"},
+		{"operator", NULL, "no auditor or generator grant (cert.read needs one)"},
+		{"stranger", NULL, "no auditor or generator grant (cert.read needs one)"},
+	};
+	for (int pub = 0; pub < 2; pub++)
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			cs_caller c = who(cases[i].name);
+			cs_service_req rq;
+			char *jws = NULL, *claims = NULL;
+			begin(&rq, &c, "cert.read");
+			rq.certificates_public = pub; /* as cs_service_begin reads it from the app */
+			cs_err r = cs_service_cert_get(&rq, cert, &jws, &claims);
+			if (cases[i].reason == NULL || pub) {
+				assert_int_equal(r, CS_OK);
+				assert_non_null(jws);
+				finish(&rq, r);
+				entry e = entry_of(rq.request_id);
+				/* certificates.public reads as a client unless a grant covers it */
+				assert_string_equal(e.role, cases[i].reason == NULL ? cases[i].role : "client");
+				assert_string_equal(e.object, cert);
+				assert_string_equal(e.project, "payments");
+			} else {
+				entry e = assert_refused(&rq, r, "forbidden", cases[i].reason);
+				assert_non_null(strstr(e.object, cert));
+				assert_null(jws);
+				finish(&rq, r);
+			}
+			free(jws);
+			free(claims);
+		}
+	cs_caller auditor = who("auditor");
+	cs_service_req rq;
+	char *jws = NULL, *claims = NULL;
+	begin(&rq, &auditor, "cert.read");
+	assert_int_equal(cs_service_cert_get(&rq, "AAAAAAAAAAAAAAAAAAAAAA", &jws, &claims), CS_E_NOT_FOUND);
+	finish(&rq, CS_E_NOT_FOUND);
+}
+
+typedef struct {
+	int entries, checkpoints, other_project, no_project;
+} page_summary;
+
+static page_summary export_as(const char *name, const char *project, cs_err want, const char *reason)
+{
+	cs_caller c = who(name);
+	cs_service_req rq;
+	cs_audit_query q = {.from_seq = 1, .limit = 10000};
+	cs_audit_page page;
+	page_summary s = {0};
+	snprintf(q.project, sizeof(q.project), "%s", project != NULL ? project : "");
+	begin(&rq, &c, "audit.read");
+	cs_err r = cs_service_audit_export(&rq, &q, &page);
+	if (want != CS_OK) {
+		assert_refused(&rq, r, "forbidden", reason);
+		finish(&rq, r);
+		return s;
+	}
+	assert_int_equal(r, CS_OK);
+	size_t i;
+	json_t *e;
+	json_array_foreach(page.entries, i, e) {
+		const char *p = json_string_value(json_object_get(e, "project"));
+		s.entries++;
+		s.no_project += p == NULL;
+		s.other_project += p != NULL && (project == NULL || strcmp(p, project) != 0);
+	}
+	s.checkpoints = (int)json_array_size(page.checkpoints);
+	assert_int_equal(page.next_from_seq, 0);
+	cs_audit_page_free(&page);
+	finish(&rq, r);
+	assert_string_equal(entry_of(rq.request_id).role, "auditor");
+	return s;
+}
+
+static void test_audit_log_views(void **state)
+{
+	(void)state;
+	char cert[23];
+	certificate_of("web", "web", "dev", cert);
+	certificate_of("ci", "payments", "production", cert);
+	/* the whole log: entries of every project and of none, with checkpoints */
+	page_summary all = export_as("auditor", NULL, CS_OK, NULL);
+	assert_true(all.entries > 10 && all.checkpoints > 0 && all.other_project > 0 && all.no_project > 0);
+	/* one project: its entries only, no checkpoint (not verifiable alone) */
+	page_summary pay = export_as("pay-auditor", "payments", CS_OK, NULL);
+	assert_true(pay.entries >= 4 && pay.entries < all.entries);
+	assert_int_equal(pay.other_project + pay.no_project + pay.checkpoints, 0);
+	page_summary pay_star = export_as("auditor", "payments", CS_OK, NULL);
+	assert_true(pay_star.entries >= pay.entries); /* a "*" auditor may filter too */
+	assert_int_equal(pay_star.checkpoints, 0);
+	/* not its projects, not the whole log; nor anyone else's */
+	export_as("pay-auditor", NULL, CS_E_FORBIDDEN,
+		  "no auditor grant for every project (projects = [ \"*\" ]); an auditor of some projects reads their "
+		  "entries with GET /api/audit?project=NAME");
+	export_as("pay-auditor", "web", CS_E_FORBIDDEN, "no auditor grant for project web");
+	export_as("ci", "payments", CS_E_FORBIDDEN, "no auditor grant for project payments");
+	export_as("operator", NULL, CS_E_FORBIDDEN, "no auditor grant");
+	/* the checkpoint: for verifying the whole log */
+	const char *names[] = {"auditor", "pay-auditor", "ci"};
+	for (size_t i = 0; i < 3; i++) {
+		cs_caller c = who(names[i]);
+		cs_service_req rq;
+		char *jws = NULL;
+		begin(&rq, &c, "audit.checkpoint.read");
+		cs_err r = cs_service_audit_checkpoint(&rq, &jws);
+		if (i == 0) {
+			assert_int_equal(r, CS_OK);
+			assert_non_null(jws);
+		} else {
+			assert_refused(&rq, r, "forbidden", "no auditor grant for every project");
+		}
+		finish(&rq, r);
+		free(jws);
+	}
+}
+
+static void test_reads_by_role(void **state)
+{
+	(void)state;
+	cs_service_req rq;
+	json_t *doc = NULL;
+	char *text = NULL;
+	/* presets and policy: any grant */
+	const char *any[] = {"ci", "web", "auditor", "pay-auditor", "operator"};
+	for (size_t i = 0; i < sizeof(any) / sizeof(any[0]); i++) {
+		cs_caller c = who(any[i]);
+		begin(&rq, &c, "presets.read");
+		assert_int_equal(cs_service_presets(&rq, &doc), CS_OK);
+		assert_true(json_array_size(json_object_get(doc, "presets")) >= 11);
+		json_decref(doc);
+		finish(&rq, CS_OK);
+		cs_policy_input in = {.presets = {preset("pci-dss-4")}, .count = 1};
+		begin(&rq, &c, "policy.read");
+		assert_int_equal(cs_service_policy(&rq, &in, &doc), CS_OK);
+		assert_non_null(json_object_get(doc, "content_sha256"));
+		json_decref(doc);
+		finish(&rq, CS_OK);
+	}
+	cs_caller stranger = who("stranger");
+	begin(&rq, &stranger, "presets.read");
+	assert_refused(&rq, cs_service_presets(&rq, &doc), "forbidden", "no grant (presets.read needs a grant of any role)");
+	finish(&rq, CS_E_FORBIDDEN);
+	/* the JWKS: public */
+	begin(&rq, &stranger, "jwks.read");
+	assert_int_equal(cs_service_jwks(&rq, &doc), CS_OK);
+	assert_int_equal(json_array_size(doc), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "kid")), cs_signer_kid(app.signer));
+	json_decref(doc);
+	finish(&rq, CS_OK);
+	/* metrics: operators */
+	cs_caller op = who("operator");
+	begin(&rq, &op, "metrics.read");
+	assert_int_equal(cs_service_metrics(&rq, &text), CS_OK);
+	assert_non_null(strstr(text, "credsign_"));
+	free(text);
+	finish(&rq, CS_OK);
+	assert_string_equal(entry_of(rq.request_id).role, "operator");
+	cs_caller auditor = who("auditor");
+	begin(&rq, &auditor, "metrics.read");
+	assert_refused(&rq, cs_service_metrics(&rq, &text), "forbidden", "no operator grant");
+	assert_null(text);
+	finish(&rq, CS_E_FORBIDDEN);
+}
+
+static void test_admit_before_the_scope(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		cs_access_action action;
+		const char *reason; /* NULL: admitted */
+	} cases[] = {
+		{"ci", CS_ACTION_GENERATE, NULL},
+		{"web", CS_ACTION_CERT_READ, NULL},
+		{"pay-auditor", CS_ACTION_AUDIT_READ, NULL}, /* for some project: decided with it */
+		{"pay-auditor", CS_ACTION_CERT_READ, NULL},
+		{"auditor", CS_ACTION_GENERATE, "no generator grant (generate needs one)"},
+		{"operator", CS_ACTION_CERT_READ, "no auditor or generator grant (cert.read needs one)"},
+		{"ci", CS_ACTION_AUDIT_READ, "no auditor grant (audit.read needs one)"},
+		{"stranger", CS_ACTION_POLICY_READ, "no grant (policy.read needs a grant of any role)"},
+		{"stranger", CS_ACTION_CERTIFY, "no generator grant (certify needs one)"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cs_caller c = who(cases[i].name);
+		cs_service_req rq;
+		begin(&rq, &c, cs_access_action_name(cases[i].action));
+		cs_err r = cs_service_admit(&rq, cases[i].action);
+		if (cases[i].reason == NULL) {
+			assert_int_equal(r, CS_OK);
+			assert_false(rq.audited); /* the decision with the scope comes next */
+		} else {
+			assert_refused(&rq, r, "forbidden", cases[i].reason);
+		}
+		finish(&rq, r);
+	}
+}
+
+static void test_rate_limit(void **state)
+{
+	(void)state;
+	cs_caller c = who("limited");
+	cs_service_req rq;
+	json_t *doc = NULL;
+	for (int i = 0; i < 2; i++) { /* the burst */
+		begin(&rq, &c, "presets.read");
+		assert_int_equal(cs_service_presets(&rq, &doc), CS_OK);
+		json_decref(doc);
+		finish(&rq, CS_OK);
+	}
+	begin(&rq, &c, "presets.read");
+	entry e = assert_refused(&rq, cs_service_presets(&rq, &doc), "rate_limited",
+				 "rate limit of access.grants[5] exceeded");
+	assert_true(rq.retry_after >= 1);
+	assert_null(doc);
+	assert_string_equal(e.actor, "spiffe://t/limited");
+	finish(&rq, CS_E_FORBIDDEN);
+	/* another identity's bucket is its own */
+	cs_caller web = who("web");
+	for (int i = 0; i < 4; i++) {
+		begin(&rq, &web, "presets.read");
+		assert_int_equal(cs_service_presets(&rq, &doc), CS_OK);
+		json_decref(doc);
+		finish(&rq, CS_OK);
+	}
+}
+
+/* ---- the rules in force ------------------------------------------------------------- */
+
+static void test_reload_swaps_rules(void **state)
+{
+	(void)state;
+	cs_caller web = who("web");
+	cs_service_req early, rq;
+	cs_generate_result res;
+	cs_plan plan;
+	cs_generate_request g = generate_request("web", "dev", &plan);
+	/* a request in flight across the reload */
+	begin(&early, &web, "generate");
+	/* web's grant removed; ci also made an auditor: warned of and audited */
+	write_conf("  { identity = \"spiffe://t/ci\"; role = \"generator\"; projects = [ \"payments\" ];\n"
+		   "    environments = [ \"production\", \"staging\" ]; },\n"
+		   "  { identity = \"spiffe://t/auditor\"; role = \"auditor\"; projects = [ \"*\" ]; },\n"
+		   "  { identity = \"spiffe://t/ci\"; role = \"auditor\"; projects = [ \"web\" ]; }",
+		   NULL);
+	int conflicts = entries_of("access.conflict").count;
+	assert_int_equal(cs_service_rules_reload(&app), CS_OK);
+	action_count reloads = entries_of("access.reload");
+	assert_string_equal(reloads.last_outcome, "success");
+	assert_int_equal(entries_of("access.conflict").count, conflicts + 1);
+	assert_non_null(strstr(entries_of("access.conflict").last_object,
+			       "spiffe://t/ci holds generator rights (access.grants[0]) and auditor rights (access.grants[2])"));
+	/* the request in flight decides under the rules it began with */
+	assert_int_equal(cs_service_generate(&early, &g, &res), CS_OK);
+	cs_generate_result_wipe(&res);
+	finish(&early, CS_OK);
+	/* the next one under the new rules */
+	begin(&rq, &web, "generate");
+	assert_refused(&rq, cs_service_generate(&rq, &g, &res), "forbidden", "no generator grant");
+	finish(&rq, CS_E_FORBIDDEN);
+	/* a file that does not load: the rules in force stay, audited */
+	write_conf("  { identity = \"spiffe://t/web\"; role = \"superuser\"; }", NULL);
+	assert_int_not_equal(cs_service_rules_reload(&app), CS_OK);
+	reloads = entries_of("access.reload");
+	assert_string_equal(reloads.last_outcome, "failure");
+	begin(&rq, &web, "generate");
+	assert_refused(&rq, cs_service_generate(&rq, &g, &res), "forbidden", "no generator grant");
+	finish(&rq, CS_E_FORBIDDEN);
+	/* a grant back, and certificates.public with it */
+	write_conf(base_grants, "certificates = { public = true; };\n");
+	assert_int_equal(cs_service_rules_reload(&app), CS_OK);
+	begin(&rq, &web, "generate");
+	assert_int_equal(rq.certificates_public, 1);
+	assert_int_equal(cs_service_generate(&rq, &g, &res), CS_OK);
+	cs_generate_result_wipe(&res);
+	finish(&rq, CS_OK);
+	write_conf(base_grants, NULL);
+	assert_int_equal(cs_service_rules_reload(&app), CS_OK);
+	begin(&rq, &web, "presets.read");
+	assert_int_equal(rq.certificates_public, 0);
+	cs_service_end(&rq);
+}
+
+/* ---- set-up ---------------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *base = getenv("CREDSIGN_TEST_TMP"), *token_dir = getenv("CREDSIGN_TEST_TOKEN_DIR"),
+		   *module = getenv("CREDSIGN_TEST_MODULE");
+	if (token_dir == NULL || module == NULL) {
+		fprintf(stderr, "CREDSIGN_TEST_TOKEN_DIR and CREDSIGN_TEST_MODULE must be set\n");
+		return -1;
+	}
+	if (base == NULL)
+		base = "/tmp";
+	(void)mkdir(base, 0700);
+	snprintf(dir, sizeof(dir), "%s/service-test-XXXXXX", base);
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	const char *files[] = {"cert.pem", "key.pem", "ca.pem"};
+	for (size_t i = 0; i < 3; i++) {
+		char path[800];
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		ts_write_file(path, "not read by these tests\n", 0600);
+	}
+	snprintf(conf_path, sizeof(conf_path), "%s/credsignd.conf", dir);
+	write_conf(base_grants, NULL);
+	cs_config_diag diag = {0};
+	if (cs_config_load(conf_path, &cfg, &diag) != CS_OK) {
+		for (size_t i = 0; i < diag.count; i++)
+			fprintf(stderr, "%s\n", diag.messages[i]);
+		cs_config_diag_free(&diag);
+		return -1;
+	}
+	app.cfg = cfg;
+	/* the token and its signing key (made once per token) */
+	char pin[600];
+	snprintf(pin, sizeof(pin), "%s/user.pin", token_dir);
+	cs_token_params tp = {.module = module, .token_uri = "pkcs11:token=cstest", .pin_file = pin, .pool_size = 4,
+			      .read_write = 1};
+	if (cs_token_open(&tp, &app.token) != CS_OK)
+		return -1;
+	cs_key_ref q = {.label = KEY_LABEL}, found;
+	cs_err r = cs_token_find_key(app.token, &q, &found);
+	if (r == CS_E_KEY_NOT_FOUND)
+		r = cs_token_generate_p256(app.token, KEY_LABEL, &found);
+	if (r != CS_OK || (app.libctx = OSSL_LIB_CTX_new()) == NULL ||
+	    cs_provider_load(app.libctx, app.token, &prov) != CS_OK ||
+	    (deflt = OSSL_PROVIDER_load(app.libctx, "default")) == NULL ||
+	    !EVP_set_default_properties(app.libctx, "?provider!=credsign-pkcs11") ||
+	    cs_provider_use_token_rng(app.libctx) != CS_OK || cs_app_describe_token(&app) != CS_OK ||
+	    cs_signer_open(app.libctx, cfg->pkcs11.signing_key, &app.signer) != CS_OK)
+		return -1;
+	if (cs_presets_load(cfg->server.presets_file, cfg->file, &app.presets, &diag) != CS_OK ||
+	    cs_wordlist_load(cfg->server.wordlist_file, &app.wordlist) != CS_OK)
+		return -1;
+	/* the store: the ledger writes, a connection of our own reads */
+	if (cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &app.ledger) != CS_OK ||
+	    cs_store_open(cfg->store.path, &store) != CS_OK || cs_audit_open(cfg, app.signer, &app.audit) != CS_OK)
+		return -1;
+	int changed = 0;
+	char *jwk = json_dumps(cs_signer_jwk(app.signer), JSON_COMPACT);
+	r = jwk != NULL ? cs_ledger_key_put(app.ledger, cs_signer_kid(app.signer), cfg->pkcs11.signing_key, jwk,
+					    "active", &changed, NULL)
+			: CS_E_NOMEM;
+	free(jwk);
+	if (r != CS_OK)
+		return -1;
+	return cs_service_rules_start(&app, cfg) == CS_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	cs_service_rules_stop(&app);
+	cs_store_close(store);
+	cs_ledger_close(app.ledger);
+	cs_audit_free(app.audit);
+	cs_signer_free(app.signer);
+	json_decref(app.entropy_source);
+	OSSL_PROVIDER_unload(deflt);
+	OSSL_PROVIDER_unload(prov);
+	OSSL_LIB_CTX_free(app.libctx);
+	cs_token_close(app.token);
+	cs_presets_free(app.presets);
+	cs_wordlist_free(app.wordlist);
+	cs_config_free(cfg);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_generate_within_the_grant),
+		cmocka_unit_test(test_generate_outside_the_grant),
+		cmocka_unit_test(test_certify_by_the_generator_only),
+		cmocka_unit_test(test_certificates_by_project),
+		cmocka_unit_test(test_audit_log_views),
+		cmocka_unit_test(test_reads_by_role),
+		cmocka_unit_test(test_admit_before_the_scope),
+		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_reload_swaps_rules),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -14,6 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <strings.h>
+
 #include <openssl/http.h>
 #include <p11-kit/uri.h>
 
@@ -148,7 +151,8 @@ static const schema_entry schema[] = {
 typedef struct {
 	cs_config *cfg;
 	cs_config_diag *diag;
-	const char *file; /* the main file, for errors without a setting */
+	const char *file; /* the main file as given, for messages */
+	const char *abs;  /* the main file's absolute path, as libconfig names it */
 	char *dir;        /* directory of the main file */
 	bool failed;
 } loader;
@@ -194,10 +198,11 @@ static const schema_entry *schema_find(const char *path)
 	return NULL;
 }
 
+/* The file that sets s: the main file named as the operator gave it. */
 static const char *setting_file(const config_setting_t *s, const loader *l)
 {
 	const char *f = config_setting_source_file(s);
-	return f != NULL ? f : l->file;
+	return f != NULL && (l->abs == NULL || strcmp(f, l->abs) != 0) ? f : l->file;
 }
 
 #define SERR(l, s, path, ...) \
@@ -759,9 +764,10 @@ static void apply_grant(loader *l, const config_setting_t *el, int i, cs_config_
 				   : -1.0;
 		if (t != CONFIG_TYPE_FLOAT && t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
 			SERR(l, rate, path, "expected a number (requests per second), got %s", type_name(t));
-		else if (!(r > 0.0 && r <= CS_CONFIG_RATE_MAX))
-			SERR(l, rate, path, "%g is out of range: more than 0, at most %d requests per second",
-			     r, CS_CONFIG_RATE_MAX);
+		else if (!(r >= CS_CONFIG_RATE_MIN && r <= CS_CONFIG_RATE_MAX))
+			SERR(l, rate, path,
+			     "%g is out of range: at least one request a day (%.8f), at most %d requests per second", r,
+			     CS_CONFIG_RATE_MIN, CS_CONFIG_RATE_MAX);
 		else
 			g->rate = r;
 	}
@@ -968,6 +974,124 @@ static void check_validation(loader *l, config_t *lc)
 	}
 }
 
+/* A blank-padded field of a URI's structures: set when its first byte is
+ * not 0 (p11-kit leaves unset fields zeroed). */
+typedef struct {
+	const char *name; /* the URI attribute */
+	int part;         /* 0: CK_TOKEN_INFO, 1: CK_SLOT_INFO, 2: CK_INFO */
+	size_t offset, size;
+} uri_field;
+
+static const uri_field uri_fields[] = {
+	{"token", 0, offsetof(CK_TOKEN_INFO, label), sizeof(((CK_TOKEN_INFO *)0)->label)},
+	{"manufacturer", 0, offsetof(CK_TOKEN_INFO, manufacturerID), sizeof(((CK_TOKEN_INFO *)0)->manufacturerID)},
+	{"model", 0, offsetof(CK_TOKEN_INFO, model), sizeof(((CK_TOKEN_INFO *)0)->model)},
+	{"serial", 0, offsetof(CK_TOKEN_INFO, serialNumber), sizeof(((CK_TOKEN_INFO *)0)->serialNumber)},
+	{"slot-description", 1, offsetof(CK_SLOT_INFO, slotDescription),
+	 sizeof(((CK_SLOT_INFO *)0)->slotDescription)},
+	{"slot-manufacturer", 1, offsetof(CK_SLOT_INFO, manufacturerID), sizeof(((CK_SLOT_INFO *)0)->manufacturerID)},
+	{"library-description", 2, offsetof(CK_INFO, libraryDescription),
+	 sizeof(((CK_INFO *)0)->libraryDescription)},
+	{"library-manufacturer", 2, offsetof(CK_INFO, manufacturerID), sizeof(((CK_INFO *)0)->manufacturerID)},
+};
+
+static const unsigned char *uri_part(P11KitUri *uri, int part)
+{
+	return part == 0   ? (const unsigned char *)p11_kit_uri_get_token_info(uri)
+	       : part == 1 ? (const unsigned char *)p11_kit_uri_get_slot_info(uri)
+			   : (const unsigned char *)p11_kit_uri_get_module_info(uri);
+}
+
+static int padded_len(const unsigned char *v, size_t size)
+{
+	while (size > 0 && (v[size - 1] == ' ' || v[size - 1] == '\0'))
+		size--;
+	return (int)size;
+}
+
+cs_err cs_config_key_token_conflict(const char *token_uri, const char *key_uri, char *why, size_t len)
+{
+	P11KitUri *t = p11_kit_uri_new(), *k = p11_kit_uri_new();
+	cs_err r = CS_OK;
+	if (len > 0)
+		why[0] = '\0';
+	/* URIs that do not parse are reported by their own checks */
+	if (t == NULL || k == NULL || p11_kit_uri_parse(token_uri, P11_KIT_URI_FOR_ANY, t) != P11_KIT_URI_OK ||
+	    p11_kit_uri_parse(key_uri, P11_KIT_URI_FOR_ANY, k) != P11_KIT_URI_OK)
+		goto out;
+	for (size_t i = 0; i < sizeof(uri_fields) / sizeof(uri_fields[0]) && r == CS_OK; i++) {
+		const uri_field *f = &uri_fields[i];
+		const unsigned char *tv = uri_part(t, f->part) + f->offset, *kv = uri_part(k, f->part) + f->offset;
+		if (tv[0] == 0 || kv[0] == 0 || memcmp(tv, kv, f->size) == 0)
+			continue;
+		snprintf(why, len, "%s=%.*s, but pkcs11.token_uri selects %s=%.*s", f->name,
+			 padded_len(kv, f->size), (const char *)kv, f->name, padded_len(tv, f->size),
+			 (const char *)tv);
+		r = CS_E_CONFIG;
+	}
+	CK_SLOT_ID ts = p11_kit_uri_get_slot_id(t), ks = p11_kit_uri_get_slot_id(k);
+	if (r == CS_OK && ts != (CK_SLOT_ID)-1 && ks != (CK_SLOT_ID)-1 && ts != ks) {
+		snprintf(why, len, "slot-id=%lu, but pkcs11.token_uri selects slot-id=%lu", (unsigned long)ks,
+			 (unsigned long)ts);
+		r = CS_E_CONFIG;
+	}
+out:
+	p11_kit_uri_free(t);
+	p11_kit_uri_free(k);
+	return r;
+}
+
+/* The keys are looked up in the one token pkcs11.token_uri selects: a key
+ * URI that names another token (token=, serial=, ...) is a mistake. */
+static void check_key_token(loader *l, config_t *lc, const char *path, const char *key_uri)
+{
+	char why[400];
+	const config_setting_t *s = config_lookup(lc, path);
+	if (key_uri == NULL || strncmp(key_uri, "pkcs11:", 7) != 0 || s == NULL ||
+	    l->cfg->pkcs11.token_uri == NULL ||
+	    cs_config_key_token_conflict(l->cfg->pkcs11.token_uri, key_uri, why, sizeof(why)) == CS_OK)
+		return;
+	SERR(l, s, path, "%s: names %s; keys are looked up only in the token pkcs11.token_uri selects",
+	     key_uri, why);
+}
+
+/* Two listeners on one port: the same port, and the same host or a
+ * wildcard address that covers the other (0.0.0.0 every IPv4 address, ::
+ * every address). Host names are compared as written: loading resolves
+ * nothing. */
+static bool listeners_clash(const char *a, const char *b)
+{
+	const char *ca = strrchr(a, ':'), *cb = strrchr(b, ':');
+	if (ca == NULL || cb == NULL || atol(ca + 1) != atol(cb + 1))
+		return false;
+	char ha[256], hb[256];
+	snprintf(ha, sizeof(ha), "%.*s", (int)(ca - a), a);
+	snprintf(hb, sizeof(hb), "%.*s", (int)(cb - b), b);
+	unsigned char bin_a[16], bin_b[16];
+	int fa = 0, fb = 0; /* 4, 6, or 0: a name */
+	for (int side = 0; side < 2; side++) {
+		char *h = side == 0 ? ha : hb;
+		unsigned char *bin = side == 0 ? bin_a : bin_b;
+		int *f = side == 0 ? &fa : &fb;
+		size_t n = strlen(h);
+		if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+			memmove(h, h + 1, n - 2);
+			h[n - 2] = '\0';
+		}
+		*f = inet_pton(AF_INET, h, bin) == 1 ? 4 : inet_pton(AF_INET6, h, bin) == 1 ? 6 : 0;
+	}
+	static const unsigned char zero[16] = {0};
+	int any_a = fa != 0 && memcmp(bin_a, zero, fa == 4 ? 4 : 16) == 0;
+	int any_b = fb != 0 && memcmp(bin_b, zero, fb == 4 ? 4 : 16) == 0;
+	if ((any_a && fa == 6) || (any_b && fb == 6))
+		return true; /* :: takes the port on every address */
+	if ((any_a && fb == 4) || (any_b && fa == 4))
+		return true;
+	if (fa != 0 && fa == fb)
+		return memcmp(bin_a, bin_b, fa == 4 ? 4 : 16) == 0;
+	return fa == 0 && fb == 0 && strcasecmp(ha, hb) == 0;
+}
+
 /* Rules that involve more than one setting. */
 static void check_cross(loader *l, config_t *lc)
 {
@@ -983,6 +1107,14 @@ static void check_cross(loader *l, config_t *lc)
 		     "only for a module given by path; the p11-kit module '%s' takes its arguments "
 		     "from x-init-reserved in its p11-kit configuration",
 		     c->pkcs11.module);
+	check_key_token(l, lc, "pkcs11.signing_key", c->pkcs11.signing_key);
+	check_key_token(l, lc, "tls.key", c->tls.key);
+	if (c->server.listen != NULL && c->server.health_listen != NULL &&
+	    listeners_clash(c->server.listen, c->server.health_listen) &&
+	    (s = config_lookup(lc, "server.health_listen")) != NULL)
+		SERR(l, s, "server.health_listen",
+		     "%s takes the port of server.listen (%s): the probes need a port of their own",
+		     c->server.health_listen, c->server.listen);
 	check_validation(l, lc);
 }
 
@@ -1028,16 +1160,22 @@ cs_err cs_config_load(const char *path, cs_config **out, cs_config_diag *diag)
 		free(l.cfg);
 		return CS_E_NOMEM;
 	}
+	l.abs = abs;
 	l.cfg->file = strdup(abs);
+	l.cfg->file_given = strdup(path);
 	config_init(&lc);
 	config_set_include_dir(&lc, l.dir);
 	if (config_read_file(&lc, abs) != CONFIG_TRUE) {
 		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
 			diag_plain(&l, "%s: cannot read configuration: %s", path, strerror(errno));
-		else
-			diag_plain(&l, "%s:%d: syntax error: %s",
-				   config_error_file(&lc) ? config_error_file(&lc) : path,
-				   config_error_line(&lc), config_error_text(&lc));
+		else {
+			/* libconfig's text is "syntax error" itself, or says what
+			 * else failed (an @include) */
+			const char *ef = config_error_file(&lc), *text = config_error_text(&lc);
+			int plain = text == NULL || strncmp(text, "syntax error", 12) == 0 || strstr(text, "include") != NULL;
+			diag_plain(&l, "%s:%d: %s%s", ef != NULL && strcmp(ef, abs) != 0 ? ef : path,
+				   config_error_line(&lc), plain ? "" : "syntax error: ", text != NULL ? text : "syntax error");
+		}
 	} else {
 		check_unknown(&l, config_root_setting(&lc), "");
 		apply_schema(&l, &lc);
@@ -1063,6 +1201,7 @@ void cs_config_free(cs_config *c)
 			free(*(char **)((char *)c + schema[i].offset));
 	free_grants(c);
 	free(c->file);
+	free(c->file_given);
 	free(c);
 }
 
@@ -1084,12 +1223,15 @@ void cs_config_where(const cs_config *cfg, const char *path, char *buf, size_t l
 		config_set_include_dir(&lc, dir);
 	if (dir != NULL && config_read_file(&lc, cfg->file) == CONFIG_TRUE)
 		s = config_lookup(&lc, path);
+	/* the main file as the operator named it; an @include'd one as read */
+	const char *shown = cfg->file_given != NULL ? cfg->file_given : cfg->file;
 	const char *file = s != NULL ? config_setting_source_file(s) : NULL;
+	if (file == NULL || strcmp(file, cfg->file) == 0)
+		file = shown;
 	if (s != NULL && config_setting_source_line(s) > 0)
-		snprintf(buf, len, "%s:%u", file != NULL ? file : cfg->file,
-			 (unsigned)config_setting_source_line(s));
+		snprintf(buf, len, "%s:%u", file, (unsigned)config_setting_source_line(s));
 	else
-		snprintf(buf, len, "%s", cfg->file);
+		snprintf(buf, len, "%s", shown);
 	config_destroy(&lc);
 	free(dir);
 }

@@ -41,10 +41,13 @@ typedef struct {
 	int burst;           /* token bucket size; 0 without rate */
 } cs_config_grant;
 #define CS_CONFIG_RATE_MAX 100000
+/* the smallest rate: one request a day (a wait must fit Retry-After) */
+#define CS_CONFIG_RATE_MIN (1.0 / 86400.0)
 #define CS_CONFIG_BURST_MAX 100000
 
 typedef struct {
 	char *file; /* absolute path of the loaded file */
+	char *file_given; /* the path as given to cs_config_load: messages name the file so */
 	struct {
 		char *listen;          /* "HOST:PORT" */
 		char *public_base_url; /* https URL, no trailing slash */
@@ -152,11 +155,20 @@ void cs_config_diag_free(cs_config_diag *diag);
  * preset loader, which reports in the same format. */
 void cs_config_diag_add(cs_config_diag *diag, const char *msg);
 /* Where a loaded configuration sets `path` ("pkcs11.signing_key"): "FILE:LINE"
- * (the file that sets it, an @include'd one included) into buf[len], or
+ * (the file that sets it, an @include'd one included; the main file named
+ * as given to cs_config_load) into buf[len], or
  * "FILE" when the setting is not in the file (a default). For messages
  * about a setting found wrong after loading (credsignd --check-config
  * against the token and the TLS material); reads the file again. */
 void cs_config_where(const cs_config *cfg, const char *path, char *buf, size_t len);
+/* Whether a pkcs11: key URI (pkcs11.signing_key, a pkcs11: tls.key, a key
+ * named on a command line) names the token token_uri selects: CS_E_CONFIG
+ * with why ("token=other, but pkcs11.token_uri selects token=cstest") when
+ * a token, slot or library attribute set in both differs, else CS_OK (URIs
+ * that do not parse included: their own checks report them). Keys are
+ * looked up only in the token pkcs11.token_uri selects; the loader refuses
+ * such a pkcs11.signing_key or tls.key naming both settings. */
+cs_err cs_config_key_token_conflict(const char *token_uri, const char *key_uri, char *why, size_t len);
 
 /* A calendar date "YYYY-MM-DD" that exists (no 2025-02-29)? Used for
  * policy.effective_date and the effective_date of GET /api/policy. */

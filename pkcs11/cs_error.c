@@ -204,7 +204,6 @@ int cs_ckr_needs_recovery(CK_RV rv)
 	case CKR_DEVICE_REMOVED:
 	case CKR_TOKEN_NOT_PRESENT:
 	case CKR_DEVICE_ERROR:
-	case CKR_USER_NOT_LOGGED_IN:
 		return 1;
 	default:
 		return 0;

@@ -77,7 +77,13 @@ typedef enum {
 	X(CS_E_TOO_LARGE, CS_CAT_TOO_LARGE, "request too large")                   \
 	X(CS_E_STORE, CS_CAT_STORE, "store unavailable")                           \
 	X(CS_E_STORE_SCHEMA, CS_CAT_STORE, "store schema is newer than this program") \
-	X(CS_E_UNPROCESSABLE, CS_CAT_USAGE, "request violates the preset")
+	X(CS_E_UNPROCESSABLE, CS_CAT_USAGE, "request violates the preset")       \
+	X(CS_E_KEY_NO_PUBLIC, CS_CAT_NOT_FOUND,                                    \
+	  "private key found, no matching public key")                             \
+	X(CS_E_KEY_TEMPLATE, CS_CAT_TOKEN, "token refused the key template")       \
+	X(CS_E_KEY_ALWAYS_AUTH, CS_CAT_CONFIG,                                     \
+	  "key requires a login before each use (CKA_ALWAYS_AUTHENTICATE) and no " \
+	  "PIN source is configured")
 
 typedef enum {
 #define CS_ERR_ENUM(code, cat, msg) code,
@@ -101,7 +107,9 @@ const char *cs_ckr_name(CK_RV rv);
 /* True for the return values a fresh session or a re-initialised module
  * may cure (session closed/invalid, device gone/broken, a module that lost
  * its storage or its initialisation): the pool reopens sessions and logs in
- * again, and re-initialises the module if that is not enough. */
+ * again, and re-initialises the module if that is not enough.
+ * CKR_USER_NOT_LOGGED_IN is not among them: it is a lost login only when the
+ * session shows a public state (the token layer asks C_GetSessionInfo). */
 int cs_ckr_needs_recovery(CK_RV rv);
 
 #endif

@@ -55,11 +55,13 @@ static void append_escaped(char *buf, size_t *len, size_t cap, const char *s)
 	}
 }
 
+/* Append s to buf[*len..cap), cut to leave one byte free; nothing once the
+ * line is full (*len >= cap - 1). */
 static void append_raw(char *buf, size_t *len, size_t cap, const char *s)
 {
-	size_t n = strlen(s);
-	if (*len + n >= cap)
-		n = cap - *len - 1;
+	if (*len + 1 >= cap)
+		return;
+	size_t room = cap - *len - 1, n = strnlen(s, room);
 	memcpy(buf + *len, s, n);
 	*len += n;
 }
@@ -87,6 +89,24 @@ static void write_line(cs_log_level level, const char *fn, const char *msg,
 	size_t len = 0;
 	const size_t cap = sizeof(line) - 2;
 	int json = log_format == CS_LOG_JSON;
+	if (log_format == CS_LOG_TEXT) { /* "warning: msg key=value" */
+		static const char *const text_names[] = {"debug", "note", "warning", "error"};
+		append_raw(line, &len, cap, text_names[level]);
+		append_raw(line, &len, cap, ": ");
+		append_raw(line, &len, cap, msg);
+		for (size_t i = 0; i < nfields; i++) {
+			append_raw(line, &len, cap, " ");
+			append_raw(line, &len, cap, fields[i].key);
+			append_raw(line, &len, cap, "=");
+			if (fields[i].text == NULL)
+				snprintf(number, sizeof(number), "%.15g", fields[i].number);
+			append_raw(line, &len, cap, fields[i].text != NULL ? fields[i].text : number);
+		}
+		line[len++] = '\n';
+		ssize_t ignored = write(log_fd, line, len);
+		(void)ignored;
+		return;
+	}
 	append_raw(line, &len, cap, json ? "{\"ts\":\"" : "ts=");
 	append_raw(line, &len, cap, ts);
 	append_raw(line, &len, cap, json ? "\",\"level\":\"" : " level=");

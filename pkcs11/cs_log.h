@@ -20,7 +20,10 @@
 #include <stddef.h>
 
 typedef enum { CS_LOG_DEBUG, CS_LOG_INFO, CS_LOG_WARN, CS_LOG_ERROR } cs_log_level;
-typedef enum { CS_LOG_LOGFMT, CS_LOG_JSON } cs_log_format;
+/* CS_LOG_TEXT: "warning: msg key=value", no time stamp or function, for a
+ * person reading a command's output (credsignd --check-config); the
+ * configuration offers logfmt and json only. */
+typedef enum { CS_LOG_LOGFMT, CS_LOG_JSON, CS_LOG_TEXT } cs_log_format;
 
 void cs_log_configure(cs_log_level min_level, cs_log_format format, int fd);
 /* Parse "debug"/"info"/"warn"/"error" (returns -1 on anything else). */

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
+#include <openssl/x509.h>
 
 /* OBJECT IDENTIFIER 1.2.840.10045.3.1.7 (prime256v1) */
 const uint8_t cs_p256_ec_params[10] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
@@ -111,6 +112,33 @@ cs_err cs_ec_point_to_pkey(const uint8_t *attr, size_t len, EVP_PKEY **out)
 	if (p == attr + len) /* no trailing bytes */
 		r = pkey_from_point(ASN1_STRING_get0_data(os), (size_t)ASN1_STRING_length(os), out);
 	ASN1_OCTET_STRING_free(os);
+	return r;
+}
+
+cs_err cs_spki_to_pkey(const uint8_t *der, size_t len, EVP_PKEY **out)
+{
+	*out = NULL;
+	if (der == NULL || len == 0 || len > 4096)
+		return CS_E_TOKEN_DATA;
+	const unsigned char *p = der;
+	cs_err r = CS_E_TOKEN_DATA;
+	uint8_t point[133];
+	size_t point_len = 0;
+	char group[32] = "";
+	ERR_set_mark(); /* a value that does not parse is an answer, not an error */
+	EVP_PKEY *spki = d2i_PUBKEY_ex(NULL, &p, (long)len, NULL, CS_NOT_TOKEN_PROVIDER);
+	if (spki != NULL && p == der + len) {
+		r = CS_E_KEY_TYPE;
+		/* the point, rebuilt and checked on the curve as CKA_EC_POINT is */
+		if (EVP_PKEY_is_a(spki, "EC") &&
+		    EVP_PKEY_get_group_name(spki, group, sizeof(group), NULL) &&
+		    OBJ_txt2nid(group) == NID_X9_62_prime256v1 &&
+		    EVP_PKEY_get_octet_string_param(spki, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+						    sizeof(point), &point_len))
+			r = pkey_from_point(point, point_len, out);
+	}
+	EVP_PKEY_free(spki);
+	ERR_pop_to_mark();
 	return r;
 }
 

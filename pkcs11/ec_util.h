@@ -4,6 +4,8 @@
  * - CKA_EC_POINT comes as a DER OCTET STRING wrapping the X9.62 point (as the
  *   standard says) or, from some tokens, as the bare point; both are accepted.
  * - CKA_EC_PARAMS names the curve by OID, by explicit parameters or by name.
+ * - CKA_PUBLIC_KEY_INFO (on a private key whose token keeps no public
+ *   object) is a SubjectPublicKeyInfo.
  * - CKM_ECDSA returns r || s; some HSMs return a DER ECDSA-Sig-Value instead.
  *   The shape is detected (length 64 = raw, else a DER SEQUENCE that parses
  *   completely), never guessed twice.
@@ -37,6 +39,10 @@ cs_err cs_ec_params_is_p256(const uint8_t *der, size_t len);
 
 /* Build a P-256 public key from a CKA_EC_POINT value. */
 cs_err cs_ec_point_to_pkey(const uint8_t *attr, size_t len, EVP_PKEY **out);
+/* Build a P-256 public key from a CKA_PUBLIC_KEY_INFO value (a DER
+ * SubjectPublicKeyInfo, parsed whole by OpenSSL); another key type or curve
+ * is CS_E_KEY_TYPE, a value that does not parse CS_E_TOKEN_DATA. */
+cs_err cs_spki_to_pkey(const uint8_t *der, size_t len, EVP_PKEY **out);
 /* Normalise a token's ECDSA P-256 signature to raw r || s. */
 cs_err cs_ecdsa_sig_to_raw(const uint8_t *sig, size_t len, uint8_t raw[64]);
 /* raw r || s -> DER ECDSA-Sig-Value (at most 72 bytes). */

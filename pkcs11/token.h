@@ -20,10 +20,28 @@
  * again and retries the operation; if that fails too, it re-initialises the
  * module (C_Finalize + C_Initialize, once no operation is in flight) and
  * retries once more. Re-initialisation is attempted at most every 250 ms,
- * backing off to every 1 s while it keeps failing; meanwhile callers get
- * CS_E_TOKEN_UNAVAILABLE at once rather than waiting. A PIN the token
- * rejected is never tried again (no lockout by retry), also after a
+ * backing off to every 1 s while it keeps failing; between attempts callers
+ * get CS_E_TOKEN_UNAVAILABLE at once rather than waiting. A caller that
+ * meets a re-initialisation another thread is running waits for its end
+ * (up to CS_TOKEN_REINIT_WAIT_MS, within the daemon's handshake and request
+ * deadlines) and then retries on the fresh module, so a burst of requests
+ * after the token went away (e.g. a USB HSM's idle expiry) is served rather
+ * than failed. CKR_USER_NOT_LOGGED_IN counts as a lost session only when
+ * the session shows a public state on a token that needs a login (the
+ * token dropped the login); otherwise it is the key's or the token's
+ * refusal and is reported (CS_E_NOT_LOGGED_IN), not recovered. A PIN the
+ * token rejected is never tried again (no lockout by retry), also after a
  * re-initialisation.
+ *
+ * A key with CKA_ALWAYS_AUTHENTICATE (a login before every use: smart
+ * cards, PIV, some HSM policies) is signed with after a CKU_CONTEXT_SPECIFIC
+ * login between C_SignInit and C_Sign, with the configured PIN; without a
+ * PIN source such a key is refused (CS_E_KEY_ALWAYS_AUTH).
+ *
+ * Fork: a child process must not use the parent's sessions; the pool
+ * initializes the module afresh in the child at its first use. The pool's
+ * locks are taken around fork() (pthread_atfork), so a child never inherits
+ * a lock held by another thread of the parent.
  *
  * Thread-safety: all functions may be called concurrently on one cs_token,
  * except cs_token_open/cs_token_close.
@@ -47,7 +65,13 @@ typedef struct cs_token cs_token;
  * CS_TOKEN_RANDOM_MIN_CALL (see cs_token_random_max). */
 #define CS_TOKEN_RANDOM_MAX_CALL 256
 #define CS_TOKEN_RANDOM_MIN_CALL 16
-#define CS_KEY_LABEL_MAX 64
+/* Longest a caller waits for a module re-initialisation another thread is
+ * running (below the daemon's default handshake deadline, 5 s). */
+#define CS_TOKEN_REINIT_WAIT_MS 2000
+/* Bytes of CKA_LABEL credsign reads and writes. PKCS#11 sets no limit;
+ * vendor tools write labels longer than 64 bytes, and tokens that keep
+ * fewer refuse the key template at generation (YubiHSM 2: 40). */
+#define CS_KEY_LABEL_MAX 255
 #define CS_KEY_ID_MAX 64
 
 typedef struct {
@@ -141,19 +165,28 @@ size_t cs_token_random_max(cs_token *token);
 /* Parse a pkcs11: URI naming a key (object= and/or id=) into a reference. */
 cs_err cs_key_ref_from_uri(const char *uri, cs_key_ref *out);
 /* Resolve a reference to exactly one EC P-256 private key that has a public
- * half; *found gets its full label and id. */
+ * half; *found gets its full label and id. The public half is the
+ * CKO_PUBLIC_KEY with the private key's CKA_ID (its CKA_LABEL only breaks a
+ * tie: vendor tools may label the halves differently), else (a token that
+ * keeps only the private object) the private key's own CKA_EC_POINT or
+ * CKA_PUBLIC_KEY_INFO; with none of these, CS_E_KEY_NO_PUBLIC. A key with
+ * CKA_ALWAYS_AUTHENTICATE and no PIN source: CS_E_KEY_ALWAYS_AUTH. */
 cs_err cs_token_find_key(cs_token *token, const cs_key_ref *query, cs_key_ref *found);
 /* Generate a P-256 key pair in the token: CKA_TOKEN, CKA_PRIVATE and
- * CKA_SENSITIVE true, CKA_EXTRACTABLE false. The id is 16 bytes from the
- * token's RNG; a token that refuses the template with
- * CKR_ATTRIBUTE_VALUE_INVALID or CKR_TEMPLATE_INCONSISTENT (some HSMs keep
- * only a few bytes of CKA_ID) is asked again with 8, 4 and 2 bytes (logged);
- * an id another object has is never used. Fails with CS_E_KEY_EXISTS if the
- * label is taken. */
+ * CKA_SENSITIVE true, CKA_EXTRACTABLE false. The label takes 1 to
+ * CS_KEY_LABEL_MAX bytes (a longer one: CS_E_INVALID_ARG, logged with the
+ * limit). The id is 16 bytes from the token's RNG; a token that refuses the
+ * template with CKR_ATTRIBUTE_VALUE_INVALID or CKR_TEMPLATE_INCONSISTENT
+ * (some HSMs keep only a few bytes of CKA_ID) is asked again with 8, 4 and 2
+ * bytes (logged); when the 2-byte attempt is refused too, the id length is
+ * not the cause: CS_E_KEY_TEMPLATE, logged as "token refused the key
+ * template (C_GenerateKeyPair: CKR_...)". An id another object has is never
+ * used. Fails with CS_E_KEY_EXISTS if the label is taken. */
 cs_err cs_token_generate_p256(cs_token *token, const char *label, cs_key_ref *out);
 /* The same with the caller's CKA_ID (1..CS_KEY_ID_MAX bytes; id NULL: as
- * above). CS_E_KEY_EXISTS when an object has that id; CS_E_INVALID_ARG
- * (logged with the length) when the token refuses it. */
+ * above). CS_E_KEY_EXISTS when an object has that id; CS_E_KEY_TEMPLATE
+ * (logged with the CKR, and for an id longer than 2 bytes with the advice
+ * of a shorter one) when the token refuses the template. */
 cs_err cs_token_generate_p256_id(cs_token *token, const char *label, const uint8_t *id,
 				 size_t id_len, cs_key_ref *out);
 
@@ -187,10 +220,13 @@ cs_err cs_token_mechanisms(cs_token *token, cs_token_mechanism out[CS_TOKEN_MECH
  * CS_E_MECHANISM with the first problem in why (not logged: the caller
  * reports it). */
 cs_err cs_token_check_mechanisms(cs_token *token, unsigned needs, char *why, size_t why_size);
-/* The key's public half (from CKA_EC_POINT) as an OpenSSL key. */
+/* The key's public half (CKA_EC_POINT of its public key, or what the
+ * private key carries; see cs_token_find_key) as an OpenSSL key. */
 cs_err cs_token_public_key(cs_token *token, const cs_key_ref *key, EVP_PKEY **out);
 /* ECDSA P-256 signature (CKM_ECDSA) of a SHA-256 digest computed by the
- * caller. Accepts tokens that return raw r||s or DER. */
+ * caller. Accepts tokens that return raw r||s or DER. A key with
+ * CKA_ALWAYS_AUTHENTICATE gets a CKU_CONTEXT_SPECIFIC login with the PIN
+ * (read from its file and wiped) after each C_SignInit. */
 cs_err cs_token_sign_es256(cs_token *token, const cs_key_ref *key, const uint8_t digest[32],
 			   cs_es256_sig *sig) __attribute__((warn_unused_result));
 

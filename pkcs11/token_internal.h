@@ -24,8 +24,14 @@
 typedef struct {
 	cs_key_ref ref; /* as resolved: full label and id */
 	cs_key_ref query; /* as asked */
-	CK_OBJECT_HANDLE priv, pub;
+	CK_OBJECT_HANDLE priv;
+	/* where the public half is read: the public key object (CKA_EC_POINT),
+	 * or, on a token that keeps only the private object, the private key
+	 * (its CKA_EC_POINT or CKA_PUBLIC_KEY_INFO) */
+	CK_OBJECT_HANDLE pub;
+	CK_ATTRIBUTE_TYPE pub_attr;
 	CK_OBJECT_HANDLE sign; /* session-object copy of priv, or priv itself */
+	int always_auth; /* CKA_ALWAYS_AUTHENTICATE: CKU_CONTEXT_SPECIFIC login per signature */
 	int valid;
 } tok_key_cache;
 
@@ -80,6 +86,9 @@ struct cs_token {
 	unsigned long reinit_failures; /* in a row, since the last success */
 	unsigned session_cap; /* sessions the token allows (<= pool_size) */
 	int bad_pin;
+	int login_required; /* CKF_LOGIN_REQUIRED as read when the pool last logged in */
+	int login_skip_logged; /* "PIN not used" said once */
+	int not_logged_in_logged; /* an unexplained CKR_USER_NOT_LOGGED_IN said once */
 	/* CKF_RNG as last read (slot selected, login, token info, refused
 	 * draw), -1 before the first read: not read per draw, see
 	 * cs_token_random */
@@ -93,6 +102,8 @@ struct cs_token {
 	int reinit_busy;            /* one thread is re-initialising the module */
 	unsigned backoff_ms;        /* interval after the next re-initialisation attempt */
 	struct timespec reinit_due; /* CLOCK_MONOTONIC: no attempt before this */
+
+	struct cs_token *next_open; /* the process's open tokens (fork handlers) */
 };
 
 /* An operation run on a pooled session. Returns the CK_RV of the failing
@@ -103,20 +114,25 @@ typedef CK_RV (*tok_op)(cs_token *t, tok_session *s, void *arg, cs_err *err);
  * a recoverable CK_RV first reopens the sessions (new generation, slot
  * selected again) and retries; if that fails too, the module is
  * re-initialised (when the backoff allows) and the operation retried once
- * more. Fails with CS_E_TOKEN_UNAVAILABLE without waiting while another
- * thread re-initialises or the backoff has not expired. */
+ * more. While another thread re-initialises, it waits for that (up to
+ * CS_TOKEN_REINIT_WAIT_MS) and retries on the fresh module; it fails with
+ * CS_E_TOKEN_UNAVAILABLE without waiting while the backoff has not expired.
+ * CKR_USER_NOT_LOGGED_IN is recovered only when the session is public on a
+ * token that needs a login (see token.h). */
 cs_err tok_run(cs_token *t, tok_op op, void *arg);
 /* A session from the pool, logged in. *generation gets the pool generation
- * seen (also on failure: recovery is keyed on it). CS_E_TOKEN_UNAVAILABLE
- * when the token needs recovery. */
+ * seen (also on failure: recovery is keyed on it). Waits for a
+ * re-initialisation in progress (up to CS_TOKEN_REINIT_WAIT_MS);
+ * CS_E_TOKEN_UNAVAILABLE when the token needs recovery. */
 cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation);
 /* Return a session to the pool; discard closes it instead. */
 void tok_session_release(cs_token *t, tok_session *s, int discard);
 /* Recover after a failure seen in failed_generation; *step counts what this
  * caller has done so far (0 nothing, 1 sessions reopened, 2 re-initialised)
- * and is advanced. CS_OK means "retry the operation"; otherwise the error
- * for the caller (CS_E_TOKEN_UNAVAILABLE, or e.g. a PIN error met when
- * logging in after re-initialisation). */
+ * and is advanced. A re-initialisation another thread runs is waited for
+ * (up to CS_TOKEN_REINIT_WAIT_MS). CS_OK means "retry the operation";
+ * otherwise the error for the caller (CS_E_TOKEN_UNAVAILABLE, or e.g. a PIN
+ * error met when logging in after re-initialisation). */
 cs_err tok_pool_recover(cs_token *t, unsigned failed_generation, int *step);
 /* Find the one initialized token matching the URI; *flags gets its
  * CK_TOKEN_INFO flags. Touches only t->fl and t->uri, so it may run with or
@@ -130,6 +146,9 @@ cs_err tok_parse_uri(const char *text, P11KitUri **out);
  * else as p11-kit initialises it (a registered module gets its
  * x-init-reserved). Every initialisation goes through here. */
 CK_RV tok_module_initialize(cs_token *t);
+/* The PIN from the configured source into pin[CS_PIN_MAX + 1] (the caller
+ * wipes it); CS_E_PIN_SOURCE when there is none. */
+cs_err tok_read_pin(cs_token *t, char *pin, size_t size, size_t *len);
 /* Log a failed C_* call at debug level and map its CK_RV. */
 cs_err tok_ckr_fail(cs_token *t, const char *fn, CK_RV rv);
 /* Copy a blank-padded PKCS#11 string into a NUL-terminated buffer. */

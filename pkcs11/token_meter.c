@@ -3,7 +3,10 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+
+#include <p11-kit/uri.h>
 
 #include "cs_log.h"
 
@@ -15,6 +18,16 @@ static CK_FUNCTION_LIST metered;
 /* this thread's last failing call */
 static _Thread_local const char *failed_fn;
 static _Thread_local CK_RV failed_rv;
+
+/* the tokens C_GetTokenInfo described on this thread: the latest answer
+ * per slot, in the order first seen; `latest` is the last answer's entry */
+typedef struct {
+	CK_SLOT_ID slot;
+	CK_TOKEN_INFO info;
+} seen_token;
+static _Thread_local seen_token seen_tokens[CS_TOKEN_METER_SEEN_MAX];
+static _Thread_local size_t nseen;
+static _Thread_local long latest = -1;
 
 void cs_token_meter_observe(cs_token_call_fn fn)
 {
@@ -30,6 +43,53 @@ void cs_token_meter_clear(void)
 {
 	failed_fn = NULL;
 	failed_rv = CKR_OK;
+	nseen = 0;
+	latest = -1;
+}
+
+void cs_token_meter_note_failure(const char *function, CK_RV rv)
+{
+	failed_fn = function;
+	failed_rv = rv;
+}
+
+int cs_token_meter_token_flags(CK_FLAGS *flags)
+{
+	if (latest < 0)
+		return 0;
+	*flags = seen_tokens[latest].info.flags;
+	return 1;
+}
+
+const char *cs_token_meter_matching_tokens(const char *token_uri, char *buf, size_t len)
+{
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+	P11KitUri *uri = p11_kit_uri_new();
+	if (uri == NULL || p11_kit_uri_parse(token_uri, P11_KIT_URI_FOR_ANY, uri) != P11_KIT_URI_OK) {
+		p11_kit_uri_free(uri);
+		return buf;
+	}
+	CK_SLOT_ID want_slot = p11_kit_uri_get_slot_id(uri);
+	size_t used = 0;
+	for (size_t i = 0; i < nseen && used < len; i++) {
+		const CK_TOKEN_INFO *t = &seen_tokens[i].info;
+		if (!(t->flags & CKF_TOKEN_INITIALIZED) || !p11_kit_uri_match_token_info(uri, t) ||
+		    (want_slot != (CK_SLOT_ID)-1 && seen_tokens[i].slot != want_slot))
+			continue;
+		/* the serial, blank padding removed */
+		int n = (int)sizeof(t->serialNumber);
+		while (n > 0 && (t->serialNumber[n - 1] == ' ' || t->serialNumber[n - 1] == '\0'))
+			n--;
+		int w = snprintf(buf + used, len - used, "%s%.*s (slot %lu)", used > 0 ? ", " : "", n,
+				 (const char *)t->serialNumber, (unsigned long)seen_tokens[i].slot);
+		used += w > 0 ? (size_t)w : 0;
+	}
+	if (used >= len) /* cut: end it visibly */
+		snprintf(buf + (len > 4 ? len - 4 : 0), len > 4 ? 4 : len, "...");
+	p11_kit_uri_free(uri);
+	return buf;
 }
 
 int cs_token_meter_last_failure(const char **function, CK_RV *rv)
@@ -52,6 +112,53 @@ const char *cs_token_meter_cause(cs_err err, char *buf, size_t len)
 	if (cs_err_from_ckr(rv) == err || cat == CS_CAT_TOKEN || cat == CS_CAT_AUTH)
 		snprintf(buf, len, "%s: %s", fn, cs_ckr_name(rv));
 	return buf;
+}
+
+cs_pin_state cs_token_meter_pin_state(cs_err err, char *source, size_t len)
+{
+	static const struct {
+		CK_RV rv;
+		cs_pin_state state;
+	} calls[] = {
+		{CKR_USER_PIN_NOT_INITIALIZED, CS_PIN_STATE_NOT_INITIALIZED},
+		{CKR_PIN_EXPIRED, CS_PIN_STATE_EXPIRED},
+		{CKR_NEW_PIN_MODE, CS_PIN_STATE_EXPIRED},
+		{CKR_PIN_LOCKED, CS_PIN_STATE_LOCKED},
+	};
+	/* in the order the token layer checks them before C_Login */
+	static const struct {
+		CK_FLAGS flag;
+		int set;
+		cs_pin_state state;
+		const char *text;
+	} flags[] = {
+		{CKF_USER_PIN_LOCKED, 1, CS_PIN_STATE_LOCKED, "CKF_USER_PIN_LOCKED"},
+		{CKF_USER_PIN_FINAL_TRY, 1, CS_PIN_STATE_FINAL_TRY, "CKF_USER_PIN_FINAL_TRY"},
+		{CKF_USER_PIN_TO_BE_CHANGED, 1, CS_PIN_STATE_EXPIRED, "CKF_USER_PIN_TO_BE_CHANGED"},
+		{CKF_USER_PIN_INITIALIZED, 0, CS_PIN_STATE_NOT_INITIALIZED, "CKF_USER_PIN_INITIALIZED not set"},
+	};
+	const char *fn;
+	CK_RV rv;
+	CK_FLAGS token_flags;
+	if (len > 0)
+		source[0] = '\0';
+	if (err != CS_E_PIN_LOCKED && err != CS_E_PIN_EXPIRED && err != CS_E_PIN_FINAL_TRY)
+		return CS_PIN_STATE_UNKNOWN;
+	if (cs_token_meter_last_failure(&fn, &rv)) {
+		for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+			if (calls[i].rv == rv) {
+				snprintf(source, len, "%s: %s", fn, cs_ckr_name(rv));
+				return calls[i].state;
+			}
+	}
+	if (!cs_token_meter_token_flags(&token_flags))
+		return CS_PIN_STATE_UNKNOWN;
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (((token_flags & flags[i].flag) != 0) == flags[i].set) {
+			snprintf(source, len, "C_GetTokenInfo: %s", flags[i].text);
+			return flags[i].state;
+		}
+	return CS_PIN_STATE_UNKNOWN;
 }
 
 static uint64_t now_ns(void)
@@ -178,6 +285,25 @@ static void failed(const char *fn, CK_RV rv)
 CS_P11_FUNCTIONS(METERED)
 #undef METERED
 
+/* C_GetTokenInfo also keeps what the token said (cs_token_meter_token_flags,
+ * cs_token_meter_matching_tokens). */
+static CK_RV metered_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
+{
+	CK_RV rv = metered_C_GetTokenInfo(slot, info);
+	if (rv != CKR_OK || info == NULL)
+		return rv;
+	size_t i = 0;
+	while (i < nseen && seen_tokens[i].slot != slot)
+		i++;
+	if (i == nseen && nseen == CS_TOKEN_METER_SEEN_MAX)
+		return rv; /* more slots than kept: the first ones are */
+	nseen += i == nseen;
+	seen_tokens[i].slot = slot;
+	seen_tokens[i].info = *info;
+	latest = (long)i;
+	return rv;
+}
+
 CK_FUNCTION_LIST *cs_token_meter_wrap(CK_FUNCTION_LIST *real)
 {
 	if ((observer == NULL && !tracking) || real == NULL)
@@ -187,5 +313,7 @@ CK_FUNCTION_LIST *cs_token_meter_wrap(CK_FUNCTION_LIST *real)
 #define WRAP(name, params, args) metered.name = real->name != NULL ? metered_##name : NULL;
 	CS_P11_FUNCTIONS(WRAP)
 #undef WRAP
+	if (real->C_GetTokenInfo != NULL)
+		metered.C_GetTokenInfo = metered_token_info;
 	return &metered;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cs_log.h"
+#include "cs_secret.h"
 #include "ec_util.h"
 #include "token_internal.h"
 
@@ -214,7 +215,15 @@ static CK_RV read_ref(cs_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, cs
 	CK_RV rv = t->call->C_GetAttributeValue(h, obj, a, 2);
 	if (rv != CKR_OK)
 		return rv;
+	if (a[0].ulValueLen == CK_UNAVAILABLE_INFORMATION || a[1].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+		*err = CS_E_TOKEN_DATA;
+		return CKR_OK;
+	}
 	if (a[0].ulValueLen > CS_KEY_LABEL_MAX || a[1].ulValueLen > CS_KEY_ID_MAX) {
+		cs_log_error("the key's %s is %lu bytes, longer than credsign takes (%d bytes)",
+			     a[0].ulValueLen > CS_KEY_LABEL_MAX ? "CKA_LABEL" : "CKA_ID",
+			     (unsigned long)(a[0].ulValueLen > CS_KEY_LABEL_MAX ? a[0].ulValueLen : a[1].ulValueLen),
+			     a[0].ulValueLen > CS_KEY_LABEL_MAX ? CS_KEY_LABEL_MAX : CS_KEY_ID_MAX);
 		*err = CS_E_TOKEN_DATA;
 		return CKR_OK;
 	}
@@ -268,6 +277,8 @@ static CK_OBJECT_HANDLE signing_handle(cs_token *t, tok_session *s, CK_OBJECT_HA
 
 static CK_RV find_and_copy(cs_token *t, tok_session *s, const cs_key_ref *q, tok_key_cache **out,
 			   cs_err *err);
+static CK_RV read_public(cs_token *t, tok_session *s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE attr,
+			 EVP_PKEY **out, cs_err *err);
 
 /* Resolve a query to private and public handles on this session, using the
  * session's cache. `refresh` forces a new search. */
@@ -295,12 +306,81 @@ static CK_RV resolve_key(cs_token *t, tok_session *s, const cs_key_ref *q, int r
 	return rv;
 }
 
+/* The public half of the private key `ref` names: the CKO_PUBLIC_KEY with
+ * its CKA_ID (the label only breaks a tie: vendor tools may label the halves
+ * differently), else what the private key carries itself (CKA_EC_POINT, or
+ * PKCS#11's CKA_PUBLIC_KEY_INFO), for a token that keeps only the private
+ * object. *obj and *attr say where to read it; CS_E_KEY_NO_PUBLIC in *err
+ * when there is none. */
+static CK_RV find_public(cs_token *t, tok_session *s, const cs_key_ref *ref, CK_OBJECT_HANDLE priv,
+			 CK_OBJECT_HANDLE *obj, CK_ATTRIBUTE_TYPE *attr, cs_err *err)
+{
+	CK_OBJECT_HANDLE pub[2];
+	CK_ULONG npub = 0;
+	CK_RV rv = CKR_OK;
+	cs_key_ref by_id = *ref;
+	if (ref->id_len > 0)
+		by_id.label[0] = '\0';
+	if (by_id.id_len > 0 || by_id.label[0] != '\0') /* never "any public key" */
+		rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, &by_id, pub, 2, &npub);
+	if (rv == CKR_OK && npub > 1 && ref->id_len > 0 && ref->label[0] != '\0')
+		rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, ref, pub, 2, &npub); /* the tie */
+	if (rv != CKR_OK)
+		return rv;
+	if (npub == 1) {
+		*obj = pub[0];
+		*attr = CKA_EC_POINT;
+		return CKR_OK;
+	}
+	if (npub > 1) {
+		*err = CS_E_KEY_AMBIGUOUS;
+		return CKR_OK;
+	}
+	static const CK_ATTRIBUTE_TYPE on_private[] = {CKA_EC_POINT, CKA_PUBLIC_KEY_INFO};
+	for (size_t i = 0; i < sizeof(on_private) / sizeof(on_private[0]); i++) {
+		EVP_PKEY *pkey = NULL;
+		cs_err got = CS_OK;
+		rv = read_public(t, s, priv, on_private[i], &pkey, &got);
+		EVP_PKEY_free(pkey);
+		if (rv == CKR_OK && got == CS_OK) {
+			*obj = priv;
+			*attr = on_private[i];
+			return CKR_OK;
+		}
+		if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_SENSITIVE)
+			return rv;
+	}
+	*err = CS_E_KEY_NO_PUBLIC;
+	return CKR_OK;
+}
+
+/* CKA_ALWAYS_AUTHENTICATE of a private key (false where the token does not
+ * know the attribute). A key that asks for a login before each use is
+ * signed with after a CKU_CONTEXT_SPECIFIC login with the PIN; without a PIN
+ * source it is refused. */
+static CK_RV read_always_auth(cs_token *t, tok_session *s, CK_OBJECT_HANDLE priv, int *always,
+			      cs_err *err)
+{
+	CK_BBOOL value = CK_FALSE;
+	CK_ATTRIBUTE a = {CKA_ALWAYS_AUTHENTICATE, &value, sizeof(value)};
+	*always = 0;
+	CK_RV rv = t->call->C_GetAttributeValue(s->handle, priv, &a, 1);
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE)
+		return CKR_OK;
+	if (rv != CKR_OK)
+		return rv;
+	*always = a.ulValueLen == sizeof(value) && value == CK_TRUE;
+	if (*always && t->pin_path == NULL)
+		*err = CS_E_KEY_ALWAYS_AUTH;
+	return CKR_OK;
+}
+
 /* The cache-miss half of resolve_key; called under objects_lock. */
 static CK_RV find_and_copy(cs_token *t, tok_session *s, const cs_key_ref *q, tok_key_cache **out,
 			   cs_err *err)
 {
-	CK_OBJECT_HANDLE priv[2], pub[2];
-	CK_ULONG npriv = 0, npub = 0;
+	CK_OBJECT_HANDLE priv[2];
+	CK_ULONG npriv = 0;
 	CK_RV rv = find_objects(t, s->handle, CKO_PRIVATE_KEY, q, priv, 2, &npriv);
 	if (rv != CKR_OK)
 		return rv;
@@ -314,16 +394,12 @@ static CK_RV find_and_copy(cs_token *t, tok_session *s, const cs_key_ref *q, tok
 		return rv;
 	if ((rv = check_p256(t, s->handle, priv[0], err)) != CKR_OK || *err != CS_OK)
 		return rv;
-	/* the public half: same id (and label), as generated together */
-	if ((rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, &c->ref, pub, 2, &npub)) != CKR_OK)
+	if ((rv = find_public(t, s, &c->ref, priv[0], &c->pub, &c->pub_attr, err)) != CKR_OK || *err != CS_OK)
 		return rv;
-	if (npub != 1) {
-		*err = npub == 0 ? CS_E_KEY_NOT_FOUND : CS_E_KEY_AMBIGUOUS;
-		return CKR_OK;
-	}
+	if ((rv = read_always_auth(t, s, priv[0], &c->always_auth, err)) != CKR_OK || *err != CS_OK)
+		return rv;
 	c->query = *q;
 	c->priv = priv[0];
-	c->pub = pub[0];
 	c->sign = signing_handle(t, s, priv[0]);
 	c->valid = 1;
 	*out = c;
@@ -360,19 +436,26 @@ struct pub_arg {
 	EVP_PKEY *pkey;
 };
 
-static CK_RV read_ec_point(cs_token *t, tok_session *s, CK_OBJECT_HANDLE pub, EVP_PKEY **out,
-			   cs_err *err)
+/* The public key in attribute `attr` (CKA_EC_POINT or CKA_PUBLIC_KEY_INFO)
+ * of object `obj`. */
+static CK_RV read_public(cs_token *t, tok_session *s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE attr,
+			 EVP_PKEY **out, cs_err *err)
 {
-	uint8_t point[256];
-	CK_ATTRIBUTE a = {CKA_EC_POINT, point, sizeof(point)};
-	CK_RV rv = t->call->C_GetAttributeValue(s->handle, pub, &a, 1);
+	uint8_t value[512];
+	CK_ATTRIBUTE a = {attr, value, sizeof(value)};
+	CK_RV rv = t->call->C_GetAttributeValue(s->handle, obj, &a, 1);
 	if (rv == CKR_BUFFER_TOO_SMALL) {
 		*err = CS_E_TOKEN_DATA;
 		return CKR_OK;
 	}
 	if (rv != CKR_OK)
 		return rv;
-	*err = cs_ec_point_to_pkey(point, a.ulValueLen, out);
+	if (a.ulValueLen == 0 || a.ulValueLen > sizeof(value)) /* empty, or unavailable */
+		*err = CS_E_TOKEN_DATA;
+	else if (attr == CKA_PUBLIC_KEY_INFO)
+		*err = cs_spki_to_pkey(value, a.ulValueLen, out);
+	else
+		*err = cs_ec_point_to_pkey(value, a.ulValueLen, out);
 	return CKR_OK;
 }
 
@@ -383,11 +466,11 @@ static CK_RV op_public(cs_token *t, tok_session *s, void *arg, cs_err *err)
 	CK_RV rv = resolve_key(t, s, a->key, 0, &c, err);
 	if (rv != CKR_OK || *err != CS_OK)
 		return rv;
-	rv = read_ec_point(t, s, c->pub, &a->pkey, err);
+	rv = read_public(t, s, c->pub, c->pub_attr, &a->pkey, err);
 	if (rv == CKR_OBJECT_HANDLE_INVALID) { /* stale cache: search again */
 		if ((rv = resolve_key(t, s, a->key, 1, &c, err)) != CKR_OK || *err != CS_OK)
 			return rv;
-		rv = read_ec_point(t, s, c->pub, &a->pkey, err);
+		rv = read_public(t, s, c->pub, c->pub_attr, &a->pkey, err);
 	}
 	return rv;
 }
@@ -414,16 +497,53 @@ struct sign_arg {
 	cs_es256_sig *sig;
 };
 
-static CK_RV sign_once(cs_token *t, tok_session *s, CK_OBJECT_HANDLE priv, struct sign_arg *a,
+/* The login a key with CKA_ALWAYS_AUTHENTICATE asks for after C_SignInit:
+ * CKU_CONTEXT_SPECIFIC with the user's PIN (in pin[pin_len], read before
+ * C_SignInit so that no failure leaves the operation half done). */
+static CK_RV context_login(cs_token *t, tok_session *s, const char *pin, size_t pin_len)
+{
+	CK_RV rv = t->call->C_Login(s->handle, CKU_CONTEXT_SPECIFIC, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)pin_len);
+	if (rv == CKR_OK)
+		return rv;
+	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE) {
+		pthread_mutex_lock(&t->lock);
+		t->bad_pin = 1; /* never offered again */
+		pthread_mutex_unlock(&t->lock);
+	} else if (rv != CKR_PIN_LOCKED && rv != CKR_PIN_EXPIRED) {
+		cs_log_error("the key has CKA_ALWAYS_AUTHENTICATE and the token refused the login before "
+			     "the signature (C_Login CKU_CONTEXT_SPECIFIC: %s)",
+			     cs_ckr_name(rv));
+	}
+	return rv;
+}
+
+static CK_RV sign_once(cs_token *t, tok_session *s, const tok_key_cache *c, struct sign_arg *a,
 		       cs_err *err)
 {
 	CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
 	uint8_t out[132];
 	CK_ULONG out_len = sizeof(out);
-	CK_RV rv = t->call->C_SignInit(s->handle, &mech, priv);
+	char pin[CS_PIN_MAX + 1];
+	size_t pin_len = 0;
+	if (c->always_auth) {
+		pthread_mutex_lock(&t->lock);
+		int bad_pin = t->bad_pin;
+		pthread_mutex_unlock(&t->lock);
+		cs_err r = bad_pin ? CS_E_PIN_INCORRECT : tok_read_pin(t, pin, sizeof(pin), &pin_len);
+		if (r != CS_OK) {
+			*err = r;
+			return CKR_OK;
+		}
+	}
+	CK_RV rv = t->call->C_SignInit(s->handle, &mech, c->sign);
 	if (rv == CKR_MECHANISM_INVALID)
 		cs_log_error("the token refused CKM_ECDSA (CKR_MECHANISM_INVALID): it lacks the "
 			     "mechanism credsign signs with");
+	if (c->always_auth) {
+		if (rv == CKR_OK)
+			rv = context_login(t, s, pin, pin_len);
+		cs_wipe(pin, sizeof(pin));
+	}
 	if (rv != CKR_OK)
 		return rv;
 	rv = t->call->C_Sign(s->handle, (CK_BYTE_PTR)a->digest, 32, out, &out_len);
@@ -442,11 +562,11 @@ static CK_RV op_sign(cs_token *t, tok_session *s, void *arg, cs_err *err)
 	CK_RV rv = resolve_key(t, s, a->key, 0, &c, err);
 	if (rv != CKR_OK || *err != CS_OK)
 		return rv;
-	rv = sign_once(t, s, c->sign, a, err);
+	rv = sign_once(t, s, c, a, err);
 	if (rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID) {
 		if ((rv = resolve_key(t, s, a->key, 1, &c, err)) != CKR_OK || *err != CS_OK)
 			return rv;
-		rv = sign_once(t, s, c->sign, a, err);
+		rv = sign_once(t, s, c, a, err);
 	}
 	return rv;
 }
@@ -572,6 +692,13 @@ static int id_refused(CK_RV rv)
 	return rv == CKR_ATTRIBUTE_VALUE_INVALID || rv == CKR_TEMPLATE_INCONSISTENT;
 }
 
+/* Other answers of C_GenerateKeyPair that refuse the template as such. */
+static int template_refused(CK_RV rv)
+{
+	return id_refused(rv) || rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_READ_ONLY ||
+	       rv == CKR_TEMPLATE_INCOMPLETE;
+}
+
 static CK_RV op_generate(cs_token *t, tok_session *s, void *arg, cs_err *err)
 {
 	struct gen_arg *a = arg;
@@ -599,13 +726,22 @@ static CK_RV op_generate(cs_token *t, tok_session *s, void *arg, cs_err *err)
 			return CKR_OK;
 		}
 		rv = generate_pair(t, s, &ref, &pub, &priv);
-		if (id_refused(rv)) {
-			cs_log_error("the token refused the key with a %zu-byte CKA_ID (%s); tokens that "
-				     "keep short ids need a shorter --id, or none (credsign then tries %zu, "
-				     "%zu, %zu and %zu bytes)",
-				     ref.id_len, cs_ckr_name(rv), id_lengths[0], id_lengths[1], id_lengths[2],
+		size_t shortest = id_lengths[sizeof(id_lengths) / sizeof(id_lengths[0]) - 1];
+		if (id_refused(rv) && ref.id_len > shortest) {
+			cs_log_error("token refused the key template (C_GenerateKeyPair: %s): it refused the "
+				     "key with a %zu-byte CKA_ID; tokens that keep short ids need a shorter "
+				     "--id, or none (credsign then tries %zu, %zu, %zu and %zu bytes)",
+				     cs_ckr_name(rv), ref.id_len, id_lengths[0], id_lengths[1], id_lengths[2],
 				     id_lengths[3]);
-			*err = CS_E_INVALID_ARG;
+			*err = CS_E_KEY_TEMPLATE;
+			return CKR_OK;
+		}
+		if (id_refused(rv)) {
+			cs_log_error("token refused the key template (C_GenerateKeyPair: %s); a %zu-byte "
+				     "CKA_ID is not the cause: check what the token allows (label length, "
+				     "key attributes, its policy)",
+				     cs_ckr_name(rv), ref.id_len);
+			*err = CS_E_KEY_TEMPLATE;
 			return CKR_OK;
 		}
 	} else {
@@ -615,16 +751,29 @@ static CK_RV op_generate(cs_token *t, tok_session *s, void *arg, cs_err *err)
 			rv = generate_pair(t, s, &ref, &pub, &priv);
 			if (!id_refused(rv))
 				break;
-			if (i + 1 < sizeof(id_lengths) / sizeof(id_lengths[0]))
+			if (i + 1 < sizeof(id_lengths) / sizeof(id_lengths[0])) {
 				cs_log_warn("the token refused the key with a %zu-byte CKA_ID (%s); trying "
 					    "%zu bytes",
 					    id_lengths[i], cs_ckr_name(rv), id_lengths[i + 1]);
-			else
-				cs_log_error("the token refused the key template with a CKA_ID of %zu, "
-					     "%zu, %zu and %zu bytes (%s)",
-					     id_lengths[0], id_lengths[1], id_lengths[2], id_lengths[3],
-					     cs_ckr_name(rv));
+			} else {
+				/* refused with 2 bytes too: not the id's length */
+				cs_log_error("token refused the key template (C_GenerateKeyPair: %s); the "
+					     "CKA_ID length is not the cause (%zu, %zu, %zu and %zu bytes were "
+					     "all refused): check what the token allows (label length, key "
+					     "attributes, its policy)",
+					     cs_ckr_name(rv), id_lengths[0], id_lengths[1], id_lengths[2],
+					     id_lengths[3]);
+				*err = CS_E_KEY_TEMPLATE;
+				return CKR_OK;
+			}
 		}
+	}
+	if (template_refused(rv)) {
+		cs_log_error("token refused the key template (C_GenerateKeyPair: %s): check what the token "
+			     "allows (label length, key attributes, its policy)",
+			     cs_ckr_name(rv));
+		*err = CS_E_KEY_TEMPLATE;
+		return CKR_OK;
 	}
 	if (rv != CKR_OK)
 		return rv;
@@ -641,8 +790,13 @@ cs_err cs_token_generate_p256_id(cs_token *t, const char *label, const uint8_t *
 				 cs_key_ref *out)
 {
 	if (t == NULL || label == NULL || out == NULL || label[0] == '\0' ||
-	    strlen(label) > CS_KEY_LABEL_MAX || (id != NULL && (id_len == 0 || id_len > CS_KEY_ID_MAX)))
+	    (id != NULL && (id_len == 0 || id_len > CS_KEY_ID_MAX)))
 		return CS_E_INVALID_ARG;
+	if (strlen(label) > CS_KEY_LABEL_MAX) {
+		cs_log_error("a key label of %zu bytes is longer than credsign takes (%d bytes)", strlen(label),
+			     CS_KEY_LABEL_MAX);
+		return CS_E_INVALID_ARG;
+	}
 	if (!t->read_write)
 		return CS_E_TOKEN_READ_ONLY;
 	struct gen_arg a = {label, id, id_len, out};

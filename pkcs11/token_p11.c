@@ -115,6 +115,9 @@ CK_RV tok_module_initialize(cs_token *t)
 
 static void log_initialize_failure(const cs_token *t, const char *module, CK_RV rv)
 {
+	/* C_Initialize runs before the list is metered: the caller's message
+	 * names it ("(C_Initialize: CKR_ARGUMENTS_BAD)", token_meter.h) */
+	cs_token_meter_note_failure("C_Initialize", rv);
 	const char *hint = "";
 	if (rv == CKR_ARGUMENTS_BAD && t->init_args == NULL && t->registered == NULL)
 		hint = "; the module may need initialisation arguments: set pkcs11.init_args "
@@ -259,8 +262,9 @@ void tok_note_flags_locked(cs_token *t, CK_FLAGS flags)
 
 cs_err tok_ckr_fail(cs_token *t, const char *fn, CK_RV rv)
 {
-	(void)t;
-	cs_log_debug("%s: %s (%s)", fn, cs_ckr_name(rv), cs_ckr_message(rv));
+	/* the metered list (token_meter.h) logs every failing call itself */
+	if (t->call == t->fl)
+		cs_log_debug("%s: %s (%s)", fn, cs_ckr_name(rv), cs_ckr_message(rv));
 	return cs_err_from_ckr(rv);
 }
 
@@ -274,10 +278,19 @@ static cs_err session_fail(cs_token *t, const char *fn, CK_RV rv)
 
 /* ---- login ----------------------------------------------------------------- */
 
+cs_err tok_read_pin(cs_token *t, char *pin, size_t size, size_t *len)
+{
+	*len = 0;
+	if (t->pin_path == NULL)
+		return CS_E_PIN_SOURCE;
+	return cs_secret_read_file(t->pin_path, pin, size, len);
+}
+
 /* Log the token in as user; `flags` are its CK_TOKEN_INFO flags, just read.
  * Called with the pool lock held, so concurrent first uses cannot race. The
  * PIN is read at each login and wiped at once. The same rules hold after a
- * module re-initialisation: bad_pin is kept. */
+ * module re-initialisation: bad_pin is kept. A PIN configured for a token
+ * that needs no login is not used (said once). */
 static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h, CK_FLAGS flags)
 {
 	char pin[CS_PIN_MAX + 1];
@@ -287,8 +300,17 @@ static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h, CK_FLAGS flags)
 
 	if (t->bad_pin)
 		return CS_E_PIN_INCORRECT; /* never retry a PIN the token rejected */
-	if (!(flags & CKF_LOGIN_REQUIRED))
+	t->login_required = (flags & CKF_LOGIN_REQUIRED) != 0;
+	if (!(flags & CKF_LOGIN_REQUIRED)) {
+		if (t->pin_path != NULL && !t->login_skip_logged) {
+			t->login_skip_logged = 1;
+			cs_log_warn("the token does not require a login (no CKF_LOGIN_REQUIRED): not logging "
+				    "in, the PIN in %s is not used; if keys are then not found, the token "
+				    "keeps them private all the same",
+				    t->pin_path);
+		}
 		return CS_OK;
+	}
 	if (flags & CKF_USER_PIN_LOCKED)
 		return CS_E_PIN_LOCKED;
 	if (flags & CKF_USER_PIN_FINAL_TRY)
@@ -307,7 +329,7 @@ static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h, CK_FLAGS flags)
 				     "pkcs11.token_uri");
 			return CS_E_PIN_SOURCE;
 		}
-		if ((r = cs_secret_read_file(t->pin_path, pin, sizeof(pin), &pin_len)) != CS_OK)
+		if ((r = tok_read_pin(t, pin, sizeof(pin), &pin_len)) != CS_OK)
 			return r;
 		rv = t->call->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)pin_len);
 		cs_wipe(pin, sizeof(pin));
@@ -383,6 +405,72 @@ static unsigned sessions_in_use(const cs_token *t)
 	return n;
 }
 
+/* ---- fork ------------------------------------------------------------------ */
+
+/* The process's open tokens. Around fork() every token's locks are taken
+ * (objects_lock, then lock: the order the token layer nests them in), so
+ * the child never inherits a lock another parent thread held; the child
+ * then forgets the parent's sessions at its first use (after_fork). */
+static pthread_mutex_t open_tokens_lock = PTHREAD_MUTEX_INITIALIZER;
+static cs_token *open_tokens;
+static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&open_tokens_lock);
+	for (cs_token *t = open_tokens; t != NULL; t = t->next_open) {
+		pthread_mutex_lock(&t->objects_lock);
+		pthread_mutex_lock(&t->lock);
+	}
+}
+
+static void fork_parent(void)
+{
+	for (cs_token *t = open_tokens; t != NULL; t = t->next_open) {
+		pthread_mutex_unlock(&t->lock);
+		pthread_mutex_unlock(&t->objects_lock);
+	}
+	pthread_mutex_unlock(&open_tokens_lock);
+}
+
+static void fork_child(void)
+{
+	for (cs_token *t = open_tokens; t != NULL; t = t->next_open) {
+		/* waiters of the parent do not exist here */
+		pthread_cond_init(&t->cond, NULL);
+		pthread_mutex_unlock(&t->lock);
+		pthread_mutex_unlock(&t->objects_lock);
+	}
+	pthread_mutex_unlock(&open_tokens_lock);
+}
+
+static void install_fork_handlers(void)
+{
+	if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+		cs_log_warn("pthread_atfork failed: a child forked while a token call runs may block");
+}
+
+static void open_tokens_add(cs_token *t)
+{
+	pthread_once(&fork_handlers_once, install_fork_handlers);
+	pthread_mutex_lock(&open_tokens_lock);
+	t->next_open = open_tokens;
+	open_tokens = t;
+	pthread_mutex_unlock(&open_tokens_lock);
+}
+
+static void open_tokens_remove(cs_token *t)
+{
+	pthread_mutex_lock(&open_tokens_lock);
+	for (cs_token **p = &open_tokens; *p != NULL; p = &(*p)->next_open) {
+		if (*p == t) {
+			*p = t->next_open;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&open_tokens_lock);
+}
+
 /* A forked child must not use the parent's sessions: forget them (they
  * belong to the parent) and initialize the module afresh. Lock held. */
 static void after_fork(cs_token *t)
@@ -391,8 +479,6 @@ static void after_fork(cs_token *t)
 	t->pid = getpid();
 	t->generation++;
 	t->reinit_busy = 0; /* the parent's re-initialising thread is not here */
-	/* another parent thread may have held it at fork */
-	pthread_mutex_init(&t->objects_lock, NULL);
 	ERR_set_mark();
 	CK_RV rv = tok_module_initialize(t);
 	ERR_pop_to_mark();
@@ -401,10 +487,39 @@ static void after_fork(cs_token *t)
 		cs_log_warn("C_Initialize after fork: %s", cs_ckr_name(rv));
 }
 
+static void realtime_after(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Wait, lock held, until no re-initialisation runs: 0, or ETIMEDOUT when
+ * one still runs after CS_TOKEN_REINIT_WAIT_MS (*deadline is set at the
+ * first wait of a caller, `armed` tells). A burst of callers meeting a
+ * re-initialisation (a token back after idle expiry) is served by the
+ * fresh module rather than failed. */
+static int wait_reinit_locked(cs_token *t, struct timespec *deadline, int *armed)
+{
+	if (!*armed) {
+		realtime_after(deadline, CS_TOKEN_REINIT_WAIT_MS);
+		*armed = 1;
+	}
+	while (t->reinit_busy)
+		if (pthread_cond_timedwait(&t->cond, &t->lock, deadline) == ETIMEDOUT)
+			return t->reinit_busy ? ETIMEDOUT : 0;
+	return 0;
+}
+
 cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation)
 {
 	cs_err r = CS_OK;
-	struct timespec deadline;
+	struct timespec deadline, reinit_deadline;
+	int reinit_armed = 0;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += POOL_WAIT_SECONDS;
 
@@ -414,9 +529,17 @@ cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation)
 		after_fork(t);
 	for (;;) {
 		*generation = t->generation;
-		/* while the module is re-initialised, or could not be, no call
-		 * may reach it: fail at once rather than queue behind it */
-		if (t->reinit_busy || !t->module_ready) {
+		/* while the module is re-initialised no call may reach it: wait
+		 * for the fresh module (bounded); one that could not be
+		 * initialised fails at once (recovery retries it, backing off) */
+		if (t->reinit_busy) {
+			if (wait_reinit_locked(t, &reinit_deadline, &reinit_armed) != 0) {
+				r = CS_E_TOKEN_UNAVAILABLE;
+				break;
+			}
+			continue;
+		}
+		if (!t->module_ready) {
 			r = CS_E_TOKEN_UNAVAILABLE;
 			break;
 		}
@@ -580,9 +703,12 @@ static cs_err pool_reinit(cs_token *t)
 cs_err tok_pool_recover(cs_token *t, unsigned failed_generation, int *step)
 {
 	cs_err r = CS_OK;
+	struct timespec reinit_deadline;
+	int reinit_armed = 0;
 	pthread_mutex_lock(&t->lock);
-	if (t->reinit_busy) {
-		r = CS_E_TOKEN_UNAVAILABLE; /* someone is at it: do not wait */
+	/* someone is at it: wait for the fresh module, then retry on it */
+	if (t->reinit_busy && wait_reinit_locked(t, &reinit_deadline, &reinit_armed) != 0) {
+		r = CS_E_TOKEN_UNAVAILABLE;
 		goto out;
 	}
 	if (failed_generation != t->generation) {
@@ -627,6 +753,35 @@ out:
 	return r;
 }
 
+/* An operation failed with CKR_USER_NOT_LOGGED_IN: has the token dropped
+ * the pool's login (the session is public on a token that needs a login,
+ * or the session itself is gone)? Otherwise the token refuses the
+ * operation to a logged-in session, or wants a login it does not announce:
+ * not cured by recovery, said once. */
+static int login_lost(cs_token *t, tok_session *s)
+{
+	CK_SESSION_INFO info;
+	CK_RV rv = t->call->C_GetSessionInfo(s->handle, &info);
+	if (rv != CKR_OK)
+		return cs_ckr_needs_recovery(rv);
+	int public_state = info.state == CKS_RO_PUBLIC_SESSION || info.state == CKS_RW_PUBLIC_SESSION;
+	pthread_mutex_lock(&t->lock);
+	int lost = public_state && t->login_required;
+	int say = !lost && !t->not_logged_in_logged;
+	if (say)
+		t->not_logged_in_logged = 1;
+	pthread_mutex_unlock(&t->lock);
+	if (say && public_state)
+		cs_log_error("the token answered CKR_USER_NOT_LOGGED_IN, though it does not require a "
+			     "login (no CKF_LOGIN_REQUIRED), so credsign did not log in: the key needs "
+			     "a login the token does not announce");
+	else if (say)
+		cs_log_error("the token answered CKR_USER_NOT_LOGGED_IN on a logged-in session: the key "
+			     "needs another login than the user's (e.g. one before each use, "
+			     "CKA_ALWAYS_AUTHENTICATE); not treated as a lost session");
+	return lost;
+}
+
 cs_err tok_run(cs_token *t, tok_op op, void *arg)
 {
 	int step = 0;
@@ -638,12 +793,13 @@ cs_err tok_run(cs_token *t, tok_op op, void *arg)
 			cs_err op_err = CS_OK;
 			CK_RV rv = op(t, s, arg, &op_err);
 			generation = s->generation;
+			int recover = cs_ckr_needs_recovery(rv) || (rv == CKR_USER_NOT_LOGGED_IN && login_lost(t, s));
 			/* a session whose call failed may hold an unfinished
 			 * operation: replace it rather than hand it to the next caller */
 			tok_session_release(t, s, rv != CKR_OK);
 			if (rv == CKR_OK)
 				return op_err;
-			if (!cs_ckr_needs_recovery(rv))
+			if (!recover)
 				return cs_err_from_ckr(rv);
 		} else if (r != CS_E_TOKEN_UNAVAILABLE) {
 			return r;
@@ -724,6 +880,7 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 	if ((r = tok_session_acquire(t, &s, &generation)) != CS_OK)
 		goto fail;
 	tok_session_release(t, s, 0);
+	open_tokens_add(t);
 	*out = t;
 	return CS_OK;
 fail:
@@ -735,6 +892,7 @@ void cs_token_close(cs_token *t)
 {
 	if (t == NULL)
 		return;
+	open_tokens_remove(t);
 	if (t->fl != NULL && t->pid == getpid() && t->module_ready) {
 		for (unsigned i = 0; t->sessions != NULL && i < t->pool_size; i++)
 			session_close(t, &t->sessions[i]);

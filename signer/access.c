@@ -491,8 +491,9 @@ static int take_token(rate_table *t, const grant *g, const char *identity, int64
 			b->tokens -= 1.0;
 		} else {
 			double s = (ONE_TOKEN - b->tokens) / b->rate;
-			wait = (int)s;
-			if (wait < s)
+			/* rate >= CS_CONFIG_RATE_MIN: at most a day, clamped anyway */
+			wait = s >= 86400.0 ? 86400 : (int)s;
+			if (wait < s && wait < 86400)
 				wait++;
 			if (wait < 1)
 				wait = 1;

@@ -56,6 +56,10 @@ typedef struct {
 	/* certificates.public in force: any authenticated client reads
 	 * certificates (swapped with the rules) */
 	atomic_int certificates_public;
+	/* refusals of requests counted per (certificate, action, code): the
+	 * first of each per interval audited, the rest summarised
+	 * (cs_service_flush_refusals) */
+	struct cs_request_refusals *refusals;
 	/* the server's connection counts for /metrics (NULL until it runs) */
 	void (*read_gauges)(void *arg, cs_metrics_gauges *gauges);
 	void *gauges_arg;

@@ -1,25 +1,28 @@
 /*
  * credsignd: the signing appliance daemon.
  *
- *   credsignd --config FILE          serve (foreground, logs to stderr)
- *   credsignd --check-config FILE [--offline]
+ *   credsignd [-v] --config FILE     serve (foreground, logs to stderr)
+ *   credsignd [-v] --check-config FILE [--offline]
  *                                    validate a configuration and exit 0/1
  *   credsignd --version
  *
  * --check-config loads the file (every setting, the files it names, the
- * presets) and then, unless --offline, does what start-up does with the
- * token and the TLS material without serving or writing anything: opens
- * the module and the token, logs in, finds every configured key (the
+ * presets) and then does what start-up does with the token (unless
+ * --offline) and the TLS material without serving or writing anything:
+ * opens the module and the token, logs in, checks the mechanisms and the
+ * RNG (CKF_RNG, one C_GenerateRandom), finds every configured key (the
  * signing key signs once), and checks the server certificate and key
- * (they match, within their dates), the client CA and the CRL (loads, not
- * expired). Each problem names its setting; a failing PKCS#11 call names
- * the function and its CKR_ value.
+ * (they match, within their dates; a pkcs11: key only with the token), the
+ * client CA and the CRL (loads, not expired). Each problem names its
+ * setting and the file as given; a failing PKCS#11 call names the function
+ * and its CKR_ value; what the layers below logged follows, indented.
+ * -v/--verbose: debug level for the run, whatever log.level says.
  *
  * Start-up checks and binds everything before it changes any state: the
  * configuration, presets, the listeners (server.listen,
- * server.health_listen), the token (login), the credsign provider in the
+ * server.health_listen), the token (login, mechanisms, RNG), the credsign provider in the
  * daemon's own OpenSSL library context with the token RNG as its DRBG, the
- * signing key, the TLS material; only then the store (created or migrated),
+ * signing key (it signs once), the TLS material; only then the store (created or migrated),
  * the signing key's row, the audit log. Any failure stops start-up with
  * exit status 1.
  */
@@ -31,6 +34,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -152,9 +156,65 @@ static cs_err openssl_fips_load(OSSL_LIB_CTX *libctx, OSSL_PROVIDER **fips, OSSL
 
 /* ---- checks that change nothing: the token, its keys, the TLS material ------ */
 
+/* --check-config's own output, on stderr: the loader's lines, then each
+ * problem as "FILE:LINE: setting 'tls.cert': reason" (FILE as given on the
+ * command line), and what the layers below logged about it (the token
+ * layer: "C_Initialize of ...: CKR_ARGUMENTS_BAD ...") indented under it,
+ * "    error: ...". Those lines are captured (cs_log in its text format, to
+ * a memory file) rather than mixed in as log lines; what no problem
+ * explains is printed before the verdict as "FILE: warning: ...". */
+typedef struct {
+	int fd;    /* the memory file cs_log writes to; -1: log lines go to stderr */
+	off_t off; /* how much of it was printed */
+} capture;
+
+static capture check_log = {.fd = -1};
+
+/* Capture log lines at `level` and above (again: a new level). */
+static void capture_start(cs_log_level level)
+{
+	if (check_log.fd < 0) {
+		check_log.fd = memfd_create("credsignd-check-config", MFD_CLOEXEC);
+		check_log.off = 0;
+	}
+	cs_log_configure(level, CS_LOG_TEXT, check_log.fd >= 0 ? check_log.fd : STDERR_FILENO);
+}
+
+/* Print what was logged since the last call: indented under the line just
+ * printed, or, with file, each on its own as "FILE: LEVEL: ..." (warning,
+ * error, note, debug). */
+static void capture_print(const char *file)
+{
+	char buf[4096];
+	ssize_t n;
+	if (check_log.fd < 0)
+		return;
+	while ((n = pread(check_log.fd, buf, sizeof(buf) - 1, check_log.off)) > 0) {
+		/* whole lines only; a line longer than buf is printed in pieces */
+		char *end = memrchr(buf, '\n', (size_t)n);
+		size_t take = end != NULL ? (size_t)(end - buf) + 1 : (size_t)n;
+		buf[take] = '\0';
+		check_log.off += (off_t)take;
+		for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save)) {
+			if (file != NULL)
+				fprintf(stderr, "%s: %s\n", file, line);
+			else
+				fprintf(stderr, "    %s\n", line);
+		}
+	}
+}
+
+static void capture_stop(void)
+{
+	if (check_log.fd >= 0)
+		close(check_log.fd);
+	check_log.fd = -1;
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, STDERR_FILENO);
+}
+
 /* Problems found with a setting after the file loaded. --check-config
- * prints each like the loader, "FILE:LINE: setting 'tls.cert': reason";
- * the daemon logs them. */
+ * prints each like the loader (above); the daemon logs them. */
 typedef struct {
 	const cs_config *cfg;
 	int to_log;
@@ -174,6 +234,7 @@ static void report(checker *c, int is_warning, const char *setting, const char *
 	}
 	cs_config_where(c->cfg, setting, where, sizeof(where));
 	fprintf(stderr, "%s: %ssetting '%s': %s\n", where, is_warning ? "warning: " : "", setting, reason);
+	capture_print(NULL); /* what the layers below said about it */
 }
 
 static void problem(checker *c, const char *setting, const char *fmt, ...)
@@ -210,31 +271,117 @@ static const char *token_cause(cs_err r, char *buf, size_t len)
 	return buf;
 }
 
-/* A token that cannot be opened: the setting that names what failed. */
+/* A token that cannot be opened: the setting that names what failed, what
+ * the token reported (the failing call, the PIN's state, the tokens an
+ * ambiguous URI matches) and what to do about it. */
 static void token_problem(checker *c, cs_err r)
 {
 	const cs_config *cfg = c->cfg;
-	const char *setting = "pkcs11.token_uri", *value = cfg->pkcs11.token_uri;
-	char cause[160];
+	const char *setting = "pkcs11.token_uri", *value = cfg->pkcs11.token_uri, *advice = "";
+	char cause[160], source[128], tokens[512], reason[768];
+	const char *fn = NULL;
+	CK_RV rv = CKR_OK;
+	(void)cs_token_meter_last_failure(&fn, &rv);
+	snprintf(reason, sizeof(reason), "%s%s", cs_strerror(r), token_cause(r, cause, sizeof(cause)));
+	int pin_setting = cfg->pkcs11.pin_file != NULL;
 	switch (r) {
 	case CS_E_MODULE_LOAD:
 	case CS_E_MODULE_INIT:
 		setting = "pkcs11.module";
 		value = cfg->pkcs11.module;
+		/* arguments the module refused are the setting to change */
+		if (r == CS_E_MODULE_INIT && cfg->pkcs11.init_args != NULL && fn != NULL &&
+		    strcmp(fn, "C_Initialize") == 0 && rv == CKR_ARGUMENTS_BAD) {
+			setting = "pkcs11.init_args";
+			value = cfg->pkcs11.init_args;
+			snprintf(reason, sizeof(reason), "the module %s refused these initialisation arguments%s",
+				 cfg->pkcs11.module, token_cause(r, cause, sizeof(cause)));
+			advice = "; give what its documentation says (CK_C_INITIALIZE_ARGS.pReserved)";
+		}
 		break;
+	case CS_E_PIN_LOCKED:
+	case CS_E_PIN_EXPIRED:
+	case CS_E_PIN_FINAL_TRY:
+		/* what the token said (C_Login's answer, or the PIN flags that
+		 * stopped the login before it), not the code it was mapped to */
+		switch (cs_token_meter_pin_state(r, source, sizeof(source))) {
+		case CS_PIN_STATE_NOT_INITIALIZED:
+			snprintf(reason, sizeof(reason), "the token's user PIN is not initialized (%s)", source);
+			advice = "; set it with the token's tools (e.g. pkcs11-tool --init-pin), then write it to "
+				 "pkcs11.pin_file";
+			pin_setting = 0; /* the token's state: no file can fix it */
+			break;
+		case CS_PIN_STATE_EXPIRED:
+			snprintf(reason, sizeof(reason), "the token's user PIN has expired or must be changed (%s)",
+				 source);
+			advice = "; change it with the token's tools and write the new PIN to pkcs11.pin_file";
+			break;
+		case CS_PIN_STATE_LOCKED:
+			snprintf(reason, sizeof(reason), "the token's user PIN is locked (%s)", source);
+			advice = "; unlock it with the token's tools (the security officer resets it), then "
+				 "write the new PIN to pkcs11.pin_file";
+			break;
+		case CS_PIN_STATE_FINAL_TRY:
+			snprintf(reason, sizeof(reason), "one more wrong PIN locks the token's user PIN (%s)",
+				 source);
+			advice = "; credsign does not try: check the PIN in pkcs11.pin_file with the token's tools";
+			break;
+		case CS_PIN_STATE_UNKNOWN:
+			break;
+		}
+		__attribute__((fallthrough));
 	case CS_E_PIN_SOURCE:
 	case CS_E_PIN_FILE:
 	case CS_E_PIN_FILE_PERMS:
 	case CS_E_PIN_INCORRECT:
-		if (cfg->pkcs11.pin_file != NULL) {
+		if (pin_setting) {
 			setting = "pkcs11.pin_file";
 			value = cfg->pkcs11.pin_file;
+		}
+		break;
+	case CS_E_TOKEN_AMBIGUOUS:
+		cs_token_meter_matching_tokens(cfg->pkcs11.token_uri, tokens, sizeof(tokens));
+		if (tokens[0] != '\0') {
+			snprintf(reason, sizeof(reason), "%s: serials %s", cs_strerror(r), tokens);
+			advice = "; add serial=SERIAL to the URI";
 		}
 		break;
 	default:
 		break;
 	}
-	problem(c, setting, "%s: %s%s", value, cs_strerror(r), token_cause(r, cause, sizeof(cause)));
+	problem(c, setting, "%s: %s%s", value, reason, advice);
+}
+
+/* The token's random number generator, which every random value of the
+ * daemon comes from (credentials, ids, the TLS DRBG): the token reports it
+ * (CKF_RNG) and one C_GenerateRandom draws. */
+static cs_err check_token_rng(checker *c, cs_token *token)
+{
+	const char *uri = c->cfg->pkcs11.token_uri;
+	cs_token_info info;
+	uint8_t probe[32];
+	char cause[160];
+	cs_token_meter_clear();
+	cs_err r = cs_token_get_info(token, &info);
+	if (r == CS_OK && !(info.flags & CKF_RNG)) {
+		problem(c, "pkcs11.token_uri",
+			"%s: the token reports no random number generator (CKF_RNG not set in C_GetTokenInfo); "
+			"credsign draws every random value from the token",
+			uri);
+		return CS_E_TOKEN_NO_RNG;
+	}
+	if (r == CS_OK) {
+		cs_token_meter_clear();
+		r = cs_token_random(token, probe, sizeof(probe));
+		OPENSSL_cleanse(probe, sizeof(probe));
+	}
+	/* the call and its CKR_ say it better than the code it was mapped to */
+	if (r != CS_OK && token_cause(r, cause, sizeof(cause))[0] != '\0')
+		problem(c, "pkcs11.token_uri", "%s: the token's random number generator does not work%s", uri, cause);
+	else if (r != CS_OK)
+		problem(c, "pkcs11.token_uri", "%s: the token's random number generator does not work: %s", uri,
+			cs_strerror(r));
+	return r;
 }
 
 /* Find a configured key in the token as the daemon will, and with `sign`
@@ -276,7 +423,7 @@ static cs_err check_token_key(checker *c, cs_token *token, OSSL_LIB_CTX *libctx,
 }
 
 /* Open the token as the daemon does (module, the one token the URI names,
- * login with the PIN), check its mechanisms, and load the credsign provider
+ * login with the PIN), check its mechanisms and its RNG, and load the credsign provider
  * over it into a library context of its own (*libctx), for the keys. */
 static cs_err check_token(checker *c, cs_token **token, OSSL_LIB_CTX **libctx, OSSL_PROVIDER **prov,
 			  OSSL_PROVIDER **deflt)
@@ -297,6 +444,8 @@ static cs_err check_token(checker *c, cs_token **token, OSSL_LIB_CTX **libctx, O
 			r == CS_E_MECHANISM ? why : cs_strerror(r));
 		return r;
 	}
+	if ((r = check_token_rng(c, *token)) != CS_OK)
+		return r;
 	if ((*libctx = OSSL_LIB_CTX_new()) == NULL || (r = cs_provider_load(*libctx, *token, prov)) != CS_OK ||
 	    (*deflt = OSSL_PROVIDER_load(*libctx, "default")) == NULL ||
 	    !EVP_set_default_properties(*libctx, "?provider!=credsign-pkcs11")) {
@@ -489,55 +638,67 @@ static void warn_duties(void *file, const char *identity, const char *generator,
 		(const char *)file, identity, generator, auditor);
 }
 
-/* --check-config: every problem reported, each naming its setting; with
- * offline, the file checks only (no token, no TLS material). */
-static int check_config(const char *path, int offline)
+/* --check-config: every problem reported, each naming its setting (the
+ * file named as given); with offline, everything but the token: the file
+ * checks and the TLS material (a pkcs11: tls.key is not loaded). verbose
+ * (or log.level debug) shows what the layers below log at debug level,
+ * every failing PKCS#11 call included. */
+static int check_config(const char *path, int offline, int verbose)
 {
 	cs_config *cfg = NULL;
 	cs_config_diag diag;
+	/* log lines of the layers below go under the problem they explain */
+	capture_start(verbose ? CS_LOG_DEBUG : CS_LOG_WARN);
 	cs_err r = cs_config_load(path, &cfg, &diag);
 	print_diag(&diag);
+	const char *shown = cfg != NULL ? cfg->file_given : path;
 	if (r == CS_OK) {
 		cs_preset_set *presets = NULL;
 		cs_wordlist *wordlist = NULL;
 		char why[512];
-		r = cs_presets_load(cfg->server.presets_file, cfg->file, &presets, &diag);
+		if (cfg->log.level == CS_LOG_DEBUG)
+			capture_start(CS_LOG_DEBUG);
+		r = cs_presets_load(cfg->server.presets_file, shown, &presets, &diag);
 		print_diag(&diag);
 		/* access.grants naming presets that do not exist */
 		if (r == CS_OK && (r = cs_access_check_presets(cfg, presets, &diag)) != CS_OK)
 			print_diag(&diag);
 		if (r == CS_OK &&
 		    (r = cs_wordlist_load_diag(cfg->server.wordlist_file, &wordlist, why, sizeof(why))) != CS_OK)
-			fprintf(stderr, "%s: setting 'server.wordlist_file': %s\n", cfg->file, why);
+			fprintf(stderr, "%s: setting 'server.wordlist_file': %s\n", shown, why);
 		/* a preset that can never be met is refused now, not per request */
 		if (r == CS_OK && (r = cs_presets_check(presets, wordlist, why, sizeof(why))) != CS_OK)
-			fprintf(stderr, "%s: %s\n", cfg->file, why);
+			fprintf(stderr, "%s: %s\n", shown, why);
 		if (r == CS_OK && retention_warning(cfg, presets, why, sizeof(why)))
-			fprintf(stderr, "%s: warning: %s\n", cfg->file, why);
+			fprintf(stderr, "%s: warning: %s\n", shown, why);
 		cs_access *access = NULL;
 		if (r == CS_OK && cs_access_new(cfg, &access) == CS_OK)
-			cs_access_each_conflict(access, warn_duties, (void *)cfg->file);
+			cs_access_each_conflict(access, warn_duties, (void *)shown);
 		cs_access_unref(access);
 		cs_presets_free(presets);
 		cs_wordlist_free(wordlist);
 		OSSL_PROVIDER *fips = NULL, *base = NULL;
 		if (r == CS_OK && cfg->crypto.openssl_fips &&
-		    (r = openssl_fips_load(NULL, &fips, &base, why, sizeof(why))) != CS_OK)
-			fprintf(stderr, "%s: %s\n", cfg->file, why);
+		    (r = openssl_fips_load(NULL, &fips, &base, why, sizeof(why))) != CS_OK) {
+			fprintf(stderr, "%s: %s\n", shown, why);
+			capture_print(NULL);
+		}
 		OSSL_PROVIDER_unload(base);
 		OSSL_PROVIDER_unload(fips);
 	}
-	if (cfg != NULL && !offline) {
+	if (cfg != NULL) {
 		/* what start-up does with the token and the TLS material */
 		checker chk = {.cfg = cfg};
 		cs_token *token = NULL;
 		OSSL_LIB_CTX *libctx = NULL;
 		OSSL_PROVIDER *prov = NULL, *deflt = NULL;
-		cs_log_configure(cfg->log.level == CS_LOG_DEBUG ? CS_LOG_DEBUG : CS_LOG_WARN, cfg->log.format, 2);
-		cs_token_meter_track_failures();
-		int with_token = check_token(&chk, &token, &libctx, &prov, &deflt) == CS_OK;
+		int with_token = 0;
 		/* a key in the token is loaded through the provider once it is found */
 		int tls_key = strncmp(cfg->tls.key, "pkcs11:", 7) != 0;
+		if (!offline) {
+			cs_token_meter_track_failures();
+			with_token = check_token(&chk, &token, &libctx, &prov, &deflt) == CS_OK;
+		}
 		if (with_token) {
 			(void)check_token_key(&chk, token, libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1);
 			if (!tls_key)
@@ -551,12 +712,14 @@ static int check_config(const char *path, int offline)
 		if (chk.problems > 0)
 			r = CS_E_CONFIG;
 	}
+	capture_print(shown); /* what no problem explained */
+	capture_stop();
 	if (r != CS_OK) {
-		fprintf(stderr, "%s: configuration invalid\n", path);
+		fprintf(stderr, "%s: configuration invalid\n", shown);
 		cs_config_free(cfg);
 		return 1;
 	}
-	printf("%s: configuration valid\n", cfg->file);
+	printf("%s: configuration valid\n", shown);
 	cs_config_free(cfg);
 	return 0;
 }
@@ -581,7 +744,8 @@ static void harden_process(void)
 }
 
 /* A store made before the daemon set its umask, or by hand, may be open
- * to other users: the daemon's files are private to it. */
+ * to other users: the daemon's files are private to it. Called once every
+ * start-up check passed, so a failed start leaves the store as it was. */
 static void make_store_private(const char *path)
 {
 	static const char *const suffixes[] = {"", "-wal", "-shm"};
@@ -647,7 +811,7 @@ static cs_err record_token_validation(cs_app *app)
 	return cs_audit_record(app->audit, app->ledger, &e);
 }
 
-static int serve(const char *path)
+static int serve(const char *path, int verbose)
 {
 	cs_config *cfg = NULL;
 	cs_config_diag diag;
@@ -678,10 +842,9 @@ static int serve(const char *path)
 		fprintf(stderr, "%s: configuration invalid\n", path);
 		return 1;
 	}
-	cs_log_configure(cfg->log.level, cfg->log.format, 2);
+	cs_log_configure(verbose ? CS_LOG_DEBUG : cfg->log.level, cfg->log.format, 2);
 	app.cfg = cfg;
 	chk.cfg = cfg;
-	make_store_private(cfg->store.path);
 	if ((r = cs_presets_load(cfg->server.presets_file, cfg->file, &app.presets, &diag)) != CS_OK) {
 		print_diag(&diag);
 		cs_log_error("presets %s invalid", cfg->server.presets_file);
@@ -726,6 +889,9 @@ static int serve(const char *path)
 		cs_log_error("token %s: %s", cfg->pkcs11.token_uri, r == CS_E_MECHANISM ? why : cs_strerror(r));
 		goto out;
 	}
+	/* every random value comes from the token: it must have an RNG that draws */
+	if ((r = check_token_rng(&chk, app.token)) != CS_OK)
+		goto out;
 	if ((app.libctx = OSSL_LIB_CTX_new()) == NULL ||
 	    (r = cs_provider_load(app.libctx, app.token, &prov)) != CS_OK ||
 	    (cfg->crypto.openssl_fips
@@ -742,8 +908,10 @@ static int serve(const char *path)
 		cs_log_error("start-up failed: %s%s", cs_strerror(r), token_cause(r, cause, sizeof(cause)));
 		goto out;
 	}
-	/* the keys, named when they are not in the token */
-	if ((r = check_token_key(&chk, app.token, app.libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 0)) !=
+	/* the keys, named when they are not in the token; the signing key signs
+	 * once, as --check-config makes it, before anything is written (a key
+	 * the token will not sign with stops start-up here) */
+	if ((r = check_token_key(&chk, app.token, app.libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1)) !=
 		    CS_OK ||
 	    (strncmp(cfg->tls.key, "pkcs11:", 7) == 0 &&
 	     (r = check_token_key(&chk, app.token, app.libctx, "tls.key", cfg->tls.key, 0)) != CS_OK))
@@ -756,11 +924,17 @@ static int serve(const char *path)
 	}
 	/* the TLS material, checked and loaded before anything is written */
 	check_tls(&chk, app.libctx, 1);
-	if (chk.problems > 0 || (r = cs_server_load_tls(srv, app.libctx, cfg)) != CS_OK) {
+	if (chk.problems > 0) {
 		cs_log_error("start-up failed: the TLS material is not usable");
 		r = CS_E_CONFIG;
 		goto out;
 	}
+	if ((r = cs_server_load_tls(srv, app.libctx, cfg, why, sizeof(why))) != CS_OK) {
+		cs_log_error("start-up failed: the TLS context cannot be made: %s", why);
+		goto out;
+	}
+	/* every check passed: from here on the daemon changes what it owns */
+	make_store_private(cfg->store.path);
 	/* the clock against the log's newest time, read before anything is
 	 * written: far ahead or behind is warned of and audited */
 	cs_audit_clock clock_at_start;
@@ -806,11 +980,14 @@ out:
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: credsignd --config FILE\n"
-		   "       credsignd --check-config FILE [--offline]\n"
+	fprintf(f, "usage: credsignd [-v] --config FILE\n"
+		   "       credsignd [-v] --check-config FILE [--offline]\n"
 		   "       credsignd --version\n"
 		   "--check-config opens the token, finds the keys and checks the TLS material;\n"
-		   "--offline checks the file alone (settings, files, presets), without the token.\n");
+		   "--offline checks everything but the token (the file, presets, TLS material;\n"
+		   "a pkcs11: tls.key is not loaded).\n"
+		   "-v, --verbose: log at debug level for this run (log.level = \"debug\"), every\n"
+		   "failing PKCS#11 call included.\n");
 }
 
 int main(int argc, char **argv)
@@ -819,13 +996,14 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", required_argument, NULL, 'C'},
 		{"offline", no_argument, NULL, 'O'},
+		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *serve_path = NULL, *check_path = NULL;
-	int offline = 0, c;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+	int offline = 0, verbose = 0, c;
+	while ((c = getopt_long(argc, argv, "c:hv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			serve_path = optarg;
@@ -835,6 +1013,9 @@ int main(int argc, char **argv)
 			break;
 		case 'O':
 			offline = 1;
+			break;
+		case 'v':
+			verbose = 1;
 			break;
 		case 'V':
 			printf("credsignd %s\n", CREDSIGN_VERSION);
@@ -852,5 +1033,5 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	return check_path != NULL ? check_config(check_path, offline) : serve(serve_path);
+	return check_path != NULL ? check_config(check_path, offline, verbose) : serve(serve_path, verbose);
 }

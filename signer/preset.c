@@ -329,7 +329,7 @@ cs_err cs_preset_plan(const cs_preset *p, const cs_wordlist *wl, const cs_plan_r
 	if (p->plan_cache == NULL || type == CS_TYPE_PASSPHRASE)
 		return plan_compute(p, wl, q, type, plan, why, why_len);
 	plan_key key = {type, q->length, q->strength_bits, q->exclude_ambiguous != 0};
-	cs_err r;
+	cs_err r = CS_E_INTERNAL; /* set by plan_cache_get when it finds the plan */
 	if (plan_cache_get(p->plan_cache, &key, plan, &r, why, why_len))
 		return r;
 	char reason[PLAN_WHY_MAX];

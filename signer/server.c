@@ -353,6 +353,10 @@ static void flush_refusals(server *s)
 	if (n > 0)
 		cs_log_info("audited %lld refused handshake(s) of unverified peers as a summary",
 			    (long long)n);
+	/* refused requests of clients beyond the first per key and interval */
+	n = cs_service_flush_refusals(s->app);
+	if (n > 0)
+		cs_log_info("audited %lld summaries of refused requests", (long long)n);
 	int handshaking, authenticated;
 	long evicted, timed_out;
 	cs_conn_guard_counts(s->guard, &handshaking, &authenticated, &evicted, &timed_out);
@@ -890,12 +894,34 @@ cs_err cs_server_bind(const cs_config *cfg, cs_server **out)
 	return CS_OK;
 }
 
-cs_err cs_server_load_tls(cs_server *s, OSSL_LIB_CTX *libctx, const cs_config *cfg)
+cs_err cs_server_load_tls(cs_server *s, OSSL_LIB_CTX *libctx, const cs_config *cfg, char *why,
+			  size_t why_len)
 {
 	SSL_CTX *ctx = NULL;
+	if (why_len > 0)
+		why[0] = '\0';
+	ERR_clear_error();
 	cs_err r = cs_tls_server_ctx(libctx, cfg, &ctx);
-	if (r != CS_OK)
+	if (r != CS_OK) {
+		/* what OpenSSL said, when the TLS layer did not report it
+		 * (a context it could not make: no DRBG, no provider) */
+		const char *data = NULL;
+		int flags = 0;
+		unsigned long e = ERR_peek_error_data(&data, &flags);
+		const char *lib = e != 0 ? ERR_lib_error_string(e) : NULL;
+		const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+		int text = (flags & ERR_TXT_STRING) && data != NULL && data[0] != '\0';
+		if (text && reason != NULL && strstr(data, reason) != NULL)
+			reason = NULL; /* the detail says it already */
+		if (e != 0)
+			snprintf(why, why_len, "%s: %s%s%s", lib != NULL ? lib : "OpenSSL",
+				 reason != NULL ? reason : text ? "" : "error", reason != NULL && text ? ": " : "",
+				 text ? data : "");
+		else
+			snprintf(why, why_len, "%s", cs_strerror(r));
+		ERR_clear_error();
 		return r;
+	}
 	SSL_CTX_free(s->ssl_ctx); /* not serving yet: no lock needed */
 	s->ssl_ctx = ctx;
 	return CS_OK;

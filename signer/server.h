@@ -15,7 +15,10 @@
  *                         setting: "server.listen 127.0.0.1:8443: address
  *                         already in use" (CS_E_CONFIG);
  *   cs_server_load_tls()  builds the TLS context (tls.cert, tls.key, tls.ca,
- *                         tls.crl) in the daemon's library context;
+ *                         tls.crl) in the daemon's library context; a
+ *                         failure says why in `why`: OpenSSL's first error
+ *                         ("random number generator: unable to fetch
+ *                         drbg") when the TLS layer did not log one;
  *   cs_server_run()       serves until SIGTERM/SIGINT, then stops accepting,
  *                         lets requests in flight finish (10 s at most) and
  *                         returns. SIGHUP rebuilds the TLS context,
@@ -40,8 +43,8 @@
 typedef struct cs_server cs_server;
 
 cs_err cs_server_bind(const cs_config *cfg, cs_server **out) __attribute__((warn_unused_result));
-cs_err cs_server_load_tls(cs_server *srv, OSSL_LIB_CTX *libctx, const cs_config *cfg)
-	__attribute__((warn_unused_result));
+cs_err cs_server_load_tls(cs_server *srv, OSSL_LIB_CTX *libctx, const cs_config *cfg, char *why,
+			  size_t why_len) __attribute__((warn_unused_result));
 cs_err cs_server_run(cs_server *srv, cs_app *app) __attribute__((warn_unused_result));
 void cs_server_free(cs_server *srv);
 

@@ -2,6 +2,7 @@
  * entry (see service.h). */
 #include "service.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -80,12 +81,127 @@ void cs_service_actor(cs_service_req *rq)
 	rq->audit.role = rq->role;
 }
 
+/* ---- refusals in floods: counted, summarised (service.h) ------------------------------ */
+
+typedef struct {
+	char cert[65], identity[256], action[64], code[64];
+	int64_t count; /* refusals counted, not audited one by one */
+	char first[32], last[32];
+} refusal_key;
+
+struct cs_request_refusals {
+	pthread_mutex_t lock;
+	refusal_key keys[CS_REQUEST_REFUSAL_KEYS + 1]; /* the last: "*" */
+	size_t n;
+};
+
+/* 1 when this refusal is the first of its key since the last flush (audit
+ * it), else 0 (counted). */
+static int refusal_first(struct cs_request_refusals *t, const cs_caller *caller, const char *action,
+			 const char *code)
+{
+	const char *cert = caller != NULL ? caller->cert_sha256 : "";
+	const char *identity = caller != NULL ? caller->identity : "unidentified";
+	int first = 0;
+	pthread_mutex_lock(&t->lock);
+	refusal_key *k = NULL;
+	for (size_t i = 0; i < t->n && k == NULL; i++)
+		if (strcmp(t->keys[i].cert, cert) == 0 && strcmp(t->keys[i].identity, identity) == 0 &&
+		    strcmp(t->keys[i].action, action) == 0 && strcmp(t->keys[i].code, code) == 0)
+			k = &t->keys[i];
+	if (k == NULL && t->n < CS_REQUEST_REFUSAL_KEYS) {
+		k = &t->keys[t->n++];
+		memset(k, 0, sizeof(*k));
+		snprintf(k->cert, sizeof(k->cert), "%s", cert);
+		snprintf(k->identity, sizeof(k->identity), "%s", identity);
+		snprintf(k->action, sizeof(k->action), "%s", action);
+		snprintf(k->code, sizeof(k->code), "%s", code);
+		first = 1;
+	} else if (k == NULL) {
+		k = &t->keys[CS_REQUEST_REFUSAL_KEYS]; /* the table is full: "*" */
+		if (k->identity[0] == '\0') {
+			snprintf(k->identity, sizeof(k->identity), "*");
+			snprintf(k->action, sizeof(k->action), "*");
+			snprintf(k->code, sizeof(k->code), "*");
+		}
+	}
+	if (!first) {
+		char now[32];
+		cs_audit_now(now);
+		if (k->count++ == 0)
+			memcpy(k->first, now, sizeof(now));
+		memcpy(k->last, now, sizeof(now));
+	}
+	pthread_mutex_unlock(&t->lock);
+	return first;
+}
+
+int64_t cs_service_flush_refusals(cs_app *app)
+{
+	struct cs_request_refusals *t = app->refusals;
+	if (t == NULL)
+		return 0;
+	/* take the counts, then write outside the lock */
+	refusal_key *taken = malloc(sizeof(t->keys));
+	size_t n = 0;
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; taken != NULL && i <= CS_REQUEST_REFUSAL_KEYS; i++)
+		if ((i < t->n || i == CS_REQUEST_REFUSAL_KEYS) && t->keys[i].count > 0)
+			taken[n++] = t->keys[i];
+	t->n = 0; /* a new interval: each key's next refusal is audited again */
+	memset(&t->keys[CS_REQUEST_REFUSAL_KEYS], 0, sizeof(t->keys[0]));
+	pthread_mutex_unlock(&t->lock);
+	int64_t written = 0;
+	for (size_t i = 0; i < n; i++) {
+		char object[300];
+		snprintf(object, sizeof(object), "action=%s count=%lld first=%s last=%s", taken[i].action,
+			 (long long)taken[i].count, taken[i].first, taken[i].last);
+		cs_audit_entry e = {.actor = taken[i].identity,
+				    .actor_cert_sha256 = taken[i].cert[0] != '\0' ? taken[i].cert : NULL,
+				    .role = "client", .action = "request.refusals", .object = object,
+				    .outcome = "refused", .error_code = taken[i].code};
+		if (cs_audit_record(app->audit, app->ledger, &e) == CS_OK)
+			written++;
+		else
+			cs_log_error("a summary of %lld refused requests could not be audited",
+				     (long long)taken[i].count);
+	}
+	free(taken);
+	return written;
+}
+
+static cs_err refusals_start(cs_app *app)
+{
+	struct cs_request_refusals *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return CS_E_NOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	app->refusals = t;
+	return CS_OK;
+}
+
+static void refusals_stop(cs_app *app)
+{
+	if (app->refusals == NULL)
+		return;
+	(void)cs_service_flush_refusals(app); /* the last interval's counts */
+	pthread_mutex_destroy(&app->refusals->lock);
+	free(app->refusals);
+	app->refusals = NULL;
+}
+
 cs_err cs_service_record(cs_service_req *rq, const char *outcome, const char *error_code)
 {
 	if (rq->audited)
 		return rq->audit_failed ? CS_E_STORE : CS_OK;
 	rq->audited = 1;
 	const char *action = rq->audit.action != NULL ? rq->audit.action : "request";
+	/* a verified client's refusals are audited one by one (it is
+	 * identified and accountable); a caller without a usable identity is
+	 * counted after its first (cs_service_flush_refusals) */
+	if (rq->caller == NULL && strcmp(outcome, "refused") == 0 && rq->app->refusals != NULL &&
+	    !refusal_first(rq->app->refusals, rq->caller, action, error_code != NULL ? error_code : ""))
+		return CS_OK;
 	if (rq->store_failed) {
 		/* the store could not write within audit.write_timeout_ms: a second
 		 * attempt for the failure entry would only double the wait */
@@ -176,10 +292,11 @@ cs_err cs_service_authorize(cs_service_req *rq, cs_access_action action, const c
 		snprintf(rq->role, sizeof(rq->role), "%s", d.role);
 		return CS_OK;
 	}
+	if (action == CS_ACTION_CERT_READ && rq->certificates_public)
+		return CS_OK; /* certificates.public: any authenticated client reads them, its
+			       * own grant's rate limit notwithstanding */
 	if (d.retry_after > 0)
 		return cs_service_refuse(rq, "rate_limited", d.retry_after, "%s", d.reason);
-	if (action == CS_ACTION_CERT_READ && rq->certificates_public)
-		return CS_OK; /* certificates.public: any authenticated client reads them */
 	if (action == CS_ACTION_AUDIT_READ && s->project == NULL)
 		return cs_service_refuse(rq, "forbidden", 0,
 					 "%s; an auditor of some projects reads their entries with "
@@ -277,6 +394,10 @@ cs_err cs_service_rules_start(cs_app *app, const cs_config *cfg)
 		cs_access_unref(rules);
 	if (r == CS_OK)
 		atomic_store(&app->certificates_public, cfg->certificates.public);
+	if (r == CS_OK && (r = refusals_start(app)) != CS_OK) {
+		cs_access_slot_free(app->access);
+		app->access = NULL;
+	}
 	return r;
 }
 
@@ -311,6 +432,7 @@ cs_err cs_service_rules_reload(cs_app *app)
 
 void cs_service_rules_stop(cs_app *app)
 {
+	refusals_stop(app);
 	cs_access_slot_free(app->access);
 	app->access = NULL;
 }

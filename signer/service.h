@@ -144,6 +144,20 @@ cs_err cs_service_rules_start(cs_app *app, const cs_config *cfg) __attribute__((
  * (access.reload, outcome success or failure, error_code config_invalid),
  * conflicts as at start. */
 cs_err cs_service_rules_reload(cs_app *app);
+/* Refusals of callers without a usable identity (a certificate the CA
+ * issued whose identity cannot be read: a CN only, a URI SAN too long)
+ * cost them nothing and name no one, so a flood of them could grow the
+ * audit log without bound: the first of each (action, error code) per
+ * interval is audited as an entry of its own, the others are counted, and
+ * this writes one entry per key with a count since the last call (action
+ * request.refusals, actor "unidentified", error_code the code, object
+ * "action=A count=N first=TS last=TS"). A verified client's refusals are
+ * all audited one by one. Called by the server every
+ * audit.refusal_summary_seconds. At most CS_REQUEST_REFUSAL_KEYS keys per
+ * interval; refusals beyond them are counted under "*". Returns the
+ * entries written. */
+#define CS_REQUEST_REFUSAL_KEYS 256
+int64_t cs_service_flush_refusals(cs_app *app);
 void cs_service_rules_stop(cs_app *app);
 
 /* ---- generate ------------------------------------------------------------------ */

@@ -670,6 +670,10 @@ static int cmd_access_check(const char *config_path, int argc, char **argv)
 		printf("ALLOWED by %s (role %s)\n", d.grant, d.role);
 		print_grant(cfg, d.grant);
 		rc = 0;
+	} else if (action == CS_ACTION_CERT_READ && cfg->certificates.public) {
+		/* as the daemon decides (cs_service_authorize) */
+		printf("ALLOWED by certificates.public (any authenticated client reads certificates)\n");
+		rc = 0;
 	} else {
 		if (strcmp(d.role, "any") == 0)
 			printf("DENIED: %s\n", d.reason);

@@ -130,7 +130,31 @@ static int open_token(admin_ctx *a, int read_write)
 	};
 	cs_token_meter_clear();
 	cs_err r = cs_token_open(&p, &a->token);
-	return r == CS_OK ? 0 : fail("opening the token", r);
+	if (r == CS_OK)
+		return 0;
+	/* what the token reported: the PIN's state, the tokens the URI matches */
+	char said[512];
+	switch (cs_token_meter_pin_state(r, said, sizeof(said))) {
+	case CS_PIN_STATE_NOT_INITIALIZED:
+		fprintf(stderr, "credsign-admin: the token's user PIN is not initialized (%s)\n", said);
+		break;
+	case CS_PIN_STATE_EXPIRED:
+		fprintf(stderr, "credsign-admin: the token's user PIN has expired or must be changed (%s)\n", said);
+		break;
+	case CS_PIN_STATE_LOCKED:
+		fprintf(stderr, "credsign-admin: the token's user PIN is locked (%s)\n", said);
+		break;
+	case CS_PIN_STATE_FINAL_TRY:
+		fprintf(stderr, "credsign-admin: one more wrong PIN locks the token's user PIN (%s)\n", said);
+		break;
+	case CS_PIN_STATE_UNKNOWN:
+		break;
+	}
+	if (r == CS_E_TOKEN_AMBIGUOUS &&
+	    cs_token_meter_matching_tokens(p.token_uri, said, sizeof(said))[0] != '\0')
+		fprintf(stderr, "credsign-admin: tokens matching %s: serials %s; add serial=SERIAL to pkcs11.token_uri\n",
+			p.token_uri, said);
+	return fail("opening the token", r);
 }
 
 /* The mechanisms credsign uses, as the token reports them; each problem
@@ -225,8 +249,11 @@ static int cmd_key_jwk(admin_ctx *a, const char *uri)
 	cs_err r = cs_key_ref_from_uri(uri, &query);
 	if (r != CS_OK)
 		return fail("key URI", r);
-	if ((r = cs_token_find_key(a->token, &query, &found)) != CS_OK)
-		return fail("finding the key", r);
+	if ((r = cs_token_find_key(a->token, &query, &found)) != CS_OK) {
+		char what[1100];
+		snprintf(what, sizeof(what), "finding the key %s", uri);
+		return fail(what, r);
+	}
 	return print_key(a, &found);
 }
 
@@ -252,6 +279,11 @@ static int cmd_key_generate(admin_ctx *a, const char *label, const char *id_hex)
 	char why[160];
 	if (id_hex != NULL && !parse_key_id(id_hex, id, &id_len)) {
 		fprintf(stderr, "credsign-admin: --id takes 1 to %d bytes in hex (e.g. 0a0b)\n", CS_KEY_ID_MAX);
+		return 2;
+	}
+	if (label[0] == '\0' || strlen(label) > CS_KEY_LABEL_MAX) {
+		fprintf(stderr, "credsign-admin: --label takes 1 to %d bytes (this one has %zu)\n", CS_KEY_LABEL_MAX,
+			strlen(label));
 		return 2;
 	}
 	/* the key must be generated and then sign: name what the token lacks */
@@ -716,7 +748,7 @@ static void usage(FILE *f)
 		   "       credsign-admin [--config FILE] key generate --label LABEL [--id HEX]\n"
 		   "       credsign-admin [--config FILE] key jwk [--key PKCS11-URI]\n"
 		   "       credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN\n"
-		   "                      [--san DNS:name,IP:addr] [--out FILE]\n"
+		   "                      [--san DNS:name,IP:addr,URI:uri] [--out FILE]\n"
 		   "       credsign-admin [--config FILE] audit verify [--from-seq N | --file EXPORT] [--jwks FILE]\n"
 		   "                      [--checkpoint FILE]\n"
 		   "       credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]\n"
@@ -782,7 +814,12 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind + 2 != argc || config_path == NULL) {
+	if (optind + 2 == argc && config_path == NULL) { /* the command is right; say what is missing */
+		fprintf(stderr, "credsign-admin: no configuration: give --config FILE or set CREDSIGN_CONF\n");
+		usage(stderr);
+		return 2;
+	}
+	if (optind + 2 != argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -817,6 +854,15 @@ int main(int argc, char **argv)
 						      : cmd_audit_export(&a, since);
 		cs_config_free(a.cfg);
 		return arc;
+	}
+	char why[400];
+	if (key_uri != NULL &&
+	    cs_config_key_token_conflict(a.cfg->pkcs11.token_uri, key_uri, why, sizeof(why)) != CS_OK) {
+		/* keys are looked up in the configured token only */
+		fprintf(stderr, "credsign-admin: --key %s names %s; keys are looked up only in that token\n",
+			key_uri, why);
+		cs_config_free(a.cfg);
+		return 2;
 	}
 	int rc = open_token(&a, is_gen);
 	if (rc == 0 && is_audit) {

@@ -32,7 +32,8 @@
  * Prints text on stdout and, with --json FILE, the same figures as JSON.
  * Exit status: 0 when the run completed (errors of the daemon are reported,
  * not fatal), 1 when it could not run, or with --strict when any request
- * failed or audit verify did not pass; 2 on a usage error.
+ * failed or audit verify did not pass; 2 on a usage error. --version prints
+ * the version.
  *
  * Token calls per pair are read from the daemon's GET /metrics
  * (credsign_token_calls_total) around the pairs phase on one connection,
@@ -1174,7 +1175,8 @@ static void usage(FILE *f)
 		"             [--connections 1,8,64] [--daemon-pid PID]\n"
 		"  handshake: [--s-server-url URL] [--handshake-threads N]\n"
 		"  scale:     [--scale N] [--fill-connections C] [--fetch-connections C]\n"
-		"             [--soak SECONDS] [--db PATH] [--admin PATH --config FILE]\n");
+		"             [--soak SECONDS] [--db PATH] [--admin PATH --config FILE]\n"
+		"       credsign-bench --version\n");
 }
 
 static int parse_sections(const char *s)
@@ -1239,7 +1241,7 @@ static int parse_args(int argc, char **argv)
 	enum {
 		O_SECTIONS = 256, O_SECONDS, O_JSON, O_STRICT, O_MODULE, O_TOKEN, O_PIN, O_LABEL, O_URL, O_CACERT,
 		O_CERT, O_KEY, O_PRESET, O_CONNS, O_PID, O_SSERVER, O_HTHREADS, O_SCALE, O_FILL, O_FETCH, O_SOAK,
-		O_DB, O_ADMIN, O_CONFIG, O_HELP
+		O_DB, O_ADMIN, O_CONFIG, O_HELP, O_VERSION
 	};
 	static const struct option longopts[] = {
 		{"sections", required_argument, NULL, O_SECTIONS}, {"seconds", required_argument, NULL, O_SECONDS},
@@ -1255,7 +1257,7 @@ static int parse_args(int argc, char **argv)
 		{"fetch-connections", required_argument, NULL, O_FETCH}, {"soak", required_argument, NULL, O_SOAK},
 		{"db", required_argument, NULL, O_DB}, {"admin", required_argument, NULL, O_ADMIN},
 		{"config", required_argument, NULL, O_CONFIG}, {"help", no_argument, NULL, O_HELP},
-		{NULL, 0, NULL, 0}};
+		{"version", no_argument, NULL, O_VERSION}, {NULL, 0, NULL, 0}};
 	int c, idx = 0;
 	long v;
 	while ((c = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
@@ -1295,6 +1297,7 @@ static int parse_args(int argc, char **argv)
 		case O_ADMIN: opt.admin = optarg; break;
 		case O_CONFIG: opt.config = optarg; break;
 		case O_HELP: usage(stdout); exit(0);
+		case O_VERSION: printf("credsign-bench %s\n", CREDSIGN_VERSION); exit(0);
 		default: return -1;
 		}
 		if (bad) {

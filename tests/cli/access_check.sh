@@ -42,7 +42,8 @@ id=spiffe://credsign.test
 # ci-deployer: generator for payments in production and staging
 check 0 $id/ci-deployer generate payments production soc2
 has "ALLOWED by access.grants[0] (role generator)"
-has "$tmp/dev.conf:"
+has "(dev.conf:7)" # the file as named on the command line (not $tmp/dev.conf)
+grep -qF "$tmp/" out.txt err.txt && fail "the absolute path instead of the file as given"
 has "projects payments; environments production, staging; presets any"
 check 0 $id/ci-deployer certify payments staging pci-dss-4
 check 0 $id/ci-deployer cert.read payments
@@ -118,7 +119,8 @@ rc=0; "$credsign" access list --config dev.conf > out.txt 2> err.txt || rc=$?
 # configuration errors name FILE:LINE and the setting
 { base_conf; echo 'access = { grants = ({ identity = "spiffe://credsign.test/x"; role = "admin"; }); };'; } > bad.conf
 conf=bad.conf check 2 $id/x reload
-has "$tmp/bad.conf:5: setting 'access.grants.[0].role': must be \"generator\", \"auditor\" or \"operator\""
+has "bad.conf:5: setting 'access.grants.[0].role': must be \"generator\", \"auditor\" or \"operator\""
+grep -q "^bad.conf:5: " err.txt || fail "the problem line does not name the file as given"
 has "bad.conf: configuration invalid"
 { base_conf; cat <<'CONF'
 access = { grants = ({ identity = "spiffe://credsign.test/x"; role = "generator";
@@ -126,5 +128,12 @@ access = { grants = ({ identity = "spiffe://credsign.test/x"; role = "generator"
 CONF
 } > preset.conf
 conf=preset.conf check 2 $id/x generate p e soc2
-has "$tmp/preset.conf:6: setting 'access.grants.[0].presets': unknown preset 'sox'"
+has "preset.conf:6: setting 'access.grants.[0].presets': unknown preset 'sox'"
+# certificates.public: any authenticated client reads certificates, as the
+# daemon decides
+check 1 $id/stranger cert.read payments
+{ cat dev.conf; echo 'certificates = { public = true; };'; } > public.conf
+conf=public.conf check 0 $id/stranger cert.read payments
+has "ALLOWED by certificates.public"
+conf=public.conf check 1 $id/stranger generate payments production soc2
 echo "access_check: ok"

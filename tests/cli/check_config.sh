@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # credsignd --check-config: exit 0 on a good file, 1 with FILE:LINE messages
-# on a bad one; the annotated example documents exactly the known settings.
-# The files here are placeholders, so the file checks run with --offline;
-# without it the token and the TLS material are checked too (against a real
-# token: tests/integration/diagnostics_test.sh).
+# on a bad one (FILE as given on the command line); the annotated example
+# documents exactly the known settings. The module here is a placeholder,
+# so the checks run with --offline, which skips only the token: the TLS
+# material is checked (a self-signed certificate made here). Without it the
+# token is opened too (against a real token:
+# tests/integration/diagnostics_test.sh).
 set -euo pipefail
 credsignd=${1:?usage: check_config.sh CREDSIGND SOURCE_DIR}
 src=${2:?}
@@ -11,7 +13,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 umask 077
-for f in cert.pem key.pem ca.pem module.so; do echo placeholder > $f; done
+fail() { echo "FAIL: $*"; cat err.txt 2> /dev/null; exit 1; }
+for f in placeholder.pem module.so; do echo placeholder > $f; done
+# TLS material that passes the checks: a server certificate (its own CA)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out cert.pem \
+  -subj /CN=check-config -days 2 2> /dev/null
+cp cert.pem ca.pem
 cp "$src/conf/presets.conf" presets.conf
 echo 123456 > user.pin
 cat > good.conf <<'CONF'
@@ -20,27 +27,81 @@ pkcs11 = { module = "module.so"; token_uri = "pkcs11:token=t"; pin_file = "user.
            signing_key = "pkcs11:object=k"; };
 CONF
 "$credsignd" --offline --check-config good.conf | grep -q "configuration valid"
+"$credsignd" -v --offline --check-config good.conf | grep -q "configuration valid" || fail "-v refused"
+"$credsignd" --offline --verbose --check-config good.conf | grep -q "configuration valid" || fail "--verbose refused"
 
 # Without --offline the module, the token and the TLS material are opened:
-# placeholders are refused, each problem naming its setting.
-if "$credsignd" --check-config good.conf > out.txt 2> err.txt; then
-  echo "FAIL: placeholders passed the online check"; exit 1
+# placeholders are refused, each problem naming its setting; what the token
+# layer logs about a problem is indented under it, not a log line.
+sed 's/"cert.pem"/"placeholder.pem"/; s/"ca.pem"/"placeholder.pem"/' good.conf > ph.conf
+if "$credsignd" --check-config ph.conf > out.txt 2> err.txt; then
+  fail "placeholders passed the online check"
 fi
-for want in "good.conf:2: setting 'pkcs11.module': module.so: PKCS#11 module could not be loaded" \
-            "good.conf:1: setting 'tls.cert': $tmp/cert.pem: no certificate" \
-            "good.conf:1: setting 'tls.ca': $tmp/ca.pem: no CA certificate" \
-            "good.conf: configuration invalid"; do
-  grep -qF "$want" err.txt || { echo "FAIL: no \"$want\""; cat err.txt; exit 1; }
+for want in "ph.conf:2: setting 'pkcs11.module': module.so: PKCS#11 module could not be loaded" \
+            "ph.conf:1: setting 'tls.cert': $tmp/placeholder.pem: no certificate" \
+            "ph.conf:1: setting 'tls.ca': $tmp/placeholder.pem: no CA certificate" \
+            "ph.conf: configuration invalid"; do
+  grep -qF "$want" err.txt || fail "no \"$want\""
 done
-! grep -q "configuration valid" out.txt || { echo "FAIL: said valid"; exit 1; }
+! grep -q "configuration valid" out.txt || fail "said valid"
+grep -A1 "setting 'pkcs11.module'" err.txt | grep -q "^    error: no p11-kit module named 'module.so'" ||
+  fail "the token layer's reason is not under the pkcs11.module line"
+! grep -qE "(^|[[:space:]])(ts|level|fn)=" err.txt || fail "log lines (logfmt) in the --check-config output"
+# every problem line names the file as given, like the verdict
+grep -E "^[^ ].*: setting '" err.txt | grep -v "^ph.conf:" && fail "a problem line names the file otherwise"
 # usage: --offline belongs to --check-config; one action at a time
 for args in "--offline --config good.conf" "--config good.conf --check-config good.conf" "--check-config good.conf extra"; do
   rc=0
   # shellcheck disable=SC2086
   "$credsignd" $args > /dev/null 2>&1 || rc=$?
-  [ "$rc" -eq 2 ] || { echo "FAIL: credsignd $args: exit $rc, not a usage error (2)"; exit 1; }
+  [ "$rc" -eq 2 ] || fail "credsignd $args: exit $rc, not a usage error (2)"
 done
-"$credsignd" --help | grep -q -- "--check-config FILE \[--offline\]" || { echo "FAIL: --help lacks --offline"; exit 1; }
+"$credsignd" --help | grep -q -- "--check-config FILE \[--offline\]" || fail "--help lacks --offline"
+"$credsignd" --help | grep -q -- "-v, --verbose" || fail "--help lacks -v, --verbose"
+
+# --offline skips only the token: the TLS material is still checked (an
+# expired server certificate, a key that does not match it) ...
+mkdir ca-db && : > ca-db/index.txt && echo 01 > ca-db/serial
+printf '[ca]\ndefault_ca = d\n[d]\ndatabase = ca-db/index.txt\nserial = ca-db/serial\nnew_certs_dir = ca-db\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n' > ca.cnf
+{ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout old.key -subj /CN=expired -out old.csr &&
+  openssl ca -batch -notext -config ca.cnf -selfsign -keyfile old.key -in old.csr -out old.pem \
+    -startdate 20200101000000Z -enddate 20210101000000Z; } > /dev/null 2>&1 || fail "cannot make an expired certificate"
+sed 's/"cert.pem"/"old.pem"/' good.conf > expired.conf
+if "$credsignd" --offline --check-config expired.conf > out.txt 2> err.txt; then fail "--offline passed an expired certificate"; fi
+grep -q "^expired.conf:1: setting 'tls.cert': $tmp/old.pem: the server certificate (CN=expired) expired on 2021-01-01T00:00:00Z" err.txt ||
+  fail "--offline did not name the expired certificate"
+grep -q "setting 'tls.key': $tmp/key.pem: the key does not match the certificate of tls.cert" err.txt ||
+  fail "--offline did not check the key against the certificate"
+# ... but a pkcs11: tls.key is in the token, which --offline does not open
+sed 's/key = "key.pem"/key = "pkcs11:object=tls"/' good.conf > tokenkey.conf
+"$credsignd" --offline --check-config tokenkey.conf > out.txt 2> err.txt || fail "--offline loaded a pkcs11: tls.key"
+grep -q "configuration valid" out.txt || fail "tokenkey.conf not valid"
+
+# Settings that contradict each other are refused when the file is loaded,
+# naming both: the probes' port is the API's, a key URI names another token
+sed 's/^tls = {/server = { listen = "127.0.0.1:9443"; health_listen = "127.0.0.1:9443"; };\ntls = {/' good.conf > probes.conf
+if "$credsignd" --offline --check-config probes.conf 2> err.txt; then fail "health_listen = listen accepted"; fi
+grep -q "^probes.conf:1: setting 'server.health_listen': 127.0.0.1:9443 takes the port of server.listen (127.0.0.1:9443)" err.txt ||
+  fail "health_listen = listen not named"
+sed 's/health_listen = "127.0.0.1:9443"/health_listen = "0.0.0.0:9443"/' probes.conf > wildcard.conf
+if "$credsignd" --offline --check-config wildcard.conf 2> err.txt; then fail "health_listen on 0.0.0.0, same port, accepted"; fi
+sed 's/health_listen = "127.0.0.1:9443"/health_listen = "127.0.0.1:9444"/' probes.conf > ports.conf
+"$credsignd" --offline --check-config ports.conf > /dev/null 2> err.txt || fail "two ports refused"
+sed 's/signing_key = "pkcs11:object=k"/signing_key = "pkcs11:token=other;object=k"/' good.conf > other-token.conf
+if "$credsignd" --offline --check-config other-token.conf 2> err.txt; then fail "a signing key in another token accepted"; fi
+grep -qF "other-token.conf:3: setting 'pkcs11.signing_key': pkcs11:token=other;object=k: names token=other, but pkcs11.token_uri selects token=t" err.txt ||
+  fail "the key URI's token is not named with pkcs11.token_uri"
+sed 's/key = "key.pem"/key = "pkcs11:serial=1234;object=tls"/; s/token_uri = "pkcs11:token=t"/token_uri = "pkcs11:token=t;serial=99"/' good.conf > other-serial.conf
+if "$credsignd" --offline --check-config other-serial.conf 2> err.txt; then fail "a tls.key in another token accepted"; fi
+grep -qF "setting 'tls.key': pkcs11:serial=1234;object=tls: names serial=1234, but pkcs11.token_uri selects serial=99" err.txt ||
+  fail "the tls.key URI's serial is not named with pkcs11.token_uri"
+sed 's/signing_key = "pkcs11:object=k"/signing_key = "pkcs11:token=t;object=k"/' good.conf > same-token.conf
+"$credsignd" --offline --check-config same-token.conf > /dev/null 2> err.txt || fail "a key URI naming the token refused"
+
+# a syntax error says so once
+printf 'tls = { cert = "cert.pem" \n' > syntax.conf
+if "$credsignd" --offline --check-config syntax.conf 2> err.txt; then fail "a syntax error accepted"; fi
+grep -qx "syntax.conf:2: syntax error" err.txt || fail "the syntax error is not 'syntax.conf:2: syntax error'"
 
 sed 's/pin_file = "user.pin"/pin_file = "user.pin"; sesions = 2/' good.conf > bad.conf
 if "$credsignd" --offline --check-config bad.conf 2> err.txt; then

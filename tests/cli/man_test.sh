@@ -6,7 +6,10 @@
 #    and one for every member of an operator preset (signer/preset.c);
 #  - every long option of credsignd, credsign and credsign-admin (their
 #    getopt tables) is in the program's page and in its completion;
-#  - each completion loads in bash and completes sub-commands and options.
+#  - each completion loads in bash and completes sub-commands and options;
+#  - the systemd unit template (hsm-setup/credsignd.service): no placeholder
+#    in a comment (install-production fills in the settings' only), and
+#    install-production fills in every placeholder of its settings.
 #
 #   man_test.sh SOURCE_DIR
 set -uo pipefail
@@ -32,6 +35,10 @@ for p in "${pages[@]}"; do
 	base=${p##*/}
 	grep -q "^NAME" <<< "$text" && grep -q "^SEE ALSO" <<< "$text" ||
 		fail "${base} does not render with NAME and SEE ALSO"
+	# an alternating-font macro glues its arguments: ".RB ( GET /x )"
+	# renders "(GET/x)"; a request is written .RB ( "GET /x" )
+	glued=$(grep -oE "(GET|POST|PUT|DELETE|HEAD)/[^ ]*" <<< "$text")
+	[ -z "$glued" ] || fail "${base} renders requests without their space: $(xargs <<< "$glued")"
 done
 
 # ---- credsignd.conf(5) against the schema table and the preset loader ----------
@@ -180,6 +187,10 @@ expect "--san --subject" "$a" _credsign_admin credsign-admin key csr --s
 expect "--file --from-seq" "$a" _credsign_admin credsign-admin -c f audit verify --f
 expect "--check-config --config" "$d" _credsignd credsignd --c
 expect "--offline" "$d" _credsignd credsignd --check-config f --o
+expect "--verbose --version" "$d" _credsignd credsignd --ver
+expect "--check-config --config" "$d" _credsignd credsignd -v --c
+expect "--verbose" "$d" _credsignd credsignd --check-config f --v
+expect "--verbose" "$d" _credsignd credsignd --config f --
 expect "--verbose --version" "$a" _credsign_admin credsign-admin --ver
 # file arguments complete file names
 tmp=$(mktemp -d)
@@ -188,6 +199,15 @@ touch "$tmp/credsignd.conf"
 expect "$tmp/credsignd.conf" "$d" _credsignd credsignd --check-config "$tmp/cred"
 expect "$tmp/credsignd.conf" "$a" _credsign_admin credsign-admin --config "$tmp/cred"
 expect "$tmp/credsignd.conf" "$c" _credsign credsign --cacert "$tmp/cred"
+
+# ---- the systemd unit template --------------------------------------------------
+unit=$src/hsm-setup/credsignd.service
+if grep -nE '^[[:space:]]*#.*@[A-Z]+@' "$unit"; then
+	fail "a comment of the unit template names a placeholder (the installed unit would read the value)"
+fi
+for ph in $(grep -vE '^[[:space:]]*#' "$unit" | grep -oE '@[A-Z]+@' | sort -u); do
+	grep -qF "s|$ph|" "$src/hsm-setup/install-production" || fail "install-production does not fill in $ph"
+done
 
 [ "$failed" -eq 0 ] && echo "man pages and completions: ok"
 exit "$failed"

@@ -4,7 +4,8 @@
  * control file ($CREDSIGN_FAULT_CONTROL), re-read whenever it changes:
  *
  *   C_Sign 0x32 [COUNT]      C_Sign returns CK_RV 0x32 (COUNT times, or always);
- *                             any function listed below can be named
+ *                             any function listed below can be named,
+ *                             C_Initialize included (after "init-args")
  *   corrupt-signature [COUNT] flip one bit of what C_Sign returns
  *   no-rng                    C_GetTokenInfo reports no CKF_RNG
  *   token-serial S            C_GetTokenInfo reports serial number S (at most
@@ -53,6 +54,27 @@
  *                             name in a PrintableString ("prime256v1",
  *                             PKCS#11 3.0) or as explicit curve parameters,
  *                             instead of the OID
+ *   always-authenticate       C_GenerateKeyPair makes private keys with
+ *                             CKA_ALWAYS_AUTHENTICATE true (smart cards, PIV,
+ *                             HSM policies); SoftHSM2 then wants a
+ *                             CKU_CONTEXT_SPECIFIC login after each C_SignInit
+ *                             and answers C_Sign without it with
+ *                             CKR_USER_NOT_LOGGED_IN
+ *   public-label LABEL        C_GenerateKeyPair labels the public key LABEL
+ *                             (halves labelled apart, as vendor tools do:
+ *                             "dl" and "dl-pub"); the CKA_ID is shared
+ *   logged-out                C_GetSessionInfo reports a public state: with a
+ *                             rule making a call fail with
+ *                             CKR_USER_NOT_LOGGED_IN, a token that dropped the
+ *                             login of its sessions
+ *   no-public-key             C_FindObjects finds no public key (a token that
+ *                             keeps only the private object)
+ *   public-on-private ec-point|spki
+ *                             a private EC key asked for CKA_EC_POINT, or for
+ *                             CKA_PUBLIC_KEY_INFO (a SubjectPublicKeyInfo),
+ *                             alone answers with its public half (read from the
+ *                             public key with its CKA_ID), as tokens that keep
+ *                             the public point on the private object do
  *
  *   all 0x5 [sticky]          every call (C_Initialize included; not C_Finalize,
  *                             C_CloseSession, C_CloseAllSessions) returns CK_RV
@@ -101,9 +123,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/objects.h>
+#include <openssl/x509.h>
 #include <p11-kit/pkcs11.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -424,6 +448,8 @@ static CK_RV w_Initialize(CK_VOID_PTR args)
 		stripped.pReserved = NULL;
 		args = &stripped;
 	}
+	if (fires("C_Initialize", &rv))
+		return rv; /* a rule naming C_Initialize, after its arguments were judged */
 	rv = real->C_Initialize(args);
 	pthread_mutex_lock(&lock);
 	if (rv == CKR_OK) {
@@ -575,8 +601,8 @@ static CK_RV w_GetSessionInfo(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info)
 	char pin_file[256];
 	if (rv == CKR_OK) {
 		rv = real->C_GetSessionInfo(h, info);
-		/* a token without login: its sessions are public */
-		if (rv == CKR_OK && rule_arg("no-login", pin_file, sizeof(pin_file))) {
+		/* a token without login (or that dropped it): its sessions are public */
+		if (rv == CKR_OK && (rule_arg("no-login", pin_file, sizeof(pin_file)) || fires("logged-out", NULL))) {
 			if (info->state == CKS_RO_USER_FUNCTIONS)
 				info->state = CKS_RO_PUBLIC_SESSION;
 			else if (info->state == CKS_RW_USER_FUNCTIONS)
@@ -600,9 +626,26 @@ static CK_RV w_Logout(CK_SESSION_HANDLE h)
 	FORWARD(C_Logout, &h, FAULTABLE, real->C_Logout(h));
 }
 
+/* "no-public-key": a search for public keys is made to find nothing (a
+ * class no object has, in a copy of the template). */
+static CK_RV find_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n)
+{
+	CK_ATTRIBUTE copy[32];
+	CK_OBJECT_CLASS none = CKO_VENDOR_DEFINED | 0x6e6f7075UL;
+	if (n > 32 || !fires("no-public-key", NULL))
+		return real->C_FindObjectsInit(h, tmpl, n);
+	for (CK_ULONG i = 0; i < n; i++) {
+		copy[i] = tmpl[i];
+		if (tmpl[i].type == CKA_CLASS && tmpl[i].ulValueLen == sizeof(CK_OBJECT_CLASS) &&
+		    *(CK_OBJECT_CLASS *)tmpl[i].pValue == CKO_PUBLIC_KEY)
+			copy[i].pValue = &none;
+	}
+	return real->C_FindObjectsInit(h, copy, n);
+}
+
 static CK_RV w_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n)
 {
-	FORWARD(C_FindObjectsInit, &h, FAULTABLE, real->C_FindObjectsInit(h, tmpl, n));
+	FORWARD(C_FindObjectsInit, &h, FAULTABLE, find_init(h, tmpl, n));
 }
 
 static CK_RV w_FindObjects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR found, CK_ULONG max,
@@ -645,12 +688,95 @@ static size_t other_ec_params(unsigned char *out, size_t size)
 	return n;
 }
 
+/* The CKA_EC_POINT (DER OCTET STRING) of the public key with the CKA_ID of
+ * private key `obj`, into out[*len]; 0 when obj is no private key or has no
+ * such public key. Real calls only (no rule applies). */
+static int public_point_of(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, unsigned char *out, CK_ULONG *len)
+{
+	CK_OBJECT_CLASS cls = 0, pub_cls = CKO_PUBLIC_KEY;
+	unsigned char id[256];
+	CK_ATTRIBUTE a[2] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_ID, id, sizeof(id)}};
+	if (real->C_GetAttributeValue(h, obj, a, 2) != CKR_OK || cls != CKO_PRIVATE_KEY)
+		return 0;
+	CK_ATTRIBUTE q[2] = {{CKA_CLASS, &pub_cls, sizeof(pub_cls)}, {CKA_ID, id, a[1].ulValueLen}};
+	CK_OBJECT_HANDLE pub;
+	CK_ULONG found = 0;
+	if (real->C_FindObjectsInit(h, q, 2) != CKR_OK)
+		return 0;
+	CK_RV rv = real->C_FindObjects(h, &pub, 1, &found);
+	(void)real->C_FindObjectsFinal(h);
+	CK_ATTRIBUTE p = {CKA_EC_POINT, out, *len};
+	if (rv != CKR_OK || found != 1 || real->C_GetAttributeValue(h, pub, &p, 1) != CKR_OK)
+		return 0;
+	*len = p.ulValueLen;
+	return 1;
+}
+
+/* "public-on-private ec-point|spki": the one attribute asked of a private
+ * key, answered from its public half. CKR_OK and *done when it answered. */
+static CK_RV public_on_private(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_PTR a, int *done)
+{
+	char form[32];
+	unsigned char point[256], spki[256];
+	CK_ULONG point_len = sizeof(point);
+	const unsigned char *value = point;
+	size_t value_len;
+	*done = 0;
+	if (!rule_arg("public-on-private", form, sizeof(form)))
+		return CKR_OK;
+	int want_spki = strcmp(form, "spki") == 0;
+	if (a->type != (want_spki ? CKA_PUBLIC_KEY_INFO : CKA_EC_POINT) || !public_point_of(h, obj, point, &point_len))
+		return CKR_OK;
+	value_len = point_len;
+	if (want_spki) { /* the OCTET STRING's point in a SubjectPublicKeyInfo */
+		const unsigned char *p = point;
+		ASN1_OCTET_STRING *os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)point_len);
+		EVP_PKEY *pkey = NULL;
+		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+		OSSL_PARAM params[3] = {
+			OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0),
+			OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+							  os != NULL ? (void *)ASN1_STRING_get0_data(os) : NULL,
+							  os != NULL ? (size_t)ASN1_STRING_length(os) : 0),
+			OSSL_PARAM_construct_end(),
+		};
+		int len = -1;
+		unsigned char *q = spki;
+		if (os != NULL && ctx != NULL && EVP_PKEY_fromdata_init(ctx) > 0 &&
+		    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) > 0 &&
+		    (len = i2d_PUBKEY(pkey, NULL)) > 0 && (size_t)len <= sizeof(spki))
+			len = i2d_PUBKEY(pkey, &q);
+		EVP_PKEY_free(pkey);
+		EVP_PKEY_CTX_free(ctx);
+		ASN1_OCTET_STRING_free(os);
+		if (len <= 0 || (size_t)len > sizeof(spki))
+			return CKR_OK;
+		value = spki;
+		value_len = (size_t)len;
+	}
+	*done = 1;
+	if (a->pValue == NULL) {
+		a->ulValueLen = value_len;
+		return CKR_OK;
+	}
+	if (a->ulValueLen < value_len) {
+		a->ulValueLen = CK_UNAVAILABLE_INFORMATION;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	memcpy(a->pValue, value, value_len);
+	a->ulValueLen = value_len;
+	return CKR_OK;
+}
+
 static CK_RV w_GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_PTR tmpl,
 				 CK_ULONG n)
 {
 	CK_RV rv = enter("C_GetAttributeValue", &h, FAULTABLE);
 	CK_ULONG room[32];
-	if (rv == CKR_OK) {
+	int done = 0;
+	if (rv == CKR_OK && n == 1)
+		rv = public_on_private(h, obj, tmpl, &done);
+	if (rv == CKR_OK && !done) {
 		for (CK_ULONG i = 0; i < n && i < 32; i++)
 			room[i] = tmpl[i].ulValueLen;
 		rv = real->C_GetAttributeValue(h, obj, tmpl, n);
@@ -774,6 +900,28 @@ static int id_too_long(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
 	return 0;
 }
 
+/* The real C_GenerateKeyPair, with the templates changed by
+ * "always-authenticate" and "public-label LABEL". */
+static CK_RV generate_key_pair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_ATTRIBUTE_PTR pub,
+			       CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv,
+			       CK_OBJECT_HANDLE_PTR hpub, CK_OBJECT_HANDLE_PTR hpriv)
+{
+	CK_ATTRIBUTE pub2[32], priv2[33];
+	CK_BBOOL yes = CK_TRUE;
+	char label[256];
+	if (npub > 32 || npriv > 32)
+		return real->C_GenerateKeyPair(h, mech, pub, npub, priv, npriv, hpub, hpriv);
+	memcpy(pub2, pub, npub * sizeof(*pub));
+	memcpy(priv2, priv, npriv * sizeof(*priv));
+	if (rule_arg("public-label", label, sizeof(label)))
+		for (CK_ULONG i = 0; i < npub; i++)
+			if (pub2[i].type == CKA_LABEL)
+				pub2[i] = (CK_ATTRIBUTE){CKA_LABEL, label, strlen(label)};
+	if (fires("always-authenticate", NULL))
+		priv2[npriv++] = (CK_ATTRIBUTE){CKA_ALWAYS_AUTHENTICATE, &yes, sizeof(yes)};
+	return real->C_GenerateKeyPair(h, mech, pub2, npub, priv2, npriv, hpub, hpriv);
+}
+
 static CK_RV w_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_ATTRIBUTE_PTR pub,
 			       CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv,
 			       CK_OBJECT_HANDLE_PTR hpub, CK_OBJECT_HANDLE_PTR hpriv)
@@ -782,7 +930,7 @@ static CK_RV w_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_AT
 		mech != NULL && mechanism_hidden(mech->mechanism) ? CKR_MECHANISM_INVALID
 		: id_too_long(pub, npub) || id_too_long(priv, npriv)
 			? CKR_ATTRIBUTE_VALUE_INVALID
-			: real->C_GenerateKeyPair(h, mech, pub, npub, priv, npriv, hpub, hpriv));
+			: generate_key_pair(h, mech, pub, npub, priv, npriv, hpub, hpriv));
 }
 
 static CK_RV w_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count)

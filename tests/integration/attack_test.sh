@@ -223,6 +223,25 @@ check "a CN that reads spiffe://.../auditor (no URI SAN) is not the auditor: 403
 check "a CN is not an identity by default (tls.identity_from_cn = false)" \
 	test "$(as_cert cn-plain /healthz)" = 403
 
+# a caller without a usable identity names no one: its refusals are audited
+# once per (action, code) and interval, the rest summarised with a count
+unidentified_flood_summarised() {
+	local before after summary
+	before=$(sqlite3 "$db" "SELECT count(*) FROM audit_log WHERE actor = 'unidentified'")
+	for _ in $(seq 40); do as_cert cn-plain /api/presets > /dev/null; done
+	# the summary comes within audit.refusal_summary_seconds (1 s here)
+	for _ in $(seq 40); do
+		summary=$(sqlite3 "$db" "SELECT object FROM audit_log WHERE action = 'request.refusals'
+		                         AND actor = 'unidentified' ORDER BY seq DESC LIMIT 1")
+		[ -n "$summary" ] && break
+		sleep 0.1
+	done
+	after=$(sqlite3 "$db" "SELECT count(*) FROM audit_log WHERE actor = 'unidentified'")
+	echo "  40 refusals: $((after - before)) entries; summary: $summary"
+	[[ "$summary" == *"count="* ]] && [ $((after - before)) -le 6 ]
+}
+check "refusals of a caller without a usable identity are summarised, not audited one by one" unidentified_flood_summarised
+
 stop_daemon
 sed -i 's/crl_check = true;/crl_check = true; identity_from_cn = true;/' "$conf"
 start_daemon || exit 1

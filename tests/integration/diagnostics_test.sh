@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Diagnostics that name the cause, against a real SoftHSM2 token and the
 # development PKI:
-#  - credsignd --check-config opens the token, logs in, finds every
-#    configured key and checks the TLS material, each problem naming its
-#    setting (and the failing PKCS#11 call); --offline skips the token;
-#  - start-up binds its listeners and checks the TLS material before it
-#    creates the store: a port in use, a wrong PIN or an expired server
-#    certificate stop it with exit 1 and no store file;
-#  - credsign-admin --version, and -v showing the failing PKCS#11 call;
+#  - credsignd --check-config opens the token, logs in, checks its RNG,
+#    finds every configured key and checks the TLS material, each problem
+#    naming its setting (and the failing PKCS#11 call, the PIN's state as
+#    the token reports it, the serials an ambiguous URI matches), the file
+#    named as given, what the token layer logged indented under it (no log
+#    lines); --offline skips the token only;
+#  - start-up binds its listeners and checks the token (its RNG too) and
+#    the TLS material before it creates the store or changes its mode: a
+#    port in use, a wrong PIN, a token without RNG or an expired server
+#    certificate stop it with exit 1 and no store file; -v logs at debug;
+#  - credsign-admin --version, -v showing each failing PKCS#11 call once,
+#    no configuration, a key named by its URI, a --key of another token;
+#    credsign-bench --version;
 #  - at run time, a token fault is logged with the call at the default level.
 #
 #   diagnostics_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE FAULT_MODULE
@@ -45,22 +51,40 @@ invalid() {
 	for p in "$@" "$name.conf: configuration invalid"; do
 		grep -qE -- "$p" "$work/$name.err" || { echo "  no '$p' in:"; sed 's/^/    /' "$work/$name.err"; return 1; }
 	done
+	no_log_lines "$work/$name.err" || return 1
 	! grep -q "configuration valid" "$work/$name.out"
+}
+
+# --check-config prints problems and, indented under them, what the layers
+# below said: never a log line (logfmt)
+no_log_lines() {
+	! grep -qE '(^|[[:space:]])(ts|level|fn)=' "$1" || { echo "  log lines in the output:"; cat "$1"; return 1; }
 }
 
 valid() { # valid NAME [--offline]
 	"$credsignd" ${2:+"$2"} --check-config "$work/$1.conf" > "$work/$1.out" 2> "$work/$1.err" &&
 		grep -q "$1.conf: configuration valid" "$work/$1.out" || { cat "$work/$1.err"; return 1; }
+	no_log_lines "$work/$1.err"
 }
 
 # ---- --check-config against the token -------------------------------------------------
 cp "$conf" "$work/good.conf"
 check "--check-config: the working configuration is valid" valid good
 
-variant no-token 's/token_uri = "pkcs11:token=cstest"/token_uri = "pkcs11:token=no-such-token"/'
+variant no-token 's/token=cstest/token=no-such-token/g'
 check "--check-config: a token label that does not exist is named (it was 'configuration valid')" \
 	invalid no-token "no-token.conf:[0-9]+: setting 'pkcs11.token_uri': pkcs11:token=no-such-token: no token matches the URI"
 check "--offline skips the token: the same file passes" valid no-token --offline
+given_path() { # the file as given (relative here), in every line
+	(cd "$work" && "$credsignd" --check-config no-token.conf > /dev/null 2> "$work/given.err")
+	grep -q "^no-token.conf:[0-9]*: setting 'pkcs11.token_uri'" "$work/given.err" &&
+		grep -qx "no-token.conf: configuration invalid" "$work/given.err" &&
+		! grep -q "^$work" "$work/given.err" || { cat "$work/given.err"; return 1; }
+}
+check "--check-config: problem lines name the file as given, like the verdict" given_path
+variant other-token 's/signing_key = "pkcs11:token=cstest;/signing_key = "pkcs11:token=other;/'
+check "a signing key URI naming another token than token_uri is refused at load, naming both settings" \
+	invalid other-token --offline "setting 'pkcs11.signing_key': pkcs11:token=other;object=it-es256-diagnostics: names token=other, but pkcs11.token_uri selects token=cstest"
 
 variant no-key "s/object=it-es256-diagnostics/object=no-such-key/"
 check "--check-config: a signing key missing from the token is named" \
@@ -85,7 +109,10 @@ variant expired "s|cert = \"$pki/server.pem\"|cert = \"$clients/expired.pem\"|" 
 	"s|key = \"$pki/server.key\"|key = \"$clients/expired.key\"|"
 check "--check-config: an expired server certificate, with its date" \
 	invalid expired "setting 'tls.cert': $clients/expired.pem: the server certificate \(O=credsign dev,CN=expired\) expired on 2021-01-01T00:00:00Z"
-check "--offline does not look at the TLS material" valid expired --offline
+check "--offline skips only the token: an expired server certificate is named" \
+	invalid expired --offline "setting 'tls.cert': $clients/expired.pem: the server certificate \(O=credsign dev,CN=expired\) expired on 2021-01-01T00:00:00Z"
+check "--offline: a server key that does not match tls.cert is named" \
+	invalid mismatch --offline "setting 'tls.key': $clients/ci-deployer.key: the key does not match the certificate of tls.cert"
 
 # CRLs made here from copies of the dev CAs (the shared PKI is left alone)
 crl() { # crl CA OUT [openssl ca arguments]
@@ -175,6 +202,89 @@ check "start-up: an expired server certificate stops it before the store is crea
 check "start-up: a missing signing key is named, no store created" \
 	refused no-key "setting 'pkcs11.signing_key': pkcs11:token=cstest;object=no-such-key: key not found in the token"
 
+# a store left by an earlier run keeps its mode when start-up fails: it is
+# made private only once every check passed ("nothing changed")
+store_untouched() {
+	local rc mode
+	rm -f "$db" "$db-wal" "$db-shm"
+	: > "$db" && chmod 644 "$db"
+	timeout 60 "$credsignd" --config "$work/wrong-pin.conf" > "$work/mode.log" 2>&1
+	rc=$?
+	mode=$(stat -c %a "$db")
+	rm -f "$db"
+	[ "$rc" -eq 1 ] && [ "$mode" = 644 ] || { echo "  exit $rc, store mode $mode"; cat "$work/mode.log"; return 1; }
+}
+check "start-up: a failed start leaves an existing store's mode alone (it was made 600 before the checks)" store_untouched
+
+# -v/--verbose: debug level for the run, whatever log.level says
+verbose_daemon() {
+	rm -f "$db"
+	timeout 60 "$credsignd" -v --config "$work/wrong-pin.conf" > "$work/verbose.log" 2>&1
+	grep -q 'level=debug fn=pkcs11 msg="PKCS#11 call failed: C_Login: CKR_PIN_INCORRECT' "$work/verbose.log" ||
+		{ cat "$work/verbose.log"; return 1; }
+	"$credsignd" --verbose --check-config "$work/wrong-pin.conf" > /dev/null 2> "$work/verbose.err"
+	grep -A3 "setting 'pkcs11.pin_file'" "$work/verbose.err" |
+		grep -q "^    debug: PKCS#11 call failed: C_Login: CKR_PIN_INCORRECT" || { cat "$work/verbose.err"; return 1; }
+	no_log_lines "$work/verbose.err"
+}
+check "credsignd -v: the daemon logs at debug level; --check-config shows the failing call under its problem" verbose_daemon
+
+# ---- what the token reports: its RNG, its PIN, its C_Initialize, its twins ---------------
+# (tests/fault/fault_pkcs11.c in front of SoftHSM2)
+export CREDSIGN_FAULT_REAL_MODULE=$SOFTHSM CREDSIGN_FAULT_CONTROL=$STATE/fault-diagnostics.control
+fault_rules() { printf '%b' "$1" > "$CREDSIGN_FAULT_CONTROL"; }
+variant faulty "s|module = \"$SOFTHSM\"|module = \"$FAULT\"|"
+fault_rules 'no-rng\n'
+check "--check-config: a token without CKF_RNG is named under pkcs11.token_uri (it was 'configuration valid')" \
+	invalid faulty "faulty.conf:[0-9]+: setting 'pkcs11.token_uri': pkcs11:token=cstest: the token reports no random number generator \(CKF_RNG not set in C_GetTokenInfo\)"
+check "start-up: a token without CKF_RNG is named (it was 'the TLS material is not usable'), no store created" \
+	refused faulty "setting 'pkcs11.token_uri': pkcs11:token=cstest: the token reports no random number generator (CKF_RNG not set in C_GetTokenInfo)"
+fault_rules 'C_GenerateRandom 0x120\n'
+check "--check-config: a failing C_GenerateRandom is named with its CKR under pkcs11.token_uri" \
+	invalid faulty "faulty.conf:[0-9]+: setting 'pkcs11.token_uri': pkcs11:token=cstest: the token's random number generator does not work \(C_GenerateRandom: CKR_RANDOM_SEED_NOT_SUPPORTED\)"
+check "start-up: a failing C_GenerateRandom is named with its CKR, no store created" \
+	refused faulty "the token's random number generator does not work (C_GenerateRandom: CKR_RANDOM_SEED_NOT_SUPPORTED)"
+fault_rules 'C_Login 0xA4\n'
+check "--check-config: a locked PIN is reported under pkcs11.pin_file (it was pkcs11.token_uri)" \
+	invalid faulty "faulty.conf:[0-9]+: setting 'pkcs11.pin_file': $TOKEN_DIR/user.pin: the token's user PIN is locked \(C_Login: CKR_PIN_LOCKED\)"
+fault_rules 'C_Login 0xA3\n'
+check "--check-config: an expired PIN is reported under pkcs11.pin_file" \
+	invalid faulty "faulty.conf:[0-9]+: setting 'pkcs11.pin_file': $TOKEN_DIR/user.pin: the token's user PIN has expired or must be changed \(C_Login: CKR_PIN_EXPIRED\)"
+fault_rules 'C_Login 0x102\n'
+check "--check-config: CKR_USER_PIN_NOT_INITIALIZED reads so (it read 'token PIN expired or must be changed')" \
+	invalid faulty "setting 'pkcs11.token_uri': pkcs11:token=cstest: the token's user PIN is not initialized \(C_Login: CKR_USER_PIN_NOT_INITIALIZED\)"
+fault_rules 'init-args configdir=/etc/diagnostics\n'
+check "--check-config: a refused C_Initialize names the call and its CKR on the setting's line" \
+	invalid faulty "faulty.conf:[0-9]+: setting 'pkcs11.module': $FAULT: PKCS#11 module failed to initialize \(C_Initialize: CKR_ARGUMENTS_BAD\)" \
+	"^    error: C_Initialize of $FAULT: CKR_ARGUMENTS_BAD"
+variant wrong-args "s|module = \"$SOFTHSM\";|module = \"$FAULT\"; init_args = \"configdir=/elsewhere\";|"
+check "--check-config: initialisation arguments the module refuses are named under pkcs11.init_args" \
+	invalid wrong-args "wrong-args.conf:[0-9]+: setting 'pkcs11.init_args': configdir=/elsewhere: the module $FAULT refused these initialisation arguments \(C_Initialize: CKR_ARGUMENTS_BAD\)"
+fault_rules ''
+
+# tokens of another SoftHSM2 directory: one whose user PIN was never set
+# (initialised with the SO PIN only), and two with the same label
+other=$work/other-tokens
+rm -rf "$other" && mkdir -p "$other/tokens"
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
+	"$other" > "$other/softhsm2.conf"
+{ SOFTHSM2_CONF=$other/softhsm2.conf pkcs11-tool --module "$SOFTHSM" --init-token --label nopin --so-pin 12345678 &&
+	for _ in 1 2; do
+		SOFTHSM2_CONF=$other/softhsm2.conf softhsm2-util --init-token --free --label twin --so-pin 12345678 --pin 123456 || exit 1
+	done; } > /dev/null 2>&1 || { echo "cannot make the other tokens"; exit 1; }
+variant nopin 's/token=cstest/token=nopin/g'
+SOFTHSM2_CONF=$other/softhsm2.conf check "--check-config: a token whose user PIN was never set says so, from the token's flags" \
+	invalid nopin "nopin.conf:[0-9]+: setting 'pkcs11.token_uri': pkcs11:token=nopin: the token's user PIN is not initialized \(C_GetTokenInfo: CKF_USER_PIN_INITIALIZED not set\); set it with the token's tools"
+variant twin 's/token=cstest/token=twin/g'
+SOFTHSM2_CONF=$other/softhsm2.conf check "--check-config: a token URI that matches two tokens lists their serials" \
+	invalid twin "twin.conf:[0-9]+: setting 'pkcs11.token_uri': pkcs11:token=twin: more than one token matches the URI: serials [0-9a-f]+ \(slot [0-9]+\), [0-9a-f]+ \(slot [0-9]+\); add serial=SERIAL to the URI"
+admin_twin() {
+	SOFTHSM2_CONF=$other/softhsm2.conf "$BUILD/bin/credsign-admin" --config "$work/twin.conf" token info > /dev/null 2> "$work/twin-admin.err"
+	[ $? -eq 1 ] && grep -qE "credsign-admin: tokens matching pkcs11:token=twin: serials [0-9a-f]+ \(slot [0-9]+\), [0-9a-f]+ \(slot [0-9]+\)" \
+		"$work/twin-admin.err" || { cat "$work/twin-admin.err"; return 1; }
+}
+check "credsign-admin: a token URI that matches two tokens lists their serials" admin_twin
+
 # ---- credsign-admin ----------------------------------------------------------------------
 admin=$BUILD/bin/credsign-admin
 check "credsign-admin --version" bash -c '"$1" --version | grep -qE "^credsign-admin [0-9]+\.[0-9]+"' x "$admin"
@@ -195,6 +305,36 @@ verbose_pin() {
 		{ cat "$work/admin.err"; return 1; }
 }
 check "credsign-admin -v logs at debug level, every failing PKCS#11 call" verbose_pin
+once_pin() {
+	admin_pin -v || return 1
+	local n
+	n=$(grep -c 'C_Login: CKR_PIN_INCORRECT (token PIN rejected)' "$work/admin.err")
+	[ "$n" -eq 1 ] || { echo "  $n lines for one failing call:"; cat "$work/admin.err"; return 1; }
+}
+check "credsign-admin -v logs a failing PKCS#11 call once (it was twice: fn=pkcs11 and fn=tok_ckr_fail)" once_pin
+admin_no_config() {
+	local rc=0
+	env -u CREDSIGN_CONF "$admin" token info > /dev/null 2> "$work/noconf.err" || rc=$?
+	[ "$rc" -eq 2 ] && grep -q "^credsign-admin: no configuration: give --config FILE or set CREDSIGN_CONF" "$work/noconf.err" ||
+		{ echo "  exit $rc"; cat "$work/noconf.err"; return 1; }
+}
+check "credsign-admin without a configuration says so (it printed only the usage)" admin_no_config
+admin_key_uri() {
+	"$admin" --config "$conf" key jwk --key "pkcs11:token=cstest;object=no-such-key" > /dev/null 2> "$work/nokey.err"
+	grep -q "credsign-admin: finding the key pkcs11:token=cstest;object=no-such-key: key not found in the token" "$work/nokey.err" ||
+		{ cat "$work/nokey.err"; return 1; }
+}
+check "credsign-admin: a key not found is named by its URI" admin_key_uri
+admin_other_token() {
+	local rc=0
+	"$admin" --config "$conf" key jwk --key "pkcs11:token=other;object=it-es256-diagnostics" > "$work/other.out" 2> "$work/other.err" || rc=$?
+	[ "$rc" -eq 2 ] && [ ! -s "$work/other.out" ] &&
+		grep -q "names token=other, but pkcs11.token_uri selects token=cstest" "$work/other.err" ||
+		{ echo "  exit $rc"; cat "$work/other.out" "$work/other.err"; return 1; }
+}
+check "credsign-admin: a --key naming another token is refused (it returned the configured token's key)" admin_other_token
+check "credsign-admin usage shows URI: for --san" bash -c '"$1" --help | grep -qF -- "--san DNS:name,IP:addr,URI:uri"' x "$admin"
+check "credsign-bench --version" bash -c '"$1" --version | grep -qE "^credsign-bench [0-9]+\.[0-9]+"' x "$BUILD/bin/credsign-bench"
 verbose_ok() {
 	"$admin" --verbose --config "$conf" key jwk > "$work/jwk.json" 2> "$work/jwk.err" &&
 		python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["kty"] == "EC"' "$work/jwk.json" ||
@@ -204,7 +344,6 @@ check "credsign-admin --verbose on a good configuration still answers" verbose_o
 
 # ---- at run time: a token fault reaches the log with its call ------------------------------
 # (tests/fault/fault_pkcs11.c in front of SoftHSM2; 0x32 is CKR_DEVICE_REMOVED)
-export CREDSIGN_FAULT_REAL_MODULE=$SOFTHSM CREDSIGN_FAULT_CONTROL=$STATE/fault-diagnostics.control
 : > "$CREDSIGN_FAULT_CONTROL"
 variant fault "s|module = \"$SOFTHSM\"|module = \"$FAULT\"|"
 conf=$work/fault.conf

@@ -6,10 +6,14 @@
 # daemon's JWKS. Modes: a module that needs C_Initialize arguments, 2-byte
 # key ids, no CKM_EC_KEY_PAIR_GEN, DER signatures, no C_CopyObject, no login,
 # one session per token, sessions that die when idle (until the module is
-# re-initialised), the curve as a name and as explicit parameters, and the
-# token served over p11-kit remoting. Where a
-# token cannot serve (no CKM_ECDSA; a login and no PIN; arguments missing),
-# start fails with a message that names the cause.
+# re-initialised) and a burst of requests after they died, the curve as a
+# name and as explicit parameters, keys as other tools make them (a login
+# before each use, CKA_ALWAYS_AUTHENTICATE; halves labelled apart; only the
+# private object; labels longer than 64 bytes), and the token served over
+# p11-kit remoting. Where a token cannot serve (no CKM_ECDSA; a login and no
+# PIN; arguments missing; an always-authenticate key without a PIN) start
+# fails with a message that names the cause; key generation names a refused
+# template.
 #
 #   hsm_modes_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE FAULT_MODULE
 BUILD=${1:?}
@@ -189,8 +193,13 @@ no_login() {
 	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 || { cat "$work/check.out"; return 1; }
 	CREDSIGN_FAULT_COUNTS=$work/counts serve || return 1
 	grep -Eq '^C_Login +0$' "$work/counts" || { grep C_Login "$work/counts"; return 1; }
+	# a PIN configured all the same: not used, and the log says so
+	mode_setup no-login-pin "no-login $TOKEN_DIR/user.pin\n"
+	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 || { cat "$work/check.out"; return 1; }
+	grep -q "does not require a login (no CKF_LOGIN_REQUIRED): not logging in, the PIN in $TOKEN_DIR/user.pin is not used" \
+		"$work/check.out" || { cat "$work/check.out"; return 1; }
 }
-check "no PIN source: refused (naming pkcs11.pin_file) by a token that needs a login; a token without login serves, C_Login never called" \
+check "no PIN source: refused (naming pkcs11.pin_file) by a token that needs a login; a token without login serves, C_Login never called; a PIN it does not need is logged as not used" \
 	no_login
 
 # ---- sessions ------------------------------------------------------------------------------
@@ -218,6 +227,90 @@ idle_sessions_die() {
 }
 check "sessions that die after inactivity until C_Finalize/C_Initialize: recovered (with the init arguments)" \
 	idle_sessions_die
+
+# the review's case: a slow token allowing 2 sessions, 8 configured; after
+# the idle expiry 6 clients at once, whose handshakes and requests wait for
+# the one re-initialisation instead of failing
+burst_after_idle() {
+	mode_setup burst 'delay-ms 20\nsession-cap 2\nidle-timeout 1500\n' 'sessions = 8;'
+	start_daemon || return 1
+	local i p ok=1 trips=()
+	for i in 1 2 3 4 5 6; do
+		(work=$work/seq-$i; mkdir -p "$work"; round_trip) || ok=0
+	done
+	sleep 2 # the token's sessions expire
+	for i in 1 2 3 4 5 6; do
+		(work=$work/trip-$i; mkdir -p "$work"; round_trip) &
+		trips+=($!)
+	done
+	for p in "${trips[@]}"; do wait "$p" || ok=0; done
+	grep -q 'token module re-initialised; token available again' "$log" || { echo "  not re-initialised"; ok=0; }
+	[ $ok = 1 ] || tail -5 "$log"
+	stop_daemon && clean "$log" && [ $ok = 1 ]
+}
+check "a burst after idle expiry (20 ms a call, 2 sessions allowed, 8 configured): 6 round trips at once all succeed" \
+	burst_after_idle
+
+# ---- keys as other tools make them --------------------------------------------------------
+always_authenticate() {
+	local key="pkcs11:token=cstest;object=hsm-always-auth"
+	mode_setup always-auth 'always-authenticate\n' '' "$key"
+	"${admin[@]}" key generate --label hsm-always-auth > /dev/null 2> "$work/gen.err" || { cat "$work/gen.err"; return 1; }
+	mode_setup always-auth '' '' "$key"
+	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 || { cat "$work/check.out"; return 1; }
+	serve || return 1
+	if grep -E 're-initialised|sessions lost|NOT_LOGGED_IN' "$log"; then return 1; fi
+	# no PIN source to log in with before each signature: refused at start
+	NO_PIN=1 mode_setup always-auth-no-pin "no-login $TOKEN_DIR/user.pin\n" '' "$key"
+	refused_at_start "setting 'pkcs11.signing_key'.*CKA_ALWAYS_AUTHENTICATE" || return 1
+	# a key that is found but will not sign: start-up signs once, and stops
+	# before the store exists
+	mode_setup never-signs 'C_Sign 0x101\n'
+	refused_at_start "pkcs11.signing_key.*the key is in the token but does not sign: token session is not logged in (C_Sign: CKR_USER_NOT_LOGGED_IN)" ||
+		return 1
+	[ ! -e "$db" ] || { echo "  the store was created"; return 1; }
+	if grep -E 're-initialised|sessions lost' "$log"; then return 1; fi
+}
+check "a key with CKA_ALWAYS_AUTHENTICATE: a CKU_CONTEXT_SPECIFIC login per signature serves it, no recovery; without a PIN start-up refuses it naming the attribute; a key that does not sign stops start-up (one test signature), no recovery loop" \
+	always_authenticate
+
+public_half() {
+	local key="pkcs11:token=cstest;object=hsm-dl"
+	mode_setup dl 'public-label hsm-dl-pub\n' '' "$key"
+	"${admin[@]}" key generate --label hsm-dl > /dev/null 2> "$work/gen.err" || { cat "$work/gen.err"; return 1; }
+	mode_setup dl '' '' "$key"
+	serve || return 1
+	mode_setup no-pub 'no-public-key\n' '' "$key"
+	if "$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1; then return 1; fi
+	grep -q "$key: private key found, no matching public key" "$work/check.out" || { cat "$work/check.out"; return 1; }
+	mode_setup no-pub-spki 'no-public-key\npublic-on-private spki\n' '' "$key"
+	serve
+}
+check "the public half paired by CKA_ID (labels dl and dl-pub), or read from the private key (CKA_PUBLIC_KEY_INFO); none: named" \
+	public_half
+
+long_label() {
+	local label
+	label=hsm-long-$(printf 'L%.0s' $(seq 80))
+	mode_setup long '' '' "pkcs11:token=cstest;object=$label"
+	"${admin[@]}" key generate --label "$label" > /dev/null 2> "$work/gen.err" || { cat "$work/gen.err"; return 1; }
+	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 || { cat "$work/check.out"; return 1; }
+	if "${admin[@]}" key generate --label "$(printf 'M%.0s' $(seq 256))" > /dev/null 2> "$work/gen.err"; then return 1; fi
+	grep -q -- "--label takes 1 to 255 bytes (this one has 256)" "$work/gen.err" || { cat "$work/gen.err"; return 1; }
+}
+check "a label of 89 bytes: generated, found and signing (--check-config); 256 bytes: the limit named" long_label
+
+template_refused() {
+	mode_setup template 'C_GenerateKeyPair 0xd1\n'
+	if "${admin[@]}" key generate --label hsm-never > /dev/null 2> "$work/gen.err"; then return 1; fi
+	grep -q "token refused the key template (C_GenerateKeyPair: CKR_TEMPLATE_INCONSISTENT); the CKA_ID length is not the cause" \
+		"$work/gen.err" || { cat "$work/gen.err"; return 1; }
+	if "${admin[@]}" key generate --label hsm-never --id 0102 > /dev/null 2> "$work/gen2.err"; then return 1; fi
+	grep -q "token refused the key template (C_GenerateKeyPair: CKR_TEMPLATE_INCONSISTENT); a 2-byte CKA_ID is not the cause" \
+		"$work/gen2.err" || { cat "$work/gen2.err"; return 1; }
+	if grep -q "shorter --id" "$work/gen2.err"; then cat "$work/gen2.err"; return 1; fi
+}
+check "a template the token refuses (CKR_TEMPLATE_INCONSISTENT): named as such, not blamed on CKA_ID" template_refused
 
 # ---- p11-kit remoting -------------------------------------------------------------------------
 # the token served by `p11-kit server` on a socket; the daemon loads

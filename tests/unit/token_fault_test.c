@@ -11,16 +11,20 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/sha.h>
 
+#include "cs_log.h"
 #include "test_support.h"
 #include "token.h"
 
@@ -670,7 +674,7 @@ static void test_token_with_short_ids(void **state)
 	char other[40];
 	snprintf(other, sizeof(other), "%s-b", label);
 	assert_int_equal(cs_token_generate_p256_id(f->t, other, three, sizeof(three), &found),
-			 CS_E_INVALID_ARG);
+			 CS_E_KEY_TEMPLATE);
 	assert_int_equal(cs_token_generate_p256_id(f->t, other, key.id, key.id_len, &found), CS_E_KEY_EXISTS);
 	faults("");
 }
@@ -782,6 +786,398 @@ static void test_sessions_die_when_idle(void **state)
 	faults("");
 }
 
+/* ---- review of issue 12 ---------------------------------------------------- */
+
+static char log_path[600];
+
+/* Send the token layer's log lines to a file of their own, from now on. */
+static void log_capture(void)
+{
+	snprintf(log_path, sizeof(log_path), "%s/fault-test.log", getenv("CREDSIGN_TEST_TOKEN_DIR"));
+	int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, fd);
+}
+
+/* Back to stderr; does the captured log contain `text`? */
+static int log_release(const char *text)
+{
+	static char buf[65536];
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, STDERR_FILENO);
+	FILE *f = fopen(log_path, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (strstr(buf, text) == NULL) {
+		fprintf(stderr, "expected '%s' in the log:\n%s", text, buf);
+		return 0;
+	}
+	return 1;
+}
+
+/* Sign `key` on `t` and verify with its public key from the token. */
+static cs_err sign_key(cs_token *t, const cs_key_ref *key, int *verified)
+{
+	fixture f2 = {.t = t, .key = *key};
+	*verified = 0;
+	cs_err r = cs_token_public_key(t, key, &f2.pub);
+	if (r == CS_OK)
+		r = sign(&f2, verified);
+	EVP_PKEY_free(f2.pub);
+	return r;
+}
+
+/* A key with CKA_ALWAYS_AUTHENTICATE (SoftHSM2 enforces it: C_Sign without
+ * a CKU_CONTEXT_SPECIFIC login after C_SignInit answers
+ * CKR_USER_NOT_LOGGED_IN): signed with a context-specific login with the
+ * configured PIN each time, no recovery, no re-initialisation. Without a
+ * PIN source the key is refused, naming the attribute. */
+static void test_always_authenticate_key(void **state)
+{
+	fixture *f = *state;
+	char label[48], rules[700];
+	cs_key_ref key, found;
+	int ok = 0;
+	snprintf(label, sizeof(label), "fault-always-auth-%ld", (long)getpid());
+	faults("always-authenticate\n");
+	assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_OK);
+	faults("");
+	unsigned long recoveries = cs_token_recoveries(f->t), reinits = cs_token_reinitializations(f->t);
+	unsigned long logins = calls("C_Login");
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(sign_key(f->t, &key, &ok), CS_OK);
+		assert_true(ok);
+	}
+	assert_int_equal(calls("C_Login"), logins + 3); /* one context-specific login per signature */
+	assert_int_equal(cs_token_recoveries(f->t), recoveries);
+	assert_int_equal(cs_token_reinitializations(f->t), reinits);
+
+	/* the token rejects the PIN at the context-specific login: reported,
+	 * and never offered again */
+	snprintf(rules, sizeof(rules), "C_Login %#lx 1\n", (unsigned long)CKR_PIN_INCORRECT);
+	faults(rules);
+	assert_int_equal(sign_key(f->t, &key, &ok), CS_E_PIN_INCORRECT);
+	faults("");
+	logins = calls("C_Login");
+	assert_int_equal(sign_key(f->t, &key, &ok), CS_E_PIN_INCORRECT);
+	assert_int_equal(calls("C_Login"), logins);
+	assert_int_equal(cs_token_recoveries(f->t), recoveries);
+
+	/* no PIN source (a token that needs no login): the key is refused */
+	cs_token *t = NULL;
+	snprintf(rules, sizeof(rules), "no-login %s\n", pin_path);
+	faults(rules);
+	assert_int_equal(open_params(2, NULL, NULL, &t), CS_OK);
+	cs_key_ref q = {0};
+	snprintf(q.label, sizeof(q.label), "%s", label);
+	assert_int_equal(cs_token_find_key(t, &q, &found), CS_E_KEY_ALWAYS_AUTH);
+	assert_non_null(strstr(cs_strerror(CS_E_KEY_ALWAYS_AUTH), "CKA_ALWAYS_AUTHENTICATE"));
+	assert_int_equal(cs_token_reinitializations(t), 0);
+	cs_token_close(t);
+	faults("");
+}
+
+/* CKR_USER_NOT_LOGGED_IN is a lost login only when the session is public on
+ * a token that needs a login; otherwise it is reported, not recovered (it
+ * used to make the pool reopen its sessions and re-initialise the module
+ * on every call). */
+static void test_user_not_logged_in(void **state)
+{
+	fixture *f = *state;
+	int ok = 0;
+	char rules[700];
+	unsigned long recoveries = cs_token_recoveries(f->t), reinits = cs_token_reinitializations(f->t);
+	/* a logged-in session refused: the key's or the token's refusal */
+	log_capture();
+	snprintf(rules, sizeof(rules), "C_Sign %#lx\n", (unsigned long)CKR_USER_NOT_LOGGED_IN);
+	faults(rules);
+	assert_int_equal(sign(f, &ok), CS_E_NOT_LOGGED_IN);
+	assert_int_equal(sign(f, &ok), CS_E_NOT_LOGGED_IN);
+	assert_int_equal(cs_token_recoveries(f->t), recoveries);
+	assert_int_equal(cs_token_reinitializations(f->t), reinits);
+	assert_true(log_release("CKR_USER_NOT_LOGGED_IN on a logged-in session"));
+	/* the token dropped the login (public sessions): reopened, logged in */
+	snprintf(rules, sizeof(rules), "logged-out\nC_Sign %#lx 1\n", (unsigned long)CKR_USER_NOT_LOGGED_IN);
+	faults(rules);
+	unsigned long logins = calls("C_Login");
+	assert_int_equal(sign(f, &ok), CS_OK);
+	assert_true(ok);
+	assert_int_equal(cs_token_recoveries(f->t), recoveries + 1);
+	assert_int_equal(cs_token_reinitializations(f->t), reinits);
+	assert_true(calls("C_Login") > logins);
+	faults("");
+
+	/* a token without CKF_LOGIN_REQUIRED (public sessions, no login made) */
+	cs_token *t = NULL;
+	fixture f2 = {0};
+	snprintf(rules, sizeof(rules), "no-login %s\n", pin_path);
+	faults(rules);
+	assert_int_equal(open_params(2, NULL, NULL, &t), CS_OK);
+	f2.t = t;
+	f2.key = f->key;
+	snprintf(rules, sizeof(rules), "no-login %s\nC_Sign %#lx\n", pin_path, (unsigned long)CKR_USER_NOT_LOGGED_IN);
+	faults(rules);
+	assert_int_equal(sign(&f2, &ok), CS_E_NOT_LOGGED_IN);
+	assert_int_equal(cs_token_recoveries(t), 0);
+	assert_int_equal(cs_token_reinitializations(t), 0);
+	cs_token_close(t);
+	faults("");
+}
+
+/* The same answer to C_Login (no other pool logged in): reported, not a
+ * recovery loop. */
+static void test_user_not_logged_in_at_login(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	char rules[64];
+	snprintf(rules, sizeof(rules), "C_Login %#lx\n", (unsigned long)CKR_USER_NOT_LOGGED_IN);
+	faults(rules);
+	unsigned long inits = calls("C_Initialize");
+	assert_int_equal(open_with(2, &t), CS_E_NOT_LOGGED_IN);
+	assert_null(t);
+	assert_int_equal(calls("C_Initialize"), inits + 1); /* never re-initialised */
+	faults("");
+}
+
+/* A configured PIN on a token that needs no login is not used, and the
+ * log says so. */
+static void test_skipped_login_is_logged(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	char rules[700];
+	snprintf(rules, sizeof(rules), "no-login %s\n", pin_path);
+	faults(rules);
+	unsigned long logins = calls("C_Login");
+	log_capture();
+	assert_int_equal(open_params(2, pin_path, NULL, &t), CS_OK);
+	sign_on(t, NULL);
+	cs_token_close(t);
+	assert_true(log_release("does not require a login (no CKF_LOGIN_REQUIRED): not logging in, the PIN in"));
+	assert_int_equal(calls("C_Login"), logins);
+	faults("");
+}
+
+/* The public half is paired by CKA_ID (halves labelled apart by a vendor
+ * tool), and, on a token that keeps only the private object, read from the
+ * private key's CKA_EC_POINT or CKA_PUBLIC_KEY_INFO; with none,
+ * "private key found, no matching public key". */
+static void test_public_key_pairing(void **state)
+{
+	fixture *f = *state;
+	char label[48], rules[96];
+	cs_key_ref key, found;
+	int ok = 0;
+	snprintf(label, sizeof(label), "fault-dl-%ld", (long)getpid());
+	snprintf(rules, sizeof(rules), "public-label %s-pub\n", label);
+	faults(rules);
+	assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_OK);
+	faults("");
+	cs_key_ref by_label = {0}, by_id = {.id_len = key.id_len};
+	snprintf(by_label.label, sizeof(by_label.label), "%s", label);
+	memcpy(by_id.id, key.id, key.id_len);
+	assert_int_equal(cs_token_find_key(f->t, &by_label, &found), CS_OK);
+	assert_string_equal(found.label, label);
+	assert_int_equal(cs_token_find_key(f->t, &by_id, &found), CS_OK);
+	assert_int_equal(sign_key(f->t, &found, &ok), CS_OK);
+	assert_true(ok);
+
+	/* only the private object */
+	static const char *const modes[] = {"no-public-key\n", "no-public-key\npublic-on-private ec-point\n",
+					    "no-public-key\npublic-on-private spki\n"};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		cs_token *t = NULL;
+		faults(modes[i]);
+		assert_int_equal(open_with(2, &t), CS_OK);
+		cs_key_ref q = {.label = KEY_LABEL};
+		if (i == 0) {
+			assert_int_equal(cs_token_find_key(t, &q, &found), CS_E_KEY_NO_PUBLIC);
+			assert_string_equal(cs_strerror(CS_E_KEY_NO_PUBLIC), "private key found, no matching public key");
+		} else {
+			sign_on(t, f); /* the same public key as the public object's, and it signs */
+		}
+		cs_token_close(t);
+	}
+	faults("");
+}
+
+/* Template refusals are not blamed on CKA_ID once 2 bytes were refused too:
+ * "token refused the key template (C_GenerateKeyPair: CKR_...)". */
+static void test_key_template_refused(void **state)
+{
+	fixture *f = *state;
+	cs_key_ref key;
+	char rules[64], label[48];
+	static const CK_RV refusals[] = {CKR_TEMPLATE_INCONSISTENT, CKR_ATTRIBUTE_VALUE_INVALID};
+	snprintf(label, sizeof(label), "fault-tmpl-%ld", (long)getpid());
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		snprintf(rules, sizeof(rules), "C_GenerateKeyPair %#lx\n", (unsigned long)refusals[i]);
+		faults(rules);
+		unsigned long attempts = calls("C_GenerateKeyPair");
+		log_capture();
+		assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_E_KEY_TEMPLATE);
+		assert_true(log_release("token refused the key template (C_GenerateKeyPair: CKR_"));
+		assert_true(log_release("the CKA_ID length is not the cause"));
+		assert_int_equal(calls("C_GenerateKeyPair"), attempts + 4); /* 16, 8, 4, 2 */
+		/* the caller's 2-byte id: no advice of a shorter one */
+		uint8_t id[2] = {0x01, 0x02};
+		log_capture();
+		assert_int_equal(cs_token_generate_p256_id(f->t, label, id, sizeof(id), &key), CS_E_KEY_TEMPLATE);
+		assert_true(log_release("a 2-byte CKA_ID is not the cause"));
+	}
+	/* another refusal of the template: one attempt, named */
+	snprintf(rules, sizeof(rules), "C_GenerateKeyPair %#lx\n", (unsigned long)CKR_ATTRIBUTE_TYPE_INVALID);
+	faults(rules);
+	log_capture();
+	assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_E_KEY_TEMPLATE);
+	assert_true(log_release("token refused the key template (C_GenerateKeyPair: CKR_ATTRIBUTE_TYPE_INVALID)"));
+	faults("");
+}
+
+/* A rule naming C_Initialize is applied (it was silently ignored). */
+static void test_fault_module_initialize_rule(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	char rules[64];
+	snprintf(rules, sizeof(rules), "C_Initialize %#lx\n", (unsigned long)CKR_FUNCTION_FAILED);
+	faults(rules);
+	unsigned long inits = calls("C_Initialize");
+	assert_int_equal(open_with(2, &t), CS_E_MODULE_INIT);
+	assert_int_equal(calls("C_Initialize"), inits + 1);
+	assert_null(t);
+	faults("");
+	assert_int_equal(open_with(2, &t), CS_OK);
+	cs_token_close(t);
+}
+
+struct busy_worker {
+	cs_token *t;
+	atomic_int *stop;
+};
+
+/* Draws that fail (FUNCTION_FAILED): each discards its session, so the
+ * next one opens a session, with the pool lock held, on a slow token. */
+static void *busy_loop(void *p)
+{
+	struct busy_worker *w = p;
+	uint8_t buf[16];
+	while (!atomic_load(w->stop))
+		if (cs_token_random(w->t, buf, sizeof(buf)) == CS_OK)
+			break; /* not expected: the rule fails every draw */
+	return NULL;
+}
+
+/* A child forked while another thread holds the pool's lock (opening a
+ * session on a slow token) can use the token object: the lock is taken
+ * around fork(), not inherited held. */
+static void test_fork_while_the_pool_is_busy(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	char rules[96];
+	assert_int_equal(open_with(2, &t), CS_OK);
+	snprintf(rules, sizeof(rules), "delay-ms 20\nC_GenerateRandom %#lx\n", (unsigned long)CKR_FUNCTION_FAILED);
+	faults(rules);
+	atomic_int stop = 0;
+	struct busy_worker w = {t, &stop};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, busy_loop, &w), 0);
+	usleep(50000);
+	int hung = 0;
+	for (int i = 0; i < 8 && !hung; i++) {
+		usleep(13000);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			(void)cs_token_recoveries(t); /* takes the pool's lock */
+			_exit(0);
+		}
+		int status = 0;
+		double start = now_s();
+		while (waitpid(pid, &status, WNOHANG) == 0) {
+			if (now_s() - start > 3) {
+				hung = 1;
+				kill(pid, SIGKILL);
+				waitpid(pid, &status, 0);
+				break;
+			}
+			usleep(5000);
+		}
+		if (!hung)
+			assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	atomic_store(&stop, 1);
+	pthread_join(th, NULL);
+	faults("");
+	cs_token_close(t);
+	assert_false(hung);
+}
+
+struct burst_worker {
+	cs_token *t;
+	const cs_key_ref *key;
+	EVP_PKEY *pub;
+	cs_err r;
+	int ok;
+};
+
+static void *burst_one(void *p)
+{
+	struct burst_worker *w = p;
+	fixture f2 = {.t = w->t, .key = *w->key, .pub = w->pub};
+	uint8_t buf[32];
+	w->r = cs_token_random(w->t, buf, sizeof(buf));
+	if (w->r == CS_OK)
+		w->r = sign(&f2, &w->ok);
+	return NULL;
+}
+
+/* A burst after idle expiry (a USB HSM's secure channel): the first call
+ * re-initialises the module, the others wait for it (within
+ * CS_TOKEN_REINIT_WAIT_MS) rather than fail. The reviewer's case: a slow
+ * token (20 ms a call), 2 sessions allowed, 8 configured. */
+static void test_burst_after_idle_expiry(void **state)
+{
+	(void)state;
+	enum { N = 6 };
+	cs_token *t = NULL;
+	fixture ref = {0}, *f = &ref;
+	cs_key_ref q = {.label = KEY_LABEL};
+	faults("delay-ms 20\nsession-cap 2\nidle-timeout 300\n");
+	assert_int_equal(open_with(8, &t), CS_OK);
+	assert_int_equal(cs_token_find_key(t, &q, &ref.key), CS_OK);
+	assert_int_equal(cs_token_public_key(t, &ref.key, &ref.pub), CS_OK);
+	for (int round = 0; round < 2; round++) {
+		unsigned long reinits = cs_token_reinitializations(t);
+		struct burst_worker w[N];
+		pthread_t th[N];
+		for (int i = 0; i < 2; i++) /* in use before the pause */
+			sign_on(t, f);
+		usleep(450000); /* the sessions expire */
+		for (int i = 0; i < N; i++) {
+			w[i] = (struct burst_worker){.t = t, .key = &f->key, .pub = f->pub};
+			assert_int_equal(pthread_create(&th[i], NULL, burst_one, &w[i]), 0);
+		}
+		int good = 0;
+		for (int i = 0; i < N; i++) {
+			pthread_join(th[i], NULL);
+			if (w[i].r != CS_OK || !w[i].ok)
+				fprintf(stderr, "burst %d: %s\n", i, cs_strerror(w[i].r));
+			good += w[i].r == CS_OK && w[i].ok;
+		}
+		print_message("      round %d: %d of %d calls after idle expiry served, %lu re-initialisation(s)\n",
+			      round, good, N, cs_token_reinitializations(t) - reinits);
+		assert_int_equal(good, N);
+		assert_true(cs_token_reinitializations(t) > reinits);
+	}
+	EVP_PKEY_free(ref.pub);
+	cs_token_close(t);
+	faults("");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -808,6 +1204,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_token_encodings_and_missing_copy, setup, teardown),
 		cmocka_unit_test(test_token_without_login),
 		cmocka_unit_test(test_sessions_die_when_idle),
+		cmocka_unit_test_setup_teardown(test_always_authenticate_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_not_logged_in, setup, teardown),
+		cmocka_unit_test(test_skipped_login_is_logged),
+		cmocka_unit_test_setup_teardown(test_public_key_pairing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_template_refused, setup, teardown),
+		cmocka_unit_test(test_fault_module_initialize_rule),
+		cmocka_unit_test(test_fork_while_the_pool_is_busy),
+		cmocka_unit_test(test_user_not_logged_in_at_login),
+		cmocka_unit_test(test_burst_after_idle_expiry),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -561,6 +561,79 @@ static void test_generate_with_id(void **state)
 	assert_int_equal(cs_token_generate_p256_id(t, "test-id-other", id, 0, &key), CS_E_INVALID_ARG);
 }
 
+/* Sign with `key` and verify the signature with its public key. */
+static void signs(cs_token *t, const cs_key_ref *key)
+{
+	EVP_PKEY *pub = NULL;
+	uint8_t digest[32];
+	cs_es256_sig sig;
+	SHA256((const unsigned char *)"label", 5, digest);
+	assert_int_equal(cs_token_public_key(t, key, &pub), CS_OK);
+	assert_int_equal(cs_token_sign_es256(t, key, digest, &sig), CS_OK);
+	assert_true(ts_verify_der(pub, digest, sig.der, sig.der_len));
+	EVP_PKEY_free(pub);
+}
+
+/* Labels longer than 64 bytes (vendor tools write them; PKCS#11 sets no
+ * limit): generated, found, read back, named in a URI; up to
+ * CS_KEY_LABEL_MAX, a longer one refused with the limit. */
+static void test_long_labels(void **state)
+{
+	cs_token *t = *state;
+	cs_key_ref key, found;
+	char label[512], uri[600];
+	uint32_t pid = (uint32_t)getpid();
+	memset(label, 'L', 80);
+	snprintf(label, sizeof(label), "test-long-%u-", pid);
+	label[strlen(label)] = 'L';
+	label[80] = '\0';
+	assert_int_equal(strlen(label), 80);
+	assert_int_equal(cs_token_generate_p256(t, label, &key), CS_OK);
+	assert_string_equal(key.label, label);
+	snprintf(uri, sizeof(uri), "pkcs11:token=cstest;object=%s", label);
+	cs_key_ref q;
+	assert_int_equal(cs_key_ref_from_uri(uri, &q), CS_OK);
+	assert_int_equal(cs_token_find_key(t, &q, &found), CS_OK);
+	assert_string_equal(found.label, label);
+	signs(t, &found);
+
+	/* a vendor key with a 100-byte label, found by its id */
+	cs_token_info info;
+	assert_int_equal(cs_token_get_info(t, &info), CS_OK);
+	CK_FUNCTION_LIST *fl = raw_module();
+	CK_SESSION_HANDLE h;
+	assert_int_equal(fl->C_OpenSession(info.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h),
+			 CKR_OK);
+	char vendor[101];
+	memset(vendor, 'V', 100);
+	vendor[100] = '\0';
+	memcpy(vendor, "vendor-", 7);
+	uint8_t id[4] = {0xd0, 0, 0, 0};
+	memcpy(id + 1, &pid, 3);
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	static const uint8_t p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+	CK_ATTRIBUTE pub_tmpl[] = {{CKA_TOKEN, &yes, 1}, {CKA_VERIFY, &yes, 1}, {CKA_EC_PARAMS, (void *)p256, sizeof(p256)},
+				   {CKA_LABEL, vendor, 100}, {CKA_ID, id, sizeof(id)}};
+	CK_ATTRIBUTE priv_tmpl[] = {{CKA_TOKEN, &yes, 1}, {CKA_PRIVATE, &yes, 1}, {CKA_SENSITIVE, &yes, 1},
+				    {CKA_EXTRACTABLE, &no, 1}, {CKA_SIGN, &yes, 1}, {CKA_LABEL, vendor, 100},
+				    {CKA_ID, id, sizeof(id)}};
+	CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+	CK_OBJECT_HANDLE hpub, hpriv;
+	assert_int_equal(fl->C_GenerateKeyPair(h, &mech, pub_tmpl, 5, priv_tmpl, 7, &hpub, &hpriv), CKR_OK);
+	assert_int_equal(fl->C_CloseSession(h), CKR_OK);
+	p11_kit_module_release(fl);
+	cs_key_ref by_id = {.id_len = sizeof(id)};
+	memcpy(by_id.id, id, sizeof(id));
+	assert_int_equal(cs_token_find_key(t, &by_id, &found), CS_OK);
+	assert_string_equal(found.label, vendor);
+	signs(t, &found);
+
+	/* the limit, and past it */
+	memset(label, 'M', CS_KEY_LABEL_MAX + 1);
+	label[CS_KEY_LABEL_MAX + 1] = '\0';
+	assert_int_equal(cs_token_generate_p256(t, label, &key), CS_E_INVALID_ARG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -582,6 +655,7 @@ int main(void)
 		cmocka_unit_test(test_ec_params_forms),
 		cmocka_unit_test(test_proxy_module_refused),
 		cmocka_unit_test_setup_teardown(test_generate_with_id, open_token, close_token),
+		cmocka_unit_test_setup_teardown(test_long_labels, open_token, close_token),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -422,6 +422,40 @@ static cs_err check_token_key(checker *c, cs_token *token, OSSL_LIB_CTX *libctx,
 	return r;
 }
 
+/* What start-up and --check-config say of a configured key the store has
+ * retired (or found compromised). */
+#define KEY_LIFECYCLE_RULE                                                                                  \
+	"a retired or compromised key never becomes active again; rotation is a ceremony "                   \
+	"(credsign-admin, issue 14)"
+
+/* --check-config: the configured signing key against the store's key
+ * lifecycle, when the store exists (it is neither created nor written
+ * here): a retired or compromised key is a problem, as start-up refuses
+ * it. */
+static void check_key_lifecycle(checker *c, OSSL_LIB_CTX *libctx)
+{
+	const cs_config *cfg = c->cfg;
+	struct stat st;
+	if (stat(cfg->store.path, &st) != 0)
+		return; /* no store yet: the key will be its first */
+	cs_signer *signer = NULL;
+	cs_store *store = NULL;
+	char why[160];
+	cs_err r = cs_signer_open(libctx, cfg->pkcs11.signing_key, &signer);
+	if (r == CS_OK && (r = cs_store_open_existing_readonly(cfg->store.path, &store)) == CS_OK &&
+	    (r = cs_store_read_begin(store)) == CS_OK) {
+		r = cs_ledger_key_refusal(store, cs_signer_kid(signer), "active", why, sizeof(why));
+		cs_store_read_end(store);
+	}
+	if (r == CS_E_KEY_FORBIDDEN)
+		problem(c, "pkcs11.signing_key", "%s: " KEY_LIFECYCLE_RULE, why);
+	else if (r != CS_OK)
+		problem(c, "store.path", "%s: the signing key's state cannot be read: %s", cfg->store.path,
+			cs_strerror(r));
+	cs_store_close(store);
+	cs_signer_free(signer);
+}
+
 /* Open the token as the daemon does (module, the one token the URI names,
  * login with the PIN), check its mechanisms and its RNG, and load the credsign provider
  * over it into a library context of its own (*libctx), for the keys. */
@@ -700,7 +734,9 @@ static int check_config(const char *path, int offline, int verbose)
 			with_token = check_token(&chk, &token, &libctx, &prov, &deflt) == CS_OK;
 		}
 		if (with_token) {
-			(void)check_token_key(&chk, token, libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1);
+			if (check_token_key(&chk, token, libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1) ==
+			    CS_OK)
+				check_key_lifecycle(&chk, libctx);
 			if (!tls_key)
 				tls_key = check_token_key(&chk, token, libctx, "tls.key", cfg->tls.key, 0) == CS_OK;
 		}
@@ -775,6 +811,15 @@ static cs_err register_signing_key(cs_app *app)
 	cs_audit_entry e = {.ts = ts, .node = app->cfg->server.node_id, .actor = "system",
 			    .role = "system", .action = "key.activate",
 			    .object = cs_signer_kid(app->signer), .outcome = "success"};
+	char why[160];
+	/* a retired or compromised key never becomes active again: fail closed */
+	if ((r = cs_ledger_key_check(app->ledger, cs_signer_kid(app->signer), "active", why, sizeof(why))) ==
+	    CS_E_KEY_FORBIDDEN) {
+		cs_log_error("start-up failed: setting 'pkcs11.signing_key': %s: " KEY_LIFECYCLE_RULE, why);
+		return r;
+	}
+	if (r != CS_OK)
+		return r;
 	char *jwk = json_dumps(cs_signer_jwk(app->signer), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
 	r = jwk != NULL ? cs_ledger_key_put(app->ledger, cs_signer_kid(app->signer), cs_signer_uri(app->signer),
 					    jwk, "active", &changed, &e)

@@ -207,10 +207,69 @@ static void scan_key(void *arg, const char *kid, const char *jwk, const char *st
 	k->n++;
 }
 
+/* The lifecycle: a retired key may only become compromised, a compromised
+ * one stays so; neither ever becomes active (or pending) again. */
+typedef struct {
+	const char *kid;
+	char status[16], since[32];
+	int found;
+} key_state;
+
+static void find_key(void *arg, const cs_key_info *key)
+{
+	key_state *k = arg;
+	if (strcmp(key->kid, k->kid) != 0)
+		return;
+	k->found = 1;
+	snprintf(k->status, sizeof(k->status), "%s", key->status);
+	snprintf(k->since, sizeof(k->since), "%s", key->retired_at != NULL ? key->retired_at : "");
+}
+
+static cs_err key_refusal(cs_store *s, const char *kid, const char *status, char *why, size_t why_len)
+{
+	key_state k = {.kid = kid};
+	cs_err r = cs_store_keys_info(s, find_key, &k);
+	if (why_len > 0)
+		why[0] = '\0';
+	if (r != CS_OK || !k.found)
+		return r;
+	int retired = strcmp(k.status, "retired") == 0, compromised = strcmp(k.status, "compromised") == 0;
+	if ((!retired && !compromised) || strcmp(status, "compromised") == 0 ||
+	    (retired && strcmp(status, "retired") == 0))
+		return CS_OK;
+	snprintf(why, why_len, "key %s is %s (since %s)", kid, k.status,
+		 k.since[0] != '\0' ? k.since : "a time the audit log no longer holds");
+	return CS_E_KEY_FORBIDDEN;
+}
+
+cs_err cs_ledger_key_refusal(cs_store *reader, const char *kid, const char *status, char *why, size_t why_len)
+{
+	return key_refusal(reader, kid, status, why, why_len);
+}
+
+cs_err cs_ledger_key_check(cs_ledger *l, const char *kid, const char *status, char *why, size_t why_len)
+{
+	pthread_mutex_lock(&l->reader_lock);
+	cs_err r = cs_store_read_begin(l->reader);
+	if (r == CS_OK)
+		r = key_refusal(l->reader, kid, status, why, why_len);
+	cs_store_read_end(l->reader);
+	pthread_mutex_unlock(&l->reader_lock);
+	return r;
+}
+
 static cs_err apply_key(cs_store *s, head_ctx *h, job *j)
 {
+	char why[128];
+	cs_err r = key_refusal(s, j->u.key.kid, j->u.key.status, why, sizeof(why));
+	if (r == CS_E_KEY_FORBIDDEN) {
+		cs_log_error("ledger: refused to make key %s %s: %s: a retired or compromised key never "
+			     "becomes active again", j->u.key.kid, j->u.key.status, why);
+		return r;
+	}
 	key_scan k = {.kid = j->u.key.kid, .status = j->u.key.status};
-	cs_err r = cs_store_keys_each(s, scan_key, &k);
+	if (r == CS_OK)
+		r = cs_store_keys_each(s, scan_key, &k);
 	if (r == CS_OK)
 		r = k.error;
 	int activate = strcmp(j->u.key.status, "active") == 0;

@@ -11,7 +11,8 @@
  *  - a session is certified once: its claim and its certificate and audit
  *    entry commit together, and of concurrent claims one wins;
  *  - one active signing key: activating one retires the others, each
- *    retirement an audit entry, in the same transaction;
+ *    retirement an audit entry, in the same transaction; a retired or
+ *    compromised key never becomes active again;
  *  - the audit log is append-only: no path updates or deletes entries but
  *    the purge, behind a signed purge checkpoint; checkpoints never overlap
  *    (re-checked inside the write transaction: another process may have
@@ -71,9 +72,24 @@ cs_err cs_ledger_certify(cs_ledger *ledger, const char *session_id, const char *
 /* Record a signing key with a status (active, retired, ...) by kid. At most
  * one key is active: activating one retires the others, each with an entry
  * like audit (action key.retire, object its kid). *changed says whether
- * anything changed; only then is audit (when given) appended. */
+ * anything changed; only then is audit (when given) appended. A retired or
+ * compromised key never becomes active (or pending) again: that put is
+ * refused with CS_E_KEY_FORBIDDEN (logged, naming the kid, its state and
+ * since when), nothing is written, no audit entry either (the caller that
+ * refuses to go on, e.g. the daemon's start-up, says why; the store stays
+ * as it was). A retired key may still become compromised. */
 cs_err cs_ledger_key_put(cs_ledger *ledger, const char *kid, const char *uri, const char *jwk_json,
 			 const char *status, int *changed, cs_audit_entry *audit)
+	__attribute__((warn_unused_result));
+/* Whether kid may be put with status under the rule above, as the store
+ * stands (no lock is kept): CS_OK when it may (not recorded, or its state
+ * allows it), CS_E_KEY_FORBIDDEN when not, with why = "key KID is STATE
+ * (since TS)" (TS: its newest key.retire or key.compromise audit entry's
+ * time), or another error. Nothing is logged. _refusal reads on the
+ * caller's connection (--check-config), _check on the ledger's reader. */
+cs_err cs_ledger_key_refusal(cs_store *reader, const char *kid, const char *status, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
+cs_err cs_ledger_key_check(cs_ledger *ledger, const char *kid, const char *status, char *why, size_t why_len)
 	__attribute__((warn_unused_result));
 /* Append an audit entry alone. */
 cs_err cs_ledger_audit_append(cs_ledger *ledger, cs_audit_entry *audit) __attribute__((warn_unused_result));

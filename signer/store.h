@@ -53,6 +53,10 @@ typedef struct {
 } cs_gen_session;
 
 cs_err cs_store_open(const char *path, cs_store **out) __attribute__((warn_unused_result));
+/* Open an existing store for reading only: nothing is created, migrated
+ * or written (credsignd --check-config). A store of another schema
+ * version is refused (CS_E_STORE, logged). */
+cs_err cs_store_open_existing_readonly(const char *path, cs_store **out) __attribute__((warn_unused_result));
 void cs_store_close(cs_store *store);
 /* A cheap query that proves the database answers (for /readyz). */
 cs_err cs_store_ping(cs_store *store);
@@ -137,6 +141,17 @@ cs_err cs_store_key_set_status(cs_store *store, const char *kid, const char *sta
 typedef void (*cs_key_row_fn)(void *arg, const char *kid, const char *jwk_json, const char *status,
 			      const char *created_at);
 cs_err cs_store_keys_each(cs_store *store, cs_key_row_fn fn, void *arg);
+/* Every key ever recorded, oldest first, with the times of its key events
+ * as the audit log still holds them: activated, the newest key.activate
+ * that succeeded, and retired, the newest key.retire or key.compromise
+ * (NULL when none is kept: never happened, or purged). The strings live
+ * during the call. */
+typedef struct {
+	const char *kid, *uri, *status, *created_at;
+	const char *activated_at, *retired_at; /* NULL: not in the audit log */
+} cs_key_info;
+typedef void (*cs_key_info_fn)(void *arg, const cs_key_info *key);
+cs_err cs_store_keys_info(cs_store *store, cs_key_info_fn fn, void *arg) __attribute__((warn_unused_result));
 
 /* ---- audit log (see audit_chain.h for entries and the chain) ------------- */
 

@@ -46,6 +46,7 @@ enum {
 	Q_KEY_UPSERT,
 	Q_KEY_STATUS,
 	Q_KEYS_EACH,
+	Q_KEYS_INFO,
 	Q_AUDIT_LAST,
 	Q_AUDIT_INSERT,
 	Q_AUDIT_HASH_AT,
@@ -92,6 +93,12 @@ static const char *const sql_text[Q_COUNT] = {
 			 "ON CONFLICT(kid) DO UPDATE SET status = excluded.status, uri = excluded.uri",
 	[Q_KEY_STATUS] = "UPDATE signing_keys SET status = ? WHERE kid = ?",
 	[Q_KEYS_EACH] = "SELECT kid, jwk_json, status, created_at FROM signing_keys ORDER BY created_at, kid",
+	[Q_KEYS_INFO] = "SELECT k.kid, k.uri, k.status, k.created_at, "
+			"(SELECT a.ts FROM audit_log a WHERE a.object = k.kid AND a.action = 'key.activate' "
+			" AND a.outcome = 'success' ORDER BY a.seq DESC LIMIT 1), "
+			"(SELECT a.ts FROM audit_log a WHERE a.object = k.kid AND a.action IN ('key.retire', "
+			" 'key.compromise') ORDER BY a.seq DESC LIMIT 1) "
+			"FROM signing_keys k ORDER BY k.created_at, k.kid",
 	[Q_AUDIT_LAST] = "SELECT seq, entry_hash, ts FROM audit_log ORDER BY seq DESC LIMIT 1",
 	[Q_AUDIT_INSERT] = "INSERT INTO audit_log (seq, ts, node, actor, actor_cert_sha256, role, action, "
 			   "object, project, environment, outcome, error_code, request_id, prev_hash, "
@@ -467,6 +474,33 @@ fail:
 	return r;
 }
 
+cs_err cs_store_open_existing_readonly(const char *path, cs_store **out)
+{
+	*out = NULL;
+	cs_store *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return CS_E_NOMEM;
+	cs_err r = CS_E_STORE;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		cs_log_error("store: cannot open %s: %s", path,
+			     s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	int v = user_version(s);
+	if (v != SCHEMA_VERSION) {
+		cs_log_error("store %s has schema version %d, this program %d: read at start, after its migration",
+			     path, v, SCHEMA_VERSION);
+		r = CS_E_STORE;
+		goto fail;
+	}
+	*out = s;
+	return CS_OK;
+fail:
+	cs_store_close(s);
+	return r;
+}
+
 void cs_store_close(cs_store *s)
 {
 	if (s == NULL)
@@ -754,6 +788,28 @@ cs_err cs_store_keys_each(cs_store *s, cs_key_row_fn fn, void *arg)
 		if (r != CS_OK)
 			break;
 		fn(arg, f[0], f[1], f[2], f[3]);
+	}
+	if (r == CS_OK && rc != SQLITE_DONE)
+		r = db_fail(s, "listing signing keys");
+	done(st);
+	return r;
+}
+
+cs_err cs_store_keys_info(cs_store *s, cs_key_info_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_KEYS_INFO, &st);
+	if (r != CS_OK)
+		return r;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *f[6] = {NULL};
+		for (int i = 0; r == CS_OK && i < 6; i++)
+			r = text_col(st, i, i >= 4, &f[i]);
+		if (r != CS_OK)
+			break;
+		cs_key_info k = {f[0], f[1], f[2], f[3], f[4], f[5]};
+		fn(arg, &k);
 	}
 	if (r == CS_OK && rc != SQLITE_DONE)
 		r = db_fail(s, "listing signing keys");

@@ -10,6 +10,14 @@
  * key csr writes a PKCS#10 request for a token key, signed in the token
  * through the credsign provider, so an organisation's CA can certify it.
  *
+ *   credsign-admin [--config FILE] key list [--format text|json]
+ *
+ * key list shows every signing key the store ever recorded, oldest first:
+ * kid, PKCS#11 URI, state (active, retired, ...), when it was recorded and,
+ * as the audit log still holds them, when it was last activated and
+ * retired; from the store alone (no token). A retired or compromised key
+ * never becomes active again (ledger.h).
+ *
  *   credsign-admin [--config FILE] audit verify [--from-seq N | --file EXPORT] [--jwks FILE]
  *                  [--checkpoint FILE]
  *   credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]
@@ -422,6 +430,56 @@ static json_t *load_jwks(admin_ctx *a, const char *path, cs_store *store)
 	return json_pack("{s:o}", "keys", keys);
 }
 
+/* ---- key list ----------------------------------------------------------------- */
+
+typedef struct {
+	json_t *keys;
+	int failed;
+} key_listing;
+
+static void collect_key(void *arg, const cs_key_info *k)
+{
+	key_listing *l = arg;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "kid", k->kid, "uri", k->uri, "state",
+			      k->status, "created", k->created_at, "activated", k->activated_at, "retired",
+			      k->retired_at);
+	if (o == NULL || json_array_append_new(l->keys, o) != 0)
+		l->failed = 1;
+}
+
+static int cmd_key_list(admin_ctx *a, int as_json)
+{
+	cs_store *store = NULL;
+	key_listing l = {json_array(), 0};
+	cs_err r = l.keys == NULL ? CS_E_NOMEM : cs_store_open(a->cfg->store.path, &store);
+	if (r == CS_OK && (r = cs_store_read_begin(store)) == CS_OK) {
+		r = cs_store_keys_info(store, collect_key, &l);
+		cs_store_read_end(store);
+	}
+	cs_store_close(store);
+	if (r == CS_OK && l.failed)
+		r = CS_E_NOMEM;
+	if (r != CS_OK) {
+		json_decref(l.keys);
+		return fail("listing the signing keys", r);
+	}
+	if (as_json)
+		return print_json(json_pack("{s:o}", "keys", l.keys));
+	printf("%-44s %-11s %-24s %-24s %-24s %s\n", "KID", "STATE", "CREATED", "ACTIVATED", "RETIRED", "URI");
+	size_t i;
+	json_t *k;
+	json_array_foreach(l.keys, i, k) {
+		const char *activated = json_string_value(json_object_get(k, "activated"));
+		const char *retired = json_string_value(json_object_get(k, "retired"));
+		printf("%-44s %-11s %-24s %-24s %-24s %s\n", json_string_value(json_object_get(k, "kid")),
+		       json_string_value(json_object_get(k, "state")),
+		       json_string_value(json_object_get(k, "created")), activated != NULL ? activated : "-",
+		       retired != NULL ? retired : "-", json_string_value(json_object_get(k, "uri")));
+	}
+	json_decref(l.keys);
+	return fflush(stdout) == 0 ? 0 : fail("output", CS_E_IO);
+}
+
 /* audit verify's exit status when the chain is intact but no signed
  * checkpoint authenticates any entry of it (docs/audit.md) */
 #define EXIT_NOTHING_AUTHENTICATED 3
@@ -749,6 +807,7 @@ static void usage(FILE *f)
 		   "       credsign-admin [--config FILE] key jwk [--key PKCS11-URI]\n"
 		   "       credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN\n"
 		   "                      [--san DNS:name,IP:addr,URI:uri] [--out FILE]\n"
+		   "       credsign-admin [--config FILE] key list [--format text|json]\n"
 		   "       credsign-admin [--config FILE] audit verify [--from-seq N | --file EXPORT] [--jwks FILE]\n"
 		   "                      [--checkpoint FILE]\n"
 		   "       credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]\n"
@@ -784,6 +843,7 @@ int main(int argc, char **argv)
 	long long from_seq = 0;
 	const char *kept_checkpoint = NULL; /* audit verify --checkpoint */
 	int accept_clock_jump = 0;          /* audit purge --accept-clock-jump */
+	const char *format = NULL;          /* audit export: jsonl; key list: text or json */
 	int c;
 	umask(077); /* the store and its WAL and SHM files: private, whatever the caller's umask */
 	cs_log_level log_level = CS_LOG_WARN; /* -v: debug */
@@ -802,12 +862,7 @@ int main(int argc, char **argv)
 		case 'f': file = optarg; break;
 		case 'P': kept_checkpoint = optarg; break;
 		case 'A': accept_clock_jump = 1; break;
-		case 'm':
-			if (strcmp(optarg, "jsonl") != 0) {
-				usage(stderr);
-				return 2;
-			}
-			break;
+		case 'm': format = optarg; break;
 		case 'v': log_level = CS_LOG_DEBUG; break;
 		case 'V': printf("credsign-admin %s\n", CREDSIGN_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
@@ -828,9 +883,13 @@ int main(int argc, char **argv)
 	int is_gen = strcmp(noun, "key") == 0 && strcmp(verb, "generate") == 0;
 	int is_jwk = strcmp(noun, "key") == 0 && strcmp(verb, "jwk") == 0;
 	int is_csr = strcmp(noun, "key") == 0 && strcmp(verb, "csr") == 0;
+	int is_list = strcmp(noun, "key") == 0 && strcmp(verb, "list") == 0;
 	int is_audit = strcmp(noun, "audit") == 0 &&
 		       (strcmp(verb, "verify") == 0 || strcmp(verb, "export") == 0 || strcmp(verb, "purge") == 0);
-	if (!(is_info || is_gen || is_jwk || is_csr || is_audit) || (is_gen && label == NULL) ||
+	int is_export = is_audit && strcmp(verb, "export") == 0;
+	if (!(is_info || is_gen || is_jwk || is_csr || is_list || is_audit) || (is_gen && label == NULL) ||
+	    (format != NULL && !(is_export && strcmp(format, "jsonl") == 0) &&
+	     !(is_list && (strcmp(format, "text") == 0 || strcmp(format, "json") == 0))) ||
 	    (key_id != NULL && !is_gen) ||
 	    (kept_checkpoint != NULL && !(is_audit && strcmp(verb, "verify") == 0)) ||
 	    (accept_clock_jump && !(is_audit && strcmp(verb, "purge") == 0)) ||
@@ -849,6 +908,11 @@ int main(int argc, char **argv)
 	cs_config_diag_free(&diag);
 	if (r != CS_OK)
 		return fail("configuration", r);
+	if (is_list) { /* the store alone */
+		int lrc = cmd_key_list(&a, format != NULL && strcmp(format, "json") == 0);
+		cs_config_free(a.cfg);
+		return lrc;
+	}
 	if (is_audit && strcmp(verb, "purge") != 0) { /* no token needed */
 		int arc = strcmp(verb, "verify") == 0 ? cmd_audit_verify(&a, from_seq, jwks, file, kept_checkpoint)
 						      : cmd_audit_export(&a, since);

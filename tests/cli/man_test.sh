@@ -181,7 +181,8 @@ expect "--credential-file" "$c" _credsign credsign verify cert.jws --c
 expect "--jwks" "$c" _credsign credsign --credential-file f verify --j
 expect "export purge verify" "$a" _credsign_admin credsign-admin --format jsonl audit ""
 expect "audit key token" "$a" _credsign_admin credsign-admin ""
-expect "csr generate jwk" "$a" _credsign_admin credsign-admin --config /etc/credsign/credsignd.conf key ""
+expect "csr generate jwk list" "$a" _credsign_admin credsign-admin --config /etc/credsign/credsignd.conf key ""
+expect "json text" "$a" _credsign_admin credsign-admin key list --format ""
 expect "export purge verify" "$a" _credsign_admin credsign-admin audit ""
 expect "--san --subject" "$a" _credsign_admin credsign-admin key csr --s
 expect "--file --from-seq" "$a" _credsign_admin credsign-admin -c f audit verify --f

@@ -19,7 +19,14 @@
  *    one active key (activating another retires it, audited), nothing to
  *    record twice, pruning only uncertified expired sessions; a
  *    certificate reads back as the very JWS stored (kept in parts, its
- *    payload decoded), and what is not a compact JWS is not stored.
+ *    payload decoded), and what is not a compact JWS is not stored;
+ *  - the key lifecycle: activate A, activate B (A retired), activate A
+ *    again: refused with CS_E_KEY_FORBIDDEN, B still the active key, the
+ *    store unchanged, and no audit entry for the refusal (the ledger
+ *    writes nothing when it refuses; the caller that stops says why);
+ *    the refusal names A, "retired" and the time of its key.retire entry,
+ *    with the writer thread as without; a retired key may still become
+ *    compromised, and a compromised one is refused too.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -489,6 +496,77 @@ static void test_rules_without_thread(void **state)
 	verify_chain(path, 3);
 }
 
+/* ---- the key lifecycle ---------------------------------------------------------------- */
+
+static void test_retired_key_never_active_again(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	int changed = 0;
+	cs_audit_entry e = entry("key.activate");
+	e.object = "kA";
+	assert_int_equal(cs_ledger_key_put(l, "kA", "uA", "{}", "active", &changed, &e), CS_OK);
+	e = entry("key.activate");
+	e.object = "kB";
+	assert_int_equal(cs_ledger_key_put(l, "kB", "uB", "{}", "active", &changed, &e), CS_OK);
+	assert_int_equal(changed, 1);
+	sqlite3 *raw = raw_open(path);
+	char retired_at[32] = "";
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(raw, "SELECT ts FROM audit_log WHERE action = 'key.retire' AND "
+						 "object = 'kA'", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(retired_at, sizeof(retired_at), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log"), 3);
+
+	/* the check says why, naming the kid, its state and since when */
+	char why[160], expect[160];
+	snprintf(expect, sizeof(expect), "key kA is retired (since %s)", retired_at);
+	assert_int_equal(cs_ledger_key_check(l, "kA", "active", why, sizeof(why)), CS_E_KEY_FORBIDDEN);
+	assert_string_equal(why, expect);
+	assert_int_equal(cs_ledger_key_check(l, "kB", "active", why, sizeof(why)), CS_OK);
+	assert_int_equal(cs_ledger_key_check(l, "kC", "active", why, sizeof(why)), CS_OK); /* a new key */
+	assert_int_equal(cs_ledger_key_check(l, "kA", "compromised", why, sizeof(why)), CS_OK);
+
+	/* activating A again: refused, without and with the writer thread */
+	for (int threaded = 0; threaded < 2; threaded++) {
+		if (threaded)
+			assert_int_equal(cs_ledger_start(l), CS_OK);
+		e = entry("key.activate");
+		e.object = "kA";
+		changed = 1;
+		assert_int_equal(cs_ledger_key_put(l, "kA", "uA2", "{}", "active", &changed, &e), CS_E_KEY_FORBIDDEN);
+		assert_int_equal(changed, 0);
+		assert_int_equal(e.seq, 0); /* no audit entry */
+		assert_int_equal(cs_ledger_key_put(l, "kA", "uA", "{}", "pending", &changed, NULL),
+				 CS_E_KEY_FORBIDDEN);
+		assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log"), 3);
+		assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 1);
+		assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kB' AND "
+						"status = 'active'"), 1);
+		assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kA' AND "
+						"status = 'retired' AND uri = 'uA'"), 1);
+	}
+	/* retired -> compromised is allowed; compromised never becomes active */
+	e = entry("key.compromise");
+	e.object = "kA";
+	assert_int_equal(cs_ledger_key_put(l, "kA", "uA", "{}", "compromised", &changed, &e), CS_OK);
+	assert_int_equal(changed, 1);
+	assert_int_equal(cs_ledger_key_put(l, "kA", "uA", "{}", "active", &changed, NULL), CS_E_KEY_FORBIDDEN);
+	assert_int_equal(cs_ledger_key_put(l, "kA", "uA", "{}", "retired", &changed, NULL), CS_E_KEY_FORBIDDEN);
+	assert_int_equal(cs_ledger_key_check(l, "kA", "active", why, sizeof(why)), CS_E_KEY_FORBIDDEN);
+	assert_non_null(strstr(why, "key kA is compromised (since "));
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kB' AND status = 'active'"),
+			 1);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+	verify_chain(path, 4);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -516,6 +594,7 @@ int main(void)
 		cmocka_unit_test(test_batch_groups_and_failure_rolls_back_alone),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_rules_without_thread),
+		cmocka_unit_test(test_retired_key_never_active_again),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -33,6 +33,7 @@
 
 #include "generate.h"
 #include "preset.h"
+#include "test_support.h"
 
 #define PER_PRESET 10000
 
@@ -53,14 +54,10 @@ static cs_err ctr_bytes(void *arg, uint8_t *buf, size_t n)
 static int draw_all(void **state)
 {
 	(void)state;
-	cs_preset_set *set = NULL;
-	cs_config_diag diag;
-	cs_err r = cs_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf", NULL, &set, &diag);
-	for (size_t i = 0; i < diag.count; i++)
-		fprintf(stderr, "%s\n", diag.messages[i]);
-	cs_config_diag_free(&diag);
-	if (r != CS_OK)
+	cs_preset_set *set = ts_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf");
+	if (set == NULL)
 		return -1;
+	cs_err r = CS_OK;
 	uint8_t key[16], iv[16] = {0};
 	memset(key, 0x5d, sizeof(key));
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
@@ -97,10 +94,8 @@ static int free_all(void **state)
 static void test_set_excludes_what_needs_quoting(void **state)
 {
 	(void)state;
-	cs_preset_set *set = NULL;
-	cs_config_diag diag;
-	assert_int_equal(cs_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf", NULL, &set, &diag), CS_OK);
-	cs_config_diag_free(&diag);
+	cs_preset_set *set = ts_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf");
+	assert_non_null(set);
 	const cs_preset *p = cs_preset_find(set, "db-production");
 	assert_non_null(p);
 	/* shell: !$()*;<=>[]^{|}~ & ' " ` \ # ? space; URI userinfo: <>[]^{|}

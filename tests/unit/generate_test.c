@@ -39,6 +39,7 @@
 
 #include "generate.h"
 #include "preset.h"
+#include "test_support.h"
 
 /* ---- byte sources ------------------------------------------------------------ */
 
@@ -181,13 +182,8 @@ static void test_rejection_sampling_discards_high_bytes(void **state)
 
 static cs_preset_set *load_presets(void)
 {
-	cs_preset_set *set = NULL;
-	cs_config_diag diag;
-	cs_err r = cs_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf", NULL, &set, &diag);
-	for (size_t i = 0; i < diag.count; i++)
-		fprintf(stderr, "%s\n", diag.messages[i]);
-	cs_config_diag_free(&diag);
-	assert_int_equal(r, CS_OK);
+	cs_preset_set *set = ts_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf");
+	assert_non_null(set);
 	return set;
 }
 

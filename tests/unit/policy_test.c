@@ -44,12 +44,8 @@ static cs_wordlist *wordlist;
 static int setup(void **state)
 {
 	(void)state;
-	cs_config_diag diag;
-	cs_err r = cs_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf", NULL, &presets, &diag);
-	for (size_t i = 0; i < diag.count; i++)
-		fprintf(stderr, "%s\n", diag.messages[i]);
-	cs_config_diag_free(&diag);
-	if (r != CS_OK || cs_wordlist_load(CREDSIGN_WORDLIST, &wordlist) != CS_OK)
+	presets = ts_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf");
+	if (presets == NULL || cs_wordlist_load(CREDSIGN_WORDLIST, &wordlist) != CS_OK)
 		return -1;
 	return 0;
 }

@@ -13,6 +13,9 @@
 
 #include "test_support.h"
 
+#include <stdio.h>
+
+
 void ts_write_file(const char *path, const char *text, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -30,4 +33,15 @@ int ts_verify_der(EVP_PKEY *pub, const uint8_t digest[32], const uint8_t *der, s
 	int ok = EVP_PKEY_verify(ctx, der, der_len, digest, 32);
 	EVP_PKEY_CTX_free(ctx);
 	return ok == 1;
+}
+
+cs_preset_set *ts_presets_load(const char *path)
+{
+	cs_preset_set *set = NULL;
+	cs_config_diag diag;
+	cs_err r = cs_presets_load(path, NULL, &set, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "%s\n", diag.messages[i]);
+	cs_config_diag_free(&diag);
+	return r == CS_OK ? set : NULL;
 }

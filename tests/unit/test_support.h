@@ -8,9 +8,15 @@
 
 #include <openssl/evp.h>
 
+#include "preset.h"
+
 /* Write text to path with the given mode; fails the test on error. */
 void ts_write_file(const char *path, const char *text, mode_t mode);
 /* Verify a DER ECDSA signature over a SHA-256 digest with OpenSSL alone. */
 int ts_verify_der(EVP_PKEY *pub, const uint8_t digest[32], const uint8_t *der, size_t der_len);
+
+/* Load a presets file (cs_presets_load), printing its diagnostics to
+ * stderr; NULL when it does not load. */
+cs_preset_set *ts_presets_load(const char *path);
 
 #endif

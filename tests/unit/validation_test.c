@@ -201,10 +201,8 @@ static void test_meets(void **state)
 static void test_presets_require(void **state)
 {
 	(void)state;
-	cs_preset_set *set = NULL;
-	cs_config_diag diag;
-	assert_int_equal(cs_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf", NULL, &set, &diag), CS_OK);
-	cs_config_diag_free(&diag);
+	cs_preset_set *set = ts_presets_load(CREDSIGN_SOURCE_DIR "/conf/presets.conf");
+	assert_non_null(set);
 	const cs_preset *p = cs_preset_find(set, "fips-140-3");
 	assert_non_null(p);
 	assert_string_equal(p->requires_validation, "FIPS 140-3");
@@ -232,6 +230,7 @@ static void test_presets_require(void **state)
 		      "    requires_validation = \"FIPS 140\"; };\n"
 		      "};\n",
 		      0600);
+	cs_config_diag diag;
 	assert_int_equal(cs_presets_load(path, NULL, &set, &diag), CS_E_CONFIG);
 	int found = 0;
 	for (size_t i = 0; i < diag.count; i++)

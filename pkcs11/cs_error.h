@@ -83,7 +83,14 @@ typedef enum {
 	X(CS_E_KEY_TEMPLATE, CS_CAT_TOKEN, "token refused the key template")       \
 	X(CS_E_KEY_ALWAYS_AUTH, CS_CAT_CONFIG,                                     \
 	  "key requires a login before each use (CKA_ALWAYS_AUTHENTICATE) and no " \
-	  "PIN source is configured")
+	  "PIN source is configured")                                              \
+	X(CS_E_CONFLICT, CS_CAT_CONFLICT, "the state changed meanwhile")           \
+	X(CS_E_CEREMONY_REFUSED, CS_CAT_AUTH, "ceremony approval refused")         \
+	X(CS_E_CEREMONY_CLOSED, CS_CAT_CONFLICT, "ceremony already executed")      \
+	X(CS_E_CEREMONY_EXPIRED, CS_CAT_GONE, "ceremony expired")                  \
+	X(CS_E_QUORUM, CS_CAT_AUTH, "ceremony lacks its quorum of officers")       \
+	X(CS_E_NO_ACTIVE_KEY, CS_CAT_TOKEN, "no active signing key")               \
+	X(CS_E_REVOKED, CS_CAT_GONE, "certificate revoked")
 
 typedef enum {
 #define CS_ERR_ENUM(code, cat, msg) code,

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "cs_log.h"
 #include "jose.h"
 
@@ -28,7 +30,14 @@ typedef enum {
 	JOB_PRUNE,
 	JOB_CHECKPOINT,
 	JOB_PURGE,
-	JOB_PROBE
+	JOB_PROBE,
+	JOB_KEY_PENDING,
+	JOB_KEY_BOOTSTRAP,
+	JOB_KEY_CHAIN,
+	JOB_CEREMONY_CREATE,
+	JOB_CEREMONY_APPROVE,
+	JOB_CEREMONY_EXECUTE,
+	JOB_REVOKE
 } job_kind;
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state;
 
@@ -54,6 +63,20 @@ typedef struct job {
 		struct {
 			int64_t before, removed;
 		} prune;
+		struct { /* add_pending, bootstrap */
+			const cs_key_info *key;
+			const char *actor;
+			int changed;
+		} rec;
+		struct {
+			const char *kid, *x5c;
+		} chain;
+		const cs_ceremony_record *ceremony;
+		const cs_approval_record *approval;
+		const cs_ceremony_exec *exec;
+		struct {
+			const char *cert_id, *reason, *at, *actor;
+		} revoke;
 		struct { /* a checkpoint, or a purge behind one */
 			int64_t first, last; /* the range signed */
 			int64_t covered;     /* checkpoint: the coverage it was signed after */
@@ -175,70 +198,204 @@ static cs_err append(cs_store *s, head_ctx *h, cs_audit_entry *e)
 	return CS_OK;
 }
 
-typedef struct {
-	const char *kid, *status;
-	int have; /* kid has this status */
-	int active;
-	char **others; /* other active kids */
-	size_t n;
-	cs_err error;
-} key_scan;
+/* ---- input checks ------------------------------------------------------------------ */
 
-static void scan_key(void *arg, const char *kid, const char *jwk, const char *status, const char *created)
+#define TEXT_MAX 4096         /* ids, names, URIs, times, reasons */
+#define DOC_MAX (1024 * 1024) /* JSON documents, PEM */
+
+/* A refused argument: logged here (a caller's bug or a forged input). */
+static cs_err invalid(const char *what, const char *field)
 {
-	(void)jwk;
-	(void)created;
-	key_scan *k = arg;
-	if (strcmp(kid, k->kid) == 0 && strcmp(status, k->status) == 0)
-		k->have = 1;
-	if (strcmp(status, "active") != 0)
-		return;
-	k->active++;
-	if (strcmp(kid, k->kid) == 0 || k->error != CS_OK)
-		return;
-	char **more = realloc(k->others, (k->n + 1) * sizeof(*more));
-	if (more == NULL || (more[k->n] = strdup(kid)) == NULL) {
-		k->error = CS_E_NOMEM;
-		if (more != NULL)
-			k->others = more;
-		return;
+	cs_log_error("ledger: %s: %s is missing or malformed", what, field);
+	return CS_E_INVALID_ARG;
+}
+
+/* 1..max bytes, no control characters (UTF-8 allowed); multiline: also
+ * LF and CR (PEM). */
+static int text_ok(const char *v, size_t max, int multiline)
+{
+	if (v == NULL || v[0] == '\0')
+		return 0;
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++, n++)
+		if (n >= max || *p == 0x7f || (*p < 0x20 && !(multiline && (*p == '\n' || *p == '\r'))))
+			return 0;
+	return 1;
+}
+
+static int opt_text_ok(const char *v, size_t max)
+{
+	return v == NULL || text_ok(v, max, 0);
+}
+
+/* RFC 3339 UTC with milliseconds, as audit ts: 2026-11-23T10:00:00.123Z
+ * (one form, so that times compare as text). */
+static int ts_ok(const char *v)
+{
+	static const char form[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+	if (v == NULL || strlen(v) != sizeof(form) - 1)
+		return 0;
+	for (size_t i = 0; i < sizeof(form) - 1; i++)
+		if (form[i] == 'd' ? (v[i] < '0' || v[i] > '9') : v[i] != form[i])
+			return 0;
+	return 1;
+}
+
+/* JSON text of this type (JSON_OBJECT, JSON_ARRAY; -1: any). */
+static int json_ok(const char *v, int type)
+{
+	if (!text_ok(v, DOC_MAX, 1))
+		return 0;
+	json_t *j = json_loads(v, JSON_REJECT_DUPLICATES, NULL);
+	int ok = j != NULL && (type < 0 || (int)json_typeof(j) == type);
+	json_decref(j);
+	return ok;
+}
+
+/* A JWK object whose kid, when it names one, is kid. */
+static int jwk_ok(const char *jwk, const char *kid)
+{
+	if (!json_ok(jwk, JSON_OBJECT))
+		return 0;
+	json_t *j = json_loads(jwk, 0, NULL);
+	json_t *k = json_object_get(j, "kid");
+	int ok = j != NULL && (k == NULL || (json_is_string(k) && strcmp(json_string_value(k), kid) == 0));
+	json_decref(j);
+	return ok;
+}
+
+#define B64_ALPHABET "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+/* An x5c chain: a non-empty JSON array of base64 (standard, padded) DER. */
+static int x5c_ok(const char *x5c)
+{
+	if (!json_ok(x5c, JSON_ARRAY))
+		return 0;
+	json_t *a = json_loads(x5c, 0, NULL);
+	int ok = a != NULL && json_array_size(a) > 0;
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v) {
+		const char *t = json_string_value(v);
+		size_t n = t != NULL ? strlen(t) : 0;
+		ok &= n > 0 && n % 4 == 0 && strspn(t, B64_ALPHABET "=") == n;
+		size_t pad = n > 0 ? strcspn(t, "=") : 0; /* padding: one or two, only at the end */
+		ok &= n == 0 || pad == n || (pad + 2 >= n && strspn(t + pad, "=") == n - pad);
 	}
-	k->others = more;
-	k->n++;
+	json_decref(a);
+	return ok;
+}
+
+static int hex_ok(const char *v)
+{
+	return v == NULL || (v[0] != '\0' && strlen(v) <= TEXT_MAX && strspn(v, "0123456789abcdef") == strlen(v));
+}
+
+static int action_ok(const char *a)
+{
+	static const char *const actions[] = {"activate", "retire", "compromise", "destroy", "revoke", "purge"};
+	for (size_t i = 0; a != NULL && i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (strcmp(a, actions[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* ---- the key lifecycle ------------------------------------------------------------- */
+
+/* An audit entry for an event (a key's, a certificate's) made from the
+ * caller's entry tmpl (its node, role, request, ...) with this action and
+ * object, actor (NULL: tmpl's) and time (NULL: tmpl's). ts: the time
+ * written, which the event's row records too; without tmpl, no entry and
+ * ts is at (or the time the write lock was obtained). out (may be NULL):
+ * completed with the entry's seq and ts. */
+static cs_err event_audit(cs_store *s, head_ctx *h, const cs_audit_entry *tmpl, const char *action,
+			  const char *object, const char *actor, const char *at, char ts[32], cs_audit_entry *out)
+{
+	if (tmpl == NULL) {
+		snprintf(ts, 32, "%s", at != NULL ? at : h->now);
+		return CS_OK;
+	}
+	cs_audit_entry e = *tmpl;
+	e.seq = 0;
+	e.action = action;
+	e.object = object;
+	e.outcome = "success";
+	e.error_code = NULL;
+	if (actor != NULL)
+		e.actor = actor;
+	if (at != NULL)
+		e.ts = at;
+	cs_err r = append(s, h, &e);
+	if (r != CS_OK)
+		return r;
+	memcpy(ts, e.ts_buf, 32);
+	if (out != NULL) {
+		out->seq = e.seq;
+		memcpy(out->ts_buf, e.ts_buf, sizeof(out->ts_buf));
+		out->ts = out->ts_buf;
+	}
+	return CS_OK;
+}
+
+/* Append the caller's entry (when given); ts: its time, else the time the
+ * write lock was obtained. */
+static cs_err caller_audit(cs_store *s, head_ctx *h, cs_audit_entry *audit, char ts[32])
+{
+	if (audit == NULL) {
+		memcpy(ts, h->now, 32);
+		return CS_OK;
+	}
+	cs_err r = append(s, h, audit);
+	if (r == CS_OK)
+		memcpy(ts, audit->ts_buf, 32);
+	return r;
+}
+
+/* A key as the store holds it now (inside the transaction). */
+typedef struct {
+	int found, destroyed;
+	char status[16];
+	char since[32]; /* retired: retired_at; compromised: compromised_at; "" unknown */
+} key_state;
+
+static void copy_key_state(void *arg, const cs_key_info *key)
+{
+	key_state *k = arg;
+	k->found = 1;
+	k->destroyed = key->destroyed_at != NULL;
+	snprintf(k->status, sizeof(k->status), "%s", key->status);
+	const char *since = strcmp(key->status, "compromised") == 0 ? key->compromised_at : key->retired_at;
+	snprintf(k->since, sizeof(k->since), "%s", since != NULL ? since : "");
+}
+
+static cs_err key_state_read(cs_store *s, const char *kid, key_state *k)
+{
+	*k = (key_state){0};
+	cs_err r = cs_store_key_info(s, kid, copy_key_state, k);
+	return r == CS_E_NOT_FOUND ? CS_OK : r;
+}
+
+static int is_status(const key_state *k, const char *status)
+{
+	return k->found && strcmp(k->status, status) == 0;
 }
 
 /* The lifecycle: a retired key may only become compromised, a compromised
  * one stays so; neither ever becomes active (or pending) again. */
-typedef struct {
-	const char *kid;
-	char status[16], since[32];
-	int found;
-} key_state;
-
-static void find_key(void *arg, const cs_key_info *key)
-{
-	key_state *k = arg;
-	if (strcmp(key->kid, k->kid) != 0)
-		return;
-	k->found = 1;
-	snprintf(k->status, sizeof(k->status), "%s", key->status);
-	snprintf(k->since, sizeof(k->since), "%s", key->retired_at != NULL ? key->retired_at : "");
-}
-
 static cs_err key_refusal(cs_store *s, const char *kid, const char *status, char *why, size_t why_len)
 {
-	key_state k = {.kid = kid};
-	cs_err r = cs_store_keys_info(s, find_key, &k);
+	key_state k;
 	if (why_len > 0)
 		why[0] = '\0';
+	cs_err r = key_state_read(s, kid, &k);
 	if (r != CS_OK || !k.found)
 		return r;
-	int retired = strcmp(k.status, "retired") == 0, compromised = strcmp(k.status, "compromised") == 0;
+	int retired = is_status(&k, "retired"), compromised = is_status(&k, "compromised");
 	if ((!retired && !compromised) || strcmp(status, "compromised") == 0 ||
 	    (retired && strcmp(status, "retired") == 0))
 		return CS_OK;
 	snprintf(why, why_len, "key %s is %s (since %s)", kid, k.status,
-		 k.since[0] != '\0' ? k.since : "a time the audit log no longer holds");
+		 k.since[0] != '\0' ? k.since : "a time the store does not hold");
 	return CS_E_KEY_FORBIDDEN;
 }
 
@@ -258,41 +415,313 @@ cs_err cs_ledger_key_check(cs_ledger *l, const char *kid, const char *status, ch
 	return r;
 }
 
+/* The active key's kid (malloc'd), NULL when none. */
+static cs_err active_kid(cs_store *s, char **kid)
+{
+	cs_active_key a;
+	*kid = NULL;
+	cs_err r = cs_store_key_active(s, &a);
+	if (r == CS_E_NOT_FOUND)
+		return CS_OK;
+	if (r == CS_OK) {
+		*kid = a.kid;
+		a.kid = NULL;
+	}
+	cs_active_key_free(&a);
+	return r;
+}
+
 static cs_err apply_key(cs_store *s, head_ctx *h, job *j)
 {
-	char why[128];
-	cs_err r = key_refusal(s, j->u.key.kid, j->u.key.status, why, sizeof(why));
+	char why[128], ts[32];
+	const char *kid = j->u.key.kid, *status = j->u.key.status;
+	const char *actor = j->audit != NULL ? j->audit->actor : NULL;
+	cs_err r = key_refusal(s, kid, status, why, sizeof(why));
 	if (r == CS_E_KEY_FORBIDDEN) {
 		cs_log_error("ledger: refused to make key %s %s: %s: a retired or compromised key never "
-			     "becomes active again", j->u.key.kid, j->u.key.status, why);
+			     "becomes active again", kid, status, why);
 		return r;
 	}
-	key_scan k = {.kid = j->u.key.kid, .status = j->u.key.status};
-	if (r == CS_OK)
-		r = cs_store_keys_each(s, scan_key, &k);
-	if (r == CS_OK)
-		r = k.error;
-	int activate = strcmp(j->u.key.status, "active") == 0;
-	/* already in this state (and, when active, the only active key)? */
-	j->u.key.changed = r == CS_OK && !(k.have && (!activate || k.active == 1));
-	/* one active key: activating this one retires the others */
-	for (size_t i = 0; r == CS_OK && j->u.key.changed && activate && i < k.n; i++) {
-		r = cs_store_key_set_status(s, k.others[i], "retired");
-		if (r == CS_OK && j->audit != NULL) {
-			cs_audit_entry e = *j->audit;
-			e.action = "key.retire";
-			e.object = k.others[i];
-			r = append(s, h, &e);
-		}
+	key_state k;
+	char *other = NULL;
+	if (r == CS_OK && (r = key_state_read(s, kid, &k)) == CS_OK)
+		r = active_kid(s, &other);
+	int activate = strcmp(status, "active") == 0;
+	/* already in this state (one key at most is active)? */
+	j->u.key.changed = r == CS_OK && !is_status(&k, status);
+	/* one active key: activating this one retires the other, first */
+	if (r == CS_OK && j->u.key.changed && activate && other != NULL &&
+	    (r = event_audit(s, h, j->audit, "key.retire", other, NULL, NULL, ts, NULL)) == CS_OK)
+		r = cs_store_key_event(s, other, CS_KEY_RETIRED, ts, actor, NULL);
+	free(other);
+	if (r == CS_OK && j->u.key.changed &&
+	    (r = cs_store_key_upsert(s, kid, j->u.key.uri, j->u.key.jwk, status)) == CS_OK &&
+	    (r = caller_audit(s, h, j->audit, ts)) == CS_OK) {
+		/* the event's time and actor, as the audit entry has them */
+		if (activate)
+			r = cs_store_key_event(s, kid, CS_KEY_ACTIVATED, ts, actor, NULL);
+		else if (strcmp(status, "retired") == 0)
+			r = cs_store_key_event(s, kid, CS_KEY_RETIRED, ts, actor, NULL);
+		else if (strcmp(status, "compromised") == 0)
+			r = cs_store_key_event(s, kid, CS_KEY_COMPROMISED, ts, actor, NULL);
 	}
-	if (r == CS_OK && j->u.key.changed)
-		r = cs_store_key_upsert(s, j->u.key.kid, j->u.key.uri, j->u.key.jwk, j->u.key.status);
-	if (r == CS_OK && j->u.key.changed && j->audit != NULL)
-		r = append(s, h, j->audit);
-	for (size_t i = 0; i < k.n; i++)
-		free(k.others[i]);
-	free(k.others);
 	return r;
+}
+
+static cs_err apply_key_pending(cs_store *s, head_ctx *h, job *j)
+{
+	const cs_key_info *k = j->u.rec.key;
+	cs_key_info row = {.kid = k->kid, .uri = k->uri, .jwk_json = k->jwk_json, .status = "pending",
+			   .label = k->label, .cka_id = k->cka_id, .created_by = k->created_by};
+	cs_err r = cs_store_key_insert(s, &row);
+	if (r == CS_E_CONFLICT)
+		return CS_E_KEY_EXISTS;
+	if (r == CS_OK && j->audit != NULL)
+		r = append(s, h, j->audit);
+	return r;
+}
+
+static cs_err apply_key_bootstrap(cs_store *s, head_ctx *h, job *j)
+{
+	const cs_key_info *key = j->u.rec.key;
+	key_state k;
+	int ever = 0;
+	char ts[32];
+	cs_err r = key_state_read(s, key->kid, &k);
+	if (r == CS_OK && (is_status(&k, "retired") || is_status(&k, "compromised")))
+		return CS_E_KEY_FORBIDDEN;
+	if (r != CS_OK || (r = cs_store_keys_ever_active(s, &ever)) != CS_OK || ever)
+		return r; /* a key is or was active: the store decides, not the configuration */
+	if ((r = caller_audit(s, h, j->audit, ts)) != CS_OK)
+		return r;
+	if (k.found) { /* pending (generated, then configured): its record stays, uri too */
+		r = cs_store_key_event(s, key->kid, CS_KEY_ACTIVATED, ts, j->u.rec.actor, NULL);
+	} else {
+		cs_key_info row = {.kid = key->kid, .uri = key->uri, .jwk_json = key->jwk_json, .status = "active",
+				   .label = key->label, .cka_id = key->cka_id, .created_by = j->u.rec.actor,
+				   .activated_at = ts, .activated_by = j->u.rec.actor};
+		r = cs_store_key_insert(s, &row);
+	}
+	j->u.rec.changed = r == CS_OK;
+	return r;
+}
+
+static cs_err apply_key_chain(cs_store *s, head_ctx *h, job *j)
+{
+	cs_err r = cs_store_key_set_chain(s, j->u.chain.kid, j->u.chain.x5c);
+	if (r == CS_OK && j->audit != NULL)
+		r = append(s, h, j->audit);
+	return r;
+}
+
+/* ---- ceremonies ---------------------------------------------------------------------- */
+
+/* A ceremony as the store holds it now (copies). */
+typedef struct {
+	int found;
+	char *action, *subject, *state, *expires_at, *reason;
+	int nomem;
+} ceremony_state;
+
+static void copy_ceremony(void *arg, const cs_ceremony_record *c)
+{
+	ceremony_state *cs = arg;
+	cs->found = 1;
+	cs->action = strdup(c->action);
+	cs->subject = strdup(c->subject);
+	cs->state = strdup(c->state);
+	cs->expires_at = strdup(c->expires_at);
+	cs->reason = c->reason != NULL ? strdup(c->reason) : NULL;
+	cs->nomem = cs->action == NULL || cs->subject == NULL || cs->state == NULL || cs->expires_at == NULL ||
+		    (c->reason != NULL && cs->reason == NULL);
+}
+
+static void ceremony_state_free(ceremony_state *c)
+{
+	free(c->action);
+	free(c->subject);
+	free(c->state);
+	free(c->expires_at);
+	free(c->reason);
+	*c = (ceremony_state){0};
+}
+
+/* The ceremony id, open and not expired at the later of at and now (the
+ * time the write lock was obtained): CS_E_NOT_FOUND, CS_E_CEREMONY_CLOSED,
+ * CS_E_CEREMONY_EXPIRED. */
+static cs_err ceremony_open(cs_store *s, head_ctx *h, const char *id, const char *at, ceremony_state *c)
+{
+	*c = (ceremony_state){0};
+	cs_err r = cs_store_ceremony_get(s, id, copy_ceremony, NULL, c);
+	if (r == CS_OK && c->nomem)
+		r = CS_E_NOMEM;
+	if (r != CS_OK)
+		return r;
+	const char *now = strcmp(at, h->now) > 0 ? at : h->now;
+	if (strcmp(c->state, "open") != 0)
+		return CS_E_CEREMONY_CLOSED;
+	if (strcmp(c->expires_at, now) < 0)
+		return CS_E_CEREMONY_EXPIRED;
+	return CS_OK;
+}
+
+static cs_err apply_ceremony_create(cs_store *s, head_ctx *h, job *j)
+{
+	cs_ceremony_record c = *j->u.ceremony;
+	if (c.params_json == NULL)
+		c.params_json = "{}"; /* as the canonical bytes have it */
+	cs_err r = cs_store_ceremony_insert(s, &c);
+	if (r == CS_OK && j->audit != NULL)
+		r = append(s, h, j->audit);
+	return r;
+}
+
+static cs_err apply_ceremony_approve(cs_store *s, head_ctx *h, job *j)
+{
+	const cs_approval_record *a = j->u.approval;
+	ceremony_state c;
+	cs_err r = ceremony_open(s, h, a->ceremony_id, a->approved_at, &c);
+	ceremony_state_free(&c);
+	if (r == CS_OK)
+		r = cs_store_approval_insert(s, a); /* CS_E_CONFLICT: this officer approved already */
+	if (r == CS_OK && j->audit != NULL)
+		r = append(s, h, j->audit);
+	return r;
+}
+
+/* Revoke a certificate: it exists (CS_E_NOT_FOUND), is not revoked
+ * (CS_E_CONFLICT); audited cert.revoke. */
+static cs_err revoke_cert(cs_store *s, head_ctx *h, const cs_audit_entry *tmpl, const char *cert_id,
+			  const char *reason, const char *at, const char *actor, const char *ceremony,
+			  cs_audit_entry *out)
+{
+	char ts[32];
+	if (reason == NULL || reason[0] == '\0') {
+		cs_log_error("ledger: certificate %s: a revocation needs a reason; not revoked", cert_id);
+		return CS_E_INVALID_ARG;
+	}
+	cs_err r = cs_store_cert_exists(s, cert_id);
+	if (r != CS_OK)
+		return r;
+	if ((r = cs_store_revocation_get(s, cert_id, NULL, NULL)) != CS_E_NOT_FOUND)
+		return r == CS_OK ? CS_E_CONFLICT : r;
+	if ((r = event_audit(s, h, tmpl, "cert.revoke", cert_id, actor, at, ts, out)) != CS_OK)
+		return r;
+	cs_revocation_record rv = {.cert_id = cert_id, .reason = reason, .revoked_at = ts, .revoked_by = actor,
+				   .ceremony_id = ceremony};
+	return cs_store_revocation_insert(s, &rv);
+}
+
+/* activate: subject pending; the active key when the rollover was signed
+ * still the active one; the old one retired, the new one active, the
+ * rollover stored. */
+static cs_err exec_activate(cs_store *s, head_ctx *h, const cs_ceremony_exec *x, const cs_audit_entry *tmpl)
+{
+	key_state k;
+	char *old = NULL, ts[32];
+	cs_err r = key_state_read(s, x->subject, &k);
+	if (r != CS_OK)
+		return r;
+	if (!k.found)
+		return CS_E_NOT_FOUND;
+	if (is_status(&k, "active"))
+		return CS_E_CONFLICT;
+	if (!is_status(&k, "pending"))
+		return CS_E_KEY_FORBIDDEN; /* retired or compromised: never active again */
+	if ((r = active_kid(s, &old)) != CS_OK)
+		return r;
+	if ((old == NULL) != (x->expected_active == NULL) ||
+	    (old != NULL && strcmp(old, x->expected_active) != 0)) {
+		free(old);
+		return CS_E_CONFLICT; /* the rollover names another predecessor */
+	}
+	if (old != NULL && (r = event_audit(s, h, tmpl, "key.retire", old, x->actor, x->at, ts, NULL)) == CS_OK)
+		r = cs_store_key_event(s, old, CS_KEY_RETIRED, ts, x->actor, x->ceremony_id);
+	if (r == CS_OK && (r = event_audit(s, h, tmpl, "key.activate", x->subject, x->actor, x->at, ts, NULL)) == CS_OK)
+		r = cs_store_key_event(s, x->subject, CS_KEY_ACTIVATED, ts, x->actor, x->ceremony_id);
+	if (r == CS_OK) {
+		cs_rollover_record ro = {.ceremony_id = x->ceremony_id, .old_kid = old, .new_kid = x->subject,
+					 .statement_json = x->rollover_json, .created_at = ts};
+		r = cs_store_rollover_insert(s, &ro);
+	}
+	free(old);
+	return r;
+}
+
+/* retire (pending only), compromise (not yet compromised), destroy
+ * (retired or compromised, once). */
+static cs_err exec_key_event(cs_store *s, head_ctx *h, const cs_ceremony_exec *x, const cs_audit_entry *tmpl)
+{
+	key_state k;
+	char ts[32];
+	cs_err r = key_state_read(s, x->subject, &k);
+	if (r != CS_OK)
+		return r;
+	if (!k.found)
+		return CS_E_NOT_FOUND;
+	int pending = is_status(&k, "pending"), active = is_status(&k, "active");
+	int retired = is_status(&k, "retired"), compromised = is_status(&k, "compromised");
+	cs_key_event ev;
+	const char *action;
+	if (strcmp(x->action, "retire") == 0) {
+		/* the active key is retired by activating its successor */
+		if (retired)
+			return CS_E_CONFLICT;
+		if (!pending)
+			return CS_E_KEY_FORBIDDEN;
+		ev = CS_KEY_RETIRED;
+		action = "key.retire";
+	} else if (strcmp(x->action, "compromise") == 0) {
+		if (compromised)
+			return CS_E_CONFLICT;
+		if (!pending && !active && !retired)
+			return CS_E_KEY_FORBIDDEN;
+		ev = CS_KEY_COMPROMISED;
+		action = "key.compromise";
+	} else {
+		if (!retired && !compromised)
+			return CS_E_KEY_FORBIDDEN; /* pending or active: not destroyed */
+		if (k.destroyed)
+			return CS_E_CONFLICT;
+		ev = CS_KEY_DESTROYED;
+		action = "key.destroy";
+	}
+	if ((r = event_audit(s, h, tmpl, action, x->subject, x->actor, x->at, ts, NULL)) == CS_OK)
+		r = cs_store_key_event(s, x->subject, ev, ts, x->actor, x->ceremony_id);
+	return r;
+}
+
+static cs_err apply_ceremony_execute(cs_store *s, head_ctx *h, job *j)
+{
+	const cs_ceremony_exec *x = j->u.exec;
+	ceremony_state c;
+	cs_err r = ceremony_open(s, h, x->ceremony_id, x->at, &c);
+	if (r == CS_OK && (strcmp(c.action, x->action) != 0 || strcmp(c.subject, x->subject) != 0)) {
+		cs_log_error("ledger: ceremony %s is %s of '%s', not %s of '%s'; not executed", x->ceremony_id,
+			     c.action, c.subject, x->action, x->subject);
+		r = CS_E_INVALID_ARG;
+	}
+	if (r == CS_OK) {
+		if (strcmp(x->action, "activate") == 0)
+			r = exec_activate(s, h, x, j->audit);
+		else if (strcmp(x->action, "revoke") == 0)
+			r = revoke_cert(s, h, j->audit, x->subject, x->reason != NULL ? x->reason : c.reason, x->at,
+					x->actor, x->ceremony_id, NULL);
+		else if (strcmp(x->action, "purge") != 0) /* purge: done by the caller before */
+			r = exec_key_event(s, h, x, j->audit);
+	}
+	ceremony_state_free(&c);
+	if (r == CS_OK && j->audit != NULL)
+		r = append(s, h, j->audit);
+	if (r == CS_OK) /* in one conditional statement: of two executions, one */
+		r = cs_store_ceremony_close(s, x->ceremony_id, x->at, x->actor, x->result_json);
+	return r;
+}
+
+static cs_err apply_revoke(cs_store *s, head_ctx *h, job *j)
+{
+	return revoke_cert(s, h, j->audit, j->u.revoke.cert_id, j->u.revoke.reason, j->u.revoke.at,
+			   j->u.revoke.actor, NULL, j->audit);
 }
 
 static cs_err apply_certify(cs_store *s, head_ctx *h, job *j)
@@ -361,6 +790,13 @@ static cs_err apply(cs_store *s, head_ctx *h, job *j)
 	case JOB_CHECKPOINT: return apply_checkpoint(s, j);
 	case JOB_PURGE: return apply_purge(s, j);
 	case JOB_PROBE: return cs_store_probe_write(s, real_ms());
+	case JOB_KEY_PENDING: return apply_key_pending(s, h, j);
+	case JOB_KEY_BOOTSTRAP: return apply_key_bootstrap(s, h, j);
+	case JOB_KEY_CHAIN: return apply_key_chain(s, h, j);
+	case JOB_CEREMONY_CREATE: return apply_ceremony_create(s, h, j);
+	case JOB_CEREMONY_APPROVE: return apply_ceremony_approve(s, h, j);
+	case JOB_CEREMONY_EXECUTE: return apply_ceremony_execute(s, h, j);
+	case JOB_REVOKE: return apply_revoke(s, h, j);
 	}
 	return r;
 }
@@ -708,6 +1144,125 @@ cs_err cs_ledger_key_put(cs_ledger *l, const char *kid, const char *uri, const c
 	return r;
 }
 
+cs_err cs_ledger_key_add_pending(cs_ledger *l, const cs_key_info *key, cs_audit_entry *audit)
+{
+	static const char what[] = "recording a pending key";
+	if (key == NULL || !text_ok(key->kid, TEXT_MAX, 0))
+		return invalid(what, "the kid");
+	if (!text_ok(key->uri, TEXT_MAX, 0))
+		return invalid(what, "the URI");
+	if (!jwk_ok(key->jwk_json, key->kid))
+		return invalid(what, "the JWK (a JSON object of this kid)");
+	if (!opt_text_ok(key->label, TEXT_MAX) || !hex_ok(key->cka_id) || !opt_text_ok(key->created_by, TEXT_MAX))
+		return invalid(what, "the label, CKA_ID (lowercase hex) or creator");
+	job j = {.kind = JOB_KEY_PENDING, .audit = audit, .u.rec = {key, NULL, 0}};
+	return submit(l, &j);
+}
+
+cs_err cs_ledger_key_bootstrap(cs_ledger *l, const cs_key_info *key, const char *actor, int *changed,
+			       cs_audit_entry *audit)
+{
+	static const char what[] = "bootstrapping the active key";
+	*changed = 0;
+	if (key == NULL || !text_ok(key->kid, TEXT_MAX, 0))
+		return invalid(what, "the kid");
+	if (!text_ok(key->uri, TEXT_MAX, 0))
+		return invalid(what, "the URI");
+	if (!jwk_ok(key->jwk_json, key->kid))
+		return invalid(what, "the JWK (a JSON object of this kid)");
+	if (!opt_text_ok(key->label, TEXT_MAX) || !hex_ok(key->cka_id))
+		return invalid(what, "the label or CKA_ID (lowercase hex)");
+	if (!text_ok(actor, TEXT_MAX, 0))
+		return invalid(what, "the actor");
+	job j = {.kind = JOB_KEY_BOOTSTRAP, .audit = audit, .u.rec = {key, actor, 0}};
+	cs_err r = submit(l, &j);
+	*changed = r == CS_OK && j.u.rec.changed; /* rolled back otherwise */
+	return r;
+}
+
+cs_err cs_ledger_key_set_chain(cs_ledger *l, const char *kid, const char *x5c_json, cs_audit_entry *audit)
+{
+	if (!text_ok(kid, TEXT_MAX, 0))
+		return invalid("registering a key's chain", "the kid");
+	if (x5c_json != NULL && !x5c_ok(x5c_json))
+		return invalid("registering a key's chain", "the chain (a JSON array of base64 DER certificates)");
+	job j = {.kind = JOB_KEY_CHAIN, .audit = audit, .u.chain = {kid, x5c_json}};
+	return submit(l, &j);
+}
+
+cs_err cs_ledger_ceremony_create(cs_ledger *l, const cs_ceremony_record *c, cs_audit_entry *audit)
+{
+	static const char what[] = "recording a ceremony";
+	if (c == NULL || !text_ok(c->id, TEXT_MAX, 0))
+		return invalid(what, "the id");
+	if (!action_ok(c->action))
+		return invalid(what, "the action");
+	/* the subject: a kid, a certificate id; "" for purge */
+	if (c->subject == NULL || (strcmp(c->action, "purge") == 0 ? c->subject[0] != '\0'
+								   : !text_ok(c->subject, TEXT_MAX, 0)))
+		return invalid(what, "the subject");
+	if (!opt_text_ok(c->reason, TEXT_MAX) || (c->params_json != NULL && !json_ok(c->params_json, JSON_OBJECT)))
+		return invalid(what, "the reason or the parameters (a JSON object)");
+	if (!text_ok(c->nonce, TEXT_MAX, 0) || !text_ok(c->node, TEXT_MAX, 0) || !text_ok(c->started_by, TEXT_MAX, 0))
+		return invalid(what, "the nonce, node or starter");
+	if (!ts_ok(c->created_at) || !ts_ok(c->expires_at) || strcmp(c->expires_at, c->created_at) <= 0)
+		return invalid(what, "the creation and expiry times (RFC 3339 UTC with milliseconds, expiry later)");
+	if (!json_ok(c->canonical, JSON_OBJECT))
+		return invalid(what, "the canonical bytes (a JSON object)");
+	job j = {.kind = JOB_CEREMONY_CREATE, .audit = audit, .u.ceremony = c};
+	return submit(l, &j);
+}
+
+cs_err cs_ledger_ceremony_approve(cs_ledger *l, const cs_approval_record *a, cs_audit_entry *audit)
+{
+	static const char what[] = "recording an approval";
+	if (a == NULL || !text_ok(a->ceremony_id, TEXT_MAX, 0))
+		return invalid(what, "the ceremony id");
+	if (!text_ok(a->officer, TEXT_MAX, 0) || !text_ok(a->fingerprint, TEXT_MAX, 0))
+		return invalid(what, "the officer or fingerprint");
+	if (!text_ok(a->cert_pem, DOC_MAX, 1) || !text_ok(a->sig_alg, TEXT_MAX, 0) ||
+	    !text_ok(a->signature_b64, DOC_MAX, 0))
+		return invalid(what, "the certificate, signature algorithm or signature");
+	if (!ts_ok(a->approved_at) || !text_ok(a->approved_by, TEXT_MAX, 0))
+		return invalid(what, "the approval time (RFC 3339 UTC with milliseconds) or approver");
+	job j = {.kind = JOB_CEREMONY_APPROVE, .audit = audit, .u.approval = a};
+	return submit(l, &j);
+}
+
+cs_err cs_ledger_ceremony_execute(cs_ledger *l, const cs_ceremony_exec *x, cs_audit_entry *audit)
+{
+	static const char what[] = "executing a ceremony";
+	if (x == NULL || !text_ok(x->ceremony_id, TEXT_MAX, 0))
+		return invalid(what, "the ceremony id");
+	if (!action_ok(x->action))
+		return invalid(what, "the action");
+	if (x->subject == NULL || (strcmp(x->action, "purge") != 0 && !text_ok(x->subject, TEXT_MAX, 0)))
+		return invalid(what, "the subject");
+	if (!ts_ok(x->at) || !text_ok(x->actor, TEXT_MAX, 0))
+		return invalid(what, "the execution time (RFC 3339 UTC with milliseconds) or actor");
+	if (x->result_json != NULL && !json_ok(x->result_json, -1))
+		return invalid(what, "the result (JSON)");
+	if (strcmp(x->action, "activate") == 0 &&
+	    (!opt_text_ok(x->expected_active, TEXT_MAX) || !json_ok(x->rollover_json, JSON_OBJECT)))
+		return invalid(what, "the expected active key or the rollover statement (a JSON object)");
+	if (!opt_text_ok(x->reason, TEXT_MAX))
+		return invalid(what, "the reason");
+	job j = {.kind = JOB_CEREMONY_EXECUTE, .audit = audit, .u.exec = x};
+	return submit(l, &j);
+}
+
+cs_err cs_ledger_cert_revoke(cs_ledger *l, const char *cert_id, const char *reason, const char *at,
+			     const char *actor, cs_audit_entry *audit)
+{
+	static const char what[] = "revoking a certificate";
+	if (!text_ok(cert_id, TEXT_MAX, 0) || !text_ok(reason, TEXT_MAX, 0))
+		return invalid(what, "the certificate id or reason");
+	if (!ts_ok(at) || !text_ok(actor, TEXT_MAX, 0))
+		return invalid(what, "the time (RFC 3339 UTC with milliseconds) or actor");
+	job j = {.kind = JOB_REVOKE, .audit = audit, .u.revoke = {cert_id, reason, at, actor}};
+	return submit(l, &j);
+}
+
 cs_err cs_ledger_audit_append(cs_ledger *l, cs_audit_entry *audit)
 {
 	if (audit == NULL)
@@ -885,3 +1440,4 @@ cs_err cs_ledger_cert_get(cs_store *reader, const char *cert_id, char **jws, cha
 	cs_cert_row_free(&row);
 	return r;
 }
+

@@ -10,9 +10,15 @@
  *    seq;
  *  - a session is certified once: its claim and its certificate and audit
  *    entry commit together, and of concurrent claims one wins;
- *  - one active signing key: activating one retires the others, each
- *    retirement an audit entry, in the same transaction; a retired or
- *    compromised key never becomes active again;
+ *  - the key lifecycle: pending -> active -> retired, compromised from any
+ *    state, destroyed a mark on a retired or compromised key; one active
+ *    signing key at most: activating one retires the other, each change an
+ *    audit entry, in the same transaction; a retired or compromised key
+ *    never becomes active again; each event records its time (the time of
+ *    its audit entry), actor and ceremony on the key;
+ *  - a ceremony is executed once, inside one write transaction that
+ *    re-checks it open and unexpired and applies its action; of
+ *    concurrent executions one wins;
  *  - the audit log is append-only: no path updates or deletes entries but
  *    the purge, behind a signed purge checkpoint; checkpoints never overlap
  *    (re-checked inside the write transaction: another process may have
@@ -69,9 +75,13 @@ cs_err cs_ledger_session_put(cs_ledger *ledger, const cs_gen_session *session, c
 cs_err cs_ledger_certify(cs_ledger *ledger, const char *session_id, const char *cert_id, const char *kid,
 			 const char *jws, int64_t created_ms, cs_audit_entry *audit)
 	__attribute__((warn_unused_result));
-/* Record a signing key with a status (active, retired, ...) by kid. At most
- * one key is active: activating one retires the others, each with an entry
- * like audit (action key.retire, object its kid). *changed says whether
+/* Record a signing key with a status (active, retired, ...) by kid (kept
+ * for compatibility: start-up uses cs_ledger_key_bootstrap, transitions
+ * cs_ledger_ceremony_execute). At most one key is active: activating one
+ * retires the others, each with an entry like audit (action key.retire,
+ * object its kid). The key's activated_at / retired_at / compromised_at
+ * are the times of those entries (without audit: when the write lock was
+ * obtained), _by audit's actor (NULL without audit). *changed says whether
  * anything changed; only then is audit (when given) appended. A retired or
  * compromised key never becomes active (or pending) again: that put is
  * refused with CS_E_KEY_FORBIDDEN (logged, naming the kid, its state and
@@ -91,6 +101,87 @@ cs_err cs_ledger_key_refusal(cs_store *reader, const char *kid, const char *stat
 	__attribute__((warn_unused_result));
 cs_err cs_ledger_key_check(cs_ledger *ledger, const char *kid, const char *status, char *why, size_t why_len)
 	__attribute__((warn_unused_result));
+/* ---- the key lifecycle, ceremonies, revocations (issue 14) ------------------
+ * Input is validated (CS_E_INVALID_ARG, logged): ids, names and URIs
+ * non-empty text without control characters; times RFC 3339 UTC with
+ * milliseconds (2026-11-23T10:00:00.123Z, the one form, so that they
+ * compare as text); JSON where JSON is said. Refusals (409, 403, 404, 410)
+ * write nothing and are not logged here: the caller reports and audits
+ * them (cs_ledger_audit_append). */
+
+/* Record a key generated in the token as pending (key: kid, uri, jwk_json
+ * (a JSON object; its kid, if any, this kid), label, cka_id (lowercase
+ * hex), created_by; other fields ignored). CS_E_KEY_EXISTS when the kid is
+ * recorded. Audit: the caller's entry (key.generate). */
+cs_err cs_ledger_key_add_pending(cs_ledger *l, const cs_key_info *key, cs_audit_entry *audit);
+/* Bootstrap: when the store never had an active key, record key (kid, uri,
+ * jwk_json, label/cka_id optional) active, activated_by actor; *changed 1.
+ * When a key is or was active: nothing written, *changed 0, CS_OK. A
+ * retired/compromised kid: CS_E_KEY_FORBIDDEN. The caller's audit entry
+ * (key.activate) is appended only when changed. A pending record of the kid
+ * is activated as it is (its uri, label, ...); an unrecorded key is
+ * recorded with key's fields. */
+cs_err cs_ledger_key_bootstrap(cs_ledger *l, const cs_key_info *key, const char *actor, int *changed,
+			       cs_audit_entry *audit);
+/* Register the key's X.509 chain (x5c JSON array, leaf first, of padded
+ * standard base64; NULL removes). CS_E_NOT_FOUND: no such kid. Audit: the
+ * caller's entry. */
+cs_err cs_ledger_key_set_chain(cs_ledger *l, const char *kid, const char *x5c_json, cs_audit_entry *audit);
+
+/* Record a new open ceremony (all fields of c but state/executed_*;
+ * reason may be NULL, params_json NULL is stored as {}; expires_at after
+ * created_at). CS_E_CONFLICT: the id exists. */
+cs_err cs_ledger_ceremony_create(cs_ledger *l, const cs_ceremony_record *c, cs_audit_entry *audit);
+/* Add an approval: CS_E_NOT_FOUND (no ceremony), CS_E_CEREMONY_CLOSED (not
+ * open), CS_E_CONFLICT (this fingerprint or this officer name approved it
+ * already), CS_E_CEREMONY_EXPIRED (expired at the later of approved_at and
+ * the time the write lock was obtained: an approval of an expired ceremony
+ * could never count). The caller checked the officer and signature before. */
+cs_err cs_ledger_ceremony_approve(cs_ledger *l, const cs_approval_record *a, cs_audit_entry *audit);
+
+typedef struct {
+	const char *ceremony_id;     /* must be open: else CS_E_CEREMONY_CLOSED;
+	                                expires_at < at: CS_E_CEREMONY_EXPIRED */
+	const char *action;          /* activate | retire | compromise | destroy | revoke | purge */
+	const char *subject;         /* kid; cert id for revoke; "" for purge */
+	const char *expected_active; /* activate: the kid active when the rollover was signed, NULL none;
+	                                another active now: CS_E_CONFLICT */
+	const char *rollover_json;   /* activate: the rollover statement, stored in key_rollovers */
+	const char *reason;          /* revoke: the reason */
+	const char *at, *actor;      /* execution time (RFC 3339) and who executed */
+	const char *result_json;     /* kept on the ceremony */
+} cs_ceremony_exec;
+/* Execute in ONE write transaction: re-check the ceremony open and not
+ * expired, apply the action under the lifecycle rules (activate: subject
+ * pending, else CS_E_KEY_FORBIDDEN for retired/compromised, CS_E_CONFLICT
+ * already active; the previous active retired with retired_ceremony; the
+ * rollover stored; retire/compromise/destroy as above; revoke: the
+ * certificate exists (CS_E_NOT_FOUND) and is not revoked (CS_E_CONFLICT);
+ * purge: only marks executed, the caller purged before), append an audit
+ * entry per key change (key.activate, key.retire, key.compromise,
+ * key.destroy, cert.revoke; actor x->actor, object the kid/cert id) and the
+ * caller's audit entry (ceremony.execute), mark the ceremony executed. On
+ * any refusal nothing is written (the caller audits the refusal with
+ * cs_ledger_audit_append).
+ * Details: expiry is judged at the later of x->at and the time the write
+ * lock was obtained (a caller's stale time does not extend it); x->action
+ * and x->subject must be the ceremony's (else CS_E_INVALID_ARG); retire of
+ * a retired key, compromise of a compromised one, destroy of a destroyed
+ * one: CS_E_CONFLICT; retire of a compromised key, destroy of a pending or
+ * active one: CS_E_KEY_FORBIDDEN; no such key or certificate:
+ * CS_E_NOT_FOUND. The per-change entries are copies of audit (node, role,
+ * request) with their action, object, actor x->actor and time x->at (raised
+ * like any ts); the key's event times and revoked_at are those entries'
+ * times. Without audit, nothing is audited and the times are x->at. revoke:
+ * the reason is x->reason, else the ceremony's (none: CS_E_INVALID_ARG). */
+cs_err cs_ledger_ceremony_execute(cs_ledger *l, const cs_ceremony_exec *x, cs_audit_entry *audit);
+/* Revoke without a ceremony (ceremony.revoke_quorum 1): same rules; the
+ * audit entry written is audit with action cert.revoke, object cert_id,
+ * actor actor and time at (raised like any ts: revoked_at is its time);
+ * audit is completed with its seq and ts. reason: required. */
+cs_err cs_ledger_cert_revoke(cs_ledger *l, const char *cert_id, const char *reason, const char *at,
+			     const char *actor, cs_audit_entry *audit);
+
 /* Append an audit entry alone. */
 cs_err cs_ledger_audit_append(cs_ledger *ledger, cs_audit_entry *audit) __attribute__((warn_unused_result));
 /* Delete the sessions never certified whose expiry is before

@@ -8,8 +8,9 @@
  * Holds generation sessions (parameters and the credential's commitment,
  * never the credential; the claims only until certified), compliance
  * certificates (the one copy of what was signed: the JWS, its payload
- * kept decoded), signing-key metadata and the audit log with its signed
- * checkpoints. The embedded backend is SQLite (store_sqlite.c: WAL,
+ * kept decoded), signing keys and their lifecycle, dual-control ceremonies
+ * with their approvals, key rollover statements, certificate revocations
+ * and the audit log with its signed checkpoints. The embedded backend is SQLite (store_sqlite.c: WAL,
  * synchronous=FULL, triggers refusing updates and deletes of the audit log
  * as defence in depth); another backend implements this same header.
  *
@@ -141,17 +142,115 @@ cs_err cs_store_key_set_status(cs_store *store, const char *kid, const char *sta
 typedef void (*cs_key_row_fn)(void *arg, const char *kid, const char *jwk_json, const char *status,
 			      const char *created_at);
 cs_err cs_store_keys_each(cs_store *store, cs_key_row_fn fn, void *arg);
-/* Every key ever recorded, oldest first, with the times of its key events
- * as the audit log still holds them: activated, the newest key.activate
- * that succeeded, and retired, the newest key.retire or key.compromise
- * (NULL when none is kept: never happened, or purged). The strings live
- * during the call. */
+/* Every key ever recorded, oldest first (created_at, then kid), with its
+ * lifecycle: each event's time, actor and ceremony as recorded when it
+ * happened (NULL: it did not happen, or, for a key recorded before schema
+ * 7, the audit log no longer held it when the store was migrated). The
+ * strings live during the call. */
 typedef struct {
 	const char *kid, *uri, *status, *created_at;
-	const char *activated_at, *retired_at; /* NULL: not in the audit log */
+	const char *activated_at, *retired_at; /* NULL: not known / not happened */
+	const char *jwk_json, *label, *cka_id, *created_by;
+	const char *activated_by, *activated_ceremony;
+	const char *retired_by, *retired_ceremony;
+	const char *compromised_at, *compromised_by, *compromised_ceremony;
+	const char *destroyed_at, *destroyed_by, *destroyed_ceremony;
+	const char *x5c_json; /* JSON array of base64 DER, leaf first */
 } cs_key_info;
 typedef void (*cs_key_info_fn)(void *arg, const cs_key_info *key);
 cs_err cs_store_keys_info(cs_store *store, cs_key_info_fn fn, void *arg) __attribute__((warn_unused_result));
+/* One key; CS_E_NOT_FOUND. fn may be NULL (whether the kid is recorded). */
+cs_err cs_store_key_info(cs_store *store, const char *kid, cs_key_info_fn fn, void *arg);
+
+typedef struct {
+	char *kid, *uri, *x5c_json; /* x5c_json NULL: none */
+} cs_active_key;
+/* The active key (malloc'd strings); CS_E_NOT_FOUND when no key is active.
+ * One lookup in the index of the active key: cheap enough to poll every
+ * second. cs_active_key_free frees and zeroes (NULL and twice: fine). */
+cs_err cs_store_key_active(cs_store *store, cs_active_key *out) __attribute__((warn_unused_result));
+void cs_active_key_free(cs_active_key *key);
+/* Whether the store ever had an active key (a key active, retired or compromised). */
+cs_err cs_store_keys_ever_active(cs_store *store, int *ever) __attribute__((warn_unused_result));
+
+/* Key lifecycle writes (inside a write transaction; which transitions are
+ * allowed is decided in ledger.c; the schema refuses a second active key,
+ * a retired or compromised key made active again and an undone
+ * destruction). */
+/* Insert a key: kid, uri, jwk_json, status; label, cka_id, created_by,
+ * activated_at/_by/_ceremony may be NULL; other fields ignored.
+ * CS_E_CONFLICT when the kid is recorded. */
+cs_err cs_store_key_insert(cs_store *store, const cs_key_info *key) __attribute__((warn_unused_result));
+typedef enum { CS_KEY_ACTIVATED, CS_KEY_RETIRED, CS_KEY_COMPROMISED, CS_KEY_DESTROYED } cs_key_event;
+/* Record an event of a key: its status becomes active, retired or
+ * compromised (destroyed: a mark, the status stays) with the event's time,
+ * actor and ceremony (by, ceremony may be NULL). CS_E_NOT_FOUND: no kid. */
+cs_err cs_store_key_event(cs_store *store, const char *kid, cs_key_event event, const char *at, const char *by,
+			  const char *ceremony) __attribute__((warn_unused_result));
+/* Set (x5c_json NULL: remove) a key's registered chain; CS_E_NOT_FOUND. */
+cs_err cs_store_key_set_chain(cs_store *store, const char *kid, const char *x5c_json)
+	__attribute__((warn_unused_result));
+
+/* ---- ceremonies, rollovers, revocations ------------------------------------ */
+
+typedef struct {
+	const char *id, *action, *subject, *reason, *params_json, *nonce, *node;
+	const char *created_at, *expires_at, *started_by, *canonical;
+	const char *state;                                   /* open | executed */
+	const char *executed_at, *executed_by, *result_json; /* NULL while open */
+} cs_ceremony_record;
+typedef struct {
+	const char *ceremony_id, *officer, *fingerprint, *cert_pem, *sig_alg, *signature_b64;
+	const char *approved_at, *approved_by;
+} cs_approval_record;
+typedef void (*cs_ceremony_fn)(void *arg, const cs_ceremony_record *c);
+typedef void (*cs_approval_fn)(void *arg, const cs_approval_record *a);
+/* One ceremony and its approvals (in the order recorded), read in one
+ * snapshot; CS_E_NOT_FOUND. fn, afn may be NULL. */
+cs_err cs_store_ceremony_get(cs_store *store, const char *id, cs_ceremony_fn fn, cs_approval_fn afn, void *arg);
+/* Every ceremony, newest first (no approvals). */
+cs_err cs_store_ceremonies_each(cs_store *store, cs_ceremony_fn fn, void *arg);
+/* Writes (inside a write transaction). A new open ceremony (all fields
+ * but state and executed_*; reason may be NULL): CS_E_CONFLICT when the id
+ * exists. */
+cs_err cs_store_ceremony_insert(cs_store *store, const cs_ceremony_record *c) __attribute__((warn_unused_result));
+/* An approval: CS_E_CONFLICT when this fingerprint or this officer name
+ * approved the ceremony already (a missing ceremony: CS_E_STORE). */
+cs_err cs_store_approval_insert(cs_store *store, const cs_approval_record *a) __attribute__((warn_unused_result));
+/* Mark an open ceremony executed, in one conditional statement:
+ * CS_E_CEREMONY_CLOSED when it is not open (or not there). */
+cs_err cs_store_ceremony_close(cs_store *store, const char *id, const char *at, const char *by,
+			       const char *result_json) __attribute__((warn_unused_result));
+
+typedef struct {
+	const char *ceremony_id, *old_kid /* NULL: none */, *new_kid, *statement_json, *created_at;
+} cs_rollover_record;
+typedef void (*cs_rollover_fn)(void *arg, const cs_rollover_record *r);
+/* Every rollover, oldest first. */
+cs_err cs_store_rollovers_each(cs_store *store, cs_rollover_fn fn, void *arg);
+/* Store a rollover statement (inside a write transaction); CS_E_CONFLICT
+ * when the ceremony has one. */
+cs_err cs_store_rollover_insert(cs_store *store, const cs_rollover_record *r) __attribute__((warn_unused_result));
+
+typedef struct {
+	const char *cert_id, *reason, *revoked_at, *revoked_by, *ceremony_id /* NULL */;
+} cs_revocation_record;
+typedef void (*cs_revocation_fn)(void *arg, const cs_revocation_record *r);
+/* Every revocation, by revoked_at, cert_id. */
+cs_err cs_store_revocations_each(cs_store *store, cs_revocation_fn fn, void *arg);
+/* One certificate's revocation; CS_E_NOT_FOUND: not revoked. */
+cs_err cs_store_revocation_get(cs_store *store, const char *cert_id, cs_revocation_fn fn, void *arg);
+/* Changes to the revocations since the store was made: count and the
+ * largest rowid (the daemon re-signs its list when these change). Two
+ * index lookups: cheap enough to poll every second. */
+cs_err cs_store_revocations_version(cs_store *store, int64_t *count, int64_t *last_rowid);
+/* Whether a certificate exists (for revoke): CS_OK or CS_E_NOT_FOUND. */
+cs_err cs_store_cert_exists(cs_store *store, const char *cert_id);
+/* Record a revocation (inside a write transaction; ceremony_id may be
+ * NULL): CS_E_CONFLICT when the certificate is revoked already. A
+ * revocation is final: never changed nor deleted. */
+cs_err cs_store_revocation_insert(cs_store *store, const cs_revocation_record *r)
+	__attribute__((warn_unused_result));
 
 /* ---- audit log (see audit_chain.h for entries and the chain) ------------- */
 

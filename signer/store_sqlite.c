@@ -61,8 +61,41 @@ enum {
 	Q_CP_LATEST,
 	Q_CP_EACH,
 	Q_CP_RANGE,
+	Q_KEY_INFO,
+	Q_KEY_ACTIVE,
+	Q_KEYS_EVER,
+	Q_KEY_INSERT,
+	Q_KEY_ACTIVATED,
+	Q_KEY_RETIRED,
+	Q_KEY_COMPROMISED,
+	Q_KEY_DESTROYED,
+	Q_KEY_CHAIN,
+	Q_CEREMONY_GET,
+	Q_APPROVALS,
+	Q_CEREMONIES_EACH,
+	Q_CEREMONY_INSERT,
+	Q_APPROVAL_INSERT,
+	Q_CEREMONY_CLOSE,
+	Q_ROLLOVERS_EACH,
+	Q_ROLLOVER_INSERT,
+	Q_REVOCATIONS_EACH,
+	Q_REVOCATION_GET,
+	Q_REVOCATIONS_VERSION,
+	Q_REVOCATION_INSERT,
+	Q_CERT_EXISTS,
 	Q_COUNT
 };
+
+/* The columns of a key, in cs_key_info's order. */
+#define KEY_COLUMNS                                                                                        \
+	"kid, uri, status, created_at, activated_at, retired_at, jwk_json, label, cka_id, created_by, "      \
+	"activated_by, activated_ceremony, retired_by, retired_ceremony, compromised_at, compromised_by, "   \
+	"compromised_ceremony, destroyed_at, destroyed_by, destroyed_ceremony, x5c_json"
+#define KEY_NCOLS 21
+#define CEREMONY_COLUMNS                                                                                   \
+	"id, action, subject, reason, params_json, nonce, node, created_at, expires_at, started_by, "         \
+	"canonical, state, executed_at, executed_by, result_json"
+#define CEREMONY_NCOLS 15
 
 static const char *const sql_text[Q_COUNT] = {
 	[Q_BEGIN_WRITE] = "BEGIN IMMEDIATE",
@@ -93,12 +126,7 @@ static const char *const sql_text[Q_COUNT] = {
 			 "ON CONFLICT(kid) DO UPDATE SET status = excluded.status, uri = excluded.uri",
 	[Q_KEY_STATUS] = "UPDATE signing_keys SET status = ? WHERE kid = ?",
 	[Q_KEYS_EACH] = "SELECT kid, jwk_json, status, created_at FROM signing_keys ORDER BY created_at, kid",
-	[Q_KEYS_INFO] = "SELECT k.kid, k.uri, k.status, k.created_at, "
-			"(SELECT a.ts FROM audit_log a WHERE a.object = k.kid AND a.action = 'key.activate' "
-			" AND a.outcome = 'success' ORDER BY a.seq DESC LIMIT 1), "
-			"(SELECT a.ts FROM audit_log a WHERE a.object = k.kid AND a.action IN ('key.retire', "
-			" 'key.compromise') ORDER BY a.seq DESC LIMIT 1) "
-			"FROM signing_keys k ORDER BY k.created_at, k.kid",
+	[Q_KEYS_INFO] = "SELECT " KEY_COLUMNS " FROM signing_keys ORDER BY created_at, kid",
 	[Q_AUDIT_LAST] = "SELECT seq, entry_hash, ts FROM audit_log ORDER BY seq DESC LIMIT 1",
 	[Q_AUDIT_INSERT] = "INSERT INTO audit_log (seq, ts, node, actor, actor_cert_sha256, role, action, "
 			   "object, project, environment, outcome, error_code, request_id, prev_hash, "
@@ -123,6 +151,46 @@ static const char *const sql_text[Q_COUNT] = {
 	/* the index on last_seq gives this order (rowid breaks ties) */
 	[Q_CP_RANGE] = "SELECT first_seq, last_seq, head_hash, ts, node, kind, jws "
 		       "FROM audit_checkpoints WHERE last_seq BETWEEN ? AND ? ORDER BY last_seq, id",
+	[Q_KEY_INFO] = "SELECT " KEY_COLUMNS " FROM signing_keys WHERE kid = ?",
+	/* through the partial unique index of the one active key (polled every second) */
+	[Q_KEY_ACTIVE] = "SELECT kid, uri, x5c_json FROM signing_keys WHERE status = 'active'",
+	[Q_KEYS_EVER] = "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE status IN ('active', 'retired', "
+			"'compromised'))",
+	[Q_KEY_INSERT] = "INSERT INTO signing_keys (kid, uri, jwk_json, status, label, cka_id, created_by, "
+			 "activated_at, activated_by, activated_ceremony) VALUES (?,?,?,?,?,?,?,?,?,?)",
+	[Q_KEY_ACTIVATED] = "UPDATE signing_keys SET status = 'active', activated_at = ?2, activated_by = ?3, "
+			    "activated_ceremony = ?4 WHERE kid = ?1",
+	[Q_KEY_RETIRED] = "UPDATE signing_keys SET status = 'retired', retired_at = ?2, retired_by = ?3, "
+			  "retired_ceremony = ?4 WHERE kid = ?1",
+	[Q_KEY_COMPROMISED] = "UPDATE signing_keys SET status = 'compromised', compromised_at = ?2, "
+			      "compromised_by = ?3, compromised_ceremony = ?4 WHERE kid = ?1",
+	[Q_KEY_DESTROYED] = "UPDATE signing_keys SET destroyed_at = ?2, destroyed_by = ?3, destroyed_ceremony = ?4 "
+			    "WHERE kid = ?1",
+	[Q_KEY_CHAIN] = "UPDATE signing_keys SET x5c_json = ? WHERE kid = ?",
+	[Q_CEREMONY_GET] = "SELECT " CEREMONY_COLUMNS " FROM ceremonies WHERE id = ?",
+	[Q_APPROVALS] = "SELECT ceremony_id, officer, fingerprint, cert_pem, sig_alg, signature_b64, approved_at, "
+			"approved_by FROM ceremony_approvals WHERE ceremony_id = ? ORDER BY id",
+	[Q_CEREMONIES_EACH] = "SELECT " CEREMONY_COLUMNS " FROM ceremonies ORDER BY created_at DESC, rowid DESC",
+	[Q_CEREMONY_INSERT] = "INSERT INTO ceremonies (id, action, subject, reason, params_json, nonce, node, "
+			      "created_at, expires_at, started_by, canonical) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+	[Q_APPROVAL_INSERT] = "INSERT INTO ceremony_approvals (ceremony_id, officer, fingerprint, cert_pem, sig_alg, "
+			      "signature_b64, approved_at, approved_by) VALUES (?,?,?,?,?,?,?,?)",
+	[Q_CEREMONY_CLOSE] = "UPDATE ceremonies SET state = 'executed', executed_at = ?, executed_by = ?, "
+			     "result_json = ? WHERE id = ? AND state = 'open'",
+	[Q_ROLLOVERS_EACH] = "SELECT ceremony_id, old_kid, new_kid, statement_json, created_at FROM key_rollovers "
+			     "ORDER BY id",
+	[Q_ROLLOVER_INSERT] = "INSERT INTO key_rollovers (ceremony_id, old_kid, new_kid, statement_json, created_at) "
+			      "VALUES (?,?,?,?,?)",
+	[Q_REVOCATIONS_EACH] = "SELECT cert_id, reason, revoked_at, revoked_by, ceremony_id FROM cert_revocations "
+			       "ORDER BY revoked_at, cert_id",
+	[Q_REVOCATION_GET] = "SELECT cert_id, reason, revoked_at, revoked_by, ceremony_id FROM cert_revocations "
+			     "WHERE cert_id = ?",
+	/* a primary-key lookup and the last rowid: no scan (polled every second) */
+	[Q_REVOCATIONS_VERSION] = "SELECT (SELECT value FROM store_meta WHERE name = 'revocations_count'), "
+				  "(SELECT coalesce(max(id), 0) FROM cert_revocations)",
+	[Q_REVOCATION_INSERT] = "INSERT INTO cert_revocations (cert_id, reason, revoked_at, revoked_by, ceremony_id) "
+				"VALUES (?,?,?,?,?)",
+	[Q_CERT_EXISTS] = "SELECT 1 FROM certificates WHERE id = ?",
 };
 
 struct cs_store {
@@ -230,6 +298,113 @@ static const migration migrations[] = {
 	 * the delete trigger's bound must not scan it */
 	{.sql = "CREATE INDEX audit_checkpoints_last ON audit_checkpoints(last_seq);"
 	        "CREATE INDEX audit_checkpoints_kind_last ON audit_checkpoints(kind, last_seq);"},
+	/* 7: the key lifecycle (who did what when, under which ceremony),
+	 * dual-control ceremonies and their approvals, the signed rollovers,
+	 * certificate revocations. Existing keys get the times and actors of
+	 * their events from the audit log (NULL where it no longer holds them).
+	 * The rules live in ledger.c; the schema refuses, as defence in depth,
+	 * a second active key, a retired or compromised key made active again,
+	 * an undone destruction, and any change to approvals, rollovers and
+	 * revocations. The daemon polls the active key and the revocations'
+	 * version every second: both are index lookups. */
+	{.sql = "ALTER TABLE signing_keys ADD COLUMN label TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN cka_id TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN created_by TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN activated_at TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN activated_by TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN activated_ceremony TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN retired_at TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN retired_by TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN retired_ceremony TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN compromised_at TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN compromised_by TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN compromised_ceremony TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN destroyed_at TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN destroyed_by TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN destroyed_ceremony TEXT;"
+	        "ALTER TABLE signing_keys ADD COLUMN x5c_json TEXT;"
+	        "UPDATE signing_keys SET"
+	        "  activated_at = (SELECT a.ts FROM audit_log a WHERE a.object = signing_keys.kid"
+	        "    AND a.action = 'key.activate' AND a.outcome = 'success' ORDER BY a.seq DESC LIMIT 1),"
+	        "  activated_by = (SELECT a.actor FROM audit_log a WHERE a.object = signing_keys.kid"
+	        "    AND a.action = 'key.activate' AND a.outcome = 'success' ORDER BY a.seq DESC LIMIT 1),"
+	        "  retired_at = CASE WHEN status IN ('retired', 'compromised') THEN (SELECT a.ts FROM audit_log a"
+	        "    WHERE a.object = signing_keys.kid AND a.action = 'key.retire' AND a.outcome = 'success'"
+	        "    ORDER BY a.seq DESC LIMIT 1) END,"
+	        "  retired_by = CASE WHEN status IN ('retired', 'compromised') THEN (SELECT a.actor FROM audit_log a"
+	        "    WHERE a.object = signing_keys.kid AND a.action = 'key.retire' AND a.outcome = 'success'"
+	        "    ORDER BY a.seq DESC LIMIT 1) END,"
+	        "  compromised_at = CASE WHEN status = 'compromised' THEN (SELECT a.ts FROM audit_log a"
+	        "    WHERE a.object = signing_keys.kid AND a.action = 'key.compromise' AND a.outcome = 'success'"
+	        "    ORDER BY a.seq DESC LIMIT 1) END,"
+	        "  compromised_by = CASE WHEN status = 'compromised' THEN (SELECT a.actor FROM audit_log a"
+	        "    WHERE a.object = signing_keys.kid AND a.action = 'key.compromise' AND a.outcome = 'success'"
+	        "    ORDER BY a.seq DESC LIMIT 1) END;"
+	        "CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(status) WHERE status = 'active';"
+	        "CREATE TRIGGER signing_keys_lifecycle BEFORE UPDATE OF status ON signing_keys"
+	        "  WHEN (OLD.status = 'compromised' AND NEW.status <> 'compromised')"
+	        "    OR (OLD.status = 'retired' AND NEW.status NOT IN ('retired', 'compromised'))"
+	        "  BEGIN SELECT RAISE(ABORT, 'a retired or compromised key never becomes active again'); END;"
+	        "CREATE TRIGGER signing_keys_destroyed BEFORE UPDATE OF destroyed_at ON signing_keys"
+	        "  WHEN OLD.destroyed_at IS NOT NULL"
+	        "  BEGIN SELECT RAISE(ABORT, 'a destroyed key stays destroyed'); END;"
+	        "CREATE TRIGGER signing_keys_no_delete BEFORE DELETE ON signing_keys"
+	        "  BEGIN SELECT RAISE(ABORT, 'signing keys are never forgotten'); END;"
+	        "CREATE TABLE ceremonies ("
+	        "  id TEXT PRIMARY KEY,"
+	        "  action TEXT NOT NULL CHECK (action IN ('activate', 'retire', 'compromise', 'destroy', 'purge',"
+	        "    'revoke')),"
+	        "  subject TEXT NOT NULL, reason TEXT, params_json TEXT NOT NULL, nonce TEXT NOT NULL,"
+	        "  node TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, started_by TEXT NOT NULL,"
+	        "  canonical TEXT NOT NULL,"
+	        "  state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'executed')),"
+	        "  executed_at TEXT, executed_by TEXT, result_json TEXT"
+	        ");"
+	        "CREATE INDEX ceremonies_created ON ceremonies(created_at);"
+	        "CREATE TRIGGER ceremonies_once BEFORE UPDATE ON ceremonies"
+	        "  WHEN OLD.state <> 'open' OR NEW.id IS NOT OLD.id OR NEW.action IS NOT OLD.action"
+	        "    OR NEW.subject IS NOT OLD.subject OR NEW.canonical IS NOT OLD.canonical"
+	        "    OR NEW.expires_at IS NOT OLD.expires_at OR NEW.created_at IS NOT OLD.created_at"
+	        "  BEGIN SELECT RAISE(ABORT, 'a ceremony is only ever executed, once'); END;"
+	        "CREATE TRIGGER ceremonies_no_delete BEFORE DELETE ON ceremonies"
+	        "  BEGIN SELECT RAISE(ABORT, 'ceremonies are append-only'); END;"
+	        "CREATE TABLE ceremony_approvals ("
+	        "  id INTEGER PRIMARY KEY,"
+	        "  ceremony_id TEXT NOT NULL REFERENCES ceremonies(id),"
+	        "  officer TEXT NOT NULL, fingerprint TEXT NOT NULL, cert_pem TEXT NOT NULL, sig_alg TEXT NOT NULL,"
+	        "  signature_b64 TEXT NOT NULL, approved_at TEXT NOT NULL, approved_by TEXT NOT NULL,"
+	        "  UNIQUE (ceremony_id, fingerprint),"
+	        "  UNIQUE (ceremony_id, officer)"
+	        ");"
+	        "CREATE TRIGGER ceremony_approvals_no_update BEFORE UPDATE ON ceremony_approvals"
+	        "  BEGIN SELECT RAISE(ABORT, 'approvals are append-only'); END;"
+	        "CREATE TRIGGER ceremony_approvals_no_delete BEFORE DELETE ON ceremony_approvals"
+	        "  BEGIN SELECT RAISE(ABORT, 'approvals are append-only'); END;"
+	        "CREATE TABLE key_rollovers ("
+	        "  id INTEGER PRIMARY KEY,"
+	        "  ceremony_id TEXT NOT NULL UNIQUE REFERENCES ceremonies(id),"
+	        "  old_kid TEXT REFERENCES signing_keys(kid),"
+	        "  new_kid TEXT NOT NULL REFERENCES signing_keys(kid),"
+	        "  statement_json TEXT NOT NULL, created_at TEXT NOT NULL"
+	        ");"
+	        "CREATE TRIGGER key_rollovers_no_update BEFORE UPDATE ON key_rollovers"
+	        "  BEGIN SELECT RAISE(ABORT, 'rollovers are append-only'); END;"
+	        "CREATE TRIGGER key_rollovers_no_delete BEFORE DELETE ON key_rollovers"
+	        "  BEGIN SELECT RAISE(ABORT, 'rollovers are append-only'); END;"
+	        "CREATE TABLE cert_revocations ("
+	        "  id INTEGER PRIMARY KEY,"
+	        "  cert_id TEXT NOT NULL UNIQUE REFERENCES certificates(id),"
+	        "  reason TEXT NOT NULL, revoked_at TEXT NOT NULL, revoked_by TEXT NOT NULL,"
+	        "  ceremony_id TEXT REFERENCES ceremonies(id)"
+	        ");"
+	        "CREATE INDEX cert_revocations_order ON cert_revocations(revoked_at, cert_id);"
+	        "INSERT INTO store_meta (name, value) VALUES ('revocations_count', 0);"
+	        "CREATE TRIGGER cert_revocations_count AFTER INSERT ON cert_revocations"
+	        "  BEGIN UPDATE store_meta SET value = value + 1 WHERE name = 'revocations_count'; END;"
+	        "CREATE TRIGGER cert_revocations_no_update BEFORE UPDATE ON cert_revocations"
+	        "  BEGIN SELECT RAISE(ABORT, 'a revocation is final'); END;"
+	        "CREATE TRIGGER cert_revocations_no_delete BEFORE DELETE ON cert_revocations"
+	        "  BEGIN SELECT RAISE(ABORT, 'a revocation is final'); END;"},
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -795,6 +970,35 @@ cs_err cs_store_keys_each(cs_store *s, cs_key_row_fn fn, void *arg)
 	return r;
 }
 
+/* The text columns 0..n-1 of the current row into f; bit i of optional
+ * set: column i may be NULL. */
+static cs_err row_texts(sqlite3_stmt *st, int n, uint32_t optional, const char **f)
+{
+	cs_err r = CS_OK;
+	for (int i = 0; r == CS_OK && i < n; i++)
+		r = text_col(st, i, (optional >> i) & 1u, &f[i]);
+	return r;
+}
+
+/* Columns of a key that may be NULL: all but kid, uri, status, created_at, jwk_json. */
+#define KEY_OPTIONAL (((1u << KEY_NCOLS) - 1u) & ~(0xFu | (1u << 6)))
+
+static cs_err key_row(sqlite3_stmt *st, cs_key_info_fn fn, void *arg)
+{
+	const char *f[KEY_NCOLS] = {NULL};
+	cs_err r = row_texts(st, KEY_NCOLS, KEY_OPTIONAL, f);
+	if (r != CS_OK || fn == NULL)
+		return r;
+	cs_key_info k = {.kid = f[0], .uri = f[1], .status = f[2], .created_at = f[3], .activated_at = f[4],
+			 .retired_at = f[5], .jwk_json = f[6], .label = f[7], .cka_id = f[8], .created_by = f[9],
+			 .activated_by = f[10], .activated_ceremony = f[11], .retired_by = f[12],
+			 .retired_ceremony = f[13], .compromised_at = f[14], .compromised_by = f[15],
+			 .compromised_ceremony = f[16], .destroyed_at = f[17], .destroyed_by = f[18],
+			 .destroyed_ceremony = f[19], .x5c_json = f[20]};
+	fn(arg, &k);
+	return CS_OK;
+}
+
 cs_err cs_store_keys_info(cs_store *s, cs_key_info_fn fn, void *arg)
 {
 	sqlite3_stmt *st = NULL;
@@ -802,17 +1006,380 @@ cs_err cs_store_keys_info(cs_store *s, cs_key_info_fn fn, void *arg)
 	if (r != CS_OK)
 		return r;
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *f[6] = {NULL};
-		for (int i = 0; r == CS_OK && i < 6; i++)
-			r = text_col(st, i, i >= 4, &f[i]);
-		if (r != CS_OK)
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = key_row(st, fn, arg)) != CS_OK)
 			break;
-		cs_key_info k = {f[0], f[1], f[2], f[3], f[4], f[5]};
-		fn(arg, &k);
-	}
 	if (r == CS_OK && rc != SQLITE_DONE)
 		r = db_fail(s, "listing signing keys");
+	done(st);
+	return r;
+}
+
+cs_err cs_store_key_info(cs_store *s, const char *kid, cs_key_info_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_KEY_INFO, &st);
+	if (r != CS_OK)
+		return r;
+	bind_text(st, 1, kid);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = key_row(st, fn, arg);
+	else
+		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading a signing key");
+	done(st);
+	return r;
+}
+
+void cs_active_key_free(cs_active_key *key)
+{
+	if (key == NULL)
+		return;
+	free(key->kid);
+	free(key->uri);
+	free(key->x5c_json);
+	*key = (cs_active_key){0};
+}
+
+cs_err cs_store_key_active(cs_store *s, cs_active_key *out)
+{
+	sqlite3_stmt *st = NULL;
+	*out = (cs_active_key){0};
+	cs_err r = stmt(s, Q_KEY_ACTIVE, &st);
+	if (r != CS_OK)
+		return r;
+	int rc = sqlite3_step(st);
+	const char *x5c = NULL;
+	if (rc == SQLITE_ROW) {
+		if ((r = dup_col(st, 0, &out->kid)) == CS_OK && (r = dup_col(st, 1, &out->uri)) == CS_OK &&
+		    (r = text_col(st, 2, 1, &x5c)) == CS_OK && x5c != NULL && (out->x5c_json = strdup(x5c)) == NULL)
+			r = CS_E_NOMEM;
+	} else {
+		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the active signing key");
+	}
+	done(st);
+	if (r != CS_OK)
+		cs_active_key_free(out);
+	return r;
+}
+
+cs_err cs_store_keys_ever_active(cs_store *s, int *ever)
+{
+	int64_t n = 0;
+	*ever = 0;
+	cs_err r = one_int(s, Q_KEYS_EVER, &n, "reading the signing keys");
+	*ever = r == CS_OK && n != 0;
+	return r;
+}
+
+/* Step an insert: a row that exists already (a UNIQUE or PRIMARY KEY
+ * constraint) is CS_E_CONFLICT, not logged: the caller decides. */
+static cs_err step_insert(cs_store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	cs_err r = CS_OK;
+	if (rc != SQLITE_DONE) {
+		int ext = sqlite3_extended_errcode(s->db);
+		r = ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY ? CS_E_CONFLICT
+											     : db_fail(s, what);
+	}
+	done(st);
+	return r;
+}
+
+/* Step an update of one row: CS_E_NOT_FOUND when none changed. */
+static cs_err step_update(cs_store *s, sqlite3_stmt *st, const char *what)
+{
+	cs_err r = step_done(s, st, what);
+	return r == CS_OK && sqlite3_changes(s->db) != 1 ? CS_E_NOT_FOUND : r;
+}
+
+static void bind_all(sqlite3_stmt *st, const char *const *v, int n)
+{
+	for (int i = 0; i < n; i++)
+		bind_text(st, i + 1, v[i]);
+}
+
+cs_err cs_store_key_insert(cs_store *s, const cs_key_info *k)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_KEY_INSERT, &st);
+	if (r != CS_OK)
+		return r;
+	const char *const v[] = {k->kid,    k->uri,	   k->jwk_json,	    k->status,	     k->label,
+				 k->cka_id, k->created_by, k->activated_at, k->activated_by, k->activated_ceremony};
+	bind_all(st, v, 10);
+	return step_insert(s, st, "recording the signing key");
+}
+
+cs_err cs_store_key_event(cs_store *s, const char *kid, cs_key_event event, const char *at, const char *by,
+			  const char *ceremony)
+{
+	static const int q[] = {[CS_KEY_ACTIVATED] = Q_KEY_ACTIVATED, [CS_KEY_RETIRED] = Q_KEY_RETIRED,
+				[CS_KEY_COMPROMISED] = Q_KEY_COMPROMISED, [CS_KEY_DESTROYED] = Q_KEY_DESTROYED};
+	if ((unsigned)event > CS_KEY_DESTROYED)
+		return CS_E_INVALID_ARG;
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, q[event], &st);
+	if (r != CS_OK)
+		return r;
+	const char *const v[] = {kid, at, by, ceremony};
+	bind_all(st, v, 4);
+	return step_update(s, st, "recording a signing key's lifecycle event");
+}
+
+cs_err cs_store_key_set_chain(cs_store *s, const char *kid, const char *x5c_json)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_KEY_CHAIN, &st);
+	if (r != CS_OK)
+		return r;
+	const char *const v[] = {x5c_json, kid};
+	bind_all(st, v, 2);
+	return step_update(s, st, "registering a signing key's chain");
+}
+
+/* ---- ceremonies, rollovers, revocations ------------------------------------------ */
+
+/* Several reads of one call see one snapshot (unless the caller's
+ * transaction gives it already). */
+static cs_err snapshot_begin(cs_store *s, int *began)
+{
+	*began = 0;
+	if (!sqlite3_get_autocommit(s->db))
+		return CS_OK;
+	cs_err r = cs_store_read_begin(s);
+	*began = r == CS_OK;
+	return r;
+}
+
+static void snapshot_end(cs_store *s, int began)
+{
+	if (began)
+		cs_store_read_end(s);
+}
+
+/* reason, executed_at, executed_by, result_json may be NULL */
+#define CEREMONY_OPTIONAL ((1u << 3) | (1u << 12) | (1u << 13) | (1u << 14))
+
+static cs_err ceremony_row(sqlite3_stmt *st, cs_ceremony_fn fn, void *arg)
+{
+	const char *f[CEREMONY_NCOLS] = {NULL};
+	cs_err r = row_texts(st, CEREMONY_NCOLS, CEREMONY_OPTIONAL, f);
+	if (r != CS_OK || fn == NULL)
+		return r;
+	cs_ceremony_record c = {.id = f[0], .action = f[1], .subject = f[2], .reason = f[3], .params_json = f[4],
+				.nonce = f[5], .node = f[6], .created_at = f[7], .expires_at = f[8],
+				.started_by = f[9], .canonical = f[10], .state = f[11], .executed_at = f[12],
+				.executed_by = f[13], .result_json = f[14]};
+	fn(arg, &c);
+	return CS_OK;
+}
+
+cs_err cs_store_ceremony_get(cs_store *s, const char *id, cs_ceremony_fn fn, cs_approval_fn afn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int began = 0, rc;
+	cs_err r = snapshot_begin(s, &began);
+	if (r == CS_OK && (r = stmt(s, Q_CEREMONY_GET, &st)) == CS_OK) {
+		bind_text(st, 1, id);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			r = ceremony_row(st, fn, arg);
+		else
+			r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading a ceremony");
+		done(st);
+	}
+	if (r == CS_OK && afn != NULL && (r = stmt(s, Q_APPROVALS, &st)) == CS_OK) {
+		bind_text(st, 1, id);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *f[8] = {NULL};
+			if ((r = row_texts(st, 8, 0, f)) != CS_OK)
+				break;
+			cs_approval_record a = {.ceremony_id = f[0], .officer = f[1], .fingerprint = f[2],
+						.cert_pem = f[3], .sig_alg = f[4], .signature_b64 = f[5],
+						.approved_at = f[6], .approved_by = f[7]};
+			afn(arg, &a);
+		}
+		if (r == CS_OK && rc != SQLITE_DONE)
+			r = db_fail(s, "reading a ceremony's approvals");
+		done(st);
+	}
+	snapshot_end(s, began);
+	return r;
+}
+
+cs_err cs_store_ceremonies_each(cs_store *s, cs_ceremony_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_CEREMONIES_EACH, &st);
+	if (r != CS_OK)
+		return r;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = ceremony_row(st, fn, arg)) != CS_OK)
+			break;
+	if (r == CS_OK && rc != SQLITE_DONE)
+		r = db_fail(s, "listing ceremonies");
+	done(st);
+	return r;
+}
+
+cs_err cs_store_ceremony_insert(cs_store *s, const cs_ceremony_record *c)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_CEREMONY_INSERT, &st);
+	if (r != CS_OK)
+		return r;
+	const char *const v[] = {c->id,	       c->action,     c->subject,    c->reason,
+				 c->params_json, c->nonce,      c->node,       c->created_at,
+				 c->expires_at,  c->started_by, c->canonical};
+	bind_all(st, v, 11);
+	return step_insert(s, st, "recording the ceremony");
+}
+
+cs_err cs_store_approval_insert(cs_store *s, const cs_approval_record *a)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_APPROVAL_INSERT, &st);
+	if (r != CS_OK)
+		return r;
+	const char *const v[] = {a->ceremony_id,   a->officer,	   a->fingerprint, a->cert_pem,
+				 a->sig_alg,	   a->signature_b64, a->approved_at, a->approved_by};
+	bind_all(st, v, 8);
+	return step_insert(s, st, "recording the approval");
+}
+
+cs_err cs_store_ceremony_close(cs_store *s, const char *id, const char *at, const char *by, const char *result_json)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_CEREMONY_CLOSE, &st);
+	if (r != CS_OK)
+		return r;
+	const char *const v[] = {at, by, result_json, id};
+	bind_all(st, v, 4);
+	r = step_update(s, st, "marking the ceremony executed");
+	return r == CS_E_NOT_FOUND ? CS_E_CEREMONY_CLOSED : r;
+}
+
+cs_err cs_store_rollovers_each(cs_store *s, cs_rollover_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_ROLLOVERS_EACH, &st);
+	if (r != CS_OK)
+		return r;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *f[5] = {NULL};
+		if ((r = row_texts(st, 5, 1u << 1, f)) != CS_OK)
+			break;
+		cs_rollover_record ro = {.ceremony_id = f[0], .old_kid = f[1], .new_kid = f[2],
+					 .statement_json = f[3], .created_at = f[4]};
+		if (fn != NULL)
+			fn(arg, &ro);
+	}
+	if (r == CS_OK && rc != SQLITE_DONE)
+		r = db_fail(s, "listing rollovers");
+	done(st);
+	return r;
+}
+
+cs_err cs_store_rollover_insert(cs_store *s, const cs_rollover_record *ro)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_ROLLOVER_INSERT, &st);
+	if (r != CS_OK)
+		return r;
+	const char *const v[] = {ro->ceremony_id, ro->old_kid, ro->new_kid, ro->statement_json, ro->created_at};
+	bind_all(st, v, 5);
+	return step_insert(s, st, "recording the rollover");
+}
+
+static cs_err revocation_row(sqlite3_stmt *st, cs_revocation_fn fn, void *arg)
+{
+	const char *f[5] = {NULL};
+	cs_err r = row_texts(st, 5, 1u << 4, f);
+	if (r != CS_OK || fn == NULL)
+		return r;
+	cs_revocation_record rv = {.cert_id = f[0], .reason = f[1], .revoked_at = f[2], .revoked_by = f[3],
+				   .ceremony_id = f[4]};
+	fn(arg, &rv);
+	return CS_OK;
+}
+
+cs_err cs_store_revocations_each(cs_store *s, cs_revocation_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_REVOCATIONS_EACH, &st);
+	if (r != CS_OK)
+		return r;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = revocation_row(st, fn, arg)) != CS_OK)
+			break;
+	if (r == CS_OK && rc != SQLITE_DONE)
+		r = db_fail(s, "listing revocations");
+	done(st);
+	return r;
+}
+
+cs_err cs_store_revocation_get(cs_store *s, const char *cert_id, cs_revocation_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_REVOCATION_GET, &st);
+	if (r != CS_OK)
+		return r;
+	bind_text(st, 1, cert_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = revocation_row(st, fn, arg);
+	else
+		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading a revocation");
+	done(st);
+	return r;
+}
+
+cs_err cs_store_revocations_version(cs_store *s, int64_t *count, int64_t *last_rowid)
+{
+	sqlite3_stmt *st = NULL;
+	*count = *last_rowid = 0;
+	cs_err r = stmt(s, Q_REVOCATIONS_VERSION, &st);
+	if (r != CS_OK)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		r = db_fail(s, "reading the revocations' version");
+	} else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+		cs_log_error("store: the revocations' count is missing from store_meta");
+		r = CS_E_STORE;
+	} else {
+		*count = sqlite3_column_int64(st, 0);
+		*last_rowid = sqlite3_column_int64(st, 1);
+	}
+	done(st);
+	return r;
+}
+
+cs_err cs_store_revocation_insert(cs_store *s, const cs_revocation_record *rv)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_REVOCATION_INSERT, &st);
+	if (r != CS_OK)
+		return r;
+	const char *const v[] = {rv->cert_id, rv->reason, rv->revoked_at, rv->revoked_by, rv->ceremony_id};
+	bind_all(st, v, 5);
+	return step_insert(s, st, "recording the revocation");
+}
+
+cs_err cs_store_cert_exists(cs_store *s, const char *cert_id)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_CERT_EXISTS, &st);
+	if (r != CS_OK)
+		return r;
+	bind_text(st, 1, cert_id);
+	int rc = sqlite3_step(st);
+	r = rc == SQLITE_ROW ? CS_OK : rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading a certificate");
 	done(st);
 	return r;
 }
@@ -1066,3 +1633,4 @@ cs_err cs_store_checkpoints_range(cs_store *s, int64_t min_last, int64_t max_las
 	sqlite3_bind_int64(st, 2, max_last);
 	return checkpoint_rows(s, st, fn, arg);
 }
+

@@ -26,7 +26,24 @@
  *    writes nothing when it refuses; the caller that stops says why);
  *    the refusal names A, "retired" and the time of its key.retire entry,
  *    with the writer thread as without; a retired key may still become
- *    compromised, and a compromised one is refused too.
+ *    compromised, and a compromised one is refused too;
+ *  - issue 14, the lifecycle by ceremony: a pending key recorded once;
+ *    bootstrap only when no key was ever active (from pending or
+ *    unrecorded), a retired/compromised kid refused; activate retires the
+ *    old key and activates the new one with times, actor and ceremony,
+ *    stores the rollover, audits key.retire, key.activate and
+ *    ceremony.execute (chained); retired, compromised, active or unknown
+ *    subjects, a stale expected_active, an executed or expired ceremony
+ *    are refused and write nothing; the active key is never retired alone;
+ *    compromise from every state (none active after the active one);
+ *    destroy retired/compromised keys once; approvals distinct by
+ *    fingerprint and by officer name, none after execution or expiry;
+ *    concurrent executions of one ceremony (two processes, one writer
+ *    thread): one wins, the others CS_E_CEREMONY_CLOSED; revocations of
+ *    existing certificates once, listed by time then id, their version
+ *    moving with each; the x5c chain validated; key_put records dates;
+ *    a schema-6 store migrates with the dates and actors of its audit log,
+ *    and the daemon's polls are index lookups.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -567,6 +584,1169 @@ static void test_retired_key_never_active_again(void **state)
 	verify_chain(path, 4);
 }
 
+/* ---- issue 14: key lifecycle, ceremonies, revocations ------------------------------- */
+
+#define FAR_FUTURE "2099-01-01T00:00:00.000Z"
+#define RAW_DIGEST                                                                                           \
+	"SELECT json_array("                                                                                 \
+	" (SELECT json_group_array(json_array(kid, status, uri, activated_at, activated_by, activated_ceremony," \
+	"   retired_at, retired_by, retired_ceremony, compromised_at, compromised_by, compromised_ceremony,"    \
+	"   destroyed_at, destroyed_by, destroyed_ceremony, x5c_json)) FROM (SELECT * FROM signing_keys ORDER BY kid)),"   \
+	" (SELECT json_group_array(json_array(id, state, executed_at, executed_by, result_json))"            \
+	"   FROM (SELECT * FROM ceremonies ORDER BY id)),"                                                     \
+	" (SELECT count(*) FROM ceremony_approvals), (SELECT count(*) FROM key_rollovers),"                  \
+	" (SELECT count(*) FROM cert_revocations), (SELECT count(*) FROM audit_log),"                        \
+	" (SELECT value FROM store_meta WHERE name = 'revocations_count'))"
+
+/* A text of one row and column (malloc'd; NULL for SQL NULL or no row). */
+static char *raw_text(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	char *v = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Everything the lifecycle writes, to show a refusal wrote nothing. */
+static char *digest(sqlite3 *db)
+{
+	char *d = raw_text(db, RAW_DIGEST);
+	assert_non_null(d);
+	return d;
+}
+
+static void assert_unchanged(sqlite3 *db, char *before)
+{
+	char *after = digest(db);
+	assert_string_equal(after, before);
+	free(after);
+	free(before);
+}
+
+/* The audit entry seq as "action object actor outcome". */
+static char *audit_line(sqlite3 *db, int64_t seq)
+{
+	char q[200];
+	snprintf(q, sizeof(q), "SELECT action || ' ' || coalesce(object, '-') || ' ' || actor || ' ' || outcome "
+			       "FROM audit_log WHERE seq = %lld", (long long)seq);
+	return raw_text(db, q);
+}
+
+static void assert_audit(sqlite3 *db, int64_t seq, const char *expect)
+{
+	char *line = audit_line(db, seq);
+	if (line == NULL || strcmp(line, expect) != 0)
+		fail_msg("audit entry %lld: '%s', expected '%s'", (long long)seq, line ? line : "(none)", expect);
+	free(line);
+}
+
+static char *audit_ts(sqlite3 *db, int64_t seq)
+{
+	char q[120];
+	snprintf(q, sizeof(q), "SELECT ts FROM audit_log WHERE seq = %lld", (long long)seq);
+	char *ts = raw_text(db, q);
+	assert_non_null(ts);
+	return ts;
+}
+
+static cs_audit_entry admin_entry(const char *action, const char *object)
+{
+	cs_audit_entry e = {.node = "test-1", .actor = "local:alice", .role = "admin", .action = action,
+			    .object = object, .outcome = "success"};
+	return e;
+}
+
+/* A key as cs_store_key_info gives it (copies). */
+enum { K_KID, K_URI, K_STATUS, K_CREATED, K_ACT_AT, K_RET_AT, K_JWK, K_LABEL, K_CKA, K_CREATED_BY, K_ACT_BY,
+       K_ACT_CER, K_RET_BY, K_RET_CER, K_COMP_AT, K_COMP_BY, K_COMP_CER, K_DES_AT, K_DES_BY, K_DES_CER, K_X5C,
+       K_N };
+typedef struct {
+	char *v[K_N];
+} key_row;
+
+static void grab_key(void *arg, const cs_key_info *k)
+{
+	key_row *r = arg;
+	const char *f[K_N] = {k->kid, k->uri, k->status, k->created_at, k->activated_at, k->retired_at,
+			      k->jwk_json, k->label, k->cka_id, k->created_by, k->activated_by,
+			      k->activated_ceremony, k->retired_by, k->retired_ceremony, k->compromised_at,
+			      k->compromised_by, k->compromised_ceremony, k->destroyed_at, k->destroyed_by,
+			      k->destroyed_ceremony, k->x5c_json};
+	for (int i = 0; i < K_N; i++)
+		r->v[i] = f[i] != NULL ? strdup(f[i]) : NULL;
+}
+
+static key_row get_key(const char *path, const char *kid)
+{
+	cs_store *s = NULL;
+	key_row r = {{NULL}};
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_store_key_info(s, kid, grab_key, &r), CS_OK);
+	cs_store_close(s);
+	return r;
+}
+
+static void key_row_free(key_row *r)
+{
+	for (int i = 0; i < K_N; i++)
+		free(r->v[i]);
+}
+
+static void assert_field(const key_row *r, int i, const char *expect)
+{
+	if (expect == NULL) {
+		if (r->v[i] != NULL)
+			fail_msg("key %s field %d: '%s', expected NULL", r->v[K_KID], i, r->v[i]);
+	} else if (r->v[i] == NULL || strcmp(r->v[i], expect) != 0) {
+		fail_msg("key %s field %d: '%s', expected '%s'", r->v[K_KID], i, r->v[i] ? r->v[i] : "(NULL)", expect);
+	}
+}
+
+static cs_err add_pending(cs_ledger *l, const char *kid, cs_audit_entry *e)
+{
+	char uri[128], jwk[128];
+	snprintf(uri, sizeof(uri), "pkcs11:token=t;object=%s;id=%%0a%%1b", kid);
+	snprintf(jwk, sizeof(jwk), "{\"crv\":\"P-256\",\"kid\":\"%s\",\"kty\":\"EC\"}", kid);
+	cs_key_info k = {.kid = kid, .uri = uri, .jwk_json = jwk, .label = kid, .cka_id = "0a1b",
+			 .created_by = "local:alice", .status = "active" /* ignored */};
+	*e = admin_entry("key.generate", kid);
+	return cs_ledger_key_add_pending(l, &k, e);
+}
+
+static void pending(cs_ledger *l, const char *kid)
+{
+	cs_audit_entry e;
+	assert_int_equal(add_pending(l, kid, &e), CS_OK);
+}
+
+static cs_err bootstrap(cs_ledger *l, const char *kid, int *changed, cs_audit_entry *e)
+{
+	char uri[128], jwk[128];
+	snprintf(uri, sizeof(uri), "pkcs11:token=cfg;object=%s", kid);
+	snprintf(jwk, sizeof(jwk), "{\"kid\":\"%s\",\"kty\":\"EC\"}", kid);
+	cs_key_info k = {.kid = kid, .uri = uri, .jwk_json = jwk};
+	*e = entry("key.activate");
+	e->actor = "system";
+	e->object = kid;
+	return cs_ledger_key_bootstrap(l, &k, "config:pkcs11.signing_key", changed, e);
+}
+
+static void start_ceremony(cs_ledger *l, const char *id, const char *action, const char *subject,
+			   const char *created, const char *expires)
+{
+	cs_ceremony_record c = {.id = id, .action = action, .subject = subject, .reason = "scheduled rotation",
+				.params_json = "{}", .nonce = "bm9uY2Utbm9uY2U", .node = "test-1",
+				.created_at = created, .expires_at = expires, .started_by = "local:alice",
+				.canonical = "{\"type\":\"credsign-ceremony/v1\"}"};
+	cs_audit_entry e = admin_entry("ceremony.start", id);
+	assert_int_equal(cs_ledger_ceremony_create(l, &c, &e), CS_OK);
+	assert_true(e.seq > 0);
+}
+
+static cs_err approve(cs_ledger *l, const char *id, const char *officer, const char *fingerprint,
+		      cs_audit_entry *e)
+{
+	cs_approval_record a = {.ceremony_id = id, .officer = officer, .fingerprint = fingerprint,
+				.cert_pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n",
+				.sig_alg = "ecdsa-with-SHA256", .signature_b64 = "MEUCIQDfake==",
+				.approved_at = "2026-01-01T00:00:01.000Z", .approved_by = "local:bob"};
+	*e = admin_entry("ceremony.approve", id);
+	e->actor = "local:bob";
+	return cs_ledger_ceremony_approve(l, &a, e);
+}
+
+static char exec_at[32];
+
+static cs_err execute(cs_ledger *l, const char *id, const char *action, const char *subject, const char *expected,
+		      cs_audit_entry *e)
+{
+	cs_audit_now(exec_at);
+	cs_ceremony_exec x = {.ceremony_id = id, .action = action, .subject = subject, .expected_active = expected,
+			      .rollover_json = "{\"payload\":\"e30\",\"signatures\":[]}", .reason = "key compromise",
+			      .at = exec_at, .actor = "local:carol", .result_json = "{\"done\":true}"};
+	*e = admin_entry("ceremony.execute", id);
+	e->actor = "local:carol";
+	return cs_ledger_ceremony_execute(l, &x, e);
+}
+
+/* A ceremony of action on subject, started, approved by two officers and
+ * executed: its result. */
+static cs_err ceremony(cs_ledger *l, const char *id, const char *action, const char *subject, const char *expected)
+{
+	cs_audit_entry e;
+	start_ceremony(l, id, action, subject, "2026-01-01T00:00:00.000Z", FAR_FUTURE);
+	assert_int_equal(approve(l, id, "officer-a", "SHA256:aa", &e), CS_OK);
+	assert_int_equal(approve(l, id, "officer-b", "SHA256:bb", &e), CS_OK);
+	return execute(l, id, action, subject, expected, &e);
+}
+
+/* A ceremony started and approved whose execution is refused with err,
+ * writing nothing. */
+static void refused(cs_ledger *l, sqlite3 *raw, const char *id, const char *action, const char *subject,
+		    const char *expected, cs_err err)
+{
+	cs_audit_entry e;
+	start_ceremony(l, id, action, subject, "2026-01-01T00:00:00.000Z", FAR_FUTURE);
+	assert_int_equal(approve(l, id, "officer-a", "SHA256:aa", &e), CS_OK);
+	assert_int_equal(approve(l, id, "officer-b", "SHA256:bb", &e), CS_OK);
+	char *before = digest(raw);
+	cs_err r = execute(l, id, action, subject, expected, &e);
+	if (r != err)
+		fail_msg("%s %s: %s, expected %s", action, subject, cs_strerror(r), cs_strerror(err));
+	assert_int_equal(e.seq, 0);
+	assert_unchanged(raw, before);
+}
+
+static int64_t audit_count(sqlite3 *raw)
+{
+	return raw_count(raw, "SELECT count(*) FROM audit_log");
+}
+
+static void test_pending_and_bootstrap(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	int ever = 1, changed = 0;
+	cs_active_key act;
+	assert_int_equal(cs_store_keys_ever_active(s, &ever), CS_OK);
+	assert_int_equal(ever, 0);
+	assert_int_equal(cs_store_key_active(s, &act), CS_E_NOT_FOUND);
+	assert_null(act.kid);
+
+	/* pending: recorded with its label, CKA_ID and creator; once */
+	cs_audit_entry e;
+	assert_int_equal(add_pending(l, "kP", &e), CS_OK);
+	assert_int_equal(e.seq, 1);
+	assert_audit(raw, 1, "key.generate kP local:alice success");
+	key_row k = get_key(path, "kP");
+	assert_field(&k, K_STATUS, "pending");
+	assert_field(&k, K_LABEL, "kP");
+	assert_field(&k, K_CKA, "0a1b");
+	assert_field(&k, K_CREATED_BY, "local:alice");
+	assert_field(&k, K_URI, "pkcs11:token=t;object=kP;id=%0a%1b");
+	assert_field(&k, K_JWK, "{\"crv\":\"P-256\",\"kid\":\"kP\",\"kty\":\"EC\"}");
+	assert_field(&k, K_ACT_AT, NULL);
+	assert_field(&k, K_RET_AT, NULL);
+	assert_field(&k, K_X5C, NULL);
+	assert_non_null(k.v[K_CREATED]);
+	key_row_free(&k);
+	char *before = digest(raw);
+	assert_int_equal(add_pending(l, "kP", &e), CS_E_KEY_EXISTS);
+	assert_int_equal(e.seq, 0);
+	assert_unchanged(raw, before);
+	assert_int_equal(cs_store_key_info(s, "nope", NULL, NULL), CS_E_NOT_FOUND);
+	/* a pending key is no active key, and no key was ever active */
+	assert_int_equal(cs_store_keys_ever_active(s, &ever), CS_OK);
+	assert_int_equal(ever, 0);
+	assert_int_equal(cs_store_key_active(s, &act), CS_E_NOT_FOUND);
+	/* malformed: a JWK of another kid, CKA_ID not lowercase hex, no URI */
+	cs_key_info bad = {.kid = "kX", .uri = "u", .jwk_json = "{\"kid\":\"kY\"}"};
+	assert_int_equal(cs_ledger_key_add_pending(l, &bad, NULL), CS_E_INVALID_ARG);
+	bad.jwk_json = "{}";
+	bad.cka_id = "0A";
+	assert_int_equal(cs_ledger_key_add_pending(l, &bad, NULL), CS_E_INVALID_ARG);
+	bad.cka_id = NULL;
+	bad.uri = NULL;
+	assert_int_equal(cs_ledger_key_add_pending(l, &bad, NULL), CS_E_INVALID_ARG);
+	bad.uri = "u";
+	bad.jwk_json = "[1]";
+	assert_int_equal(cs_ledger_key_add_pending(l, &bad, NULL), CS_E_INVALID_ARG);
+
+	/* bootstrap: the store never had an active key: the pending key
+	 * configured becomes active (its record, uri included, stays) */
+	assert_int_equal(bootstrap(l, "kP", &changed, &e), CS_OK);
+	assert_int_equal(changed, 1);
+	assert_int_equal(e.seq, 2);
+	assert_audit(raw, 2, "key.activate kP system success");
+	k = get_key(path, "kP");
+	assert_field(&k, K_STATUS, "active");
+	assert_field(&k, K_URI, "pkcs11:token=t;object=kP;id=%0a%1b");
+	assert_field(&k, K_ACT_AT, e.ts);
+	assert_field(&k, K_ACT_BY, "config:pkcs11.signing_key");
+	assert_field(&k, K_ACT_CER, NULL);
+	key_row_free(&k);
+	assert_int_equal(cs_store_key_active(s, &act), CS_OK);
+	assert_string_equal(act.kid, "kP");
+	assert_string_equal(act.uri, "pkcs11:token=t;object=kP;id=%0a%1b");
+	assert_null(act.x5c_json);
+	cs_active_key_free(&act);
+	assert_null(act.kid);
+	assert_int_equal(cs_store_keys_ever_active(s, &ever), CS_OK);
+	assert_int_equal(ever, 1);
+	/* a key is active: the configuration changes nothing, nothing written */
+	before = digest(raw);
+	assert_int_equal(bootstrap(l, "kOther", &changed, &e), CS_OK);
+	assert_int_equal(changed, 0);
+	assert_int_equal(e.seq, 0);
+	assert_int_equal(bootstrap(l, "kP", &changed, &e), CS_OK);
+	assert_int_equal(changed, 0);
+	assert_unchanged(raw, before);
+	assert_int_equal(cs_store_key_info(s, "kOther", NULL, NULL), CS_E_NOT_FOUND);
+
+	/* a key that was active (now retired, none active): still the store decides */
+	pending(l, "kQ");
+	assert_int_equal(ceremony(l, "cer_1", "activate", "kQ", "kP"), CS_OK);
+	assert_int_equal(ceremony(l, "cer_2", "compromise", "kQ", NULL), CS_OK);
+	assert_int_equal(cs_store_key_active(s, &act), CS_E_NOT_FOUND);
+	before = digest(raw);
+	assert_int_equal(bootstrap(l, "kNew", &changed, &e), CS_OK);
+	assert_int_equal(changed, 0);
+	/* a retired or compromised kid is refused */
+	assert_int_equal(bootstrap(l, "kP", &changed, &e), CS_E_KEY_FORBIDDEN);
+	assert_int_equal(changed, 0);
+	assert_int_equal(bootstrap(l, "kQ", &changed, &e), CS_E_KEY_FORBIDDEN);
+	assert_int_equal(e.seq, 0);
+	assert_unchanged(raw, before);
+	int64_t entries = audit_count(raw);
+	cs_store_close(s);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+
+	/* an unrecorded configured key on a fresh store: recorded active */
+	char path2[600];
+	new_db(path2, sizeof(path2));
+	assert_int_equal(cs_ledger_open(path2, 2000, &l), CS_OK);
+	assert_int_equal(bootstrap(l, "kC", &changed, &e), CS_OK);
+	assert_int_equal(changed, 1);
+	k = get_key(path2, "kC");
+	assert_field(&k, K_STATUS, "active");
+	assert_field(&k, K_URI, "pkcs11:token=cfg;object=kC");
+	assert_field(&k, K_ACT_AT, e.ts);
+	assert_field(&k, K_ACT_BY, "config:pkcs11.signing_key");
+	key_row_free(&k);
+	cs_ledger_close(l);
+	verify_chain(path2, 1);
+	verify_chain(path, entries);
+}
+
+static void test_activate_ceremony(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	int changed = 0;
+	cs_audit_entry e;
+	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
+	pending(l, "kB");
+	start_ceremony(l, "cer_act", "activate", "kB", "2026-01-01T00:00:00.000Z", FAR_FUTURE);
+	assert_int_equal(approve(l, "cer_act", "officer-a", "SHA256:aa", &e), CS_OK);
+	assert_int_equal(approve(l, "cer_act", "officer-b", "SHA256:bb", &e), CS_OK);
+	int64_t n0 = audit_count(raw);
+	assert_int_equal(n0, 5);
+	assert_int_equal(execute(l, "cer_act", "activate", "kB", "kA", &e), CS_OK);
+	/* the old key retired, the new one active, the rollover kept, all audited, in one go */
+	assert_int_equal(e.seq, n0 + 3);
+	assert_audit(raw, n0 + 1, "key.retire kA local:carol success");
+	assert_audit(raw, n0 + 2, "key.activate kB local:carol success");
+	assert_audit(raw, n0 + 3, "ceremony.execute cer_act local:carol success");
+	char *ts_retire = audit_ts(raw, n0 + 1), *ts_activate = audit_ts(raw, n0 + 2);
+	key_row a = get_key(path, "kA"), b = get_key(path, "kB");
+	assert_field(&a, K_STATUS, "retired");
+	assert_field(&a, K_RET_AT, ts_retire);
+	assert_field(&a, K_RET_BY, "local:carol");
+	assert_field(&a, K_RET_CER, "cer_act");
+	assert_non_null(a.v[K_ACT_AT]); /* still says when it was active */
+	assert_field(&b, K_STATUS, "active");
+	assert_field(&b, K_ACT_AT, ts_activate);
+	assert_field(&b, K_ACT_BY, "local:carol");
+	assert_field(&b, K_ACT_CER, "cer_act");
+	assert_field(&b, K_RET_AT, NULL);
+	assert_true(strcmp(ts_activate, exec_at) >= 0);
+	key_row_free(&a);
+	key_row_free(&b);
+	cs_active_key act;
+	assert_int_equal(cs_store_key_active(s, &act), CS_OK);
+	assert_string_equal(act.kid, "kB");
+	cs_active_key_free(&act);
+	char *r = raw_text(raw, "SELECT ceremony_id || ' ' || old_kid || ' ' || new_kid || ' ' || statement_json || ' ' "
+				"|| created_at FROM key_rollovers");
+	char expect[256];
+	snprintf(expect, sizeof(expect), "cer_act kA kB {\"payload\":\"e30\",\"signatures\":[]} %s", ts_activate);
+	assert_string_equal(r, expect);
+	free(r);
+	r = raw_text(raw, "SELECT state || ' ' || executed_by || ' ' || result_json FROM ceremonies WHERE id = 'cer_act'");
+	assert_string_equal(r, "executed local:carol {\"done\":true}");
+	free(r);
+	r = raw_text(raw, "SELECT executed_at FROM ceremonies WHERE id = 'cer_act'");
+	assert_string_equal(r, exec_at);
+	free(r);
+	free(ts_retire);
+	free(ts_activate);
+
+	/* refusals write nothing (not even an audit entry: the caller audits them) */
+	char *before = digest(raw);
+	assert_int_equal(execute(l, "cer_act", "activate", "kB", "kA", &e), CS_E_CEREMONY_CLOSED);
+	assert_int_equal(e.seq, 0);
+	assert_unchanged(raw, before);
+	refused(l, raw, "cer_ret", "activate", "kA", "kB", CS_E_KEY_FORBIDDEN);  /* the retired key */
+	refused(l, raw, "cer_again", "activate", "kB", "kB", CS_E_CONFLICT);    /* the active key */
+	refused(l, raw, "cer_unknown", "activate", "kZ", "kB", CS_E_NOT_FOUND); /* an unknown key */
+	/* a stale rollover: signed when kA was active (or none), kB is now */
+	pending(l, "kC");
+	refused(l, raw, "cer_c", "activate", "kC", "kA", CS_E_CONFLICT);
+	before = digest(raw);
+	assert_int_equal(execute(l, "cer_c", "activate", "kC", NULL, &e), CS_E_CONFLICT);
+	/* what the ceremony is not */
+	assert_int_equal(execute(l, "cer_c", "activate", "kD", "kB", &e), CS_E_INVALID_ARG);
+	assert_int_equal(execute(l, "cer_c", "retire", "kC", NULL, &e), CS_E_INVALID_ARG);
+	assert_int_equal(execute(l, "cer_none", "activate", "kC", "kB", &e), CS_E_NOT_FOUND);
+	assert_int_equal(e.seq, 0);
+	assert_unchanged(raw, before);
+	/* the compromised key: never active again */
+	pending(l, "kX");
+	assert_int_equal(ceremony(l, "cer_x1", "compromise", "kX", NULL), CS_OK);
+	refused(l, raw, "cer_x2", "activate", "kX", "kB", CS_E_KEY_FORBIDDEN);
+	/* and the up-to-date rollover goes through */
+	assert_int_equal(execute(l, "cer_c", "activate", "kC", "kB", &e), CS_OK);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 1);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kB' AND status = 'retired' "
+					"AND retired_ceremony = 'cer_c'"), 1);
+	/* rollovers, oldest first */
+	r = raw_text(raw, "SELECT group_concat(ceremony_id || ':' || old_kid || '>' || new_kid, ',') FROM "
+			  "(SELECT * FROM key_rollovers ORDER BY id)");
+	assert_string_equal(r, "cer_act:kA>kB,cer_c:kB>kC");
+	free(r);
+	/* the schema itself refuses a retired key made active, or a second active key */
+	char *msg = NULL;
+	assert_int_not_equal(sqlite3_exec(raw, "UPDATE signing_keys SET status = 'active' WHERE kid = 'kA'", NULL, NULL,
+					  &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	assert_int_not_equal(sqlite3_exec(raw, "UPDATE signing_keys SET status = 'pending' WHERE kid = 'kX'", NULL,
+					  NULL, &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	assert_int_not_equal(sqlite3_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES "
+					       "('k2', 'u', '{}', 'active')", NULL, NULL, &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	int64_t entries = audit_count(raw);
+	cs_store_close(s);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+	verify_chain(path, entries);
+}
+
+typedef struct {
+	const char *path;
+	cs_ledger *shared; /* or NULL: a ledger of its own (another process) */
+	const char *id, *subject, *expected;
+	atomic_int *go;
+	cs_err result;
+} executor;
+
+static void *execute_race(void *p)
+{
+	executor *x = p;
+	cs_ledger *l = x->shared;
+	if (l == NULL && cs_ledger_open(x->path, 5000, &l) != CS_OK) {
+		x->result = CS_E_INTERNAL;
+		return NULL;
+	}
+	char at[32];
+	cs_audit_now(at);
+	cs_ceremony_exec ex = {.ceremony_id = x->id, .action = "activate", .subject = x->subject,
+			       .expected_active = x->expected, .rollover_json = "{}", .at = at,
+			       .actor = "local:carol"};
+	cs_audit_entry e = admin_entry("ceremony.execute", x->id);
+	while (!atomic_load(x->go))
+		;
+	x->result = cs_ledger_ceremony_execute(l, &ex, &e);
+	if (x->shared == NULL)
+		cs_ledger_close(l);
+	return NULL;
+}
+
+/* Of concurrent executions of a ceremony one wins, the others find it closed:
+ * writers of two processes, and two submitters of one writer thread. */
+static void test_execute_once(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 5000, &l), CS_OK);
+	int changed = 0;
+	cs_audit_entry e;
+	assert_int_equal(bootstrap(l, "k0", &changed, &e), CS_OK);
+	assert_int_equal(cs_ledger_start(l), CS_OK);
+	enum { ROUNDS_X = 8, RACERS = 4 };
+	for (int round = 1; round <= ROUNDS_X; round++) {
+		char kid[16], prev[16], id[16];
+		snprintf(kid, sizeof(kid), "k%d", round);
+		snprintf(prev, sizeof(prev), "k%d", round - 1);
+		snprintf(id, sizeof(id), "cer_%d", round);
+		pending(l, kid);
+		start_ceremony(l, id, "activate", kid, "2026-01-01T00:00:00.000Z", FAR_FUTURE);
+		atomic_int go = 0;
+		executor x[RACERS];
+		pthread_t t[RACERS];
+		for (int i = 0; i < RACERS; i++) {
+			/* odd rounds: each its own ledger; even rounds: one writer thread */
+			x[i] = (executor){path, round % 2 ? NULL : l, id, kid, prev, &go, CS_E_INTERNAL};
+			assert_int_equal(pthread_create(&t[i], NULL, execute_race, &x[i]), 0);
+		}
+		atomic_store(&go, 1);
+		int won = 0, closed = 0;
+		for (int i = 0; i < RACERS; i++) {
+			pthread_join(t[i], NULL);
+			won += x[i].result == CS_OK;
+			closed += x[i].result == CS_E_CEREMONY_CLOSED;
+		}
+		assert_int_equal(won, 1);
+		assert_int_equal(closed, RACERS - 1);
+	}
+	cs_ledger_close(l);
+	sqlite3 *raw = raw_open(path);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM key_rollovers"), ROUNDS_X);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE action = 'ceremony.execute'"), ROUNDS_X);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE action = 'key.activate'"), ROUNDS_X + 1);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE status = 'retired'"), ROUNDS_X);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'k8' AND status = 'active'"), 1);
+	int64_t entries = audit_count(raw);
+	sqlite3_close(raw);
+	verify_chain(path, entries);
+}
+
+static void test_retire_compromise_destroy(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	int changed = 0;
+	cs_audit_entry e;
+	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
+	pending(l, "kP");
+	pending(l, "kQ");
+	pending(l, "kR");
+
+	/* retire: a pending key; the active key only by activating a successor */
+	refused(l, raw, "cer_r0", "retire", "kZ", NULL, CS_E_NOT_FOUND);
+	refused(l, raw, "cer_r1", "retire", "kA", NULL, CS_E_KEY_FORBIDDEN);
+	int64_t n = audit_count(raw);
+	assert_int_equal(ceremony(l, "cer_r2", "retire", "kP", NULL), CS_OK);
+	assert_audit(raw, n + 4, "key.retire kP local:carol success");
+	assert_audit(raw, n + 5, "ceremony.execute cer_r2 local:carol success");
+	char *ts = audit_ts(raw, n + 4);
+	key_row k = get_key(path, "kP");
+	assert_field(&k, K_STATUS, "retired");
+	assert_field(&k, K_RET_AT, ts);
+	assert_field(&k, K_RET_BY, "local:carol");
+	assert_field(&k, K_RET_CER, "cer_r2");
+	assert_field(&k, K_ACT_AT, NULL);
+	key_row_free(&k);
+	free(ts);
+	refused(l, raw, "cer_r3", "retire", "kP", NULL, CS_E_CONFLICT);
+
+	/* compromise from every state: pending, retired, active */
+	const char *subjects[] = {"kQ", "kP", "kA"};
+	for (int i = 0; i < 3; i++) {
+		char id[24];
+		snprintf(id, sizeof(id), "cer_c%d", i);
+		n = audit_count(raw);
+		assert_int_equal(ceremony(l, id, "compromise", subjects[i], NULL), CS_OK);
+		char line[96];
+		snprintf(line, sizeof(line), "key.compromise %s local:carol success", subjects[i]);
+		assert_audit(raw, n + 4, line);
+		ts = audit_ts(raw, n + 4);
+		k = get_key(path, subjects[i]);
+		assert_field(&k, K_STATUS, "compromised");
+		assert_field(&k, K_COMP_AT, ts);
+		assert_field(&k, K_COMP_BY, "local:carol");
+		assert_field(&k, K_COMP_CER, id);
+		key_row_free(&k);
+		free(ts);
+	}
+	/* the active key compromised: none is active now (certify fails closed) */
+	cs_store *s = NULL;
+	cs_active_key act;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_store_key_active(s, &act), CS_E_NOT_FOUND);
+	k = get_key(path, "kP"); /* retired, then compromised: both dates kept */
+	assert_non_null(k.v[K_RET_AT]);
+	assert_non_null(k.v[K_COMP_AT]);
+	key_row_free(&k);
+	refused(l, raw, "cer_c9", "compromise", "kA", NULL, CS_E_CONFLICT);
+	/* a compromised key is not retired */
+	refused(l, raw, "cer_r4", "retire", "kQ", NULL, CS_E_KEY_FORBIDDEN);
+	/* a new key activated after a compromise: no predecessor */
+	assert_int_equal(ceremony(l, "cer_new", "activate", "kR", NULL), CS_OK);
+	assert_int_equal(cs_store_key_active(s, &act), CS_OK);
+	assert_string_equal(act.kid, "kR");
+	cs_active_key_free(&act);
+	char *r = raw_text(raw, "SELECT coalesce(old_kid, 'none') || '>' || new_kid FROM key_rollovers "
+				"WHERE ceremony_id = 'cer_new'");
+	assert_string_equal(r, "none>kR");
+	free(r);
+
+	/* destroy: retired or compromised keys, once; never pending or active */
+	pending(l, "kS");
+	refused(l, raw, "cer_d1", "destroy", "kS", NULL, CS_E_KEY_FORBIDDEN);
+	refused(l, raw, "cer_d2", "destroy", "kR", NULL, CS_E_KEY_FORBIDDEN);
+	for (int i = 0; i < 2; i++) { /* kP compromised after retired, kQ compromised */
+		const char *kid = i == 0 ? "kP" : "kQ";
+		char id[24];
+		snprintf(id, sizeof(id), "cer_d%d", 3 + i);
+		n = audit_count(raw);
+		assert_int_equal(ceremony(l, id, "destroy", kid, NULL), CS_OK);
+		char line[96];
+		snprintf(line, sizeof(line), "key.destroy %s local:carol success", kid);
+		assert_audit(raw, n + 4, line);
+		ts = audit_ts(raw, n + 4);
+		k = get_key(path, kid);
+		assert_field(&k, K_STATUS, "compromised"); /* a mark, not a state */
+		assert_field(&k, K_DES_AT, ts);
+		assert_field(&k, K_DES_BY, "local:carol");
+		assert_field(&k, K_DES_CER, id);
+		key_row_free(&k);
+		free(ts);
+	}
+	pending(l, "kT");
+	assert_int_equal(ceremony(l, "cer_t", "retire", "kT", NULL), CS_OK);
+	assert_int_equal(ceremony(l, "cer_d5", "destroy", "kT", NULL), CS_OK);
+	refused(l, raw, "cer_d6", "destroy", "kT", NULL, CS_E_CONFLICT);
+	/* the destruction cannot be undone underneath either */
+	char *msg = NULL;
+	assert_int_not_equal(sqlite3_exec(raw, "UPDATE signing_keys SET destroyed_at = NULL WHERE kid = 'kT'", NULL,
+					  NULL, &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	/* purge: marks the ceremony executed, nothing else */
+	n = audit_count(raw);
+	assert_int_equal(ceremony(l, "cer_p", "purge", "", NULL), CS_OK);
+	assert_audit(raw, n + 4, "ceremony.execute cer_p local:carol success");
+	assert_int_equal(audit_count(raw), n + 4);
+	int64_t entries = audit_count(raw);
+	cs_store_close(s);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+	verify_chain(path, entries);
+}
+
+typedef struct {
+	int n, napp;
+	char ids[8][32];
+	char officers[8][32];
+	char state[16];
+} ceremony_seen;
+
+static void see_ceremony(void *arg, const cs_ceremony_record *c)
+{
+	ceremony_seen *cs = arg;
+	if (cs->n < 8)
+		snprintf(cs->ids[cs->n++], 32, "%s", c->id);
+	snprintf(cs->state, sizeof(cs->state), "%s", c->state);
+	assert_non_null(c->canonical);
+	assert_non_null(c->nonce);
+	assert_string_equal(c->reason, "scheduled rotation");
+}
+
+static void see_approval(void *arg, const cs_approval_record *a)
+{
+	ceremony_seen *cs = arg;
+	if (cs->napp < 8)
+		snprintf(cs->officers[cs->napp++], 32, "%s", a->officer);
+	assert_string_equal(a->sig_alg, "ecdsa-with-SHA256");
+	assert_string_equal(a->approved_by, "local:bob");
+	assert_non_null(strstr(a->cert_pem, "BEGIN CERTIFICATE"));
+}
+
+static void test_ceremony_approvals_and_expiry(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	cs_audit_entry e;
+	int changed = 0;
+	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
+	pending(l, "kB");
+	start_ceremony(l, "cer_1", "activate", "kB", "2026-01-01T00:00:00.000Z", FAR_FUTURE);
+	start_ceremony(l, "cer_2", "retire", "kB", "2026-01-02T00:00:00.000Z", FAR_FUTURE);
+	/* an id once */
+	cs_ceremony_record dup = {.id = "cer_1", .action = "purge", .subject = "", .params_json = "{}", .nonce = "n",
+				  .node = "test-1", .created_at = "2026-01-03T00:00:00.000Z",
+				  .expires_at = FAR_FUTURE, .started_by = "local:alice", .canonical = "{}"};
+	assert_int_equal(cs_ledger_ceremony_create(l, &dup, NULL), CS_E_CONFLICT);
+	/* malformed: an unknown action, a time of another form, expiry before creation */
+	dup.id = "cer_bad";
+	dup.action = "rekey";
+	assert_int_equal(cs_ledger_ceremony_create(l, &dup, NULL), CS_E_INVALID_ARG);
+	dup.action = "purge";
+	dup.created_at = "2026-01-03T00:00:00Z";
+	assert_int_equal(cs_ledger_ceremony_create(l, &dup, NULL), CS_E_INVALID_ARG);
+	dup.created_at = FAR_FUTURE;
+	dup.expires_at = "2026-01-03T00:00:00.000Z";
+	assert_int_equal(cs_ledger_ceremony_create(l, &dup, NULL), CS_E_INVALID_ARG);
+
+	/* approvals: distinct officers by fingerprint and by name */
+	assert_int_equal(approve(l, "cer_1", "officer-a", "SHA256:aa", &e), CS_OK);
+	assert_audit(raw, e.seq, "ceremony.approve cer_1 local:bob success");
+	char *before = digest(raw);
+	assert_int_equal(approve(l, "cer_1", "officer-a2", "SHA256:aa", &e), CS_E_CONFLICT); /* same certificate */
+	assert_int_equal(e.seq, 0);
+	assert_int_equal(approve(l, "cer_1", "officer-a", "SHA256:a2", &e), CS_E_CONFLICT); /* same name, new cert */
+	assert_int_equal(approve(l, "cer_none", "officer-b", "SHA256:bb", &e), CS_E_NOT_FOUND);
+	assert_unchanged(raw, before);
+	assert_int_equal(approve(l, "cer_1", "officer-b", "SHA256:bb", &e), CS_OK);
+	/* the same officer approves another ceremony */
+	assert_int_equal(approve(l, "cer_2", "officer-a", "SHA256:aa", &e), CS_OK);
+
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	ceremony_seen seen = {0};
+	assert_int_equal(cs_store_ceremony_get(s, "cer_1", see_ceremony, see_approval, &seen), CS_OK);
+	assert_int_equal(seen.n, 1);
+	assert_int_equal(seen.napp, 2);
+	assert_string_equal(seen.state, "open");
+	assert_string_equal(seen.officers[0], "officer-a");
+	assert_string_equal(seen.officers[1], "officer-b");
+	assert_int_equal(cs_store_ceremony_get(s, "cer_none", see_ceremony, see_approval, &seen), CS_E_NOT_FOUND);
+	assert_int_equal(cs_store_ceremony_get(s, "cer_1", NULL, NULL, NULL), CS_OK);
+	/* newest first */
+	seen = (ceremony_seen){0};
+	assert_int_equal(cs_store_ceremonies_each(s, see_ceremony, &seen), CS_OK);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.ids[0], "cer_2");
+	assert_string_equal(seen.ids[1], "cer_1");
+
+	/* executed: closed to approvals and executions */
+	assert_int_equal(execute(l, "cer_1", "activate", "kB", "kA", &e), CS_OK);
+	before = digest(raw);
+	assert_int_equal(approve(l, "cer_1", "officer-c", "SHA256:cc", &e), CS_E_CEREMONY_CLOSED);
+	assert_int_equal(execute(l, "cer_1", "activate", "kB", "kA", &e), CS_E_CEREMONY_CLOSED);
+	assert_unchanged(raw, before);
+	seen = (ceremony_seen){0};
+	assert_int_equal(cs_store_ceremony_get(s, "cer_1", see_ceremony, NULL, &seen), CS_OK);
+	assert_string_equal(seen.state, "executed");
+
+	/* expired: by the execution time given, and by the clock when the
+	 * execution time given is earlier (a caller's stale time) */
+	pending(l, "kC");
+	start_ceremony(l, "cer_old", "activate", "kC", "2000-01-01T00:00:00.000Z", "2000-01-01T01:00:00.000Z");
+	before = digest(raw);
+	assert_int_equal(execute(l, "cer_old", "activate", "kC", "kB", &e), CS_E_CEREMONY_EXPIRED);
+	assert_int_equal(e.seq, 0);
+	cs_ceremony_exec x = {.ceremony_id = "cer_old", .action = "activate", .subject = "kC", .expected_active = "kB",
+			      .rollover_json = "{}", .at = "2000-01-01T00:30:00.000Z", .actor = "local:carol"};
+	assert_int_equal(cs_ledger_ceremony_execute(l, &x, NULL), CS_E_CEREMONY_EXPIRED);
+	assert_int_equal(approve(l, "cer_old", "officer-c", "SHA256:cc", &e), CS_E_CEREMONY_EXPIRED);
+	/* malformed execution: no rollover statement for activate, a bad time */
+	x.ceremony_id = "cer_2";
+	x.rollover_json = NULL;
+	assert_int_equal(cs_ledger_ceremony_execute(l, &x, NULL), CS_E_INVALID_ARG);
+	x.rollover_json = "{}";
+	x.at = "yesterday";
+	assert_int_equal(cs_ledger_ceremony_execute(l, &x, NULL), CS_E_INVALID_ARG);
+	assert_unchanged(raw, before);
+	/* the refusal the caller audits goes in alone */
+	cs_audit_entry refusal = admin_entry("ceremony.execute", "cer_old");
+	refusal.outcome = "failure";
+	refusal.error_code = "ceremony_expired";
+	assert_int_equal(cs_ledger_audit_append(l, &refusal), CS_OK);
+	assert_audit(raw, refusal.seq, "ceremony.execute cer_old local:alice failure");
+	int64_t entries = audit_count(raw);
+	cs_store_close(s);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+	verify_chain(path, entries);
+}
+
+typedef struct {
+	int n;
+	char line[8][160];
+} revocations_seen;
+
+static void see_revocation(void *arg, const cs_revocation_record *r)
+{
+	revocations_seen *rs = arg;
+	if (rs->n < 8)
+		snprintf(rs->line[rs->n++], 160, "%s %s %s %s %s", r->cert_id, r->revoked_at, r->reason, r->revoked_by,
+			 r->ceremony_id != NULL ? r->ceremony_id : "-");
+}
+
+typedef struct {
+	char ts[32], line[160];
+} rev_expect;
+
+static int rev_cmp(const void *a, const void *b)
+{
+	const rev_expect *x = a, *y = b;
+	int c = strcmp(x->ts, y->ts);
+	return c != 0 ? c : strcmp(x->line, y->line);
+}
+
+static void test_revocations(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = open_ledger(path, 2000, 0);
+	sqlite3 *raw = raw_open(path);
+	const char *certs[] = {"c-a", "c-b", "c-c", "c-d"};
+	for (int i = 0; i < 4; i++) {
+		char sid[16];
+		snprintf(sid, sizeof(sid), "s-%d", i);
+		cs_gen_session g = session(sid);
+		assert_int_equal(cs_ledger_session_put(l, &g, NULL), CS_OK);
+		assert_int_equal(cs_ledger_certify(l, sid, certs[i], "kid-1", "h.eyJhIjoxfQ.s", 1, NULL), CS_OK);
+	}
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	int64_t count = -1, last = -1, count2 = 0, last2 = 0;
+	assert_int_equal(cs_store_revocations_version(s, &count, &last), CS_OK);
+	assert_int_equal(count, 0);
+	assert_int_equal(last, 0);
+	assert_int_equal(cs_store_cert_exists(s, "c-a"), CS_OK);
+	assert_int_equal(cs_store_cert_exists(s, "c-z"), CS_E_NOT_FOUND);
+	assert_int_equal(cs_store_revocation_get(s, "c-a", see_revocation, NULL), CS_E_NOT_FOUND);
+
+	/* without a ceremony; times out of order (no audit: the times as given) */
+	char *before = digest(raw);
+	assert_int_equal(cs_ledger_cert_revoke(l, "c-z", "superseded", "2026-03-01T00:00:00.000Z", "local:alice", NULL),
+			 CS_E_NOT_FOUND);
+	assert_unchanged(raw, before);
+	assert_int_equal(cs_ledger_cert_revoke(l, "c-c", "superseded", "2026-03-01T00:00:00.000Z", "local:alice", NULL),
+			 CS_OK);
+	assert_int_equal(cs_store_revocations_version(s, &count, &last), CS_OK);
+	assert_int_equal(count, 1);
+	assert_true(last > 0);
+	assert_int_equal(cs_ledger_cert_revoke(l, "c-b", "key compromise", "2026-02-01T00:00:00.000Z", "local:alice",
+					       NULL), CS_OK);
+	assert_int_equal(cs_store_revocations_version(s, &count2, &last2), CS_OK);
+	assert_int_equal(count2, 2);
+	assert_true(last2 > last);
+	/* twice: refused, nothing changes */
+	before = digest(raw);
+	cs_audit_entry e = admin_entry("cert.revoke", "c-b");
+	assert_int_equal(cs_ledger_cert_revoke(l, "c-b", "again", "2026-04-01T00:00:00.000Z", "local:alice", &e),
+			 CS_E_CONFLICT);
+	assert_int_equal(e.seq, 0);
+	assert_int_equal(cs_ledger_cert_revoke(l, "c-b", "", "2026-04-01T00:00:00.000Z", "local:alice", &e),
+			 CS_E_INVALID_ARG);
+	assert_unchanged(raw, before);
+	assert_int_equal(cs_store_revocations_version(s, &count, &last), CS_OK);
+	assert_int_equal(count, 2);
+	assert_int_equal(last, last2);
+	/* audited: cert.revoke, its time the revocation's */
+	e = admin_entry("something", NULL);
+	assert_int_equal(cs_ledger_cert_revoke(l, "c-a", "cessation", "2026-01-01T00:00:00.000Z", "local:dave", &e),
+			 CS_OK);
+	assert_true(e.seq > 0);
+	assert_audit(raw, e.seq, "cert.revoke c-a local:dave success");
+	/* by a ceremony */
+	start_ceremony(l, "cer_rv", "revoke", "c-d", "2026-01-01T00:00:00.000Z", FAR_FUTURE);
+	assert_int_equal(execute(l, "cer_rv", "revoke", "c-d", NULL, &e), CS_OK);
+	assert_audit(raw, e.seq - 1, "cert.revoke c-d local:carol success");
+	assert_audit(raw, e.seq, "ceremony.execute cer_rv local:carol success");
+	char *ts_d = audit_ts(raw, e.seq - 1);
+	refused(l, raw, "cer_rv2", "revoke", "c-d", NULL, CS_E_CONFLICT);
+	refused(l, raw, "cer_rv3", "revoke", "c-y", NULL, CS_E_NOT_FOUND);
+	assert_int_equal(cs_store_revocations_version(s, &count, &last), CS_OK);
+	assert_int_equal(count, 4);
+	/* a revocation without a reason (none given, none on the ceremony), and
+	 * parameters left out: stored as the canonical bytes have them, {} */
+	cs_ceremony_record c = {.id = "cer_rv4", .action = "revoke", .subject = "c-a", .nonce = "n", .node = "test-1",
+				.created_at = "2026-01-01T00:00:00.000Z", .expires_at = FAR_FUTURE,
+				.started_by = "local:alice", .canonical = "{}"};
+	assert_int_equal(cs_ledger_ceremony_create(l, &c, NULL), CS_OK);
+	char *params = raw_text(raw, "SELECT params_json FROM ceremonies WHERE id = 'cer_rv4'");
+	assert_string_equal(params, "{}");
+	free(params);
+	before = digest(raw);
+	char at[32];
+	cs_audit_now(at);
+	cs_ceremony_exec x = {.ceremony_id = "cer_rv4", .action = "revoke", .subject = "c-a", .at = at,
+			      .actor = "local:carol"};
+	assert_int_equal(cs_ledger_ceremony_execute(l, &x, NULL), CS_E_INVALID_ARG);
+	assert_unchanged(raw, before);
+
+	/* listed by revoked_at, then cert id */
+	revocations_seen rs = {0};
+	assert_int_equal(cs_store_revocations_each(s, see_revocation, &rs), CS_OK);
+	assert_int_equal(rs.n, 4);
+	char *ts_a = audit_ts(raw, raw_count(raw, "SELECT seq FROM audit_log WHERE action = 'cert.revoke' AND "
+						  "object = 'c-a'"));
+	/* c-b and c-c at the times given (no audit entry); c-a and c-d at their entries' */
+	rev_expect expect[4] = {{"2026-02-01T00:00:00.000Z", ""}, {"2026-03-01T00:00:00.000Z", ""}, {"", ""}, {"", ""}};
+	snprintf(expect[0].line, 160, "c-b 2026-02-01T00:00:00.000Z key compromise local:alice -");
+	snprintf(expect[1].line, 160, "c-c 2026-03-01T00:00:00.000Z superseded local:alice -");
+	snprintf(expect[2].ts, 32, "%s", ts_a);
+	snprintf(expect[2].line, 160, "c-a %s cessation local:dave -", ts_a);
+	snprintf(expect[3].ts, 32, "%s", ts_d);
+	snprintf(expect[3].line, 160, "c-d %s key compromise local:carol cer_rv", ts_d);
+	assert_string_equal(ts_a, "2026-01-01T00:00:00.000Z"); /* the first entry: the time given */
+	qsort(expect, 4, sizeof(expect[0]), rev_cmp);
+	for (int i = 0; i < 4; i++)
+		assert_string_equal(rs.line[i], expect[i].line);
+	assert_string_equal(rs.line[0], "c-a 2026-01-01T00:00:00.000Z cessation local:dave -");
+	rs = (revocations_seen){0};
+	assert_int_equal(cs_store_revocation_get(s, "c-d", see_revocation, &rs), CS_OK);
+	assert_string_equal(rs.line[0], expect[3].line);
+	free(ts_a);
+	free(ts_d);
+	/* final: the schema refuses to change or delete one */
+	char *msg = NULL;
+	assert_int_not_equal(sqlite3_exec(raw, "DELETE FROM cert_revocations", NULL, NULL, &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	assert_int_not_equal(sqlite3_exec(raw, "UPDATE cert_revocations SET reason = 'x'", NULL, NULL, &msg),
+			     SQLITE_OK);
+	sqlite3_free(msg);
+	int64_t entries = audit_count(raw);
+	cs_store_close(s);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+	verify_chain(path, entries);
+}
+
+static void test_key_chain(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	int changed = 0;
+	cs_audit_entry e;
+	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	e = admin_entry("key.register_chain", "kA");
+	assert_int_equal(cs_ledger_key_set_chain(l, "kA", "[\"MIIBaa==\",\"MIIBbb+/\"]", &e), CS_OK);
+	assert_int_equal(e.seq, 2);
+	cs_active_key act;
+	assert_int_equal(cs_store_key_active(s, &act), CS_OK);
+	assert_string_equal(act.x5c_json, "[\"MIIBaa==\",\"MIIBbb+/\"]");
+	cs_active_key_free(&act);
+	assert_int_equal(cs_ledger_key_set_chain(l, "kZ", "[\"MIIB\"]", NULL), CS_E_NOT_FOUND);
+	const char *bad[] = {"[]", "{}", "[\"MI-B\"]", "[\"MIIBa\"]", "[\"MI=B\"]", "[1]", "not json"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(cs_ledger_key_set_chain(l, "kA", bad[i], NULL), CS_E_INVALID_ARG);
+	assert_int_equal(cs_ledger_key_set_chain(l, "kA", NULL, NULL), CS_OK);
+	assert_int_equal(cs_store_key_active(s, &act), CS_OK);
+	assert_null(act.x5c_json);
+	cs_active_key_free(&act);
+	cs_store_close(s);
+	cs_ledger_close(l);
+	verify_chain(path, 2);
+}
+
+/* key_put, kept for its callers, records the lifecycle's dates too */
+static void test_key_put_records_dates(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	int changed = 0;
+	cs_audit_entry e1 = entry("key.activate"), e2 = entry("key.activate");
+	e1.object = "k1";
+	e2.object = "k2";
+	assert_int_equal(cs_ledger_key_put(l, "k1", "u1", "{}", "active", &changed, &e1), CS_OK);
+	assert_int_equal(cs_ledger_key_put(l, "k2", "u2", "{}", "active", &changed, &e2), CS_OK);
+	char *retired = audit_ts(raw, 2);
+	key_row k1 = get_key(path, "k1"), k2 = get_key(path, "k2");
+	assert_field(&k1, K_ACT_AT, e1.ts);
+	assert_field(&k1, K_ACT_BY, "client");
+	assert_field(&k1, K_RET_AT, retired);
+	assert_field(&k1, K_RET_BY, "client");
+	assert_field(&k1, K_STATUS, "retired");
+	assert_field(&k2, K_ACT_AT, e2.ts);
+	assert_field(&k2, K_STATUS, "active");
+	key_row_free(&k1);
+	key_row_free(&k2);
+	free(retired);
+	/* without an audit entry: the dates still, no actor */
+	assert_int_equal(cs_ledger_key_put(l, "k3", "u3", "{}", "active", &changed, NULL), CS_OK);
+	key_row k3 = get_key(path, "k3");
+	assert_non_null(k3.v[K_ACT_AT]);
+	assert_field(&k3, K_ACT_BY, NULL);
+	key_row_free(&k3);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+	verify_chain(path, 3);
+}
+
+/* A store of schema 6 (as that version made it) with keys in every state
+ * and their audit entries: migrated, each key gets its dates and actors
+ * from the audit log; the new tables are there and empty. */
+static void test_migration_from_v6(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	sqlite3 *old = raw_open(path);
+	raw_exec(old,
+		 "CREATE TABLE generation_sessions (id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,"
+		 "  expires_ms INTEGER NOT NULL, cert_sha256 TEXT NOT NULL, cert_id TEXT UNIQUE);"
+		 "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, uri TEXT NOT NULL, jwk_json TEXT NOT NULL,"
+		 "  status TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+		 "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, node TEXT NOT NULL,"
+		 "  actor TEXT NOT NULL, actor_cert_sha256 TEXT, role TEXT NOT NULL, action TEXT NOT NULL, object TEXT,"
+		 "  project TEXT, environment TEXT, outcome TEXT NOT NULL, error_code TEXT, request_id TEXT,"
+		 "  prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL);"
+		 "CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL,"
+		 "  last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL, ts TEXT NOT NULL, node TEXT NOT NULL,"
+		 "  kind TEXT NOT NULL, jws TEXT NOT NULL);"
+		 "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+		 "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+		 "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+		 "  WHEN OLD.seq > (SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints WHERE kind = 'purge')"
+		 "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+		 "CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints"
+		 "  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
+		 "CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints"
+		 "  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
+		 "CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms)"
+		 "  WHERE cert_id IS NULL;"
+		 "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL);"
+		 "CREATE TABLE store_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+		 "INSERT INTO store_meta (name, value) VALUES ('audit_ts_ordered_from_seq', 1);"
+		 "CREATE TABLE session_claims (id INTEGER PRIMARY KEY,"
+		 "  session_id TEXT NOT NULL UNIQUE REFERENCES generation_sessions(id), claims_json TEXT NOT NULL);"
+		 "CREATE TABLE certificates (id TEXT PRIMARY KEY,"
+		 "  session_id TEXT NOT NULL UNIQUE REFERENCES generation_sessions(id),"
+		 "  kid TEXT NOT NULL REFERENCES signing_keys(kid), header TEXT NOT NULL, claims_json TEXT NOT NULL,"
+		 "  signature TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+		 "CREATE INDEX audit_checkpoints_last ON audit_checkpoints(last_seq);"
+		 "CREATE INDEX audit_checkpoints_kind_last ON audit_checkpoints(kind, last_seq);"
+		 "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at) VALUES"
+		 "  ('kA', 'uA', '{}', 'retired', '2025-01-01T00:00:00.000Z'),"
+		 "  ('kB', 'uB', '{}', 'compromised', '2025-01-02T00:00:00.000Z'),"
+		 "  ('kC', 'uC', '{}', 'active', '2025-01-03T00:00:00.000Z'),"
+		 "  ('kD', 'uD', '{}', 'pending', '2025-01-04T00:00:00.000Z'),"
+		 "  ('kE', 'uE', '{}', 'retired', '2025-01-05T00:00:00.000Z');"
+		 "INSERT INTO generation_sessions VALUES ('s1', 1, 9e15, 'ab', 'c1');"
+		 "INSERT INTO certificates VALUES ('c1', 's1', 'kA', 'h', '{\"a\":1}', 's', 1);"
+		 "PRAGMA user_version = 6;");
+	/* the key events as the daemon of schema 6 audited them (kE's were purged) */
+	const char *events[][4] = {
+		{"2025-02-01T00:00:00.000Z", "system", "key.activate", "kA"},
+		{"2025-02-02T00:00:00.000Z", "system", "key.retire", "kA"},
+		{"2025-02-02T00:00:00.000Z", "system", "key.activate", "kB"},
+		{"2025-02-03T00:00:00.000Z", "local:root", "key.activate", "kB"}, /* refused: not counted */
+		{"2025-02-04T00:00:00.000Z", "system", "key.retire", "kB"},
+		{"2025-02-05T00:00:00.000Z", "local:root", "key.compromise", "kB"},
+		{"2025-02-05T00:00:00.000Z", "system", "key.activate", "kC"},
+	};
+	for (int i = 0; i < 7; i++) {
+		char q[400];
+		snprintf(q, sizeof(q), "INSERT INTO audit_log VALUES (%d, '%s', 'n', '%s', NULL, 'system', '%s', '%s', NULL, "
+				       "NULL, '%s', NULL, NULL, zeroblob(32), zeroblob(32))", i + 1, events[i][0], events[i][1],
+			 events[i][2], events[i][3], i == 3 ? "failure" : "success");
+		raw_exec(old, q);
+	}
+	sqlite3_close(old);
+
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	assert_int_equal(raw_count(raw, "SELECT user_version FROM pragma_user_version"), 7);
+	key_row k = get_key(path, "kA");
+	assert_field(&k, K_STATUS, "retired");
+	assert_field(&k, K_CREATED, "2025-01-01T00:00:00.000Z");
+	assert_field(&k, K_ACT_AT, "2025-02-01T00:00:00.000Z");
+	assert_field(&k, K_ACT_BY, "system");
+	assert_field(&k, K_RET_AT, "2025-02-02T00:00:00.000Z");
+	assert_field(&k, K_RET_BY, "system");
+	assert_field(&k, K_COMP_AT, NULL);
+	assert_field(&k, K_LABEL, NULL);
+	assert_field(&k, K_X5C, NULL);
+	key_row_free(&k);
+	k = get_key(path, "kB");
+	assert_field(&k, K_ACT_AT, "2025-02-02T00:00:00.000Z"); /* the newest that succeeded */
+	assert_field(&k, K_RET_AT, "2025-02-04T00:00:00.000Z");
+	assert_field(&k, K_COMP_AT, "2025-02-05T00:00:00.000Z");
+	assert_field(&k, K_COMP_BY, "local:root");
+	key_row_free(&k);
+	k = get_key(path, "kC");
+	assert_field(&k, K_ACT_AT, "2025-02-05T00:00:00.000Z");
+	assert_field(&k, K_RET_AT, NULL);
+	key_row_free(&k);
+	k = get_key(path, "kD");
+	assert_field(&k, K_ACT_AT, NULL);
+	key_row_free(&k);
+	k = get_key(path, "kE"); /* purged: not known */
+	assert_field(&k, K_STATUS, "retired");
+	assert_field(&k, K_ACT_AT, NULL);
+	assert_field(&k, K_RET_AT, NULL);
+	key_row_free(&k);
+	/* and the "since" of a refusal comes from the migrated date */
+	char why[160];
+	assert_int_equal(cs_ledger_key_refusal(s, "kA", "active", why, sizeof(why)), CS_E_KEY_FORBIDDEN);
+	assert_string_equal(why, "key kA is retired (since 2025-02-02T00:00:00.000Z)");
+	assert_int_equal(cs_ledger_key_refusal(s, "kB", "active", why, sizeof(why)), CS_E_KEY_FORBIDDEN);
+	assert_string_equal(why, "key kB is compromised (since 2025-02-05T00:00:00.000Z)");
+	/* the reads of the new schema */
+	cs_active_key act;
+	int ever = 0;
+	assert_int_equal(cs_store_key_active(s, &act), CS_OK);
+	assert_string_equal(act.kid, "kC");
+	assert_string_equal(act.uri, "uC");
+	cs_active_key_free(&act);
+	assert_int_equal(cs_store_keys_ever_active(s, &ever), CS_OK);
+	assert_int_equal(ever, 1);
+	int64_t count = -1, last = -1;
+	assert_int_equal(cs_store_revocations_version(s, &count, &last), CS_OK);
+	assert_int_equal(count, 0);
+	assert_int_equal(last, 0);
+	assert_int_equal(cs_store_cert_exists(s, "c1"), CS_OK);
+	assert_int_equal(cs_store_ceremonies_each(s, NULL, NULL), CS_OK);
+	assert_int_equal(cs_store_rollovers_each(s, NULL, NULL), CS_OK);
+	assert_int_equal(cs_store_revocations_each(s, NULL, NULL), CS_OK);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM sqlite_master WHERE name IN ('ceremonies', "
+					"'ceremony_approvals', 'key_rollovers', 'cert_revocations')"), 4);
+	/* the daemon's polls are index lookups, not scans */
+	const char *polls[] = {"SELECT kid, uri, x5c_json FROM signing_keys WHERE status = 'active'",
+			       "SELECT (SELECT value FROM store_meta WHERE name = 'revocations_count'), "
+			       "(SELECT coalesce(max(id), 0) FROM cert_revocations)"};
+	for (int i = 0; i < 2; i++) {
+		sqlite3_stmt *st = NULL;
+		char plan[400] = "";
+		char eqp[300];
+		snprintf(eqp, sizeof(eqp), "EXPLAIN QUERY PLAN %s", polls[i]);
+		assert_int_equal(sqlite3_prepare_v2(raw, eqp, -1, &st, NULL), SQLITE_OK);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			size_t n = strlen(plan);
+			snprintf(plan + n, sizeof(plan) - n, "%s; ", (const char *)sqlite3_column_text(st, 3));
+		}
+		sqlite3_finalize(st);
+		print_message("plan: %s\n", plan);
+		if (strstr(plan, "SCAN signing_keys") != NULL || strstr(plan, "SCAN cert_revocations") != NULL ||
+		    strstr(plan, "SCAN store_meta") != NULL || strstr(plan, "USING TEMP") != NULL)
+			fail_msg("the poll '%s' scans: %s", polls[i], plan);
+	}
+	/* the migrated store is used like a new one */
+	cs_store_close(s);
+	sqlite3_close(raw);
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	cs_audit_entry e;
+	pending(l, "kF");
+	start_ceremony(l, "cer_m", "activate", "kF", "2026-01-01T00:00:00.000Z", FAR_FUTURE);
+	assert_int_equal(execute(l, "cer_m", "activate", "kF", "kC", &e), CS_OK);
+	assert_int_equal(e.seq, 7 + 2 + 3);
+	cs_ledger_close(l);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -595,6 +1775,15 @@ int main(void)
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_rules_without_thread),
 		cmocka_unit_test(test_retired_key_never_active_again),
+		cmocka_unit_test(test_pending_and_bootstrap),
+		cmocka_unit_test(test_activate_ceremony),
+		cmocka_unit_test(test_execute_once),
+		cmocka_unit_test(test_retire_compromise_destroy),
+		cmocka_unit_test(test_ceremony_approvals_and_expiry),
+		cmocka_unit_test(test_revocations),
+		cmocka_unit_test(test_key_chain),
+		cmocka_unit_test(test_key_put_records_dates),
+		cmocka_unit_test(test_migration_from_v6),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -854,7 +854,7 @@ static void test_verify_ts_order(void **state)
 			    "id,session_id,kid,header,claims_json,signature,created_ms");
 	assert_string_equal((const char *)sqlite3_column_text(st, 1), "id,created_ms,expires_ms,cert_sha256,cert_id");
 	assert_string_equal((const char *)sqlite3_column_text(st, 2), "s2");
-	assert_int_equal(sqlite3_column_int(st, 3), 6);
+	assert_int_equal(sqlite3_column_int(st, 3), 7);
 	sqlite3_finalize(st);
 	/* a schema newer than the program is refused */
 	raw_exec(old, "PRAGMA user_version = 99");

@@ -17,7 +17,12 @@
 #include <arpa/inet.h>
 #include <strings.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/http.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <p11-kit/uri.h>
 
 #include "cs_secret.h"
@@ -46,6 +51,7 @@ typedef enum {
 	K_CMVP_CERT,  /* a CMVP certificate number: digits */
 	K_VERSION,    /* a CK_VERSION: MAJOR.MINOR, each 0..255 */
 	K_GRANTS,     /* access.grants: a list of groups (apply_grants) */
+	K_OFFICERS,   /* ceremony.officers: a list of groups (apply_officers) */
 } kind;
 
 typedef struct {
@@ -142,6 +148,16 @@ static const schema_entry schema[] = {
 	{"policy.version", K_TEXT, false, NULL, 0, 1, CS_CONFIG_POLICY_TEXT_MAX, F(policy.version)},
 	{"policy.effective_date", K_DATE, false, NULL, 0, 0, 0, F(policy.effective_date)},
 	{"policy.review_months", K_INT, false, NULL, 12, 1, 12, F(policy.review_months)},
+	{"ceremony", K_GROUP, false, NULL, 0, 0, 0, 0},
+	/* required when the group is there */
+	{"ceremony.officer_ca", K_FILE, true, NULL, 0, 0, 0, F(ceremony.officer_ca)},
+	{"ceremony.officer_crl", K_FILE, false, NULL, 0, 0, 0, F(ceremony.officer_crl)},
+	/* below 2 refused by check_ceremony, with why */
+	{"ceremony.quorum", K_INT, false, NULL, 2, 1, CS_CONFIG_OFFICERS_MAX, F(ceremony.quorum)},
+	{"ceremony.revoke_quorum", K_INT, false, NULL, 1, 1, CS_CONFIG_OFFICERS_MAX, F(ceremony.revoke_quorum)},
+	{"ceremony.expiry_minutes", K_INT, false, NULL, 60, 1, CS_CONFIG_EXPIRY_MINUTES_MAX,
+	 F(ceremony.expiry_minutes)},
+	{"ceremony.officers", K_OFFICERS, true, NULL, 0, 0, 0, F(ceremony)},
 };
 #undef F
 #define SCHEMA_LEN (sizeof(schema) / sizeof(schema[0]))
@@ -596,7 +612,7 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 
 static bool is_string_kind(kind k)
 {
-	return k != K_GROUP && k != K_INT && k != K_BOOL && k != K_GRANTS;
+	return k != K_GROUP && k != K_INT && k != K_BOOL && k != K_GRANTS && k != K_OFFICERS;
 }
 
 static void free_list(char **list)
@@ -811,6 +827,83 @@ static void apply_grants(loader *l, const config_setting_t *s)
 		apply_grant(l, config_setting_get_elem(s, (unsigned)i), i, &l->cfg->access.grants[i]);
 }
 
+/* ---- ceremony (ceremony.h) ----------------------------------------------- */
+
+static void free_officers(cs_config *c)
+{
+	for (size_t i = 0; i < c->ceremony.nofficers; i++) {
+		free(c->ceremony.officers[i].name);
+		free(c->ceremony.officers[i].certificate);
+	}
+	free(c->ceremony.officers);
+	c->ceremony.officers = NULL;
+	c->ceremony.nofficers = 0;
+}
+
+/* One officer { name; certificate; } at ceremony.officers.[i]; the
+ * certificate's issuer and fingerprint are checked by check_ceremony. */
+static void apply_officer(loader *l, const config_setting_t *el, int i, cs_config_officer *o)
+{
+	char base[48], path[80];
+	snprintf(base, sizeof(base), "ceremony.officers.[%d]", i);
+	if (config_setting_type(el) != CONFIG_TYPE_GROUP) {
+		SERR(l, el, base, "expected a group { name = \"...\"; certificate = \"...\"; }, got %s",
+		     type_name(config_setting_type(el)));
+		return;
+	}
+	for (int k = 0; k < config_setting_length(el); k++) {
+		const config_setting_t *m = config_setting_get_elem(el, (unsigned)k);
+		const char *name = config_setting_name(m);
+		snprintf(path, sizeof(path), "%s.%s", base, name);
+		if (strcmp(name, "name") != 0 && strcmp(name, "certificate") != 0)
+			SERR(l, m, path, "unknown setting");
+	}
+	const config_setting_t *m;
+	const char *v, *why;
+	snprintf(path, sizeof(path), "%s.name", base);
+	if ((m = config_setting_get_member(el, "name")) == NULL)
+		SERR(l, el, path, "required setting missing");
+	else if ((v = config_setting_get_string(m)) == NULL)
+		SERR(l, m, path, "expected a string, got %s", type_name(config_setting_type(m)));
+	else if ((why = check_ident(v)) != NULL)
+		SERR(l, m, path, "%s", why);
+	else
+		o->name = strdup(v);
+	snprintf(path, sizeof(path), "%s.certificate", base);
+	if ((m = config_setting_get_member(el, "certificate")) == NULL)
+		SERR(l, el, path, "required setting missing (the officer's PEM certificate)");
+	else if ((v = config_setting_get_string(m)) == NULL)
+		SERR(l, m, path, "expected a string, got %s", type_name(config_setting_type(m)));
+	else if ((why = check_printable(v)) != NULL)
+		SERR(l, m, path, "%s", why);
+	else if ((o->certificate = resolve_path(l, v)) != NULL)
+		check_file(l, m, path, o->certificate);
+}
+
+static void apply_officers(loader *l, const config_setting_t *s)
+{
+	int type = config_setting_type(s);
+	free_officers(l->cfg);
+	if (type != CONFIG_TYPE_LIST) {
+		SERR(l, s, "ceremony.officers",
+		     "expected a list of groups ( { name = \"...\"; certificate = \"...\"; }, ... ), got %s",
+		     type_name(type));
+		return;
+	}
+	int n = config_setting_length(s);
+	if (n > CS_CONFIG_OFFICERS_MAX) {
+		SERR(l, s, "ceremony.officers", "%d officers: at most %d", n, CS_CONFIG_OFFICERS_MAX);
+		return;
+	}
+	if (n == 0)
+		return; /* the quorum check reports it */
+	if ((l->cfg->ceremony.officers = calloc((size_t)n, sizeof(cs_config_officer))) == NULL)
+		return;
+	l->cfg->ceremony.nofficers = (size_t)n;
+	for (int i = 0; i < n; i++)
+		apply_officer(l, config_setting_get_elem(s, (unsigned)i), i, &l->cfg->ceremony.officers[i]);
+}
+
 static void apply_setting(loader *l, const schema_entry *e, const config_setting_t *s)
 {
 	int type = config_setting_type(s);
@@ -833,6 +926,8 @@ static void apply_setting(loader *l, const schema_entry *e, const config_setting
 		*(bool *)((char *)l->cfg + e->offset) = config_setting_get_bool(s) != 0;
 	} else if (e->kind == K_GRANTS) {
 		apply_grants(l, s);
+	} else if (e->kind == K_OFFICERS) {
+		apply_officers(l, s);
 	} else if (is_string_kind(e->kind)) {
 		if (type != CONFIG_TYPE_STRING) {
 			SERR(l, s, e->path, "expected a string, got %s", type_name(type));
@@ -1092,6 +1187,196 @@ static bool listeners_clash(const char *a, const char *b)
 	return fa == 0 && fb == 0 && strcasecmp(ha, hb) == 0;
 }
 
+/* Every PEM certificate in path (NULL when it cannot be read). */
+static STACK_OF(X509) *read_certs(const char *path)
+{
+	BIO *b = BIO_new_file(path, "r");
+	STACK_OF(X509) *sk = b != NULL ? sk_X509_new_null() : NULL;
+	X509 *x;
+	while (sk != NULL && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(sk, x))
+			X509_free(x);
+	BIO_free(b);
+	ERR_clear_error(); /* the end of the file */
+	return sk;
+}
+
+/* The one certificate of a file, or NULL after a message. */
+static X509 *one_cert(loader *l, const config_setting_t *s, const char *path, const char *file, const char *what)
+{
+	if (access(file, R_OK) != 0)
+		return NULL; /* reported */
+	STACK_OF(X509) *sk = read_certs(file);
+	X509 *x = NULL;
+	int n = sk != NULL ? sk_X509_num(sk) : 0;
+	if (n != 1)
+		SERR(l, s, path, "'%s' must hold exactly one PEM certificate (%s), found %d", file, what, n);
+	else
+		x = X509_dup(sk_X509_value(sk, 0));
+	sk_X509_pop_free(sk, X509_free);
+	return x;
+}
+
+void cs_config_cert_fingerprint(struct x509_st *x, char out[CS_CONFIG_FPR_SIZE])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	out[0] = '\0';
+	if (X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32)
+		return;
+	memcpy(out, "SHA256:", 7);
+	for (unsigned i = 0; i < n; i++)
+		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Whether x was issued (name and signature) by ca. */
+static bool issued_by(X509 *ca, X509 *x)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(ca);
+	bool ok = X509_check_issued(ca, x) == X509_V_OK && pub != NULL && X509_verify(x, pub) == 1;
+	ERR_clear_error();
+	return ok;
+}
+
+static void dn_text(const X509_NAME *name, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	X509_NAME_oneline(name, buf, (int)len);
+}
+
+/* ceremony.officer_ca: one CA certificate that is not the TLS client CA. */
+static X509 *check_officer_ca(loader *l, config_t *lc)
+{
+	cs_config *c = l->cfg;
+	const config_setting_t *s = config_lookup(lc, "ceremony.officer_ca");
+	if (s == NULL || c->ceremony.officer_ca == NULL)
+		return NULL;
+	X509 *ca = one_cert(l, s, "ceremony.officer_ca", c->ceremony.officer_ca, "the officers' CA");
+	if (ca == NULL)
+		return NULL;
+	if (X509_check_ca(ca) == 0) {
+		SERR(l, s, "ceremony.officer_ca", "'%s' is not a CA certificate (basicConstraints CA:TRUE)",
+		     c->ceremony.officer_ca);
+		X509_free(ca);
+		return NULL;
+	}
+	STACK_OF(X509) *tls = c->tls.ca != NULL && access(c->tls.ca, R_OK) == 0 ? read_certs(c->tls.ca) : NULL;
+	for (int i = 0; tls != NULL && i < sk_X509_num(tls); i++) {
+		X509 *t = sk_X509_value(tls, i);
+		if (X509_cmp(ca, t) == 0 || EVP_PKEY_eq(X509_get0_pubkey(ca), X509_get0_pubkey(t)) == 1) {
+			SERR(l, s, "ceremony.officer_ca",
+			     "'%s' is the TLS client CA (tls.ca '%s'): officers need a CA of their own, so "
+			     "that no client certificate can approve a ceremony",
+			     c->ceremony.officer_ca, c->tls.ca);
+			break;
+		}
+	}
+	sk_X509_pop_free(tls, X509_free);
+	ERR_clear_error();
+	return ca;
+}
+
+/* ceremony.officer_crl: a PEM CRL signed by the officer CA. */
+static void check_officer_crl(loader *l, config_t *lc, X509 *ca)
+{
+	const char *file = l->cfg->ceremony.officer_crl;
+	const config_setting_t *s = config_lookup(lc, "ceremony.officer_crl");
+	if (s == NULL || file == NULL || access(file, R_OK) != 0)
+		return;
+	BIO *b = BIO_new_file(file, "r");
+	X509_CRL *crl = b != NULL ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (crl == NULL)
+		SERR(l, s, "ceremony.officer_crl", "'%s' is not a PEM CRL", file);
+	else if (ca != NULL && (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) != 0 ||
+				X509_CRL_verify(crl, X509_get0_pubkey(ca)) != 1))
+		SERR(l, s, "ceremony.officer_crl", "'%s' is not issued by ceremony.officer_ca", file);
+	X509_CRL_free(crl);
+	ERR_clear_error();
+}
+
+/* Each officer: the certificate issued by the CA; names and fingerprints
+ * unique. */
+static void check_officers(loader *l, config_t *lc, X509 *ca)
+{
+	cs_config *c = l->cfg;
+	const config_setting_t *list = config_lookup(lc, "ceremony.officers");
+	for (size_t i = 0; list != NULL && i < c->ceremony.nofficers; i++) {
+		cs_config_officer *o = &c->ceremony.officers[i];
+		const config_setting_t *el = config_setting_get_elem(list, (unsigned)i);
+		const config_setting_t *cs = el != NULL ? config_setting_get_member(el, "certificate") : NULL;
+		const config_setting_t *ns = el != NULL ? config_setting_get_member(el, "name") : NULL;
+		char path[80];
+		snprintf(path, sizeof(path), "ceremony.officers.[%zu].name", i);
+		for (size_t j = 0; o->name != NULL && ns != NULL && j < i; j++)
+			if (c->ceremony.officers[j].name != NULL && strcmp(o->name, c->ceremony.officers[j].name) == 0) {
+				SERR(l, ns, path, "'%s' is also the name of ceremony.officers.[%zu]: names must be unique",
+				     o->name, j);
+				break;
+			}
+		if (o->certificate == NULL || cs == NULL)
+			continue;
+		snprintf(path, sizeof(path), "ceremony.officers.[%zu].certificate", i);
+		X509 *x = one_cert(l, cs, path, o->certificate, "the officer's");
+		if (x == NULL)
+			continue;
+		cs_config_cert_fingerprint(x, o->fingerprint);
+		if (ca != NULL && !issued_by(ca, x)) {
+			char issuer[256];
+			dn_text(X509_get_issuer_name(x), issuer, sizeof(issuer));
+			SERR(l, cs, path, "'%s' is not issued by ceremony.officer_ca (its issuer: %s)", o->certificate,
+			     issuer);
+		}
+		for (size_t j = 0; j < i; j++)
+			if (o->fingerprint[0] != '\0' && strcmp(o->fingerprint, c->ceremony.officers[j].fingerprint) == 0) {
+				SERR(l, cs, path, "'%s' is the certificate of ceremony.officers.[%zu] too (%s): one "
+				     "certificate per officer", o->certificate, j, o->fingerprint);
+				break;
+			}
+		X509_free(x);
+	}
+}
+
+/* The quorums: dual control needs two officers, and the officers listed
+ * must be able to reach each quorum. */
+static void check_quorums(loader *l, config_t *lc, const config_setting_t *g)
+{
+	cs_config *c = l->cfg;
+	const config_setting_t *q = config_lookup(lc, "ceremony.quorum");
+	const config_setting_t *rq = config_lookup(lc, "ceremony.revoke_quorum");
+	const config_setting_t *list = config_lookup(lc, "ceremony.officers");
+	int n = (int)c->ceremony.nofficers;
+	/* officers reported wrong (or none given): their count means nothing */
+	bool counted = list != NULL && config_setting_type(list) == CONFIG_TYPE_LIST;
+	for (size_t i = 0; counted && i < c->ceremony.nofficers; i++)
+		counted = c->ceremony.officers[i].name != NULL && c->ceremony.officers[i].certificate != NULL;
+	if (q != NULL && c->ceremony.quorum == 1)
+		SERR(l, q, "ceremony.quorum",
+		     "%d is below 2: activate, retire, compromise, destroy and purge need at least two "
+		     "officers (dual control)",
+		     c->ceremony.quorum);
+	else if (counted && c->ceremony.quorum > n)
+		SERR(l, q != NULL ? q : g, "ceremony.quorum",
+		     "%d officers are needed but ceremony.officers lists %d: no ceremony could complete",
+		     c->ceremony.quorum, n);
+	if (counted && n > 0 && c->ceremony.revoke_quorum > n)
+		SERR(l, rq != NULL ? rq : g, "ceremony.revoke_quorum",
+		     "%d officers are needed but ceremony.officers lists %d", c->ceremony.revoke_quorum, n);
+}
+
+static void check_ceremony(loader *l, config_t *lc)
+{
+	const config_setting_t *g = config_lookup(lc, "ceremony");
+	if (g == NULL || config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return; /* absent: no ceremonies; the wrong type was reported */
+	l->cfg->ceremony.present = true;
+	X509 *ca = check_officer_ca(l, lc);
+	check_officer_crl(l, lc, ca);
+	check_officers(l, lc, ca);
+	check_quorums(l, lc, g);
+	X509_free(ca);
+}
+
 /* Rules that involve more than one setting. */
 static void check_cross(loader *l, config_t *lc)
 {
@@ -1116,6 +1401,7 @@ static void check_cross(loader *l, config_t *lc)
 		     "%s takes the port of server.listen (%s): the probes need a port of their own",
 		     c->server.health_listen, c->server.listen);
 	check_validation(l, lc);
+	check_ceremony(l, lc);
 }
 
 static char *dir_of(const char *abs)
@@ -1200,6 +1486,7 @@ void cs_config_free(cs_config *c)
 		    schema[i].kind != K_LOG_LEVEL && schema[i].kind != K_LOG_FORMAT)
 			free(*(char **)((char *)c + schema[i].offset));
 	free_grants(c);
+	free_officers(c);
 	free(c->file);
 	free(c->file_given);
 	free(c);

@@ -45,6 +45,24 @@ typedef struct {
 #define CS_CONFIG_RATE_MIN (1.0 / 86400.0)
 #define CS_CONFIG_BURST_MAX 100000
 
+/* ceremony.officers: one officer allowed to approve ceremonies (ceremony.h). */
+/* A certificate's fingerprint as officers are named by it: "SHA256:" and
+ * the lower-case hex of the SHA-256 of its DER ("" when it cannot be
+ * computed). */
+#define CS_CONFIG_FPR_SIZE 72
+struct x509_st;
+void cs_config_cert_fingerprint(struct x509_st *x, char out[CS_CONFIG_FPR_SIZE]);
+
+typedef struct {
+	char *name;        /* unique; 1..CS_CONFIG_OFFICER_NAME_MAX printable ASCII */
+	char *certificate; /* absolute path of the officer's PEM certificate */
+	char fingerprint[CS_CONFIG_FPR_SIZE]; /* "SHA256:" + hex of its DER, unique (computed at load) */
+} cs_config_officer;
+#define CS_CONFIG_OFFICER_NAME_MAX 64
+#define CS_CONFIG_OFFICERS_MAX 64
+/* ceremony.expiry_minutes at most: one week */
+#define CS_CONFIG_EXPIRY_MINUTES_MAX 10080
+
 typedef struct {
 	char *file; /* absolute path of the loaded file */
 	char *file_given; /* the path as given to cs_config_load: messages name the file so */
@@ -136,6 +154,21 @@ typedef struct {
 		char *effective_date;                  /* YYYY-MM-DD */
 		int review_months;                     /* 1..12 */
 	} policy;
+	/* ceremony: dual-control ceremonies (optional; without the group
+	 * ceremonies are impossible). Checked at load: the CA, the CRL (issued
+	 * by the CA) and each officer certificate (issued by the CA) readable;
+	 * the CA not tls.client_ca's certificate; names and fingerprints
+	 * unique; 2 <= quorum <= officers. */
+	struct {
+		bool present;
+		char *officer_ca;  /* PEM CA certificate of the officers */
+		char *officer_crl; /* PEM CRL of officer_ca; NULL: revocation not checked */
+		int quorum;        /* 2..officers (default 2) */
+		int revoke_quorum; /* 1..officers (default 1) */
+		int expiry_minutes; /* 1..10080 (default 60) */
+		cs_config_officer *officers;
+		size_t nofficers;
+	} ceremony;
 } cs_config;
 
 /* Limits of the policy texts, in Unicode code points. */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "officer_pki.h"
 #include "test_support.h"
 
 static char dir[512];
@@ -69,6 +70,11 @@ typedef struct {
 /* the start of an access group with one grant that has its identity */
 #define ID "spiffe://credsign.test/ci-deployer"
 #define G "access = { grants = ({ identity = \"" ID "\"; "
+/* ceremony (ceremony.h): an officer CA and officers of officer_pki.h */
+#define OCA "officer_ca = \"pki/officer-ca.pem\"; "
+#define OFF(name, file) "{ name = \"" name "\"; certificate = \"pki/officers/" file ".pem\"; }"
+#define OFFS "officers = ( " OFF("officer-a", "officer-a") ", " OFF("officer-b", "officer-b") ", " \
+	OFF("officer-c", "officer-c") " ); "
 
 static const bad_case bad[] = {
 	{7, 7, "  cert == \"cert.pem\";", 7, NULL, "syntax error"},
@@ -212,6 +218,63 @@ static const bad_case bad[] = {
 	{29, 29, "access = { grant = (); };", 29, "access.grant", "unknown setting"},
 	{29, 29, G "role = \"operator\"; },\n  { identity = \"" ID "\"; role = \"root\"; }); };", 30,
 	 "access.grants.[1].role", "must be \"generator\""},
+	/* ceremony: dual control */
+	{29, 29, "ceremony = { " OCA "quorum = 1; " OFFS "};", 29, "ceremony.quorum",
+	 "1 is below 2: activate, retire, compromise, destroy and purge need at least two officers (dual control)"},
+	{29, 29, "ceremony = { " OCA "quorum = 4; " OFFS "};", 29, "ceremony.quorum",
+	 "4 officers are needed but ceremony.officers lists 3: no ceremony could complete"},
+	{29, 29, "ceremony = { " OCA "officers = (); };", 29, "ceremony.quorum",
+	 "2 officers are needed but ceremony.officers lists 0"},
+	{29, 29, "ceremony = { " OCA "quorum = 0; " OFFS "};", 29, "ceremony.quorum", "0 is out of range 1..64"},
+	{29, 29, "ceremony = { " OCA "revoke_quorum = 0; " OFFS "};", 29, "ceremony.revoke_quorum",
+	 "0 is out of range 1..64"},
+	{29, 29, "ceremony = { " OCA "revoke_quorum = 4; " OFFS "};", 29, "ceremony.revoke_quorum",
+	 "4 officers are needed but ceremony.officers lists 3"},
+	{29, 29, "ceremony = { " OCA "expiry_minutes = 0; " OFFS "};", 29, "ceremony.expiry_minutes",
+	 "0 is out of range 1..10080"},
+	{29, 29, "ceremony = { " OCA "expiry_minutes = 10081; " OFFS "};", 29, "ceremony.expiry_minutes",
+	 "10081 is out of range 1..10080"},
+	{29, 29, "ceremony = { " OFFS "};", 29, "ceremony.officer_ca", "required setting missing"},
+	{29, 29, "ceremony = { " OCA "};", 29, "ceremony.officers", "required setting missing"},
+	{29, 29, "ceremony = { " OCA OFFS "colour = 1; };", 29, "ceremony.colour", "unknown setting"},
+	{29, 29, "ceremony = 1;", 29, "ceremony", "expected a group"},
+	{29, 29, "ceremony = { officer_ca = \"ca.pem\"; " OFFS "};", 29, "ceremony.officer_ca",
+	 "must hold exactly one PEM certificate (the officers' CA), found 0"},
+	{29, 29, "ceremony = { officer_ca = \"pki/officers/officer-a.pem\"; " OFFS "};", 29, "ceremony.officer_ca",
+	 "is not a CA certificate"},
+	{29, 29, "ceremony = { officer_ca = \"pki/nope.pem\"; " OFFS "};", 29, "ceremony.officer_ca",
+	 "is not readable: No such file or directory"},
+	{29, 29, "ceremony = { " OCA "officer_crl = \"crl.pem\"; " OFFS "};", 29, "ceremony.officer_crl",
+	 "is not a PEM CRL"},
+	{29, 29, "ceremony = { " OCA "officer_crl = \"pki/other-crl.pem\"; " OFFS "};", 29, "ceremony.officer_crl",
+	 "is not issued by ceremony.officer_ca"},
+	{29, 29,
+	 "ceremony = { " OCA "officers = ( " OFF("officer-a", "officer-a") ", " OFF("officer-b", "officer-b") ",\n"
+	 "  " OFF("officer-c", "officer-other") " ); };",
+	 30, "ceremony.officers.[2].certificate", "is not issued by ceremony.officer_ca (its issuer: /O=credsign test/CN=unrelated CA)"},
+	{29, 29,
+	 "ceremony = { " OCA "officers = ( " OFF("officer-a", "officer-a") ", " OFF("officer-a", "officer-b") " ); };",
+	 29, "ceremony.officers.[1].name", "'officer-a' is also the name of ceremony.officers.[0]: names must be unique"},
+	{29, 29,
+	 "ceremony = { " OCA "officers = ( " OFF("officer-a", "officer-a") ", " OFF("officer-b", "officer-a") " ); };",
+	 29, "ceremony.officers.[1].certificate", "is the certificate of ceremony.officers.[0] too"},
+	{29, 29,
+	 "ceremony = { " OCA "officers = ( " OFF("officer a", "officer-a") ", " OFF("officer-b", "officer-b") " ); };",
+	 29, "ceremony.officers.[0].name", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -"},
+	{29, 29,
+	 "ceremony = { " OCA "officers = ( " OFF("officer-a", "officer-a") ", " OFF("officer-b", "missing") " ); };",
+	 29, "ceremony.officers.[1].certificate", "is not readable: No such file or directory"},
+	{29, 29,
+	 "ceremony = { " OCA "officers = ( " OFF("officer-a", "officer-a") ", { name = \"officer-b\"; } ); };", 29,
+	 "ceremony.officers.[1].certificate", "required setting missing"},
+	{29, 29,
+	 "ceremony = { " OCA "officers = ( " OFF("officer-a", "officer-a") ", { name = \"b\"; certificate = "
+	 "\"pki/officers/officer-b.pem\"; key = \"k\"; } ); };",
+	 29, "ceremony.officers.[1].key", "unknown setting"},
+	{29, 29, "ceremony = { " OCA "officers = { name = \"officer-a\"; }; };", 29, "ceremony.officers",
+	 "expected a list of groups"},
+	{29, 29, "ceremony = { " OCA "officers = ( \"officer-a\" ); };", 29, "ceremony.officers.[0]",
+	 "expected a group"},
 };
 
 static void write_file(const char *name, const char *text, mode_t mode)
@@ -260,6 +323,9 @@ static int setup(void **state)
 	write_file("user.pin", "123456\n", 0600);
 	write_file("open.pin", "123456\n", 0644);
 	char data[600];
+	snprintf(data, sizeof(data), "%s/pki", dir);
+	if (op_make(data) != 0)
+		return -1;
 	snprintf(data, sizeof(data), "%s/data", dir);
 	return mkdir(data, 0700);
 }
@@ -333,6 +399,9 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->pkcs11.validation.level, 0);
 	assert_null(cfg->pkcs11.validation.hardware_version);
 	assert_false(cfg->crypto.openssl_fips);
+	/* no ceremony group: no ceremonies */
+	assert_false(cfg->ceremony.present);
+	assert_int_equal(cfg->ceremony.nofficers, 0);
 	cs_config_free(cfg);
 	cs_config_diag_free(&diag);
 }
@@ -504,6 +573,66 @@ static void test_access_grants(void **state)
 	cs_config_diag_free(&diag);
 }
 
+/* ceremony: the officers with their fingerprints, the defaults, paths
+ * resolved; an officer CA that is the TLS client CA refused. */
+static void test_ceremony(void **state)
+{
+	(void)state;
+	char path[700], expect[800], fpr[72];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	write_config("ceremony.conf", 29, 29,
+		     "ceremony = {\n  " OCA "\n  officer_crl = \"pki/officer-crl.pem\";\n  " OFFS "\n};", path,
+		     sizeof(path));
+	cs_err r = cs_config_load(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "unexpected: %s\n", diag.messages[i]);
+	assert_int_equal(r, CS_OK);
+	assert_true(cfg->ceremony.present);
+	snprintf(expect, sizeof(expect), "%s/pki/officer-ca.pem", dir);
+	assert_string_equal(cfg->ceremony.officer_ca, expect);
+	snprintf(expect, sizeof(expect), "%s/pki/officer-crl.pem", dir);
+	assert_string_equal(cfg->ceremony.officer_crl, expect);
+	assert_int_equal(cfg->ceremony.quorum, 2);
+	assert_int_equal(cfg->ceremony.revoke_quorum, 1);
+	assert_int_equal(cfg->ceremony.expiry_minutes, 60);
+	assert_int_equal(cfg->ceremony.nofficers, 3);
+	static const char *const names[] = {"officer-a", "officer-b", "officer-c"};
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(cfg->ceremony.officers[i].name, names[i]);
+		snprintf(expect, sizeof(expect), "%s/pki/officers/%s.pem", dir, names[i]);
+		assert_string_equal(cfg->ceremony.officers[i].certificate, expect);
+		assert_int_equal(op_fingerprint(expect, fpr), 0);
+		assert_string_equal(cfg->ceremony.officers[i].fingerprint, fpr);
+	}
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+
+	/* settings given; the officer CA may not be the TLS client CA */
+	write_config("ceremony-set.conf", 29, 29,
+		     "ceremony = { " OCA "quorum = 3; revoke_quorum = 2; expiry_minutes = 10080; " OFFS "};", path,
+		     sizeof(path));
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
+	assert_int_equal(cfg->ceremony.quorum, 3);
+	assert_int_equal(cfg->ceremony.revoke_quorum, 2);
+	assert_int_equal(cfg->ceremony.expiry_minutes, 10080);
+	assert_null(cfg->ceremony.officer_crl);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+
+	write_config("ceremony-tls-ca.conf", 9, 9, "  ca = \"pki/officer-ca.pem\";", path, sizeof(path));
+	FILE *f = fopen(path, "a");
+	assert_non_null(f);
+	fprintf(f, "ceremony = { " OCA OFFS "};\n");
+	fclose(f);
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_E_CONFIG);
+	assert_int_equal(diag.count, 1);
+	snprintf(expect, sizeof(expect), "%s:29: setting 'ceremony.officer_ca': ", path);
+	assert_int_equal(strncmp(diag.messages[0], expect, strlen(expect)), 0);
+	assert_non_null(strstr(diag.messages[0], "is the TLS client CA (tls.ca"));
+	cs_config_diag_free(&diag);
+}
+
 static void test_unreadable_config(void **state)
 {
 	(void)state;
@@ -524,6 +653,7 @@ int main(void)
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_access_grants),
+		cmocka_unit_test(test_ceremony),
 		cmocka_unit_test(test_unreadable_config),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -1,0 +1,963 @@
+/*
+ * ceremony_test: the ceremony core (ceremony.h) against an officer PKI
+ * made afresh (officer_pki.h): ids and nonces, canonical bytes (stable,
+ * sensitive to every field), the officer check (listed, unknown, another
+ * CA, expired, revoked, historic), approval signatures (EC and RSA keys in
+ * PEM files; another key, other bytes), the quorum (one short, the same
+ * officer twice, a tampered approval), transcripts (round trip; an edited
+ * readable line, an edited record, a swapped signature, a forged rollover
+ * each fail).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "ceremony.h"
+#include "ec_util.h"
+#include "jose.h"
+#include "officer_pki.h"
+#include "test_support.h"
+#include "token.h"
+
+static char dir[512];
+static cs_config cfg;
+static cs_config_officer listed[3];
+static cs_officers *officers; /* from cfg */
+
+#define ID "cer_abcdefghijklmnopqrstuvwxya"
+#define NONCE "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+
+static void path_of(char *out, size_t len, const char *name)
+{
+	snprintf(out, len, "%s/%s", dir, name);
+}
+
+/* The PEM text of a file (malloc'd). */
+static char *slurp(const char *name)
+{
+	char path[700];
+	path_of(path, sizeof(path), name);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char *buf = calloc(1, 65536);
+	assert_non_null(buf);
+	size_t n = fread(buf, 1, 65535, f);
+	fclose(f);
+	assert_true(n > 0);
+	return buf;
+}
+
+static void rfc3339(time_t t, char out[32])
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *base = getenv("CREDSIGN_TEST_TMP");
+	char tmpl[512], why[CS_CEREMONY_WHY_MAX];
+	snprintf(tmpl, sizeof(tmpl), "%s/ceremony-XXXXXX", base != NULL ? base : "/tmp");
+	if (base != NULL)
+		mkdir(base, 0700);
+	if (mkdtemp(tmpl) == NULL)
+		return -1;
+	snprintf(dir, sizeof(dir), "%s", tmpl);
+	if (op_make(dir) != 0)
+		return -1;
+	static char ca[600], crl[600], certs[3][600];
+	static const char *const names[] = {"officer-a", "officer-b", "officer-c"};
+	path_of(ca, sizeof(ca), "officer-ca.pem");
+	path_of(crl, sizeof(crl), "officer-crl.pem");
+	for (int i = 0; i < 3; i++) {
+		snprintf(certs[i], sizeof(certs[i]), "%s/officers/%s.pem", dir, names[i]);
+		listed[i].name = (char *)names[i];
+		listed[i].certificate = certs[i];
+		if (op_fingerprint(certs[i], listed[i].fingerprint) != 0)
+			return -1;
+	}
+	cfg.file_given = (char *)"test.conf";
+	cfg.ceremony.present = true;
+	cfg.ceremony.officer_ca = ca;
+	cfg.ceremony.officer_crl = crl;
+	cfg.ceremony.quorum = 2;
+	cfg.ceremony.revoke_quorum = 1;
+	cfg.ceremony.expiry_minutes = 60;
+	cfg.ceremony.officers = listed;
+	cfg.ceremony.nofficers = 3;
+	return cs_officers_load(&cfg, &officers, why) == CS_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	cs_officers_free(officers);
+	return 0;
+}
+
+/* A ceremony record with fixed fields (times around now when live). */
+typedef struct {
+	char created[32], expires[32], approved[32], executed[32];
+	cs_ceremony_record c;
+} fixture;
+
+static void record_init(fixture *f, int live)
+{
+	time_t now = live ? time(NULL) : 1735787045; /* 2025-01-02T03:04:05Z */
+	rfc3339(now - 600, f->created);
+	rfc3339(now + 3000, f->expires);
+	rfc3339(now - 300, f->approved);
+	rfc3339(now - 60, f->executed);
+	f->c = (cs_ceremony_record){
+		.id = ID,
+		.action = "activate",
+		.subject = "kid-new",
+		.reason = NULL,
+		.params_json = "{\"b\":\"x\",\"a\":1}",
+		.nonce = NONCE,
+		.node = "node-1",
+		.created_at = f->created,
+		.expires_at = f->expires,
+		.started_by = "local:alice",
+		.state = "open",
+	};
+}
+
+/* ---- ids, nonces, times ---------------------------------------------------- */
+
+static void test_ids(void **state)
+{
+	(void)state;
+	uint8_t raw[CS_CEREMONY_ID_RAW];
+	char id[CS_CEREMONY_ID_CHARS + 1], nonce[CS_CEREMONY_NONCE_CHARS + 1];
+	memset(raw, 0, sizeof(raw));
+	cs_ceremony_id_from_raw(raw, id);
+	assert_string_equal(id, "cer_aaaaaaaaaaaaaaaaaaaaaaaaaa");
+	memset(raw, 0xff, sizeof(raw));
+	cs_ceremony_id_from_raw(raw, id);
+	assert_string_equal(id, "cer_77777777777777777777777774");
+	assert_true(cs_ceremony_id_valid(id));
+	assert_true(cs_ceremony_id_valid(ID));
+	assert_false(cs_ceremony_id_valid("cer_7777777777777777777777777r")); /* low bits set */
+	assert_false(cs_ceremony_id_valid("cer_ABCDEFGHIJKLMNOPQRSTUVWXYA"));
+	assert_false(cs_ceremony_id_valid("cer_abc"));
+	assert_false(cs_ceremony_id_valid("crt_abcdefghijklmnopqrstuvwxya"));
+	assert_false(cs_ceremony_id_valid(NULL));
+	for (size_t i = 0; i < sizeof(raw); i++)
+		raw[i] = (uint8_t)(i * 37);
+	cs_ceremony_id_from_raw(raw, id);
+	assert_true(cs_ceremony_id_valid(id));
+
+	uint8_t nraw[CS_CEREMONY_NONCE_RAW];
+	for (size_t i = 0; i < sizeof(nraw); i++)
+		nraw[i] = (uint8_t)i;
+	assert_int_equal(cs_ceremony_nonce_from_raw(nraw, nonce), CS_OK);
+	assert_string_equal(nonce, NONCE);
+
+	time_t t;
+	assert_int_equal(cs_ceremony_time_parse("2025-01-02T03:04:05.678Z", &t), CS_OK);
+	assert_int_equal(t, 1735787045);
+	assert_int_equal(cs_ceremony_time_parse("2025-01-02T03:04:05Z", &t), CS_OK);
+	assert_int_equal(cs_ceremony_time_parse("2025-02-30T03:04:05Z", &t), CS_E_INVALID_ARG);
+	assert_int_equal(cs_ceremony_time_parse("2025-01-02 03:04:05Z", &t), CS_E_INVALID_ARG);
+	assert_int_equal(cs_ceremony_time_parse("2025-01-02T03:04:05+01:00", &t), CS_E_INVALID_ARG);
+	assert_int_equal(cs_ceremony_time_parse("2025-01-02T03:04:05.Z", &t), CS_E_INVALID_ARG);
+
+	cs_ceremony_action a;
+	assert_int_equal(cs_ceremony_action_parse("purge", &a), CS_OK);
+	assert_int_equal(a, CS_CEREMONY_PURGE);
+	assert_string_equal(cs_ceremony_action_name(CS_CEREMONY_REVOKE), "revoke");
+	assert_int_equal(cs_ceremony_action_parse("rotate", &a), CS_E_INVALID_ARG);
+	/* revoke takes revoke_quorum, every other action the quorum */
+	assert_int_equal(cs_officers_quorum(officers, CS_CEREMONY_REVOKE), 1);
+	assert_int_equal(cs_officers_quorum(officers, CS_CEREMONY_ACTIVATE), 2);
+	assert_int_equal(cs_officers_quorum(officers, CS_CEREMONY_PURGE), 2);
+}
+
+/* ---- canonical bytes -------------------------------------------------------- */
+
+static void test_canonical(void **state)
+{
+	(void)state;
+	fixture f;
+	char *a = NULL, *b = NULL;
+	record_init(&f, 0);
+	assert_int_equal(cs_ceremony_canonical(&f.c, &a), CS_OK);
+	assert_string_equal(a, "{\"action\":\"activate\",\"created_at\":\"2025-01-02T02:54:05.000Z\","
+			       "\"expires_at\":\"2025-01-02T03:54:05.000Z\",\"id\":\"" ID "\",\"node\":\"node-1\","
+			       "\"nonce\":\"" NONCE "\",\"params\":{\"a\":1,\"b\":\"x\"},\"reason\":null,"
+			       "\"started_by\":\"local:alice\",\"subject\":\"kid-new\",\"type\":\"credsign-ceremony/v1\"}");
+	/* stable: the same bytes again; the fields it does not cover do not count */
+	f.c.state = "executed";
+	f.c.canonical = "whatever";
+	f.c.executed_at = f.executed;
+	assert_int_equal(cs_ceremony_canonical(&f.c, &b), CS_OK);
+	assert_string_equal(a, b);
+	free(b);
+
+	/* every covered field changes the bytes */
+	const char **fields[] = {&f.c.id,   &f.c.action, &f.c.subject,    &f.c.reason,    &f.c.params_json, &f.c.nonce,
+				 &f.c.node, &f.c.created_at, &f.c.expires_at, &f.c.started_by};
+	const char *other[] = {"cer_abcdefghijklmnopqrstuvwxye", "retire", "kid-old", "because",
+			       "{\"a\":2,\"b\":\"x\"}", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh4", "node-2",
+			       "2025-01-02T02:54:05.001Z", "2025-01-02T03:54:06.000Z", "local:bob"};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		fixture g;
+		record_init(&g, 0);
+		const char **slot = (const char **)((char *)&g.c + ((char *)fields[i] - (char *)&f.c));
+		*slot = other[i];
+		assert_int_equal(cs_ceremony_canonical(&g.c, &b), CS_OK);
+		if (strcmp(a, b) == 0)
+			fprintf(stderr, "field %zu does not count\n", i);
+		assert_string_not_equal(a, b);
+		free(b);
+	}
+	free(a);
+
+	/* ASCII only: other characters escaped */
+	record_init(&f, 0);
+	f.c.reason = "caf\xc3\xa9";
+	assert_int_equal(cs_ceremony_canonical(&f.c, &a), CS_OK);
+	assert_non_null(strstr(a, "\"reason\":\"caf\\u00E9\""));
+	free(a);
+
+	/* malformed fields refused */
+	const char **bad_fields[] = {&f.c.id, &f.c.action, &f.c.nonce, &f.c.expires_at, &f.c.params_json, &f.c.subject,
+				     &f.c.reason, &f.c.started_by, &f.c.created_at};
+	const char *bad_values[] = {"cer_x", "rotate", "short", "2025-01-02T02:54:05.000Z", "[1]", "a\nb", "\xff",
+				    "", "yesterday"};
+	for (size_t i = 0; i < sizeof(bad_fields) / sizeof(bad_fields[0]); i++) {
+		record_init(&f, 0);
+		*bad_fields[i] = bad_values[i];
+		a = NULL;
+		assert_int_equal(cs_ceremony_canonical(&f.c, &a), CS_E_INVALID_ARG);
+		assert_null(a);
+	}
+}
+
+/* ---- officers ------------------------------------------------------------------ */
+
+static void expect_refused(const char *cert, time_t at, int historic, const char *code, const char *why)
+{
+	char *pem = slurp(cert);
+	cs_officer_id id;
+	cs_err r = historic ? cs_officers_check_historic(officers, pem, at, &id) : cs_officers_check(officers, pem, at, &id);
+	if (r != CS_E_CEREMONY_REFUSED || strcmp(id.code, code) != 0 || strstr(id.why, why) == NULL)
+		fprintf(stderr, "%s: %s (%s): %s\n", cert, cs_strerror(r), id.code, id.why);
+	assert_int_equal(r, CS_E_CEREMONY_REFUSED);
+	assert_string_equal(id.code, code);
+	assert_non_null(strstr(id.why, why));
+	assert_string_equal(id.name, "");
+	free(pem);
+}
+
+static void test_officer_check(void **state)
+{
+	(void)state;
+	time_t now = time(NULL);
+	cs_officer_id id;
+	char *pem = slurp("officers/officer-b.pem");
+	assert_int_equal(cs_officers_check(officers, pem, now, &id), CS_OK);
+	assert_string_equal(id.name, "officer-b");
+	assert_string_equal(id.fingerprint, listed[1].fingerprint);
+	assert_string_equal(id.subject, "CN=officer-b,O=credsign test");
+	assert_string_equal(id.code, "");
+	free(pem);
+
+	expect_refused("officers/officer-x.pem", now, 0, "unknown_officer",
+		       "unknown officer: certificate SHA256:");
+	expect_refused("officers/officer-x.pem", now, 0, "unknown_officer", "not listed in ceremony.officers");
+	expect_refused("officers/officer-other.pem", now, 0, "other_ca",
+		       "is not issued by the officer CA (its issuer: /O=credsign test/CN=unrelated CA)");
+	expect_refused("officers/officer-expired.pem", now, 0, "expired", "(CN=officer-expired,O=credsign test) expired at");
+	expect_refused("officers/officer-revoked.pem", now, 0, "revoked", "is revoked by the officer CRL");
+	expect_refused("officer-ca.pem", now, 0, "bad_certificate", "is a CA certificate, not an officer's");
+	/* before the CRL was issued, the CRL cannot decide */
+	expect_refused("officers/officer-a.pem", now - 7200, 0, "crl_unusable", "CRL is not yet valid");
+
+	/* historic: revoked only from the revocation on */
+	pem = slurp("officers/officer-revoked.pem");
+	cs_officers *by_ca = NULL;
+	char why[CS_CEREMONY_WHY_MAX], ca[600], crl[600];
+	path_of(ca, sizeof(ca), "officer-ca.pem");
+	path_of(crl, sizeof(crl), "officer-crl.pem");
+	assert_int_equal(cs_officers_load_ca(ca, crl, &by_ca, why), CS_OK);
+	assert_false(cs_officers_listed(by_ca));
+	assert_int_equal(cs_officers_check_historic(by_ca, pem, now - OP_REVOKED_AGO - 600, &id), CS_OK);
+	assert_int_equal(cs_officers_check_historic(by_ca, pem, now, &id), CS_E_CEREMONY_REFUSED);
+	assert_string_equal(id.code, "revoked");
+	assert_non_null(strstr(id.why, "revoked by the officer CRL since"));
+	free(pem);
+	/* without a list, officer-x is just a certificate of the CA */
+	pem = slurp("officers/officer-x.pem");
+	assert_int_equal(cs_officers_check_historic(by_ca, pem, now, &id), CS_OK);
+	assert_string_equal(id.name, "");
+	free(pem);
+	assert_int_equal(cs_officers_check(by_ca, "not a certificate", now, &id), CS_E_CEREMONY_REFUSED);
+	assert_string_equal(id.code, "bad_certificate");
+	cs_officers_free(by_ca);
+	/* a certificate checked before it was valid (no CRL to consult) */
+	assert_int_equal(cs_officers_load_ca(ca, NULL, &by_ca, why), CS_OK);
+	pem = slurp("officers/officer-a.pem");
+	assert_int_equal(cs_officers_check(by_ca, pem, now - 3 * 86400, &id), CS_E_CEREMONY_REFUSED);
+	assert_string_equal(id.code, "not_yet_valid");
+	assert_non_null(strstr(id.why, "is not valid before"));
+	free(pem);
+	cs_officers_free(by_ca);
+
+	/* a CRL of another CA, a CA that is not one, no ceremony group */
+	path_of(crl, sizeof(crl), "other-crl.pem");
+	assert_int_equal(cs_officers_load_ca(ca, crl, &by_ca, why), CS_E_CONFIG);
+	assert_non_null(strstr(why, "not issued by the officer CA"));
+	path_of(ca, sizeof(ca), "officers/officer-a.pem");
+	assert_int_equal(cs_officers_load_ca(ca, NULL, &by_ca, why), CS_E_CONFIG);
+	assert_non_null(strstr(why, "not a CA certificate"));
+	cs_config none = {.file_given = (char *)"plain.conf"};
+	assert_int_equal(cs_officers_load(&none, &by_ca, why), CS_E_CONFIG);
+	assert_null(by_ca);
+	assert_non_null(strstr(why, "plain.conf has no ceremony group"));
+
+	/* cs_officer_cert_read: one certificate, re-encoded */
+	char path[700], *read = NULL;
+	path_of(path, sizeof(path), "officers/officer-a.pem");
+	assert_int_equal(cs_officer_cert_read(path, &read, why), CS_OK);
+	pem = slurp("officers/officer-a.pem");
+	assert_string_equal(read, pem);
+	free(read);
+	free(pem);
+	path_of(path, sizeof(path), "officers/officer-a.key");
+	assert_int_equal(cs_officer_cert_read(path, &read, why), CS_E_INVALID_ARG);
+	path_of(path, sizeof(path), "officers/none.pem");
+	assert_int_equal(cs_officer_cert_read(path, &read, why), CS_E_CONFIG);
+}
+
+/* ---- approvals ------------------------------------------------------------------ */
+
+static cs_approval_sig sign_as(const char *officer, const char *key_officer, const char *bytes)
+{
+	char key[700], why[CS_CEREMONY_WHY_MAX], name[128];
+	snprintf(name, sizeof(name), "officers/%s.key", key_officer);
+	path_of(key, sizeof(key), name);
+	snprintf(name, sizeof(name), "officers/%s.pem", officer);
+	char *pem = slurp(name);
+	cs_officer_key k = {.key = key};
+	cs_approval_sig sig;
+	cs_err r = cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why);
+	if (r != CS_OK)
+		fprintf(stderr, "sign as %s with %s: %s: %s\n", officer, key_officer, cs_strerror(r), why);
+	assert_int_equal(r, CS_OK);
+	free(pem);
+	return sig;
+}
+
+static void test_approval_sign_verify(void **state)
+{
+	(void)state;
+	const char *bytes = "{\"id\":\"" ID "\"}", *other = "{\"id\":\"cer_abcdefghijklmnopqrstuvwxye\"}";
+	char why[CS_CEREMONY_WHY_MAX], key[700];
+	char *pem = slurp("officers/officer-a.pem"), *rsa_pem = slurp("officers/officer-rsa.pem");
+
+	cs_approval_sig sig = sign_as("officer-a", "officer-a", bytes);
+	assert_string_equal(sig.sig_alg, "ecdsa-with-SHA256");
+	assert_int_equal(cs_approval_verify(pem, sig.sig_alg, sig.signature_b64, (const uint8_t *)bytes, strlen(bytes), why),
+			 CS_OK);
+	/* over other bytes: refused */
+	assert_int_equal(cs_approval_verify(pem, sig.sig_alg, sig.signature_b64, (const uint8_t *)other, strlen(other), why),
+			 CS_E_CEREMONY_REFUSED);
+	assert_non_null(strstr(why, "not the officer's over this ceremony's canonical bytes"));
+	/* with another officer's certificate: refused */
+	char *pem_b = slurp("officers/officer-b.pem");
+	assert_int_equal(
+		cs_approval_verify(pem_b, sig.sig_alg, sig.signature_b64, (const uint8_t *)bytes, strlen(bytes), why),
+		CS_E_CEREMONY_REFUSED);
+	/* an algorithm that does not fit the key, a signature not base64 */
+	assert_int_equal(cs_approval_verify(pem, "sha256WithRSAEncryption", sig.signature_b64, (const uint8_t *)bytes,
+					    strlen(bytes), why),
+			 CS_E_CEREMONY_REFUSED);
+	assert_non_null(strstr(why, "does not fit the officer key"));
+	assert_int_equal(cs_approval_verify(pem, sig.sig_alg, "not base64!", (const uint8_t *)bytes, strlen(bytes), why),
+			 CS_E_CEREMONY_REFUSED);
+	cs_approval_sig_free(&sig);
+
+	/* RSA officers sign with PKCS#1 v1.5 */
+	sig = sign_as("officer-rsa", "officer-rsa", bytes);
+	assert_string_equal(sig.sig_alg, "sha256WithRSAEncryption");
+	assert_int_equal(
+		cs_approval_verify(rsa_pem, sig.sig_alg, sig.signature_b64, (const uint8_t *)bytes, strlen(bytes), why),
+		CS_OK);
+	cs_approval_sig_free(&sig);
+
+	/* a key that is not the certificate's: refused, nothing returned */
+	path_of(key, sizeof(key), "officers/officer-b.key");
+	cs_officer_key k = {.key = key};
+	assert_int_equal(cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why),
+			 CS_E_CEREMONY_REFUSED);
+	assert_null(sig.signature_b64);
+	assert_non_null(strstr(why, "is not the key of the officer certificate"));
+	/* a key file others may read: refused before it is read */
+	char *key_text = slurp("officers/officer-a.key");
+	path_of(key, sizeof(key), "officers/officer-a-open.key");
+	ts_write_file(key, key_text, 0644);
+	free(key_text);
+	assert_int_equal(cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why),
+			 CS_E_CEREMONY_REFUSED);
+	assert_non_null(strstr(why, "officer-a-open.key: "));
+	assert_non_null(strstr(why, "chmod 600"));
+	/* no such key file; a certificate given as key */
+	path_of(key, sizeof(key), "officers/none.key");
+	assert_int_equal(cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why), CS_E_KEY_NOT_FOUND);
+	path_of(key, sizeof(key), "officers/officer-a-cert.key");
+	ts_write_file(key, pem, 0600);
+	assert_int_equal(cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why), CS_E_KEY_NOT_FOUND);
+	assert_non_null(strstr(why, "not a PEM private key"));
+	/* a pkcs11: key without a module to open its token */
+	const char *saved = getenv("CREDSIGN_PKCS11_MODULE");
+	unsetenv("CREDSIGN_PKCS11_MODULE");
+	cs_officer_key t = {.key = "pkcs11:token=officer;object=approve"};
+	assert_int_equal(cs_approval_sign(&t, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why), CS_E_MODULE_LOAD);
+	assert_non_null(strstr(why, "no PKCS#11 module"));
+	if (saved != NULL)
+		setenv("CREDSIGN_PKCS11_MODULE", saved, 1);
+	free(pem);
+	free(pem_b);
+	free(rsa_pem);
+}
+
+/* An officer key in a token (pkcs11: URI): opened on its own, through the
+ * provider in a fresh library context; a key of the token that is not the
+ * certificate's is refused. Needs the test token (skipped without it). */
+static void test_approval_token_key(void **state)
+{
+	(void)state;
+	const char *module = getenv("CREDSIGN_TEST_MODULE"), *tokdir = getenv("CREDSIGN_TEST_TOKEN_DIR");
+	if (module == NULL || tokdir == NULL) {
+		skip();
+		return;
+	}
+	char pin[600], why[CS_CEREMONY_WHY_MAX];
+	snprintf(pin, sizeof(pin), "%s/user.pin", tokdir);
+	cs_token_params tp = {.module = module, .token_uri = "pkcs11:token=cstest", .pin_file = pin, .pool_size = 1,
+			      .read_write = 1};
+	cs_token *token = NULL;
+	assert_int_equal(cs_token_open(&tp, &token), CS_OK);
+	static const char *const labels[] = {"officer-token", "officer-token-other"};
+	EVP_PKEY *pub = NULL;
+	for (size_t i = 0; i < 2; i++) {
+		cs_key_ref q = {0}, ref;
+		snprintf(q.label, sizeof(q.label), "%s", labels[i]);
+		if (cs_token_find_key(token, &q, &ref) != CS_OK)
+			assert_int_equal(cs_token_generate_p256(token, labels[i], &ref), CS_OK);
+		if (i == 0)
+			assert_int_equal(cs_token_public_key(token, &ref, &pub), CS_OK);
+	}
+	cs_token_close(token);
+	assert_int_equal(op_issue(dir, "officer-token", pub), 0);
+	EVP_PKEY_free(pub);
+
+	const char *bytes = "{\"id\":\"" ID "\"}";
+	char *pem = slurp("officers/officer-token.pem");
+	cs_officer_key k = {.key = "pkcs11:token=cstest;object=officer-token", .module = module, .pin_file = pin};
+	cs_approval_sig sig;
+	cs_err r = cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why);
+	if (r != CS_OK)
+		fprintf(stderr, "%s: %s\n", cs_strerror(r), why);
+	assert_int_equal(r, CS_OK);
+	assert_string_equal(sig.sig_alg, "ecdsa-with-SHA256");
+	assert_int_equal(cs_approval_verify(pem, sig.sig_alg, sig.signature_b64, (const uint8_t *)bytes, strlen(bytes), why),
+			 CS_OK);
+	cs_approval_sig_free(&sig);
+	/* the token's other key is not this officer's */
+	k.key = "pkcs11:token=cstest;object=officer-token-other";
+	assert_int_equal(cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why), CS_E_CEREMONY_REFUSED);
+	assert_non_null(strstr(why, "is not the key of the officer certificate"));
+	/* a key the token does not hold */
+	k.key = "pkcs11:token=cstest;object=no-such-officer";
+	assert_int_equal(cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why), CS_E_KEY_NOT_FOUND);
+	free(pem);
+}
+
+/* ---- quorum ---------------------------------------------------------------------- */
+
+/* A ceremony doc (live times) with approvals by `who` (officer names;
+ * "officer-a/b" signs as a with b's key ...). */
+typedef struct {
+	fixture f;
+	cs_ceremony_doc doc;
+	char *canonical;
+	char *pems[8];
+	cs_approval_sig sigs[8];
+	char fprs[8][72];
+} doc_fixture;
+
+static void doc_add(doc_fixture *d, const char *officer, const char *bytes)
+{
+	size_t i = d->doc.napprovals;
+	char name[128], path[700];
+	snprintf(name, sizeof(name), "officers/%s.pem", officer);
+	d->pems[i] = slurp(name);
+	d->sigs[i] = sign_as(officer, officer, bytes != NULL ? bytes : d->canonical);
+	path_of(path, sizeof(path), name);
+	assert_int_equal(op_fingerprint(path, d->fprs[i]), 0);
+	cs_approval_record a = {
+		.ceremony_id = ID,
+		.officer = officer,
+		.fingerprint = d->fprs[i],
+		.cert_pem = d->pems[i],
+		.sig_alg = d->sigs[i].sig_alg,
+		.signature_b64 = d->sigs[i].signature_b64,
+		.approved_at = d->f.approved,
+		.approved_by = "local:officer",
+	};
+	cs_ceremony_doc_on_approval(&d->doc, &a);
+	assert_int_equal(d->doc.status, CS_OK);
+}
+
+static void doc_init(doc_fixture *d, const char *action)
+{
+	memset(d, 0, sizeof(*d));
+	record_init(&d->f, 1);
+	d->f.c.action = action;
+	assert_int_equal(cs_ceremony_canonical(&d->f.c, &d->canonical), CS_OK);
+	d->f.c.canonical = d->canonical;
+	cs_ceremony_doc_on_ceremony(&d->doc, &d->f.c);
+	assert_int_equal(d->doc.status, CS_OK);
+}
+
+static void doc_free(doc_fixture *d)
+{
+	for (size_t i = 0; i < 8; i++) {
+		free(d->pems[i]);
+		cs_approval_sig_free(&d->sigs[i]);
+	}
+	free(d->canonical);
+	cs_ceremony_doc_free(&d->doc);
+}
+
+static cs_err quorum(doc_fixture *d, cs_quorum_report *rep)
+{
+	return cs_ceremony_quorum(officers, &d->doc, time(NULL), rep);
+}
+
+static void test_quorum(void **state)
+{
+	(void)state;
+	doc_fixture d;
+	cs_quorum_report rep;
+
+	/* two distinct listed officers: met */
+	doc_init(&d, "activate");
+	doc_add(&d, "officer-a", NULL);
+	doc_add(&d, "officer-b", NULL);
+	assert_int_equal(quorum(&d, &rep), CS_OK);
+	assert_int_equal(rep.required, 2);
+	assert_int_equal(rep.counted, 2);
+	assert_int_equal(rep.nverdicts, 2);
+	assert_true(rep.verdicts[0].counted && rep.verdicts[1].counted);
+	assert_string_equal(rep.verdicts[1].id.name, "officer-b");
+	cs_quorum_report_free(&rep);
+	doc_free(&d);
+
+	/* one officer short */
+	doc_init(&d, "activate");
+	doc_add(&d, "officer-a", NULL);
+	assert_int_equal(quorum(&d, &rep), CS_E_QUORUM);
+	assert_int_equal(rep.counted, 1);
+	assert_string_equal(rep.why, "activate needs 2 distinct valid officers, 1 approved validly");
+	cs_quorum_report_free(&rep);
+	doc_free(&d);
+
+	/* the same officer twice: counted once */
+	doc_init(&d, "destroy");
+	doc_add(&d, "officer-a", NULL);
+	doc_add(&d, "officer-a", NULL);
+	assert_int_equal(quorum(&d, &rep), CS_E_QUORUM);
+	assert_int_equal(rep.counted, 1);
+	assert_string_equal(rep.verdicts[1].id.code, "duplicate_officer");
+	assert_non_null(strstr(rep.verdicts[1].id.why, "officer officer-a"));
+	cs_quorum_report_free(&rep);
+	doc_free(&d);
+
+	/* a tampered approval (a signature over other bytes) does not count */
+	doc_init(&d, "compromise");
+	doc_add(&d, "officer-a", NULL);
+	doc_add(&d, "officer-b", "{\"tampered\":true}");
+	assert_int_equal(quorum(&d, &rep), CS_E_QUORUM);
+	assert_int_equal(rep.counted, 1);
+	assert_false(rep.verdicts[1].counted);
+	assert_string_equal(rep.verdicts[1].id.code, "bad_signature");
+	cs_quorum_report_free(&rep);
+	/* ... nor one signed for this ceremony but recorded for another */
+	doc_add(&d, "officer-c", NULL);
+	free((char *)d.doc.approvals[2].ceremony_id);
+	d.doc.approvals[2].ceremony_id = strdup("cer_abcdefghijklmnopqrstuvwxye");
+	assert_int_equal(quorum(&d, &rep), CS_E_QUORUM);
+	assert_string_equal(rep.verdicts[2].id.code, "wrong_ceremony");
+	cs_quorum_report_free(&rep);
+	/* ... nor one whose recorded fingerprint is another's */
+	free((char *)d.doc.approvals[2].ceremony_id);
+	d.doc.approvals[2].ceremony_id = strdup(ID);
+	free((char *)d.doc.approvals[2].fingerprint);
+	d.doc.approvals[2].fingerprint = strdup(listed[0].fingerprint);
+	assert_int_equal(quorum(&d, &rep), CS_E_QUORUM);
+	assert_string_equal(rep.verdicts[2].id.code, "fingerprint_mismatch");
+	cs_quorum_report_free(&rep);
+	doc_free(&d);
+
+	/* an unknown officer, one from another CA, a revoked one */
+	doc_init(&d, "purge");
+	doc_add(&d, "officer-a", NULL);
+	doc_add(&d, "officer-x", NULL);
+	doc_add(&d, "officer-other", NULL);
+	doc_add(&d, "officer-revoked", NULL);
+	assert_int_equal(quorum(&d, &rep), CS_E_QUORUM);
+	assert_int_equal(rep.counted, 1);
+	assert_string_equal(rep.verdicts[1].id.code, "unknown_officer");
+	assert_string_equal(rep.verdicts[2].id.code, "other_ca");
+	assert_string_equal(rep.verdicts[3].id.code, "revoked");
+	cs_quorum_report_free(&rep);
+	doc_free(&d);
+
+	/* revoke: revoke_quorum (1) */
+	doc_init(&d, "revoke");
+	doc_add(&d, "officer-c", NULL);
+	assert_int_equal(quorum(&d, &rep), CS_OK);
+	assert_int_equal(rep.required, 1);
+	cs_quorum_report_free(&rep);
+	/* a recorded field changed after the officers signed: refused */
+	free((char *)d.doc.c.subject);
+	d.doc.c.subject = strdup("another-certificate");
+	assert_int_equal(quorum(&d, &rep), CS_E_INVALID_ARG);
+	assert_non_null(strstr(rep.why, "not those of its recorded fields"));
+	cs_quorum_report_free(&rep);
+	doc_free(&d);
+}
+
+/* ---- transcripts ---------------------------------------------------------------- */
+
+static cs_err es256_sign(void *ctx, const uint8_t *input, size_t len, uint8_t raw[64])
+{
+	EVP_PKEY *key = ctx;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t der[80];
+	size_t n = sizeof(der);
+	int ok = md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+		 EVP_DigestSign(md, der, &n, input, len) == 1;
+	EVP_MD_CTX_free(md);
+	return ok ? cs_ecdsa_der_to_raw(der, n, raw) : CS_E_CRYPTO;
+}
+
+static json_t *jwk(EVP_PKEY *key, char kid[44])
+{
+	json_t *j = NULL;
+	assert_int_equal(cs_jwk_thumbprint(key, kid), CS_OK);
+	assert_int_equal(cs_jwk_from_pkey(key, &j), CS_OK);
+	return j;
+}
+
+/* A rollover statement (RFC 7515 general JSON) over claims, signed by
+ * each key with its kid. */
+static char *rollover(json_t *claims, EVP_PKEY **keys, const char **kids, size_t n)
+{
+	json_t *st = json_object(), *sigs = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *hdr = json_pack("{s:s,s:s,s:s}", "alg", "ES256", "kid", kids[i], "typ", "credsign-rollover+jws");
+		char *jws = NULL;
+		assert_int_equal(cs_jws_es256_sign(hdr, claims, es256_sign, keys[i], &jws), CS_OK);
+		char *dot1 = strchr(jws, '.'), *dot2 = strrchr(jws, '.');
+		*dot1 = *dot2 = '\0';
+		json_object_set_new(st, "payload", json_string(dot1 + 1));
+		json_array_append_new(sigs, json_pack("{s:s,s:s}", "protected", jws, "signature", dot2 + 1));
+		free(jws);
+		json_decref(hdr);
+	}
+	json_object_set_new(st, "signatures", sigs);
+	char *text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(st);
+	return text;
+}
+
+typedef struct {
+	doc_fixture d;
+	EVP_PKEY *old_key, *new_key;
+	char old_kid[44], new_kid[44];
+	json_t *jwks;
+} activation;
+
+/* An executed activate: approved by a and b, with its rollover statement
+ * signed by the old and the new key (signers: which sign). */
+static void activation_init(activation *a, int old_signs, EVP_PKEY *forger)
+{
+	memset(a, 0, sizeof(*a));
+	a->old_key = EVP_EC_gen("P-256");
+	a->new_key = EVP_EC_gen("P-256");
+	json_t *old_jwk = jwk(a->old_key, a->old_kid), *new_jwk = jwk(a->new_key, a->new_kid);
+	a->jwks = json_pack("{s:[o]}", "keys", old_jwk);
+	memset(&a->d, 0, sizeof(a->d));
+	record_init(&a->d.f, 1);
+	a->d.f.c.subject = a->new_kid;
+	assert_int_equal(cs_ceremony_canonical(&a->d.f.c, &a->d.canonical), CS_OK);
+	a->d.f.c.canonical = a->d.canonical;
+	a->d.f.c.state = "executed";
+	a->d.f.c.executed_at = a->d.f.executed;
+	a->d.f.c.executed_by = "local:alice";
+	a->d.f.c.result_json = "{\"activated\":\"new\",\"retired\":\"old\"}";
+	cs_ceremony_doc_on_ceremony(&a->d.doc, &a->d.f.c);
+	doc_add(&a->d, "officer-a", NULL);
+	doc_add(&a->d, "officer-b", NULL);
+	json_t *claims = json_pack("{s:s,s:s,s:s,s:o,s:s,s:[{s:s,s:s,s:s},{s:s,s:s,s:s}],s:s}", "type",
+				   "credsign-rollover/v1", "old_kid", a->old_kid, "new_kid", a->new_kid, "new_jwk", new_jwk,
+				   "ceremony_id", ID, "approvals", "officer", "officer-a", "fingerprint", a->d.fprs[0],
+				   "approved_at", a->d.f.approved, "officer", "officer-b", "fingerprint", a->d.fprs[1],
+				   "approved_at", a->d.f.approved, "time", a->d.f.executed);
+	assert_non_null(claims);
+	EVP_PKEY *keys[2] = {a->old_key, forger != NULL ? forger : a->new_key};
+	const char *kids[2] = {a->old_kid, a->new_kid};
+	a->d.doc.rollover_json = old_signs ? rollover(claims, keys, kids, 2) : rollover(claims, keys + 1, kids + 1, 1);
+	json_decref(claims);
+}
+
+static void activation_free(activation *a)
+{
+	doc_free(&a->d);
+	EVP_PKEY_free(a->old_key);
+	EVP_PKEY_free(a->new_key);
+	json_decref(a->jwks);
+}
+
+static cs_err verify_text(const char *text, const json_t *jwks, cs_transcript_report *rep)
+{
+	cs_err r = cs_ceremony_transcript_verify(text, strlen(text), officers, jwks, rep);
+	if (r != CS_OK)
+		fprintf(stderr, "(expected or not) %s: %s\n", cs_strerror(r), rep->why);
+	return r;
+}
+
+/* Replace the first `from` in text by `to` (same buffer when it fits). */
+static char *edit(const char *text, const char *from, const char *to)
+{
+	const char *at = strstr(text, from);
+	assert_non_null(at);
+	size_t n = strlen(text) - strlen(from) + strlen(to) + 1;
+	char *out = malloc(n);
+	assert_non_null(out);
+	snprintf(out, n, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+	return out;
+}
+
+static void test_transcript(void **state)
+{
+	(void)state;
+	activation a;
+	cs_transcript_report rep;
+	char *text = NULL, *edited;
+	activation_init(&a, 1, NULL);
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	/* readable: who, what, when, fingerprints, signatures */
+	assert_non_null(strstr(text, "Ceremony:     " ID "\n"));
+	assert_non_null(strstr(text, "Action:       activate\n"));
+	assert_non_null(strstr(text, "Started by:   local:alice\n"));
+	assert_non_null(strstr(text, "Subject DN:   CN=officer-b,O=credsign test\n"));
+	char line[200];
+	snprintf(line, sizeof(line), "Fingerprint:  %s\n", a.d.fprs[0]);
+	assert_non_null(strstr(text, line));
+	assert_non_null(strstr(text, "Algorithm:    ecdsa-with-SHA256\n"));
+	assert_non_null(strstr(text, "Executed by:  local:alice\n"));
+	assert_non_null(strstr(text, "Rollover signature 2:\n"));
+	assert_non_null(strstr(text, "\n" CS_TRANSCRIPT_BEGIN "\n"));
+
+	/* round trip: verifies, the old key's signature with the JWKS */
+	assert_int_equal(verify_text(text, a.jwks, &rep), CS_OK);
+	assert_string_equal(rep.id, ID);
+	assert_int_equal(rep.counted, 2);
+	assert_int_equal(rep.required, 2);
+	assert_true(rep.rollover_new_ok);
+	assert_int_equal(rep.rollover_old, 1);
+	cs_transcript_report_free(&rep);
+	assert_int_equal(verify_text(text, NULL, &rep), CS_OK);
+	assert_int_equal(rep.rollover_old, -1);
+	cs_transcript_report_free(&rep);
+	/* with the officers of a CA file only */
+	cs_officers *by_ca = NULL;
+	char why[CS_CEREMONY_WHY_MAX], ca[600];
+	path_of(ca, sizeof(ca), "officer-ca.pem");
+	assert_int_equal(cs_officers_load_ca(ca, NULL, &by_ca, why), CS_OK);
+	assert_int_equal(cs_ceremony_transcript_verify(text, strlen(text), by_ca, a.jwks, &rep), CS_OK);
+	cs_transcript_report_free(&rep);
+	/* a transcript recorded with a higher quorum than it has */
+	char *q3 = NULL;
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 3, &q3), CS_OK);
+	assert_int_equal(verify_text(q3, NULL, &rep), CS_E_QUORUM);
+	cs_transcript_report_free(&rep);
+	free(q3);
+
+	/* an edited readable line fails */
+	edited = edit(text, "Started by:   local:alice", "Started by:   local:mallory");
+	assert_int_equal(verify_text(edited, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(rep.why, "line 11 of the readable record is not what the signed record says"));
+	cs_transcript_report_free(&rep);
+	free(edited);
+	/* ... a line added */
+	edited = edit(text, "\nApproval 1 of 2\n", "\nNote: approved by the board\n\nApproval 1 of 2\n");
+	assert_int_equal(verify_text(edited, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	cs_transcript_report_free(&rep);
+	free(edited);
+	/* ... the armor damaged */
+	edited = edit(text, CS_TRANSCRIPT_END, "-----END CEREMONY RECORD-----");
+	assert_int_equal(verify_text(edited, NULL, &rep), CS_E_INVALID_ARG);
+	cs_transcript_report_free(&rep);
+	free(edited);
+	free(text);
+
+	/* an edited record, re-rendered to match: the canonical bytes catch it */
+	free((char *)a.d.doc.c.subject);
+	a.d.doc.c.subject = strdup("kid-of-the-attacker");
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	assert_int_equal(verify_text(text, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(rep.why, "not the canonical bytes"));
+	cs_transcript_report_free(&rep);
+	free(text);
+	free((char *)a.d.doc.c.subject);
+	a.d.doc.c.subject = strdup(a.new_kid);
+
+	/* swapped signatures: each officer's signature under the other's name */
+	const char *sa = a.d.doc.approvals[0].signature_b64;
+	a.d.doc.approvals[0].signature_b64 = a.d.doc.approvals[1].signature_b64;
+	a.d.doc.approvals[1].signature_b64 = sa;
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	assert_int_equal(verify_text(text, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(rep.why, "approval 1: approval by officer-a"));
+	assert_string_equal(rep.verdicts[0].id.code, "bad_signature");
+	cs_transcript_report_free(&rep);
+	free(text);
+	a.d.doc.approvals[1].signature_b64 = a.d.doc.approvals[0].signature_b64;
+	a.d.doc.approvals[0].signature_b64 = sa;
+
+	/* an approval recorded after the ceremony expired */
+	const char *approved = a.d.doc.approvals[1].approved_at;
+	a.d.doc.approvals[1].approved_at = a.d.f.expires;
+	char late[32];
+	time_t exp;
+	assert_int_equal(cs_ceremony_time_parse(a.d.f.expires, &exp), CS_OK);
+	rfc3339(exp + 1, late);
+	a.d.doc.approvals[1].approved_at = late;
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	assert_int_equal(verify_text(text, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	assert_string_equal(rep.verdicts[1].id.code, "bad_record");
+	cs_transcript_report_free(&rep);
+	free(text);
+	a.d.doc.approvals[1].approved_at = approved;
+	cs_officers_free(by_ca);
+	activation_free(&a);
+
+	/* a rollover whose "new key" signature is by another key */
+	EVP_PKEY *forger = EVP_EC_gen("P-256");
+	activation_init(&a, 1, forger);
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	assert_int_equal(verify_text(text, a.jwks, &rep), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(rep.why, "does not verify"));
+	cs_transcript_report_free(&rep);
+	free(text);
+	activation_free(&a);
+	EVP_PKEY_free(forger);
+
+	/* the old key's signature missing: only a compromised old key excuses it */
+	activation_init(&a, 0, NULL);
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	assert_int_equal(verify_text(text, a.jwks, &rep), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(rep.why, "lacks the old key"));
+	cs_transcript_report_free(&rep);
+	json_object_set_new(json_array_get(json_object_get(a.jwks, "keys"), 0), "status", json_string("compromised"));
+	assert_int_equal(verify_text(text, a.jwks, &rep), CS_OK);
+	assert_int_equal(rep.rollover_old, 0);
+	cs_transcript_report_free(&rep);
+	free(text);
+	activation_free(&a);
+
+	/* the old key's signature checked against the JWKS: another key there fails */
+	activation_init(&a, 1, NULL);
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	EVP_PKEY *stranger = EVP_EC_gen("P-256");
+	char skid[44];
+	json_t *sj = jwk(stranger, skid);
+	json_object_set_new(sj, "kid", json_string(a.old_kid)); /* claims the old kid */
+	json_t *bad_jwks = json_pack("{s:[o]}", "keys", sj);
+	assert_int_equal(verify_text(text, bad_jwks, &rep), CS_E_SIGNATURE_INVALID);
+	cs_transcript_report_free(&rep);
+	json_decref(bad_jwks);
+	EVP_PKEY_free(stranger);
+	free(text);
+	activation_free(&a);
+
+	/* not executed: nothing to verify yet */
+	doc_fixture d;
+	doc_init(&d, "retire");
+	doc_add(&d, "officer-a", NULL);
+	doc_add(&d, "officer-c", NULL);
+	assert_int_equal(cs_ceremony_transcript(&d.doc, 2, &text), CS_OK);
+	assert_non_null(strstr(text, "\nNot executed\n"));
+	assert_int_equal(verify_text(text, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(rep.why, "was not executed"));
+	cs_transcript_report_free(&rep);
+	free(text);
+	doc_free(&d);
+}
+
+/* The doc collectors copy what the store hands them (valid only during
+ * the callback) and keep only their ceremony's rollover. */
+static void test_doc_collect(void **state)
+{
+	(void)state;
+	cs_ceremony_doc doc = {0};
+	fixture f;
+	record_init(&f, 0);
+	char id[64];
+	snprintf(id, sizeof(id), "%s", ID);
+	f.c.id = id;
+	cs_ceremony_doc_on_ceremony(&doc, &f.c);
+	id[4] = 'z';
+	assert_string_equal(doc.c.id, ID);
+	assert_null(doc.c.reason);
+	cs_rollover_record other = {.ceremony_id = "cer_abcdefghijklmnopqrstuvwxye", .statement_json = "{}"};
+	cs_ceremony_doc_on_rollover(&doc, &other);
+	assert_null(doc.rollover_json);
+	cs_rollover_record mine = {.ceremony_id = ID, .statement_json = "{\"payload\":\"x\"}"};
+	cs_ceremony_doc_on_rollover(&doc, &mine);
+	assert_string_equal(doc.rollover_json, "{\"payload\":\"x\"}");
+	cs_approval_record ap = {.ceremony_id = ID, .officer = "officer-a"};
+	cs_ceremony_doc_on_approval(&doc, &ap);
+	cs_ceremony_doc_on_approval(&doc, &ap);
+	assert_int_equal(doc.napprovals, 2);
+	assert_string_equal(doc.approvals[1].officer, "officer-a");
+	assert_int_equal(doc.status, CS_OK);
+	cs_ceremony_doc_free(&doc);
+	assert_null(doc.approvals);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_canonical),
+		cmocka_unit_test(test_officer_check),
+		cmocka_unit_test(test_approval_sign_verify),
+		cmocka_unit_test(test_approval_token_key),
+		cmocka_unit_test(test_quorum),
+		cmocka_unit_test(test_transcript),
+		cmocka_unit_test(test_doc_collect),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -184,6 +184,8 @@ static const struct {
 	{"/api/generate-certificate", CS_ROUTE_CERTIFY, "certify", 1, 0, 0},
 	{"/cert/", CS_ROUTE_CERT, "cert.read", 0, 1, 0},
 	{"/.well-known/jwks.json", CS_ROUTE_JWKS, "jwks.read", 0, 0, 0},
+	{"/.well-known/credsign-rollover", CS_ROUTE_ROLLOVER, "rollover.read", 0, 0, 0},
+	{"/.well-known/credsign-revocations", CS_ROUTE_REVOCATIONS, "revocations.read", 0, 0, 0},
 	{"/api/presets", CS_ROUTE_PRESETS, "presets.read", 0, 0, 0},
 	{"/api/policy", CS_ROUTE_POLICY, "policy.read", 0, 0, 1},
 	{"/api/audit/checkpoint", CS_ROUTE_AUDIT_CHECKPOINT, "audit.checkpoint.read", 0, 0, 0},
@@ -201,6 +203,7 @@ const char *cs_api_route_name(cs_api_route_id route)
 		[CS_ROUTE_JWKS] = "jwks",        [CS_ROUTE_PRESETS] = "presets",
 		[CS_ROUTE_POLICY] = "policy",    [CS_ROUTE_AUDIT] = "audit",
 		[CS_ROUTE_AUDIT_CHECKPOINT] = "audit_checkpoint",
+		[CS_ROUTE_ROLLOVER] = "rollover", [CS_ROUTE_REVOCATIONS] = "revocations",
 		[CS_ROUTE_HEALTHZ] = "healthz",  [CS_ROUTE_READYZ] = "readyz",
 		[CS_ROUTE_METRICS] = "metrics",
 	};
@@ -810,7 +813,8 @@ static void send_service_error(api_call *c, cs_err r)
 		int status;
 	} named[] = {
 		{"forbidden", 403},           {"rate_limited", 429},     {"token_not_validated", 422},
-		{"invalid_field", 400},       {"internal_error", 500},
+		{"invalid_field", 400},       {"internal_error", 500},   {"no_active_key", 503},
+		{"revocations_unavailable", 503},
 	};
 	const cs_service_problem *p = &c->rq.problem;
 	const char *message = p->message[0] ? p->message : cs_strerror(r);
@@ -826,6 +830,7 @@ static void send_service_error(api_call *c, cs_err r)
 	case CS_E_SESSION_USED: api_error(c, 409, "session_already_certified", message); return;
 	case CS_E_TOKEN_NO_RNG: api_error(c, 503, "token_has_no_rng", message); return;
 	case CS_E_SIGNATURE_INVALID: api_error(c, 503, "signature_invalid", message); return;
+	case CS_E_NO_ACTIVE_KEY: api_error(c, 503, "no_active_key", message); return;
 	default: break;
 	}
 	switch (cs_err_category_of(r)) {
@@ -987,19 +992,25 @@ static void handle_cert(api_call *c, const char *rest)
 		return;
 	}
 	char *jws = NULL, *claims = NULL;
-	cs_err r = cs_service_cert_get(&c->rq, id, &jws, &claims);
+	cs_cert_status st;
+	cs_err r = cs_service_cert_get(&c->rq, id, &jws, &claims, raw ? NULL : &st);
 	if (r != CS_OK) {
 		send_service_error(c, r);
 		return;
 	}
 	if (raw) {
+		/* the JWS as signed: a revocation is a later fact, served beside it */
 		send_owned(c, 200, "application/jose", jws);
 		jws = NULL;
 	} else {
 		json_t *header = NULL;
 		(void)cs_jws_peek_header(jws, &header);
-		send_json(c, 200, json_pack("{s:s, s:s, s:o?, s:o?}", "cert_id", id, "certificate", jws, "header",
-					    header, "claims", json_loads(claims, 0, NULL)));
+		json_t *revocation =
+			st.revoked ? json_pack("{s:s, s:s}", "revoked_at", st.revoked_at, "reason", st.reason) : NULL;
+		send_json(c, 200, json_pack("{s:s, s:s, s:s, s:o?, s:o?, s:o*}", "cert_id", id, "status",
+					    st.revoked ? "revoked" : "valid", "certificate", jws, "header", header,
+					    "claims", json_loads(claims, 0, NULL), "revocation", revocation));
+		cs_cert_status_free(&st);
 	}
 	free(jws);
 	free(claims);
@@ -1013,6 +1024,26 @@ static void handle_jwks(api_call *c)
 		send_service_error(c, r);
 	else
 		send_json(c, 200, json_pack("{s:o}", "keys", keys));
+}
+
+static void handle_rollover(api_call *c)
+{
+	json_t *doc = NULL;
+	cs_err r = cs_service_rollovers(&c->rq, &doc);
+	if (r != CS_OK)
+		send_service_error(c, r);
+	else
+		send_json(c, 200, doc);
+}
+
+static void handle_revocations(api_call *c)
+{
+	char *jws = NULL;
+	cs_err r = cs_service_revocations(&c->rq, &jws);
+	if (r != CS_OK)
+		send_service_error(c, r);
+	else
+		send_owned(c, 200, "application/jwt", jws);
 }
 
 static void handle_presets(api_call *c)
@@ -1063,19 +1094,26 @@ static void handle_readyz(api_call *c, cs_app *app, cs_store *store)
 {
 	cs_readiness ready;
 	cs_service_readiness(app, store, &ready);
-	if (ready.token != CS_OK || ready.store != CS_OK) {
+	const char *key = ready.kid[0] != '\0' ? ready.kid : "none";
+	if (ready.token != CS_OK || ready.store != CS_OK || ready.kid[0] == '\0') {
+		const char *code = ready.token != CS_OK   ? "token_unavailable"
+				   : ready.store != CS_OK ? "store_unavailable"
+							  : "no_active_key";
 		const char *message = ready.token != CS_OK ? "not ready: the token does not answer"
-				      : strcmp(ready.store_state, "writes fail") == 0
-					      ? "not ready: the store cannot write"
-					      : "not ready: the store does not answer";
-		send_json(c, 503, json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "status", "unavailable", "token",
+				      : ready.store != CS_OK
+					      ? strcmp(ready.store_state, "writes fail") == 0
+							? "not ready: the store cannot write"
+							: "not ready: the store does not answer"
+					      : "not ready: no active signing key in force (certification fails "
+						"closed until a ceremony activates one)";
+		send_json(c, 503, json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "status", "unavailable", "token",
 					    ready.token == CS_OK ? "ok" : cs_strerror(ready.token), "store",
-					    ready.store_state, "error", "code",
-					    ready.token != CS_OK ? "token_unavailable" : "store_unavailable", "message",
+					    ready.store_state, "signing_key", key, "error", "code", code, "message",
 					    message));
 		return;
 	}
-	send_json(c, 200, json_pack("{s:s, s:s, s:s}", "status", "ready", "token", "ok", "store", "ok"));
+	send_json(c, 200, json_pack("{s:s, s:s, s:s, s:s}", "status", "ready", "token", "ok", "store", "ok",
+				    "signing_key", key));
 }
 
 static void handle_metrics(api_call *c)
@@ -1136,6 +1174,8 @@ static void dispatch(api_call *c, cs_app *app, cs_store *store, cs_api_route_id 
 	case CS_ROUTE_CERTIFY: handle_certify(c); break;
 	case CS_ROUTE_CERT: handle_cert(c, path + strlen("/cert/")); break;
 	case CS_ROUTE_JWKS: handle_jwks(c); break;
+	case CS_ROUTE_ROLLOVER: handle_rollover(c); break;
+	case CS_ROUTE_REVOCATIONS: handle_revocations(c); break;
 	case CS_ROUTE_PRESETS: handle_presets(c); break;
 	case CS_ROUTE_POLICY: handle_policy(c); break;
 	case CS_ROUTE_AUDIT_CHECKPOINT: handle_audit_checkpoint(c); break;

@@ -8,9 +8,11 @@
  *
  *   POST /api/generate              a credential under a preset (200)
  *   POST /api/generate-certificate  a compliance certificate (201)
- *   GET  /cert/{id}                 certificate and decoded claims
+ *   GET  /cert/{id}                 certificate, decoded claims, status (revoked?)
  *   GET  /cert/{id}.jws             the JWS (application/jose)
- *   GET  /.well-known/jwks.json     every signing key ever used
+ *   GET  /.well-known/jwks.json     every key that ever signed, with its state and dates
+ *   GET  /.well-known/credsign-rollover     the rollover statements (JWS JSON)
+ *   GET  /.well-known/credsign-revocations  the signed revocation list (application/jwt)
  *   GET  /api/presets               preset definitions
  *   GET  /api/policy                a written policy for chosen presets
  *   GET  /api/audit                 audit entries and checkpoints (auditor)
@@ -128,6 +130,8 @@ typedef enum {
 	CS_ROUTE_POLICY,
 	CS_ROUTE_AUDIT,
 	CS_ROUTE_AUDIT_CHECKPOINT,
+	CS_ROUTE_ROLLOVER,
+	CS_ROUTE_REVOCATIONS,
 	CS_ROUTE_HEALTHZ,
 	CS_ROUTE_READYZ,
 	CS_ROUTE_METRICS,

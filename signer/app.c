@@ -1,8 +1,11 @@
 /* app: see app.h. The token's description (the certificates'
- * entropy_source claim) and its FIPS 140 validation. */
+ * entropy_source claim) and its FIPS 140 validation; the key watch. */
 #include "app.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -197,4 +200,421 @@ json_t *cs_app_entropy_source(cs_app *app, const char **validated_program, char 
 	snprintf(problem, cap, "%s", app->validation_problem);
 	pthread_mutex_unlock(&app->token_lock);
 	return claim;
+}
+
+/* ---- the signing key in force: the key watch -------------------------------------
+ * A thread of its own rather than a timer in the server: the daemon's main
+ * thread waits for signals (sigtimedwait) and makes the periodic audit
+ * checkpoints, which wait on the token, and the workers' loops serve
+ * requests; a switch must not wait behind either, nor delay them while it
+ * opens a key and signs once. */
+
+struct cs_key_watch {
+	cs_app *app;
+	/* what the store named active at the last poll (none: no active key)
+	 * and whether the slot holds it (a failed switch is retried quietly) */
+	int seen_none;
+	char *seen_kid, *seen_x5c;
+	int loaded;
+	int store_failing; /* the store could not be read (logged once) */
+	/* the thread */
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	pthread_t thread;
+	int started, stop;
+	/* the revocation list in force (under mu) */
+	char *rev_jws;
+	int64_t rev_iat, rev_next_update; /* seconds */
+	int64_t rev_count, rev_rowid;     /* the revocations it lists */
+	char rev_kid[44];                 /* the key that signed it */
+	int rev_failing;                  /* signing or reading failed (logged once) */
+};
+
+static int same_text(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+cs_err cs_app_open_key(OSSL_LIB_CTX *libctx, const cs_active_key *key, cs_signer **out, const char **code,
+		       char *why, size_t why_len)
+{
+	cs_signer *s = NULL;
+	char *jws = NULL;
+	*out = NULL;
+	*code = "key_unavailable";
+	cs_err r = cs_signer_open(libctx, key->uri, &s);
+	if (r != CS_OK) {
+		snprintf(why, why_len, "%s: %s", key->uri, cs_strerror(r));
+		return r;
+	}
+	if (strcmp(cs_signer_kid(s), key->kid) != 0) {
+		*code = "key_mismatch";
+		snprintf(why, why_len, "the token's key at %s is %s, not the store's %s", key->uri, cs_signer_kid(s),
+			 key->kid);
+		cs_signer_free(s);
+		return CS_E_CONFLICT;
+	}
+	char detail[200];
+	if ((r = cs_signer_set_x5c(s, key->x5c_json, detail, sizeof(detail))) != CS_OK) {
+		*code = "x5c_invalid";
+		snprintf(why, why_len, "the chain registered for key %s: %s", key->kid, detail);
+		cs_signer_free(s);
+		return r;
+	}
+	/* it signs (and the signature verifies) before anything depends on it */
+	json_t *claims = json_pack("{s:s}", "check", "credsignd key switch");
+	r = claims != NULL ? cs_signer_jws(s, "credsign-check+jwt", claims, &jws) : CS_E_NOMEM;
+	json_decref(claims);
+	free(jws);
+	if (r != CS_OK) {
+		snprintf(why, why_len, "key %s (%s) does not sign: %s", key->kid, key->uri, cs_strerror(r));
+		cs_signer_free(s);
+		return r;
+	}
+	*code = NULL;
+	*out = s;
+	return CS_OK;
+}
+
+static cs_err remember(cs_key_watch *w, const cs_active_key *key)
+{
+	free(w->seen_kid);
+	free(w->seen_x5c);
+	w->seen_kid = w->seen_x5c = NULL;
+	w->seen_none = key == NULL;
+	if (key == NULL)
+		return CS_OK;
+	w->seen_kid = strdup(key->kid);
+	w->seen_x5c = key->x5c_json != NULL ? strdup(key->x5c_json) : NULL;
+	return w->seen_kid != NULL && (key->x5c_json == NULL || w->seen_x5c != NULL) ? CS_OK : CS_E_NOMEM;
+}
+
+cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, cs_key_watch **out)
+{
+	*out = NULL;
+	cs_key_watch *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return CS_E_NOMEM;
+	w->app = app;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	w->loaded = in_force != NULL;
+	cs_err r = remember(w, in_force);
+	if (r != CS_OK) {
+		cs_key_watch_free(w);
+		return r;
+	}
+	*out = w;
+	return CS_OK;
+}
+
+static void audit_switch(cs_app *app, const char *kid, const char *error_code)
+{
+	cs_audit_entry e = {.actor = "system", .role = "system", .action = "key.switch", .object = kid,
+			    .outcome = error_code == NULL ? "success" : "failure", .error_code = error_code};
+	if (cs_audit_record(app->audit, app->ledger, &e) != CS_OK)
+		cs_log_error("the key switch to %s could not be audited", kid);
+}
+
+/* The store names key (NULL: none) and the slot does not hold it: put it
+ * in force, or empty the slot. quiet: a retry of a failed switch (logged
+ * and audited already). */
+static cs_err switch_key(cs_key_watch *w, const cs_active_key *key, int quiet)
+{
+	cs_app *app = w->app;
+	char was[44], why[512];
+	cs_signer_slot_kid(app->signer, was);
+	if (key == NULL) {
+		cs_signer_slot_swap(app->signer, NULL);
+		w->loaded = 0;
+		cs_log_error("the store has no active signing key (%s%s): certification fails closed (503 "
+			     "no_active_key) until a ceremony activates one",
+			     was[0] != '\0' ? "the last one was " : "none was in force", was);
+		audit_switch(app, "none", "no_active_key");
+		return CS_E_NO_ACTIVE_KEY;
+	}
+	cs_signer *next = NULL;
+	const char *code = NULL;
+	cs_err r = cs_app_open_key(app->libctx, key, &next, &code, why, sizeof(why));
+	if (r != CS_OK) {
+		/* fail closed: the previous key is no longer the active one */
+		cs_signer_slot_swap(app->signer, NULL);
+		w->loaded = 0;
+		if (!quiet) {
+			cs_log_error("the store's active signing key %s cannot be put in force: %s; certification "
+				     "fails closed (503 no_active_key) until it can (tried again every %d ms)",
+				     key->kid, why, CS_KEY_POLL_MS);
+			audit_switch(app, key->kid, code);
+		}
+		return r;
+	}
+	cs_signer_slot_swap(app->signer, next);
+	w->loaded = 1;
+	if (strcmp(was, key->kid) == 0)
+		cs_log_info("signing key %s in force again%s", key->kid,
+			    key->x5c_json != NULL ? " (its registered chain changed: x5c)" : " (chain removed)");
+	else
+		cs_log_info("signing key switched to %s%s%s%s; certificates from now on carry kid %s", key->kid,
+			    was[0] != '\0' ? " (was " : "", was, was[0] != '\0' ? ")" : "", key->kid);
+	audit_switch(app, key->kid, NULL);
+	return CS_OK;
+}
+
+static cs_err poll_key(cs_key_watch *w, cs_store *store)
+{
+	cs_active_key key = {0};
+	cs_err r = cs_store_key_active(store, &key);
+	if (r != CS_OK && r != CS_E_NOT_FOUND) {
+		if (!w->store_failing)
+			cs_log_warn("the active signing key cannot be read from the store (%s); the key in force "
+				    "stays",
+				    cs_strerror(r));
+		w->store_failing = 1;
+		return r;
+	}
+	if (w->store_failing)
+		cs_log_info("the store answers again: following its active signing key");
+	w->store_failing = 0;
+	const cs_active_key *now = r == CS_OK ? &key : NULL;
+	int changed = now == NULL ? !w->seen_none
+				  : w->seen_none || !same_text(w->seen_kid, key.kid) ||
+					    !same_text(w->seen_x5c, key.x5c_json);
+	r = CS_OK;
+	if (changed || (now != NULL && !w->loaded)) {
+		r = switch_key(w, now, !changed);
+		/* out of memory: what was seen stays unknown and is compared again */
+		if (changed && remember(w, now) != CS_OK)
+			cs_log_error("the key watch is out of memory");
+	}
+	cs_active_key_free(&key);
+	return r;
+}
+
+typedef struct {
+	json_t *list;
+	int failed;
+} revoked_list;
+
+static void add_revoked(void *arg, const cs_revocation_record *rec)
+{
+	revoked_list *l = arg;
+	if (json_array_append_new(l->list, json_pack("{s:s, s:s, s:s}", "id", rec->cert_id, "revoked_at",
+						      rec->revoked_at, "reason", rec->reason)) != 0)
+		l->failed = 1;
+}
+
+/* The revocations (one snapshot: the list and its version agree). */
+static cs_err read_revocations(cs_store *store, json_t **list, int64_t *count, int64_t *rowid)
+{
+	revoked_list l = {json_array(), 0};
+	*list = NULL;
+	cs_err r = l.list != NULL ? cs_store_read_begin(store) : CS_E_NOMEM;
+	if (r != CS_OK) {
+		json_decref(l.list);
+		return r;
+	}
+	if ((r = cs_store_revocations_version(store, count, rowid)) == CS_OK)
+		r = cs_store_revocations_each(store, add_revoked, &l);
+	cs_store_read_end(store);
+	if (r == CS_OK && l.failed)
+		r = CS_E_NOMEM;
+	if (r != CS_OK) {
+		json_decref(l.list);
+		return r;
+	}
+	*list = l.list;
+	return CS_OK;
+}
+
+static void revocations_failed(cs_key_watch *w, const char *what, cs_err r)
+{
+	pthread_mutex_lock(&w->mu);
+	int first = !w->rev_failing;
+	w->rev_failing = 1;
+	int64_t until = w->rev_next_update;
+	pthread_mutex_unlock(&w->mu);
+	if (!first)
+		return;
+	char when[32] = "";
+	if (until > 0)
+		cs_audit_time_format(until * 1000, when);
+	cs_log_error("the revocation list cannot be %s (%s); %s%s", what, cs_strerror(r),
+		     until > 0 ? "the last one is served until its next_update " : "none is served",
+		     when);
+}
+
+static void poll_revocations(cs_key_watch *w, cs_store *store, int64_t now_ms)
+{
+	cs_app *app = w->app;
+	int64_t count = 0, rowid = 0, now = now_ms / 1000;
+	cs_err r = cs_store_revocations_version(store, &count, &rowid);
+	if (r != CS_OK) {
+		revocations_failed(w, "read", r);
+		return;
+	}
+	cs_signer *signer = cs_signer_acquire(app->signer);
+	pthread_mutex_lock(&w->mu);
+	int current = w->rev_jws != NULL && count == w->rev_count && rowid == w->rev_rowid &&
+		      now - w->rev_iat < CS_REVOCATIONS_RESIGN_S &&
+		      (signer == NULL || strcmp(w->rev_kid, cs_signer_kid(signer)) == 0);
+	pthread_mutex_unlock(&w->mu);
+	if (current || signer == NULL) {
+		if (!current)
+			revocations_failed(w, "signed", CS_E_NO_ACTIVE_KEY);
+		cs_signer_free(signer);
+		return;
+	}
+	json_t *list = NULL, *claims = NULL;
+	char *jws = NULL;
+	if ((r = read_revocations(store, &list, &count, &rowid)) != CS_OK) {
+		cs_signer_free(signer);
+		revocations_failed(w, "read", r);
+		return;
+	}
+	size_t n = json_array_size(list);
+	claims = json_pack("{s:s, s:I, s:I, s:o}", "iss", app->cfg->server.public_base_url, "iat", (json_int_t)now,
+			   "next_update", (json_int_t)(now + CS_REVOCATIONS_VALID_S), "revoked", list);
+	r = claims != NULL ? cs_signer_jws(signer, CS_REVOCATIONS_TYP, claims, &jws) : CS_E_NOMEM;
+	json_decref(claims);
+	if (r != CS_OK) {
+		cs_signer_free(signer);
+		revocations_failed(w, "signed", r);
+		return;
+	}
+	pthread_mutex_lock(&w->mu);
+	int was_failing = w->rev_failing, first = w->rev_jws == NULL;
+	int changed = first || count != w->rev_count || rowid != w->rev_rowid;
+	free(w->rev_jws);
+	w->rev_jws = jws;
+	w->rev_iat = now;
+	w->rev_next_update = now + CS_REVOCATIONS_VALID_S;
+	w->rev_count = count;
+	w->rev_rowid = rowid;
+	snprintf(w->rev_kid, sizeof(w->rev_kid), "%s", cs_signer_kid(signer));
+	w->rev_failing = 0;
+	pthread_mutex_unlock(&w->mu);
+	if (changed || was_failing)
+		cs_log_info("revocation list signed with key %s: %zu certificate(s) revoked", cs_signer_kid(signer), n);
+	else
+		cs_log_debug("revocation list signed again with key %s: %zu certificate(s) revoked",
+			     cs_signer_kid(signer), n);
+	cs_signer_free(signer);
+}
+
+cs_err cs_key_watch_poll(cs_key_watch *w, cs_store *store, int64_t now_ms)
+{
+	cs_err r = poll_key(w, store);
+	poll_revocations(w, store, now_ms);
+	return r;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct {
+	cs_key_watch *w;
+	cs_store *store;
+} watch_thread;
+
+static void *watch_run(void *arg)
+{
+	watch_thread *t = arg;
+	cs_key_watch *w = t->w;
+	pthread_mutex_lock(&w->mu);
+	while (!w->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += CS_KEY_POLL_MS / 1000;
+		until.tv_nsec += (long)(CS_KEY_POLL_MS % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!w->stop && pthread_cond_timedwait(&w->wake, &w->mu, &until) != ETIMEDOUT)
+			;
+		if (w->stop)
+			break;
+		pthread_mutex_unlock(&w->mu);
+		(void)cs_key_watch_poll(w, t->store, wall_ms());
+		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	cs_store_close(t->store);
+	free(t);
+	return NULL;
+}
+
+cs_err cs_key_watch_start(cs_key_watch *w)
+{
+	watch_thread *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return CS_E_NOMEM;
+	t->w = w;
+	cs_err r = cs_store_open(w->app->cfg->store.path, &t->store);
+	if (r != CS_OK) {
+		cs_log_error("the key watch cannot open the store: %s", cs_strerror(r));
+		free(t);
+		return r;
+	}
+	(void)cs_key_watch_poll(w, t->store, wall_ms());
+	/* signals go to the main thread (sigtimedwait) only */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&w->thread, NULL, watch_run, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		cs_store_close(t->store);
+		free(t);
+		cs_log_error("the key watch cannot start: %s", strerror(rc));
+		return CS_E_INTERNAL;
+	}
+	w->started = 1;
+	return CS_OK;
+}
+
+void cs_key_watch_stop(cs_key_watch *w)
+{
+	if (w == NULL || !w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = 1;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	w->started = 0;
+}
+
+void cs_key_watch_free(cs_key_watch *w)
+{
+	if (w == NULL)
+		return;
+	cs_key_watch_stop(w);
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->mu);
+	free(w->seen_kid);
+	free(w->seen_x5c);
+	free(w->rev_jws);
+	free(w);
+}
+
+cs_err cs_key_watch_revocations(cs_key_watch *w, int64_t now_ms, char **jws)
+{
+	*jws = NULL;
+	if (w == NULL)
+		return CS_E_NOT_FOUND;
+	pthread_mutex_lock(&w->mu);
+	cs_err r = CS_E_NOT_FOUND;
+	if (w->rev_jws != NULL && now_ms / 1000 < w->rev_next_update)
+		r = (*jws = strdup(w->rev_jws)) != NULL ? CS_OK : CS_E_NOMEM;
+	pthread_mutex_unlock(&w->mu);
+	return r;
 }

@@ -1,8 +1,10 @@
 /*
  * app: what every request handler shares, built once at start-up by
- * credsignd and read-only afterwards (the token and signer are thread-safe;
- * the access rules change only by an atomic swap). Each worker thread adds
- * its own store connection. app.c: the token's description.
+ * credsignd and read-only afterwards (the token is thread-safe; the
+ * signing key in force and the access rules change only by a swap of
+ * their slot). Each worker thread adds its own store connection. app.c:
+ * the token's description, and the key watch: the store's active key put
+ * in force without a restart, and the signed revocation list.
  */
 #ifndef CS_APP_H
 #define CS_APP_H
@@ -29,7 +31,13 @@ typedef struct {
 	OSSL_LIB_CTX *libctx;
 	cs_preset_set *presets;
 	cs_wordlist *wordlist; /* passphrases */
-	cs_signer *signer;
+	/* the certificate-signing key in force: the store's active key
+	 * (certsign.h, cs_signer_acquire: each request holds the signer it
+	 * took at its start); empty when the store has no active key (the
+	 * active one was compromised): certify fails closed (no_active_key).
+	 * The key watch swaps it when the store's active key changes. */
+	cs_signer_slot *signer;
+	struct cs_key_watch *keys; /* NULL until credsignd starts it */
 	/* the certificate's entropy_source claim, validated_program and
 	 * validation_problem below: read through cs_app_entropy_source (under
 	 * token_lock), which describes the token again after the pool
@@ -99,5 +107,70 @@ cs_err cs_app_validation_claim(const cs_config *cfg, const cs_token_info *info, 
  * preset's requires_validation (NULL: no requirement). FIPS 140-3 meets
  * "FIPS 140-2" as well; FIPS 140-2 does not meet "FIPS 140-3". */
 int cs_validation_meets(const char *validated, const char *required);
+
+/* ---- the signing key in force --------------------------------------------------
+ * The store decides which key is active (ledger.h: ceremonies, bootstrap);
+ * the daemon follows it. A key watch polls the store every
+ * CS_KEY_POLL_MS on a connection of its own (cs_store_key_active, one
+ * indexed read). When the active kid or its registered chain (x5c)
+ * changed, it opens the new key (cs_app_open_key: the token object at the
+ * store's uri must be that kid, its chain must certify it, and it must
+ * sign once), swaps it into app->signer, logs and audits key.switch
+ * (actor system, object the new kid, outcome success). A key that cannot
+ * be opened so, or no active key at all, empties the slot (fail closed:
+ * certify answers 503 no_active_key, /readyz is not ready), logged and
+ * audited as key.switch failure (error_code key_unavailable, key_mismatch,
+ * x5c_invalid or no_active_key); the watch tries again each poll without
+ * repeating the entry. A store that cannot be read leaves the key in
+ * force (logged once).
+ *
+ * The revocation list (GET /.well-known/credsign-revocations): a compact
+ * JWS, header typ credsign-revocations+jwt, claims {"iss":
+ * server.public_base_url, "iat", "next_update": iat + CS_REVOCATIONS_VALID_S,
+ * "revoked": [{"id", "revoked_at", "reason"}]} (the store's order). The
+ * watch signs it with the key in force when the revocations changed
+ * (cs_store_revocations_version), when the key in force is not the one
+ * that signed it, and when it is CS_REVOCATIONS_RESIGN_S old. Without a
+ * key to sign, the last list is served until its next_update, then none.
+ */
+#define CS_KEY_POLL_MS 1000
+#define CS_REVOCATIONS_VALID_S 3600
+#define CS_REVOCATIONS_RESIGN_S 1800
+
+typedef struct cs_key_watch cs_key_watch;
+
+/* Open the key the store names active (kid, uri, x5c) as the daemon signs
+ * with it: cs_signer_open on uri, the key found must have kid (else
+ * CS_E_CONFLICT, "key_mismatch"), x5c set (CS_E_INVALID_ARG,
+ * "x5c_invalid"), one signature made and verified (the token's error,
+ * "key_unavailable"). On failure *code is the audit error code and
+ * why[why_len] says what failed. *out: the caller's reference. */
+cs_err cs_app_open_key(OSSL_LIB_CTX *libctx, const cs_active_key *key, cs_signer **out, const char **code,
+		       char *why, size_t why_len) __attribute__((warn_unused_result));
+
+/* A watch of app (its signer slot, audit, ledger, libctx and cfg, which
+ * must outlive it). in_force: what the store named active when start-up
+ * put app->signer in force (NULL: no active key, the slot is empty), so
+ * the first poll switches only when the store changed since. */
+cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, cs_key_watch **out)
+	__attribute__((warn_unused_result));
+/* One poll on store (the caller's connection) at wall-clock now_ms: the
+ * key, then the revocation list. Returns the key step's outcome: CS_OK
+ * (nothing to do, or switched), the switch's failure, or the store's. */
+cs_err cs_key_watch_poll(cs_key_watch *watch, cs_store *store, int64_t now_ms);
+/* Poll once now (the list is signed before the first request), then every
+ * CS_KEY_POLL_MS on a thread of its own with its own store connection
+ * (signals blocked in it). */
+cs_err cs_key_watch_start(cs_key_watch *watch) __attribute__((warn_unused_result));
+/* Stop the thread (if started; again: nothing): the server stops it once
+ * its workers are done, so that no key event follows its stop checkpoint.
+ * The revocation list it signed stays readable. NULL is ignored. */
+void cs_key_watch_stop(cs_key_watch *watch);
+/* Stop and free. NULL is ignored. */
+void cs_key_watch_free(cs_key_watch *watch);
+/* The revocation list in force at now_ms (a malloc'd copy of its JWS);
+ * CS_E_NOT_FOUND when there is none or its next_update has passed. */
+cs_err cs_key_watch_revocations(cs_key_watch *watch, int64_t now_ms, char **jws)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -12,17 +12,17 @@
 
 struct cs_audit {
 	const cs_config *cfg;
-	cs_signer *signer;
+	cs_signer_slot *signers; /* the key in force signs checkpoints */
 	pthread_mutex_t checkpoint_lock;
 };
 
-cs_err cs_audit_open(const cs_config *cfg, cs_signer *signer, cs_audit **out)
+cs_err cs_audit_open(const cs_config *cfg, cs_signer_slot *signers, cs_audit **out)
 {
 	cs_audit *a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return CS_E_NOMEM;
 	a->cfg = cfg;
-	a->signer = signer;
+	a->signers = signers;
 	pthread_mutex_init(&a->checkpoint_lock, NULL);
 	if (cfg->audit.syslog)
 		openlog("credsignd", LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
@@ -259,12 +259,21 @@ cs_err cs_audit_sign_checkpoint_cb(void *signer, int64_t first, int64_t last, co
 
 cs_err cs_audit_checkpoint(cs_audit *a, cs_ledger *ledger, const char *kind)
 {
+	/* the key in force when the checkpoint starts signs it, to its end */
+	cs_signer *signer = cs_signer_acquire(a->signers);
+	if (signer == NULL) {
+		cs_log_warn("audit %s checkpoint not made: no active signing key (the entries wait for the next "
+			    "one)",
+			    kind);
+		return CS_E_NO_ACTIVE_KEY;
+	}
 	/* the lock spares this process's threads signing the same range; the
 	 * ledger keeps other processes' checkpoints from overlapping */
 	pthread_mutex_lock(&a->checkpoint_lock);
 	cs_err r = cs_ledger_checkpoint_make(ledger, a->cfg->server.node_id, kind, cs_audit_sign_checkpoint_cb,
-					     a->signer, NULL, NULL);
+					     signer, NULL, NULL);
 	pthread_mutex_unlock(&a->checkpoint_lock);
+	cs_signer_free(signer);
 	if (r != CS_OK)
 		cs_log_error("audit %s checkpoint failed: %s", kind, cs_strerror(r));
 	return r;

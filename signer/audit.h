@@ -11,7 +11,8 @@
  * mirroring and checkpointing.
  *
  * A checkpoint is an ES256 JWS (typ credsign-audit-checkpoint+jwt) signed
- * with the token key over {first_seq, last_seq, head_hash, time, node,
+ * with the signing key in force (the slot's, certsign.h; none in force: the
+ * checkpoint waits, CS_E_NO_ACTIVE_KEY) over {first_seq, last_seq, head_hash, time, node,
  * kind}: head_hash is the entry_hash of entry last_seq; kind is periodic
  * (audit.checkpoint_entries entries, or the audit.checkpoint_seconds timer
  * when entries were added), stop (the daemon's shutdown) or purge
@@ -35,7 +36,9 @@
 
 typedef struct cs_audit cs_audit;
 
-cs_err cs_audit_open(const cs_config *cfg, cs_signer *signer, cs_audit **out);
+/* signers: the slot of the key in force (NULL: checkpoints cannot be
+ * signed); it must outlive the audit. */
+cs_err cs_audit_open(const cs_config *cfg, cs_signer_slot *signers, cs_audit **out);
 void cs_audit_free(cs_audit *audit);
 /* Fill node when unset. ts is left as it is: when unset, the ledger takes
  * it inside the write transaction that assigns seq (see ledger.h), so ts

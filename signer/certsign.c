@@ -1,12 +1,17 @@
 /* certsign: see certsign.h. */
 #include "certsign.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/store.h>
+#include <openssl/x509.h>
 
 #include "cs_log.h"
 #include "ec_util.h"
@@ -14,12 +19,14 @@
 #include "provider.h"
 
 struct cs_signer {
+	atomic_long refs;
 	OSSL_LIB_CTX *libctx;
 	EVP_PKEY *key; /* token key through the provider */
 	EVP_PKEY *pub; /* its public half, software */
 	char kid[44];
 	char *uri;
 	json_t *jwk;
+	json_t *x5c; /* the registered chain, or NULL */
 };
 
 /* The token error behind a failed OpenSSL call, from the provider's reason. */
@@ -47,6 +54,7 @@ cs_err cs_signer_open(OSSL_LIB_CTX *libctx, const char *key_uri, cs_signer **out
 	cs_signer *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return CS_E_NOMEM;
+	atomic_init(&s->refs, 1);
 	s->libctx = libctx;
 	cs_err r = CS_E_KEY_NOT_FOUND;
 	if ((s->uri = strdup(key_uri)) == NULL || (s->key = cs_provider_load_key(libctx, key_uri)) == NULL) {
@@ -66,13 +74,21 @@ fail:
 	return r;
 }
 
+cs_signer *cs_signer_ref(cs_signer *s)
+{
+	if (s != NULL)
+		atomic_fetch_add(&s->refs, 1);
+	return s;
+}
+
 void cs_signer_free(cs_signer *s)
 {
-	if (s == NULL)
+	if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
 	EVP_PKEY_free(s->key);
 	EVP_PKEY_free(s->pub);
 	json_decref(s->jwk);
+	json_decref(s->x5c);
 	free(s->uri);
 	free(s);
 }
@@ -80,6 +96,84 @@ void cs_signer_free(cs_signer *s)
 const char *cs_signer_kid(const cs_signer *s) { return s->kid; }
 const char *cs_signer_uri(const cs_signer *s) { return s->uri; }
 const json_t *cs_signer_jwk(const cs_signer *s) { return s->jwk; }
+const json_t *cs_signer_x5c(const cs_signer *s) { return s->x5c; }
+
+/* One x5c member: standard base64 (RFC 4648 section 4, padded, no
+ * whitespace) of exactly one DER certificate. NULL with why when not. */
+static X509 *x5c_cert(const char *b64, size_t i, char *why, size_t why_len)
+{
+	size_t n = strlen(b64);
+	size_t pad = n > 0 && b64[n - 1] == '=' ? (n > 1 && b64[n - 2] == '=' ? 2 : 1) : 0;
+	int good = n > 0 && n % 4 == 0 && n <= CS_X5C_MAX_BYTES;
+	for (size_t k = 0; good && k < n - pad; k++) {
+		char c = b64[k];
+		good = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+		       c == '/';
+	}
+	if (!good) {
+		snprintf(why, why_len, "x5c[%zu] is not standard base64", i);
+		return NULL;
+	}
+	unsigned char *der = malloc(n / 4 * 3);
+	int len = der != NULL ? EVP_DecodeBlock(der, (const unsigned char *)b64, (int)n) : -1;
+	X509 *x = NULL;
+	if (len >= (int)pad) {
+		const unsigned char *p = der;
+		long total = len - (long)pad;
+		x = d2i_X509(NULL, &p, total);
+		if (x != NULL && p != der + total) { /* bytes after the certificate */
+			X509_free(x);
+			x = NULL;
+		}
+	}
+	free(der);
+	ERR_clear_error();
+	if (x == NULL)
+		snprintf(why, why_len, "x5c[%zu] is not one DER X.509 certificate", i);
+	return x;
+}
+
+cs_err cs_signer_set_x5c(cs_signer *s, const char *x5c_json, char *why, size_t why_len)
+{
+	if (why_len > 0)
+		why[0] = '\0';
+	if (x5c_json == NULL) {
+		json_decref(s->x5c);
+		s->x5c = NULL;
+		return CS_OK;
+	}
+	json_t *chain =
+		strlen(x5c_json) <= CS_X5C_MAX_BYTES ? json_loads(x5c_json, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	size_t count = json_is_array(chain) ? json_array_size(chain) : 0;
+	if (count == 0 || count > CS_X5C_MAX_CERTS) {
+		snprintf(why, why_len, "x5c is not a JSON array of 1 to %d certificates (at most %d bytes)",
+			 CS_X5C_MAX_CERTS, CS_X5C_MAX_BYTES);
+		json_decref(chain);
+		return CS_E_INVALID_ARG;
+	}
+	cs_err r = CS_OK;
+	for (size_t i = 0; i < count && r == CS_OK; i++) {
+		const char *b64 = json_string_value(json_array_get(chain, i));
+		X509 *x = b64 != NULL ? x5c_cert(b64, i, why, why_len) : NULL;
+		if (b64 == NULL)
+			snprintf(why, why_len, "x5c[%zu] is not a string", i);
+		if (x == NULL)
+			r = CS_E_INVALID_ARG;
+		else if (i == 0 && EVP_PKEY_eq(X509_get0_pubkey(x), s->pub) != 1) {
+			snprintf(why, why_len, "the leaf certificate x5c[0] does not certify key %s", s->kid);
+			r = CS_E_INVALID_ARG;
+		}
+		X509_free(x);
+		ERR_clear_error();
+	}
+	if (r != CS_OK) {
+		json_decref(chain);
+		return r;
+	}
+	json_decref(s->x5c);
+	s->x5c = chain;
+	return CS_OK;
+}
 
 static cs_err sign_once(cs_signer *s, const uint8_t *input, size_t len, uint8_t raw[64])
 {
@@ -124,9 +218,66 @@ static cs_err sign_verified(void *ctx, const uint8_t *input, size_t len, uint8_t
 cs_err cs_signer_jws(cs_signer *s, const char *typ, const json_t *claims, char **jws)
 {
 	json_t *header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", typ, "kid", s->kid);
-	if (header == NULL)
+	if (header == NULL || (s->x5c != NULL && json_object_set(header, "x5c", s->x5c) != 0)) {
+		json_decref(header);
 		return CS_E_NOMEM;
+	}
 	cs_err r = cs_jws_es256_sign(header, claims, sign_verified, s, jws);
 	json_decref(header);
 	return r;
+}
+
+/* ---- the key in force -------------------------------------------------------- */
+
+struct cs_signer_slot {
+	pthread_mutex_t mu;
+	cs_signer *current; /* NULL: no key in force */
+};
+
+cs_err cs_signer_slot_new(cs_signer *initial, cs_signer_slot **out)
+{
+	*out = NULL;
+	cs_signer_slot *slot = calloc(1, sizeof(*slot));
+	if (slot == NULL || pthread_mutex_init(&slot->mu, NULL) != 0) {
+		free(slot);
+		return CS_E_NOMEM;
+	}
+	slot->current = initial;
+	*out = slot;
+	return CS_OK;
+}
+
+void cs_signer_slot_free(cs_signer_slot *slot)
+{
+	if (slot == NULL)
+		return;
+	cs_signer_free(slot->current);
+	pthread_mutex_destroy(&slot->mu);
+	free(slot);
+}
+
+cs_signer *cs_signer_acquire(cs_signer_slot *slot)
+{
+	if (slot == NULL)
+		return NULL;
+	pthread_mutex_lock(&slot->mu);
+	cs_signer *s = cs_signer_ref(slot->current);
+	pthread_mutex_unlock(&slot->mu);
+	return s;
+}
+
+void cs_signer_slot_swap(cs_signer_slot *slot, cs_signer *next)
+{
+	pthread_mutex_lock(&slot->mu);
+	cs_signer *old = slot->current;
+	slot->current = next;
+	pthread_mutex_unlock(&slot->mu);
+	cs_signer_free(old); /* outside the lock: the last reference frees token objects */
+}
+
+void cs_signer_slot_kid(cs_signer_slot *slot, char kid[44])
+{
+	cs_signer *s = cs_signer_acquire(slot);
+	snprintf(kid, 44, "%s", s != NULL ? s->kid : "");
+	cs_signer_free(s);
 }

@@ -22,9 +22,22 @@
  * configuration, presets, the listeners (server.listen,
  * server.health_listen), the token (login, mechanisms, RNG), the credsign provider in the
  * daemon's own OpenSSL library context with the token RNG as its DRBG, the
- * signing key (it signs once), the TLS material; only then the store (created or migrated),
- * the signing key's row, the audit log. Any failure stops start-up with
- * exit status 1.
+ * configured signing key when there is no store yet (it signs once), the TLS
+ * material; only then the store (created or migrated), the signing key in
+ * force, the audit log. Any failure stops start-up with exit status 1.
+ *
+ * The store decides which key signs (its lifecycle, ledger.h): a store
+ * that never had an active key is bootstrapped with pkcs11.signing_key
+ * (recorded active, audited key.activate by config:pkcs11.signing_key);
+ * otherwise the store's active key signs, whatever the configuration says
+ * (it must be in the token under its kid, with its registered chain, and
+ * sign once, or start-up stops), and a configured key that is not it is
+ * reported: a warning at start and in --check-config naming its state and
+ * since when, and the active key with who activated it in which ceremony.
+ * A store without an active key (the last one compromised) starts not
+ * ready: certification fails closed (503 no_active_key). While it runs,
+ * the key watch (app.h) follows the store's active key and signs the
+ * revocation list.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -52,6 +65,7 @@
 #include "audit.h"
 #include "config.h"
 #include "cs_log.h"
+#include "jose.h"
 #include "provider.h"
 #include "server.h"
 #include "service.h"
@@ -422,38 +436,153 @@ static cs_err check_token_key(checker *c, cs_token *token, OSSL_LIB_CTX *libctx,
 	return r;
 }
 
-/* What start-up and --check-config say of a configured key the store has
- * retired (or found compromised). */
-#define KEY_LIFECYCLE_RULE                                                                                  \
-	"a retired or compromised key never becomes active again; rotation is a ceremony "                   \
-	"(credsign-admin, issue 14)"
+/* ---- the signing key: the store decides ---------------------------------------
+ * The store's lifecycle (ledger.h) decides which key signs, not the
+ * configuration: pkcs11.signing_key only bootstraps a store that never had
+ * an active key. Afterwards a configured key that is not the active one
+ * changes nothing; start-up (a warning) and --check-config (a warning
+ * line) say what it is and which key signs instead, and why. */
 
-/* --check-config: the configured signing key against the store's key
- * lifecycle, when the store exists (it is neither created nor written
- * here): a retired or compromised key is a problem, as start-up refuses
- * it. */
-static void check_key_lifecycle(checker *c, OSSL_LIB_CTX *libctx)
+#define BOOTSTRAP_ACTOR "config:pkcs11.signing_key"
+
+/* The kid of the key at uri in the token (kid[44]), without signing. */
+static cs_err token_kid(cs_token *token, const char *uri, char kid[44])
+{
+	cs_key_ref query, found;
+	EVP_PKEY *pub = NULL;
+	cs_err r = cs_key_ref_from_uri(uri, &query);
+	if (r == CS_OK && (r = cs_token_find_key(token, &query, &found)) == CS_OK &&
+	    (r = cs_token_public_key(token, &found, &pub)) == CS_OK)
+		r = cs_jwk_thumbprint(pub, kid);
+	EVP_PKEY_free(pub);
+	return r;
+}
+
+/* A key's lifecycle as recorded, copied out of the store's callback. */
+typedef struct {
+	int found;
+	char status[16], since[40], by[160], ceremony[64], destroyed[40];
+} key_state;
+
+static void copy_state(void *arg, const cs_key_info *k)
+{
+	key_state *st = arg;
+	const char *since = k->created_at, *by = k->created_by, *ceremony = NULL;
+	if (strcmp(k->status, "active") == 0)
+		since = k->activated_at, by = k->activated_by, ceremony = k->activated_ceremony;
+	else if (strcmp(k->status, "retired") == 0)
+		since = k->retired_at, by = k->retired_by, ceremony = k->retired_ceremony;
+	else if (strcmp(k->status, "compromised") == 0)
+		since = k->compromised_at, by = k->compromised_by, ceremony = k->compromised_ceremony;
+	st->found = 1;
+	snprintf(st->status, sizeof(st->status), "%s", k->status);
+	snprintf(st->since, sizeof(st->since), "%s", since != NULL ? since : "");
+	snprintf(st->by, sizeof(st->by), "%s", by != NULL ? by : "");
+	snprintf(st->ceremony, sizeof(st->ceremony), "%s", ceremony != NULL ? ceremony : "");
+	snprintf(st->destroyed, sizeof(st->destroyed), "%s", k->destroyed_at != NULL ? k->destroyed_at : "");
+}
+
+/* "retired since TS by WHO in ceremony ID" (each part when known). */
+static void state_text(const key_state *st, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s", st->status, st->since[0] ? " since " : " (since unknown)",
+		 st->since, st->by[0] ? " by " : "", st->by, st->ceremony[0] ? " in ceremony " : "", st->ceremony,
+		 st->destroyed[0] ? ", its token objects destroyed at " : "", st->destroyed);
+}
+
+/* When pkcs11.signing_key is not the store's active key (active: NULL
+ * when there is none): what it is and which key signs instead, into
+ * msg[len]; 0 when it is the active key (nothing to say). Reads on store. */
+static int configured_key_report(cs_token *token, cs_store *store, const cs_config *cfg,
+				 const cs_active_key *active, char *msg, size_t len)
+{
+	const char *uri = cfg->pkcs11.signing_key;
+	char kid[44], configured[300], signs[400];
+	if (active != NULL && strcmp(active->uri, uri) == 0)
+		return 0;
+	cs_err r = token_kid(token, uri, kid);
+	if (r == CS_OK && active != NULL && strcmp(kid, active->kid) == 0)
+		return 0; /* the same key, named otherwise */
+	if (r != CS_OK) {
+		snprintf(configured, sizeof(configured), "names no usable key in the token (%s)", cs_strerror(r));
+	} else {
+		key_state st = {0};
+		char state[200];
+		if (cs_store_key_info(store, kid, copy_state, &st) != CS_OK || !st.found) {
+			snprintf(configured, sizeof(configured), "names key %s, which the store has not recorded", kid);
+		} else {
+			state_text(&st, state, sizeof(state));
+			snprintf(configured, sizeof(configured), "names key %s, %s", kid, state);
+		}
+	}
+	if (active == NULL) {
+		snprintf(signs, sizeof(signs),
+			 "the store has no active key: certification fails closed until a ceremony activates one");
+	} else {
+		key_state st = {0};
+		char state[200];
+		(void)cs_store_key_info(store, active->kid, copy_state, &st);
+		state_text(&st, state, sizeof(state));
+		snprintf(signs, sizeof(signs), "the store's active key %s signs (%s)", active->kid,
+			 st.found ? state : "active");
+	}
+	snprintf(msg, len,
+		 "%s: %s; the configuration does not choose the active key (it only bootstraps a store that "
+		 "never had one; keys change by ceremony, credsign-admin ceremony): %s",
+		 uri, configured, signs);
+	return 1;
+}
+
+/* --check-config: the signing key as start-up will find it, when the store
+ * exists (it is neither created nor written here): a store that never had
+ * an active key bootstraps with pkcs11.signing_key, which must be in the
+ * token and sign; otherwise the store's active key must (its kid, its
+ * registered chain, one signature), and a configured key that is not it is
+ * reported (a warning). */
+static void check_signing_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx)
 {
 	const cs_config *cfg = c->cfg;
 	struct stat st;
-	if (stat(cfg->store.path, &st) != 0)
-		return; /* no store yet: the key will be its first */
-	cs_signer *signer = NULL;
 	cs_store *store = NULL;
-	char why[160];
-	cs_err r = cs_signer_open(libctx, cfg->pkcs11.signing_key, &signer);
-	if (r == CS_OK && (r = cs_store_open_existing_readonly(cfg->store.path, &store)) == CS_OK &&
+	cs_active_key active = {0};
+	int ever = 0, reading = 0;
+	cs_err r = CS_OK;
+	if (stat(cfg->store.path, &st) == 0 &&
+	    (r = cs_store_open_existing_readonly(cfg->store.path, &store)) == CS_OK &&
 	    (r = cs_store_read_begin(store)) == CS_OK) {
-		r = cs_ledger_key_refusal(store, cs_signer_kid(signer), "active", why, sizeof(why));
-		cs_store_read_end(store);
+		reading = 1;
+		r = cs_store_keys_ever_active(store, &ever);
 	}
-	if (r == CS_E_KEY_FORBIDDEN)
-		problem(c, "pkcs11.signing_key", "%s: " KEY_LIFECYCLE_RULE, why);
-	else if (r != CS_OK)
-		problem(c, "store.path", "%s: the signing key's state cannot be read: %s", cfg->store.path,
+	if (r != CS_OK) {
+		problem(c, "store.path", "%s: the signing keys' states cannot be read: %s", cfg->store.path,
 			cs_strerror(r));
+	} else if (!ever) {
+		/* the key start-up will record as the first active one */
+		(void)check_token_key(c, token, libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1);
+	} else if ((r = cs_store_key_active(store, &active)) != CS_OK && r != CS_E_NOT_FOUND) {
+		problem(c, "store.path", "%s: the active signing key cannot be read: %s", cfg->store.path,
+			cs_strerror(r));
+	} else {
+		char why[512], msg[1024];
+		const char *code = NULL;
+		cs_signer *signer = NULL;
+		if (r == CS_E_NOT_FOUND)
+			warning(c, "store.path",
+				"%s: the store has no active signing key (the last one was compromised): the daemon "
+				"starts not ready and certification fails closed (503 no_active_key) until a ceremony "
+				"activates one",
+				cfg->store.path);
+		else if (cs_app_open_key(libctx, &active, &signer, &code, why, sizeof(why)) != CS_OK)
+			problem(c, "store.path", "%s: the store's active signing key %s cannot be used: %s (%s)",
+				cfg->store.path, active.kid, why, code);
+		cs_signer_free(signer);
+		if (configured_key_report(token, store, cfg, r == CS_OK ? &active : NULL, msg, sizeof(msg)))
+			warning(c, "pkcs11.signing_key", "%s", msg);
+	}
+	if (reading)
+		cs_store_read_end(store);
+	cs_active_key_free(&active);
 	cs_store_close(store);
-	cs_signer_free(signer);
 }
 
 /* Open the token as the daemon does (module, the one token the URI names,
@@ -734,9 +863,7 @@ static int check_config(const char *path, int offline, int verbose)
 			with_token = check_token(&chk, &token, &libctx, &prov, &deflt) == CS_OK;
 		}
 		if (with_token) {
-			if (check_token_key(&chk, token, libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1) ==
-			    CS_OK)
-				check_key_lifecycle(&chk, libctx);
+			check_signing_keys(&chk, token, libctx);
 			if (!tls_key)
 				tls_key = check_token_key(&chk, token, libctx, "tls.key", cfg->tls.key, 0) == CS_OK;
 		}
@@ -800,34 +927,111 @@ static void make_store_private(const char *path)
 	}
 }
 
-/* Record the signing key (the JWKS lists every key ever used); a key that
- * becomes active retires the previous one, an audited key event. */
-static cs_err register_signing_key(cs_app *app)
+/* A store that never had an active key: record pkcs11.signing_key as the
+ * active one (it is in the token and signs: checked first), audited as
+ * key.activate by BOOTSTRAP_ACTOR. Nothing when a key is or was active. */
+static cs_err bootstrap_signing_key(cs_app *app, checker *chk)
 {
-	int changed = 0;
-	char ts[32];
-	cs_err r;
-	cs_audit_now(ts);
-	cs_audit_entry e = {.ts = ts, .node = app->cfg->server.node_id, .actor = "system",
-			    .role = "system", .action = "key.activate",
-			    .object = cs_signer_kid(app->signer), .outcome = "success"};
-	char why[160];
-	/* a retired or compromised key never becomes active again: fail closed */
-	if ((r = cs_ledger_key_check(app->ledger, cs_signer_kid(app->signer), "active", why, sizeof(why))) ==
-	    CS_E_KEY_FORBIDDEN) {
-		cs_log_error("start-up failed: setting 'pkcs11.signing_key': %s: " KEY_LIFECYCLE_RULE, why);
-		return r;
-	}
+	const cs_config *cfg = app->cfg;
+	cs_signer *signer = NULL;
+	cs_key_ref query, found;
+	char cause[160], cka_id[2 * CS_KEY_ID_MAX + 1] = "";
+	cs_err r = check_token_key(chk, app->token, app->libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1);
 	if (r != CS_OK)
 		return r;
-	char *jwk = json_dumps(cs_signer_jwk(app->signer), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
-	r = jwk != NULL ? cs_ledger_key_put(app->ledger, cs_signer_kid(app->signer), cs_signer_uri(app->signer),
-					    jwk, "active", &changed, &e)
-			: CS_E_NOMEM;
+	cs_token_meter_clear();
+	if ((r = cs_signer_open(app->libctx, cfg->pkcs11.signing_key, &signer)) != CS_OK) {
+		cs_log_error("start-up failed: setting 'pkcs11.signing_key': %s%s", cs_strerror(r),
+			     token_cause(r, cause, sizeof(cause)));
+		return r;
+	}
+	/* the token's label and CKA_ID, for key list */
+	found.label[0] = '\0';
+	found.id_len = 0;
+	if (cs_key_ref_from_uri(cfg->pkcs11.signing_key, &query) == CS_OK &&
+	    cs_token_find_key(app->token, &query, &found) == CS_OK)
+		for (size_t i = 0; i < found.id_len; i++)
+			snprintf(cka_id + 2 * i, 3, "%02x", found.id[i]);
+	char *jwk = json_dumps(cs_signer_jwk(signer), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+	cs_key_info key = {.kid = cs_signer_kid(signer), .uri = cs_signer_uri(signer), .jwk_json = jwk,
+			   .label = found.label[0] ? found.label : NULL, .cka_id = cka_id[0] ? cka_id : NULL};
+	cs_audit_entry e = {.node = cfg->server.node_id, .actor = BOOTSTRAP_ACTOR, .role = "system",
+			    .action = "key.activate", .object = key.kid, .outcome = "success"};
+	int changed = 0;
+	r = jwk != NULL ? cs_ledger_key_bootstrap(app->ledger, &key, BOOTSTRAP_ACTOR, &changed, &e) : CS_E_NOMEM;
 	if (r == CS_OK && changed)
-		cs_log_info("signing key %s is now the active key", cs_signer_kid(app->signer));
+		cs_log_info("signing key %s is now the active key: the store had none (bootstrap from setting "
+			    "'pkcs11.signing_key')",
+			    key.kid);
+	else if (r != CS_OK)
+		cs_log_error("start-up failed: the signing key %s cannot be recorded: %s", key.kid, cs_strerror(r));
 	free(jwk);
+	cs_signer_free(signer);
 	return r;
+}
+
+/* Put the store's active key in force (app->signer), after the bootstrap
+ * of a store that never had one. *in_force: what the store named (for the
+ * key watch), its kid empty when it names none: then the slot is empty
+ * (the daemon starts, not ready; certification fails closed). A key the
+ * store names that cannot be used stops start-up. A configured key that is
+ * not the active one is reported (a warning). */
+static cs_err put_signing_key_in_force(cs_app *app, checker *chk, cs_active_key *in_force)
+{
+	const cs_config *cfg = app->cfg;
+	cs_store *store = NULL;
+	cs_signer *signer = NULL;
+	int ever = 0;
+	char why[512], msg[1024];
+	const char *code = NULL;
+	memset(in_force, 0, sizeof(*in_force));
+	cs_err r = cs_store_open(cfg->store.path, &store);
+	if (r == CS_OK)
+		r = cs_store_keys_ever_active(store, &ever);
+	if (r != CS_OK) {
+		cs_log_error("start-up failed: the signing keys cannot be read from the store: %s", cs_strerror(r));
+		goto out;
+	}
+	if (!ever && (r = bootstrap_signing_key(app, chk)) != CS_OK)
+		goto out; /* said why */
+	r = cs_store_key_active(store, in_force);
+	if (r == CS_E_NOT_FOUND) {
+		cs_active_key_free(in_force);
+		memset(in_force, 0, sizeof(*in_force));
+		cs_log_error("the store has no active signing key (the last one was compromised): certification fails "
+			     "closed (503 no_active_key) and /readyz is not ready until a ceremony activates one");
+		r = cs_signer_slot_new(NULL, &app->signer);
+	} else if (r != CS_OK) {
+		cs_log_error("start-up failed: the active signing key cannot be read from the store: %s",
+			     cs_strerror(r));
+		goto out;
+	} else {
+		cs_token_meter_clear();
+		if ((r = cs_app_open_key(app->libctx, in_force, &signer, &code, why, sizeof(why))) != CS_OK) {
+			cs_log_error("start-up failed: the store's active signing key %s cannot be used (%s): %s",
+				     in_force->kid, code, why);
+			goto out;
+		}
+		if ((r = cs_signer_slot_new(signer, &app->signer)) != CS_OK)
+			cs_signer_free(signer);
+	}
+	if (r == CS_OK &&
+	    configured_key_report(app->token, store, cfg, in_force->kid != NULL ? in_force : NULL, msg, sizeof(msg)))
+		warning(chk, "pkcs11.signing_key", "%s", msg);
+out:
+	cs_store_close(store);
+	return r;
+}
+
+/* No active key at start: audited as the key watch audits losing it
+ * (key.switch failure, no_active_key). */
+static cs_err record_key_at_start(cs_app *app, const cs_active_key *in_force)
+{
+	if (in_force->kid != NULL)
+		return CS_OK;
+	cs_audit_entry e = {.actor = "system", .role = "system", .action = "key.switch", .object = "none",
+			    .outcome = "failure", .error_code = "no_active_key"};
+	return cs_audit_record(app->audit, app->ledger, &e);
 }
 
 /* The configuration in force is an audited event, attributed to the system. */
@@ -867,6 +1071,7 @@ static int serve(const char *path, int verbose)
 	OSSL_PROVIDER *fips0 = NULL, *base0 = NULL, *base = NULL;
 	cs_server *srv = NULL;
 	checker chk = {.to_log = 1};
+	cs_active_key in_force = {0};
 	char cause[160];
 	int status = 1;
 	cs_err r;
@@ -953,20 +1158,18 @@ static int serve(const char *path, int verbose)
 		cs_log_error("start-up failed: %s%s", cs_strerror(r), token_cause(r, cause, sizeof(cause)));
 		goto out;
 	}
-	/* the keys, named when they are not in the token; the signing key signs
-	 * once, as --check-config makes it, before anything is written (a key
-	 * the token will not sign with stops start-up here) */
-	if ((r = check_token_key(&chk, app.token, app.libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1)) !=
-		    CS_OK ||
+	/* the keys, named when they are not in the token. The signing key is
+	 * the store's (put_signing_key_in_force, below); without a store the
+	 * configured one will be its first: it signs once, as --check-config
+	 * makes it, before anything is written (a key the token will not sign
+	 * with stops start-up here, and no store is created) */
+	struct stat store_st;
+	if ((stat(cfg->store.path, &store_st) != 0 && errno == ENOENT &&
+	     (r = check_token_key(&chk, app.token, app.libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1)) !=
+		     CS_OK) ||
 	    (strncmp(cfg->tls.key, "pkcs11:", 7) == 0 &&
 	     (r = check_token_key(&chk, app.token, app.libctx, "tls.key", cfg->tls.key, 0)) != CS_OK))
 		goto out;
-	cs_token_meter_clear();
-	if ((r = cs_signer_open(app.libctx, cfg->pkcs11.signing_key, &app.signer)) != CS_OK) {
-		cs_log_error("start-up failed: setting 'pkcs11.signing_key': %s%s", cs_strerror(r),
-			     token_cause(r, cause, sizeof(cause)));
-		goto out;
-	}
 	/* the TLS material, checked and loaded before anything is written */
 	check_tls(&chk, app.libctx, 1);
 	if (chk.problems > 0) {
@@ -984,19 +1187,28 @@ static int serve(const char *path, int verbose)
 	 * written: far ahead or behind is warned of and audited */
 	cs_audit_clock clock_at_start;
 	if ((r = cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &app.ledger)) != CS_OK ||
-	    (r = cs_audit_clock_at_start(cfg->store.path, &clock_at_start)) != CS_OK ||
-	    (r = register_signing_key(&app)) != CS_OK ||
-	    (r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
+	    (r = cs_audit_clock_at_start(cfg->store.path, &clock_at_start)) != CS_OK) {
+		cs_log_error("start-up failed: %s", cs_strerror(r));
+		goto out;
+	}
+	/* the store's active key (a store that never had one: the configured
+	 * key, which signs once before it is recorded) */
+	if ((r = put_signing_key_in_force(&app, &chk, &in_force)) != CS_OK)
+		goto out; /* said why */
+	if ((r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
 	    (r = record_config_load(&app)) != CS_OK ||
 	    (r = cs_audit_clock_record(app.audit, app.ledger, &clock_at_start)) != CS_OK ||
 	    (r = record_token_validation(&app)) != CS_OK ||
+	    (r = record_key_at_start(&app, &in_force)) != CS_OK ||
 	    (r = cs_service_rules_start(&app, cfg)) != CS_OK ||
-	    (r = cs_ledger_start(app.ledger)) != CS_OK) {
+	    (r = cs_ledger_start(app.ledger)) != CS_OK ||
+	    (r = cs_key_watch_new(&app, in_force.kid != NULL ? &in_force : NULL, &app.keys)) != CS_OK ||
+	    (r = cs_key_watch_start(app.keys)) != CS_OK) {
 		cs_log_error("start-up failed: %s", cs_strerror(r));
 		goto out;
 	}
 	cs_log_info("credsignd %s starting: node=%s token=\"%s\" signing key kid=%s", CREDSIGN_VERSION,
-		    cfg->server.node_id, cfg->pkcs11.token_uri, cs_signer_kid(app.signer));
+		    cfg->server.node_id, cfg->pkcs11.token_uri, in_force.kid != NULL ? in_force.kid : "none");
 	if ((r = cs_server_run(srv, &app)) == CS_OK) {
 		status = 0;
 		cs_log_info("stopped");
@@ -1005,10 +1217,12 @@ static int serve(const char *path, int verbose)
 	}
 out:
 	cs_server_free(srv);
+	cs_key_watch_free(app.keys); /* before the ledger and audit it writes through */
 	cs_service_rules_stop(&app);
 	cs_ledger_close(app.ledger); /* commits what was submitted */
 	cs_audit_free(app.audit);
-	cs_signer_free(app.signer);
+	cs_signer_slot_free(app.signer);
+	cs_active_key_free(&in_force);
 	json_decref(app.entropy_source);
 	OSSL_PROVIDER_unload(base);
 	OSSL_PROVIDER_unload(deflt);

@@ -8,8 +8,8 @@
 #include <string.h>
 
 static const char *const routes[] = {"generate", "certify",  "cert",   "jwks",    "presets",
-				     "policy",   "audit",    "audit_checkpoint", "metrics",
-				     "healthz",  "readyz",   "other"};
+				     "policy",   "audit",    "audit_checkpoint", "rollover",
+				     "revocations", "metrics", "healthz",  "readyz",   "other"};
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 static const int codes[] = {200, 201, 400, 403, 404, 405, 409, 410, 413,

@@ -1034,6 +1034,7 @@ cs_err cs_server_run(cs_server *s, cs_app *app)
 	for (int i = 0; i < started; i++)
 		pthread_join(s->workers[i].thread, NULL);
 	probe_stop(&s->probes);
+	cs_key_watch_stop(app->keys); /* no key event after the stop checkpoint */
 	flush_refusals(s);
 	system_event(s, "daemon.stop", app->cfg->server.node_id, "success");
 	(void)cs_audit_checkpoint(app->audit, app->ledger, "stop");

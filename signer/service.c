@@ -25,6 +25,7 @@ void cs_service_begin(cs_service_req *rq, cs_app *app, cs_store *store, const cs
 	rq->store = store;
 	rq->caller = caller;
 	rq->access = app->access != NULL ? cs_access_acquire(app->access) : NULL;
+	rq->signer = cs_signer_acquire(app->signer);
 	rq->certificates_public = atomic_load(&app->certificates_public);
 	snprintf(rq->request_id, sizeof(rq->request_id), "%s", request_id != NULL ? request_id : "");
 	snprintf(rq->role, sizeof(rq->role), "client");
@@ -36,6 +37,8 @@ void cs_service_end(cs_service_req *rq)
 {
 	cs_access_unref(rq->access);
 	rq->access = NULL;
+	cs_signer_free(rq->signer);
+	rq->signer = NULL;
 }
 
 /* value into buf[cap]: cut at a character boundary with "..." when it

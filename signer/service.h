@@ -22,7 +22,9 @@
  * a grant is refused (403) whatever it sends; the services call it too
  * where their scope comes from stored state (certify: the session; a
  * certificate: its project). Public by nature, and never decided: the
- * JWKS and readiness (cs_service_jwks, cs_service_readiness).
+ * JWKS, the rollover statements, the revocation list and readiness
+ * (cs_service_jwks, cs_service_rollovers, cs_service_revocations,
+ * cs_service_readiness).
  *
  * Every audited request gets exactly one audit entry: written inside the
  * state change's transaction (generate, certify), at a refusal
@@ -33,7 +35,9 @@
  *
  * A request takes its own reference to the access rules in force at
  * cs_service_begin (access.h, cs_access_acquire): a SIGHUP that swaps
- * them does not change the decisions of a request in flight.
+ * them does not change the decisions of a request in flight. It takes the
+ * signing key in force the same way (certsign.h, cs_signer_acquire): a
+ * key switch while it runs does not change the key it signs with.
  *
  * Secrets: a generated credential lives in cs_generate_result until
  * cs_generate_result_wipe; it is never stored or logged.
@@ -79,6 +83,7 @@ typedef struct {
 	cs_store *store;         /* this thread's own connection (reads) */
 	const cs_caller *caller; /* NULL: no verified client certificate */
 	cs_access *access;       /* the rules the request started with (its own reference) */
+	cs_signer *signer;       /* the key in force when it started (its own reference); NULL: none */
 	int certificates_public; /* certificates.public when the request started */
 	/* the request's audit entry (action set at begin; services fill the
 	 * rest) and the copies its strings point to */
@@ -92,7 +97,8 @@ typedef struct {
 	int retry_after; /* refused by a rate limit: seconds until a request could pass */
 } cs_service_req;
 
-/* Start a request: takes a reference to the access rules in force.
+/* Start a request: takes a reference to the access rules and to the
+ * signing key in force.
  * action: the audit action ("generate", "cert.read", ..., "request");
  * request_id: copied. */
 void cs_service_begin(cs_service_req *rq, cs_app *app, cs_store *store, const cs_caller *caller,
@@ -197,20 +203,49 @@ typedef struct {
 /* Certify a generation session of this client certificate: refused
  * (CS_E_FORBIDDEN, audited) when it belongs to another, or when no
  * generator grant covers its project, environment and preset today;
- * CS_E_NOT_FOUND, CS_E_SESSION_USED, CS_E_SESSION_EXPIRED. */
+ * CS_E_NOT_FOUND, CS_E_SESSION_USED, CS_E_SESSION_EXPIRED. Signed with the
+ * key the request took at its start; none in force (the store has no
+ * active key): CS_E_NO_ACTIVE_KEY, problem code no_active_key, nothing
+ * stored. */
 cs_err cs_service_certify(cs_service_req *rq, const char *session_id, cs_certify_result *out)
 	__attribute__((warn_unused_result));
 void cs_certify_result_free(cs_certify_result *out);
 
 /* ---- reads --------------------------------------------------------------------- */
 
-/* A certificate: its JWS and its claims as signed (both malloc'd). Needs
- * an auditor or generator grant for its project, or certificates.public.
+/* Whether a certificate stands: revoked_at and reason are malloc'd when
+ * revoked, else NULL (cs_cert_status_free). */
+typedef struct {
+	int revoked;
+	char *revoked_at, *reason;
+} cs_cert_status;
+void cs_cert_status_free(cs_cert_status *status);
+
+/* A certificate: its JWS and its claims as signed (both malloc'd), and,
+ * when status is not NULL, whether it is revoked. Needs an auditor or
+ * generator grant for its project, or certificates.public.
  * CS_E_NOT_FOUND. */
-cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, char **claims_json)
-	__attribute__((warn_unused_result));
-/* Every signing key ever used: [JWK + status, created_at]. Public. */
+cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, char **claims_json,
+			   cs_cert_status *status) __attribute__((warn_unused_result));
+/* Every key that ever signed (cs_service_key_published), oldest first: its
+ * JWK with "status", "created_at" and, when set, "activated_at",
+ * "retired_at", "compromised_at", "destroyed_at" and "x5c" (the registered
+ * chain). Public. */
 cs_err cs_service_jwks(cs_service_req *rq, json_t **keys) __attribute__((warn_unused_result));
+/* Whether the JWKS lists a key: it may have signed, i.e. it is active,
+ * has an activation time, or is retired or compromised without having
+ * been made so from pending by a ceremony (a key retired from pending has
+ * retired_ceremony and no activation; a key compromised from pending has
+ * compromised_ceremony, no activation and no retirement). Keys recorded
+ * before ceremonies have no ceremony and count as having signed. */
+int cs_service_key_published(const cs_key_info *key);
+/* The rollover statements, oldest first: {"rollovers": [general JWS
+ * objects (RFC 7515 7.2.1)]}. Public. */
+cs_err cs_service_rollovers(cs_service_req *rq, json_t **doc) __attribute__((warn_unused_result));
+/* The signed revocation list in force (app.h, the key watch): a compact
+ * JWS (malloc'd). None, or past its next_update: CS_E_NOT_FOUND, problem
+ * code revocations_unavailable. Public. */
+cs_err cs_service_revocations(cs_service_req *rq, char **jws) __attribute__((warn_unused_result));
 /* {"version", "presets":[definition + sha256, source, enforced_min_length]}.
  * Any grant. */
 cs_err cs_service_presets(cs_service_req *rq, json_t **doc) __attribute__((warn_unused_result));
@@ -233,11 +268,12 @@ cs_err cs_service_policy(cs_service_req *rq, const cs_policy_input *in, json_t *
 /* Prometheus text (malloc'd). Needs an operator grant. */
 cs_err cs_service_metrics(cs_service_req *rq, char **text) __attribute__((warn_unused_result));
 
-/* Readiness: whether the token answers and store writes succeed. Public,
- * not audited (a probe). */
+/* Readiness: whether the token answers, store writes succeed and a
+ * signing key is in force. Public, not audited (a probe). */
 typedef struct {
 	cs_err token, store;
 	const char *store_state; /* "ok", "writes fail" or the store's error */
+	char kid[44];            /* the signing key in force; "": none (not ready: no_active_key) */
 } cs_readiness;
 void cs_service_readiness(cs_app *app, cs_store *store, cs_readiness *out);
 

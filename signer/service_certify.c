@@ -21,8 +21,8 @@ static cs_err new_id(cs_app *app, char out[CS_SERVICE_ID_CHARS + 1])
 /* Add the certification claims to the session's and sign (outside any
  * store transaction: the token may be slow). The JWS is the one copy of
  * the claims stored. */
-static cs_err make_certificate(cs_app *app, const json_t *session_claims, const char *cert_id, int64_t now,
-			       char **jws)
+static cs_err make_certificate(cs_app *app, cs_signer *signer, const json_t *session_claims, const char *cert_id,
+			       int64_t now, char **jws)
 {
 	char when[32];
 	json_t *claims = json_deep_copy(session_claims);
@@ -33,7 +33,7 @@ static cs_err make_certificate(cs_app *app, const json_t *session_claims, const 
 	json_object_set_new(claims, "jti", json_string(cert_id));
 	json_object_set_new(claims, "iat", json_integer(now / 1000));
 	json_object_set_new(claims, "certified_at", json_string(when));
-	cs_err r = cs_signer_jws(app->signer, CS_CERT_TYP, claims, jws);
+	cs_err r = cs_signer_jws(signer, CS_CERT_TYP, claims, jws);
 	json_decref(claims);
 	return r;
 }
@@ -92,8 +92,15 @@ cs_err cs_service_certify(cs_service_req *rq, const char *session_id, cs_certify
 	cs_access_scope scope = {claim(sc, "project"), claim(sc, "environment"), claim(sc, "preset")};
 	if ((r = cs_service_authorize(rq, CS_ACTION_CERTIFY, &scope)) != CS_OK)
 		goto out;
+	/* the key the request took at its start; none: fail closed */
+	if (rq->signer == NULL) {
+		r = cs_service_fail(rq, CS_E_NO_ACTIVE_KEY, "no_active_key",
+				    "no active signing key: the store has none in force (the last one was "
+				    "compromised or cannot be used); certification resumes when a key is activated");
+		goto out;
+	}
 	if ((r = new_id(app, out->cert_id)) != CS_OK ||
-	    (r = make_certificate(app, sc, out->cert_id, now, &out->jws)) != CS_OK) {
+	    (r = make_certificate(app, rq->signer, sc, out->cert_id, now, &out->jws)) != CS_OK) {
 		cs_service_fail(rq, r, NULL, "certification");
 		goto out;
 	}
@@ -102,7 +109,7 @@ cs_err cs_service_certify(cs_service_req *rq, const char *session_id, cs_certify
 	cs_service_set_object(rq, out->cert_id);
 	rq->audit.outcome = "success";
 	cs_audit_complete(app->audit, &rq->audit);
-	r = cs_ledger_certify(app->ledger, session_id, out->cert_id, cs_signer_kid(app->signer), out->jws, now,
+	r = cs_ledger_certify(app->ledger, session_id, out->cert_id, cs_signer_kid(rq->signer), out->jws, now,
 			      &rq->audit);
 	if (r != CS_OK) {
 		cs_service_set_object(rq, session_id);

@@ -4,13 +4,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cs_log.h"
 #include "ledger.h"
 #include "metrics.h"
 #include "service_internal.h"
 
-cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, char **claims_json)
+void cs_cert_status_free(cs_cert_status *st)
+{
+	if (st == NULL)
+		return;
+	free(st->revoked_at);
+	free(st->reason);
+	memset(st, 0, sizeof(*st));
+}
+
+typedef struct {
+	cs_cert_status *st;
+	int failed;
+} status_read;
+
+static void revocation_row(void *arg, const cs_revocation_record *rec)
+{
+	status_read *s = arg;
+	s->st->revoked = 1;
+	s->st->revoked_at = strdup(rec->revoked_at);
+	s->st->reason = strdup(rec->reason);
+	s->failed = s->st->revoked_at == NULL || s->st->reason == NULL;
+}
+
+/* Whether the certificate is revoked. */
+static cs_err cert_status(cs_store *store, const char *cert_id, cs_cert_status *st)
+{
+	status_read s = {st, 0};
+	memset(st, 0, sizeof(*st));
+	cs_err r = cs_store_revocation_get(store, cert_id, revocation_row, &s);
+	if (r == CS_E_NOT_FOUND)
+		r = CS_OK;
+	else if (r == CS_OK && s.failed)
+		r = CS_E_NOMEM;
+	if (r != CS_OK)
+		cs_cert_status_free(st);
+	return r;
+}
+
+cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, char **claims_json,
+			   cs_cert_status *status)
 {
 	*jws = *claims_json = NULL;
+	if (status != NULL)
+		memset(status, 0, sizeof(*status));
 	cs_service_set_object(rq, cert_id);
 	/* the scope is the certificate's project: first whether the caller
 	 * may read certificates at all */
@@ -26,6 +68,8 @@ cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, 
 	cs_access_scope scope = {project, environment, NULL};
 	r = cs_service_authorize(rq, CS_ACTION_CERT_READ, &scope);
 	json_decref(claims);
+	if (r == CS_OK && status != NULL && (r = cert_status(rq->store, cert_id, status)) != CS_OK)
+		cs_service_fail(rq, r, NULL, "certificate status");
 	if (r != CS_OK) {
 		free(j);
 		free(c);
@@ -36,31 +80,112 @@ cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, 
 	return CS_OK;
 }
 
-static void add_key_row(void *arg, const char *kid, const char *jwk_json, const char *status,
-			const char *created_at)
+int cs_service_key_published(const cs_key_info *k)
 {
-	(void)kid;
-	json_t *jwk = json_loads(jwk_json, 0, NULL);
-	if (jwk == NULL)
+	const char *st = k->status != NULL ? k->status : "";
+	if (strcmp(st, "active") == 0 || k->activated_at != NULL)
+		return 1;
+	if (strcmp(st, "retired") == 0)
+		return k->retired_ceremony == NULL; /* retired from pending by a ceremony: never signed */
+	if (strcmp(st, "compromised") == 0)
+		return k->compromised_ceremony == NULL || k->retired_at != NULL;
+	return 0; /* pending, or a state this version does not know */
+}
+
+typedef struct {
+	json_t *keys;
+	int failed;
+} jwks_build;
+
+/* name: value when value is set. */
+static int set_text(json_t *o, const char *name, const char *value)
+{
+	return value == NULL || json_object_set_new(o, name, json_string(value)) == 0;
+}
+
+static void add_key(void *arg, const cs_key_info *k)
+{
+	jwks_build *b = arg;
+	if (!cs_service_key_published(k))
 		return;
-	json_object_set_new(jwk, "status", json_string(status));
-	json_object_set_new(jwk, "created_at", json_string(created_at));
-	json_array_append_new(arg, jwk);
+	json_t *jwk = k->jwk_json != NULL ? json_loads(k->jwk_json, 0, NULL) : NULL;
+	json_t *x5c = k->x5c_json != NULL ? json_loads(k->x5c_json, 0, NULL) : NULL;
+	if (k->x5c_json != NULL && !json_is_array(x5c))
+		/* the key matters more than its chain: published without it */
+		cs_log_error("the chain registered for signing key %s is not a JSON array: the JWKS omits its x5c",
+			     k->kid);
+	int ok = json_is_object(jwk) && set_text(jwk, "status", k->status) &&
+		 set_text(jwk, "created_at", k->created_at) && set_text(jwk, "activated_at", k->activated_at) &&
+		 set_text(jwk, "retired_at", k->retired_at) &&
+		 set_text(jwk, "compromised_at", k->compromised_at) && set_text(jwk, "destroyed_at", k->destroyed_at) &&
+		 (!json_is_array(x5c) || json_object_set(jwk, "x5c", x5c) == 0) && json_array_append(b->keys, jwk) == 0;
+	if (!ok) {
+		/* a key missing from the JWKS would leave its certificates unverifiable: the answer fails */
+		cs_log_error("signing key %s cannot be published in the JWKS (its stored JWK is not a JSON object)",
+			     k->kid);
+		b->failed = 1;
+	}
+	json_decref(x5c);
+	json_decref(jwk);
 }
 
 cs_err cs_service_jwks(cs_service_req *rq, json_t **keys)
 {
 	/* public by nature: no decision */
-	*keys = json_array();
-	if (*keys == NULL)
-		return cs_service_fail(rq, CS_E_NOMEM, NULL, "signing keys");
-	cs_err r = cs_store_keys_each(rq->store, add_key_row, *keys);
+	jwks_build b = {json_array(), 0};
+	*keys = NULL;
+	cs_err r = b.keys != NULL ? cs_store_keys_info(rq->store, add_key, &b) : CS_E_NOMEM;
+	if (r == CS_OK && b.failed)
+		r = CS_E_STORE;
 	if (r != CS_OK) {
-		json_decref(*keys);
-		*keys = NULL;
+		json_decref(b.keys);
 		return cs_service_fail(rq, r, NULL, "signing keys");
 	}
+	*keys = b.keys;
 	return CS_OK;
+}
+
+typedef struct {
+	json_t *list;
+	int failed;
+} rollover_build;
+
+static void add_rollover(void *arg, const cs_rollover_record *rec)
+{
+	rollover_build *b = arg;
+	json_t *statement = json_loads(rec->statement_json, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(statement) || json_array_append(b->list, statement) != 0) {
+		cs_log_error("the rollover statement of ceremony %s cannot be served: not a JSON object",
+			     rec->ceremony_id);
+		b->failed = 1;
+	}
+	json_decref(statement);
+}
+
+cs_err cs_service_rollovers(cs_service_req *rq, json_t **doc)
+{
+	/* public by nature: no decision */
+	rollover_build b = {json_array(), 0};
+	*doc = NULL;
+	cs_err r = b.list != NULL ? cs_store_rollovers_each(rq->store, add_rollover, &b) : CS_E_NOMEM;
+	if (r == CS_OK && b.failed)
+		r = CS_E_STORE;
+	if (r == CS_OK && (*doc = json_pack("{s:o}", "rollovers", b.list)) == NULL)
+		r = CS_E_NOMEM;
+	else if (r != CS_OK)
+		json_decref(b.list);
+	return r == CS_OK ? CS_OK : cs_service_fail(rq, r, NULL, "rollover statements");
+}
+
+cs_err cs_service_revocations(cs_service_req *rq, char **jws)
+{
+	/* public by nature: no decision */
+	cs_err r = cs_key_watch_revocations(rq->app->keys, cs_service_now_ms(), jws);
+	if (r == CS_E_NOT_FOUND)
+		return cs_service_fail(rq, r, "revocations_unavailable",
+				       "no current signed revocation list: none could be signed (no active signing "
+				       "key, or the token failed) since the last one's next_update passed");
+	return r == CS_OK ? CS_OK : cs_service_fail(rq, r, NULL, "revocation list");
 }
 
 cs_err cs_service_presets(cs_service_req *rq, json_t **doc)
@@ -136,7 +261,7 @@ cs_err cs_service_metrics(cs_service_req *rq, char **text)
 	cs_err r = cs_service_authorize(rq, CS_ACTION_METRICS_READ, NULL);
 	if (r != CS_OK)
 		return r;
-	cs_metrics_gauges gauges = {.active_kid = app->signer != NULL ? cs_signer_kid(app->signer) : NULL};
+	cs_metrics_gauges gauges = {.active_kid = rq->signer != NULL ? cs_signer_kid(rq->signer) : NULL};
 	if (app->read_gauges != NULL)
 		app->read_gauges(app->gauges_arg, &gauges);
 	if (cs_metrics_render(&gauges, text) != CS_OK)
@@ -148,6 +273,7 @@ void cs_service_readiness(cs_app *app, cs_store *store, cs_readiness *out)
 {
 	cs_token_info info;
 	out->token = cs_token_get_info(app->token, &info);
+	cs_signer_slot_kid(app->signer, out->kid);
 	/* the store answers reads, and its writes succeed: the last write's
 	 * outcome when recent, else a probe write (see ledger.h) */
 	out->store = cs_store_ping(store);

@@ -86,9 +86,21 @@ variant other-token 's/signing_key = "pkcs11:token=cstest;/signing_key = "pkcs11
 check "a signing key URI naming another token than token_uri is refused at load, naming both settings" \
 	invalid other-token --offline "setting 'pkcs11.signing_key': pkcs11:token=other;object=it-es256-diagnostics: names token=other, but pkcs11.token_uri selects token=cstest"
 
+# pkcs11.signing_key only bootstraps a store that never had an active key:
+# for a new store a missing key is a problem, for one with an active key a
+# warning that says which key signs
+variant no-key-new-store "s/object=it-es256-diagnostics/object=no-such-key/" "s|path = \"[^\"]*\"|path = \"$work/new.db\"|"
+check "--check-config (new store): a signing key missing from the token is named; no store is created" \
+	invalid no-key-new-store "no-key-new-store.conf:[0-9]+: setting 'pkcs11.signing_key': pkcs11:token=cstest;object=no-such-key: key not found in the token"
+check "  ... and nothing was written" test ! -e "$work/new.db"
 variant no-key "s/object=it-es256-diagnostics/object=no-such-key/"
-check "--check-config: a signing key missing from the token is named" \
-	invalid no-key "no-key.conf:[0-9]+: setting 'pkcs11.signing_key': pkcs11:token=cstest;object=no-such-key: key not found in the token"
+key_warned() {
+	valid no-key || return 1
+	grep -qE "no-key.conf:[0-9]+: warning: setting 'pkcs11.signing_key': pkcs11:token=cstest;object=no-such-key: .*key not found in the token.*the store's active key [A-Za-z0-9_-]{43} signs" \
+		"$work/no-key.err" || { cat "$work/no-key.err"; return 1; }
+}
+check "--check-config (store with an active key): a configured key missing from the token is a warning naming the active key" \
+	key_warned
 
 umask 077
 echo 000000 > "$work/wrong.pin"

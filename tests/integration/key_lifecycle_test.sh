@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The signing key's lifecycle (issue 14, first step): a retired key never
-# becomes active again. Start with key A, restart with key B (A retired),
-# point pkcs11.signing_key back at A: --check-config reports it and the
-# daemon refuses to start (fail closed), the store unchanged; key list
-# shows both keys with their states and dates.
+# The signing key's lifecycle (issue 14): the store decides which key
+# signs, not the configuration. Start with key A (a store that never had
+# an active key: A bootstraps it); point pkcs11.signing_key at a new key B
+# and restart: A keeps signing, and start-up and --check-config report B
+# (not the active key) and name A and who activated it; B made active and
+# A retired in the store (as an activate ceremony leaves them), point the
+# configuration back at retired A: --check-config is valid and reports A
+# retired since when, the daemon starts and B signs, the keys' states
+# unchanged.
 #
 #   key_lifecycle_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
 BUILD=${1:?}
@@ -18,80 +22,99 @@ key_a="pkcs11:token=cstest;object=it-es256-keys"
 key_b="pkcs11:token=cstest;object=it-es256-keys-b"
 kid_of() { "${admin[@]}" key jwk --key "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["kid"])'; }
 use_key() { sed -i "s|signing_key = \"[^\"]*\"|signing_key = \"$1\"|" "$conf"; }
-# the keys table and the audit log, as rows (what "unchanged" compares)
-store_dump() {
+# the keys table as rows (what "unchanged" compares)
+keys_dump() {
 	python3 - "$db" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-for row in db.execute("SELECT kid, uri, status, created_at FROM signing_keys ORDER BY kid"):
-    print(row)
-for row in db.execute("SELECT seq, action, object, outcome FROM audit_log ORDER BY seq"):
+for row in db.execute("SELECT kid, uri, status, activated_at, retired_at, compromised_at FROM signing_keys ORDER BY kid"):
     print(row)
 PY
+}
+# the kid in the header of a fresh certificate
+certify_kid() {
+	local got sid
+	got=$(call ci-deployer POST /api/generate "{\"preset\":\"soc2\",$PAYMENTS}")
+	[[ "$got" == "200 "* ]] || { echo "  generate: $got"; return 1; }
+	sid=$(json_field "${got#200 }" generation_session_id)
+	got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
+	[[ "$got" == "201 "* ]] || { echo "  certify: $got"; return 1; }
+	python3 -c '
+import base64, json, sys
+h = json.loads(sys.argv[1])["certificate"].split(".")[0]
+print(json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))["kid"])' "${got#201 }"
 }
 kid_a=$(kid_of "$key_a")
 
-rotate_to_b() {
+a_bootstrapped() {
+	grep -q "signing key $kid_a is now the active key: the store had none (bootstrap from setting 'pkcs11.signing_key')" \
+		"$log" || { cat "$log"; return 1; }
+	[ "$(certify_kid)" = "$kid_a" ] || return 1
 	stop_daemon
+}
+check "a store that never had an active key: the configured key A bootstraps it" a_bootstrapped
+
+b_configured_a_signs() {
 	"${admin[@]}" key generate --label it-es256-keys-b > /dev/null || return 1
 	kid_b=$(kid_of "$key_b")
 	use_key "$key_b"
+	local before
+	before=$(keys_dump)
+	# --check-config: valid, with a warning naming both keys
+	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 || { cat "$work/check.out"; return 1; }
+	grep -q "warning: setting 'pkcs11.signing_key': $key_b: names key $kid_b, pending since .*the store's active key $kid_a signs (active since .* by config:pkcs11.signing_key)" \
+		"$work/check.out" || { cat "$work/check.out"; return 1; }
+	grep -q "configuration valid" "$work/check.out" || return 1
 	start_daemon || return 1
-	grep -q "signing key $kid_b is now the active key" "$log" || { cat "$log"; return 1; }
+	[ "$(certify_kid)" = "$kid_a" ] || return 1
+	wait_for_log "setting 'pkcs11.signing_key': $key_b: names key $kid_b, pending" || { cat "$log"; return 1; }
+	grep -q 'level=warn' <(grep "names key $kid_b" "$log") || { cat "$log"; return 1; }
 	stop_daemon
+	[ "$before" = "$(keys_dump)" ] || { echo "  the keys changed:"; diff <(echo "$before") <(keys_dump); return 1; }
 }
-check "restart with key B: B active" rotate_to_b
+check "configured key B (pending): reported at start and by --check-config, A keeps signing, nothing changes" \
+	b_configured_a_signs
 
-list_shows_both() {
-	"${admin[@]}" key list --format json > "$work/keys.json" || return 1
-	python3 - "$work/keys.json" "$kid_a" "$kid_b" "$key_a" <<'PY' || { cat "$work/keys.json"; return 1; }
-import json, sys
-keys = {k["kid"]: k for k in json.load(open(sys.argv[1]))["keys"]}
-a, b = keys[sys.argv[2]], keys[sys.argv[3]]
-assert len(keys) == 2, keys
-assert a["state"] == "retired" and b["state"] == "active", keys
-assert a["uri"] == sys.argv[4], a
-assert a["created"] and a["activated"] and a["retired"], a
-assert b["activated"] and b["retired"] is None, b
-assert a["retired"] >= a["activated"] and b["activated"] >= a["retired"], (a, b)
+# B active, A retired, as an activate ceremony leaves them
+python3 - "$db" "$kid_a" "$kid_b" <<'PY' || exit 1
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+with db:
+    db.execute(f"UPDATE signing_keys SET status='retired', retired_at={now}, retired_by='local:test',"
+               " retired_ceremony='cer_lifecycle' WHERE kid=?", (sys.argv[2],))
+    db.execute(f"UPDATE signing_keys SET status='active', activated_at={now}, activated_by='local:test',"
+               " activated_ceremony='cer_lifecycle' WHERE kid=?", (sys.argv[3],))
 PY
-	"${admin[@]}" key list > "$work/keys.txt" || return 1
-	grep -q "^$kid_a  *retired " "$work/keys.txt" && grep -q "^$kid_b  *active " "$work/keys.txt" ||
-		{ cat "$work/keys.txt"; return 1; }
-}
-check "key list: A retired, B active, with their dates (text and json)" list_shows_both
 
-back_to_a_refused() {
-	local before after since rc
-	before=$(store_dump)
-	since=$(python3 -c 'import json,sys; print({k["kid"]: k for k in json.load(open(sys.argv[1]))["keys"]}[sys.argv[2]]["retired"])' \
-		"$work/keys.json" "$kid_a")
+back_to_retired_a() {
+	local before since
 	use_key "$key_a"
-	local want="key $kid_a is retired (since $since): a retired or compromised key never becomes active again; rotation is a ceremony (credsign-admin, issue 14)"
-	# --check-config (online) reports it as a problem of the setting
-	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 && { cat "$work/check.out"; return 1; }
-	grep -qF "setting 'pkcs11.signing_key': $want" "$work/check.out" || { cat "$work/check.out"; return 1; }
-	grep -q "configuration invalid" "$work/check.out" || return 1
-	# the daemon refuses to start: fail closed
-	timeout 60 "$BUILD/bin/credsignd" --config "$conf" > "$log" 2>&1
-	rc=$?
-	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { echo "  credsignd exited $rc"; cat "$log"; return 1; }
-	grep -qF "setting 'pkcs11.signing_key': $want" "$log" || { cat "$log"; return 1; }
-	after=$(store_dump)
-	[ "$before" = "$after" ] || { echo "  the store changed:"; diff <(echo "$before") <(echo "$after"); return 1; }
+	before=$(keys_dump)
+	since=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT retired_at FROM signing_keys WHERE kid=?", (sys.argv[2],)).fetchone()[0])' "$db" "$kid_a")
+	local want="setting 'pkcs11.signing_key': $key_a: names key $kid_a, retired since $since by local:test in ceremony cer_lifecycle; the configuration does not choose the active key (it only bootstraps a store that never had one; keys change by ceremony, credsign-admin ceremony): the store's active key $kid_b signs (active since "
+	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 || { cat "$work/check.out"; return 1; }
+	grep -qF "warning: $want" "$work/check.out" || { cat "$work/check.out"; return 1; }
+	grep -q "by local:test in ceremony cer_lifecycle)$" "$work/check.out" || { cat "$work/check.out"; return 1; }
+	# the daemon starts: B, the store's active key, signs
+	start_daemon || return 1
+	[ "$(certify_kid)" = "$kid_b" ] || return 1
+	grep -qF "$want" "$log" || { cat "$log"; return 1; }
+	stop_daemon
+	[ "$before" = "$(keys_dump)" ] || { echo "  the keys changed:"; diff <(echo "$before") <(keys_dump); return 1; }
 }
-check "configured back to retired key A: --check-config reports it, start refused, store unchanged" back_to_a_refused
+check "configured back to retired key A: valid, reported with its state and since when, B signs, states unchanged" \
+	back_to_retired_a
 
-b_still_starts() {
+b_configured_no_warning() {
 	use_key "$key_b"
 	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 || { cat "$work/check.out"; return 1; }
+	! grep -q "pkcs11.signing_key" "$work/check.out" || { cat "$work/check.out"; return 1; }
 	start_daemon || return 1
+	[ "$(certify_kid)" = "$kid_b" ] || return 1
 	stop_daemon
-	"${admin[@]}" key list --format json | python3 -c '
-import json, sys
-keys = {k["kid"]: k["state"] for k in json.load(sys.stdin)["keys"]}
-assert keys == {sys.argv[1]: "retired", sys.argv[2]: "active"}, keys' "$kid_a" "$kid_b"
+	! grep -q "names key" "$log" || { cat "$log"; return 1; }
 }
-check "with key B again: valid, starts, states unchanged" b_still_starts
+check "configured key B, the active one: nothing to report" b_configured_no_warning
 
 finish

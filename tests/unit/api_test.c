@@ -464,6 +464,21 @@ static void test_routes(void **state)
 	assert_int_equal(route, CS_ROUTE_CERT);
 	assert_int_equal(cs_api_route(CS_METHOD_GET, "/healthz", NULL, &route, &action, &err), CS_OK);
 	assert_null(action);
+	/* the key lifecycle's public documents, audited like the JWKS */
+	assert_int_equal(cs_api_route(CS_METHOD_GET, "/.well-known/credsign-rollover", NULL, &route, &action, &err),
+			 CS_OK);
+	assert_int_equal(route, CS_ROUTE_ROLLOVER);
+	assert_string_equal(action, "rollover.read");
+	assert_string_equal(cs_api_route_name(route), "rollover");
+	assert_int_equal(cs_api_route(CS_METHOD_HEAD, "/.well-known/credsign-revocations", NULL, &route, &action, &err),
+			 CS_OK);
+	assert_int_equal(route, CS_ROUTE_REVOCATIONS);
+	assert_string_equal(action, "revocations.read");
+	assert_string_equal(cs_api_route_name(route), "revocations");
+	assert_error(cs_api_route(CS_METHOD_POST, "/.well-known/credsign-revocations", NULL, &route, &action, &err), &err,
+		     405, "method_not_allowed");
+	assert_error(cs_api_route(CS_METHOD_GET, "/.well-known/credsign-revocations", "since=1", &route, &action, &err),
+		     &err, 400, "unknown_field");
 
 	assert_error(cs_api_route(CS_METHOD_GET, "/api/generate", NULL, &route, &action, &err), &err, 405,
 		     "method_not_allowed");
@@ -479,7 +494,8 @@ static void test_routes(void **state)
 	assert_int_equal(route, CS_ROUTE_READYZ);
 
 	static const char *const unknown[] = {"/", "/api", "/api/generate/", "/api//generate", "/API/generate",
-					      "/cert", "/api/audit/", "/healthz/x"};
+					      "/cert", "/api/audit/", "/healthz/x",
+					      "/.well-known/credsign-rollover/", "/.well-known/credsign-revocation"};
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		assert_error(cs_api_route(CS_METHOD_GET, unknown[i], NULL, &route, &action, &err), &err, 404,
 			     "not_found");

@@ -19,7 +19,17 @@
  * - the rules in force: a request keeps the rules it began with across a
  *   reload; a reload that removes a grant denies the next request; a file
  *   that does not load keeps the rules (audited); conflicts audited;
- * - one entry per request.
+ * - one entry per request;
+ * - the signing key in force: a registered chain (x5c) is checked and
+ *   carried in the header; a request keeps the key it started with across
+ *   a swap; no key in force fails certification closed (no_active_key) and
+ *   readiness; the key watch follows the store's active key (a switch, a
+ *   chain, a chain or kid that does not fit and no active key fail closed,
+ *   each audited once as key.switch); the revocation list is signed,
+ *   re-signed on a change and when half an hour old, served until its
+ *   next_update without a key; the JWKS lists the keys that signed, with
+ *   their states, dates and x5c; the rollover statements are served as
+ *   stored, oldest first.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,12 +42,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/provider.h>
+#include <openssl/x509.h>
+#include <sqlite3.h>
 
 #include "audit.h"
+#include "jose.h"
 #include "ledger.h"
 #include "provider.h"
 #include "service.h"
@@ -50,6 +64,7 @@ static cs_config *cfg;
 static cs_app app;
 static cs_store *store;
 static OSSL_PROVIDER *prov, *deflt;
+static cs_signer *first_key; /* the configured key: the store's first active one */
 
 /* ---- the configuration ------------------------------------------------------------ */
 
@@ -370,7 +385,7 @@ static void test_certify_by_the_generator_only(void **state)
 	/* the stored certificate is the one returned */
 	char *jws = NULL, *claims = NULL;
 	begin(&rq, &auditor, "cert.read");
-	assert_int_equal(cs_service_cert_get(&rq, res.cert_id, &jws, &claims), CS_OK);
+	assert_int_equal(cs_service_cert_get(&rq, res.cert_id, &jws, &claims, NULL), CS_OK);
 	assert_string_equal(jws, res.jws);
 	assert_non_null(strstr(claims, "\"project\":\"payments\""));
 	finish(&rq, CS_OK);
@@ -409,7 +424,7 @@ static void test_certificates_by_project(void **state)
 			char *jws = NULL, *claims = NULL;
 			begin(&rq, &c, "cert.read");
 			rq.certificates_public = pub; /* as cs_service_begin reads it from the app */
-			cs_err r = cs_service_cert_get(&rq, cert, &jws, &claims);
+			cs_err r = cs_service_cert_get(&rq, cert, &jws, &claims, NULL);
 			if (cases[i].reason == NULL || pub) {
 				assert_int_equal(r, CS_OK);
 				assert_non_null(jws);
@@ -432,7 +447,7 @@ static void test_certificates_by_project(void **state)
 	cs_service_req rq;
 	char *jws = NULL, *claims = NULL;
 	begin(&rq, &auditor, "cert.read");
-	assert_int_equal(cs_service_cert_get(&rq, "AAAAAAAAAAAAAAAAAAAAAA", &jws, &claims), CS_E_NOT_FOUND);
+	assert_int_equal(cs_service_cert_get(&rq, "AAAAAAAAAAAAAAAAAAAAAA", &jws, &claims, NULL), CS_E_NOT_FOUND);
 	finish(&rq, CS_E_NOT_FOUND);
 }
 
@@ -544,7 +559,12 @@ static void test_reads_by_role(void **state)
 	begin(&rq, &stranger, "jwks.read");
 	assert_int_equal(cs_service_jwks(&rq, &doc), CS_OK);
 	assert_int_equal(json_array_size(doc), 1);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "kid")), cs_signer_kid(app.signer));
+	char kid[44];
+	cs_signer_slot_kid(app.signer, kid);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "kid")), kid);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "status")), "active");
+	assert_non_null(json_object_get(json_array_get(doc, 0), "activated_at"));
+	assert_null(json_object_get(json_array_get(doc, 0), "retired_at"));
 	json_decref(doc);
 	finish(&rq, CS_OK);
 	/* metrics: operators */
@@ -680,6 +700,588 @@ static void test_reload_swaps_rules(void **state)
 	cs_service_end(&rq);
 }
 
+/* ---- the signing key in force -------------------------------------------------------- */
+
+/* Run SQL on the store as a committed ceremony leaves it (the tests drive
+ * the lifecycle directly; ledger_test covers the ceremonies). */
+static void sql(const char *text)
+{
+	sqlite3 *db = NULL;
+	char *err = NULL;
+	assert_int_equal(sqlite3_open(cfg->store.path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, text, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", text, err != NULL ? err : "?");
+	sqlite3_close(db);
+}
+
+#define NOW_SQL "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+#define NOW_FMT "strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now')" /* in a format */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A key of the token by label (generated when missing): its signer and,
+ * recorded in the store, pending. */
+static cs_signer *token_key(const char *label, int record)
+{
+	cs_key_ref q = {0}, found;
+	snprintf(q.label, sizeof(q.label), "%s", label);
+	cs_err r = cs_token_find_key(app.token, &q, &found);
+	if (r == CS_E_KEY_NOT_FOUND)
+		r = cs_token_generate_p256(app.token, label, &found);
+	assert_int_equal(r, CS_OK);
+	char uri[300];
+	snprintf(uri, sizeof(uri), "pkcs11:token=cstest;object=%s", label);
+	cs_signer *s = NULL;
+	assert_int_equal(cs_signer_open(app.libctx, uri, &s), CS_OK);
+	if (record) {
+		char *jwk = json_dumps(cs_signer_jwk(s), JSON_COMPACT | JSON_SORT_KEYS);
+		cs_key_info key = {.kid = cs_signer_kid(s), .uri = uri, .jwk_json = jwk, .label = label,
+				   .created_by = "local:test"};
+		assert_int_equal(cs_ledger_key_add_pending(app.ledger, &key, NULL), CS_OK);
+		free(jwk);
+	}
+	return s;
+}
+
+/* The public half of a signer, from the token. */
+static EVP_PKEY *public_of(const char *label)
+{
+	cs_key_ref q = {0}, found;
+	EVP_PKEY *pub = NULL;
+	snprintf(q.label, sizeof(q.label), "%s", label);
+	assert_int_equal(cs_token_find_key(app.token, &q, &found), CS_OK);
+	assert_int_equal(cs_token_public_key(app.token, &found, &pub), CS_OK);
+	return pub;
+}
+
+/* A certificate for subject's key issued by a software CA key: standard
+ * base64 of its DER (malloc'd). */
+static char *cert_b64(EVP_PKEY *subject, EVP_PKEY *issuer)
+{
+	X509 *x = X509_new();
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)"credsign key",
+				   -1, -1, 0);
+	X509_NAME_add_entry_by_txt(X509_get_issuer_name(x), "CN", MBSTRING_ASC, (const unsigned char *)"test CA", -1,
+				   -1, 0);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	assert_int_equal(X509_set_pubkey(x, subject), 1);
+	assert_true(X509_sign(x, issuer, EVP_sha256()) > 0);
+	unsigned char *der = NULL;
+	int len = i2d_X509(x, &der);
+	assert_true(len > 0);
+	char *b64 = malloc((size_t)(len / 3 + 2) * 4 + 1);
+	assert_non_null(b64);
+	EVP_EncodeBlock((unsigned char *)b64, der, len);
+	OPENSSL_free(der);
+	X509_free(x);
+	return b64;
+}
+
+/* ["leaf","ca"] for the token key label, issued by ca (the CA's own
+ * certificate second). */
+static char *chain_for(const char *label, EVP_PKEY *ca)
+{
+	EVP_PKEY *pub = public_of(label);
+	char *leaf = cert_b64(pub, ca), *root = cert_b64(ca, ca);
+	json_t *chain = json_pack("[s, s]", leaf, root);
+	char *text = json_dumps(chain, JSON_COMPACT);
+	json_decref(chain);
+	free(leaf);
+	free(root);
+	EVP_PKEY_free(pub);
+	return text;
+}
+
+static json_t *header_of(const char *jws)
+{
+	json_t *h = NULL;
+	assert_int_equal(cs_jws_peek_header(jws, &h), CS_OK);
+	return h;
+}
+
+static void test_x5c_of_a_signer(void **state)
+{
+	(void)state;
+	EVP_PKEY *ca = EVP_EC_gen("P-256");
+	assert_non_null(ca);
+	char *good = chain_for(KEY_LABEL, ca);
+	char *other = cert_b64(ca, ca); /* certifies the CA's key, not the signer's */
+	char wrong_leaf[4096], trailing[6100], too_many[16384] = "[";
+	snprintf(wrong_leaf, sizeof(wrong_leaf), "[\"%s\"]", other);
+	json_t *g = json_loads(good, 0, NULL);
+	/* a whole certificate followed by more bytes: re-encode DER + 3 bytes */
+	const char *leaf = json_string_value(json_array_get(g, 0));
+	unsigned char der[4096];
+	int n = EVP_DecodeBlock(der, (const unsigned char *)leaf, (int)strlen(leaf));
+	n -= (leaf[strlen(leaf) - 1] == '=') + (leaf[strlen(leaf) - 2] == '=');
+	memcpy(der + n, "\x01\x02\x03", 3);
+	char extra[6000];
+	EVP_EncodeBlock((unsigned char *)extra, der, n + 3);
+	snprintf(trailing, sizeof(trailing), "[\"%s\"]", extra);
+	for (int i = 0; i <= CS_X5C_MAX_CERTS; i++)
+		snprintf(too_many + strlen(too_many), sizeof(too_many) - strlen(too_many), "%s\"%s\"", i ? "," : "",
+			 leaf);
+	strcat(too_many, "]");
+	static const char *const refused_why[] = {"not a JSON array", "not a JSON array", "x5c[0] is not a string",
+						  "x5c[0] is not standard base64", "x5c[0] is not standard base64",
+						  "x5c[0] is not one DER X.509 certificate",
+						  "does not certify key", "x5c[0] is not one DER X.509 certificate",
+						  "not a JSON array"};
+	const char *refused[] = {"{}", "[]", "[1]", "[\"abc\"]", "[\"AA AA\"]", "[\"AAAA\"]", wrong_leaf, trailing,
+				 too_many};
+	cs_signer *s = first_key;
+	char why[200];
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		assert_int_equal(cs_signer_set_x5c(s, refused[i], why, sizeof(why)), CS_E_INVALID_ARG);
+		if (strstr(why, refused_why[i]) == NULL)
+			fail_msg("case %zu: '%s' does not say '%s'", i, why, refused_why[i]);
+		assert_null(cs_signer_x5c(s));
+	}
+	/* the chain is set, and the header carries it */
+	assert_int_equal(cs_signer_set_x5c(s, good, why, sizeof(why)), CS_OK);
+	json_t *claims = json_pack("{s:s}", "t", "x5c");
+	char *jws = NULL;
+	assert_int_equal(cs_signer_jws(s, CS_CERT_TYP, claims, &jws), CS_OK);
+	json_t *h = header_of(jws);
+	assert_true(json_equal(json_object_get(h, "x5c"), g));
+	assert_string_equal(json_string_value(json_object_get(h, "kid")), cs_signer_kid(s));
+	json_decref(h);
+	free(jws);
+	/* removed: no x5c */
+	assert_int_equal(cs_signer_set_x5c(s, NULL, why, sizeof(why)), CS_OK);
+	assert_int_equal(cs_signer_jws(s, CS_CERT_TYP, claims, &jws), CS_OK);
+	h = header_of(jws);
+	assert_null(json_object_get(h, "x5c"));
+	json_decref(h);
+	free(jws);
+	json_decref(claims);
+	json_decref(g);
+	free(good);
+	free(other);
+	EVP_PKEY_free(ca);
+}
+
+/* Certify a fresh session of ci with the request rq (begun by the caller). */
+static char *certify_in(cs_service_req *rq, const char *sid, cs_err want)
+{
+	cs_certify_result res;
+	cs_err r = cs_service_certify(rq, sid, &res);
+	assert_int_equal(r, want);
+	char *jws = r == CS_OK ? strdup(res.jws) : NULL;
+	if (r == CS_OK)
+		cs_certify_result_free(&res);
+	return jws;
+}
+
+static void assert_signed_by(const char *jws, const char *label, const char *kid)
+{
+	EVP_PKEY *pub = public_of(label);
+	json_t *h = NULL, *p = NULL;
+	assert_int_equal(cs_jws_es256_verify(jws, pub, &h, &p), CS_OK);
+	assert_string_equal(json_string_value(json_object_get(h, "kid")), kid);
+	json_decref(h);
+	json_decref(p);
+	EVP_PKEY_free(pub);
+}
+
+static void test_a_request_keeps_its_key(void **state)
+{
+	(void)state;
+	char sid1[23], sid2[23];
+	assert_int_equal(generate_as("ci", "payments", "production", sid1), CS_OK);
+	assert_int_equal(generate_as("ci", "payments", "production", sid2), CS_OK);
+	cs_signer *b = token_key(KEY_LABEL "-b", 1);
+	cs_caller ci = who("ci");
+	cs_service_req early, late;
+	begin(&early, &ci, "certify"); /* takes the key in force: the first */
+	cs_signer_slot_swap(app.signer, cs_signer_ref(b));
+	begin(&late, &ci, "certify");
+	char *jws_late = certify_in(&late, sid2, CS_OK);
+	char *jws_early = certify_in(&early, sid1, CS_OK);
+	finish(&late, CS_OK);
+	finish(&early, CS_OK);
+	assert_signed_by(jws_early, KEY_LABEL, cs_signer_kid(first_key));
+	assert_signed_by(jws_late, KEY_LABEL "-b", cs_signer_kid(b));
+	free(jws_early);
+	free(jws_late);
+	/* metrics and readiness name the key in force */
+	cs_caller op = who("operator");
+	char *text = NULL, want[128];
+	begin(&early, &op, "metrics.read");
+	assert_int_equal(cs_service_metrics(&early, &text), CS_OK);
+	snprintf(want, sizeof(want), "credsign_signing_key_info{kid=\"%s\"} 1", cs_signer_kid(b));
+	assert_non_null(strstr(text, want));
+	free(text);
+	finish(&early, CS_OK);
+	cs_readiness ready;
+	cs_service_readiness(&app, store, &ready);
+	assert_string_equal(ready.kid, cs_signer_kid(b));
+	cs_signer_slot_swap(app.signer, cs_signer_ref(first_key));
+	cs_signer_free(b);
+}
+
+static void test_no_key_in_force_fails_closed(void **state)
+{
+	(void)state;
+	char sid[23];
+	assert_int_equal(generate_as("ci", "payments", "production", sid), CS_OK);
+	cs_signer_slot_swap(app.signer, NULL);
+	cs_caller ci = who("ci");
+	cs_service_req rq;
+	begin(&rq, &ci, "certify");
+	assert_null(certify_in(&rq, sid, CS_E_NO_ACTIVE_KEY));
+	assert_string_equal(rq.problem.code, "no_active_key");
+	assert_non_null(strstr(rq.problem.message, "no active signing key"));
+	cs_service_record(&rq, "failure", rq.problem.code);
+	cs_service_end(&rq);
+	entry e = entry_of(rq.request_id);
+	assert_string_equal(e.error_code, "no_active_key");
+	cs_readiness ready;
+	cs_service_readiness(&app, store, &ready);
+	assert_string_equal(ready.kid, "");
+	/* checkpoints wait for a key */
+	assert_int_equal(cs_audit_checkpoint(app.audit, app.ledger, "periodic"), CS_E_NO_ACTIVE_KEY);
+	/* the session was not used: certified once a key is back */
+	cs_signer_slot_swap(app.signer, cs_signer_ref(first_key));
+	begin(&rq, &ci, "certify");
+	char *jws = certify_in(&rq, sid, CS_OK);
+	finish(&rq, CS_OK);
+	assert_signed_by(jws, KEY_LABEL, cs_signer_kid(first_key));
+	free(jws);
+}
+
+/* The kid in force ("" none). */
+static const char *kid_in_force(void)
+{
+	static char kid[44];
+	cs_signer_slot_kid(app.signer, kid);
+	return kid;
+}
+
+static void assert_last_switch(int count, const char *outcome, const char *object)
+{
+	action_count c = entries_of("key.switch");
+	assert_int_equal(c.count, count);
+	assert_string_equal(c.last_outcome, outcome);
+	assert_string_equal(c.last_object, object);
+}
+
+static void test_the_watch_follows_the_store(void **state)
+{
+	(void)state;
+	int64_t now = now_ms();
+	char q[2048];
+	const char *a = cs_signer_kid(first_key);
+	/* nothing changed: nothing happens */
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	assert_string_equal(kid_in_force(), a);
+	assert_int_equal(entries_of("key.switch").count, 0);
+	/* B activated (A retired) as an activate ceremony leaves it: in force at the next poll */
+	cs_signer *b = token_key(KEY_LABEL "-b", 0); /* recorded pending by the test before */
+	const char *kb = cs_signer_kid(b);
+	snprintf(q, sizeof(q),
+		 "BEGIN; UPDATE signing_keys SET status = 'retired', retired_at = " NOW_FMT ", retired_by = 'local:test', "
+		 "retired_ceremony = 'cer_test1' WHERE kid = '%s'; UPDATE signing_keys SET status = 'active', "
+		 "activated_at = " NOW_FMT ", activated_by = 'local:test', activated_ceremony = 'cer_test1' WHERE kid = "
+		 "'%s'; COMMIT;",
+		 a, kb);
+	sql(q);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	assert_string_equal(kid_in_force(), kb);
+	assert_last_switch(1, "success", kb);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	assert_int_equal(entries_of("key.switch").count, 1); /* once */
+	/* a chain registered for B: in force with it; certificates carry x5c */
+	EVP_PKEY *ca = EVP_EC_gen("P-256");
+	char *chain = chain_for(KEY_LABEL "-b", ca);
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET x5c_json = '%s' WHERE kid = '%s';", chain, kb);
+	sql(q);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	assert_last_switch(2, "success", kb);
+	char sid[23];
+	assert_int_equal(generate_as("ci", "payments", "production", sid), CS_OK);
+	cs_caller ci = who("ci");
+	cs_service_req rq;
+	begin(&rq, &ci, "certify");
+	char *jws = certify_in(&rq, sid, CS_OK);
+	finish(&rq, CS_OK);
+	json_t *h = header_of(jws), *want = json_loads(chain, 0, NULL);
+	assert_true(json_equal(json_object_get(h, "x5c"), want));
+	json_decref(h);
+	json_decref(want);
+	free(jws);
+	/* a chain that does not certify B: fail closed, audited once */
+	char *bad = cert_b64(ca, ca);
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET x5c_json = '[\"%s\"]' WHERE kid = '%s';", bad, kb);
+	sql(q);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_INVALID_ARG);
+	assert_string_equal(kid_in_force(), "");
+	assert_last_switch(3, "failure", kb);
+	assert_int_not_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	assert_int_equal(entries_of("key.switch").count, 3);
+	sql("UPDATE signing_keys SET x5c_json = NULL WHERE status = 'active';");
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	assert_string_equal(kid_in_force(), kb);
+	assert_last_switch(4, "success", kb);
+	/* the store names a kid its uri's key does not have: fail closed */
+	const char *fake = "fake-kid-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+	snprintf(q, sizeof(q),
+		 "BEGIN; INSERT INTO signing_keys (kid, uri, jwk_json, status) SELECT '%s', uri, jwk_json, 'pending' "
+		 "FROM signing_keys WHERE kid = '%s'; UPDATE signing_keys SET status = 'compromised', compromised_at = "
+		 NOW_FMT " WHERE kid = '%s'; UPDATE signing_keys SET status = 'active', activated_at = " NOW_FMT
+		 " WHERE kid = '%s'; COMMIT;",
+		 fake, a, kb, fake);
+	sql(q);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CONFLICT);
+	assert_string_equal(kid_in_force(), "");
+	assert_last_switch(5, "failure", fake);
+	/* no active key at all: the slot stays empty, audited once */
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET status = 'compromised', compromised_at = " NOW_FMT
+			       " WHERE kid = '%s';", fake);
+	sql(q);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_NO_ACTIVE_KEY);
+	assert_last_switch(6, "failure", "none");
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	assert_int_equal(entries_of("key.switch").count, 6);
+	cs_readiness ready;
+	cs_service_readiness(&app, store, &ready);
+	assert_string_equal(ready.kid, "");
+	/* another key activated: in force again */
+	cs_signer *c = token_key(KEY_LABEL "-c", 1);
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET status = 'active', activated_at = " NOW_FMT
+			       ", activated_by = 'local:test' WHERE kid = '%s';", cs_signer_kid(c));
+	sql(q);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	assert_string_equal(kid_in_force(), cs_signer_kid(c));
+	assert_last_switch(7, "success", cs_signer_kid(c));
+	free(bad);
+	free(chain);
+	EVP_PKEY_free(ca);
+	cs_signer_free(b);
+	cs_signer_free(c);
+}
+
+/* The list's claims, verified with label's key. */
+static json_t *revocations_verified(const char *jws, const char *label)
+{
+	EVP_PKEY *pub = public_of(label);
+	json_t *h = NULL, *p = NULL;
+	assert_int_equal(cs_jws_es256_verify(jws, pub, &h, &p), CS_OK);
+	assert_string_equal(json_string_value(json_object_get(h, "typ")), "credsign-revocations+jwt");
+	assert_string_equal(json_string_value(json_object_get(h, "kid")), kid_in_force());
+	json_decref(h);
+	EVP_PKEY_free(pub);
+	assert_string_equal(json_string_value(json_object_get(p, "iss")), "https://credsign.test");
+	assert_int_equal(json_integer_value(json_object_get(p, "next_update")),
+			 json_integer_value(json_object_get(p, "iat")) + CS_REVOCATIONS_VALID_S);
+	return p;
+}
+
+static char *revocations_now(int64_t now)
+{
+	char *jws = NULL;
+	assert_int_equal(cs_key_watch_revocations(app.keys, now, &jws), CS_OK);
+	return jws;
+}
+
+static void test_the_revocation_list(void **state)
+{
+	(void)state;
+	const char *label = KEY_LABEL "-c"; /* in force since the test before */
+	int64_t now = now_ms();
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	char *jws = revocations_now(now);
+	json_t *p = revocations_verified(jws, label);
+	assert_int_equal(json_array_size(json_object_get(p, "revoked")), 0);
+	json_int_t iat = json_integer_value(json_object_get(p, "iat"));
+	json_decref(p);
+	free(jws);
+	/* a certificate revoked: listed at the next poll, and its status says so */
+	char revoked[23], kept[23];
+	certificate_of("ci", "payments", "production", revoked);
+	certificate_of("ci", "payments", "production", kept);
+	assert_int_equal(cs_ledger_cert_revoke(app.ledger, revoked, "key leaked", "2030-01-02T03:04:05.678Z",
+					      "local:test", NULL),
+			 CS_OK);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	cs_caller auditor = who("auditor");
+	cs_service_req rq;
+	begin(&rq, &auditor, "revocations.read");
+	assert_int_equal(cs_service_revocations(&rq, &jws), CS_OK);
+	finish(&rq, CS_OK);
+	p = revocations_verified(jws, label);
+	json_t *item = json_array_get(json_object_get(p, "revoked"), 0);
+	assert_int_equal(json_array_size(json_object_get(p, "revoked")), 1);
+	assert_string_equal(json_string_value(json_object_get(item, "id")), revoked);
+	assert_string_equal(json_string_value(json_object_get(item, "reason")), "key leaked");
+	assert_string_equal(json_string_value(json_object_get(item, "revoked_at")), "2030-01-02T03:04:05.678Z");
+	json_decref(p);
+	free(jws);
+	char *cert = NULL, *claims = NULL;
+	cs_cert_status st;
+	begin(&rq, &auditor, "cert.read");
+	assert_int_equal(cs_service_cert_get(&rq, revoked, &cert, &claims, &st), CS_OK);
+	finish(&rq, CS_OK);
+	assert_true(st.revoked);
+	assert_string_equal(st.reason, "key leaked");
+	assert_string_equal(st.revoked_at, "2030-01-02T03:04:05.678Z");
+	cs_cert_status_free(&st);
+	free(cert);
+	free(claims);
+	begin(&rq, &auditor, "cert.read");
+	assert_int_equal(cs_service_cert_get(&rq, kept, &cert, &claims, &st), CS_OK);
+	finish(&rq, CS_OK);
+	assert_false(st.revoked);
+	assert_null(st.reason);
+	free(cert);
+	free(claims);
+	/* signed again when it is half an hour old */
+	int64_t later = now + (CS_REVOCATIONS_RESIGN_S + 1) * 1000LL;
+	assert_int_equal(cs_key_watch_poll(app.keys, store, later), CS_OK);
+	jws = revocations_now(later);
+	p = revocations_verified(jws, label);
+	assert_true(json_integer_value(json_object_get(p, "iat")) >= iat + CS_REVOCATIONS_RESIGN_S);
+	json_int_t next_update = json_integer_value(json_object_get(p, "next_update"));
+	json_decref(p);
+	free(jws);
+	/* no key to sign: the last list until its next_update, then none */
+	cs_signer *c = cs_signer_acquire(app.signer);
+	cs_signer_slot_swap(app.signer, NULL);
+	int64_t much_later = later + (CS_REVOCATIONS_RESIGN_S + 1) * 1000LL;
+	assert_int_equal(cs_key_watch_poll(app.keys, store, much_later), CS_OK); /* the store's key is unchanged */
+	jws = revocations_now(much_later);
+	free(jws);
+	assert_int_equal(cs_key_watch_revocations(app.keys, next_update * 1000, &jws), CS_E_NOT_FOUND);
+	assert_null(jws);
+	cs_signer_slot_swap(app.signer, c);
+}
+
+static json_t *jwks_key(json_t *keys, const char *kid)
+{
+	size_t i;
+	json_t *k;
+	json_array_foreach(keys, i, k) if (strcmp(json_string_value(json_object_get(k, "kid")), kid) == 0) return k;
+	return NULL;
+}
+
+static void test_the_jwks_lists_keys_that_signed(void **state)
+{
+	(void)state;
+	/* pending, and retired or compromised from pending by a ceremony: never signed */
+	cs_signer *d = token_key(KEY_LABEL "-d", 1), *e = token_key(KEY_LABEL "-e", 1);
+	cs_signer *f = token_key(KEY_LABEL "-f", 1);
+	char q[4096];
+	snprintf(q, sizeof(q),
+		 "UPDATE signing_keys SET status = 'retired', retired_at = " NOW_FMT ", retired_ceremony = 'cer_r' "
+		 "WHERE kid = '%s'; UPDATE signing_keys SET status = 'compromised', compromised_at = " NOW_FMT
+		 ", compromised_ceremony = 'cer_c' WHERE kid = '%s';",
+		 cs_signer_kid(e), cs_signer_kid(f));
+	sql(q);
+	EVP_PKEY *ca = EVP_EC_gen("P-256");
+	char *chain = chain_for(KEY_LABEL "-c", ca);
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET x5c_json = '%s' WHERE status = 'active';", chain);
+	sql(q);
+	sql("UPDATE signing_keys SET destroyed_at = " NOW_SQL
+	    " WHERE status = 'retired' AND activated_at IS NOT NULL;");
+	cs_caller stranger = who("stranger");
+	cs_service_req rq;
+	json_t *keys = NULL;
+	begin(&rq, &stranger, "jwks.read");
+	assert_int_equal(cs_service_jwks(&rq, &keys), CS_OK);
+	finish(&rq, CS_OK);
+	/* A (retired, destroyed), B and the fake (compromised after signing), C (active) */
+	assert_int_equal(json_array_size(keys), 4);
+	assert_null(jwks_key(keys, cs_signer_kid(d)));
+	assert_null(jwks_key(keys, cs_signer_kid(e)));
+	assert_null(jwks_key(keys, cs_signer_kid(f)));
+	json_t *a = jwks_key(keys, cs_signer_kid(first_key));
+	assert_string_equal(json_string_value(json_object_get(a, "status")), "retired");
+	assert_non_null(json_object_get(a, "activated_at"));
+	assert_non_null(json_object_get(a, "retired_at"));
+	assert_non_null(json_object_get(a, "destroyed_at"));
+	assert_null(json_object_get(a, "compromised_at"));
+	assert_null(json_object_get(a, "x5c"));
+	size_t i;
+	json_t *k;
+	int compromised = 0;
+	json_array_foreach(keys, i, k) if (strcmp(json_string_value(json_object_get(k, "status")), "compromised") == 0)
+	{
+		compromised++;
+		assert_non_null(json_object_get(k, "compromised_at"));
+		assert_null(json_object_get(k, "destroyed_at"));
+	}
+	assert_int_equal(compromised, 2);
+	json_t *c = jwks_key(keys, kid_in_force()), *want = json_loads(chain, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(c, "status")), "active");
+	assert_true(json_equal(json_object_get(c, "x5c"), want));
+	assert_string_equal(json_string_value(json_object_get(c, "kty")), "EC");
+	json_decref(want);
+	json_decref(keys);
+	/* the rule itself, on records */
+	cs_key_info legacy = {.status = "retired"}, from_pending = {.status = "retired", .retired_ceremony = "cer_x"},
+		    active = {.status = "active"}, pending = {.status = "pending"},
+		    compromised_pending = {.status = "compromised", .compromised_ceremony = "cer_y"},
+		    compromised_retired = {.status = "compromised", .compromised_ceremony = "cer_y", .retired_at = "t"};
+	assert_true(cs_service_key_published(&legacy));
+	assert_false(cs_service_key_published(&from_pending));
+	assert_true(cs_service_key_published(&active));
+	assert_false(cs_service_key_published(&pending));
+	assert_false(cs_service_key_published(&compromised_pending));
+	assert_true(cs_service_key_published(&compromised_retired));
+	free(chain);
+	EVP_PKEY_free(ca);
+	cs_signer_free(d);
+	cs_signer_free(e);
+	cs_signer_free(f);
+}
+
+static void test_rollover_statements(void **state)
+{
+	(void)state;
+	cs_caller stranger = who("stranger");
+	cs_service_req rq;
+	json_t *doc = NULL;
+	begin(&rq, &stranger, "rollover.read");
+	assert_int_equal(cs_service_rollovers(&rq, &doc), CS_OK);
+	finish(&rq, CS_OK);
+	assert_int_equal(json_array_size(json_object_get(doc, "rollovers")), 0);
+	json_decref(doc);
+	/* two statements as activate ceremonies store them: served oldest first, as stored */
+	sql("INSERT INTO key_rollovers (ceremony_id, old_kid, new_kid, statement_json, created_at) VALUES "
+	    "('cer_r1', NULL, 'k1', '{\"payload\":\"e30\",\"signatures\":[{\"protected\":\"p1\",\"signature\":\"s1\"}]}', "
+	    "'2030-01-01T00:00:00.000Z'), "
+	    "('cer_r2', 'k1', 'k2', '{\"payload\":\"e31\",\"signatures\":[]}', '2030-01-02T00:00:00.000Z');");
+	begin(&rq, &stranger, "rollover.read");
+	assert_int_equal(cs_service_rollovers(&rq, &doc), CS_OK);
+	finish(&rq, CS_OK);
+	json_t *list = json_object_get(doc, "rollovers");
+	assert_int_equal(json_array_size(list), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "payload")), "e30");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "payload")), "e31");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(json_object_get(json_array_get(list, 0), "signatures"), 0), "signature")),
+			    "s1");
+	json_decref(doc);
+	/* a statement that is not a JSON object is not served half: the answer fails */
+	sql("INSERT INTO key_rollovers (ceremony_id, old_kid, new_kid, statement_json, created_at) VALUES "
+	    "('cer_r3', 'k2', 'k3', 'not json', '2030-01-03T00:00:00.000Z');");
+	begin(&rq, &stranger, "rollover.read");
+	assert_int_equal(cs_service_rollovers(&rq, &doc), CS_E_STORE);
+	assert_null(doc);
+	cs_service_record(&rq, "failure", NULL);
+	cs_service_end(&rq);
+}
+
 /* ---- set-up ---------------------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -729,7 +1331,8 @@ static int setup(void **state)
 	    (deflt = OSSL_PROVIDER_load(app.libctx, "default")) == NULL ||
 	    !EVP_set_default_properties(app.libctx, "?provider!=credsign-pkcs11") ||
 	    cs_provider_use_token_rng(app.libctx) != CS_OK || cs_app_describe_token(&app) != CS_OK ||
-	    cs_signer_open(app.libctx, cfg->pkcs11.signing_key, &app.signer) != CS_OK)
+	    cs_signer_open(app.libctx, cfg->pkcs11.signing_key, &first_key) != CS_OK ||
+	    cs_signer_slot_new(cs_signer_ref(first_key), &app.signer) != CS_OK)
 		return -1;
 	if (cs_presets_load(cfg->server.presets_file, cfg->file, &app.presets, &diag) != CS_OK ||
 	    cs_wordlist_load(cfg->server.wordlist_file, &app.wordlist) != CS_OK)
@@ -738,13 +1341,16 @@ static int setup(void **state)
 	if (cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &app.ledger) != CS_OK ||
 	    cs_store_open(cfg->store.path, &store) != CS_OK || cs_audit_open(cfg, app.signer, &app.audit) != CS_OK)
 		return -1;
+	/* the store's first key, as credsignd's start-up records it */
 	int changed = 0;
-	char *jwk = json_dumps(cs_signer_jwk(app.signer), JSON_COMPACT);
-	r = jwk != NULL ? cs_ledger_key_put(app.ledger, cs_signer_kid(app.signer), cfg->pkcs11.signing_key, jwk,
-					    "active", &changed, NULL)
+	char *jwk = json_dumps(cs_signer_jwk(first_key), JSON_COMPACT | JSON_SORT_KEYS);
+	cs_key_info key = {.kid = cs_signer_kid(first_key), .uri = cfg->pkcs11.signing_key, .jwk_json = jwk,
+			   .label = KEY_LABEL};
+	r = jwk != NULL ? cs_ledger_key_bootstrap(app.ledger, &key, "config:pkcs11.signing_key", &changed, NULL)
 			: CS_E_NOMEM;
 	free(jwk);
-	if (r != CS_OK)
+	cs_active_key in_force = {.kid = (char *)cs_signer_kid(first_key), .uri = cfg->pkcs11.signing_key};
+	if (r != CS_OK || !changed || cs_key_watch_new(&app, &in_force, &app.keys) != CS_OK)
 		return -1;
 	return cs_service_rules_start(&app, cfg) == CS_OK ? 0 : -1;
 }
@@ -753,10 +1359,12 @@ static int teardown(void **state)
 {
 	(void)state;
 	cs_service_rules_stop(&app);
+	cs_key_watch_free(app.keys);
 	cs_store_close(store);
 	cs_ledger_close(app.ledger);
 	cs_audit_free(app.audit);
-	cs_signer_free(app.signer);
+	cs_signer_slot_free(app.signer);
+	cs_signer_free(first_key);
 	json_decref(app.entropy_source);
 	OSSL_PROVIDER_unload(deflt);
 	OSSL_PROVIDER_unload(prov);
@@ -782,6 +1390,14 @@ int main(void)
 		cmocka_unit_test(test_admit_before_the_scope),
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_reload_swaps_rules),
+		/* these change the signing keys: last */
+		cmocka_unit_test(test_x5c_of_a_signer),
+		cmocka_unit_test(test_a_request_keeps_its_key),
+		cmocka_unit_test(test_no_key_in_force_fails_closed),
+		cmocka_unit_test(test_the_watch_follows_the_store),
+		cmocka_unit_test(test_the_revocation_list),
+		cmocka_unit_test(test_the_jwks_lists_keys_that_signed),
+		cmocka_unit_test(test_rollover_statements), /* leaves a bad statement: last */
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -189,6 +189,21 @@ cs_err cs_token_generate_p256(cs_token *token, const char *label, cs_key_ref *ou
  * of a shorter one) when the token refuses the template. */
 cs_err cs_token_generate_p256_id(cs_token *token, const char *label, const uint8_t *id,
 				 size_t id_len, cs_key_ref *out);
+/* Destroy a key pair in the token (C_DestroyObject; a key whose ceremony
+ * decided so: credsign-admin checks the key's public half against the
+ * store's record first). `key` names exactly one private key (as in
+ * cs_token_find_key; name it by label and id, as a stored key URI does):
+ * it is destroyed, then its public key (the CKO_PUBLIC_KEY with its CKA_ID;
+ * the label breaks a tie). A pair whose private key is gone already (a
+ * destruction that stopped half-way) has its remaining public key matching
+ * `key` destroyed. CS_E_KEY_NOT_FOUND when neither exists, CS_E_KEY_AMBIGUOUS
+ * when `key` names several (nothing destroyed), CS_E_TOKEN_READ_ONLY on a
+ * pool opened read-only, CS_E_INVALID_ARG for an empty reference. Then every
+ * session of the pool is replaced (as after a recovery), so no later
+ * operation on this cs_token uses a cached copy of the key; an operation
+ * already running on another thread finishes with it. Other processes'
+ * sessions are not reached: their session copies live until they close. */
+cs_err cs_token_destroy_key(cs_token *token, const cs_key_ref *key) __attribute__((warn_unused_result));
 
 /* ---- mechanisms ------------------------------------------------------------
  * What credsign needs of the token's mechanisms, checked with

@@ -809,6 +809,79 @@ cs_err cs_token_generate_p256(cs_token *t, const char *label, cs_key_ref *out)
 	return cs_token_generate_p256_id(t, label, NULL, 0, out);
 }
 
+/* ---- key destruction ------------------------------------------------------- */
+
+/* The objects of the key pair `q` names: its private key (at most one) and
+ * the public keys with its CKA_ID (its label only breaks a tie, as in
+ * find_public), or, when the private key is gone already (a destruction
+ * that stopped half-way), the public keys matching q itself. */
+static CK_RV find_pair(cs_token *t, tok_session *s, const cs_key_ref *q, CK_OBJECT_HANDLE *priv,
+		       CK_ULONG *npriv, CK_OBJECT_HANDLE pub[2], CK_ULONG *npub, cs_err *err)
+{
+	CK_OBJECT_HANDLE found[2];
+	cs_key_ref ref = *q;
+	*npriv = *npub = 0;
+	CK_RV rv = find_objects(t, s->handle, CKO_PRIVATE_KEY, q, found, 2, npriv);
+	if (rv != CKR_OK)
+		return rv;
+	if (*npriv > 1) {
+		*err = CS_E_KEY_AMBIGUOUS;
+		return CKR_OK;
+	}
+	if (*npriv == 1) {
+		*priv = found[0];
+		if ((rv = read_ref(t, s->handle, *priv, &ref, err)) != CKR_OK || *err != CS_OK)
+			return rv;
+	}
+	cs_key_ref by_id = ref;
+	if (*npriv == 1 && ref.id_len > 0)
+		by_id.label[0] = '\0';
+	if (by_id.id_len == 0 && by_id.label[0] == '\0')
+		return CKR_OK; /* never "any public key" */
+	rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, &by_id, pub, 2, npub);
+	if (rv == CKR_OK && *npub > 1 && ref.id_len > 0 && ref.label[0] != '\0')
+		rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, &ref, pub, 2, npub); /* the tie */
+	if (rv == CKR_OK && *npub > 1)
+		*err = CS_E_KEY_AMBIGUOUS;
+	return rv;
+}
+
+static CK_RV op_destroy(cs_token *t, tok_session *s, void *arg, cs_err *err)
+{
+	const cs_key_ref *q = arg;
+	CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE, pub[2];
+	CK_ULONG npriv = 0, npub = 0;
+	pthread_mutex_lock(&t->objects_lock); /* no search meets a half-destroyed pair */
+	CK_RV rv = find_pair(t, s, q, &priv, &npriv, pub, &npub, err);
+	if (rv == CKR_OK && *err == CS_OK && npriv == 0 && npub == 0)
+		*err = CS_E_KEY_NOT_FOUND;
+	/* the private key first: should the token fail in between, what is
+	 * left is a public key, found and destroyed by the next attempt */
+	if (rv == CKR_OK && *err == CS_OK && npriv == 1)
+		rv = t->call->C_DestroyObject(s->handle, priv);
+	if (rv == CKR_OK && *err == CS_OK && npub == 1)
+		rv = t->call->C_DestroyObject(s->handle, pub[0]);
+	pthread_mutex_unlock(&t->objects_lock);
+	if (rv != CKR_OK || *err != CS_OK)
+		return rv;
+	/* every pooled session is replaced (as after a recovery): their
+	 * session-object copies of the key and cached handles go with them */
+	pthread_mutex_lock(&t->lock);
+	t->generation++;
+	pthread_mutex_unlock(&t->lock);
+	return CKR_OK;
+}
+
+cs_err cs_token_destroy_key(cs_token *t, const cs_key_ref *key)
+{
+	if (t == NULL || key == NULL || (key->label[0] == '\0' && key->id_len == 0) ||
+	    key->id_len > CS_KEY_ID_MAX || memchr(key->label, '\0', sizeof(key->label)) == NULL)
+		return CS_E_INVALID_ARG;
+	if (!t->read_write)
+		return CS_E_TOKEN_READ_ONLY;
+	return tok_run(t, op_destroy, (void *)key);
+}
+
 /* ---- mechanisms ------------------------------------------------------------ */
 
 static const struct {

@@ -57,11 +57,13 @@
 
 #include <jansson.h>
 #include <time.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/store.h>
 #include <openssl/x509v3.h>
 
+#include "admin.h"
 #include "config.h"
 #include "cs_log.h"
 #include "jose.h"
@@ -73,24 +75,25 @@
 #include "token.h"
 #include "token_meter.h"
 
-typedef struct {
-	cs_config *cfg;
-	cs_token *token;
-} admin_ctx;
+void admin_actor(char actor[96])
+{
+	struct passwd *pw = getpwuid(getuid());
+	snprintf(actor, 96, "local:%s", pw != NULL ? pw->pw_name : "unknown");
+}
 
-/* Record an administrative event, attributed to the local unix user, at
- * time ts (NULL: now; the ledger raises a time earlier than the newest
- * entry's to it). */
-static cs_err admin_event_at(admin_ctx *a, const char *action, const char *object, const char *outcome,
-			     const char *ts)
+/* An administrative event, attributed to the local unix user, at time ts
+ * (NULL: now; the ledger raises a time earlier than the newest entry's to
+ * it). */
+cs_err admin_event_at(admin_ctx *a, const char *action, const char *object, const char *outcome,
+		      const char *error_code, const char *ts)
 {
 	cs_ledger *ledger = NULL;
 	char actor[96], now[32];
-	struct passwd *pw = getpwuid(getuid());
-	snprintf(actor, sizeof(actor), "local:%s", pw != NULL ? pw->pw_name : "unknown");
+	admin_actor(actor);
 	cs_audit_now(now);
 	cs_audit_entry e = {.ts = ts != NULL ? ts : now, .node = a->cfg->server.node_id, .actor = actor,
-			    .role = "admin", .action = action, .object = object, .outcome = outcome};
+			    .role = "admin", .action = action, .object = object, .outcome = outcome,
+			    .error_code = error_code};
 	cs_err r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger);
 	if (r == CS_OK)
 		r = cs_ledger_audit_append(ledger, &e);
@@ -102,12 +105,12 @@ static cs_err admin_event_at(admin_ctx *a, const char *action, const char *objec
 
 static cs_err admin_event(admin_ctx *a, const char *action, const char *object, const char *outcome)
 {
-	return admin_event_at(a, action, object, outcome, NULL);
+	return admin_event_at(a, action, object, outcome, NULL, NULL);
 }
 
 /* A failure, with the PKCS#11 call that caused it when there was one
  * ("...: token PIN rejected (CS_E_PIN_INCORRECT): C_Login: CKR_PIN_INCORRECT"). */
-static int fail(const char *what, cs_err r)
+int admin_fail(const char *what, cs_err r)
 {
 	char call[128];
 	cs_token_meter_cause(r, call, sizeof(call));
@@ -116,17 +119,17 @@ static int fail(const char *what, cs_err r)
 	return 1;
 }
 
-static int print_json(json_t *j)
+int admin_print_json(json_t *j)
 {
 	if (j == NULL)
-		return fail("output", CS_E_NOMEM);
+		return admin_fail("output", CS_E_NOMEM);
 	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
 	json_decref(j);
 	return 0;
 }
 
-static int open_token(admin_ctx *a, int read_write)
+int admin_open_token(admin_ctx *a, int read_write)
 {
 	cs_token_params p = {
 		.module = a->cfg->pkcs11.module,
@@ -162,7 +165,7 @@ static int open_token(admin_ctx *a, int read_write)
 	    cs_token_meter_matching_tokens(p.token_uri, said, sizeof(said))[0] != '\0')
 		fprintf(stderr, "credsign-admin: tokens matching %s: serials %s; add serial=SERIAL to pkcs11.token_uri\n",
 			p.token_uri, said);
-	return fail("opening the token", r);
+	return admin_fail("opening the token", r);
 }
 
 /* The mechanisms credsign uses, as the token reports them; each problem
@@ -208,7 +211,7 @@ static int cmd_token_info(admin_ctx *a)
 	cs_token_info info;
 	cs_err r = cs_token_get_info(a->token, &info);
 	if (r != CS_OK)
-		return fail("token info", r);
+		return admin_fail("token info", r);
 	char fw[16], hw[16], mod[16], ck[16];
 	snprintf(fw, sizeof(fw), "%u.%u", info.fw_major, info.fw_minor);
 	snprintf(hw, sizeof(hw), "%u.%u", info.hw_major, info.hw_minor);
@@ -225,9 +228,9 @@ static int cmd_token_info(admin_ctx *a)
 	int lacks_sign = 0;
 	if ((r = token_mechanisms_json(a, &mechs, &lacks_sign)) != CS_OK) {
 		json_decref(flags);
-		return fail("token mechanisms", r);
+		return admin_fail("token mechanisms", r);
 	}
-	int rc = print_json(json_pack(
+	int rc = admin_print_json(json_pack(
 		"{s:{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}, s:{s:s, s:s, s:s, s:s}, s:o}", "token",
 		"label", info.label, "manufacturer", info.manufacturer, "model", info.model,
 		"serial", info.serial, "hardware_version", hw, "firmware_version", fw, "slot_id",
@@ -243,12 +246,12 @@ static int print_key(admin_ctx *a, const cs_key_ref *ref)
 	json_t *jwk = NULL;
 	cs_err r = cs_token_public_key(a->token, ref, &pkey);
 	if (r != CS_OK)
-		return fail("reading the public key", r);
+		return admin_fail("reading the public key", r);
 	r = cs_jwk_from_pkey(pkey, &jwk);
 	EVP_PKEY_free(pkey);
 	if (r != CS_OK)
-		return fail("building the JWK", r);
-	return print_json(jwk);
+		return admin_fail("building the JWK", r);
+	return admin_print_json(jwk);
 }
 
 static int cmd_key_jwk(admin_ctx *a, const char *uri)
@@ -256,11 +259,11 @@ static int cmd_key_jwk(admin_ctx *a, const char *uri)
 	cs_key_ref query, found;
 	cs_err r = cs_key_ref_from_uri(uri, &query);
 	if (r != CS_OK)
-		return fail("key URI", r);
+		return admin_fail("key URI", r);
 	if ((r = cs_token_find_key(a->token, &query, &found)) != CS_OK) {
 		char what[1100];
 		snprintf(what, sizeof(what), "finding the key %s", uri);
-		return fail(what, r);
+		return admin_fail(what, r);
 	}
 	return print_key(a, &found);
 }
@@ -279,6 +282,62 @@ static int parse_key_id(const char *hex, uint8_t id[CS_KEY_ID_MAX], size_t *id_l
 	return ok;
 }
 
+/* RFC 7512 percent-encoding of an attribute value: unreserved characters
+ * as they are, every other byte %XX (all of them when hex_all). */
+static int uri_pct(char *out, size_t cap, size_t *len, const uint8_t *v, size_t n, int hex_all)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = v[i];
+		int plain = !hex_all && ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+					 (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~');
+		if (*len + 4 > cap)
+			return 0;
+		if (plain) {
+			out[(*len)++] = (char)ch;
+		} else {
+			out[(*len)++] = '%';
+			out[(*len)++] = hex[ch >> 4];
+			out[(*len)++] = hex[ch & 15];
+		}
+	}
+	out[*len] = '\0';
+	return 1;
+}
+
+/* The key's URI: the configured token's path attributes (no query: the PIN
+ * source stays in the configuration) with object= and id=. */
+static cs_err key_uri_for(const admin_ctx *a, const cs_key_ref *ref, char *out, size_t cap)
+{
+	const char *token = a->cfg->pkcs11.token_uri;
+	size_t path_len = strcspn(token, "?"), len = 0;
+	if (path_len + 2 > cap)
+		return CS_E_BUFFER_TOO_SMALL;
+	memcpy(out, token, path_len);
+	len = path_len;
+	out[len] = '\0';
+	int ok = 1;
+	if (len > strlen("pkcs11:"))
+		out[len++] = ';';
+	ok = len + 8 < cap;
+	if (ok) {
+		memcpy(out + len, "object=", 7);
+		len += 7;
+		ok = uri_pct(out, cap, &len, (const uint8_t *)ref->label, strlen(ref->label), 0);
+	}
+	if (ok && len + 5 < cap) {
+		memcpy(out + len, ";id=", 4);
+		len += 4;
+		ok = uri_pct(out, cap, &len, ref->id, ref->id_len, 1);
+	} else {
+		ok = 0;
+	}
+	return ok ? CS_OK : CS_E_BUFFER_TOO_SMALL;
+}
+
+/* key generate: the key pair in the token, then on record as pending (a
+ * ceremony activates it). The output is the public JWK with the record's
+ * label, CKA_ID, URI and state. */
 static int cmd_key_generate(admin_ctx *a, const char *label, const char *id_hex)
 {
 	cs_key_ref ref;
@@ -302,15 +361,53 @@ static int cmd_key_generate(admin_ctx *a, const char *label, const char *id_hex)
 		return 1;
 	}
 	if (r != CS_OK)
-		return fail("reading the token's mechanisms", r);
+		return admin_fail("reading the token's mechanisms", r);
 	r = cs_token_generate_p256_id(a->token, label, id_hex != NULL ? id : NULL, id_len, &ref);
-	if (admin_event(a, "key.generate", label, r == CS_OK ? "success" : "failure") != CS_OK && r == CS_OK)
-		return 1; /* the key exists, but the event is not on record: say so */
-	if (r != CS_OK)
-		return fail("generating the key", r);
-	return print_key(a, &ref);
+	if (r != CS_OK) {
+		(void)admin_event_at(a, "key.generate", label, "failure", cs_err_name(r), NULL);
+		return admin_fail("generating the key", r);
+	}
+	EVP_PKEY *pkey = NULL;
+	json_t *jwk = NULL;
+	char *jwk_text = NULL, uri[1400], cka_id[2 * CS_KEY_ID_MAX + 1], actor[96];
+	if ((r = cs_token_public_key(a->token, &ref, &pkey)) != CS_OK ||
+	    (r = cs_jwk_from_pkey(pkey, &jwk)) != CS_OK || (r = key_uri_for(a, &ref, uri, sizeof(uri))) != CS_OK ||
+	    (jwk_text = json_dumps(jwk, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		EVP_PKEY_free(pkey);
+		json_decref(jwk);
+		fprintf(stderr, "credsign-admin: the key %s was generated in the token but could not be described; "
+				"it is not on record\n", ref.label);
+		return admin_fail("describing the key", r != CS_OK ? r : CS_E_NOMEM);
+	}
+	EVP_PKEY_free(pkey);
+	for (size_t i = 0; i < ref.id_len; i++)
+		snprintf(cka_id + 2 * i, 3, "%02x", ref.id[i]);
+	cka_id[2 * ref.id_len] = '\0';
+	admin_actor(actor);
+	const char *kid = json_string_value(json_object_get(jwk, "kid"));
+	cs_key_info key = {.kid = kid, .uri = uri, .status = "pending", .jwk_json = jwk_text,
+			   .label = ref.label, .cka_id = cka_id, .created_by = actor};
+	char now[32];
+	cs_audit_now(now);
+	cs_audit_entry e = {.ts = now, .node = a->cfg->server.node_id, .actor = actor, .role = "admin",
+			    .action = "key.generate", .object = kid, .outcome = "success"};
+	cs_ledger *ledger = NULL;
+	if ((r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger)) == CS_OK)
+		r = cs_ledger_key_add_pending(ledger, &key, &e);
+	cs_ledger_close(ledger);
+	free(jwk_text);
+	if (r != CS_OK) {
+		json_decref(jwk);
+		fprintf(stderr, "credsign-admin: the key %s (kid %s) was generated in the token but is not on "
+				"record; it cannot be activated until it is\n", ref.label, kid);
+		return admin_fail("recording the key", r);
+	}
+	json_object_set_new(jwk, "label", json_string(ref.label));
+	json_object_set_new(jwk, "cka_id", json_string(cka_id));
+	json_object_set_new(jwk, "uri", json_string(uri));
+	json_object_set_new(jwk, "state", json_string("pending"));
+	return admin_print_json(jwk);
 }
-
 
 static int cmd_key_csr(admin_ctx *a, const char *uri, const char *subject, const char *san,
 		       const char *out_path)
@@ -325,15 +422,15 @@ static int cmd_key_csr(admin_ctx *a, const char *uri, const char *subject, const
 	int rc = 1;
 	if (libctx == NULL || cs_provider_load(libctx, a->token, &prov) != CS_OK ||
 	    (deflt = OSSL_PROVIDER_load(libctx, "default")) == NULL) {
-		fail("loading the provider", CS_E_CRYPTO);
+		admin_fail("loading the provider", CS_E_CRYPTO);
 		goto out;
 	}
 	if ((key = cs_provider_load_key(libctx, uri)) == NULL) {
-		fail("loading the key", CS_E_KEY_NOT_FOUND);
+		admin_fail("loading the key", CS_E_KEY_NOT_FOUND);
 		goto out;
 	}
 	if ((name = X509_NAME_new()) == NULL) {
-		fail("subject", CS_E_NOMEM);
+		admin_fail("subject", CS_E_NOMEM);
 		goto out;
 	}
 	/* "/K=V/K=V" */
@@ -351,7 +448,7 @@ static int cmd_key_csr(admin_ctx *a, const char *uri, const char *subject, const
 	req = X509_REQ_new_ex(libctx, NULL);
 	if (req == NULL || !X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name) ||
 	    !X509_REQ_set_pubkey(req, key)) {
-		fail("building the request", CS_E_CRYPTO);
+		admin_fail("building the request", CS_E_CRYPTO);
 		goto out;
 	}
 	if (san != NULL) {
@@ -371,12 +468,12 @@ static int cmd_key_csr(admin_ctx *a, const char *uri, const char *subject, const
 	if ((md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestSignInit_ex(md, NULL, "SHA256", libctx, NULL, key, NULL) != 1 ||
 	    X509_REQ_sign_ctx(req, md) <= 0) {
-		fail("signing the request in the token", CS_E_TOKEN_FAILED);
+		admin_fail("signing the request in the token", CS_E_TOKEN_FAILED);
 		goto out;
 	}
 	out = out_path != NULL ? BIO_new_file(out_path, "w") : BIO_new_fp(stdout, BIO_NOCLOSE);
 	if (out == NULL || !PEM_write_bio_X509_REQ(out, req)) {
-		fail("writing the request", CS_E_IO);
+		admin_fail("writing the request", CS_E_IO);
 		goto out;
 	}
 	rc = admin_event(a, "key.csr", uri, "success") == CS_OK ? 0 : 1;
@@ -437,14 +534,43 @@ typedef struct {
 	int failed;
 } key_listing;
 
+/* One event of a key's life: {"at", "by", "ceremony"}, or NULL when it did
+ * not happen. */
+static json_t *key_event(const char *at, const char *by, const char *ceremony)
+{
+	if (at == NULL)
+		return NULL;
+	return json_pack("{s:s, s:s?, s:s?}", "at", at, "by", by, "ceremony", ceremony);
+}
+
 static void collect_key(void *arg, const cs_key_info *k)
 {
 	key_listing *l = arg;
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "kid", k->kid, "uri", k->uri, "state",
-			      k->status, "created", k->created_at, "activated", k->activated_at, "retired",
-			      k->retired_at);
+	json_t *o = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:{s:s, s:s?}, s:o?, s:o?, s:o?, s:o?, s:b}", "kid", k->kid,
+			      "label", k->label, "cka_id", k->cka_id, "uri", k->uri, "state", k->status, "created",
+			      "at", k->created_at, "by", k->created_by, "activated",
+			      key_event(k->activated_at, k->activated_by, k->activated_ceremony), "retired",
+			      key_event(k->retired_at, k->retired_by, k->retired_ceremony), "compromised",
+			      key_event(k->compromised_at, k->compromised_by, k->compromised_ceremony), "destroyed",
+			      key_event(k->destroyed_at, k->destroyed_by, k->destroyed_ceremony), "x5c_registered",
+			      k->x5c_json != NULL);
 	if (o == NULL || json_array_append_new(l->keys, o) != 0)
 		l->failed = 1;
+}
+
+static void print_key_event(const json_t *k, const char *name)
+{
+	const json_t *ev = json_object_get(k, name);
+	if (ev == NULL)
+		return;
+	const char *by = json_string_value(json_object_get(ev, "by"));
+	const char *ceremony = json_string_value(json_object_get(ev, "ceremony"));
+	printf("  %-12s %s", name, json_string_value(json_object_get(ev, "at")));
+	if (by != NULL)
+		printf(" by %s", by);
+	if (ceremony != NULL)
+		printf(" (ceremony %s)", ceremony);
+	putchar('\n');
 }
 
 static int cmd_key_list(admin_ctx *a, int as_json)
@@ -461,23 +587,126 @@ static int cmd_key_list(admin_ctx *a, int as_json)
 		r = CS_E_NOMEM;
 	if (r != CS_OK) {
 		json_decref(l.keys);
-		return fail("listing the signing keys", r);
+		return admin_fail("listing the signing keys", r);
 	}
 	if (as_json)
-		return print_json(json_pack("{s:o}", "keys", l.keys));
-	printf("%-44s %-11s %-24s %-24s %-24s %s\n", "KID", "STATE", "CREATED", "ACTIVATED", "RETIRED", "URI");
+		return admin_print_json(json_pack("{s:o}", "keys", l.keys));
 	size_t i;
 	json_t *k;
 	json_array_foreach(l.keys, i, k) {
-		const char *activated = json_string_value(json_object_get(k, "activated"));
-		const char *retired = json_string_value(json_object_get(k, "retired"));
-		printf("%-44s %-11s %-24s %-24s %-24s %s\n", json_string_value(json_object_get(k, "kid")),
-		       json_string_value(json_object_get(k, "state")),
-		       json_string_value(json_object_get(k, "created")), activated != NULL ? activated : "-",
-		       retired != NULL ? retired : "-", json_string_value(json_object_get(k, "uri")));
+		const char *label = json_string_value(json_object_get(k, "label"));
+		const char *cka_id = json_string_value(json_object_get(k, "cka_id"));
+		printf("%s%s  %s\n", i > 0 ? "\n" : "", json_string_value(json_object_get(k, "kid")),
+		       json_string_value(json_object_get(k, "state")));
+		printf("  %-12s %s\n", "label", label != NULL ? label : "(not recorded)");
+		printf("  %-12s %s\n", "cka_id", cka_id != NULL ? cka_id : "(not recorded)");
+		printf("  %-12s %s\n", "uri", json_string_value(json_object_get(k, "uri")));
+		print_key_event(k, "created");
+		print_key_event(k, "activated");
+		print_key_event(k, "retired");
+		print_key_event(k, "compromised");
+		print_key_event(k, "destroyed");
+		if (json_is_true(json_object_get(k, "x5c_registered")))
+			printf("  %-12s registered\n", "x5c");
 	}
+	if (json_array_size(l.keys) == 0)
+		printf("no signing key on record\n");
 	json_decref(l.keys);
-	return fflush(stdout) == 0 ? 0 : fail("output", CS_E_IO);
+	return fflush(stdout) == 0 ? 0 : admin_fail("output", CS_E_IO);
+}
+
+/* ---- key register-chain ------------------------------------------------------------ */
+
+/* key register-chain: the X.509 chain a CA issued for a key (from key csr),
+ * leaf first, recorded so that the JWS header carries it as x5c (RFC 7515
+ * 4.1.6). The leaf must certify this key (its thumbprint is the kid) and
+ * each certificate must be issued and signed by the next. */
+static int cmd_key_register_chain(admin_ctx *a, const char *kid, const char *chain_path)
+{
+	BIO *in = BIO_new_file(chain_path, "r");
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	json_t *x5c = json_array(), *jwk = NULL;
+	char *x5c_text = NULL, what[200];
+	cs_store *store = NULL;
+	cs_ledger *ledger = NULL;
+	int rc = 1;
+	X509 *cert;
+	if (in == NULL || chain == NULL || x5c == NULL) {
+		fprintf(stderr, "credsign-admin: cannot read %s\n", chain_path);
+		goto out;
+	}
+	while ((cert = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(chain, cert)) {
+			X509_free(cert);
+			goto out;
+		}
+	ERR_clear_error(); /* the end of the file */
+	int n = sk_X509_num(chain);
+	if (n < 1 || n > 10) {
+		fprintf(stderr, "credsign-admin: %s holds %d PEM certificates; give 1 to 10, the key's first\n",
+			chain_path, n);
+		goto out;
+	}
+	cs_err r = cs_jwk_from_pkey(X509_get0_pubkey(sk_X509_value(chain, 0)), &jwk);
+	const char *leaf_kid = r == CS_OK ? json_string_value(json_object_get(jwk, "kid")) : NULL;
+	if (leaf_kid == NULL || strcmp(leaf_kid, kid) != 0) {
+		fprintf(stderr, "credsign-admin: the first certificate of %s certifies %s, not key %s\n", chain_path,
+			leaf_kid != NULL ? leaf_kid : "a key that is not EC P-256", kid);
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		X509 *c = sk_X509_value(chain, i);
+		if (i + 1 < n) {
+			X509 *issuer = sk_X509_value(chain, i + 1);
+			if (X509_check_issued(issuer, c) != X509_V_OK || X509_verify(c, X509_get0_pubkey(issuer)) != 1) {
+				fprintf(stderr, "credsign-admin: certificate %d of %s is not issued and signed by "
+						"certificate %d: give the chain in order, the key's first\n",
+					i + 1, chain_path, i + 2);
+				goto out;
+			}
+		}
+		unsigned char *der = NULL;
+		int der_len = i2d_X509(c, &der);
+		char *b64 = der_len > 0 ? malloc(4 * ((size_t)der_len + 2) / 3 + 1) : NULL;
+		if (b64 == NULL) {
+			OPENSSL_free(der);
+			goto out;
+		}
+		EVP_EncodeBlock((unsigned char *)b64, der, der_len); /* x5c: standard base64 with padding */
+		OPENSSL_free(der);
+		json_array_append_new(x5c, json_string(b64));
+		free(b64);
+	}
+	if ((x5c_text = json_dumps(x5c, JSON_COMPACT)) == NULL)
+		goto out;
+	char actor[96], now[32];
+	admin_actor(actor);
+	cs_audit_now(now);
+	cs_audit_entry e = {.ts = now, .node = a->cfg->server.node_id, .actor = actor, .role = "admin",
+			    .action = "key.chain", .object = kid, .outcome = "success"};
+	if ((r = cs_store_open(a->cfg->store.path, &store)) != CS_OK ||
+	    (r = cs_store_key_info(store, kid, NULL, NULL)) != CS_OK) {
+		snprintf(what, sizeof(what), "key %s %s", kid, r == CS_E_NOT_FOUND ? "is not on record" : "");
+		admin_fail(what, r);
+		goto out;
+	}
+	if ((r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger)) != CS_OK ||
+	    (r = cs_ledger_key_set_chain(ledger, kid, x5c_text, &e)) != CS_OK) {
+		admin_fail("recording the chain", r);
+		goto out;
+	}
+	printf("key %s: chain of %d certificate%s registered; certificates it signs carry x5c\n", kid, n,
+	       n == 1 ? "" : "s");
+	rc = 0;
+out:
+	BIO_free(in);
+	sk_X509_pop_free(chain, X509_free);
+	json_decref(x5c);
+	json_decref(jwk);
+	free(x5c_text);
+	cs_ledger_close(ledger);
+	cs_store_close(store);
+	return rc;
 }
 
 /* audit verify's exit status when the chain is intact but no signed
@@ -552,7 +781,7 @@ static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_p
 	}
 	cs_err r = file != NULL ? CS_OK : cs_store_open(a->cfg->store.path, &store);
 	if (r != CS_OK)
-		return fail("opening the store", r);
+		return admin_fail("opening the store", r);
 	json_t *jwks = load_jwks(a, jwks_path, store);
 	if (jwks != NULL && kept != NULL && (r = cs_audit_pin_load(kept, jwks, &pin, why)) != CS_OK) {
 		fprintf(stderr, "credsign-admin: --checkpoint %s: %s\n", kept, why);
@@ -561,7 +790,7 @@ static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_p
 		r = file != NULL ? cs_audit_verify_export(file, jwks, p, &rep)
 				 : cs_audit_verify_pinned(store, jwks, from_seq, p, &rep);
 		if (r != CS_OK) {
-			fail(file != NULL ? file : "reading the audit log", r);
+			admin_fail(file != NULL ? file : "reading the audit log", r);
 		} else {
 			print_report(&rep, file != NULL);
 			rc = !rep.intact ? 1 : rep.authenticated == 0 ? EXIT_NOTHING_AUTHENTICATED : 0;
@@ -629,7 +858,7 @@ static int cmd_audit_export(admin_ctx *a, const char *since)
 	if (r == CS_OK && fflush(stdout) != 0)
 		r = CS_E_IO;
 	if (r != CS_OK)
-		return fail("exporting the audit log", r);
+		return admin_fail("exporting the audit log", r);
 	char what[64];
 	snprintf(what, sizeof(what), "%lld entries", count);
 	return admin_event(a, "audit.export", what, "success") == CS_OK ? 0 : 1;
@@ -675,7 +904,7 @@ static int clock_jump_check(admin_ctx *a, cs_store *store, const json_t *jwks, i
 		return 1;
 	}
 	if (r != CS_OK)
-		return fail("reading the audit checkpoints", r);
+		return admin_fail("reading the audit checkpoints", r);
 	if (!step.found || step.step_ms <= (int64_t)bound_days * 86400000LL)
 		return 0;
 	snprintf(what, sizeof(what),
@@ -688,11 +917,11 @@ static int clock_jump_check(admin_ctx *a, cs_store *store, const json_t *jwks, i
 		fprintf(stderr, "credsign-admin: refused: %s. The daemon's clock was set forward, or it recorded "
 				"nothing for that long: ages measured across that step are not trusted. Check the "
 				"log's times; --accept-clock-jump purges anyway (audited). Nothing purged\n", what);
-		(void)admin_event_at(a, "clock.jump", what, "refused", event_ts);
+		(void)admin_event_at(a, "clock.jump", what, "refused", NULL, event_ts);
 		return 1;
 	}
 	printf("warning: %s (--accept-clock-jump)\n", what);
-	return admin_event_at(a, "clock.jump", what, "success", event_ts) == CS_OK ? 0 : 1;
+	return admin_event_at(a, "clock.jump", what, "success", NULL, event_ts) == CS_OK ? 0 : 1;
 }
 
 /*
@@ -704,8 +933,9 @@ static int clock_jump_check(admin_ctx *a, cs_store *store, const json_t *jwks, i
  * so a wrong clock does not hold the log's times in the future. The
  * reference itself is checked for a leap (clock_jump_check).
  */
-static int cmd_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock_jump)
+int admin_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock_jump, int *purged)
 {
+	char *key_uri = NULL;
 	cs_store *store = NULL;
 	cs_ledger *ledger = NULL;
 	cs_signer *signer = NULL;
@@ -716,10 +946,12 @@ static int cmd_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock
 	char reference[32], cutoff[32], local[32], why[256];
 	const char *event_ts = NULL; /* the local clock, unless it is far ahead */
 	int rc = 1;
+	if (purged != NULL)
+		*purged = 0;
 	cs_audit_now(local);
 	cs_err r = cs_store_open(a->cfg->store.path, &store);
 	if (r != CS_OK) {
-		fail("opening the store", r);
+		admin_fail("opening the store", r);
 		goto out;
 	}
 	if ((jwks = load_jwks(a, jwks_path, store)) == NULL)
@@ -739,7 +971,7 @@ static int cmd_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (r != CS_OK || (r = cs_audit_purge_cutoff(reference, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
 						     a->cfg->audit.retention_days, cutoff, &ahead_ms)) != CS_OK) {
-		fail("reading the audit log", r);
+		admin_fail("reading the audit log", r);
 		goto out;
 	}
 	printf("age measured against the newest signed checkpoint: %s (seq %lld); local clock %s\n", reference,
@@ -750,11 +982,11 @@ static int cmd_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock
 			 local, (double)ahead_ms / 86400000.0, reference, (long long)ref_seq);
 		printf("warning: %s; ages are measured against the checkpoint\n", what);
 		event_ts = reference;
-		if (admin_event_at(a, "clock.ahead", what, "failure", event_ts) != CS_OK)
+		if (admin_event_at(a, "clock.ahead", what, "failure", NULL, event_ts) != CS_OK)
 			goto out;
 	}
 	if ((r = purge_preview(store, cutoff, ref_seq, &first, &boundary)) != CS_OK) {
-		fail("reading the audit log", r);
+		admin_fail("reading the audit log", r);
 		goto out;
 	}
 	if (boundary == 0) {
@@ -767,8 +999,9 @@ static int cmd_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock
 		goto out;
 	if (libctx == NULL || cs_provider_load(libctx, a->token, &prov) != CS_OK ||
 	    (deflt = OSSL_PROVIDER_load(libctx, "default")) == NULL ||
-	    (r = cs_signer_open(libctx, a->cfg->pkcs11.signing_key, &signer)) != CS_OK) {
-		fail("opening the signing key", r);
+	    (r = admin_active_key_uri(a, &key_uri)) != CS_OK ||
+	    (r = cs_signer_open(libctx, key_uri, &signer)) != CS_OK) {
+		admin_fail("opening the active signing key", r);
 		goto out;
 	}
 	/* the boundary above was a preview: the store reads it again, and
@@ -776,7 +1009,7 @@ static int cmd_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock
 	if ((r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger)) != CS_OK ||
 	    (r = cs_ledger_audit_purge_through(ledger, cutoff, ref_seq, a->cfg->server.node_id,
 					       cs_audit_sign_checkpoint_cb, signer, &first, &boundary)) != CS_OK) {
-		fail("purging", r);
+		admin_fail("purging", r);
 		goto out;
 	}
 	if (boundary == 0) {
@@ -788,8 +1021,11 @@ static int cmd_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock
 	       (long long)first, (long long)boundary, cutoff, (long long)first, (long long)boundary);
 	char what[64];
 	snprintf(what, sizeof(what), "%lld..%lld", (long long)first, (long long)boundary);
-	rc = admin_event_at(a, "audit.purge", what, "success", event_ts) == CS_OK ? 0 : 1;
+	if (purged != NULL)
+		*purged = 1;
+	rc = admin_event_at(a, "audit.purge", what, "success", NULL, event_ts) == CS_OK ? 0 : 1;
 out:
+	free(key_uri);
 	json_decref(jwks);
 	cs_signer_free(signer);
 	OSSL_PROVIDER_unload(deflt);
@@ -800,6 +1036,55 @@ out:
 	return rc;
 }
 
+int admin_load(admin_ctx *a, const char *config_path, cs_log_level level)
+{
+	if (config_path == NULL) {
+		fprintf(stderr, "credsign-admin: no configuration: give --config FILE or set CREDSIGN_CONF\n");
+		return 2;
+	}
+	cs_config_diag diag;
+	cs_log_configure(level, CS_LOG_LOGFMT, 2);
+	cs_token_meter_track_failures(); /* failing PKCS#11 calls named in errors, logged with -v */
+	cs_err r = cs_config_load(config_path, &a->cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "%s\n", diag.messages[i]);
+	cs_config_diag_free(&diag);
+	return r == CS_OK ? 0 : admin_fail("configuration", r);
+}
+
+void admin_close(admin_ctx *a)
+{
+	cs_token_close(a->token);
+	cs_config_free(a->cfg);
+	a->token = NULL;
+	a->cfg = NULL;
+}
+
+cs_err admin_active_key_uri(admin_ctx *a, char **uri)
+{
+	cs_store *store = NULL;
+	cs_active_key key = {0};
+	*uri = NULL;
+	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	if (r == CS_OK && (r = cs_store_key_active(store, &key)) == CS_OK) {
+		*uri = key.uri;
+		key.uri = NULL;
+	} else if (r == CS_E_NOT_FOUND) {
+		int ever = 0;
+		r = cs_store_keys_ever_active(store, &ever);
+		if (r == CS_OK && ever) {
+			fprintf(stderr, "credsign-admin: no signing key is active (the last one was compromised); "
+					"activate a new one in a ceremony\n");
+			r = CS_E_NO_ACTIVE_KEY;
+		} else if (r == CS_OK && (*uri = strdup(a->cfg->pkcs11.signing_key)) == NULL) {
+			r = CS_E_NOMEM;
+		}
+	}
+	cs_active_key_free(&key);
+	cs_store_close(store);
+	return r;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: credsign-admin [--config FILE] token info\n"
@@ -808,10 +1093,17 @@ static void usage(FILE *f)
 		   "       credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN\n"
 		   "                      [--san DNS:name,IP:addr,URI:uri] [--out FILE]\n"
 		   "       credsign-admin [--config FILE] key list [--format text|json]\n"
+		   "       credsign-admin [--config FILE] key register-chain --kid KID --chain CHAIN.pem\n"
 		   "       credsign-admin [--config FILE] audit verify [--from-seq N | --file EXPORT] [--jwks FILE]\n"
 		   "                      [--checkpoint FILE]\n"
 		   "       credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]\n"
-		   "       credsign-admin [--config FILE] audit purge [--jwks FILE] [--accept-clock-jump]\n"
+		   "       credsign-admin [--config FILE] ceremony start --action activate|retire|compromise|destroy|purge\n"
+		   "                      [--key KID | --cert ID] [--reason TEXT] [--accept-clock-jump]\n"
+		   "       credsign-admin [--config FILE] ceremony approve ID --officer-cert C --officer-key K\n"
+		   "       credsign-admin [--config FILE] ceremony execute|show|transcript ID\n"
+		   "       credsign-admin [--config FILE] ceremony list [--format json]\n"
+		   "       credsign-admin [--config FILE] ceremony verify-transcript FILE [--officer-ca FILE] [--jwks FILE]\n"
+		   "       credsign-admin [--config FILE] cert revoke ID --reason TEXT\n"
 		   "       credsign-admin --version\n"
 		   "-v, --verbose: debug log on stderr, with every failing PKCS#11 call\n");
 }
@@ -821,6 +1113,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"label", required_argument, NULL, 'l'},
+		{"kid", required_argument, NULL, 'K'},
+		{"chain", required_argument, NULL, 'C'},
 		{"id", required_argument, NULL, 'I'},
 		{"key", required_argument, NULL, 'k'},
 		{"subject", required_argument, NULL, 's'},
@@ -832,18 +1126,19 @@ int main(int argc, char **argv)
 		{"format", required_argument, NULL, 'm'},
 		{"file", required_argument, NULL, 'f'},
 		{"checkpoint", required_argument, NULL, 'P'},
-		{"accept-clock-jump", no_argument, NULL, 'A'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	if (admin_ceremony_command(argc, argv))
+		return admin_ceremony_main(argc, argv);
 	const char *config_path = getenv("CREDSIGN_CONF"), *label = NULL, *key_uri = NULL, *key_id = NULL;
 	const char *subject = NULL, *san = NULL, *out_path = NULL, *jwks = NULL, *since = NULL, *file = NULL;
 	long long from_seq = 0;
 	const char *kept_checkpoint = NULL; /* audit verify --checkpoint */
-	int accept_clock_jump = 0;          /* audit purge --accept-clock-jump */
 	const char *format = NULL;          /* audit export: jsonl; key list: text or json */
+	const char *kid = NULL, *chain = NULL; /* key register-chain */
 	int c;
 	umask(077); /* the store and its WAL and SHM files: private, whatever the caller's umask */
 	cs_log_level log_level = CS_LOG_WARN; /* -v: debug */
@@ -851,6 +1146,8 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': config_path = optarg; break;
 		case 'l': label = optarg; break;
+		case 'K': kid = optarg; break;
+		case 'C': chain = optarg; break;
 		case 'I': key_id = optarg; break;
 		case 'k': key_uri = optarg; break;
 		case 's': subject = optarg; break;
@@ -861,7 +1158,6 @@ int main(int argc, char **argv)
 		case 'i': since = optarg; break;
 		case 'f': file = optarg; break;
 		case 'P': kept_checkpoint = optarg; break;
-		case 'A': accept_clock_jump = 1; break;
 		case 'm': format = optarg; break;
 		case 'v': log_level = CS_LOG_DEBUG; break;
 		case 'V': printf("credsign-admin %s\n", CREDSIGN_VERSION); return 0;
@@ -884,40 +1180,37 @@ int main(int argc, char **argv)
 	int is_jwk = strcmp(noun, "key") == 0 && strcmp(verb, "jwk") == 0;
 	int is_csr = strcmp(noun, "key") == 0 && strcmp(verb, "csr") == 0;
 	int is_list = strcmp(noun, "key") == 0 && strcmp(verb, "list") == 0;
-	int is_audit = strcmp(noun, "audit") == 0 &&
-		       (strcmp(verb, "verify") == 0 || strcmp(verb, "export") == 0 || strcmp(verb, "purge") == 0);
+	int is_chain = strcmp(noun, "key") == 0 && strcmp(verb, "register-chain") == 0;
+	int is_audit = strcmp(noun, "audit") == 0 && (strcmp(verb, "verify") == 0 || strcmp(verb, "export") == 0);
 	int is_export = is_audit && strcmp(verb, "export") == 0;
-	if (!(is_info || is_gen || is_jwk || is_csr || is_list || is_audit) || (is_gen && label == NULL) ||
+	if (!(is_info || is_gen || is_jwk || is_csr || is_list || is_chain || is_audit) ||
+	    (is_gen && label == NULL) || (is_chain && (kid == NULL || chain == NULL)) ||
+	    ((kid != NULL || chain != NULL) && !is_chain) ||
 	    (format != NULL && !(is_export && strcmp(format, "jsonl") == 0) &&
 	     !(is_list && (strcmp(format, "text") == 0 || strcmp(format, "json") == 0))) ||
 	    (key_id != NULL && !is_gen) ||
 	    (kept_checkpoint != NULL && !(is_audit && strcmp(verb, "verify") == 0)) ||
-	    (accept_clock_jump && !(is_audit && strcmp(verb, "purge") == 0)) ||
 	    (is_csr && subject == NULL)) {
 		usage(stderr);
 		return 2;
 	}
 
 	admin_ctx a = {0};
-	cs_config_diag diag;
-	cs_log_configure(log_level, CS_LOG_LOGFMT, 2);
-	cs_token_meter_track_failures(); /* failing PKCS#11 calls named in errors, logged with -v */
-	cs_err r = cs_config_load(config_path, &a.cfg, &diag);
-	for (size_t i = 0; i < diag.count; i++)
-		fprintf(stderr, "%s\n", diag.messages[i]);
-	cs_config_diag_free(&diag);
-	if (r != CS_OK)
-		return fail("configuration", r);
-	if (is_list) { /* the store alone */
-		int lrc = cmd_key_list(&a, format != NULL && strcmp(format, "json") == 0);
-		cs_config_free(a.cfg);
-		return lrc;
+	int rc = admin_load(&a, config_path, log_level);
+	if (rc != 0) {
+		admin_close(&a);
+		return rc;
 	}
-	if (is_audit && strcmp(verb, "purge") != 0) { /* no token needed */
-		int arc = strcmp(verb, "verify") == 0 ? cmd_audit_verify(&a, from_seq, jwks, file, kept_checkpoint)
-						      : cmd_audit_export(&a, since);
-		cs_config_free(a.cfg);
-		return arc;
+	if (is_list) /* the store alone */
+		rc = cmd_key_list(&a, format != NULL && strcmp(format, "json") == 0);
+	else if (is_chain)
+		rc = cmd_key_register_chain(&a, kid, chain);
+	else if (is_audit) /* no token needed */
+		rc = strcmp(verb, "verify") == 0 ? cmd_audit_verify(&a, from_seq, jwks, file, kept_checkpoint)
+						 : cmd_audit_export(&a, since);
+	if (is_list || is_chain || is_audit) {
+		admin_close(&a);
+		return rc;
 	}
 	char why[400];
 	if (key_uri != NULL &&
@@ -925,24 +1218,28 @@ int main(int argc, char **argv)
 		/* keys are looked up in the configured token only */
 		fprintf(stderr, "credsign-admin: --key %s names %s; keys are looked up only in that token\n",
 			key_uri, why);
-		cs_config_free(a.cfg);
+		admin_close(&a);
 		return 2;
 	}
-	int rc = open_token(&a, is_gen);
-	if (rc == 0 && is_audit) {
-		rc = cmd_audit_purge(&a, jwks, accept_clock_jump);
-	} else if (rc == 0) {
+	char *active_uri = NULL; /* key jwk / key csr without --key: the store's active key */
+	rc = admin_open_token(&a, is_gen);
+	if (rc == 0 && (is_csr || is_jwk) && key_uri == NULL) {
+		cs_err kr = admin_active_key_uri(&a, &active_uri);
+		if (kr != CS_OK)
+			rc = admin_fail("finding the active signing key", kr);
+		key_uri = active_uri;
+	}
+	if (rc == 0) {
 		if (is_info)
 			rc = cmd_token_info(&a);
 		else if (is_gen)
 			rc = cmd_key_generate(&a, label, key_id);
 		else if (is_csr)
-			rc = cmd_key_csr(&a, key_uri != NULL ? key_uri : a.cfg->pkcs11.signing_key, subject,
-					 san, out_path);
+			rc = cmd_key_csr(&a, key_uri, subject, san, out_path);
 		else
-			rc = cmd_key_jwk(&a, key_uri != NULL ? key_uri : a.cfg->pkcs11.signing_key);
+			rc = cmd_key_jwk(&a, key_uri);
 	}
-	cs_token_close(a.token);
-	cs_config_free(a.cfg);
+	free(active_uri);
+	admin_close(&a);
 	return rc;
 }

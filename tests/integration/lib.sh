@@ -167,3 +167,36 @@ stop_daemon() {
 	kill -TERM "$daemon" 2>/dev/null
 	wait "$daemon"
 }
+
+# ceremony_group [REVOKE_QUORUM]: a ceremony configuration group with the
+# dev PKI's officers a, b and c (quorum 2), for EXTRA_CONF
+ceremony_group() {
+	local o=$STATE/pki/officers
+	echo "ceremony = { officer_ca = \"$STATE/pki/officer-ca.pem\"; officer_crl = \"$STATE/pki/officer-crl.pem\";
+  quorum = 2; revoke_quorum = ${1:-1}; expiry_minutes = 30;
+  officers = ( { name = \"officer-a\"; certificate = \"$o/officer-a.pem\"; },
+               { name = \"officer-b\"; certificate = \"$o/officer-b.pem\"; },
+               { name = \"officer-c\"; certificate = \"$o/officer-c.pem\"; } ); };"
+}
+
+# ceremony_run CONF [START-ARGS...] [-- EXECUTE-ARGS...]: a whole ceremony on
+# CONF: start with START-ARGS, approvals by officer-a and officer-b,
+# execute; prints what execute printed (stdout and stderr) and returns its
+# status (or 1 when an earlier step failed, with that step's output).
+# CEREMONY_WRAP (an array, e.g. faketime) runs each step.
+ceremony_run() {
+	local c=$1 out id o
+	shift
+	local start=() exec=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do start+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	exec=("$@")
+	local run=(${CEREMONY_WRAP[@]+"${CEREMONY_WRAP[@]}"} "$BUILD/bin/credsign-admin" --config "$c")
+	out=$("${run[@]}" ceremony start "${start[@]}" 2>&1) || { echo "ceremony start: $out"; return 1; }
+	id=$(json_field "$out" id) || { echo "ceremony start: $out"; return 1; }
+	for o in officer-a officer-b; do
+		out=$("${run[@]}" ceremony approve "$id" --officer-cert "$STATE/pki/officers/$o.pem" \
+			--officer-key "$STATE/pki/officers/$o.key" 2>&1) || { echo "ceremony approve: $out"; return 1; }
+	done
+	"${run[@]}" ceremony execute "$id" ${exec[@]+"${exec[@]}"} 2>&1
+}

@@ -634,6 +634,153 @@ static void test_long_labels(void **state)
 	assert_int_equal(cs_token_generate_p256(t, label, &key), CS_E_INVALID_ARG);
 }
 
+/* Objects of any class, token or session, with this CKA_ID, as another
+ * component of the process sees them (the raw module). */
+static CK_ULONG raw_count_id(CK_FUNCTION_LIST *fl, CK_SESSION_HANDLE h, const uint8_t *id, size_t id_len)
+{
+	CK_OBJECT_HANDLE found[16];
+	CK_ULONG n = 0;
+	CK_ATTRIBUTE tmpl = {CKA_ID, (void *)id, (CK_ULONG)id_len};
+	assert_int_equal(fl->C_FindObjectsInit(h, &tmpl, 1), CKR_OK);
+	assert_int_equal(fl->C_FindObjects(h, found, 16, &n), CKR_OK);
+	assert_int_equal(fl->C_FindObjectsFinal(h), CKR_OK);
+	return n;
+}
+
+/* A P-256 pair made behind the token layer's back (raw module). */
+static void raw_pair(CK_FUNCTION_LIST *fl, CK_SESSION_HANDLE h, const char *label, const uint8_t *id,
+		     size_t id_len, CK_OBJECT_HANDLE *hpriv)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG ll = strlen(label);
+	CK_ATTRIBUTE pub_tmpl[] = {{CKA_TOKEN, &yes, 1}, {CKA_VERIFY, &yes, 1},
+				   {CKA_EC_PARAMS, (void *)cs_p256_ec_params, sizeof(cs_p256_ec_params)},
+				   {CKA_LABEL, (void *)label, ll}, {CKA_ID, (void *)id, id_len}};
+	CK_ATTRIBUTE priv_tmpl[] = {{CKA_TOKEN, &yes, 1},     {CKA_PRIVATE, &yes, 1},
+				    {CKA_SENSITIVE, &yes, 1}, {CKA_EXTRACTABLE, &no, 1},
+				    {CKA_SIGN, &yes, 1},      {CKA_LABEL, (void *)label, ll},
+				    {CKA_ID, (void *)id, id_len}};
+	CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+	CK_OBJECT_HANDLE hpub;
+	assert_int_equal(fl->C_GenerateKeyPair(h, &mech, pub_tmpl, 5, priv_tmpl, 7, &hpub, hpriv), CKR_OK);
+}
+
+static void *sign_refused(void *p)
+{
+	struct thread_arg *a = p;
+	uint8_t digest[32] = {1};
+	cs_es256_sig sig;
+	for (int i = 0; i < 50; i++)
+		if (cs_token_sign_es256(a->t, &a->key, digest, &sig) == CS_E_KEY_NOT_FOUND)
+			a->ok++;
+	return NULL;
+}
+
+/* cs_token_destroy_key: the pair is gone from the token, and no pooled
+ * session signs with a copy it kept; other keys untouched; a pair destroyed
+ * half-way is finished; an ambiguous reference destroys nothing; a
+ * read-only pool refuses. */
+static void test_destroy_key(void **state)
+{
+	cs_token *t = *state;
+	cs_key_ref key, again, q = {.label = KEY_LABEL}, kept;
+	EVP_PKEY *pub = NULL;
+	char label[48];
+	uint32_t pid = (uint32_t)getpid();
+	snprintf(label, sizeof(label), "test-destroy-%u", pid);
+	assert_int_equal(cs_token_generate_p256(t, label, &key), CS_OK);
+	assert_int_equal(cs_token_public_key(t, &key, &pub), CS_OK);
+	/* both pooled sessions sign with it: each keeps a session copy */
+	enum { THREADS = 4 };
+	pthread_t th[THREADS];
+	struct thread_arg args[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		args[i] = (struct thread_arg){t, key, pub, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, sign_many, &args[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(args[i].ok, 200);
+
+	cs_token_info info;
+	assert_int_equal(cs_token_get_info(t, &info), CS_OK);
+	CK_FUNCTION_LIST *fl = raw_module();
+	CK_SESSION_HANDLE h;
+	assert_int_equal(fl->C_OpenSession(info.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h),
+			 CKR_OK);
+	assert_true(raw_count_id(fl, h, key.id, key.id_len) >= 2);
+
+	assert_int_equal(cs_token_destroy_key(t, &key), CS_OK);
+	for (int i = 0; i < THREADS; i++) {
+		args[i] = (struct thread_arg){t, key, pub, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, sign_refused, &args[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(args[i].ok, 50);
+	EVP_PKEY_free(pub);
+	pub = NULL;
+	/* no object with its id is left, token or session (the pool's copies) */
+	assert_int_equal(raw_count_id(fl, h, key.id, key.id_len), 0);
+	assert_int_equal(cs_token_find_key(t, &key, &again), CS_E_KEY_NOT_FOUND);
+	assert_int_equal(cs_token_public_key(t, &key, &pub), CS_E_KEY_NOT_FOUND);
+	assert_int_equal(cs_token_destroy_key(t, &key), CS_E_KEY_NOT_FOUND);
+	/* the other keys still sign */
+	assert_int_equal(cs_token_find_key(t, &q, &kept), CS_OK);
+	signs(t, &kept);
+
+	/* half-way: the private key gone, the public key left: finished */
+	uint8_t id[4] = {0xde, 0, 0, 0};
+	memcpy(id + 1, &pid, 3);
+	CK_OBJECT_HANDLE hpriv, hpriv2;
+	snprintf(label, sizeof(label), "test-half-%u", pid);
+	raw_pair(fl, h, label, id, sizeof(id), &hpriv);
+	assert_int_equal(fl->C_DestroyObject(h, hpriv), CKR_OK);
+	assert_int_equal(raw_count_id(fl, h, id, sizeof(id)), 1);
+	cs_key_ref half = {.id_len = sizeof(id)};
+	memcpy(half.id, id, sizeof(id));
+	snprintf(half.label, sizeof(half.label), "%s", label);
+	assert_int_equal(cs_token_destroy_key(t, &half), CS_OK);
+	assert_int_equal(raw_count_id(fl, h, id, sizeof(id)), 0);
+
+	/* two pairs under one label: named by the label alone, nothing goes */
+	uint8_t id2[4] = {0xdf, 0, 0, 0};
+	memcpy(id2 + 1, &pid, 3);
+	snprintf(label, sizeof(label), "test-dup-%u", pid);
+	raw_pair(fl, h, label, id, sizeof(id), &hpriv);
+	raw_pair(fl, h, label, id2, sizeof(id2), &hpriv2);
+	cs_key_ref by_label = {0};
+	snprintf(by_label.label, sizeof(by_label.label), "%s", label);
+	assert_int_equal(cs_token_destroy_key(t, &by_label), CS_E_KEY_AMBIGUOUS);
+	assert_int_equal(raw_count_id(fl, h, id, sizeof(id)), 2);
+	assert_int_equal(raw_count_id(fl, h, id2, sizeof(id2)), 2);
+	/* named by label and id: that pair only */
+	cs_key_ref one = by_label;
+	memcpy(one.id, id, sizeof(id));
+	one.id_len = sizeof(id);
+	assert_int_equal(cs_token_destroy_key(t, &one), CS_OK);
+	assert_int_equal(raw_count_id(fl, h, id, sizeof(id)), 0);
+	assert_int_equal(raw_count_id(fl, h, id2, sizeof(id2)), 2);
+	assert_int_equal(cs_token_destroy_key(t, &by_label), CS_OK);
+	assert_int_equal(raw_count_id(fl, h, id2, sizeof(id2)), 0);
+	assert_int_equal(fl->C_CloseSession(h), CKR_OK);
+	p11_kit_module_release(fl);
+
+	cs_key_ref empty = {0};
+	assert_int_equal(cs_token_destroy_key(t, &empty), CS_E_INVALID_ARG);
+	assert_int_equal(cs_token_destroy_key(NULL, &kept), CS_E_INVALID_ARG);
+	/* a read-only pool destroys nothing */
+	cs_token *ro = NULL;
+	cs_token_params p = params(token_uri, pin_path);
+	p.read_write = 0;
+	assert_int_equal(cs_token_open(&p, &ro), CS_OK);
+	assert_int_equal(cs_token_destroy_key(ro, &kept), CS_E_TOKEN_READ_ONLY);
+	cs_token_close(ro);
+	assert_int_equal(cs_token_find_key(t, &q, &kept), CS_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -656,6 +803,7 @@ int main(void)
 		cmocka_unit_test(test_proxy_module_refused),
 		cmocka_unit_test_setup_teardown(test_generate_with_id, open_token, close_token),
 		cmocka_unit_test_setup_teardown(test_long_labels, open_token, close_token),
+		cmocka_unit_test_setup_teardown(test_destroy_key, open_token, close_token),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

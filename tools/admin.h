@@ -1,0 +1,62 @@
+/*
+ * admin: what the parts of credsign-admin share. credsign_admin.c holds
+ * main, the token, key and audit commands; admin_ceremony.c the
+ * dual-control ceremonies (ceremony start/approve/execute/list/show/
+ * transcript/verify-transcript), certificate revocation (cert revoke) and
+ * the audit purge, which is a ceremony action.
+ *
+ * Identities: the local unix user acts as "local:<user>" (admin_actor).
+ * Output: JSON or text on stdout, errors on stderr; exit 0 success, 1
+ * failure or refusal, 2 usage.
+ */
+#ifndef CS_ADMIN_H
+#define CS_ADMIN_H
+
+#include <jansson.h>
+
+#include "config.h"
+#include "cs_error.h"
+#include "cs_log.h"
+#include "token.h"
+
+typedef struct {
+	cs_config *cfg;
+	cs_token *token; /* NULL until admin_open_token */
+} admin_ctx;
+
+/* Load the configuration (path: --config, else $CREDSIGN_CONF; NULL:
+ * neither) and set up logging; diagnostics on stderr. 0, or the exit
+ * status (1 bad configuration, 2 none given). */
+int admin_load(admin_ctx *a, const char *config_path, cs_log_level level);
+/* Open the configured token (read_write to create or destroy objects); 0 or
+ * 1 with what the token reported on stderr. */
+int admin_open_token(admin_ctx *a, int read_write);
+/* Free what admin_load and admin_open_token made. */
+void admin_close(admin_ctx *a);
+/* "local:<unix user>" into actor[96]. */
+void admin_actor(char actor[96]);
+/* Record an administrative event as the local user at ts (NULL: now);
+ * error_code NULL on success. A failure to record is on stderr. */
+cs_err admin_event_at(admin_ctx *a, const char *action, const char *object, const char *outcome,
+		      const char *error_code, const char *ts);
+/* "credsign-admin: WHAT: MESSAGE (CODE)[: PKCS#11 call]" on stderr; returns 1. */
+int admin_fail(const char *what, cs_err r);
+/* Print j (consumed) indented on stdout; 0, or 1 when j is NULL. */
+int admin_print_json(json_t *j);
+/* The store's active signing key's PKCS#11 URI (malloc'd) into *uri, or
+ * the configured pkcs11.signing_key when the store has no key yet. */
+cs_err admin_active_key_uri(admin_ctx *a, char **uri);
+/* The audit purge (audit.retention_days, measured against the newest
+ * signed checkpoint; see credsign_admin.c). Needs the token open. 0 when
+ * purged or nothing was old enough, 1 on failure; *purged 1 when entries
+ * were removed (may be NULL). */
+int admin_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock_jump, int *purged);
+
+/* admin_ceremony.c: `credsign-admin [OPTIONS] ceremony|cert ...` and
+ * `audit purge`, parsed there from the whole command line. */
+int admin_ceremony_main(int argc, char **argv);
+/* Whether argv's command (its first two words after the options) is one
+ * admin_ceremony_main runs. */
+int admin_ceremony_command(int argc, char **argv);
+
+#endif

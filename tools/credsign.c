@@ -7,9 +7,19 @@
  *   credsign [CONN] cert get ID [--jws]
  *   credsign [CONN] jwks
  *   credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]
- *   credsign verify CERT.jws --jwks FILE [--credential-file F]
+ *   credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE]
+ *   credsign [CONN] verify CERT.jws --online [--jwks FILE] [--credential-file F]
  *   credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE
  *   credsign --version | --help
+ *
+ * verify checks a certificate against the JWKS (the key its kid names, RFC
+ * 7638 thumbprint, ES256, typ, claims, the credential when given). A key
+ * the JWKS marks compromised signs nothing valid; a header x5c must carry
+ * the JWKS key. The revocation list (a JWS signed by a trusted key of the
+ * JWKS: --revocations FILE, or fetched with --online, which also fetches
+ * the JWKS unless --jwks names one) must be the issuer's, not stale, and
+ * not list the certificate. A refusal prints "NOT VERIFIED (CODE): WHY" on
+ * standard error, CODE a stable reason (key_compromised, revoked, ...).
  *
  * access check reads the daemon's configuration (--config, or CREDSIGN_CONF)
  * and explains what access.grants decide for that identity and action
@@ -28,9 +38,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -39,6 +51,7 @@
 #include <openssl/err.h>
 #include <openssl/hmac.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -58,6 +71,7 @@ typedef struct {
 typedef struct {
 	char *data;
 	size_t len, cap;
+	size_t max; /* the largest response taken; 0: RESPONSE_MAX */
 } buffer;
 
 static void buffer_wipe(buffer *b)
@@ -72,7 +86,8 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
 {
 	buffer *b = arg;
 	size_t add = size * n;
-	return cs_wiped_append(&b->data, &b->len, &b->cap, ptr, add, RESPONSE_MAX) == 0 ? add : 0;
+	size_t max = b->max != 0 ? b->max : RESPONSE_MAX;
+	return cs_wiped_append(&b->data, &b->len, &b->cap, ptr, add, max) == 0 ? add : 0;
 }
 
 /* ---- naming the TLS alert of a refused connection --------------------------------- */
@@ -364,9 +379,19 @@ out:
 	return pkey;
 }
 
-static int fail_verify(const char *why)
+/* A refusal, printed once: "NOT VERIFIED (CODE): WHY". CODE is the stable
+ * reason (scripts match it), WHY the explanation. Returns 1. */
+__attribute__((format(printf, 2, 3))) static int fail_verify(const char *code, const char *fmt, ...)
 {
-	fprintf(stderr, "credsign: NOT VERIFIED: %s\n", why);
+	char why[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	for (char *p = why; *p != '\0'; p++) /* the texts come from files and servers */
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	fprintf(stderr, "credsign: NOT VERIFIED (%s): %s\n", code, why);
 	return 1;
 }
 
@@ -377,7 +402,7 @@ static int check_required_claims(json_t *claims)
 					  "generated_at", "certified_at", NULL};
 	for (int i = 0; top[i] != NULL; i++)
 		if (json_object_get(claims, top[i]) == NULL) {
-			fprintf(stderr, "credsign: NOT VERIFIED: claim '%s' missing\n", top[i]);
+			fail_verify("claims_incomplete", "claim '%s' missing", top[i]);
 			return 0;
 		}
 	json_t *cred = json_object_get(claims, "credential");
@@ -388,7 +413,7 @@ static int check_required_claims(json_t *claims)
 	    json_string_value(json_object_get(commit, "value")) == NULL ||
 	    json_string_value(json_object_get(commit, "alg")) == NULL ||
 	    strcmp(json_string_value(json_object_get(commit, "alg")), "HMAC-SHA-256") != 0) {
-		fprintf(stderr, "credsign: NOT VERIFIED: credential claims incomplete\n");
+		fail_verify("claims_incomplete", "credential claims incomplete");
 		return 0;
 	}
 	return 1;
@@ -408,11 +433,11 @@ static int check_credential(json_t *claims, const char *credential)
 	    value_len != 32 ||
 	    HMAC(EVP_sha256(), salt, (int)salt_len, (const uint8_t *)credential, strlen(credential), mac,
 		 &mac_len) == NULL) {
-		fail_verify("malformed commitment");
+		fail_verify("malformed", "malformed commitment");
 		goto out;
 	}
 	if (CRYPTO_memcmp(mac, value, 32) != 0) {
-		fail_verify("the credential does not match the certificate's commitment");
+		fail_verify("credential_mismatch", "the credential does not match the certificate's commitment");
 		goto out;
 	}
 	const char *prefix = json_string_value(json_object_get(cred, "prefix"));
@@ -420,7 +445,7 @@ static int check_credential(json_t *claims, const char *credential)
 	if (prefix != NULL) {
 		size_t pl = strlen(prefix);
 		if (strncmp(credential, prefix, pl) != 0 || credential[pl] != '_') {
-			fail_verify("the credential lacks the certified prefix");
+			fail_verify("credential_mismatch", "the credential lacks the certified prefix");
 			goto out;
 		}
 		random_part = credential + pl + 1;
@@ -441,7 +466,7 @@ static int check_credential(json_t *claims, const char *credential)
 			empty |= p == random_part || p[sl] == '\0' || strncmp(p + sl, sep, sl) == 0;
 		}
 		if (empty || parts < words) {
-			fail_verify("the passphrase has fewer words than the certificate");
+			fail_verify("credential_mismatch", "the passphrase has fewer words than the certificate");
 			goto out;
 		}
 		ok = 1;
@@ -449,13 +474,13 @@ static int check_credential(json_t *claims, const char *credential)
 	}
 	const char *charset = json_string_value(json_object_get(cred, "charset"));
 	if ((json_int_t)strlen(random_part) != json_integer_value(json_object_get(cred, "length"))) {
-		fail_verify("the credential's length differs from the certificate");
+		fail_verify("credential_mismatch", "the credential's length differs from the certificate");
 		goto out;
 	}
 	unsigned seen = 0, want = 0;
 	for (const char *p = random_part; *p; p++) {
 		if (charset != NULL && strchr(charset, *p) == NULL) {
-			fail_verify("the credential has a character outside the certified charset");
+			fail_verify("credential_mismatch", "the credential has a character outside the certified charset");
 			goto out;
 		}
 		seen |= cs_char_class(*p);
@@ -470,7 +495,7 @@ static int check_credential(json_t *claims, const char *credential)
 							    : CS_CLASS_SPECIAL;
 	}
 	if ((seen & want) != want) {
-		fail_verify("the credential lacks a certified character class");
+		fail_verify("credential_mismatch", "the credential lacks a certified character class");
 		goto out;
 	}
 	ok = 1;
@@ -480,70 +505,385 @@ out:
 	return ok;
 }
 
-static int cmd_verify(const char *jws_path, const char *jwks_path, const char *credential_path)
+/* ---- verify: the signing key's state, x5c, the revocation list --------------------- */
+
+#define JWS_MAX 65536
+#define JWKS_MAX (1 << 20)
+/* a revocation list of ~100,000 certificates */
+#define REVOCATIONS_MAX (16 << 20)
+/* how far a revocation list's iat may lie ahead of this clock */
+#define CLOCK_SKEW_S 300
+
+typedef struct {
+	const char *cert;        /* the certificate (compact JWS) file */
+	const char *jwks;        /* the JWKS file; NULL: fetched (online) */
+	const char *credential;  /* the credential file, or NULL */
+	const char *revocations; /* the revocation list file, or NULL */
+	int online;              /* fetch the revocation list (and the JWKS unless given) */
+} verify_opts;
+
+/* A text for printing: "?" when the claim is absent or not a string. */
+static const char *text_or(const json_t *v, const char *absent)
 {
-	char *jws = read_file(jws_path, 65536), *jwks_text = read_file(jwks_path, 1 << 20);
-	char *credential = credential_path != NULL ? read_file(credential_path, CS_CREDENTIAL_MAX + 64) : NULL;
-	json_t *jwks = NULL, *header = NULL, *claims = NULL, *peek = NULL;
-	EVP_PKEY *pub = NULL;
-	int rc = 1;
-	if (jws == NULL || jwks_text == NULL || (credential_path != NULL && credential == NULL))
-		goto out;
-	if ((jwks = json_loads(jwks_text, 0, NULL)) == NULL || !json_is_array(json_object_get(jwks, "keys"))) {
-		fail_verify("the JWKS file is not a JSON Web Key Set");
-		goto out;
-	}
-	if (cs_jws_peek_header(jws, &peek) != CS_OK) {
-		fail_verify("not a JWS compact serialization");
-		goto out;
-	}
-	const char *kid = json_string_value(json_object_get(peek, "kid"));
-	json_t *key = NULL, *k;
+	const char *s = json_string_value(v);
+	return s != NULL ? s : absent;
+}
+
+/* RFC 3339 UTC of a NumericDate (seconds since the epoch). */
+static void format_time(json_int_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (gmtime_r(&tt, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 32, "%lld", (long long)t);
+}
+
+/* The JWKS member whose kid is `kid`; NULL when none (or kid is NULL). */
+static json_t *jwks_find(json_t *jwks, const char *kid)
+{
+	json_t *k;
 	size_t i;
 	json_array_foreach(json_object_get(jwks, "keys"), i, k) {
 		const char *kk = json_string_value(json_object_get(k, "kid"));
 		if (kid != NULL && kk != NULL && strcmp(kid, kk) == 0)
-			key = k;
+			return k;
 	}
+	return NULL;
+}
+
+/* A JWKS: {"keys":[...]} whose members are objects with distinct kids (two
+ * members of one kid could disagree about its state). */
+static int jwks_valid(json_t *jwks, const char *source)
+{
+	json_t *keys = json_object_get(jwks, "keys"), *k;
+	size_t i;
+	if (!json_is_array(keys)) {
+		fail_verify("jwks_invalid", "%s is not a JSON Web Key Set", source);
+		return 0;
+	}
+	json_array_foreach(keys, i, k) {
+		const char *kid = json_string_value(json_object_get(k, "kid"));
+		if (!json_is_object(k) || (kid != NULL && jwks_find(jwks, kid) != k)) {
+			fail_verify("jwks_invalid", "%s lists the kid %s more than once or a member that is not a key",
+				    source, kid != NULL ? kid : "(none)");
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* The public key of the JWKS member `kid` names, when its signatures may be
+ * trusted: an EC P-256 key whose RFC 7638 thumbprint is the kid, with no
+ * status (a JWKS from before key states) or the status active or retired.
+ * `what` names the signed document ("certificate", "revocation list"). On
+ * refusal prints it and returns NULL: with the reason `code`, or when code
+ * is NULL the specific reason (unknown_kid, kid_mismatch, key_compromised,
+ * key_status). The key is the caller's; *member (may be NULL) the entry. */
+static EVP_PKEY *trusted_key(json_t *jwks, const char *kid, const char *what, const char *code, json_t **member)
+{
+	json_t *key = jwks_find(jwks, kid);
+	EVP_PKEY *pub = key != NULL ? jwk_to_pkey(key) : NULL;
 	char thumb[44];
-	if (key == NULL || (pub = jwk_to_pkey(key)) == NULL) {
-		fail_verify("no usable key in the JWKS has the certificate's kid");
-		goto out;
+	if (pub == NULL) {
+		fail_verify(code ?: "unknown_kid", "no usable key in the JWKS has the %s's kid", what);
+		return NULL;
 	}
 	if (cs_jwk_thumbprint(pub, thumb) != CS_OK || strcmp(thumb, kid) != 0) {
-		fail_verify("the key's RFC 7638 thumbprint does not match its kid");
+		fail_verify(code ?: "kid_mismatch", "the key's RFC 7638 thumbprint does not match its kid");
+		goto refused;
+	}
+	const char *status = json_string_value(json_object_get(key, "status"));
+	const char *since = json_string_value(json_object_get(key, "compromised_at"));
+	if (status != NULL && strcmp(status, "compromised") == 0) {
+		if (code == NULL)
+			fail_verify("key_compromised", "signing key %s is compromised since %s", kid,
+				    since != NULL ? since : "an unknown time");
+		else
+			fail_verify(code, "the %s's signing key %s is compromised since %s", what, kid,
+				    since != NULL ? since : "an unknown time");
+		goto refused;
+	}
+	if (status != NULL && strcmp(status, "active") != 0 && strcmp(status, "retired") != 0) {
+		fail_verify(code ?: "key_status", "the %s's signing key %s has the status '%s': only active and "
+			    "retired keys are trusted", what, kid, status);
+		goto refused;
+	}
+	if (member != NULL)
+		*member = key;
+	return pub;
+refused:
+	EVP_PKEY_free(pub);
+	return NULL;
+}
+
+/* One DER certificate of an x5c header (RFC 7515 4.1.6: standard base64,
+ * padded); NULL when it is not exactly that. */
+static X509 *x5c_certificate(const char *b64)
+{
+	size_t n = b64 != NULL ? strlen(b64) : 0;
+	if (n == 0 || n % 4 != 0 || n > JWS_MAX || strspn(b64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+								"0123456789+/=") != n)
+		return NULL;
+	uint8_t *der = malloc(n / 4 * 3);
+	X509 *x = NULL;
+	int len = der != NULL ? EVP_DecodeBlock(der, (const uint8_t *)b64, (int)n) : -1;
+	if (len > 0) {
+		len -= (b64[n - 1] == '=') + (b64[n - 2] == '=');
+		const uint8_t *p = der;
+		x = d2i_X509(NULL, &p, len);
+		if (x != NULL && p != der + len) {
+			X509_free(x);
+			x = NULL;
+		}
+	}
+	free(der);
+	return x;
+}
+
+/* The (signed) header's x5c, when present, is informative: the certificate
+ * verifies against the JWKS by its kid, and the chain's leaf must carry that
+ * very key. Writes the leaf's subject (RFC 2253) to subject[n] ("" without
+ * x5c). 1 when it holds or is absent, 0 after printing the refusal. */
+static int check_x5c(const json_t *header, EVP_PKEY *pub, char *subject, size_t n)
+{
+	const json_t *x5c = json_object_get(header, "x5c");
+	subject[0] = '\0';
+	if (x5c == NULL)
+		return 1;
+	X509 *leaf = json_array_size(x5c) > 0 ? x5c_certificate(json_string_value(json_array_get(x5c, 0))) : NULL;
+	EVP_PKEY *leaf_key = leaf != NULL ? X509_get0_pubkey(leaf) : NULL;
+	int ok = 0;
+	if (leaf_key == NULL)
+		fail_verify("x5c_mismatch", "the header's x5c is not a list of base64 DER certificates");
+	else if (EVP_PKEY_eq(leaf_key, pub) != 1)
+		fail_verify("x5c_mismatch", "the x5c leaf certificate's public key is not the JWKS key of the kid");
+	else
+		ok = 1;
+	BIO *bio = ok ? BIO_new(BIO_s_mem()) : NULL;
+	if (bio != NULL && X509_NAME_print_ex(bio, X509_get_subject_name(leaf), 0, XN_FLAG_RFC2253) >= 0) {
+		int got = BIO_read(bio, subject, (int)n - 1);
+		subject[got > 0 ? got : 0] = '\0';
+	}
+	BIO_free(bio);
+	X509_free(leaf);
+	ERR_clear_error();
+	return ok;
+}
+
+/* The revocation list's claims: {iss, iat, next_update, revoked:[{id,
+ * revoked_at, reason}]}, every member of the right type. */
+static int revocation_claims_valid(const json_t *rl)
+{
+	const json_t *revoked = json_object_get(rl, "revoked"), *e;
+	size_t i;
+	if (json_string_value(json_object_get(rl, "iss")) == NULL || !json_is_integer(json_object_get(rl, "iat")) ||
+	    !json_is_integer(json_object_get(rl, "next_update")) || !json_is_array(revoked))
+		return 0;
+	json_array_foreach(revoked, i, e) {
+		if (json_string_value(json_object_get(e, "id")) == NULL ||
+		    json_string_value(json_object_get(e, "revoked_at")) == NULL ||
+		    json_string_value(json_object_get(e, "reason")) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/* The revocation list (compact JWS, typ credsign-revocations+jwt) must verify
+ * with a trusted key of the JWKS and be the certificate's issuer's; then a
+ * certificate it lists is revoked (revocation is final: even a stale list
+ * proves it), and otherwise the list must be current. Describes the list in
+ * summary[n] and returns 1, or prints the refusal and returns 0. */
+static int check_revocations(const char *list, json_t *jwks, const json_t *claims, char *summary, size_t n)
+{
+	json_t *peek = NULL, *header = NULL, *rl = NULL;
+	EVP_PKEY *pub = NULL;
+	int ok = 0;
+	const char *kid = NULL;
+	if (cs_jws_peek_header(list, &peek) != CS_OK) {
+		fail_verify("revocations_invalid", "the revocation list is not a JWS compact serialization");
 		goto out;
 	}
-	cs_err r = cs_jws_es256_verify(jws, pub, &header, &claims);
+	kid = json_string_value(json_object_get(peek, "kid"));
+	if ((pub = trusted_key(jwks, kid, "revocation list", "revocations_invalid", NULL)) == NULL)
+		goto out;
+	cs_err r = cs_jws_es256_verify(list, pub, &header, &rl);
 	if (r != CS_OK) {
-		fail_verify(r == CS_E_SIGNATURE_INVALID ? "bad signature" : "malformed JWS or alg not ES256");
+		fail_verify("revocations_invalid", "the revocation list's signature does not verify with key %s (%s)",
+			    kid, r == CS_E_SIGNATURE_INVALID ? "bad signature" : "malformed JWS or alg not ES256");
 		goto out;
 	}
 	const char *typ = json_string_value(json_object_get(header, "typ"));
-	if (typ == NULL || strcmp(typ, "credsign-cert+jwt") != 0) {
-		fail_verify("header typ is not credsign-cert+jwt");
+	if (typ == NULL || strcmp(typ, "credsign-revocations+jwt") != 0) {
+		fail_verify("revocations_invalid", "the revocation list's header typ is not credsign-revocations+jwt");
 		goto out;
 	}
-	if (!check_required_claims(claims) || (credential != NULL && !check_credential(claims, credential)))
+	if (!revocation_claims_valid(rl)) {
+		fail_verify("revocations_invalid", "the revocation list's claims are incomplete "
+			    "(iss, iat, next_update, revoked: [{id, revoked_at, reason}])");
 		goto out;
-	json_t *cred = json_object_get(claims, "credential");
-	printf("VERIFIED certificate %s\n", json_string_value(json_object_get(claims, "jti")));
-	printf("  issuer:        %s\n", json_string_value(json_object_get(claims, "iss")));
-	printf("  signing key:   %s (%s)\n", kid, json_string_value(json_object_get(key, "status")) ?: "status unknown");
-	printf("  preset:        %s\n", json_string_value(json_object_get(claims, "preset")));
-	printf("  credential:    %s, %lld %s, %.2f bits\n", json_string_value(json_object_get(cred, "type")),
-	       (long long)json_integer_value(json_object_get(cred, "length")),
-	       json_string_value(json_object_get(cred, "length_unit")) ?: "characters",
-	       json_number_value(json_object_get(cred, "entropy_bits")));
-	printf("  subject:       %s\n",
-	       json_string_value(json_object_get(json_object_get(claims, "subject"), "identity")));
-	printf("  generated at:  %s\n", json_string_value(json_object_get(claims, "generated_at")));
-	printf("  certified at:  %s\n", json_string_value(json_object_get(claims, "certified_at")));
+	}
+	const char *iss = json_string_value(json_object_get(rl, "iss"));
+	const char *cert_iss = json_string_value(json_object_get(claims, "iss"));
+	if (cert_iss == NULL || strcmp(iss, cert_iss) != 0) {
+		fail_verify("revocations_invalid", "the revocation list's issuer %s is not the certificate's (%s)", iss,
+			    cert_iss != NULL ? cert_iss : "none");
+		goto out;
+	}
+	json_int_t iat = json_integer_value(json_object_get(rl, "iat"));
+	json_int_t next = json_integer_value(json_object_get(rl, "next_update"));
+	json_int_t now = (json_int_t)time(NULL);
+	char iat_text[32], next_text[32];
+	format_time(iat, iat_text);
+	format_time(next, next_text);
+	if (next <= iat || iat > now + CLOCK_SKEW_S) {
+		fail_verify("revocations_invalid", "the revocation list's times are impossible (issued %s, next update %s): "
+			    "issued in the future, or due before it was issued", iat_text, next_text);
+		goto out;
+	}
+	const char *jti = json_string_value(json_object_get(claims, "jti"));
+	const json_t *revoked = json_object_get(rl, "revoked"), *e;
+	size_t i;
+	json_array_foreach(revoked, i, e) {
+		if (jti != NULL && strcmp(json_string_value(json_object_get(e, "id")), jti) == 0) {
+			fail_verify("revoked", "certificate %s revoked at %s: %s", jti,
+				    json_string_value(json_object_get(e, "revoked_at")),
+				    json_string_value(json_object_get(e, "reason")));
+			goto out;
+		}
+	}
+	if (next <= now) {
+		fail_verify("revocations_stale", "the revocation list issued %s was due to be replaced at %s: "
+			    "fetch a current one", iat_text, next_text);
+		goto out;
+	}
+	snprintf(summary, n, "not revoked (list of %s by key %s, %zu revoked, next update %s)", iat_text, kid,
+		 json_array_size(revoked), next_text);
+	ok = 1;
+out:
+	json_decref(peek);
+	json_decref(header);
+	json_decref(rl);
+	EVP_PKEY_free(pub);
+	return ok;
+}
+
+/* GET PATH from the appliance into out, at most max bytes; 0 on 200 with a
+ * body, else -1 (the failure printed). */
+static int fetch(const conn *c, const char *path, size_t max, buffer *out)
+{
+	out->max = max;
+	long status = request(c, path, NULL, out);
+	if (status == 200 && out->data != NULL) {
+		while (out->len > 0 && strchr("\r\n ", out->data[out->len - 1]) != NULL)
+			out->data[--out->len] = '\0';
+		return 0;
+	}
+	if (status > 0)
+		server_error(status, out);
+	return -1;
+}
+
+/* The JWKS and the revocation list (NULL when not asked for) from their
+ * files or the appliance; 0, or -1 after printing the failure. */
+static int verify_inputs(const conn *c, const verify_opts *o, char **jwks, char **list)
+{
+	buffer b = {0};
+	*jwks = *list = NULL;
+	if (o->jwks != NULL)
+		*jwks = read_file(o->jwks, JWKS_MAX);
+	else if (fetch(c, "/.well-known/jwks.json", JWKS_MAX, &b) == 0)
+		*jwks = b.data;
+	else
+		fail_verify("jwks_unavailable", "cannot fetch the JWKS from %s", c->url);
+	if (*jwks == NULL)
+		goto fail;
+	memset(&b, 0, sizeof(b));
+	if (o->revocations != NULL) {
+		if ((*list = read_file(o->revocations, REVOCATIONS_MAX)) == NULL)
+			goto fail;
+	} else if (o->online) {
+		if (fetch(c, "/.well-known/credsign-revocations", REVOCATIONS_MAX, &b) != 0) {
+			fail_verify("revocations_unavailable", "cannot fetch the revocation list from %s", c->url);
+			goto fail;
+		}
+		*list = b.data;
+	}
+	return 0;
+fail:
+	buffer_wipe(&b);
+	free(*jwks);
+	*jwks = NULL;
+	return -1;
+}
+
+static void print_verified(const json_t *claims, const char *kid, const json_t *key, const char *x5c_subject,
+			   const char *revocation, const char *credential)
+{
+	const json_t *cred = json_object_get(claims, "credential");
 	const char *unit = json_string_value(json_object_get(cred, "length_unit"));
+	printf("VERIFIED certificate %s\n", text_or(json_object_get(claims, "jti"), "?"));
+	printf("  issuer:        %s\n", text_or(json_object_get(claims, "iss"), "?"));
+	printf("  signing key:   %s (%s)\n", kid, text_or(json_object_get(key, "status"), "status unknown"));
+	if (x5c_subject[0] != '\0')
+		printf("  x5c leaf:      %s (holds the signing key)\n", x5c_subject);
+	printf("  preset:        %s\n", text_or(json_object_get(claims, "preset"), "?"));
+	printf("  credential:    %s, %lld %s, %.2f bits\n", text_or(json_object_get(cred, "type"), "?"),
+	       (long long)json_integer_value(json_object_get(cred, "length")), unit != NULL ? unit : "characters",
+	       json_number_value(json_object_get(cred, "entropy_bits")));
+	printf("  subject:       %s\n", text_or(json_object_get(json_object_get(claims, "subject"), "identity"), "?"));
+	printf("  generated at:  %s\n", text_or(json_object_get(claims, "generated_at"), "?"));
+	printf("  certified at:  %s\n", text_or(json_object_get(claims, "certified_at"), "?"));
+	printf("  revocation:    %s\n", revocation != NULL ? revocation
+					: "not checked (--online or --revocations FILE checks it)");
 	if (credential != NULL && unit != NULL && strcmp(unit, "words") == 0)
 		printf("  credential matches the commitment and its separators give at least the certified words\n");
 	else if (credential != NULL)
 		printf("  credential matches the commitment, length, charset and classes\n");
+}
+
+static int cmd_verify(const conn *c, const verify_opts *o)
+{
+	char *jws = read_file(o->cert, JWS_MAX), *jwks_text = NULL, *list = NULL;
+	char *credential = o->credential != NULL ? read_file(o->credential, CS_CREDENTIAL_MAX + 64) : NULL;
+	json_t *jwks = NULL, *header = NULL, *claims = NULL, *peek = NULL, *key = NULL;
+	EVP_PKEY *pub = NULL;
+	char x5c_subject[512], revocation[256];
+	int rc = 1;
+	if (jws == NULL || (o->credential != NULL && credential == NULL) ||
+	    verify_inputs(c, o, &jwks_text, &list) != 0)
+		goto out;
+	if ((jwks = json_loads(jwks_text, 0, NULL)) == NULL) {
+		fail_verify("jwks_invalid", "%s is not a JSON Web Key Set",
+			    o->jwks != NULL ? "the JWKS file" : "the JWKS the appliance served");
+		goto out;
+	}
+	if (!jwks_valid(jwks, o->jwks != NULL ? "the JWKS file" : "the JWKS the appliance served"))
+		goto out;
+	if (cs_jws_peek_header(jws, &peek) != CS_OK) {
+		fail_verify("malformed", "not a JWS compact serialization");
+		goto out;
+	}
+	const char *kid = json_string_value(json_object_get(peek, "kid"));
+	if ((pub = trusted_key(jwks, kid, "certificate", NULL, &key)) == NULL)
+		goto out;
+	cs_err r = cs_jws_es256_verify(jws, pub, &header, &claims);
+	if (r != CS_OK) {
+		if (r == CS_E_SIGNATURE_INVALID)
+			fail_verify("bad_signature", "bad signature");
+		else
+			fail_verify("malformed", "malformed JWS or alg not ES256");
+		goto out;
+	}
+	const char *typ = json_string_value(json_object_get(header, "typ"));
+	if (typ == NULL || strcmp(typ, "credsign-cert+jwt") != 0) {
+		fail_verify("wrong_typ", "header typ is not credsign-cert+jwt");
+		goto out;
+	}
+	if (!check_x5c(header, pub, x5c_subject, sizeof(x5c_subject)) || !check_required_claims(claims) ||
+	    (list != NULL && !check_revocations(list, jwks, claims, revocation, sizeof(revocation))) ||
+	    (credential != NULL && !check_credential(claims, credential)))
+		goto out;
+	print_verified(claims, kid, key, x5c_subject, list != NULL ? revocation : NULL, credential);
 	rc = 0;
 out:
 	if (credential != NULL) {
@@ -552,6 +892,7 @@ out:
 	}
 	free(jws);
 	free(jwks_text);
+	free(list);
 	json_decref(jwks);
 	json_decref(header);
 	json_decref(claims);
@@ -701,7 +1042,8 @@ static void usage(FILE *f)
 		"       credsign [CONN] cert get ID [--jws]\n"
 		"       credsign [CONN] jwks\n"
 		"       credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]\n"
-		"       credsign verify CERT.jws --jwks FILE [--credential-file F]\n"
+		"       credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE]\n"
+		"       credsign [CONN] verify CERT.jws --online [--jwks FILE] [--credential-file F]\n"
 		"       credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE\n"
 		"       credsign --version | --help\n"
 		"CONN:  --url URL --cacert FILE --cert FILE --key FILE [-v|--verbose]\n"
@@ -741,7 +1083,8 @@ int main(int argc, char **argv)
 		{"credential-file", required_argument, NULL, 'F'}, {"help", no_argument, NULL, 'h'},
 		{"standards", required_argument, NULL, 'T'},    {"exclude-ambiguous", no_argument, NULL, 'a'},
 		{"verbose", no_argument, NULL, 'v'},           {"version", no_argument, NULL, 'V'},
-		{"config", required_argument, NULL, 'o'},
+		{"config", required_argument, NULL, 'o'},     {"revocations", required_argument, NULL, 'R'},
+		{"online", no_argument, NULL, 'O'},
 		{NULL, 0, NULL, 0},
 	};
 	cs_json_wiping_allocator(); /* JSON that held the credential is wiped when freed */
@@ -749,9 +1092,9 @@ int main(int argc, char **argv)
 		  env_or("CREDSIGN_CACERT", getenv("CREDSIGN_CA")), getenv("CREDSIGN_CERT"),
 		  getenv("CREDSIGN_KEY"), 0};
 	gen_opts g = {.format = "json"};
-	const char *jwks = NULL, *credential_file = NULL, *standards = NULL;
+	const char *jwks = NULL, *credential_file = NULL, *standards = NULL, *revocations = NULL;
 	const char *config_path = env_or("CREDSIGN_CONF", NULL);
-	int jws_only = 0, opt;
+	int jws_only = 0, online = 0, opt;
 	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'u': c.url = optarg; break;
@@ -781,6 +1124,8 @@ int main(int argc, char **argv)
 		case 'a': g.exclude_ambiguous = 1; break;
 		case 'v': c.verbose = 1; break;
 		case 'o': config_path = optarg; break;
+		case 'R': revocations = optarg; break;
+		case 'O': online = 1; break;
 		case 'V': printf("credsign %s\n", CREDSIGN_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -800,11 +1145,24 @@ int main(int argc, char **argv)
 		return cmd_access_check(config_path, nargs - 2, argv + optind + 2);
 	}
 	if (strcmp(cmd, "verify") == 0) {
-		if (nargs != 2 || jwks == NULL) {
+		if (online && revocations != NULL)
+			fprintf(stderr, "credsign: --online fetches the revocation list: give --online or "
+					"--revocations FILE, not both\n");
+		if (nargs != 2 || (jwks == NULL && !online) || (online && revocations != NULL)) {
 			usage(stderr);
 			return 2;
 		}
-		return cmd_verify(argv[optind + 1], jwks, credential_file);
+		if (online && (c.cacert == NULL || c.cert == NULL || c.key == NULL)) {
+			fprintf(stderr, "credsign: verify --online needs --cacert, --cert and --key (or CREDSIGN_*)\n");
+			return 2;
+		}
+		verify_opts v = {argv[optind + 1], jwks, credential_file, revocations, online};
+		if (online)
+			curl_global_init(CURL_GLOBAL_DEFAULT);
+		int vrc = cmd_verify(&c, &v);
+		if (online)
+			curl_global_cleanup();
+		return vrc;
 	}
 	if (c.cacert == NULL || c.cert == NULL || c.key == NULL) {
 		fprintf(stderr, "credsign: --cacert, --cert and --key (or CREDSIGN_*) are required\n");

@@ -59,6 +59,7 @@ pkcs11 = { module = "$FAULT"; token_uri = "pkcs11:token=cstest"; $pin
 store = { path = "$db"; };
 log = { level = "info"; };
 access = { grants = ( $DEFAULT_GRANTS ); };
+${MODE_EXTRA:-}
 CONF
 	admin=("$BUILD/bin/credsign-admin" --config "$conf")
 }
@@ -217,7 +218,9 @@ one_session() {
 check "one session per token (sessions = 4 configured): three round trips at once" one_session
 
 idle_sessions_die() {
-	mode_setup idle 'init-args slot=0\nidle-timeout 600\n' 'init_args = "slot=0";'
+	# no checkpoint (signed every 5 s) may touch the token while it idles
+	MODE_EXTRA='audit = { checkpoint_seconds = 3600; };' \
+		mode_setup idle 'init-args slot=0\nidle-timeout 600\n' 'init_args = "slot=0";'
 	start_daemon || return 1
 	round_trip || { stop_daemon; return 1; }
 	sleep 1.2 # the token's sessions expire
@@ -232,7 +235,8 @@ check "sessions that die after inactivity until C_Finalize/C_Initialize: recover
 # the idle expiry 6 clients at once, whose handshakes and requests wait for
 # the one re-initialisation instead of failing
 burst_after_idle() {
-	mode_setup burst 'delay-ms 20\nsession-cap 2\nidle-timeout 1500\n' 'sessions = 8;'
+	MODE_EXTRA='audit = { checkpoint_seconds = 3600; };' \
+		mode_setup burst 'delay-ms 20\nsession-cap 2\nidle-timeout 1500\n' 'sessions = 8;'
 	start_daemon || return 1
 	local i p ok=1 trips=()
 	for i in 1 2 3 4 5 6; do

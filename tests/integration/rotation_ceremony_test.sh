@@ -24,6 +24,7 @@ py=/usr/bin/python3
 old_uri="pkcs11:token=cstest;object=it-es256-rotation"
 kid_old=$("${admin[@]}" key jwk --key "$old_uri" | json_field "$(cat)" kid)
 load=$work/load
+sql_count() { $py -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$db" "$1"; }
 served() { # served PATH FILE: a public document of the daemon
 	curl -sf $(client auditor) "$url$1" -o "$2"
 }
@@ -38,6 +39,7 @@ rotate_under_load() {
 	out=$("${admin[@]}" key generate --label it-rotation-new) || { echo "  $out"; kill "$loader"; return 1; }
 	kid_new=$(json_field "$out" kid)
 	echo "$kid_new" > "$work/kid_new"
+	json_field "$out" uri > "$work/uri_new"
 	[ "$(json_field "$out" state)" = pending ] || { echo "  $out"; return 1; }
 	out=$("${admin[@]}" ceremony start --action activate --key "$kid_new" --reason "scheduled rotation") ||
 		{ echo "  start: $out"; touch "$stop"; return 1; }
@@ -161,6 +163,61 @@ config_back_to_retired() {
 check "the configuration pointed back at the retired key: reported at --check-config and start, the active key keeps signing" \
 	config_back_to_retired
 
+register_chain() {
+	# key csr for the active key -> a throwaway CA issues it -> key register-chain
+	local ca=$work/chain-ca uri
+	uri=$(cat "$work/uri_new")
+	mkdir -p "$ca"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$ca/ca.key" -out "$ca/ca.pem" \
+		-subj "/CN=rotation test CA" -days 30 -addext "basicConstraints=critical,CA:true" 2> /dev/null || return 1
+	"${admin[@]}" key csr --key "$uri" --subject "/CN=credsign signing key" --out "$ca/key.csr" || return 1
+	openssl x509 -req -in "$ca/key.csr" -CA "$ca/ca.pem" -CAkey "$ca/ca.key" -CAcreateserial -days 30 \
+		-out "$ca/leaf.pem" 2> /dev/null || return 1
+	cat "$ca/leaf.pem" "$ca/ca.pem" > "$ca/chain.pem"
+	cat "$ca/ca.pem" "$ca/leaf.pem" > "$ca/reversed.pem"
+	# refused: the chain out of order; a leaf of another key (the old one's kid)
+	"${admin[@]}" key register-chain --kid "$kid_new" --chain "$ca/reversed.pem" > /dev/null 2> "$work/chain.err" && return 1
+	grep -q "certifies .*not key $kid_new" "$work/chain.err" || { cat "$work/chain.err"; return 1; }
+	"${admin[@]}" key register-chain --kid "$kid_old" --chain "$ca/chain.pem" > /dev/null 2> "$work/chain.err" && return 1
+	grep -q "not key $kid_old" "$work/chain.err" || { cat "$work/chain.err"; return 1; }
+	"${admin[@]}" key register-chain --kid "$kid_new" --chain "$ca/chain.pem" || return 1
+	[ "$(sql_count "SELECT count(*) FROM audit_log WHERE action = 'key.chain' AND object = '$kid_new'")" = 1 ] || return 1
+	# the daemon takes the chain within its poll: new certificates carry x5c
+	local got sid i
+	for i in $(seq 30); do
+		got=$(call ci-deployer POST /api/generate "{\"preset\":\"soc2\",$PAYMENTS}")
+		sid=$(json_field "${got#* }" generation_session_id)
+		got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
+		json_field "${got#* }" certificate > "$work/x5c.jws"
+		grep -q . "$work/x5c.jws" && $py - "$work/x5c.jws" <<'PY' && break
+import base64, json, sys
+h = open(sys.argv[1]).read().split(".")[0]
+sys.exit(0 if "x5c" in json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4))) else 1)
+PY
+		sleep 0.1
+	done
+	served /.well-known/jwks.json "$work/jwks-x5c.json" || return 1
+	"$BUILD/bin/credsign" verify "$work/x5c.jws" --jwks "$work/jwks-x5c.json" > /dev/null || return 1
+	$py - "$work/x5c.jws" "$ca/leaf.pem" "$work/jwks-x5c.json" "$kid_new" <<'PY'
+import base64, json, ssl, sys
+from jwcrypto import jwk, jws
+token = jws.JWS()
+token.deserialize(open(sys.argv[1]).read().strip())
+leaf_der = ssl.PEM_cert_to_DER_cert(open(sys.argv[2]).read())
+x5c = token.jose_header["x5c"]
+assert base64.b64decode(x5c[0]) == leaf_der and len(x5c) == 2, x5c
+keys = {k["kid"]: k for k in json.load(open(sys.argv[3]))["keys"]}
+assert keys[sys.argv[4]]["x5c"] == x5c, keys[sys.argv[4]]
+# the leaf's public key is the JWKS key
+from cryptography import x509
+nums = x509.load_der_x509_certificate(leaf_der).public_key().public_numbers()
+b64 = lambda n: base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+assert (b64(nums.x), b64(nums.y)) == (keys[sys.argv[4]]["x"], keys[sys.argv[4]]["y"]), keys[sys.argv[4]]
+PY
+}
+check "key csr -> a CA -> key register-chain (order and key checked, audited): certificates carry x5c, the JWKS too; they verify" \
+	register_chain
+
 compromise_old() {
 	local out cid f
 	out=$("${admin[@]}" ceremony start --action compromise --key "$kid_old" --reason "test: key exposed") ||
@@ -200,7 +257,7 @@ revoke_one() {
 import json, sys
 from jwcrypto import jwk, jws
 token = jws.JWS()
-token.deserialize(open(sys.argv[1]).read())
+token.deserialize(open(sys.argv[1]).read().strip())
 kid = token.jose_header["kid"]
 keys = {k["kid"]: k for k in json.load(open(sys.argv[2]))["keys"]}
 assert keys[kid]["status"] == "active", keys[kid]

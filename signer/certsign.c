@@ -218,7 +218,10 @@ static cs_err sign_verified(void *ctx, const uint8_t *input, size_t len, uint8_t
 cs_err cs_signer_jws(cs_signer *s, const char *typ, const json_t *claims, char **jws)
 {
 	json_t *header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", typ, "kid", s->kid);
-	if (header == NULL || (s->x5c != NULL && json_object_set(header, "x5c", s->x5c) != 0)) {
+	/* x5c on certificates only: checkpoints, revocation lists and rollover
+	 * statements keep the header {alg, kid, typ} their verifiers require */
+	int with_x5c = s->x5c != NULL && strcmp(typ, CS_CERT_TYP) == 0;
+	if (header == NULL || (with_x5c && json_object_set(header, "x5c", s->x5c) != 0)) {
 		json_decref(header);
 		return CS_E_NOMEM;
 	}

@@ -57,8 +57,10 @@ cs_err cs_signer_set_x5c(cs_signer *signer, const char *x5c_json, char *why, siz
 	__attribute__((warn_unused_result));
 /* The chain set (a JSON array owned by the signer), or NULL. */
 const json_t *cs_signer_x5c(const cs_signer *signer);
-/* JWS compact of claims with header {"alg":"ES256","typ":typ,"kid":..}
- * and "x5c" when a chain is set. */
+/* JWS compact of claims with header {"alg":"ES256","typ":typ,"kid":..},
+ * and "x5c" when a chain is set and typ is CS_CERT_TYP (certificates only:
+ * audit checkpoints, revocation lists and rollover statements keep the
+ * three members their verifiers require). */
 cs_err cs_signer_jws(cs_signer *signer, const char *typ, const json_t *claims, char **jws)
 	__attribute__((warn_unused_result));
 

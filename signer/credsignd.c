@@ -482,7 +482,11 @@ static void copy_state(void *arg, const cs_key_info *k)
 	snprintf(st->destroyed, sizeof(st->destroyed), "%s", k->destroyed_at != NULL ? k->destroyed_at : "");
 }
 
-/* "retired since TS by WHO in ceremony ID" (each part when known). */
+/* "retired since TS by WHO in ceremony ID" (each part when known): at most
+ * the fields of key_state and the words between them */
+#define STATE_TEXT_MAX 448
+/* configured_key_report's message: two parts of 512 and the words between */
+#define CONFIGURED_REPORT_MAX 1280
 static void state_text(const key_state *st, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s%s%s%s%s%s%s%s%s", st->status, st->since[0] ? " since " : " (since unknown)",
@@ -497,7 +501,7 @@ static int configured_key_report(cs_token *token, cs_store *store, const cs_conf
 				 const cs_active_key *active, char *msg, size_t len)
 {
 	const char *uri = cfg->pkcs11.signing_key;
-	char kid[44], configured[300], signs[400];
+	char kid[44], configured[512], signs[512];
 	if (active != NULL && strcmp(active->uri, uri) == 0)
 		return 0;
 	cs_err r = token_kid(token, uri, kid);
@@ -507,7 +511,7 @@ static int configured_key_report(cs_token *token, cs_store *store, const cs_conf
 		snprintf(configured, sizeof(configured), "names no usable key in the token (%s)", cs_strerror(r));
 	} else {
 		key_state st = {0};
-		char state[200];
+		char state[STATE_TEXT_MAX];
 		if (cs_store_key_info(store, kid, copy_state, &st) != CS_OK || !st.found) {
 			snprintf(configured, sizeof(configured), "names key %s, which the store has not recorded", kid);
 		} else {
@@ -520,7 +524,7 @@ static int configured_key_report(cs_token *token, cs_store *store, const cs_conf
 			 "the store has no active key: certification fails closed until a ceremony activates one");
 	} else {
 		key_state st = {0};
-		char state[200];
+		char state[STATE_TEXT_MAX];
 		(void)cs_store_key_info(store, active->kid, copy_state, &st);
 		state_text(&st, state, sizeof(state));
 		snprintf(signs, sizeof(signs), "the store's active key %s signs (%s)", active->kid,
@@ -563,7 +567,7 @@ static void check_signing_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx
 		problem(c, "store.path", "%s: the active signing key cannot be read: %s", cfg->store.path,
 			cs_strerror(r));
 	} else {
-		char why[512], msg[1024];
+		char why[512], msg[CONFIGURED_REPORT_MAX];
 		const char *code = NULL;
 		cs_signer *signer = NULL;
 		if (r == CS_E_NOT_FOUND)
@@ -982,7 +986,7 @@ static cs_err put_signing_key_in_force(cs_app *app, checker *chk, cs_active_key 
 	cs_store *store = NULL;
 	cs_signer *signer = NULL;
 	int ever = 0;
-	char why[512], msg[1024];
+	char why[512], msg[CONFIGURED_REPORT_MAX];
 	const char *code = NULL;
 	memset(in_force, 0, sizeof(*in_force));
 	cs_err r = cs_store_open(cfg->store.path, &store);

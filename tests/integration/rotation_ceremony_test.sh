@@ -198,6 +198,16 @@ PY
 	done
 	served /.well-known/jwks.json "$work/jwks-x5c.json" || return 1
 	"$BUILD/bin/credsign" verify "$work/x5c.jws" --jwks "$work/jwks-x5c.json" > /dev/null || return 1
+	# checkpoints signed meanwhile keep the header audit verify requires (no x5c)
+	local cps
+	cps=$(sql_count "SELECT count(*) FROM audit_checkpoints")
+	for i in $(seq 80); do
+		[ "$(sql_count "SELECT count(*) FROM audit_checkpoints")" -gt "$cps" ] && break
+		sleep 0.1
+	done
+	[ "$(sql_count "SELECT count(*) FROM audit_checkpoints")" -gt "$cps" ] || { echo "  no checkpoint came"; return 1; }
+	"${admin[@]}" audit verify --jwks "$work/jwks-x5c.json" > "$work/verify-audit.out" 2>&1 ||
+		{ cat "$work/verify-audit.out"; return 1; }
 	$py - "$work/x5c.jws" "$ca/leaf.pem" "$work/jwks-x5c.json" "$kid_new" <<'PY'
 import base64, json, ssl, sys
 from jwcrypto import jwk, jws

@@ -1007,9 +1007,15 @@ static void handle_cert(api_call *c, const char *rest)
 		(void)cs_jws_peek_header(jws, &header);
 		json_t *revocation =
 			st.revoked ? json_pack("{s:s, s:s}", "revoked_at", st.revoked_at, "reason", st.reason) : NULL;
-		send_json(c, 200, json_pack("{s:s, s:s, s:s, s:o?, s:o?, s:o*}", "cert_id", id, "status",
-					    st.revoked ? "revoked" : "valid", "certificate", jws, "header", header,
-					    "claims", json_loads(claims, 0, NULL), "revocation", revocation));
+		int compromised = st.key_status != NULL && strcmp(st.key_status, "compromised") == 0;
+		json_t *key = st.key_status != NULL ? json_pack("{s:s, s:s*}", "status", st.key_status, "compromised_at",
+								st.key_compromised_at)
+						    : NULL;
+		/* revoked first: the certificate's own withdrawal; then its key's */
+		const char *status = st.revoked ? "revoked" : compromised ? "key_compromised" : "valid";
+		send_json(c, 200, json_pack("{s:s, s:s, s:s, s:o?, s:o?, s:o*, s:o*}", "cert_id", id, "status", status,
+					    "certificate", jws, "header", header, "claims", json_loads(claims, 0, NULL),
+					    "revocation", revocation, "signing_key", key));
 		cs_cert_status_free(&st);
 	}
 	free(jws);

@@ -71,6 +71,19 @@ static EVP_PKEY *key_for(const json_t *jwks, const char *kid)
 	return NULL;
 }
 
+/* Whether the JWKS marks the key kid names compromised. */
+static int key_compromised(const json_t *jwks, const char *kid)
+{
+	size_t i;
+	json_t *k;
+	json_array_foreach(json_object_get(jwks, "keys"), i, k) {
+		const char *kk = json_string_value(json_object_get(k, "kid"));
+		if (kk != NULL && kid != NULL && strcmp(kk, kid) == 0)
+			return strcmp(json_string_value(json_object_get(k, "status")) ?: "", "compromised") == 0;
+	}
+	return 0;
+}
+
 /* The signed payload is exactly {first_seq, last_seq, head_hash, time,
  * node, kind} of their types: nothing can ride along unverified. */
 static int payload_shape(const json_t *c)
@@ -164,6 +177,15 @@ static int check_checkpoint(void *arg, int64_t first, int64_t last, const uint8_
 		if (!same)
 			fail(c->rep, first, "checkpoint %lld..%lld: stored fields differ from its signed payload",
 			     (long long)first, (long long)last);
+		json_t *peek = NULL;
+		int untrusted = same && cs_jws_peek_header(jws, &peek) == CS_OK &&
+				key_compromised(c->jwks, json_string_value(json_object_get(peek, "kid")));
+		json_decref(peek);
+		if (untrusted) { /* verified, but it proves nothing: not remembered */
+			c->rep->checkpoints_compromised++;
+			json_decref(claims);
+			return 0;
+		}
 	}
 	json_decref(claims);
 	return remember(c, first, last, head, kind);

@@ -35,6 +35,10 @@ typedef struct {
 	char reason[256];
 	int64_t entries;
 	int64_t checkpoints;
+	/* checkpoints whose signature verifies with a key the JWKS marks
+	 * compromised: they authenticate nothing (whoever holds the key could
+	 * have made them); later checkpoints by a trusted key cover the chain */
+	int64_t checkpoints_compromised;
 	int64_t first_seq, last_seq;  /* the entries walked */
 	int64_t base_seq;             /* the chain's base: the newest purge checkpoint's last_seq, or 0 */
 	int partial;                  /* the walk began after the base, at an entry's own prev_hash */

@@ -214,10 +214,14 @@ void cs_certify_result_free(cs_certify_result *out);
 /* ---- reads --------------------------------------------------------------------- */
 
 /* Whether a certificate stands: revoked_at and reason are malloc'd when
- * revoked, else NULL (cs_cert_status_free). */
+ * revoked, else NULL; the signing key's state (cs_cert_status_free). */
 typedef struct {
 	int revoked;
 	char *revoked_at, *reason;
+	/* the signing key's state now ("active", "retired", "compromised") and,
+	 * when compromised, since when: a compromised key's certificates fail
+	 * verification whatever their date */
+	char *key_status, *key_compromised_at;
 } cs_cert_status;
 void cs_cert_status_free(cs_cert_status *status);
 

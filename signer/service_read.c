@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cs_log.h"
+#include "jose.h"
 #include "ledger.h"
 #include "metrics.h"
 #include "service_internal.h"
@@ -15,6 +16,8 @@ void cs_cert_status_free(cs_cert_status *st)
 		return;
 	free(st->revoked_at);
 	free(st->reason);
+	free(st->key_status);
+	free(st->key_compromised_at);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -32,15 +35,30 @@ static void revocation_row(void *arg, const cs_revocation_record *rec)
 	s->failed = s->st->revoked_at == NULL || s->st->reason == NULL;
 }
 
-/* Whether the certificate is revoked. */
-static cs_err cert_status(cs_store *store, const char *cert_id, cs_cert_status *st)
+static void key_row(void *arg, const cs_key_info *key)
+{
+	status_read *s = arg;
+	s->st->key_status = strdup(key->status);
+	s->st->key_compromised_at = key->compromised_at != NULL ? strdup(key->compromised_at) : NULL;
+	s->failed |= s->st->key_status == NULL || (key->compromised_at != NULL && s->st->key_compromised_at == NULL);
+}
+
+/* Whether the certificate is revoked, and its signing key's state (the
+ * kid of its JWS header). */
+static cs_err cert_status(cs_store *store, const char *cert_id, const char *jws, cs_cert_status *st)
 {
 	status_read s = {st, 0};
 	memset(st, 0, sizeof(*st));
+	json_t *header = NULL;
 	cs_err r = cs_store_revocation_get(store, cert_id, revocation_row, &s);
 	if (r == CS_E_NOT_FOUND)
 		r = CS_OK;
-	else if (r == CS_OK && s.failed)
+	const char *kid = NULL;
+	if (r == CS_OK && cs_jws_peek_header(jws, &header) == CS_OK &&
+	    (kid = json_string_value(json_object_get(header, "kid"))) != NULL)
+		r = cs_store_key_info(store, kid, key_row, &s);
+	json_decref(header);
+	if (r == CS_OK && s.failed)
 		r = CS_E_NOMEM;
 	if (r != CS_OK)
 		cs_cert_status_free(st);
@@ -68,7 +86,7 @@ cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, 
 	cs_access_scope scope = {project, environment, NULL};
 	r = cs_service_authorize(rq, CS_ACTION_CERT_READ, &scope);
 	json_decref(claims);
-	if (r == CS_OK && status != NULL && (r = cert_status(rq->store, cert_id, status)) != CS_OK)
+	if (r == CS_OK && status != NULL && (r = cert_status(rq->store, cert_id, j, status)) != CS_OK)
 		cs_service_fail(rq, r, NULL, "certificate status");
 	if (r != CS_OK) {
 		free(j);

@@ -561,7 +561,7 @@ static void collect_key(void *arg, const cs_key_info *k)
 static void print_key_event(const json_t *k, const char *name)
 {
 	const json_t *ev = json_object_get(k, name);
-	if (ev == NULL)
+	if (!json_is_object(ev)) /* null: it did not happen */
 		return;
 	const char *by = json_string_value(json_object_get(ev, "by"));
 	const char *ceremony = json_string_value(json_object_get(ev, "ceremony"));
@@ -626,7 +626,7 @@ static int cmd_key_register_chain(admin_ctx *a, const char *kid, const char *cha
 	BIO *in = BIO_new_file(chain_path, "r");
 	STACK_OF(X509) *chain = sk_X509_new_null();
 	json_t *x5c = json_array(), *jwk = NULL;
-	char *x5c_text = NULL, what[200];
+	char *x5c_text = NULL;
 	cs_store *store = NULL;
 	cs_ledger *ledger = NULL;
 	int rc = 1;
@@ -647,7 +647,16 @@ static int cmd_key_register_chain(admin_ctx *a, const char *kid, const char *cha
 			chain_path, n);
 		goto out;
 	}
-	cs_err r = cs_jwk_from_pkey(X509_get0_pubkey(sk_X509_value(chain, 0)), &jwk);
+	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	if (r == CS_OK && (r = cs_store_key_info(store, kid, NULL, NULL)) == CS_E_NOT_FOUND) {
+		fprintf(stderr, "credsign-admin: no key %s is on record (credsign-admin key list shows the keys)\n", kid);
+		goto out;
+	}
+	if (r != CS_OK) {
+		admin_fail("reading the signing keys", r);
+		goto out;
+	}
+	r = cs_jwk_from_pkey(X509_get0_pubkey(sk_X509_value(chain, 0)), &jwk);
 	const char *leaf_kid = r == CS_OK ? json_string_value(json_object_get(jwk, "kid")) : NULL;
 	if (leaf_kid == NULL || strcmp(leaf_kid, kid) != 0) {
 		fprintf(stderr, "credsign-admin: the first certificate of %s certifies %s, not key %s\n", chain_path,
@@ -684,12 +693,7 @@ static int cmd_key_register_chain(admin_ctx *a, const char *kid, const char *cha
 	cs_audit_now(now);
 	cs_audit_entry e = {.ts = now, .node = a->cfg->server.node_id, .actor = actor, .role = "admin",
 			    .action = "key.chain", .object = kid, .outcome = "success"};
-	if ((r = cs_store_open(a->cfg->store.path, &store)) != CS_OK ||
-	    (r = cs_store_key_info(store, kid, NULL, NULL)) != CS_OK) {
-		snprintf(what, sizeof(what), "key %s %s", kid, r == CS_E_NOT_FOUND ? "is not on record" : "");
-		admin_fail(what, r);
-		goto out;
-	}
+
 	if ((r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger)) != CS_OK ||
 	    (r = cs_ledger_key_set_chain(ledger, kid, x5c_text, &e)) != CS_OK) {
 		admin_fail("recording the chain", r);
@@ -731,6 +735,10 @@ static void print_report(const cs_audit_report *rep, int from_file)
 		printf("audit log intact: %lld entries (seq %lld..%lld), %lld checkpoints verified\n",
 		       (long long)rep->entries, (long long)rep->first_seq, (long long)rep->last_seq,
 		       (long long)rep->checkpoints);
+	if (rep->checkpoints_compromised > 0)
+		printf("not counted: %lld checkpoints signed by a key the JWKS marks compromised authenticate "
+		       "nothing (whoever held the key could have made them)\n",
+		       (long long)rep->checkpoints_compromised);
 	if (rep->partial)
 		printf("partial: begins at seq %lld, after the chain's base (seq %lld), from that entry's own "
 		       "prev_hash\n",

@@ -242,6 +242,20 @@ compromise_old() {
 	f=$(grep -l "" $(awk -v k="$kid_old" '$2 == k {print "'"$load"'/" $1}' "$load/certs.tsv") | head -1)
 	"$BUILD/bin/credsign" verify "$f" --jwks "$work/jwks2.json" > /dev/null 2> "$work/verify.err" && return 1
 	grep -q "(key_compromised)" "$work/verify.err" || { cat "$work/verify.err"; return 1; }
+	# the appliance says so too: GET /cert/{id}
+	local cert_id got
+	cert_id=$($py -c 'import base64,json,sys; p=open(sys.argv[1]).read().split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p+"="*(-len(p)%4)))["jti"])' "$f")
+	got=$(call auditor GET "/cert/$cert_id")
+	$py - "${got#* }" <<'PY' || { echo "  ${got:0:300}"; return 1; }
+import json, sys
+c = json.loads(sys.argv[1])
+assert c["status"] == "key_compromised", c["status"]
+assert c["signing_key"]["status"] == "compromised" and c["signing_key"]["compromised_at"], c["signing_key"]
+PY
+	# audit verify: the old key's checkpoints no longer authenticate; the new key's cover the chain
+	"${admin[@]}" audit verify --jwks "$work/jwks2.json" > "$work/audit2.out" 2>&1 || { cat "$work/audit2.out"; return 1; }
+	grep -qE "^not counted: [1-9][0-9]* checkpoints signed by a key the JWKS marks compromised" "$work/audit2.out" &&
+		grep -q "^authenticated: " "$work/audit2.out" || { cat "$work/audit2.out"; return 1; }
 	# the new key's certificates are untouched
 	f=$(awk -v k="$kid_new" '$2 == k {print "'"$load"'/" $1; exit}' "$load/certs.tsv")
 	"$BUILD/bin/credsign" verify "$f" --jwks "$work/jwks2.json" > /dev/null

@@ -1295,12 +1295,35 @@ static void check_officer_crl(loader *l, config_t *lc, X509 *ca)
 	ERR_clear_error();
 }
 
-/* Each officer: the certificate issued by the CA; names and fingerprints
- * unique. */
+/* "SHA256:hex" of the certificate's DER SubjectPublicKeyInfo ("" when it
+ * cannot be encoded): officers are distinct by key too. */
+static void spki_fingerprint(X509 *x, char out[CS_CONFIG_FPR_SIZE])
+{
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	out[0] = '\0';
+	int len = i2d_PUBKEY(X509_get0_pubkey(x), &der);
+	if (len > 0 && EVP_Digest(der, (size_t)len, md, &n, EVP_sha256(), NULL) == 1 && n == 32) {
+		memcpy(out, "SHA256:", 7);
+		for (unsigned i = 0; i < n; i++)
+			snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+	}
+	OPENSSL_free(der);
+	ERR_clear_error();
+}
+
+/* Each officer: the certificate issued by the CA; names, fingerprints and
+ * public keys unique (one key under two certificates would count twice). */
 static void check_officers(loader *l, config_t *lc, X509 *ca)
 {
 	cs_config *c = l->cfg;
 	const config_setting_t *list = config_lookup(lc, "ceremony.officers");
+	char (*spki)[CS_CONFIG_FPR_SIZE] = c->ceremony.nofficers > 0 ? calloc(c->ceremony.nofficers, CS_CONFIG_FPR_SIZE)
+								       : NULL;
+	if (c->ceremony.nofficers > 0 && spki == NULL) {
+		diag_push(l, "out of memory checking ceremony.officers");
+		return;
+	}
 	for (size_t i = 0; list != NULL && i < c->ceremony.nofficers; i++) {
 		cs_config_officer *o = &c->ceremony.officers[i];
 		const config_setting_t *el = config_setting_get_elem(list, (unsigned)i);
@@ -1327,14 +1350,25 @@ static void check_officers(loader *l, config_t *lc, X509 *ca)
 			SERR(l, cs, path, "'%s' is not issued by ceremony.officer_ca (its issuer: %s)", o->certificate,
 			     issuer);
 		}
-		for (size_t j = 0; j < i; j++)
+		spki_fingerprint(x, spki[i]);
+		for (size_t j = 0; j < i; j++) {
 			if (o->fingerprint[0] != '\0' && strcmp(o->fingerprint, c->ceremony.officers[j].fingerprint) == 0) {
 				SERR(l, cs, path, "'%s' is the certificate of ceremony.officers.[%zu] too (%s): one "
 				     "certificate per officer", o->certificate, j, o->fingerprint);
 				break;
 			}
+			if (spki[i][0] != '\0' && strcmp(spki[i], spki[j]) == 0) {
+				const char *other = c->ceremony.officers[j].name;
+				SERR(l, cs, "ceremony.officers",
+				     "officer '%s' (%s) has the public key of officer '%s' (ceremony.officers.[%zu]; key %s): "
+				     "one key per officer, or one approval would count twice",
+				     o->name != NULL ? o->name : "?", o->certificate, other != NULL ? other : "?", j, spki[i]);
+				break;
+			}
+		}
 		X509_free(x);
 	}
+	free(spki);
 }
 
 /* The quorums: dual control needs two officers, and the officers listed

@@ -293,6 +293,42 @@ static void subject_dn(X509 *x, char out[CS_CEREMONY_DN_MAX])
 			*p = '?';
 }
 
+/* "SHA256:hex" of the certificate's DER SubjectPublicKeyInfo ("" when it
+ * cannot be encoded): one key under two certificates is one officer. */
+static void spki_fingerprint(X509 *x, char out[CS_CEREMONY_FPR_CHARS + 1])
+{
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	out[0] = '\0';
+	int len = i2d_PUBKEY(X509_get0_pubkey(x), &der);
+	if (len > 0 && EVP_Digest(der, (size_t)len, md, &n, EVP_sha256(), NULL) == 1 && n == 32) {
+		memcpy(out, "SHA256:", 7);
+		for (unsigned i = 0; i < n; i++)
+			snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+	}
+	OPENSSL_free(der);
+	ERR_clear_error();
+}
+
+/* Fingerprint, spki and subject of x into id. */
+static void cert_ids(X509 *x, cs_officer_id *id)
+{
+	cs_config_cert_fingerprint(x, id->fingerprint);
+	spki_fingerprint(x, id->spki);
+	subject_dn(x, id->subject);
+}
+
+cs_err cs_officer_cert_ids(const char *cert_pem, cs_officer_id *id)
+{
+	memset(id, 0, sizeof(*id));
+	X509 *x = cert_from_pem(cert_pem);
+	if (x == NULL)
+		return CS_E_INVALID_ARG;
+	cert_ids(x, id);
+	X509_free(x);
+	return CS_OK;
+}
+
 cs_err cs_officer_cert_read(const char *path, char **pem, char why[CS_CEREMONY_WHY_MAX])
 {
 	*pem = NULL;
@@ -336,6 +372,7 @@ struct cs_officers {
 	officer *list;
 	size_t n;
 	int listed;
+	const char *roster; /* where the list is from, for refusals (static) */
 };
 
 void cs_officers_free(cs_officers *o)
@@ -405,36 +442,167 @@ cs_err cs_officers_load_ca(const char *ca_file, const char *crl_file, cs_officer
 	return CS_OK;
 }
 
+static cs_err no_group(const cs_config *cfg, char *why)
+{
+	whyf(why, CS_CEREMONY_WHY_MAX,
+	     "%s has no ceremony group: ceremonies need ceremony.officer_ca and ceremony.officers "
+	     "(see credsignd.conf.example)",
+	     cfg->file_given != NULL ? cfg->file_given : "the configuration");
+	return CS_E_CONFIG;
+}
+
+cs_err cs_officers_roster_config(cs_officers *o, const cs_config *cfg, char why[CS_CEREMONY_WHY_MAX])
+{
+	why[0] = '\0';
+	if (!cfg->ceremony.present || cfg->ceremony.officer_ca == NULL)
+		return no_group(cfg, why);
+	officer *list = NULL;
+	size_t n = cfg->ceremony.nofficers;
+	if (n > 0 && (list = calloc(n, sizeof(officer))) == NULL)
+		return CS_E_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const cs_config_officer *c = &cfg->ceremony.officers[i];
+		snprintf(list[i].name, sizeof(list[i].name), "%s", c->name != NULL ? c->name : "");
+		snprintf(list[i].fingerprint, sizeof(list[i].fingerprint), "%s", c->fingerprint);
+	}
+	free(o->list);
+	o->list = list;
+	o->n = n;
+	o->listed = 1;
+	o->roster = "ceremony.officers";
+	o->quorum = cfg->ceremony.quorum < 2 ? 2 : cfg->ceremony.quorum;
+	o->revoke_quorum = cfg->ceremony.revoke_quorum < 1 ? 1 : cfg->ceremony.revoke_quorum;
+	return CS_OK;
+}
+
 cs_err cs_officers_load(const cs_config *cfg, cs_officers **out, char why[CS_CEREMONY_WHY_MAX])
 {
 	*out = NULL;
 	why[0] = '\0';
-	if (!cfg->ceremony.present || cfg->ceremony.officer_ca == NULL) {
+	if (!cfg->ceremony.present || cfg->ceremony.officer_ca == NULL)
+		return no_group(cfg, why);
+	cs_err r = cs_officers_load_ca(cfg->ceremony.officer_ca, cfg->ceremony.officer_crl, out, why);
+	if (r == CS_OK && (r = cs_officers_roster_config(*out, cfg, why)) != CS_OK) {
+		cs_officers_free(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+/* An officer's name as ceremony.officers has them: 1..64 of A-Z a-z 0-9 . _ - */
+static int roster_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+static int roster_fpr_ok(const char *s, size_t n)
+{
+	return n == CS_CEREMONY_FPR_CHARS && strncmp(s, "SHA256:", 7) == 0 &&
+	       strspn(s + 7, "0123456789abcdef") == CS_CEREMONY_FPR_CHARS - 7;
+}
+
+/* One roster line (without its line break) into list[*n]: 1 added, 0
+ * skipped (blank, comment), -1 malformed (why says so). */
+static int roster_line(const char *path, size_t lineno, const char *line, officer *list, size_t *n, char *why)
+{
+	const char *ws = " \t";
+	const char *p = line + strspn(line, ws);
+	if (*p == '\0' || *p == '#')
+		return 0;
+	size_t name_len = strcspn(p, ws);
+	const char *f = p + name_len;
+	f += strspn(f, ws);
+	size_t fpr_len = strcspn(f, ws);
+	const char *rest = f + fpr_len;
+	rest += strspn(rest, ws);
+	if (!roster_name_ok(p, name_len) || !roster_fpr_ok(f, fpr_len) || *rest != '\0') {
 		whyf(why, CS_CEREMONY_WHY_MAX,
-		     "%s has no ceremony group: ceremonies need ceremony.officer_ca and ceremony.officers "
-		     "(see credsignd.conf.example)",
-		     cfg->file_given != NULL ? cfg->file_given : "the configuration");
+		     "%s:%zu: not \"NAME SHA256:HEX\" (NAME: 1 to 64 of A-Z a-z 0-9 . _ -; HEX: 64 lowercase hex "
+		     "digits)", path, lineno);
+		return -1;
+	}
+	if (*n == CS_CEREMONY_ROSTER_MAX) {
+		whyf(why, CS_CEREMONY_WHY_MAX, "%s:%zu: more than %d officers", path, lineno, CS_CEREMONY_ROSTER_MAX);
+		return -1;
+	}
+	officer *o = &list[*n];
+	memcpy(o->name, p, name_len);
+	o->name[name_len] = '\0';
+	memcpy(o->fingerprint, f, fpr_len);
+	o->fingerprint[fpr_len] = '\0';
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp(list[i].name, o->name) == 0 || strcmp(list[i].fingerprint, o->fingerprint) == 0) {
+			whyf(why, CS_CEREMONY_WHY_MAX, "%s:%zu: officer %s (%s) repeats the %s of officer %s", path, lineno,
+			     o->name, o->fingerprint, strcmp(list[i].name, o->name) == 0 ? "name" : "fingerprint",
+			     list[i].name);
+			return -1;
+		}
+	(*n)++;
+	return 1;
+}
+
+#define ROSTER_FILE_MAX (64 * 1024)
+
+cs_err cs_officers_roster_file(cs_officers *o, const char *path, char why[CS_CEREMONY_WHY_MAX])
+{
+	why[0] = '\0';
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		whyf(why, CS_CEREMONY_WHY_MAX, "%s: cannot be read", path);
 		return CS_E_CONFIG;
 	}
-	cs_err r = cs_officers_load_ca(cfg->ceremony.officer_ca, cfg->ceremony.officer_crl, out, why);
-	if (r != CS_OK)
-		return r;
-	cs_officers *o = *out;
-	o->quorum = cfg->ceremony.quorum < 2 ? 2 : cfg->ceremony.quorum;
-	o->revoke_quorum = cfg->ceremony.revoke_quorum < 1 ? 1 : cfg->ceremony.revoke_quorum;
+	char *buf = malloc(ROSTER_FILE_MAX + 1);
+	officer *list = calloc(CS_CEREMONY_ROSTER_MAX, sizeof(officer));
+	size_t len = buf != NULL ? fread(buf, 1, ROSTER_FILE_MAX + 1, f) : 0;
+	int bad = ferror(f);
+	fclose(f);
+	cs_err r = CS_E_CONFIG;
+	size_t n = 0;
+	if (buf == NULL || list == NULL) {
+		r = CS_E_NOMEM;
+		goto out;
+	}
+	if (bad || len > ROSTER_FILE_MAX || memchr(buf, '\0', len) != NULL) {
+		whyf(why, CS_CEREMONY_WHY_MAX, "%s: %s", path,
+		     bad ? "cannot be read" : len > ROSTER_FILE_MAX ? "too large for a roster" : "not a text file");
+		goto out;
+	}
+	buf[len] = '\0';
+	size_t lineno = 0;
+	for (char *line = buf, *next; line != NULL; line = next) {
+		char *nl = strchr(line, '\n');
+		next = nl != NULL ? nl + 1 : NULL;
+		if (nl != NULL)
+			*nl = '\0';
+		if (nl != NULL && nl > line && nl[-1] == '\r')
+			nl[-1] = '\0';
+		lineno++;
+		if (next == NULL && *line == '\0')
+			break;
+		if (roster_line(path, lineno, line, list, &n, why) < 0)
+			goto out;
+	}
+	if (n == 0) {
+		whyf(why, CS_CEREMONY_WHY_MAX, "%s: no officers (lines \"NAME SHA256:HEX\")", path);
+		goto out;
+	}
+	free(o->list);
+	o->list = list;
+	o->n = n;
 	o->listed = 1;
-	if (cfg->ceremony.nofficers > 0 && (o->list = calloc(cfg->ceremony.nofficers, sizeof(officer))) == NULL) {
-		cs_officers_free(o);
-		*out = NULL;
-		return CS_E_NOMEM;
-	}
-	o->n = cfg->ceremony.nofficers;
-	for (size_t i = 0; i < o->n; i++) {
-		const cs_config_officer *c = &cfg->ceremony.officers[i];
-		snprintf(o->list[i].name, sizeof(o->list[i].name), "%s", c->name != NULL ? c->name : "");
-		snprintf(o->list[i].fingerprint, sizeof(o->list[i].fingerprint), "%s", c->fingerprint);
-	}
-	return CS_OK;
+	o->roster = "the roster";
+	list = NULL;
+	r = CS_OK;
+out:
+	free(list);
+	free(buf);
+	return r;
 }
 
 int cs_officers_quorum(const cs_officers *o, cs_ceremony_action action)
@@ -447,6 +615,11 @@ int cs_officers_quorum(const cs_officers *o, cs_ceremony_action action)
 int cs_officers_listed(const cs_officers *o)
 {
 	return o->listed;
+}
+
+size_t cs_officers_count(const cs_officers *o)
+{
+	return o->listed ? o->n : 0;
 }
 
 static cs_err refuse(cs_officer_id *id, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -553,8 +726,7 @@ static cs_err officer_check(const cs_officers *o, const char *cert_pem, time_t a
 	X509 *x = cert_from_pem(cert_pem);
 	if (x == NULL)
 		return refuse(id, "bad_certificate", "the officer certificate is not one PEM certificate");
-	cs_config_cert_fingerprint(x, id->fingerprint);
-	subject_dn(x, id->subject);
+	cert_ids(x, id);
 	cs_err r = CS_OK;
 	if (X509_cmp(x, o->ca) == 0 || X509_check_ca(x) != 0)
 		r = refuse(id, "bad_certificate", "%s (%s) is a CA certificate, not an officer's", id->fingerprint,
@@ -569,9 +741,8 @@ static cs_err officer_check(const cs_officers *o, const char *cert_pem, time_t a
 			i++;
 		if (i == o->n)
 			r = refuse(id, "unknown_officer",
-				   "unknown officer: certificate %s (%s) is from the officer CA but not listed in "
-				   "ceremony.officers",
-				   id->fingerprint, id->subject);
+				   "unknown officer: certificate %s (%s) is from the officer CA but not listed in %s",
+				   id->fingerprint, id->subject, o->roster);
 		else
 			snprintf(id->name, sizeof(id->name), "%s", o->list[i].name);
 	}
@@ -1027,16 +1198,26 @@ static cs_err count_approvals(const cs_officers *o, const cs_ceremony_record *c,
 					     i + 1, a->approved_at, c->created_at, c->expires_at);
 				continue;
 			}
+			if (c->executed_at != NULL && strcmp(a->approved_at, c->executed_at) > 0) {
+				(void)refuse(&v[i].id, "bad_record", "approval %zu at %s: after the execution at %s", i + 1,
+					     a->approved_at, c->executed_at);
+				continue;
+			}
 		}
 		if (approval_check(o, c->id, canonical, a, when, historic, &v[i].id) != CS_OK)
 			continue;
 		size_t j = 0;
 		while (j < i && !(v[j].counted && (strcmp(v[j].id.fingerprint, v[i].id.fingerprint) == 0 ||
+						   (v[i].id.spki[0] != '\0' && strcmp(v[j].id.spki, v[i].id.spki) == 0) ||
 						   strcmp(v[j].id.name, v[i].id.name) == 0)))
 			j++;
 		if (j < i) {
-			(void)refuse(&v[i].id, "duplicate_officer", "officer %s (%s) approved already: counted once",
-				     v[i].id.name, v[i].id.fingerprint);
+			const char *same = strcmp(v[j].id.fingerprint, v[i].id.fingerprint) == 0 ? "certificate"
+					   : strcmp(v[j].id.spki, v[i].id.spki) == 0	    ? "public key"
+											    : "name";
+			(void)refuse(&v[i].id, "duplicate_officer",
+				     "officer %s (%s) approved already as %s (%s, the same %s): counted once",
+				     v[i].id.name, v[i].id.fingerprint, v[j].id.name, v[j].id.fingerprint, same);
 			continue;
 		}
 		v[i].counted = 1;
@@ -1641,9 +1822,9 @@ static cs_err verify_rollover(const json_t *st, const char *id, const char *subj
 				ok = old_key != NULL && rollover_sig_ok(prot, payload, sig, old_key);
 				EVP_PKEY_free(old_key);
 				old_key = NULL;
-				rep->rollover_old = ok ? 1 : 0;
+				rep->rollover_old = ok ? CS_ROLLOVER_OLD_VERIFIED : CS_ROLLOVER_OLD_UNCHECKED;
 			} else {
-				rep->rollover_old = -1;
+				rep->rollover_old = CS_ROLLOVER_OLD_NO_JWKS;
 			}
 		} else {
 			ok = 0;
@@ -1666,8 +1847,11 @@ static cs_err verify_rollover(const json_t *st, const char *id, const char *subj
 				 jwks == NULL ? " (a JWKS showing the old key compromised would excuse it)" : "");
 			goto out;
 		}
-		rep->rollover_old = 0;
+		rep->rollover_old = CS_ROLLOVER_OLD_COMPROMISED;
+	} else if (old_kid == NULL) {
+		rep->rollover_old = CS_ROLLOVER_OLD_NONE;
 	}
+	rep->rollover_checked = 1;
 	r = CS_OK;
 out:
 	EVP_PKEY_free(new_key);
@@ -1766,6 +1950,7 @@ static cs_err verify_record(const json_t *rec, const cs_officers *o, const json_
 		    CS_OK)
 		goto out;
 	rep->nverdicts = json_array_size(as);
+	rep->approvals_checked = 1;
 	for (size_t i = 0; i < rep->nverdicts; i++)
 		if (!rep->verdicts[i].counted && strcmp(rep->verdicts[i].id.code, "duplicate_officer") != 0) {
 			r = fail(rep, CS_E_SIGNATURE_INVALID, "approval %zu: %s", i + 1, rep->verdicts[i].id.why);
@@ -1794,6 +1979,7 @@ cs_err cs_ceremony_transcript_verify(const char *text, size_t len, const cs_offi
 				     cs_transcript_report *rep)
 {
 	memset(rep, 0, sizeof(*rep));
+	rep->listed = cs_officers_listed(o);
 	size_t readable = 0;
 	json_t *rec = NULL;
 	char *rendered = NULL;

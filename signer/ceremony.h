@@ -16,10 +16,13 @@
  *
  * Officers (cs_officers): the ceremony group of the configuration: an
  * X509_STORE holding only ceremony.officer_ca (plus ceremony.officer_crl,
- * with CRL checking, when set), the listed officers by SHA-256 fingerprint
- * of their certificate's DER ("SHA256:" + 64 lowercase hex), and the
- * quorums. An officer check says who a certificate is, or why it is
- * refused, with a stable code for the audit log:
+ * with CRL checking, when set), the listed officers (the roster) by
+ * SHA-256 fingerprint of their certificate's DER ("SHA256:" + 64
+ * lowercase hex), and the quorums. Officers are distinct by name, by
+ * certificate and by public key: two certificates of one key (the SHA-256
+ * of their DER SubjectPublicKeyInfo, "spki", same form) are one officer.
+ * An officer check says who a certificate is, or why it is refused, with a
+ * stable code for the audit log:
  *   "unknown_officer"  chains to the officer CA but is not listed
  *   "other_ca"         not issued by the officer CA
  *   "expired"          past its notAfter at the time of the check
@@ -32,8 +35,9 @@
  * canonical bytes by the certificate's key), "wrong_ceremony" (recorded
  * for another ceremony), "fingerprint_mismatch" (the recorded fingerprint
  * or officer name is not the certificate's), "duplicate_officer" (an
- * officer, by fingerprint or by name, already counted), "bad_record" (a
- * transcript's approval time unreadable or outside the ceremony's life).
+ * officer, by fingerprint, by public key or by name, already counted),
+ * "bad_record" (a transcript's approval time unreadable, outside the
+ * ceremony's life or after its execution).
  *
  * Times are RFC 3339 UTC strings as the store keeps them
  * ("2025-01-02T03:04:05.678Z"; cs_ceremony_time_parse) and time_t for
@@ -126,21 +130,42 @@ typedef struct cs_officers cs_officers;
 cs_err cs_officers_load(const cs_config *cfg, cs_officers **out, char why[CS_CEREMONY_WHY_MAX])
 	__attribute__((warn_unused_result));
 /* An officer set of a CA file only (verify-transcript --officer-ca): no
- * officers listed (the listing is not checked), crl_file optional, quorum
- * 2 and revoke quorum 1. */
+ * roster (the listing is not checked until one is set below), crl_file
+ * optional, quorum 2 and revoke quorum 1. */
 cs_err cs_officers_load_ca(const char *ca_file, const char *crl_file, cs_officers **out,
 			   char why[CS_CEREMONY_WHY_MAX]) __attribute__((warn_unused_result));
+/* Give a set its roster (replacing any): cfg's ceremony.officers (and its
+ * quorums), as cs_officers_load does. CS_E_CONFIG with why when cfg has no
+ * ceremony group. */
+cs_err cs_officers_roster_config(cs_officers *o, const cs_config *cfg, char why[CS_CEREMONY_WHY_MAX])
+	__attribute__((warn_unused_result));
+/* The same from a roster file (verify-transcript --officers): one officer
+ * a line, "NAME SHA256:HEX" (NAME 1 to 64 of A-Z a-z 0-9 . _ -, as
+ * ceremony.officers names; HEX the 64 lowercase hex digits of the SHA-256
+ * of the certificate's DER, as `credsign-admin ceremony show` and
+ * transcripts print them), blank lines and lines starting with '#'
+ * ignored, at most CS_CEREMONY_ROSTER_MAX officers, names and
+ * fingerprints unique. CS_E_CONFIG with why (naming FILE:LINE) otherwise;
+ * the quorums are left as they are. */
+#define CS_CEREMONY_ROSTER_MAX 64
+cs_err cs_officers_roster_file(cs_officers *o, const char *path, char why[CS_CEREMONY_WHY_MAX])
+	__attribute__((warn_unused_result));
 void cs_officers_free(cs_officers *o);
 /* Approvals the action needs: ceremony.revoke_quorum for revoke, else
  * ceremony.quorum, never below 2 (revoke: never below 1). */
 int cs_officers_quorum(const cs_officers *o, cs_ceremony_action action);
-/* Whether the set lists its officers (loaded from a configuration). */
+/* Whether the set lists its officers (has a roster: a configuration's
+ * or a roster file's); without one a check names nobody and says only that
+ * the certificate is from the officer CA. */
 int cs_officers_listed(const cs_officers *o);
+/* The number of officers on the roster (0 without one). */
+size_t cs_officers_count(const cs_officers *o);
 
 /* Who a certificate is, or why it is refused. */
 typedef struct {
 	char name[CS_CEREMONY_NAME_MAX];         /* the listed name; "" when not listed */
 	char fingerprint[CS_CEREMONY_FPR_CHARS + 1]; /* "SHA256:hex" of the DER; "" when not parsed */
+	char spki[CS_CEREMONY_FPR_CHARS + 1];    /* "SHA256:hex" of the DER SubjectPublicKeyInfo; "" likewise */
 	char subject[CS_CEREMONY_DN_MAX];        /* RFC 2253 subject DN */
 	char code[CS_CEREMONY_CODE_MAX];         /* "" when accepted, else see the top */
 	char why[CS_CEREMONY_WHY_MAX];           /* the refusal, for people */
@@ -158,6 +183,11 @@ cs_err cs_officers_check(const cs_officers *o, const char *cert_pem, time_t at, 
  * counts; its own validity period is not checked). */
 cs_err cs_officers_check_historic(const cs_officers *o, const char *cert_pem, time_t at, cs_officer_id *id)
 	__attribute__((warn_unused_result));
+
+/* What a certificate is, unchecked: its fingerprint, spki and subject DN
+ * into id (name, code and why empty). CS_E_INVALID_ARG when cert_pem is
+ * not one PEM certificate (id then all empty). */
+cs_err cs_officer_cert_ids(const char *cert_pem, cs_officer_id *id) __attribute__((warn_unused_result));
 
 /* Read one PEM certificate from path into *pem (malloc'd, re-encoded: the
  * form the store keeps); CS_E_INVALID_ARG with why when the file does not
@@ -245,8 +275,8 @@ typedef struct {
  * each approval must be for this ceremony, its certificate pass
  * cs_officers_check at `at`, its recorded officer name and fingerprint be
  * the certificate's, its signature verify over the canonical bytes; a
- * valid approval counts when neither its fingerprint nor its name has
- * counted already. CS_OK when counted >= cs_officers_quorum(o, action),
+ * valid approval counts when neither its fingerprint, nor its public key
+ * (spki), nor its name has counted already. CS_OK when counted >= cs_officers_quorum(o, action),
  * else CS_E_QUORUM; the report says which approvals did not count and
  * why. Expiry and state are the caller's (the ledger re-checks them).
  * Free with cs_quorum_report_free. */
@@ -268,15 +298,26 @@ void cs_quorum_report_free(cs_quorum_report *rep);
  * malloc'd, NUL-terminated. */
 cs_err cs_ceremony_transcript(const cs_ceremony_doc *doc, int quorum, char **out) __attribute__((warn_unused_result));
 
+/* What became of the rollover statement's old-key signature. */
+typedef enum {
+	CS_ROLLOVER_OLD_UNCHECKED = 0, /* not looked at (verification stopped before, or not activate) */
+	CS_ROLLOVER_OLD_VERIFIED,      /* verified with the old kid's key in the JWKS */
+	CS_ROLLOVER_OLD_NO_JWKS,       /* present, not verified: no JWKS given */
+	CS_ROLLOVER_OLD_NONE,          /* no previous key (old_kid null): nothing to check */
+	CS_ROLLOVER_OLD_COMPROMISED,   /* absent, excused: the JWKS shows the old key compromised */
+} cs_rollover_old;
+
 typedef struct {
 	char id[CS_CEREMONY_ID_CHARS + 1];
 	char action[16];
 	int required, counted;
 	cs_approval_verdict *verdicts; /* one per approval (malloc'd) */
 	size_t nverdicts;
+	int listed;            /* the officers were checked against a roster (cs_officers_listed) */
+	int approvals_checked; /* the approvals were checked (verdicts, counted, required mean something) */
+	int rollover_checked;  /* activate: the rollover statement was checked to its end */
 	int rollover_new_ok;   /* activate: the new key's signature verified */
-	int rollover_old;      /* activate: 1 verified with jwks; -1 signed, not checked (no jwks);
-				  0 no old key, or unsigned by an old key jwks shows compromised */
+	cs_rollover_old rollover_old; /* activate: the old key's signature */
 	char why[CS_CEREMONY_WHY_MAX]; /* the first failure */
 } cs_transcript_report;
 
@@ -285,16 +326,21 @@ typedef struct {
  * (an edited line fails); the canonical bytes recomputed from its
  * ceremony equal the recorded ones; every approval: for this ceremony, its
  * certificate chains to o's CA at the approval time
- * (cs_officers_check_historic; not the listing), the recorded fingerprint
- * is the certificate's, the signature verifies over the canonical bytes;
- * distinct officers (fingerprint and name) >= max(recorded quorum,
+ * (cs_officers_check_historic: listed too when o has a roster; without
+ * one, the recorded name is taken as it is -- rep->listed 0 says so), the
+ * recorded fingerprint is the certificate's, the signature verifies over
+ * the canonical bytes, it was approved within the ceremony's life and not
+ * after its execution; distinct officers (fingerprint, public key and
+ * name) >= max(recorded quorum,
  * cs_officers_quorum(o, action)); an activate that was executed carries a
  * rollover statement (RFC 7515 general JSON) for this ceremony and its
  * subject, whose new-key signature verifies with the new_jwk it carries
  * (thumbprint = new_kid), and, when jwks is given, whose old-key signature
  * verifies with the old kid's key in jwks. CS_OK when all hold, else
  * CS_E_SIGNATURE_INVALID (or CS_E_QUORUM / CS_E_INVALID_ARG) with rep->why.
- * Free with cs_transcript_report_free. */
+ * rep->approvals_checked and rep->rollover_checked say how far it got
+ * (a check it stopped before is not reported as made). Free with
+ * cs_transcript_report_free. */
 cs_err cs_ceremony_transcript_verify(const char *text, size_t len, const cs_officers *o, const json_t *jwks,
 				     cs_transcript_report *rep) __attribute__((warn_unused_result));
 void cs_transcript_report_free(cs_transcript_report *rep);

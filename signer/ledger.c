@@ -520,6 +520,7 @@ static cs_err apply_key_chain(cs_store *s, head_ctx *h, job *j)
 typedef struct {
 	int found;
 	char *action, *subject, *state, *expires_at, *reason;
+	char last_approval[32]; /* the latest approved_at; "" without approvals */
 	int nomem;
 } ceremony_state;
 
@@ -536,6 +537,14 @@ static void copy_ceremony(void *arg, const cs_ceremony_record *c)
 		    (c->reason != NULL && cs->reason == NULL);
 }
 
+static void copy_approval_time(void *arg, const cs_approval_record *a)
+{
+	ceremony_state *cs = arg;
+	if (a->approved_at != NULL && strlen(a->approved_at) < sizeof(cs->last_approval) &&
+	    strcmp(a->approved_at, cs->last_approval) > 0)
+		memcpy(cs->last_approval, a->approved_at, strlen(a->approved_at) + 1);
+}
+
 static void ceremony_state_free(ceremony_state *c)
 {
 	free(c->action);
@@ -546,18 +555,45 @@ static void ceremony_state_free(ceremony_state *c)
 	*c = (ceremony_state){0};
 }
 
-/* The ceremony id, open and not expired at the later of at and now (the
- * time the write lock was obtained): CS_E_NOT_FOUND, CS_E_CEREMONY_CLOSED,
+/* The time a ceremony step happens at, into now: the latest of the
+ * caller's time at, the time the write lock was obtained and the newest
+ * audit entry's ts (the head read in this transaction), so that a clock
+ * set back (or a stale time) can neither revive an expired ceremony nor
+ * date a step before what the log already holds. */
+static cs_err step_time(cs_store *s, head_ctx *h, const char *at, char now[32])
+{
+	if (!h->known) {
+		cs_err r = read_head(s, &h->seq, h->hash, h->ts);
+		if (r != CS_OK)
+			return r;
+		h->known = 1;
+	}
+	const char *t = strcmp(at, h->now) > 0 ? at : h->now;
+	if (strcmp(h->ts, t) > 0)
+		t = h->ts;
+	snprintf(now, 32, "%s", t);
+	return CS_OK;
+}
+
+/* The ceremony id, open and not expired at its step's time (step_time,
+ * raised to its latest approval's time: an execution is never dated
+ * before an approval), into now: CS_E_NOT_FOUND, CS_E_CEREMONY_CLOSED,
  * CS_E_CEREMONY_EXPIRED. */
-static cs_err ceremony_open(cs_store *s, head_ctx *h, const char *id, const char *at, ceremony_state *c)
+static cs_err ceremony_open(cs_store *s, head_ctx *h, const char *id, const char *at, ceremony_state *c,
+			    char now[32])
 {
 	*c = (ceremony_state){0};
-	cs_err r = cs_store_ceremony_get(s, id, copy_ceremony, NULL, c);
+	cs_err r = cs_store_ceremony_get(s, id, copy_ceremony, copy_approval_time, c);
 	if (r == CS_OK && c->nomem)
 		r = CS_E_NOMEM;
+	if (r == CS_OK && !c->found)
+		r = CS_E_NOT_FOUND;
+	if (r == CS_OK)
+		r = step_time(s, h, at, now);
 	if (r != CS_OK)
 		return r;
-	const char *now = strcmp(at, h->now) > 0 ? at : h->now;
+	if (strcmp(c->last_approval, now) > 0)
+		memcpy(now, c->last_approval, sizeof(c->last_approval));
 	if (strcmp(c->state, "open") != 0)
 		return CS_E_CEREMONY_CLOSED;
 	if (strcmp(c->expires_at, now) < 0)
@@ -578,14 +614,18 @@ static cs_err apply_ceremony_create(cs_store *s, head_ctx *h, job *j)
 
 static cs_err apply_ceremony_approve(cs_store *s, head_ctx *h, job *j)
 {
-	const cs_approval_record *a = j->u.approval;
+	cs_approval_record a = *j->u.approval;
 	ceremony_state c;
-	cs_err r = ceremony_open(s, h, a->ceremony_id, a->approved_at, &c);
+	char now[32];
+	cs_err r = ceremony_open(s, h, a.ceremony_id, a.approved_at, &c, now);
 	ceremony_state_free(&c);
+	a.approved_at = now; /* its audit entry's time too */
 	if (r == CS_OK)
-		r = cs_store_approval_insert(s, a); /* CS_E_CONFLICT: this officer approved already */
-	if (r == CS_OK && j->audit != NULL)
+		r = cs_store_approval_insert(s, &a); /* CS_E_CONFLICT: this officer approved already */
+	if (r == CS_OK && j->audit != NULL) {
+		j->audit->ts = now;
 		r = append(s, h, j->audit);
+	}
 	return r;
 }
 
@@ -693,9 +733,12 @@ static cs_err exec_key_event(cs_store *s, head_ctx *h, const cs_ceremony_exec *x
 
 static cs_err apply_ceremony_execute(cs_store *s, head_ctx *h, job *j)
 {
-	const cs_ceremony_exec *x = j->u.exec;
+	cs_ceremony_exec xt = *j->u.exec;
+	const cs_ceremony_exec *x = &xt;
 	ceremony_state c;
-	cs_err r = ceremony_open(s, h, x->ceremony_id, x->at, &c);
+	char now[32];
+	cs_err r = ceremony_open(s, h, x->ceremony_id, x->at, &c, now);
+	xt.at = now; /* every entry and time of the execution */
 	if (r == CS_OK && (strcmp(c.action, x->action) != 0 || strcmp(c.subject, x->subject) != 0)) {
 		cs_log_error("ledger: ceremony %s is %s of '%s', not %s of '%s'; not executed", x->ceremony_id,
 			     c.action, c.subject, x->action, x->subject);
@@ -711,8 +754,10 @@ static cs_err apply_ceremony_execute(cs_store *s, head_ctx *h, job *j)
 			r = exec_key_event(s, h, x, j->audit);
 	}
 	ceremony_state_free(&c);
-	if (r == CS_OK && j->audit != NULL)
+	if (r == CS_OK && j->audit != NULL) {
+		j->audit->ts = now;
 		r = append(s, h, j->audit);
+	}
 	if (r == CS_OK) /* in one conditional statement: of two executions, one */
 		r = cs_store_ceremony_close(s, x->ceremony_id, x->at, x->actor, x->result_json);
 	return r;
@@ -724,11 +769,26 @@ static cs_err apply_revoke(cs_store *s, head_ctx *h, job *j)
 			   j->u.revoke.actor, NULL, j->audit);
 }
 
+static void certify_key_state(void *arg, const cs_key_info *key)
+{
+	*(int *)arg = strcmp(key->status, "compromised") == 0;
+}
+
 static cs_err apply_certify(cs_store *s, head_ctx *h, job *j)
 {
-	int claimed = 0;
+	int claimed = 0, compromised = 0;
+	/* a key compromised meanwhile (a ceremony committed while this request
+	 * signed, before the daemon's key watch emptied its slot) stores no
+	 * certificate: the client would hold one that fails verification */
+	cs_err r = cs_store_key_info(s, j->u.certify.kid, certify_key_state, &compromised);
+	if (r == CS_OK && compromised) {
+		cs_log_warn("ledger: certificate %s not stored: its key %s was compromised meanwhile",
+			    j->u.certify.cert_id, j->u.certify.kid);
+		return CS_E_NO_ACTIVE_KEY;
+	}
 	/* claim the session first: only one certificate per session */
-	cs_err r = cs_store_session_claim(s, j->u.certify.session_id, j->u.certify.cert_id, &claimed);
+	if (r == CS_OK)
+		r = cs_store_session_claim(s, j->u.certify.session_id, j->u.certify.cert_id, &claimed);
 	if (r == CS_OK && !claimed)
 		r = CS_E_SESSION_USED;
 	if (r == CS_OK)

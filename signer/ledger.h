@@ -18,7 +18,10 @@
  *    its audit entry), actor and ceremony on the key;
  *  - a ceremony is executed once, inside one write transaction that
  *    re-checks it open and unexpired and applies its action; of
- *    concurrent executions one wins;
+ *    concurrent executions one wins; its steps (approvals, execution)
+ *    are judged and dated at the latest of the caller's time, the time
+ *    the write lock was obtained and the newest audit entry's ts, so a
+ *    clock set back revives no expired ceremony;
  *  - the audit log is append-only: no path updates or deletes entries but
  *    the purge, behind a signed purge checkpoint; checkpoints never overlap
  *    (re-checked inside the write transaction: another process may have
@@ -134,9 +137,13 @@ cs_err cs_ledger_key_set_chain(cs_ledger *l, const char *kid, const char *x5c_js
 cs_err cs_ledger_ceremony_create(cs_ledger *l, const cs_ceremony_record *c, cs_audit_entry *audit);
 /* Add an approval: CS_E_NOT_FOUND (no ceremony), CS_E_CEREMONY_CLOSED (not
  * open), CS_E_CONFLICT (this fingerprint or this officer name approved it
- * already), CS_E_CEREMONY_EXPIRED (expired at the later of approved_at and
- * the time the write lock was obtained: an approval of an expired ceremony
- * could never count). The caller checked the officer and signature before. */
+ * already), CS_E_CEREMONY_EXPIRED (expired at the approval's time: an
+ * approval of an expired ceremony could never count). The approval's time
+ * is the latest of a->approved_at, the time the write lock was obtained,
+ * the newest audit entry's ts and the ceremony's latest approval: it is
+ * recorded as approved_at and as audit's ts (audit->ts says it after the
+ * call; without audit it is not returned). The caller checked the officer
+ * and signature before. */
 cs_err cs_ledger_ceremony_approve(cs_ledger *l, const cs_approval_record *a, cs_audit_entry *audit);
 
 typedef struct {
@@ -163,16 +170,20 @@ typedef struct {
  * caller's audit entry (ceremony.execute), mark the ceremony executed. On
  * any refusal nothing is written (the caller audits the refusal with
  * cs_ledger_audit_append).
- * Details: expiry is judged at the later of x->at and the time the write
- * lock was obtained (a caller's stale time does not extend it); x->action
+ * Details: the execution's time is the latest of x->at, the time the
+ * write lock was obtained, the newest audit entry's ts (the head read in
+ * the transaction) and the ceremony's latest approval: expiry is judged at
+ * it (a stale time or a clock set back does not extend a ceremony), and it
+ * is the executed_at recorded, the time of every entry written and
+ * audit->ts after the call; executed_at is never before an approval. x->action
  * and x->subject must be the ceremony's (else CS_E_INVALID_ARG); retire of
  * a retired key, compromise of a compromised one, destroy of a destroyed
  * one: CS_E_CONFLICT; retire of a compromised key, destroy of a pending or
  * active one: CS_E_KEY_FORBIDDEN; no such key or certificate:
  * CS_E_NOT_FOUND. The per-change entries are copies of audit (node, role,
- * request) with their action, object, actor x->actor and time x->at (raised
- * like any ts); the key's event times and revoked_at are those entries'
- * times. Without audit, nothing is audited and the times are x->at. revoke:
+ * request) with their action, object, actor x->actor and the execution's
+ * time; the key's event times and revoked_at are those entries' times.
+ * Without audit, nothing is audited and the times are the execution's. revoke:
  * the reason is x->reason, else the ceremony's (none: CS_E_INVALID_ARG). */
 cs_err cs_ledger_ceremony_execute(cs_ledger *l, const cs_ceremony_exec *x, cs_audit_entry *audit);
 /* Revoke without a ceremony (ceremony.revoke_quorum 1): same rules; the

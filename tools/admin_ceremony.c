@@ -9,7 +9,7 @@
  *   ceremony list [--format text|json]
  *   ceremony show ID
  *   ceremony transcript ID [--out FILE]
- *   ceremony verify-transcript FILE [--officer-ca FILE] [--jwks FILE]
+ *   ceremony verify-transcript FILE [--officer-ca FILE] [--officers FILE] [--jwks FILE]
  *   cert revoke ID --reason TEXT
  *   audit purge                      (refused: the purge is a ceremony)
  *
@@ -37,6 +37,23 @@
  * general JSON serialization (RFC 7515 7.2.1), signed by the old key (when
  * there is one) and by the new -- goes into the store with the change.
  *
+ * Times: each step is dated and judged (expiry, officer validity) at this
+ * host's clock, never before the audit log's newest entry (a clock set
+ * back, by mistake or by faketime, revives no expired ceremony); the
+ * ledger re-checks the same in its transaction. approve shows, on stderr
+ * and before signing, what the officer signs (no prompt).
+ *
+ * verify-transcript checks the officers against a roster: --officers FILE
+ * ("NAME SHA256:HEX" lines, ceremony.h), else the configuration's
+ * ceremony.officers; with only --officer-ca there is none, and the report
+ * says so (stdout and stderr) and shows each approval by its certificate.
+ *
+ * Audit objects name the officers: ceremony.approve "ID officer NAME
+ * SHA256:FPR" (a refusal before the certificate was accepted: "ID
+ * certificate SUBJECT SHA256:FPR", the certificate as presented), and
+ * ceremony.execute "ID officer NAME SHA256:FPR officer ..." for each
+ * approval counted (just "ID" when refused before they were counted).
+ *
  * Every refusal exits 1 with the reason on stderr and is audited as
  * ceremony.start, ceremony.approve, ceremony.execute or cert.revoke,
  * outcome failure, with an error_code: an officer check's code
@@ -57,6 +74,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <openssl/provider.h>
 
 #include "admin.h"
@@ -72,6 +90,9 @@
 #define TRANSCRIPT_MAX (8 * 1024 * 1024) /* bytes of a transcript read back */
 #define ROLLOVER_TYP "credsign-rollover+jws"
 #define WHY_MAX 1024
+#define OBJECT_MAX 1024 /* an audit object naming officers */
+#define DN_SHOWN 120     /* characters of a subject DN in an audit object */
+#define PATH_MAX_SHOWN 4200 /* a roster's description: its path and count */
 
 /* ---- the command line --------------------------------------------------------- */
 
@@ -81,7 +102,7 @@ typedef struct {
 	const char *words[3]; /* noun, verb, operand */
 	int nwords;
 	const char *action, *key, *cert, *reason, *officer_cert, *officer_key, *officer_module;
-	const char *format, *out, *officer_ca, *jwks;
+	const char *format, *out, *officer_ca, *officers, *jwks;
 	int accept_clock_jump;
 } cer_opts;
 
@@ -97,11 +118,14 @@ static void usage(FILE *f)
 		"       credsign-admin [--config FILE] ceremony list [--format text|json]\n"
 		"       credsign-admin [--config FILE] ceremony show ID\n"
 		"       credsign-admin [--config FILE] ceremony transcript ID [--out FILE]\n"
-		"       credsign-admin [--config FILE] ceremony verify-transcript FILE [--officer-ca FILE] [--jwks FILE]\n"
+		"       credsign-admin [--config FILE] ceremony verify-transcript FILE [--officer-ca FILE]\n"
+		"                      [--officers ROSTER] [--jwks FILE]\n"
 		"       credsign-admin [--config FILE] cert revoke ID --reason TEXT\n"
 		"K: a PEM key file, or a pkcs11: URI of a key on the officer's own token (module: --officer-module,\n"
 		"$CREDSIGN_PKCS11_MODULE, else pkcs11.module; PIN: the URI's pin-source, else\n"
-		"$CREDSIGN_OFFICER_PIN_FILE)\n");
+		"$CREDSIGN_OFFICER_PIN_FILE)\n"
+		"ROSTER: the officers, one \"NAME SHA256:FINGERPRINT\" a line ('#' comments); without it (and\n"
+		"without a configuration) verify-transcript cannot check who the officers are\n");
 }
 
 /* 0, or 2 after a usage message. */
@@ -120,6 +144,7 @@ static int parse_args(int argc, char **argv, cer_opts *op)
 		{"format", required_argument, NULL, 'm'},
 		{"out", required_argument, NULL, 'o'},
 		{"officer-ca", required_argument, NULL, 'X'},
+		{"officers", required_argument, NULL, 'R'},
 		{"jwks", required_argument, NULL, 'J'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -144,6 +169,7 @@ static int parse_args(int argc, char **argv, cer_opts *op)
 		case 'm': op->format = optarg; break;
 		case 'o': op->out = optarg; break;
 		case 'X': op->officer_ca = optarg; break;
+		case 'R': op->officers = optarg; break;
 		case 'J': op->jwks = optarg; break;
 		case 'v': op->level = CS_LOG_DEBUG; break;
 		case 'h': usage(stdout); exit(0);
@@ -178,6 +204,35 @@ static void rfc3339(int64_t ms, char out[32])
 	char base[24];
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+/* An RFC 3339 UTC time with milliseconds (the store's form) -> ms since
+ * the epoch; 0 when it is not one. */
+static int ts_ms(const char *ts, int64_t *ms)
+{
+	time_t secs;
+	if (cs_ceremony_time_parse(ts, &secs) != CS_OK || strlen(ts) != 24 || ts[19] != '.')
+		return 0;
+	*ms = (int64_t)secs * 1000 + (ts[20] - '0') * 100 + (ts[21] - '0') * 10 + (ts[22] - '0');
+	return 1;
+}
+
+/* Now, in ms: this host's clock, never before the audit log's newest
+ * entry (said on stderr when the clock is more than a second behind it). */
+static int64_t log_now_ms(cs_store *store)
+{
+	int64_t now = now_ms(), seq = 0, head = 0;
+	uint8_t hash[32];
+	char ts[32] = "", clock[32];
+	if (store != NULL && cs_store_audit_last(store, &seq, hash, ts) == CS_OK && ts_ms(ts, &head) && head > now) {
+		if (head - now > 1000) {
+			rfc3339(now, clock);
+			fprintf(stderr, "credsign-admin: this host's clock (%s) is behind the audit log's newest entry "
+					"(%s): that time is taken as now\n", clock, ts);
+		}
+		now = head;
+	}
+	return now;
 }
 
 /* The audit error code of an error: its name in lower case without CS_E_
@@ -627,7 +682,7 @@ static int ceremony_start(admin_ctx *a, const start_req *q)
 		rc = admin_fail("ceremony start", r != CS_OK ? r : CS_E_NOMEM);
 		goto out;
 	}
-	int64_t t0 = now_ms();
+	int64_t t0 = log_now_ms(store);
 	rfc3339(t0, created);
 	rfc3339(t0 + (int64_t)a->cfg->ceremony.expiry_minutes * 60000, expires);
 	admin_actor(actor);
@@ -718,44 +773,133 @@ typedef struct {
 	cs_ceremony_doc doc;
 	char *pem;
 	cs_approval_sig sig;
-	cs_officer_id who;
+	cs_officer_id who; /* as presented (cs_officer_cert_ids), then as checked */
+	int64_t now_ms;
+	char object[OBJECT_MAX];
 } approval;
 
-/* Everything an approval is checked for before it is signed. 0, or 1. */
-static int approve_checks(approval *p, time_t now)
+/* A subject DN for an audit object: printable ASCII, at most DN_SHOWN
+ * characters (longer ones end in "..."). */
+static void dn_shown(const char *dn, char out[DN_SHOWN + 4])
+{
+	snprintf(out, DN_SHOWN + 4, "%.*s%s", DN_SHOWN, dn[0] != '\0' ? dn : "-", strlen(dn) > DN_SHOWN ? "..." : "");
+	cs_audit_sanitize(out);
+}
+
+/* The approval's audit object (see the top), into p->object. */
+static const char *approval_object(approval *p)
+{
+	char dn[DN_SHOWN + 4];
+	if (p->who.name[0] != '\0' && p->who.code[0] == '\0')
+		snprintf(p->object, sizeof(p->object), "%s officer %s %s", p->id, p->who.name, p->who.fingerprint);
+	else if (p->who.fingerprint[0] != '\0') {
+		dn_shown(p->who.subject, dn);
+		snprintf(p->object, sizeof(p->object), "%s certificate %s %s", p->id, dn, p->who.fingerprint);
+	} else {
+		snprintf(p->object, sizeof(p->object), "%s certificate unreadable", p->id);
+	}
+	return p->object;
+}
+
+/* An earlier approval by the same officer: by name, certificate or public
+ * key. NULL when none; else what is the same. */
+static const char *same_officer(const cs_approval_record *ap, const cs_officer_id *who)
+{
+	cs_officer_id was;
+	if (strcmp(ap->fingerprint, who->fingerprint) == 0)
+		return "certificate";
+	if (strcmp(ap->officer, who->name) == 0)
+		return "name";
+	if (cs_officer_cert_ids(ap->cert_pem, &was) == CS_OK && was.spki[0] != '\0' && strcmp(was.spki, who->spki) == 0)
+		return "public key";
+	return NULL;
+}
+
+/* Everything an approval is checked for before it is signed, at the
+ * step's time (p->now_ms). 0, or 1. */
+static int approve_checks(approval *p)
 {
 	const char *ev = "ceremony.approve";
 	char why[WHY_MAX], w[CS_CEREMONY_WHY_MAX] = "", code[CS_CEREMONY_CODE_MAX];
 	cs_store *store = NULL;
+	/* the certificate as presented names every refusal */
+	cs_err cert_r = cs_officer_cert_read(p->op->officer_cert, &p->pem, w);
+	if (cert_r == CS_OK && cs_officer_cert_ids(p->pem, &p->who) != CS_OK)
+		memset(&p->who, 0, sizeof(p->who)); /* read as one certificate: cannot happen */
 	cs_err r = officers_load(p->a, &p->officers, why, sizeof(why));
 	if (r != CS_OK)
-		return refuse_err(p->a, ev, p->id, r, why);
-	if ((r = cs_store_open(p->a->cfg->store.path, &store)) == CS_OK)
+		return refuse_err(p->a, ev, approval_object(p), r, why);
+	if ((r = cs_store_open(p->a->cfg->store.path, &store)) == CS_OK) {
+		p->now_ms = log_now_ms(store);
 		r = doc_load(store, p->id, &p->doc);
+	}
 	cs_store_close(store);
 	if (r == CS_E_NOT_FOUND)
-		return refuse(p->a, ev, p->id, "not_found", "no ceremony %s", p->id);
+		return refuse(p->a, ev, approval_object(p), "not_found", "no ceremony %s", p->id);
 	if (r != CS_OK)
-		return refuse_err(p->a, ev, p->id, r, "reading the ceremony");
+		return refuse_err(p->a, ev, approval_object(p), r, "reading the ceremony");
+	time_t now = (time_t)(p->now_ms / 1000);
 	if ((r = doc_usable(&p->doc, now, why, sizeof(why))) != CS_OK ||
 	    (r = doc_canonical_ok(&p->doc, why, sizeof(why))) != CS_OK)
-		return refuse(p->a, ev, p->id, r == CS_E_INVALID_ARG ? "invalid_record" : err_code(r, code), "%s",
-			      why);
-	if ((r = cs_officer_cert_read(p->op->officer_cert, &p->pem, w)) != CS_OK)
-		return refuse(p->a, ev, p->id, "bad_certificate", "--officer-cert %s: %s", p->op->officer_cert,
-			      w[0] != '\0' ? w : cs_strerror(r));
+		return refuse(p->a, ev, approval_object(p), r == CS_E_INVALID_ARG ? "invalid_record" : err_code(r, code),
+			      "%s", why);
+	if (cert_r != CS_OK)
+		return refuse(p->a, ev, approval_object(p), "bad_certificate", "--officer-cert %s: %s",
+			      p->op->officer_cert, w[0] != '\0' ? w : cs_strerror(cert_r));
 	if ((r = cs_officers_check(p->officers, p->pem, now, &p->who)) != CS_OK)
-		return refuse(p->a, ev, p->id, p->who.code[0] != '\0' ? p->who.code : err_code(r, code),
+		return refuse(p->a, ev, approval_object(p), p->who.code[0] != '\0' ? p->who.code : err_code(r, code),
 			      "--officer-cert %s: %s", p->op->officer_cert,
 			      p->who.why[0] != '\0' ? p->who.why : cs_strerror(r));
 	for (size_t i = 0; i < p->doc.napprovals; i++) {
 		const cs_approval_record *ap = &p->doc.approvals[i];
-		if (strcmp(ap->fingerprint, p->who.fingerprint) == 0 || strcmp(ap->officer, p->who.name) == 0)
-			return refuse(p->a, ev, p->id, "duplicate_officer",
-				      "officer %s (%s) approved ceremony %s already, at %s: an officer counts once",
-				      ap->officer, ap->fingerprint, p->id, ap->approved_at);
+		const char *same = same_officer(ap, &p->who);
+		if (same != NULL)
+			return refuse(p->a, ev, approval_object(p), "duplicate_officer",
+				      "officer %s (%s) approved ceremony %s already, at %s, as %s (%s; the same %s): an "
+				      "officer counts once",
+				      p->who.name, p->who.fingerprint, p->id, ap->approved_at, ap->officer, ap->fingerprint,
+				      same);
 	}
 	return 0;
+}
+
+/* A value shown to the officer: printable ASCII as it is, "-" for none,
+ * anything else as a JSON string with escapes (no look-alike text). */
+static void show_value(const char *label, const char *v)
+{
+	int plain = v != NULL && v[0] != '\0';
+	for (const unsigned char *c = (const unsigned char *)v; plain && *c; c++)
+		plain = *c >= 0x20 && *c < 0x7f;
+	char *j = NULL;
+	json_t *sv = v != NULL && !plain ? json_string(v) : NULL;
+	if (sv != NULL)
+		j = json_dumps(sv, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+	fprintf(stderr, "  %-22s%s\n", label, plain ? v : j != NULL ? j : "-");
+	free(j);
+	json_decref(sv);
+}
+
+/* What the officer is about to sign, on stderr, before it is signed. */
+static void approval_show(const approval *p)
+{
+	const cs_ceremony_record *c = &p->doc.c;
+	uint8_t md[32];
+	unsigned int n = 0;
+	char hex[65] = "?";
+	if (EVP_Digest(c->canonical, strlen(c->canonical), md, &n, EVP_sha256(), NULL) == 1 && n == 32)
+		for (unsigned i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	fprintf(stderr, "credsign-admin: officer %s (%s, %s) signs ceremony %s:\n", p->who.name, p->who.subject,
+		p->who.fingerprint, c->id);
+	show_value("action:", c->action);
+	show_value("subject:", c->subject[0] != '\0' ? c->subject : NULL);
+	show_value("reason:", c->reason);
+	show_value("parameters:", c->params_json);
+	show_value("node:", c->node);
+	show_value("created:", c->created_at);
+	show_value("expires:", c->expires_at);
+	show_value("started by:", c->started_by);
+	show_value("signed bytes SHA-256:", hex);
 }
 
 static int cmd_approve(admin_ctx *a, const cer_opts *op)
@@ -765,41 +909,43 @@ static int cmd_approve(admin_ctx *a, const cer_opts *op)
 	char w[CS_CEREMONY_WHY_MAX] = "", actor[96], at[32];
 	cs_ledger *ledger = NULL;
 	int rc = 1;
-	int64_t t0 = now_ms();
-	if (approve_checks(&p, (time_t)(t0 / 1000)) != 0)
+	if (approve_checks(&p) != 0)
 		goto out;
+	approval_show(&p);
 	cs_officer_key key = {.key = op->officer_key, .module = officer_module(a, op), .pin_file = NULL};
 	cs_err r = cs_approval_sign(&key, p.pem, (const uint8_t *)p.doc.c.canonical, strlen(p.doc.c.canonical),
 				    &p.sig, w);
 	if (r != CS_OK) {
 		char code[CS_CEREMONY_CODE_MAX];
-		rc = refuse(a, ev, p.id, r == CS_E_CEREMONY_REFUSED ? "key_mismatch" : err_code(r, code),
+		rc = refuse(a, ev, approval_object(&p), r == CS_E_CEREMONY_REFUSED ? "key_mismatch" : err_code(r, code),
 			    "signing with --officer-key %s: %s", op->officer_key, w[0] != '\0' ? w : cs_strerror(r));
 		goto out;
 	}
 	admin_actor(actor);
-	rfc3339(now_ms(), at);
+	int64_t t = now_ms();
+	rfc3339(t > p.now_ms ? t : p.now_ms, at);
 	cs_approval_record rec = {.ceremony_id = p.id, .officer = p.who.name, .fingerprint = p.who.fingerprint,
 				  .cert_pem = p.pem, .sig_alg = p.sig.sig_alg, .signature_b64 = p.sig.signature_b64,
 				  .approved_at = at, .approved_by = actor};
-	cs_audit_entry e = audit_entry(a, actor, at, ev, p.id);
+	cs_audit_entry e = audit_entry(a, actor, at, ev, approval_object(&p));
 	if ((r = ledger_open(a, &ledger)) == CS_OK)
 		r = cs_ledger_ceremony_approve(ledger, &rec, &e);
 	if (r == CS_E_CONFLICT) {
-		rc = refuse(a, ev, p.id, "duplicate_officer", "officer %s (%s) approved ceremony %s already",
+		rc = refuse(a, ev, approval_object(&p), "duplicate_officer", "officer %s (%s) approved ceremony %s already",
 			    p.who.name, p.who.fingerprint, p.id);
 		goto out;
 	}
 	if (r != CS_OK) {
-		rc = refuse_err(a, ev, p.id, r, "recording the approval");
+		rc = refuse_err(a, ev, approval_object(&p), r, "recording the approval");
 		goto out;
 	}
 	cs_ceremony_action action = CS_CEREMONY_ACTIVATE;
 	int required = cs_ceremony_action_parse(p.doc.c.action, &action) == CS_OK
 			       ? cs_officers_quorum(p.officers, action)
 			       : 0;
+	/* approved_at as recorded: the ledger's time of the step */
 	rc = admin_print_json(json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "ceremony", p.id, "officer",
-					p.who.name, "fingerprint", p.who.fingerprint, "approved_at", at, "sig_alg",
+					p.who.name, "fingerprint", p.who.fingerprint, "approved_at", e.ts, "sig_alg",
 					p.sig.sig_alg, "approvals", (int)p.doc.napprovals + 1, "required", required));
 out:
 	cs_ledger_close(ledger);
@@ -822,7 +968,31 @@ typedef struct {
 	cs_quorum_report rep;
 	cs_store *store;
 	char actor[96], at[32];
+	char object[OBJECT_MAX]; /* the audit object: the id, then the officers counted */
 } execution;
+
+/* The execution's audit object once the approvals are counted: the id and
+ * each officer counted (see the top). */
+static void execution_object(execution *x)
+{
+	size_t n = (size_t)snprintf(x->object, sizeof(x->object), "%s", x->id), more = 0;
+	for (size_t i = 0; i < x->rep.nverdicts; i++) {
+		const cs_approval_verdict *v = &x->rep.verdicts[i];
+		if (!v->counted)
+			continue;
+		char one[CS_CEREMONY_NAME_MAX + CS_CEREMONY_FPR_CHARS + 16];
+		int k = snprintf(one, sizeof(one), " officer %s %s", v->id.name, v->id.fingerprint);
+		if (k > 0 && n + (size_t)k + 16 < sizeof(x->object)) {
+			memcpy(x->object + n, one, (size_t)k + 1);
+			n += (size_t)k;
+		} else {
+			more++;
+		}
+	}
+	if (more > 0)
+		snprintf(x->object + n, sizeof(x->object) - n, " +%zu more", more);
+	cs_audit_sanitize(x->object);
+}
 
 /* Record the execution (the ledger re-checks open, expiry and state in its
  * transaction) and print the result. 0, or 1. */
@@ -841,7 +1011,7 @@ static int record_execution(execution *x, cs_ceremony_exec *ex, json_t *result)
 	ex->at = x->at;
 	ex->actor = x->actor;
 	ex->result_json = result_text;
-	cs_audit_entry e = audit_entry(x->a, x->actor, x->at, ev, x->id);
+	cs_audit_entry e = audit_entry(x->a, x->actor, x->at, ev, x->object);
 	cs_err r = ledger_open(x->a, &ledger);
 	if (r == CS_OK)
 		r = cs_ledger_ceremony_execute(ledger, ex, &e);
@@ -851,11 +1021,11 @@ static int record_execution(execution *x, cs_ceremony_exec *ex, json_t *result)
 	if (r != CS_OK) {
 		char what[160];
 		snprintf(what, sizeof(what), "recording the execution of ceremony %s", x->id);
-		rc = refuse_err(x->a, ev, x->id, r, what);
+		rc = refuse_err(x->a, ev, x->object, r, what);
 		json_decref(result);
 	} else {
 		json_object_set_new(result, "ceremony", json_string(x->id));
-		json_object_set_new(result, "executed_at", json_string(x->at));
+		json_object_set_new(result, "executed_at", json_string(e.ts)); /* as recorded */
 		json_object_set_new(result, "executed_by", json_string(x->actor));
 		rc = admin_print_json(result);
 	}
@@ -869,11 +1039,11 @@ static int exec_key_state(execution *x, key_state *ks)
 	char why[WHY_MAX], code[CS_CEREMONY_CODE_MAX];
 	cs_err r = key_state_read(x->store, x->doc.c.subject, ks);
 	if (r == CS_E_NOT_FOUND)
-		return refuse(x->a, ev, x->id, "not_found", "no key %s on record", x->doc.c.subject);
+		return refuse(x->a, ev, x->object, "not_found", "no key %s on record", x->doc.c.subject);
 	if (r != CS_OK)
-		return refuse_err(x->a, ev, x->id, r, "reading the key");
+		return refuse_err(x->a, ev, x->object, r, "reading the key");
 	if ((r = key_allows(x->doc.c.subject, ks, x->action, why, sizeof(why))) != CS_OK)
-		return refuse(x->a, ev, x->id, err_code(r, code), "%s", why);
+		return refuse(x->a, ev, x->object, err_code(r, code), "%s", why);
 	return 0;
 }
 
@@ -985,27 +1155,27 @@ static int exec_activate(execution *x)
 		goto out;
 	cs_err r = active_key(x->store, &old_kid, &old_uri);
 	if (r != CS_OK) {
-		rc = refuse_err(x->a, ev, x->id, r, "reading the active key");
+		rc = refuse_err(x->a, ev, x->object, r, "reading the active key");
 		goto out;
 	}
 	const json_t *was = json_object_get(params, "old_kid");
 	const char *was_kid = json_string_value(was);
 	if (!json_is_null(was) && was_kid == NULL) {
-		rc = refuse(x->a, ev, x->id, "invalid_record", "ceremony %s names no previous key", x->id);
+		rc = refuse(x->a, ev, x->object, "invalid_record", "ceremony %s names no previous key", x->id);
 		goto out;
 	}
 	if ((was_kid == NULL) != (old_kid == NULL) || (was_kid != NULL && strcmp(was_kid, old_kid) != 0)) {
-		rc = refuse(x->a, ev, x->id, "conflict",
+		rc = refuse(x->a, ev, x->object, "conflict",
 			    "the active key changed since ceremony %s started (then %s, now %s): start a new one", x->id,
 			    was_kid != NULL ? was_kid : "none", old_kid != NULL ? old_kid : "none");
 		goto out;
 	}
 	if (admin_open_token(x->a, 0) != 0) {
-		(void)admin_event_at(x->a, ev, x->id, "failure", "token", NULL);
+		(void)admin_event_at(x->a, ev, x->object, "failure", "token", NULL);
 		goto out;
 	}
 	if ((r = key_in_token(x->a, kid, ks.uri, &found, why, sizeof(why))) != CS_OK) {
-		rc = refuse(x->a, ev, x->id, err_code(r, code), "%s", why);
+		rc = refuse(x->a, ev, x->object, err_code(r, code), "%s", why);
 		goto out;
 	}
 	if ((libctx = OSSL_LIB_CTX_new()) == NULL || cs_provider_load(libctx, x->a->token, &prov) != CS_OK ||
@@ -1014,20 +1184,20 @@ static int exec_activate(execution *x)
 		goto out;
 	}
 	if ((r = signer_for(libctx, kid, ks.uri, &new_signer, why, sizeof(why))) != CS_OK) {
-		rc = refuse(x->a, ev, x->id, err_code(r, code), "the rollover statement: %s", why);
+		rc = refuse(x->a, ev, x->object, err_code(r, code), "the rollover statement: %s", why);
 		goto out;
 	}
 	if (old_kid != NULL && (r = signer_for(libctx, old_kid, old_uri, &old_signer, why, sizeof(why))) != CS_OK) {
 		/* the old key signs its successor; a key that is lost cannot:
 		 * it is compromised first, then activation needs the new key only */
-		rc = refuse(x->a, ev, x->id, err_code(r, code),
+		rc = refuse(x->a, ev, x->object, err_code(r, code),
 			    "the rollover statement needs the active key's signature: %s (a lost key is "
 			    "compromised first: ceremony start --action compromise --key %s)",
 			    why, old_kid);
 		goto out;
 	}
 	if ((r = rollover_build(x, old_signer, new_signer, &rollover)) != CS_OK) {
-		rc = refuse_err(x->a, ev, x->id, r, "signing the rollover statement");
+		rc = refuse_err(x->a, ev, x->object, r, "signing the rollover statement");
 		goto out;
 	}
 	cs_ceremony_exec ex = {.expected_active = old_kid, .rollover_json = rollover};
@@ -1064,7 +1234,7 @@ static int exec_destroy(execution *x)
 	if (exec_key_state(x, &ks) != 0)
 		goto out;
 	if (admin_open_token(x->a, 1) != 0) {
-		(void)admin_event_at(x->a, ev, x->id, "failure", "token", NULL);
+		(void)admin_event_at(x->a, ev, x->object, "failure", "token", NULL);
 		goto out;
 	}
 	const char *objects = "destroyed";
@@ -1088,7 +1258,7 @@ static int exec_destroy(execution *x)
 		snprintf(why, sizeof(why), "destroying key %s in the token: %s", kid, cs_strerror(r));
 	}
 	if (r != CS_OK) {
-		rc = refuse(x->a, ev, x->id, err_code(r, code), "%s", why);
+		rc = refuse(x->a, ev, x->object, err_code(r, code), "%s", why);
 		goto out;
 	}
 	cs_ceremony_exec ex = {0};
@@ -1109,15 +1279,15 @@ static int exec_purge(execution *x)
 	int same = json_is_integer(days) && json_integer_value(days) == x->a->cfg->audit.retention_days;
 	json_decref(params);
 	if (!same)
-		return refuse(x->a, "ceremony.execute", x->id, "conflict",
+		return refuse(x->a, "ceremony.execute", x->object, "conflict",
 			      "audit.retention_days is %d now, not what ceremony %s approved: start a new one",
 			      x->a->cfg->audit.retention_days, x->id);
 	if (admin_open_token(x->a, 0) != 0) {
-		(void)admin_event_at(x->a, "ceremony.execute", x->id, "failure", "token", NULL);
+		(void)admin_event_at(x->a, "ceremony.execute", x->object, "failure", "token", NULL);
 		return 1;
 	}
 	if (admin_audit_purge(x->a, x->op->jwks, accept, &purged) != 0)
-		return refuse(x->a, "ceremony.execute", x->id, "purge_failed", "the audit purge of ceremony %s failed",
+		return refuse(x->a, "ceremony.execute", x->object, "purge_failed", "the audit purge of ceremony %s failed",
 			      x->id);
 	cs_ceremony_exec ex = {0};
 	json_t *result = json_pack("{s:s, s:b}", "action", "purge", "purged", purged);
@@ -1162,35 +1332,43 @@ static void report_verdicts(const execution *x, char code[CS_CEREMONY_CODE_MAX])
 	}
 }
 
-/* Everything re-verified at execution time. 0, or 1. */
-static int execute_checks(execution *x, time_t now)
+/* Everything re-verified at execution time (this host's clock, never
+ * before the audit log's newest entry: x->at). 0, or 1. */
+static int execute_checks(execution *x)
 {
 	const char *ev = "ceremony.execute";
 	char why[WHY_MAX], code[CS_CEREMONY_CODE_MAX];
+	int64_t t = now_ms();
+	rfc3339(t, x->at);
 	cs_err r = officers_load(x->a, &x->officers, why, sizeof(why));
 	if (r != CS_OK)
-		return refuse_err(x->a, ev, x->id, r, why);
-	if ((r = cs_store_open(x->a->cfg->store.path, &x->store)) == CS_OK)
+		return refuse_err(x->a, ev, x->object, r, why);
+	if ((r = cs_store_open(x->a->cfg->store.path, &x->store)) == CS_OK) {
+		t = log_now_ms(x->store);
+		rfc3339(t, x->at);
 		r = doc_load(x->store, x->id, &x->doc);
+	}
+	time_t now = (time_t)(t / 1000);
 	if (r == CS_E_NOT_FOUND)
-		return refuse(x->a, ev, x->id, "not_found", "no ceremony %s", x->id);
+		return refuse(x->a, ev, x->object, "not_found", "no ceremony %s", x->id);
 	if (r != CS_OK)
-		return refuse_err(x->a, ev, x->id, r, "reading the ceremony");
+		return refuse_err(x->a, ev, x->object, r, "reading the ceremony");
 	if (cs_ceremony_action_parse(x->doc.c.action, &x->action) != CS_OK)
-		return refuse(x->a, ev, x->id, "invalid_record", "ceremony %s has an unknown action", x->id);
+		return refuse(x->a, ev, x->object, "invalid_record", "ceremony %s has an unknown action", x->id);
 	if ((r = doc_usable(&x->doc, now, why, sizeof(why))) != CS_OK)
-		return refuse(x->a, ev, x->id, err_code(r, code), "%s", why);
+		return refuse(x->a, ev, x->object, err_code(r, code), "%s", why);
 	if ((r = doc_canonical_ok(&x->doc, why, sizeof(why))) != CS_OK)
-		return refuse(x->a, ev, x->id, r == CS_E_INVALID_ARG ? "invalid_record" : err_code(r, code), "%s",
+		return refuse(x->a, ev, x->object, r == CS_E_INVALID_ARG ? "invalid_record" : err_code(r, code), "%s",
 			      why);
 	r = cs_ceremony_quorum(x->officers, &x->doc, now, &x->rep);
+	execution_object(x);
 	if (r == CS_E_QUORUM) {
 		report_verdicts(x, code);
-		return refuse(x->a, ev, x->id, code, "ceremony %s has %d valid approval(s) of distinct officers; %s "
+		return refuse(x->a, ev, x->object, code, "ceremony %s has %d valid approval(s) of distinct officers; %s "
 			      "needs %d", x->id, x->rep.counted, x->doc.c.action, x->rep.required);
 	}
 	if (r != CS_OK)
-		return refuse(x->a, ev, x->id, r == CS_E_INVALID_ARG ? "invalid_record" : err_code(r, code),
+		return refuse(x->a, ev, x->object, r == CS_E_INVALID_ARG ? "invalid_record" : err_code(r, code),
 			      "ceremony %s: %s", x->id, x->rep.why[0] != '\0' ? x->rep.why : cs_strerror(r));
 	report_verdicts(x, code); /* approvals that do not count, even with the quorum met */
 	return 0;
@@ -1199,10 +1377,9 @@ static int execute_checks(execution *x, time_t now)
 static int cmd_execute(admin_ctx *a, const cer_opts *op)
 {
 	execution x = {.a = a, .op = op, .id = op->words[2]};
-	int64_t t0 = now_ms();
-	rfc3339(t0, x.at);
+	snprintf(x.object, sizeof(x.object), "%s", x.id);
 	admin_actor(x.actor);
-	int rc = execute_checks(&x, (time_t)(t0 / 1000));
+	int rc = execute_checks(&x);
 	if (rc == 0) {
 		switch (x.action) {
 		case CS_CEREMONY_ACTIVATE: rc = exec_activate(&x); break;
@@ -1259,7 +1436,7 @@ static int cmd_list(admin_ctx *a, const cer_opts *op)
 		r = cs_store_ceremonies_each(store, on_listed, &l);
 	if (r == CS_OK && l.failed)
 		r = CS_E_NOMEM;
-	time_t now = (time_t)(now_ms() / 1000);
+	time_t now = (time_t)((store != NULL ? log_now_ms(store) : now_ms()) / 1000);
 	size_t i;
 	json_t *row;
 	json_array_foreach(list, i, row)
@@ -1313,8 +1490,10 @@ static int cmd_show(admin_ctx *a, const cer_opts *op)
 	time_t now = (time_t)(now_ms() / 1000);
 	memset(&doc, 0, sizeof(doc));
 	cs_err r = cs_store_open(a->cfg->store.path, &store);
-	if (r == CS_OK)
+	if (r == CS_OK) {
+		now = (time_t)(log_now_ms(store) / 1000);
 		r = doc_load(store, id, &doc);
+	}
 	cs_store_close(store);
 	if (r != CS_OK) {
 		cs_ceremony_doc_free(&doc);
@@ -1446,25 +1625,90 @@ static char *read_file(const char *path, size_t max, size_t *len)
 	return buf;
 }
 
-static void print_transcript_report(const cs_transcript_report *rep)
+#define ROSTER_WARNING "officer roster NOT checked: compare these fingerprints with your list of officers"
+
+static const char *rollover_old_text(cs_rollover_old old)
 {
+	switch (old) {
+	case CS_ROLLOVER_OLD_VERIFIED: return "verified against the JWKS";
+	case CS_ROLLOVER_OLD_NO_JWKS: return "present, not checked (give --jwks)";
+	case CS_ROLLOVER_OLD_NONE: return "none (no previous key)";
+	case CS_ROLLOVER_OLD_COMPROMISED: return "absent, excused: the JWKS shows the old key compromised";
+	default: return "not checked";
+	}
+}
+
+/* The report: each approval by its certificate (subject, fingerprint) and,
+ * with a roster, the listed name; only the checks that were made. */
+static void print_transcript_report(const cs_transcript_report *rep, const char *roster)
+{
+	if (rep->listed)
+		printf("officers: checked against %s\n", roster);
+	else
+		printf("%s\n", ROSTER_WARNING);
 	for (size_t i = 0; i < rep->nverdicts; i++) {
 		const cs_approval_verdict *v = &rep->verdicts[i];
-		if (v->counted)
-			printf("approval %zu: officer %s (%s, %s): verified\n", i + 1, v->id.name, v->id.subject,
-			       v->id.fingerprint);
+		const char *subject = v->id.subject[0] != '\0' ? v->id.subject : "?";
+		const char *fpr = v->id.fingerprint[0] != '\0' ? v->id.fingerprint : "?";
+		if (v->counted && rep->listed)
+			printf("approval %zu: officer %s (%s, %s): listed; certificate and signature verified\n", i + 1,
+			       v->id.name, subject, fpr);
+		else if (v->counted)
+			printf("approval %zu: certificate %s, %s (recorded as '%s', a name NOT checked): certificate "
+			       "and signature verified\n",
+			       i + 1, subject, fpr, v->id.name);
 		else
-			printf("approval %zu: officer %s (%s): NOT counted: %s (%s)\n", i + 1,
-			       v->id.name[0] != '\0' ? v->id.name : "?", v->id.fingerprint, v->id.why, v->id.code);
+			printf("approval %zu: certificate %s, %s: NOT counted: %s (%s)\n", i + 1, subject, fpr, v->id.why,
+			       v->id.code);
 	}
-	printf("quorum: %d distinct officer(s) verified, %d required\n", rep->counted, rep->required);
-	if (strcmp(rep->action, "activate") == 0) {
-		printf("rollover statement: new key's signature %s; old key's signature %s\n",
-		       rep->rollover_new_ok ? "verified" : "NOT verified",
-		       rep->rollover_old == 1   ? "verified against the JWKS"
-		       : rep->rollover_old == 0 ? "none (no previous key)"
-						: "not checked (give --jwks)");
+	int approvals = rep->approvals_checked;
+	if (approvals)
+		printf("quorum: %d distinct officer(s) verified, %d required\n", rep->counted, rep->required);
+	else
+		printf("approvals: not checked (the verification stopped before them)\n");
+	if (strcmp(rep->action, "activate") != 0)
+		return;
+	if (!approvals || rep->counted < rep->required)
+		printf("rollover statement: not checked (the verification stopped before it)\n");
+	else if (rep->rollover_checked)
+		printf("rollover statement: new key's signature verified; old key's signature %s\n",
+		       rollover_old_text(rep->rollover_old));
+	else
+		printf("rollover statement: NOT verified (new key's signature %s; old key's signature %s)\n",
+		       rep->rollover_new_ok ? "verified" : "not verified",
+		       rep->rollover_old == CS_ROLLOVER_OLD_VERIFIED ? "verified against the JWKS" : "not verified");
+}
+
+/* The officer CA (--officer-ca, else the configured one) and the roster:
+ * --officers, else the configuration's ceremony.officers, else none.
+ * roster: what it was, for the report. 0, or 1 after saying why. */
+static int transcript_officers(admin_ctx *a, const cer_opts *op, cs_officers **o, char *roster, size_t n)
+{
+	char w[CS_CEREMONY_WHY_MAX] = "";
+	const char *what = "the officer CA";
+	cs_err r;
+	snprintf(roster, n, "no roster");
+	if (op->officer_ca != NULL) {
+		r = cs_officers_load_ca(op->officer_ca, NULL, o, w);
+		if (r == CS_OK && op->officers == NULL && a->cfg != NULL && a->cfg->ceremony.present) {
+			what = "the configuration's officers";
+			r = cs_officers_roster_config(*o, a->cfg, w);
+		}
+	} else {
+		r = cs_officers_load(a->cfg, o, w);
 	}
+	if (r == CS_OK && cs_officers_listed(*o))
+		snprintf(roster, n, "the configuration's ceremony.officers (%zu officers)", cs_officers_count(*o));
+	if (r == CS_OK && op->officers != NULL) {
+		what = "--officers";
+		if ((r = cs_officers_roster_file(*o, op->officers, w)) == CS_OK)
+			snprintf(roster, n, "the roster %s (%zu officers)", op->officers, cs_officers_count(*o));
+	}
+	if (r != CS_OK) {
+		fprintf(stderr, "credsign-admin: %s: %s\n", what, w[0] != '\0' ? w : cs_strerror(r));
+		return 1;
+	}
+	return 0;
 }
 
 static int cmd_verify_transcript(admin_ctx *a, const cer_opts *op)
@@ -1473,7 +1717,7 @@ static int cmd_verify_transcript(admin_ctx *a, const cer_opts *op)
 	cs_officers *officers = NULL;
 	cs_transcript_report rep;
 	json_t *jwks = NULL;
-	char w[CS_CEREMONY_WHY_MAX] = "", why[WHY_MAX];
+	char roster[PATH_MAX_SHOWN];
 	size_t len = 0;
 	int rc = 1;
 	memset(&rep, 0, sizeof(rep));
@@ -1482,13 +1726,8 @@ static int cmd_verify_transcript(admin_ctx *a, const cer_opts *op)
 		fprintf(stderr, "credsign-admin: %s: %s\n", path, strerror(errno));
 		goto out;
 	}
-	cs_err r = op->officer_ca != NULL ? cs_officers_load_ca(op->officer_ca, NULL, &officers, w)
-					  : officers_load(a, &officers, why, sizeof(why));
-	if (r != CS_OK) {
-		fprintf(stderr, "credsign-admin: the officer CA: %s\n",
-			op->officer_ca != NULL ? (w[0] != '\0' ? w : cs_strerror(r)) : why);
+	if (transcript_officers(a, op, &officers, roster, sizeof(roster)) != 0)
 		goto out;
-	}
 	if (op->jwks != NULL) {
 		json_error_t err;
 		jwks = json_load_file(op->jwks, 0, &err);
@@ -1497,10 +1736,13 @@ static int cmd_verify_transcript(admin_ctx *a, const cer_opts *op)
 			goto out;
 		}
 	}
-	r = cs_ceremony_transcript_verify(text, len, officers, jwks, &rep);
-	print_transcript_report(&rep);
+	if (!cs_officers_listed(officers))
+		fprintf(stderr, "credsign-admin: %s (--officers ROSTER, or --config)\n", ROSTER_WARNING);
+	cs_err r = cs_ceremony_transcript_verify(text, len, officers, jwks, &rep);
+	print_transcript_report(&rep, roster);
 	if (r == CS_OK) {
-		printf("transcript of ceremony %s (%s) VERIFIED\n", rep.id, rep.action);
+		printf("transcript of ceremony %s (%s) VERIFIED%s\n", rep.id, rep.action,
+		       rep.listed ? "" : "; officer roster NOT checked");
 		rc = 0;
 	} else {
 		printf("transcript NOT VERIFIED: %s\n", rep.why[0] != '\0' ? rep.why : cs_strerror(r));
@@ -1539,7 +1781,7 @@ static int cmd_cert_revoke(admin_ctx *a, const cer_opts *op)
 		return refuse(a, ev, id, "conflict", "certificate %s is revoked already", id);
 	if (r != CS_OK)
 		return refuse_err(a, ev, id, r, "revoking the certificate");
-	return admin_print_json(json_pack("{s:s, s:s, s:s, s:s}", "cert_id", id, "revoked_at", at, "revoked_by",
+	return admin_print_json(json_pack("{s:s, s:s, s:s, s:s}", "cert_id", id, "revoked_at", e.ts, "revoked_by",
 					  actor, "reason", op->reason));
 }
 
@@ -1578,7 +1820,7 @@ static int options_fit(const cer_opts *op, const char *noun, const char *verb)
 		return 0;
 	if (op->out != NULL && !transcript)
 		return 0;
-	if (op->officer_ca != NULL && !verify)
+	if ((op->officer_ca != NULL || op->officers != NULL) && !verify)
 		return 0;
 	if (op->jwks != NULL && !verify && !execute && !purge)
 		return 0;

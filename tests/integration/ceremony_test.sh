@@ -13,7 +13,13 @@
 # gone), transcript + verify-transcript (an edited line fails), cert revoke
 # (immediate, and a ceremony with revoke_quorum 2), the audit purge as a
 # ceremony. The database edits drop the table's guard trigger, edit, and
-# put it back: what an attacker with the file can do.
+# put it back: what an attacker with the file can do. And (issue 14 review):
+# a clock set back (faketime) revives no expired ceremony; the audit
+# entries of approvals and executions name the officers; one officer key
+# under two certificates is refused in the configuration; approve shows
+# what is signed; verify-transcript without a roster says it could not
+# check the officers (and shows each by certificate), with one (--officers,
+# --config) an officer recorded under another's name fails.
 #
 #   ceremony_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
 BUILD=${1:?}
@@ -21,7 +27,7 @@ STATE=${2:?}
 SOFTHSM=${3:?}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-it_token ceremony || exit 1
+it_token ceremonies || exit 1  # token-ceremony is the unit tests' (ceremony_test)
 officers_dir=$STATE/pki/officers
 EXTRA_CONF="ceremony = { officer_ca = \"$STATE/pki/officer-ca.pem\"; officer_crl = \"$STATE/pki/officer-crl.pem\";
   quorum = 2; revoke_quorum = 1; expiry_minutes = 60;
@@ -80,9 +86,21 @@ approve() {
 }
 cert_of() { [ -f "$officers_dir/$1.pem" ] && echo "$officers_dir/$1.pem" || echo "$clients/$1.pem"; }
 key_of() { [ -f "$officers_dir/$1.key" ] && echo "$officers_dir/$1.key" || echo "$clients/$1.key"; }
-audit_count() { # audit_count ACTION OBJECT OUTCOME [CODE]
-	sql "SELECT count(*) FROM audit_log WHERE action = '$1' AND object = '$2' AND outcome = '$3'
-	     AND coalesce(error_code, '') = '${4:-}'"
+audit_count() { # audit_count ACTION OBJECT OUTCOME [CODE]: OBJECT, or OBJECT and more (the officers)
+	sql "SELECT count(*) FROM audit_log WHERE action = '$1' AND (object = '$2' OR object LIKE '$2 %')
+	     AND outcome = '$3' AND coalesce(error_code, '') = '${4:-}'"
+}
+# the newest entry's object for ACTION and OUTCOME
+last_object() { sql "SELECT object FROM audit_log WHERE action = '$1' AND outcome = '$2' ORDER BY seq DESC LIMIT 1"; }
+# fpr CERT: "SHA256:" and the lowercase hex of the SHA-256 of its DER
+fpr() { echo "SHA256:$(openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')"; }
+# dn CERT: its subject, RFC 2253
+dn() { openssl x509 -in "$1" -noout -subject -nameopt RFC2253 | sed 's/^subject= *//'; }
+# faked CLOCK-ARG COMMAND...: COMMAND under libfaketime (its offset CLOCK-ARG)
+faked() {
+	local off=$1
+	shift
+	ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 faketime -f "$off" "$@"
 }
 # refused EVENT OBJECT CODE PATTERN COMMAND...: exits 1, says PATTERN on
 # stderr, one more audit entry EVENT/OBJECT failure CODE, nothing on stdout
@@ -137,6 +155,24 @@ usage_errors() {
 	adm ceremony start --action retire --key "$kid_a" --accept-clock-jump 2> /dev/null; [ $? -eq 2 ]
 }
 check "usage errors exit 2" usage_errors
+# officer-a's key under a second certificate of the officer CA, listed as another officer
+same_key_refused() {
+	openssl req -new -key "$officers_dir/officer-a.key" -subj "/O=credsign dev/CN=officer-a-2027" \
+		-out "$work/officer-a-2027.csr" 2> /dev/null || return 1
+	printf 'basicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n' > "$work/leaf.ext"
+	openssl x509 -req -in "$work/officer-a-2027.csr" -CA "$pki/officer-ca.pem" -CAkey "$pki/ca-db/officer/ca.key" \
+		-set_serial 424242 -days 30 -sha256 -extfile "$work/leaf.ext" -out "$work/officer-a-2027.pem" \
+		2> /dev/null || return 1
+	sed "s|{ name = \"officer-c\"; certificate = \"$officers_dir/officer-c.pem\"; }|&, { name = \"officer-a-2027\"; certificate = \"$work/officer-a-2027.pem\"; }|" \
+		"$conf" > "$work/same-key.conf"
+	grep -q officer-a-2027 "$work/same-key.conf" || return 1
+	"$BUILD/bin/credsign-admin" --config "$work/same-key.conf" ceremony list > /dev/null 2> "$work/same-key.err" &&
+		return 1
+	grep -q "setting 'ceremony.officers': officer 'officer-a-2027' (.*) has the public key of officer 'officer-a'" \
+		"$work/same-key.err" || { cat "$work/same-key.err"; return 1; }
+}
+check "one officer key under two certificates: the configuration is refused (setting 'ceremony.officers')" \
+	same_key_refused
 
 # ---- a ceremony with expiry_minutes 1, run out by the end of the test ---------------
 kid_c=$(gen it-ceremony-c) || { echo "key generate failed"; finish; exit 1; }
@@ -156,6 +192,14 @@ print(calendar.timegm(time.strptime(sys.argv[1][:19], "%Y-%m-%dT%H:%M:%S")) + 1)
 		approve --config "$work/short.conf" "$id_short" officer-b
 }
 check "expiry_minutes 1: a ceremony expiring 60 s after its start, approved by two" short_started
+kid_e=$(gen it-ceremony-e) || { echo "key generate failed"; finish; exit 1; }
+clock_started() {
+	id_clock=$(start --config "$work/short.conf" --action retire --key "$kid_e" --reason "set back") || return 1
+	clock_expires=$(jget "$work/start.json" expires_at)
+	approve --config "$work/short.conf" "$id_clock" officer-a &&
+		approve --config "$work/short.conf" "$id_clock" officer-b
+}
+check "expiry_minutes 1: a second one (for the clock set back at the end)" clock_started
 
 # ---- activate: refusals, then two officers -----------------------------------------
 kid_b=$(gen it-ceremony-b) || { echo "key generate failed"; finish; exit 1; }
@@ -173,6 +217,13 @@ check "ceremony start --action activate: open, audited" started
 check "execute without approvals: refused (quorum), audited" \
 	refused ceremony.execute "$id1" quorum "0 valid approval" adm ceremony execute "$id1"
 check "approve by officer-a" approve "$id1" officer-a
+approve_names_officer() {
+	local want
+	want="$id1 officer officer-a $(fpr "$officers_dir/officer-a.pem")"
+	[ "$(last_object ceremony.approve success)" = "$want" ] ||
+		{ echo "  object '$(last_object ceremony.approve success)', not '$want'"; return 1; }
+}
+check "the approval's audit entry names the officer and the certificate's fingerprint" approve_names_officer
 check "execute with one approval: refused (quorum), audited" \
 	refused ceremony.execute "$id1" quorum "1 valid approval" adm ceremony execute "$id1"
 check "the same officer twice: refused, audited" \
@@ -183,11 +234,38 @@ check "a client certificate of the client CA: refused, audited" \
 	refused ceremony.approve "$id1" other_ca "ci-deployer" approve "$id1" ci-deployer
 check "officer-x (officer CA, not listed): refused as unknown, audited" \
 	refused ceremony.approve "$id1" unknown_officer "officer-x" approve "$id1" officer-x
+refusal_names_certificate() {
+	local got want
+	got=$(sql "SELECT object FROM audit_log WHERE action = 'ceremony.approve' AND error_code = 'unknown_officer'
+		   ORDER BY seq DESC LIMIT 1")
+	want="$id1 certificate $(dn "$officers_dir/officer-x.pem") $(fpr "$officers_dir/officer-x.pem")"
+	[ "$got" = "$want" ] || { echo "  object '$got', not '$want'"; return 1; }
+	got=$(sql "SELECT object FROM audit_log WHERE action = 'ceremony.approve' AND error_code = 'duplicate_officer'
+		   ORDER BY seq DESC LIMIT 1")
+	want="$id1 officer officer-a $(fpr "$officers_dir/officer-a.pem")"
+	[ "$got" = "$want" ] || { echo "  object '$got', not '$want'"; return 1; }
+}
+check "refused approvals name the certificate presented (subject, fingerprint) or the officer" \
+	refusal_names_certificate
 check "officer-revoked (in the officer CRL): refused, audited" \
 	refused ceremony.approve "$id1" revoked "officer-revoked" approve "$id1" officer-revoked
 check "officer-b's certificate with officer-c's key: refused, audited" \
 	refused ceremony.approve "$id1" key_mismatch "officer-key" approve "$id1" officer-c officer-b
-check "approve by officer-b" approve "$id1" officer-b
+approve_shows() {
+	adm ceremony approve "$id1" --officer-cert "$officers_dir/officer-b.pem" --officer-key "$officers_dir/officer-b.key" \
+		> "$work/approve-b.json" 2> "$work/approve-b.err" || { cat "$work/approve-b.err"; return 1; }
+	local digest
+	digest=$(sql "SELECT canonical FROM ceremonies WHERE id = '$id1'" | tr -d '\n' | sha256sum | cut -d' ' -f1)
+	for want in "officer officer-b ($(dn "$officers_dir/officer-b.pem"), SHA256:" "signs ceremony $id1:" \
+		"action: *activate\$" "subject: *$kid_b\$" "reason: *annual rotation\$" "node: " \
+		"created: *$(jget "$work/start.json" created_at)\$" "expires: *$(jget "$work/start.json" expires_at)\$" \
+		"started by: *local:" "signed bytes SHA-256: *$digest\$"; do
+		grep -q -- "$want" "$work/approve-b.err" || { echo "  no '$want' in:"; cat "$work/approve-b.err"; return 1; }
+	done
+	# stdout: the JSON alone (scripts keep reading it), no prompt
+	[ "$(jget "$work/approve-b.json" officer)" = officer-b ]
+}
+check "approve by officer-b: shows what is signed (action, subject, reason, times, SHA-256) on stderr" approve_shows
 shown() {
 	adm ceremony show "$id1" > "$work/show.json" || return 1
 	python3 - "$work/show.json" <<'PY'
@@ -210,9 +288,17 @@ assert b["state"] == "active" and b["activated"]["ceremony"] == cer, b
 assert a["state"] == "retired" and a["retired"]["ceremony"] == cer, a' "$kid_a" "$kid_b" "$id1" || return 1
 	[ "$(sql "SELECT state FROM ceremonies WHERE id = '$id1'")" = executed ] &&
 		[ "$(audit_count ceremony.execute "$id1" success)" = 1 ] &&
-		[ "$(audit_count key.activate "$kid_b" success)" -ge 1 ]
+		[ "$(audit_count key.activate "$kid_b" success)" -ge 1 ] || return 1
+	# the entry names the officers counted; executed_at as recorded, after the approvals
+	local want
+	want="$id1 officer officer-a $(fpr "$officers_dir/officer-a.pem") officer officer-b $(fpr "$officers_dir/officer-b.pem")"
+	[ "$(last_object ceremony.execute success)" = "$want" ] ||
+		{ echo "  object '$(last_object ceremony.execute success)', not '$want'"; return 1; }
+	[ "$(jget "$work/exec.json" executed_at)" = "$(sql "SELECT executed_at FROM ceremonies WHERE id = '$id1'")" ] &&
+		[ "$(sql "SELECT count(*) FROM ceremony_approvals a JOIN ceremonies c ON c.id = a.ceremony_id
+			  WHERE c.id = '$id1' AND a.approved_at > c.executed_at")" = 0 ]
 }
-check "execute: B active, A retired by the ceremony, audited" executed
+check "execute: B active, A retired by the ceremony, audited (naming the officers)" executed
 # the JWKS of both keys, for the rollover and the transcript
 {
 	echo '{"keys":['
@@ -348,6 +434,70 @@ transcript_verifies() {
 	grep -q "old key's signature verified against the JWKS" "$work/vt2.out" || { cat "$work/vt2.out"; return 1; }
 }
 check "transcript of the activation, verify-transcript (configured, and offline with --jwks)" transcript_verifies
+# the officers as an auditor lists them: "NAME SHA256:HEX"
+{
+	echo "# officers of the credsign appliance"
+	for o in officer-a officer-b officer-c; do echo "$o $(fpr "$officers_dir/$o.pem")"; done
+} > "$work/roster.txt"
+offline_without_roster() {
+	"$BUILD/bin/credsign-admin" ceremony verify-transcript "$work/t1.txt" --officer-ca "$pki/officer-ca.pem" \
+		> "$work/vt5.out" 2> "$work/vt5.err" || { cat "$work/vt5.out" "$work/vt5.err"; return 1; }
+	local warning="officer roster NOT checked: compare these fingerprints with your list of officers"
+	grep -q "$warning" "$work/vt5.out" && grep -q "$warning" "$work/vt5.err" || { cat "$work/vt5.out" "$work/vt5.err"; return 1; }
+	# each approval by its certificate, the recorded name marked unchecked; nothing claimed not checked
+	grep -q "^approval 1: certificate $(dn "$officers_dir/officer-a.pem"), $(fpr "$officers_dir/officer-a.pem") (recorded as 'officer-a', a name NOT checked)" \
+		"$work/vt5.out" || { cat "$work/vt5.out"; return 1; }
+	grep -q "old key's signature present, not checked (give --jwks)" "$work/vt5.out" &&
+		grep -q "VERIFIED; officer roster NOT checked" "$work/vt5.out" || { cat "$work/vt5.out"; return 1; }
+}
+check "verify-transcript with only --officer-ca: says the roster is not checked, shows certificates" \
+	offline_without_roster
+offline_with_roster() {
+	"$BUILD/bin/credsign-admin" ceremony verify-transcript "$work/t1.txt" --officer-ca "$pki/officer-ca.pem" \
+		--officers "$work/roster.txt" > "$work/vt6.out" 2> "$work/vt6.err" || { cat "$work/vt6.out" "$work/vt6.err"; return 1; }
+	grep -q "^officers: checked against the roster $work/roster.txt (3 officers)" "$work/vt6.out" &&
+		grep -q "^approval 2: officer officer-b ($(dn "$officers_dir/officer-b.pem"), SHA256:.*): listed" "$work/vt6.out" &&
+		grep -q "^transcript of ceremony $id1 (activate) VERIFIED\$" "$work/vt6.out" &&
+		! grep -q "NOT checked" "$work/vt6.out" "$work/vt6.err" || { cat "$work/vt6.out" "$work/vt6.err"; return 1; }
+}
+check "verify-transcript --officers ROSTER: names and fingerprints checked" offline_with_roster
+# the reviewer's case: officer-x approves as "officer-b" through a configuration of one's own
+forged_name() {
+	local kid_f id_f
+	kid_f=$(gen it-ceremony-f) || return 1
+	sed "s|$officers_dir/officer-b.pem|$officers_dir/officer-x.pem|" "$conf" > "$work/x.conf"
+	id_f=$(start --config "$work/x.conf" --action retire --key "$kid_f") &&
+		approve --config "$work/x.conf" "$id_f" officer-a && approve --config "$work/x.conf" "$id_f" officer-x &&
+		"$BUILD/bin/credsign-admin" --config "$work/x.conf" ceremony execute "$id_f" > /dev/null &&
+		"$BUILD/bin/credsign-admin" --config "$work/x.conf" ceremony transcript "$id_f" --out "$work/tx.txt" ||
+		return 1
+	# the CA alone cannot tell: verified, but with the warning and officer-x's certificate shown
+	"$BUILD/bin/credsign-admin" ceremony verify-transcript "$work/tx.txt" --officer-ca "$pki/officer-ca.pem" \
+		> "$work/vt7.out" 2> "$work/vt7.err" || { cat "$work/vt7.out"; return 1; }
+	grep -q "^approval 2: certificate $(dn "$officers_dir/officer-x.pem"), $(fpr "$officers_dir/officer-x.pem") (recorded as 'officer-b', a name NOT checked)" \
+		"$work/vt7.out" && grep -q "officer roster NOT checked" "$work/vt7.err" || { cat "$work/vt7.out"; return 1; }
+	# with the roster, or the real configuration: refused
+	"$BUILD/bin/credsign-admin" ceremony verify-transcript "$work/tx.txt" --officer-ca "$pki/officer-ca.pem" \
+		--officers "$work/roster.txt" > "$work/vt8.out" 2>&1 && { cat "$work/vt8.out"; return 1; }
+	grep -q "^transcript NOT VERIFIED: approval 2: unknown officer" "$work/vt8.out" || { cat "$work/vt8.out"; return 1; }
+	adm ceremony verify-transcript "$work/tx.txt" > "$work/vt9.out" 2>&1 && { cat "$work/vt9.out"; return 1; }
+	grep -q "^transcript NOT VERIFIED: approval 2: unknown officer" "$work/vt9.out" || { cat "$work/vt9.out"; return 1; }
+	# a roster that lists officer-x under its own name: the recorded name is not its
+	echo "officer-x $(fpr "$officers_dir/officer-x.pem")" >> "$work/roster.txt"
+	"$BUILD/bin/credsign-admin" ceremony verify-transcript "$work/tx.txt" --officer-ca "$pki/officer-ca.pem" \
+		--officers "$work/roster.txt" > "$work/vt10.out" 2>&1 && { cat "$work/vt10.out"; return 1; }
+	grep -q "records officer 'officer-b', its certificate is officer-x's" "$work/vt10.out" ||
+		{ cat "$work/vt10.out"; return 1; }
+}
+check "officer-x recorded as officer-b: verified only without a roster (and shown as officer-x); refused with one" \
+	forged_name
+bad_roster() {
+	echo "officer-a SHA256:00" > "$work/roster-bad.txt"
+	"$BUILD/bin/credsign-admin" ceremony verify-transcript "$work/t1.txt" --officer-ca "$pki/officer-ca.pem" \
+		--officers "$work/roster-bad.txt" > "$work/vt11.out" 2> "$work/vt11.err" && return 1
+	grep -q "roster-bad.txt:1: not \"NAME SHA256:HEX\"" "$work/vt11.err" || { cat "$work/vt11.err"; return 1; }
+}
+check "verify-transcript --officers: a malformed roster is refused (FILE:LINE)" bad_roster
 edited_transcript_fails() {
 	# one readable line edited: an approval's time
 	python3 - "$work/t1.txt" "$work/t1-edited.txt" <<'PY' || return 1
@@ -463,10 +613,38 @@ short_expired() {
 		"$BUILD/bin/credsign-admin" --config "$work/short.conf" ceremony execute "$id_short"
 }
 check "the expiry_minutes 1 ceremony, a minute later: refused (expired), audited" short_expired
+clock_set_back() {
+	command -v faketime > /dev/null || { echo "  faketime missing (hsm-setup/install-deps)"; return 1; }
+	local exp now back
+	exp=$(python3 -c 'import calendar, sys, time
+print(calendar.timegm(time.strptime(sys.argv[1][:19], "%Y-%m-%dT%H:%M:%S")))' "$clock_expires") || return 1
+	now=$(date +%s)
+	[ "$now" -gt "$exp" ] || sleep $((exp + 1 - now))
+	# an entry at the right time after the expiry (here a transcript; on a
+	# real appliance the daemon's own entries), then the clock set back
+	adm ceremony transcript "$id_clock" --out "$work/t-clock.txt" || return 1
+	# -2m, or further back when the test took longer: 30 s before the expiry
+	now=$(date +%s)
+	back=$((now - exp + 30))
+	[ "$back" -ge 120 ] || back=120
+	# the faked clock is before the expiry; the audit log's newest entry is not
+	[ "$(faked "-${back}s" date +%s)" -lt "$exp" ] || { echo "  faketime did not set the clock back"; return 1; }
+	refused ceremony.execute "$id_clock" ceremony_expired "expired" \
+		faked "-${back}s" "$BUILD/bin/credsign-admin" --config "$work/short.conf" ceremony execute "$id_clock" ||
+		return 1
+	grep -q "this host's clock (.*) is behind the audit log's newest entry" "$work/refused.err" ||
+		{ cat "$work/refused.err"; return 1; }
+	refused ceremony.approve "$id_clock" ceremony_expired "expired" \
+		faked "-${back}s" "$BUILD/bin/credsign-admin" --config "$work/short.conf" ceremony approve "$id_clock" \
+		--officer-cert "$officers_dir/officer-c.pem" --officer-key "$officers_dir/officer-c.key" || return 1
+	[ "$(key_state "$kid_e")" = pending ] &&
+		[ "$(sql "SELECT state FROM ceremonies WHERE id = '$id_clock'")" = open ]
+}
+check "an expired ceremony under a clock set back (faketime): execute and approve refused, audited" clock_set_back
 
 listed() {
 	adm ceremony list > "$work/list.txt" || return 1
-	[ "$(grep -c '^cer_' "$work/list.txt")" -eq 12 ] && grep -q "^$id1 *activate *executed *2 " "$work/list.txt" ||
+	[ "$(grep -c '^cer_' "$work/list.txt")" -eq 14 ] && grep -q "^$id1 *activate *executed *2 " "$work/list.txt" ||
 		{ cat "$work/list.txt"; return 1; }
 }
 check "ceremony list: every ceremony with its state" listed

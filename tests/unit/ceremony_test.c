@@ -4,9 +4,13 @@
  * sensitive to every field), the officer check (listed, unknown, another
  * CA, expired, revoked, historic), approval signatures (EC and RSA keys in
  * PEM files; another key, other bytes), the quorum (one short, the same
- * officer twice, a tampered approval), transcripts (round trip; an edited
- * readable line, an edited record, a swapped signature, a forged rollover
- * each fail).
+ * officer twice, a tampered approval; one key under two certificates
+ * counts once), transcripts (round trip; an edited readable line, an
+ * edited record, a swapped signature, a forged rollover each fail; the
+ * roster: without one the recorded names are not trusted and the report
+ * says so, with one (a roster file, a configuration's) an unlisted
+ * officer recorded under a listed name fails; the report never claims a
+ * check it did not make).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -503,18 +507,21 @@ typedef struct {
 	char fprs[8][72];
 } doc_fixture;
 
-static void doc_add(doc_fixture *d, const char *officer, const char *bytes)
+/* An approval with officer's certificate, key_officer's key, recorded
+ * under the name `recorded`. */
+static void doc_add_as(doc_fixture *d, const char *officer, const char *key_officer, const char *recorded,
+		       const char *bytes)
 {
 	size_t i = d->doc.napprovals;
 	char name[128], path[700];
 	snprintf(name, sizeof(name), "officers/%s.pem", officer);
 	d->pems[i] = slurp(name);
-	d->sigs[i] = sign_as(officer, officer, bytes != NULL ? bytes : d->canonical);
+	d->sigs[i] = sign_as(officer, key_officer, bytes != NULL ? bytes : d->canonical);
 	path_of(path, sizeof(path), name);
 	assert_int_equal(op_fingerprint(path, d->fprs[i]), 0);
 	cs_approval_record a = {
 		.ceremony_id = ID,
-		.officer = officer,
+		.officer = recorded,
 		.fingerprint = d->fprs[i],
 		.cert_pem = d->pems[i],
 		.sig_alg = d->sigs[i].sig_alg,
@@ -524,6 +531,11 @@ static void doc_add(doc_fixture *d, const char *officer, const char *bytes)
 	};
 	cs_ceremony_doc_on_approval(&d->doc, &a);
 	assert_int_equal(d->doc.status, CS_OK);
+}
+
+static void doc_add(doc_fixture *d, const char *officer, const char *bytes)
+{
+	doc_add_as(d, officer, officer, officer, bytes);
 }
 
 static void doc_init(doc_fixture *d, const char *action)
@@ -698,7 +710,8 @@ typedef struct {
 } activation;
 
 /* An executed activate: approved by a and b, with its rollover statement
- * signed by the old and the new key (signers: which sign). */
+ * signed by the old and the new key (old_signs 1), by the new key alone
+ * (0), or by the new key alone with no old key (-1, old_kid null). */
 static void activation_init(activation *a, int old_signs, EVP_PKEY *forger)
 {
 	memset(a, 0, sizeof(*a));
@@ -724,9 +737,11 @@ static void activation_init(activation *a, int old_signs, EVP_PKEY *forger)
 				   "approved_at", a->d.f.approved, "officer", "officer-b", "fingerprint", a->d.fprs[1],
 				   "approved_at", a->d.f.approved, "time", a->d.f.executed);
 	assert_non_null(claims);
+	if (old_signs < 0) /* no previous key: old_kid null, the new key signs alone */
+		json_object_set_new(claims, "old_kid", json_null());
 	EVP_PKEY *keys[2] = {a->old_key, forger != NULL ? forger : a->new_key};
 	const char *kids[2] = {a->old_kid, a->new_kid};
-	a->d.doc.rollover_json = old_signs ? rollover(claims, keys, kids, 2) : rollover(claims, keys + 1, kids + 1, 1);
+	a->d.doc.rollover_json = old_signs > 0 ? rollover(claims, keys, kids, 2) : rollover(claims, keys + 1, kids + 1, 1);
 	json_decref(claims);
 }
 
@@ -785,10 +800,12 @@ static void test_transcript(void **state)
 	assert_int_equal(rep.counted, 2);
 	assert_int_equal(rep.required, 2);
 	assert_true(rep.rollover_new_ok);
-	assert_int_equal(rep.rollover_old, 1);
+	assert_int_equal(rep.rollover_old, CS_ROLLOVER_OLD_VERIFIED);
+	assert_true(rep.approvals_checked && rep.rollover_checked && rep.listed);
 	cs_transcript_report_free(&rep);
 	assert_int_equal(verify_text(text, NULL, &rep), CS_OK);
-	assert_int_equal(rep.rollover_old, -1);
+	assert_int_equal(rep.rollover_old, CS_ROLLOVER_OLD_NO_JWKS);
+	assert_true(rep.rollover_checked);
 	cs_transcript_report_free(&rep);
 	/* with the officers of a CA file only */
 	cs_officers *by_ca = NULL;
@@ -796,18 +813,30 @@ static void test_transcript(void **state)
 	path_of(ca, sizeof(ca), "officer-ca.pem");
 	assert_int_equal(cs_officers_load_ca(ca, NULL, &by_ca, why), CS_OK);
 	assert_int_equal(cs_ceremony_transcript_verify(text, strlen(text), by_ca, a.jwks, &rep), CS_OK);
+	assert_false(rep.listed); /* the names recorded were not checked: the caller says so */
 	cs_transcript_report_free(&rep);
 	/* a transcript recorded with a higher quorum than it has */
 	char *q3 = NULL;
 	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 3, &q3), CS_OK);
-	assert_int_equal(verify_text(q3, NULL, &rep), CS_E_QUORUM);
+	assert_int_equal(verify_text(q3, a.jwks, &rep), CS_E_QUORUM);
+	/* stopped at the quorum: the rollover statement was not looked at, and
+	 * the report does not say it was (L8) */
+	assert_true(rep.approvals_checked);
+	assert_false(rep.rollover_checked);
+	assert_false(rep.rollover_new_ok);
+	assert_int_equal(rep.rollover_old, CS_ROLLOVER_OLD_UNCHECKED);
 	cs_transcript_report_free(&rep);
 	free(q3);
 
 	/* an edited readable line fails */
 	edited = edit(text, "Started by:   local:alice", "Started by:   local:mallory");
-	assert_int_equal(verify_text(edited, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	assert_int_equal(verify_text(edited, a.jwks, &rep), CS_E_SIGNATURE_INVALID);
 	assert_non_null(strstr(rep.why, "line 11 of the readable record is not what the signed record says"));
+	/* stopped before the approvals: nothing of them claimed */
+	assert_false(rep.approvals_checked);
+	assert_false(rep.rollover_checked);
+	assert_int_equal(rep.nverdicts, 0);
+	assert_int_equal(rep.rollover_old, CS_ROLLOVER_OLD_UNCHECKED);
 	cs_transcript_report_free(&rep);
 	free(edited);
 	/* ... a line added */
@@ -859,6 +888,14 @@ static void test_transcript(void **state)
 	assert_string_equal(rep.verdicts[1].id.code, "bad_record");
 	cs_transcript_report_free(&rep);
 	free(text);
+	/* ... and one recorded after the execution (a clock set back) */
+	a.d.doc.approvals[1].approved_at = a.d.f.expires;
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	assert_int_equal(verify_text(text, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	assert_string_equal(rep.verdicts[1].id.code, "bad_record");
+	assert_non_null(strstr(rep.verdicts[1].id.why, "after the execution"));
+	cs_transcript_report_free(&rep);
+	free(text);
 	a.d.doc.approvals[1].approved_at = approved;
 	cs_officers_free(by_ca);
 	activation_free(&a);
@@ -882,7 +919,17 @@ static void test_transcript(void **state)
 	cs_transcript_report_free(&rep);
 	json_object_set_new(json_array_get(json_object_get(a.jwks, "keys"), 0), "status", json_string("compromised"));
 	assert_int_equal(verify_text(text, a.jwks, &rep), CS_OK);
-	assert_int_equal(rep.rollover_old, 0);
+	assert_int_equal(rep.rollover_old, CS_ROLLOVER_OLD_COMPROMISED);
+	cs_transcript_report_free(&rep);
+	free(text);
+	activation_free(&a);
+
+	/* no previous key (old_kid null): nothing of an old key to check */
+	activation_init(&a, -1, NULL);
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	assert_int_equal(verify_text(text, NULL, &rep), CS_OK);
+	assert_true(rep.rollover_checked && rep.rollover_new_ok);
+	assert_int_equal(rep.rollover_old, CS_ROLLOVER_OLD_NONE);
 	cs_transcript_report_free(&rep);
 	free(text);
 	activation_free(&a);
@@ -914,6 +961,237 @@ static void test_transcript(void **state)
 	cs_transcript_report_free(&rep);
 	free(text);
 	doc_free(&d);
+}
+
+/* ---- officers distinct by public key (L7) ---------------------------------------- */
+
+/* officer-a's key under a second certificate, "officer-a-2027" (made once). */
+static void reissue_officer_a(void)
+{
+	char path[700];
+	path_of(path, sizeof(path), "officers/officer-a-2027.pem");
+	struct stat st;
+	if (stat(path, &st) == 0)
+		return;
+	path_of(path, sizeof(path), "officers/officer-a.key");
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(key);
+	assert_int_equal(op_issue(dir, "officer-a-2027", key), 0);
+	EVP_PKEY_free(key);
+}
+
+static void executed_init(doc_fixture *d, const char *action)
+{
+	memset(d, 0, sizeof(*d));
+	record_init(&d->f, 1);
+	d->f.c.action = action;
+	assert_int_equal(cs_ceremony_canonical(&d->f.c, &d->canonical), CS_OK);
+	d->f.c.canonical = d->canonical;
+	d->f.c.state = "executed";
+	d->f.c.executed_at = d->f.executed;
+	d->f.c.executed_by = "local:alice";
+	d->f.c.result_json = "{\"action\":\"retire\"}";
+	cs_ceremony_doc_on_ceremony(&d->doc, &d->f.c);
+	assert_int_equal(d->doc.status, CS_OK);
+}
+
+static void test_officer_same_key(void **state)
+{
+	(void)state;
+	reissue_officer_a();
+	char *pem_a = slurp("officers/officer-a.pem"), *pem_a2 = slurp("officers/officer-a-2027.pem");
+	char *pem_b = slurp("officers/officer-b.pem");
+	cs_officer_id a, a2, b;
+	assert_int_equal(cs_officer_cert_ids(pem_a, &a), CS_OK);
+	assert_int_equal(cs_officer_cert_ids(pem_a2, &a2), CS_OK);
+	assert_int_equal(cs_officer_cert_ids(pem_b, &b), CS_OK);
+	assert_string_not_equal(a.fingerprint, a2.fingerprint); /* two certificates */
+	assert_string_equal(a.spki, a2.spki);                  /* of one key */
+	assert_string_not_equal(a.spki, b.spki);
+	assert_int_equal(strlen(a.spki), CS_CEREMONY_FPR_CHARS);
+	assert_int_equal(strncmp(a.spki, "SHA256:", 7), 0);
+	assert_string_equal(a2.subject, "CN=officer-a-2027,O=credsign test");
+	assert_string_equal(a2.name, "");
+	assert_int_equal(cs_officer_cert_ids("not a certificate", &b), CS_E_INVALID_ARG);
+	assert_string_equal(b.fingerprint, "");
+
+	/* a roster that lists both certificates (the configuration refuses it:
+	 * config_test) still counts the key once */
+	static cs_config_officer four[4];
+	char path[700];
+	memcpy(four, listed, sizeof(listed));
+	four[3].name = (char *)"officer-a-2027";
+	path_of(path, sizeof(path), "officers/officer-a-2027.pem");
+	four[3].certificate = path;
+	assert_int_equal(op_fingerprint(path, four[3].fingerprint), 0);
+	cs_config cfg4 = cfg;
+	cfg4.ceremony.officers = four;
+	cfg4.ceremony.nofficers = 4;
+	cs_officers *o4 = NULL;
+	char why[CS_CEREMONY_WHY_MAX];
+	assert_int_equal(cs_officers_load(&cfg4, &o4, why), CS_OK);
+	doc_fixture d;
+	cs_quorum_report rep;
+	doc_init(&d, "retire");
+	doc_add(&d, "officer-a", NULL);
+	doc_add_as(&d, "officer-a-2027", "officer-a", "officer-a-2027", NULL);
+	assert_int_equal(cs_ceremony_quorum(o4, &d.doc, time(NULL), &rep), CS_E_QUORUM);
+	assert_int_equal(rep.counted, 1);
+	assert_true(rep.verdicts[0].counted);
+	assert_false(rep.verdicts[1].counted);
+	assert_string_equal(rep.verdicts[1].id.name, "officer-a-2027"); /* a valid officer, the same key */
+	assert_string_equal(rep.verdicts[1].id.code, "duplicate_officer");
+	assert_non_null(strstr(rep.verdicts[1].id.why, "the same public key"));
+	cs_quorum_report_free(&rep);
+	/* with a second officer the quorum is met, by two keys */
+	doc_add(&d, "officer-b", NULL);
+	assert_int_equal(cs_ceremony_quorum(o4, &d.doc, time(NULL), &rep), CS_OK);
+	assert_int_equal(rep.counted, 2);
+	cs_quorum_report_free(&rep);
+	doc_free(&d);
+
+	/* a transcript checked without a roster: the key counts once too */
+	executed_init(&d, "retire");
+	doc_add(&d, "officer-a", NULL);
+	doc_add_as(&d, "officer-a-2027", "officer-a", "officer-a-2027", NULL);
+	char *text = NULL, ca[600];
+	assert_int_equal(cs_ceremony_transcript(&d.doc, 2, &text), CS_OK);
+	cs_officers *by_ca = NULL;
+	path_of(ca, sizeof(ca), "officer-ca.pem");
+	assert_int_equal(cs_officers_load_ca(ca, NULL, &by_ca, why), CS_OK);
+	cs_transcript_report tr;
+	assert_int_equal(cs_ceremony_transcript_verify(text, strlen(text), by_ca, NULL, &tr), CS_E_QUORUM);
+	assert_int_equal(tr.counted, 1);
+	assert_string_equal(tr.verdicts[1].id.code, "duplicate_officer");
+	cs_transcript_report_free(&tr);
+	free(text);
+	doc_free(&d);
+	cs_officers_free(by_ca);
+	cs_officers_free(o4);
+	free(pem_a);
+	free(pem_a2);
+	free(pem_b);
+}
+
+/* ---- the roster of a transcript's verification (M4) -------------------------------- */
+
+static void write_roster(const char *name, const char *text)
+{
+	char path[700];
+	path_of(path, sizeof(path), name);
+	ts_write_file(path, text, 0644);
+}
+
+static void test_transcript_roster(void **state)
+{
+	(void)state;
+	/* officer-x (of the officer CA, never listed) approved under the name
+	 * officer-b: what the offline auditor is shown */
+	doc_fixture d;
+	executed_init(&d, "retire");
+	doc_add(&d, "officer-a", NULL);
+	doc_add_as(&d, "officer-x", "officer-x", "officer-b", NULL);
+	char *text = NULL, ca[600], why[CS_CEREMONY_WHY_MAX], path[700], roster[1024];
+	assert_int_equal(cs_ceremony_transcript(&d.doc, 2, &text), CS_OK);
+	path_of(ca, sizeof(ca), "officer-ca.pem");
+	cs_officers *o = NULL;
+	cs_transcript_report rep;
+
+	/* the CA alone cannot know: it verifies, but unlisted, the certificate
+	 * saying who it is (the caller prints subject and fingerprint) */
+	assert_int_equal(cs_officers_load_ca(ca, NULL, &o, why), CS_OK);
+	assert_false(cs_officers_listed(o));
+	assert_int_equal(cs_officers_count(o), 0);
+	assert_int_equal(cs_ceremony_transcript_verify(text, strlen(text), o, NULL, &rep), CS_OK);
+	assert_false(rep.listed);
+	assert_string_equal(rep.verdicts[1].id.subject, "CN=officer-x,O=credsign test");
+	assert_string_equal(rep.verdicts[1].id.fingerprint, d.fprs[1]);
+	cs_transcript_report_free(&rep);
+
+	/* a roster file of the real officers: officer-x is unknown */
+	snprintf(roster, sizeof(roster), "# the officers, 2026\n\nofficer-a %s\n  officer-b\t%s  \r\nofficer-c %s\n",
+		 listed[0].fingerprint, listed[1].fingerprint, listed[2].fingerprint);
+	write_roster("roster.txt", roster);
+	path_of(path, sizeof(path), "roster.txt");
+	assert_int_equal(cs_officers_roster_file(o, path, why), CS_OK);
+	assert_true(cs_officers_listed(o));
+	assert_int_equal(cs_officers_count(o), 3);
+	assert_int_equal(cs_ceremony_transcript_verify(text, strlen(text), o, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	assert_true(rep.listed);
+	assert_string_equal(rep.verdicts[1].id.code, "unknown_officer");
+	assert_non_null(strstr(rep.why, "approval 2: unknown officer"));
+	assert_non_null(strstr(rep.why, "not listed in the roster"));
+	cs_transcript_report_free(&rep);
+	/* officer-x listed under its own name: the name recorded is not its */
+	snprintf(roster, sizeof(roster), "officer-a %s\nofficer-x %s\n", listed[0].fingerprint, d.fprs[1]);
+	write_roster("roster-x.txt", roster);
+	path_of(path, sizeof(path), "roster-x.txt");
+	assert_int_equal(cs_officers_roster_file(o, path, why), CS_OK);
+	assert_int_equal(cs_ceremony_transcript_verify(text, strlen(text), o, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	assert_string_equal(rep.verdicts[1].id.code, "fingerprint_mismatch");
+	assert_non_null(strstr(rep.verdicts[1].id.why, "records officer 'officer-b', its certificate is officer-x's"));
+	cs_transcript_report_free(&rep);
+	/* the configuration's roster: the same */
+	assert_int_equal(cs_officers_roster_config(o, &cfg, why), CS_OK);
+	assert_int_equal(cs_officers_count(o), 3);
+	assert_int_equal(cs_ceremony_transcript_verify(text, strlen(text), o, NULL, &rep), CS_E_SIGNATURE_INVALID);
+	assert_string_equal(rep.verdicts[1].id.code, "unknown_officer");
+	cs_transcript_report_free(&rep);
+	cs_config none = {.file_given = (char *)"plain.conf"};
+	assert_int_equal(cs_officers_roster_config(o, &none, why), CS_E_CONFIG);
+	assert_non_null(strstr(why, "plain.conf has no ceremony group"));
+	free(text);
+	doc_free(&d);
+
+	/* a transcript of the real officers verifies with the roster, by name */
+	executed_init(&d, "retire");
+	doc_add(&d, "officer-a", NULL);
+	doc_add(&d, "officer-c", NULL);
+	assert_int_equal(cs_ceremony_transcript(&d.doc, 2, &text), CS_OK);
+	path_of(path, sizeof(path), "roster.txt");
+	assert_int_equal(cs_officers_roster_file(o, path, why), CS_OK);
+	assert_int_equal(cs_ceremony_transcript_verify(text, strlen(text), o, NULL, &rep), CS_OK);
+	assert_true(rep.listed);
+	assert_string_equal(rep.verdicts[1].id.name, "officer-c");
+	cs_transcript_report_free(&rep);
+	free(text);
+	doc_free(&d);
+
+	/* malformed rosters: refused with FILE:LINE, the roster in force kept */
+	static const char *const bad[] = {
+		"officer-a SHA256:00\n",                             /* short fingerprint */
+		"officer a SHA256:0000000000000000000000000000000000000000000000000000000000000000\n", /* a space */
+		"officer-a sha256:0000000000000000000000000000000000000000000000000000000000000000\n",
+		"officer-a SHA256:0000000000000000000000000000000000000000000000000000000000000000 extra\n",
+		"officer-a SHA256:00000000000000000000000000000000000000000000000000000000000000AA\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(roster, sizeof(roster), "# ok\n%s", bad[i]);
+		write_roster("roster-bad.txt", roster);
+		path_of(path, sizeof(path), "roster-bad.txt");
+		assert_int_equal(cs_officers_roster_file(o, path, why), CS_E_CONFIG);
+		assert_non_null(strstr(why, "roster-bad.txt:2: not \"NAME SHA256:HEX\""));
+	}
+	assert_int_equal(cs_officers_count(o), 3);
+	snprintf(roster, sizeof(roster), "officer-a %s\nofficer-a %s\n", listed[0].fingerprint, listed[1].fingerprint);
+	write_roster("roster-bad.txt", roster);
+	assert_int_equal(cs_officers_roster_file(o, path, why), CS_E_CONFIG);
+	assert_non_null(strstr(why, "roster-bad.txt:2: officer officer-a"));
+	assert_non_null(strstr(why, "repeats the name"));
+	snprintf(roster, sizeof(roster), "officer-a %s\nofficer-z %s\n", listed[0].fingerprint, listed[0].fingerprint);
+	write_roster("roster-bad.txt", roster);
+	assert_int_equal(cs_officers_roster_file(o, path, why), CS_E_CONFIG);
+	assert_non_null(strstr(why, "repeats the fingerprint"));
+	write_roster("roster-bad.txt", "# nobody\n\n");
+	assert_int_equal(cs_officers_roster_file(o, path, why), CS_E_CONFIG);
+	assert_non_null(strstr(why, "no officers"));
+	path_of(path, sizeof(path), "no-such-roster.txt");
+	assert_int_equal(cs_officers_roster_file(o, path, why), CS_E_CONFIG);
+	assert_non_null(strstr(why, "cannot be read"));
+	cs_officers_free(o);
 }
 
 /* The doc collectors copy what the store hands them (valid only during
@@ -957,6 +1235,8 @@ int main(void)
 		cmocka_unit_test(test_approval_token_key),
 		cmocka_unit_test(test_quorum),
 		cmocka_unit_test(test_transcript),
+		cmocka_unit_test(test_officer_same_key),
+		cmocka_unit_test(test_transcript_roster),
 		cmocka_unit_test(test_doc_collect),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

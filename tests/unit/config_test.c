@@ -17,6 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "config.h"
 #include "officer_pki.h"
 #include "test_support.h"
@@ -258,6 +261,15 @@ static const bad_case bad[] = {
 	{29, 29,
 	 "ceremony = { " OCA "officers = ( " OFF("officer-a", "officer-a") ", " OFF("officer-b", "officer-a") " ); };",
 	 29, "ceremony.officers.[1].certificate", "is the certificate of ceremony.officers.[0] too"},
+	/* one key under two certificates (officer-a's key re-issued): one officer, refused */
+	{29, 29,
+	 "ceremony = { " OCA "officers = ( " OFF("officer-a", "officer-a") ", " OFF("officer-b", "officer-b") ",\n"
+	 "  " OFF("officer-a-2027", "officer-a-2027") " ); };",
+	 30, "ceremony.officers", "officer 'officer-a-2027' ("},
+	{29, 29,
+	 "ceremony = { " OCA "officers = ( " OFF("officer-a", "officer-a") ", " OFF("officer-b", "officer-b") ",\n"
+	 "  " OFF("officer-a-2027", "officer-a-2027") " ); };",
+	 30, "ceremony.officers", ") has the public key of officer 'officer-a' (ceremony.officers.[0]; key SHA256:"},
 	{29, 29,
 	 "ceremony = { " OCA "officers = ( " OFF("officer a", "officer-a") ", " OFF("officer-b", "officer-b") " ); };",
 	 29, "ceremony.officers.[0].name", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -"},
@@ -325,6 +337,17 @@ static int setup(void **state)
 	char data[600];
 	snprintf(data, sizeof(data), "%s/pki", dir);
 	if (op_make(data) != 0)
+		return -1;
+	/* officer-a's key under a second certificate */
+	snprintf(data, sizeof(data), "%s/pki/officers/officer-a.key", dir);
+	FILE *f = fopen(data, "r");
+	EVP_PKEY *key = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+	if (f != NULL)
+		fclose(f);
+	snprintf(data, sizeof(data), "%s/pki", dir);
+	int issued = key != NULL ? op_issue(data, "officer-a-2027", key) : -1;
+	EVP_PKEY_free(key);
+	if (issued != 0)
 		return -1;
 	snprintf(data, sizeof(data), "%s/data", dir);
 	return mkdir(data, 0700);

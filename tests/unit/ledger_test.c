@@ -38,6 +38,9 @@
  *    compromise from every state (none active after the active one);
  *    destroy retired/compromised keys once; approvals distinct by
  *    fingerprint and by officer name, none after execution or expiry;
+ *    a clock set back (the log's newest entry later than the caller's
+ *    time and the lock's) revives no expired ceremony, and an execution
+ *    is dated no earlier than its approvals and the log's newest entry;
  *    concurrent executions of one ceremony (two processes, one writer
  *    thread): one wins, the others CS_E_CEREMONY_CLOSED; revocations of
  *    existing certificates once, listed by time then id, their version
@@ -982,8 +985,13 @@ static void test_activate_ceremony(void **state)
 	r = raw_text(raw, "SELECT state || ' ' || executed_by || ' ' || result_json FROM ceremonies WHERE id = 'cer_act'");
 	assert_string_equal(r, "executed local:carol {\"done\":true}");
 	free(r);
+	/* executed at the execution's time: its entries', never before the time given */
 	r = raw_text(raw, "SELECT executed_at FROM ceremonies WHERE id = 'cer_act'");
-	assert_string_equal(r, exec_at);
+	char *ts_exec = audit_ts(raw, n0 + 3);
+	assert_string_equal(r, ts_exec);
+	assert_string_equal(e.ts, ts_exec);
+	assert_true(strcmp(r, exec_at) >= 0);
+	free(ts_exec);
 	free(r);
 	free(ts_retire);
 	free(ts_activate);
@@ -1118,6 +1126,33 @@ static void test_execute_once(void **state)
 	int64_t entries = audit_count(raw);
 	sqlite3_close(raw);
 	verify_chain(path, entries);
+}
+
+/* A certification committed after its key's compromise is refused: the
+ * daemon may still hold the key for up to its poll. */
+static void test_no_certificate_under_compromised_key(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	int changed = 0;
+	cs_audit_entry e;
+	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
+	cs_gen_session s1 = session("s-1"), s2 = session("s-2");
+	assert_int_equal(cs_ledger_session_put(l, &s1, NULL), CS_OK);
+	assert_int_equal(cs_ledger_session_put(l, &s2, NULL), CS_OK);
+	assert_int_equal(cs_ledger_certify(l, "s-1", "c-1", "kA", "h.eyJhIjoxfQ.s", 1, NULL), CS_OK);
+	assert_int_equal(ceremony(l, "cer_x1", "compromise", "kA", NULL), CS_OK);
+	cs_audit_entry c = entry("certify");
+	assert_int_equal(cs_ledger_certify(l, "s-2", "c-2", "kA", "h.eyJhIjoxfQ.s", 1, &c), CS_E_NO_ACTIVE_KEY);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM certificates"), 1);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM generation_sessions WHERE id = 's-2' AND cert_id IS NULL"), 1);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE action = 'certify'"), 0);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
 }
 
 static void test_retire_compromise_destroy(void **state)
@@ -1363,6 +1398,76 @@ static void test_ceremony_approvals_and_expiry(void **state)
 	assert_audit(raw, refusal.seq, "ceremony.execute cer_old local:alice failure");
 	int64_t entries = audit_count(raw);
 	cs_store_close(s);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+	verify_chain(path, entries);
+}
+
+/* M5: a clock set back (or the caller's stale time) revives no expired
+ * ceremony: the ledger judges approvals and executions at the latest of
+ * the caller's time, the time it took the write lock and the newest audit
+ * entry's ts; and an execution is never dated before an approval. Here the
+ * log's newest entry (written by a host whose clock was right) is later
+ * than this process's clock, as after `faketime -f -2m`. */
+static void test_clock_set_back(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	cs_audit_entry e;
+	int changed = 0;
+	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
+	pending(l, "kB");
+	pending(l, "kC");
+	start_ceremony(l, "cer_late", "retire", "kB", "2026-01-01T00:00:00.000Z", "2090-01-01T00:00:00.000Z");
+	start_ceremony(l, "cer_ok", "retire", "kC", "2026-01-01T00:00:00.000Z", FAR_FUTURE);
+	assert_int_equal(approve(l, "cer_late", "officer-a", "SHA256:aa", &e), CS_OK);
+	assert_int_equal(approve(l, "cer_late", "officer-b", "SHA256:bb", &e), CS_OK);
+	/* the approval's time is its audit entry's, never before the log's newest */
+	cs_audit_entry mark = admin_entry("key.csr", "kA");
+	mark.ts = "2070-01-01T00:00:00.000Z";
+	assert_int_equal(cs_ledger_audit_append(l, &mark), CS_OK);
+	assert_int_equal(approve(l, "cer_ok", "officer-b", "SHA256:bb", &e), CS_OK); /* approved_at 2026-01-01 given */
+	assert_string_equal(e.ts, "2070-01-01T00:00:00.000Z");
+	char *t = raw_text(raw, "SELECT approved_at FROM ceremony_approvals WHERE ceremony_id = 'cer_ok' AND "
+				"officer = 'officer-b'");
+	assert_string_equal(t, "2070-01-01T00:00:00.000Z");
+	free(t);
+	/* an approval recorded without an audit entry, later than any clock here */
+	cs_approval_record late = {.ceremony_id = "cer_ok", .officer = "officer-a", .fingerprint = "SHA256:aa",
+				   .cert_pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n",
+				   .sig_alg = "ecdsa-with-SHA256", .signature_b64 = "MEUCIQDfake==",
+				   .approved_at = "2080-01-01T00:00:00.000Z", .approved_by = "local:bob"};
+	assert_int_equal(cs_ledger_ceremony_approve(l, &late, NULL), CS_OK);
+	/* executed now (2026 here): dated at its latest approval (2080), after the log's newest (2070) */
+	assert_int_equal(execute(l, "cer_ok", "retire", "kC", NULL, &e), CS_OK);
+	assert_string_equal(e.ts, "2080-01-01T00:00:00.000Z");
+	t = raw_text(raw, "SELECT executed_at || ' ' || (SELECT retired_at FROM signing_keys WHERE kid = 'kC') "
+			  "FROM ceremonies WHERE id = 'cer_ok'");
+	assert_string_equal(t, "2080-01-01T00:00:00.000Z 2080-01-01T00:00:00.000Z");
+	free(t);
+
+	/* the log's newest entry is now past cer_late's expiry (2090): this
+	 * process's clock (2026) and the time it gives do not revive it */
+	mark = admin_entry("key.csr", "kA");
+	mark.ts = "2095-01-01T00:00:00.000Z";
+	assert_int_equal(cs_ledger_audit_append(l, &mark), CS_OK);
+	char *before = digest(raw);
+	assert_int_equal(execute(l, "cer_late", "retire", "kB", NULL, &e), CS_E_CEREMONY_EXPIRED);
+	assert_int_equal(e.seq, 0);
+	cs_ceremony_exec x = {.ceremony_id = "cer_late", .action = "retire", .subject = "kB",
+			      .at = "2089-12-31T23:59:59.000Z", .actor = "local:carol"};
+	assert_int_equal(cs_ledger_ceremony_execute(l, &x, NULL), CS_E_CEREMONY_EXPIRED);
+	assert_int_equal(approve(l, "cer_late", "officer-c", "SHA256:cc", &e), CS_E_CEREMONY_EXPIRED);
+	assert_int_equal(e.seq, 0);
+	assert_unchanged(raw, before);
+	key_row b = get_key(path, "kB");
+	assert_field(&b, K_STATUS, "pending");
+	key_row_free(&b);
+	int64_t entries = audit_count(raw);
 	sqlite3_close(raw);
 	cs_ledger_close(l);
 	verify_chain(path, entries);
@@ -1779,7 +1884,9 @@ int main(void)
 		cmocka_unit_test(test_activate_ceremony),
 		cmocka_unit_test(test_execute_once),
 		cmocka_unit_test(test_retire_compromise_destroy),
+		cmocka_unit_test(test_no_certificate_under_compromised_key),
 		cmocka_unit_test(test_ceremony_approvals_and_expiry),
+		cmocka_unit_test(test_clock_set_back),
 		cmocka_unit_test(test_revocations),
 		cmocka_unit_test(test_key_chain),
 		cmocka_unit_test(test_key_put_records_dates),

@@ -7,18 +7,21 @@
  *   credsign [CONN] cert get ID [--jws]
  *   credsign [CONN] jwks
  *   credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]
- *   credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE]
- *   credsign [CONN] verify CERT.jws --online [--jwks FILE] [--credential-file F]
+ *   credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE] [--x5c-ca FILE]
+ *   credsign [CONN] verify CERT.jws --online [--jwks FILE] [--credential-file F] [--x5c-ca FILE]
  *   credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE
  *   credsign --version | --help
  *
  * verify checks a certificate against the JWKS (the key its kid names, RFC
  * 7638 thumbprint, ES256, typ, claims, the credential when given). A key
- * the JWKS marks compromised signs nothing valid; a header x5c must carry
- * the JWKS key. The revocation list (a JWS signed by a trusted key of the
- * JWKS: --revocations FILE, or fetched with --online, which also fetches
- * the JWKS unless --jwks names one) must be the issuer's, not stale, and
- * not list the certificate. A refusal prints "NOT VERIFIED (CODE): WHY" on
+ * the JWKS marks compromised signs nothing valid; a certificate must be
+ * certified while its key was active by the JWKS's dates (within
+ * KEY_SWITCH_GRACE_S). A header x5c must carry the JWKS key; its chain is
+ * validated only against the trust anchors of --x5c-ca. The revocation
+ * list (a JWS signed by a trusted key of the JWKS while it was active:
+ * --revocations FILE, or fetched with --online, which also fetches the
+ * JWKS unless --jwks names one) must be the issuer's, not stale, and not
+ * list the certificate. A refusal prints "NOT VERIFIED (CODE): WHY" on
  * standard error, CODE a stable reason (key_compromised, revoked, ...).
  *
  * access check reads the daemon's configuration (--config, or CREDSIGN_CONF)
@@ -50,8 +53,10 @@
 #include <openssl/evp.h>
 #include <openssl/err.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -513,6 +518,21 @@ out:
 #define REVOCATIONS_MAX (16 << 20)
 /* how far a revocation list's iat may lie ahead of this clock */
 #define CLOCK_SKEW_S 300
+/* How far a certificate's certified_at and iat (a revocation list's iat)
+ * may lie outside its signing key's active period, the JWKS's activated_at
+ * to retired_at. Those dates are the ceremony's execution time, stamped by
+ * credsign-admin's clock; the daemon learns of the change by polling the
+ * store each second, a request in flight at the switch finishes with the
+ * key it took at its start (certified_at is stamped shortly after, once the
+ * request reached the certify service), and each node sharing the store
+ * stamps with its own clock. One second of polling, the request's queueing
+ * and the clock skew between the administration host and the nodes are far
+ * below 5 minutes; a retired key that signs afterwards (a node that never
+ * switched, a key left in the token and used) does so minutes to years
+ * later, and is refused. */
+#define KEY_SWITCH_GRACE_S 300
+/* certificates in a header's x5c chain (leaf, intermediates, root) */
+#define X5C_MAX 10
 
 typedef struct {
 	const char *cert;        /* the certificate (compact JWS) file */
@@ -520,6 +540,7 @@ typedef struct {
 	const char *credential;  /* the credential file, or NULL */
 	const char *revocations; /* the revocation list file, or NULL */
 	int online;              /* fetch the revocation list (and the JWKS unless given) */
+	const char *x5c_ca;      /* trust anchors (PEM) the x5c chain must validate to, or NULL */
 } verify_opts;
 
 /* A text for printing: "?" when the claim is absent or not a string. */
@@ -536,6 +557,49 @@ static void format_time(json_int_t t, char out[32])
 	struct tm tm;
 	if (gmtime_r(&tt, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(out, 32, "%lld", (long long)t);
+}
+
+/* An RFC 3339 UTC time "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (as credsignd
+ * writes them: certified_at, the JWKS dates) in milliseconds since the
+ * epoch; 0 when it is not exactly that (a date that does not exist too). */
+static int parse_utc(const char *s, int64_t *ms)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	int f[6] = {0}, k = 0;
+	if (s == NULL || strlen(s) < sizeof(shape))
+		return 0;
+	for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+		if (shape[i] != 'd') {
+			if (s[i] != shape[i])
+				return 0;
+			k++;
+		} else if (s[i] < '0' || s[i] > '9') {
+			return 0;
+		} else {
+			f[k] = f[k] * 10 + (s[i] - '0');
+		}
+	}
+	const char *p = s + sizeof(shape) - 1;
+	int frac = 0, digits = 0;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 3)
+				frac = frac * 10 + (*p - '0');
+	if ((s[sizeof(shape) - 1] == '.' && (digits == 0 || digits > 9)) || strcmp(p, "Z") != 0)
+		return 0;
+	for (; digits < 3; digits++)
+		frac *= 10;
+	struct tm tm = {.tm_year = f[0] - 1900, .tm_mon = f[1] - 1, .tm_mday = f[2],
+			.tm_hour = f[3], .tm_min = f[4], .tm_sec = f[5]};
+	struct tm back = tm;
+	time_t t = timegm(&back);
+	/* timegm normalizes 2026-02-30 to 2026-03-02: a date that exists
+	 * comes back unchanged */
+	if (t == (time_t)-1 || f[1] < 1 || f[1] > 12 || back.tm_mday != tm.tm_mday || back.tm_mon != tm.tm_mon ||
+	    back.tm_hour != tm.tm_hour || back.tm_min != tm.tm_min || back.tm_sec != tm.tm_sec)
+		return 0;
+	*ms = (int64_t)t * 1000 + frac;
+	return 1;
 }
 
 /* The JWKS member whose kid is `kid`; NULL when none (or kid is NULL). */
@@ -616,6 +680,116 @@ refused:
 	return NULL;
 }
 
+/* A signing key's active period by the JWKS: activated_at (from) and
+ * retired_at (to), each when the JWKS gives it (older appliances give
+ * neither). */
+typedef struct {
+	int has_from, has_to;
+	int64_t from_ms, to_ms;
+	char text[160]; /* "from A to R", "from A (not retired)", ... */
+} key_period;
+
+/* The period of the JWKS member `key`; 0 after refusing (jwks_invalid) a
+ * date that is not an RFC 3339 UTC time, or a retirement before the
+ * activation. */
+static int key_period_of(const json_t *key, const char *kid, key_period *w)
+{
+	static const char *const names[2] = {"activated_at", "retired_at"};
+	const char *text[2] = {NULL, NULL};
+	int64_t at[2] = {0, 0};
+	memset(w, 0, sizeof(*w));
+	for (int i = 0; i < 2; i++) {
+		const json_t *v = json_object_get(key, names[i]);
+		if (v == NULL || json_is_null(v))
+			continue;
+		if ((text[i] = json_string_value(v)) == NULL || !parse_utc(text[i], &at[i])) {
+			fail_verify("jwks_invalid", "the JWKS's %s of key %s is not an RFC 3339 UTC time", names[i],
+				    kid);
+			return 0;
+		}
+	}
+	if (text[0] != NULL && text[1] != NULL && at[1] < at[0]) {
+		fail_verify("jwks_invalid", "the JWKS says key %s was retired (%s) before it was activated (%s)", kid,
+			    text[1], text[0]);
+		return 0;
+	}
+	w->has_from = text[0] != NULL;
+	w->has_to = text[1] != NULL;
+	w->from_ms = at[0];
+	w->to_ms = at[1];
+	if (w->has_from && w->has_to)
+		snprintf(w->text, sizeof(w->text), "from %s to %s", text[0], text[1]);
+	else if (w->has_from)
+		snprintf(w->text, sizeof(w->text), "from %s (not retired)", text[0]);
+	else if (w->has_to)
+		snprintf(w->text, sizeof(w->text), "until %s (activation date unknown)", text[1]);
+	return 1;
+}
+
+/* A NumericDate in milliseconds, clamped (a forged date must not overflow). */
+static int64_t ms_of(json_int_t seconds)
+{
+	return seconds > INT64_MAX / 1000 ? INT64_MAX : seconds < INT64_MIN / 1000 ? INT64_MIN : (int64_t)seconds * 1000;
+}
+
+/* Whether t_ms lies in the period, widened by KEY_SWITCH_GRACE_S each side. */
+static int in_period(const key_period *w, int64_t t_ms)
+{
+	const int64_t grace = (int64_t)KEY_SWITCH_GRACE_S * 1000;
+	return (!w->has_from || t_ms >= w->from_ms - grace) && (!w->has_to || t_ms <= w->to_ms + grace);
+}
+
+/* The certificate's times: certified_at (RFC 3339 UTC) and iat (NumericDate);
+ * 0 after refusing (claims_incomplete) either. */
+static int certificate_times(const json_t *claims, int64_t *certified_ms, json_int_t *iat)
+{
+	if (!parse_utc(json_string_value(json_object_get(claims, "certified_at")), certified_ms)) {
+		fail_verify("claims_incomplete", "claim 'certified_at' is not an RFC 3339 UTC time");
+		return 0;
+	}
+	const json_t *v = json_object_get(claims, "iat");
+	if (!json_is_integer(v) || json_integer_value(v) < 0) {
+		fail_verify("claims_incomplete", "claim 'iat' is not a NumericDate (whole seconds)");
+		return 0;
+	}
+	*iat = json_integer_value(v);
+	return 1;
+}
+
+/* The certificate must be certified (certified_at and iat, from
+ * certificate_times) while its key was active by the JWKS: a retired key's
+ * certificates verify forever, but only those it signed before it was
+ * retired (and none before it was activated). Describes the check in
+ * summary[n] and returns 1, or prints the refusal (key_not_active) and
+ * returns 0. A key without dates is not checked (said in the summary). */
+static int check_key_period(const json_t *key, const char *kid, const json_t *claims, int64_t certified_ms,
+			    json_int_t iat, char *summary, size_t n)
+{
+	key_period w;
+	if (!key_period_of(key, kid, &w))
+		return 0;
+	const char *certified = json_string_value(json_object_get(claims, "certified_at"));
+	if (!w.has_from && !w.has_to) {
+		snprintf(summary, n, "not checked: the JWKS gives no activation or retirement date for this key "
+			 "(an older appliance)");
+		return 1;
+	}
+	if (!in_period(&w, certified_ms)) {
+		fail_verify("key_not_active", "certificate certified at %s, but key %s was active %s", certified, kid,
+			    w.text);
+		return 0;
+	}
+	if (!in_period(&w, ms_of(iat))) {
+		char iat_text[32];
+		format_time(iat, iat_text);
+		fail_verify("key_not_active", "certificate issued at %s (its iat; certified_at %s), but key %s was "
+			    "active %s", iat_text, certified, kid, w.text);
+		return 0;
+	}
+	snprintf(summary, n, "%s; certified within it (grace %d s)", w.text, KEY_SWITCH_GRACE_S);
+	return 1;
+}
+
 /* One DER certificate of an x5c header (RFC 7515 4.1.6: standard base64,
  * padded); NULL when it is not exactly that. */
 static X509 *x5c_certificate(const char *b64)
@@ -640,32 +814,158 @@ static X509 *x5c_certificate(const char *b64)
 	return x;
 }
 
-/* The (signed) header's x5c, when present, is informative: the certificate
- * verifies against the JWKS by its kid, and the chain's leaf must carry that
- * very key. Writes the leaf's subject (RFC 2253) to subject[n] ("" without
- * x5c). 1 when it holds or is absent, 0 after printing the refusal. */
-static int check_x5c(const json_t *header, EVP_PKEY *pub, char *subject, size_t n)
+/* A certificate name for printing (RFC 2253, control and non-ASCII
+ * characters escaped) into out[n]. */
+static void name_text(const X509_NAME *name, char *out, size_t n)
 {
-	const json_t *x5c = json_object_get(header, "x5c");
-	subject[0] = '\0';
-	if (x5c == NULL)
-		return 1;
-	X509 *leaf = json_array_size(x5c) > 0 ? x5c_certificate(json_string_value(json_array_get(x5c, 0))) : NULL;
-	EVP_PKEY *leaf_key = leaf != NULL ? X509_get0_pubkey(leaf) : NULL;
-	int ok = 0;
-	if (leaf_key == NULL)
-		fail_verify("x5c_mismatch", "the header's x5c is not a list of base64 DER certificates");
-	else if (EVP_PKEY_eq(leaf_key, pub) != 1)
-		fail_verify("x5c_mismatch", "the x5c leaf certificate's public key is not the JWKS key of the kid");
-	else
-		ok = 1;
-	BIO *bio = ok ? BIO_new(BIO_s_mem()) : NULL;
-	if (bio != NULL && X509_NAME_print_ex(bio, X509_get_subject_name(leaf), 0, XN_FLAG_RFC2253) >= 0) {
-		int got = BIO_read(bio, subject, (int)n - 1);
-		subject[got > 0 ? got : 0] = '\0';
-	}
+	BIO *bio = BIO_new(BIO_s_mem());
+	int got = -1;
+	if (bio != NULL && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0)
+		got = BIO_read(bio, out, (int)n - 1);
+	out[got > 0 ? got : 0] = '\0';
 	BIO_free(bio);
-	X509_free(leaf);
+}
+
+/* The trust anchors of --x5c-ca: every certificate of a PEM file (a root,
+ * or an intermediate CA the operator pins). NULL after printing why. */
+static X509_STORE *load_anchors(const char *path)
+{
+	BIO *in = BIO_new_file(path, "r");
+	X509_STORE *store = in != NULL ? X509_STORE_new() : NULL;
+	X509 *x = NULL;
+	int count = 0, added = 1;
+	while (store != NULL && (x = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
+		added &= X509_STORE_add_cert(store, x) == 1;
+		count++;
+		X509_free(x);
+	}
+	/* the end of the file, not a damaged certificate */
+	unsigned long e = ERR_peek_last_error();
+	int eof = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+	int ok = store != NULL && count > 0 && added && eof;
+	if (in == NULL)
+		fprintf(stderr, "credsign: --x5c-ca %s: %s\n", path, strerror(errno));
+	else if (!ok)
+		fprintf(stderr, "credsign: --x5c-ca %s: %s\n", path,
+			count == 0 && eof ? "no PEM certificate in it" : "not a file of PEM certificates");
+	ERR_clear_error();
+	BIO_free(in);
+	if (!ok) {
+		X509_STORE_free(store);
+		return NULL;
+	}
+	return store;
+}
+
+/* The x5c chain must validate to a trust anchor of `anchors` (named by
+ * `anchors_file`) at the time the certificate was certified (X509_verify_cert:
+ * signatures, validity, CA constraints; the chain's revocation is not
+ * checked), and the leaf's keyUsage, when it has one, must allow
+ * digitalSignature. Describes the anchor in summary[n]; 0 after printing
+ * the refusal (x5c_untrusted). */
+static int x5c_validate(STACK_OF(X509) *chain, X509_STORE *anchors, const char *anchors_file, int64_t at_ms,
+			char *summary, size_t n)
+{
+	X509 *leaf = sk_X509_value(chain, 0);
+	STACK_OF(X509) *untrusted = sk_X509_dup(chain);
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	char at[32], subject[256] = "", anchor[256] = "";
+	int ok = 0;
+	format_time((json_int_t)(at_ms / 1000), at);
+	if (untrusted == NULL || ctx == NULL) {
+		fail_verify("x5c_untrusted", "out of memory validating the x5c chain");
+		goto out;
+	}
+	(void)sk_X509_shift(untrusted); /* the leaf */
+	if ((X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE) == 0) {
+		fail_verify("x5c_untrusted", "the x5c leaf certificate's keyUsage does not allow digitalSignature");
+		goto out;
+	}
+	if (X509_STORE_CTX_init(ctx, anchors, leaf, untrusted) != 1) {
+		fail_verify("x5c_untrusted", "cannot set up the validation of the x5c chain");
+		goto out;
+	}
+	X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+	X509_VERIFY_PARAM_set_time(param, (time_t)(at_ms / 1000));
+	/* a certificate of the anchors file is trusted as it is: an
+	 * intermediate CA the operator pins anchors the chain too */
+	X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+	if (X509_verify_cert(ctx) != 1) {
+		int err = X509_STORE_CTX_get_error(ctx);
+		X509 *bad = X509_STORE_CTX_get_current_cert(ctx);
+		if (bad != NULL)
+			name_text(X509_get_subject_name(bad), subject, sizeof(subject));
+		fail_verify("x5c_untrusted", "the x5c chain does not validate to a trust anchor of %s at %s "
+			    "(certified_at): %s%s%s", anchors_file, at, X509_verify_cert_error_string(err),
+			    subject[0] != '\0' ? ", at " : "", subject);
+		goto out;
+	}
+	STACK_OF(X509) *path = X509_STORE_CTX_get0_chain(ctx);
+	name_text(X509_get_subject_name(sk_X509_value(path, sk_X509_num(path) - 1)), anchor, sizeof(anchor));
+	snprintf(summary, n, "chain validated to the trust anchor %s (%s) as of %s, when it was certified "
+		 "(the chain's revocation not checked)", anchor, anchors_file, at);
+	ok = 1;
+out:
+	X509_STORE_CTX_free(ctx);
+	sk_X509_free(untrusted);
+	ERR_clear_error();
+	return ok;
+}
+
+/* The (signed) header's x5c, when present: the certificate verifies against
+ * the JWKS by its kid, and the chain's leaf must carry that very key. The
+ * chain itself proves nothing unless validated: with `anchors` (--x5c-ca)
+ * it must validate to one of them at at_ms (and must be present); without,
+ * the summary says it was not. Writes the summary line to summary[n] (""
+ * without x5c). 1 when it holds, 0 after printing the refusal. */
+static int check_x5c(const json_t *header, EVP_PKEY *pub, X509_STORE *anchors, const char *anchors_file,
+		     int64_t at_ms, char *summary, size_t n)
+{
+	const json_t *x5c = json_object_get(header, "x5c"), *v;
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	char leaf_name[256], anchored[768];
+	size_t i;
+	int ok = 0;
+	summary[0] = '\0';
+	if (x5c == NULL && anchors == NULL) {
+		ok = 1;
+		goto out;
+	}
+	if (x5c == NULL) {
+		fail_verify("x5c_untrusted", "the certificate's header carries no x5c chain to validate to %s",
+			    anchors_file);
+		goto out;
+	}
+	json_array_foreach(x5c, i, v) {
+		X509 *x = i < X5C_MAX ? x5c_certificate(json_string_value(v)) : NULL;
+		if (x == NULL || chain == NULL || !sk_X509_push(chain, x)) {
+			X509_free(x);
+			break;
+		}
+	}
+	X509 *leaf = chain != NULL ? sk_X509_value(chain, 0) : NULL;
+	EVP_PKEY *leaf_key = leaf != NULL ? X509_get0_pubkey(leaf) : NULL;
+	if (leaf_key == NULL || !json_is_array(x5c) || (size_t)sk_X509_num(chain) != json_array_size(x5c)) {
+		fail_verify("x5c_mismatch", "the header's x5c is not a list of at most %d base64 DER certificates",
+			    X5C_MAX);
+		goto out;
+	}
+	if (EVP_PKEY_eq(leaf_key, pub) != 1) {
+		fail_verify("x5c_mismatch", "the x5c leaf certificate's public key is not the JWKS key of the kid");
+		goto out;
+	}
+	name_text(X509_get_subject_name(leaf), leaf_name, sizeof(leaf_name));
+	if (anchors == NULL) {
+		snprintf(summary, n, "leaf %s holds the signing key (chain not validated against any trust anchor)",
+			 leaf_name);
+	} else {
+		if (!x5c_validate(chain, anchors, anchors_file, at_ms, anchored, sizeof(anchored)))
+			goto out;
+		snprintf(summary, n, "leaf %s holds the signing key; %s", leaf_name, anchored);
+	}
+	ok = 1;
+out:
+	sk_X509_pop_free(chain, X509_free);
 	ERR_clear_error();
 	return ok;
 }
@@ -695,16 +995,17 @@ static int revocation_claims_valid(const json_t *rl)
  * summary[n] and returns 1, or prints the refusal and returns 0. */
 static int check_revocations(const char *list, json_t *jwks, const json_t *claims, char *summary, size_t n)
 {
-	json_t *peek = NULL, *header = NULL, *rl = NULL;
+	json_t *peek = NULL, *header = NULL, *rl = NULL, *key = NULL;
 	EVP_PKEY *pub = NULL;
 	int ok = 0;
 	const char *kid = NULL;
+	key_period w;
 	if (cs_jws_peek_header(list, &peek) != CS_OK) {
 		fail_verify("revocations_invalid", "the revocation list is not a JWS compact serialization");
 		goto out;
 	}
 	kid = json_string_value(json_object_get(peek, "kid"));
-	if ((pub = trusted_key(jwks, kid, "revocation list", "revocations_invalid", NULL)) == NULL)
+	if ((pub = trusted_key(jwks, kid, "revocation list", "revocations_invalid", &key)) == NULL)
 		goto out;
 	cs_err r = cs_jws_es256_verify(list, pub, &header, &rl);
 	if (r != CS_OK) {
@@ -740,6 +1041,14 @@ static int check_revocations(const char *list, json_t *jwks, const json_t *claim
 			    "issued in the future, or due before it was issued", iat_text, next_text);
 		goto out;
 	}
+	/* signed while its key was active, like a certificate */
+	if (!key_period_of(key, kid, &w))
+		goto out;
+	if (!in_period(&w, ms_of(iat))) {
+		fail_verify("revocations_invalid", "the revocation list was issued at %s, but its signing key %s was "
+			    "active %s", iat_text, kid, w.text);
+		goto out;
+	}
 	const char *jti = json_string_value(json_object_get(claims, "jti"));
 	const json_t *revoked = json_object_get(rl, "revoked"), *e;
 	size_t i;
@@ -756,8 +1065,9 @@ static int check_revocations(const char *list, json_t *jwks, const json_t *claim
 			    "fetch a current one", iat_text, next_text);
 		goto out;
 	}
-	snprintf(summary, n, "not revoked (list of %s by key %s, %zu revoked, next update %s)", iat_text, kid,
-		 json_array_size(revoked), next_text);
+	snprintf(summary, n, "not revoked (list of %s by key %s, %zu revoked, next update %s%s)", iat_text, kid,
+		 json_array_size(revoked), next_text,
+		 w.has_from || w.has_to ? "" : "; the key's active period not checked: no dates in the JWKS");
 	ok = 1;
 out:
 	json_decref(peek);
@@ -816,16 +1126,24 @@ fail:
 	return -1;
 }
 
-static void print_verified(const json_t *claims, const char *kid, const json_t *key, const char *x5c_subject,
-			   const char *revocation, const char *credential)
+/* What verify checked beyond the signature, for its summary. */
+typedef struct {
+	char period[512];     /* the key's active period (check_key_period) */
+	char x5c[1280];       /* the x5c chain ("" without one) */
+	char revocation[512]; /* the revocation list ("": not checked) */
+} verify_summary;
+
+static void print_verified(const json_t *claims, const char *kid, const json_t *key, const verify_summary *v,
+			   const char *credential)
 {
 	const json_t *cred = json_object_get(claims, "credential");
 	const char *unit = json_string_value(json_object_get(cred, "length_unit"));
 	printf("VERIFIED certificate %s\n", text_or(json_object_get(claims, "jti"), "?"));
 	printf("  issuer:        %s\n", text_or(json_object_get(claims, "iss"), "?"));
 	printf("  signing key:   %s (%s)\n", kid, text_or(json_object_get(key, "status"), "status unknown"));
-	if (x5c_subject[0] != '\0')
-		printf("  x5c leaf:      %s (holds the signing key)\n", x5c_subject);
+	printf("  key active:    %s\n", v->period);
+	if (v->x5c[0] != '\0')
+		printf("  x5c:           %s\n", v->x5c);
 	printf("  preset:        %s\n", text_or(json_object_get(claims, "preset"), "?"));
 	printf("  credential:    %s, %lld %s, %.2f bits\n", text_or(json_object_get(cred, "type"), "?"),
 	       (long long)json_integer_value(json_object_get(cred, "length")), unit != NULL ? unit : "characters",
@@ -833,7 +1151,7 @@ static void print_verified(const json_t *claims, const char *kid, const json_t *
 	printf("  subject:       %s\n", text_or(json_object_get(json_object_get(claims, "subject"), "identity"), "?"));
 	printf("  generated at:  %s\n", text_or(json_object_get(claims, "generated_at"), "?"));
 	printf("  certified at:  %s\n", text_or(json_object_get(claims, "certified_at"), "?"));
-	printf("  revocation:    %s\n", revocation != NULL ? revocation
+	printf("  revocation:    %s\n", v->revocation[0] != '\0' ? v->revocation
 					: "not checked (--online or --revocations FILE checks it)");
 	if (credential != NULL && unit != NULL && strcmp(unit, "words") == 0)
 		printf("  credential matches the commitment and its separators give at least the certified words\n");
@@ -847,9 +1165,13 @@ static int cmd_verify(const conn *c, const verify_opts *o)
 	char *credential = o->credential != NULL ? read_file(o->credential, CS_CREDENTIAL_MAX + 64) : NULL;
 	json_t *jwks = NULL, *header = NULL, *claims = NULL, *peek = NULL, *key = NULL;
 	EVP_PKEY *pub = NULL;
-	char x5c_subject[512], revocation[256];
+	X509_STORE *anchors = NULL;
+	verify_summary sum = {.revocation = ""};
+	int64_t certified_ms = 0;
+	json_int_t iat = 0;
 	int rc = 1;
 	if (jws == NULL || (o->credential != NULL && credential == NULL) ||
+	    (o->x5c_ca != NULL && (anchors = load_anchors(o->x5c_ca)) == NULL) ||
 	    verify_inputs(c, o, &jwks_text, &list) != 0)
 		goto out;
 	if ((jwks = json_loads(jwks_text, 0, NULL)) == NULL) {
@@ -879,11 +1201,13 @@ static int cmd_verify(const conn *c, const verify_opts *o)
 		fail_verify("wrong_typ", "header typ is not credsign-cert+jwt");
 		goto out;
 	}
-	if (!check_x5c(header, pub, x5c_subject, sizeof(x5c_subject)) || !check_required_claims(claims) ||
-	    (list != NULL && !check_revocations(list, jwks, claims, revocation, sizeof(revocation))) ||
+	if (!check_required_claims(claims) || !certificate_times(claims, &certified_ms, &iat) ||
+	    !check_key_period(key, kid, claims, certified_ms, iat, sum.period, sizeof(sum.period)) ||
+	    !check_x5c(header, pub, anchors, o->x5c_ca, certified_ms, sum.x5c, sizeof(sum.x5c)) ||
+	    (list != NULL && !check_revocations(list, jwks, claims, sum.revocation, sizeof(sum.revocation))) ||
 	    (credential != NULL && !check_credential(claims, credential)))
 		goto out;
-	print_verified(claims, kid, key, x5c_subject, list != NULL ? revocation : NULL, credential);
+	print_verified(claims, kid, key, &sum, credential);
 	rc = 0;
 out:
 	if (credential != NULL) {
@@ -898,6 +1222,7 @@ out:
 	json_decref(claims);
 	json_decref(peek);
 	EVP_PKEY_free(pub);
+	X509_STORE_free(anchors);
 	return rc;
 }
 
@@ -1043,7 +1368,9 @@ static void usage(FILE *f)
 		"       credsign [CONN] jwks\n"
 		"       credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]\n"
 		"       credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE]\n"
+		"                [--x5c-ca FILE]\n"
 		"       credsign [CONN] verify CERT.jws --online [--jwks FILE] [--credential-file F]\n"
+		"                [--x5c-ca FILE]\n"
 		"       credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE\n"
 		"       credsign --version | --help\n"
 		"CONN:  --url URL --cacert FILE --cert FILE --key FILE [-v|--verbose]\n"
@@ -1084,7 +1411,7 @@ int main(int argc, char **argv)
 		{"standards", required_argument, NULL, 'T'},    {"exclude-ambiguous", no_argument, NULL, 'a'},
 		{"verbose", no_argument, NULL, 'v'},           {"version", no_argument, NULL, 'V'},
 		{"config", required_argument, NULL, 'o'},     {"revocations", required_argument, NULL, 'R'},
-		{"online", no_argument, NULL, 'O'},
+		{"online", no_argument, NULL, 'O'},           {"x5c-ca", required_argument, NULL, 'X'},
 		{NULL, 0, NULL, 0},
 	};
 	cs_json_wiping_allocator(); /* JSON that held the credential is wiped when freed */
@@ -1092,7 +1419,7 @@ int main(int argc, char **argv)
 		  env_or("CREDSIGN_CACERT", getenv("CREDSIGN_CA")), getenv("CREDSIGN_CERT"),
 		  getenv("CREDSIGN_KEY"), 0};
 	gen_opts g = {.format = "json"};
-	const char *jwks = NULL, *credential_file = NULL, *standards = NULL, *revocations = NULL;
+	const char *jwks = NULL, *credential_file = NULL, *standards = NULL, *revocations = NULL, *x5c_ca = NULL;
 	const char *config_path = env_or("CREDSIGN_CONF", NULL);
 	int jws_only = 0, online = 0, opt;
 	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
@@ -1126,6 +1453,7 @@ int main(int argc, char **argv)
 		case 'o': config_path = optarg; break;
 		case 'R': revocations = optarg; break;
 		case 'O': online = 1; break;
+		case 'X': x5c_ca = optarg; break;
 		case 'V': printf("credsign %s\n", CREDSIGN_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -1156,7 +1484,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "credsign: verify --online needs --cacert, --cert and --key (or CREDSIGN_*)\n");
 			return 2;
 		}
-		verify_opts v = {argv[optind + 1], jwks, credential_file, revocations, online};
+		verify_opts v = {argv[optind + 1], jwks, credential_file, revocations, online, x5c_ca};
 		if (online)
 			curl_global_init(CURL_GLOBAL_DEFAULT);
 		int vrc = cmd_verify(&c, &v);

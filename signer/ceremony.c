@@ -946,9 +946,9 @@ static cs_err open_file_key(const cs_officer_key *key, officer_key *k, char *why
 	struct stat st;
 	if (stat(key->key, &st) == 0 && cs_secret_check_file(key->key, &perm) != CS_OK) {
 		/* like a PIN file: the officer's alone */
-		whyf(why, CS_CEREMONY_WHY_MAX, "officer key %s: %s (chmod 600, owned by who approves)", key->key,
-		     perm != NULL ? perm : "not a private file");
-		return CS_E_CEREMONY_REFUSED;
+		whyf(why, CS_CEREMONY_WHY_MAX, "officer key %s: %s; an officer's key file is the approving "
+		     "officer's alone", key->key, perm != NULL ? perm : "not a private file");
+		return CS_E_PIN_FILE_PERMS;
 	}
 	BIO *b = BIO_new_file(key->key, "r");
 	if (b == NULL) {

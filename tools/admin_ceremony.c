@@ -917,7 +917,10 @@ static int cmd_approve(admin_ctx *a, const cer_opts *op)
 				    &p.sig, w);
 	if (r != CS_OK) {
 		char code[CS_CEREMONY_CODE_MAX];
-		rc = refuse(a, ev, approval_object(&p), r == CS_E_CEREMONY_REFUSED ? "key_mismatch" : err_code(r, code),
+		rc = refuse(a, ev, approval_object(&p),
+			    r == CS_E_CEREMONY_REFUSED  ? "key_mismatch"
+			    : r == CS_E_PIN_FILE_PERMS ? "key_file_perms"
+						   : err_code(r, code),
 			    "signing with --officer-key %s: %s", op->officer_key, w[0] != '\0' ? w : cs_strerror(r));
 		goto out;
 	}
@@ -1902,8 +1905,13 @@ int admin_ceremony_main(int argc, char **argv)
 		       (strcmp(verb, "approve") == 0 || strcmp(verb, "execute") == 0 || strcmp(verb, "show") == 0 ||
 			strcmp(verb, "transcript") == 0);
 	if (needs_id && !cs_ceremony_id_valid(operand)) {
-		fprintf(stderr, "credsign-admin: %s is not a ceremony id (cer_ and 26 characters; ceremony list "
-				"shows them)\n", operand);
+		fprintf(stderr, "credsign-admin: %s is not a ceremony id: cer_ and 26 characters of base32 (a-z, 2-7), "
+				"as ceremony list shows them; check it was copied whole\n", operand);
+		return 2;
+	}
+	if (strcmp(noun, "cert") == 0 && op.reason == NULL) {
+		fprintf(stderr, "credsign-admin: cert revoke %s: --reason TEXT is required (it is recorded, served in "
+				"the revocation list and shown by credsign verify)\n", operand != NULL ? operand : "ID");
 		return 2;
 	}
 	if (strcmp(noun, "cert") == 0 && (!cert_id_valid(operand) || !reason_valid(op.reason))) {

@@ -418,9 +418,10 @@ static void test_approval_sign_verify(void **state)
 	ts_write_file(key, key_text, 0644);
 	free(key_text);
 	assert_int_equal(cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why),
-			 CS_E_CEREMONY_REFUSED);
+			 CS_E_PIN_FILE_PERMS);
 	assert_non_null(strstr(why, "officer-a-open.key: "));
 	assert_non_null(strstr(why, "chmod 600"));
+	assert_null(strstr(strstr(why, "chmod 600") + 1, "chmod 600")); /* said once */
 	/* no such key file; a certificate given as key */
 	path_of(key, sizeof(key), "officers/none.key");
 	assert_int_equal(cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why), CS_E_KEY_NOT_FOUND);

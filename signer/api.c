@@ -1105,17 +1105,22 @@ static void handle_readyz(api_call *c, cs_app *app, cs_store *store)
 		const char *code = ready.token != CS_OK   ? "token_unavailable"
 				   : ready.store != CS_OK ? "store_unavailable"
 							  : "no_active_key";
+		char key_message[640];
+		snprintf(key_message, sizeof(key_message),
+			 "not ready: no active signing key in force (certification fails closed until a ceremony "
+			 "activates one)%s%s",
+			 ready.key_why[0] != '\0' ? ": " : "", ready.key_why);
 		const char *message = ready.token != CS_OK ? "not ready: the token does not answer"
 				      : ready.store != CS_OK
 					      ? strcmp(ready.store_state, "writes fail") == 0
 							? "not ready: the store cannot write"
 							: "not ready: the store does not answer"
-					      : "not ready: no active signing key in force (certification fails "
-						"closed until a ceremony activates one)";
-		send_json(c, 503, json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "status", "unavailable", "token",
-					    ready.token == CS_OK ? "ok" : cs_strerror(ready.token), "store",
-					    ready.store_state, "signing_key", key, "error", "code", code, "message",
-					    message));
+					      : key_message;
+		send_json(c, 503, json_pack("{s:s, s:s, s:s, s:s, s:s*, s:{s:s, s:s}}", "status", "unavailable",
+					    "token", ready.token == CS_OK ? "ok" : cs_strerror(ready.token), "store",
+					    ready.store_state, "signing_key", key, "signing_key_problem",
+					    ready.key_code[0] != '\0' ? ready.key_code : NULL, "error", "code", code,
+					    "message", message));
 		return;
 	}
 	send_json(c, 200, json_pack("{s:s, s:s, s:s, s:s}", "status", "ready", "token", "ok", "store", "ok",

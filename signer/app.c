@@ -1,9 +1,11 @@
 /* app: see app.h. The token's description (the certificates'
- * entropy_source claim) and its FIPS 140 validation; the key watch. */
+ * entropy_source claim) and its FIPS 140 validation; a key's warrant (the
+ * daemon's own check of dual control); the key watch. */
 #include "app.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +14,19 @@
 #include <openssl/crypto.h>
 
 #include "audit.h"
+#include "ceremony.h"
 #include "cs_log.h"
+#include "ec_util.h"
+#include "jose.h"
+#include "service.h"
+
+/* who activated a key before ceremonies existed (schema 7 copied it from
+ * the audit log; NULL when the log no longer held it): a store's first key
+ * then, as CS_BOOTSTRAP_ACTOR now */
+#define LEGACY_ACTOR "system"
+/* the rollover statement (tools/admin_ceremony.c signs it) */
+#define ROLLOVER_TYPE "credsign-rollover/v1"
+#define ROLLOVER_TYP "credsign-rollover+jws"
 
 int cs_validation_meets(const char *validated, const char *required)
 {
@@ -202,6 +216,391 @@ json_t *cs_app_entropy_source(cs_app *app, const char **validated_program, char 
 	return claim;
 }
 
+/* ---- the daemon's own check of dual control: a key's warrant -----------------------
+ * credsign-admin runs ceremonies, but as the user who owns the store and
+ * the token's PIN, with whatever configuration it is given; and that user
+ * can edit the store's rows. So the daemon puts no key in force on the
+ * store's word: it recomputes what the officers signed and checks their
+ * signatures under its own configuration (its officer CA, CRL, roster and
+ * quorum), and the new key's signature of the rollover statement. Reads
+ * only, in the caller's snapshot; nothing logged (the watch and start-up
+ * report). */
+
+static int same_text(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+static void whyf(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void whyf(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+}
+
+/* The key asked about and, for a bootstrap, another key that ever signed. */
+typedef struct {
+	const char *kid;
+	int found;
+	char *activated_by, *activated_ceremony;
+	char other[64], other_status[16]; /* "" none */
+	cs_err err;
+} key_scan;
+
+static void scan_key(void *arg, const cs_key_info *k)
+{
+	key_scan *ks = arg;
+	if (strcmp(k->kid, ks->kid) == 0) {
+		ks->found = 1;
+		free(ks->activated_by);
+		free(ks->activated_ceremony);
+		ks->activated_by = k->activated_by != NULL ? strdup(k->activated_by) : NULL;
+		ks->activated_ceremony = k->activated_ceremony != NULL ? strdup(k->activated_ceremony) : NULL;
+		if ((k->activated_by != NULL && ks->activated_by == NULL) ||
+		    (k->activated_ceremony != NULL && ks->activated_ceremony == NULL))
+			ks->err = CS_E_NOMEM;
+	} else if (ks->other[0] == '\0' && cs_service_key_published(k)) {
+		snprintf(ks->other, sizeof(ks->other), "%s", k->kid);
+		snprintf(ks->other_status, sizeof(ks->other_status), "%s", k->status);
+	}
+}
+
+/* The rollover statement of one ceremony, and the newest of all. */
+typedef struct {
+	const char *ceremony;
+	char *statement, *new_kid; /* of ceremony; NULL: none */
+	size_t count;
+	char last_ceremony[64], last_new_kid[64];
+	cs_err err;
+} rollover_scan;
+
+static void scan_rollover(void *arg, const cs_rollover_record *ro)
+{
+	rollover_scan *rs = arg;
+	rs->count++;
+	snprintf(rs->last_ceremony, sizeof(rs->last_ceremony), "%s", ro->ceremony_id);
+	snprintf(rs->last_new_kid, sizeof(rs->last_new_kid), "%s", ro->new_kid);
+	if (rs->ceremony == NULL || strcmp(ro->ceremony_id, rs->ceremony) != 0)
+		return;
+	free(rs->statement);
+	free(rs->new_kid);
+	rs->statement = strdup(ro->statement_json);
+	rs->new_kid = strdup(ro->new_kid);
+	if (rs->statement == NULL || rs->new_kid == NULL)
+		rs->err = CS_E_NOMEM;
+}
+
+/* A P-256 public key from a JWK whose RFC 7638 thumbprint is kid; NULL otherwise. */
+static EVP_PKEY *jwk_key_of(const json_t *jwk, const char *kid)
+{
+	const char *xs = json_string_value(json_object_get(jwk, "x"));
+	const char *ys = json_string_value(json_object_get(jwk, "y"));
+	uint8_t *x = NULL, *y = NULL, point[65];
+	size_t nx = 0, ny = 0;
+	EVP_PKEY *pub = NULL;
+	char thumb[44];
+	if (same_text(json_string_value(json_object_get(jwk, "kty")), "EC") &&
+	    same_text(json_string_value(json_object_get(jwk, "crv")), "P-256") && xs != NULL && ys != NULL &&
+	    cs_b64url_decode(xs, &x, &nx) == CS_OK && cs_b64url_decode(ys, &y, &ny) == CS_OK && nx == 32 && ny == 32) {
+		point[0] = 0x04;
+		memcpy(point + 1, x, 32);
+		memcpy(point + 33, y, 32);
+		if (cs_ec_point_to_pkey(point, sizeof(point), &pub) != CS_OK)
+			pub = NULL;
+	}
+	free(x);
+	free(y);
+	if (pub != NULL && (cs_jwk_thumbprint(pub, thumb) != CS_OK || strcmp(thumb, kid) != 0)) {
+		EVP_PKEY_free(pub);
+		pub = NULL;
+	}
+	return pub;
+}
+
+/* Whether one signature of a general JWS (RFC 7515 7.2.1) is kid's
+ * rollover signature over payload, verified with pub. */
+static int rollover_signed_by(const json_t *sig, const char *payload, const char *kid, EVP_PKEY *pub)
+{
+	const char *prot = json_string_value(json_object_get(sig, "protected"));
+	const char *value = json_string_value(json_object_get(sig, "signature"));
+	uint8_t *raw = NULL;
+	size_t n = 0;
+	json_t *hdr = NULL, *h = NULL, *p = NULL;
+	int ok = 0;
+	if (prot == NULL || value == NULL || cs_b64url_decode(prot, &raw, &n) != CS_OK)
+		return 0;
+	hdr = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES, NULL);
+	free(raw);
+	if (same_text(json_string_value(json_object_get(hdr, "kid")), kid)) {
+		size_t len = strlen(prot) + strlen(payload) + strlen(value) + 3;
+		char *compact = malloc(len);
+		if (compact != NULL) {
+			snprintf(compact, len, "%s.%s.%s", prot, payload, value);
+			ok = cs_jws_es256_verify(compact, pub, &h, &p) == CS_OK &&
+			     same_text(json_string_value(json_object_get(h, "typ")), ROLLOVER_TYP);
+			free(compact);
+		}
+	}
+	json_decref(h);
+	json_decref(p);
+	json_decref(hdr);
+	return ok;
+}
+
+/* The rollover statement of ceremony id makes kid active and kid signed it. */
+static cs_err rollover_check(const char *statement, const char *id, const char *kid, char *why, size_t len)
+{
+	json_t *st = json_loads(statement, JSON_REJECT_DUPLICATES, NULL), *claims = NULL;
+	const char *payload = json_string_value(json_object_get(st, "payload"));
+	uint8_t *raw = NULL;
+	size_t n = 0;
+	EVP_PKEY *pub = NULL;
+	cs_err r = CS_E_CEREMONY_REFUSED;
+	if (payload != NULL && cs_b64url_decode(payload, &raw, &n) == CS_OK)
+		claims = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES, NULL);
+	free(raw);
+	const char *new_kid = json_string_value(json_object_get(claims, "new_kid"));
+	const char *for_id = json_string_value(json_object_get(claims, "ceremony_id"));
+	const json_t *sigs = json_object_get(st, "signatures");
+	size_t i;
+	const json_t *sig;
+	if (!same_text(json_string_value(json_object_get(claims, "type")), ROLLOVER_TYPE) || !json_is_array(sigs)) {
+		whyf(why, len, "the rollover statement stored for ceremony %s is not a %s statement", id,
+		     ROLLOVER_TYPE);
+	} else if (!same_text(for_id, id) || !same_text(new_kid, kid)) {
+		whyf(why, len, "the rollover statement stored for ceremony %s is for ceremony %.64s and key %.64s", id,
+		     for_id != NULL ? for_id : "(none)", new_kid != NULL ? new_kid : "(none)");
+	} else if ((pub = jwk_key_of(json_object_get(claims, "new_jwk"), kid)) == NULL) {
+		whyf(why, len, "the rollover statement of ceremony %s: its new_jwk is not the P-256 key %s", id, kid);
+	} else {
+		json_array_foreach(sigs, i, sig) if (rollover_signed_by(sig, payload, kid, pub)) r = CS_OK;
+		if (r != CS_OK)
+			whyf(why, len, "the rollover statement of ceremony %s carries no valid signature by key %s", id,
+			     kid);
+	}
+	EVP_PKEY_free(pub);
+	json_decref(claims);
+	json_decref(st);
+	return r;
+}
+
+/* RFC 3339 to milliseconds (cs_ceremony_time_parse and up to 3 digits of
+ * fraction); 0 when unreadable. */
+static int time_ms(const char *text, int64_t *ms)
+{
+	time_t s = 0;
+	if (text == NULL || cs_ceremony_time_parse(text, &s) != CS_OK)
+		return 0;
+	int64_t frac = 0;
+	const char *dot = strchr(text, '.');
+	for (int i = 1; i <= 3; i++)
+		frac = frac * 10 + (dot != NULL && dot[i] >= '0' && dot[i] <= '9' ? dot[i] - '0' : 0);
+	*ms = (int64_t)s * 1000 + frac;
+	return 1;
+}
+
+/* Why approval i of doc does not count under o (bad[0] '\0': it counts);
+ * ids[0..i-1] the officers of the approvals before (code "" and a name:
+ * counted), ids[i] filled. Each is checked at its own approval time,
+ * within the ceremony's life and not after its execution. */
+static void approval_refusal(const struct cs_officers *o, const cs_ceremony_doc *doc, const char *canonical,
+			     size_t i, cs_officer_id *ids, char bad[CS_CEREMONY_WHY_MAX])
+{
+	const cs_ceremony_record *c = &doc->c;
+	const cs_approval_record *a = &doc->approvals[i];
+	cs_officer_id *v = &ids[i];
+	time_t created = 0, expires = 0, executed = 0, at = 0;
+	bad[0] = '\0';
+	if (!same_text(a->ceremony_id, c->id)) {
+		snprintf(bad, CS_CEREMONY_WHY_MAX, "recorded for another ceremony");
+	} else if (cs_ceremony_time_parse(c->created_at, &created) != CS_OK ||
+		   cs_ceremony_time_parse(c->expires_at, &expires) != CS_OK ||
+		   cs_ceremony_time_parse(c->executed_at, &executed) != CS_OK ||
+		   cs_ceremony_time_parse(a->approved_at, &at) != CS_OK || at < created || at > expires ||
+		   at > executed) {
+		snprintf(bad, CS_CEREMONY_WHY_MAX, "approved at %.40s, outside the ceremony's life (%.40s to %.40s, "
+			 "executed %.40s)", a->approved_at, c->created_at, c->expires_at, c->executed_at);
+	} else if (cs_officers_check_historic(o, a->cert_pem, at, v) != CS_OK) {
+		snprintf(bad, CS_CEREMONY_WHY_MAX, "%s", v->why);
+	} else if (!same_text(a->fingerprint, v->fingerprint) || !same_text(a->officer, v->name)) {
+		snprintf(bad, CS_CEREMONY_WHY_MAX, "recorded as officer '%.64s' (%.80s), its certificate is %s's (%s)",
+			 a->officer, a->fingerprint, v->name, v->fingerprint);
+	} else if (cs_approval_verify(a->cert_pem, a->sig_alg, a->signature_b64, (const uint8_t *)canonical,
+				      strlen(canonical), bad) != CS_OK) {
+		return; /* bad says why */
+	} else {
+		for (size_t j = 0; j < i; j++)
+			if (ids[j].code[0] == '\0' && ids[j].name[0] != '\0' &&
+			    (strcmp(ids[j].fingerprint, v->fingerprint) == 0 || strcmp(ids[j].name, v->name) == 0 ||
+			     (v->spki[0] != '\0' && strcmp(ids[j].spki, v->spki) == 0))) {
+				snprintf(bad, CS_CEREMONY_WHY_MAX,
+					 "officer %s counted already (the same name, certificate or key)", v->name);
+				break;
+			}
+	}
+	if (bad[0] != '\0' && v->code[0] == '\0')
+		snprintf(v->code, sizeof(v->code), "not_counted");
+}
+
+/* Whether the approvals of doc reach the quorum of activate under o. */
+static cs_err approvals_count(const struct cs_officers *o, const cs_ceremony_doc *doc, const char *canonical,
+			      char *why, size_t len)
+{
+	cs_officer_id *ids = doc->napprovals > 0 ? calloc(doc->napprovals, sizeof(*ids)) : NULL;
+	if (doc->napprovals > 0 && ids == NULL)
+		return CS_E_NOMEM;
+	char first[CS_CEREMONY_WHY_MAX + 128] = "", bad[CS_CEREMONY_WHY_MAX];
+	int counted = 0, required = cs_officers_quorum(o, CS_CEREMONY_ACTIVATE);
+	for (size_t i = 0; i < doc->napprovals; i++) {
+		approval_refusal(o, doc, canonical, i, ids, bad);
+		if (bad[0] == '\0')
+			counted++;
+		else if (first[0] == '\0')
+			snprintf(first, sizeof(first), "; approval %zu (%.64s) does not count: %s", i + 1,
+				 doc->approvals[i].officer, bad);
+	}
+	free(ids);
+	if (counted >= required)
+		return CS_OK;
+	whyf(why, len,
+	     "ceremony %s: %d valid approval(s) by distinct officers of this configuration, activate needs %d%s",
+	     doc->c.id, counted, required, first);
+	return CS_E_CEREMONY_REFUSED;
+}
+
+/* The activating ceremony of kid: recorded as signed, approved under o,
+ * and its rollover statement. */
+static cs_err ceremony_check(cs_store *store, const struct cs_officers *o, const char *officers_why,
+			     const char *kid, const char *id, cs_key_warrant *out, char *why, size_t len)
+{
+	cs_ceremony_doc doc = {0};
+	rollover_scan rs = {.ceremony = id};
+	char *canonical = NULL;
+	cs_err r = cs_store_ceremony_get(store, id, cs_ceremony_doc_on_ceremony, cs_ceremony_doc_on_approval, &doc);
+	if (r == CS_OK)
+		r = doc.status;
+	if (r == CS_OK && (r = cs_store_rollovers_each(store, scan_rollover, &rs)) == CS_OK)
+		r = rs.err;
+	if (r == CS_E_NOT_FOUND) {
+		whyf(why, len, "its activating ceremony %s is not in the store", id);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (r != CS_OK) {
+		/* the store's error */
+	} else if (!same_text(doc.c.action, "activate") || !same_text(doc.c.subject, kid)) {
+		whyf(why, len, "its activating ceremony %s is a%s %s of %.64s, not the activation of this key", id,
+		     same_text(doc.c.action, "activate") ? "n" : "", doc.c.action, doc.c.subject);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (!same_text(doc.c.state, "executed") || doc.c.executed_at == NULL) {
+		whyf(why, len, "its activating ceremony %s was not executed", id);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (o == NULL) {
+		whyf(why, len, "its activating ceremony %s cannot be verified here: %s", id, officers_why);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if ((r = cs_ceremony_canonical(&doc.c, &canonical)) != CS_OK ||
+		   strcmp(canonical, doc.c.canonical) != 0) {
+		if (r != CS_E_NOMEM) {
+			whyf(why, len, "ceremony %s: its recorded fields are not the bytes the officers signed", id);
+			r = CS_E_CEREMONY_REFUSED;
+		}
+	} else if ((r = approvals_count(o, &doc, canonical, why, len)) != CS_OK) {
+		/* why says it */
+	} else if (rs.statement == NULL || !same_text(rs.new_kid, kid)) {
+		whyf(why, len, "ceremony %s has no rollover statement making key %s active", id, kid);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if ((r = rollover_check(rs.statement, id, kid, why, len)) != CS_OK) {
+		/* why says it */
+	} else if (strcmp(rs.last_ceremony, id) != 0) {
+		whyf(why, len, "a later activation superseded ceremony %s: the newest rollover statement (ceremony %s) "
+			       "makes key %s active",
+		     id, rs.last_ceremony, rs.last_new_kid);
+		r = CS_E_CEREMONY_REFUSED;
+	} else {
+		snprintf(out->ceremony, sizeof(out->ceremony), "%s", id);
+		snprintf(out->created_at, sizeof(out->created_at), "%s", doc.c.created_at);
+		snprintf(out->executed_at, sizeof(out->executed_at), "%s", doc.c.executed_at);
+	}
+	free(canonical);
+	free(rs.statement);
+	free(rs.new_kid);
+	cs_ceremony_doc_free(&doc);
+	return r;
+}
+
+cs_err cs_app_key_warrant(cs_store *store, const struct cs_officers *officers, const char *officers_why,
+			  const char *kid, cs_key_warrant *out, char *why, size_t why_len)
+{
+	key_scan ks = {.kid = kid};
+	rollover_scan rs = {0};
+	memset(out, 0, sizeof(*out));
+	why[0] = '\0';
+	cs_err r = cs_store_keys_info(store, scan_key, &ks);
+	if (r == CS_OK)
+		r = ks.err;
+	if (r != CS_OK) {
+		/* the store's error */
+	} else if (!ks.found) {
+		whyf(why, why_len, "the store has not recorded key %s", kid);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (ks.activated_ceremony != NULL && !cs_ceremony_id_valid(ks.activated_ceremony)) {
+		whyf(why, why_len, "its activating ceremony '%.64s' is not a ceremony id", ks.activated_ceremony);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (ks.activated_ceremony != NULL) {
+		r = ceremony_check(store, officers, officers_why, kid, ks.activated_ceremony, out, why, why_len);
+	} else if (ks.activated_by != NULL && strcmp(ks.activated_by, CS_BOOTSTRAP_ACTOR) != 0 &&
+		   strcmp(ks.activated_by, LEGACY_ACTOR) != 0) {
+		whyf(why, why_len,
+		     "it was made active without a ceremony (by %.128s): only a store's first key, recorded from "
+		     "pkcs11.signing_key by " CS_BOOTSTRAP_ACTOR ", is active without one",
+		     ks.activated_by);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if ((r = cs_store_rollovers_each(store, scan_rollover, &rs)) != CS_OK) {
+		/* the store's error */
+	} else if (rs.count > 0) {
+		whyf(why, why_len,
+		     "it was activated without a ceremony (by %s), as only a store's first and only active key is, "
+		     "but the store holds %zu rollover statement(s): key %s was activated by ceremony %s",
+		     ks.activated_by != NULL ? ks.activated_by : "nobody recorded", rs.count, rs.last_new_kid,
+		     rs.last_ceremony);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (ks.other[0] != '\0') {
+		whyf(why, why_len,
+		     "it was activated without a ceremony (by %s), as only a store's first and only active key is, "
+		     "but key %s (%s) was active too",
+		     ks.activated_by != NULL ? ks.activated_by : "nobody recorded", ks.other, ks.other_status);
+		r = CS_E_CEREMONY_REFUSED;
+	} else {
+		out->bootstrap = 1;
+	}
+	free(ks.activated_by);
+	free(ks.activated_ceremony);
+	return r;
+}
+
+int cs_app_key_warrant_newer(const cs_key_warrant *floor, const cs_key_warrant *next, char *why, size_t why_len)
+{
+	if (floor->bootstrap || (!next->bootstrap && strcmp(floor->ceremony, next->ceremony) == 0))
+		return 1; /* anything follows a bootstrap; the same ceremony again (its chain changed) */
+	int64_t fc = 0, fe = 0, nc = 0, ne = 0;
+	int older = next->bootstrap || !time_ms(next->created_at, &nc) || !time_ms(next->executed_at, &ne) ||
+		    !time_ms(floor->created_at, &fc) || !time_ms(floor->executed_at, &fe) || nc < fc || ne < fe;
+	if (!older)
+		return 1;
+	if (next->bootstrap)
+		whyf(why, why_len,
+		     "it is recorded as bootstrapped from pkcs11.signing_key, while the key in force came from "
+		     "ceremony %s (executed %s): a key goes back to no older activation",
+		     floor->ceremony, floor->executed_at);
+	else
+		whyf(why, why_len,
+		     "its activating ceremony %s (started %s, executed %s) is older than ceremony %s (started %s, "
+		     "executed %s) of the key put in force before: a key goes back to no older activation",
+		     next->ceremony, next->created_at, next->executed_at, floor->ceremony, floor->created_at,
+		     floor->executed_at);
+	return 0;
+}
+
 /* ---- the signing key in force: the key watch -------------------------------------
  * A thread of its own rather than a timer in the server: the daemon's main
  * thread waits for signals (sigtimedwait) and makes the periodic audit
@@ -209,14 +608,25 @@ json_t *cs_app_entropy_source(cs_app *app, const char **validated_program, char 
  * requests; a switch must not wait behind either, nor delay them while it
  * opens a key and signs once. */
 
+/* What the store named active at the last poll. */
+enum { SEEN_UNKNOWN, SEEN_NONE, SEEN_KEY, SEEN_SEVERAL };
+
 struct cs_key_watch {
 	cs_app *app;
-	/* what the store named active at the last poll (none: no active key)
-	 * and whether the slot holds it (a failed switch is retried quietly) */
-	int seen_none;
+	/* what the store named active at the last poll (the kid and chain of
+	 * SEEN_KEY), whether the slot holds it, and the audit code of the
+	 * failure logged for it (NULL: none; a retry logs only a new reason) */
+	int seen;
 	char *seen_kid, *seen_x5c;
 	int loaded;
+	const char *failed;
+	/* the warrant of the key last put in force: the floor of the
+	 * forward-only rule (has_floor 0: none yet) */
+	cs_key_warrant floor;
+	int has_floor;
 	int store_failing; /* the store could not be read (logged once) */
+	/* why the slot is empty, as last logged (under mu; "" when a key is in force) */
+	char empty_code[32], empty_why[CS_KEY_WHY_MAX];
 	/* the thread */
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
@@ -229,11 +639,6 @@ struct cs_key_watch {
 	char rev_kid[44];                 /* the key that signed it */
 	int rev_failing;                  /* signing or reading failed (logged once) */
 };
-
-static int same_text(const char *a, const char *b)
-{
-	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
-}
 
 cs_err cs_app_open_key(OSSL_LIB_CTX *libctx, const cs_active_key *key, cs_signer **out, const char **code,
 		       char *why, size_t why_len)
@@ -276,22 +681,29 @@ cs_err cs_app_open_key(OSSL_LIB_CTX *libctx, const cs_active_key *key, cs_signer
 	return CS_OK;
 }
 
-static cs_err remember(cs_key_watch *w, const cs_active_key *key)
+static cs_err remember(cs_key_watch *w, int seen, const cs_active_key *key)
 {
 	free(w->seen_kid);
 	free(w->seen_x5c);
 	w->seen_kid = w->seen_x5c = NULL;
-	w->seen_none = key == NULL;
-	if (key == NULL)
+	w->seen = seen;
+	w->failed = NULL;
+	if (seen != SEEN_KEY)
 		return CS_OK;
 	w->seen_kid = strdup(key->kid);
 	w->seen_x5c = key->x5c_json != NULL ? strdup(key->x5c_json) : NULL;
-	return w->seen_kid != NULL && (key->x5c_json == NULL || w->seen_x5c != NULL) ? CS_OK : CS_E_NOMEM;
+	if (w->seen_kid != NULL && (key->x5c_json == NULL || w->seen_x5c != NULL))
+		return CS_OK;
+	w->seen = SEEN_UNKNOWN; /* compared again at the next poll */
+	return CS_E_NOMEM;
 }
 
-cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, cs_key_watch **out)
+cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, const cs_key_warrant *warrant,
+			cs_key_watch **out)
 {
 	*out = NULL;
+	if ((in_force == NULL) != (warrant == NULL))
+		return CS_E_INVALID_ARG;
 	cs_key_watch *w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return CS_E_NOMEM;
@@ -303,7 +715,11 @@ cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, cs_key_watch
 	pthread_cond_init(&w->wake, &attr);
 	pthread_condattr_destroy(&attr);
 	w->loaded = in_force != NULL;
-	cs_err r = remember(w, in_force);
+	if (warrant != NULL) {
+		w->floor = *warrant;
+		w->has_floor = 1;
+	}
+	cs_err r = in_force != NULL ? remember(w, SEEN_KEY, in_force) : remember(w, SEEN_UNKNOWN, NULL);
 	if (r != CS_OK) {
 		cs_key_watch_free(w);
 		return r;
@@ -320,75 +736,185 @@ static void audit_switch(cs_app *app, const char *kid, const char *error_code)
 		cs_log_error("the key switch to %s could not be audited", kid);
 }
 
-/* The store names key (NULL: none) and the slot does not hold it: put it
- * in force, or empty the slot. quiet: a retry of a failed switch (logged
- * and audited already). */
-static cs_err switch_key(cs_key_watch *w, const cs_active_key *key, int quiet)
+/* Why the slot is empty (code "" and why "": a key is in force). */
+static void set_empty_why(cs_key_watch *w, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_empty_why(cs_key_watch *w, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&w->mu);
+	snprintf(w->empty_code, sizeof(w->empty_code), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(w->empty_why, sizeof(w->empty_why), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void cs_key_watch_why(cs_key_watch *w, char code[32], char *why, size_t why_len)
+{
+	code[0] = '\0';
+	if (why_len > 0)
+		why[0] = '\0';
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	snprintf(code, 32, "%s", w->empty_code);
+	snprintf(why, why_len, "%s", w->empty_why);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* The store names no key, or several: the slot empties. Logged and
+ * audited when it just became so. */
+static cs_err empty_slot(cs_key_watch *w, int seen, int changed)
 {
 	cs_app *app = w->app;
-	char was[44], why[512];
+	char was[44];
 	cs_signer_slot_kid(app->signer, was);
-	if (key == NULL) {
-		cs_signer_slot_swap(app->signer, NULL);
-		w->loaded = 0;
+	cs_signer_slot_swap(app->signer, NULL);
+	w->loaded = 0;
+	if (seen == SEEN_NONE)
+		set_empty_why(w, "no_active_key", "the store has no active signing key");
+	else
+		set_empty_why(w, "several_active_keys",
+			      "the store has several active signing keys (edited outside credsign)");
+	if (changed && seen == SEEN_NONE) {
 		cs_log_error("the store has no active signing key (%s%s): certification fails closed (503 "
 			     "no_active_key) until a ceremony activates one",
 			     was[0] != '\0' ? "the last one was " : "none was in force", was);
 		audit_switch(app, "none", "no_active_key");
-		return CS_E_NO_ACTIVE_KEY;
+	} else if (changed) {
+		cs_log_error("the store has several active signing keys, which it never does unless edited outside "
+			     "credsign (%s%s): certification fails closed (503 no_active_key) until one is active",
+			     was[0] != '\0' ? "the key in force was " : "none was in force", was);
+		audit_switch(app, "several", "several_active_keys");
 	}
+	return seen == SEEN_NONE ? CS_E_NO_ACTIVE_KEY : CS_E_CONFLICT;
+}
+
+/* The store names key and the slot does not hold it (changed: since the
+ * last poll; else a retry): put it in force when its warrant holds (refused:
+ * why) and it is not older than the floor, or empty the slot. A failure is
+ * logged and audited unless this reason was logged for it already. */
+static cs_err switch_key(cs_key_watch *w, const cs_active_key *key, const cs_key_warrant *warrant, char *why,
+			 size_t why_len, int changed)
+{
+	cs_app *app = w->app;
+	char was[44];
+	cs_signer_slot_kid(app->signer, was);
 	cs_signer *next = NULL;
 	const char *code = NULL;
-	cs_err r = cs_app_open_key(app->libctx, key, &next, &code, why, sizeof(why));
+	cs_err r = CS_OK;
+	if (warrant == NULL) {
+		code = "unverified_ceremony";
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (w->has_floor && !cs_app_key_warrant_newer(&w->floor, warrant, why, why_len)) {
+		code = "stale_ceremony";
+		r = CS_E_CEREMONY_REFUSED;
+	} else {
+		r = cs_app_open_key(app->libctx, key, &next, &code, why, why_len);
+	}
 	if (r != CS_OK) {
 		/* fail closed: the previous key is no longer the active one */
 		cs_signer_slot_swap(app->signer, NULL);
 		w->loaded = 0;
-		if (!quiet) {
-			cs_log_error("the store's active signing key %s cannot be put in force: %s; certification "
-				     "fails closed (503 no_active_key) until it can (tried again every %d ms)",
-				     key->kid, why, CS_KEY_POLL_MS);
+		set_empty_why(w, code, "the store's active signing key %s is not in force: %s", key->kid, why);
+		if (changed || !same_text(w->failed, code)) {
+			if (r == CS_E_CEREMONY_REFUSED)
+				cs_log_error("the store's active signing key %s is not put in force: %s; certification "
+					     "fails closed (503 no_active_key) until a key whose activation this daemon "
+					     "verifies is active",
+					     key->kid, why);
+			else
+				cs_log_error("the store's active signing key %s cannot be put in force: %s; "
+					     "certification fails closed (503 no_active_key) until it can (tried again "
+					     "every %d ms)",
+					     key->kid, why, CS_KEY_POLL_MS);
 			audit_switch(app, key->kid, code);
 		}
+		w->failed = code;
 		return r;
 	}
 	cs_signer_slot_swap(app->signer, next);
 	w->loaded = 1;
+	w->failed = NULL;
+	set_empty_why(w, "", "%s", "");
+	w->floor = *warrant;
+	w->has_floor = 1;
 	if (strcmp(was, key->kid) == 0)
 		cs_log_info("signing key %s in force again%s", key->kid,
 			    key->x5c_json != NULL ? " (its registered chain changed: x5c)" : " (chain removed)");
 	else
-		cs_log_info("signing key switched to %s%s%s%s; certificates from now on carry kid %s", key->kid,
-			    was[0] != '\0' ? " (was " : "", was, was[0] != '\0' ? ")" : "", key->kid);
+		cs_log_info("signing key switched to %s%s%s%s (%s%s); certificates from now on carry kid %s", key->kid,
+			    was[0] != '\0' ? " (was " : "", was, was[0] != '\0' ? ")" : "",
+			    warrant->bootstrap ? "the store's first key, from pkcs11.signing_key" : "ceremony ",
+			    warrant->bootstrap ? "" : warrant->ceremony, key->kid);
 	audit_switch(app, key->kid, NULL);
 	return CS_OK;
+}
+
+/* What cs_store_key_active's answer says the store names. */
+static int seen_of(cs_err r)
+{
+	switch (r) {
+	case CS_OK:
+		return SEEN_KEY;
+	case CS_E_NOT_FOUND:
+		return SEEN_NONE;
+	case CS_E_CONFLICT:
+		return SEEN_SEVERAL;
+	default:
+		return SEEN_UNKNOWN; /* the store's error */
+	}
 }
 
 static cs_err poll_key(cs_key_watch *w, cs_store *store)
 {
 	cs_active_key key = {0};
-	cs_err r = cs_store_key_active(store, &key);
-	if (r != CS_OK && r != CS_E_NOT_FOUND) {
+	cs_key_warrant warrant;
+	char why[CS_KEY_WHY_MAX] = "";
+	int seen = SEEN_UNKNOWN, changed = 0, warranted = 0;
+	/* one snapshot: the key named active, and what its warrant reads */
+	cs_err r = cs_store_read_begin(store);
+	if (r == CS_OK) {
+		r = cs_store_key_active(store, &key);
+		seen = seen_of(r);
+		if (seen != SEEN_UNKNOWN)
+			r = CS_OK;
+		changed = seen != w->seen ||
+			  (seen == SEEN_KEY &&
+			   (!same_text(w->seen_kid, key.kid) || !same_text(w->seen_x5c, key.x5c_json)));
+		if (r == CS_OK && seen == SEEN_KEY && (changed || !w->loaded)) {
+			r = cs_app_key_warrant(store, w->app->officers, w->app->officers_why, key.kid, &warrant, why,
+					       sizeof(why));
+			warranted = r == CS_OK;
+			if (r == CS_E_CEREMONY_REFUSED)
+				r = CS_OK;
+		}
+		cs_store_read_end(store);
+	}
+	if (r != CS_OK) {
 		if (!w->store_failing)
 			cs_log_warn("the active signing key cannot be read from the store (%s); the key in force "
 				    "stays",
 				    cs_strerror(r));
 		w->store_failing = 1;
+		cs_active_key_free(&key);
 		return r;
 	}
 	if (w->store_failing)
 		cs_log_info("the store answers again: following its active signing key");
 	w->store_failing = 0;
-	const cs_active_key *now = r == CS_OK ? &key : NULL;
-	int changed = now == NULL ? !w->seen_none
-				  : w->seen_none || !same_text(w->seen_kid, key.kid) ||
-					    !same_text(w->seen_x5c, key.x5c_json);
-	r = CS_OK;
-	if (changed || (now != NULL && !w->loaded)) {
-		r = switch_key(w, now, !changed);
-		/* out of memory: what was seen stays unknown and is compared again */
-		if (changed && remember(w, now) != CS_OK)
+	if (seen != SEEN_KEY)
+		r = changed ? empty_slot(w, seen, 1) : CS_OK;
+	else if (changed || !w->loaded)
+		r = switch_key(w, &key, warranted ? &warrant : NULL, why, sizeof(why), changed);
+	/* what was seen, compared at the next poll (out of memory: unknown,
+	 * compared again); a retry keeps its failure's code */
+	if (changed) {
+		const char *failed = w->failed;
+		if (remember(w, seen, &key) != CS_OK)
 			cs_log_error("the key watch is out of memory");
+		w->failed = failed;
 	}
 	cs_active_key_free(&key);
 	return r;
@@ -447,6 +973,38 @@ static void revocations_failed(cs_key_watch *w, const char *what, cs_err r)
 		     when);
 }
 
+static void copy_status(void *arg, const cs_key_info *k)
+{
+	snprintf(arg, 16, "%s", k->status);
+}
+
+/* The list in force was signed by a key compromised since: withdrawn, so
+ * that none is served (a stolen key could sign a list that leaves out any
+ * revocation). A key retired by a rotation still vouches for its list
+ * until the new key signs the next one. */
+static void withdraw_if_compromised(cs_key_watch *w, cs_store *store)
+{
+	char kid[44], status[16] = "";
+	pthread_mutex_lock(&w->mu);
+	int have = w->rev_jws != NULL;
+	snprintf(kid, sizeof(kid), "%s", w->rev_kid);
+	pthread_mutex_unlock(&w->mu);
+	if (!have || cs_store_key_info(store, kid, copy_status, status) != CS_OK || strcmp(status, "compromised") != 0)
+		return;
+	pthread_mutex_lock(&w->mu);
+	int withdrawn = w->rev_jws != NULL && strcmp(w->rev_kid, kid) == 0;
+	if (withdrawn) {
+		free(w->rev_jws);
+		w->rev_jws = NULL;
+		w->rev_next_update = 0;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (withdrawn)
+		cs_log_error("the revocation list signed by key %s is withdrawn: that key is compromised; none is "
+			     "served (503 revocations_unavailable) until a key in force signs one",
+			     kid);
+}
+
 static void poll_revocations(cs_key_watch *w, cs_store *store, int64_t now_ms)
 {
 	cs_app *app = w->app;
@@ -457,6 +1015,8 @@ static void poll_revocations(cs_key_watch *w, cs_store *store, int64_t now_ms)
 		return;
 	}
 	cs_signer *signer = cs_signer_acquire(app->signer);
+	if (signer == NULL)
+		withdraw_if_compromised(w, store);
 	pthread_mutex_lock(&w->mu);
 	int current = w->rev_jws != NULL && count == w->rev_count && rowid == w->rev_rowid &&
 		      now - w->rev_iat < CS_REVOCATIONS_RESIGN_S &&
@@ -482,6 +1042,7 @@ static void poll_revocations(cs_key_watch *w, cs_store *store, int64_t now_ms)
 	json_decref(claims);
 	if (r != CS_OK) {
 		cs_signer_free(signer);
+		withdraw_if_compromised(w, store);
 		revocations_failed(w, "signed", r);
 		return;
 	}

@@ -38,6 +38,13 @@ typedef struct {
 	 * The key watch swaps it when the store's active key changes. */
 	cs_signer_slot *signer;
 	struct cs_key_watch *keys; /* NULL until credsignd starts it */
+	/* the officers of the configuration's ceremony group (ceremony.h),
+	 * loaded at start: a key is put in force only when its activation
+	 * verifies under them (cs_app_key_warrant). NULL without the group:
+	 * then only a store's first key, bootstrapped from the configuration,
+	 * is (officers_why says why) */
+	struct cs_officers *officers;
+	char officers_why[512];
 	/* the certificate's entropy_source claim, validated_program and
 	 * validation_problem below: read through cs_app_entropy_source (under
 	 * token_lock), which describes the token again after the pool
@@ -110,19 +117,27 @@ int cs_validation_meets(const char *validated, const char *required);
 
 /* ---- the signing key in force --------------------------------------------------
  * The store decides which key is active (ledger.h: ceremonies, bootstrap);
- * the daemon follows it. A key watch polls the store every
- * CS_KEY_POLL_MS on a connection of its own (cs_store_key_active, one
- * indexed read). When the active kid or its registered chain (x5c)
- * changed, it opens the new key (cs_app_open_key: the token object at the
- * store's uri must be that kid, its chain must certify it, and it must
- * sign once), swaps it into app->signer, logs and audits key.switch
- * (actor system, object the new kid, outcome success). A key that cannot
- * be opened so, or no active key at all, empties the slot (fail closed:
- * certify answers 503 no_active_key, /readyz is not ready), logged and
- * audited as key.switch failure (error_code key_unavailable, key_mismatch,
- * x5c_invalid or no_active_key); the watch tries again each poll without
- * repeating the entry. A store that cannot be read leaves the key in
- * force (logged once).
+ * the daemon follows it, but only to a key whose activation it verifies
+ * itself (cs_app_key_warrant): dual control does not rest on
+ * credsign-admin, which runs as the user owning the store and could be
+ * given any configuration, nor on the store's rows, which that user can
+ * edit. A key watch polls the store every CS_KEY_POLL_MS on a connection
+ * of its own (cs_store_key_active, one indexed read). When the active kid
+ * or its registered chain (x5c) changed, it checks the key's warrant and
+ * that its ceremony is not older than the one of the key it last put in
+ * force (cs_app_key_warrant_newer: forward only, while it runs), opens the
+ * key (cs_app_open_key: the token object at the store's uri must be that
+ * kid, its chain must certify it, and it must sign once), swaps it into
+ * app->signer, logs and audits key.switch (actor system, object the new
+ * kid, outcome success). A key refused or that cannot be opened so, no
+ * active key at all, or several, empties the slot (fail closed: certify
+ * answers 503 no_active_key, /readyz is not ready), logged and audited as
+ * key.switch failure: object the kid (none: no key, several keys), error_code
+ * unverified_ceremony, stale_ceremony, key_unavailable, key_mismatch,
+ * x5c_invalid, no_active_key or several_active_keys; the watch tries
+ * again each poll without repeating the entry (unless the reason
+ * changes). A store that cannot be read leaves the key in force (logged
+ * once).
  *
  * The revocation list (GET /.well-known/credsign-revocations): a compact
  * JWS, header typ credsign-revocations+jwt, claims {"iss":
@@ -131,13 +146,66 @@ int cs_validation_meets(const char *validated, const char *required);
  * watch signs it with the key in force when the revocations changed
  * (cs_store_revocations_version), when the key in force is not the one
  * that signed it, and when it is CS_REVOCATIONS_RESIGN_S old. Without a
- * key to sign, the last list is served until its next_update, then none.
+ * key to sign, the last list is served until its next_update, then none;
+ * a list whose key is compromised meanwhile is withdrawn at once (a
+ * relying party must not take it as current: none is served).
  */
 #define CS_KEY_POLL_MS 1000
 #define CS_REVOCATIONS_VALID_S 3600
 #define CS_REVOCATIONS_RESIGN_S 1800
 
 typedef struct cs_key_watch cs_key_watch;
+
+/* Who activated a key without a ceremony: the bootstrap of a store that
+ * never had an active key (ledger.h, cs_ledger_key_bootstrap). */
+#define CS_BOOTSTRAP_ACTOR "config:pkcs11.signing_key"
+#define CS_KEY_WHY_MAX 1024
+
+/* Why a key may be in force: its activating ceremony, or the bootstrap. */
+typedef struct {
+	int bootstrap;                     /* activated by CS_BOOTSTRAP_ACTOR, no ceremony */
+	char ceremony[64];                 /* the activating ceremony's id ("" bootstrap) */
+	char created_at[40], executed_at[40]; /* its times (created_at is in the signed bytes) */
+} cs_key_warrant;
+
+/* Whether the store's active key kid may be put in force, as the daemon
+ * checks it, under its own configuration (officers: app->officers, NULL
+ * with officers_why when the configuration has no ceremony group):
+ *  - activated by a ceremony (activated_ceremony): the ceremony is in the
+ *    store, an executed activate of kid; its canonical bytes recomputed
+ *    from its fields are the recorded ones (cs_ceremony_canonical); its
+ *    approvals, each checked at its own approval time (within the
+ *    ceremony's life, not after its execution) against the officers:
+ *    chains to ceremony.officer_ca, not revoked by then in its CRL, listed
+ *    in ceremony.officers under the recorded name and fingerprint, a
+ *    signature over the canonical bytes; distinct by fingerprint, public
+ *    key and name up to cs_officers_quorum(activate); the rollover
+ *    statement stored for that ceremony names it and kid (new_kid), and
+ *    its new-key signature (typ credsign-rollover+jws) verifies with the
+ *    new_jwk it carries, whose RFC 7638 thumbprint is kid; and it is the
+ *    newest rollover statement (a later activation supersedes it);
+ *  - without a ceremony: activated_by CS_BOOTSTRAP_ACTOR (or, for a key
+ *    activated before ceremonies existed, "system" or not recorded), no
+ *    rollover statement in the store, and no other key that ever signed
+ *    (cs_service_key_published): the only key ever active. (These columns
+ *    are not signed: the rule holds against edits of some rows, not
+ *    against a store rewritten wholesale; docs/keys.md.)
+ * The status of kid is the caller's (cs_store_key_active). Reads on
+ * store, inside the caller's read snapshot (cs_store_read_begin) so that
+ * they see the state the active key was read in. CS_OK with *out;
+ * CS_E_CEREMONY_REFUSED with why[why_len] saying what does not hold (audit
+ * code unverified_ceremony); the store's error (CS_E_STORE, CS_E_NOMEM)
+ * when it cannot be read. Logs nothing. */
+cs_err cs_app_key_warrant(cs_store *store, const struct cs_officers *officers, const char *officers_why,
+			  const char *kid, cs_key_warrant *out, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
+/* Forward only: 1 when next is not older than floor (the warrant of the
+ * key last put in force), by its ceremony's created_at (signed by the
+ * officers) and executed_at; a bootstrap is older than any ceremony. Else
+ * 0 with why[why_len] (audit code stale_ceremony): restoring an old key
+ * and its old ceremony as the newest by deleting rows is refused while
+ * the daemon runs. */
+int cs_app_key_warrant_newer(const cs_key_warrant *floor, const cs_key_warrant *next, char *why, size_t why_len);
 
 /* Open the key the store names active (kid, uri, x5c) as the daemon signs
  * with it: cs_signer_open on uri, the key found must have kid (else
@@ -148,12 +216,15 @@ typedef struct cs_key_watch cs_key_watch;
 cs_err cs_app_open_key(OSSL_LIB_CTX *libctx, const cs_active_key *key, cs_signer **out, const char **code,
 		       char *why, size_t why_len) __attribute__((warn_unused_result));
 
-/* A watch of app (its signer slot, audit, ledger, libctx and cfg, which
- * must outlive it). in_force: what the store named active when start-up
- * put app->signer in force (NULL: no active key, the slot is empty), so
- * the first poll switches only when the store changed since. */
-cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, cs_key_watch **out)
-	__attribute__((warn_unused_result));
+/* A watch of app (its signer slot, audit, ledger, libctx, officers and
+ * cfg, which must outlive it). in_force: the store's active key that
+ * start-up put in app->signer, with its warrant (the floor of the
+ * forward-only rule), so the first poll switches only when the store
+ * changed since; NULL (and warrant NULL) when the slot is empty: the first
+ * poll finds out why (no active key, several, a key refused) and logs and
+ * audits it. */
+cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, const cs_key_warrant *warrant,
+			cs_key_watch **out) __attribute__((warn_unused_result));
 /* One poll on store (the caller's connection) at wall-clock now_ms: the
  * key, then the revocation list. Returns the key step's outcome: CS_OK
  * (nothing to do, or switched), the switch's failure, or the store's. */
@@ -168,6 +239,13 @@ cs_err cs_key_watch_start(cs_key_watch *watch) __attribute__((warn_unused_result
 void cs_key_watch_stop(cs_key_watch *watch);
 /* Stop and free. NULL is ignored. */
 void cs_key_watch_free(cs_key_watch *watch);
+/* Why the slot is empty, as the watch last found it: the audit code
+ * (no_active_key, several_active_keys, unverified_ceremony,
+ * stale_ceremony, key_unavailable, key_mismatch, x5c_invalid) into code
+ * and the reason logged into why[why_len]; both "" while a key is in force
+ * or before the first poll found the slot empty (e.g. for /readyz).
+ * NULL: both "". */
+void cs_key_watch_why(cs_key_watch *watch, char code[32], char *why, size_t why_len);
 /* The revocation list in force at now_ms (a malloc'd copy of its JWS);
  * CS_E_NOT_FOUND when there is none or its next_update has passed. */
 cs_err cs_key_watch_revocations(cs_key_watch *watch, int64_t now_ms, char **jws)

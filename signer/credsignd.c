@@ -29,15 +29,22 @@
  * The store decides which key signs (its lifecycle, ledger.h): a store
  * that never had an active key is bootstrapped with pkcs11.signing_key
  * (recorded active, audited key.activate by config:pkcs11.signing_key);
- * otherwise the store's active key signs, whatever the configuration says
- * (it must be in the token under its kid, with its registered chain, and
- * sign once, or start-up stops), and a configured key that is not it is
- * reported: a warning at start and in --check-config naming its state and
- * since when, and the active key with who activated it in which ceremony.
- * A store without an active key (the last one compromised) starts not
- * ready: certification fails closed (503 no_active_key). While it runs,
- * the key watch (app.h) follows the store's active key and signs the
- * revocation list.
+ * otherwise the store's active key signs, whatever the configuration says,
+ * once the daemon verified its activation itself (cs_app_key_warrant: the
+ * ceremony's approvals under this configuration's officers and quorum,
+ * the new key's signature of the rollover statement; or the bootstrap of
+ * the only key ever active), and it must be in the token under its kid,
+ * with its registered chain, and sign once, or start-up stops. A
+ * configured key that is not it is reported: a warning at start and in
+ * --check-config naming its state and since when, and the active key with
+ * who activated it in which ceremony. A store without an active key (the
+ * last one compromised), with several, or whose active key's activation
+ * does not verify starts not ready: certification fails closed (503
+ * no_active_key), and the key watch's first poll logs and audits why
+ * (key.switch failure). A store whose guards (the triggers and the index
+ * of store.h) are missing is refused: start-up stops, and --check-config
+ * names the guard. While it runs, the key watch (app.h) follows the
+ * store's active key, forward only, and signs the revocation list.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -63,6 +70,7 @@
 #include "access.h"
 #include "app.h"
 #include "audit.h"
+#include "ceremony.h"
 #include "config.h"
 #include "cs_log.h"
 #include "jose.h"
@@ -443,8 +451,6 @@ static cs_err check_token_key(checker *c, cs_token *token, OSSL_LIB_CTX *libctx,
  * changes nothing; start-up (a warning) and --check-config (a warning
  * line) say what it is and which key signs instead, and why. */
 
-#define BOOTSTRAP_ACTOR "config:pkcs11.signing_key"
-
 /* The kid of the key at uri in the token (kid[44]), without signing. */
 static cs_err token_kid(cs_token *token, const char *uri, char kid[44])
 {
@@ -538,17 +544,22 @@ static int configured_key_report(cs_token *token, cs_store *store, const cs_conf
 }
 
 /* --check-config: the signing key as start-up will find it, when the store
- * exists (it is neither created nor written here): a store that never had
- * an active key bootstraps with pkcs11.signing_key, which must be in the
- * token and sign; otherwise the store's active key must (its kid, its
- * registered chain, one signature), and a configured key that is not it is
- * reported (a warning). */
+ * exists (it is neither created nor written here; one whose guards are
+ * missing is refused, naming them): a store that never had an active key
+ * bootstraps with pkcs11.signing_key, which must be in the token and sign;
+ * otherwise the store's active key must be put in force by its warrant
+ * under this configuration's officers (cs_app_key_warrant; the forward
+ * rule needs a running daemon) and be usable (its kid, its registered
+ * chain, one signature), and a configured key that is not it is reported
+ * (a warning). */
 static void check_signing_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx)
 {
 	const cs_config *cfg = c->cfg;
 	struct stat st;
 	cs_store *store = NULL;
 	cs_active_key active = {0};
+	cs_officers *officers = NULL;
+	char officers_why[CS_CEREMONY_WHY_MAX] = "";
 	int ever = 0, reading = 0;
 	cs_err r = CS_OK;
 	if (stat(cfg->store.path, &st) == 0 &&
@@ -564,27 +575,46 @@ static void check_signing_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx
 		/* the key start-up will record as the first active one */
 		(void)check_token_key(c, token, libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1);
 	} else if ((r = cs_store_key_active(store, &active)) != CS_OK && r != CS_E_NOT_FOUND) {
-		problem(c, "store.path", "%s: the active signing key cannot be read: %s", cfg->store.path,
-			cs_strerror(r));
+		problem(c, "store.path", "%s: the active signing key cannot be read: %s%s", cfg->store.path,
+			cs_strerror(r),
+			r == CS_E_CONFLICT ? " (several keys are active: the store was edited outside credsign); the "
+					     "daemon would start not ready"
+					   : "");
 	} else {
-		char why[512], msg[CONFIGURED_REPORT_MAX];
+		char why[CS_KEY_WHY_MAX], msg[CONFIGURED_REPORT_MAX];
 		const char *code = NULL;
 		cs_signer *signer = NULL;
+		cs_key_warrant warrant;
+		cs_err w = CS_OK;
+		if (r == CS_OK && (cs_officers_load(cfg, &officers, officers_why) == CS_OK || !cfg->ceremony.present))
+			w = cs_app_key_warrant(store, officers, officers_why, active.kid, &warrant, why, sizeof(why));
+		else if (r == CS_OK)
+			problem(c, "ceremony", "%s", officers_why);
 		if (r == CS_E_NOT_FOUND)
 			warning(c, "store.path",
 				"%s: the store has no active signing key (the last one was compromised): the daemon "
 				"starts not ready and certification fails closed (503 no_active_key) until a ceremony "
 				"activates one",
 				cfg->store.path);
+		else if (w == CS_E_CEREMONY_REFUSED)
+			problem(c, "store.path",
+				"%s: the store's active signing key %s would not be put in force: %s; the daemon would "
+				"start not ready (503 no_active_key)",
+				cfg->store.path, active.kid, why);
+		else if (w != CS_OK)
+			problem(c, "store.path", "%s: the active signing key's activation cannot be read: %s",
+				cfg->store.path, cs_strerror(w));
 		else if (cs_app_open_key(libctx, &active, &signer, &code, why, sizeof(why)) != CS_OK)
 			problem(c, "store.path", "%s: the store's active signing key %s cannot be used: %s (%s)",
 				cfg->store.path, active.kid, why, code);
 		cs_signer_free(signer);
-		if (configured_key_report(token, store, cfg, r == CS_OK ? &active : NULL, msg, sizeof(msg)))
+		if (w == CS_OK &&
+		    configured_key_report(token, store, cfg, r == CS_OK ? &active : NULL, msg, sizeof(msg)))
 			warning(c, "pkcs11.signing_key", "%s", msg);
 	}
 	if (reading)
 		cs_store_read_end(store);
+	cs_officers_free(officers);
 	cs_active_key_free(&active);
 	cs_store_close(store);
 }
@@ -933,7 +963,7 @@ static void make_store_private(const char *path)
 
 /* A store that never had an active key: record pkcs11.signing_key as the
  * active one (it is in the token and signs: checked first), audited as
- * key.activate by BOOTSTRAP_ACTOR. Nothing when a key is or was active. */
+ * key.activate by CS_BOOTSTRAP_ACTOR. Nothing when a key is or was active. */
 static cs_err bootstrap_signing_key(cs_app *app, checker *chk)
 {
 	const cs_config *cfg = app->cfg;
@@ -959,10 +989,10 @@ static cs_err bootstrap_signing_key(cs_app *app, checker *chk)
 	char *jwk = json_dumps(cs_signer_jwk(signer), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
 	cs_key_info key = {.kid = cs_signer_kid(signer), .uri = cs_signer_uri(signer), .jwk_json = jwk,
 			   .label = found.label[0] ? found.label : NULL, .cka_id = cka_id[0] ? cka_id : NULL};
-	cs_audit_entry e = {.node = cfg->server.node_id, .actor = BOOTSTRAP_ACTOR, .role = "system",
+	cs_audit_entry e = {.node = cfg->server.node_id, .actor = CS_BOOTSTRAP_ACTOR, .role = "system",
 			    .action = "key.activate", .object = key.kid, .outcome = "success"};
 	int changed = 0;
-	r = jwk != NULL ? cs_ledger_key_bootstrap(app->ledger, &key, BOOTSTRAP_ACTOR, &changed, &e) : CS_E_NOMEM;
+	r = jwk != NULL ? cs_ledger_key_bootstrap(app->ledger, &key, CS_BOOTSTRAP_ACTOR, &changed, &e) : CS_E_NOMEM;
 	if (r == CS_OK && changed)
 		cs_log_info("signing key %s is now the active key: the store had none (bootstrap from setting "
 			    "'pkcs11.signing_key')",
@@ -975,18 +1005,21 @@ static cs_err bootstrap_signing_key(cs_app *app, checker *chk)
 }
 
 /* Put the store's active key in force (app->signer), after the bootstrap
- * of a store that never had one. *in_force: what the store named (for the
- * key watch), its kid empty when it names none: then the slot is empty
- * (the daemon starts, not ready; certification fails closed). A key the
- * store names that cannot be used stops start-up. A configured key that is
- * not the active one is reported (a warning). */
-static cs_err put_signing_key_in_force(cs_app *app, checker *chk, cs_active_key *in_force)
+ * of a store that never had one, when its warrant holds
+ * (cs_app_key_warrant: the daemon's own check of its activation). *in_force
+ * and *warrant: the key put in force (for the key watch), its kid NULL when
+ * the slot is empty: no active key, several, or a key whose warrant does
+ * not hold. Then the daemon starts not ready (certification fails closed)
+ * and the key watch's first poll logs and audits why. A key that passes
+ * but cannot be used stops start-up. A configured key that is not the
+ * store's active one is reported (a warning). */
+static cs_err put_signing_key_in_force(cs_app *app, checker *chk, cs_active_key *in_force, cs_key_warrant *warrant)
 {
 	const cs_config *cfg = app->cfg;
 	cs_store *store = NULL;
 	cs_signer *signer = NULL;
-	int ever = 0;
-	char why[512], msg[CONFIGURED_REPORT_MAX];
+	int ever = 0, reading = 0;
+	char why[CS_KEY_WHY_MAX], msg[CONFIGURED_REPORT_MAX];
 	const char *code = NULL;
 	memset(in_force, 0, sizeof(*in_force));
 	cs_err r = cs_store_open(cfg->store.path, &store);
@@ -998,44 +1031,42 @@ static cs_err put_signing_key_in_force(cs_app *app, checker *chk, cs_active_key 
 	}
 	if (!ever && (r = bootstrap_signing_key(app, chk)) != CS_OK)
 		goto out; /* said why */
-	r = cs_store_key_active(store, in_force);
-	if (r == CS_E_NOT_FOUND) {
+	/* one snapshot: the active key and what its warrant reads */
+	if ((r = cs_store_read_begin(store)) == CS_OK) {
+		reading = 1;
+		r = cs_store_key_active(store, in_force);
+	}
+	if (r == CS_OK)
+		r = cs_app_key_warrant(store, app->officers, app->officers_why, in_force->kid, warrant, why,
+				       sizeof(why));
+	/* a key refused is not reported as signing: the watch says why */
+	if ((r == CS_OK || r == CS_E_NOT_FOUND) &&
+	    configured_key_report(app->token, store, cfg, r == CS_OK ? in_force : NULL, msg, sizeof(msg)))
+		warning(chk, "pkcs11.signing_key", "%s", msg);
+	if (reading)
+		cs_store_read_end(store);
+	if (r == CS_E_NOT_FOUND || r == CS_E_CONFLICT || r == CS_E_CEREMONY_REFUSED) {
+		/* fail closed: the key watch says why at its first poll */
 		cs_active_key_free(in_force);
-		memset(in_force, 0, sizeof(*in_force));
-		cs_log_error("the store has no active signing key (the last one was compromised): certification fails "
-			     "closed (503 no_active_key) and /readyz is not ready until a ceremony activates one");
 		r = cs_signer_slot_new(NULL, &app->signer);
-	} else if (r != CS_OK) {
+		goto out;
+	}
+	if (r != CS_OK) {
 		cs_log_error("start-up failed: the active signing key cannot be read from the store: %s",
 			     cs_strerror(r));
 		goto out;
-	} else {
-		cs_token_meter_clear();
-		if ((r = cs_app_open_key(app->libctx, in_force, &signer, &code, why, sizeof(why))) != CS_OK) {
-			cs_log_error("start-up failed: the store's active signing key %s cannot be used (%s): %s",
-				     in_force->kid, code, why);
-			goto out;
-		}
-		if ((r = cs_signer_slot_new(signer, &app->signer)) != CS_OK)
-			cs_signer_free(signer);
 	}
-	if (r == CS_OK &&
-	    configured_key_report(app->token, store, cfg, in_force->kid != NULL ? in_force : NULL, msg, sizeof(msg)))
-		warning(chk, "pkcs11.signing_key", "%s", msg);
+	cs_token_meter_clear();
+	if ((r = cs_app_open_key(app->libctx, in_force, &signer, &code, why, sizeof(why))) != CS_OK) {
+		cs_log_error("start-up failed: the store's active signing key %s cannot be used (%s): %s", in_force->kid,
+			     code, why);
+		goto out;
+	}
+	if ((r = cs_signer_slot_new(signer, &app->signer)) != CS_OK)
+		cs_signer_free(signer);
 out:
 	cs_store_close(store);
 	return r;
-}
-
-/* No active key at start: audited as the key watch audits losing it
- * (key.switch failure, no_active_key). */
-static cs_err record_key_at_start(cs_app *app, const cs_active_key *in_force)
-{
-	if (in_force->kid != NULL)
-		return CS_OK;
-	cs_audit_entry e = {.actor = "system", .role = "system", .action = "key.switch", .object = "none",
-			    .outcome = "failure", .error_code = "no_active_key"};
-	return cs_audit_record(app->audit, app->ledger, &e);
 }
 
 /* The configuration in force is an audited event, attributed to the system. */
@@ -1076,6 +1107,7 @@ static int serve(const char *path, int verbose)
 	cs_server *srv = NULL;
 	checker chk = {.to_log = 1};
 	cs_active_key in_force = {0};
+	cs_key_warrant warrant = {0};
 	char cause[160];
 	int status = 1;
 	cs_err r;
@@ -1126,6 +1158,13 @@ static int serve(const char *path, int verbose)
 			goto out;
 		}
 		cs_log_info("crypto.openssl_fips: software crypto from OpenSSL's FIPS provider");
+	}
+	/* the officers whose approvals put a key in force (app.h): a
+	 * configured ceremony group that cannot be loaded stops start-up;
+	 * without one, only a bootstrapped first key is put in force */
+	if ((r = cs_officers_load(cfg, &app.officers, app.officers_why)) != CS_OK && cfg->ceremony.present) {
+		cs_log_error("start-up failed: setting 'ceremony': %s", app.officers_why);
+		goto out;
 	}
 	/* the listeners first: a port in use stops start-up before the token is
 	 * logged in to or the store is touched */
@@ -1197,16 +1236,16 @@ static int serve(const char *path, int verbose)
 	}
 	/* the store's active key (a store that never had one: the configured
 	 * key, which signs once before it is recorded) */
-	if ((r = put_signing_key_in_force(&app, &chk, &in_force)) != CS_OK)
+	if ((r = put_signing_key_in_force(&app, &chk, &in_force, &warrant)) != CS_OK)
 		goto out; /* said why */
 	if ((r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
 	    (r = record_config_load(&app)) != CS_OK ||
 	    (r = cs_audit_clock_record(app.audit, app.ledger, &clock_at_start)) != CS_OK ||
 	    (r = record_token_validation(&app)) != CS_OK ||
-	    (r = record_key_at_start(&app, &in_force)) != CS_OK ||
 	    (r = cs_service_rules_start(&app, cfg)) != CS_OK ||
 	    (r = cs_ledger_start(app.ledger)) != CS_OK ||
-	    (r = cs_key_watch_new(&app, in_force.kid != NULL ? &in_force : NULL, &app.keys)) != CS_OK ||
+	    (r = cs_key_watch_new(&app, in_force.kid != NULL ? &in_force : NULL, in_force.kid != NULL ? &warrant : NULL,
+				  &app.keys)) != CS_OK ||
 	    (r = cs_key_watch_start(app.keys)) != CS_OK) {
 		cs_log_error("start-up failed: %s", cs_strerror(r));
 		goto out;
@@ -1226,6 +1265,7 @@ out:
 	cs_ledger_close(app.ledger); /* commits what was submitted */
 	cs_audit_free(app.audit);
 	cs_signer_slot_free(app.signer);
+	cs_officers_free(app.officers);
 	cs_active_key_free(&in_force);
 	json_decref(app.entropy_source);
 	OSSL_PROVIDER_unload(base);

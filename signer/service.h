@@ -278,6 +278,9 @@ typedef struct {
 	cs_err token, store;
 	const char *store_state; /* "ok", "writes fail" or the store's error */
 	char kid[44];            /* the signing key in force; "": none (not ready: no_active_key) */
+	/* with no key in force, why (the key watch's code and reason, e.g.
+	 * "unverified_ceremony"); "" when not known */
+	char key_code[32], key_why[512];
 } cs_readiness;
 void cs_service_readiness(cs_app *app, cs_store *store, cs_readiness *out);
 

@@ -292,6 +292,9 @@ void cs_service_readiness(cs_app *app, cs_store *store, cs_readiness *out)
 	cs_token_info info;
 	out->token = cs_token_get_info(app->token, &info);
 	cs_signer_slot_kid(app->signer, out->kid);
+	out->key_code[0] = out->key_why[0] = '\0';
+	if (out->kid[0] == '\0')
+		cs_key_watch_why(app->keys, out->key_code, out->key_why, sizeof(out->key_why));
 	/* the store answers reads, and its writes succeed: the last write's
 	 * outcome when recent, else a probe write (see ledger.h) */
 	out->store = cs_store_ping(store);

@@ -53,10 +53,20 @@ typedef struct {
 	const char *claims_json;         /* certificate claims known at generation */
 } cs_gen_session;
 
+/* Open (create, migrate) a store. Every open, this one and the read-only
+ * one, checks the schema's guards: the unique index of the one active key
+ * and the triggers that refuse changes to the key lifecycle, ceremonies,
+ * approvals, rollovers and revocations. One missing or not as the
+ * migrations made it (dropped or replaced outside credsign) refuses the
+ * store: CS_E_STORE, logged as "store PATH tampered or damaged: trigger
+ * NAME missing" (or altered). The audit log's own triggers are left to
+ * its hash chain and signed checkpoints (audit verify reads a log whose
+ * triggers were removed). */
 cs_err cs_store_open(const char *path, cs_store **out) __attribute__((warn_unused_result));
 /* Open an existing store for reading only: nothing is created, migrated
  * or written (credsignd --check-config). A store of another schema
- * version is refused (CS_E_STORE, logged). */
+ * version is refused (CS_E_STORE, logged), and one whose guards are not
+ * all there (as cs_store_open). */
 cs_err cs_store_open_existing_readonly(const char *path, cs_store **out) __attribute__((warn_unused_result));
 void cs_store_close(cs_store *store);
 /* A cheap query that proves the database answers (for /readyz). */
@@ -165,9 +175,12 @@ cs_err cs_store_key_info(cs_store *store, const char *kid, cs_key_info_fn fn, vo
 typedef struct {
 	char *kid, *uri, *x5c_json; /* x5c_json NULL: none */
 } cs_active_key;
-/* The active key (malloc'd strings); CS_E_NOT_FOUND when no key is active.
- * One lookup in the index of the active key: cheap enough to poll every
- * second. cs_active_key_free frees and zeroes (NULL and twice: fine). */
+/* The active key (malloc'd strings); CS_E_NOT_FOUND when no key is active;
+ * CS_E_CONFLICT when several are (the schema forbids it: the store was
+ * edited), *out empty, logged as "store: N keys are active" once on this
+ * connection until one or none is active again. One lookup in the index
+ * of the active key: cheap enough to poll every second. cs_active_key_free
+ * frees and zeroes (NULL and twice: fine). */
 cs_err cs_store_key_active(cs_store *store, cs_active_key *out) __attribute__((warn_unused_result));
 void cs_active_key_free(cs_active_key *key);
 /* Whether the store ever had an active key (a key active, retired or compromised). */

@@ -197,6 +197,7 @@ struct cs_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[Q_COUNT];
 	int64_t deadline_ms; /* of the running write, for the progress handler */
+	int several_active;  /* several active keys found, logged (again once it was fixed) */
 };
 
 /* Migration N brings the schema from version N-1 to N: its SQL, then a
@@ -324,10 +325,13 @@ static const migration migrations[] = {
 	        "ALTER TABLE signing_keys ADD COLUMN destroyed_ceremony TEXT;"
 	        "ALTER TABLE signing_keys ADD COLUMN x5c_json TEXT;"
 	        "UPDATE signing_keys SET"
+	        /* the first activation: before issue 14 a key could be made active
+	         * again by configuration, and its certificates of every period must
+	         * fall inside activated_at .. retired_at (credsign verify) */
 	        "  activated_at = (SELECT a.ts FROM audit_log a WHERE a.object = signing_keys.kid"
-	        "    AND a.action = 'key.activate' AND a.outcome = 'success' ORDER BY a.seq DESC LIMIT 1),"
+	        "    AND a.action = 'key.activate' AND a.outcome = 'success' ORDER BY a.seq ASC LIMIT 1),"
 	        "  activated_by = (SELECT a.actor FROM audit_log a WHERE a.object = signing_keys.kid"
-	        "    AND a.action = 'key.activate' AND a.outcome = 'success' ORDER BY a.seq DESC LIMIT 1),"
+	        "    AND a.action = 'key.activate' AND a.outcome = 'success' ORDER BY a.seq ASC LIMIT 1),"
 	        "  retired_at = CASE WHEN status IN ('retired', 'compromised') THEN (SELECT a.ts FROM audit_log a"
 	        "    WHERE a.object = signing_keys.kid AND a.action = 'key.retire' AND a.outcome = 'success'"
 	        "    ORDER BY a.seq DESC LIMIT 1) END,"
@@ -593,6 +597,93 @@ static cs_err certificates_v5(cs_store *s)
 	return r;
 }
 
+/* ---- the schema's guards ----------------------------------------------------------
+ * The unique index and the triggers that refuse, as defence in depth, what
+ * the ledger never writes: a second active key, a retired or compromised
+ * key made active again, an undone destruction, a key forgotten, a
+ * ceremony changed after its execution or deleted, approvals, rollovers
+ * and revocations changed or deleted. Anyone who can write the database
+ * file can drop one (and put it back after an edit); one missing or not as
+ * the migrations made it means the store was edited outside credsign, or
+ * is damaged: it is refused at every open. The audit log's triggers are
+ * not among them: its hash chain and signed checkpoints prove it
+ * (credsign-admin audit verify), which must still read a log whose
+ * triggers were removed. */
+static const struct {
+	const char *type, *name;
+} guards[] = {
+	{"index", "signing_keys_one_active"},
+	{"trigger", "signing_keys_lifecycle"},
+	{"trigger", "signing_keys_destroyed"},
+	{"trigger", "signing_keys_no_delete"},
+	{"trigger", "ceremonies_once"},
+	{"trigger", "ceremonies_no_delete"},
+	{"trigger", "ceremony_approvals_no_update"},
+	{"trigger", "ceremony_approvals_no_delete"},
+	{"trigger", "key_rollovers_no_update"},
+	{"trigger", "key_rollovers_no_delete"},
+	{"trigger", "cert_revocations_count"},
+	{"trigger", "cert_revocations_no_update"},
+	{"trigger", "cert_revocations_no_delete"},
+};
+
+/* A guard's CREATE statement as its migration wrote it and sqlite_master
+ * keeps it (without the ';'): *len bytes from the pointer returned; NULL
+ * when no migration makes it. */
+static const char *guard_sql(const char *type, const char *name, size_t *len)
+{
+	int index = strcmp(type, "index") == 0;
+	char head[128];
+	snprintf(head, sizeof(head), "%s %s ", index ? "CREATE UNIQUE INDEX" : "CREATE TRIGGER", name);
+	for (int i = 0; i < SCHEMA_VERSION; i++) {
+		const char *start = strstr(migrations[i].sql, head);
+		if (start == NULL)
+			continue;
+		const char *end = index ? strchr(start, ';') : strstr(start, " END;");
+		if (end == NULL)
+			return NULL;
+		*len = (size_t)(end - start) + (index ? 0 : 4);
+		return start;
+	}
+	return NULL;
+}
+
+/* Every guard there, as made (see above); else CS_E_STORE, logged naming it. */
+static cs_err check_guards(cs_store *s, const char *path)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT type, sql FROM sqlite_master WHERE name = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return db_fail(s, "reading the schema");
+	cs_err r = CS_OK;
+	for (size_t i = 0; r == CS_OK && i < sizeof(guards) / sizeof(guards[0]); i++) {
+		size_t len = 0;
+		const char *want = guard_sql(guards[i].type, guards[i].name, &len);
+		sqlite3_bind_text(st, 1, guards[i].name, -1, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		const char *type = NULL, *sql = NULL;
+		if (rc == SQLITE_ROW &&
+		    ((r = text_col(st, 0, 0, &type)) != CS_OK || (r = text_col(st, 1, 1, &sql)) != CS_OK)) {
+			/* said why */
+		} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			r = db_fail(s, "reading the schema");
+		} else if (type == NULL || strcmp(type, guards[i].type) != 0) {
+			cs_log_error("store %s tampered or damaged: %s %s missing (dropped outside credsign); refused: "
+				     "restore the store from a backup",
+				     path, guards[i].type, guards[i].name);
+			r = CS_E_STORE;
+		} else if (want == NULL || sql == NULL || strlen(sql) != len || memcmp(sql, want, len) != 0) {
+			cs_log_error("store %s tampered or damaged: %s %s altered (not as credsign made it); refused: "
+				     "restore the store from a backup",
+				     path, guards[i].type, guards[i].name);
+			r = CS_E_STORE;
+		}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 static cs_err migrate(cs_store *s)
 {
 	cs_err r = exec(s, "BEGIN IMMEDIATE");
@@ -640,7 +731,7 @@ cs_err cs_store_open(const char *path, cs_store **out)
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	if ((r = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
 			 "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;")) != CS_OK ||
-	    (r = migrate(s)) != CS_OK)
+	    (r = migrate(s)) != CS_OK || (r = check_guards(s, path)) != CS_OK)
 		goto fail;
 	*out = s;
 	return CS_OK;
@@ -669,6 +760,8 @@ cs_err cs_store_open_existing_readonly(const char *path, cs_store **out)
 		r = CS_E_STORE;
 		goto fail;
 	}
+	if ((r = check_guards(s, path)) != CS_OK)
+		goto fail;
 	*out = s;
 	return CS_OK;
 fail:
@@ -1054,8 +1147,26 @@ cs_err cs_store_key_active(cs_store *s, cs_active_key *out)
 		if ((r = dup_col(st, 0, &out->kid)) == CS_OK && (r = dup_col(st, 1, &out->uri)) == CS_OK &&
 		    (r = text_col(st, 2, 1, &x5c)) == CS_OK && x5c != NULL && (out->x5c_json = strdup(x5c)) == NULL)
 			r = CS_E_NOMEM;
+		/* one at most: the unique index says so, unless it was dropped */
+		int64_t n = 1;
+		while (r == CS_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+			n++;
+		if (r == CS_OK && rc != SQLITE_DONE)
+			r = db_fail(s, "reading the active signing key");
+		else if (r == CS_OK && n > 1) {
+			if (!s->several_active)
+				cs_log_error("store: %lld keys are active, one at most can be (the index "
+					     "signing_keys_one_active is gone): store tampered or damaged",
+					     (long long)n);
+			s->several_active = 1;
+			r = CS_E_CONFLICT;
+		} else if (r == CS_OK) {
+			s->several_active = 0;
+		}
 	} else {
 		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the active signing key");
+		if (r == CS_E_NOT_FOUND)
+			s->several_active = 0;
 	}
 	done(st);
 	if (r != CS_OK)

@@ -3,8 +3,8 @@
 # signs, not the configuration. Start with key A (a store that never had
 # an active key: A bootstraps it); point pkcs11.signing_key at a new key B
 # and restart: A keeps signing, and start-up and --check-config report B
-# (not the active key) and name A and who activated it; B made active and
-# A retired in the store (as an activate ceremony leaves them), point the
+# (not the active key) and name A and who activated it; B activated by a
+# ceremony of two officers (A retired), point the
 # configuration back at retired A: --check-config is valid and reports A
 # retired since when, the daemon starts and B signs, the keys' states
 # unchanged.
@@ -16,6 +16,7 @@ SOFTHSM=${3:?}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 it_token keys || exit 1
+EXTRA_CONF=$(ceremony_group)
 it_setup keys || exit 1
 
 key_a="pkcs11:token=cstest;object=it-es256-keys"
@@ -75,27 +76,20 @@ b_configured_a_signs() {
 check "configured key B (pending): reported at start and by --check-config, A keeps signing, nothing changes" \
 	b_configured_a_signs
 
-# B active, A retired, as an activate ceremony leaves them
-python3 - "$db" "$kid_a" "$kid_b" <<'PY' || exit 1
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
-with db:
-    db.execute(f"UPDATE signing_keys SET status='retired', retired_at={now}, retired_by='local:test',"
-               " retired_ceremony='cer_lifecycle' WHERE kid=?", (sys.argv[2],))
-    db.execute(f"UPDATE signing_keys SET status='active', activated_at={now}, activated_by='local:test',"
-               " activated_ceremony='cer_lifecycle' WHERE kid=?", (sys.argv[3],))
-PY
+# B active, A retired: an activate ceremony of two officers
+out=$(ceremony_run "$conf" --action activate --key "$kid_b" --reason "lifecycle test") || { echo "$out"; exit 1; }
+cer=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT activated_ceremony FROM signing_keys WHERE kid=?", (sys.argv[2],)).fetchone()[0])' "$db" "$kid_b")
+actor=local:$(id -un)
 
 back_to_retired_a() {
 	local before since
 	use_key "$key_a"
 	before=$(keys_dump)
 	since=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT retired_at FROM signing_keys WHERE kid=?", (sys.argv[2],)).fetchone()[0])' "$db" "$kid_a")
-	local want="setting 'pkcs11.signing_key': $key_a: names key $kid_a, retired since $since by local:test in ceremony cer_lifecycle; the configuration does not choose the active key (it only bootstraps a store that never had one; keys change by ceremony, credsign-admin ceremony): the store's active key $kid_b signs (active since "
+	local want="setting 'pkcs11.signing_key': $key_a: names key $kid_a, retired since $since by $actor in ceremony $cer; the configuration does not choose the active key (it only bootstraps a store that never had one; keys change by ceremony, credsign-admin ceremony): the store's active key $kid_b signs (active since "
 	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 || { cat "$work/check.out"; return 1; }
 	grep -qF "warning: $want" "$work/check.out" || { cat "$work/check.out"; return 1; }
-	grep -q "by local:test in ceremony cer_lifecycle)$" "$work/check.out" || { cat "$work/check.out"; return 1; }
+	grep -q "by $actor in ceremony $cer)$" "$work/check.out" || { cat "$work/check.out"; return 1; }
 	# the daemon starts: B, the store's active key, signs
 	start_daemon || return 1
 	[ "$(certify_kid)" = "$kid_b" ] || return 1

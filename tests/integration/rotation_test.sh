@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
 # The daemon follows the store's key lifecycle without a restart (issue 14,
-# the daemon's side). The store is changed directly, as a committed
-# ceremony leaves it (credsign-admin ceremonies have their own test):
-# - a second key activated (the first retired) while a load client runs
-#   generate + certify pairs: the daemon switches within about 2 s, zero
-#   failed requests, certificates before carry the old kid and after the
-#   new one, all verify against the served JWKS (credsign verify and
-#   python3-jwcrypto), which shows both keys with their states and dates;
-#   the switch is audited (key.switch);
-# - the active key compromised: certify 503 no_active_key and /readyz not
-#   ready naming it; another key activated: both back;
+# the daemon's side), but only to keys whose activation it verifies itself
+# under its own configuration: dual control does not rest on
+# credsign-admin, nor on the store's rows.
+# - a second key activated by a ceremony (two officers of the configured
+#   group) while a load client runs generate + certify pairs: the daemon
+#   switches within about 2 s, zero failed requests, certificates before
+#   carry the old kid and after the new one, all verify against the served
+#   JWKS (credsign verify and python3-jwcrypto), which shows both keys with
+#   their states and dates; the switch is audited (key.switch); the
+#   revocation list is signed by the new key;
+# - the active key compromised by a ceremony: certify and /readyz 503
+#   no_active_key, the revocation list it signed withdrawn (503
+#   revocations_unavailable); another key activated: all back;
 # - a chain registered for the active key: certificates carry x5c, the
 #   JWKS too;
 # - a revocation: the signed list (application/jwt, verified with jwcrypto
 #   against the JWKS) lists it within about 2 s, GET /cert/{id} says
 #   revoked with time and reason;
 # - the rollover statements served as stored, to any client;
+# - the store edited as an attacker with the database file would, or a
+#   ceremony run by credsign-admin under a rogue configuration: a pending
+#   key made active by an UPDATE naming a made-up ceremony; a ceremony
+#   approved by officer-x passed off as officer-b (a copy of the
+#   configuration listing officer-x.pem under that name: credsign-admin
+#   executes it); two keys active (the one-active index dropped): each time
+#   the daemon refuses the key, stops signing (certify and /readyz 503
+#   no_active_key), logs why and audits key.switch failure once
+#   (unverified_ceremony, several_active_keys); a ceremony of the real
+#   officers brings signing back;
 # - restarted with a retired (or compromised) key configured: reported,
-#   and the store's active key signs; the daemon stops cleanly each time.
+#   and the store's active key signs; restarted on a forged activation:
+#   starts not ready, audited; a guard trigger of the store dropped:
+#   --check-config and start-up refuse the store, naming the trigger; put
+#   back, the daemon starts and signs; it stops cleanly each time.
 #
 #   rotation_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
 BUILD=${1:?}
@@ -26,8 +42,10 @@ SOFTHSM=${3:?}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 it_token hot || exit 1
+EXTRA_CONF=$(ceremony_group)
 it_setup hot || exit 1
 py=/usr/bin/python3
+officers=$STATE/pki/officers
 key_a="pkcs11:token=cstest;object=it-es256-hot"
 kid_of() { "${admin[@]}" key jwk --key "$1" | json_field "$(cat)" kid; }
 kid_a=$(kid_of "$key_a")
@@ -38,7 +56,8 @@ now() { date +%s.%N; }
 served() { # served PATH FILE: a public document of the daemon (mTLS, any client)
 	curl -sf $(client auditor) "$url$1" -o "$2"
 }
-# sql STATEMENTS...: one transaction on the store, as a ceremony commits it
+# sql STATEMENTS...: one transaction on the store, as someone with the
+# database file would make it
 sql() {
 	$py - "$db" "$@" <<'PY'
 import sqlite3, sys
@@ -49,16 +68,18 @@ with db:
         db.execute(s)
 PY
 }
-# activate KID (the active one retired, unless none) in ceremony CER
-activate() {
-	sql "UPDATE signing_keys SET status='retired', retired_at=now_ms(), retired_by='local:test', retired_ceremony='$2' WHERE status='active'" \
-		"UPDATE signing_keys SET status='active', activated_at=now_ms(), activated_by='local:test', activated_ceremony='$2' WHERE kid='$1'"
+sql_value() { $py -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone(); print("" if r is None else r[0])' "$db" "$1"; }
+# ceremony ACTION KID: a whole ceremony on the daemon's configuration (officers a and b)
+ceremony() {
+	ceremony_run "$conf" --action "$1" --key "$2" --reason "rotation test" > "$work/ceremony.out" 2>&1 ||
+		{ cat "$work/ceremony.out"; return 1; }
 }
 new_key() { # new_key LABEL: generated in the token, recorded pending; prints its kid
 	local out
 	out=$("${admin[@]}" key generate --label "$1") || { echo "key generate: $out" >&2; return 1; }
 	json_field "$out" kid
 }
+
 # certify_to FILE: a fresh certificate's JWS into FILE, its id on stdout
 certify_to() {
 	local got sid
@@ -100,8 +121,57 @@ sys.exit(0 if n >= 1 else 1)
 PY
 }
 
+audit_n() { # audit_n ACTION OBJECT OUTCOME ERROR_CODE: how many such entries
+	sql_value "SELECT count(*) FROM audit_log WHERE action='$1' AND object='$2' AND outcome='$3' AND error_code IS '$4'"
+}
+# kid_signing KID: the list, a certificate and /readyz say KID signs
+kid_signing() {
+	local got
+	got=$(call operator GET /readyz)
+	[[ "$got" == "200 "* && "$got" == *"\"signing_key\":\"$1\""* ]] || { echo "  $got"; return 1; }
+	certify_to "$work/signing.jws" > /dev/null || return 1
+	[ "$(header_of "$work/signing.jws" kid)" = "$1" ] || return 1
+}
+# fails_closed KID CODE LOG-PATTERN: within 2.5 s certify and /readyz answer
+# 503 no_active_key; the log says why; one key.switch failure for KID, CODE
+fails_closed() {
+	local got sid
+	within 2.5 expect_error ci-deployer GET /readyz "" 503 no_active_key || return 1
+	got=$(call operator GET /readyz)
+	[[ "$got" == *'"signing_key":"none"'* ]] || { echo "  $got"; return 1; }
+	# /readyz says why (the key watch's code), when the watch refused a key
+	case $2 in
+	no_active_key) ;;
+	*) [[ "$got" == *"\"signing_key_problem\":\"$2\""* ]] || { echo "  no problem $2 in: $got"; return 1; } ;;
+	esac
+	got=$(call ci-deployer POST /api/generate "{\"preset\":\"soc2\",$PAYMENTS}")
+	sid=$(json_field "${got#200 }" generation_session_id)
+	expect_error ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}" 503 no_active_key ||
+		return 1
+	grep -q -- "$3" "$log" || { echo "  no '$3' in the log:"; tail -5 "$log"; return 1; }
+	sleep 1.2 # another poll or two: no second entry
+	[ "$(audit_n key.switch "$1" failure "$2")" = 1 ] ||
+		{ echo "  key.switch $1 failure $2: $(audit_n key.switch "$1" failure "$2") entries"; return 1; }
+}
+# back_by_ceremony LABEL: a new key activated by a ceremony of the real
+# officers: in force within 2.5 s, signing; its kid in $work/kid_LABEL
+back_by_ceremony() {
+	local kid
+	kid=$(new_key "$1") || return 1
+	echo "$kid" > "$work/kid_$1"
+	ceremony activate "$kid" || return 1
+	within 2.5 grep -q "signing key switched to $kid" "$log" || { tail -5 "$log"; return 1; }
+	kid_signing "$kid"
+}
+# list_kid: the kid of the served revocation list's signature
+list_kid() {
+	served /.well-known/credsign-revocations "$work/list.jwt" || return 1
+	header_of "$work/list.jwt" kid
+}
+list_by() { [ "$(list_kid)" = "$1" ]; }
+
 switch_under_load() {
-	local stop=$work/stop-load t_change
+	local stop=$work/stop-load t_start t_done
 	rm -rf "$stop" "$load"
 	kid_b=$(new_key it-hot-b) || return 1
 	echo "$kid_b" > "$work/kid_b"
@@ -109,8 +179,9 @@ switch_under_load() {
 		"$clients/ci-deployer.pem" "$clients/ci-deployer.key" 4 "$load" "$stop" > "$work/load.json" &
 	local loader=$!
 	sleep 1.5 # pairs with A
-	t_change=$(now)
-	activate "$kid_b" cer_hot_1 || { touch "$stop"; wait "$loader"; return 1; }
+	t_start=$(now)
+	ceremony activate "$kid_b" || { touch "$stop"; wait "$loader"; return 1; }
+	t_done=$(now)
 	within 2.5 grep -q "signing key switched to $kid_b (was $kid_a)" "$log" || {
 		echo "  no switch within 2.5 s"
 		touch "$stop"
@@ -125,18 +196,18 @@ switch_under_load() {
 	# no restart: the daemon that started signs on
 	kill -0 "$daemon_at_start" && [ "$daemon" = "$daemon_at_start" ] || return 1
 	[ "$(grep -c 'credsignd .* starting' "$log")" = 1 ] || return 1
-	$py - "$load" "$kid_a" "$kid_b" "$t_change" <<'PY' || { head -5 "$load/errors.txt"; return 1; }
+	$py - "$load" "$kid_a" "$kid_b" "$t_start" "$t_done" <<'PY' || { head -5 "$load/errors.txt"; return 1; }
 import sys
-load, a, b, t_change = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+load, a, b, t_start, t_done = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 errors = open(load + "/errors.txt").read().splitlines()
 assert not errors, "%d failed requests" % len(errors)
 rows = [l.split("\t") for l in open(load + "/certs.tsv").read().splitlines()]
 kids = [r[1] for r in rows]
 assert set(kids) == {a, b}, set(kids)
 assert kids.count(a) >= 5 and kids.count(b) >= 5, (kids.count(a), kids.count(b))
-# before the store changed: A; more than a poll and a switch after: B
-early_b = [r for r in rows if r[1] == b and float(r[3]) < t_change]
-late_a = [r for r in rows if r[1] == a and float(r[2]) > t_change + 2.5]
+# before the ceremony began: A; more than a poll and a switch after it ended: B
+early_b = [r for r in rows if r[1] == b and float(r[3]) < t_start]
+late_a = [r for r in rows if r[1] == a and float(r[2]) > t_done + 2.5]
 assert not early_b and not late_a, (early_b[:2], late_a[:2])
 # a request sent once a B certificate had come back began after the
 # switch: it carries B (the order of sending alone says nothing: a request
@@ -146,8 +217,10 @@ late = [r for r in rows if r[1] == a and float(r[2]) > first_b_back]
 assert not late, "A in requests sent after a B certificate came back: %s" % late[:3]
 PY
 	audited key.switch "$kid_b" success || { echo "  no key.switch entry"; return 1; }
+	# the revocation list: signed by B since the switch
+	within 2.5 list_by "$kid_b" || return 1
 }
-check "B activated under load: switched within 2.5 s without a restart, zero failed requests, A before, B after, audited" \
+check "B activated by a ceremony under load: switched within 2.5 s without a restart, zero failed requests, A before, B after, audited; B signs the revocation list" \
 	switch_under_load
 kid_b=$(cat "$work/kid_b" 2>/dev/null)
 
@@ -185,39 +258,37 @@ check "certificates of A and of B verify against the served JWKS (credsign verif
 	all_verify
 
 compromise_and_recover() {
-	local got kid_c
-	sql "UPDATE signing_keys SET status='compromised', compromised_at=now_ms(), compromised_by='local:test', compromised_ceremony='cer_hot_2' WHERE kid='$kid_b'" ||
-		return 1
+	local got sid
+	ceremony compromise "$kid_b" || return 1
 	within 2.5 expect_error ci-deployer GET /readyz "" 503 no_active_key || return 1
 	got=$(call operator GET /readyz)
 	[[ "$got" == *'"signing_key":"none"'* ]] || { echo "  $got"; return 1; }
 	got=$(call ci-deployer POST /api/generate "{\"preset\":\"soc2\",$PAYMENTS}")
-	local sid
 	sid=$(json_field "${got#200 }" generation_session_id)
 	expect_error ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}" 503 no_active_key ||
 		return 1
 	audited key.switch none failure no_active_key || { echo "  no key.switch failure entry"; return 1; }
+	# the list B signed is withdrawn at once, long before its next_update
+	within 2.5 expect_error auditor GET /.well-known/credsign-revocations "" 503 revocations_unavailable || return 1
+	grep -q "revocation list signed by key $kid_b is withdrawn: that key is compromised" "$log" || return 1
 	served /.well-known/jwks.json "$work/jwks.json" || return 1
 	$py - "$work/jwks.json" "$kid_b" <<'PY' || return 1
 import json, sys
 b = {k["kid"]: k for k in json.load(open(sys.argv[1]))["keys"]}[sys.argv[2]]
 assert b["status"] == "compromised" and b["compromised_at"] >= b["activated_at"], b
 PY
-	# another key activated: certification and readiness back
-	kid_c=$(new_key it-hot-c) || return 1
-	echo "$kid_c" > "$work/kid_c"
-	activate "$kid_c" cer_hot_3 || return 1
-	within 2.5 grep -q "signing key switched to $kid_c" "$log" || { cat "$log"; return 1; }
-	got=$(call operator GET /readyz)
-	[[ "$got" == "200 "* && "$got" == *"\"signing_key\":\"$kid_c\""* ]] || { echo "  $got"; return 1; }
-	certify_to "$work/c.jws" > /dev/null || return 1
-	[ "$(header_of "$work/c.jws" kid)" = "$kid_c" ] || return 1
+	# another key activated by a ceremony: certification, readiness and the list back
+	back_by_ceremony it-hot-c || return 1
+	kid_c=$(cat "$work/kid_it-hot-c")
+	within 2.5 list_by "$kid_c" || return 1
 	# the session refused meanwhile was not used up
 	got=$(call ci-deployer POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
 	[[ "$got" == "201 "* ]] || { echo "  $got"; return 1; }
 }
-check "B compromised: certify and /readyz 503 no_active_key; C activated: both back, C signs" compromise_and_recover
-kid_c=$(cat "$work/kid_c" 2>/dev/null)
+check "B compromised by a ceremony: certify and /readyz 503 no_active_key, its revocation list withdrawn (503); C activated: all back, C signs" \
+	compromise_and_recover
+kid_c=$(cat "$work/kid_it-hot-c" 2>/dev/null)
+kid_now=$kid_c
 
 chain_carried() {
 	served /.well-known/jwks.json "$work/jwks.json" || return 1
@@ -266,7 +337,7 @@ check "a chain registered for C: in force within 2.5 s, certificates and the JWK
 revoked_ids() {
 	served /.well-known/credsign-revocations "$work/revocations.jwt" || return 1
 	served /.well-known/jwks.json "$work/jwks.json" || return 1
-	$py - "$work/revocations.jwt" "$work/jwks.json" "$url" "$kid_c" <<'PY'
+	$py - "$work/revocations.jwt" "$work/jwks.json" "$url" "$kid_now" <<'PY'
 import json, sys, time
 from jwcrypto import jwk, jws
 keys = {k["kid"]: k for k in json.load(open(sys.argv[2]))["keys"]}
@@ -312,21 +383,79 @@ check "a revocation: listed in the signed list within 2.5 s (jwcrypto against th
 
 rollover_served() {
 	served /.well-known/credsign-rollover "$work/rollover.json" || return 1
-	[ "$(cat "$work/rollover.json")" = '{"rollovers":[]}' ] || { cat "$work/rollover.json"; return 1; }
-	# a statement as an activate ceremony stores it (its signatures are the ceremony test's)
-	local statement='{"payload":"eyJ0eXBlIjoiY3JlZHNpZ24tcm9sbG92ZXIvdjEifQ","signatures":[{"protected":"e30","signature":"AA"}]}'
-	sql "INSERT INTO key_rollovers (ceremony_id, old_kid, new_kid, statement_json, created_at) VALUES ('cer_hot_3', '$kid_b', '$kid_c', '$statement', now_ms())" ||
-		return 1
-	served /.well-known/credsign-rollover "$work/rollover.json" || return 1
-	$py - "$work/rollover.json" "$statement" <<'PY' || return 1
-import json, sys
-assert json.load(open(sys.argv[1])) == {"rollovers": [json.loads(sys.argv[2])]}, open(sys.argv[1]).read()
+	# the statements of the two activate ceremonies, as stored, oldest first
+	$py - "$work/rollover.json" "$db" "$kid_b" "$kid_c" <<'PY' || return 1
+import base64, json, sqlite3, sys
+served = json.load(open(sys.argv[1]))["rollovers"]
+stored = [json.loads(r[0]) for r in sqlite3.connect(sys.argv[2]).execute("SELECT statement_json FROM key_rollovers ORDER BY id")]
+assert served == stored and len(served) == 2, (served, stored)
+claims = [json.loads(base64.urlsafe_b64decode(s["payload"] + "=" * (-len(s["payload"]) % 4))) for s in served]
+assert [c["new_kid"] for c in claims] == sys.argv[3:5], claims
+assert claims[1]["old_kid"] is None, claims[1] # after the compromise: no trusted old key
 PY
 	local ctype
 	ctype=$(curl -s -o /dev/null -w '%{content_type}' $(client stranger) "$url/.well-known/credsign-rollover")
 	[ "$ctype" = application/json ] || { echo "  Content-Type $ctype (an identity without a grant)"; return 1; }
 }
 check "GET /.well-known/credsign-rollover: the stored statements, to any client (public like the JWKS)" rollover_served
+
+# ---- the store edited, a ceremony under a rogue configuration ---------------------
+forged_activation() {
+	local kid
+	kid=$(new_key it-hot-forged) || return 1
+	sql "UPDATE signing_keys SET status='retired', retired_at=now_ms(), retired_by='local:mallory', retired_ceremony='cer_forgedforgedforgedforgedaa' WHERE status='active'" \
+		"UPDATE signing_keys SET status='active', activated_at=now_ms(), activated_by='local:mallory', activated_ceremony='cer_forgedforgedforgedforgedaa' WHERE kid='$kid'" ||
+		return 1
+	fails_closed "$kid" unverified_ceremony \
+		"signing key $kid is not put in force: its activating ceremony cer_forgedforgedforgedforgedaa is not in the store" ||
+		return 1
+	# no ceremony.execute, no rollover statement: nothing but the edit
+	[ "$(sql_value "SELECT count(*) FROM ceremonies WHERE subject='$kid'")" = 0 ] || return 1
+	back_by_ceremony it-hot-d
+}
+check "a pending key made active by an UPDATE naming a made-up ceremony: refused, certify and /readyz 503, audited once (unverified_ceremony); a real ceremony brings signing back" \
+	forged_activation
+
+rogue_configuration() {
+	local kid id out
+	kid=$(new_key it-hot-rogue) || return 1
+	# a copy of the configuration listing officer-x (of the officer CA, not
+	# an officer here) under the name officer-b: credsign-admin accepts it
+	sed "s|$officers/officer-b.pem|$officers/officer-x.pem|" "$conf" > "$work/rogue.conf"
+	grep -q "officer-x.pem" "$work/rogue.conf" || return 1
+	local rogue=("$BUILD/bin/credsign-admin" --config "$work/rogue.conf")
+	out=$("${rogue[@]}" ceremony start --action activate --key "$kid" --reason "rogue") || { echo "  $out"; return 1; }
+	id=$(json_field "$out" id)
+	"${rogue[@]}" ceremony approve "$id" --officer-cert "$officers/officer-a.pem" \
+		--officer-key "$officers/officer-a.key" > /dev/null || return 1
+	"${rogue[@]}" ceremony approve "$id" --officer-cert "$officers/officer-x.pem" \
+		--officer-key "$officers/officer-x.key" > /dev/null || return 1
+	"${rogue[@]}" ceremony execute "$id" > "$work/rogue.out" 2>&1 || { cat "$work/rogue.out"; return 1; }
+	[ "$(sql_value "SELECT officer FROM ceremony_approvals WHERE ceremony_id='$id' ORDER BY id DESC")" = officer-b ] ||
+		return 1
+	fails_closed "$kid" unverified_ceremony "signing key $kid is not put in force: ceremony $id: 1 valid approval" ||
+		return 1
+	grep -q "officer-x.*not listed in ceremony.officers" "$log" || { tail -3 "$log"; return 1; }
+	back_by_ceremony it-hot-e
+}
+check "a ceremony approved under a rogue configuration (officer-x as officer-b), executed by credsign-admin: the daemon refuses it, stops signing (503), audited once" \
+	rogue_configuration
+kid_e=$(cat "$work/kid_it-hot-e" 2>/dev/null)
+
+two_active() {
+	local kid index
+	kid=$(new_key it-hot-second) || return 1
+	index=$(sql_value "SELECT sql FROM sqlite_master WHERE name='signing_keys_one_active'")
+	sql "DROP INDEX signing_keys_one_active" "UPDATE signing_keys SET status='active' WHERE kid='$kid'" || return 1
+	fails_closed several several_active_keys "store: 2 keys are active" || return 1
+	grep -q "the store has several active signing keys" "$log" || return 1
+	# put right: E alone active, the index back
+	sql "UPDATE signing_keys SET status='pending' WHERE kid='$kid'" "$index" || return 1
+	within 2.5 kid_signing "$kid_e"
+}
+check "two keys active (the one-active index dropped): certify and /readyz 503, audited once (several_active_keys); put right: E signs again" \
+	two_active
+kid_now=$kid_e
 
 stops_cleanly() {
 	stop_daemon || { echo "  exit $?"; return 1; }
@@ -339,7 +468,7 @@ retired_configured() {
 	for key in "$key_a" "pkcs11:token=cstest;object=it-hot-b"; do
 		sed -i "s|signing_key = \"[^\"]*\"|signing_key = \"$key\"|" "$conf"
 		"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 || { cat "$work/check.out"; return 1; }
-		grep -q "warning: setting 'pkcs11.signing_key': $key: names key .*, \(retired\|compromised\) since .*the store's active key $kid_c signs (active since .* by local:test in ceremony cer_hot_3)" \
+		grep -q "warning: setting 'pkcs11.signing_key': $key: names key .*, \(retired\|compromised\) since .*the store's active key $kid_e signs (active since .* by local:.* in ceremony cer_" \
 			"$work/check.out" || { cat "$work/check.out"; return 1; }
 	done
 	grep -q "names key $kid_b, compromised since " "$work/check.out" || { cat "$work/check.out"; return 1; }
@@ -347,12 +476,54 @@ retired_configured() {
 	start_daemon || return 1
 	grep -q "level=warn .*setting 'pkcs11.signing_key': $key_a: names key $kid_a, retired since " "$log" ||
 		{ cat "$log"; return 1; }
-	certify_to "$work/after-restart.jws" > /dev/null || return 1
-	[ "$(header_of "$work/after-restart.jws" kid)" = "$kid_c" ] || return 1
+	kid_signing "$kid_e" || return 1
 	# the list is signed at start, and still lists the revocation
 	[ -n "$(revoked_ids)" ] || return 1
 }
-check "restarted with retired A configured (and compromised B checked): reported, C signs" retired_configured
+check "restarted with retired A configured (and compromised B checked): reported, E signs" retired_configured
+check "and stops cleanly, no sanitizer report" stops_cleanly
+
+forged_at_start() {
+	local kid got
+	kid=$(new_key it-hot-forged2) || return 1
+	sql "UPDATE signing_keys SET status='retired', retired_at=now_ms() WHERE status='active'" \
+		"UPDATE signing_keys SET status='active', activated_at=now_ms(), activated_by='config:pkcs11.signing_key' WHERE kid='$kid'" ||
+		return 1
+	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 && { cat "$work/check.out"; return 1; }
+	grep -q "setting 'store.path': .*the store's active signing key $kid would not be put in force: it was activated without a ceremony (by config:pkcs11.signing_key), as only a store's first and only active key is, but the store holds [0-9]* rollover statement(s)" \
+		"$work/check.out" || { cat "$work/check.out"; return 1; }
+	start_daemon || return 1
+	fails_closed "$kid" unverified_ceremony "signing key $kid is not put in force: it was activated without a ceremony" ||
+		return 1
+	stop_daemon || return 1
+	# a real ceremony, the daemon stopped: it starts signing
+	kid_now=$(new_key it-hot-f) || return 1
+	ceremony activate "$kid_now" || return 1
+	start_daemon || return 1
+	kid_signing "$kid_now"
+}
+check "restarted on a forged activation (claimed bootstrapped after rotations): --check-config says why, the daemon starts not ready, audited; a ceremony later it signs" \
+	forged_at_start
+check "and stops cleanly, no sanitizer report" stops_cleanly
+
+dropped_trigger() {
+	local create
+	create=$(sql_value "SELECT sql FROM sqlite_master WHERE name='signing_keys_lifecycle'")
+	sql "DROP TRIGGER signing_keys_lifecycle" || return 1
+	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 && { cat "$work/check.out"; return 1; }
+	grep -q "tampered or damaged: trigger signing_keys_lifecycle missing" "$work/check.out" ||
+		{ cat "$work/check.out"; return 1; }
+	"$BUILD/bin/credsignd" --config "$conf" > "$work/refused.log" 2>&1 && return 1
+	grep -q "store $db tampered or damaged: trigger signing_keys_lifecycle missing" "$work/refused.log" ||
+		{ cat "$work/refused.log"; return 1; }
+	! grep -E 'Sanitizer|runtime error:' "$work/refused.log" || return 1
+	# put back as it was: the daemon starts and signs
+	sql "$create" || return 1
+	start_daemon || return 1
+	kid_signing "$kid_now"
+}
+check "a guard trigger dropped: --check-config and start-up refuse the store naming it; put back, the daemon starts and signs" \
+	dropped_trigger
 check "and stops cleanly, no sanitizer report" stops_cleanly
 
 finish

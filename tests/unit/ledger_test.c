@@ -1745,6 +1745,7 @@ static void test_migration_from_v6(void **state)
 	/* the key events as the daemon of schema 6 audited them (kE's were purged) */
 	const char *events[][4] = {
 		{"2025-02-01T00:00:00.000Z", "system", "key.activate", "kA"},
+		{"2025-02-01T12:00:00.000Z", "system", "key.activate", "kA"}, /* again, by configuration */
 		{"2025-02-02T00:00:00.000Z", "system", "key.retire", "kA"},
 		{"2025-02-02T00:00:00.000Z", "system", "key.activate", "kB"},
 		{"2025-02-03T00:00:00.000Z", "local:root", "key.activate", "kB"}, /* refused: not counted */
@@ -1752,11 +1753,11 @@ static void test_migration_from_v6(void **state)
 		{"2025-02-05T00:00:00.000Z", "local:root", "key.compromise", "kB"},
 		{"2025-02-05T00:00:00.000Z", "system", "key.activate", "kC"},
 	};
-	for (int i = 0; i < 7; i++) {
+	for (int i = 0; i < 8; i++) {
 		char q[400];
 		snprintf(q, sizeof(q), "INSERT INTO audit_log VALUES (%d, '%s', 'n', '%s', NULL, 'system', '%s', '%s', NULL, "
 				       "NULL, '%s', NULL, NULL, zeroblob(32), zeroblob(32))", i + 1, events[i][0], events[i][1],
-			 events[i][2], events[i][3], i == 3 ? "failure" : "success");
+			 events[i][2], events[i][3], i == 4 ? "failure" : "success");
 		raw_exec(old, q);
 	}
 	sqlite3_close(old);
@@ -1777,7 +1778,7 @@ static void test_migration_from_v6(void **state)
 	assert_field(&k, K_X5C, NULL);
 	key_row_free(&k);
 	k = get_key(path, "kB");
-	assert_field(&k, K_ACT_AT, "2025-02-02T00:00:00.000Z"); /* the newest that succeeded */
+	assert_field(&k, K_ACT_AT, "2025-02-02T00:00:00.000Z"); /* the first that succeeded */
 	assert_field(&k, K_RET_AT, "2025-02-04T00:00:00.000Z");
 	assert_field(&k, K_COMP_AT, "2025-02-05T00:00:00.000Z");
 	assert_field(&k, K_COMP_BY, "local:root");
@@ -1848,7 +1849,7 @@ static void test_migration_from_v6(void **state)
 	pending(l, "kF");
 	start_ceremony(l, "cer_m", "activate", "kF", "2026-01-01T00:00:00.000Z", FAR_FUTURE);
 	assert_int_equal(execute(l, "cer_m", "activate", "kF", "kC", &e), CS_OK);
-	assert_int_equal(e.seq, 7 + 2 + 3);
+	assert_int_equal(e.seq, 8 + 2 + 3);
 	cs_ledger_close(l);
 }
 

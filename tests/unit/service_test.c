@@ -23,13 +23,21 @@
  * - the signing key in force: a registered chain (x5c) is checked and
  *   carried in the header; a request keeps the key it started with across
  *   a swap; no key in force fails certification closed (no_active_key) and
- *   readiness; the key watch follows the store's active key (a switch, a
- *   chain, a chain or kid that does not fit and no active key fail closed,
- *   each audited once as key.switch); the revocation list is signed,
- *   re-signed on a change and when half an hour old, served until its
- *   next_update without a key; the JWKS lists the keys that signed, with
- *   their states, dates and x5c; the rollover statements are served as
- *   stored, oldest first.
+ *   readiness; the key watch follows the store's active key activated by
+ *   a ceremony of the configured officers (a switch, a chain, a chain or
+ *   kid that does not fit and no active key fail closed, each audited once
+ *   as key.switch), and only such a key or a store's first, bootstrapped
+ *   one: a key made active by an edit naming a made-up, malformed or no
+ *   ceremony, a ceremony approved by an officer this configuration does
+ *   not list (passed off under a listed name), by one officer, or whose
+ *   record was edited after the approvals, a key claimed bootstrapped after
+ *   rotations, an older ceremony's key restored by deleting rows (forward
+ *   only), two active keys: each fails closed, audited once with its code;
+ *   the revocation list is signed, re-signed on a change, a rotation and
+ *   when half an hour old, served until its next_update without a key,
+ *   withdrawn at once when its key is compromised; the JWKS lists the keys
+ *   that signed, with their states, dates and x5c; the rollover statements
+ *   are served as stored, oldest first.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,8 +59,10 @@
 #include <sqlite3.h>
 
 #include "audit.h"
+#include "ceremony.h"
 #include "jose.h"
 #include "ledger.h"
+#include "officer_pki.h"
 #include "provider.h"
 #include "service.h"
 #include "test_support.h"
@@ -78,10 +88,14 @@ static const char *const base_grants =
 	"  { identity = \"spiffe://t/limited\"; role = \"generator\"; projects = [ \"web\" ];\n"
 	"    environments = [ \"dev\" ]; rate = 0.001; burst = 2; }";
 
+/* The officer PKI (officer_pki.h) and the configuration's ceremony group
+ * naming its officers a, b and c (quorum 2). */
+static char pki[600], ceremony_conf[4096];
+
 /* Write the configuration file with these grants (and extra groups). */
 static void write_conf(const char *grants, const char *extra)
 {
-	char text[8192];
+	char text[16384];
 	snprintf(text, sizeof(text),
 		 "server = { public_base_url = \"https://credsign.test\"; node_id = \"svc\";\n"
 		 "  presets_file = \"%s/conf/presets.conf\"; };\n"
@@ -91,9 +105,9 @@ static void write_conf(const char *grants, const char *extra)
 		 "  validation = { program = \"none\"; }; };\n"
 		 "store = { path = \"credsign.db\"; };\n"
 		 "audit = { checkpoint_entries = 4; };\n"
-		 "access = { grants = (\n%s\n); };\n%s",
+		 "access = { grants = (\n%s\n); };\n%s%s",
 		 CREDSIGN_SOURCE_DIR, getenv("CREDSIGN_TEST_MODULE"), getenv("CREDSIGN_TEST_TOKEN_DIR"), grants,
-		 extra != NULL ? extra : "");
+		 extra != NULL ? extra : "", ceremony_conf);
 	ts_write_file(conf_path, text, 0600);
 }
 
@@ -171,7 +185,7 @@ static entry entry_of(const char *request_id)
 typedef struct {
 	const char *action;
 	int count;
-	char last_outcome[16], last_object[512];
+	char last_outcome[16], last_object[512], last_code[48];
 } action_count;
 
 static int count_action(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
@@ -183,6 +197,7 @@ static int count_action(void *arg, const cs_audit_entry *e, const uint8_t prev[3
 		c->count++;
 		snprintf(c->last_outcome, sizeof(c->last_outcome), "%s", e->outcome);
 		snprintf(c->last_object, sizeof(c->last_object), "%s", e->object != NULL ? e->object : "");
+		snprintf(c->last_code, sizeof(c->last_code), "%s", e->error_code != NULL ? e->error_code : "");
 	}
 	return 0;
 }
@@ -960,6 +975,98 @@ static void test_no_key_in_force_fails_closed(void **state)
 	free(jws);
 }
 
+/* ---- activations, as credsign-admin's ceremonies make them ------------------------ */
+
+static int ceremonies_made;
+
+/* The kid the store names active (malloc'd), NULL when none. */
+static char *store_active(void)
+{
+	cs_active_key k = {0};
+	cs_err r = cs_store_key_active(store, &k);
+	assert_true(r == CS_OK || r == CS_E_NOT_FOUND);
+	char *kid = r == CS_OK ? strdup(k.kid) : NULL;
+	cs_active_key_free(&k);
+	return kid;
+}
+
+/* The rollover statement of ceremony id (general JWS, RFC 7515 7.2.1)
+ * making key active after old (NULL: none), signed by key. */
+static char *rollover_of(const char *id, const char *old, cs_signer *key, const char *at)
+{
+	json_t *claims = json_pack("{s:s, s:s?, s:s, s:O, s:s, s:[], s:s}", "type", "credsign-rollover/v1", "old_kid",
+				   old, "new_kid", cs_signer_kid(key), "new_jwk", cs_signer_jwk(key), "ceremony_id", id,
+				   "approvals", "time", at);
+	char *jws = NULL;
+	assert_int_equal(cs_signer_jws(key, "credsign-rollover+jws", claims, &jws), CS_OK);
+	const char *d1 = strchr(jws, '.'), *d2 = strchr(d1 + 1, '.');
+	json_t *st = json_pack("{s:s%, s:[{s:s%, s:s}]}", "payload", d1 + 1, (size_t)(d2 - d1 - 1), "signatures",
+			       "protected", jws, (size_t)(d1 - jws), "signature", d2 + 1);
+	char *text = json_dumps(st, JSON_COMPACT);
+	assert_non_null(text);
+	json_decref(st);
+	json_decref(claims);
+	free(jws);
+	return text;
+}
+
+/* An activate ceremony of key (recorded pending) run to its end: started,
+ * approved with each officer certs[i]'s certificate and key recorded under
+ * the name names[i] (what a credsign-admin given some configuration
+ * records), the rollover statement signed by key, executed. Its id. */
+static const char *activate_by(cs_signer *key, const char *const *certs, const char *const *names, size_t n)
+{
+	static char id[CS_CEREMONY_ID_CHARS + 1];
+	uint8_t raw[CS_CEREMONY_ID_RAW] = {0x5e, (uint8_t)++ceremonies_made}, nraw[CS_CEREMONY_NONCE_RAW] = {0x17};
+	char nonce[CS_CEREMONY_NONCE_CHARS + 1], created[32], expires[32], at[32], *canonical = NULL;
+	nraw[1] = (uint8_t)ceremonies_made;
+	cs_ceremony_id_from_raw(raw, id);
+	assert_int_equal(cs_ceremony_nonce_from_raw(nraw, nonce), CS_OK);
+	cs_audit_time_format(now_ms(), created);
+	cs_audit_time_format(now_ms() + 3600 * 1000, expires);
+	char *old = store_active();
+	json_t *params = json_pack("{s:s?}", "old_kid", old);
+	char *params_json = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+	cs_ceremony_record c = {.id = id, .action = "activate", .subject = cs_signer_kid(key), .reason = "rotation",
+				.params_json = params_json, .nonce = nonce, .node = "svc", .created_at = created,
+				.expires_at = expires, .started_by = "local:test"};
+	assert_int_equal(cs_ceremony_canonical(&c, &canonical), CS_OK);
+	c.canonical = canonical;
+	assert_int_equal(cs_ledger_ceremony_create(app.ledger, &c, NULL), CS_OK);
+	for (size_t i = 0; i < n; i++) {
+		char cert[800], keyf[800], fpr[72], why[CS_CEREMONY_WHY_MAX], *pem = NULL;
+		snprintf(cert, sizeof(cert), "%s/officers/%s.pem", pki, certs[i]);
+		snprintf(keyf, sizeof(keyf), "%s/officers/%s.key", pki, certs[i]);
+		assert_int_equal(cs_officer_cert_read(cert, &pem, why), CS_OK);
+		assert_int_equal(op_fingerprint(cert, fpr), 0);
+		cs_officer_key k = {.key = keyf};
+		cs_approval_sig sig;
+		assert_int_equal(cs_approval_sign(&k, pem, (const uint8_t *)canonical, strlen(canonical), &sig, why), CS_OK);
+		cs_audit_time_format(now_ms(), at);
+		cs_approval_record a = {.ceremony_id = id, .officer = names[i], .fingerprint = fpr, .cert_pem = pem,
+					.sig_alg = sig.sig_alg, .signature_b64 = sig.signature_b64, .approved_at = at,
+					.approved_by = "local:test"};
+		assert_int_equal(cs_ledger_ceremony_approve(app.ledger, &a, NULL), CS_OK);
+		cs_approval_sig_free(&sig);
+		free(pem);
+	}
+	cs_audit_time_format(now_ms(), at);
+	char *rollover = rollover_of(id, old, key, at);
+	cs_ceremony_exec x = {.ceremony_id = id, .action = "activate", .subject = cs_signer_kid(key),
+			      .expected_active = old, .rollover_json = rollover, .at = at, .actor = "local:test",
+			      .result_json = "{}"};
+	assert_int_equal(cs_ledger_ceremony_execute(app.ledger, &x, NULL), CS_OK);
+	free(rollover);
+	free(canonical);
+	free(params_json);
+	json_decref(params);
+	free(old);
+	return id;
+}
+
+static const char *const officers_ab[] = {"officer-a", "officer-b"};
+#define BY_TWO officers_ab, officers_ab, 2
+
 /* The kid in force ("" none). */
 static const char *kid_in_force(void)
 {
@@ -976,6 +1083,19 @@ static void assert_last_switch(int count, const char *outcome, const char *objec
 	assert_string_equal(c.last_object, object);
 }
 
+/* The last key.switch entry is a failure for object with code. */
+static void assert_switch_refused(int count, const char *object, const char *code)
+{
+	action_count c = entries_of("key.switch");
+	assert_int_equal(c.count, count);
+	assert_string_equal(c.last_outcome, "failure");
+	assert_string_equal(c.last_object, object);
+	assert_string_equal(c.last_code, code);
+}
+
+/* The label of the key in force, for the tests that verify its signatures. */
+static const char *label_in_force = KEY_LABEL;
+
 static void test_the_watch_follows_the_store(void **state)
 {
 	(void)state;
@@ -986,16 +1106,28 @@ static void test_the_watch_follows_the_store(void **state)
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
 	assert_string_equal(kid_in_force(), a);
 	assert_int_equal(entries_of("key.switch").count, 0);
-	/* B activated (A retired) as an activate ceremony leaves it: in force at the next poll */
+	/* A, the only key ever active, without a ceremony: bootstrapped, or
+	 * activated before ceremonies existed ("system", or not recorded) */
+	static const char *const by[] = {"'config:pkcs11.signing_key'", "'system'", "NULL", "'local:mallory'"};
+	for (size_t i = 0; i < sizeof(by) / sizeof(by[0]); i++) {
+		cs_key_warrant w;
+		char why[CS_KEY_WHY_MAX];
+		snprintf(q, sizeof(q), "UPDATE signing_keys SET activated_by = %s WHERE kid = '%s';", by[i], a);
+		sql(q);
+		assert_int_equal(cs_store_read_begin(store), CS_OK);
+		cs_err r = cs_app_key_warrant(store, app.officers, app.officers_why, a, &w, why, sizeof(why));
+		cs_store_read_end(store);
+		assert_int_equal(r, i < 3 ? CS_OK : CS_E_CEREMONY_REFUSED);
+		assert_true(i == 3 || w.bootstrap);
+		assert_true(i < 3 || strstr(why, "made active without a ceremony (by local:mallory)") != NULL);
+	}
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET activated_by = 'config:pkcs11.signing_key' WHERE kid = '%s';",
+		 a);
+	sql(q);
+	/* B activated (A retired) by a ceremony of two officers: in force at the next poll */
 	cs_signer *b = token_key(KEY_LABEL "-b", 0); /* recorded pending by the test before */
 	const char *kb = cs_signer_kid(b);
-	snprintf(q, sizeof(q),
-		 "BEGIN; UPDATE signing_keys SET status = 'retired', retired_at = " NOW_FMT ", retired_by = 'local:test', "
-		 "retired_ceremony = 'cer_test1' WHERE kid = '%s'; UPDATE signing_keys SET status = 'active', "
-		 "activated_at = " NOW_FMT ", activated_by = 'local:test', activated_ceremony = 'cer_test1' WHERE kid = "
-		 "'%s'; COMMIT;",
-		 a, kb);
-	sql(q);
+	(void)activate_by(b, BY_TWO);
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
 	assert_string_equal(kid_in_force(), kb);
 	assert_last_switch(1, "success", kb);
@@ -1026,49 +1158,266 @@ static void test_the_watch_follows_the_store(void **state)
 	sql(q);
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_INVALID_ARG);
 	assert_string_equal(kid_in_force(), "");
-	assert_last_switch(3, "failure", kb);
+	assert_switch_refused(3, kb, "x5c_invalid");
 	assert_int_not_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
 	assert_int_equal(entries_of("key.switch").count, 3);
 	sql("UPDATE signing_keys SET x5c_json = NULL WHERE status = 'active';");
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
 	assert_string_equal(kid_in_force(), kb);
 	assert_last_switch(4, "success", kb);
-	/* the store names a kid its uri's key does not have: fail closed */
-	const char *fake = "fake-kid-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-	snprintf(q, sizeof(q),
-		 "BEGIN; INSERT INTO signing_keys (kid, uri, jwk_json, status) SELECT '%s', uri, jwk_json, 'pending' "
-		 "FROM signing_keys WHERE kid = '%s'; UPDATE signing_keys SET status = 'compromised', compromised_at = "
-		 NOW_FMT " WHERE kid = '%s'; UPDATE signing_keys SET status = 'active', activated_at = " NOW_FMT
-		 " WHERE kid = '%s'; COMMIT;",
-		 fake, a, kb, fake);
+	/* the store's uri of a key activated by a ceremony names another key's
+	 * token object: fail closed */
+	cs_signer *d = token_key(KEY_LABEL "-d", 1);
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET uri = '%s' WHERE kid = '%s';", cfg->pkcs11.signing_key,
+		 cs_signer_kid(d));
 	sql(q);
+	(void)activate_by(d, BY_TWO);
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CONFLICT);
 	assert_string_equal(kid_in_force(), "");
-	assert_last_switch(5, "failure", fake);
-	/* no active key at all: the slot stays empty, audited once */
+	assert_switch_refused(5, cs_signer_kid(d), "key_mismatch");
+	/* no active key at all (D compromised): the slot stays empty, audited once */
 	snprintf(q, sizeof(q), "UPDATE signing_keys SET status = 'compromised', compromised_at = " NOW_FMT
-			       " WHERE kid = '%s';", fake);
+			       " WHERE kid = '%s';", cs_signer_kid(d));
 	sql(q);
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_NO_ACTIVE_KEY);
-	assert_last_switch(6, "failure", "none");
+	assert_switch_refused(6, "none", "no_active_key");
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
 	assert_int_equal(entries_of("key.switch").count, 6);
 	cs_readiness ready;
 	cs_service_readiness(&app, store, &ready);
 	assert_string_equal(ready.kid, "");
-	/* another key activated: in force again */
+	/* another key activated by a ceremony (no previous key): in force again */
 	cs_signer *c = token_key(KEY_LABEL "-c", 1);
-	snprintf(q, sizeof(q), "UPDATE signing_keys SET status = 'active', activated_at = " NOW_FMT
-			       ", activated_by = 'local:test' WHERE kid = '%s';", cs_signer_kid(c));
-	sql(q);
+	(void)activate_by(c, BY_TWO);
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
 	assert_string_equal(kid_in_force(), cs_signer_kid(c));
 	assert_last_switch(7, "success", cs_signer_kid(c));
+	label_in_force = KEY_LABEL "-c";
 	free(bad);
 	free(chain);
 	EVP_PKEY_free(ca);
 	cs_signer_free(b);
 	cs_signer_free(c);
+	cs_signer_free(d);
+}
+
+/* A guard of the schema (a trigger or index) dropped, to edit the store as
+ * an attacker with the file would; put back by guard_restore. */
+static char *guard_drop(const char *name)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_open(cfg->store.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT type, sql FROM sqlite_master WHERE name = ?", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	char drop[200], *create = strdup((const char *)sqlite3_column_text(st, 1));
+	snprintf(drop, sizeof(drop), "DROP %s %s;", (const char *)sqlite3_column_text(st, 0), name);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	sql(drop);
+	return create;
+}
+
+static void guard_restore(char *create)
+{
+	sql(create);
+	free(create);
+}
+
+/* Why the store's active key kid is refused (fails when it is not). */
+static void assert_unwarranted(const char *kid, const char *says)
+{
+	cs_key_warrant w;
+	char why[CS_KEY_WHY_MAX];
+	assert_int_equal(cs_store_read_begin(store), CS_OK);
+	cs_err r = cs_app_key_warrant(store, app.officers, app.officers_why, kid, &w, why, sizeof(why));
+	cs_store_read_end(store);
+	assert_int_equal(r, CS_E_CEREMONY_REFUSED);
+	if (strstr(why, says) == NULL)
+		fail_msg("'%s' does not say '%s'", why, says);
+}
+
+/* key (a new label) activated by a ceremony of officers a and b, in force at the next poll. */
+static cs_signer *recovered_by(const char *label)
+{
+	cs_signer *k = token_key(label, 1);
+	int n = entries_of("key.switch").count;
+	(void)activate_by(k, BY_TWO);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now_ms()), CS_OK);
+	assert_string_equal(kid_in_force(), cs_signer_kid(k));
+	assert_last_switch(n + 1, "success", cs_signer_kid(k));
+	label_in_force = label;
+	return k;
+}
+
+/* Activations the daemon does not verify: each fails closed (the slot
+ * empty, certification 503), audited once with the kid and why. */
+static void test_the_watch_verifies_activations(void **state)
+{
+	(void)state;
+	char q[2048], sid[23];
+	int64_t now = now_ms();
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK); /* the JWKS test's chain: in force */
+	int n = entries_of("key.switch").count;
+	/* a pending key made active by an UPDATE naming a made-up ceremony */
+	cs_signer *f = token_key(KEY_LABEL "-f", 1);
+	const char *kf = cs_signer_kid(f);
+	snprintf(q, sizeof(q),
+		 "BEGIN; UPDATE signing_keys SET status = 'retired', retired_at = " NOW_FMT ", retired_ceremony = "
+		 "'cer_aaaaaaaaaaaaaaaaaaaaaaaaaa' WHERE status = 'active'; UPDATE signing_keys SET status = 'active', "
+		 "activated_at = " NOW_FMT ", activated_by = 'local:mallory', activated_ceremony = "
+		 "'cer_aaaaaaaaaaaaaaaaaaaaaaaaaa' WHERE kid = '%s'; COMMIT;",
+		 kf);
+	sql(q);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CEREMONY_REFUSED);
+	assert_string_equal(kid_in_force(), "");
+	assert_switch_refused(++n, kf, "unverified_ceremony");
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CEREMONY_REFUSED);
+	assert_int_equal(entries_of("key.switch").count, n); /* once */
+	assert_unwarranted(kf, "ceremony cer_aaaaaaaaaaaaaaaaaaaaaaaaaa is not in the store");
+	char code[32], said[CS_KEY_WHY_MAX];
+	cs_key_watch_why(app.keys, code, said, sizeof(said)); /* for /readyz */
+	assert_string_equal(code, "unverified_ceremony");
+	assert_non_null(strstr(said, "ceremony cer_aaaaaaaaaaaaaaaaaaaaaaaaaa is not in the store"));
+	cs_readiness ready;
+	cs_service_readiness(&app, store, &ready);
+	assert_string_equal(ready.kid, "");
+	assert_int_equal(generate_as("ci", "payments", "production", sid), CS_OK);
+	cs_caller ci = who("ci");
+	cs_service_req rq;
+	begin(&rq, &ci, "certify");
+	assert_null(certify_in(&rq, sid, CS_E_NO_ACTIVE_KEY));
+	cs_service_record(&rq, "failure", rq.problem.code);
+	cs_service_end(&rq);
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET activated_ceremony = 'cer_x\n' WHERE kid = '%s';", kf);
+	sql(q);
+	assert_unwarranted(kf, "its activating ceremony 'cer_x\n' is not a ceremony id");
+	/* made active without any ceremony */
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET activated_ceremony = NULL WHERE kid = '%s';", kf);
+	sql(q);
+	assert_unwarranted(kf, "made active without a ceremony (by local:mallory)");
+	cs_signer *g = recovered_by(KEY_LABEL "-g");
+	cs_key_watch_why(app.keys, code, said, sizeof(said));
+	assert_string_equal(code, "");
+	assert_string_equal(said, "");
+	/* a ceremony approved under a rogue configuration: officer-x (of the
+	 * officer CA, not listed here) recorded as officer-b */
+	cs_signer *h = token_key(KEY_LABEL "-h", 1);
+	static const char *const rogue_certs[] = {"officer-a", "officer-x"};
+	static const char *const rogue_names[] = {"officer-a", "officer-b"};
+	const char *rogue = activate_by(h, rogue_certs, rogue_names, 2);
+	n = entries_of("key.switch").count;
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CEREMONY_REFUSED);
+	assert_string_equal(kid_in_force(), "");
+	assert_switch_refused(n + 1, cs_signer_kid(h), "unverified_ceremony");
+	assert_unwarranted(cs_signer_kid(h), "1 valid approval(s) by distinct officers of this configuration, activate needs 2");
+	assert_unwarranted(cs_signer_kid(h), "not listed in ceremony.officers");
+	/* its recorded reason edited after the officers signed: not what they signed */
+	char *once = guard_drop("ceremonies_once");
+	snprintf(q, sizeof(q), "UPDATE ceremonies SET reason = 'edited' WHERE id = '%s';", rogue);
+	sql(q);
+	guard_restore(once);
+	assert_unwarranted(cs_signer_kid(h), "its recorded fields are not the bytes the officers signed");
+	cs_signer *i = recovered_by(KEY_LABEL "-i");
+	/* one officer only */
+	cs_signer *one = token_key(KEY_LABEL "-one", 1);
+	(void)activate_by(one, officers_ab, officers_ab, 1);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CEREMONY_REFUSED);
+	assert_unwarranted(cs_signer_kid(one), "activate needs 2");
+	cs_signer_free(recovered_by(KEY_LABEL "-j"));
+	/* claimed bootstrapped from the configuration after rotations */
+	cs_signer *boot = token_key(KEY_LABEL "-boot", 1);
+	snprintf(q, sizeof(q),
+		 "BEGIN; UPDATE signing_keys SET status = 'retired', retired_at = " NOW_FMT " WHERE status = 'active'; "
+		 "UPDATE signing_keys SET status = 'active', activated_at = " NOW_FMT ", activated_by = "
+		 "'config:pkcs11.signing_key' WHERE kid = '%s'; COMMIT;",
+		 cs_signer_kid(boot));
+	sql(q);
+	n = entries_of("key.switch").count;
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CEREMONY_REFUSED);
+	assert_switch_refused(n + 1, cs_signer_kid(boot), "unverified_ceremony");
+	assert_unwarranted(cs_signer_kid(boot), "activated without a ceremony (by config:pkcs11.signing_key), as only a "
+						"store's first and only active key is, but the store holds");
+	cs_signer *k = recovered_by(KEY_LABEL "-k");
+	/* forward only: I, retired, made active again with its own (older)
+	 * ceremony, the rollovers since deleted: its warrant holds, but the
+	 * daemon does not go back */
+	char *lifecycle = guard_drop("signing_keys_lifecycle"), *kept = guard_drop("key_rollovers_no_delete");
+	snprintf(q, sizeof(q),
+		 "BEGIN; UPDATE signing_keys SET status = 'retired' WHERE kid = '%s'; UPDATE signing_keys SET status = "
+		 "'active' WHERE kid = '%s'; DELETE FROM key_rollovers WHERE id > (SELECT id FROM key_rollovers WHERE "
+		 "new_kid = '%s'); COMMIT;",
+		 cs_signer_kid(k), cs_signer_kid(i), cs_signer_kid(i));
+	sql(q);
+	guard_restore(kept);
+	guard_restore(lifecycle);
+	n = entries_of("key.switch").count;
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CEREMONY_REFUSED);
+	assert_string_equal(kid_in_force(), "");
+	assert_switch_refused(n + 1, cs_signer_kid(i), "stale_ceremony");
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CEREMONY_REFUSED);
+	assert_int_equal(entries_of("key.switch").count, n + 1);
+	cs_key_warrant w;
+	char why[CS_KEY_WHY_MAX];
+	assert_int_equal(cs_store_read_begin(store), CS_OK);
+	assert_int_equal(cs_app_key_warrant(store, app.officers, app.officers_why, cs_signer_kid(i), &w, why, sizeof(why)),
+			 CS_OK);
+	cs_store_read_end(store);
+	assert_false(w.bootstrap);
+	cs_signer *l = recovered_by(KEY_LABEL "-l");
+	/* two keys active (the one-active index dropped): fail closed */
+	cs_signer *m = token_key(KEY_LABEL "-m", 1);
+	char *one_active = guard_drop("signing_keys_one_active");
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET status = 'active' WHERE kid = '%s';", cs_signer_kid(m));
+	sql(q);
+	n = entries_of("key.switch").count;
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CONFLICT);
+	assert_string_equal(kid_in_force(), "");
+	assert_switch_refused(n + 1, "several", "several_active_keys");
+	cs_key_watch_why(app.keys, code, said, sizeof(said));
+	assert_string_equal(code, "several_active_keys");
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK); /* nothing new */
+	assert_int_equal(entries_of("key.switch").count, n + 1);
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET status = 'pending' WHERE kid = '%s';", cs_signer_kid(m));
+	sql(q);
+	guard_restore(one_active);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	assert_string_equal(kid_in_force(), cs_signer_kid(l));
+	assert_last_switch(n + 2, "success", cs_signer_kid(l));
+	cs_signer_free(f);
+	cs_signer_free(g);
+	cs_signer_free(h);
+	cs_signer_free(i);
+	cs_signer_free(one);
+	cs_signer_free(boot);
+	cs_signer_free(k);
+	cs_signer_free(l);
+	cs_signer_free(m);
+}
+
+/* A warrant's forward rule on records. */
+static void test_forward_only(void **state)
+{
+	(void)state;
+	cs_key_warrant boot = {.bootstrap = 1},
+		       old = {.ceremony = "cer_old", .created_at = "2030-01-01T00:00:00.000Z",
+			      .executed_at = "2030-01-01T00:10:00.000Z"},
+		       young = {.ceremony = "cer_new", .created_at = "2030-01-02T00:00:00.000Z",
+				.executed_at = "2030-01-02T00:10:00.000Z"},
+		       /* started later, but its execution recorded earlier */
+		       odd = {.ceremony = "cer_odd", .created_at = "2030-01-03T00:00:00.000Z",
+			      .executed_at = "2030-01-01T00:00:00.500Z"};
+	char why[CS_KEY_WHY_MAX];
+	assert_true(cs_app_key_warrant_newer(&boot, &old, why, sizeof(why)));
+	assert_true(cs_app_key_warrant_newer(&old, &young, why, sizeof(why)));
+	assert_true(cs_app_key_warrant_newer(&young, &young, why, sizeof(why)));
+	assert_false(cs_app_key_warrant_newer(&young, &old, why, sizeof(why)));
+	assert_non_null(strstr(why, "ceremony cer_old (started 2030-01-01T00:00:00.000Z"));
+	assert_false(cs_app_key_warrant_newer(&old, &boot, why, sizeof(why)));
+	assert_non_null(strstr(why, "bootstrapped"));
+	assert_false(cs_app_key_warrant_newer(&young, &odd, why, sizeof(why)));
 }
 
 /* The list's claims, verified with label's key. */
@@ -1097,7 +1446,7 @@ static char *revocations_now(int64_t now)
 static void test_the_revocation_list(void **state)
 {
 	(void)state;
-	const char *label = KEY_LABEL "-c"; /* in force since the test before */
+	const char *label = label_in_force; /* since the tests before */
 	int64_t now = now_ms();
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
 	char *jws = revocations_now(now);
@@ -1143,6 +1492,7 @@ static void test_the_revocation_list(void **state)
 	finish(&rq, CS_OK);
 	assert_false(st.revoked);
 	assert_null(st.reason);
+	cs_cert_status_free(&st);
 	free(cert);
 	free(claims);
 	/* signed again when it is half an hour old */
@@ -1164,6 +1514,29 @@ static void test_the_revocation_list(void **state)
 	assert_int_equal(cs_key_watch_revocations(app.keys, next_update * 1000, &jws), CS_E_NOT_FOUND);
 	assert_null(jws);
 	cs_signer_slot_swap(app.signer, c);
+	/* a rotation: the new key signs the list at once (the retired one
+	 * vouched for it until then) */
+	cs_signer *n = recovered_by(KEY_LABEL "-n");
+	jws = revocations_now(now_ms());
+	p = revocations_verified(jws, KEY_LABEL "-n");
+	assert_int_equal(json_array_size(json_object_get(p, "revoked")), 1);
+	json_decref(p);
+	free(jws);
+	/* the key in force compromised: nothing signs, and the list it signed
+	 * is withdrawn at once, long before its next_update */
+	char q[512];
+	snprintf(q, sizeof(q), "UPDATE signing_keys SET status = 'compromised', compromised_at = " NOW_FMT
+			       " WHERE kid = '%s';", cs_signer_kid(n));
+	sql(q);
+	assert_int_equal(cs_key_watch_poll(app.keys, store, now_ms()), CS_E_NO_ACTIVE_KEY);
+	assert_int_equal(cs_key_watch_revocations(app.keys, now_ms(), &jws), CS_E_NOT_FOUND);
+	assert_null(jws);
+	begin(&rq, &auditor, "revocations.read");
+	assert_int_equal(cs_service_revocations(&rq, &jws), CS_E_NOT_FOUND);
+	assert_string_equal(rq.problem.code, "revocations_unavailable");
+	cs_service_record(&rq, "failure", rq.problem.code);
+	cs_service_end(&rq);
+	cs_signer_free(n);
 }
 
 static json_t *jwks_key(json_t *keys, const char *kid)
@@ -1178,8 +1551,8 @@ static void test_the_jwks_lists_keys_that_signed(void **state)
 {
 	(void)state;
 	/* pending, and retired or compromised from pending by a ceremony: never signed */
-	cs_signer *d = token_key(KEY_LABEL "-d", 1), *e = token_key(KEY_LABEL "-e", 1);
-	cs_signer *f = token_key(KEY_LABEL "-f", 1);
+	cs_signer *d = token_key(KEY_LABEL "-p", 1), *e = token_key(KEY_LABEL "-q", 1);
+	cs_signer *f = token_key(KEY_LABEL "-r", 1);
 	char q[4096];
 	snprintf(q, sizeof(q),
 		 "UPDATE signing_keys SET status = 'retired', retired_at = " NOW_FMT ", retired_ceremony = 'cer_r' "
@@ -1199,7 +1572,7 @@ static void test_the_jwks_lists_keys_that_signed(void **state)
 	begin(&rq, &stranger, "jwks.read");
 	assert_int_equal(cs_service_jwks(&rq, &keys), CS_OK);
 	finish(&rq, CS_OK);
-	/* A (retired, destroyed), B and the fake (compromised after signing), C (active) */
+	/* A and B (retired, destroyed), D (compromised after its activation), C (active) */
 	assert_int_equal(json_array_size(keys), 4);
 	assert_null(jwks_key(keys, cs_signer_kid(d)));
 	assert_null(jwks_key(keys, cs_signer_kid(e)));
@@ -1220,7 +1593,7 @@ static void test_the_jwks_lists_keys_that_signed(void **state)
 		assert_non_null(json_object_get(k, "compromised_at"));
 		assert_null(json_object_get(k, "destroyed_at"));
 	}
-	assert_int_equal(compromised, 2);
+	assert_int_equal(compromised, 1);
 	json_t *c = jwks_key(keys, kid_in_force()), *want = json_loads(chain, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(c, "status")), "active");
 	assert_true(json_equal(json_object_get(c, "x5c"), want));
@@ -1254,7 +1627,9 @@ static void test_rollover_statements(void **state)
 	begin(&rq, &stranger, "rollover.read");
 	assert_int_equal(cs_service_rollovers(&rq, &doc), CS_OK);
 	finish(&rq, CS_OK);
-	assert_int_equal(json_array_size(json_object_get(doc, "rollovers")), 0);
+	/* the ceremonies of the tests before stored theirs */
+	size_t before = json_array_size(json_object_get(doc, "rollovers"));
+	assert_true(before > 0);
 	json_decref(doc);
 	/* two statements as activate ceremonies store them: served oldest first, as stored */
 	sql("INSERT INTO key_rollovers (ceremony_id, old_kid, new_kid, statement_json, created_at) VALUES "
@@ -1265,11 +1640,12 @@ static void test_rollover_statements(void **state)
 	assert_int_equal(cs_service_rollovers(&rq, &doc), CS_OK);
 	finish(&rq, CS_OK);
 	json_t *list = json_object_get(doc, "rollovers");
-	assert_int_equal(json_array_size(list), 2);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "payload")), "e30");
-	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "payload")), "e31");
+	assert_int_equal(json_array_size(list), before + 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, before), "payload")), "e30");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, before + 1), "payload")), "e31");
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(json_object_get(json_array_get(list, 0), "signatures"), 0), "signature")),
+				    json_array_get(json_object_get(json_array_get(list, before), "signatures"), 0),
+				    "signature")),
 			    "s1");
 	json_decref(doc);
 	/* a statement that is not a JSON object is not served half: the answer fails */
@@ -1305,6 +1681,16 @@ static int setup(void **state)
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		ts_write_file(path, "not read by these tests\n", 0600);
 	}
+	/* the officers whose ceremonies put keys in force */
+	snprintf(pki, sizeof(pki), "%s/pki", dir);
+	if (op_make(pki) != 0)
+		return -1;
+	snprintf(ceremony_conf, sizeof(ceremony_conf),
+		 "ceremony = { officer_ca = \"%s/officer-ca.pem\"; officer_crl = \"%s/officer-crl.pem\"; quorum = 2;\n"
+		 "  officers = ( { name = \"officer-a\"; certificate = \"%s/officers/officer-a.pem\"; },\n"
+		 "    { name = \"officer-b\"; certificate = \"%s/officers/officer-b.pem\"; },\n"
+		 "    { name = \"officer-c\"; certificate = \"%s/officers/officer-c.pem\"; } ); };\n",
+		 pki, pki, pki, pki, pki);
 	snprintf(conf_path, sizeof(conf_path), "%s/credsignd.conf", dir);
 	write_conf(base_grants, NULL);
 	cs_config_diag diag = {0};
@@ -1315,6 +1701,10 @@ static int setup(void **state)
 		return -1;
 	}
 	app.cfg = cfg;
+	if (cs_officers_load(cfg, &app.officers, app.officers_why) != CS_OK) {
+		fprintf(stderr, "officers: %s\n", app.officers_why);
+		return -1;
+	}
 	/* the token and its signing key (made once per token) */
 	char pin[600];
 	snprintf(pin, sizeof(pin), "%s/user.pin", token_dir);
@@ -1350,7 +1740,8 @@ static int setup(void **state)
 			: CS_E_NOMEM;
 	free(jwk);
 	cs_active_key in_force = {.kid = (char *)cs_signer_kid(first_key), .uri = cfg->pkcs11.signing_key};
-	if (r != CS_OK || !changed || cs_key_watch_new(&app, &in_force, &app.keys) != CS_OK)
+	cs_key_warrant bootstrapped = {.bootstrap = 1};
+	if (r != CS_OK || !changed || cs_key_watch_new(&app, &in_force, &bootstrapped, &app.keys) != CS_OK)
 		return -1;
 	return cs_service_rules_start(&app, cfg) == CS_OK ? 0 : -1;
 }
@@ -1365,6 +1756,7 @@ static int teardown(void **state)
 	cs_audit_free(app.audit);
 	cs_signer_slot_free(app.signer);
 	cs_signer_free(first_key);
+	cs_officers_free(app.officers);
 	json_decref(app.entropy_source);
 	OSSL_PROVIDER_unload(deflt);
 	OSSL_PROVIDER_unload(prov);
@@ -1395,8 +1787,10 @@ int main(void)
 		cmocka_unit_test(test_a_request_keeps_its_key),
 		cmocka_unit_test(test_no_key_in_force_fails_closed),
 		cmocka_unit_test(test_the_watch_follows_the_store),
-		cmocka_unit_test(test_the_revocation_list),
 		cmocka_unit_test(test_the_jwks_lists_keys_that_signed),
+		cmocka_unit_test(test_the_watch_verifies_activations),
+		cmocka_unit_test(test_forward_only),
+		cmocka_unit_test(test_the_revocation_list),
 		cmocka_unit_test(test_rollover_statements), /* leaves a bad statement: last */
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

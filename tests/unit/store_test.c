@@ -24,7 +24,12 @@
  *    back; audit verify holds ts to that order from where the store began
  *    to guarantee it, and only counts decreases before;
  *  - an old store is migrated: one copy of each certificate's claims (its
- *    JWS), answered exactly as before; a newer schema is refused.
+ *    JWS), answered exactly as before; a newer schema is refused;
+ *  - the schema's guards: a store whose guard trigger or one-active index
+ *    was dropped (or replaced by one that guards nothing) is refused at
+ *    every open, read-write and read-only, naming it; one without the
+ *    audit log's triggers still opens (its chain proves it); several
+ *    active keys (the index gone) make the active key a conflict.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -866,6 +871,116 @@ static void test_verify_ts_order(void **state)
 	cs_store_close(s);
 }
 
+/* ---- the schema's guards ---------------------------------------------------------- */
+
+/* The guards every open checks (store.h): a store without one is refused. */
+static const char *const guard_names[] = {
+	"signing_keys_one_active",     "signing_keys_lifecycle",      "signing_keys_destroyed",
+	"signing_keys_no_delete",      "ceremonies_once",             "ceremonies_no_delete",
+	"ceremony_approvals_no_update", "ceremony_approvals_no_delete", "key_rollovers_no_update",
+	"key_rollovers_no_delete",     "cert_revocations_count",      "cert_revocations_no_update",
+	"cert_revocations_no_delete",
+};
+
+/* What the store logged at error level while fn ran on path (static). */
+static const char *errors_of(cs_err (*fn)(const char *, cs_store **), const char *path, cs_err want)
+{
+	static char text[4096];
+	char file[600];
+	snprintf(file, sizeof(file), "%s/log.txt", dir);
+	int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	cs_log_configure(CS_LOG_ERROR, CS_LOG_TEXT, fd);
+	cs_store *s = NULL;
+	cs_err r = fn(path, &s);
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, STDERR_FILENO);
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	cs_store_close(s);
+	if (r != want)
+		fail_msg("%s: %s, not %s: %s", path, cs_strerror(r), cs_strerror(want), text);
+	assert_true(want != CS_OK || s != NULL);
+	return text;
+}
+
+/* The CREATE statement of a schema object (malloc'd), NULL when missing. */
+static char *schema_sql(sqlite3 *raw, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(raw, "SELECT sql FROM sqlite_master WHERE name = ?", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	char *sql = sqlite3_step(st) == SQLITE_ROW ? strdup((const char *)sqlite3_column_text(st, 0)) : NULL;
+	sqlite3_finalize(st);
+	return sql;
+}
+
+static void test_guards_checked_at_open(void **state)
+{
+	(void)state;
+	char path[600], q[1024], want[256];
+	new_db(path, sizeof(path));
+	errors_of(cs_store_open, path, CS_OK);
+	errors_of(cs_store_open_existing_readonly, path, CS_OK);
+	sqlite3 *raw = raw_open(path);
+	/* each guard dropped: refused, read-write and read-only, naming it */
+	for (size_t i = 0; i < sizeof(guard_names) / sizeof(guard_names[0]); i++) {
+		const char *name = guard_names[i];
+		char *create = schema_sql(raw, name);
+		assert_non_null(create);
+		int index = strncmp(create, "CREATE UNIQUE INDEX", 19) == 0;
+		snprintf(q, sizeof(q), "DROP %s %s", index ? "INDEX" : "TRIGGER", name);
+		raw_exec(raw, q);
+		snprintf(want, sizeof(want), "tampered or damaged: %s %s missing", index ? "index" : "trigger", name);
+		if (strstr(errors_of(cs_store_open, path, CS_E_STORE), want) == NULL ||
+		    strstr(errors_of(cs_store_open_existing_readonly, path, CS_E_STORE), want) == NULL)
+			fail_msg("%s dropped: not '%s'", name, want);
+		/* put back as it was: opens again */
+		raw_exec(raw, create);
+		errors_of(cs_store_open, path, CS_OK);
+		free(create);
+	}
+	/* a guard replaced under its name by one that guards nothing */
+	char *lifecycle = schema_sql(raw, "signing_keys_lifecycle");
+	raw_exec(raw, "DROP TRIGGER signing_keys_lifecycle;"
+		      "CREATE TRIGGER signing_keys_lifecycle BEFORE UPDATE OF status ON signing_keys WHEN 0"
+		      "  BEGIN SELECT RAISE(ABORT, 'never'); END;");
+	assert_non_null(strstr(errors_of(cs_store_open_existing_readonly, path, CS_E_STORE),
+			       "trigger signing_keys_lifecycle altered"));
+	raw_exec(raw, "DROP TRIGGER signing_keys_lifecycle");
+	raw_exec(raw, lifecycle);
+	free(lifecycle);
+	/* the audit log's triggers are its chain's to prove: audit verify still reads it */
+	char *no_update = schema_sql(raw, "audit_log_no_update");
+	raw_exec(raw, "DROP TRIGGER audit_log_no_update");
+	errors_of(cs_store_open, path, CS_OK);
+	raw_exec(raw, no_update);
+	free(no_update);
+	/* several keys active (the index dropped): the active key is a conflict,
+	 * logged once on the connection */
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	raw_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES "
+		      "('k1', 'pkcs11:object=k1', '{}', 'active'), ('k2', 'pkcs11:object=k2', '{}', 'pending');");
+	cs_active_key k = {0};
+	assert_int_equal(cs_store_key_active(s, &k), CS_OK);
+	assert_string_equal(k.kid, "k1");
+	cs_active_key_free(&k);
+	char *one_active = schema_sql(raw, "signing_keys_one_active");
+	raw_exec(raw, "DROP INDEX signing_keys_one_active; UPDATE signing_keys SET status = 'active' WHERE kid = 'k2'");
+	assert_int_equal(cs_store_key_active(s, &k), CS_E_CONFLICT);
+	assert_null(k.kid);
+	assert_null(k.uri);
+	raw_exec(raw, "UPDATE signing_keys SET status = 'pending' WHERE kid = 'k1'");
+	assert_int_equal(cs_store_key_active(s, &k), CS_OK);
+	assert_string_equal(k.kid, "k2");
+	cs_active_key_free(&k);
+	raw_exec(raw, one_active);
+	free(one_active);
+	cs_store_close(s);
+	sqlite3_close(raw);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -904,6 +1019,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_checkpoints_do_not_overlap),
 		cmocka_unit_test(test_ts_non_decreasing_along_seq),
 		cmocka_unit_test(test_verify_ts_order),
+		cmocka_unit_test(test_guards_checked_at_open),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

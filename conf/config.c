@@ -1297,7 +1297,7 @@ static void check_officer_crl(loader *l, config_t *lc, X509 *ca)
 
 /* "SHA256:hex" of the certificate's DER SubjectPublicKeyInfo ("" when it
  * cannot be encoded): officers are distinct by key too. */
-static void spki_fingerprint(X509 *x, char out[CS_CONFIG_FPR_SIZE])
+void cs_config_spki_fingerprint(struct x509_st *x, char out[CS_CONFIG_FPR_SIZE])
 {
 	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
@@ -1350,7 +1350,7 @@ static void check_officers(loader *l, config_t *lc, X509 *ca)
 			SERR(l, cs, path, "'%s' is not issued by ceremony.officer_ca (its issuer: %s)", o->certificate,
 			     issuer);
 		}
-		spki_fingerprint(x, spki[i]);
+		cs_config_spki_fingerprint(x, spki[i]);
 		for (size_t j = 0; j < i; j++) {
 			if (o->fingerprint[0] != '\0' && strcmp(o->fingerprint, c->ceremony.officers[j].fingerprint) == 0) {
 				SERR(l, cs, path, "'%s' is the certificate of ceremony.officers.[%zu] too (%s): one "

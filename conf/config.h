@@ -52,6 +52,9 @@ typedef struct {
 #define CS_CONFIG_FPR_SIZE 72
 struct x509_st;
 void cs_config_cert_fingerprint(struct x509_st *x, char out[CS_CONFIG_FPR_SIZE]);
+/* The same of the certificate's DER SubjectPublicKeyInfo: officers are
+ * distinct by key too. */
+void cs_config_spki_fingerprint(struct x509_st *x, char out[CS_CONFIG_FPR_SIZE]);
 
 typedef struct {
 	char *name;        /* unique; 1..CS_CONFIG_OFFICER_NAME_MAX printable ASCII */

@@ -292,33 +292,6 @@ static void scan_rollover(void *arg, const cs_rollover_record *ro)
 		rs->err = CS_E_NOMEM;
 }
 
-/* A P-256 public key from a JWK whose RFC 7638 thumbprint is kid; NULL otherwise. */
-static EVP_PKEY *jwk_key_of(const json_t *jwk, const char *kid)
-{
-	const char *xs = json_string_value(json_object_get(jwk, "x"));
-	const char *ys = json_string_value(json_object_get(jwk, "y"));
-	uint8_t *x = NULL, *y = NULL, point[65];
-	size_t nx = 0, ny = 0;
-	EVP_PKEY *pub = NULL;
-	char thumb[44];
-	if (same_text(json_string_value(json_object_get(jwk, "kty")), "EC") &&
-	    same_text(json_string_value(json_object_get(jwk, "crv")), "P-256") && xs != NULL && ys != NULL &&
-	    cs_b64url_decode(xs, &x, &nx) == CS_OK && cs_b64url_decode(ys, &y, &ny) == CS_OK && nx == 32 && ny == 32) {
-		point[0] = 0x04;
-		memcpy(point + 1, x, 32);
-		memcpy(point + 33, y, 32);
-		if (cs_ec_point_to_pkey(point, sizeof(point), &pub) != CS_OK)
-			pub = NULL;
-	}
-	free(x);
-	free(y);
-	if (pub != NULL && (cs_jwk_thumbprint(pub, thumb) != CS_OK || strcmp(thumb, kid) != 0)) {
-		EVP_PKEY_free(pub);
-		pub = NULL;
-	}
-	return pub;
-}
-
 /* Whether one signature of a general JWS (RFC 7515 7.2.1) is kid's
  * rollover signature over payload, verified with pub. */
 static int rollover_signed_by(const json_t *sig, const char *payload, const char *kid, EVP_PKEY *pub)
@@ -372,7 +345,7 @@ static cs_err rollover_check(const char *statement, const char *id, const char *
 	} else if (!same_text(for_id, id) || !same_text(new_kid, kid)) {
 		whyf(why, len, "the rollover statement stored for ceremony %s is for ceremony %.64s and key %.64s", id,
 		     for_id != NULL ? for_id : "(none)", new_kid != NULL ? new_kid : "(none)");
-	} else if ((pub = jwk_key_of(json_object_get(claims, "new_jwk"), kid)) == NULL) {
+	} else if ((pub = cs_jwk_to_pkey(json_object_get(claims, "new_jwk"), kid)) == NULL) {
 		whyf(why, len, "the rollover statement of ceremony %s: its new_jwk is not the P-256 key %s", id, kid);
 	} else {
 		json_array_foreach(sigs, i, sig) if (rollover_signed_by(sig, payload, kid, pub)) r = CS_OK;

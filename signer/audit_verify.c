@@ -48,25 +48,7 @@ static EVP_PKEY *key_for(const json_t *jwks, const char *kid)
 		const char *kk = json_string_value(json_object_get(k, "kid"));
 		if (kk == NULL || kid == NULL || strcmp(kk, kid) != 0)
 			continue;
-		uint8_t *x = NULL, *y = NULL, point[65];
-		size_t nx = 0, ny = 0;
-		EVP_PKEY *pkey = NULL;
-		char thumb[44];
-		if (cs_b64url_decode(json_string_value(json_object_get(k, "x")) ?: "", &x, &nx) == CS_OK &&
-		    cs_b64url_decode(json_string_value(json_object_get(k, "y")) ?: "", &y, &ny) == CS_OK &&
-		    nx == 32 && ny == 32) {
-			point[0] = 0x04;
-			memcpy(point + 1, x, 32);
-			memcpy(point + 33, y, 32);
-			if (cs_ec_point_to_pkey(point, sizeof(point), &pkey) == CS_OK &&
-			    (cs_jwk_thumbprint(pkey, thumb) != CS_OK || strcmp(thumb, kid) != 0)) {
-				EVP_PKEY_free(pkey); /* the kid must be the key's thumbprint */
-				pkey = NULL;
-			}
-		}
-		free(x);
-		free(y);
-		return pkey;
+		return cs_jwk_to_pkey(k, kid); /* the kid must be the key's thumbprint */
 	}
 	return NULL;
 }

@@ -293,28 +293,11 @@ static void subject_dn(X509 *x, char out[CS_CEREMONY_DN_MAX])
 			*p = '?';
 }
 
-/* "SHA256:hex" of the certificate's DER SubjectPublicKeyInfo ("" when it
- * cannot be encoded): one key under two certificates is one officer. */
-static void spki_fingerprint(X509 *x, char out[CS_CEREMONY_FPR_CHARS + 1])
-{
-	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	out[0] = '\0';
-	int len = i2d_PUBKEY(X509_get0_pubkey(x), &der);
-	if (len > 0 && EVP_Digest(der, (size_t)len, md, &n, EVP_sha256(), NULL) == 1 && n == 32) {
-		memcpy(out, "SHA256:", 7);
-		for (unsigned i = 0; i < n; i++)
-			snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
-	}
-	OPENSSL_free(der);
-	ERR_clear_error();
-}
-
 /* Fingerprint, spki and subject of x into id. */
 static void cert_ids(X509 *x, cs_officer_id *id)
 {
 	cs_config_cert_fingerprint(x, id->fingerprint);
-	spki_fingerprint(x, id->spki);
+	cs_config_spki_fingerprint(x, id->spki);
 	subject_dn(x, id->subject);
 }
 
@@ -1699,38 +1682,6 @@ static cs_err readable_matches(const char *text, size_t len, const char *rendere
 		    (int)(end - start > 120 ? 120 : end - start), text + start);
 }
 
-/* A P-256 public key from a JWK {"kty":"EC","crv":"P-256","x","y"}. */
-static EVP_PKEY *jwk_pkey(const json_t *jwk)
-{
-	uint8_t *x = NULL, *y = NULL, point[65];
-	size_t nx = 0, ny = 0;
-	EVP_PKEY *pkey = NULL;
-	if (str_eq(gets(jwk, "kty"), "EC") && str_eq(gets(jwk, "crv"), "P-256") &&
-	    cs_b64url_decode(gets(jwk, "x") != NULL ? gets(jwk, "x") : "", &x, &nx) == CS_OK &&
-	    cs_b64url_decode(gets(jwk, "y") != NULL ? gets(jwk, "y") : "", &y, &ny) == CS_OK && nx == 32 && ny == 32) {
-		point[0] = 0x04;
-		memcpy(point + 1, x, 32);
-		memcpy(point + 33, y, 32);
-		if (cs_ec_point_to_pkey(point, sizeof(point), &pkey) != CS_OK)
-			pkey = NULL;
-	}
-	free(x);
-	free(y);
-	return pkey;
-}
-
-/* The key of kid: the JWK's thumbprint must be kid. */
-static EVP_PKEY *kid_pkey(const json_t *jwk, const char *kid)
-{
-	char thumb[44];
-	EVP_PKEY *pkey = jwk_pkey(jwk);
-	if (pkey != NULL && (kid == NULL || cs_jwk_thumbprint(pkey, thumb) != CS_OK || strcmp(thumb, kid) != 0)) {
-		EVP_PKEY_free(pkey);
-		pkey = NULL;
-	}
-	return pkey;
-}
-
 static const json_t *jwks_key(const json_t *jwks, const char *kid)
 {
 	size_t i;
@@ -1783,7 +1734,7 @@ static cs_err verify_rollover(const json_t *st, const char *id, const char *subj
 			 id, subject);
 		goto out;
 	}
-	if ((new_key = kid_pkey(get(claims, "new_jwk"), new_kid)) == NULL) {
+	if ((new_key = new_kid != NULL ? cs_jwk_to_pkey(get(claims, "new_jwk"), new_kid) : NULL) == NULL) {
 		r = fail(rep, r, "the rollover statement's new_jwk is not the P-256 key %s", new_kid);
 		goto out;
 	}
@@ -1818,7 +1769,7 @@ static cs_err verify_rollover(const json_t *st, const char *id, const char *subj
 		} else if (ok && str_eq(kid, old_kid)) {
 			old_seen = 1;
 			if (jwks != NULL) {
-				old_key = kid_pkey(jwks_key(jwks, old_kid), old_kid);
+				old_key = old_kid != NULL ? cs_jwk_to_pkey(jwks_key(jwks, old_kid), old_kid) : NULL;
 				ok = old_key != NULL && rollover_sig_ok(prot, payload, sig, old_key);
 				EVP_PKEY_free(old_key);
 				old_key = NULL;

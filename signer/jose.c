@@ -290,3 +290,31 @@ out:
 	free(c);
 	return r;
 }
+
+EVP_PKEY *cs_jwk_to_pkey(const json_t *jwk, const char *kid)
+{
+	const char *kty = json_string_value(json_object_get(jwk, "kty"));
+	const char *crv = json_string_value(json_object_get(jwk, "crv"));
+	const char *xs = json_string_value(json_object_get(jwk, "x"));
+	const char *ys = json_string_value(json_object_get(jwk, "y"));
+	uint8_t *x = NULL, *y = NULL, point[65];
+	size_t nx = 0, ny = 0;
+	EVP_PKEY *pkey = NULL;
+	char thumb[44];
+	if (kty != NULL && crv != NULL && xs != NULL && ys != NULL && strcmp(kty, "EC") == 0 &&
+	    strcmp(crv, "P-256") == 0 && cs_b64url_decode(xs, &x, &nx) == CS_OK &&
+	    cs_b64url_decode(ys, &y, &ny) == CS_OK && nx == 32 && ny == 32) {
+		point[0] = 0x04;
+		memcpy(point + 1, x, 32);
+		memcpy(point + 33, y, 32);
+		if (cs_ec_point_to_pkey(point, sizeof(point), &pkey) != CS_OK)
+			pkey = NULL;
+	}
+	free(x);
+	free(y);
+	if (pkey != NULL && kid != NULL && (cs_jwk_thumbprint(pkey, thumb) != CS_OK || strcmp(thumb, kid) != 0)) {
+		EVP_PKEY_free(pkey); /* the kid must be the key's thumbprint */
+		pkey = NULL;
+	}
+	return pkey;
+}

@@ -31,6 +31,11 @@ cs_err cs_p256_coordinates(const EVP_PKEY *pkey, uint8_t x[32], uint8_t y[32]);
 cs_err cs_jwk_thumbprint(const EVP_PKEY *pkey, char kid[44]);
 /* {"kty":"EC","crv":"P-256","x":..,"y":..,"kid":..,"alg":"ES256","use":"sig"} */
 cs_err cs_jwk_from_pkey(const EVP_PKEY *pkey, json_t **out);
+/* The P-256 public key of a JWK {"kty":"EC","crv":"P-256","x","y"} (x and
+ * y canonical base64url of 32 bytes, a point on the curve; other members
+ * ignored); when kid is not NULL, the key's RFC 7638 thumbprint must be
+ * kid. NULL otherwise. */
+EVP_PKEY *cs_jwk_to_pkey(const json_t *jwk, const char *kid);
 
 /* JWS compact serialization (RFC 7515) with ES256 (RFC 7518 3.4).
  * The signing input is BASE64URL(header) "." BASE64URL(payload); the

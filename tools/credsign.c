@@ -361,29 +361,6 @@ static char *read_file(const char *path, size_t max)
 	return buf;
 }
 
-static EVP_PKEY *jwk_to_pkey(const json_t *jwk)
-{
-	const char *kty = json_string_value(json_object_get(jwk, "kty"));
-	const char *crv = json_string_value(json_object_get(jwk, "crv"));
-	const char *x = json_string_value(json_object_get(jwk, "x"));
-	const char *y = json_string_value(json_object_get(jwk, "y"));
-	uint8_t *bx = NULL, *by = NULL, point[65];
-	size_t nx = 0, ny = 0;
-	EVP_PKEY *pkey = NULL;
-	if (kty == NULL || crv == NULL || x == NULL || y == NULL || strcmp(kty, "EC") != 0 ||
-	    strcmp(crv, "P-256") != 0 || cs_b64url_decode(x, &bx, &nx) != CS_OK ||
-	    cs_b64url_decode(y, &by, &ny) != CS_OK || nx != 32 || ny != 32)
-		goto out;
-	point[0] = 0x04;
-	memcpy(point + 1, bx, 32);
-	memcpy(point + 33, by, 32);
-	(void)cs_ec_point_to_pkey(point, sizeof(point), &pkey);
-out:
-	free(bx);
-	free(by);
-	return pkey;
-}
-
 /* A refusal, printed once: "NOT VERIFIED (CODE): WHY". CODE is the stable
  * reason (scripts match it), WHY the explanation. Returns 1. */
 __attribute__((format(printf, 2, 3))) static int fail_verify(const char *code, const char *fmt, ...)
@@ -646,7 +623,7 @@ static int jwks_valid(json_t *jwks, const char *source)
 static EVP_PKEY *trusted_key(json_t *jwks, const char *kid, const char *what, const char *code, json_t **member)
 {
 	json_t *key = jwks_find(jwks, kid);
-	EVP_PKEY *pub = key != NULL ? jwk_to_pkey(key) : NULL;
+	EVP_PKEY *pub = key != NULL ? cs_jwk_to_pkey(key, NULL) : NULL;
 	char thumb[44];
 	if (pub == NULL) {
 		fail_verify(code ?: "unknown_kid", "no usable key in the JWKS has the %s's kid", what);

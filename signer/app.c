@@ -443,6 +443,31 @@ static cs_err approvals_count(const struct cs_officers *o, const cs_ceremony_doc
 	return CS_E_CEREMONY_REFUSED;
 }
 
+/* Whether a ceremony was executed within its lifetime (created_at ..
+ * expires_at, which the officers signed): credsign-admin refuses to execute
+ * an expired one, so a record that says otherwise was not made by it. */
+static int executed_in_time(const cs_ceremony_record *c)
+{
+	int64_t created = 0, expires = 0, executed = 0;
+	return c->executed_at != NULL && time_ms(c->created_at, &created) && time_ms(c->expires_at, &expires) &&
+	       time_ms(c->executed_at, &executed) && created <= executed && executed <= expires;
+}
+
+/* An executed ceremony that took kid out of use (retire, compromise,
+ * destroy): such a key is never warranted again, whatever its row says. */
+typedef struct {
+	const char *kid;
+	char found[CS_ID_MAX + 16];
+} retiring_scan;
+
+static void scan_retiring(void *arg, const cs_ceremony_record *c)
+{
+	retiring_scan *rs = arg;
+	if (rs->found[0] == '\0' && same_text(c->subject, rs->kid) && same_text(c->state, "executed") &&
+	    (same_text(c->action, "retire") || same_text(c->action, "compromise") || same_text(c->action, "destroy")))
+		snprintf(rs->found, sizeof(rs->found), "%s %s", c->action, c->id);
+}
+
 /* The activating ceremony of kid: recorded as signed, approved under o,
  * and its rollover statement. */
 static cs_err ceremony_check(cs_store *store, const struct cs_officers *o, const char *officers_why,
@@ -467,6 +492,11 @@ static cs_err ceremony_check(cs_store *store, const struct cs_officers *o, const
 		r = CS_E_CEREMONY_REFUSED;
 	} else if (!same_text(doc.c.state, "executed") || doc.c.executed_at == NULL) {
 		whyf(why, len, "its activating ceremony %s was not executed", id);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (!executed_in_time(&doc.c)) {
+		whyf(why, len, "its activating ceremony %s is recorded executed at %s, outside its lifetime %s .. %s",
+		     id, doc.c.executed_at, doc.c.created_at != NULL ? doc.c.created_at : "?",
+		     doc.c.expires_at != NULL ? doc.c.expires_at : "?");
 		r = CS_E_CEREMONY_REFUSED;
 	} else if (o == NULL) {
 		whyf(why, len, "its activating ceremony %s cannot be verified here: %s", id, officers_why);
@@ -508,11 +538,17 @@ cs_err cs_app_key_warrant(cs_store *store, const struct cs_officers *officers, c
 	rollover_scan rs = {0};
 	memset(out, 0, sizeof(*out));
 	why[0] = '\0';
+	retiring_scan retiring = {.kid = kid};
 	cs_err r = cs_store_keys_info(store, scan_key, &ks);
 	if (r == CS_OK)
 		r = ks.err;
+	if (r == CS_OK)
+		r = cs_store_ceremonies_each(store, scan_retiring, &retiring);
 	if (r != CS_OK) {
 		/* the store's error */
+	} else if (retiring.found[0] != '\0') {
+		whyf(why, why_len, "ceremony %s took key %s out of use: it never signs again", retiring.found, kid);
+		r = CS_E_CEREMONY_REFUSED;
 	} else if (!ks.found) {
 		whyf(why, why_len, "the store has not recorded key %s", kid);
 		r = CS_E_CEREMONY_REFUSED;
@@ -543,7 +579,16 @@ cs_err cs_app_key_warrant(cs_store *store, const struct cs_officers *officers, c
 		     "but key %s (%s) was active too",
 		     ks.activated_by != NULL ? ks.activated_by : "nobody recorded", ks.other, ks.other_status);
 		r = CS_E_CEREMONY_REFUSED;
+	} else if ((r = cs_store_cert_by_other_key(store, kid)) != CS_E_NOT_FOUND) {
+		if (r == CS_OK) {
+			whyf(why, why_len,
+			     "it was activated without a ceremony (by %s), as only a store's first key is, but the "
+			     "store holds certificates signed by another key",
+			     ks.activated_by != NULL ? ks.activated_by : "nobody recorded");
+			r = CS_E_CEREMONY_REFUSED;
+		}
 	} else {
+		r = CS_OK;
 		out->bootstrap = 1;
 	}
 	free(ks.activated_by);
@@ -583,6 +628,7 @@ int cs_app_key_warrant_newer(const cs_key_warrant *floor, const cs_key_warrant *
 
 /* What the store named active at the last poll. */
 enum { SEEN_UNKNOWN, SEEN_NONE, SEEN_KEY, SEEN_SEVERAL };
+#define KEY_DEPARTED_MAX 64 /* the newest are kept */
 
 struct cs_key_watch {
 	cs_app *app;
@@ -597,6 +643,11 @@ struct cs_key_watch {
 	 * forward-only rule (has_floor 0: none yet) */
 	cs_key_warrant floor;
 	int has_floor;
+	/* keys that went out of force while this daemon ran (the store named
+	 * another key, or none): never put in force again, whatever the store
+	 * says later (a retired or compromised key edited back to active) */
+	char departed[KEY_DEPARTED_MAX][44];
+	size_t ndeparted;
 	int store_failing; /* the store could not be read (logged once) */
 	/* why the slot is empty, as last logged (under mu; "" when a key is in force) */
 	char empty_code[32], empty_why[CS_KEY_WHY_MAX];
@@ -777,7 +828,15 @@ static cs_err switch_key(cs_key_watch *w, const cs_active_key *key, const cs_key
 	cs_signer *next = NULL;
 	const char *code = NULL;
 	cs_err r = CS_OK;
-	if (warrant == NULL) {
+	int departed = 0;
+	for (size_t i = 0; i < w->ndeparted && i < KEY_DEPARTED_MAX; i++)
+		departed |= strcmp(w->departed[i], key->kid) == 0;
+	if (departed) {
+		code = "departed_key";
+		whyf(why, why_len, "it went out of force while this daemon ran (the store named another key, or "
+				   "none): a key does not come back");
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (warrant == NULL) {
 		code = "unverified_ceremony";
 		r = CS_E_CEREMONY_REFUSED;
 	} else if (w->has_floor && !cs_app_key_warrant_newer(&w->floor, warrant, why, why_len)) {
@@ -877,6 +936,15 @@ static cs_err poll_key(cs_key_watch *w, cs_store *store)
 	if (w->store_failing)
 		cs_log_info("the store answers again: following its active signing key");
 	w->store_failing = 0;
+	/* the key in force leaves when the store names another, or none (not
+	 * when it names several: a damaged store, put right later) */
+	char in_force[44];
+	cs_signer_slot_kid(w->app->signer, in_force);
+	if (changed && in_force[0] != '\0' &&
+	    (seen == SEEN_NONE || (seen == SEEN_KEY && strcmp(key.kid, in_force) != 0))) {
+		memcpy(w->departed[w->ndeparted % KEY_DEPARTED_MAX], in_force, sizeof(in_force));
+		w->ndeparted++;
+	}
 	if (seen != SEEN_KEY)
 		r = changed ? empty_slot(w, seen, 1) : CS_OK;
 	else if (changed || !w->loaded)

@@ -259,6 +259,11 @@ cs_err cs_store_revocation_get(cs_store *store, const char *cert_id, cs_revocati
 cs_err cs_store_revocations_version(cs_store *store, int64_t *count, int64_t *last_rowid);
 /* Whether a certificate exists (for revoke): CS_OK or CS_E_NOT_FOUND. */
 cs_err cs_store_cert_exists(cs_store *store, const char *cert_id);
+/* Whether a certificate signed by a key other than kid exists (CS_OK: one
+ * does, CS_E_NOT_FOUND: none): a key claimed to be a store's first may not
+ * follow certificates of another. Scans the certificates until it finds
+ * one (only when the key in force changes). */
+cs_err cs_store_cert_by_other_key(cs_store *store, const char *kid);
 /* Record a revocation (inside a write transaction; ceremony_id may be
  * NULL): CS_E_CONFLICT when the certificate is revoked already. A
  * revocation is final: never changed nor deleted. */

@@ -83,6 +83,7 @@ enum {
 	Q_REVOCATIONS_VERSION,
 	Q_REVOCATION_INSERT,
 	Q_CERT_EXISTS,
+	Q_CERT_OTHER_KEY,
 	Q_COUNT
 };
 
@@ -191,6 +192,7 @@ static const char *const sql_text[Q_COUNT] = {
 	[Q_REVOCATION_INSERT] = "INSERT INTO cert_revocations (cert_id, reason, revoked_at, revoked_by, ceremony_id) "
 				"VALUES (?,?,?,?,?)",
 	[Q_CERT_EXISTS] = "SELECT 1 FROM certificates WHERE id = ?",
+	[Q_CERT_OTHER_KEY] = "SELECT 1 FROM certificates WHERE kid != ? LIMIT 1",
 };
 
 struct cs_store {
@@ -1491,6 +1493,19 @@ cs_err cs_store_cert_exists(cs_store *s, const char *cert_id)
 	bind_text(st, 1, cert_id);
 	int rc = sqlite3_step(st);
 	r = rc == SQLITE_ROW ? CS_OK : rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading a certificate");
+	done(st);
+	return r;
+}
+
+cs_err cs_store_cert_by_other_key(cs_store *s, const char *kid)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_CERT_OTHER_KEY, &st);
+	if (r != CS_OK)
+		return r;
+	bind_text(st, 1, kid);
+	int rc = sqlite3_step(st);
+	r = rc == SQLITE_ROW ? CS_OK : rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the certificates");
 	done(st);
 	return r;
 }

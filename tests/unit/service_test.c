@@ -942,6 +942,12 @@ static void test_a_request_keeps_its_key(void **state)
 	cs_service_readiness(&app, store, &ready);
 	assert_string_equal(ready.kid, cs_signer_kid(b));
 	cs_signer_slot_swap(app.signer, cs_signer_ref(first_key));
+	/* b was put in the slot by hand, never active: its certificate would
+	 * make the store's first key look like it followed another (the
+	 * bootstrap rule of cs_app_key_warrant) */
+	char q[256];
+	snprintf(q, sizeof(q), "DELETE FROM certificates WHERE kid = '%s';", cs_signer_kid(b));
+	sql(q);
 	cs_signer_free(b);
 }
 
@@ -1356,7 +1362,9 @@ static void test_the_watch_verifies_activations(void **state)
 	n = entries_of("key.switch").count;
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CEREMONY_REFUSED);
 	assert_string_equal(kid_in_force(), "");
-	assert_switch_refused(n + 1, cs_signer_kid(i), "stale_ceremony");
+	/* I was in force earlier in this run: it departed, and does not come
+	 * back (before even its ceremony's age is compared: stale_ceremony) */
+	assert_switch_refused(n + 1, cs_signer_kid(i), "departed_key");
 	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_E_CEREMONY_REFUSED);
 	assert_int_equal(entries_of("key.switch").count, n + 1);
 	cs_key_warrant w;
@@ -1436,6 +1444,113 @@ static json_t *revocations_verified(const char *jws, const char *label)
 	return p;
 }
 
+/* The re-review's bypasses of the warrant (store edits by the PIN holder):
+ * a ceremony recorded executed after it expired; a key an executed
+ * compromise ceremony names, its row edited back; a key claimed to be the
+ * store's first while certificates of another key exist. Each leaves the
+ * store as it found it. */
+static void test_what_took_a_key_out(void **state)
+{
+	(void)state;
+	char q[2048], kid[44], cer[64] = "", executed[40] = "";
+	snprintf(kid, sizeof(kid), "%s", kid_in_force());
+	assert_true(kid[0] != '\0');
+	{ /* its activating ceremony */
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+		assert_int_equal(sqlite3_open(cfg->store.path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, "SELECT activated_ceremony FROM signing_keys WHERE kid = ?", -1,
+						    &st, NULL),
+				 SQLITE_OK);
+		sqlite3_bind_text(st, 1, kid, -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		snprintf(cer, sizeof(cer), "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		assert_int_equal(sqlite3_prepare_v2(db, "SELECT executed_at FROM ceremonies WHERE id = ?", -1, &st, NULL),
+				 SQLITE_OK);
+		sqlite3_bind_text(st, 1, cer, -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		snprintf(executed, sizeof(executed), "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+	/* executed after its expiry (only by editing the store: credsign-admin refuses) */
+	char *once = guard_drop("ceremonies_once");
+	snprintf(q, sizeof(q), "UPDATE ceremonies SET executed_at = '2099-12-31T00:00:00.000Z' WHERE id = '%s';", cer);
+	sql(q);
+	assert_unwarranted(kid, "outside its lifetime");
+	snprintf(q, sizeof(q), "UPDATE ceremonies SET executed_at = '%s' WHERE id = '%s';", executed, cer);
+	sql(q);
+	guard_restore(once);
+	/* an executed compromise ceremony names it */
+	snprintf(q, sizeof(q),
+		 "INSERT INTO ceremonies (id, action, subject, reason, params_json, nonce, node, created_at, expires_at, "
+		 "started_by, canonical, state, executed_at, executed_by, result_json) VALUES ('cer_test_compromise', "
+		 "'compromise', '%s', 'r', '{}', 'n', 'node', '2026-01-01T00:00:00.000Z', '2099-01-01T00:00:00.000Z', "
+		 "'local:x', '{}', 'executed', '2026-01-01T00:00:01.000Z', 'local:x', '{}');",
+		 kid);
+	sql(q);
+	assert_unwarranted(kid, "ceremony compromise cer_test_compromise took key");
+	char *kept = guard_drop("ceremonies_no_delete");
+	sql("DELETE FROM ceremonies WHERE id = 'cer_test_compromise';");
+	guard_restore(kept);
+	/* the warrant holds again */
+	cs_key_warrant w;
+	char why[CS_KEY_WHY_MAX];
+	assert_int_equal(cs_store_read_begin(store), CS_OK);
+	cs_err r = cs_app_key_warrant(store, app.officers, app.officers_why, kid, &w, why, sizeof(why));
+	cs_store_read_end(store);
+	if (r != CS_OK)
+		fail_msg("%s", why);
+}
+
+/* A key claimed to be a store's first (bootstrapped from the
+ * configuration) while the store holds certificates of another key: the
+ * re-review's two UPDATEs (the first key set back to pending, a key of the
+ * attacker's made active "by config"). */
+static void test_bootstrap_after_another_key(void **state)
+{
+	(void)state;
+	char path[900], q[1024];
+	snprintf(path, sizeof(path), "%s/bootstrap-claim.db", dir);
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	int changed = 0;
+	cs_key_info a = {.kid = "kA", .uri = "pkcs11:token=t;object=a", .jwk_json = "{\"kid\":\"kA\"}"};
+	cs_key_info p = {.kid = "kP", .uri = "pkcs11:token=t;object=p", .jwk_json = "{\"kid\":\"kP\"}",
+			 .label = "p", .cka_id = "01", .created_by = "local:mallory"};
+	assert_int_equal(cs_ledger_key_bootstrap(l, &a, CS_BOOTSTRAP_ACTOR, &changed, NULL), CS_OK);
+	assert_int_equal(cs_ledger_key_add_pending(l, &p, NULL), CS_OK);
+	cs_gen_session gs = {.id = "s-1", .created_ms = 1, .expires_ms = INT64_MAX / 2, .cert_sha256 = "ab",
+			     .claims_json = "{\"a\":1}"};
+	assert_int_equal(cs_ledger_session_put(l, &gs, NULL), CS_OK);
+	assert_int_equal(cs_ledger_certify(l, "s-1", "c-1", "kA", "h.eyJhIjoxfQ.s", 1, NULL), CS_OK);
+	cs_ledger_close(l);
+	cs_store *s = NULL;
+	cs_key_warrant w;
+	char why[CS_KEY_WHY_MAX];
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_app_key_warrant(s, app.officers, app.officers_why, "kA", &w, why, sizeof(why)), CS_OK);
+	assert_true(w.bootstrap);
+	cs_store_close(s);
+	/* the two UPDATEs, no guard dropped */
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	snprintf(q, sizeof(q),
+		 "BEGIN; UPDATE signing_keys SET status = 'pending', activated_at = NULL, activated_by = NULL WHERE "
+		 "kid = 'kA'; UPDATE signing_keys SET status = 'active', activated_at = '2026-11-30T00:00:00.000Z', "
+		 "activated_by = '%s' WHERE kid = 'kP'; COMMIT;",
+		 CS_BOOTSTRAP_ACTOR);
+	assert_int_equal(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_app_key_warrant(s, app.officers, app.officers_why, "kP", &w, why, sizeof(why)),
+			 CS_E_CEREMONY_REFUSED);
+	if (strstr(why, "the store holds certificates signed by another key") == NULL)
+		fail_msg("%s", why);
+	cs_store_close(s);
+}
+
 static char *revocations_now(int64_t now)
 {
 	char *jws = NULL;
@@ -1448,7 +1563,13 @@ static void test_the_revocation_list(void **state)
 	(void)state;
 	const char *label = label_in_force; /* since the tests before */
 	int64_t now = now_ms();
-	assert_int_equal(cs_key_watch_poll(app.keys, store, now), CS_OK);
+	cs_err polled = cs_key_watch_poll(app.keys, store, now);
+	if (polled != CS_OK) {
+		char code[32], why[CS_KEY_WHY_MAX];
+		cs_key_watch_why(app.keys, code, why, sizeof(why));
+		fprintf(stderr, "poll: %s: %s\n", code, why);
+	}
+	assert_int_equal(polled, CS_OK);
 	char *jws = revocations_now(now);
 	json_t *p = revocations_verified(jws, label);
 	assert_int_equal(json_array_size(json_object_get(p, "revoked")), 0);
@@ -1789,6 +1910,8 @@ int main(void)
 		cmocka_unit_test(test_the_watch_follows_the_store),
 		cmocka_unit_test(test_the_jwks_lists_keys_that_signed),
 		cmocka_unit_test(test_the_watch_verifies_activations),
+		cmocka_unit_test(test_what_took_a_key_out),
+		cmocka_unit_test(test_bootstrap_after_another_key),
 		cmocka_unit_test(test_forward_only),
 		cmocka_unit_test(test_the_revocation_list),
 		cmocka_unit_test(test_rollover_statements), /* leaves a bad statement: last */

@@ -769,20 +769,13 @@ static cs_err apply_revoke(cs_store *s, head_ctx *h, job *j)
 			   j->u.revoke.actor, NULL, j->audit);
 }
 
-static void certify_key_state(void *arg, const cs_key_info *key)
-{
-	*(int *)arg = strcmp(key->status, "compromised") == 0;
-}
-
 static cs_err apply_certify(cs_store *s, head_ctx *h, job *j)
 {
 	int claimed = 0, compromised = 0;
 	/* a key compromised meanwhile (a ceremony committed while this request
 	 * signed, before the daemon's key watch emptied its slot) stores no
 	 * certificate: the client would hold one that fails verification */
-	cs_err r = cs_store_key_info(s, j->u.certify.kid, certify_key_state, &compromised);
-	if (r == CS_E_NOT_FOUND) /* not on record: the certificate's reference to it decides */
-		r = CS_OK;
+	cs_err r = cs_store_key_compromised(s, j->u.certify.kid, &compromised);
 	if (r == CS_OK && compromised) {
 		cs_log_warn("ledger: certificate %s not stored: its key %s was compromised meanwhile",
 			    j->u.certify.cert_id, j->u.certify.kid);

@@ -201,8 +201,9 @@ cs_err cs_service_revocations(cs_service_req *rq, char **jws)
 	cs_err r = cs_key_watch_revocations(rq->app->keys, cs_service_now_ms(), jws);
 	if (r == CS_E_NOT_FOUND)
 		return cs_service_fail(rq, r, "revocations_unavailable",
-				       "no current signed revocation list: none could be signed (no active signing "
-				       "key, or the token failed) since the last one's next_update passed");
+				       "no current signed revocation list: the last one's key was compromised, or its "
+				       "next_update passed and no key in force could sign another (no active signing "
+				       "key, or the token failed)");
 	return r == CS_OK ? CS_OK : cs_service_fail(rq, r, NULL, "revocation list");
 }
 

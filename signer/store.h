@@ -264,6 +264,10 @@ cs_err cs_store_cert_exists(cs_store *store, const char *cert_id);
  * follow certificates of another. Scans the certificates until it finds
  * one (only when the key in force changes). */
 cs_err cs_store_cert_by_other_key(cs_store *store, const char *kid);
+/* Whether the key kid is compromised (one primary-key read, for the
+ * certification's transaction): *compromised 1 or 0; a kid not on record
+ * is not. */
+cs_err cs_store_key_compromised(cs_store *store, const char *kid, int *compromised);
 /* Record a revocation (inside a write transaction; ceremony_id may be
  * NULL): CS_E_CONFLICT when the certificate is revoked already. A
  * revocation is final: never changed nor deleted. */

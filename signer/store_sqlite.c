@@ -84,6 +84,7 @@ enum {
 	Q_REVOCATION_INSERT,
 	Q_CERT_EXISTS,
 	Q_CERT_OTHER_KEY,
+	Q_KEY_IS_COMPROMISED,
 	Q_COUNT
 };
 
@@ -193,6 +194,7 @@ static const char *const sql_text[Q_COUNT] = {
 				"VALUES (?,?,?,?,?)",
 	[Q_CERT_EXISTS] = "SELECT 1 FROM certificates WHERE id = ?",
 	[Q_CERT_OTHER_KEY] = "SELECT 1 FROM certificates WHERE kid != ? LIMIT 1",
+	[Q_KEY_IS_COMPROMISED] = "SELECT status = 'compromised' FROM signing_keys WHERE kid = ?",
 };
 
 struct cs_store {
@@ -1493,6 +1495,23 @@ cs_err cs_store_cert_exists(cs_store *s, const char *cert_id)
 	bind_text(st, 1, cert_id);
 	int rc = sqlite3_step(st);
 	r = rc == SQLITE_ROW ? CS_OK : rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading a certificate");
+	done(st);
+	return r;
+}
+
+cs_err cs_store_key_compromised(cs_store *s, const char *kid, int *compromised)
+{
+	sqlite3_stmt *st = NULL;
+	*compromised = 0;
+	cs_err r = stmt(s, Q_KEY_IS_COMPROMISED, &st);
+	if (r != CS_OK)
+		return r;
+	bind_text(st, 1, kid);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*compromised = sqlite3_column_int(st, 0) != 0;
+	else if (rc != SQLITE_DONE)
+		r = db_fail(s, "reading a signing key's state");
 	done(st);
 	return r;
 }

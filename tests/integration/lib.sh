@@ -23,8 +23,13 @@ check() { # check DESCRIPTION COMMAND...
 	fi
 }
 
+# daemons and helpers started by the test stop with it, also when it
+# aborts before finish (set -u, a failed source)
+stop_started() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap stop_started EXIT
+
 finish() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	stop_started
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 }

@@ -292,4 +292,42 @@ PY
 }
 check "revocation: a revoked certificate fails credsign verify --online with its reason; the list's signature verifies" revoke_one
 
+officer_key_on_a_token() {
+	# officer-b keeps the key on a token of their own (here a second token
+	# of the same SoftHSM2 configuration), named by a pkcs11: URI with its
+	# PIN source; officer-a uses a PEM file: a retire ceremony executes
+	local pin=$work/officer-b.pin out kid id
+	umask 077
+	head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$pin"
+	softhsm2-util --init-token --free --label officer-b-token --so-pin "$(cat "$pin")so" --pin "$(cat "$pin")" \
+		> /dev/null || return 1
+	softhsm2-util --import "$officers/officer-b.key" --token officer-b-token --label officer-b --id 0b \
+		--pin "$(cat "$pin")" > /dev/null || return 1
+	out=$("${admin[@]}" key generate --label it-rotation-spare) || return 1
+	kid=$(json_field "$out" kid)
+	out=$("${admin[@]}" ceremony start --action retire --key "$kid" --reason "spare key not needed") || return 1
+	id=$(json_field "$out" id)
+	"${admin[@]}" ceremony approve "$id" --officer-cert "$officers/officer-a.pem" --officer-key "$officers/officer-a.key" \
+		> /dev/null || return 1
+	"${admin[@]}" ceremony approve "$id" --officer-cert "$officers/officer-b.pem" --officer-module "$SOFTHSM" \
+		--officer-key "pkcs11:token=officer-b-token;object=officer-b?pin-source=file:$pin" > "$work/approve-token.out" 2>&1 ||
+		{ cat "$work/approve-token.out"; return 1; }
+	"${admin[@]}" ceremony execute "$id" > "$work/execute-token.out" 2>&1 || { cat "$work/execute-token.out"; return 1; }
+	[ "$(sql_count "SELECT count(*) FROM ceremony_approvals WHERE ceremony_id = '$id' AND officer = 'officer-b'")" = 1 ] &&
+		[ "$(sql_count "SELECT count(*) FROM signing_keys WHERE kid = '$kid' AND status = 'retired'")" = 1 ] || return 1
+	# the wrong PIN: refused, nothing recorded
+	echo 000000 > "$work/wrong.pin"
+	out=$("${admin[@]}" key generate --label it-rotation-spare-2) || return 1
+	kid=$(json_field "$out" kid)
+	out=$("${admin[@]}" ceremony start --action retire --key "$kid") || return 1
+	id=$(json_field "$out" id)
+	"${admin[@]}" ceremony approve "$id" --officer-cert "$officers/officer-b.pem" --officer-module "$SOFTHSM" \
+		--officer-key "pkcs11:token=officer-b-token;object=officer-b?pin-source=file:$work/wrong.pin" \
+		> /dev/null 2> "$work/approve-wrong.err" && return 1
+	[ "$(sql_count "SELECT count(*) FROM ceremony_approvals WHERE ceremony_id = '$id'")" = 0 ] ||
+		{ cat "$work/approve-wrong.err"; return 1; }
+}
+check "an officer key on the officer's own token (pkcs11: URI, PIN source): it approves; a wrong PIN is refused" \
+	officer_key_on_a_token
+
 finish

@@ -384,15 +384,15 @@ static void approval_refusal(const struct cs_officers *o, const cs_ceremony_doc 
 	const cs_ceremony_record *c = &doc->c;
 	const cs_approval_record *a = &doc->approvals[i];
 	cs_officer_id *v = &ids[i];
-	time_t created = 0, expires = 0, executed = 0, at = 0;
+	time_t at = 0; /* the officer is checked as of this second */
+	int64_t created = 0, expires = 0, executed = 0, at_ms = 0; /* compared to the millisecond */
 	bad[0] = '\0';
 	if (!same_text(a->ceremony_id, c->id)) {
 		snprintf(bad, CS_CEREMONY_WHY_MAX, "recorded for another ceremony");
-	} else if (cs_ceremony_time_parse(c->created_at, &created) != CS_OK ||
-		   cs_ceremony_time_parse(c->expires_at, &expires) != CS_OK ||
-		   cs_ceremony_time_parse(c->executed_at, &executed) != CS_OK ||
-		   cs_ceremony_time_parse(a->approved_at, &at) != CS_OK || at < created || at > expires ||
-		   at > executed) {
+	} else if (!time_ms(c->created_at, &created) || !time_ms(c->expires_at, &expires) ||
+		   !time_ms(c->executed_at, &executed) || !time_ms(a->approved_at, &at_ms) ||
+		   cs_ceremony_time_parse(a->approved_at, &at) != CS_OK || at_ms < created || at_ms > expires ||
+		   at_ms > executed) {
 		snprintf(bad, CS_CEREMONY_WHY_MAX, "approved at %.40s, outside the ceremony's life (%.40s to %.40s, "
 			 "executed %.40s)", a->approved_at, c->created_at, c->expires_at, c->executed_at);
 	} else if (cs_officers_check_historic(o, a->cert_pem, at, v) != CS_OK) {

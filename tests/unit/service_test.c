@@ -1479,6 +1479,27 @@ static void test_what_took_a_key_out(void **state)
 	snprintf(q, sizeof(q), "UPDATE ceremonies SET executed_at = '2099-12-31T00:00:00.000Z' WHERE id = '%s';", cer);
 	sql(q);
 	assert_unwarranted(kid, "outside its lifetime");
+	/* an approval in the same second as the execution but after it: to the
+	 * millisecond it came too late (approval times are recorded, not
+	 * signed: an edit the store allows once its guard is dropped) */
+	char *frozen = guard_drop("ceremony_approvals_no_update");
+	snprintf(q, sizeof(q),
+		 "CREATE TABLE IF NOT EXISTS kept_times AS SELECT id, approved_at FROM ceremony_approvals WHERE "
+		 "ceremony_id = '%s'; "
+		 "UPDATE ceremony_approvals SET approved_at = strftime('%%Y-%%m-%%dT%%H:%%M:%%S', (SELECT created_at "
+		 "FROM ceremonies WHERE id = '%s'), '+1 second') || '.600Z' WHERE id = (SELECT max(id) FROM "
+		 "ceremony_approvals WHERE ceremony_id = '%s'); "
+		 "UPDATE ceremonies SET executed_at = strftime('%%Y-%%m-%%dT%%H:%%M:%%S', created_at, '+1 second') || "
+		 "'.100Z' WHERE id = '%s';",
+		 cer, cer, cer, cer);
+	sql(q);
+	assert_unwarranted(kid, "approved at");
+	snprintf(q, sizeof(q),
+		 "UPDATE ceremony_approvals SET approved_at = (SELECT k.approved_at FROM kept_times k WHERE k.id = "
+		 "ceremony_approvals.id) WHERE ceremony_id = '%s'; DROP TABLE kept_times;",
+		 cer);
+	sql(q);
+	guard_restore(frozen);
 	snprintf(q, sizeof(q), "UPDATE ceremonies SET executed_at = '%s' WHERE id = '%s';", executed, cer);
 	sql(q);
 	guard_restore(once);

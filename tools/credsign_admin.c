@@ -635,16 +635,18 @@ static int cmd_key_register_chain(admin_ctx *a, const char *kid, const char *cha
 		fprintf(stderr, "credsign-admin: cannot read %s\n", chain_path);
 		goto out;
 	}
-	while ((cert = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL)
+	/* one more than allowed is enough to refuse: a huge file is not read to its end */
+	while (sk_X509_num(chain) <= CS_X5C_MAX_CERTS && (cert = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL)
 		if (!sk_X509_push(chain, cert)) {
 			X509_free(cert);
 			goto out;
 		}
 	ERR_clear_error(); /* the end of the file */
 	int n = sk_X509_num(chain);
-	if (n < 1 || n > 10) {
-		fprintf(stderr, "credsign-admin: %s holds %d PEM certificates; give 1 to 10, the key's first\n",
-			chain_path, n);
+	if (n < 1 || n > CS_X5C_MAX_CERTS) {
+		int more = n > CS_X5C_MAX_CERTS;
+		fprintf(stderr, "credsign-admin: %s holds %s%d PEM certificates; give 1 to %d, the key's first\n",
+			chain_path, more ? "more than " : "", more ? CS_X5C_MAX_CERTS : n, CS_X5C_MAX_CERTS);
 		goto out;
 	}
 	cs_err r = cs_store_open(a->cfg->store.path, &store);
@@ -688,6 +690,11 @@ static int cmd_key_register_chain(admin_ctx *a, const char *kid, const char *cha
 	}
 	if ((x5c_text = json_dumps(x5c, JSON_COMPACT)) == NULL)
 		goto out;
+	if (strlen(x5c_text) > CS_X5C_MAX_BYTES) { /* the daemon would refuse it and stop signing */
+		fprintf(stderr, "credsign-admin: the chain in %s takes %zu bytes as x5c; at most %d are carried in a "
+				"certificate's header\n", chain_path, strlen(x5c_text), CS_X5C_MAX_BYTES);
+		goto out;
+	}
 	char actor[96], now[32];
 	admin_actor(actor);
 	cs_audit_now(now);

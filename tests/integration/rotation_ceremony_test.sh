@@ -180,6 +180,10 @@ register_chain() {
 	grep -q "certifies .*not key $kid_new" "$work/chain.err" || { cat "$work/chain.err"; return 1; }
 	"${admin[@]}" key register-chain --kid "$kid_old" --chain "$ca/chain.pem" > /dev/null 2> "$work/chain.err" && return 1
 	grep -q "not key $kid_old" "$work/chain.err" || { cat "$work/chain.err"; return 1; }
+	# a file of many certificates: refused without reading it all
+	for _ in $(seq 40); do cat "$ca/ca.pem"; done > "$ca/many.pem"
+	"${admin[@]}" key register-chain --kid "$kid_new" --chain "$ca/many.pem" > /dev/null 2> "$work/chain.err" && return 1
+	grep -q "holds more than 10 PEM certificates" "$work/chain.err" || { cat "$work/chain.err"; return 1; }
 	"${admin[@]}" key register-chain --kid "$kid_new" --chain "$ca/chain.pem" || return 1
 	[ "$(sql_count "SELECT count(*) FROM audit_log WHERE action = 'key.chain' AND object = '$kid_new'")" = 1 ] || return 1
 	# the daemon takes the chain within its poll: new certificates carry x5c

@@ -52,6 +52,7 @@ typedef enum {
 	K_VERSION,    /* a CK_VERSION: MAJOR.MINOR, each 0..255 */
 	K_GRANTS,     /* access.grants: a list of groups (apply_grants) */
 	K_OFFICERS,   /* ceremony.officers: a list of groups (apply_officers) */
+	K_PROFILES,   /* signing.profiles: a list of groups (apply_profiles) */
 } kind;
 
 typedef struct {
@@ -139,6 +140,11 @@ static const schema_entry schema[] = {
 	{"metrics", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"access", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"access.grants", K_GRANTS, false, NULL, 0, 0, 0, F(access)},
+	{"signing", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"signing.max_request_bytes", K_INT, false, NULL, 1048576, 1024, 16777216,
+	 F(signing.max_request_bytes)},
+	{"signing.batch_max", K_INT, false, NULL, 100, 1, 1000, F(signing.batch_max)},
+	{"signing.profiles", K_PROFILES, false, NULL, 0, 0, 0, F(signing)},
 	{"certificates", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"certificates.public", K_BOOL, false, NULL, 0, 0, 1, F(certificates.public)},
 	{"policy", K_GROUP, false, NULL, 0, 0, 0, 0},
@@ -612,7 +618,8 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 
 static bool is_string_kind(kind k)
 {
-	return k != K_GROUP && k != K_INT && k != K_BOOL && k != K_GRANTS && k != K_OFFICERS;
+	return k != K_GROUP && k != K_INT && k != K_BOOL && k != K_GRANTS && k != K_OFFICERS &&
+	       k != K_PROFILES;
 }
 
 static void free_list(char **list)
@@ -632,6 +639,7 @@ static void free_grants(cs_config *c)
 		free_list(g->projects);
 		free_list(g->environments);
 		free_list(g->presets);
+		free_list(g->profiles);
 	}
 	free(c->access.grants);
 	c->access.grants = NULL;
@@ -696,15 +704,45 @@ static char **grant_list(loader *l, const config_setting_t *m, const char *path,
 
 static const char *role_name(cs_config_role r)
 {
-	return r == CS_ROLE_GENERATOR ? "generator" : r == CS_ROLE_AUDITOR ? "auditor" : "operator";
+	return r == CS_ROLE_GENERATOR ? "generator"
+	       : r == CS_ROLE_AUDITOR ? "auditor"
+	       : r == CS_ROLE_SIGNER  ? "signer"
+				      : "operator";
 }
 
-/* One grant { identity; role; projects; environments; presets; rate; burst; }
- * at access.grants.[i] (libconfig's path syntax, counting from 0). */
+/* Why a role takes no projects, environments or presets. */
+static const char *no_scope_why(cs_config_role r)
+{
+	return r == CS_ROLE_AUDITOR ? "an auditor's scope is its projects"
+	       : r == CS_ROLE_SIGNER ? "a signer's scope is its profiles"
+				     : "an operator's rights have no scope";
+}
+
+/* A grant's profiles: signer required, auditor optional, refused
+ * otherwise. The names are checked against signing.profiles once both
+ * are loaded (check_grant_profiles). */
+static void apply_grant_profiles(loader *l, const config_setting_t *el, const char *base, cs_config_grant *g)
+{
+	char path[80];
+	const config_setting_t *m = config_setting_get_member(el, "profiles");
+	snprintf(path, sizeof(path), "%s.profiles", base);
+	if (m != NULL && g->role != CS_ROLE_SIGNER && g->role != CS_ROLE_AUDITOR)
+		SERR(l, m, path, "not allowed with role %s (profiles scope signer and auditor grants)",
+		     role_name(g->role));
+	else if (m != NULL)
+		g->profiles = grant_list(l, m, path, "profile");
+	else if (g->role == CS_ROLE_SIGNER)
+		SERR(l, el, path, "required with role signer (the signing profiles it signs with; [ \"*\" ] "
+		     "for every profile)");
+}
+
+/* One grant { identity; role; projects; environments; presets; profiles;
+ * rate; burst; } at access.grants.[i] (libconfig's path syntax, counting
+ * from 0). */
 static void apply_grant(loader *l, const config_setting_t *el, int i, cs_config_grant *g)
 {
-	static const char *const members[] = {"identity", "role",  "projects", "environments",
-					      "presets",  "rate",  "burst"};
+	static const char *const members[] = {"identity", "role", "projects", "environments",
+					      "presets",  "profiles", "rate", "burst"};
 	char base[48], path[80];
 	snprintf(base, sizeof(base), "access.grants.[%d]", i);
 	if (config_setting_type(el) != CONFIG_TYPE_GROUP) {
@@ -736,15 +774,16 @@ static void apply_grant(loader *l, const config_setting_t *el, int i, cs_config_
 
 	snprintf(path, sizeof(path), "%s.role", base);
 	if ((m = config_setting_get_member(el, "role")) == NULL) {
-		SERR(l, el, path, "required setting missing (\"generator\", \"auditor\" or \"operator\")");
+		SERR(l, el, path,
+		     "required setting missing (\"generator\", \"auditor\", \"operator\" or \"signer\")");
 		return; /* the scope rules depend on the role */
 	}
 	v = config_setting_get_string(m);
-	for (cs_config_role r = CS_ROLE_GENERATOR; v != NULL && r <= CS_ROLE_OPERATOR; r++)
+	for (cs_config_role r = CS_ROLE_GENERATOR; v != NULL && r <= CS_ROLE_SIGNER; r++)
 		if (strcmp(v, role_name(r)) == 0)
 			g->role = r;
 	if (g->role == 0) {
-		SERR(l, m, path, "must be \"generator\", \"auditor\" or \"operator\"");
+		SERR(l, m, path, "must be \"generator\", \"auditor\", \"operator\" or \"signer\"");
 		return;
 	}
 
@@ -760,14 +799,14 @@ static void apply_grant(loader *l, const config_setting_t *el, int i, cs_config_
 		m = config_setting_get_member(el, name);
 		if (m != NULL && !allowed)
 			SERR(l, m, path, "not allowed with role %s (%s)", role_name(g->role),
-			     g->role == CS_ROLE_AUDITOR ? "an auditor's scope is its projects"
-							: "an operator's rights have no scope");
+			     no_scope_why(g->role));
 		else if (m != NULL)
 			*slot[k] = grant_list(l, m, path, what[k]);
 		else if (required)
 			SERR(l, el, path, "required with role %s ([ \"*\" ] for every %s)",
 			     role_name(g->role), what[k]);
 	}
+	apply_grant_profiles(l, el, base, g);
 
 	const config_setting_t *rate = config_setting_get_member(el, "rate");
 	const config_setting_t *burst = config_setting_get_member(el, "burst");
@@ -904,6 +943,332 @@ static void apply_officers(loader *l, const config_setting_t *s)
 		apply_officer(l, config_setting_get_elem(s, (unsigned)i), i, &l->cfg->ceremony.officers[i]);
 }
 
+/* ---- signing.profiles (issue 15) ------------------------------------------ */
+
+static void free_profiles(cs_config *c)
+{
+	for (size_t i = 0; i < c->signing.nprofiles; i++) {
+		cs_config_profile *p = &c->signing.profiles[i];
+		free(p->name);
+		free(p->key);
+		free(p->typ);
+		free_list(p->payload_types);
+		free(p->iss);
+		free_list(p->aud);
+	}
+	free(c->signing.profiles);
+	c->signing.profiles = NULL;
+	c->signing.nprofiles = 0;
+}
+
+static const char *const profile_members[] = {
+	"name", "key", "formats", "typ", "payload_types", "max_payload_bytes",
+	"iss",  "aud", "lifetime_seconds", "store_payload",
+};
+#define PROFILE_PAYLOAD_MAX 16777216
+#define PROFILE_PAYLOAD_DEFAULT 65536
+#define PROFILE_LIFETIME_MAX 31536000
+#define PROFILE_ISS_MAX 256
+
+/* ^[a-z0-9][a-z0-9._-]{0,31}$ */
+static bool profile_name_valid(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > CS_CONFIG_PROFILE_NAME_MAX || v[0] == '.' || v[0] == '_' || v[0] == '-')
+		return false;
+	return strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* A JWS typ: [A-Za-z0-9!#$&^_.+/-]{1,64} (a media type's characters, RFC
+ * 6838), not one of the appliance's own ("credsign-..." in any case): a
+ * profile's JWS must never pass for a credential certificate. */
+static const char *check_typ(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > CS_CONFIG_TYP_MAX ||
+	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&^_.+/-") != n)
+		return "must be 1 to 64 characters of A-Z a-z 0-9 ! # $ & ^ _ . + / - (e.g. \"release+jwt\")";
+	if (strncasecmp(v, "credsign-", 9) == 0)
+		return "the typ prefix \"credsign-\" is the appliance's own (its certificates): a profile's "
+		       "JWS must not pass for one";
+	return NULL;
+}
+
+/* A DSSE payloadType: 1..128 printable ASCII characters without space. */
+static bool payload_type_valid(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > CS_CONFIG_PAYLOAD_TYPE_MAX)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f)
+			return false;
+	return true;
+}
+
+/* A copy of v; NULL after a message when memory runs out (the load fails:
+ * a loaded profile has every member it needs). */
+static char *dup_setting(loader *l, const char *v)
+{
+	char *copy = strdup(v);
+	if (copy == NULL)
+		diag_push(l, "out of memory loading signing.profiles");
+	return copy;
+}
+
+/* A member that must be a string: it, or NULL after a message. */
+static const char *member_string(loader *l, const config_setting_t *m, const char *path)
+{
+	const char *v = config_setting_get_string(m);
+	if (v == NULL)
+		SERR(l, m, path, "expected a string, got %s", type_name(config_setting_type(m)));
+	return v;
+}
+
+/* A member that must be a list of strings [ "...", ... ] of 1..max
+ * elements, each passing check (NULL: fine, else why) and unique: the
+ * NULL-terminated copy, or NULL after a message. */
+static char **member_strings(loader *l, const config_setting_t *m, const char *path, int max,
+			     const char *(*check)(const char *v))
+{
+	int type = config_setting_type(m);
+	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
+		SERR(l, m, path, "expected a list of strings [ \"...\" ], got %s", type_name(type));
+		return NULL;
+	}
+	int n = config_setting_length(m);
+	if (n < 1 || n > max) {
+		SERR(l, m, path, n < 1 ? "must not be empty" : "%d elements: at most %d", n, max);
+		return NULL;
+	}
+	char **list = calloc((size_t)n + 1, sizeof(char *));
+	if (list == NULL) {
+		diag_push(l, "out of memory loading the configuration");
+		return NULL;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *v = config_setting_get_string(config_setting_get_elem(m, (unsigned)i));
+		const char *why = v != NULL ? check(v) : "expected a string";
+		for (int j = 0; why == NULL && j < i; j++)
+			if (strcmp(list[j], v) == 0)
+				why = "repeated (each at most once)";
+		if (why != NULL) {
+			SERR(l, m, path, "element %d ('%.128s'): %s", i + 1, v != NULL ? v : "?", why);
+			free_list(list);
+			return NULL;
+		}
+		if ((list[i] = strdup(v)) == NULL) {
+			diag_push(l, "out of memory loading the configuration");
+			free_list(list);
+			return NULL;
+		}
+	}
+	return list;
+}
+
+static const char *check_format_name(const char *v)
+{
+	return cs_sig_format_parse(v) != 0 ? NULL : "unknown format (jws, dsse or digest)";
+}
+
+static const char *check_payload_type(const char *v)
+{
+	return payload_type_valid(v) ? NULL : "must be 1 to 128 printable ASCII characters without space";
+}
+
+static const char *check_aud(const char *v)
+{
+	return cs_config_text_problem(v, CS_CONFIG_AUD_LEN_MAX);
+}
+
+/* An integer member within [lo, hi] into *out; false after a message. */
+static bool member_int(loader *l, const config_setting_t *m, const char *path, long lo, long hi, int *out)
+{
+	int type = config_setting_type(m);
+	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+		SERR(l, m, path, "expected an integer, got %s", type_name(type));
+		return false;
+	}
+	long long v = config_setting_get_int64(m);
+	if (v < lo || v > hi) {
+		SERR(l, m, path, "%lld is out of range %ld..%ld", v, lo, hi);
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
+static void profile_name(loader *l, const config_setting_t *el, const char *base, size_t i)
+{
+	cs_config_profile *p = &l->cfg->signing.profiles[i];
+	char path[80];
+	const config_setting_t *m = config_setting_get_member(el, "name");
+	const char *v;
+	snprintf(path, sizeof(path), "%s.name", base);
+	if (m == NULL) {
+		SERR(l, el, path, "required setting missing");
+		return;
+	}
+	if ((v = member_string(l, m, path)) == NULL)
+		return;
+	if (!profile_name_valid(v)) {
+		SERR(l, m, path, "'%.64s': must be 1 to %d characters of a-z 0-9 . _ -, starting with a-z or 0-9",
+		     v, CS_CONFIG_PROFILE_NAME_MAX);
+		return;
+	}
+	for (size_t j = 0; j < i; j++)
+		if (l->cfg->signing.profiles[j].name != NULL && strcmp(l->cfg->signing.profiles[j].name, v) == 0) {
+			SERR(l, m, path, "'%s' is also the name of signing.profiles.[%zu]: names must be unique", v, j);
+			return;
+		}
+	p->name = dup_setting(l, v);
+}
+
+static void profile_key(loader *l, const config_setting_t *el, const char *base, cs_config_profile *p)
+{
+	char path[80];
+	const config_setting_t *m = config_setting_get_member(el, "key");
+	const char *v, *why;
+	snprintf(path, sizeof(path), "%s.key", base);
+	if (m == NULL)
+		SERR(l, el, path, "required setting missing (the pkcs11: URI of the profile's own ES256 key)");
+	else if ((v = member_string(l, m, path)) == NULL)
+		return;
+	else if ((why = check_printable(v)) != NULL)
+		SERR(l, m, path, "%s", why);
+	else if ((p->key = dup_setting(l, v)) != NULL)
+		check_uri(l, m, path, v, true);
+}
+
+/* formats, then typ and payload_types, which the formats decide. */
+static void profile_formats(loader *l, const config_setting_t *el, const char *base, cs_config_profile *p)
+{
+	char path[80];
+	const config_setting_t *m = config_setting_get_member(el, "formats");
+	snprintf(path, sizeof(path), "%s.formats", base);
+	if (m == NULL) {
+		SERR(l, el, path, "required setting missing ([ \"jws\", \"dsse\", \"digest\" ] or a part of it)");
+		return;
+	}
+	char **names = member_strings(l, m, path, 3, check_format_name);
+	for (size_t i = 0; names != NULL && names[i] != NULL; i++)
+		p->formats |= cs_sig_format_parse(names[i]);
+	free_list(names);
+	if (p->formats == 0)
+		return; /* reported: typ and payload_types cannot be judged */
+
+	const char *v, *why;
+	m = config_setting_get_member(el, "typ");
+	snprintf(path, sizeof(path), "%s.typ", base);
+	if (m != NULL && !(p->formats & CS_SIG_FORMAT_JWS))
+		SERR(l, m, path, "only with format jws (formats does not allow it)");
+	else if (m == NULL && (p->formats & CS_SIG_FORMAT_JWS))
+		SERR(l, el, path, "required with format jws (the JWS header's typ, e.g. \"release+jwt\")");
+	else if (m != NULL && (v = member_string(l, m, path)) != NULL) {
+		if ((why = check_typ(v)) != NULL)
+			SERR(l, m, path, "%s", why);
+		else
+			p->typ = dup_setting(l, v);
+	}
+
+	m = config_setting_get_member(el, "payload_types");
+	snprintf(path, sizeof(path), "%s.payload_types", base);
+	if (m != NULL && !(p->formats & CS_SIG_FORMAT_DSSE))
+		SERR(l, m, path, "only with format dsse (formats does not allow it)");
+	else if (m == NULL && (p->formats & CS_SIG_FORMAT_DSSE))
+		SERR(l, el, path,
+		     "required with format dsse (the DSSE payloadTypes allowed, e.g. [ \"application/vnd.in-toto+json\" ])");
+	else if (m != NULL)
+		p->payload_types = member_strings(l, m, path, CS_CONFIG_PAYLOAD_TYPES_MAX, check_payload_type);
+}
+
+/* max_payload_bytes, iss, aud, lifetime_seconds, store_payload. */
+static void profile_claims(loader *l, const config_setting_t *el, const char *base, cs_config_profile *p)
+{
+	char path[80];
+	const config_setting_t *m;
+	const char *v, *why;
+	p->max_payload_bytes = PROFILE_PAYLOAD_DEFAULT;
+	snprintf(path, sizeof(path), "%s.max_payload_bytes", base);
+	if ((m = config_setting_get_member(el, "max_payload_bytes")) != NULL &&
+	    !member_int(l, m, path, 1, PROFILE_PAYLOAD_MAX, &p->max_payload_bytes))
+		p->max_payload_bytes = 0; /* reported: not compared with the request limit */
+	snprintf(path, sizeof(path), "%s.lifetime_seconds", base);
+	if ((m = config_setting_get_member(el, "lifetime_seconds")) != NULL)
+		member_int(l, m, path, 0, PROFILE_LIFETIME_MAX, &p->lifetime_seconds);
+	snprintf(path, sizeof(path), "%s.store_payload", base);
+	if ((m = config_setting_get_member(el, "store_payload")) != NULL) {
+		if (config_setting_type(m) != CONFIG_TYPE_BOOL)
+			SERR(l, m, path, "expected a boolean (true/false), got %s", type_name(config_setting_type(m)));
+		else
+			p->store_payload = config_setting_get_bool(m) != 0;
+	}
+	snprintf(path, sizeof(path), "%s.iss", base);
+	if ((m = config_setting_get_member(el, "iss")) != NULL && (v = member_string(l, m, path)) != NULL) {
+		if ((why = cs_config_text_problem(v, PROFILE_ISS_MAX)) != NULL)
+			SERR(l, m, path, "%s (1 to %d characters)", why, PROFILE_ISS_MAX);
+		else
+			p->iss = dup_setting(l, v);
+	}
+	snprintf(path, sizeof(path), "%s.aud", base);
+	if ((m = config_setting_get_member(el, "aud")) != NULL)
+		p->aud = member_strings(l, m, path, CS_CONFIG_AUD_MAX, check_aud);
+}
+
+/* One profile at signing.profiles.[i]; the checks across settings
+ * (keys, sizes, the iss default) are check_signing's. */
+static void apply_profile(loader *l, const config_setting_t *el, size_t i)
+{
+	cs_config_profile *p = &l->cfg->signing.profiles[i];
+	char base[48], path[96];
+	snprintf(base, sizeof(base), "signing.profiles.[%zu]", i);
+	if (config_setting_type(el) != CONFIG_TYPE_GROUP) {
+		SERR(l, el, base, "expected a group { name = \"...\"; key = \"pkcs11:...\"; formats = [ ... ]; ... }, got %s",
+		     type_name(config_setting_type(el)));
+		return;
+	}
+	for (int k = 0; k < config_setting_length(el); k++) {
+		const config_setting_t *m = config_setting_get_elem(el, (unsigned)k);
+		size_t j = 0;
+		while (j < sizeof(profile_members) / sizeof(profile_members[0]) &&
+		       strcmp(profile_members[j], config_setting_name(m)) != 0)
+			j++;
+		snprintf(path, sizeof(path), "%s.%s", base, config_setting_name(m));
+		if (j == sizeof(profile_members) / sizeof(profile_members[0]))
+			SERR(l, m, path, "unknown setting");
+	}
+	profile_name(l, el, base, i);
+	profile_key(l, el, base, p);
+	profile_formats(l, el, base, p);
+	profile_claims(l, el, base, p);
+}
+
+static void apply_profiles(loader *l, const config_setting_t *s)
+{
+	int type = config_setting_type(s);
+	free_profiles(l->cfg);
+	if (type != CONFIG_TYPE_LIST) {
+		SERR(l, s, "signing.profiles",
+		     "expected a list of groups ( { name = \"...\"; key = \"pkcs11:...\"; ... }, ... ), got %s",
+		     type_name(type));
+		return;
+	}
+	int n = config_setting_length(s);
+	if (n > CS_CONFIG_PROFILES_MAX) {
+		SERR(l, s, "signing.profiles", "%d profiles: at most %d", n, CS_CONFIG_PROFILES_MAX);
+		return;
+	}
+	if (n == 0)
+		return; /* no profiles: every profile is unknown */
+	if ((l->cfg->signing.profiles = calloc((size_t)n, sizeof(cs_config_profile))) == NULL) {
+		diag_push(l, "out of memory loading signing.profiles");
+		return;
+	}
+	l->cfg->signing.nprofiles = (size_t)n;
+	for (int i = 0; i < n; i++)
+		apply_profile(l, config_setting_get_elem(s, (unsigned)i), (size_t)i);
+}
+
 static void apply_setting(loader *l, const schema_entry *e, const config_setting_t *s)
 {
 	int type = config_setting_type(s);
@@ -928,6 +1293,8 @@ static void apply_setting(loader *l, const schema_entry *e, const config_setting
 		apply_grants(l, s);
 	} else if (e->kind == K_OFFICERS) {
 		apply_officers(l, s);
+	} else if (e->kind == K_PROFILES) {
+		apply_profiles(l, s);
 	} else if (is_string_kind(e->kind)) {
 		if (type != CONFIG_TYPE_STRING) {
 			SERR(l, s, e->path, "expected a string, got %s", type_name(type));
@@ -1411,6 +1778,96 @@ static void check_ceremony(loader *l, config_t *lc)
 	X509_free(ca);
 }
 
+/* The member of signing.profiles.[i] (or the element itself when member
+ * is NULL or absent): where a message about it points. */
+static const config_setting_t *profile_setting(config_t *lc, size_t i, const char *member)
+{
+	const config_setting_t *list = config_lookup(lc, "signing.profiles");
+	const config_setting_t *el = list != NULL ? config_setting_get_elem(list, (unsigned)i) : NULL;
+	const config_setting_t *m = el != NULL && member != NULL ? config_setting_get_member(el, member) : NULL;
+	return m != NULL ? m : el != NULL ? el : list;
+}
+
+/* A profile's key: in the token pkcs11.token_uri selects, and its own --
+ * not the certificate-signing key nor another profile's (compared as
+ * written; credsignd compares the keys themselves at start). */
+static void check_profile_key(loader *l, config_t *lc, size_t i)
+{
+	const cs_config *c = l->cfg;
+	const cs_config_profile *p = &c->signing.profiles[i];
+	const config_setting_t *s = profile_setting(lc, i, "key");
+	char path[64], why[400];
+	snprintf(path, sizeof(path), "signing.profiles.[%zu].key", i);
+	if (p->key == NULL || s == NULL)
+		return;
+	if (c->pkcs11.signing_key != NULL && strcmp(p->key, c->pkcs11.signing_key) == 0) {
+		SERR(l, s, path,
+		     "%s is pkcs11.signing_key, the certificate-signing key: a profile needs a key of its own",
+		     p->key);
+		return;
+	}
+	for (size_t j = 0; j < i; j++)
+		if (c->signing.profiles[j].key != NULL && strcmp(p->key, c->signing.profiles[j].key) == 0) {
+			SERR(l, s, path, "%s is also the key of signing.profiles.[%zu]: each profile needs a key of its own",
+			     p->key, j);
+			return;
+		}
+	if (c->pkcs11.token_uri != NULL && strncmp(p->key, "pkcs11:", 7) == 0 &&
+	    cs_config_key_token_conflict(c->pkcs11.token_uri, p->key, why, sizeof(why)) != CS_OK)
+		SERR(l, s, path, "%s: names %s; keys are looked up only in the token pkcs11.token_uri selects",
+		     p->key, why);
+}
+
+/* signing: each profile's key, whether its largest payload fits a request
+ * (base64 and the JSON around it), and iss defaulting to the public URL. */
+static void check_signing(loader *l, config_t *lc)
+{
+	cs_config *c = l->cfg;
+	long long limit = c->signing.max_request_bytes;
+	for (size_t i = 0; i < c->signing.nprofiles; i++) {
+		cs_config_profile *p = &c->signing.profiles[i];
+		check_profile_key(l, lc, i);
+		long long n = p->max_payload_bytes, need = 4 * ((n + 2) / 3) + 4096;
+		/* 0: the profile or a limit was reported wrong already */
+		if (n > 0 && limit > 0 && need > limit) {
+			char path[64];
+			snprintf(path, sizeof(path), "signing.profiles.[%zu].max_payload_bytes", i);
+			SERR(l, profile_setting(lc, i, "max_payload_bytes"), path,
+			     "%lld bytes do not fit signing.max_request_bytes (%lld): a payload this large takes "
+			     "%lld bytes of request (base64 and 4096 for the rest); raise "
+			     "signing.max_request_bytes or lower this",
+			     n, limit, need);
+		}
+		if (p->iss == NULL && c->server.public_base_url != NULL &&
+		    (p->iss = strdup(c->server.public_base_url)) == NULL)
+			diag_push(l, "out of memory loading signing.profiles");
+	}
+}
+
+/* Grants' profiles: each a name in signing.profiles, or "*". */
+static void check_grant_profiles(loader *l, config_t *lc)
+{
+	const cs_config *c = l->cfg;
+	const config_setting_t *list = config_lookup(lc, "access.grants");
+	for (size_t i = 0; list != NULL && i < c->access.ngrants; i++) {
+		char *const *names = c->access.grants[i].profiles;
+		const config_setting_t *el = config_setting_get_elem(list, (unsigned)i);
+		const config_setting_t *m = el != NULL ? config_setting_get_member(el, "profiles") : NULL;
+		char path[64];
+		snprintf(path, sizeof(path), "access.grants.[%zu].profiles", i);
+		for (size_t k = 0; m != NULL && names != NULL && names[k] != NULL; k++) {
+			if (strcmp(names[k], "*") == 0 || cs_config_profile_find(c, names[k]) != NULL)
+				continue;
+			if (c->signing.nprofiles == 0)
+				SERR(l, m, path, "element %zu: unknown profile '%.64s' (signing.profiles defines none)", k + 1,
+				     names[k]);
+			else
+				SERR(l, m, path, "element %zu: unknown profile '%.64s' (not in signing.profiles)", k + 1,
+				     names[k]);
+		}
+	}
+}
+
 /* Rules that involve more than one setting. */
 static void check_cross(loader *l, config_t *lc)
 {
@@ -1436,6 +1893,8 @@ static void check_cross(loader *l, config_t *lc)
 		     c->server.health_listen, c->server.listen);
 	check_validation(l, lc);
 	check_ceremony(l, lc);
+	check_signing(l, lc);
+	check_grant_profiles(l, lc);
 }
 
 static char *dir_of(const char *abs)
@@ -1521,6 +1980,7 @@ void cs_config_free(cs_config *c)
 			free(*(char **)((char *)c + schema[i].offset));
 	free_grants(c);
 	free_officers(c);
+	free_profiles(c);
 	free(c->file);
 	free(c->file_given);
 	free(c);
@@ -1555,4 +2015,37 @@ void cs_config_where(const cs_config *cfg, const char *path, char *buf, size_t l
 		snprintf(buf, len, "%s", shown);
 	config_destroy(&lc);
 	free(dir);
+}
+
+const cs_config_profile *cs_config_profile_find(const cs_config *cfg, const char *name)
+{
+	for (size_t i = 0; cfg != NULL && name != NULL && i < cfg->signing.nprofiles; i++)
+		if (cfg->signing.profiles[i].name != NULL && strcmp(cfg->signing.profiles[i].name, name) == 0)
+			return &cfg->signing.profiles[i];
+	return NULL;
+}
+
+static const struct {
+	unsigned bit;
+	const char *name;
+} sig_formats[] = {
+	{CS_SIG_FORMAT_JWS, "jws"},
+	{CS_SIG_FORMAT_DSSE, "dsse"},
+	{CS_SIG_FORMAT_DIGEST, "digest"},
+};
+
+const char *cs_sig_format_name(unsigned one_format)
+{
+	for (size_t i = 0; i < sizeof(sig_formats) / sizeof(sig_formats[0]); i++)
+		if (sig_formats[i].bit == one_format)
+			return sig_formats[i].name;
+	return "?";
+}
+
+unsigned cs_sig_format_parse(const char *name)
+{
+	for (size_t i = 0; name != NULL && i < sizeof(sig_formats) / sizeof(sig_formats[0]); i++)
+		if (strcmp(sig_formats[i].name, name) == 0)
+			return sig_formats[i].bit;
+	return 0;
 }

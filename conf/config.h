@@ -30,13 +30,22 @@
 /* access.grants: one grant of a role to an identity, within a scope
  * (access.h decides with them). Lists are NULL-terminated; "*" alone in a
  * list covers every value. */
-typedef enum { CS_ROLE_GENERATOR = 1, CS_ROLE_AUDITOR, CS_ROLE_OPERATOR } cs_config_role;
+typedef enum {
+	CS_ROLE_GENERATOR = 1,
+	CS_ROLE_AUDITOR,
+	CS_ROLE_OPERATOR,
+	CS_ROLE_SIGNER /* signs with its profiles (issue 15) */
+} cs_config_role;
 typedef struct {
 	char *identity; /* exact, or a pattern ending in slash-asterisk (a prefix) */
 	cs_config_role role;
-	char **projects;     /* generator, auditor: required */
+	char **projects;     /* generator, auditor: required; NULL for signer and operator */
 	char **environments; /* generator: required; NULL otherwise */
 	char **presets;      /* generator: optional, NULL = any preset */
+	/* signing profiles (names in signing.profiles, or "*"): signer:
+	 * required (the profiles it signs with); auditor: optional (whose
+	 * signature records it reads; NULL: none); NULL otherwise */
+	char **profiles;
 	double rate;         /* requests per second; 0: no limit */
 	int burst;           /* token bucket size; 0 without rate */
 } cs_config_grant;
@@ -65,6 +74,41 @@ typedef struct {
 #define CS_CONFIG_OFFICERS_MAX 64
 /* ceremony.expiry_minutes at most: one week */
 #define CS_CONFIG_EXPIRY_MINUTES_MAX 10080
+
+/* signing.profiles: one delegated-signing profile (issue 15): a token key
+ * used by this profile only, the signature formats it allows and what the
+ * appliance adds to a signature. Checked at load: name
+ * ^[a-z0-9][a-z0-9._-]{0,31}$ and unique; key a pkcs11: key URI of the
+ * token pkcs11.token_uri selects, not the text of pkcs11.signing_key nor
+ * of another profile's key; formats a non-empty subset without repeats;
+ * typ required iff jws is allowed ([A-Za-z0-9!#$&^_.+/-]{1,64}, not
+ * starting with "credsign-" in any case); payload_types required iff dsse
+ * is allowed (1..CS_CONFIG_PAYLOAD_TYPES_MAX entries, each 1..128
+ * printable ASCII characters without space, unique); max_payload_bytes
+ * fits signing.max_request_bytes once base64-encoded
+ * (4 * ceil(n / 3) + 4096 <= max_request_bytes); aud 1..16 strings of
+ * at most 256 characters. */
+#define CS_SIG_FORMAT_JWS 1u
+#define CS_SIG_FORMAT_DSSE 2u
+#define CS_SIG_FORMAT_DIGEST 4u
+#define CS_CONFIG_PROFILE_NAME_MAX 32
+#define CS_CONFIG_PROFILES_MAX 64
+#define CS_CONFIG_TYP_MAX 64
+#define CS_CONFIG_PAYLOAD_TYPES_MAX 32
+#define CS_CONFIG_PAYLOAD_TYPE_MAX 128
+#define CS_CONFIG_AUD_MAX 16
+#define CS_CONFIG_AUD_LEN_MAX 256
+typedef struct {
+	char *name, *key;
+	unsigned formats;     /* CS_SIG_FORMAT_* bits, at least one */
+	char *typ;            /* NULL unless jws */
+	char **payload_types; /* NULL-terminated; NULL unless dsse */
+	int max_payload_bytes; /* 1..16777216 (default 65536) */
+	char *iss;            /* never NULL after load (default server.public_base_url) */
+	char **aud;           /* NULL-terminated or NULL */
+	int lifetime_seconds; /* 0: no exp (default) .. 31536000 */
+	bool store_payload;   /* keep the payload with the signature record */
+} cs_config_profile;
 
 typedef struct {
 	char *file; /* absolute path of the loaded file */
@@ -146,6 +190,13 @@ typedef struct {
 		cs_config_grant *grants;
 		size_t ngrants;
 	} access;
+	struct { /* signing: delegated signing (issue 15); optional: no profiles,
+		  * every profile is unknown */
+		int max_request_bytes; /* body limit of POST /api/sign: 1024..16777216 (default 1048576) */
+		int batch_max;         /* items per batch: 1..1000 (default 100) */
+		cs_config_profile *profiles;
+		size_t nprofiles;
+	} signing;
 	struct {
 		/* GET /cert/{id}[.jws] readable by any authenticated client, not
 		 * only by auditors and generators of the certificate's project */
@@ -173,6 +224,15 @@ typedef struct {
 		size_t nofficers;
 	} ceremony;
 } cs_config;
+
+/* The profile of that name in cfg->signing.profiles; NULL when there is
+ * none (or name is NULL). */
+const cs_config_profile *cs_config_profile_find(const cs_config *cfg, const char *name);
+/* "jws", "dsse", "digest" for one CS_SIG_FORMAT_* bit; "?" otherwise. */
+const char *cs_sig_format_name(unsigned one_format);
+/* The CS_SIG_FORMAT_* bit of that name (exact, lower case); 0 when unknown
+ * or name is NULL. */
+unsigned cs_sig_format_parse(const char *name);
 
 /* Limits of the policy texts, in Unicode code points. */
 #define CS_CONFIG_POLICY_TEXT_MAX 128

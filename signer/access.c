@@ -16,6 +16,7 @@ typedef struct {
 	bool pattern;
 	cs_config_role role;
 	char **projects, **environments, **presets; /* NULL-terminated or NULL */
+	char **profiles; /* signer, auditor: signing profiles; NULL-terminated or NULL */
 	double rate;
 	int burst;
 	/* identity, role, scope, rate and burst: a grant that stays identical
@@ -63,7 +64,8 @@ static const char *const action_names[CS_ACTION_COUNT] = {
 	[CS_ACTION_CERT_READ] = "cert.read",       [CS_ACTION_AUDIT_READ] = "audit.read",
 	[CS_ACTION_PRESETS_READ] = "presets.read", [CS_ACTION_POLICY_READ] = "policy.read",
 	[CS_ACTION_METRICS_READ] = "metrics.read", [CS_ACTION_READY_DETAIL] = "ready.detail",
-	[CS_ACTION_RELOAD] = "reload",
+	[CS_ACTION_RELOAD] = "reload",             [CS_ACTION_SIGN] = "sign",
+	[CS_ACTION_SIGNATURE_READ] = "signature.read",
 };
 
 const char *cs_access_action_name(cs_access_action action)
@@ -85,6 +87,7 @@ const char *cs_access_role_name(cs_config_role role)
 	case CS_ROLE_GENERATOR: return "generator";
 	case CS_ROLE_AUDITOR: return "auditor";
 	case CS_ROLE_OPERATOR: return "operator";
+	case CS_ROLE_SIGNER: return "signer";
 	default: return "unknown";
 	}
 }
@@ -99,6 +102,8 @@ static const char *needed_role(cs_access_action action)
 	case CS_ACTION_AUDIT_READ: return "auditor";
 	case CS_ACTION_PRESETS_READ:
 	case CS_ACTION_POLICY_READ: return "any";
+	case CS_ACTION_SIGN: return "signer";
+	case CS_ACTION_SIGNATURE_READ: return "auditor or signer";
 	default: return "operator";
 	}
 }
@@ -154,7 +159,7 @@ static size_t strv_bytes(char *const *v)
 static int make_signature(grant *g)
 {
 	size_t cap = strlen(g->identity) + strv_bytes(g->projects) + strv_bytes(g->environments) +
-		     strv_bytes(g->presets) + 96;
+		     strv_bytes(g->presets) + strv_bytes(g->profiles) + 96;
 	size_t len = 0;
 	if ((g->signature = malloc(cap)) == NULL)
 		return -1;
@@ -162,6 +167,7 @@ static int make_signature(grant *g)
 	sig_list(g->signature, cap, &len, g->projects);
 	sig_list(g->signature, cap, &len, g->environments);
 	sig_list(g->signature, cap, &len, g->presets);
+	sig_list(g->signature, cap, &len, g->profiles);
 	if (len < cap)
 		len += (size_t)snprintf(g->signature + len, cap - len, "\x1f%.17g\x1f%d", g->rate, g->burst);
 	return len < cap ? 0 : -1;
@@ -173,6 +179,7 @@ static void free_grant(grant *g)
 	free_strv(g->projects);
 	free_strv(g->environments);
 	free_strv(g->presets);
+	free_strv(g->profiles);
 	free(g->signature);
 }
 
@@ -236,7 +243,7 @@ cs_err cs_access_new(const cs_config *cfg, cs_access **out)
 		g->burst = g->rate > 0.0 ? (c->burst >= 1 ? c->burst : 1) : 0;
 		if ((g->identity = strdup(c->identity)) == NULL || dup_strv(c->projects, &g->projects) != 0 ||
 		    dup_strv(c->environments, &g->environments) != 0 || dup_strv(c->presets, &g->presets) != 0 ||
-		    make_signature(g) != 0)
+		    dup_strv(c->profiles, &g->profiles) != 0 || make_signature(g) != 0)
 			goto nomem;
 	}
 	*out = a;
@@ -311,6 +318,27 @@ static int scope_why(char *why, size_t len, const char *what, const char *value)
 	return 0;
 }
 
+/* sign and signature.read: whether g's profiles cover profile; a request
+ * without a profile is covered by no grant, "*" included (every
+ * signature has one), and an auditor without profiles reads none. */
+static int profile_covered(const grant *g, const char *profile, char *why, size_t len)
+{
+	if (g->profiles == NULL) {
+		if (why != NULL)
+			snprintf(why, len, "role %s without profiles covers no signing profile",
+				 cs_access_role_name(g->role));
+		return 0;
+	}
+	if (profile == NULL) {
+		if (why != NULL)
+			snprintf(why, len, "the request names no signing profile");
+		return 0;
+	}
+	if (!in_scope(g->profiles, profile, false))
+		return scope_why(why, len, "profile", profile);
+	return 1;
+}
+
 /* Whether grant g covers the action in scope (its rate aside); when not,
  * why into why[len] (when why is not NULL). */
 static int covers(const grant *g, cs_access_action action, const cs_access_scope *s, char *why, size_t len)
@@ -348,6 +376,14 @@ static int covers(const grant *g, cs_access_action action, const cs_access_scope
 		if (g->role == CS_ROLE_OPERATOR)
 			return 1;
 		break;
+	case CS_ACTION_SIGN:
+		if (g->role != CS_ROLE_SIGNER)
+			break;
+		return profile_covered(g, s->profile, why, len);
+	case CS_ACTION_SIGNATURE_READ:
+		if (g->role != CS_ROLE_SIGNER && g->role != CS_ROLE_AUDITOR)
+			break;
+		return profile_covered(g, s->profile, why, len);
 	}
 	if (why != NULL)
 		snprintf(why, len, "role %s does not allow %s", cs_access_role_name(g->role),
@@ -381,6 +417,12 @@ static void missing_grant(cs_access_action action, const cs_access_scope *s, cha
 	case CS_ACTION_PRESETS_READ:
 	case CS_ACTION_POLICY_READ:
 		snprintf(out, len, "no grant (%s needs a grant of any role)", name);
+		break;
+	case CS_ACTION_SIGN:
+		snprintf(out, len, "no signer grant for profile %s", shown(p, OR_NONE(s->profile)));
+		break;
+	case CS_ACTION_SIGNATURE_READ:
+		snprintf(out, len, "no auditor or signer grant for profile %s", shown(p, OR_NONE(s->profile)));
 		break;
 	default:
 		snprintf(out, len, "no operator grant (%s)", name);
@@ -517,7 +559,7 @@ static void allow(cs_access_decision *out, const grant *g)
 void cs_access_decide(cs_access *access, const char *identity, cs_access_action action,
 		      const cs_access_scope *scope, int take_rate, int64_t now_ms, cs_access_decision *out)
 {
-	static const cs_access_scope none = {NULL, NULL, NULL};
+	static const cs_access_scope none = {NULL, NULL, NULL, NULL};
 	const cs_access_scope *s = scope != NULL ? scope : &none;
 	memset(out, 0, sizeof(*out));
 	out->role = needed_role(action);
@@ -576,7 +618,7 @@ size_t cs_access_explain(const cs_access *access, const char *identity, cs_acces
 				    const char *why),
 			 void *arg)
 {
-	static const cs_access_scope none = {NULL, NULL, NULL};
+	static const cs_access_scope none = {NULL, NULL, NULL, NULL};
 	size_t n = 0;
 	if (access == NULL || identity == NULL || (unsigned)action >= CS_ACTION_COUNT)
 		return 0;

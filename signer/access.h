@@ -17,15 +17,20 @@
  *  - generator: generate and certify, within its projects, environments
  *    and (when given) presets; read the certificates of its projects.
  *  - auditor: read certificates, the audit log and checkpoints, for its
- *    projects ("*": every project, and entries without a project).
+ *    projects ("*": every project, and entries without a project); and,
+ *    when it lists profiles, the signature records of those profiles.
  *  - operator: metrics, readiness detail, reload.
+ *  - signer: sign with its profiles (issue 15) and read the signature
+ *    records of those profiles; nothing else but presets and policy.
  * Any grant: presets and policy. Public (no grant): /healthz, /readyz,
  * the JWKS. No role changes or deletes audit entries; key ceremonies are
  * not an API role (credsign-admin, dual control).
  * Scope: "*" alone in a list covers every value, none included; otherwise
  * a value is covered when it is in the list, and a request without the
  * value (no project) is covered only by "*". A generator without presets
- * may use every preset.
+ * may use every preset. sign and signature.read are scoped by the
+ * signing profile alone: a grant's profiles ("*": every profile) must
+ * cover it; an auditor without profiles reads no signature records.
  *
  * Rate limits: a grant may set rate (requests per second, > 0) and burst
  * (bucket size, >= 1); each (identity, grant) pair has its own token
@@ -62,9 +67,11 @@ typedef enum {
 	CS_ACTION_POLICY_READ,  /* GET /api/policy */
 	CS_ACTION_METRICS_READ, /* GET /metrics */
 	CS_ACTION_READY_DETAIL, /* readiness detail */
-	CS_ACTION_RELOAD        /* reload */
+	CS_ACTION_RELOAD,       /* reload */
+	CS_ACTION_SIGN,         /* POST /api/sign: a signer grant covering the profile */
+	CS_ACTION_SIGNATURE_READ /* GET /api/signatures/{id}: a signer or auditor grant covering the profile */
 } cs_access_action;
-#define CS_ACTION_COUNT (CS_ACTION_RELOAD + 1)
+#define CS_ACTION_COUNT (CS_ACTION_SIGNATURE_READ + 1)
 
 /* The scope a request asks for; NULL members: not part of the request.
  * generate and certify: project, environment and preset (certify: those
@@ -72,6 +79,9 @@ typedef enum {
  * audit.read: the project asked for, NULL for the whole log. */
 typedef struct {
 	const char *project, *environment, *preset;
+	/* sign and signature.read: the signing profile (required: NULL is
+	 * covered by no grant); ignored by the other actions */
+	const char *profile;
 } cs_access_scope;
 
 typedef struct {
@@ -81,7 +91,8 @@ typedef struct {
 	 * "" when no grant covers the request */
 	char grant[32];
 	/* allowed: that grant's role; refused: the role the action needs
-	 * ("generator", "auditor or generator", "auditor", "operator", "any") */
+	 * ("generator", "auditor or generator", "auditor", "operator",
+	 * "signer", "auditor or signer", "any") */
 	const char *role;
 	/* refused: why, naming the missing grant, e.g. "no generator grant for
 	 * project payments, environment production, preset soc2"; "" when
@@ -93,11 +104,12 @@ typedef struct {
 } cs_access_decision;
 
 /* "generate", "certify", "cert.read", "audit.read", "presets.read",
- * "policy.read", "metrics.read", "ready.detail", "reload" */
+ * "policy.read", "metrics.read", "ready.detail", "reload", "sign",
+ * "signature.read" */
 const char *cs_access_action_name(cs_access_action action);
 /* The action of that name; -1 when there is none. */
 int cs_access_action_parse(const char *name);
-/* "generator", "auditor", "operator" */
+/* "generator", "auditor", "operator", "signer" */
 const char *cs_access_role_name(cs_config_role role);
 
 /* Build the rules from a loaded configuration (its access.grants, copied:

@@ -18,6 +18,7 @@
 
 #include "jose.h"
 #include "policy.h"
+#include "sigformat.h"
 #include "wipe_alloc.h"
 
 #define ID_CHARS CS_API_ID_CHARS
@@ -183,8 +184,10 @@ static const struct {
 	{"/api/generate", CS_ROUTE_GENERATE, "generate", 1, 0, 0},
 	{"/api/generate-certificate", CS_ROUTE_CERTIFY, "certify", 1, 0, 0},
 	{"/cert/", CS_ROUTE_CERT, "cert.read", 0, 1, 0},
-	{"/.well-known/jwks.json", CS_ROUTE_JWKS, "jwks.read", 0, 0, 0},
-	{"/.well-known/credsign-rollover", CS_ROUTE_ROLLOVER, "rollover.read", 0, 0, 0},
+	{"/api/sign", CS_ROUTE_SIGN, "sign", 1, 0, 0},
+	{"/api/signatures/", CS_ROUTE_SIGNATURE, "signature.read", 0, 1, 0},
+	{"/.well-known/jwks.json", CS_ROUTE_JWKS, "jwks.read", 0, 0, 1},
+	{"/.well-known/credsign-rollover", CS_ROUTE_ROLLOVER, "rollover.read", 0, 0, 1},
 	{"/.well-known/credsign-revocations", CS_ROUTE_REVOCATIONS, "revocations.read", 0, 0, 0},
 	{"/api/presets", CS_ROUTE_PRESETS, "presets.read", 0, 0, 0},
 	{"/api/policy", CS_ROUTE_POLICY, "policy.read", 0, 0, 1},
@@ -205,7 +208,8 @@ const char *cs_api_route_name(cs_api_route_id route)
 		[CS_ROUTE_AUDIT_CHECKPOINT] = "audit_checkpoint",
 		[CS_ROUTE_ROLLOVER] = "rollover", [CS_ROUTE_REVOCATIONS] = "revocations",
 		[CS_ROUTE_HEALTHZ] = "healthz",  [CS_ROUTE_READYZ] = "readyz",
-		[CS_ROUTE_METRICS] = "metrics",
+		[CS_ROUTE_METRICS] = "metrics",  [CS_ROUTE_SIGN] = "sign",
+		[CS_ROUTE_SIGNATURE] = "signature",
 	};
 	return (unsigned)route < sizeof(names) / sizeof(names[0]) && names[route] != NULL ? names[route]
 											: "other";
@@ -246,14 +250,14 @@ cs_err cs_api_route(cs_api_method method, const char *path, const char *query,
 
 /* ---- bodies ---------------------------------------------------------------------- */
 
-cs_err cs_api_parse_object(const char *body, size_t len, size_t max_body, json_t **out,
+/* cs_api_parse_object with the name of the limit's setting. */
+static cs_err parse_object(const char *body, size_t len, size_t max_body, const char *setting, json_t **out,
 			   cs_api_error *err)
 {
 	*out = NULL;
 	if (len > max_body) {
-		set_error(err, 413, "body_too_large",
-			  "the request body is %zu bytes; the limit is %zu (server.max_body_bytes)", len,
-			  max_body);
+		set_error(err, 413, "body_too_large", "the request body is %zu bytes; the limit is %zu (%s)", len,
+			  max_body, setting);
 		return CS_E_TOO_LARGE;
 	}
 	if (body == NULL && len > 0) { /* evbuffer_pullup could not allocate */
@@ -281,6 +285,12 @@ cs_err cs_api_parse_object(const char *body, size_t len, size_t max_body, json_t
 	}
 	*out = doc;
 	return CS_OK;
+}
+
+cs_err cs_api_parse_object(const char *body, size_t len, size_t max_body, json_t **out,
+			   cs_api_error *err)
+{
+	return parse_object(body, len, max_body, "server.max_body_bytes", out, err);
 }
 
 /* Every member must be one of `allowed`. */
@@ -749,6 +759,298 @@ cs_err cs_api_decode_audit_query(const char *query, cs_audit_query *out, cs_api_
 	return r;
 }
 
+/* ---- delegated signing ------------------------------------------------------------ */
+
+/* A signing profile's name: ^[a-z0-9][a-z0-9._-]{0,31}$ */
+static int profile_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > CS_CONFIG_PROFILE_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
+		if (!alnum && (i == 0 || (s[i] != '.' && s[i] != '_' && s[i] != '-')))
+			return 0;
+	}
+	return 1;
+}
+
+cs_err cs_api_decode_profile_query(const char *query, char profile[CS_CONFIG_PROFILE_NAME_MAX + 1],
+				   cs_api_error *err)
+{
+	struct evkeyvalq params;
+	err->status = 0;
+	profile[0] = '\0';
+	cs_err r = parse_query(query, &params, err);
+	struct evkeyval *kv;
+	if (r == CS_OK)
+		TAILQ_FOREACH(kv, &params, next) {
+			if (strcmp(kv->key, "profile") != 0) {
+				r = unknown_parameter(kv->key, err);
+				break;
+			}
+			if (!profile_name_valid(kv->value)) {
+				char q[CS_API_QUOTE_BYTES];
+				cs_api_quote(kv->value, strlen(kv->value), q);
+				set_error(err, 404, "unknown_profile", "unknown signing profile '%s'", q);
+				r = CS_E_NOT_FOUND;
+				break;
+			}
+			memcpy(profile, kv->value, strlen(kv->value) + 1);
+		}
+	if (r != CS_OK)
+		profile[0] = '\0';
+	evhttp_clear_headers(&params);
+	return r;
+}
+
+cs_err cs_api_decode_signature_path(const char *rest, char id[CS_API_ID_CHARS + 1], cs_api_error *err)
+{
+	err->status = 0;
+	id[0] = '\0';
+	if (!valid_id(rest)) {
+		set_error(err, 404, "not_found", "no such signature");
+		return CS_E_NOT_FOUND;
+	}
+	memcpy(id, rest, ID_CHARS + 1);
+	return CS_OK;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* A base64 digit of one alphabet: url (-_) or standard (+/); -1 otherwise. */
+static int b64_value(char c, int url)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == (url ? '-' : '+'))
+		return 62;
+	if (c == (url ? '_' : '/'))
+		return 63;
+	return -1;
+}
+
+/* A SHA-256 digest's value: 64 hex digits (either case), or 32 bytes in
+ * base64url or standard base64 (43 digits, or 44 with the one '=' of
+ * padding; one alphabet; the unused low bits zero). 1 when it is one. */
+static int digest_value(const char *s, size_t n, uint8_t out[32])
+{
+	if (n == 64) {
+		for (size_t i = 0; i < 32; i++) {
+			int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+			if (hi < 0 || lo < 0)
+				return 0;
+			out[i] = (uint8_t)(hi << 4 | lo);
+		}
+		return 1;
+	}
+	if (n == 44 && s[43] == '=')
+		n = 43;
+	if (n != 43)
+		return 0;
+	int url = strpbrk(s, "-_") != NULL;
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int v = b64_value(s[i], url);
+		if (v < 0)
+			return 0;
+		acc = (acc << 6 | (uint32_t)v) & 0xffffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o < 32)
+				out[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	/* 43 digits: 258 bits, 256 used; the last two must be zero */
+	return o == 32 && (acc & ((1u << bits) - 1)) == 0;
+}
+
+static cs_err item_error(cs_api_sign_item *it, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static cs_err item_error(cs_api_sign_item *it, int status, const char *code, const char *fmt, ...)
+{
+	char message[sizeof(it->err.message)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	set_error(&it->err, status, code, "%s", message);
+	return CS_E_INVALID_ARG;
+}
+
+static cs_err decode_digest(json_t *d, cs_api_sign_item *it)
+{
+	static const char *const allowed[] = {"alg", "value", NULL};
+	if (d == NULL)
+		return item_error(it, 400, "invalid_field", "field 'digest' is required");
+	if (!json_is_object(d))
+		return item_error(it, 400, "invalid_field",
+				  "field 'digest' must be an object {\"alg\":\"SHA-256\",\"value\":...}");
+	if (only_fields(d, allowed, &it->err) != CS_OK)
+		return CS_E_INVALID_ARG;
+	json_t *alg = json_object_get(d, "alg"), *value = json_object_get(d, "value");
+	if (!json_is_string(alg) || strcmp(json_string_value(alg), "SHA-256") != 0)
+		return item_error(it, 400, "invalid_field", "field 'digest.alg' must be \"SHA-256\"");
+	if (!json_is_string(value) || !digest_value(json_string_value(value), json_string_length(value), it->item.digest))
+		return item_error(it, 400, "invalid_field",
+				  "field 'digest.value' must be the 32-byte SHA-256 digest in hex (64 digits), "
+				  "base64url or base64");
+	return CS_OK;
+}
+
+static cs_err decode_dsse(json_t *doc, size_t max_body, cs_api_sign_item *it)
+{
+	json_t *type = json_object_get(doc, "payload_type"), *payload = json_object_get(doc, "payload");
+	if (type == NULL)
+		return item_error(it, 400, "invalid_field", "field 'payload_type' is required");
+	if (!json_is_string(type))
+		return item_error(it, 400, "invalid_field", "field 'payload_type' must be a string");
+	it->item.payload_type = json_string_value(type);
+	if (payload == NULL)
+		return item_error(it, 400, "invalid_field", "field 'payload' is required");
+	if (!json_is_string(payload))
+		return item_error(it, 400, "invalid_field", "field 'payload' must be a string (standard base64)");
+	cs_err r = cs_sig_b64_decode(json_string_value(payload), max_body, &it->body, &it->item.body_len);
+	if (r == CS_E_NOMEM)
+		return item_error(it, 500, "internal_error", "out of memory");
+	if (r != CS_OK)
+		return item_error(it, 400, "invalid_field",
+				  "field 'payload' must be standard base64 (RFC 4648 section 4, padded)");
+	it->item.body = it->body;
+	return CS_OK;
+}
+
+/* One item: its profile and format first (they name it in its audit
+ * entry), then the members of its format. */
+static void decode_item(json_t *doc, size_t max_body, cs_api_sign_item *it)
+{
+	static const char *const jws[] = {"profile", "format", "payload", NULL};
+	static const char *const dsse[] = {"profile", "format", "payload_type", "payload", NULL};
+	static const char *const digest[] = {"profile", "format", "digest", NULL};
+	memset(it, 0, sizeof(*it));
+	cs_err r = CS_OK;
+	if (!json_is_object(doc)) {
+		item_error(it, 400, "invalid_field", "an item must be a JSON object");
+		goto out;
+	}
+	json_t *profile = json_object_get(doc, "profile"), *format = json_object_get(doc, "format");
+	it->item.profile = json_string_value(profile);
+	it->item.format = json_string_value(format);
+	unsigned f = cs_sig_format_parse(it->item.format);
+	if (profile == NULL || format == NULL) {
+		r = item_error(it, 400, "invalid_field", "field '%s' is required", profile == NULL ? "profile" : "format");
+	} else if (!json_is_string(profile) || !json_is_string(format)) {
+		r = item_error(it, 400, "invalid_field", "field '%s' must be a string",
+			       !json_is_string(profile) ? "profile" : "format");
+	} else if (f == 0) {
+		char q[CS_API_QUOTE_BYTES];
+		cs_api_quote(it->item.format, json_string_length(format), q);
+		r = item_error(it, 400, "format_not_allowed", "unknown format '%s' (jws, dsse or digest)", q);
+	} else if ((r = only_fields(doc, f == CS_SIG_FORMAT_JWS ? jws : f == CS_SIG_FORMAT_DSSE ? dsse : digest,
+				    &it->err)) != CS_OK) {
+		/* it->err says which */
+	} else if (f == CS_SIG_FORMAT_JWS) {
+		json_t *payload = json_object_get(doc, "payload");
+		if (payload == NULL)
+			r = item_error(it, 400, "invalid_field", "field 'payload' is required");
+		else if (!json_is_object(payload))
+			r = item_error(it, 400, "invalid_field", "field 'payload' must be a JSON object (the claims)");
+		it->item.payload = payload;
+	} else if (f == CS_SIG_FORMAT_DSSE) {
+		r = decode_dsse(doc, max_body, it);
+	} else {
+		r = decode_digest(json_object_get(doc, "digest"), it);
+	}
+out:
+	if (it->err.status != 0) {
+		it->item.refused_code = it->err.code;
+		it->item.refused_message = it->err.message;
+	}
+	(void)r;
+}
+
+void cs_sign_input_free(cs_sign_input *in)
+{
+	for (size_t i = 0; in->items != NULL && i < in->n; i++)
+		free(in->items[i].body);
+	free(in->items);
+	json_decref(in->doc);
+	memset(in, 0, sizeof(*in));
+}
+
+cs_err cs_api_decode_sign(const char *body, size_t len, size_t max_body, size_t batch_max, cs_sign_input *out,
+			  cs_api_error *err)
+{
+	static const char *const batch_fields[] = {"items", NULL};
+	memset(out, 0, sizeof(*out));
+	err->status = 0;
+	cs_err r = parse_object(body, len, max_body, "signing.max_request_bytes", &out->doc, err);
+	if (r != CS_OK)
+		return r;
+	json_t *items = json_object_get(out->doc, "items");
+	out->batch = items != NULL;
+	size_t n = 1;
+	if (out->batch && (r = only_fields(out->doc, batch_fields, err)) == CS_OK) {
+		n = json_is_array(items) ? json_array_size(items) : 0;
+		if (!json_is_array(items) || n == 0) {
+			set_error(err, 400, "invalid_field", "field 'items' must be an array of 1 to %zu items",
+				  batch_max);
+			r = CS_E_INVALID_ARG;
+		} else if (n > batch_max) {
+			set_error(err, 413, "batch_too_large", "the batch has %zu items; the limit is %zu (signing.batch_max)",
+				  n, batch_max);
+			r = CS_E_TOO_LARGE;
+		}
+	}
+	if (r == CS_OK && (out->items = calloc(n, sizeof(*out->items))) == NULL) {
+		set_error(err, 500, "internal_error", "out of memory");
+		r = CS_E_NOMEM;
+	}
+	if (r != CS_OK) {
+		cs_sign_input_free(out);
+		return r;
+	}
+	out->n = n;
+	for (size_t i = 0; i < n; i++)
+		decode_item(out->batch ? json_array_get(items, i) : out->doc, max_body, &out->items[i]);
+	return CS_OK;
+}
+
+int cs_api_sign_status(const char *code)
+{
+	static const struct {
+		const char *code;
+		int status;
+	} codes[] = {
+		{"unknown_profile", 400},   {"format_not_allowed", 400}, {"payload_type_not_allowed", 400},
+		{"payload_too_large", 413}, {"reserved_claim", 400},     {"forbidden", 403},
+		{"rate_limited", 429},      {"no_active_key", 503},      {"audit_unavailable", 503},
+		{"invalid_field", 400},     {"unknown_field", 400},      {"token_unavailable", 503},
+		{"token_has_no_rng", 503},  {"signature_invalid", 503},  {"store_unavailable", 503},
+		{"batch_too_large", 413},
+	};
+	for (size_t i = 0; code != NULL && i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(code, codes[i].code) == 0)
+			return codes[i].status;
+	return 500;
+}
+
 /* ---- one request in flight ------------------------------------------------------ */
 
 /* The reply waits here until the request's audit entry is durable
@@ -814,7 +1116,8 @@ static void send_service_error(api_call *c, cs_err r)
 	} named[] = {
 		{"forbidden", 403},           {"rate_limited", 429},     {"token_not_validated", 422},
 		{"invalid_field", 400},       {"internal_error", 500},   {"no_active_key", 503},
-		{"revocations_unavailable", 503},
+		{"revocations_unavailable", 503}, {"unknown_profile", 404},   {"audit_unavailable", 503},
+		{"not_found", 404},
 	};
 	const cs_service_problem *p = &c->rq.problem;
 	const char *message = p->message[0] ? p->message : cs_strerror(r);
@@ -1025,7 +1328,13 @@ static void handle_cert(api_call *c, const char *rest)
 static void handle_jwks(api_call *c)
 {
 	json_t *keys = NULL;
-	cs_err r = cs_service_jwks(&c->rq, &keys);
+	char profile[CS_CONFIG_PROFILE_NAME_MAX + 1];
+	cs_api_error err;
+	if (cs_api_decode_profile_query(query_of(c), profile, &err) != CS_OK) {
+		send_api_error(c, &err);
+		return;
+	}
+	cs_err r = cs_service_jwks(&c->rq, profile[0] ? profile : NULL, &keys);
 	if (r != CS_OK)
 		send_service_error(c, r);
 	else
@@ -1035,7 +1344,13 @@ static void handle_jwks(api_call *c)
 static void handle_rollover(api_call *c)
 {
 	json_t *doc = NULL;
-	cs_err r = cs_service_rollovers(&c->rq, &doc);
+	char profile[CS_CONFIG_PROFILE_NAME_MAX + 1];
+	cs_api_error err;
+	if (cs_api_decode_profile_query(query_of(c), profile, &err) != CS_OK) {
+		send_api_error(c, &err);
+		return;
+	}
+	cs_err r = cs_service_rollovers(&c->rq, profile[0] ? profile : NULL, &doc);
 	if (r != CS_OK)
 		send_service_error(c, r);
 	else
@@ -1178,6 +1493,127 @@ static void handle_audit_export(api_call *c)
 	cs_audit_page_free(&page);
 }
 
+/* One signed item's answer. */
+static json_t *sign_answer(const cs_sign_result *res)
+{
+	json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:s}", "signature_id", res->signature_id, "kid", res->kid, "seq",
+			      (json_int_t)res->seq, "profile", res->profile, "format", cs_sig_format_name(res->format));
+	if (o == NULL)
+		return NULL;
+	int ok = 1;
+	if (res->format == CS_SIG_FORMAT_JWS)
+		ok = json_object_set_new(o, "jws", json_string(res->jws)) == 0;
+	else if (res->format == CS_SIG_FORMAT_DSSE)
+		ok = json_object_set(o, "envelope", res->envelope) == 0;
+	else
+		ok = json_object_set_new(o, "signature", json_string(res->signature)) == 0 &&
+		     json_object_set_new(o, "signature_der", json_string(res->signature_der)) == 0 &&
+		     json_object_set_new(o, "alg", json_string("ES256")) == 0;
+	if (!ok) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* An item's status: the decoder's, else its code's. */
+static int item_status(const cs_api_sign_item *in, const cs_sign_result *res)
+{
+	if (in->err.status != 0 && strcmp(in->err.code, res->problem.code) == 0)
+		return in->err.status;
+	return cs_api_sign_status(res->problem.code);
+}
+
+static void send_sign_answer(api_call *c, const cs_sign_input *in, const cs_sign_result *results)
+{
+	if (!in->batch) {
+		const cs_sign_result *res = &results[0];
+		if (res->err == CS_OK) {
+			send_json(c, 200, sign_answer(res));
+			return;
+		}
+		c->rq.retry_after = res->retry_after;
+		api_error(c, item_status(&in->items[0], res), res->problem.code, res->problem.message);
+		return;
+	}
+	json_t *list = json_array();
+	for (size_t i = 0; list != NULL && i < in->n; i++) {
+		const cs_sign_result *res = &results[i];
+		json_t *item = res->err == CS_OK ? sign_answer(res)
+						 : json_pack("{s:{s:s, s:s}, s:i}", "error", "code", res->problem.code,
+							     "message", res->problem.message, "status",
+							     item_status(&in->items[i], res));
+		if (item == NULL || json_array_append_new(list, item) != 0) {
+			json_decref(list);
+			list = NULL;
+		}
+	}
+	if (list == NULL)
+		api_error(c, 500, "internal_error", "out of memory");
+	else
+		send_json(c, 200, json_pack("{s:o}", "items", list));
+}
+
+static void handle_sign(api_call *c)
+{
+	const cs_config *cfg = c->rq.app->cfg;
+	cs_sign_input in;
+	cs_api_error err;
+	size_t len;
+	const char *body = body_of(c, &len);
+	cs_err dr = cs_api_decode_sign(body, len, (size_t)cfg->signing.max_request_bytes, (size_t)cfg->signing.batch_max,
+				       &in, &err);
+	if (dr == CS_OK && !in.batch && in.items[0].item.profile != NULL && in.items[0].item.format != NULL) {
+		/* what was asked for: in the entry of a refusal too */
+		char object[CS_SERVICE_OBJECT_BYTES];
+		snprintf(object, sizeof(object), "profile=%.200s format=%.100s", in.items[0].item.profile,
+			 in.items[0].item.format);
+		cs_service_set_object(&c->rq, object);
+	}
+	if (not_admitted(c, CS_ACTION_SIGN) || dr != CS_OK) {
+		if (dr != CS_OK && c->status == 0)
+			send_api_error(c, &err);
+		if (dr == CS_OK)
+			cs_sign_input_free(&in);
+		return;
+	}
+	cs_sign_item *items = calloc(in.n, sizeof(*items));
+	cs_sign_result *results = calloc(in.n, sizeof(*results));
+	if (items == NULL || results == NULL) {
+		api_error(c, 500, "internal_error", "out of memory");
+	} else {
+		for (size_t i = 0; i < in.n; i++)
+			items[i] = in.items[i].item;
+		cs_err r = cs_service_sign(&c->rq, items, in.n, results);
+		if (r != CS_OK)
+			send_service_error(c, r);
+		else
+			send_sign_answer(c, &in, results);
+		cs_sign_results_free(results, in.n);
+	}
+	free(items);
+	free(results);
+	cs_sign_input_free(&in);
+}
+
+static void handle_signature(api_call *c, const char *rest)
+{
+	char id[ID_CHARS + 1];
+	cs_api_error err;
+	if (not_admitted(c, CS_ACTION_SIGNATURE_READ))
+		return;
+	if (cs_api_decode_signature_path(rest, id, &err) != CS_OK) {
+		send_api_error(c, &err);
+		return;
+	}
+	json_t *record = NULL;
+	cs_err r = cs_service_signature_get(&c->rq, id, &record);
+	if (r != CS_OK)
+		send_service_error(c, r);
+	else
+		send_json(c, 200, record);
+}
+
 static void dispatch(api_call *c, cs_app *app, cs_store *store, cs_api_route_id route, const char *path)
 {
 	switch (route) {
@@ -1194,6 +1630,8 @@ static void dispatch(api_call *c, cs_app *app, cs_store *store, cs_api_route_id 
 	case CS_ROUTE_HEALTHZ: send_json(c, 200, json_pack("{s:s}", "status", "ok")); break;
 	case CS_ROUTE_READYZ: handle_readyz(c, app, store); break;
 	case CS_ROUTE_METRICS: handle_metrics(c); break;
+	case CS_ROUTE_SIGN: handle_sign(c); break;
+	case CS_ROUTE_SIGNATURE: handle_signature(c, path + strlen("/api/signatures/")); break;
 	case CS_ROUTE_NONE: api_error(c, 404, "not_found", "no such route"); break;
 	}
 }
@@ -1255,8 +1693,10 @@ void cs_api_handle(struct evhttp_request *http, cs_app *app, cs_store *store, co
 			return;
 		}
 		call.rq.audit.action = action;
-		if (route == CS_ROUTE_NONE || route == CS_ROUTE_CERT)
+		if (route == CS_ROUTE_NONE || route == CS_ROUTE_CERT || route == CS_ROUTE_SIGN)
 			cs_service_set_object(&call.rq, path + (route == CS_ROUTE_CERT ? strlen("/cert/") : 0));
+		else if (route == CS_ROUTE_SIGNATURE)
+			cs_service_set_object(&call.rq, path + strlen("/api/signatures/"));
 		if (r != CS_OK)
 			send_api_error(&call, &err);
 		else

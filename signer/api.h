@@ -10,8 +10,11 @@
  *   POST /api/generate-certificate  a compliance certificate (201)
  *   GET  /cert/{id}                 certificate, decoded claims, status (revoked?)
  *   GET  /cert/{id}.jws             the JWS (application/jose)
- *   GET  /.well-known/jwks.json     every key that ever signed, with its state and dates
- *   GET  /.well-known/credsign-rollover     the rollover statements (JWS JSON)
+ *   POST /api/sign                  delegated signing: one item or a batch (signer)
+ *   GET  /api/signatures/{id}       a signature record (signer or auditor of its profile)
+ *   GET  /.well-known/jwks.json     every certificate key that ever signed, with its state and
+ *                                   dates; ?profile=NAME: that signing profile's keys
+ *   GET  /.well-known/credsign-rollover     the rollover statements (JWS JSON); ?profile=NAME
  *   GET  /.well-known/credsign-revocations  the signed revocation list (application/jwt)
  *   GET  /api/presets               preset definitions
  *   GET  /api/policy                a written policy for chosen presets
@@ -135,6 +138,8 @@ typedef enum {
 	CS_ROUTE_HEALTHZ,
 	CS_ROUTE_READYZ,
 	CS_ROUTE_METRICS,
+	CS_ROUTE_SIGN,
+	CS_ROUTE_SIGNATURE,
 } cs_api_route_id;
 
 /* The route's name in metrics ("generate", ...; "other" for none). */
@@ -196,6 +201,56 @@ cs_err cs_api_decode_policy(const cs_preset_set *presets, const char *query, cs_
  * 1000); project (the entries of one project; default: the whole log)
  * checked like the text fields of POST /api/generate. */
 cs_err cs_api_decode_audit_query(const char *query, cs_audit_query *out, cs_api_error *err);
+
+/* GET /.well-known/jwks.json and /.well-known/credsign-rollover: the
+ * optional query profile=NAME (nothing else; at most once). *profile: ""
+ * without it. A name that cannot be a profile's
+ * (^[a-z0-9][a-z0-9._-]{0,31}$): 404 unknown_profile (the service says so
+ * for a well-formed name not configured). */
+cs_err cs_api_decode_profile_query(const char *query, char profile[CS_CONFIG_PROFILE_NAME_MAX + 1],
+				   cs_api_error *err);
+
+/* GET /api/signatures/{id}: rest is the path after "/api/signatures/";
+ * 404 not_found when it is not an id. */
+cs_err cs_api_decode_signature_path(const char *rest, char id[CS_API_ID_CHARS + 1], cs_api_error *err);
+
+/* POST /api/sign decoded: {"profile","format",...} (one item) or
+ * {"items":[item, ...]} (a batch: 1..batch_max items, else 413
+ * batch_too_large; nothing beside "items"). The body: at most max_body
+ * bytes (413 body_too_large, naming signing.max_request_bytes), a JSON
+ * object (400 invalid_json); these fail the whole request (*err). An
+ * item's own problems refuse that item only (its err, and
+ * item.refused_code / refused_message for the service's audit entry):
+ *   - members: profile, format (strings, required) and, by format,
+ *     jws: payload (a JSON object); dsse: payload_type (a string) and
+ *     payload (standard base64, padded; decoded at most max_body bytes);
+ *     digest: digest {"alg":"SHA-256","value": 64 hex digits, or
+ *     base64url / base64 (padded or not) of 32 bytes}; any other member:
+ *     400 unknown_field; a missing or mistyped one, bad base64 or hex:
+ *     400 invalid_field; an unknown format: 400 format_not_allowed.
+ * Whether the profile exists and allows the format, payload type and size
+ * is the service's decision (cs_service_sign). The items' strings point
+ * into doc; cs_sign_input_free releases it. */
+typedef struct {
+	cs_sign_item item;
+	cs_api_error err; /* status 0: decoded */
+	uint8_t *body;    /* dsse: the decoded payload (malloc'd; item.body) */
+} cs_api_sign_item;
+
+typedef struct {
+	json_t *doc;
+	int batch; /* the items form */
+	cs_api_sign_item *items;
+	size_t n;
+} cs_sign_input;
+
+cs_err cs_api_decode_sign(const char *body, size_t len, size_t max_body, size_t batch_max, cs_sign_input *out,
+			  cs_api_error *err);
+void cs_sign_input_free(cs_sign_input *in);
+/* The HTTP status of a sign refusal code (unknown_profile 400,
+ * payload_too_large 413, forbidden 403, rate_limited 429, no_active_key
+ * 503, ...; an unknown code: 500). */
+int cs_api_sign_status(const char *code);
 
 /* The next request id of this process (see the top of this file). */
 void cs_api_request_id(const char *node_id, long counter, char out[CS_API_REQUEST_ID_MAX]);

@@ -38,6 +38,58 @@ int cs_validation_meets(const char *validated, const char *required)
 	       (strcmp(required, "FIPS 140-2") == 0 && strcmp(validated, "FIPS 140-3") == 0);
 }
 
+cs_err cs_app_profiles_new(cs_app *app)
+{
+	const cs_config *cfg = app->cfg;
+	size_t n = cfg != NULL ? cfg->signing.nprofiles : 0;
+	app->profiles = NULL;
+	app->nprofiles = 0;
+	if (n == 0)
+		return CS_OK;
+	cs_app_profile *p = calloc(n, sizeof(*p));
+	if (p == NULL)
+		return CS_E_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		p[i].cfg = &cfg->signing.profiles[i];
+		if (cs_signer_slot_new(NULL, &p[i].signer) != CS_OK) {
+			for (size_t j = 0; j < i; j++)
+				cs_signer_slot_free(p[j].signer);
+			free(p);
+			return CS_E_NOMEM;
+		}
+	}
+	app->profiles = p;
+	app->nprofiles = n;
+	return CS_OK;
+}
+
+void cs_app_profiles_free(cs_app *app)
+{
+	for (size_t i = 0; i < app->nprofiles; i++)
+		cs_signer_slot_free(app->profiles[i].signer);
+	free(app->profiles);
+	app->profiles = NULL;
+	app->nprofiles = 0;
+}
+
+cs_app_profile *cs_app_profile_find(cs_app *app, const char *name)
+{
+	for (size_t i = 0; app != NULL && name != NULL && i < app->nprofiles; i++)
+		if (app->profiles[i].cfg != NULL && app->profiles[i].cfg->name != NULL &&
+		    strcmp(app->profiles[i].cfg->name, name) == 0)
+			return &app->profiles[i];
+	return NULL;
+}
+
+void cs_app_bootstrap_actor(const char *profile, char actor[CS_BOOTSTRAP_ACTOR_MAX])
+{
+	if (profile == NULL)
+		snprintf(actor, CS_BOOTSTRAP_ACTOR_MAX, "%s", CS_BOOTSTRAP_ACTOR);
+	else
+		snprintf(actor, CS_BOOTSTRAP_ACTOR_MAX, CS_PROFILE_BOOTSTRAP_PREFIX "%.*s.key",
+			 CS_CONFIG_PROFILE_NAME_MAX, profile);
+}
+
 /* One configured version against the token's: added to checked when set. */
 static int check_token_version(json_t *checked, const char *name, const char *configured,
 			       unsigned major, unsigned minor, char *problem, size_t cap)
@@ -240,35 +292,88 @@ static void whyf(char *why, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The key asked about and, for a bootstrap, another key that ever signed. */
+/* Every recorded key: whether it is of the scope (the profile asked
+ * about; NULL: the certificate keys), for the rollover statements. */
 typedef struct {
+	char *kid;
+	int in_scope;
+} scoped_kid;
+
+/* The key asked about, the keys of its scope and, for a bootstrap,
+ * another key of the scope that ever signed. */
+typedef struct {
+	const char *profile; /* the scope */
 	const char *kid;
 	int found;
-	char *activated_by, *activated_ceremony;
+	char *activated_by, *activated_ceremony, *recorded_profile;
 	char other[64], other_status[16]; /* "" none */
+	scoped_kid *kids;
+	size_t nkids, cap;
 	cs_err err;
 } key_scan;
 
 static void scan_key(void *arg, const cs_key_info *k)
 {
 	key_scan *ks = arg;
+	int in_scope = same_text(k->profile, ks->profile);
+	if (ks->err == CS_OK && ks->nkids == ks->cap) {
+		size_t cap = ks->cap == 0 ? 16 : ks->cap * 2;
+		scoped_kid *more = realloc(ks->kids, cap * sizeof(*more));
+		if (more == NULL)
+			ks->err = CS_E_NOMEM;
+		else
+			ks->kids = more, ks->cap = cap;
+	}
+	if (ks->err == CS_OK) {
+		ks->kids[ks->nkids].in_scope = in_scope;
+		if ((ks->kids[ks->nkids].kid = strdup(k->kid)) == NULL)
+			ks->err = CS_E_NOMEM;
+		else
+			ks->nkids++;
+	}
 	if (strcmp(k->kid, ks->kid) == 0) {
 		ks->found = 1;
 		free(ks->activated_by);
 		free(ks->activated_ceremony);
+		free(ks->recorded_profile);
 		ks->activated_by = k->activated_by != NULL ? strdup(k->activated_by) : NULL;
 		ks->activated_ceremony = k->activated_ceremony != NULL ? strdup(k->activated_ceremony) : NULL;
+		ks->recorded_profile = k->profile != NULL ? strdup(k->profile) : NULL;
 		if ((k->activated_by != NULL && ks->activated_by == NULL) ||
-		    (k->activated_ceremony != NULL && ks->activated_ceremony == NULL))
+		    (k->activated_ceremony != NULL && ks->activated_ceremony == NULL) ||
+		    (k->profile != NULL && ks->recorded_profile == NULL))
 			ks->err = CS_E_NOMEM;
-	} else if (ks->other[0] == '\0' && cs_service_key_published(k)) {
+	} else if (in_scope && ks->other[0] == '\0' && cs_service_key_published(k)) {
 		snprintf(ks->other, sizeof(ks->other), "%s", k->kid);
 		snprintf(ks->other_status, sizeof(ks->other_status), "%s", k->status);
 	}
 }
 
-/* The rollover statement of one ceremony, and the newest of all. */
+static void key_scan_free(key_scan *ks)
+{
+	for (size_t i = 0; i < ks->nkids; i++)
+		free(ks->kids[i].kid);
+	free(ks->kids);
+	free(ks->activated_by);
+	free(ks->activated_ceremony);
+	free(ks->recorded_profile);
+}
+
+/* Whether a rollover statement making new_kid active is of the scope: its
+ * new key is; a key the store has not recorded counts in every scope (a
+ * statement nothing explains is never ignored). */
+static int rollover_in_scope(const key_scan *ks, const char *new_kid)
+{
+	for (size_t i = 0; i < ks->nkids; i++)
+		if (strcmp(ks->kids[i].kid, new_kid) == 0)
+			return ks->kids[i].in_scope;
+	return 1;
+}
+
+/* The rollover statement of one ceremony, and the newest of all those of
+ * the scope (keys: its keys). */
 typedef struct {
+	const key_scan *keys;
 	const char *ceremony;
 	char *statement, *new_kid; /* of ceremony; NULL: none */
 	size_t count;
@@ -279,6 +384,8 @@ typedef struct {
 static void scan_rollover(void *arg, const cs_rollover_record *ro)
 {
 	rollover_scan *rs = arg;
+	if (!rollover_in_scope(rs->keys, ro->new_kid))
+		return;
 	rs->count++;
 	snprintf(rs->last_ceremony, sizeof(rs->last_ceremony), "%s", ro->ceremony_id);
 	snprintf(rs->last_new_kid, sizeof(rs->last_new_kid), "%s", ro->new_kid);
@@ -322,8 +429,11 @@ static int rollover_signed_by(const json_t *sig, const char *payload, const char
 	return ok;
 }
 
-/* The rollover statement of ceremony id makes kid active and kid signed it. */
-static cs_err rollover_check(const char *statement, const char *id, const char *kid, char *why, size_t len)
+/* The rollover statement of ceremony id makes kid (a key of profile; NULL:
+ * a certificate key, and the statement names no profile) active and kid
+ * signed it. */
+static cs_err rollover_check(const char *statement, const char *id, const char *kid, const char *profile, char *why,
+			     size_t len)
 {
 	json_t *st = json_loads(statement, JSON_REJECT_DUPLICATES, NULL), *claims = NULL;
 	const char *payload = json_string_value(json_object_get(st, "payload"));
@@ -345,6 +455,11 @@ static cs_err rollover_check(const char *statement, const char *id, const char *
 	} else if (!same_text(for_id, id) || !same_text(new_kid, kid)) {
 		whyf(why, len, "the rollover statement stored for ceremony %s is for ceremony %.64s and key %.64s", id,
 		     for_id != NULL ? for_id : "(none)", new_kid != NULL ? new_kid : "(none)");
+	} else if (json_object_get(claims, "profile") != NULL
+			   ? !same_text(json_string_value(json_object_get(claims, "profile")), profile)
+			   : profile != NULL) {
+		whyf(why, len, "the rollover statement of ceremony %s is not one of %s%.64s", id,
+		     profile != NULL ? "signing profile " : "the certificate keys", profile != NULL ? profile : "");
 	} else if ((pub = cs_jwk_to_pkey(json_object_get(claims, "new_jwk"), kid)) == NULL) {
 		whyf(why, len, "the rollover statement of ceremony %s: its new_jwk is not the P-256 key %s", id, kid);
 	} else {
@@ -471,10 +586,11 @@ static void scan_retiring(void *arg, const cs_ceremony_record *c)
 /* The activating ceremony of kid: recorded as signed, approved under o,
  * and its rollover statement. */
 static cs_err ceremony_check(cs_store *store, const struct cs_officers *o, const char *officers_why,
-			     const char *kid, const char *id, cs_key_warrant *out, char *why, size_t len)
+			     const key_scan *keys, const char *id, cs_key_warrant *out, char *why, size_t len)
 {
+	const char *kid = keys->kid;
 	cs_ceremony_doc doc = {0};
-	rollover_scan rs = {.ceremony = id};
+	rollover_scan rs = {.keys = keys, .ceremony = id};
 	char *canonical = NULL;
 	cs_err r = cs_store_ceremony_get(store, id, cs_ceremony_doc_on_ceremony, cs_ceremony_doc_on_approval, &doc);
 	if (r == CS_OK)
@@ -512,12 +628,13 @@ static cs_err ceremony_check(cs_store *store, const struct cs_officers *o, const
 	} else if (rs.statement == NULL || !same_text(rs.new_kid, kid)) {
 		whyf(why, len, "ceremony %s has no rollover statement making key %s active", id, kid);
 		r = CS_E_CEREMONY_REFUSED;
-	} else if ((r = rollover_check(rs.statement, id, kid, why, len)) != CS_OK) {
+	} else if ((r = rollover_check(rs.statement, id, kid, keys->profile, why, len)) != CS_OK) {
 		/* why says it */
 	} else if (strcmp(rs.last_ceremony, id) != 0) {
-		whyf(why, len, "a later activation superseded ceremony %s: the newest rollover statement (ceremony %s) "
-			       "makes key %s active",
-		     id, rs.last_ceremony, rs.last_new_kid);
+		whyf(why, len, "a later activation superseded ceremony %s: the newest rollover statement%s%s (ceremony "
+			       "%s) makes key %s active",
+		     id, keys->profile != NULL ? " of signing profile " : "", keys->profile != NULL ? keys->profile : "",
+		     rs.last_ceremony, rs.last_new_kid);
 		r = CS_E_CEREMONY_REFUSED;
 	} else {
 		snprintf(out->ceremony, sizeof(out->ceremony), "%s", id);
@@ -531,11 +648,75 @@ static cs_err ceremony_check(cs_store *store, const struct cs_officers *o, const
 	return r;
 }
 
-cs_err cs_app_key_warrant(cs_store *store, const struct cs_officers *officers, const char *officers_why,
-			  const char *kid, cs_key_warrant *out, char *why, size_t why_len)
+/* What a key of the scope is recorded as, for messages: "a certificate
+ * key" or "a key of signing profile NAME" into buf. */
+static const char *scope_text(const char *profile, char *buf, size_t len)
 {
-	key_scan ks = {.kid = kid};
-	rollover_scan rs = {0};
+	if (profile == NULL)
+		snprintf(buf, len, "a certificate key");
+	else
+		snprintf(buf, len, "a key of signing profile %.64s", profile);
+	return buf;
+}
+
+/* Without a ceremony: the scope's first and only key (ks: the scan). */
+static cs_err bootstrap_check(cs_store *store, const key_scan *ks, cs_key_warrant *out, char *why, size_t why_len)
+{
+	char actor[CS_BOOTSTRAP_ACTOR_MAX], first[96];
+	const char *by = ks->activated_by != NULL ? ks->activated_by : "nobody recorded";
+	rollover_scan rs = {.keys = ks};
+	cs_app_bootstrap_actor(ks->profile, actor);
+	if (ks->profile != NULL)
+		snprintf(first, sizeof(first), "signing profile %.40s's first", ks->profile);
+	else
+		snprintf(first, sizeof(first), "a store's first");
+	/* before ceremonies existed (certificate keys only): "system" or none */
+	int legacy = ks->profile == NULL && (ks->activated_by == NULL || strcmp(ks->activated_by, LEGACY_ACTOR) == 0);
+	cs_err r;
+	if (!legacy && !same_text(ks->activated_by, actor)) {
+		whyf(why, why_len,
+		     "it was made active without a ceremony (by %.128s): only %s key, recorded from %s by %s, is "
+		     "active without one",
+		     by, first, ks->profile != NULL ? actor + strlen("config:") : "pkcs11.signing_key", actor);
+		return CS_E_CEREMONY_REFUSED;
+	}
+	if ((r = cs_store_rollovers_each(store, scan_rollover, &rs)) != CS_OK)
+		return r; /* the store's error */
+	if (rs.count > 0) {
+		whyf(why, why_len,
+		     "it was activated without a ceremony (by %s), as only %s and only active key is, but the store "
+		     "holds %zu rollover statement(s)%s: key %s was activated by ceremony %s",
+		     by, first, rs.count, ks->profile != NULL ? " of the profile" : "", rs.last_new_kid,
+		     rs.last_ceremony);
+		return CS_E_CEREMONY_REFUSED;
+	}
+	if (ks->other[0] != '\0') {
+		whyf(why, why_len,
+		     "it was activated without a ceremony (by %s), as only %s and only active key is, but key %s (%s) "
+		     "was active too",
+		     by, first, ks->other, ks->other_status);
+		return CS_E_CEREMONY_REFUSED;
+	}
+	r = ks->profile == NULL ? cs_store_cert_by_other_key(store, ks->kid)
+				: cs_store_signature_by_other_key(store, ks->profile, ks->kid);
+	if (r == CS_OK) {
+		whyf(why, why_len,
+		     "it was activated without a ceremony (by %s), as only %s key is, but the store holds %s signed "
+		     "by another key",
+		     by, first, ks->profile == NULL ? "certificates" : "signatures of the profile");
+		return CS_E_CEREMONY_REFUSED;
+	}
+	if (r != CS_E_NOT_FOUND)
+		return r; /* the store's error */
+	out->bootstrap = 1;
+	return CS_OK;
+}
+
+cs_err cs_app_key_warrant_in(cs_store *store, const struct cs_officers *officers, const char *officers_why,
+			     const char *profile, const char *kid, cs_key_warrant *out, char *why, size_t why_len)
+{
+	key_scan ks = {.profile = profile, .kid = kid};
+	char scope[96], recorded[96];
 	memset(out, 0, sizeof(*out));
 	why[0] = '\0';
 	retiring_scan retiring = {.kid = kid};
@@ -552,48 +733,26 @@ cs_err cs_app_key_warrant(cs_store *store, const struct cs_officers *officers, c
 	} else if (!ks.found) {
 		whyf(why, why_len, "the store has not recorded key %s", kid);
 		r = CS_E_CEREMONY_REFUSED;
+	} else if (!same_text(ks.recorded_profile, profile)) {
+		whyf(why, why_len, "key %s is recorded as %s, not as %s", kid,
+		     scope_text(ks.recorded_profile, recorded, sizeof(recorded)), scope_text(profile, scope, sizeof(scope)));
+		r = CS_E_CEREMONY_REFUSED;
 	} else if (ks.activated_ceremony != NULL && !cs_ceremony_id_valid(ks.activated_ceremony)) {
 		whyf(why, why_len, "its activating ceremony '%.64s' is not a ceremony id", ks.activated_ceremony);
 		r = CS_E_CEREMONY_REFUSED;
 	} else if (ks.activated_ceremony != NULL) {
-		r = ceremony_check(store, officers, officers_why, kid, ks.activated_ceremony, out, why, why_len);
-	} else if (ks.activated_by != NULL && strcmp(ks.activated_by, CS_BOOTSTRAP_ACTOR) != 0 &&
-		   strcmp(ks.activated_by, LEGACY_ACTOR) != 0) {
-		whyf(why, why_len,
-		     "it was made active without a ceremony (by %.128s): only a store's first key, recorded from "
-		     "pkcs11.signing_key by " CS_BOOTSTRAP_ACTOR ", is active without one",
-		     ks.activated_by);
-		r = CS_E_CEREMONY_REFUSED;
-	} else if ((r = cs_store_rollovers_each(store, scan_rollover, &rs)) != CS_OK) {
-		/* the store's error */
-	} else if (rs.count > 0) {
-		whyf(why, why_len,
-		     "it was activated without a ceremony (by %s), as only a store's first and only active key is, "
-		     "but the store holds %zu rollover statement(s): key %s was activated by ceremony %s",
-		     ks.activated_by != NULL ? ks.activated_by : "nobody recorded", rs.count, rs.last_new_kid,
-		     rs.last_ceremony);
-		r = CS_E_CEREMONY_REFUSED;
-	} else if (ks.other[0] != '\0') {
-		whyf(why, why_len,
-		     "it was activated without a ceremony (by %s), as only a store's first and only active key is, "
-		     "but key %s (%s) was active too",
-		     ks.activated_by != NULL ? ks.activated_by : "nobody recorded", ks.other, ks.other_status);
-		r = CS_E_CEREMONY_REFUSED;
-	} else if ((r = cs_store_cert_by_other_key(store, kid)) != CS_E_NOT_FOUND) {
-		if (r == CS_OK) {
-			whyf(why, why_len,
-			     "it was activated without a ceremony (by %s), as only a store's first key is, but the "
-			     "store holds certificates signed by another key",
-			     ks.activated_by != NULL ? ks.activated_by : "nobody recorded");
-			r = CS_E_CEREMONY_REFUSED;
-		}
+		r = ceremony_check(store, officers, officers_why, &ks, ks.activated_ceremony, out, why, why_len);
 	} else {
-		r = CS_OK;
-		out->bootstrap = 1;
+		r = bootstrap_check(store, &ks, out, why, why_len);
 	}
-	free(ks.activated_by);
-	free(ks.activated_ceremony);
+	key_scan_free(&ks);
 	return r;
+}
+
+cs_err cs_app_key_warrant(cs_store *store, const struct cs_officers *officers, const char *officers_why,
+			  const char *kid, cs_key_warrant *out, char *why, size_t why_len)
+{
+	return cs_app_key_warrant_in(store, officers, officers_why, NULL, kid, out, why, why_len);
 }
 
 int cs_app_key_warrant_newer(const cs_key_warrant *floor, const cs_key_warrant *next, char *why, size_t why_len)
@@ -630,8 +789,12 @@ int cs_app_key_warrant_newer(const cs_key_warrant *floor, const cs_key_warrant *
 enum { SEEN_UNKNOWN, SEEN_NONE, SEEN_KEY, SEEN_SEVERAL };
 #define KEY_DEPARTED_MAX 64 /* the newest are kept */
 
-struct cs_key_watch {
-	cs_app *app;
+/* One slot the watch follows: the certificate key's or a signing
+ * profile's, each with its own state. */
+typedef struct {
+	const char *profile;  /* NULL: the certificate keys */
+	cs_signer_slot *slot; /* app->signer, or the profile's */
+	char *why_code;       /* the profile's why_code (under the watch's mu); NULL: certificate keys */
 	/* what the store named active at the last poll (the kid and chain of
 	 * SEEN_KEY), whether the slot holds it, and the audit code of the
 	 * failure logged for it (NULL: none; a retry logs only a new reason) */
@@ -651,6 +814,13 @@ struct cs_key_watch {
 	int store_failing; /* the store could not be read (logged once) */
 	/* why the slot is empty, as last logged (under mu; "" when a key is in force) */
 	char empty_code[32], empty_why[CS_KEY_WHY_MAX];
+} key_slot;
+
+struct cs_key_watch {
+	cs_app *app;
+	key_slot certs;
+	key_slot *profiles; /* one per app->profiles, in its order */
+	size_t nprofiles;
 	/* the thread */
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
@@ -705,21 +875,34 @@ cs_err cs_app_open_key(OSSL_LIB_CTX *libctx, const cs_active_key *key, cs_signer
 	return CS_OK;
 }
 
-static cs_err remember(cs_key_watch *w, int seen, const cs_active_key *key)
+static cs_err remember(key_slot *ks, int seen, const cs_active_key *key)
 {
-	free(w->seen_kid);
-	free(w->seen_x5c);
-	w->seen_kid = w->seen_x5c = NULL;
-	w->seen = seen;
-	w->failed = NULL;
+	free(ks->seen_kid);
+	free(ks->seen_x5c);
+	ks->seen_kid = ks->seen_x5c = NULL;
+	ks->seen = seen;
+	ks->failed = NULL;
 	if (seen != SEEN_KEY)
 		return CS_OK;
-	w->seen_kid = strdup(key->kid);
-	w->seen_x5c = key->x5c_json != NULL ? strdup(key->x5c_json) : NULL;
-	if (w->seen_kid != NULL && (key->x5c_json == NULL || w->seen_x5c != NULL))
+	ks->seen_kid = strdup(key->kid);
+	ks->seen_x5c = key->x5c_json != NULL ? strdup(key->x5c_json) : NULL;
+	if (ks->seen_kid != NULL && (key->x5c_json == NULL || ks->seen_x5c != NULL))
 		return CS_OK;
-	w->seen = SEEN_UNKNOWN; /* compared again at the next poll */
+	ks->seen = SEEN_UNKNOWN; /* compared again at the next poll */
 	return CS_E_NOMEM;
+}
+
+/* What start-up put in force in ks (NULL, NULL: nothing, the first poll
+ * decides). */
+static cs_err slot_in_force(key_slot *ks, const cs_active_key *in_force, const cs_key_warrant *warrant)
+{
+	if ((in_force == NULL) != (warrant == NULL))
+		return CS_E_INVALID_ARG;
+	ks->loaded = in_force != NULL;
+	ks->has_floor = warrant != NULL;
+	if (warrant != NULL)
+		ks->floor = *warrant;
+	return in_force != NULL ? remember(ks, SEEN_KEY, in_force) : remember(ks, SEEN_UNKNOWN, NULL);
 }
 
 cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, const cs_key_warrant *warrant,
@@ -728,6 +911,9 @@ cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, const cs_key
 	*out = NULL;
 	if ((in_force == NULL) != (warrant == NULL))
 		return CS_E_INVALID_ARG;
+	for (size_t i = 0; i < app->nprofiles; i++)
+		if (app->profiles[i].signer == NULL || app->profiles[i].cfg == NULL)
+			return CS_E_INVALID_ARG;
 	cs_key_watch *w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return CS_E_NOMEM;
@@ -738,12 +924,19 @@ cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, const cs_key
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->wake, &attr);
 	pthread_condattr_destroy(&attr);
-	w->loaded = in_force != NULL;
-	if (warrant != NULL) {
-		w->floor = *warrant;
-		w->has_floor = 1;
+	w->certs.slot = app->signer;
+	cs_err r = CS_OK;
+	if (app->nprofiles > 0 && (w->profiles = calloc(app->nprofiles, sizeof(*w->profiles))) == NULL)
+		r = CS_E_NOMEM;
+	for (size_t i = 0; r == CS_OK && i < app->nprofiles; i++) {
+		key_slot *ks = &w->profiles[i];
+		ks->profile = app->profiles[i].cfg->name;
+		ks->slot = app->profiles[i].signer;
+		ks->why_code = app->profiles[i].why_code;
+		w->nprofiles++;
 	}
-	cs_err r = in_force != NULL ? remember(w, SEEN_KEY, in_force) : remember(w, SEEN_UNKNOWN, NULL);
+	if (r == CS_OK)
+		r = slot_in_force(&w->certs, in_force, warrant);
 	if (r != CS_OK) {
 		cs_key_watch_free(w);
 		return r;
@@ -752,65 +945,119 @@ cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, const cs_key
 	return CS_OK;
 }
 
-static void audit_switch(cs_app *app, const char *kid, const char *error_code)
+static key_slot *profile_slot(cs_key_watch *w, const char *profile)
 {
+	for (size_t i = 0; w != NULL && profile != NULL && i < w->nprofiles; i++)
+		if (strcmp(w->profiles[i].profile, profile) == 0)
+			return &w->profiles[i];
+	return NULL;
+}
+
+cs_err cs_key_watch_profile_in_force(cs_key_watch *w, const char *profile, const cs_active_key *in_force,
+				     const cs_key_warrant *warrant)
+{
+	key_slot *ks = profile_slot(w, profile);
+	return ks != NULL ? slot_in_force(ks, in_force, warrant) : CS_E_NOT_FOUND;
+}
+
+/* The slot's key and what fails without it, for log lines. */
+static const char *slot_key(const key_slot *ks, char *buf, size_t len)
+{
+	if (ks->profile == NULL)
+		snprintf(buf, len, "signing key");
+	else
+		snprintf(buf, len, "signing key of profile %s", ks->profile);
+	return buf;
+}
+
+static const char *slot_fails(const key_slot *ks, char *buf, size_t len)
+{
+	if (ks->profile == NULL)
+		snprintf(buf, len, "certification fails closed");
+	else
+		snprintf(buf, len, "signing with profile %s fails closed", ks->profile);
+	return buf;
+}
+
+static void audit_switch(cs_app *app, const key_slot *ks, const char *kid, const char *error_code)
+{
+	char request[CS_CONFIG_PROFILE_NAME_MAX + 16];
+	if (ks->profile != NULL)
+		snprintf(request, sizeof(request), "profile=%.*s", CS_CONFIG_PROFILE_NAME_MAX, ks->profile);
 	cs_audit_entry e = {.actor = "system", .role = "system", .action = "key.switch", .object = kid,
-			    .outcome = error_code == NULL ? "success" : "failure", .error_code = error_code};
+			    .outcome = error_code == NULL ? "success" : "failure", .error_code = error_code,
+			    .request_id = ks->profile != NULL ? request : NULL};
 	if (cs_audit_record(app->audit, app->ledger, &e) != CS_OK)
-		cs_log_error("the key switch to %s could not be audited", kid);
+		cs_log_error("the key switch to %s%s%s could not be audited", kid,
+			     ks->profile != NULL ? " of signing profile " : "", ks->profile != NULL ? ks->profile : "");
 }
 
 /* Why the slot is empty (code "" and why "": a key is in force). */
-static void set_empty_why(cs_key_watch *w, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void set_empty_why(cs_key_watch *w, const char *code, const char *fmt, ...)
+static void set_empty_why(cs_key_watch *w, key_slot *ks, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void set_empty_why(cs_key_watch *w, key_slot *ks, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 	pthread_mutex_lock(&w->mu);
-	snprintf(w->empty_code, sizeof(w->empty_code), "%s", code);
+	snprintf(ks->empty_code, sizeof(ks->empty_code), "%s", code);
+	if (ks->why_code != NULL)
+		snprintf(ks->why_code, sizeof(ks->empty_code), "%s", code);
 	va_start(ap, fmt);
-	vsnprintf(w->empty_why, sizeof(w->empty_why), fmt, ap);
+	vsnprintf(ks->empty_why, sizeof(ks->empty_why), fmt, ap);
 	va_end(ap);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void slot_why(cs_key_watch *w, const key_slot *ks, char code[32], char *why, size_t why_len)
+{
+	code[0] = '\0';
+	if (why_len > 0)
+		why[0] = '\0';
+	if (w == NULL || ks == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	snprintf(code, 32, "%s", ks->empty_code);
+	snprintf(why, why_len, "%s", ks->empty_why);
 	pthread_mutex_unlock(&w->mu);
 }
 
 void cs_key_watch_why(cs_key_watch *w, char code[32], char *why, size_t why_len)
 {
-	code[0] = '\0';
-	if (why_len > 0)
-		why[0] = '\0';
-	if (w == NULL)
-		return;
-	pthread_mutex_lock(&w->mu);
-	snprintf(code, 32, "%s", w->empty_code);
-	snprintf(why, why_len, "%s", w->empty_why);
-	pthread_mutex_unlock(&w->mu);
+	slot_why(w, w != NULL ? &w->certs : NULL, code, why, why_len);
+}
+
+void cs_key_watch_profile_why(cs_key_watch *w, const char *profile, char code[32], char *why, size_t why_len)
+{
+	slot_why(w, profile_slot(w, profile), code, why, why_len);
 }
 
 /* The store names no key, or several: the slot empties. Logged and
  * audited when it just became so. */
-static cs_err empty_slot(cs_key_watch *w, int seen, int changed)
+static cs_err empty_slot(cs_key_watch *w, key_slot *ks, int seen, int changed)
 {
 	cs_app *app = w->app;
-	char was[44];
-	cs_signer_slot_kid(app->signer, was);
-	cs_signer_slot_swap(app->signer, NULL);
-	w->loaded = 0;
+	char was[44], key[64], fails[64], of[64] = "";
+	cs_signer_slot_kid(ks->slot, was);
+	cs_signer_slot_swap(ks->slot, NULL);
+	ks->loaded = 0;
+	slot_key(ks, key, sizeof(key));
+	slot_fails(ks, fails, sizeof(fails));
+	if (ks->profile != NULL)
+		snprintf(of, sizeof(of), " of profile %s", ks->profile);
 	if (seen == SEEN_NONE)
-		set_empty_why(w, "no_active_key", "the store has no active signing key");
+		set_empty_why(w, ks, "no_active_key", "the store has no active %s", key);
 	else
-		set_empty_why(w, "several_active_keys",
-			      "the store has several active signing keys (edited outside credsign)");
+		set_empty_why(w, ks, "several_active_keys",
+			      "the store has several active signing keys%s (edited outside credsign)", of);
 	if (changed && seen == SEEN_NONE) {
-		cs_log_error("the store has no active signing key (%s%s): certification fails closed (503 "
-			     "no_active_key) until a ceremony activates one",
-			     was[0] != '\0' ? "the last one was " : "none was in force", was);
-		audit_switch(app, "none", "no_active_key");
+		cs_log_error("the store has no active %s (%s%s): %s (503 no_active_key) until a ceremony activates one",
+			     key, was[0] != '\0' ? "the last one was " : "none was in force", was, fails);
+		audit_switch(app, ks, "none", "no_active_key");
 	} else if (changed) {
-		cs_log_error("the store has several active signing keys, which it never does unless edited outside "
-			     "credsign (%s%s): certification fails closed (503 no_active_key) until one is active",
-			     was[0] != '\0' ? "the key in force was " : "none was in force", was);
-		audit_switch(app, "several", "several_active_keys");
+		cs_log_error("the store has several active signing keys%s, which it never does unless edited outside "
+			     "credsign (%s%s): %s (503 no_active_key) until one is active",
+			     of, was[0] != '\0' ? "the key in force was " : "none was in force", was, fails);
+		audit_switch(app, ks, "several", "several_active_keys");
 	}
 	return seen == SEEN_NONE ? CS_E_NO_ACTIVE_KEY : CS_E_CONFLICT;
 }
@@ -819,18 +1066,20 @@ static cs_err empty_slot(cs_key_watch *w, int seen, int changed)
  * last poll; else a retry): put it in force when its warrant holds (refused:
  * why) and it is not older than the floor, or empty the slot. A failure is
  * logged and audited unless this reason was logged for it already. */
-static cs_err switch_key(cs_key_watch *w, const cs_active_key *key, const cs_key_warrant *warrant, char *why,
-			 size_t why_len, int changed)
+static cs_err switch_key(cs_key_watch *w, key_slot *ks, const cs_active_key *key, const cs_key_warrant *warrant,
+			 char *why, size_t why_len, int changed)
 {
 	cs_app *app = w->app;
-	char was[44];
-	cs_signer_slot_kid(app->signer, was);
+	char was[44], what[64], fails[64];
+	cs_signer_slot_kid(ks->slot, was);
+	slot_key(ks, what, sizeof(what));
+	slot_fails(ks, fails, sizeof(fails));
 	cs_signer *next = NULL;
 	const char *code = NULL;
 	cs_err r = CS_OK;
 	int departed = 0;
-	for (size_t i = 0; i < w->ndeparted && i < KEY_DEPARTED_MAX; i++)
-		departed |= strcmp(w->departed[i], key->kid) == 0;
+	for (size_t i = 0; i < ks->ndeparted && i < KEY_DEPARTED_MAX; i++)
+		departed |= strcmp(ks->departed[i], key->kid) == 0;
 	if (departed) {
 		code = "departed_key";
 		whyf(why, why_len, "it went out of force while this daemon ran (the store named another key, or "
@@ -839,7 +1088,7 @@ static cs_err switch_key(cs_key_watch *w, const cs_active_key *key, const cs_key
 	} else if (warrant == NULL) {
 		code = "unverified_ceremony";
 		r = CS_E_CEREMONY_REFUSED;
-	} else if (w->has_floor && !cs_app_key_warrant_newer(&w->floor, warrant, why, why_len)) {
+	} else if (ks->has_floor && !cs_app_key_warrant_newer(&ks->floor, warrant, why, why_len)) {
 		code = "stale_ceremony";
 		r = CS_E_CEREMONY_REFUSED;
 	} else {
@@ -847,44 +1096,48 @@ static cs_err switch_key(cs_key_watch *w, const cs_active_key *key, const cs_key
 	}
 	if (r != CS_OK) {
 		/* fail closed: the previous key is no longer the active one */
-		cs_signer_slot_swap(app->signer, NULL);
-		w->loaded = 0;
-		set_empty_why(w, code, "the store's active signing key %s is not in force: %s", key->kid, why);
-		if (changed || !same_text(w->failed, code)) {
+		cs_signer_slot_swap(ks->slot, NULL);
+		ks->loaded = 0;
+		set_empty_why(w, ks, code, "the store's active %s %s is not in force: %s", what, key->kid, why);
+		if (changed || !same_text(ks->failed, code)) {
 			if (r == CS_E_CEREMONY_REFUSED)
-				cs_log_error("the store's active signing key %s is not put in force: %s; certification "
-					     "fails closed (503 no_active_key) until a key whose activation this daemon "
-					     "verifies is active",
-					     key->kid, why);
+				cs_log_error("the store's active %s %s is not put in force: %s; %s (503 no_active_key) "
+					     "until a key whose activation this daemon verifies is active",
+					     what, key->kid, why, fails);
 			else
-				cs_log_error("the store's active signing key %s cannot be put in force: %s; "
-					     "certification fails closed (503 no_active_key) until it can (tried again "
-					     "every %d ms)",
-					     key->kid, why, CS_KEY_POLL_MS);
-			audit_switch(app, key->kid, code);
+				cs_log_error("the store's active %s %s cannot be put in force: %s; %s (503 "
+					     "no_active_key) until it can (tried again every %d ms)",
+					     what, key->kid, why, fails, CS_KEY_POLL_MS);
+			audit_switch(app, ks, key->kid, code);
 		}
-		w->failed = code;
+		ks->failed = code;
 		return r;
 	}
-	cs_signer_slot_swap(app->signer, next);
-	w->loaded = 1;
-	w->failed = NULL;
-	set_empty_why(w, "", "%s", "");
-	w->floor = *warrant;
-	w->has_floor = 1;
+	cs_signer_slot_swap(ks->slot, next);
+	ks->loaded = 1;
+	ks->failed = NULL;
+	set_empty_why(w, ks, "", "%s", "");
+	ks->floor = *warrant;
+	ks->has_floor = 1;
 	if (strcmp(was, key->kid) == 0)
-		cs_log_info("signing key %s in force again%s", key->kid,
+		cs_log_info("%s %s in force again%s", what, key->kid,
 			    key->x5c_json != NULL ? " (its registered chain changed: x5c)" : " (chain removed)");
-	else
+	else if (ks->profile == NULL)
 		cs_log_info("signing key switched to %s%s%s%s (%s%s); certificates from now on carry kid %s", key->kid,
 			    was[0] != '\0' ? " (was " : "", was, was[0] != '\0' ? ")" : "",
 			    warrant->bootstrap ? "the store's first key, from pkcs11.signing_key" : "ceremony ",
 			    warrant->bootstrap ? "" : warrant->ceremony, key->kid);
-	audit_switch(app, key->kid, NULL);
+	else
+		cs_log_info("signing key of profile %s switched to %s%s%s%s (%s%s); its signatures from now on carry "
+			    "kid %s",
+			    ks->profile, key->kid, was[0] != '\0' ? " (was " : "", was, was[0] != '\0' ? ")" : "",
+			    warrant->bootstrap ? "the profile's first key, from its configured key" : "ceremony ",
+			    warrant->bootstrap ? "" : warrant->ceremony, key->kid);
+	audit_switch(app, ks, key->kid, NULL);
 	return CS_OK;
 }
 
-/* What cs_store_key_active's answer says the store names. */
+/* What cs_store_key_active_in's answer says the store names. */
 static int seen_of(cs_err r)
 {
 	switch (r) {
@@ -899,25 +1152,25 @@ static int seen_of(cs_err r)
 	}
 }
 
-static cs_err poll_key(cs_key_watch *w, cs_store *store)
+static cs_err poll_slot(cs_key_watch *w, key_slot *ks, cs_store *store)
 {
 	cs_active_key key = {0};
 	cs_key_warrant warrant;
-	char why[CS_KEY_WHY_MAX] = "";
+	char why[CS_KEY_WHY_MAX] = "", what[64];
 	int seen = SEEN_UNKNOWN, changed = 0, warranted = 0;
 	/* one snapshot: the key named active, and what its warrant reads */
 	cs_err r = cs_store_read_begin(store);
 	if (r == CS_OK) {
-		r = cs_store_key_active(store, &key);
+		r = cs_store_key_active_in(store, ks->profile, &key);
 		seen = seen_of(r);
 		if (seen != SEEN_UNKNOWN)
 			r = CS_OK;
-		changed = seen != w->seen ||
+		changed = seen != ks->seen ||
 			  (seen == SEEN_KEY &&
-			   (!same_text(w->seen_kid, key.kid) || !same_text(w->seen_x5c, key.x5c_json)));
-		if (r == CS_OK && seen == SEEN_KEY && (changed || !w->loaded)) {
-			r = cs_app_key_warrant(store, w->app->officers, w->app->officers_why, key.kid, &warrant, why,
-					       sizeof(why));
+			   (!same_text(ks->seen_kid, key.kid) || !same_text(ks->seen_x5c, key.x5c_json)));
+		if (r == CS_OK && seen == SEEN_KEY && (changed || !ks->loaded)) {
+			r = cs_app_key_warrant_in(store, w->app->officers, w->app->officers_why, ks->profile, key.kid,
+						  &warrant, why, sizeof(why));
 			warranted = r == CS_OK;
 			if (r == CS_E_CEREMONY_REFUSED)
 				r = CS_OK;
@@ -925,39 +1178,51 @@ static cs_err poll_key(cs_key_watch *w, cs_store *store)
 		cs_store_read_end(store);
 	}
 	if (r != CS_OK) {
-		if (!w->store_failing)
-			cs_log_warn("the active signing key cannot be read from the store (%s); the key in force "
-				    "stays",
-				    cs_strerror(r));
-		w->store_failing = 1;
+		if (!ks->store_failing)
+			cs_log_warn("the active %s cannot be read from the store (%s); the key in force stays",
+				    slot_key(ks, what, sizeof(what)), cs_strerror(r));
+		ks->store_failing = 1;
 		cs_active_key_free(&key);
 		return r;
 	}
-	if (w->store_failing)
-		cs_log_info("the store answers again: following its active signing key");
-	w->store_failing = 0;
+	if (ks->store_failing)
+		cs_log_info("the store answers again: following its active %s", slot_key(ks, what, sizeof(what)));
+	ks->store_failing = 0;
 	/* the key in force leaves when the store names another, or none (not
 	 * when it names several: a damaged store, put right later) */
 	char in_force[44];
-	cs_signer_slot_kid(w->app->signer, in_force);
+	cs_signer_slot_kid(ks->slot, in_force);
 	if (changed && in_force[0] != '\0' &&
 	    (seen == SEEN_NONE || (seen == SEEN_KEY && strcmp(key.kid, in_force) != 0))) {
-		memcpy(w->departed[w->ndeparted % KEY_DEPARTED_MAX], in_force, sizeof(in_force));
-		w->ndeparted++;
+		memcpy(ks->departed[ks->ndeparted % KEY_DEPARTED_MAX], in_force, sizeof(in_force));
+		ks->ndeparted++;
 	}
 	if (seen != SEEN_KEY)
-		r = changed ? empty_slot(w, seen, 1) : CS_OK;
-	else if (changed || !w->loaded)
-		r = switch_key(w, &key, warranted ? &warrant : NULL, why, sizeof(why), changed);
+		r = changed ? empty_slot(w, ks, seen, 1) : CS_OK;
+	else if (changed || !ks->loaded)
+		r = switch_key(w, ks, &key, warranted ? &warrant : NULL, why, sizeof(why), changed);
 	/* what was seen, compared at the next poll (out of memory: unknown,
 	 * compared again); a retry keeps its failure's code */
 	if (changed) {
-		const char *failed = w->failed;
-		if (remember(w, seen, &key) != CS_OK)
+		const char *failed = ks->failed;
+		if (remember(ks, seen, &key) != CS_OK)
 			cs_log_error("the key watch is out of memory");
-		w->failed = failed;
+		ks->failed = failed;
 	}
 	cs_active_key_free(&key);
+	return r;
+}
+
+/* The certificate key, then each profile's: the certificate key's outcome,
+ * else the first profile's that is not CS_OK. */
+static cs_err poll_key(cs_key_watch *w, cs_store *store)
+{
+	cs_err r = poll_slot(w, &w->certs, store);
+	for (size_t i = 0; i < w->nprofiles; i++) {
+		cs_err p = poll_slot(w, &w->profiles[i], store);
+		if (r == CS_OK)
+			r = p;
+	}
 	return r;
 }
 
@@ -1202,8 +1467,13 @@ void cs_key_watch_free(cs_key_watch *w)
 	cs_key_watch_stop(w);
 	pthread_cond_destroy(&w->wake);
 	pthread_mutex_destroy(&w->mu);
-	free(w->seen_kid);
-	free(w->seen_x5c);
+	free(w->certs.seen_kid);
+	free(w->certs.seen_x5c);
+	for (size_t i = 0; i < w->nprofiles; i++) {
+		free(w->profiles[i].seen_kid);
+		free(w->profiles[i].seen_x5c);
+	}
+	free(w->profiles);
 	free(w->rev_jws);
 	free(w);
 }

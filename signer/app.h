@@ -25,6 +25,21 @@
 
 #define CS_SESSION_TTL_SECONDS 60
 
+/* A signing profile in force (config signing.profiles): its configuration
+ * and the profile's key in force, the store's active key of the profile
+ * (ledger.h: one active key per profile), followed by the key watch as
+ * the certificate key is (below). An empty slot: the profile has no key
+ * in force, /api/sign on it answers 503 no_active_key. why_code: the audit
+ * code of why the slot is empty ("" while a key is in force or before the
+ * watch's first poll), written by the key watch under its lock: read it
+ * with cs_key_watch_profile_why (a copy), not directly while the watch
+ * runs. */
+typedef struct {
+	const cs_config_profile *cfg;
+	cs_signer_slot *signer;
+	char why_code[32];
+} cs_app_profile;
+
 typedef struct {
 	const cs_config *cfg;
 	cs_token *token;
@@ -37,6 +52,11 @@ typedef struct {
 	 * active one was compromised): certify fails closed (no_active_key).
 	 * The key watch swaps it when the store's active key changes. */
 	cs_signer_slot *signer;
+	/* the signing profiles, in the order of signing.profiles (NULL, 0:
+	 * none configured); built at start (cs_app_profiles_new), each slot
+	 * swapped by the key watch */
+	cs_app_profile *profiles;
+	size_t nprofiles;
 	struct cs_key_watch *keys; /* NULL until credsignd starts it */
 	/* the officers of the configuration's ceremony group (ceremony.h),
 	 * loaded at start: a key is put in force only when its activation
@@ -115,6 +135,16 @@ cs_err cs_app_validation_claim(const cs_config *cfg, const cs_token_info *info, 
  * "FIPS 140-2" as well; FIPS 140-2 does not meet "FIPS 140-3". */
 int cs_validation_meets(const char *validated, const char *required);
 
+/* ---- signing profiles -----------------------------------------------------------
+ * app->profiles, one per signing.profiles entry in its order, each with an
+ * empty slot (the caller, credsignd, puts the keys in force): CS_OK (no
+ * profiles: NULL, 0), CS_E_NOMEM (nothing left allocated). Free with
+ * cs_app_profiles_free (slots included; NULL profiles: nothing). */
+cs_err cs_app_profiles_new(cs_app *app) __attribute__((warn_unused_result));
+void cs_app_profiles_free(cs_app *app);
+/* The profile named name (NULL: unknown, or name NULL). */
+cs_app_profile *cs_app_profile_find(cs_app *app, const char *name);
+
 /* ---- the signing key in force --------------------------------------------------
  * The store decides which key is active (ledger.h: ceremonies, bootstrap);
  * the daemon follows it, but only to a key whose activation it verifies
@@ -159,6 +189,12 @@ typedef struct cs_key_watch cs_key_watch;
 /* Who activated a key without a ceremony: the bootstrap of a store that
  * never had an active key (ledger.h, cs_ledger_key_bootstrap). */
 #define CS_BOOTSTRAP_ACTOR "config:pkcs11.signing_key"
+/* and of a profile's first key: "config:signing.profiles.NAME.key" */
+#define CS_PROFILE_BOOTSTRAP_PREFIX "config:signing.profiles."
+#define CS_BOOTSTRAP_ACTOR_MAX (sizeof(CS_PROFILE_BOOTSTRAP_PREFIX) + CS_CONFIG_PROFILE_NAME_MAX + 8)
+/* The bootstrap actor of profile (NULL: the certificate keys,
+ * CS_BOOTSTRAP_ACTOR) into actor[CS_BOOTSTRAP_ACTOR_MAX]. */
+void cs_app_bootstrap_actor(const char *profile, char actor[CS_BOOTSTRAP_ACTOR_MAX]);
 #define CS_KEY_WHY_MAX 1024
 
 /* Why a key may be in force: its activating ceremony, or the bootstrap. */
@@ -199,6 +235,20 @@ typedef struct {
 cs_err cs_app_key_warrant(cs_store *store, const struct cs_officers *officers, const char *officers_why,
 			  const char *kid, cs_key_warrant *out, char *why, size_t why_len)
 	__attribute__((warn_unused_result));
+/* The same rules scoped to a signing profile (NULL: the certificate keys,
+ * which is cs_app_key_warrant): kid must be recorded under profile (a
+ * certificate key or another profile's is refused); "the newest rollover
+ * statement" is the newest of the profile (statements whose new_kid is a
+ * key of the profile; other profiles' rotations supersede nothing here);
+ * a bootstrap is that of the profile's first key: activated by the
+ * profile's bootstrap actor (cs_app_bootstrap_actor), no rollover
+ * statement of the profile, no other key of the profile ever published,
+ * and no signature of the profile by another key
+ * (cs_store_signature_by_other_key). Certificate keys: other profiles'
+ * keys and rollovers do not count either. */
+cs_err cs_app_key_warrant_in(cs_store *store, const struct cs_officers *officers, const char *officers_why,
+			     const char *profile, const char *kid, cs_key_warrant *out, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
 /* Forward only: 1 when next is not older than floor (the warrant of the
  * key last put in force), by its ceremony's created_at (signed by the
  * officers) and executed_at; a bootstrap is older than any ceremony. Else
@@ -225,6 +275,23 @@ cs_err cs_app_open_key(OSSL_LIB_CTX *libctx, const cs_active_key *key, cs_signer
  * audits it. */
 cs_err cs_key_watch_new(cs_app *app, const cs_active_key *in_force, const cs_key_warrant *warrant,
 			cs_key_watch **out) __attribute__((warn_unused_result));
+/* The signing profiles: the watch follows each profile's active key
+ * (cs_store_key_active_in) into its slot of app->profiles with the same
+ * rules, scoped to the profile (cs_app_key_warrant_in; the forward-only
+ * floor and the departed keys are the profile's own), logs and audits its
+ * key.switch entries with request_id "profile=NAME" (object the kid, or
+ * none / several), and keeps its why_code. The revocation list stays the
+ * certificate key's. cs_key_watch_new takes app->profiles as they are
+ * (each slot made, e.g. by cs_app_profiles_new); before the watch starts,
+ * cs_key_watch_profile_in_force tells it what start-up put in force for
+ * profile (in_force and warrant NULL: the slot is empty); a profile it was
+ * not told of is decided at the first poll. CS_E_NOT_FOUND: no such
+ * profile in app. */
+cs_err cs_key_watch_profile_in_force(cs_key_watch *watch, const char *profile, const cs_active_key *in_force,
+				     const cs_key_warrant *warrant) __attribute__((warn_unused_result));
+/* As cs_key_watch_why, for profile's slot (unknown profile or NULL watch:
+ * both ""). */
+void cs_key_watch_profile_why(cs_key_watch *watch, const char *profile, char code[32], char *why, size_t why_len);
 /* One poll on store (the caller's connection) at wall-clock now_ms: the
  * key, then the revocation list. Returns the key step's outcome: CS_OK
  * (nothing to do, or switched), the switch's failure, or the store's. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/store.h>
@@ -228,6 +229,101 @@ cs_err cs_signer_jws(cs_signer *s, const char *typ, const json_t *claims, char *
 	cs_err r = cs_jws_es256_sign(header, claims, sign_verified, s, jws);
 	json_decref(header);
 	return r;
+}
+
+/* ---- delegated signing -------------------------------------------------------- */
+
+/* One token signature, message (digest NULL: EVP_DigestSign of SHA-256(msg))
+ * or digest (EVP_PKEY_sign), checked with the public half; DER into
+ * der[*der_len], raw r || s into raw. */
+static cs_err sign_checked(cs_signer *s, const uint8_t *msg, size_t len, const uint8_t *digest, uint8_t raw[64],
+			   uint8_t *der, size_t *der_len)
+{
+	size_t cap = *der_len;
+	cs_err r = CS_OK;
+	int good = 0;
+	if (digest == NULL) {
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		if (md == NULL)
+			return CS_E_NOMEM;
+		if (EVP_DigestSignInit_ex(md, NULL, "SHA256", s->libctx, CS_PROVIDER_SIGN_PROPQ, s->key, NULL) != 1 ||
+		    EVP_DigestSign(md, der, der_len, msg, len) != 1)
+			r = error_from_queue();
+		EVP_MD_CTX_free(md);
+	} else {
+		EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(s->libctx, s->key, CS_PROVIDER_SIGN_PROPQ);
+		if (pc == NULL)
+			return error_from_queue();
+		if (EVP_PKEY_sign_init(pc) != 1 || EVP_PKEY_CTX_set_signature_md(pc, EVP_sha256()) != 1 ||
+		    EVP_PKEY_sign(pc, der, der_len, digest, 32) != 1)
+			r = error_from_queue();
+		EVP_PKEY_CTX_free(pc);
+	}
+	if (r != CS_OK) {
+		*der_len = cap;
+		return r;
+	}
+	/* verify with the public half (software) before the signature is used */
+	if (digest == NULL) {
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		good = md != NULL &&
+		       EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, CS_NOT_TOKEN_PROVIDER, s->pub, NULL) == 1 &&
+		       EVP_DigestVerify(md, der, *der_len, msg, len) == 1;
+		EVP_MD_CTX_free(md);
+	} else {
+		EVP_PKEY_CTX *vc = EVP_PKEY_CTX_new_from_pkey(NULL, s->pub, CS_NOT_TOKEN_PROVIDER);
+		good = vc != NULL && EVP_PKEY_verify_init(vc) == 1 &&
+		       EVP_PKEY_CTX_set_signature_md(vc, EVP_sha256()) == 1 &&
+		       EVP_PKEY_verify(vc, der, *der_len, digest, 32) == 1;
+		EVP_PKEY_CTX_free(vc);
+	}
+	ERR_clear_error();
+	/* the DER must be the canonical encoding of r || s (a token's loose DER
+	 * would make the two forms disagree) */
+	uint8_t again[CS_ES256_DER_MAX];
+	size_t again_len = 0;
+	if (good && (cs_ecdsa_der_to_raw(der, *der_len, raw) != CS_OK ||
+		     cs_ecdsa_raw_to_der(raw, again, &again_len) != CS_OK || again_len != *der_len ||
+		     memcmp(again, der, again_len) != 0))
+		good = 0;
+	if (!good) {
+		OPENSSL_cleanse(raw, 64);
+		*der_len = cap;
+		return CS_E_SIGNATURE_INVALID;
+	}
+	return CS_OK;
+}
+
+static cs_err sign_retried(cs_signer *s, const uint8_t *msg, size_t len, const uint8_t *digest, uint8_t raw[64],
+			   uint8_t *der, size_t *der_len)
+{
+	if (s == NULL || raw == NULL || der == NULL || der_len == NULL || (digest == NULL && msg == NULL))
+		return CS_E_INVALID_ARG;
+	if (*der_len < CS_ES256_DER_MAX)
+		return CS_E_BUFFER_TOO_SMALL;
+	cs_err r = sign_checked(s, msg, len, digest, raw, der, der_len);
+	if (r == CS_E_SIGNATURE_INVALID) {
+		cs_log_warn("token signature did not verify with key %s; retrying once", s->kid);
+		r = sign_checked(s, msg, len, digest, raw, der, der_len);
+		if (r == CS_E_SIGNATURE_INVALID)
+			cs_log_error("token signature did not verify twice with key %s", s->kid);
+	}
+	return r;
+}
+
+cs_err cs_signer_sign_message(cs_signer *s, const uint8_t *msg, size_t len, uint8_t raw[64], uint8_t *der,
+			      size_t *der_len)
+{
+	if (msg == NULL && len > 0)
+		return CS_E_INVALID_ARG;
+	return sign_retried(s, msg != NULL ? msg : (const uint8_t *)"", len, NULL, raw, der, der_len);
+}
+
+cs_err cs_signer_sign_digest(cs_signer *s, const uint8_t digest[32], uint8_t raw[64], uint8_t *der, size_t *der_len)
+{
+	if (digest == NULL)
+		return CS_E_INVALID_ARG;
+	return sign_retried(s, NULL, 0, digest, raw, der, der_len);
 }
 
 /* ---- the key in force -------------------------------------------------------- */

@@ -21,6 +21,9 @@
 #ifndef CS_CERTSIGN_H
 #define CS_CERTSIGN_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -63,6 +66,21 @@ const json_t *cs_signer_x5c(const cs_signer *signer);
  * three members their verifiers require). */
 cs_err cs_signer_jws(cs_signer *signer, const char *typ, const json_t *claims, char **jws)
 	__attribute__((warn_unused_result));
+
+/* ---- delegated signing -------------------------------------------------------
+ * ECDSA P-256 over SHA-256(msg) (cs_signer_sign_message: EVP_DigestSign) or
+ * over a given SHA-256 digest (cs_signer_sign_digest: EVP_PKEY_sign), in
+ * the token through the provider. Each signature is verified with the
+ * key's public half before it returns; an invalid one is retried once,
+ * then CS_E_SIGNATURE_INVALID. Outputs: raw r || s (JOSE, RFC 7518 3.4)
+ * and the DER ECDSA-Sig-Value; der_len in: der's capacity (at least
+ * CS_ES256_DER_MAX, else CS_E_BUFFER_TOO_SMALL), out: its length. Token
+ * failures come back as the token layer's error. Thread-safe. */
+#define CS_ES256_DER_MAX 72
+cs_err cs_signer_sign_message(cs_signer *signer, const uint8_t *msg, size_t len, uint8_t raw[64], uint8_t *der,
+			      size_t *der_len) __attribute__((warn_unused_result));
+cs_err cs_signer_sign_digest(cs_signer *signer, const uint8_t digest[32], uint8_t raw[64], uint8_t *der,
+			     size_t *der_len) __attribute__((warn_unused_result));
 
 /* ---- the key in force --------------------------------------------------------
  * A slot holds the signer in force, or none (no active key: fail closed).

@@ -250,11 +250,12 @@ static void report(checker *c, int is_warning, const char *setting, const char *
 	char reason[1024], where[PATH_MAX + 16];
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	c->problems += !is_warning;
+	cs_config_where(c->cfg, setting, where, sizeof(where));
 	if (c->to_log) {
-		cs_log_write(is_warning ? CS_LOG_WARN : CS_LOG_ERROR, "serve", "setting '%s': %s", setting, reason);
+		cs_log_write(is_warning ? CS_LOG_WARN : CS_LOG_ERROR, "serve", "%s: setting '%s': %s", where, setting,
+			     reason);
 		return;
 	}
-	cs_config_where(c->cfg, setting, where, sizeof(where));
 	fprintf(stderr, "%s: %ssetting '%s': %s\n", where, is_warning ? "warning: " : "", setting, reason);
 	capture_print(NULL); /* what the layers below said about it */
 }
@@ -500,13 +501,14 @@ static void state_text(const key_state *st, char *buf, size_t len)
 		 st->destroyed[0] ? ", its token objects destroyed at " : "", st->destroyed);
 }
 
-/* When pkcs11.signing_key is not the store's active key (active: NULL
- * when there is none): what it is and which key signs instead, into
- * msg[len]; 0 when it is the active key (nothing to say). Reads on store. */
-static int configured_key_report(cs_token *token, cs_store *store, const cs_config *cfg,
+/* When a configured key (uri: pkcs11.signing_key, or the key of signing
+ * profile `profile`) is not the store's active key (of the profile;
+ * active: NULL when there is none): what it is and which key signs
+ * instead, into msg[len]; 0 when it is the active key (nothing to say).
+ * Reads on store. */
+static int configured_key_report(cs_token *token, cs_store *store, const char *uri, const char *profile,
 				 const cs_active_key *active, char *msg, size_t len)
 {
-	const char *uri = cfg->pkcs11.signing_key;
 	char kid[44], configured[512], signs[512];
 	if (active != NULL && strcmp(active->uri, uri) == 0)
 		return 0;
@@ -525,21 +527,30 @@ static int configured_key_report(cs_token *token, cs_store *store, const cs_conf
 			snprintf(configured, sizeof(configured), "names key %s, %s", kid, state);
 		}
 	}
-	if (active == NULL) {
+	if (active == NULL && profile == NULL) {
 		snprintf(signs, sizeof(signs),
 			 "the store has no active key: certification fails closed until a ceremony activates one");
+	} else if (active == NULL) {
+		snprintf(signs, sizeof(signs),
+			 "the profile has no active key: its signatures fail closed until a ceremony activates one");
 	} else {
 		key_state st = {0};
 		char state[STATE_TEXT_MAX];
 		(void)cs_store_key_info(store, active->kid, copy_state, &st);
 		state_text(&st, state, sizeof(state));
-		snprintf(signs, sizeof(signs), "the store's active key %s signs (%s)", active->kid,
-			 st.found ? state : "active");
+		snprintf(signs, sizeof(signs), "the store's active key %s%s signs (%s)", active->kid,
+			 profile != NULL ? " of the profile" : "", st.found ? state : "active");
 	}
-	snprintf(msg, len,
-		 "%s: %s; the configuration does not choose the active key (it only bootstraps a store that "
-		 "never had one; keys change by ceremony, credsign-admin ceremony): %s",
-		 uri, configured, signs);
+	if (profile == NULL)
+		snprintf(msg, len,
+			 "%s: %s; the configuration does not choose the active key (it only bootstraps a store that "
+			 "never had one; keys change by ceremony, credsign-admin ceremony): %s",
+			 uri, configured, signs);
+	else
+		snprintf(msg, len,
+			 "%s: %s; the configuration does not choose the profile's active key (it only bootstraps a "
+			 "profile that never had one; keys change by ceremony, credsign-admin ceremony): %s",
+			 uri, configured, signs);
 	return 1;
 }
 
@@ -609,7 +620,8 @@ static void check_signing_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx
 				cfg->store.path, active.kid, why, code);
 		cs_signer_free(signer);
 		if (w == CS_OK &&
-		    configured_key_report(token, store, cfg, r == CS_OK ? &active : NULL, msg, sizeof(msg)))
+		    configured_key_report(token, store, cfg->pkcs11.signing_key, NULL, r == CS_OK ? &active : NULL, msg,
+					  sizeof(msg)))
 			warning(c, "pkcs11.signing_key", "%s", msg);
 	}
 	if (reading)
@@ -617,6 +629,240 @@ static void check_signing_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx
 	cs_officers_free(officers);
 	cs_active_key_free(&active);
 	cs_store_close(store);
+}
+
+/* ---- the signing profiles' keys -------------------------------------------------
+ * Each signing profile names a token key (signing.profiles.[i].key) used by
+ * that profile only: a key that is the certificate-signing key (the one
+ * pkcs11.signing_key names, or one the store records as a certificate
+ * key), another profile's configured key, or a key the store records under
+ * another profile is refused at start and by --check-config, naming the
+ * setting where the file sets it. As for the certificate key, the store
+ * decides which key of a profile signs: the configured key bootstraps a
+ * profile that never had an active key (audited key.activate by
+ * config:signing.profiles.NAME.key); afterwards the store's active key of
+ * the profile signs once the daemon verified its activation
+ * (cs_app_key_warrant_in), and a configured key that is not it is
+ * reported (a warning). A profile without a key in force (none active,
+ * several, a warrant that does not hold) starts with an empty slot: its
+ * signatures fail closed (503 no_active_key) and the key watch's first
+ * poll says why. Profiles do not make /readyz unready. */
+
+/* A configured profile key as found in the token. */
+typedef struct {
+	char setting[48]; /* "signing.profiles.[i].key" */
+	char kid[44];     /* "" when not found (err says why) */
+	cs_err err;
+} profile_key;
+
+/* The token's part: each profile's key found and its kid computed; the
+ * certificate key and other profiles' keys refused (problems). A key not
+ * in the token is not a problem here: it is one only for a profile that
+ * needs it to bootstrap (profile_keys_store_check). keys[nprofiles]. */
+static cs_err profile_keys_token_check(checker *c, cs_token *token, profile_key *keys)
+{
+	const cs_config *cfg = c->cfg;
+	char cert_kid[44] = "";
+	int before = c->problems;
+	if (token_kid(token, cfg->pkcs11.signing_key, cert_kid) != CS_OK)
+		cert_kid[0] = '\0'; /* e.g. destroyed after a rotation: the store's records say the rest */
+	for (size_t i = 0; i < cfg->signing.nprofiles; i++) {
+		const cs_config_profile *p = &cfg->signing.profiles[i];
+		profile_key *k = &keys[i];
+		snprintf(k->setting, sizeof(k->setting), "signing.profiles.[%zu].key", i);
+		cs_token_meter_clear();
+		k->err = token_kid(token, p->key, k->kid);
+		if (k->err != CS_OK) {
+			k->kid[0] = '\0';
+			continue;
+		}
+		if (cert_kid[0] != '\0' && strcmp(k->kid, cert_kid) == 0) {
+			problem(c, k->setting,
+				"%s: key %s is the certificate-signing key (pkcs11.signing_key %s): a profile's key "
+				"signs for its profile only, never certificates (credsign-admin key generate --label "
+				"LABEL --profile %s makes one)",
+				p->key, k->kid, cfg->pkcs11.signing_key, p->name);
+			continue;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (keys[j].kid[0] != '\0' && strcmp(keys[j].kid, k->kid) == 0) {
+				problem(c, k->setting,
+					"%s: key %s is the key of signing profile %s too (%s): each profile signs with "
+					"a key of its own",
+					p->key, k->kid, cfg->signing.profiles[j].name, keys[j].setting);
+				break;
+			}
+	}
+	return c->problems > before ? CS_E_CONFIG : CS_OK;
+}
+
+/* The store's lifecycle of one key (its profile), copied out. */
+typedef struct {
+	int found;
+	char status[16];
+	char *profile;
+	cs_err err;
+} key_profile;
+
+static void copy_profile(void *arg, const cs_key_info *k)
+{
+	key_profile *kp = arg;
+	kp->found = 1;
+	snprintf(kp->status, sizeof(kp->status), "%s", k->status);
+	free(kp->profile);
+	kp->profile = k->profile != NULL ? strdup(k->profile) : NULL;
+	if (k->profile != NULL && kp->profile == NULL)
+		kp->err = CS_E_NOMEM;
+}
+
+/* The store's part: no configured profile key recorded as a certificate
+ * key or under another profile; a profile that never had an active key
+ * needs its configured key (it bootstraps). ever[i]: whether profile i
+ * ever had an active key. Problems reported; CS_E_CONFIG when any, the
+ * store's error when it cannot be read. */
+static cs_err profile_keys_store_check(checker *c, cs_store *store, const profile_key *keys, int *ever)
+{
+	const cs_config *cfg = c->cfg;
+	int before = c->problems;
+	for (size_t i = 0; i < cfg->signing.nprofiles; i++) {
+		const cs_config_profile *p = &cfg->signing.profiles[i];
+		const profile_key *k = &keys[i];
+		cs_err r = cs_store_keys_ever_active_in(store, p->name, &ever[i]);
+		if (r != CS_OK) {
+			problem(c, "store.path", "%s: the keys of signing profile %s cannot be read: %s", cfg->store.path,
+				p->name, cs_strerror(r));
+			return r;
+		}
+		if (k->kid[0] == '\0') {
+			char cause[160];
+			if (!ever[i])
+				problem(c, k->setting,
+					"%s: %s%s; the profile never had an active key: its configured key bootstraps "
+					"it (an EC P-256 private key with its public key; credsign-admin key generate "
+					"--label LABEL --profile %s makes one)",
+					p->key, cs_strerror(k->err), token_cause(k->err, cause, sizeof(cause)), p->name);
+			continue;
+		}
+		key_profile kp = {0};
+		r = cs_store_key_info(store, k->kid, copy_profile, &kp);
+		if (r == CS_OK)
+			r = kp.err;
+		if (r != CS_OK && r != CS_E_NOT_FOUND) {
+			problem(c, "store.path", "%s: key %s cannot be read: %s", cfg->store.path, k->kid, cs_strerror(r));
+			free(kp.profile);
+			return r;
+		}
+		if (kp.found && kp.profile == NULL)
+			problem(c, k->setting,
+				"%s: key %s is recorded in the store as a certificate-signing key (%s): a profile's key "
+				"signs for its profile only, never certificates",
+				p->key, k->kid, kp.status);
+		else if (kp.found && strcmp(kp.profile, p->name) != 0)
+			problem(c, k->setting,
+				"%s: key %s is recorded in the store as a key of signing profile %s (%s), not of %s: "
+				"each profile signs with a key of its own",
+				p->key, k->kid, kp.profile, kp.status, p->name);
+		free(kp.profile);
+	}
+	return c->problems > before ? CS_E_CONFIG : CS_OK;
+}
+
+/* --check-config: the profiles' keys as start-up will find them (the
+ * store neither created nor written): the refusals above; a profile that
+ * never had an active key (or no store yet) needs its configured key to
+ * sign; otherwise the store's active key of the profile must be put in
+ * force by its warrant and be usable, and a configured key that is not it
+ * is reported (a warning). */
+static void check_profile_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx)
+{
+	const cs_config *cfg = c->cfg;
+	size_t n = cfg->signing.nprofiles;
+	struct stat st;
+	cs_store *store = NULL;
+	cs_officers *officers = NULL;
+	char officers_why[CS_CEREMONY_WHY_MAX] = "";
+	int reading = 0, officers_loaded = 0;
+	if (n == 0)
+		return;
+	profile_key *keys = calloc(n, sizeof(*keys));
+	int *ever = calloc(n, sizeof(*ever));
+	if (keys == NULL || ever == NULL) {
+		problem(c, "signing.profiles", "%s", cs_strerror(CS_E_NOMEM));
+		goto out;
+	}
+	if (profile_keys_token_check(c, token, keys) != CS_OK)
+		goto out;
+	cs_err r = CS_OK;
+	if (stat(cfg->store.path, &st) == 0 &&
+	    (r = cs_store_open_existing_readonly(cfg->store.path, &store)) == CS_OK &&
+	    (r = cs_store_read_begin(store)) == CS_OK)
+		reading = 1;
+	if (r != CS_OK) {
+		problem(c, "store.path", "%s: the signing profiles' keys cannot be read: %s", cfg->store.path,
+			cs_strerror(r));
+		goto out;
+	}
+	if (store != NULL && profile_keys_store_check(c, store, keys, ever) != CS_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const cs_config_profile *p = &cfg->signing.profiles[i];
+		if (!ever[i]) {
+			/* the key start-up will record as the profile's first */
+			(void)check_token_key(c, token, libctx, keys[i].setting, p->key, 1);
+			continue;
+		}
+		cs_active_key active = {0};
+		cs_key_warrant warrant;
+		cs_signer *signer = NULL;
+		char why[CS_KEY_WHY_MAX], msg[CONFIGURED_REPORT_MAX];
+		const char *code = NULL;
+		cs_err w = CS_OK;
+		r = cs_store_key_active_in(store, p->name, &active);
+		if (r == CS_OK && !officers_loaded) {
+			officers_loaded = 1;
+			if (cs_officers_load(cfg, &officers, officers_why) != CS_OK && cfg->ceremony.present)
+				problem(c, "ceremony", "%s", officers_why);
+		}
+		if (r == CS_OK)
+			w = cs_app_key_warrant_in(store, officers, officers_why, p->name, active.kid, &warrant, why,
+						  sizeof(why));
+		if (r == CS_E_NOT_FOUND)
+			warning(c, keys[i].setting,
+				"the store has no active key of signing profile %s (the last one was compromised or "
+				"retired): its signatures fail closed (503 no_active_key) until a ceremony activates one",
+				p->name);
+		else if (r != CS_OK)
+			problem(c, "store.path", "%s: the active key of signing profile %s cannot be read: %s%s",
+				cfg->store.path, p->name, cs_strerror(r),
+				r == CS_E_CONFLICT ? " (several keys of the profile are active: the store was edited "
+						     "outside credsign)"
+						   : "");
+		else if (w == CS_E_CEREMONY_REFUSED)
+			problem(c, keys[i].setting,
+				"the store's active key %s of signing profile %s would not be put in force: %s; its "
+				"signatures would fail closed (503 no_active_key)",
+				active.kid, p->name, why);
+		else if (w != CS_OK)
+			problem(c, "store.path", "%s: the activation of the active key of signing profile %s cannot be "
+				"read: %s", cfg->store.path, p->name, cs_strerror(w));
+		else if (cs_app_open_key(libctx, &active, &signer, &code, why, sizeof(why)) != CS_OK)
+			problem(c, keys[i].setting, "the store's active key %s of signing profile %s cannot be used: "
+				"%s (%s)", active.kid, p->name, why, code);
+		cs_signer_free(signer);
+		if ((r == CS_OK && w == CS_OK) || r == CS_E_NOT_FOUND) {
+			if (configured_key_report(token, store, p->key, p->name, r == CS_OK ? &active : NULL, msg,
+						  sizeof(msg)))
+				warning(c, keys[i].setting, "%s", msg);
+		}
+		cs_active_key_free(&active);
+	}
+out:
+	if (reading)
+		cs_store_read_end(store);
+	cs_store_close(store);
+	cs_officers_free(officers);
+	free(keys);
+	free(ever);
 }
 
 /* Open the token as the daemon does (module, the one token the URI names,
@@ -898,6 +1144,7 @@ static int check_config(const char *path, int offline, int verbose)
 		}
 		if (with_token) {
 			check_signing_keys(&chk, token, libctx);
+			check_profile_keys(&chk, token, libctx);
 			if (!tls_key)
 				tls_key = check_token_key(&chk, token, libctx, "tls.key", cfg->tls.key, 0) == CS_OK;
 		}
@@ -961,42 +1208,54 @@ static void make_store_private(const char *path)
 	}
 }
 
-/* A store that never had an active key: record pkcs11.signing_key as the
- * active one (it is in the token and signs: checked first), audited as
- * key.activate by CS_BOOTSTRAP_ACTOR. Nothing when a key is or was active. */
-static cs_err bootstrap_signing_key(cs_app *app, checker *chk)
+/* A store that never had an active key (of profile; NULL: a certificate
+ * key): record the key at uri (setting names it) as the active one (it is
+ * in the token and signs: checked first), audited as key.activate by the
+ * bootstrap actor (cs_app_bootstrap_actor). Nothing when a key of the
+ * profile is or was active. */
+static cs_err bootstrap_key(cs_app *app, checker *chk, const char *setting, const char *uri, const char *profile)
 {
 	const cs_config *cfg = app->cfg;
 	cs_signer *signer = NULL;
 	cs_key_ref query, found;
-	char cause[160], cka_id[2 * CS_KEY_ID_MAX + 1] = "";
-	cs_err r = check_token_key(chk, app->token, app->libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1);
+	char cause[160], cka_id[2 * CS_KEY_ID_MAX + 1] = "", actor[CS_BOOTSTRAP_ACTOR_MAX];
+	cs_err r = check_token_key(chk, app->token, app->libctx, setting, uri, 1);
 	if (r != CS_OK)
 		return r;
 	cs_token_meter_clear();
-	if ((r = cs_signer_open(app->libctx, cfg->pkcs11.signing_key, &signer)) != CS_OK) {
-		cs_log_error("start-up failed: setting 'pkcs11.signing_key': %s%s", cs_strerror(r),
+	if ((r = cs_signer_open(app->libctx, uri, &signer)) != CS_OK) {
+		cs_log_error("start-up failed: setting '%s': %s%s", setting, cs_strerror(r),
 			     token_cause(r, cause, sizeof(cause)));
 		return r;
 	}
 	/* the token's label and CKA_ID, for key list */
 	found.label[0] = '\0';
 	found.id_len = 0;
-	if (cs_key_ref_from_uri(cfg->pkcs11.signing_key, &query) == CS_OK &&
-	    cs_token_find_key(app->token, &query, &found) == CS_OK)
+	if (cs_key_ref_from_uri(uri, &query) == CS_OK && cs_token_find_key(app->token, &query, &found) == CS_OK)
 		for (size_t i = 0; i < found.id_len; i++)
 			snprintf(cka_id + 2 * i, 3, "%02x", found.id[i]);
+	cs_app_bootstrap_actor(profile, actor);
 	char *jwk = json_dumps(cs_signer_jwk(signer), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
 	cs_key_info key = {.kid = cs_signer_kid(signer), .uri = cs_signer_uri(signer), .jwk_json = jwk,
-			   .label = found.label[0] ? found.label : NULL, .cka_id = cka_id[0] ? cka_id : NULL};
-	cs_audit_entry e = {.node = cfg->server.node_id, .actor = CS_BOOTSTRAP_ACTOR, .role = "system",
+			   .label = found.label[0] ? found.label : NULL, .cka_id = cka_id[0] ? cka_id : NULL,
+			   .profile = profile};
+	cs_audit_entry e = {.node = cfg->server.node_id, .actor = actor, .role = "system",
 			    .action = "key.activate", .object = key.kid, .outcome = "success"};
 	int changed = 0;
-	r = jwk != NULL ? cs_ledger_key_bootstrap(app->ledger, &key, CS_BOOTSTRAP_ACTOR, &changed, &e) : CS_E_NOMEM;
-	if (r == CS_OK && changed)
+	r = jwk != NULL ? cs_ledger_key_bootstrap(app->ledger, &key, actor, &changed, &e) : CS_E_NOMEM;
+	if (r == CS_OK && changed && profile == NULL)
 		cs_log_info("signing key %s is now the active key: the store had none (bootstrap from setting "
 			    "'pkcs11.signing_key')",
 			    key.kid);
+	else if (r == CS_OK && changed)
+		cs_log_info("signing key %s is now the active key of signing profile %s: the profile had none "
+			    "(bootstrap from setting '%s')",
+			    key.kid, profile, setting);
+	else if (r == CS_E_KEY_FORBIDDEN)
+		problem(chk, setting, "%s: key %s cannot become the first key of %s%s: the store records it "
+			"otherwise (another profile's, a certificate key, retired or compromised)",
+			uri, key.kid, profile != NULL ? "signing profile " : "the certificate keys",
+			profile != NULL ? profile : "");
 	else if (r != CS_OK)
 		cs_log_error("start-up failed: the signing key %s cannot be recorded: %s", key.kid, cs_strerror(r));
 	free(jwk);
@@ -1029,7 +1288,7 @@ static cs_err put_signing_key_in_force(cs_app *app, checker *chk, cs_active_key 
 		cs_log_error("start-up failed: the signing keys cannot be read from the store: %s", cs_strerror(r));
 		goto out;
 	}
-	if (!ever && (r = bootstrap_signing_key(app, chk)) != CS_OK)
+	if (!ever && (r = bootstrap_key(app, chk, "pkcs11.signing_key", cfg->pkcs11.signing_key, NULL)) != CS_OK)
 		goto out; /* said why */
 	/* one snapshot: the active key and what its warrant reads */
 	if ((r = cs_store_read_begin(store)) == CS_OK) {
@@ -1041,7 +1300,8 @@ static cs_err put_signing_key_in_force(cs_app *app, checker *chk, cs_active_key 
 				       sizeof(why));
 	/* a key refused is not reported as signing: the watch says why */
 	if ((r == CS_OK || r == CS_E_NOT_FOUND) &&
-	    configured_key_report(app->token, store, cfg, r == CS_OK ? in_force : NULL, msg, sizeof(msg)))
+	    configured_key_report(app->token, store, cfg->pkcs11.signing_key, NULL, r == CS_OK ? in_force : NULL, msg,
+				  sizeof(msg)))
 		warning(chk, "pkcs11.signing_key", "%s", msg);
 	if (reading)
 		cs_store_read_end(store);
@@ -1065,6 +1325,85 @@ static cs_err put_signing_key_in_force(cs_app *app, checker *chk, cs_active_key 
 	if ((r = cs_signer_slot_new(signer, &app->signer)) != CS_OK)
 		cs_signer_free(signer);
 out:
+	cs_store_close(store);
+	return r;
+}
+
+/* The signing profiles' keys in force (app->profiles, made here with
+ * empty slots): the refusals first (the store's records of the configured
+ * keys: keys[] as the token check found them), then each profile that
+ * never had an active key bootstrapped from its configured key, then the
+ * store's active key of each profile put in force when its warrant holds.
+ * in_force[i], warrant[i]: what was put in force (kid NULL: the slot is
+ * empty, and the key watch's first poll says why). A refusal, a key
+ * that passes but cannot be used, or a store that cannot be read stops
+ * start-up. */
+static cs_err put_profile_keys_in_force(cs_app *app, checker *chk, const profile_key *keys, cs_active_key *in_force,
+					cs_key_warrant *warrant)
+{
+	const cs_config *cfg = app->cfg;
+	size_t n = cfg->signing.nprofiles;
+	cs_store *store = NULL;
+	int *ever = NULL;
+	cs_err r = cs_app_profiles_new(app);
+	if (r != CS_OK || n == 0)
+		return r;
+	if ((ever = calloc(n, sizeof(*ever))) == NULL)
+		return CS_E_NOMEM;
+	if ((r = cs_store_open(cfg->store.path, &store)) != CS_OK) {
+		cs_log_error("start-up failed: the signing profiles' keys cannot be read from the store: %s",
+			     cs_strerror(r));
+		goto out;
+	}
+	if ((r = profile_keys_store_check(chk, store, keys, ever)) != CS_OK)
+		goto out; /* said why */
+	for (size_t i = 0; i < n; i++)
+		if (!ever[i] && (r = bootstrap_key(app, chk, keys[i].setting, cfg->signing.profiles[i].key,
+						   cfg->signing.profiles[i].name)) != CS_OK)
+			goto out; /* said why */
+	for (size_t i = 0; i < n; i++) {
+		const cs_config_profile *p = &cfg->signing.profiles[i];
+		char why[CS_KEY_WHY_MAX], msg[CONFIGURED_REPORT_MAX];
+		const char *code = NULL;
+		cs_signer *signer = NULL;
+		int reading = 0;
+		/* one snapshot: the profile's active key and what its warrant reads */
+		if ((r = cs_store_read_begin(store)) == CS_OK) {
+			reading = 1;
+			r = cs_store_key_active_in(store, p->name, &in_force[i]);
+		}
+		if (r == CS_OK)
+			r = cs_app_key_warrant_in(store, app->officers, app->officers_why, p->name, in_force[i].kid,
+						  &warrant[i], why, sizeof(why));
+		if ((r == CS_OK || r == CS_E_NOT_FOUND) &&
+		    configured_key_report(app->token, store, p->key, p->name, r == CS_OK ? &in_force[i] : NULL, msg,
+					  sizeof(msg)))
+			warning(chk, keys[i].setting, "%s", msg);
+		if (reading)
+			cs_store_read_end(store);
+		if (r == CS_E_NOT_FOUND || r == CS_E_CONFLICT || r == CS_E_CEREMONY_REFUSED) {
+			/* fail closed: the key watch says why at its first poll */
+			cs_active_key_free(&in_force[i]);
+			r = CS_OK;
+			continue;
+		}
+		if (r != CS_OK) {
+			cs_log_error("start-up failed: the active key of signing profile %s cannot be read from the "
+				     "store: %s",
+				     p->name, cs_strerror(r));
+			goto out;
+		}
+		cs_token_meter_clear();
+		if ((r = cs_app_open_key(app->libctx, &in_force[i], &signer, &code, why, sizeof(why))) != CS_OK) {
+			cs_log_error("start-up failed: the store's active key %s of signing profile %s cannot be used "
+				     "(%s): %s",
+				     in_force[i].kid, p->name, code, why);
+			goto out;
+		}
+		cs_signer_slot_swap(app->profiles[i].signer, signer);
+	}
+out:
+	free(ever);
 	cs_store_close(store);
 	return r;
 }
@@ -1108,6 +1447,11 @@ static int serve(const char *path, int verbose)
 	checker chk = {.to_log = 1};
 	cs_active_key in_force = {0};
 	cs_key_warrant warrant = {0};
+	/* the signing profiles' keys: as the token has them, and in force */
+	size_t nprofiles = 0;
+	profile_key *pkeys = NULL;
+	cs_active_key *pin_force = NULL;
+	cs_key_warrant *pwarrant = NULL;
 	char cause[160];
 	int status = 1;
 	cs_err r;
@@ -1131,6 +1475,13 @@ static int serve(const char *path, int verbose)
 	cs_log_configure(verbose ? CS_LOG_DEBUG : cfg->log.level, cfg->log.format, 2);
 	app.cfg = cfg;
 	chk.cfg = cfg;
+	nprofiles = cfg->signing.nprofiles;
+	if (nprofiles > 0 && ((pkeys = calloc(nprofiles, sizeof(*pkeys))) == NULL ||
+			      (pin_force = calloc(nprofiles, sizeof(*pin_force))) == NULL ||
+			      (pwarrant = calloc(nprofiles, sizeof(*pwarrant))) == NULL)) {
+		cs_log_error("start-up failed: %s", cs_strerror(CS_E_NOMEM));
+		goto out;
+	}
 	if ((r = cs_presets_load(cfg->server.presets_file, cfg->file, &app.presets, &diag)) != CS_OK) {
 		print_diag(&diag);
 		cs_log_error("presets %s invalid", cfg->server.presets_file);
@@ -1213,6 +1564,12 @@ static int serve(const char *path, int verbose)
 	    (strncmp(cfg->tls.key, "pkcs11:", 7) == 0 &&
 	     (r = check_token_key(&chk, app.token, app.libctx, "tls.key", cfg->tls.key, 0)) != CS_OK))
 		goto out;
+	/* the profiles' keys: neither the certificate key nor another
+	 * profile's (the store's records are checked once it is open) */
+	if (nprofiles > 0 && (r = profile_keys_token_check(&chk, app.token, pkeys)) != CS_OK) {
+		cs_log_error("start-up failed: a signing profile's key is refused");
+		goto out;
+	}
 	/* the TLS material, checked and loaded before anything is written */
 	check_tls(&chk, app.libctx, 1);
 	if (chk.problems > 0) {
@@ -1238,6 +1595,11 @@ static int serve(const char *path, int verbose)
 	 * key, which signs once before it is recorded) */
 	if ((r = put_signing_key_in_force(&app, &chk, &in_force, &warrant)) != CS_OK)
 		goto out; /* said why */
+	if ((r = put_profile_keys_in_force(&app, &chk, pkeys, pin_force, pwarrant)) != CS_OK) {
+		if (r == CS_E_CONFIG)
+			cs_log_error("start-up failed: a signing profile's key is refused");
+		goto out; /* said why */
+	}
 	if ((r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
 	    (r = record_config_load(&app)) != CS_OK ||
 	    (r = cs_audit_clock_record(app.audit, app.ledger, &clock_at_start)) != CS_OK ||
@@ -1245,13 +1607,27 @@ static int serve(const char *path, int verbose)
 	    (r = cs_service_rules_start(&app, cfg)) != CS_OK ||
 	    (r = cs_ledger_start(app.ledger)) != CS_OK ||
 	    (r = cs_key_watch_new(&app, in_force.kid != NULL ? &in_force : NULL, in_force.kid != NULL ? &warrant : NULL,
-				  &app.keys)) != CS_OK ||
-	    (r = cs_key_watch_start(app.keys)) != CS_OK) {
+				  &app.keys)) != CS_OK) {
+		cs_log_error("start-up failed: %s", cs_strerror(r));
+		goto out;
+	}
+	for (size_t i = 0; i < app.nprofiles; i++) {
+		int held = pin_force[i].kid != NULL;
+		if ((r = cs_key_watch_profile_in_force(app.keys, app.profiles[i].cfg->name, held ? &pin_force[i] : NULL,
+						       held ? &pwarrant[i] : NULL)) != CS_OK) {
+			cs_log_error("start-up failed: %s", cs_strerror(r));
+			goto out;
+		}
+	}
+	if ((r = cs_key_watch_start(app.keys)) != CS_OK) {
 		cs_log_error("start-up failed: %s", cs_strerror(r));
 		goto out;
 	}
 	cs_log_info("credsignd %s starting: node=%s token=\"%s\" signing key kid=%s", CREDSIGN_VERSION,
 		    cfg->server.node_id, cfg->pkcs11.token_uri, in_force.kid != NULL ? in_force.kid : "none");
+	for (size_t i = 0; i < app.nprofiles; i++)
+		cs_log_info("signing profile %s: key kid=%s", app.profiles[i].cfg->name,
+			    pin_force[i].kid != NULL ? pin_force[i].kid : "none (its signatures fail closed)");
 	if ((r = cs_server_run(srv, &app)) == CS_OK) {
 		status = 0;
 		cs_log_info("stopped");
@@ -1265,8 +1641,14 @@ out:
 	cs_ledger_close(app.ledger); /* commits what was submitted */
 	cs_audit_free(app.audit);
 	cs_signer_slot_free(app.signer);
+	cs_app_profiles_free(&app);
 	cs_officers_free(app.officers);
 	cs_active_key_free(&in_force);
+	for (size_t i = 0; pin_force != NULL && i < nprofiles; i++)
+		cs_active_key_free(&pin_force[i]);
+	free(pin_force);
+	free(pwarrant);
+	free(pkeys);
 	json_decref(app.entropy_source);
 	OSSL_PROVIDER_unload(base);
 	OSSL_PROVIDER_unload(deflt);

@@ -37,7 +37,8 @@ typedef enum {
 	JOB_CEREMONY_CREATE,
 	JOB_CEREMONY_APPROVE,
 	JOB_CEREMONY_EXECUTE,
-	JOB_REVOKE
+	JOB_REVOKE,
+	JOB_SIGNATURES
 } job_kind;
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state;
 
@@ -77,6 +78,11 @@ typedef struct job {
 		struct {
 			const char *cert_id, *reason, *at, *actor;
 		} revoke;
+		struct {
+			cs_ledger_sign_job *jobs;
+			size_t n;
+			size_t entries; /* audit entries written (when committed) */
+		} sign;
 		struct { /* a checkpoint, or a purge behind one */
 			int64_t first, last; /* the range signed */
 			int64_t covered;     /* checkpoint: the coverage it was signed after */
@@ -202,6 +208,9 @@ static cs_err append(cs_store *s, head_ctx *h, cs_audit_entry *e)
 
 #define TEXT_MAX 4096         /* ids, names, URIs, times, reasons */
 #define DOC_MAX (1024 * 1024) /* JSON documents, PEM */
+#define SIG_MAX (64 * 1024 * 1024) /* a signature as returned (a JWS or envelope holds its payload) */
+#define PAYLOAD_MAX ((size_t)64 * 1024 * 1024)
+#define PROFILE_MAX 32        /* a signing profile's name */
 
 /* A refused argument: logged here (a caller's bug or a forged input). */
 static cs_err invalid(const char *what, const char *field)
@@ -291,6 +300,23 @@ static int hex_ok(const char *v)
 	return v == NULL || (v[0] != '\0' && strlen(v) <= TEXT_MAX && strspn(v, "0123456789abcdef") == strlen(v));
 }
 
+/* A signing profile's name, as the configuration allows it:
+ * ^[a-z0-9][a-z0-9._-]{0,31}$ */
+static int profile_ok(const char *p)
+{
+	static const char first[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	if (p == NULL || p[0] == '\0' || strchr(first, p[0]) == NULL)
+		return 0;
+	size_t n = strlen(p);
+	return n <= PROFILE_MAX && strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* A lowercase hex SHA-256. */
+static int sha256_hex_ok(const char *v)
+{
+	return v != NULL && strlen(v) == 64 && strspn(v, "0123456789abcdef") == 64;
+}
+
 static int action_ok(const char *a)
 {
 	static const char *const actions[] = {"activate", "retire", "compromise", "destroy", "revoke", "purge"};
@@ -356,6 +382,8 @@ typedef struct {
 	int found, destroyed;
 	char status[16];
 	char since[32]; /* retired: retired_at; compromised: compromised_at; "" unknown */
+	int has_profile;
+	char profile[PROFILE_MAX + 2]; /* longer than a profile name: truncated, matches none */
 } key_state;
 
 static void copy_key_state(void *arg, const cs_key_info *key)
@@ -363,6 +391,8 @@ static void copy_key_state(void *arg, const cs_key_info *key)
 	key_state *k = arg;
 	k->found = 1;
 	k->destroyed = key->destroyed_at != NULL;
+	k->has_profile = key->profile != NULL;
+	snprintf(k->profile, sizeof(k->profile), "%s", key->profile != NULL ? key->profile : "");
 	snprintf(k->status, sizeof(k->status), "%s", key->status);
 	const char *since = strcmp(key->status, "compromised") == 0 ? key->compromised_at : key->retired_at;
 	snprintf(k->since, sizeof(k->since), "%s", since != NULL ? since : "");
@@ -378,6 +408,27 @@ static cs_err key_state_read(cs_store *s, const char *kid, key_state *k)
 static int is_status(const key_state *k, const char *status)
 {
 	return k->found && strcmp(k->status, status) == 0;
+}
+
+/* The profile of a recorded key: NULL for a certificate key. */
+static const char *key_profile(const key_state *k)
+{
+	return k->has_profile ? k->profile : NULL;
+}
+
+/* Whether a recorded key belongs to profile (NULL: is a certificate key). */
+static int in_profile(const key_state *k, const char *profile)
+{
+	return profile == NULL ? !k->has_profile : k->has_profile && strcmp(k->profile, profile) == 0;
+}
+
+/* "profile P" or "the certificate keys", for messages. */
+static const char *profile_words(const char *profile, char *buf, size_t n)
+{
+	if (profile == NULL)
+		return "the certificate keys";
+	snprintf(buf, n, "profile %s", profile);
+	return buf;
 }
 
 /* The lifecycle: a retired key may only become compromised, a compromised
@@ -415,12 +466,13 @@ cs_err cs_ledger_key_check(cs_ledger *l, const char *kid, const char *status, ch
 	return r;
 }
 
-/* The active key's kid (malloc'd), NULL when none. */
-static cs_err active_kid(cs_store *s, char **kid)
+/* The kid (malloc'd) of the active key of profile (NULL: the certificate
+ * key), NULL when none. */
+static cs_err active_kid(cs_store *s, const char *profile, char **kid)
 {
 	cs_active_key a;
 	*kid = NULL;
-	cs_err r = cs_store_key_active(s, &a);
+	cs_err r = cs_store_key_active_in(s, profile, &a);
 	if (r == CS_E_NOT_FOUND)
 		return CS_OK;
 	if (r == CS_OK) {
@@ -444,8 +496,14 @@ static cs_err apply_key(cs_store *s, head_ctx *h, job *j)
 	}
 	key_state k;
 	char *other = NULL;
-	if (r == CS_OK && (r = key_state_read(s, kid, &k)) == CS_OK)
-		r = active_kid(s, &other);
+	if (r == CS_OK && (r = key_state_read(s, kid, &k)) == CS_OK && k.has_profile) {
+		/* this path knows only the certificate keys */
+		cs_log_error("ledger: refused to make key %s %s: it is a key of signing profile %s", kid, status,
+			     k.profile);
+		return CS_E_KEY_FORBIDDEN;
+	}
+	if (r == CS_OK)
+		r = active_kid(s, NULL, &other);
 	int activate = strcmp(status, "active") == 0;
 	/* already in this state (one key at most is active)? */
 	j->u.key.changed = r == CS_OK && !is_status(&k, status);
@@ -472,7 +530,8 @@ static cs_err apply_key_pending(cs_store *s, head_ctx *h, job *j)
 {
 	const cs_key_info *k = j->u.rec.key;
 	cs_key_info row = {.kid = k->kid, .uri = k->uri, .jwk_json = k->jwk_json, .status = "pending",
-			   .label = k->label, .cka_id = k->cka_id, .created_by = k->created_by};
+			   .label = k->label, .cka_id = k->cka_id, .created_by = k->created_by,
+			   .profile = k->profile};
 	cs_err r = cs_store_key_insert(s, &row);
 	if (r == CS_E_CONFLICT)
 		return CS_E_KEY_EXISTS;
@@ -487,11 +546,17 @@ static cs_err apply_key_bootstrap(cs_store *s, head_ctx *h, job *j)
 	key_state k;
 	int ever = 0;
 	char ts[32];
+	char a[PROFILE_MAX + 16], b[PROFILE_MAX + 16];
 	cs_err r = key_state_read(s, key->kid, &k);
 	if (r == CS_OK && (is_status(&k, "retired") || is_status(&k, "compromised")))
 		return CS_E_KEY_FORBIDDEN;
-	if (r != CS_OK || (r = cs_store_keys_ever_active(s, &ever)) != CS_OK || ever)
-		return r; /* a key is or was active: the store decides, not the configuration */
+	if (r == CS_OK && k.found && !in_profile(&k, key->profile)) {
+		cs_log_error("ledger: key %s is recorded for %s, not %s: not bootstrapped", key->kid,
+			     profile_words(key_profile(&k), a, sizeof(a)), profile_words(key->profile, b, sizeof(b)));
+		return CS_E_KEY_FORBIDDEN;
+	}
+	if (r != CS_OK || (r = cs_store_keys_ever_active_in(s, key->profile, &ever)) != CS_OK || ever)
+		return r; /* a key of the profile is or was active: the store decides, not the configuration */
 	if ((r = caller_audit(s, h, j->audit, ts)) != CS_OK)
 		return r;
 	if (k.found) { /* pending (generated, then configured): its record stays, uri too */
@@ -499,7 +564,7 @@ static cs_err apply_key_bootstrap(cs_store *s, head_ctx *h, job *j)
 	} else {
 		cs_key_info row = {.kid = key->kid, .uri = key->uri, .jwk_json = key->jwk_json, .status = "active",
 				   .label = key->label, .cka_id = key->cka_id, .created_by = j->u.rec.actor,
-				   .activated_at = ts, .activated_by = j->u.rec.actor};
+				   .activated_at = ts, .activated_by = j->u.rec.actor, .profile = key->profile};
 		r = cs_store_key_insert(s, &row);
 	}
 	j->u.rec.changed = r == CS_OK;
@@ -652,9 +717,10 @@ static cs_err revoke_cert(cs_store *s, head_ctx *h, const cs_audit_entry *tmpl, 
 	return cs_store_revocation_insert(s, &rv);
 }
 
-/* activate: subject pending; the active key when the rollover was signed
- * still the active one; the old one retired, the new one active, the
- * rollover stored. */
+/* activate: subject pending; the active key of its profile (or the
+ * certificate key) when the rollover was signed still the active one; the
+ * old one retired, the new one active, the rollover stored. Other
+ * profiles' keys are not touched. */
 static cs_err exec_activate(cs_store *s, head_ctx *h, const cs_ceremony_exec *x, const cs_audit_entry *tmpl)
 {
 	key_state k;
@@ -668,7 +734,7 @@ static cs_err exec_activate(cs_store *s, head_ctx *h, const cs_ceremony_exec *x,
 		return CS_E_CONFLICT;
 	if (!is_status(&k, "pending"))
 		return CS_E_KEY_FORBIDDEN; /* retired or compromised: never active again */
-	if ((r = active_kid(s, &old)) != CS_OK)
+	if ((r = active_kid(s, key_profile(&k), &old)) != CS_OK)
 		return r;
 	if ((old == NULL) != (x->expected_active == NULL) ||
 	    (old != NULL && strcmp(old, x->expected_active) != 0)) {
@@ -830,6 +896,64 @@ static cs_err apply_purge(cs_store *s, job *j)
 	return r;
 }
 
+/* ---- signatures ------------------------------------------------------------------- */
+
+/* One signature job: the audit entry, then the record with its seq and ts.
+ * The key must be on record, of the record's profile, and not compromised
+ * (compromised meanwhile, while this request signed: nothing stored, as a
+ * certificate). */
+static cs_err apply_sign_job(cs_store *s, head_ctx *h, cs_ledger_sign_job *sj)
+{
+	cs_signature_record *g = sj->record;
+	key_state k;
+	cs_err r = g != NULL ? key_state_read(s, g->kid, &k) : CS_OK;
+	if (r != CS_OK)
+		return r;
+	if (g != NULL && (!k.found || !in_profile(&k, g->profile))) {
+		cs_log_error("ledger: signature %s not stored: key %s is not a key of profile %s", g->id, g->kid,
+			     g->profile);
+		return CS_E_INVALID_ARG;
+	}
+	if (g != NULL && is_status(&k, "compromised")) {
+		cs_log_warn("ledger: signature %s not stored: its key %s was compromised meanwhile", g->id, g->kid);
+		return CS_E_NO_ACTIVE_KEY;
+	}
+	if ((r = append(s, h, sj->audit)) != CS_OK || g == NULL)
+		return r;
+	g->audit_seq = sj->audit->seq;
+	g->created_at = sj->audit->ts;
+	return cs_store_signature_insert(s, g); /* CS_E_CONFLICT: the id is recorded */
+}
+
+/* Every job (but those whose result is set already: refused before) in its
+ * own savepoint (inside the batch's): one that fails rolls back alone. A
+ * savepoint that cannot end fails them all. */
+static cs_err apply_signatures(cs_store *s, head_ctx *h, job *j)
+{
+	cs_err r = CS_OK;
+	j->u.sign.entries = 0;
+	for (size_t i = 0; r == CS_OK && i < j->u.sign.n; i++) {
+		cs_ledger_sign_job *sj = &j->u.sign.jobs[i];
+		if (sj->result != CS_OK)
+			continue; /* refused before (malformed) */
+		head_ctx before = *h;
+		if ((r = cs_store_savepoint(s)) != CS_OK)
+			break;
+		sj->result = apply_sign_job(s, h, sj);
+		if (sj->result != CS_OK) {
+			*h = before; /* nothing of it is left */
+			if (sj->record != NULL) {
+				sj->record->audit_seq = 0;
+				sj->record->created_at = NULL;
+			}
+		} else {
+			j->u.sign.entries++;
+		}
+		r = cs_store_savepoint_end(s, sj->result);
+	}
+	return r;
+}
+
 static cs_err apply(cs_store *s, head_ctx *h, job *j)
 {
 	cs_err r = CS_E_INTERNAL;
@@ -852,6 +976,7 @@ static cs_err apply(cs_store *s, head_ctx *h, job *j)
 	case JOB_CEREMONY_APPROVE: return apply_ceremony_approve(s, h, j);
 	case JOB_CEREMONY_EXECUTE: return apply_ceremony_execute(s, h, j);
 	case JOB_REVOKE: return apply_revoke(s, h, j);
+	case JOB_SIGNATURES: return apply_signatures(s, h, j);
 	}
 	return r;
 }
@@ -907,9 +1032,12 @@ static void run_batch(cs_ledger *l, job *jobs, size_t n)
 	double secs = (double)(mono_ms() - t0) / 1000.0;
 	if (r == CS_OK) {
 		cs_metrics_commit((uint64_t)(secs * 1e9), (unsigned)n);
-		for (job *j = jobs; j != NULL; j = j->next)
+		for (job *j = jobs; j != NULL; j = j->next) {
 			if (j->result == CS_OK && j->audit != NULL && j->audit->seq > 0)
 				cs_metrics_audit_entry();
+			for (size_t i = 0; j->result == CS_OK && j->kind == JOB_SIGNATURES && i < j->u.sign.entries; i++)
+				cs_metrics_audit_entry();
+		}
 	}
 	pthread_mutex_lock(&l->lock);
 	l->stats.batches++;
@@ -1210,6 +1338,8 @@ cs_err cs_ledger_key_add_pending(cs_ledger *l, const cs_key_info *key, cs_audit_
 		return invalid(what, "the JWK (a JSON object of this kid)");
 	if (!opt_text_ok(key->label, TEXT_MAX) || !hex_ok(key->cka_id) || !opt_text_ok(key->created_by, TEXT_MAX))
 		return invalid(what, "the label, CKA_ID (lowercase hex) or creator");
+	if (key->profile != NULL && !profile_ok(key->profile))
+		return invalid(what, "the signing profile's name");
 	job j = {.kind = JOB_KEY_PENDING, .audit = audit, .u.rec = {key, NULL, 0}};
 	return submit(l, &j);
 }
@@ -1229,6 +1359,8 @@ cs_err cs_ledger_key_bootstrap(cs_ledger *l, const cs_key_info *key, const char 
 		return invalid(what, "the label or CKA_ID (lowercase hex)");
 	if (!text_ok(actor, TEXT_MAX, 0))
 		return invalid(what, "the actor");
+	if (key->profile != NULL && !profile_ok(key->profile))
+		return invalid(what, "the signing profile's name");
 	job j = {.kind = JOB_KEY_BOOTSTRAP, .audit = audit, .u.rec = {key, actor, 0}};
 	cs_err r = submit(l, &j);
 	*changed = r == CS_OK && j.u.rec.changed; /* rolled back otherwise */
@@ -1316,6 +1448,60 @@ cs_err cs_ledger_cert_revoke(cs_ledger *l, const char *cert_id, const char *reas
 		return invalid(what, "the time (RFC 3339 UTC with milliseconds) or actor");
 	job j = {.kind = JOB_REVOKE, .audit = audit, .u.revoke = {cert_id, reason, at, actor}};
 	return submit(l, &j);
+}
+
+/* A signature record as the caller gives it (created_at and audit_seq are
+ * the ledger's): NULL when well formed, else the field at fault. */
+static const char *signature_fault(const cs_signature_record *g)
+{
+	if (!text_ok(g->id, TEXT_MAX, 0))
+		return "the id";
+	if (!profile_ok(g->profile))
+		return "the profile";
+	if (g->format == NULL ||
+	    (strcmp(g->format, "jws") != 0 && strcmp(g->format, "dsse") != 0 && strcmp(g->format, "digest") != 0))
+		return "the format (jws, dsse or digest)";
+	if (!text_ok(g->requester, TEXT_MAX, 0) || !text_ok(g->requester_cert_sha256, TEXT_MAX, 0))
+		return "the requester or its certificate's SHA-256";
+	if (!sha256_hex_ok(g->signed_sha256))
+		return "the SHA-256 of the signed bytes (64 lowercase hex)";
+	if (!text_ok(g->kid, TEXT_MAX, 0) || !text_ok(g->signature, SIG_MAX, 0) ||
+	    !opt_text_ok(g->signature_der, TEXT_MAX))
+		return "the kid or the signature";
+	if (!opt_text_ok(g->payload_type, TEXT_MAX) || (g->payload == NULL && g->payload_len != 0) ||
+	    g->payload_len > PAYLOAD_MAX)
+		return "the payload type or the payload";
+	return NULL;
+}
+
+cs_err cs_ledger_signatures_put(cs_ledger *l, cs_ledger_sign_job *jobs, size_t n)
+{
+	if (n == 0)
+		return CS_OK;
+	if (jobs == NULL)
+		return invalid("recording signatures", "the jobs");
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i].audit == NULL) {
+			cs_log_error("ledger: recording signatures: job %zu has no audit entry", i);
+			for (size_t k = 0; k < n; k++)
+				jobs[k].result = CS_E_INVALID_ARG;
+			return CS_E_INVALID_ARG;
+		}
+	/* a malformed record fails its job only: apply skips what failed here */
+	for (size_t i = 0; i < n; i++) {
+		const char *fault = jobs[i].record != NULL ? signature_fault(jobs[i].record) : NULL;
+		jobs[i].result = fault == NULL ? CS_OK : invalid("recording a signature", fault);
+	}
+	job j = {.kind = JOB_SIGNATURES, .u.sign = {jobs, n, 0}};
+	cs_err r = submit(l, &j);
+	for (size_t i = 0; r != CS_OK && i < n; i++) {
+		jobs[i].result = r; /* nothing of the transaction is left */
+		if (jobs[i].record != NULL) {
+			jobs[i].record->audit_seq = 0;
+			jobs[i].record->created_at = NULL;
+		}
+	}
+	return r;
 }
 
 cs_err cs_ledger_audit_append(cs_ledger *l, cs_audit_entry *audit)

@@ -10,9 +10,12 @@
  *    seq;
  *  - a session is certified once: its claim and its certificate and audit
  *    entry commit together, and of concurrent claims one wins;
+ *  - a profile's signature and its audit entry commit together (the
+ *    record carries the entry's seq and ts); signatures are never changed;
  *  - the key lifecycle: pending -> active -> retired, compromised from any
  *    state, destroyed a mark on a retired or compromised key; one active
- *    signing key at most: activating one retires the other, each change an
+ *    signing key at most per signing profile (and one certificate key):
+ *    activating one retires the other of its profile, each change an
  *    audit entry, in the same transaction; a retired or compromised key
  *    never becomes active again; each event records its time (the time of
  *    its audit entry), actor and ceremony on the key;
@@ -114,16 +117,20 @@ cs_err cs_ledger_key_check(cs_ledger *ledger, const char *kid, const char *statu
 
 /* Record a key generated in the token as pending (key: kid, uri, jwk_json
  * (a JSON object; its kid, if any, this kid), label, cka_id (lowercase
- * hex), created_by; other fields ignored). CS_E_KEY_EXISTS when the kid is
+ * hex), created_by, profile (NULL: a certificate key; else a profile name,
+ * kept for good); other fields ignored). CS_E_KEY_EXISTS when the kid is
  * recorded. Audit: the caller's entry (key.generate). */
 cs_err cs_ledger_key_add_pending(cs_ledger *l, const cs_key_info *key, cs_audit_entry *audit);
-/* Bootstrap: when the store never had an active key, record key (kid, uri,
- * jwk_json, label/cka_id optional) active, activated_by actor; *changed 1.
- * When a key is or was active: nothing written, *changed 0, CS_OK. A
- * retired/compromised kid: CS_E_KEY_FORBIDDEN. The caller's audit entry
- * (key.activate) is appended only when changed. A pending record of the kid
- * is activated as it is (its uri, label, ...); an unrecorded key is
- * recorded with key's fields. */
+/* Bootstrap: when the store never had an active key of key->profile (NULL:
+ * certificate keys; keys of other profiles do not count), record key (kid,
+ * uri, jwk_json, label/cka_id optional, profile) active, activated_by
+ * actor; *changed 1. When a key of that profile is or was active: nothing
+ * written, *changed 0, CS_OK. A retired/compromised kid: CS_E_KEY_FORBIDDEN;
+ * a kid recorded under another profile (or as a certificate key when
+ * key->profile is set, and the reverse): CS_E_KEY_FORBIDDEN. The caller's
+ * audit entry (key.activate) is appended only when changed. A pending
+ * record of the kid is activated as it is (its uri, label, ...); an
+ * unrecorded key is recorded with key's fields. */
 cs_err cs_ledger_key_bootstrap(cs_ledger *l, const cs_key_info *key, const char *actor, int *changed,
 			       cs_audit_entry *audit);
 /* Register the key's X.509 chain (x5c JSON array, leaf first, of padded
@@ -151,7 +158,8 @@ typedef struct {
 	                                expires_at < at: CS_E_CEREMONY_EXPIRED */
 	const char *action;          /* activate | retire | compromise | destroy | revoke | purge */
 	const char *subject;         /* kid; cert id for revoke; "" for purge */
-	const char *expected_active; /* activate: the kid active when the rollover was signed, NULL none;
+	const char *expected_active; /* activate: the kid active (among the keys of the subject's
+	                                profile) when the rollover was signed, NULL none;
 	                                another active now: CS_E_CONFLICT */
 	const char *rollover_json;   /* activate: the rollover statement, stored in key_rollovers */
 	const char *reason;          /* revoke: the reason */
@@ -161,7 +169,9 @@ typedef struct {
 /* Execute in ONE write transaction: re-check the ceremony open and not
  * expired, apply the action under the lifecycle rules (activate: subject
  * pending, else CS_E_KEY_FORBIDDEN for retired/compromised, CS_E_CONFLICT
- * already active; the previous active retired with retired_ceremony; the
+ * already active; the previous active key of the subject's profile (or of
+ * the certificate keys) retired with retired_ceremony, other profiles'
+ * keys untouched; the
  * rollover stored; retire/compromise/destroy as above; revoke: the
  * certificate exists (CS_E_NOT_FOUND) and is not revoked (CS_E_CONFLICT);
  * purge: only marks executed, the caller purged before), append an audit
@@ -192,6 +202,24 @@ cs_err cs_ledger_ceremony_execute(cs_ledger *l, const cs_ceremony_exec *x, cs_au
  * audit is completed with its seq and ts. reason: required. */
 cs_err cs_ledger_cert_revoke(cs_ledger *l, const char *cert_id, const char *reason, const char *at,
 			     const char *actor, cs_audit_entry *audit);
+
+/* ---- signatures of the signing profiles (issue 15) -------------------------- */
+
+typedef struct {
+	cs_signature_record *record; /* NULL: a refusal, only its audit entry */
+	cs_audit_entry *audit;       /* required; completed with seq and ts */
+	cs_err result;               /* out: CS_OK written; else why (other jobs go on) */
+} cs_ledger_sign_job;
+/* All jobs in ONE write transaction (each in its own savepoint, group
+ * committed like any write): the audit entry appended (its ts raised like
+ * any entry's), then (record != NULL) record->audit_seq = audit->seq,
+ * record->created_at = audit->ts, the row inserted. A job that fails (e.g.
+ * CS_E_CONFLICT: its id recorded already) rolls back alone, its result
+ * says why, the others go on. Returns CS_OK when the transaction committed
+ * (each job's result says whether it was written); else the transaction's
+ * failure: nothing written, every result set to it. n 0: CS_OK, nothing
+ * done; jobs NULL with n > 0, a job without audit: CS_E_INVALID_ARG. */
+cs_err cs_ledger_signatures_put(cs_ledger *l, cs_ledger_sign_job *jobs, size_t n) __attribute__((warn_unused_result));
 
 /* Append an audit entry alone. */
 cs_err cs_ledger_audit_append(cs_ledger *ledger, cs_audit_entry *audit) __attribute__((warn_unused_result));

@@ -410,6 +410,31 @@ static void explain_http_error(struct evhttp_request *req, int *status, char *me
 
 /* ---- requests ------------------------------------------------------------------ */
 
+/* The HTTP layer's cut-off for a body: four times the largest limit a
+ * handler applies (server.max_body_bytes; signing.max_request_bytes for
+ * POST /api/sign), so that bodies up to a limit reach the handler (its
+ * JSON 413 names the limit). */
+static int64_t body_cutoff(const cs_config *cfg)
+{
+	int64_t most = cfg->server.max_body_bytes;
+	if (cfg->signing.max_request_bytes > most)
+		most = cfg->signing.max_request_bytes;
+	return 4 * most;
+}
+
+/* Only POST /api/sign may send more than the others' old cut-off (four
+ * times server.max_body_bytes): 1 when this request's body exceeds what
+ * its route may send. */
+static int body_over_route_limit(struct evhttp_request *req, const cs_config *cfg)
+{
+	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+	if (len <= 4 * (size_t)cfg->server.max_body_bytes)
+		return 0;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	return path == NULL || strcmp(path, "/api/sign") != 0 || evhttp_request_get_command(req) != EVHTTP_REQ_POST;
+}
+
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
 	switch (cmd) {
@@ -526,6 +551,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 			      status == 411 ? "length_required" : status == 405 ? "method_not_allowed"
 								: "bad_request",
 			      message);
+	} else if (body_over_route_limit(req, app->cfg)) {
+		cs_api_refuse(req, app, w->store, identified ? &peer : NULL, 413, "body_too_large",
+			      "the request body is over the limit (server.max_body_bytes; only POST /api/sign "
+			      "takes up to signing.max_request_bytes)");
 	} else {
 		cs_api_handle(req, app, w->store, identified ? &peer : NULL);
 	}
@@ -559,7 +588,7 @@ static cs_err worker_init(server *s, worker *w)
 	evhttp_set_max_headers_size(w->http, cfg->server.max_header_bytes);
 	/* bodies up to the limit reach the handler (JSON 413 above it); the
 	 * HTTP layer itself cuts off anything far larger */
-	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->server.max_body_bytes * 4);
+	evhttp_set_max_body_size(w->http, (ev_ssize_t)body_cutoff(cfg));
 	evhttp_set_allowed_methods(w->http, ALL_METHODS);
 	struct timeval tv = {cfg->server.timeout_ms / 1000, (cfg->server.timeout_ms % 1000) * 1000};
 	evhttp_set_timeout_tv(w->http, &tv);
@@ -966,7 +995,7 @@ cs_err cs_server_run(cs_server *s, cs_app *app)
 		.max_handshakes_per_source = cfg->server.max_handshakes_per_source,
 		.max_connections = cfg->server.max_connections,
 		/* one request of the largest size libevent reads, and a little more */
-		.max_request_bytes = cfg->server.max_header_bytes + 4 * cfg->server.max_body_bytes + 4096,
+		.max_request_bytes = (int)(cfg->server.max_header_bytes + body_cutoff(cfg) + 4096),
 		.max_per_identity = cfg->server.max_connections_per_identity,
 	};
 	if ((r = cs_conn_guard_new(&limits, &s->guard)) != CS_OK ||

@@ -283,7 +283,7 @@ cs_err cs_service_refuse(cs_service_req *rq, const char *code, int retry_after, 
 
 cs_err cs_service_authorize(cs_service_req *rq, cs_access_action action, const cs_access_scope *scope)
 {
-	static const cs_access_scope none = {NULL, NULL, NULL};
+	static const cs_access_scope none = {NULL, NULL, NULL, NULL};
 	const cs_access_scope *s = scope != NULL ? scope : &none;
 	if (s->project != NULL || s->environment != NULL)
 		cs_service_set_scope(rq, s->project, s->environment); /* what was asked for */

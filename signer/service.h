@@ -234,8 +234,10 @@ cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, 
 /* Every key that ever signed (cs_service_key_published), oldest first: its
  * JWK with "status", "created_at" and, when set, "activated_at",
  * "retired_at", "compromised_at", "destroyed_at" and "x5c" (the registered
- * chain). Public. */
-cs_err cs_service_jwks(cs_service_req *rq, json_t **keys) __attribute__((warn_unused_result));
+ * chain). profile NULL: the certificate keys only (keys without a
+ * profile); else that signing profile's keys only (a profile not in
+ * signing.profiles: CS_E_NOT_FOUND, problem code unknown_profile). Public. */
+cs_err cs_service_jwks(cs_service_req *rq, const char *profile, json_t **keys) __attribute__((warn_unused_result));
 /* Whether the JWKS lists a key: it may have signed, i.e. it is active,
  * has an activation time, or is retired or compromised without having
  * been made so from pending by a ceremony (a key retired from pending has
@@ -244,8 +246,11 @@ cs_err cs_service_jwks(cs_service_req *rq, json_t **keys) __attribute__((warn_un
  * before ceremonies have no ceremony and count as having signed. */
 int cs_service_key_published(const cs_key_info *key);
 /* The rollover statements, oldest first: {"rollovers": [general JWS
- * objects (RFC 7515 7.2.1)]}. Public. */
-cs_err cs_service_rollovers(cs_service_req *rq, json_t **doc) __attribute__((warn_unused_result));
+ * objects (RFC 7515 7.2.1)]}: those whose new key is a certificate key
+ * (profile NULL) or a key of that profile (unknown profile as for
+ * cs_service_jwks). Public. */
+cs_err cs_service_rollovers(cs_service_req *rq, const char *profile, json_t **doc)
+	__attribute__((warn_unused_result));
 /* The signed revocation list in force (app.h, the key watch): a compact
  * JWS (malloc'd). None, or past its next_update: CS_E_NOT_FOUND, problem
  * code revocations_unavailable. Public. */
@@ -283,6 +288,77 @@ typedef struct {
 	char key_code[32], key_why[512];
 } cs_readiness;
 void cs_service_readiness(cs_app *app, cs_store *store, cs_readiness *out);
+
+/* ---- delegated signing (issue 15) -------------------------------------------------
+ * POST /api/sign: one item, or a batch of up to signing.batch_max. Each
+ * item is decided on its own, in this order: a front end's decoding
+ * refusal (refused_code), the profile (unknown_profile), the access rules
+ * (CS_ACTION_SIGN for the profile: forbidden, rate_limited; each item
+ * pays one token of the allowing grant), the format (format_not_allowed),
+ * the payload type (payload_type_not_allowed), the size
+ * (payload_too_large), the claims (reserved_claim), the profile's key in
+ * force (no_active_key); then it is signed in the token (verified before
+ * it returns, certsign.h). Every item gets one audit entry (action sign;
+ * success: role signer, object "<id> profile=P format=F kid=KID
+ * sha256=HEX"; refused: error_code the code, object "profile=P format=F",
+ * sanitised, or "/api/sign" when the item names no profile or format),
+ * and a signed item its record (store.h): all of the request's entries
+ * and records are written in ONE cs_ledger_signatures_put, and nothing is
+ * released unless it committed. */
+
+typedef struct {
+	const char *profile;      /* as given; NULL: not given (only with refused_code) */
+	const char *format;       /* as given: "jws", "dsse", "digest"; NULL: not given */
+	const json_t *payload;    /* jws: the payload, a JSON object */
+	const char *payload_type; /* dsse */
+	const uint8_t *body;      /* dsse: the decoded payload */
+	size_t body_len;
+	uint8_t digest[32];       /* digest: the SHA-256 given */
+	/* the front end refused the item while decoding it (e.g.
+	 * "invalid_field", "unknown_field"): audited as a refusal with this
+	 * code; NULL: decoded */
+	const char *refused_code;
+	const char *refused_message;
+} cs_sign_item;
+
+typedef struct {
+	cs_err err;                 /* CS_OK: signed and recorded; else refused or failed */
+	cs_service_problem problem; /* err != CS_OK: the code and message for the caller */
+	int retry_after;            /* rate_limited: seconds */
+	char signature_id[CS_SERVICE_ID_CHARS + 1];
+	char kid[44];
+	int64_t seq;                /* the audit entry's seq (refused too, when written) */
+	const char *profile;        /* the profile's name (configuration's copy); NULL: unknown */
+	unsigned format;            /* CS_SIG_FORMAT_*; 0: unknown */
+	char *jws;                  /* jws: the compact JWS */
+	json_t *envelope;           /* dsse: the envelope */
+	char *signature;            /* digest: base64url raw r||s */
+	char *signature_der;        /* digest: standard base64 DER */
+} cs_sign_result;
+
+/* Sign n items (1..CS_SIGN_BATCH_MAX; the front end enforces
+ * signing.batch_max) into results[n] (each cleared first). CS_OK: the
+ * request's entries and records committed; each result says whether its
+ * item was signed (err CS_OK) or why not (problem.code: the codes above,
+ * or the store's or token's failure, e.g. token_unavailable,
+ * signature_invalid, store_unavailable). Otherwise nothing is released:
+ * every result is freed; CS_E_FORBIDDEN when the caller holds no signer
+ * grant at all (cs_service_admit, audited), else the write failed:
+ * rq->audit_failed is set (answer 503 audit_unavailable). The request's
+ * own audit entry is the items' (rq->audited set). */
+#define CS_SIGN_BATCH_MAX 1000
+cs_err cs_service_sign(cs_service_req *rq, const cs_sign_item *items, size_t n, cs_sign_result *results)
+	__attribute__((warn_unused_result));
+void cs_sign_results_free(cs_sign_result *results, size_t n);
+
+/* A signature record by id as the API answers it: {"signature_id",
+ * "profile", "format", "requester", "created_at", "signed_sha256", "kid",
+ * "signature", ("signature_der"), ("payload_type"), ("payload": standard
+ * base64, when stored), "audit_seq"}. Needs a signer or auditor grant
+ * (cs_service_admit), then signature.read for the record's profile
+ * (CS_E_FORBIDDEN, audited). CS_E_NOT_FOUND. */
+cs_err cs_service_signature_get(cs_service_req *rq, const char *id, json_t **record)
+	__attribute__((warn_unused_result));
 
 /* ---- the audit log ------------------------------------------------------------- */
 

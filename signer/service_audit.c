@@ -38,7 +38,7 @@ cs_err cs_service_audit_export(cs_service_req *rq, const cs_audit_query *q, cs_a
 {
 	memset(out, 0, sizeof(*out));
 	const char *project = q->project[0] ? q->project : NULL;
-	cs_access_scope scope = {project, NULL, NULL};
+	cs_access_scope scope = {project, NULL, NULL, NULL};
 	cs_err r = cs_service_authorize(rq, CS_ACTION_AUDIT_READ, &scope);
 	if (r != CS_OK)
 		return r;

@@ -89,7 +89,7 @@ cs_err cs_service_certify(cs_service_req *rq, const char *session_id, cs_certify
 		return cs_service_fail(rq, CS_E_STORE, NULL, "certification");
 	}
 	free(session_claims);
-	cs_access_scope scope = {claim(sc, "project"), claim(sc, "environment"), claim(sc, "preset")};
+	cs_access_scope scope = {claim(sc, "project"), claim(sc, "environment"), claim(sc, "preset"), NULL};
 	if ((r = cs_service_authorize(rq, CS_ACTION_CERTIFY, &scope)) != CS_OK)
 		goto out;
 	/* the key the request took at its start; none: fail closed */

@@ -134,7 +134,7 @@ cs_err cs_service_generate(cs_service_req *rq, const cs_generate_request *g, cs_
 	json_t *claims = NULL, *entropy_source = NULL;
 	cs_random_buffer rnd;
 	memset(out, 0, sizeof(*out));
-	cs_access_scope scope = {g->project, g->environment, g->preset->name};
+	cs_access_scope scope = {g->project, g->environment, g->preset->name, NULL};
 	cs_err r = cs_service_authorize(rq, CS_ACTION_GENERATE, &scope);
 	if (r != CS_OK)
 		return r;

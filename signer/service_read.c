@@ -83,7 +83,7 @@ cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, 
 	json_t *claims = json_loads(c, 0, NULL);
 	const char *project = json_string_value(json_object_get(claims, "project"));
 	const char *environment = json_string_value(json_object_get(claims, "environment"));
-	cs_access_scope scope = {project, environment, NULL};
+	cs_access_scope scope = {project, environment, NULL, NULL};
 	r = cs_service_authorize(rq, CS_ACTION_CERT_READ, &scope);
 	json_decref(claims);
 	if (r == CS_OK && status != NULL && (r = cert_status(rq->store, cert_id, j, status)) != CS_OK)
@@ -112,8 +112,27 @@ int cs_service_key_published(const cs_key_info *k)
 
 typedef struct {
 	json_t *keys;
+	const char *profile; /* the keys of this profile; NULL: certificate keys */
 	int failed;
 } jwks_build;
+
+/* Is the key of the profile asked for (NULL: a certificate key)? */
+static int key_of(const cs_key_info *k, const char *profile)
+{
+	if (profile == NULL || k->profile == NULL)
+		return profile == NULL && k->profile == NULL;
+	return strcmp(profile, k->profile) == 0;
+}
+
+/* A profile asked for must be configured: else CS_E_NOT_FOUND (problem
+ * code unknown_profile). */
+static cs_err known_profile(cs_service_req *rq, const char *profile)
+{
+	if (profile == NULL || (rq->app->cfg != NULL && cs_config_profile_find(rq->app->cfg, profile) != NULL))
+		return CS_OK;
+	return cs_service_fail(rq, CS_E_NOT_FOUND, "unknown_profile",
+			       "unknown signing profile (signing.profiles; without ?profile= the certificate keys)");
+}
 
 /* name: value when value is set. */
 static int set_text(json_t *o, const char *name, const char *value)
@@ -124,7 +143,7 @@ static int set_text(json_t *o, const char *name, const char *value)
 static void add_key(void *arg, const cs_key_info *k)
 {
 	jwks_build *b = arg;
-	if (!cs_service_key_published(k))
+	if (!key_of(k, b->profile) || !cs_service_key_published(k))
 		return;
 	json_t *jwk = k->jwk_json != NULL ? json_loads(k->jwk_json, 0, NULL) : NULL;
 	json_t *x5c = k->x5c_json != NULL ? json_loads(k->x5c_json, 0, NULL) : NULL;
@@ -147,12 +166,15 @@ static void add_key(void *arg, const cs_key_info *k)
 	json_decref(jwk);
 }
 
-cs_err cs_service_jwks(cs_service_req *rq, json_t **keys)
+cs_err cs_service_jwks(cs_service_req *rq, const char *profile, json_t **keys)
 {
 	/* public by nature: no decision */
-	jwks_build b = {json_array(), 0};
 	*keys = NULL;
-	cs_err r = b.keys != NULL ? cs_store_keys_info(rq->store, add_key, &b) : CS_E_NOMEM;
+	cs_err r = known_profile(rq, profile);
+	if (r != CS_OK)
+		return r;
+	jwks_build b = {json_array(), profile, 0};
+	r = b.keys != NULL ? cs_store_keys_info(rq->store, add_key, &b) : CS_E_NOMEM;
 	if (r == CS_OK && b.failed)
 		r = CS_E_STORE;
 	if (r != CS_OK) {
@@ -165,12 +187,33 @@ cs_err cs_service_jwks(cs_service_req *rq, json_t **keys)
 
 typedef struct {
 	json_t *list;
+	json_t *profile_keys; /* the keys of the signing profiles: {kid: profile} */
+	const char *profile;  /* the rollovers to keys of this profile; NULL: the others */
 	int failed;
 } rollover_build;
+
+static void collect_profile_key(void *arg, const cs_key_info *k)
+{
+	rollover_build *b = arg;
+	if (k->profile != NULL && json_object_set_new(b->profile_keys, k->kid, json_string(k->profile)) != 0)
+		b->failed = 1;
+}
+
+/* A rollover to a key of the profile asked for; without one, to any key
+ * not of a profile (the certificate keys, as before profiles). */
+static int rollover_of(const rollover_build *b, const char *new_kid)
+{
+	const char *p = new_kid != NULL ? json_string_value(json_object_get(b->profile_keys, new_kid)) : NULL;
+	if (b->profile == NULL || p == NULL)
+		return b->profile == NULL && p == NULL;
+	return strcmp(b->profile, p) == 0;
+}
 
 static void add_rollover(void *arg, const cs_rollover_record *rec)
 {
 	rollover_build *b = arg;
+	if (!rollover_of(b, rec->new_kid))
+		return;
 	json_t *statement = json_loads(rec->statement_json, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(statement) || json_array_append(b->list, statement) != 0) {
 		cs_log_error("the rollover statement of ceremony %s cannot be served: not a JSON object",
@@ -180,14 +223,23 @@ static void add_rollover(void *arg, const cs_rollover_record *rec)
 	json_decref(statement);
 }
 
-cs_err cs_service_rollovers(cs_service_req *rq, json_t **doc)
+cs_err cs_service_rollovers(cs_service_req *rq, const char *profile, json_t **doc)
 {
 	/* public by nature: no decision */
-	rollover_build b = {json_array(), 0};
 	*doc = NULL;
-	cs_err r = b.list != NULL ? cs_store_rollovers_each(rq->store, add_rollover, &b) : CS_E_NOMEM;
+	cs_err r = known_profile(rq, profile);
+	if (r != CS_OK)
+		return r;
+	rollover_build b = {json_array(), json_object(), profile, 0};
+	r = b.list != NULL && b.profile_keys != NULL ? cs_store_keys_info(rq->store, collect_profile_key, &b)
+						     : CS_E_NOMEM;
+	if (r == CS_OK && b.failed)
+		r = CS_E_NOMEM;
+	if (r == CS_OK)
+		r = cs_store_rollovers_each(rq->store, add_rollover, &b);
 	if (r == CS_OK && b.failed)
 		r = CS_E_STORE;
+	json_decref(b.profile_keys);
 	if (r == CS_OK && (*doc = json_pack("{s:o}", "rollovers", b.list)) == NULL)
 		r = CS_E_NOMEM;
 	else if (r != CS_OK)

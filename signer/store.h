@@ -1,16 +1,17 @@
 /*
  * store: durable state of the appliance behind one interface: storage
  * only. What the rows mean and the rules writes follow (audit seq, ts and
- * chain hashes, one certificate per session, one active signing key,
- * append-only audit, write deadlines, group commit) live above it, in
- * ledger.h; a backend persists and reads back.
+ * chain hashes, one certificate per session, one active signing key per
+ * profile, append-only audit, write deadlines, group commit) live above
+ * it, in ledger.h; a backend persists and reads back.
  *
  * Holds generation sessions (parameters and the credential's commitment,
  * never the credential; the claims only until certified), compliance
  * certificates (the one copy of what was signed: the JWS, its payload
- * kept decoded), signing keys and their lifecycle, dual-control ceremonies
- * with their approvals, key rollover statements, certificate revocations
- * and the audit log with its signed checkpoints. The embedded backend is SQLite (store_sqlite.c: WAL,
+ * kept decoded), the signatures made for signing profiles, signing keys
+ * (the certificates' or a profile's) and their lifecycle, dual-control
+ * ceremonies with their approvals, key rollover statements, certificate
+ * revocations and the audit log with its signed checkpoints. The embedded backend is SQLite (store_sqlite.c: WAL,
  * synchronous=FULL, triggers refusing updates and deletes of the audit log
  * as defence in depth); another backend implements this same header.
  *
@@ -35,6 +36,7 @@
 #ifndef CS_STORE_H
 #define CS_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "audit_chain.h"
@@ -55,8 +57,9 @@ typedef struct {
 
 /* Open (create, migrate) a store. Every open, this one and the read-only
  * one, checks the schema's guards: the unique index of the one active key
- * and the triggers that refuse changes to the key lifecycle, ceremonies,
- * approvals, rollovers and revocations. One missing or not as the
+ * (per signing profile, and of the certificate keys) and the triggers that
+ * refuse changes to the key lifecycle, a key's profile, ceremonies,
+ * approvals, rollovers, revocations and signatures. One missing or not as the
  * migrations made it (dropped or replaced outside credsign) refuses the
  * store: CS_E_STORE, logged as "store PATH tampered or damaged: trigger
  * NAME missing" (or altered). The audit log's own triggers are left to
@@ -166,6 +169,8 @@ typedef struct {
 	const char *compromised_at, *compromised_by, *compromised_ceremony;
 	const char *destroyed_at, *destroyed_by, *destroyed_ceremony;
 	const char *x5c_json; /* JSON array of base64 DER, leaf first */
+	const char *profile;  /* the signing profile whose key it is; NULL: a
+	                         certificate-signing key. Fixed once recorded. */
 } cs_key_info;
 typedef void (*cs_key_info_fn)(void *arg, const cs_key_info *key);
 cs_err cs_store_keys_info(cs_store *store, cs_key_info_fn fn, void *arg) __attribute__((warn_unused_result));
@@ -182,16 +187,26 @@ typedef struct {
  * of the active key: cheap enough to poll every second. cs_active_key_free
  * frees and zeroes (NULL and twice: fine). */
 cs_err cs_store_key_active(cs_store *store, cs_active_key *out) __attribute__((warn_unused_result));
+/* The same for the keys of one signing profile (NULL: the certificate
+ * keys; cs_store_key_active(s, out) is cs_store_key_active_in(s, NULL,
+ * out)). One active key per profile: the schema's rule, the conflict and
+ * its log line ("store: N keys of profile P are active") as above. */
+cs_err cs_store_key_active_in(cs_store *store, const char *profile, cs_active_key *out)
+	__attribute__((warn_unused_result));
 void cs_active_key_free(cs_active_key *key);
-/* Whether the store ever had an active key (a key active, retired or compromised). */
+/* Whether the store ever had an active certificate key (a key active,
+ * retired or compromised); _in: a key of that profile (NULL: certificate
+ * keys, as cs_store_keys_ever_active). */
 cs_err cs_store_keys_ever_active(cs_store *store, int *ever) __attribute__((warn_unused_result));
+cs_err cs_store_keys_ever_active_in(cs_store *store, const char *profile, int *ever)
+	__attribute__((warn_unused_result));
 
 /* Key lifecycle writes (inside a write transaction; which transitions are
  * allowed is decided in ledger.c; the schema refuses a second active key,
  * a retired or compromised key made active again and an undone
  * destruction). */
 /* Insert a key: kid, uri, jwk_json, status; label, cka_id, created_by,
- * activated_at/_by/_ceremony may be NULL; other fields ignored.
+ * activated_at/_by/_ceremony, profile may be NULL; other fields ignored.
  * CS_E_CONFLICT when the kid is recorded. */
 cs_err cs_store_key_insert(cs_store *store, const cs_key_info *key) __attribute__((warn_unused_result));
 typedef enum { CS_KEY_ACTIVATED, CS_KEY_RETIRED, CS_KEY_COMPROMISED, CS_KEY_DESTROYED } cs_key_event;
@@ -273,6 +288,35 @@ cs_err cs_store_key_compromised(cs_store *store, const char *kid, int *compromis
  * revocation is final: never changed nor deleted. */
 cs_err cs_store_revocation_insert(cs_store *store, const cs_revocation_record *r)
 	__attribute__((warn_unused_result));
+
+/* ---- signatures of the signing profiles ----------------------------------- */
+
+/* One signature as recorded: written once with its audit entry (audit_seq,
+ * created_at = that entry's seq and ts), never changed nor deleted (the
+ * schema's triggers refuse it). format: jws | dsse | digest; signature:
+ * the compact JWS, the DSSE envelope JSON or the base64url raw r||s;
+ * signature_der (standard base64 DER; dsse, digest), payload_type (dsse)
+ * and payload (stored only when the profile says so) may be NULL. */
+typedef struct {
+	const char *id, *profile, *format, *requester, *requester_cert_sha256, *created_at, *signed_sha256,
+		*kid, *signature, *signature_der, *payload_type;
+	const unsigned char *payload; /* NULL (payload_len 0): not stored */
+	size_t payload_len;
+	int64_t audit_seq;
+} cs_signature_record;
+/* Whether a signature of profile by a key other than kid exists (CS_OK:
+ * one does, CS_E_NOT_FOUND: none): a key claimed to be a profile's first
+ * may not follow signatures of another. Reads the profile's signatures
+ * until it finds one. */
+cs_err cs_store_signature_by_other_key(cs_store *store, const char *profile, const char *kid);
+/* Record a signature (inside a write transaction; every field but
+ * signature_der, payload_type and payload required, kid a recorded key,
+ * audit_seq a recorded entry's seq not yet any signature's): CS_E_CONFLICT
+ * when the id (or the audit_seq) is recorded already. */
+cs_err cs_store_signature_insert(cs_store *store, const cs_signature_record *r) __attribute__((warn_unused_result));
+typedef void (*cs_signature_fn)(void *arg, const cs_signature_record *r);
+/* One signature by id (fn may be NULL); CS_E_NOT_FOUND. */
+cs_err cs_store_signature_get(cs_store *store, const char *id, cs_signature_fn fn, void *arg);
 
 /* ---- audit log (see audit_chain.h for entries and the chain) ------------- */
 

@@ -63,7 +63,6 @@ enum {
 	Q_CP_RANGE,
 	Q_KEY_INFO,
 	Q_KEY_ACTIVE,
-	Q_KEYS_EVER,
 	Q_KEY_INSERT,
 	Q_KEY_ACTIVATED,
 	Q_KEY_RETIRED,
@@ -85,6 +84,10 @@ enum {
 	Q_CERT_EXISTS,
 	Q_CERT_OTHER_KEY,
 	Q_KEY_IS_COMPROMISED,
+	Q_KEYS_EVER_IN,
+	Q_SIG_OTHER_KEY,
+	Q_SIG_INSERT,
+	Q_SIG_GET,
 	Q_COUNT
 };
 
@@ -92,12 +95,18 @@ enum {
 #define KEY_COLUMNS                                                                                        \
 	"kid, uri, status, created_at, activated_at, retired_at, jwk_json, label, cka_id, created_by, "      \
 	"activated_by, activated_ceremony, retired_by, retired_ceremony, compromised_at, compromised_by, "   \
-	"compromised_ceremony, destroyed_at, destroyed_by, destroyed_ceremony, x5c_json"
-#define KEY_NCOLS 21
+	"compromised_ceremony, destroyed_at, destroyed_by, destroyed_ceremony, x5c_json, profile"
+#define KEY_NCOLS 22
 #define CEREMONY_COLUMNS                                                                                   \
 	"id, action, subject, reason, params_json, nonce, node, created_at, expires_at, started_by, "         \
 	"canonical, state, executed_at, executed_by, result_json"
 #define CEREMONY_NCOLS 15
+/* The text columns of a signature, in cs_signature_record's order, then
+ * payload and audit_seq. */
+#define SIG_COLUMNS                                                                                        \
+	"id, profile, format, requester, requester_cert_sha256, created_at, signed_sha256, kid, signature, "  \
+	"signature_der, payload_type, payload, audit_seq"
+#define SIG_NTEXT 11
 
 static const char *const sql_text[Q_COUNT] = {
 	[Q_BEGIN_WRITE] = "BEGIN IMMEDIATE",
@@ -154,12 +163,12 @@ static const char *const sql_text[Q_COUNT] = {
 	[Q_CP_RANGE] = "SELECT first_seq, last_seq, head_hash, ts, node, kind, jws "
 		       "FROM audit_checkpoints WHERE last_seq BETWEEN ? AND ? ORDER BY last_seq, id",
 	[Q_KEY_INFO] = "SELECT " KEY_COLUMNS " FROM signing_keys WHERE kid = ?",
-	/* through the partial unique index of the one active key (polled every second) */
-	[Q_KEY_ACTIVE] = "SELECT kid, uri, x5c_json FROM signing_keys WHERE status = 'active'",
-	[Q_KEYS_EVER] = "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE status IN ('active', 'retired', "
-			"'compromised'))",
+	/* through the partial unique index of the one active key per profile
+	 * (its expression, coalesce(profile, ''); polled every second) */
+	[Q_KEY_ACTIVE] = "SELECT kid, uri, x5c_json FROM signing_keys WHERE status = 'active' "
+			 "AND coalesce(profile, '') = coalesce(?1, '')",
 	[Q_KEY_INSERT] = "INSERT INTO signing_keys (kid, uri, jwk_json, status, label, cka_id, created_by, "
-			 "activated_at, activated_by, activated_ceremony) VALUES (?,?,?,?,?,?,?,?,?,?)",
+			 "activated_at, activated_by, activated_ceremony, profile) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
 	[Q_KEY_ACTIVATED] = "UPDATE signing_keys SET status = 'active', activated_at = ?2, activated_by = ?3, "
 			    "activated_ceremony = ?4 WHERE kid = ?1",
 	[Q_KEY_RETIRED] = "UPDATE signing_keys SET status = 'retired', retired_at = ?2, retired_by = ?3, "
@@ -195,13 +204,22 @@ static const char *const sql_text[Q_COUNT] = {
 	[Q_CERT_EXISTS] = "SELECT 1 FROM certificates WHERE id = ?",
 	[Q_CERT_OTHER_KEY] = "SELECT 1 FROM certificates WHERE kid != ? LIMIT 1",
 	[Q_KEY_IS_COMPROMISED] = "SELECT status = 'compromised' FROM signing_keys WHERE kid = ?",
+	[Q_KEYS_EVER_IN] = "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE status IN ('active', 'retired', "
+			   "'compromised') AND profile IS ?1)",
+	/* through the index on (profile, kid) */
+	[Q_SIG_OTHER_KEY] = "SELECT 1 FROM signatures WHERE profile = ?1 AND kid != ?2 LIMIT 1",
+	[Q_SIG_INSERT] = "INSERT INTO signatures (id, profile, format, requester, requester_cert_sha256, created_at, "
+			 "signed_sha256, kid, signature, signature_der, payload_type, payload, audit_seq) "
+			 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[Q_SIG_GET] = "SELECT " SIG_COLUMNS " FROM signatures WHERE id = ?",
 };
 
 struct cs_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[Q_COUNT];
 	int64_t deadline_ms; /* of the running write, for the progress handler */
-	int several_active;  /* several active keys found, logged (again once it was fixed) */
+	uint64_t several_active; /* several active keys found, logged (again once it was fixed):
+	                            bit 0 the certificate keys, else a bit per profile (hashed) */
 };
 
 /* Migration N brings the schema from version N-1 to N: its SQL, then a
@@ -413,6 +431,35 @@ static const migration migrations[] = {
 	        "  BEGIN SELECT RAISE(ABORT, 'a revocation is final'); END;"
 	        "CREATE TRIGGER cert_revocations_no_delete BEFORE DELETE ON cert_revocations"
 	        "  BEGIN SELECT RAISE(ABORT, 'a revocation is final'); END;"},
+	/* 8: delegated signing. A key belongs to a signing profile or (NULL)
+	 * signs certificates, for good; one active key per profile (and one
+	 * certificate key): the one-active index is remade on the profile.
+	 * Each signature made for a profile is recorded once, with the seq of
+	 * its audit entry, and never changed nor deleted (no reference to the
+	 * audit log: a purge may delete the entry, the record stays). Existing
+	 * keys are certificate keys. */
+	{.sql = "ALTER TABLE signing_keys ADD COLUMN profile TEXT;"
+	        "CREATE TRIGGER signing_keys_profile BEFORE UPDATE OF profile ON signing_keys"
+	        "  WHEN NEW.profile IS NOT OLD.profile"
+	        "  BEGIN SELECT RAISE(ABORT, 'the profile of a signing key never changes'); END;"
+	        "DROP INDEX signing_keys_one_active;"
+	        "CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(coalesce(profile, ''))"
+	        " WHERE status = 'active';"
+	        "CREATE TABLE signatures ("
+	        "  id TEXT PRIMARY KEY,"
+	        "  profile TEXT NOT NULL,"
+	        "  format TEXT NOT NULL CHECK (format IN ('jws', 'dsse', 'digest')),"
+	        "  requester TEXT NOT NULL, requester_cert_sha256 TEXT NOT NULL,"
+	        "  created_at TEXT NOT NULL, signed_sha256 TEXT NOT NULL,"
+	        "  kid TEXT NOT NULL REFERENCES signing_keys(kid),"
+	        "  signature TEXT NOT NULL, signature_der TEXT, payload_type TEXT, payload BLOB,"
+	        "  audit_seq INTEGER NOT NULL UNIQUE"
+	        ");"
+	        "CREATE INDEX signatures_profile_kid ON signatures(profile, kid);"
+	        "CREATE TRIGGER signatures_no_update BEFORE UPDATE ON signatures"
+	        "  BEGIN SELECT RAISE(ABORT, 'signatures are append-only'); END;"
+	        "CREATE TRIGGER signatures_no_delete BEFORE DELETE ON signatures"
+	        "  BEGIN SELECT RAISE(ABORT, 'signatures are append-only'); END;"},
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -604,9 +651,9 @@ static cs_err certificates_v5(cs_store *s)
 /* ---- the schema's guards ----------------------------------------------------------
  * The unique index and the triggers that refuse, as defence in depth, what
  * the ledger never writes: a second active key, a retired or compromised
- * key made active again, an undone destruction, a key forgotten, a
- * ceremony changed after its execution or deleted, approvals, rollovers
- * and revocations changed or deleted. Anyone who can write the database
+ * key made active again, an undone destruction, a key forgotten or moved
+ * to another profile, a ceremony changed after its execution or deleted,
+ * approvals, rollovers, revocations and signatures changed or deleted. Anyone who can write the database
  * file can drop one (and put it back after an edit); one missing or not as
  * the migrations made it means the store was edited outside credsign, or
  * is damaged: it is refused at every open. The audit log's triggers are
@@ -629,17 +676,21 @@ static const struct {
 	{"trigger", "cert_revocations_count"},
 	{"trigger", "cert_revocations_no_update"},
 	{"trigger", "cert_revocations_no_delete"},
+	{"trigger", "signing_keys_profile"},
+	{"trigger", "signatures_no_update"},
+	{"trigger", "signatures_no_delete"},
 };
 
-/* A guard's CREATE statement as its migration wrote it and sqlite_master
- * keeps it (without the ';'): *len bytes from the pointer returned; NULL
- * when no migration makes it. */
+/* A guard's CREATE statement as its newest migration wrote it (one may
+ * remake a guard: the one-active index, version 8) and sqlite_master keeps
+ * it (without the ';'): *len bytes from the pointer returned; NULL when no
+ * migration makes it. */
 static const char *guard_sql(const char *type, const char *name, size_t *len)
 {
 	int index = strcmp(type, "index") == 0;
 	char head[128];
 	snprintf(head, sizeof(head), "%s %s ", index ? "CREATE UNIQUE INDEX" : "CREATE TRIGGER", name);
-	for (int i = 0; i < SCHEMA_VERSION; i++) {
+	for (int i = SCHEMA_VERSION - 1; i >= 0; i--) {
 		const char *start = strstr(migrations[i].sql, head);
 		if (start == NULL)
 			continue;
@@ -1091,7 +1142,7 @@ static cs_err key_row(sqlite3_stmt *st, cs_key_info_fn fn, void *arg)
 			 .activated_by = f[10], .activated_ceremony = f[11], .retired_by = f[12],
 			 .retired_ceremony = f[13], .compromised_at = f[14], .compromised_by = f[15],
 			 .compromised_ceremony = f[16], .destroyed_at = f[17], .destroyed_by = f[18],
-			 .destroyed_ceremony = f[19], .x5c_json = f[20]};
+			 .destroyed_ceremony = f[19], .x5c_json = f[20], .profile = f[21]};
 	fn(arg, &k);
 	return CS_OK;
 }
@@ -1138,13 +1189,26 @@ void cs_active_key_free(cs_active_key *key)
 	*key = (cs_active_key){0};
 }
 
-cs_err cs_store_key_active(cs_store *s, cs_active_key *out)
+/* The bit of several_active for a profile (NULL: the certificate keys). */
+static uint64_t several_bit(const char *profile)
+{
+	if (profile == NULL)
+		return 1;
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)profile; *p != '\0'; p++)
+		h = (h ^ *p) * 16777619u;
+	return (uint64_t)1 << (1 + h % 63);
+}
+
+cs_err cs_store_key_active_in(cs_store *s, const char *profile, cs_active_key *out)
 {
 	sqlite3_stmt *st = NULL;
+	uint64_t bit = several_bit(profile);
 	*out = (cs_active_key){0};
 	cs_err r = stmt(s, Q_KEY_ACTIVE, &st);
 	if (r != CS_OK)
 		return r;
+	bind_text(st, 1, profile);
 	int rc = sqlite3_step(st);
 	const char *x5c = NULL;
 	if (rc == SQLITE_ROW) {
@@ -1155,22 +1219,26 @@ cs_err cs_store_key_active(cs_store *s, cs_active_key *out)
 		int64_t n = 1;
 		while (r == CS_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
 			n++;
-		if (r == CS_OK && rc != SQLITE_DONE)
+		if (r == CS_OK && rc != SQLITE_DONE) {
 			r = db_fail(s, "reading the active signing key");
-		else if (r == CS_OK && n > 1) {
-			if (!s->several_active)
+		} else if (r == CS_OK && n > 1) {
+			if (!(s->several_active & bit) && profile == NULL)
 				cs_log_error("store: %lld keys are active, one at most can be (the index "
 					     "signing_keys_one_active is gone): store tampered or damaged",
 					     (long long)n);
-			s->several_active = 1;
+			else if (!(s->several_active & bit))
+				cs_log_error("store: %lld keys of profile %s are active, one at most can be (the index "
+					     "signing_keys_one_active is gone): store tampered or damaged",
+					     (long long)n, profile);
+			s->several_active |= bit;
 			r = CS_E_CONFLICT;
 		} else if (r == CS_OK) {
-			s->several_active = 0;
+			s->several_active &= ~bit;
 		}
 	} else {
 		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the active signing key");
 		if (r == CS_E_NOT_FOUND)
-			s->several_active = 0;
+			s->several_active &= ~bit;
 	}
 	done(st);
 	if (r != CS_OK)
@@ -1178,13 +1246,30 @@ cs_err cs_store_key_active(cs_store *s, cs_active_key *out)
 	return r;
 }
 
+cs_err cs_store_key_active(cs_store *s, cs_active_key *out)
+{
+	return cs_store_key_active_in(s, NULL, out);
+}
+
+cs_err cs_store_keys_ever_active_in(cs_store *s, const char *profile, int *ever)
+{
+	sqlite3_stmt *st = NULL;
+	*ever = 0;
+	cs_err r = stmt(s, Q_KEYS_EVER_IN, &st);
+	if (r != CS_OK)
+		return r;
+	bind_text(st, 1, profile);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*ever = sqlite3_column_int64(st, 0) != 0;
+	else
+		r = db_fail(s, "reading the signing keys");
+	done(st);
+	return r;
+}
+
 cs_err cs_store_keys_ever_active(cs_store *s, int *ever)
 {
-	int64_t n = 0;
-	*ever = 0;
-	cs_err r = one_int(s, Q_KEYS_EVER, &n, "reading the signing keys");
-	*ever = r == CS_OK && n != 0;
-	return r;
+	return cs_store_keys_ever_active_in(s, NULL, ever);
 }
 
 /* Step an insert: a row that exists already (a UNIQUE or PRIMARY KEY
@@ -1221,9 +1306,10 @@ cs_err cs_store_key_insert(cs_store *s, const cs_key_info *k)
 	cs_err r = stmt(s, Q_KEY_INSERT, &st);
 	if (r != CS_OK)
 		return r;
-	const char *const v[] = {k->kid,    k->uri,	   k->jwk_json,	    k->status,	     k->label,
-				 k->cka_id, k->created_by, k->activated_at, k->activated_by, k->activated_ceremony};
-	bind_all(st, v, 10);
+	const char *const v[] = {k->kid,	  k->uri,	   k->jwk_json,	   k->status,
+				 k->label,	  k->cka_id,	   k->created_by,  k->activated_at,
+				 k->activated_by, k->activated_ceremony, k->profile};
+	bind_all(st, v, 11);
 	return step_insert(s, st, "recording the signing key");
 }
 
@@ -1525,6 +1611,81 @@ cs_err cs_store_cert_by_other_key(cs_store *s, const char *kid)
 	bind_text(st, 1, kid);
 	int rc = sqlite3_step(st);
 	r = rc == SQLITE_ROW ? CS_OK : rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the certificates");
+	done(st);
+	return r;
+}
+
+/* ---- signatures of the signing profiles ------------------------------------------ */
+
+cs_err cs_store_signature_by_other_key(cs_store *s, const char *profile, const char *kid)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_SIG_OTHER_KEY, &st);
+	if (r != CS_OK)
+		return r;
+	bind_text(st, 1, profile);
+	bind_text(st, 2, kid);
+	int rc = sqlite3_step(st);
+	r = rc == SQLITE_ROW ? CS_OK : rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the signatures");
+	done(st);
+	return r;
+}
+
+cs_err cs_store_signature_insert(cs_store *s, const cs_signature_record *g)
+{
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_SIG_INSERT, &st);
+	if (r != CS_OK)
+		return r;
+	const char *const v[SIG_NTEXT] = {g->id,	    g->profile, g->format,	  g->requester,
+					  g->requester_cert_sha256, g->created_at, g->signed_sha256,
+					  g->kid,	    g->signature, g->signature_der, g->payload_type};
+	bind_all(st, v, SIG_NTEXT);
+	/* a payload of no bytes is stored (empty), NULL is not */
+	if (g->payload != NULL)
+		sqlite3_bind_blob64(st, SIG_NTEXT + 1, g->payload, g->payload_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, SIG_NTEXT + 2, g->audit_seq);
+	return step_insert(s, st, "recording the signature");
+}
+
+cs_err cs_store_signature_get(cs_store *s, const char *id, cs_signature_fn fn, void *arg)
+{
+	/* signature_der, payload_type may be NULL */
+	static const uint32_t optional = (1u << 9) | (1u << 10);
+	static const unsigned char empty[1];
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_SIG_GET, &st);
+	if (r != CS_OK)
+		return r;
+	bind_text(st, 1, id);
+	int rc = sqlite3_step(st);
+	const char *f[SIG_NTEXT] = {NULL};
+	if (rc == SQLITE_ROW && (r = row_texts(st, SIG_NTEXT, optional, f)) == CS_OK && fn != NULL) {
+		cs_signature_record g = {.id = f[0], .profile = f[1], .format = f[2], .requester = f[3],
+					 .requester_cert_sha256 = f[4], .created_at = f[5], .signed_sha256 = f[6],
+					 .kid = f[7], .signature = f[8], .signature_der = f[9], .payload_type = f[10],
+					 .audit_seq = sqlite3_column_int64(st, SIG_NTEXT + 1)};
+		int type = sqlite3_column_type(st, SIG_NTEXT);
+		if (type != SQLITE_NULL) {
+			/* the blob first, then its size (a blob of no bytes reads as NULL) */
+			g.payload = sqlite3_column_blob(st, SIG_NTEXT);
+			int n = sqlite3_column_bytes(st, SIG_NTEXT);
+			if (g.payload == NULL && n > 0) {
+				cs_log_error("store: out of memory reading signature %.64s's payload", f[0]);
+				r = CS_E_NOMEM;
+			} else if (g.payload == NULL && sqlite3_errcode(s->db) == SQLITE_NOMEM) {
+				r = CS_E_NOMEM;
+			} else {
+				g.payload_len = (size_t)n;
+				if (g.payload == NULL)
+					g.payload = empty;
+			}
+		}
+		if (r == CS_OK)
+			fn(arg, &g);
+	} else if (rc != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading a signature");
+	}
 	done(st);
 	return r;
 }

@@ -37,6 +37,13 @@
  * general JSON serialization (RFC 7515 7.2.1), signed by the old key (when
  * there is one) and by the new -- goes into the store with the change.
  *
+ * Signing profiles' keys (key generate --profile) go through the same
+ * ceremonies: the params of any key ceremony on such a key carry
+ * "profile" (what the officers approve; execute refuses a record whose
+ * profile is not the key's), the old key of an activation is the active
+ * key of the subject's profile (other profiles and the certificate key are
+ * untouched), and its rollover statement carries the claim "profile".
+ *
  * Times: each step is dated and judged (expiry, officer validity) at this
  * host's clock, never before the audit log's newest entry (a clock set
  * back, by mistake or by faketime, revives no expired ceremony); the
@@ -325,6 +332,7 @@ static cs_audit_entry audit_entry(admin_ctx *a, const char *actor, const char *t
 typedef struct {
 	int found;
 	char *status, *uri, *label, *cka_id, *since, *destroyed_at;
+	char *profile; /* the signing profile whose key it is; NULL: a certificate key */
 	cs_err err;
 } key_state;
 
@@ -355,6 +363,7 @@ static void on_key(void *arg, const cs_key_info *k)
 	ks->cka_id = dup_or_null(k->cka_id, &ks->err);
 	ks->since = dup_or_null(since, &ks->err);
 	ks->destroyed_at = dup_or_null(k->destroyed_at, &ks->err);
+	ks->profile = dup_or_null(k->profile, &ks->err);
 }
 
 static void key_state_free(key_state *ks)
@@ -365,6 +374,7 @@ static void key_state_free(key_state *ks)
 	free(ks->cka_id);
 	free(ks->since);
 	free(ks->destroyed_at);
+	free(ks->profile);
 	memset(ks, 0, sizeof(*ks));
 }
 
@@ -455,13 +465,14 @@ static cs_err key_in_token(admin_ctx *a, const char *kid, const char *uri, cs_ke
 	return r;
 }
 
-/* The store's active key: *kid and *uri malloc'd, both NULL when no key is
- * active. */
-static cs_err active_key(cs_store *store, char **kid, char **uri)
+/* The store's active key of profile (NULL: the certificate keys; a
+ * rollover's old key is the active key of its new key's profile): *kid and
+ * *uri malloc'd, both NULL when no key of the profile is active. */
+static cs_err active_key(cs_store *store, const char *profile, char **kid, char **uri)
 {
 	cs_active_key k = {0};
 	*kid = *uri = NULL;
-	cs_err r = cs_store_key_active(store, &k);
+	cs_err r = cs_store_key_active_in(store, profile, &k);
 	if (r == CS_E_NOT_FOUND)
 		return CS_OK;
 	if (r == CS_OK) {
@@ -615,6 +626,9 @@ static int start_checks(admin_ctx *a, cs_store *store, const start_req *q, json_
 		return refuse_err(a, ev, q->subject, r, "reading the key");
 	}
 	int rc = 0;
+	/* the officers approve a signing profile's key as such */
+	if (ks.profile != NULL)
+		json_object_set_new(*params, "profile", json_string(ks.profile));
 	if (q->action == CS_CEREMONY_ACTIVATE || q->action == CS_CEREMONY_DESTROY) {
 		cs_key_ref found;
 		if ((r = key_in_token(a, q->subject, ks.uri, &found, why, sizeof(why))) != CS_OK) {
@@ -624,7 +638,7 @@ static int start_checks(admin_ctx *a, cs_store *store, const start_req *q, json_
 	}
 	if (rc == 0 && q->action == CS_CEREMONY_ACTIVATE) {
 		char *old_kid = NULL, *old_uri = NULL;
-		if ((r = active_key(store, &old_kid, &old_uri)) != CS_OK)
+		if ((r = active_key(store, ks.profile, &old_kid, &old_uri)) != CS_OK)
 			rc = refuse_err(a, ev, q->subject, r, "reading the active key");
 		else
 			json_object_set_new(*params, "old_kid", old_kid != NULL ? json_string(old_kid) : json_null());
@@ -1047,6 +1061,20 @@ static int exec_key_state(execution *x, key_state *ks)
 		return refuse_err(x->a, ev, x->object, r, "reading the key");
 	if ((r = key_allows(x->doc.c.subject, ks, x->action, why, sizeof(why))) != CS_OK)
 		return refuse(x->a, ev, x->object, err_code(r, code), "%s", why);
+	/* the profile the officers approved is the key's (fixed once recorded) */
+	json_t *params = doc_params(&x->doc);
+	const json_t *approved = json_object_get(params, "profile");
+	const char *approved_profile = json_string_value(approved);
+	int same = approved_profile != NULL ? ks->profile != NULL && strcmp(approved_profile, ks->profile) == 0
+					    : approved == NULL && ks->profile == NULL;
+	json_decref(params);
+	if (!same)
+		return refuse(x->a, ev, x->object, "invalid_record",
+			      "ceremony %s was approved for a key of %s%s, but key %s is %s%s", x->id,
+			      approved_profile != NULL ? "signing profile " : "the certificates",
+			      approved_profile != NULL ? approved_profile : "", x->doc.c.subject,
+			      ks->profile != NULL ? "a key of signing profile " : "a certificate key",
+			      ks->profile != NULL ? ks->profile : "");
 	return 0;
 }
 
@@ -1067,7 +1095,8 @@ static int jws_parts(const char *jws, const char **payload, size_t *len, const c
 /* The rollover statement: both compact JWS over the same claims (the
  * signer serializes them deterministically) as one general JSON JWS, old
  * key first. *out malloc'd. */
-static cs_err rollover_build(execution *x, cs_signer *old_signer, cs_signer *new_signer, char **out)
+static cs_err rollover_build(execution *x, cs_signer *old_signer, cs_signer *new_signer, const char *profile,
+			     char **out)
 {
 	char *jws_old = NULL, *jws_new = NULL;
 	json_t *claims = NULL, *approvals = json_array(), *sigs = json_array(), *general = NULL;
@@ -1088,7 +1117,8 @@ static cs_err rollover_build(execution *x, cs_signer *old_signer, cs_signer *new
 				   old_kid, "new_kid", cs_signer_kid(new_signer), "new_jwk",
 				   json_deep_copy(cs_signer_jwk(new_signer)), "ceremony_id", x->id, "approvals", approvals,
 				   "time", x->at);
-		if (claims == NULL)
+		/* a profile's rotation says so: its keys never verify certificates */
+		if (claims == NULL || (profile != NULL && json_object_set_new(claims, "profile", json_string(profile)) != 0))
 			r = CS_E_NOMEM;
 	}
 	if (r == CS_OK && old_signer != NULL)
@@ -1156,7 +1186,7 @@ static int exec_activate(execution *x)
 	int rc = 1;
 	if (exec_key_state(x, &ks) != 0)
 		goto out;
-	cs_err r = active_key(x->store, &old_kid, &old_uri);
+	cs_err r = active_key(x->store, ks.profile, &old_kid, &old_uri);
 	if (r != CS_OK) {
 		rc = refuse_err(x->a, ev, x->object, r, "reading the active key");
 		goto out;
@@ -1169,7 +1199,8 @@ static int exec_activate(execution *x)
 	}
 	if ((was_kid == NULL) != (old_kid == NULL) || (was_kid != NULL && strcmp(was_kid, old_kid) != 0)) {
 		rc = refuse(x->a, ev, x->object, "conflict",
-			    "the active key changed since ceremony %s started (then %s, now %s): start a new one", x->id,
+			    "the active key%s%s changed since ceremony %s started (then %s, now %s): start a new one",
+			    ks.profile != NULL ? " of signing profile " : "", ks.profile != NULL ? ks.profile : "", x->id,
 			    was_kid != NULL ? was_kid : "none", old_kid != NULL ? old_kid : "none");
 		goto out;
 	}
@@ -1199,7 +1230,7 @@ static int exec_activate(execution *x)
 			    why, old_kid);
 		goto out;
 	}
-	if ((r = rollover_build(x, old_signer, new_signer, &rollover)) != CS_OK) {
+	if ((r = rollover_build(x, old_signer, new_signer, ks.profile, &rollover)) != CS_OK) {
 		rc = refuse_err(x->a, ev, x->object, r, "signing the rollover statement");
 		goto out;
 	}

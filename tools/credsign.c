@@ -5,11 +5,14 @@
  *            [--strength-bits N] [--project X] [--environment E] [--system S]
  *            [--prefix P] [--certify] [--format json|env|raw]
  *   credsign [CONN] cert get ID [--jws]
- *   credsign [CONN] jwks
+ *   credsign [CONN] jwks [--profile P]
+ *   credsign [CONN] sign --profile P --format jws|dsse|digest [--payload-type T] [--out FILE] FILE|-
+ *   credsign verify-signature --jwks FILE [--profile P] (--jws FILE | --dsse FILE | --signature SIG FILE)
+ *   credsign [CONN] verify-signature --profile P (--jws FILE | --dsse FILE | --signature SIG FILE)
  *   credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]
  *   credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE] [--x5c-ca FILE]
  *   credsign [CONN] verify CERT.jws --online [--jwks FILE] [--credential-file F] [--x5c-ca FILE]
- *   credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE
+ *   credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] [--profile P] --config FILE
  *   credsign --version | --help
  *
  * verify checks a certificate against the JWKS (the key its kid names, RFC
@@ -23,6 +26,21 @@
  * JWKS unless --jwks names one) must be the issuer's, not stale, and not
  * list the certificate. A refusal prints "NOT VERIFIED (CODE): WHY" on
  * standard error, CODE a stable reason (key_compromised, revoked, ...).
+ *
+ * sign asks the appliance to sign with a signing profile's key: jws signs
+ * FILE's JSON object (the appliance adds iss, sub, iat, jti, exp), dsse
+ * FILE's bytes as a DSSE envelope of --payload-type, digest only FILE's
+ * SHA-256 computed here. It prints the answer (signature_id, kid, seq, the
+ * signature); --out FILE writes the artifact: the compact JWS and a
+ * newline, the envelope JSON, or the DER signature (for `openssl dgst
+ * -sha256 -verify PUB.pem -signature FILE.sig FILE`).
+ *
+ * verify-signature checks a profile signature offline against a JWKS
+ * (--jwks FILE, or the profile's, fetched over CONN): the key its kid names
+ * (a digest signature: the JWKS key that verifies it), its RFC 7638
+ * thumbprint, its status (active or retired; compromised signs nothing
+ * valid), the signature, and a JWS's exp/nbf. Exit 0 valid (what it
+ * verified printed), 1 "NOT VERIFIED (CODE): WHY" as verify, 2 usage.
  *
  * access check reads the daemon's configuration (--config, or CREDSIGN_CONF)
  * and explains what access.grants decide for that identity and action
@@ -45,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -64,6 +83,7 @@
 #include "ec_util.h"
 #include "generate.h"
 #include "jose.h"
+#include "sigformat.h"
 #include "wipe_alloc.h"
 
 #define RESPONSE_MAX (1 << 20)
@@ -1203,6 +1223,340 @@ out:
 	return rc;
 }
 
+/* ---- delegated signing: sign, verify-signature ------------------------------------ */
+
+/* The largest input sign reads: a profile's largest payload (16 MiB). */
+#define SIGN_INPUT_MAX ((size_t)16 << 20)
+/* A signature file: DER, raw r || s or their base64 text, with a newline. */
+#define SIG_FILE_MAX 512
+
+/* The bytes of path ("-": standard input), at most max; 0, or -1 after
+ * saying why. */
+static int read_bytes(const char *path, size_t max, uint8_t **out, size_t *out_len)
+{
+	int is_stdin = strcmp(path, "-") == 0;
+	FILE *f = is_stdin ? stdin : fopen(path, "rb");
+	*out = NULL;
+	*out_len = 0;
+	if (f == NULL) {
+		perror(path);
+		return -1;
+	}
+	uint8_t *buf = malloc(max + 1);
+	size_t n = buf != NULL ? fread(buf, 1, max + 1, f) : 0;
+	int failed = buf == NULL || ferror(f);
+	if (!is_stdin)
+		fclose(f);
+	if (failed || n > max) {
+		fprintf(stderr, "credsign: %s: %s\n", is_stdin ? "standard input" : path,
+			failed ? "cannot be read" : "too large");
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*out_len = n;
+	return 0;
+}
+
+/* Write data[len] to path, replacing it; 0, or -1 after saying why. */
+static int write_bytes(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	if (f == NULL || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+		perror(path);
+		if (f != NULL)
+			(void)fclose(f);
+		return -1;
+	}
+	return 0;
+}
+
+typedef struct {
+	const char *profile, *format, *payload_type, *out, *input;
+} sign_opts;
+
+/* The request body of POST /api/sign for the input; NULL after saying why. */
+static json_t *sign_request(const sign_opts *o, const uint8_t *data, size_t len)
+{
+	json_t *req = json_pack("{s:s, s:s}", "profile", o->profile, "format", o->format);
+	json_t *part = NULL;
+	if (req == NULL)
+		return NULL;
+	if (strcmp(o->format, "jws") == 0) {
+		json_error_t e;
+		if ((part = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &e)) == NULL ||
+		    !json_is_object(part)) {
+			fprintf(stderr, "credsign: %s: the payload must be one JSON object%s%s\n", o->input,
+				part == NULL ? ": " : "", part == NULL ? e.text : "");
+			goto fail;
+		}
+		if (json_object_set_new(req, "payload", part) != 0)
+			goto fail;
+	} else if (strcmp(o->format, "dsse") == 0) {
+		char *b64 = cs_sig_b64_encode(data, len);
+		int bad = b64 == NULL || json_object_set_new(req, "payload", json_string(b64)) != 0 ||
+			  json_object_set_new(req, "payload_type", json_string(o->payload_type)) != 0;
+		free(b64);
+		if (bad) {
+			fprintf(stderr, "credsign: --payload-type must be UTF-8 text\n");
+			goto fail;
+		}
+	} else {
+		/* only the digest leaves this host */
+		char hex[65];
+		if (cs_sig_sha256_hex(data, len, hex) != CS_OK ||
+		    json_object_set_new(req, "digest", json_pack("{s:s, s:s}", "alg", "SHA-256", "value", hex)) != 0)
+			goto fail;
+	}
+	return req;
+fail:
+	json_decref(req);
+	return NULL;
+}
+
+/* The artifact of an answer into o->out: the compact JWS and a newline,
+ * the envelope JSON, or the DER signature bytes. */
+static int write_artifact(const sign_opts *o, const json_t *answer)
+{
+	int rc = -1;
+	if (strcmp(o->format, "jws") == 0) {
+		const char *jws = json_string_value(json_object_get(answer, "jws"));
+		char *line = jws != NULL ? malloc(strlen(jws) + 2) : NULL;
+		if (line != NULL) {
+			snprintf(line, strlen(jws) + 2, "%s\n", jws);
+			rc = write_bytes(o->out, line, strlen(line));
+		}
+		free(line);
+	} else if (strcmp(o->format, "dsse") == 0) {
+		const json_t *env = json_object_get(answer, "envelope");
+		char *text = json_is_object(env) ? json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		size_t n = text != NULL ? strlen(text) : 0;
+		char *line = text != NULL ? realloc(text, n + 2) : NULL;
+		if (line != NULL) {
+			text = line;
+			text[n] = '\n';
+			rc = write_bytes(o->out, text, n + 1);
+		}
+		free(text);
+	} else {
+		uint8_t *der = NULL;
+		size_t der_len = 0;
+		if (cs_sig_b64_decode(json_string_value(json_object_get(answer, "signature_der")), SIG_FILE_MAX, &der,
+				      &der_len) == CS_OK)
+			rc = write_bytes(o->out, der, der_len);
+		free(der);
+	}
+	if (rc != 0)
+		fprintf(stderr, "credsign: the answer lacks its %s, or %s could not be written\n", o->format, o->out);
+	return rc;
+}
+
+/* credsign sign: 0 signed, 1 refused or failed. */
+static int cmd_sign(const conn *c, const sign_opts *o)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	json_t *req = NULL, *answer = NULL;
+	char *body = NULL;
+	buffer b = {0};
+	int rc = 1;
+	if (read_bytes(o->input, SIGN_INPUT_MAX, &data, &len) != 0 || (req = sign_request(o, data, len)) == NULL ||
+	    (body = json_dumps(req, JSON_COMPACT)) == NULL)
+		goto out;
+	b.max = 2 * (len + len / 3) + RESPONSE_MAX;
+	long status = request(c, "/api/sign", body, &b);
+	if (status != 200) {
+		rc = status < 0 ? 1 : server_error(status, &b);
+		goto out;
+	}
+	if ((answer = json_loadb(b.data, b.len, 0, NULL)) == NULL ||
+	    json_string_value(json_object_get(answer, "signature_id")) == NULL) {
+		fprintf(stderr, "credsign: malformed response from the server\n");
+		goto out;
+	}
+	if (o->out != NULL && write_artifact(o, answer) != 0)
+		goto out;
+	char *text = json_dumps(answer, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (text != NULL)
+		printf("%s\n", text);
+	free(text);
+	rc = text != NULL ? 0 : 1;
+out:
+	free(data);
+	free(body);
+	json_decref(req);
+	json_decref(answer);
+	buffer_wipe(&b);
+	return rc;
+}
+
+typedef struct {
+	const char *jwks, *profile; /* the JWKS file (NULL: fetched for the profile) */
+	int jws, dsse;              /* the kind of signature in `input` */
+	const char *signature;      /* --signature SIG (input: the signed file) */
+	const char *input;
+} verify_sig_opts;
+
+/* The JWKS: the file, or the profile's from the appliance; NULL after
+ * saying why. */
+static json_t *signature_jwks(const conn *c, const verify_sig_opts *o)
+{
+	buffer b = {0};
+	char *text = NULL;
+	if (o->jwks != NULL) {
+		text = read_file(o->jwks, JWKS_MAX);
+	} else {
+		char path[256], *escaped = curl_easy_escape(NULL, o->profile, 0);
+		snprintf(path, sizeof(path), "/.well-known/jwks.json?profile=%s", escaped != NULL ? escaped : "");
+		curl_free(escaped);
+		if (fetch(c, path, JWKS_MAX, &b) == 0)
+			text = b.data;
+		else
+			fail_verify("jwks_unavailable", "cannot fetch the JWKS of profile %s from %s", o->profile, c->url);
+	}
+	json_t *jwks = text != NULL ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	if (text != NULL && jwks == NULL)
+		fail_verify("jwks_invalid", "the JWKS is not JSON");
+	free(text);
+	return jwks;
+}
+
+/* A signature file's bytes: binary (DER or raw r || s) as they are, text
+ * as base64url (the raw form the appliance answers) or standard base64
+ * (the DER form); 0, or -1 after refusing. */
+static int signature_bytes(const char *path, uint8_t **sig, size_t *sig_len)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	*sig = NULL;
+	*sig_len = 0;
+	if (read_bytes(path, SIG_FILE_MAX, &data, &len) != 0)
+		return -1;
+	size_t n = len;
+	while (n > 0 && strchr("\r\n \t", data[n - 1]) != NULL)
+		n--;
+	int text = n > 0;
+	for (size_t i = 0; i < n && text; i++)
+		text = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=", data[i]) != NULL;
+	if (!text) {
+		*sig = data;
+		*sig_len = len;
+		return 0;
+	}
+	data[n] = '\0';
+	if (cs_b64url_decode((const char *)data, sig, sig_len) != CS_OK &&
+	    cs_sig_b64_decode((const char *)data, SIG_FILE_MAX, sig, sig_len) != CS_OK) {
+		free(data);
+		fail_verify("malformed", "%s is neither a signature nor its base64 or base64url text", path);
+		return -1;
+	}
+	free(data);
+	return 0;
+}
+
+static void print_key_line(const cs_sig_verdict *v)
+{
+	printf("  signing key:   %s (%s)\n", v->kid, text_or(json_object_get(v->key, "status"), "status unknown"));
+}
+
+static int verify_sig_jws(const verify_sig_opts *o, const json_t *jwks)
+{
+	char *jws = read_file(o->input, (size_t)64 << 20);
+	json_t *claims = NULL;
+	cs_sig_verdict v;
+	int rc = 1;
+	if (jws == NULL)
+		return 1;
+	if (cs_sig_verify_jws(jws, jwks, NULL, (int64_t)time(NULL), &claims, &v) != CS_OK) {
+		fail_verify(v.code, "%s", v.why);
+		goto out;
+	}
+	/* credsign's own documents (certificates, checkpoints, lists) are
+	 * checked by `credsign verify`, never accepted as a profile signature */
+	if (strncasecmp(v.typ, "credsign-", 9) == 0) {
+		fail_verify("wrong_typ", "typ %s is a credsign document, not a profile signature (credsign verify "
+			    "checks certificates)", v.typ);
+		goto out;
+	}
+	char *text = json_dumps(claims, JSON_INDENT(2) | JSON_SORT_KEYS);
+	printf("VERIFIED JWS\n");
+	print_key_line(&v);
+	printf("  typ:           %s\n", v.typ[0] != '\0' ? v.typ : "(none)");
+	printf("  claims:        %s\n", text != NULL ? text : "?");
+	free(text);
+	rc = 0;
+out:
+	free(jws);
+	json_decref(claims);
+	return rc;
+}
+
+static int verify_sig_dsse(const verify_sig_opts *o, const json_t *jwks)
+{
+	char *text = read_file(o->input, (size_t)64 << 20);
+	json_t *env = text != NULL ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	cs_sig_verdict v;
+	char hex[65];
+	int rc = 1;
+	if (text != NULL && !json_is_object(env))
+		fail_verify("malformed", "%s is not a DSSE envelope (a JSON object)", o->input);
+	else if (env != NULL && cs_sig_verify_dsse(env, jwks, NULL, &body, &len, &v) != CS_OK)
+		fail_verify(v.code, "%s", v.why);
+	else if (env != NULL && cs_sig_sha256_hex(body, len, hex) == CS_OK) {
+		printf("VERIFIED DSSE envelope\n");
+		print_key_line(&v);
+		printf("  payloadType:   %s\n", text_or(json_object_get(env, "payloadType"), "?"));
+		printf("  payload:       %zu bytes, sha256 %s\n", len, hex);
+		rc = 0;
+	}
+	free(text);
+	free(body);
+	json_decref(env);
+	return rc;
+}
+
+static int verify_sig_digest(const verify_sig_opts *o, const json_t *jwks)
+{
+	uint8_t *data = NULL, *sig = NULL, digest[32];
+	size_t len = 0, sig_len = 0;
+	unsigned int dl = 0;
+	cs_sig_verdict v;
+	char hex[65];
+	int rc = 1;
+	if (read_bytes(o->input, SIGN_INPUT_MAX, &data, &len) != 0 || signature_bytes(o->signature, &sig, &sig_len) != 0)
+		goto out;
+	if (EVP_Digest(data, len, digest, &dl, EVP_sha256(), NULL) != 1) {
+		fail_verify("internal", "SHA-256 failed");
+		goto out;
+	}
+	if (cs_sig_verify_digest(digest, sig, sig_len, jwks, NULL, &v) != CS_OK) {
+		fail_verify(v.code, "%s", v.why);
+		goto out;
+	}
+	cs_sig_hex(digest, 32, hex);
+	printf("VERIFIED digest signature\n");
+	print_key_line(&v);
+	printf("  file:          %s, sha256 %s\n", o->input, hex);
+	rc = 0;
+out:
+	free(data);
+	free(sig);
+	return rc;
+}
+
+/* credsign verify-signature: 0 valid, 1 not. */
+static int cmd_verify_signature(const conn *c, const verify_sig_opts *o)
+{
+	json_t *jwks = signature_jwks(c, o);
+	if (jwks == NULL)
+		return 1;
+	int rc = o->jws ? verify_sig_jws(o, jwks) : o->dsse ? verify_sig_dsse(o, jwks) : verify_sig_digest(o, jwks);
+	json_decref(jwks);
+	return rc;
+}
+
 /* ---- access check: the decision the daemon would make, explained ---------------- */
 
 static void print_list(const char *name, char *const *list, const char *absent)
@@ -1225,12 +1579,14 @@ static void print_grant(const cs_config *cfg, const char *name)
 	snprintf(path, sizeof(path), "access.grants.[%u]", n);
 	cs_config_where(cfg, path, where, sizeof(where));
 	printf("    %s (%s): role %s; identity %s", name, where, cs_access_role_name(g->role), g->identity);
-	if (g->role != CS_ROLE_OPERATOR)
+	if (g->role != CS_ROLE_OPERATOR && g->role != CS_ROLE_SIGNER)
 		print_list("projects", g->projects, "none");
 	if (g->role == CS_ROLE_GENERATOR) {
 		print_list("environments", g->environments, "none");
 		print_list("presets", g->presets, "any");
 	}
+	if (g->role == CS_ROLE_SIGNER || g->role == CS_ROLE_AUDITOR)
+		print_list("profiles", g->profiles, "none");
 	if (g->rate > 0.0)
 		printf("; rate %g requests/s, burst %d", g->rate, g->burst);
 	else
@@ -1256,15 +1612,25 @@ static const char *scope_arg(char **argv, int argc, int i)
 	return i < argc && strcmp(argv[i], "-") != 0 ? argv[i] : NULL;
 }
 
-/* credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE:
- * 0 allowed, 1 refused, 2 usage or configuration error. */
-static int cmd_access_check(const char *config_path, int argc, char **argv)
+/* credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] [--profile P] --config FILE:
+ * 0 allowed, 1 refused, 2 usage or configuration error. sign and
+ * signature.read are scoped by the signing profile (--profile, required
+ * for them and refused for the other actions). */
+static int cmd_access_check(const char *config_path, const char *profile, int argc, char **argv)
 {
 	int action = argc >= 2 ? cs_access_action_parse(argv[1]) : -1;
-	if (argc < 2 || argc > 5 || action < 0) {
+	int by_profile = action == CS_ACTION_SIGN || action == CS_ACTION_SIGNATURE_READ;
+	if (argc < 2 || argc > (by_profile ? 2 : 5) || action < 0 || by_profile != (profile != NULL)) {
 		if (argc >= 2 && action < 0)
 			fprintf(stderr, "credsign: unknown action '%s'\n", argv[1]);
+		else if (argc >= 2 && by_profile && profile == NULL)
+			fprintf(stderr, "credsign: %s needs --profile P\n", argv[1]);
+		else if (argc >= 2 && !by_profile && profile != NULL)
+			fprintf(stderr, "credsign: --profile is for sign and signature.read only\n");
+		else if (argc > 2 && by_profile)
+			fprintf(stderr, "credsign: %s is scoped by --profile alone\n", argv[1]);
 		fprintf(stderr, "credsign: access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE\n"
+				"          access check IDENTITY sign|signature.read --profile P --config FILE\n"
 				"  ACTION: ");
 		for (int a = 0; a < CS_ACTION_COUNT; a++)
 			fprintf(stderr, "%s%s", a ? ", " : "", cs_access_action_name((cs_access_action)a));
@@ -1300,14 +1666,21 @@ static int cmd_access_check(const char *config_path, int argc, char **argv)
 		goto out;
 	}
 	const char *identity = argv[0];
-	cs_access_scope scope = {scope_arg(argv, argc, 2), scope_arg(argv, argc, 3), scope_arg(argv, argc, 4)};
+	cs_access_scope scope = {scope_arg(argv, argc, 2), scope_arg(argv, argc, 3), scope_arg(argv, argc, 4),
+				 profile};
 	cs_access_decision d;
 	cs_access_decide(access, identity, (cs_access_action)action, &scope, 0, 0, &d);
 	printf("identity %s, action %s", identity, argv[1]);
 	if (scope.project != NULL || scope.environment != NULL || scope.preset != NULL)
 		printf(", project %s, environment %s, preset %s", scope.project ?: "(none)",
 		       scope.environment ?: "(none)", scope.preset ?: "(none)");
+	if (profile != NULL)
+		printf(", profile %s", profile);
 	printf("\n");
+	if (action == CS_ACTION_SIGN && cs_config_profile_find(cfg, profile) == NULL)
+		/* the daemon refuses it before asking who may use it */
+		printf("note: profile %s is not in signing.profiles: POST /api/sign refuses it "
+		       "(unknown_profile) whoever asks\n", profile);
 	explain_ctx x = {cfg};
 	if (d.allowed) {
 		printf("ALLOWED by %s (role %s)\n", d.grant, d.role);
@@ -1342,13 +1715,18 @@ static void usage(FILE *f)
 		"                [--project X] [--environment E] [--system S] [--prefix P]\n"
 		"                [--exclude-ambiguous] [--certify] [--format json|env|raw]\n"
 		"       credsign [CONN] cert get ID [--jws]\n"
-		"       credsign [CONN] jwks\n"
+		"       credsign [CONN] jwks [--profile P]\n"
+		"       credsign [CONN] sign --profile P --format jws|dsse|digest [--payload-type T]\n"
+		"                [--out FILE] FILE|-\n"
+		"       credsign [CONN] verify-signature [--jwks FILE] [--profile P]\n"
+		"                (--jws FILE | --dsse FILE | --signature SIG FILE)\n"
 		"       credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]\n"
 		"       credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE]\n"
 		"                [--x5c-ca FILE]\n"
 		"       credsign [CONN] verify CERT.jws --online [--jwks FILE] [--credential-file F]\n"
 		"                [--x5c-ca FILE]\n"
 		"       credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE\n"
+		"       credsign access check IDENTITY sign|signature.read --profile P --config FILE\n"
 		"       credsign --version | --help\n"
 		"CONN:  --url URL --cacert FILE --cert FILE --key FILE [-v|--verbose]\n"
 		"       (or CREDSIGN_URL, CREDSIGN_CACERT/CREDSIGN_CA, CREDSIGN_CERT, CREDSIGN_KEY)\n");
@@ -1389,6 +1767,9 @@ int main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},           {"version", no_argument, NULL, 'V'},
 		{"config", required_argument, NULL, 'o'},     {"revocations", required_argument, NULL, 'R'},
 		{"online", no_argument, NULL, 'O'},           {"x5c-ca", required_argument, NULL, 'X'},
+		{"profile", required_argument, NULL, 'r'},    {"payload-type", required_argument, NULL, 'y'},
+		{"out", required_argument, NULL, 'w'},        {"dsse", no_argument, NULL, 'D'},
+		{"signature", required_argument, NULL, 'G'},
 		{NULL, 0, NULL, 0},
 	};
 	cs_json_wiping_allocator(); /* JSON that held the credential is wiped when freed */
@@ -1398,7 +1779,8 @@ int main(int argc, char **argv)
 	gen_opts g = {.format = "json"};
 	const char *jwks = NULL, *credential_file = NULL, *standards = NULL, *revocations = NULL, *x5c_ca = NULL;
 	const char *config_path = env_or("CREDSIGN_CONF", NULL);
-	int jws_only = 0, online = 0, opt;
+	const char *profile = NULL, *payload_type = NULL, *out_file = NULL, *signature = NULL;
+	int jws_only = 0, online = 0, dsse = 0, opt;
 	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'u': c.url = optarg; break;
@@ -1431,6 +1813,11 @@ int main(int argc, char **argv)
 		case 'R': revocations = optarg; break;
 		case 'O': online = 1; break;
 		case 'X': x5c_ca = optarg; break;
+		case 'r': profile = optarg; break;
+		case 'y': payload_type = optarg; break;
+		case 'w': out_file = optarg; break;
+		case 'D': dsse = 1; break;
+		case 'G': signature = optarg; break;
 		case 'V': printf("credsign %s\n", CREDSIGN_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -1447,7 +1834,7 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		return cmd_access_check(config_path, nargs - 2, argv + optind + 2);
+		return cmd_access_check(config_path, profile, nargs - 2, argv + optind + 2);
 	}
 	if (strcmp(cmd, "verify") == 0) {
 		if (online && revocations != NULL)
@@ -1469,6 +1856,33 @@ int main(int argc, char **argv)
 			curl_global_cleanup();
 		return vrc;
 	}
+	if (strcmp(cmd, "verify-signature") == 0) {
+		verify_sig_opts v = {jwks, profile, jws_only, dsse, signature, nargs == 2 ? argv[optind + 1] : NULL};
+		if (nargs != 2 || jws_only + dsse + (signature != NULL) != 1 || (jwks == NULL && profile == NULL)) {
+			fprintf(stderr, "credsign: verify-signature [--jwks FILE] [--profile P] (--jws FILE | --dsse FILE "
+					"| --signature SIG FILE): one signature, and --jwks or --profile\n");
+			return 2;
+		}
+		if (jwks == NULL && (c.cacert == NULL || c.cert == NULL || c.key == NULL)) {
+			fprintf(stderr, "credsign: verify-signature without --jwks fetches the profile's JWKS: it needs "
+					"--cacert, --cert and --key (or CREDSIGN_*)\n");
+			return 2;
+		}
+		if (jwks == NULL)
+			curl_global_init(CURL_GLOBAL_DEFAULT);
+		int vrc = cmd_verify_signature(&c, &v);
+		if (jwks == NULL)
+			curl_global_cleanup();
+		return vrc;
+	}
+	if (strcmp(cmd, "sign") == 0) {
+		unsigned fmt = cs_sig_format_parse(g.format);
+		if (nargs != 2 || profile == NULL || fmt == 0 || (fmt == CS_SIG_FORMAT_DSSE) != (payload_type != NULL)) {
+			fprintf(stderr, "credsign: sign --profile P --format jws|dsse|digest [--payload-type T] "
+					"[--out FILE] FILE|-: --payload-type with dsse only (and required)\n");
+			return 2;
+		}
+	}
 	if (c.cacert == NULL || c.cert == NULL || c.key == NULL) {
 		fprintf(stderr, "credsign: --cacert, --cert and --key (or CREDSIGN_*) are required\n");
 		return 2;
@@ -1482,6 +1896,14 @@ int main(int argc, char **argv)
 		char path[256];
 		snprintf(path, sizeof(path), "/cert/%.64s%s", argv[optind + 2], jws_only ? ".jws" : "");
 		rc = cmd_get(&c, path, jws_only);
+	} else if (strcmp(cmd, "sign") == 0) {
+		sign_opts so = {profile, g.format, payload_type, out_file, argv[optind + 1]};
+		rc = cmd_sign(&c, &so);
+	} else if (strcmp(cmd, "jwks") == 0 && nargs == 1 && profile != NULL) {
+		char path[256], *escaped = curl_easy_escape(NULL, profile, 0);
+		snprintf(path, sizeof(path), "/.well-known/jwks.json?profile=%s", escaped != NULL ? escaped : "");
+		curl_free(escaped);
+		rc = cmd_get(&c, path, 0);
 	} else if (strcmp(cmd, "jwks") == 0 && nargs == 1) {
 		rc = cmd_get(&c, "/.well-known/jwks.json", 0);
 	} else if (strcmp(cmd, "policy") == 0 && nargs == 1 && standards != NULL) {

@@ -2,18 +2,23 @@
  * credsign-admin: local administration of a credsign appliance.
  *
  *   credsign-admin [--config FILE] token info
- *   credsign-admin [--config FILE] key generate --label LABEL [--id HEX]
+ *   credsign-admin [--config FILE] key generate --label LABEL [--id HEX] [--profile NAME]
  *   credsign-admin [--config FILE] key jwk [--key PKCS11-URI]
  *   credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN
  *                  [--san DNS:name,IP:addr,URI:uri] [--out FILE]
  *
+ * key generate records the new key pending: a certificate-signing key, or
+ * with --profile the key of that signing profile (a name in the
+ * configuration's signing.profiles; the key signs for that profile only,
+ * for good). A ceremony activates it (credsign-admin ceremony).
  * key csr writes a PKCS#10 request for a token key, signed in the token
  * through the credsign provider, so an organisation's CA can certify it.
  *
  *   credsign-admin [--config FILE] key list [--format text|json]
  *
  * key list shows every signing key the store ever recorded, oldest first:
- * kid, PKCS#11 URI, state (active, retired, ...), when it was recorded and,
+ * kid, PKCS#11 URI, state (active, retired, ...), its signing profile (or
+ * that it signs certificates), when it was recorded and,
  * as the audit log still holds them, when it was last activated and
  * retired; from the store alone (no token). A retired or compromised key
  * never becomes active again (ledger.h).
@@ -338,7 +343,7 @@ static cs_err key_uri_for(const admin_ctx *a, const cs_key_ref *ref, char *out, 
 /* key generate: the key pair in the token, then on record as pending (a
  * ceremony activates it). The output is the public JWK with the record's
  * label, CKA_ID, URI and state. */
-static int cmd_key_generate(admin_ctx *a, const char *label, const char *id_hex)
+static int cmd_key_generate(admin_ctx *a, const char *label, const char *id_hex, const char *profile)
 {
 	cs_key_ref ref;
 	uint8_t id[CS_KEY_ID_MAX];
@@ -386,7 +391,7 @@ static int cmd_key_generate(admin_ctx *a, const char *label, const char *id_hex)
 	admin_actor(actor);
 	const char *kid = json_string_value(json_object_get(jwk, "kid"));
 	cs_key_info key = {.kid = kid, .uri = uri, .status = "pending", .jwk_json = jwk_text,
-			   .label = ref.label, .cka_id = cka_id, .created_by = actor};
+			   .label = ref.label, .cka_id = cka_id, .created_by = actor, .profile = profile};
 	char now[32];
 	cs_audit_now(now);
 	cs_audit_entry e = {.ts = now, .node = a->cfg->server.node_id, .actor = actor, .role = "admin",
@@ -406,6 +411,7 @@ static int cmd_key_generate(admin_ctx *a, const char *label, const char *id_hex)
 	json_object_set_new(jwk, "cka_id", json_string(cka_id));
 	json_object_set_new(jwk, "uri", json_string(uri));
 	json_object_set_new(jwk, "state", json_string("pending"));
+	json_object_set_new(jwk, "profile", profile != NULL ? json_string(profile) : json_null());
 	return admin_print_json(jwk);
 }
 
@@ -493,13 +499,13 @@ out:
 
 static json_t *load_jwks(admin_ctx *a, const char *path, cs_store *store);
 
-static void add_key(void *arg, const char *kid, const char *jwk_json, const char *status,
-		    const char *created_at)
+/* The certificate keys only: checkpoints are signed with the key in force
+ * for certificates; a signing profile's key never vouches for the log. */
+static void add_key(void *arg, const cs_key_info *key)
 {
-	(void)kid;
-	(void)status;
-	(void)created_at;
-	json_t *k = json_loads(jwk_json, 0, NULL);
+	if (key->profile != NULL)
+		return;
+	json_t *k = json_loads(key->jwk_json, 0, NULL);
 	if (k != NULL)
 		json_array_append_new(arg, k);
 }
@@ -518,7 +524,7 @@ static json_t *load_jwks(admin_ctx *a, const char *path, cs_store *store)
 		return j;
 	}
 	json_t *keys = json_array();
-	if (cs_store_keys_each(store, add_key, keys) != CS_OK) {
+	if (cs_store_keys_info(store, add_key, keys) != CS_OK) {
 		json_decref(keys);
 		return NULL;
 	}
@@ -546,8 +552,9 @@ static json_t *key_event(const char *at, const char *by, const char *ceremony)
 static void collect_key(void *arg, const cs_key_info *k)
 {
 	key_listing *l = arg;
-	json_t *o = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:{s:s, s:s?}, s:o?, s:o?, s:o?, s:o?, s:b}", "kid", k->kid,
-			      "label", k->label, "cka_id", k->cka_id, "uri", k->uri, "state", k->status, "created",
+	json_t *o = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s?, s:{s:s, s:s?}, s:o?, s:o?, s:o?, s:o?, s:b}", "kid",
+			      k->kid, "label", k->label, "cka_id", k->cka_id, "uri", k->uri, "state", k->status,
+			      "profile", k->profile, "created",
 			      "at", k->created_at, "by", k->created_by, "activated",
 			      key_event(k->activated_at, k->activated_by, k->activated_ceremony), "retired",
 			      key_event(k->retired_at, k->retired_by, k->retired_ceremony), "compromised",
@@ -601,6 +608,8 @@ static int cmd_key_list(admin_ctx *a, int as_json)
 		printf("  %-12s %s\n", "label", label != NULL ? label : "(not recorded)");
 		printf("  %-12s %s\n", "cka_id", cka_id != NULL ? cka_id : "(not recorded)");
 		printf("  %-12s %s\n", "uri", json_string_value(json_object_get(k, "uri")));
+		const char *profile = json_string_value(json_object_get(k, "profile"));
+		printf("  %-12s %s\n", "profile", profile != NULL ? profile : "(none: signs certificates)");
 		print_key_event(k, "created");
 		print_key_event(k, "activated");
 		print_key_event(k, "retired");
@@ -1103,7 +1112,7 @@ cs_err admin_active_key_uri(admin_ctx *a, char **uri)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: credsign-admin [--config FILE] token info\n"
-		   "       credsign-admin [--config FILE] key generate --label LABEL [--id HEX]\n"
+		   "       credsign-admin [--config FILE] key generate --label LABEL [--id HEX] [--profile NAME]\n"
 		   "       credsign-admin [--config FILE] key jwk [--key PKCS11-URI]\n"
 		   "       credsign-admin [--config FILE] key csr [--key PKCS11-URI] --subject DN\n"
 		   "                      [--san DNS:name,IP:addr,URI:uri] [--out FILE]\n"
@@ -1145,6 +1154,7 @@ int main(int argc, char **argv)
 		{"format", required_argument, NULL, 'm'},
 		{"file", required_argument, NULL, 'f'},
 		{"checkpoint", required_argument, NULL, 'P'},
+		{"profile", required_argument, NULL, 'p'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
@@ -1158,6 +1168,7 @@ int main(int argc, char **argv)
 	const char *kept_checkpoint = NULL; /* audit verify --checkpoint */
 	const char *format = NULL;          /* audit export: jsonl; key list: text or json */
 	const char *kid = NULL, *chain = NULL; /* key register-chain */
+	const char *profile = NULL;            /* key generate: the signing profile whose key it is */
 	int c;
 	umask(077); /* the store and its WAL and SHM files: private, whatever the caller's umask */
 	cs_log_level log_level = CS_LOG_WARN; /* -v: debug */
@@ -1177,6 +1188,7 @@ int main(int argc, char **argv)
 		case 'i': since = optarg; break;
 		case 'f': file = optarg; break;
 		case 'P': kept_checkpoint = optarg; break;
+		case 'p': profile = optarg; break;
 		case 'm': format = optarg; break;
 		case 'v': log_level = CS_LOG_DEBUG; break;
 		case 'V': printf("credsign-admin %s\n", CREDSIGN_VERSION); return 0;
@@ -1207,7 +1219,7 @@ int main(int argc, char **argv)
 	    ((kid != NULL || chain != NULL) && !is_chain) ||
 	    (format != NULL && !(is_export && strcmp(format, "jsonl") == 0) &&
 	     !(is_list && (strcmp(format, "text") == 0 || strcmp(format, "json") == 0))) ||
-	    (key_id != NULL && !is_gen) ||
+	    (key_id != NULL && !is_gen) || (profile != NULL && !is_gen) ||
 	    (kept_checkpoint != NULL && !(is_audit && strcmp(verb, "verify") == 0)) ||
 	    (is_csr && subject == NULL)) {
 		usage(stderr);
@@ -1231,6 +1243,17 @@ int main(int argc, char **argv)
 		admin_close(&a);
 		return rc;
 	}
+	if (profile != NULL && cs_config_profile_find(a.cfg, profile) == NULL) {
+		/* before the token makes a key nothing can use */
+		fprintf(stderr, "credsign-admin: --profile %s: the configuration %s has no such signing profile "
+				"(signing.profiles:",
+			profile, a.cfg->file_given != NULL ? a.cfg->file_given : a.cfg->file);
+		for (size_t i = 0; i < a.cfg->signing.nprofiles; i++)
+			fprintf(stderr, " %s", a.cfg->signing.profiles[i].name);
+		fprintf(stderr, "%s)\n", a.cfg->signing.nprofiles == 0 ? " none" : "");
+		admin_close(&a);
+		return 2;
+	}
 	char why[400];
 	if (key_uri != NULL &&
 	    cs_config_key_token_conflict(a.cfg->pkcs11.token_uri, key_uri, why, sizeof(why)) != CS_OK) {
@@ -1252,7 +1275,7 @@ int main(int argc, char **argv)
 		if (is_info)
 			rc = cmd_token_info(&a);
 		else if (is_gen)
-			rc = cmd_key_generate(&a, label, key_id);
+			rc = cmd_key_generate(&a, label, key_id, profile);
 		else if (is_csr)
 			rc = cmd_key_csr(&a, key_uri, subject, san, out_path);
 		else

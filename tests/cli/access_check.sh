@@ -5,6 +5,8 @@
 # drift): exit 0 allowed with the grant that allows it, 1 denied with the
 # missing grant and why each of the identity's grants does not cover the
 # request, 2 for usage and configuration errors (FILE:LINE: setting).
+# sign and signature.read are scoped by --profile (the signing profiles of
+# the development environment's signing group).
 #
 #   access_check.sh CREDSIGN SOURCE_DIR
 set -euo pipefail
@@ -21,12 +23,14 @@ base_conf() {
   cat <<CONF
 server = { presets_file = "$src/conf/presets.conf"; };
 tls = { cert = "cert.pem"; key = "key.pem"; ca = "ca.pem"; };
-pkcs11 = { module = "module.so"; token_uri = "pkcs11:token=t"; pin_file = "user.pin";
+pkcs11 = { module = "module.so"; token_uri = "pkcs11:token=credsign"; pin_file = "user.pin";
            signing_key = "pkcs11:object=k"; };
 CONF
 }
-{ base_conf; sed -n '/^access = {/,/^};/p' "$src/hsm-setup/dev-env"; } > dev.conf
+{ base_conf; sed -n '/^access = {/,/^};/p' "$src/hsm-setup/dev-env"
+  sed -n '/^signing = {/,/^};/p' "$src/hsm-setup/dev-env" | sed 's/\$release_label/es256-release-1/'; } > dev.conf
 grep -q 'role = "generator"' dev.conf || { echo "FAIL: no grants found in hsm-setup/dev-env"; exit 1; }
+grep -q 'name = "release"' dev.conf || { echo "FAIL: no signing profile found in hsm-setup/dev-env"; exit 1; }
 
 fail() { echo "FAIL: $*"; cat out.txt err.txt 2> /dev/null; exit 1; }
 # check WANT_RC ARGS...: runs credsign access check ARGS --config dev.conf
@@ -66,19 +70,48 @@ has "ALLOWED by access.grants[1]"
 check 1 $id/web-deployer cert.read payments
 # auditor: certificates and the audit log of every project; no generating
 check 0 $id/auditor audit.read
-has "ALLOWED by access.grants[2] (role auditor)"
+has "ALLOWED by access.grants[3] (role auditor)"
 check 0 $id/auditor cert.read web
 check 1 $id/auditor generate payments production soc2
 has "role auditor does not allow generate"
 # operator: metrics, readiness detail, reload
 for a in metrics.read ready.detail reload presets.read policy.read; do check 0 $id/operator $a; done
-has "ALLOWED by access.grants[3] (role operator)"
+has "ALLOWED by access.grants[4] (role operator)"
 check 1 $id/operator cert.read payments
 # stranger: nothing (deny by default); near misses of real identities too
 for a in generate certify cert.read audit.read presets.read policy.read metrics.read ready.detail reload; do
   check 1 $id/stranger $a payments production soc2
   has "none: it is refused everything but /healthz, /readyz and the JWKS (deny by default)"
 done
+for a in sign signature.read; do
+  check 1 $id/stranger $a --profile release
+  has "none: it is refused everything but /healthz, /readyz and the JWKS (deny by default)"
+done
+
+# signing profiles: ci-deployer signs with release (and reads its
+# records), the auditor reads them; nobody else signs
+check 0 $id/ci-deployer sign --profile release
+has "identity $id/ci-deployer, action sign, profile release"
+has "ALLOWED by access.grants[2] (role signer)"
+has "(dev.conf:11): role signer; identity $id/ci-deployer; profiles release; no rate limit"
+check 0 $id/ci-deployer signature.read --profile release
+has "ALLOWED by access.grants[2] (role signer)"
+check 1 $id/ci-deployer sign --profile nightly
+has "note: profile nightly is not in signing.profiles: POST /api/sign refuses it (unknown_profile) whoever asks"
+has "DENIED: no signer grant for profile nightly (needs role signer)"
+has "profile nightly is not among its profiles"
+has "role generator does not allow sign"
+check 0 $id/auditor signature.read --profile release
+has "ALLOWED by access.grants[3] (role auditor)"
+has "projects *; profiles release"
+check 1 $id/auditor signature.read --profile nightly
+has "DENIED: no auditor or signer grant for profile nightly (needs role auditor or signer)"
+check 1 $id/auditor sign --profile release
+has "role auditor does not allow sign"
+check 1 $id/web-deployer sign --profile release
+has "role generator does not allow sign"
+check 1 $id/operator signature.read --profile release
+has "role operator does not allow signature.read"
 check 1 $id/ci-deployer/x generate payments production soc2
 check 1 $id/Auditor audit.read
 
@@ -101,13 +134,37 @@ conf=pattern.conf check 0 spiffe://example.org/ns/payments/api audit.read paymen
 has "ALLOWED by access.grants[1] (role auditor)"
 conf=pattern.conf check 1 spiffe://example.org/ns/payments generate payments production pci-dss-4
 conf=pattern.conf check 1 spiffe://example.org/ns/payments-old/api generate payments production pci-dss-4
+# an auditor without profiles reads no signature records
+conf=pattern.conf check 1 spiffe://example.org/ns/payments/api signature.read --profile release
+has "role auditor without profiles covers no signing profile"
+# a signer grant with "*" and a rate limit
+{ base_conf; cat <<'CONF'
+access = { grants = (
+  { identity = "spiffe://example.org/ns/release/*"; role = "signer"; profiles = [ "*" ]; rate = 5; }
+); };
+signing = { profiles = ( { name = "release"; key = "pkcs11:object=rel"; formats = [ "digest" ]; },
+                         { name = "tokens"; key = "pkcs11:object=tok"; formats = [ "digest" ]; } ); };
+CONF
+} > signer.conf
+conf=signer.conf check 0 spiffe://example.org/ns/release/ci sign --profile tokens
+has "profiles *; rate 5 requests/s, burst 5"
+conf=signer.conf check 1 spiffe://example.org/ns/release sign --profile tokens
 
 # usage errors
 check 2 $id/operator
 check 2 $id/operator generate a b c d
 check 2 $id/operator delete
 has "unknown action 'delete'"
-has "ACTION: generate, certify, cert.read, audit.read, presets.read, policy.read, metrics.read, ready.detail, reload"
+has "ACTION: generate, certify, cert.read, audit.read, presets.read, policy.read, metrics.read, ready.detail, reload, sign, signature.read"
+has "access check IDENTITY sign|signature.read --profile P --config FILE"
+check 2 $id/ci-deployer sign
+has "sign needs --profile P"
+check 2 $id/auditor signature.read
+has "signature.read needs --profile P"
+check 2 $id/ci-deployer generate payments production soc2 --profile release
+has "--profile is for sign and signature.read only"
+check 2 $id/ci-deployer sign payments --profile release
+has "sign is scoped by --profile alone"
 rc=0; "$credsign" access check $id/operator reload > out.txt 2> err.txt || rc=$?
 [ "$rc" -eq 2 ] || fail "no --config: exit $rc"
 has "access check needs --config FILE (or CREDSIGN_CONF)"
@@ -119,7 +176,7 @@ rc=0; "$credsign" access list --config dev.conf > out.txt 2> err.txt || rc=$?
 # configuration errors name FILE:LINE and the setting
 { base_conf; echo 'access = { grants = ({ identity = "spiffe://credsign.test/x"; role = "admin"; }); };'; } > bad.conf
 conf=bad.conf check 2 $id/x reload
-has "bad.conf:5: setting 'access.grants.[0].role': must be \"generator\", \"auditor\" or \"operator\""
+has "bad.conf:5: setting 'access.grants.[0].role': must be \"generator\", \"auditor\", \"operator\" or \"signer\""
 grep -q "^bad.conf:5: " err.txt || fail "the problem line does not name the file as given"
 has "bad.conf: configuration invalid"
 { base_conf; cat <<'CONF'
@@ -129,6 +186,22 @@ CONF
 } > preset.conf
 conf=preset.conf check 2 $id/x generate p e soc2
 has "preset.conf:6: setting 'access.grants.[0].presets': unknown preset 'sox'"
+# a grant's profiles must be signing profiles; a signer has profiles and nothing else
+{ base_conf; cat <<'CONF'
+access = { grants = ({ identity = "spiffe://credsign.test/x"; role = "signer";
+  profiles = [ "release" ]; }); };
+CONF
+} > noprofile.conf
+conf=noprofile.conf check 2 $id/x sign --profile release
+has "noprofile.conf:6: setting 'access.grants.[0].profiles': element 1: unknown profile 'release' (signing.profiles defines none)"
+{ base_conf; cat <<'CONF'
+access = { grants = ({ identity = "spiffe://credsign.test/x"; role = "signer";
+  projects = [ "p" ]; }); };
+CONF
+} > signer-projects.conf
+conf=signer-projects.conf check 2 $id/x sign --profile release
+has "signer-projects.conf:6: setting 'access.grants.[0].projects': not allowed with role signer (a signer's scope is its profiles)"
+has "signer-projects.conf:5: setting 'access.grants.[0].profiles': required with role signer"
 # certificates.public: any authenticated client reads certificates, as the
 # daemon decides
 check 1 $id/stranger cert.read payments

@@ -142,6 +142,62 @@ sed 's/"soc2", "team-vault"/"soc2", "team-vaults"/' grants.conf > unknown.conf
 if "$credsignd" --offline --check-config unknown.conf 2> err.txt; then echo "FAIL: an unknown preset in a grant was accepted"; exit 1; fi
 grep -q "unknown.conf:[0-9]*: setting 'access.grants.\[0\].presets': unknown preset 'team-vaults'" err.txt || { cat err.txt; exit 1; }
 
+# signing (delegated signing): profiles and the grants that use them, each
+# refusal at its line, naming the setting
+cat good.conf - > signing.conf <<'CONF'
+signing = {
+  max_request_bytes = 1048576;
+  batch_max = 50;
+  profiles = (
+    { name = "release"; key = "pkcs11:object=release-1"; formats = [ "jws", "dsse", "digest" ];
+      typ = "release+jwt"; payload_types = [ "application/vnd.in-toto+json" ]; },
+    { name = "tokens"; key = "pkcs11:token=t;object=tokens-1"; formats = [ "jws" ]; typ = "at+jwt";
+      iss = "https://issuer.example"; aud = [ "https://api.example" ]; lifetime_seconds = 300; }
+  );
+};
+access = { grants = (
+  { identity = "spiffe://t/ci"; role = "signer"; profiles = [ "release" ]; rate = 10; },
+  { identity = "spiffe://t/auditor"; role = "auditor"; projects = [ "*" ]; profiles = [ "*" ]; }
+); };
+CONF
+"$credsignd" --offline --check-config signing.conf > out.txt 2> err.txt || fail "signing.conf refused"
+grep -q "configuration valid" out.txt || fail "signing.conf not valid"
+# refuse WANT FILE: --check-config fails and prints the line WANT
+refuse() {
+  if "$credsignd" --offline --check-config "$2" > out.txt 2> err.txt; then fail "$2 accepted"; fi
+  grep -qF -- "$1" err.txt || fail "$2: no \"$1\""
+}
+sed 's/key = "pkcs11:object=release-1"/key = "pkcs11:object=k"/' signing.conf > profile-certkey.conf
+refuse "profile-certkey.conf:8: setting 'signing.profiles.[0].key': pkcs11:object=k is pkcs11.signing_key, the certificate-signing key: a profile needs a key of its own" profile-certkey.conf
+sed 's/key = "pkcs11:token=t;object=tokens-1"/key = "pkcs11:object=release-1"/' signing.conf > profile-samekey.conf
+refuse "profile-samekey.conf:10: setting 'signing.profiles.[1].key': pkcs11:object=release-1 is also the key of signing.profiles.[0]" profile-samekey.conf
+sed 's/key = "pkcs11:token=t;object=tokens-1"/key = "pkcs11:token=u;object=tokens-1"/' signing.conf > profile-token.conf
+refuse "profile-token.conf:10: setting 'signing.profiles.[1].key': pkcs11:token=u;object=tokens-1: names token=u, but pkcs11.token_uri selects token=t" profile-token.conf
+sed 's/name = "tokens"/name = "release"/' signing.conf > profile-dup.conf
+refuse "profile-dup.conf:10: setting 'signing.profiles.[1].name': 'release' is also the name of signing.profiles.[0]: names must be unique" profile-dup.conf
+sed 's/name = "tokens"/name = "Tokens"/' signing.conf > profile-name.conf
+refuse "profile-name.conf:10: setting 'signing.profiles.[1].name': 'Tokens': must be 1 to 32 characters of a-z 0-9 . _ -" profile-name.conf
+sed 's/formats = \[ "jws" \]; typ = "at+jwt";/formats = [ "jws" ];/' signing.conf > profile-typ.conf
+refuse "profile-typ.conf:10: setting 'signing.profiles.[1].typ': required with format jws" profile-typ.conf
+sed 's/typ = "at+jwt"/typ = "credsign-cert+jwt"/' signing.conf > profile-credsign-typ.conf
+refuse "profile-credsign-typ.conf:10: setting 'signing.profiles.[1].typ': the typ prefix \"credsign-\" is the appliance's own" profile-credsign-typ.conf
+sed 's/ payload_types = \[ "application\/vnd.in-toto+json" \];//' signing.conf > profile-pt.conf
+refuse "profile-pt.conf:8: setting 'signing.profiles.[0].payload_types': required with format dsse" profile-pt.conf
+sed 's/formats = \[ "jws" \]/formats = [ "jws", "cose" ]/' signing.conf > profile-format.conf
+refuse "profile-format.conf:10: setting 'signing.profiles.[1].formats': element 2 ('cose'): unknown format (jws, dsse or digest)" profile-format.conf
+sed 's/formats = \[ "jws" \]/formats = [ "jws", "jws" ]/' signing.conf > profile-repeat.conf
+refuse "profile-repeat.conf:10: setting 'signing.profiles.[1].formats': element 2 ('jws'): repeated" profile-repeat.conf
+sed 's/formats = \[ "jws" \]; typ = "at+jwt";/formats = [ ];/' signing.conf > profile-empty.conf
+refuse "profile-empty.conf:10: setting 'signing.profiles.[1].formats': must not be empty" profile-empty.conf
+sed 's/max_request_bytes = 1048576;/max_request_bytes = 65536;/' signing.conf > profile-fit.conf
+refuse "profile-fit.conf:8: setting 'signing.profiles.[0].max_payload_bytes': 65536 bytes do not fit signing.max_request_bytes (65536)" profile-fit.conf
+sed 's/profiles = \[ "release" \]; rate = 10;/profiles = [ "release", "nightly" ];/' signing.conf > grant-profile.conf
+refuse "grant-profile.conf:15: setting 'access.grants.[0].profiles': element 2: unknown profile 'nightly' (not in signing.profiles)" grant-profile.conf
+sed 's/profiles = \[ "release" \]; rate = 10;/rate = 10;/' signing.conf > grant-noprofile.conf
+refuse "grant-noprofile.conf:15: setting 'access.grants.[0].profiles': required with role signer" grant-noprofile.conf
+sed 's/profiles = \[ "release" \]; rate = 10;/profiles = [ "release" ]; projects = [ "p" ];/' signing.conf > grant-projects.conf
+refuse "grant-projects.conf:15: setting 'access.grants.[0].projects': not allowed with role signer (a signer's scope is its profiles)" grant-projects.conf
+
 # The example: every setting known, syntax valid. Its paths point at a
 # production layout that does not exist here, so only file errors may appear.
 "$credsignd" --offline --check-config "$src/conf/credsignd.conf.example" 2> example.txt || true
@@ -150,7 +206,8 @@ if grep -v -E "is not readable|PIN file|is not writable|configuration invalid" e
 fi
 for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file wordlist_file cert key ca crl crl_check verify_depth module \
          token_uri pin_file sessions signing_key validation program openssl_fips path level format checkpoint_entries checkpoint_seconds write_timeout_ms retention_days syslog \
-         grants public; do
+         grants public max_request_bytes batch_max profiles name formats typ payload_types max_payload_bytes iss aud \
+         lifetime_seconds store_payload; do
   grep -q "^ *$s = " "$src/conf/credsignd.conf.example" || { echo "FAIL: example lacks $s"; exit 1; }
 done
 echo "check_config: ok"

@@ -163,7 +163,9 @@ for name in credsign credsign-admin credsignd; do
 	[ "$reg" = "complete -F $fn $name" ] || fail "$name: the completion does not register $fn: $reg"
 done
 c=$comp/credsign a=$comp/credsign-admin d=$comp/credsignd
-expect "access cert generate jwks policy verify" "$c" _credsign credsign ""
+expect "access cert generate jwks policy sign verify verify-signature" "$c" _credsign credsign ""
+expect "digest dsse jws" "$c" _credsign credsign sign --profile release --format ""
+expect "--dsse" "$c" _credsign credsign verify-signature --jwks j.json --ds
 expect "check" "$c" _credsign credsign access ""
 expect "audit.read" "$c" _credsign credsign access check spiffe://t/x au
 expect "soc2" "$c" _credsign credsign --config f access check spiffe://t/x generate p e so

@@ -10,6 +10,9 @@
  *   'p' QUERY                          cs_api_decode_policy, then cs_policy_build + Markdown
  *   'a' QUERY                          cs_api_decode_audit_query (from_seq, limit, project)
  *   't' TEXT                           cs_api_text_check and cs_api_quote
+ *   's' BODY                           cs_api_decode_sign (batch limit 8)
+ *   'q' QUERY                          cs_api_decode_profile_query
+ *   'i' REST                           cs_api_decode_signature_path
  *
  * Every error must be a status the API documents with a code and a message
  * that renders as the JSON error body (well-formed UTF-8); every success
@@ -236,6 +239,77 @@ static void fuzz_text(const char *s, size_t n)
 	}
 }
 
+/* POST /api/sign: the whole request refused, or every item decoded (its
+ * format's members there) or refused on its own with a code for its audit
+ * entry. */
+static void fuzz_sign(const char *body, size_t n)
+{
+	cs_sign_input in;
+	cs_api_error err;
+	cs_err r = cs_api_decode_sign(body, n, 4096, 8, &in, &err);
+	if (r != CS_OK) {
+		check_error(r, &err);
+		CHECK(err.status == 400 || err.status == 413 || err.status == 500);
+		CHECK(in.doc == NULL && in.items == NULL);
+		return;
+	}
+	CHECK(in.n >= 1 && in.n <= 8 && (in.batch || in.n == 1));
+	for (size_t i = 0; i < in.n; i++) {
+		const cs_api_sign_item *it = &in.items[i];
+		if (it->err.status != 0) {
+			check_error(CS_E_INVALID_ARG, &it->err);
+			CHECK(it->err.status == 400 || it->err.status == 500);
+			CHECK(it->item.refused_code != NULL && strcmp(it->item.refused_code, it->err.code) == 0);
+			continue;
+		}
+		CHECK(it->item.refused_code == NULL);
+		CHECK(it->item.profile != NULL && it->item.format != NULL);
+		unsigned f = cs_sig_format_parse(it->item.format);
+		CHECK(f == CS_SIG_FORMAT_JWS || f == CS_SIG_FORMAT_DSSE || f == CS_SIG_FORMAT_DIGEST);
+		if (f == CS_SIG_FORMAT_JWS)
+			CHECK(json_is_object(it->item.payload));
+		if (f == CS_SIG_FORMAT_DSSE)
+			CHECK(it->item.payload_type != NULL && (it->item.body != NULL || it->item.body_len == 0) &&
+			      it->item.body_len <= n);
+	}
+	cs_sign_input_free(&in);
+}
+
+static void fuzz_profile_query(const char *s, size_t n)
+{
+	char *query = strndup(s, n);
+	char profile[CS_CONFIG_PROFILE_NAME_MAX + 1];
+	cs_api_error err;
+	cs_err r = cs_api_decode_profile_query(query, profile, &err);
+	if (r != CS_OK) {
+		check_error(r, &err);
+		CHECK(err.status == 400 || err.status == 404);
+		CHECK(profile[0] == '\0');
+	} else {
+		size_t len = strlen(profile);
+		CHECK(len <= CS_CONFIG_PROFILE_NAME_MAX);
+		CHECK(strspn(profile, "abcdefghijklmnopqrstuvwxyz0123456789._-") == len);
+		CHECK(len == 0 || strchr("._-", profile[0]) == NULL);
+	}
+	free(query);
+}
+
+static void fuzz_signature_path(const char *s, size_t n)
+{
+	char *rest = strndup(s, n);
+	char id[CS_API_ID_CHARS + 1];
+	cs_api_error err;
+	cs_err r = cs_api_decode_signature_path(rest, id, &err);
+	if (r != CS_OK) {
+		check_error(r, &err);
+		CHECK(err.status == 404);
+	} else {
+		check_id(id);
+		CHECK(strcmp(id, rest) == 0);
+	}
+	free(rest);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -251,6 +325,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 'p': fuzz_policy(s, n); break;
 	case 'a': fuzz_audit(s, n); break;
 	case 't': fuzz_text(s, n); break;
+	case 's': fuzz_sign(s, n); break;
+	case 'q': fuzz_profile_query(s, n); break;
+	case 'i': fuzz_signature_path(s, n); break;
 	default: break;
 	}
 	return 0;

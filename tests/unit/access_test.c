@@ -54,7 +54,7 @@ static cs_access *rules(cs_config_grant *grants, size_t n)
 static cs_access_decision decide(cs_access *a, const char *identity, cs_access_action action,
 				 const char *project, const char *environment, const char *preset)
 {
-	cs_access_scope s = {project, environment, preset};
+	cs_access_scope s = {project, environment, preset, NULL};
 	cs_access_decision d;
 	cs_access_decide(a, identity, action, &s, 0, 0, &d);
 	/* a refusal always says why, an allowance always names its grant */
@@ -65,6 +65,27 @@ static cs_access_decision decide(cs_access *a, const char *identity, cs_access_a
 		assert_true(d.reason[0] != '\0');
 	}
 	return d;
+}
+
+/* sign and signature.read: the scope is the signing profile */
+static cs_access_decision decide_profile(cs_access *a, const char *identity, cs_access_action action,
+					 const char *profile)
+{
+	cs_access_scope s = {NULL, NULL, NULL, profile};
+	cs_access_decision d;
+	cs_access_decide(a, identity, action, &s, 0, 0, &d);
+	if (d.allowed) {
+		assert_true(strncmp(d.grant, "access.grants[", 14) == 0);
+		assert_string_equal(d.reason, "");
+	} else {
+		assert_true(d.reason[0] != '\0');
+	}
+	return d;
+}
+
+static int may(cs_access *a, const char *identity, cs_access_action action, const char *profile)
+{
+	return decide_profile(a, identity, action, profile).allowed;
 }
 
 static int allowed(cs_access *a, const char *identity, cs_access_action action, const char *project,
@@ -78,7 +99,8 @@ static void test_action_names(void **state)
 	(void)state;
 	static const char *const names[] = {"generate",     "certify",      "cert.read",
 					    "audit.read",   "presets.read", "policy.read",
-					    "metrics.read", "ready.detail", "reload"};
+					    "metrics.read", "ready.detail", "reload",
+					    "sign",         "signature.read"};
 	assert_int_equal(sizeof(names) / sizeof(names[0]), CS_ACTION_COUNT);
 	for (int a = 0; a < CS_ACTION_COUNT; a++) {
 		assert_string_equal(cs_access_action_name((cs_access_action)a), names[a]);
@@ -90,6 +112,8 @@ static void test_action_names(void **state)
 	assert_string_equal(cs_access_role_name(CS_ROLE_GENERATOR), "generator");
 	assert_string_equal(cs_access_role_name(CS_ROLE_AUDITOR), "auditor");
 	assert_string_equal(cs_access_role_name(CS_ROLE_OPERATOR), "operator");
+	assert_string_equal(cs_access_role_name(CS_ROLE_SIGNER), "signer");
+	assert_int_equal(cs_access_action_parse("signature"), -1);
 }
 
 static void test_identity_matching(void **state)
@@ -146,22 +170,29 @@ static void test_every_role_and_action(void **state)
 		{.identity = ID("gen"), .role = CS_ROLE_GENERATOR, .projects = L("*"), .environments = L("*")},
 		{.identity = ID("aud"), .role = CS_ROLE_AUDITOR, .projects = L("*")},
 		{.identity = ID("op"), .role = CS_ROLE_OPERATOR},
+		{.identity = ID("signer"), .role = CS_ROLE_SIGNER, .profiles = L("release")},
+		{.identity = ID("aud-sig"), .role = CS_ROLE_AUDITOR, .projects = L("*"), .profiles = L("*")},
 	};
-	cs_access *a = rules(g, 3);
-	/* rows: gen, aud, op, a stranger; columns: the actions in order */
-	static const int expect[4][CS_ACTION_COUNT] = {
-		/* gen  cert cread aread pres pol  metr ready reload */
-		{1, 1, 1, 0, 1, 1, 0, 0, 0},
-		{0, 0, 1, 1, 1, 1, 0, 0, 0},
-		{0, 0, 0, 0, 1, 1, 1, 1, 1},
-		{0, 0, 0, 0, 0, 0, 0, 0, 0},
+	cs_access *a = rules(g, 5);
+	/* rows: gen, aud, op, signer, auditor with profiles, a stranger;
+	 * columns: the actions in order */
+	static const int expect[6][CS_ACTION_COUNT] = {
+		/* gen  cert cread aread pres pol  metr ready reload sign sigread */
+		{1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0},
+		{0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0},
+		{0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0},
+		{0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1},
+		{0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+		{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 	};
-	static const char *const who[4] = {ID("gen"), ID("aud"), ID("op"), ID("stranger")};
-	static const char *const roles[4] = {"generator", "auditor", "operator", NULL};
-	for (int r = 0; r < 4; r++)
+	static const char *const who[6] = {ID("gen"),	 ID("aud"),	ID("op"),
+					   ID("signer"), ID("aud-sig"), ID("stranger")};
+	static const char *const roles[6] = {"generator", "auditor", "operator", "signer", "auditor", NULL};
+	for (int r = 0; r < 6; r++)
 		for (int act = 0; act < CS_ACTION_COUNT; act++) {
-			cs_access_decision d =
-				decide(a, who[r], (cs_access_action)act, "payments", "production", "soc2");
+			cs_access_scope sc = {"payments", "production", "soc2", "release"};
+			cs_access_decision d;
+			cs_access_decide(a, who[r], (cs_access_action)act, &sc, 0, 0, &d);
 			if (d.allowed != expect[r][act])
 				fprintf(stderr, "%s %s: %d\n", who[r], cs_access_action_name((cs_access_action)act),
 					d.allowed);
@@ -170,12 +201,15 @@ static void test_every_role_and_action(void **state)
 				assert_string_equal(d.role, roles[r]);
 		}
 	/* what a refusal says the action needs */
-	assert_string_equal(decide(a, who[3], CS_ACTION_GENERATE, "p", "e", "s").role, "generator");
-	assert_string_equal(decide(a, who[3], CS_ACTION_CERT_READ, "p", NULL, NULL).role,
+	assert_string_equal(decide(a, who[5], CS_ACTION_GENERATE, "p", "e", "s").role, "generator");
+	assert_string_equal(decide(a, who[5], CS_ACTION_CERT_READ, "p", NULL, NULL).role,
 			    "auditor or generator");
-	assert_string_equal(decide(a, who[3], CS_ACTION_AUDIT_READ, NULL, NULL, NULL).role, "auditor");
-	assert_string_equal(decide(a, who[3], CS_ACTION_RELOAD, NULL, NULL, NULL).role, "operator");
-	assert_string_equal(decide(a, who[3], CS_ACTION_POLICY_READ, NULL, NULL, NULL).role, "any");
+	assert_string_equal(decide(a, who[5], CS_ACTION_AUDIT_READ, NULL, NULL, NULL).role, "auditor");
+	assert_string_equal(decide(a, who[5], CS_ACTION_RELOAD, NULL, NULL, NULL).role, "operator");
+	assert_string_equal(decide(a, who[5], CS_ACTION_POLICY_READ, NULL, NULL, NULL).role, "any");
+	assert_string_equal(decide_profile(a, who[5], CS_ACTION_SIGN, "release").role, "signer");
+	assert_string_equal(decide_profile(a, who[5], CS_ACTION_SIGNATURE_READ, "release").role,
+			    "auditor or signer");
 	cs_access_unref(a);
 }
 
@@ -336,20 +370,20 @@ static void test_explain(void **state)
 	};
 	cs_access *a = rules(g, 3);
 	explained e = {0};
-	cs_access_scope s = {"payments", "development", "soc2"};
+	cs_access_scope s = {"payments", "development", "soc2", NULL};
 	assert_int_equal(cs_access_explain(a, ID("ci-deployer"), CS_ACTION_GENERATE, &s, on_explain, &e), 2);
 	assert_string_equal(e.lines[0], "access.grants[0] generator 0 environment development is not among its environments");
 	assert_string_equal(e.lines[1], "access.grants[2] auditor 0 role auditor does not allow generate");
 	e.n = 0;
-	s = (cs_access_scope){"web", "production", "pci-dss-4"};
+	s = (cs_access_scope){"web", "production", "pci-dss-4", NULL};
 	assert_int_equal(cs_access_explain(a, ID("ci-deployer"), CS_ACTION_CERTIFY, &s, on_explain, &e), 2);
 	assert_string_equal(e.lines[0], "access.grants[0] generator 0 project web is not among its projects");
 	e.n = 0;
-	s = (cs_access_scope){"payments", "production", "pci-dss-4"};
+	s = (cs_access_scope){"payments", "production", "pci-dss-4", NULL};
 	cs_access_explain(a, ID("ci-deployer"), CS_ACTION_CERTIFY, &s, on_explain, &e);
 	assert_string_equal(e.lines[0], "access.grants[0] generator 0 preset pci-dss-4 is not among its presets");
 	e.n = 0;
-	s = (cs_access_scope){NULL, NULL, NULL};
+	s = (cs_access_scope){NULL, NULL, NULL, NULL};
 	cs_access_explain(a, ID("ci-deployer"), CS_ACTION_AUDIT_READ, &s, on_explain, &e);
 	assert_string_equal(e.lines[1],
 			    "access.grants[2] auditor 0 the request has no project, which only \"*\" covers in its projects");
@@ -367,6 +401,178 @@ static cs_access_decision take(cs_access *a, const char *identity, int64_t now_m
 	cs_access_decision d;
 	cs_access_decide(a, identity, CS_ACTION_METRICS_READ, NULL, 1, now_ms, &d);
 	return d;
+}
+
+/* sign and signature.read (issue 15): a signer signs with its profiles
+ * only and reads their records; an auditor reads the records of the
+ * profiles it lists (none without); "*" every profile; a request without
+ * a profile is covered by nobody. */
+static void test_signing_profiles(void **state)
+{
+	(void)state;
+	cs_config_grant g[] = {
+		{.identity = ID("ci-deployer"), .role = CS_ROLE_SIGNER, .profiles = L("release", "sbom")},
+		{.identity = ID("issuer"), .role = CS_ROLE_SIGNER, .profiles = L("*")},
+		{.identity = ID("auditor"), .role = CS_ROLE_AUDITOR, .projects = L("*")},
+		{.identity = ID("release-auditor"), .role = CS_ROLE_AUDITOR, .projects = L("web"),
+		 .profiles = L("release")},
+		{.identity = ID("all-auditor"), .role = CS_ROLE_AUDITOR, .projects = L("*"), .profiles = L("*")},
+		{.identity = ID("gen"), .role = CS_ROLE_GENERATOR, .projects = L("*"), .environments = L("*")},
+		{.identity = ID("op"), .role = CS_ROLE_OPERATOR},
+	};
+	cs_access *a = rules(g, 7);
+	const char *ci = ID("ci-deployer");
+	cs_access_decision d = decide_profile(a, ci, CS_ACTION_SIGN, "release");
+	assert_true(d.allowed);
+	assert_string_equal(d.grant, "access.grants[0]");
+	assert_string_equal(d.role, "signer");
+	assert_true(may(a, ci, CS_ACTION_SIGN, "sbom"));
+	assert_true(may(a, ci, CS_ACTION_SIGNATURE_READ, "release"));
+	/* its profiles only: byte for byte, none without a profile */
+	assert_false(may(a, ci, CS_ACTION_SIGN, "nightly"));
+	assert_false(may(a, ci, CS_ACTION_SIGN, "Release"));
+	assert_false(may(a, ci, CS_ACTION_SIGN, "releas"));
+	assert_false(may(a, ci, CS_ACTION_SIGN, NULL));
+	assert_false(may(a, ci, CS_ACTION_SIGNATURE_READ, "nightly"));
+	d = decide_profile(a, ci, CS_ACTION_SIGN, "nightly");
+	assert_string_equal(d.reason, "no signer grant for profile nightly");
+	assert_string_equal(d.role, "signer");
+	assert_string_equal(d.grant, "");
+	d = decide_profile(a, ci, CS_ACTION_SIGN, NULL);
+	assert_string_equal(d.reason, "no signer grant for profile (none)");
+	d = decide_profile(a, ci, CS_ACTION_SIGNATURE_READ, "nightly");
+	assert_string_equal(d.reason, "no auditor or signer grant for profile nightly");
+	assert_string_equal(d.role, "auditor or signer");
+	/* a signer is no generator, auditor or operator */
+	assert_false(allowed(a, ci, CS_ACTION_GENERATE, "payments", "production", "soc2"));
+	assert_false(allowed(a, ci, CS_ACTION_CERT_READ, "payments", NULL, NULL));
+	assert_false(allowed(a, ci, CS_ACTION_AUDIT_READ, NULL, NULL, NULL));
+	assert_false(allowed(a, ci, CS_ACTION_METRICS_READ, NULL, NULL, NULL));
+	assert_true(allowed(a, ci, CS_ACTION_PRESETS_READ, NULL, NULL, NULL));
+	/* "*": every profile, but still a profile */
+	assert_true(may(a, ID("issuer"), CS_ACTION_SIGN, "anything"));
+	assert_true(may(a, ID("issuer"), CS_ACTION_SIGNATURE_READ, "anything"));
+	assert_false(may(a, ID("issuer"), CS_ACTION_SIGN, NULL));
+	assert_false(may(a, ID("issuer"), CS_ACTION_SIGNATURE_READ, NULL));
+	/* an auditor without profiles reads no signature records, even with
+	 * projects = [ "*" ]; one with profiles reads theirs; none signs */
+	assert_false(may(a, ID("auditor"), CS_ACTION_SIGNATURE_READ, "release"));
+	assert_false(may(a, ID("auditor"), CS_ACTION_SIGN, "release"));
+	assert_true(may(a, ID("release-auditor"), CS_ACTION_SIGNATURE_READ, "release"));
+	assert_false(may(a, ID("release-auditor"), CS_ACTION_SIGNATURE_READ, "sbom"));
+	assert_false(may(a, ID("release-auditor"), CS_ACTION_SIGN, "release"));
+	d = decide_profile(a, ID("all-auditor"), CS_ACTION_SIGNATURE_READ, "sbom");
+	assert_true(d.allowed);
+	assert_string_equal(d.role, "auditor");
+	assert_false(may(a, ID("all-auditor"), CS_ACTION_SIGNATURE_READ, NULL));
+	assert_false(may(a, ID("all-auditor"), CS_ACTION_SIGN, "sbom"));
+	/* the profiles of an auditor do not widen its projects */
+	assert_false(allowed(a, ID("release-auditor"), CS_ACTION_AUDIT_READ, NULL, NULL, NULL));
+	assert_true(allowed(a, ID("release-auditor"), CS_ACTION_AUDIT_READ, "web", NULL, NULL));
+	/* generators and operators neither sign nor read signatures */
+	assert_false(may(a, ID("gen"), CS_ACTION_SIGN, "release"));
+	assert_false(may(a, ID("gen"), CS_ACTION_SIGNATURE_READ, "release"));
+	assert_false(may(a, ID("op"), CS_ACTION_SIGN, "release"));
+	assert_false(may(a, ID("op"), CS_ACTION_SIGNATURE_READ, "release"));
+	/* a stranger: deny by default */
+	assert_false(may(a, ID("stranger"), CS_ACTION_SIGN, "release"));
+
+	/* the explanation per grant */
+	explained e = {0};
+	cs_access_scope s = {NULL, NULL, NULL, "nightly"};
+	assert_int_equal(cs_access_explain(a, ci, CS_ACTION_SIGN, &s, on_explain, &e), 1);
+	assert_string_equal(e.lines[0], "access.grants[0] signer 0 profile nightly is not among its profiles");
+	e.n = 0;
+	s.profile = NULL;
+	cs_access_explain(a, ci, CS_ACTION_SIGN, &s, on_explain, &e);
+	assert_string_equal(e.lines[0], "access.grants[0] signer 0 the request names no signing profile");
+	e.n = 0;
+	s.profile = "release";
+	cs_access_explain(a, ID("auditor"), CS_ACTION_SIGNATURE_READ, &s, on_explain, &e);
+	assert_string_equal(e.lines[0],
+			    "access.grants[2] auditor 0 role auditor without profiles covers no signing profile");
+	e.n = 0;
+	cs_access_explain(a, ID("auditor"), CS_ACTION_SIGN, &s, on_explain, &e);
+	assert_string_equal(e.lines[0], "access.grants[2] auditor 0 role auditor does not allow sign");
+	e.n = 0;
+	cs_access_explain(a, ID("op"), CS_ACTION_SIGNATURE_READ, &s, on_explain, &e);
+	assert_string_equal(e.lines[0], "access.grants[6] operator 0 role operator does not allow signature.read");
+	cs_access_unref(a);
+}
+
+static cs_access_decision take_sign(cs_access *a, const char *identity, cs_access_action action,
+				    const char *profile, int64_t now_ms)
+{
+	cs_access_scope s = {NULL, NULL, NULL, profile};
+	cs_access_decision d;
+	cs_access_decide(a, identity, action, &s, 1, now_ms, &d);
+	return d;
+}
+
+/* Rate limits apply to signer grants as to the others: one bucket per
+ * (identity, grant), signatures and reads alike; an unlimited grant first;
+ * a reload keeps the bucket of an identical grant, not of one whose
+ * profiles changed. */
+static void test_signing_rate_limit(void **state)
+{
+	(void)state;
+	cs_config_grant g[] = {
+		{.identity = "spiffe://credsign.test/ci/*", .role = CS_ROLE_SIGNER, .profiles = L("release"),
+		 .rate = 1.0, .burst = 2},
+		{.identity = ID("ci/unlimited"), .role = CS_ROLE_SIGNER, .profiles = L("*")},
+	};
+	cs_access *a = rules(g, 2);
+	const char *x = ID("ci/x");
+	int64_t t0 = 5000000;
+	assert_true(take_sign(a, x, CS_ACTION_SIGN, "release", t0).allowed);
+	assert_true(take_sign(a, x, CS_ACTION_SIGNATURE_READ, "release", t0).allowed);
+	cs_access_decision d = take_sign(a, x, CS_ACTION_SIGN, "release", t0);
+	assert_false(d.allowed);
+	assert_int_equal(d.retry_after, 1);
+	assert_string_equal(d.grant, "access.grants[0]");
+	assert_string_equal(d.role, "signer");
+	assert_string_equal(d.reason,
+			    "rate limit of access.grants[0] exceeded (1 requests per second, burst 2); retry in 1 s");
+	/* a profile the grant does not cover: refused as such, not rate limited */
+	d = take_sign(a, x, CS_ACTION_SIGN, "nightly", t0);
+	assert_false(d.allowed);
+	assert_int_equal(d.retry_after, 0);
+	assert_string_equal(d.reason, "no signer grant for profile nightly");
+	/* another identity of the pattern: its own bucket */
+	assert_true(take_sign(a, ID("ci/y"), CS_ACTION_SIGN, "release", t0).allowed);
+	/* refill */
+	assert_false(take_sign(a, x, CS_ACTION_SIGN, "release", t0 + 999).allowed);
+	assert_true(take_sign(a, x, CS_ACTION_SIGN, "release", t0 + 1000).allowed);
+	/* the unlimited grant is used first, whatever its place */
+	for (int i = 0; i < 10; i++) {
+		d = take_sign(a, ID("ci/unlimited"), CS_ACTION_SIGN, "release", t0);
+		assert_true(d.allowed);
+		assert_string_equal(d.grant, "access.grants[1]");
+	}
+
+	/* a reload: the identical grant keeps its (empty) bucket, a grant
+	 * whose profiles changed starts afresh */
+	cs_config_grant same[] = {
+		{.identity = "spiffe://credsign.test/ci/*", .role = CS_ROLE_SIGNER, .profiles = L("release"),
+		 .rate = 1.0, .burst = 2},
+	};
+	cs_config_grant wider[] = {
+		{.identity = "spiffe://credsign.test/ci/*", .role = CS_ROLE_SIGNER,
+		 .profiles = L("release", "nightly"), .rate = 1.0, .burst = 2},
+	};
+	cs_access_slot *slot = NULL;
+	assert_int_equal(cs_access_slot_new(a, &slot), CS_OK);
+	cs_access_swap(slot, rules(same, 1));
+	cs_access *now = cs_access_acquire(slot);
+	assert_false(take_sign(now, x, CS_ACTION_SIGN, "release", t0 + 1000).allowed);
+	cs_access_unref(now);
+	cs_access_swap(slot, rules(wider, 1));
+	now = cs_access_acquire(slot);
+	assert_true(take_sign(now, x, CS_ACTION_SIGN, "release", t0 + 1000).allowed);
+	assert_true(take_sign(now, x, CS_ACTION_SIGN, "nightly", t0 + 1000).allowed);
+	assert_false(take_sign(now, x, CS_ACTION_SIGN, "nightly", t0 + 1000).allowed);
+	cs_access_unref(now);
+	cs_access_slot_free(slot);
 }
 
 static void test_rate_limit(void **state)
@@ -580,7 +786,7 @@ static void *decider(void *arg)
 		if (!d.allowed && d.retry_after < 1)
 			atomic_fetch_add(&r->wrong, 1);
 		cs_access_decide(a, ID("ci-deployer"), CS_ACTION_GENERATE,
-				 &(cs_access_scope){"payments", "production", "soc2"}, 1, n, &d);
+				 &(cs_access_scope){"payments", "production", "soc2", NULL}, 1, n, &d);
 		cs_access_unref(a);
 		atomic_fetch_add(&r->decisions, 1);
 	}
@@ -687,6 +893,8 @@ int main(void)
 		cmocka_unit_test(test_several_grants),
 		cmocka_unit_test(test_deny_by_default_reasons),
 		cmocka_unit_test(test_explain),
+		cmocka_unit_test(test_signing_profiles),
+		cmocka_unit_test(test_signing_rate_limit),
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_rate_limit_several_grants),
 		cmocka_unit_test(test_conflicts),

@@ -10,6 +10,10 @@
  *   or unknown parameters and %00 are refused, never dropped;
  * - /api/audit: integers are digits only, in range, without overflow;
  * - routing: 405 with Allow, 404, no query on routes that take none;
+ * - POST /api/sign: the single and batch forms, every item decoded or
+ *   refused on its own (unknown members, types, base64, the digest's hex,
+ *   base64url and base64 forms), the batch and body limits, the status of
+ *   each refusal code; ?profile= on the JWKS; signature ids;
  * - request ids differ between process starts.
  */
 #include <setjmp.h>
@@ -510,6 +514,293 @@ static void test_routes(void **state)
 	assert_int_equal(cs_api_route(CS_METHOD_GET, "/api/presets", "", &route, &action, &err), CS_OK);
 }
 
+/* ---- delegated signing: POST /api/sign, GET /api/signatures/{id}, ?profile= ---------------- */
+
+#define SIGN_MAX 65536
+
+static cs_err sign_decode(const char *body, size_t batch_max, cs_sign_input *in, cs_api_error *err)
+{
+	return cs_api_decode_sign(body, strlen(body), SIGN_MAX, batch_max, in, err);
+}
+
+/* A body that decodes as one item refused by the decoder with status and code. */
+static void assert_item_refused(const char *body, int status, const char *code)
+{
+	cs_sign_input in;
+	cs_api_error err;
+	assert_int_equal(sign_decode(body, 100, &in, &err), CS_OK);
+	assert_int_equal(in.n, 1);
+	const cs_api_sign_item *it = &in.items[0];
+	if (it->err.status != status || strcmp(it->err.code, code) != 0)
+		fail_msg("%s: expected %d %s, got %d %s: %s", body, status, code, it->err.status, it->err.code,
+			 it->err.message);
+	assert_renders(&it->err);
+	/* the service audits the refusal under the decoder's code */
+	assert_non_null(it->item.refused_code);
+	assert_string_equal(it->item.refused_code, code);
+	assert_non_null(it->item.refused_message);
+	assert_true(it->item.refused_message[0] != '\0');
+	cs_sign_input_free(&in);
+}
+
+static const uint8_t digest_bytes[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+					 0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+					 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+
+static void assert_digest_decodes(const char *value)
+{
+	char body[300];
+	snprintf(body, sizeof(body),
+		 "{\"profile\":\"release\",\"format\":\"digest\",\"digest\":{\"alg\":\"SHA-256\",\"value\":\"%s\"}}", value);
+	cs_sign_input in;
+	cs_api_error err;
+	assert_int_equal(sign_decode(body, 100, &in, &err), CS_OK);
+	if (in.items[0].err.status != 0)
+		fail_msg("%s: %s", value, in.items[0].err.message);
+	assert_null(in.items[0].item.refused_code);
+	assert_memory_equal(in.items[0].item.digest, digest_bytes, 32);
+	cs_sign_input_free(&in);
+}
+
+static void test_sign_single_forms(void **state)
+{
+	(void)state;
+	cs_sign_input in;
+	cs_api_error err;
+	/* jws: the payload object, kept as given */
+	assert_int_equal(sign_decode("{\"profile\":\"release\",\"format\":\"jws\",\"payload\":{\"v\":\"1.2\",\"n\":[1]}}",
+				     100, &in, &err),
+			 CS_OK);
+	assert_false(in.batch);
+	assert_int_equal(in.n, 1);
+	assert_int_equal(in.items[0].err.status, 0);
+	assert_string_equal(in.items[0].item.profile, "release");
+	assert_string_equal(in.items[0].item.format, "jws");
+	assert_true(json_is_object(in.items[0].item.payload));
+	assert_string_equal(json_string_value(json_object_get(in.items[0].item.payload, "v")), "1.2");
+	cs_sign_input_free(&in);
+	/* dsse: the payload decoded from standard base64 */
+	assert_int_equal(sign_decode("{\"profile\":\"release\",\"format\":\"dsse\",\"payload_type\":"
+				     "\"application/vnd.in-toto+json\",\"payload\":\"aGn7777/IQ==\"}",
+				     100, &in, &err),
+			 CS_OK);
+	assert_int_equal(in.items[0].err.status, 0);
+	assert_string_equal(in.items[0].item.payload_type, "application/vnd.in-toto+json");
+	assert_int_equal(in.items[0].item.body_len, 7);
+	assert_memory_equal(in.items[0].item.body, "hi\xfb\xef\xbe\xff!", 7);
+	cs_sign_input_free(&in);
+	/* an empty DSSE body is a body */
+	assert_int_equal(sign_decode("{\"profile\":\"p\",\"format\":\"dsse\",\"payload_type\":\"t\",\"payload\":\"\"}", 100,
+				     &in, &err),
+			 CS_OK);
+	assert_int_equal(in.items[0].err.status, 0);
+	assert_int_equal(in.items[0].item.body_len, 0);
+	cs_sign_input_free(&in);
+	/* digest: hex (either case), base64url and base64, padded or not */
+	assert_digest_decodes("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_digest_decodes("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD");
+	assert_digest_decodes("ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+	assert_digest_decodes("ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0=");
+	assert_digest_decodes("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+	assert_digest_decodes("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0");
+}
+
+static void test_sign_item_refusals(void **state)
+{
+	(void)state;
+	/* members: unknown ones refused, by format */
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"jws\",\"payload\":{},\"typ\":\"x\"}", 400,
+			    "unknown_field");
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"jws\",\"payload\":{},\"payload_type\":\"x\"}", 400,
+			    "unknown_field");
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"digest\",\"digest\":{\"alg\":\"SHA-256\",\"value\":"
+			    "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\",\"x\":1}}",
+			    400, "unknown_field");
+	/* profile and format: required strings; an unknown format is not allowed */
+	assert_item_refused("{\"format\":\"jws\",\"payload\":{}}", 400, "invalid_field");
+	assert_item_refused("{\"profile\":\"release\",\"payload\":{}}", 400, "invalid_field");
+	assert_item_refused("{\"profile\":7,\"format\":\"jws\",\"payload\":{}}", 400, "invalid_field");
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"JWS\",\"payload\":{}}", 400, "format_not_allowed");
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"cms\",\"payload\":{}}", 400, "format_not_allowed");
+	/* jws: a JSON object payload */
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"jws\"}", 400, "invalid_field");
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"jws\",\"payload\":\"e30\"}", 400, "invalid_field");
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"jws\",\"payload\":[1]}", 400, "invalid_field");
+	/* dsse: a type and canonical padded standard base64 */
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"dsse\",\"payload\":\"aGk=\"}", 400, "invalid_field");
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"dsse\",\"payload_type\":1,\"payload\":\"aGk=\"}", 400,
+			    "invalid_field");
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"dsse\",\"payload_type\":\"t\"}", 400, "invalid_field");
+	static const char *const bad_b64[] = {"aGk", "aG k=", "aGk_", "aGk-", "aGl=", "a===", "aGk=\\n"};
+	for (size_t i = 0; i < sizeof(bad_b64) / sizeof(bad_b64[0]); i++) {
+		char body[200];
+		snprintf(body, sizeof(body),
+			 "{\"profile\":\"release\",\"format\":\"dsse\",\"payload_type\":\"t\",\"payload\":\"%s\"}", bad_b64[i]);
+		assert_item_refused(body, 400, "invalid_field");
+	}
+	/* digest: SHA-256 of 32 bytes in one encoding */
+	static const char *const bad_digests[] = {
+		"{\"alg\":\"SHA-512\",\"value\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}",
+		"{\"value\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}",
+		"{\"alg\":\"SHA-256\"}",
+		"{\"alg\":\"SHA-256\",\"value\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015\"}",
+		"{\"alg\":\"SHA-256\",\"value\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015adff\"}",
+		"{\"alg\":\"SHA-256\",\"value\":\"ga7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}",
+		/* both alphabets at once; non-zero unused bits; wrong padding */
+		"{\"alg\":\"SHA-256\",\"value\":\"ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0\"}",
+		"{\"alg\":\"SHA-256\",\"value\":\"ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa1\"}",
+		"{\"alg\":\"SHA-256\",\"value\":\"ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0==\"}",
+		"{\"alg\":\"SHA-256\",\"value\":\"ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa\"}",
+		"{\"alg\":\"SHA-256\",\"value\":32}",
+		"\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"",
+	};
+	for (size_t i = 0; i < sizeof(bad_digests) / sizeof(bad_digests[0]); i++) {
+		char body[300];
+		snprintf(body, sizeof(body), "{\"profile\":\"release\",\"format\":\"digest\",\"digest\":%s}", bad_digests[i]);
+		assert_item_refused(body, 400, "invalid_field");
+	}
+	assert_item_refused("{\"profile\":\"release\",\"format\":\"digest\"}", 400, "invalid_field");
+}
+
+static void test_sign_batch(void **state)
+{
+	(void)state;
+	cs_sign_input in;
+	cs_api_error err;
+	/* mixed items: each decoded or refused on its own, in order */
+	assert_int_equal(sign_decode("{\"items\":[{\"profile\":\"a\",\"format\":\"jws\",\"payload\":{}},"
+				     "{\"profile\":\"a\",\"format\":\"jws\",\"payload\":{},\"x\":1},"
+				     "7,"
+				     "{\"profile\":\"b\",\"format\":\"digest\",\"digest\":{\"alg\":\"SHA-256\",\"value\":"
+				     "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}}]}",
+				     4, &in, &err),
+			 CS_OK);
+	assert_true(in.batch);
+	assert_int_equal(in.n, 4);
+	assert_int_equal(in.items[0].err.status, 0);
+	assert_string_equal(in.items[1].err.code, "unknown_field");
+	assert_string_equal(in.items[1].item.profile, "a"); /* names it in its audit entry */
+	assert_string_equal(in.items[2].err.code, "invalid_field");
+	assert_null(in.items[2].item.profile);
+	assert_int_equal(in.items[3].err.status, 0);
+	assert_string_equal(in.items[3].item.profile, "b");
+	cs_sign_input_free(&in);
+	/* the limits fail the whole request */
+	char *big = repeat("{},", 5, "{}]}");
+	char *body = malloc(strlen(big) + 16);
+	assert_non_null(body);
+	sprintf(body, "{\"items\":[%s", big);
+	assert_error(sign_decode(body, 5, &in, &err), &err, 413, "batch_too_large");
+	assert_null(in.items);
+	assert_int_equal(sign_decode(body, 6, &in, &err), CS_OK);
+	assert_int_equal(in.n, 6);
+	cs_sign_input_free(&in);
+	free(body);
+	free(big);
+	assert_error(sign_decode("{\"items\":[]}", 5, &in, &err), &err, 400, "invalid_field");
+	assert_error(sign_decode("{\"items\":{}}", 5, &in, &err), &err, 400, "invalid_field");
+	assert_error(sign_decode("{\"items\":[{}],\"profile\":\"a\"}", 5, &in, &err), &err, 400, "unknown_field");
+	assert_error(sign_decode("[{\"profile\":\"a\"}]", 5, &in, &err), &err, 400, "invalid_json");
+	assert_error(sign_decode("{\"profile\":\"a\",\"profile\":\"b\"}", 5, &in, &err), &err, 400, "invalid_json");
+	assert_error(sign_decode("", 5, &in, &err), &err, 400, "invalid_json");
+	/* the body limit is the signing one, named */
+	char *huge = repeat("a", SIGN_MAX, "");
+	assert_error(cs_api_decode_sign(huge, SIGN_MAX + 1, SIGN_MAX, 5, &in, &err), &err, 413, "body_too_large");
+	assert_non_null(strstr(err.message, "signing.max_request_bytes"));
+	free(huge);
+}
+
+static void test_sign_statuses(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *code;
+		int status;
+	} want[] = {
+		{"unknown_profile", 400},   {"format_not_allowed", 400}, {"payload_type_not_allowed", 400},
+		{"payload_too_large", 413}, {"reserved_claim", 400},     {"forbidden", 403},
+		{"rate_limited", 429},      {"no_active_key", 503},      {"batch_too_large", 413},
+		{"audit_unavailable", 503}, {"invalid_field", 400},      {"unknown_field", 400},
+		{"token_unavailable", 503}, {"signature_invalid", 503},
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (cs_api_sign_status(want[i].code) != want[i].status)
+			fail_msg("%s: %d, not %d", want[i].code, cs_api_sign_status(want[i].code), want[i].status);
+	assert_int_equal(cs_api_sign_status("what"), 500);
+	assert_int_equal(cs_api_sign_status(NULL), 500);
+}
+
+static void test_profile_query_and_signature_path(void **state)
+{
+	(void)state;
+	char profile[CS_CONFIG_PROFILE_NAME_MAX + 1];
+	cs_api_error err;
+	assert_int_equal(cs_api_decode_profile_query(NULL, profile, &err), CS_OK);
+	assert_string_equal(profile, "");
+	assert_int_equal(cs_api_decode_profile_query("", profile, &err), CS_OK);
+	assert_int_equal(cs_api_decode_profile_query("profile=release", profile, &err), CS_OK);
+	assert_string_equal(profile, "release");
+	assert_int_equal(cs_api_decode_profile_query("profile=a.b_c-9", profile, &err), CS_OK);
+	char *longest = repeat("a", CS_CONFIG_PROFILE_NAME_MAX, "");
+	char query[100];
+	snprintf(query, sizeof(query), "profile=%s", longest);
+	assert_int_equal(cs_api_decode_profile_query(query, profile, &err), CS_OK);
+	assert_string_equal(profile, longest);
+	strcat(query, "a");
+	assert_error(cs_api_decode_profile_query(query, profile, &err), &err, 404, "unknown_profile");
+	assert_string_equal(profile, "");
+	free(longest);
+	assert_error(cs_api_decode_profile_query("profile=Release", profile, &err), &err, 404, "unknown_profile");
+	assert_error(cs_api_decode_profile_query("profile=-x", profile, &err), &err, 404, "unknown_profile");
+	assert_error(cs_api_decode_profile_query("profile=", profile, &err), &err, 404, "unknown_profile");
+	assert_error(cs_api_decode_profile_query("profile=a%00b", profile, &err), &err, 400, "invalid_field");
+	assert_error(cs_api_decode_profile_query("profile=a&profile=b", profile, &err), &err, 400, "invalid_field");
+	assert_error(cs_api_decode_profile_query("kid=x", profile, &err), &err, 400, "unknown_field");
+	assert_error(cs_api_decode_profile_query("profile=a&x=1", profile, &err), &err, 400, "unknown_field");
+
+	char id[CS_API_ID_CHARS + 1];
+	assert_int_equal(cs_api_decode_signature_path("Abcdefghijklmnopqrstu_", id, &err), CS_OK);
+	assert_string_equal(id, "Abcdefghijklmnopqrstu_");
+	assert_error(cs_api_decode_signature_path("Abcdefghijklmnopqrstu", id, &err), &err, 404, "not_found");
+	assert_error(cs_api_decode_signature_path("Abcdefghijklmnopqrstu_.jws", id, &err), &err, 404, "not_found");
+	assert_error(cs_api_decode_signature_path("Abcdefghijklmnopqrst.u_", id, &err), &err, 404, "not_found");
+	assert_error(cs_api_decode_signature_path("", id, &err), &err, 404, "not_found");
+}
+
+static void test_sign_routes(void **state)
+{
+	(void)state;
+	cs_api_route_id route;
+	const char *action;
+	cs_api_error err;
+	assert_int_equal(cs_api_route(CS_METHOD_POST, "/api/sign", NULL, &route, &action, &err), CS_OK);
+	assert_int_equal(route, CS_ROUTE_SIGN);
+	assert_string_equal(action, "sign");
+	assert_string_equal(cs_api_route_name(route), "sign");
+	assert_error(cs_api_route(CS_METHOD_GET, "/api/sign", NULL, &route, &action, &err), &err, 405,
+		     "method_not_allowed");
+	assert_string_equal(err.allow, "POST");
+	assert_error(cs_api_route(CS_METHOD_POST, "/api/sign", "profile=x", &route, &action, &err), &err, 400,
+		     "unknown_field");
+	assert_int_equal(cs_api_route(CS_METHOD_GET, "/api/signatures/Abcdefghijklmnopqrstu_", NULL, &route, &action,
+				      &err),
+			 CS_OK);
+	assert_int_equal(route, CS_ROUTE_SIGNATURE);
+	assert_string_equal(action, "signature.read");
+	assert_error(cs_api_route(CS_METHOD_POST, "/api/signatures/x", NULL, &route, &action, &err), &err, 405,
+		     "method_not_allowed");
+	assert_error(cs_api_route(CS_METHOD_GET, "/api/signatures", NULL, &route, &action, &err), &err, 404,
+		     "not_found");
+	/* the JWKS and the rollovers take ?profile= (the decoder checks it) */
+	assert_int_equal(cs_api_route(CS_METHOD_GET, "/.well-known/jwks.json", "profile=release", &route, &action, &err),
+			 CS_OK);
+	assert_int_equal(route, CS_ROUTE_JWKS);
+	assert_int_equal(
+		cs_api_route(CS_METHOD_GET, "/.well-known/credsign-rollover", "profile=release", &route, &action, &err),
+		CS_OK);
+	assert_int_equal(route, CS_ROUTE_ROLLOVER);
+}
+
 /* ---- request ids -------------------------------------------------------------------- */
 
 /* The first id of a fresh process (a child that has not made one yet). */
@@ -571,6 +862,12 @@ int main(void)
 		cmocka_unit_test(test_policy_build),
 		cmocka_unit_test(test_audit_query),
 		cmocka_unit_test(test_routes),
+		cmocka_unit_test(test_sign_single_forms),
+		cmocka_unit_test(test_sign_item_refusals),
+		cmocka_unit_test(test_sign_batch),
+		cmocka_unit_test(test_sign_statuses),
+		cmocka_unit_test(test_profile_query_and_signature_path),
+		cmocka_unit_test(test_sign_routes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -79,6 +79,16 @@ typedef struct {
 #define OFFS "officers = ( " OFF("officer-a", "officer-a") ", " OFF("officer-b", "officer-b") ", " \
 	OFF("officer-c", "officer-c") " ); "
 
+/* signing.profiles: one profile (its members given), a key of its own */
+#define SIGNING(members) "signing = { profiles = ({ " members " }); };"
+#define PK "key = \"pkcs11:token=credsign;object=es256-release-1\"; "
+#define JWS "formats = [\"jws\"]; typ = \"release+jwt\"; "
+#define TYP65 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define PT4(x) "\"" x "1\", \"" x "2\", \"" x "3\", \"" x "4\""
+#define PT16(x) PT4(x "a") ", " PT4(x "b") ", " PT4(x "c") ", " PT4(x "d")
+#define PT17 PT16("t") ", \"t17\""
+#define PT33 PT16("t") ", " PT16("u") ", \"t33\""
+
 static const bad_case bad[] = {
 	{7, 7, "  cert == \"cert.pem\";", 7, NULL, "syntax error"},
 	{29, 29, "bogus = 1;", 29, "bogus", "unknown setting"},
@@ -165,7 +175,7 @@ static const bad_case bad[] = {
 	 "30 is out of range 60..31536000"},
 	/* access.grants (access.h): each grant checked, named by its index */
 	{29, 29, G "role = \"admin\"; }); };", 29, "access.grants.[0].role",
-	 "must be \"generator\", \"auditor\" or \"operator\""},
+	 "must be \"generator\", \"auditor\", \"operator\" or \"signer\""},
 	{29, 29, "access = { grants = ({ identity = \"" ID "\"; }); };", 29, "access.grants.[0].role",
 	 "required setting missing"},
 	{29, 29, "access = { grants = ({ identity = \"\"; role = \"operator\"; }); };", 29,
@@ -221,6 +231,135 @@ static const bad_case bad[] = {
 	{29, 29, "access = { grant = (); };", 29, "access.grant", "unknown setting"},
 	{29, 29, G "role = \"operator\"; },\n  { identity = \"" ID "\"; role = \"root\"; }); };", 30,
 	 "access.grants.[1].role", "must be \"generator\""},
+	/* signing.profiles (issue 15): each refusal at its line */
+	{29, 29, SIGNING("name = \"Release\"; " PK JWS), 29, "signing.profiles.[0].name",
+	 "'Release': must be 1 to 32 characters of a-z 0-9 . _ -, starting with a-z or 0-9"},
+	{29, 29, SIGNING("name = \"-release\"; " PK JWS), 29, "signing.profiles.[0].name", "starting with a-z or 0-9"},
+	{29, 29, SIGNING("name = \"abcdefghijklmnopqrstuvwxyz0123456\"; " PK JWS), 29, "signing.profiles.[0].name",
+	 "must be 1 to 32 characters"},
+	{29, 29, SIGNING("name = \"re lease\"; " PK JWS), 29, "signing.profiles.[0].name", "must be 1 to 32"},
+	{29, 29, SIGNING(PK JWS), 29, "signing.profiles.[0].name", "required setting missing"},
+	{29, 29, SIGNING("name = 7; " PK JWS), 29, "signing.profiles.[0].name", "expected a string, got an integer"},
+	{29, 29, "signing = { profiles = ({ name = \"release\"; " PK JWS "},\n  { name = \"release\"; "
+		 "key = \"pkcs11:object=es256-release-2\"; " JWS "}); };", 30, "signing.profiles.[1].name",
+	 "'release' is also the name of signing.profiles.[0]: names must be unique"},
+	{29, 29, SIGNING("name = \"release\"; key = \"pkcs11:token=credsign;object=es256\"; " JWS), 29,
+	 "signing.profiles.[0].key",
+	 "pkcs11:token=credsign;object=es256 is pkcs11.signing_key, the certificate-signing key: a profile needs a "
+	 "key of its own"},
+	{29, 29, "signing = { profiles = ({ name = \"release\"; " PK JWS "},\n  { name = \"nightly\"; " PK JWS
+		 "}); };", 30, "signing.profiles.[1].key",
+	 "pkcs11:token=credsign;object=es256-release-1 is also the key of signing.profiles.[0]"},
+	{29, 29, SIGNING("name = \"release\"; " JWS), 29, "signing.profiles.[0].key", "required setting missing"},
+	{29, 29, SIGNING("name = \"release\"; key = \"es256-release-1\"; " JWS), 29, "signing.profiles.[0].key",
+	 "not a pkcs11: URI"},
+	{29, 29, SIGNING("name = \"release\"; key = \"pkcs11:token=credsign\"; " JWS), 29,
+	 "signing.profiles.[0].key", "must name the key with object= or id="},
+	{29, 29, SIGNING("name = \"release\"; key = \"pkcs11:token=other;object=k\"; " JWS), 29,
+	 "signing.profiles.[0].key", "names token=other, but pkcs11.token_uri selects token=credsign"},
+	{29, 29, SIGNING("name = \"release\"; key = \"pkcs11:object=k?pin-value=1\"; " JWS), 29,
+	 "signing.profiles.[0].key", "PINs must not appear in the URI"},
+	{29, 29, SIGNING("name = \"release\"; " PK), 29, "signing.profiles.[0].formats", "required setting missing"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [];"), 29, "signing.profiles.[0].formats",
+	 "must not be empty"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"jwt\"];"), 29, "signing.profiles.[0].formats",
+	 "element 1 ('jwt'): unknown format (jws, dsse or digest)"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"digest\", \"digest\"];"), 29,
+	 "signing.profiles.[0].formats", "element 2 ('digest'): repeated"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = \"jws\";"), 29, "signing.profiles.[0].formats",
+	 "expected a list of strings"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"jws\"];"), 29, "signing.profiles.[0].typ",
+	 "required with format jws"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"digest\"]; typ = \"x+jwt\";"), 29,
+	 "signing.profiles.[0].typ", "only with format jws"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"jws\"]; typ = \"credsign-cert+jwt\";"), 29,
+	 "signing.profiles.[0].typ", "the typ prefix \"credsign-\" is the appliance's own"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"jws\"]; typ = \"CredSign-x\";"), 29,
+	 "signing.profiles.[0].typ", "the typ prefix \"credsign-\""},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"jws\"]; typ = \"release jwt\";"), 29,
+	 "signing.profiles.[0].typ", "must be 1 to 64 characters of A-Z a-z 0-9"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"jws\"]; typ = \"" TYP65 "\";"), 29,
+	 "signing.profiles.[0].typ", "must be 1 to 64 characters"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"dsse\"];"), 29, "signing.profiles.[0].payload_types",
+	 "required with format dsse"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "payload_types = [\"a/b\"];"), 29,
+	 "signing.profiles.[0].payload_types", "only with format dsse"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"dsse\"]; payload_types = [];"), 29,
+	 "signing.profiles.[0].payload_types", "must not be empty"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"dsse\"]; payload_types = [\"a/b\", \"a/b\"];"),
+	 29, "signing.profiles.[0].payload_types", "element 2 ('a/b'): repeated"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"dsse\"]; payload_types = [\"a b\"];"), 29,
+	 "signing.profiles.[0].payload_types", "element 1 ('a b'): must be 1 to 128 printable ASCII characters"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"dsse\"]; payload_types = [\"\"];"), 29,
+	 "signing.profiles.[0].payload_types", "element 1 (''): must be 1 to 128"},
+	{29, 29, SIGNING("name = \"release\"; " PK "formats = [\"dsse\"]; payload_types = [ " PT33 " ];"), 29,
+	 "signing.profiles.[0].payload_types", "33 elements: at most 32"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "max_payload_bytes = 0;"), 29,
+	 "signing.profiles.[0].max_payload_bytes", "0 is out of range 1..16777216"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "max_payload_bytes = 16777217;"), 29,
+	 "signing.profiles.[0].max_payload_bytes", "16777217 is out of range 1..16777216"},
+	/* the payload must fit a request: 4 * ceil(n / 3) + 4096 <= max_request_bytes */
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "max_payload_bytes = 1048576;"), 29,
+	 "signing.profiles.[0].max_payload_bytes",
+	 "1048576 bytes do not fit signing.max_request_bytes (1048576): a payload this large takes 1402200 bytes"},
+	{29, 29, "signing = { max_request_bytes = 91479;\n profiles = ({ name = \"release\"; " PK JWS "}); };", 30,
+	 "signing.profiles.[0].max_payload_bytes", "65536 bytes do not fit signing.max_request_bytes (91479)"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "lifetime_seconds = -1;"), 29,
+	 "signing.profiles.[0].lifetime_seconds", "-1 is out of range 0..31536000"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "lifetime_seconds = 31536001;"), 29,
+	 "signing.profiles.[0].lifetime_seconds", "out of range 0..31536000"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "store_payload = \"yes\";"), 29,
+	 "signing.profiles.[0].store_payload", "expected a boolean"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "iss = \"\";"), 29, "signing.profiles.[0].iss",
+	 "must not be empty"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "iss = [\"https://x\"];"), 29, "signing.profiles.[0].iss",
+	 "expected a string, got an array"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "aud = [];"), 29, "signing.profiles.[0].aud", "must not be empty"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "aud = [ " PT17 " ];"), 29, "signing.profiles.[0].aud",
+	 "17 elements: at most 16"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "aud = [\"a\", \"a\"];"), 29, "signing.profiles.[0].aud",
+	 "element 2 ('a'): repeated"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS "colour = 1;"), 29, "signing.profiles.[0].colour",
+	 "unknown setting"},
+	{29, 29, "signing = { profiles = { name = \"release\"; }; };", 29, "signing.profiles",
+	 "expected a list of groups"},
+	{29, 29, "signing = { profiles = ( \"release\" ); };", 29, "signing.profiles.[0]", "expected a group"},
+	{29, 29, "signing = { max_request_bytes = 1023; };", 29, "signing.max_request_bytes",
+	 "1023 is out of range 1024..16777216"},
+	{29, 29, "signing = { max_request_bytes = 16777217; };", 29, "signing.max_request_bytes", "out of range"},
+	/* a limit reported wrong is not held against the profiles (one complaint) */
+	{29, 29, "signing = { max_request_bytes = 100; profiles = ({ name = \"release\"; " PK JWS "}); };", 29,
+	 "signing.max_request_bytes", "100 is out of range 1024..16777216"},
+	{29, 29, "signing = { max_request_bytes = 1024; profiles = ({ name = \"release\"; " PK JWS
+		 "max_payload_bytes = 0; }); };", 29, "signing.profiles.[0].max_payload_bytes", "0 is out of range"},
+	{29, 29, "signing = { batch_max = 0; };", 29, "signing.batch_max", "0 is out of range 1..1000"},
+	{29, 29, "signing = { batch_max = 1001; };", 29, "signing.batch_max", "1001 is out of range 1..1000"},
+	{29, 29, "signing = { colour = 1; };", 29, "signing.colour", "unknown setting"},
+	{29, 29, "signing = 1;", 29, "signing", "expected a group"},
+	/* grants: signer needs profiles and takes nothing else; auditor may add them */
+	{29, 29, G "role = \"signer\"; }); };", 29, "access.grants.[0].profiles", "required with role signer"},
+	{29, 29, G "role = \"signer\"; profiles = [\"*\"]; projects = [\"web\"]; }); };", 29,
+	 "access.grants.[0].projects", "not allowed with role signer (a signer's scope is its profiles)"},
+	{29, 29, G "role = \"signer\"; profiles = [\"*\"]; environments = [\"*\"]; }); };", 29,
+	 "access.grants.[0].environments", "not allowed with role signer"},
+	{29, 29, G "role = \"signer\"; profiles = [\"*\"]; presets = [\"soc2\"]; }); };", 29,
+	 "access.grants.[0].presets", "not allowed with role signer"},
+	{29, 29, G "role = \"signer\"; profiles = []; }); };", 29, "access.grants.[0].profiles",
+	 "must not be empty ([ \"*\" ] for every profile)"},
+	{29, 29, G "role = \"signer\"; profiles = [\"*\", \"release\"]; }); };", 29, "access.grants.[0].profiles",
+	 "\"*\" covers every value and must be the only element"},
+	{29, 29, G "role = \"generator\"; projects = [\"*\"]; environments = [\"*\"]; profiles = [\"*\"]; }); };",
+	 29, "access.grants.[0].profiles", "not allowed with role generator"},
+	{29, 29, G "role = \"operator\"; profiles = [\"*\"]; }); };", 29, "access.grants.[0].profiles",
+	 "not allowed with role operator"},
+	{29, 29, G "role = \"signer\"; profiles = [\"release\"]; }); };", 29, "access.grants.[0].profiles",
+	 "element 1: unknown profile 'release' (signing.profiles defines none)"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS) "\n" G "role = \"signer\"; profiles = [\"release\", "
+		 "\"nightly\"]; }); };", 30, "access.grants.[0].profiles",
+	 "element 2: unknown profile 'nightly' (not in signing.profiles)"},
+	{29, 29, SIGNING("name = \"release\"; " PK JWS) "\n" G "role = \"auditor\"; projects = [\"*\"]; "
+		 "profiles = [\"Release\"]; }); };", 30, "access.grants.[0].profiles",
+	 "element 1: unknown profile 'Release'"},
 	/* ceremony: dual control */
 	{29, 29, "ceremony = { " OCA "quorum = 1; " OFFS "};", 29, "ceremony.quorum",
 	 "1 is below 2: activate, retire, compromise, destroy and purge need at least two officers (dual control)"},
@@ -656,6 +795,133 @@ static void test_ceremony(void **state)
 	cs_config_diag_free(&diag);
 }
 
+/* signing: the group parsed (defaults filled, iss from the public URL),
+ * profiles found by name, the grants' profiles; absent: no profiles. */
+static void test_signing(void **state)
+{
+	(void)state;
+	char path[700], where[800], want[800];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	write_config("signing.conf", 29, 29,
+		     "signing = {\n"
+		     "  max_request_bytes = 91480; batch_max = 7;\n"
+		     "  profiles = (\n"
+		     "    { name = \"release\"; key = \"pkcs11:token=credsign;object=es256-release-1\";\n"
+		     "      formats = [ \"jws\", \"dsse\", \"digest\" ]; typ = \"release+jwt\";\n"
+		     "      payload_types = [ \"application/vnd.in-toto+json\", \"text/plain\" ];\n"
+		     "      aud = [ \"https://deploy.example\" ]; lifetime_seconds = 3600; store_payload = true; },\n"
+		     "    { name = \"tokens.v2\"; key = \"pkcs11:object=es256-tokens\"; formats = [ \"digest\" ];\n"
+		     "      iss = \"https://issuer.example\"; max_payload_bytes = 1; }\n"
+		     "  );\n"
+		     "};\n"
+		     "access = { grants = (\n"
+		     "  { identity = \"spiffe://credsign.test/ci-deployer\"; role = \"signer\"; profiles = [ \"release\" ];\n"
+		     "    rate = 5; },\n"
+		     "  { identity = \"spiffe://credsign.test/auditor\"; role = \"auditor\"; projects = [ \"*\" ];\n"
+		     "    profiles = [ \"*\" ]; },\n"
+		     "  { identity = \"spiffe://credsign.test/auditor2\"; role = \"auditor\"; projects = [ \"*\" ]; }\n"
+		     "); };",
+		     path, sizeof(path));
+	cs_err r = cs_config_load(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "unexpected: %s\n", diag.messages[i]);
+	assert_int_equal(r, CS_OK);
+	/* 4 * ceil(65536 / 3) + 4096 = 91480: the default payload limit just fits */
+	assert_int_equal(cfg->signing.max_request_bytes, 91480);
+	assert_int_equal(cfg->signing.batch_max, 7);
+	assert_int_equal(cfg->signing.nprofiles, 2);
+	const cs_config_profile *p = cs_config_profile_find(cfg, "release");
+	assert_ptr_equal(p, &cfg->signing.profiles[0]);
+	assert_string_equal(p->key, "pkcs11:token=credsign;object=es256-release-1");
+	assert_int_equal(p->formats, CS_SIG_FORMAT_JWS | CS_SIG_FORMAT_DSSE | CS_SIG_FORMAT_DIGEST);
+	assert_string_equal(p->typ, "release+jwt");
+	assert_string_equal(p->payload_types[0], "application/vnd.in-toto+json");
+	assert_string_equal(p->payload_types[1], "text/plain");
+	assert_null(p->payload_types[2]);
+	assert_int_equal(p->max_payload_bytes, 65536);
+	assert_string_equal(p->iss, "https://credsign.test:8443"); /* server.public_base_url */
+	assert_string_equal(p->aud[0], "https://deploy.example");
+	assert_null(p->aud[1]);
+	assert_int_equal(p->lifetime_seconds, 3600);
+	assert_true(p->store_payload);
+	p = cs_config_profile_find(cfg, "tokens.v2");
+	assert_ptr_equal(p, &cfg->signing.profiles[1]);
+	assert_int_equal(p->formats, CS_SIG_FORMAT_DIGEST);
+	assert_null(p->typ);
+	assert_null(p->payload_types);
+	assert_null(p->aud);
+	assert_string_equal(p->iss, "https://issuer.example");
+	assert_int_equal(p->max_payload_bytes, 1);
+	assert_int_equal(p->lifetime_seconds, 0);
+	assert_false(p->store_payload);
+	assert_null(cs_config_profile_find(cfg, "Release"));
+	assert_null(cs_config_profile_find(cfg, "nightly"));
+	assert_null(cs_config_profile_find(cfg, NULL));
+	/* grants */
+	const cs_config_grant *g = cfg->access.grants;
+	assert_int_equal(cfg->access.ngrants, 3);
+	assert_int_equal(g[0].role, CS_ROLE_SIGNER);
+	assert_string_equal(g[0].profiles[0], "release");
+	assert_null(g[0].profiles[1]);
+	assert_null(g[0].projects);
+	assert_null(g[0].environments);
+	assert_int_equal(g[0].burst, 5);
+	assert_int_equal(g[1].role, CS_ROLE_AUDITOR);
+	assert_string_equal(g[1].profiles[0], "*");
+	assert_null(g[2].profiles); /* an auditor without profiles reads no signatures */
+	/* where a profile's setting is (credsignd's messages about keys) */
+	cs_config_where(cfg, "signing.profiles.[1].key", where, sizeof(where));
+	snprintf(want, sizeof(want), "%s:36", path);
+	assert_string_equal(where, want);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+
+	/* formats by name */
+	assert_string_equal(cs_sig_format_name(CS_SIG_FORMAT_JWS), "jws");
+	assert_string_equal(cs_sig_format_name(CS_SIG_FORMAT_DSSE), "dsse");
+	assert_string_equal(cs_sig_format_name(CS_SIG_FORMAT_DIGEST), "digest");
+	assert_string_equal(cs_sig_format_name(CS_SIG_FORMAT_JWS | CS_SIG_FORMAT_DSSE), "?");
+	assert_string_equal(cs_sig_format_name(0), "?");
+	assert_int_equal(cs_sig_format_parse("jws"), CS_SIG_FORMAT_JWS);
+	assert_int_equal(cs_sig_format_parse("dsse"), CS_SIG_FORMAT_DSSE);
+	assert_int_equal(cs_sig_format_parse("digest"), CS_SIG_FORMAT_DIGEST);
+	assert_int_equal(cs_sig_format_parse("JWS"), 0);
+	assert_int_equal(cs_sig_format_parse(""), 0);
+	assert_int_equal(cs_sig_format_parse(NULL), 0);
+
+	/* no signing group: the defaults, no profiles */
+	write_config("no-signing.conf", 0, 0, NULL, path, sizeof(path));
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
+	assert_int_equal(cfg->signing.max_request_bytes, 1048576);
+	assert_int_equal(cfg->signing.batch_max, 100);
+	assert_int_equal(cfg->signing.nprofiles, 0);
+	assert_null(cfg->signing.profiles);
+	assert_null(cs_config_profile_find(cfg, "release"));
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+
+	/* every mistake of a profile reported, not only the first */
+	write_config("signing-many.conf", 29, 29,
+		     "signing = { profiles = ({ name = \"Bad\"; key = \"pkcs11:token=credsign;object=es256\";\n"
+		     "  formats = [ \"jws\", \"dsse\" ]; lifetime_seconds = -5; }); };",
+		     path, sizeof(path));
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_E_CONFIG);
+	const char *expected[] = {"29: setting 'signing.profiles.[0].name'", "29: setting 'signing.profiles.[0].key'",
+				  "29: setting 'signing.profiles.[0].typ'", "29: setting 'signing.profiles.[0].payload_types'",
+				  "30: setting 'signing.profiles.[0].lifetime_seconds'"};
+	for (size_t e = 0; e < sizeof(expected) / sizeof(expected[0]); e++) {
+		int found = 0;
+		for (size_t m = 0; m < diag.count; m++)
+			found |= strstr(diag.messages[m], expected[e]) != NULL;
+		if (!found)
+			fprintf(stderr, "missing: %s\n", expected[e]);
+		assert_true(found);
+	}
+	assert_int_equal(diag.count, 5);
+	cs_config_diag_free(&diag);
+}
+
 static void test_unreadable_config(void **state)
 {
 	(void)state;
@@ -677,6 +943,7 @@ int main(void)
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_access_grants),
 		cmocka_unit_test(test_ceremony),
+		cmocka_unit_test(test_signing),
 		cmocka_unit_test(test_unreadable_config),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -46,7 +46,19 @@
  *    existing certificates once, listed by time then id, their version
  *    moving with each; the x5c chain validated; key_put records dates;
  *    a schema-6 store migrates with the dates and actors of its audit log,
- *    and the daemon's polls are index lookups.
+ *    and the daemon's polls are index lookups;
+ *  - issue 15, signing profiles: one active key per profile (the ledger
+ *    and the schema): a profile is bootstrapped while a certificate key
+ *    is active, activating a profile's key retires that profile's active
+ *    key only (and a certificate key the certificate key only), a stale
+ *    expected_active is judged within the profile, a key of another
+ *    profile is refused, a key's profile never changes; signatures_put
+ *    writes records and refusals in one transaction, each record with its
+ *    entry's seq and ts (raised like any), a failing job (an id recorded
+ *    already, a key of another profile, a malformed record, a key
+ *    compromised meanwhile) rolled back alone, a failed transaction
+ *    failing every job with nothing written; signatures read back
+ *    (payload not stored, empty, binary) and are never updated nor deleted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -594,7 +606,10 @@ static void test_retired_key_never_active_again(void **state)
 	"SELECT json_array("                                                                                 \
 	" (SELECT json_group_array(json_array(kid, status, uri, activated_at, activated_by, activated_ceremony," \
 	"   retired_at, retired_by, retired_ceremony, compromised_at, compromised_by, compromised_ceremony,"    \
-	"   destroyed_at, destroyed_by, destroyed_ceremony, x5c_json)) FROM (SELECT * FROM signing_keys ORDER BY kid)),"   \
+	"   destroyed_at, destroyed_by, destroyed_ceremony, x5c_json, profile))"                                \
+	"   FROM (SELECT * FROM signing_keys ORDER BY kid)),"                                                   \
+	" (SELECT json_group_array(json_array(id, kid, signature, audit_seq, created_at))"                      \
+	"   FROM (SELECT * FROM signatures ORDER BY id)),"                                                      \
 	" (SELECT json_group_array(json_array(id, state, executed_at, executed_by, result_json))"            \
 	"   FROM (SELECT * FROM ceremonies ORDER BY id)),"                                                     \
 	" (SELECT count(*) FROM ceremony_approvals), (SELECT count(*) FROM key_rollovers),"                  \
@@ -1765,7 +1780,7 @@ static void test_migration_from_v6(void **state)
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	sqlite3 *raw = raw_open(path);
-	assert_int_equal(raw_count(raw, "SELECT user_version FROM pragma_user_version"), 7);
+	assert_int_equal(raw_count(raw, "SELECT user_version FROM pragma_user_version"), 8);
 	key_row k = get_key(path, "kA");
 	assert_field(&k, K_STATUS, "retired");
 	assert_field(&k, K_CREATED, "2025-01-01T00:00:00.000Z");
@@ -1821,7 +1836,8 @@ static void test_migration_from_v6(void **state)
 	assert_int_equal(raw_count(raw, "SELECT count(*) FROM sqlite_master WHERE name IN ('ceremonies', "
 					"'ceremony_approvals', 'key_rollovers', 'cert_revocations')"), 4);
 	/* the daemon's polls are index lookups, not scans */
-	const char *polls[] = {"SELECT kid, uri, x5c_json FROM signing_keys WHERE status = 'active'",
+	const char *polls[] = {"SELECT kid, uri, x5c_json FROM signing_keys WHERE status = 'active' "
+			       "AND coalesce(profile, '') = coalesce(?1, '')",
 			       "SELECT (SELECT value FROM store_meta WHERE name = 'revocations_count'), "
 			       "(SELECT coalesce(max(id), 0) FROM cert_revocations)"};
 	for (int i = 0; i < 2; i++) {
@@ -1851,6 +1867,480 @@ static void test_migration_from_v6(void **state)
 	assert_int_equal(execute(l, "cer_m", "activate", "kF", "kC", &e), CS_OK);
 	assert_int_equal(e.seq, 8 + 2 + 3);
 	cs_ledger_close(l);
+}
+
+/* ---- issue 15: the keys of signing profiles ------------------------------------------- */
+
+static cs_err bootstrap_in(cs_ledger *l, const char *profile, const char *kid, int *changed, cs_audit_entry *e)
+{
+	char uri[128], jwk[128];
+	snprintf(uri, sizeof(uri), "pkcs11:token=cfg;object=%s", kid);
+	snprintf(jwk, sizeof(jwk), "{\"kid\":\"%s\",\"kty\":\"EC\"}", kid);
+	cs_key_info k = {.kid = kid, .uri = uri, .jwk_json = jwk, .profile = profile};
+	*e = entry("key.activate");
+	e->actor = "system";
+	e->object = kid;
+	return cs_ledger_key_bootstrap(l, &k, "config:signing.profiles.release.key", changed, e);
+}
+
+static cs_err pending_in(cs_ledger *l, const char *profile, const char *kid)
+{
+	char uri[128], jwk[128];
+	snprintf(uri, sizeof(uri), "pkcs11:token=t;object=%s", kid);
+	snprintf(jwk, sizeof(jwk), "{\"kid\":\"%s\",\"kty\":\"EC\"}", kid);
+	cs_key_info k = {.kid = kid, .uri = uri, .jwk_json = jwk, .created_by = "local:alice", .profile = profile};
+	cs_audit_entry e = admin_entry("key.generate", kid);
+	return cs_ledger_key_add_pending(l, &k, &e);
+}
+
+static char *profile_of(const char *path, const char *kid)
+{
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	char *q = sqlite3_mprintf("SELECT profile FROM signing_keys WHERE kid = %Q", kid);
+	sqlite3 *raw = raw_open(path);
+	char *p = raw_text(raw, q);
+	sqlite3_free(q);
+	sqlite3_close(raw);
+	cs_store_close(s);
+	return p;
+}
+
+static void grab_profile(void *arg, const cs_key_info *k)
+{
+	char **p = arg;
+	*p = k->profile != NULL ? strdup(k->profile) : NULL;
+}
+
+/* The kid active in profile (NULL: the certificate key), "-" when none. */
+static void assert_active_in(cs_store *s, const char *profile, const char *kid)
+{
+	cs_active_key a;
+	cs_err r = cs_store_key_active_in(s, profile, &a);
+	const char *got = r == CS_OK ? a.kid : r == CS_E_NOT_FOUND ? "-" : cs_strerror(r);
+	if (strcmp(got, kid) != 0)
+		fail_msg("active key of %s: %s, expected %s", profile ? profile : "(certificates)", got, kid);
+	cs_active_key_free(&a);
+}
+
+static void assert_ever_in(cs_store *s, const char *profile, int want)
+{
+	int ever = -1;
+	assert_int_equal(cs_store_keys_ever_active_in(s, profile, &ever), CS_OK);
+	assert_int_equal(ever, want);
+}
+
+/* One active key per profile: bootstrap, pending and activation by ceremony
+ * decided within the profile; the schema agrees. */
+static void test_profile_keys(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	int changed = 0;
+	cs_audit_entry e;
+	/* the certificate key first */
+	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
+	assert_int_equal(changed, 1);
+	assert_ever_in(s, "release", 0);
+	/* a profile that never had an active key is bootstrapped although a
+	 * certificate key is active; it retires nothing */
+	assert_int_equal(bootstrap_in(l, "release", "kR1", &changed, &e), CS_OK);
+	assert_int_equal(changed, 1);
+	assert_true(e.seq > 0);
+	assert_active_in(s, NULL, "kA");
+	assert_active_in(s, "release", "kR1");
+	assert_active_in(s, "other", "-");
+	cs_active_key act;
+	assert_int_equal(cs_store_key_active(s, &act), CS_OK); /* certificates only */
+	assert_string_equal(act.kid, "kA");
+	cs_active_key_free(&act);
+	assert_ever_in(s, "release", 1);
+	assert_ever_in(s, "other", 0);
+	assert_ever_in(s, NULL, 1);
+	char *p = profile_of(path, "kR1");
+	assert_string_equal(p, "release");
+	free(p);
+	p = NULL;
+	assert_int_equal(cs_store_key_info(s, "kR1", grab_profile, &p), CS_OK);
+	assert_string_equal(p, "release");
+	free(p);
+	p = (char *)"x";
+	assert_int_equal(cs_store_key_info(s, "kA", grab_profile, &p), CS_OK);
+	assert_null(p);
+	/* the profile had its key: the configuration changes nothing */
+	char *before = digest(raw);
+	assert_int_equal(bootstrap_in(l, "release", "kR9", &changed, &e), CS_OK);
+	assert_int_equal(changed, 0);
+	assert_int_equal(e.seq, 0);
+	/* a key of another profile (or of the certificates) is not this profile's */
+	assert_int_equal(bootstrap_in(l, "other", "kA", &changed, &e), CS_E_KEY_FORBIDDEN);
+	assert_int_equal(bootstrap_in(l, "other", "kR1", &changed, &e), CS_E_KEY_FORBIDDEN);
+	assert_int_equal(changed, 0);
+	/* nor can the old key_put path touch a profile key */
+	assert_int_equal(cs_ledger_key_put(l, "kR1", "u", "{}", "retired", &changed, NULL), CS_E_KEY_FORBIDDEN);
+	/* a malformed profile name */
+	assert_int_equal(pending_in(l, "Release Key", "kBad"), CS_E_INVALID_ARG);
+	assert_int_equal(bootstrap_in(l, "", "kBad", &changed, &e), CS_E_INVALID_ARG);
+	assert_unchanged(raw, before);
+
+	/* a pending key of the profile, activated by ceremony: retires the
+	 * profile's active key only */
+	assert_int_equal(pending_in(l, "release", "kR2"), CS_OK);
+	p = profile_of(path, "kR2");
+	assert_string_equal(p, "release");
+	free(p);
+	/* a rollover naming the certificate key as the predecessor is stale */
+	refused(l, raw, "cer_stale", "activate", "kR2", "kA", CS_E_CONFLICT);
+	int64_t n0 = audit_count(raw);
+	assert_int_equal(execute(l, "cer_stale", "activate", "kR2", "kR1", &e), CS_OK);
+	assert_audit(raw, n0 + 1, "key.retire kR1 local:carol success");
+	assert_audit(raw, n0 + 2, "key.activate kR2 local:carol success");
+	assert_active_in(s, "release", "kR2");
+	assert_active_in(s, NULL, "kA");
+	key_row k = get_key(path, "kR1");
+	assert_field(&k, K_STATUS, "retired");
+	assert_field(&k, K_RET_CER, "cer_stale");
+	key_row_free(&k);
+	k = get_key(path, "kA");
+	assert_field(&k, K_STATUS, "active");
+	key_row_free(&k);
+	char *r = raw_text(raw, "SELECT old_kid || '>' || new_kid FROM key_rollovers WHERE ceremony_id = 'cer_stale'");
+	assert_string_equal(r, "kR1>kR2");
+	free(r);
+	/* and a certificate key activated retires the certificate key only */
+	pending(l, "kB");
+	refused(l, raw, "cer_b0", "activate", "kB", "kR2", CS_E_CONFLICT);
+	assert_int_equal(ceremony(l, "cer_b", "activate", "kB", "kA"), CS_OK);
+	assert_active_in(s, NULL, "kB");
+	assert_active_in(s, "release", "kR2");
+	/* a second profile: its first key through a ceremony (none active: expected NULL) */
+	assert_int_equal(pending_in(l, "tokens", "kT1"), CS_OK);
+	assert_int_equal(ceremony(l, "cer_t", "activate", "kT1", NULL), CS_OK);
+	assert_active_in(s, "tokens", "kT1");
+	assert_active_in(s, "release", "kR2");
+	assert_active_in(s, NULL, "kB");
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 3);
+
+	/* the schema: one active key per profile, a key's profile fixed */
+	char *msg = NULL;
+	assert_int_not_equal(sqlite3_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status, profile) VALUES "
+					       "('kR3', 'u', '{}', 'active', 'release')", NULL, NULL, &msg), SQLITE_OK);
+	assert_non_null(strstr(msg, "UNIQUE"));
+	sqlite3_free(msg);
+	assert_int_not_equal(sqlite3_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES "
+					       "('kC', 'u', '{}', 'active')", NULL, NULL, &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	raw_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status, profile) VALUES "
+		      "('kZ', 'u', '{}', 'active', 'zeta')"); /* another profile's first: allowed */
+	assert_active_in(s, "zeta", "kZ");
+	assert_int_not_equal(sqlite3_exec(raw, "UPDATE signing_keys SET profile = 'other' WHERE kid = 'kR2'", NULL, NULL,
+					  &msg), SQLITE_OK);
+	assert_non_null(strstr(msg, "profile of a signing key never changes"));
+	sqlite3_free(msg);
+	assert_int_not_equal(sqlite3_exec(raw, "UPDATE signing_keys SET profile = 'release' WHERE kid = 'kB'", NULL,
+					  NULL, &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	assert_int_not_equal(sqlite3_exec(raw, "UPDATE signing_keys SET profile = NULL WHERE kid = 'kR2'", NULL, NULL,
+					  &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	raw_exec(raw, "UPDATE signing_keys SET label = 'fine' WHERE kid = 'kR2'"); /* other columns: not guarded */
+	int64_t entries = audit_count(raw);
+	cs_store_close(s);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+	verify_chain(path, entries);
+}
+
+/* ---- issue 15: signatures with their audit entries ------------------------------------ */
+
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+static cs_signature_record sig_record(const char *id, const char *kid)
+{
+	cs_signature_record g = {.id = id, .profile = "release", .format = "jws", .requester = "ci-deployer",
+				 .requester_cert_sha256 = SHA_A, .signed_sha256 = SHA_A, .kid = kid,
+				 .signature = "eyJhbGciOiJFUzI1NiJ9.e30.c2ln"};
+	return g;
+}
+
+static cs_audit_entry sign_entry(const char *object, const char *outcome)
+{
+	cs_audit_entry e = {.node = "test-1", .actor = "ci-deployer", .actor_cert_sha256 = SHA_A, .role = "signer",
+			    .action = "sign", .object = object, .outcome = outcome};
+	if (strcmp(outcome, "success") != 0)
+		e.error_code = "format_not_allowed";
+	return e;
+}
+
+typedef struct {
+	int seen;
+	char *id, *profile, *format, *requester, *cert, *created_at, *signed_sha256, *kid, *signature, *der, *ptype;
+	unsigned char *payload;
+	size_t payload_len;
+	int has_payload;
+	int64_t audit_seq;
+} sig_copy;
+
+static char *dup_or_null(const char *v)
+{
+	return v != NULL ? strdup(v) : NULL;
+}
+
+static void grab_sig(void *arg, const cs_signature_record *g)
+{
+	sig_copy *c = arg;
+	c->seen++;
+	c->id = dup_or_null(g->id);
+	c->profile = dup_or_null(g->profile);
+	c->format = dup_or_null(g->format);
+	c->requester = dup_or_null(g->requester);
+	c->cert = dup_or_null(g->requester_cert_sha256);
+	c->created_at = dup_or_null(g->created_at);
+	c->signed_sha256 = dup_or_null(g->signed_sha256);
+	c->kid = dup_or_null(g->kid);
+	c->signature = dup_or_null(g->signature);
+	c->der = dup_or_null(g->signature_der);
+	c->ptype = dup_or_null(g->payload_type);
+	c->has_payload = g->payload != NULL;
+	c->payload_len = g->payload_len;
+	if (g->payload != NULL) {
+		c->payload = malloc(g->payload_len + 1);
+		assert_non_null(c->payload);
+		memcpy(c->payload, g->payload, g->payload_len);
+	}
+	c->audit_seq = g->audit_seq;
+}
+
+static void sig_copy_free(sig_copy *c)
+{
+	char *f[] = {c->id, c->profile, c->format, c->requester, c->cert, c->created_at, c->signed_sha256,
+		     c->kid, c->signature, c->der, c->ptype};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		free(f[i]);
+	free(c->payload);
+	*c = (sig_copy){0};
+}
+
+/* Records and refusals in one transaction: each audit entry written with
+ * the record carrying its seq and ts; a failing job alone rolled back;
+ * the rows never change. */
+static void test_signatures_put(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	int changed = 0;
+	cs_audit_entry e;
+	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
+	assert_int_equal(bootstrap_in(l, "release", "kR1", &changed, &e), CS_OK);
+	assert_int_equal(audit_count(raw), 2);
+	/* nothing to do */
+	assert_int_equal(cs_ledger_signatures_put(l, NULL, 0), CS_OK);
+
+	/* one signature first, then a batch whose second job reuses its id */
+	cs_signature_record g0 = sig_record("sig-0", "kR1");
+	cs_audit_entry a0 = sign_entry("sig-0 profile=release format=jws", "success");
+	cs_ledger_sign_job one = {.record = &g0, .audit = &a0};
+	assert_int_equal(cs_ledger_signatures_put(l, &one, 1), CS_OK);
+	assert_int_equal(one.result, CS_OK);
+	assert_int_equal(a0.seq, 3);
+	assert_int_equal(g0.audit_seq, 3);
+	assert_ptr_equal(g0.created_at, a0.ts);
+
+	static const unsigned char body[] = {'{', 0, 0xff, '}'};
+	cs_signature_record g[5] = {sig_record("sig-1", "kR1"), sig_record("sig-0", "kR1"), sig_record("sig-2", "kR1"),
+				    sig_record("sig-3", "kA"), sig_record("sig-4", "kR1")};
+	g[2].format = "dsse";
+	g[2].signature = "{\"payloadType\":\"application/vnd.in-toto+json\"}";
+	g[2].signature_der = "MEUCIQ==";
+	g[2].payload_type = "application/vnd.in-toto+json";
+	g[2].payload = body;
+	g[2].payload_len = sizeof(body);
+	g[4].format = "digest";
+	g[4].signed_sha256 = "not hex";
+	cs_audit_entry a[7];
+	const char *objects[] = {"sig-1 profile=release format=jws", "sig-0 (again)", "sig-2 profile=release format=dsse",
+				 "sig-3 by the certificate key", "sig-4 malformed", "profile=release format=x",
+				 "sig-5 profile=release format=digest"};
+	for (int i = 0; i < 7; i++)
+		a[i] = sign_entry(objects[i], i == 5 ? "refused" : "success");
+	/* a time taken long ago is raised to the log's newest */
+	a[0].ts = "2000-01-01T00:00:00.000Z";
+	cs_signature_record g5 = sig_record("sig-5", "kR1");
+	g5.format = "digest";
+	g5.signature_der = "MEQCIA==";
+	g5.payload = (const unsigned char *)""; /* stored, of no bytes */
+	g5.payload_len = 0;
+	cs_ledger_sign_job jobs[7] = {
+		{.record = &g[0], .audit = &a[0]}, {.record = &g[1], .audit = &a[1]}, {.record = &g[2], .audit = &a[2]},
+		{.record = &g[3], .audit = &a[3]}, {.record = &g[4], .audit = &a[4]}, {.record = NULL, .audit = &a[5]},
+		{.record = &g5, .audit = &a[6]}};
+	cs_ledger_stats st0, st1;
+	cs_ledger_get_stats(l, &st0);
+	assert_int_equal(cs_ledger_signatures_put(l, jobs, 7), CS_OK);
+	cs_ledger_get_stats(l, &st1);
+	assert_int_equal(st1.commits - st0.commits, 1); /* one transaction */
+	assert_int_equal(jobs[0].result, CS_OK);
+	assert_int_equal(jobs[1].result, CS_E_CONFLICT);    /* the id exists */
+	assert_int_equal(jobs[2].result, CS_OK);
+	assert_int_equal(jobs[3].result, CS_E_INVALID_ARG); /* not a key of the profile */
+	assert_int_equal(jobs[4].result, CS_E_INVALID_ARG); /* malformed */
+	assert_int_equal(jobs[5].result, CS_OK);            /* a refusal: its entry */
+	assert_int_equal(jobs[6].result, CS_OK);
+	/* seq without gaps over what was written; the failed took none */
+	assert_int_equal(a[0].seq, 4);
+	assert_int_equal(a[2].seq, 5);
+	assert_int_equal(a[5].seq, 6);
+	assert_int_equal(a[6].seq, 7);
+	assert_int_equal(audit_count(raw), 7);
+	assert_int_equal(g[0].audit_seq, 4);
+	assert_int_equal(g[2].audit_seq, 5);
+	assert_int_equal(g5.audit_seq, 7);
+	assert_int_equal(g[1].audit_seq, 0);
+	assert_null(g[1].created_at);
+	assert_int_equal(g[3].audit_seq, 0);
+	char *ts3 = audit_ts(raw, 3);
+	assert_string_equal(a[0].ts, ts3); /* raised to the entry before it */
+	assert_string_equal(g[0].created_at, ts3);
+	free(ts3);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), 4);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE object LIKE 'sig-0 (again)%' "
+					"OR object LIKE 'sig-3%' OR object LIKE 'sig-4%'"), 0);
+	assert_audit(raw, 6, "sign profile=release format=x ci-deployer refused");
+	/* every record matches its entry: created_at its ts, audit_seq its seq */
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures s JOIN audit_log a ON a.seq = s.audit_seq "
+					"AND a.ts = s.created_at AND a.object LIKE s.id || ' %'"), 4);
+
+	/* read back */
+	sig_copy c = {0};
+	assert_int_equal(cs_store_signature_get(s, "sig-2", grab_sig, &c), CS_OK);
+	assert_int_equal(c.seen, 1);
+	assert_string_equal(c.id, "sig-2");
+	assert_string_equal(c.profile, "release");
+	assert_string_equal(c.format, "dsse");
+	assert_string_equal(c.requester, "ci-deployer");
+	assert_string_equal(c.cert, SHA_A);
+	assert_string_equal(c.signed_sha256, SHA_A);
+	assert_string_equal(c.kid, "kR1");
+	assert_string_equal(c.signature, g[2].signature);
+	assert_string_equal(c.der, "MEUCIQ==");
+	assert_string_equal(c.ptype, "application/vnd.in-toto+json");
+	assert_true(c.has_payload);
+	assert_int_equal(c.payload_len, sizeof(body));
+	assert_memory_equal(c.payload, body, sizeof(body));
+	assert_int_equal(c.audit_seq, 5);
+	assert_string_equal(c.created_at, a[2].ts);
+	sig_copy_free(&c);
+	assert_int_equal(cs_store_signature_get(s, "sig-1", grab_sig, &c), CS_OK);
+	assert_false(c.has_payload); /* not stored */
+	assert_int_equal(c.payload_len, 0);
+	assert_null(c.der);
+	assert_null(c.ptype);
+	sig_copy_free(&c);
+	assert_int_equal(cs_store_signature_get(s, "sig-5", grab_sig, &c), CS_OK);
+	assert_true(c.has_payload); /* stored, empty */
+	assert_int_equal(c.payload_len, 0);
+	sig_copy_free(&c);
+	assert_int_equal(cs_store_signature_get(s, "sig-9", grab_sig, &c), CS_E_NOT_FOUND);
+	assert_int_equal(c.seen, 0);
+	assert_int_equal(cs_store_signature_get(s, "sig-0", NULL, NULL), CS_OK);
+	/* a signature of the profile by another key */
+	assert_int_equal(cs_store_signature_by_other_key(s, "release", "kR1"), CS_E_NOT_FOUND);
+	assert_int_equal(cs_store_signature_by_other_key(s, "release", "kR2"), CS_OK);
+	assert_int_equal(cs_store_signature_by_other_key(s, "tokens", "kR2"), CS_E_NOT_FOUND);
+
+	/* the schema refuses changing or deleting a signature */
+	char *before = digest(raw);
+	int64_t nsig = raw_count(raw, "SELECT count(*) FROM signatures");
+	const char *edits[] = {"UPDATE signatures SET kid = 'kA' WHERE id = 'sig-1'",
+			       "UPDATE signatures SET signature = 'x'", "DELETE FROM signatures WHERE id = 'sig-0'",
+			       "DELETE FROM signatures"};
+	for (int i = 0; i < 4; i++) {
+		char *msg = NULL;
+		assert_int_not_equal(sqlite3_exec(raw, edits[i], NULL, NULL, &msg), SQLITE_OK);
+		assert_non_null(strstr(msg, "signatures are append-only"));
+		sqlite3_free(msg);
+	}
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), nsig);
+	assert_unchanged(raw, before);
+
+	/* a key compromised meanwhile: no signature stored, its entry neither */
+	assert_int_equal(ceremony(l, "cer_x", "compromise", "kR1", NULL), CS_OK);
+	cs_signature_record gx = sig_record("sig-x", "kR1");
+	cs_audit_entry ax = sign_entry("sig-x profile=release format=jws", "success");
+	cs_ledger_sign_job jx = {.record = &gx, .audit = &ax};
+	assert_int_equal(cs_ledger_signatures_put(l, &jx, 1), CS_OK);
+	assert_int_equal(jx.result, CS_E_NO_ACTIVE_KEY);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures WHERE id = 'sig-x'"), 0);
+	/* a job without an entry: nothing runs */
+	jx.audit = NULL;
+	assert_int_equal(cs_ledger_signatures_put(l, &jx, 1), CS_E_INVALID_ARG);
+	assert_int_equal(jx.result, CS_E_INVALID_ARG);
+	int64_t entries = audit_count(raw);
+	cs_store_close(s);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+	verify_chain(path, entries);
+}
+
+/* Through the writer thread, and with the transaction failing (the lock held
+ * past the write timeout): every job's result is the failure, nothing written. */
+static void test_signatures_put_threaded_and_failing(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = open_ledger(path, 300, 1);
+	sqlite3 *raw = raw_open(path);
+	int changed = 0;
+	cs_audit_entry e;
+	assert_int_equal(bootstrap_in(l, "release", "kR1", &changed, &e), CS_OK);
+	assert_int_equal(changed, 1);
+	enum { N = 50 };
+	cs_signature_record g[N];
+	cs_audit_entry a[N];
+	cs_ledger_sign_job jobs[N];
+	char ids[N][16];
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "t-%d", i);
+		g[i] = sig_record(ids[i], "kR1");
+		a[i] = sign_entry(ids[i], "success");
+		jobs[i] = (cs_ledger_sign_job){.record = &g[i], .audit = &a[i]};
+	}
+	int64_t n0 = audit_count(raw);
+	raw_exec(raw, "BEGIN IMMEDIATE");
+	assert_int_equal(cs_ledger_signatures_put(l, jobs, N), CS_E_STORE);
+	raw_exec(raw, "ROLLBACK");
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(jobs[i].result, CS_E_STORE);
+		assert_int_equal(g[i].audit_seq, 0);
+	}
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), 0);
+	assert_int_equal(audit_count(raw), n0);
+	/* the lock free: all written, in order */
+	for (int i = 0; i < N; i++)
+		a[i] = sign_entry(ids[i], "success");
+	assert_int_equal(cs_ledger_signatures_put(l, jobs, N), CS_OK);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(jobs[i].result, CS_OK);
+		assert_int_equal(a[i].seq, n0 + 1 + i);
+		assert_int_equal(g[i].audit_seq, a[i].seq);
+	}
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), N);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+	verify_chain(path, n0 + N);
 }
 
 static int setup(void **state)
@@ -1892,6 +2382,9 @@ int main(void)
 		cmocka_unit_test(test_key_chain),
 		cmocka_unit_test(test_key_put_records_dates),
 		cmocka_unit_test(test_migration_from_v6),
+		cmocka_unit_test(test_profile_keys),
+		cmocka_unit_test(test_signatures_put),
+		cmocka_unit_test(test_signatures_put_threaded_and_failing),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -572,7 +572,7 @@ static void test_reads_by_role(void **state)
 	finish(&rq, CS_E_FORBIDDEN);
 	/* the JWKS: public */
 	begin(&rq, &stranger, "jwks.read");
-	assert_int_equal(cs_service_jwks(&rq, &doc), CS_OK);
+	assert_int_equal(cs_service_jwks(&rq, NULL, &doc), CS_OK);
 	assert_int_equal(json_array_size(doc), 1);
 	char kid[44];
 	cs_signer_slot_kid(app.signer, kid);
@@ -1712,7 +1712,7 @@ static void test_the_jwks_lists_keys_that_signed(void **state)
 	cs_service_req rq;
 	json_t *keys = NULL;
 	begin(&rq, &stranger, "jwks.read");
-	assert_int_equal(cs_service_jwks(&rq, &keys), CS_OK);
+	assert_int_equal(cs_service_jwks(&rq, NULL, &keys), CS_OK);
 	finish(&rq, CS_OK);
 	/* A and B (retired, destroyed), D (compromised after its activation), C (active) */
 	assert_int_equal(json_array_size(keys), 4);
@@ -1767,7 +1767,7 @@ static void test_rollover_statements(void **state)
 	cs_service_req rq;
 	json_t *doc = NULL;
 	begin(&rq, &stranger, "rollover.read");
-	assert_int_equal(cs_service_rollovers(&rq, &doc), CS_OK);
+	assert_int_equal(cs_service_rollovers(&rq, NULL, &doc), CS_OK);
 	finish(&rq, CS_OK);
 	/* the ceremonies of the tests before stored theirs */
 	size_t before = json_array_size(json_object_get(doc, "rollovers"));
@@ -1779,7 +1779,7 @@ static void test_rollover_statements(void **state)
 	    "'2030-01-01T00:00:00.000Z'), "
 	    "('cer_r2', 'k1', 'k2', '{\"payload\":\"e31\",\"signatures\":[]}', '2030-01-02T00:00:00.000Z');");
 	begin(&rq, &stranger, "rollover.read");
-	assert_int_equal(cs_service_rollovers(&rq, &doc), CS_OK);
+	assert_int_equal(cs_service_rollovers(&rq, NULL, &doc), CS_OK);
 	finish(&rq, CS_OK);
 	json_t *list = json_object_get(doc, "rollovers");
 	assert_int_equal(json_array_size(list), before + 2);
@@ -1794,7 +1794,7 @@ static void test_rollover_statements(void **state)
 	sql("INSERT INTO key_rollovers (ceremony_id, old_kid, new_kid, statement_json, created_at) VALUES "
 	    "('cer_r3', 'k2', 'k3', 'not json', '2030-01-03T00:00:00.000Z');");
 	begin(&rq, &stranger, "rollover.read");
-	assert_int_equal(cs_service_rollovers(&rq, &doc), CS_E_STORE);
+	assert_int_equal(cs_service_rollovers(&rq, NULL, &doc), CS_E_STORE);
 	assert_null(doc);
 	cs_service_record(&rq, "failure", NULL);
 	cs_service_end(&rq);

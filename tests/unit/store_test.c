@@ -29,7 +29,13 @@
  *    was dropped (or replaced by one that guards nothing) is refused at
  *    every open, read-write and read-only, naming it; one without the
  *    audit log's triggers still opens (its chain proves it); several
- *    active keys (the index gone) make the active key a conflict.
+ *    active keys (the index gone) make the active key a conflict;
+ *  - issue 15: the guards of schema 8 (a key's profile fixed, signatures
+ *    append-only) are checked like the others; a schema-7 store migrates
+ *    (its keys certificate keys, profile NULL; its active key still the
+ *    one) and takes a profile's active key beside the certificate key;
+ *    several active keys of one profile (the index gone) are that
+ *    profile's conflict, logged once naming it, the others unaffected.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -410,6 +416,25 @@ static int check_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32
 	return 0;
 }
 
+static int signatures_seen;
+static void check_sig(void *arg, const cs_signature_record *g)
+{
+	(void)arg;
+	const char *text[] = {g->profile, g->requester, g->requester_cert_sha256, g->created_at, g->signed_sha256,
+			      g->kid, g->signature, g->signature_der, g->payload_type};
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
+		assert_non_null(text[i]);
+		assert_string_equal(text[i], text62);
+	}
+	assert_string_equal(g->id, "sig-1");
+	assert_string_equal(g->format, "jws");
+	assert_non_null(g->payload);
+	assert_int_equal(g->payload_len, 62);
+	assert_memory_equal(g->payload, text62, 62);
+	assert_int_equal(g->audit_seq, 1);
+	signatures_seen++;
+}
+
 static int checkpoints_seen;
 static int check_cp(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
 		    const char *node, const char *kind, const char *jws)
@@ -463,7 +488,15 @@ static int read_all(cs_store *s)
 		ok = 0;
 	}
 	free(jws);
-	keys_seen = entries_seen = checkpoints_seen = 0;
+	keys_seen = entries_seen = checkpoints_seen = signatures_seen = 0;
+	r = cs_store_signature_get(s, "sig-1", check_sig, NULL);
+	if (r != CS_OK) {
+		assert_true(r == CS_E_NOMEM || r == CS_E_STORE);
+		assert_int_equal(signatures_seen, 0);
+		ok = 0;
+	} else {
+		assert_int_equal(signatures_seen, 1);
+	}
 	r = cs_store_keys_each(s, check_key, NULL);
 	ok &= r == CS_OK && keys_seen == 1;
 	r = cs_store_audit_each(s, 1, 0, check_entry, NULL);
@@ -491,7 +524,9 @@ static void test_reads_under_allocation_failure(void **state)
 		      "INSERT INTO audit_log VALUES (1, " BLOB62 ", " BLOB62 ", " BLOB62 ", NULL, " BLOB62 ", "
 		      BLOB62 ", NULL, NULL, NULL, " BLOB62 ", NULL, NULL, zeroblob(32), zeroblob(32));"
 		      "INSERT INTO audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, jws) "
-		      "VALUES (1, 1, zeroblob(32), " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ");");
+		      "VALUES (1, 1, zeroblob(32), " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ");"
+		      "INSERT INTO signatures VALUES ('sig-1', " BLOB62 ", 'jws', " BLOB62 ", " BLOB62 ", " BLOB62
+		      ", " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", 1);");
 	sqlite3_close(raw);
 	assert_int_equal(read_all(s), 1);
 
@@ -859,7 +894,7 @@ static void test_verify_ts_order(void **state)
 			    "id,session_id,kid,header,claims_json,signature,created_ms");
 	assert_string_equal((const char *)sqlite3_column_text(st, 1), "id,created_ms,expires_ms,cert_sha256,cert_id");
 	assert_string_equal((const char *)sqlite3_column_text(st, 2), "s2");
-	assert_int_equal(sqlite3_column_int(st, 3), 7);
+	assert_int_equal(sqlite3_column_int(st, 3), 8);
 	sqlite3_finalize(st);
 	/* a schema newer than the program is refused */
 	raw_exec(old, "PRAGMA user_version = 99");
@@ -879,7 +914,8 @@ static const char *const guard_names[] = {
 	"signing_keys_no_delete",      "ceremonies_once",             "ceremonies_no_delete",
 	"ceremony_approvals_no_update", "ceremony_approvals_no_delete", "key_rollovers_no_update",
 	"key_rollovers_no_delete",     "cert_revocations_count",      "cert_revocations_no_update",
-	"cert_revocations_no_delete",
+	"cert_revocations_no_delete",  "signing_keys_profile",        "signatures_no_update",
+	"signatures_no_delete",
 };
 
 /* What the store logged at error level while fn ran on path (static). */
@@ -981,6 +1017,155 @@ static void test_guards_checked_at_open(void **state)
 	sqlite3_close(raw);
 }
 
+/* ---- issue 15: schema 8 ------------------------------------------------------------ */
+
+static int64_t raw_int(sqlite3 *raw, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(raw, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(raw));
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+typedef struct {
+	int n;
+	char profiles[8][32]; /* "-" for NULL */
+} profiles_seen;
+
+static void see_profile(void *arg, const cs_key_info *k)
+{
+	profiles_seen *p = arg;
+	if (p->n < 8)
+		snprintf(p->profiles[p->n++], 32, "%s", k->profile != NULL ? k->profile : "-");
+}
+
+/* A store of schema 7 (what version 7 made, with keys in every state) is
+ * migrated: its keys become certificate keys (profile NULL), its active
+ * key stays the active one, the new guards are in place, and a profile's
+ * key can be active beside the certificate key. */
+static void test_migration_from_v7(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	cs_store_close(s);
+	/* back to version 7: what migration 8 added, removed (SQLite cannot
+	 * drop a column an index uses: the index first) */
+	sqlite3 *raw = raw_open(path);
+	raw_exec(raw, "DROP TRIGGER signatures_no_update; DROP TRIGGER signatures_no_delete;"
+		      "DROP INDEX signatures_profile_kid; DROP TABLE signatures;"
+		      "DROP TRIGGER signing_keys_profile; DROP INDEX signing_keys_one_active;"
+		      "ALTER TABLE signing_keys DROP COLUMN profile;"
+		      "CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(status) WHERE status = 'active';"
+		      "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES"
+		      "  ('k1', 'u1', '{}', 'retired'), ('k2', 'u2', '{}', 'active'), ('k3', 'u3', '{}', 'pending');"
+		      "PRAGMA user_version = 7;");
+	assert_int_equal(raw_int(raw, "SELECT count(*) FROM pragma_table_info('signing_keys') WHERE name = 'profile'"), 0);
+	sqlite3_close(raw);
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	raw = raw_open(path);
+	assert_int_equal(raw_int(raw, "SELECT user_version FROM pragma_user_version"), 8);
+	assert_int_equal(raw_int(raw, "SELECT count(*) FROM signing_keys WHERE profile IS NULL"), 3);
+	assert_int_equal(raw_int(raw, "SELECT count(*) FROM sqlite_master WHERE name IN ('signatures', "
+				      "'signatures_no_update', 'signatures_no_delete', 'signing_keys_profile')"), 4);
+	profiles_seen seen = {0};
+	assert_int_equal(cs_store_keys_info(s, see_profile, &seen), CS_OK);
+	assert_int_equal(seen.n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_string_equal(seen.profiles[i], "-");
+	cs_active_key k = {0};
+	assert_int_equal(cs_store_key_active(s, &k), CS_OK);
+	assert_string_equal(k.kid, "k2");
+	cs_active_key_free(&k);
+	assert_int_equal(cs_store_key_active_in(s, "release", &k), CS_E_NOT_FOUND);
+	int ever = 0;
+	assert_int_equal(cs_store_keys_ever_active(s, &ever), CS_OK);
+	assert_int_equal(ever, 1);
+	assert_int_equal(cs_store_keys_ever_active_in(s, "release", &ever), CS_OK);
+	assert_int_equal(ever, 0);
+	/* a profile key recorded and active beside the certificate key; a
+	 * second certificate key active is still refused */
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	cs_key_info rk = {.kid = "r1", .uri = "ur", .jwk_json = "{}", .status = "active", .profile = "release"};
+	cs_err r = cs_store_key_insert(s, &rk);
+	assert_int_equal(cs_store_write_end(s, r), CS_OK);
+	assert_int_equal(cs_store_key_active_in(s, "release", &k), CS_OK);
+	assert_string_equal(k.kid, "r1");
+	cs_active_key_free(&k);
+	assert_int_equal(cs_store_key_active(s, &k), CS_OK);
+	assert_string_equal(k.kid, "k2");
+	cs_active_key_free(&k);
+	char *msg = NULL;
+	assert_int_not_equal(sqlite3_exec(raw, "UPDATE signing_keys SET status = 'active' WHERE kid = 'k3'", NULL, NULL,
+					  &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	/* opened again: the guards as migration 8 made them */
+	cs_store_close(s);
+	assert_int_equal(cs_store_open_existing_readonly(path, &s), CS_OK);
+	cs_store_close(s);
+	sqlite3_close(raw);
+}
+
+/* Several keys of a profile active (the index gone): that profile's
+ * active key is a conflict, logged naming the profile; the certificate
+ * key and other profiles are not affected. */
+static void test_several_active_in_a_profile(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	raw_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status, profile) VALUES"
+		      "  ('c1', 'u', '{}', 'active', NULL), ('r1', 'u', '{}', 'active', 'release'),"
+		      "  ('r2', 'u', '{}', 'pending', 'release'), ('t1', 'u', '{}', 'active', 'tokens');");
+	char *one_active = schema_sql(raw, "signing_keys_one_active");
+	assert_non_null(strstr(one_active, "coalesce(profile, '')"));
+	raw_exec(raw, "DROP INDEX signing_keys_one_active; UPDATE signing_keys SET status = 'active' WHERE kid = 'r2'");
+	char file[600];
+	snprintf(file, sizeof(file), "%s/log-several.txt", dir);
+	int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	cs_log_configure(CS_LOG_ERROR, CS_LOG_TEXT, fd);
+	cs_active_key k = {0};
+	cs_err r1 = cs_store_key_active_in(s, "release", &k);
+	cs_err r2 = cs_store_key_active_in(s, "release", &k); /* logged once */
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, STDERR_FILENO);
+	char text[2048];
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	assert_int_equal(r1, CS_E_CONFLICT);
+	assert_int_equal(r2, CS_E_CONFLICT);
+	assert_null(k.kid);
+	const char *hit = strstr(text, "store: 2 keys of profile release are active");
+	assert_non_null(hit);
+	assert_null(strstr(hit + 10, "keys of profile release are active"));
+	assert_int_equal(cs_store_key_active(s, &k), CS_OK);
+	assert_string_equal(k.kid, "c1");
+	cs_active_key_free(&k);
+	assert_int_equal(cs_store_key_active_in(s, "tokens", &k), CS_OK);
+	assert_string_equal(k.kid, "t1");
+	cs_active_key_free(&k);
+	/* the index remade: refused at open until then */
+	cs_store_close(s);
+	raw_exec(raw, "UPDATE signing_keys SET status = 'retired' WHERE kid = 'r1'");
+	raw_exec(raw, one_active);
+	free(one_active);
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_store_key_active_in(s, "release", &k), CS_OK);
+	assert_string_equal(k.kid, "r2");
+	cs_active_key_free(&k);
+	cs_store_close(s);
+	sqlite3_close(raw);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -1020,6 +1205,8 @@ int main(void)
 		cmocka_unit_test(test_ts_non_decreasing_along_seq),
 		cmocka_unit_test(test_verify_ts_order),
 		cmocka_unit_test(test_guards_checked_at_open),
+		cmocka_unit_test(test_migration_from_v7),
+		cmocka_unit_test(test_several_active_in_a_profile),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# credsign verify-signature, offline, on signatures the signer made in a
+# SoftHSM2 token (cs_signer through sigformat.h: sigformat_test --fixtures
+# writes a JWS, an expired JWS, a DSSE envelope, a digest signature in DER,
+# base64 and base64url, and JWKS documents): the good ones verify (exit 0,
+# "VERIFIED ..."), tampered JWS/DSSE/digest signatures, a compromised key,
+# an unknown kid and an expired JWS are refused with
+# "NOT VERIFIED (CODE): ..." and exit 1; usage errors exit 2. The digest
+# signature file is also checked by `openssl dgst -verify`, and `credsign
+# sign`'s usage rules are checked (no daemon needed for them).
+#
+#   sign_verify.sh CREDSIGN SIGFORMAT_TEST TOKEN_DIR SOFTHSM2_MODULE SOURCE_DIR
+set -uo pipefail
+credsign=$(realpath "${1:?usage: sign_verify.sh CREDSIGN SIGFORMAT_TEST TOKEN_DIR MODULE SOURCE_DIR}")
+signer=$(realpath "${2:?}")
+token_dir=${3:?}
+module=${4:?}
+src=$(realpath "${5:?}")
+py=/usr/bin/python3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+unset CREDSIGN_URL CREDSIGN_CACERT CREDSIGN_CA CREDSIGN_CERT CREDSIGN_KEY
+
+rm -rf "$token_dir"
+"$src/hsm-setup/token-init" "$token_dir" cstest > /dev/null || { echo "not ok - token-init"; exit 1; }
+token_dir=$(realpath "$token_dir")
+fx=$tmp/fx
+mkdir -p "$fx"
+SOFTHSM2_CONF=$token_dir/softhsm2.conf CREDSIGN_TEST_TOKEN_DIR=$token_dir CREDSIGN_TEST_MODULE=$module \
+	"$signer" --fixtures "$fx" || { echo "not ok - the signer wrote the fixtures"; exit 1; }
+cd "$tmp" || exit 1
+
+passed=0 failed=0
+check() { # check DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then
+		passed=$((passed + 1))
+		echo "ok - $what"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $what"
+		sed 's/^/    /' out.txt err.txt 2> /dev/null
+	fi
+}
+run() { # run WANT_RC ARGS...: credsign ARGS, its exit status WANT_RC
+	local want=$1 rc=0
+	shift
+	"$credsign" "$@" > out.txt 2> err.txt || rc=$?
+	[ "$rc" -eq "$want" ] || { echo "  credsign $*: exit $rc, want $want"; return 1; }
+}
+verified() { # verified WHAT ARGS...: exit 0, "VERIFIED WHAT", the key named, nothing on stderr
+	local what=$1
+	shift
+	run 0 verify-signature "$@" && grep -q "^VERIFIED $what\$" out.txt && grep -q "signing key:" out.txt &&
+		[ ! -s err.txt ]
+}
+refused() { # refused CODE ARGS...: exit 1 and one "credsign: NOT VERIFIED (CODE): ..."
+	local code=$1
+	shift
+	run 1 verify-signature "$@" || return 1
+	grep -q "^credsign: NOT VERIFIED ($code): " err.txt || { echo "  no \"NOT VERIFIED ($code)\""; return 1; }
+	[ "$(grep -c "NOT VERIFIED" err.txt)" -eq 1 ] || { echo "  not reported exactly once"; return 1; }
+	! grep -q "^VERIFIED" out.txt || { echo "  VERIFIED printed"; return 1; }
+}
+# tamper_sig JWS OUT: a copy of a compact JWS with one character of its signature changed
+tamper_sig() {
+	"$py" - "$1" "$2" <<'PY'
+import sys
+h, p, s = open(sys.argv[1]).read().strip().split('.')
+s = s[:10] + ('A' if s[10] != 'A' else 'B') + s[11:]
+open(sys.argv[2], 'w').write('.'.join([h, p, s]) + '\n')
+PY
+}
+
+kid=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["keys"][0]["kid"])' "$fx/jwks.json")
+
+# ---- JWS
+check "a JWS verifies against the JWKS (kid, status, claims)" \
+	bash -c "$(declare -f run verified); credsign='$credsign'; verified JWS --jwks '$fx/jwks.json' --jws '$fx/token.jws' &&
+		grep -q 'signing key:   $kid (active)' out.txt && grep -q '\"sub\": \"ci-deployer\"' out.txt &&
+		grep -q 'typ:           release+jwt' out.txt"
+tamper_sig "$fx/token.jws" bad.jws
+check "a JWS with a changed signature is refused (bad_signature)" refused bad_signature --jwks "$fx/jwks.json" --jws bad.jws
+"$py" - "$fx/token.jws" forged.jws <<'PY'
+import base64, json, sys
+h, p, s = open(sys.argv[1]).read().strip().split('.')
+pad = lambda t: t + '=' * (-len(t) % 4)
+claims = json.loads(base64.urlsafe_b64decode(pad(p)))
+claims['sub'] = 'someone-else'
+p2 = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip('=')
+open(sys.argv[2], 'w').write('.'.join([h, p2, s]) + '\n')
+PY
+check "a JWS whose claims were changed is refused (bad_signature)" \
+	refused bad_signature --jwks "$fx/jwks.json" --jws forged.jws
+check "a JWS of a compromised key is refused (key_compromised)" \
+	refused key_compromised --jwks "$fx/jwks-compromised.json" --jws "$fx/token.jws"
+check "a JWS of a kid the JWKS does not list is refused (unknown_kid)" \
+	refused unknown_kid --jwks "$fx/jwks-unknown.json" --jws "$fx/token.jws"
+check "an expired JWS is refused (expired)" refused expired --jwks "$fx/jwks.json" --jws "$fx/expired.jws"
+check "a DSSE envelope given as a JWS is refused (malformed)" \
+	refused malformed --jwks "$fx/jwks.json" --jws "$fx/envelope.json"
+
+# ---- DSSE
+check "a DSSE envelope verifies (payloadType, payload digest)" \
+	bash -c "$(declare -f run verified); credsign='$credsign'; verified 'DSSE envelope' --jwks '$fx/jwks.json' --dsse '$fx/envelope.json' &&
+		grep -q 'payloadType:   application/vnd.in-toto+json' out.txt"
+"$py" - "$fx/envelope.json" env-body.json env-type.json env-sig.json <<'PY'
+import base64, json, sys
+env = json.load(open(sys.argv[1]))
+body = dict(env); body['payload'] = base64.b64encode(b'{"_type":"forged"}').decode()
+json.dump(body, open(sys.argv[2], 'w'))
+typ = dict(env); typ['payloadType'] = 'application/json'
+json.dump(typ, open(sys.argv[3], 'w'))
+sig = json.loads(json.dumps(env)); der = bytearray(base64.b64decode(sig['signatures'][0]['sig']))
+der[-1] ^= 1
+sig['signatures'][0]['sig'] = base64.b64encode(bytes(der)).decode()
+json.dump(sig, open(sys.argv[4], 'w'))
+PY
+check "a DSSE envelope with another payload is refused (bad_signature)" \
+	refused bad_signature --jwks "$fx/jwks.json" --dsse env-body.json
+check "a DSSE envelope with another payloadType is refused (bad_signature)" \
+	refused bad_signature --jwks "$fx/jwks.json" --dsse env-type.json
+check "a DSSE envelope with a changed sig is refused (bad_signature)" \
+	refused bad_signature --jwks "$fx/jwks.json" --dsse env-sig.json
+check "a DSSE envelope of a compromised key is refused (key_compromised)" \
+	refused key_compromised --jwks "$fx/jwks-compromised.json" --dsse "$fx/envelope.json"
+check "a DSSE envelope of an unknown keyid is refused (unknown_kid)" \
+	refused unknown_kid --jwks "$fx/jwks-unknown.json" --dsse "$fx/envelope.json"
+
+# ---- digest
+check "openssl dgst -verify accepts the DER digest signature" \
+	openssl dgst -sha256 -verify "$fx/pub.pem" -signature "$fx/artifact.sig" "$fx/artifact.bin"
+for form in artifact.sig artifact.sig.b64 artifact.sig.b64url; do
+	check "a digest signature ($form) verifies" \
+		bash -c "$(declare -f run verified); credsign='$credsign'; verified 'digest signature' --jwks '$fx/jwks.json' --signature '$fx/$form' '$fx/artifact.bin' &&
+			grep -q 'signing key:   $kid (active)' out.txt"
+done
+printf 'release 1.0 artifact bytes, changed\n' > changed.bin
+check "a digest signature over another file is refused (bad_signature)" \
+	refused bad_signature --jwks "$fx/jwks.json" --signature "$fx/artifact.sig" changed.bin
+"$py" -c 'import sys; d = bytearray(open(sys.argv[1], "rb").read()); d[-1] ^= 1; open(sys.argv[2], "wb").write(bytes(d))' \
+	"$fx/artifact.sig" bad.sig
+check "a changed DER signature is refused (bad_signature)" \
+	refused bad_signature --jwks "$fx/jwks.json" --signature bad.sig "$fx/artifact.bin"
+check "a digest signature of a compromised key is refused (key_compromised)" \
+	refused key_compromised --jwks "$fx/jwks-compromised.json" --signature "$fx/artifact.sig" "$fx/artifact.bin"
+check "a digest signature no key of the JWKS made is refused (bad_signature)" \
+	refused bad_signature --jwks "$fx/jwks-unknown.json" --signature "$fx/artifact.sig" "$fx/artifact.bin"
+printf 'not a signature\n' > junk.sig
+check "a signature file that is no signature is refused (malformed)" \
+	refused malformed --jwks "$fx/jwks.json" --signature junk.sig "$fx/artifact.bin"
+
+# ---- usage
+check "verify-signature without a signature is a usage error" run 2 verify-signature --jwks "$fx/jwks.json"
+check "verify-signature with two kinds is a usage error" \
+	run 2 verify-signature --jwks "$fx/jwks.json" --jws --dsse "$fx/token.jws"
+check "verify-signature without --jwks or --profile is a usage error" \
+	run 2 verify-signature --jws "$fx/token.jws"
+check "verify-signature --profile without CONN and --jwks is a usage error" \
+	run 2 verify-signature --profile release --jws "$fx/token.jws"
+check "sign without --profile is a usage error" run 2 sign --format jws "$fx/artifact.bin"
+check "sign --format dsse without --payload-type is a usage error" \
+	run 2 sign --profile release --format dsse "$fx/artifact.bin"
+check "sign --payload-type without dsse is a usage error" \
+	run 2 sign --profile release --format jws --payload-type text/plain "$fx/artifact.bin"
+check "sign with an unknown format is a usage error" run 2 sign --profile release --format cms "$fx/artifact.bin"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -2,7 +2,7 @@
  * credsign-bench: the benchmark harness of the whole appliance (issue 10).
  * tools/bench/run-bench sets up a token, a PKI, a daemon and an openssl
  * s_server and runs this program once; it can also be run by hand against
- * any credsignd. Sections (--sections, default sign,load,handshake):
+ * any credsignd. Sections (--sections, default sign,load,delegate,handshake):
  *
  *   sign       the limit: raw C_SignInit/C_Sign ES256 on the daemon's signing
  *              key, as the token object and as a session copy
@@ -15,6 +15,22 @@
  *              /api/generate-certificate with its generation_session_id);
  *              rate, p50/p99/p99.9 latency, errors, new connections, the
  *              daemon's peak RSS
+ *   delegate   delegated signing (POST /api/sign, issue 15) on --profile
+ *              (default "bench": a profile allowing jws, dsse and digest,
+ *              payload type application/vnd.in-toto+json, batch_max >= the
+ *              largest --batch-sizes, the client holding a signer grant for
+ *              it) over the same keep-alive connections: for each format
+ *              (jws: a small JSON object; dsse: a ~1 KiB in-toto statement;
+ *              digest: a SHA-256) and each count in --connections, SECONDS
+ *              of single requests: signatures/s, p50/p99/p99.9 latency,
+ *              errors; then, for digest and jws, SECONDS of batches of each
+ *              of --batch-sizes items (default 1,10,100) at
+ *              --batch-connections (default 8): signatures/s and
+ *              requests/s. Every answer is checked (each item signed, with
+ *              signature_id, kid, seq and the format's part); the ratio of
+ *              each rate to the best 2-thread C_Sign rate of the sign
+ *              section (same token, same run); token calls per signature
+ *              from GET /metrics when the client may read them
  *   handshake  new connections/s: full TLS 1.3 handshakes with the client
  *              certificate (no reuse, no session resumption) plus one
  *              GET /healthz each, against the daemon and against
@@ -59,6 +75,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <p11-kit/p11-kit.h>
 #include <p11-kit/uri.h>
@@ -76,24 +93,32 @@ extern char **environ;
 #define RESERVOIR 100000       /* certificate ids kept for random fetches */
 #define SIGN_ROUNDS 3
 
-enum { SEC_SIGN = 1, SEC_LOAD = 2, SEC_HANDSHAKE = 4, SEC_SCALE = 8 };
+#define BATCH_MAX 1000         /* the largest signing.batch_max */
+#define DSSE_PAYLOAD_MIN 1024  /* the in-toto statement's size, at least */
+#define DSSE_PAYLOAD_TYPE "application/vnd.in-toto+json"
+
+enum { SEC_SIGN = 1, SEC_LOAD = 2, SEC_HANDSHAKE = 4, SEC_SCALE = 8, SEC_DELEGATE = 16 };
 
 typedef struct {
 	unsigned sections;
 	const char *module, *token_uri, *pin_file, *key_label;
 	const char *url, *cacert, *cert, *key, *s_server_url, *preset;
 	const char *json_path, *db_path, *admin, *config;
+	const char *profile; /* delegate: the signing profile */
 	double seconds, soak;
 	int conns[MAX_LEVELS];
 	size_t nconns;
-	int handshake_threads, fill_conns, fetch_conns;
+	int batch_sizes[MAX_LEVELS]; /* delegate: items per batch request */
+	size_t nbatch;
+	int handshake_threads, fill_conns, fetch_conns, batch_conns;
 	long scale, daemon_pid;
 	int strict;
 } options;
 
 static options opt = {
-	.sections = SEC_SIGN | SEC_LOAD | SEC_HANDSHAKE,
+	.sections = SEC_SIGN | SEC_LOAD | SEC_DELEGATE | SEC_HANDSHAKE,
 	.preset = "db-production",
+	.profile = "bench",
 	.seconds = 10.0,
 	.soak = 600.0,
 	.conns = {1, 8, 64},
@@ -101,6 +126,9 @@ static options opt = {
 	.handshake_threads = 2,
 	.fill_conns = 32,
 	.fetch_conns = 8,
+	.batch_sizes = {1, 10, 100},
+	.nbatch = 3,
+	.batch_conns = 8,
 	.scale = 1000000,
 };
 
@@ -398,8 +426,218 @@ static int do_certify(client *c, const char *sid, char cert_id[ID_MAX])
 
 /* ---- load phases: threads, one connection each ------------------------------- */
 
-typedef enum { OP_GENERATE, OP_PAIRS, OP_FETCH, OP_HANDSHAKE, OP_FILL } op_kind;
-static const char *const op_names[] = {"generate", "pairs", "fetch", "handshake", "fill"};
+typedef enum { OP_GENERATE, OP_PAIRS, OP_FETCH, OP_HANDSHAKE, OP_FILL, OP_SIGN } op_kind;
+static const char *const op_names[] = {"generate", "pairs", "fetch", "handshake", "fill", "sign"};
+
+typedef enum { FMT_JWS, FMT_DSSE, FMT_DIGEST, FMT_COUNT } sig_format;
+static const char *const format_names[] = {"jws", "dsse", "digest"};
+
+/* One POST /api/sign request body, sent again and again (OP_SIGN). */
+typedef struct {
+	sig_format format;
+	int items; /* 0: the single form; else {"items":[...]} of this many */
+	char *body;
+} sign_request;
+
+static const char *str_or(const char *s, const char *otherwise)
+{
+	return s != NULL ? s : otherwise;
+}
+
+/* Whether one signed answer (the single form, or an item of a batch's)
+ * is whole: signature_id, kid, seq and the format's part; a refused
+ * item's code and message into c->err. */
+static int check_signed(client *c, const json_t *a, sig_format f)
+{
+	const json_t *error = json_object_get(a, "error");
+	if (error != NULL) {
+		snprintf(c->err, sizeof(c->err), "item refused: %" JSON_INTEGER_FORMAT " %s: %.120s",
+			 json_integer_value(json_object_get(a, "status")),
+			 str_or(json_string_value(json_object_get(error, "code")), "?"),
+			 str_or(json_string_value(json_object_get(error, "message")), ""));
+		return -1;
+	}
+	const char *id = json_string_value(json_object_get(a, "signature_id"));
+	const char *kid = json_string_value(json_object_get(a, "kid"));
+	const char *fmt = json_string_value(json_object_get(a, "format"));
+	int ok = id != NULL && *id != '\0' && kid != NULL && *kid != '\0' && json_is_integer(json_object_get(a, "seq")) &&
+		 fmt != NULL && strcmp(fmt, format_names[f]) == 0;
+	if (ok && f == FMT_JWS) {
+		const char *jws = json_string_value(json_object_get(a, "jws"));
+		const char *dot = jws != NULL ? strchr(jws, '.') : NULL;
+		ok = dot != NULL && strchr(dot + 1, '.') != NULL;
+	} else if (ok && f == FMT_DSSE) {
+		const json_t *env = json_object_get(a, "envelope");
+		ok = json_string_value(json_object_get(env, "payload")) != NULL &&
+		     json_array_size(json_object_get(env, "signatures")) == 1;
+	} else if (ok) {
+		ok = json_string_value(json_object_get(a, "signature")) != NULL &&
+		     json_string_value(json_object_get(a, "signature_der")) != NULL;
+	}
+	if (!ok)
+		snprintf(c->err, sizeof(c->err), "a %s answer without signature_id, kid, seq, format or its signature",
+			 format_names[f]);
+	return ok ? 0 : -1;
+}
+
+/* POST /api/sign with r->body; every item must be signed (check_signed).
+ * Adds the items signed to *sigs and those refused to *refused; -1 (with
+ * c->err) when the request failed or any item was refused. */
+static int do_sign(client *c, const sign_request *r, unsigned long *sigs, unsigned long *refused)
+{
+	long st = client_call(c, opt.url, "/api/sign", r->body);
+	if (expect_status(c, st, 200) != 0)
+		return -1;
+	json_t *doc = json_loadb(c->buf, c->len, 0, NULL);
+	int rc = 0;
+	if (r->items == 0) {
+		rc = check_signed(c, doc, r->format);
+		*sigs += rc == 0;
+	} else {
+		const json_t *items = json_object_get(doc, "items");
+		if (json_array_size(items) != (size_t)r->items) {
+			snprintf(c->err, sizeof(c->err), "a batch of %d answered with %zu items", r->items,
+				 json_array_size(items));
+			rc = -1;
+		}
+		for (size_t i = 0; rc == 0 && i < json_array_size(items); i++) {
+			char first[CURL_ERROR_SIZE];
+			memcpy(first, c->err, sizeof(first));
+			if (check_signed(c, json_array_get(items, i), r->format) == 0) {
+				(*sigs)++;
+			} else {
+				(*refused)++;
+				if (first[0] != '\0') /* keep the first item's reason */
+					memcpy(c->err, first, sizeof(first));
+			}
+		}
+		if (rc == 0 && c->err[0] != '\0')
+			rc = -1;
+	}
+	json_decref(doc);
+	return rc;
+}
+
+/* ---- the bodies of POST /api/sign ------------------------------------------------- */
+
+static void hex32(const uint8_t d[32], char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+/* The SHA-256 (hex) of the n-th bench "artifact". */
+static void artifact_sha256(int n, char hex[65])
+{
+	char name[64];
+	uint8_t d[SHA256_DIGEST_LENGTH];
+	int len = snprintf(name, sizeof(name), "credsign-bench artifact %d", n);
+	SHA256((const uint8_t *)name, (size_t)len, d);
+	hex32(d, hex);
+}
+
+/* A JWS payload: a small release statement (no reserved claim). */
+static json_t *jws_payload(int n)
+{
+	char hex[65], name[64];
+	artifact_sha256(n, hex);
+	snprintf(name, sizeof(name), "bench-artifact-%d.tar.gz", n);
+	return json_pack("{s:s, s:s, s:s, s:{s:i, s:s}}", "purpose", "credsign-bench", "artifact", name, "sha256", hex,
+			 "build", "number", n, "ref", "refs/tags/v1.2.3");
+}
+
+/* An in-toto v1 statement with SLSA provenance, of at least
+ * DSSE_PAYLOAD_MIN bytes (dependencies added until it is), serialised. */
+static char *dsse_statement(int n)
+{
+	char hex[65], name[64];
+	artifact_sha256(n, hex);
+	snprintf(name, sizeof(name), "bench-artifact-%d.tar.gz", n);
+	json_t *deps = json_array();
+	json_t *st = json_pack(
+		"{s:s, s:[{s:s, s:{s:s}}], s:s, s:{s:{s:s, s:{s:s, s:s}, s:{}, s:o}, s:{s:{s:s}, s:{s:s, s:s, s:s}}}}",
+		"_type", "https://in-toto.io/Statement/v1", "subject", "name", name, "digest", "sha256", hex,
+		"predicateType", "https://slsa.dev/provenance/v1", "predicate", "buildDefinition", "buildType",
+		"https://credsign.test/bench/build@v1", "externalParameters", "repository",
+		"https://git.example.org/bench/app", "ref", "refs/tags/v1.2.3", "internalParameters",
+		"resolvedDependencies", json_incref(deps), "runDetails", "builder", "id",
+		"https://credsign.test/bench/builder", "metadata", "invocationId", name, "startedOn",
+		"2026-01-01T00:00:00Z", "finishedOn", "2026-01-01T00:01:00Z");
+	char *text = st != NULL ? json_dumps(st, JSON_COMPACT) : NULL;
+	for (int i = 0; text != NULL && strlen(text) < DSSE_PAYLOAD_MIN && i < 64; i++) {
+		char uri[96], dhex[65];
+		snprintf(uri, sizeof(uri), "pkg:deb/debian/libbench%d@1.%d.0", i, n % 10);
+		artifact_sha256(1000 + i, dhex);
+		json_array_append_new(deps, json_pack("{s:s, s:{s:s}}", "uri", uri, "digest", "sha256", dhex));
+		free(text);
+		text = json_dumps(st, JSON_COMPACT);
+	}
+	json_decref(deps);
+	json_decref(st);
+	return text;
+}
+
+/* Standard base64, padded (malloc'd). */
+static char *base64(const char *data, size_t len)
+{
+	char *out = malloc(4 * ((len + 2) / 3) + 1);
+	if (out != NULL)
+		EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data, (int)len);
+	return out;
+}
+
+/* One item of format f for --profile, the n-th of its request. */
+static json_t *sign_item(sig_format f, int n)
+{
+	json_t *item = json_pack("{s:s, s:s}", "profile", opt.profile, "format", format_names[f]);
+	if (item == NULL)
+		return NULL;
+	int bad = 0;
+	if (f == FMT_JWS) {
+		json_t *p = jws_payload(n);
+		bad = p == NULL || json_object_set_new(item, "payload", p) != 0;
+	} else if (f == FMT_DSSE) {
+		char *st = dsse_statement(n);
+		char *b64 = st != NULL ? base64(st, strlen(st)) : NULL;
+		bad = b64 == NULL || json_object_set_new(item, "payload_type", json_string(DSSE_PAYLOAD_TYPE)) != 0 ||
+		      json_object_set_new(item, "payload", json_string(b64)) != 0;
+		free(b64);
+		free(st);
+	} else {
+		char hex[65];
+		artifact_sha256(n, hex);
+		bad = json_object_set_new(item, "digest", json_pack("{s:s, s:s}", "alg", "SHA-256", "value", hex)) != 0;
+	}
+	if (bad) {
+		json_decref(item);
+		return NULL;
+	}
+	return item;
+}
+
+/* r->body for r->format and r->items; -1 when out of memory. */
+static int sign_request_make(sign_request *r)
+{
+	json_t *doc = NULL;
+	if (r->items == 0) {
+		doc = sign_item(r->format, 0);
+	} else {
+		json_t *items = json_array();
+		for (int i = 0; items != NULL && i < r->items; i++)
+			if (json_array_append_new(items, sign_item(r->format, i)) != 0) {
+				json_decref(items);
+				items = NULL;
+			}
+		doc = items != NULL ? json_pack("{s:o}", "items", items) : NULL;
+	}
+	r->body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	return r->body != NULL ? 0 : -1;
+}
 
 typedef struct phase phase;
 
@@ -409,6 +647,7 @@ typedef struct {
 	samples lat;     /* ms per operation (a pair counts as one) */
 	samples req_lat; /* ms per request (pairs: each of the two) */
 	unsigned long ok, errors;
+	unsigned long sigs, refused; /* OP_SIGN: items signed, items refused */
 	long connects;
 	double t_begin, t_end;
 	char first_error[CURL_ERROR_SIZE];
@@ -417,6 +656,7 @@ typedef struct {
 struct phase {
 	op_kind kind;
 	const char *base; /* handshake: the server's base URL */
+	const sign_request *sign; /* OP_SIGN: the request */
 	double seconds;
 	long target; /* fill: pairs to make */
 	atomic_long claimed;
@@ -432,10 +672,13 @@ typedef struct {
 	int conns;
 	double elapsed, rate;
 	unsigned long ok, errors;
+	unsigned long sigs, refused; /* OP_SIGN: items signed, items refused in answered batches */
+	double sig_rate;             /* OP_SIGN: signatures/s */
 	long connects;
 	double p50, p99, p999, req_p50, req_p99, req_p999;
 	long rss_max_kb;
 	double daemon_cpu_us, client_cpu_us; /* per operation; -1 when unknown */
+	double daemon_cpu_us_sig, client_cpu_us_sig; /* OP_SIGN: per signature; -1 when unknown */
 	char first_error[CURL_ERROR_SIZE];
 } phase_result;
 
@@ -479,6 +722,10 @@ static int one_op(worker *w, client *c, uint64_t *rng)
 	}
 	case OP_HANDSHAKE:
 		if (expect_status(c, client_call(c, ph->base, "/healthz", NULL), 200) != 0)
+			return -1;
+		break;
+	case OP_SIGN:
+		if (do_sign(c, ph->sign, &w->sigs, &w->refused) != 0)
 			return -1;
 		break;
 	}
@@ -532,14 +779,14 @@ static void *worker_main(void *arg)
 /* Runs a phase of `conns` threads; samples the daemon's RSS meanwhile (into
  * rss_series every second when given). */
 static int run_phase(op_kind kind, int conns, double seconds, long target, const char *base,
-		     phase_result *res, samples *rss_series)
+		     const sign_request *sign, phase_result *res, samples *rss_series)
 {
 	memset(res, 0, sizeof(*res));
 	res->kind = kind;
 	res->conns = conns;
 	if (conns < 1 || conns > MAX_THREADS)
 		return -1;
-	phase ph = {.kind = kind, .base = base, .seconds = seconds, .target = target, .n = conns};
+	phase ph = {.kind = kind, .base = base, .sign = sign, .seconds = seconds, .target = target, .n = conns};
 	atomic_init(&ph.claimed, 0);
 	atomic_init(&ph.running, conns);
 	ph.w = calloc((size_t)conns, sizeof(worker));
@@ -593,6 +840,8 @@ static int run_phase(op_kind kind, int conns, double seconds, long target, const
 			t1 = w->t_end;
 		res->ok += w->ok;
 		res->errors += w->errors;
+		res->sigs += w->sigs;
+		res->refused += w->refused;
 		res->connects += w->connects;
 		if (res->first_error[0] == '\0' && w->first_error[0] != '\0')
 			snprintf(res->first_error, sizeof(res->first_error), "%s", w->first_error);
@@ -610,6 +859,7 @@ static int run_phase(op_kind kind, int conns, double seconds, long target, const
 		qsort(req.v, req.n, sizeof(double), cmp_double);
 	res->elapsed = t1 - t0;
 	res->rate = res->elapsed > 0 ? (double)res->ok / res->elapsed : 0.0;
+	res->sig_rate = res->elapsed > 0 ? (double)res->sigs / res->elapsed : 0.0;
 	res->p50 = percentile(&all, 0.50);
 	res->p99 = percentile(&all, 0.99);
 	res->p999 = percentile(&all, 0.999);
@@ -620,6 +870,9 @@ static int run_phase(op_kind kind, int conns, double seconds, long target, const
 	double ops = res->ok > 0 ? (double)res->ok : 1;
 	res->daemon_cpu_us = dcpu0 >= 0 && dcpu1 >= dcpu0 && res->ok > 0 ? (dcpu1 - dcpu0) * 1e6 / ops : -1;
 	res->client_cpu_us = ccpu0 >= 0 && ccpu1 >= ccpu0 && res->ok > 0 ? (ccpu1 - ccpu0) * 1e6 / ops : -1;
+	double sigs = (double)res->sigs;
+	res->daemon_cpu_us_sig = dcpu0 >= 0 && dcpu1 >= dcpu0 && sigs > 0 ? (dcpu1 - dcpu0) * 1e6 / sigs : -1;
+	res->client_cpu_us_sig = ccpu0 >= 0 && ccpu1 >= ccpu0 && sigs > 0 ? (ccpu1 - ccpu0) * 1e6 / sigs : -1;
 	free(all.v);
 	free(req.v);
 	total_errors += res->errors;
@@ -636,6 +889,15 @@ static json_t *phase_json(const phase_result *r)
 		return NULL;
 	json_object_set_new(j, "daemon_cpu_us_per_op", r->daemon_cpu_us >= 0 ? json_real(r->daemon_cpu_us) : json_null());
 	json_object_set_new(j, "client_cpu_us_per_op", r->client_cpu_us >= 0 ? json_real(r->client_cpu_us) : json_null());
+	if (r->kind == OP_SIGN) {
+		json_object_set_new(j, "signatures", json_integer((json_int_t)r->sigs));
+		json_object_set_new(j, "signatures_per_s", json_real(r->sig_rate));
+		json_object_set_new(j, "refused_items", json_integer((json_int_t)r->refused));
+		json_object_set_new(j, "daemon_cpu_us_per_signature",
+				    r->daemon_cpu_us_sig >= 0 ? json_real(r->daemon_cpu_us_sig) : json_null());
+		json_object_set_new(j, "client_cpu_us_per_signature",
+				    r->client_cpu_us_sig >= 0 ? json_real(r->client_cpu_us_sig) : json_null());
+	}
 	if (r->kind == OP_PAIRS || r->kind == OP_FILL) {
 		json_object_set_new(j, "request_p50_ms", json_real(r->req_p50));
 		json_object_set_new(j, "request_p99_ms", json_real(r->req_p99));
@@ -949,9 +1211,9 @@ static int run_load(json_t *out, double *pairs_at_8)
 	for (size_t i = 0; i < opt.nconns; i++) {
 		phase_result g, p;
 		double calls_before = -1;
-		if (run_phase(OP_GENERATE, opt.conns[i], opt.seconds, 0, NULL, &g, NULL) != 0 ||
+		if (run_phase(OP_GENERATE, opt.conns[i], opt.seconds, 0, NULL, NULL, &g, NULL) != 0 ||
 		    (calls_before = token_calls_so_far(), 0) ||
-		    run_phase(OP_PAIRS, opt.conns[i], opt.seconds, 0, NULL, &p, NULL) != 0)
+		    run_phase(OP_PAIRS, opt.conns[i], opt.seconds, 0, NULL, NULL, &p, NULL) != 0)
 			return -1;
 		double calls_after = calls_before >= 0 ? token_calls_so_far() : -1;
 		/* from the phase with the fewest connections (their handshakes'
@@ -972,6 +1234,149 @@ static int run_load(json_t *out, double *pairs_at_8)
 	return 0;
 }
 
+/* ---- delegated signing (issue 15) ---------------------------------------------------- */
+
+/* v with `decimals` decimals, or "-" when v < 0 (not measured) */
+static const char *figure(char buf[24], int decimals, double v)
+{
+	if (v < 0)
+		snprintf(buf, 24, "-");
+	else
+		snprintf(buf, 24, "%.*f", decimals, v);
+	return buf;
+}
+
+/* One phase of POST /api/sign: runs it, prints its line, appends its JSON
+ * (the phase's figures, format, items, ratio to raw, token calls per
+ * signature) to arr. raw: the best 2-thread C_Sign rate, 0 when unknown. */
+static int delegate_phase(const sign_request *r, int conns, double raw, json_t *arr, phase_result *res)
+{
+	double before = token_calls_so_far();
+	if (run_phase(OP_SIGN, conns, opt.seconds, 0, NULL, r, res, NULL) != 0)
+		return -1;
+	double after = before >= 0 ? token_calls_so_far() : -1;
+	double calls = before >= 0 && after >= before && res->sigs > 0 ? (after - before) / (double)res->sigs : -1;
+	double ratio = raw > 0 ? res->sig_rate / raw : -1;
+	char rb[24], cb[24], db[24];
+	if (r->items == 0)
+		printf("  %-6s %5d %9.1f %7.2f %7.2f %8.2f %6lu %8s %9s %9s\n", format_names[r->format], conns,
+		       res->sig_rate, res->p50, res->p99, res->p999, res->errors, figure(rb, 4, ratio),
+		       figure(cb, 2, calls), figure(db, 0, res->daemon_cpu_us_sig));
+	else
+		printf("  %-6s %5d %9.1f %8.1f %7.2f %7.2f %6lu %8s %9s %9s\n", format_names[r->format], r->items,
+		       res->sig_rate, res->rate, res->p50, res->p99, res->errors, figure(rb, 4, ratio),
+		       figure(cb, 2, calls), figure(db, 0, res->daemon_cpu_us_sig));
+	print_error(res);
+	json_t *j = phase_json(res);
+	if (j == NULL)
+		return -1;
+	json_object_set_new(j, "format", json_string(format_names[r->format]));
+	json_object_set_new(j, "items_per_request", json_integer(r->items == 0 ? 1 : r->items));
+	json_object_set_new(j, "batch_form", json_boolean(r->items != 0));
+	json_object_set_new(j, "ratio_to_raw_sign", ratio >= 0 ? json_real(ratio) : json_null());
+	json_object_set_new(j, "token_calls_per_signature", calls >= 0 ? json_real(calls) : json_null());
+	json_array_append_new(arr, j);
+	return 0;
+}
+
+/* One request on a new connection: is --profile usable (the profile
+ * exists, allows digest, and this client may sign with it)? */
+static int delegate_probe(char why[CURL_ERROR_SIZE])
+{
+	client c;
+	sign_request r = {FMT_DIGEST, 0, NULL};
+	unsigned long sigs = 0, refused = 0;
+	int rc = -1;
+	if (client_init(&c, 0) == 0 && sign_request_make(&r) == 0)
+		rc = do_sign(&c, &r, &sigs, &refused);
+	snprintf(why, CURL_ERROR_SIZE, "%s", c.err[0] != '\0' ? c.err : "set-up failed");
+	free(r.body);
+	client_free(&c);
+	return rc;
+}
+
+/* The delegate section. raw: the best 2-thread C_Sign rate of the sign
+ * section (0: not run). at8[f]: signatures/s of single requests of each
+ * format at 8 connections (-1: not run); *batch_best, *batch_best_items,
+ * *batch_best_format: the fastest batch phase. */
+static int run_delegate(json_t *out, double raw, double at8[FMT_COUNT], double *batch_best, int *batch_best_items,
+			sig_format *batch_best_format)
+{
+	json_t *d = json_object(), *single = json_array(), *batch = json_array();
+	if (d == NULL || single == NULL || batch == NULL) {
+		json_decref(d);
+		json_decref(single);
+		json_decref(batch);
+		return -1;
+	}
+	json_object_set_new(out, "delegate", d);
+	json_object_set_new(d, "profile", json_string(opt.profile));
+	char why[CURL_ERROR_SIZE];
+	if (delegate_probe(why) != 0) {
+		printf("delegated signing: profile %s not usable, section skipped: %s\n", opt.profile, why);
+		json_object_set_new(d, "skipped", json_string(why));
+		json_decref(single);
+		json_decref(batch);
+		total_errors++;
+		return 0;
+	}
+	json_t *jp = jws_payload(0);
+	char *jtext = jp != NULL ? json_dumps(jp, JSON_COMPACT) : NULL, *dtext = dsse_statement(0);
+	json_decref(jp);
+	size_t jlen = jtext != NULL ? strlen(jtext) : 0, dlen = dtext != NULL ? strlen(dtext) : 0;
+	free(jtext);
+	free(dtext);
+	json_object_set_new(d, "jws_payload_bytes", json_integer((json_int_t)jlen));
+	json_object_set_new(d, "dsse_payload_bytes", json_integer((json_int_t)dlen));
+	json_object_set_new(d, "dsse_payload_type", json_string(DSSE_PAYLOAD_TYPE));
+	json_object_set_new(d, "raw_sign_per_s", raw > 0 ? json_real(raw) : json_null());
+	json_object_set_new(d, "single", single);
+	json_object_set_new(d, "batch", batch);
+	char rb[24];
+	printf("delegated signing: POST /api/sign, profile %s, mTLS 1.3 keep-alive connections, %.1f s per phase\n"
+	       "  jws: %zu-byte JSON payload; dsse: %zu-byte in-toto statement (%s); digest: SHA-256\n"
+	       "  / raw: signatures/s over the best 2-thread C_Sign rate of this run (%s/s)\n",
+	       opt.profile, opt.seconds, jlen, dlen, DSSE_PAYLOAD_TYPE, figure(rb, 0, raw > 0 ? raw : -1));
+	printf("  %-6s %5s %9s %7s %7s %8s %6s %8s %9s %9s\n", "format", "conns", "sigs/s", "p50 ms", "p99 ms",
+	       "p99.9 ms", "errors", "/ raw", "calls/sig", "daemon us");
+	for (int f = 0; f < FMT_COUNT; f++)
+		at8[f] = -1;
+	*batch_best = -1;
+	int rc = 0;
+	for (int f = 0; rc == 0 && f < FMT_COUNT; f++) {
+		sign_request r = {(sig_format)f, 0, NULL};
+		if (sign_request_make(&r) != 0)
+			rc = -1;
+		for (size_t i = 0; rc == 0 && i < opt.nconns; i++) {
+			phase_result res;
+			rc = delegate_phase(&r, opt.conns[i], raw, single, &res);
+			if (rc == 0 && opt.conns[i] == 8)
+				at8[f] = res.sig_rate;
+		}
+		free(r.body);
+	}
+	if (rc == 0 && opt.nbatch > 0) {
+		printf("  batches of items at %d connections (latency per request)\n", opt.batch_conns);
+		printf("  %-6s %5s %9s %8s %7s %7s %6s %8s %9s %9s\n", "format", "items", "sigs/s", "req/s", "p50 ms",
+		       "p99 ms", "errors", "/ raw", "calls/sig", "daemon us");
+	}
+	static const sig_format batched[] = {FMT_DIGEST, FMT_JWS};
+	for (size_t f = 0; rc == 0 && f < sizeof(batched) / sizeof(batched[0]); f++)
+		for (size_t i = 0; rc == 0 && i < opt.nbatch; i++) {
+			sign_request r = {batched[f], opt.batch_sizes[i], NULL};
+			phase_result res;
+			rc = sign_request_make(&r) == 0 ? delegate_phase(&r, opt.batch_conns, raw, batch, &res) : -1;
+			free(r.body);
+			if (rc == 0 && res.sig_rate > *batch_best) {
+				*batch_best = res.sig_rate;
+				*batch_best_items = r.items;
+				*batch_best_format = r.format;
+			}
+		}
+	json_object_set_new(d, "batch_connections", json_integer(opt.batch_conns));
+	return rc;
+}
+
 static int run_handshakes(json_t *out, double *ratio)
 {
 	/* alternating rounds, so that a change of the machine's load affects both */
@@ -980,9 +1385,10 @@ static int run_handshakes(json_t *out, double *ratio)
 	phase_result d[2], s[2];
 	int with_s = opt.s_server_url != NULL;
 	for (int r = 0; r < rounds; r++) {
-		if (run_phase(OP_HANDSHAKE, opt.handshake_threads, secs, 0, opt.url, &d[r], NULL) != 0)
+		if (run_phase(OP_HANDSHAKE, opt.handshake_threads, secs, 0, opt.url, NULL, &d[r], NULL) != 0)
 			return -1;
-		if (with_s && run_phase(OP_HANDSHAKE, opt.handshake_threads, secs, 0, opt.s_server_url, &s[r], NULL) != 0)
+		if (with_s && run_phase(OP_HANDSHAKE, opt.handshake_threads, secs, 0, opt.s_server_url, NULL, &s[r],
+					NULL) != 0)
 			return -1;
 	}
 	double drate = 0, srate = 0;
@@ -1027,7 +1433,7 @@ static int run_scale(json_t *out)
 	json_object_set_new(out, "scale", sc);
 	long idle0 = daemon_rss_kb();
 	phase_result fill, fetch;
-	if (run_phase(OP_FILL, opt.fill_conns, 0, opt.scale, NULL, &fill, NULL) != 0)
+	if (run_phase(OP_FILL, opt.fill_conns, 0, opt.scale, NULL, NULL, &fill, NULL) != 0)
 		return -1;
 	printf("scale: %ld certified pairs added through the API (%d connections): %.1f pairs/s, %.0f s, "
 	       "errors %lu\n",
@@ -1070,8 +1476,8 @@ static int run_scale(json_t *out)
 	/* one connection: the latency of a fetch itself; then --fetch-connections,
 	 * where closed-loop latency is mostly queueing (connections / rate) */
 	phase_result fetch1;
-	if (run_phase(OP_FETCH, 1, opt.seconds, 0, NULL, &fetch1, NULL) != 0 ||
-	    run_phase(OP_FETCH, opt.fetch_conns, opt.seconds, 0, NULL, &fetch, NULL) != 0)
+	if (run_phase(OP_FETCH, 1, opt.seconds, 0, NULL, NULL, &fetch1, NULL) != 0 ||
+	    run_phase(OP_FETCH, opt.fetch_conns, opt.seconds, 0, NULL, NULL, &fetch, NULL) != 0)
 		return -1;
 	const phase_result *fetches[] = {&fetch1, &fetch};
 	for (int i = 0; i < 2; i++) {
@@ -1093,7 +1499,7 @@ static int run_scale(json_t *out)
 	if (opt.soak > 0) {
 		samples series = {0};
 		phase_result soak;
-		if (run_phase(OP_PAIRS, 8, opt.soak, 0, NULL, &soak, &series) != 0) {
+		if (run_phase(OP_PAIRS, 8, opt.soak, 0, NULL, NULL, &soak, &series) != 0) {
 			free(series.v);
 			return -1;
 		}
@@ -1168,11 +1574,13 @@ static json_t *machine_json(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: credsign-bench [--sections sign,load,handshake,scale] [--seconds S] [--json FILE]\n"
+		"usage: credsign-bench [--sections sign,load,delegate,handshake,scale] [--seconds S]\n"
+		"         [--json FILE]\n"
 		"         [--strict]\n"
 		"  sign:      --module PATH --token-uri URI --pin-file FILE --key-label LABEL\n"
 		"  daemon:    --url URL --cacert FILE --cert FILE --key FILE [--preset P]\n"
 		"             [--connections 1,8,64] [--daemon-pid PID]\n"
+		"  delegate:  [--profile NAME] [--batch-sizes 1,10,100] [--batch-connections C]\n"
 		"  handshake: [--s-server-url URL] [--handshake-threads N]\n"
 		"  scale:     [--scale N] [--fill-connections C] [--fetch-connections C]\n"
 		"             [--soak SECONDS] [--db PATH] [--admin PATH --config FILE]\n"
@@ -1193,6 +1601,8 @@ static int parse_sections(const char *s)
 			v |= SEC_HANDSHAKE;
 		else if (strcmp(t, "scale") == 0)
 			v |= SEC_SCALE;
+		else if (strcmp(t, "delegate") == 0)
+			v |= SEC_DELEGATE;
 		else
 			return -1;
 	}
@@ -1222,18 +1632,19 @@ static int parse_double(const char *s, double min, double max, double *out)
 	return 0;
 }
 
-static int parse_conns(const char *s)
+/* A comma-separated list of 1..MAX_LEVELS integers in [min, max]. */
+static int parse_list(const char *s, long min, long max, int out[MAX_LEVELS], size_t *n)
 {
 	char buf[128];
 	snprintf(buf, sizeof(buf), "%s", s);
-	opt.nconns = 0;
+	*n = 0;
 	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
 		long v;
-		if (opt.nconns == MAX_LEVELS || parse_long(t, 1, MAX_THREADS, &v) != 0)
+		if (*n == MAX_LEVELS || parse_long(t, min, max, &v) != 0)
 			return -1;
-		opt.conns[opt.nconns++] = (int)v;
+		out[(*n)++] = (int)v;
 	}
-	return opt.nconns > 0 ? 0 : -1;
+	return *n > 0 ? 0 : -1;
 }
 
 static int parse_args(int argc, char **argv)
@@ -1241,7 +1652,7 @@ static int parse_args(int argc, char **argv)
 	enum {
 		O_SECTIONS = 256, O_SECONDS, O_JSON, O_STRICT, O_MODULE, O_TOKEN, O_PIN, O_LABEL, O_URL, O_CACERT,
 		O_CERT, O_KEY, O_PRESET, O_CONNS, O_PID, O_SSERVER, O_HTHREADS, O_SCALE, O_FILL, O_FETCH, O_SOAK,
-		O_DB, O_ADMIN, O_CONFIG, O_HELP, O_VERSION
+		O_DB, O_ADMIN, O_CONFIG, O_HELP, O_VERSION, O_PROFILE, O_BATCH_SIZES, O_BATCH_CONNS
 	};
 	static const struct option longopts[] = {
 		{"sections", required_argument, NULL, O_SECTIONS}, {"seconds", required_argument, NULL, O_SECONDS},
@@ -1257,6 +1668,8 @@ static int parse_args(int argc, char **argv)
 		{"fetch-connections", required_argument, NULL, O_FETCH}, {"soak", required_argument, NULL, O_SOAK},
 		{"db", required_argument, NULL, O_DB}, {"admin", required_argument, NULL, O_ADMIN},
 		{"config", required_argument, NULL, O_CONFIG}, {"help", no_argument, NULL, O_HELP},
+		{"profile", required_argument, NULL, O_PROFILE}, {"batch-sizes", required_argument, NULL, O_BATCH_SIZES},
+		{"batch-connections", required_argument, NULL, O_BATCH_CONNS},
 		{"version", no_argument, NULL, O_VERSION}, {NULL, 0, NULL, 0}};
 	int c, idx = 0;
 	long v;
@@ -1276,7 +1689,13 @@ static int parse_args(int argc, char **argv)
 		case O_CERT: opt.cert = optarg; break;
 		case O_KEY: opt.key = optarg; break;
 		case O_PRESET: opt.preset = optarg; break;
-		case O_CONNS: bad = parse_conns(optarg); break;
+		case O_CONNS: bad = parse_list(optarg, 1, MAX_THREADS, opt.conns, &opt.nconns); break;
+		case O_PROFILE: opt.profile = optarg; break;
+		case O_BATCH_SIZES: bad = parse_list(optarg, 1, BATCH_MAX, opt.batch_sizes, &opt.nbatch); break;
+		case O_BATCH_CONNS:
+			bad = parse_long(optarg, 1, MAX_THREADS, &v);
+			opt.batch_conns = (int)v;
+			break;
 		case O_PID: bad = parse_long(optarg, 1, 1L << 30, &opt.daemon_pid); break;
 		case O_SSERVER: opt.s_server_url = optarg; break;
 		case O_HTHREADS:
@@ -1314,7 +1733,8 @@ static int parse_args(int argc, char **argv)
 	}
 	if ((opt.sections & ~(unsigned)SEC_SIGN) &&
 	    (opt.url == NULL || opt.cacert == NULL || opt.cert == NULL || opt.key == NULL)) {
-		fprintf(stderr, "credsign-bench: load, handshake and scale need --url, --cacert, --cert and --key\n");
+		fprintf(stderr, "credsign-bench: load, delegate, handshake and scale need --url, --cacert, --cert and "
+				"--key\n");
 		return -1;
 	}
 	return 0;
@@ -1339,10 +1759,11 @@ int main(int argc, char **argv)
 	atomic_init(&total_certified, 0);
 	json_object_set_new(out, "machine", machine_json());
 	json_object_set_new(out, "settings",
-			    json_pack("{s:f, s:s, s:s?, s:i, s:I, s:f}", "seconds", opt.seconds, "preset", opt.preset,
-				      "url", opt.url, "handshake_threads", opt.handshake_threads, "scale",
+			    json_pack("{s:f, s:s, s:s?, s:i, s:I, s:f, s:s, s:i}", "seconds", opt.seconds, "preset",
+				      opt.preset, "url", opt.url, "handshake_threads", opt.handshake_threads, "scale",
 				      (json_int_t)((opt.sections & SEC_SCALE) ? opt.scale : 0), "soak_seconds",
-				      (opt.sections & SEC_SCALE) ? opt.soak : 0.0));
+				      (opt.sections & SEC_SCALE) ? opt.soak : 0.0, "profile", opt.profile,
+				      "batch_connections", opt.batch_conns));
 	long rss_idle = daemon_rss_kb();
 	if (rss_idle >= 0) {
 		printf("daemon RSS idle at start: %.1f MB\n", (double)rss_idle / 1024);
@@ -1365,6 +1786,12 @@ int main(int argc, char **argv)
 		p11_close();
 	}
 	if (rc == 0 && (opt.sections & SEC_LOAD) && run_load(out, &pairs8) != 0)
+		rc = 1;
+	double at8[FMT_COUNT] = {-1, -1, -1}, batch_best = -1;
+	int batch_items = 0;
+	sig_format batch_format = FMT_DIGEST;
+	if (rc == 0 && (opt.sections & SEC_DELEGATE) &&
+	    run_delegate(out, best2, at8, &batch_best, &batch_items, &batch_format) != 0)
 		rc = 1;
 	if (rc == 0 && (opt.sections & SEC_HANDSHAKE) && run_handshakes(out, &hratio) != 0)
 		rc = 1;
@@ -1390,6 +1817,24 @@ int main(int argc, char **argv)
 				json_object_set_new(ratios, "client_cpu_us_per_pair_at_8", json_real(pair8_client_cpu_us));
 			}
 		}
+		if (best2 > 0 && (at8[FMT_JWS] >= 0 || at8[FMT_DSSE] >= 0 || at8[FMT_DIGEST] >= 0 || batch_best >= 0)) {
+			printf("  delegated signatures/s / best direct 2-thread C_Sign rate:");
+			const char *sep = " at 8 connections";
+			for (int f = 0; f < FMT_COUNT; f++)
+				if (at8[f] >= 0) {
+					char name[64];
+					printf("%s %s %.4f", sep, format_names[f], at8[f] / best2);
+					sep = ",";
+					snprintf(name, sizeof(name), "delegate_%s8_over_direct2", format_names[f]);
+					json_object_set_new(ratios, name, json_real(at8[f] / best2));
+				}
+			if (batch_best >= 0) {
+				printf("%s best batch (%s, %d items, %d connections) %.4f", sep[0] == ',' ? ";" : "",
+				       format_names[batch_format], batch_items, opt.batch_conns, batch_best / best2);
+				json_object_set_new(ratios, "delegate_best_batch_over_direct2", json_real(batch_best / best2));
+			}
+			printf("\n");
+		}
 		if (hratio >= 0) {
 			printf("  handshakes/s credsignd / openssl s_server: %.2f (target >= 0.90)\n", hratio);
 			json_object_set_new(ratios, "handshakes_over_s_server", json_real(hratio));
@@ -1398,7 +1843,7 @@ int main(int argc, char **argv)
 			printf("  token calls per pair (GET /metrics, %d connection%s): %.2f\n", calls_conns,
 			       calls_conns == 1 ? "" : "s", calls_per_pair);
 			json_object_set_new(ratios, "token_calls_per_pair", json_real(calls_per_pair));
-		} else {
+		} else if (opt.sections & SEC_LOAD) {
 			printf("  token calls per pair: not counted (the client holds no operator grant)\n");
 			json_object_set_new(ratios, "token_calls_per_pair", json_null());
 		}

@@ -653,6 +653,7 @@ typedef struct {
 	char setting[48]; /* "signing.profiles.[i].key" */
 	char kid[44];     /* "" when not found (err says why) */
 	cs_err err;
+	int refused;      /* the certificate key, or another profile's */
 } profile_key;
 
 /* The token's part: each profile's key found and its kid computed; the
@@ -682,6 +683,7 @@ static cs_err profile_keys_token_check(checker *c, cs_token *token, profile_key 
 				"signs for its profile only, never certificates (credsign-admin key generate --label "
 				"LABEL --profile %s makes one)",
 				p->key, k->kid, cfg->pkcs11.signing_key, p->name);
+			k->refused = 1;
 			continue;
 		}
 		for (size_t j = 0; j < i; j++)
@@ -690,6 +692,7 @@ static cs_err profile_keys_token_check(checker *c, cs_token *token, profile_key 
 					"%s: key %s is the key of signing profile %s too (%s): each profile signs with "
 					"a key of its own",
 					p->key, k->kid, cfg->signing.profiles[j].name, keys[j].setting);
+				k->refused = 1;
 				break;
 			}
 	}
@@ -1408,6 +1411,33 @@ out:
 	return r;
 }
 
+/* A start refused for a profile's key (the certificate key, another
+ * profile's) is on the record of the store the daemon would have run on,
+ * when there is one (a failed start creates none): one entry per refused
+ * setting, action daemon.start, outcome failure, error_code
+ * profile_key_refused, object "signing.profiles.[i].key kid=KID". Nothing
+ * else is written; a store that cannot be opened is only logged. */
+static void audit_profile_key_refusal(const cs_config *cfg, const profile_key *keys, size_t n)
+{
+	struct stat st;
+	cs_ledger *ledger = NULL;
+	if (stat(cfg->store.path, &st) != 0 || cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &ledger) != CS_OK)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (!keys[i].refused)
+			continue;
+		char object[96];
+		snprintf(object, sizeof(object), "%s kid=%s", keys[i].setting, keys[i].kid);
+		cs_audit_entry e = {.node = cfg->server.node_id, .actor = "system", .role = "system",
+				    .action = "daemon.start", .object = object, .outcome = "failure",
+				    .error_code = "profile_key_refused"};
+		cs_err r = cs_ledger_audit_append(ledger, &e);
+		if (r != CS_OK)
+			cs_log_error("the refusal of %s is not audited: %s", keys[i].setting, cs_strerror(r));
+	}
+	cs_ledger_close(ledger);
+}
+
 /* The configuration in force is an audited event, attributed to the system. */
 static cs_err record_config_load(cs_app *app)
 {
@@ -1568,6 +1598,7 @@ static int serve(const char *path, int verbose)
 	 * profile's (the store's records are checked once it is open) */
 	if (nprofiles > 0 && (r = profile_keys_token_check(&chk, app.token, pkeys)) != CS_OK) {
 		cs_log_error("start-up failed: a signing profile's key is refused");
+		audit_profile_key_refusal(cfg, pkeys, nprofiles);
 		goto out;
 	}
 	/* the TLS material, checked and loaded before anything is written */

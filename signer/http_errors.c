@@ -29,7 +29,7 @@ static void error_text(int status, const char **code, const char **message)
 	case HTTP_ENTITYTOOLARGE:
 		*code = "payload_too_large";
 		*message = "request headers or body too large (server.max_header_bytes, "
-			   "server.max_body_bytes)";
+			   "server.max_body_bytes; POST /api/sign: signing.max_request_bytes)";
 		return;
 	case HTTP_NOTIMPLEMENTED:
 		*code = "not_implemented";

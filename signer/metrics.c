@@ -9,7 +9,8 @@
 
 static const char *const routes[] = {"generate", "certify",  "cert",   "jwks",    "presets",
 				     "policy",   "audit",    "audit_checkpoint", "rollover",
-				     "revocations", "metrics", "healthz",  "readyz",   "other"};
+				     "revocations", "metrics", "healthz",  "readyz",   "sign",
+				     "signature", "other"};
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 static const int codes[] = {200, 201, 400, 403, 404, 405, 409, 410, 413,

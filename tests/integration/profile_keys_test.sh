@@ -39,7 +39,7 @@ sql() { $py -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute(sys.a
 profiles_conf() {
 	local list="" entry
 	for entry in "$@"; do
-		list+="${list:+, }{ name = \"${entry%%=*}\"; key = \"${entry#*=}\"; formats = [ \"digest\" ]; }"
+		list+="${list:+, }{ name = \"${entry%%=*}\"; key = \"${entry#*=}\"; formats = [ \"jws\", \"digest\" ]; typ = \"it+jwt\"; }"
 	done
 	cp "$base_conf" "$conf"
 	sed -i '/^access = /,/); };$/d' "$conf"
@@ -147,6 +147,10 @@ kid_r2=""
 rotate_profile() {
 	local out id
 	[ "$(signed_kid)" = "$kid_r1" ] || { cat "$work/sign.out"; return 1; }
+	# a JWS signed by the first key, for after the rotation
+	out=$(call ci-deployer POST /api/sign '{"profile":"release","format":"jws","payload":{"before":"rotation"}}')
+	[[ "$out" == "200 "* ]] || { echo "  $out"; return 1; }
+	json_field "${out#* }" jws > "$work/old.jws"
 	out=$("${admin[@]}" key generate --label it-profkeys-release-2 --profile release) || { echo "  $out"; return 1; }
 	kid_r2=$(json_field "$out" kid)
 	echo "$kid_r2" > "$work/kid_r2"
@@ -173,6 +177,18 @@ kids = [json.loads(base64.urlsafe_b64decode(s["protected"] + "=" * (-len(s["prot
 assert kids == [old, new], kids
 PY
 	[ "$(signed_kid)" = "$kid_r2" ] || { cat "$work/sign.out"; return 1; }
+	# the old key stays in the profile's JWKS, retired, and what it signed
+	# still verifies there; neither key is in the certificate JWKS
+	curl -s $(client ci-deployer) "$url/.well-known/jwks.json?profile=release" > "$work/jwks-release.json"
+	curl -s $(client ci-deployer) "$url/.well-known/jwks.json" > "$work/jwks-certs.json"
+	$py - "$work/jwks-release.json" "$work/jwks-certs.json" "$kid_r1" "$kid_r2" <<'PY' || return 1
+import json, sys
+rel = {k["kid"]: k["status"] for k in json.load(open(sys.argv[1]))["keys"]}
+cer = {k["kid"] for k in json.load(open(sys.argv[2]))["keys"]}
+assert rel == {sys.argv[3]: "retired", sys.argv[4]: "active"}, rel
+assert not (cer & set(rel)), cer
+PY
+	"$BUILD/bin/credsign" verify-signature --jwks "$work/jwks-release.json" --jws "$work/old.jws" > /dev/null || return 1
 	certify_works
 }
 check "an activate ceremony rotates the profile's key: the daemon switches without restart, the certificate key stays" \

@@ -9,7 +9,8 @@
 #    allowed, payload over the limit, reserved claims in a JWS payload, an
 #    identity without the signer grant: each a clear 4xx and an audit entry
 #    with its code; the certificate-signing key configured as a profile key
-#    is refused at start (and by --check-config) naming the setting;
+#    is refused at start (and by --check-config) naming the setting, and the
+#    refused start is audited in the store;
 #  - a signature is found again by id (GET /api/signatures/{id}) and matches
 #    its audit entry (seq, id, kid, SHA-256 of the signed bytes); an edit of
 #    that entry is caught by credsign-admin audit verify;
@@ -283,6 +284,12 @@ check "batch over signing.batch_max: 413 batch_too_large" expect_error ci-deploy
 	"{\"items\":[$(for i in $(seq 11); do printf '{"profile":"release","format":"jws","payload":{"n":%d}},' "$i"; done | sed 's/,$//')]}" \
 	413 batch_too_large
 
+metrics_count() {
+	call operator GET /metrics | grep -q 'credsign_requests_total{route="sign",code="200"} [1-9]' &&
+		call operator GET /metrics | grep -q 'credsign_requests_total{route="sign",code="400"} [1-9]'
+}
+check "/metrics counts /api/sign answers under route=\"sign\"" metrics_count
+
 # ---- the record, the audit entry, tampering ---------------------------------------
 record_matches() {
 	local id got
@@ -337,8 +344,16 @@ cert_key_refused() { # the tokens profile given the certificate key: URI text as
 		out=$("$BUILD/bin/credsignd" --check-config "$bad" 2>&1) && { echo "  accepted: $uri"; return 1; }
 		echo "$out" | grep -m1 'signing.profiles' | sed 's/^/  /'
 		[[ "$out" == *"signing.profiles"* ]] || { echo "  $out"; return 1; }
+		# the start is refused and the refusal recorded in the store it would have run on
+		rm -f "$work/certkey.db"*
+		sqlite3 "$db" ".backup '$work/certkey.db'" || return 1
 		out=$(timeout 20 "$BUILD/bin/credsignd" --config "$bad" 2>&1) && return 1
 		[[ "$out" == *"signing.profiles"* ]] || { echo "  $out"; return 1; }
+		# (the same URI text is refused when the file loads, before any token or store)
+		[[ "$uri" != *type=private* ]] ||
+			[ "$(sqlite3 "$work/certkey.db" "SELECT count(*) FROM audit_log WHERE action = 'daemon.start'
+				AND outcome = 'failure' AND error_code = 'profile_key_refused'
+				AND object LIKE 'signing.profiles.[1].key kid=%'")" = 1 ] || return 1
 	done
 }
 check "the certificate-signing key configured as a profile key: refused by --check-config and at start" cert_key_refused

@@ -980,7 +980,9 @@ static bool profile_name_valid(const char *v)
 }
 
 /* A JWS typ: [A-Za-z0-9!#$&^_.+/-]{1,64} (a media type's characters, RFC
- * 6838), not one of the appliance's own ("credsign-..." in any case): a
+ * 6838), not one of the appliance's own: "credsign-..." in any case, with
+ * or without the "application/" prefix RFC 7515 4.1.9 lets a typ omit
+ * (so "application/credsign-cert+jwt" is "credsign-cert+jwt"): a
  * profile's JWS must never pass for a credential certificate. */
 static const char *check_typ(const char *v)
 {
@@ -988,9 +990,10 @@ static const char *check_typ(const char *v)
 	if (n == 0 || n > CS_CONFIG_TYP_MAX ||
 	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&^_.+/-") != n)
 		return "must be 1 to 64 characters of A-Z a-z 0-9 ! # $ & ^ _ . + / - (e.g. \"release+jwt\")";
-	if (strncasecmp(v, "credsign-", 9) == 0)
-		return "the typ prefix \"credsign-\" is the appliance's own (its certificates): a profile's "
-		       "JWS must not pass for one";
+	const char *sub = strncasecmp(v, "application/", 12) == 0 ? v + 12 : v;
+	if (strncasecmp(sub, "credsign-", 9) == 0)
+		return "the typ prefix \"credsign-\" (with or without \"application/\") is the appliance's own "
+		       "(its certificates): a profile's JWS must not pass for one";
 	return NULL;
 }
 

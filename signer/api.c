@@ -186,6 +186,7 @@ static const struct {
 	{"/cert/", CS_ROUTE_CERT, "cert.read", 0, 1, 0},
 	{"/api/sign", CS_ROUTE_SIGN, "sign", 1, 0, 0},
 	{"/api/signatures/", CS_ROUTE_SIGNATURE, "signature.read", 0, 1, 0},
+	{"/api/signatures", CS_ROUTE_SIGNATURES, "signature.read", 0, 0, 1},
 	{"/.well-known/jwks.json", CS_ROUTE_JWKS, "jwks.read", 0, 0, 1},
 	{"/.well-known/credsign-rollover", CS_ROUTE_ROLLOVER, "rollover.read", 0, 0, 1},
 	{"/.well-known/credsign-revocations", CS_ROUTE_REVOCATIONS, "revocations.read", 0, 0, 0},
@@ -209,7 +210,7 @@ const char *cs_api_route_name(cs_api_route_id route)
 		[CS_ROUTE_ROLLOVER] = "rollover", [CS_ROUTE_REVOCATIONS] = "revocations",
 		[CS_ROUTE_HEALTHZ] = "healthz",  [CS_ROUTE_READYZ] = "readyz",
 		[CS_ROUTE_METRICS] = "metrics",  [CS_ROUTE_SIGN] = "sign",
-		[CS_ROUTE_SIGNATURE] = "signature",
+		[CS_ROUTE_SIGNATURE] = "signature", [CS_ROUTE_SIGNATURES] = "signature",
 	};
 	return (unsigned)route < sizeof(names) / sizeof(names[0]) && names[route] != NULL ? names[route]
 											: "other";
@@ -816,6 +817,40 @@ cs_err cs_api_decode_signature_path(const char *rest, char id[CS_API_ID_CHARS + 
 	return CS_OK;
 }
 
+cs_err cs_api_decode_signatures_query(const char *query, char sha256[65], cs_api_error *err)
+{
+	struct evkeyvalq params;
+	err->status = 0;
+	sha256[0] = '\0';
+	cs_err r = parse_query(query, &params, err);
+	struct evkeyval *kv;
+	if (r == CS_OK)
+		TAILQ_FOREACH(kv, &params, next) {
+			if (strcmp(kv->key, "sha256") != 0) {
+				r = unknown_parameter(kv->key, err);
+				break;
+			}
+			size_t n = strspn(kv->value, "0123456789abcdef");
+			if (n != 64 || kv->value[n] != '\0') {
+				set_error(err, 400, "invalid_field",
+					  "parameter 'sha256' must be the SHA-256 of the signed bytes as 64 lower-case "
+					  "hex digits");
+				r = CS_E_INVALID_ARG;
+				break;
+			}
+			memcpy(sha256, kv->value, 65);
+		}
+	if (r == CS_OK && sha256[0] == '\0') {
+		set_error(err, 400, "invalid_field",
+			  "parameter 'sha256' is required (the SHA-256 of the signed bytes, 64 lower-case hex digits)");
+		r = CS_E_INVALID_ARG;
+	}
+	if (r != CS_OK)
+		sha256[0] = '\0';
+	evhttp_clear_headers(&params);
+	return r;
+}
+
 static int hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -1327,18 +1362,18 @@ static void handle_cert(api_call *c, const char *rest)
 
 static void handle_jwks(api_call *c)
 {
-	json_t *keys = NULL;
+	json_t *doc = NULL;
 	char profile[CS_CONFIG_PROFILE_NAME_MAX + 1];
 	cs_api_error err;
 	if (cs_api_decode_profile_query(query_of(c), profile, &err) != CS_OK) {
 		send_api_error(c, &err);
 		return;
 	}
-	cs_err r = cs_service_jwks(&c->rq, profile[0] ? profile : NULL, &keys);
+	cs_err r = cs_service_jwks_doc(&c->rq, profile[0] ? profile : NULL, &doc);
 	if (r != CS_OK)
 		send_service_error(c, r);
 	else
-		send_json(c, 200, json_pack("{s:o}", "keys", keys));
+		send_json(c, 200, doc);
 }
 
 static void handle_rollover(api_call *c)
@@ -1614,6 +1649,24 @@ static void handle_signature(api_call *c, const char *rest)
 		send_json(c, 200, record);
 }
 
+static void handle_signatures(api_call *c)
+{
+	char sha256[65];
+	cs_api_error err;
+	if (not_admitted(c, CS_ACTION_SIGNATURE_READ))
+		return;
+	if (cs_api_decode_signatures_query(query_of(c), sha256, &err) != CS_OK) {
+		send_api_error(c, &err);
+		return;
+	}
+	json_t *doc = NULL;
+	cs_err r = cs_service_signatures_find(&c->rq, sha256, &doc);
+	if (r != CS_OK)
+		send_service_error(c, r);
+	else
+		send_json(c, 200, doc);
+}
+
 static void dispatch(api_call *c, cs_app *app, cs_store *store, cs_api_route_id route, const char *path)
 {
 	switch (route) {
@@ -1632,6 +1685,7 @@ static void dispatch(api_call *c, cs_app *app, cs_store *store, cs_api_route_id 
 	case CS_ROUTE_METRICS: handle_metrics(c); break;
 	case CS_ROUTE_SIGN: handle_sign(c); break;
 	case CS_ROUTE_SIGNATURE: handle_signature(c, path + strlen("/api/signatures/")); break;
+	case CS_ROUTE_SIGNATURES: handle_signatures(c); break;
 	case CS_ROUTE_NONE: api_error(c, 404, "not_found", "no such route"); break;
 	}
 }
@@ -1693,7 +1747,8 @@ void cs_api_handle(struct evhttp_request *http, cs_app *app, cs_store *store, co
 			return;
 		}
 		call.rq.audit.action = action;
-		if (route == CS_ROUTE_NONE || route == CS_ROUTE_CERT || route == CS_ROUTE_SIGN)
+		if (route == CS_ROUTE_NONE || route == CS_ROUTE_CERT || route == CS_ROUTE_SIGN ||
+		    route == CS_ROUTE_SIGNATURES)
 			cs_service_set_object(&call.rq, path + (route == CS_ROUTE_CERT ? strlen("/cert/") : 0));
 		else if (route == CS_ROUTE_SIGNATURE)
 			cs_service_set_object(&call.rq, path + strlen("/api/signatures/"));

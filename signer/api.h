@@ -12,6 +12,7 @@
  *   GET  /cert/{id}.jws             the JWS (application/jose)
  *   POST /api/sign                  delegated signing: one item or a batch (signer)
  *   GET  /api/signatures/{id}       a signature record (signer or auditor of its profile)
+ *   GET  /api/signatures?sha256=HEX the records of the bytes with that SHA-256, newest first
  *   GET  /.well-known/jwks.json     every certificate key that ever signed, with its state and
  *                                   dates; ?profile=NAME: that signing profile's keys
  *   GET  /.well-known/credsign-rollover     the rollover statements (JWS JSON); ?profile=NAME
@@ -140,6 +141,7 @@ typedef enum {
 	CS_ROUTE_METRICS,
 	CS_ROUTE_SIGN,
 	CS_ROUTE_SIGNATURE,
+	CS_ROUTE_SIGNATURES, /* GET /api/signatures?sha256=HEX; its metrics name is "signature" */
 } cs_api_route_id;
 
 /* The route's name in metrics ("generate", ...; "other" for none). */
@@ -206,13 +208,20 @@ cs_err cs_api_decode_audit_query(const char *query, cs_audit_query *out, cs_api_
  * optional query profile=NAME (nothing else; at most once). *profile: ""
  * without it. A name that cannot be a profile's
  * (^[a-z0-9][a-z0-9._-]{0,31}$): 404 unknown_profile (the service says so
- * for a well-formed name not configured). */
+ * for a well-formed name neither configured nor recorded with a key). */
 cs_err cs_api_decode_profile_query(const char *query, char profile[CS_CONFIG_PROFILE_NAME_MAX + 1],
 				   cs_api_error *err);
 
 /* GET /api/signatures/{id}: rest is the path after "/api/signatures/";
  * 404 not_found when it is not an id. */
 cs_err cs_api_decode_signature_path(const char *rest, char id[CS_API_ID_CHARS + 1], cs_api_error *err);
+
+/* GET /api/signatures?sha256=HEX: the one parameter sha256 (required, at
+ * most once), the SHA-256 of the signed bytes as 64 lower-case hex digits
+ * (what records and audit entries show: signed_sha256); else 400
+ * invalid_field (a missing, repeated or malformed sha256) or 400
+ * unknown_field (another parameter). */
+cs_err cs_api_decode_signatures_query(const char *query, char sha256[65], cs_api_error *err);
 
 /* POST /api/sign decoded: {"profile","format",...} (one item) or
  * {"items":[item, ...]} (a batch: 1..batch_max items, else 413

@@ -45,6 +45,13 @@
  * of store.h) are missing is refused: start-up stops, and --check-config
  * names the guard. While it runs, the key watch (app.h) follows the
  * store's active key, forward only, and signs the revocation list.
+ *
+ * Start-up and --check-config warn (neither refuses) of a signing profile
+ * that allows digest beside jws or dsse (its key's JWS or DSSE signature
+ * over any bytes can be had as a digest signature) and of keys the store
+ * records for a profile the configuration does not have (its JWKS stays
+ * served; it cannot sign). SIGHUP reloads the access rules alone
+ * (service.h): grants naming a profile not in force are refused.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -868,6 +875,98 @@ out:
 	free(ever);
 }
 
+/* ---- signing profiles worth a warning --------------------------------------------
+ * Neither refuses a start: a profile that allows digest beside jws or dsse
+ * (its key signs bare digests, so whoever may sign digests with it obtains
+ * its JWS or DSSE signature over any bytes), and keys the store records
+ * for a profile the configuration no longer has (its JWKS stays served and
+ * its records readable; it cannot sign). Start-up logs them, --check-config
+ * prints them. */
+
+/* A profile allowing digest and jws or dsse: a warning naming its formats. */
+static void warn_digest_sharing(checker *c)
+{
+	const cs_config *cfg = c->cfg;
+	for (size_t i = 0; i < cfg->signing.nprofiles; i++) {
+		const cs_config_profile *p = &cfg->signing.profiles[i];
+		if (!(p->formats & CS_SIG_FORMAT_DIGEST) || !(p->formats & (CS_SIG_FORMAT_JWS | CS_SIG_FORMAT_DSSE)))
+			continue;
+		char setting[48];
+		snprintf(setting, sizeof(setting), "signing.profiles.[%zu].formats", i);
+		warning(c, setting,
+			"profile %s: digest shares key %s with jws/dsse: a signer can obtain a JWS or DSSE signature "
+			"of this key over any bytes (claims, typ, payload type unchecked); give digest a profile of "
+			"its own (docs/delegated-signing.md)",
+			p->name, p->key);
+	}
+}
+
+/* The profiles of the store's keys that the configuration does not have:
+ * each name once, with how many keys. */
+#define UNCONFIGURED_MAX 64
+typedef struct {
+	const cs_config *cfg;
+	char *names[UNCONFIGURED_MAX];
+	size_t keys[UNCONFIGURED_MAX];
+	size_t n, more; /* more: keys of profiles past UNCONFIGURED_MAX */
+	int nomem;
+} unconfigured;
+
+static void note_unconfigured(void *arg, const cs_key_info *k)
+{
+	unconfigured *u = arg;
+	if (k->profile == NULL || cs_config_profile_find(u->cfg, k->profile) != NULL)
+		return;
+	for (size_t i = 0; i < u->n; i++)
+		if (strcmp(u->names[i], k->profile) == 0) {
+			u->keys[i]++;
+			return;
+		}
+	if (u->n == UNCONFIGURED_MAX) {
+		u->more++;
+		return;
+	}
+	if ((u->names[u->n] = strdup(k->profile)) == NULL) {
+		u->nomem = 1;
+		return;
+	}
+	u->keys[u->n++] = 1;
+}
+
+/* Keys of profiles not configured, read from the store when it exists (a
+ * store that cannot be read is left to the checks that need it). */
+static void warn_unconfigured_profiles(checker *c)
+{
+	const cs_config *cfg = c->cfg;
+	struct stat st;
+	cs_store *store = NULL;
+	unconfigured u = {.cfg = cfg};
+	if (stat(cfg->store.path, &st) != 0 || cs_store_open_existing_readonly(cfg->store.path, &store) != CS_OK)
+		return;
+	cs_err r = cs_store_keys_info(store, note_unconfigured, &u);
+	cs_store_close(store);
+	if (r != CS_OK || u.nomem)
+		cs_log_warn("%s: the profiles of the store's keys cannot be read: %s", cfg->store.path,
+			    cs_strerror(r != CS_OK ? r : CS_E_NOMEM));
+	for (size_t i = 0; i < u.n; i++) {
+		/* the name as the store has it: printable, bounded */
+		char name[CS_CONFIG_PROFILE_NAME_MAX + 1];
+		snprintf(name, sizeof(name), "%s", u.names[i]);
+		for (char *q = name; *q != '\0'; q++)
+			if ((unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f)
+				*q = '?';
+		warning(c, "signing.profiles",
+			"the store has %zu key(s) of signing profile %s, which is not configured: its JWKS stays "
+			"served (/.well-known/jwks.json?profile=%s) and its signature records readable to grants of "
+			"profiles \"*\", but it cannot sign",
+			u.keys[i], name, name);
+		free(u.names[i]);
+	}
+	if (u.more > 0)
+		warning(c, "signing.profiles", "the store has %zu more key(s) of signing profiles not configured",
+			u.more);
+}
+
 /* Open the token as the daemon does (module, the one token the URI names,
  * login with the PIN), check its mechanisms and its RNG, and load the credsign provider
  * over it into a library context of its own (*libctx), for the keys. */
@@ -1141,6 +1240,8 @@ static int check_config(const char *path, int offline, int verbose)
 		int with_token = 0;
 		/* a key in the token is loaded through the provider once it is found */
 		int tls_key = strncmp(cfg->tls.key, "pkcs11:", 7) != 0;
+		warn_digest_sharing(&chk);
+		warn_unconfigured_profiles(&chk);
 		if (!offline) {
 			cs_token_meter_track_failures();
 			with_token = check_token(&chk, &token, &libctx, &prov, &deflt) == CS_OK;
@@ -1533,6 +1634,7 @@ static int serve(const char *path, int verbose)
 	}
 	if (retention_warning(cfg, app.presets, why, sizeof(why)))
 		cs_log_warn("%s", why);
+	warn_digest_sharing(&chk);
 	if (cfg->crypto.openssl_fips) {
 		if ((r = openssl_fips_load(NULL, &fips0, &base0, why, sizeof(why))) != CS_OK) {
 			cs_log_error("%s", why);
@@ -1631,6 +1733,7 @@ static int serve(const char *path, int verbose)
 			cs_log_error("start-up failed: a signing profile's key is refused");
 		goto out; /* said why */
 	}
+	warn_unconfigured_profiles(&chk);
 	if ((r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
 	    (r = record_config_load(&app)) != CS_OK ||
 	    (r = cs_audit_clock_record(app.audit, app.ledger, &clock_at_start)) != CS_OK ||

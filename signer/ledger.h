@@ -214,8 +214,10 @@ typedef struct {
  * committed like any write): the audit entry appended (its ts raised like
  * any entry's), then (record != NULL) record->audit_seq = audit->seq,
  * record->created_at = audit->ts, the row inserted. A job that fails (e.g.
- * CS_E_CONFLICT: its id recorded already) rolls back alone, its result
- * says why, the others go on. Returns CS_OK when the transaction committed
+ * CS_E_CONFLICT: its id recorded already; CS_E_NO_ACTIVE_KEY: the record's
+ * key was compromised meanwhile, its entry not written either: the caller
+ * discards the signature and writes the item's refusal in another call)
+ * rolls back alone, its result says why, the others go on. Returns CS_OK when the transaction committed
  * (each job's result says whether it was written); else the transaction's
  * failure: nothing written, every result set to it. n 0: CS_OK, nothing
  * done; jobs NULL with n > 0, a job without audit: CS_E_INVALID_ARG. */

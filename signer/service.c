@@ -404,6 +404,104 @@ cs_err cs_service_rules_start(cs_app *app, const cs_config *cfg)
 	return r;
 }
 
+/* Whether two NULL-terminated string lists (NULL: none) are the same. */
+static int lists_equal(char *const *a, char *const *b)
+{
+	size_t i = 0;
+	for (; a != NULL && b != NULL && a[i] != NULL && b[i] != NULL; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 0;
+	return (a == NULL || a[i] == NULL) && (b == NULL || b[i] == NULL);
+}
+
+static int texts_equal(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The first setting of profile q (the file's) that differs from p (in
+ * force), NULL when none. */
+static const char *profile_change(const cs_config_profile *p, const cs_config_profile *q)
+{
+	if (!texts_equal(p->key, q->key))
+		return "key";
+	if (p->formats != q->formats)
+		return "formats";
+	if (!texts_equal(p->typ, q->typ))
+		return "typ";
+	if (!lists_equal(p->payload_types, q->payload_types))
+		return "payload_types";
+	if (p->max_payload_bytes != q->max_payload_bytes)
+		return "max_payload_bytes";
+	if (!texts_equal(p->iss, q->iss))
+		return "iss";
+	if (!lists_equal(p->aud, q->aud))
+		return "aud";
+	if (p->lifetime_seconds != q->lifetime_seconds)
+		return "lifetime_seconds";
+	if (p->store_payload != q->store_payload)
+		return "store_payload";
+	return NULL;
+}
+
+/* How the file's signing group differs from the one in force (profiles
+ * are read at start), into what[len]; 0 when it does not. */
+static int signing_change(const cs_config *in_force, const cs_config *file, char *what, size_t len)
+{
+	const char *change;
+	if (in_force->signing.max_request_bytes != file->signing.max_request_bytes ||
+	    in_force->signing.batch_max != file->signing.batch_max) {
+		snprintf(what, len, "signing.%s", in_force->signing.batch_max != file->signing.batch_max
+							  ? "batch_max" : "max_request_bytes");
+		return 1;
+	}
+	for (size_t i = 0; i < file->signing.nprofiles; i++) {
+		const cs_config_profile *q = &file->signing.profiles[i];
+		const cs_config_profile *p = cs_config_profile_find(in_force, q->name);
+		if (p == NULL) {
+			snprintf(what, len, "profile %s is new", q->name);
+			return 1;
+		}
+		if ((change = profile_change(p, q)) != NULL) {
+			snprintf(what, len, "profile %s: its %s", q->name, change);
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < in_force->signing.nprofiles; i++) {
+		if (cs_config_profile_find(file, in_force->signing.profiles[i].name) == NULL) {
+			snprintf(what, len, "profile %s is not in the file", in_force->signing.profiles[i].name);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Grants of the file that name a signing profile not in force: each logged
+ * (FILE:LINE, the setting); CS_E_CONFIG when there is one. A grant may
+ * name only the profiles the daemon opened at start: a new profile (its
+ * key, its bootstrap) needs a restart. */
+static cs_err grants_profiles_in_force(const cs_config *in_force, const cs_config *file)
+{
+	cs_err r = CS_OK;
+	for (size_t i = 0; i < file->access.ngrants; i++) {
+		char *const *names = file->access.grants[i].profiles;
+		for (size_t j = 0; names != NULL && names[j] != NULL; j++) {
+			if (strcmp(names[j], "*") == 0 || cs_config_profile_find(in_force, names[j]) != NULL)
+				continue;
+			char path[64], where[1100];
+			snprintf(path, sizeof(path), "access.grants.[%zu].profiles", i);
+			cs_config_where(file, path, where, sizeof(where));
+			cs_log_error("SIGHUP: %s: setting '%s': element %zu: signing profile %s is not in force: a new "
+				     "profile needs a restart", where, path, j + 1, names[j]);
+			r = CS_E_CONFIG;
+		}
+	}
+	return r;
+}
+
+/* SIGHUP reloads the access rules alone; the grants may name only the
+ * signing profiles in force (read at start), and a signing group that
+ * differs from the one in force is warned of (it takes effect at restart). */
 cs_err cs_service_rules_reload(cs_app *app)
 {
 	cs_config *cfg = NULL;
@@ -415,6 +513,8 @@ cs_err cs_service_rules_reload(cs_app *app)
 		cs_log_error("%s", diag.messages[i]);
 	cs_config_diag_free(&diag);
 	if (r == CS_OK)
+		r = grants_profiles_in_force(app->cfg, cfg);
+	if (r == CS_OK)
 		r = build_rules(app, cfg, &rules);
 	if (r != CS_OK) {
 		cs_log_error("SIGHUP: %s not reloaded (%s); the access rules in force stay", file, cs_strerror(r));
@@ -422,6 +522,10 @@ cs_err cs_service_rules_reload(cs_app *app)
 		cs_config_free(cfg);
 		return r;
 	}
+	char change[160];
+	if (signing_change(app->cfg, cfg, change, sizeof(change)))
+		cs_log_warn("SIGHUP: %s: its signing settings differ from those in force (%s): they take effect at "
+			    "restart (SIGHUP reloads the access rules alone)", file, change);
 	int public = cfg->certificates.public;
 	size_t grants = cfg->access.ngrants;
 	cs_config_free(cfg);

@@ -146,7 +146,10 @@ cs_err cs_service_rules_start(cs_app *app, const cs_config *cfg) __attribute__((
  * the rules of its access.grants and certificates.public; requests in
  * flight keep the rules they started with. Other settings need a
  * restart. When the file does not load (each problem logged) or its
- * grants name unknown presets, the rules in force stay. Audited
+ * grants name unknown presets or signing profiles the daemon does not
+ * have in force (a new profile needs a restart), the rules in force stay;
+ * signing settings that differ from those in force are warned of (they
+ * take effect at restart). Audited
  * (access.reload, outcome success or failure, error_code config_invalid),
  * conflicts as at start. */
 cs_err cs_service_rules_reload(cs_app *app);
@@ -235,9 +238,20 @@ cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, 
  * JWK with "status", "created_at" and, when set, "activated_at",
  * "retired_at", "compromised_at", "destroyed_at" and "x5c" (the registered
  * chain). profile NULL: the certificate keys only (keys without a
- * profile); else that signing profile's keys only (a profile not in
- * signing.profiles: CS_E_NOT_FOUND, problem code unknown_profile). Public. */
+ * profile); else that signing profile's keys only: of a profile in
+ * signing.profiles, or of one no longer configured whose keys the store
+ * holds (neither: CS_E_NOT_FOUND, problem code unknown_profile). Public. */
 cs_err cs_service_jwks(cs_service_req *rq, const char *profile, json_t **keys) __attribute__((warn_unused_result));
+/* The JWKS document: {"keys": cs_service_jwks's list} and, for a
+ * profile, "profile": what it is for, so that a relying party knows
+ * whether its keys also sign bare digests: a configured profile
+ * {"name", "formats": ["jws", "dsse", "digest" as allowed], "typ" (jws),
+ * "payload_types" (dsse), "configured": true}; a profile no longer
+ * configured whose keys the store holds {"name", "configured": false}
+ * (its keys still verify what they signed; it signs nothing now). Neither:
+ * CS_E_NOT_FOUND, problem code unknown_profile. Public. */
+cs_err cs_service_jwks_doc(cs_service_req *rq, const char *profile, json_t **doc)
+	__attribute__((warn_unused_result));
 /* Whether the JWKS lists a key: it may have signed, i.e. it is active,
  * has an activation time, or is retired or compromised without having
  * been made so from pending by a ceremony (a key retired from pending has
@@ -298,13 +312,16 @@ void cs_service_readiness(cs_app *app, cs_store *store, cs_readiness *out);
  * the payload type (payload_type_not_allowed), the size
  * (payload_too_large), the claims (reserved_claim), the profile's key in
  * force (no_active_key); then it is signed in the token (verified before
- * it returns, certsign.h). Every item gets one audit entry (action sign;
- * success: role signer, object "<id> profile=P format=F kid=KID
- * sha256=HEX"; refused: error_code the code, object "profile=P format=F",
- * sanitised, or "/api/sign" when the item names no profile or format),
- * and a signed item its record (store.h): all of the request's entries
- * and records are written in ONE cs_ledger_signatures_put, and nothing is
- * released unless it committed. */
+ * it returns, certsign.h). Every signed item gets one audit entry (action
+ * sign, role signer, object "<id> profile=P format=F kid=KID sha256=HEX")
+ * and its record (store.h); the items not signed share one entry per
+ * distinct outcome and error code (object "profile=P format=F" of the
+ * first such item, sanitised, or "/api/sign" when it names no profile or
+ * format, plus " items=N" when N > 1): all of the request's entries and
+ * records are written in ONE cs_ledger_signatures_put, and nothing is
+ * released unless it committed. An item whose key was compromised between
+ * its signing and that write is answered no_active_key, its signature
+ * discarded, and its refusal written in a second, refusals-only write. */
 
 typedef struct {
 	const char *profile;      /* as given; NULL: not given (only with refused_code) */
@@ -358,6 +375,23 @@ void cs_sign_results_free(cs_sign_result *results, size_t n);
  * (cs_service_admit), then signature.read for the record's profile
  * (CS_E_FORBIDDEN, audited). CS_E_NOT_FOUND. */
 cs_err cs_service_signature_get(cs_service_req *rq, const char *id, json_t **record)
+	__attribute__((warn_unused_result));
+/* A signature record as the API answers it (above; NULL: out of memory). */
+json_t *cs_service_signature_json(const cs_signature_record *rec);
+
+/* "Did our appliance sign this?" from the bytes: the records whose
+ * signed_sha256 is sha256_hex (64 lower-case hex digits, else
+ * CS_E_INVALID_ARG, problem code invalid_field) as {"signatures":
+ * [record, ...]} (cs_service_signature_json), newest first, at most
+ * CS_SERVICE_SIGNATURES_FIND_MAX, only those of profiles the caller may
+ * read (signature.read; the others are left out, unsaid), [] when none.
+ * The entry's object is "sha256=HEX". Needs a signer or auditor grant
+ * covering some signing profile (else CS_E_FORBIDDEN, audited, as for a
+ * record); the grant's rate limit pays one token. Of a digest signed very
+ * often, the newest CS_SERVICE_SIGNATURES_FIND_SCAN records are looked at. */
+#define CS_SERVICE_SIGNATURES_FIND_MAX 100
+#define CS_SERVICE_SIGNATURES_FIND_SCAN 10000
+cs_err cs_service_signatures_find(cs_service_req *rq, const char *sha256_hex, json_t **doc)
 	__attribute__((warn_unused_result));
 
 /* ---- the audit log ------------------------------------------------------------- */

@@ -1,14 +1,17 @@
-/* service_read: certificates, the JWKS, presets, the policy, metrics and
- * readiness (service.h). */
+/* service_read: certificates, the JWKS, signature records found by the
+ * SHA-256 of their bytes, presets, the policy, metrics and readiness
+ * (service.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cs_log.h"
 #include "jose.h"
 #include "ledger.h"
 #include "metrics.h"
 #include "service_internal.h"
+#include "sigformat.h"
 
 void cs_cert_status_free(cs_cert_status *st)
 {
@@ -113,6 +116,7 @@ int cs_service_key_published(const cs_key_info *k)
 typedef struct {
 	json_t *keys;
 	const char *profile; /* the keys of this profile; NULL: certificate keys */
+	int recorded;        /* a key of the profile is recorded (published or not) */
 	int failed;
 } jwks_build;
 
@@ -124,14 +128,22 @@ static int key_of(const cs_key_info *k, const char *profile)
 	return strcmp(profile, k->profile) == 0;
 }
 
-/* A profile asked for must be configured: else CS_E_NOT_FOUND (problem
- * code unknown_profile). */
-static cs_err known_profile(cs_service_req *rq, const char *profile)
+/* The profile's configuration; NULL: not configured. */
+static const cs_config_profile *configured(const cs_service_req *rq, const char *profile)
 {
-	if (profile == NULL || (rq->app->cfg != NULL && cs_config_profile_find(rq->app->cfg, profile) != NULL))
+	return rq->app->cfg != NULL ? cs_config_profile_find(rq->app->cfg, profile) : NULL;
+}
+
+/* A profile asked for must be configured or have a key in the store (a
+ * profile no longer configured: its keys still verify what they signed):
+ * else CS_E_NOT_FOUND (problem code unknown_profile). */
+static cs_err known_profile(cs_service_req *rq, const char *profile, int recorded)
+{
+	if (profile == NULL || recorded || configured(rq, profile) != NULL)
 		return CS_OK;
 	return cs_service_fail(rq, CS_E_NOT_FOUND, "unknown_profile",
-			       "unknown signing profile (signing.profiles; without ?profile= the certificate keys)");
+			       "unknown signing profile (neither in signing.profiles nor recorded with a key; "
+			       "without ?profile= the certificate keys)");
 }
 
 /* name: value when value is set. */
@@ -143,7 +155,10 @@ static int set_text(json_t *o, const char *name, const char *value)
 static void add_key(void *arg, const cs_key_info *k)
 {
 	jwks_build *b = arg;
-	if (!key_of(k, b->profile) || !cs_service_key_published(k))
+	if (!key_of(k, b->profile))
+		return;
+	b->recorded = 1;
+	if (!cs_service_key_published(k))
 		return;
 	json_t *jwk = k->jwk_json != NULL ? json_loads(k->jwk_json, 0, NULL) : NULL;
 	json_t *x5c = k->x5c_json != NULL ? json_loads(k->x5c_json, 0, NULL) : NULL;
@@ -170,18 +185,68 @@ cs_err cs_service_jwks(cs_service_req *rq, const char *profile, json_t **keys)
 {
 	/* public by nature: no decision */
 	*keys = NULL;
-	cs_err r = known_profile(rq, profile);
-	if (r != CS_OK)
-		return r;
-	jwks_build b = {json_array(), profile, 0};
-	r = b.keys != NULL ? cs_store_keys_info(rq->store, add_key, &b) : CS_E_NOMEM;
+	jwks_build b = {json_array(), profile, 0, 0};
+	cs_err r = b.keys != NULL ? cs_store_keys_info(rq->store, add_key, &b) : CS_E_NOMEM;
 	if (r == CS_OK && b.failed)
 		r = CS_E_STORE;
 	if (r != CS_OK) {
 		json_decref(b.keys);
 		return cs_service_fail(rq, r, NULL, "signing keys");
 	}
+	if ((r = known_profile(rq, profile, b.recorded)) != CS_OK) {
+		json_decref(b.keys);
+		return r;
+	}
 	*keys = b.keys;
+	return CS_OK;
+}
+
+/* The "profile" member of a profile's JWKS (service.h). */
+static json_t *profile_member(const char *name, const cs_config_profile *p)
+{
+	if (p == NULL)
+		return json_pack("{s:s, s:b}", "name", name, "configured", 0);
+	json_t *formats = json_array();
+	for (unsigned f = CS_SIG_FORMAT_JWS; formats != NULL && f <= CS_SIG_FORMAT_DIGEST; f <<= 1)
+		if ((p->formats & f) != 0 && json_array_append_new(formats, json_string(cs_sig_format_name(f))) != 0) {
+			json_decref(formats);
+			formats = NULL;
+		}
+	json_t *types = NULL;
+	if ((p->formats & CS_SIG_FORMAT_DSSE) != 0 && p->payload_types != NULL) {
+		types = json_array();
+		for (size_t i = 0; types != NULL && p->payload_types[i] != NULL; i++)
+			if (json_array_append_new(types, json_string(p->payload_types[i])) != 0) {
+				json_decref(types);
+				types = NULL;
+			}
+		if (types == NULL) {
+			json_decref(formats);
+			return NULL;
+		}
+	}
+	const char *typ = (p->formats & CS_SIG_FORMAT_JWS) != 0 ? p->typ : NULL;
+	/* json_pack takes over formats and types, on failure too */
+	return json_pack("{s:s, s:o, s:s*, s:o*, s:b}", "name", p->name, "formats", formats, "typ", typ,
+			 "payload_types", types, "configured", 1);
+}
+
+cs_err cs_service_jwks_doc(cs_service_req *rq, const char *profile, json_t **doc)
+{
+	/* public by nature: no decision */
+	*doc = NULL;
+	json_t *keys = NULL;
+	cs_err r = cs_service_jwks(rq, profile, &keys);
+	if (r != CS_OK)
+		return r;
+	json_t *member = profile != NULL ? profile_member(profile, configured(rq, profile)) : NULL;
+	if (profile != NULL && member == NULL) {
+		json_decref(keys);
+		return cs_service_fail(rq, CS_E_NOMEM, NULL, "signing profile");
+	}
+	/* json_pack takes over keys and member, on failure too */
+	if ((*doc = json_pack("{s:o, s:o*}", "keys", keys, "profile", member)) == NULL)
+		return cs_service_fail(rq, CS_E_NOMEM, NULL, "JWKS");
 	return CS_OK;
 }
 
@@ -189,6 +254,7 @@ typedef struct {
 	json_t *list;
 	json_t *profile_keys; /* the keys of the signing profiles: {kid: profile} */
 	const char *profile;  /* the rollovers to keys of this profile; NULL: the others */
+	int recorded;         /* a key of that profile is recorded */
 	int failed;
 } rollover_build;
 
@@ -197,6 +263,8 @@ static void collect_profile_key(void *arg, const cs_key_info *k)
 	rollover_build *b = arg;
 	if (k->profile != NULL && json_object_set_new(b->profile_keys, k->kid, json_string(k->profile)) != 0)
 		b->failed = 1;
+	if (b->profile != NULL && k->profile != NULL && strcmp(b->profile, k->profile) == 0)
+		b->recorded = 1;
 }
 
 /* A rollover to a key of the profile asked for; without one, to any key
@@ -227,14 +295,16 @@ cs_err cs_service_rollovers(cs_service_req *rq, const char *profile, json_t **do
 {
 	/* public by nature: no decision */
 	*doc = NULL;
-	cs_err r = known_profile(rq, profile);
-	if (r != CS_OK)
-		return r;
-	rollover_build b = {json_array(), json_object(), profile, 0};
-	r = b.list != NULL && b.profile_keys != NULL ? cs_store_keys_info(rq->store, collect_profile_key, &b)
-						     : CS_E_NOMEM;
+	rollover_build b = {json_array(), json_object(), profile, 0, 0};
+	cs_err r = b.list != NULL && b.profile_keys != NULL ? cs_store_keys_info(rq->store, collect_profile_key, &b)
+							    : CS_E_NOMEM;
 	if (r == CS_OK && b.failed)
 		r = CS_E_NOMEM;
+	if (r == CS_OK && (r = known_profile(rq, profile, b.recorded)) != CS_OK) {
+		json_decref(b.profile_keys);
+		json_decref(b.list);
+		return r;
+	}
 	if (r == CS_OK)
 		r = cs_store_rollovers_each(rq->store, add_rollover, &b);
 	if (r == CS_OK && b.failed)
@@ -245,6 +315,108 @@ cs_err cs_service_rollovers(cs_service_req *rq, const char *profile, json_t **do
 	else if (r != CS_OK)
 		json_decref(b.list);
 	return r == CS_OK ? CS_OK : cs_service_fail(rq, r, NULL, "rollover statements");
+}
+
+/* ---- signature records by the SHA-256 of their bytes --------------------------------- */
+
+json_t *cs_service_signature_json(const cs_signature_record *rec)
+{
+	char *payload = rec->payload != NULL ? cs_sig_b64_encode(rec->payload, rec->payload_len) : NULL;
+	json_t *doc = rec->payload != NULL && payload == NULL
+			      ? NULL
+			      : json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s*, s:s*, s:s*, s:I}",
+					  "signature_id", rec->id, "profile", rec->profile, "format", rec->format,
+					  "requester", rec->requester, "created_at", rec->created_at, "signed_sha256",
+					  rec->signed_sha256, "kid", rec->kid, "signature", rec->signature,
+					  "signature_der", rec->signature_der, "payload_type", rec->payload_type,
+					  "payload", payload, "audit_seq", (json_int_t)rec->audit_seq);
+	free(payload);
+	return doc;
+}
+
+typedef struct {
+	cs_service_req *rq;
+	json_t *list;
+	int64_t now_ms; /* monotonic, for the access rules */
+	int failed;
+} find_build;
+
+/* May the caller read this profile's signatures (its grants' rates aside:
+ * the request paid once)? */
+static int may_read(const find_build *b, const char *profile)
+{
+	cs_access_scope scope = {.profile = profile};
+	cs_access_decision d;
+	cs_access_decide(b->rq->access, b->rq->caller->identity, CS_ACTION_SIGNATURE_READ, &scope, 0, b->now_ms, &d);
+	return d.allowed;
+}
+
+static int add_found(void *arg, const cs_signature_record *rec)
+{
+	find_build *b = arg;
+	if (!may_read(b, rec->profile))
+		return 0; /* left out, unsaid */
+	json_t *doc = cs_service_signature_json(rec);
+	if (doc == NULL || json_array_append_new(b->list, doc) != 0) {
+		b->failed = 1;
+		return 1;
+	}
+	return json_array_size(b->list) >= CS_SERVICE_SIGNATURES_FIND_MAX;
+}
+
+/* A profile the caller may read signatures of: the first configured one
+ * its grants cover, else "*" when a grant names every profile (which
+ * covers those no longer configured too); NULL: none. */
+static const char *readable_profile(const find_build *b)
+{
+	const cs_config *cfg = b->rq->app->cfg;
+	for (size_t i = 0; cfg != NULL && i < cfg->signing.nprofiles; i++)
+		if (may_read(b, cfg->signing.profiles[i].name))
+			return cfg->signing.profiles[i].name;
+	return may_read(b, "*") ? "*" : NULL;
+}
+
+static int sha256_hex_valid(const char *s)
+{
+	size_t n = s != NULL ? strspn(s, "0123456789abcdef") : 0;
+	return n == 64 && s[n] == '\0';
+}
+
+cs_err cs_service_signatures_find(cs_service_req *rq, const char *sha256_hex, json_t **doc)
+{
+	*doc = NULL;
+	if (!sha256_hex_valid(sha256_hex))
+		return cs_service_fail(rq, CS_E_INVALID_ARG, "invalid_field",
+				       "sha256 must be the SHA-256 of the signed bytes as 64 lower-case hex digits");
+	char object[8 + 64 + 1];
+	snprintf(object, sizeof(object), "sha256=%s", sha256_hex);
+	cs_service_set_object(rq, object);
+	cs_err r = cs_service_admit(rq, CS_ACTION_SIGNATURE_READ);
+	if (r != CS_OK)
+		return r;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	find_build b = {rq, NULL, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, 0};
+	const char *some = readable_profile(&b);
+	if (some == NULL)
+		return cs_service_refuse(rq, "forbidden", 0,
+					 "no auditor or signer grant with profiles (signature.read needs one covering a "
+					 "signing profile)");
+	/* the request pays one token of a grant that reads signatures */
+	cs_access_scope scope = {.profile = some};
+	if ((r = cs_service_authorize(rq, CS_ACTION_SIGNATURE_READ, &scope)) != CS_OK)
+		return r;
+	if ((b.list = json_array()) == NULL)
+		return cs_service_fail(rq, CS_E_NOMEM, NULL, "signature records");
+	r = cs_store_signatures_by_sha256(rq->store, sha256_hex, CS_SERVICE_SIGNATURES_FIND_SCAN, add_found, &b);
+	if (r == CS_OK && b.failed)
+		r = CS_E_NOMEM;
+	/* json_pack takes over the list, on failure too */
+	if (r != CS_OK)
+		json_decref(b.list);
+	else if ((*doc = json_pack("{s:o}", "signatures", b.list)) == NULL)
+		r = CS_E_NOMEM;
+	return r == CS_OK ? CS_OK : cs_service_fail(rq, r, NULL, "signature records");
 }
 
 cs_err cs_service_revocations(cs_service_req *rq, char **jws)

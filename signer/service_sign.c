@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "cs_log.h"
 #include "jose.h"
 #include "ledger.h"
@@ -16,17 +18,23 @@
 #define OBJECT_MAX 255 /* an entry's object from client text is cut here (docs/audit.md) */
 
 /* One item on its way to the ledger: its audit entry, its record and what
- * they point to. */
+ * they point to. A refused item's entry may record others refused alike
+ * (grouped, see plan_entries): holder names the job whose entry records
+ * the item. */
 typedef struct {
 	cs_audit_entry audit;
 	char object[CS_SERVICE_OBJECT_BYTES];
 	char error_code[48];
 	char role[32];
 	cs_signature_record record;
+	const cs_sign_item *item; /* the request's item */
 	int signed_item;          /* record is filled: the item was signed */
 	char signed_sha256[65];
-	char *envelope_text;      /* dsse: the envelope as recorded */
-	char *payload_text;       /* jws with store_payload: the payload as signed (compact JSON) */
+	char *detached;           /* jws: HEADER..SIGNATURE, the record's signature */
+	uint8_t *payload;         /* jws with store_payload: the claims as signed */
+	size_t holder;            /* the job whose entry records this item (itself when signed) */
+	size_t items;             /* a holder: how many items its entry records */
+	size_t put_at;            /* a holder: its job in the ledger write */
 } sign_job;
 
 static int64_t monotonic_ms(void)
@@ -36,18 +44,20 @@ static int64_t monotonic_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* text into out (OBJECT_MAX bytes at most, "..." when cut), printable
- * ASCII only: client text in an entry's object. */
-static void object_text(char out[CS_SERVICE_OBJECT_BYTES], const char *text)
+/* text into out, printable ASCII only, then suffix (ours, ASCII): client
+ * text in an entry's object, cut ("...") so that the whole stays within
+ * OBJECT_MAX bytes and suffix is kept. */
+static void object_text(char out[CS_SERVICE_OBJECT_BYTES], const char *text, const char *suffix)
 {
-	size_t n = strlen(text);
-	if (n > OBJECT_MAX) {
-		memcpy(out, text, OBJECT_MAX - 3);
-		memcpy(out + OBJECT_MAX - 3, "...", 4);
+	size_t n = strlen(text), room = OBJECT_MAX - strlen(suffix);
+	if (n > room) {
+		memcpy(out, text, room - 3);
+		memcpy(out + room - 3, "...", 4);
 	} else {
 		memcpy(out, text, n + 1);
 	}
 	cs_audit_sanitize(out);
+	strcat(out, suffix);
 }
 
 /* Client text quoted in a message: at most 64 bytes, printable ASCII. */
@@ -75,13 +85,28 @@ static void job_entry(cs_service_req *rq, sign_job *job, const char *outcome, co
 	cs_audit_complete(rq->app->audit, e);
 }
 
+/* The object of a refusal's entry recording items items: "profile=P
+ * format=F" of its first item (the request's path when that names no
+ * profile or format), " items=N" added when it records more than one. */
+static void refusal_object(sign_job *job, size_t items)
+{
+	const cs_sign_item *it = job->item;
+	char object[CS_SERVICE_OBJECT_BYTES + 64], suffix[32] = "";
+	if (it->profile != NULL && it->format != NULL)
+		snprintf(object, sizeof(object), "profile=%.200s format=%.100s", it->profile, it->format);
+	else
+		snprintf(object, sizeof(object), "%s", SIGN_PATH);
+	if (items > 1)
+		snprintf(suffix, sizeof(suffix), " items=%zu", items);
+	object_text(job->object, object, suffix);
+}
+
 /* The item refused (outcome refused) or failed (outcome failure) with
  * code: the caller's answer and the item's entry. */
-static void item_problem(cs_service_req *rq, const cs_sign_item *it, sign_job *job, cs_sign_result *res,
-			 cs_err err, const char *outcome, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 8, 9)));
-static void item_problem(cs_service_req *rq, const cs_sign_item *it, sign_job *job, cs_sign_result *res,
-			 cs_err err, const char *outcome, const char *code, const char *fmt, ...)
+static void item_problem(cs_service_req *rq, sign_job *job, cs_sign_result *res, cs_err err, const char *outcome,
+			 const char *code, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static void item_problem(cs_service_req *rq, sign_job *job, cs_sign_result *res, cs_err err, const char *outcome,
+			 const char *code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -91,12 +116,7 @@ static void item_problem(cs_service_req *rq, const cs_sign_item *it, sign_job *j
 	 * front end's message is already well-formed UTF-8 */
 	snprintf(res->problem.code, sizeof(res->problem.code), "%s", code);
 	res->err = err;
-	char object[CS_SERVICE_OBJECT_BYTES + 64];
-	if (it->profile != NULL && it->format != NULL)
-		snprintf(object, sizeof(object), "profile=%.200s format=%.100s", it->profile, it->format);
-	else
-		snprintf(object, sizeof(object), "%s", SIGN_PATH);
-	object_text(job->object, object);
+	refusal_object(job, 1);
 	job_entry(rq, job, outcome, code);
 }
 
@@ -132,8 +152,42 @@ static void formats_text(unsigned formats, char out[32])
 			snprintf(out + strlen(out), 32 - strlen(out), "%s%s", out[0] ? ", " : "", cs_sig_format_name(f));
 }
 
+/* The record of a JWS: the detached form HEADER..SIGNATURE (RFC 7515
+ * Appendix F), never the payload: a record of a token profile is no
+ * bearer token. With store_payload, the payload as signed (the decoded
+ * JWS payload: the claims' bytes), so that the two rebuild the JWS. */
+static cs_err jws_record(const char *jws, int store_payload, sign_job *job)
+{
+	const char *dot1 = strchr(jws, '.');
+	const char *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
+	if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL)
+		return CS_E_INTERNAL; /* cs_sig_jws gives the compact form */
+	size_t hlen = (size_t)(dot1 - jws), slen = strlen(dot2 + 1);
+	if ((job->detached = malloc(hlen + 2 + slen + 1)) == NULL)
+		return CS_E_NOMEM;
+	memcpy(job->detached, jws, hlen);
+	memcpy(job->detached + hlen, "..", 2);
+	memcpy(job->detached + hlen + 2, dot2 + 1, slen + 1);
+	job->record.signature = job->detached;
+	if (!store_payload)
+		return CS_OK;
+	char *part = strndup(dot1 + 1, (size_t)(dot2 - dot1 - 1));
+	if (part == NULL)
+		return CS_E_NOMEM;
+	size_t len = 0;
+	cs_err r = cs_b64url_decode(part, &job->payload, &len);
+	free(part);
+	if (r != CS_OK)
+		return r == CS_E_NOMEM ? r : CS_E_INTERNAL;
+	job->record.payload = job->payload;
+	job->record.payload_len = len;
+	return CS_OK;
+}
+
 /* Sign an allowed item with signer: the result's format part and the
- * record's fields that depend on the format. */
+ * record's fields that depend on the format (the record holds the
+ * signature, never the payload unless the profile stores it: jws the
+ * detached form, dsse the sig, digest the signature). */
 static cs_err sign_item(cs_service_req *rq, const cs_config_profile *p, const cs_sign_item *it, unsigned format,
 			cs_signer *signer, const char *id, sign_job *job, cs_sign_result *res, int *reserved,
 			char *why, size_t why_len)
@@ -148,21 +202,12 @@ static cs_err sign_item(cs_service_req *rq, const cs_config_profile *p, const cs
 		if (r == CS_OK)
 			r = cs_sig_jws(signer, p->typ, claims, &res->jws, job->signed_sha256);
 		json_decref(claims);
-		if (r == CS_OK && p->store_payload &&
-		    (job->payload_text = json_dumps(it->payload, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
-			r = CS_E_NOMEM;
-		rec->signature = res->jws;
-		if (job->payload_text != NULL) {
-			rec->payload = (const unsigned char *)job->payload_text;
-			rec->payload_len = strlen(job->payload_text);
-		}
+		if (r == CS_OK)
+			r = jws_record(res->jws, p->store_payload, job);
 	} else if (format == CS_SIG_FORMAT_DSSE) {
 		r = cs_sig_dsse(signer, it->payload_type, it->body, it->body_len, &res->envelope, &res->signature_der,
 				job->signed_sha256);
-		if (r == CS_OK && (job->envelope_text = json_dumps(res->envelope, JSON_COMPACT | JSON_PRESERVE_ORDER)) ==
-					  NULL)
-			r = CS_E_NOMEM;
-		rec->signature = job->envelope_text;
+		rec->signature = res->signature_der;
 		rec->signature_der = res->signature_der;
 		rec->payload_type = it->payload_type;
 		if (p->store_payload) {
@@ -178,6 +223,18 @@ static cs_err sign_item(cs_service_req *rq, const cs_config_profile *p, const cs
 	return r;
 }
 
+/* The job's record and what it points to discarded (the item is not
+ * signed: its signature never leaves). */
+static void job_discard(sign_job *job)
+{
+	free(job->detached);
+	free(job->payload);
+	job->detached = NULL;
+	job->payload = NULL;
+	memset(&job->record, 0, sizeof(job->record));
+	job->signed_item = 0;
+}
+
 /* Decide and sign one item (signing happens before the ledger write: the
  * token may be slow); its entry (and record) are prepared in job. */
 static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id, cs_err id_err, sign_job *job,
@@ -186,16 +243,17 @@ static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id,
 	cs_app *app = rq->app;
 	char q[72], allowed[32], why[300];
 	int reserved = 0;
+	job->item = it;
 	snprintf(job->role, sizeof(job->role), "client");
 	if (it->refused_code != NULL) {
-		item_problem(rq, it, job, res, CS_E_INVALID_ARG, "refused", it->refused_code, "%s",
+		item_problem(rq, job, res, CS_E_INVALID_ARG, "refused", it->refused_code, "%s",
 			     it->refused_message != NULL ? it->refused_message : it->refused_code);
 		return;
 	}
 	cs_app_profile *ap = cs_app_profile_find(app, it->profile);
 	if (ap == NULL) {
 		quote(q, it->profile);
-		item_problem(rq, it, job, res, CS_E_NOT_FOUND, "refused", "unknown_profile",
+		item_problem(rq, job, res, CS_E_NOT_FOUND, "refused", "unknown_profile",
 			     "unknown signing profile '%s' (signing.profiles)", q);
 		return;
 	}
@@ -206,7 +264,7 @@ static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id,
 	cs_access_decide(rq->access, rq->caller->identity, CS_ACTION_SIGN, &scope, 1, monotonic_ms(), &d);
 	if (!d.allowed) {
 		res->retry_after = d.retry_after;
-		item_problem(rq, it, job, res, CS_E_FORBIDDEN, "refused", d.retry_after > 0 ? "rate_limited" : "forbidden",
+		item_problem(rq, job, res, CS_E_FORBIDDEN, "refused", d.retry_after > 0 ? "rate_limited" : "forbidden",
 			     "%s", d.reason);
 		return;
 	}
@@ -216,7 +274,7 @@ static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id,
 	if ((format & p->formats) == 0) {
 		quote(q, it->format);
 		formats_text(p->formats, allowed);
-		item_problem(rq, it, job, res, CS_E_INVALID_ARG, "refused", "format_not_allowed",
+		item_problem(rq, job, res, CS_E_INVALID_ARG, "refused", "format_not_allowed",
 			     "profile %s does not allow format '%s' (it allows %s)", p->name, q, allowed);
 		return;
 	}
@@ -224,7 +282,7 @@ static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id,
 	if (format == CS_SIG_FORMAT_DSSE) {
 		if (it->payload_type == NULL || !in_list(p->payload_types, it->payload_type)) {
 			quote(q, it->payload_type);
-			item_problem(rq, it, job, res, CS_E_INVALID_ARG, "refused", "payload_type_not_allowed",
+			item_problem(rq, job, res, CS_E_INVALID_ARG, "refused", "payload_type_not_allowed",
 				     "profile %s does not allow payload type '%s'", p->name, q);
 			return;
 		}
@@ -233,14 +291,14 @@ static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id,
 		size = json_dumpb(it->payload, NULL, 0, JSON_COMPACT);
 	}
 	if (format != CS_SIG_FORMAT_DIGEST && size > (size_t)p->max_payload_bytes) {
-		item_problem(rq, it, job, res, CS_E_TOO_LARGE, "refused", "payload_too_large",
+		item_problem(rq, job, res, CS_E_TOO_LARGE, "refused", "payload_too_large",
 			     "the payload is %zu bytes; profile %s allows %d (max_payload_bytes)", size, p->name,
 			     p->max_payload_bytes);
 		return;
 	}
 	cs_signer *signer = cs_signer_acquire(ap->signer);
 	if (signer == NULL) {
-		item_problem(rq, it, job, res, CS_E_NO_ACTIVE_KEY, "refused", "no_active_key",
+		item_problem(rq, job, res, CS_E_NO_ACTIVE_KEY, "refused", "no_active_key",
 			     "profile %s has no active signing key in force (signing resumes when a ceremony "
 			     "activates one)",
 			     p->name);
@@ -259,16 +317,13 @@ static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id,
 		cs_sign_results_free(res, 1);
 		res->profile = p->name;
 		res->format = format;
-		free(job->envelope_text);
-		free(job->payload_text);
-		job->envelope_text = job->payload_text = NULL;
-		memset(&job->record, 0, sizeof(job->record));
+		job_discard(job);
 		if (reserved) {
-			item_problem(rq, it, job, res, r, "refused", "reserved_claim", "%s", why);
+			item_problem(rq, job, res, r, "refused", "reserved_claim", "%s", why);
 		} else {
 			cs_log_error("signing with profile %s failed (request %s): %s", p->name, rq->request_id,
 				     cs_strerror(r));
-			item_problem(rq, it, job, res, r, "failure", failure_code(r), "signing failed: %s",
+			item_problem(rq, job, res, r, "failure", failure_code(r), "signing failed: %s",
 				     cs_strerror(r));
 		}
 		return;
@@ -285,13 +340,15 @@ static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id,
 	char object[CS_SERVICE_OBJECT_BYTES];
 	snprintf(object, sizeof(object), "%s profile=%s format=%s kid=%s sha256=%s", res->signature_id, p->name,
 		 rec->format, res->kid, job->signed_sha256);
-	object_text(job->object, object);
+	object_text(job->object, object, "");
 	job_entry(rq, job, "success", NULL);
 }
 
 void cs_sign_results_free(cs_sign_result *results, size_t n)
 {
 	for (size_t i = 0; results != NULL && i < n; i++) {
+		if (results[i].jws != NULL) /* a token profile's JWS is a bearer token */
+			OPENSSL_cleanse(results[i].jws, strlen(results[i].jws));
 		free(results[i].jws);
 		json_decref(results[i].envelope);
 		free(results[i].signature);
@@ -302,10 +359,8 @@ void cs_sign_results_free(cs_sign_result *results, size_t n)
 
 static void jobs_free(sign_job *jobs, size_t n)
 {
-	for (size_t i = 0; jobs != NULL && i < n; i++) {
-		free(jobs[i].envelope_text);
-		free(jobs[i].payload_text);
-	}
+	for (size_t i = 0; jobs != NULL && i < n; i++)
+		job_discard(&jobs[i]);
 	free(jobs);
 }
 
@@ -322,6 +377,110 @@ static cs_err draw_ids(cs_app *app, size_t n, char (*ids)[CS_SERVICE_ID_CHARS + 
 	return r;
 }
 
+static int same_refusal(const sign_job *a, const sign_job *b)
+{
+	return strcmp(a->audit.outcome, b->audit.outcome) == 0 && a->audit.error_code != NULL &&
+	       b->audit.error_code != NULL && strcmp(a->audit.error_code, b->audit.error_code) == 0;
+}
+
+/* The entries to write for the jobs idx[0..m) into put[] (returns how
+ * many): a signed item's own; one per distinct outcome and error code for
+ * the items not signed, the first such item's, its object saying how many
+ * items it records (" items=N" when N > 1): refusals do not flood the log.
+ * Entries in the order of their first item. leaders: scratch of m. */
+static size_t plan_entries(sign_job *jobs, const size_t *idx, size_t m, cs_ledger_sign_job *put, size_t *leaders)
+{
+	size_t np = 0, nl = 0;
+	for (size_t k = 0; k < m; k++) {
+		size_t i = idx[k];
+		sign_job *job = &jobs[i];
+		job->holder = i;
+		if (!job->signed_item) {
+			size_t l = 0;
+			while (l < nl && !same_refusal(&jobs[leaders[l]], job))
+				l++;
+			if (l < nl) {
+				job->holder = leaders[l];
+				jobs[leaders[l]].items++;
+				continue;
+			}
+			leaders[nl++] = i;
+		}
+		job->items = 1;
+		job->put_at = np;
+		put[np++] =
+			(cs_ledger_sign_job){.record = job->signed_item ? &job->record : NULL, .audit = &job->audit};
+	}
+	for (size_t l = 0; l < nl; l++)
+		if (jobs[leaders[l]].items > 1)
+			refusal_object(&jobs[leaders[l]], jobs[leaders[l]].items);
+	return np;
+}
+
+/* A signed item whose key was compromised between its signing and the
+ * write: the signature discarded, the item refused (no_active_key). */
+static void key_compromised(cs_service_req *rq, sign_job *job, cs_sign_result *res)
+{
+	const char *profile = res->profile;
+	unsigned format = res->format;
+	char kid[sizeof(res->kid)];
+	memcpy(kid, res->kid, sizeof(kid));
+	cs_sign_results_free(res, 1);
+	res->profile = profile;
+	res->format = format;
+	job_discard(job);
+	item_problem(rq, job, res, CS_E_NO_ACTIVE_KEY, "refused", "no_active_key",
+		     "key %s of profile %s was compromised while this item was signed: its signature is "
+		     "discarded (signing resumes when a ceremony activates a key)",
+		     kid, profile != NULL ? profile : "?");
+}
+
+/* After a committed write of the entries of idx[0..m) (plan_entries): each
+ * item answered by its entry's result. A signed item whose key was
+ * compromised meanwhile (CS_E_NO_ACTIVE_KEY: nothing of it written) is
+ * refused and listed in again[] (returns how many) for a write of its
+ * refusal; again NULL (that write: its caller logs a failure) or any other
+ * failure: its entry is not durable, the item answers audit_unavailable
+ * (no signature, no refusal leaves). */
+static size_t settle(cs_service_req *rq, sign_job *jobs, cs_sign_result *results, const size_t *idx, size_t m,
+		     const cs_ledger_sign_job *put, size_t *again)
+{
+	cs_app *app = rq->app;
+	size_t na = 0;
+	for (size_t k = 0; k < m; k++) {
+		size_t i = idx[k];
+		sign_job *holder = &jobs[jobs[i].holder];
+		cs_sign_result *res = &results[i];
+		cs_err w = put[holder->put_at].result;
+		if (w == CS_OK) {
+			res->seq = holder->audit.seq;
+			if (jobs[i].holder == i)
+				cs_audit_committed(app->audit, app->ledger, &holder->audit);
+			if (res->err == CS_OK)
+				cs_log_info("signed id=%s profile=%s format=%s identity=%s", res->signature_id,
+					    res->profile, cs_sig_format_name(res->format), rq->caller->identity);
+			continue;
+		}
+		if (again != NULL && jobs[i].signed_item && w == CS_E_NO_ACTIVE_KEY) {
+			key_compromised(rq, &jobs[i], res); /* the ledger said why */
+			again[na++] = i;
+			continue;
+		}
+		if (jobs[i].holder == i && again != NULL) /* the second write's caller logs its failure */
+			cs_log_error("request %s: the entry of item %zu (%zu item(s)) not written: %s", rq->request_id,
+				     i, holder->items, cs_strerror(w));
+		const char *profile = res->profile;
+		unsigned format = res->format;
+		cs_sign_results_free(res, 1);
+		res->profile = profile;
+		res->format = format;
+		res->err = w;
+		snprintf(res->problem.code, sizeof(res->problem.code), "audit_unavailable");
+		snprintf(res->problem.message, sizeof(res->problem.message), "the audit log cannot record this item");
+	}
+	return na;
+}
+
 cs_err cs_service_sign(cs_service_req *rq, const cs_sign_item *items, size_t n, cs_sign_result *results)
 {
 	cs_app *app = rq->app;
@@ -335,57 +494,48 @@ cs_err cs_service_sign(cs_service_req *rq, const cs_sign_item *items, size_t n, 
 	sign_job *jobs = calloc(n, sizeof(*jobs));
 	cs_ledger_sign_job *put = calloc(n, sizeof(*put));
 	char(*ids)[CS_SERVICE_ID_CHARS + 1] = calloc(n, sizeof(*ids));
-	if (jobs == NULL || put == NULL || ids == NULL) {
+	size_t *idx = calloc(3 * n, sizeof(*idx)); /* the items, scratch, the items written again */
+	if (jobs == NULL || put == NULL || ids == NULL || idx == NULL) {
 		free(jobs);
 		free(put);
 		free(ids);
+		free(idx);
 		return cs_service_fail(rq, CS_E_NOMEM, "internal_error", "out of memory");
 	}
+	size_t *leaders = idx + n, *again = idx + 2 * n;
 	cs_err id_err = draw_ids(app, n, ids);
 	if (id_err != CS_OK)
 		cs_log_error("signature ids: the token's random generator failed: %s", cs_strerror(id_err));
 	for (size_t i = 0; i < n; i++) {
 		one_item(rq, &items[i], ids[i], id_err, &jobs[i], &results[i]);
-		put[i].audit = &jobs[i].audit;
-		put[i].record = jobs[i].signed_item ? &jobs[i].record : NULL;
+		idx[i] = i;
 	}
 	/* every entry and record in one transaction; nothing leaves unless it
 	 * committed */
 	rq->audited = 1;
-	r = cs_ledger_signatures_put(app->ledger, put, n);
+	size_t np = plan_entries(jobs, idx, n, put, leaders);
+	r = cs_ledger_signatures_put(app->ledger, put, np);
 	if (r != CS_OK) {
-		cs_log_error("request %s: %zu signing entries not written: %s", rq->request_id, n, cs_strerror(r));
+		cs_log_error("request %s: %zu signing entries not written: %s", rq->request_id, np, cs_strerror(r));
 		rq->audit_failed = 1;
 		cs_sign_results_free(results, n);
 		cs_service_fail(rq, r, "audit_unavailable", "the audit log cannot record this request");
 	} else {
-		for (size_t i = 0; i < n; i++) {
-			cs_sign_result *res = &results[i];
-			if (put[i].result != CS_OK) {
-				/* its entry is not durable: neither its signature nor its refusal leaves */
-				cs_log_error("request %s: the entry of item %zu not written: %s", rq->request_id, i,
-					     cs_strerror(put[i].result));
-				const char *profile = res->profile;
-				unsigned format = res->format;
-				cs_sign_results_free(res, 1);
-				res->profile = profile;
-				res->format = format;
-				res->err = put[i].result;
-				snprintf(res->problem.code, sizeof(res->problem.code), "audit_unavailable");
-				snprintf(res->problem.message, sizeof(res->problem.message),
-					 "the audit log cannot record this item");
-				continue;
-			}
-			res->seq = jobs[i].audit.seq;
-			cs_audit_committed(app->audit, app->ledger, &jobs[i].audit);
-			if (res->err == CS_OK)
-				cs_log_info("signed id=%s profile=%s format=%s identity=%s", res->signature_id,
-					    res->profile, cs_sig_format_name(res->format), rq->caller->identity);
+		size_t na = settle(rq, jobs, results, idx, n, put, again);
+		if (na > 0) { /* the refusals of the items whose key was compromised meanwhile */
+			np = plan_entries(jobs, again, na, put, leaders);
+			cs_err w = cs_ledger_signatures_put(app->ledger, put, np);
+			if (w != CS_OK)
+				cs_log_error("request %s: the refusals of %zu item(s) whose key was compromised "
+					     "meanwhile not written: %s",
+					     rq->request_id, na, cs_strerror(w));
+			(void)settle(rq, jobs, results, again, na, put, NULL);
 		}
 	}
 	jobs_free(jobs, n);
 	free(put);
 	free(ids);
+	free(idx);
 	return r;
 }
 

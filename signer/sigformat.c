@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -332,6 +333,15 @@ static void verdict_clear(cs_sig_verdict *v)
 	memset(v, 0, sizeof(*v));
 }
 
+bool cs_sig_typ_reserved(const char *typ)
+{
+	if (typ == NULL)
+		return false;
+	if (strncasecmp(typ, "application/", 12) == 0)
+		typ += 12;
+	return strncasecmp(typ, "credsign-", 9) == 0;
+}
+
 /* A kid for messages: the text when it looks like a thumbprint, else "?". */
 static const char *kid_text(const char *kid)
 {
@@ -542,6 +552,20 @@ cs_err cs_sig_verify_jws(const char *jws, const json_t *jwks, const char *typ, i
 		refuse(v, "malformed", "the JWS header's alg is not ES256 (or it has crit)");
 		goto out;
 	}
+	if ((r = cs_sig_sha256_hex((const uint8_t *)jws, (size_t)(d2 - jws), v->signed_sha256)) != CS_OK)
+		goto out;
+	r = CS_E_SIGNATURE_INVALID;
+	if (json_object_get(header, "typ") != NULL && htyp == NULL) {
+		refuse(v, "malformed", "the JWS header's typ is not a string");
+		goto out;
+	}
+	/* credsign's own documents (certificates, revocation lists) are checked
+	 * by `credsign verify`, never accepted as a profile signature */
+	if (cs_sig_typ_reserved(htyp)) {
+		refuse(v, "wrong_typ", "typ %.80s is a credsign document, not a profile signature (credsign verify "
+		       "checks certificates)", htyp);
+		goto out;
+	}
 	if ((pub = trusted_key(keys, kid, v)) == NULL)
 		goto out;
 	if (sig_len != 64 || !es256_verify(pub, (const uint8_t *)jws, (size_t)(d2 - jws), NULL, sig)) {
@@ -614,6 +638,9 @@ cs_err cs_sig_verify_dsse(const json_t *envelope, const json_t *jwks, const char
 		r = refuse(v, "malformed", "the payloadType is too long");
 		goto out;
 	}
+	char signed_sha256[65];
+	if ((r = cs_sig_sha256_hex(pae, pae_len, signed_sha256)) != CS_OK)
+		goto out;
 	r = CS_E_SIGNATURE_INVALID;
 	/* the first signature that verifies with a trusted key; else the
 	 * reason of the first one whose key the JWKS knows */
@@ -632,8 +659,10 @@ cs_err cs_sig_verify_dsse(const json_t *envelope, const json_t *jwks, const char
 	}
 	if (r != CS_OK) {
 		*v = first;
+		memcpy(v->signed_sha256, signed_sha256, sizeof(v->signed_sha256));
 		goto out;
 	}
+	memcpy(v->signed_sha256, signed_sha256, sizeof(v->signed_sha256));
 	*body = data;
 	*body_len = len;
 	data = NULL;
@@ -652,7 +681,10 @@ cs_err cs_sig_verify_digest(const uint8_t digest[32], const uint8_t *sig, size_t
 	size_t i;
 	if (keys == NULL)
 		return CS_E_SIGNATURE_INVALID;
-	if (digest == NULL || sig == NULL || !sig_raw(sig, sig_len, raw))
+	if (digest == NULL)
+		return refuse(v, "malformed", "no digest");
+	cs_sig_hex(digest, 32, v->signed_sha256);
+	if (sig == NULL || !sig_raw(sig, sig_len, raw))
 		return refuse(v, "malformed", "the signature is neither a DER ECDSA signature nor raw r || s");
 	if (kid != NULL) {
 		EVP_PKEY *pub = trusted_key(keys, kid, v);

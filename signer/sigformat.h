@@ -26,6 +26,7 @@
 #ifndef CS_SIGFORMAT_H
 #define CS_SIGFORMAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,6 +98,14 @@ cs_err cs_sig_digest(cs_signer *s, const uint8_t digest[32], char **raw_b64url, 
 
 /* ---- offline verification ----------------------------------------------------------- */
 
+/* Whether a JWS typ is one of the appliance's own documents' (credential
+ * certificates, revocation lists, ...): after an optional "application/"
+ * prefix (RFC 7515 4.1.9 lets a typ omit it; compared case-insensitively,
+ * as media types are), it starts with "credsign-" in any case. A profile
+ * may not configure such a typ (conf/config.c) and the verifier refuses a
+ * profile signature that carries one. NULL: false. */
+bool cs_sig_typ_reserved(const char *typ);
+
 /* A verifier's answer. code is "" when verified, else a stable reason:
  * malformed, jwks_invalid, unknown_kid, kid_mismatch, key_compromised,
  * key_status, bad_signature, wrong_typ, wrong_payload_type, expired,
@@ -107,13 +116,20 @@ typedef struct {
 	char kid[44];      /* the key that verified or was refused ("": none) */
 	const json_t *key; /* its JWKS member (borrowed from jwks), or NULL */
 	char typ[72];      /* a JWS header's typ ("": none or too long) */
+	/* hex SHA-256 of the signed bytes (the JWS signing input, the DSSE
+	 * PAE, the digest itself): what the appliance's record and audit entry
+	 * name (GET /api/signatures?sha256=). Set once the input parsed, also
+	 * when refused afterwards; "" before. */
+	char signed_sha256[65];
 } cs_sig_verdict;
 
 /* A compact ES256 JWS against jwks ({"keys":[...]}): the header's kid
- * names a trusted key, the signature verifies, typ is `typ` (NULL: any),
- * and at now_s exp (when present) has not passed and nbf (when present) has
- * come. CS_OK with *claims (the caller's); CS_E_SIGNATURE_INVALID with the
- * verdict's code otherwise (CS_E_NOMEM on allocation failure). */
+ * names a trusted key, the signature verifies, typ is `typ` (NULL: any
+ * but the appliance's own, cs_sig_typ_reserved: those are refused with
+ * wrong_typ whatever `typ` says), and at now_s exp (when present) has not
+ * passed and nbf (when present) has come. CS_OK with *claims (the
+ * caller's); CS_E_SIGNATURE_INVALID with the verdict's code otherwise
+ * (CS_E_NOMEM on allocation failure). */
 cs_err cs_sig_verify_jws(const char *jws, const json_t *jwks, const char *typ, int64_t now_s, json_t **claims,
 			 cs_sig_verdict *v) __attribute__((warn_unused_result));
 /* A DSSE envelope against jwks: payloadType (must be payload_type unless

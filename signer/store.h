@@ -294,7 +294,8 @@ cs_err cs_store_revocation_insert(cs_store *store, const cs_revocation_record *r
 /* One signature as recorded: written once with its audit entry (audit_seq,
  * created_at = that entry's seq and ts), never changed nor deleted (the
  * schema's triggers refuse it). format: jws | dsse | digest; signature:
- * the compact JWS, the DSSE envelope JSON or the base64url raw r||s;
+ * the detached JWS "HEADER..SIGNATURE" (RFC 7515 Appendix F), the DSSE
+ * sig (base64 DER) or the digest's base64url raw r||s (never a payload);
  * signature_der (standard base64 DER; dsse, digest), payload_type (dsse)
  * and payload (stored only when the profile says so) may be NULL. */
 typedef struct {
@@ -317,6 +318,14 @@ cs_err cs_store_signature_insert(cs_store *store, const cs_signature_record *r) 
 typedef void (*cs_signature_fn)(void *arg, const cs_signature_record *r);
 /* One signature by id (fn may be NULL); CS_E_NOT_FOUND. */
 cs_err cs_store_signature_get(cs_store *store, const char *id, cs_signature_fn fn, void *arg);
+/* The signatures whose signed bytes have this SHA-256 (sha256_hex: 64
+ * lower-case hex digits, as recorded), newest first (by audit_seq), at
+ * most limit (>= 1) read, through the index on signed_sha256: fn is
+ * called for each in turn and returns non-zero to stop. None: CS_OK
+ * without a call. CS_E_INVALID_ARG: limit < 1. */
+typedef int (*cs_signature_row_fn)(void *arg, const cs_signature_record *r);
+cs_err cs_store_signatures_by_sha256(cs_store *store, const char *sha256_hex, int64_t limit,
+				     cs_signature_row_fn fn, void *arg) __attribute__((warn_unused_result));
 
 /* ---- audit log (see audit_chain.h for entries and the chain) ------------- */
 

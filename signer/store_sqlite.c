@@ -88,6 +88,7 @@ enum {
 	Q_SIG_OTHER_KEY,
 	Q_SIG_INSERT,
 	Q_SIG_GET,
+	Q_SIGS_BY_SHA256,
 	Q_COUNT
 };
 
@@ -212,6 +213,9 @@ static const char *const sql_text[Q_COUNT] = {
 			 "signed_sha256, kid, signature, signature_der, payload_type, payload, audit_seq) "
 			 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[Q_SIG_GET] = "SELECT " SIG_COLUMNS " FROM signatures WHERE id = ?",
+	/* through the index on (signed_sha256, audit_seq): no sort */
+	[Q_SIGS_BY_SHA256] = "SELECT " SIG_COLUMNS " FROM signatures WHERE signed_sha256 = ?1 "
+			     "ORDER BY audit_seq DESC LIMIT ?2",
 };
 
 struct cs_store {
@@ -436,8 +440,9 @@ static const migration migrations[] = {
 	 * certificate key): the one-active index is remade on the profile.
 	 * Each signature made for a profile is recorded once, with the seq of
 	 * its audit entry, and never changed nor deleted (no reference to the
-	 * audit log: a purge may delete the entry, the record stays). Existing
-	 * keys are certificate keys. */
+	 * audit log: a purge may delete the entry, the record stays), and
+	 * found again by the SHA-256 of the bytes signed, newest first.
+	 * Existing keys are certificate keys. */
 	{.sql = "ALTER TABLE signing_keys ADD COLUMN profile TEXT;"
 	        "CREATE TRIGGER signing_keys_profile BEFORE UPDATE OF profile ON signing_keys"
 	        "  WHEN NEW.profile IS NOT OLD.profile"
@@ -456,6 +461,7 @@ static const migration migrations[] = {
 	        "  audit_seq INTEGER NOT NULL UNIQUE"
 	        ");"
 	        "CREATE INDEX signatures_profile_kid ON signatures(profile, kid);"
+	        "CREATE INDEX signatures_sha256 ON signatures(signed_sha256, audit_seq);"
 	        "CREATE TRIGGER signatures_no_update BEFORE UPDATE ON signatures"
 	        "  BEGIN SELECT RAISE(ABORT, 'signatures are append-only'); END;"
 	        "CREATE TRIGGER signatures_no_delete BEFORE DELETE ON signatures"
@@ -1648,44 +1654,85 @@ cs_err cs_store_signature_insert(cs_store *s, const cs_signature_record *g)
 	return step_insert(s, st, "recording the signature");
 }
 
-cs_err cs_store_signature_get(cs_store *s, const char *id, cs_signature_fn fn, void *arg)
+/* The signature of the row st is on (SIG_COLUMNS) to fn: *stop gets fn's
+ * answer. CS_E_NOMEM when SQLite could not give a column. */
+static cs_err signature_row(cs_store *s, sqlite3_stmt *st, cs_signature_row_fn fn, void *arg, int *stop)
 {
 	/* signature_der, payload_type may be NULL */
 	static const uint32_t optional = (1u << 9) | (1u << 10);
 	static const unsigned char empty[1];
+	const char *f[SIG_NTEXT] = {NULL};
+	*stop = 0;
+	cs_err r = row_texts(st, SIG_NTEXT, optional, f);
+	if (r != CS_OK)
+		return r;
+	cs_signature_record g = {.id = f[0], .profile = f[1], .format = f[2], .requester = f[3],
+				 .requester_cert_sha256 = f[4], .created_at = f[5], .signed_sha256 = f[6],
+				 .kid = f[7], .signature = f[8], .signature_der = f[9], .payload_type = f[10],
+				 .audit_seq = sqlite3_column_int64(st, SIG_NTEXT + 1)};
+	if (sqlite3_column_type(st, SIG_NTEXT) != SQLITE_NULL) {
+		/* the blob first, then its size (a blob of no bytes reads as NULL) */
+		g.payload = sqlite3_column_blob(st, SIG_NTEXT);
+		int n = sqlite3_column_bytes(st, SIG_NTEXT);
+		if (g.payload == NULL && (n > 0 || sqlite3_errcode(s->db) == SQLITE_NOMEM)) {
+			cs_log_error("store: out of memory reading signature %.64s's payload", f[0]);
+			return CS_E_NOMEM;
+		}
+		g.payload_len = (size_t)n;
+		if (g.payload == NULL)
+			g.payload = empty;
+	}
+	if (fn != NULL)
+		*stop = fn(arg, &g);
+	return CS_OK;
+}
+
+typedef struct {
+	cs_signature_fn fn;
+	void *arg;
+} one_signature;
+
+static int call_one(void *arg, const cs_signature_record *r)
+{
+	one_signature *o = arg;
+	if (o->fn != NULL)
+		o->fn(o->arg, r);
+	return 1;
+}
+
+cs_err cs_store_signature_get(cs_store *s, const char *id, cs_signature_fn fn, void *arg)
+{
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_SIG_GET, &st);
 	if (r != CS_OK)
 		return r;
 	bind_text(st, 1, id);
-	int rc = sqlite3_step(st);
-	const char *f[SIG_NTEXT] = {NULL};
-	if (rc == SQLITE_ROW && (r = row_texts(st, SIG_NTEXT, optional, f)) == CS_OK && fn != NULL) {
-		cs_signature_record g = {.id = f[0], .profile = f[1], .format = f[2], .requester = f[3],
-					 .requester_cert_sha256 = f[4], .created_at = f[5], .signed_sha256 = f[6],
-					 .kid = f[7], .signature = f[8], .signature_der = f[9], .payload_type = f[10],
-					 .audit_seq = sqlite3_column_int64(st, SIG_NTEXT + 1)};
-		int type = sqlite3_column_type(st, SIG_NTEXT);
-		if (type != SQLITE_NULL) {
-			/* the blob first, then its size (a blob of no bytes reads as NULL) */
-			g.payload = sqlite3_column_blob(st, SIG_NTEXT);
-			int n = sqlite3_column_bytes(st, SIG_NTEXT);
-			if (g.payload == NULL && n > 0) {
-				cs_log_error("store: out of memory reading signature %.64s's payload", f[0]);
-				r = CS_E_NOMEM;
-			} else if (g.payload == NULL && sqlite3_errcode(s->db) == SQLITE_NOMEM) {
-				r = CS_E_NOMEM;
-			} else {
-				g.payload_len = (size_t)n;
-				if (g.payload == NULL)
-					g.payload = empty;
-			}
-		}
-		if (r == CS_OK)
-			fn(arg, &g);
-	} else if (rc != SQLITE_ROW) {
+	int rc = sqlite3_step(st), stop = 0;
+	one_signature o = {fn, arg};
+	if (rc == SQLITE_ROW)
+		r = signature_row(s, st, call_one, &o, &stop);
+	else
 		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading a signature");
-	}
+	done(st);
+	return r;
+}
+
+cs_err cs_store_signatures_by_sha256(cs_store *s, const char *sha256_hex, int64_t limit, cs_signature_row_fn fn,
+				     void *arg)
+{
+	if (limit < 1 || sha256_hex == NULL)
+		return CS_E_INVALID_ARG;
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_SIGS_BY_SHA256, &st);
+	if (r != CS_OK)
+		return r;
+	bind_text(st, 1, sha256_hex);
+	sqlite3_bind_int64(st, 2, limit);
+	int rc = SQLITE_DONE, stop = 0;
+	while (r == CS_OK && !stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = signature_row(s, st, fn, arg, &stop);
+	if (r == CS_OK && !stop && rc != SQLITE_DONE)
+		r = db_fail(s, "reading the signatures of a digest");
 	done(st);
 	return r;
 }

@@ -9,6 +9,8 @@
  *   credsign [CONN] sign --profile P --format jws|dsse|digest [--payload-type T] [--out FILE] FILE|-
  *   credsign verify-signature --jwks FILE [--profile P] (--jws FILE | --dsse FILE | --signature SIG FILE)
  *   credsign [CONN] verify-signature --profile P (--jws FILE | --dsse FILE | --signature SIG FILE)
+ *   credsign [CONN] signature get ID
+ *   credsign [CONN] signature find (--sha256 HEX | --file FILE)
  *   credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]
  *   credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE] [--x5c-ca FILE]
  *   credsign [CONN] verify CERT.jws --online [--jwks FILE] [--credential-file F] [--x5c-ca FILE]
@@ -39,8 +41,23 @@
  * (--jwks FILE, or the profile's, fetched over CONN): the key its kid names
  * (a digest signature: the JWKS key that verifies it), its RFC 7638
  * thumbprint, its status (active or retired; compromised signs nothing
- * valid), the signature, and a JWS's exp/nbf. Exit 0 valid (what it
- * verified printed), 1 "NOT VERIFIED (CODE): WHY" as verify, 2 usage.
+ * valid), the signature, and a JWS's exp/nbf; a typ of credsign's own
+ * documents ("credsign-...", with or without "application/") is refused.
+ * Exit 0 valid (what it verified printed, with signed_sha256: the SHA-256
+ * of the signed bytes, as the appliance's record and audit entry name
+ * them), 1 "NOT VERIFIED (CODE): WHY" as verify, 2 usage. When the JWKS
+ * (its top-level "profile") says the profile also signs bare digests, a
+ * verified JWS or DSSE envelope comes with a caution on standard error:
+ * whoever may sign digests with that key can obtain its signature over any
+ * bytes. A signature of a key the JWKS does not list adds the hint to
+ * fetch the JWKS again (a newer key).
+ *
+ * signature get prints the appliance's record of a signature (GET
+ * /api/signatures/ID); signature find prints the records of signatures
+ * over bytes with that SHA-256 (GET /api/signatures?sha256=HEX; --file:
+ * the file's SHA-256, which finds its digest signatures; for a JWS or a
+ * DSSE envelope give the signed_sha256 verify-signature prints). Exit 0
+ * with records, 1 when none (or none the caller may read) or on failure.
  *
  * access check reads the daemon's configuration (--config, or CREDSIGN_CONF)
  * and explains what access.grants decide for that identity and action
@@ -1258,6 +1275,34 @@ static int read_bytes(const char *path, size_t max, uint8_t **out, size_t *out_l
 	return 0;
 }
 
+/* SHA-256 of the bytes of path ("-": standard input), read in pieces (any
+ * size); 0, or -1 after saying why. */
+static int file_sha256(const char *path, uint8_t digest[32])
+{
+	int is_stdin = strcmp(path, "-") == 0;
+	FILE *f = is_stdin ? stdin : fopen(path, "rb");
+	if (f == NULL) {
+		perror(path);
+		return -1;
+	}
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t buf[65536];
+	unsigned int dl = 0;
+	size_t n;
+	int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+	while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		ok = EVP_DigestUpdate(md, buf, n) == 1;
+	int read_failed = ferror(f);
+	ok = ok && !read_failed && EVP_DigestFinal_ex(md, digest, &dl) == 1 && dl == 32;
+	EVP_MD_CTX_free(md);
+	if (!is_stdin)
+		fclose(f);
+	if (!ok)
+		fprintf(stderr, "credsign: %s: %s\n", is_stdin ? "standard input" : path,
+			read_failed ? "cannot be read" : "SHA-256 failed");
+	return ok ? 0 : -1;
+}
+
 /* Write data[len] to path, replacing it; 0, or -1 after saying why. */
 static int write_bytes(const char *path, const void *data, size_t len)
 {
@@ -1459,6 +1504,66 @@ static void print_key_line(const cs_sig_verdict *v)
 	printf("  signing key:   %s (%s)\n", v->kid, text_or(json_object_get(v->key, "status"), "status unknown"));
 }
 
+/* The profile a JWKS says it is of (its top-level "profile" object, as
+ * the appliance serves ?profile=NAME), or NULL. */
+static const json_t *jwks_profile(const json_t *jwks)
+{
+	const json_t *p = json_object_get(jwks, "profile");
+	return json_is_object(p) ? p : NULL;
+}
+
+/* The profile to name in a hint: --profile, else the JWKS's when it is a
+ * profile name, else "P". */
+static const char *hint_profile(const verify_sig_opts *o, const json_t *jwks)
+{
+	const char *name = json_string_value(json_object_get(jwks_profile(jwks), "name"));
+	if (o->profile != NULL)
+		return o->profile;
+	size_t n = name != NULL ? strlen(name) : 0;
+	if (n == 0 || n > 32 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+		return "P";
+	return name;
+}
+
+/* Refuse with the verdict; stale: no key of the JWKS is the signature's
+ * (or, digest, none verifies it), which a key newer than the JWKS explains. */
+static void refuse_signature(const verify_sig_opts *o, const json_t *jwks, const cs_sig_verdict *v, int stale)
+{
+	if (stale)
+		fail_verify(v->code, "%s (a key newer than this JWKS? fetch it again: credsign jwks --profile %s)",
+			    v->why, hint_profile(o, jwks));
+	else
+		fail_verify(v->code, "%s", v->why);
+}
+
+/* A verified JWS or DSSE envelope of a key whose profile (says the JWKS)
+ * also signs bare digests proves less: a digest signer could have asked
+ * for the same signature over these bytes, unchecked. what: "JWS" (its
+ * claims and typ) or "DSSE envelope" (its payload type and body). */
+static void digest_caution(const json_t *jwks, const cs_sig_verdict *v, const char *what, const char *checked)
+{
+	const json_t *formats = json_object_get(jwks_profile(jwks), "formats"), *f;
+	size_t i;
+	json_array_foreach(formats, i, f) {
+		const char *name = json_string_value(f);
+		if (name == NULL || strcmp(name, "digest") != 0)
+			continue;
+		fflush(stdout); /* after what was verified */
+		fprintf(stderr,
+			"credsign: caution: key %s also signs bare digests (its profile allows format digest): whoever "
+			"may sign digests with it can obtain its signature over any bytes, so this %s does not prove "
+			"that the appliance checked its %s (docs/delegated-signing.md)\n",
+			v->kid, what, checked);
+		return;
+	}
+}
+
+/* Whether a jws/dsse verdict is of a kid the JWKS does not list at all. */
+static int kid_unlisted(const cs_sig_verdict *v)
+{
+	return strcmp(v->code, "unknown_kid") == 0 && v->key == NULL;
+}
+
 static int verify_sig_jws(const verify_sig_opts *o, const json_t *jwks)
 {
 	char *jws = read_file(o->input, (size_t)64 << 20);
@@ -1467,23 +1572,21 @@ static int verify_sig_jws(const verify_sig_opts *o, const json_t *jwks)
 	int rc = 1;
 	if (jws == NULL)
 		return 1;
+	/* credsign's own documents (certificates, revocation lists: typ
+	 * "credsign-..." with or without "application/") are refused here
+	 * (cs_sig_typ_reserved); `credsign verify` checks certificates */
 	if (cs_sig_verify_jws(jws, jwks, NULL, (int64_t)time(NULL), &claims, &v) != CS_OK) {
-		fail_verify(v.code, "%s", v.why);
-		goto out;
-	}
-	/* credsign's own documents (certificates, checkpoints, lists) are
-	 * checked by `credsign verify`, never accepted as a profile signature */
-	if (strncasecmp(v.typ, "credsign-", 9) == 0) {
-		fail_verify("wrong_typ", "typ %s is a credsign document, not a profile signature (credsign verify "
-			    "checks certificates)", v.typ);
+		refuse_signature(o, jwks, &v, kid_unlisted(&v));
 		goto out;
 	}
 	char *text = json_dumps(claims, JSON_INDENT(2) | JSON_SORT_KEYS);
 	printf("VERIFIED JWS\n");
 	print_key_line(&v);
 	printf("  typ:           %s\n", v.typ[0] != '\0' ? v.typ : "(none)");
+	printf("  signed_sha256: %s\n", v.signed_sha256);
 	printf("  claims:        %s\n", text != NULL ? text : "?");
 	free(text);
+	digest_caution(jwks, &v, "JWS", "claims and typ");
 	rc = 0;
 out:
 	free(jws);
@@ -1503,12 +1606,14 @@ static int verify_sig_dsse(const verify_sig_opts *o, const json_t *jwks)
 	if (text != NULL && !json_is_object(env))
 		fail_verify("malformed", "%s is not a DSSE envelope (a JSON object)", o->input);
 	else if (env != NULL && cs_sig_verify_dsse(env, jwks, NULL, &body, &len, &v) != CS_OK)
-		fail_verify(v.code, "%s", v.why);
+		refuse_signature(o, jwks, &v, kid_unlisted(&v));
 	else if (env != NULL && cs_sig_sha256_hex(body, len, hex) == CS_OK) {
 		printf("VERIFIED DSSE envelope\n");
 		print_key_line(&v);
 		printf("  payloadType:   %s\n", text_or(json_object_get(env, "payloadType"), "?"));
 		printf("  payload:       %zu bytes, sha256 %s\n", len, hex);
+		printf("  signed_sha256: %s\n", v.signed_sha256);
+		digest_caution(jwks, &v, "DSSE envelope", "payload type and body");
 		rc = 0;
 	}
 	free(text);
@@ -1519,29 +1624,25 @@ static int verify_sig_dsse(const verify_sig_opts *o, const json_t *jwks)
 
 static int verify_sig_digest(const verify_sig_opts *o, const json_t *jwks)
 {
-	uint8_t *data = NULL, *sig = NULL, digest[32];
-	size_t len = 0, sig_len = 0;
-	unsigned int dl = 0;
+	uint8_t *sig = NULL, digest[32];
+	size_t sig_len = 0;
 	cs_sig_verdict v;
 	char hex[65];
 	int rc = 1;
-	if (read_bytes(o->input, SIGN_INPUT_MAX, &data, &len) != 0 || signature_bytes(o->signature, &sig, &sig_len) != 0)
+	if (file_sha256(o->input, digest) != 0 || signature_bytes(o->signature, &sig, &sig_len) != 0)
 		goto out;
-	if (EVP_Digest(data, len, digest, &dl, EVP_sha256(), NULL) != 1) {
-		fail_verify("internal", "SHA-256 failed");
-		goto out;
-	}
 	if (cs_sig_verify_digest(digest, sig, sig_len, jwks, NULL, &v) != CS_OK) {
-		fail_verify(v.code, "%s", v.why);
+		/* bad_signature without a kid: no key of the JWKS verifies it */
+		refuse_signature(o, jwks, &v, strcmp(v.code, "bad_signature") == 0 && v.kid[0] == '\0');
 		goto out;
 	}
 	cs_sig_hex(digest, 32, hex);
 	printf("VERIFIED digest signature\n");
 	print_key_line(&v);
 	printf("  file:          %s, sha256 %s\n", o->input, hex);
+	printf("  signed_sha256: %s\n", v.signed_sha256);
 	rc = 0;
 out:
-	free(data);
 	free(sig);
 	return rc;
 }
@@ -1554,6 +1655,103 @@ static int cmd_verify_signature(const conn *c, const verify_sig_opts *o)
 		return 1;
 	int rc = o->jws ? verify_sig_jws(o, jwks) : o->dsse ? verify_sig_dsse(o, jwks) : verify_sig_digest(o, jwks);
 	json_decref(jwks);
+	return rc;
+}
+
+/* ---- signature get / find: the appliance's records ------------------------------- */
+
+/* A record answer: a signature record with a stored payload is the
+ * payload's base64 and more (16 MiB at most); find answers 100 at most. */
+#define SIGNATURE_RECORD_MAX ((size_t)32 << 20)
+#define SIGNATURES_FIND_MAX ((size_t)256 << 20)
+
+/* A signature id as the appliance makes them (base64url, 22 characters;
+ * 64 at most accepted here). */
+static int signature_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	return n > 0 && n <= 64 &&
+	       strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == n;
+}
+
+/* 64 hex digits into lower case in out[65]; 0, or -1 if it is not. */
+static int sha256_hex_arg(const char *text, char out[65])
+{
+	if (strlen(text) != 64 || strspn(text, "0123456789abcdefABCDEF") != 64)
+		return -1;
+	for (size_t i = 0; i < 64; i++)
+		out[i] = (char)(text[i] >= 'A' && text[i] <= 'F' ? text[i] - 'A' + 'a' : text[i]);
+	out[64] = '\0';
+	return 0;
+}
+
+/* GET path, its JSON answer printed (indented); *doc (may be NULL) the
+ * caller's. 0, or 1 after saying why. */
+static int get_json(const conn *c, const char *path, size_t max, json_t **doc)
+{
+	buffer b = {.max = max};
+	int rc = 1;
+	*doc = NULL;
+	long status = request(c, path, NULL, &b);
+	if (status != 200) {
+		rc = status < 0 ? 1 : server_error(status, &b);
+		goto out;
+	}
+	if (b.data == NULL || (*doc = json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+	    !json_is_object(*doc)) {
+		fprintf(stderr, "credsign: malformed response from the server\n");
+		goto out;
+	}
+	char *text = json_dumps(*doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (text != NULL)
+		printf("%s\n", text);
+	rc = text != NULL ? 0 : 1;
+	free(text);
+out:
+	buffer_wipe(&b);
+	return rc;
+}
+
+/* credsign signature get ID: the record; 0, 1 failed or refused. */
+static int cmd_signature_get(const conn *c, const char *id)
+{
+	char path[128];
+	json_t *doc = NULL;
+	snprintf(path, sizeof(path), "/api/signatures/%s", id);
+	int rc = get_json(c, path, SIGNATURE_RECORD_MAX, &doc);
+	json_decref(doc);
+	return rc;
+}
+
+/* credsign signature find (--sha256 HEX | --file FILE): the records of
+ * signatures over bytes with that SHA-256 (newest first); 0 some, 1 none
+ * or failed. */
+static int cmd_signature_find(const conn *c, const char *hex, const char *file)
+{
+	char want[65], path[128];
+	uint8_t digest[32];
+	json_t *doc = NULL;
+	if (file != NULL) {
+		if (file_sha256(file, digest) != 0)
+			return 1;
+		cs_sig_hex(digest, 32, want);
+	} else if (sha256_hex_arg(hex, want) != 0) {
+		return 1; /* checked by main */
+	}
+	snprintf(path, sizeof(path), "/api/signatures?sha256=%s", want);
+	int rc = get_json(c, path, SIGNATURES_FIND_MAX, &doc);
+	const json_t *list = json_object_get(doc, "signatures");
+	if (rc == 0 && !json_is_array(list)) {
+		fprintf(stderr, "credsign: malformed response from the server (no signatures list)\n");
+		rc = 1;
+	} else if (rc == 0 && json_array_size(list) == 0) {
+		fprintf(stderr, "credsign: no signature over bytes with SHA-256 %s on record (of the profiles this "
+				"identity may read)%s\n", want,
+			file != NULL ? "; --file finds digest signatures of the file: for a JWS or DSSE envelope give "
+				       "--sha256 with the signed_sha256 verify-signature prints" : "");
+		rc = 1;
+	}
+	json_decref(doc);
 	return rc;
 }
 
@@ -1720,6 +1918,8 @@ static void usage(FILE *f)
 		"                [--out FILE] FILE|-\n"
 		"       credsign [CONN] verify-signature [--jwks FILE] [--profile P]\n"
 		"                (--jws FILE | --dsse FILE | --signature SIG FILE)\n"
+		"       credsign [CONN] signature get ID\n"
+		"       credsign [CONN] signature find (--sha256 HEX | --file FILE)\n"
 		"       credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]\n"
 		"       credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE]\n"
 		"                [--x5c-ca FILE]\n"
@@ -1731,6 +1931,9 @@ static void usage(FILE *f)
 		"CONN:  --url URL --cacert FILE --cert FILE --key FILE [-v|--verbose]\n"
 		"       (or CREDSIGN_URL, CREDSIGN_CACERT/CREDSIGN_CA, CREDSIGN_CERT, CREDSIGN_KEY)\n");
 }
+
+/* Long options without a short letter. */
+enum { OPT_SHA256 = 256, OPT_FILE };
 
 /* A whole decimal number in [lo, hi]; -1 (after a message) otherwise. */
 static int number_option(const char *name, const char *text, int lo, int hi)
@@ -1770,6 +1973,7 @@ int main(int argc, char **argv)
 		{"profile", required_argument, NULL, 'r'},    {"payload-type", required_argument, NULL, 'y'},
 		{"out", required_argument, NULL, 'w'},        {"dsse", no_argument, NULL, 'D'},
 		{"signature", required_argument, NULL, 'G'},
+		{"sha256", required_argument, NULL, OPT_SHA256}, {"file", required_argument, NULL, OPT_FILE},
 		{NULL, 0, NULL, 0},
 	};
 	cs_json_wiping_allocator(); /* JSON that held the credential is wiped when freed */
@@ -1780,6 +1984,7 @@ int main(int argc, char **argv)
 	const char *jwks = NULL, *credential_file = NULL, *standards = NULL, *revocations = NULL, *x5c_ca = NULL;
 	const char *config_path = env_or("CREDSIGN_CONF", NULL);
 	const char *profile = NULL, *payload_type = NULL, *out_file = NULL, *signature = NULL;
+	const char *sha256 = NULL, *find_file = NULL;
 	int jws_only = 0, online = 0, dsse = 0, opt;
 	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (opt) {
@@ -1818,6 +2023,8 @@ int main(int argc, char **argv)
 		case 'w': out_file = optarg; break;
 		case 'D': dsse = 1; break;
 		case 'G': signature = optarg; break;
+		case OPT_SHA256: sha256 = optarg; break;
+		case OPT_FILE: find_file = optarg; break;
 		case 'V': printf("credsign %s\n", CREDSIGN_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -1883,6 +2090,27 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	int get = nargs >= 2 && strcmp(cmd, "signature") == 0 && strcmp(argv[optind + 1], "get") == 0;
+	int find = nargs >= 2 && strcmp(cmd, "signature") == 0 && strcmp(argv[optind + 1], "find") == 0;
+	char hex[65];
+	if (strcmp(cmd, "signature") == 0 &&
+	    (!(get || find) || (get && (nargs != 3 || sha256 != NULL || find_file != NULL)) ||
+	     (find && (nargs != 2 || (sha256 != NULL) == (find_file != NULL))))) {
+		fprintf(stderr, "credsign: signature get ID | signature find (--sha256 HEX | --file FILE)\n");
+		return 2;
+	}
+	if (get && !signature_id_valid(argv[optind + 2])) {
+		fprintf(stderr, "credsign: signature get: the id must be 1 to 64 base64url characters\n");
+		return 2;
+	}
+	if (find && sha256 != NULL && sha256_hex_arg(sha256, hex) != 0) {
+		fprintf(stderr, "credsign: signature find: --sha256 takes 64 hex digits (a SHA-256)\n");
+		return 2;
+	}
+	if (!get && !find && (sha256 != NULL || find_file != NULL)) {
+		fprintf(stderr, "credsign: --sha256 and --file are for signature find\n");
+		return 2;
+	}
 	if (c.cacert == NULL || c.cert == NULL || c.key == NULL) {
 		fprintf(stderr, "credsign: --cacert, --cert and --key (or CREDSIGN_*) are required\n");
 		return 2;
@@ -1896,6 +2124,10 @@ int main(int argc, char **argv)
 		char path[256];
 		snprintf(path, sizeof(path), "/cert/%.64s%s", argv[optind + 2], jws_only ? ".jws" : "");
 		rc = cmd_get(&c, path, jws_only);
+	} else if (get) {
+		rc = cmd_signature_get(&c, argv[optind + 2]);
+	} else if (find) {
+		rc = cmd_signature_find(&c, sha256, find_file);
 	} else if (strcmp(cmd, "sign") == 0) {
 		sign_opts so = {profile, g.format, payload_type, out_file, argv[optind + 1]};
 		rc = cmd_sign(&c, &so);

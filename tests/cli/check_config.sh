@@ -162,6 +162,15 @@ access = { grants = (
 CONF
 "$credsignd" --offline --check-config signing.conf > out.txt 2> err.txt || fail "signing.conf refused"
 grep -q "configuration valid" out.txt || fail "signing.conf not valid"
+# a profile allowing digest beside jws/dsse: a warning (the key's JWS or DSSE
+# signature over any bytes can be had as a digest signature), not an error
+grep -qF "signing.conf:8: warning: setting 'signing.profiles.[0].formats': profile release: digest shares key pkcs11:object=release-1 with jws/dsse: a signer can obtain a JWS or DSSE signature of this key over any bytes (claims, typ, payload type unchecked); give digest a profile of its own (docs/delegated-signing.md)" err.txt ||
+  fail "no warning of digest sharing the key of profile release"
+[ "$(grep -c "digest shares key" err.txt)" -eq 1 ] || fail "digest sharing warned of for a profile without digest"
+sed 's/formats = \[ "jws", "dsse", "digest" \];/formats = [ "digest" ];/; s/ typ = "release+jwt"; payload_types = \[ "application\/vnd.in-toto+json" \];//' \
+  signing.conf > digest-only.conf
+"$credsignd" --offline --check-config digest-only.conf > out.txt 2> err.txt || fail "digest-only.conf refused"
+! grep -q "digest shares key" err.txt || fail "a digest-only profile warned of"
 # refuse WANT FILE: --check-config fails and prints the line WANT
 refuse() {
   if "$credsignd" --offline --check-config "$2" > out.txt 2> err.txt; then fail "$2 accepted"; fi
@@ -180,7 +189,12 @@ refuse "profile-name.conf:10: setting 'signing.profiles.[1].name': 'Tokens': mus
 sed 's/formats = \[ "jws" \]; typ = "at+jwt";/formats = [ "jws" ];/' signing.conf > profile-typ.conf
 refuse "profile-typ.conf:10: setting 'signing.profiles.[1].typ': required with format jws" profile-typ.conf
 sed 's/typ = "at+jwt"/typ = "credsign-cert+jwt"/' signing.conf > profile-credsign-typ.conf
-refuse "profile-credsign-typ.conf:10: setting 'signing.profiles.[1].typ': the typ prefix \"credsign-\" is the appliance's own" profile-credsign-typ.conf
+refuse "profile-credsign-typ.conf:10: setting 'signing.profiles.[1].typ': the typ prefix \"credsign-\"" profile-credsign-typ.conf
+# RFC 7515 4.1.9: a typ may omit "application/", so the prefix disguises nothing
+sed 's/typ = "at+jwt"/typ = "Application\/CREDSIGN-cert+jwt"/' signing.conf > profile-app-typ.conf
+refuse "profile-app-typ.conf:10: setting 'signing.profiles.[1].typ': the typ prefix \"credsign-\" (with or without \"application/\") is the appliance's own" profile-app-typ.conf
+sed 's/typ = "at+jwt"/typ = "application\/at+jwt"/' signing.conf > profile-app-ok.conf
+"$credsignd" --offline --check-config profile-app-ok.conf > out.txt 2> err.txt || fail "typ application/at+jwt refused"
 sed 's/ payload_types = \[ "application\/vnd.in-toto+json" \];//' signing.conf > profile-pt.conf
 refuse "profile-pt.conf:8: setting 'signing.profiles.[0].payload_types': required with format dsse" profile-pt.conf
 sed 's/formats = \[ "jws" \]/formats = [ "jws", "cose" ]/' signing.conf > profile-format.conf

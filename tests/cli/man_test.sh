@@ -163,7 +163,9 @@ for name in credsign credsign-admin credsignd; do
 	[ "$reg" = "complete -F $fn $name" ] || fail "$name: the completion does not register $fn: $reg"
 done
 c=$comp/credsign a=$comp/credsign-admin d=$comp/credsignd
-expect "access cert generate jwks policy sign verify verify-signature" "$c" _credsign credsign ""
+expect "access cert generate jwks policy sign signature verify verify-signature" "$c" _credsign credsign ""
+expect "find get" "$c" _credsign credsign signature ""
+expect "--sha256" "$c" _credsign credsign signature find --sh
 expect "digest dsse jws" "$c" _credsign credsign sign --profile release --format ""
 expect "--dsse" "$c" _credsign credsign verify-signature --jwks j.json --ds
 expect "check" "$c" _credsign credsign access ""

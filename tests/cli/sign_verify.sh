@@ -5,9 +5,15 @@
 # base64 and base64url, and JWKS documents): the good ones verify (exit 0,
 # "VERIFIED ..."), tampered JWS/DSSE/digest signatures, a compromised key,
 # an unknown kid and an expired JWS are refused with
-# "NOT VERIFIED (CODE): ..." and exit 1; usage errors exit 2. The digest
-# signature file is also checked by `openssl dgst -verify`, and `credsign
-# sign`'s usage rules are checked (no daemon needed for them).
+# "NOT VERIFIED (CODE): ..." and exit 1; usage errors exit 2. A verified
+# signature names signed_sha256 (the signed bytes' SHA-256, as the record
+# and the audit entry); a JWS whose typ is credsign's own (also as
+# "application/credsign-...") is refused; a kid the JWKS does not list adds
+# the hint to fetch the JWKS again; a JWKS whose profile also signs digests
+# adds a caution to a verified JWS or DSSE envelope. The digest
+# signature file is also checked by `openssl dgst -verify`, and the usage
+# rules of `credsign sign` and `credsign signature get|find` are checked
+# (no daemon needed for them).
 #
 #   sign_verify.sh CREDSIGN SIGFORMAT_TEST TOKEN_DIR SOFTHSM2_MODULE SOURCE_DIR
 set -uo pipefail
@@ -74,12 +80,39 @@ PY
 }
 
 kid=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["keys"][0]["kid"])' "$fx/jwks.json")
+sha_of() { awk -v k="$1" '$1 == k { print $2 }' "$fx/signed-sha256.txt"; }
+jws_sha=$(sha_of jws) dsse_sha=$(sha_of dsse) digest_sha=$(sha_of digest)
+hint='(a key newer than this JWKS? fetch it again: credsign jwks --profile'
 
 # ---- JWS
 check "a JWS verifies against the JWKS (kid, status, claims)" \
 	bash -c "$(declare -f run verified); credsign='$credsign'; verified JWS --jwks '$fx/jwks.json' --jws '$fx/token.jws' &&
 		grep -q 'signing key:   $kid (active)' out.txt && grep -q '\"sub\": \"ci-deployer\"' out.txt &&
 		grep -q 'typ:           release+jwt' out.txt"
+check "a verified JWS names signed_sha256, the SHA-256 of its signing input" \
+	bash -c "$(declare -f run verified); credsign='$credsign'; verified JWS --jwks '$fx/jwks.json' --jws '$fx/token.jws' &&
+		grep -qx '  signed_sha256: $jws_sha' out.txt"
+check "a JWS with typ application/credsign-cert+jwt is refused (wrong_typ)" \
+	refused wrong_typ --jwks "$fx/jwks.json" --jws "$fx/app-typ.jws"
+check "a JWS of an unlisted kid: the hint to fetch the JWKS again (--profile named)" \
+	bash -c "$(declare -f run refused); credsign='$credsign'; refused unknown_kid --jwks '$fx/jwks-unknown.json' --profile release --jws '$fx/token.jws' &&
+		grep -qF '$hint release)' err.txt"
+"$py" - "$fx/jwks-unknown.json" jwks-unknown-profile.json <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); j['profile'] = {'name': 'release', 'configured': False}
+json.dump(j, open(sys.argv[2], 'w'))
+PY
+check "a JWS of an unlisted kid: the hint names the JWKS's profile" \
+	bash -c "$(declare -f run refused); credsign='$credsign'; refused unknown_kid --jwks jwks-unknown-profile.json --jws '$fx/token.jws' &&
+		grep -qF '$hint release)' err.txt"
+check "a JWS of a compromised key: no hint to fetch the JWKS" \
+	bash -c "$(declare -f run refused); credsign='$credsign'; refused key_compromised --jwks '$fx/jwks-compromised.json' --jws '$fx/token.jws' &&
+		! grep -qF 'newer than this JWKS' err.txt"
+check "a JWS of a profile that also signs digests: verified, with a caution on stderr" \
+	bash -c "$(declare -f run); credsign='$credsign'; run 0 verify-signature --jwks '$fx/jwks-profile-digest.json' --jws '$fx/token.jws' &&
+		grep -q '^VERIFIED JWS\$' out.txt && grep -q '^credsign: caution: key $kid also signs bare digests' err.txt"
+check "a JWS of a profile without digest: no caution" \
+	bash -c "$(declare -f run verified); credsign='$credsign'; verified JWS --jwks '$fx/jwks-profile-nodigest.json' --jws '$fx/token.jws'"
 tamper_sig "$fx/token.jws" bad.jws
 check "a JWS with a changed signature is refused (bad_signature)" refused bad_signature --jwks "$fx/jwks.json" --jws bad.jws
 "$py" - "$fx/token.jws" forged.jws <<'PY'
@@ -104,7 +137,10 @@ check "a DSSE envelope given as a JWS is refused (malformed)" \
 # ---- DSSE
 check "a DSSE envelope verifies (payloadType, payload digest)" \
 	bash -c "$(declare -f run verified); credsign='$credsign'; verified 'DSSE envelope' --jwks '$fx/jwks.json' --dsse '$fx/envelope.json' &&
-		grep -q 'payloadType:   application/vnd.in-toto+json' out.txt"
+		grep -q 'payloadType:   application/vnd.in-toto+json' out.txt && grep -qx '  signed_sha256: $dsse_sha' out.txt"
+check "a DSSE envelope of a profile that also signs digests: verified, with a caution" \
+	bash -c "$(declare -f run); credsign='$credsign'; run 0 verify-signature --jwks '$fx/jwks-profile-digest.json' --dsse '$fx/envelope.json' &&
+		grep -q '^VERIFIED DSSE envelope\$' out.txt && grep -q '^credsign: caution: key $kid also signs bare digests' err.txt"
 "$py" - "$fx/envelope.json" env-body.json env-type.json env-sig.json <<'PY'
 import base64, json, sys
 env = json.load(open(sys.argv[1]))
@@ -125,8 +161,9 @@ check "a DSSE envelope with a changed sig is refused (bad_signature)" \
 	refused bad_signature --jwks "$fx/jwks.json" --dsse env-sig.json
 check "a DSSE envelope of a compromised key is refused (key_compromised)" \
 	refused key_compromised --jwks "$fx/jwks-compromised.json" --dsse "$fx/envelope.json"
-check "a DSSE envelope of an unknown keyid is refused (unknown_kid)" \
-	refused unknown_kid --jwks "$fx/jwks-unknown.json" --dsse "$fx/envelope.json"
+check "a DSSE envelope of an unknown keyid is refused (unknown_kid), with the hint" \
+	bash -c "$(declare -f run refused); credsign='$credsign'; refused unknown_kid --jwks '$fx/jwks-unknown.json' --dsse '$fx/envelope.json' &&
+		grep -qF '$hint P)' err.txt"
 
 # ---- digest
 check "openssl dgst -verify accepts the DER digest signature" \
@@ -134,8 +171,10 @@ check "openssl dgst -verify accepts the DER digest signature" \
 for form in artifact.sig artifact.sig.b64 artifact.sig.b64url; do
 	check "a digest signature ($form) verifies" \
 		bash -c "$(declare -f run verified); credsign='$credsign'; verified 'digest signature' --jwks '$fx/jwks.json' --signature '$fx/$form' '$fx/artifact.bin' &&
-			grep -q 'signing key:   $kid (active)' out.txt"
+			grep -q 'signing key:   $kid (active)' out.txt && grep -qx '  signed_sha256: $digest_sha' out.txt"
 done
+check "a digest signature needs no caution (the profile's digests are what it signs)" \
+	bash -c "$(declare -f run verified); credsign='$credsign'; verified 'digest signature' --jwks '$fx/jwks-profile-digest.json' --signature '$fx/artifact.sig' '$fx/artifact.bin'"
 printf 'release 1.0 artifact bytes, changed\n' > changed.bin
 check "a digest signature over another file is refused (bad_signature)" \
 	refused bad_signature --jwks "$fx/jwks.json" --signature "$fx/artifact.sig" changed.bin
@@ -145,8 +184,9 @@ check "a changed DER signature is refused (bad_signature)" \
 	refused bad_signature --jwks "$fx/jwks.json" --signature bad.sig "$fx/artifact.bin"
 check "a digest signature of a compromised key is refused (key_compromised)" \
 	refused key_compromised --jwks "$fx/jwks-compromised.json" --signature "$fx/artifact.sig" "$fx/artifact.bin"
-check "a digest signature no key of the JWKS made is refused (bad_signature)" \
-	refused bad_signature --jwks "$fx/jwks-unknown.json" --signature "$fx/artifact.sig" "$fx/artifact.bin"
+check "a digest signature no key of the JWKS made is refused (bad_signature), with the hint" \
+	bash -c "$(declare -f run refused); credsign='$credsign'; refused bad_signature --jwks '$fx/jwks-unknown.json' --profile release --signature '$fx/artifact.sig' '$fx/artifact.bin' &&
+		grep -qF '$hint release)' err.txt"
 printf 'not a signature\n' > junk.sig
 check "a signature file that is no signature is refused (malformed)" \
 	refused malformed --jwks "$fx/jwks.json" --signature junk.sig "$fx/artifact.bin"
@@ -165,6 +205,16 @@ check "sign --format dsse without --payload-type is a usage error" \
 check "sign --payload-type without dsse is a usage error" \
 	run 2 sign --profile release --format jws --payload-type text/plain "$fx/artifact.bin"
 check "sign with an unknown format is a usage error" run 2 sign --profile release --format cms "$fx/artifact.bin"
+check "signature without get or find is a usage error" run 2 signature
+check "signature get without an id is a usage error" run 2 signature get
+check "signature get with an id that is not base64url is a usage error" run 2 signature get 'a/b'
+check "signature get with --sha256 is a usage error" run 2 signature get abc --sha256 "$jws_sha"
+check "signature find without --sha256 or --file is a usage error" run 2 signature find
+check "signature find with both --sha256 and --file is a usage error" \
+	run 2 signature find --sha256 "$jws_sha" --file "$fx/artifact.bin"
+check "signature find --sha256 that is not 64 hex digits is a usage error" run 2 signature find --sha256 abc123
+check "--sha256 outside signature find is a usage error" run 2 jwks --sha256 "$jws_sha"
+check "signature find without CONN is a usage error" run 2 signature find --sha256 "$jws_sha"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

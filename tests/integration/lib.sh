@@ -205,3 +205,29 @@ ceremony_run() {
 	done
 	"${run[@]}" ceremony execute "$id" ${exec[@]+"${exec[@]}"} 2>&1
 }
+
+# profile_keys NAME SIGNING-GROUP LABEL-PREFIX PROFILE...: a key in the test
+# token for each signing profile (label LABEL-PREFIX-PROFILE), made before
+# the daemon's first start as an operator does (credsign-admin key generate
+# --profile), with a configuration of their own whose signing group is
+# SIGNING-GROUP (the keys are recorded in a store of their own: the daemon
+# bootstraps each profile's first key from its configuration)
+profile_keys() {
+	local name=$1 group=$2 prefix=$3 pre k
+	shift 3
+	pre=$STATE/it-$name-pre
+	rm -rf "$pre"
+	mkdir -p "$pre"
+	cat > "$pre/credsignd.conf" <<CONF
+server = { listen = "127.0.0.1:1"; public_base_url = "https://127.0.0.1:1"; presets_file = "$src/conf/presets.conf"; };
+tls = { cert = "$STATE/pki/server.pem"; key = "$STATE/pki/server.key"; ca = "$STATE/pki/ca.pem"; };
+pkcs11 = { module = "$SOFTHSM"; token_uri = "pkcs11:token=cstest"; pin_file = "$TOKEN_DIR/user.pin";
+           signing_key = "pkcs11:token=cstest;object=it-es256-$name"; validation = { program = "none"; }; };
+store = { path = "$pre/credsign.db"; };
+$group
+CONF
+	for k in "$@"; do
+		"$BUILD/bin/credsign-admin" --config "$pre/credsignd.conf" key generate --label "$prefix-$k" --profile "$k" \
+			> /dev/null || { echo "cannot generate the $k profile key"; return 1; }
+	done
+}

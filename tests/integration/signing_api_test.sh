@@ -7,6 +7,10 @@
 #    payload_too_large, reserved_claim, forbidden (no signer grant at all,
 #    and a signer grant for other profiles), rate_limited (each item pays
 #    one token), decoding refusals (unknown_field, invalid_field);
+#  - refusals grouped per request: one entry per distinct code (the first
+#    such item's object, " items=N" when N > 1): a batch of 100 unknown
+#    profiles is one entry, a batch over a rate limit one rate_limited
+#    entry; signed items keep one entry each;
 #  - the whole request's refusals: batch_too_large, body_too_large (the
 #    signing limit for /api/sign only: the other routes keep
 #    server.max_body_bytes);
@@ -14,8 +18,15 @@
 #    item one entry, all written together (consecutive seqs), each signed
 #    item's record carrying its entry's seq and time;
 #  - GET /api/signatures/{id}: the signer and an auditor of the profile read
-#    it (payload only where the profile stores it); others are refused
-#    (403, audited), an unknown id is 404;
+#    it; others are refused (403, audited), an unknown id is 404; a record
+#    holds no payload unless the profile stores it (a JWS record is the
+#    detached form HEADER..SIGNATURE, a DSSE record the sig): a token
+#    profile's record is no bearer token; with store_payload the JWS
+#    rebuilds from the record and verifies (python3-jwcrypto);
+#  - a key compromised between signing and the write (the store locked
+#    while the item is signed, the key compromised in the same
+#    transaction): the item answers 503 no_active_key, its signature is
+#    discarded, the refusal audited; the other items of the batch signed;
 #  - the JWKS per profile lists the profile's key and not the certificate
 #    key, and the certificate JWKS the reverse; unknown profiles are 404;
 #  - the certificate key configured as a profile key is refused by
@@ -29,42 +40,30 @@ SOFTHSM=${3:?}
 . "$(dirname "$0")/lib.sh"
 it_token signing-api || exit 1
 
-SIGNING_GROUP='signing = { max_request_bytes = 200000; batch_max = 5; profiles = (
+SIGNING_GROUP='signing = { max_request_bytes = 200000; batch_max = 100; profiles = (
     { name = "release"; key = "pkcs11:token=cstest;object=it-sapi-release";
       formats = [ "jws", "dsse", "digest" ]; typ = "release+jwt";
       payload_types = [ "application/vnd.in-toto+json" ]; max_payload_bytes = 1024; store_payload = true; },
     { name = "tokens"; key = "pkcs11:token=cstest;object=it-sapi-tokens";
       formats = [ "jws" ]; typ = "JWT"; max_payload_bytes = 1024; },
-    { name = "locked"; key = "pkcs11:token=cstest;object=it-sapi-locked"; formats = [ "digest" ]; }
+    { name = "locked"; key = "pkcs11:token=cstest;object=it-sapi-locked"; formats = [ "digest" ]; },
+    { name = "doomed"; key = "pkcs11:token=cstest;object=it-sapi-doomed"; formats = [ "digest" ]; }
   ); };'
-# ci-deployer signs with release and tokens; web-deployer with tokens, one
-# token every 1000 s, a bucket of 2; the auditor reads release's records
+# ci-deployer signs with release, tokens and doomed (whose key the test
+# compromises); web-deployer with tokens, one token every 1000 s, a bucket
+# of 2; the auditor reads release's records
 GRANTS="$DEFAULT_GRANTS"',
-    { identity = "spiffe://credsign.test/ci-deployer"; role = "signer"; profiles = [ "release", "tokens" ]; },
+    { identity = "spiffe://credsign.test/ci-deployer"; role = "signer"; profiles = [ "release", "tokens", "doomed" ]; },
     { identity = "spiffe://credsign.test/web-deployer"; role = "signer"; profiles = [ "tokens" ];
       rate = 0.001; burst = 2; },
     { identity = "spiffe://credsign.test/auditor"; role = "auditor"; projects = [ "*" ]; profiles = [ "release" ]; }'
 
-# the profile keys, made before the daemon's first start as an operator
-# does (credsign-admin key generate --profile), with a configuration of
-# their own: it_setup starts the daemon right after writing its own
-pre=$STATE/it-signing-api-pre
-rm -rf "$pre"
-mkdir -p "$pre"
-cat > "$pre/credsignd.conf" <<CONF
-server = { listen = "127.0.0.1:1"; public_base_url = "https://127.0.0.1:1"; presets_file = "$src/conf/presets.conf"; };
-tls = { cert = "$STATE/pki/server.pem"; key = "$STATE/pki/server.key"; ca = "$STATE/pki/ca.pem"; };
-pkcs11 = { module = "$SOFTHSM"; token_uri = "pkcs11:token=cstest"; pin_file = "$TOKEN_DIR/user.pin";
-           signing_key = "pkcs11:token=cstest;object=it-es256-signing-api"; validation = { program = "none"; }; };
-store = { path = "$pre/credsign.db"; };
-$SIGNING_GROUP
-CONF
-for k in release tokens locked; do
-	"$BUILD/bin/credsign-admin" --config "$pre/credsignd.conf" key generate --label "it-sapi-$k" --profile "$k" \
-		> /dev/null || { echo "cannot generate the $k profile key"; exit 1; }
-done
+# the profile keys, made before the daemon's first start (lib.sh)
+profile_keys signing-api "$SIGNING_GROUP" it-sapi release tokens locked doomed || exit 1
 
-EXTRA_CONF="$SIGNING_GROUP audit = { checkpoint_seconds = 1; };" it_setup signing-api || exit 1
+# (a write waits up to 10 s for the store: the compromise test holds it locked)
+EXTRA_CONF="$SIGNING_GROUP audit = { checkpoint_seconds = 1; write_timeout_ms = 10000; };" it_setup signing-api ||
+	exit 1
 
 sign() { call "$1" POST /api/sign "$2"; }
 sql() { sqlite3 "$db" "$1"; }
@@ -174,12 +173,28 @@ rate_single() {
 		grep -q '"code":"rate_limited"' "$work/rl.json" && refused_entry tokens jws rate_limited web-deployer
 }
 check "rate_limited single request: 429 with Retry-After, audited" rate_single
+rate_grouped() { # the bucket is empty now: every item refused, one entry for them all
+	local before got item='{"profile":"tokens","format":"jws","payload":{"n":2}}'
+	before=$(sql "SELECT max(seq) FROM audit_log")
+	got=$(sign web-deployer '{"items":['"$item,$item,$item,$item"']}')
+	[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
+	python3 - "${got#200 }" <<'PY' || return 1
+import json, sys
+items = json.loads(sys.argv[1])["items"]
+assert len(items) == 4 and all(i["status"] == 429 and i["error"]["code"] == "rate_limited" for i in items), items
+PY
+	got=$(sql "SELECT count(*) || '|' || max(outcome) || '|' || max(error_code) || '|' || max(object) || '|' ||
+	           max(actor) FROM audit_log WHERE seq > $before")
+	[ "$got" = "1|refused|rate_limited|profile=tokens format=jws items=4|spiffe://credsign.test/web-deployer" ] ||
+		{ echo "  entries: $got"; return 1; }
+}
+check "a batch of 4 over the rate limit: each 429 rate_limited, one entry (items=4)" rate_grouped
 
 # ---- the whole request ---------------------------------------------------------------
 batch_too_large() {
 	local before
 	before=$(sql "SELECT max(seq) FROM audit_log")
-	expect_error ci-deployer POST /api/sign '{"items":[{},{},{},{},{},{}]}' 413 batch_too_large &&
+	expect_error ci-deployer POST /api/sign "{\"items\":[$(printf '{},%.0s' $(seq 100)){}]}" 413 batch_too_large &&
 		[ "$(sql "SELECT count(*) || '|' || max(action) || '|' || max(error_code) || '|' || max(object)
 		          FROM audit_log WHERE seq > $before")" = "1|sign|batch_too_large|/api/sign" ]
 }
@@ -256,14 +271,75 @@ PY
 }
 check "a batch of good and bad items: each answered in order, one entry each in one write, records match" mixed
 
+# ---- refusals grouped per request: one entry per distinct code --------------------------
+hundred_unknown() {
+	local before body got
+	before=$(sql "SELECT max(seq) FROM audit_log")
+	body=$(python3 -c 'import json; print(json.dumps({"items": [{"profile": "nope%d" % i, "format": "jws",
+	                   "payload": {"n": i}} for i in range(100)]}))')
+	got=$(sign ci-deployer "$body")
+	[[ "$got" == "200 "* ]] || { echo "  ${got:0:300}"; return 1; }
+	python3 - "${got#200 }" <<'PY' || return 1
+import json, sys
+items = json.loads(sys.argv[1])["items"]
+assert len(items) == 100 and all(i["status"] == 400 and i["error"]["code"] == "unknown_profile" for i in items)
+PY
+	got=$(sql "SELECT count(*) || '|' || max(action) || '|' || max(outcome) || '|' || max(error_code) || '|' ||
+	           max(object) FROM audit_log WHERE seq > $before")
+	[ "$got" = "1|sign|refused|unknown_profile|profile=nope0 format=jws items=100" ] ||
+		{ echo "  entries: $got"; return 1; }
+}
+check "a batch of 100 unknown profiles: each 400 unknown_profile, one entry (the first's object, items=100)" \
+	hundred_unknown
+grouped() {
+	local before body got
+	before=$(sql "SELECT max(seq) FROM audit_log")
+	body='{"items":['"$DIGEST_ITEM"',{"profile":"nope","format":"jws","payload":{}},'
+	body+='{"profile":"release","format":"cms","payload":{}},'
+	body+='{"profile":"zzz","format":"digest","digest":{"alg":"SHA-256","value":"'$DIGEST'"}},'"$JWS_ITEM"','
+	body+='{"profile":"other","format":"dsse","payload_type":"x","payload":"aGk="},'
+	body+='{"profile":"release","format":"jws","payload":{},"typ":"x"}]}'
+	got=$(sign ci-deployer "$body")
+	[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
+	echo "${got#200 }" > "$work/grouped.json"
+	sqlite3 -json "$db" "SELECT seq, outcome, error_code, object FROM audit_log WHERE seq > $before ORDER BY seq" \
+		> "$work/grouped-entries.json"
+	python3 - "$work/grouped.json" "$work/grouped-entries.json" <<'PY'
+import json, sys
+items = json.load(open(sys.argv[1]))["items"]
+entries = json.load(open(sys.argv[2]))
+codes = [i["error"]["code"] if "error" in i else None for i in items]
+assert codes == [None, "unknown_profile", "format_not_allowed", "unknown_profile", None, "unknown_profile",
+                 "unknown_field"], codes
+got = [(e["outcome"], e["error_code"], e["object"].split(" sha256=")[0]) for e in entries]
+want = [("success", None, "%s profile=release format=digest kid=%s" % (items[0]["signature_id"], items[0]["kid"])),
+        ("refused", "unknown_profile", "profile=nope format=jws items=3"),
+        ("refused", "format_not_allowed", "profile=release format=cms"),
+        ("success", None, "%s profile=release format=jws kid=%s" % (items[4]["signature_id"], items[4]["kid"])),
+        ("refused", "unknown_field", "profile=release format=jws")]
+assert got == want, got
+seqs = [e["seq"] for e in entries]
+assert seqs == list(range(seqs[0], seqs[0] + 5)), seqs  # one write
+assert items[0]["seq"] == seqs[0] and items[4]["seq"] == seqs[3], (items, seqs)
+PY
+}
+check "a batch of signed items and refusals: signed items one entry each, refusals one per code, in order" grouped
+
 # ---- GET /api/signatures/{id} -------------------------------------------------------------
-rel_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["items"][2]["signature_id"])' "$work/mixed.json")
-tok_id=$(json_field "$(sign ci-deployer '{"profile":"tokens","format":"jws","payload":{"a":1}}' | cut -d' ' -f2-)" signature_id)
+mixed_id() { # mixed_id N: the signature id of item N of the mixed batch
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["items"][int(sys.argv[2])]["signature_id"])' \
+		"$work/mixed.json" "$1"
+}
+rel_id=$(mixed_id 2)     # the DSSE of release (store_payload)
+rel_jws_id=$(mixed_id 0) # the JWS of release
+sign ci-deployer '{"profile":"tokens","format":"jws","payload":{"a":"bearer-claim-text"}}' | cut -d' ' -f2- \
+	> "$work/tok.json"
+tok_id=$(json_field "$(cat "$work/tok.json")" signature_id)
 record_ok() { # record_ok WHO ID
 	local got
 	got=$(call "$1" GET "/api/signatures/$2")
 	[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
-	python3 - "${got#200 }" "$work/mixed.json" "$2" <<'PY'
+	python3 - "${got#200 }" "$work/mixed.json" "$2" "$work/tok.json" <<'PY'
 import base64, json, sys
 rec = json.loads(sys.argv[1])
 assert rec["signature_id"] == sys.argv[3]
@@ -273,17 +349,60 @@ if rec["profile"] == "release":
     assert set(rec) == keys | {"signature_der", "payload_type", "payload"}, rec
     assert rec["format"] == "dsse" and rec["payload_type"] == "application/vnd.in-toto+json", rec
     assert base64.b64decode(rec["payload"]) == b'{"_type":"x"}', rec  # the profile stores payloads
-    assert json.loads(rec["signature"]) == ans["envelope"] and rec["audit_seq"] == ans["seq"], rec
-    assert rec["signature_der"] == ans["envelope"]["signatures"][0]["sig"]
+    # the record holds the sig (base64 DER), not the envelope
+    sig = ans["envelope"]["signatures"][0]["sig"]
+    assert rec["signature"] == sig and rec["signature_der"] == sig and rec["audit_seq"] == ans["seq"], rec
 else:
+    ans = json.load(open(sys.argv[4]))
     assert set(rec) == keys, rec  # tokens stores no payload
+    head, payload, sig = ans["jws"].split(".")
+    assert rec["signature"] == head + ".." + sig, rec  # RFC 7515 Appendix F: the payload detached
+    assert payload not in sys.argv[1] and "bearer-claim-text" not in sys.argv[1], rec
 assert rec["requester"] == "spiffe://credsign.test/ci-deployer"
 PY
 }
 check "GET /api/signatures/{id}: the signer reads its profile's record (payload stored by the profile)" \
 	record_ok ci-deployer "$rel_id"
 check "GET /api/signatures/{id}: an auditor with the profile reads it" record_ok auditor "$rel_id"
-check "GET /api/signatures/{id}: a record without stored payload has none" record_ok ci-deployer "$tok_id"
+check "GET /api/signatures/{id}: a token profile's record is the detached JWS, no payload (no bearer token)" \
+	record_ok ci-deployer "$tok_id"
+no_payload_stored() { # in the store itself: no envelope, no attached JWS, no payload of tokens
+	local got
+	got=$(sql "SELECT count(*) FROM signatures WHERE signature LIKE '%{%'
+	           OR (format = 'jws' AND signature NOT GLOB '[A-Za-z0-9_-]*..[A-Za-z0-9_-]*')
+	           OR (format = 'jws' AND signature GLOB '*.[A-Za-z0-9_-]*.*')
+	           OR (profile = 'tokens' AND payload IS NOT NULL)")
+	[ "$got" = 0 ] && [ "$(sql "SELECT count(*) FROM signatures WHERE profile = 'tokens'")" -gt 0 ] ||
+		{ echo "  $got records hold more"; return 1; }
+}
+check "the store holds no envelope, no attached JWS and no payload the profile does not store" no_payload_stored
+jws_rebuilds() { # store_payload: the detached form and the payload as signed rebuild the JWS
+	local got
+	got=$(call auditor GET "/api/signatures/$rel_jws_id")
+	[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
+	call stranger GET "/.well-known/jwks.json?profile=release" | cut -d' ' -f2- > "$work/jwks-rel.json"
+	/usr/bin/python3 - "${got#200 }" "$work/mixed.json" "$work/jwks-rel.json" <<'PY'
+import base64, hashlib, json, sys
+from jwcrypto import jwk, jws
+rec = json.loads(sys.argv[1])
+ans = json.load(open(sys.argv[2]))["items"][0]
+assert rec["format"] == "jws" and rec["signature_id"] == ans["signature_id"], rec
+head, empty, sig = rec["signature"].split(".")
+assert empty == "", rec
+payload = base64.b64decode(rec["payload"], validate=True)
+mid = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+rebuilt = head + "." + mid + "." + sig
+assert rebuilt == ans["jws"], (rebuilt, ans["jws"])
+assert hashlib.sha256((head + "." + mid).encode()).hexdigest() == rec["signed_sha256"], rec
+tok = jws.JWS()
+tok.deserialize(rebuilt)
+tok.verify(jwk.JWKSet.from_json(open(sys.argv[3]).read()).get_key(rec["kid"]), alg="ES256")
+claims = json.loads(tok.payload)
+assert claims["artifact"] == "app.tar.gz" and claims["jti"] == rec["signature_id"], claims
+PY
+}
+check "store_payload: the JWS record (detached form + the claims as signed) rebuilds the JWS, which verifies" \
+	jws_rebuilds
 read_refused() { # read_refused WHO ID
 	expect_error "$1" GET "/api/signatures/$2" "" 403 forbidden &&
 		[ "$(sql "SELECT action || '|' || outcome || '|' || error_code || '|' || actor FROM audit_log
@@ -336,6 +455,55 @@ verify_log() {
 	"${admin[@]}" audit verify > "$work/verify.out" 2>&1 || { tail -5 "$work/verify.out"; return 1; }
 }
 check "credsign-admin audit verify: the log with the signing entries verifies" verify_log
+
+# ---- a key compromised between signing and the write ---------------------------------------
+DOOMED_ITEM='{"profile":"doomed","format":"digest","digest":{"alg":"SHA-256","value":"'$DIGEST'"}}'
+compromised_meanwhile() {
+	local kid before got lock
+	kid=$(sql "SELECT kid FROM signing_keys WHERE profile = 'doomed' AND status = 'active'")
+	[ -n "$kid" ] || { echo "  no active key of profile doomed"; return 1; }
+	signed ci-deployer "$DOOMED_ITEM" || return 1
+	before=$(sql "SELECT max(seq) FROM audit_log")
+	# the store locked: the items are signed, then their write waits; the
+	# lock's transaction compromises the key and commits, the write goes on
+	# (the key watch, polling each second, has not yet emptied the slot)
+	{
+		echo ".timeout 5000"
+		echo "BEGIN IMMEDIATE;"
+		sleep 2
+		echo "UPDATE signing_keys SET status = 'compromised' WHERE kid = '$kid';"
+		echo "COMMIT;"
+	} | sqlite3 "$db" &
+	lock=$!
+	sleep 0.5
+	got=$(sign ci-deployer '{"items":['"$DOOMED_ITEM,$DOOMED_ITEM,$DIGEST_ITEM"']}')
+	wait "$lock" || { echo "  the locking transaction failed"; return 1; }
+	[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
+	grep -q "not stored: its key $kid was compromised meanwhile" "$log" ||
+		{ echo "  the write did not meet the compromised key (the key watch came first?)"; return 1; }
+	sqlite3 -json "$db" "SELECT seq, outcome, error_code, object FROM audit_log WHERE seq > $before AND action = 'sign'
+	                     ORDER BY seq" > "$work/doomed-entries.json"
+	python3 - "${got#200 }" "$work/doomed-entries.json" "$kid" <<'PY' || return 1
+import json, sys
+items = json.loads(sys.argv[1])["items"]
+entries = json.load(open(sys.argv[2]))
+kid = sys.argv[3]
+for i in items[:2]:
+    assert i["status"] == 503 and i["error"]["code"] == "no_active_key", i
+    assert kid in i["error"]["message"] and "compromised" in i["error"]["message"], i
+assert "signature" in items[2] and items[2]["profile"] == "release", items[2]
+got = [(e["outcome"], e["error_code"], e["object"].split(" ")[0] if e["outcome"] == "success" else e["object"])
+       for e in entries]
+assert got == [("success", None, items[2]["signature_id"]),
+               ("refused", "no_active_key", "profile=doomed format=digest items=2")], got
+PY
+	[ "$(sql "SELECT count(*) FROM signatures WHERE profile = 'doomed' AND audit_seq > $before")" = 0 ] ||
+		{ echo "  a signature of the compromised key was recorded"; return 1; }
+}
+check "a key compromised between signing and the write: 503 no_active_key, signature discarded, refusal audited" \
+	compromised_meanwhile
+check "then the profile's key is out of force: 503 no_active_key" \
+	eval 'sleep 1.5; expect_error ci-deployer POST /api/sign "$DOOMED_ITEM" 503 no_active_key'
 
 # ---- the certificate key as a profile key: refused at start -------------------------------
 sed 's|key = "pkcs11:token=cstest;object=it-sapi-locked"|key = "pkcs11:object=it-es256-signing-api;token=cstest"|' \

@@ -38,25 +38,8 @@ SIGN_GRANTS="$DEFAULT_GRANTS"',
     { identity = "spiffe://credsign.test/ci-deployer"; role = "signer"; profiles = [ "release", "tokens" ]; },
     { identity = "spiffe://credsign.test/auditor"; role = "auditor"; projects = [ "*" ]; profiles = [ "*" ]; }'
 
-# the profile keys are made before the daemon's first start, as an operator
-# does (credsign-admin key generate --profile): it_setup makes the
-# certificate key; the profile keys need the configuration it writes, so
-# the first start comes from a second it_setup on the same directory
-pre=$STATE/it-signing-pre
-rm -rf "$pre"
-mkdir -p "$pre"
-cat > "$pre/credsignd.conf" <<CONF
-server = { listen = "127.0.0.1:1"; public_base_url = "https://127.0.0.1:1"; presets_file = "$src/conf/presets.conf"; };
-tls = { cert = "$STATE/pki/server.pem"; key = "$STATE/pki/server.key"; ca = "$STATE/pki/ca.pem"; };
-pkcs11 = { module = "$SOFTHSM"; token_uri = "pkcs11:token=cstest"; pin_file = "$TOKEN_DIR/user.pin";
-           signing_key = "pkcs11:token=cstest;object=it-es256-signing"; validation = { program = "none"; }; };
-store = { path = "$pre/credsign.db"; };
-$SIGNING_GROUP
-CONF
-for k in release tokens; do
-	"$BUILD/bin/credsign-admin" --config "$pre/credsignd.conf" key generate --label "it-$k" --profile "$k" \
-		> /dev/null || { echo "cannot generate the $k profile key"; exit 1; }
-done
+# the profile keys, made before the daemon's first start (lib.sh)
+profile_keys signing "$SIGNING_GROUP" it release tokens || exit 1
 
 EXTRA_CONF="$SIGNING_GROUP audit = { checkpoint_seconds = 1; };" GRANTS="$SIGN_GRANTS" it_setup signing || exit 1
 wait_for_log 'msg="credsignd .* starting' || true

@@ -14,6 +14,8 @@
  *   refused on its own (unknown members, types, base64, the digest's hex,
  *   base64url and base64 forms), the batch and body limits, the status of
  *   each refusal code; ?profile= on the JWKS; signature ids;
+ * - GET /api/signatures?sha256=HEX routed (signature.read) and decoded:
+ *   64 lower-case hex digits, required, once, no other parameter;
  * - request ids differ between process starts.
  */
 #include <setjmp.h>
@@ -767,6 +769,48 @@ static void test_profile_query_and_signature_path(void **state)
 	assert_error(cs_api_decode_signature_path("", id, &err), &err, 404, "not_found");
 }
 
+/* GET /api/signatures?sha256=HEX: exactly 64 lower-case hex digits, the
+ * one parameter, once. */
+static void test_signatures_query(void **state)
+{
+	(void)state;
+	static const char hex[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char sha256[65], query[200];
+	cs_api_error err;
+	snprintf(query, sizeof(query), "sha256=%s", hex);
+	assert_int_equal(cs_api_decode_signatures_query(query, sha256, &err), CS_OK);
+	assert_string_equal(sha256, hex);
+	assert_int_equal(err.status, 0);
+	/* required */
+	assert_error(cs_api_decode_signatures_query(NULL, sha256, &err), &err, 400, "invalid_field");
+	assert_non_null(strstr(err.message, "'sha256' is required"));
+	assert_string_equal(sha256, "");
+	assert_error(cs_api_decode_signatures_query("", sha256, &err), &err, 400, "invalid_field");
+	/* upper case, short, long, not hex, empty, a NUL: refused, nothing kept */
+	static const char *const bad[] = {
+		"sha256=0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+		"sha256=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
+		"sha256=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0",
+		"sha256=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+		"sha256=ASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4mrze8=",
+		"sha256=",
+		"sha256=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde%00",
+		"sha256=+123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_error(cs_api_decode_signatures_query(bad[i], sha256, &err), &err, 400, "invalid_field");
+		assert_string_equal(sha256, "");
+	}
+	/* once, and nothing else */
+	snprintf(query, sizeof(query), "sha256=%s&sha256=%s", hex, hex);
+	assert_error(cs_api_decode_signatures_query(query, sha256, &err), &err, 400, "invalid_field");
+	assert_non_null(strstr(err.message, "more than once"));
+	snprintf(query, sizeof(query), "sha256=%s&profile=release", hex);
+	assert_error(cs_api_decode_signatures_query(query, sha256, &err), &err, 400, "unknown_field");
+	assert_string_equal(sha256, "");
+	assert_error(cs_api_decode_signatures_query("id=x", sha256, &err), &err, 400, "unknown_field");
+}
+
 static void test_sign_routes(void **state)
 {
 	(void)state;
@@ -789,8 +833,21 @@ static void test_sign_routes(void **state)
 	assert_string_equal(action, "signature.read");
 	assert_error(cs_api_route(CS_METHOD_POST, "/api/signatures/x", NULL, &route, &action, &err), &err, 405,
 		     "method_not_allowed");
-	assert_error(cs_api_route(CS_METHOD_GET, "/api/signatures", NULL, &route, &action, &err), &err, 404,
+	/* the records of a digest: GET /api/signatures?sha256=, read like a record */
+	assert_int_equal(cs_api_route(CS_METHOD_GET, "/api/signatures", "sha256=ab", &route, &action, &err), CS_OK);
+	assert_int_equal(route, CS_ROUTE_SIGNATURES);
+	assert_string_equal(action, "signature.read");
+	assert_string_equal(cs_api_route_name(route), "signature");
+	assert_int_equal(cs_api_route(CS_METHOD_HEAD, "/api/signatures", NULL, &route, &action, &err), CS_OK);
+	assert_error(cs_api_route(CS_METHOD_POST, "/api/signatures", NULL, &route, &action, &err), &err, 405,
+		     "method_not_allowed");
+	assert_string_equal(err.allow, "GET, HEAD");
+	assert_error(cs_api_route(CS_METHOD_GET, "/api/signaturesx", NULL, &route, &action, &err), &err, 404,
 		     "not_found");
+	/* a record's path takes no query */
+	assert_error(cs_api_route(CS_METHOD_GET, "/api/signatures/Abcdefghijklmnopqrstu_", "sha256=ab", &route,
+				  &action, &err),
+		     &err, 400, "unknown_field");
 	/* the JWKS and the rollovers take ?profile= (the decoder checks it) */
 	assert_int_equal(cs_api_route(CS_METHOD_GET, "/.well-known/jwks.json", "profile=release", &route, &action, &err),
 			 CS_OK);
@@ -868,6 +925,7 @@ int main(void)
 		cmocka_unit_test(test_sign_statuses),
 		cmocka_unit_test(test_profile_query_and_signature_path),
 		cmocka_unit_test(test_sign_routes),
+		cmocka_unit_test(test_signatures_query),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -56,7 +56,9 @@
  *    writes records and refusals in one transaction, each record with its
  *    entry's seq and ts (raised like any), a failing job (an id recorded
  *    already, a key of another profile, a malformed record, a key
- *    compromised meanwhile) rolled back alone, a failed transaction
+ *    compromised meanwhile: CS_E_NO_ACTIVE_KEY, no seq taken, the
+ *    refusals beside it and a second write of its refusal go on) rolled
+ *    back alone, a failed transaction
  *    failing every job with nothing written; signatures read back
  *    (payload not stored, empty, binary) and are never updated nor deleted.
  */
@@ -2275,18 +2277,39 @@ static void test_signatures_put(void **state)
 	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), nsig);
 	assert_unchanged(raw, before);
 
-	/* a key compromised meanwhile: no signature stored, its entry neither */
+	/* a key compromised meanwhile (between the signing and the write): no
+	 * signature stored, its entry neither (no seq taken), CS_E_NO_ACTIVE_KEY
+	 * for that job alone; the refusals beside it written */
 	assert_int_equal(ceremony(l, "cer_x", "compromise", "kR1", NULL), CS_OK);
+	int64_t n0 = audit_count(raw);
 	cs_signature_record gx = sig_record("sig-x", "kR1");
 	cs_audit_entry ax = sign_entry("sig-x profile=release format=jws", "success");
-	cs_ledger_sign_job jx = {.record = &gx, .audit = &ax};
-	assert_int_equal(cs_ledger_signatures_put(l, &jx, 1), CS_OK);
-	assert_int_equal(jx.result, CS_E_NO_ACTIVE_KEY);
+	cs_audit_entry ar = sign_entry("profile=release format=x items=2", "refused");
+	cs_ledger_sign_job jx[2] = {{.record = &gx, .audit = &ax}, {.record = NULL, .audit = &ar}};
+	assert_int_equal(cs_ledger_signatures_put(l, jx, 2), CS_OK);
+	assert_int_equal(jx[0].result, CS_E_NO_ACTIVE_KEY);
+	assert_int_equal(jx[1].result, CS_OK);
+	assert_int_equal(ar.seq, n0 + 1);
+	assert_int_equal(gx.audit_seq, 0);
+	assert_null(gx.created_at);
 	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures WHERE id = 'sig-x'"), 0);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE object LIKE 'sig-x%'"), 0);
+	assert_audit(raw, n0 + 1, "sign profile=release format=x items=2 ci-deployer refused");
+	/* what the service does then: the item's refusal (no_active_key) in a
+	 * second write of refusals only, right after the first's entries */
+	cs_audit_entry ay = sign_entry("profile=release format=jws", "refused");
+	ay.error_code = "no_active_key";
+	cs_ledger_sign_job jy = {.record = NULL, .audit = &ay};
+	assert_int_equal(cs_ledger_signatures_put(l, &jy, 1), CS_OK);
+	assert_int_equal(jy.result, CS_OK);
+	assert_int_equal(ay.seq, n0 + 2);
+	assert_audit(raw, n0 + 2, "sign profile=release format=jws ci-deployer refused");
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE error_code = 'no_active_key' "
+					"AND outcome = 'refused' AND action = 'sign'"), 1);
 	/* a job without an entry: nothing runs */
-	jx.audit = NULL;
-	assert_int_equal(cs_ledger_signatures_put(l, &jx, 1), CS_E_INVALID_ARG);
-	assert_int_equal(jx.result, CS_E_INVALID_ARG);
+	jx[0].audit = NULL;
+	assert_int_equal(cs_ledger_signatures_put(l, jx, 1), CS_E_INVALID_ARG);
+	assert_int_equal(jx[0].result, CS_E_INVALID_ARG);
 	int64_t entries = audit_count(raw);
 	cs_store_close(s);
 	sqlite3_close(raw);

@@ -328,9 +328,13 @@ static void test_digest_signature_verifies(void **state)
 	cs_sig_verdict v;
 	assert_int_equal(cs_sig_verify_digest(digest, d, dl, jwks, NULL, &v), CS_OK);
 	assert_string_equal(v.kid, cs_signer_kid(signer));
+	char digest_hex[65];
+	cs_sig_hex(digest, 32, digest_hex);
+	assert_string_equal(v.signed_sha256, digest_hex); /* the digest itself */
 	assert_int_equal(cs_sig_verify_digest(digest, r, rl, jwks, cs_signer_kid(signer), &v), CS_OK);
 	assert_int_equal(cs_sig_verify_digest(wrong, d, dl, jwks, NULL, &v), CS_E_SIGNATURE_INVALID);
 	assert_string_equal(v.code, "bad_signature");
+	assert_string_equal(v.kid, ""); /* no key of the JWKS verifies it */
 	assert_int_equal(cs_sig_verify_digest(digest, d, dl, jwks, cs_signer_kid(other), &v), CS_E_SIGNATURE_INVALID);
 	assert_string_equal(v.code, "bad_signature");
 	json_decref(jwks);
@@ -412,6 +416,7 @@ static void test_jws_verifies(void **state)
 	assert_string_equal(v.code, "");
 	assert_string_equal(v.kid, cs_signer_kid(signer));
 	assert_string_equal(v.typ, "release+jwt");
+	assert_string_equal(v.signed_sha256, sha); /* what the record and audit entry name */
 	assert_true(json_equal(out, claims));
 	json_decref(out);
 	/* tampered header, payload, signature */
@@ -429,12 +434,15 @@ static void test_jws_verifies(void **state)
 	/* wrong typ, expired, unknown kid, compromised */
 	assert_int_equal(cs_sig_verify_jws(jws, jwks, "other+jwt", (int64_t)now, &out, &v), CS_E_SIGNATURE_INVALID);
 	assert_string_equal(v.code, "wrong_typ");
+	assert_string_equal(v.signed_sha256, sha); /* known once the input parsed */
 	assert_int_equal(cs_sig_verify_jws(jws, jwks, NULL, (int64_t)now + 3600, &out, &v), CS_E_SIGNATURE_INVALID);
 	assert_string_equal(v.code, "expired");
 	json_decref(jwks);
 	jwks = jwks_of(other, "active", NULL, NULL);
 	assert_int_equal(cs_sig_verify_jws(jws, jwks, NULL, (int64_t)now, &out, &v), CS_E_SIGNATURE_INVALID);
 	assert_string_equal(v.code, "unknown_kid");
+	assert_null(v.key); /* no key of that kid at all (a newer key?) */
+	assert_string_equal(v.signed_sha256, sha);
 	json_decref(jwks);
 	jwks = jwks_of(signer, "compromised", NULL, NULL);
 	assert_int_equal(cs_sig_verify_jws(jws, jwks, NULL, (int64_t)now, &out, &v), CS_E_SIGNATURE_INVALID);
@@ -490,6 +498,7 @@ static void test_dsse_verifies(void **state)
 	assert_int_equal(cs_sig_verify_dsse(env, jwks, type, &got, &got_len, &v), CS_OK);
 	assert_int_equal(got_len, strlen(body));
 	assert_memory_equal(got, body, got_len);
+	assert_string_equal(v.signed_sha256, sha); /* the PAE's */
 	free(got);
 	assert_int_equal(cs_sig_verify_dsse(env, jwks, "text/plain", &got, &got_len, &v), CS_E_SIGNATURE_INVALID);
 	assert_string_equal(v.code, "wrong_payload_type");
@@ -511,6 +520,8 @@ static void test_dsse_verifies(void **state)
 	jwks = jwks_of(other, "active", NULL, NULL);
 	assert_int_equal(cs_sig_verify_dsse(env, jwks, NULL, &got, &got_len, &v), CS_E_SIGNATURE_INVALID);
 	assert_string_equal(v.code, "unknown_kid");
+	assert_null(v.key);
+	assert_string_equal(v.signed_sha256, sha);
 	json_decref(jwks);
 	jwks = jwks_of(signer, "compromised", NULL, NULL);
 	assert_int_equal(cs_sig_verify_dsse(env, jwks, NULL, &got, &got_len, &v), CS_E_SIGNATURE_INVALID);
@@ -520,6 +531,55 @@ static void test_dsse_verifies(void **state)
 	free(der);
 	free(der_b64);
 	json_decref(env);
+}
+
+/* The appliance's own typ ("credsign-...", RFC 7515 4.1.9: with or without
+ * "application/", in any case) is never a profile signature's. */
+static void test_reserved_typ_refused(void **state)
+{
+	(void)state;
+	static const char *const reserved[] = {"credsign-cert+jwt", "CredSign-x", "application/credsign-cert+jwt",
+					       "APPLICATION/CREDSIGN-revocations+jwt", "Application/credsign-",
+					       NULL};
+	static const char *const not_reserved[] = {"release+jwt", "application/release+jwt", "credsign", "credsignx+jwt",
+					    "application/", "application/credsign", "x-credsign-cert+jwt",
+					    "applicationcredsign-x", "application//credsign-x", NULL};
+	for (size_t i = 0; reserved[i] != NULL; i++)
+		assert_true(cs_sig_typ_reserved(reserved[i]));
+	for (size_t i = 0; not_reserved[i] != NULL; i++)
+		assert_false(cs_sig_typ_reserved(not_reserved[i]));
+	assert_false(cs_sig_typ_reserved(NULL));
+
+	/* a JWS of a trusted key with such a typ: refused, whatever typ is
+	 * asked for; also one whose typ is too long to be shown */
+	char why[256], sha[65], long_typ[160], *jws = NULL;
+	json_t *payload = json_pack("{s:s}", "artifact", "a.tar.gz"), *claims = NULL, *out = NULL;
+	cs_config_profile p = profile(NULL, 0);
+	time_t now = time(NULL);
+	snprintf(long_typ, sizeof(long_typ), "application/credsign-%0100d", 0);
+	json_t *jwks = jwks_of(signer, "active", NULL, NULL);
+	assert_int_equal(cs_sig_jws_claims(&p, payload, "ci", "sig-1", (int64_t)now, &claims, why, sizeof(why)), CS_OK);
+	const char *typs[] = {"application/credsign-cert+jwt", "Application/CredSign-cert+jwt", long_typ, NULL};
+	for (size_t i = 0; typs[i] != NULL; i++) {
+		cs_sig_verdict v;
+		assert_int_equal(cs_sig_jws(signer, typs[i], claims, &jws, sha), CS_OK);
+		assert_int_equal(cs_sig_verify_jws(jws, jwks, NULL, (int64_t)now, &out, &v), CS_E_SIGNATURE_INVALID);
+		assert_null(out);
+		assert_string_equal(v.code, "wrong_typ");
+		assert_non_null(strstr(v.why, "is a credsign document"));
+		assert_int_equal(cs_sig_verify_jws(jws, jwks, typs[i], (int64_t)now, &out, &v), CS_E_SIGNATURE_INVALID);
+		assert_string_equal(v.code, "wrong_typ");
+		free(jws);
+	}
+	/* the same claims with a profile's typ verify */
+	cs_sig_verdict v;
+	assert_int_equal(cs_sig_jws(signer, "application/release+jwt", claims, &jws, sha), CS_OK);
+	assert_int_equal(cs_sig_verify_jws(jws, jwks, NULL, (int64_t)now, &out, &v), CS_OK);
+	json_decref(out);
+	free(jws);
+	json_decref(jwks);
+	json_decref(claims);
+	json_decref(payload);
 }
 
 /* ---- fixtures for tests/cli/sign_verify.sh ------------------------------------------ */
@@ -540,9 +600,22 @@ static int write_text(const char *dir, const char *name, const void *data, size_
 	return f != NULL && fclose(f) == 0 && ok ? 0 : -1;
 }
 
+/* The JWKS with the top-level "profile" the appliance serves for
+ * ?profile=release, formats as given (a JSON array text). */
+static int write_profile_jwks(const char *dir, const char *name, const json_t *jwks, const char *formats)
+{
+	json_t *j = json_deep_copy(jwks);
+	json_t *p = json_pack("{s:s, s:o, s:b}", "name", "release", "formats", json_loads(formats, 0, NULL),
+			      "configured", 1);
+	int rc = j == NULL || p == NULL || json_object_set_new(j, "profile", p) != 0 ? -1 : write_json(dir, name, j);
+	json_decref(j);
+	return rc;
+}
+
 static int fixtures(const char *dir)
 {
-	char why[256], sha[65], *jws = NULL, *expired = NULL, *der_b64 = NULL, *raw_b64url = NULL;
+	char why[256], sha[65], *jws = NULL, *expired = NULL, *der_b64 = NULL, *raw_b64url = NULL, *app_typ = NULL;
+	char jws_sha[65], dsse_sha[65], digest_hex[65], shas[3 * 65 + 32];
 	static const char artifact[] = "release 1.0 artifact bytes\n";
 	static const char statement[] = "{\"_type\":\"https://in-toto.io/Statement/v1\",\"subject\":[]}";
 	json_t *payload = json_pack("{s:s, s:i}", "artifact", "release-1.0.tar.gz", "build", 42);
@@ -559,11 +632,15 @@ static int fixtures(const char *dir)
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/pub.pem", dir);
 	int rc = cs_sig_jws_claims(&p, payload, "ci-deployer", "sig-fixture-1", now, &claims, why, sizeof(why)) != CS_OK ||
-		 cs_sig_jws(signer, "release+jwt", claims, &jws, sha) != CS_OK ||
+		 cs_sig_jws(signer, "release+jwt", claims, &jws, jws_sha) != CS_OK ||
+		 cs_sig_jws(signer, "application/credsign-cert+jwt", claims, &app_typ, sha) != CS_OK ||
 		 cs_sig_jws_claims(&p, payload, "ci-deployer", "sig-fixture-2", now - 7200, &old, why, sizeof(why)) != CS_OK ||
 		 cs_sig_jws(signer, "release+jwt", old, &expired, sha) != CS_OK ||
 		 cs_sig_dsse(signer, "application/vnd.in-toto+json", (const uint8_t *)statement, strlen(statement), &env,
-			     &der_b64, sha) != CS_OK;
+			     &der_b64, dsse_sha) != CS_OK;
+	/* the signed bytes' SHA-256 of token.jws, envelope.json, artifact.sig */
+	cs_sig_hex(digest, 32, digest_hex);
+	snprintf(shas, sizeof(shas), "jws %s\ndsse %s\ndigest %s\n", jws_sha, dsse_sha, digest_hex);
 	free(der_b64);
 	der_b64 = NULL;
 	rc = rc || cs_sig_digest(signer, digest, &raw_b64url, &der_b64) != CS_OK ||
@@ -571,6 +648,10 @@ static int fixtures(const char *dir)
 	     write_json(dir, "jwks.json", good) != 0 || write_json(dir, "jwks-compromised.json", bad) != 0 ||
 	     write_json(dir, "jwks-unknown.json", unknown) != 0 || write_json(dir, "envelope.json", env) != 0 ||
 	     write_text(dir, "token.jws", jws, strlen(jws)) != 0 ||
+	     write_text(dir, "app-typ.jws", app_typ, strlen(app_typ)) != 0 ||
+	     write_text(dir, "signed-sha256.txt", shas, strlen(shas)) != 0 ||
+	     write_profile_jwks(dir, "jwks-profile-digest.json", good, "[\"jws\",\"dsse\",\"digest\"]") != 0 ||
+	     write_profile_jwks(dir, "jwks-profile-nodigest.json", good, "[\"jws\",\"dsse\"]") != 0 ||
 	     write_text(dir, "expired.jws", expired, strlen(expired)) != 0 ||
 	     write_text(dir, "artifact.bin", artifact, strlen(artifact)) != 0 ||
 	     write_text(dir, "artifact.sig", der, der_len) != 0 ||
@@ -579,6 +660,7 @@ static int fixtures(const char *dir)
 	     (pem = BIO_new_file(path, "w")) == NULL || PEM_write_bio_PUBKEY(pem, pub) != 1;
 	BIO_free(pem);
 	free(jws);
+	free(app_typ);
 	free(expired);
 	free(der_b64);
 	free(raw_b64url);
@@ -615,6 +697,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_message_signature_verifies),
 		cmocka_unit_test(test_jws_verifies),
 		cmocka_unit_test(test_dsse_verifies),
+		cmocka_unit_test(test_reserved_typ_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

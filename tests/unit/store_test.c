@@ -35,7 +35,13 @@
  *    (its keys certificate keys, profile NULL; its active key still the
  *    one) and takes a profile's active key beside the certificate key;
  *    several active keys of one profile (the index gone) are that
- *    profile's conflict, logged once naming it, the others unaffected.
+ *    profile's conflict, logged once naming it, the others unaffected;
+ *  - signatures found again by the SHA-256 of their bytes: only that
+ *    digest's, newest first (by audit seq), at most the limit, stopped
+ *    when the callback says so, every field as recorded (a stored payload,
+ *    an empty one, none), through the index migration 8 makes, without a
+ *    sort; under allocation failure (the reads above) an error or the
+ *    right data.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -384,7 +390,8 @@ static void test_write_health_recovers(void **state)
 #define BLOB62 "X'" \
 	"41414141414141414141414141414141414141414141414141414141414141" \
 	"41414141414141414141414141414141414141414141414141414141414141" "'"
-static const char text62[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+#define TEXT62 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+static const char text62[] = TEXT62;
 /* the JWS of header "h", payload text62 and signature "s" */
 static const char jws_text[] =
 	"h.QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE.s";
@@ -433,6 +440,12 @@ static void check_sig(void *arg, const cs_signature_record *g)
 	assert_memory_equal(g->payload, text62, 62);
 	assert_int_equal(g->audit_seq, 1);
 	signatures_seen++;
+}
+
+static int check_sig_row(void *arg, const cs_signature_record *g)
+{
+	check_sig(arg, g);
+	return 0;
 }
 
 static int checkpoints_seen;
@@ -497,6 +510,14 @@ static int read_all(cs_store *s)
 	} else {
 		assert_int_equal(signatures_seen, 1);
 	}
+	signatures_seen = 0;
+	r = cs_store_signatures_by_sha256(s, text62, 10, check_sig_row, NULL);
+	if (r != CS_OK) {
+		assert_true(r == CS_E_NOMEM || r == CS_E_STORE);
+		ok = 0;
+	} else {
+		assert_int_equal(signatures_seen, 1);
+	}
 	r = cs_store_keys_each(s, check_key, NULL);
 	ok &= r == CS_OK && keys_seen == 1;
 	r = cs_store_audit_each(s, 1, 0, check_entry, NULL);
@@ -525,8 +546,9 @@ static void test_reads_under_allocation_failure(void **state)
 		      BLOB62 ", NULL, NULL, NULL, " BLOB62 ", NULL, NULL, zeroblob(32), zeroblob(32));"
 		      "INSERT INTO audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, jws) "
 		      "VALUES (1, 1, zeroblob(32), " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ");"
+		      /* signed_sha256 as text: what the lookup by digest compares */
 		      "INSERT INTO signatures VALUES ('sig-1', " BLOB62 ", 'jws', " BLOB62 ", " BLOB62 ", " BLOB62
-		      ", " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", 1);");
+		      ", '" TEXT62 "', " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", 1);");
 	sqlite3_close(raw);
 	assert_int_equal(read_all(s), 1);
 
@@ -1072,7 +1094,8 @@ static void test_migration_from_v7(void **state)
 	assert_int_equal(raw_int(raw, "SELECT user_version FROM pragma_user_version"), 8);
 	assert_int_equal(raw_int(raw, "SELECT count(*) FROM signing_keys WHERE profile IS NULL"), 3);
 	assert_int_equal(raw_int(raw, "SELECT count(*) FROM sqlite_master WHERE name IN ('signatures', "
-				      "'signatures_no_update', 'signatures_no_delete', 'signing_keys_profile')"), 4);
+				      "'signatures_no_update', 'signatures_no_delete', 'signing_keys_profile', "
+				      "'signatures_sha256')"), 5);
 	profiles_seen seen = {0};
 	assert_int_equal(cs_store_keys_info(s, see_profile, &seen), CS_OK);
 	assert_int_equal(seen.n, 3);
@@ -1166,6 +1189,144 @@ static void test_several_active_in_a_profile(void **state)
 	sqlite3_close(raw);
 }
 
+/* ---- signatures by the SHA-256 of their bytes ---------------------------------------- */
+
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+typedef struct {
+	int n, stop_after; /* stop_after 0: never */
+	char ids[16][32];
+	int64_t seqs[16];
+	size_t payload_len[16];
+	int has_payload[16];
+	char fields[256]; /* the first record's other fields, joined */
+} found_sigs;
+
+static int see_signature(void *arg, const cs_signature_record *r)
+{
+	found_sigs *f = arg;
+	if (f->n < 16) {
+		if (f->n == 0)
+			snprintf(f->fields, sizeof(f->fields), "%s|%s|%s|%s|%s|%s|%s|%s|%s|%s", r->profile, r->format,
+				 r->requester, r->requester_cert_sha256, r->created_at, r->signed_sha256, r->kid,
+				 r->signature, r->signature_der != NULL ? r->signature_der : "-",
+				 r->payload_type != NULL ? r->payload_type : "-");
+		snprintf(f->ids[f->n], sizeof(f->ids[0]), "%s", r->id);
+		f->seqs[f->n] = r->audit_seq;
+		f->has_payload[f->n] = r->payload != NULL;
+		f->payload_len[f->n] = r->payload_len;
+		if (r->payload != NULL && r->payload_len == 5)
+			assert_memory_equal(r->payload, "hello", 5);
+	}
+	f->n++;
+	return f->stop_after > 0 && f->n >= f->stop_after;
+}
+
+/* s1..s5: SHA_A at seqs 10, 30, 20 (inserted out of order), 40; s4 of
+ * SHA_B at 35. s2 keeps a payload, s3 an empty one. */
+static void insert_signatures(cs_store *s)
+{
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	cs_key_info key = {.kid = "rk", .uri = "u", .jwk_json = "{}", .status = "active", .profile = "release"};
+	cs_err r = cs_store_key_insert(s, &key);
+	static const struct {
+		const char *id, *sha;
+		int64_t seq;
+		const char *payload;
+	} rows[] = {{"s1", SHA_A, 10, NULL}, {"s2", SHA_A, 30, "hello"}, {"s3", SHA_A, 20, ""},
+		    {"s4", SHA_B, 35, NULL}, {"s5", SHA_A, 40, NULL}};
+	for (size_t i = 0; r == CS_OK && i < sizeof(rows) / sizeof(rows[0]); i++) {
+		cs_signature_record g = {.id = rows[i].id, .profile = "release", .format = "digest",
+					 .requester = "spiffe://ci", .requester_cert_sha256 = "cc",
+					 .created_at = "2025-01-01T00:00:00Z", .signed_sha256 = rows[i].sha,
+					 .kid = "rk", .signature = "sig", .signature_der = "der",
+					 .audit_seq = rows[i].seq};
+		if (rows[i].payload != NULL) {
+			g.payload = (const unsigned char *)rows[i].payload;
+			g.payload_len = strlen(rows[i].payload);
+		}
+		r = cs_store_signature_insert(s, &g);
+	}
+	assert_int_equal(cs_store_write_end(s, r), CS_OK);
+	assert_int_equal(r, CS_OK);
+}
+
+static void test_signatures_by_sha256(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	insert_signatures(s);
+	/* that digest's only, newest first */
+	found_sigs f = {0};
+	assert_int_equal(cs_store_signatures_by_sha256(s, SHA_A, 100, see_signature, &f), CS_OK);
+	assert_int_equal(f.n, 4);
+	static const char *const order[] = {"s5", "s2", "s3", "s1"};
+	static const int64_t seqs[] = {40, 30, 20, 10};
+	for (int i = 0; i < 4; i++) {
+		assert_string_equal(f.ids[i], order[i]);
+		assert_int_equal(f.seqs[i], seqs[i]);
+	}
+	assert_string_equal(f.fields, "release|digest|spiffe://ci|cc|2025-01-01T00:00:00Z|" SHA_A "|rk|sig|der|-");
+	/* the payload as stored: none, bytes, none stored, empty */
+	assert_false(f.has_payload[0]);
+	assert_true(f.has_payload[1]);
+	assert_int_equal(f.payload_len[1], 5);
+	assert_true(f.has_payload[2]);
+	assert_int_equal(f.payload_len[2], 0);
+	assert_false(f.has_payload[3]);
+	/* the limit, and a callback that stops */
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(cs_store_signatures_by_sha256(s, SHA_A, 2, see_signature, &f), CS_OK);
+	assert_int_equal(f.n, 2);
+	assert_string_equal(f.ids[1], "s2");
+	memset(&f, 0, sizeof(f));
+	f.stop_after = 3;
+	assert_int_equal(cs_store_signatures_by_sha256(s, SHA_A, 100, see_signature, &f), CS_OK);
+	assert_int_equal(f.n, 3);
+	/* the other digest; one never signed: no call; upper case is not the same digest */
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(cs_store_signatures_by_sha256(s, SHA_B, 100, see_signature, &f), CS_OK);
+	assert_int_equal(f.n, 1);
+	assert_string_equal(f.ids[0], "s4");
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(cs_store_signatures_by_sha256(s, "cc", 100, see_signature, &f), CS_OK);
+	assert_int_equal(cs_store_signatures_by_sha256(s, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+						       100, see_signature, &f),
+			 CS_OK);
+	assert_int_equal(f.n, 0);
+	assert_int_equal(cs_store_signatures_by_sha256(s, SHA_A, 0, see_signature, &f), CS_E_INVALID_ARG);
+	assert_int_equal(f.n, 0);
+	/* a NULL callback reads and stops at nothing */
+	assert_int_equal(cs_store_signatures_by_sha256(s, SHA_A, 100, NULL, NULL), CS_OK);
+	/* through the index of migration 8, no sort */
+	sqlite3 *raw = raw_open(path);
+	char *index = schema_sql(raw, "signatures_sha256");
+	assert_non_null(index);
+	assert_non_null(strstr(index, "signatures(signed_sha256, audit_seq)"));
+	free(index);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(raw,
+					    "EXPLAIN QUERY PLAN SELECT id FROM signatures WHERE signed_sha256 = ?1 "
+					    "ORDER BY audit_seq DESC LIMIT ?2",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	int uses_index = 0, sorts = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *detail = (const char *)sqlite3_column_text(st, 3);
+		uses_index |= detail != NULL && strstr(detail, "signatures_sha256") != NULL;
+		sorts |= detail != NULL && strstr(detail, "TEMP B-TREE") != NULL;
+	}
+	sqlite3_finalize(st);
+	assert_true(uses_index);
+	assert_false(sorts);
+	sqlite3_close(raw);
+	cs_store_close(s);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -1207,6 +1368,7 @@ int main(void)
 		cmocka_unit_test(test_guards_checked_at_open),
 		cmocka_unit_test(test_migration_from_v7),
 		cmocka_unit_test(test_several_active_in_a_profile),
+		cmocka_unit_test(test_signatures_by_sha256),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

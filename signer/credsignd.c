@@ -48,10 +48,14 @@
  *
  * Start-up and --check-config warn (neither refuses) of a signing profile
  * that allows digest beside jws or dsse (its key's JWS or DSSE signature
- * over any bytes can be had as a digest signature) and of keys the store
+ * over any bytes can be had as a digest signature), of keys the store
  * records for a profile the configuration does not have (its JWKS stays
- * served; it cannot sign). SIGHUP reloads the access rules alone
- * (service.h): grants naming a profile not in force are refused.
+ * served; it cannot sign), and of a key whose records include digests
+ * (it has signed bare digests) that is the configured or active key of a
+ * profile allowing jws or dsse (rotate it), or a key of a profile no
+ * longer configured (for relying parties). SIGHUP reloads the access
+ * rules alone (service.h): grants naming a profile not in force are
+ * refused.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -777,6 +781,176 @@ static cs_err profile_keys_store_check(checker *c, cs_store *store, const profil
 	return c->problems > before ? CS_E_CONFIG : CS_OK;
 }
 
+/* ---- keys that have signed bare digests ------------------------------------------
+ * A key that ever signed a digest may have signed, for a digest signer,
+ * the SHA-256 of any JWS signing input or DSSE pre-authentication
+ * encoding: none of its JWS or DSSE signatures proves the appliance
+ * checked what it signed, whatever the profile allows now. So start-up
+ * and --check-config warn (neither refuses) of each key of a configured
+ * profile that allows jws or dsse, its configured key or its active one,
+ * whose records include digests (rotate it), and of each key of a profile
+ * no longer configured whose records do (its JWKS stays served: relying
+ * parties see "formats_signed" there). Compromised keys sign nothing
+ * valid and are left out. */
+
+/* A text from the store made printable and bounded into out[len]. */
+static void printable(const char *text, char *out, size_t len)
+{
+	snprintf(out, len, "%s", text != NULL ? text : "");
+	for (char *q = out; *q != '\0'; q++)
+		if ((unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f)
+			*q = '?';
+}
+
+/* Whether key kid of profile has signed digests (*yes); a key recorded
+ * compromised counts as none. */
+static cs_err signed_digests(cs_store *store, const char *profile, const char *kid, int *yes)
+{
+	const char *formats[CS_STORE_SIG_FORMATS + 1];
+	key_state st = {0};
+	*yes = 0;
+	cs_err r = cs_store_key_formats_signed(store, profile, kid, formats);
+	for (size_t i = 0; r == CS_OK && formats[i] != NULL; i++)
+		*yes |= strcmp(formats[i], "digest") == 0;
+	if (r == CS_OK && *yes && (r = cs_store_key_info(store, kid, copy_state, &st)) == CS_OK)
+		*yes = strcmp(st.status, "compromised") != 0;
+	return r == CS_E_NOT_FOUND ? CS_OK : r;
+}
+
+/* The keys of profiles not configured, copied out of the store's
+ * callback (at most SIGNED_DIGESTS_KEYS_MAX; more are counted). */
+#define SIGNED_DIGESTS_KEYS_MAX 256
+typedef struct {
+	const cs_config *cfg;
+	struct {
+		char kid[44];
+		char *profile;
+	} keys[SIGNED_DIGESTS_KEYS_MAX];
+	size_t n, more;
+	int nomem;
+} unconfigured_keys;
+
+static void note_unconfigured_key(void *arg, const cs_key_info *k)
+{
+	unconfigured_keys *u = arg;
+	if (k->profile == NULL || cs_config_profile_find(u->cfg, k->profile) != NULL ||
+	    strcmp(k->status, "compromised") == 0)
+		return;
+	if (u->n == SIGNED_DIGESTS_KEYS_MAX) {
+		u->more++;
+		return;
+	}
+	if ((u->keys[u->n].profile = strdup(k->profile)) == NULL) {
+		u->nomem = 1;
+		return;
+	}
+	snprintf(u->keys[u->n].kid, sizeof(u->keys[u->n].kid), "%s", k->kid);
+	u->n++;
+}
+
+/* Profile i's key kid (configured or active) has signed digests: warned of
+ * once per kid (seen: the kid already warned of for this profile). */
+static cs_err warn_profile_key(checker *c, cs_store *store, size_t i, const char *kid, char seen[44])
+{
+	const cs_config_profile *p = &c->cfg->signing.profiles[i];
+	int yes = 0;
+	if (kid == NULL || kid[0] == '\0' || strcmp(kid, seen) == 0)
+		return CS_OK;
+	cs_err r = signed_digests(store, p->name, kid, &yes);
+	if (r != CS_OK || !yes)
+		return r;
+	char setting[48], shown[44];
+	snprintf(setting, sizeof(setting), "signing.profiles.[%zu].key", i);
+	printable(kid, shown, sizeof(shown));
+	warning(c, setting,
+		"key %s of profile %s has signed bare digests: any JWS or DSSE signature of it may be a signer's "
+		"own; rotate the key (docs/delegated-signing.md)",
+		shown, p->name);
+	snprintf(seen, 44, "%s", kid);
+	return CS_OK;
+}
+
+/* The configured profiles allowing jws or dsse: their configured key
+ * (kids[i], "" or kids NULL: not known, e.g. --check-config --offline)
+ * and their active key. */
+static cs_err warn_configured_signed_digests(checker *c, cs_store *store, const profile_key *kids)
+{
+	const cs_config *cfg = c->cfg;
+	cs_err r = CS_OK;
+	for (size_t i = 0; r == CS_OK && i < cfg->signing.nprofiles; i++) {
+		const cs_config_profile *p = &cfg->signing.profiles[i];
+		char seen[44] = "";
+		cs_active_key active = {0};
+		if (!(p->formats & (CS_SIG_FORMAT_JWS | CS_SIG_FORMAT_DSSE)))
+			continue;
+		cs_err a = cs_store_key_active_in(store, p->name, &active);
+		if (a == CS_OK)
+			r = warn_profile_key(c, store, i, active.kid, seen);
+		else if (a != CS_E_NOT_FOUND && a != CS_E_CONFLICT) /* none, several: said elsewhere */
+			r = a;
+		cs_active_key_free(&active);
+		if (r == CS_OK && kids != NULL && !kids[i].refused)
+			r = warn_profile_key(c, store, i, kids[i].kid, seen);
+	}
+	return r;
+}
+
+/* The keys of profiles not configured (information for relying parties). */
+static cs_err warn_unconfigured_signed_digests(checker *c, cs_store *store)
+{
+	unconfigured_keys *u = calloc(1, sizeof(*u));
+	if (u == NULL)
+		return CS_E_NOMEM;
+	u->cfg = c->cfg;
+	cs_err r = cs_store_keys_info(store, note_unconfigured_key, u);
+	if (r == CS_OK && u->nomem)
+		r = CS_E_NOMEM;
+	for (size_t i = 0; r == CS_OK && i < u->n; i++) {
+		int yes = 0;
+		char kid[44], name[CS_CONFIG_PROFILE_NAME_MAX + 1];
+		if ((r = signed_digests(store, u->keys[i].profile, u->keys[i].kid, &yes)) != CS_OK || !yes)
+			continue;
+		printable(u->keys[i].kid, kid, sizeof(kid));
+		printable(u->keys[i].profile, name, sizeof(name));
+		warning(c, "signing.profiles",
+			"key %s of signing profile %s, which is not configured, has signed bare digests: any JWS or "
+			"DSSE signature of it may be a signer's own (relying parties: its JWKS, "
+			"/.well-known/jwks.json?profile=%s, says so in formats_signed; docs/delegated-signing.md)",
+			kid, name, name);
+	}
+	if (r == CS_OK && u->more > 0)
+		warning(c, "signing.profiles",
+			"the store has %zu more key(s) of signing profiles not configured, not checked for bare digests",
+			u->more);
+	for (size_t i = 0; i < u->n; i++)
+		free(u->keys[i].profile);
+	free(u);
+	return r;
+}
+
+/* Both warnings above, on the store when it exists (one read snapshot; a
+ * store that cannot be read is left to the checks that need it). kids:
+ * the configured profile keys as found in the token (NULL: not known). */
+static void warn_signed_digests(checker *c, const profile_key *kids)
+{
+	const cs_config *cfg = c->cfg;
+	struct stat st;
+	cs_store *store = NULL;
+	if (stat(cfg->store.path, &st) != 0 || cs_store_open_existing_readonly(cfg->store.path, &store) != CS_OK)
+		return;
+	cs_err r = cs_store_read_begin(store);
+	if (r == CS_OK) {
+		r = warn_configured_signed_digests(c, store, kids);
+		if (r == CS_OK)
+			r = warn_unconfigured_signed_digests(c, store);
+		cs_store_read_end(store);
+	}
+	cs_store_close(store);
+	if (r != CS_OK)
+		cs_log_warn("%s: which keys have signed bare digests cannot be read: %s", cfg->store.path,
+			    cs_strerror(r));
+}
+
 /* --check-config: the profiles' keys as start-up will find them (the
  * store neither created nor written): the refusals above; a profile that
  * never had an active key (or no store yet) needs its configured key to
@@ -871,6 +1045,8 @@ out:
 		cs_store_read_end(store);
 	cs_store_close(store);
 	cs_officers_free(officers);
+	/* the keys found in the token: which of them signed bare digests */
+	warn_signed_digests(c, keys);
 	free(keys);
 	free(ever);
 }
@@ -951,10 +1127,7 @@ static void warn_unconfigured_profiles(checker *c)
 	for (size_t i = 0; i < u.n; i++) {
 		/* the name as the store has it: printable, bounded */
 		char name[CS_CONFIG_PROFILE_NAME_MAX + 1];
-		snprintf(name, sizeof(name), "%s", u.names[i]);
-		for (char *q = name; *q != '\0'; q++)
-			if ((unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f)
-				*q = '?';
+		printable(u.names[i], name, sizeof(name));
 		warning(c, "signing.profiles",
 			"the store has %zu key(s) of signing profile %s, which is not configured: its JWKS stays "
 			"served (/.well-known/jwks.json?profile=%s) and its signature records readable to grants of "
@@ -1248,10 +1421,12 @@ static int check_config(const char *path, int offline, int verbose)
 		}
 		if (with_token) {
 			check_signing_keys(&chk, token, libctx);
-			check_profile_keys(&chk, token, libctx);
+			check_profile_keys(&chk, token, libctx); /* and warn_signed_digests */
 			if (!tls_key)
 				tls_key = check_token_key(&chk, token, libctx, "tls.key", cfg->tls.key, 0) == CS_OK;
 		}
+		if (!with_token || cfg->signing.nprofiles == 0)
+			warn_signed_digests(&chk, NULL); /* without the configured keys' kids */
 		check_tls(&chk, with_token ? libctx : NULL, tls_key);
 		OSSL_PROVIDER_unload(deflt);
 		OSSL_PROVIDER_unload(prov);
@@ -1734,6 +1909,7 @@ static int serve(const char *path, int verbose)
 		goto out; /* said why */
 	}
 	warn_unconfigured_profiles(&chk);
+	warn_signed_digests(&chk, pkeys);
 	if ((r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
 	    (r = record_config_load(&app)) != CS_OK ||
 	    (r = cs_audit_clock_record(app.audit, app.ledger, &clock_at_start)) != CS_OK ||

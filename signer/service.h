@@ -240,7 +240,10 @@ cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, 
  * chain). profile NULL: the certificate keys only (keys without a
  * profile); else that signing profile's keys only: of a profile in
  * signing.profiles, or of one no longer configured whose keys the store
- * holds (neither: CS_E_NOT_FOUND, problem code unknown_profile). Public. */
+ * holds (neither: CS_E_NOT_FOUND, problem code unknown_profile), each
+ * with "formats_signed": the formats of the records it signed, sorted
+ * ([] when none; one indexed store query per key): whether it ever
+ * signed bare digests, whatever the profile allows now. Public. */
 cs_err cs_service_jwks(cs_service_req *rq, const char *profile, json_t **keys) __attribute__((warn_unused_result));
 /* The JWKS document: {"keys": cs_service_jwks's list} and, for a
  * profile, "profile": what it is for, so that a relying party knows
@@ -382,13 +385,17 @@ json_t *cs_service_signature_json(const cs_signature_record *rec);
 /* "Did our appliance sign this?" from the bytes: the records whose
  * signed_sha256 is sha256_hex (64 lower-case hex digits, else
  * CS_E_INVALID_ARG, problem code invalid_field) as {"signatures":
- * [record, ...]} (cs_service_signature_json), newest first, at most
- * CS_SERVICE_SIGNATURES_FIND_MAX, only those of profiles the caller may
- * read (signature.read; the others are left out, unsaid), [] when none.
- * The entry's object is "sha256=HEX". Needs a signer or auditor grant
- * covering some signing profile (else CS_E_FORBIDDEN, audited, as for a
- * record); the grant's rate limit pays one token. Of a digest signed very
- * often, the newest CS_SERVICE_SIGNATURES_FIND_SCAN records are looked at. */
+ * [record, ...], "truncated": bool} (cs_service_signature_json without
+ * "payload", even when stored: the answer stays bounded; the record by id
+ * has it), newest first, at most CS_SERVICE_SIGNATURES_FIND_MAX, only
+ * those of profiles the caller may read (signature.read; the others are
+ * left out, unsaid), [] when none. The entry's object is "sha256=HEX".
+ * Needs a signer or auditor grant covering some signing profile (else
+ * CS_E_FORBIDDEN, audited, as for a record); the grant's rate limit pays
+ * one token. Of a digest signed very often, the newest
+ * CS_SERVICE_SIGNATURES_FIND_SCAN records are looked at. "truncated":
+ * the caller may read more records than answered, or records past the
+ * scan were left unread. */
 #define CS_SERVICE_SIGNATURES_FIND_MAX 100
 #define CS_SERVICE_SIGNATURES_FIND_SCAN 10000
 cs_err cs_service_signatures_find(cs_service_req *rq, const char *sha256_hex, json_t **doc)

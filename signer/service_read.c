@@ -181,6 +181,28 @@ static void add_key(void *arg, const cs_key_info *k)
 	json_decref(jwk);
 }
 
+/* A profile key's "formats_signed": the formats of the records it signed
+ * (sorted), so that a relying party sees whether the key ever signed bare
+ * digests, whatever the configuration says now. */
+static cs_err add_formats_signed(cs_store *store, const char *profile, json_t *jwk)
+{
+	const char *formats[CS_STORE_SIG_FORMATS + 1];
+	cs_err r = cs_store_key_formats_signed(store, profile, json_string_value(json_object_get(jwk, "kid")),
+					       formats);
+	json_t *list = r == CS_OK ? json_array() : NULL;
+	if (r == CS_OK && list == NULL)
+		r = CS_E_NOMEM;
+	for (size_t i = 0; r == CS_OK && formats[i] != NULL; i++)
+		if (json_array_append_new(list, json_string(formats[i])) != 0)
+			r = CS_E_NOMEM;
+	/* json_object_set_new takes over the list, on failure too */
+	if (r == CS_OK && json_object_set_new(jwk, "formats_signed", list) != 0)
+		r = CS_E_NOMEM;
+	else if (r != CS_OK)
+		json_decref(list);
+	return r;
+}
+
 cs_err cs_service_jwks(cs_service_req *rq, const char *profile, json_t **keys)
 {
 	/* public by nature: no decision */
@@ -189,6 +211,9 @@ cs_err cs_service_jwks(cs_service_req *rq, const char *profile, json_t **keys)
 	cs_err r = b.keys != NULL ? cs_store_keys_info(rq->store, add_key, &b) : CS_E_NOMEM;
 	if (r == CS_OK && b.failed)
 		r = CS_E_STORE;
+	/* a profile key: what it signed (a record written meanwhile only adds) */
+	for (size_t i = 0; r == CS_OK && profile != NULL && i < json_array_size(b.keys); i++)
+		r = add_formats_signed(rq->store, profile, json_array_get(b.keys, i));
 	if (r != CS_OK) {
 		json_decref(b.keys);
 		return cs_service_fail(rq, r, NULL, "signing keys");
@@ -337,7 +362,9 @@ json_t *cs_service_signature_json(const cs_signature_record *rec)
 typedef struct {
 	cs_service_req *rq;
 	json_t *list;
-	int64_t now_ms; /* monotonic, for the access rules */
+	int64_t now_ms;  /* monotonic, for the access rules */
+	int64_t scanned; /* records read */
+	int truncated;   /* more readable records than answered, or the scan cap hit */
 	int failed;
 } find_build;
 
@@ -351,17 +378,32 @@ static int may_read(const find_build *b, const char *profile)
 	return d.allowed;
 }
 
+/* Records are read up to one past the scan cap (it says whether the cap
+ * left some unread) and past the answer's last record until one more the
+ * caller may read (it says whether the answer is all there is). */
 static int add_found(void *arg, const cs_signature_record *rec)
 {
 	find_build *b = arg;
+	if (++b->scanned > CS_SERVICE_SIGNATURES_FIND_SCAN) {
+		b->truncated = 1;
+		return 1;
+	}
 	if (!may_read(b, rec->profile))
 		return 0; /* left out, unsaid */
-	json_t *doc = cs_service_signature_json(rec);
+	if (json_array_size(b->list) >= CS_SERVICE_SIGNATURES_FIND_MAX) {
+		b->truncated = 1;
+		return 1;
+	}
+	/* never the payload: a bounded answer (the record by id has it) */
+	cs_signature_record bare = *rec;
+	bare.payload = NULL;
+	bare.payload_len = 0;
+	json_t *doc = cs_service_signature_json(&bare);
 	if (doc == NULL || json_array_append_new(b->list, doc) != 0) {
 		b->failed = 1;
 		return 1;
 	}
-	return json_array_size(b->list) >= CS_SERVICE_SIGNATURES_FIND_MAX;
+	return 0;
 }
 
 /* A profile the caller may read signatures of: the first configured one
@@ -396,7 +438,7 @@ cs_err cs_service_signatures_find(cs_service_req *rq, const char *sha256_hex, js
 		return r;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	find_build b = {rq, NULL, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, 0};
+	find_build b = {rq, NULL, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, 0, 0, 0};
 	const char *some = readable_profile(&b);
 	if (some == NULL)
 		return cs_service_refuse(rq, "forbidden", 0,
@@ -408,13 +450,14 @@ cs_err cs_service_signatures_find(cs_service_req *rq, const char *sha256_hex, js
 		return r;
 	if ((b.list = json_array()) == NULL)
 		return cs_service_fail(rq, CS_E_NOMEM, NULL, "signature records");
-	r = cs_store_signatures_by_sha256(rq->store, sha256_hex, CS_SERVICE_SIGNATURES_FIND_SCAN, add_found, &b);
+	r = cs_store_signatures_by_sha256(rq->store, sha256_hex, CS_SERVICE_SIGNATURES_FIND_SCAN + 1, add_found,
+					  &b);
 	if (r == CS_OK && b.failed)
 		r = CS_E_NOMEM;
 	/* json_pack takes over the list, on failure too */
 	if (r != CS_OK)
 		json_decref(b.list);
-	else if ((*doc = json_pack("{s:o}", "signatures", b.list)) == NULL)
+	else if ((*doc = json_pack("{s:o, s:b}", "signatures", b.list, "truncated", b.truncated)) == NULL)
 		r = CS_E_NOMEM;
 	return r == CS_OK ? CS_OK : cs_service_fail(rq, r, NULL, "signature records");
 }

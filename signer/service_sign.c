@@ -16,6 +16,8 @@
 
 #define SIGN_PATH "/api/sign"
 #define OBJECT_MAX 255 /* an entry's object from client text is cut here (docs/audit.md) */
+#define JTI_BYTES 16    /* a JWS's jti: 128 random bits from the token, base64url */
+#define JTI_CHARS 22
 
 /* One item on its way to the ledger: its audit entry, its record and what
  * they point to. A refused item's entry may record others refused alike
@@ -32,6 +34,8 @@ typedef struct {
 	char signed_sha256[65];
 	char *detached;           /* jws: HEADER..SIGNATURE, the record's signature */
 	uint8_t *payload;         /* jws with store_payload: the claims as signed */
+	const char *group_profile; /* a refusal's group (plan_entries): the profile when in force, else "" */
+	unsigned group_format;     /* and the format when known (CS_SIG_FORMAT_*), else 0 */
 	size_t holder;            /* the job whose entry records this item (itself when signed) */
 	size_t items;             /* a holder: how many items its entry records */
 	size_t put_at;            /* a holder: its job in the ledger write */
@@ -187,9 +191,13 @@ static cs_err jws_record(const char *jws, int store_payload, sign_job *job)
 /* Sign an allowed item with signer: the result's format part and the
  * record's fields that depend on the format (the record holds the
  * signature, never the payload unless the profile stores it: jws the
- * detached form, dsse the sig, digest the signature). */
+ * detached form, dsse the sig, digest the signature). A JWS's jti is
+ * jti (random, not the signature id: a record's reader, who knows the id,
+ * the requester, the time and the profile, could otherwise rebuild a
+ * token of a guessable payload from the detached form); it is kept
+ * nowhere but in the JWS. */
 static cs_err sign_item(cs_service_req *rq, const cs_config_profile *p, const cs_sign_item *it, unsigned format,
-			cs_signer *signer, const char *id, sign_job *job, cs_sign_result *res, int *reserved,
+			cs_signer *signer, const char *jti, sign_job *job, cs_sign_result *res, int *reserved,
 			char *why, size_t why_len)
 {
 	cs_signature_record *rec = &job->record;
@@ -197,7 +205,9 @@ static cs_err sign_item(cs_service_req *rq, const cs_config_profile *p, const cs
 	if (format == CS_SIG_FORMAT_JWS) {
 		json_t *claims = NULL;
 		int64_t now_s = cs_service_now_ms() / 1000;
-		r = cs_sig_jws_claims(p, it->payload, rq->caller->identity, id, now_s, &claims, why, why_len);
+		if (jti == NULL)
+			return CS_E_INTERNAL; /* drawn for every item of format jws */
+		r = cs_sig_jws_claims(p, it->payload, rq->caller->identity, jti, now_s, &claims, why, why_len);
 		*reserved = r == CS_E_INVALID_ARG;
 		if (r == CS_OK)
 			r = cs_sig_jws(signer, p->typ, claims, &res->jws, job->signed_sha256);
@@ -236,9 +246,11 @@ static void job_discard(sign_job *job)
 }
 
 /* Decide and sign one item (signing happens before the ledger write: the
- * token may be slow); its entry (and record) are prepared in job. */
-static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id, cs_err id_err, sign_job *job,
-		     cs_sign_result *res)
+ * token may be slow); its entry (and record) are prepared in job. id: its
+ * signature id, jti: its JWS's jti (NULL unless its format is jws),
+ * id_err: whether they were drawn. */
+static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id, const char *jti, cs_err id_err,
+		     sign_job *job, cs_sign_result *res)
 {
 	cs_app *app = rq->app;
 	char q[72], allowed[32], why[300];
@@ -307,7 +319,7 @@ static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id,
 	why[0] = '\0';
 	cs_err r = id_err;
 	if (r == CS_OK)
-		r = sign_item(rq, p, it, format, signer, id, job, res, &reserved, why, sizeof(why));
+		r = sign_item(rq, p, it, format, signer, jti, job, res, &reserved, why, sizeof(why));
 	if (r == CS_OK) {
 		snprintf(res->signature_id, sizeof(res->signature_id), "%s", id);
 		snprintf(res->kid, sizeof(res->kid), "%s", cs_signer_kid(signer));
@@ -364,31 +376,70 @@ static void jobs_free(sign_job *jobs, size_t n)
 	free(jobs);
 }
 
-/* The signature ids of n items: one token RNG call. */
-static cs_err draw_ids(cs_app *app, size_t n, char (*ids)[CS_SERVICE_ID_CHARS + 1])
+/* The signature ids of the n items and the jtis of those of format jws
+ * (jti_of[i]: the item's jti, NULL for the others; jtis: room for n):
+ * one token RNG call. The jtis are 128 random bits each, unrelated to the
+ * ids; the raw bytes are wiped. */
+static cs_err draw_ids(cs_app *app, const cs_sign_item *items, size_t n, char (*ids)[CS_SERVICE_ID_CHARS + 1],
+		       char (*jtis)[JTI_CHARS + 1], const char **jti_of)
 {
-	uint8_t *raw = malloc(n * CS_SERVICE_ID_BYTES);
+	size_t njws = 0;
+	for (size_t i = 0; i < n; i++)
+		njws += cs_sig_format_parse(items[i].format) == CS_SIG_FORMAT_JWS;
+	size_t len = n * CS_SERVICE_ID_BYTES + njws * JTI_BYTES;
+	uint8_t *raw = malloc(len);
 	if (raw == NULL)
 		return CS_E_NOMEM;
-	cs_err r = cs_token_random(app->token, raw, n * CS_SERVICE_ID_BYTES);
-	for (size_t i = 0; r == CS_OK && i < n; i++)
+	cs_err r = cs_token_random(app->token, raw, len);
+	const uint8_t *next = raw + n * CS_SERVICE_ID_BYTES;
+	for (size_t i = 0; r == CS_OK && i < n; i++) {
 		r = cs_service_id_from_raw(raw + i * CS_SERVICE_ID_BYTES, ids[i]);
+		if (r != CS_OK || cs_sig_format_parse(items[i].format) != CS_SIG_FORMAT_JWS)
+			continue;
+		char *jti = cs_b64url_encode(next, JTI_BYTES);
+		next += JTI_BYTES;
+		if (jti == NULL || strlen(jti) != JTI_CHARS) {
+			r = jti == NULL ? CS_E_NOMEM : CS_E_INTERNAL;
+		} else {
+			memcpy(jtis[i], jti, JTI_CHARS + 1);
+			jti_of[i] = jtis[i];
+		}
+		if (jti != NULL)
+			OPENSSL_cleanse(jti, strlen(jti));
+		free(jti);
+	}
+	OPENSSL_cleanse(raw, len);
 	free(raw);
 	return r;
+}
+
+/* A refused item's group: its profile when that is in force (else ""),
+ * its format when jws, dsse or digest (else 0): client text that names
+ * nothing configured does not make groups, so a request's groups are
+ * bounded by the configuration. */
+static void refusal_group(cs_app *app, sign_job *job)
+{
+	cs_app_profile *ap = cs_app_profile_find(app, job->item->profile);
+	job->group_profile = ap != NULL ? ap->cfg->name : "";
+	job->group_format = cs_sig_format_parse(job->item->format);
 }
 
 static int same_refusal(const sign_job *a, const sign_job *b)
 {
 	return strcmp(a->audit.outcome, b->audit.outcome) == 0 && a->audit.error_code != NULL &&
-	       b->audit.error_code != NULL && strcmp(a->audit.error_code, b->audit.error_code) == 0;
+	       b->audit.error_code != NULL && strcmp(a->audit.error_code, b->audit.error_code) == 0 &&
+	       strcmp(a->group_profile, b->group_profile) == 0 && a->group_format == b->group_format;
 }
 
 /* The entries to write for the jobs idx[0..m) into put[] (returns how
- * many): a signed item's own; one per distinct outcome and error code for
- * the items not signed, the first such item's, its object saying how many
- * items it records (" items=N" when N > 1): refusals do not flood the log.
- * Entries in the order of their first item. leaders: scratch of m. */
-static size_t plan_entries(sign_job *jobs, const size_t *idx, size_t m, cs_ledger_sign_job *put, size_t *leaders)
+ * many): a signed item's own; for the items not signed, one per group of
+ * outcome, error code, profile (when in force) and format (when known),
+ * the group's first item's, its object saying how many items it records
+ * (" items=N" when N > 1): refusals do not flood the log, and each
+ * profile's refusals are recorded under that profile. Entries in the
+ * order of their first item. leaders: scratch of m. */
+static size_t plan_entries(cs_app *app, sign_job *jobs, const size_t *idx, size_t m, cs_ledger_sign_job *put,
+			   size_t *leaders)
 {
 	size_t np = 0, nl = 0;
 	for (size_t k = 0; k < m; k++) {
@@ -396,6 +447,7 @@ static size_t plan_entries(sign_job *jobs, const size_t *idx, size_t m, cs_ledge
 		sign_job *job = &jobs[i];
 		job->holder = i;
 		if (!job->signed_item) {
+			refusal_group(app, job);
 			size_t l = 0;
 			while (l < nl && !same_refusal(&jobs[leaders[l]], job))
 				l++;
@@ -494,26 +546,33 @@ cs_err cs_service_sign(cs_service_req *rq, const cs_sign_item *items, size_t n, 
 	sign_job *jobs = calloc(n, sizeof(*jobs));
 	cs_ledger_sign_job *put = calloc(n, sizeof(*put));
 	char(*ids)[CS_SERVICE_ID_CHARS + 1] = calloc(n, sizeof(*ids));
+	char(*jtis)[JTI_CHARS + 1] = calloc(n, sizeof(*jtis));
+	const char **jti_of = calloc(n, sizeof(*jti_of));
 	size_t *idx = calloc(3 * n, sizeof(*idx)); /* the items, scratch, the items written again */
-	if (jobs == NULL || put == NULL || ids == NULL || idx == NULL) {
+	if (jobs == NULL || put == NULL || ids == NULL || jtis == NULL || jti_of == NULL || idx == NULL) {
 		free(jobs);
 		free(put);
 		free(ids);
+		free(jtis);
+		free(jti_of);
 		free(idx);
 		return cs_service_fail(rq, CS_E_NOMEM, "internal_error", "out of memory");
 	}
 	size_t *leaders = idx + n, *again = idx + 2 * n;
-	cs_err id_err = draw_ids(app, n, ids);
+	cs_err id_err = draw_ids(app, items, n, ids, jtis, jti_of);
 	if (id_err != CS_OK)
 		cs_log_error("signature ids: the token's random generator failed: %s", cs_strerror(id_err));
 	for (size_t i = 0; i < n; i++) {
-		one_item(rq, &items[i], ids[i], id_err, &jobs[i], &results[i]);
+		one_item(rq, &items[i], ids[i], jti_of[i], id_err, &jobs[i], &results[i]);
 		idx[i] = i;
 	}
+	OPENSSL_cleanse(jtis, n * sizeof(*jtis)); /* kept nowhere but in the JWSs */
+	free(jtis);
+	free(jti_of);
 	/* every entry and record in one transaction; nothing leaves unless it
 	 * committed */
 	rq->audited = 1;
-	size_t np = plan_entries(jobs, idx, n, put, leaders);
+	size_t np = plan_entries(app, jobs, idx, n, put, leaders);
 	r = cs_ledger_signatures_put(app->ledger, put, np);
 	if (r != CS_OK) {
 		cs_log_error("request %s: %zu signing entries not written: %s", rq->request_id, np, cs_strerror(r));
@@ -523,7 +582,7 @@ cs_err cs_service_sign(cs_service_req *rq, const cs_sign_item *items, size_t n, 
 	} else {
 		size_t na = settle(rq, jobs, results, idx, n, put, again);
 		if (na > 0) { /* the refusals of the items whose key was compromised meanwhile */
-			np = plan_entries(jobs, again, na, put, leaders);
+			np = plan_entries(app, jobs, again, na, put, leaders);
 			cs_err w = cs_ledger_signatures_put(app->ledger, put, np);
 			if (w != CS_OK)
 				cs_log_error("request %s: the refusals of %zu item(s) whose key was compromised "

@@ -326,6 +326,14 @@ cs_err cs_store_signature_get(cs_store *store, const char *id, cs_signature_fn f
 typedef int (*cs_signature_row_fn)(void *arg, const cs_signature_record *r);
 cs_err cs_store_signatures_by_sha256(cs_store *store, const char *sha256_hex, int64_t limit,
 				     cs_signature_row_fn fn, void *arg) __attribute__((warn_unused_result));
+/* The formats key kid has signed for profile (its records'), in one query
+ * through the index on (profile, kid, format), a few lookups however many
+ * it signed: formats gets their names, sorted ("digest", "dsse", "jws";
+ * static strings), then NULL; none: formats[0] NULL. A kid or profile
+ * never recorded, or NULL (a certificate key), signed none. */
+#define CS_STORE_SIG_FORMATS 3
+cs_err cs_store_key_formats_signed(cs_store *store, const char *profile, const char *kid,
+				   const char *formats[CS_STORE_SIG_FORMATS + 1]) __attribute__((warn_unused_result));
 
 /* ---- audit log (see audit_chain.h for entries and the chain) ------------- */
 

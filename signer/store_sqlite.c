@@ -89,6 +89,7 @@ enum {
 	Q_SIG_INSERT,
 	Q_SIG_GET,
 	Q_SIGS_BY_SHA256,
+	Q_KEY_FORMATS,
 	Q_COUNT
 };
 
@@ -216,6 +217,12 @@ static const char *const sql_text[Q_COUNT] = {
 	/* through the index on (signed_sha256, audit_seq): no sort */
 	[Q_SIGS_BY_SHA256] = "SELECT " SIG_COLUMNS " FROM signatures WHERE signed_sha256 = ?1 "
 			     "ORDER BY audit_seq DESC LIMIT ?2",
+	/* one lookup of the index on (profile, kid, format) per format, in
+	 * cs_store_key_formats_signed's order */
+	[Q_KEY_FORMATS] = "SELECT "
+			  "EXISTS (SELECT 1 FROM signatures WHERE profile = ?1 AND kid = ?2 AND format = 'digest'), "
+			  "EXISTS (SELECT 1 FROM signatures WHERE profile = ?1 AND kid = ?2 AND format = 'dsse'), "
+			  "EXISTS (SELECT 1 FROM signatures WHERE profile = ?1 AND kid = ?2 AND format = 'jws')",
 };
 
 struct cs_store {
@@ -441,7 +448,8 @@ static const migration migrations[] = {
 	 * Each signature made for a profile is recorded once, with the seq of
 	 * its audit entry, and never changed nor deleted (no reference to the
 	 * audit log: a purge may delete the entry, the record stays), and
-	 * found again by the SHA-256 of the bytes signed, newest first.
+	 * found again by the SHA-256 of the bytes signed, newest first; what
+	 * formats a key signed is a few lookups of (profile, kid, format).
 	 * Existing keys are certificate keys. */
 	{.sql = "ALTER TABLE signing_keys ADD COLUMN profile TEXT;"
 	        "CREATE TRIGGER signing_keys_profile BEFORE UPDATE OF profile ON signing_keys"
@@ -460,7 +468,7 @@ static const migration migrations[] = {
 	        "  signature TEXT NOT NULL, signature_der TEXT, payload_type TEXT, payload BLOB,"
 	        "  audit_seq INTEGER NOT NULL UNIQUE"
 	        ");"
-	        "CREATE INDEX signatures_profile_kid ON signatures(profile, kid);"
+	        "CREATE INDEX signatures_profile_kid ON signatures(profile, kid, format);"
 	        "CREATE INDEX signatures_sha256 ON signatures(signed_sha256, audit_seq);"
 	        "CREATE TRIGGER signatures_no_update BEFORE UPDATE ON signatures"
 	        "  BEGIN SELECT RAISE(ABORT, 'signatures are append-only'); END;"
@@ -1733,6 +1741,32 @@ cs_err cs_store_signatures_by_sha256(cs_store *s, const char *sha256_hex, int64_
 		r = signature_row(s, st, fn, arg, &stop);
 	if (r == CS_OK && !stop && rc != SQLITE_DONE)
 		r = db_fail(s, "reading the signatures of a digest");
+	done(st);
+	return r;
+}
+
+cs_err cs_store_key_formats_signed(cs_store *s, const char *profile, const char *kid,
+				   const char *formats[CS_STORE_SIG_FORMATS + 1])
+{
+	static const char *const names[CS_STORE_SIG_FORMATS] = {"digest", "dsse", "jws"};
+	formats[0] = NULL;
+	if (profile == NULL || kid == NULL)
+		return CS_OK; /* a certificate key signs no records */
+	sqlite3_stmt *st = NULL;
+	cs_err r = stmt(s, Q_KEY_FORMATS, &st);
+	if (r != CS_OK)
+		return r;
+	bind_text(st, 1, profile);
+	bind_text(st, 2, kid);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		size_t n = 0;
+		for (int i = 0; i < CS_STORE_SIG_FORMATS; i++)
+			if (sqlite3_column_int(st, i) != 0)
+				formats[n++] = names[i];
+		formats[n] = NULL;
+	} else {
+		r = db_fail(s, "reading the formats a key signed");
+	}
 	done(st);
 	return r;
 }

@@ -46,11 +46,13 @@
  * Exit 0 valid (what it verified printed, with signed_sha256: the SHA-256
  * of the signed bytes, as the appliance's record and audit entry name
  * them), 1 "NOT VERIFIED (CODE): WHY" as verify, 2 usage. When the JWKS
- * (its top-level "profile") says the profile also signs bare digests, a
- * verified JWS or DSSE envelope comes with a caution on standard error:
- * whoever may sign digests with that key can obtain its signature over any
- * bytes. A signature of a key the JWKS does not list adds the hint to
- * fetch the JWKS again (a newer key).
+ * says the key has signed bare digests (its entry's "formats_signed", the
+ * formats of the appliance's records by it, lists digest) or its profile
+ * (the top-level "profile") also signs them, a verified JWS or DSSE
+ * envelope comes with a caution on standard error: whoever signs digests
+ * with that key can obtain its signature over any bytes. A signature of
+ * a key the JWKS does not list adds the hint to fetch the JWKS again (a
+ * newer key).
  *
  * signature get prints the appliance's record of a signature (GET
  * /api/signatures/ID); signature find prints the records of signatures
@@ -1536,26 +1538,42 @@ static void refuse_signature(const verify_sig_opts *o, const json_t *jwks, const
 		fail_verify(v->code, "%s", v->why);
 }
 
-/* A verified JWS or DSSE envelope of a key whose profile (says the JWKS)
- * also signs bare digests proves less: a digest signer could have asked
- * for the same signature over these bytes, unchecked. what: "JWS" (its
- * claims and typ) or "DSSE envelope" (its payload type and body). */
-static void digest_caution(const json_t *jwks, const cs_sig_verdict *v, const char *what, const char *checked)
+/* Whether a JSON array (NULL or not an array: no) holds the string "digest". */
+static int lists_digest(const json_t *formats)
 {
-	const json_t *formats = json_object_get(jwks_profile(jwks), "formats"), *f;
+	const json_t *f;
 	size_t i;
 	json_array_foreach(formats, i, f) {
 		const char *name = json_string_value(f);
-		if (name == NULL || strcmp(name, "digest") != 0)
-			continue;
-		fflush(stdout); /* after what was verified */
-		fprintf(stderr,
-			"credsign: caution: key %s also signs bare digests (its profile allows format digest): whoever "
-			"may sign digests with it can obtain its signature over any bytes, so this %s does not prove "
-			"that the appliance checked its %s (docs/delegated-signing.md)\n",
-			v->kid, what, checked);
-		return;
+		if (name != NULL && strcmp(name, "digest") == 0)
+			return 1;
 	}
+	return 0;
+}
+
+/* A verified JWS or DSSE envelope of a key that has signed bare digests
+ * (its JWKS entry's "formats_signed", the formats of the appliance's
+ * records by that key, lists digest) or whose profile (the JWKS's
+ * top-level "profile") allows them proves less: a digest signer could
+ * have obtained the same signature over these bytes, unchecked. One
+ * caution line on standard error. what: "JWS" (its claims and typ) or
+ * "DSSE envelope" (its payload type and body). */
+static void digest_caution(const json_t *jwks, const cs_sig_verdict *v, const char *what, const char *checked)
+{
+	int signed_digests = lists_digest(json_object_get(v->key, "formats_signed"));
+	int allows_digest = lists_digest(json_object_get(jwks_profile(jwks), "formats"));
+	if (!signed_digests && !allows_digest)
+		return;
+	const char *reason = signed_digests && allows_digest
+				     ? "has signed bare digests (formats_signed in the JWKS) and also signs them (its "
+				       "profile allows format digest)"
+			     : signed_digests ? "has signed bare digests (formats_signed in the JWKS)"
+					      : "also signs bare digests (its profile allows format digest)";
+	fflush(stdout); /* after what was verified */
+	fprintf(stderr,
+		"credsign: caution: key %s %s: a digest signer of this key can obtain its signature over any "
+		"bytes, so this %s does not prove that the appliance checked its %s (docs/delegated-signing.md)\n",
+		v->kid, reason, what, checked);
 }
 
 /* Whether a jws/dsse verdict is of a kid the JWKS does not list at all. */

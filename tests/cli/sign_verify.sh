@@ -9,8 +9,9 @@
 # signature names signed_sha256 (the signed bytes' SHA-256, as the record
 # and the audit entry); a JWS whose typ is credsign's own (also as
 # "application/credsign-...") is refused; a kid the JWKS does not list adds
-# the hint to fetch the JWKS again; a JWKS whose profile also signs digests
-# adds a caution to a verified JWS or DSSE envelope. The digest
+# the hint to fetch the JWKS again; a JWKS whose profile also signs digests,
+# or whose entry of the key lists digest in its formats_signed (the key has
+# signed digests), adds a caution to a verified JWS or DSSE envelope. The digest
 # signature file is also checked by `openssl dgst -verify`, and the usage
 # rules of `credsign sign` and `credsign signature get|find` are checked
 # (no daemon needed for them).
@@ -113,6 +114,40 @@ check "a JWS of a profile that also signs digests: verified, with a caution on s
 		grep -q '^VERIFIED JWS\$' out.txt && grep -q '^credsign: caution: key $kid also signs bare digests' err.txt"
 check "a JWS of a profile without digest: no caution" \
 	bash -c "$(declare -f run verified); credsign='$credsign'; verified JWS --jwks '$fx/jwks-profile-nodigest.json' --jws '$fx/token.jws'"
+# the key's history: its JWKS entry's formats_signed (the formats of the
+# appliance's records by that key), whatever the profile allows now
+"$py" - "$fx/jwks-profile-nodigest.json" <<'PY'
+import json, sys
+base = json.load(open(sys.argv[1]))
+def write(name, formats_signed):
+    j = json.loads(json.dumps(base))
+    for k in j['keys']:
+        k['formats_signed'] = formats_signed
+    json.dump(j, open(name, 'w'))
+write('jwks-signed-digest.json', ['digest', 'jws'])
+write('jwks-signed-jws.json', ['dsse', 'jws'])
+write('jwks-signed-odd.json', 'digest')  # not an array: no claim
+PY
+check "a JWS of a key that has signed digests (formats_signed), its profile without digest now: a caution" \
+	bash -c "$(declare -f run); credsign='$credsign'; run 0 verify-signature --jwks jwks-signed-digest.json --jws '$fx/token.jws' &&
+		grep -q '^VERIFIED JWS\$' out.txt && [ \$(wc -l < err.txt) -eq 1 ] &&
+		grep -q '^credsign: caution: key $kid has signed bare digests (formats_signed in the JWKS): ' err.txt &&
+		grep -q 'this JWS does not prove that the appliance checked its claims and typ' err.txt"
+check "a JWS of a key whose records are jws and dsse only: no caution" \
+	bash -c "$(declare -f run verified); credsign='$credsign'; verified JWS --jwks jwks-signed-jws.json --jws '$fx/token.jws'"
+check "a formats_signed that is not an array says nothing: no caution" \
+	bash -c "$(declare -f run verified); credsign='$credsign'; verified JWS --jwks jwks-signed-odd.json --jws '$fx/token.jws'"
+"$py" - "$fx/jwks-profile-digest.json" jwks-signed-and-allowed.json <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+for k in j['keys']:
+    k['formats_signed'] = ['digest']
+json.dump(j, open(sys.argv[2], 'w'))
+PY
+check "a JWS of a key that has signed digests and whose profile allows them: one caution naming both" \
+	bash -c "$(declare -f run); credsign='$credsign'; run 0 verify-signature --jwks jwks-signed-and-allowed.json --jws '$fx/token.jws' &&
+		[ \$(wc -l < err.txt) -eq 1 ] &&
+		grep -q '^credsign: caution: key $kid has signed bare digests (formats_signed in the JWKS) and also signs them (its profile allows format digest)' err.txt"
 tamper_sig "$fx/token.jws" bad.jws
 check "a JWS with a changed signature is refused (bad_signature)" refused bad_signature --jwks "$fx/jwks.json" --jws bad.jws
 "$py" - "$fx/token.jws" forged.jws <<'PY'
@@ -141,6 +176,12 @@ check "a DSSE envelope verifies (payloadType, payload digest)" \
 check "a DSSE envelope of a profile that also signs digests: verified, with a caution" \
 	bash -c "$(declare -f run); credsign='$credsign'; run 0 verify-signature --jwks '$fx/jwks-profile-digest.json' --dsse '$fx/envelope.json' &&
 		grep -q '^VERIFIED DSSE envelope\$' out.txt && grep -q '^credsign: caution: key $kid also signs bare digests' err.txt"
+check "a DSSE envelope of a key that has signed digests (formats_signed): verified, with a caution" \
+	bash -c "$(declare -f run); credsign='$credsign'; run 0 verify-signature --jwks jwks-signed-digest.json --dsse '$fx/envelope.json' &&
+		grep -q '^VERIFIED DSSE envelope\$' out.txt &&
+		grep -q '^credsign: caution: key $kid has signed bare digests (formats_signed in the JWKS): .*this DSSE envelope does not prove that the appliance checked its payload type and body' err.txt"
+check "a DSSE envelope of a key whose records are jws and dsse only: no caution" \
+	bash -c "$(declare -f run verified); credsign='$credsign'; verified 'DSSE envelope' --jwks jwks-signed-jws.json --dsse '$fx/envelope.json'"
 "$py" - "$fx/envelope.json" env-body.json env-type.json env-sig.json <<'PY'
 import base64, json, sys
 env = json.load(open(sys.argv[1]))
@@ -175,6 +216,8 @@ for form in artifact.sig artifact.sig.b64 artifact.sig.b64url; do
 done
 check "a digest signature needs no caution (the profile's digests are what it signs)" \
 	bash -c "$(declare -f run verified); credsign='$credsign'; verified 'digest signature' --jwks '$fx/jwks-profile-digest.json' --signature '$fx/artifact.sig' '$fx/artifact.bin'"
+check "a digest signature of a key that has signed digests needs no caution either" \
+	bash -c "$(declare -f run verified); credsign='$credsign'; verified 'digest signature' --jwks jwks-signed-digest.json --signature '$fx/artifact.sig' '$fx/artifact.bin'"
 printf 'release 1.0 artifact bytes, changed\n' > changed.bin
 check "a digest signature over another file is refused (bad_signature)" \
 	refused bad_signature --jwks "$fx/jwks.json" --signature "$fx/artifact.sig" changed.bin

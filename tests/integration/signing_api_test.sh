@@ -7,10 +7,12 @@
 #    payload_too_large, reserved_claim, forbidden (no signer grant at all,
 #    and a signer grant for other profiles), rate_limited (each item pays
 #    one token), decoding refusals (unknown_field, invalid_field);
-#  - refusals grouped per request: one entry per distinct code (the first
-#    such item's object, " items=N" when N > 1): a batch of 100 unknown
-#    profiles is one entry, a batch over a rate limit one rate_limited
-#    entry; signed items keep one entry each;
+#  - refusals grouped per request: one entry per outcome, code, profile
+#    (when configured) and format (when jws, dsse or digest) (the first such
+#    item's object, " items=N" when N > 1): a batch of 100 unknown profiles
+#    is one entry, a batch over a rate limit one rate_limited entry, a batch
+#    refused on two profiles one entry per profile; signed items keep one
+#    entry each;
 #  - the whole request's refusals: batch_too_large, body_too_large (the
 #    signing limit for /api/sign only: the other routes keep
 #    server.max_body_bytes);
@@ -23,6 +25,9 @@
 #    detached form HEADER..SIGNATURE, a DSSE record the sig): a token
 #    profile's record is no bearer token; with store_payload the JWS
 #    rebuilds from the record and verifies (python3-jwcrypto);
+#  - a JWS's jti is 128 random bits (base64url, 22 characters), not the
+#    signature id, and kept nowhere: not in the record, the audit log, the
+#    store (sqlite .dump) or the daemon's log;
 #  - a key compromised between signing and the write (the store locked
 #    while the item is signed, the key compromised in the same
 #    transaction): the item answers 503 no_active_key, its signature is
@@ -296,8 +301,8 @@ grouped() {
 	before=$(sql "SELECT max(seq) FROM audit_log")
 	body='{"items":['"$DIGEST_ITEM"',{"profile":"nope","format":"jws","payload":{}},'
 	body+='{"profile":"release","format":"cms","payload":{}},'
-	body+='{"profile":"zzz","format":"digest","digest":{"alg":"SHA-256","value":"'$DIGEST'"}},'"$JWS_ITEM"','
-	body+='{"profile":"other","format":"dsse","payload_type":"x","payload":"aGk="},'
+	body+='{"profile":"zzz","format":"jws","payload":{}},'"$JWS_ITEM"','
+	body+='{"profile":"other","format":"jws","payload":{}},'
 	body+='{"profile":"release","format":"jws","payload":{},"typ":"x"}]}'
 	got=$(sign ci-deployer "$body")
 	[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
@@ -324,6 +329,44 @@ assert items[0]["seq"] == seqs[0] and items[4]["seq"] == seqs[3], (items, seqs)
 PY
 }
 check "a batch of signed items and refusals: signed items one entry each, refusals one per code, in order" grouped
+per_profile() { # the same codes on two profiles: one entry per profile (and per known format)
+	local before body got big
+	before=$(sql "SELECT max(seq) FROM audit_log")
+	big='{"x":"'$(head -c 1020 /dev/zero | tr '\0' a)'"}'
+	body='{"items":[{"profile":"release","format":"jws","payload":'"$big"'},'
+	body+='{"profile":"tokens","format":"jws","payload":'"$big"'},'
+	body+='{"profile":"release","format":"jws","payload":'"$big"'},'
+	body+='{"profile":"tokens","format":"jws","payload":'"$big"'},'
+	body+='{"profile":"release","format":"cms","payload":{}},{"profile":"release","format":"xyz","payload":{}},'
+	body+='{"profile":"tokens","format":"digest","digest":{"alg":"SHA-256","value":"'$DIGEST'"}},'
+	body+='{"profile":"nope1","format":"jws","payload":{}},{"profile":"nope2","format":"jws","payload":{}},'
+	body+='{"profile":"nope3","format":"digest","digest":{"alg":"SHA-256","value":"'$DIGEST'"}},'
+	body+='{"profile":"locked","format":"digest","digest":{"alg":"SHA-256","value":"'$DIGEST'"}}]}'
+	got=$(sign ci-deployer "$body")
+	[[ "$got" == "200 "* ]] || { echo "  ${got:0:300}"; return 1; }
+	echo "${got#200 }" > "$work/per-profile.json"
+	sqlite3 -json "$db" "SELECT outcome, error_code, object FROM audit_log WHERE seq > $before ORDER BY seq" \
+		> "$work/per-profile-entries.json"
+	python3 - "$work/per-profile.json" "$work/per-profile-entries.json" <<'PY'
+import json, sys
+items = json.load(open(sys.argv[1]))["items"]
+entries = json.load(open(sys.argv[2]))
+codes = [i["error"]["code"] for i in items]
+assert codes == ["payload_too_large"] * 4 + ["format_not_allowed"] * 3 + ["unknown_profile"] * 3 + ["forbidden"], codes
+got = [(e["outcome"], e["error_code"], e["object"]) for e in entries]
+want = [("refused", "payload_too_large", "profile=release format=jws items=2"),
+        ("refused", "payload_too_large", "profile=tokens format=jws items=2"),
+        # unknown formats group under the profile (not one group per name)
+        ("refused", "format_not_allowed", "profile=release format=cms items=2"),
+        ("refused", "format_not_allowed", "profile=tokens format=digest"),
+        # unknown profiles group per format (not one group per name)
+        ("refused", "unknown_profile", "profile=nope1 format=jws items=2"),
+        ("refused", "unknown_profile", "profile=nope3 format=digest"),
+        ("refused", "forbidden", "profile=locked format=digest")]
+assert got == want, got
+PY
+}
+check "a batch refused on two profiles: one entry per profile (and format), unknown names grouped" per_profile
 
 # ---- GET /api/signatures/{id} -------------------------------------------------------------
 mixed_id() { # mixed_id N: the signature id of item N of the mixed batch
@@ -398,11 +441,47 @@ tok = jws.JWS()
 tok.deserialize(rebuilt)
 tok.verify(jwk.JWKSet.from_json(open(sys.argv[3]).read()).get_key(rec["kid"]), alg="ES256")
 claims = json.loads(tok.payload)
-assert claims["artifact"] == "app.tar.gz" and claims["jti"] == rec["signature_id"], claims
+assert claims["artifact"] == "app.tar.gz" and claims["jti"] != rec["signature_id"], claims
 PY
 }
 check "store_payload: the JWS record (detached form + the claims as signed) rebuilds the JWS, which verifies" \
 	jws_rebuilds
+jti_nowhere() { # a JWS's jti: random, not the signature id, kept nowhere (tokens stores no payload)
+	local got jtis
+	got=$(sign ci-deployer '{"items":[{"profile":"tokens","format":"jws","payload":{"a":1}},'"$DIGEST_ITEM"',
+	                                  {"profile":"tokens","format":"jws","payload":{"a":1}}]}')
+	[[ "$got" == "200 "* ]] || { echo "  ${got:0:300}"; return 1; }
+	jtis=$(python3 - "${got#200 }" <<'PY'
+import base64, json, re, sys
+items = json.loads(sys.argv[1])["items"]
+ids = [i["signature_id"] for i in items]
+jtis = []
+for i in (items[0], items[2]):
+    p = i["jws"].split(".")[1]
+    c = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", c["jti"]), c
+    assert c["jti"] not in ids, (c, ids)
+    jtis.append(c["jti"])
+assert jtis[0] != jtis[1], jtis
+print(*(jtis + ids))
+PY
+) || return 1
+	read -r -a jtis <<< "$jtis"
+	for id in "${jtis[@]:2}"; do # the records, as served
+		got=$(call ci-deployer GET "/api/signatures/$id")
+		[[ "$got" == "200 "* ]] || { echo "  $got"; return 1; }
+		for j in "${jtis[@]:0:2}"; do
+			[[ "$got" != *"$j"* ]] || { echo "  jti $j in record $id"; return 1; }
+		done
+	done
+	sqlite3 "$db" .dump > "$work/jti-dump.sql" || return 1
+	grep -q "${jtis[2]}" "$work/jti-dump.sql" || { echo "  the dump lacks the records"; return 1; }
+	for j in "${jtis[@]:0:2}"; do # as text, and as a blob's hex (.dump writes X'..')
+		! grep -qiF -e "$j" -e "$(printf '%s' "$j" | od -An -tx1 | tr -d ' \n')" "$work/jti-dump.sql" "$log" ||
+			{ echo "  jti $j kept: $(grep -lF "$j" "$work/jti-dump.sql" "$log")"; return 1; }
+	done
+}
+check "a JWS's jti: 128 random bits, not the signature id, in no record, audit entry, store or log" jti_nowhere
 read_refused() { # read_refused WHO ID
 	expect_error "$1" GET "/api/signatures/$2" "" 403 forbidden &&
 		[ "$(sql "SELECT action || '|' || outcome || '|' || error_code || '|' || actor FROM audit_log

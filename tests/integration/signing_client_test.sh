@@ -16,9 +16,14 @@
 #    differs (a profile's formats) but whose grants name profiles in force
 #    is applied, with a warning that the signing settings take effect at
 #    restart;
+#  - a key that has signed digests (its records), its profile now jws/dsse
+#    only: --check-config (also --offline) and start-up warn "key K of
+#    profile P has signed bare digests ... rotate the key"; the profile's
+#    JWKS lists digest in the key's formats_signed, and verify-signature
+#    of its JWS cautions from that history alone;
 #  - a profile taken out of the configuration whose keys the store holds:
 #    --check-config and start-up warn (its JWKS stays served, it cannot
-#    sign), neither refuses.
+#    sign; a key of it that has signed digests is named), neither refuses.
 #
 #   signing_client_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
 BUILD=${1:?}
@@ -183,11 +188,60 @@ changed_signing_warned() {
 check "SIGHUP with a changed signing group: reloaded (grants), warned that signing changes need a restart" \
 	changed_signing_warned
 
-# ---- a profile no longer configured whose keys the store holds -----------------------------
+# ---- a key that has signed bare digests, its profile now without digest --------------------
+# the first start: the release key had signed nothing yet
+check "the first start-up did not warn of keys that have signed bare digests" \
+	bash -c "! grep -q 'has signed bare digests' '$log'"
+release_kid=$(json_field "$(cat "$t/sign.json")" kid)
 stop_daemon
 cp "$log" "$log.first"
 check "the first daemon (the reloads included) stopped without a sanitizer report" \
 	bash -c "! grep -E 'Sanitizer|runtime error' '$log.first'"
+# the file already says release signs jws and dsse only (the reload above)
+warn_history="key $release_kid of profile release has signed bare digests: any JWS or DSSE signature of it may be a signer's own; rotate the key (docs/delegated-signing.md)"
+check_config_history() {
+	"$BUILD/bin/credsignd" --check-config "$conf" > "$t/cc-h.out" 2> "$t/cc-h.err" || { cat "$t/cc-h.err"; return 1; }
+	grep -q "configuration valid" "$t/cc-h.out" &&
+		grep -qF "warning: setting 'signing.profiles.[0].key': $warn_history" "$t/cc-h.err" &&
+		[ "$(grep -c 'has signed bare digests' "$t/cc-h.err")" = 1 ] &&
+		! grep -q 'digest shares key' "$t/cc-h.err" || { cat "$t/cc-h.err"; return 1; }
+}
+check "--check-config: the release key has signed digests, its profile now jws/dsse only: warned (once), valid" \
+	check_config_history
+check_config_history_offline() {
+	"$BUILD/bin/credsignd" --check-config "$conf" --offline > "$t/cc-ho.out" 2> "$t/cc-ho.err" ||
+		{ cat "$t/cc-ho.err"; return 1; }
+	grep -qF "warning: setting 'signing.profiles.[0].key': $warn_history" "$t/cc-ho.err"
+}
+check "--check-config --offline: the same warning (the store's active key)" check_config_history_offline
+start_daemon || exit 1
+check "start-up warns that the release key has signed bare digests (rotate it), and starts" \
+	grep -qF "setting 'signing.profiles.[0].key': $warn_history" "$log"
+check "start-up does not warn of profile tokens' key (it signed no digest)" \
+	bash -c "! grep -q 'of profile tokens has signed bare digests' '$log'"
+caution_from_history() {
+	"${cs[@]}" jwks --profile release > "$t/jwks-release.json" || return 1
+	python3 - "$t/jwks-release.json" "$release_kid" <<'PY' || return 1
+import json, sys
+doc = json.load(open(sys.argv[1]))
+key = [k for k in doc["keys"] if k["kid"] == sys.argv[2]][0]
+ok = "digest" in key["formats_signed"] and "digest" not in doc["profile"]["formats"]
+sys.exit(0 if ok else f"  formats_signed {key['formats_signed']}, profile {doc['profile']}")
+PY
+	"${cs[@]}" verify-signature --profile release --jws "$t/token.jws" > "$t/vh.out" 2> "$t/vh.err" ||
+		{ cat "$t/vh.err"; return 1; }
+	grep -q '^VERIFIED JWS$' "$t/vh.out" &&
+		grep -q "^credsign: caution: key $release_kid has signed bare digests (formats_signed in the JWKS): " "$t/vh.err" &&
+		! grep -q 'its profile allows format digest' "$t/vh.err" || { cat "$t/vh.err"; return 1; }
+}
+check "verify-signature (JWKS fetched): the profile no longer allows digest, the key's history still cautions" \
+	caution_from_history
+stop_daemon
+cp "$log" "$log.second"
+check "the second daemon stopped without a sanitizer report" \
+	bash -c "! grep -E 'Sanitizer|runtime error' '$log.second'"
+
+# ---- a profile no longer configured whose keys the store holds -----------------------------
 set_conf "signing = { profiles = ( $TOKENS ); };" "$DEFAULT_GRANTS"',
     { identity = "spiffe://credsign.test/ci-deployer"; role = "signer"; profiles = [ "tokens" ]; },
     { identity = "spiffe://credsign.test/auditor"; role = "auditor"; projects = [ "*" ]; profiles = [ "*" ]; }'
@@ -199,10 +253,15 @@ check_config_unconfigured() {
 }
 check "--check-config: keys of a profile not configured are warned of, the configuration valid" \
 	check_config_unconfigured
+warn_unconfigured_history="key $release_kid of signing profile release, which is not configured, has signed bare digests: any JWS or DSSE signature of it may be a signer's own (relying parties: its JWKS, /.well-known/jwks.json?profile=release, says so in formats_signed; docs/delegated-signing.md)"
+check "--check-config: the key of the profile not configured has signed digests (for relying parties)" \
+	grep -qF "warning: setting 'signing.profiles': $warn_unconfigured_history" "$t/cc2.err"
 start_daemon || exit 1
 # (the log's logfmt escapes the quotes of "*")
 check "start-up warns of the keys of the profile not configured, and starts" \
 	grep -qF "setting 'signing.profiles': ${warn_unconfigured//\"/\\\"}" "$log"
+check "start-up warns that the key of the profile not configured has signed digests" \
+	grep -qF "setting 'signing.profiles': $warn_unconfigured_history" "$log"
 check "the profile not configured cannot sign (400 unknown_profile)" \
 	expect_error ci-deployer POST /api/sign \
 	'{"profile":"release","format":"digest","digest":{"alg":"SHA-256","value":"'"$jws_sha"'"}}' 400 unknown_profile

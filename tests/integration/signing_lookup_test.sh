@@ -3,18 +3,27 @@
 # over real mTLS (curl), against a daemon with signing profiles:
 #  - GET /api/signatures?sha256=HEX: the records whose signed bytes have
 #    that SHA-256 (a digest signed under two profiles, a JWS's signing
-#    input), newest first, each as GET /api/signatures/{id} answers it;
-#    only the profiles the caller may read (an auditor of one profile, a
-#    signer of another: []); at most 100 (of 103); [] for bytes never
-#    signed; audited (signature.read, object sha256=HEX, the role);
+#    input), newest first, each as GET /api/signatures/{id} answers it
+#    but never with the payload (a profile with store_payload: the record
+#    by id has it, the lookup not); only the profiles the caller may read
+#    (an auditor of one profile, a signer of another: []); at most 100 (of
+#    103); "truncated": false when that is all the caller may read, true
+#    when more readable records exist (103 readable; 100 readable of 101
+#    is false for the reader of 100, true for the reader of all) or the
+#    scan of the newest 10000 records left some unread (10000 unreadable:
+#    false; 10001: true); [] for bytes never signed; audited
+#    (signature.read, object sha256=HEX, the role);
 #    refused (403, audited) for an operator, an auditor grant without
 #    profiles and an identity without a grant; the grant's rate limit pays
 #    one token per request (429); a malformed, missing or repeated sha256
 #    or another parameter: 400;
 #  - the ?profile= JWKS names the profile: formats, typ, payload types,
-#    configured true; no "profile" member without ?profile=;
+#    configured true; no "profile" member without ?profile=; each key says
+#    the formats it signed ("formats_signed", sorted, from its records:
+#    [] before it signed), the certificate JWKS's keys do not;
 #  - a profile taken out of the configuration whose keys the store holds:
-#    its JWKS and rollovers still served (its key, configured false), its
+#    its JWKS and rollovers still served (its key, configured false, what
+#    it signed: digest), its
 #    records still found by a "*" grant (not by grants naming profiles);
 #    a name neither configured nor recorded stays 404 unknown_profile;
 #  - the client: credsign signature get ID, credsign signature find
@@ -36,7 +45,8 @@ profiles_group() { # profiles_group WITH_OLD
 	echo 'signing = { batch_max = 101; profiles = (
     { name = "release"; key = "pkcs11:token=cstest;object=it-slk-release";
       formats = [ "jws", "dsse", "digest" ]; typ = "release+jwt"; payload_types = [ "'$INTOTO'" ]; },
-    { name = "tokens"; key = "pkcs11:token=cstest;object=it-slk-tokens"; formats = [ "jws" ]; typ = "JWT"; }'"$old"'
+    { name = "tokens"; key = "pkcs11:token=cstest;object=it-slk-tokens"; formats = [ "jws" ]; typ = "JWT";
+      store_payload = true; }'"$old"'
   ); };'
 }
 grants() { # grants WITH_OLD
@@ -56,7 +66,7 @@ profile_keys signing-lookup "$(profiles_group 1)" it-slk release tokens old || e
 GRANTS=$(grants 1) EXTRA_CONF=$(profiles_group 1) it_setup signing-lookup || exit 1
 
 sign() { call "$1" POST /api/sign "$2"; }
-sql() { sqlite3 "$db" "$1"; }
+sql() { sqlite3 -cmd '.timeout 10000' "$db" "$1"; }
 body() { cut -d' ' -f2- <<< "$1"; }
 DIGEST=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad # SHA-256("abc")
 NEVER=0000000000000000000000000000000000000000000000000000000000000001
@@ -69,6 +79,28 @@ signed_id() { # signed_id WHO BODY: the signature id of a single signed item
 	json_field "$(body "$got")" signature_id
 }
 
+# ---- what each profile key signed, in its profile's JWKS ------------------------------------
+jwks() { curl -s $(client stranger) "$url/.well-known/jwks.json$1"; }
+# formats_signed QUERY FORMATS-JSON: every key of that JWKS says it signed these
+formats_signed() {
+	python3 - "$(jwks "$1")" "$2" <<'PY'
+import json, sys
+doc, want = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert doc["keys"], doc
+got = [k.get("formats_signed") for k in doc["keys"]]
+assert got == [want] * len(got), got
+PY
+}
+check "JWKS: a profile key that signed nothing yet: formats_signed []" formats_signed '?profile=release' '[]'
+no_formats_signed() {
+	python3 - "$(jwks '')" <<'PY'
+import json, sys
+keys = json.loads(sys.argv[1])["keys"]
+assert keys and all("formats_signed" not in k for k in keys), keys
+PY
+}
+check "the certificate JWKS's keys have no formats_signed" no_formats_signed
+
 # the same digest signed under release twice and under old once; a JWS
 id_r1=$(signed_id ci-deployer "$(digest_item release $DIGEST)") &&
 	id_o1=$(signed_id ci-deployer "$(digest_item old $DIGEST)") &&
@@ -79,13 +111,19 @@ jws=$(json_field "$(body "$jws_answer")" jws)
 jws_id=$(json_field "$(body "$jws_answer")" signature_id)
 # the SHA-256 of the JWS signing input, computed here
 jws_sha=$(printf '%s' "${jws%.*}" | sha256sum | cut -d' ' -f1)
+# a JWS of tokens, whose records keep the payload
+tok_answer=$(sign ci-deployer '{"profile":"tokens","format":"jws","payload":{"scope":"deploy"}}')
+tok_jws=$(json_field "$(body "$tok_answer")" jws)
+tok_id=$(json_field "$(body "$tok_answer")" signature_id)
+tok_sha=$(printf '%s' "${tok_jws%.*}" | sha256sum | cut -d' ' -f1)
 
 # lookup WHO HEX: "STATUS BODY"
 lookup() { call "$1" GET "/api/signatures?sha256=$2"; }
 # found WHO HEX ID...: 200 and exactly these records, in this order, each
-# equal to what GET /api/signatures/{id} answers
+# equal to what GET /api/signatures/{id} answers but for the payload (never
+# in a lookup), "truncated" false (TRUNCATED=true: true)
 found() {
-	local who=$1 hex=$2 got id
+	local who=$1 hex=$2 got id truncated=${TRUNCATED:-false}
 	shift 2
 	got=$(lookup "$who" "$hex")
 	[[ "$got" == "200 "* ]] || { echo "  ${got:0:300}"; return 1; }
@@ -94,14 +132,18 @@ found() {
 	for id in "$@"; do
 		call "$who" GET "/api/signatures/$id" | cut -d' ' -f2- >> "$work/records.json"
 	done
-	python3 - "$work/found.json" "$work/records.json" "$hex" "$@" <<'PY'
+	python3 - "$work/found.json" "$work/records.json" "$truncated" "$hex" "$@" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
 want = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
-hex_, ids = sys.argv[3], sys.argv[4:]
-assert set(doc) == {"signatures"}, doc
+truncated, hex_, ids = json.loads(sys.argv[3]), sys.argv[4], sys.argv[5:]
+assert set(doc) == {"signatures", "truncated"}, doc
+assert doc["truncated"] is truncated, doc["truncated"]
 got = doc["signatures"]
 assert [r["signature_id"] for r in got] == ids, ([r["signature_id"] for r in got], ids)
+assert all("payload" not in r for r in got), got
+for r in want:
+    r.pop("payload", None)
 assert got == want, (got, want)
 assert all(r["signed_sha256"] == hex_ for r in got)
 seqs = [r["audit_seq"] for r in got]
@@ -112,10 +154,26 @@ check "find by digest: the signer of both profiles gets all three records, newes
 	found ci-deployer "$DIGEST" "$id_r2" "$id_o1" "$id_r1"
 check "find by the SHA-256 of a JWS's signing input (computed by the relying party): its record" \
 	found ci-deployer "$jws_sha" "$jws_id"
+payload_by_id_only() {
+	local got
+	got=$(call ci-deployer GET "/api/signatures/$tok_id")
+	python3 - "$(body "$got")" "$tok_jws" <<'PY' || return 1
+import base64, json, sys
+rec, jws = json.loads(sys.argv[1]), sys.argv[2]
+claims = base64.urlsafe_b64decode(jws.split(".")[1] + "==")
+assert base64.b64decode(rec["payload"]) == claims, rec
+PY
+	TRUNCATED=false found ci-deployer "$tok_sha" "$tok_id"
+}
+check "a profile that stores payloads: the record by id has it, the lookup by SHA-256 not" payload_by_id_only
 check "find: an auditor of release gets release's records only (old's left out)" \
 	found auditor "$DIGEST" "$id_r2" "$id_r1"
 check "find: bytes never signed: 200 []" found auditor "$NEVER"
 check "find: a signer of another profile only: 200 []" found web-deployer "$DIGEST"
+check "JWKS: formats_signed from the records (release: digest and jws, sorted)" \
+	formats_signed '?profile=release' '["digest","jws"]'
+check "JWKS: formats_signed of tokens: jws" formats_signed '?profile=tokens' '["jws"]'
+check "JWKS: formats_signed of old: digest" formats_signed '?profile=old' '["digest"]'
 find_audited() {
 	lookup auditor "$DIGEST" > /dev/null &&
 		[ "$(sql "SELECT action || '|' || outcome || '|' || role || '|' || actor || '|' || object FROM audit_log
@@ -173,15 +231,60 @@ many() {
 	python3 - "$(body "$got")" "$(sql "SELECT id FROM signatures WHERE signed_sha256 = '$DIGEST'
 	                                   ORDER BY audit_seq DESC LIMIT 100")" <<'PY'
 import json, sys
-got = [r["signature_id"] for r in json.loads(sys.argv[1])["signatures"]]
+doc = json.loads(sys.argv[1])
+got = [r["signature_id"] for r in doc["signatures"]]
 assert got == sys.argv[2].split(), (len(got), got[:3])
 assert len(got) == 100
+assert doc["truncated"] is True, doc["truncated"]
 PY
 }
-check "find answers at most 100 records, the newest (of 103)" many
+check "find answers at most 100 records, the newest (of 103), truncated true" many
+# count_truncated WHO HEX N TRUNCATED: N records and "truncated" so
+count_truncated() {
+	local got
+	got=$(lookup "$1" "$2")
+	[[ "$got" == "200 "* ]] || { echo "  ${got:0:300}"; return 1; }
+	python3 - "$(body "$got")" "$3" "$4" <<'PY'
+import json, sys
+doc, n, truncated = json.loads(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+assert len(doc["signatures"]) == n and doc["truncated"] is truncated, (len(doc["signatures"]), doc["truncated"])
+PY
+}
+# a digest signed under release 100 times and once under old (the oldest)
+DIGEST100=00000000000000000000000000000000000000000000000000000000000000bb
+hundred() {
+	local items i got
+	items=$(digest_item old $DIGEST100)
+	for i in $(seq 100); do items+=",$(digest_item release $DIGEST100)"; done
+	got=$(sign ci-deployer '{"items":['"$items"']}')
+	[[ "$got" == "200 "* ]] || { echo "  ${got:0:300}"; return 1; }
+	[[ "$got" != *'"error"'* ]] || { echo "  an item refused: ${got:0:300}"; return 1; }
+}
+check "a batch: one digest 100 times under release and once under old" hundred
+check "find: the 100 records the auditor of release may read are all there is: truncated false" \
+	count_truncated auditor "$DIGEST100" 100 false
+check "find: the signer of both profiles may read 101: 100 answered, truncated true" \
+	count_truncated ci-deployer "$DIGEST100" 100 true
+# the scan's cap: records written here (not signed: only what the lookup
+# reads) of old, which the auditor of release may not read
+SCANNED=00000000000000000000000000000000000000000000000000000000000000cc
+unreadable() { # unreadable FROM TO: records scan-FROM..scan-TO of old
+	local kid
+	kid=$(sql "SELECT kid FROM signing_keys WHERE profile = 'old' AND status = 'active'")
+	[ -n "$kid" ] && sql "INSERT INTO signatures (id, profile, format, requester, requester_cert_sha256, created_at,
+	       signed_sha256, kid, signature, audit_seq)
+	     WITH RECURSIVE n(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM n WHERE i < $2)
+	     SELECT 'scan-' || i, 'old', 'digest', 'spiffe://credsign.test/ci-deployer', 'cc', '2025-01-01T00:00:00Z',
+	       '$SCANNED', '$kid', 'sig', 1000000000 + i FROM n"
+}
+check "10000 records of a digest the auditor of release may not read" unreadable 1 10000
+check "find: 10000 unread by the auditor of release, all scanned: [] and truncated false" \
+	count_truncated auditor "$SCANNED" 0 false
+check "one more (10001)" unreadable 10001 10001
+check "find: 10001 records: the scan's cap left one unread: [] and truncated true" \
+	count_truncated auditor "$SCANNED" 0 true
 
 # ---- the JWKS names its profile --------------------------------------------------------
-jwks() { curl -s $(client stranger) "$url/.well-known/jwks.json$1"; }
 profile_member() { # profile_member QUERY EXPECTED-JSON
 	local got
 	got=$(jwks "$1")
@@ -232,10 +335,11 @@ import json, sys
 doc, kid = json.loads(sys.argv[1]), sys.argv[2]
 assert kid and [k["kid"] for k in doc["keys"]] == [kid], doc
 assert doc["keys"][0]["status"] == "active", doc
+assert doc["keys"][0]["formats_signed"] == ["digest"], doc
 assert doc["profile"] == {"name": "old", "configured": False}, doc
 PY
 }
-check "a profile no longer configured: its JWKS still lists its key, the profile configured false" old_served
+check "a profile no longer configured: its JWKS still lists its key (what it signed), configured false" old_served
 check "a profile no longer configured: its rollovers still served" \
 	test "$(call stranger GET '/.well-known/credsign-rollover?profile=old')" = '200 {"rollovers":[]}'
 check "a name neither configured nor recorded: JWKS 404 unknown_profile" \

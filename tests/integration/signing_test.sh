@@ -203,7 +203,7 @@ check "digest: credsign sign's DER signature passes openssl dgst -sha256 -verify
 
 our_verifier() {
 	credsign_client jwks --profile release > "$work/jwks-cli.json" &&
-		$PY -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); assert a["keys"]==b["keys"]' \
+		$PY -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); strip=lambda ks: [{k: v for k, v in key.items() if k != "formats_signed"} for key in ks]; assert strip(a["keys"])==strip(b["keys"])' \
 			"$work/jwks-cli.json" "$work/jwks-release.json" || return 1
 	jf "$work/jws-answer.json" jws > "$work/release.jws"
 	"$BUILD/bin/credsign" verify-signature --jwks "$work/jwks-release.json" --jws "$work/release.jws" > /dev/null &&

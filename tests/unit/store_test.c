@@ -1327,6 +1327,130 @@ static void test_signatures_by_sha256(void **state)
 	cs_store_close(s);
 }
 
+/* What a key signed: "formats_signed" of a profile's JWKS. */
+static void formats_of(cs_store *s, const char *profile, const char *kid, char *out, size_t n)
+{
+	const char *f[CS_STORE_SIG_FORMATS + 1] = {"x", "x", "x", "x"};
+	assert_int_equal(cs_store_key_formats_signed(s, profile, kid, f), CS_OK);
+	out[0] = '\0';
+	for (size_t i = 0; i < CS_STORE_SIG_FORMATS && f[i] != NULL; i++)
+		snprintf(out + strlen(out), n - strlen(out), "%s%s", i > 0 ? "," : "", f[i]);
+}
+
+/* The formats a key signed, sorted, from its records only (not another
+ * key's, not another profile's), one query through the index on
+ * (profile, kid, format): lookups, never a scan of the key's records;
+ * an allocation failing in SQLite fails the read cleanly. */
+static void test_key_formats_signed(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	static const struct {
+		const char *kid, *profile;
+	} keys[] = {{"k1", "release"}, {"k2", "release"}, {"t1", "tokens"}, {"c1", NULL}};
+	cs_err r = CS_OK;
+	for (size_t i = 0; r == CS_OK && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		cs_key_info key = {.kid = keys[i].kid, .uri = keys[i].kid, .jwk_json = "{}", .status = "retired",
+				   .profile = keys[i].profile};
+		r = cs_store_key_insert(s, &key);
+	}
+	assert_int_equal(cs_store_write_end(s, r), CS_OK);
+	assert_int_equal(r, CS_OK);
+	char got[64];
+	formats_of(s, "release", "k1", got, sizeof(got));
+	assert_string_equal(got, ""); /* nothing signed yet */
+
+	static const struct {
+		const char *id, *profile, *format, *kid;
+	} sigs[] = {{"a", "release", "jws", "k1"},    {"b", "release", "digest", "k1"}, {"c", "release", "jws", "k1"},
+		    {"d", "release", "dsse", "k2"},   {"e", "tokens", "jws", "t1"},     {"f", "tokens", "digest", "t1"},
+		    {"g", "tokens", "digest", "t1"}};
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	for (size_t i = 0; r == CS_OK && i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		cs_signature_record g = {.id = sigs[i].id, .profile = sigs[i].profile, .format = sigs[i].format,
+					 .requester = "spiffe://ci", .requester_cert_sha256 = "cc",
+					 .created_at = "2025-01-01T00:00:00Z", .signed_sha256 = SHA_A,
+					 .kid = sigs[i].kid, .signature = "sig", .audit_seq = (int64_t)i + 1};
+		r = cs_store_signature_insert(s, &g);
+	}
+	assert_int_equal(cs_store_write_end(s, r), CS_OK);
+	assert_int_equal(r, CS_OK);
+
+	formats_of(s, "release", "k1", got, sizeof(got));
+	assert_string_equal(got, "digest,jws");
+	formats_of(s, "release", "k2", got, sizeof(got));
+	assert_string_equal(got, "dsse");
+	formats_of(s, "tokens", "t1", got, sizeof(got));
+	assert_string_equal(got, "digest,jws");
+	/* another profile's name, a kid never recorded, the certificate key, NULL */
+	formats_of(s, "tokens", "k1", got, sizeof(got));
+	assert_string_equal(got, "");
+	formats_of(s, "release", "nope", got, sizeof(got));
+	assert_string_equal(got, "");
+	formats_of(s, NULL, "c1", got, sizeof(got));
+	assert_string_equal(got, "");
+	formats_of(s, "release", NULL, got, sizeof(got));
+	assert_string_equal(got, "");
+
+	/* the index of migration 8 covers the format: one search per format */
+	sqlite3 *raw = raw_open(path);
+	char *index = schema_sql(raw, "signatures_profile_kid");
+	assert_non_null(index);
+	assert_non_null(strstr(index, "signatures(profile, kid, format)"));
+	free(index);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(raw,
+					    "EXPLAIN QUERY PLAN SELECT "
+					    "EXISTS (SELECT 1 FROM signatures WHERE profile = ?1 AND kid = ?2 AND format = 'digest'), "
+					    "EXISTS (SELECT 1 FROM signatures WHERE profile = ?1 AND kid = ?2 AND format = 'dsse'), "
+					    "EXISTS (SELECT 1 FROM signatures WHERE profile = ?1 AND kid = ?2 AND format = 'jws')",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	int searches = 0, scans = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *detail = (const char *)sqlite3_column_text(st, 3);
+		searches += detail != NULL && strstr(detail, "SEARCH signatures USING COVERING INDEX signatures_profile_kid "
+							 "(profile=? AND kid=? AND format=?)") != NULL;
+		scans += detail != NULL && strstr(detail, "SCAN signatures") != NULL;
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(searches, 3);
+	assert_int_equal(scans, 0);
+	sqlite3_close(raw);
+
+	/* each allocation SQLite makes for it failed in turn: a clean failure */
+	int failures = 0, n;
+	int devnull = open("/dev/null", O_WRONLY);
+	cs_log_configure(CS_LOG_ERROR, CS_LOG_LOGFMT, devnull);
+	for (n = 0; n < 1000; n++) {
+		const char *f[CS_STORE_SIG_FORMATS + 1] = {"x", "x", "x", "x"};
+		atomic_store(&fail_at, n);
+		r = cs_store_key_formats_signed(s, "tokens", "t1", f);
+		long left = atomic_exchange(&fail_at, -1);
+		if (r == CS_OK) {
+			assert_string_equal(f[0], "digest");
+			assert_string_equal(f[1], "jws");
+			assert_null(f[2]);
+		} else {
+			assert_true(r == CS_E_NOMEM || r == CS_E_STORE);
+			assert_null(f[0]);
+			failures++;
+		}
+		if (left >= 0)
+			break;
+	}
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, 2);
+	close(devnull);
+	assert_true(n < 1000);
+	formats_of(s, "release", "k1", got, sizeof(got));
+	assert_string_equal(got, "digest,jws"); /* and the connection still works */
+	cs_store_close(s);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -1369,6 +1493,7 @@ int main(void)
 		cmocka_unit_test(test_migration_from_v7),
 		cmocka_unit_test(test_several_active_in_a_profile),
 		cmocka_unit_test(test_signatures_by_sha256),
+		cmocka_unit_test(test_key_formats_signed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -18,6 +18,7 @@
 #define OBJECT_MAX 255 /* an entry's object from client text is cut here (docs/audit.md) */
 #define JTI_BYTES 16    /* a JWS's jti: 128 random bits from the token, base64url */
 #define JTI_CHARS 22
+#define CODES_MAX 160 /* " codes=..." of a grouped refusal */
 
 /* One item on its way to the ledger: its audit entry, its record and what
  * they point to. A refused item's entry may record others refused alike
@@ -33,7 +34,8 @@ typedef struct {
 	int signed_item;          /* record is filled: the item was signed */
 	char signed_sha256[65];
 	char *detached;           /* jws: HEADER..SIGNATURE, the record's signature */
-	uint8_t *payload;         /* jws with store_payload: the claims as signed */
+	uint8_t *payload;         /* jws with store_payload: the caller's payload (compact JSON) */
+	int authorized;           /* the access rules allowed the item (refusals before: one group) */
 	const char *group_profile; /* a refusal's group (plan_entries): the profile when in force, else "" */
 	unsigned group_format;     /* and the format when known (CS_SIG_FORMAT_*), else 0 */
 	size_t holder;            /* the job whose entry records this item (itself when signed) */
@@ -92,16 +94,18 @@ static void job_entry(cs_service_req *rq, sign_job *job, const char *outcome, co
 /* The object of a refusal's entry recording items items: "profile=P
  * format=F" of its first item (the request's path when that names no
  * profile or format), " items=N" added when it records more than one. */
-static void refusal_object(sign_job *job, size_t items)
+/* codes: " codes=A:N,B:M" when the entry records several error codes
+ * (ours, ASCII), else "" */
+static void refusal_object(sign_job *job, size_t items, const char *codes)
 {
 	const cs_sign_item *it = job->item;
-	char object[CS_SERVICE_OBJECT_BYTES + 64], suffix[32] = "";
+	char object[CS_SERVICE_OBJECT_BYTES + 64], suffix[CODES_MAX + 32] = "";
 	if (it->profile != NULL && it->format != NULL)
 		snprintf(object, sizeof(object), "profile=%.200s format=%.100s", it->profile, it->format);
 	else
 		snprintf(object, sizeof(object), "%s", SIGN_PATH);
 	if (items > 1)
-		snprintf(suffix, sizeof(suffix), " items=%zu", items);
+		snprintf(suffix, sizeof(suffix), " items=%zu%s", items, codes);
 	object_text(job->object, object, suffix);
 }
 
@@ -120,7 +124,7 @@ static void item_problem(cs_service_req *rq, sign_job *job, cs_sign_result *res,
 	 * front end's message is already well-formed UTF-8 */
 	snprintf(res->problem.code, sizeof(res->problem.code), "%s", code);
 	res->err = err;
-	refusal_object(job, 1);
+	refusal_object(job, 1, "");
 	job_entry(rq, job, outcome, code);
 }
 
@@ -158,9 +162,10 @@ static void formats_text(unsigned formats, char out[32])
 
 /* The record of a JWS: the detached form HEADER..SIGNATURE (RFC 7515
  * Appendix F), never the payload: a record of a token profile is no
- * bearer token. With store_payload, the payload as signed (the decoded
- * JWS payload: the claims' bytes), so that the two rebuild the JWS. */
-static cs_err jws_record(const char *jws, int store_payload, sign_job *job)
+ * bearer token. With store_payload, the caller's payload (compact JSON),
+ * not the claims as signed: without the random jti no reader of the
+ * record can rebuild the JWS (a token). */
+static cs_err jws_record(const char *jws, const json_t *caller_payload, int store_payload, sign_job *job)
 {
 	const char *dot1 = strchr(jws, '.');
 	const char *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
@@ -175,14 +180,11 @@ static cs_err jws_record(const char *jws, int store_payload, sign_job *job)
 	job->record.signature = job->detached;
 	if (!store_payload)
 		return CS_OK;
-	char *part = strndup(dot1 + 1, (size_t)(dot2 - dot1 - 1));
-	if (part == NULL)
+	char *text = json_dumps(caller_payload, JSON_COMPACT);
+	if (text == NULL)
 		return CS_E_NOMEM;
-	size_t len = 0;
-	cs_err r = cs_b64url_decode(part, &job->payload, &len);
-	free(part);
-	if (r != CS_OK)
-		return r == CS_E_NOMEM ? r : CS_E_INTERNAL;
+	size_t len = strlen(text);
+	job->payload = (uint8_t *)text;
 	job->record.payload = job->payload;
 	job->record.payload_len = len;
 	return CS_OK;
@@ -213,7 +215,7 @@ static cs_err sign_item(cs_service_req *rq, const cs_config_profile *p, const cs
 			r = cs_sig_jws(signer, p->typ, claims, &res->jws, job->signed_sha256);
 		json_decref(claims);
 		if (r == CS_OK)
-			r = jws_record(res->jws, p->store_payload, job);
+			r = jws_record(res->jws, it->payload, p->store_payload, job);
 	} else if (format == CS_SIG_FORMAT_DSSE) {
 		r = cs_sig_dsse(signer, it->payload_type, it->body, it->body_len, &res->envelope, &res->signature_der,
 				job->signed_sha256);
@@ -280,6 +282,7 @@ static void one_item(cs_service_req *rq, const cs_sign_item *it, const char *id,
 			     "%s", d.reason);
 		return;
 	}
+	job->authorized = 1;
 	snprintf(job->role, sizeof(job->role), "%s", d.role != NULL ? d.role : "signer");
 	unsigned format = cs_sig_format_parse(it->format);
 	res->format = format;
@@ -415,20 +418,56 @@ static cs_err draw_ids(cs_app *app, const cs_sign_item *items, size_t n, char (*
 
 /* A refused item's group: its profile when that is in force (else ""),
  * its format when jws, dsse or digest (else 0): client text that names
- * nothing configured does not make groups, so a request's groups are
- * bounded by the configuration. */
+ * nothing configured does not make groups. Items refused before or by the
+ * access rules (malformed, unknown profile, no grant, rate limit) are one
+ * group whatever their codes: what a caller may not do at all costs one
+ * entry per request, like any refused request; the groups of allowed
+ * items are bounded by the caller's grants. */
 static void refusal_group(cs_app *app, sign_job *job)
 {
-	cs_app_profile *ap = cs_app_profile_find(app, job->item->profile);
+	cs_app_profile *ap = job->authorized ? cs_app_profile_find(app, job->item->profile) : NULL;
 	job->group_profile = ap != NULL ? ap->cfg->name : "";
-	job->group_format = cs_sig_format_parse(job->item->format);
+	job->group_format = job->authorized ? cs_sig_format_parse(job->item->format) : 0;
 }
 
 static int same_refusal(const sign_job *a, const sign_job *b)
 {
-	return strcmp(a->audit.outcome, b->audit.outcome) == 0 && a->audit.error_code != NULL &&
+	if (!a->authorized && !b->authorized)
+		return 1; /* all refused before or by the access rules: outcome refused */
+	return a->authorized == b->authorized && strcmp(a->audit.outcome, b->audit.outcome) == 0 &&
+	       a->audit.error_code != NULL &&
 	       b->audit.error_code != NULL && strcmp(a->audit.error_code, b->audit.error_code) == 0 &&
 	       strcmp(a->group_profile, b->group_profile) == 0 && a->group_format == b->group_format;
+}
+
+/* The error codes of the items an unauthorized group's entry (leader)
+ * records, with their counts, into codes as " codes=A:N,B:M" in the order
+ * first seen; "" when they share one code (the entry's error_code says
+ * it). Codes are ours (a handful), never client text. */
+static void refusal_codes(const sign_job *jobs, const size_t *idx, size_t m, size_t leader, char codes[CODES_MAX])
+{
+	const char *names[8];
+	size_t counts[8], n = 0;
+	for (size_t k = 0; k < m; k++) {
+		const sign_job *job = &jobs[idx[k]];
+		if (job->signed_item || job->holder != leader || job->audit.error_code == NULL)
+			continue;
+		size_t c = 0;
+		while (c < n && strcmp(names[c], job->audit.error_code) != 0)
+			c++;
+		if (c == n && n < 8) {
+			names[n] = job->audit.error_code;
+			counts[n++] = 0;
+		}
+		if (c < n)
+			counts[c]++;
+	}
+	codes[0] = '\0';
+	if (n < 2)
+		return;
+	size_t used = (size_t)snprintf(codes, CODES_MAX, " codes=");
+	for (size_t c = 0; c < n && used < CODES_MAX; c++)
+		used += (size_t)snprintf(codes + used, CODES_MAX - used, "%s%s:%zu", c > 0 ? "," : "", names[c], counts[c]);
 }
 
 /* The entries to write for the jobs idx[0..m) into put[] (returns how
@@ -463,9 +502,14 @@ static size_t plan_entries(cs_app *app, sign_job *jobs, const size_t *idx, size_
 		put[np++] =
 			(cs_ledger_sign_job){.record = job->signed_item ? &job->record : NULL, .audit = &job->audit};
 	}
-	for (size_t l = 0; l < nl; l++)
-		if (jobs[leaders[l]].items > 1)
-			refusal_object(&jobs[leaders[l]], jobs[leaders[l]].items);
+	for (size_t l = 0; l < nl; l++) {
+		char codes[CODES_MAX] = "";
+		if (jobs[leaders[l]].items <= 1)
+			continue;
+		if (!jobs[leaders[l]].authorized)
+			refusal_codes(jobs, idx, m, leaders[l], codes);
+		refusal_object(&jobs[leaders[l]], jobs[leaders[l]].items, codes);
+	}
 	return np;
 }
 

@@ -100,6 +100,7 @@ static const schema_entry schema[] = {
 	{"tls.crl_check", K_BOOL, false, NULL, 0, 0, 1, F(tls.crl_check)},
 	{"tls.verify_depth", K_INT, false, NULL, 4, 1, 10, F(tls.verify_depth)},
 	{"tls.identity_from_cn", K_BOOL, false, NULL, 0, 0, 1, F(tls.identity_from_cn)},
+	{"tls.groups", K_STRING, false, NULL, 0, 0, 0, F(tls.groups)},
 	{"pkcs11", K_GROUP, true, NULL, 0, 0, 0, 0},
 	{"pkcs11.module", K_MODULE, true, NULL, 0, 0, 0, F(pkcs11.module)},
 	{"pkcs11.init_args", K_STRING, false, NULL, 0, 0, 0, F(pkcs11.init_args)},
@@ -1872,6 +1873,68 @@ static void check_grant_profiles(loader *l, config_t *lc)
 }
 
 /* Rules that involve more than one setting. */
+bool cs_config_tls_group_known(const char *name)
+{
+	static const char *const known[] = {"X25519",    "X448",      "P-256",     "P-384",     "P-521",
+					    "secp256r1", "prime256v1", "secp384r1", "secp521r1", "ffdhe2048",
+					    "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192"};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcasecmp(name, known[i]) == 0)
+			return true;
+	return false;
+}
+
+/* tls.groups: 1..CS_TLS_GROUPS_MAX known group names separated by ':',
+ * none twice; X25519 and X448 not with crypto.openssl_fips (the FIPS
+ * provider has neither). */
+static void check_tls_groups(loader *l, config_t *lc)
+{
+	const char *v = l->cfg->tls.groups;
+	const config_setting_t *s = config_lookup(lc, "tls.groups");
+	if (v == NULL || s == NULL)
+		return;
+	char names[CS_TLS_GROUPS_MAX][32];
+	size_t n = 0;
+	const char *p = v;
+	for (;;) {
+		const char *end = strchr(p, ':');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		char name[32];
+		if (len == 0 || len >= sizeof(name)) {
+			SERR(l, s, "tls.groups", "'%s': a list of group names separated by ':' (e.g. \"%s\")", v,
+			     CS_TLS_GROUPS_DEFAULT);
+			return;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (!cs_config_tls_group_known(name)) {
+			SERR(l, s, "tls.groups",
+			     "unknown group '%s' (known: X25519, X448, P-256, P-384, P-521, ffdhe2048, ffdhe3072, "
+			     "ffdhe4096, ffdhe6144, ffdhe8192)",
+			     name);
+			return;
+		}
+		if (l->cfg->crypto.openssl_fips && (strcasecmp(name, "X25519") == 0 || strcasecmp(name, "X448") == 0)) {
+			SERR(l, s, "tls.groups", "%s is not in OpenSSL's FIPS provider (crypto.openssl_fips); use %s", name,
+			     CS_TLS_GROUPS_FIPS);
+			return;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (strcasecmp(names[i], name) == 0) {
+				SERR(l, s, "tls.groups", "group '%s' is listed twice", name);
+				return;
+			}
+		if (n == CS_TLS_GROUPS_MAX) {
+			SERR(l, s, "tls.groups", "at most %d groups", CS_TLS_GROUPS_MAX);
+			return;
+		}
+		memcpy(names[n++], name, len + 1);
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+}
+
 static void check_cross(loader *l, config_t *lc)
 {
 	cs_config *c = l->cfg;
@@ -1895,6 +1958,7 @@ static void check_cross(loader *l, config_t *lc)
 		     "%s takes the port of server.listen (%s): the probes need a port of their own",
 		     c->server.health_listen, c->server.listen);
 	check_validation(l, lc);
+	check_tls_groups(l, lc);
 	check_ceremony(l, lc);
 	check_signing(l, lc);
 	check_grant_profiles(l, lc);

@@ -139,6 +139,11 @@ typedef struct {
 		bool crl_check;
 		int verify_depth;
 		bool identity_from_cn; /* subject CN when there is no URI SAN */
+		/* key exchange groups offered, OpenSSL's list syntax ("X25519:P-256"),
+		 * names checked at load (cs_config_tls_group_known); NULL: the
+		 * default, CS_TLS_GROUPS_DEFAULT (CS_TLS_GROUPS_FIPS with
+		 * crypto.openssl_fips): elliptic curves only, no finite-field group */
+		char *groups;
 	} tls;
 	struct {
 		char *module;
@@ -233,6 +238,16 @@ const char *cs_sig_format_name(unsigned one_format);
 /* The CS_SIG_FORMAT_* bit of that name (exact, lower case); 0 when unknown
  * or name is NULL. */
 unsigned cs_sig_format_parse(const char *name);
+
+/* The TLS key exchange groups offered when tls.groups is not set. X25519
+ * and X448 are not in OpenSSL 3.0's FIPS provider. */
+#define CS_TLS_GROUPS_DEFAULT "X25519:P-256:P-384:P-521:X448"
+#define CS_TLS_GROUPS_FIPS "P-256:P-384:P-521"
+#define CS_TLS_GROUPS_MAX 16
+/* Whether name is a TLS 1.3 key exchange group tls.groups may name
+ * (case-insensitive): X25519, X448, P-256, P-384, P-521 (and their
+ * secpNNNr1/prime256v1 names), ffdhe2048 .. ffdhe8192. */
+bool cs_config_tls_group_known(const char *name);
 
 /* Limits of the policy texts, in Unicode code points. */
 #define CS_CONFIG_POLICY_TEXT_MAX 128

@@ -154,6 +154,15 @@ cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **o
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* key exchange: elliptic curves unless tls.groups says otherwise (no
+	 * finite-field group by default) */
+	const char *groups = cfg->tls.groups != NULL ? cfg->tls.groups
+			     : cfg->crypto.openssl_fips ? CS_TLS_GROUPS_FIPS
+							: CS_TLS_GROUPS_DEFAULT;
+	if (SSL_CTX_set1_groups_list(ctx, groups) != 1) {
+		log_ssl_error("the TLS groups are not available (tls.groups):", groups);
+		goto out;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.cert) != 1) {
 		log_ssl_error("cannot load the server certificate", cfg->tls.cert);
 		goto out;

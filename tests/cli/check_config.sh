@@ -218,7 +218,21 @@ refuse "grant-projects.conf:15: setting 'access.grants.[0].projects': not allowe
 if grep -v -E "is not readable|PIN file|is not writable|configuration invalid" example.txt; then
   echo "FAIL: the example has errors other than missing files"; exit 1
 fi
-for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file wordlist_file cert key ca crl crl_check verify_depth module \
+# tls.groups: known names only, none twice, no X25519/X448 with the FIPS provider
+printf '%s\n' 'tls = { cert = "cert.pem"; key = "key.pem"; ca = "ca.pem"; groups = "P-256:ffdhe3072"; };' \
+  'pkcs11 = { module = "module.so"; token_uri = "pkcs11:token=t"; pin_file = "user.pin"; signing_key = "pkcs11:object=k"; };' \
+  > groups.conf
+"$credsignd" --offline --check-config groups.conf > out.txt 2> err.txt || fail "tls.groups P-256:ffdhe3072 refused"
+sed 's/P-256:ffdhe3072/P-256:brainpool/' groups.conf > groups-bad.conf
+refuse "groups-bad.conf:1: setting 'tls.groups': unknown group 'brainpool'" groups-bad.conf
+sed 's/P-256:ffdhe3072/P-256:p-256/' groups.conf > groups-twice.conf
+refuse "groups-twice.conf:1: setting 'tls.groups': group 'p-256' is listed twice" groups-twice.conf
+sed 's/P-256:ffdhe3072/P-256::X25519/' groups.conf > groups-empty.conf
+refuse "groups-empty.conf:1: setting 'tls.groups': 'P-256::X25519': a list of group names" groups-empty.conf
+{ sed 's/P-256:ffdhe3072/X25519:P-256/' groups.conf; echo 'crypto = { openssl_fips = true; };'; } > groups-fips.conf
+refuse "groups-fips.conf:1: setting 'tls.groups': X25519 is not in OpenSSL's FIPS provider" groups-fips.conf
+
+for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file wordlist_file cert key ca crl crl_check verify_depth groups module \
          token_uri pin_file sessions signing_key validation program openssl_fips path level format checkpoint_entries checkpoint_seconds write_timeout_ms retention_days syslog \
          grants public max_request_bytes batch_max profiles name formats typ payload_types max_payload_bytes iss aud \
          lifetime_seconds store_payload; do

@@ -123,6 +123,7 @@ static const schema_entry schema[] = {
 	 F(pkcs11.validation.library_version)},
 	{"crypto", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"crypto.openssl_fips", K_BOOL, false, NULL, 0, 0, 1, F(crypto.openssl_fips)},
+	{"crypto.profile", K_IDENT, false, NULL, 0, 0, 0, F(crypto.profile)},
 	{"store", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"store.path", K_OUT_FILE, false, "credsign.db", 0, 0, 0, F(store.path)},
 	{"store.session_retention_seconds", K_INT, false, NULL, 86400, 60, 31536000,
@@ -1873,6 +1874,11 @@ static void check_grant_profiles(loader *l, config_t *lc)
 }
 
 /* Rules that involve more than one setting. */
+bool cs_config_fips_tls(const cs_config *cfg)
+{
+	return cfg->crypto.openssl_fips || (cfg->crypto.profile != NULL && strcmp(cfg->crypto.profile, "fips") == 0);
+}
+
 bool cs_config_tls_group_known(const char *name)
 {
 	static const char *const known[] = {"X25519",    "X448",      "P-256",     "P-384",     "P-521",
@@ -1914,8 +1920,10 @@ static void check_tls_groups(loader *l, config_t *lc)
 			     name);
 			return;
 		}
-		if (l->cfg->crypto.openssl_fips && (strcasecmp(name, "X25519") == 0 || strcasecmp(name, "X448") == 0)) {
-			SERR(l, s, "tls.groups", "%s is not in OpenSSL's FIPS provider (crypto.openssl_fips); use %s", name,
+		if (cs_config_fips_tls(l->cfg) && (strcasecmp(name, "X25519") == 0 || strcasecmp(name, "X448") == 0)) {
+			SERR(l, s, "tls.groups", "%s is not FIPS-approved (crypto.%s); use %s", name,
+			     l->cfg->crypto.openssl_fips ? "openssl_fips: OpenSSL's FIPS provider has no X25519 or X448"
+							 : "profile \"fips\"",
 			     CS_TLS_GROUPS_FIPS);
 			return;
 		}
@@ -1958,6 +1966,9 @@ static void check_cross(loader *l, config_t *lc)
 		     "%s takes the port of server.listen (%s): the probes need a port of their own",
 		     c->server.health_listen, c->server.listen);
 	check_validation(l, lc);
+	if (c->crypto.profile != NULL && strcmp(c->crypto.profile, "default") != 0 &&
+	    strcmp(c->crypto.profile, "fips") != 0 && (s = config_lookup(lc, "crypto.profile")) != NULL)
+		SERR(l, s, "crypto.profile", "'%s': must be \"default\" or \"fips\"", c->crypto.profile);
 	check_tls_groups(l, lc);
 	check_ceremony(l, lc);
 	check_signing(l, lc);

@@ -172,6 +172,10 @@ typedef struct {
 	} pkcs11;
 	struct {
 		bool openssl_fips; /* software crypto from OpenSSL's FIPS provider only */
+		/* "default" or "fips" (NULL: default): with "fips" the TLS listener
+		 * offers FIPS-approved algorithms only (CS_TLS_*_FIPS); see
+		 * cs_config_fips_tls */
+		char *profile;
 	} crypto;
 	struct {
 		char *path;
@@ -244,6 +248,17 @@ unsigned cs_sig_format_parse(const char *name);
 #define CS_TLS_GROUPS_DEFAULT "X25519:P-256:P-384:P-521:X448"
 #define CS_TLS_GROUPS_FIPS "P-256:P-384:P-521"
 #define CS_TLS_GROUPS_MAX 16
+/* crypto.profile "fips": TLS 1.3 cipher suites and signature algorithms
+ * approved for FIPS (SP 800-52r2: AES-GCM; ECDSA and RSA-PSS with SHA-2;
+ * no ChaCha20-Poly1305, no EdDSA) */
+#define CS_TLS_CIPHERSUITES_FIPS "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
+#define CS_TLS_SIGALGS_FIPS                                                                              \
+	"ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512:rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:" \
+	"rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512"
+/* Whether the TLS listener is restricted to FIPS-approved algorithms
+ * (crypto.profile "fips" or crypto.openssl_fips, whose provider has no
+ * X25519/X448). */
+bool cs_config_fips_tls(const cs_config *cfg);
 /* Whether name is a TLS 1.3 key exchange group tls.groups may name
  * (case-insensitive): X25519, X448, P-256, P-384, P-521 (and their
  * secpNNNr1/prime256v1 names), ffdhe2048 .. ffdhe8192. */

@@ -157,10 +157,19 @@ cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **o
 	/* key exchange: elliptic curves unless tls.groups says otherwise (no
 	 * finite-field group by default) */
 	const char *groups = cfg->tls.groups != NULL ? cfg->tls.groups
-			     : cfg->crypto.openssl_fips ? CS_TLS_GROUPS_FIPS
+			     : cs_config_fips_tls(cfg)  ? CS_TLS_GROUPS_FIPS
 							: CS_TLS_GROUPS_DEFAULT;
 	if (SSL_CTX_set1_groups_list(ctx, groups) != 1) {
 		log_ssl_error("the TLS groups are not available (tls.groups):", groups);
+		goto out;
+	}
+	/* crypto.profile "fips": AES-GCM suites, ECDSA and RSA-PSS with SHA-2
+	 * only, for the server's signature and the client certificate's */
+	if (cs_config_fips_tls(cfg) &&
+	    (SSL_CTX_set_ciphersuites(ctx, CS_TLS_CIPHERSUITES_FIPS) != 1 ||
+	     SSL_CTX_set1_sigalgs_list(ctx, CS_TLS_SIGALGS_FIPS) != 1 ||
+	     SSL_CTX_set1_client_sigalgs_list(ctx, CS_TLS_SIGALGS_FIPS) != 1)) {
+		log_ssl_error("the FIPS-approved TLS algorithms are not available", "(crypto.profile)");
 		goto out;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.cert) != 1) {

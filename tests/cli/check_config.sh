@@ -230,9 +230,15 @@ refuse "groups-twice.conf:1: setting 'tls.groups': group 'p-256' is listed twice
 sed 's/P-256:ffdhe3072/P-256::X25519/' groups.conf > groups-empty.conf
 refuse "groups-empty.conf:1: setting 'tls.groups': 'P-256::X25519': a list of group names" groups-empty.conf
 { sed 's/P-256:ffdhe3072/X25519:P-256/' groups.conf; echo 'crypto = { openssl_fips = true; };'; } > groups-fips.conf
-refuse "groups-fips.conf:1: setting 'tls.groups': X25519 is not in OpenSSL's FIPS provider" groups-fips.conf
+refuse "groups-fips.conf:1: setting 'tls.groups': X25519 is not FIPS-approved (crypto.openssl_fips" groups-fips.conf
+{ sed 's/P-256:ffdhe3072/X448:P-256/' groups.conf; echo 'crypto = { profile = "fips"; };'; } > groups-profile.conf
+refuse "groups-profile.conf:1: setting 'tls.groups': X448 is not FIPS-approved (crypto.profile \"fips\")" groups-profile.conf
+{ cat groups.conf; echo 'crypto = { profile = "fips"; };'; } > profile-fips.conf
+"$credsignd" --offline --check-config profile-fips.conf > out.txt 2> err.txt || fail "crypto.profile fips refused"
+{ cat groups.conf; echo 'crypto = { profile = "nsa"; };'; } > profile-bad.conf
+refuse "profile-bad.conf:3: setting 'crypto.profile': 'nsa': must be \"default\" or \"fips\"" profile-bad.conf
 
-for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file wordlist_file cert key ca crl crl_check verify_depth groups module \
+for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file wordlist_file cert key ca crl crl_check verify_depth groups profile module \
          token_uri pin_file sessions signing_key validation program openssl_fips path level format checkpoint_entries checkpoint_seconds write_timeout_ms retention_days syslog \
          grants public max_request_bytes batch_max profiles name formats typ payload_types max_payload_bytes iss aud \
          lifetime_seconds store_payload; do

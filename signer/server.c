@@ -31,6 +31,7 @@
 #include "http_errors.h"
 #include "http_framing.h"
 #include "metrics.h"
+#include "notify.h"
 #include "refusal_summary.h"
 #include "tls.h"
 
@@ -854,7 +855,7 @@ static void system_event(server *s, const char *action, const char *object, cons
 		cs_log_error("lifecycle event %s not audited", action);
 }
 
-static void reload_tls(server *s)
+static cs_err reload_tls(server *s)
 {
 	SSL_CTX *fresh = NULL;
 	cs_err r = cs_tls_server_ctx(s->app->libctx, s->app->cfg, &fresh);
@@ -865,7 +866,7 @@ static void reload_tls(server *s)
 				    .error_code = cs_strerror(r)};
 		if (cs_audit_record(s->app->audit, s->app->ledger, &e) != CS_OK)
 			cs_log_error("the failed TLS reload could not be audited");
-		return;
+		return r;
 	}
 	pthread_mutex_lock(&s->ctx_lock);
 	SSL_CTX *old = s->ssl_ctx;
@@ -874,6 +875,7 @@ static void reload_tls(server *s)
 	SSL_CTX_free(old);
 	cs_log_info("SIGHUP: client CA and CRL reloaded");
 	system_event(s, "tls.reload", s->app->cfg->tls.ca, "success");
+	return CS_OK;
 }
 
 /* Drop generation sessions that expired more than
@@ -1030,9 +1032,15 @@ cs_err cs_server_run(cs_server *s, cs_app *app)
 	cs_log_info("listening on %s with %d workers (TLS 1.3, client certificates required)",
 		    app->cfg->server.listen, started);
 	system_event(s, "daemon.start", app->cfg->server.node_id, "success");
-	struct timespec tick = {1, 0};
+	/* systemd (notify.h): ready once the workers run and the start is
+	 * recorded; the watchdog pings from this loop only */
+	cs_notify sd;
+	cs_notify_init(&sd);
+	cs_notify_ready(&sd, "listening on %s with %d workers", app->cfg->server.listen, started);
 	time_t last_checkpoint = time(NULL), last_prune = 0, last_refusals = time(NULL);
 	for (;;) {
+		struct timespec tick = {1, 0};
+		cs_notify_watchdog(&sd, &tick); /* WATCHDOG=1 when due; tick shortened to the next */
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (time(NULL) - last_checkpoint >= app->cfg->audit.checkpoint_seconds) {
 			(void)cs_audit_checkpoint(app->audit, app->ledger, "periodic");
@@ -1049,12 +1057,18 @@ cs_err cs_server_run(cs_server *s, cs_app *app)
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
-			reload_tls(s);
+			cs_notify_reloading(&sd);
+			cs_err tls = reload_tls(s);
 			/* the access rules from the configuration file read again;
 			 * requests in flight keep theirs */
-			(void)cs_service_rules_reload(app);
+			cs_err rules = cs_service_rules_reload(app);
+			cs_notify_ready(&sd, "listening on %s with %d workers; SIGHUP reload: TLS %s, access rules %s",
+					app->cfg->server.listen, started, tls == CS_OK ? "reloaded" : "kept (failed)",
+					rules == CS_OK ? "reloaded" : "kept (failed)");
 			continue;
 		}
+		cs_notify_stopping(&sd, "signal %d: draining %ld request(s) in flight", sig,
+				   (long)app->requests_in_flight);
 		cs_log_info("signal %d: draining %ld request(s) in flight", sig,
 			    (long)app->requests_in_flight);
 		drain(s);

@@ -25,8 +25,11 @@
  *                         reloading the client CA and CRL; new connections
  *                         use it; it also swaps in the access rules of the
  *                         configuration file read again (service.h,
- *                         cs_service_rules_reload). It runs once per bound
- *                         server, after both steps above (else CS_E_INTERNAL).
+ *                         cs_service_rules_reload). Under systemd it
+ *                         reports ready, reloading, stopping and watchdog
+ *                         pings from its main loop (notify.h). It runs once
+ *                         per bound server, after both steps above (else
+ *                         CS_E_INTERNAL).
  * cs_server_free() closes what is still open. Ownership: the cs_server
  * owns its sockets and TLS context; the app passed to cs_server_run must
  * outlive the run.

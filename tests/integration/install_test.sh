@@ -197,7 +197,7 @@ check "the configuration names the installed presets" \
 
 unit_is_right() {
 	local unit=$S2/lib/systemd/system/credsignd.service line
-	for line in "User=$user" "Group=$group" "Type=simple" \
+	for line in "User=$user" "Group=$group" "Type=notify" \
 		"ExecStart=/usr/sbin/credsignd --config /etc/credsign/credsignd.conf" \
 		'ExecReload=/bin/kill -HUP $MAINPID' NoNewPrivileges=yes ProtectSystem=strict \
 		ReadWritePaths=/var/lib/credsign PrivateTmp=yes; do

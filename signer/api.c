@@ -1360,7 +1360,10 @@ static void handle_cert(api_call *c, const char *rest)
 	free(claims);
 }
 
-static void handle_jwks(api_call *c)
+/* A public document of the certificate keys, or with ?profile=NAME of a
+ * signing profile's keys: the JWKS (cs_service_jwks_doc) or the rollover
+ * statements (cs_service_rollovers). */
+static void handle_keys_doc(api_call *c, cs_err (*doc_of)(cs_service_req *, const char *, json_t **))
 {
 	json_t *doc = NULL;
 	char profile[CS_CONFIG_PROFILE_NAME_MAX + 1];
@@ -1369,23 +1372,7 @@ static void handle_jwks(api_call *c)
 		send_api_error(c, &err);
 		return;
 	}
-	cs_err r = cs_service_jwks_doc(&c->rq, profile[0] ? profile : NULL, &doc);
-	if (r != CS_OK)
-		send_service_error(c, r);
-	else
-		send_json(c, 200, doc);
-}
-
-static void handle_rollover(api_call *c)
-{
-	json_t *doc = NULL;
-	char profile[CS_CONFIG_PROFILE_NAME_MAX + 1];
-	cs_api_error err;
-	if (cs_api_decode_profile_query(query_of(c), profile, &err) != CS_OK) {
-		send_api_error(c, &err);
-		return;
-	}
-	cs_err r = cs_service_rollovers(&c->rq, profile[0] ? profile : NULL, &doc);
+	cs_err r = doc_of(&c->rq, profile[0] ? profile : NULL, &doc);
 	if (r != CS_OK)
 		send_service_error(c, r);
 	else
@@ -1673,8 +1660,8 @@ static void dispatch(api_call *c, cs_app *app, cs_store *store, cs_api_route_id 
 	case CS_ROUTE_GENERATE: handle_generate(c); break;
 	case CS_ROUTE_CERTIFY: handle_certify(c); break;
 	case CS_ROUTE_CERT: handle_cert(c, path + strlen("/cert/")); break;
-	case CS_ROUTE_JWKS: handle_jwks(c); break;
-	case CS_ROUTE_ROLLOVER: handle_rollover(c); break;
+	case CS_ROUTE_JWKS: handle_keys_doc(c, cs_service_jwks_doc); break;
+	case CS_ROUTE_ROLLOVER: handle_keys_doc(c, cs_service_rollovers); break;
 	case CS_ROUTE_REVOCATIONS: handle_revocations(c); break;
 	case CS_ROUTE_PRESETS: handle_presets(c); break;
 	case CS_ROUTE_POLICY: handle_policy(c); break;

@@ -653,15 +653,9 @@ typedef struct {
 static void record_row(void *arg, const cs_signature_record *rec)
 {
 	record_read *rr = arg;
-	char *payload = rec->payload != NULL ? cs_sig_b64_encode(rec->payload, rec->payload_len) : NULL;
 	snprintf(rr->profile, sizeof(rr->profile), "%s", rec->profile != NULL ? rec->profile : "");
-	rr->doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s*, s:s*, s:s*, s:I}", "signature_id",
-			    rec->id, "profile", rec->profile, "format", rec->format, "requester", rec->requester,
-			    "created_at", rec->created_at, "signed_sha256", rec->signed_sha256, "kid", rec->kid,
-			    "signature", rec->signature, "signature_der", rec->signature_der, "payload_type",
-			    rec->payload_type, "payload", payload, "audit_seq", (json_int_t)rec->audit_seq);
-	rr->failed = rr->doc == NULL || (rec->payload != NULL && payload == NULL);
-	free(payload);
+	rr->doc = cs_service_signature_json(rec);
+	rr->failed = rr->doc == NULL;
 }
 
 cs_err cs_service_signature_get(cs_service_req *rq, const char *id, json_t **record)

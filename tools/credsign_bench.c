@@ -82,6 +82,7 @@
 #include <sqlite3.h>
 
 #include "cs_secret.h"
+#include "sigformat.h"
 #include "wipe_alloc.h"
 
 extern char **environ;
@@ -520,24 +521,12 @@ static int do_sign(client *c, const sign_request *r, unsigned long *sigs, unsign
 
 /* ---- the bodies of POST /api/sign ------------------------------------------------- */
 
-static void hex32(const uint8_t d[32], char out[65])
-{
-	static const char digits[] = "0123456789abcdef";
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 /* The SHA-256 (hex) of the n-th bench "artifact". */
 static void artifact_sha256(int n, char hex[65])
 {
 	char name[64];
-	uint8_t d[SHA256_DIGEST_LENGTH];
 	int len = snprintf(name, sizeof(name), "credsign-bench artifact %d", n);
-	SHA256((const uint8_t *)name, (size_t)len, d);
-	hex32(d, hex);
+	(void)cs_sig_sha256_hex((const uint8_t *)name, (size_t)len, hex);
 }
 
 /* A JWS payload: a small release statement (no reserved claim). */

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
 #include <strings.h>
 
 #include <openssl/err.h>
@@ -92,6 +94,10 @@ static const schema_entry schema[] = {
 	{"server.wordlist_file", K_FILE, false,
 	 "/usr/lib/python3/dist-packages/diceware/wordlists/wordlist_en_eff.txt", 0, 0, 0,
 	 F(server.wordlist_file)},
+	/* checked by check_accounts: an account of this machine */
+	{"server.user", K_STRING, false, NULL, 0, 0, 0, F(server.user)},
+	{"server.group", K_STRING, false, NULL, 0, 0, 0, F(server.group)},
+	{"server.allow_root", K_BOOL, false, NULL, 0, 0, 1, F(server.allow_root)},
 	{"tls", K_GROUP, true, NULL, 0, 0, 0, 0},
 	{"tls.cert", K_FILE, true, NULL, 0, 0, 0, F(tls.cert)},
 	{"tls.key", K_KEY_SOURCE, true, NULL, 0, 0, 0, F(tls.key)},
@@ -140,6 +146,10 @@ static const schema_entry schema[] = {
 	 F(audit.refusal_summary_seconds)},
 	{"audit.syslog", K_BOOL, false, NULL, 0, 0, 1, F(audit.syslog)},
 	{"metrics", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"hardening", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"hardening.privsep", K_BOOL, false, NULL, 1, 0, 1, F(hardening.privsep)},
+	{"hardening.seccomp", K_BOOL, false, NULL, 1, 0, 1, F(hardening.seccomp)},
+	{"hardening.mlock", K_BOOL, false, NULL, 1, 0, 1, F(hardening.mlock)},
 	{"access", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"access.grants", K_GRANTS, false, NULL, 0, 0, 0, F(access)},
 	{"signing", K_GROUP, false, NULL, 0, 0, 0, 0},
@@ -179,6 +189,7 @@ typedef struct {
 	const char *abs;  /* the main file's absolute path, as libconfig names it */
 	char *dir;        /* directory of the main file */
 	bool failed;
+	bool no_secrets; /* cs_config_reload: the PIN and key files are not opened */
 } loader;
 
 void cs_config_diag_add(cs_config_diag *diag, const char *msg)
@@ -323,7 +334,7 @@ static void check_uri(loader *l, const config_setting_t *s, const char *path, co
 		const char *file = strncmp(src, "file:", 5) == 0 ? src + 5 : src;
 		if (file[0] != '/')
 			SERR(l, s, path, "pin-source must be file:/ABSOLUTE/PATH");
-		else if (cs_secret_check_file(file, &why) != CS_OK)
+		else if (!l->no_secrets && cs_secret_check_file(file, &why) != CS_OK)
 			SERR(l, s, path, "PIN file '%s': %s", file, why);
 	}
 	p11_kit_uri_free(uri);
@@ -528,7 +539,7 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 		check_file(l, s, e->path, value);
 		break;
 	case K_PIN_FILE:
-		if (cs_secret_check_file(value, &why) != CS_OK)
+		if (!l->no_secrets && cs_secret_check_file(value, &why) != CS_OK)
 			SERR(l, s, e->path, "PIN file '%s': %s", value, why);
 		break;
 	case K_OUT_FILE: {
@@ -553,7 +564,7 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 	case K_KEY_SOURCE:
 		if (strncmp(value, "pkcs11:", 7) == 0)
 			check_uri(l, s, e->path, value, true);
-		else
+		else if (!l->no_secrets)
 			check_file(l, s, e->path, value);
 		break;
 	case K_TOKEN_URI:
@@ -1943,6 +1954,34 @@ static void check_tls_groups(loader *l, config_t *lc)
 	}
 }
 
+/* server.user and server.group: accounts of this machine (the network
+ * process switches to them, confine.h); a group only with a user. */
+static void check_accounts(loader *l, config_t *lc)
+{
+	const cs_config *c = l->cfg;
+	const config_setting_t *s;
+	if (c->server.user != NULL && (s = config_lookup(lc, "server.user")) != NULL) {
+		errno = 0;
+		if (strlen(c->server.user) > CS_CONFIG_ACCOUNT_MAX)
+			SERR(l, s, "server.user", "longer than %d characters", CS_CONFIG_ACCOUNT_MAX);
+		else if (getpwnam(c->server.user) == NULL)
+			SERR(l, s, "server.user", "no such user '%.64s'%s%s", c->server.user, errno != 0 ? ": " : "",
+			     errno != 0 ? strerror(errno) : "");
+	}
+	if (c->server.group == NULL || (s = config_lookup(lc, "server.group")) == NULL)
+		return;
+	if (c->server.user == NULL) {
+		SERR(l, s, "server.group", "only with server.user (the group the user runs in)");
+		return;
+	}
+	errno = 0;
+	if (strlen(c->server.group) > CS_CONFIG_ACCOUNT_MAX)
+		SERR(l, s, "server.group", "longer than %d characters", CS_CONFIG_ACCOUNT_MAX);
+	else if (getgrnam(c->server.group) == NULL)
+		SERR(l, s, "server.group", "no such group '%.64s'%s%s", c->server.group, errno != 0 ? ": " : "",
+		     errno != 0 ? strerror(errno) : "");
+}
+
 static void check_cross(loader *l, config_t *lc)
 {
 	cs_config *c = l->cfg;
@@ -1970,6 +2009,7 @@ static void check_cross(loader *l, config_t *lc)
 	    strcmp(c->crypto.profile, "fips") != 0 && (s = config_lookup(lc, "crypto.profile")) != NULL)
 		SERR(l, s, "crypto.profile", "'%s': must be \"default\" or \"fips\"", c->crypto.profile);
 	check_tls_groups(l, lc);
+	check_accounts(l, lc);
 	check_ceremony(l, lc);
 	check_signing(l, lc);
 	check_grant_profiles(l, lc);
@@ -1999,7 +2039,7 @@ static void diag_plain(loader *l, const char *fmt, ...)
 	diag_push(l, msg);
 }
 
-cs_err cs_config_load(const char *path, cs_config **out, cs_config_diag *diag)
+static cs_err load(const char *path, cs_config **out, cs_config_diag *diag, bool no_secrets)
 {
 	config_t lc;
 	loader l = {0};
@@ -2008,6 +2048,7 @@ cs_err cs_config_load(const char *path, cs_config **out, cs_config_diag *diag)
 	*out = NULL;
 	memset(diag, 0, sizeof(*diag));
 	l.diag = diag;
+	l.no_secrets = no_secrets;
 	l.file = path;
 	if (realpath(path, abs) == NULL) {
 		diag_plain(&l, "%s: cannot read configuration: %s", path, strerror(errno));
@@ -2046,6 +2087,16 @@ cs_err cs_config_load(const char *path, cs_config **out, cs_config_diag *diag)
 	}
 	*out = l.cfg;
 	return CS_OK;
+}
+
+cs_err cs_config_load(const char *path, cs_config **out, cs_config_diag *diag)
+{
+	return load(path, out, diag, false);
+}
+
+cs_err cs_config_reload(const char *path, cs_config **out, cs_config_diag *diag)
+{
+	return load(path, out, diag, true);
 }
 
 void cs_config_free(cs_config *c)

@@ -131,7 +131,17 @@ typedef struct {
 		char *health_listen; /* plain-HTTP /healthz and /readyz; NULL: off */
 		char *presets_file;  /* built-in presets (conf/presets.conf) */
 		char *wordlist_file; /* passphrase words (EFF long list) */
+		/* the network process's account (confine.h): checked at load to
+		 * exist (getpwnam/getgrnam); NULL when unset. group only with user
+		 * (NULL: the user's primary group) */
+		char *user, *group; /* at most CS_CONFIG_ACCOUNT_MAX characters */
+		bool allow_root; /* started as root without user: run as root anyway */
 	} server;
+	struct { /* hardening (optional group; issue 16, docs/hardening.md) */
+		bool privsep; /* key process + network process (default true) */
+		bool seccomp; /* seccomp-bpf allowlists (default true) */
+		bool mlock;   /* mlockall in both processes (default true) */
+	} hardening;
 	struct {
 		char *cert, *key; /* key: file path, or a pkcs11: URI (issue 3) */
 		char *ca;
@@ -264,6 +274,9 @@ bool cs_config_fips_tls(const cs_config *cfg);
  * secpNNNr1/prime256v1 names), ffdhe2048 .. ffdhe8192. */
 bool cs_config_tls_group_known(const char *name);
 
+/* server.user and server.group: the longest name (cs_run_as holds it) */
+#define CS_CONFIG_ACCOUNT_MAX 63
+
 /* Limits of the policy texts, in Unicode code points. */
 #define CS_CONFIG_POLICY_TEXT_MAX 128
 #define CS_CONFIG_POLICY_SCOPE_MAX 512
@@ -274,6 +287,13 @@ typedef struct {
 } cs_config_diag;
 
 cs_err cs_config_load(const char *path, cs_config **out, cs_config_diag *diag)
+	__attribute__((warn_unused_result));
+/* The same for a process that has given up the right to read the secrets
+ * (the network process after its privilege drop, reloading on SIGHUP):
+ * pkcs11.pin_file, a pin-source in pkcs11.token_uri and a file tls.key are
+ * not opened or checked (their paths are resolved as by cs_config_load);
+ * everything else is. Not for a process that will use those files. */
+cs_err cs_config_reload(const char *path, cs_config **out, cs_config_diag *diag)
 	__attribute__((warn_unused_result));
 void cs_config_free(cs_config *cfg);
 void cs_config_diag_free(cs_config_diag *diag);

@@ -90,7 +90,9 @@ typedef enum {
 	X(CS_E_CEREMONY_EXPIRED, CS_CAT_GONE, "ceremony expired")                  \
 	X(CS_E_QUORUM, CS_CAT_AUTH, "ceremony lacks its quorum of officers")       \
 	X(CS_E_NO_ACTIVE_KEY, CS_CAT_TOKEN, "no active signing key")               \
-	X(CS_E_REVOKED, CS_CAT_GONE, "certificate revoked")
+	X(CS_E_REVOKED, CS_CAT_GONE, "certificate revoked")                      \
+	X(CS_E_KEY_PURPOSE, CS_CAT_AUTH, "key is not configured for this purpose") \
+	X(CS_E_IPC, CS_CAT_INTERNAL, "key process protocol error")
 
 typedef enum {
 #define CS_ERR_ENUM(code, cat, msg) code,

@@ -4,10 +4,17 @@
  * Everything that touches key material or the entropy source goes through
  * these functions. The interface deals only in plain data (buffers, key
  * references by label and CKA_ID, digests, signatures); no PKCS#11 handle or
- * session crosses it, so it can later be served by a separate key process
- * over a socket without changing callers.
+ * session crosses it, so it is served either in-process (cs_token_open: the
+ * tools, the unit tests, a daemon with hardening.privsep = false) or by a
+ * separate key process over socketpair channels (cs_token_open_remote, in
+ * the daemon's network process; the server is keyproc.h, the frames
+ * token_ipc.h) without changing callers. A remote token forwards every call
+ * as one request on a free channel and refuses what the daemon never does
+ * (key generation and destruction: CS_E_KEY_FORBIDDEN); the key process
+ * signs only with keys configured and bound (cs_token_bind_key) for the
+ * purpose a key reference names.
  *
- * The implementation (token_p11.c) loads the module through p11-kit (with
+ * The in-process implementation (token_p11.c) loads the module through p11-kit (with
  * the configured C_Initialize arguments for a module given by path), selects
  * the token by an RFC 7512 URI, logs in as user with a PIN read from an
  * owner-only file at each login (and wiped right after C_Login) when the
@@ -44,7 +51,8 @@
  * a lock held by another thread of the parent.
  *
  * Thread-safety: all functions may be called concurrently on one cs_token,
- * except cs_token_open/cs_token_close.
+ * except cs_token_open/cs_token_open_remote/cs_token_close
+ * (cs_token_remote_replace may run beside other calls).
  */
 #ifndef CS_TOKEN_H
 #define CS_TOKEN_H
@@ -117,11 +125,28 @@ typedef struct {
 	unsigned long slot_id;
 } cs_token_info;
 
+/* What a key signs for; carried with a key reference to the key process,
+ * which signs only with keys configured for the named purpose. */
+typedef enum {
+	CS_KEY_PURPOSE_NONE = 0,        /* in-process tools: no check */
+	CS_KEY_PURPOSE_CERTIFICATE = 1, /* compliance certificates (pkcs11.signing_key and its successors) */
+	CS_KEY_PURPOSE_TLS = 2,         /* the TLS server key (a pkcs11: tls.key) */
+	CS_KEY_PURPOSE_PROFILE = 3,     /* a signing profile's key; profile names it */
+} cs_key_purpose_kind;
+#define CS_KEY_PROFILE_NAME_MAX 32
+typedef struct {
+	cs_key_purpose_kind kind;
+	char profile[CS_KEY_PROFILE_NAME_MAX + 1]; /* "" unless PROFILE */
+} cs_key_purpose;
+
 /* A key pair in the token, named by CKA_LABEL and/or CKA_ID. Plain data. */
 typedef struct {
 	char label[CS_KEY_LABEL_MAX + 1]; /* "" = any label */
 	uint8_t id[CS_KEY_ID_MAX];
 	size_t id_len; /* 0 = any id */
+	/* What the caller signs with it for (zero = NONE). Checked only by a
+	 * key process (a remote token); the in-process token ignores it. */
+	cs_key_purpose purpose;
 } cs_key_ref;
 
 /* An ES256 signature in both encodings. */
@@ -133,7 +158,49 @@ typedef struct {
 
 cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 	__attribute__((warn_unused_result));
+/* Open a token served by a key process over channels (SOCK_SEQPACKET
+ * fds, 1..CS_TOKEN_REMOTE_CHANNELS_MAX, taken over: closed by cs_token_close
+ * or on failure). Sends HELLO on every channel and waits (up to
+ * CS_IPC_HELLO_TIMEOUT_MS) for the answers:
+ * CS_E_TOKEN_UNAVAILABLE when the key process closed them (it failed to
+ * start: it logged why), CS_E_IPC for an answer that is not a HELLO of this
+ * protocol version.
+ *
+ * Each call takes a free channel (waiting up to CS_IPC_WAIT_MS when all are
+ * busy: then CS_E_TOKEN_BUSY), sends one request and waits up to
+ * CS_IPC_REPLY_TIMEOUT_MS for its reply. A channel that meets EOF, an
+ * error, a timeout or a malformed reply is closed and marked dead and the
+ * call fails CS_E_TOKEN_UNAVAILABLE (logged once per channel); once every
+ * channel is dead, calls fail at once with CS_E_TOKEN_UNAVAILABLE until
+ * cs_token_remote_replace. Never a partial result: outputs are zeroed on
+ * failure. Thread-safe like the in-process token. */
+cs_err cs_token_open_remote(const int *fds, size_t nfds, cs_token **out)
+	__attribute__((warn_unused_result));
+#define CS_TOKEN_REMOTE_CHANNELS_MAX 64
+/* Remote token timing: the wait for a free channel, for a reply, and for
+ * the HELLO answers of a starting key process (it opens and checks the
+ * token first). */
+#define CS_IPC_WAIT_MS 2000
+#define CS_IPC_REPLY_TIMEOUT_MS 15000
+#define CS_IPC_HELLO_TIMEOUT_MS 30000
+/* A restarted key process: new channels (taken over, as above) replace the
+ * old ones (closed once no call uses them); HELLO is exchanged on each and
+ * the keys bound so far (cs_token_bind_key) are bound again on them. On
+ * failure the new channels are closed and the token stays dead (calls fail
+ * CS_E_TOKEN_UNAVAILABLE). CS_E_INVALID_ARG on an in-process token. */
+cs_err cs_token_remote_replace(cs_token *token, const int *fds, size_t nfds)
+	__attribute__((warn_unused_result));
+/* 1 for a token opened by cs_token_open_remote, else 0. */
+int cs_token_is_remote(const cs_token *token);
 void cs_token_close(cs_token *token);
+
+/* Bind key (resolved: full label and id) to key->purpose at the key
+ * process, before signing with it for that purpose. In-process: CS_OK,
+ * no effect. Remote: the key process refuses (CS_E_KEY_PURPOSE) a key
+ * bound or configured for another purpose, any TLS key but the
+ * configured one, a purpose NONE. A remote token remembers the keys it
+ * bound and binds them again after cs_token_remote_replace. */
+cs_err cs_token_bind_key(cs_token *token, const cs_key_ref *key) __attribute__((warn_unused_result));
 
 cs_err cs_token_get_info(cs_token *token, cs_token_info *info);
 /* How many times the pool has recovered (reopened its sessions or
@@ -170,7 +237,8 @@ cs_err cs_key_ref_from_uri(const char *uri, cs_key_ref *out);
  * tie: vendor tools may label the halves differently), else (a token that
  * keeps only the private object) the private key's own CKA_EC_POINT or
  * CKA_PUBLIC_KEY_INFO; with none of these, CS_E_KEY_NO_PUBLIC. A key with
- * CKA_ALWAYS_AUTHENTICATE and no PIN source: CS_E_KEY_ALWAYS_AUTH. */
+ * CKA_ALWAYS_AUTHENTICATE and no PIN source: CS_E_KEY_ALWAYS_AUTH.
+ * found->purpose is a copy of query->purpose. */
 cs_err cs_token_find_key(cs_token *token, const cs_key_ref *query, cs_key_ref *found);
 /* Generate a P-256 key pair in the token: CKA_TOKEN, CKA_PRIVATE and
  * CKA_SENSITIVE true, CKA_EXTRACTABLE false. The label takes 1 to
@@ -239,7 +307,8 @@ cs_err cs_token_check_mechanisms(cs_token *token, unsigned needs, char *why, siz
  * private key carries; see cs_token_find_key) as an OpenSSL key. */
 cs_err cs_token_public_key(cs_token *token, const cs_key_ref *key, EVP_PKEY **out);
 /* ECDSA P-256 signature (CKM_ECDSA) of a SHA-256 digest computed by the
- * caller. Accepts tokens that return raw r||s or DER. A key with
+ * caller. On a remote token the key process signs only when key (label and
+ * id as resolved) is bound to key->purpose: else CS_E_KEY_PURPOSE. Accepts tokens that return raw r||s or DER. A key with
  * CKA_ALWAYS_AUTHENTICATE gets a CKU_CONTEXT_SPECIFIC login with the PIN
  * (read from its file and wiped) after each C_SignInit. */
 cs_err cs_token_sign_es256(cs_token *token, const cs_key_ref *key, const uint8_t digest[32],

@@ -104,7 +104,29 @@ struct cs_token {
 	struct timespec reinit_due; /* CLOCK_MONOTONIC: no attempt before this */
 
 	struct cs_token *next_open; /* the process's open tokens (fork handlers) */
+
+	/* Set for a token served by a key process (cs_token_open_remote):
+	 * every public function then forwards to token_remote.c and nothing
+	 * above is used. */
+	struct tok_remote *remote;
 };
+
+/* The remote side of the public functions (token_remote.c), called by them
+ * first when t->remote is set; same contracts as in token.h. */
+cs_err tok_remote_get_info(cs_token *t, cs_token_info *info);
+unsigned long tok_remote_recoveries(cs_token *t);
+unsigned long tok_remote_reinitializations(cs_token *t);
+cs_err tok_remote_random(cs_token *t, uint8_t *buf, size_t n);
+size_t tok_remote_random_max(cs_token *t);
+cs_err tok_remote_find_key(cs_token *t, const cs_key_ref *query, cs_key_ref *found);
+cs_err tok_remote_public_key(cs_token *t, const cs_key_ref *key, EVP_PKEY **out);
+cs_err tok_remote_sign_es256(cs_token *t, const cs_key_ref *key, const uint8_t digest[32],
+			     cs_es256_sig *sig);
+cs_err tok_remote_mechanisms(cs_token *t, cs_token_mechanism out[CS_TOKEN_MECHANISMS]);
+cs_err tok_remote_bind_key(cs_token *t, const cs_key_ref *key);
+/* Key generation and destruction: CS_E_KEY_FORBIDDEN (logged). */
+cs_err tok_remote_forbidden(cs_token *t, const char *what);
+void tok_remote_close(cs_token *t);
 
 /* An operation run on a pooled session. Returns the CK_RV of the failing
  * call (recovery is decided on it) or CKR_OK with *err for other failures. */

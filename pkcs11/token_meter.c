@@ -268,6 +268,21 @@ static void failed(const char *fn, CK_RV rv)
 	X(C_CancelFunction, (CK_SESSION_HANDLE a), (a)) \
 	X(C_WaitForSlotEvent, (CK_FLAGS a, CK_SLOT_ID_PTR b, CK_VOID_PTR c), (a, b, c))
 
+const char *cs_token_meter_function_name(const char *name)
+{
+	static const char *const names[] = {
+#define NAME(name, params, args) #name,
+		CS_P11_FUNCTIONS(NAME)
+#undef NAME
+	};
+	if (name == NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(names[i], name) == 0)
+			return names[i];
+	return NULL;
+}
+
 /* A wrapper per function: time the real call when observed, report it,
  * remember it when it failed. */
 #define METERED(name, params, args)                                           \

@@ -59,6 +59,10 @@ void cs_token_meter_clear(void);
 /* Record a failing call made outside the wrapped list as this thread's
  * last failing call (not logged: the caller logs it). */
 void cs_token_meter_note_failure(const char *function, CK_RV rv);
+/* The meter's own static copy of a PKCS#11 function's name ("C_Sign"), for
+ * a name received from elsewhere (the key process) that outlives it; NULL
+ * for NULL or a name that is not a function of CK_FUNCTION_LIST. */
+const char *cs_token_meter_function_name(const char *name);
 /* This thread's last failing call since cs_token_meter_clear(): 1 with its
  * function name ("C_Login", static storage) and return value, else 0. */
 int cs_token_meter_last_failure(const char **function, CK_RV *rv);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "cs_log.h"
 #include "cs_secret.h"
 #include "ec_util.h"
@@ -54,6 +56,8 @@ static CK_RV op_info(cs_token *t, tok_session *s, void *arg, cs_err *err)
 
 cs_err cs_token_get_info(cs_token *t, cs_token_info *info)
 {
+	if (t != NULL && t->remote != NULL)
+		return tok_remote_get_info(t, info);
 	if (t == NULL || info == NULL)
 		return CS_E_INVALID_ARG;
 	return tok_run(t, op_info, info);
@@ -124,6 +128,8 @@ static CK_RV op_random(cs_token *t, tok_session *s, void *arg, cs_err *err)
 
 cs_err cs_token_random(cs_token *t, uint8_t *buf, size_t n)
 {
+	if (t != NULL && t->remote != NULL)
+		return tok_remote_random(t, buf, n);
 	if (t == NULL || (buf == NULL && n > 0))
 		return CS_E_INVALID_ARG;
 	if (n == 0)
@@ -137,6 +143,8 @@ cs_err cs_token_random(cs_token *t, uint8_t *buf, size_t n)
 
 size_t cs_token_random_max(cs_token *t)
 {
+	if (t->remote != NULL)
+		return tok_remote_random_max(t);
 	pthread_mutex_lock(&t->lock);
 	size_t max = t->random_max;
 	pthread_mutex_unlock(&t->lock);
@@ -423,10 +431,22 @@ static CK_RV op_find(cs_token *t, tok_session *s, void *arg, cs_err *err)
 
 cs_err cs_token_find_key(cs_token *t, const cs_key_ref *query, cs_key_ref *found)
 {
+	if (t != NULL && t->remote != NULL)
+		return tok_remote_find_key(t, query, found);
 	if (t == NULL || query == NULL || found == NULL)
 		return CS_E_INVALID_ARG;
 	struct find_arg a = {query, found};
-	return tok_run(t, op_find, &a);
+	cs_err r = tok_run(t, op_find, &a);
+	if (r == CS_OK)
+		found->purpose = query->purpose;
+	return r;
+}
+
+cs_err cs_token_bind_key(cs_token *t, const cs_key_ref *key)
+{
+	if (t != NULL && t->remote != NULL)
+		return tok_remote_bind_key(t, key);
+	return t == NULL || key == NULL ? CS_E_INVALID_ARG : CS_OK; /* in-process: no purpose check */
 }
 
 /* ---- public key ------------------------------------------------------------ */
@@ -477,6 +497,8 @@ static CK_RV op_public(cs_token *t, tok_session *s, void *arg, cs_err *err)
 
 cs_err cs_token_public_key(cs_token *t, const cs_key_ref *key, EVP_PKEY **out)
 {
+	if (t != NULL && t->remote != NULL)
+		return tok_remote_public_key(t, key, out);
 	if (t == NULL || key == NULL || out == NULL)
 		return CS_E_INVALID_ARG;
 	struct pub_arg a = {key, NULL};
@@ -523,14 +545,17 @@ static CK_RV sign_once(cs_token *t, tok_session *s, const tok_key_cache *c, stru
 	CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
 	uint8_t out[132];
 	CK_ULONG out_len = sizeof(out);
-	char pin[CS_PIN_MAX + 1];
+	char *pin = NULL; /* CS_PIN_MAX + 1 bytes of the secure heap (confine.h) */
 	size_t pin_len = 0;
 	if (c->always_auth) {
 		pthread_mutex_lock(&t->lock);
 		int bad_pin = t->bad_pin;
 		pthread_mutex_unlock(&t->lock);
-		cs_err r = bad_pin ? CS_E_PIN_INCORRECT : tok_read_pin(t, pin, sizeof(pin), &pin_len);
+		cs_err r = bad_pin ? CS_E_PIN_INCORRECT
+			   : (pin = OPENSSL_secure_malloc(CS_PIN_MAX + 1)) == NULL ? CS_E_NOMEM
+			   : tok_read_pin(t, pin, CS_PIN_MAX + 1, &pin_len);
 		if (r != CS_OK) {
+			OPENSSL_secure_clear_free(pin, CS_PIN_MAX + 1);
 			*err = r;
 			return CKR_OK;
 		}
@@ -542,7 +567,7 @@ static CK_RV sign_once(cs_token *t, tok_session *s, const tok_key_cache *c, stru
 	if (c->always_auth) {
 		if (rv == CKR_OK)
 			rv = context_login(t, s, pin, pin_len);
-		cs_wipe(pin, sizeof(pin));
+		OPENSSL_secure_clear_free(pin, CS_PIN_MAX + 1);
 	}
 	if (rv != CKR_OK)
 		return rv;
@@ -574,6 +599,8 @@ static CK_RV op_sign(cs_token *t, tok_session *s, void *arg, cs_err *err)
 cs_err cs_token_sign_es256(cs_token *t, const cs_key_ref *key, const uint8_t digest[32],
 			   cs_es256_sig *sig)
 {
+	if (t != NULL && t->remote != NULL)
+		return tok_remote_sign_es256(t, key, digest, sig);
 	if (t == NULL || key == NULL || digest == NULL || sig == NULL)
 		return CS_E_INVALID_ARG;
 	memset(sig, 0, sizeof(*sig));
@@ -789,6 +816,8 @@ static CK_RV op_generate(cs_token *t, tok_session *s, void *arg, cs_err *err)
 cs_err cs_token_generate_p256_id(cs_token *t, const char *label, const uint8_t *id, size_t id_len,
 				 cs_key_ref *out)
 {
+	if (t != NULL && t->remote != NULL)
+		return tok_remote_forbidden(t, "key generation");
 	if (t == NULL || label == NULL || out == NULL || label[0] == '\0' ||
 	    (id != NULL && (id_len == 0 || id_len > CS_KEY_ID_MAX)))
 		return CS_E_INVALID_ARG;
@@ -874,6 +903,8 @@ static CK_RV op_destroy(cs_token *t, tok_session *s, void *arg, cs_err *err)
 
 cs_err cs_token_destroy_key(cs_token *t, const cs_key_ref *key)
 {
+	if (t != NULL && t->remote != NULL)
+		return tok_remote_forbidden(t, "key destruction");
 	if (t == NULL || key == NULL || (key->label[0] == '\0' && key->id_len == 0) ||
 	    key->id_len > CS_KEY_ID_MAX || memchr(key->label, '\0', sizeof(key->label)) == NULL)
 		return CS_E_INVALID_ARG;
@@ -975,6 +1006,8 @@ static CK_RV op_mechanisms(cs_token *t, tok_session *s, void *arg, cs_err *err)
 
 cs_err cs_token_mechanisms(cs_token *t, cs_token_mechanism out[CS_TOKEN_MECHANISMS])
 {
+	if (t != NULL && t->remote != NULL)
+		return tok_remote_mechanisms(t, out);
 	if (t == NULL || out == NULL)
 		return CS_E_INVALID_ARG;
 	return tok_run(t, op_mechanisms, out);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <p11-kit/p11-kit.h>
 
@@ -293,7 +294,7 @@ cs_err tok_read_pin(cs_token *t, char *pin, size_t size, size_t *len)
  * that needs no login is not used (said once). */
 static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h, CK_FLAGS flags)
 {
-	char pin[CS_PIN_MAX + 1];
+	char *pin = NULL; /* CS_PIN_MAX + 1 bytes of the secure heap (confine.h) */
 	size_t pin_len = 0;
 	cs_err r;
 	CK_RV rv;
@@ -329,10 +330,13 @@ static cs_err token_login(cs_token *t, CK_SESSION_HANDLE h, CK_FLAGS flags)
 				     "pkcs11.token_uri");
 			return CS_E_PIN_SOURCE;
 		}
-		if ((r = tok_read_pin(t, pin, sizeof(pin), &pin_len)) != CS_OK)
+		if ((pin = OPENSSL_secure_malloc(CS_PIN_MAX + 1)) == NULL)
+			return CS_E_NOMEM;
+		if ((r = tok_read_pin(t, pin, CS_PIN_MAX + 1, &pin_len)) == CS_OK)
+			rv = t->call->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)pin_len);
+		OPENSSL_secure_clear_free(pin, CS_PIN_MAX + 1);
+		if (r != CS_OK)
 			return r;
-		rv = t->call->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)pin_len);
-		cs_wipe(pin, sizeof(pin));
 	}
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
 		return CS_OK;
@@ -813,6 +817,8 @@ cs_err tok_run(cs_token *t, tok_op op, void *arg)
 
 unsigned long cs_token_recoveries(cs_token *t)
 {
+	if (t->remote != NULL)
+		return tok_remote_recoveries(t);
 	pthread_mutex_lock(&t->lock);
 	unsigned long n = t->recoveries;
 	pthread_mutex_unlock(&t->lock);
@@ -821,6 +827,8 @@ unsigned long cs_token_recoveries(cs_token *t)
 
 unsigned long cs_token_reinitializations(cs_token *t)
 {
+	if (t->remote != NULL)
+		return tok_remote_reinitializations(t);
 	pthread_mutex_lock(&t->lock);
 	unsigned long n = t->reinits;
 	pthread_mutex_unlock(&t->lock);
@@ -892,6 +900,10 @@ void cs_token_close(cs_token *t)
 {
 	if (t == NULL)
 		return;
+	if (t->remote != NULL) {
+		tok_remote_close(t);
+		return;
+	}
 	open_tokens_remove(t);
 	if (t->fl != NULL && t->pid == getpid() && t->module_ready) {
 		for (unsigned i = 0; t->sessions != NULL && i < t->pool_size; i++)

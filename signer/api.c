@@ -12,6 +12,7 @@
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
@@ -1094,9 +1095,10 @@ typedef struct {
 	struct evhttp_request *req;
 	int status;
 	const char *type;
-	char *body; /* malloc'd; wiped when released */
+	char *body; /* malloc'd (a secret's: secure heap); wiped and freed by cs_wiped_buffer_free */
 	char error_code[48];
 	const char *allow; /* 405: the Allow header */
+	int secret; /* the reply holds a credential: built and sent in a secret scope (wipe_alloc.h) */
 	cs_service_req rq; /* the services' side: caller, rules, audit entry */
 } api_call;
 
@@ -1178,6 +1180,17 @@ static void send_service_error(api_call *c, cs_err r)
 	}
 }
 
+/* A reply up to one TLS record is joined into one chunk (server.c's
+ * join_reply); a credential's is joined here, in its secret scope, so the
+ * joined copy is in the secure heap too (join_reply then finds it done). */
+#define SECRET_JOIN_MAX 16384
+
+static void join_secret_reply(struct evbuffer *out)
+{
+	if (out != NULL && evbuffer_get_length(out) <= SECRET_JOIN_MAX)
+		(void)evbuffer_pullup(out, -1);
+}
+
 /* Send the kept reply; the body is handed to libevent by reference and
  * wiped when libevent releases it. The handler may have held the event
  * loop longer than the connection's timeout (a slow token): the countdown
@@ -1220,6 +1233,12 @@ static void reply_send(api_call *c, int timeout_ms)
 		evbuffer_free(buf);
 		return;
 	}
+	/* a credential's reply: its copies inside libevent (the chunks it
+	 * queues, the joined one) in the secure heap while it has room */
+	struct bufferevent *bev = c->secret && conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
+	struct evbuffer *out = bev != NULL ? bufferevent_get_output(bev) : NULL;
+	if (c->secret)
+		cs_secret_scope_enter();
 	if (buf == NULL || c->body == NULL ||
 	    evbuffer_add_reference(buf, c->body, len, cs_wiped_buffer_free, NULL) != 0) {
 		reply_release(c);
@@ -1227,9 +1246,12 @@ static void reply_send(api_call *c, int timeout_ms)
 	} else {
 		c->body = NULL; /* libevent owns it now */
 		evhttp_send_reply(c->req, c->status, NULL, buf);
+		join_secret_reply(out);
 	}
 	if (buf != NULL)
 		evbuffer_free(buf);
+	if (c->secret)
+		cs_secret_scope_leave();
 }
 
 /* Refused before its input is checked when the caller may not do the
@@ -1279,14 +1301,22 @@ static void handle_generate(api_call *c)
 				 .environment = in.environment, .system = in.system, .prefix = in.prefix};
 	cs_generate_result res;
 	cs_err r = cs_service_generate(&c->rq, &g, &res);
-	if (r != CS_OK)
+	if (r != CS_OK) {
 		send_service_error(c, r);
-	else
+	} else {
+		/* the credential's copies (the JSON string, the document, its
+		 * text) in the secure heap while it has room; the text is
+		 * released by cs_wiped_buffer_free (reply_release, or libevent
+		 * through the reference), the rest by json_decref */
+		c->secret = 1;
+		cs_secret_scope_enter();
 		send_json(c, 200,
 			  json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:f}", "credential", res.credential,
 				    "generation_session_id", res.session_id, "expires_in", res.expires_in,
 				    "preset", res.preset, "type", res.type, "length", res.length, "entropy_bits",
 				    res.entropy_bits));
+		cs_secret_scope_leave();
+	}
 	cs_generate_result_wipe(&res);
 	cs_generate_input_free(&in);
 }

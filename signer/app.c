@@ -834,14 +834,28 @@ struct cs_key_watch {
 	int rev_failing;                  /* signing or reading failed (logged once) */
 };
 
+void cs_app_key_purpose(const char *profile, cs_key_purpose *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->kind = profile == NULL ? CS_KEY_PURPOSE_CERTIFICATE : CS_KEY_PURPOSE_PROFILE;
+	if (profile != NULL)
+		snprintf(out->profile, sizeof(out->profile), "%.*s", CS_KEY_PROFILE_NAME_MAX, profile);
+}
+
 cs_err cs_app_open_key(OSSL_LIB_CTX *libctx, const cs_active_key *key, cs_signer **out, const char **code,
 		       char *why, size_t why_len)
+{
+	return cs_app_open_key_for(libctx, key, NULL, out, code, why, why_len);
+}
+
+cs_err cs_app_open_key_for(OSSL_LIB_CTX *libctx, const cs_active_key *key, const cs_key_purpose *purpose,
+			   cs_signer **out, const char **code, char *why, size_t why_len)
 {
 	cs_signer *s = NULL;
 	char *jws = NULL;
 	*out = NULL;
 	*code = "key_unavailable";
-	cs_err r = cs_signer_open(libctx, key->uri, &s);
+	cs_err r = cs_signer_open_for(libctx, key->uri, purpose, &s);
 	if (r != CS_OK) {
 		snprintf(why, why_len, "%s: %s", key->uri, cs_strerror(r));
 		return r;
@@ -1092,7 +1106,9 @@ static cs_err switch_key(cs_key_watch *w, key_slot *ks, const cs_active_key *key
 		code = "stale_ceremony";
 		r = CS_E_CEREMONY_REFUSED;
 	} else {
-		r = cs_app_open_key(app->libctx, key, &next, &code, why, why_len);
+		cs_key_purpose purpose;
+		cs_app_key_purpose(ks->profile, &purpose);
+		r = cs_app_open_key_for(app->libctx, key, &purpose, &next, &code, why, why_len);
 	}
 	if (r != CS_OK) {
 		/* fail closed: the previous key is no longer the active one */

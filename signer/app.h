@@ -265,6 +265,17 @@ int cs_app_key_warrant_newer(const cs_key_warrant *floor, const cs_key_warrant *
  * why[why_len] says what failed. *out: the caller's reference. */
 cs_err cs_app_open_key(OSSL_LIB_CTX *libctx, const cs_active_key *key, cs_signer **out, const char **code,
 		       char *why, size_t why_len) __attribute__((warn_unused_result));
+/* The same with the key's purpose (cs_signer_open_for): what the daemon
+ * signs with names it, so a key process signs only with keys bound to it.
+ * purpose NULL: NONE (in-process checks, as cs_app_open_key). */
+cs_err cs_app_open_key_for(OSSL_LIB_CTX *libctx, const cs_active_key *key, const cs_key_purpose *purpose,
+			   cs_signer **out, const char **code, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
+/* The purpose of a key of profile (NULL: the certificate keys,
+ * CS_KEY_PURPOSE_CERTIFICATE; else CS_KEY_PURPOSE_PROFILE naming it; a
+ * name longer than CS_KEY_PROFILE_NAME_MAX is cut, which the
+ * configuration never allows). */
+void cs_app_key_purpose(const char *profile, cs_key_purpose *out);
 
 /* A watch of app (its signer slot, audit, ledger, libctx, officers and
  * cfg, which must outlive it). in_force: the store's active key that

@@ -49,6 +49,12 @@ static cs_err error_from_queue(void)
 
 cs_err cs_signer_open(OSSL_LIB_CTX *libctx, const char *key_uri, cs_signer **out)
 {
+	return cs_signer_open_for(libctx, key_uri, NULL, out);
+}
+
+cs_err cs_signer_open_for(OSSL_LIB_CTX *libctx, const char *key_uri, const cs_key_purpose *purpose,
+			  cs_signer **out)
+{
 	uint8_t point[65];
 	size_t len = 0;
 	*out = NULL;
@@ -58,7 +64,7 @@ cs_err cs_signer_open(OSSL_LIB_CTX *libctx, const char *key_uri, cs_signer **out
 	atomic_init(&s->refs, 1);
 	s->libctx = libctx;
 	cs_err r = CS_E_KEY_NOT_FOUND;
-	if ((s->uri = strdup(key_uri)) == NULL || (s->key = cs_provider_load_key(libctx, key_uri)) == NULL) {
+	if ((s->uri = strdup(key_uri)) == NULL || (s->key = cs_provider_load_key_for(libctx, key_uri, purpose)) == NULL) {
 		r = s->uri == NULL ? CS_E_NOMEM : error_from_queue();
 		cs_log_error("signing key %s: %s", key_uri, cs_strerror(r));
 		goto fail;

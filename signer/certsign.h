@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "cs_error.h"
+#include "token.h"
 
 #define CS_CERT_TYP "credsign-cert+jwt"
 #define CS_CHECKPOINT_TYP "credsign-audit-checkpoint+jwt"
@@ -42,6 +43,11 @@ typedef struct cs_signer cs_signer;
 
 cs_err cs_signer_open(OSSL_LIB_CTX *libctx, const char *key_uri, cs_signer **out)
 	__attribute__((warn_unused_result));
+/* The same for a key that signs for `purpose` (NULL or NONE: as
+ * cs_signer_open): loaded with cs_provider_load_key_for, so a key process
+ * binds the key to the purpose or refuses it (CS_E_KEY_PURPOSE, logged). */
+cs_err cs_signer_open_for(OSSL_LIB_CTX *libctx, const char *key_uri, const cs_key_purpose *purpose,
+			  cs_signer **out) __attribute__((warn_unused_result));
 /* Another reference to signer (NULL: NULL). */
 cs_signer *cs_signer_ref(cs_signer *signer);
 /* Drop a reference; the last one frees. NULL is ignored. */

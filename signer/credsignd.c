@@ -69,6 +69,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/conf.h>
 #include <openssl/crypto.h>
@@ -83,8 +84,11 @@
 #include "audit.h"
 #include "ceremony.h"
 #include "config.h"
+#include "confine.h"
 #include "cs_log.h"
 #include "jose.h"
+#include "keyproc.h"
+#include "privsep.h"
 #include "provider.h"
 #include "server.h"
 #include "service.h"
@@ -418,6 +422,21 @@ static cs_err check_token_rng(checker *c, cs_token *token)
 	return r;
 }
 
+/* The purpose of the key a setting names ("pkcs11.signing_key",
+ * "tls.key", "signing.profiles.[i].key"): what a key process binds it to. */
+static const cs_key_purpose *setting_purpose(const checker *c, const char *setting, cs_key_purpose *out)
+{
+	size_t i = 0;
+	memset(out, 0, sizeof(*out));
+	if (strcmp(setting, "tls.key") == 0)
+		out->kind = CS_KEY_PURPOSE_TLS;
+	else if (sscanf(setting, "signing.profiles.[%zu]", &i) == 1 && i < c->cfg->signing.nprofiles)
+		cs_app_key_purpose(c->cfg->signing.profiles[i].name, out);
+	else
+		cs_app_key_purpose(NULL, out); /* pkcs11.signing_key */
+	return out;
+}
+
 /* Find a configured key in the token as the daemon will, and with `sign`
  * make a signature with it through the provider (verified, as the daemon
  * verifies every signature). CS_OK when it is there (and signs). */
@@ -444,7 +463,9 @@ static cs_err check_token_key(checker *c, cs_token *token, OSSL_LIB_CTX *libctx,
 	char *jws = NULL;
 	json_t *claims = json_pack("{s:s}", "check", "credsignd --check-config");
 	cs_token_meter_clear();
-	r = claims == NULL ? CS_E_NOMEM : cs_signer_open(libctx, uri, &signer);
+	cs_key_purpose purpose;
+	r = claims == NULL ? CS_E_NOMEM
+			   : cs_signer_open_for(libctx, uri, setting_purpose(c, setting, &purpose), &signer);
 	if (r == CS_OK)
 		r = cs_signer_jws(signer, "credsign-check+jwt", claims, &jws);
 	if (r != CS_OK)
@@ -1266,7 +1287,8 @@ static void check_tls_identity(checker *c, OSSL_LIB_CTX *libctx, int check_key)
 			infos == NULL ? why : "");
 	if (check_key) {
 		ERR_clear_error();
-		EVP_PKEY *key = cs_provider_load_key(libctx, cfg->tls.key);
+		const cs_key_purpose tls_purpose = {.kind = CS_KEY_PURPOSE_TLS};
+		EVP_PKEY *key = cs_provider_load_key_for(libctx, cfg->tls.key, &tls_purpose);
 		if (key == NULL)
 			problem(c, "tls.key", "%s: cannot load the server key: %s", cfg->tls.key,
 				openssl_why("no PEM key or pkcs11: URI OpenSSL can load", why, sizeof(why)));
@@ -1415,6 +1437,11 @@ static int check_config(const char *path, int offline, int verbose)
 		int tls_key = strncmp(cfg->tls.key, "pkcs11:", 7) != 0;
 		warn_digest_sharing(&chk);
 		warn_unconfigured_profiles(&chk);
+		/* the account the network process would run as (started as root) */
+		cs_run_as run_as;
+		char account[512];
+		if (cfg->hardening.privsep && cs_confine_run_as(cfg, &run_as, account, sizeof(account)) != CS_OK)
+			problem(&chk, "server.user", "%s", account);
 		if (!offline) {
 			cs_token_meter_track_failures();
 			with_token = check_token(&chk, &token, &libctx, &prov, &deflt) == CS_OK;
@@ -1502,7 +1529,9 @@ static cs_err bootstrap_key(cs_app *app, checker *chk, const char *setting, cons
 	if (r != CS_OK)
 		return r;
 	cs_token_meter_clear();
-	if ((r = cs_signer_open(app->libctx, uri, &signer)) != CS_OK) {
+	cs_key_purpose purpose;
+	cs_app_key_purpose(profile, &purpose);
+	if ((r = cs_signer_open_for(app->libctx, uri, &purpose, &signer)) != CS_OK) {
 		cs_log_error("start-up failed: setting '%s': %s%s", setting, cs_strerror(r),
 			     token_cause(r, cause, sizeof(cause)));
 		return r;
@@ -1596,7 +1625,8 @@ static cs_err put_signing_key_in_force(cs_app *app, checker *chk, cs_active_key 
 		goto out;
 	}
 	cs_token_meter_clear();
-	if ((r = cs_app_open_key(app->libctx, in_force, &signer, &code, why, sizeof(why))) != CS_OK) {
+	const cs_key_purpose cert_purpose = {.kind = CS_KEY_PURPOSE_CERTIFICATE};
+	if ((r = cs_app_open_key_for(app->libctx, in_force, &cert_purpose, &signer, &code, why, sizeof(why))) != CS_OK) {
 		cs_log_error("start-up failed: the store's active signing key %s cannot be used (%s): %s", in_force->kid,
 			     code, why);
 		goto out;
@@ -1673,7 +1703,10 @@ static cs_err put_profile_keys_in_force(cs_app *app, checker *chk, const profile
 			goto out;
 		}
 		cs_token_meter_clear();
-		if ((r = cs_app_open_key(app->libctx, &in_force[i], &signer, &code, why, sizeof(why))) != CS_OK) {
+		cs_key_purpose purpose;
+		cs_app_key_purpose(p->name, &purpose);
+		if ((r = cs_app_open_key_for(app->libctx, &in_force[i], &purpose, &signer, &code, why, sizeof(why))) !=
+		    CS_OK) {
 			cs_log_error("start-up failed: the store's active key %s of signing profile %s cannot be used "
 				     "(%s): %s",
 				     in_force[i].kid, p->name, code, why);
@@ -1740,27 +1773,507 @@ static cs_err record_token_validation(cs_app *app)
 	return cs_audit_record(app->audit, app->ledger, &e);
 }
 
-static int serve(const char *path, int verbose)
+/* ---- serving ---------------------------------------------------------------------
+ * serve() makes what start-up shares (the configuration, presets, wordlist,
+ * officers, the listeners: struct daemon) and then either supervises a key
+ * process and a network process (hardening.privsep, privsep.h), which
+ * inherit it, or serves in this process (hardening.privsep = false). */
+
+typedef struct {
+	cs_config *cfg;
+	cs_app app;     /* cfg, presets, wordlist, officers here; the rest in serve_token */
+	cs_server *srv; /* the listeners, bound before anything else */
+	/* crypto.openssl_fips: fips and base in the default context */
+	OSSL_PROVIDER *fips0, *base0;
+	checker chk;
+	cs_run_as run_as; /* the network process's account (hardening.privsep) */
+} daemon_ctx;
+
+/* The configuration and what it names, checked; the listeners bound. */
+static cs_err daemon_start(daemon_ctx *d, const char *path, int verbose)
 {
-	cs_config *cfg = NULL;
 	cs_config_diag diag;
-	cs_app app = {0};
+	char why[512];
+	cs_err r;
+	if ((r = cs_config_load(path, &d->cfg, &diag)) != CS_OK) {
+		print_diag(&diag);
+		fprintf(stderr, "%s: configuration invalid\n", path);
+		return r;
+	}
+	const cs_config *cfg = d->cfg;
+	cs_log_configure(verbose ? CS_LOG_DEBUG : cfg->log.level, cfg->log.format, 2);
+	d->app.cfg = cfg;
+	d->chk.cfg = cfg;
+	d->chk.to_log = 1;
+	if ((r = cs_presets_load(cfg->server.presets_file, cfg->file, &d->app.presets, &diag)) != CS_OK) {
+		print_diag(&diag);
+		cs_log_error("presets %s invalid", cfg->server.presets_file);
+		return r;
+	}
+	if ((r = cs_access_check_presets(cfg, d->app.presets, &diag)) != CS_OK) {
+		print_diag(&diag); /* access.grants naming presets that do not exist */
+		cs_log_error("%s: configuration invalid", path);
+		return r;
+	}
+	if ((r = cs_wordlist_load_diag(cfg->server.wordlist_file, &d->app.wordlist, why, sizeof(why))) != CS_OK) {
+		cs_log_error("setting 'server.wordlist_file': %s", why);
+		return r;
+	}
+	if ((r = cs_presets_check(d->app.presets, d->app.wordlist, why, sizeof(why))) != CS_OK) {
+		cs_log_error("%s", why); /* a preset that can never be met */
+		return r;
+	}
+	if (retention_warning(cfg, d->app.presets, why, sizeof(why)))
+		cs_log_warn("%s", why);
+	warn_digest_sharing(&d->chk);
+	if (cfg->crypto.openssl_fips) {
+		if ((r = openssl_fips_load(NULL, &d->fips0, &d->base0, why, sizeof(why))) != CS_OK) {
+			cs_log_error("%s", why);
+			return r;
+		}
+		cs_log_info("crypto.openssl_fips: software crypto from OpenSSL's FIPS provider");
+	}
+	/* the officers whose approvals put a key in force (app.h): a
+	 * configured ceremony group that cannot be loaded stops start-up;
+	 * without one, only a bootstrapped first key is put in force */
+	if ((r = cs_officers_load(cfg, &d->app.officers, d->app.officers_why)) != CS_OK && cfg->ceremony.present) {
+		cs_log_error("start-up failed: setting 'ceremony': %s", d->app.officers_why);
+		return r;
+	}
+	/* the account the network process will run as: started as root, one
+	 * is required (server.user) unless server.allow_root */
+	if (cfg->hardening.privsep && (r = cs_confine_run_as(cfg, &d->run_as, why, sizeof(why))) != CS_OK) {
+		cs_log_error("start-up failed: %s", why);
+		return r;
+	}
+	/* the listeners first: a port in use stops start-up before the token is
+	 * logged in to or the store is touched */
+	return cs_server_bind(cfg, &d->srv);
+}
+
+static void daemon_free(daemon_ctx *d)
+{
+	cs_server_free(d->srv);
+	d->srv = NULL;
+	cs_officers_free(d->app.officers);
+	OSSL_PROVIDER_unload(d->base0);
+	OSSL_PROVIDER_unload(d->fips0);
+	cs_presets_free(d->app.presets);
+	cs_wordlist_free(d->app.wordlist);
+	cs_config_free(d->cfg);
+	memset(d, 0, sizeof(*d));
+}
+
+/* The token as the in-process daemon and the key process open it: logged
+ * in, its mechanisms and its RNG checked; each problem logged naming its
+ * setting. */
+static cs_err open_token_checked(daemon_ctx *d, cs_token **out)
+{
+	const cs_config *cfg = d->cfg;
+	char why[512];
+	cs_token_params tp = {cfg->pkcs11.module, cfg->pkcs11.token_uri, cfg->pkcs11.pin_file,
+			      (unsigned)cfg->pkcs11.sessions, 0, cfg->pkcs11.init_args};
+	cs_token_meter_clear();
+	cs_err r = cs_token_open(&tp, out);
+	if (r != CS_OK) {
+		token_problem(&d->chk, r); /* names the setting and the failing PKCS#11 call */
+		return r;
+	}
+	/* the daemon signs (CKM_ECDSA); keys are generated by credsign-admin */
+	if ((r = cs_token_check_mechanisms(*out, CS_TOKEN_NEEDS_SIGN, why, sizeof(why))) != CS_OK)
+		cs_log_error("token %s: %s", cfg->pkcs11.token_uri, r == CS_E_MECHANISM ? why : cs_strerror(r));
+	/* every random value comes from the token: it must have an RNG that draws */
+	else
+		r = check_token_rng(&d->chk, *out);
+	if (r != CS_OK) {
+		cs_token_close(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+/* The network process's account, once the TLS material is loaded and
+ * before the store is opened: the store's directory and its files must be
+ * the account's (else the error says how to give them to it). */
+static cs_err store_usable(const char *path, const cs_run_as *who)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	char dir[PATH_MAX], file[PATH_MAX + 8];
+	const char *bad = NULL;
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (access(dir, W_OK | X_OK) != 0 && errno != ENOENT)
+		bad = dir;
+	for (size_t i = 0; bad == NULL && i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
+		if (access(file, R_OK | W_OK) != 0 && errno != ENOENT)
+			bad = file;
+	}
+	if (bad == NULL)
+		return CS_OK;
+	cs_log_error("start-up failed: setting 'store.path' %s: %s is not writable by user %s (uid %ld), which the "
+		     "network process runs as (server.user); give the store to it: chown -R %s:%s %s",
+		     path, bad, who->user, (long)who->uid, who->user, who->group, dir);
+	return CS_E_CONFIG;
+}
+
+static cs_err drop_privileges(daemon_ctx *d)
+{
+	const cs_run_as *who = &d->run_as;
+	char why[512];
+	cs_err r = cs_confine_drop(who, why, sizeof(why));
+	if (r != CS_OK) {
+		cs_log_error("start-up failed: the network process cannot drop its privileges: %s", why);
+		return r;
+	}
+	if (!who->drop) {
+		cs_log_info("not started as root: the network process keeps uid %ld (no privilege drop)", (long)getuid());
+		return CS_OK;
+	}
+	cs_log_info("network process: user %s (uid %ld), group %s (gid %ld), no capabilities", who->user,
+		    (long)who->uid, who->group, (long)who->gid);
+	return store_usable(d->cfg->store.path, who);
+}
+
+/* A restarted network process says why (the supervisor's words). */
+static cs_err record_restart(cs_app *app, const char *reason)
+{
+	cs_audit_entry e = {.actor = "system", .role = "system", .action = "daemon.restart",
+			    .object = "network process", .outcome = "failure", .error_code = reason};
+	return cs_audit_record(app->audit, app->ledger, &e);
+}
+
+/* Serve with d->app.token (opened: in-process, or a key process's remote
+ * token): the rest of start-up and the server until it stops. child: the
+ * network process's part (privsep.h): the privilege drop, the restart
+ * audit, the receiver of a restarted key process's channels, seccomp and
+ * readiness; NULL in-process. Frees what it made, the listeners and the
+ * token. Returns the exit status. */
+static int serve_token(daemon_ctx *d, cs_privsep_child *child)
+{
+	const cs_config *cfg = d->cfg;
+	cs_app *app = &d->app;
+	checker *chk = &d->chk;
 	OSSL_PROVIDER *prov = NULL, *deflt = NULL;
-	/* crypto.openssl_fips: fips and base in the default context and in
-	 * app.libctx (where deflt is then the fips provider) */
-	OSSL_PROVIDER *fips0 = NULL, *base0 = NULL, *base = NULL;
-	cs_server *srv = NULL;
-	checker chk = {.to_log = 1};
+	/* crypto.openssl_fips: fips and base in app->libctx (deflt is then the fips provider) */
+	OSSL_PROVIDER *base = NULL;
 	cs_active_key in_force = {0};
 	cs_key_warrant warrant = {0};
 	/* the signing profiles' keys: as the token has them, and in force */
-	size_t nprofiles = 0;
+	size_t nprofiles = cfg->signing.nprofiles;
 	profile_key *pkeys = NULL;
 	cs_active_key *pin_force = NULL;
 	cs_key_warrant *pwarrant = NULL;
-	char cause[160];
+	cs_privsep_receiver *rx = NULL;
+	char cause[160], why[512];
+	int status = 1;
+	cs_err r = CS_OK;
+
+	if (nprofiles > 0 && ((pkeys = calloc(nprofiles, sizeof(*pkeys))) == NULL ||
+			      (pin_force = calloc(nprofiles, sizeof(*pin_force))) == NULL ||
+			      (pwarrant = calloc(nprofiles, sizeof(*pwarrant))) == NULL)) {
+		cs_log_error("start-up failed: %s", cs_strerror(CS_E_NOMEM));
+		goto out;
+	}
+	if ((app->libctx = OSSL_LIB_CTX_new()) == NULL ||
+	    (r = cs_provider_load(app->libctx, app->token, &prov)) != CS_OK ||
+	    (cfg->crypto.openssl_fips
+		     ? (r = openssl_fips_load(app->libctx, &deflt, &base, why, sizeof(why))) != CS_OK
+		     : (deflt = OSSL_PROVIDER_load(app->libctx, "default")) == NULL) ||
+	    !EVP_set_default_properties(app->libctx, "?provider!=credsign-pkcs11") ||
+	    (r = cs_provider_use_token_rng(app->libctx)) != CS_OK) {
+		cs_log_error("OpenSSL provider set-up failed%s%s", r == CS_E_CONFIG ? ": " : "",
+			     r == CS_E_CONFIG ? why : "");
+		goto out;
+	}
+	cs_token_meter_clear();
+	if ((r = cs_app_describe_token(app)) != CS_OK) {
+		cs_log_error("start-up failed: %s%s", cs_strerror(r), token_cause(r, cause, sizeof(cause)));
+		goto out;
+	}
+	/* the keys, named when they are not in the token. The signing key is
+	 * the store's (put_signing_key_in_force, below); without a store the
+	 * configured one will be its first: it signs once, as --check-config
+	 * makes it, before anything is written (a key the token will not sign
+	 * with stops start-up here, and no store is created) */
+	struct stat store_st;
+	if ((stat(cfg->store.path, &store_st) != 0 && errno == ENOENT &&
+	     (r = check_token_key(chk, app->token, app->libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1)) !=
+		     CS_OK) ||
+	    (strncmp(cfg->tls.key, "pkcs11:", 7) == 0 &&
+	     (r = check_token_key(chk, app->token, app->libctx, "tls.key", cfg->tls.key, 0)) != CS_OK))
+		goto out;
+	/* the profiles' keys: neither the certificate key nor another
+	 * profile's (the store's records are checked once it is open) */
+	if (nprofiles > 0 && (r = profile_keys_token_check(chk, app->token, pkeys)) != CS_OK) {
+		cs_log_error("start-up failed: a signing profile's key is refused");
+		audit_profile_key_refusal(cfg, pkeys, nprofiles);
+		goto out;
+	}
+	/* the TLS material, checked and loaded before anything is written */
+	check_tls(chk, app->libctx, 1);
+	if (chk->problems > 0) {
+		cs_log_error("start-up failed: the TLS material is not usable");
+		goto out;
+	}
+	if ((r = cs_server_load_tls(d->srv, app->libctx, cfg, why, sizeof(why))) != CS_OK) {
+		cs_log_error("start-up failed: the TLS context cannot be made: %s", why);
+		goto out;
+	}
+	/* the network process needs nothing of root's from here on */
+	if (child != NULL && drop_privileges(d) != CS_OK)
+		goto out;
+	/* every check passed: from here on the daemon changes what it owns */
+	make_store_private(cfg->store.path);
+	/* the clock against the log's newest time, read before anything is
+	 * written: far ahead or behind is warned of and audited */
+	cs_audit_clock clock_at_start;
+	if ((r = cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &app->ledger)) != CS_OK ||
+	    (r = cs_audit_clock_at_start(cfg->store.path, &clock_at_start)) != CS_OK) {
+		cs_log_error("start-up failed: %s", cs_strerror(r));
+		goto out;
+	}
+	/* the store's active key (a store that never had one: the configured
+	 * key, which signs once before it is recorded) */
+	if ((r = put_signing_key_in_force(app, chk, &in_force, &warrant)) != CS_OK)
+		goto out; /* said why */
+	if ((r = put_profile_keys_in_force(app, chk, pkeys, pin_force, pwarrant)) != CS_OK) {
+		if (r == CS_E_CONFIG)
+			cs_log_error("start-up failed: a signing profile's key is refused");
+		goto out; /* said why */
+	}
+	warn_unconfigured_profiles(chk);
+	warn_signed_digests(chk, pkeys);
+	if ((r = cs_audit_open(cfg, app->signer, &app->audit)) != CS_OK ||
+	    (r = record_config_load(app)) != CS_OK ||
+	    (child != NULL && child->restart_reason != NULL &&
+	     (r = record_restart(app, child->restart_reason)) != CS_OK) ||
+	    (r = cs_audit_clock_record(app->audit, app->ledger, &clock_at_start)) != CS_OK ||
+	    (r = record_token_validation(app)) != CS_OK ||
+	    (r = cs_service_rules_start(app, cfg)) != CS_OK ||
+	    (r = cs_ledger_start(app->ledger)) != CS_OK ||
+	    (r = cs_key_watch_new(app, in_force.kid != NULL ? &in_force : NULL, in_force.kid != NULL ? &warrant : NULL,
+				  &app->keys)) != CS_OK) {
+		cs_log_error("start-up failed: %s", cs_strerror(r));
+		goto out;
+	}
+	for (size_t i = 0; i < app->nprofiles; i++) {
+		int held = pin_force[i].kid != NULL;
+		if ((r = cs_key_watch_profile_in_force(app->keys, app->profiles[i].cfg->name, held ? &pin_force[i] : NULL,
+						       held ? &pwarrant[i] : NULL)) != CS_OK) {
+			cs_log_error("start-up failed: %s", cs_strerror(r));
+			goto out;
+		}
+	}
+	if ((r = cs_key_watch_start(app->keys)) != CS_OK) {
+		cs_log_error("start-up failed: %s", cs_strerror(r));
+		goto out;
+	}
+	/* a restarted key process's channels come over the control channel */
+	if (child != NULL) {
+		r = cs_privsep_receiver_start(child->control_fd, app->token, app, &rx);
+		child->control_fd = -1; /* taken over */
+		if (r != CS_OK)
+			goto out; /* logged */
+	}
+	cs_log_info("credsignd %s starting: node=%s token=\"%s\" signing key kid=%s", CREDSIGN_VERSION,
+		    cfg->server.node_id, cfg->pkcs11.token_uri, in_force.kid != NULL ? in_force.kid : "none");
+	for (size_t i = 0; i < app->nprofiles; i++)
+		cs_log_info("signing profile %s: key kid=%s", app->profiles[i].cfg->name,
+			    pin_force[i].kid != NULL ? pin_force[i].kid : "none (its signatures fail closed)");
+	if (child != NULL) {
+		/* every start-up thread exists: the allowlist covers them all */
+		if (cfg->hardening.seccomp &&
+		    (r = cs_confine_seccomp(CS_CONFINE_NETWORK, child->report_fd, why, sizeof(why))) != CS_OK) {
+			cs_log_error("start-up failed: %s", why);
+			goto out;
+		}
+		cs_privsep_ready(child);
+	}
+	if ((r = cs_server_run(d->srv, app)) == CS_OK) {
+		status = 0;
+		cs_log_info("stopped");
+	} else {
+		cs_log_error("server failed: %s", cs_strerror(r));
+	}
+out:
+	cs_privsep_receiver_stop(rx); /* before the token, audit and ledger it uses */
+	cs_server_free(d->srv); /* its TLS context before the library context */
+	d->srv = NULL;
+	cs_key_watch_free(app->keys); /* before the ledger and audit it writes through */
+	cs_service_rules_stop(app);
+	cs_ledger_close(app->ledger); /* commits what was submitted */
+	cs_audit_free(app->audit);
+	cs_signer_slot_free(app->signer);
+	cs_app_profiles_free(app);
+	cs_active_key_free(&in_force);
+	for (size_t i = 0; pin_force != NULL && i < nprofiles; i++)
+		cs_active_key_free(&pin_force[i]);
+	free(pin_force);
+	free(pwarrant);
+	free(pkeys);
+	json_decref(app->entropy_source);
+	OSSL_PROVIDER_unload(base);
+	OSSL_PROVIDER_unload(deflt);
+	OSSL_PROVIDER_unload(prov);
+	OSSL_LIB_CTX_free(app->libctx);
+	cs_token_close(app->token);
+	app->token = NULL;
+	return status;
+}
+
+/* The keys the configuration names, with their purposes, as the key
+ * process binds them: pkcs11.signing_key (certificates), a pkcs11: tls.key,
+ * each signing profile's key. Only keys the token has, each once: a
+ * configured key that is missing or shared (the certificate key named as a
+ * profile's) is the network process's to report, as the in-process
+ * daemon does (a missing signing key is no problem once the store has
+ * another; a shared one is refused and audited), and the key process binds
+ * it to no purpose. */
+typedef struct {
+	cs_keyproc_key key;
+	cs_key_ref found;
+	char setting[80];
+} configured_key;
+
+static size_t configured_keys(const cs_config *cfg, cs_token *token, configured_key *keys)
+{
+	size_t n = 0, total = 2 + cfg->signing.nprofiles;
+	for (size_t i = 0; i < total; i++) {
+		configured_key *k = &keys[n];
+		memset(k, 0, sizeof(*k));
+		if (i == 0) {
+			k->key.uri = cfg->pkcs11.signing_key;
+			k->key.purpose.kind = CS_KEY_PURPOSE_CERTIFICATE;
+			snprintf(k->setting, sizeof(k->setting), "pkcs11.signing_key");
+		} else if (i == 1) {
+			if (strncmp(cfg->tls.key, "pkcs11:", 7) != 0)
+				continue;
+			k->key.uri = cfg->tls.key;
+			k->key.purpose.kind = CS_KEY_PURPOSE_TLS;
+			snprintf(k->setting, sizeof(k->setting), "tls.key");
+		} else {
+			const cs_config_profile *p = &cfg->signing.profiles[i - 2];
+			k->key.uri = p->key;
+			k->key.purpose.kind = CS_KEY_PURPOSE_PROFILE;
+			snprintf(k->key.purpose.profile, sizeof(k->key.purpose.profile), "%s", p->name);
+			snprintf(k->setting, sizeof(k->setting), "signing.profiles.%s.key", p->name);
+		}
+		k->key.setting = k->setting;
+		cs_key_ref query;
+		cs_token_meter_clear();
+		if (cs_key_ref_from_uri(k->key.uri, &query) != CS_OK || cs_token_find_key(token, &query, &k->found) != CS_OK) {
+			cs_log_debug("key process: %s %s is not in the token: bound to no purpose", k->setting, k->key.uri);
+			continue;
+		}
+		int twice = 0;
+		for (size_t j = 0; j < n && !twice; j++)
+			twice = strcmp(keys[j].found.label, k->found.label) == 0 && keys[j].found.id_len == k->found.id_len &&
+				memcmp(keys[j].found.id, k->found.id, k->found.id_len) == 0;
+		if (twice) {
+			cs_log_debug("key process: %s %s is a key configured before: bound to its first purpose only",
+				     k->setting, k->key.uri);
+			continue;
+		}
+		n++;
+	}
+	return n;
+}
+
+/* The key process (privsep.h): the token opened and checked as the
+ * in-process daemon opens it, the configured keys bound to their purposes,
+ * its capabilities dropped and seccomp on (uid 0 stays when started as
+ * root: the PIN file is root's), then it serves the network process's
+ * channels until they close. */
+static int key_main(void *arg, cs_privsep_child *child)
+{
+	daemon_ctx *d = arg;
+	const cs_config *cfg = d->cfg;
+	cs_token *token = NULL;
+	cs_keyproc *kp = NULL;
+	configured_key *keys = NULL;
+	cs_keyproc_key *list = NULL;
+	char why[512];
 	int status = 1;
 	cs_err r;
+	cs_server_free(d->srv); /* the listeners are the network process's */
+	d->srv = NULL;
+	if ((r = cs_confine_process(cfg->hardening.mlock, 1, why, sizeof(why))) != CS_OK) {
+		cs_log_error("key process: start-up failed: %s", why);
+		goto out;
+	}
+	if ((r = open_token_checked(d, &token)) != CS_OK)
+		goto out; /* said why */
+	size_t total = 2 + cfg->signing.nprofiles, n;
+	if ((keys = calloc(total, sizeof(*keys))) == NULL || (list = calloc(total, sizeof(*list))) == NULL) {
+		cs_log_error("key process: start-up failed: %s", cs_strerror(CS_E_NOMEM));
+		goto out;
+	}
+	n = configured_keys(cfg, token, keys);
+	for (size_t i = 0; i < n; i++)
+		list[i] = keys[i].key;
+	if ((r = cs_keyproc_prepare(token, list, n, &kp)) != CS_OK)
+		goto out; /* logged naming the setting */
+	if ((r = cs_confine_drop_caps(why, sizeof(why))) != CS_OK ||
+	    (cfg->hardening.seccomp && (r = cs_confine_seccomp(CS_CONFINE_KEY, child->report_fd, why, sizeof(why))) != CS_OK)) {
+		cs_log_error("key process: start-up failed: %s", why);
+		goto out;
+	}
+	cs_log_info("key process: serving %zu channel(s), %zu configured key(s) bound%s", child->nchannels, n,
+		    cfg->hardening.seccomp ? ", seccomp on" : "");
+	cs_privsep_ready(child);
+	r = cs_keyproc_serve(kp, child->channels, child->nchannels);
+	child->nchannels = 0; /* taken over */
+	if (r != CS_OK)
+		cs_log_error("key process: %s", cs_strerror(r));
+	status = r == CS_OK ? 0 : 1;
+out:
+	for (size_t i = 0; i < child->nchannels; i++)
+		close(child->channels[i]);
+	child->nchannels = 0;
+	cs_keyproc_free(kp);
+	free(list);
+	free(keys);
+	cs_token_close(token);
+	daemon_free(d);
+	return status;
+}
+
+/* The network process (privsep.h): today's daemon on the key process's
+ * remote token, confined (serve_token). */
+static int network_main(void *arg, cs_privsep_child *child)
+{
+	daemon_ctx *d = arg;
+	char why[512];
+	int status = 1;
+	cs_err r = cs_confine_process(d->cfg->hardening.mlock, 1, why, sizeof(why));
+	if (r != CS_OK) {
+		cs_log_error("start-up failed: %s", why);
+		for (size_t i = 0; i < child->nchannels; i++)
+			close(child->channels[i]);
+	} else if ((r = cs_token_open_remote(child->channels, child->nchannels, &d->app.token)) != CS_OK) {
+		cs_log_error("start-up failed: the key process does not answer: %s", cs_strerror(r));
+	}
+	child->nchannels = 0; /* taken over */
+	if (r == CS_OK)
+		status = serve_token(d, child);
+	if (child->control_fd >= 0)
+		close(child->control_fd);
+	child->control_fd = -1;
+	daemon_free(d);
+	return status;
+}
+
+static int serve(const char *path, int verbose)
+{
+	daemon_ctx d = {0};
+	int status = 1;
 
 	harden_process();
 	/* SIGHUP waits until the server takes signals: the listener is bound
@@ -1773,203 +2286,25 @@ static int serve(const char *path, int verbose)
 	cs_json_wiping_allocator();
 	cs_event_wiping_allocator();
 	cs_token_meter_observe(cs_metrics_token_call); /* token calls in GET /metrics */
-	if (cs_config_load(path, &cfg, &diag) != CS_OK) {
-		print_diag(&diag);
-		fprintf(stderr, "%s: configuration invalid\n", path);
+	if (daemon_start(&d, path, verbose) != CS_OK) {
+		daemon_free(&d);
 		return 1;
 	}
-	cs_log_configure(verbose ? CS_LOG_DEBUG : cfg->log.level, cfg->log.format, 2);
-	app.cfg = cfg;
-	chk.cfg = cfg;
-	nprofiles = cfg->signing.nprofiles;
-	if (nprofiles > 0 && ((pkeys = calloc(nprofiles, sizeof(*pkeys))) == NULL ||
-			      (pin_force = calloc(nprofiles, sizeof(*pin_force))) == NULL ||
-			      (pwarrant = calloc(nprofiles, sizeof(*pwarrant))) == NULL)) {
-		cs_log_error("start-up failed: %s", cs_strerror(CS_E_NOMEM));
-		goto out;
-	}
-	if ((r = cs_presets_load(cfg->server.presets_file, cfg->file, &app.presets, &diag)) != CS_OK) {
-		print_diag(&diag);
-		cs_log_error("presets %s invalid", cfg->server.presets_file);
-		goto out;
-	}
-	if ((r = cs_access_check_presets(cfg, app.presets, &diag)) != CS_OK) {
-		print_diag(&diag); /* access.grants naming presets that do not exist */
-		cs_log_error("%s: configuration invalid", path);
-		goto out;
-	}
-	char why[512];
-	if ((r = cs_wordlist_load_diag(cfg->server.wordlist_file, &app.wordlist, why, sizeof(why))) != CS_OK) {
-		cs_log_error("setting 'server.wordlist_file': %s", why);
-		goto out;
-	}
-	if ((r = cs_presets_check(app.presets, app.wordlist, why, sizeof(why))) != CS_OK) {
-		cs_log_error("%s", why); /* a preset that can never be met */
-		goto out;
-	}
-	if (retention_warning(cfg, app.presets, why, sizeof(why)))
-		cs_log_warn("%s", why);
-	warn_digest_sharing(&chk);
-	if (cfg->crypto.openssl_fips) {
-		if ((r = openssl_fips_load(NULL, &fips0, &base0, why, sizeof(why))) != CS_OK) {
-			cs_log_error("%s", why);
-			goto out;
-		}
-		cs_log_info("crypto.openssl_fips: software crypto from OpenSSL's FIPS provider");
-	}
-	/* the officers whose approvals put a key in force (app.h): a
-	 * configured ceremony group that cannot be loaded stops start-up;
-	 * without one, only a bootstrapped first key is put in force */
-	if ((r = cs_officers_load(cfg, &app.officers, app.officers_why)) != CS_OK && cfg->ceremony.present) {
-		cs_log_error("start-up failed: setting 'ceremony': %s", app.officers_why);
-		goto out;
-	}
-	/* the listeners first: a port in use stops start-up before the token is
-	 * logged in to or the store is touched */
-	if ((r = cs_server_bind(cfg, &srv)) != CS_OK)
-		goto out;
-	cs_token_params tp = {cfg->pkcs11.module, cfg->pkcs11.token_uri, cfg->pkcs11.pin_file,
-			      (unsigned)cfg->pkcs11.sessions, 0, cfg->pkcs11.init_args};
-	cs_token_meter_clear();
-	if ((r = cs_token_open(&tp, &app.token)) != CS_OK) {
-		token_problem(&chk, r); /* names the setting and the failing PKCS#11 call */
-		goto out;
-	}
-	/* the daemon signs (CKM_ECDSA); keys are generated by credsign-admin */
-	if ((r = cs_token_check_mechanisms(app.token, CS_TOKEN_NEEDS_SIGN, why, sizeof(why))) != CS_OK) {
-		cs_log_error("token %s: %s", cfg->pkcs11.token_uri, r == CS_E_MECHANISM ? why : cs_strerror(r));
-		goto out;
-	}
-	/* every random value comes from the token: it must have an RNG that draws */
-	if ((r = check_token_rng(&chk, app.token)) != CS_OK)
-		goto out;
-	if ((app.libctx = OSSL_LIB_CTX_new()) == NULL ||
-	    (r = cs_provider_load(app.libctx, app.token, &prov)) != CS_OK ||
-	    (cfg->crypto.openssl_fips
-		     ? (r = openssl_fips_load(app.libctx, &deflt, &base, why, sizeof(why))) != CS_OK
-		     : (deflt = OSSL_PROVIDER_load(app.libctx, "default")) == NULL) ||
-	    !EVP_set_default_properties(app.libctx, "?provider!=credsign-pkcs11") ||
-	    (r = cs_provider_use_token_rng(app.libctx)) != CS_OK) {
-		cs_log_error("OpenSSL provider set-up failed%s%s", r == CS_E_CONFIG ? ": " : "",
-			     r == CS_E_CONFIG ? why : "");
-		goto out;
-	}
-	cs_token_meter_clear();
-	if ((r = cs_app_describe_token(&app)) != CS_OK) {
-		cs_log_error("start-up failed: %s%s", cs_strerror(r), token_cause(r, cause, sizeof(cause)));
-		goto out;
-	}
-	/* the keys, named when they are not in the token. The signing key is
-	 * the store's (put_signing_key_in_force, below); without a store the
-	 * configured one will be its first: it signs once, as --check-config
-	 * makes it, before anything is written (a key the token will not sign
-	 * with stops start-up here, and no store is created) */
-	struct stat store_st;
-	if ((stat(cfg->store.path, &store_st) != 0 && errno == ENOENT &&
-	     (r = check_token_key(&chk, app.token, app.libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1)) !=
-		     CS_OK) ||
-	    (strncmp(cfg->tls.key, "pkcs11:", 7) == 0 &&
-	     (r = check_token_key(&chk, app.token, app.libctx, "tls.key", cfg->tls.key, 0)) != CS_OK))
-		goto out;
-	/* the profiles' keys: neither the certificate key nor another
-	 * profile's (the store's records are checked once it is open) */
-	if (nprofiles > 0 && (r = profile_keys_token_check(&chk, app.token, pkeys)) != CS_OK) {
-		cs_log_error("start-up failed: a signing profile's key is refused");
-		audit_profile_key_refusal(cfg, pkeys, nprofiles);
-		goto out;
-	}
-	/* the TLS material, checked and loaded before anything is written */
-	check_tls(&chk, app.libctx, 1);
-	if (chk.problems > 0) {
-		cs_log_error("start-up failed: the TLS material is not usable");
-		r = CS_E_CONFIG;
-		goto out;
-	}
-	if ((r = cs_server_load_tls(srv, app.libctx, cfg, why, sizeof(why))) != CS_OK) {
-		cs_log_error("start-up failed: the TLS context cannot be made: %s", why);
-		goto out;
-	}
-	/* every check passed: from here on the daemon changes what it owns */
-	make_store_private(cfg->store.path);
-	/* the clock against the log's newest time, read before anything is
-	 * written: far ahead or behind is warned of and audited */
-	cs_audit_clock clock_at_start;
-	if ((r = cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &app.ledger)) != CS_OK ||
-	    (r = cs_audit_clock_at_start(cfg->store.path, &clock_at_start)) != CS_OK) {
-		cs_log_error("start-up failed: %s", cs_strerror(r));
-		goto out;
-	}
-	/* the store's active key (a store that never had one: the configured
-	 * key, which signs once before it is recorded) */
-	if ((r = put_signing_key_in_force(&app, &chk, &in_force, &warrant)) != CS_OK)
-		goto out; /* said why */
-	if ((r = put_profile_keys_in_force(&app, &chk, pkeys, pin_force, pwarrant)) != CS_OK) {
-		if (r == CS_E_CONFIG)
-			cs_log_error("start-up failed: a signing profile's key is refused");
-		goto out; /* said why */
-	}
-	warn_unconfigured_profiles(&chk);
-	warn_signed_digests(&chk, pkeys);
-	if ((r = cs_audit_open(cfg, app.signer, &app.audit)) != CS_OK ||
-	    (r = record_config_load(&app)) != CS_OK ||
-	    (r = cs_audit_clock_record(app.audit, app.ledger, &clock_at_start)) != CS_OK ||
-	    (r = record_token_validation(&app)) != CS_OK ||
-	    (r = cs_service_rules_start(&app, cfg)) != CS_OK ||
-	    (r = cs_ledger_start(app.ledger)) != CS_OK ||
-	    (r = cs_key_watch_new(&app, in_force.kid != NULL ? &in_force : NULL, in_force.kid != NULL ? &warrant : NULL,
-				  &app.keys)) != CS_OK) {
-		cs_log_error("start-up failed: %s", cs_strerror(r));
-		goto out;
-	}
-	for (size_t i = 0; i < app.nprofiles; i++) {
-		int held = pin_force[i].kid != NULL;
-		if ((r = cs_key_watch_profile_in_force(app.keys, app.profiles[i].cfg->name, held ? &pin_force[i] : NULL,
-						       held ? &pwarrant[i] : NULL)) != CS_OK) {
-			cs_log_error("start-up failed: %s", cs_strerror(r));
-			goto out;
-		}
-	}
-	if ((r = cs_key_watch_start(app.keys)) != CS_OK) {
-		cs_log_error("start-up failed: %s", cs_strerror(r));
-		goto out;
-	}
-	cs_log_info("credsignd %s starting: node=%s token=\"%s\" signing key kid=%s", CREDSIGN_VERSION,
-		    cfg->server.node_id, cfg->pkcs11.token_uri, in_force.kid != NULL ? in_force.kid : "none");
-	for (size_t i = 0; i < app.nprofiles; i++)
-		cs_log_info("signing profile %s: key kid=%s", app.profiles[i].cfg->name,
-			    pin_force[i].kid != NULL ? pin_force[i].kid : "none (its signatures fail closed)");
-	if ((r = cs_server_run(srv, &app)) == CS_OK) {
-		status = 0;
-		cs_log_info("stopped");
+	if (d.cfg->hardening.privsep) {
+		/* one channel per token session, as many requests at once as in-process */
+		int sessions = d.cfg->pkcs11.sessions;
+		cs_privsep_params p = {.nchannels = sessions < 1 ? 1 : (size_t)sessions, .key_main = key_main,
+				       .network_main = network_main, .arg = &d};
+		/* the key process's PKCS#11 calls in the network process's GET /metrics */
+		status = cs_metrics_share() == CS_OK ? cs_privsep_supervise(&p) : 1;
 	} else {
-		cs_log_error("server failed: %s", cs_strerror(r));
+		cs_log_warn("hardening.privsep = false: one process holds the token and serves the network%s; no key "
+			    "process, no privilege drop, no seccomp",
+			    geteuid() == 0 ? ", as root" : "");
+		if (open_token_checked(&d, &d.app.token) == CS_OK)
+			status = serve_token(&d, NULL);
 	}
-out:
-	cs_server_free(srv);
-	cs_key_watch_free(app.keys); /* before the ledger and audit it writes through */
-	cs_service_rules_stop(&app);
-	cs_ledger_close(app.ledger); /* commits what was submitted */
-	cs_audit_free(app.audit);
-	cs_signer_slot_free(app.signer);
-	cs_app_profiles_free(&app);
-	cs_officers_free(app.officers);
-	cs_active_key_free(&in_force);
-	for (size_t i = 0; pin_force != NULL && i < nprofiles; i++)
-		cs_active_key_free(&pin_force[i]);
-	free(pin_force);
-	free(pwarrant);
-	free(pkeys);
-	json_decref(app.entropy_source);
-	OSSL_PROVIDER_unload(base);
-	OSSL_PROVIDER_unload(deflt);
-	OSSL_PROVIDER_unload(prov);
-	OSSL_LIB_CTX_free(app.libctx);
-	OSSL_PROVIDER_unload(base0);
-	OSSL_PROVIDER_unload(fips0);
-	cs_token_close(app.token);
-	cs_presets_free(app.presets);
-	cs_wordlist_free(app.wordlist);
-	cs_config_free(cfg);
+	daemon_free(&d);
 	return status;
 }
 

@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "cs_log.h"
 
 static const char *const routes[] = {"generate", "certify",  "cert",   "jwks",    "presets",
 				     "policy",   "audit",    "audit_checkpoint", "rollover",
@@ -42,7 +46,7 @@ typedef struct {
 	atomic_ulong sum_ns; /* sum in nanoseconds (or in units for batch sizes) */
 } histogram;
 
-static struct {
+struct metrics {
 	atomic_ulong requests[NROUTES][NCODES];
 	histogram request_time[NROUTES];
 	atomic_ulong token_calls[NFUNCTIONS][2];
@@ -50,11 +54,25 @@ static struct {
 	histogram commit_time;
 	histogram batch;
 	atomic_ulong audit_entries;
-} m;
+};
+/* the process's own counters, or (cs_metrics_share) a shared mapping */
+static struct metrics local_metrics, *mp = &local_metrics;
+
+cs_err cs_metrics_share(void)
+{
+	void *shared = mmap(NULL, sizeof(struct metrics), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED) {
+		cs_log_error("metrics: cannot map shared memory: %s", strerror(errno));
+		return CS_E_NOMEM;
+	}
+	memcpy(shared, mp, sizeof(struct metrics));
+	mp = shared;
+	return CS_OK;
+}
 
 void cs_metrics_reset(void)
 {
-	memset(&m, 0, sizeof(m));
+	memset(mp, 0, sizeof(*mp));
 }
 
 static size_t index_of(const char *const names[], size_t n, const char *name)
@@ -82,29 +100,29 @@ void cs_metrics_request(const char *route, int status, uint64_t duration_ns)
 	for (size_t i = 0; i + 1 < NCODES; i++)
 		if (codes[i] == status)
 			c = i;
-	atomic_fetch_add_explicit(&m.requests[r][c], 1, memory_order_relaxed);
-	observe(&m.request_time[r], request_bounds, NREQ_BOUNDS, (double)duration_ns / 1e9,
+	atomic_fetch_add_explicit(&mp->requests[r][c], 1, memory_order_relaxed);
+	observe(&mp->request_time[r], request_bounds, NREQ_BOUNDS, (double)duration_ns / 1e9,
 		(unsigned long)duration_ns);
 }
 
 void cs_metrics_token_call(const char *function, uint64_t duration_ns, unsigned long rv)
 {
 	size_t f = index_of(functions, NFUNCTIONS, function);
-	atomic_fetch_add_explicit(&m.token_calls[f][rv == 0 ? 0 : 1], 1, memory_order_relaxed);
-	observe(&m.token_time[f], token_bounds, NTOK_BOUNDS, (double)duration_ns / 1e9,
+	atomic_fetch_add_explicit(&mp->token_calls[f][rv == 0 ? 0 : 1], 1, memory_order_relaxed);
+	observe(&mp->token_time[f], token_bounds, NTOK_BOUNDS, (double)duration_ns / 1e9,
 		(unsigned long)duration_ns);
 }
 
 void cs_metrics_commit(uint64_t duration_ns, unsigned batch_size)
 {
-	observe(&m.commit_time, request_bounds, NREQ_BOUNDS, (double)duration_ns / 1e9,
+	observe(&mp->commit_time, request_bounds, NREQ_BOUNDS, (double)duration_ns / 1e9,
 		(unsigned long)duration_ns);
-	observe(&m.batch, batch_bounds, NBATCH_BOUNDS, batch_size, batch_size);
+	observe(&mp->batch, batch_bounds, NBATCH_BOUNDS, batch_size, batch_size);
 }
 
 void cs_metrics_audit_entry(void)
 {
-	atomic_fetch_add_explicit(&m.audit_entries, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mp->audit_entries, 1, memory_order_relaxed);
 }
 
 /* ---- rendering ---------------------------------------------------------------- */
@@ -177,7 +195,7 @@ cs_err cs_metrics_render(const cs_metrics_gauges *g, char **out)
 		"# TYPE credsign_requests_total counter\n");
 	for (size_t r = 0; r < NROUTES; r++)
 		for (size_t c = 0; c < NCODES; c++) {
-			unsigned long v = atomic_load_explicit(&m.requests[r][c], memory_order_relaxed);
+			unsigned long v = atomic_load_explicit(&mp->requests[r][c], memory_order_relaxed);
 			if (v == 0)
 				continue;
 			if (codes[c] != 0)
@@ -189,14 +207,14 @@ cs_err cs_metrics_render(const cs_metrics_gauges *g, char **out)
 	put(&t, "# HELP credsign_request_duration_seconds Time from a complete request to its reply.\n"
 		"# TYPE credsign_request_duration_seconds histogram\n");
 	for (size_t r = 0; r < NROUTES; r++)
-		if (atomic_load_explicit(&m.request_time[r].count, memory_order_relaxed) > 0)
+		if (atomic_load_explicit(&mp->request_time[r].count, memory_order_relaxed) > 0)
 			put_histogram(&t, "credsign_request_duration_seconds", "route", routes[r],
-				      &m.request_time[r], request_bounds, NREQ_BOUNDS, 1e-9);
+				      &mp->request_time[r], request_bounds, NREQ_BOUNDS, 1e-9);
 	put(&t, "# HELP credsign_token_calls_total PKCS#11 calls, by function and result.\n"
 		"# TYPE credsign_token_calls_total counter\n");
 	for (size_t f = 0; f < NFUNCTIONS; f++)
 		for (int e = 0; e < 2; e++) {
-			unsigned long v = atomic_load_explicit(&m.token_calls[f][e], memory_order_relaxed);
+			unsigned long v = atomic_load_explicit(&mp->token_calls[f][e], memory_order_relaxed);
 			if (v > 0)
 				put(&t, "credsign_token_calls_total{function=\"%s\",result=\"%s\"} %lu\n",
 				    functions[f], e ? "error" : "ok", v);
@@ -204,21 +222,21 @@ cs_err cs_metrics_render(const cs_metrics_gauges *g, char **out)
 	put(&t, "# HELP credsign_token_call_duration_seconds PKCS#11 call latency, by function.\n"
 		"# TYPE credsign_token_call_duration_seconds histogram\n");
 	for (size_t f = 0; f < NFUNCTIONS; f++)
-		if (atomic_load_explicit(&m.token_time[f].count, memory_order_relaxed) > 0)
+		if (atomic_load_explicit(&mp->token_time[f].count, memory_order_relaxed) > 0)
 			put_histogram(&t, "credsign_token_call_duration_seconds", "function", functions[f],
-				      &m.token_time[f], token_bounds, NTOK_BOUNDS, 1e-9);
+				      &mp->token_time[f], token_bounds, NTOK_BOUNDS, 1e-9);
 	put(&t, "# HELP credsign_store_commit_duration_seconds Store commits (one fsync each).\n"
 		"# TYPE credsign_store_commit_duration_seconds histogram\n");
-	put_histogram(&t, "credsign_store_commit_duration_seconds", NULL, NULL, &m.commit_time,
+	put_histogram(&t, "credsign_store_commit_duration_seconds", NULL, NULL, &mp->commit_time,
 		      request_bounds, NREQ_BOUNDS, 1e-9);
 	put(&t, "# HELP credsign_store_commit_batch_size Writes committed together.\n"
 		"# TYPE credsign_store_commit_batch_size histogram\n");
-	put_histogram(&t, "credsign_store_commit_batch_size", NULL, NULL, &m.batch, batch_bounds,
+	put_histogram(&t, "credsign_store_commit_batch_size", NULL, NULL, &mp->batch, batch_bounds,
 		      NBATCH_BOUNDS, 1);
 	put(&t, "# HELP credsign_audit_entries_total Audit entries written by this process.\n"
 		"# TYPE credsign_audit_entries_total counter\n"
 		"credsign_audit_entries_total %lu\n",
-	    atomic_load_explicit(&m.audit_entries, memory_order_relaxed));
+	    atomic_load_explicit(&mp->audit_entries, memory_order_relaxed));
 	put(&t, "# HELP credsign_connections Open connections, by state.\n"
 		"# TYPE credsign_connections gauge\n"
 		"credsign_connections{state=\"handshaking\"} %d\n"

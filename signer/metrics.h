@@ -18,6 +18,10 @@
  * count as "other"), so the output is bounded whatever clients send.
  * Recording is lock-free (relaxed atomics) and safe from any thread; the
  * process has one set of metrics (cs_metrics_reset() for tests).
+ * cs_metrics_share() moves them into a shared anonymous mapping before the
+ * supervisor forks (privsep.h): the key process records the PKCS#11 calls,
+ * the network process the requests, and GET /metrics shows both. The
+ * counters only count; no process decides anything on them.
  */
 #ifndef CS_METRICS_H
 #define CS_METRICS_H
@@ -26,6 +30,9 @@
 #include <stdint.h>
 
 #include "cs_error.h"
+
+/* Put the metrics in memory shared with the processes forked after. */
+cs_err cs_metrics_share(void);
 
 /* A request answered: route name (see metrics.c; unknown -> "other"),
  * status and duration. */

@@ -857,8 +857,13 @@ static void system_event(server *s, const char *action, const char *object, cons
 
 static cs_err reload_tls(server *s)
 {
-	SSL_CTX *fresh = NULL;
-	cs_err r = cs_tls_server_ctx(s->app->libctx, s->app->cfg, &fresh);
+	SSL_CTX *fresh = NULL, *current;
+	pthread_mutex_lock(&s->ctx_lock);
+	current = s->ssl_ctx;
+	SSL_CTX_up_ref(current);
+	pthread_mutex_unlock(&s->ctx_lock);
+	cs_err r = cs_tls_server_ctx_reload(s->app->libctx, s->app->cfg, current, &fresh);
+	SSL_CTX_free(current);
 	if (r != CS_OK) {
 		cs_log_error("SIGHUP: TLS reload failed (%s); keeping the current context", cs_strerror(r));
 		cs_audit_entry e = {.actor = "system", .role = "system", .action = "tls.reload",

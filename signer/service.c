@@ -508,7 +508,7 @@ cs_err cs_service_rules_reload(cs_app *app)
 	cs_config_diag diag = {0};
 	cs_access *rules = NULL;
 	const char *file = app->cfg->file;
-	cs_err r = cs_config_load(file, &cfg, &diag);
+	cs_err r = cs_config_reload(file, &cfg, &diag);
 	for (size_t i = 0; i < diag.count; i++)
 		cs_log_error("%s", diag.messages[i]);
 	cs_config_diag_free(&diag);

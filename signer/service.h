@@ -39,8 +39,10 @@
  * signing key in force the same way (certsign.h, cs_signer_acquire): a
  * key switch while it runs does not change the key it signs with.
  *
- * Secrets: a generated credential lives in cs_generate_result until
- * cs_generate_result_wipe; it is never stored or logged.
+ * Secrets: a generated credential lives in cs_generate_result's buffer,
+ * from OpenSSL's secure heap (locked, not dumped; wipe_alloc.h,
+ * cs_secret_alloc) while it has room, until cs_generate_result_wipe; it is
+ * never stored or logged.
  */
 #ifndef CS_SERVICE_H
 #define CS_SERVICE_H
@@ -177,8 +179,13 @@ typedef struct {
 	const char *project, *environment, *system, *prefix; /* NULL: not given */
 } cs_generate_request;
 
+#define CS_GENERATE_CREDENTIAL_BYTES (CS_CREDENTIAL_MAX * 12)
+
 typedef struct {
-	char credential[CS_CREDENTIAL_MAX * 12]; /* wiped by cs_generate_result_wipe */
+	/* CS_GENERATE_CREDENTIAL_BYTES from cs_secret_alloc (the secure heap
+	 * while it has room), NUL-terminated; NULL unless cs_service_generate
+	 * returned CS_OK. Wiped and released by cs_generate_result_wipe. */
+	char *credential;
 	char session_id[CS_SERVICE_ID_CHARS + 1];
 	int expires_in; /* seconds */
 	const char *preset, *type;
@@ -193,6 +200,8 @@ typedef struct {
  * token_not_validated. */
 cs_err cs_service_generate(cs_service_req *rq, const cs_generate_request *in, cs_generate_result *out)
 	__attribute__((warn_unused_result));
+/* Wipes the result and releases its credential (out->credential NULL after);
+ * call it after every cs_service_generate, whatever it returned. */
 void cs_generate_result_wipe(cs_generate_result *out);
 
 /* ---- certify ------------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include "jose.h"
 #include "ledger.h"
 #include "service_internal.h"
+#include "wipe_alloc.h"
 
 #define SALT_BYTES 16
 
@@ -122,7 +123,9 @@ static cs_err draw_credential(cs_app *app, const cs_generate_request *g, cs_rand
 
 void cs_generate_result_wipe(cs_generate_result *out)
 {
+	cs_secret_free(out->credential); /* the whole block, wiped */
 	OPENSSL_cleanse(out, sizeof(*out));
+	out->credential = NULL;
 }
 
 cs_err cs_service_generate(cs_service_req *rq, const cs_generate_request *g, cs_generate_result *out)
@@ -132,7 +135,9 @@ cs_err cs_service_generate(cs_service_req *rq, const cs_generate_request *g, cs_
 	uint8_t salt[SALT_BYTES], id_raw[CS_SERVICE_ID_BYTES];
 	char *salt_b64 = NULL, *commitment = NULL, *claims_text = NULL;
 	json_t *claims = NULL, *entropy_source = NULL;
-	cs_random_buffer rnd;
+	/* the token's random bytes (the credential is drawn from them) and the
+	 * credential: in the secure heap while it has room (wipe_alloc.h) */
+	cs_random_buffer *rnd = NULL;
 	memset(out, 0, sizeof(*out));
 	cs_access_scope scope = {g->project, g->environment, g->preset->name, NULL};
 	cs_err r = cs_service_authorize(rq, CS_ACTION_GENERATE, &scope);
@@ -153,14 +158,19 @@ cs_err cs_service_generate(cs_service_req *rq, const cs_generate_request *g, cs_
 				       "preset '%s' requires a token validated under %s; this token is not: %s",
 				       g->preset->name, g->preset->requires_validation, why);
 	}
+	if ((rnd = cs_secret_alloc(sizeof(*rnd))) == NULL ||
+	    (out->credential = cs_secret_alloc(CS_GENERATE_CREDENTIAL_BYTES)) == NULL) {
+		r = cs_service_fail(rq, CS_E_NOMEM, NULL, "generation");
+		goto out;
+	}
 	/* the request's randomness: one draw (see generate_random_bytes),
 	 * sliced; wiped at the end */
-	cs_random_buffer_init(&rnd, token_rnd, app->token, cs_token_random_max(app->token));
-	if ((r = cs_random_buffer_fill(&rnd, generate_random_bytes(app, g))) != CS_OK ||
-	    (r = cs_random_take(&rnd, salt, sizeof(salt))) != CS_OK ||
-	    (r = cs_random_take(&rnd, id_raw, sizeof(id_raw))) != CS_OK ||
+	cs_random_buffer_init(rnd, token_rnd, app->token, cs_token_random_max(app->token));
+	if ((r = cs_random_buffer_fill(rnd, generate_random_bytes(app, g))) != CS_OK ||
+	    (r = cs_random_take(rnd, salt, sizeof(salt))) != CS_OK ||
+	    (r = cs_random_take(rnd, id_raw, sizeof(id_raw))) != CS_OK ||
 	    (r = cs_service_id_from_raw(id_raw, session_id)) != CS_OK ||
-	    (r = draw_credential(app, g, &rnd, out->credential, sizeof(out->credential))) != CS_OK) {
+	    (r = draw_credential(app, g, rnd, out->credential, CS_GENERATE_CREDENTIAL_BYTES)) != CS_OK) {
 		cs_service_fail(rq, r, NULL, "generation");
 		goto out;
 	}
@@ -204,9 +214,13 @@ cs_err cs_service_generate(cs_service_req *rq, const cs_generate_request *g, cs_
 	cs_log_info("generated preset=%s type=%s length=%d session=%s identity=%s", g->preset->name,
 		    out->type, g->plan->length, session_id, rq->caller->identity);
 out:
-	if (r != CS_OK)
-		OPENSSL_cleanse(out->credential, sizeof(out->credential));
-	cs_random_buffer_wipe(&rnd);
+	if (r != CS_OK) {
+		cs_secret_free(out->credential);
+		out->credential = NULL;
+	}
+	if (rnd != NULL)
+		cs_random_buffer_wipe(rnd);
+	cs_secret_free(rnd);
 	OPENSSL_cleanse(salt, sizeof(salt));
 	free(salt_b64);
 	free(commitment);

@@ -142,10 +142,44 @@ static void log_ssl_error(const char *what, const char *path)
 	ERR_clear_error();
 }
 
-cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **out)
+/* The server chain and key: from the files (identity NULL) or from the
+ * context in force (a reload). */
+static cs_err server_identity(SSL_CTX *ctx, OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX *identity)
+{
+	if (identity != NULL) {
+		X509 *cert = SSL_CTX_get0_certificate(identity);
+		EVP_PKEY *pkey = SSL_CTX_get0_privatekey(identity);
+		STACK_OF(X509) *chain = NULL;
+		if (cert == NULL || pkey == NULL || SSL_CTX_get0_chain_certs(identity, &chain) != 1 ||
+		    SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_set1_chain(ctx, chain) != 1 ||
+		    SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
+			log_ssl_error("cannot keep the server certificate and key in force", cfg->tls.cert);
+			return CS_E_CRYPTO;
+		}
+		return CS_OK;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.cert) != 1) {
+		log_ssl_error("cannot load the server certificate", cfg->tls.cert);
+		return CS_E_CONFIG;
+	}
+	const cs_key_purpose tls_purpose = {.kind = CS_KEY_PURPOSE_TLS};
+	EVP_PKEY *key = cs_provider_load_key_for(libctx, cfg->tls.key, &tls_purpose);
+	if (key == NULL) {
+		log_ssl_error("cannot load the server key", cfg->tls.key);
+		return strncmp(cfg->tls.key, "pkcs11:", 7) == 0 ? CS_E_TOKEN_UNAVAILABLE : CS_E_CONFIG;
+	}
+	int ok = SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+	EVP_PKEY_free(key);
+	if (!ok) {
+		log_ssl_error("server key does not match the certificate", cfg->tls.cert);
+		return CS_E_CONFIG;
+	}
+	return CS_OK;
+}
+
+static cs_err build_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX *identity, SSL_CTX **out)
 {
 	cs_err r = CS_E_CONFIG;
-	EVP_PKEY *key = NULL;
 	*out = NULL;
 	SSL_CTX *ctx = SSL_CTX_new_ex(libctx, NULL, TLS_server_method());
 	if (ctx == NULL)
@@ -172,19 +206,9 @@ cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **o
 		log_ssl_error("the FIPS-approved TLS algorithms are not available", "(crypto.profile)");
 		goto out;
 	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.cert) != 1) {
-		log_ssl_error("cannot load the server certificate", cfg->tls.cert);
+	if ((r = server_identity(ctx, libctx, cfg, identity)) != CS_OK)
 		goto out;
-	}
-	if ((key = cs_provider_load_key(libctx, cfg->tls.key)) == NULL) {
-		log_ssl_error("cannot load the server key", cfg->tls.key);
-		r = strncmp(cfg->tls.key, "pkcs11:", 7) == 0 ? CS_E_TOKEN_UNAVAILABLE : CS_E_CONFIG;
-		goto out;
-	}
-	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		log_ssl_error("server key does not match the certificate", cfg->tls.cert);
-		goto out;
-	}
+	r = CS_E_CONFIG;
 	if (SSL_CTX_load_verify_file(ctx, cfg->tls.ca) != 1) {
 		log_ssl_error("cannot load the client CA", cfg->tls.ca);
 		goto out;
@@ -204,9 +228,22 @@ cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **o
 	ctx = NULL;
 	r = CS_OK;
 out:
-	EVP_PKEY_free(key);
 	SSL_CTX_free(ctx);
 	return r;
+}
+
+cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **out)
+{
+	return build_ctx(libctx, cfg, NULL, out);
+}
+
+cs_err cs_tls_server_ctx_reload(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX *current, SSL_CTX **out)
+{
+	if (current == NULL) {
+		*out = NULL;
+		return CS_E_INVALID_ARG;
+	}
+	return build_ctx(libctx, cfg, current, out);
 }
 
 cs_err cs_tls_identity(SSL *ssl, bool allow_cn, char identity[CS_IDENTITY_MAX],

@@ -34,6 +34,13 @@
 
 cs_err cs_tls_server_ctx(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX **out)
 	__attribute__((warn_unused_result));
+/* The same for a SIGHUP reload: the client CA and CRL read again from
+ * their files, the server chain and key taken from `current` (the context
+ * in force), not read again: the network process that reloads runs as
+ * server.user, which may not read tls.key (a file of root's, or a token key
+ * the key process holds). */
+cs_err cs_tls_server_ctx_reload(OSSL_LIB_CTX *libctx, const cs_config *cfg, SSL_CTX *current, SSL_CTX **out)
+	__attribute__((warn_unused_result));
 cs_err cs_tls_identity(SSL *ssl, bool allow_cn, char identity[CS_IDENTITY_MAX],
 		       char sha256_hex[65]);
 /* The same naming for a certificate (also one that failed verification). */

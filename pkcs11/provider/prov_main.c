@@ -373,8 +373,26 @@ cs_err cs_provider_load(OSSL_LIB_CTX *libctx, cs_token *token, OSSL_PROVIDER **o
 
 EVP_PKEY *cs_provider_load_key(OSSL_LIB_CTX *libctx, const char *source)
 {
+	return cs_provider_load_key_for(libctx, source, NULL);
+}
+
+EVP_PKEY *cs_provider_load_key_for(OSSL_LIB_CTX *libctx, const char *source, const cs_key_purpose *purpose)
+{
 	EVP_PKEY *pkey = NULL;
-	OSSL_STORE_CTX *st = OSSL_STORE_open_ex(source, libctx, NULL, NULL, NULL, NULL, NULL, NULL);
+	char text[8 + CS_KEY_PROFILE_NAME_MAX + 1];
+	OSSL_PARAM params[2] = {OSSL_PARAM_END, OSSL_PARAM_END};
+	if (purpose != NULL && purpose->kind != CS_KEY_PURPOSE_NONE) {
+		if (purpose->kind == CS_KEY_PURPOSE_CERTIFICATE)
+			snprintf(text, sizeof(text), "certificate");
+		else if (purpose->kind == CS_KEY_PURPOSE_TLS)
+			snprintf(text, sizeof(text), "tls");
+		else
+			snprintf(text, sizeof(text), "profile:%.*s", CS_KEY_PROFILE_NAME_MAX, purpose->profile);
+		params[0] = OSSL_PARAM_construct_utf8_string(CS_PROVIDER_STORE_PARAM_PURPOSE, text, 0);
+	}
+	/* no parameter at all for NONE: exactly the load of before */
+	OSSL_STORE_CTX *st = OSSL_STORE_open_ex(source, libctx, NULL, NULL, NULL,
+						params[0].key != NULL ? params : NULL, NULL, NULL);
 	if (st == NULL)
 		return NULL;
 	OSSL_STORE_expect(st, OSSL_STORE_INFO_PKEY);

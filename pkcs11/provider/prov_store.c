@@ -2,6 +2,12 @@
  * prov_store: OSSL_STORE for pkcs11: URIs naming a key (object= and/or id=,
  * token attributes, pin-source). Each URI yields up to two objects: the key
  * with its private half (a reference into the token), then the public key.
+ *
+ * The ctx parameter CS_PROVIDER_STORE_PARAM_PURPOSE ("credsign-key-purpose":
+ * "certificate", "tls" or "profile:NAME") names what the key signs for: the
+ * key reference carries it, and the resolved key is bound to it
+ * (cs_token_bind_key) before it is handed out; a refusal fails the load
+ * with the reason on the error queue.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +18,8 @@
 #include <openssl/store.h>
 
 #include "prov_internal.h"
+#include "provider.h"
+#include "token_ipc.h"
 
 typedef struct {
 	prov_ctx *pctx;
@@ -19,6 +27,7 @@ typedef struct {
 	int expect; /* OSSL_STORE_INFO_* or 0 */
 	int stage;  /* 0: private key next, 1: public key next, 2: done */
 	int resolved;
+	cs_key_purpose purpose; /* NONE unless the ctx parameter names one */
 	prov_key_reference ref;
 } store_ctx;
 
@@ -39,10 +48,35 @@ static const OSSL_PARAM *st_settable_ctx_params(void *provctx)
 {
 	static const OSSL_PARAM params[] = {
 		OSSL_PARAM_int(OSSL_STORE_PARAM_EXPECT, NULL),
+		OSSL_PARAM_utf8_string(CS_PROVIDER_STORE_PARAM_PURPOSE, NULL, 0),
 		OSSL_PARAM_END,
 	};
 	(void)provctx;
 	return params;
+}
+
+/* "certificate", "tls", "profile:NAME" (NAME: 1..CS_KEY_PROFILE_NAME_MAX
+ * bytes of [a-z0-9._-]) -> purpose; 0 for anything else. */
+static int parse_purpose(const char *text, cs_key_purpose *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (strcmp(text, "certificate") == 0) {
+		out->kind = CS_KEY_PURPOSE_CERTIFICATE;
+		return 1;
+	}
+	if (strcmp(text, "tls") == 0) {
+		out->kind = CS_KEY_PURPOSE_TLS;
+		return 1;
+	}
+	if (strncmp(text, "profile:", 8) != 0)
+		return 0;
+	const char *name = text + 8;
+	size_t len = strlen(name);
+	if (len == 0 || len > CS_KEY_PROFILE_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789._-") != len)
+		return 0;
+	out->kind = CS_KEY_PURPOSE_PROFILE;
+	memcpy(out->profile, name, len + 1);
+	return 1;
 }
 
 static int st_set_ctx_params(void *ctx, const OSSL_PARAM params[])
@@ -51,6 +85,15 @@ static int st_set_ctx_params(void *ctx, const OSSL_PARAM params[])
 	const OSSL_PARAM *p = OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_EXPECT);
 	if (p != NULL && !OSSL_PARAM_get_int(p, &c->expect))
 		return 0;
+	p = OSSL_PARAM_locate_const(params, CS_PROVIDER_STORE_PARAM_PURPOSE);
+	if (p != NULL) {
+		const char *text = NULL;
+		if (!OSSL_PARAM_get_utf8_string_ptr(p, &text) || !parse_purpose(text, &c->purpose)) {
+			prov_raise(c->pctx, CS_E_INVALID_ARG, "%s: not a key purpose (certificate, tls, profile:NAME)",
+				   CS_PROVIDER_STORE_PARAM_PURPOSE);
+			return 0;
+		}
+	}
 	return 1;
 }
 
@@ -68,9 +111,17 @@ static int resolve(store_ctx *c)
 	}
 	if (prov_token(c->pctx, c->uri, &token) != CS_OK)
 		return 0;
+	query.purpose = c->purpose;
 	if ((r = cs_token_find_key(token, &query, &c->ref.ref)) != CS_OK ||
 	    (r = cs_token_public_key(token, &c->ref.ref, &pub)) != CS_OK) {
 		prov_raise(c->pctx, r, "%s: %s", c->uri, cs_strerror(r));
+		return 0;
+	}
+	if (c->purpose.kind != CS_KEY_PURPOSE_NONE && (r = cs_token_bind_key(token, &c->ref.ref)) != CS_OK) {
+		char text[64];
+		prov_raise(c->pctx, r, "%s: the key cannot serve %s: %s", c->uri,
+			   cs_key_purpose_text(&c->purpose, text, sizeof(text)), cs_strerror(r));
+		EVP_PKEY_free(pub);
 		return 0;
 	}
 	int ok = EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,

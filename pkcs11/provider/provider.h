@@ -51,6 +51,14 @@ cs_err cs_provider_load(OSSL_LIB_CTX *libctx, cs_token *token, OSSL_PROVIDER **o
  * provider) or a PEM file (the default provider). NULL on failure, with the
  * reason on OpenSSL's error queue. */
 EVP_PKEY *cs_provider_load_key(OSSL_LIB_CTX *libctx, const char *source);
+/* The same for a key that signs for `purpose` (NULL or NONE: as
+ * cs_provider_load_key). A pkcs11: key carries the purpose and is bound to
+ * it (cs_token_bind_key: a key process refuses a key not configured for
+ * it, and the load fails with the reason on the error queue); a PEM file
+ * ignores it. The purpose travels as the OSSL_STORE ctx parameter
+ * CS_PROVIDER_STORE_PARAM_PURPOSE: "certificate", "tls", "profile:NAME". */
+EVP_PKEY *cs_provider_load_key_for(OSSL_LIB_CTX *libctx, const char *source, const cs_key_purpose *purpose);
+#define CS_PROVIDER_STORE_PARAM_PURPOSE "credsign-key-purpose"
 
 /* Make the token RNG the DRBG of libctx (primary, public and private). */
 cs_err cs_provider_use_token_rng(OSSL_LIB_CTX *libctx);

@@ -84,6 +84,13 @@ rm -rf "$state"
 mkdir -p "$state/data"
 chmod 700 "$state"
 state=$(cd "$state" && pwd) # the configuration names files by absolute paths
+# as root, the daemon's network process runs as credsign (hsm-setup/service-user)
+run_as=""
+if [ "$(id -u)" = 0 ]; then
+	run_as="user = \"$("$src/hsm-setup/service-user" "$state/data" | tail -1)\";"
+	chmod 711 "$state"
+	chown credsign: "$state/data"
+fi
 [ -f "$pki/ca.pem" ] || "$src/hsm-setup/dev-pki" "$pki" > /dev/null || exit 1
 pki=$(cd "$pki" && pwd)
 "$src/hsm-setup/token-init" "$state/token" cstest > /dev/null || exit 1
@@ -101,7 +108,7 @@ write_conf() { # write_conf SESSIONS WORKERS
 	cat > "$conf" <<CONF
 server = { listen = "127.0.0.1:$port"; public_base_url = "https://127.0.0.1:$port"; node_id = "token-calls";
            workers = $2; presets_file = "$src/conf/presets.conf"; max_connections = 1024;
-           max_handshakes_per_source = 64; };
+           max_handshakes_per_source = 64; $run_as };
 tls = { cert = "$pki/server.pem"; key = "$pki/server.key"; ca = "$pki/ca.pem"; crl = "$pki/crl.pem";
         crl_check = true; };
 pkcs11 = { module = "$fault"; token_uri = "pkcs11:token=cstest"; pin_file = "$state/token/user.pin";
@@ -123,6 +130,8 @@ trap stop_daemon EXIT
 
 start_daemon() { # start_daemon SESSIONS WORKERS
 	write_conf "$1" "$2"
+	# the store credsign-admin made (as root) is the network process's
+	[ -z "$run_as" ] || chown -R credsign: "$state/data"
 	CREDSIGN_FAULT_COUNTS=$counts "$build/bin/credsignd" --config "$conf" > "$log" 2>&1 &
 	daemon=$!
 	# ready when it answers (the listener is bound before start-up ends)

@@ -25,6 +25,7 @@ cat > good.conf <<'CONF'
 tls = { cert = "cert.pem"; key = "key.pem"; ca = "ca.pem"; };
 pkcs11 = { module = "module.so"; token_uri = "pkcs11:token=t"; pin_file = "user.pin";
            signing_key = "pkcs11:object=k"; };
+server = { allow_root = true; };
 CONF
 "$credsignd" --offline --check-config good.conf | grep -q "configuration valid"
 "$credsignd" -v --offline --check-config good.conf | grep -q "configuration valid" || fail "-v refused"
@@ -79,9 +80,9 @@ grep -q "configuration valid" out.txt || fail "tokenkey.conf not valid"
 
 # Settings that contradict each other are refused when the file is loaded,
 # naming both: the probes' port is the API's, a key URI names another token
-sed 's/^tls = {/server = { listen = "127.0.0.1:9443"; health_listen = "127.0.0.1:9443"; };\ntls = {/' good.conf > probes.conf
+sed 's/^server = {/server = { listen = "127.0.0.1:9443"; health_listen = "127.0.0.1:9443";/' good.conf > probes.conf
 if "$credsignd" --offline --check-config probes.conf 2> err.txt; then fail "health_listen = listen accepted"; fi
-grep -q "^probes.conf:1: setting 'server.health_listen': 127.0.0.1:9443 takes the port of server.listen (127.0.0.1:9443)" err.txt ||
+grep -q "^probes.conf:4: setting 'server.health_listen': 127.0.0.1:9443 takes the port of server.listen (127.0.0.1:9443)" err.txt ||
   fail "health_listen = listen not named"
 sed 's/health_listen = "127.0.0.1:9443"/health_listen = "0.0.0.0:9443"/' probes.conf > wildcard.conf
 if "$credsignd" --offline --check-config wildcard.conf 2> err.txt; then fail "health_listen on 0.0.0.0, same port, accepted"; fi
@@ -164,7 +165,7 @@ CONF
 grep -q "configuration valid" out.txt || fail "signing.conf not valid"
 # a profile allowing digest beside jws/dsse: a warning (the key's JWS or DSSE
 # signature over any bytes can be had as a digest signature), not an error
-grep -qF "signing.conf:8: warning: setting 'signing.profiles.[0].formats': profile release: digest shares key pkcs11:object=release-1 with jws/dsse: a signer can obtain a JWS or DSSE signature of this key over any bytes (claims, typ, payload type unchecked); give digest a profile of its own (docs/delegated-signing.md)" err.txt ||
+grep -qF "signing.conf:9: warning: setting 'signing.profiles.[0].formats': profile release: digest shares key pkcs11:object=release-1 with jws/dsse: a signer can obtain a JWS or DSSE signature of this key over any bytes (claims, typ, payload type unchecked); give digest a profile of its own (docs/delegated-signing.md)" err.txt ||
   fail "no warning of digest sharing the key of profile release"
 [ "$(grep -c "digest shares key" err.txt)" -eq 1 ] || fail "digest sharing warned of for a profile without digest"
 sed 's/formats = \[ "jws", "dsse", "digest" \];/formats = [ "digest" ];/; s/ typ = "release+jwt"; payload_types = \[ "application\/vnd.in-toto+json" \];//' \
@@ -177,51 +178,51 @@ refuse() {
   grep -qF -- "$1" err.txt || fail "$2: no \"$1\""
 }
 sed 's/key = "pkcs11:object=release-1"/key = "pkcs11:object=k"/' signing.conf > profile-certkey.conf
-refuse "profile-certkey.conf:8: setting 'signing.profiles.[0].key': pkcs11:object=k is pkcs11.signing_key, the certificate-signing key: a profile needs a key of its own" profile-certkey.conf
+refuse "profile-certkey.conf:9: setting 'signing.profiles.[0].key': pkcs11:object=k is pkcs11.signing_key, the certificate-signing key: a profile needs a key of its own" profile-certkey.conf
 sed 's/key = "pkcs11:token=t;object=tokens-1"/key = "pkcs11:object=release-1"/' signing.conf > profile-samekey.conf
-refuse "profile-samekey.conf:10: setting 'signing.profiles.[1].key': pkcs11:object=release-1 is also the key of signing.profiles.[0]" profile-samekey.conf
+refuse "profile-samekey.conf:11: setting 'signing.profiles.[1].key': pkcs11:object=release-1 is also the key of signing.profiles.[0]" profile-samekey.conf
 sed 's/key = "pkcs11:token=t;object=tokens-1"/key = "pkcs11:token=u;object=tokens-1"/' signing.conf > profile-token.conf
-refuse "profile-token.conf:10: setting 'signing.profiles.[1].key': pkcs11:token=u;object=tokens-1: names token=u, but pkcs11.token_uri selects token=t" profile-token.conf
+refuse "profile-token.conf:11: setting 'signing.profiles.[1].key': pkcs11:token=u;object=tokens-1: names token=u, but pkcs11.token_uri selects token=t" profile-token.conf
 sed 's/name = "tokens"/name = "release"/' signing.conf > profile-dup.conf
-refuse "profile-dup.conf:10: setting 'signing.profiles.[1].name': 'release' is also the name of signing.profiles.[0]: names must be unique" profile-dup.conf
+refuse "profile-dup.conf:11: setting 'signing.profiles.[1].name': 'release' is also the name of signing.profiles.[0]: names must be unique" profile-dup.conf
 sed 's/name = "tokens"/name = "Tokens"/' signing.conf > profile-name.conf
-refuse "profile-name.conf:10: setting 'signing.profiles.[1].name': 'Tokens': must be 1 to 32 characters of a-z 0-9 . _ -" profile-name.conf
+refuse "profile-name.conf:11: setting 'signing.profiles.[1].name': 'Tokens': must be 1 to 32 characters of a-z 0-9 . _ -" profile-name.conf
 sed 's/formats = \[ "jws" \]; typ = "at+jwt";/formats = [ "jws" ];/' signing.conf > profile-typ.conf
-refuse "profile-typ.conf:10: setting 'signing.profiles.[1].typ': required with format jws" profile-typ.conf
+refuse "profile-typ.conf:11: setting 'signing.profiles.[1].typ': required with format jws" profile-typ.conf
 sed 's/typ = "at+jwt"/typ = "credsign-cert+jwt"/' signing.conf > profile-credsign-typ.conf
-refuse "profile-credsign-typ.conf:10: setting 'signing.profiles.[1].typ': the typ prefix \"credsign-\"" profile-credsign-typ.conf
+refuse "profile-credsign-typ.conf:11: setting 'signing.profiles.[1].typ': the typ prefix \"credsign-\"" profile-credsign-typ.conf
 # RFC 7515 4.1.9: a typ may omit "application/", so the prefix disguises nothing
 sed 's/typ = "at+jwt"/typ = "Application\/CREDSIGN-cert+jwt"/' signing.conf > profile-app-typ.conf
-refuse "profile-app-typ.conf:10: setting 'signing.profiles.[1].typ': the typ prefix \"credsign-\" (with or without \"application/\") is the appliance's own" profile-app-typ.conf
+refuse "profile-app-typ.conf:11: setting 'signing.profiles.[1].typ': the typ prefix \"credsign-\" (with or without \"application/\") is the appliance's own" profile-app-typ.conf
 sed 's/typ = "at+jwt"/typ = "application\/at+jwt"/' signing.conf > profile-app-ok.conf
 "$credsignd" --offline --check-config profile-app-ok.conf > out.txt 2> err.txt || fail "typ application/at+jwt refused"
 sed 's/ payload_types = \[ "application\/vnd.in-toto+json" \];//' signing.conf > profile-pt.conf
-refuse "profile-pt.conf:8: setting 'signing.profiles.[0].payload_types': required with format dsse" profile-pt.conf
+refuse "profile-pt.conf:9: setting 'signing.profiles.[0].payload_types': required with format dsse" profile-pt.conf
 sed 's/formats = \[ "jws" \]/formats = [ "jws", "cose" ]/' signing.conf > profile-format.conf
-refuse "profile-format.conf:10: setting 'signing.profiles.[1].formats': element 2 ('cose'): unknown format (jws, dsse or digest)" profile-format.conf
+refuse "profile-format.conf:11: setting 'signing.profiles.[1].formats': element 2 ('cose'): unknown format (jws, dsse or digest)" profile-format.conf
 sed 's/formats = \[ "jws" \]/formats = [ "jws", "jws" ]/' signing.conf > profile-repeat.conf
-refuse "profile-repeat.conf:10: setting 'signing.profiles.[1].formats': element 2 ('jws'): repeated" profile-repeat.conf
+refuse "profile-repeat.conf:11: setting 'signing.profiles.[1].formats': element 2 ('jws'): repeated" profile-repeat.conf
 sed 's/formats = \[ "jws" \]; typ = "at+jwt";/formats = [ ];/' signing.conf > profile-empty.conf
-refuse "profile-empty.conf:10: setting 'signing.profiles.[1].formats': must not be empty" profile-empty.conf
+refuse "profile-empty.conf:11: setting 'signing.profiles.[1].formats': must not be empty" profile-empty.conf
 sed 's/max_request_bytes = 1048576;/max_request_bytes = 65536;/' signing.conf > profile-fit.conf
-refuse "profile-fit.conf:8: setting 'signing.profiles.[0].max_payload_bytes': 65536 bytes do not fit signing.max_request_bytes (65536)" profile-fit.conf
+refuse "profile-fit.conf:9: setting 'signing.profiles.[0].max_payload_bytes': 65536 bytes do not fit signing.max_request_bytes (65536)" profile-fit.conf
 sed 's/profiles = \[ "release" \]; rate = 10;/profiles = [ "release", "nightly" ];/' signing.conf > grant-profile.conf
-refuse "grant-profile.conf:15: setting 'access.grants.[0].profiles': element 2: unknown profile 'nightly' (not in signing.profiles)" grant-profile.conf
+refuse "grant-profile.conf:16: setting 'access.grants.[0].profiles': element 2: unknown profile 'nightly' (not in signing.profiles)" grant-profile.conf
 sed 's/profiles = \[ "release" \]; rate = 10;/rate = 10;/' signing.conf > grant-noprofile.conf
-refuse "grant-noprofile.conf:15: setting 'access.grants.[0].profiles': required with role signer" grant-noprofile.conf
+refuse "grant-noprofile.conf:16: setting 'access.grants.[0].profiles': required with role signer" grant-noprofile.conf
 sed 's/profiles = \[ "release" \]; rate = 10;/profiles = [ "release" ]; projects = [ "p" ];/' signing.conf > grant-projects.conf
-refuse "grant-projects.conf:15: setting 'access.grants.[0].projects': not allowed with role signer (a signer's scope is its profiles)" grant-projects.conf
+refuse "grant-projects.conf:16: setting 'access.grants.[0].projects': not allowed with role signer (a signer's scope is its profiles)" grant-projects.conf
 
 # The example: every setting known, syntax valid. Its paths point at a
 # production layout that does not exist here, so only file errors may appear.
 "$credsignd" --offline --check-config "$src/conf/credsignd.conf.example" 2> example.txt || true
-if grep -v -E "is not readable|PIN file|is not writable|configuration invalid" example.txt; then
+if grep -v -E "is not readable|PIN file|is not writable|no such user|no such group|configuration invalid" example.txt; then
   echo "FAIL: the example has errors other than missing files"; exit 1
 fi
 # tls.groups: known names only, none twice, no X25519/X448 with the FIPS provider
 printf '%s\n' 'tls = { cert = "cert.pem"; key = "key.pem"; ca = "ca.pem"; groups = "P-256:ffdhe3072"; };' \
   'pkcs11 = { module = "module.so"; token_uri = "pkcs11:token=t"; pin_file = "user.pin"; signing_key = "pkcs11:object=k"; };' \
-  > groups.conf
+  'server = { allow_root = true; };' > groups.conf
 "$credsignd" --offline --check-config groups.conf > out.txt 2> err.txt || fail "tls.groups P-256:ffdhe3072 refused"
 sed 's/P-256:ffdhe3072/P-256:brainpool/' groups.conf > groups-bad.conf
 refuse "groups-bad.conf:1: setting 'tls.groups': unknown group 'brainpool'" groups-bad.conf
@@ -236,7 +237,7 @@ refuse "groups-profile.conf:1: setting 'tls.groups': X448 is not FIPS-approved (
 { cat groups.conf; echo 'crypto = { profile = "fips"; };'; } > profile-fips.conf
 "$credsignd" --offline --check-config profile-fips.conf > out.txt 2> err.txt || fail "crypto.profile fips refused"
 { cat groups.conf; echo 'crypto = { profile = "nsa"; };'; } > profile-bad.conf
-refuse "profile-bad.conf:3: setting 'crypto.profile': 'nsa': must be \"default\" or \"fips\"" profile-bad.conf
+refuse "profile-bad.conf:4: setting 'crypto.profile': 'nsa': must be \"default\" or \"fips\"" profile-bad.conf
 
 for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file wordlist_file cert key ca crl crl_check verify_depth groups profile module \
          token_uri pin_file sessions signing_key validation program openssl_fips path level format checkpoint_entries checkpoint_seconds write_timeout_ms retention_days syslog \

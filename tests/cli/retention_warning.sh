@@ -20,7 +20,8 @@ echo 123456 > user.pin
 base='tls = { cert = "cert.pem"; key = "key.pem"; ca = "ca.pem"; };
 pkcs11 = { module = "module.so"; token_uri = "pkcs11:token=t"; pin_file = "user.pin";
            signing_key = "pkcs11:object=k"; };
-store = { path = "store.db"; };'
+store = { path = "store.db"; };
+server = { allow_root = true; };'
 want="setting 'audit.retention_days': 400 days is shorter than the 2192 days preset hipaa needs, 45 CFR 164.316(b)(2)(i) (6 years)"
 
 fail() { echo "FAIL: $*"; cat err.txt 2>/dev/null; exit 1; }

@@ -51,7 +51,7 @@ mode_setup() {
 	[ "${NO_PIN:-0}" = 1 ] && pin=""
 	cat > "$conf" <<CONF
 server = { listen = "127.0.0.1:$port"; public_base_url = "$url"; node_id = "modes-$name";
-           workers = 2; presets_file = "$src/conf/presets.conf"; };
+           workers = 2; presets_file = "$src/conf/presets.conf"; $RUN_AS };
 tls = { cert = "$pki/server.pem"; key = "$pki/server.key"; ca = "$pki/ca.pem";
         crl = "$pki/crl.pem"; crl_check = true; };
 pkcs11 = { module = "$FAULT"; token_uri = "pkcs11:token=cstest"; $pin
@@ -62,6 +62,7 @@ access = { grants = ( $DEFAULT_GRANTS ); };
 ${MODE_EXTRA:-}
 CONF
 	admin=("$BUILD/bin/credsign-admin" --config "$conf")
+	service_files "$work" "$work/data"
 }
 
 # no sanitizer report in a program's output (the ASan build)

@@ -91,7 +91,7 @@ log=$tmp/credsignd.log
 mkdir -p "$tmp/data"
 cat > "$conf" <<CONF
 server = { listen = "127.0.0.1:$port"; public_base_url = "$url"; node_id = "it-install"; workers = 2;
-           presets_file = "$S/usr/share/credsign/presets.conf"; };
+           presets_file = "$S/usr/share/credsign/presets.conf"; $RUN_AS };
 tls = { cert = "$pki/server.pem"; key = "$pki/server.key"; ca = "$pki/ca.pem";
         crl = "$pki/crl.pem"; crl_check = true; };
 pkcs11 = { module = "$SOFTHSM"; token_uri = "pkcs11:token=cstest"; pin_file = "$TOKEN_DIR/user.pin";
@@ -99,6 +99,7 @@ pkcs11 = { module = "$SOFTHSM"; token_uri = "pkcs11:token=cstest"; pin_file = "$
 store = { path = "$tmp/data/credsign.db"; };
 access = { grants = ( $DEFAULT_GRANTS ); };
 CONF
+service_files "$tmp" "$tmp/data"
 
 check "the installed credsignd --version" bash -c '"$1" --version | grep -q "^credsignd [0-9]"' x "$sbin/credsignd"
 check "the installed credsign-admin generates the signing key" \
@@ -127,6 +128,7 @@ PY
 check "the installed OpenSSL provider reads the token key" provider_reads_the_key
 
 start_installed() {
+	service_store # the store credsign-admin made is the network process's
 	"$sbin/credsignd" --config "$conf" > "$log" 2>&1 &
 	daemon=$!
 	pids+=("$daemon")

@@ -34,6 +34,45 @@ finish() {
 	[ "$failed" -eq 0 ]
 }
 
+# The account the daemon's network process drops to (issue 16): tests run as
+# root configure the system user credsign, which the dev_pki fixture makes
+# (hsm-setup/service-user); as another user the daemon runs as that user.
+# RUN_AS goes into a test configuration's server group; service_files WORK
+# DATA gives the account what it needs: WORK traversable, the configuration
+# files in it readable (a SIGHUP reads them again), DATA (the store's
+# directory) its own.
+if [ "$(id -u)" = 0 ] && getent passwd credsign > /dev/null; then
+	SERVICE_USER=credsign
+	RUN_AS='user = "credsign";'
+else
+	SERVICE_USER=$(id -un)
+	RUN_AS=''
+fi
+service_files() { # service_files WORK DATA
+	[ -n "$RUN_AS" ] || return 0
+	chmod 711 "$1"
+	find "$1" -maxdepth 1 -name '*.conf' -exec chmod 644 {} +
+	mkdir -p "$2"
+	chown -R "$SERVICE_USER:" "$2"
+}
+
+# service_store: the store's directory (store.path in $conf) and its files
+# the account's: a test may put the store anywhere under its work directory,
+# and credsign-admin (run as root) may have created it
+service_store() {
+	[ -n "$RUN_AS" ] || return 0
+	local store dir
+	store=$(sed -n 's/^store = {[^}]*path = "\([^"]*\)".*/\1/p' "$conf" | tail -1)
+	[ -n "$store" ] || return 0
+	dir=$(dirname "$store")
+	mkdir -p "$dir"
+	chown "$SERVICE_USER:" "$dir"
+	for f in "$store" "$store-wal" "$store-shm" "$store-journal"; do
+		[ ! -e "$f" ] || chown "$SERVICE_USER:" "$f"
+	done
+	return 0
+}
+
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -88,7 +127,7 @@ it_setup() {
 	cat > "$conf" <<CONF
 server = { listen = "127.0.0.1:$port"; public_base_url = "$url"; node_id = "it-$name";
            workers = 3; presets_file = "$src/conf/presets.conf"; max_body_bytes = 65536;
-           ${EXTRA_SERVER:-} };
+           $RUN_AS ${EXTRA_SERVER:-} };
 tls = { cert = "${TLS_CERT:-$pki/server.pem}"; key = "${TLS_KEY:-$pki/server.key}"; ca = "$pki/ca.pem";
         crl = "$pki/crl.pem"; crl_check = true; ${EXTRA_TLS:-} };
 pkcs11 = { module = "$module"; token_uri = "pkcs11:token=cstest";
@@ -100,6 +139,7 @@ access = { grants = ( ${GRANTS-$DEFAULT_GRANTS} ); };
 ${EXTRA_CONF:-}
 CONF
 	admin=("$BUILD/bin/credsign-admin" --config "$conf")
+	service_files "$work" "$work/data"
 	"${admin[@]}" key jwk >/dev/null 2>&1 || "${admin[@]}" key generate --label "it-es256-$name" >/dev/null || return 1
 	start_daemon
 }
@@ -116,6 +156,7 @@ wait_for_log() {
 # start_daemon: credsignd on $conf, logging to $log; a command in the
 # DAEMON_WRAP array (if set) runs it, e.g. in its own mount namespace.
 start_daemon() {
+	service_store
 	${DAEMON_WRAP[@]+"${DAEMON_WRAP[@]}"} "$BUILD/bin/credsignd" --config "$conf" > "$log" 2>&1 &
 	daemon=$!
 	pids+=($daemon)

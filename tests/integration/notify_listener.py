@@ -5,7 +5,8 @@ unix socket and write each as one JSON line {"t": CLOCK_MONOTONIC seconds,
 also records whether the daemon's LOG already says "listening on"
 ({"ready_log_listening": true|false}) and runs HEALTH... (a curl printing
 the HTTP code of /healthz) without waiting, recording its output when it
-ends ({"ready_healthz": "200"}).
+ends ({"ready_healthz": "200"}). The socket is writable by everyone, like
+systemd's.
 
 usage: notify_listener.py SOCKET OUT LOG [HEALTH...]"""
 import json
@@ -20,6 +21,9 @@ if os.path.exists(path):
     os.unlink(path)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(path)
+# as systemd's /run/systemd/notify: any process of the service may send
+# (the daemon's network process runs as an unprivileged user)
+os.chmod(path, 0o777)
 s.settimeout(0.1)
 out = open(out_path, "w")
 

@@ -120,7 +120,7 @@ if [ "$(id -u)" = 0 ] && unshare --mount --propagation private true 2>/dev/null 
 	mkdir -p "$work/full"
 	sed -i "s|path = \"$db\"|path = \"$work/full/credsign.db\"|" "$conf"
 	DAEMON_WRAP=(unshare --mount --propagation private
-		sh -c 'mount -t tmpfs -o size=2m,mode=0700 tmpfs "$0" && exec "$@"' "$work/full")
+		sh -c 'mount -t tmpfs -o size=2m,mode=0700,uid=$1,gid=$2 tmpfs "$0" && shift 2 && exec "$@"' "$work/full" "$(id -u "$SERVICE_USER")" "$(id -g "$SERVICE_USER")")
 	start_daemon || exit 1
 	DAEMON_WRAP=()
 	check "disk full (tmpfs): /readyz 503 store_unavailable, then 200 when space returns" \

@@ -432,6 +432,20 @@ static const bad_case bad[] = {
 	 "expected a list of groups"},
 	{29, 29, "ceremony = { " OCA "officers = ( \"officer-a\" ); };", 29, "ceremony.officers.[0]",
 	 "expected a group"},
+	/* server.user, server.group, hardening (issue 16): accounts of this machine */
+	{4, 4, "  node_id = \"test-1\"; user = \"no-such-user-cs\";", 4, "server.user",
+	 "no such user 'no-such-user-cs'"},
+	{4, 4, "  node_id = \"test-1\"; user = \"\";", 4, "server.user", "must not be empty"},
+	{4, 4, "  node_id = \"test-1\"; user = \"u234567890123456789012345678901234567890123456789012345678901234\";",
+	 4, "server.user", "longer than 63 characters"},
+	{4, 4, "  node_id = \"test-1\"; group = \"nogroup\";", 4, "server.group",
+	 "only with server.user"},
+	{4, 4, "  node_id = \"test-1\"; user = \"nobody\"; group = \"no-such-group-cs\";", 4, "server.group",
+	 "no such group 'no-such-group-cs'"},
+	{4, 4, "  node_id = \"test-1\"; allow_root = \"yes\";", 4, "server.allow_root", "expected a boolean"},
+	{29, 29, "hardening = { seccomp = 1; };", 29, "hardening.seccomp", "expected a boolean"},
+	{29, 29, "hardening = { sandbox = true; };", 29, "hardening.sandbox", "unknown setting"},
+	{29, 29, "hardening = true;", 29, "hardening", "expected a group"},
 };
 
 static void write_file(const char *name, const char *text, mode_t mode)
@@ -570,6 +584,51 @@ static void test_defaults(void **state)
 	/* no ceremony group: no ceremonies */
 	assert_false(cfg->ceremony.present);
 	assert_int_equal(cfg->ceremony.nofficers, 0);
+	/* no account: the daemon refuses to start as root (confine.h);
+	 * every hardening on */
+	assert_null(cfg->server.user);
+	assert_null(cfg->server.group);
+	assert_false(cfg->server.allow_root);
+	assert_true(cfg->hardening.privsep);
+	assert_true(cfg->hardening.seccomp);
+	assert_true(cfg->hardening.mlock);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+}
+
+/* server.user and server.group name accounts of this machine; the
+ * hardening group turns each part off */
+static void test_accounts_and_hardening(void **state)
+{
+	(void)state;
+	char path[700];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	write_config("accounts.conf", 4, 4,
+		     "  node_id = \"test-1\"; user = \"nobody\"; group = \"nogroup\"; allow_root = true;", path,
+		     sizeof(path));
+	FILE *f = fopen(path, "a");
+	assert_non_null(f);
+	fputs("hardening = { privsep = false; seccomp = false; mlock = false; };\n", f);
+	fclose(f);
+	cs_err r = cs_config_load(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "unexpected: %s\n", diag.messages[i]);
+	assert_int_equal(r, CS_OK);
+	assert_string_equal(cfg->server.user, "nobody");
+	assert_string_equal(cfg->server.group, "nogroup");
+	assert_true(cfg->server.allow_root);
+	assert_false(cfg->hardening.privsep);
+	assert_false(cfg->hardening.seccomp);
+	assert_false(cfg->hardening.mlock);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+	/* a user alone: the group is the user's primary group (confine.h) */
+	write_config("user-only.conf", 4, 4, "  node_id = \"test-1\"; user = \"nobody\";", path, sizeof(path));
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
+	assert_string_equal(cfg->server.user, "nobody");
+	assert_null(cfg->server.group);
+	assert_true(cfg->hardening.seccomp);
 	cs_config_free(cfg);
 	cs_config_diag_free(&diag);
 }
@@ -595,6 +654,46 @@ static void test_module_by_path_with_init_args(void **state)
 	assert_string_equal(cfg->pkcs11.init_args, "configdir='/etc/hsm' flags=readOnly");
 	assert_null(cfg->pkcs11.pin_file);
 	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+}
+
+/* cs_config_reload: the network process, without the right to read the
+ * PIN and the TLS key, reloads (SIGHUP) the rest; cs_config_load refuses */
+static void test_reload_without_secrets(void **state)
+{
+	(void)state;
+	char path[700], expect[800];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	write_file("unreadable.conf",
+		   "tls = { cert = \"cert.pem\"; key = \"no-such-key.pem\"; ca = \"ca.pem\"; };\n"
+		   "pkcs11 = { module = \"./module.so\"; token_uri = \"pkcs11:token=t?pin-source=file:/nonexistent/u.pin\";\n"
+		   "  pin_file = \"open.pin\"; signing_key = \"pkcs11:object=k\"; };\n",
+		   0600);
+	snprintf(path, sizeof(path), "%s/unreadable.conf", dir);
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_E_CONFIG);
+	assert_int_equal(diag.count, 3); /* tls.key, the pin-source, pkcs11.pin_file */
+	cs_config_diag_free(&diag);
+	cs_err r = cs_config_reload(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "unexpected: %s\n", diag.messages[i]);
+	assert_int_equal(r, CS_OK);
+	snprintf(expect, sizeof(expect), "%s/no-such-key.pem", dir);
+	assert_string_equal(cfg->tls.key, expect);
+	snprintf(expect, sizeof(expect), "%s/open.pin", dir);
+	assert_string_equal(cfg->pkcs11.pin_file, expect);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+	/* everything else is checked all the same */
+	write_file("reload-bad.conf",
+		   "tls = { cert = \"missing.pem\"; key = \"key.pem\"; ca = \"ca.pem\"; };\n"
+		   "pkcs11 = { module = \"./module.so\"; token_uri = \"pkcs11:token=t\";\n"
+		   "  pin_file = \"user.pin\"; signing_key = \"pkcs11:object=k\"; };\n",
+		   0600);
+	snprintf(path, sizeof(path), "%s/reload-bad.conf", dir);
+	assert_int_equal(cs_config_reload(path, &cfg, &diag), CS_E_CONFIG);
+	assert_int_equal(diag.count, 1);
+	assert_non_null(strstr(diag.messages[0], "setting 'tls.cert'"));
 	cs_config_diag_free(&diag);
 }
 
@@ -945,6 +1044,8 @@ int main(void)
 		cmocka_unit_test(test_good_file),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_module_by_path_with_init_args),
+		cmocka_unit_test(test_accounts_and_hardening),
+		cmocka_unit_test(test_reload_without_secrets),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_access_grants),

@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
 #include <openssl/x509.h>
@@ -290,8 +291,15 @@ static void test_generate_within_the_grant(void **state)
 	cs_plan plan;
 	cs_generate_request g = generate_request("payments", "production", &plan);
 	begin(&rq, &c, "generate");
+	size_t secure_used = CRYPTO_secure_used();
 	assert_int_equal(cs_service_generate(&rq, &g, &res), CS_OK);
 	assert_true(strlen(res.credential) >= (size_t)g.plan->length);
+	/* the credential is in the secure heap (locked, not dumped), and only
+	 * it: the token's random bytes it was drawn from are released */
+	assert_true(CRYPTO_secure_allocated(res.credential));
+	size_t credential_block = CRYPTO_secure_actual_size(res.credential);
+	assert_true(credential_block >= CS_GENERATE_CREDENTIAL_BYTES);
+	assert_int_equal(CRYPTO_secure_used(), secure_used + credential_block);
 	assert_int_equal(strlen(res.session_id), CS_SERVICE_ID_CHARS);
 	assert_string_equal(res.preset, "soc2");
 	assert_int_equal(res.expires_in, CS_SESSION_TTL_SECONDS);
@@ -306,9 +314,16 @@ static void test_generate_within_the_grant(void **state)
 	assert_string_equal(e.environment, "production");
 	/* the credential is never in the entry */
 	assert_null(strstr(e.object, res.credential));
+	/* wiped and released: the secure heap is back where it was, and the
+	 * block holds nothing of the credential (past the free-list links
+	 * OpenSSL writes at the start of a freed block) */
+	const volatile char *was = res.credential;
+	size_t n = strlen(res.credential);
 	cs_generate_result_wipe(&res);
-	for (size_t i = 0; i < sizeof(res.credential); i++)
-		assert_int_equal(res.credential[i], 0);
+	assert_null(res.credential);
+	assert_int_equal(CRYPTO_secure_used(), secure_used);
+	for (size_t i = 2 * sizeof(void *); i < n; i++)
+		assert_int_equal(was[i], 0);
 	finish(&rq, CS_OK);
 	assert_int_equal(entry_of(rq.request_id).found, 1); /* recorded once */
 }
@@ -343,7 +358,7 @@ static void test_generate_outside_the_grant(void **state)
 		assert_string_equal(e.project, cases[i].project != NULL ? cases[i].project : "");
 		assert_string_equal(e.environment, cases[i].environment != NULL ? cases[i].environment : "");
 		/* nothing generated */
-		assert_string_equal(res.credential, "");
+		assert_null(res.credential);
 		assert_string_equal(res.session_id, "");
 		finish(&rq, r);
 	}
@@ -1813,6 +1828,9 @@ static int setup(void **state)
 	}
 	if (base == NULL)
 		base = "/tmp";
+	/* the daemon's secure heap (confine.c): credentials are drawn into it */
+	if (CRYPTO_secure_malloc_init(64 * 1024, 16) == 0)
+		return -1;
 	(void)mkdir(base, 0700);
 	snprintf(dir, sizeof(dir), "%s/service-test-XXXXXX", base);
 	if (mkdtemp(dir) == NULL)

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Privilege separation (issue 16, signer/privsep.h): credsignd starts as a
+# supervisor with a key process and a network process; a certificate round
+# trip works through the split; SIGHUP reaches the network process; a key
+# process killed with SIGKILL is restarted and requests succeed again
+# within 5 s (keyproc.restart audited); a network process killed with
+# SIGKILL is restarted with a new key process and serves again
+# (daemon.restart audited); SIGTERM to the supervisor stops all three with
+# exit status 0; as root, a configuration without server.user and without
+# server.allow_root is refused at start (exit 1, the reason logged).
+#
+#   privsep_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
+BUILD=${1:?}
+STATE=${2:?}
+SOFTHSM=${3:?}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_token privsep || exit 1
+it_setup privsep || exit 1
+export CREDSIGN_URL=$url CREDSIGN_CACERT=$pki/ca.pem
+export CREDSIGN_CERT=$clients/ci-deployer.pem CREDSIGN_KEY=$clients/ci-deployer.key
+
+# the pid of the last key or network process the supervisor started
+started_pid() { # started_pid "key process"|"network process"
+	grep -o "supervisor: $1 pid [0-9]* started" "$log" | tail -1 | awk '{print $5}'
+}
+children() { pgrep -P "$daemon" | sort | tr '\n' ' '; }
+
+# ---- the split -----------------------------------------------------------------------
+split() {
+	local key net
+	key=$(started_pid "key process")
+	net=$(started_pid "network process")
+	[ -n "$key" ] && [ -n "$net" ] && [ "$key" != "$net" ] || { echo "  key '$key' network '$net'"; return 1; }
+	# both are the supervisor's children, and nothing else is
+	[ "$(children)" = "$(printf '%s\n' "$key" "$net" | sort | tr '\n' ' ')" ] || {
+		echo "  children of $daemon: $(children); key $key network $net"
+		return 1
+	}
+	grep -q "key process: serving" "$log" && grep -q "ready" "$log"
+}
+check "the daemon starts as a supervisor, a key process and a network process" split
+
+# ---- a round trip through the key process ------------------------------------------------
+round_trip() {
+	"$BUILD/bin/credsign" generate --preset soc2 --project payments --environment production \
+		--system db-prod --certify --format env > "$work/gen.env" 2> "$work/gen.err" || { cat "$work/gen.err"; return 1; }
+	# shellcheck source=/dev/null
+	. "$work/gen.env"
+	"$BUILD/bin/credsign" cert get "$CREDSIGN_CERT_ID" --jws > "$work/cert.jws" || return 1
+	"$BUILD/bin/credsign" jwks > "$work/jwks.json" || return 1
+	printf '%s' "$CREDSIGN_CREDENTIAL" > "$work/credential"
+	"$BUILD/bin/credsign" verify "$work/cert.jws" --jwks "$work/jwks.json" \
+		--credential-file "$work/credential" > "$work/verify.out" || { cat "$work/verify.out"; return 1; }
+	grep -q "VERIFIED certificate $CREDSIGN_CERT_ID" "$work/verify.out"
+}
+check "generate -> certify -> fetch -> verify through the key process" round_trip
+
+# ---- SIGHUP ---------------------------------------------------------------------------
+kill -HUP "$daemon"
+check "SIGHUP to the supervisor reaches the network process (access rules reloaded)" \
+	wait_for_log "SIGHUP: access rules reloaded"
+
+# audited ACTION: an audit entry of ACTION, outcome failure, error_code
+# naming the end of the process PID, in the audit log
+audited() { # audited ACTION PID
+	local got
+	got=$(call auditor GET '/api/audit?limit=10000')
+	[[ "$got" == "200 "* ]] || { echo "  ${got:0:200}"; return 1; }
+	python3 - "${got#200 }" "$1" "$2" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1])
+hits = [e for e in d["entries"] if e["action"] == sys.argv[2]]
+ok = [e for e in hits if e["actor"] == "system" and e["outcome"] == "failure"
+      and f"pid {sys.argv[3]} killed by signal SIGKILL" in (e.get("error_code") or "")]
+if not ok:
+    print("  entries of", sys.argv[2], hits)
+    sys.exit(1)
+PY
+}
+
+# requests succeed again within SECONDS
+serves_within() { # serves_within SECONDS
+	local end=$((SECONDS + $1))
+	while [ $SECONDS -lt $end ]; do
+		round_trip > /dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	round_trip
+}
+
+# a new PROCESS (other than OLD) started within 5 s
+restarted() { # restarted "key process"|"network process" OLD
+	for _ in $(seq 50); do
+		local now
+		now=$(started_pid "$1")
+		[ -n "$now" ] && [ "$now" != "$2" ] && kill -0 "$now" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "  no new $1 (old $2)"
+	return 1
+}
+
+# ---- kill -9 of the key process ---------------------------------------------------------
+old_key=$(started_pid "key process")
+old_net=$(started_pid "network process")
+kill -9 "$old_key"
+check "key process killed: the supervisor logs its end" \
+	wait_for_log "supervisor: key process pid $old_key killed by signal SIGKILL"
+check "  and restarts it" restarted "key process" "$old_key"
+check "  requests succeed again within 5 s" serves_within 5
+check "  the network process is the same" kill -0 "$old_net"
+check "  keyproc.restart is audited with the reason" audited keyproc.restart "$old_key"
+
+# ---- kill -9 of the network process ---------------------------------------------------------
+old_key=$(started_pid "key process")
+kill -9 "$old_net"
+check "network process killed: the supervisor logs its end" \
+	wait_for_log "supervisor: network process pid $old_net killed by signal SIGKILL"
+check "  and restarts it" restarted "network process" "$old_net"
+check "  with a new key process" restarted "key process" "$old_key"
+check "  it serves again" serves_within 10
+check "  daemon.restart is audited with the reason" audited daemon.restart "$old_net"
+
+# ---- SIGTERM to the supervisor ----------------------------------------------------------------
+sigterm_stops_all() {
+	local kids
+	kids=$(children)
+	[ -n "$kids" ] || return 1
+	kill -TERM "$daemon"
+	wait "$daemon" || { echo "  exit status $?"; return 1; }
+	for p in $kids; do
+		! kill -0 "$p" 2>/dev/null || { echo "  $p still runs"; return 1; }
+	done
+	grep -q "supervisor: stopped" "$log"
+}
+check "SIGTERM to the supervisor: all three processes end, exit status 0" sigterm_stops_all
+
+# ---- root without an account ------------------------------------------------------------------------
+root_refused() {
+	local bad=$work/root.conf out status
+	sed -e 's/user = "[a-z]*";//' "$conf" > "$bad"
+	grep -q 'user =' "$bad" && return 1
+	out=$(timeout 20 "$BUILD/bin/credsignd" --config "$bad" 2>&1)
+	status=$?
+	[ $status = 1 ] || { echo "  exit status $status: $out"; return 1; }
+	[[ "$out" == *"credsignd runs as root: set server.user"* ]] || { echo "  $out"; return 1; }
+	# nothing was started: no child's line
+	[[ "$out" != *"key process pid"* ]] || { echo "  $out"; return 1; }
+}
+if [ "$(id -u)" = 0 ]; then
+	check "as root without server.user or server.allow_root: start refused, exit 1" root_refused
+else
+	echo "ok - as root without server.user: skipped (not run as root)"
+fi
+
+finish

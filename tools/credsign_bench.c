@@ -200,33 +200,52 @@ static double percentile(const samples *s, double p)
 
 /* ---- the daemon's memory ---------------------------------------------------- */
 
-/* VmRSS of --daemon-pid in kB, or -1. */
-static long daemon_rss_kb(void)
+/* --daemon-pid and its children (the split daemon's key and network
+ * processes: /proc/PID/task/PID/children), at most n; how many. */
+static size_t daemon_pids(long *pids, size_t n)
 {
-	if (opt.daemon_pid <= 0)
-		return -1;
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%ld/status", opt.daemon_pid);
+	if (opt.daemon_pid <= 0 || n == 0)
+		return 0;
+	size_t k = 0;
+	pids[k++] = opt.daemon_pid;
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", opt.daemon_pid, opt.daemon_pid);
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
-		return -1;
-	long kb = -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, "VmRSS:", 6) == 0) {
-			kb = strtol(line + 6, NULL, 10);
-			break;
-		}
+		return k;
+	long pid;
+	while (k < n && fscanf(f, "%ld", &pid) == 1)
+		pids[k++] = pid;
 	fclose(f);
-	return kb;
+	return k;
 }
 
-/* CPU seconds (user + system) the daemon has used so far, or -1. */
-static double daemon_cpu_seconds(void)
+/* VmRSS of --daemon-pid and its children together in kB, or -1. */
+static long daemon_rss_kb(void)
 {
-	if (opt.daemon_pid <= 0)
-		return -1;
+	long pids[8], total = -1;
+	size_t n = daemon_pids(pids, sizeof(pids) / sizeof(pids[0]));
+	for (size_t i = 0; i < n; i++) {
+		char path[64], line[256];
+		snprintf(path, sizeof(path), "/proc/%ld/status", pids[i]);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (strncmp(line, "VmRSS:", 6) == 0) {
+				total = (total < 0 ? 0 : total) + strtol(line + 6, NULL, 10);
+				break;
+			}
+		fclose(f);
+	}
+	return total;
+}
+
+/* CPU seconds (user + system) one process has used so far, or -1. */
+static double process_cpu_seconds(long pid)
+{
 	char path[64], line[1024];
-	snprintf(path, sizeof(path), "/proc/%ld/stat", opt.daemon_pid);
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return -1;
@@ -238,6 +257,21 @@ static double daemon_cpu_seconds(void)
 	if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
 		return -1;
 	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds (user + system) the daemon, its children included, has used
+ * so far, or -1. */
+static double daemon_cpu_seconds(void)
+{
+	long pids[8];
+	double total = -1;
+	size_t n = daemon_pids(pids, sizeof(pids) / sizeof(pids[0]));
+	for (size_t i = 0; i < n; i++) {
+		double s = process_cpu_seconds(pids[i]);
+		if (s >= 0)
+			total = (total < 0 ? 0 : total) + s;
+	}
+	return total;
 }
 
 /* CPU seconds (user + system) this client has used so far. */

@@ -543,6 +543,10 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 			SERR(l, s, e->path, "PIN file '%s': %s", value, why);
 		break;
 	case K_OUT_FILE: {
+		/* with server.user the store is that account's: credsignd checks
+		 * it as that account (--check-config, start), not as the caller */
+		if (strcmp(e->path, "store.path") == 0 && l->cfg->server.user != NULL)
+			break;
 		char *slash = strrchr(value, '/');
 		*slash = '\0';
 		if (access(value[0] ? value : "/", W_OK | X_OK) != 0)
@@ -1975,11 +1979,15 @@ static void check_accounts(loader *l, config_t *lc)
 		return;
 	}
 	errno = 0;
+	const struct group *gr = NULL;
 	if (strlen(c->server.group) > CS_CONFIG_ACCOUNT_MAX)
 		SERR(l, s, "server.group", "longer than %d characters", CS_CONFIG_ACCOUNT_MAX);
-	else if (getgrnam(c->server.group) == NULL)
+	else if ((gr = getgrnam(c->server.group)) == NULL)
 		SERR(l, s, "server.group", "no such group '%.64s'%s%s", c->server.group, errno != 0 ? ": " : "",
 		     errno != 0 ? strerror(errno) : "");
+	else if (gr->gr_gid == 0)
+		SERR(l, s, "server.group", "group '%.64s' is root's (gid 0): name an unprivileged group",
+		     c->server.group);
 }
 
 static void check_cross(loader *l, config_t *lc)

@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,18 +18,47 @@ void cs_wipe(void *p, size_t n)
 		OPENSSL_cleanse(p, n);
 }
 
-static cs_err check_stat(const struct stat *st, const char **why)
+/* why's text when it names the file and accounts (one per thread) */
+static _Thread_local char why_text[2 * PATH_MAX + 256];
+
+/* "credsign (uid 999)" into text[len], the name alone ("credsign"; a uid
+ * without one, or without names: "999") into name[nlen]. names: look the
+ * name up (not in a process under seccomp: the user database may need
+ * more system calls than its allowlist has). */
+static void account_text(uid_t uid, int names, char *text, size_t len, char *name, size_t nlen)
+{
+	struct passwd pw, *found = NULL;
+	char pwbuf[1024];
+	if (names && getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &found) == 0 && found != NULL) {
+		snprintf(text, len, "%s (uid %ld)", found->pw_name, (long)uid);
+		snprintf(name, nlen, "%s", found->pw_name);
+	} else {
+		snprintf(text, len, "uid %ld", (long)uid);
+		snprintf(name, nlen, "%ld", (long)uid);
+	}
+}
+
+static cs_err check_stat(const char *path, const struct stat *st, int names, const char **why)
 {
 	if (!S_ISREG(st->st_mode)) {
 		*why = "not a regular file";
 		return CS_E_PIN_FILE;
 	}
 	if (st->st_uid != geteuid()) {
-		*why = "not owned by the user running credsign";
+		/* who owns it, who reads it, and the fix */
+		char owner[160], runner[160], name[128], unused[128];
+		const char *program = program_invocation_short_name;
+		account_text(st->st_uid, names, owner, sizeof(owner), unused, sizeof(unused));
+		account_text(geteuid(), names, runner, sizeof(runner), name, sizeof(name));
+		snprintf(why_text, sizeof(why_text), "owned by %s; %s%s runs as %s: chown %s %s && chmod 600 %s", owner,
+			 program, strcmp(program, "credsignd") == 0 ? "'s key process" : "", runner, name, path, path);
+		*why = why_text;
 		return CS_E_PIN_FILE_PERMS;
 	}
 	if ((st->st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		*why = "group or others have access (chmod 600)";
+		snprintf(why_text, sizeof(why_text), "group or others have access (mode %04o): chmod 600 %s",
+			 (unsigned)(st->st_mode & 07777), path);
+		*why = why_text;
 		return CS_E_PIN_FILE_PERMS;
 	}
 	return CS_OK;
@@ -40,7 +72,7 @@ cs_err cs_secret_check_file(const char *path, const char **why)
 		*why = strerror(errno);
 		return CS_E_PIN_FILE;
 	}
-	return check_stat(&st, why);
+	return check_stat(path, &st, 1, why);
 }
 
 cs_err cs_secret_read_file(const char *path, char *out, size_t cap, size_t *len)
@@ -65,7 +97,7 @@ cs_err cs_secret_read_file(const char *path, char *out, size_t cap, size_t *len)
 		r = CS_E_PIN_FILE;
 		goto out;
 	}
-	if ((r = check_stat(&st, &why)) != CS_OK)
+	if ((r = check_stat(path, &st, 0, &why)) != CS_OK)
 		goto out;
 	for (;;) {
 		ssize_t n = read(fd, buf + got, sizeof(buf) - got);

@@ -17,7 +17,13 @@
 
 #define CS_PIN_MAX 256
 
-/* Check a secret file's type, owner and mode without reading it. */
+/* Check a secret file's type, owner and mode without reading it. *why
+ * says what is wrong and the fix, naming the file, its owner and the
+ * account that reads it ("owned by credsign (uid 999); credsignd's key
+ * process runs as root (uid 0): chown root F && chmod 600 F"; "group or
+ * others have access (mode 0640): chmod 600 F"); it stays valid until the
+ * thread's next check. Looks the accounts' names up (getpwuid_r):
+ * cs_secret_read_file, which may run under seccomp, does not (uids only). */
 cs_err cs_secret_check_file(const char *path, const char **why);
 /* Read a secret file into out[cap] (cap includes the NUL); *len excludes it. */
 cs_err cs_secret_read_file(const char *path, char *out, size_t cap, size_t *len)

@@ -309,6 +309,7 @@ static void h_bind(kp_channel *ch, const cs_ipc_request *req, cs_ipc_reply *rep,
 	pthread_mutex_lock(&kp->lock);
 	kp_binding *b = binding_of(kp, &found);
 	kp_refusal why = RF_COUNT;
+	int added = 0;
 	if (b != NULL && purpose_equal(&b->purpose, &req->purpose))
 		rep->status = CS_OK; /* bound already */
 	else if (b != NULL)
@@ -323,6 +324,7 @@ static void h_bind(kp_channel *ch, const cs_ipc_request *req, cs_ipc_reply *rep,
 		b->ref = found;
 		b->ref.purpose = req->purpose;
 		b->setting = NULL;
+		added = 1;
 	}
 	if (why == RF_BIND_OTHER)
 		cs_key_purpose_text(&b->purpose, obuf, sizeof(obuf));
@@ -339,6 +341,16 @@ static void h_bind(kp_channel *ch, const cs_ipc_request *req, cs_ipc_reply *rep,
 			CS_KEYPROC_BINDINGS_MAX);
 		break;
 	default:
+		/* a key the network process bound (a successor after a ceremony):
+		 * said, since the key process cannot check the officers' warrant */
+		if (added) {
+			char id[2 * CS_KEY_ID_MAX + 1];
+			for (size_t i = 0; i < found.id_len; i++)
+				snprintf(id + 2 * i, 3, "%02x", found.id[i]);
+			id[2 * found.id_len] = '\0';
+			cs_log_info("key process: key \"%s\" (id %s) bound for %s at the network process's request",
+				    found.label, found.id_len > 0 ? id : "none", pbuf);
+		}
 		return;
 	}
 	rep->status = CS_E_KEY_PURPOSE;

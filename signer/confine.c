@@ -114,6 +114,19 @@ static cs_err run_as_account(const cs_config *cfg, cs_run_as *out, char *why, si
 	return CS_OK;
 }
 
+/* CAP_SETUID and CAP_SETGID effective (not root): setresuid, setresgid
+ * and setgroups to another account are possible. */
+static int can_switch_ids(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) != 0)
+		return 0;
+	return (data[CAP_SETUID / 32].effective & (1u << (CAP_SETUID % 32))) != 0 &&
+	       (data[CAP_SETGID / 32].effective & (1u << (CAP_SETGID % 32))) != 0;
+}
+
 /* Not root: we stay who we are; a configured account must be that one. */
 static cs_err run_as_self(const cs_config *cfg, cs_run_as *out, char *why, size_t len)
 {
@@ -158,8 +171,18 @@ cs_err cs_confine_run_as(const cs_config *cfg, cs_run_as *out, char *why, size_t
 	if (out == NULL || cfg == NULL)
 		return fail(CS_E_INVALID_ARG, why, len, "no configuration");
 	memset(out, 0, sizeof(*out));
-	if (geteuid() != 0)
+	if (geteuid() != 0) {
+		/* a service account the unit gave CAP_SETUID and CAP_SETGID (the
+		 * key account of docs/hardening.md): the switch to server.user
+		 * can be made; without them, we stay as we are */
+		if (cfg->server.user != NULL && can_switch_ids()) {
+			cs_err r = run_as_account(cfg, out, why, len);
+			if (r != CS_OK)
+				memset(out, 0, sizeof(*out));
+			return r;
+		}
 		return run_as_self(cfg, out, why, len);
+	}
 	if (cfg->server.user != NULL) {
 		cs_err r = run_as_account(cfg, out, why, len);
 		if (r != CS_OK)
@@ -294,8 +317,19 @@ static cs_err switch_ids(const cs_run_as *who, char *why, size_t len)
 	int n = getgroups(2, groups);
 	if (n < 0 || n > 1 || (n == 1 && groups[0] != who->gid))
 		return fail(CS_E_INTERNAL, why, len, "supplementary groups remain after setgroups");
+	return CS_OK;
+}
+
+/* After the switch and the capabilities' drop: neither uid 0 nor the
+ * starting account can be had again. A switch from another account than
+ * root keeps its capabilities until they are emptied, so this comes
+ * last (with CAP_SETUID still held, setuid(0) would succeed). */
+static cs_err cannot_regain(uid_t from, char *why, size_t len)
+{
 	if (setuid(0) == 0 || seteuid(0) == 0)
 		return fail(CS_E_INTERNAL, why, len, "uid 0 could be regained after the drop");
+	if (from != getuid() && (setuid(from) == 0 || seteuid(from) == 0))
+		return fail(CS_E_INTERNAL, why, len, "uid %lu could be regained after the drop", (unsigned long)from);
 	return CS_OK;
 }
 
@@ -314,6 +348,7 @@ cs_err cs_confine_drop(const cs_run_as *who, char *why, size_t len)
 	 * ends this process too */
 	int deathsig = 0;
 	pid_t parent = getppid();
+	uid_t from = getuid();
 	(void)prctl(PR_GET_PDEATHSIG, &deathsig, 0, 0, 0);
 	cs_err r = drop_bounding(why, len);
 	if (r == CS_OK && who->drop)
@@ -323,6 +358,8 @@ cs_err cs_confine_drop(const cs_run_as *who, char *why, size_t len)
 		r = fail(CS_E_INTERNAL, why, len, "the parent process ended during the switch of user");
 	if (r == CS_OK)
 		r = empty_caps(why, len);
+	if (r == CS_OK && who->drop)
+		r = cannot_regain(from, why, len);
 	if (r == CS_OK)
 		r = no_new_privs(why, len);
 	return r;
@@ -330,31 +367,37 @@ cs_err cs_confine_drop(const cs_run_as *who, char *why, size_t len)
 
 /* ---- process hygiene --------------------------------------------------- */
 
-static cs_err lock_memory(char *why, size_t len)
+int cs_confine_mlock_possible(void)
 {
 	if (CONFINE_SANITIZER) {
 		/* the sanitizers reserve terabytes of shadow memory */
 		cs_log_info("hardening.mlock: mlockall skipped in a sanitizer build");
-		return CS_OK;
+		return 0;
 	}
 	/* Unlimited, or not at all: the privileges that lift the limit
 	 * (CAP_IPC_LOCK) go with the drop, and with MCL_FUTURE every mapping
 	 * past a finite limit would fail from then on. Raising the hard limit
 	 * needs CAP_SYS_RESOURCE; the soft one is raised to the hard one. */
 	struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
-	if (geteuid() != 0 || setrlimit(RLIMIT_MEMLOCK, &rl) != 0) {
-		if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			(void)setrlimit(RLIMIT_MEMLOCK, &rl);
-		}
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+	    rl.rlim_cur != rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_MEMLOCK, &rl);
 	}
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
 		cs_log_warn("hardening.mlock: mlockall skipped: RLIMIT_MEMLOCK is %llu bytes and cannot be made "
-			    "unlimited here (that needs root with CAP_SYS_RESOURCE, or LimitMEMLOCK=infinity in the "
-			    "unit); the PIN and credentials stay in the locked secure heap",
+			    "unlimited here (that needs CAP_SYS_RESOURCE, or LimitMEMLOCK=infinity in the unit); the "
+			    "PIN and credentials stay in the locked secure heap",
 			    (unsigned long long)rl.rlim_cur);
-		return CS_OK;
+		return 0;
 	}
+	return 1;
+}
+
+static cs_err lock_memory(char *why, size_t len)
+{
+	if (!cs_confine_mlock_possible())
+		return CS_OK;
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
 		return fail(CS_E_INTERNAL, why, len,
 			    "mlockall: %s (set hardening.mlock = false where memory cannot be locked)", strerror(errno));
@@ -428,7 +471,11 @@ static size_t put_num(char *buf, size_t at, size_t cap, long v)
 	return at;
 }
 
-/* Async-signal-safe: write, getpid, rt_sigaction, the kill of raise. */
+/* Async-signal-safe: write, getpid, the kill of raise. Installed with
+ * SA_RESETHAND: SIGSYS is back to its default action (terminate) on entry,
+ * and the filter refuses any later rt_sigaction for SIGSYS, so code that
+ * took over the process cannot install a handler that survives a
+ * forbidden call. */
 static void on_sigsys(int sig, siginfo_t *info, void *ctx)
 {
 	(void)ctx;
@@ -456,11 +503,8 @@ static void on_sigsys(int sig, siginfo_t *info, void *ctx)
 	}
 	ssize_t w = write(fd, line, n);
 	(void)w;
-	struct sigaction dfl;
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	sigaction(sig, &dfl, NULL);
-	/* pending until the handler returns and SIGSYS is unblocked */
+	/* pending until the handler returns and SIGSYS is unblocked: the
+	 * default action then ends the process */
 	raise(sig);
 	errno = saved;
 }
@@ -496,7 +540,7 @@ static const char *const common_calls[] = {
 	"futex", "futex_waitv", "set_robust_list", "get_robust_list", "rseq", "set_tid_address",
 	"sched_yield", "sched_getaffinity", "getcpu", "exit", "exit_group", "restart_syscall",
 	/* signals (raise: getpid, gettid, tgkill) */
-	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait", "rt_sigpending", "sigaltstack",
+	"rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait", "rt_sigpending", "sigaltstack",
 	"getpid", "gettid", "tgkill",
 	/* time */
 	"clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time",
@@ -575,6 +619,9 @@ static struct scmp_arg_cmp cmp_arg(unsigned int arg, enum scmp_compare op, scmp_
 /* Calls allowed only with some arguments. */
 static int argument_rules(scmp_filter_ctx ctx, char *why, size_t len)
 {
+	/* signal handlers, but none for SIGSYS: the filter's own reporter
+	 * (installed before the filter) stays the only one */
+	RULE(SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1, cmp_arg(0, SCMP_CMP_NE, SIGSYS, 0));
 	/* never writable and executable together */
 	const scmp_datum_t wx = PROT_WRITE | PROT_EXEC;
 	RULE(SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, cmp_arg(2, SCMP_CMP_MASKED_EQ, wx, PROT_WRITE));
@@ -629,7 +676,7 @@ cs_err cs_confine_seccomp(cs_confine_role role, int report_fd, char *why, size_t
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_sigsys;
-	sa.sa_flags = SA_SIGINFO;
+	sa.sa_flags = (int)(SA_SIGINFO | (unsigned)SA_RESETHAND);
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL) != 0)
 		return fail(CS_E_INTERNAL, why, len, "sigaction(SIGSYS): %s", strerror(errno));

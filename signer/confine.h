@@ -29,7 +29,7 @@
 #include "cs_error.h"
 
 typedef struct {
-	int drop;         /* 1: switch to uid/gid (started as root); 0: stay as we are */
+	int drop;         /* 1: switch to uid/gid (root, or CAP_SETUID+CAP_SETGID); 0: stay as we are */
 	uid_t uid;
 	gid_t gid;
 	char user[64], group[64]; /* names, for logs ("" when drop is 0 and unset) */
@@ -40,14 +40,20 @@ typedef struct {
  * server.group) to an unprivileged account, or server.allow_root = true")
  * unless allow_root; a user that is root (uid 0) is refused too.
  * server.group unset: the user's primary group.
- * Not root: drop = 0 (a configured user other than the current one is
- * an error: cannot switch), and the caller logs that the drop is skipped. */
+ * Not root but with CAP_SETUID and CAP_SETGID effective (the systemd
+ * unit's key account, AmbientCapabilities=CAP_SETUID CAP_SETGID
+ * CAP_SETPCAP): server.user set is switched to as from root (drop = 1,
+ * the same checks); unset, as below.
+ * Not root without them: drop = 0 (a configured user other than the
+ * current one is an error: cannot switch), and the caller logs that the
+ * drop is skipped. */
 cs_err cs_confine_run_as(const cs_config *cfg, cs_run_as *out, char *why, size_t len)
 	__attribute__((warn_unused_result));
 
 /* setgroups(1, {gid}), setgid, setuid (real, effective, saved), checked
- * after (getresuid/getresgid; setuid(0) must fail); capability bounding
- * set dropped and every capability set emptied; PR_SET_NO_NEW_PRIVS. A
+ * after (getresuid/getresgid); capability bounding set dropped (before
+ * the switch: needs CAP_SETPCAP) and every capability set emptied; then
+ * setuid(0) and setuid(starting uid) must fail; PR_SET_NO_NEW_PRIVS. A
  * parent-death signal (which the kernel clears when the uid changes) is
  * armed again; a parent that ended meanwhile fails the drop.
  * who->drop == 0: only the capabilities and NoNewPrivs (as
@@ -67,6 +73,11 @@ cs_err cs_confine_drop_caps(char *why, size_t len) __attribute__((warn_unused_re
  * once per process; a heap that cannot be set up is logged at warning
  * and OPENSSL_secure_malloc falls back to the ordinary heap). */
 cs_err cs_confine_process(int mlock, int pdeathsig, char *why, size_t len) __attribute__((warn_unused_result));
+/* Whether mlockall can be made to hold: RLIMIT_MEMLOCK raised to unlimited
+ * where the process may (its hard limit, with CAP_SYS_RESOURCE), else one
+ * warning naming the limit (logged) and 0; 0 in a sanitizer build. The
+ * supervisor asks once per start, before its children inherit the limit. */
+int cs_confine_mlock_possible(void);
 
 typedef enum { CS_CONFINE_NETWORK, CS_CONFINE_KEY } cs_confine_role;
 

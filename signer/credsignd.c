@@ -59,16 +59,20 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <openssl/conf.h>
@@ -1369,6 +1373,239 @@ static void check_tls(checker *c, OSSL_LIB_CTX *libctx, int check_key)
 	check_tls_clients(c, libctx);
 }
 
+/* ---- what the network process's account must reach ---------------------------------
+ * The network process runs as server.user (confine.h): it writes the store
+ * and, at each SIGHUP, reads the configuration file and the client CA and
+ * CRL again; the officers' CA, CRL and certificates, the presets and the
+ * wordlist are its files too. --check-config and start-up (before any
+ * process is forked) check each as that account would reach it, from the
+ * modes (owner, group and other bits against its uid and its groups,
+ * getgrouplist; ACLs are not read): every directory on the (resolved) path
+ * searchable, the file readable, the store's directory writable. Each
+ * failure names the setting, the file, the account and the fix. Nothing
+ * to check when the account is root (allow_root) or when the process does
+ * not split (hardening.privsep = false). */
+
+/* hardening.privsep = false, started as root, without server.allow_root */
+#define ROOT_UNSPLIT                                                                                             \
+	"credsignd runs as root with hardening.privsep = false: one process would hold the token and serve the " \
+	"network as root; keep hardening.privsep = true with server.user, or set server.allow_root = true"
+
+typedef struct {
+	const cs_run_as *who;
+	gid_t *groups;
+	int ngroups;
+} reach_account;
+
+/* The account's groups: its primary group and getgrouplist's. */
+static cs_err account_open(const cs_run_as *who, reach_account *a)
+{
+	int n = 32;
+	a->who = who;
+	a->groups = NULL;
+	a->ngroups = 0;
+	for (int tries = 0; tries < 4; tries++) {
+		gid_t *g = realloc(a->groups, (size_t)n * sizeof(*g));
+		if (g == NULL)
+			break;
+		a->groups = g;
+		int got = n;
+		if (getgrouplist(who->user, who->gid, a->groups, &got) >= 0) {
+			a->ngroups = got;
+			return CS_OK;
+		}
+		n = got > n ? got : 2 * n;
+	}
+	free(a->groups);
+	a->groups = NULL;
+	return CS_E_NOMEM;
+}
+
+static int account_in_group(const reach_account *a, gid_t gid)
+{
+	int member = gid == a->who->gid;
+	for (int i = 0; i < a->ngroups && !member; i++)
+		member = a->groups[i] == gid;
+	return member;
+}
+
+/* The POSIX ACL of path (its system.posix_acl_access attribute: a version
+ * 2 header, then entries of tag u16, permissions u16, id u32, little
+ * endian), decided as the kernel does: 1 granted, 0 refused, -1 no ACL
+ * (the mode bits decide). */
+#define ACL_XATTR_ENTRIES_MAX 256
+static int account_acl(const reach_account *a, const char *path, const struct stat *st, unsigned bits)
+{
+	enum { USER_OBJ = 0x01, USER = 0x02, GROUP_OBJ = 0x04, GROUP = 0x08, MASK = 0x10, OTHER = 0x20 };
+	unsigned char buf[4 + 8 * ACL_XATTR_ENTRIES_MAX];
+	ssize_t n = getxattr(path, "system.posix_acl_access", buf, sizeof(buf));
+	if (n < 4 || (n - 4) % 8 != 0 || ((uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 24) != 2)
+		return -1;
+	size_t count = (size_t)(n - 4) / 8;
+	unsigned mask = 7, other = 0, user_obj = 0;
+	for (size_t i = 0; i < count; i++) {
+		const unsigned char *e = buf + 4 + 8 * i;
+		unsigned tag = (unsigned)e[0] | (unsigned)e[1] << 8, perm = ((unsigned)e[2] | (unsigned)e[3] << 8) & 7u;
+		if (tag == MASK)
+			mask = perm;
+		else if (tag == OTHER)
+			other = perm;
+		else if (tag == USER_OBJ)
+			user_obj = perm;
+	}
+	if (st->st_uid == a->who->uid)
+		return (user_obj & bits) == bits;
+	int matched = 0;
+	for (size_t i = 0; i < count; i++) {
+		const unsigned char *e = buf + 4 + 8 * i;
+		unsigned tag = (unsigned)e[0] | (unsigned)e[1] << 8, perm = ((unsigned)e[2] | (unsigned)e[3] << 8) & 7u;
+		uint32_t id = (uint32_t)e[4] | (uint32_t)e[5] << 8 | (uint32_t)e[6] << 16 | (uint32_t)e[7] << 24;
+		if (tag == USER && id == a->who->uid)
+			return (perm & mask & bits) == bits;
+		if ((tag == GROUP_OBJ && account_in_group(a, st->st_gid)) || (tag == GROUP && account_in_group(a, id))) {
+			matched = 1;
+			if ((perm & mask & bits) == bits)
+				return 1;
+		}
+	}
+	return matched ? 0 : (other & bits) == bits;
+}
+
+/* Whether the account has every permission of `bits` (4 read, 2 write, 1
+ * search) on path (st: its stat): its ACL when it has one, else the
+ * owner's bits when the account owns it, the group's when it is in the
+ * group, the others' otherwise. */
+static int account_may(const reach_account *a, const char *path, const struct stat *st, unsigned bits)
+{
+	int acl = account_acl(a, path, st, bits);
+	if (acl >= 0)
+		return acl;
+	unsigned have = (unsigned)st->st_mode & 7u;
+	if (st->st_uid == a->who->uid)
+		have = ((unsigned)st->st_mode >> 6) & 7u;
+	else if (account_in_group(a, st->st_gid))
+		have = ((unsigned)st->st_mode >> 3) & 7u;
+	return (have & bits) == bits;
+}
+
+typedef enum { REACH_OK, REACH_DIR, REACH_DENIED } reach_result;
+
+/* Can the account reach path with `bits`? REACH_DIR with the directory on
+ * the way it cannot search in stop[len]; REACH_DENIED: the path itself.
+ * A path that does not resolve is REACH_OK here (its own check says so). */
+static reach_result account_reach(const reach_account *a, const char *path, unsigned bits, char *stop, size_t len)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	if (realpath(path, real) == NULL)
+		return REACH_OK;
+	for (size_t i = 0; real[i] != '\0'; i++) {
+		if (real[i] != '/')
+			continue;
+		char keep = real[i + 1];
+		real[i + 1] = '\0'; /* "/", "/a/", "/a/b/" */
+		int ok = stat(real, &st) != 0 || account_may(a, real, &st, 1);
+		real[i + 1] = keep;
+		if (!ok) {
+			snprintf(stop, len, "%.*s", i == 0 ? 1 : (int)i, real);
+			return REACH_DIR;
+		}
+	}
+	if (stat(real, &st) == 0 && !account_may(a, real, &st, bits)) {
+		snprintf(stop, len, "%s", real);
+		return REACH_DENIED;
+	}
+	return REACH_OK;
+}
+
+/* A file the network process reads (setting names it; when: why it reads it). */
+static void account_reads(checker *c, const reach_account *a, const char *setting, const char *file, const char *when)
+{
+	const cs_run_as *w = a->who;
+	char stop[PATH_MAX];
+	if (file == NULL)
+		return;
+	switch (account_reach(a, file, 4, stop, sizeof(stop))) {
+	case REACH_DIR:
+		problem(c, setting,
+			"%s: directory %s is not searchable by user %s (uid %ld), which the network process runs as "
+			"(server.user) and %s: chgrp %s %s && chmod g+x %s",
+			file, stop, w->user, (long)w->uid, when, w->group, stop, stop);
+		break;
+	case REACH_DENIED:
+		problem(c, setting,
+			"%s is not readable by user %s (uid %ld), which the network process runs as (server.user) and "
+			"%s: chgrp %s %s && chmod 640 %s",
+			file, w->user, (long)w->uid, when, w->group, stop, stop);
+		break;
+	case REACH_OK:
+		break;
+	}
+}
+
+/* The store's directory: writable (the store, its WAL and SHM are made
+ * there), and the store's files, when they exist, readable and writable. */
+static void account_writes_store(checker *c, const reach_account *a, const char *path)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	const cs_run_as *w = a->who;
+	char dir[PATH_MAX], stop[PATH_MAX], file[PATH_MAX + 8];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	reach_result r = account_reach(a, dir, 3, stop, sizeof(stop));
+	for (size_t i = 0; r == REACH_OK && i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
+		r = account_reach(a, file, 6, stop, sizeof(stop));
+	}
+	if (r == REACH_DIR)
+		problem(c, "store.path",
+			"%s: directory %s is not searchable by user %s (uid %ld), which the network process runs as "
+			"(server.user) and which writes the store: chgrp %s %s && chmod g+x %s",
+			path, stop, w->user, (long)w->uid, w->group, stop, stop);
+	else if (r != REACH_OK)
+		problem(c, "store.path",
+			"%s: %s is not writable by user %s (uid %ld), which the network process runs as (server.user) "
+			"and which writes the store: chown -R %s:%s %s && chmod 700 %s",
+			path, stop, w->user, (long)w->uid, w->user, w->group, dir, dir);
+}
+
+/* Everything above, for the account who (nothing for root). CS_E_CONFIG
+ * when a problem was reported. */
+static cs_err check_account_access(checker *c, const cs_run_as *who)
+{
+	const cs_config *cfg = c->cfg;
+	reach_account a;
+	int before = c->problems;
+	if (who->uid == 0)
+		return CS_OK;
+	if (account_open(who, &a) != CS_OK) {
+		problem(c, "server.user", "the groups of user %s cannot be read: %s", who->user, cs_strerror(CS_E_NOMEM));
+		return CS_E_CONFIG;
+	}
+	account_writes_store(c, &a, cfg->store.path);
+	account_reads(c, &a, "server.user", cfg->file, "which reads the configuration again at each SIGHUP");
+	account_reads(c, &a, "tls.ca", cfg->tls.ca, "which reads it again at each SIGHUP");
+	if (cfg->tls.crl_check)
+		account_reads(c, &a, "tls.crl", cfg->tls.crl, "which reads it again at each SIGHUP");
+	account_reads(c, &a, "ceremony.officer_ca", cfg->ceremony.officer_ca, "which verifies the officers");
+	account_reads(c, &a, "ceremony.officer_crl", cfg->ceremony.officer_crl, "which verifies the officers");
+	for (size_t i = 0; i < cfg->ceremony.nofficers; i++) {
+		char setting[64];
+		snprintf(setting, sizeof(setting), "ceremony.officers.[%zu].certificate", i);
+		account_reads(c, &a, setting, cfg->ceremony.officers[i].certificate, "which verifies the officers");
+	}
+	account_reads(c, &a, "server.presets_file", cfg->server.presets_file, "which applies the presets");
+	account_reads(c, &a, "server.wordlist_file", cfg->server.wordlist_file, "which makes the passphrases");
+	free(a.groups);
+	return c->problems > before ? CS_E_CONFIG : CS_OK;
+}
+
 /* One identity with generator and auditor rights (access.h): a warning. */
 static void warn_duties(void *file, const char *identity, const char *generator, const char *auditor)
 {
@@ -1441,7 +1678,13 @@ static int check_config(const char *path, int offline, int verbose)
 		cs_run_as run_as;
 		char account[512];
 		if (cfg->hardening.privsep && cs_confine_run_as(cfg, &run_as, account, sizeof(account)) != CS_OK)
-			problem(&chk, "server.user", "%s", account);
+			/* "server.group: ..." is the group's problem */
+			problem(&chk, strncmp(account, "server.group", 12) == 0 ? "server.group" : "server.user", "%s",
+				account);
+		else if (cfg->hardening.privsep)
+			(void)check_account_access(&chk, &run_as); /* the files it reads, the store it writes */
+		else if (geteuid() == 0 && !cfg->server.allow_root)
+			problem(&chk, "hardening.privsep", "%s", ROOT_UNSPLIT);
 		if (!offline) {
 			cs_token_meter_track_failures();
 			with_token = check_token(&chk, &token, &libctx, &prov, &deflt) == CS_OK;
@@ -1787,6 +2030,7 @@ typedef struct {
 	OSSL_PROVIDER *fips0, *base0;
 	checker chk;
 	cs_run_as run_as; /* the network process's account (hardening.privsep) */
+	int mlock;        /* the children lock their memory (memory_lockable) */
 } daemon_ctx;
 
 /* The configuration and what it names, checked; the listeners bound. */
@@ -1845,6 +2089,15 @@ static cs_err daemon_start(daemon_ctx *d, const char *path, int verbose)
 	if (cfg->hardening.privsep && (r = cs_confine_run_as(cfg, &d->run_as, why, sizeof(why))) != CS_OK) {
 		cs_log_error("start-up failed: %s", why);
 		return r;
+	}
+	/* what it reads (again at a SIGHUP) and writes, as --check-config checks it */
+	if (cfg->hardening.privsep && (r = check_account_access(&d->chk, &d->run_as)) != CS_OK) {
+		cs_log_error("start-up failed: the network process's account cannot reach its files (above)");
+		return r;
+	}
+	if (!cfg->hardening.privsep && geteuid() == 0 && !cfg->server.allow_root) {
+		cs_log_error("start-up failed: setting 'hardening.privsep': %s", ROOT_UNSPLIT);
+		return CS_E_CONFIG;
 	}
 	/* the listeners first: a port in use stops start-up before the token is
 	 * logged in to or the store is touched */
@@ -1923,6 +2176,68 @@ static cs_err store_usable(const char *path, const cs_run_as *who)
 	return CS_E_CONFIG;
 }
 
+
+/* hardening.mlock for the key and network processes, decided once by the
+ * supervisor, before it forks: RLIMIT_MEMLOCK made unlimited here (the
+ * children inherit it), or, when it cannot be, one warning per start (not
+ * one per process and restart) and the children do not try (they keep
+ * the locked secure heap). 1: they lock their memory. */
+static int memory_lockable(const cs_config *cfg)
+{
+	return cfg->hardening.mlock && cs_confine_mlock_possible();
+}
+
+/* The PIN file the configuration names (pkcs11.pin_file, or a
+ * pin-source=file: in the token URI, not percent-decoded); NULL when none
+ * can be told. */
+static const char *configured_pin_path(const cs_config *cfg, char *buf, size_t len)
+{
+	if (cfg->pkcs11.pin_file != NULL)
+		return cfg->pkcs11.pin_file;
+	const char *src = cfg->pkcs11.token_uri != NULL ? strstr(cfg->pkcs11.token_uri, "pin-source=") : NULL;
+	if (src == NULL)
+		return NULL;
+	src += strlen("pin-source=");
+	if (strncmp(src, "file:", 5) == 0)
+		src += 5;
+	size_t n = strcspn(src, ";?&");
+	if (n == 0 || n >= len || memchr(src, '%', n) != NULL)
+		return NULL;
+	memcpy(buf, src, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* The network process must not be able to read the PIN: with it (and the
+ * token's files) it could load the module itself and use every key,
+ * around the key process. Said at every start where it can. */
+static void warn_pin_reachable(const cs_config *cfg)
+{
+	char buf[4096];
+	const char *pin = configured_pin_path(cfg, buf, sizeof(buf));
+	if (pin != NULL && access(pin, R_OK) == 0)
+		cs_log_warn("the network process (uid %ld) can read the PIN file %s: code running in it could log in "
+			    "to the token and use every key around the key process; run the key process under "
+			    "another account (docs/hardening.md, \"Two accounts\")",
+			    (long)getuid(), pin);
+}
+
+/* A child's confinement in one line, for the log once it is in force:
+ * "network process: uid 999 (credsign), no capabilities, NoNewPrivs,
+ * seccomp on, memory locked". Made before seccomp (the account's name
+ * comes from the user database). */
+static void confinement_text(const char *process, const cs_config *cfg, int locked, char *buf, size_t len)
+{
+	struct passwd pw, *found = NULL;
+	char pwbuf[1024];
+	uid_t uid = getuid();
+	if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &found) != 0)
+		found = NULL;
+	snprintf(buf, len, "%s: uid %ld (%s), no capabilities, NoNewPrivs, seccomp %s, memory %s", process, (long)uid,
+		 found != NULL ? found->pw_name : "no name", cfg->hardening.seccomp ? "on" : "off",
+		 locked ? "locked" : "not locked (secure heap only)");
+}
+
 static cs_err drop_privileges(daemon_ctx *d)
 {
 	const cs_run_as *who = &d->run_as;
@@ -1934,9 +2249,11 @@ static cs_err drop_privileges(daemon_ctx *d)
 	}
 	if (!who->drop) {
 		cs_log_info("not started as root: the network process keeps uid %ld (no privilege drop)", (long)getuid());
+		warn_pin_reachable(d->cfg);
 		return CS_OK;
 	}
-	cs_log_info("network process: user %s (uid %ld), group %s (gid %ld), no capabilities", who->user,
+	warn_pin_reachable(d->cfg);
+	cs_log_debug("network process: user %s (uid %ld), group %s (gid %ld), no capabilities", who->user,
 		    (long)who->uid, who->group, (long)who->gid);
 	return store_usable(d->cfg->store.path, who);
 }
@@ -2082,18 +2399,25 @@ static int serve_token(daemon_ctx *d, cs_privsep_child *child)
 		if (r != CS_OK)
 			goto out; /* logged */
 	}
-	cs_log_info("credsignd %s starting: node=%s token=\"%s\" signing key kid=%s", CREDSIGN_VERSION,
-		    cfg->server.node_id, cfg->pkcs11.token_uri, in_force.kid != NULL ? in_force.kid : "none");
+	if (child != NULL && child->restart_reason != NULL)
+		cs_log_info("network process restarted (%s): node=%s signing key kid=%s", child->restart_reason,
+			    cfg->server.node_id, in_force.kid != NULL ? in_force.kid : "none");
+	else
+		cs_log_info("credsignd %s starting: node=%s token=\"%s\" signing key kid=%s", CREDSIGN_VERSION,
+			    cfg->server.node_id, cfg->pkcs11.token_uri, in_force.kid != NULL ? in_force.kid : "none");
 	for (size_t i = 0; i < app->nprofiles; i++)
 		cs_log_info("signing profile %s: key kid=%s", app->profiles[i].cfg->name,
 			    pin_force[i].kid != NULL ? pin_force[i].kid : "none (its signatures fail closed)");
 	if (child != NULL) {
+		char summary[256];
+		confinement_text("network process", cfg, d->mlock, summary, sizeof(summary));
 		/* every start-up thread exists: the allowlist covers them all */
 		if (cfg->hardening.seccomp &&
 		    (r = cs_confine_seccomp(CS_CONFINE_NETWORK, child->report_fd, why, sizeof(why))) != CS_OK) {
 			cs_log_error("start-up failed: %s", why);
 			goto out;
 		}
+		cs_log_info("%s", summary);
 		cs_privsep_ready(child);
 	}
 	if ((r = cs_server_run(d->srv, app)) == CS_OK) {
@@ -2202,9 +2526,11 @@ static int key_main(void *arg, cs_privsep_child *child)
 	char why[512];
 	int status = 1;
 	cs_err r;
+	char summary[256];
 	cs_server_free(d->srv); /* the listeners are the network process's */
 	d->srv = NULL;
-	if ((r = cs_confine_process(cfg->hardening.mlock, 1, why, sizeof(why))) != CS_OK) {
+	(void)prctl(PR_SET_NAME, "credsignd-key", 0, 0, 0);
+	if ((r = cs_confine_process(d->mlock, 1, why, sizeof(why))) != CS_OK) {
 		cs_log_error("key process: start-up failed: %s", why);
 		goto out;
 	}
@@ -2220,13 +2546,18 @@ static int key_main(void *arg, cs_privsep_child *child)
 		list[i] = keys[i].key;
 	if ((r = cs_keyproc_prepare(token, list, n, &kp)) != CS_OK)
 		goto out; /* logged naming the setting */
+	confinement_text("key process", cfg, d->mlock, summary, sizeof(summary));
 	if ((r = cs_confine_drop_caps(why, sizeof(why))) != CS_OK ||
 	    (cfg->hardening.seccomp && (r = cs_confine_seccomp(CS_CONFINE_KEY, child->report_fd, why, sizeof(why))) != CS_OK)) {
 		cs_log_error("key process: start-up failed: %s", why);
 		goto out;
 	}
-	cs_log_info("key process: serving %zu channel(s), %zu configured key(s) bound%s", child->nchannels, n,
-		    cfg->hardening.seccomp ? ", seccomp on" : "");
+	cs_log_info("%s", summary);
+	if (geteuid() == 0)
+		cs_log_warn("key process: runs as root (uid 0) without capabilities: taken over (through the "
+			    "PKCS#11 module), it could still read and write root's files; run credsignd as a key "
+			    "account as the systemd unit does (docs/hardening.md, \"Two accounts\")");
+	cs_log_info("key process: serving %zu channel(s), %zu configured key(s) bound", child->nchannels, n);
 	cs_privsep_ready(child);
 	r = cs_keyproc_serve(kp, child->channels, child->nchannels);
 	child->nchannels = 0; /* taken over */
@@ -2252,7 +2583,8 @@ static int network_main(void *arg, cs_privsep_child *child)
 	daemon_ctx *d = arg;
 	char why[512];
 	int status = 1;
-	cs_err r = cs_confine_process(d->cfg->hardening.mlock, 1, why, sizeof(why));
+	(void)prctl(PR_SET_NAME, "credsignd-net", 0, 0, 0);
+	cs_err r = cs_confine_process(d->mlock, 1, why, sizeof(why));
 	if (r != CS_OK) {
 		cs_log_error("start-up failed: %s", why);
 		for (size_t i = 0; i < child->nchannels; i++)
@@ -2291,6 +2623,10 @@ static int serve(const char *path, int verbose)
 		return 1;
 	}
 	if (d.cfg->hardening.privsep) {
+		if (!d.cfg->hardening.seccomp)
+			cs_log_warn("hardening.seccomp = false: the key and network processes run without their system "
+				    "call allowlists (docs/hardening.md)");
+		d.mlock = memory_lockable(d.cfg);
 		/* one channel per token session, as many requests at once as in-process */
 		int sessions = d.cfg->pkcs11.sessions;
 		cs_privsep_params p = {.nchannels = sessions < 1 ? 1 : (size_t)sessions, .key_main = key_main,
@@ -2363,5 +2699,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* descriptors inherited from whatever started credsignd (a shell's, a
+	 * test harness's) reach neither the supervisor's children nor anything
+	 * else: only standard input, output and error stay */
+	(void)close_range(3, ~0U, 0);
 	return check_path != NULL ? check_config(check_path, offline, verbose) : serve(serve_path, verbose);
 }

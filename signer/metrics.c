@@ -54,6 +54,7 @@ struct metrics {
 	histogram commit_time;
 	histogram batch;
 	atomic_ulong audit_entries;
+	atomic_ulong restarts[2]; /* cs_metrics_process: the key and network processes */
 };
 /* the process's own counters, or (cs_metrics_share) a shared mapping */
 static struct metrics local_metrics, *mp = &local_metrics;
@@ -118,6 +119,12 @@ void cs_metrics_commit(uint64_t duration_ns, unsigned batch_size)
 	observe(&mp->commit_time, request_bounds, NREQ_BOUNDS, (double)duration_ns / 1e9,
 		(unsigned long)duration_ns);
 	observe(&mp->batch, batch_bounds, NBATCH_BOUNDS, batch_size, batch_size);
+}
+
+void cs_metrics_process_restart(cs_metrics_process process)
+{
+	if (process == CS_METRICS_KEY_PROCESS || process == CS_METRICS_NETWORK_PROCESS)
+		atomic_fetch_add_explicit(&mp->restarts[process], 1, memory_order_relaxed);
 }
 
 void cs_metrics_audit_entry(void)
@@ -237,6 +244,12 @@ cs_err cs_metrics_render(const cs_metrics_gauges *g, char **out)
 		"# TYPE credsign_audit_entries_total counter\n"
 		"credsign_audit_entries_total %lu\n",
 	    atomic_load_explicit(&mp->audit_entries, memory_order_relaxed));
+	put(&t, "# HELP credsign_process_restarts_total Restarts of the key and network processes by the supervisor.\n"
+		"# TYPE credsign_process_restarts_total counter\n"
+		"credsign_process_restarts_total{process=\"key\"} %lu\n"
+		"credsign_process_restarts_total{process=\"network\"} %lu\n",
+	    atomic_load_explicit(&mp->restarts[CS_METRICS_KEY_PROCESS], memory_order_relaxed),
+	    atomic_load_explicit(&mp->restarts[CS_METRICS_NETWORK_PROCESS], memory_order_relaxed));
 	put(&t, "# HELP credsign_connections Open connections, by state.\n"
 		"# TYPE credsign_connections gauge\n"
 		"credsign_connections{state=\"handshaking\"} %d\n"

@@ -29,6 +29,7 @@
 #include "audit.h"
 #include "confine.h"
 #include "cs_log.h"
+#include "metrics.h"
 
 /* A child that ends before it is ready, or less than QUICK_END_MS after,
  * failed to start: RESTART_MAX such ends in a row are restarted, the next
@@ -393,7 +394,7 @@ static void schedule_restart(sup *s, restart_kind what, int failed)
 	if (s->failed_starts > RESTART_MAX) {
 		cs_log_error("supervisor: %u children in a row ended before or less than %d ms after they were "
 			     "ready: stopping", s->failed_starts, QUICK_END_MS);
-		stop_all(s, SIGTERM, 1);
+		stop_all(s, SIGTERM, CS_PRIVSEP_EXIT_CRASH_LOOP);
 		return;
 	}
 	/* the reason of what restarts: a network process's end outranks a key process's */
@@ -509,6 +510,8 @@ static void on_ready(sup *s, child *ch)
 		} else if (start_network(s, s->starting ? NULL : s->restart_reason) != CS_OK) {
 			close_fds(s->pending, &s->npending);
 			stop_all(s, SIGTERM, 1);
+		} else if (!s->starting) {
+			cs_metrics_process_restart(CS_METRICS_NETWORK_PROCESS);
 		}
 	} else if (s->starting) {
 		s->starting = 0;
@@ -526,6 +529,8 @@ static void do_restart(sup *s)
 	s->restart = RESTART_NONE; /* the network process starts once the key process is ready */
 	if (start_key(s) != CS_OK)
 		stop_all(s, SIGTERM, 1);
+	else
+		cs_metrics_process_restart(CS_METRICS_KEY_PROCESS);
 }
 
 static void escalate(child *ch)

@@ -39,7 +39,7 @@
  *   - Restarts are delayed (100 ms, doubling with each failed start in a
  *     row: a child that ended before it was ready or less than 1 s after)
  *     and bounded: the sixth failed start in a row stops the supervisor
- *     (logged; returns 1). A child that served longer is restarted
+ *     (logged; returns CS_PRIVSEP_EXIT_CRASH_LOOP). A child that served longer is restarted
  *     however often it ends (the delay back to 100 ms).
  *   - SIGTERM/SIGINT: forwarded to the network process; when it has
  *     exited, the key process gets SIGTERM (SIGKILL after 10 s; the network
@@ -62,6 +62,11 @@
 #define CS_PRIVSEP_CHANNELS_MAX 16
 #define CS_PRIVSEP_REASON_MAX 200
 #define CS_PRIVSEP_NEW_CHANNELS 1u /* the control message's kind */
+/* The supervisor's exit status when it stopped after failed starts in a
+ * row (a crash loop): not 1 (a start-up failure: the configuration, the
+ * token, the PIN), so that systemd restarts the daemon after its own delay
+ * (Restart=on-failure, RestartPreventExitStatus=1 2) */
+#define CS_PRIVSEP_EXIT_CRASH_LOOP 3
 
 /* What a child is given. Descriptors not named here are closed in it. */
 typedef struct {

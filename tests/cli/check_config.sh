@@ -239,6 +239,40 @@ refuse "groups-profile.conf:1: setting 'tls.groups': X448 is not FIPS-approved (
 { cat groups.conf; echo 'crypto = { profile = "nsa"; };'; } > profile-bad.conf
 refuse "profile-bad.conf:4: setting 'crypto.profile': 'nsa': must be \"default\" or \"fips\"" profile-bad.conf
 
+# As root, with server.user: what the network process's account must
+# reach, checked from the modes as it would reach it (here nobody; this
+# directory is root's alone): the store's directory writable, the
+# configuration (read again at SIGHUP), tls.ca and the presets readable.
+# Each problem names the setting, the file, the user and the fix, and the
+# fixes given make the configuration valid.
+if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
+  nogroup=$(id -gn nobody)
+  mkdir -p data
+  cat > acct.conf <<CONF
+tls = { cert = "cert.pem"; key = "key.pem"; ca = "ca.pem"; };
+pkcs11 = { module = "module.so"; token_uri = "pkcs11:token=t"; pin_file = "user.pin";
+           signing_key = "pkcs11:object=k"; };
+server = { user = "nobody"; presets_file = "presets.conf"; };
+store = { path = "$tmp/data/credsign.db"; };
+CONF
+  refuse "acct.conf:5: setting 'store.path': $tmp/data/credsign.db: directory $tmp is not searchable by user nobody (uid $(id -u nobody)), which the network process runs as (server.user) and which writes the store: chgrp $nogroup $tmp && chmod g+x $tmp" acct.conf
+  refuse "acct.conf:4: setting 'server.user': $tmp/acct.conf: directory $tmp is not searchable by user nobody" acct.conf
+  refuse "acct.conf:1: setting 'tls.ca': $tmp/ca.pem: directory $tmp is not searchable" acct.conf
+  refuse "acct.conf:4: setting 'server.presets_file': $tmp/presets.conf: directory $tmp is not searchable" acct.conf
+  grep "configuration valid" out.txt && fail "acct.conf said valid"
+  chmod 711 "$tmp"
+  refuse "acct.conf:1: setting 'tls.ca': $tmp/ca.pem is not readable by user nobody (uid $(id -u nobody)), which the network process runs as (server.user) and which reads it again at each SIGHUP: chgrp $nogroup $tmp/ca.pem && chmod 640 $tmp/ca.pem" acct.conf
+  refuse "acct.conf:5: setting 'store.path': $tmp/data/credsign.db: $tmp/data is not writable by user nobody (uid $(id -u nobody)), which the network process runs as (server.user) and which writes the store: chown -R nobody:$nogroup $tmp/data && chmod 700 $tmp/data" acct.conf
+  grep -c "setting '" err.txt | grep -qx 4 || fail "not 4 problems (store, configuration, tls.ca, presets)"
+  # the fixes given, as given
+  sed -n "s/.*: \(ch[a-z]* .* && chmod [0-9g+x]* [^ ]*\)\$/\1/p" err.txt > fixes.sh
+  [ "$(wc -l < fixes.sh)" = 4 ] || fail "not 4 fixes: $(cat fixes.sh)"
+  sh -e fixes.sh || fail "the fixes do not run"
+  "$credsignd" --offline --check-config acct.conf > out.txt 2> err.txt || fail "still refused after the fixes given"
+  grep -q "configuration valid" out.txt || fail "acct.conf not valid after the fixes"
+  chmod 700 "$tmp"
+fi
+
 for s in listen public_base_url node_id workers max_connections max_body_bytes max_header_bytes timeout_ms presets_file wordlist_file cert key ca crl crl_check verify_depth groups profile module \
          token_uri pin_file sessions signing_key validation program openssl_fips path level format checkpoint_entries checkpoint_seconds write_timeout_ms retention_days syslog \
          grants public max_request_bytes batch_max profiles name formats typ payload_types max_payload_bytes iss aud \

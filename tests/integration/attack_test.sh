@@ -380,7 +380,7 @@ reload_failure_audited() {
 	local ca_backup=$work/ca.pem.bak
 	sed -i "s|ca = \"$pki/ca.pem\"|ca = \"$work/ca.pem\"|" "$conf"
 	stop_daemon
-	cp "$pki/ca.pem" "$work/ca.pem"
+	cp "$pki/ca.pem" "$work/ca.pem" && chmod 644 "$work/ca.pem" # the network process's user reads it
 	start_daemon || return 1
 	echo garbage > "$work/ca.pem"
 	kill -HUP "$daemon"

@@ -35,6 +35,7 @@ variant() {
 	shift
 	for e in "$@"; do args+=(-e "$e"); done
 	sed "${args[@]}" "$conf" > "$work/$name.conf"
+	chmod 644 "$work/$name.conf" # server.user reads it (a SIGHUP would)
 	cmp -s "$conf" "$work/$name.conf" && { echo "  variant $name: the edit changed nothing"; return 1; }
 	return 0
 }
@@ -151,6 +152,7 @@ old_ca() {
 			-keyfile "$work/old-ca.key" -extensions v3_ca -in "$work/old-ca.csr" -out "$work/old-ca.pem" \
 			-startdate 20200101000000Z -enddate 20210101000000Z 2> /dev/null &&
 		cat "$pki/ca.pem" "$work/old-ca.pem" > "$work/ca-bundle.pem"
+		chmod 644 "$work/ca-bundle.pem"
 }
 old_ca || exit 1
 variant ca-old "s|ca = \"$pki/ca.pem\"|ca = \"$work/ca-bundle.pem\"|"

@@ -61,7 +61,7 @@ log = { level = "info"; };
 access = { grants = ( $DEFAULT_GRANTS ); };
 ${MODE_EXTRA:-}
 CONF
-	admin=("$BUILD/bin/credsign-admin" --config "$conf")
+	admin=(as_admin "$BUILD/bin/credsign-admin" --config "$conf")
 	service_files "$work" "$work/data"
 }
 

@@ -5,8 +5,10 @@
 # against a SoftHSM2 token and the dev PKI, a generate + certify with the
 # installed client, offline verification, SIGHUP, SIGTERM, the installed
 # OpenSSL provider); hsm-setup/install-production creates the production
-# layout with the modes and owners credsignd expects, idempotently, and the
-# service user's view of it passes --check-config.
+# layout with the modes and owners credsignd expects, idempotently, for two
+# accounts (the network process's, --user, and the key process's,
+# --key-user, which alone reads the PIN), and the key account's view of it,
+# with the unit's capabilities, passes --check-config.
 #
 #   install_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
 BUILD=${1:?}
@@ -104,8 +106,12 @@ service_files "$tmp" "$tmp/data"
 check "the installed credsignd --version" bash -c '"$1" --version | grep -q "^credsignd [0-9]"' x "$sbin/credsignd"
 check "the installed credsign-admin generates the signing key" \
 	bash -c '"$1" --config "$2" key generate --label install-es256 > "$3"' x "$sbin/credsign-admin" "$conf" "$tmp/key.jwk"
-check "the installed credsignd --check-config accepts the staged presets, token and key" \
-	bash -c '"$1" --check-config "$2" | grep -q "configuration valid"' x "$sbin/credsignd" "$conf"
+checks_config() {
+	service_store # the store credsign-admin made is the network process's (checked as its user)
+	"$sbin/credsignd" --check-config "$conf" > "$tmp/check.out" 2>&1
+	grep -q "configuration valid" "$tmp/check.out" || { sed 's/^/  /' "$tmp/check.out"; return 1; }
+}
+check "the installed credsignd --check-config accepts the staged presets, token and key" checks_config
 
 # the installed provider module with the stock openssl command: the public
 # key it reads from the token is the one credsign-admin printed
@@ -168,17 +174,20 @@ stops_cleanly() {
 }
 check "SIGTERM stops the installed daemon with status 0" stops_cleanly
 
-# ---- hsm-setup/install-production --root STAGE2 --user nobody ------------------------
+# ---- hsm-setup/install-production --root STAGE2 --user nobody --key-user daemon ------
 user=nobody
 group=$(id -gn "$user")
+key_user=daemon # an existing second account (--root creates none)
+key_group=$(id -gn "$key_user")
 pin_value="pin-$RANDOM$RANDOM$RANDOM"
 (umask 077 && printf '%s\n' "$pin_value" > "$tmp/pin.src")
 production() {
-	"$src/hsm-setup/install-production" --build "$BUILD" --root "$S2" --user "$user" "$@" > "$tmp/prod.out" 2>&1 ||
+	"$src/hsm-setup/install-production" --build "$BUILD" --root "$S2" --user "$user" --key-user "$key_user" "$@" \
+		> "$tmp/prod.out" 2>&1 ||
 		{ cat "$tmp/prod.out"; return 1; }
 	! grep -qF "$pin_value" "$tmp/prod.out" || { echo "  the PIN was printed"; return 1; }
 }
-check "install-production --root --user $user --pin-file" production --pin-file "$tmp/pin.src"
+check "install-production --root --user $user --key-user $key_user --pin-file" production --pin-file "$tmp/pin.src"
 
 modes() { # PATH MODE OWNER:GROUP...
 	local got
@@ -189,22 +198,28 @@ modes() { # PATH MODE OWNER:GROUP...
 	done
 }
 layout=(etc/credsign 750 "root:$group" etc/credsign/tls 750 "root:$group"
-	var/lib/credsign 700 "$user:$group" etc/credsign/token.pin 600 "$user:$group"
+	var/lib/credsign 700 "$user:$group" etc/credsign/token.pin 600 "$key_user:$key_group"
 	etc/credsign/credsignd.conf 640 "root:$group" lib/systemd/system/credsignd.service 644 root:root
 	usr/sbin/credsignd 755 root:root)
 check "directories, PIN file, configuration and unit have their modes and owners" modes "${layout[@]}"
 check "the PIN file holds the PIN given" cmp -s "$tmp/pin.src" "$S2/etc/credsign/token.pin"
 check "the configuration names the installed presets" \
 	grep -qx '  presets_file = "/usr/share/credsign/presets.conf";' "$S2/etc/credsign/credsignd.conf"
+check "the configuration switches the network process to $user (server.user)" \
+	grep -qx "  user = \"$user\";" "$S2/etc/credsign/credsignd.conf"
 
 unit_is_right() {
 	local unit=$S2/lib/systemd/system/credsignd.service line
-	for line in "User=$user" "Group=$group" "Type=notify" \
+	for line in "User=$key_user" "Group=$key_group" "SupplementaryGroups=$group" "Type=notify" \
 		"ExecStart=/usr/sbin/credsignd --config /etc/credsign/credsignd.conf" \
 		'ExecReload=/bin/kill -HUP $MAINPID' NoNewPrivileges=yes ProtectSystem=strict \
+		"CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP" \
+		"AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_SETPCAP" "SystemCallFilter=@setuid capset" \
 		ReadWritePaths=/var/lib/credsign PrivateTmp=yes; do
 		grep -qxF "$line" "$unit" || { echo "  no line '$line'"; return 1; }
 	done
+	# systemd would give /var/lib/credsign to User= (the key account)
+	! grep -q '^StateDirectory' "$unit" || { echo "  a StateDirectory= line"; return 1; }
 	! grep -q '@[A-Z]*@' "$unit" || { echo "  a placeholder is left"; return 1; }
 	# systemd parses every line (it only warns, so read what it says)
 	if command -v systemd-analyze > /dev/null; then
@@ -216,16 +231,27 @@ unit_is_right() {
 	# installed, not enabled
 	[ -z "$(find "$S2" -path '*/systemd/system/*.wants*')" ] || { echo "  the unit was enabled"; return 1; }
 }
-check "the systemd unit runs the daemon as $user, hardened, not enabled" unit_is_right
+check "the systemd unit runs the daemon as $key_user (network process $user), hardened, not enabled" unit_is_right
 
-# The daemon's own PIN-file check agrees: the service user passes
-# --check-config on the production layout (paths moved into the stage, TLS
-# material from the dev PKI, 0640 root:GROUP); root does not own the PIN.
+# The daemon's own checks agree: the key account as the unit starts it
+# (uid and group $key_user, supplementary group $group, CAP_SETUID,
+# CAP_SETGID and CAP_SETPCAP ambient) passes --check-config on the
+# production layout (paths moved into the stage, TLS material from the dev
+# PKI, 0640 root:GROUP, the key root:KEYGROUP); neither root nor the network
+# account owns the PIN.
+as_unit() {
+	setpriv --reuid "$key_user" --regid "$key_group" --groups "$group" \
+		--inh-caps +setuid,+setgid,+setpcap --ambient-caps +setuid,+setgid,+setpcap "$@"
+}
 service_view() {
 	local c=$S2/etc/credsign/staged.conf f
-	for f in server.pem:server.pem server.key:server.key ca.pem:clients-ca.pem crl.pem:clients-ca.crl.pem; do
+	for f in server.pem:server.pem ca.pem:clients-ca.pem crl.pem:clients-ca.crl.pem; do
 		install -m 0640 -o root -g "$group" "$pki/${f%%:*}" "$S2/etc/credsign/tls/${f#*:}"
 	done
+	install -m 0644 -o "$user" -g "$group" "$pki/server.key" "$S2/etc/credsign/tls/server.key"
+	# install-production gives an existing TLS key to the key account
+	production < /dev/null || return 1
+	modes etc/credsign/tls/server.key 640 "root:$key_group" || return 1
 	sed -e "s|\"/etc/credsign/|\"$S2/etc/credsign/|" -e "s|\"/var/lib/credsign/|\"$S2/var/lib/credsign/|" \
 		-e "s|\"/usr/share/credsign/|\"$S2/usr/share/credsign/|" \
 		-e "s|^\( *module = \)\"[^\"]*\";|\1\"$SOFTHSM\";|" \
@@ -234,18 +260,22 @@ service_view() {
 	chmod 0640 "$c"
 	local offline=()
 	"$S2/usr/sbin/credsignd" --help 2>&1 | grep -q -- --offline && offline=(--offline)
-	setpriv --reuid "$user" --regid "$group" --clear-groups \
-		"$S2/usr/sbin/credsignd" "${offline[@]}" --check-config "$c" > "$tmp/as-user.out" 2>&1 ||
-		{ sed 's/^/  as '"$user"': /' "$tmp/as-user.out"; return 1; }
+	as_unit "$S2/usr/sbin/credsignd" "${offline[@]}" --check-config "$c" > "$tmp/as-key.out" 2>&1 ||
+		{ sed 's/^/  as '"$key_user"': /' "$tmp/as-key.out"; return 1; }
 	if "$S2/usr/sbin/credsignd" "${offline[@]}" --check-config "$c" > "$tmp/as-root.out" 2>&1; then
 		echo "  root passed the PIN file's owner check"
 		return 1
 	fi
-	grep -q "token.pin': not owned by the user running credsign" "$tmp/as-root.out" ||
-		{ sed 's/^/  as root: /' "$tmp/as-root.out"; return 1; }
+	grep -q "token\.pin.*owned by" "$tmp/as-root.out" || { sed 's/^/  as root: /' "$tmp/as-root.out"; return 1; }
+	# the network account cannot read the PIN file, nor the TLS key
+	if setpriv --reuid "$user" --regid "$group" --clear-groups cat "$S2/etc/credsign/token.pin" \
+		"$S2/etc/credsign/tls/server.key" > /dev/null 2>&1; then
+		echo "  $user reads the PIN file or the TLS key"
+		return 1
+	fi
 	rm -f "$c" "$S2"/etc/credsign/tls/*
 }
-check "the service user's --check-config passes on the production layout (root's fails on the PIN owner)" service_view
+check "the key account's --check-config (the unit's capabilities) passes on the production layout (root's fails on the PIN owner)" service_view
 
 idempotent() {
 	echo "# the operator's edit" >> "$S2/etc/credsign/credsignd.conf"
@@ -271,6 +301,12 @@ refuses_missing_user() {
 		grep -q "user '$ghost' does not exist" "$tmp/ghost.out" && ! id "$ghost" > /dev/null 2>&1
 }
 check "with --root, a missing user is refused, not created" refuses_missing_user
+
+refuses_one_account() {
+	! "$src/hsm-setup/install-production" --build "$BUILD" --root "$S2" --user "$user" --key-user "$user" \
+		> "$tmp/one.out" 2>&1 && grep -q "must be two accounts" "$tmp/one.out"
+}
+check "one account for both processes is refused" refuses_one_account
 
 refuses_empty_pin() {
 	! production --pin-file - < /dev/null > /dev/null 2>&1 && grep -q "the PIN is empty" "$tmp/prod.out"

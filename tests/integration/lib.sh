@@ -73,6 +73,15 @@ service_store() {
 	return 0
 }
 
+# as_admin CMD...: a credsign-admin command (run as root), after which the
+# store it may have created is the service account's again
+as_admin() {
+	"$@"
+	local rc=$?
+	service_store
+	return $rc
+}
+
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -138,7 +147,7 @@ log = { level = "info"; ${EXTRA_LOG:-} };
 access = { grants = ( ${GRANTS-$DEFAULT_GRANTS} ); };
 ${EXTRA_CONF:-}
 CONF
-	admin=("$BUILD/bin/credsign-admin" --config "$conf")
+	admin=(as_admin "$BUILD/bin/credsign-admin" --config "$conf")
 	service_files "$work" "$work/data"
 	"${admin[@]}" key jwk >/dev/null 2>&1 || "${admin[@]}" key generate --label "it-es256-$name" >/dev/null || return 1
 	start_daemon

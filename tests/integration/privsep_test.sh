@@ -8,6 +8,14 @@
 # (daemon.restart audited); SIGTERM to the supervisor stops all three with
 # exit status 0; as root, a configuration without server.user and without
 # server.allow_root is refused at start (exit 1, the reason logged).
+# What it says (fix round): each child's confinement in one line, its
+# process name (credsignd-key, credsignd-net), the restarts in
+# GET /metrics, "credsignd VERSION starting" once (a restarted network
+# process says so), a clean stop without errors, the mlock warning at most
+# once per start; hardening.seccomp = false warned of and "seccomp off";
+# as root, hardening.privsep = false refused without server.allow_root, and
+# a file the network process's account cannot read refused at start,
+# naming the setting, the account and the fix.
 #
 #   privsep_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
 BUILD=${1:?}
@@ -122,6 +130,38 @@ check "  with a new key process" restarted "key process" "$old_key"
 check "  it serves again" serves_within 10
 check "  daemon.restart is audited with the reason" audited daemon.restart "$old_net"
 
+# ---- what it says -----------------------------------------------------------------------------
+names() {
+	local key net
+	key=$(started_pid "key process")
+	net=$(started_pid "network process")
+	[ "$(cat /proc/"$daemon"/comm)" = credsignd ] && [ "$(cat /proc/"$key"/comm)" = credsignd-key ] &&
+		[ "$(cat /proc/"$net"/comm)" = credsignd-net ] ||
+		{ echo "  names: $(cat /proc/"$daemon"/comm) $(cat /proc/"$key"/comm) $(cat /proc/"$net"/comm)"; return 1; }
+}
+check "process names: credsignd, credsignd-key, credsignd-net" names
+summaries() {
+	local uid
+	uid=$(id -u "$SERVICE_USER")
+	grep -qE "msg=\"key process: uid $(id -u) \($(id -un)\), no capabilities, NoNewPrivs, seccomp on, memory (locked|not locked \(secure heap only\))\"" "$log" &&
+		grep -qE "msg=\"network process: uid $uid \($SERVICE_USER\), no capabilities, NoNewPrivs, seccomp on, memory (locked|not locked \(secure heap only\))\"" "$log" ||
+		{ grep -E "process: uid" "$log"; return 1; }
+}
+check "each child logs its confinement in one line" summaries
+restart_metrics() {
+	local args
+	read -r -a args <<< "$(client operator)"
+	curl -s "${args[@]}" "$url/metrics" > "$work/metrics" || return 1
+	# the key process: killed, then restarted with the network process
+	grep -qx 'credsign_process_restarts_total{process="key"} 2' "$work/metrics" &&
+		grep -qx 'credsign_process_restarts_total{process="network"} 1' "$work/metrics" ||
+		{ grep restarts "$work/metrics"; return 1; }
+}
+check "GET /metrics counts the restarts (key 2, network 1)" restart_metrics
+check "credsignd VERSION starting once; the restarted network process says so" \
+	eval '[ "$(grep -c "credsignd .* starting" "$log")" = 1 ] && grep -q "network process restarted (network process pid $old_net killed" "$log"'
+check "the mlock warning at most once per start" eval '[ "$(grep -c "hardening.mlock: mlockall skipped" "$log")" -le 1 ]'
+
 # ---- SIGTERM to the supervisor ----------------------------------------------------------------
 sigterm_stops_all() {
 	local kids
@@ -135,6 +175,23 @@ sigterm_stops_all() {
 	grep -q "supervisor: stopped" "$log"
 }
 check "SIGTERM to the supervisor: all three processes end, exit status 0" sigterm_stops_all
+check "  a clean stop logs no error" eval '! sed -n "/SIGTERM: stopping/,\$p" "$log" | grep "level=error"'
+
+# ---- hardening.seccomp = false ------------------------------------------------------------------------
+no_seccomp() {
+	local c=$work/noseccomp.conf l=$work/noseccomp.log pid
+	{ cat "$conf"; echo 'hardening = { seccomp = false; };'; } > "$c"
+	chmod 644 "$c"
+	"$BUILD/bin/credsignd" --config "$c" > "$l" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do grep -q "network process: uid" "$l" && break; sleep 0.1; done
+	kill -TERM "$pid"
+	wait "$pid"
+	grep -q 'level=warn .*hardening.seccomp = false' "$l" &&
+		grep -q 'key process: uid .*, seccomp off' "$l" && grep -q 'network process: uid .*, seccomp off' "$l" ||
+		{ cat "$l"; return 1; }
+}
+check "hardening.seccomp = false: a warning at start, \"seccomp off\" in both summaries" no_seccomp
 
 # ---- root without an account ------------------------------------------------------------------------
 root_refused() {
@@ -148,8 +205,44 @@ root_refused() {
 	# nothing was started: no child's line
 	[[ "$out" != *"key process pid"* ]] || { echo "  $out"; return 1; }
 }
+# as root, one process serving the network as root needs server.allow_root
+unsplit_refused() {
+	local bad=$work/unsplit.conf out status
+	{ cat "$conf"; echo 'hardening = { privsep = false; };'; } > "$bad"
+	out=$(timeout 20 "$BUILD/bin/credsignd" --config "$bad" 2>&1)
+	status=$?
+	[ $status = 1 ] && [[ "$out" == *"setting 'hardening.privsep': credsignd runs as root with hardening.privsep = false"* ]] ||
+		{ echo "  exit status $status: $out"; return 1; }
+	out=$("$BUILD/bin/credsignd" --check-config "$bad" --offline 2>&1) && { echo "  check passed: $out"; return 1; }
+	[[ "$out" == *"setting 'hardening.privsep'"* ]] || { echo "  $out"; return 1; }
+}
+# a CA the account cannot read: refused at start, before any process is forked
+unreadable_refused() {
+	local bad=$work/private.conf out status
+	mkdir -p "$work/private"
+	chmod 700 "$work/private"
+	cp "$pki/ca.pem" "$work/private/ca.pem"
+	sed -e "s|ca = \"$pki/ca.pem\"|ca = \"$work/private/ca.pem\"|" "$conf" > "$bad"
+	chmod 644 "$bad"
+	grep -q "$work/private/ca.pem" "$bad" || return 1
+	out=$(timeout 20 "$BUILD/bin/credsignd" --config "$bad" 2>&1)
+	status=$?
+	[ $status = 1 ] || { echo "  exit status $status: $out"; return 1; }
+	[[ "$out" == *"setting 'tls.ca': $work/private/ca.pem: directory $work/private is not searchable by user $SERVICE_USER"*"chgrp $SERVICE_USER $work/private && chmod g+x $work/private"* ]] ||
+		{ echo "  $out"; return 1; }
+	[[ "$out" != *"key process pid"* ]] || { echo "  $out"; return 1; }
+	chmod 711 "$work/private"
+	chmod 600 "$work/private/ca.pem"
+	out=$("$BUILD/bin/credsignd" --check-config "$bad" --offline 2>&1) && { echo "  check passed: $out"; return 1; }
+	[[ "$out" == *"setting 'tls.ca': $work/private/ca.pem is not readable by user $SERVICE_USER"*"chgrp $SERVICE_USER $work/private/ca.pem && chmod 640 $work/private/ca.pem"* ]] ||
+		{ echo "  $out"; return 1; }
+}
 if [ "$(id -u)" = 0 ]; then
 	check "as root without server.user or server.allow_root: start refused, exit 1" root_refused
+	check "as root, hardening.privsep = false without server.allow_root: refused" unsplit_refused
+	if [ -n "$RUN_AS" ]; then
+		check "a file the network process cannot read: start and --check-config refuse it" unreadable_refused
+	fi
 else
 	echo "ok - as root without server.user: skipped (not run as root)"
 fi

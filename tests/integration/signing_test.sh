@@ -322,19 +322,20 @@ cert_key_refused() { # the tokens profile given the certificate key: URI text as
 	local bad=$work/certkey.conf out uri
 	for uri in 'object=it-es256-signing"' 'object=it-es256-signing;type=private"'; do
 		sed -e "s|object=it-tokens\"|$uri|" -e "s|127.0.0.1:$port|127.0.0.1:$(free_port)|g" \
-			-e "s|path = \"$db\"|path = \"$work/certkey.db\"|" "$conf" > "$bad"
+			-e "s|path = \"$db\"|path = \"$work/data/certkey.db\"|" "$conf" > "$bad"
 		grep -q "$uri" "$bad" || return 1
 		out=$("$BUILD/bin/credsignd" --check-config "$bad" 2>&1) && { echo "  accepted: $uri"; return 1; }
 		echo "$out" | grep -m1 'signing.profiles' | sed 's/^/  /'
 		[[ "$out" == *"signing.profiles"* ]] || { echo "  $out"; return 1; }
 		# the start is refused and the refusal recorded in the store it would have run on
-		rm -f "$work/certkey.db"*
-		sqlite3 "$db" ".backup '$work/certkey.db'" || return 1
+		rm -f "$work/data/certkey.db"*
+		sqlite3 "$db" ".backup '$work/data/certkey.db'" || return 1
+		[ -z "$RUN_AS" ] || chown "$SERVICE_USER:" "$work/data/certkey.db" # the network process's
 		out=$(timeout 20 "$BUILD/bin/credsignd" --config "$bad" 2>&1) && return 1
 		[[ "$out" == *"signing.profiles"* ]] || { echo "  $out"; return 1; }
 		# (the same URI text is refused when the file loads, before any token or store)
 		[[ "$uri" != *type=private* ]] ||
-			[ "$(sqlite3 "$work/certkey.db" "SELECT count(*) FROM audit_log WHERE action = 'daemon.start'
+			[ "$(sqlite3 "$work/data/certkey.db" "SELECT count(*) FROM audit_log WHERE action = 'daemon.start'
 				AND outcome = 'failure' AND error_code = 'profile_key_refused'
 				AND object LIKE 'signing.profiles.[1].key kid=%'")" = 1 ] || return 1
 	done

@@ -10,7 +10,9 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +103,7 @@ static const bad_case bad[] = {
 	{9, 9, "", 6, "tls.ca", "required setting missing"},
 	{14, 21, "", 0, "pkcs11", "required group missing"},
 	{7, 7, "  cert = \"missing.pem\";", 7, "tls.cert", "is not readable: No such file or directory"},
-	{17, 17, "  pin_file = \"open.pin\";", 17, "pkcs11.pin_file", "group or others have access"},
+	{17, 17, "  pin_file = \"open.pin\";", 17, "pkcs11.pin_file", "group or others have access (mode 0644): chmod 600 "},
 	{16, 16, "  token_uri = \"pkcs11:token=%zz\";", 16, "pkcs11.token_uri", "invalid pkcs11: URI"},
 	{16, 16, "  token_uri = \"token=credsign\";", 16, "pkcs11.token_uri", "not a pkcs11: URI"},
 	{16, 16, "  token_uri = \"pkcs11:token=credsign;object=k\";", 16, "pkcs11.token_uri",
@@ -442,6 +444,9 @@ static const bad_case bad[] = {
 	 "only with server.user"},
 	{4, 4, "  node_id = \"test-1\"; user = \"nobody\"; group = \"no-such-group-cs\";", 4, "server.group",
 	 "no such group 'no-such-group-cs'"},
+	/* the group's own problem names server.group (not server.user) */
+	{4, 4, "  node_id = \"test-1\"; user = \"nobody\"; group = \"root\";", 4, "server.group",
+	 "group 'root' is root's (gid 0): name an unprivileged group"},
 	{4, 4, "  node_id = \"test-1\"; allow_root = \"yes\";", 4, "server.allow_root", "expected a boolean"},
 	{29, 29, "hardening = { seccomp = 1; };", 29, "hardening.seccomp", "expected a boolean"},
 	{29, 29, "hardening = { sandbox = true; };", 29, "hardening.sandbox", "unknown setting"},
@@ -694,6 +699,38 @@ static void test_reload_without_secrets(void **state)
 	assert_int_equal(cs_config_reload(path, &cfg, &diag), CS_E_CONFIG);
 	assert_int_equal(diag.count, 1);
 	assert_non_null(strstr(diag.messages[0], "setting 'tls.cert'"));
+	cs_config_diag_free(&diag);
+}
+
+/* A PIN file owned by another account: the message names its owner, the
+ * account that reads it and the fix (run as root: nobody owns it). */
+static void test_pin_owner(void **state)
+{
+	(void)state;
+	char path[700], pin[700], expect[2048];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	if (geteuid() != 0) {
+		skip();
+		return;
+	}
+	write_file("nobody.pin", "123456\n", 0600);
+	snprintf(pin, sizeof(pin), "%s/nobody.pin", dir);
+	assert_int_equal(chown(pin, 65534, (gid_t)-1), 0);
+	write_file("owner.conf",
+		   "tls = { cert = \"cert.pem\"; key = \"key.pem\"; ca = \"ca.pem\"; };\n"
+		   "pkcs11 = { module = \"./module.so\"; token_uri = \"pkcs11:token=t\";\n"
+		   "  pin_file = \"nobody.pin\"; signing_key = \"pkcs11:object=k\"; };\n",
+		   0600);
+	snprintf(path, sizeof(path), "%s/owner.conf", dir);
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_E_CONFIG);
+	assert_int_equal(diag.count, 1);
+	struct passwd *pw = getpwuid(65534);
+	snprintf(expect, sizeof(expect), "owned by %s%s; %s runs as root (uid 0): chown root %s && chmod 600 %s",
+		 pw != NULL ? pw->pw_name : "uid 65534", pw != NULL ? " (uid 65534)" : "", program_invocation_short_name,
+		 pin, pin);
+	if (strstr(diag.messages[0], expect) == NULL)
+		fail_msg("%s\nlacks: %s", diag.messages[0], expect);
 	cs_config_diag_free(&diag);
 }
 
@@ -1046,6 +1083,7 @@ int main(void)
 		cmocka_unit_test(test_module_by_path_with_init_args),
 		cmocka_unit_test(test_accounts_and_hardening),
 		cmocka_unit_test(test_reload_without_secrets),
+		cmocka_unit_test(test_pin_owner),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_access_grants),

@@ -12,7 +12,8 @@
  * (cmocka's assertions are the parent's alone).
  *
  * The privilege drop (server.user) runs only as root; it is skipped
- * otherwise.
+ * otherwise. So is the drop from the systemd unit's key account (not
+ * root, CAP_SETUID, CAP_SETGID and CAP_SETPCAP kept: 'daemon' here).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,6 +46,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -498,6 +501,35 @@ static int do_accept4(void *arg)
 	return 3;
 }
 
+static void on_signal(int sig)
+{
+	(void)sig;
+}
+
+/* Code that took over the process hides from the filter: a handler of its
+ * own for SIGSYS (the trap would then not end the process) */
+static int do_sigsys_handler(void *arg)
+{
+	(void)arg;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGSYS, &sa, NULL);
+	/* had it worked, a forbidden call would now be survived */
+	execve("/bin/true", (char *[]){"/bin/true", NULL}, (char *[]){NULL});
+	return 3;
+}
+
+/* A handler for another signal is allowed */
+static int do_other_handler(void *arg)
+{
+	(void)arg;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	return sigaction(SIGUSR1, &sa, NULL) == 0 ? 0 : 4;
+}
+
 typedef struct {
 	const char *name; /* the system call the child dies on */
 	long nr;
@@ -546,12 +578,24 @@ static void test_forbidden(void **state)
 		/* the key process has no event loop and accepts nothing */
 		{"epoll_create1", SYS_epoll_create1, CS_CONFINE_KEY, do_epoll, NULL, 0},
 		{"accept4", SYS_accept4, CS_CONFINE_KEY, do_accept4, NULL, 0},
+		/* no handler of its own for SIGSYS */
+		{"rt_sigaction", SYS_rt_sigaction, CS_CONFINE_NETWORK, do_sigsys_handler, NULL, 0},
+		{"rt_sigaction", SYS_rt_sigaction, CS_CONFINE_KEY, do_sigsys_handler, NULL, 0},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (SANITIZER && cases[i].sanitizer_allows)
 			continue;
 		expect_sigsys(&cases[i]);
 	}
+}
+
+static void test_other_handler_allowed(void **state)
+{
+	(void)state;
+	child_result res;
+	run_child(CS_CONFINE_NETWORK, REPORT_PIPE, do_other_handler, NULL, &res);
+	assert_true(WIFEXITED(res.status));
+	assert_int_equal(WEXITSTATUS(res.status), 0);
 }
 
 /* Without a report pipe: a line on stderr naming the process and the call. */
@@ -807,6 +851,140 @@ static void test_drop_caps(void **state)
 	expect_exit0("drop capabilities", &res);
 }
 
+/* ---- the unit's key account: not root, CAP_SETUID/SETGID/SETPCAP -------- */
+
+#define CAP_BIT(c) (1u << ((c) % 32))
+
+/* What systemd's User=, SupplementaryGroups= and AmbientCapabilities=CAP_SETUID
+ * CAP_SETGID CAP_SETPCAP make (hsm-setup/credsignd.service): uid and gid
+ * 'daemon', a supplementary group, those three capabilities effective and
+ * permitted (kept across the switch with PR_SET_KEEPCAPS); effective is
+ * the set of `effective` (a subset of the three). Returns 0, or the line
+ * that failed. */
+static int become_key_account(uint32_t effective)
+{
+	const struct passwd *pw = getpwnam("daemon");
+	const struct group *ng = getgrnam("nogroup");
+	CHECK(pw != NULL && pw->pw_uid != 0 && ng != NULL);
+	uid_t uid = pw->pw_uid;
+	gid_t groups[2] = {pw->pw_gid, ng->gr_gid};
+	CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == 0);
+	CHECK(setgroups(2, groups) == 0 && setresgid(groups[0], groups[0], groups[0]) == 0 &&
+	      setresuid(uid, uid, uid) == 0);
+	/* the switch from uid 0 emptied the effective set: raise the three again */
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof(data));
+	data[0].permitted = CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETPCAP);
+	data[0].effective = effective;
+	CHECK(syscall(SYS_capset, &hdr, data) == 0);
+	CHECK(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == 0);
+	CHECK(geteuid() == uid && getuid() == uid);
+	CHECK(status_field("CapPrm") == (long)data[0].permitted && status_field("CapEff") == (long)effective);
+	return 0;
+}
+
+/* With CAP_SETUID and CAP_SETGID the switch to server.user is made, as
+ * from root: every id, no supplementary group but its own, no capability
+ * left, neither root nor the key account regained. */
+static int key_account_drops(void *arg)
+{
+	(void)arg;
+	CHECK(become_key_account(CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETPCAP)) == 0);
+	uid_t key_uid = getuid();
+	cs_config cfg;
+	cs_run_as who;
+	char why[512];
+	memset(&cfg, 0, sizeof(cfg));
+	/* server.user unset: stays as it is, as without the capabilities */
+	CHECK(cs_confine_run_as(&cfg, &who, why, sizeof(why)) == CS_OK && who.drop == 0 && who.uid == key_uid);
+	/* a user that is root, or missing: refused as from root */
+	cfg.server.user = "root";
+	CHECK(cs_confine_run_as(&cfg, &who, why, sizeof(why)) == CS_E_CONFIG);
+	CHECK(strstr(why, "server.user 'root' is root (uid 0)") != NULL && who.drop == 0);
+	cfg.server.user = "nobody";
+	cfg.server.group = "nogroup";
+	const struct passwd *pw = getpwnam("nobody");
+	const struct group *gr = getgrnam("nogroup");
+	CHECK(pw != NULL && gr != NULL);
+	uid_t nobody = pw->pw_uid;
+	gid_t nogroup = gr->gr_gid;
+	if (cs_confine_run_as(&cfg, &who, why, sizeof(why)) != CS_OK) {
+		fprintf(stderr, "cs_confine_run_as: %s\n", why);
+		return 10;
+	}
+	CHECK(who.drop == 1 && who.uid == nobody && who.gid == nogroup);
+	CHECK(strcmp(who.user, "nobody") == 0 && strcmp(who.group, "nogroup") == 0);
+	if (cs_confine_drop(&who, why, sizeof(why)) != CS_OK) {
+		fprintf(stderr, "cs_confine_drop: %s\n", why);
+		return 11;
+	}
+	uid_t r, e, s;
+	gid_t rg, eg, sg, groups[4];
+	CHECK(getresuid(&r, &e, &s) == 0 && r == nobody && e == nobody && s == nobody);
+	CHECK(getresgid(&rg, &eg, &sg) == 0 && rg == nogroup && eg == nogroup && sg == nogroup);
+	CHECK(getgroups(4, groups) == 1 && groups[0] == nogroup);
+	CHECK(status_field("CapEff") == 0 && status_field("CapPrm") == 0 && status_field("CapInh") == 0);
+	CHECK(status_field("CapBnd") == 0 && status_field("CapAmb") == 0);
+	CHECK(status_field("NoNewPrivs") == 1);
+	CHECK(setuid(0) == -1 && errno == EPERM);
+	CHECK(setuid(key_uid) == -1 && errno == EPERM);
+	CHECK(setresuid(key_uid, key_uid, key_uid) == -1 && errno == EPERM);
+	CHECK(setgid(0) == -1 && errno == EPERM);
+	return 0;
+}
+
+/* Without CAP_SETUID effective (permitted only) the switch cannot be made:
+ * as an unprivileged start (drop skipped for the account itself, another
+ * one refused). */
+static int key_account_without_setuid(void *arg)
+{
+	(void)arg;
+	CHECK(become_key_account(CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETPCAP)) == 0);
+	cs_config cfg;
+	cs_run_as who;
+	char why[512];
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.server.user = "nobody";
+	CHECK(cs_confine_run_as(&cfg, &who, why, sizeof(why)) == CS_E_CONFIG);
+	CHECK(strstr(why, "cannot switch") != NULL);
+	cfg.server.user = "daemon";
+	CHECK(cs_confine_run_as(&cfg, &who, why, sizeof(why)) == CS_OK && who.drop == 0);
+	return 0;
+}
+
+/* The key process of that account: every capability dropped, the uid kept. */
+static int key_account_drops_caps(void *arg)
+{
+	(void)arg;
+	CHECK(become_key_account(CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETPCAP)) == 0);
+	uid_t uid = getuid();
+	char why[512];
+	if (cs_confine_drop_caps(why, sizeof(why)) != CS_OK) {
+		fprintf(stderr, "cs_confine_drop_caps: %s\n", why);
+		return 10;
+	}
+	CHECK(getuid() == uid && geteuid() == uid);
+	CHECK(status_field("CapEff") == 0 && status_field("CapPrm") == 0 && status_field("CapBnd") == 0);
+	CHECK(status_field("NoNewPrivs") == 1);
+	CHECK(setuid(0) == -1 && errno == EPERM);
+	return 0;
+}
+
+static void test_key_account(void **state)
+{
+	(void)state;
+	if (geteuid() != 0 || getpwnam("daemon") == NULL || getgrnam("nogroup") == NULL)
+		skip();
+	child_result res;
+	run_child(NO_FILTER, REPORT_PIPE, key_account_drops, NULL, &res);
+	expect_exit0("key account: switch to nobody", &res);
+	run_child(NO_FILTER, REPORT_PIPE, key_account_without_setuid, NULL, &res);
+	expect_exit0("key account without CAP_SETUID", &res);
+	run_child(NO_FILTER, REPORT_PIPE, key_account_drops_caps, NULL, &res);
+	expect_exit0("key account: key process drops capabilities", &res);
+}
+
 /* ---- the key process's list with the PKCS#11 module loaded -------------- */
 
 #define KEY_LABEL "confine-key"
@@ -1010,11 +1188,13 @@ int main(void)
 		cmocka_unit_test(test_key_allowed),
 		cmocka_unit_test(test_forbidden),
 		cmocka_unit_test(test_forbidden_report_stderr),
+		cmocka_unit_test(test_other_handler_allowed),
 		cmocka_unit_test(test_process),
 		cmocka_unit_test(test_run_as),
 		cmocka_unit_test(test_run_as_unprivileged),
 		cmocka_unit_test(test_drop),
 		cmocka_unit_test(test_drop_caps),
+		cmocka_unit_test(test_key_account),
 		cmocka_unit_test(test_key_with_token),
 		cmocka_unit_test(test_pin_in_secure_heap),
 	};

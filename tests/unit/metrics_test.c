@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -89,6 +90,38 @@ static void test_token_commit_audit(void **state)
 	free(text);
 }
 
+/* The supervisor's restarts (privsep.h), counted in the shared mapping
+ * before a fork, are seen by the process that renders. */
+static void test_process_restarts(void **state)
+{
+	(void)state;
+	cs_metrics_reset();
+	char *text = NULL;
+	cs_metrics_gauges g = {0};
+	assert_int_equal(cs_metrics_render(&g, &text), CS_OK);
+	assert_true(value_of(text, "credsign_process_restarts_total{process=\"key\"} ") == 0);
+	assert_true(value_of(text, "credsign_process_restarts_total{process=\"network\"} ") == 0);
+	free(text);
+	assert_int_equal(cs_metrics_share(), CS_OK);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		cs_metrics_process_restart(CS_METRICS_KEY_PROCESS);
+		cs_metrics_process_restart(CS_METRICS_KEY_PROCESS);
+		cs_metrics_process_restart(CS_METRICS_NETWORK_PROCESS);
+		cs_metrics_process_restart((cs_metrics_process)7); /* not a process: ignored */
+		_exit(0);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(cs_metrics_render(&g, &text), CS_OK);
+	assert_non_null(strstr(text, "# TYPE credsign_process_restarts_total counter\n"));
+	assert_true(value_of(text, "credsign_process_restarts_total{process=\"key\"} ") == 2);
+	assert_true(value_of(text, "credsign_process_restarts_total{process=\"network\"} ") == 1);
+	free(text);
+}
+
 /* Log lines written to a pipe, read back. */
 static void read_line(int fd, char *buf, size_t cap)
 {
@@ -139,6 +172,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_requests_and_histograms),
 		cmocka_unit_test(test_token_commit_audit),
+		cmocka_unit_test(test_process_restarts),
 		cmocka_unit_test(test_log_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -202,9 +202,12 @@ cs_err cs_confine_run_as(const cs_config *cfg, cs_run_as *out, char *why, size_t
 
 /* ---- capabilities ------------------------------------------------------ */
 
+/* The kernel's last capability; where /proc/sys is hidden (a systemd
+ * unit's ProcSubset=pid), 63: dropping a capability the kernel does not
+ * have fails with EINVAL, which the callers ignore. */
 static int cap_last(void)
 {
-	int last = CAP_LAST_CAP;
+	int last = 63;
 	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
 	if (f != NULL) {
 		int v;
@@ -353,6 +356,10 @@ cs_err cs_confine_drop(const cs_run_as *who, char *why, size_t len)
 	cs_err r = drop_bounding(why, len);
 	if (r == CS_OK && who->drop)
 		r = switch_ids(who, why, len);
+	/* the uid change set the dumpable flag to fs.suid_dumpable (2 where
+	 * apport is installed): not dumpable again */
+	if (r == CS_OK && who->drop && !CONFINE_SANITIZER && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		r = fail(CS_E_INTERNAL, why, len, "PR_SET_DUMPABLE 0 after the switch: %s", strerror(errno));
 	if (r == CS_OK && who->drop && deathsig != 0 &&
 	    (prctl(PR_SET_PDEATHSIG, deathsig, 0, 0, 0) != 0 || getppid() != parent))
 		r = fail(CS_E_INTERNAL, why, len, "the parent process ended during the switch of user");

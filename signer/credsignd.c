@@ -1380,7 +1380,7 @@ static void check_tls(checker *c, OSSL_LIB_CTX *libctx, int check_key)
  * wordlist are its files too. --check-config and start-up (before any
  * process is forked) check each as that account would reach it, from the
  * modes (owner, group and other bits against its uid and its groups,
- * getgrouplist; ACLs are not read): every directory on the (resolved) path
+ * the groups it will have; POSIX ACLs too): every directory on the (resolved) path
  * searchable, the file readable, the store's directory writable. Each
  * failure names the setting, the file, the account and the fix. Nothing
  * to check when the account is root (allow_root) or when the process does
@@ -1397,13 +1397,17 @@ typedef struct {
 	int ngroups;
 } reach_account;
 
-/* The account's groups: its primary group and getgrouplist's. */
+/* The account's groups as the network process will have them: after the
+ * switch (who->drop), server.group alone (cs_confine_drop sets no other);
+ * without one, the process keeps its groups, the user's (getgrouplist). */
 static cs_err account_open(const cs_run_as *who, reach_account *a)
 {
 	int n = 32;
 	a->who = who;
 	a->groups = NULL;
 	a->ngroups = 0;
+	if (who->drop)
+		return CS_OK; /* account_in_group: who->gid only */
 	for (int tries = 0; tries < 4; tries++) {
 		gid_t *g = realloc(a->groups, (size_t)n * sizeof(*g));
 		if (g == NULL)
@@ -2530,7 +2534,10 @@ static int key_main(void *arg, cs_privsep_child *child)
 	cs_server_free(d->srv); /* the listeners are the network process's */
 	d->srv = NULL;
 	(void)prctl(PR_SET_NAME, "credsignd-key", 0, 0, 0);
-	if ((r = cs_confine_process(d->mlock, 1, why, sizeof(why))) != CS_OK) {
+	/* every capability dropped before the module is loaded: capabilities
+	 * are per thread, and a module may start threads of its own */
+	if ((r = cs_confine_process(d->mlock, 1, why, sizeof(why))) != CS_OK ||
+	    (r = cs_confine_drop_caps(why, sizeof(why))) != CS_OK) {
 		cs_log_error("key process: start-up failed: %s", why);
 		goto out;
 	}
@@ -2547,16 +2554,15 @@ static int key_main(void *arg, cs_privsep_child *child)
 	if ((r = cs_keyproc_prepare(token, list, n, &kp)) != CS_OK)
 		goto out; /* logged naming the setting */
 	confinement_text("key process", cfg, d->mlock, summary, sizeof(summary));
-	if ((r = cs_confine_drop_caps(why, sizeof(why))) != CS_OK ||
-	    (cfg->hardening.seccomp && (r = cs_confine_seccomp(CS_CONFINE_KEY, child->report_fd, why, sizeof(why))) != CS_OK)) {
+	if (cfg->hardening.seccomp && (r = cs_confine_seccomp(CS_CONFINE_KEY, child->report_fd, why, sizeof(why))) != CS_OK) {
 		cs_log_error("key process: start-up failed: %s", why);
 		goto out;
 	}
 	cs_log_info("%s", summary);
 	if (geteuid() == 0)
 		cs_log_warn("key process: runs as root (uid 0) without capabilities: taken over (through the "
-			    "PKCS#11 module), it could still read and write root's files; run credsignd as a key "
-			    "account as the systemd unit does (docs/hardening.md, \"Two accounts\")");
+			    "PKCS#11 module), it could still read and write root's files; start credsignd as a key "
+			    "account with CAP_SETUID and CAP_SETGID instead (docs/hardening.md, \"Two accounts\")");
 	cs_log_info("key process: serving %zu channel(s), %zu configured key(s) bound", child->nchannels, n);
 	cs_privsep_ready(child);
 	r = cs_keyproc_serve(kp, child->channels, child->nchannels);

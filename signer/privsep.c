@@ -170,6 +170,19 @@ static void child_setup(sup *s, child *me, const sigset_t *mask)
 	close_fd(&s->net.report_fd);
 	if (me == &s->key)
 		close_fds(s->pending, &s->npending); /* the network process's ends */
+	/* systemd's watchdog names the main process (WATCHDOG_PID): the network
+	 * process pings it (NotifyAccess=all), so the variable names it there;
+	 * the key process does not ping */
+	if (getenv("WATCHDOG_PID") != NULL) {
+		if (me == &s->net) {
+			char pid[24];
+			snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+			setenv("WATCHDOG_PID", pid, 1);
+		} else {
+			unsetenv("WATCHDOG_PID");
+			unsetenv("WATCHDOG_USEC");
+		}
+	}
 	signal(SIGCHLD, SIG_DFL);
 	pthread_sigmask(SIG_SETMASK, mask, NULL);
 }
@@ -509,7 +522,9 @@ static void on_ready(sup *s, child *ch)
 			send_channels(s);
 		} else if (start_network(s, s->starting ? NULL : s->restart_reason) != CS_OK) {
 			close_fds(s->pending, &s->npending);
-			stop_all(s, SIGTERM, 1);
+			/* at the first start: a start-up failure (1); later, one
+			 * that systemd restarts (3) */
+			stop_all(s, SIGTERM, s->starting ? 1 : CS_PRIVSEP_EXIT_CRASH_LOOP);
 		} else if (!s->starting) {
 			cs_metrics_process_restart(CS_METRICS_NETWORK_PROCESS);
 		}
@@ -527,8 +542,8 @@ static void do_restart(sup *s)
 	if (s->restart == RESTART_NONE || now_ms() < s->restart_at || s->key.pid > 0)
 		return;
 	s->restart = RESTART_NONE; /* the network process starts once the key process is ready */
-	if (start_key(s) != CS_OK)
-		stop_all(s, SIGTERM, 1);
+	if (start_key(s) != CS_OK) /* a restart, not the first start */
+		stop_all(s, SIGTERM, CS_PRIVSEP_EXIT_CRASH_LOOP);
 	else
 		cs_metrics_process_restart(CS_METRICS_KEY_PROCESS);
 }
@@ -578,7 +593,7 @@ static void loop(sup *s)
 		int got = poll(pfd, n, next_timeout(s));
 		if (got < 0 && errno != EINTR) {
 			cs_log_error("supervisor: poll: %s", strerror(errno));
-			stop_all(s, SIGTERM, 1);
+			stop_all(s, SIGTERM, s->starting ? 1 : CS_PRIVSEP_EXIT_CRASH_LOOP);
 			sleep(1); /* no busy loop; the children are told to stop */
 		}
 		for (nfds_t i = 1; got > 0 && i < n; i++) {

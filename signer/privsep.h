@@ -63,7 +63,8 @@
 #define CS_PRIVSEP_REASON_MAX 200
 #define CS_PRIVSEP_NEW_CHANNELS 1u /* the control message's kind */
 /* The supervisor's exit status when it stopped after failed starts in a
- * row (a crash loop): not 1 (a start-up failure: the configuration, the
+ * row (a crash loop), or could not restart a child after the first start:
+ * not 1 (a start-up failure: the configuration, the
  * token, the PIN), so that systemd restarts the daemon after its own delay
  * (Restart=on-failure, RestartPreventExitStatus=1 2) */
 #define CS_PRIVSEP_EXIT_CRASH_LOOP 3

@@ -213,8 +213,8 @@ unit_is_right() {
 	for line in "User=$key_user" "Group=$key_group" "SupplementaryGroups=$group" "Type=notify" \
 		"ExecStart=/usr/sbin/credsignd --config /etc/credsign/credsignd.conf" \
 		'ExecReload=/bin/kill -HUP $MAINPID' NoNewPrivileges=yes ProtectSystem=strict \
-		"CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP" \
-		"AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_SETPCAP" "SystemCallFilter=@setuid capset" \
+		"CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_KILL" \
+		"AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_KILL" "SystemCallFilter=@setuid capset" \
 		ReadWritePaths=/var/lib/credsign PrivateTmp=yes; do
 		grep -qxF "$line" "$unit" || { echo "  no line '$line'"; return 1; }
 	done

@@ -37,7 +37,11 @@ read -r -a client_args <<< "$(client operator)"
 	curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${client_args[@]}" "$url/healthz" > "$work/listener.out" &
 pids+=($!)
 for _ in $(seq 50); do grep -q ready "$work/listener.out" 2>/dev/null && break; sleep 0.1; done
+# WATCHDOG_PID as systemd sets it: the main process (the supervisor); the
+# network process, which pings, is another
+DAEMON_WRAP=(sh -c 'WATCHDOG_PID=$$ exec "$@"' sh)
 NOTIFY_SOCKET=$sock WATCHDOG_USEC=2000000 start_daemon || { finish; exit 1; }
+DAEMON_WRAP=()
 sleep 4.5 # READY=1, then 4 s of pings (and /healthz probed at READY)
 
 # analyse CHECK: python over the recorded events; exits 0 when CHECK holds

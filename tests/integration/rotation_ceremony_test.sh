@@ -271,8 +271,9 @@ revoke_one() {
 	f=$(awk -v k="$kid_new" '$2 == k {print "'"$load"'/" $1; exit}' "$load/certs.tsv")
 	cert_id=$($py -c 'import base64,json,sys; p=open(sys.argv[1]).read().split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p+"="*(-len(p)%4)))["jti"])' "$f")
 	"${admin[@]}" cert revoke "$cert_id" --reason "test: credential leaked" > /dev/null || return 1
-	# the daemon re-signs its list within its poll
-	for _ in $(seq 40); do
+	# the daemon re-signs its list within its poll (10 s at most here: a
+	# loaded machine)
+	for _ in $(seq 100); do
 		served /.well-known/credsign-revocations "$work/revocations.jws" && grep -q . "$work/revocations.jws" &&
 			$py -c 'import base64,json,sys; p=open(sys.argv[1]).read().split(".")[1]; sys.exit(0 if sys.argv[2] in [r["id"] for r in json.loads(base64.urlsafe_b64decode(p+"="*(-len(p)%4)))["revoked"]] else 1)' \
 				"$work/revocations.jws" "$cert_id" && break

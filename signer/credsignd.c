@@ -1547,6 +1547,19 @@ static void account_reads(checker *c, const reach_account *a, const char *settin
 	}
 }
 
+/* The directory a path names its file in ("." for a bare name). */
+static void dir_of(const char *path, char *dir, size_t len)
+{
+	snprintf(dir, len, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, len, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+}
+
 /* The store's directory: writable (the store, its WAL and SHM are made
  * there), and the store's files, when they exist, readable and writable. */
 static void account_writes_store(checker *c, const reach_account *a, const char *path)
@@ -1554,14 +1567,7 @@ static void account_writes_store(checker *c, const reach_account *a, const char 
 	static const char *const suffixes[] = {"", "-wal", "-shm"};
 	const cs_run_as *w = a->who;
 	char dir[PATH_MAX], stop[PATH_MAX], file[PATH_MAX + 8];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	dir_of(path, dir, sizeof(dir));
 	reach_result r = account_reach(a, dir, 3, stop, sizeof(stop));
 	for (size_t i = 0; r == REACH_OK && i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
 		snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
@@ -2157,14 +2163,7 @@ static cs_err store_usable(const char *path, const cs_run_as *who)
 	static const char *const suffixes[] = {"", "-wal", "-shm"};
 	char dir[PATH_MAX], file[PATH_MAX + 8];
 	const char *bad = NULL;
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	dir_of(path, dir, sizeof(dir));
 	if (access(dir, W_OK | X_OK) != 0 && errno != ENOENT)
 		bad = dir;
 	for (size_t i = 0; bad == NULL && i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {

@@ -717,21 +717,27 @@ static void test_pin_owner(void **state)
 		skip();
 		return;
 	}
-	write_file("nobody.pin", "123456\n", 0600);
-	snprintf(pin, sizeof(pin), "%s/nobody.pin", dir);
+	/* a directory every account reaches (the test state may sit under
+	 * directories that uid 1 cannot search) */
+	char tdir[] = "/tmp/credsign-pin-owner.XXXXXX";
+	assert_non_null(mkdtemp(tdir));
+	assert_int_equal(chmod(tdir, 0755), 0);
+	snprintf(pin, sizeof(pin), "%s/nobody.pin", tdir);
+	ts_write_file(pin, "123456\n", 0600);
 	assert_int_equal(chown(pin, 65534, (gid_t)-1), 0);
-	write_file("owner.conf",
-		   "tls = { cert = \"cert.pem\"; key = \"key.pem\"; ca = \"ca.pem\"; };\n"
-		   "pkcs11 = { module = \"./module.so\"; token_uri = \"pkcs11:token=t\";\n"
-		   "  pin_file = \"nobody.pin\"; signing_key = \"pkcs11:object=k\"; };\n",
-		   0644);
-	snprintf(path, sizeof(path), "%s/owner.conf", dir);
+	snprintf(path, sizeof(path), "%s/owner.conf", tdir);
+	char text[4096]; /* the TLS files and module of the test's own directory */
+	snprintf(text, sizeof(text),
+		 "tls = { cert = \"%s/cert.pem\"; key = \"%s/key.pem\"; ca = \"%s/ca.pem\"; };\n"
+		 "pkcs11 = { module = \"%s/module.so\"; token_uri = \"pkcs11:token=t\";\n"
+		 "  pin_file = \"nobody.pin\"; signing_key = \"pkcs11:object=k\"; };\n",
+		 dir, dir, dir, dir);
+	ts_write_file(path, text, 0644);
 	/* root, a tool: accepted */
 	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
 	cs_config_free(cfg);
 	cfg = NULL;
 	/* another account (uid 1, "daemon" on Debian): refused, named */
-	assert_int_equal(chmod(dir, 0755), 0);
 	fflush(NULL);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -759,7 +765,9 @@ static void test_pin_owner(void **state)
 	}
 	int ws;
 	assert_int_equal(waitpid(pid, &ws, 0), pid);
-	assert_int_equal(chmod(dir, 0700), 0);
+	unlink(pin);
+	unlink(path);
+	rmdir(tdir);
 	assert_true(WIFEXITED(ws));
 	assert_int_equal(WEXITSTATUS(ws), 0);
 }

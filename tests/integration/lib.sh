@@ -61,7 +61,7 @@ service_files() { # service_files WORK DATA
 # and credsign-admin (run as root) may have created it
 service_store() {
 	[ -n "$RUN_AS" ] || return 0
-	local store dir
+	local store dir f # (f: not the caller's, bash scoping is dynamic)
 	store=$(sed -n 's/^store = {[^}]*path = "\([^"]*\)".*/\1/p' "$conf" | tail -1)
 	[ -n "$store" ] || return 0
 	dir=$(dirname "$store")

@@ -52,7 +52,7 @@ rotate_under_load() {
 	"${admin[@]}" ceremony execute "$id" > "$work/execute.out" 2>&1 || { cat "$work/execute.out"; touch "$stop"; return 1; }
 	# the daemon takes the new key within its poll; keep the load on a while after
 	for _ in $(seq 50); do
-		grep -q "$kid_new" "$load"/certs.tsv 2>/dev/null && break
+		grep -q -- "$kid_new" "$load"/certs.tsv 2>/dev/null && break
 		[ -n "$(grep -l "\"kid\":\"$kid_new\"" "$load"/cert-*.jws 2>/dev/null | head -1)" ] && break
 		sleep 0.1
 	done
@@ -148,10 +148,10 @@ config_back_to_retired() {
 	stop_daemon
 	sed -i "s|signing_key = \"[^\"]*\"|signing_key = \"$old_uri\"|" "$conf"
 	"$BUILD/bin/credsignd" --check-config "$conf" > "$work/check.out" 2>&1 || { cat "$work/check.out"; return 1; }
-	grep -q "$kid_old" "$work/check.out" && grep -q "retired" "$work/check.out" && grep -q "$kid_new" "$work/check.out" ||
+	grep -q -- "$kid_old" "$work/check.out" && grep -q "retired" "$work/check.out" && grep -q -- "$kid_new" "$work/check.out" ||
 		{ cat "$work/check.out"; return 1; }
 	start_daemon || return 1
-	grep -q "$kid_old.*retired" "$log" || { cat "$log"; return 1; }
+	grep -q -- "$kid_old.*retired" "$log" || { cat "$log"; return 1; }
 	local got sid
 	got=$(call ci-deployer POST /api/generate "{\"preset\":\"soc2\",$PAYMENTS}")
 	sid=$(json_field "${got#* }" generation_session_id)

@@ -473,10 +473,10 @@ PY
 		done
 	done
 	sqlite3 "$db" .dump > "$work/jti-dump.sql" || return 1
-	grep -q "${jtis[2]}" "$work/jti-dump.sql" || { echo "  the dump lacks the records"; return 1; }
+	grep -q -- "${jtis[2]}" "$work/jti-dump.sql" || { echo "  the dump lacks the records"; return 1; }
 	for j in "${jtis[@]:0:2}"; do # as text, and as a blob's hex (.dump writes X'..')
 		! grep -qiF -e "$j" -e "$(printf '%s' "$j" | od -An -tx1 | tr -d ' \n')" "$work/jti-dump.sql" "$log" ||
-			{ echo "  jti $j kept: $(grep -lF "$j" "$work/jti-dump.sql" "$log")"; return 1; }
+			{ echo "  jti $j kept: $(grep -lF -- "$j" "$work/jti-dump.sql" "$log")"; return 1; }
 	done
 }
 check "a JWS's jti: 128 random bits, not the signature id, in no record, audit entry, store or log" jti_nowhere

@@ -446,13 +446,6 @@ static void child_ended(sup *s, child *ch, int wstatus)
 		return;
 	}
 	int failed = !was_ready || now_ms() - ch->ready_at < QUICK_END_MS;
-	if (ch == &s->key && s->starting && s->net.pid > 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
-		/* at the first start, a key process exits 0 when the network
-		 * process, failing its start, closed the channels: that end,
-		 * seen next, stops the daemon (no restart of the key process) */
-		close_fds(s->pending, &s->npending);
-		return;
-	}
 	if (ch == &s->key) {
 		close_fds(s->pending, &s->npending); /* given to no one */
 		schedule_restart(s, s->net.pid > 0 ? RESTART_KEY : RESTART_BOTH, failed);

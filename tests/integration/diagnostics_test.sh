@@ -178,7 +178,9 @@ refused() {
 	rc=$?
 	[ "$rc" -eq 1 ] || { echo "  exit $rc"; cat "$work/$name.log"; return 1; }
 	grep -qF -- "$2" "$work/$name.log" || { echo "  no '$2' in:"; sed 's/^/    /' "$work/$name.log"; return 1; }
-	! grep -q "starting" "$work/$name.log" || { echo "  it started"; return 1; }
+	# (the daemon's start line; not "restarting the key process", which a
+	# supervisor may log while the network process fails its start)
+	! grep -q " starting: node=" "$work/$name.log" || { echo "  it started"; return 1; }
 	[ ! -e "$db" ] || { echo "  the store $db was created"; return 1; }
 }
 

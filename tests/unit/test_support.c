@@ -14,6 +14,7 @@
 #include "test_support.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 
 void ts_write_file(const char *path, const char *text, mode_t mode)
@@ -44,4 +45,16 @@ cs_preset_set *ts_presets_load(const char *path)
 		fprintf(stderr, "%s\n", diag.messages[i]);
 	cs_config_diag_free(&diag);
 	return r == CS_OK ? set : NULL;
+}
+
+int ts_token_fixture(const char **module, const char **dir, char *pin, size_t pin_len)
+{
+	*module = getenv("CREDSIGN_TEST_MODULE");
+	*dir = getenv("CREDSIGN_TEST_TOKEN_DIR");
+	if (*module == NULL || *dir == NULL) {
+		fprintf(stderr, "CREDSIGN_TEST_MODULE and CREDSIGN_TEST_TOKEN_DIR must be set\n");
+		return -1;
+	}
+	snprintf(pin, pin_len, "%s/user.pin", *dir);
+	return 0;
 }

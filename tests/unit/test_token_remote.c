@@ -86,13 +86,9 @@ static cs_key_purpose purpose(cs_key_purpose_kind kind, const char *profile)
 static int group_setup(void **state)
 {
 	(void)state;
-	module_path = getenv("CREDSIGN_TEST_MODULE");
-	const char *dir = getenv("CREDSIGN_TEST_TOKEN_DIR");
-	if (module_path == NULL || dir == NULL) {
-		fprintf(stderr, "CREDSIGN_TEST_MODULE and CREDSIGN_TEST_TOKEN_DIR must be set\n");
+	const char *dir;
+	if (ts_token_fixture(&module_path, &dir, pin_path, sizeof(pin_path)) != 0)
 		return -1;
-	}
-	snprintf(pin_path, sizeof(pin_path), "%s/user.pin", dir);
 	fault_module = getenv("CREDSIGN_TEST_FAULT_MODULE");
 	cs_token *t = NULL;
 	cs_token_params p = params();

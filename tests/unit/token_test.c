@@ -52,14 +52,10 @@ static cs_token_params params(const char *uri, const char *pin)
 static int group_setup(void **state)
 {
 	(void)state;
-	module_path = getenv("CREDSIGN_TEST_MODULE");
-	const char *dir = getenv("CREDSIGN_TEST_TOKEN_DIR");
-	if (module_path == NULL || dir == NULL) {
-		fprintf(stderr, "CREDSIGN_TEST_MODULE and CREDSIGN_TEST_TOKEN_DIR must be set\n");
+	const char *dir;
+	if (ts_token_fixture(&module_path, &dir, pin_path, sizeof(pin_path)) != 0)
 		return -1;
-	}
 	snprintf(token_dir, sizeof(token_dir), "%s", dir);
-	snprintf(pin_path, sizeof(pin_path), "%s/user.pin", token_dir);
 
 	/* the signing key used by the tests: generated once per token */
 	cs_token *t = NULL;

@@ -11,9 +11,13 @@
  * kept decoded), the signatures made for signing profiles, signing keys
  * (the certificates' or a profile's) and their lifecycle, dual-control
  * ceremonies with their approvals, key rollover statements, certificate
- * revocations and the audit log with its signed checkpoints. The embedded backend is SQLite (store_sqlite.c: WAL,
- * synchronous=FULL, triggers refusing updates and deletes of the audit log
- * as defence in depth); another backend implements this same header.
+ * revocations, the node ids in use and the audit log with its signed
+ * checkpoints. Two backends implement it (store_backend.h): SQLite, embedded,
+ * one node (store_sqlite.c: WAL, synchronous=FULL), and PostgreSQL, shared by
+ * several nodes (store_pg*.c: every write transaction serialised by one
+ * advisory lock, so the ledger's rules hold across nodes as they do across
+ * SQLite's single writer). Both refuse updates and deletes of the audit log
+ * and the other append-only records in the schema, as defence in depth.
  *
  * Each cs_store is one connection for one thread; open one per thread. The
  * schema is versioned and migrated by cs_store_open (serialized by the
@@ -54,6 +58,47 @@ typedef struct {
 	char cert_sha256[CS_SHA256_HEX]; /* the client certificate that generated */
 	const char *claims_json;         /* certificate claims known at generation */
 } cs_gen_session;
+
+/* ---- where the store is ----------------------------------------------------
+ * A target names the backend and how to reach it (conf.h fills one from the
+ * store group; the strings stay the caller's). SQLite: one file, path.
+ * PostgreSQL: a database shared by every node (docs/deployment.md), reached
+ * with libpq; the password, when one is needed, read from password_file at
+ * each connection and wiped, never kept in a string of the configuration.
+ * Each cs_store is still one connection for one thread; pool_size caps how
+ * many one process opens (CS_E_STORE beyond, logged naming the cap). */
+typedef enum { CS_STORE_SQLITE = 0, CS_STORE_POSTGRESQL = 1 } cs_store_backend;
+typedef struct {
+	cs_store_backend backend;
+	const char *path; /* sqlite: the database file */
+	/* postgresql */
+	const char *conninfo;      /* libpq keyword/value string or URI, without a password */
+	const char *sslmode;       /* NULL: verify-full */
+	const char *ca_file;       /* sslrootcert; NULL: libpq's default (~/.postgresql/root.crt) */
+	const char *password_file; /* the password alone (first line); NULL: none, or libpq's passfile */
+	const char *application_name; /* NULL: "credsignd" (the node id, for pg_stat_activity) */
+	int statement_timeout_ms;  /* every statement outside a write's deadline; 0: none */
+	int connect_timeout_s;     /* each connection attempt (and reconnect); 0: 10 */
+	int pool_size;             /* connections this process may open at once; 0: no cap */
+	/* the group role the migrations grant a node's rights to (SELECT,
+	 * INSERT; UPDATE and DELETE only where the ledger changes rows, never
+	 * on the audit log or another append-only table); NULL: credsign_node */
+	const char *node_role;
+} cs_store_target;
+
+/* Open (create, migrate) the store a target names; the same contract as
+ * cs_store_open below, for either backend. A PostgreSQL connection that
+ * breaks (a restart, a failover) fails the call in progress (CS_E_STORE;
+ * a write transaction open on it is lost, never half-committed) and is
+ * made again at the next call, so the daemon recovers by itself. */
+cs_err cs_store_connect(const cs_store_target *target, cs_store **out) __attribute__((warn_unused_result));
+/* As cs_store_open_existing_readonly, for either backend. */
+cs_err cs_store_connect_existing_readonly(const cs_store_target *target, cs_store **out)
+	__attribute__((warn_unused_result));
+/* What messages call the store: the SQLite path, or
+ * "postgresql://USER@HOST:PORT/DBNAME" (never a password), written into buf
+ * (truncated to size), which is returned. */
+const char *cs_store_target_name(const cs_store_target *target, char *buf, size_t size);
 
 /* Open (create, migrate) a store. Every open, this one and the read-only
  * one, checks the schema's guards: the unique index of the one active key
@@ -334,6 +379,18 @@ cs_err cs_store_signatures_by_sha256(cs_store *store, const char *sha256_hex, in
 #define CS_STORE_SIG_FORMATS 3
 cs_err cs_store_key_formats_signed(cs_store *store, const char *profile, const char *kid,
 				   const char *formats[CS_STORE_SIG_FORMATS + 1]) __attribute__((warn_unused_result));
+
+/* ---- node identity ---------------------------------------------------------- */
+
+/* Claim node_id for this running instance, or renew the claim (inside a
+ * write transaction): the row of node_id records instance (random, one per
+ * process life), host, pid and seen_ms = now_ms. CS_E_CONFLICT when another
+ * instance renewed it less than live_ms before now_ms: nothing is written
+ * and *holder (malloc'd, may be NULL on CS_E_NOMEM) says who ("host H pid
+ * P, seen N ms ago"). The ids of every node sharing a store stay unique. */
+cs_err cs_store_node_claim(cs_store *store, const char *node_id, const char *instance, const char *host,
+			   int64_t pid, int64_t now_ms, int64_t live_ms, char **holder)
+	__attribute__((warn_unused_result));
 
 /* ---- audit log (see audit_chain.h for entries and the chain) ------------- */
 

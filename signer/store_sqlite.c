@@ -19,7 +19,7 @@
 
 #include "cs_log.h"
 #include "jose.h"
-#include "store.h"
+#include "store_backend.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -90,6 +90,8 @@ enum {
 	Q_SIG_GET,
 	Q_SIGS_BY_SHA256,
 	Q_KEY_FORMATS,
+	Q_NODE_GET,
+	Q_NODE_PUT,
 	Q_COUNT
 };
 
@@ -223,26 +225,36 @@ static const char *const sql_text[Q_COUNT] = {
 			  "EXISTS (SELECT 1 FROM signatures WHERE profile = ?1 AND kid = ?2 AND format = 'digest'), "
 			  "EXISTS (SELECT 1 FROM signatures WHERE profile = ?1 AND kid = ?2 AND format = 'dsse'), "
 			  "EXISTS (SELECT 1 FROM signatures WHERE profile = ?1 AND kid = ?2 AND format = 'jws')",
+	[Q_NODE_GET] = "SELECT instance, host, pid, seen_ms FROM store_nodes WHERE node_id = ?",
+	[Q_NODE_PUT] = "INSERT INTO store_nodes (node_id, instance, host, pid, started_ms, seen_ms) "
+		       "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(node_id) DO UPDATE SET instance = excluded.instance, "
+		       "host = excluded.host, pid = excluded.pid, seen_ms = excluded.seen_ms, "
+		       "started_ms = CASE WHEN store_nodes.instance = excluded.instance THEN store_nodes.started_ms "
+		       "ELSE excluded.started_ms END",
 };
 
-struct cs_store {
+typedef struct {
+	cs_store base; /* the ops: first */
 	sqlite3 *db;
 	sqlite3_stmt *st[Q_COUNT];
 	int64_t deadline_ms; /* of the running write, for the progress handler */
 	uint64_t several_active; /* several active keys found, logged (again once it was fixed):
 	                            bit 0 the certificate keys, else a bit per profile (hashed) */
-};
+} sq_store;
+
+static const cs_store_ops sqlite_ops;
+static void sq_close(cs_store *store);
 
 /* Migration N brings the schema from version N-1 to N: its SQL, then a
  * conversion in C and more SQL when needed, in one transaction. Append
  * only. */
 typedef struct {
 	const char *sql;
-	cs_err (*convert)(cs_store *s);
+	cs_err (*convert)(sq_store *s);
 	const char *sql_after;
 } migration;
 
-static cs_err certificates_v5(cs_store *s);
+static cs_err certificates_v5(sq_store *s);
 
 static const migration migrations[] = {
 	/* 1: sessions, certificates, keys */
@@ -474,16 +486,24 @@ static const migration migrations[] = {
 	        "  BEGIN SELECT RAISE(ABORT, 'signatures are append-only'); END;"
 	        "CREATE TRIGGER signatures_no_delete BEFORE DELETE ON signatures"
 	        "  BEGIN SELECT RAISE(ABORT, 'signatures are append-only'); END;"},
+	/* 9: the node ids in use (several nodes share a PostgreSQL store; the
+	 * table is in both schemas so that they stay one): a node claims its
+	 * id at start and renews the claim; another running instance may not
+	 * take it while the claim is fresh */
+	{.sql = "CREATE TABLE store_nodes ("
+	        "  node_id TEXT PRIMARY KEY, instance TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+	        "  started_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL"
+	        ");"},
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
-static cs_err db_fail(cs_store *s, const char *what)
+static cs_err db_fail(sq_store *s, const char *what)
 {
 	cs_log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
 	return CS_E_STORE;
 }
 
-static cs_err exec(cs_store *s, const char *sql)
+static cs_err exec(sq_store *s, const char *sql)
 {
 	char *msg = NULL;
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -497,7 +517,7 @@ static cs_err exec(cs_store *s, const char *sql)
 /* ---- prepared statements ----------------------------------------------------- */
 
 /* The connection's statement q, ready to bind (prepared on first use). */
-static cs_err stmt(cs_store *s, int q, sqlite3_stmt **out)
+static cs_err stmt(sq_store *s, int q, sqlite3_stmt **out)
 {
 	*out = NULL;
 	if (s->st[q] == NULL &&
@@ -519,7 +539,7 @@ static void done(sqlite3_stmt *st)
 }
 
 /* Step a statement that returns no rows; resets it. */
-static cs_err step_done(cs_store *s, sqlite3_stmt *st, const char *what)
+static cs_err step_done(sq_store *s, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 	cs_err r = rc == SQLITE_DONE ? CS_OK : db_fail(s, what);
@@ -528,7 +548,7 @@ static cs_err step_done(cs_store *s, sqlite3_stmt *st, const char *what)
 }
 
 /* Run a statement without parameters or rows. */
-static cs_err run(cs_store *s, int q, const char *what)
+static cs_err run(sq_store *s, int q, const char *what)
 {
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, q, &st);
@@ -584,7 +604,7 @@ static cs_err dup_col(sqlite3_stmt *st, int i, char **out)
 }
 
 /* A query returning one integer in one row. */
-static cs_err one_int(cs_store *s, int q, int64_t *out, const char *what)
+static cs_err one_int(sq_store *s, int q, int64_t *out, const char *what)
 {
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, q, &st);
@@ -600,7 +620,7 @@ static cs_err one_int(cs_store *s, int q, int64_t *out, const char *what)
 
 /* ---- open, close, migrations ------------------------------------------------- */
 
-static int user_version(cs_store *s)
+static int user_version(sq_store *s)
 {
 	sqlite3_stmt *st = NULL;
 	int v = -1;
@@ -615,7 +635,7 @@ static int user_version(cs_store *s)
  * created_ms) into certificates_v5: each JWS split at its two dots, the
  * payload decoded from the JWS itself (whatever the JSON copy beside it
  * said). A JWS that does not split or decode stops the migration. */
-static cs_err certificates_v5(cs_store *s)
+static cs_err certificates_v5(sq_store *s)
 {
 	sqlite3_stmt *rd = NULL, *wr = NULL;
 	cs_err r = CS_OK;
@@ -718,7 +738,7 @@ static const char *guard_sql(const char *type, const char *name, size_t *len)
 }
 
 /* Every guard there, as made (see above); else CS_E_STORE, logged naming it. */
-static cs_err check_guards(cs_store *s, const char *path)
+static cs_err check_guards(sq_store *s, const char *path)
 {
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(s->db, "SELECT type, sql FROM sqlite_master WHERE name = ?", -1, &st, NULL) !=
@@ -753,7 +773,7 @@ static cs_err check_guards(cs_store *s, const char *path)
 	return r;
 }
 
-static cs_err migrate(cs_store *s)
+static cs_err migrate(sq_store *s)
 {
 	cs_err r = exec(s, "BEGIN IMMEDIATE");
 	if (r != CS_OK)
@@ -784,12 +804,13 @@ static cs_err migrate(cs_store *s)
 	return r;
 }
 
-cs_err cs_store_open(const char *path, cs_store **out)
+cs_err cs_store_sqlite_open(const char *path, cs_store **out)
 {
 	*out = NULL;
-	cs_store *s = calloc(1, sizeof(*s));
+	sq_store *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return CS_E_NOMEM;
+	s->base.ops = &sqlite_ops;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
 	cs_err r = CS_E_STORE;
 	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -802,19 +823,20 @@ cs_err cs_store_open(const char *path, cs_store **out)
 			 "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;")) != CS_OK ||
 	    (r = migrate(s)) != CS_OK || (r = check_guards(s, path)) != CS_OK)
 		goto fail;
-	*out = s;
+	*out = &s->base;
 	return CS_OK;
 fail:
-	cs_store_close(s);
+	sq_close(&s->base);
 	return r;
 }
 
-cs_err cs_store_open_existing_readonly(const char *path, cs_store **out)
+cs_err cs_store_sqlite_open_existing_readonly(const char *path, cs_store **out)
 {
 	*out = NULL;
-	cs_store *s = calloc(1, sizeof(*s));
+	sq_store *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return CS_E_NOMEM;
+	s->base.ops = &sqlite_ops;
 	cs_err r = CS_E_STORE;
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		cs_log_error("store: cannot open %s: %s", path,
@@ -831,15 +853,16 @@ cs_err cs_store_open_existing_readonly(const char *path, cs_store **out)
 	}
 	if ((r = check_guards(s, path)) != CS_OK)
 		goto fail;
-	*out = s;
+	*out = &s->base;
 	return CS_OK;
 fail:
-	cs_store_close(s);
+	sq_close(&s->base);
 	return r;
 }
 
-void cs_store_close(cs_store *s)
+static void sq_close(cs_store *store)
 {
+	sq_store *s = (sq_store *)store;
 	if (s == NULL)
 		return;
 	for (int q = 0; q < Q_COUNT; q++)
@@ -848,8 +871,9 @@ void cs_store_close(cs_store *s)
 	free(s);
 }
 
-cs_err cs_store_ping(cs_store *s)
+static cs_err sq_ping(cs_store *store)
 {
+	sq_store *s = (sq_store *)store;
 	int64_t n = 0;
 	return one_int(s, Q_PING, &n, "ping");
 }
@@ -865,19 +889,20 @@ static int64_t mono_ms(void)
 
 static int past_deadline(void *arg)
 {
-	cs_store *s = arg;
+	sq_store *s = arg;
 	return mono_ms() >= s->deadline_ms;
 }
 
-static void disarm(cs_store *s)
+static void disarm(sq_store *s)
 {
 	sqlite3_progress_handler(s->db, 0, NULL, NULL);
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	s->deadline_ms = 0;
 }
 
-cs_err cs_store_write_begin(cs_store *s, int64_t deadline_ms)
+static cs_err sq_write_begin(cs_store *store, int64_t deadline_ms)
 {
+	sq_store *s = (sq_store *)store;
 	if (deadline_ms > 0) {
 		int64_t left = deadline_ms - mono_ms();
 		if (left <= 0) {
@@ -894,8 +919,9 @@ cs_err cs_store_write_begin(cs_store *s, int64_t deadline_ms)
 	return r;
 }
 
-cs_err cs_store_write_end(cs_store *s, cs_err r)
+static cs_err sq_write_end(cs_store *store, cs_err r)
 {
+	sq_store *s = (sq_store *)store;
 	if (r == CS_OK && sqlite3_get_autocommit(s->db)) {
 		/* the transaction is gone (SQLite rolled it back): nothing was kept */
 		cs_log_error("store: the write transaction ended before its commit");
@@ -909,39 +935,45 @@ cs_err cs_store_write_end(cs_store *s, cs_err r)
 	return r;
 }
 
-cs_err cs_store_savepoint(cs_store *s)
+static cs_err sq_savepoint(cs_store *store)
 {
+	sq_store *s = (sq_store *)store;
 	return run(s, Q_SAVEPOINT, "beginning a savepoint");
 }
 
-cs_err cs_store_savepoint_end(cs_store *s, cs_err r)
+static cs_err sq_savepoint_end(cs_store *store, cs_err r)
 {
+	sq_store *s = (sq_store *)store;
 	if (r == CS_OK)
 		return run(s, Q_RELEASE, "releasing a savepoint");
 	cs_err e = run(s, Q_ROLLBACK_TO, "rolling back a savepoint");
 	return e == CS_OK ? run(s, Q_RELEASE, "releasing a savepoint") : e;
 }
 
-cs_err cs_store_read_begin(cs_store *s)
+static cs_err sq_read_begin(cs_store *store)
 {
+	sq_store *s = (sq_store *)store;
 	return run(s, Q_BEGIN_READ, "beginning a read");
 }
 
-void cs_store_read_end(cs_store *s)
+static void sq_read_end(cs_store *store)
 {
+	sq_store *s = (sq_store *)store;
 	if (!sqlite3_get_autocommit(s->db) && run(s, Q_COMMIT, "ending a read") != CS_OK)
 		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-int64_t cs_store_changes(cs_store *s)
+static int64_t sq_changes(cs_store *store)
 {
+	sq_store *s = (sq_store *)store;
 	return sqlite3_total_changes64(s->db);
 }
 
 /* ---- sessions and certificates ------------------------------------------------- */
 
-cs_err cs_store_session_insert(cs_store *s, const cs_gen_session *g)
+static cs_err sq_session_insert(cs_store *store, const cs_gen_session *g)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_SESSION_INSERT, &st);
 	if (r != CS_OK)
@@ -958,15 +990,9 @@ cs_err cs_store_session_insert(cs_store *s, const cs_gen_session *g)
 	return step_done(s, st, "storing the generation session's claims");
 }
 
-void cs_session_row_free(cs_session_row *row)
+static cs_err sq_session_get(cs_store *store, const char *session_id, cs_session_row *row)
 {
-	free(row->cert_sha256);
-	free(row->claims_json);
-	row->cert_sha256 = row->claims_json = NULL;
-}
-
-cs_err cs_store_session_get(cs_store *s, const char *session_id, cs_session_row *row)
-{
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*row = (cs_session_row){0};
 	cs_err r = stmt(s, Q_SESSION_GET, &st);
@@ -992,8 +1018,9 @@ cs_err cs_store_session_get(cs_store *s, const char *session_id, cs_session_row 
 	return r;
 }
 
-cs_err cs_store_session_claim(cs_store *s, const char *session_id, const char *cert_id, int *claimed)
+static cs_err sq_session_claim(cs_store *store, const char *session_id, const char *cert_id, int *claimed)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*claimed = 0;
 	cs_err r = stmt(s, Q_SESSION_CLAIM, &st);
@@ -1010,9 +1037,10 @@ cs_err cs_store_session_claim(cs_store *s, const char *session_id, const char *c
 	return r;
 }
 
-cs_err cs_store_cert_insert(cs_store *s, const char *cert_id, const char *session_id, const char *kid,
+static cs_err sq_cert_insert(cs_store *store, const char *cert_id, const char *session_id, const char *kid,
 			    const cs_cert_parts *cert, int64_t created_ms)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_CERT_INSERT, &st);
 	if (r != CS_OK)
@@ -1027,16 +1055,9 @@ cs_err cs_store_cert_insert(cs_store *s, const char *cert_id, const char *sessio
 	return step_done(s, st, "storing the certificate");
 }
 
-void cs_cert_row_free(cs_cert_row *row)
+static cs_err sq_cert_get(cs_store *store, const char *cert_id, cs_cert_row *row)
 {
-	free(row->header_b64);
-	free(row->claims_json);
-	free(row->signature_b64);
-	*row = (cs_cert_row){0};
-}
-
-cs_err cs_store_cert_get(cs_store *s, const char *cert_id, cs_cert_row *row)
-{
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*row = (cs_cert_row){0};
 	cs_err r = stmt(s, Q_CERT_GET, &st);
@@ -1057,8 +1078,9 @@ cs_err cs_store_cert_get(cs_store *s, const char *cert_id, cs_cert_row *row)
 	return r;
 }
 
-cs_err cs_store_sessions_delete_expired(cs_store *s, int64_t expired_before_ms, int64_t *removed)
+static cs_err sq_sessions_delete_expired(cs_store *store, int64_t expired_before_ms, int64_t *removed)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*removed = 0;
 	cs_err r = stmt(s, Q_CLAIMS_PRUNE, &st);
@@ -1074,8 +1096,9 @@ cs_err cs_store_sessions_delete_expired(cs_store *s, int64_t expired_before_ms, 
 	return r;
 }
 
-cs_err cs_store_probe_write(cs_store *s, int64_t now_ms)
+static cs_err sq_probe_write(cs_store *store, int64_t now_ms)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_PROBE, &st);
 	if (r != CS_OK)
@@ -1086,9 +1109,10 @@ cs_err cs_store_probe_write(cs_store *s, int64_t now_ms)
 
 /* ---- signing keys ---------------------------------------------------------------- */
 
-cs_err cs_store_key_upsert(cs_store *s, const char *kid, const char *uri, const char *jwk_json,
+static cs_err sq_key_upsert(cs_store *store, const char *kid, const char *uri, const char *jwk_json,
 			   const char *status)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_KEY_UPSERT, &st);
 	if (r != CS_OK)
@@ -1100,8 +1124,9 @@ cs_err cs_store_key_upsert(cs_store *s, const char *kid, const char *uri, const 
 	return step_done(s, st, "storing the signing key");
 }
 
-cs_err cs_store_key_set_status(cs_store *s, const char *kid, const char *status)
+static cs_err sq_key_set_status(cs_store *store, const char *kid, const char *status)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_KEY_STATUS, &st);
 	if (r != CS_OK)
@@ -1111,8 +1136,9 @@ cs_err cs_store_key_set_status(cs_store *s, const char *kid, const char *status)
 	return step_done(s, st, "changing a signing key's status");
 }
 
-cs_err cs_store_keys_each(cs_store *s, cs_key_row_fn fn, void *arg)
+static cs_err sq_keys_each(cs_store *store, cs_key_row_fn fn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_KEYS_EACH, &st);
 	if (r != CS_OK)
@@ -1161,8 +1187,9 @@ static cs_err key_row(sqlite3_stmt *st, cs_key_info_fn fn, void *arg)
 	return CS_OK;
 }
 
-cs_err cs_store_keys_info(cs_store *s, cs_key_info_fn fn, void *arg)
+static cs_err sq_keys_info(cs_store *store, cs_key_info_fn fn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_KEYS_INFO, &st);
 	if (r != CS_OK)
@@ -1177,8 +1204,9 @@ cs_err cs_store_keys_info(cs_store *s, cs_key_info_fn fn, void *arg)
 	return r;
 }
 
-cs_err cs_store_key_info(cs_store *s, const char *kid, cs_key_info_fn fn, void *arg)
+static cs_err sq_key_info(cs_store *store, const char *kid, cs_key_info_fn fn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_KEY_INFO, &st);
 	if (r != CS_OK)
@@ -1193,16 +1221,6 @@ cs_err cs_store_key_info(cs_store *s, const char *kid, cs_key_info_fn fn, void *
 	return r;
 }
 
-void cs_active_key_free(cs_active_key *key)
-{
-	if (key == NULL)
-		return;
-	free(key->kid);
-	free(key->uri);
-	free(key->x5c_json);
-	*key = (cs_active_key){0};
-}
-
 /* The bit of several_active for a profile (NULL: the certificate keys). */
 static uint64_t several_bit(const char *profile)
 {
@@ -1214,8 +1232,9 @@ static uint64_t several_bit(const char *profile)
 	return (uint64_t)1 << (1 + h % 63);
 }
 
-cs_err cs_store_key_active_in(cs_store *s, const char *profile, cs_active_key *out)
+static cs_err sq_key_active_in(cs_store *store, const char *profile, cs_active_key *out)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	uint64_t bit = several_bit(profile);
 	*out = (cs_active_key){0};
@@ -1260,13 +1279,9 @@ cs_err cs_store_key_active_in(cs_store *s, const char *profile, cs_active_key *o
 	return r;
 }
 
-cs_err cs_store_key_active(cs_store *s, cs_active_key *out)
+static cs_err sq_keys_ever_active_in(cs_store *store, const char *profile, int *ever)
 {
-	return cs_store_key_active_in(s, NULL, out);
-}
-
-cs_err cs_store_keys_ever_active_in(cs_store *s, const char *profile, int *ever)
-{
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*ever = 0;
 	cs_err r = stmt(s, Q_KEYS_EVER_IN, &st);
@@ -1281,14 +1296,9 @@ cs_err cs_store_keys_ever_active_in(cs_store *s, const char *profile, int *ever)
 	return r;
 }
 
-cs_err cs_store_keys_ever_active(cs_store *s, int *ever)
-{
-	return cs_store_keys_ever_active_in(s, NULL, ever);
-}
-
 /* Step an insert: a row that exists already (a UNIQUE or PRIMARY KEY
  * constraint) is CS_E_CONFLICT, not logged: the caller decides. */
-static cs_err step_insert(cs_store *s, sqlite3_stmt *st, const char *what)
+static cs_err step_insert(sq_store *s, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 	cs_err r = CS_OK;
@@ -1302,7 +1312,7 @@ static cs_err step_insert(cs_store *s, sqlite3_stmt *st, const char *what)
 }
 
 /* Step an update of one row: CS_E_NOT_FOUND when none changed. */
-static cs_err step_update(cs_store *s, sqlite3_stmt *st, const char *what)
+static cs_err step_update(sq_store *s, sqlite3_stmt *st, const char *what)
 {
 	cs_err r = step_done(s, st, what);
 	return r == CS_OK && sqlite3_changes(s->db) != 1 ? CS_E_NOT_FOUND : r;
@@ -1314,8 +1324,9 @@ static void bind_all(sqlite3_stmt *st, const char *const *v, int n)
 		bind_text(st, i + 1, v[i]);
 }
 
-cs_err cs_store_key_insert(cs_store *s, const cs_key_info *k)
+static cs_err sq_key_insert(cs_store *store, const cs_key_info *k)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_KEY_INSERT, &st);
 	if (r != CS_OK)
@@ -1327,9 +1338,10 @@ cs_err cs_store_key_insert(cs_store *s, const cs_key_info *k)
 	return step_insert(s, st, "recording the signing key");
 }
 
-cs_err cs_store_key_event(cs_store *s, const char *kid, cs_key_event event, const char *at, const char *by,
+static cs_err sq_key_event(cs_store *store, const char *kid, cs_key_event event, const char *at, const char *by,
 			  const char *ceremony)
 {
+	sq_store *s = (sq_store *)store;
 	static const int q[] = {[CS_KEY_ACTIVATED] = Q_KEY_ACTIVATED, [CS_KEY_RETIRED] = Q_KEY_RETIRED,
 				[CS_KEY_COMPROMISED] = Q_KEY_COMPROMISED, [CS_KEY_DESTROYED] = Q_KEY_DESTROYED};
 	if ((unsigned)event > CS_KEY_DESTROYED)
@@ -1343,8 +1355,9 @@ cs_err cs_store_key_event(cs_store *s, const char *kid, cs_key_event event, cons
 	return step_update(s, st, "recording a signing key's lifecycle event");
 }
 
-cs_err cs_store_key_set_chain(cs_store *s, const char *kid, const char *x5c_json)
+static cs_err sq_key_set_chain(cs_store *store, const char *kid, const char *x5c_json)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_KEY_CHAIN, &st);
 	if (r != CS_OK)
@@ -1358,20 +1371,20 @@ cs_err cs_store_key_set_chain(cs_store *s, const char *kid, const char *x5c_json
 
 /* Several reads of one call see one snapshot (unless the caller's
  * transaction gives it already). */
-static cs_err snapshot_begin(cs_store *s, int *began)
+static cs_err snapshot_begin(sq_store *s, int *began)
 {
 	*began = 0;
 	if (!sqlite3_get_autocommit(s->db))
 		return CS_OK;
-	cs_err r = cs_store_read_begin(s);
+	cs_err r = sq_read_begin(&s->base);
 	*began = r == CS_OK;
 	return r;
 }
 
-static void snapshot_end(cs_store *s, int began)
+static void snapshot_end(sq_store *s, int began)
 {
 	if (began)
-		cs_store_read_end(s);
+		sq_read_end(&s->base);
 }
 
 /* reason, executed_at, executed_by, result_json may be NULL */
@@ -1391,8 +1404,9 @@ static cs_err ceremony_row(sqlite3_stmt *st, cs_ceremony_fn fn, void *arg)
 	return CS_OK;
 }
 
-cs_err cs_store_ceremony_get(cs_store *s, const char *id, cs_ceremony_fn fn, cs_approval_fn afn, void *arg)
+static cs_err sq_ceremony_get(cs_store *store, const char *id, cs_ceremony_fn fn, cs_approval_fn afn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	int began = 0, rc;
 	cs_err r = snapshot_begin(s, &began);
@@ -1424,8 +1438,9 @@ cs_err cs_store_ceremony_get(cs_store *s, const char *id, cs_ceremony_fn fn, cs_
 	return r;
 }
 
-cs_err cs_store_ceremonies_each(cs_store *s, cs_ceremony_fn fn, void *arg)
+static cs_err sq_ceremonies_each(cs_store *store, cs_ceremony_fn fn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_CEREMONIES_EACH, &st);
 	if (r != CS_OK)
@@ -1440,8 +1455,9 @@ cs_err cs_store_ceremonies_each(cs_store *s, cs_ceremony_fn fn, void *arg)
 	return r;
 }
 
-cs_err cs_store_ceremony_insert(cs_store *s, const cs_ceremony_record *c)
+static cs_err sq_ceremony_insert(cs_store *store, const cs_ceremony_record *c)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_CEREMONY_INSERT, &st);
 	if (r != CS_OK)
@@ -1453,8 +1469,9 @@ cs_err cs_store_ceremony_insert(cs_store *s, const cs_ceremony_record *c)
 	return step_insert(s, st, "recording the ceremony");
 }
 
-cs_err cs_store_approval_insert(cs_store *s, const cs_approval_record *a)
+static cs_err sq_approval_insert(cs_store *store, const cs_approval_record *a)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_APPROVAL_INSERT, &st);
 	if (r != CS_OK)
@@ -1465,8 +1482,9 @@ cs_err cs_store_approval_insert(cs_store *s, const cs_approval_record *a)
 	return step_insert(s, st, "recording the approval");
 }
 
-cs_err cs_store_ceremony_close(cs_store *s, const char *id, const char *at, const char *by, const char *result_json)
+static cs_err sq_ceremony_close(cs_store *store, const char *id, const char *at, const char *by, const char *result_json)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_CEREMONY_CLOSE, &st);
 	if (r != CS_OK)
@@ -1477,8 +1495,9 @@ cs_err cs_store_ceremony_close(cs_store *s, const char *id, const char *at, cons
 	return r == CS_E_NOT_FOUND ? CS_E_CEREMONY_CLOSED : r;
 }
 
-cs_err cs_store_rollovers_each(cs_store *s, cs_rollover_fn fn, void *arg)
+static cs_err sq_rollovers_each(cs_store *store, cs_rollover_fn fn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_ROLLOVERS_EACH, &st);
 	if (r != CS_OK)
@@ -1499,8 +1518,9 @@ cs_err cs_store_rollovers_each(cs_store *s, cs_rollover_fn fn, void *arg)
 	return r;
 }
 
-cs_err cs_store_rollover_insert(cs_store *s, const cs_rollover_record *ro)
+static cs_err sq_rollover_insert(cs_store *store, const cs_rollover_record *ro)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_ROLLOVER_INSERT, &st);
 	if (r != CS_OK)
@@ -1522,8 +1542,9 @@ static cs_err revocation_row(sqlite3_stmt *st, cs_revocation_fn fn, void *arg)
 	return CS_OK;
 }
 
-cs_err cs_store_revocations_each(cs_store *s, cs_revocation_fn fn, void *arg)
+static cs_err sq_revocations_each(cs_store *store, cs_revocation_fn fn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_REVOCATIONS_EACH, &st);
 	if (r != CS_OK)
@@ -1538,8 +1559,9 @@ cs_err cs_store_revocations_each(cs_store *s, cs_revocation_fn fn, void *arg)
 	return r;
 }
 
-cs_err cs_store_revocation_get(cs_store *s, const char *cert_id, cs_revocation_fn fn, void *arg)
+static cs_err sq_revocation_get(cs_store *store, const char *cert_id, cs_revocation_fn fn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_REVOCATION_GET, &st);
 	if (r != CS_OK)
@@ -1554,8 +1576,9 @@ cs_err cs_store_revocation_get(cs_store *s, const char *cert_id, cs_revocation_f
 	return r;
 }
 
-cs_err cs_store_revocations_version(cs_store *s, int64_t *count, int64_t *last_rowid)
+static cs_err sq_revocations_version(cs_store *store, int64_t *count, int64_t *last_rowid)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*count = *last_rowid = 0;
 	cs_err r = stmt(s, Q_REVOCATIONS_VERSION, &st);
@@ -1575,8 +1598,9 @@ cs_err cs_store_revocations_version(cs_store *s, int64_t *count, int64_t *last_r
 	return r;
 }
 
-cs_err cs_store_revocation_insert(cs_store *s, const cs_revocation_record *rv)
+static cs_err sq_revocation_insert(cs_store *store, const cs_revocation_record *rv)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_REVOCATION_INSERT, &st);
 	if (r != CS_OK)
@@ -1586,8 +1610,9 @@ cs_err cs_store_revocation_insert(cs_store *s, const cs_revocation_record *rv)
 	return step_insert(s, st, "recording the revocation");
 }
 
-cs_err cs_store_cert_exists(cs_store *s, const char *cert_id)
+static cs_err sq_cert_exists(cs_store *store, const char *cert_id)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_CERT_EXISTS, &st);
 	if (r != CS_OK)
@@ -1599,8 +1624,9 @@ cs_err cs_store_cert_exists(cs_store *s, const char *cert_id)
 	return r;
 }
 
-cs_err cs_store_key_compromised(cs_store *s, const char *kid, int *compromised)
+static cs_err sq_key_compromised(cs_store *store, const char *kid, int *compromised)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*compromised = 0;
 	cs_err r = stmt(s, Q_KEY_IS_COMPROMISED, &st);
@@ -1616,8 +1642,9 @@ cs_err cs_store_key_compromised(cs_store *s, const char *kid, int *compromised)
 	return r;
 }
 
-cs_err cs_store_cert_by_other_key(cs_store *s, const char *kid)
+static cs_err sq_cert_by_other_key(cs_store *store, const char *kid)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_CERT_OTHER_KEY, &st);
 	if (r != CS_OK)
@@ -1631,8 +1658,9 @@ cs_err cs_store_cert_by_other_key(cs_store *s, const char *kid)
 
 /* ---- signatures of the signing profiles ------------------------------------------ */
 
-cs_err cs_store_signature_by_other_key(cs_store *s, const char *profile, const char *kid)
+static cs_err sq_signature_by_other_key(cs_store *store, const char *profile, const char *kid)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_SIG_OTHER_KEY, &st);
 	if (r != CS_OK)
@@ -1645,8 +1673,9 @@ cs_err cs_store_signature_by_other_key(cs_store *s, const char *profile, const c
 	return r;
 }
 
-cs_err cs_store_signature_insert(cs_store *s, const cs_signature_record *g)
+static cs_err sq_signature_insert(cs_store *store, const cs_signature_record *g)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_SIG_INSERT, &st);
 	if (r != CS_OK)
@@ -1664,7 +1693,7 @@ cs_err cs_store_signature_insert(cs_store *s, const cs_signature_record *g)
 
 /* The signature of the row st is on (SIG_COLUMNS) to fn: *stop gets fn's
  * answer. CS_E_NOMEM when SQLite could not give a column. */
-static cs_err signature_row(cs_store *s, sqlite3_stmt *st, cs_signature_row_fn fn, void *arg, int *stop)
+static cs_err signature_row(sq_store *s, sqlite3_stmt *st, cs_signature_row_fn fn, void *arg, int *stop)
 {
 	/* signature_der, payload_type may be NULL */
 	static const uint32_t optional = (1u << 9) | (1u << 10);
@@ -1708,8 +1737,9 @@ static int call_one(void *arg, const cs_signature_record *r)
 	return 1;
 }
 
-cs_err cs_store_signature_get(cs_store *s, const char *id, cs_signature_fn fn, void *arg)
+static cs_err sq_signature_get(cs_store *store, const char *id, cs_signature_fn fn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_SIG_GET, &st);
 	if (r != CS_OK)
@@ -1725,9 +1755,10 @@ cs_err cs_store_signature_get(cs_store *s, const char *id, cs_signature_fn fn, v
 	return r;
 }
 
-cs_err cs_store_signatures_by_sha256(cs_store *s, const char *sha256_hex, int64_t limit, cs_signature_row_fn fn,
+static cs_err sq_signatures_by_sha256(cs_store *store, const char *sha256_hex, int64_t limit, cs_signature_row_fn fn,
 				     void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	if (limit < 1 || sha256_hex == NULL)
 		return CS_E_INVALID_ARG;
 	sqlite3_stmt *st = NULL;
@@ -1745,9 +1776,10 @@ cs_err cs_store_signatures_by_sha256(cs_store *s, const char *sha256_hex, int64_
 	return r;
 }
 
-cs_err cs_store_key_formats_signed(cs_store *s, const char *profile, const char *kid,
+static cs_err sq_key_formats_signed(cs_store *store, const char *profile, const char *kid,
 				   const char *formats[CS_STORE_SIG_FORMATS + 1])
 {
+	sq_store *s = (sq_store *)store;
 	static const char *const names[CS_STORE_SIG_FORMATS] = {"digest", "dsse", "jws"};
 	formats[0] = NULL;
 	if (profile == NULL || kid == NULL)
@@ -1773,8 +1805,47 @@ cs_err cs_store_key_formats_signed(cs_store *s, const char *profile, const char 
 
 /* ---- audit log --------------------------------------------------------------------- */
 
-cs_err cs_store_audit_last(cs_store *s, int64_t *seq, uint8_t hash[32], char ts[32])
+/* ---- node identity --------------------------------------------------------------- */
+
+static cs_err sq_node_claim(cs_store *store, const char *node_id, const char *instance, const char *host, int64_t pid,
+			    int64_t now_ms, int64_t live_ms, char **holder)
 {
+	sq_store *s = (sq_store *)store;
+	sqlite3_stmt *st = NULL;
+	*holder = NULL;
+	cs_err r = stmt(s, Q_NODE_GET, &st);
+	if (r != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *other = NULL, *other_host = NULL;
+		int64_t seen = sqlite3_column_int64(st, 3);
+		if ((r = text_col(st, 0, 0, &other)) == CS_OK && (r = text_col(st, 1, 0, &other_host)) == CS_OK &&
+		    strcmp(other, instance) != 0 && now_ms - seen < live_ms) {
+			char buf[320];
+			snprintf(buf, sizeof(buf), "host %.200s pid %lld, seen %lld ms ago", other_host,
+				 (long long)sqlite3_column_int64(st, 2), (long long)(now_ms - seen));
+			*holder = strdup(buf);
+			r = CS_E_CONFLICT;
+		}
+	} else if (rc != SQLITE_DONE) {
+		r = db_fail(s, "reading the node ids");
+	}
+	done(st);
+	if (r != CS_OK || (r = stmt(s, Q_NODE_PUT, &st)) != CS_OK)
+		return r;
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, instance, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, pid);
+	sqlite3_bind_int64(st, 5, now_ms);
+	return step_done(s, st, "claiming the node id");
+}
+
+static cs_err sq_audit_last(cs_store *store, int64_t *seq, uint8_t hash[32], char ts[32])
+{
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	const char *t = NULL;
 	ts[0] = '\0';
@@ -1799,9 +1870,10 @@ cs_err cs_store_audit_last(cs_store *s, int64_t *seq, uint8_t hash[32], char ts[
 	return r;
 }
 
-cs_err cs_store_audit_insert(cs_store *s, const cs_audit_entry *e, const uint8_t prev[32],
+static cs_err sq_audit_insert(cs_store *store, const cs_audit_entry *e, const uint8_t prev[32],
 			     const uint8_t hash[32])
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_AUDIT_INSERT, &st);
 	if (r != CS_OK)
@@ -1817,8 +1889,9 @@ cs_err cs_store_audit_insert(cs_store *s, const cs_audit_entry *e, const uint8_t
 	return step_done(s, st, "appending to the audit log");
 }
 
-cs_err cs_store_audit_hash_at(cs_store *s, int64_t seq, uint8_t hash[32], int *found)
+static cs_err sq_audit_hash_at(cs_store *store, int64_t seq, uint8_t hash[32], int *found)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*found = 0;
 	cs_err r = stmt(s, Q_AUDIT_HASH_AT, &st);
@@ -1837,13 +1910,15 @@ cs_err cs_store_audit_hash_at(cs_store *s, int64_t seq, uint8_t hash[32], int *f
 	return r;
 }
 
-cs_err cs_store_audit_first(cs_store *s, int64_t *first)
+static cs_err sq_audit_first(cs_store *store, int64_t *first)
 {
+	sq_store *s = (sq_store *)store;
 	return one_int(s, Q_AUDIT_FIRST, first, "reading the audit log");
 }
 
-cs_err cs_store_audit_delete_through(cs_store *s, int64_t seq)
+static cs_err sq_audit_delete_through(cs_store *store, int64_t seq)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_AUDIT_DELETE, &st);
 	if (r != CS_OK)
@@ -1852,8 +1927,9 @@ cs_err cs_store_audit_delete_through(cs_store *s, int64_t seq)
 	return step_done(s, st, "purging the audit log");
 }
 
-cs_err cs_store_audit_ts_ordered_from(cs_store *s, int64_t *seq)
+static cs_err sq_audit_ts_ordered_from(cs_store *store, int64_t *seq)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*seq = 1; /* no record: hold every entry to the ordering */
 	cs_err r = stmt(s, Q_TS_ORDERED, &st);
@@ -1868,8 +1944,9 @@ cs_err cs_store_audit_ts_ordered_from(cs_store *s, int64_t *seq)
 	return r;
 }
 
-cs_err cs_store_audit_each(cs_store *s, int64_t from_seq, int64_t limit, cs_audit_row_fn fn, void *arg)
+static cs_err sq_audit_each(cs_store *store, int64_t from_seq, int64_t limit, cs_audit_row_fn fn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	/* optional fields of cs_audit_entry, by column (1..12) */
 	static const int optional[13] = {[4] = 1, [7] = 1, [8] = 1, [9] = 1, [11] = 1, [12] = 1};
 	static const uint8_t zero[32];
@@ -1900,9 +1977,10 @@ cs_err cs_store_audit_each(cs_store *s, int64_t from_seq, int64_t limit, cs_audi
 	return r;
 }
 
-cs_err cs_store_audit_purge_boundary(cs_store *s, const char *cutoff, int64_t *first, int64_t *boundary,
+static cs_err sq_audit_purge_boundary(cs_store *store, const char *cutoff, int64_t *first, int64_t *boundary,
 				     uint8_t hash[32])
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*first = *boundary = 0;
 	cs_err r = stmt(s, Q_PURGE_BOUNDARY, &st);
@@ -1924,9 +2002,10 @@ cs_err cs_store_audit_purge_boundary(cs_store *s, const char *cutoff, int64_t *f
 
 /* ---- audit checkpoints ------------------------------------------------------------ */
 
-cs_err cs_store_checkpoint_insert(cs_store *s, int64_t first, int64_t last, const uint8_t hash[32],
+static cs_err sq_checkpoint_insert(cs_store *store, int64_t first, int64_t last, const uint8_t hash[32],
 				  const char *ts, const char *node, const char *kind, const char *jws)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_CP_INSERT, &st);
 	if (r != CS_OK)
@@ -1941,13 +2020,15 @@ cs_err cs_store_checkpoint_insert(cs_store *s, int64_t first, int64_t last, cons
 	return step_done(s, st, "storing the audit checkpoint");
 }
 
-cs_err cs_store_checkpointed(cs_store *s, int64_t *covered)
+static cs_err sq_checkpointed(cs_store *store, int64_t *covered)
 {
+	sq_store *s = (sq_store *)store;
 	return one_int(s, Q_CHECKPOINTED, covered, "reading checkpoints");
 }
 
-cs_err cs_store_purge_base(cs_store *s, int64_t *seq, uint8_t hash[32])
+static cs_err sq_purge_base(cs_store *store, int64_t *seq, uint8_t hash[32])
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_PURGE_BASE, &st);
 	if (r != CS_OK)
@@ -1964,8 +2045,9 @@ cs_err cs_store_purge_base(cs_store *s, int64_t *seq, uint8_t hash[32])
 	return r;
 }
 
-cs_err cs_store_checkpoint_latest(cs_store *s, char **jws)
+static cs_err sq_checkpoint_latest(cs_store *store, char **jws)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	*jws = NULL;
 	cs_err r = stmt(s, Q_CP_LATEST, &st);
@@ -1981,7 +2063,7 @@ cs_err cs_store_checkpoint_latest(cs_store *s, char **jws)
 }
 
 /* The rows of a checkpoint query, to fn until it returns non-zero. */
-static cs_err checkpoint_rows(cs_store *s, sqlite3_stmt *st, cs_checkpoint_row_fn fn, void *arg)
+static cs_err checkpoint_rows(sq_store *s, sqlite3_stmt *st, cs_checkpoint_row_fn fn, void *arg)
 {
 	static const uint8_t zero[32];
 	cs_err r = CS_OK;
@@ -2002,16 +2084,18 @@ static cs_err checkpoint_rows(cs_store *s, sqlite3_stmt *st, cs_checkpoint_row_f
 	return r;
 }
 
-cs_err cs_store_checkpoints_each(cs_store *s, cs_checkpoint_row_fn fn, void *arg)
+static cs_err sq_checkpoints_each(cs_store *store, cs_checkpoint_row_fn fn, void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_CP_EACH, &st);
 	return r == CS_OK ? checkpoint_rows(s, st, fn, arg) : r;
 }
 
-cs_err cs_store_checkpoints_range(cs_store *s, int64_t min_last, int64_t max_last, cs_checkpoint_row_fn fn,
+static cs_err sq_checkpoints_range(cs_store *store, int64_t min_last, int64_t max_last, cs_checkpoint_row_fn fn,
 				  void *arg)
 {
+	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
 	cs_err r = stmt(s, Q_CP_RANGE, &st);
 	if (r != CS_OK)
@@ -2021,3 +2105,67 @@ cs_err cs_store_checkpoints_range(cs_store *s, int64_t min_last, int64_t max_las
 	return checkpoint_rows(s, st, fn, arg);
 }
 
+
+static const cs_store_ops sqlite_ops = {
+	.name = "sqlite",
+	.close = sq_close,
+	.ping = sq_ping,
+	.write_begin = sq_write_begin,
+	.write_end = sq_write_end,
+	.savepoint = sq_savepoint,
+	.savepoint_end = sq_savepoint_end,
+	.read_begin = sq_read_begin,
+	.read_end = sq_read_end,
+	.changes = sq_changes,
+	.session_insert = sq_session_insert,
+	.session_get = sq_session_get,
+	.session_claim = sq_session_claim,
+	.cert_insert = sq_cert_insert,
+	.cert_get = sq_cert_get,
+	.sessions_delete_expired = sq_sessions_delete_expired,
+	.probe_write = sq_probe_write,
+	.key_upsert = sq_key_upsert,
+	.key_set_status = sq_key_set_status,
+	.keys_each = sq_keys_each,
+	.keys_info = sq_keys_info,
+	.key_info = sq_key_info,
+	.key_active_in = sq_key_active_in,
+	.keys_ever_active_in = sq_keys_ever_active_in,
+	.key_insert = sq_key_insert,
+	.key_event = sq_key_event,
+	.key_set_chain = sq_key_set_chain,
+	.ceremony_get = sq_ceremony_get,
+	.ceremonies_each = sq_ceremonies_each,
+	.ceremony_insert = sq_ceremony_insert,
+	.approval_insert = sq_approval_insert,
+	.ceremony_close = sq_ceremony_close,
+	.rollovers_each = sq_rollovers_each,
+	.rollover_insert = sq_rollover_insert,
+	.revocations_each = sq_revocations_each,
+	.revocation_get = sq_revocation_get,
+	.revocations_version = sq_revocations_version,
+	.revocation_insert = sq_revocation_insert,
+	.cert_exists = sq_cert_exists,
+	.key_compromised = sq_key_compromised,
+	.cert_by_other_key = sq_cert_by_other_key,
+	.signature_by_other_key = sq_signature_by_other_key,
+	.signature_insert = sq_signature_insert,
+	.signature_get = sq_signature_get,
+	.signatures_by_sha256 = sq_signatures_by_sha256,
+	.key_formats_signed = sq_key_formats_signed,
+	.audit_last = sq_audit_last,
+	.audit_insert = sq_audit_insert,
+	.audit_hash_at = sq_audit_hash_at,
+	.audit_first = sq_audit_first,
+	.audit_delete_through = sq_audit_delete_through,
+	.audit_ts_ordered_from = sq_audit_ts_ordered_from,
+	.audit_each = sq_audit_each,
+	.audit_purge_boundary = sq_audit_purge_boundary,
+	.checkpoint_insert = sq_checkpoint_insert,
+	.checkpointed = sq_checkpointed,
+	.purge_base = sq_purge_base,
+	.checkpoint_latest = sq_checkpoint_latest,
+	.checkpoints_each = sq_checkpoints_each,
+	.checkpoints_range = sq_checkpoints_range,
+	.node_claim = sq_node_claim,
+};

@@ -1782,7 +1782,7 @@ static void test_migration_from_v6(void **state)
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	sqlite3 *raw = raw_open(path);
-	assert_int_equal(raw_count(raw, "SELECT user_version FROM pragma_user_version"), 8);
+	assert_int_equal(raw_count(raw, "SELECT user_version FROM pragma_user_version"), 9);
 	key_row k = get_key(path, "kA");
 	assert_field(&k, K_STATUS, "retired");
 	assert_field(&k, K_CREATED, "2025-01-01T00:00:00.000Z");

@@ -916,7 +916,7 @@ static void test_verify_ts_order(void **state)
 			    "id,session_id,kid,header,claims_json,signature,created_ms");
 	assert_string_equal((const char *)sqlite3_column_text(st, 1), "id,created_ms,expires_ms,cert_sha256,cert_id");
 	assert_string_equal((const char *)sqlite3_column_text(st, 2), "s2");
-	assert_int_equal(sqlite3_column_int(st, 3), 8);
+	assert_int_equal(sqlite3_column_int(st, 3), 9);
 	sqlite3_finalize(st);
 	/* a schema newer than the program is refused */
 	raw_exec(old, "PRAGMA user_version = 99");
@@ -1079,7 +1079,7 @@ static void test_migration_from_v7(void **state)
 	/* back to version 7: what migration 8 added, removed (SQLite cannot
 	 * drop a column an index uses: the index first) */
 	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "DROP TRIGGER signatures_no_update; DROP TRIGGER signatures_no_delete;"
+	raw_exec(raw, "DROP TABLE store_nodes; DROP TRIGGER signatures_no_update; DROP TRIGGER signatures_no_delete;"
 		      "DROP INDEX signatures_profile_kid; DROP TABLE signatures;"
 		      "DROP TRIGGER signing_keys_profile; DROP INDEX signing_keys_one_active;"
 		      "ALTER TABLE signing_keys DROP COLUMN profile;"
@@ -1091,7 +1091,7 @@ static void test_migration_from_v7(void **state)
 	sqlite3_close(raw);
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	raw = raw_open(path);
-	assert_int_equal(raw_int(raw, "SELECT user_version FROM pragma_user_version"), 8);
+	assert_int_equal(raw_int(raw, "SELECT user_version FROM pragma_user_version"), 9);
 	assert_int_equal(raw_int(raw, "SELECT count(*) FROM signing_keys WHERE profile IS NULL"), 3);
 	assert_int_equal(raw_int(raw, "SELECT count(*) FROM sqlite_master WHERE name IN ('signatures', "
 				      "'signatures_no_update', 'signatures_no_delete', 'signing_keys_profile', "

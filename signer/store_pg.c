@@ -1,12 +1,1643 @@
-/* store_pg: placeholder until the PostgreSQL backend lands (issue 17). */
+/*
+ * store_pg: the PostgreSQL backend (store_backend.h), its core: the
+ * connection (open, the pool cap, reconnect), the query helpers of
+ * store_pg_internal.h, transactions, the schema (migrations, guards,
+ * grants), sessions, certificates, keys and node ids. store_pg_records.c
+ * holds the other records.
+ *
+ * Every write transaction takes one advisory lock (PG_WRITE_LOCK) after
+ * BEGIN, so writes of every node are serialised as SQLite's single writer
+ * serialises them; the ledger's rules (audit seq and chain, one
+ * certificate per session, one active key) hold across nodes.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
 #include "cs_log.h"
 #include "store_pg_internal.h"
 
+/* The write lock every write transaction takes, and the lock the
+ * migrations run under (pg_advisory_xact_lock / pg_advisory_lock keys). */
+#define PG_WRITE_LOCK "7163220305711862835"
+#define PG_MIGRATE_LOCK "7163220305711862836"
+#define PG_PASSWORD_MAX 1024
+#define PG_NAME_MAX 512
+
+/* What a reconnect needs: the target's strings, copied at open. */
+struct pg_target_copy {
+	char *conninfo, *sslmode, *ca_file, *password_file, *application_name, *node_role;
+	char *options; /* search_path, statement_timeout, read-only */
+	int connect_timeout_s;
+	int statement_timeout_ms;
+};
+
+/* Prepared statements of one connection, keyed by the SQL text's address. */
+typedef struct {
+	const char *sql;
+	char name[16];
+} pg_stmt;
+struct pg_stmt_cache {
+	pg_stmt *e;
+	size_t n, cap;
+	unsigned next;
+};
+
+static atomic_int pg_connections; /* open PostgreSQL stores of this process */
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* ---- the statement cache ------------------------------------------------------- */
+
+static void stmts_reset(pg_store *s)
+{
+	if (s->stmts != NULL)
+		s->stmts->n = 0;
+}
+
+static void stmts_free(pg_store *s)
+{
+	if (s->stmts == NULL)
+		return;
+	free(s->stmts->e);
+	free(s->stmts);
+	s->stmts = NULL;
+}
+
+/* The name of sql's prepared statement on this connection, preparing it
+ * the first time; NULL when it cannot be prepared (*res: the error). */
+static const char *stmt_prepare(pg_store *s, const char *sql, int n, PGresult **res)
+{
+	pg_stmt_cache *c = s->stmts;
+	*res = NULL;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->e[i].sql == sql)
+			return c->e[i].name;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		pg_stmt *e = realloc(c->e, cap * sizeof(*e));
+		if (e == NULL)
+			return NULL;
+		c->e = e;
+		c->cap = cap;
+	}
+	pg_stmt *st = &c->e[c->n];
+	snprintf(st->name, sizeof(st->name), "cs%u", c->next++);
+	PGresult *pr = PQprepare(s->conn, st->name, sql, n, NULL);
+	if (pr == NULL || PQresultStatus(pr) != PGRES_COMMAND_OK) {
+		*res = pr;
+		return NULL;
+	}
+	PQclear(pr);
+	st->sql = sql;
+	c->n++;
+	return st->name;
+}
+
+/* ---- connecting ----------------------------------------------------------------- */
+
+static void lost(pg_store *s, const char *msg)
+{
+	if (msg == NULL || *msg == '\0')
+		msg = "no answer";
+	if (!s->outage_logged)
+		cs_log_error("store %s: connection lost: %.*s; reconnecting at the next call", s->name,
+			     (int)strcspn(msg, "\n"), msg);
+	s->outage_logged = 1;
+}
+
+/* The first line of the password file (at most PG_PASSWORD_MAX bytes). */
+static cs_err read_password(const char *name, const char *path, char *out, size_t size)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		cs_log_error("store %s: password_file %s: %s", name, path, strerror(errno));
+		return CS_E_STORE;
+	}
+	cs_err r = CS_OK;
+	if (fgets(out, (int)size, f) == NULL) {
+		cs_log_error("store %s: password_file %s is empty", name, path);
+		r = CS_E_STORE;
+	} else {
+		size_t len = strcspn(out, "\r\n");
+		if (len == strlen(out) && len == size - 1 && !feof(f)) {
+			cs_log_error("store %s: password_file %s: a password longer than %d bytes", name, path,
+				     PG_PASSWORD_MAX);
+			r = CS_E_STORE;
+		}
+		out[len] = '\0';
+	}
+	fclose(f);
+	return r;
+}
+
+/* A new connection to the target; *msg (static or libpq's, until
+ * PQfinish) says why not. NULL on failure with *conn left to finish. */
+static cs_err connect_target(const struct pg_target_copy *t, const char *name, PGconn **out)
+{
+	char password[PG_PASSWORD_MAX + 2];
+	char timeout[16];
+	const char *keys[10], *vals[10];
+	int n = 0;
+	*out = NULL;
+	password[0] = '\0';
+	if (t->password_file != NULL && read_password(name, t->password_file, password, sizeof(password)) != CS_OK) {
+		OPENSSL_cleanse(password, sizeof(password));
+		return CS_E_STORE;
+	}
+	snprintf(timeout, sizeof(timeout), "%d", t->connect_timeout_s > 0 ? t->connect_timeout_s : 10);
+	keys[n] = "dbname", vals[n++] = t->conninfo;
+	keys[n] = "sslmode", vals[n++] = t->sslmode != NULL ? t->sslmode : "verify-full";
+	if (t->ca_file != NULL)
+		keys[n] = "sslrootcert", vals[n++] = t->ca_file;
+	if (password[0] != '\0')
+		keys[n] = "password", vals[n++] = password;
+	keys[n] = "application_name", vals[n++] = t->application_name != NULL ? t->application_name : "credsignd";
+	keys[n] = "connect_timeout", vals[n++] = timeout;
+	keys[n] = "options", vals[n++] = t->options;
+	keys[n] = "client_encoding", vals[n++] = "UTF8";
+	keys[n] = NULL, vals[n] = NULL;
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	OPENSSL_cleanse(password, sizeof(password));
+	if (c == NULL) {
+		cs_log_error("store %s: out of memory connecting", name);
+		return CS_E_NOMEM;
+	}
+	*out = c;
+	return PQstatus(c) == CONNECTION_OK ? CS_OK : CS_E_STORE;
+}
+
+/* Outside a transaction, make a broken connection again. */
+static cs_err ensure_connected(pg_store *s)
+{
+	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+		return CS_OK;
+	if (s->in_tx) {
+		lost(s, s->conn != NULL ? PQerrorMessage(s->conn) : NULL);
+		s->tx_failed = 1;
+		return CS_E_STORE;
+	}
+	if (s->conn != NULL && !s->outage_logged)
+		lost(s, PQerrorMessage(s->conn));
+	PQfinish(s->conn);
+	s->conn = NULL;
+	stmts_reset(s);
+	PGconn *c = NULL;
+	cs_err r = connect_target(s->target, s->name, &c);
+	if (r != CS_OK) {
+		if (c != NULL && !s->outage_logged)
+			cs_log_error("store %s: cannot connect: %.*s", s->name, (int)strcspn(PQerrorMessage(c), "\n"),
+				     PQerrorMessage(c));
+		s->outage_logged = 1;
+		PQfinish(c);
+		return r;
+	}
+	s->conn = c;
+	if (s->outage_logged)
+		cs_log_info("store %s: reconnected", s->name);
+	s->outage_logged = 0;
+	return CS_OK;
+}
+
+/* ---- queries -------------------------------------------------------------------- */
+
+static int sqlstate_is(const PGresult *res, const char *state)
+{
+	const char *st = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	return st != NULL && strcmp(st, state) == 0;
+}
+
+/* What a failed statement means: the connection lost, a unique violation
+ * (CS_E_CONFLICT, not logged) or a failure logged as "store: WHAT: MSG". */
+static cs_err query_failed(pg_store *s, const char *what, PGresult *res)
+{
+	if (s->in_tx)
+		s->tx_failed = 1;
+	if (PQstatus(s->conn) == CONNECTION_BAD) {
+		lost(s, PQerrorMessage(s->conn));
+		return CS_E_STORE;
+	}
+	if (sqlstate_is(res, "23505"))
+		return CS_E_CONFLICT;
+	const char *msg = res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(s->conn);
+	if (msg == NULL || *msg == '\0')
+		msg = PQerrorMessage(s->conn);
+	if (s->in_tx == 2 && s->deadline_ms > 0 && (sqlstate_is(res, "57014") || sqlstate_is(res, "55P03")))
+		cs_log_error("store: the write deadline passed: %s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+	else
+		cs_log_error("store: %s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+	return CS_E_STORE;
+}
+
+/* The one path of every statement. cached: sql is a literal, prepared
+ * once; in_failed: run even in a failed transaction (its rollback). */
+static cs_err run(pg_store *s, const char *what, const char *sql, int n, const char *const *params,
+		  const int *lengths, const int *formats, int cached, int in_failed, PGresult **out)
+{
+	*out = NULL;
+	cs_err r = ensure_connected(s);
+	if (r != CS_OK)
+		return r;
+	if (s->in_tx && s->tx_failed && !in_failed) {
+		cs_log_error("store: %s: the transaction failed already", what);
+		return CS_E_STORE;
+	}
+	if (s->in_tx == 2 && s->deadline_ms > 0 && !in_failed && mono_ms() >= s->deadline_ms) {
+		cs_log_error("store: the write deadline passed");
+		s->tx_failed = 1;
+		return CS_E_STORE;
+	}
+	PGresult *res = NULL;
+	if (cached) {
+		const char *name = stmt_prepare(s, sql, n, &res);
+		if (name == NULL) {
+			if (res == NULL && PQstatus(s->conn) == CONNECTION_OK) {
+				cs_log_error("store: %s: out of memory", what);
+				return CS_E_NOMEM;
+			}
+			r = query_failed(s, what, res);
+			PQclear(res);
+			return r;
+		}
+		res = PQexecPrepared(s->conn, name, n, params, lengths, formats, 0);
+	} else {
+		res = PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, 0);
+	}
+	ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		r = query_failed(s, what, res);
+		PQclear(res);
+		return r;
+	}
+	*out = res;
+	return CS_OK;
+}
+
+/* Rows a statement changed (an INSERT, UPDATE or DELETE; a SELECT's rows
+ * are not changes) go to s->changes. */
+static void count_changes(pg_store *s, PGresult *res, int64_t *affected)
+{
+	const char *t = PQcmdTuples(res), *cmd = PQcmdStatus(res);
+	int64_t n = (t != NULL && *t) ? strtoll(t, NULL, 10) : 0;
+	if (cmd != NULL && (strncmp(cmd, "INSERT", 6) == 0 || strncmp(cmd, "UPDATE", 6) == 0 ||
+			    strncmp(cmd, "DELETE", 6) == 0 || strncmp(cmd, "MERGE", 5) == 0))
+		s->changes += n;
+	if (affected != NULL)
+		*affected = n;
+}
+
+cs_err pg_query(pg_store *s, const char *what, const char *sql, int n, const char *const *params, PGresult **res)
+{
+	cs_err r = run(s, what, sql, n, params, NULL, NULL, 1, 0, res);
+	if (r == CS_OK)
+		count_changes(s, *res, NULL);
+	return r;
+}
+
+cs_err pg_query_bin(pg_store *s, const char *what, const char *sql, int n, const char *const *params,
+		    const int *lengths, const int *formats, PGresult **res)
+{
+	cs_err r = run(s, what, sql, n, params, lengths, formats, 1, 0, res);
+	if (r == CS_OK)
+		count_changes(s, *res, NULL);
+	return r;
+}
+
+cs_err pg_exec(pg_store *s, const char *what, const char *sql, int n, const char *const *params, int64_t *affected)
+{
+	PGresult *res = NULL;
+	if (affected != NULL)
+		*affected = 0;
+	cs_err r = run(s, what, sql, n, params, NULL, NULL, 1, 0, &res);
+	if (r == CS_OK)
+		count_changes(s, res, affected);
+	PQclear(res);
+	return r;
+}
+
+/* A statement not worth preparing (transaction control, the schema). */
+static cs_err pg_exec_once(pg_store *s, const char *what, const char *sql, int n, const char *const *params,
+			   int in_failed)
+{
+	PGresult *res = NULL;
+	cs_err r = run(s, what, sql, n, params, NULL, NULL, 0, in_failed, &res);
+	PQclear(res);
+	return r;
+}
+
+/* ---- results -------------------------------------------------------------------- */
+
+cs_err pg_text(PGresult *res, int row, int col, int optional, const char **out)
+{
+	*out = NULL;
+	if (row >= PQntuples(res) || col >= PQnfields(res)) {
+		cs_log_error("store: no column %d of row %d", col, row);
+		return CS_E_STORE;
+	}
+	if (PQgetisnull(res, row, col)) {
+		if (optional)
+			return CS_OK;
+		cs_log_error("store: column %s is NULL", PQfname(res, col));
+		return CS_E_STORE;
+	}
+	*out = PQgetvalue(res, row, col);
+	return CS_OK;
+}
+
+cs_err pg_dup(PGresult *res, int row, int col, char **out)
+{
+	const char *t;
+	*out = NULL;
+	cs_err r = pg_text(res, row, col, 0, &t);
+	if (r != CS_OK)
+		return r;
+	*out = strdup(t);
+	return *out != NULL ? CS_OK : CS_E_NOMEM;
+}
+
+cs_err pg_int(PGresult *res, int row, int col, int64_t *out)
+{
+	const char *t;
+	*out = 0;
+	cs_err r = pg_text(res, row, col, 0, &t);
+	if (r != CS_OK)
+		return r;
+	char *end;
+	errno = 0;
+	long long v = strtoll(t, &end, 10);
+	if (errno != 0 || end == t || *end != '\0') {
+		cs_log_error("store: column %s is not an integer", PQfname(res, col));
+		return CS_E_STORE;
+	}
+	*out = v;
+	return CS_OK;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+cs_err pg_hash(PGresult *res, int row, int col, uint8_t out[32])
+{
+	const char *t;
+	memset(out, 0, 32);
+	cs_err r = pg_text(res, row, col, 0, &t);
+	if (r != CS_OK)
+		return r;
+	if (strncmp(t, "\\x", 2) != 0 || strlen(t) != 66) {
+		cs_log_error("store: column %s is not a 32-byte hash", PQfname(res, col));
+		return CS_E_STORE;
+	}
+	for (int i = 0; i < 32; i++) {
+		int hi = hexval(t[2 + 2 * i]), lo = hexval(t[3 + 2 * i]);
+		if (hi < 0 || lo < 0) {
+			cs_log_error("store: column %s is not a 32-byte hash", PQfname(res, col));
+			memset(out, 0, 32);
+			return CS_E_STORE;
+		}
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return CS_OK;
+}
+
+cs_err pg_bytea(PGresult *res, int row, int col, unsigned char **out, size_t *len)
+{
+	const char *t;
+	*out = NULL;
+	*len = 0;
+	cs_err r = pg_text(res, row, col, 1, &t);
+	if (r != CS_OK || t == NULL)
+		return r;
+	size_t n = 0;
+	unsigned char *raw = PQunescapeBytea((const unsigned char *)t, &n);
+	if (raw == NULL) {
+		cs_log_error("store: column %s: out of memory", PQfname(res, col));
+		return CS_E_NOMEM;
+	}
+	unsigned char *copy = malloc(n ? n : 1);
+	if (copy == NULL) {
+		PQfreemem(raw);
+		return CS_E_NOMEM;
+	}
+	memcpy(copy, raw, n);
+	PQfreemem(raw);
+	*out = copy;
+	*len = n;
+	return CS_OK;
+}
+
+const char *pg_i64(char buf[24], int64_t v)
+{
+	snprintf(buf, 24, "%lld", (long long)v);
+	return buf;
+}
+
+const char *pg_hash_param(char buf[67], const uint8_t hash[32])
+{
+	static const char hex[] = "0123456789abcdef";
+	buf[0] = '\\';
+	buf[1] = 'x';
+	for (int i = 0; i < 32; i++) {
+		buf[2 + 2 * i] = hex[hash[i] >> 4];
+		buf[3 + 2 * i] = hex[hash[i] & 15];
+	}
+	buf[66] = '\0';
+	return buf;
+}
+
+/* ---- transactions ---------------------------------------------------------------- */
+
+static cs_err pg_read_begin(cs_store *store);
+static void pg_read_end(cs_store *store);
+
+cs_err pg_snapshot_begin(pg_store *s, int *began)
+{
+	*began = 0;
+	if (s->in_tx)
+		return CS_OK;
+	cs_err r = pg_read_begin(&s->base);
+	if (r == CS_OK)
+		*began = 1;
+	return r;
+}
+
+void pg_snapshot_end(pg_store *s, int began)
+{
+	if (began)
+		pg_read_end(&s->base);
+}
+
+static cs_err pg_write_begin(cs_store *store, int64_t deadline_ms)
+{
+	pg_store *s = (pg_store *)store;
+	if (s->in_tx) {
+		cs_log_error("store %s: a write begun inside a transaction", s->name);
+		return CS_E_INTERNAL;
+	}
+	if (s->readonly) {
+		cs_log_error("store %s: opened read-only: no writes", s->name);
+		return CS_E_STORE;
+	}
+	char left_s[24];
+	if (deadline_ms > 0) {
+		int64_t left = deadline_ms - mono_ms();
+		if (left <= 0) {
+			cs_log_error("store: the write deadline passed before the write began");
+			return CS_E_STORE;
+		}
+		pg_i64(left_s, left > 0x7fffffff ? 0x7fffffff : left);
+	}
+	cs_err r = pg_exec_once(s, "beginning a write", "BEGIN", 0, NULL, 0);
+	if (r != CS_OK)
+		return r;
+	s->in_tx = 2;
+	s->tx_failed = 0;
+	s->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
+	if (deadline_ms > 0) {
+		const char *p[] = {left_s};
+		r = pg_exec_once(s, "arming the write deadline",
+				 "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true)",
+				 1, p, 0);
+	}
+	if (r == CS_OK)
+		r = pg_exec(s, "taking the write lock", "SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ")", 0, NULL,
+			    NULL);
+	return r;
+}
+
+static void tx_reset(pg_store *s)
+{
+	s->in_tx = 0;
+	s->tx_failed = 0;
+	s->deadline_ms = 0;
+}
+
+/* End the open transaction: commit (when r is CS_OK and nothing failed)
+ * or roll back. A lost connection loses the transaction (PostgreSQL rolls
+ * it back). */
+static cs_err tx_end(pg_store *s, cs_err r, const char *what)
+{
+	if (r == CS_OK && s->tx_failed) {
+		cs_log_error("store: %s: a statement failed: rolled back", what);
+		r = CS_E_STORE;
+	}
+	s->deadline_ms = 0; /* neither the commit nor the rollback is interrupted */
+	if (r == CS_OK) {
+		PGresult *res = NULL;
+		r = run(s, what, "COMMIT", 0, NULL, NULL, NULL, 0, 1, &res);
+		/* COMMIT of a failed transaction answers ROLLBACK */
+		if (r == CS_OK && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+			cs_log_error("store: %s: the transaction was rolled back", what);
+			r = CS_E_STORE;
+		}
+		PQclear(res);
+	} else if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK &&
+		   PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+		(void)pg_exec_once(s, "rolling back", "ROLLBACK", 0, NULL, 1);
+	}
+	tx_reset(s);
+	return r;
+}
+
+static cs_err pg_write_end(cs_store *store, cs_err r)
+{
+	pg_store *s = (pg_store *)store;
+	if (s->in_tx != 2)
+		return r != CS_OK ? r : CS_E_STORE;
+	return tx_end(s, r, "committing");
+}
+
+static cs_err pg_savepoint(cs_store *store)
+{
+	pg_store *s = (pg_store *)store;
+	if (s->in_tx != 2) {
+		cs_log_error("store %s: a savepoint outside a write", s->name);
+		return CS_E_INTERNAL;
+	}
+	return pg_exec_once(s, "beginning a savepoint", "SAVEPOINT job", 0, NULL, 0);
+}
+
+static cs_err pg_savepoint_end(cs_store *store, cs_err r)
+{
+	pg_store *s = (pg_store *)store;
+	if (s->in_tx != 2) {
+		cs_log_error("store %s: a savepoint ended outside a write", s->name);
+		return CS_E_INTERNAL;
+	}
+	if (r == CS_OK)
+		return pg_exec_once(s, "releasing a savepoint", "RELEASE SAVEPOINT job", 0, NULL, 0);
+	cs_err e = pg_exec_once(s, "rolling back a savepoint", "ROLLBACK TO SAVEPOINT job", 0, NULL, 1);
+	if (e != CS_OK)
+		return e;
+	s->tx_failed = 0; /* the failure was after the savepoint: undone */
+	return pg_exec_once(s, "releasing a savepoint", "RELEASE SAVEPOINT job", 0, NULL, 0);
+}
+
+static cs_err pg_read_begin(cs_store *store)
+{
+	pg_store *s = (pg_store *)store;
+	if (s->in_tx) {
+		cs_log_error("store %s: a read begun inside a transaction", s->name);
+		return CS_E_INTERNAL;
+	}
+	cs_err r = pg_exec_once(s, "beginning a read", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, 0);
+	if (r == CS_OK) {
+		s->in_tx = 1;
+		s->tx_failed = 0;
+	}
+	return r;
+}
+
+static void pg_read_end(cs_store *store)
+{
+	pg_store *s = (pg_store *)store;
+	if (s->in_tx == 1)
+		(void)tx_end(s, s->tx_failed ? CS_E_STORE : CS_OK, "ending a read");
+}
+
+static int64_t pg_changes(cs_store *store)
+{
+	return ((pg_store *)store)->changes;
+}
+
+static cs_err pg_ping(cs_store *store)
+{
+	pg_store *s = (pg_store *)store;
+	return pg_exec(s, "ping", "SELECT 1", 0, NULL, NULL);
+}
+
+/* ---- the schema ----------------------------------------------------------------- */
+
+/* A plpgsql trigger function that refuses with msg when cond holds (cond
+ * "true": always); row-level BEFORE triggers return the row, statement
+ * ones NULL. */
+#define REFUSE_FN(fn, cond, msg, ret)                                                                      \
+	"CREATE FUNCTION " fn "() RETURNS trigger LANGUAGE plpgsql SET search_path = credsign, pg_temp AS $f$" \
+	" BEGIN IF " cond " THEN RAISE EXCEPTION '" msg "' USING ERRCODE = 'restrict_violation'; END IF;"      \
+	" RETURN " ret "; END $f$;"
+#define REFUSE_ROW(trigger, event, table, cond, msg, ret)                                                   \
+	REFUSE_FN(trigger "_fn", cond, msg, ret)                                                              \
+	"CREATE TRIGGER " trigger " BEFORE " event " ON " table " FOR EACH ROW EXECUTE FUNCTION " trigger "_fn();"
+#define NO_TRUNCATE(table, msg)                                                                             \
+	REFUSE_FN(table "_no_truncate_fn", "true", msg, "NULL")                                               \
+	"CREATE TRIGGER " table "_no_truncate BEFORE TRUNCATE ON " table                                      \
+	" FOR EACH STATEMENT EXECUTE FUNCTION " table "_no_truncate_fn();"
+
+/* Schema version 9 at once: the SQLite schema of that version (its
+ * migrations in store_sqlite.c say why each part is there), in PostgreSQL's
+ * types, with the same guards, plus TRUNCATE refused on the append-only
+ * tables and the audit purge as a function of the owner. */
+static const char schema_v9[] =
+	"CREATE SCHEMA IF NOT EXISTS credsign;"
+	"SET LOCAL search_path = credsign, pg_temp;"
+	"CREATE TABLE schema_version (version int NOT NULL);"
+	"CREATE TABLE generation_sessions ("
+	"  id text PRIMARY KEY, created_ms bigint NOT NULL, expires_ms bigint NOT NULL,"
+	"  cert_sha256 text NOT NULL, cert_id text UNIQUE);"
+	"CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms)"
+	"  WHERE cert_id IS NULL;"
+	"CREATE TABLE session_claims ("
+	"  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  session_id text NOT NULL UNIQUE REFERENCES generation_sessions(id), claims_json text NOT NULL);"
+	"CREATE TABLE signing_keys ("
+	"  kid text PRIMARY KEY, uri text NOT NULL, jwk_json text NOT NULL, status text NOT NULL,"
+	"  created_at text NOT NULL"
+	"    DEFAULT (to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')),"
+	"  label text, cka_id text, created_by text, activated_at text, activated_by text,"
+	"  activated_ceremony text, retired_at text, retired_by text, retired_ceremony text,"
+	"  compromised_at text, compromised_by text, compromised_ceremony text, destroyed_at text,"
+	"  destroyed_by text, destroyed_ceremony text, x5c_json text, profile text);"
+	"CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys((coalesce(profile, '')))"
+	"  WHERE status = 'active';"
+	"CREATE TABLE certificates ("
+	"  id text PRIMARY KEY,"
+	"  session_id text NOT NULL UNIQUE REFERENCES generation_sessions(id),"
+	"  kid text NOT NULL REFERENCES signing_keys(kid),"
+	"  header text NOT NULL, claims_json text NOT NULL, signature text NOT NULL, created_ms bigint NOT NULL);"
+	"CREATE TABLE audit_log ("
+	"  seq bigint PRIMARY KEY,"
+	"  ts text NOT NULL, node text NOT NULL, actor text NOT NULL, actor_cert_sha256 text,"
+	"  role text NOT NULL, action text NOT NULL, object text, project text, environment text,"
+	"  outcome text NOT NULL, error_code text, request_id text,"
+	"  prev_hash bytea NOT NULL, entry_hash bytea NOT NULL);"
+	"CREATE TABLE audit_checkpoints ("
+	"  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  first_seq bigint NOT NULL, last_seq bigint NOT NULL, head_hash bytea NOT NULL,"
+	"  ts text NOT NULL, node text NOT NULL, kind text NOT NULL, jws text NOT NULL);"
+	"CREATE INDEX audit_checkpoints_last ON audit_checkpoints(last_seq);"
+	"CREATE INDEX audit_checkpoints_kind_last ON audit_checkpoints(kind, last_seq);"
+	"CREATE TABLE store_probe (id bigint PRIMARY KEY CHECK (id = 1), at_ms bigint NOT NULL);"
+	"CREATE TABLE store_meta (name text PRIMARY KEY, value bigint NOT NULL);"
+	"INSERT INTO store_meta (name, value) VALUES ('audit_ts_ordered_from_seq', 1), ('revocations_count', 0);"
+	"CREATE TABLE ceremonies ("
+	"  id text PRIMARY KEY,"
+	"  action text NOT NULL CHECK (action IN ('activate', 'retire', 'compromise', 'destroy', 'purge',"
+	"    'revoke')),"
+	"  subject text NOT NULL, reason text, params_json text NOT NULL, nonce text NOT NULL,"
+	"  node text NOT NULL, created_at text NOT NULL, expires_at text NOT NULL, started_by text NOT NULL,"
+	"  canonical text NOT NULL,"
+	"  state text NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'executed')),"
+	"  executed_at text, executed_by text, result_json text);"
+	"CREATE INDEX ceremonies_created ON ceremonies(created_at);"
+	"CREATE TABLE ceremony_approvals ("
+	"  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  ceremony_id text NOT NULL REFERENCES ceremonies(id),"
+	"  officer text NOT NULL, fingerprint text NOT NULL, cert_pem text NOT NULL, sig_alg text NOT NULL,"
+	"  signature_b64 text NOT NULL, approved_at text NOT NULL, approved_by text NOT NULL,"
+	"  UNIQUE (ceremony_id, fingerprint), UNIQUE (ceremony_id, officer));"
+	"CREATE TABLE key_rollovers ("
+	"  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  ceremony_id text NOT NULL UNIQUE REFERENCES ceremonies(id),"
+	"  old_kid text REFERENCES signing_keys(kid), new_kid text NOT NULL REFERENCES signing_keys(kid),"
+	"  statement_json text NOT NULL, created_at text NOT NULL);"
+	"CREATE TABLE cert_revocations ("
+	"  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  cert_id text NOT NULL UNIQUE REFERENCES certificates(id),"
+	"  reason text NOT NULL, revoked_at text NOT NULL, revoked_by text NOT NULL,"
+	"  ceremony_id text REFERENCES ceremonies(id));"
+	"CREATE INDEX cert_revocations_order ON cert_revocations(revoked_at, cert_id);"
+	"CREATE TABLE signatures ("
+	"  id text PRIMARY KEY, profile text NOT NULL,"
+	"  format text NOT NULL CHECK (format IN ('jws', 'dsse', 'digest')),"
+	"  requester text NOT NULL, requester_cert_sha256 text NOT NULL,"
+	"  created_at text NOT NULL, signed_sha256 text NOT NULL,"
+	"  kid text NOT NULL REFERENCES signing_keys(kid),"
+	"  signature text NOT NULL, signature_der text, payload_type text, payload bytea,"
+	"  audit_seq bigint NOT NULL UNIQUE);"
+	"CREATE INDEX signatures_profile_kid ON signatures(profile, kid, format);"
+	"CREATE INDEX signatures_sha256 ON signatures(signed_sha256, audit_seq);"
+	"CREATE TABLE store_nodes ("
+	"  node_id text PRIMARY KEY, instance text NOT NULL, host text NOT NULL, pid bigint NOT NULL,"
+	"  started_ms bigint NOT NULL, seen_ms bigint NOT NULL);"
+	/* the guards, as SQLite's (a trigger's condition is tested in its function) */
+	REFUSE_ROW("audit_log_no_update", "UPDATE", "audit_log", "true", "audit log is append-only", "NEW")
+	REFUSE_ROW("audit_log_no_delete", "DELETE", "audit_log",
+		   "OLD.seq > (SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints WHERE kind = 'purge')",
+		   "audit log is append-only", "OLD")
+	REFUSE_ROW("audit_checkpoints_no_update", "UPDATE", "audit_checkpoints", "true",
+		   "audit checkpoints are append-only", "NEW")
+	REFUSE_ROW("audit_checkpoints_no_delete", "DELETE", "audit_checkpoints", "true",
+		   "audit checkpoints are append-only", "OLD")
+	REFUSE_ROW("signing_keys_lifecycle", "UPDATE OF status", "signing_keys",
+		   "(OLD.status = 'compromised' AND NEW.status <> 'compromised')"
+		   " OR (OLD.status = 'retired' AND NEW.status NOT IN ('retired', 'compromised'))",
+		   "a retired or compromised key never becomes active again", "NEW")
+	REFUSE_ROW("signing_keys_destroyed", "UPDATE OF destroyed_at", "signing_keys", "OLD.destroyed_at IS NOT NULL",
+		   "a destroyed key stays destroyed", "NEW")
+	REFUSE_ROW("signing_keys_no_delete", "DELETE", "signing_keys", "true", "signing keys are never forgotten", "OLD")
+	REFUSE_ROW("signing_keys_profile", "UPDATE OF profile", "signing_keys",
+		   "NEW.profile IS DISTINCT FROM OLD.profile", "the profile of a signing key never changes", "NEW")
+	REFUSE_ROW("ceremonies_once", "UPDATE", "ceremonies",
+		   "OLD.state <> 'open' OR NEW.id IS DISTINCT FROM OLD.id OR NEW.action IS DISTINCT FROM OLD.action"
+		   " OR NEW.subject IS DISTINCT FROM OLD.subject OR NEW.canonical IS DISTINCT FROM OLD.canonical"
+		   " OR NEW.expires_at IS DISTINCT FROM OLD.expires_at"
+		   " OR NEW.created_at IS DISTINCT FROM OLD.created_at",
+		   "a ceremony is only ever executed, once", "NEW")
+	REFUSE_ROW("ceremonies_no_delete", "DELETE", "ceremonies", "true", "ceremonies are append-only", "OLD")
+	REFUSE_ROW("ceremony_approvals_no_update", "UPDATE", "ceremony_approvals", "true", "approvals are append-only", "NEW")
+	REFUSE_ROW("ceremony_approvals_no_delete", "DELETE", "ceremony_approvals", "true", "approvals are append-only", "OLD")
+	REFUSE_ROW("key_rollovers_no_update", "UPDATE", "key_rollovers", "true", "rollovers are append-only", "NEW")
+	REFUSE_ROW("key_rollovers_no_delete", "DELETE", "key_rollovers", "true", "rollovers are append-only", "OLD")
+	"CREATE FUNCTION cert_revocations_count_fn() RETURNS trigger LANGUAGE plpgsql"
+	"  SET search_path = credsign, pg_temp AS $f$"
+	"  BEGIN UPDATE store_meta SET value = value + 1 WHERE name = 'revocations_count'; RETURN NULL; END $f$;"
+	"CREATE TRIGGER cert_revocations_count AFTER INSERT ON cert_revocations"
+	"  FOR EACH ROW EXECUTE FUNCTION cert_revocations_count_fn();"
+	REFUSE_ROW("cert_revocations_no_update", "UPDATE", "cert_revocations", "true", "a revocation is final", "NEW")
+	REFUSE_ROW("cert_revocations_no_delete", "DELETE", "cert_revocations", "true", "a revocation is final", "OLD")
+	REFUSE_ROW("signatures_no_update", "UPDATE", "signatures", "true", "signatures are append-only", "NEW")
+	REFUSE_ROW("signatures_no_delete", "DELETE", "signatures", "true", "signatures are append-only", "OLD")
+	NO_TRUNCATE("audit_log", "audit log is append-only")
+	NO_TRUNCATE("audit_checkpoints", "audit checkpoints are append-only")
+	NO_TRUNCATE("certificates", "certificates are append-only")
+	NO_TRUNCATE("signatures", "signatures are append-only")
+	NO_TRUNCATE("cert_revocations", "a revocation is final")
+	NO_TRUNCATE("key_rollovers", "rollovers are append-only")
+	NO_TRUNCATE("ceremony_approvals", "approvals are append-only")
+	NO_TRUNCATE("ceremonies", "ceremonies are append-only")
+	NO_TRUNCATE("signing_keys", "signing keys are never forgotten")
+	/* the purge: the one delete of the audit log, as the owner (the
+	 * trigger above still lets only what a purge checkpoint covers go) */
+	"CREATE FUNCTION audit_purge(through bigint) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER"
+	"  SET search_path = credsign, pg_temp AS $f$"
+	"  DECLARE n bigint; BEGIN DELETE FROM audit_log WHERE seq <= through; GET DIAGNOSTICS n = ROW_COUNT;"
+	"  RETURN n; END $f$;"
+	"REVOKE ALL ON FUNCTION audit_purge(bigint) FROM PUBLIC;";
+
+/* The migrations: each brings the schema to its version, in one
+ * transaction with the version's row. Append only (and to both backends). */
+static const struct {
+	int version;
+	const char *sql;
+} pg_migrations[] = {
+	{PG_SCHEMA_VERSION, schema_v9},
+};
+#define PG_MIGRATIONS (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
+
+/* The guards checked at every open (as the SQLite backend's; the audit
+ * log's triggers are left to its chain and checkpoints). */
+static const char *const pg_guards[] = {
+	"signing_keys_lifecycle",	"signing_keys_destroyed",	"signing_keys_no_delete",
+	"ceremonies_once",		"ceremonies_no_delete",		"ceremony_approvals_no_update",
+	"ceremony_approvals_no_delete", "key_rollovers_no_update",	"key_rollovers_no_delete",
+	"cert_revocations_count",	"cert_revocations_no_update",	"cert_revocations_no_delete",
+	"signing_keys_profile",		"signatures_no_update",		"signatures_no_delete",
+};
+
+/* What the node role may do (target->node_role: " TO " and its quoted name follow). */
+static const char *const pg_grants[] = {
+	"GRANT USAGE ON SCHEMA credsign",
+	"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA credsign",
+	"GRANT UPDATE ON generation_sessions, signing_keys, ceremonies, store_meta, store_probe, store_nodes",
+	"GRANT DELETE ON generation_sessions, session_claims",
+	"GRANT USAGE ON ALL SEQUENCES IN SCHEMA credsign",
+	"GRANT EXECUTE ON FUNCTION audit_purge(bigint)",
+};
+
+/* A script of several statements (the migrations): CS_E_STORE logged, or
+ * *denied set when the role lacks the right (SQLSTATE 42501). */
+static cs_err exec_script(pg_store *s, const char *what, const char *sql, int *denied)
+{
+	PGresult *res = PQexec(s->conn, sql);
+	cs_err r = CS_OK;
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		if (denied != NULL && sqlstate_is(res, "42501")) {
+			*denied = 1;
+			r = CS_E_STORE_SCHEMA;
+		} else {
+			r = query_failed(s, what, res);
+		}
+	}
+	PQclear(res);
+	return r;
+}
+
+/* The schema's version: 0 when there is none yet. */
+static cs_err schema_version(pg_store *s, int *version)
+{
+	PGresult *res = NULL;
+	int64_t v = 0;
+	*version = 0;
+	cs_err r = pg_query(s, "reading the schema version",
+			    "SELECT CASE WHEN to_regclass('credsign.schema_version') IS NULL THEN 0 ELSE -1 END", 0,
+			    NULL, &res);
+	if (r == CS_OK)
+		r = pg_int(res, 0, 0, &v);
+	PQclear(res);
+	res = NULL;
+	if (r == CS_OK && v < 0) {
+		r = pg_query(s, "reading the schema version",
+			     "SELECT coalesce(max(version), 0) FROM credsign.schema_version", 0, NULL, &res);
+		if (r == CS_OK)
+			r = pg_int(res, 0, 0, &v);
+		PQclear(res);
+	}
+	if (r == CS_OK)
+		*version = (int)v;
+	return r;
+}
+
+/* Grant the node role its rights (the migrating connection, the schema's
+ * owner); a role that does not exist: warned, skipped. */
+static cs_err grant_node_role(pg_store *s)
+{
+	const char *role = s->target->node_role;
+	const char *p[] = {role};
+	PGresult *res = NULL;
+	cs_err r = pg_query(s, "looking up the node role", "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, p, &res);
+	int exists = r == CS_OK && PQntuples(res) > 0;
+	PQclear(res);
+	if (r != CS_OK)
+		return r;
+	if (!exists) {
+		cs_log_warn("store %s: role %s does not exist: no rights granted to the nodes' role", s->name, role);
+		return CS_OK;
+	}
+	char *q = PQescapeIdentifier(s->conn, role, strlen(role));
+	if (q == NULL) {
+		cs_log_error("store %s: quoting the role %s: %s", s->name, role, PQerrorMessage(s->conn));
+		return CS_E_STORE;
+	}
+	for (size_t i = 0; r == CS_OK && i < sizeof(pg_grants) / sizeof(pg_grants[0]); i++) {
+		char sql[512];
+		snprintf(sql, sizeof(sql), "%s TO %s", pg_grants[i], q);
+		r = exec_script(s, "granting the node role its rights", sql, NULL);
+	}
+	PQfreemem(q);
+	if (r == CS_OK)
+		cs_log_info("store %s: role %s granted its rights", s->name, role);
+	return r;
+}
+
+/* The schema is up to date: when this role owns it and the node role
+ * (made since) lacks its rights, grant them (credsign-admin store init). */
+static cs_err regrant(pg_store *s)
+{
+	const char *p[] = {s->target->node_role};
+	PGresult *res = NULL;
+	cs_err r = pg_query(s, "reading the node role's rights",
+			    "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) THEN 0 "
+			    "WHEN (SELECT nspowner FROM pg_namespace WHERE nspname = 'credsign') <> "
+			    "(SELECT oid FROM pg_roles WHERE rolname = current_user) THEN 0 "
+			    "WHEN has_schema_privilege($1, 'credsign', 'USAGE') THEN 0 ELSE 1 END",
+			    1, p, &res);
+	int64_t needed = 0;
+	if (r == CS_OK)
+		r = pg_int(res, 0, 0, &needed);
+	PQclear(res);
+	if (r != CS_OK || !needed)
+		return r;
+	if ((r = exec_script(s, "granting the node role its rights", "BEGIN", NULL)) != CS_OK)
+		return r;
+	r = grant_node_role(s);
+	if (r == CS_OK)
+		return exec_script(s, "granting the node role its rights", "COMMIT", NULL);
+	if (PQstatus(s->conn) == CONNECTION_OK)
+		(void)exec_script(s, "granting the node role its rights", "ROLLBACK", NULL);
+	return r;
+}
+
+/* Run the migrations the schema lacks, in one transaction. */
+static cs_err migrate_tx(pg_store *s, int from)
+{
+	char v[24];
+	int denied = 0;
+	cs_err r = exec_script(s, "migrating the schema", "BEGIN", NULL);
+	for (int i = 0; r == CS_OK && i < PG_MIGRATIONS; i++) {
+		if (pg_migrations[i].version <= from)
+			continue;
+		const char *p[] = {pg_i64(v, pg_migrations[i].version)};
+		if ((r = exec_script(s, "migrating the schema", pg_migrations[i].sql, &denied)) == CS_OK &&
+		    (r = pg_exec_once(s, "migrating the schema", "DELETE FROM credsign.schema_version", 0, NULL, 0)) ==
+			    CS_OK &&
+		    (r = pg_exec_once(s, "migrating the schema",
+				      "INSERT INTO credsign.schema_version (version) VALUES ($1::int)", 1, p, 0)) == CS_OK)
+			cs_log_info("store %s: schema migrated to version %d", s->name, pg_migrations[i].version);
+	}
+	if (r == CS_OK)
+		r = grant_node_role(s);
+	if (r == CS_OK)
+		r = exec_script(s, "migrating the schema", "COMMIT", NULL);
+	else if (PQstatus(s->conn) == CONNECTION_OK)
+		(void)exec_script(s, "migrating the schema", "ROLLBACK", NULL);
+	if (denied)
+		cs_log_error("store %s: schema version %d, this program needs %d, and role %s cannot migrate it: run "
+			     "`credsign-admin store init --owner-connection ...` as the schema owner",
+			     s->name, from, PG_SCHEMA_VERSION, PQuser(s->conn));
+	return r;
+}
+
+/* Create or migrate the schema once across nodes (under the migration
+ * lock), or, read-only, check its version. */
+static cs_err migrate(pg_store *s)
+{
+	int v = 0;
+	cs_err r;
+	if (s->readonly) {
+		if ((r = schema_version(s, &v)) != CS_OK)
+			return r;
+	} else {
+		if ((r = pg_exec(s, "taking the migration lock", "SELECT pg_advisory_lock(" PG_MIGRATE_LOCK ")", 0, NULL,
+				 NULL)) != CS_OK)
+			return r;
+		r = schema_version(s, &v);
+		if (r == CS_OK && v < PG_SCHEMA_VERSION)
+			r = migrate_tx(s, v);
+		else if (r == CS_OK && v == PG_SCHEMA_VERSION)
+			r = regrant(s);
+		if (PQstatus(s->conn) == CONNECTION_OK &&
+		    pg_exec(s, "releasing the migration lock", "SELECT pg_advisory_unlock(" PG_MIGRATE_LOCK ")", 0, NULL,
+			    NULL) != CS_OK)
+			cs_log_warn("store %s: the migration lock stays until the connection closes", s->name);
+		if (r != CS_OK)
+			return r;
+	}
+	if (v > PG_SCHEMA_VERSION) {
+		cs_log_error("store %s has schema version %d, newer than this program's %d", s->name, v,
+			     PG_SCHEMA_VERSION);
+		return CS_E_STORE_SCHEMA;
+	}
+	if (s->readonly && v != PG_SCHEMA_VERSION) {
+		cs_log_error("store %s has schema version %d, this program %d: run `credsign-admin store init` first",
+			     s->name, v, PG_SCHEMA_VERSION);
+		return CS_E_STORE;
+	}
+	return CS_OK;
+}
+
+/* Every guard there and enabled; else CS_E_STORE, logged naming it. */
+static cs_err check_guards(pg_store *s)
+{
+	PGresult *res = NULL;
+	cs_err r = pg_query(s, "reading the schema's guards",
+			    "SELECT t.tgname::text, t.tgenabled::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+			    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'credsign' "
+			    "AND NOT t.tgisinternal "
+			    "UNION ALL SELECT i.relname::text, CASE WHEN x.indisunique AND x.indisvalid THEN 'O' ELSE 'D' END "
+			    "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+			    "JOIN pg_namespace n ON n.oid = i.relnamespace "
+			    "WHERE n.nspname = 'credsign' AND i.relname = 'signing_keys_one_active'",
+			    0, NULL, &res);
+	if (r != CS_OK)
+		return r;
+	int nrows = PQntuples(res);
+	for (size_t g = 0; r == CS_OK && g <= sizeof(pg_guards) / sizeof(pg_guards[0]); g++) {
+		int index = g == sizeof(pg_guards) / sizeof(pg_guards[0]);
+		const char *name = index ? "signing_keys_one_active" : pg_guards[g];
+		const char *state = NULL;
+		for (int i = 0; i < nrows && state == NULL; i++)
+			if (strcmp(PQgetvalue(res, i, 0), name) == 0)
+				state = PQgetvalue(res, i, 1);
+		if (state == NULL || strcmp(state, "O") != 0) {
+			cs_log_error("store %s tampered or damaged: %s %s %s; refused: restore the store from a backup",
+				     s->name, index ? "index" : "trigger", name, state == NULL ? "missing" : "disabled");
+			r = CS_E_STORE;
+		}
+	}
+	PQclear(res);
+	return r;
+}
+
+/* ---- open, close ------------------------------------------------------------------- */
+
+static void target_copy_free(struct pg_target_copy *t)
+{
+	if (t == NULL)
+		return;
+	free(t->conninfo);
+	free(t->sslmode);
+	free(t->ca_file);
+	free(t->password_file);
+	free(t->application_name);
+	free(t->node_role);
+	free(t->options);
+	free(t);
+}
+
+static int dup_opt(const char *in, char **out)
+{
+	*out = NULL;
+	return in == NULL || (*out = strdup(in)) != NULL;
+}
+
+static struct pg_target_copy *target_copy(const cs_store_target *t, int readonly)
+{
+	struct pg_target_copy *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	char options[200];
+	int n = snprintf(options, sizeof(options), "-c search_path=credsign,pg_temp -c bytea_output=hex");
+	if (t->statement_timeout_ms > 0)
+		n += snprintf(options + n, sizeof(options) - (size_t)n, " -c statement_timeout=%d",
+			      t->statement_timeout_ms);
+	if (readonly)
+		snprintf(options + n, sizeof(options) - (size_t)n, " -c default_transaction_read_only=on");
+	c->connect_timeout_s = t->connect_timeout_s;
+	c->statement_timeout_ms = t->statement_timeout_ms;
+	if (!dup_opt(t->conninfo != NULL ? t->conninfo : "", &c->conninfo) || !dup_opt(t->sslmode, &c->sslmode) ||
+	    !dup_opt(t->ca_file, &c->ca_file) || !dup_opt(t->password_file, &c->password_file) ||
+	    !dup_opt(t->application_name, &c->application_name) ||
+	    !dup_opt(t->node_role != NULL ? t->node_role : "credsign_node", &c->node_role) ||
+	    !dup_opt(options, &c->options)) {
+		target_copy_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void pg_close(cs_store *store)
+{
+	pg_store *s = (pg_store *)store;
+	if (s == NULL)
+		return;
+	if (s->conn != NULL)
+		PQfinish(s->conn);
+	stmts_free(s);
+	target_copy_free(s->target);
+	free(s->name);
+	if (s->counted)
+		atomic_fetch_sub(&pg_connections, 1);
+	free(s);
+}
+
+static const cs_store_ops *pg_ops(void);
+
 cs_err cs_store_pg_open(const cs_store_target *target, int readonly, cs_store **out)
 {
-	(void)target;
-	(void)readonly;
 	*out = NULL;
-	cs_log_error("store: the PostgreSQL backend is not built yet");
-	return CS_E_STORE;
+	char name[PG_NAME_MAX];
+	cs_store_target_name(target, name, sizeof(name));
+	if (target->conninfo == NULL) {
+		cs_log_error("store: store.postgresql.connection is not set");
+		return CS_E_INVALID_ARG;
+	}
+	pg_store *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return CS_E_NOMEM;
+	s->base.ops = pg_ops();
+	s->readonly = readonly;
+	cs_err r = CS_E_NOMEM;
+	if ((s->name = strdup(name)) == NULL || (s->stmts = calloc(1, sizeof(*s->stmts))) == NULL ||
+	    (s->target = target_copy(target, readonly)) == NULL)
+		goto fail;
+	int n = atomic_fetch_add(&pg_connections, 1) + 1;
+	s->counted = 1;
+	if (target->pool_size > 0 && n > target->pool_size) {
+		cs_log_error("store %s: store.postgresql.pool_size %d reached", s->name, target->pool_size);
+		r = CS_E_STORE;
+		goto fail;
+	}
+	PGconn *c = NULL;
+	if ((r = connect_target(s->target, s->name, &c)) != CS_OK) {
+		if (c != NULL)
+			cs_log_error("store %s: cannot connect: %.*s", s->name,
+				     (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
+		PQfinish(c);
+		goto fail;
+	}
+	s->conn = c;
+	if ((r = migrate(s)) != CS_OK || (r = check_guards(s)) != CS_OK)
+		goto fail;
+	*out = &s->base;
+	return CS_OK;
+fail:
+	pg_close(&s->base);
+	return r;
+}
+
+/* One field of a parsed conninfo, or libpq's default for it. */
+static const char *conn_field(PQconninfoOption *opts, PQconninfoOption *defs, const char *key)
+{
+	for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, key) == 0 && o->val != NULL && *o->val)
+			return o->val;
+	for (PQconninfoOption *o = defs; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, key) == 0 && o->val != NULL && *o->val)
+			return o->val;
+	return NULL;
+}
+
+const char *cs_store_target_name(const cs_store_target *target, char *buf, size_t size)
+{
+	if (size == 0)
+		return buf;
+	if (target->backend != CS_STORE_POSTGRESQL) {
+		snprintf(buf, size, "%s", target->path != NULL ? target->path : "(no path)");
+		return buf;
+	}
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(target->conninfo != NULL ? target->conninfo : "", &err);
+	PQconninfoOption *defs = PQconndefaults();
+	PQfreemem(err);
+	const char *user = conn_field(opts, defs, "user"), *host = conn_field(opts, defs, "host");
+	const char *hostaddr = conn_field(opts, NULL, "hostaddr"), *port = conn_field(opts, defs, "port");
+	const char *db = conn_field(opts, defs, "dbname");
+	if (host == NULL)
+		host = hostaddr != NULL ? hostaddr : "localhost";
+	snprintf(buf, size, "postgresql://%s%s%s:%s/%s", user != NULL ? user : "", user != NULL ? "@" : "", host,
+		 port != NULL ? port : "5432", db != NULL ? db : (user != NULL ? user : ""));
+	PQconninfoFree(opts);
+	PQconninfoFree(defs);
+	return buf;
+}
+
+/* ---- sessions and certificates ----------------------------------------------------- */
+
+/* An insert whose conflict is an outcome (ON CONFLICT DO NOTHING): no row
+ * inserted is CS_E_CONFLICT, and the transaction goes on. */
+static cs_err insert_once(pg_store *s, const char *what, const char *sql, int n, const char *const *params)
+{
+	int64_t affected = 0;
+	cs_err r = pg_exec(s, what, sql, n, params, &affected);
+	return r == CS_OK && affected == 0 ? CS_E_CONFLICT : r;
+}
+
+/* An update of one row: CS_E_NOT_FOUND when none changed. */
+static cs_err update_one(pg_store *s, const char *what, const char *sql, int n, const char *const *params)
+{
+	int64_t affected = 0;
+	cs_err r = pg_exec(s, what, sql, n, params, &affected);
+	return r == CS_OK && affected != 1 ? CS_E_NOT_FOUND : r;
+}
+
+static cs_err pg_session_insert(cs_store *store, const cs_gen_session *g)
+{
+	pg_store *s = (pg_store *)store;
+	char created[24], expires[24];
+	const char *p[] = {g->id, pg_i64(created, g->created_ms), pg_i64(expires, g->expires_ms), g->cert_sha256,
+			   g->claims_json};
+	int64_t affected = 0;
+	/* the session and its claims in one statement */
+	cs_err r = pg_exec(s, "storing the generation session",
+			   "WITH g AS (INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256) "
+			   "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id) "
+			   "INSERT INTO session_claims (session_id, claims_json) SELECT id, $5 FROM g "
+			   "ON CONFLICT DO NOTHING",
+			   5, p, &affected);
+	if (r == CS_OK && affected == 1)
+		s->changes++; /* the session's row */
+	return r == CS_OK && affected == 0 ? CS_E_CONFLICT : r;
+}
+
+static cs_err pg_session_get(cs_store *store, const char *session_id, cs_session_row *row)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	const char *p[] = {session_id};
+	*row = (cs_session_row){0};
+	cs_err r = pg_query(s, "reading the generation session",
+			    "SELECT s.cert_sha256, s.expires_ms, (s.cert_id IS NOT NULL)::int, c.claims_json "
+			    "FROM generation_sessions s LEFT JOIN session_claims c ON c.session_id = s.id WHERE s.id = $1",
+			    1, p, &res);
+	if (r == CS_OK && PQntuples(res) == 0)
+		r = CS_E_NOT_FOUND;
+	int64_t certified = 0;
+	const char *claims = NULL;
+	if (r == CS_OK && (r = pg_dup(res, 0, 0, &row->cert_sha256)) == CS_OK &&
+	    (r = pg_int(res, 0, 1, &row->expires_ms)) == CS_OK && (r = pg_int(res, 0, 2, &certified)) == CS_OK &&
+	    (r = pg_text(res, 0, 3, certified != 0, &claims)) == CS_OK) {
+		row->certified = certified != 0;
+		/* the claims are gone once certified, and only then */
+		if ((row->claims_json = strdup(claims != NULL ? claims : "")) == NULL)
+			r = CS_E_NOMEM;
+	}
+	PQclear(res);
+	if (r != CS_OK)
+		cs_session_row_free(row);
+	return r;
+}
+
+static cs_err pg_session_claim(cs_store *store, const char *session_id, const char *cert_id, int *claimed)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	const char *p[] = {cert_id, session_id};
+	int64_t n = 0, dropped = 0;
+	*claimed = 0;
+	/* the conditional mark and the claims' deletion in one statement */
+	cs_err r = pg_query(s, "marking the session certified",
+			    "WITH u AS (UPDATE generation_sessions SET cert_id = $1 WHERE id = $2 AND cert_id IS NULL "
+			    "RETURNING id), d AS (DELETE FROM session_claims WHERE session_id IN (SELECT id FROM u) "
+			    "RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM d)",
+			    2, p, &res);
+	if (r == CS_OK && (r = pg_int(res, 0, 0, &n)) == CS_OK && (r = pg_int(res, 0, 1, &dropped)) == CS_OK) {
+		s->changes += n + dropped;
+		*claimed = n == 1;
+	}
+	PQclear(res);
+	return r;
+}
+
+static cs_err pg_cert_insert(cs_store *store, const char *cert_id, const char *session_id, const char *kid,
+			     const cs_cert_parts *cert, int64_t created_ms)
+{
+	pg_store *s = (pg_store *)store;
+	char created[24];
+	const char *p[] = {cert_id,	       session_id,	   kid, cert->header_b64, cert->claims_json,
+			   cert->signature_b64, pg_i64(created, created_ms)};
+	return insert_once(s, "storing the certificate",
+			   "INSERT INTO certificates (id, session_id, kid, header, claims_json, signature, created_ms) "
+			   "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+			   7, p);
+}
+
+static cs_err pg_cert_get(cs_store *store, const char *cert_id, cs_cert_row *row)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	const char *p[] = {cert_id};
+	*row = (cs_cert_row){0};
+	cs_err r = pg_query(s, "reading the certificate",
+			    "SELECT header, claims_json, signature FROM certificates WHERE id = $1", 1, p, &res);
+	if (r == CS_OK && PQntuples(res) == 0)
+		r = CS_E_NOT_FOUND;
+	if (r == CS_OK && (r = pg_dup(res, 0, 0, &row->header_b64)) == CS_OK &&
+	    (r = pg_dup(res, 0, 1, &row->claims_json)) == CS_OK)
+		r = pg_dup(res, 0, 2, &row->signature_b64);
+	PQclear(res);
+	if (r != CS_OK)
+		cs_cert_row_free(row);
+	return r;
+}
+
+static cs_err pg_sessions_delete_expired(cs_store *store, int64_t expired_before_ms, int64_t *removed)
+{
+	pg_store *s = (pg_store *)store;
+	char before[24];
+	const char *p[] = {pg_i64(before, expired_before_ms)};
+	*removed = 0;
+	cs_err r = pg_exec(s, "pruning expired sessions' claims",
+			   "DELETE FROM session_claims WHERE session_id IN (SELECT id FROM generation_sessions "
+			   "WHERE cert_id IS NULL AND expires_ms < $1)",
+			   1, p, NULL);
+	if (r == CS_OK)
+		r = pg_exec(s, "pruning expired sessions",
+			    "DELETE FROM generation_sessions WHERE cert_id IS NULL AND expires_ms < $1", 1, p, removed);
+	return r;
+}
+
+static cs_err pg_probe_write(cs_store *store, int64_t now_ms)
+{
+	pg_store *s = (pg_store *)store;
+	char now[24];
+	const char *p[] = {pg_i64(now, now_ms)};
+	return pg_exec(s, "probing a write",
+		       "INSERT INTO store_probe (id, at_ms) VALUES (1, $1) "
+		       "ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+		       1, p, NULL);
+}
+
+static cs_err pg_cert_exists(cs_store *store, const char *cert_id)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	const char *p[] = {cert_id};
+	cs_err r = pg_query(s, "reading a certificate", "SELECT 1 FROM certificates WHERE id = $1", 1, p, &res);
+	if (r == CS_OK && PQntuples(res) == 0)
+		r = CS_E_NOT_FOUND;
+	PQclear(res);
+	return r;
+}
+
+static cs_err pg_cert_by_other_key(cs_store *store, const char *kid)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	const char *p[] = {kid};
+	cs_err r = pg_query(s, "reading the certificates", "SELECT 1 FROM certificates WHERE kid <> $1 LIMIT 1", 1, p,
+			    &res);
+	if (r == CS_OK && PQntuples(res) == 0)
+		r = CS_E_NOT_FOUND;
+	PQclear(res);
+	return r;
+}
+
+/* ---- signing keys -------------------------------------------------------------------- */
+
+#define KEY_COLUMNS                                                                                        \
+	"kid, uri, status, created_at, activated_at, retired_at, jwk_json, label, cka_id, created_by, "      \
+	"activated_by, activated_ceremony, retired_by, retired_ceremony, compromised_at, compromised_by, "   \
+	"compromised_ceremony, destroyed_at, destroyed_by, destroyed_ceremony, x5c_json, profile"
+#define KEY_NCOLS 22
+/* Columns of a key that may be NULL: all but kid, uri, status, created_at, jwk_json. */
+#define KEY_OPTIONAL (((1u << KEY_NCOLS) - 1u) & ~(0xFu | (1u << 6)))
+
+static cs_err pg_key_upsert(cs_store *store, const char *kid, const char *uri, const char *jwk_json,
+			    const char *status)
+{
+	pg_store *s = (pg_store *)store;
+	const char *p[] = {kid, uri, jwk_json, status};
+	return pg_exec(s, "storing the signing key",
+		       "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES ($1, $2, $3, $4) "
+		       "ON CONFLICT (kid) DO UPDATE SET status = excluded.status, uri = excluded.uri",
+		       4, p, NULL);
+}
+
+static cs_err pg_key_set_status(cs_store *store, const char *kid, const char *status)
+{
+	pg_store *s = (pg_store *)store;
+	const char *p[] = {status, kid};
+	return pg_exec(s, "changing a signing key's status", "UPDATE signing_keys SET status = $1 WHERE kid = $2", 2,
+		       p, NULL);
+}
+
+static cs_err pg_keys_each(cs_store *store, cs_key_row_fn fn, void *arg)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	cs_err r = pg_query(s, "listing signing keys",
+			    "SELECT kid, jwk_json, status, created_at FROM signing_keys ORDER BY created_at, kid", 0,
+			    NULL, &res);
+	for (int i = 0; r == CS_OK && i < PQntuples(res); i++) {
+		const char *f[4] = {NULL};
+		for (int c = 0; r == CS_OK && c < 4; c++)
+			r = pg_text(res, i, c, 0, &f[c]);
+		if (r == CS_OK)
+			fn(arg, f[0], f[1], f[2], f[3]);
+	}
+	PQclear(res);
+	return r;
+}
+
+static cs_err key_row(PGresult *res, int i, cs_key_info_fn fn, void *arg)
+{
+	const char *f[KEY_NCOLS] = {NULL};
+	cs_err r = CS_OK;
+	for (int c = 0; r == CS_OK && c < KEY_NCOLS; c++)
+		r = pg_text(res, i, c, (KEY_OPTIONAL >> c) & 1u, &f[c]);
+	if (r != CS_OK || fn == NULL)
+		return r;
+	cs_key_info k = {.kid = f[0], .uri = f[1], .status = f[2], .created_at = f[3], .activated_at = f[4],
+			 .retired_at = f[5], .jwk_json = f[6], .label = f[7], .cka_id = f[8], .created_by = f[9],
+			 .activated_by = f[10], .activated_ceremony = f[11], .retired_by = f[12],
+			 .retired_ceremony = f[13], .compromised_at = f[14], .compromised_by = f[15],
+			 .compromised_ceremony = f[16], .destroyed_at = f[17], .destroyed_by = f[18],
+			 .destroyed_ceremony = f[19], .x5c_json = f[20], .profile = f[21]};
+	fn(arg, &k);
+	return CS_OK;
+}
+
+static cs_err pg_keys_info(cs_store *store, cs_key_info_fn fn, void *arg)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	cs_err r = pg_query(s, "listing signing keys", "SELECT " KEY_COLUMNS " FROM signing_keys ORDER BY created_at, kid",
+			    0, NULL, &res);
+	for (int i = 0; r == CS_OK && i < PQntuples(res); i++)
+		r = key_row(res, i, fn, arg);
+	PQclear(res);
+	return r;
+}
+
+static cs_err pg_key_info(cs_store *store, const char *kid, cs_key_info_fn fn, void *arg)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	const char *p[] = {kid};
+	cs_err r = pg_query(s, "reading a signing key", "SELECT " KEY_COLUMNS " FROM signing_keys WHERE kid = $1", 1,
+			    p, &res);
+	if (r == CS_OK)
+		r = PQntuples(res) == 0 ? CS_E_NOT_FOUND : key_row(res, 0, fn, arg);
+	PQclear(res);
+	return r;
+}
+
+/* The bit of several_active for a profile (NULL: the certificate keys). */
+static uint64_t several_bit(const char *profile)
+{
+	if (profile == NULL)
+		return 1;
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)profile; *p != '\0'; p++)
+		h = (h ^ *p) * 16777619u;
+	return (uint64_t)1 << (1 + h % 63);
+}
+
+static cs_err pg_key_active_in(cs_store *store, const char *profile, cs_active_key *out)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	const char *p[] = {profile};
+	uint64_t bit = several_bit(profile);
+	*out = (cs_active_key){0};
+	/* through the partial unique index of the one active key per profile */
+	cs_err r = pg_query(s, "reading the active signing key",
+			    "SELECT kid, uri, x5c_json FROM signing_keys WHERE status = 'active' "
+			    "AND coalesce(profile, '') = coalesce($1::text, '')",
+			    1, p, &res);
+	int n = r == CS_OK ? PQntuples(res) : 0;
+	const char *x5c = NULL;
+	if (r == CS_OK && n == 0) {
+		s->several_active &= ~bit;
+		r = CS_E_NOT_FOUND;
+	} else if (r == CS_OK && n > 1) {
+		/* one at most: the unique index says so, unless it was dropped */
+		if (!(s->several_active & bit) && profile == NULL)
+			cs_log_error("store: %d keys are active, one at most can be (the index "
+				     "signing_keys_one_active is gone): store tampered or damaged",
+				     n);
+		else if (!(s->several_active & bit))
+			cs_log_error("store: %d keys of profile %s are active, one at most can be (the index "
+				     "signing_keys_one_active is gone): store tampered or damaged",
+				     n, profile);
+		s->several_active |= bit;
+		r = CS_E_CONFLICT;
+	} else if (r == CS_OK) {
+		s->several_active &= ~bit;
+		if ((r = pg_dup(res, 0, 0, &out->kid)) == CS_OK && (r = pg_dup(res, 0, 1, &out->uri)) == CS_OK &&
+		    (r = pg_text(res, 0, 2, 1, &x5c)) == CS_OK && x5c != NULL && (out->x5c_json = strdup(x5c)) == NULL)
+			r = CS_E_NOMEM;
+	}
+	PQclear(res);
+	if (r != CS_OK)
+		cs_active_key_free(out);
+	return r;
+}
+
+static cs_err pg_keys_ever_active_in(cs_store *store, const char *profile, int *ever)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	const char *p[] = {profile};
+	int64_t v = 0;
+	*ever = 0;
+	cs_err r = pg_query(s, "reading the signing keys",
+			    "SELECT EXISTS (SELECT 1 FROM signing_keys WHERE status IN ('active', 'retired', "
+			    "'compromised') AND profile IS NOT DISTINCT FROM $1::text)::int",
+			    1, p, &res);
+	if (r == CS_OK && (r = pg_int(res, 0, 0, &v)) == CS_OK)
+		*ever = v != 0;
+	PQclear(res);
+	return r;
+}
+
+static cs_err pg_key_insert(cs_store *store, const cs_key_info *k)
+{
+	pg_store *s = (pg_store *)store;
+	const char *const p[] = {k->kid,	  k->uri,	   k->jwk_json,	   k->status,
+				 k->label,	  k->cka_id,	   k->created_by,  k->activated_at,
+				 k->activated_by, k->activated_ceremony, k->profile};
+	return insert_once(s, "recording the signing key",
+			   "INSERT INTO signing_keys (kid, uri, jwk_json, status, label, cka_id, created_by, "
+			   "activated_at, activated_by, activated_ceremony, profile) "
+			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (kid) DO NOTHING",
+			   11, p);
+}
+
+static cs_err pg_key_event(cs_store *store, const char *kid, cs_key_event event, const char *at, const char *by,
+			   const char *ceremony)
+{
+	pg_store *s = (pg_store *)store;
+	const char *const p[] = {kid, at, by, ceremony};
+	const char *what = "recording a signing key's lifecycle event";
+	switch (event) {
+	case CS_KEY_ACTIVATED:
+		return update_one(s, what,
+				  "UPDATE signing_keys SET status = 'active', activated_at = $2, activated_by = $3, "
+				  "activated_ceremony = $4 WHERE kid = $1",
+				  4, p);
+	case CS_KEY_RETIRED:
+		return update_one(s, what,
+				  "UPDATE signing_keys SET status = 'retired', retired_at = $2, retired_by = $3, "
+				  "retired_ceremony = $4 WHERE kid = $1",
+				  4, p);
+	case CS_KEY_COMPROMISED:
+		return update_one(s, what,
+				  "UPDATE signing_keys SET status = 'compromised', compromised_at = $2, "
+				  "compromised_by = $3, compromised_ceremony = $4 WHERE kid = $1",
+				  4, p);
+	case CS_KEY_DESTROYED:
+		return update_one(s, what,
+				  "UPDATE signing_keys SET destroyed_at = $2, destroyed_by = $3, destroyed_ceremony = $4 "
+				  "WHERE kid = $1",
+				  4, p);
+	}
+	return CS_E_INVALID_ARG;
+}
+
+static cs_err pg_key_set_chain(cs_store *store, const char *kid, const char *x5c_json)
+{
+	pg_store *s = (pg_store *)store;
+	const char *const p[] = {x5c_json, kid};
+	return update_one(s, "registering a signing key's chain", "UPDATE signing_keys SET x5c_json = $1 WHERE kid = $2",
+			  2, p);
+}
+
+static cs_err pg_key_compromised(cs_store *store, const char *kid, int *compromised)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	const char *p[] = {kid};
+	int64_t v = 0;
+	*compromised = 0;
+	cs_err r = pg_query(s, "reading a signing key's state",
+			    "SELECT (status = 'compromised')::int FROM signing_keys WHERE kid = $1", 1, p, &res);
+	if (r == CS_OK && PQntuples(res) > 0 && (r = pg_int(res, 0, 0, &v)) == CS_OK)
+		*compromised = v != 0;
+	PQclear(res);
+	return r;
+}
+
+/* ---- node identity ------------------------------------------------------------------- */
+
+static cs_err pg_node_claim(cs_store *store, const char *node_id, const char *instance, const char *host, int64_t pid,
+			    int64_t now_ms, int64_t live_ms, char **holder)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	char pid_s[24], now_s[24];
+	*holder = NULL;
+	const char *get[] = {node_id};
+	cs_err r = pg_query(s, "reading the node ids",
+			    "SELECT instance, host, pid, seen_ms FROM store_nodes WHERE node_id = $1", 1, get, &res);
+	if (r == CS_OK && PQntuples(res) > 0) {
+		const char *other = NULL, *other_host = NULL;
+		int64_t seen = 0, other_pid = 0;
+		if ((r = pg_text(res, 0, 0, 0, &other)) == CS_OK && (r = pg_text(res, 0, 1, 0, &other_host)) == CS_OK &&
+		    (r = pg_int(res, 0, 2, &other_pid)) == CS_OK && (r = pg_int(res, 0, 3, &seen)) == CS_OK &&
+		    strcmp(other, instance) != 0 && now_ms - seen < live_ms) {
+			char buf[320];
+			snprintf(buf, sizeof(buf), "host %.200s pid %lld, seen %lld ms ago", other_host,
+				 (long long)other_pid, (long long)(now_ms - seen));
+			*holder = strdup(buf);
+			r = CS_E_CONFLICT;
+		}
+	}
+	PQclear(res);
+	if (r != CS_OK)
+		return r;
+	const char *put[] = {node_id, instance, host, pg_i64(pid_s, pid), pg_i64(now_s, now_ms)};
+	return pg_exec(s, "claiming the node id",
+		       "INSERT INTO store_nodes (node_id, instance, host, pid, started_ms, seen_ms) "
+		       "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (node_id) DO UPDATE SET instance = excluded.instance, "
+		       "host = excluded.host, pid = excluded.pid, seen_ms = excluded.seen_ms, "
+		       "started_ms = CASE WHEN store_nodes.instance = excluded.instance THEN store_nodes.started_ms "
+		       "ELSE excluded.started_ms END",
+		       5, put, NULL);
+}
+
+/* ---- the ops ----------------------------------------------------------------------------- */
+
+static cs_store_ops ops_table;
+static pthread_once_t ops_once = PTHREAD_ONCE_INIT;
+
+static void ops_init(void)
+{
+	cs_store_ops *o = &ops_table;
+	o->name = "postgresql";
+	o->close = pg_close;
+	o->ping = pg_ping;
+	o->write_begin = pg_write_begin;
+	o->write_end = pg_write_end;
+	o->savepoint = pg_savepoint;
+	o->savepoint_end = pg_savepoint_end;
+	o->read_begin = pg_read_begin;
+	o->read_end = pg_read_end;
+	o->changes = pg_changes;
+	o->session_insert = pg_session_insert;
+	o->session_get = pg_session_get;
+	o->session_claim = pg_session_claim;
+	o->cert_insert = pg_cert_insert;
+	o->cert_get = pg_cert_get;
+	o->sessions_delete_expired = pg_sessions_delete_expired;
+	o->probe_write = pg_probe_write;
+	o->key_upsert = pg_key_upsert;
+	o->key_set_status = pg_key_set_status;
+	o->keys_each = pg_keys_each;
+	o->keys_info = pg_keys_info;
+	o->key_info = pg_key_info;
+	o->key_active_in = pg_key_active_in;
+	o->keys_ever_active_in = pg_keys_ever_active_in;
+	o->key_insert = pg_key_insert;
+	o->key_event = pg_key_event;
+	o->key_set_chain = pg_key_set_chain;
+	o->cert_exists = pg_cert_exists;
+	o->cert_by_other_key = pg_cert_by_other_key;
+	o->key_compromised = pg_key_compromised;
+	o->node_claim = pg_node_claim;
+	pg_records_ops(o);
+}
+
+static const cs_store_ops *pg_ops(void)
+{
+	pthread_once(&ops_once, ops_init);
+	return &ops_table;
 }

@@ -6,7 +6,9 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -57,4 +59,274 @@ int ts_token_fixture(const char **module, const char **dir, char *pin, size_t pi
 	}
 	snprintf(pin, pin_len, "%s/user.pin", *dir);
 	return 0;
+}
+
+/* ---- a throwaway PostgreSQL cluster ------------------------------------------------ */
+
+#include <dirent.h>
+#include <glob.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <libpq-fe.h>
+
+#define TS_PG_MAX 4
+static ts_pg *ts_pg_live[TS_PG_MAX];
+
+static void ts_pg_at_exit(void)
+{
+	for (int i = 0; i < TS_PG_MAX; i++)
+		if (ts_pg_live[i] != NULL)
+			ts_pg_stop(ts_pg_live[i]);
+}
+
+/* Run argv (as pg->uid when root), output to the cluster's log; its status. */
+static int ts_pg_run(const ts_pg *pg, char *const argv[])
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		char log[128];
+		snprintf(log, sizeof(log), "%s/setup.log", pg->dir);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		if (getuid() == 0 && (setgroups(0, NULL) != 0 || setgid(pg->gid) != 0 || setuid(pg->uid) != 0))
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void ts_pg_show_log(const ts_pg *pg, const char *name)
+{
+	char path[128], line[512];
+	snprintf(path, sizeof(path), "%s/%s", pg->dir, name);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL)
+		fprintf(stderr, "  %s", line);
+	fclose(f);
+}
+
+static int ts_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int port = -1;
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static int ts_pg_bindir(char *out, size_t size)
+{
+	const char *env = getenv("CREDSIGN_PG_BINDIR");
+	if (env != NULL) {
+		snprintf(out, size, "%s", env);
+		return 0;
+	}
+	glob_t g;
+	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &g) != 0 || g.gl_pathc == 0) {
+		globfree(&g);
+		return -1;
+	}
+	snprintf(out, size, "%s", g.gl_pathv[g.gl_pathc - 1]);
+	globfree(&g);
+	*strrchr(out, '/') = '\0';
+	return 0;
+}
+
+int ts_pg_start(ts_pg *pg)
+{
+	memset(pg, 0, sizeof(*pg));
+	if (ts_pg_bindir(pg->bindir, sizeof(pg->bindir)) != 0) {
+		fprintf(stderr, "ts_pg_start: no PostgreSQL server binaries (install postgresql)\n");
+		return -1;
+	}
+	pg->uid = getuid();
+	pg->gid = getgid();
+	if (pg->uid == 0) {
+		struct passwd *pw = getpwnam("postgres");
+		if (pw == NULL)
+			pw = getpwnam("credsign");
+		if (pw == NULL) {
+			fprintf(stderr, "ts_pg_start: running as root and no account postgres or credsign\n");
+			return -1;
+		}
+		pg->uid = pw->pw_uid;
+		pg->gid = pw->pw_gid;
+	}
+	snprintf(pg->dir, sizeof(pg->dir), "/tmp/cs-pg-XXXXXX");
+	if (mkdtemp(pg->dir) == NULL || chown(pg->dir, pg->uid, pg->gid) != 0) {
+		fprintf(stderr, "ts_pg_start: %s: %s\n", pg->dir, strerror(errno));
+		return -1;
+	}
+	if ((pg->port = ts_free_port()) < 0)
+		return -1;
+	char data[96], initdb[300], hba[128];
+	snprintf(data, sizeof(data), "%s/data", pg->dir);
+	snprintf(initdb, sizeof(initdb), "%s/initdb", pg->bindir);
+	char *const init_argv[] = {initdb, "-D", data, "-U", "pgsuper", "--auth=trust", "--no-sync",
+				   "-E", "UTF8", "--locale=C", NULL};
+	if (ts_pg_run(pg, init_argv) != 0) {
+		fprintf(stderr, "ts_pg_start: initdb failed:\n");
+		ts_pg_show_log(pg, "setup.log");
+		return -1;
+	}
+	snprintf(hba, sizeof(hba), "%s/pg_hba.conf", data);
+	FILE *f = fopen(hba, "w");
+	if (f == NULL)
+		return -1;
+	fprintf(f, "local all pw_user scram-sha-256\nlocal all all trust\n");
+	fclose(f);
+	int registered = 0;
+	for (int i = 0; i < TS_PG_MAX && !registered; i++)
+		if (ts_pg_live[i] == NULL) {
+			ts_pg_live[i] = pg;
+			registered = 1;
+		}
+	static int at_exit;
+	if (!at_exit && atexit(ts_pg_at_exit) == 0)
+		at_exit = 1;
+	if (ts_pg_ctl(pg, "start") != 0)
+		return -1;
+	char conn[256];
+	snprintf(conn, sizeof(conn), "host=%s port=%d dbname=postgres user=pgsuper", pg->dir, pg->port);
+	PGconn *c = PQconnectdb(conn);
+	PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, "CREATE DATABASE credsign") : NULL;
+	int ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(stderr, "ts_pg_start: CREATE DATABASE: %s\n", PQerrorMessage(c));
+	PQclear(res);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+int ts_pg_ctl(ts_pg *pg, const char *action)
+{
+	char ctl[300], data[96], log[96], opts[160];
+	snprintf(ctl, sizeof(ctl), "%s/pg_ctl", pg->bindir);
+	snprintf(data, sizeof(data), "%s/data", pg->dir);
+	snprintf(log, sizeof(log), "%s/server.log", pg->dir);
+	snprintf(opts, sizeof(opts), "-k %s -p %d -c listen_addresses='' -c fsync=off -c max_connections=200",
+		 pg->dir, pg->port);
+	char *const argv[] = {ctl, (char *)action, "-D", data, "-l", log, "-w", "-t", "60", "-m", "fast",
+			      "-o", opts, NULL};
+	int r = ts_pg_run(pg, argv);
+	if (r != 0) {
+		fprintf(stderr, "ts_pg_ctl %s failed (%d):\n", action, r);
+		ts_pg_show_log(pg, "server.log");
+		return -1;
+	}
+	pg->running = strcmp(action, "stop") != 0;
+	return 0;
+}
+
+static void ts_rm_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d != NULL) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			char sub[1024];
+			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+			struct stat st;
+			if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+				ts_rm_tree(sub);
+			else
+				unlink(sub);
+		}
+		closedir(d);
+	}
+	rmdir(path);
+}
+
+void ts_pg_stop(ts_pg *pg)
+{
+	for (int i = 0; i < TS_PG_MAX; i++)
+		if (ts_pg_live[i] == pg)
+			ts_pg_live[i] = NULL;
+	if (pg->running)
+		(void)ts_pg_ctl(pg, "stop");
+	if (pg->dir[0] != '\0')
+		ts_rm_tree(pg->dir);
+	pg->dir[0] = '\0';
+}
+
+const char *ts_pg_conninfo(const ts_pg *pg, const char *user, char *buf, size_t size)
+{
+	snprintf(buf, size, "host=%s port=%d dbname=credsign user=%s", pg->dir, pg->port,
+		 user != NULL ? user : "pgsuper");
+	return buf;
+}
+
+static PGresult *ts_pg_exec(const ts_pg *pg, const char *sql, PGconn **conn)
+{
+	char ci[256];
+	*conn = PQconnectdb(ts_pg_conninfo(pg, NULL, ci, sizeof(ci)));
+	if (PQstatus(*conn) != CONNECTION_OK) {
+		fprintf(stderr, "ts_pg: %s", PQerrorMessage(*conn));
+		return NULL;
+	}
+	PGresult *res = PQexec(*conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		fprintf(stderr, "ts_pg: %s: %s", sql, PQerrorMessage(*conn));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+int ts_pg_sql(const ts_pg *pg, const char *sql)
+{
+	PGconn *c = NULL;
+	PGresult *res = ts_pg_exec(pg, sql, &c);
+	int r = res != NULL ? 0 : -1;
+	PQclear(res);
+	PQfinish(c);
+	return r;
+}
+
+int ts_pg_value(const ts_pg *pg, const char *sql, char *buf, size_t size)
+{
+	PGconn *c = NULL;
+	PGresult *res = ts_pg_exec(pg, sql, &c);
+	int r = res != NULL ? 0 : -1;
+	buf[0] = '\0';
+	if (res != NULL && PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
+		snprintf(buf, size, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	PQfinish(c);
+	return r;
+}
+
+void ts_pg_target(const ts_pg *pg, const char *user, char *conninfo, size_t size, cs_store_target *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->backend = CS_STORE_POSTGRESQL;
+	t->conninfo = ts_pg_conninfo(pg, user, conninfo, size);
+	t->sslmode = "disable";
+	t->application_name = "store_pg_test";
+	t->statement_timeout_ms = 5000;
+	t->connect_timeout_s = 5;
 }

@@ -25,6 +25,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <libpq-fe.h>
 #include <p11-kit/uri.h>
 
 #include "cs_secret.h"
@@ -55,6 +56,11 @@ typedef enum {
 	K_GRANTS,     /* access.grants: a list of groups (apply_grants) */
 	K_OFFICERS,   /* ceremony.officers: a list of groups (apply_officers) */
 	K_PROFILES,   /* signing.profiles: a list of groups (apply_profiles) */
+	K_STORE_BACKEND, /* "sqlite" or "postgresql" */
+	K_PG_CONNINFO,   /* libpq conninfo or URI, without a password */
+	K_PG_SSLMODE,    /* a libpq sslmode */
+	K_PG_ROLE,       /* a PostgreSQL role name (plain identifier) */
+	K_SECRET_FILE,   /* a password file: regular, owner-only (check_secret_owner) */
 } kind;
 
 typedef struct {
@@ -131,9 +137,25 @@ static const schema_entry schema[] = {
 	{"crypto.openssl_fips", K_BOOL, false, NULL, 0, 0, 1, F(crypto.openssl_fips)},
 	{"crypto.profile", K_IDENT, false, NULL, 0, 0, 0, F(crypto.profile)},
 	{"store", K_GROUP, false, NULL, 0, 0, 0, 0},
+	/* before store.path: which backend decides whether a path is wanted */
+	{"store.backend", K_STORE_BACKEND, false, "sqlite", 0, 0, 0, F(store.backend)},
+	/* with sqlite only (check_store: refused with postgresql) */
 	{"store.path", K_OUT_FILE, false, "credsign.db", 0, 0, 0, F(store.path)},
 	{"store.session_retention_seconds", K_INT, false, NULL, 86400, 60, 31536000,
 	 F(store.session_retention_seconds)},
+	/* with postgresql only; connection required with it (check_store) */
+	{"store.postgresql", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"store.postgresql.connection", K_PG_CONNINFO, false, NULL, 0, 0, 0, F(store.postgresql.connection)},
+	{"store.postgresql.sslmode", K_PG_SSLMODE, false, "verify-full", 0, 0, 0, F(store.postgresql.sslmode)},
+	{"store.postgresql.ca_file", K_FILE, false, NULL, 0, 0, 0, F(store.postgresql.ca_file)},
+	{"store.postgresql.password_file", K_SECRET_FILE, false, NULL, 0, 0, 0,
+	 F(store.postgresql.password_file)},
+	{"store.postgresql.pool_size", K_INT, false, NULL, 16, 2, 1000, F(store.postgresql.pool_size)},
+	{"store.postgresql.statement_timeout_ms", K_INT, false, NULL, 5000, 100, 600000,
+	 F(store.postgresql.statement_timeout_ms)},
+	{"store.postgresql.connect_timeout_seconds", K_INT, false, NULL, 5, 1, 60,
+	 F(store.postgresql.connect_timeout_seconds)},
+	{"store.postgresql.node_role", K_PG_ROLE, false, "credsign_node", 0, 0, 0, F(store.postgresql.node_role)},
 	{"log", K_GROUP, false, NULL, 0, 0, 0, 0},
 	{"log.level", K_LOG_LEVEL, false, "info", 0, 0, 0, F(log.level)},
 	{"log.format", K_LOG_FORMAT, false, "logfmt", 0, 0, 0, F(log.format)},
@@ -510,7 +532,84 @@ static void store_string(loader *l, const schema_entry *e, char *value)
 
 static bool wants_path(kind k)
 {
-	return k == K_FILE || k == K_PIN_FILE || k == K_OUT_FILE;
+	return k == K_FILE || k == K_PIN_FILE || k == K_OUT_FILE || k == K_SECRET_FILE;
+}
+
+/* ---- store.postgresql ----------------------------------------------------- */
+
+static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+
+bool cs_config_sslmode_known(const char *sslmode)
+{
+	for (size_t i = 0; sslmode != NULL && i < sizeof(sslmodes) / sizeof(sslmodes[0]); i++)
+		if (strcmp(sslmode, sslmodes[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A libpq connection string (keyword/value or URI), parsed as libpq will:
+ * a syntax error, or a password written in it, is refused. */
+static void check_conninfo(loader *l, const config_setting_t *s, const char *path, const char *v)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(v, &err);
+	if (opts == NULL) {
+		if (err == NULL) /* out of memory */
+			return;
+		/* libpq may quote the string, and a password written in it */
+		char *echo = strstr(err, v);
+		if (echo != NULL)
+			*echo = '\0';
+		size_t n = strlen(err);
+		while (n > 0 && strchr(echo != NULL ? "\n.:\" " : "\n.", err[n - 1]) != NULL)
+			err[--n] = '\0';
+		SERR(l, s, path, "not a libpq connection string or URI: %.300s", err);
+		PQfreemem(err);
+		return;
+	}
+	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL)
+			SERR(l, s, path,
+			     "holds a password: remove it and use password_file (a file only the account that "
+			     "connects can read)");
+	PQconninfoFree(opts);
+}
+
+/* A PostgreSQL role written as a plain identifier: [a-z_][a-z0-9_]{0,62}. */
+static const char *check_pg_role(const char *v)
+{
+	static const char *const why = "must be a PostgreSQL role name of 1 to 63 characters of a-z 0-9 _, "
+				       "not starting with a digit";
+	size_t n = strlen(v);
+	if (n == 0 || n > 63 || (v[0] >= '0' && v[0] <= '9') ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
+		return why;
+	return NULL;
+}
+
+/* A password file: a regular file of the account that reads it (server.user
+ * when set: the daemon connects as it; else the loader's), no group or
+ * other permission bits. */
+static void check_secret_owner(loader *l, const config_setting_t *s, const char *path, const char *file)
+{
+	struct stat st;
+	uid_t owner = geteuid();
+	const char *account = "the user loading this configuration";
+	const struct passwd *pw;
+	if (l->cfg->server.user != NULL && (pw = getpwnam(l->cfg->server.user)) != NULL) {
+		owner = pw->pw_uid;
+		account = "server.user";
+	}
+	if (stat(file, &st) != 0)
+		SERR(l, s, path, "password file '%s' is not readable: %s", file, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		SERR(l, s, path, "password file '%s' is not a regular file", file);
+	else if (st.st_uid != owner)
+		SERR(l, s, path, "password file '%s' is owned by uid %ld, not by %s (uid %ld): chown %ld '%s'", file,
+		     (long)st.st_uid, account, (long)owner, (long)owner, file);
+	else if ((st.st_mode & 077) != 0)
+		SERR(l, s, path, "password file '%s': group or others have access (mode %04o): chmod 600 '%s'", file,
+		     (unsigned)(st.st_mode & 07777), file);
 }
 
 /* Validate a string-valued setting and store it (resolved if a path). */
@@ -541,6 +640,29 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 	case K_PIN_FILE:
 		if (!l->no_secrets && cs_secret_check_file(value, &why) != CS_OK)
 			SERR(l, s, e->path, "PIN file '%s': %s", value, why);
+		break;
+	case K_SECRET_FILE:
+		check_secret_owner(l, s, e->path, value);
+		break;
+	case K_STORE_BACKEND:
+		if (strcmp(value, "sqlite") == 0)
+			l->cfg->store.backend = CS_CONFIG_STORE_SQLITE;
+		else if (strcmp(value, "postgresql") == 0)
+			l->cfg->store.backend = CS_CONFIG_STORE_POSTGRESQL;
+		else
+			SERR(l, s, e->path, "must be \"sqlite\" or \"postgresql\"");
+		free(value);
+		return;
+	case K_PG_CONNINFO:
+		check_conninfo(l, s, e->path, value);
+		break;
+	case K_PG_SSLMODE:
+		if (!cs_config_sslmode_known(value))
+			SERR(l, s, e->path, "must be one of disable, allow, prefer, require, verify-ca, verify-full");
+		break;
+	case K_PG_ROLE:
+		if ((why = check_pg_role(value)) != NULL)
+			SERR(l, s, e->path, "%s", why);
 		break;
 	case K_OUT_FILE: {
 		/* with server.user the store is that account's: credsignd checks
@@ -1334,6 +1456,8 @@ static void apply_default(loader *l, const schema_entry *e)
 		l->cfg->log.level = (cs_log_level)cs_log_level_parse(e->def);
 	else if (e->kind == K_LOG_FORMAT)
 		l->cfg->log.format = (cs_log_format)cs_log_format_parse(e->def);
+	else if (e->kind == K_STORE_BACKEND)
+		l->cfg->store.backend = CS_CONFIG_STORE_SQLITE;
 	else if (e->def != NULL)
 		store_string(l, e, wants_path(e->kind) ? resolve_path(l, e->def) : strdup(e->def));
 }
@@ -1990,6 +2114,36 @@ static void check_accounts(loader *l, config_t *lc)
 		     c->server.group);
 }
 
+/* store.backend against the settings of each backend: store.path only
+ * with sqlite (its default dropped with postgresql), store.postgresql only
+ * with postgresql, which needs its connection. */
+static void check_store(loader *l, config_t *lc)
+{
+	cs_config *c = l->cfg;
+	const config_setting_t *path = config_lookup(lc, "store.path");
+	const config_setting_t *pg = config_lookup(lc, "store.postgresql");
+	if (c->store.backend != CS_CONFIG_STORE_POSTGRESQL) {
+		if (pg != NULL)
+			SERR(l, pg, "store.postgresql",
+			     "only with store.backend = \"postgresql\" (the store is the SQLite file store.path)");
+		return;
+	}
+	if (path != NULL)
+		SERR(l, path, "store.path",
+		     "only with store.backend = \"sqlite\": a PostgreSQL store is reached by "
+		     "store.postgresql.connection");
+	free(c->store.path);
+	c->store.path = NULL;
+	if (c->store.postgresql.connection != NULL)
+		return;
+	if (pg != NULL && config_setting_type(pg) == CONFIG_TYPE_GROUP)
+		SERR(l, pg, "store.postgresql.connection", "required setting missing with store.backend = \"postgresql\"");
+	else if (pg == NULL)
+		SERR(l, config_lookup(lc, "store.backend"), "store.postgresql",
+		     "required group missing with store.backend = \"postgresql\" (at least "
+		     "postgresql = { connection = \"host=... dbname=...\"; };)");
+}
+
 static void check_cross(loader *l, config_t *lc)
 {
 	cs_config *c = l->cfg;
@@ -2018,6 +2172,7 @@ static void check_cross(loader *l, config_t *lc)
 		SERR(l, s, "crypto.profile", "'%s': must be \"default\" or \"fips\"", c->crypto.profile);
 	check_tls_groups(l, lc);
 	check_accounts(l, lc);
+	check_store(l, lc);
 	check_ceremony(l, lc);
 	check_signing(l, lc);
 	check_grant_profiles(l, lc);
@@ -2113,7 +2268,8 @@ void cs_config_free(cs_config *c)
 		return;
 	for (size_t i = 0; i < SCHEMA_LEN; i++)
 		if (is_string_kind(schema[i].kind) && schema[i].kind != K_GROUP &&
-		    schema[i].kind != K_LOG_LEVEL && schema[i].kind != K_LOG_FORMAT)
+		    schema[i].kind != K_LOG_LEVEL && schema[i].kind != K_LOG_FORMAT &&
+		    schema[i].kind != K_STORE_BACKEND)
 			free(*(char **)((char *)c + schema[i].offset));
 	free_grants(c);
 	free_officers(c);

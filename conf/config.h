@@ -110,6 +110,12 @@ typedef struct {
 	bool store_payload;   /* keep the payload with the signature record */
 } cs_config_profile;
 
+/* store.backend */
+typedef enum { CS_CONFIG_STORE_SQLITE = 0, CS_CONFIG_STORE_POSTGRESQL = 1 } cs_config_store_backend;
+/* store.postgresql.sslmode: whether a libpq sslmode is one the loader
+ * accepts (disable, allow, prefer, require, verify-ca, verify-full). */
+bool cs_config_sslmode_known(const char *sslmode);
+
 typedef struct {
 	char *file; /* absolute path of the loaded file */
 	char *file_given; /* the path as given to cs_config_load: messages name the file so */
@@ -187,9 +193,29 @@ typedef struct {
 		 * cs_config_fips_tls */
 		char *profile;
 	} crypto;
+	/* store: where the durable state is (store.h, store_target.h). With
+	 * backend sqlite, path (default credsign.db) and no postgresql group;
+	 * with postgresql, path NULL (store.path refused) and
+	 * postgresql.connection set. */
 	struct {
+		cs_config_store_backend backend; /* store.backend (default sqlite) */
 		char *path;
 		int session_retention_seconds; /* keep expired, uncertified sessions */
+		struct {
+			/* libpq keyword/value string or URI: parsed at load
+			 * (PQconninfoParse), a password in it refused */
+			char *connection;
+			char *sslmode;       /* disable .. verify-full (default verify-full) */
+			char *ca_file;       /* readable file; NULL: libpq's default */
+			/* the password alone: a regular file of the account that
+			 * connects (server.user, else the loader's), no group or
+			 * other permission bits; NULL: none (or libpq's passfile) */
+			char *password_file;
+			char *node_role;            /* PostgreSQL role name (default credsign_node) */
+			int pool_size;              /* 2..1000 (default 16) */
+			int statement_timeout_ms;   /* 100..600000 (default 5000) */
+			int connect_timeout_seconds; /* 1..60 (default 5) */
+		} postgresql;
 	} store;
 	struct {
 		cs_log_level level;

@@ -12,13 +12,17 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "ceremony.h"
 #include "cs_log.h"
 #include "ec_util.h"
 #include "jose.h"
+#include "ledger.h"
 #include "service.h"
+#include "store_target.h"
 
 /* who activated a key before ceremonies existed (schema 7 copied it from
  * the audit log; NULL when the log no longer held it): a store's first key
@@ -1388,6 +1392,99 @@ static void poll_revocations(cs_key_watch *w, cs_store *store, int64_t now_ms)
 	cs_signer_free(signer);
 }
 
+/* ---- node identity ------------------------------------------------------------------ */
+
+cs_err cs_app_node_instance(cs_app *app)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[CS_NODE_INSTANCE_LEN / 2];
+	if (RAND_bytes(b, (int)sizeof(b)) != 1) {
+		cs_log_error("the node's instance id cannot be made: no randomness");
+		return CS_E_INTERNAL;
+	}
+	for (size_t i = 0; i < sizeof(b); i++) {
+		app->node.instance[2 * i] = hex[b[i] >> 4];
+		app->node.instance[2 * i + 1] = hex[b[i] & 15];
+	}
+	app->node.instance[CS_NODE_INSTANCE_LEN] = '\0';
+	if (gethostname(app->node.host, sizeof(app->node.host)) != 0 || app->node.host[0] == '\0')
+		snprintf(app->node.host, sizeof(app->node.host), "unknown");
+	app->node.host[sizeof(app->node.host) - 1] = '\0';
+	return CS_OK;
+}
+
+/* Whether holder ("host H pid P, seen N ms ago", cs_store_node_claim) is
+ * a process of this host that no longer exists. */
+static int holder_gone(const cs_app *app, const char *holder)
+{
+	char prefix[300];
+	int n = snprintf(prefix, sizeof(prefix), "host %s pid ", app->node.host);
+	if (holder == NULL || n < 0 || (size_t)n >= sizeof(prefix) || strncmp(holder, prefix, (size_t)n) != 0)
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	long long pid = strtoll(holder + n, &end, 10);
+	if (errno != 0 || end == holder + n || *end != ',' || pid <= 1 || pid > INT32_MAX || pid == (long long)getpid())
+		return 0;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+cs_err cs_app_node_claim(cs_app *app)
+{
+	const char *id = app->cfg->server.node_id;
+	char *holder = NULL;
+	cs_err r = cs_ledger_node_claim(app->ledger, id, app->node.instance, app->node.host, (int64_t)getpid(),
+					CS_NODE_LIVE_MS, &holder);
+	if (r == CS_E_CONFLICT && holder_gone(app, holder)) {
+		cs_log_warn("server.node_id %s: taking over the claim of a process of this host that no longer "
+			    "exists (%s)", id, holder);
+		free(holder);
+		holder = NULL;
+		/* live 1 ms: the row is older, whoever wrote it */
+		r = cs_ledger_node_claim(app->ledger, id, app->node.instance, app->node.host, (int64_t)getpid(), 1,
+					 &holder);
+	}
+	if (r == CS_E_CONFLICT)
+		cs_log_error("start-up failed: server.node_id %s is in use by another running node (%s): give each "
+			     "node its own id", id, holder != NULL ? holder : "holder unknown");
+	else if (r != CS_OK)
+		cs_log_error("start-up failed: server.node_id %s cannot be claimed in the store: %s", id, cs_strerror(r));
+	free(holder);
+	app->node.claimed = r == CS_OK;
+	return r;
+}
+
+void cs_app_node_renew(cs_app *app, int64_t mono_now_ms)
+{
+	if (!app->node.claimed || app->ledger == NULL ||
+	    (app->node.renewed_ms != 0 && mono_now_ms - app->node.renewed_ms < CS_NODE_RENEW_MS))
+		return;
+	app->node.renewed_ms = mono_now_ms;
+	const char *id = app->cfg->server.node_id;
+	char *holder = NULL;
+	cs_err r = cs_ledger_node_claim(app->ledger, id, app->node.instance, app->node.host, (int64_t)getpid(),
+					CS_NODE_LIVE_MS, &holder);
+	if (r == CS_E_CONFLICT && atomic_exchange(&app->node.lost, 1) == 0)
+		cs_log_error("server.node_id %s is now held by another running node (%s): two nodes share the id; "
+			     "give each node its own id", id, holder != NULL ? holder : "holder unknown");
+	else if (r == CS_OK && atomic_exchange(&app->node.lost, 0) != 0)
+		cs_log_info("server.node_id %s is held by this node again", id);
+	/* other failures: the store is down; the ledger and readiness say so */
+	free(holder);
+}
+
+void cs_app_node_release(cs_app *app)
+{
+	if (!app->node.claimed || app->ledger == NULL)
+		return;
+	app->node.claimed = 0;
+	cs_err r = cs_ledger_node_release(app->ledger, app->cfg->server.node_id, app->node.instance, app->node.host,
+					  (int64_t)getpid());
+	if (r != CS_OK && r != CS_E_CONFLICT)
+		cs_log_warn("server.node_id %s was not released (%s): the next start waits up to %d s for it",
+			    app->cfg->server.node_id, cs_strerror(r), CS_NODE_LIVE_MS / 1000);
+}
+
 cs_err cs_key_watch_poll(cs_key_watch *w, cs_store *store, int64_t now_ms)
 {
 	cs_err r = poll_key(w, store);
@@ -1427,6 +1524,9 @@ static void *watch_run(void *arg)
 			break;
 		pthread_mutex_unlock(&w->mu);
 		(void)cs_key_watch_poll(w, t->store, wall_ms());
+		struct timespec mono;
+		clock_gettime(CLOCK_MONOTONIC, &mono);
+		cs_app_node_renew(w->app, (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000);
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -1441,7 +1541,10 @@ cs_err cs_key_watch_start(cs_key_watch *w)
 	if (t == NULL)
 		return CS_E_NOMEM;
 	t->w = w;
-	cs_err r = cs_store_open(w->app->cfg->store.path, &t->store);
+	cs_store_target target;
+	cs_err r = cs_store_target_from_config(w->app->cfg, &target);
+	if (r == CS_OK)
+		r = cs_store_connect(&target, &t->store);
 	if (r != CS_OK) {
 		cs_log_error("the key watch cannot open the store: %s", cs_strerror(r));
 		free(t);

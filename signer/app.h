@@ -34,6 +34,11 @@
  * watch's first poll), written by the key watch under its lock: read it
  * with cs_key_watch_profile_why (a copy), not directly while the watch
  * runs. */
+/* node ids (cs_app_node_claim below) */
+#define CS_NODE_INSTANCE_LEN 16
+#define CS_NODE_LIVE_MS 30000
+#define CS_NODE_RENEW_MS 5000
+
 typedef struct {
 	const cs_config_profile *cfg;
 	cs_signer_slot *signer;
@@ -100,7 +105,43 @@ typedef struct {
 	void *gauges_arg;
 	atomic_long request_counter;
 	atomic_long requests_in_flight;
+	/* server.node_id as this daemon holds it in the store (store.h,
+	 * cs_store_node_claim): instance is random, one per daemon life (made
+	 * by cs_app_node_instance before the network process is forked, so a
+	 * restarted network process holds the id still), host this machine's
+	 * name. Claimed at start, renewed by the key watch, released at a
+	 * clean stop. */
+	struct {
+		char instance[CS_NODE_INSTANCE_LEN + 1];
+		char host[256];
+		int claimed;     /* the claim at start succeeded */
+		atomic_int lost; /* a renewal found another instance holding it */
+		int64_t renewed_ms; /* CLOCK_MONOTONIC of the last renewal (key watch thread) */
+	} node;
 } cs_app;
+
+/* ---- node identity (server.node_id) -----------------------------------------
+ * Ids are unique among the nodes sharing a store: a node claims its id at
+ * start and renews it every CS_NODE_RENEW_MS; an id renewed less than
+ * CS_NODE_LIVE_MS ago by another instance is in use, and the start is
+ * refused. */
+/* Make app->node's instance (16 random hex digits) and host; once per
+ * daemon life. CS_E_INTERNAL when no randomness (logged). */
+cs_err cs_app_node_instance(cs_app *app) __attribute__((warn_unused_result));
+/* Claim server.node_id through app->ledger (at start, before anything is
+ * written). A claim held by this host's process that no longer exists (a
+ * daemon killed without its clean stop) is taken over. CS_E_CONFLICT when
+ * another live instance holds it, logged as "server.node_id N is in use by
+ * another running node (HOLDER): give each node its own id"; other
+ * failures logged too. */
+cs_err cs_app_node_claim(cs_app *app) __attribute__((warn_unused_result));
+/* Renew the claim when CS_NODE_RENEW_MS passed since the last (the key
+ * watch calls it at each poll). Logs when another instance took the id
+ * and when it is held again. */
+void cs_app_node_renew(cs_app *app, int64_t mono_now_ms);
+/* Give the id up at a clean stop (its row left stale), so that the next
+ * start does not wait CS_NODE_LIVE_MS. Nothing when not claimed. */
+void cs_app_node_release(cs_app *app);
 
 /* Build the entropy_source claim from the token and configuration, and
  * check pkcs11.validation against the token: sets entropy_source,

@@ -391,12 +391,12 @@ cs_err cs_audit_clock_record(cs_audit *a, cs_ledger *ledger, const cs_audit_cloc
 	return cs_audit_record(a, ledger, &e);
 }
 
-cs_err cs_audit_clock_at_start(const char *store_path, cs_audit_clock *c)
+cs_err cs_audit_clock_at_start(const cs_store_target *target, cs_audit_clock *c)
 {
 	cs_store *s = NULL;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	cs_err r = cs_store_open(store_path, &s);
+	cs_err r = cs_store_connect(target, &s);
 	if (r == CS_OK)
 		r = cs_audit_clock_check(s, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, c);
 	cs_store_close(s);

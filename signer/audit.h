@@ -122,8 +122,9 @@ typedef struct {
 } cs_audit_clock;
 cs_err cs_audit_clock_check(cs_store *store, int64_t now_ms, cs_audit_clock *clock)
 	__attribute__((warn_unused_result));
-/* The same on the store at path, with the real-time clock. */
-cs_err cs_audit_clock_at_start(const char *store_path, cs_audit_clock *clock)
+/* The same on the store a target names (either backend: a connection of
+ * its own, closed on return), with the real-time clock. */
+cs_err cs_audit_clock_at_start(const cs_store_target *target, cs_audit_clock *clock)
 	__attribute__((warn_unused_result));
 /* When ahead or behind: a warning in the log and an audit entry clock.ahead
  * or clock.behind (actor system, outcome failure, object naming both times

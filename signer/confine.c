@@ -656,14 +656,27 @@ static int argument_rules(scmp_filter_ctx ctx, char *why, size_t len)
 	RULE(SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	return 0;
 }
+
+/* CS_CONFINE_NETWORK_DB: sockets of the internet families, for the
+ * database's connections (libpq: socket, connect, poll, send, recv,
+ * getsockopt SO_ERROR, setsockopt TCP_NODELAY and keepalives,
+ * getsockname: in common_calls) and the resolver's queries. */
+static int database_rules(scmp_filter_ctx ctx, char *why, size_t len)
+{
+	RULE(SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, cmp_arg(0, SCMP_CMP_EQ, AF_INET, 0));
+	RULE(SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, cmp_arg(0, SCMP_CMP_EQ, AF_INET6, 0));
+	return 0;
+}
 #undef RULE
 
 static int build_filter(scmp_filter_ctx ctx, cs_confine_role role, char *why, size_t len)
 {
 	if (allow_names(ctx, common_calls, sizeof(common_calls) / sizeof(common_calls[0]), why, len) != 0)
 		return -1;
-	if (role == CS_CONFINE_NETWORK &&
-	    allow_names(ctx, network_calls, sizeof(network_calls) / sizeof(network_calls[0]), why, len) != 0)
+	int network = role == CS_CONFINE_NETWORK || role == CS_CONFINE_NETWORK_DB;
+	if (network && allow_names(ctx, network_calls, sizeof(network_calls) / sizeof(network_calls[0]), why, len) != 0)
+		return -1;
+	if (role == CS_CONFINE_NETWORK_DB && database_rules(ctx, why, len) != 0)
 		return -1;
 	if (role == CS_CONFINE_KEY && allow_names(ctx, key_calls, sizeof(key_calls) / sizeof(key_calls[0]), why, len) != 0)
 		return -1;
@@ -676,7 +689,7 @@ static int build_filter(scmp_filter_ctx ctx, cs_confine_role role, char *why, si
 cs_err cs_confine_seccomp(cs_confine_role role, int report_fd, char *why, size_t len)
 {
 	set_why(why, len);
-	if (role != CS_CONFINE_NETWORK && role != CS_CONFINE_KEY)
+	if (role != CS_CONFINE_NETWORK && role != CS_CONFINE_KEY && role != CS_CONFINE_NETWORK_DB)
 		return fail(CS_E_INVALID_ARG, why, len, "unknown role %d", (int)role);
 	fill_names();
 	report_to = report_fd >= 0 ? report_fd : -1;

@@ -79,7 +79,11 @@ cs_err cs_confine_process(int mlock, int pdeathsig, char *why, size_t len) __att
  * supervisor asks once per start, before its children inherit the limit. */
 int cs_confine_mlock_possible(void);
 
-typedef enum { CS_CONFINE_NETWORK, CS_CONFINE_KEY } cs_confine_role;
+/* CS_CONFINE_NETWORK_DB: the network process of a daemon whose store is
+ * a database reached over the network (store.backend postgresql): also
+ * TCP and UDP sockets (AF_INET, AF_INET6: the database, the name
+ * resolver), never a listening one of its own. */
+typedef enum { CS_CONFINE_NETWORK, CS_CONFINE_KEY, CS_CONFINE_NETWORK_DB } cs_confine_role;
 
 /* A seccomp-bpf allowlist (libseccomp) for the role, on every thread
  * (TSYNC). A forbidden call: SCMP_ACT_TRAP; the SIGSYS handler writes

@@ -96,6 +96,7 @@
 #include "provider.h"
 #include "server.h"
 #include "service.h"
+#include "store_target.h"
 #include "token_meter.h"
 #include "wipe_alloc.h"
 
@@ -287,6 +288,120 @@ static void problem(checker *c, const char *setting, const char *fmt, ...)
 	va_start(ap, fmt);
 	report(c, 0, setting, fmt, ap);
 	va_end(ap);
+}
+
+/* ---- the store the configuration names ------------------------------------------
+ * SQLite: the file store.path (which may not exist yet: a new store);
+ * PostgreSQL: the database of store.postgresql.connection, named in
+ * messages as "postgresql://USER@HOST:PORT/DB" (cs_store_target_name). */
+
+/* The setting that names the store, for messages. */
+static const char *store_setting(const cs_config *cfg)
+{
+	return cs_store_target_is_pg(cfg) ? "store.postgresql.connection" : "store.path";
+}
+
+/* The store's name for messages (the path, or the database without a
+ * password). One buffer: start-up and --check-config are one thread. */
+static const char *store_label(const cs_config *cfg)
+{
+	static char buf[512];
+	cs_store_target t;
+	if (!cs_store_target_is_pg(cfg))
+		return cfg->store.path;
+	if (cs_store_target_from_config(cfg, &t) != CS_OK)
+		return "store.postgresql";
+	return cs_store_target_name(&t, buf, sizeof(buf));
+}
+
+/* Set when --check-config found the PostgreSQL store unreachable (reported
+ * once): the checks that read it then skip it, as a SQLite store not made
+ * yet. */
+static int store_unreachable;
+
+/* Open the configured store for reading only, as it is: *out NULL (and
+ * CS_OK) when there is none yet (a SQLite file not made, or a PostgreSQL
+ * store --check-config already reported unreachable). */
+static cs_err store_open_existing(const cs_config *cfg, cs_store **out)
+{
+	cs_store_target t;
+	struct stat st;
+	*out = NULL;
+	cs_err r = cs_store_target_from_config(cfg, &t);
+	if (r != CS_OK)
+		return r;
+	if (t.backend == CS_STORE_SQLITE ? stat(t.path, &st) != 0 : store_unreachable)
+		return CS_OK;
+	return cs_store_connect_existing_readonly(&t, out);
+}
+
+/* The PostgreSQL connections the network process holds at once: one per
+ * worker, the probe listener's, the ledger's writer and reader, the key
+ * watch's (the start-up's own are closed before those open). */
+static int store_pool_need(const cs_config *cfg)
+{
+	return cfg->server.workers + (cfg->server.health_listen != NULL) + 2 + 1;
+}
+
+/* The store is new: a SQLite file not made yet, or a PostgreSQL store that
+ * cannot be read or never had an active key (start-up then records the
+ * configured key as its first). */
+static int store_is_new(const cs_config *cfg)
+{
+	cs_store *store = NULL;
+	int ever = 0;
+	if (!cs_store_target_is_pg(cfg)) {
+		struct stat st;
+		return stat(cfg->store.path, &st) != 0 && errno == ENOENT;
+	}
+	if (store_open_existing(cfg, &store) != CS_OK || store == NULL || cs_store_keys_ever_active(store, &ever) != CS_OK)
+		ever = 0;
+	cs_store_close(store);
+	return !ever;
+}
+
+static void warning(checker *c, const char *setting, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* --check-config, a PostgreSQL store: TLS weaker than verify-full warned
+ * of, the pool too small for the daemon's threads refused, and the
+ * database opened for reading as start-up opens it (the connection, its
+ * TLS and authentication, the schema version and the guards), what failed
+ * printed under the problem. */
+static void check_store_pg(checker *c, int offline)
+{
+	const cs_config *cfg = c->cfg;
+	if (!cs_store_target_is_pg(cfg))
+		return;
+	const char *mode = cfg->store.postgresql.sslmode;
+	if (mode != NULL && strcmp(mode, "verify-full") != 0)
+		warning(c, "store.postgresql.sslmode",
+			"%s: the PostgreSQL server is %s (sslmode %s): set verify-full and ca_file so that "
+			"the connection is encrypted to the server the certificate names",
+			mode, strcmp(mode, "verify-ca") == 0 ? "not checked against its host name"
+			      : strcmp(mode, "require") == 0 ? "not authenticated"
+						   : "possibly reached without TLS",
+			mode);
+	int need = store_pool_need(cfg);
+	if (cfg->store.postgresql.pool_size < need)
+		problem(c, "store.postgresql.pool_size",
+			"%d is too small: the daemon holds %d connections at once (server.workers %d, the "
+			"ledger's 2, the key watch's 1%s)",
+			cfg->store.postgresql.pool_size, need, cfg->server.workers,
+			cfg->server.health_listen != NULL ? ", the probe listener's 1" : "");
+	if (offline)
+		return;
+	cs_store_target t;
+	cs_store *store = NULL;
+	cs_err r = cs_store_target_from_config(cfg, &t);
+	if (r == CS_OK)
+		r = cs_store_connect_existing_readonly(&t, &store);
+	cs_store_close(store);
+	if (r != CS_OK) {
+		problem(c, "store.postgresql.connection", "store %s cannot be opened: %s", store_label(cfg),
+			cs_strerror(r));
+		store_unreachable = 1;
+	}
 }
 
 /* Worth knowing, but the configuration works (e.g. an expired CA kept in
@@ -602,27 +717,25 @@ static int configured_key_report(cs_token *token, cs_store *store, const char *u
 static void check_signing_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx)
 {
 	const cs_config *cfg = c->cfg;
-	struct stat st;
 	cs_store *store = NULL;
 	cs_active_key active = {0};
 	cs_officers *officers = NULL;
 	char officers_why[CS_CEREMONY_WHY_MAX] = "";
 	int ever = 0, reading = 0;
 	cs_err r = CS_OK;
-	if (stat(cfg->store.path, &st) == 0 &&
-	    (r = cs_store_open_existing_readonly(cfg->store.path, &store)) == CS_OK &&
+	if ((r = store_open_existing(cfg, &store)) == CS_OK && store != NULL &&
 	    (r = cs_store_read_begin(store)) == CS_OK) {
 		reading = 1;
 		r = cs_store_keys_ever_active(store, &ever);
 	}
 	if (r != CS_OK) {
-		problem(c, "store.path", "%s: the signing keys' states cannot be read: %s", cfg->store.path,
+		problem(c, store_setting(cfg), "%s: the signing keys' states cannot be read: %s", store_label(cfg),
 			cs_strerror(r));
 	} else if (!ever) {
 		/* the key start-up will record as the first active one */
 		(void)check_token_key(c, token, libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1);
 	} else if ((r = cs_store_key_active(store, &active)) != CS_OK && r != CS_E_NOT_FOUND) {
-		problem(c, "store.path", "%s: the active signing key cannot be read: %s%s", cfg->store.path,
+		problem(c, store_setting(cfg), "%s: the active signing key cannot be read: %s%s", store_label(cfg),
 			cs_strerror(r),
 			r == CS_E_CONFLICT ? " (several keys are active: the store was edited outside credsign); the "
 					     "daemon would start not ready"
@@ -638,22 +751,22 @@ static void check_signing_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx
 		else if (r == CS_OK)
 			problem(c, "ceremony", "%s", officers_why);
 		if (r == CS_E_NOT_FOUND)
-			warning(c, "store.path",
+			warning(c, store_setting(cfg),
 				"%s: the store has no active signing key (the last one was compromised): the daemon "
 				"starts not ready and certification fails closed (503 no_active_key) until a ceremony "
 				"activates one",
-				cfg->store.path);
+				store_label(cfg));
 		else if (w == CS_E_CEREMONY_REFUSED)
-			problem(c, "store.path",
+			problem(c, store_setting(cfg),
 				"%s: the store's active signing key %s would not be put in force: %s; the daemon would "
 				"start not ready (503 no_active_key)",
-				cfg->store.path, active.kid, why);
+				store_label(cfg), active.kid, why);
 		else if (w != CS_OK)
-			problem(c, "store.path", "%s: the active signing key's activation cannot be read: %s",
-				cfg->store.path, cs_strerror(w));
+			problem(c, store_setting(cfg), "%s: the active signing key's activation cannot be read: %s",
+				store_label(cfg), cs_strerror(w));
 		else if (cs_app_open_key(libctx, &active, &signer, &code, why, sizeof(why)) != CS_OK)
-			problem(c, "store.path", "%s: the store's active signing key %s cannot be used: %s (%s)",
-				cfg->store.path, active.kid, why, code);
+			problem(c, store_setting(cfg), "%s: the store's active signing key %s cannot be used: %s (%s)",
+				store_label(cfg), active.kid, why, code);
 		cs_signer_free(signer);
 		if (w == CS_OK &&
 		    configured_key_report(token, store, cfg->pkcs11.signing_key, NULL, r == CS_OK ? &active : NULL, msg,
@@ -768,7 +881,7 @@ static cs_err profile_keys_store_check(checker *c, cs_store *store, const profil
 		const profile_key *k = &keys[i];
 		cs_err r = cs_store_keys_ever_active_in(store, p->name, &ever[i]);
 		if (r != CS_OK) {
-			problem(c, "store.path", "%s: the keys of signing profile %s cannot be read: %s", cfg->store.path,
+			problem(c, store_setting(cfg), "%s: the keys of signing profile %s cannot be read: %s", store_label(cfg),
 				p->name, cs_strerror(r));
 			return r;
 		}
@@ -787,7 +900,7 @@ static cs_err profile_keys_store_check(checker *c, cs_store *store, const profil
 		if (r == CS_OK)
 			r = kp.err;
 		if (r != CS_OK && r != CS_E_NOT_FOUND) {
-			problem(c, "store.path", "%s: key %s cannot be read: %s", cfg->store.path, k->kid, cs_strerror(r));
+			problem(c, store_setting(cfg), "%s: key %s cannot be read: %s", store_label(cfg), k->kid, cs_strerror(r));
 			free(kp.profile);
 			return r;
 		}
@@ -959,9 +1072,8 @@ static cs_err warn_unconfigured_signed_digests(checker *c, cs_store *store)
 static void warn_signed_digests(checker *c, const profile_key *kids)
 {
 	const cs_config *cfg = c->cfg;
-	struct stat st;
 	cs_store *store = NULL;
-	if (stat(cfg->store.path, &st) != 0 || cs_store_open_existing_readonly(cfg->store.path, &store) != CS_OK)
+	if (store_open_existing(cfg, &store) != CS_OK || store == NULL)
 		return;
 	cs_err r = cs_store_read_begin(store);
 	if (r == CS_OK) {
@@ -972,7 +1084,7 @@ static void warn_signed_digests(checker *c, const profile_key *kids)
 	}
 	cs_store_close(store);
 	if (r != CS_OK)
-		cs_log_warn("%s: which keys have signed bare digests cannot be read: %s", cfg->store.path,
+		cs_log_warn("%s: which keys have signed bare digests cannot be read: %s", store_label(cfg),
 			    cs_strerror(r));
 }
 
@@ -986,7 +1098,6 @@ static void check_profile_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx
 {
 	const cs_config *cfg = c->cfg;
 	size_t n = cfg->signing.nprofiles;
-	struct stat st;
 	cs_store *store = NULL;
 	cs_officers *officers = NULL;
 	char officers_why[CS_CEREMONY_WHY_MAX] = "";
@@ -1002,12 +1113,10 @@ static void check_profile_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx
 	if (profile_keys_token_check(c, token, keys) != CS_OK)
 		goto out;
 	cs_err r = CS_OK;
-	if (stat(cfg->store.path, &st) == 0 &&
-	    (r = cs_store_open_existing_readonly(cfg->store.path, &store)) == CS_OK &&
-	    (r = cs_store_read_begin(store)) == CS_OK)
+	if ((r = store_open_existing(cfg, &store)) == CS_OK && store != NULL && (r = cs_store_read_begin(store)) == CS_OK)
 		reading = 1;
 	if (r != CS_OK) {
-		problem(c, "store.path", "%s: the signing profiles' keys cannot be read: %s", cfg->store.path,
+		problem(c, store_setting(cfg), "%s: the signing profiles' keys cannot be read: %s", store_label(cfg),
 			cs_strerror(r));
 		goto out;
 	}
@@ -1041,8 +1150,8 @@ static void check_profile_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx
 				"retired): its signatures fail closed (503 no_active_key) until a ceremony activates one",
 				p->name);
 		else if (r != CS_OK)
-			problem(c, "store.path", "%s: the active key of signing profile %s cannot be read: %s%s",
-				cfg->store.path, p->name, cs_strerror(r),
+			problem(c, store_setting(cfg), "%s: the active key of signing profile %s cannot be read: %s%s",
+				store_label(cfg), p->name, cs_strerror(r),
 				r == CS_E_CONFLICT ? " (several keys of the profile are active: the store was edited "
 						     "outside credsign)"
 						   : "");
@@ -1052,8 +1161,8 @@ static void check_profile_keys(checker *c, cs_token *token, OSSL_LIB_CTX *libctx
 				"signatures would fail closed (503 no_active_key)",
 				active.kid, p->name, why);
 		else if (w != CS_OK)
-			problem(c, "store.path", "%s: the activation of the active key of signing profile %s cannot be "
-				"read: %s", cfg->store.path, p->name, cs_strerror(w));
+			problem(c, store_setting(cfg), "%s: the activation of the active key of signing profile %s cannot be "
+				"read: %s", store_label(cfg), p->name, cs_strerror(w));
 		else if (cs_app_open_key(libctx, &active, &signer, &code, why, sizeof(why)) != CS_OK)
 			problem(c, keys[i].setting, "the store's active key %s of signing profile %s cannot be used: "
 				"%s (%s)", active.kid, p->name, why, code);
@@ -1139,15 +1248,14 @@ static void note_unconfigured(void *arg, const cs_key_info *k)
 static void warn_unconfigured_profiles(checker *c)
 {
 	const cs_config *cfg = c->cfg;
-	struct stat st;
 	cs_store *store = NULL;
 	unconfigured u = {.cfg = cfg};
-	if (stat(cfg->store.path, &st) != 0 || cs_store_open_existing_readonly(cfg->store.path, &store) != CS_OK)
+	if (store_open_existing(cfg, &store) != CS_OK || store == NULL)
 		return;
 	cs_err r = cs_store_keys_info(store, note_unconfigured, &u);
 	cs_store_close(store);
 	if (r != CS_OK || u.nomem)
-		cs_log_warn("%s: the profiles of the store's keys cannot be read: %s", cfg->store.path,
+		cs_log_warn("%s: the profiles of the store's keys cannot be read: %s", store_label(cfg),
 			    cs_strerror(r != CS_OK ? r : CS_E_NOMEM));
 	for (size_t i = 0; i < u.n; i++) {
 		/* the name as the store has it: printable, bounded */
@@ -1598,7 +1706,14 @@ static cs_err check_account_access(checker *c, const cs_run_as *who)
 		problem(c, "server.user", "the groups of user %s cannot be read: %s", who->user, cs_strerror(CS_E_NOMEM));
 		return CS_E_CONFIG;
 	}
-	account_writes_store(c, &a, cfg->store.path);
+	if (cs_store_target_is_pg(cfg)) { /* what the network process reads to connect */
+		account_reads(c, &a, "store.postgresql.ca_file", cfg->store.postgresql.ca_file,
+			      "which verifies the PostgreSQL server");
+		account_reads(c, &a, "store.postgresql.password_file", cfg->store.postgresql.password_file,
+			      "which reads it at each connection to PostgreSQL");
+	} else {
+		account_writes_store(c, &a, cfg->store.path);
+	}
 	account_reads(c, &a, "server.user", cfg->file, "which reads the configuration again at each SIGHUP");
 	account_reads(c, &a, "tls.ca", cfg->tls.ca, "which reads it again at each SIGHUP");
 	if (cfg->tls.crl_check)
@@ -1682,6 +1797,8 @@ static int check_config(const char *path, int offline, int verbose)
 		int with_token = 0;
 		/* a key in the token is loaded through the provider once it is found */
 		int tls_key = strncmp(cfg->tls.key, "pkcs11:", 7) != 0;
+		/* first: the checks below that read the store skip one found unreachable */
+		check_store_pg(&chk, offline);
 		warn_digest_sharing(&chk);
 		warn_unconfigured_profiles(&chk);
 		/* the account the network process would run as (started as root) */
@@ -1842,7 +1959,7 @@ static cs_err put_signing_key_in_force(cs_app *app, checker *chk, cs_active_key 
 	char why[CS_KEY_WHY_MAX], msg[CONFIGURED_REPORT_MAX];
 	const char *code = NULL;
 	memset(in_force, 0, sizeof(*in_force));
-	cs_err r = cs_store_open(cfg->store.path, &store);
+	cs_err r = cs_store_connect_config(cfg, &store);
 	if (r == CS_OK)
 		r = cs_store_keys_ever_active(store, &ever);
 	if (r != CS_OK) {
@@ -1912,7 +2029,7 @@ static cs_err put_profile_keys_in_force(cs_app *app, checker *chk, const profile
 		return r;
 	if ((ever = calloc(n, sizeof(*ever))) == NULL)
 		return CS_E_NOMEM;
-	if ((r = cs_store_open(cfg->store.path, &store)) != CS_OK) {
+	if ((r = cs_store_connect_config(cfg, &store)) != CS_OK) {
 		cs_log_error("start-up failed: the signing profiles' keys cannot be read from the store: %s",
 			     cs_strerror(r));
 		goto out;
@@ -1983,7 +2100,7 @@ static void audit_profile_key_refusal(const cs_config *cfg, const profile_key *k
 {
 	struct stat st;
 	cs_ledger *ledger = NULL;
-	if (stat(cfg->store.path, &st) != 0 || cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &ledger) != CS_OK)
+	if ((!cs_store_target_is_pg(cfg) && stat(cfg->store.path, &st) != 0) || cs_ledger_connect_config(cfg, &ledger) != CS_OK)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		if (!keys[i].refused)
@@ -2109,6 +2226,9 @@ static cs_err daemon_start(daemon_ctx *d, const char *path, int verbose)
 		cs_log_error("start-up failed: setting 'hardening.privsep': %s", ROOT_UNSPLIT);
 		return CS_E_CONFIG;
 	}
+	/* this daemon's instance, kept by every network process it forks */
+	if ((r = cs_app_node_instance(&d->app)) != CS_OK)
+		return r;
 	/* the listeners first: a port in use stops start-up before the token is
 	 * logged in to or the store is touched */
 	return cs_server_bind(cfg, &d->srv);
@@ -2245,6 +2365,16 @@ static cs_err drop_privileges(daemon_ctx *d)
 {
 	const cs_run_as *who = &d->run_as;
 	char why[512];
+	/* the account's home, not root's: libpq looks there for its files
+	 * (~/.postgresql: client certificate, root.crt; ~/.pgpass), and one of
+	 * root's it cannot read stops the connection */
+	struct passwd pw, *found = NULL;
+	char pwbuf[1024];
+	if (who->drop && getpwuid_r(who->uid, &pw, pwbuf, sizeof(pwbuf), &found) == 0 && found != NULL &&
+	    found->pw_dir != NULL && found->pw_dir[0] == '/')
+		(void)setenv("HOME", found->pw_dir, 1);
+	else if (who->drop)
+		(void)unsetenv("HOME");
 	cs_err r = cs_confine_drop(who, why, sizeof(why));
 	if (r != CS_OK) {
 		cs_log_error("start-up failed: the network process cannot drop its privileges: %s", why);
@@ -2258,7 +2388,7 @@ static cs_err drop_privileges(daemon_ctx *d)
 	warn_pin_reachable(d->cfg);
 	cs_log_debug("network process: user %s (uid %ld), group %s (gid %ld), no capabilities", who->user,
 		    (long)who->uid, who->group, (long)who->gid);
-	return store_usable(d->cfg->store.path, who);
+	return cs_store_target_is_pg(d->cfg) ? CS_OK : store_usable(d->cfg->store.path, who);
 }
 
 /* A restarted network process says why (the supervisor's words). */
@@ -2322,8 +2452,7 @@ static int serve_token(daemon_ctx *d, cs_privsep_child *child)
 	 * configured one will be its first: it signs once, as --check-config
 	 * makes it, before anything is written (a key the token will not sign
 	 * with stops start-up here, and no store is created) */
-	struct stat store_st;
-	if ((stat(cfg->store.path, &store_st) != 0 && errno == ENOENT &&
+	if ((store_is_new(cfg) &&
 	     (r = check_token_key(chk, app->token, app->libctx, "pkcs11.signing_key", cfg->pkcs11.signing_key, 1)) !=
 		     CS_OK) ||
 	    (strncmp(cfg->tls.key, "pkcs11:", 7) == 0 &&
@@ -2350,15 +2479,28 @@ static int serve_token(daemon_ctx *d, cs_privsep_child *child)
 	if (child != NULL && drop_privileges(d) != CS_OK)
 		goto out;
 	/* every check passed: from here on the daemon changes what it owns */
-	make_store_private(cfg->store.path);
+	if (!cs_store_target_is_pg(cfg))
+		make_store_private(cfg->store.path);
+	else if (cfg->store.postgresql.pool_size < store_pool_need(cfg)) {
+		cs_log_error("start-up failed: setting 'store.postgresql.pool_size' %d is too small: the daemon holds %d "
+			     "connections at once (server.workers %d, the ledger's 2, the key watch's 1%s)",
+			     cfg->store.postgresql.pool_size, store_pool_need(cfg), cfg->server.workers,
+			     cfg->server.health_listen != NULL ? ", the probe listener's 1" : "");
+		goto out;
+	}
 	/* the clock against the log's newest time, read before anything is
 	 * written: far ahead or behind is warned of and audited */
 	cs_audit_clock clock_at_start;
-	if ((r = cs_ledger_open(cfg->store.path, cfg->audit.write_timeout_ms, &app->ledger)) != CS_OK ||
-	    (r = cs_audit_clock_at_start(cfg->store.path, &clock_at_start)) != CS_OK) {
-		cs_log_error("start-up failed: %s", cs_strerror(r));
+	cs_store_target target;
+	if ((r = cs_store_target_from_config(cfg, &target)) != CS_OK ||
+	    (r = cs_ledger_connect(&target, cfg->audit.write_timeout_ms, &app->ledger)) != CS_OK ||
+	    (r = cs_audit_clock_at_start(&target, &clock_at_start)) != CS_OK) {
+		cs_log_error("start-up failed: store %s: %s", store_label(cfg), cs_strerror(r));
 		goto out;
 	}
+	/* server.node_id is this node's among those sharing the store */
+	if (cs_app_node_claim(app) != CS_OK)
+		goto out; /* said why */
 	/* the store's active key (a store that never had one: the configured
 	 * key, which signs once before it is recorded) */
 	if ((r = put_signing_key_in_force(app, chk, &in_force, &warrant)) != CS_OK)
@@ -2416,7 +2558,8 @@ static int serve_token(daemon_ctx *d, cs_privsep_child *child)
 		confinement_text("network process", cfg, d->mlock, summary, sizeof(summary));
 		/* every start-up thread exists: the allowlist covers them all */
 		if (cfg->hardening.seccomp &&
-		    (r = cs_confine_seccomp(CS_CONFINE_NETWORK, child->report_fd, why, sizeof(why))) != CS_OK) {
+		    (r = cs_confine_seccomp(cs_store_target_is_pg(cfg) ? CS_CONFINE_NETWORK_DB : CS_CONFINE_NETWORK,
+					    child->report_fd, why, sizeof(why))) != CS_OK) {
 			cs_log_error("start-up failed: %s", why);
 			goto out;
 		}
@@ -2434,6 +2577,7 @@ out:
 	cs_server_free(d->srv); /* its TLS context before the library context */
 	d->srv = NULL;
 	cs_key_watch_free(app->keys); /* before the ledger and audit it writes through */
+	cs_app_node_release(app);  /* the key watch renewed it: stopped now */
 	cs_service_rules_stop(app);
 	cs_ledger_close(app->ledger); /* commits what was submitted */
 	cs_audit_free(app->audit);

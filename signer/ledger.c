@@ -38,7 +38,8 @@ typedef enum {
 	JOB_CEREMONY_APPROVE,
 	JOB_CEREMONY_EXECUTE,
 	JOB_REVOKE,
-	JOB_SIGNATURES
+	JOB_SIGNATURES,
+	JOB_NODE
 } job_kind;
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state;
 
@@ -83,6 +84,11 @@ typedef struct job {
 			size_t n;
 			size_t entries; /* audit entries written (when committed) */
 		} sign;
+		struct {
+			const char *node_id, *instance, *host;
+			int64_t pid, live_ms, now_ms; /* now_ms 0: the time of the write */
+			char *holder; /* CS_E_CONFLICT: who holds it (the submitter's) */
+		} node;
 		struct { /* a checkpoint, or a purge behind one */
 			int64_t first, last; /* the range signed */
 			int64_t covered;     /* checkpoint: the coverage it was signed after */
@@ -977,6 +983,12 @@ static cs_err apply(cs_store *s, head_ctx *h, job *j)
 	case JOB_CEREMONY_EXECUTE: return apply_ceremony_execute(s, h, j);
 	case JOB_REVOKE: return apply_revoke(s, h, j);
 	case JOB_SIGNATURES: return apply_signatures(s, h, j);
+	case JOB_NODE:
+		free(j->u.node.holder); /* a batch retried: only the last answer counts */
+		j->u.node.holder = NULL;
+		return cs_store_node_claim(s, j->u.node.node_id, j->u.node.instance, j->u.node.host, j->u.node.pid,
+					   j->u.node.now_ms != 0 ? j->u.node.now_ms : real_ms(), j->u.node.live_ms,
+					   &j->u.node.holder);
 	}
 	return r;
 }
@@ -1166,6 +1178,12 @@ static cs_err submit(cs_ledger *l, job *j)
 
 cs_err cs_ledger_open(const char *path, int write_timeout_ms, cs_ledger **out)
 {
+	const cs_store_target t = {.backend = CS_STORE_SQLITE, .path = path};
+	return cs_ledger_connect(&t, write_timeout_ms, out);
+}
+
+cs_err cs_ledger_connect(const cs_store_target *target, int write_timeout_ms, cs_ledger **out)
+{
 	*out = NULL;
 	cs_ledger *l = calloc(1, sizeof(*l));
 	if (l == NULL)
@@ -1181,9 +1199,9 @@ cs_err cs_ledger_open(const char *path, int write_timeout_ms, cs_ledger **out)
 	pthread_cond_init(&l->done, &attr);
 	pthread_condattr_destroy(&attr);
 	l->write_timeout_ms = write_timeout_ms > 0 ? write_timeout_ms : 2000;
-	cs_err r = cs_store_open(path, &l->writer);
+	cs_err r = cs_store_connect(target, &l->writer);
 	if (r == CS_OK)
-		r = cs_store_open(path, &l->reader);
+		r = cs_store_connect(target, &l->reader);
 	if (r != CS_OK) {
 		cs_ledger_close(l);
 		return r;
@@ -1510,6 +1528,33 @@ cs_err cs_ledger_audit_append(cs_ledger *l, cs_audit_entry *audit)
 		return CS_E_INVALID_ARG;
 	job j = {.kind = JOB_AUDIT, .audit = audit};
 	return submit(l, &j);
+}
+
+cs_err cs_ledger_node_claim(cs_ledger *l, const char *node_id, const char *instance, const char *host, int64_t pid,
+			    int64_t live_ms, char **holder)
+{
+	*holder = NULL;
+	if (node_id == NULL || instance == NULL || host == NULL || live_ms <= 0)
+		return CS_E_INVALID_ARG;
+	job j = {.kind = JOB_NODE, .u.node = {node_id, instance, host, pid, live_ms, 0, NULL}};
+	cs_err r = submit(l, &j);
+	if (r == CS_E_CONFLICT)
+		*holder = j.u.node.holder;
+	else
+		free(j.u.node.holder);
+	return r;
+}
+
+cs_err cs_ledger_node_release(cs_ledger *l, const char *node_id, const char *instance, const char *host, int64_t pid)
+{
+	if (node_id == NULL || instance == NULL || host == NULL)
+		return CS_E_INVALID_ARG;
+	/* renewed at the epoch's first millisecond: stale for anyone now; a
+	 * row another instance holds is newer, and left alone (conflict) */
+	job j = {.kind = JOB_NODE, .u.node = {node_id, instance, host, pid, CS_LEDGER_NODE_RELEASE_LIVE_MS, 1, NULL}};
+	cs_err r = submit(l, &j);
+	free(j.u.node.holder);
+	return r;
 }
 
 cs_err cs_ledger_sessions_prune(cs_ledger *l, int64_t expired_before_ms, int64_t *removed)

@@ -60,8 +60,13 @@
 
 typedef struct cs_ledger cs_ledger;
 
-/* Open the write connection (and a reader of its own) on the store at
- * path; write_timeout_ms bounds each write from submission to commit. */
+/* Open the write connection (and a reader of its own) on the store a
+ * target names (cs_store_connect; either backend: two connections of a
+ * PostgreSQL store's pool); write_timeout_ms bounds each write from
+ * submission to commit. */
+cs_err cs_ledger_connect(const cs_store_target *target, int write_timeout_ms, cs_ledger **out)
+	__attribute__((warn_unused_result));
+/* The same on the SQLite store at path (tests, tools of one file). */
 cs_err cs_ledger_open(const char *path, int write_timeout_ms, cs_ledger **out)
 	__attribute__((warn_unused_result));
 /* Start the writer thread (group commit); signals stay blocked in it. */
@@ -225,6 +230,19 @@ cs_err cs_ledger_signatures_put(cs_ledger *l, cs_ledger_sign_job *jobs, size_t n
 
 /* Append an audit entry alone. */
 cs_err cs_ledger_audit_append(cs_ledger *ledger, cs_audit_entry *audit) __attribute__((warn_unused_result));
+/* Claim server.node_id for this running instance, or renew the claim
+ * (cs_store_node_claim in a write of its own, at now): CS_E_CONFLICT when
+ * another instance renewed it less than live_ms ago, with *holder
+ * (malloc'd, the caller frees; NULL when memory ran out) saying who; else
+ * *holder NULL. Nothing is audited. */
+cs_err cs_ledger_node_claim(cs_ledger *ledger, const char *node_id, const char *instance, const char *host,
+			    int64_t pid, int64_t live_ms, char **holder) __attribute__((warn_unused_result));
+/* Give the claim up (a clean stop): this instance's row is made stale (as
+ * renewed at the epoch), so the next start of the node claims at once. A
+ * row another instance holds is left as it is (CS_E_CONFLICT). */
+#define CS_LEDGER_NODE_RELEASE_LIVE_MS 1000
+cs_err cs_ledger_node_release(cs_ledger *ledger, const char *node_id, const char *instance, const char *host,
+			      int64_t pid);
 /* Delete the sessions never certified whose expiry is before
  * expired_before_ms (their generate entries stay in the audit log;
  * certified sessions stay: certificates reference them). */

@@ -34,6 +34,7 @@
 #include "notify.h"
 #include "refusal_summary.h"
 #include "tls.h"
+#include "store_target.h"
 
 #define DRAIN_SECONDS 10
 /* every method libevent knows reaches the router, which answers 405 in
@@ -579,8 +580,9 @@ static cs_err worker_init(server *s, worker *w)
 {
 	const cs_config *cfg = s->app->cfg;
 	w->srv = s;
-	cs_err r = cs_store_open(cfg->store.path, &w->store);
-	if (r != CS_OK)
+	cs_store_target target;
+	cs_err r = cs_store_target_from_config(cfg, &target);
+	if (r != CS_OK || (r = cs_store_connect(&target, &w->store)) != CS_OK)
 		return r;
 	if ((w->base = event_base_new()) == NULL || (w->http = evhttp_new(w->base)) == NULL)
 		return CS_E_NOMEM;
@@ -781,8 +783,9 @@ static cs_err probe_start(server *s, probe_listener *p)
 	p->srv = s;
 	if (cfg->server.health_listen == NULL || s->probe_fd < 0)
 		return CS_OK;
-	cs_err r = cs_store_open(cfg->store.path, &p->store);
-	if (r != CS_OK)
+	cs_store_target target;
+	cs_err r = cs_store_target_from_config(cfg, &target);
+	if (r != CS_OK || (r = cs_store_connect(&target, &p->store)) != CS_OK)
 		return r;
 	if ((p->base = event_base_new()) == NULL || (p->http = evhttp_new(p->base)) == NULL)
 		return CS_E_NOMEM;

@@ -33,6 +33,9 @@ static cs_err make_certificate(cs_app *app, cs_signer *signer, const json_t *ses
 	json_object_set_new(claims, "jti", json_string(cert_id));
 	json_object_set_new(claims, "iat", json_integer(now / 1000));
 	json_object_set_new(claims, "certified_at", json_string(when));
+	/* the node that certified (server.node_id, unique among the nodes
+	 * sharing the store) */
+	json_object_set_new(claims, "node", json_string(app->cfg->server.node_id));
 	cs_err r = cs_signer_jws(signer, CS_CERT_TYP, claims, jws);
 	json_decref(claims);
 	return r;

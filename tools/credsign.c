@@ -426,6 +426,16 @@ static int check_required_claims(json_t *claims)
 			fail_verify("claims_incomplete", "claim '%s' missing", top[i]);
 			return 0;
 		}
+	/* node: the node that certified (optional: certificates from before
+	 * several nodes have none); when there, a node id */
+	json_t *node = json_object_get(claims, "node");
+	const char *node_id = json_string_value(node);
+	size_t node_len = node_id != NULL ? strlen(node_id) : 0;
+	if (node != NULL && (node_id == NULL || node_len == 0 || node_len > 64 ||
+			     strspn(node_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != node_len)) {
+		fail_verify("claims_incomplete", "claim 'node' is not a node id (1 to 64 of A-Z a-z 0-9 . _ -)");
+		return 0;
+	}
 	json_t *cred = json_object_get(claims, "credential");
 	json_t *commit = json_object_get(cred, "commitment");
 	if (!json_is_integer(json_object_get(cred, "length")) ||
@@ -1167,6 +1177,8 @@ static void print_verified(const json_t *claims, const char *kid, const json_t *
 	printf("  subject:       %s\n", text_or(json_object_get(json_object_get(claims, "subject"), "identity"), "?"));
 	printf("  generated at:  %s\n", text_or(json_object_get(claims, "generated_at"), "?"));
 	printf("  certified at:  %s\n", text_or(json_object_get(claims, "certified_at"), "?"));
+	if (json_object_get(claims, "node") != NULL)
+		printf("  certified by:  node %s\n", text_or(json_object_get(claims, "node"), "?"));
 	printf("  revocation:    %s\n", v->revocation[0] != '\0' ? v->revocation
 					: "not checked (--online or --revocations FILE checks it)");
 	if (credential != NULL && unit != NULL && strcmp(unit, "words") == 0)

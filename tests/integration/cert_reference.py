@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import sys
 from collections import defaultdict
 
@@ -103,6 +104,10 @@ def verify(case, keys, presets):
     c = json.loads(token.payload)
     missing = [n for n in TOP if n not in c]
     assert not missing, "claims left out: %s" % missing
+    # node: the node that certified (server.node_id); absent from certificates older than it
+    if "node" in c:
+        assert isinstance(c["node"], str) and re.fullmatch(r"[A-Za-z0-9._-]{1,64}", c["node"]), \
+            "node is not a node id: %r" % (c["node"],)
     k = c["credential"]
     cred = case["credential"]
     missing = [n for n in ALL_TYPES if n not in k]

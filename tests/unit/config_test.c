@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "officer_pki.h"
+#include "store_target.h"
 #include "test_support.h"
 
 static char dir[512];
@@ -452,6 +453,51 @@ static const bad_case bad[] = {
 	{29, 29, "hardening = { seccomp = 1; };", 29, "hardening.seccomp", "expected a boolean"},
 	{29, 29, "hardening = { sandbox = true; };", 29, "hardening.sandbox", "unknown setting"},
 	{29, 29, "hardening = true;", 29, "hardening", "expected a group"},
+	/* store.backend and store.postgresql (issue 17) */
+#define PGC "postgresql = { connection = \"host=db.test dbname=credsign user=n1\"; "
+	{23, 23, "  path = \"data/credsign.db\"; backend = \"mysql\";", 23, "store.backend",
+	 "must be \"sqlite\" or \"postgresql\""},
+	{23, 23, "  path = \"data/credsign.db\"; backend = \"postgresql\"; " PGC "};", 23, "store.path",
+	 "only with store.backend = \"sqlite\": a PostgreSQL store is reached by store.postgresql.connection"},
+	{23, 23, "  path = \"data/credsign.db\"; " PGC "};", 23, "store.postgresql",
+	 "only with store.backend = \"postgresql\""},
+	{23, 23, "  backend = \"postgresql\";", 23, "store.postgresql",
+	 "required group missing with store.backend = \"postgresql\""},
+	{23, 23, "  backend = \"postgresql\"; postgresql = { sslmode = \"require\"; };", 23,
+	 "store.postgresql.connection", "required setting missing with store.backend = \"postgresql\""},
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"host=db dbname\"; };", 23,
+	 "store.postgresql.connection", "not a libpq connection string or URI: missing \"=\" after \"dbname\""},
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:secret@db/credsign\"; };",
+	 23, "store.postgresql.connection", "holds a password: remove it and use password_file"},
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"host=db password=secret\"; };", 23,
+	 "store.postgresql.connection", "holds a password"},
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://db/x?bogus=1\"; };",
+	 23, "store.postgresql.connection", "not a libpq connection string or URI: invalid URI query parameter: \"bogus\""},
+	/* libpq quotes the URI, password and all: the message leaves it out */
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:secret@[::1/x\"; };",
+	 23, "store.postgresql.connection",
+	 "not a libpq connection string or URI: end of string reached when looking for matching \"]\" in IPv6 host "
+	 "address in URI"},
+	{23, 23, "  backend = \"postgresql\"; " PGC "sslmode = \"verify\"; };", 23, "store.postgresql.sslmode",
+	 "must be one of disable, allow, prefer, require, verify-ca, verify-full"},
+	{23, 23, "  backend = \"postgresql\"; " PGC "pool_size = 1; };", 23, "store.postgresql.pool_size",
+	 "1 is out of range 2..1000"},
+	{23, 23, "  backend = \"postgresql\"; " PGC "pool_size = 1001; };", 23, "store.postgresql.pool_size",
+	 "1001 is out of range 2..1000"},
+	{23, 23, "  backend = \"postgresql\"; " PGC "statement_timeout_ms = 99; };", 23,
+	 "store.postgresql.statement_timeout_ms", "99 is out of range 100..600000"},
+	{23, 23, "  backend = \"postgresql\"; " PGC "connect_timeout_seconds = 61; };", 23,
+	 "store.postgresql.connect_timeout_seconds", "61 is out of range 1..60"},
+	{23, 23, "  backend = \"postgresql\"; " PGC "node_role = \"Credsign-Node\"; };", 23,
+	 "store.postgresql.node_role", "must be a PostgreSQL role name"},
+	{23, 23, "  backend = \"postgresql\"; " PGC "ca_file = \"missing-ca.pem\"; };", 23, "store.postgresql.ca_file",
+	 "is not readable: No such file or directory"},
+	{23, 23, "  backend = \"postgresql\"; " PGC "password_file = \"open.pin\"; };", 23,
+	 "store.postgresql.password_file", "group or others have access (mode 0644): chmod 600"},
+	{23, 23, "  backend = \"postgresql\"; " PGC "password_file = \"missing.pw\"; };", 23,
+	 "store.postgresql.password_file", "is not readable: No such file or directory"},
+	{23, 23, "  backend = \"postgresql\"; " PGC "port = 5432; };", 23, "store.postgresql.port", "unknown setting"},
+	{23, 23, "  backend = \"postgresql\"; postgresql = 5;", 23, "store.postgresql", "expected a group"},
 };
 
 static void write_file(const char *name, const char *text, mode_t mode)
@@ -791,10 +837,13 @@ static void test_bad_files(void **state)
 		else
 			snprintf(want, sizeof(want), "%s: setting '%s': ", path, c->setting);
 		int matched = 0;
-		for (size_t m = 0; m < diag.count; m++)
+		for (size_t m = 0; m < diag.count; m++) {
 			if (strncmp(diag.messages[m], want, strlen(want)) == 0 &&
 			    strstr(diag.messages[m], c->reason) != NULL)
 				matched = 1;
+			/* a password in a setting is never repeated */
+			assert_null(strstr(diag.messages[m], "secret"));
+		}
 		if (!matched) {
 			fprintf(stderr, "case %zu: wanted '%s...%s', got:\n", i, want, c->reason);
 			for (size_t m = 0; m < diag.count; m++)
@@ -1102,6 +1151,166 @@ static void test_signing(void **state)
 	cs_config_diag_free(&diag);
 }
 
+/* store.backend "postgresql": every setting of store.postgresql loaded,
+ * store.path dropped; the target (store_target.h) names them, with
+ * server.node_id as application_name. The default backend is SQLite, whose
+ * target is the path. */
+static void test_store_postgresql(void **state)
+{
+	(void)state;
+	char path[700], expect[800];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	cs_store_target t;
+	write_file("pg.pw", "secret\n", 0600);
+	write_config("pg.conf", 23, 23,
+		     "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1@db.test:5433/credsign\"; "
+		     "sslmode = \"verify-ca\"; ca_file = \"ca.pem\"; password_file = \"pg.pw\"; pool_size = 24; "
+		     "statement_timeout_ms = 2500; connect_timeout_seconds = 7; node_role = \"cs_nodes\"; };",
+		     path, sizeof(path));
+	cs_err r = cs_config_load(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "unexpected: %s\n", diag.messages[i]);
+	assert_int_equal(r, CS_OK);
+	assert_int_equal(cfg->store.backend, CS_CONFIG_STORE_POSTGRESQL);
+	assert_null(cfg->store.path); /* the default is SQLite's only */
+	assert_string_equal(cfg->store.postgresql.connection, "postgresql://n1@db.test:5433/credsign");
+	assert_string_equal(cfg->store.postgresql.sslmode, "verify-ca");
+	snprintf(expect, sizeof(expect), "%s/ca.pem", dir);
+	assert_string_equal(cfg->store.postgresql.ca_file, expect);
+	snprintf(expect, sizeof(expect), "%s/pg.pw", dir);
+	assert_string_equal(cfg->store.postgresql.password_file, expect);
+	assert_int_equal(cfg->store.postgresql.pool_size, 24);
+	assert_int_equal(cfg->store.postgresql.statement_timeout_ms, 2500);
+	assert_int_equal(cfg->store.postgresql.connect_timeout_seconds, 7);
+	assert_string_equal(cfg->store.postgresql.node_role, "cs_nodes");
+	assert_true(cs_store_target_is_pg(cfg));
+	assert_int_equal(cs_store_target_from_config(cfg, &t), CS_OK);
+	assert_int_equal(t.backend, CS_STORE_POSTGRESQL);
+	assert_null(t.path);
+	assert_ptr_equal(t.conninfo, cfg->store.postgresql.connection); /* into cfg, not copied */
+	assert_string_equal(t.sslmode, "verify-ca");
+	assert_ptr_equal(t.ca_file, cfg->store.postgresql.ca_file);
+	assert_ptr_equal(t.password_file, cfg->store.postgresql.password_file);
+	assert_string_equal(t.application_name, "test-1");
+	assert_int_equal(t.statement_timeout_ms, 2500);
+	assert_int_equal(t.connect_timeout_s, 7);
+	assert_int_equal(t.pool_size, 24);
+	assert_string_equal(t.node_role, "cs_nodes");
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+
+	/* the defaults of the group; a keyword/value connection */
+	write_config("pg-min.conf", 23, 23,
+		     "  backend = \"postgresql\"; postgresql = { connection = \"host=db.test dbname=credsign\"; };", path,
+		     sizeof(path));
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
+	assert_string_equal(cfg->store.postgresql.sslmode, "verify-full");
+	assert_null(cfg->store.postgresql.ca_file);
+	assert_null(cfg->store.postgresql.password_file);
+	assert_int_equal(cfg->store.postgresql.pool_size, 16);
+	assert_int_equal(cfg->store.postgresql.statement_timeout_ms, 5000);
+	assert_int_equal(cfg->store.postgresql.connect_timeout_seconds, 5);
+	assert_string_equal(cfg->store.postgresql.node_role, "credsign_node");
+	assert_int_equal(cs_store_target_from_config(cfg, &t), CS_OK);
+	assert_string_equal(t.conninfo, "host=db.test dbname=credsign");
+	assert_string_equal(t.sslmode, "verify-full");
+	assert_null(t.password_file);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+
+	/* every sslmode libpq knows */
+	static const char *const modes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		char text[300];
+		snprintf(text, sizeof(text),
+			 "  backend = \"postgresql\"; postgresql = { connection = \"host=db\"; sslmode = \"%s\"; };",
+			 modes[i]);
+		write_config("pg-mode.conf", 23, 23, text, path, sizeof(path));
+		assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
+		assert_string_equal(cfg->store.postgresql.sslmode, modes[i]);
+		assert_true(cs_config_sslmode_known(modes[i]));
+		cs_config_free(cfg);
+		cs_config_diag_free(&diag);
+	}
+	assert_false(cs_config_sslmode_known("VERIFY-FULL"));
+	assert_false(cs_config_sslmode_known(NULL));
+
+	/* SQLite, the default: the path is the target */
+	write_config("sqlite.conf", 0, 0, NULL, path, sizeof(path));
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
+	assert_int_equal(cfg->store.backend, CS_CONFIG_STORE_SQLITE);
+	assert_false(cs_store_target_is_pg(cfg));
+	assert_int_equal(cs_store_target_from_config(cfg, &t), CS_OK);
+	assert_int_equal(t.backend, CS_STORE_SQLITE);
+	assert_ptr_equal(t.path, cfg->store.path);
+	assert_null(t.conninfo);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+	write_config("sqlite2.conf", 23, 23, "  backend = \"sqlite\"; path = \"data/credsign.db\";", path, sizeof(path));
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
+	assert_int_equal(cfg->store.backend, CS_CONFIG_STORE_SQLITE);
+	/* an incomplete configuration (never a loaded one) is refused */
+	char *saved = cfg->store.path;
+	cfg->store.path = NULL;
+	assert_int_equal(cs_store_target_from_config(cfg, &t), CS_E_CONFIG);
+	cfg->store.path = saved;
+	cfg->store.backend = CS_CONFIG_STORE_POSTGRESQL;
+	assert_int_equal(cs_store_target_from_config(cfg, &t), CS_E_CONFIG); /* no connection */
+	cfg->store.backend = CS_CONFIG_STORE_SQLITE;
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+}
+
+/* store.postgresql.password_file belongs to the account that connects:
+ * server.user when set (the network process), else the loader's. */
+static void test_password_file_owner(void **state)
+{
+	(void)state;
+	char path[700], pw[700], text[4096], want[1200];
+	cs_config *cfg = NULL;
+	cs_config_diag diag;
+	if (geteuid() != 0) {
+		skip();
+		return;
+	}
+	const struct passwd *nobody = getpwnam("nobody");
+	assert_non_null(nobody);
+	uid_t nobody_uid = nobody->pw_uid;
+	snprintf(pw, sizeof(pw), "%s/nobody.pw", dir);
+	ts_write_file(pw, "secret\n", 0600);
+	assert_int_equal(chown(pw, nobody_uid, (gid_t)-1), 0);
+	/* server.user nobody (line 4): its file, accepted */
+	snprintf(text, sizeof(text),
+		 "  backend = \"postgresql\"; postgresql = { connection = \"host=db\"; password_file = \"%s\"; };", pw);
+	char body[8192] = "";
+	for (int line = 1; line <= GOOD_LINES; line++) {
+		const char *l = line == 4 ? "  node_id = \"test-1\"; user = \"nobody\";" : line == 23 ? text : good[line - 1];
+		size_t used = strlen(body);
+		snprintf(body + used, sizeof(body) - used, "%s\n", l);
+	}
+	snprintf(path, sizeof(path), "%s/pw-owner.conf", dir);
+	ts_write_file(path, body, 0600);
+	cs_err r = cs_config_load(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		fprintf(stderr, "unexpected: %s\n", diag.messages[i]);
+	assert_int_equal(r, CS_OK);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+	/* without server.user: root loads it, and it is nobody's: refused */
+	write_config("pw-root.conf", 23, 23, text, path, sizeof(path));
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_E_CONFIG);
+	snprintf(want, sizeof(want), "password file '%s' is owned by uid %ld, not by the user loading this configuration (uid 0)",
+		 pw, (long)nobody_uid);
+	assert_int_equal(diag.count, 1);
+	if (strstr(diag.messages[0], want) == NULL)
+		fprintf(stderr, "got: %s\nwanted: %s\n", diag.messages[0], want);
+	assert_non_null(strstr(diag.messages[0], want));
+	assert_non_null(strstr(diag.messages[0], ":23: setting 'store.postgresql.password_file': "));
+	cs_config_diag_free(&diag);
+	unlink(pw);
+}
+
 static void test_unreadable_config(void **state)
 {
 	(void)state;
@@ -1128,6 +1337,8 @@ int main(void)
 		cmocka_unit_test(test_ceremony),
 		cmocka_unit_test(test_signing),
 		cmocka_unit_test(test_unreadable_config),
+		cmocka_unit_test(test_store_postgresql),
+		cmocka_unit_test(test_password_file_owner),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

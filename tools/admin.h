@@ -59,4 +59,11 @@ int admin_ceremony_main(int argc, char **argv);
  * admin_ceremony_main runs. */
 int admin_ceremony_command(int argc, char **argv);
 
+/* admin_store.c: `credsign-admin [OPTIONS] store init|migrate ...` (the
+ * PostgreSQL store's schema; a SQLite store copied into it), parsed there
+ * from the whole command line. */
+int admin_store_main(int argc, char **argv);
+/* Whether argv's command (its first word after the options) is store. */
+int admin_store_command(int argc, char **argv);
+
 #endif

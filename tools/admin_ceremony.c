@@ -92,6 +92,7 @@
 #include "ledger.h"
 #include "provider.h"
 #include "store.h"
+#include "store_target.h"
 
 #define REASON_MAX 512                   /* bytes of --reason */
 #define TRANSCRIPT_MAX (8 * 1024 * 1024) /* bytes of a transcript read back */
@@ -316,7 +317,7 @@ static int reason_valid(const char *s)
 
 static cs_err ledger_open(admin_ctx *a, cs_ledger **l)
 {
-	return cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, l);
+	return cs_ledger_connect_config(a->cfg, l);
 }
 
 static cs_audit_entry audit_entry(admin_ctx *a, const char *actor, const char *ts, const char *action,
@@ -676,7 +677,7 @@ static int ceremony_start(admin_ctx *a, const start_req *q)
 		rc = refuse_err(a, ev, object, r, why);
 		goto out;
 	}
-	if ((r = cs_store_open(a->cfg->store.path, &store)) != CS_OK) {
+	if ((r = cs_store_connect_config(a->cfg, &store)) != CS_OK) {
 		rc = refuse_err(a, ev, object, r, "opening the store");
 		goto out;
 	}
@@ -843,7 +844,7 @@ static int approve_checks(approval *p)
 	cs_err r = officers_load(p->a, &p->officers, why, sizeof(why));
 	if (r != CS_OK)
 		return refuse_err(p->a, ev, approval_object(p), r, why);
-	if ((r = cs_store_open(p->a->cfg->store.path, &store)) == CS_OK) {
+	if ((r = cs_store_connect_config(p->a->cfg, &store)) == CS_OK) {
 		p->now_ms = log_now_ms(store);
 		r = doc_load(store, p->id, &p->doc);
 	}
@@ -1377,7 +1378,7 @@ static int execute_checks(execution *x)
 	cs_err r = officers_load(x->a, &x->officers, why, sizeof(why));
 	if (r != CS_OK)
 		return refuse_err(x->a, ev, x->object, r, why);
-	if ((r = cs_store_open(x->a->cfg->store.path, &x->store)) == CS_OK) {
+	if ((r = cs_store_connect_config(x->a->cfg, &x->store)) == CS_OK) {
 		t = log_now_ms(x->store);
 		rfc3339(t, x->at);
 		r = doc_load(x->store, x->id, &x->doc);
@@ -1465,7 +1466,7 @@ static int cmd_list(admin_ctx *a, const cer_opts *op)
 	cs_store *store = NULL;
 	json_t *list = json_array();
 	listing l = {list, 0};
-	cs_err r = list != NULL ? cs_store_open(a->cfg->store.path, &store) : CS_E_NOMEM;
+	cs_err r = list != NULL ? cs_store_connect_config(a->cfg, &store) : CS_E_NOMEM;
 	if (r == CS_OK)
 		r = cs_store_ceremonies_each(store, on_listed, &l);
 	if (r == CS_OK && l.failed)
@@ -1523,7 +1524,7 @@ static int cmd_show(admin_ctx *a, const cer_opts *op)
 	char why[WHY_MAX];
 	time_t now = (time_t)(now_ms() / 1000);
 	memset(&doc, 0, sizeof(doc));
-	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	cs_err r = cs_store_connect_config(a->cfg, &store);
 	if (r == CS_OK) {
 		now = (time_t)(log_now_ms(store) / 1000);
 		r = doc_load(store, id, &doc);
@@ -1593,7 +1594,7 @@ static int cmd_transcript(admin_ctx *a, const cer_opts *op)
 		fprintf(stderr, "credsign-admin: ceremony transcript: %s\n", why);
 		goto out;
 	}
-	if ((r = cs_store_open(a->cfg->store.path, &store)) == CS_OK)
+	if ((r = cs_store_connect_config(a->cfg, &store)) == CS_OK)
 		r = doc_load(store, id, &doc);
 	if (r == CS_OK && cs_ceremony_action_parse(doc.c.action, &action) != CS_OK)
 		r = CS_E_INVALID_ARG;

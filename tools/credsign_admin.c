@@ -27,6 +27,7 @@
  *                  [--checkpoint FILE]
  *   credsign-admin [--config FILE] audit export [--since SEQ|RFC3339] [--format jsonl]
  *   credsign-admin [--config FILE] audit purge [--jwks FILE] [--accept-clock-jump]
+ *   credsign-admin [--config FILE] store init|migrate ... (admin_store.c)
  *
  * audit verify recomputes the hash chain and checks every checkpoint's
  * signature (against --jwks, else the store's key table) and reports the
@@ -77,6 +78,7 @@
 #include "certsign.h"
 #include "provider.h"
 #include "store.h"
+#include "store_target.h"
 #include "token.h"
 #include "token_meter.h"
 
@@ -99,7 +101,7 @@ cs_err admin_event_at(admin_ctx *a, const char *action, const char *object, cons
 	cs_audit_entry e = {.ts = ts != NULL ? ts : now, .node = a->cfg->server.node_id, .actor = actor,
 			    .role = "admin", .action = action, .object = object, .outcome = outcome,
 			    .error_code = error_code};
-	cs_err r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger);
+	cs_err r = cs_ledger_connect_config(a->cfg, &ledger);
 	if (r == CS_OK)
 		r = cs_ledger_audit_append(ledger, &e);
 	cs_ledger_close(ledger);
@@ -397,7 +399,7 @@ static int cmd_key_generate(admin_ctx *a, const char *label, const char *id_hex,
 	cs_audit_entry e = {.ts = now, .node = a->cfg->server.node_id, .actor = actor, .role = "admin",
 			    .action = "key.generate", .object = kid, .outcome = "success"};
 	cs_ledger *ledger = NULL;
-	if ((r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger)) == CS_OK)
+	if ((r = cs_ledger_connect_config(a->cfg, &ledger)) == CS_OK)
 		r = cs_ledger_key_add_pending(ledger, &key, &e);
 	cs_ledger_close(ledger);
 	free(jwk_text);
@@ -584,7 +586,7 @@ static int cmd_key_list(admin_ctx *a, int as_json)
 {
 	cs_store *store = NULL;
 	key_listing l = {json_array(), 0};
-	cs_err r = l.keys == NULL ? CS_E_NOMEM : cs_store_open(a->cfg->store.path, &store);
+	cs_err r = l.keys == NULL ? CS_E_NOMEM : cs_store_connect_config(a->cfg, &store);
 	if (r == CS_OK && (r = cs_store_read_begin(store)) == CS_OK) {
 		r = cs_store_keys_info(store, collect_key, &l);
 		cs_store_read_end(store);
@@ -658,7 +660,7 @@ static int cmd_key_register_chain(admin_ctx *a, const char *kid, const char *cha
 			chain_path, more ? "more than " : "", more ? CS_X5C_MAX_CERTS : n, CS_X5C_MAX_CERTS);
 		goto out;
 	}
-	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	cs_err r = cs_store_connect_config(a->cfg, &store);
 	if (r == CS_OK && (r = cs_store_key_info(store, kid, NULL, NULL)) == CS_E_NOT_FOUND) {
 		fprintf(stderr, "credsign-admin: no key %s is on record (credsign-admin key list shows the keys)\n", kid);
 		goto out;
@@ -710,7 +712,7 @@ static int cmd_key_register_chain(admin_ctx *a, const char *kid, const char *cha
 	cs_audit_entry e = {.ts = now, .node = a->cfg->server.node_id, .actor = actor, .role = "admin",
 			    .action = "key.chain", .object = kid, .outcome = "success"};
 
-	if ((r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger)) != CS_OK ||
+	if ((r = cs_ledger_connect_config(a->cfg, &ledger)) != CS_OK ||
 	    (r = cs_ledger_key_set_chain(ledger, kid, x5c_text, &e)) != CS_OK) {
 		admin_fail("recording the chain", r);
 		goto out;
@@ -803,7 +805,7 @@ static int cmd_audit_verify(admin_ctx *a, long long from_seq, const char *jwks_p
 		fprintf(stderr, "credsign-admin: audit verify --file needs --jwks (an export carries no keys)\n");
 		return 2;
 	}
-	cs_err r = file != NULL ? CS_OK : cs_store_open(a->cfg->store.path, &store);
+	cs_err r = file != NULL ? CS_OK : cs_store_connect_config(a->cfg, &store);
 	if (r != CS_OK)
 		return admin_fail("opening the store", r);
 	json_t *jwks = load_jwks(a, jwks_path, store);
@@ -874,7 +876,7 @@ static int cmd_audit_export(admin_ctx *a, const char *since)
 				"(2026-01-31, 2026-01-31T10:00:00Z, 2026-01-31T10:00:00.000Z)\n");
 		return 2;
 	}
-	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	cs_err r = cs_store_connect_config(a->cfg, &store);
 	if (r == CS_OK)
 		r = cs_audit_export(store, from, since_ts[0] != '\0' ? since_ts : NULL, 0, print_line, &count,
 				    &next);
@@ -973,7 +975,7 @@ int admin_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock_jump
 	if (purged != NULL)
 		*purged = 0;
 	cs_audit_now(local);
-	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	cs_err r = cs_store_connect_config(a->cfg, &store);
 	if (r != CS_OK) {
 		admin_fail("opening the store", r);
 		goto out;
@@ -1030,7 +1032,7 @@ int admin_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock_jump
 	}
 	/* the boundary above was a preview: the store reads it again, and
 	 * re-checks it in the purge's transaction (the daemon may be writing) */
-	if ((r = cs_ledger_open(a->cfg->store.path, a->cfg->audit.write_timeout_ms, &ledger)) != CS_OK ||
+	if ((r = cs_ledger_connect_config(a->cfg, &ledger)) != CS_OK ||
 	    (r = cs_ledger_audit_purge_through(ledger, cutoff, ref_seq, a->cfg->server.node_id,
 					       cs_audit_sign_checkpoint_cb, signer, &first, &boundary)) != CS_OK) {
 		admin_fail("purging", r);
@@ -1089,7 +1091,7 @@ cs_err admin_active_key_uri(admin_ctx *a, char **uri)
 	cs_store *store = NULL;
 	cs_active_key key = {0};
 	*uri = NULL;
-	cs_err r = cs_store_open(a->cfg->store.path, &store);
+	cs_err r = cs_store_connect_config(a->cfg, &store);
 	if (r == CS_OK && (r = cs_store_key_active(store, &key)) == CS_OK) {
 		*uri = key.uri;
 		key.uri = NULL;
@@ -1132,6 +1134,10 @@ static void usage(FILE *f)
 		   "       credsign-admin [--config FILE] ceremony verify-transcript FILE [--officer-ca FILE]\n"
 		   "                      [--officers ROSTER] [--jwks FILE]\n"
 		   "       credsign-admin [--config FILE] cert revoke ID --reason TEXT\n"
+		   "       credsign-admin [--config FILE] store init [--owner-connection CONNINFO]\n"
+		   "                      [--owner-password-file FILE]\n"
+		   "       credsign-admin [--config FILE] store migrate --from sqlite:PATH --to postgresql\n"
+		   "                      [--owner-connection CONNINFO] [--owner-password-file FILE] [--jwks FILE]\n"
 		   "       credsign-admin --version\n"
 		   "-v, --verbose: debug log on stderr, with every failing PKCS#11 call\n");
 }
@@ -1162,6 +1168,8 @@ int main(int argc, char **argv)
 	};
 	if (admin_ceremony_command(argc, argv))
 		return admin_ceremony_main(argc, argv);
+	if (admin_store_command(argc, argv))
+		return admin_store_main(argc, argv);
 	const char *config_path = getenv("CREDSIGN_CONF"), *label = NULL, *key_uri = NULL, *key_id = NULL;
 	const char *subject = NULL, *san = NULL, *out_path = NULL, *jwks = NULL, *since = NULL, *file = NULL;
 	long long from_seq = 0;

@@ -126,7 +126,8 @@ long_options() { # FILE: the names of its struct option table
 	grep -oE '\{"[a-z][a-z0-9-]*", *(no|required|optional)_argument' "$1" | sed -E 's/^\{"([^"]*)".*/\1/'
 }
 for prog in credsignd:signer/credsignd.c:credsignd.8 credsign:tools/credsign.c:credsign.1 \
-	credsign-admin:tools/credsign_admin.c:credsign-admin.8 credsign-admin:tools/admin_ceremony.c:credsign-admin.8; do
+	credsign-admin:tools/credsign_admin.c:credsign-admin.8 credsign-admin:tools/admin_ceremony.c:credsign-admin.8 \
+	credsign-admin:tools/admin_store.c:credsign-admin.8; do
 	IFS=: read -r name file page <<< "$prog"
 	opts=$(long_options "$src/$file")
 	[ "$(wc -w <<< "$opts")" -ge 3 ] || fail "no options found in $file"
@@ -184,7 +185,11 @@ expect "--credential-file" "$c" _credsign credsign verify cert.jws --c
 # an option's argument is not taken for the command
 expect "--jwks" "$c" _credsign credsign --credential-file f verify --j
 expect "export purge verify" "$a" _credsign_admin credsign-admin --format jsonl audit ""
-expect "audit ceremony cert key token" "$a" _credsign_admin credsign-admin ""
+expect "audit ceremony cert key store token" "$a" _credsign_admin credsign-admin ""
+expect "init migrate" "$a" _credsign_admin credsign-admin -c f store ""
+expect "--owner-connection --owner-password-file" "$a" _credsign_admin credsign-admin store init --ow
+expect "--jwks" "$a" _credsign_admin credsign-admin store migrate --to postgresql --owner-connection x --j
+expect "postgresql" "$a" _credsign_admin credsign-admin store migrate --to ""
 expect "csr generate jwk list register-chain" "$a" _credsign_admin credsign-admin --config /etc/credsign/credsignd.conf key ""
 expect "approve execute list show start transcript verify-transcript" "$a" _credsign_admin credsign-admin ceremony ""
 expect "activate compromise destroy purge retire revoke" "$a" _credsign_admin credsign-admin ceremony start --action ""

@@ -25,7 +25,11 @@ check() { # check DESCRIPTION COMMAND...
 
 # daemons and helpers started by the test stop with it, also when it
 # aborts before finish (set -u, a failed source)
-stop_started() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# (and a development cluster: cluster_start below)
+stop_started() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	[ -z "${CLUSTER_DEV:-}" ] || cluster_stop
+}
 trap stop_started EXIT
 
 finish() {
@@ -280,4 +284,68 @@ CONF
 		"$BUILD/bin/credsign-admin" --config "$pre/credsignd.conf" key generate --label "$prefix-$k" --profile "$k" \
 			> /dev/null || { echo "cannot generate the $k profile key"; return 1; }
 	done
+}
+
+# ---- several nodes on PostgreSQL (issue 17) --------------------------------------
+# cluster_start NAME N: a development cluster of the test's own
+# (hsm-setup/dev-cluster: a private PostgreSQL and N credsignd nodes on this
+# build's programs, the test PKI) in $STATE/it-NAME, stopped when the test
+# ends. Sources its env (CREDSIGN_CONF: node 1's configuration, the
+# CREDSIGN_PG_* URLs) and sets dev, work, pki, clients, conf (node 1's),
+# urls (an array: node I is ${urls[I-1]}) and url (node 1).
+cluster_start() {
+	dev=$STATE/it-$1
+	rm -rf "$dev"
+	mkdir -p "$dev/work"
+	cp -a "$STATE/pki" "$dev/pki" # dev-pki keeps a complete PKI
+	work=$dev/work
+	pki=$dev/pki
+	clients=$pki/clients
+	# N node ports and N health ports 100 above them, all free
+	CREDSIGN_CLUSTER_PORT=$(python3 - "$2" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    b = random.randrange(20000, 40000)
+    socks = []
+    try:
+        for p in list(range(b, b + n)) + list(range(b + 100, b + 100 + n)):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(b)
+    break
+PY
+)
+	export CREDSIGN_CLUSTER_PORT CREDSIGN_DEV_DIR=$dev CREDSIGN_BUILD_DIR=$BUILD CREDSIGN_DEV_NO_BUILD=1
+	CLUSTER_DEV=$dev
+	"$src/hsm-setup/dev-cluster" start "$2" > "$work/cluster-start.out" 2>&1 || {
+		echo "hsm-setup/dev-cluster start $2 failed:"
+		cat "$work/cluster-start.out"
+		return 1
+	}
+	# shellcheck source=/dev/null
+	. "$dev/cluster/env"
+	read -r -a urls <<< "$CREDSIGN_NODE_URLS"
+	url=${urls[0]}
+	conf=$CREDSIGN_CONF
+}
+cluster_stop() { CREDSIGN_DEV_DIR=$CLUSTER_DEV "$src/hsm-setup/dev-cluster" stop > /dev/null 2>&1 || true; }
+# on I CMD...: CMD (call, expect_error) against node I
+on() {
+	local url=${urls[$1 - 1]}
+	shift
+	"$@"
+}
+# pg_sql owner|node SQL: psql as the schema's owner or the nodes' login (TLS,
+# verify-full, the password from its file); prints the rows (-At)
+pg_sql() {
+	local u=$CREDSIGN_PG_URL f=$CREDSIGN_PG_PASSWORD_FILE
+	[ "$1" = owner ] || { u=$CREDSIGN_PG_NODE_URL; f=$CREDSIGN_PG_NODE_PASSWORD_FILE; }
+	PGPASSWORD=$(head -1 "$f") psql -X -q -At -v ON_ERROR_STOP=1 -c "SET search_path = credsign" -c "$2" "$u"
 }

@@ -271,6 +271,8 @@ static cs_err run(pg_store *s, const char *what, const char *sql, int n, const c
 			return r;
 		}
 		res = PQexecPrepared(s->conn, name, n, params, lengths, formats, 0);
+	} else if (n == 0) {
+		res = PQexec(s->conn, sql); /* may hold several statements (write_begin) */
 	} else {
 		res = PQexecParams(s->conn, sql, n, NULL, params, lengths, formats, 0);
 	}
@@ -485,6 +487,8 @@ void pg_snapshot_end(pg_store *s, int began)
 		pg_read_end(&s->base);
 }
 
+static void tx_reset(pg_store *s);
+
 static cs_err pg_write_begin(cs_store *store, int64_t deadline_ms)
 {
 	pg_store *s = (pg_store *)store;
@@ -496,30 +500,36 @@ static cs_err pg_write_begin(cs_store *store, int64_t deadline_ms)
 		cs_log_error("store %s: opened read-only: no writes", s->name);
 		return CS_E_STORE;
 	}
-	char left_s[24];
+	/* BEGIN, the deadline and the write lock in one round trip: the lock
+	 * is held until the commit, so every round trip under it costs every
+	 * node's writes */
+	char sql[256];
+	int64_t left = 0;
 	if (deadline_ms > 0) {
-		int64_t left = deadline_ms - mono_ms();
+		left = deadline_ms - mono_ms();
 		if (left <= 0) {
 			cs_log_error("store: the write deadline passed before the write began");
 			return CS_E_STORE;
 		}
-		pg_i64(left_s, left > 0x7fffffff ? 0x7fffffff : left);
+		if (left > 0x7fffffff)
+			left = 0x7fffffff;
+		snprintf(sql, sizeof(sql),
+			 "BEGIN; SELECT set_config('lock_timeout', '%lld', true), "
+			 "set_config('statement_timeout', '%lld', true); SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ")",
+			 (long long)left, (long long)left);
+	} else {
+		snprintf(sql, sizeof(sql), "BEGIN; SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ")");
 	}
-	cs_err r = pg_exec_once(s, "beginning a write", "BEGIN", 0, NULL, 0);
+	cs_err r = ensure_connected(s); /* a broken connection is made again first */
 	if (r != CS_OK)
 		return r;
-	s->in_tx = 2;
+	s->in_tx = 2; /* before the call: a failure in it fails the transaction */
 	s->tx_failed = 0;
 	s->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
-	if (deadline_ms > 0) {
-		const char *p[] = {left_s};
-		r = pg_exec_once(s, "arming the write deadline",
-				 "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true)",
-				 1, p, 0);
-	}
-	if (r == CS_OK)
-		r = pg_exec(s, "taking the write lock", "SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ")", 0, NULL,
-			    NULL);
+	r = pg_exec_once(s, "beginning a write (taking the write lock)", sql, 0, NULL, 0);
+	if (r != CS_OK && s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(s->conn) == PQTRANS_IDLE)
+		tx_reset(s); /* the BEGIN itself failed: no transaction to end */
 	return r;
 }
 

@@ -813,13 +813,22 @@ static const char *const pg_guards[] = {
 };
 
 /* What the node role may do (target->node_role: " TO " and its quoted name follow). */
-static const char *const pg_grants[] = {
-	"GRANT USAGE ON SCHEMA credsign",
-	"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA credsign",
-	"GRANT UPDATE ON generation_sessions, signing_keys, ceremonies, store_meta, store_probe, store_nodes",
-	"GRANT DELETE ON generation_sessions, session_claims",
-	"GRANT USAGE ON ALL SEQUENCES IN SCHEMA credsign",
-	"GRANT EXECUTE ON FUNCTION audit_purge(bigint)",
+static const struct {
+	const char *what, *to; /* "WHAT TO|FROM role" */
+} pg_grants[] = {
+	{"GRANT USAGE ON SCHEMA credsign", "TO"},
+	{"GRANT SELECT ON ALL TABLES IN SCHEMA credsign", "TO"},
+	/* the schema's version and the bookkeeping values are the migrations' */
+	{"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_version", "FROM"},
+	{"REVOKE INSERT, DELETE, TRUNCATE ON store_meta", "FROM"},
+	{"GRANT INSERT ON generation_sessions, session_claims, certificates, signing_keys, audit_log, "
+	 "audit_checkpoints, store_probe, ceremonies, ceremony_approvals, key_rollovers, cert_revocations, "
+	 "signatures, store_nodes",
+	 "TO"},
+	{"GRANT UPDATE ON generation_sessions, signing_keys, ceremonies, store_meta, store_probe, store_nodes", "TO"},
+	{"GRANT DELETE ON generation_sessions, session_claims", "TO"},
+	{"GRANT USAGE ON ALL SEQUENCES IN SCHEMA credsign", "TO"},
+	{"GRANT EXECUTE ON FUNCTION audit_purge(bigint)", "TO"},
 };
 
 /* A script of several statements (the migrations): CS_E_STORE logged, or
@@ -888,7 +897,7 @@ static cs_err grant_node_role(pg_store *s)
 	}
 	for (size_t i = 0; r == CS_OK && i < sizeof(pg_grants) / sizeof(pg_grants[0]); i++) {
 		char sql[512];
-		snprintf(sql, sizeof(sql), "%s TO %s", pg_grants[i], q);
+		snprintf(sql, sizeof(sql), "%s %s %s", pg_grants[i].what, pg_grants[i].to, q);
 		r = exec_script(s, "granting the node role its rights", sql, NULL);
 	}
 	PQfreemem(q);

@@ -2134,6 +2134,14 @@ static void check_store(loader *l, config_t *lc)
 		     "store.postgresql.connection");
 	free(c->store.path);
 	c->store.path = NULL;
+	/* a server certificate checked against a CA: the CA is named, never
+	 * libpq's default ~/.postgresql/root.crt, which depends on the account
+	 * that connects (the network process's, not the one running checks) */
+	const char *mode = c->store.postgresql.sslmode;
+	if (pg != NULL && config_setting_type(pg) == CONFIG_TYPE_GROUP && c->store.postgresql.ca_file == NULL && mode != NULL &&
+	    (strcmp(mode, "verify-full") == 0 || strcmp(mode, "verify-ca") == 0))
+		SERR(l, pg, "store.postgresql.ca_file",
+		     "required with sslmode %s: the CA that issued the PostgreSQL server's certificate", mode);
 	if (c->store.postgresql.connection != NULL)
 		return;
 	if (pg != NULL && config_setting_type(pg) == CONFIG_TYPE_GROUP)

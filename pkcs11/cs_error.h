@@ -76,7 +76,7 @@ typedef enum {
 	X(CS_E_SESSION_USED, CS_CAT_CONFLICT, "generation session already certified") \
 	X(CS_E_TOO_LARGE, CS_CAT_TOO_LARGE, "request too large")                   \
 	X(CS_E_STORE, CS_CAT_STORE, "store unavailable")                           \
-	X(CS_E_STORE_SCHEMA, CS_CAT_STORE, "store schema is newer than this program") \
+	X(CS_E_STORE_SCHEMA, CS_CAT_STORE, "store schema does not match this program") \
 	X(CS_E_UNPROCESSABLE, CS_CAT_USAGE, "request violates the preset")       \
 	X(CS_E_KEY_NO_PUBLIC, CS_CAT_NOT_FOUND,                                    \
 	  "private key found, no matching public key")                             \
@@ -92,7 +92,8 @@ typedef enum {
 	X(CS_E_NO_ACTIVE_KEY, CS_CAT_TOKEN, "no active signing key")               \
 	X(CS_E_REVOKED, CS_CAT_GONE, "certificate revoked")                      \
 	X(CS_E_KEY_PURPOSE, CS_CAT_AUTH, "key is not configured for this purpose") \
-	X(CS_E_IPC, CS_CAT_INTERNAL, "key process protocol error")
+	X(CS_E_IPC, CS_CAT_INTERNAL, "key process protocol error")                \
+	X(CS_E_STORE_UNREACHABLE, CS_CAT_STORE, "store unreachable: no connection to the database")
 
 typedef enum {
 #define CS_ERR_ENUM(code, cat, msg) code,

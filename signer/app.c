@@ -1414,8 +1414,25 @@ cs_err cs_app_node_instance(cs_app *app)
 }
 
 /* Whether holder ("host H pid P, seen N ms ago", cs_store_node_claim) is
- * a process of this host that no longer exists. */
-static int holder_gone(const cs_app *app, const char *holder)
+ * a process of this host that no longer exists. One that still exists is
+ * given a few seconds to end (a node restarted at once after a kill -9 of
+ * its supervisor: its network process is ending), *waited set. */
+static int holder_ends(const cs_app *app, const char *holder);
+static int holder_here(const cs_app *app, const char *holder);
+static int holder_gone(const cs_app *app, const char *holder, int *waited)
+{
+	if (holder_ends(app, holder))
+		return 1;
+	for (int i = 0; i < CS_NODE_END_WAIT_MS / 100 && holder_ends(app, holder) == 0 && holder_here(app, holder);
+	     i++) {
+		*waited = 1;
+		struct timespec pause = {0, 100 * 1000000L};
+		nanosleep(&pause, NULL);
+	}
+	return holder_ends(app, holder);
+}
+
+static int holder_ends(const cs_app *app, const char *holder)
 {
 	char prefix[300];
 	int n = snprintf(prefix, sizeof(prefix), "host %s pid ", app->node.host);
@@ -1429,13 +1446,29 @@ static int holder_gone(const cs_app *app, const char *holder)
 	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+/* Whether holder is a process of this host other than this one. */
+static int holder_here(const cs_app *app, const char *holder)
+{
+	char prefix[300];
+	int n = snprintf(prefix, sizeof(prefix), "host %s pid ", app->node.host);
+	if (holder == NULL || n < 0 || (size_t)n >= sizeof(prefix) || strncmp(holder, prefix, (size_t)n) != 0)
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	long long pid = strtoll(holder + n, &end, 10);
+	if (errno != 0 || end == holder + n || *end != ',' || pid <= 1 || pid > INT32_MAX || pid == (long long)getpid())
+		return 0;
+	return 1;
+}
+
 cs_err cs_app_node_claim(cs_app *app)
 {
 	const char *id = app->cfg->server.node_id;
 	char *holder = NULL;
 	cs_err r = cs_ledger_node_claim(app->ledger, id, app->node.instance, app->node.host, (int64_t)getpid(),
 					CS_NODE_LIVE_MS, &holder);
-	if (r == CS_E_CONFLICT && holder_gone(app, holder)) {
+	int waited = 0;
+	if (r == CS_E_CONFLICT && holder_gone(app, holder, &waited)) {
 		cs_log_warn("server.node_id %s: taking over the claim of a process of this host that no longer "
 			    "exists (%s)", id, holder);
 		free(holder);
@@ -1445,8 +1478,10 @@ cs_err cs_app_node_claim(cs_app *app)
 					 &holder);
 	}
 	if (r == CS_E_CONFLICT)
-		cs_log_error("start-up failed: server.node_id %s is in use by another running node (%s): give each "
-			     "node its own id", id, holder != NULL ? holder : "holder unknown");
+		cs_log_error("start-up failed: server.node_id %s is in use by another running node (%s%s): give each "
+			     "node its own id (a node that was stopped gives its id up %d s after it last renewed it)",
+			     id, holder != NULL ? holder : "holder unknown", waited ? "; it did not end" : "",
+			     CS_NODE_LIVE_MS / 1000);
 	else if (r != CS_OK)
 		cs_log_error("start-up failed: server.node_id %s cannot be claimed in the store: %s", id, cs_strerror(r));
 	free(holder);

@@ -38,6 +38,8 @@
 #define CS_NODE_INSTANCE_LEN 16
 #define CS_NODE_LIVE_MS 30000
 #define CS_NODE_RENEW_MS 5000
+/* how long a start waits for a process of this host holding its id to end */
+#define CS_NODE_END_WAIT_MS 5000
 
 typedef struct {
 	const cs_config_profile *cfg;

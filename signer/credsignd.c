@@ -380,6 +380,7 @@ static void check_store_pg(checker *c, int offline)
 			"the connection is encrypted to the server the certificate names",
 			mode, strcmp(mode, "verify-ca") == 0 ? "not checked against its host name"
 			      : strcmp(mode, "require") == 0 ? "not authenticated"
+			      : strcmp(mode, "disable") == 0 ? "reached without TLS"
 						   : "possibly reached without TLS",
 			mode);
 	int need = store_pool_need(cfg);
@@ -389,8 +390,8 @@ static void check_store_pg(checker *c, int offline)
 			"ledger's 2, the key watch's 1%s)",
 			cfg->store.postgresql.pool_size, need, cfg->server.workers,
 			cfg->server.health_listen != NULL ? ", the probe listener's 1" : "");
-	if (offline)
-		return;
+	/* --offline too: the store is not the token */
+	(void)offline;
 	cs_store_target t;
 	cs_store *store = NULL;
 	cs_err r = cs_store_target_from_config(cfg, &t);
@@ -398,8 +399,9 @@ static void check_store_pg(checker *c, int offline)
 		r = cs_store_connect_existing_readonly(&t, &store);
 	cs_store_close(store);
 	if (r != CS_OK) {
-		problem(c, "store.postgresql.connection", "store %s cannot be opened: %s", store_label(cfg),
-			cs_strerror(r));
+		const char *setting = cs_store_failure_setting();
+		problem(c, setting != NULL ? setting : "store.postgresql.connection",
+			"store %s cannot be opened: %s", store_label(cfg), cs_strerror(r));
 		store_unreachable = 1;
 	}
 }
@@ -2496,6 +2498,9 @@ static int serve_token(daemon_ctx *d, cs_privsep_child *child)
 	    (r = cs_ledger_connect(&target, cfg->audit.write_timeout_ms, &app->ledger)) != CS_OK ||
 	    (r = cs_audit_clock_at_start(&target, &clock_at_start)) != CS_OK) {
 		cs_log_error("start-up failed: store %s: %s", store_label(cfg), cs_strerror(r));
+		/* the database may be starting or failing over: systemd tries again */
+		if (r == CS_E_STORE_UNREACHABLE)
+			status = CS_PRIVSEP_EXIT_STORE_UNREACHABLE;
 		goto out;
 	}
 	/* server.node_id is this node's among those sharing the store */

@@ -442,7 +442,7 @@ static void child_ended(sup *s, child *ch, int wstatus)
 	}
 	if (s->starting && !was_ready) {
 		cs_log_error("supervisor: the %s failed at start; credsignd stops", ch->name);
-		stop_all(s, SIGTERM, 1);
+		stop_all(s, SIGTERM, status == CS_PRIVSEP_EXIT_STORE_UNREACHABLE ? status : 1);
 		return;
 	}
 	int failed = !was_ready || now_ms() - ch->ready_at < QUICK_END_MS;

@@ -68,6 +68,10 @@
  * token, the PIN), so that systemd restarts the daemon after its own delay
  * (Restart=on-failure, RestartPreventExitStatus=1 2) */
 #define CS_PRIVSEP_EXIT_CRASH_LOOP 3
+/* A child could not reach the store's database at start (it may be
+ * starting or failing over): the daemon stops with this status, which
+ * systemd restarts, unlike 1 (a configuration the operator must fix). */
+#define CS_PRIVSEP_EXIT_STORE_UNREACHABLE 4
 
 /* What a child is given. Descriptors not named here are closed in it. */
 typedef struct {

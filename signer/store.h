@@ -95,6 +95,11 @@ cs_err cs_store_connect(const cs_store_target *target, cs_store **out) __attribu
 /* As cs_store_open_existing_readonly, for either backend. */
 cs_err cs_store_connect_existing_readonly(const cs_store_target *target, cs_store **out)
 	__attribute__((warn_unused_result));
+/* The setting a failed connection of this thread points at (the
+ * PostgreSQL backend: "store.postgresql.password_file" after a refused
+ * password, ".ca_file" after a certificate that does not verify, else
+ * ".connection"); NULL when none failed. For --check-config's report. */
+const char *cs_store_failure_setting(void);
 /* What messages call the store: the SQLite path, or
  * "postgresql://USER@HOST:PORT/DBNAME" (never a password), written into buf
  * (truncated to size), which is returned. */
@@ -387,7 +392,10 @@ cs_err cs_store_key_formats_signed(cs_store *store, const char *profile, const c
  * process life), host, pid and seen_ms = now_ms. CS_E_CONFLICT when another
  * instance renewed it less than live_ms before now_ms: nothing is written
  * and *holder (malloc'd, may be NULL on CS_E_NOMEM) says who ("host H pid
- * P, seen N ms ago"). The ids of every node sharing a store stay unique. */
+ * P, seen N ms ago"). The ids of every node sharing a store stay unique.
+ * PostgreSQL: the times are the database's clock, the same for every node
+ * (now_ms below live_ms, a release that leaves the claim stale, is stored
+ * as given). */
 cs_err cs_store_node_claim(cs_store *store, const char *node_id, const char *instance, const char *host,
 			   int64_t pid, int64_t now_ms, int64_t live_ms, char **holder)
 	__attribute__((warn_unused_result));

@@ -178,6 +178,52 @@ static cs_err connect_target(const struct pg_target_copy *t, const char *name, P
 	return PQstatus(c) == CONNECTION_OK ? CS_OK : CS_E_STORE;
 }
 
+/* Why a connection failed, for the operator: the first line of libpq's
+ * message and the setting to look at. A server that cannot be reached
+ * (refused, timed out, starting, shutting down, a name that does not
+ * resolve) is CS_E_STORE_UNREACHABLE: it may answer later. One that
+ * answered and refused (password, certificate, role, database, pg_hba)
+ * is CS_E_STORE: the configuration must change. Logged once. */
+static _Thread_local const char *failure_setting;
+
+const char *cs_store_failure_setting(void)
+{
+	return failure_setting;
+}
+
+static cs_err connect_failed(const char *name, PGconn *c)
+{
+	const char *msg = c != NULL ? PQerrorMessage(c) : "out of memory";
+	static const struct {
+		const char *says, *setting, *hint;
+	} causes[] = {
+		{"password authentication failed", "store.postgresql.password_file", "check store.postgresql.password_file (the password of the user the "
+						   "connection names)"},
+		{"no password supplied", "store.postgresql.password_file", "the server asks for a password: set store.postgresql.password_file"},
+		{"root certificate file", "store.postgresql.ca_file", "set store.postgresql.ca_file to the CA that issued the server's certificate"},
+		{"certificate verify failed", "store.postgresql.ca_file", "check store.postgresql.ca_file: it must hold the CA that issued the "
+					      "server's certificate"},
+		{"does not match host name", "store.postgresql.connection", "the server's certificate does not name the host of "
+					     "store.postgresql.connection (sslmode verify-full)"},
+		{"server does not support SSL", "store.postgresql.sslmode", "the server offers no TLS: enable it there (store.postgresql.sslmode "
+						"requires it)"},
+		{"pg_hba.conf", "store.postgresql.connection", "the server's pg_hba.conf refuses this host, user or database"},
+		{"does not exist", "store.postgresql.connection", "check the database and user of store.postgresql.connection"},
+		{"SSL", "store.postgresql.sslmode", "check store.postgresql.sslmode and store.postgresql.ca_file"},
+	};
+	const char *hint = NULL;
+	failure_setting = "store.postgresql.connection";
+	for (size_t i = 0; hint == NULL && i < sizeof(causes) / sizeof(causes[0]); i++)
+		if (strstr(msg, causes[i].says) != NULL) {
+			hint = causes[i].hint;
+			failure_setting = causes[i].setting;
+		}
+	/* libpq's text may span lines (one per address tried): the first says it */
+	cs_log_error("store %s: cannot connect: %.*s%s%s", name, (int)strcspn(msg, "\n"), msg, hint != NULL ? ": " : "",
+		     hint != NULL ? hint : " (the database may be down or starting: credsignd tries again)");
+	return hint != NULL ? CS_E_STORE : CS_E_STORE_UNREACHABLE;
+}
+
 /* Outside a transaction, make a broken connection again. */
 static cs_err ensure_connected(pg_store *s)
 {
@@ -196,9 +242,8 @@ static cs_err ensure_connected(pg_store *s)
 	PGconn *c = NULL;
 	cs_err r = connect_target(s->target, s->name, &c);
 	if (r != CS_OK) {
-		if (c != NULL && !s->outage_logged)
-			cs_log_error("store %s: cannot connect: %.*s", s->name, (int)strcspn(PQerrorMessage(c), "\n"),
-				     PQerrorMessage(c));
+		if (c != NULL)
+			r = s->outage_logged ? CS_E_STORE_UNREACHABLE : connect_failed(s->name, c);
 		s->outage_logged = 1;
 		PQfinish(c);
 		return r;
@@ -242,8 +287,31 @@ static cs_err query_failed(pg_store *s, const char *what, PGresult *res)
 
 /* The one path of every statement. cached: sql is a literal, prepared
  * once; in_failed: run even in a failed transaction (its rollback). */
+static cs_err run_once(pg_store *s, const char *what, const char *sql, int n, const char *const *params,
+		       const int *lengths, const int *formats, int cached, int in_failed, PGresult **out);
+
+/* A connection that broke while idle (a database restart, a failover)
+ * is found broken only when used: a statement that opens a transaction
+ * or runs outside one (nothing of it can have been done) is tried once
+ * more on a new connection, so that a request after an outage does not
+ * fail for each connection the outage left behind. */
 static cs_err run(pg_store *s, const char *what, const char *sql, int n, const char *const *params,
 		  const int *lengths, const int *formats, int cached, int in_failed, PGresult **out)
+{
+	int opens = s->in_tx == 0 || s->opening;
+	cs_err r = run_once(s, what, sql, n, params, lengths, formats, cached, in_failed, out);
+	if (r == CS_OK || !opens || s->conn == NULL || PQstatus(s->conn) != CONNECTION_BAD)
+		return r;
+	int in_tx = s->in_tx;
+	s->in_tx = 0; /* the transaction being opened is gone with the connection */
+	s->tx_failed = 0;
+	r = ensure_connected(s);
+	s->in_tx = in_tx;
+	return r != CS_OK ? r : run_once(s, what, sql, n, params, lengths, formats, cached, in_failed, out);
+}
+
+static cs_err run_once(pg_store *s, const char *what, const char *sql, int n, const char *const *params,
+		       const int *lengths, const int *formats, int cached, int in_failed, PGresult **out)
 {
 	*out = NULL;
 	cs_err r = ensure_connected(s);
@@ -526,7 +594,9 @@ static cs_err pg_write_begin(cs_store *store, int64_t deadline_ms)
 	s->in_tx = 2; /* before the call: a failure in it fails the transaction */
 	s->tx_failed = 0;
 	s->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
+	s->opening = 1;
 	r = pg_exec_once(s, "beginning a write (taking the write lock)", sql, 0, NULL, 0);
+	s->opening = 0;
 	if (r != CS_OK && s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(s->conn) == PQTRANS_IDLE)
 		tx_reset(s); /* the BEGIN itself failed: no transaction to end */
@@ -608,7 +678,9 @@ static cs_err pg_read_begin(cs_store *store)
 		cs_log_error("store %s: a read begun inside a transaction", s->name);
 		return CS_E_INTERNAL;
 	}
+	s->opening = 1;
 	cs_err r = pg_exec_once(s, "beginning a read", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, 0);
+	s->opening = 0;
 	if (r == CS_OK) {
 		s->in_tx = 1;
 		s->tx_failed = 0;
@@ -1062,11 +1134,15 @@ static struct pg_target_copy *target_copy(const cs_store_target *t, int readonly
 	struct pg_target_copy *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	char options[200];
+	char options[256];
 	int n = snprintf(options, sizeof(options), "-c search_path=credsign,pg_temp -c bytea_output=hex");
+	/* a node frozen inside a transaction (stopped, paused, cut off) holds
+	 * the write lock of every node: PostgreSQL ends its session after the
+	 * same bound as a statement's */
 	if (t->statement_timeout_ms > 0)
-		n += snprintf(options + n, sizeof(options) - (size_t)n, " -c statement_timeout=%d",
-			      t->statement_timeout_ms);
+		n += snprintf(options + n, sizeof(options) - (size_t)n,
+			      " -c statement_timeout=%d -c idle_in_transaction_session_timeout=%d",
+			      t->statement_timeout_ms, t->statement_timeout_ms);
 	if (readonly)
 		snprintf(options + n, sizeof(options) - (size_t)n, " -c default_transaction_read_only=on");
 	c->connect_timeout_s = t->connect_timeout_s;
@@ -1102,6 +1178,7 @@ static const cs_store_ops *pg_ops(void);
 cs_err cs_store_pg_open(const cs_store_target *target, int readonly, cs_store **out)
 {
 	*out = NULL;
+	failure_setting = NULL;
 	char name[PG_NAME_MAX];
 	cs_store_target_name(target, name, sizeof(name));
 	if (target->conninfo == NULL) {
@@ -1127,8 +1204,7 @@ cs_err cs_store_pg_open(const cs_store_target *target, int readonly, cs_store **
 	PGconn *c = NULL;
 	if ((r = connect_target(s->target, s->name, &c)) != CS_OK) {
 		if (c != NULL)
-			cs_log_error("store %s: cannot connect: %.*s", s->name,
-				     (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
+			r = connect_failed(s->name, c);
 		PQfinish(c);
 		goto fail;
 	}
@@ -1585,9 +1661,20 @@ static cs_err pg_node_claim(cs_store *store, const char *node_id, const char *in
 	char pid_s[24], now_s[24];
 	*holder = NULL;
 	const char *get[] = {node_id};
+	/* the database's clock, one for every node: a node whose clock runs
+	 * ahead must not find a live node's claim stale (now_ms only tells a
+	 * release, below live_ms, which is stored as given) */
+	int64_t db_now = 0;
 	cs_err r = pg_query(s, "reading the node ids",
-			    "SELECT instance, host, pid, seen_ms FROM store_nodes WHERE node_id = $1", 1, get, &res);
-	if (r == CS_OK && PQntuples(res) > 0) {
+			    "SELECT n.instance, n.host, n.pid, n.seen_ms, "
+			    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint "
+			    "FROM (SELECT 1) one LEFT JOIN store_nodes n ON n.node_id = $1",
+			    1, get, &res);
+	if (r == CS_OK && (PQntuples(res) != 1 || (r = pg_int(res, 0, 4, &db_now)) != CS_OK))
+		r = r != CS_OK ? r : CS_E_STORE;
+	if (r == CS_OK && now_ms >= live_ms)
+		now_ms = db_now;
+	if (r == CS_OK && !PQgetisnull(res, 0, 0)) {
 		const char *other = NULL, *other_host = NULL;
 		int64_t seen = 0, other_pid = 0;
 		if ((r = pg_text(res, 0, 0, 0, &other)) == CS_OK && (r = pg_text(res, 0, 1, 0, &other_host)) == CS_OK &&

@@ -43,6 +43,7 @@ typedef struct {
 	int64_t changes;    /* rows inserted, updated or deleted since open */
 	uint64_t several_active; /* as the SQLite backend's: logged once per state */
 	int outage_logged;  /* the loss of the connection was logged */
+	int opening;        /* running the statement that begins a transaction */
 	int counted;        /* counted in the process's open connections (the pool cap) */
 	pg_stmt_cache *stmts;
 	struct pg_target_copy *target; /* to reconnect */

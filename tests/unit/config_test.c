@@ -454,7 +454,12 @@ static const bad_case bad[] = {
 	{29, 29, "hardening = { sandbox = true; };", 29, "hardening.sandbox", "unknown setting"},
 	{29, 29, "hardening = true;", 29, "hardening", "expected a group"},
 	/* store.backend and store.postgresql (issue 17) */
-#define PGC "postgresql = { connection = \"host=db.test dbname=credsign user=n1\"; "
+#define PGC0 "postgresql = { connection = \"host=db.test dbname=credsign user=n1\"; "
+#define PGC PGC0 "ca_file = \"ca.pem\"; "
+	{23, 23, "  backend = \"postgresql\"; " PGC0 "};", 23, "store.postgresql.ca_file",
+	 "required with sslmode verify-full: the CA that issued the PostgreSQL server's certificate"},
+	{23, 23, "  backend = \"postgresql\"; " PGC0 "sslmode = \"verify-ca\"; };", 23, "store.postgresql.ca_file",
+	 "required with sslmode verify-ca"},
 	{23, 23, "  path = \"data/credsign.db\"; backend = \"mysql\";", 23, "store.backend",
 	 "must be \"sqlite\" or \"postgresql\""},
 	{23, 23, "  path = \"data/credsign.db\"; backend = \"postgresql\"; " PGC "};", 23, "store.path",
@@ -465,16 +470,16 @@ static const bad_case bad[] = {
 	 "required group missing with store.backend = \"postgresql\""},
 	{23, 23, "  backend = \"postgresql\"; postgresql = { sslmode = \"require\"; };", 23,
 	 "store.postgresql.connection", "required setting missing with store.backend = \"postgresql\""},
-	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"host=db dbname\"; };", 23,
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"host=db dbname\"; ca_file = \"ca.pem\"; };", 23,
 	 "store.postgresql.connection", "not a libpq connection string or URI: missing \"=\" after \"dbname\""},
-	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:secret@db/credsign\"; };",
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:secret@db/credsign\"; ca_file = \"ca.pem\"; };",
 	 23, "store.postgresql.connection", "holds a password: remove it and use password_file"},
-	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"host=db password=secret\"; };", 23,
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"host=db password=secret\"; ca_file = \"ca.pem\"; };", 23,
 	 "store.postgresql.connection", "holds a password"},
-	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://db/x?bogus=1\"; };",
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://db/x?bogus=1\"; ca_file = \"ca.pem\"; };",
 	 23, "store.postgresql.connection", "not a libpq connection string or URI: invalid URI query parameter: \"bogus\""},
 	/* libpq quotes the URI, password and all: the message leaves it out */
-	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:secret@[::1/x\"; };",
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:secret@[::1/x\"; ca_file = \"ca.pem\"; };",
 	 23, "store.postgresql.connection",
 	 "not a libpq connection string or URI: end of string reached when looking for matching \"]\" in IPv6 host "
 	 "address in URI"},
@@ -490,7 +495,7 @@ static const bad_case bad[] = {
 	 "store.postgresql.connect_timeout_seconds", "61 is out of range 1..60"},
 	{23, 23, "  backend = \"postgresql\"; " PGC "node_role = \"Credsign-Node\"; };", 23,
 	 "store.postgresql.node_role", "must be a PostgreSQL role name"},
-	{23, 23, "  backend = \"postgresql\"; " PGC "ca_file = \"missing-ca.pem\"; };", 23, "store.postgresql.ca_file",
+	{23, 23, "  backend = \"postgresql\"; " PGC0 "ca_file = \"missing-ca.pem\"; };", 23, "store.postgresql.ca_file",
 	 "is not readable: No such file or directory"},
 	{23, 23, "  backend = \"postgresql\"; " PGC "password_file = \"open.pin\"; };", 23,
 	 "store.postgresql.password_file", "group or others have access (mode 0644): chmod 600"},
@@ -1202,11 +1207,12 @@ static void test_store_postgresql(void **state)
 
 	/* the defaults of the group; a keyword/value connection */
 	write_config("pg-min.conf", 23, 23,
-		     "  backend = \"postgresql\"; postgresql = { connection = \"host=db.test dbname=credsign\"; };", path,
+		     "  backend = \"postgresql\"; postgresql = { connection = \"host=db.test dbname=credsign\"; "
+		     "ca_file = \"ca.pem\"; };", path,
 		     sizeof(path));
 	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
 	assert_string_equal(cfg->store.postgresql.sslmode, "verify-full");
-	assert_null(cfg->store.postgresql.ca_file);
+	assert_non_null(cfg->store.postgresql.ca_file);
 	assert_null(cfg->store.postgresql.password_file);
 	assert_int_equal(cfg->store.postgresql.pool_size, 16);
 	assert_int_equal(cfg->store.postgresql.statement_timeout_ms, 5000);
@@ -1224,7 +1230,8 @@ static void test_store_postgresql(void **state)
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		char text[300];
 		snprintf(text, sizeof(text),
-			 "  backend = \"postgresql\"; postgresql = { connection = \"host=db\"; sslmode = \"%s\"; };",
+			 "  backend = \"postgresql\"; postgresql = { connection = \"host=db\"; sslmode = \"%s\"; "
+			 "ca_file = \"ca.pem\"; };",
 			 modes[i]);
 		write_config("pg-mode.conf", 23, 23, text, path, sizeof(path));
 		assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
@@ -1282,7 +1289,8 @@ static void test_password_file_owner(void **state)
 	assert_int_equal(chown(pw, nobody_uid, (gid_t)-1), 0);
 	/* server.user nobody (line 4): its file, accepted */
 	snprintf(text, sizeof(text),
-		 "  backend = \"postgresql\"; postgresql = { connection = \"host=db\"; password_file = \"%s\"; };", pw);
+		 "  backend = \"postgresql\"; postgresql = { connection = \"host=db\"; sslmode = \"require\"; "
+		 "password_file = \"%s\"; };", pw);
 	char body[8192] = "";
 	for (int line = 1; line <= GOOD_LINES; line++) {
 		const char *l = line == 4 ? "  node_id = \"test-1\"; user = \"nobody\";" : line == 23 ? text : good[line - 1];

@@ -38,7 +38,7 @@ typedef struct {
 	char dir[64];
 	int key_fails;     /* the key process exits 3 before it is ready */
 	int key_dies;      /* the key process exits right after it is ready */
-	int network_fails; /* the network process exits 4 before it is ready */
+	int network_fails; /* the network process exits with this status (not 0) before it is ready */
 	int network_dies_once; /* the first network process exits 9 once ready */
 	int key_forbidden; /* the key process loads its seccomp list, then calls execve */
 } scenario;
@@ -112,7 +112,7 @@ static int network_main(void *arg, cs_privsep_child *child)
 	scenario *sc = arg;
 	int status = 7;
 	if (sc->network_fails) {
-		status = 4;
+		status = sc->network_fails;
 		goto out;
 	}
 	if (child->restart_reason != NULL)
@@ -273,8 +273,18 @@ static void test_key_fails_at_start(void **state)
 static void test_network_fails_at_start(void **state)
 {
 	scenario *sc = *state;
-	sc->network_fails = 1;
+	sc->network_fails = 5;
 	assert_int_equal(wait_status(supervise(sc)), 1);
+	assert_int_equal(file_size(sc, "key-starts"), 1);
+}
+
+/* The store's database unreachable at start: the daemon stops with the
+ * status systemd restarts, not 1 */
+static void test_network_store_unreachable_at_start(void **state)
+{
+	scenario *sc = *state;
+	sc->network_fails = CS_PRIVSEP_EXIT_STORE_UNREACHABLE;
+	assert_int_equal(wait_status(supervise(sc)), CS_PRIVSEP_EXIT_STORE_UNREACHABLE);
 	assert_int_equal(file_size(sc, "key-starts"), 1);
 }
 
@@ -335,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_control_codec),
 		cmocka_unit_test_setup_teardown(test_key_fails_at_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_network_fails_at_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_network_store_unreachable_at_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_restarts_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_network_restart_and_sigterm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_forbidden_call_named, setup, teardown),

@@ -547,6 +547,73 @@ bool cs_config_sslmode_known(const char *sslmode)
 	return false;
 }
 
+/* The password written in a connection string, found without libpq (whose
+ * parser refused the string): a URI's user info after its ':' (up to the
+ * '@'), or the value after "password=". *len 0: none. */
+static const char *written_password(const char *v, size_t *len)
+{
+	*len = 0;
+	const char *scheme = strstr(v, "://");
+	if (scheme != NULL && (strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0)) {
+		const char *info = scheme + 3;
+		size_t span = strcspn(info, "/?");
+		const char *at = memchr(info, '@', span);
+		const char *colon = at != NULL ? memchr(info, ':', (size_t)(at - info)) : NULL;
+		if (colon != NULL) {
+			*len = (size_t)(at - colon - 1);
+			return colon + 1;
+		}
+		return NULL;
+	}
+	const char *p = strstr(v, "password");
+	if (p == NULL)
+		return NULL;
+	p += strlen("password");
+	p += strspn(p, " \t");
+	if (*p != '=')
+		return NULL;
+	p++;
+	p += strspn(p, " \t");
+	if (*p == '\'')
+		p++;
+	*len = strcspn(p, "' \t");
+	return p;
+}
+
+void cs_config_conninfo_error(const char *conninfo, const char *err, char *out, size_t size)
+{
+	size_t plen = 0, o = 0;
+	const char *pw = written_password(conninfo, &plen);
+	if (size == 0)
+		return;
+	/* the first line; a quoted text libpq echoes that touches the password
+	 * (the whole string, a token of it) is left out */
+	size_t n = strcspn(err, "\n");
+	for (size_t i = 0; i < n && o + 1 < size;) {
+		const char *end = err[i] == '"' ? memchr(err + i + 1, '"', n - i - 1) : NULL;
+		if (end != NULL) {
+			const char *q = err + i + 1;
+			size_t qlen = (size_t)(end - q);
+			int secret = qlen > 0 && plen > 0 &&
+				     (memmem(q, qlen, pw, plen) != NULL || memmem(pw, plen, q, qlen) != NULL);
+			/* libpq quotes the whole string: it holds the password */
+			secret |= qlen == strlen(conninfo) && memcmp(q, conninfo, qlen) == 0;
+			const char *put = secret ? "\"(not shown)\"" : NULL;
+			size_t plen2 = secret ? strlen(put) : qlen + 2;
+			if (!secret)
+				put = err + i;
+			for (size_t k = 0; k < plen2 && o + 1 < size; k++)
+				out[o++] = put[k];
+			i += qlen + 2;
+			continue;
+		}
+		out[o++] = err[i++];
+	}
+	out[o] = '\0';
+	while (o > 0 && strchr(".: ", out[o - 1]) != NULL)
+		out[--o] = '\0';
+}
+
 /* A libpq connection string (keyword/value or URI), parsed as libpq will:
  * a syntax error, or a password written in it, is refused. */
 static void check_conninfo(loader *l, const config_setting_t *s, const char *path, const char *v)
@@ -556,14 +623,10 @@ static void check_conninfo(loader *l, const config_setting_t *s, const char *pat
 	if (opts == NULL) {
 		if (err == NULL) /* out of memory */
 			return;
-		/* libpq may quote the string, and a password written in it */
-		char *echo = strstr(err, v);
-		if (echo != NULL)
-			*echo = '\0';
-		size_t n = strlen(err);
-		while (n > 0 && strchr(echo != NULL ? "\n.:\" " : "\n.", err[n - 1]) != NULL)
-			err[--n] = '\0';
-		SERR(l, s, path, "not a libpq connection string or URI: %.300s", err);
+		/* libpq may quote the string, or a token of it: never the password */
+		char why[320];
+		cs_config_conninfo_error(v, err, why, sizeof(why));
+		SERR(l, s, path, "not a libpq connection string or URI: %s", why);
 		PQfreemem(err);
 		return;
 	}

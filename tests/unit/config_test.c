@@ -474,6 +474,14 @@ static const bad_case bad[] = {
 	 "store.postgresql.connection", "not a libpq connection string or URI: missing \"=\" after \"dbname\""},
 	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:secret@db/credsign\"; ca_file = \"ca.pem\"; };",
 	 23, "store.postgresql.connection", "holds a password: remove it and use password_file"},
+	/* libpq echoes the token it could not decode: never the password */
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:Top%secret%ZZ@db/credsign\"; "
+	 "ca_file = \"ca.pem\"; };",
+	 23, "store.postgresql.connection",
+	 "not a libpq connection string or URI: invalid percent-encoded token: \"(not shown)\""},
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"host=db password='secret dbname=x\"; "
+	 "ca_file = \"ca.pem\"; };",
+	 23, "store.postgresql.connection", "not a libpq connection string or URI: unterminated quoted string"},
 	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"host=db password=secret\"; ca_file = \"ca.pem\"; };", 23,
 	 "store.postgresql.connection", "holds a password"},
 	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://db/x?bogus=1\"; ca_file = \"ca.pem\"; };",

@@ -1481,6 +1481,9 @@ static void handle_readyz(api_call *c, cs_app *app, cs_store *store)
 				      : ready.store != CS_OK
 					      ? strcmp(ready.store_state, "writes fail") == 0
 							? "not ready: the store cannot write"
+						: strcmp(ready.store_state, "tampered") == 0
+							? "not ready: a guard of the store's schema is missing or altered "
+							  "(see the log)"
 							: "not ready: the store does not answer"
 					      : key_message;
 		send_json(c, 503, json_pack("{s:s, s:s, s:s, s:s, s:s*, s:{s:s, s:s}}", "status", "unavailable",

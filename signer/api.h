@@ -13,8 +13,9 @@
  *   POST /api/sign                  delegated signing: one item or a batch (signer)
  *   GET  /api/signatures/{id}       a signature record (signer or auditor of its profile)
  *   GET  /api/signatures?sha256=HEX the records of the bytes with that SHA-256, newest first
- *   GET  /.well-known/jwks.json     every certificate key that ever signed, with its state and
- *                                   dates; ?profile=NAME: that signing profile's keys
+ *   GET  /.well-known/jwks.json     every certificate key that ever signed (under a warrant the
+ *                                   daemon verifies: app.h), with its state and dates;
+ *                                   ?profile=NAME: that signing profile's keys
  *   GET  /.well-known/credsign-rollover     the rollover statements (JWS JSON); ?profile=NAME
  *   GET  /.well-known/credsign-revocations  the signed revocation list (application/jwt)
  *   GET  /api/presets               preset definitions

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <unistd.h>
 
@@ -311,10 +312,25 @@ typedef struct {
 	int found;
 	char *activated_by, *activated_ceremony, *recorded_profile;
 	char other[64], other_status[16]; /* "" none */
+	/* for the JWKS (cs_app_key_publishable): kid's recorded JWK, and the
+	 * other keys of the scope that say they were made active without a
+	 * ceremony as its first key (actor: the scope's bootstrap actor) */
+	char *jwk_json;
+	char actor[CS_BOOTSTRAP_ACTOR_MAX];
+	size_t claimants;
 	scoped_kid *kids;
 	size_t nkids, cap;
 	cs_err err;
 } key_scan;
+
+/* Whether a key of profile activated without a ceremony by activated_by
+ * says it was the scope's first key: by the scope's bootstrap actor, or,
+ * a certificate key, before ceremonies existed ("system" or not recorded). */
+static int bootstrap_claim(const char *profile, const char *activated_by, const char *actor)
+{
+	return same_text(activated_by, actor) ||
+	       (profile == NULL && (activated_by == NULL || strcmp(activated_by, LEGACY_ACTOR) == 0));
+}
 
 static void scan_key(void *arg, const cs_key_info *k)
 {
@@ -340,17 +356,22 @@ static void scan_key(void *arg, const cs_key_info *k)
 		free(ks->activated_by);
 		free(ks->activated_ceremony);
 		free(ks->recorded_profile);
+		free(ks->jwk_json);
 		ks->activated_by = k->activated_by != NULL ? strdup(k->activated_by) : NULL;
 		ks->activated_ceremony = k->activated_ceremony != NULL ? strdup(k->activated_ceremony) : NULL;
 		ks->recorded_profile = k->profile != NULL ? strdup(k->profile) : NULL;
+		ks->jwk_json = k->jwk_json != NULL ? strdup(k->jwk_json) : NULL;
 		if ((k->activated_by != NULL && ks->activated_by == NULL) ||
 		    (k->activated_ceremony != NULL && ks->activated_ceremony == NULL) ||
-		    (k->profile != NULL && ks->recorded_profile == NULL))
+		    (k->profile != NULL && ks->recorded_profile == NULL) || (k->jwk_json != NULL && ks->jwk_json == NULL))
 			ks->err = CS_E_NOMEM;
 	} else if (in_scope && ks->other[0] == '\0' && cs_service_key_published(k)) {
 		snprintf(ks->other, sizeof(ks->other), "%s", k->kid);
 		snprintf(ks->other_status, sizeof(ks->other_status), "%s", k->status);
 	}
+	if (in_scope && strcmp(k->kid, ks->kid) != 0 && k->activated_ceremony == NULL && cs_service_key_published(k) &&
+	    bootstrap_claim(ks->profile, k->activated_by, ks->actor))
+		ks->claimants++;
 }
 
 static void key_scan_free(key_scan *ks)
@@ -361,6 +382,7 @@ static void key_scan_free(key_scan *ks)
 	free(ks->activated_by);
 	free(ks->activated_ceremony);
 	free(ks->recorded_profile);
+	free(ks->jwk_json);
 }
 
 /* Whether a rollover statement making new_kid active is of the scope: its
@@ -435,9 +457,10 @@ static int rollover_signed_by(const json_t *sig, const char *payload, const char
 
 /* The rollover statement of ceremony id makes kid (a key of profile; NULL:
  * a certificate key, and the statement names no profile) active and kid
- * signed it. */
-static cs_err rollover_check(const char *statement, const char *id, const char *kid, const char *profile, char *why,
-			     size_t len)
+ * signed it. old[old_len] (when old is not NULL): the old_kid it signed
+ * ("" none). */
+static cs_err rollover_check(const char *statement, const char *id, const char *kid, const char *profile, char *old,
+			     size_t old_len, char *why, size_t len)
 {
 	json_t *st = json_loads(statement, JSON_REJECT_DUPLICATES, NULL), *claims = NULL;
 	const char *payload = json_string_value(json_object_get(st, "payload"));
@@ -471,6 +494,10 @@ static cs_err rollover_check(const char *statement, const char *id, const char *
 		if (r != CS_OK)
 			whyf(why, len, "the rollover statement of ceremony %s carries no valid signature by key %s", id,
 			     kid);
+		else if (old != NULL)
+			snprintf(old, old_len, "%s", json_is_string(json_object_get(claims, "old_kid"))
+							     ? json_string_value(json_object_get(claims, "old_kid"))
+							     : "");
 	}
 	EVP_PKEY_free(pub);
 	json_decref(claims);
@@ -588,9 +615,12 @@ static void scan_retiring(void *arg, const cs_ceremony_record *c)
 }
 
 /* The activating ceremony of kid: recorded as signed, approved under o,
- * and its rollover statement. */
+ * and its rollover statement; the newest of the scope unless any (the
+ * JWKS: a key superseded since signed while it was active). old[old_len]
+ * (not NULL): the old_kid its statement signed. */
 static cs_err ceremony_check(cs_store *store, const struct cs_officers *o, const char *officers_why,
-			     const key_scan *keys, const char *id, cs_key_warrant *out, char *why, size_t len)
+			     const key_scan *keys, const char *id, int any, char *old, size_t old_len,
+			     cs_key_warrant *out, char *why, size_t len)
 {
 	const char *kid = keys->kid;
 	cs_ceremony_doc doc = {0};
@@ -632,9 +662,9 @@ static cs_err ceremony_check(cs_store *store, const struct cs_officers *o, const
 	} else if (rs.statement == NULL || !same_text(rs.new_kid, kid)) {
 		whyf(why, len, "ceremony %s has no rollover statement making key %s active", id, kid);
 		r = CS_E_CEREMONY_REFUSED;
-	} else if ((r = rollover_check(rs.statement, id, kid, keys->profile, why, len)) != CS_OK) {
+	} else if ((r = rollover_check(rs.statement, id, kid, keys->profile, old, old_len, why, len)) != CS_OK) {
 		/* why says it */
-	} else if (strcmp(rs.last_ceremony, id) != 0) {
+	} else if (!any && strcmp(rs.last_ceremony, id) != 0) {
 		whyf(why, len, "a later activation superseded ceremony %s: the newest rollover statement%s%s (ceremony "
 			       "%s) makes key %s active",
 		     id, keys->profile != NULL ? " of signing profile " : "", keys->profile != NULL ? keys->profile : "",
@@ -745,7 +775,8 @@ cs_err cs_app_key_warrant_in(cs_store *store, const struct cs_officers *officers
 		whyf(why, why_len, "its activating ceremony '%.64s' is not a ceremony id", ks.activated_ceremony);
 		r = CS_E_CEREMONY_REFUSED;
 	} else if (ks.activated_ceremony != NULL) {
-		r = ceremony_check(store, officers, officers_why, &ks, ks.activated_ceremony, out, why, why_len);
+		r = ceremony_check(store, officers, officers_why, &ks, ks.activated_ceremony, 0, NULL, 0, out, why,
+				   why_len);
 	} else {
 		r = bootstrap_check(store, &ks, out, why, why_len);
 	}
@@ -780,6 +811,317 @@ int cs_app_key_warrant_newer(const cs_key_warrant *floor, const cs_key_warrant *
 		     next->ceremony, next->created_at, next->executed_at, floor->ceremony, floor->created_at,
 		     floor->executed_at);
 	return 0;
+}
+
+/* ---- the keys the JWKS publishes (app.h) -------------------------------------------
+ * The key watch puts in force only a key whose warrant holds; the JWKS
+ * lists only keys that signed under such a warrant: the same checks, on
+ * every key it lists, the newest-statement rule aside (a key superseded
+ * since signed while it was active). */
+
+/* The rollover statements of a scope (keys: its keys), as recorded. */
+typedef struct {
+	char *ceremony, *new_kid;
+} rollover_row;
+
+typedef struct {
+	const key_scan *keys;
+	rollover_row *rows;
+	size_t n, cap;
+	cs_err err;
+} rollover_list;
+
+static void collect_rollover(void *arg, const cs_rollover_record *ro)
+{
+	rollover_list *l = arg;
+	if (l->err != CS_OK || !rollover_in_scope(l->keys, ro->new_kid))
+		return;
+	if (l->n == l->cap) {
+		size_t cap = l->cap == 0 ? 8 : l->cap * 2;
+		rollover_row *more = realloc(l->rows, cap * sizeof(*more));
+		if (more == NULL) {
+			l->err = CS_E_NOMEM;
+			return;
+		}
+		l->rows = more, l->cap = cap;
+	}
+	rollover_row *row = &l->rows[l->n];
+	row->ceremony = strdup(ro->ceremony_id);
+	row->new_kid = strdup(ro->new_kid);
+	l->n++;
+	if (row->ceremony == NULL || row->new_kid == NULL)
+		l->err = CS_E_NOMEM;
+}
+
+static void rollover_list_free(rollover_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->rows[i].ceremony);
+		free(l->rows[i].new_kid);
+	}
+	free(l->rows);
+}
+
+/* A key made active without a ceremony (ks: the scan of its scope): the
+ * scope's first key, as a verified rollover statement of the scope says
+ * (its old_kid), or, when none verifies, the only key recorded so. */
+static cs_err first_key_check(cs_store *store, const struct cs_officers *o, const char *officers_why,
+			      const key_scan *ks, char *why, size_t len)
+{
+	char scope[96];
+	const char *by = ks->activated_by != NULL ? ks->activated_by : "nobody recorded";
+	scope_text(ks->profile, scope, sizeof(scope));
+	if (!bootstrap_claim(ks->profile, ks->activated_by, ks->actor)) {
+		whyf(why, len, "it was made active without a ceremony (by %.128s): only the first key of its scope (%s), "
+			       "recorded by %s, is",
+		     by, scope, ks->actor);
+		return CS_E_CEREMONY_REFUSED;
+	}
+	rollover_list rl = {.keys = ks};
+	cs_err r = cs_store_rollovers_each(store, collect_rollover, &rl);
+	if (r == CS_OK)
+		r = rl.err;
+	size_t verified = 0;
+	int named = 0;
+	for (size_t i = 0; r == CS_OK && !named && i < rl.n; i++) {
+		/* the successor's activation, checked as its own key's would be */
+		key_scan next = *ks;
+		next.kid = rl.rows[i].new_kid;
+		char old[96] = "", sub[CS_KEY_WHY_MAX];
+		cs_key_warrant w;
+		cs_err c = ceremony_check(store, o, officers_why, &next, rl.rows[i].ceremony, 1, old, sizeof(old), &w,
+					  sub, sizeof(sub));
+		if (c == CS_OK) {
+			verified++;
+			named = strcmp(old, ks->kid) == 0;
+		} else if (c != CS_E_CEREMONY_REFUSED) {
+			r = c; /* the store's error */
+		}
+	}
+	rollover_list_free(&rl);
+	if (r != CS_OK || named)
+		return r;
+	if (verified > 0) {
+		whyf(why, len,
+		     "it was made active without a ceremony (by %.128s), as the first key of its scope (%s), but "
+		     "none of the %zu verified rollover statement(s) of the scope names it as the key replaced",
+		     by, scope, verified);
+		return CS_E_CEREMONY_REFUSED;
+	}
+	if (ks->claimants > 0) {
+		whyf(why, len,
+		     "it was made active without a ceremony (by %.128s), as the first key of its scope (%s), and so "
+		     "were %zu other key(s): no verified rollover statement tells which was",
+		     by, scope, ks->claimants);
+		return CS_E_CEREMONY_REFUSED;
+	}
+	return CS_OK;
+}
+
+/* Whether the recorded JWK is the P-256 key whose thumbprint is kid. */
+static int jwk_is_kid(const char *jwk_json, const char *kid)
+{
+	json_t *jwk = jwk_json != NULL ? json_loads(jwk_json, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	EVP_PKEY *pub = json_is_object(jwk) ? cs_jwk_to_pkey(jwk, kid) : NULL;
+	int ok = pub != NULL;
+	EVP_PKEY_free(pub);
+	json_decref(jwk);
+	return ok;
+}
+
+cs_err cs_app_key_publishable(cs_store *store, const struct cs_officers *officers, const char *officers_why,
+			      const char *profile, const char *kid, char *why, size_t why_len)
+{
+	key_scan ks = {.profile = profile, .kid = kid};
+	char scope[96], recorded[96];
+	cs_key_warrant w;
+	why[0] = '\0';
+	cs_app_bootstrap_actor(profile, ks.actor);
+	cs_err r = cs_store_keys_info(store, scan_key, &ks);
+	if (r == CS_OK)
+		r = ks.err;
+	if (r != CS_OK) {
+		/* the store's error */
+	} else if (!ks.found) {
+		whyf(why, why_len, "the store has not recorded key %s", kid);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (!same_text(ks.recorded_profile, profile)) {
+		whyf(why, why_len, "key %s is recorded as %s, not as %s", kid,
+		     scope_text(ks.recorded_profile, recorded, sizeof(recorded)), scope_text(profile, scope, sizeof(scope)));
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (!jwk_is_kid(ks.jwk_json, kid)) {
+		whyf(why, why_len, "its recorded JWK is not the P-256 key whose RFC 7638 thumbprint is its kid");
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (ks.activated_ceremony != NULL && !cs_ceremony_id_valid(ks.activated_ceremony)) {
+		whyf(why, why_len, "its activating ceremony '%.64s' is not a ceremony id", ks.activated_ceremony);
+		r = CS_E_CEREMONY_REFUSED;
+	} else if (ks.activated_ceremony != NULL) {
+		r = ceremony_check(store, officers, officers_why, &ks, ks.activated_ceremony, 1, NULL, 0, &w, why,
+				   why_len);
+	} else {
+		r = first_key_check(store, officers, officers_why, &ks, why, why_len);
+	}
+	key_scan_free(&ks);
+	return r;
+}
+
+/* One field of a row digest: its length (or none) and its bytes. */
+static int digest_field(EVP_MD_CTX *md, const char *text)
+{
+	unsigned char len[5] = {0};
+	size_t n = text != NULL ? strlen(text) : 0;
+	len[0] = text != NULL;
+	for (int i = 0; i < 4; i++)
+		len[1 + i] = (unsigned char)(n >> (8 * (3 - i)));
+	return EVP_DigestUpdate(md, len, sizeof(len)) == 1 && (n == 0 || EVP_DigestUpdate(md, text, n) == 1);
+}
+
+cs_err cs_app_key_row_digest(const cs_key_info *k, unsigned char row[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && digest_field(md, k->kid) &&
+		 digest_field(md, k->profile) && digest_field(md, k->status) && digest_field(md, k->activated_by) &&
+		 digest_field(md, k->activated_ceremony) && digest_field(md, k->activated_at) &&
+		 digest_field(md, k->retired_ceremony) && digest_field(md, k->compromised_ceremony) &&
+		 digest_field(md, k->jwk_json) && EVP_DigestFinal_ex(md, row, &n) == 1 && n == 32;
+	EVP_MD_CTX_free(md);
+	if (!ok)
+		memset(row, 0, 32);
+	return ok ? CS_OK : CS_E_INTERNAL;
+}
+
+/* The decisions per kid: a key published stays so while its row is the
+ * same; one withheld is decided again when its row or the key set
+ * changed. At most PUBLISHED_MAX kids (more: forgotten, decided again). */
+#define PUBLISHED_MAX 4096
+typedef struct {
+	char *kid;
+	unsigned char row[32], set[32];
+	int published, logged;
+} published_entry;
+
+struct cs_published_keys {
+	pthread_mutex_t lock;
+	published_entry *e;
+	size_t n, cap;
+};
+
+static void published_clear(struct cs_published_keys *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->e[i].kid);
+	free(c->e);
+	c->e = NULL;
+	c->n = c->cap = 0;
+}
+
+/* app's cache, made at the first call; NULL without memory. */
+static struct cs_published_keys *published_cache(cs_app *app)
+{
+	struct cs_published_keys *c = atomic_load(&app->published), *none = NULL;
+	if (c != NULL)
+		return c;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+		free(c);
+		return NULL;
+	}
+	if (atomic_compare_exchange_strong(&app->published, &none, c))
+		return c;
+	pthread_mutex_destroy(&c->lock); /* another thread made it first */
+	free(c);
+	return none;
+}
+
+static published_entry *published_find(struct cs_published_keys *c, const char *kid)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->e[i].kid, kid) == 0)
+			return &c->e[i];
+	return NULL;
+}
+
+/* A new entry for kid (NULL without memory). */
+static published_entry *published_add(struct cs_published_keys *c, const char *kid)
+{
+	if (c->n >= PUBLISHED_MAX)
+		published_clear(c);
+	if (c->n == c->cap) {
+		size_t cap = c->cap == 0 ? 16 : c->cap * 2;
+		published_entry *more = realloc(c->e, cap * sizeof(*more));
+		if (more == NULL)
+			return NULL;
+		c->e = more, c->cap = cap;
+	}
+	published_entry *e = &c->e[c->n];
+	memset(e, 0, sizeof(*e));
+	if ((e->kid = strdup(kid)) == NULL)
+		return NULL;
+	c->n++;
+	return e;
+}
+
+/* kid as a log shows it: base64url of at most 64 characters, else a mark
+ * (whoever writes the store chooses it). */
+static const char *kid_shown(const char *kid)
+{
+	size_t n = strspn(kid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+	return n > 0 && n <= 64 && kid[n] == '\0' ? kid : "(a kid that is not base64url)";
+}
+
+cs_err cs_app_key_published(cs_app *app, cs_store *store, const char *profile, const char *kid,
+			    const unsigned char row[32], const unsigned char set[32], int *published)
+{
+	struct cs_published_keys *c = published_cache(app);
+	published_entry *e;
+	int hit = 0, pub = 0, log = 0;
+	*published = 0;
+	if (c != NULL) {
+		pthread_mutex_lock(&c->lock);
+		if ((e = published_find(c, kid)) != NULL && memcmp(e->row, row, 32) == 0 &&
+		    (e->published || memcmp(e->set, set, 32) == 0))
+			hit = 1, pub = e->published;
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (hit) {
+		*published = pub;
+		return CS_OK;
+	}
+	char why[CS_KEY_WHY_MAX];
+	cs_err r = cs_app_key_publishable(store, app->officers, app->officers_why, profile, kid, why, sizeof(why));
+	if (r != CS_OK && r != CS_E_CEREMONY_REFUSED)
+		return r; /* the store's error: the caller reports it */
+	pub = r == CS_OK;
+	log = !pub;
+	if (c != NULL) {
+		pthread_mutex_lock(&c->lock);
+		if ((e = published_find(c, kid)) != NULL || (e = published_add(c, kid)) != NULL) {
+			memcpy(e->row, row, 32);
+			memcpy(e->set, set, 32);
+			e->published = pub;
+			log = !pub && !e->logged;
+			e->logged = !pub;
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (log) {
+		cs_log_warn("store: key %s has no warrant (%s): not published", kid_shown(kid), why);
+		cs_metrics_key_withheld();
+	}
+	*published = pub;
+	return CS_OK;
+}
+
+void cs_app_published_free(cs_app *app)
+{
+	struct cs_published_keys *c = atomic_exchange(&app->published, NULL);
+	if (c == NULL)
+		return;
+	published_clear(c);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
 }
 
 /* ---- the signing key in force: the key watch -------------------------------------
@@ -836,6 +1178,9 @@ struct cs_key_watch {
 	int64_t rev_count, rev_rowid;     /* the revocations it lists */
 	char rev_kid[44];                 /* the key that signed it */
 	int rev_failing;                  /* signing or reading failed (logged once) */
+	/* the store's guards as the last poll found them (under mu) */
+	int guards_bad;
+	char guards_why[512];
 };
 
 void cs_app_key_purpose(const char *profile, cs_key_purpose *out)
@@ -1499,9 +1844,15 @@ void cs_app_node_renew(cs_app *app, int64_t mono_now_ms)
 	char *holder = NULL;
 	cs_err r = cs_ledger_node_claim(app->ledger, id, app->node.instance, app->node.host, (int64_t)getpid(),
 					CS_NODE_LIVE_MS, &holder);
-	if (r == CS_E_CONFLICT && atomic_exchange(&app->node.lost, 1) == 0)
-		cs_log_error("server.node_id %s is now held by another running node (%s): two nodes share the id; "
-			     "give each node its own id", id, holder != NULL ? holder : "holder unknown");
+	if (r == CS_E_CONFLICT && atomic_exchange(&app->node.lost, 1) == 0) {
+		/* this node went unseen for CS_NODE_LIVE_MS (frozen, paused, cut
+		 * off from the database) and another took the id: two nodes must
+		 * not write as one, and the other is the id's holder now */
+		cs_log_error("server.node_id %s is now held by another running node (%s): this node stops (two "
+			     "nodes must not write under one id); give each node its own id",
+			     id, holder != NULL ? holder : "holder unknown");
+		(void)kill(getpid(), SIGTERM);
+	}
 	else if (r == CS_OK && atomic_exchange(&app->node.lost, 0) != 0)
 		cs_log_info("server.node_id %s is held by this node again", id);
 	/* other failures: the store is down; the ledger and readiness say so */
@@ -1520,11 +1871,46 @@ void cs_app_node_release(cs_app *app)
 			    app->cfg->server.node_id, cs_strerror(r), CS_NODE_LIVE_MS / 1000);
 }
 
+/* The store's guards again (cs_store_guards_check: one query): a change
+ * of their state logged once; a store that does not answer (logged by
+ * it) leaves the state as it was. */
+static void poll_guards(cs_key_watch *w, cs_store *store)
+{
+	char why[512];
+	cs_err r = cs_store_guards_check(store, why, sizeof(why));
+	if (r != CS_OK && why[0] == '\0')
+		return;
+	pthread_mutex_lock(&w->mu);
+	int was = w->guards_bad, same = was && r != CS_OK && strcmp(w->guards_why, why) == 0;
+	w->guards_bad = r != CS_OK;
+	snprintf(w->guards_why, sizeof(w->guards_why), "%s", r != CS_OK ? why : "");
+	pthread_mutex_unlock(&w->mu);
+	if (r != CS_OK && !same)
+		cs_log_error("%s; /readyz reports the store unavailable until it is restored from a backup", why);
+	else if (r == CS_OK && was)
+		cs_log_info("store: the schema's guards are as credsign made them again; /readyz reports the store ok");
+}
+
 cs_err cs_key_watch_poll(cs_key_watch *w, cs_store *store, int64_t now_ms)
 {
 	cs_err r = poll_key(w, store);
 	poll_revocations(w, store, now_ms);
+	poll_guards(w, store);
 	return r;
+}
+
+cs_err cs_key_watch_guards(cs_key_watch *w, char *why, size_t why_len)
+{
+	if (why_len > 0)
+		why[0] = '\0';
+	if (w == NULL)
+		return CS_OK;
+	pthread_mutex_lock(&w->mu);
+	int bad = w->guards_bad;
+	if (bad && why_len > 0)
+		snprintf(why, why_len, "%s", w->guards_why);
+	pthread_mutex_unlock(&w->mu);
+	return bad ? CS_E_STORE : CS_OK;
 }
 
 static int64_t wall_ms(void)

@@ -72,6 +72,9 @@ typedef struct {
 	 * is (officers_why says why) */
 	struct cs_officers *officers;
 	char officers_why[512];
+	/* the JWKS's decisions per kid (cs_app_key_published): made at the
+	 * first JWKS, freed by cs_app_published_free */
+	_Atomic(struct cs_published_keys *) published;
 	/* the certificate's entropy_source claim, validated_program and
 	 * validation_problem below: read through cs_app_entropy_source (under
 	 * token_lock), which describes the token again after the pool
@@ -300,6 +303,52 @@ cs_err cs_app_key_warrant_in(cs_store *store, const struct cs_officers *officers
  * the daemon runs. */
 int cs_app_key_warrant_newer(const cs_key_warrant *floor, const cs_key_warrant *next, char *why, size_t why_len);
 
+/* ---- the keys the JWKS publishes ---------------------------------------------------
+ * The JWKS (cs_service_jwks) lists only keys the daemon would have signed
+ * with: a row in signing_keys is not enough (whoever can write the store,
+ * e.g. the nodes' database role, could add a key of its own, marked
+ * retired with a wide window, and have relying parties accept what it
+ * signs). Whether kid, a key of profile (NULL: a certificate key) whose
+ * status says it signed (cs_service_key_published), may be published,
+ * under the daemon's officers (as cs_app_key_warrant_in):
+ *  - its recorded JWK is the P-256 key whose RFC 7638 thumbprint is kid;
+ *  - activated by a ceremony: the ceremony's checks of cs_app_key_warrant_in
+ *    (recorded as signed, approvals reaching the quorum under the officers,
+ *    the rollover statement signed by kid), except that a later activation
+ *    or a retirement does not withdraw it (it signed while it was active);
+ *  - without a ceremony (activated by the scope's bootstrap actor, or for a
+ *    certificate key "system" or nobody recorded): the scope's first key,
+ *    i.e. the old_kid that a verified rollover statement of the scope (one
+ *    whose ceremony passes the rule above) signed; or, when no rollover
+ *    statement of the scope verifies, the only key of the scope so
+ *    recorded (two such keys: neither, the store is ambiguous).
+ * Reads on store in the caller's snapshot. CS_OK: published;
+ * CS_E_CEREMONY_REFUSED with why[why_len]; the store's error. Logs
+ * nothing. (A key first bootstrapped, compromised and then followed by an
+ * activation with no old key is not named by any statement: withheld, its
+ * certificates fail verification either way.) */
+cs_err cs_app_key_publishable(cs_store *store, const struct cs_officers *officers, const char *officers_why,
+			      const char *profile, const char *kid, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
+/* What the publication of a key row depends on (kid, profile, status,
+ * activation, JWK), hashed into row[32]: a decision cached under it holds
+ * while the row is unchanged. CS_E_INTERNAL when the digest cannot be
+ * made (row zeroed). */
+cs_err cs_app_key_row_digest(const cs_key_info *k, unsigned char row[32]) __attribute__((warn_unused_result));
+/* cs_app_key_publishable through app's cache (created at the first call,
+ * thread-safe): a kid decided published stays so while its row digest is
+ * the same; a kid withheld is decided again when its row or the key set
+ * (set[32]: a digest of every key row, the caller's) changed. A key
+ * withheld is logged once per kid at warning level: "store: key KID has no
+ * warrant (WHY): not published", and counted (metrics.h,
+ * cs_metrics_key_withheld). *published 1 or 0 with CS_OK; else the store's
+ * error (nothing cached). */
+cs_err cs_app_key_published(cs_app *app, cs_store *store, const char *profile, const char *kid,
+			    const unsigned char row[32], const unsigned char set[32], int *published)
+	__attribute__((warn_unused_result));
+/* Free app's cache (NULL: nothing); at the end of app's life. */
+void cs_app_published_free(cs_app *app);
+
 /* Open the key the store names active (kid, uri, x5c) as the daemon signs
  * with it: cs_signer_open on uri, the key found must have kid (else
  * CS_E_CONFLICT, "key_mismatch"), x5c set (CS_E_INVALID_ARG,
@@ -347,9 +396,15 @@ cs_err cs_key_watch_profile_in_force(cs_key_watch *watch, const char *profile, c
  * both ""). */
 void cs_key_watch_profile_why(cs_key_watch *watch, const char *profile, char code[32], char *why, size_t why_len);
 /* One poll on store (the caller's connection) at wall-clock now_ms: the
- * key, then the revocation list. Returns the key step's outcome: CS_OK
- * (nothing to do, or switched), the switch's failure, or the store's. */
+ * key, then the revocation list, then the store's guards
+ * (cs_store_guards_check; a change of their state is logged once). Returns
+ * the key step's outcome: CS_OK (nothing to do, or switched), the switch's
+ * failure, or the store's. */
 cs_err cs_key_watch_poll(cs_key_watch *watch, cs_store *store, int64_t now_ms);
+/* The store's guards as the last poll found them: CS_OK (or a NULL watch),
+ * or CS_E_STORE with why[why_len] naming the guard missing or altered
+ * (/readyz reports the store unavailable). */
+cs_err cs_key_watch_guards(cs_key_watch *watch, char *why, size_t why_len);
 /* Poll once now (the list is signed before the first request), then every
  * CS_KEY_POLL_MS on a thread of its own with its own store connection
  * (signals blocked in it). */

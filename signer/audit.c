@@ -399,6 +399,19 @@ cs_err cs_audit_clock_at_start(const cs_store_target *target, cs_audit_clock *c)
 	cs_err r = cs_store_connect(target, &s);
 	if (r == CS_OK)
 		r = cs_audit_clock_check(s, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, c);
+	struct timespec t0, t1;
+	int64_t db_ms = 0;
+	clock_gettime(CLOCK_REALTIME, &t0);
+	cs_err d = r == CS_OK ? cs_store_clock(s, &db_ms) : CS_E_NOT_FOUND;
+	clock_gettime(CLOCK_REALTIME, &t1);
+	if (d == CS_OK) {
+		int64_t mid = ((int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000 + (int64_t)t1.tv_sec * 1000 +
+			       t1.tv_nsec / 1000000) / 2;
+		c->db_clock = 1;
+		c->db_skew_ms = mid - db_ms;
+	} else if (d != CS_E_NOT_FOUND) {
+		r = d;
+	}
 	cs_store_close(s);
 	return r;
 }

@@ -119,7 +119,15 @@ typedef struct {
 	char newest_what[64]; /* "entry 42" or "checkpoint 38..42" */
 	int64_t delta_ms;     /* now - newest */
 	int ahead, behind;
+	/* a store with a clock of its own (PostgreSQL, shared by every node):
+	 * this node's clock minus the database's, the query's round trip
+	 * halved out; db_clock 0: none (SQLite) */
+	int db_clock;
+	int64_t db_skew_ms;
 } cs_audit_clock;
+/* How far a node's clock may be from its database's before the start is
+ * refused: sessions expire and audit times order across nodes by it. */
+#define CS_AUDIT_DB_SKEW_MAX_MS 2000
 cs_err cs_audit_clock_check(cs_store *store, int64_t now_ms, cs_audit_clock *clock)
 	__attribute__((warn_unused_result));
 /* The same on the store a target names (either backend: a connection of

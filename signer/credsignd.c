@@ -2241,6 +2241,7 @@ static void daemon_free(daemon_ctx *d)
 	cs_server_free(d->srv);
 	d->srv = NULL;
 	cs_officers_free(d->app.officers);
+	cs_app_published_free(&d->app);
 	OSSL_PROVIDER_unload(d->base0);
 	OSSL_PROVIDER_unload(d->fips0);
 	cs_presets_free(d->app.presets);
@@ -2503,6 +2504,18 @@ static int serve_token(daemon_ctx *d, cs_privsep_child *child)
 			status = CS_PRIVSEP_EXIT_STORE_UNREACHABLE;
 		goto out;
 	}
+	/* one time for every node sharing the store: generation sessions expire
+	 * and audit times order by it across nodes */
+	if (clock_at_start.db_clock && llabs(clock_at_start.db_skew_ms) > CS_AUDIT_DB_SKEW_MAX_MS) {
+		cs_log_error("start-up failed: this node's clock is %lld ms %s the clock of the store's database (%s); "
+			     "nodes sharing a store need one time (sessions expire by it, audit times order by it): "
+			     "synchronise the clocks (NTP) and start again",
+			     llabs(clock_at_start.db_skew_ms), clock_at_start.db_skew_ms > 0 ? "ahead of" : "behind",
+			     store_label(cfg));
+		goto out;
+	}
+	if (clock_at_start.db_clock)
+		cs_log_info("clock: %lld ms from the store's database's", (long long)clock_at_start.db_skew_ms);
 	/* server.node_id is this node's among those sharing the store */
 	if (cs_app_node_claim(app) != CS_OK)
 		goto out; /* said why */

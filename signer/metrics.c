@@ -54,6 +54,7 @@ struct metrics {
 	histogram commit_time;
 	histogram batch;
 	atomic_ulong audit_entries;
+	atomic_ulong keys_withheld; /* kids the JWKS left out (app.h, cs_app_key_published) */
 	atomic_ulong restarts[2]; /* cs_metrics_process: the key and network processes */
 };
 /* the process's own counters, or (cs_metrics_share) a shared mapping */
@@ -119,6 +120,11 @@ void cs_metrics_commit(uint64_t duration_ns, unsigned batch_size)
 	observe(&mp->commit_time, request_bounds, NREQ_BOUNDS, (double)duration_ns / 1e9,
 		(unsigned long)duration_ns);
 	observe(&mp->batch, batch_bounds, NBATCH_BOUNDS, batch_size, batch_size);
+}
+
+void cs_metrics_key_withheld(void)
+{
+	atomic_fetch_add_explicit(&mp->keys_withheld, 1, memory_order_relaxed);
 }
 
 void cs_metrics_process_restart(cs_metrics_process process)
@@ -244,6 +250,10 @@ cs_err cs_metrics_render(const cs_metrics_gauges *g, char **out)
 		"# TYPE credsign_audit_entries_total counter\n"
 		"credsign_audit_entries_total %lu\n",
 	    atomic_load_explicit(&mp->audit_entries, memory_order_relaxed));
+	put(&t, "# HELP credsign_jwks_keys_withheld_total Recorded keys without a warrant the JWKS left out (once per kid).\n"
+		"# TYPE credsign_jwks_keys_withheld_total counter\n"
+		"credsign_jwks_keys_withheld_total %lu\n",
+	    atomic_load_explicit(&mp->keys_withheld, memory_order_relaxed));
 	put(&t, "# HELP credsign_process_restarts_total Restarts of the key and network processes by the supervisor.\n"
 		"# TYPE credsign_process_restarts_total counter\n"
 		"credsign_process_restarts_total{process=\"key\"} %lu\n"

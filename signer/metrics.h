@@ -13,6 +13,8 @@
  *   credsign_connections_evicted_total, credsign_connections_timed_out_total,
  *   credsign_tls_handshakes_failed_total
  *   credsign_signing_key_info{kid}                   gauge, 1 for the active key
+ *   credsign_jwks_keys_withheld_total                counter: recorded keys without a warrant
+ *                                                    the JWKS left out (app.h), once per kid
  *   credsign_process_restarts_total{process}         counter (key|network): counted by the
  *                                                    supervisor, in the shared mapping
  *
@@ -44,6 +46,8 @@ void cs_metrics_token_call(const char *function, uint64_t duration_ns, unsigned 
 /* A store commit of batch_size jobs. */
 void cs_metrics_commit(uint64_t duration_ns, unsigned batch_size);
 void cs_metrics_audit_entry(void);
+/* A recorded key the JWKS leaves out for want of a warrant (once per kid). */
+void cs_metrics_key_withheld(void);
 /* The supervisor started a key or network process again (privsep.h). */
 typedef enum { CS_METRICS_KEY_PROCESS = 0, CS_METRICS_NETWORK_PROCESS = 1 } cs_metrics_process;
 void cs_metrics_process_restart(cs_metrics_process process);

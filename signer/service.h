@@ -243,8 +243,10 @@ void cs_cert_status_free(cs_cert_status *status);
  * CS_E_NOT_FOUND. */
 cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, char **claims_json,
 			   cs_cert_status *status) __attribute__((warn_unused_result));
-/* Every key that ever signed (cs_service_key_published), oldest first: its
- * JWK with "status", "created_at" and, when set, "activated_at",
+/* Every key that ever signed (cs_service_key_published) under a warrant
+ * (app.h, cs_app_key_published: a key the daemon would have signed with;
+ * one without is left out and logged once), oldest first, read in one
+ * snapshot: its JWK with "status", "created_at" and, when set, "activated_at",
  * "retired_at", "compromised_at", "destroyed_at" and "x5c" (the registered
  * chain). profile NULL: the certificate keys only (keys without a
  * profile); else that signing profile's keys only: of a profile in
@@ -307,7 +309,7 @@ cs_err cs_service_metrics(cs_service_req *rq, char **text) __attribute__((warn_u
  * signing key is in force. Public, not audited (a probe). */
 typedef struct {
 	cs_err token, store;
-	const char *store_state; /* "ok", "writes fail" or the store's error */
+	const char *store_state; /* "ok", "writes fail", "tampered" (a guard missing or altered) or the store's error */
 	char kid[44];            /* the signing key in force; "": none (not ready: no_active_key) */
 	/* with no key in force, why (the key watch's code and reason, e.g.
 	 * "unverified_ceremony"); "" when not known */

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "cs_log.h"
 #include "jose.h"
 #include "ledger.h"
@@ -113,11 +115,22 @@ int cs_service_key_published(const cs_key_info *k)
 	return 0; /* pending, or a state this version does not know */
 }
 
+/* A key the JWKS would list by its status: its kid, row digest (app.h,
+ * cs_app_key_published decides) and JWK with its state (NULL: the stored
+ * JWK is not a JSON object). */
 typedef struct {
-	json_t *keys;
+	char *kid;
+	unsigned char row[32];
+	json_t *jwk;
+} jwks_candidate;
+
+typedef struct {
 	const char *profile; /* the keys of this profile; NULL: certificate keys */
 	int recorded;        /* a key of the profile is recorded (published or not) */
 	int failed;
+	EVP_MD_CTX *set;      /* the digest of every key row (the key set) */
+	jwks_candidate *cand; /* in the store's order */
+	size_t ncand, cap;
 } jwks_build;
 
 /* Is the key of the profile asked for (NULL: a certificate key)? */
@@ -155,30 +168,57 @@ static int set_text(json_t *o, const char *name, const char *value)
 static void add_key(void *arg, const cs_key_info *k)
 {
 	jwks_build *b = arg;
+	unsigned char row[32];
+	if (b->failed)
+		return;
+	if (cs_app_key_row_digest(k, row) != CS_OK || EVP_DigestUpdate(b->set, row, sizeof(row)) != 1) {
+		b->failed = 1; /* SHA-256 unavailable: CS_E_INTERNAL */
+		return;
+	}
 	if (!key_of(k, b->profile))
 		return;
 	b->recorded = 1;
 	if (!cs_service_key_published(k))
 		return;
+	if (b->ncand == b->cap) {
+		size_t cap = b->cap == 0 ? 16 : b->cap * 2;
+		jwks_candidate *more = realloc(b->cand, cap * sizeof(*more));
+		if (more == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->cand = more, b->cap = cap;
+	}
+	jwks_candidate *c = &b->cand[b->ncand];
+	memcpy(c->row, row, sizeof(row));
+	c->jwk = NULL;
+	if ((c->kid = strdup(k->kid)) == NULL) {
+		b->failed = 1;
+		return;
+	}
+	b->ncand++;
 	json_t *jwk = k->jwk_json != NULL ? json_loads(k->jwk_json, 0, NULL) : NULL;
+	if (!json_is_object(jwk)) {
+		/* never published: no warrant holds for it (decided below) */
+		json_decref(jwk);
+		return;
+	}
 	json_t *x5c = k->x5c_json != NULL ? json_loads(k->x5c_json, 0, NULL) : NULL;
 	if (k->x5c_json != NULL && !json_is_array(x5c))
 		/* the key matters more than its chain: published without it */
 		cs_log_error("the chain registered for signing key %s is not a JSON array: the JWKS omits its x5c",
 			     k->kid);
-	int ok = json_is_object(jwk) && set_text(jwk, "status", k->status) &&
-		 set_text(jwk, "created_at", k->created_at) && set_text(jwk, "activated_at", k->activated_at) &&
-		 set_text(jwk, "retired_at", k->retired_at) &&
+	int ok = set_text(jwk, "status", k->status) && set_text(jwk, "created_at", k->created_at) &&
+		 set_text(jwk, "activated_at", k->activated_at) && set_text(jwk, "retired_at", k->retired_at) &&
 		 set_text(jwk, "compromised_at", k->compromised_at) && set_text(jwk, "destroyed_at", k->destroyed_at) &&
-		 (!json_is_array(x5c) || json_object_set(jwk, "x5c", x5c) == 0) && json_array_append(b->keys, jwk) == 0;
-	if (!ok) {
-		/* a key missing from the JWKS would leave its certificates unverifiable: the answer fails */
-		cs_log_error("signing key %s cannot be published in the JWKS (its stored JWK is not a JSON object)",
-			     k->kid);
+		 (!json_is_array(x5c) || json_object_set(jwk, "x5c", x5c) == 0);
+	json_decref(x5c);
+	if (ok)
+		c->jwk = jwk;
+	else {
+		json_decref(jwk);
 		b->failed = 1;
 	}
-	json_decref(x5c);
-	json_decref(jwk);
 }
 
 /* A profile key's "formats_signed": the formats of the records it signed
@@ -203,26 +243,73 @@ static cs_err add_formats_signed(cs_store *store, const char *profile, json_t *j
 	return r;
 }
 
+/* The candidates with a warrant (app.h, cs_app_key_published: cached per
+ * kid, each key withheld logged once), in the store's order, into keys. */
+static cs_err publish_warranted(cs_service_req *rq, jwks_build *b, json_t *keys)
+{
+	unsigned char set[32];
+	unsigned int n = 0;
+	if (EVP_DigestFinal_ex(b->set, set, &n) != 1 || n != sizeof(set))
+		return CS_E_INTERNAL;
+	cs_err r = CS_OK;
+	for (size_t i = 0; r == CS_OK && i < b->ncand; i++) {
+		int published = 0;
+		r = cs_app_key_published(rq->app, rq->store, b->profile, b->cand[i].kid, b->cand[i].row, set, &published);
+		if (r != CS_OK || !published)
+			continue;
+		if (b->cand[i].jwk == NULL) {
+			/* warranted, so its JWK is its kid's: not a JSON object as read here */
+			cs_log_error("signing key %s cannot be published in the JWKS (its stored JWK is not a JSON object)",
+				     b->cand[i].kid);
+			r = CS_E_STORE;
+		} else if (json_array_append(keys, b->cand[i].jwk) != 0) {
+			r = CS_E_NOMEM;
+		}
+	}
+	return r;
+}
+
+static void jwks_build_free(jwks_build *b)
+{
+	for (size_t i = 0; i < b->ncand; i++) {
+		free(b->cand[i].kid);
+		json_decref(b->cand[i].jwk);
+	}
+	free(b->cand);
+	EVP_MD_CTX_free(b->set);
+}
+
 cs_err cs_service_jwks(cs_service_req *rq, const char *profile, json_t **keys)
 {
 	/* public by nature: no decision */
 	*keys = NULL;
-	jwks_build b = {json_array(), profile, 0, 0};
-	cs_err r = b.keys != NULL ? cs_store_keys_info(rq->store, add_key, &b) : CS_E_NOMEM;
+	jwks_build b = {.profile = profile, .set = EVP_MD_CTX_new()};
+	json_t *list = json_array();
+	cs_err r = list != NULL && b.set != NULL && EVP_DigestInit_ex(b.set, EVP_sha256(), NULL) == 1 ? CS_OK
+												 : CS_E_NOMEM;
+	/* one snapshot: the keys, and what their warrants read */
+	int snapshot = r == CS_OK && (r = cs_store_read_begin(rq->store)) == CS_OK;
+	if (r == CS_OK)
+		r = cs_store_keys_info(rq->store, add_key, &b);
 	if (r == CS_OK && b.failed)
-		r = CS_E_STORE;
+		r = CS_E_NOMEM;
+	if (r == CS_OK)
+		r = publish_warranted(rq, &b, list);
 	/* a profile key: what it signed (a record written meanwhile only adds) */
-	for (size_t i = 0; r == CS_OK && profile != NULL && i < json_array_size(b.keys); i++)
-		r = add_formats_signed(rq->store, profile, json_array_get(b.keys, i));
+	for (size_t i = 0; r == CS_OK && profile != NULL && i < json_array_size(list); i++)
+		r = add_formats_signed(rq->store, profile, json_array_get(list, i));
+	if (snapshot)
+		cs_store_read_end(rq->store);
+	jwks_build_free(&b);
 	if (r != CS_OK) {
-		json_decref(b.keys);
+		json_decref(list);
 		return cs_service_fail(rq, r, NULL, "signing keys");
 	}
 	if ((r = known_profile(rq, profile, b.recorded)) != CS_OK) {
-		json_decref(b.keys);
+		json_decref(list);
 		return r;
 	}
-	*keys = b.keys;
+	*keys = list;
 	return CS_OK;
 }
 
@@ -570,4 +657,8 @@ void cs_service_readiness(cs_app *app, cs_store *store, cs_readiness *out)
 	if (out->store == CS_OK &&
 	    (out->store = cs_ledger_write_health(app->ledger, CS_LEDGER_READY_MAX_AGE_MS)) != CS_OK)
 		out->store_state = "writes fail";
+	/* a guard of the schema missing or altered (the key watch's periodic
+	 * check, logged there): the store is not trusted */
+	if (out->store == CS_OK && (out->store = cs_key_watch_guards(app->keys, NULL, 0)) != CS_OK)
+		out->store_state = "tampered";
 }

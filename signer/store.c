@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cs_log.h"
 #include "store_backend.h"
 
 cs_err cs_store_open(const char *path, cs_store **out)
@@ -40,6 +41,23 @@ void cs_store_close(cs_store *s)
 		s->ops->close(s);
 }
 
+cs_err cs_store_clock(cs_store *s, int64_t *now_ms)
+{
+	*now_ms = 0;
+	if (s->ops->clock == NULL)
+		return CS_E_NOT_FOUND; /* no clock of its own */
+	return s->ops->clock(s, now_ms);
+}
+
+cs_err cs_store_guards_check(cs_store *s, char *why, size_t why_len)
+{
+	if (why_len > 0)
+		why[0] = '\0';
+	if (s->ops->guards_check == NULL)
+		return CS_OK; /* checked at open only */
+	return s->ops->guards_check(s, why, why_len);
+}
+
 cs_err cs_store_key_active(cs_store *s, cs_active_key *out)
 {
 	return s->ops->key_active_in(s, NULL, out);
@@ -48,6 +66,36 @@ cs_err cs_store_key_active(cs_store *s, cs_active_key *out)
 cs_err cs_store_keys_ever_active(cs_store *s, int *ever)
 {
 	return s->ops->keys_ever_active_in(s, NULL, ever);
+}
+
+/* The bit of *seen for a profile (NULL: the certificate keys). */
+static uint64_t several_bit(const char *profile)
+{
+	if (profile == NULL)
+		return 1;
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)profile; *p != '\0'; p++)
+		h = (h ^ *p) * 16777619u;
+	return (uint64_t)1 << (1 + h % 63);
+}
+
+cs_err cs_store_note_active(uint64_t *seen, const char *profile, int64_t n)
+{
+	uint64_t bit = several_bit(profile);
+	if (n <= 1) {
+		*seen &= ~bit;
+		return CS_OK;
+	}
+	if (!(*seen & bit) && profile == NULL)
+		cs_log_error("store: %lld keys are active, one at most can be (the index signing_keys_one_active is "
+			     "gone): store tampered or damaged",
+			     (long long)n);
+	else if (!(*seen & bit))
+		cs_log_error("store: %lld keys of profile %s are active, one at most can be (the index "
+			     "signing_keys_one_active is gone): store tampered or damaged",
+			     (long long)n, profile);
+	*seen |= bit;
+	return CS_E_CONFLICT;
 }
 
 void cs_session_row_free(cs_session_row *row)

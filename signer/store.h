@@ -124,6 +124,17 @@ cs_err cs_store_open_existing_readonly(const char *path, cs_store **out) __attri
 void cs_store_close(cs_store *store);
 /* A cheap query that proves the database answers (for /readyz). */
 cs_err cs_store_ping(cs_store *store);
+/* The database server's own clock (Unix ms, PostgreSQL's clock_timestamp()):
+ * the one time every node sharing it can be compared with. CS_E_NOT_FOUND
+ * for SQLite, which has no clock but the caller's. */
+cs_err cs_store_clock(cs_store *store, int64_t *now_ms);
+/* Check again, on an open store, the schema's guards its open checked (the
+ * daemon's periodic check: one query). CS_OK: all there and as made, or the
+ * backend checks them at open only (SQLite). A guard missing or altered:
+ * CS_E_STORE with why[why_len] saying which ("store NAME tampered or
+ * damaged: trigger T disabled"), not logged (the caller logs it once); the
+ * store's own failure: CS_E_STORE logged, why "". */
+cs_err cs_store_guards_check(cs_store *store, char *why, size_t why_len) __attribute__((warn_unused_result));
 
 /* ---- transactions -------------------------------------------------------- */
 

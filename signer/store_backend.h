@@ -13,6 +13,8 @@ typedef struct cs_store_ops {
 	const char *name; /* "sqlite", "postgresql" */
 	void (*close)(cs_store *store);
 	cs_err (*ping)(cs_store *store);
+	cs_err (*clock)(cs_store *store, int64_t *now_ms);
+	cs_err (*guards_check)(cs_store *store, char *why, size_t why_len); /* NULL: at open only */
 	cs_err (*write_begin)(cs_store *store, int64_t deadline_ms);
 	cs_err (*write_end)(cs_store *store, cs_err r);
 	cs_err (*savepoint)(cs_store *store);
@@ -76,6 +78,13 @@ typedef struct cs_store_ops {
 struct cs_store {
 	const cs_store_ops *ops;
 };
+
+/* What a backend does with the count of active keys of a profile (NULL:
+ * the certificate keys) it found: more than one (the schema's unique index
+ * forbids it: gone, the store edited) is CS_E_CONFLICT, logged once per
+ * connection and profile until one or none is active again (*seen: the
+ * connection's bits); 0 or 1: CS_OK. */
+cs_err cs_store_note_active(uint64_t *seen, const char *profile, int64_t n);
 
 /* The backends' opens (store.c picks one by the target). */
 cs_err cs_store_sqlite_open(const char *path, cs_store **out);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -700,6 +701,18 @@ static int64_t pg_changes(cs_store *store)
 	return ((pg_store *)store)->changes;
 }
 
+static cs_err pg_clock(cs_store *store, int64_t *now_ms)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	cs_err r = pg_query(s, "reading the database's clock",
+			    "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", 0, NULL, &res);
+	if (r == CS_OK)
+		r = PQntuples(res) == 1 ? pg_int(res, 0, 0, now_ms) : CS_E_STORE;
+	PQclear(res);
+	return r;
+}
+
 static cs_err pg_ping(cs_store *store)
 {
 	pg_store *s = (pg_store *)store;
@@ -864,25 +877,36 @@ static const char schema_v9[] =
 	"  RETURN n; END $f$;"
 	"REVOKE ALL ON FUNCTION audit_purge(bigint) FROM PUBLIC;";
 
+/* Schema version 10 (PostgreSQL only: the SQLite store stays at 9, the
+ * same intent versioned per backend): the purge is the schema owner's
+ * alone. A purge checkpoint, which lets the audit log's delete trigger
+ * remove what it covers, is refused unless the inserting role is the
+ * owner or a member of it, and audit_purge is no longer executable by any
+ * other role (the node role held EXECUTE up to version 9): the nodes'
+ * password alone can neither purge nor forge a purge. */
+static const char schema_v10[] =
+	"SET LOCAL search_path = credsign, pg_temp;"
+	REFUSE_ROW("audit_checkpoints_purge_owner", "INSERT", "audit_checkpoints",
+		   "NEW.kind = 'purge' AND NOT pg_has_role(current_user,"
+		   " (SELECT nspowner FROM pg_namespace WHERE nspname = 'credsign'), 'MEMBER')",
+		   "permission denied: only the schema owner records a purge checkpoint", "NEW")
+	"DO $d$ DECLARE g text; BEGIN"
+	"  FOR g IN SELECT DISTINCT r.rolname FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a"
+	"    JOIN pg_roles r ON r.oid = a.grantee"
+	"    WHERE p.oid = 'credsign.audit_purge(bigint)'::regprocedure AND a.grantee <> p.proowner LOOP"
+	"    EXECUTE format('REVOKE EXECUTE ON FUNCTION credsign.audit_purge(bigint) FROM %I', g);"
+	"  END LOOP; END $d$;";
+
 /* The migrations: each brings the schema to its version, in one
  * transaction with the version's row. Append only (and to both backends). */
 static const struct {
 	int version;
 	const char *sql;
 } pg_migrations[] = {
-	{PG_SCHEMA_VERSION, schema_v9},
+	{9, schema_v9},
+	{10, schema_v10},
 };
 #define PG_MIGRATIONS (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
-
-/* The guards checked at every open (as the SQLite backend's; the audit
- * log's triggers are left to its chain and checkpoints). */
-static const char *const pg_guards[] = {
-	"signing_keys_lifecycle",	"signing_keys_destroyed",	"signing_keys_no_delete",
-	"ceremonies_once",		"ceremonies_no_delete",		"ceremony_approvals_no_update",
-	"ceremony_approvals_no_delete", "key_rollovers_no_update",	"key_rollovers_no_delete",
-	"cert_revocations_count",	"cert_revocations_no_update",	"cert_revocations_no_delete",
-	"signing_keys_profile",		"signatures_no_update",		"signatures_no_delete",
-};
 
 /* What the node role may do (target->node_role: " TO " and its quoted name follow). */
 static const struct {
@@ -900,7 +924,8 @@ static const struct {
 	{"GRANT UPDATE ON generation_sessions, signing_keys, ceremonies, store_meta, store_probe, store_nodes", "TO"},
 	{"GRANT DELETE ON generation_sessions, session_claims", "TO"},
 	{"GRANT USAGE ON ALL SEQUENCES IN SCHEMA credsign", "TO"},
-	{"GRANT EXECUTE ON FUNCTION audit_purge(bigint)", "TO"},
+	/* the purge is the schema owner's (version 10; granted up to 9) */
+	{"REVOKE EXECUTE ON FUNCTION audit_purge(bigint)", "FROM"},
 };
 
 /* A script of several statements (the migrations): CS_E_STORE logged, or
@@ -1074,36 +1099,380 @@ static cs_err migrate(pg_store *s)
 	return CS_OK;
 }
 
-/* Every guard there and enabled; else CS_E_STORE, logged naming it. */
-static cs_err check_guards(pg_store *s)
+/* ---- the guards ----------------------------------------------------------------------
+ * What keeps the store append-only and the key lifecycle forward-only in
+ * the database itself: every trigger the migrations make (the audit log's,
+ * the TRUNCATE ones, the purge checkpoint's), each on its table and
+ * enabled, every function they make (the triggers' and audit_purge) with
+ * its body (pg_proc.prosrc) exactly as written, its language, SECURITY
+ * DEFINER or not, its settings (search_path) and the schema owner as its
+ * owner, the unique indexes they make (signing_keys_one_active) with
+ * their definitions, and no rule on a table of the schema (a rule may
+ * rewrite a write around the triggers). What is expected is read from the
+ * migrations' text itself (the newest that makes each object), not from a
+ * second copy; one query reads what the database holds. One missing or
+ * not as made means the database was changed outside credsign (its owner
+ * or a superuser) or is damaged: refused at every open, and the daemon's
+ * periodic check (cs_store_guards_check) makes /readyz report it. */
+
+#define GUARDS_MAX 128
+
+typedef struct {
+	const char *p;
+	size_t n;
+} span;
+
+typedef struct {
+	char kind;  /* 't' trigger, 'f' function, 'i' unique index */
+	span name;  /* the object's name */
+	span rel;   /* 't', 'i': its table; 'f': its arguments, "(...)" */
+	span def;   /* 't', 'i': the CREATE statement (no ';'); 'f': its header, up to " AS $" */
+	span body;  /* 'f': between its dollar quotes */
+	int secdef; /* 'f': SECURITY DEFINER */
+	span lang;  /* 'f': LANGUAGE */
+	span conf;  /* 'f': what follows SET in its header ("" none) */
+} pg_guard;
+
+static pg_guard guards_want[GUARDS_MAX];
+static size_t guards_n;
+static const char *guards_bad; /* the migrations' text could not be read: why */
+static pthread_once_t guards_once = PTHREAD_ONCE_INIT;
+
+static int ident_char(char c)
 {
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static span ident_at(const char *p)
+{
+	span sp = {p, 0};
+	while (ident_char(p[sp.n]))
+		sp.n++;
+	return sp;
+}
+
+/* The first occurrence of needle in [from, end), or NULL. */
+static const char *find_in(const char *from, const char *end, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (const char *p = from; p + n <= end; p++)
+		if (memcmp(p, needle, n) == 0)
+			return p;
+	return NULL;
+}
+
+static int span_eq(span a, span b)
+{
+	return a.n == b.n && memcmp(a.p, b.p, a.n) == 0;
+}
+
+/* Record g, replacing what an older migration made of the same kind and name. */
+static void guard_put(const pg_guard *g)
+{
+	for (size_t i = 0; i < guards_n; i++)
+		if (guards_want[i].kind == g->kind && span_eq(guards_want[i].name, g->name)) {
+			guards_want[i] = *g;
+			return;
+		}
+	if (guards_n == GUARDS_MAX)
+		guards_bad = "more guards than GUARDS_MAX";
+	else
+		guards_want[guards_n++] = *g;
+}
+
+/* A CREATE TRIGGER or CREATE UNIQUE INDEX statement at p (its head hlen long). */
+static const char *parse_rel_guard(char kind, const char *p, size_t hlen)
+{
+	pg_guard g = {.kind = kind};
+	const char *end = strchr(p, ';');
+	const char *on = end != NULL ? find_in(p, end, " ON ") : NULL;
+	if (on == NULL) {
+		guards_bad = "a trigger or index without ON or ';'";
+		return NULL;
+	}
+	g.name = ident_at(p + hlen);
+	g.rel = ident_at(on + 4);
+	g.def = (span){p, (size_t)(end - p)};
+	if (g.name.n == 0 || g.rel.n == 0) {
+		guards_bad = "a trigger or index without its name or table";
+		return NULL;
+	}
+	guard_put(&g);
+	return end;
+}
+
+/* A CREATE [OR REPLACE] FUNCTION statement at p (its head hlen long). */
+static const char *parse_function(const char *p, size_t hlen)
+{
+	pg_guard g = {.kind = 'f'};
+	g.name = ident_at(p + hlen);
+	const char *args = g.name.p + g.name.n, *args_end = *args == '(' ? strchr(args, ')') : NULL;
+	const char *as = args_end != NULL ? strstr(args_end, " AS $") : NULL;
+	const char *tag_end = as != NULL ? strchr(as + 5, '$') : NULL;
+	if (g.name.n == 0 || tag_end == NULL) {
+		guards_bad = "a function without its name, arguments or dollar-quoted body";
+		return NULL;
+	}
+	g.rel = (span){args, (size_t)(args_end + 1 - args)};
+	span tag = {as + 4, (size_t)(tag_end + 1 - (as + 4))};
+	g.body.p = tag_end + 1;
+	const char *close = g.body.p;
+	while ((close = strstr(close, "$")) != NULL && strncmp(close, tag.p, tag.n) != 0)
+		close++;
+	if (close == NULL) {
+		guards_bad = "a function whose body does not end";
+		return NULL;
+	}
+	g.body.n = (size_t)(close - g.body.p);
+	g.def = (span){p, (size_t)(as - p)};
+	g.secdef = find_in(p, as, " SECURITY DEFINER") != NULL;
+	const char *lang = find_in(p, as, " LANGUAGE ");
+	g.lang = lang != NULL ? ident_at(lang + 10) : (span){"sql", 3};
+	const char *set = find_in(p, as, " SET ");
+	g.conf = set != NULL ? (span){set + 5, (size_t)(as - (set + 5))} : (span){"", 0};
+	guard_put(&g);
+	return close + tag.n;
+}
+
+/* What the migrations make, newest last (later ones replace earlier ones). */
+static void guards_init(void)
+{
+	static const struct {
+		char kind;
+		const char *head;
+	} heads[] = {
+		{'t', "CREATE TRIGGER "},
+		{'i', "CREATE UNIQUE INDEX "},
+		{'f', "CREATE FUNCTION "},
+		{'f', "CREATE OR REPLACE FUNCTION "},
+	};
+	for (int m = 0; m < PG_MIGRATIONS && guards_bad == NULL; m++) {
+		const char *p = pg_migrations[m].sql;
+		while (p != NULL && *p != '\0' && guards_bad == NULL) {
+			const char *next = NULL;
+			size_t h = 0;
+			for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+				const char *at = strstr(p, heads[i].head);
+				if (at != NULL && (next == NULL || at < next)) {
+					next = at;
+					h = i;
+				}
+			}
+			if (next == NULL)
+				break;
+			size_t hlen = strlen(heads[h].head);
+			p = heads[h].kind == 'f' ? parse_function(next, hlen) : parse_rel_guard(heads[h].kind, next, hlen);
+		}
+	}
+	if (guards_bad == NULL && guards_n == 0)
+		guards_bad = "no guard found";
+}
+
+/* A definition reduced to what PostgreSQL's catalog keeps of it, to compare
+ * the migrations' text with pg_get_triggerdef / pg_get_indexdef and a
+ * function's settings: outside quoted literals, no white space nor
+ * parentheses, lower case, no "::type" casts, no "credsign." qualifier
+ * and no "USING btree". Into out[size]; 0 when it does not fit. */
+static int normalize(span in, char *out, size_t size)
+{
+	size_t o = 0;
+	int quoted = 0;
+	for (size_t i = 0; i < in.n; i++) {
+		char c = in.p[i];
+		if (!quoted) {
+			if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '(' || c == ')')
+				continue;
+			if (c == ':' && i + 1 < in.n && in.p[i + 1] == ':') {
+				for (i += 2; i < in.n && ident_char(in.p[i]); i++)
+					;
+				i--;
+				continue;
+			}
+			if (in.n - i >= 9 && strncasecmp(in.p + i, "credsign.", 9) == 0) {
+				i += 8;
+				continue;
+			}
+			if (in.n - i >= 11 && strncasecmp(in.p + i, "USING btree", 11) == 0) {
+				i += 10;
+				continue;
+			}
+			if (c >= 'A' && c <= 'Z')
+				c = (char)(c - 'A' + 'a');
+		}
+		if (c == '\'')
+			quoted = !quoted;
+		if (o + 1 >= size)
+			return 0;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return 1;
+}
+
+/* Whether the catalog's text have is what want becomes (normalize). */
+static int same_def(span want, const char *have)
+{
+	char a[2048], b[2048];
+	return normalize(want, a, sizeof(a)) && normalize((span){have, strlen(have)}, b, sizeof(b)) &&
+	       strcmp(a, b) == 0;
+}
+
+/* What the database holds: 't' triggers (name, table, tgenabled, definition),
+ * 'f' functions (name, arguments, owned by the schema owner 'O',
+ * prosrc, "LANGUAGE definer|invoker", settings), 'i' unique indexes but
+ * keys and constraints (name, table, usable 'O', definition), 'r' rules
+ * (name, table) of the schema's tables. */
+static const char guards_sql[] =
+	"WITH n AS (SELECT oid, nspowner FROM pg_namespace WHERE nspname = 'credsign') "
+	"SELECT 't'::text, t.tgname::text, c.relname::text, t.tgenabled::text, pg_get_triggerdef(t.oid), "
+	"  NULL::text, NULL::text "
+	"FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN n ON n.oid = c.relnamespace "
+	"WHERE NOT t.tgisinternal "
+	"UNION ALL SELECT 'f', p.proname::text, pg_get_function_identity_arguments(p.oid), "
+	"  CASE WHEN p.proowner = n.nspowner THEN 'O' ELSE 'X' END, p.prosrc, "
+	"  l.lanname::text || CASE WHEN p.prosecdef THEN ' definer' ELSE ' invoker' END, "
+	"  coalesce(array_to_string(p.proconfig, ' '), '') "
+	"FROM pg_proc p JOIN n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang "
+	"UNION ALL SELECT 'i', i.relname::text, c.relname::text, "
+	"  CASE WHEN x.indisvalid AND x.indisready AND x.indislive THEN 'O' ELSE 'X' END, "
+	"  pg_get_indexdef(x.indexrelid), NULL, NULL "
+	"FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid "
+	"JOIN n ON n.oid = i.relnamespace "
+	"WHERE x.indisunique AND NOT x.indisprimary "
+	"AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) "
+	"UNION ALL SELECT 'r', r.rulename::text, c.relname::text, NULL, NULL, NULL, NULL "
+	"FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN n ON n.oid = c.relnamespace "
+	"WHERE c.relkind IN ('r', 'p')";
+
+static const char *const guard_kinds[] = {"trigger", "function", "index"};
+
+static const char *kind_name(char kind)
+{
+	return guard_kinds[kind == 't' ? 0 : kind == 'f' ? 1 : 2];
+}
+
+/* How the database's rows res differ from guard g: NULL when not at all. */
+static const char *guard_differs(PGresult *res, const pg_guard *g, char *detail, size_t detail_len)
+{
+	int rows = PQntuples(res), found = -1, elsewhere = -1;
+	char kind[2] = {g->kind, '\0'};
+	detail[0] = '\0';
+	for (int i = 0; i < rows && found < 0; i++) {
+		const char *name = PQgetvalue(res, i, 1);
+		if (strcmp(PQgetvalue(res, i, 0), kind) != 0 || strlen(name) != g->name.n ||
+		    memcmp(name, g->name.p, g->name.n) != 0)
+			continue;
+		const char *rel = PQgetvalue(res, i, 2);
+		int same_rel = g->kind == 'f' ? same_def(g->rel, rel) : strlen(rel) == g->rel.n &&
+										  memcmp(rel, g->rel.p, g->rel.n) == 0;
+		if (same_rel)
+			found = i;
+		else if (elsewhere < 0)
+			elsewhere = i;
+	}
+	if (found < 0 && elsewhere >= 0 && g->kind != 'f') {
+		snprintf(detail, detail_len, " (on table %s, not %.*s)", PQgetvalue(res, elsewhere, 2), (int)g->rel.n,
+			 g->rel.p);
+		return "moved";
+	}
+	if (found < 0)
+		return "missing";
+	const char *state = PQgetvalue(res, found, 3), *def = PQgetvalue(res, found, 4);
+	if (g->kind == 't') {
+		if (strcmp(state, "O") != 0 && strcmp(state, "A") != 0)
+			return strcmp(state, "R") == 0 ? "disabled (it fires on replicas only)" : "disabled";
+		return same_def(g->def, def) ? NULL : "altered (not as credsign made it)";
+	}
+	if (g->kind == 'i') {
+		if (strcmp(state, "O") != 0)
+			return "not valid (a failed or unfinished rebuild)";
+		return same_def(g->def, def) ? NULL : "altered (not as credsign made it)";
+	}
+	if (strcmp(state, "O") != 0)
+		return "owned by another role than the schema owner";
+	if (strlen(def) != g->body.n || memcmp(def, g->body.p, g->body.n) != 0)
+		return "altered (its body is not as credsign made it)";
+	const char *how = PQgetvalue(res, found, 5);
+	size_t lang = strcspn(how, " ");
+	if (lang != g->lang.n || strncasecmp(how, g->lang.p, lang) != 0)
+		return "altered (its language)";
+	if ((strcmp(how + lang, " definer") == 0) != g->secdef)
+		return g->secdef ? "altered (SECURITY INVOKER; credsign made it SECURITY DEFINER)"
+				 : "altered (SECURITY DEFINER; credsign made it SECURITY INVOKER)";
+	if (!same_def(g->conf, PQgetvalue(res, found, 6)))
+		return "altered (its settings: search_path)";
+	return NULL;
+}
+
+/* Every guard there and as made; else CS_E_STORE with why[why_len]
+ * naming the first that is not (unlogged). A query that fails: CS_E_STORE
+ * logged (pg_query), why "". */
+/* Whether a guard belongs to the audit log (its triggers on audit_log and
+ * audit_checkpoints, or their functions): those a read-only open (audit
+ * verify, --check-config) lets pass with a warning, as the SQLite backend
+ * leaves them to the hash chain and the signed checkpoints: the verifier
+ * must still read a log whose guards were removed, and say what it finds. */
+static int audit_guard(const pg_guard *g)
+{
+	return (g->kind == 't' && ((g->rel.n == 9 && memcmp(g->rel.p, "audit_log", 9) == 0) ||
+				   (g->rel.n == 17 && memcmp(g->rel.p, "audit_checkpoints", 17) == 0))) ||
+	       (g->kind == 'f' && g->name.n >= 5 && memcmp(g->name.p, "audit", 5) == 0);
+}
+
+static cs_err guards_compare(pg_store *s, char *why, size_t why_len)
+{
+	why[0] = '\0';
+	pthread_once(&guards_once, guards_init);
+	if (guards_bad != NULL) {
+		cs_log_error("store %s: the schema's guards cannot be read from the migrations: %s", s->name,
+			     guards_bad);
+		return CS_E_INTERNAL;
+	}
 	PGresult *res = NULL;
-	cs_err r = pg_query(s, "reading the schema's guards",
-			    "SELECT t.tgname::text, t.tgenabled::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-			    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'credsign' "
-			    "AND NOT t.tgisinternal "
-			    "UNION ALL SELECT i.relname::text, CASE WHEN x.indisunique AND x.indisvalid THEN 'O' ELSE 'D' END "
-			    "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-			    "JOIN pg_namespace n ON n.oid = i.relnamespace "
-			    "WHERE n.nspname = 'credsign' AND i.relname = 'signing_keys_one_active'",
-			    0, NULL, &res);
+	cs_err r = pg_query(s, "reading the schema's guards", guards_sql, 0, NULL, &res);
 	if (r != CS_OK)
 		return r;
-	int nrows = PQntuples(res);
-	for (size_t g = 0; r == CS_OK && g <= sizeof(pg_guards) / sizeof(pg_guards[0]); g++) {
-		int index = g == sizeof(pg_guards) / sizeof(pg_guards[0]);
-		const char *name = index ? "signing_keys_one_active" : pg_guards[g];
-		const char *state = NULL;
-		for (int i = 0; i < nrows && state == NULL; i++)
-			if (strcmp(PQgetvalue(res, i, 0), name) == 0)
-				state = PQgetvalue(res, i, 1);
-		if (state == NULL || strcmp(state, "O") != 0) {
-			cs_log_error("store %s tampered or damaged: %s %s %s; refused: restore the store from a backup",
-				     s->name, index ? "index" : "trigger", name, state == NULL ? "missing" : "disabled");
+	char detail[256];
+	for (size_t i = 0; r == CS_OK && i < guards_n; i++) {
+		const pg_guard *g = &guards_want[i];
+		const char *how = guard_differs(res, g, detail, sizeof(detail));
+		if (how != NULL && s->readonly && audit_guard(g)) {
+			cs_log_warn("store %s: %s %.*s %s%s (an audit log guard: read on, its hash chain and signed "
+				    "checkpoints tell what changed)",
+				    s->name, kind_name(g->kind), (int)g->name.n, g->name.p, how, detail);
+		} else if (how != NULL) {
+			snprintf(why, why_len, "store %s tampered or damaged: %s %.*s %s%s", s->name, kind_name(g->kind),
+				 (int)g->name.n, g->name.p, how, detail);
 			r = CS_E_STORE;
 		}
 	}
+	for (int i = 0; r == CS_OK && i < PQntuples(res); i++)
+		if (strcmp(PQgetvalue(res, i, 0), "r") == 0) {
+			snprintf(why, why_len, "store %s tampered or damaged: rule %s on table %s (credsign makes none)",
+				 s->name, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+			r = CS_E_STORE;
+		}
 	PQclear(res);
+	return r;
+}
+
+/* At open: as guards_compare, logged. */
+static cs_err check_guards(pg_store *s)
+{
+	char why[512];
+	cs_err r = guards_compare(s, why, sizeof(why));
+	if (r != CS_OK && why[0] != '\0')
+		cs_log_error("%s; refused: restore the store from a backup", why);
+	return r;
+}
+
+static cs_err pg_guards_check(cs_store *store, char *why, size_t why_len)
+{
+	pg_store *s = (pg_store *)store;
+	char buf[512];
+	cs_err r = guards_compare(s, buf, sizeof(buf));
+	if (why_len > 0)
+		snprintf(why, why_len, "%s", buf);
 	return r;
 }
 
@@ -1516,22 +1885,11 @@ static cs_err pg_key_info(cs_store *store, const char *kid, cs_key_info_fn fn, v
 }
 
 /* The bit of several_active for a profile (NULL: the certificate keys). */
-static uint64_t several_bit(const char *profile)
-{
-	if (profile == NULL)
-		return 1;
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)profile; *p != '\0'; p++)
-		h = (h ^ *p) * 16777619u;
-	return (uint64_t)1 << (1 + h % 63);
-}
-
 static cs_err pg_key_active_in(cs_store *store, const char *profile, cs_active_key *out)
 {
 	pg_store *s = (pg_store *)store;
 	PGresult *res = NULL;
 	const char *p[] = {profile};
-	uint64_t bit = several_bit(profile);
 	*out = (cs_active_key){0};
 	/* through the partial unique index of the one active key per profile */
 	cs_err r = pg_query(s, "reading the active signing key",
@@ -1540,23 +1898,11 @@ static cs_err pg_key_active_in(cs_store *store, const char *profile, cs_active_k
 			    1, p, &res);
 	int n = r == CS_OK ? PQntuples(res) : 0;
 	const char *x5c = NULL;
+	if (r == CS_OK)
+		r = cs_store_note_active(&s->several_active, profile, n);
 	if (r == CS_OK && n == 0) {
-		s->several_active &= ~bit;
 		r = CS_E_NOT_FOUND;
-	} else if (r == CS_OK && n > 1) {
-		/* one at most: the unique index says so, unless it was dropped */
-		if (!(s->several_active & bit) && profile == NULL)
-			cs_log_error("store: %d keys are active, one at most can be (the index "
-				     "signing_keys_one_active is gone): store tampered or damaged",
-				     n);
-		else if (!(s->several_active & bit))
-			cs_log_error("store: %d keys of profile %s are active, one at most can be (the index "
-				     "signing_keys_one_active is gone): store tampered or damaged",
-				     n, profile);
-		s->several_active |= bit;
-		r = CS_E_CONFLICT;
 	} else if (r == CS_OK) {
-		s->several_active &= ~bit;
 		if ((r = pg_dup(res, 0, 0, &out->kid)) == CS_OK && (r = pg_dup(res, 0, 1, &out->uri)) == CS_OK &&
 		    (r = pg_text(res, 0, 2, 1, &x5c)) == CS_OK && x5c != NULL && (out->x5c_json = strdup(x5c)) == NULL)
 			r = CS_E_NOMEM;
@@ -1711,6 +2057,8 @@ static void ops_init(void)
 	o->name = "postgresql";
 	o->close = pg_close;
 	o->ping = pg_ping;
+	o->clock = pg_clock;
+	o->guards_check = pg_guards_check;
 	o->write_begin = pg_write_begin;
 	o->write_end = pg_write_end;
 	o->savepoint = pg_savepoint;

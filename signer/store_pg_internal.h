@@ -26,9 +26,11 @@
 
 #include "store_backend.h"
 
-/* The schema's version after the migrations of this program: the same
- * number as the SQLite backend's, which both schemas stand for. */
-#define PG_SCHEMA_VERSION 9
+/* The schema's version after the migrations of this program. Versioned
+ * per backend, the same intent: 9 is the SQLite backend's version 9;
+ * 10 (PostgreSQL only) makes the audit purge the schema owner's alone
+ * (store_pg.c's schema_v10); the SQLite store stays at 9. */
+#define PG_SCHEMA_VERSION 10
 
 typedef struct pg_stmt_cache pg_stmt_cache;
 

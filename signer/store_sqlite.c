@@ -1221,22 +1221,10 @@ static cs_err sq_key_info(cs_store *store, const char *kid, cs_key_info_fn fn, v
 	return r;
 }
 
-/* The bit of several_active for a profile (NULL: the certificate keys). */
-static uint64_t several_bit(const char *profile)
-{
-	if (profile == NULL)
-		return 1;
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)profile; *p != '\0'; p++)
-		h = (h ^ *p) * 16777619u;
-	return (uint64_t)1 << (1 + h % 63);
-}
-
 static cs_err sq_key_active_in(cs_store *store, const char *profile, cs_active_key *out)
 {
 	sq_store *s = (sq_store *)store;
 	sqlite3_stmt *st = NULL;
-	uint64_t bit = several_bit(profile);
 	*out = (cs_active_key){0};
 	cs_err r = stmt(s, Q_KEY_ACTIVE, &st);
 	if (r != CS_OK)
@@ -1252,26 +1240,14 @@ static cs_err sq_key_active_in(cs_store *store, const char *profile, cs_active_k
 		int64_t n = 1;
 		while (r == CS_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
 			n++;
-		if (r == CS_OK && rc != SQLITE_DONE) {
+		if (r == CS_OK && rc != SQLITE_DONE)
 			r = db_fail(s, "reading the active signing key");
-		} else if (r == CS_OK && n > 1) {
-			if (!(s->several_active & bit) && profile == NULL)
-				cs_log_error("store: %lld keys are active, one at most can be (the index "
-					     "signing_keys_one_active is gone): store tampered or damaged",
-					     (long long)n);
-			else if (!(s->several_active & bit))
-				cs_log_error("store: %lld keys of profile %s are active, one at most can be (the index "
-					     "signing_keys_one_active is gone): store tampered or damaged",
-					     (long long)n, profile);
-			s->several_active |= bit;
-			r = CS_E_CONFLICT;
-		} else if (r == CS_OK) {
-			s->several_active &= ~bit;
-		}
+		else if (r == CS_OK)
+			r = cs_store_note_active(&s->several_active, profile, n);
 	} else {
 		r = rc == SQLITE_DONE ? CS_E_NOT_FOUND : db_fail(s, "reading the active signing key");
 		if (r == CS_E_NOT_FOUND)
-			s->several_active &= ~bit;
+			(void)cs_store_note_active(&s->several_active, profile, 0);
 	}
 	done(st);
 	if (r != CS_OK)

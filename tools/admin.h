@@ -17,11 +17,15 @@
 #include "config.h"
 #include "cs_error.h"
 #include "cs_log.h"
+#include "store.h"
 #include "token.h"
 
 typedef struct {
 	cs_config *cfg;
 	cs_token *token; /* NULL until admin_open_token */
+	/* --owner-connection CONNINFO, --owner-password-file F (NULL: not
+	 * given): the PostgreSQL schema owner, whom the audit purge needs */
+	const char *owner_connection, *owner_password_file;
 } admin_ctx;
 
 /* Load the configuration (path: --config, else $CREDSIGN_CONF; NULL:
@@ -47,7 +51,9 @@ int admin_print_json(json_t *j);
  * the configured pkcs11.signing_key when the store has no key yet. */
 cs_err admin_active_key_uri(admin_ctx *a, char **uri);
 /* The audit purge (audit.retention_days, measured against the newest
- * signed checkpoint; see credsign_admin.c). Needs the token open. 0 when
+ * signed checkpoint; see credsign_admin.c). Needs the token open; on a
+ * PostgreSQL store a->owner_connection too (the schema owner purges:
+ * without it, refused on stderr before anything is signed). 0 when
  * purged or nothing was old enough, 1 on failure; *purged 1 when entries
  * were removed (may be NULL). */
 int admin_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock_jump, int *purged);
@@ -65,5 +71,18 @@ int admin_ceremony_command(int argc, char **argv);
 int admin_store_main(int argc, char **argv);
 /* Whether argv's command (its first word after the options) is store. */
 int admin_store_command(int argc, char **argv);
+/* --owner-connection's value: libpq's syntax and no password in it (a
+ * command line is visible to every user); 1, or 0 with why on stderr. */
+int admin_owner_connection_ok(const char *conninfo);
+/* The configuration's PostgreSQL store as the schema owner: *t from
+ * a->cfg's store (which must be PostgreSQL), the connection replaced by
+ * owner_connection and its password read from owner_password_file (NULL:
+ * none; the nodes' password file is not the owner's; the file's owner and
+ * mode checked), application_name "credsign-admin", no statement timeout.
+ * owner_connection NULL: the configuration's own connection. 0, or the
+ * exit status (2 usage, 1 otherwise) with why on stderr. The strings of
+ * *t point into a->cfg and the arguments. */
+int admin_owner_target(admin_ctx *a, const char *owner_connection, const char *owner_password_file,
+		       cs_store_target *t);
 
 #endif

@@ -13,6 +13,13 @@
  *   cert revoke ID --reason TEXT
  *   audit purge                      (refused: the purge is a ceremony)
  *
+ * The purge on a PostgreSQL store runs as the schema's owner (only the
+ * owner may record a purge checkpoint and call audit_purge; the nodes'
+ * role may not): ceremony execute of a purge takes --owner-connection
+ * CONNINFO [--owner-password-file FILE] (as store init does), and refuses
+ * without them before anything is signed or purged. With SQLite they are
+ * refused (usage).
+ *
  * A ceremony is recorded open with a nonce and an expiry; each officer
  * signs its canonical bytes (ceremony.h) with a key of their own;
  * execution re-verifies everything at its own time (the record against
@@ -111,6 +118,7 @@ typedef struct {
 	int nwords;
 	const char *action, *key, *cert, *reason, *officer_cert, *officer_key, *officer_module;
 	const char *format, *out, *officer_ca, *officers, *jwks;
+	const char *owner_connection, *owner_password_file;
 	int accept_clock_jump;
 } cer_opts;
 
@@ -123,6 +131,7 @@ static void usage(FILE *f)
 		"       credsign-admin [--config FILE] ceremony approve ID --officer-cert C --officer-key K\n"
 		"                      [--officer-module PKCS11-MODULE]\n"
 		"       credsign-admin [--config FILE] ceremony execute ID [--jwks FILE]\n"
+		"                      [--owner-connection CONNINFO [--owner-password-file FILE]]\n"
 		"       credsign-admin [--config FILE] ceremony list [--format text|json]\n"
 		"       credsign-admin [--config FILE] ceremony show ID\n"
 		"       credsign-admin [--config FILE] ceremony transcript ID [--out FILE]\n"
@@ -154,6 +163,8 @@ static int parse_args(int argc, char **argv, cer_opts *op)
 		{"officer-ca", required_argument, NULL, 'X'},
 		{"officers", required_argument, NULL, 'R'},
 		{"jwks", required_argument, NULL, 'J'},
+		{"owner-connection", required_argument, NULL, 'W'},
+		{"owner-password-file", required_argument, NULL, 'P'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -179,6 +190,8 @@ static int parse_args(int argc, char **argv, cer_opts *op)
 		case 'X': op->officer_ca = optarg; break;
 		case 'R': op->officers = optarg; break;
 		case 'J': op->jwks = optarg; break;
+		case 'W': op->owner_connection = optarg; break;
+		case 'P': op->owner_password_file = optarg; break;
 		case 'v': op->level = CS_LOG_DEBUG; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return 2;
@@ -1317,6 +1330,11 @@ static int exec_purge(execution *x)
 		return refuse(x->a, "ceremony.execute", x->object, "conflict",
 			      "audit.retention_days is %d now, not what ceremony %s approved: start a new one",
 			      x->a->cfg->audit.retention_days, x->id);
+	if (cs_store_target_is_pg(x->a->cfg) && x->a->owner_connection == NULL)
+		return refuse(x->a, "ceremony.execute", x->object, "owner_required",
+			      "ceremony %s: on a PostgreSQL store the purge runs as the schema owner (the nodes' role "
+			      "may not purge): give --owner-connection CONNINFO [--owner-password-file FILE]; nothing "
+			      "purged", x->id);
 	if (admin_open_token(x->a, 0) != 0) {
 		(void)admin_event_at(x->a, "ceremony.execute", x->object, "failure", "token", NULL);
 		return 1;
@@ -1824,8 +1842,11 @@ static int cmd_audit_purge_refused(admin_ctx *a)
 {
 	int quorum = a->cfg->ceremony.present ? a->cfg->ceremony.quorum : 2;
 	fprintf(stderr, "credsign-admin: audit purge is a ceremony: credsign-admin ceremony start --action purge "
-			"[--accept-clock-jump], approved by %d officers (ceremony approve), then ceremony execute\n",
-		quorum < 2 ? 2 : quorum);
+			"[--accept-clock-jump], approved by %d officers (ceremony approve), then ceremony execute%s\n",
+		quorum < 2 ? 2 : quorum,
+		cs_store_target_is_pg(a->cfg) ? " ID --owner-connection CONNINFO [--owner-password-file FILE] (on "
+						"PostgreSQL the purge runs as the schema owner)"
+					      : "");
 	(void)admin_event_at(a, "audit.purge", "-", "refused", "ceremony_required", NULL);
 	return 1;
 }
@@ -1859,6 +1880,8 @@ static int options_fit(const cer_opts *op, const char *noun, const char *verb)
 		return 0;
 	if (op->jwks != NULL && !verify && !execute && !purge)
 		return 0;
+	if ((op->owner_connection != NULL || op->owner_password_file != NULL) && !execute && !purge)
+		return 0;
 	return 1;
 }
 
@@ -1887,7 +1910,8 @@ int admin_ceremony_command(int argc, char **argv)
 	const char *words[2] = {NULL, NULL};
 	int n = 0;
 	for (int i = 1; i < argc && n < 2; i++) {
-		if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) {
+		if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0 ||
+		    strcmp(argv[i], "--owner-connection") == 0 || strcmp(argv[i], "--owner-password-file") == 0) {
 			i++;
 			continue;
 		}
@@ -1951,13 +1975,26 @@ int admin_ceremony_main(int argc, char **argv)
 				"UTF-8 text without control characters\n", REASON_MAX);
 		return 2;
 	}
-	admin_ctx a = {0};
+	if (op.owner_password_file != NULL && op.owner_connection == NULL) {
+		fprintf(stderr, "credsign-admin: --owner-password-file goes with --owner-connection\n");
+		return 2;
+	}
+	if (op.owner_connection != NULL && !admin_owner_connection_ok(op.owner_connection))
+		return 2;
+	admin_ctx a = {.owner_connection = op.owner_connection, .owner_password_file = op.owner_password_file};
 	int rc;
 	if (strcmp(verb, "verify-transcript") == 0 && op.officer_ca != NULL && op.config_path == NULL) {
 		cs_log_configure(op.level, CS_LOG_LOGFMT, 2); /* offline: no configuration needed */
 		rc = cmd_verify_transcript(&a, &op);
 	} else if ((rc = admin_load(&a, op.config_path, op.level)) == 0) {
-		rc = strcmp(verb, "verify-transcript") == 0 ? cmd_verify_transcript(&a, &op) : run(&a, &op, noun, verb);
+		if (op.owner_connection != NULL && !cs_store_target_is_pg(a.cfg)) {
+			fprintf(stderr, "credsign-admin: --owner-connection: the configured store is SQLite (store.path "
+					"%s): the options are for a PostgreSQL store's owner\n", a.cfg->store.path);
+			rc = 2;
+		} else {
+			rc = strcmp(verb, "verify-transcript") == 0 ? cmd_verify_transcript(&a, &op)
+								     : run(&a, &op, noun, verb);
+		}
 	}
 	admin_close(&a);
 	return rc;

@@ -149,15 +149,15 @@ static int parse_args(int argc, char **argv, store_opts *op)
 	return 0;
 }
 
-/* --owner-connection: libpq's syntax, and no password in it. */
-static int owner_connection_ok(const char *conninfo)
+/* --owner-connection: libpq's syntax, and no password in it (admin.h). */
+int admin_owner_connection_ok(const char *conninfo)
 {
 	char *err = NULL;
 	PQconninfoOption *o = PQconninfoParse(conninfo, &err);
 	if (o == NULL) {
-		size_t n = err != NULL ? strcspn(err, "\n") : 0;
-		fprintf(stderr, "credsign-admin: --owner-connection: %.*s\n", (int)n,
-			err != NULL ? err : "out of memory");
+		char why[320];
+		cs_config_conninfo_error(conninfo, err != NULL ? err : "out of memory", why, sizeof(why));
+		fprintf(stderr, "credsign-admin: --owner-connection: %s\n", why);
 		PQfreemem(err);
 		return 0;
 	}
@@ -187,18 +187,29 @@ static int store_target(admin_ctx *a, const store_opts *op, cs_store_target *t)
 					"configuration whose store.backend is \"postgresql\" (the destination)\n");
 		return 1;
 	}
+	return admin_owner_target(a, op->owner_connection, op->owner_password_file, t);
+}
+
+/* The configuration's PostgreSQL store as the schema owner (admin.h). */
+int admin_owner_target(admin_ctx *a, const char *owner_connection, const char *owner_password_file,
+		       cs_store_target *t)
+{
+	if (owner_password_file != NULL && owner_connection == NULL) {
+		fprintf(stderr, "credsign-admin: --owner-password-file goes with --owner-connection\n");
+		return 2;
+	}
 	if (cs_store_target_from_config(a->cfg, t) != CS_OK)
 		return admin_fail("the configuration's store", CS_E_CONFIG);
 	t->application_name = "credsign-admin";
 	t->statement_timeout_ms = 0; /* reading a whole audit log may take longer than a node's statement */
-	if (op->owner_connection != NULL) {
-		if (!owner_connection_ok(op->owner_connection))
+	if (owner_connection != NULL) {
+		if (!admin_owner_connection_ok(owner_connection))
 			return 2;
-		t->conninfo = op->owner_connection;
-		t->password_file = op->owner_password_file;
+		t->conninfo = owner_connection;
+		t->password_file = owner_password_file;
 	}
 	const char *why = NULL;
-	if (op->owner_password_file != NULL && cs_secret_check_file(op->owner_password_file, &why) != CS_OK) {
+	if (owner_password_file != NULL && cs_secret_check_file(owner_password_file, &why) != CS_OK) {
 		fprintf(stderr, "credsign-admin: --owner-password-file: %s\n", why);
 		return 1;
 	}

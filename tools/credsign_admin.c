@@ -45,7 +45,11 @@
  * by more than half the retention between two checkpoints over the entries
  * kept (a clock set forward), unless --accept-clock-jump. Key events,
  * exports, purges, a local clock found far ahead and clock jumps refused
- * or accepted are audited as local:<unix user>.
+ * or accepted are audited as local:<unix user>. On a PostgreSQL store the
+ * purge (admin_audit_purge, run by a purge ceremony's execution) reads and
+ * purges as the schema owner (a->owner_connection, --owner-connection):
+ * the nodes' role may neither record a purge checkpoint nor call
+ * audit_purge; without the owner it refuses before anything is signed.
  *
  * The configuration comes from --config or $CREDSIGN_CONF. Output is JSON on
  * stdout; errors go to stderr and the exit status is 1 (2 for usage). A
@@ -975,7 +979,18 @@ int admin_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock_jump
 	if (purged != NULL)
 		*purged = 0;
 	cs_audit_now(local);
-	cs_err r = cs_store_connect_config(a->cfg, &store);
+	/* PostgreSQL: as the schema owner, the only role that may record a
+	 * purge checkpoint and call audit_purge (not the nodes' role) */
+	cs_store_target owner = {0};
+	int pg = cs_store_target_is_pg(a->cfg);
+	if (pg && a->owner_connection == NULL) {
+		fprintf(stderr, "credsign-admin: on a PostgreSQL store the purge runs as the schema owner: give "
+				"--owner-connection CONNINFO [--owner-password-file FILE]; nothing purged\n");
+		goto out;
+	}
+	if (pg && admin_owner_target(a, a->owner_connection, a->owner_password_file, &owner) != 0)
+		goto out;
+	cs_err r = pg ? cs_store_connect(&owner, &store) : cs_store_connect_config(a->cfg, &store);
 	if (r != CS_OK) {
 		admin_fail("opening the store", r);
 		goto out;
@@ -1032,7 +1047,8 @@ int admin_audit_purge(admin_ctx *a, const char *jwks_path, int accept_clock_jump
 	}
 	/* the boundary above was a preview: the store reads it again, and
 	 * re-checks it in the purge's transaction (the daemon may be writing) */
-	if ((r = cs_ledger_connect_config(a->cfg, &ledger)) != CS_OK ||
+	if ((r = pg ? cs_ledger_connect(&owner, a->cfg->audit.write_timeout_ms, &ledger)
+		    : cs_ledger_connect_config(a->cfg, &ledger)) != CS_OK ||
 	    (r = cs_ledger_audit_purge_through(ledger, cutoff, ref_seq, a->cfg->server.node_id,
 					       cs_audit_sign_checkpoint_cb, signer, &first, &boundary)) != CS_OK) {
 		admin_fail("purging", r);
@@ -1128,6 +1144,7 @@ static void usage(FILE *f)
 		   "       credsign-admin [--config FILE] ceremony approve ID --officer-cert C --officer-key K\n"
 		   "                      [--officer-module MODULE]\n"
 		   "       credsign-admin [--config FILE] ceremony execute ID [--jwks FILE]\n"
+		   "                      [--owner-connection CONNINFO [--owner-password-file FILE]]\n"
 		   "       credsign-admin [--config FILE] ceremony show ID\n"
 		   "       credsign-admin [--config FILE] ceremony transcript ID [--out FILE]\n"
 		   "       credsign-admin [--config FILE] ceremony list [--format text|json]\n"

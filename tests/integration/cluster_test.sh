@@ -20,7 +20,14 @@
 #     (status 1, naming the id), the node it collided with still serving
 #   - roles: the nodes' login may read the audit log but not UPDATE,
 #     DELETE or TRUNCATE it (nor certificates); the schema is the owner's;
-#     even the owner cannot UPDATE the audit log (the trigger)
+#     even the owner cannot UPDATE the audit log (the trigger); the nodes'
+#     login may neither EXECUTE audit_purge nor record a purge checkpoint
+#   - a purge ceremony's execution without --owner-connection is refused
+#     naming the options, nothing signed; with the owner's it runs
+#   - the database's guards re-checked by every node: a trigger of the
+#     audit log disabled by the owner makes every node's /readyz 503
+#     (store "tampered") within 5 s, logged once per node; enabled again,
+#     every node is ready again
 #   - the nodes stop cleanly (no sanitizer report in their logs)
 #
 #   cluster_test.sh BUILD_DIR STATE_DIR
@@ -161,6 +168,21 @@ check "a second daemon with node id node2 (in use): refused at start, status 1" 
 check "  it says which id and who holds it" grep -q "server.node_id node2 is in use by another running node" "$dup/credsignd.log"
 [ "$rc" = 1 ] || tail -5 "$dup/credsignd.log" | sed 's/^/#   /'
 check "  node 2 still serves" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$((p2 + 100))/readyz)\" = 200 ]"
+# a node whose clock runs 40 s ahead of the database's: refused at start
+# (sessions would expire, and its claim of node2's id be judged, by its clock)
+faketime_lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -1)
+if [ -n "$faketime_lib" ]; then
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		FAKETIME="+40s" LD_PRELOAD="$faketime_lib" timeout 60 "$BUILD/bin/credsignd" --config "$dup/credsignd.conf" \
+		> "$dup/skew.log" 2>&1
+	rc=$?
+	check "a node 40 s ahead of the database's clock: refused at start, status 1" test "$rc" = 1
+	check "  it says by how much and what to do" grep -q "ms ahead of the clock of the store's database.*synchronise" "$dup/skew.log"
+	[ "$rc" = 1 ] || tail -5 "$dup/skew.log" | sed 's/^/#   /'
+	check "  node 2 still holds its id and serves" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$((p2 + 100))/readyz)\" = 200 ]"
+else
+	echo "# libfaketime missing (package faketime): clock-skew check not run"
+fi
 
 # ---- roles: the nodes' login and the database's own guards ------------------------------------------------
 check "the nodes' login (credsign_n) reads the audit log" test "$(pg_sql node "SELECT count(*) > 0 FROM audit_log")" = t
@@ -175,15 +197,89 @@ check "  it may not TRUNCATE the audit log" denied "TRUNCATE audit_log"
 check "  it may not UPDATE certificates" denied "UPDATE certificates SET kid = kid"
 check "  it may not DELETE certificates" denied "DELETE FROM certificates"
 check "  it may not drop the append-only triggers" denied "ALTER TABLE audit_log DISABLE TRIGGER USER"
+check "  it may not EXECUTE audit_purge (the purge is the schema owner's)" denied "SELECT audit_purge(1)"
+check "  it may not record a purge checkpoint (which would let the entries it covers be deleted)" denied \
+	"INSERT INTO audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, jws) VALUES (1, 1, '\\x00', 't', 'n', 'purge', 'j')"
 check "  it is a member of credsign_node and owns nothing of the schema" \
 	test "$(pg_sql node "SELECT pg_has_role('credsign_node', 'member') AND (SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'credsign') = 'credsign_owner'")" = t
 out=$(pg_sql owner "UPDATE audit_log SET actor = 'x' WHERE seq = (SELECT max(seq) FROM audit_log)" 2>&1)
+# a key row written with the nodes' password alone (a P-256 key of the
+# attacker's, "retired" with a wide window): no warrant, so no node
+# publishes it (a certificate it signs would not verify against the JWKS)
+forged=$(openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl ec -pubout -outform DER 2>/dev/null |
+	python3 -c '
+import base64, hashlib, json, sys
+point = sys.stdin.buffer.read()[-65:]  # the uncompressed point: 04 || x || y
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+jwk = {"crv": "P-256", "kty": "EC", "x": b64(point[1:33]), "y": b64(point[33:])}
+kid = b64(hashlib.sha256(json.dumps(jwk, sort_keys=True, separators=(",", ":")).encode()).digest())
+print(kid + " " + json.dumps(jwk, separators=(",", ":")))')
+forged_kid=${forged%% *}
+forged_jwk=${forged#* }
+check "the nodes' login can write a key row (INSERT is a node's right)" \
+	pg_sql node "INSERT INTO signing_keys (kid, uri, jwk_json, status, activated_at, retired_at) VALUES
+		('$forged_kid', 'pkcs11:object=forged', '$forged_jwk', 'retired', '2020-01-01T00:00:00.000Z',
+		'2099-01-01T00:00:00.000Z')"
+forged_absent() {
+	local i
+	for i in $(seq $nodes); do
+		curl -sf $(client auditor) "${urls[$i - 1]}/.well-known/jwks.json" -o "$work/jwks-f$i.json" || return 1
+		grep -q -- "$forged_kid" "$work/jwks-f$i.json" && return 1
+		grep -q -- "$kid_new" "$work/jwks-f$i.json" || return 1
+	done
+}
+check "  no node publishes it: it has no warrant (real keys still listed)" forged_absent
+check "  the nodes say so" bash -c "grep -q 'key $forged_kid has no warrant' $CREDSIGN_CLUSTER_DIR/node*/credsignd.log"
+
 check "even the owner cannot UPDATE the audit log (the append-only trigger)" \
 	bash -c '[[ "$1" == *ERROR*append-only* ]]' _ "$out"
 [[ "$out" == *append-only* ]] || echo "#   $out"
 check "  nor DELETE an entry no purge covers" \
 	bash -c "[[ \"\$1\" == *ERROR* ]]" _ "$(pg_sql owner "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)" 2>&1)"
+
+# ---- the audit purge: a ceremony whose execution runs as the schema owner ---------------------------------
+out=$(ceremony_run "$conf" --action purge)
+rc=$?
+check "a purge ceremony executed without --owner-connection: refused, status 1" test $rc = 1
+check "  it names the options (--owner-connection CONNINFO [--owner-password-file FILE])" \
+	bash -c '[[ "$1" == *"--owner-connection CONNINFO [--owner-password-file FILE]"* ]]' _ "$out"
+[ $rc = 1 ] || echo "#   $out"
+check "  nothing signed: no purge checkpoint" \
+	test "$(pg_sql owner "SELECT count(*) FROM audit_checkpoints WHERE kind = 'purge'")" = 0
+out=$(ceremony_run "$conf" --action purge -- --owner-connection "$CREDSIGN_PG_URL" \
+	--owner-password-file "$CREDSIGN_PG_PASSWORD_FILE")
+rc=$?
+check "  with the owner's connection and password file: executed, status 0" test $rc = 0
+check "  it measured the log as the owner (purged, or nothing old enough)" \
+	bash -c '[[ "$1" == *"purged entries"* || "$1" == *"nothing to purge"* ]]' _ "$out"
+[ $rc = 0 ] || echo "#   $out"
 check "credsign-admin audit verify still passes" verify
+
+# ---- the database's guards, checked again by every node (the key watch's poll, each second) ---------------
+# readyz_all CODE STORE: every node's /readyz answers CODE with "store":"STORE" (within 5 s)
+readyz_all() {
+	local i t
+	for t in $(seq 50); do
+		for i in $(seq $nodes); do
+			curl -s --max-time 5 $(client auditor) "${urls[$i - 1]}/readyz" -o "$work/ready$i.json" -w '%{http_code}' \
+				> "$work/ready$i.code" || break
+			[ "$(cat "$work/ready$i.code")" = "$1" ] && grep -q "\"store\": *\"$2\"" "$work/ready$i.json" || break
+			[ "$i" = $nodes ] && return 0
+		done
+		sleep 0.1
+	done
+	cat "$work/ready$i.json"
+	return 1
+}
+check "the owner disables an append-only trigger of the audit log" \
+	pg_sql owner "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update"
+check "  every node notices within 5 s: /readyz 503, store \"tampered\"" readyz_all 503 tampered
+sleep 1.5
+check "  each node logs it once, naming the trigger" bash -c "for f in '$CREDSIGN_CLUSTER_DIR'/node*/credsignd.log; do
+	[ \"\$(grep -c 'tampered or damaged: trigger audit_log_no_update disabled; /readyz reports the store unavailable' \"\$f\")\" = 1 ] || exit 1; done"
+pg_sql owner "ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update" > /dev/null
+check "  enabled again: every node ready again within 5 s" readyz_all 200 ok
+check "  and says so" bash -c "[ \"\$(grep -l 'guards are as credsign made them again' '$CREDSIGN_CLUSTER_DIR'/node*/credsignd.log | wc -l)\" = $nodes ]"
 
 # ---- stop --------------------------------------------------------------------------------------------
 stop() { "$src/hsm-setup/dev-cluster" stop > "$work/stop.out" 2>&1; }

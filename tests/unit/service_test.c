@@ -1815,6 +1815,167 @@ static void test_rollover_statements(void **state)
 	cs_service_end(&rq);
 }
 
+/* ---- the JWKS publishes only keys with a warrant ------------------------------------ */
+
+/* A P-256 key made outside the token (whoever writes the store can make
+ * one): its kid and JWK text (malloc'd). */
+static EVP_PKEY *forged_key(char kid[44], char **jwk_text)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	json_t *jwk = NULL;
+	assert_non_null(k);
+	assert_int_equal(cs_jwk_thumbprint(k, kid), CS_OK);
+	assert_int_equal(cs_jwk_from_pkey(k, &jwk), CS_OK);
+	assert_non_null(*jwk_text = json_dumps(jwk, JSON_COMPACT | JSON_SORT_KEYS));
+	json_decref(jwk);
+	return k;
+}
+
+/* Insert into the store file at path a key row as whoever writes the
+ * store would: retired, with a window covering any certificate. */
+static void insert_key(const char *path, const char *kid, const char *jwk, const char *activated_by,
+		       const char *ceremony_sql, const char *status)
+{
+	sqlite3 *db = NULL;
+	char *err = NULL, *q = sqlite3_mprintf(
+				  "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at, activated_at, "
+				  "activated_by, activated_ceremony, retired_at) VALUES (%Q, 'pkcs11:object=forged', %Q, "
+				  "%Q, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', %Q, %s, %s)",
+				  kid, jwk, status, activated_by, ceremony_sql,
+				  strcmp(status, "retired") == 0 ? "'2099-01-01T00:00:00.000Z'" : "NULL");
+	assert_non_null(q);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, q, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", q, err != NULL ? err : "?");
+	sqlite3_free(q);
+	sqlite3_close(db);
+}
+
+/* credsign_jwks_keys_withheld_total as /metrics renders it. */
+static long withheld_count(void)
+{
+	char *text = NULL;
+	cs_metrics_gauges g = {0};
+	assert_int_equal(cs_metrics_render(&g, &text), CS_OK);
+	const char *at = strstr(text, "\ncredsign_jwks_keys_withheld_total ");
+	assert_non_null(at);
+	long n = strtol(at + strlen("\ncredsign_jwks_keys_withheld_total "), NULL, 10);
+	free(text);
+	return n;
+}
+
+static json_t *jwks_now(void)
+{
+	cs_caller stranger = who("stranger");
+	cs_service_req rq;
+	json_t *keys = NULL;
+	begin(&rq, &stranger, "jwks.read");
+	assert_int_equal(cs_service_jwks(&rq, NULL, &keys), CS_OK);
+	finish(&rq, CS_OK);
+	return keys;
+}
+
+static void test_the_jwks_withholds_forged_keys(void **state)
+{
+	(void)state;
+	/* the real keys so far: the bootstrapped first key (retired since),
+	 * the ones ceremonies activated, retired and compromised ones */
+	json_t *before = jwks_now();
+	size_t real = json_array_size(before);
+	assert_true(real >= 3);
+	assert_non_null(jwks_key(before, cs_signer_kid(first_key)));
+	/* forged rows, each as the nodes' database role (or whoever edits the
+	 * store file) could insert them: */
+	char kid[5][44], *jwk[5];
+	EVP_PKEY *k[5];
+	for (int i = 0; i < 5; i++)
+		k[i] = forged_key(kid[i], &jwk[i]);
+	/* a second "first key" of the store */
+	insert_key(cfg->store.path, kid[0], jwk[0], "config:pkcs11.signing_key", "NULL", "retired");
+	/* activated by a real ceremony (another key's) */
+	insert_key(cfg->store.path, kid[1], jwk[1], "local:test",
+		   "(SELECT id FROM ceremonies WHERE action = 'activate' AND state = 'executed' LIMIT 1)", "retired");
+	/* activated by nobody that counts */
+	insert_key(cfg->store.path, kid[2], jwk[2], "local:mallory", "NULL", "retired");
+	/* a kid whose recorded JWK is another key */
+	insert_key(cfg->store.path, kid[3], jwk[4], "config:pkcs11.signing_key", "NULL", "retired");
+	/* a JWK that is not one: left out, not the whole answer failed */
+	insert_key(cfg->store.path, kid[4], "not json", "config:pkcs11.signing_key", "NULL", "compromised");
+	long withheld = withheld_count();
+	json_t *after = jwks_now();
+	for (int i = 0; i < 5; i++)
+		if (jwks_key(after, kid[i]) != NULL)
+			fail_msg("forged key %d (%s) is published", i, kid[i]);
+	/* every real key stays, as it was */
+	assert_int_equal(json_array_size(after), real);
+	assert_true(json_equal(after, before));
+	/* each counted (and logged) once, then decided from the cache */
+	assert_int_equal(withheld_count(), withheld + 5);
+	json_decref(after);
+	after = jwks_now();
+	assert_true(json_equal(after, before));
+	assert_int_equal(withheld_count(), withheld + 5);
+	/* the rule on its own: what it says of a forged key and of a real one */
+	char why[CS_KEY_WHY_MAX];
+	assert_int_equal(cs_store_read_begin(store), CS_OK);
+	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL, kid[1], why, sizeof(why)),
+			 CS_E_CEREMONY_REFUSED);
+	if (strstr(why, "not the activation of this key") == NULL)
+		fail_msg("%s", why);
+	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL, kid[0], why, sizeof(why)),
+			 CS_E_CEREMONY_REFUSED);
+	assert_non_null(strstr(why, "names it as the key replaced"));
+	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL, kid[3], why, sizeof(why)),
+			 CS_E_CEREMONY_REFUSED);
+	assert_non_null(strstr(why, "thumbprint"));
+	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL,
+						cs_signer_kid(first_key), why, sizeof(why)),
+			 CS_OK);
+	cs_store_read_end(store);
+	json_decref(after);
+	json_decref(before);
+	for (int i = 0; i < 5; i++) {
+		EVP_PKEY_free(k[i]);
+		free(jwk[i]);
+	}
+}
+
+/* A store that never rotated: its first key is published as the only one
+ * recorded so; a key claiming a ceremony is not; two keys claiming to be
+ * the first: neither (the store is ambiguous, fail closed). */
+static void test_the_first_key_of_a_store(void **state)
+{
+	(void)state;
+	char path[700], kid[3][44], *jwk[3], why[CS_KEY_WHY_MAX];
+	EVP_PKEY *k[3];
+	snprintf(path, sizeof(path), "%s/first.db", dir);
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	for (int i = 0; i < 3; i++)
+		k[i] = forged_key(kid[i], &jwk[i]);
+	insert_key(path, kid[0], jwk[0], "config:pkcs11.signing_key", "NULL", "active");
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], why, sizeof(why)), CS_OK);
+	insert_key(path, kid[1], jwk[1], "local:test", "'cer_AAAAAAAAAAAAAAAAAAAAAA'", "retired");
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[1], why, sizeof(why)),
+			 CS_E_CEREMONY_REFUSED);
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], why, sizeof(why)), CS_OK);
+	/* of a signing profile: not a certificate key */
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, "docs", kid[0], why, sizeof(why)),
+			 CS_E_CEREMONY_REFUSED);
+	insert_key(path, kid[2], jwk[2], "system", "NULL", "retired");
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], why, sizeof(why)),
+			 CS_E_CEREMONY_REFUSED);
+	assert_non_null(strstr(why, "other key(s)"));
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[2], why, sizeof(why)),
+			 CS_E_CEREMONY_REFUSED);
+	cs_store_close(s);
+	for (int i = 0; i < 3; i++) {
+		EVP_PKEY_free(k[i]);
+		free(jwk[i]);
+	}
+}
+
 /* ---- set-up ---------------------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -1911,6 +2072,7 @@ static int teardown(void **state)
 	(void)state;
 	cs_service_rules_stop(&app);
 	cs_key_watch_free(app.keys);
+	cs_app_published_free(&app);
 	cs_store_close(store);
 	cs_ledger_close(app.ledger);
 	cs_audit_free(app.audit);
@@ -1953,7 +2115,9 @@ int main(void)
 		cmocka_unit_test(test_bootstrap_after_another_key),
 		cmocka_unit_test(test_forward_only),
 		cmocka_unit_test(test_the_revocation_list),
-		cmocka_unit_test(test_rollover_statements), /* leaves a bad statement: last */
+		cmocka_unit_test(test_rollover_statements), /* leaves a bad statement */
+		cmocka_unit_test(test_the_first_key_of_a_store),
+		cmocka_unit_test(test_the_jwks_withholds_forged_keys), /* leaves forged keys: last */
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,10 +9,22 @@
  *    naming the role and `credsign-admin store init`;
  *  - guards: a guard trigger disabled or dropped, or the one-active index
  *    dropped, refuses every open (read-write and read-only), naming it;
+ *  - the guards as made: a function's body replaced, a trigger disabled
+ *    (or made a replica's), moved, dropped or given a WHEN, audit_purge
+ *    made SECURITY INVOKER, dropped or given to another owner, a trigger
+ *    function's search_path changed, the one-active index redefined, a rule
+ *    added: each refuses every open and is noticed by
+ *    cs_store_guards_check (the daemon's periodic check) on a store opened
+ *    before it; put back, the check passes again;
  *  - roles: the owner's migration grants the node role its rights: a
  *    login member of it writes through the store, but UPDATE, DELETE and
  *    TRUNCATE of the audit log are refused by the database (privileges,
- *    and TRUNCATE by the trigger for the owner too); audit_purge works;
+ *    and TRUNCATE by the trigger for the owner too); the purge is the
+ *    owner's: the node role may neither execute audit_purge nor insert a
+ *    purge checkpoint (SQL or the store's calls), the owner and its
+ *    members may, and audit_purge then deletes what the checkpoint covers;
+ *    a version 9 schema (the node role granted EXECUTE) is migrated to 10
+ *    by the owner's open, which revokes it from every role;
  *  - conflicts as outcomes: a duplicate session, certificate or key is
  *    CS_E_CONFLICT and the transaction goes on and commits; a raw unique
  *    violation (a second active key) is CS_E_CONFLICT that fails the
@@ -232,7 +244,7 @@ static void test_migrate_once_concurrently(void **state)
 	PGresult *res = PQexec(c, "SELECT count(*), max(version) FROM credsign.schema_version");
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 	snprintf(buf, sizeof(buf), "%s/%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-	assert_string_equal(buf, "1/9");
+	assert_string_equal(buf, "1/10");
 	PQclear(res);
 	PQfinish(c);
 }
@@ -244,12 +256,12 @@ static void test_newer_schema_refused(void **state)
 	cs_store *s = NULL;
 	assert_int_equal(open_as("newer", NULL, 0, &s), CS_OK);
 	cs_store_close(s);
-	assert_int_equal(sql_on("newer", NULL, "UPDATE credsign.schema_version SET version = 10"), 0);
+	assert_int_equal(sql_on("newer", NULL, "UPDATE credsign.schema_version SET version = 11"), 0);
 	log_capture();
 	assert_int_equal(open_as("newer", NULL, 0, &s), CS_E_STORE_SCHEMA);
 	assert_null(s);
 	assert_int_equal(open_as("newer", NULL, 1, &s), CS_E_STORE_SCHEMA);
-	assert_int_equal(log_count("has schema version 10, newer than this program's 9"), 2);
+	assert_int_equal(log_count("has schema version 11, newer than this program's 10"), 2);
 }
 
 static void test_node_role_cannot_migrate(void **state)
@@ -299,6 +311,117 @@ static void test_guards(void **state)
 	assert_int_equal(log_count("tampered or damaged: index signing_keys_one_active missing"), 1);
 }
 
+
+/* Each guard is checked for what it is, not only its name: every trigger
+ * of the schema (the audit log's, the TRUNCATE ones, the purge
+ * checkpoint's) on its table, enabled and defined as made, every function
+ * with its body, SECURITY DEFINER or not, settings and owner, the
+ * one-active index's definition, and no rule. Each change refuses every
+ * open (logged naming it) and is noticed by cs_store_guards_check on a
+ * store opened before it (the daemon's periodic check: unlogged). */
+static const struct {
+	const char *db, *sql, *why;
+} tampering[] = {
+	{"g_body",
+	 "CREATE OR REPLACE FUNCTION credsign.audit_log_no_update_fn() RETURNS trigger LANGUAGE plpgsql "
+	 "SET search_path = credsign, pg_temp AS $f$ BEGIN RETURN NEW; END $f$",
+	 "function audit_log_no_update_fn altered (its body is not as credsign made it)"},
+	{"g_disabled", "ALTER TABLE credsign.audit_log DISABLE TRIGGER audit_log_no_delete",
+	 "trigger audit_log_no_delete disabled"},
+	{"g_replica", "ALTER TABLE credsign.certificates ENABLE REPLICA TRIGGER certificates_no_truncate",
+	 "trigger certificates_no_truncate disabled (it fires on replicas only)"},
+	{"g_moved",
+	 "DROP TRIGGER audit_log_no_truncate ON credsign.audit_log;"
+	 "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON credsign.store_probe"
+	 " FOR EACH STATEMENT EXECUTE FUNCTION credsign.audit_log_no_truncate_fn()",
+	 "trigger audit_log_no_truncate moved (on table store_probe, not audit_log)"},
+	{"g_dropped", "DROP TRIGGER audit_checkpoints_purge_owner ON credsign.audit_checkpoints",
+	 "trigger audit_checkpoints_purge_owner missing"},
+	{"g_when",
+	 "DROP TRIGGER signing_keys_no_delete ON credsign.signing_keys;"
+	 "CREATE TRIGGER signing_keys_no_delete BEFORE DELETE ON credsign.signing_keys FOR EACH ROW WHEN (false)"
+	 " EXECUTE FUNCTION credsign.signing_keys_no_delete_fn()",
+	 "trigger signing_keys_no_delete altered (not as credsign made it)"},
+	{"g_invoker", "ALTER FUNCTION credsign.audit_purge(bigint) SECURITY INVOKER",
+	 "function audit_purge altered (SECURITY INVOKER; credsign made it SECURITY DEFINER)"},
+	{"g_path", "CREATE SCHEMA evil; ALTER FUNCTION credsign.audit_log_no_delete_fn() SET search_path = evil",
+	 "function audit_log_no_delete_fn altered (its settings: search_path)"},
+	{"g_owner",
+	 "DO $d$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'g_other') THEN CREATE ROLE g_other;"
+	 " END IF; END $d$; ALTER FUNCTION credsign.audit_purge(bigint) OWNER TO g_other",
+	 "function audit_purge owned by another role than the schema owner"},
+	{"g_dropfn", "DROP FUNCTION credsign.audit_purge(bigint)", "function audit_purge missing"},
+	{"g_index",
+	 "DROP INDEX credsign.signing_keys_one_active;"
+	 "CREATE UNIQUE INDEX signing_keys_one_active ON credsign.signing_keys((coalesce(profile, '')))"
+	 " WHERE status = 'ACTIVE'",
+	 "index signing_keys_one_active altered (not as credsign made it)"},
+	{"g_rule", "CREATE RULE audit_quiet AS ON INSERT TO credsign.audit_log DO INSTEAD NOTHING",
+	 "rule audit_quiet on table audit_log (credsign makes none)"},
+};
+
+static void test_guards_as_made(void **state)
+{
+	(void)state;
+	char why[512];
+	for (size_t i = 0; i < sizeof(tampering) / sizeof(tampering[0]); i++) {
+		make_db(tampering[i].db);
+		cs_store *s = NULL, *again = NULL;
+		assert_int_equal(open_as(tampering[i].db, NULL, 0, &s), CS_OK);
+		assert_int_equal(cs_store_guards_check(s, why, sizeof(why)), CS_OK);
+		assert_string_equal(why, "");
+		assert_int_equal(sql_on(tampering[i].db, NULL, tampering[i].sql), 0);
+		/* the periodic check on the store opened before: noticed, not logged */
+		log_capture();
+		assert_int_equal(cs_store_guards_check(s, why, sizeof(why)), CS_E_STORE);
+		assert_int_equal(log_count_keep("tampered"), 0);
+		if (strstr(why, tampering[i].why) == NULL)
+			fail_msg("%s: \"%s\" does not say \"%s\"", tampering[i].db, why, tampering[i].why);
+		assert_non_null(strstr(why, "tampered or damaged: "));
+		/* every open refused, logged naming it; read-only too, but for the
+		 * audit log's own guards: audit verify reads on (warned), its chain
+		 * and checkpoints say what changed */
+		int audit = strncmp(tampering[i].why, "trigger audit_", 14) == 0 ||
+			    strncmp(tampering[i].why, "function audit_", 15) == 0;
+		assert_int_equal(open_as(tampering[i].db, NULL, 0, &again), CS_E_STORE);
+		assert_null(again);
+		assert_int_equal(open_as(tampering[i].db, NULL, 1, &again), audit ? CS_OK : CS_E_STORE);
+		cs_store_close(again);
+		assert_int_equal(log_count(tampering[i].why), 2);
+		cs_store_close(s);
+	}
+
+	/* put back as made: the periodic check says so, opens succeed again */
+	cs_store *s = NULL;
+	make_db("g_ok");
+	assert_int_equal(open_as("g_ok", NULL, 0, &s), CS_OK);
+	assert_int_equal(sql_on("g_ok", NULL, "ALTER TABLE credsign.audit_log DISABLE TRIGGER audit_log_no_update"), 0);
+	assert_int_equal(cs_store_guards_check(s, why, sizeof(why)), CS_E_STORE);
+	assert_int_equal(sql_on("g_ok", NULL, "ALTER TABLE credsign.audit_log ENABLE TRIGGER audit_log_no_update"), 0);
+	assert_int_equal(cs_store_guards_check(s, why, sizeof(why)), CS_OK);
+	assert_string_equal(why, "");
+	cs_store *again = NULL;
+	assert_int_equal(open_as("g_ok", NULL, 1, &again), CS_OK);
+	cs_store_close(again);
+	/* a SQLite store checks its guards at open only */
+	char dir[] = "/tmp/store_pg_test_sq_XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	assert_int_equal(cs_store_open(path, &again), CS_OK);
+	assert_int_equal(cs_store_guards_check(again, why, sizeof(why)), CS_OK);
+	cs_store_close(again);
+	unlink(path);
+	rmdir(dir);
+	/* a store that does not answer: its own failure, why "" */
+	assert_int_equal(ts_pg_ctl(&pg, "stop"), 0);
+	log_capture();
+	assert_int_not_equal(cs_store_guards_check(s, why, sizeof(why)), CS_OK);
+	assert_string_equal(why, "");
+	free(log_end());
+	assert_int_equal(ts_pg_ctl(&pg, "start"), 0);
+	cs_store_close(s);
+}
+
 /* ---- roles ----------------------------------------------------------------------------- */
 
 static void test_roles(void **state)
@@ -330,19 +453,44 @@ static void test_roles(void **state)
 	assert_int_equal(sql_on("roles", "cs_owner", "UPDATE credsign.audit_log SET actor = 'b'"), -1);
 	assert_int_equal(sql_on("roles", "cs_owner", "DELETE FROM credsign.audit_log"), -1);
 	assert_int_equal(sql_on("roles", "cs_owner", "TRUNCATE credsign.audit_log"), -1);
-	/* the purge through the owner's function: only what a purge checkpoint covers */
+	/* the purge is the owner's: the node role can neither purge nor forge
+	 * the purge checkpoint that would let the delete trigger pass */
+	const char *purge_cp = "INSERT INTO credsign.audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, "
+			       "jws) VALUES (1, 1, '\\x01', 't', 'n', 'purge', 'j')";
 	assert_int_equal(sql_on("roles", "node1", "SELECT credsign.audit_purge(1)"), -1);
+	assert_int_equal(sql_on("roles", "node1", purge_cp), -1);
 	assert_int_equal(sql_on("roles", "node1",
 				"INSERT INTO credsign.audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, "
-				"jws) VALUES (1, 1, '\\x01', 't', 'n', 'purge', 'j')"),
-			 0);
-	assert_int_equal(sql_on("roles", "node1", "SELECT credsign.audit_purge(1)"), 0);
+				"jws) VALUES (1, 1, '\\x01', 't', 'n', 'periodic', 'j')"),
+			 0); /* the nodes' own checkpoints still go in */
+	/* nor through the store's calls */
+	uint8_t h[32] = {1};
+	assert_int_equal(cs_store_write_begin(node, 0), CS_OK);
+	assert_int_equal(cs_store_checkpoint_insert(node, 1, 1, h, "t", "n", "purge", "j"), CS_E_STORE);
+	assert_int_equal(cs_store_write_end(node, CS_OK), CS_E_STORE);
+	assert_int_equal(cs_store_write_begin(node, 0), CS_OK);
+	assert_int_equal(cs_store_audit_delete_through(node, 1), CS_E_STORE);
+	assert_int_equal(cs_store_write_end(node, CS_OK), CS_E_STORE);
+	/* the owner may; audit_purge then removes only what the checkpoint covers */
+	assert_int_equal(cs_store_write_begin(owner, 0), CS_OK);
+	assert_int_equal(cs_store_checkpoint_insert(owner, 1, 1, h, "t", "n", "purge", "j"), CS_OK);
+	assert_int_equal(cs_store_audit_delete_through(owner, 2), CS_E_STORE); /* 2: no purge covers it */
+	assert_int_equal(cs_store_write_end(owner, CS_OK), CS_E_STORE);
+	assert_int_equal(sql_on("roles", "cs_owner", purge_cp), 0);
+	assert_int_equal(cs_store_write_begin(owner, 0), CS_OK);
+	assert_int_equal(cs_store_audit_delete_through(owner, 1), CS_OK);
+	assert_int_equal(cs_store_write_end(owner, CS_OK), CS_OK);
+	/* a member of the owner role may too */
+	assert_int_equal(ts_pg_sql(&pg, "CREATE ROLE owner_member LOGIN IN ROLE cs_owner"), 0);
+	assert_int_equal(sql_on("roles", "owner_member", purge_cp), 0);
+	assert_int_equal(sql_on("roles", "owner_member", "SELECT credsign.audit_purge(1)"), 0);
 	char ci[256], buf[16];
 	snprintf(ci, sizeof(ci), "host=%s port=%d dbname=roles user=pgsuper", pg.dir, pg.port);
 	PGconn *c = PQconnectdb(ci);
-	PGresult *res = PQexec(c, "SELECT min(seq) FROM credsign.audit_log");
+	PGresult *res = PQexec(c, "SELECT min(seq) || '/' || (SELECT count(*) FROM credsign.audit_checkpoints "
+				  "WHERE kind = 'purge') FROM credsign.audit_log");
 	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
-	assert_string_equal(buf, "2");
+	assert_string_equal(buf, "2/2"); /* entry 1 purged; the purge checkpoints of the owner and its member */
 	PQclear(res);
 	PQfinish(c);
 	cs_store_close(node);
@@ -363,6 +511,55 @@ static void test_roles(void **state)
 	assert_int_equal(log_count("role late_nodes granted its rights"), 1);
 	assert_int_equal(sql_on("roles", "late1", "SELECT count(*) FROM credsign.store_probe"), 0);
 	assert_int_equal(sql_on("roles", "late1", "DELETE FROM credsign.audit_log"), -1);
+	assert_int_equal(sql_on("roles", "late1", "SELECT credsign.audit_purge(1)"), -1);
+}
+
+/* A store made at schema version 9 (the node role granted EXECUTE on
+ * audit_purge, no purge-checkpoint trigger): the nodes cannot open it
+ * until the owner's open migrates it to 10, which takes the purge from
+ * every role but the owner. */
+static void test_purge_v9_migrated(void **state)
+{
+	(void)state;
+	make_db("v9");
+	assert_int_equal(sql_on("v9", NULL, "GRANT CREATE ON DATABASE v9 TO cs_owner"), 0);
+	cs_store *s = NULL;
+	assert_int_equal(open_as("v9", "cs_owner", 0, &s), CS_OK);
+	cs_store_close(s);
+	/* back to what version 9 made */
+	assert_int_equal(sql_on("v9", NULL,
+				"DROP TRIGGER audit_checkpoints_purge_owner ON credsign.audit_checkpoints;"
+				"DROP FUNCTION credsign.audit_checkpoints_purge_owner_fn();"
+				"GRANT EXECUTE ON FUNCTION credsign.audit_purge(bigint) TO credsign_node, node1;"
+				"UPDATE credsign.schema_version SET version = 9"),
+			 0);
+	const char *purge_cp = "INSERT INTO credsign.audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, "
+			       "jws) VALUES (1, 1, '\\x01', 't', 'n', 'purge', 'j')";
+	assert_int_equal(sql_on("v9", "node1", "SELECT credsign.audit_purge(0)"), 0); /* what F2 found */
+	log_capture();
+	assert_int_equal(open_as("v9", "node1", 0, &s), CS_E_STORE_SCHEMA);
+	assert_null(s);
+	assert_int_equal(log_count_keep("schema version 9, this program needs 10, and role node1 cannot migrate it"), 1);
+	assert_int_equal(open_as("v9", "cs_owner", 0, &s), CS_OK);
+	cs_store_close(s);
+	assert_int_equal(log_count("schema migrated to version 10"), 1);
+	assert_int_equal(sql_on("v9", "node1", "SELECT credsign.audit_purge(0)"), -1);
+	assert_int_equal(sql_on("v9", "node1", purge_cp), -1);
+	assert_int_equal(sql_on("v9", "node1", "SELECT count(*) FROM credsign.audit_checkpoints"), 0);
+	char ci[256], buf[64];
+	snprintf(ci, sizeof(ci), "host=%s port=%d dbname=v9 user=pgsuper", pg.dir, pg.port);
+	PGconn *c = PQconnectdb(ci);
+	PGresult *res = PQexec(c, "SELECT (SELECT max(version) FROM credsign.schema_version) || '/' || "
+				  "(SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a WHERE "
+				  "p.oid = 'credsign.audit_purge(bigint)'::regprocedure AND a.grantee <> p.proowner)");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
+	assert_string_equal(buf, "10/0");
+	PQclear(res);
+	PQfinish(c);
+	assert_int_equal(open_as("v9", "node1", 0, &s), CS_OK);
+	cs_store_close(s);
+	assert_int_equal(sql_on("v9", "cs_owner", purge_cp), 0);
 }
 
 /* ---- conflicts ------------------------------------------------------------------------ */
@@ -791,7 +988,9 @@ int main(void)
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_node_role_cannot_migrate),
 		cmocka_unit_test(test_guards),
+		cmocka_unit_test(test_guards_as_made),
 		cmocka_unit_test(test_roles),
+		cmocka_unit_test(test_purge_v9_migrated),
 		cmocka_unit_test(test_conflicts),
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_write_lock),

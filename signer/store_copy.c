@@ -24,9 +24,10 @@
 
 #include "cs_log.h"
 
-/* The schema version whose tables are listed below (store_sqlite.c's
- * SCHEMA_VERSION, store_pg_internal.h's PG_SCHEMA_VERSION): a migration
- * that changes a table must change this list and this number. */
+/* The SQLite schema version whose tables are listed below (store_sqlite.c's
+ * SCHEMA_VERSION; PostgreSQL's, PG_SCHEMA_VERSION, holds the same tables
+ * and more guards): a migration that changes a table must change this
+ * list and this number. */
 #define COPY_SCHEMA_VERSION 9
 /* The write lock every node takes (store_pg.c's PG_WRITE_LOCK). */
 #define COPY_WRITE_LOCK "7163220305711862835"

@@ -1004,7 +1004,10 @@ static size_t bucket_of(size_t n)
 }
 
 /* Apply the jobs of a list (linked by next) in one write transaction,
- * each in its own savepoint, and set their results. */
+ * each in its own savepoint, and set their results. A batch of one needs
+ * no savepoint: its failure rolls the transaction back, which leaves the
+ * same (two statements fewer on a database server, where each is a round
+ * trip made while the write lock is held). */
 static void run_batch(cs_ledger *l, job *jobs, size_t n)
 {
 	cs_store *s = l->writer;
@@ -1019,17 +1022,19 @@ static void run_batch(cs_ledger *l, job *jobs, size_t n)
 	int store_failure = 0;
 	for (job *j = jobs; j != NULL; j = j->next)
 		j->result = CS_OK;
+	int alone = jobs != NULL && jobs->next == NULL;
 	for (job *j = jobs; r == CS_OK && j != NULL; j = j->next) {
 		head_ctx before = h;
-		if ((r = cs_store_savepoint(s)) != CS_OK)
+		if (!alone && (r = cs_store_savepoint(s)) != CS_OK)
 			break;
 		j->result = apply(s, &h, j);
 		if (j->result != CS_OK) {
 			h = before; /* the job rolls back alone: nothing of it is left */
 			store_failure |= cs_err_category_of(j->result) == CS_CAT_STORE;
 		}
-		/* a savepoint that cannot end leaves the transaction unknown */
-		r = cs_store_savepoint_end(s, j->result);
+		/* a savepoint that cannot end leaves the transaction unknown; a
+		 * job alone that failed: the transaction is rolled back */
+		r = alone ? j->result : cs_store_savepoint_end(s, j->result);
 	}
 	r = cs_store_write_end(s, r);
 	for (job *j = jobs; r != CS_OK && j != NULL; j = j->next)

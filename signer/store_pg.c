@@ -572,7 +572,7 @@ static cs_err pg_write_begin(cs_store *store, int64_t deadline_ms)
 	/* BEGIN, the deadline and the write lock in one round trip: the lock
 	 * is held until the commit, so every round trip under it costs every
 	 * node's writes */
-	char sql[256];
+	char sql[384];
 	int64_t left = 0;
 	if (deadline_ms > 0) {
 		left = deadline_ms - mono_ms();
@@ -584,10 +584,11 @@ static cs_err pg_write_begin(cs_store *store, int64_t deadline_ms)
 			left = 0x7fffffff;
 		snprintf(sql, sizeof(sql),
 			 "BEGIN; SELECT set_config('lock_timeout', '%lld', true), "
-			 "set_config('statement_timeout', '%lld', true); SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ")",
+			 "set_config('statement_timeout', '%lld', true); SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK
+			 "); " PG_AUDIT_HEAD,
 			 (long long)left, (long long)left);
 	} else {
-		snprintf(sql, sizeof(sql), "BEGIN; SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ")");
+		snprintf(sql, sizeof(sql), "BEGIN; SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK "); " PG_AUDIT_HEAD);
 	}
 	cs_err r = ensure_connected(s); /* a broken connection is made again first */
 	if (r != CS_OK)
@@ -596,7 +597,9 @@ static cs_err pg_write_begin(cs_store *store, int64_t deadline_ms)
 	s->tx_failed = 0;
 	s->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
 	s->opening = 1;
-	r = pg_exec_once(s, "beginning a write (taking the write lock)", sql, 0, NULL, 0);
+	pg_head_drop(s);
+	/* the head, the last statement's answer: the ledger reads it first */
+	r = run(s, "beginning a write (taking the write lock)", sql, 0, NULL, NULL, NULL, 0, 0, &s->head);
 	s->opening = 0;
 	if (r != CS_OK && s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(s->conn) == PQTRANS_IDLE)
@@ -604,8 +607,24 @@ static cs_err pg_write_begin(cs_store *store, int64_t deadline_ms)
 	return r;
 }
 
+PGresult *pg_head_take(pg_store *s)
+{
+	PGresult *h = s->in_tx == 2 ? s->head : NULL;
+	if (h == NULL)
+		pg_head_drop(s);
+	s->head = NULL;
+	return h;
+}
+
+void pg_head_drop(pg_store *s)
+{
+	PQclear(s->head);
+	s->head = NULL;
+}
+
 static void tx_reset(pg_store *s)
 {
+	pg_head_drop(s);
 	s->in_tx = 0;
 	s->tx_failed = 0;
 	s->deadline_ms = 0;
@@ -1532,6 +1551,7 @@ static void pg_close(cs_store *store)
 	pg_store *s = (pg_store *)store;
 	if (s == NULL)
 		return;
+	pg_head_drop(s);
 	if (s->conn != NULL)
 		PQfinish(s->conn);
 	stmts_free(s);

@@ -46,6 +46,10 @@ typedef struct {
 	uint64_t several_active; /* as the SQLite backend's: logged once per state */
 	int outage_logged;  /* the loss of the connection was logged */
 	int opening;        /* running the statement that begins a transaction */
+	/* the audit head (PG_AUDIT_HEAD's rows), read in the round trip that
+	 * took the write lock; given to the first cs_store_audit_last of the
+	 * write, dropped by an append, a purge and the transaction's end */
+	PGresult *head;
 	int counted;        /* counted in the process's open connections (the pool cap) */
 	pg_stmt_cache *stmts;
 	struct pg_target_copy *target; /* to reconnect */
@@ -77,6 +81,13 @@ cs_err pg_bytea(PGresult *res, int row, int col, unsigned char **out, size_t *le
 /* Parameters: an integer, and a hash as bytea's hex input. */
 const char *pg_i64(char buf[24], int64_t v);
 const char *pg_hash_param(char buf[67], const uint8_t hash[32]);
+
+/* The audit head: the newest entry's seq, entry_hash and ts. */
+#define PG_AUDIT_HEAD "SELECT seq, entry_hash, ts FROM audit_log ORDER BY seq DESC LIMIT 1"
+/* The head read with the write lock, when it is still valid (the caller
+ * owns it; NULL: read it), and dropping it. */
+PGresult *pg_head_take(pg_store *s);
+void pg_head_drop(pg_store *s);
 
 /* Several reads of one call in one snapshot, unless a transaction is open
  * (then nothing is begun): *began says whether snapshot_end must end it. */

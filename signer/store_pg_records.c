@@ -112,7 +112,7 @@ static const char SQL_KEY_FORMATS[] =
 	"EXISTS (SELECT 1 FROM signatures WHERE profile = $1 AND kid = $2 AND format = 'digest')::int, "
 	"EXISTS (SELECT 1 FROM signatures WHERE profile = $1 AND kid = $2 AND format = 'dsse')::int, "
 	"EXISTS (SELECT 1 FROM signatures WHERE profile = $1 AND kid = $2 AND format = 'jws')::int";
-static const char SQL_AUDIT_LAST[] = "SELECT seq, entry_hash, ts FROM audit_log ORDER BY seq DESC LIMIT 1";
+static const char SQL_AUDIT_LAST[] = PG_AUDIT_HEAD;
 static const char SQL_AUDIT_INSERT[] =
 	"INSERT INTO audit_log (" AUDIT_COLUMNS ") "
 	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
@@ -556,7 +556,15 @@ static cs_err pg_audit_last(cs_store *store, int64_t *seq, uint8_t hash[32], cha
 	PGresult *res = NULL;
 	const char *t = NULL;
 	ts[0] = '\0';
-	cs_err r = one_row(s, "reading the audit head", SQL_AUDIT_LAST, 0, NULL, &res);
+	/* the head the write lock's round trip read, else a query */
+	cs_err r = CS_OK;
+	if ((res = pg_head_take(s)) != NULL && PQntuples(res) < 1) {
+		PQclear(res);
+		res = NULL;
+		r = CS_E_NOT_FOUND;
+	} else if (res == NULL) {
+		r = one_row(s, "reading the audit head", SQL_AUDIT_LAST, 0, NULL, &res);
+	}
 	if (r == CS_OK && (r = pg_int(res, 0, 0, seq)) == CS_OK && (r = pg_hash(res, 0, 1, hash)) == CS_OK &&
 	    (r = pg_text(res, 0, 2, 0, &t)) == CS_OK && snprintf(ts, 32, "%s", t) >= 32) {
 		cs_log_error("store: the newest audit entry's time '%.40s...' is too long", t);
@@ -572,6 +580,7 @@ static cs_err pg_audit_insert(cs_store *store, const cs_audit_entry *e, const ui
 {
 	pg_store *s = (pg_store *)store;
 	char seq[24], ph[67], eh[67];
+	pg_head_drop(s); /* the head moves */
 	const char *const p[15] = {pg_i64(seq, e->seq), e->ts, e->node, e->actor, e->actor_cert_sha256,
 				   e->role, e->action, e->object, e->project, e->environment, e->outcome,
 				   e->error_code, e->request_id, pg_hash_param(ph, prev), pg_hash_param(eh, hash)};
@@ -604,6 +613,7 @@ static cs_err pg_audit_delete_through(cs_store *store, int64_t seq)
 	char b[24];
 	const char *const p[] = {pg_i64(b, seq)};
 	int64_t deleted = 0;
+	pg_head_drop(s); /* the head may go */
 	/* a function's rows are no statement's: count them here */
 	cs_err r = one_int(s, "purging the audit log", SQL_AUDIT_PURGE, 1, p, &deleted);
 	if (r == CS_OK)

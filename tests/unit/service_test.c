@@ -46,6 +46,7 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2067,6 +2068,53 @@ static int setup(void **state)
 	return cs_service_rules_start(&app, cfg) == CS_OK ? 0 : -1;
 }
 
+/* ---- node ids --------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t terminated;
+static void on_term(int sig)
+{
+	(void)sig;
+	terminated = 1;
+}
+
+/* A node claims its id; another instance cannot take it while it is
+ * renewed; once this node went unseen past CS_NODE_LIVE_MS another takes
+ * it, and this node's next renewal stops it (SIGTERM to itself, the
+ * daemon's clean stop): two nodes never write under one id. */
+static void test_node_id_taken_stops_the_node(void **state)
+{
+	(void)state;
+	char *holder = NULL;
+	const char *id = cfg->server.node_id;
+	assert_int_equal(cs_app_node_instance(&app), CS_OK);
+	assert_int_equal(cs_app_node_claim(&app), CS_OK);
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	int64_t now = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+	assert_int_equal(cs_store_write_begin(store, 0), CS_OK);
+	assert_int_equal(cs_store_node_claim(store, id, "another-instance", "elsewhere", 4242, now, CS_NODE_LIVE_MS,
+					     &holder),
+			 CS_E_CONFLICT);
+	assert_non_null(strstr(holder, "pid "));
+	free(holder);
+	holder = NULL;
+	/* later than the claim's life: the other instance takes it */
+	assert_int_equal(cs_store_node_claim(store, id, "another-instance", "elsewhere", 4242,
+					     now + CS_NODE_LIVE_MS + 1000, CS_NODE_LIVE_MS, &holder),
+			 CS_OK);
+	assert_int_equal(cs_store_write_end(store, CS_OK), CS_OK);
+	struct sigaction sa = {.sa_handler = on_term}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGTERM, &sa, &old), 0);
+	terminated = 0;
+	cs_app_node_renew(&app, INT64_MAX / 2);
+	assert_int_equal(sigaction(SIGTERM, &old, NULL), 0);
+	assert_true(terminated);
+	/* the row is the other's: a release leaves it so */
+	assert_int_equal(cs_ledger_node_release(app.ledger, id, app.node.instance, app.node.host, (int64_t)getpid()),
+			 CS_E_CONFLICT);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -2103,6 +2151,7 @@ int main(void)
 		cmocka_unit_test(test_reads_by_role),
 		cmocka_unit_test(test_admit_before_the_scope),
 		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_node_id_taken_stops_the_node),
 		cmocka_unit_test(test_reload_swaps_rules),
 		/* these change the signing keys: last */
 		cmocka_unit_test(test_x5c_of_a_signer),

@@ -44,6 +44,9 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -406,6 +409,42 @@ static void test_network_allowed(void **state)
 	fprintf(stderr, "network work: %.1f ms unconfined, %.1f ms confined\n",
 		(double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6,
 		(double)(c.tv_sec - b.tv_sec) * 1e3 + (double)(c.tv_nsec - b.tv_nsec) / 1e6);
+}
+
+/* What libpq does to reach a PostgreSQL store by name: resolve it (files,
+ * then DNS: a UDP socket, sendmmsg, poll, recvfrom), then a TCP connect
+ * (refused here): allowed in the network process of a PostgreSQL store,
+ * and the TCP socket not in the one of a SQLite store. */
+static int resolve_work(void *arg)
+{
+	(void)arg;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	if (getaddrinfo("localhost", "5432", &hints, &ai) != 0 || ai == NULL)
+		return 10;
+	freeaddrinfo(ai);
+	ai = NULL;
+	/* through the resolver (RES_OPTIONS bounds the wait); the answer does
+	 * not matter, the calls made for it do */
+	if (getaddrinfo("credsign-db.invalid", "5432", &hints, &ai) == 0)
+		freeaddrinfo(ai);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 11;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(1), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int err = errno;
+	close(fd);
+	return rc == -1 && err == ECONNREFUSED ? 0 : 12;
+}
+
+static void test_database_client_allowed(void **state)
+{
+	(void)state;
+	child_result res;
+	setenv("RES_OPTIONS", "timeout:1 attempts:1", 1);
+	run_child(CS_CONFINE_NETWORK_DB, REPORT_PIPE, resolve_work, NULL, &res);
+	expect_exit0("a PostgreSQL client's calls", &res);
+	unsetenv("RES_OPTIONS");
 }
 
 static void test_key_allowed(void **state)
@@ -1185,6 +1224,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_syscall_name),
 		cmocka_unit_test(test_network_allowed),
+		cmocka_unit_test(test_database_client_allowed),
 		cmocka_unit_test(test_key_allowed),
 		cmocka_unit_test(test_forbidden),
 		cmocka_unit_test(test_forbidden_report_stderr),

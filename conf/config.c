@@ -547,62 +547,39 @@ bool cs_config_sslmode_known(const char *sslmode)
 	return false;
 }
 
-/* The password written in a connection string, found without libpq (whose
- * parser refused the string): a URI's user info after its ':' (up to the
- * '@'), or the value after "password=". *len 0: none. */
-static const char *written_password(const char *v, size_t *len)
+/* Whether a text libpq quotes in a parse error is safe to show: one
+ * punctuation character ("=") or one of libpq's keywords ("dbname"). All
+ * else (a value, a URI's part, a token it could not decode) may hold the
+ * password, wherever it was written in the string. */
+static int conninfo_quote_shown(const char *q, size_t n)
 {
-	*len = 0;
-	const char *scheme = strstr(v, "://");
-	if (scheme != NULL && (strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0)) {
-		const char *info = scheme + 3;
-		size_t span = strcspn(info, "/?");
-		const char *at = memchr(info, '@', span);
-		const char *colon = at != NULL ? memchr(info, ':', (size_t)(at - info)) : NULL;
-		if (colon != NULL) {
-			*len = (size_t)(at - colon - 1);
-			return colon + 1;
-		}
-		return NULL;
-	}
-	const char *p = strstr(v, "password");
-	if (p == NULL)
-		return NULL;
-	p += strlen("password");
-	p += strspn(p, " \t");
-	if (*p != '=')
-		return NULL;
-	p++;
-	p += strspn(p, " \t");
-	if (*p == '\'')
-		p++;
-	*len = strcspn(p, "' \t");
-	return p;
+	if (n == 1 && strchr("=&?:/@[]'\\", q[0]) != NULL)
+		return 1;
+	PQconninfoOption *defs = PQconndefaults();
+	int known = 0;
+	for (const PQconninfoOption *o = defs; o != NULL && o->keyword != NULL && !known; o++)
+		known = strlen(o->keyword) == n && memcmp(o->keyword, q, n) == 0 && strcmp(o->keyword, "password") != 0;
+	PQconninfoFree(defs);
+	return known;
 }
 
 void cs_config_conninfo_error(const char *conninfo, const char *err, char *out, size_t size)
 {
-	size_t plen = 0, o = 0;
-	const char *pw = written_password(conninfo, &plen);
+	(void)conninfo; /* what it holds is never copied: only libpq's words are */
+	size_t o = 0;
 	if (size == 0)
 		return;
-	/* the first line; a quoted text libpq echoes that touches the password
-	 * (the whole string, a token of it) is left out */
+	/* the first line; a quoted text is shown only when it cannot hold a secret */
 	size_t n = strcspn(err, "\n");
 	for (size_t i = 0; i < n && o + 1 < size;) {
 		const char *end = err[i] == '"' ? memchr(err + i + 1, '"', n - i - 1) : NULL;
 		if (end != NULL) {
 			const char *q = err + i + 1;
 			size_t qlen = (size_t)(end - q);
-			int secret = qlen > 0 && plen > 0 &&
-				     (memmem(q, qlen, pw, plen) != NULL || memmem(pw, plen, q, qlen) != NULL);
-			/* libpq quotes the whole string: it holds the password */
-			secret |= qlen == strlen(conninfo) && memcmp(q, conninfo, qlen) == 0;
-			const char *put = secret ? "\"(not shown)\"" : NULL;
-			size_t plen2 = secret ? strlen(put) : qlen + 2;
-			if (!secret)
-				put = err + i;
-			for (size_t k = 0; k < plen2 && o + 1 < size; k++)
+			int shown = conninfo_quote_shown(q, qlen);
+			const char *put = shown ? err + i : "\"(not shown)\"";
+			size_t len = shown ? qlen + 2 : strlen(put);
+			for (size_t k = 0; k < len && o + 1 < size; k++)
 				out[o++] = put[k];
 			i += qlen + 2;
 			continue;

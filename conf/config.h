@@ -116,9 +116,10 @@ typedef enum { CS_CONFIG_STORE_SQLITE = 0, CS_CONFIG_STORE_POSTGRESQL = 1 } cs_c
  * accepts (disable, allow, prefer, require, verify-ca, verify-full). */
 bool cs_config_sslmode_known(const char *sslmode);
 /* libpq's complaint about conninfo (PQconninfoParse's err) for a message:
- * its first line, any quoted text of it that shows the password written
- * in conninfo (or the whole string) replaced by "(not shown)", trailing
- * punctuation dropped; into out (size bytes, truncated). */
+ * its first line, every quoted text of it replaced by "(not shown)" but
+ * libpq's own keywords and single punctuation characters (a quoted text
+ * may be the password, or a token of it), trailing punctuation dropped;
+ * into out (size bytes, truncated). */
 void cs_config_conninfo_error(const char *conninfo, const char *err, char *out, size_t size);
 
 typedef struct {

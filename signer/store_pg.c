@@ -210,7 +210,7 @@ static cs_err connect_failed(const char *name, PGconn *c)
 						"requires it)"},
 		{"pg_hba.conf", "store.postgresql.connection", "the server's pg_hba.conf refuses this host, user or database"},
 		{"does not exist", "store.postgresql.connection", "check the database and user of store.postgresql.connection"},
-		{"SSL", "store.postgresql.sslmode", "check store.postgresql.sslmode and store.postgresql.ca_file"},
+		{"unsupported protocol", "store.postgresql.sslmode", "the server and this node share no TLS version"},
 	};
 	const char *hint = NULL;
 	failure_setting = "store.postgresql.connection";
@@ -299,7 +299,9 @@ static cs_err run_once(pg_store *s, const char *what, const char *sql, int n, co
 static cs_err run(pg_store *s, const char *what, const char *sql, int n, const char *const *params,
 		  const int *lengths, const int *formats, int cached, int in_failed, PGresult **out)
 {
-	int opens = s->in_tx == 0 || s->opening;
+	/* the open's own statements (migrations in transactions of their own,
+	 * under a session lock) are never retried: the open fails instead */
+	int opens = !s->no_retry && (s->in_tx == 0 || s->opening);
 	cs_err r = run_once(s, what, sql, n, params, lengths, formats, cached, in_failed, out);
 	if (r == CS_OK || !opens || s->conn == NULL || PQstatus(s->conn) != CONNECTION_BAD)
 		return r;
@@ -1598,8 +1600,10 @@ cs_err cs_store_pg_open(const cs_store_target *target, int readonly, cs_store **
 		goto fail;
 	}
 	s->conn = c;
+	s->no_retry = 1;
 	if ((r = migrate(s)) != CS_OK || (r = check_guards(s)) != CS_OK)
 		goto fail;
+	s->no_retry = 0;
 	*out = &s->base;
 	return CS_OK;
 fail:

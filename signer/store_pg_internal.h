@@ -46,6 +46,8 @@ typedef struct {
 	uint64_t several_active; /* as the SQLite backend's: logged once per state */
 	int outage_logged;  /* the loss of the connection was logged */
 	int opening;        /* running the statement that begins a transaction */
+	int no_retry;       /* opening the store (migrations, the guards): a broken
+	                       connection fails the open, never retried on a new one */
 	/* the audit head (PG_AUDIT_HEAD's rows), read in the round trip that
 	 * took the write lock; given to the first cs_store_audit_last of the
 	 * write, dropped by an append, a purge and the transaction's end */

@@ -474,6 +474,10 @@ static const bad_case bad[] = {
 	 "store.postgresql.connection", "not a libpq connection string or URI: missing \"=\" after \"dbname\""},
 	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:secret@db/credsign\"; ca_file = \"ca.pem\"; };",
 	 23, "store.postgresql.connection", "holds a password: remove it and use password_file"},
+	/* a password with a space: libpq complains about a word of it */
+	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"user=password_x password=ab secretcd\"; "
+	 "ca_file = \"ca.pem\"; };",
+	 23, "store.postgresql.connection", "not a libpq connection string or URI: missing \"=\" after \"(not shown)\""},
 	/* libpq echoes the token it could not decode: never the password */
 	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:Top%secret%ZZ@db/credsign\"; "
 	 "ca_file = \"ca.pem\"; };",
@@ -485,7 +489,7 @@ static const bad_case bad[] = {
 	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"host=db password=secret\"; ca_file = \"ca.pem\"; };", 23,
 	 "store.postgresql.connection", "holds a password"},
 	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://db/x?bogus=1\"; ca_file = \"ca.pem\"; };",
-	 23, "store.postgresql.connection", "not a libpq connection string or URI: invalid URI query parameter: \"bogus\""},
+	 23, "store.postgresql.connection", "not a libpq connection string or URI: invalid URI query parameter: \"(not shown)\""},
 	/* libpq quotes the URI, password and all: the message leaves it out */
 	{23, 23, "  backend = \"postgresql\"; postgresql = { connection = \"postgresql://n1:secret@[::1/x\"; ca_file = \"ca.pem\"; };",
 	 23, "store.postgresql.connection",

@@ -312,12 +312,10 @@ typedef struct {
 	int found;
 	char *activated_by, *activated_ceremony, *recorded_profile;
 	char other[64], other_status[16]; /* "" none */
-	/* for the JWKS (cs_app_key_publishable): kid's recorded JWK, and the
-	 * other keys of the scope that say they were made active without a
-	 * ceremony as its first key (actor: the scope's bootstrap actor) */
+	/* for the JWKS (cs_app_key_publishable): kid's recorded JWK (actor:
+	 * the scope's bootstrap actor) */
 	char *jwk_json;
 	char actor[CS_BOOTSTRAP_ACTOR_MAX];
-	size_t claimants;
 	scoped_kid *kids;
 	size_t nkids, cap;
 	cs_err err;
@@ -369,9 +367,6 @@ static void scan_key(void *arg, const cs_key_info *k)
 		snprintf(ks->other, sizeof(ks->other), "%s", k->kid);
 		snprintf(ks->other_status, sizeof(ks->other_status), "%s", k->status);
 	}
-	if (in_scope && strcmp(k->kid, ks->kid) != 0 && k->activated_ceremony == NULL && cs_service_key_published(k) &&
-	    bootstrap_claim(ks->profile, k->activated_by, ks->actor))
-		ks->claimants++;
 }
 
 static void key_scan_free(key_scan *ks)
@@ -563,15 +558,21 @@ static void approval_refusal(const struct cs_officers *o, const cs_ceremony_doc 
 		snprintf(v->code, sizeof(v->code), "not_counted");
 }
 
-/* Whether the approvals of doc reach the quorum of activate under o. */
+/* The fewest approvals an activation ever needed (cs_officers_quorum's
+ * floor): what the JWKS judges a past activation by, as the store does not
+ * record the quorum in force when it was executed (docs/keys.md). */
+#define ACTIVATE_QUORUM_EVER 2
+
+/* Whether the approvals of doc reach the quorum of activate under o
+ * (historic: ACTIVATE_QUORUM_EVER, not today's). */
 static cs_err approvals_count(const struct cs_officers *o, const cs_ceremony_doc *doc, const char *canonical,
-			      char *why, size_t len)
+			      int historic, char *why, size_t len)
 {
 	cs_officer_id *ids = doc->napprovals > 0 ? calloc(doc->napprovals, sizeof(*ids)) : NULL;
 	if (doc->napprovals > 0 && ids == NULL)
 		return CS_E_NOMEM;
 	char first[CS_CEREMONY_WHY_MAX + 128] = "", bad[CS_CEREMONY_WHY_MAX];
-	int counted = 0, required = cs_officers_quorum(o, CS_CEREMONY_ACTIVATE);
+	int counted = 0, required = historic ? ACTIVATE_QUORUM_EVER : cs_officers_quorum(o, CS_CEREMONY_ACTIVATE);
 	for (size_t i = 0; i < doc->napprovals; i++) {
 		approval_refusal(o, doc, canonical, i, ids, bad);
 		if (bad[0] == '\0')
@@ -584,8 +585,8 @@ static cs_err approvals_count(const struct cs_officers *o, const cs_ceremony_doc
 	if (counted >= required)
 		return CS_OK;
 	whyf(why, len,
-	     "ceremony %s: %d valid approval(s) by distinct officers of this configuration, activate needs %d%s",
-	     doc->c.id, counted, required, first);
+	     "ceremony %s: %d valid approval(s) by distinct officers of this configuration, activate needs %d%s%s",
+	     doc->c.id, counted, required, historic ? " (the fewest it ever needed)" : "", first);
 	return CS_E_CEREMONY_REFUSED;
 }
 
@@ -616,7 +617,9 @@ static void scan_retiring(void *arg, const cs_ceremony_record *c)
 
 /* The activating ceremony of kid: recorded as signed, approved under o,
  * and its rollover statement; the newest of the scope unless any (the
- * JWKS: a key superseded since signed while it was active). old[old_len]
+ * JWKS: a key superseded since signed while it was active; its approvals
+ * judged against the fewest activate ever needed, not today's quorum, so
+ * that raising the quorum withholds no key activated before). old[old_len]
  * (not NULL): the old_kid its statement signed. */
 static cs_err ceremony_check(cs_store *store, const struct cs_officers *o, const char *officers_why,
 			     const key_scan *keys, const char *id, int any, char *old, size_t old_len,
@@ -657,7 +660,7 @@ static cs_err ceremony_check(cs_store *store, const struct cs_officers *o, const
 			whyf(why, len, "ceremony %s: its recorded fields are not the bytes the officers signed", id);
 			r = CS_E_CEREMONY_REFUSED;
 		}
-	} else if ((r = approvals_count(o, &doc, canonical, why, len)) != CS_OK) {
+	} else if ((r = approvals_count(o, &doc, canonical, any, why, len)) != CS_OK) {
 		/* why says it */
 	} else if (rs.statement == NULL || !same_text(rs.new_kid, kid)) {
 		whyf(why, len, "ceremony %s has no rollover statement making key %s active", id, kid);
@@ -862,11 +865,13 @@ static void rollover_list_free(rollover_list *l)
 	free(l->rows);
 }
 
-/* A key made active without a ceremony (ks: the scan of its scope): the
- * scope's first key, as a verified rollover statement of the scope says
- * (its old_kid), or, when none verifies, the only key recorded so. */
+/* A key made active without a ceremony (ks: the scan of its scope): this
+ * node's configured key of the scope (configured: its kid, NULL none), or
+ * the scope's first key as a verified rollover statement of the scope
+ * says (its old_kid). Never by counting the rows that claim so: whoever
+ * writes the store adds rows. */
 static cs_err first_key_check(cs_store *store, const struct cs_officers *o, const char *officers_why,
-			      const key_scan *ks, char *why, size_t len)
+			      const key_scan *ks, const char *configured, char *why, size_t len)
 {
 	char scope[96];
 	const char *by = ks->activated_by != NULL ? ks->activated_by : "nobody recorded";
@@ -877,6 +882,8 @@ static cs_err first_key_check(cs_store *store, const struct cs_officers *o, cons
 		     by, scope, ks->actor);
 		return CS_E_CEREMONY_REFUSED;
 	}
+	if (configured != NULL && strcmp(configured, ks->kid) == 0)
+		return CS_OK; /* the key this node bootstraps the scope with */
 	rollover_list rl = {.keys = ks};
 	cs_err r = cs_store_rollovers_each(store, collect_rollover, &rl);
 	if (r == CS_OK)
@@ -901,21 +908,12 @@ static cs_err first_key_check(cs_store *store, const struct cs_officers *o, cons
 	rollover_list_free(&rl);
 	if (r != CS_OK || named)
 		return r;
-	if (verified > 0) {
-		whyf(why, len,
-		     "it was made active without a ceremony (by %.128s), as the first key of its scope (%s), but "
-		     "none of the %zu verified rollover statement(s) of the scope names it as the key replaced",
-		     by, scope, verified);
-		return CS_E_CEREMONY_REFUSED;
-	}
-	if (ks->claimants > 0) {
-		whyf(why, len,
-		     "it was made active without a ceremony (by %.128s), as the first key of its scope (%s), and so "
-		     "were %zu other key(s): no verified rollover statement tells which was",
-		     by, scope, ks->claimants);
-		return CS_E_CEREMONY_REFUSED;
-	}
-	return CS_OK;
+	whyf(why, len,
+	     "it was made active without a ceremony (by %.128s), as the first key of its scope (%s), but it is not "
+	     "this node's configured key of the scope (%s), and none of the %zu verified rollover statement(s) of "
+	     "the scope names it as the key replaced",
+	     by, scope, configured != NULL ? configured : "none known", verified);
+	return CS_E_CEREMONY_REFUSED;
 }
 
 /* Whether the recorded JWK is the P-256 key whose thumbprint is kid. */
@@ -930,7 +928,8 @@ static int jwk_is_kid(const char *jwk_json, const char *kid)
 }
 
 cs_err cs_app_key_publishable(cs_store *store, const struct cs_officers *officers, const char *officers_why,
-			      const char *profile, const char *kid, char *why, size_t why_len)
+			      const char *profile, const char *kid, const char *configured_kid, char *why,
+			      size_t why_len)
 {
 	key_scan ks = {.profile = profile, .kid = kid};
 	char scope[96], recorded[96];
@@ -959,7 +958,7 @@ cs_err cs_app_key_publishable(cs_store *store, const struct cs_officers *officer
 		r = ceremony_check(store, officers, officers_why, &ks, ks.activated_ceremony, 1, NULL, 0, &w, why,
 				   why_len);
 	} else {
-		r = first_key_check(store, officers, officers_why, &ks, why, why_len);
+		r = first_key_check(store, officers, officers_why, &ks, configured_kid, why, why_len);
 	}
 	key_scan_free(&ks);
 	return r;
@@ -993,7 +992,11 @@ cs_err cs_app_key_row_digest(const cs_key_info *k, unsigned char row[32])
 
 /* The decisions per kid: a key published stays so while its row is the
  * same; one withheld is decided again when its row or the key set
- * changed. At most PUBLISHED_MAX kids (more: forgotten, decided again). */
+ * changed, once per key set. Past PUBLISHED_MAX kids, a decision made
+ * under another key set is evicted (one withheld first); none such: the
+ * cache grows (bounded by the keys the store holds, which each JWKS reads
+ * anyway), so that rows added to the store never make it decide again
+ * what it decided under the current key set. */
 #define PUBLISHED_MAX 4096
 typedef struct {
 	char *kid;
@@ -1001,10 +1004,19 @@ typedef struct {
 	int published, logged;
 } published_entry;
 
+/* This node's configured key of a scope (the kid of the token's key the
+ * configuration names), looked up once. */
+typedef struct {
+	char kid[44];
+	int known; /* 1: kid ("" none configured); 0: not looked up yet */
+} configured_key;
+
 struct cs_published_keys {
 	pthread_mutex_t lock;
 	published_entry *e;
 	size_t n, cap;
+	configured_key *configured; /* [0] certificate keys, [1 + i] cfg->signing.profiles[i] */
+	size_t nconfigured;
 };
 
 static void published_clear(struct cs_published_keys *c)
@@ -1016,6 +1028,25 @@ static void published_clear(struct cs_published_keys *c)
 	c->n = c->cap = 0;
 }
 
+/* Make room for one more entry at PUBLISHED_MAX: evict a decision made
+ * under another key set than set (a withheld one first), if any. */
+static void published_evict(struct cs_published_keys *c, const unsigned char set[32])
+{
+	size_t victim = c->n;
+	for (size_t i = 0; i < c->n; i++) {
+		if (memcmp(c->e[i].set, set, 32) == 0)
+			continue;
+		victim = i;
+		if (!c->e[i].published)
+			break;
+	}
+	if (victim == c->n)
+		return; /* every decision is of this key set: grow */
+	free(c->e[victim].kid);
+	c->e[victim] = c->e[c->n - 1];
+	c->n--;
+}
+
 /* app's cache, made at the first call; NULL without memory. */
 static struct cs_published_keys *published_cache(cs_app *app)
 {
@@ -1024,13 +1055,20 @@ static struct cs_published_keys *published_cache(cs_app *app)
 		return c;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
+	c->nconfigured = 1 + (app->cfg != NULL ? app->cfg->signing.nprofiles : 0);
+	if ((c->configured = calloc(c->nconfigured, sizeof(*c->configured))) == NULL) {
+		free(c);
+		return NULL;
+	}
 	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+		free(c->configured);
 		free(c);
 		return NULL;
 	}
 	if (atomic_compare_exchange_strong(&app->published, &none, c))
 		return c;
 	pthread_mutex_destroy(&c->lock); /* another thread made it first */
+	free(c->configured);
 	free(c);
 	return none;
 }
@@ -1044,10 +1082,10 @@ static published_entry *published_find(struct cs_published_keys *c, const char *
 }
 
 /* A new entry for kid (NULL without memory). */
-static published_entry *published_add(struct cs_published_keys *c, const char *kid)
+static published_entry *published_add(struct cs_published_keys *c, const char *kid, const unsigned char set[32])
 {
 	if (c->n >= PUBLISHED_MAX)
-		published_clear(c);
+		published_evict(c, set);
 	if (c->n == c->cap) {
 		size_t cap = c->cap == 0 ? 16 : c->cap * 2;
 		published_entry *more = realloc(c->e, cap * sizeof(*more));
@@ -1061,6 +1099,63 @@ static published_entry *published_add(struct cs_published_keys *c, const char *k
 		return NULL;
 	c->n++;
 	return e;
+}
+
+/* The index in c->configured of profile's scope, and the key URI the
+ * configuration names for it (NULL: none, a profile not configured). */
+static size_t configured_slot(const cs_app *app, const char *profile, const char **uri)
+{
+	*uri = NULL;
+	if (profile == NULL) {
+		*uri = app->cfg != NULL ? app->cfg->pkcs11.signing_key : NULL;
+		return 0;
+	}
+	const cs_config_profile *p = app->cfg != NULL ? cs_config_profile_find(app->cfg, profile) : NULL;
+	if (p == NULL)
+		return 0;
+	*uri = p->key;
+	return 1 + (size_t)(p - app->cfg->signing.profiles);
+}
+
+/* This node's configured key of profile's scope into kid[44] ("" none):
+ * looked up in the token once, then remembered. CS_OK, or the token's
+ * error (nothing remembered: looked up again next time). */
+static cs_err configured_kid(cs_app *app, struct cs_published_keys *c, const char *profile, char kid[44])
+{
+	const char *uri;
+	size_t slot = configured_slot(app, profile, &uri);
+	kid[0] = '\0';
+	if (uri == NULL || app->token == NULL)
+		return CS_OK; /* none configured, or no token to read it from */
+	int known = 0;
+	if (c != NULL) {
+		pthread_mutex_lock(&c->lock);
+		if (slot < c->nconfigured && (known = c->configured[slot].known) != 0)
+			memcpy(kid, c->configured[slot].kid, 44);
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (known)
+		return CS_OK;
+	cs_key_ref query, found;
+	EVP_PKEY *pub = NULL;
+	cs_err r = cs_key_ref_from_uri(uri, &query);
+	if (r == CS_OK && (r = cs_token_find_key(app->token, &query, &found)) == CS_OK &&
+	    (r = cs_token_public_key(app->token, &found, &pub)) == CS_OK)
+		r = cs_jwk_thumbprint(pub, kid);
+	EVP_PKEY_free(pub);
+	if (r != CS_OK) {
+		kid[0] = '\0';
+		return r;
+	}
+	if (c != NULL) {
+		pthread_mutex_lock(&c->lock);
+		if (slot < c->nconfigured) {
+			memcpy(c->configured[slot].kid, kid, 44);
+			c->configured[slot].known = 1;
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+	return CS_OK;
 }
 
 /* kid as a log shows it: base64url of at most 64 characters, else a mark
@@ -1089,15 +1184,18 @@ cs_err cs_app_key_published(cs_app *app, cs_store *store, const char *profile, c
 		*published = pub;
 		return CS_OK;
 	}
-	char why[CS_KEY_WHY_MAX];
-	cs_err r = cs_app_key_publishable(store, app->officers, app->officers_why, profile, kid, why, sizeof(why));
+	char why[CS_KEY_WHY_MAX], mine[44];
+	/* the token unreadable: decided without this node's key, not remembered */
+	int sure = configured_kid(app, c, profile, mine) == CS_OK;
+	cs_err r = cs_app_key_publishable(store, app->officers, app->officers_why, profile, kid,
+					  mine[0] != '\0' ? mine : NULL, why, sizeof(why));
 	if (r != CS_OK && r != CS_E_CEREMONY_REFUSED)
 		return r; /* the store's error: the caller reports it */
 	pub = r == CS_OK;
 	log = !pub;
-	if (c != NULL) {
+	if (c != NULL && (pub || sure)) {
 		pthread_mutex_lock(&c->lock);
-		if ((e = published_find(c, kid)) != NULL || (e = published_add(c, kid)) != NULL) {
+		if ((e = published_find(c, kid)) != NULL || (e = published_add(c, kid, set)) != NULL) {
 			memcpy(e->row, row, 32);
 			memcpy(e->set, set, 32);
 			e->published = pub;
@@ -1120,6 +1218,7 @@ void cs_app_published_free(cs_app *app)
 	if (c == NULL)
 		return;
 	published_clear(c);
+	free(c->configured);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -1836,7 +1935,10 @@ cs_err cs_app_node_claim(cs_app *app)
 
 void cs_app_node_renew(cs_app *app, int64_t mono_now_ms)
 {
-	if (!app->node.claimed || app->ledger == NULL ||
+	/* lost: final, the server drains and stops (it checks node.lost each
+	 * second; no signal: kill is outside the network process's seccomp
+	 * allowlist) */
+	if (!app->node.claimed || app->ledger == NULL || atomic_load(&app->node.lost) ||
 	    (app->node.renewed_ms != 0 && mono_now_ms - app->node.renewed_ms < CS_NODE_RENEW_MS))
 		return;
 	app->node.renewed_ms = mono_now_ms;
@@ -1844,17 +1946,15 @@ void cs_app_node_renew(cs_app *app, int64_t mono_now_ms)
 	char *holder = NULL;
 	cs_err r = cs_ledger_node_claim(app->ledger, id, app->node.instance, app->node.host, (int64_t)getpid(),
 					CS_NODE_LIVE_MS, &holder);
-	if (r == CS_E_CONFLICT && atomic_exchange(&app->node.lost, 1) == 0) {
+	if (r == CS_E_CONFLICT) {
 		/* this node went unseen for CS_NODE_LIVE_MS (frozen, paused, cut
 		 * off from the database) and another took the id: two nodes must
 		 * not write as one, and the other is the id's holder now */
 		cs_log_error("server.node_id %s is now held by another running node (%s): this node stops (two "
 			     "nodes must not write under one id); give each node its own id",
 			     id, holder != NULL ? holder : "holder unknown");
-		(void)kill(getpid(), SIGTERM);
+		atomic_store(&app->node.lost, 1);
 	}
-	else if (r == CS_OK && atomic_exchange(&app->node.lost, 0) != 0)
-		cs_log_info("server.node_id %s is held by this node again", id);
 	/* other failures: the store is down; the ledger and readiness say so */
 	free(holder);
 }

@@ -141,8 +141,10 @@ cs_err cs_app_node_instance(cs_app *app) __attribute__((warn_unused_result));
  * failures logged too. */
 cs_err cs_app_node_claim(cs_app *app) __attribute__((warn_unused_result));
 /* Renew the claim when CS_NODE_RENEW_MS passed since the last (the key
- * watch calls it at each poll). Logs when another instance took the id
- * and when it is held again. */
+ * watch calls it at each poll). When another instance took the id (this
+ * node went unseen past CS_NODE_LIVE_MS): logged once, node.lost set for
+ * good; the server then drains and stops (the daemon exits 1, not
+ * restarted), and later calls claim nothing. */
 void cs_app_node_renew(cs_app *app, int64_t mono_now_ms);
 /* Give the id up at a clean stop (its row left stale), so that the next
  * start does not wait CS_NODE_LIVE_MS. Nothing when not claimed. */
@@ -313,22 +315,28 @@ int cs_app_key_warrant_newer(const cs_key_warrant *floor, const cs_key_warrant *
  * under the daemon's officers (as cs_app_key_warrant_in):
  *  - its recorded JWK is the P-256 key whose RFC 7638 thumbprint is kid;
  *  - activated by a ceremony: the ceremony's checks of cs_app_key_warrant_in
- *    (recorded as signed, approvals reaching the quorum under the officers,
- *    the rollover statement signed by kid), except that a later activation
- *    or a retirement does not withdraw it (it signed while it was active);
+ *    (recorded as signed, approvals by the officers, the rollover statement
+ *    signed by kid), except that a later activation or a retirement does
+ *    not withdraw it (it signed while it was active), and that the
+ *    approvals need the fewest activate ever needed (2 distinct officers),
+ *    not today's ceremony.quorum: the store does not record the quorum a
+ *    ceremony was executed under, and raising it withholds no key
+ *    activated before (docs/keys.md);
  *  - without a ceremony (activated by the scope's bootstrap actor, or for a
- *    certificate key "system" or nobody recorded): the scope's first key,
- *    i.e. the old_kid that a verified rollover statement of the scope (one
- *    whose ceremony passes the rule above) signed; or, when no rollover
- *    statement of the scope verifies, the only key of the scope so
- *    recorded (two such keys: neither, the store is ambiguous).
+ *    certificate key "system" or nobody recorded): kid is configured_kid,
+ *    this node's configured key of the scope (the kid of the token's key
+ *    pkcs11.signing_key, or signing profile P's key, names; NULL: none or
+ *    unknown), or the old_kid that a verified rollover statement of the
+ *    scope (one whose ceremony passes the rule above) signed. Never by
+ *    counting the keys that claim so (rows anyone writing the store adds).
  * Reads on store in the caller's snapshot. CS_OK: published;
  * CS_E_CEREMONY_REFUSED with why[why_len]; the store's error. Logs
  * nothing. (A key first bootstrapped, compromised and then followed by an
  * activation with no old key is not named by any statement: withheld, its
  * certificates fail verification either way.) */
 cs_err cs_app_key_publishable(cs_store *store, const struct cs_officers *officers, const char *officers_why,
-			      const char *profile, const char *kid, char *why, size_t why_len)
+			      const char *profile, const char *kid, const char *configured_kid, char *why,
+			      size_t why_len)
 	__attribute__((warn_unused_result));
 /* What the publication of a key row depends on (kid, profile, status,
  * activation, JWK), hashed into row[32]: a decision cached under it holds

@@ -2521,11 +2521,16 @@ static int serve_token(daemon_ctx *d, cs_privsep_child *child)
 		goto out; /* said why */
 	/* the store's active key (a store that never had one: the configured
 	 * key, which signs once before it is recorded) */
-	if ((r = put_signing_key_in_force(app, chk, &in_force, &warrant)) != CS_OK)
+	if ((r = put_signing_key_in_force(app, chk, &in_force, &warrant)) != CS_OK) {
+		if (r == CS_E_STORE_UNREACHABLE) /* gone since the ledger connected */
+			status = CS_PRIVSEP_EXIT_STORE_UNREACHABLE;
 		goto out; /* said why */
+	}
 	if ((r = put_profile_keys_in_force(app, chk, pkeys, pin_force, pwarrant)) != CS_OK) {
 		if (r == CS_E_CONFIG)
 			cs_log_error("start-up failed: a signing profile's key is refused");
+		if (r == CS_E_STORE_UNREACHABLE)
+			status = CS_PRIVSEP_EXIT_STORE_UNREACHABLE;
 		goto out; /* said why */
 	}
 	warn_unconfigured_profiles(chk);
@@ -2584,7 +2589,13 @@ static int serve_token(daemon_ctx *d, cs_privsep_child *child)
 		cs_log_info("%s", summary);
 		cs_privsep_ready(child);
 	}
-	if ((r = cs_server_run(d->srv, app)) == CS_OK) {
+	if ((r = cs_server_run(d->srv, app)) == CS_OK && atomic_load(&app->node.lost)) {
+		/* another node holds server.node_id: final (the supervisor does
+		 * not restart the network process for it; the daemon exits 1) */
+		status = child != NULL ? CS_PRIVSEP_EXIT_NODE_ID : 1;
+		cs_log_info("stopped: server.node_id %s is held by another running node (exit status %d)",
+			    cfg->server.node_id, status);
+	} else if (r == CS_OK) {
 		status = 0;
 		cs_log_info("stopped");
 	} else {

@@ -440,6 +440,13 @@ static void child_ended(sup *s, child *ch, int wstatus)
 		}
 		return;
 	}
+	/* another node took this node's id: a restart could not claim it */
+	if (ch == &s->net && WIFEXITED(wstatus) && status == CS_PRIVSEP_EXIT_NODE_ID) {
+		cs_log_error("supervisor: the network process gave up server.node_id (another running node holds "
+			     "it); credsignd stops without a restart (exit status 1): give each node its own id");
+		stop_all(s, SIGTERM, 1);
+		return;
+	}
 	if (s->starting && !was_ready) {
 		cs_log_error("supervisor: the %s failed at start; credsignd stops", ch->name);
 		stop_all(s, SIGTERM, status == CS_PRIVSEP_EXIT_STORE_UNREACHABLE ? status : 1);

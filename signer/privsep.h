@@ -35,7 +35,10 @@
  *     (cs_token_remote_replace) and audits keyproc.restart.
  *   - The network process ends: the key process is stopped and both are
  *     started again (the listeners stay bound in this process); the new
- *     network process gets the reason (it audits daemon.restart).
+ *     network process gets the reason (it audits daemon.restart). Except
+ *     when it exited CS_PRIVSEP_EXIT_NODE_ID: logged ("... gave up
+ *     server.node_id ..."), the key process is stopped and the supervisor
+ *     returns 1 (no restart).
  *   - Restarts are delayed (100 ms, doubling with each failed start in a
  *     row: a child that ended before it was ready or less than 1 s after)
  *     and bounded: the sixth failed start in a row stops the supervisor
@@ -72,6 +75,11 @@
  * starting or failing over): the daemon stops with this status, which
  * systemd restarts, unlike 1 (a configuration the operator must fix). */
 #define CS_PRIVSEP_EXIT_STORE_UNREACHABLE 4
+/* The network process stopped (drained, as at SIGTERM) because another
+ * node took its server.node_id (cs_app_node_renew): final, never
+ * restarted (a restart could not claim the id); the supervisor stops the
+ * daemon with status 1, which systemd does not restart. */
+#define CS_PRIVSEP_EXIT_NODE_ID 5
 
 /* What a child is given. Descriptors not named here are closed in it. */
 typedef struct {

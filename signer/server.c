@@ -1062,6 +1062,17 @@ cs_err cs_server_run(cs_server *s, cs_app *app)
 			prune_sessions(s);
 			last_prune = time(NULL);
 		}
+		/* another node took server.node_id (cs_app_node_renew, key watch
+		 * thread): stop as at SIGTERM; a flag, since kill is outside the
+		 * network process's seccomp allowlist */
+		if (sig < 0 && atomic_load(&app->node.lost)) {
+			cs_notify_stopping(&sd, "server.node_id %s is held by another node: draining %ld request(s) "
+					   "in flight", app->cfg->server.node_id, (long)app->requests_in_flight);
+			cs_log_info("server.node_id %s is held by another node: draining %ld request(s) in flight",
+				    app->cfg->server.node_id, (long)app->requests_in_flight);
+			drain(s);
+			break;
+		}
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {

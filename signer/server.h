@@ -19,7 +19,9 @@
  *                         failure says why in `why`: OpenSSL's first error
  *                         ("random number generator: unable to fetch
  *                         drbg") when the TLS layer did not log one;
- *   cs_server_run()       serves until SIGTERM/SIGINT, then stops accepting,
+ *   cs_server_run()       serves until SIGTERM/SIGINT (or until app->node.lost
+ *                         is set: its id was taken; checked every second),
+ *                         then stops accepting,
  *                         lets requests in flight finish (10 s at most) and
  *                         returns. SIGHUP rebuilds the TLS context,
  *                         reloading the client CA and CRL; new connections

@@ -15,7 +15,9 @@
 # once per start; hardening.seccomp = false warned of and "seccomp off";
 # as root, hardening.privsep = false refused without server.allow_root, and
 # a file the network process's account cannot read refused at start,
-# naming the setting, the account and the fix.
+# naming the setting, the account and the fix. A node whose
+# server.node_id another instance took (a row written into the store)
+# stops: no SIGSYS under seccomp, no restart, exit status 1.
 #
 #   privsep_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
 BUILD=${1:?}
@@ -176,6 +178,38 @@ sigterm_stops_all() {
 }
 check "SIGTERM to the supervisor: all three processes end, exit status 0" sigterm_stops_all
 check "  a clean stop logs no error" eval '! sed -n "/SIGTERM: stopping/,\$p" "$log" | grep "level=error"'
+
+# ---- server.node_id taken by another node: a final stop, under seccomp -------------------------
+node_id_taken() {
+	local kids now status
+	start_daemon || return 1
+	wait_for_log "network process pid [0-9]* ready" || wait_for_log "credsignd .* starting" || return 1
+	kids=$(children)
+	# another instance renewed the id (seen in the future: it stays live)
+	now=$(date +%s%3N)
+	sqlite3 "$db" "PRAGMA busy_timeout = 5000; UPDATE store_nodes SET instance = 'intruder', host = 'elsewhere',
+		pid = 4242, seen_ms = $((now + 600000)) WHERE node_id = 'it-privsep';" > /dev/null || return 1
+	# the next renewal (every 5 s) finds it; the server stops within 1 s
+	for _ in $(seq 200); do
+		kill -0 "$daemon" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$daemon"
+	status=$?
+	# the intruder gives the id up again, for the starts below
+	sqlite3 "$db" "PRAGMA busy_timeout = 5000; UPDATE store_nodes SET seen_ms = 0 WHERE node_id = 'it-privsep';" \
+		> /dev/null || return 1
+	[ $status = 1 ] || { echo "  exit status $status"; tail -20 "$log"; return 1; }
+	for p in $kids; do
+		! kill -0 "$p" 2>/dev/null || { echo "  $p still runs"; return 1; }
+	done
+	grep -q "server.node_id it-privsep is now held by another running node" "$log" &&
+		grep -q "network process pid [0-9]* exited with status 5" "$log" &&
+		grep -q "supervisor: the network process gave up server.node_id" "$log" &&
+		[ "$(grep -c "supervisor: network process pid [0-9]* started" "$log")" = 1 ] &&
+		! grep -q "SIGSYS\|restarting the key and network" "$log" || { tail -20 "$log"; return 1; }
+}
+check "server.node_id taken by another node: drained, not restarted, exit status 1 (no SIGSYS)" node_id_taken
 
 # ---- hardening.seccomp = false ------------------------------------------------------------------------
 no_seccomp() {

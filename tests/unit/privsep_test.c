@@ -4,7 +4,9 @@
  * keeps dying is restarted with new channels given to the network process,
  * at most 5 times in 10 s; a network process that dies is restarted with
  * its predecessor's end as the reason; SIGTERM to the supervisor stops both
- * and gives the network process's status; a key process that makes a
+ * and gives the network process's status; a network process that lost
+ * its node id (CS_PRIVSEP_EXIT_NODE_ID) stops the daemon with 1, no
+ * restart; a key process that makes a
  * system call outside its seccomp allowlist dies, and the supervisor logs
  * which call it was. Each supervisor runs in a forked process of its own
  * (it changes its signal mask). */
@@ -40,6 +42,7 @@ typedef struct {
 	int key_dies;      /* the key process exits right after it is ready */
 	int network_fails; /* the network process exits with this status (not 0) before it is ready */
 	int network_dies_once; /* the first network process exits 9 once ready */
+	int network_node_id; /* each network process exits CS_PRIVSEP_EXIT_NODE_ID once ready */
 	int key_forbidden; /* the key process loads its seccomp list, then calls execve */
 } scenario;
 
@@ -121,6 +124,10 @@ static int network_main(void *arg, cs_privsep_child *child)
 	append(sc, "network-ready", "n");
 	if (sc->network_dies_once && child->restart_reason == NULL) {
 		status = 9;
+		goto out;
+	}
+	if (sc->network_node_id) {
+		status = CS_PRIVSEP_EXIT_NODE_ID;
 		goto out;
 	}
 	sigset_t term;
@@ -326,6 +333,21 @@ static void test_network_restart_and_sigterm(void **state)
 	assert_int_equal(wait_status(sup), 7); /* the network process's status */
 }
 
+/* The network process stopped because another node took its id: final,
+ * no restart (it could not claim the id), the daemon exits 1 */
+static void test_network_node_id_lost_stops(void **state)
+{
+	scenario *sc = *state;
+	sc->network_node_id = 1;
+	assert_int_equal(wait_status(supervise(sc)), 1);
+	assert_int_equal(file_size(sc, "network-ready"), 1); /* not restarted */
+	assert_int_equal(file_size(sc, "key-starts"), 1);
+	char log[4096];
+	read_text(sc, "log", log, sizeof(log));
+	if (strstr(log, "gave up server.node_id") == NULL)
+		fail_msg("the supervisor did not say why it stopped; its log:\n%s", log);
+}
+
 static void test_key_forbidden_call_named(void **state)
 {
 	scenario *sc = *state;
@@ -348,6 +370,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_network_store_unreachable_at_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_restarts_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_network_restart_and_sigterm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_network_node_id_lost_stops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_forbidden_call_named, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

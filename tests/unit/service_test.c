@@ -1853,6 +1853,25 @@ static void insert_key(const char *path, const char *kid, const char *jwk, const
 	sqlite3_close(db);
 }
 
+/* The same row as a key of signing profile profile. */
+static void insert_profile_key(const char *path, const char *profile, const char *kid, const char *jwk,
+			       const char *activated_by)
+{
+	sqlite3 *db = NULL;
+	char *err = NULL, *q = sqlite3_mprintf(
+				  "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at, activated_at, "
+				  "activated_by, retired_at, profile) VALUES (%Q, 'pkcs11:object=forged', %Q, 'retired', "
+				  "'2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', %Q, '2099-01-01T00:00:00.000Z', %Q)",
+				  kid, jwk, activated_by, profile);
+	assert_non_null(q);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, q, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", q, err != NULL ? err : "?");
+	sqlite3_free(q);
+	sqlite3_close(db);
+}
+
 /* credsign_jwks_keys_withheld_total as /metrics renders it. */
 static long withheld_count(void)
 {
@@ -1866,15 +1885,20 @@ static long withheld_count(void)
 	return n;
 }
 
-static json_t *jwks_now(void)
+static json_t *jwks_of(const char *profile)
 {
 	cs_caller stranger = who("stranger");
 	cs_service_req rq;
 	json_t *keys = NULL;
 	begin(&rq, &stranger, "jwks.read");
-	assert_int_equal(cs_service_jwks(&rq, NULL, &keys), CS_OK);
+	assert_int_equal(cs_service_jwks(&rq, profile, &keys), CS_OK);
 	finish(&rq, CS_OK);
 	return keys;
+}
+
+static json_t *jwks_now(void)
+{
+	return jwks_of(NULL);
 }
 
 static void test_the_jwks_withholds_forged_keys(void **state)
@@ -1920,20 +1944,60 @@ static void test_the_jwks_withholds_forged_keys(void **state)
 	/* the rule on its own: what it says of a forged key and of a real one */
 	char why[CS_KEY_WHY_MAX];
 	assert_int_equal(cs_store_read_begin(store), CS_OK);
-	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL, kid[1], why, sizeof(why)),
+	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL, kid[1],
+						cs_signer_kid(first_key), why, sizeof(why)),
 			 CS_E_CEREMONY_REFUSED);
 	if (strstr(why, "not the activation of this key") == NULL)
 		fail_msg("%s", why);
-	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL, kid[0], why, sizeof(why)),
+	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL, kid[0],
+						cs_signer_kid(first_key), why, sizeof(why)),
 			 CS_E_CEREMONY_REFUSED);
 	assert_non_null(strstr(why, "names it as the key replaced"));
-	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL, kid[3], why, sizeof(why)),
+	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL, kid[3],
+						cs_signer_kid(first_key), why, sizeof(why)),
 			 CS_E_CEREMONY_REFUSED);
 	assert_non_null(strstr(why, "thumbprint"));
 	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL,
-						cs_signer_kid(first_key), why, sizeof(why)),
+						cs_signer_kid(first_key), NULL, why, sizeof(why)),
 			 CS_OK);
+	/* raising the quorum withholds none of the keys activated under the
+	 * one before (their certificates still verify); the key watch does
+	 * judge by today's quorum */
+	int quorum = cfg->ceremony.quorum;
+	struct cs_officers *three = NULL;
+	char three_why[CS_CEREMONY_WHY_MAX];
+	cfg->ceremony.quorum = 3;
+	cs_err loaded = cs_officers_load(cfg, &three, three_why);
+	cfg->ceremony.quorum = quorum;
+	assert_int_equal(loaded, CS_OK);
+	size_t by_ceremony = 0;
+	for (size_t i = 0; i < json_array_size(before); i++) {
+		const char *real_kid = json_string_value(json_object_get(json_array_get(before, i), "kid"));
+		assert_int_equal(cs_app_key_publishable(store, three, three_why, NULL, real_kid, NULL, why, sizeof(why)),
+				 CS_OK);
+		cs_key_warrant w;
+		if (cs_app_key_warrant_in(store, three, three_why, NULL, real_kid, &w, why, sizeof(why)) ==
+			    CS_E_CEREMONY_REFUSED &&
+		    strstr(why, "activate needs 3") != NULL)
+			by_ceremony++;
+	}
+	assert_true(by_ceremony > 0);
+	cs_officers_free(three);
 	cs_store_read_end(store);
+	/* a signing profile recorded but not configured here: a row claiming
+	 * to be its first key, bootstrapped from a configuration, is withheld
+	 * (no node's configured key, no rollover statement names it) */
+	char ghost_actor[CS_BOOTSTRAP_ACTOR_MAX];
+	cs_app_bootstrap_actor("ghost", ghost_actor);
+	char gkid[44], *gjwk = NULL;
+	EVP_PKEY *gk = forged_key(gkid, &gjwk);
+	insert_profile_key(cfg->store.path, "ghost", gkid, gjwk, ghost_actor);
+	json_t *ghost = jwks_of("ghost");
+	assert_null(jwks_key(ghost, gkid));
+	assert_int_equal(json_array_size(ghost), 0);
+	json_decref(ghost);
+	EVP_PKEY_free(gk);
+	free(gjwk);
 	json_decref(after);
 	json_decref(before);
 	for (int i = 0; i < 5; i++) {
@@ -1942,9 +2006,10 @@ static void test_the_jwks_withholds_forged_keys(void **state)
 	}
 }
 
-/* A store that never rotated: its first key is published as the only one
- * recorded so; a key claiming a ceremony is not; two keys claiming to be
- * the first: neither (the store is ambiguous, fail closed). */
+/* A store that never rotated: its first key is published when it is this
+ * node's configured key of the scope; a key claiming a ceremony is not;
+ * one more row claiming to be the first withholds neither the configured
+ * key (no counting of claimants) nor publishes the claimant. */
 static void test_the_first_key_of_a_store(void **state)
 {
 	(void)state;
@@ -1956,20 +2021,48 @@ static void test_the_first_key_of_a_store(void **state)
 	for (int i = 0; i < 3; i++)
 		k[i] = forged_key(kid[i], &jwk[i]);
 	insert_key(path, kid[0], jwk[0], "config:pkcs11.signing_key", "NULL", "active");
-	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], why, sizeof(why)), CS_OK);
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], kid[0], why, sizeof(why)),
+			 CS_OK);
+	/* the only key recorded so, but not this node's configured key: withheld */
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], NULL, why, sizeof(why)),
+			 CS_E_CEREMONY_REFUSED);
+	assert_non_null(strstr(why, "not this node's configured key"));
 	insert_key(path, kid[1], jwk[1], "local:test", "'cer_AAAAAAAAAAAAAAAAAAAAAA'", "retired");
-	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[1], why, sizeof(why)),
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[1], kid[1], why, sizeof(why)),
 			 CS_E_CEREMONY_REFUSED);
-	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], why, sizeof(why)), CS_OK);
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], kid[0], why, sizeof(why)),
+			 CS_OK);
 	/* of a signing profile: not a certificate key */
-	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, "docs", kid[0], why, sizeof(why)),
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, "docs", kid[0], kid[0], why,
+						sizeof(why)),
 			 CS_E_CEREMONY_REFUSED);
+	/* one forged claimant: the configured first key stays published */
 	insert_key(path, kid[2], jwk[2], "system", "NULL", "retired");
-	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], why, sizeof(why)),
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], kid[0], why, sizeof(why)),
+			 CS_OK);
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[2], kid[0], why, sizeof(why)),
 			 CS_E_CEREMONY_REFUSED);
-	assert_non_null(strstr(why, "other key(s)"));
-	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[2], why, sizeof(why)),
-			 CS_E_CEREMONY_REFUSED);
+	cs_store_close(s);
+	/* the same through the JWKS's cache, the configured key read from the
+	 * token (pkcs11.signing_key is first_key): a store whose first key is
+	 * it, and a forged row claiming to be the first too */
+	snprintf(path, sizeof(path), "%s/first-token.db", dir);
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	char *first_jwk = json_dumps(cs_signer_jwk(first_key), JSON_COMPACT | JSON_SORT_KEYS);
+	assert_non_null(first_jwk);
+	insert_key(path, cs_signer_kid(first_key), first_jwk, "config:pkcs11.signing_key", "NULL", "active");
+	insert_key(path, kid[2], jwk[2], "config:pkcs11.signing_key", "NULL", "retired");
+	free(first_jwk);
+	cs_app mine = {.cfg = cfg, .token = app.token, .officers = app.officers};
+	unsigned char row[32] = {1}, set[32] = {2};
+	int published = 0;
+	assert_int_equal(cs_store_read_begin(s), CS_OK);
+	assert_int_equal(cs_app_key_published(&mine, s, NULL, cs_signer_kid(first_key), row, set, &published), CS_OK);
+	assert_int_equal(published, 1);
+	assert_int_equal(cs_app_key_published(&mine, s, NULL, kid[2], row, set, &published), CS_OK);
+	assert_int_equal(published, 0);
+	cs_store_read_end(s);
+	cs_app_published_free(&mine);
 	cs_store_close(s);
 	for (int i = 0; i < 3; i++) {
 		EVP_PKEY_free(k[i]);
@@ -2079,8 +2172,11 @@ static void on_term(int sig)
 
 /* A node claims its id; another instance cannot take it while it is
  * renewed; once this node went unseen past CS_NODE_LIVE_MS another takes
- * it, and this node's next renewal stops it (SIGTERM to itself, the
- * daemon's clean stop): two nodes never write under one id. */
+ * it, and this node's next renewal stops it: node.lost set, which the
+ * server's loop drains and stops on, with no signal (kill is outside the
+ * network process's seccomp allowlist); final: later renewals claim
+ * nothing, even once the id is free again. Two nodes never write under
+ * one id. */
 static void test_node_id_taken_stops_the_node(void **state)
 {
 	(void)state;
@@ -2107,12 +2203,27 @@ static void test_node_id_taken_stops_the_node(void **state)
 	sigemptyset(&sa.sa_mask);
 	assert_int_equal(sigaction(SIGTERM, &sa, &old), 0);
 	terminated = 0;
+	assert_int_equal(atomic_load(&app.node.lost), 0);
 	cs_app_node_renew(&app, INT64_MAX / 2);
-	assert_int_equal(sigaction(SIGTERM, &old, NULL), 0);
-	assert_true(terminated);
+	assert_false(terminated); /* no signal */
+	assert_int_equal(atomic_load(&app.node.lost), 1);
 	/* the row is the other's: a release leaves it so */
 	assert_int_equal(cs_ledger_node_release(app.ledger, id, app.node.instance, app.node.host, (int64_t)getpid()),
 			 CS_E_CONFLICT);
+	/* the other gives it up: this node's later renewals do not take it back */
+	assert_int_equal(cs_ledger_node_release(app.ledger, id, "another-instance", "elsewhere", 4242), CS_OK);
+	cs_app_node_renew(&app, INT64_MAX / 2 + 2 * CS_NODE_RENEW_MS);
+	assert_int_equal(sigaction(SIGTERM, &old, NULL), 0);
+	assert_false(terminated);
+	assert_int_equal(atomic_load(&app.node.lost), 1);
+	clock_gettime(CLOCK_REALTIME, &wall);
+	now = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+	assert_int_equal(cs_store_write_begin(store, 0), CS_OK);
+	assert_int_equal(cs_store_node_claim(store, id, "third-instance", "elsewhere", 4343, now, CS_NODE_LIVE_MS,
+					     &holder),
+			 CS_OK);
+	assert_int_equal(cs_store_write_end(store, CS_OK), CS_OK);
+	free(holder);
 }
 
 static int teardown(void **state)

@@ -312,10 +312,12 @@ typedef struct {
 	int found;
 	char *activated_by, *activated_ceremony, *recorded_profile;
 	char other[64], other_status[16]; /* "" none */
-	/* for the JWKS (cs_app_key_publishable): kid's recorded JWK (actor:
-	 * the scope's bootstrap actor) */
+	/* for the JWKS (cs_app_key_publishable): kid's recorded JWK, and the
+	 * other keys of the scope that say they were made active without a
+	 * ceremony as its first key (actor: the scope's bootstrap actor) */
 	char *jwk_json;
 	char actor[CS_BOOTSTRAP_ACTOR_MAX];
+	size_t claimants;
 	scoped_kid *kids;
 	size_t nkids, cap;
 	cs_err err;
@@ -367,6 +369,9 @@ static void scan_key(void *arg, const cs_key_info *k)
 		snprintf(ks->other, sizeof(ks->other), "%s", k->kid);
 		snprintf(ks->other_status, sizeof(ks->other_status), "%s", k->status);
 	}
+	if (in_scope && strcmp(k->kid, ks->kid) != 0 && k->activated_ceremony == NULL && cs_service_key_published(k) &&
+	    bootstrap_claim(ks->profile, k->activated_by, ks->actor))
+		ks->claimants++;
 }
 
 static void key_scan_free(key_scan *ks)
@@ -866,10 +871,15 @@ static void rollover_list_free(rollover_list *l)
 }
 
 /* A key made active without a ceremony (ks: the scan of its scope): this
- * node's configured key of the scope (configured: its kid, NULL none), or
- * the scope's first key as a verified rollover statement of the scope
- * says (its old_kid). Never by counting the rows that claim so: whoever
- * writes the store adds rows. */
+ * node's configured key of the scope (configured: its kid; "" when the
+ * scope is configured but its key could not be read), or the scope's
+ * first key as a verified rollover statement of the scope says (its
+ * old_kid). In a scope this node configures, never by counting the rows
+ * that claim so: whoever writes the store adds rows. In a scope no longer
+ * configured here (configured NULL: a signing profile removed, whose key
+ * must still verify what it signed), the one row that claims to be its
+ * first key, when no other does and no verified rollover says otherwise:
+ * a second claimant withholds both. */
 static cs_err first_key_check(cs_store *store, const struct cs_officers *o, const char *officers_why,
 			      const key_scan *ks, const char *configured, char *why, size_t len)
 {
@@ -882,7 +892,7 @@ static cs_err first_key_check(cs_store *store, const struct cs_officers *o, cons
 		     by, scope, ks->actor);
 		return CS_E_CEREMONY_REFUSED;
 	}
-	if (configured != NULL && strcmp(configured, ks->kid) == 0)
+	if (configured != NULL && configured[0] != '\0' && strcmp(configured, ks->kid) == 0)
 		return CS_OK; /* the key this node bootstraps the scope with */
 	rollover_list rl = {.keys = ks};
 	cs_err r = cs_store_rollovers_each(store, collect_rollover, &rl);
@@ -908,6 +918,16 @@ static cs_err first_key_check(cs_store *store, const struct cs_officers *o, cons
 	rollover_list_free(&rl);
 	if (r != CS_OK || named)
 		return r;
+	if (configured == NULL && verified == 0 && ks->claimants == 0)
+		return CS_OK; /* a scope not configured here: its one first key */
+	if (configured == NULL && verified == 0) {
+		whyf(why, len,
+		     "it was made active without a ceremony (by %.128s), as the first key of its scope (%s), which this "
+		     "node does not configure, and so were %zu other key(s): no verified rollover statement tells which "
+		     "was",
+		     by, scope, ks->claimants);
+		return CS_E_CEREMONY_REFUSED;
+	}
 	whyf(why, len,
 	     "it was made active without a ceremony (by %.128s), as the first key of its scope (%s), but it is not "
 	     "this node's configured key of the scope (%s), and none of the %zu verified rollover statement(s) of "
@@ -1002,6 +1022,10 @@ typedef struct {
 	char *kid;
 	unsigned char row[32], set[32];
 	int published, logged;
+	/* decided by the keys of its scope, not its row alone (a scope not
+	 * configured here: one claimant more withholds it): again at each
+	 * change of the key set, published or not */
+	int set_bound;
 } published_entry;
 
 /* This node's configured key of a scope (the kid of the token's key the
@@ -1120,11 +1144,13 @@ static size_t configured_slot(const cs_app *app, const char *profile, const char
 /* This node's configured key of profile's scope into kid[44] ("" none):
  * looked up in the token once, then remembered. CS_OK, or the token's
  * error (nothing remembered: looked up again next time). */
-static cs_err configured_kid(cs_app *app, struct cs_published_keys *c, const char *profile, char kid[44])
+static cs_err configured_kid(cs_app *app, struct cs_published_keys *c, const char *profile, char kid[44],
+			     int *configured)
 {
 	const char *uri;
 	size_t slot = configured_slot(app, profile, &uri);
 	kid[0] = '\0';
+	*configured = uri != NULL;
 	if (uri == NULL || app->token == NULL)
 		return CS_OK; /* none configured, or no token to read it from */
 	int known = 0;
@@ -1176,7 +1202,7 @@ cs_err cs_app_key_published(cs_app *app, cs_store *store, const char *profile, c
 	if (c != NULL) {
 		pthread_mutex_lock(&c->lock);
 		if ((e = published_find(c, kid)) != NULL && memcmp(e->row, row, 32) == 0 &&
-		    (e->published || memcmp(e->set, set, 32) == 0))
+		    ((e->published && !e->set_bound) || memcmp(e->set, set, 32) == 0))
 			hit = 1, pub = e->published;
 		pthread_mutex_unlock(&c->lock);
 	}
@@ -1186,9 +1212,11 @@ cs_err cs_app_key_published(cs_app *app, cs_store *store, const char *profile, c
 	}
 	char why[CS_KEY_WHY_MAX], mine[44];
 	/* the token unreadable: decided without this node's key, not remembered */
-	int sure = configured_kid(app, c, profile, mine) == CS_OK;
-	cs_err r = cs_app_key_publishable(store, app->officers, app->officers_why, profile, kid,
-					  mine[0] != '\0' ? mine : NULL, why, sizeof(why));
+	int scoped = 0;
+	int sure = configured_kid(app, c, profile, mine, &scoped) == CS_OK;
+	/* a scope configured here: its key ("" unknown); else NULL */
+	cs_err r = cs_app_key_publishable(store, app->officers, app->officers_why, profile, kid, scoped ? mine : NULL,
+					  why, sizeof(why));
 	if (r != CS_OK && r != CS_E_CEREMONY_REFUSED)
 		return r; /* the store's error: the caller reports it */
 	pub = r == CS_OK;
@@ -1199,6 +1227,7 @@ cs_err cs_app_key_published(cs_app *app, cs_store *store, const char *profile, c
 			memcpy(e->row, row, 32);
 			memcpy(e->set, set, 32);
 			e->published = pub;
+			e->set_bound = !scoped;
 			log = !pub && !e->logged;
 			e->logged = !pub;
 		}

@@ -325,10 +325,15 @@ int cs_app_key_warrant_newer(const cs_key_warrant *floor, const cs_key_warrant *
  *  - without a ceremony (activated by the scope's bootstrap actor, or for a
  *    certificate key "system" or nobody recorded): kid is configured_kid,
  *    this node's configured key of the scope (the kid of the token's key
- *    pkcs11.signing_key, or signing profile P's key, names; NULL: none or
- *    unknown), or the old_kid that a verified rollover statement of the
- *    scope (one whose ceremony passes the rule above) signed. Never by
+ *    pkcs11.signing_key, or signing profile P's key, names; "": the scope
+ *    is configured but its key could not be read), or the old_kid that a
+ *    verified rollover statement of the scope (one whose ceremony passes
+ *    the rule above) signed; in a scope this node configures, never by
  *    counting the keys that claim so (rows anyone writing the store adds).
+ *    configured_kid NULL: a scope not configured here (a signing profile
+ *    removed: its key must still verify what it signed): besides a
+ *    rollover naming it, the scope's one key claiming to be its first
+ *    (a second claimant withholds both).
  * Reads on store in the caller's snapshot. CS_OK: published;
  * CS_E_CEREMONY_REFUSED with why[why_len]; the store's error. Logs
  * nothing. (A key first bootstrapped, compromised and then followed by an

@@ -1958,7 +1958,7 @@ static void test_the_jwks_withholds_forged_keys(void **state)
 			 CS_E_CEREMONY_REFUSED);
 	assert_non_null(strstr(why, "thumbprint"));
 	assert_int_equal(cs_app_key_publishable(store, app.officers, app.officers_why, NULL,
-						cs_signer_kid(first_key), NULL, why, sizeof(why)),
+						cs_signer_kid(first_key), "", why, sizeof(why)),
 			 CS_OK);
 	/* raising the quorum withholds none of the keys activated under the
 	 * one before (their certificates still verify); the key watch does
@@ -1973,7 +1973,7 @@ static void test_the_jwks_withholds_forged_keys(void **state)
 	size_t by_ceremony = 0;
 	for (size_t i = 0; i < json_array_size(before); i++) {
 		const char *real_kid = json_string_value(json_object_get(json_array_get(before, i), "kid"));
-		assert_int_equal(cs_app_key_publishable(store, three, three_why, NULL, real_kid, NULL, why, sizeof(why)),
+		assert_int_equal(cs_app_key_publishable(store, three, three_why, NULL, real_kid, "", why, sizeof(why)),
 				 CS_OK);
 		cs_key_warrant w;
 		if (cs_app_key_warrant_in(store, three, three_why, NULL, real_kid, &w, why, sizeof(why)) ==
@@ -1984,20 +1984,27 @@ static void test_the_jwks_withholds_forged_keys(void **state)
 	assert_true(by_ceremony > 0);
 	cs_officers_free(three);
 	cs_store_read_end(store);
-	/* a signing profile recorded but not configured here: a row claiming
-	 * to be its first key, bootstrapped from a configuration, is withheld
-	 * (no node's configured key, no rollover statement names it) */
+	/* a signing profile recorded but not configured here (removed: its
+	 * key still verifies what it signed): its one first key is published;
+	 * a second row claiming to be it withholds both (nothing tells which) */
 	char ghost_actor[CS_BOOTSTRAP_ACTOR_MAX];
 	cs_app_bootstrap_actor("ghost", ghost_actor);
-	char gkid[44], *gjwk = NULL;
-	EVP_PKEY *gk = forged_key(gkid, &gjwk);
+	char gkid[44], gkid2[44], *gjwk = NULL, *gjwk2 = NULL;
+	EVP_PKEY *gk = forged_key(gkid, &gjwk), *gk2 = forged_key(gkid2, &gjwk2);
 	insert_profile_key(cfg->store.path, "ghost", gkid, gjwk, ghost_actor);
 	json_t *ghost = jwks_of("ghost");
+	assert_non_null(jwks_key(ghost, gkid));
+	json_decref(ghost);
+	insert_profile_key(cfg->store.path, "ghost", gkid2, gjwk2, ghost_actor);
+	ghost = jwks_of("ghost");
 	assert_null(jwks_key(ghost, gkid));
+	assert_null(jwks_key(ghost, gkid2));
 	assert_int_equal(json_array_size(ghost), 0);
 	json_decref(ghost);
 	EVP_PKEY_free(gk);
+	EVP_PKEY_free(gk2);
 	free(gjwk);
+	free(gjwk2);
 	json_decref(after);
 	json_decref(before);
 	for (int i = 0; i < 5; i++) {
@@ -2024,7 +2031,7 @@ static void test_the_first_key_of_a_store(void **state)
 	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], kid[0], why, sizeof(why)),
 			 CS_OK);
 	/* the only key recorded so, but not this node's configured key: withheld */
-	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], NULL, why, sizeof(why)),
+	assert_int_equal(cs_app_key_publishable(s, app.officers, app.officers_why, NULL, kid[0], "", why, sizeof(why)),
 			 CS_E_CEREMONY_REFUSED);
 	assert_non_null(strstr(why, "not this node's configured key"));
 	insert_key(path, kid[1], jwk[1], "local:test", "'cer_AAAAAAAAAAAAAAAAAAAAAA'", "retired");

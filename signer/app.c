@@ -1886,52 +1886,39 @@ cs_err cs_app_node_instance(cs_app *app)
 	return CS_OK;
 }
 
-/* Whether holder ("host H pid P, seen N ms ago", cs_store_node_claim) is
- * a process of this host that no longer exists. One that still exists is
- * given a few seconds to end (a node restarted at once after a kill -9 of
- * its supervisor: its network process is ending), *waited set. */
-static int holder_ends(const cs_app *app, const char *holder);
-static int holder_here(const cs_app *app, const char *holder);
+/* The pid of holder ("host H pid P, seen N ms ago", cs_store_node_claim)
+ * when it is a process of this host other than this one; else 0. */
+static pid_t holder_pid(const cs_app *app, const char *holder)
+{
+	char prefix[300];
+	int n = snprintf(prefix, sizeof(prefix), "host %s pid ", app->node.host);
+	if (holder == NULL || n < 0 || (size_t)n >= sizeof(prefix) || strncmp(holder, prefix, (size_t)n) != 0)
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	long long pid = strtoll(holder + n, &end, 10);
+	if (errno != 0 || end == holder + n || *end != ',' || pid <= 1 || pid > INT32_MAX || pid == (long long)getpid())
+		return 0;
+	return (pid_t)pid;
+}
+
+/* Whether holder is a process of this host that no longer exists. One
+ * that still exists is given a few seconds to end (a node restarted at
+ * once after a kill -9 of its supervisor: its network process is
+ * ending), *waited set. */
 static int holder_gone(const cs_app *app, const char *holder, int *waited)
 {
-	if (holder_ends(app, holder))
-		return 1;
-	for (int i = 0; i < CS_NODE_END_WAIT_MS / 100 && holder_ends(app, holder) == 0 && holder_here(app, holder);
-	     i++) {
+	pid_t pid = holder_pid(app, holder);
+	for (int i = 0; pid != 0; i++) {
+		if (kill(pid, 0) != 0 && errno == ESRCH)
+			return 1;
+		if (i >= CS_NODE_END_WAIT_MS / 100)
+			break;
 		*waited = 1;
 		struct timespec pause = {0, 100 * 1000000L};
 		nanosleep(&pause, NULL);
 	}
-	return holder_ends(app, holder);
-}
-
-static int holder_ends(const cs_app *app, const char *holder)
-{
-	char prefix[300];
-	int n = snprintf(prefix, sizeof(prefix), "host %s pid ", app->node.host);
-	if (holder == NULL || n < 0 || (size_t)n >= sizeof(prefix) || strncmp(holder, prefix, (size_t)n) != 0)
-		return 0;
-	char *end = NULL;
-	errno = 0;
-	long long pid = strtoll(holder + n, &end, 10);
-	if (errno != 0 || end == holder + n || *end != ',' || pid <= 1 || pid > INT32_MAX || pid == (long long)getpid())
-		return 0;
-	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-}
-
-/* Whether holder is a process of this host other than this one. */
-static int holder_here(const cs_app *app, const char *holder)
-{
-	char prefix[300];
-	int n = snprintf(prefix, sizeof(prefix), "host %s pid ", app->node.host);
-	if (holder == NULL || n < 0 || (size_t)n >= sizeof(prefix) || strncmp(holder, prefix, (size_t)n) != 0)
-		return 0;
-	char *end = NULL;
-	errno = 0;
-	long long pid = strtoll(holder + n, &end, 10);
-	if (errno != 0 || end == holder + n || *end != ',' || pid <= 1 || pid > INT32_MAX || pid == (long long)getpid())
-		return 0;
-	return 1;
+	return 0;
 }
 
 cs_err cs_app_node_claim(cs_app *app)

@@ -90,5 +90,13 @@ cs_err cs_store_note_active(uint64_t *seen, const char *profile, int64_t n);
 cs_err cs_store_sqlite_open(const char *path, cs_store **out);
 cs_err cs_store_sqlite_open_existing_readonly(const char *path, cs_store **out);
 cs_err cs_store_pg_open(const cs_store_target *target, int readonly, cs_store **out);
+/* A bare libpq connection (PGconn) to a PostgreSQL target, made as the
+ * backend makes its own (password file read and wiped, TLS settings,
+ * search_path credsign), for what runs outside the store's calls (the
+ * copy of store_copy.c). Nothing migrated or checked; a failure logged,
+ * naming the setting at fault. PQfinish it. */
+struct pg_conn;
+cs_err cs_store_pg_raw_connect(const cs_store_target *target, struct pg_conn **out)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -10,7 +10,6 @@
 #include "store_copy.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "cs_log.h"
+#include "store_backend.h"
 
 /* The SQLite schema version whose tables are listed below (store_sqlite.c's
  * SCHEMA_VERSION; PostgreSQL's, PG_SCHEMA_VERSION, holds the same tables
@@ -33,7 +33,6 @@
 #define COPY_WRITE_LOCK "7163220305711862835"
 /* A node may hold the write lock for a write's deadline: wait longer. */
 #define COPY_LOCK_TIMEOUT "60s"
-#define PASSWORD_MAX 1024
 #define FLUSH_AT (64 * 1024)
 
 /* One table: its columns (in the order given to SELECT and COPY) and their
@@ -96,96 +95,6 @@ static cs_err sq_fail(sqlite3 *db, const char *what)
 {
 	cs_log_error("store copy: %s: %s", what, db != NULL ? sqlite3_errmsg(db) : "out of memory");
 	return CS_E_STORE;
-}
-
-/* The password: the first line of the file (its owner and mode are the
- * configuration loader's or the caller's to check), into pw[PASSWORD_MAX
- * + 1]. The read buffer is wiped. */
-static cs_err read_password(const char *path, char pw[PASSWORD_MAX + 1])
-{
-	char buf[PASSWORD_MAX + 2];
-	size_t len = 0;
-	cs_err r = CS_OK;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		cs_log_error("store copy: the password file %s: %s", path, strerror(errno));
-		return CS_E_IO;
-	}
-	while (len < sizeof(buf)) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			cs_log_error("store copy: the password file %s: %s", path, strerror(errno));
-			r = CS_E_IO;
-			break;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	const char *nl = r == CS_OK ? memchr(buf, '\n', len) : NULL;
-	size_t line = nl != NULL ? (size_t)(nl - buf) : len;
-	if (r == CS_OK && line > 0 && buf[line - 1] == '\r')
-		line--;
-	if (r == CS_OK && line > PASSWORD_MAX) {
-		cs_log_error("store copy: the password file %s: the first line is longer than %d bytes", path,
-			     PASSWORD_MAX);
-		r = CS_E_IO;
-	}
-	if (r == CS_OK && memchr(buf, '\0', line) != NULL) {
-		cs_log_error("store copy: the password file %s holds a NUL byte", path);
-		r = CS_E_IO;
-	}
-	if (r == CS_OK) {
-		memcpy(pw, buf, line);
-		pw[line] = '\0';
-	}
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return r;
-}
-
-/* A connection as the target says, search_path credsign; the password
- * (when a file gives one) passed as a keyword after the conninfo, wiped. */
-static cs_err pg_connect(const cs_store_target *t, PGconn **out)
-{
-	char pw[PASSWORD_MAX + 1] = "", timeout[16];
-	*out = NULL;
-	if (t->backend != CS_STORE_POSTGRESQL || t->conninfo == NULL) {
-		cs_log_error("store copy: the destination is not a PostgreSQL store");
-		return CS_E_INVALID_ARG;
-	}
-	if (t->password_file != NULL) {
-		cs_err r = read_password(t->password_file, pw);
-		if (r != CS_OK)
-			return r;
-	}
-	snprintf(timeout, sizeof(timeout), "%d", t->connect_timeout_s > 0 ? t->connect_timeout_s : 10);
-	const char *keys[10], *vals[10];
-	int n = 0;
-	keys[n] = "dbname", vals[n++] = t->conninfo;
-	keys[n] = "sslmode", vals[n++] = t->sslmode != NULL ? t->sslmode : "verify-full";
-	if (t->ca_file != NULL)
-		keys[n] = "sslrootcert", vals[n++] = t->ca_file;
-	if (t->password_file != NULL)
-		keys[n] = "password", vals[n++] = pw;
-	keys[n] = "application_name", vals[n++] = t->application_name != NULL ? t->application_name : "credsign-admin";
-	keys[n] = "connect_timeout", vals[n++] = timeout;
-	keys[n] = "options", vals[n++] = "-c search_path=credsign";
-	keys[n] = NULL, vals[n] = NULL;
-	PGconn *conn = PQconnectdbParams(keys, vals, 1);
-	OPENSSL_cleanse(pw, sizeof(pw));
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-		char name[256];
-		char what[300];
-		snprintf(what, sizeof(what), "connecting to %s", cs_store_target_name(t, name, sizeof(name)));
-		pg_fail(conn, what);
-		PQfinish(conn);
-		return CS_E_STORE;
-	}
-	*out = conn;
-	return CS_OK;
 }
 
 /* A statement without parameters whose rows (if any) are not needed. */
@@ -526,7 +435,7 @@ cs_err cs_store_copy_sqlite_to_pg(const char *sqlite_path, const cs_store_target
 	report_init(report);
 	cs_err r = sq_open(sqlite_path, &db, why);
 	if (r == CS_OK)
-		r = pg_connect(target, &conn);
+		r = cs_store_pg_raw_connect(target, &conn);
 	/* one snapshot of the source for every table */
 	if (r == CS_OK && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		r = sq_fail(db, "beginning a read of the SQLite store");
@@ -612,7 +521,7 @@ cs_err cs_store_copy_compare(const char *sqlite_path, const cs_store_target *tar
 	if (r == CS_E_STORE_SCHEMA)
 		cs_log_error("store copy: %s", why);
 	if (r == CS_OK)
-		r = pg_connect(target, &conn);
+		r = cs_store_pg_raw_connect(target, &conn);
 	for (size_t i = 0; r == CS_OK && i < META; i++) {
 		char sql[128];
 		int found = 0;
@@ -659,7 +568,7 @@ cs_err cs_store_pg_describe(const cs_store_target *target, const char *role, cs_
 	if (role == NULL)
 		role = "credsign_node";
 	snprintf(out->role, sizeof(out->role), "%s", role);
-	cs_err r = pg_connect(target, &conn);
+	cs_err r = cs_store_pg_raw_connect(target, &conn);
 	if (r == CS_OK)
 		r = pg_int(conn, "reading the schema version",
 			   "SELECT CASE WHEN to_regclass('credsign.schema_version') IS NULL THEN 0 "

@@ -1566,6 +1566,30 @@ static void pg_close(cs_store *store)
 
 static const cs_store_ops *pg_ops(void);
 
+cs_err cs_store_pg_raw_connect(const cs_store_target *target, PGconn **out)
+{
+	char name[PG_NAME_MAX];
+	*out = NULL;
+	if (target->backend != CS_STORE_POSTGRESQL || target->conninfo == NULL) {
+		cs_log_error("store: not a PostgreSQL store");
+		return CS_E_INVALID_ARG;
+	}
+	cs_store_target_name(target, name, sizeof(name));
+	struct pg_target_copy *t = target_copy(target, 0);
+	if (t == NULL)
+		return CS_E_NOMEM;
+	PGconn *c = NULL;
+	cs_err r = connect_target(t, name, &c);
+	if (r != CS_OK && c != NULL)
+		r = connect_failed(name, c);
+	if (r != CS_OK)
+		PQfinish(c);
+	else
+		*out = c;
+	target_copy_free(t);
+	return r;
+}
+
 cs_err cs_store_pg_open(const cs_store_target *target, int readonly, cs_store **out)
 {
 	*out = NULL;

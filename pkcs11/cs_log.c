@@ -55,6 +55,19 @@ static void append_escaped(char *buf, size_t *len, size_t cap, const char *s)
 	}
 }
 
+/* Append s to buf[*len..cap) for a person to read (CS_LOG_TEXT): quotes
+ * kept, control characters escaped so that an event stays one line. */
+static void append_text(char *buf, size_t *len, size_t cap, const char *s)
+{
+	for (; *s != '\0' && *len + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == 0x7f)
+			*len += (size_t)snprintf(buf + *len, cap - *len, "\\u%04x", c);
+		else
+			buf[(*len)++] = (char)c;
+	}
+}
+
 /* Append s to buf[*len..cap), cut to leave one byte free; nothing once the
  * line is full (*len >= cap - 1). */
 static void append_raw(char *buf, size_t *len, size_t cap, const char *s)
@@ -93,14 +106,14 @@ static void write_line(cs_log_level level, const char *fn, const char *msg,
 		static const char *const text_names[] = {"debug", "note", "warning", "error"};
 		append_raw(line, &len, cap, text_names[level]);
 		append_raw(line, &len, cap, ": ");
-		append_raw(line, &len, cap, msg);
+		append_text(line, &len, cap, msg);
 		for (size_t i = 0; i < nfields; i++) {
 			append_raw(line, &len, cap, " ");
 			append_raw(line, &len, cap, fields[i].key);
 			append_raw(line, &len, cap, "=");
 			if (fields[i].text == NULL)
 				snprintf(number, sizeof(number), "%.15g", fields[i].number);
-			append_raw(line, &len, cap, fields[i].text != NULL ? fields[i].text : number);
+			append_text(line, &len, cap, fields[i].text != NULL ? fields[i].text : number);
 		}
 		line[len++] = '\n';
 		ssize_t ignored = write(log_fd, line, len);

@@ -56,6 +56,7 @@ typedef struct {
 #define TOK_BACKOFF_MIN_MS 250
 #define TOK_BACKOFF_MAX_MS 1000
 #define TOK_DRAIN_SECONDS 5
+#define TOK_SESSION_WAIT_MS 30000 /* every session busy: then CS_E_TOKEN_BUSY */
 
 struct cs_token {
 	CK_FUNCTION_LIST *fl;   /* the module's list: for p11-kit (initialise, finalise, release) */
@@ -85,6 +86,8 @@ struct cs_token {
 	unsigned long reinits;
 	unsigned long reinit_failures; /* in a row, since the last success */
 	unsigned session_cap; /* sessions the token allows (<= pool_size) */
+	unsigned session_wait_ms; /* the wait for a free session, TOK_SESSION_WAIT_MS (white-box
+				   * tests shorten it right after cs_token_open) */
 	int bad_pin;
 	int login_required; /* CKF_LOGIN_REQUIRED as read when the pool last logged in */
 	int login_skip_logged; /* "PIN not used" said once */
@@ -137,7 +140,8 @@ typedef CK_RV (*tok_op)(cs_token *t, tok_session *s, void *arg, cs_err *err);
  * selected again) and retries; if that fails too, the module is
  * re-initialised (when the backoff allows) and the operation retried once
  * more. While another thread re-initialises, it waits for that (up to
- * CS_TOKEN_REINIT_WAIT_MS) and retries on the fresh module; it fails with
+ * CS_TOKEN_REINIT_WAIT_MS in all, however often it meets one) and retries
+ * on the fresh module; it fails with
  * CS_E_TOKEN_UNAVAILABLE without waiting while the backoff has not expired.
  * CKR_USER_NOT_LOGGED_IN is recovered only when the session is public on a
  * token that needs a login (see token.h). */
@@ -149,13 +153,6 @@ cs_err tok_run(cs_token *t, tok_op op, void *arg);
 cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation);
 /* Return a session to the pool; discard closes it instead. */
 void tok_session_release(cs_token *t, tok_session *s, int discard);
-/* Recover after a failure seen in failed_generation; *step counts what this
- * caller has done so far (0 nothing, 1 sessions reopened, 2 re-initialised)
- * and is advanced. A re-initialisation another thread runs is waited for
- * (up to CS_TOKEN_REINIT_WAIT_MS). CS_OK means "retry the operation";
- * otherwise the error for the caller (CS_E_TOKEN_UNAVAILABLE, or e.g. a PIN
- * error met when logging in after re-initialisation). */
-cs_err tok_pool_recover(cs_token *t, unsigned failed_generation, int *step);
 /* Find the one initialized token matching the URI; *flags gets its
  * CK_TOKEN_INFO flags. Touches only t->fl and t->uri, so it may run with or
  * without the pool lock. */

@@ -19,8 +19,6 @@
 #include "cs_log.h"
 #include "cs_secret.h"
 
-#define POOL_WAIT_SECONDS 30
-
 void tok_copy_padded(char *dst, size_t dst_size, const unsigned char *src, size_t src_len)
 {
 	size_t n = src_len;
@@ -519,16 +517,18 @@ static int wait_reinit_locked(cs_token *t, struct timespec *deadline, int *armed
 	return 0;
 }
 
-cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation)
+/* tok_session_acquire with the caller's wait for a re-initialisation
+ * (wait_reinit_locked): one operation waits CS_TOKEN_REINIT_WAIT_MS in all,
+ * not once here and again in recovery. */
+static cs_err session_acquire(cs_token *t, tok_session **out, unsigned *generation,
+			      struct timespec *reinit_deadline, int *reinit_armed)
 {
 	cs_err r = CS_OK;
-	struct timespec deadline, reinit_deadline;
-	int reinit_armed = 0;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += POOL_WAIT_SECONDS;
+	struct timespec deadline;
 
 	*out = NULL;
 	pthread_mutex_lock(&t->lock);
+	realtime_after(&deadline, t->session_wait_ms);
 	if (t->pid != getpid())
 		after_fork(t);
 	for (;;) {
@@ -537,7 +537,7 @@ cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation)
 		 * for the fresh module (bounded); one that could not be
 		 * initialised fails at once (recovery retries it, backing off) */
 		if (t->reinit_busy) {
-			if (wait_reinit_locked(t, &reinit_deadline, &reinit_armed) != 0) {
+			if (wait_reinit_locked(t, reinit_deadline, reinit_armed) != 0) {
 				r = CS_E_TOKEN_UNAVAILABLE;
 				break;
 			}
@@ -593,6 +593,13 @@ cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation)
 	}
 	pthread_mutex_unlock(&t->lock);
 	return r;
+}
+
+cs_err tok_session_acquire(cs_token *t, tok_session **out, unsigned *generation)
+{
+	struct timespec reinit_deadline;
+	int reinit_armed = 0;
+	return session_acquire(t, out, generation, &reinit_deadline, &reinit_armed);
 }
 
 void tok_session_release(cs_token *t, tok_session *s, int discard)
@@ -702,16 +709,20 @@ static cs_err pool_reinit(cs_token *t)
 	return r;
 }
 
-/* See token_internal.h. Only the first thread to see a failed generation
- * recovers; the others retry. */
-cs_err tok_pool_recover(cs_token *t, unsigned failed_generation, int *step)
+/* Recover after a failure seen in failed_generation; *step counts what this
+ * caller has done so far (0 nothing, 1 sessions reopened, 2 re-initialised)
+ * and is advanced. A re-initialisation another thread runs is waited for,
+ * within the caller's wait (see session_acquire). CS_OK means "retry the
+ * operation"; otherwise the error for the caller (CS_E_TOKEN_UNAVAILABLE,
+ * or e.g. a PIN error met when logging in after re-initialisation). Only
+ * the first thread to see a failed generation recovers; the others retry. */
+static cs_err pool_recover(cs_token *t, unsigned failed_generation, int *step, struct timespec *reinit_deadline,
+			   int *reinit_armed)
 {
 	cs_err r = CS_OK;
-	struct timespec reinit_deadline;
-	int reinit_armed = 0;
 	pthread_mutex_lock(&t->lock);
 	/* someone is at it: wait for the fresh module, then retry on it */
-	if (t->reinit_busy && wait_reinit_locked(t, &reinit_deadline, &reinit_armed) != 0) {
+	if (t->reinit_busy && wait_reinit_locked(t, reinit_deadline, reinit_armed) != 0) {
 		r = CS_E_TOKEN_UNAVAILABLE;
 		goto out;
 	}
@@ -789,10 +800,12 @@ static int login_lost(cs_token *t, tok_session *s)
 cs_err tok_run(cs_token *t, tok_op op, void *arg)
 {
 	int step = 0;
+	struct timespec reinit_deadline; /* one wait for a re-initialisation per operation */
+	int reinit_armed = 0;
 	for (;;) {
 		tok_session *s = NULL;
 		unsigned generation = 0;
-		cs_err r = tok_session_acquire(t, &s, &generation);
+		cs_err r = session_acquire(t, &s, &generation, &reinit_deadline, &reinit_armed);
 		if (r == CS_OK) {
 			cs_err op_err = CS_OK;
 			CK_RV rv = op(t, s, arg, &op_err);
@@ -810,7 +823,7 @@ cs_err tok_run(cs_token *t, tok_op op, void *arg)
 		}
 		if (step >= 2)
 			return CS_E_TOKEN_UNAVAILABLE;
-		if ((r = tok_pool_recover(t, generation, &step)) != CS_OK)
+		if ((r = pool_recover(t, generation, &step, &reinit_deadline, &reinit_armed)) != CS_OK)
 			return r;
 	}
 }
@@ -851,6 +864,7 @@ cs_err cs_token_open(const cs_token_params *params, cs_token **out)
 	pthread_cond_init(&t->cond, NULL);
 	t->pool_size = params->pool_size;
 	t->session_cap = params->pool_size;
+	t->session_wait_ms = TOK_SESSION_WAIT_MS;
 	t->read_write = params->read_write;
 	t->pid = getpid();
 	t->backoff_ms = TOK_BACKOFF_MIN_MS; /* reinit_due zero: the first attempt may run at once */

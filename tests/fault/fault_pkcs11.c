@@ -76,6 +76,25 @@
  *                             public key with its CKA_ID), as tokens that keep
  *                             the public point on the private object do
  *
+ *   flags-set N               C_GetTokenInfo reports the token flags N set
+ *                             (CKF_* bits, e.g. 0x40000 CKF_USER_PIN_LOCKED,
+ *                             0x20000 CKF_USER_PIN_FINAL_TRY)
+ *   flags-clear N             C_GetTokenInfo reports the token flags N clear
+ *                             (e.g. 0x8 CKF_USER_PIN_INITIALIZED)
+ *   protected-auth PINFILE    a token with a PIN pad: C_GetTokenInfo reports
+ *                             CKF_PROTECTED_AUTHENTICATION_PATH, and C_Login
+ *                             given no PIN (NULL, 0) logs SoftHSM2 in with the
+ *                             PIN in PINFILE, as the pad would; a C_Login given
+ *                             a PIN fails with CKR_ARGUMENTS_BAD (the caller
+ *                             must not send one)
+ *
+ *   nth C_FN:N:0xRV           the Nth call of C_FN counted from when the line
+ *                             was read answers RV, once (a fault deep inside
+ *                             an operation: its third C_GetAttributeValue)
+ *   weak-private-key          C_GenerateKeyPair makes the private key with
+ *                             CKA_SENSITIVE false and CKA_EXTRACTABLE true (a
+ *                             token that does not honour the template)
+ *
  *   all 0x5 [sticky]          every call (C_Initialize included; not C_Finalize,
  *                             C_CloseSession, C_CloseAllSessions) returns CK_RV
  *                             0x5 while the line is present. With "sticky" the
@@ -365,6 +384,8 @@ __attribute__((format(printf, 1, 2), noreturn)) static void violation(const char
 
 enum { CLEANUP = 0, FAULTABLE = 1 };
 
+static CK_RV nth_fault_locked(const char *fn);
+
 /* Start a call of `fn`: check the caller, turn a tagged session handle into
  * the real one, and decide whether a fault answers instead (non-zero CK_RV
  * returned). Every enter() is paired with a leave(). */
@@ -402,6 +423,8 @@ static CK_RV enter(const char *fn, CK_SESSION_HANDLE *h, int faultable)
 			rv = h != NULL ? CKR_SESSION_HANDLE_INVALID : CKR_DEVICE_REMOVED;
 		if (rv == CKR_OK)
 			(void)fires_locked(fn, &rv);
+		if (rv == CKR_OK)
+			rv = nth_fault_locked(fn); /* "nth", at the end */
 	}
 	pthread_mutex_unlock(&lock);
 	if (delay > 0) { /* a slow token: the caller waits, the others do not */
@@ -505,6 +528,13 @@ static CK_RV w_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 		char pin_file[256], serial[64];
 		if (rv == CKR_OK && rule_arg("no-login", pin_file, sizeof(pin_file)))
 			info->flags &= ~(CK_FLAGS)CKF_LOGIN_REQUIRED;
+		long set = rule_value("flags-set"), clear = rule_value("flags-clear");
+		if (rv == CKR_OK && set > 0)
+			info->flags |= (CK_FLAGS)set;
+		if (rv == CKR_OK && clear > 0)
+			info->flags &= ~(CK_FLAGS)clear;
+		if (rv == CKR_OK && rule_arg("protected-auth", pin_file, sizeof(pin_file)))
+			info->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
 		if (rv == CKR_OK && rule_arg("token-serial", serial, sizeof(serial))) {
 			/* blank-padded, not terminated */
 			memset(info->serialNumber, ' ', sizeof(info->serialNumber));
@@ -613,10 +643,31 @@ static CK_RV w_GetSessionInfo(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info)
 	return rv;
 }
 
+/* "protected-auth PINFILE": the PIN pad's answer to a C_Login without a PIN. */
+static CK_RV pin_pad_login(CK_SESSION_HANDLE real_handle, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
+			   CK_ULONG len, const char *path)
+{
+	char typed[256] = "";
+	if (pin != NULL || len != 0)
+		return CKR_ARGUMENTS_BAD;
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return CKR_FUNCTION_CANCELED; /* nobody typed it */
+	if (fgets(typed, sizeof(typed), f) == NULL)
+		typed[0] = '\0';
+	fclose(f);
+	typed[strcspn(typed, "\r\n")] = '\0';
+	CK_RV rv = real->C_Login(real_handle, user, (CK_UTF8CHAR_PTR)typed, (CK_ULONG)strlen(typed));
+	memset(typed, 0, sizeof(typed));
+	return rv;
+}
+
 static CK_RV w_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len)
 {
-	char pin_file[256];
+	char pin_file[256], pad_file[256];
 	int no_login = rule_arg("no-login", pin_file, sizeof(pin_file));
+	if (!no_login && rule_arg("protected-auth", pad_file, sizeof(pad_file)))
+		FORWARD(C_Login, &h, FAULTABLE, pin_pad_login(h, user, pin, len, pad_file));
 	FORWARD(C_Login, &h, FAULTABLE,
 		no_login ? CKR_USER_ALREADY_LOGGED_IN : real->C_Login(h, user, pin, len));
 }
@@ -900,6 +951,8 @@ static int id_too_long(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
 	return 0;
 }
 
+static void weak_private_key(CK_ATTRIBUTE_PTR priv, CK_ULONG n);
+
 /* The real C_GenerateKeyPair, with the templates changed by
  * "always-authenticate" and "public-label LABEL". */
 static CK_RV generate_key_pair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_ATTRIBUTE_PTR pub,
@@ -919,6 +972,7 @@ static CK_RV generate_key_pair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_AT
 				pub2[i] = (CK_ATTRIBUTE){CKA_LABEL, label, strlen(label)};
 	if (fires("always-authenticate", NULL))
 		priv2[npriv++] = (CK_ATTRIBUTE){CKA_ALWAYS_AUTHENTICATE, &yes, sizeof(yes)};
+	weak_private_key(priv2, npriv); /* "weak-private-key", at the end */
 	return real->C_GenerateKeyPair(h, mech, pub2, npub, priv2, npriv, hpub, hpriv);
 }
 
@@ -1001,5 +1055,48 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
 	}
 	*out = &wrapped;
 	pthread_mutex_unlock(&lock);
+	return CKR_OK;
+}
+
+/* ---- key template faults -------------------------------------------------- */
+
+/* "weak-private-key": the private template asks for an extractable key that
+ * is not sensitive, whatever the caller asked for. */
+static void weak_private_key(CK_ATTRIBUTE_PTR priv, CK_ULONG n)
+{
+	static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	if (!fires("weak-private-key", NULL))
+		return;
+	for (CK_ULONG i = 0; i < n; i++) {
+		if (priv[i].type == CKA_SENSITIVE)
+			priv[i] = (CK_ATTRIBUTE){CKA_SENSITIVE, &no, sizeof(no)};
+		else if (priv[i].type == CKA_EXTRACTABLE)
+			priv[i] = (CK_ATTRIBUTE){CKA_EXTRACTABLE, &yes, sizeof(yes)};
+	}
+}
+
+/* "nth C_FN:N:0xRV": calls of C_FN seen since the control file was read
+ * last; the Nth answers RV. Lock held (by enter). */
+static CK_RV nth_fault_locked(const char *fn)
+{
+	static long seen[MAX_RULES];
+	static off_t seen_size = -1;
+	static struct timespec seen_mtime;
+	if (seen_size != loaded_size || seen_mtime.tv_sec != loaded_mtime.tv_sec ||
+	    seen_mtime.tv_nsec != loaded_mtime.tv_nsec) { /* the rules were read again */
+		memset(seen, 0, sizeof(seen));
+		seen_size = loaded_size;
+		seen_mtime = loaded_mtime;
+	}
+	for (size_t i = 0; i < nrules; i++) {
+		char name[40];
+		long n = 0;
+		unsigned long rv = 0;
+		if (strcmp(rules[i].name, "nth") != 0 ||
+		    sscanf(rules[i].arg, "%39[^:]:%ld:%lx", name, &n, &rv) != 3 || strcmp(name, fn) != 0)
+			continue;
+		if (++seen[i] == n)
+			return (CK_RV)rv;
+	}
 	return CKR_OK;
 }

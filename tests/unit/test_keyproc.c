@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -528,6 +529,60 @@ static void test_remote_token(void **state)
 	assert_int_equal(wait_keyproc(pid), 0);
 }
 
+/* Is fd closed? */
+static int fd_closed(int fd)
+{
+	return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+}
+
+/* cs_keyproc_prepare and cs_keyproc_serve refuse what they cannot serve:
+ * no token, too many keys, a key without a URI or purpose, a URI that is
+ * no key URI (nothing prepared: *out stays NULL); serve takes its fds over
+ * also when it refuses (they are closed), and serves only once. */
+static void test_prepare_and_serve_refusals(void **state)
+{
+	(void)state;
+	cs_token *t = NULL;
+	cs_keyproc *kp = (cs_keyproc *)&kp; /* not NULL: the refusals clear it */
+	cs_token_params p = params();
+	assert_int_equal(cs_token_open(&p, &t), CS_OK);
+	const cs_keyproc_key good = {purpose(CS_KEY_PURPOSE_CERTIFICATE, ""), cert_key.uri, "pkcs11.signing_key"};
+	assert_int_equal(cs_keyproc_prepare(NULL, &good, 1, &kp), CS_E_INVALID_ARG);
+	assert_null(kp);
+	assert_int_equal(cs_keyproc_prepare(t, NULL, 1, &kp), CS_E_INVALID_ARG);
+	assert_int_equal(cs_keyproc_prepare(t, &good, CS_KEYPROC_BINDINGS_MAX + 1, &kp), CS_E_INVALID_ARG);
+	assert_int_equal(cs_keyproc_prepare(t, &good, 1, NULL), CS_E_INVALID_ARG);
+	const cs_keyproc_key no_uri = {purpose(CS_KEY_PURPOSE_CERTIFICATE, ""), NULL, "pkcs11.signing_key"};
+	assert_int_equal(cs_keyproc_prepare(t, &no_uri, 1, &kp), CS_E_INVALID_ARG);
+	assert_null(kp);
+	const cs_keyproc_key no_purpose = {purpose(CS_KEY_PURPOSE_NONE, ""), cert_key.uri, "pkcs11.signing_key"};
+	assert_int_equal(cs_keyproc_prepare(t, &no_purpose, 1, &kp), CS_E_INVALID_ARG);
+	const cs_keyproc_key bad_uri = {purpose(CS_KEY_PURPOSE_CERTIFICATE, ""), "file:/etc/key.pem", "tls.key"};
+	assert_int_not_equal(cs_keyproc_prepare(t, &bad_uri, 1, &kp), CS_OK);
+	assert_null(kp);
+
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(cs_keyproc_serve(NULL, &sv[1], 1), CS_E_INVALID_ARG);
+	assert_true(fd_closed(sv[1]));
+	close(sv[0]);
+	assert_int_equal(cs_keyproc_prepare(t, &good, 1, &kp), CS_OK);
+	assert_int_equal(cs_keyproc_serve(kp, NULL, 1), CS_E_INVALID_ARG);
+	int none[1] = {-1};
+	assert_int_equal(cs_keyproc_serve(kp, none, 0), CS_E_INVALID_ARG);
+	/* served once: the peer hangs up at once, the serve returns */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	close(sv[0]);
+	assert_int_equal(cs_keyproc_serve(kp, &sv[1], 1), CS_OK);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(cs_keyproc_serve(kp, &sv[1], 1), CS_E_INVALID_ARG);
+	assert_true(fd_closed(sv[1]));
+	close(sv[0]);
+	cs_keyproc_free(kp);
+	cs_keyproc_free(NULL);
+	cs_token_close(t);
+}
+
 int main(void)
 {
 	/* SIGPIPE keeps its default: a send to a dead key process without
@@ -535,6 +590,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_raw_frames),
 		cmocka_unit_test(test_remote_token),
+		cmocka_unit_test(test_prepare_and_serve_refusals),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

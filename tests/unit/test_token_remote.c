@@ -34,6 +34,7 @@
 #include "provider.h"
 #include "test_support.h"
 #include "token.h"
+#include "token_ipc.h"
 #include "token_meter.h"
 
 #define CERT_LABEL "remote-cert"
@@ -672,6 +673,114 @@ static void test_failing_call_named(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- a key process that misbehaves ----------------------------------------------- */
+
+/* How the hostile peer answers: HELLO, then (if it got that far) the
+ * first request after it. */
+enum {
+	PEER_HELLO_GARBAGE,   /* HELLO answered by bytes that are no frame */
+	PEER_HELLO_REFUSED,   /* HELLO answered by an error reply */
+	PEER_OVERSIZED,       /* a reply longer than CS_IPC_FRAME_MAX */
+	PEER_SHORT_DRAW,      /* RANDOM answered with fewer bytes than asked */
+	PEER_CLOSES,          /* the channel closed instead of a reply */
+};
+
+struct peer {
+	int fd;
+	int mode;
+	int requests; /* frames it received */
+};
+
+static void peer_reply(int fd, const cs_ipc_reply *reply)
+{
+	uint8_t frame[CS_IPC_FRAME_MAX];
+	size_t len = 0;
+	assert_int_equal(cs_ipc_encode_reply(reply, frame, sizeof(frame), &len), CS_OK);
+	assert_int_equal(send(fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+static void *hostile_peer(void *arg)
+{
+	struct peer *p = arg;
+	uint8_t frame[CS_IPC_FRAME_MAX + 64];
+	cs_ipc_reply reply;
+	memset(&reply, 0, sizeof(reply));
+	if (recv(p->fd, frame, sizeof(frame), 0) <= 0)
+		goto out;
+	p->requests++;
+	reply.type = CS_IPC_HELLO;
+	if (p->mode == PEER_HELLO_GARBAGE) {
+		(void)send(p->fd, "not a frame", 11, MSG_NOSIGNAL);
+		goto out;
+	}
+	if (p->mode == PEER_HELLO_REFUSED) {
+		reply.status = CS_E_INTERNAL;
+		peer_reply(p->fd, &reply);
+		goto out;
+	}
+	reply.version = CS_IPC_VERSION;
+	reply.random_max = 64;
+	peer_reply(p->fd, &reply);
+	ssize_t n = recv(p->fd, frame, sizeof(frame), 0);
+	if (n <= 0)
+		goto out;
+	p->requests++;
+	if (p->mode == PEER_OVERSIZED) {
+		memset(frame, 0, sizeof(frame));
+		(void)send(p->fd, frame, CS_IPC_FRAME_MAX + 16, MSG_NOSIGNAL);
+	} else if (p->mode == PEER_SHORT_DRAW) {
+		static const uint8_t bytes[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+		memset(&reply, 0, sizeof(reply));
+		reply.type = CS_IPC_RANDOM;
+		reply.data = bytes;
+		reply.data_len = sizeof(bytes); /* 16 were asked for */
+		peer_reply(p->fd, &reply);
+	}
+	/* PEER_CLOSES: nothing */
+out:
+	close(p->fd);
+	return NULL;
+}
+
+/* A key process that answers HELLO with garbage or a refusal is not
+ * used (CS_E_IPC); one whose reply to a draw is oversized, malformed or
+ * missing (the channel closed) fails the draw with CS_E_TOKEN_UNAVAILABLE,
+ * returns no byte of it, and its channel is dead: the next call fails at
+ * once, without reaching the key process. */
+static void test_misbehaving_key_process(void **state)
+{
+	(void)state;
+	static const int modes[] = {PEER_HELLO_GARBAGE, PEER_HELLO_REFUSED, PEER_OVERSIZED, PEER_SHORT_DRAW,
+				    PEER_CLOSES};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		int sv[2];
+		pthread_t th;
+		cs_token *t = NULL;
+		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+		struct peer p = {.fd = sv[1], .mode = modes[i]};
+		assert_int_equal(pthread_create(&th, NULL, hostile_peer, &p), 0);
+		cs_err r = cs_token_open_remote(&sv[0], 1, &t);
+		if (modes[i] == PEER_HELLO_GARBAGE || modes[i] == PEER_HELLO_REFUSED) {
+			assert_int_equal(r, CS_E_IPC);
+			assert_null(t);
+			pthread_join(th, NULL);
+			continue;
+		}
+		assert_int_equal(r, CS_OK);
+		uint8_t buf[16];
+		memset(buf, 0xa5, sizeof(buf));
+		assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_TOKEN_UNAVAILABLE);
+		for (size_t j = 0; j < sizeof(buf); j++)
+			assert_int_equal(buf[j], 0);
+		pthread_join(th, NULL);
+		assert_int_equal(p.requests, 2);
+		double start = now_s();
+		assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_TOKEN_UNAVAILABLE);
+		assert_true(now_s() - start < 0.5);
+		cs_token_close(t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -688,6 +797,7 @@ int main(void)
 		cmocka_unit_test(test_open_fails_when_key_process_fails),
 		cmocka_unit_test(test_prepare_refuses_two_purposes),
 		cmocka_unit_test(test_failing_call_named),
+		cmocka_unit_test(test_misbehaving_key_process),
 	};
 	cs_log_configure(CS_LOG_ERROR, CS_LOG_LOGFMT, 2);
 	return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -26,6 +26,7 @@
 #include <openssl/sha.h>
 #include <p11-kit/p11-kit.h>
 
+#include "cs_log.h"
 #include "ec_util.h"
 #include "test_support.h"
 #include "token.h"
@@ -777,6 +778,32 @@ static void test_destroy_key(void **state)
 	assert_int_equal(cs_token_find_key(t, &q, &kept), CS_OK);
 }
 
+/* Error names, categories and token messages of values outside the
+ * tables; the text log format with fields, control characters escaped. */
+static void test_error_and_log_edges(void **state)
+{
+	(void)state;
+	assert_string_equal(cs_err_name((cs_err)100000), "CS_E_UNKNOWN");
+	assert_string_equal(cs_err_name(CS_E_PIN_LOCKED), "CS_E_PIN_LOCKED");
+	assert_int_equal(cs_err_category_of((cs_err)100000), CS_CAT_INTERNAL);
+	assert_string_equal(cs_ckr_message(CKR_VENDOR_DEFINED | 5), "vendor-defined token error");
+	assert_string_equal(cs_ckr_message(0x7fffff0UL), "unknown token error");
+
+	char path[600], buf[512] = "";
+	snprintf(path, sizeof(path), "%s/text-format.log", token_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	cs_log_configure(CS_LOG_INFO, CS_LOG_TEXT, fd);
+	cs_log_field fields[] = {{.key = "label", .text = "a\tb\nc"}, {.key = "count", .number = 3}};
+	cs_log_fields(CS_LOG_WARN, "test", "text line \n \"x\"", fields, 2);
+	cs_log_fields(CS_LOG_DEBUG, "test", "below the level", fields, 2);
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, STDERR_FILENO);
+	assert_true(pread(fd, buf, sizeof(buf) - 1, 0) > 0);
+	close(fd);
+	/* one line per event: a newline in a value cannot start another */
+	assert_string_equal(buf, "warning: text line \\u000a \"x\" label=a\\u0009b\\u000ac count=3\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -800,6 +827,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_generate_with_id, open_token, close_token),
 		cmocka_unit_test_setup_teardown(test_long_labels, open_token, close_token),
 		cmocka_unit_test_setup_teardown(test_destroy_key, open_token, close_token),
+		cmocka_unit_test(test_error_and_log_edges),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -181,13 +181,12 @@ cs_err cs_ecdsa_raw_to_der(const uint8_t raw[64], uint8_t der[72], size_t *der_l
 	*der_len = 0;
 	if (sig == NULL || br == NULL || bs == NULL || BN_is_zero(br) || BN_is_zero(bs))
 		goto out;
-	if (!ECDSA_SIG_set0(sig, br, bs))
-		goto out;
-	br = bs = NULL; /* owned by sig */
-	if (i2d_ECDSA_SIG(sig, NULL) > 72)
-		goto out;
-	int n = i2d_ECDSA_SIG(sig, &p);
-	if (n <= 0)
+	(void)ECDSA_SIG_set0(sig, br, bs); /* fails only given a NULL r or s: checked above */
+	br = bs = NULL;                    /* owned by sig */
+	/* r and s of 32 bytes take at most 72 bytes (the guard of der[72]);
+	 * the encoder fails only when out of memory */
+	int n = i2d_ECDSA_SIG(sig, NULL);
+	if (n <= 0 || n > 72 || i2d_ECDSA_SIG(sig, &p) != n)
 		goto out;
 	*der_len = (size_t)n;
 	r = CS_OK;

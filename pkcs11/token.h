@@ -236,7 +236,9 @@ cs_err cs_key_ref_from_uri(const char *uri, cs_key_ref *out);
  * CKO_PUBLIC_KEY with the private key's CKA_ID (its CKA_LABEL only breaks a
  * tie: vendor tools may label the halves differently), else (a token that
  * keeps only the private object) the private key's own CKA_EC_POINT or
- * CKA_PUBLIC_KEY_INFO; with none of these, CS_E_KEY_NO_PUBLIC. A key with
+ * CKA_PUBLIC_KEY_INFO; with none of these, CS_E_KEY_NO_PUBLIC; several
+ * public keys with the id that the label does not tell apart (several or
+ * none labelled like the private key): CS_E_KEY_AMBIGUOUS. A key with
  * CKA_ALWAYS_AUTHENTICATE and no PIN source: CS_E_KEY_ALWAYS_AUTH.
  * found->purpose is a copy of query->purpose. */
 cs_err cs_token_find_key(cs_token *token, const cs_key_ref *query, cs_key_ref *found);

@@ -331,8 +331,12 @@ static CK_RV find_public(cs_token *t, tok_session *s, const cs_key_ref *ref, CK_
 		by_id.label[0] = '\0';
 	if (by_id.id_len > 0 || by_id.label[0] != '\0') /* never "any public key" */
 		rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, &by_id, pub, 2, &npub);
-	if (rv == CKR_OK && npub > 1 && ref->id_len > 0 && ref->label[0] != '\0')
-		rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, ref, pub, 2, &npub); /* the tie */
+	if (rv == CKR_OK && npub > 1 && ref->id_len > 0 && ref->label[0] != '\0') {
+		CK_ULONG by_label = 0; /* the tie; none labelled like the key: still ambiguous */
+		rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, ref, pub, 2, &by_label);
+		if (by_label > 0)
+			npub = by_label;
+	}
 	if (rv != CKR_OK)
 		return rv;
 	if (npub == 1) {
@@ -868,8 +872,12 @@ static CK_RV find_pair(cs_token *t, tok_session *s, const cs_key_ref *q, CK_OBJE
 	if (by_id.id_len == 0 && by_id.label[0] == '\0')
 		return CKR_OK; /* never "any public key" */
 	rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, &by_id, pub, 2, npub);
-	if (rv == CKR_OK && *npub > 1 && ref.id_len > 0 && ref.label[0] != '\0')
-		rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, &ref, pub, 2, npub); /* the tie */
+	if (rv == CKR_OK && *npub > 1 && ref.id_len > 0 && ref.label[0] != '\0') {
+		CK_ULONG by_label = 0; /* the tie; none labelled like the key: still ambiguous */
+		rv = find_objects(t, s->handle, CKO_PUBLIC_KEY, &ref, pub, 2, &by_label);
+		if (by_label > 0)
+			*npub = by_label;
+	}
 	if (rv == CKR_OK && *npub > 1)
 		*err = CS_E_KEY_AMBIGUOUS;
 	return rv;

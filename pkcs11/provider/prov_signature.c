@@ -105,7 +105,7 @@ static int sign_digest(sig_ctx *c, const uint8_t digest[32], unsigned char *sig,
 {
 	cs_token *token = NULL;
 	cs_es256_sig es;
-	prov_ctx *p = c->key.pctx != NULL ? c->key.pctx : c->pctx;
+	prov_ctx *p = c->key.pctx; /* every key has one: prov_key_new, km_load, km_dup */
 	cs_err r = prov_token(p, NULL, &token);
 	if (r != CS_OK)
 		return 0;

@@ -28,6 +28,7 @@ typedef struct {
 	int stage;  /* 0: private key next, 1: public key next, 2: done */
 	int resolved;
 	cs_key_purpose purpose; /* NONE unless the ctx parameter names one */
+	const char *bad_param;  /* a ctx parameter was refused: every load fails */
 	prov_key_reference ref;
 } store_ctx;
 
@@ -79,20 +80,20 @@ static int parse_purpose(const char *text, cs_key_purpose *out)
 	return 1;
 }
 
+/* A malformed parameter is not refused here but by every load: OpenSSL 3.0's
+ * OSSL_STORE_open_ex closes a context whose parameters were refused and then
+ * returns it all the same (freed; fixed in later releases). */
 static int st_set_ctx_params(void *ctx, const OSSL_PARAM params[])
 {
 	store_ctx *c = ctx;
 	const OSSL_PARAM *p = OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_EXPECT);
 	if (p != NULL && !OSSL_PARAM_get_int(p, &c->expect))
-		return 0;
+		c->bad_param = OSSL_STORE_PARAM_EXPECT;
 	p = OSSL_PARAM_locate_const(params, CS_PROVIDER_STORE_PARAM_PURPOSE);
 	if (p != NULL) {
 		const char *text = NULL;
-		if (!OSSL_PARAM_get_utf8_string_ptr(p, &text) || !parse_purpose(text, &c->purpose)) {
-			prov_raise(c->pctx, CS_E_INVALID_ARG, "%s: not a key purpose (certificate, tls, profile:NAME)",
-				   CS_PROVIDER_STORE_PARAM_PURPOSE);
-			return 0;
-		}
+		if (!OSSL_PARAM_get_utf8_string_ptr(p, &text) || !parse_purpose(text, &c->purpose))
+			c->bad_param = CS_PROVIDER_STORE_PARAM_PURPOSE;
 	}
 	return 1;
 }
@@ -156,6 +157,14 @@ static int st_load(void *ctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
 	store_ctx *c = ctx;
 	(void)pw_cb;
 	(void)pw_cbarg;
+	if (c->bad_param != NULL) {
+		prov_raise(c->pctx, CS_E_INVALID_ARG, "%s: %s", c->bad_param,
+			   strcmp(c->bad_param, OSSL_STORE_PARAM_EXPECT) == 0
+				   ? "not an OSSL_STORE_INFO type"
+				   : "not a key purpose (certificate, tls, profile:NAME)");
+		c->stage = 2;
+		return 0;
+	}
 	if (!c->resolved && !resolve(c)) {
 		c->stage = 2;
 		return 0;

@@ -120,4 +120,50 @@ fi
 grep -qi "alert" "$tmp/client2.log" || { cat "$tmp/client2.log"; fail "client saw no TLS alert"; }
 wait "$server" 2>/dev/null || true
 grep -q "token unavailable" "$tmp/server2.log" || { cat "$tmp/server2.log"; fail "server did not log the token error"; }
+# 8. module mode refusals, each named: no PKCS#11 module; a token that does
+#    not open; a key URI whose token is not the configured one (the token
+#    opened for it is closed again); an invalid token URI; a key URI naming
+#    another module. Then keys named with their module's path, without a
+#    configured token, and the provider configured in openssl.cnf instead
+#    of the environment.
+export CREDSIGN_PKCS11_MODULE=$softhsm
+unset CREDSIGN_FAULT_REAL_MODULE CREDSIGN_FAULT_CONTROL
+refused() {  # refused "what the error says" openssl args...
+  local want=$1; shift
+  if "$@" > /dev/null 2> "$tmp/err"; then fail "succeeded: $*"; fi
+  grep -q "$want" "$tmp/err" || { cat "$tmp/err"; fail "no '$want' from: $*"; }
+}
+refused "no PKCS#11 module" env -u CREDSIGN_PKCS11_MODULE openssl pkey "${P[@]}" -in "$KEY" -pubout
+refused "opening the token for" openssl pkey "${P[@]}" -in "pkcs11:token=no-such-token;object=cli-sign" -pubout
+refused "names a token other than the one in use" \
+  env CREDSIGN_TOKEN_URI="pkcs11:token=other-token" openssl pkey "${P[@]}" -in "$KEY" -pubout
+refused "invalid PKCS#11 URI" \
+  env CREDSIGN_TOKEN_URI="pkcs11:token=%zz" openssl pkey "${P[@]}" -in "$KEY" -pubout
+refused "names a PKCS#11 module other than the one in use" \
+  openssl pkey "${P[@]}" -in "$KEY?module-name=softhsm2" -pubout
+# the module by its path, and no token URI configured: the key's token
+for ok in "$KEY?module-path=$softhsm" ; do
+  openssl pkey "${P[@]}" -in "$ok" -pubout 2> "$tmp/err" | cmp -s - "$tmp/pub.pem" || { cat "$tmp/err"; fail "$ok"; }
+done
+env -u CREDSIGN_TOKEN_URI openssl pkey "${P[@]}" -in "$KEY" -pubout 2> "$tmp/err" | cmp -s - "$tmp/pub.pem" ||
+  { cat "$tmp/err"; fail "without CREDSIGN_TOKEN_URI"; }
+cat > "$tmp/openssl.cnf" <<CNF
+openssl_conf = init
+[init]
+providers = providers
+[providers]
+credsign-pkcs11 = credsign_sect
+default = default_sect
+[credsign_sect]
+module = $build/lib/credsign-pkcs11.so
+pkcs11-module = $softhsm
+pkcs11-pin-file = $tokendir/user.pin
+pkcs11-token-uri = pkcs11:token=cstest
+activate = 1
+[default_sect]
+activate = 1
+CNF
+env -u CREDSIGN_PKCS11_MODULE -u CREDSIGN_PIN_FILE -u CREDSIGN_TOKEN_URI OPENSSL_CONF="$tmp/openssl.cnf" \
+  openssl pkey -in "$KEY" -pubout -out "$tmp/pub-cnf.pem" 2> "$tmp/err" || { cat "$tmp/err"; fail "provider from openssl.cnf"; }
+cmp -s "$tmp/pub-cnf.pem" "$tmp/pub.pem" || fail "openssl.cnf: another public key"
 echo "provider_cli: ok"

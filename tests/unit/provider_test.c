@@ -21,6 +21,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -82,7 +83,8 @@ static int setup(void **state)
 	char pin[600];
 	snprintf(pin, sizeof(pin), "%s/user.pin", dir);
 	fixture *f = calloc(1, sizeof(*f));
-	cs_token_params p = {module, "pkcs11:token=cstest", pin, 4, 1, NULL};
+	cs_token_params p = {.module = module, .token_uri = "pkcs11:token=cstest", .pin_file = pin, .pool_size = 4,
+			     .read_write = 1};
 	if (f == NULL || cs_token_open(&p, &f->token) != CS_OK)
 		return -1;
 	cs_key_ref q = {.label = KEY_LABEL}, ref;
@@ -438,6 +440,621 @@ static void test_fork_child_signs_on_its_own_sessions(void **state)
 	digest_sign_and_verify(f->libctx, f->key, f->pub, "parent after fork");
 }
 
+/* ---- refusals and every provider function, through OpenSSL's API (issue 18) ---- */
+
+/* The reason of the last error on the queue, cleared. */
+static int last_reason(void)
+{
+	int reason = ERR_GET_REASON(ERR_peek_last_error());
+	ERR_clear_error();
+	return reason;
+}
+
+/* Is `reason` among the errors on the queue (then cleared)? */
+static int queue_has_reason(int reason)
+{
+	int found = 0;
+	unsigned long e;
+	while ((e = ERR_get_error()) != 0)
+		found |= ERR_GET_REASON(e) == reason;
+	return found;
+}
+
+/* Token keys sign SHA-256 only: any other digest is refused at init, by
+ * name or as a signature parameter, with the provider's reason. */
+static void test_digest_other_than_sha256_refused(void **state)
+{
+	fixture *f = *state;
+	static const char *const refused[] = {"SHA384", "SHA512", "SHA1", "SHA3-256"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		ERR_clear_error();
+		assert_int_not_equal(EVP_DigestSignInit_ex(md, NULL, refused[i], f->libctx,
+							   CS_PROVIDER_SIGN_PROPQ, f->key, NULL), 1);
+		assert_int_equal(last_reason(), CS_E_INVALID_ARG + 1);
+		EVP_MD_CTX_free(md);
+	}
+	/* the digest as a parameter of a sign operation */
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(f->libctx, f->key, CS_PROVIDER_PROPQ);
+	assert_non_null(ctx);
+	assert_int_equal(EVP_PKEY_sign_init(ctx), 1);
+	ERR_clear_error();
+	assert_int_not_equal(EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha384()), 1);
+	assert_int_equal(last_reason(), CS_E_INVALID_ARG + 1);
+	assert_int_equal(EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()), 1);
+	/* SHA-256 by any of its names */
+	static const char *const names[] = {"SHA2-256", "SHA-256", "2.16.840.1.101.3.4.2.1", "sha256", ""};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "%s", names[i]);
+		OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, name, 0),
+				       OSSL_PARAM_construct_end()};
+		assert_int_equal(EVP_PKEY_CTX_set_params(ctx, params), 1);
+	}
+	/* what the operation reports and accepts */
+	const OSSL_PARAM *settable = EVP_PKEY_CTX_settable_params(ctx);
+	assert_non_null(OSSL_PARAM_locate_const(settable, OSSL_SIGNATURE_PARAM_DIGEST));
+	const OSSL_PARAM *gettable = EVP_PKEY_CTX_gettable_params(ctx);
+	assert_non_null(OSSL_PARAM_locate_const(gettable, OSSL_SIGNATURE_PARAM_ALGORITHM_ID));
+	assert_non_null(OSSL_PARAM_locate_const(gettable, OSSL_SIGNATURE_PARAM_DIGEST_SIZE));
+	uint8_t alg[32];
+	size_t digest_size = 0;
+	char digest[16] = "";
+	OSSL_PARAM get[] = {
+		OSSL_PARAM_construct_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, alg, sizeof(alg)),
+		OSSL_PARAM_construct_size_t(OSSL_SIGNATURE_PARAM_DIGEST_SIZE, &digest_size),
+		OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, digest, sizeof(digest)),
+		OSSL_PARAM_construct_end(),
+	};
+	assert_int_equal(EVP_PKEY_CTX_get_params(ctx, get), 1);
+	static const uint8_t ecdsa_with_sha256[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48,
+						    0xce, 0x3d, 0x04, 0x03, 0x02};
+	assert_int_equal(get[0].return_size, sizeof(ecdsa_with_sha256));
+	assert_memory_equal(alg, ecdsa_with_sha256, sizeof(ecdsa_with_sha256));
+	assert_int_equal(digest_size, 32);
+	assert_string_equal(digest, "SHA256");
+	EVP_PKEY_CTX_free(ctx);
+	/* the same lists from the algorithm itself */
+	EVP_SIGNATURE *sig = EVP_SIGNATURE_fetch(f->libctx, "ECDSA", CS_PROVIDER_PROPQ);
+	assert_non_null(sig);
+	assert_non_null(OSSL_PARAM_locate_const(EVP_SIGNATURE_settable_ctx_params(sig), OSSL_SIGNATURE_PARAM_DIGEST));
+	assert_non_null(OSSL_PARAM_locate_const(EVP_SIGNATURE_gettable_ctx_params(sig),
+						OSSL_SIGNATURE_PARAM_ALGORITHM_ID));
+	EVP_SIGNATURE_free(sig);
+}
+
+/* The public-key object of a token key has no private half: the
+ * provider's ECDSA refuses to start signing with it. */
+static void test_public_only_key_cannot_sign(void **state)
+{
+	fixture *f = *state;
+	EVP_PKEY *pubonly = load_public(f->libctx, KEY_URI);
+	assert_non_null(pubonly);
+	assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(pubonly)), CS_PROVIDER_NAME);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(f->libctx, pubonly, CS_PROVIDER_PROPQ);
+	assert_non_null(ctx);
+	ERR_clear_error();
+	assert_int_not_equal(EVP_PKEY_sign_init(ctx), 1);
+	assert_int_equal(last_reason(), CS_E_KEY_FORBIDDEN + 1);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	assert_int_not_equal(EVP_DigestSignInit_ex(md, NULL, "SHA256", f->libctx, CS_PROVIDER_PROPQ, pubonly, NULL), 1);
+	assert_int_equal(last_reason(), CS_E_KEY_FORBIDDEN + 1);
+	EVP_MD_CTX_free(md);
+	/* the private-key object beside it signs */
+	uint8_t digest[32], sig[80];
+	size_t siglen = sizeof(sig);
+	SHA256((const uint8_t *)"p", 1, digest);
+	ctx = EVP_PKEY_CTX_new_from_pkey(f->libctx, f->key, CS_PROVIDER_PROPQ);
+	assert_int_equal(EVP_PKEY_sign_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_sign(ctx, sig, &siglen, digest, sizeof(digest)), 1);
+	EVP_PKEY_CTX_free(ctx);
+	assert_true(ts_verify_der(f->pub, digest, sig, siglen));
+	assert_int_equal(EVP_PKEY_eq(pubonly, f->pub), 1);
+	EVP_PKEY_free(pubonly);
+}
+
+/* A signature buffer too small for the DER signature: refused with the
+ * provider's reason, nothing written into it. */
+static void test_short_signature_buffer(void **state)
+{
+	fixture *f = *state;
+	uint8_t digest[32], sig[80], untouched[80];
+	SHA256((const uint8_t *)"s", 1, digest);
+	memset(sig, 0x5a, sizeof(sig));
+	memcpy(untouched, sig, sizeof(sig));
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(f->libctx, f->key, CS_PROVIDER_PROPQ);
+	assert_int_equal(EVP_PKEY_sign_init(ctx), 1);
+	size_t siglen = 0;
+	assert_int_equal(EVP_PKEY_sign(ctx, NULL, &siglen, digest, sizeof(digest)), 1);
+	assert_int_equal(siglen, 72); /* the most a DER P-256 signature takes */
+	siglen = 16;
+	ERR_clear_error();
+	assert_int_not_equal(EVP_PKEY_sign(ctx, sig, &siglen, digest, sizeof(digest)), 1);
+	assert_int_equal(last_reason(), CS_E_BUFFER_TOO_SMALL + 1);
+	assert_memory_equal(sig, untouched, sizeof(sig));
+	EVP_PKEY_CTX_free(ctx);
+	/* the same through EVP_DigestSign and EVP_DigestSignFinal */
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	assert_int_equal(EVP_DigestSignInit_ex(md, NULL, "SHA256", f->libctx, CS_PROVIDER_SIGN_PROPQ, f->key, NULL), 1);
+	siglen = 16;
+	assert_int_not_equal(EVP_DigestSign(md, sig, &siglen, (const uint8_t *)"s", 1), 1);
+	assert_int_equal(last_reason(), CS_E_BUFFER_TOO_SMALL + 1);
+	assert_memory_equal(sig, untouched, sizeof(sig));
+	assert_int_equal(EVP_DigestSignInit_ex(md, NULL, "SHA256", f->libctx, CS_PROVIDER_SIGN_PROPQ, f->key, NULL), 1);
+	assert_int_equal(EVP_DigestSignUpdate(md, "s", 1), 1);
+	siglen = 0;
+	assert_int_equal(EVP_DigestSignFinal(md, NULL, &siglen), 1);
+	assert_int_equal(siglen, 72);
+	siglen = 16;
+	assert_int_not_equal(EVP_DigestSignFinal(md, sig, &siglen), 1);
+	assert_int_equal(last_reason(), CS_E_BUFFER_TOO_SMALL + 1);
+	assert_memory_equal(sig, untouched, sizeof(sig));
+	EVP_MD_CTX_free(md);
+}
+
+/* The provider's own parameters, and the key manager's lists, dup and
+ * import (of public keys only). */
+static void test_provider_and_key_manager_queries(void **state)
+{
+	fixture *f = *state;
+	const OSSL_PARAM *gettable = OSSL_PROVIDER_gettable_params(f->prov);
+	assert_non_null(OSSL_PARAM_locate_const(gettable, OSSL_PROV_PARAM_NAME));
+	assert_non_null(OSSL_PARAM_locate_const(gettable, OSSL_PROV_PARAM_STATUS));
+	char *name = NULL, *version = NULL, *buildinfo = NULL;
+	int status = 0;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_NAME, &name, 0),
+		OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_VERSION, &version, 0),
+		OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, &buildinfo, 0),
+		OSSL_PARAM_construct_int(OSSL_PROV_PARAM_STATUS, &status),
+		OSSL_PARAM_construct_end(),
+	};
+	assert_int_equal(OSSL_PROVIDER_get_params(f->prov, params), 1);
+	assert_string_equal(name, "credsign PKCS#11 provider");
+	assert_non_null(version);
+	assert_true(version[0] != '\0');
+	assert_non_null(buildinfo);
+	assert_int_equal(strncmp(buildinfo, "credsign ", 9), 0);
+	assert_int_equal(status, 1);
+	/* a query the provider has no algorithms for */
+	assert_null(EVP_CIPHER_fetch(f->libctx, "AES-128-GCM", CS_PROVIDER_PROPQ));
+	ERR_clear_error();
+
+	/* the key's parameters: the public ones listed, no private one */
+	const OSSL_PARAM *kp = EVP_PKEY_gettable_params(f->key);
+	assert_non_null(OSSL_PARAM_locate_const(kp, OSSL_PKEY_PARAM_EC_PUB_X));
+	assert_non_null(OSSL_PARAM_locate_const(kp, OSSL_PKEY_PARAM_GROUP_NAME));
+	assert_null(OSSL_PARAM_locate_const(kp, OSSL_PKEY_PARAM_PRIV_KEY));
+	int max_size = 0;
+	char dd[16] = "", encoding[32] = "", format[32] = "";
+	assert_true(EVP_PKEY_get_int_param(f->key, OSSL_PKEY_PARAM_MAX_SIZE, &max_size));
+	assert_int_equal(max_size, 72);
+	assert_true(EVP_PKEY_get_utf8_string_param(f->key, OSSL_PKEY_PARAM_DEFAULT_DIGEST, dd, sizeof(dd), NULL));
+	assert_string_equal(dd, "SHA256");
+	assert_true(EVP_PKEY_get_utf8_string_param(f->key, OSSL_PKEY_PARAM_EC_ENCODING, encoding,
+						   sizeof(encoding), NULL));
+	assert_string_equal(encoding, "named_curve");
+	assert_true(EVP_PKEY_get_utf8_string_param(f->key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, format,
+						   sizeof(format), NULL));
+	assert_string_equal(format, "uncompressed");
+	uint8_t point[65], small[8];
+	size_t len = 0;
+	assert_true(EVP_PKEY_get_octet_string_param(f->key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &len));
+	assert_int_equal(len, 65);
+	assert_false(EVP_PKEY_get_octet_string_param(f->key, OSSL_PKEY_PARAM_PUB_KEY, small, sizeof(small), &len));
+	ERR_clear_error();
+
+	/* a copy of the key (the reference) is the same key and signs */
+	EVP_PKEY *dup = EVP_PKEY_dup(f->key);
+	assert_non_null(dup);
+	assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(dup)), CS_PROVIDER_NAME);
+	assert_int_equal(EVP_PKEY_eq(dup, f->pub), 1);
+	EVP_PKEY_free(f->key);
+	f->key = dup; /* the original is gone: the copy stands alone */
+	digest_sign_and_verify(f->libctx, f->key, f->pub, "signed by a copy of the key");
+
+	/* import: what it takes, a public key taken, private material refused */
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(f->libctx, "EC", CS_PROVIDER_PROPQ);
+	assert_non_null(ctx);
+	const OSSL_PARAM *types = EVP_PKEY_fromdata_settable(ctx, EVP_PKEY_PUBLIC_KEY);
+	assert_non_null(OSSL_PARAM_locate_const(types, OSSL_PKEY_PARAM_PUB_KEY));
+	assert_null(OSSL_PARAM_locate_const(types, OSSL_PKEY_PARAM_PRIV_KEY));
+	assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+	char group[] = "P-256", other_group[] = "secp384r1";
+	OSSL_PARAM pub_params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_PKEY *imported = NULL;
+	assert_int_equal(EVP_PKEY_fromdata(ctx, &imported, EVP_PKEY_PUBLIC_KEY, pub_params), 1);
+	assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(imported)), CS_PROVIDER_NAME);
+	assert_int_equal(EVP_PKEY_eq(imported, f->pub), 1);
+	assert_int_equal(EVP_PKEY_eq(imported, f->key), 1);
+	EVP_PKEY_free(imported);
+	imported = NULL;
+	/* another curve, a compressed point, a private key: refused */
+	pub_params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, other_group, 0);
+	assert_int_not_equal(EVP_PKEY_fromdata(ctx, &imported, EVP_PKEY_PUBLIC_KEY, pub_params), 1);
+	pub_params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0);
+	pub_params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 33);
+	assert_int_not_equal(EVP_PKEY_fromdata(ctx, &imported, EVP_PKEY_PUBLIC_KEY, pub_params), 1);
+	pub_params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point));
+	assert_int_not_equal(EVP_PKEY_fromdata(ctx, &imported, EVP_PKEY_KEYPAIR, pub_params), 1);
+	assert_null(imported);
+	EVP_PKEY_CTX_free(ctx);
+	ERR_clear_error();
+}
+
+/* The token RNG as an EVP_RAND: its parameters, and the batch of drawn
+ * bytes (secret, like a DRBG's state) wiped on reseed and uninstantiate. */
+static void test_token_rand_lifecycle(void **state)
+{
+	fixture *f = *state;
+	EVP_RAND *rand = EVP_RAND_fetch(f->libctx, CS_PROVIDER_RAND_NAME, CS_PROVIDER_PROPQ);
+	assert_non_null(rand);
+	assert_non_null(OSSL_PARAM_locate_const(EVP_RAND_gettable_ctx_params(rand), OSSL_RAND_PARAM_STATE));
+	EVP_RAND_CTX *ctx = EVP_RAND_CTX_new(rand, NULL);
+	assert_non_null(ctx);
+	const OSSL_PARAM *gettable = EVP_RAND_CTX_gettable_params(ctx);
+	assert_non_null(OSSL_PARAM_locate_const(gettable, OSSL_RAND_PARAM_MAX_REQUEST));
+	assert_int_equal(EVP_RAND_get_state(ctx), EVP_RAND_STATE_UNINITIALISED);
+	assert_int_equal(EVP_RAND_enable_locking(ctx), 1);
+	assert_int_equal(EVP_RAND_instantiate(ctx, 128, 0, NULL, 0, NULL), 1);
+	assert_int_equal(EVP_RAND_get_state(ctx), EVP_RAND_STATE_READY);
+	assert_int_equal(EVP_RAND_get_strength(ctx), 256);
+	size_t max_request = 0;
+	OSSL_PARAM get[] = {OSSL_PARAM_construct_size_t(OSSL_RAND_PARAM_MAX_REQUEST, &max_request),
+			    OSSL_PARAM_construct_end()};
+	assert_int_equal(EVP_RAND_CTX_get_params(ctx, get), 1);
+	assert_int_equal(max_request, 1 << 16);
+
+	uint8_t a[16], b[16];
+	assert_int_equal(EVP_RAND_verify_zeroization(ctx), 1); /* nothing drawn yet */
+	assert_int_equal(EVP_RAND_generate(ctx, a, sizeof(a), 0, 0, NULL, 0), 1);
+	assert_int_equal(EVP_RAND_verify_zeroization(ctx), 0); /* the rest of the batch */
+	assert_int_equal(EVP_RAND_reseed(ctx, 0, NULL, 0, NULL, 0), 1);
+	assert_int_equal(EVP_RAND_verify_zeroization(ctx), 1);
+	assert_int_equal(EVP_RAND_generate(ctx, b, sizeof(b), 0, 0, NULL, 0), 1);
+	assert_memory_not_equal(a, b, sizeof(a));
+	/* prediction resistance: drawn directly, the batch untouched */
+	assert_int_equal(EVP_RAND_generate(ctx, b, sizeof(b), 0, 1, NULL, 0), 1);
+	assert_int_equal(EVP_RAND_uninstantiate(ctx), 1);
+	assert_int_equal(EVP_RAND_verify_zeroization(ctx), 1);
+	assert_int_equal(EVP_RAND_get_state(ctx), EVP_RAND_STATE_UNINITIALISED);
+	/* no output from an uninstantiated generator */
+	assert_int_not_equal(EVP_RAND_generate(ctx, b, sizeof(b), 0, 0, NULL, 0), 1);
+	ERR_clear_error();
+	EVP_RAND_CTX_free(ctx);
+	EVP_RAND_free(rand);
+}
+
+/* A forked child never hands out what its parent drew ahead: the batch
+ * filled before fork() is wiped in the child before its first use. */
+static void test_token_rand_batch_not_shared_across_fork(void **state)
+{
+	fixture *f = *state;
+	EVP_RAND *rand = EVP_RAND_fetch(f->libctx, CS_PROVIDER_RAND_NAME, CS_PROVIDER_PROPQ);
+	EVP_RAND_CTX *ctx = rand != NULL ? EVP_RAND_CTX_new(rand, NULL) : NULL;
+	assert_non_null(ctx);
+	assert_int_equal(EVP_RAND_instantiate(ctx, 128, 0, NULL, 0, NULL), 1);
+	uint8_t first[16], parent[16], child[16];
+	assert_int_equal(EVP_RAND_generate(ctx, first, sizeof(first), 0, 0, NULL, 0), 1);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		int ok = EVP_RAND_generate(ctx, child, sizeof(child), 0, 0, NULL, 0) == 1 &&
+			 write(fds[1], child, sizeof(child)) == (ssize_t)sizeof(child);
+		_exit(ok ? 0 : 1);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], child, sizeof(child)), (ssize_t)sizeof(child));
+	close(fds[0]);
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the parent's next bytes come from the batch; the child's did not */
+	assert_int_equal(EVP_RAND_generate(ctx, parent, sizeof(parent), 0, 0, NULL, 0), 1);
+	assert_memory_not_equal(child, parent, sizeof(child));
+	EVP_RAND_CTX_free(ctx);
+	EVP_RAND_free(rand);
+}
+
+/* The store: no search, and a key purpose by name. */
+static void test_store_key_purpose(void **state)
+{
+	fixture *f = *state;
+	/* no search: OpenSSL asks the settable parameters for a search key */
+	OSSL_STORE_CTX *open = OSSL_STORE_open_ex(KEY_URI, f->libctx, CS_PROVIDER_PROPQ, NULL, NULL, NULL, NULL, NULL);
+	assert_non_null(open);
+	assert_int_equal(OSSL_STORE_supports_search(open, OSSL_STORE_SEARCH_BY_NAME), 0);
+	assert_int_equal(OSSL_STORE_supports_search(open, OSSL_STORE_SEARCH_BY_ALIAS), 0);
+	OSSL_STORE_close(open);
+
+	const cs_key_purpose purposes[] = {
+		{CS_KEY_PURPOSE_CERTIFICATE, ""},
+		{CS_KEY_PURPOSE_TLS, ""},
+		{CS_KEY_PURPOSE_PROFILE, "release-2.x_y"},
+	};
+	for (size_t i = 0; i < sizeof(purposes) / sizeof(purposes[0]); i++) {
+		EVP_PKEY *k = cs_provider_load_key_for(f->libctx, KEY_URI, &purposes[i]);
+		assert_non_null(k);
+		assert_int_equal(EVP_PKEY_eq(k, f->pub), 1);
+		EVP_PKEY_free(k);
+	}
+	/* not a purpose: no key, the reason on the error queue (the store
+	 * opens: OpenSSL 3.0 hands out a freed context when it does not) */
+	static const char *const bad[] = {"signing", "profile:", "profile:Upper", "profile:a/b",
+					  "profile:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "%s", bad[i]);
+		OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(CS_PROVIDER_STORE_PARAM_PURPOSE, text, 0),
+				       OSSL_PARAM_construct_end()};
+		ERR_clear_error();
+		OSSL_STORE_CTX *st = OSSL_STORE_open_ex(KEY_URI, f->libctx, CS_PROVIDER_PROPQ, NULL, NULL, params,
+							NULL, NULL);
+		assert_non_null(st);
+		OSSL_STORE_INFO *info = OSSL_STORE_load(st);
+		if (info != NULL)
+			fprintf(stderr, "purpose accepted: %s\n", bad[i]);
+		assert_null(info);
+		assert_true(OSSL_STORE_eof(st));
+		OSSL_STORE_close(st);
+		assert_true(queue_has_reason(CS_E_INVALID_ARG + 1));
+	}
+}
+
+/* Parameters asked for or given in a type they do not have are refused,
+ * by the provider, the key manager, the signature and the RAND alike. */
+static void test_parameters_of_the_wrong_type_refused(void **state)
+{
+	fixture *f = *state;
+	char text[64];
+	int number = 0;
+	uint8_t tiny[1];
+	/* integers asked as strings, strings as integers, too little room */
+	static const char *const key_ints[] = {OSSL_PKEY_PARAM_BITS, OSSL_PKEY_PARAM_SECURITY_BITS,
+					       OSSL_PKEY_PARAM_MAX_SIZE};
+	static const char *const key_strings[] = {OSSL_PKEY_PARAM_GROUP_NAME, OSSL_PKEY_PARAM_DEFAULT_DIGEST,
+						  OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+						  OSSL_PKEY_PARAM_EC_ENCODING};
+	static const char *const key_octets[] = {OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, OSSL_PKEY_PARAM_PUB_KEY,
+						 OSSL_PKEY_PARAM_EC_PUB_X, OSSL_PKEY_PARAM_EC_PUB_Y};
+	for (size_t i = 0; i < sizeof(key_ints) / sizeof(key_ints[0]); i++) {
+		OSSL_PARAM q[] = {OSSL_PARAM_construct_utf8_string(key_ints[i], text, sizeof(text)),
+				  OSSL_PARAM_construct_end()};
+		assert_int_equal(EVP_PKEY_get_params(f->key, q), 0);
+	}
+	for (size_t i = 0; i < sizeof(key_strings) / sizeof(key_strings[0]); i++) {
+		OSSL_PARAM q[] = {OSSL_PARAM_construct_int(key_strings[i], &number), OSSL_PARAM_construct_end()};
+		assert_int_equal(EVP_PKEY_get_params(f->key, q), 0);
+	}
+	for (size_t i = 0; i < sizeof(key_octets) / sizeof(key_octets[0]); i++) {
+		OSSL_PARAM q[] = {OSSL_PARAM_construct_int(key_octets[i], &number), OSSL_PARAM_construct_end()};
+		assert_int_equal(EVP_PKEY_get_params(f->key, q), 0);
+	}
+	/* the provider's own */
+	static const char *const prov_strings[] = {OSSL_PROV_PARAM_NAME, OSSL_PROV_PARAM_VERSION,
+						   OSSL_PROV_PARAM_BUILDINFO};
+	for (size_t i = 0; i < sizeof(prov_strings) / sizeof(prov_strings[0]); i++) {
+		OSSL_PARAM q[] = {OSSL_PARAM_construct_int(prov_strings[i], &number), OSSL_PARAM_construct_end()};
+		assert_int_equal(OSSL_PROVIDER_get_params(f->prov, q), 0);
+	}
+	OSSL_PARAM status[] = {OSSL_PARAM_construct_utf8_string(OSSL_PROV_PARAM_STATUS, text, sizeof(text)),
+			       OSSL_PARAM_construct_end()};
+	assert_int_equal(OSSL_PROVIDER_get_params(f->prov, status), 0);
+	/* a sign operation's */
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(f->libctx, f->key, CS_PROVIDER_PROPQ);
+	assert_int_equal(EVP_PKEY_sign_init(ctx), 1);
+	OSSL_PARAM alg[] = {OSSL_PARAM_construct_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, tiny, sizeof(tiny)),
+			    OSSL_PARAM_construct_end()};
+	assert_int_equal(EVP_PKEY_CTX_get_params(ctx, alg), 0);
+	OSSL_PARAM md[] = {OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_DIGEST, &number), OSSL_PARAM_construct_end()};
+	assert_int_equal(EVP_PKEY_CTX_get_params(ctx, md), 0);
+	OSSL_PARAM size[] = {OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST_SIZE, text, sizeof(text)),
+			     OSSL_PARAM_construct_end()};
+	assert_int_equal(EVP_PKEY_CTX_get_params(ctx, size), 0);
+	ERR_clear_error();
+	assert_int_equal(EVP_PKEY_CTX_set_params(ctx, md), 0); /* a digest given as a number */
+	assert_int_equal(last_reason(), CS_E_INVALID_ARG + 1);
+	EVP_PKEY_CTX_free(ctx);
+	/* the RAND's */
+	EVP_RAND *rand = EVP_RAND_fetch(f->libctx, CS_PROVIDER_RAND_NAME, CS_PROVIDER_PROPQ);
+	EVP_RAND_CTX *rctx = EVP_RAND_CTX_new(rand, NULL);
+	assert_non_null(rctx);
+	static const char *const rand_params[] = {OSSL_RAND_PARAM_STATE, OSSL_RAND_PARAM_STRENGTH,
+						  OSSL_RAND_PARAM_MAX_REQUEST};
+	for (size_t i = 0; i < sizeof(rand_params) / sizeof(rand_params[0]); i++) {
+		OSSL_PARAM q[] = {OSSL_PARAM_construct_utf8_string(rand_params[i], text, sizeof(text)),
+				  OSSL_PARAM_construct_end()};
+		assert_int_equal(EVP_RAND_CTX_get_params(rctx, q), 0);
+	}
+	EVP_RAND_CTX_free(rctx);
+	EVP_RAND_free(rand);
+	/* a key imported with its group named by a number */
+	EVP_PKEY_CTX *ictx = EVP_PKEY_CTX_new_from_name(f->libctx, "EC", CS_PROVIDER_PROPQ);
+	EVP_PKEY *k = NULL;
+	OSSL_PARAM group[] = {OSSL_PARAM_construct_int(OSSL_PKEY_PARAM_GROUP_NAME, &number), OSSL_PARAM_construct_end()};
+	assert_int_equal(EVP_PKEY_fromdata_init(ictx), 1);
+	assert_int_not_equal(EVP_PKEY_fromdata(ictx, &k, EVP_PKEY_KEY_PARAMETERS, group), 1);
+	assert_null(k);
+	EVP_PKEY_CTX_free(ictx);
+	ERR_clear_error();
+}
+
+/* A key of domain parameters only (no point): it says what a P-256 key
+ * is, matches other P-256 parameters, has no public key to give. */
+static void test_parameters_only_key(void **state)
+{
+	fixture *f = *state;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(f->libctx, "EC", CS_PROVIDER_PROPQ);
+	EVP_PKEY *params = NULL;
+	char group[] = "prime256v1";
+	OSSL_PARAM in[] = {OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+			   OSSL_PARAM_construct_end()};
+	assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_fromdata(ctx, &params, EVP_PKEY_KEY_PARAMETERS, in), 1);
+	EVP_PKEY_CTX_free(ctx);
+	assert_int_equal(EVP_PKEY_get_bits(params), 256);
+	uint8_t point[65];
+	size_t len = 0;
+	assert_false(EVP_PKEY_get_octet_string_param(params, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &len));
+	assert_int_equal(EVP_PKEY_parameters_eq(params, f->key), 1);
+	assert_int_not_equal(EVP_PKEY_eq(params, f->key), 1); /* no public key: not the same key */
+	EVP_PKEY_free(params);
+	ERR_clear_error();
+}
+
+/* Copies of a signing context (EVP_MD_CTX_copy_ex), before and after data
+ * went in, each finish their own signature. */
+static void test_signing_context_copies(void **state)
+{
+	fixture *f = *state;
+	const char *msg = "copied contexts";
+	uint8_t digest[32], sig[80];
+	SHA256((const uint8_t *)msg, strlen(msg), digest);
+	EVP_MD_CTX *md = EVP_MD_CTX_new(), *early = EVP_MD_CTX_new(), *late = EVP_MD_CTX_new();
+	assert_int_equal(EVP_DigestSignInit_ex(md, NULL, "SHA256", f->libctx, CS_PROVIDER_SIGN_PROPQ, f->key, NULL), 1);
+	assert_int_equal(EVP_MD_CTX_copy_ex(early, md), 1);
+	assert_int_equal(EVP_DigestSignUpdate(md, msg, 6), 1);
+	assert_int_equal(EVP_MD_CTX_copy_ex(late, md), 1);
+	assert_int_equal(EVP_DigestSignUpdate(md, msg + 6, strlen(msg) - 6), 1);
+	assert_int_equal(EVP_DigestSignUpdate(early, msg, strlen(msg)), 1);
+	assert_int_equal(EVP_DigestSignUpdate(late, msg + 6, strlen(msg) - 6), 1);
+	EVP_MD_CTX *all[] = {md, early, late};
+	for (size_t i = 0; i < 3; i++) {
+		size_t siglen = sizeof(sig);
+		assert_int_equal(EVP_DigestSignFinal(all[i], sig, &siglen), 1);
+		assert_true(ts_verify_der(f->pub, digest, sig, siglen));
+		EVP_MD_CTX_free(all[i]);
+	}
+}
+
+/* The RAND on a token that caps its calls below the batch, and on a token
+ * whose RNG fails while the batch is filled. */
+static void test_token_rand_capped_and_failing(void **state)
+{
+	fixture *f = *state;
+	EVP_RAND *rand = EVP_RAND_fetch(f->libctx, CS_PROVIDER_RAND_NAME, CS_PROVIDER_PROPQ);
+	EVP_RAND_CTX *ctx = EVP_RAND_CTX_new(rand, NULL);
+	assert_non_null(ctx);
+	/* more strength than the token offers */
+	assert_int_not_equal(EVP_RAND_instantiate(ctx, 512, 0, NULL, 0, NULL), 1);
+	ERR_clear_error();
+	assert_int_equal(EVP_RAND_instantiate(ctx, 128, 0, NULL, 0, NULL), 1);
+	uint8_t a[32], b[32], zero[32] = {0};
+	/* a failing RNG: no output, the reason on the queue */
+	char rules[64];
+	snprintf(rules, sizeof(rules), "C_GenerateRandom %#lx\n", (unsigned long)CKR_FUNCTION_FAILED);
+	faults(rules);
+	memset(a, 0x11, sizeof(a));
+	ERR_clear_error();
+	assert_int_not_equal(EVP_RAND_generate(ctx, a, sizeof(a), 0, 0, NULL, 0), 1);
+	assert_true(queue_has_reason(CS_E_TOKEN_FAILED + 1));
+	/* 16 bytes a call at most: the batch holds fewer than a request */
+	faults("random-cap 16\n");
+	assert_int_equal(EVP_RAND_generate(ctx, a, sizeof(a), 0, 0, NULL, 0), 1);
+	assert_int_equal(cs_token_random_max(f->token), 16);
+	assert_int_equal(EVP_RAND_generate(ctx, b, sizeof(b), 0, 0, NULL, 0), 1);
+	assert_memory_not_equal(a, b, sizeof(a));
+	assert_memory_not_equal(b, zero, sizeof(b));
+	faults("");
+	EVP_RAND_CTX_free(ctx);
+	EVP_RAND_free(rand);
+}
+
+/* The store's objects as the caller expects them, one at a time; a
+ * malformed expectation fails the loads; other schemes are not ours. */
+static void test_store_expectations(void **state)
+{
+	fixture *f = *state;
+	OSSL_STORE_CTX *st = OSSL_STORE_open_ex(KEY_URI, f->libctx, CS_PROVIDER_PROPQ, NULL, NULL, NULL, NULL, NULL);
+	assert_non_null(st);
+	assert_int_equal(OSSL_STORE_expect(st, OSSL_STORE_INFO_PKEY), 1);
+	OSSL_STORE_INFO *info = OSSL_STORE_load(st);
+	assert_non_null(info);
+	assert_int_equal(OSSL_STORE_INFO_get_type(info), OSSL_STORE_INFO_PKEY);
+	OSSL_STORE_INFO_free(info);
+	assert_null(OSSL_STORE_load(st)); /* the public key is not what was asked for */
+	assert_true(OSSL_STORE_eof(st));
+	OSSL_STORE_close(st);
+	/* both objects, in order, when nothing is expected */
+	st = OSSL_STORE_open_ex(KEY_URI, f->libctx, CS_PROVIDER_PROPQ, NULL, NULL, NULL, NULL, NULL);
+	int types[2] = {0, 0};
+	for (int i = 0; i < 2; i++) {
+		info = OSSL_STORE_load(st);
+		assert_non_null(info);
+		types[i] = OSSL_STORE_INFO_get_type(info);
+		OSSL_STORE_INFO_free(info);
+	}
+	assert_int_equal(types[0], OSSL_STORE_INFO_PKEY);
+	assert_int_equal(types[1], OSSL_STORE_INFO_PUBKEY);
+	assert_null(OSSL_STORE_load(st));
+	assert_true(OSSL_STORE_eof(st));
+	OSSL_STORE_close(st);
+	/* an expectation that is not a number */
+	char text[] = "pkey";
+	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_STORE_PARAM_EXPECT, text, 0),
+			       OSSL_PARAM_construct_end()};
+	ERR_clear_error();
+	st = OSSL_STORE_open_ex(KEY_URI, f->libctx, CS_PROVIDER_PROPQ, NULL, NULL, params, NULL, NULL);
+	assert_non_null(st);
+	assert_null(OSSL_STORE_load(st));
+	assert_true(OSSL_STORE_eof(st));
+	OSSL_STORE_close(st);
+	assert_true(queue_has_reason(CS_E_INVALID_ARG + 1));
+}
+
+/* What the provider's loading functions refuse or leave to other
+ * providers: no token; a source that does not open; a PEM key file (the
+ * default provider's, software); a token that cannot say what it is. */
+static void test_loading_edges(void **state)
+{
+	fixture *f = *state;
+	OSSL_PROVIDER *prov = (OSSL_PROVIDER *)1;
+	OSSL_LIB_CTX *other = OSSL_LIB_CTX_new();
+	assert_int_equal(cs_provider_load(other, NULL, &prov), CS_E_INVALID_ARG);
+	assert_null(prov);
+	OSSL_LIB_CTX_free(other);
+	assert_null(cs_provider_load_key(f->libctx, "/nonexistent/credsign-key.pem"));
+	ERR_clear_error();
+
+	char path[700];
+	snprintf(path, sizeof(path), "%s/provider-test-key.pem", getenv("CREDSIGN_TEST_TOKEN_DIR"));
+	EVP_PKEY *soft = EVP_EC_gen("P-256");
+	assert_non_null(soft);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(PEM_write_PrivateKey(fp, soft, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(fp);
+	/* as the daemon's context: other providers preferred for software keys */
+	assert_int_equal(EVP_set_default_properties(f->libctx, "?provider!=" CS_PROVIDER_NAME), 1);
+	EVP_PKEY *loaded = cs_provider_load_key(f->libctx, path);
+	assert_non_null(loaded);
+	assert_int_equal(EVP_PKEY_eq(loaded, soft), 1);
+	assert_string_not_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(loaded)), CS_PROVIDER_NAME);
+	EVP_PKEY_free(loaded);
+	EVP_PKEY_free(soft);
+	unlink(path);
+
+	/* the key URI is checked against the token's description: unreadable */
+	char rules[64];
+	snprintf(rules, sizeof(rules), "C_GetInfo %#lx\n", (unsigned long)CKR_FUNCTION_FAILED);
+	faults(rules);
+	ERR_clear_error();
+	assert_null(cs_provider_load_key(f->libctx, KEY_URI));
+	assert_true(queue_has_reason(CS_E_TOKEN_FAILED + 1));
+	faults("");
+	EVP_PKEY *k = cs_provider_load_key(f->libctx, KEY_URI);
+	assert_non_null(k);
+	EVP_PKEY_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +1068,19 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_token_rng_as_drbg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_child_signs_on_its_own_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_digest_other_than_sha256_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_public_only_key_cannot_sign, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_signature_buffer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_provider_and_key_manager_queries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_rand_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_rand_batch_not_shared_across_fork, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_key_purpose, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parameters_of_the_wrong_type_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parameters_only_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signing_context_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_rand_capped_and_failing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_expectations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loading_edges, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1548,11 +1548,10 @@ static struct pg_target_copy *target_copy(const cs_store_target *t, int readonly
 	return c;
 }
 
+/* Never NULL: cs_store_close checks, the open passes its own. */
 static void pg_close(cs_store *store)
 {
 	pg_store *s = (pg_store *)store;
-	if (s == NULL)
-		return;
 	pg_head_drop(s);
 	if (s->conn != NULL)
 		PQfinish(s->conn);

@@ -78,7 +78,8 @@ cs_err pg_dup(PGresult *res, int row, int col, char **out);
 cs_err pg_int(PGresult *res, int row, int col, int64_t *out);
 /* A bytea column holding exactly 32 bytes; anything else: CS_E_STORE. */
 cs_err pg_hash(PGresult *res, int row, int col, uint8_t out[32]);
-/* A bytea column, malloc'd (*out NULL, *len 0 when NULL). */
+/* A bytea column, malloc'd (*out NULL, *len 0 when NULL; an empty value
+ * is a buffer of no bytes, never NULL). */
 cs_err pg_bytea(PGresult *res, int row, int col, unsigned char **out, size_t *len);
 /* Parameters: an integer, and a hash as bytea's hex input. */
 const char *pg_i64(char buf[24], int64_t v);

@@ -448,7 +448,6 @@ static cs_err pg_signature_insert(cs_store *store, const cs_signature_record *g)
 /* The signature of a row (SIG_COLUMNS) to fn: *stop gets fn's answer. */
 static cs_err signature_row(PGresult *res, int row, cs_signature_row_fn fn, void *arg, int *stop)
 {
-	static const unsigned char empty[1];
 	const char *f[SIG_NTEXT] = {NULL};
 	unsigned char *payload = NULL;
 	size_t len = 0;
@@ -465,11 +464,8 @@ static cs_err signature_row(PGresult *res, int row, cs_signature_row_fn fn, void
 				 .requester_cert_sha256 = f[4], .created_at = f[5], .signed_sha256 = f[6],
 				 .kid = f[7], .signature = f[8], .signature_der = f[9], .payload_type = f[10],
 				 .payload = payload, .payload_len = len, .audit_seq = seq};
-	/* an empty payload stored is not one not stored */
-	if (g.payload == NULL && !PQgetisnull(res, row, SIG_NTEXT)) {
-		g.payload = empty;
-		g.payload_len = 0;
-	}
+	/* an empty payload stored is not one not stored: pg_bytea gives a
+	 * buffer (of no bytes) for it, NULL only for SQL NULL */
 	if (fn != NULL)
 		*stop = fn(arg, &g);
 	free(payload);

@@ -845,6 +845,10 @@ cs_err cs_store_sqlite_open_existing_readonly(const char *path, cs_store **out)
 	}
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	int v = user_version(s);
+	if (v < 0) { /* not a database, or not readable: not "version -1" */
+		r = db_fail(s, "reading the schema version");
+		goto fail;
+	}
 	if (v != SCHEMA_VERSION) {
 		cs_log_error("store %s has schema version %d, this program %d: read at start, after its migration",
 			     path, v, SCHEMA_VERSION);
@@ -860,11 +864,10 @@ fail:
 	return r;
 }
 
+/* Never NULL: cs_store_close checks, the opens pass their own. */
 static void sq_close(cs_store *store)
 {
 	sq_store *s = (sq_store *)store;
-	if (s == NULL)
-		return;
 	for (int q = 0; q < Q_COUNT; q++)
 		sqlite3_finalize(s->st[q]);
 	sqlite3_close(s->db);

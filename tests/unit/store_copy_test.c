@@ -18,6 +18,10 @@
  *    written;
  *  - a SQLite store whose audit log was edited is refused before anything
  *    is written (not even the schema);
+ *  - a copy that fails (the source missing, a directory, not a database,
+ *    a table missing on either side, a value of another type, text
+ *    holding a NUL, a store_meta value that is not an integer) is refused
+ *    and writes nothing; compare fails on such stores too;
  *  - store init creates the schema, prints its version and the node
  *    role's grants (the audit log: INSERT and SELECT only); with a SQLite
  *    configuration there is nothing to init; a password in
@@ -531,6 +535,161 @@ static void test_copy_refuses_other_schema(void **state)
 	assert_int_equal(rep.ntables, CS_STORE_COPY_TABLES);
 }
 
+/* ---- failures (issue 18) ---------------------------------------------------------- */
+
+/* An empty PostgreSQL store (the schema made) on a new database db. */
+static cs_store_target empty_store(const char *db, char *ci, size_t n)
+{
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+	pg_do("postgres", sql);
+	cs_store_target t = pg_target(db, ci, n);
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_connect(&t, &s), CS_OK);
+	cs_store_close(s);
+	return t;
+}
+
+/* A SQLite store at the copied version, a key in it (copied first), then
+ * sql run on it. */
+static void source_with(const char *path, const char *sql)
+{
+	unlink(path);
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	cs_store_close(s);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	char *msg = NULL;
+	if (sqlite3_exec(db, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES ('k1', 'u', '{}', 'retired');",
+			 NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg != NULL ? msg : "?");
+	sqlite3_close(db);
+}
+
+/* Nothing of a failed copy is in the destination. */
+static void assert_nothing_copied(const char *db)
+{
+	char sql[160];
+	static const char *const tables[] = {"signing_keys", "generation_sessions", "audit_log", "certificates"};
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM credsign.%s", tables[i]);
+		char *v = pg_value(db, sql);
+		if (strcmp(v, "0") != 0)
+			fail_msg("database %s, table %s: %s rows after a failed copy", db, tables[i], v);
+		free(v);
+	}
+}
+
+/* Each way a copy can fail: the source not a file, not a database, a
+ * table missing on either side, a value of another type, text holding a
+ * NUL, a store_meta row without its integer. Each is refused (CS_IO for
+ * a source that cannot be opened, else CS_E_STORE), logged as "store
+ * copy: ...", and nothing is written: the one transaction rolled back. */
+static void test_copy_failures(void **state)
+{
+	(void)state;
+	char src[400], ci[512], why[256], missing[400];
+	cs_store_copy_report rep;
+	cs_store_target t = empty_store("fails", ci, sizeof(ci));
+
+	/* no file, a directory, not a database */
+	snprintf(missing, sizeof(missing), "%s/none.db", dir);
+	assert_int_equal(cs_store_copy_sqlite_to_pg(missing, &t, &rep, why), CS_E_IO);
+	assert_int_equal(cs_store_copy_sqlite_to_pg(dir, &t, &rep, why), CS_E_IO);
+	snprintf(src, sizeof(src), "%s/garbage.db", dir);
+	FILE *f = fopen(src, "w");
+	assert_non_null(f);
+	fputs("not a SQLite database, not at all, whatever its length may be, and more than a header's", f);
+	fclose(f);
+	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &t, &rep, why), CS_E_STORE);
+	int equal = 1;
+	assert_int_equal(cs_store_copy_compare(src, &t, &rep, &equal), CS_E_STORE);
+	assert_int_equal(equal, 0);
+
+	snprintf(src, sizeof(src), "%s/fails.db", dir);
+	/* a value of another type than the schema's */
+	source_with(src, "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256) "
+			 "VALUES ('s1', 'yesterday', 2, 'ab')");
+	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &t, &rep, why), CS_E_STORE);
+	assert_int_equal(rep.tables[0].source, 1); /* the key went in, then was rolled back */
+	assert_nothing_copied("fails");
+	/* text holding a NUL byte */
+	source_with(src, "UPDATE signing_keys SET uri = CAST(X'610062' AS TEXT)");
+	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &t, &rep, why), CS_E_STORE);
+	assert_nothing_copied("fails");
+	/* a store_meta row without its integer */
+	source_with(src, "UPDATE store_meta SET value = 'many' WHERE name = 'revocations_count'");
+	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &t, &rep, why), CS_E_STORE);
+	assert_nothing_copied("fails");
+	/* a table missing in the source (at the copied version) */
+	source_with(src, "DROP TABLE store_nodes");
+	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &t, &rep, why), CS_E_STORE);
+	assert_nothing_copied("fails");
+	assert_int_equal(cs_store_copy_compare(src, &t, &rep, &equal), CS_E_STORE);
+	/* a table missing in the destination */
+	source_with(src, "INSERT INTO store_nodes VALUES ('n1', 'i', 'h', 1, 1, 1)");
+	pg_do("fails", "DROP TABLE credsign.store_nodes");
+	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &t, &rep, why), CS_E_STORE);
+	assert_nothing_copied("fails");
+	assert_int_equal(cs_store_copy_compare(src, &t, &rep, &equal), CS_E_STORE);
+	assert_int_equal(equal, 0);
+
+	/* the destination's table without a column the copy sends */
+	source_with(src, "SELECT 1");
+	cs_store_target t2 = empty_store("fails2", ci, sizeof(ci));
+	pg_do("fails2", "ALTER TABLE credsign.store_nodes DROP COLUMN host");
+	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &t2, &rep, why), CS_E_STORE);
+	assert_nothing_copied("fails2");
+	/* the destination refusing a store_meta value */
+	char ci3[512];
+	cs_store_target t3 = empty_store("fails3", ci3, sizeof(ci3));
+	pg_do("fails3", "ALTER TABLE credsign.store_meta ADD CONSTRAINT no_counts CHECK (value < 0) NOT VALID");
+	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &t3, &rep, why), CS_E_STORE);
+	assert_nothing_copied("fails3");
+
+	/* a target that is not PostgreSQL, one where nothing listens */
+	source_with(src, "SELECT 1");
+	cs_store_target sq = {.backend = CS_STORE_SQLITE, .path = src};
+	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &sq, &rep, why), CS_E_INVALID_ARG);
+	cs_store_target down = {.backend = CS_STORE_POSTGRESQL, .conninfo = "host=127.0.0.1 port=1 dbname=x",
+				.sslmode = "disable", .connect_timeout_s = 2};
+	cs_err r = cs_store_copy_sqlite_to_pg(src, &down, &rep, why);
+	assert_true(r == CS_E_STORE_UNREACHABLE || r == CS_E_STORE);
+
+	/* compare: a source at another version is said so */
+	source_with(src, "PRAGMA user_version = 8");
+	assert_int_equal(cs_store_copy_compare(src, &t, &rep, &equal), CS_E_STORE_SCHEMA);
+
+	/* more rows than one buffer sends, a value larger than the buffer:
+	 * copied in several sends, every count equal */
+	source_with(src, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) "
+			 "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256) "
+			 "SELECT 'big-' || i, 1, 2, 'ab' FROM n;"
+			 "INSERT INTO session_claims (session_id, claims_json) SELECT id, printf('{\"pad\":\"%.*c\"}', 100, 'x') "
+			 "FROM generation_sessions;"
+			 "UPDATE session_claims SET claims_json = printf('{\"pad\":\"%.*c\"}', 10000, 'y') "
+			 "WHERE session_id = 'big-7'");
+	char ci4[512];
+	cs_store_target t4 = empty_store("big", ci4, sizeof(ci4));
+	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &t4, &rep, why), CS_OK);
+	assert_int_equal(rep.tables[2].source, 1500);
+	assert_int_equal(rep.tables[2].target, 1500);
+	assert_int_equal(cs_store_copy_compare(src, &t4, &rep, &equal), CS_OK);
+	assert_int_equal(equal, 1);
+	char *len = pg_value("big", "SELECT length(claims_json) FROM credsign.session_claims WHERE session_id = 'big-7'");
+	assert_string_equal(len, "10010");
+	free(len);
+
+	/* describe: the nodes' role by default */
+	cs_store_pg_schema schema;
+	cs_store_target other = pg_target("fails", ci, sizeof(ci));
+	assert_int_equal(cs_store_pg_describe(&other, NULL, &schema, NULL, NULL), CS_OK);
+	assert_string_equal(schema.role, "credsign_node");
+	assert_int_equal(schema.version, 10);
+}
+
 static void test_init(void **state)
 {
 	(void)state;
@@ -611,6 +770,7 @@ int main(void)
 		cmocka_unit_test(test_migrate),
 		cmocka_unit_test(test_migrate_refuses_tampered_log),
 		cmocka_unit_test(test_copy_refuses_other_schema),
+		cmocka_unit_test(test_copy_failures),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -921,6 +921,54 @@ typedef struct {
 	cs_err result;
 } racer;
 
+/* ---- refusals (issue 18) ------------------------------------------------------------ */
+
+/* No id: CS_E_INVALID_ARG before a query; a payload libpq cannot carry:
+ * CS_E_TOO_LARGE, nothing sent; rows edited outside credsign (the
+ * revocations' count gone, an audit head whose ts does not fit): CS_E_STORE. */
+static void test_refusals(void **state)
+{
+	(void)state;
+	PGconn *raw = NULL;
+	cs_store *s = fresh_store(&raw);
+	assert_int_equal(cs_store_ceremony_get(s, NULL, NULL, NULL, NULL), CS_E_INVALID_ARG);
+	assert_int_equal(cs_store_revocation_get(s, NULL, NULL, NULL), CS_E_INVALID_ARG);
+	assert_int_equal(cs_store_signature_get(s, NULL, NULL, NULL), CS_E_INVALID_ARG);
+
+	keys(s);
+	cs_signature_record g = signature("sig-big", "ab", "pk-1", "digest", 1);
+	g.payload = blob; /* never read: refused by its length */
+	g.payload_len = (size_t)INT32_MAX + 1;
+	capture_begin();
+	write_begin(s);
+	cs_err r = cs_store_signature_insert(s, &g);
+	assert_int_equal(r, CS_E_TOO_LARGE);
+	write_commit(s); /* nothing failed in the database */
+	char *log = capture_end();
+	assert_non_null(strstr(log, "too large"));
+	free(log);
+	assert_int_equal(raw_int(raw, "SELECT count(*) FROM signatures"), 0);
+
+	capture_begin();
+	raw_exec(raw, "DELETE FROM store_meta WHERE name = 'revocations_count'");
+	int64_t count = -1, last = -1;
+	assert_int_equal(cs_store_revocations_version(s, &count, &last), CS_E_STORE);
+	raw_exec(raw, "INSERT INTO audit_log (seq, ts, node, actor, role, action, outcome, prev_hash, entry_hash) "
+		      "VALUES (1, '2026-01-01T00:00:00.000000000000000000Z', 'n', 'a', 'system', 'x', 'success', "
+		      "decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))");
+	int64_t seq = 0;
+	uint8_t h[32];
+	char ts[32];
+	assert_int_equal(cs_store_audit_last(s, &seq, h, ts), CS_E_STORE);
+	assert_string_equal(ts, "");
+	log = capture_end();
+	assert_non_null(strstr(log, "the revocations' count is missing"));
+	assert_non_null(strstr(log, "is too long"));
+	free(log);
+	PQfinish(raw);
+	cs_store_close(s);
+}
+
 static void *certify_race(void *p)
 {
 	racer *r = p;
@@ -1015,6 +1063,7 @@ int main(void)
 		cmocka_unit_test(test_audit_log),
 		cmocka_unit_test(test_checkpoints),
 		cmocka_unit_test(test_ledger_nodes),
+		cmocka_unit_test(test_refusals),
 	};
 	return cmocka_run_group_tests(tests, pg_start, pg_stop);
 }

@@ -40,7 +40,15 @@
  *  - node ids: a fresh claim of another instance is CS_E_CONFLICT naming
  *    the holder, a stale one is taken;
  *  - sessions, certificates and keys through the ops, a password read
- *    from password_file, the target's name.
+ *    from password_file (one missing, empty or too long refused, never
+ *    logged), the target's name;
+ *  - failures (issue 18): a key's status set directly, retired never
+ *    active again (the trigger); certify failing part-way (the
+ *    certificate refused after the claim) stores nothing, the session
+ *    unclaimed with its claims; a session claimed already changes no row;
+ *    a statement after a failed one and a write begun inside a
+ *    transaction are refused; an audit head edited to a hash that is not
+ *    32 bytes is CS_E_STORE.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -931,6 +939,160 @@ static void test_sessions_and_readonly(void **state)
 	cs_store_close(ro);
 }
 
+/* ---- failures (issue 18) ------------------------------------------------------------------ */
+
+/* One integer of sql on database db, as the superuser. */
+static int64_t value_on(const char *db, const char *sql)
+{
+	char ci[256];
+	snprintf(ci, sizeof(ci), "host=%s port=%d dbname=%s user=pgsuper", pg.dir, pg.port, db);
+	PGconn *c = PQconnectdb(ci);
+	PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	int64_t v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	PQfinish(c);
+	return v;
+}
+
+static char status_seen[32];
+static void on_key_row(void *arg, const char *kid, const char *jwk, const char *status, const char *created)
+{
+	assert_non_null(jwk);
+	assert_non_null(created);
+	if (strcmp(kid, (const char *)arg) == 0)
+		snprintf(status_seen, sizeof(status_seen), "%s", status);
+}
+
+/* A key's status set directly: retired stays retired (the schema's
+ * trigger); certify failing part-way (the certificate refused after the
+ * claim) stores nothing; a session claimed already changes no row; a
+ * write inside a transaction and a statement after a failed one are
+ * refused; rows edited outside credsign are refused when read. */
+static void test_failures(void **state)
+{
+	(void)state;
+	cs_store *s = NULL;
+	make_db("faults");
+	assert_int_equal(open_as("faults", NULL, 0, &s), CS_OK);
+	status_seen[0] = '\0';
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	assert_int_equal(cs_store_key_upsert(s, "f-kid", "pkcs11:object=f", "{}", "active"), CS_OK);
+	assert_int_equal(cs_store_key_set_status(s, "f-kid", "retired"), CS_OK);
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_OK);
+	assert_int_equal(cs_store_keys_each(s, on_key_row, "f-kid"), CS_OK);
+	assert_string_equal(status_seen, "retired");
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	cs_err r = cs_store_key_set_status(s, "f-kid", "active");
+	assert_int_equal(r, CS_E_STORE);
+	assert_int_equal(cs_store_write_end(s, r), CS_E_STORE);
+	assert_int_equal(cs_store_keys_each(s, on_key_row, "f-kid"), CS_OK);
+	assert_string_equal(status_seen, "retired");
+
+	/* compromised, then destroyed (a mark: the status stays); an event that
+	 * is none of the four; a destruction is never undone */
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	assert_int_equal(cs_store_key_event(s, "f-kid", CS_KEY_COMPROMISED, "2026-01-01T00:00:00.000Z", "o", NULL),
+			 CS_OK);
+	assert_int_equal(cs_store_key_event(s, "f-kid", CS_KEY_DESTROYED, "2026-01-01T00:00:01.000Z", "o", NULL),
+			 CS_OK);
+	assert_int_equal(cs_store_key_event(s, "f-kid", (cs_key_event)7, "2026-01-01T00:00:02.000Z", "o", NULL),
+			 CS_E_INVALID_ARG);
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_OK);
+	assert_int_equal(cs_store_keys_each(s, on_key_row, "f-kid"), CS_OK);
+	assert_string_equal(status_seen, "compromised");
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	r = cs_store_key_event(s, "f-kid", CS_KEY_DESTROYED, "2026-01-01T00:00:03.000Z", "o", NULL);
+	assert_int_equal(r, CS_E_STORE);
+	assert_int_equal(cs_store_write_end(s, r), CS_E_STORE);
+	assert_int_equal(value_on("faults", "SELECT count(*) FROM credsign.signing_keys WHERE kid = 'f-kid' AND "
+					    "destroyed_at = '2026-01-01T00:00:01.000Z'"),
+			 1);
+
+	/* certify part-way: the claim succeeds, the certificate's key is not
+	 * recorded; the whole transaction is rolled back */
+	cs_gen_session g = {.id = "f-s1", .created_ms = 1, .expires_ms = INT64_MAX / 2, .cert_sha256 = "x",
+			    .claims_json = "{\"sub\":\"f\"}"};
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	assert_int_equal(cs_store_session_insert(s, &g), CS_OK);
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_OK);
+	cs_cert_parts parts = {.header_b64 = "h", .claims_json = "{\"sub\":\"f\"}", .signature_b64 = "s"};
+	int claimed = 0;
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	assert_int_equal(cs_store_session_claim(s, "f-s1", "f-c1", &claimed), CS_OK);
+	assert_int_equal(claimed, 1);
+	r = cs_store_cert_insert(s, "f-c1", "f-s1", "f-no-such-kid", &parts, 2);
+	assert_int_equal(r, CS_E_STORE);
+	/* the transaction failed: a further statement is not sent */
+	assert_int_equal(cs_store_probe_write(s, 5), CS_E_STORE);
+	/* a write begun inside it is a caller's error */
+	assert_int_equal(cs_store_write_begin(s, 0), CS_E_INTERNAL);
+	assert_int_equal(cs_store_write_end(s, r), CS_E_STORE);
+	cs_session_row row;
+	assert_int_equal(cs_store_session_get(s, "f-s1", &row), CS_OK);
+	assert_int_equal(row.certified, 0);
+	assert_string_equal(row.claims_json, "{\"sub\":\"f\"}");
+	cs_session_row_free(&row);
+	cs_cert_row cert;
+	assert_int_equal(cs_store_cert_get(s, "f-c1", &cert), CS_E_NOT_FOUND);
+	/* with a recorded key: claimed and stored; a second claim changes nothing */
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	assert_int_equal(cs_store_session_claim(s, "f-s1", "f-c1", &claimed), CS_OK);
+	assert_int_equal(claimed, 1);
+	assert_int_equal(cs_store_cert_insert(s, "f-c1", "f-s1", "f-kid", &parts, 2), CS_OK);
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_OK);
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	assert_int_equal(cs_store_session_claim(s, "f-s1", "f-c2", &claimed), CS_OK);
+	assert_int_equal(claimed, 0);
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_OK);
+	assert_int_equal(cs_store_cert_get(s, "f-c2", &cert), CS_E_NOT_FOUND);
+	assert_int_equal(cs_store_cert_get(s, "f-c1", &cert), CS_OK);
+	assert_string_equal(cert.signature_b64, "s");
+	cs_cert_row_free(&cert);
+
+	/* whether a key is recorded (no callback) */
+	assert_int_equal(cs_store_key_info(s, "f-kid", NULL, NULL), CS_OK);
+	assert_int_equal(cs_store_key_info(s, "f-none", NULL, NULL), CS_E_NOT_FOUND);
+	/* calls out of order are the caller's error, refused */
+	assert_int_equal(cs_store_write_end(s, CS_E_CONFLICT), CS_E_CONFLICT); /* no write: r as given */
+	assert_int_equal(cs_store_savepoint(s), CS_E_INTERNAL);
+	assert_int_equal(cs_store_savepoint_end(s, CS_OK), CS_E_INTERNAL);
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_E_STORE); /* no write to end */
+	assert_int_equal(cs_store_read_begin(s), CS_OK);
+	assert_int_equal(cs_store_read_begin(s), CS_E_INTERNAL);
+	/* a statement failing inside a read ends it with a rollback; the
+	 * connection reads again afterwards */
+	pg_store *p = (pg_store *)s;
+	assert_int_equal(pg_exec(p, "dividing", "SELECT 1/0", 0, NULL, NULL), CS_E_STORE);
+	cs_store_read_end(s);
+	assert_int_equal(cs_store_cert_get(s, "f-c1", &cert), CS_OK);
+	cs_cert_row_free(&cert);
+	/* a failure the store did not see (a statement sent around it): the
+	 * COMMIT answers ROLLBACK, reported as a failure, nothing kept */
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	assert_int_equal(cs_store_probe_write(s, 77), CS_OK);
+	PQclear(PQexec(p->conn, "SELECT 1/0"));
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_E_STORE);
+	assert_int_equal(value_on("faults", "SELECT count(*) FROM credsign.store_probe"), 0);
+
+	/* an audit head edited outside credsign: its hash is not 32 bytes */
+	make_db("edited");
+	cs_store *e = NULL;
+	assert_int_equal(open_as("edited", NULL, 0, &e), CS_OK);
+	assert_int_equal(sql_on("edited", NULL,
+				"INSERT INTO credsign.audit_log (seq, ts, node, actor, role, action, outcome, prev_hash, "
+				"entry_hash) VALUES (1, '2026-01-01T00:00:00.000Z', 'n', 'a', 'system', 'x', 'success', "
+				"'\\x00', '\\x00')"),
+			 0);
+	int64_t seq = 0;
+	uint8_t h[32];
+	char ts[32];
+	assert_int_equal(cs_store_audit_last(e, &seq, h, ts), CS_E_STORE);
+	cs_store_close(e);
+	cs_store_close(s);
+}
+
 /* ---- the password file, the target's name --------------------------------------------------- */
 
 static void test_password_and_name(void **state)
@@ -964,6 +1126,33 @@ static void test_password_and_name(void **state)
 	assert_int_equal(count_in(log, "check store.postgresql.password_file"), 1);
 	assert_int_equal(count_in(log, "the database may be down or starting"), 1);
 	free(log);
+	/* a password file missing, empty or longer than a password: refused,
+	 * nothing sent */
+	char none[80], empty[80], longer[80], text[1200];
+	snprintf(none, sizeof(none), "%s/none", dir);
+	snprintf(empty, sizeof(empty), "%s/empty", dir);
+	snprintf(longer, sizeof(longer), "%s/long", dir);
+	ts_write_file(empty, "", 0600);
+	memset(text, 'p', sizeof(text) - 2);
+	text[sizeof(text) - 2] = '\n';
+	text[sizeof(text) - 1] = '\0';
+	ts_write_file(longer, text, 0600);
+	log_capture();
+	t.password_file = none;
+	assert_int_equal(cs_store_connect(&t, &s), CS_E_STORE);
+	assert_null(s);
+	t.password_file = empty;
+	assert_int_equal(cs_store_connect(&t, &s), CS_E_STORE);
+	t.password_file = longer;
+	assert_int_equal(cs_store_connect(&t, &s), CS_E_STORE);
+	log = log_end();
+	assert_int_equal(count_in(log, "No such file"), 1);
+	assert_int_equal(count_in(log, "is empty"), 1);
+	assert_int_equal(count_in(log, "a password longer than"), 1);
+	assert_int_equal(count_in(log, "pppppppp"), 0);
+	free(log);
+	unlink(empty);
+	unlink(longer);
 	t.password_file = good;
 	assert_int_equal(cs_store_connect(&t, &s), CS_OK);
 	assert_int_equal(cs_store_ping(s), CS_OK);
@@ -974,6 +1163,9 @@ static void test_password_and_name(void **state)
 
 	char name[256];
 	cs_store_target n = {.backend = CS_STORE_POSTGRESQL, .conninfo = "postgresql://alice:secret@db.example:6543/cs"};
+	name[0] = 'x';
+	assert_ptr_equal(cs_store_target_name(&n, name, 0), name); /* no room: nothing written */
+	assert_int_equal(name[0], 'x');
 	assert_string_equal(cs_store_target_name(&n, name, sizeof(name)), "postgresql://alice@db.example:6543/cs");
 	n.conninfo = "host=h1 user=bob dbname=d password=x port=1";
 	assert_string_equal(cs_store_target_name(&n, name, sizeof(name)), "postgresql://bob@h1:1/d");
@@ -998,6 +1190,7 @@ int main(void)
 		cmocka_unit_test(test_sessions_and_readonly),
 		cmocka_unit_test(test_pool_cap),
 		cmocka_unit_test(test_password_and_name),
+		cmocka_unit_test(test_failures),
 		cmocka_unit_test(test_reconnect),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -523,8 +523,11 @@ const char *cs_config_text_problem(const char *s, size_t max_chars)
 
 /* ---- storing values ----------------------------------------------------- */
 
+/* value: a copy the config takes; NULL when making it ran out of memory */
 static void store_string(loader *l, const schema_entry *e, char *value)
 {
+	if (value == NULL)
+		diag_push(l, "out of memory loading the configuration");
 	char **slot = (char **)((char *)l->cfg + e->offset);
 	free(*slot);
 	*slot = value;
@@ -666,8 +669,10 @@ static void apply_string(loader *l, const schema_entry *e, const config_setting_
 		value = resolve_path(l, v);
 	else
 		value = strdup(v);
-	if (value == NULL)
+	if (value == NULL) {
+		diag_push(l, "out of memory loading the configuration");
 		return;
+	}
 
 	switch (e->kind) {
 	case K_IDENT:
@@ -856,9 +861,13 @@ static char **grant_list(loader *l, const config_setting_t *m, const char *path,
 		SERR(l, m, path, "must not be empty ([ \"*\" ] for every %s)", what);
 		return NULL;
 	}
+	/* out of memory fails the load: a grant without its list would
+	 * cover every value (a generator without presets uses them all) */
 	char **list = calloc((size_t)n + 1, sizeof(char *));
-	if (list == NULL)
+	if (list == NULL) {
+		diag_push(l, "out of memory loading access.grants");
 		return NULL;
+	}
 	for (int i = 0; i < n; i++) {
 		const char *v = config_setting_get_string(config_setting_get_elem(m, (unsigned)i));
 		const char *why = v != NULL ? check_printable(v) : "expected a string";
@@ -874,6 +883,7 @@ static char **grant_list(loader *l, const config_setting_t *m, const char *path,
 			return NULL;
 		}
 		if ((list[i] = strdup(v)) == NULL) {
+			diag_push(l, "out of memory loading access.grants");
 			free_list(list);
 			return NULL;
 		}
@@ -948,8 +958,8 @@ static void apply_grant(loader *l, const config_setting_t *el, int i, cs_config_
 		SERR(l, m, path, "expected a string, got %s", type_name(config_setting_type(m)));
 	else if ((why = check_grant_identity(v)) != NULL)
 		SERR(l, m, path, "%s", why);
-	else
-		g->identity = strdup(v);
+	else if ((g->identity = strdup(v)) == NULL)
+		diag_push(l, "out of memory loading access.grants");
 
 	snprintf(path, sizeof(path), "%s.role", base);
 	if ((m = config_setting_get_member(el, "role")) == NULL) {
@@ -1038,8 +1048,10 @@ static void apply_grants(loader *l, const config_setting_t *s)
 	int n = config_setting_length(s);
 	if (n == 0)
 		return;
-	if ((l->cfg->access.grants = calloc((size_t)n, sizeof(cs_config_grant))) == NULL)
+	if ((l->cfg->access.grants = calloc((size_t)n, sizeof(cs_config_grant))) == NULL) {
+		diag_push(l, "out of memory loading access.grants");
 		return;
+	}
 	l->cfg->access.ngrants = (size_t)n;
 	for (int i = 0; i < n; i++)
 		apply_grant(l, config_setting_get_elem(s, (unsigned)i), i, &l->cfg->access.grants[i]);
@@ -1085,8 +1097,8 @@ static void apply_officer(loader *l, const config_setting_t *el, int i, cs_confi
 		SERR(l, m, path, "expected a string, got %s", type_name(config_setting_type(m)));
 	else if ((why = check_ident(v)) != NULL)
 		SERR(l, m, path, "%s", why);
-	else
-		o->name = strdup(v);
+	else if ((o->name = strdup(v)) == NULL)
+		diag_push(l, "out of memory loading ceremony.officers");
 	snprintf(path, sizeof(path), "%s.certificate", base);
 	if ((m = config_setting_get_member(el, "certificate")) == NULL)
 		SERR(l, el, path, "required setting missing (the officer's PEM certificate)");
@@ -1096,6 +1108,8 @@ static void apply_officer(loader *l, const config_setting_t *el, int i, cs_confi
 		SERR(l, m, path, "%s", why);
 	else if ((o->certificate = resolve_path(l, v)) != NULL)
 		check_file(l, m, path, o->certificate);
+	else
+		diag_push(l, "out of memory loading ceremony.officers");
 }
 
 static void apply_officers(loader *l, const config_setting_t *s)
@@ -1115,8 +1129,10 @@ static void apply_officers(loader *l, const config_setting_t *s)
 	}
 	if (n == 0)
 		return; /* the quorum check reports it */
-	if ((l->cfg->ceremony.officers = calloc((size_t)n, sizeof(cs_config_officer))) == NULL)
+	if ((l->cfg->ceremony.officers = calloc((size_t)n, sizeof(cs_config_officer))) == NULL) {
+		diag_push(l, "out of memory loading ceremony.officers");
 		return;
+	}
 	l->cfg->ceremony.nofficers = (size_t)n;
 	for (int i = 0; i < n; i++)
 		apply_officer(l, config_setting_get_elem(s, (unsigned)i), i, &l->cfg->ceremony.officers[i]);
@@ -2272,6 +2288,8 @@ static cs_err load(const char *path, cs_config **out, cs_config_diag *diag, bool
 	l.abs = abs;
 	l.cfg->file = strdup(abs);
 	l.cfg->file_given = strdup(path);
+	if (l.cfg->file == NULL || l.cfg->file_given == NULL)
+		diag_push(&l, "out of memory loading the configuration");
 	config_init(&lc);
 	config_set_include_dir(&lc, l.dir);
 	if (config_read_file(&lc, abs) != CONFIG_TRUE) {

@@ -18,6 +18,7 @@
 #include "cs_secret.h"
 #include "ec_util.h"
 #include "jose.h"
+#include "json_text.h"
 #include "provider.h"
 #include "token.h"
 
@@ -183,21 +184,30 @@ static int one_line(const char *s)
 	return 1;
 }
 
-static json_t *params_object(const char *params_json)
+/* params_json as an object; NULL when it is not one (*invalid set) or
+ * memory ran out. Parsed exactly (json_text.h): officers sign these. */
+static json_t *params_object(const char *params_json, int *invalid)
 {
+	int nomem = 0;
 	if (params_json == NULL)
 		return json_object();
-	json_t *p = json_loads(params_json, JSON_REJECT_DUPLICATES, NULL);
+	json_t *p = cs_json_load_exact(params_json, strlen(params_json), JSON_REJECT_DUPLICATES, &nomem);
+	if (p == NULL && !nomem)
+		*invalid = 1;
 	if (p != NULL && !json_is_object(p)) {
 		json_decref(p);
+		*invalid = 1;
 		return NULL;
 	}
 	return p;
 }
 
-/* The signed object of c (NULL: a field is malformed). */
-static json_t *canonical_object(const cs_ceremony_record *c)
+/* The signed object of c; NULL with *r: CS_E_INVALID_ARG when a field is
+ * malformed, CS_E_NOMEM when memory ran out. */
+static json_t *canonical_object(const cs_ceremony_record *c, cs_err *r)
 {
+	int invalid = 0;
+	*r = CS_E_INVALID_ARG;
 	cs_ceremony_action a;
 	time_t created, expires;
 	if (!cs_ceremony_id_valid(c->id) || cs_ceremony_action_parse(c->action, &a) != CS_OK ||
@@ -205,18 +215,22 @@ static json_t *canonical_object(const cs_ceremony_record *c)
 	    c->started_by == NULL || c->started_by[0] == '\0' || cs_ceremony_time_parse(c->created_at, &created) != CS_OK ||
 	    cs_ceremony_time_parse(c->expires_at, &expires) != CS_OK || expires <= created ||
 	    !one_line(c->subject) || !one_line(c->node) || !one_line(c->started_by) ||
-	    (c->reason != NULL && !one_line(c->reason)))
+	    (c->reason != NULL && !one_line(c->reason)) || !cs_utf8_valid(c->subject) || !cs_utf8_valid(c->node) ||
+	    !cs_utf8_valid(c->started_by) || (c->reason != NULL && !cs_utf8_valid(c->reason)))
 		return NULL;
 	json_t *o = json_object();
 	if (o == NULL || !set_new(o, "type", json_string(CEREMONY_TYPE)) || !set_new(o, "id", jstr(c->id)) ||
 	    !set_new(o, "action", jstr(c->action)) || !set_new(o, "subject", jstr(c->subject)) ||
 	    !set_new(o, "reason", c->reason != NULL ? jstr(c->reason) : json_null()) ||
-	    !set_new(o, "params", params_object(c->params_json)) || !set_new(o, "nonce", jstr(c->nonce)) ||
+	    !set_new(o, "params", params_object(c->params_json, &invalid)) || !set_new(o, "nonce", jstr(c->nonce)) ||
 	    !set_new(o, "node", jstr(c->node)) || !set_new(o, "created_at", jstr(c->created_at)) ||
 	    !set_new(o, "expires_at", jstr(c->expires_at)) || !set_new(o, "started_by", jstr(c->started_by))) {
+		/* the fields were checked above: only params can be malformed */
+		*r = invalid ? CS_E_INVALID_ARG : CS_E_NOMEM;
 		json_decref(o);
 		return NULL;
 	}
+	*r = CS_OK;
 	return o;
 }
 
@@ -225,10 +239,11 @@ static json_t *canonical_object(const cs_ceremony_record *c)
 cs_err cs_ceremony_canonical(const cs_ceremony_record *c, char **out)
 {
 	*out = NULL;
-	json_t *o = canonical_object(c);
+	cs_err r;
+	json_t *o = canonical_object(c, &r);
 	if (o == NULL)
-		return CS_E_INVALID_ARG;
-	*out = json_dumps(o, DUMP_FLAGS);
+		return r;
+	*out = cs_json_text(o, DUMP_FLAGS);
 	json_decref(o);
 	return *out != NULL ? CS_OK : CS_E_NOMEM;
 }
@@ -1318,7 +1333,7 @@ static void sb_value(sbuf *b, const json_t *v)
 			return;
 		}
 	}
-	char *j = json_dumps(v, DUMP_FLAGS | JSON_ENCODE_ANY);
+	char *j = cs_json_text(v, DUMP_FLAGS | JSON_ENCODE_ANY);
 	if (j == NULL) {
 		b->failed = 1;
 		return;
@@ -1351,7 +1366,7 @@ static void sb_wrapped(sbuf *b, const char *indent, const char *label, const cha
 
 static void sb_json_block(sbuf *b, const char *indent, const json_t *v)
 {
-	char *j = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+	char *j = cs_json_text(v, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
 	if (j == NULL) {
 		b->failed = 1;
 		return;
@@ -1384,6 +1399,8 @@ static void render_approval(sbuf *b, const json_t *a, size_t i, size_t n)
 		subject_dn(x, dn);
 	X509_free(x);
 	json_t *dnv = json_string(dn);
+	if (dnv == NULL)
+		b->failed = 1;
 	sb_printf(b, "\nApproval %zu of %zu\n", i + 1, n);
 	sb_field(b, "  ", "Officer:", get(a, "officer"));
 	sb_field(b, "  ", "Subject DN:", dnv);
@@ -1401,15 +1418,27 @@ static void render_approval(sbuf *b, const json_t *a, size_t i, size_t n)
 		sb_field(b, "  ", "Signature:", get(a, "signature"));
 }
 
-/* The rollover statement: its claims and who signed. */
-static void render_rollover(sbuf *b, const json_t *st)
+/* A base64url JSON part of the rollover statement, or NULL when it is
+ * none (rendered as unreadable); running out of memory fails b instead. */
+static json_t *sb_part(sbuf *b, const char *b64)
 {
 	uint8_t *raw = NULL;
 	size_t n = 0;
-	json_t *claims = NULL;
-	if (cs_b64url_decode(gets(st, "payload") != NULL ? gets(st, "payload") : "", &raw, &n) == CS_OK)
-		claims = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES, NULL);
+	int nomem = 0;
+	json_t *j = NULL;
+	cs_err r = cs_b64url_decode(b64 != NULL ? b64 : "", &raw, &n);
+	if (r == CS_OK)
+		j = cs_json_load_exact((const char *)raw, n, JSON_REJECT_DUPLICATES, &nomem);
 	free(raw);
+	if (r == CS_E_NOMEM || nomem)
+		b->failed = 1;
+	return j;
+}
+
+/* The rollover statement: its claims and who signed. */
+static void render_rollover(sbuf *b, const json_t *st)
+{
+	json_t *claims = sb_part(b, gets(st, "payload"));
 	sb_put(b, "  Rollover statement (claims):\n", 31);
 	if (claims != NULL)
 		sb_json_block(b, "    ", claims);
@@ -1419,11 +1448,7 @@ static void render_rollover(sbuf *b, const json_t *st)
 	size_t i;
 	const json_t *s;
 	json_array_foreach(get(st, "signatures"), i, s) {
-		json_t *hdr = NULL;
-		raw = NULL;
-		if (cs_b64url_decode(gets(s, "protected") != NULL ? gets(s, "protected") : "", &raw, &n) == CS_OK)
-			hdr = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES, NULL);
-		free(raw);
+		json_t *hdr = sb_part(b, gets(s, "protected"));
 		sb_printf(b, "  Rollover signature %zu:\n", i + 1);
 		sb_field(b, "    ", "Key:", get(hdr, "kid"));
 		sb_field(b, "    ", "Algorithm:", get(hdr, "alg"));
@@ -1445,16 +1470,16 @@ static cs_err render(const json_t *rec, char **out)
 	*out = NULL;
 	if (!json_is_object(c) || !json_is_array(as) || !json_is_integer(get(rec, "quorum")))
 		return CS_E_INVALID_ARG;
-	json_t *params = json_string(""), *quorum = NULL;
-	char *pj = json_dumps(get(c, "params"), DUMP_FLAGS | JSON_ENCODE_ANY);
-	if (pj != NULL) {
-		json_decref(params);
-		params = json_string(pj);
-		free(pj);
-	}
+	json_t *params = NULL, *quorum = NULL;
+	char *pj = cs_json_text(get(c, "params"), DUMP_FLAGS | JSON_ENCODE_ANY);
+	params = pj != NULL ? json_string(pj) : get(c, "params") == NULL ? json_string("") : NULL;
+	free(pj);
 	char q[64];
 	snprintf(q, sizeof(q), "%lld distinct officers", (long long)json_integer_value(get(rec, "quorum")));
 	quorum = json_string(q);
+	/* a field left blank would still render: out of memory instead */
+	if (params == NULL || quorum == NULL)
+		b.failed = 1;
 	sb_put(&b, "credsign ceremony transcript\n\n", 30);
 	sb_field(&b, "", "Ceremony:", get(c, "id"));
 	sb_field(&b, "", "Action:", get(c, "action"));
@@ -1502,24 +1527,31 @@ static json_t *json_opt_str(const char *s)
 	return s != NULL ? json_string(s) : json_null();
 }
 
-/* Stored JSON text as JSON (a text that does not parse stays a string). */
+/* Stored JSON text as JSON (a text that does not parse stays a string);
+ * NULL when memory runs out (never the text as a string then). */
 static json_t *json_text(const char *s)
 {
+	int nomem = 0;
 	if (s == NULL)
 		return json_null();
-	json_t *v = json_loads(s, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
-	return v != NULL ? v : json_string(s);
+	json_t *v = cs_json_load_exact(s, strlen(s), JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &nomem);
+	return v != NULL ? v : nomem ? NULL : json_string(s);
 }
 
-static json_t *record_json(const cs_ceremony_doc *d, int quorum)
+/* The armored record; NULL when params_json is not an object (*invalid
+ * set) or memory ran out. */
+static json_t *record_json(const cs_ceremony_doc *d, int quorum, int *invalid)
 {
 	const cs_ceremony_record *c = &d->c;
 	json_t *rec = json_object(), *cj = json_object(), *as = json_array();
 	int ok = rec != NULL && cj != NULL && as != NULL;
-	json_t *params = params_object(c->params_json);
-	ok = ok && params != NULL && set_new(cj, "params", params);
-	if (!ok)
+	json_t *params = params_object(c->params_json, invalid);
+	if (!ok || params == NULL) {
 		json_decref(params);
+		ok = 0;
+	} else {
+		ok = set_new(cj, "params", params); /* which takes params, also when it fails */
+	}
 	ok = ok && set_new(cj, "id", jstr(c->id)) && set_new(cj, "action", jstr(c->action)) &&
 	     set_new(cj, "subject", jstr(c->subject)) && set_new(cj, "reason", json_opt_str(c->reason)) &&
 	     set_new(cj, "nonce", jstr(c->nonce)) && set_new(cj, "node", jstr(c->node)) &&
@@ -1558,10 +1590,11 @@ cs_err cs_ceremony_transcript(const cs_ceremony_doc *doc, int quorum, char **out
 	*out = NULL;
 	if (doc->c.id == NULL || doc->c.canonical == NULL || doc->status != CS_OK)
 		return CS_E_INVALID_ARG;
-	json_t *rec = record_json(doc, quorum);
+	int invalid = 0;
+	json_t *rec = record_json(doc, quorum, &invalid);
 	if (rec == NULL)
-		return CS_E_INVALID_ARG;
-	char *text = NULL, *js = json_dumps(rec, DUMP_FLAGS);
+		return invalid ? CS_E_INVALID_ARG : CS_E_NOMEM;
+	char *text = NULL, *js = cs_json_text(rec, DUMP_FLAGS);
 	cs_err r = js != NULL ? render(rec, &text) : CS_E_NOMEM;
 	json_decref(rec);
 	char *b64 = r == CS_OK ? b64_encode((const uint8_t *)js, strlen(js)) : NULL;
@@ -1626,7 +1659,7 @@ static cs_err split(const char *text, size_t len, size_t *readable, json_t **rec
 	size_t blen = (size_t)(stop - tail - b);
 	char *joined = malloc(blen + 1);
 	if (joined == NULL)
-		return CS_E_NOMEM;
+		return fail(rep, CS_E_NOMEM, "out of memory reading the record block");
 	size_t j = 0;
 	for (size_t i = 0; i < blen; i++) {
 		/* lines of 64 characters, the last one shorter */
@@ -1649,9 +1682,11 @@ static cs_err split(const char *text, size_t len, size_t *readable, json_t **rec
 	free(joined);
 	if (r != CS_OK)
 		return fail(rep, r == CS_E_NOMEM ? r : CS_E_INVALID_ARG, "the record block is not base64");
-	json_error_t err;
-	*rec = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES, &err);
+	int nomem = 0;
+	*rec = cs_json_load_exact((const char *)raw, n, JSON_REJECT_DUPLICATES, &nomem);
 	free(raw);
+	if (nomem)
+		return fail(rep, CS_E_NOMEM, "out of memory reading the record block");
 	if (!json_is_object(*rec) || !str_eq(gets(*rec, "type"), RECORD_TYPE)) {
 		json_decref(*rec);
 		*rec = NULL;
@@ -1814,7 +1849,7 @@ out:
  * the JSON; *params malloc'd). */
 static int record_fields(const json_t *c, cs_ceremony_record *out, char **params)
 {
-	*params = json_dumps(get(c, "params"), DUMP_FLAGS | JSON_ENCODE_ANY);
+	*params = cs_json_text(get(c, "params"), DUMP_FLAGS | JSON_ENCODE_ANY);
 	*out = (cs_ceremony_record){
 		.id = gets(c, "id"),
 		.action = gets(c, "action"),
@@ -1945,6 +1980,9 @@ cs_err cs_ceremony_transcript_verify(const char *text, size_t len, const cs_offi
 		r = verify_record(rec, o, jwks, rep);
 	free(rendered);
 	json_decref(rec);
+	/* every refusal says why, also one no check wrote (out of memory) */
+	if (r != CS_OK && rep->why[0] == '\0')
+		r = fail(rep, r, "%s", cs_strerror(r));
 	return r;
 }
 

@@ -8,6 +8,7 @@
 #include <openssl/sha.h>
 
 #include "ec_util.h"
+#include "json_text.h"
 
 char *cs_b64url_encode(const uint8_t *data, size_t len)
 {
@@ -151,7 +152,7 @@ cs_err cs_jwk_from_pkey(const EVP_PKEY *pkey, json_t **out)
 
 static char *b64url_json(const json_t *j)
 {
-	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+	char *text = cs_json_text(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
 	if (text == NULL)
 		return NULL;
 	char *out = cs_b64url_encode((const uint8_t *)text, strlen(text));
@@ -204,19 +205,28 @@ static cs_err jws_split(const char *jws, char **a, char **b, char **c)
 	return (*a != NULL && *b != NULL && *c != NULL) ? CS_OK : CS_E_NOMEM;
 }
 
-static json_t *decode_json_part(const char *part)
+/* A base64url JSON object into *out: CS_OK; CS_E_INVALID_ARG when it is
+ * not one, CS_E_NOMEM when memory ran out (a verifier must not call its
+ * own failure the sender's). */
+static cs_err decode_json_part(const char *part, json_t **out)
 {
 	uint8_t *bytes = NULL;
 	size_t n = 0;
-	if (cs_b64url_decode(part, &bytes, &n) != CS_OK)
-		return NULL;
-	json_t *j = json_loadb((const char *)bytes, n, JSON_REJECT_DUPLICATES, NULL);
+	int nomem = 0;
+	*out = NULL;
+	cs_err r = cs_b64url_decode(part, &bytes, &n);
+	if (r != CS_OK)
+		return r;
+	json_t *j = cs_json_load_exact((const char *)bytes, n, JSON_REJECT_DUPLICATES, &nomem);
 	free(bytes);
-	if (j != NULL && !json_is_object(j)) {
+	if (j == NULL)
+		return nomem ? CS_E_NOMEM : CS_E_INVALID_ARG;
+	if (!json_is_object(j)) {
 		json_decref(j);
-		j = NULL;
+		return CS_E_INVALID_ARG;
 	}
-	return j;
+	*out = j;
+	return CS_OK;
 }
 
 cs_err cs_jws_peek(const char *jws, json_t **header, json_t **payload)
@@ -226,12 +236,11 @@ cs_err cs_jws_peek(const char *jws, json_t **header, json_t **payload)
 	*header = NULL;
 	if (payload != NULL)
 		*payload = NULL;
-	if (r == CS_OK && (*header = decode_json_part(a)) == NULL)
-		r = CS_E_INVALID_ARG;
-	if (r == CS_OK && payload != NULL && (*payload = decode_json_part(b)) == NULL) {
+	if (r == CS_OK)
+		r = decode_json_part(a, header);
+	if (r == CS_OK && payload != NULL && (r = decode_json_part(b, payload)) != CS_OK) {
 		json_decref(*header);
 		*header = NULL;
-		r = CS_E_INVALID_ARG;
 	}
 	free(a);
 	free(b);
@@ -255,13 +264,16 @@ cs_err cs_jws_es256_verify(const char *jws, EVP_PKEY *pub, json_t **header, json
 	cs_err r = jws_split(jws, &a, &b, &c);
 	if (r != CS_OK)
 		goto out;
-	r = CS_E_INVALID_ARG;
-	if ((h = decode_json_part(a)) == NULL || (p = decode_json_part(b)) == NULL)
+	if ((r = decode_json_part(a, &h)) != CS_OK || (r = decode_json_part(b, &p)) != CS_OK)
 		goto out;
+	r = CS_E_INVALID_ARG;
 	const char *alg = json_string_value(json_object_get(h, "alg"));
 	if (alg == NULL || strcmp(alg, "ES256") != 0)
 		goto out;
-	if (cs_b64url_decode(c, &sig, &sig_len) != CS_OK || sig_len != 64)
+	if ((r = cs_b64url_decode(c, &sig, &sig_len)) != CS_OK)
+		goto out;
+	r = CS_E_INVALID_ARG;
+	if (sig_len != 64)
 		goto out;
 	if (cs_ecdsa_raw_to_der(sig, der, &der_len) != CS_OK)
 		goto out;

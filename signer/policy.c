@@ -9,6 +9,8 @@
 
 #include <openssl/evp.h>
 
+#include "json_text.h"
+
 /* ---- standards and what may be cited ------------------------------------------ */
 
 /* Families of standards, recognized in citation and preset text. */
@@ -173,6 +175,53 @@ static int is_requirement(const char *cite)
 }
 
 /* Append cite to arr when it may be cited and is not there yet. */
+/* An allocation failed while this thread built a document: the document is
+ * refused (CS_E_NOMEM), never returned with a rule, a conflict or a
+ * citation missing under a digest that covers only what is left. Every
+ * member and element goes in through put and push, which note a NULL
+ * value or container; builders that give up note it themselves. */
+static _Thread_local int build_failed;
+
+/* v, noting a NULL (an optional member's value that could not be made) */
+static json_t *need(json_t *v)
+{
+	if (v == NULL)
+		build_failed = 1;
+	return v;
+}
+
+static json_t *jarr(void)
+{
+	return need(json_array());
+}
+
+static json_t *jobj(void)
+{
+	return need(json_object());
+}
+
+static json_t *jstr(const char *s)
+{
+	return need(json_string(s));
+}
+
+static json_t *jint(json_int_t v)
+{
+	return need(json_integer(v));
+}
+
+static void put(json_t *obj, const char *key, json_t *value)
+{
+	if (json_object_set_new(obj, key, value) != 0)
+		build_failed = 1;
+}
+
+static void push(json_t *arr, json_t *value)
+{
+	if (json_array_append_new(arr, value) != 0)
+		build_failed = 1;
+}
+
 static void cite_add(const ctx *c, json_t *arr, const char *cite)
 {
 	if (cite == NULL || is_cross_reference(cite) || !allowed(c, cite))
@@ -182,13 +231,13 @@ static void cite_add(const ctx *c, json_t *arr, const char *cite)
 	json_array_foreach(arr, i, v)
 		if (strcmp(json_string_value(v), cite) == 0)
 			return;
-	json_array_append_new(arr, json_string(cite));
+	push(arr, jstr(cite));
 }
 
 /* A citation list of up to three citations, each filtered. */
 static json_t *cites3(const ctx *c, const char *a, const char *b, const char *d)
 {
-	json_t *arr = json_array();
+	json_t *arr = jarr();
 	cite_add(c, arr, a);
 	cite_add(c, arr, b);
 	cite_add(c, arr, d);
@@ -197,9 +246,9 @@ static json_t *cites3(const ctx *c, const char *a, const char *b, const char *d)
 
 static json_t *names1(const char *a)
 {
-	json_t *arr = json_array();
+	json_t *arr = jarr();
 	if (a != NULL)
-		json_array_append_new(arr, json_string(a));
+		push(arr, jstr(a));
 	return arr;
 }
 
@@ -210,7 +259,7 @@ static void name_add(json_t *arr, const char *name)
 	json_array_foreach(arr, i, v)
 		if (strcmp(json_string_value(v), name) == 0)
 			return;
-	json_array_append_new(arr, json_string(name));
+	push(arr, jstr(name));
 }
 
 static json_t *jfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -221,9 +270,11 @@ static json_t *jfmt(const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vasprintf(&s, fmt, ap);
 	va_end(ap);
-	if (n < 0)
+	if (n < 0) {
+		build_failed = 1;
 		return NULL;
-	json_t *j = json_string(s);
+	}
+	json_t *j = jstr(s);
 	free(s);
 	return j;
 }
@@ -245,20 +296,21 @@ static void add_rule(json_t *rules, const char *id, const char *title, const cha
 		     json_t *text, json_t *value, json_t *cites, json_t *from)
 {
 	if (json_array_size(cites) == 0)
-		json_array_append_new(cites, json_string(PRACTICE_CITE));
+		push(cites, jstr(PRACTICE_CITE));
 	json_t *r = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "title", title, "accounts", accounts,
 			      "rule", text);
 	if (r == NULL) {
+		build_failed = 1;
 		json_decref(value);
 		json_decref(cites);
 		json_decref(from);
 		return;
 	}
 	if (value != NULL)
-		json_object_set_new(r, "value", value);
-	json_object_set_new(r, "cites", cites);
-	json_object_set_new(r, "from", from != NULL ? from : json_array());
-	json_array_append_new(rules, r);
+		put(r, "value", value);
+	put(r, "cites", cites);
+	put(r, "from", from != NULL ? from : jarr());
+	push(rules, r);
 }
 
 /* ---- length --------------------------------------------------------------------- */
@@ -351,11 +403,11 @@ static void human_length_rules(const ctx *c, json_t *rules)
 				 "authentication: at least %d characters.",
 				 human->min_length)
 			  : jfmt("Passwords of human accounts: at least %d characters.", human->min_length),
-		 json_integer(human->min_length), cites3(c, cite_of(human, "length"), NULL, NULL),
+		 jint(human->min_length), cites3(c, cite_of(human, "length"), NULL, NULL),
 		 names1(human->name));
 	if (distinct) {
 		/* each standard's own number for a password used with another factor */
-		json_t *cites = json_array(), *from = json_array();
+		json_t *cites = jarr(), *from = jarr();
 		for (size_t i = 0; i < g->n; i++) {
 			const char *cite;
 			int d;
@@ -368,13 +420,13 @@ static void human_length_rules(const ctx *c, json_t *rules)
 			 jfmt("A password that is one factor of multi-factor authentication: at least %d "
 			      "characters.",
 			      mfa),
-			 json_integer(mfa), cites, from);
+			 jint(mfa), cites, from);
 	}
 	if (c->nist != NULL)
 		add_rule(rules, "length.maximum", "Maximum length: human accounts", "human",
-			 json_string("Systems that verify human passwords accept passwords of at least 64 "
+			 jstr("Systems that verify human passwords accept passwords of at least 64 "
 				     "characters and verify the whole password, never a truncated one."),
-			 json_integer(64),
+			 jint(64),
 			 cites3(c, NIST_BAN " (maximum length of at least 64; no truncation)", NULL, NULL),
 			 names1(c->nist->name));
 }
@@ -401,7 +453,7 @@ static void service_length_rules(const ctx *c, json_t *rules)
 			      "characters, generated, so that each reaches %d bits of security strength "
 			      "with its character set.",
 			      service_len, bits),
-			 json_integer(service_len), cites3(c, cite_of(service, "length"), FLOOR_CITE, NULL),
+			 jint(service_len), cites3(c, cite_of(service, "length"), FLOOR_CITE, NULL),
 			 names1(service->name));
 	for (size_t i = 0; i < c->db.n; i++) {
 		int m = password_min(c->db.p[i], c->wl);
@@ -417,14 +469,14 @@ static void service_length_rules(const ctx *c, json_t *rules)
 		 jfmt("Database passwords: at least %d characters, generated under the %s preset (its "
 		      "character set is listed in GET /api/presets).",
 		      len, db->name),
-		 json_integer(len),
+		 jint(len),
 		 cites3(c, db->standards[0], len > db_len ? cite_of(service, "length") : NULL, NULL),
 		 names1(len > db_len ? service->name : db->name));
 	if (c->general.n == 0 && c->stig.n == 0) {
 		/* the db-* presets say nothing about people */
 		char t[1024];
 		titles(t, sizeof(t), c->db.p, c->db.n);
-		json_t *cites = json_array(), *from = json_array();
+		json_t *cites = jarr(), *from = jarr();
 		for (size_t i = 0; i < c->db.n; i++) {
 			cite_add(c, cites, c->db.p[i]->standards[0]);
 			name_add(from, c->db.p[i]->name);
@@ -446,7 +498,7 @@ static void api_key_rule(const ctx *c, json_t *rules)
 	static const char *const names[] = {"api-key", "hex", "base64url"};
 	int len[3] = {0, 0, 0}, bits = 0;
 	const cs_preset *strong = NULL;
-	json_t *from = json_array();
+	json_t *from = jarr();
 	for (size_t i = 0; i < c->n; i++) {
 		const cs_preset *p = c->sel[i];
 		if (is_database(p))
@@ -469,14 +521,14 @@ static void api_key_rule(const ctx *c, json_t *rules)
 		return;
 	}
 	char list[256] = "", choice[160];
-	json_t *mins = json_object();
+	json_t *mins = jobj();
 	int count = 0, written = 0;
 	for (size_t t = 0; t < 3; t++)
 		count += len[t] > 0;
 	for (size_t t = 0; t < 3; t++) {
 		if (len[t] == 0)
 			continue;
-		json_object_set_new(mins, names[t], json_integer(len[t]));
+		put(mins, names[t], jint(len[t]));
 		size_t at = strlen(list);
 		const char *sep = written == 0 ? "" : (written == count - 1 ? " and " : ", ");
 		if (t == 0)
@@ -494,7 +546,7 @@ static void api_key_rule(const ctx *c, json_t *rules)
 		      "chosen preset sets, the length at which a key that also meets that preset's "
 		      "class rules reaches its strength.",
 		      bits, list),
-		 json_pack("{s:i, s:o}", "strength_bits", bits, "min_length", mins),
+		 need(json_pack("{s:i, s:o}", "strength_bits", bits, "min_length", mins)),
 		 cites3(c, STRENGTH_CITE, FLOOR_CITE, choice[0] ? choice : NULL), from);
 }
 
@@ -571,7 +623,7 @@ static void class_words(unsigned classes, char *out, size_t cap, json_t *value)
 				 written == 0 ? "" : (written == count - 1 ? " and " : ", "), words[b]);
 			written++;
 			if (value != NULL)
-				json_array_append_new(value, json_string(names[b]));
+				push(value, jstr(names[b]));
 		}
 	if ((classes & CL_FOUR) == CL_FOUR) {
 		size_t len = strlen(out);
@@ -698,13 +750,13 @@ static void class_and_run_rules(const ctx *c, const composition *kg, const compo
 				cite_add(c, hc, source_of(c, bound[i], "runs"));
 		}
 		add_rule(rules, "classes.human", "Character classes", "human",
-			 nb == 0 ? json_string("Human accounts: no composition rules (no required character "
+			 nb == 0 ? jstr("Human accounts: no composition rules (no required character "
 					       "classes, no run limits).")
 				 : jfmt("Human accounts: no composition rules (no required character classes, "
 					"no run limits), except on systems in the scope of %s, where what %s "
 					"requires applies (a standing exception, see Exceptions).",
 					btitles, nb == 1 ? "that standard" : "each of those standards"),
-			 json_array(), hc, names1(c->nist->name));
+			 jarr(), hc, names1(c->nist->name));
 	}
 	if (c->general.n == 0)
 		return;
@@ -712,16 +764,16 @@ static void class_and_run_rules(const ctx *c, const composition *kg, const compo
 		if (!conflict)
 			add_rule(rules, "classes", "Character classes", "all",
 				 jfmt("No composition rules%s: length and randomness give the strength.", below),
-				 json_array(),
+				 jarr(),
 				 c->nist != NULL ? cites3(c, NIST_BAN " (no composition rules)", NULL, NULL)
-						 : json_array(),
-				 c->nist != NULL ? names1(c->nist->name) : json_array());
+						 : jarr(),
+				 c->nist != NULL ? names1(c->nist->name) : jarr());
 	} else {
-		json_t *value = json_array(), *cites = json_array(), *from = json_array();
+		json_t *value = jarr(), *cites = jarr(), *from = jarr();
 		for (size_t i = 0; i < kg->nneed; i++)
 			if (kg->need[i]->classes != 0) {
 				class_cites(c, kg->need[i], cites);
-				json_array_append_new(from, json_string(kg->need[i]->name));
+				push(from, jstr(kg->need[i]->name));
 			}
 		class_words(kg->classes, words, sizeof(words), value);
 		add_rule(rules, conflict ? "classes.service" : "classes", "Character classes",
@@ -737,8 +789,8 @@ static void class_and_run_rules(const ctx *c, const composition *kg, const compo
 		add_rule(rules, "runs", "Repeated characters", conflict ? "service" : "all",
 			 jfmt("Passwords%s have %s.",
 			      conflict ? " of service, system and application accounts" : "", words),
-			 json_pack("{s:i, s:i}", "max_identical_run", (int)kg->ident, "max_class_run",
-				   (int)kg->cls),
+			 need(json_pack("{s:i, s:i}", "max_identical_run", (int)kg->ident, "max_class_run",
+					(int)kg->cls)),
 			 cites3(c, kg->ident_from != NULL ? source_of(c, kg->ident_from, "runs") : NULL,
 				kg->cls_from != NULL ? source_of(c, kg->cls_from, "runs") : NULL, NULL),
 			 names1(a->name));
@@ -752,11 +804,11 @@ static void database_class_rules(const ctx *c, json_t *rules)
 	composition_of(c, &c->db, &k);
 	char words[256];
 	if (k.classes != 0) {
-		json_t *value = json_array(), *cites = json_array(), *from = json_array();
+		json_t *value = jarr(), *cites = jarr(), *from = jarr();
 		for (size_t i = 0; i < k.nneed; i++)
 			if (k.need[i]->classes != 0) {
 				class_cites(c, k.need[i], cites);
-				json_array_append_new(from, json_string(k.need[i]->name));
+				push(from, jstr(k.need[i]->name));
 			}
 		class_words(k.classes, words, sizeof(words), value);
 		add_rule(rules, "classes.database", "Character classes", "service",
@@ -766,8 +818,8 @@ static void database_class_rules(const ctx *c, json_t *rules)
 		runs_words(k.ident, k.cls, words, sizeof(words));
 		add_rule(rules, "runs.database", "Repeated characters", "service",
 			 jfmt("Database passwords have %s.", words),
-			 json_pack("{s:i, s:i}", "max_identical_run", (int)k.ident, "max_class_run",
-				   (int)k.cls),
+			 need(json_pack("{s:i, s:i}", "max_identical_run", (int)k.ident, "max_class_run",
+					(int)k.cls)),
 			 cites3(c, k.ident_from != NULL ? source_of(c, k.ident_from, "runs") : NULL,
 				k.cls_from != NULL ? source_of(c, k.cls_from, "runs") : NULL, NULL),
 			 names1((k.ident_from != NULL ? k.ident_from : k.cls_from)->name));
@@ -816,7 +868,7 @@ static void rotation_rules(const ctx *c, const rotation *r, json_t *rules)
 			      conflict ? "Service, system and application credentials"
 				       : "Privileged and service credentials",
 			      r->shortest->rotation_days),
-			 json_integer(r->shortest->rotation_days),
+			 jint(r->shortest->rotation_days),
 			 cites3(c, source_of(c, r->shortest, "rotation"), NULL, NULL),
 			 names1(r->shortest->name));
 	} else if (c->general.n > 0) {
@@ -826,7 +878,7 @@ static void rotation_rules(const ctx *c, const rotation *r, json_t *rules)
 			 jfmt("No maximum lifetime is required by the chosen standards%s: rotate on "
 			      "suspected compromise, on staff change, and per the frameworks below.",
 			      below),
-			 NULL, json_array(), json_array());
+			 NULL, jarr(), jarr());
 	}
 	for (size_t i = 0; i < c->n; i++) {
 		const cs_preset *p = c->sel[i];
@@ -850,15 +902,15 @@ static void rotation_rules(const ctx *c, const rotation *r, json_t *rules)
 				      ref->title),
 				 NULL, cites3(c, cite, NULL, NULL), names1(p->name));
 		else if (allowed(c, p->rotation) && cite != NULL && allowed(c, cite))
-			add_rule(rules, id, title, accounts, json_string(p->rotation),
-				 p->rotation_days ? json_integer(p->rotation_days) : NULL,
+			add_rule(rules, id, title, accounts, jstr(p->rotation),
+				 p->rotation_days ? jint(p->rotation_days) : NULL,
 				 cites3(c, cite, NULL, NULL), names1(p->name));
 		else /* e.g. "per the applicable STIG" when no STIG was chosen */
 			add_rule(rules, id, title, accounts,
 				 jfmt("%s: its own rotation guidance refers to a standard that was not "
 				      "chosen and is left out; change credentials on suspected compromise.",
 				      p->title),
-				 NULL, json_array(), names1(p->name));
+				 NULL, jarr(), names1(p->name));
 	}
 }
 
@@ -918,10 +970,10 @@ static const extra_rule extra_rules[] = {
 
 static json_t *presets_of_family(const ctx *c, unsigned family)
 {
-	json_t *arr = json_array();
+	json_t *arr = jarr();
 	for (size_t i = 0; i < c->n; i++)
 		if (families_of_preset(c->sel[i]) & family)
-			json_array_append_new(arr, json_string(c->sel[i]->name));
+			push(arr, jstr(c->sel[i]->name));
 	return arr;
 }
 
@@ -935,9 +987,9 @@ static void extra_rules_add(const ctx *c, json_t *rules, int stig_block, const c
 			continue;
 		int with_nist = c->nist != NULL && e->text_with_nist != NULL;
 		json_t *text = stig_block ? jfmt("On systems in the scope of %s, %s", scope, e->text)
-					  : json_string(with_nist ? e->text_with_nist : e->text);
+					  : jstr(with_nist ? e->text_with_nist : e->text);
 		add_rule(rules, e->id, stig_block ? block_title : e->title, e->accounts, text,
-			 e->value ? json_integer(e->value) : NULL,
+			 e->value ? jint(e->value) : NULL,
 			 cites3(c, e->cite, with_nist ? NIST_BAN " (no periodic changes)" : NULL, NULL),
 			 presets_of_family(c, e->family));
 	}
@@ -964,17 +1016,17 @@ static void stig_rules(const ctx *c, json_t *rules)
 				      "have at least %d characters; those the appliance generates at least "
 				      "%d, so that each reaches %d bits of security strength.",
 				      s->title, s->min_length, generated, s->strength_bits),
-				 json_integer(s->min_length),
+				 jint(s->min_length),
 				 cites3(c, cite_of(s, "length"), FLOOR_CITE, NULL), names1(s->name));
 		else
 			add_rule(rules, id, title, "all",
 				 jfmt("On systems in the scope of %s, passwords of operating-system accounts "
 				      "have at least %d characters.",
 				      s->title, s->min_length),
-				 json_integer(s->min_length), cites3(c, cite_of(s, "length"), NULL, NULL),
+				 jint(s->min_length), cites3(c, cite_of(s, "length"), NULL, NULL),
 				 names1(s->name));
 		if (s->classes) {
-			json_t *value = json_array(), *cites = json_array();
+			json_t *value = jarr(), *cites = jarr();
 			class_words(s->classes, words, sizeof(words), value);
 			class_cites(c, s, cites);
 			snprintf(id, sizeof(id), "classes.%s", s->name);
@@ -991,8 +1043,8 @@ static void stig_rules(const ctx *c, json_t *rules)
 				 jfmt("On systems in the scope of %s, passwords of operating-system accounts "
 				      "have %s.",
 				      s->title, words),
-				 json_pack("{s:i, s:i}", "max_identical_run", (int)s->max_identical_run,
-					   "max_class_run", (int)s->max_class_run),
+				 need(json_pack("{s:i, s:i}", "max_identical_run", (int)s->max_identical_run,
+						"max_class_run", (int)s->max_class_run)),
 				 cites3(c, source_of(c, s, "runs"), NULL, NULL), names1(s->name));
 		}
 		snprintf(id, sizeof(id), "rotation.%s", s->name);
@@ -1003,7 +1055,7 @@ static void stig_rules(const ctx *c, json_t *rules)
 				      "are changed at least every %d days (maximum lifetime), and immediately "
 				      "on suspected compromise.",
 				      s->title, s->rotation_days),
-				 json_integer(s->rotation_days), cites3(c, rc, NULL, NULL), names1(s->name));
+				 jint(s->rotation_days), cites3(c, rc, NULL, NULL), names1(s->name));
 		else if (allowed(c, s->rotation) && rc != NULL && allowed(c, rc))
 			add_rule(rules, id, title, "all",
 				 jfmt("On systems in the scope of %s: %s", s->title, s->rotation), NULL,
@@ -1020,12 +1072,12 @@ static void text_rule(const ctx *c, json_t *rules, const json_t *entry, const ch
 	const char *text = json_string_value(json_object_get(entry, "text"));
 	if (text == NULL || !allowed(c, text))
 		return;
-	json_t *cites = json_array();
+	json_t *cites = jarr();
 	size_t i;
 	json_t *v;
 	json_array_foreach(json_object_get(entry, "cites"), i, v)
 		cite_add(c, cites, json_string_value(v));
-	add_rule(rules, id, title, "all", json_string(text), NULL, cites, names1(from));
+	add_rule(rules, id, title, "all", jstr(text), NULL, cites, names1(from));
 }
 
 static void framework_rules(const ctx *c, json_t *rules, const json_t *group, const char *kind,
@@ -1051,7 +1103,7 @@ static json_t *resolution(json_t *rule, json_t *cites)
 
 static void standing(json_t *list, const char *id, json_t *text, json_t *cites)
 {
-	json_array_append_new(list, json_pack("{s:s, s:o, s:o}", "id", id, "text", text, "cites", cites));
+	push(list, json_pack("{s:s, s:o, s:o}", "id", id, "text", text, "cites", cites));
 }
 
 /* What p sets, for the statement of the composition conflict. */
@@ -1093,6 +1145,7 @@ static void composition_conflict(const ctx *c, const composition *kg, const comp
 	FILE *fh = f != NULL ? open_memstream(&human, &hlen) : NULL;
 	FILE *fv = fh != NULL ? open_memstream(&service, &vlen) : NULL;
 	if (fv == NULL) {
+		build_failed = 1;
 		if (fh != NULL)
 			fclose(fh);
 		if (f != NULL)
@@ -1104,7 +1157,7 @@ static void composition_conflict(const ctx *c, const composition *kg, const comp
 	const composition *ks_or_kg[2] = {kg, ks};
 	json_t *cites = cites3(c, NIST_BAN " (no composition rules)", NULL, NULL);
 	json_t *hc = cites3(c, NIST_BAN " (no composition rules)", NULL, NULL);
-	json_t *sc = json_array();
+	json_t *sc = jarr();
 	fputs("SP 800-63B-4 forbids composition rules for passwords (3.1.1.2)", f);
 	for (size_t g = 0; g < 2; g++)
 		for (size_t i = 0; i < ks_or_kg[g]->nneed; i++) {
@@ -1204,14 +1257,15 @@ static void composition_conflict(const ctx *c, const composition *kg, const comp
 	ok = fclose(fh) == 0 && ok;
 	ok = fclose(fv) == 0 && ok;
 	if (ok)
-		json_array_append_new(
+		push(
 			conflicts,
 			json_pack("{s:s, s:s, s:s, s:o, s:{s:o, s:o}}", "id", "composition", "topic",
 				  "Composition rules (character classes and run limits)", "statement",
 				  statement, "cites", cites, "resolution", "human",
-				  resolution(json_string(human), hc), "service",
-				  resolution(json_string(service), sc)));
+				  resolution(jstr(human), hc), "service",
+				  resolution(jstr(service), sc)));
 	else {
+		build_failed = 1; /* a memory stream could not grow */
 		json_decref(cites);
 		json_decref(hc);
 		json_decref(sc);
@@ -1263,6 +1317,7 @@ static void rotation_conflict_add(const ctx *c, const rotation *r, json_t *confl
 	FILE *fh = fs != NULL ? open_memstream(&human, &hlen) : NULL;
 	FILE *fv = fh != NULL ? open_memstream(&service, &vlen) : NULL;
 	if (fv == NULL) {
+		build_failed = 1;
 		if (fh != NULL)
 			fclose(fh);
 		if (fs != NULL)
@@ -1273,7 +1328,7 @@ static void rotation_conflict_add(const ctx *c, const rotation *r, json_t *confl
 	}
 	json_t *cites = cites3(c, NIST_BAN " (no periodic changes)", NULL, NULL);
 	json_t *hc = cites3(c, NIST_BAN " (no periodic changes)", NULL, NULL);
-	json_t *sc = json_array();
+	json_t *sc = jarr();
 	fputs("SP 800-63B-4 forbids requiring periodic password changes (3.1.1.2)", fs);
 	fputs("Human accounts: no periodic change; a change is forced on evidence of compromise "
 	      "(SP 800-63B-4 3.1.1.2).",
@@ -1325,13 +1380,14 @@ static void rotation_conflict_add(const ctx *c, const rotation *r, json_t *confl
 	ok = fclose(fh) == 0 && ok;
 	ok = fclose(fv) == 0 && ok;
 	if (ok)
-		json_array_append_new(
+		push(
 			conflicts,
 			json_pack("{s:s, s:s, s:s, s:o, s:{s:o, s:o}}", "id", "rotation", "topic",
 				  "Periodic password changes", "statement", stmt, "cites", cites,
-				  "resolution", "human", resolution(json_string(human), hc), "service",
-				  resolution(json_string(service), sc)));
+				  "resolution", "human", resolution(jstr(human), hc), "service",
+				  resolution(jstr(service), sc)));
 	else {
+		build_failed = 1; /* a memory stream could not grow */
 		json_decref(cites);
 		json_decref(hc);
 		json_decref(sc);
@@ -1364,12 +1420,12 @@ static void lifetime_conflict_add(const ctx *c, json_t *conflicts)
 		"confirmed compromise, at off-boarding, or as a reset is exempt from it and takes effect "
 		"at once; the administrator records which account was changed, when and why.",
 		scope);
-	json_t *service = json_string(
+	json_t *service = jstr(
 		"Service, system and application credentials are replaced by administrators, or by "
 		"automation acting for them: a replacement on suspected compromise or at off-boarding is "
 		"an administrator's change, exempt from the minimum lifetime, and scheduled rotations "
 		"are far more than 24 hours apart.");
-	json_array_append_new(
+	push(
 		conflicts,
 		json_pack("{s:s, s:s, s:o, s:o, s:{s:o, s:o}}", "id", "minimum-lifetime", "topic",
 			  "Minimum password lifetime and changes on compromise", "statement", statement,
@@ -1398,7 +1454,7 @@ static const struct {
 
 static json_t *family_cites(const ctx *c, int review)
 {
-	json_t *arr = json_array();
+	json_t *arr = jarr();
 	size_t n = review ? sizeof(review_cites) / sizeof(review_cites[0])
 			  : sizeof(exception_cites) / sizeof(exception_cites[0]);
 	for (size_t i = 0; i < n; i++) {
@@ -1423,12 +1479,12 @@ static json_t *sections(void)
 
 static json_t *frameworks(const ctx *c)
 {
-	json_t *arr = json_array();
+	json_t *arr = jarr();
 	for (size_t i = 0; i < c->n; i++) {
-		json_t *req = json_array();
+		json_t *req = jarr();
 		for (size_t k = 0; k < c->sel[i]->nstandards; k++)
 			cite_add(c, req, c->sel[i]->standards[k]);
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:o}", "preset", c->sel[i]->name, "title",
+		push(arr, json_pack("{s:s, s:s, s:o}", "preset", c->sel[i]->name, "title",
 						     c->sel[i]->title, "requirements", req));
 	}
 	return arr;
@@ -1484,12 +1540,18 @@ static cs_err check_options(const cs_policy_options *o, char *why, size_t why_le
  * the digest covers). */
 static cs_err content_digest(const json_t *doc, char hex[65])
 {
-	json_t *copy = json_copy((json_t *)doc);
-	if (copy != NULL) {
-		json_object_del(copy, "content_sha256");
-		json_object_del(copy, "approval");
-	}
-	char *text = copy != NULL ? json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	/* a shallow copy made here: jansson 2.14's json_copy drops a member
+	 * it cannot copy and still returns the object */
+	json_t *copy = json_object();
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)doc, key, v)
+		if (copy != NULL && strcmp(key, "content_sha256") != 0 && strcmp(key, "approval") != 0 &&
+		    json_object_set(copy, key, v) != 0) {
+			json_decref(copy);
+			copy = NULL;
+		}
+	char *text = cs_json_text(copy, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(copy);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
@@ -1521,7 +1583,8 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 	if (o.review_months == 0)
 		o.review_months = CS_POLICY_REVIEW_MONTHS_MAX;
 	ctx c = {.set = set, .wl = wl, .sel = sel, .n = count, .chosen = F_REF};
-	json_t *standards = json_array();
+	build_failed = 0;
+	json_t *standards = jarr();
 	for (size_t i = 0; i < count; i++) {
 		for (size_t k = 0; k < i; k++)
 			if (sel[k] == sel[i]) {
@@ -1530,7 +1593,7 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 				json_decref(standards);
 				return CS_E_INVALID_ARG;
 			}
-		json_array_append_new(standards, json_string(sel[i]->name));
+		push(standards, jstr(sel[i]->name));
 		unsigned fam = families_of_preset(sel[i]);
 		c.chosen |= fam;
 		preset_group *g = is_database(sel[i]) ? &c.db : (fam & F_DISA) ? &c.stig : &c.general;
@@ -1545,7 +1608,7 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 	composition_of(&c, &c.stig, &ks);
 	rotation_of(&c, &rot);
 
-	json_t *rules = json_array(), *conflicts = json_array(), *standing_list = json_array();
+	json_t *rules = jarr(), *conflicts = jarr(), *standing_list = jarr();
 	human_length_rules(&c, rules);
 	service_length_rules(&c, rules);
 	api_key_rule(&c, rules);
@@ -1557,7 +1620,7 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 	add_rule(rules, "strength", "Security strength",
 		 c.general.n == 0 && c.stig.n == 0 ? "service" : "all",
 		 jfmt("Every credential has at least %d bits of security strength.", strongest->strength_bits),
-		 json_integer(strongest->strength_bits),
+		 jint(strongest->strength_bits),
 		 cites3(&c, "NIST SP 800-57 Pt 1 Rev 5 5.6.1", "NIST SP 800-131A Rev 2 (112-bit floor)",
 			choice[0] ? choice : NULL),
 		 names1(strongest->name));
@@ -1576,7 +1639,7 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 	lifetime_conflict_add(&c, conflicts);
 
 	json_t *exception_cites_list = family_cites(&c, 0);
-	json_array_append_new(exception_cites_list, json_string("NIST SP 800-131A Rev 2 (112-bit floor)"));
+	push(exception_cites_list, jstr("NIST SP 800-131A Rev 2 (112-bit floor)"));
 	json_t *exceptions = json_pack(
 		"{s:s, s:o, s:o}", "process",
 		"A deviation from a requirement needs an exception, approved in writing by the policy "
@@ -1599,7 +1662,7 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 	if (o.effective_date != NULL)
 		add_months(o.effective_date, o.review_months, next);
 	json_t *scope = o.scope != NULL
-				? json_string(o.scope)
+				? jstr(o.scope)
 				: jfmt("Every credential with which a person or a program authenticates to the "
 				       "systems of %s that fall under the standards below, whoever created "
 				       "it.",
@@ -1617,7 +1680,7 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 		json_decref(exceptions);
 		return CS_E_NOMEM;
 	}
-	json_object_set_new(
+	put(
 		doc, "purpose",
 		jfmt("This policy sets how %s creates, stores, rotates and retires the credentials of its "
 		     "systems (passwords, passphrases, API keys, tokens and other secrets), so that each "
@@ -1625,7 +1688,7 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 		     "the standards conflict, the section on conflicts states how each conflict is "
 		     "resolved for each type of account.",
 		     org));
-	json_object_set_new(
+	put(
 		doc, "account_types",
 		json_pack("[{s:s, s:s, s:s}, {s:s, s:s, s:s}]", "id", "human", "name", "Human accounts",
 			  "definition",
@@ -1634,12 +1697,12 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 			  "id", "service", "name", "Service, system and application accounts", "definition",
 			  "A program signs in with a credential no person needs to remember: service "
 			  "accounts, database users, API keys and tokens."));
-	json_object_set_new(doc, "frameworks", frameworks(&c));
-	json_t *refs = json_array();
+	put(doc, "frameworks", frameworks(&c));
+	json_t *refs = jarr();
 	for (size_t i = 0; i < sizeof(references) / sizeof(references[0]); i++)
-		json_array_append_new(refs, json_string(references[i]));
-	json_object_set_new(doc, "references", refs);
-	json_object_set_new(
+		push(refs, jstr(references[i]));
+	put(doc, "references", refs);
+	put(
 		doc, "roles",
 		json_pack(
 			"[{s:s, s:s?, s:s}, {s:s, s:n, s:s}, {s:s, s:n, s:s}, {s:s, s:n, s:s}, "
@@ -1659,7 +1722,7 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 			"role", "Auditors", "holder", "duties",
 			"Verify certificates and the signed audit log against this policy and report "
 			"deviations to the policy owner."));
-	json_object_set_new(
+	put(
 		doc, "effective",
 		jfmt("This version takes effect on %s and stays in force until a later approved version "
 		     "replaces it. The content SHA-256 identifies this document exactly: organisation, "
@@ -1667,10 +1730,10 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 		     "conflict and exception; a document with another digest is another version and "
 		     "needs its own approval.",
 		     o.effective_date != NULL ? o.effective_date : "the date of the approval signature"));
-	json_object_set_new(doc, "conflicts", conflicts);
-	json_object_set_new(doc, "rules", rules);
-	json_object_set_new(doc, "exceptions", exceptions);
-	json_object_set_new(
+	put(doc, "conflicts", conflicts);
+	put(doc, "rules", rules);
+	put(doc, "exceptions", exceptions);
+	put(
 		doc, "review",
 		json_pack("{s:i, s:o, s:o}", "months", o.review_months, "text",
 			  jfmt("The policy owner reviews this policy at least every %d months, and also "
@@ -1680,12 +1743,12 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 			       o.review_months),
 			  "cites", family_cites(&c, 1)));
 	char digest[65];
-	if (content_digest(doc, digest) != CS_OK) {
+	if (build_failed || content_digest(doc, digest) != CS_OK) {
 		json_decref(doc);
 		return CS_E_NOMEM;
 	}
-	json_object_set_new(doc, "content_sha256", json_string(digest));
-	json_object_set_new(
+	put(doc, "content_sha256", jstr(digest));
+	put(
 		doc, "approval",
 		json_pack("{s:o, s:[{s:s, s:n}, {s:s, s:s?}], s:[s, s, s, s]}", "statement",
 			  jfmt("Approved for %s. The signature approves this policy, version %s with "
@@ -1694,6 +1757,10 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 			       o.effective_date != NULL ? o.effective_date : "on the date signed"),
 			  "signatories", "role", "Approving officer", "name", "role", "Policy owner",
 			  "name", o.owner, "fields", "name", "title", "signature", "date"));
+	if (build_failed) {
+		json_decref(doc);
+		return CS_E_NOMEM;
+	}
 	*out = doc;
 	return CS_OK;
 }

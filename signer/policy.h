@@ -104,7 +104,9 @@ typedef struct {
 
 /* presets: 1 to CS_POLICY_STANDARDS_MAX distinct presets of `set`
  * (CS_E_INVALID_ARG with `why` otherwise, also for an invalid option). The
- * client's names are resolved by the caller (api.c). opts may be NULL. */
+ * client's names are resolved by the caller (api.c). opts may be NULL.
+ * CS_E_NOMEM when memory runs out: no document is returned then, never one
+ * with a part missing. */
 cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wordlist,
 			   const cs_preset *const *presets, size_t count, const cs_policy_options *opts,
 			   json_t **out, char *why, size_t why_len);

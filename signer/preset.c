@@ -11,6 +11,8 @@
 
 #include <openssl/sha.h>
 
+#include "json_text.h"
+
 static const struct {
 	const char *name;
 	const char *chars;
@@ -378,7 +380,15 @@ typedef struct {
 	cs_config_diag *diag;
 	const char *file;
 	int failed;
+	int nomem; /* an allocation failed: CS_E_NOMEM, whatever else was wrong */
 } ploader;
+
+/* An allocation failed: nothing loaded may be used. */
+static void oom(ploader *l)
+{
+	l->failed = 1;
+	l->nomem = 1;
+}
 
 static void perr(ploader *l, const config_setting_t *s, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -414,14 +424,6 @@ static const config_setting_t *member(ploader *l, const config_setting_t *g, con
 	return s;
 }
 
-/* Preset text goes into certificates and the policy as JSON: UTF-8 only. */
-static int valid_utf8(const char *v)
-{
-	json_t *t = json_string(v);
-	json_decref(t);
-	return t != NULL;
-}
-
 static char *get_string(ploader *l, const config_setting_t *g, const char *key, const char *path,
 			int required)
 {
@@ -433,11 +435,14 @@ static char *get_string(ploader *l, const config_setting_t *g, const char *key, 
 		perr(l, s, full, "expected a non-empty string");
 		return NULL;
 	}
-	if (!valid_utf8(config_setting_get_string(s))) {
+	if (!cs_utf8_valid(config_setting_get_string(s))) {
 		perr(l, s, full, "not valid UTF-8");
 		return NULL;
 	}
-	return strdup(config_setting_get_string(s));
+	char *v = strdup(config_setting_get_string(s));
+	if (v == NULL)
+		oom(l);
+	return v;
 }
 
 /* An integer in lo..hi; `def` when absent and not required. */
@@ -510,9 +515,11 @@ static unsigned get_bits(ploader *l, const config_setting_t *g, const char *key,
 static json_t *bits_json(unsigned bits, const char *const names[], int n)
 {
 	json_t *a = json_array();
-	for (int i = 0; i < n; i++)
-		if (bits & (1u << i))
-			json_array_append_new(a, json_string(names[i]));
+	for (int i = 0; a != NULL && i < n; i++)
+		if ((bits & (1u << i)) && json_array_append_new(a, json_string(names[i])) != 0) {
+			json_decref(a);
+			a = NULL;
+		}
 	return a;
 }
 
@@ -521,8 +528,12 @@ static cs_err canonicalize(cs_preset *p)
 {
 	static const char *const classes[] = {"upper", "lower", "digit", "special"};
 	json_t *standards = json_array();
-	for (size_t i = 0; i < p->nstandards; i++)
-		json_array_append_new(standards, json_string(p->standards[i]));
+	for (size_t i = 0; standards != NULL && i < p->nstandards; i++)
+		if (json_array_append_new(standards, json_string(p->standards[i])) != 0) {
+			json_decref(standards);
+			standards = NULL;
+		}
+	/* a NULL "o" makes json_pack fail; it still takes every reference */
 	p->definition = json_pack(
 		"{s:s, s:s, s:i, s:o, s:o, s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:s}",
 		"name", p->name, "title", p->title, "version", p->version, "standards", standards,
@@ -532,18 +543,21 @@ static cs_err canonicalize(cs_preset *p)
 		"max_identical_run", (int)p->max_identical_run, "max_class_run", (int)p->max_class_run,
 		"rotation", p->rotation, "rotation_days", p->rotation_days, "basis",
 		p->basis != NULL ? p->basis : "");
-	/* "no limit" is null, as in certificates, never 0 */
+	/* "no limit" is null, as in certificates, never 0; a member that
+	 * could not be added would change the digest: out of memory */
 	static const char *const optional[] = {"max_identical_run", "max_class_run", "rotation_days"};
-	for (size_t i = 0; p->definition != NULL && i < sizeof(optional) / sizeof(optional[0]); i++)
+	int bad = p->definition == NULL;
+	for (size_t i = 0; !bad && i < sizeof(optional) / sizeof(optional[0]); i++)
 		if (json_integer_value(json_object_get(p->definition, optional[i])) == 0)
-			json_object_set_new(p->definition, optional[i], json_null());
-	json_object_set_new(p->definition, "audit_retention_days",
-			    p->audit_retention_days > 0 ? json_integer(p->audit_retention_days) : json_null());
-	json_object_set(p->definition, "cites", p->cites);
-	json_object_set_new(p->definition, "requires_validation",
-			    p->requires_validation != NULL ? json_string(p->requires_validation)
-							   : json_null());
-	char *text = p->definition != NULL ? json_dumps(p->definition, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+			bad = json_object_set_new(p->definition, optional[i], json_null()) != 0;
+	bad = bad || json_object_set_new(p->definition, "audit_retention_days",
+					 p->audit_retention_days > 0 ? json_integer(p->audit_retention_days)
+								     : json_null()) != 0;
+	bad = bad || json_object_set(p->definition, "cites", p->cites) != 0;
+	bad = bad || json_object_set_new(p->definition, "requires_validation",
+					 p->requires_validation != NULL ? json_string(p->requires_validation)
+									: json_null()) != 0;
+	char *text = !bad ? cs_json_text(p->definition, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	if (text == NULL)
 		return CS_E_NOMEM;
 	uint8_t digest[32];
@@ -577,6 +591,8 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 	}
 	p->name = strdup(name);
 	p->source = strdup(source);
+	if (p->name == NULL || p->source == NULL)
+		oom(l);
 	p->version = get_int(l, g, "version", path, 1, 1000000, version == 0, version);
 	p->title = get_string(l, g, "title", path, 1);
 	p->rotation = get_string(l, g, "rotation", path, 1);
@@ -593,17 +609,23 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 	const config_setting_t *st = get_list(l, g, "standards", path, 0);
 	for (int i = 0; st != NULL && i < config_setting_length(st); i++) {
 		char **grown = realloc(p->standards, (p->nstandards + 1) * sizeof(char *));
-		if (grown == NULL)
+		if (grown == NULL) {
+			oom(l);
 			break;
+		}
 		p->standards = grown;
 		const char *standard = config_setting_get_string_elem(st, i);
-		if (standard == NULL || !valid_utf8(standard)) {
+		if (standard == NULL || !cs_utf8_valid(standard)) {
 			char full[160];
 			snprintf(full, sizeof(full), "%s.standards", path);
 			perr(l, st, full, "element %d is not a valid UTF-8 string", i + 1);
 			break;
 		}
-		p->standards[p->nstandards++] = strdup(standard);
+		if ((p->standards[p->nstandards] = strdup(standard)) == NULL) {
+			oom(l);
+			break;
+		}
+		p->nstandards++;
 	}
 	p->types = get_bits(l, g, "types", path, cs_type_parse, 0);
 	p->classes = get_bits(l, g, "classes", path, class_bit, 1);
@@ -615,8 +637,9 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 	p->rotation_days = get_int(l, g, "rotation_days", path, 1, 3650, 0, 0);
 	p->audit_retention_days = get_int(l, g, "audit_retention_days", path, 1, 36500, 0, 0);
 	const config_setting_t *cites = config_setting_get_member(g, "cites");
-	p->cites = json_object();
-	if (cites != NULL) {
+	if ((p->cites = json_object()) == NULL)
+		oom(l);
+	else if (cites != NULL) {
 		static const char *const rules[] = {"length", "classes", "runs", "rotation", "retention",
 						    NULL};
 		char full[160];
@@ -629,13 +652,13 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 			for (int k = 0; rules[k] != NULL; k++)
 				known |= strcmp(config_setting_name(c), rules[k]) == 0;
 			if (!known || config_setting_type(c) != CONFIG_TYPE_STRING ||
-			    !valid_utf8(config_setting_get_string(c)))
+			    !cs_utf8_valid(config_setting_get_string(c)))
 				perr(l, c, full,
 				     "'%s': expected length, classes, runs, rotation or retention = \"text\" (UTF-8)",
 				     config_setting_name(c));
-			else
-				json_object_set_new(p->cites, config_setting_name(c),
-						    json_string(config_setting_get_string(c)));
+			else if (json_object_set_new(p->cites, config_setting_name(c),
+						     json_string(config_setting_get_string(c))) != 0)
+				oom(l);
 		}
 	}
 	if (p->charset_name != NULL) {
@@ -656,26 +679,36 @@ static void load_one(ploader *l, const config_setting_t *g, cs_preset *p, int ve
 		perr(l, config_setting_get_member(g, "default_length"), path,
 		     "default_length is below min_length");
 	else if (canonicalize(p) != CS_OK)
-		perr(l, g, path, "cannot be written as JSON (out of memory)");
+		oom(l);
 }
 
-/* libconfig -> JSON for the free-form `policy` group. */
+/* libconfig -> JSON for the free-form `policy` group; NULL when memory
+ * runs out. */
 static json_t *to_json(const config_setting_t *s)
 {
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_GROUP: {
 		json_t *o = json_object();
-		for (int i = 0; i < config_setting_length(s); i++) {
+		for (int i = 0; o != NULL && i < config_setting_length(s); i++) {
 			const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
-			json_object_set_new(o, config_setting_name(m), to_json(m));
+			json_t *v = to_json(m);
+			if (v == NULL || json_object_set_new(o, config_setting_name(m), v) != 0) {
+				json_decref(o);
+				o = NULL;
+			}
 		}
 		return o;
 	}
 	case CONFIG_TYPE_ARRAY:
 	case CONFIG_TYPE_LIST: {
 		json_t *a = json_array();
-		for (int i = 0; i < config_setting_length(s); i++)
-			json_array_append_new(a, to_json(config_setting_get_elem(s, (unsigned)i)));
+		for (int i = 0; a != NULL && i < config_setting_length(s); i++) {
+			json_t *v = to_json(config_setting_get_elem(s, (unsigned)i));
+			if (v == NULL || json_array_append_new(a, v) != 0) {
+				json_decref(a);
+				a = NULL;
+			}
+		}
 		return a;
 	}
 	case CONFIG_TYPE_STRING: return json_string(config_setting_get_string(s));
@@ -710,7 +743,7 @@ static void load_group(ploader *l, cs_preset_set *set, const config_setting_t *p
 	size_t add = (size_t)config_setting_length(ps);
 	cs_preset *grown = realloc(set->items, (set->count + add) * sizeof(cs_preset));
 	if (grown == NULL) {
-		l->failed = 1;
+		oom(l);
 		return;
 	}
 	set->items = grown;
@@ -732,7 +765,7 @@ cs_err cs_presets_load(const char *builtin_file, const char *config_file, cs_pre
 		       cs_config_diag *diag)
 {
 	config_t lc;
-	ploader l = {diag, builtin_file, 0};
+	ploader l = {diag, builtin_file, 0, 0};
 	*out = NULL;
 	memset(diag, 0, sizeof(*diag));
 	cs_preset_set *set = calloc(1, sizeof(*set));
@@ -752,6 +785,8 @@ cs_err cs_presets_load(const char *builtin_file, const char *config_file, cs_pre
 		else if (!l.failed)
 			load_group(&l, set, ps, set->version, "built-in");
 		set->policy = policy != NULL ? to_json(policy) : json_object();
+		if (set->policy == NULL)
+			oom(&l);
 	}
 	config_destroy(&lc);
 	if (!l.failed && config_file != NULL && read_file(&l, &lc, config_file)) {
@@ -764,7 +799,7 @@ cs_err cs_presets_load(const char *builtin_file, const char *config_file, cs_pre
 	}
 	if (l.failed || set->count == 0) {
 		cs_presets_free(set);
-		return CS_E_CONFIG;
+		return l.nomem ? CS_E_NOMEM : CS_E_CONFIG;
 	}
 	for (size_t i = 0; i < set->count; i++)
 		if ((set->items[i].plan_cache = plan_cache_new()) == NULL) {

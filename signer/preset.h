@@ -80,7 +80,9 @@ typedef struct {
 } cs_preset_set;
 
 /* Load the built-in presets file and, when config_file is not NULL, the
- * operator presets in its `presets` group. */
+ * operator presets in its `presets` group. CS_E_CONFIG with the reasons in
+ * diag; CS_E_NOMEM when memory ran out (nothing is returned: a preset
+ * loaded in part would certify under a wrong digest). */
 cs_err cs_presets_load(const char *builtin_file, const char *config_file, cs_preset_set **out,
 		       cs_config_diag *diag) __attribute__((warn_unused_result));
 void cs_presets_free(cs_preset_set *set);

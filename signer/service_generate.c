@@ -9,6 +9,7 @@
 
 #include "cs_log.h"
 #include "jose.h"
+#include "json_text.h"
 #include "ledger.h"
 #include "service_internal.h"
 #include "wipe_alloc.h"
@@ -183,7 +184,7 @@ cs_err cs_service_generate(cs_service_req *rq, const cs_generate_request *g, cs_
 	}
 	json_t *cred = credential_claim(app, g, salt_b64, commitment);
 	claims = cred != NULL ? session_claims(entropy_source, g, cred, rq->caller, session_id, generated_at) : NULL;
-	claims_text = claims != NULL ? json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12))
+	claims_text = claims != NULL ? cs_json_text(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12))
 				     : NULL;
 	if (claims_text == NULL) {
 		r = cs_service_fail(rq, CS_E_NOMEM, NULL, "claims");

@@ -10,6 +10,7 @@
 
 #include "cs_log.h"
 #include "jose.h"
+#include "json_text.h"
 #include "ledger.h"
 #include "service_internal.h"
 #include "sigformat.h"
@@ -180,7 +181,7 @@ static cs_err jws_record(const char *jws, const json_t *caller_payload, int stor
 	job->record.signature = job->detached;
 	if (!store_payload)
 		return CS_OK;
-	char *text = json_dumps(caller_payload, JSON_COMPACT);
+	char *text = cs_json_text(caller_payload, JSON_COMPACT);
 	if (text == NULL)
 		return CS_E_NOMEM;
 	size_t len = strlen(text);

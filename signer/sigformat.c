@@ -15,6 +15,7 @@
 
 #include "ec_util.h"
 #include "jose.h"
+#include "json_text.h"
 
 /* The largest text the encoders take and the decoders give (the largest
  * profile payload is 16 MiB, its base64 a third more). */
@@ -157,8 +158,9 @@ cs_err cs_sig_jws_claims(const cs_config_profile *p, const json_t *payload, cons
 		why[0] = '\0';
 	if (p == NULL || !json_is_object(payload))
 		return why_invalid(why, why_len, "the payload is not a JSON object");
-	if (sub == NULL || sub[0] == '\0' || jti == NULL || jti[0] == '\0' || now_s < 0 ||
-	    now_s > INT64_MAX - p->lifetime_seconds || p->lifetime_seconds < 0)
+	/* (the lifetime checked before it is subtracted: INT64_MAX - -1 overflows) */
+	if (sub == NULL || sub[0] == '\0' || jti == NULL || jti[0] == '\0' || now_s < 0 || p->lifetime_seconds < 0 ||
+	    now_s > INT64_MAX - p->lifetime_seconds)
 		return why_invalid(why, why_len, "the claims need a subject, an id and a time");
 	const char *claim = cs_sig_jws_reserved_claim(p, payload);
 	if (claim != NULL)
@@ -484,15 +486,18 @@ static int es256_verify(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uin
 	return good;
 }
 
-/* A base64url part of a compact JWS: a JSON object (no duplicate members), or NULL. */
+/* A base64url part of a compact JWS: a JSON object (no duplicate members),
+ * or NULL. Parsed exactly (json_text.h): the claims returned are the ones
+ * signed, never a string or number cut short when memory ran out. */
 static json_t *jws_json_part(const char *text, size_t len)
 {
 	char *part = strndup(text, len);
 	uint8_t *bytes = NULL;
 	size_t n = 0;
+	int nomem = 0;
 	json_t *j = NULL;
 	if (part != NULL && cs_b64url_decode(part, &bytes, &n) == CS_OK)
-		j = json_loadb((const char *)bytes, n, JSON_REJECT_DUPLICATES, NULL);
+		j = cs_json_load_exact((const char *)bytes, n, JSON_REJECT_DUPLICATES, &nomem);
 	free(part);
 	free(bytes);
 	if (!json_is_object(j)) {

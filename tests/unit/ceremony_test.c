@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "alloc_fail.h"
 #include "ceremony.h"
 #include "ec_util.h"
 #include "jose.h"
@@ -1226,8 +1227,69 @@ static void test_doc_collect(void **state)
 	assert_null(doc.approvals);
 }
 
+/* ---- out of memory (alloc_fail.h) ----------------------------------------- */
+
+typedef struct {
+	activation a;
+	char *text; /* the transcript of an unhindered run */
+} oom_fixture;
+
+/* The transcript: whole, or none. */
+static void run_transcript(void *ctx)
+{
+	oom_fixture *f = ctx;
+	char *text = NULL;
+	cs_err r = cs_ceremony_transcript(&f->a.d.doc, 2, &text);
+	if (af_disarm()) {
+		assert_int_equal(r, CS_E_NOMEM);
+		assert_null(text);
+		return;
+	}
+	assert_int_equal(r, CS_OK);
+	assert_string_equal(text, f->text);
+	free(text);
+}
+
+/* Verification: every check made, or a refusal; never CS_OK on a check
+ * that could not be made. */
+static void run_transcript_verify(void *ctx)
+{
+	oom_fixture *f = ctx;
+	cs_transcript_report rep;
+	cs_err r = cs_ceremony_transcript_verify(f->text, strlen(f->text), officers, f->a.jwks, &rep);
+	if (af_disarm()) {
+		assert_int_not_equal(r, CS_OK);
+		assert_string_not_equal(rep.why, "");
+	} else {
+		assert_int_equal(r, CS_OK);
+		assert_string_equal(rep.id, ID);
+		assert_int_equal(rep.counted, 2);
+		assert_true(rep.approvals_checked);
+		assert_true(rep.rollover_checked);
+		assert_int_equal(rep.rollover_old, CS_ROLLOVER_OLD_VERIFIED);
+	}
+	cs_transcript_report_free(&rep);
+}
+
+static void test_transcript_out_of_memory(void **state)
+{
+	(void)state;
+	oom_fixture f;
+	activation_init(&f.a, 1, NULL);
+	assert_int_equal(cs_ceremony_transcript(&f.a.d.doc, 2, &f.text), CS_OK);
+	assert_true(af_sweep(run_transcript, &f, 0, 1000000) > 20);
+	/* the record block is a long JSON text: jansson's parser cannot be
+	 * failed (alloc_fail.h, AF_NOT_JSON); ours can */
+	assert_true(af_sweep(run_transcript_verify, &f, AF_NOT_JSON, 1000000) > 20);
+	free(f.text);
+	activation_free(&f.a);
+}
+
 int main(void)
 {
+	af_install(0);
+	if (getenv("AF_ONLY") != NULL)
+		cmocka_set_test_filter(getenv("AF_ONLY"));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_canonical),
@@ -1239,6 +1301,7 @@ int main(void)
 		cmocka_unit_test(test_officer_same_key),
 		cmocka_unit_test(test_transcript_roster),
 		cmocka_unit_test(test_doc_collect),
+		cmocka_unit_test(test_transcript_out_of_memory),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

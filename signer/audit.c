@@ -9,6 +9,7 @@
 
 #include "cs_log.h"
 #include "jose.h"
+#include "metrics.h"
 
 struct cs_audit {
 	const cs_config *cfg;
@@ -300,6 +301,7 @@ cs_err cs_audit_record(cs_audit *a, cs_ledger *ledger, cs_audit_entry *e)
 	if (r != CS_OK) {
 		cs_log_error("audit entry not written (action=%s actor=%s): %s", e->action, e->actor,
 			     cs_strerror(r));
+		cs_metrics_audit_entry_failed();
 		return r;
 	}
 	cs_audit_committed(a, ledger, e);

@@ -107,6 +107,7 @@ typedef struct {
 	uint8_t hash[32];
 	char ts[32];  /* "" at the chain's base */
 	char now[32]; /* when the write lock was obtained */
+	int audited;  /* entries appended (a failed job's are undone with it) */
 } head_ctx;
 
 struct cs_ledger {
@@ -207,6 +208,7 @@ static cs_err append(cs_store *s, head_ctx *h, cs_audit_entry *e)
 	h->seq = e->seq;
 	memcpy(h->hash, hash, 32);
 	memcpy(h->ts, ts, sizeof(ts));
+	h->audited++;
 	return CS_OK;
 }
 
@@ -960,6 +962,28 @@ static cs_err apply_signatures(cs_store *s, head_ctx *h, job *j)
 	return r;
 }
 
+/* The readiness probe (cs_ledger_write_health): the store's probe row is
+ * written, and an audit entry is appended in a savepoint that is then
+ * rolled back. The audit log's own insert (its triggers, constraints and
+ * pages) must succeed for the node to be ready, since no audited request
+ * can succeed without it; the log keeps no trace of probes, and h is left
+ * as it was. */
+static cs_err apply_probe(cs_store *s, head_ctx *h)
+{
+	cs_err r = cs_store_probe_write(s, real_ms());
+	if (r != CS_OK || (r = cs_store_savepoint(s)) != CS_OK)
+		return r;
+	head_ctx scratch = *h;
+	cs_audit_entry e = {.node = "readiness", .actor = "system", .role = "system",
+			    .action = "readiness.probe", .outcome = "success"};
+	cs_err appended = append(s, &scratch, &e);
+	/* rolled back in every case: a result other than CS_OK says so */
+	r = cs_store_savepoint_end(s, appended != CS_OK ? appended : CS_E_INTERNAL);
+	if (appended == CS_OK && r == CS_OK)
+		h->audited++; /* the audit log could take an entry */
+	return appended != CS_OK ? appended : r;
+}
+
 static cs_err apply(cs_store *s, head_ctx *h, job *j)
 {
 	cs_err r = CS_E_INTERNAL;
@@ -974,7 +998,7 @@ static cs_err apply(cs_store *s, head_ctx *h, job *j)
 	case JOB_PRUNE: return cs_store_sessions_delete_expired(s, j->u.prune.before, &j->u.prune.removed);
 	case JOB_CHECKPOINT: return apply_checkpoint(s, j);
 	case JOB_PURGE: return apply_purge(s, j);
-	case JOB_PROBE: return cs_store_probe_write(s, real_ms());
+	case JOB_PROBE: return apply_probe(s, h);
 	case JOB_KEY_PENDING: return apply_key_pending(s, h, j);
 	case JOB_KEY_BOOTSTRAP: return apply_key_bootstrap(s, h, j);
 	case JOB_KEY_CHAIN: return apply_key_chain(s, h, j);
@@ -1015,7 +1039,6 @@ static void run_batch(cs_ledger *l, job *jobs, size_t n)
 	for (job *j = jobs; j != NULL; j = j->next)
 		if (deadline == 0 || j->deadline_ms < deadline)
 			deadline = j->deadline_ms;
-	int64_t changes = cs_store_changes(s);
 	head_ctx h = {0};
 	cs_err r = cs_store_write_begin(s, deadline);
 	cs_audit_now(h.now); /* the write lock is ours: later entries take later times */
@@ -1042,10 +1065,13 @@ static void run_batch(cs_ledger *l, job *jobs, size_t n)
 			j->result = r; /* nothing of the transaction is left */
 	if (r != CS_OK)
 		store_failure |= cs_err_category_of(r) == CS_CAT_STORE;
+	/* readiness (cs_ledger_write_health) follows the audited writes: a
+	 * write that appends no entry (a node claim's renewal, a key's
+	 * status) succeeding says nothing of the audit log */
 	if (store_failure)
 		health_record(l, 0);
-	else if (r == CS_OK && cs_store_changes(s) != changes)
-		health_record(l, 1); /* something reached the disk */
+	else if (r == CS_OK && h.audited > 0)
+		health_record(l, 1); /* an entry reached the disk */
 	double secs = (double)(mono_ms() - t0) / 1000.0;
 	if (r == CS_OK) {
 		cs_metrics_commit((uint64_t)(secs * 1e9), (unsigned)n);

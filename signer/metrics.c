@@ -54,6 +54,7 @@ struct metrics {
 	histogram commit_time;
 	histogram batch;
 	atomic_ulong audit_entries;
+	atomic_ulong audit_entries_failed;
 	atomic_ulong keys_withheld; /* kids the JWKS left out (app.h, cs_app_key_published) */
 	atomic_ulong restarts[2]; /* cs_metrics_process: the key and network processes */
 };
@@ -136,6 +137,11 @@ void cs_metrics_process_restart(cs_metrics_process process)
 void cs_metrics_audit_entry(void)
 {
 	atomic_fetch_add_explicit(&mp->audit_entries, 1, memory_order_relaxed);
+}
+
+void cs_metrics_audit_entry_failed(void)
+{
+	atomic_fetch_add_explicit(&mp->audit_entries_failed, 1, memory_order_relaxed);
 }
 
 /* ---- rendering ---------------------------------------------------------------- */
@@ -250,6 +256,12 @@ cs_err cs_metrics_render(const cs_metrics_gauges *g, char **out)
 		"# TYPE credsign_audit_entries_total counter\n"
 		"credsign_audit_entries_total %lu\n",
 	    atomic_load_explicit(&mp->audit_entries, memory_order_relaxed));
+	put(&t, "# HELP credsign_audit_write_failures_total Audit entries this process could not write: the "
+		"request was refused with 503 audit_unavailable, or the event (a start, a key switch, a reload, a "
+		"refusal summary) is only in the log.\n"
+		"# TYPE credsign_audit_write_failures_total counter\n"
+		"credsign_audit_write_failures_total %lu\n",
+	    atomic_load_explicit(&mp->audit_entries_failed, memory_order_relaxed));
 	put(&t, "# HELP credsign_jwks_keys_withheld_total Recorded keys without a warrant the JWKS left out (once per kid).\n"
 		"# TYPE credsign_jwks_keys_withheld_total counter\n"
 		"credsign_jwks_keys_withheld_total %lu\n",

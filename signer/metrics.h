@@ -46,6 +46,9 @@ void cs_metrics_token_call(const char *function, uint64_t duration_ns, unsigned 
 /* A store commit of batch_size jobs. */
 void cs_metrics_commit(uint64_t duration_ns, unsigned batch_size);
 void cs_metrics_audit_entry(void);
+/* An audit entry cs_audit_record could not write (audit.h): its request
+ * was refused with 503, or the event is only in the log. */
+void cs_metrics_audit_entry_failed(void);
 /* A recorded key the JWKS leaves out for want of a warrant (once per kid). */
 void cs_metrics_key_withheld(void);
 /* The supervisor started a key or network process again (privsep.h). */

@@ -30,7 +30,16 @@
  *    entries go; entries no checkpoint covers never go; a purge
  *    checkpoint (the purging host's clock) is never the reference, and a
  *    reference that does not verify is refused;
- *  - the cutoff is min(local, reference) - retention.
+ *  - the cutoff is min(local, reference) - retention;
+ *  - each kind of tampering an export's verification refuses, with the
+ *    line or seq it names: a line without a type, an entry without its
+ *    seq or a field, a checkpoint without a member, an unknown type, two
+ *    validly signed checkpoints over one range with different heads, a
+ *    signed header with a member more, entries before a purge base; a kept
+ *    checkpoint given as an export line (a lying or extra member refused);
+ *    a stored checkpoint time that is not a time;
+ *  - an export fails (CS_E_STORE) rather than skip: a consumer that stops
+ *    it, an entry that is not UTF-8; times only in the one format.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -696,6 +705,236 @@ static void checkpoint_at(const char *path, int64_t first, int64_t last, const c
 	cs_store_close(s);
 }
 
+/* ---- each kind of tampering an export verification refuses ------------------------- */
+
+/* A checkpoint object as the export writes it, first..last over the
+ * store's entries at path, its head_hash entry head_seq's hash, kind,
+ * signed by key with header (NULL: alg, typ, kid). */
+static json_t *checkpoint_object(const char *path, int64_t first, int64_t last, int64_t head_seq,
+				 const char *kind, const json_t *header)
+{
+	cs_store *s = NULL;
+	uint8_t head[32];
+	int found = 0;
+	char *jws = NULL;
+	const char *ts = "2026-01-01T00:00:00.000Z";
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_store_audit_hash_at(s, head_seq, head, &found), CS_OK);
+	cs_store_close(s);
+	assert_true(found);
+	if (header == NULL) {
+		assert_int_equal(sign_checkpoint(NULL, first, last, head, ts, "test-1", kind, &jws), CS_OK);
+	} else {
+		char *h = cs_b64url_encode(head, 32);
+		json_t *claims = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "first_seq", (json_int_t)first,
+					   "last_seq", (json_int_t)last, "head_hash", h, "time", ts, "node", "test-1",
+					   "kind", kind);
+		assert_int_equal(cs_jws_es256_sign(header, claims, soft_sign, key, &jws), CS_OK);
+		json_decref(claims);
+		free(h);
+	}
+	json_t *o = cs_audit_checkpoint_json(first, last, head, ts, "test-1", kind, jws);
+	assert_non_null(o);
+	free(jws);
+	return o;
+}
+
+/* Verify objects written as an export: refused, at bad_seq, saying says. */
+static void assert_export_refused(const json_t *objects, const char *name, int64_t bad_seq, const char *says)
+{
+	cs_audit_report rep = verify_file(write_lines(objects, name));
+	assert_false(rep.intact);
+	if (strstr(rep.reason, says) == NULL)
+		fail_msg("%s: '%s' does not say '%s'", name, rep.reason, says);
+	assert_int_equal(rep.bad_seq, bad_seq);
+	assert_int_equal(rep.authenticated, 0);
+}
+
+static void test_verify_refuses_each_tampering(void **state)
+{
+	(void)state;
+	char path[600];
+	int64_t next = 0;
+	thirteen(path, sizeof(path));
+	json_t *all = export_of(path, 1, NULL, 0, &next), *t;
+	assert_true(verify_file(write_lines(all, "tamper-none")).intact);
+
+	/* a line that is JSON but no export object (no type) */
+	t = json_deep_copy(all);
+	json_array_insert_new(t, 3, json_pack("{s:i}", "seq", 4));
+	assert_export_refused(t, "tamper-untyped", 0, "line 4 is not an export object");
+	json_decref(t);
+	/* the first entry without a seq, a later one without a field */
+	t = json_deep_copy(all);
+	json_object_del(json_array_get(t, 0), "seq");
+	assert_export_refused(t, "tamper-no-seq", 0, "line 1: an entry without a valid seq");
+	json_decref(t);
+	t = json_deep_copy(all);
+	json_object_del(json_array_get(t, 6), "role");
+	assert_export_refused(t, "tamper-no-role", 7, "line 7: an entry without its 13 fields and two hashes");
+	json_decref(t);
+	t = json_deep_copy(all);
+	json_object_set_new(json_array_get(t, 6), "prev_hash", json_string("not-a-hash"));
+	assert_export_refused(t, "tamper-bad-prev", 7, "line 7: an entry without its 13 fields");
+	json_decref(t);
+	/* a checkpoint without a member, an object of an unknown type */
+	t = json_deep_copy(all);
+	json_object_del(json_array_get(t, 13), "node");
+	assert_export_refused(t, "tamper-cp-no-node", 0, "line 14: a checkpoint without its members");
+	json_decref(t);
+	t = json_deep_copy(all);
+	json_object_set_new(json_array_get(t, 2), "type", json_string("comment"));
+	assert_export_refused(t, "tamper-type", 0, "line 3: unknown type \"comment\"");
+	json_decref(t);
+	/* a second checkpoint over 1..5, validly signed, whose head is the
+	 * hash of entry 4: two stories of one range */
+	t = json_deep_copy(all);
+	json_array_append_new(t, checkpoint_object(path, 1, 5, 4, "periodic", NULL));
+	assert_export_refused(t, "tamper-two-stories", 1, "two different checkpoints over 1..5");
+	json_decref(t);
+	/* a signed header with a member besides alg, kid and typ */
+	json_t *header = json_pack("{s:s, s:s, s:s, s:s}", "alg", "ES256", "typ", CS_CHECKPOINT_TYP, "kid", kid,
+				   "x5u", "https://attacker.example/key");
+	t = json_deep_copy(all);
+	json_array_set_new(t, 13, checkpoint_object(path, 1, 5, 5, "periodic", header));
+	assert_export_refused(t, "tamper-cp-header", 1, "its signed header has members besides alg, kid and typ");
+	json_decref(t);
+	json_decref(header);
+	/* a purge checkpoint over 1..5 with entries 1..5 still in the file:
+	 * they precede the chain's base */
+	t = json_deep_copy(all);
+	json_array_append_new(t, checkpoint_object(path, 1, 5, 5, "purge", NULL));
+	assert_export_refused(t, "tamper-before-base", 1, "entry 1 precedes the chain's base (purge checkpoint ..5)");
+	json_decref(t);
+
+	/* a kept checkpoint given as an export's line: taken; with a member
+	 * more, or a line of another type: refused */
+	cs_audit_pin pin;
+	char why[256];
+	char *line = json_dumps(json_array_get(all, 14), JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(line, "kept-line.json"), jwks, &pin, why), CS_OK);
+	assert_int_equal(pin.first, 6);
+	assert_int_equal(pin.last, 10);
+	cs_audit_pin_free(&pin);
+	free(line);
+	t = json_deep_copy(json_array_get(all, 14));
+	json_object_set_new(t, "last_seq", json_integer(9)); /* decoded beside the JWS, not what it signs */
+	line = json_dumps(t, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(line, "kept-line-lied.json"), jwks, &pin, why), CS_E_INVALID_ARG);
+	assert_non_null(strstr(why, "differ"));
+	free(line);
+	json_object_set_new(t, "note", json_string("x"));
+	line = json_dumps(t, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(line, "kept-line-extra.json"), jwks, &pin, why), CS_E_INVALID_ARG);
+	assert_non_null(strstr(why, "not a checkpoint line of an export"));
+	free(line);
+	json_decref(t);
+	line = json_dumps(json_array_get(all, 0), JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(line, "kept-entry.json"), jwks, &pin, why), CS_E_INVALID_ARG);
+	assert_non_null(strstr(why, "not a checkpoint line of an export"));
+	free(line);
+	assert_int_equal(cs_audit_pin_load(write_text("{\"checkpoint\":", "kept-broken.json"), jwks, &pin, why),
+			 CS_E_INVALID_ARG);
+	assert_non_null(strstr(why, "not JSON"));
+	char missing[700];
+	snprintf(missing, sizeof(missing), "%s/no-such-file", dir);
+	assert_int_equal(cs_audit_pin_load(missing, jwks, &pin, why), CS_E_IO);
+	cs_audit_report rep;
+	assert_int_equal(cs_audit_verify_export(missing, jwks, NULL, &rep), CS_E_IO);
+	json_decref(all);
+
+	/* a stored checkpoint whose signed time is not a time: the clock step
+	 * refuses it rather than guess */
+	checkpoint_at(path, 11, 13, "yesterday");
+	cs_store *s = NULL;
+	cs_audit_clock_step step;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_audit_largest_clock_step(s, jwks, 0, 13, &step, why), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(why, "checkpoint 11..13: its time 'yesterday' is not RFC 3339"));
+	cs_store_close(s);
+}
+
+/* ---- an export that cannot be completed --------------------------------------------- */
+
+typedef struct {
+	json_t *objects;
+	size_t stop_at; /* refuse the object after this many */
+} stopping;
+
+static int collect_until(void *arg, json_t *j)
+{
+	stopping *s = arg;
+	if (json_array_size(s->objects) == s->stop_at) {
+		json_decref(j);
+		return 1;
+	}
+	return json_array_append_new(s->objects, j) != 0;
+}
+
+/* An export never leaves a silent gap: a consumer that stops it (at an
+ * entry or at a checkpoint), or an entry that cannot be JSON, fails the
+ * whole export with CS_E_STORE; the times it reads are only RFC 3339 UTC
+ * with milliseconds; a log without checkpoints has no newest one. */
+static void test_export_fails_rather_than_skips(void **state)
+{
+	(void)state;
+	char path[600];
+	int64_t next = -1;
+	thirteen(path, sizeof(path));
+	cs_store *s = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	/* 13 entries then 2 checkpoints: stopped at an entry, at a checkpoint */
+	static const size_t stops[] = {0, 5, 13, 14};
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++) {
+		stopping st = {json_array(), stops[i]};
+		assert_int_equal(cs_audit_export(s, 1, NULL, 0, collect_until, &st, &next), CS_E_STORE);
+		assert_int_equal(json_array_size(st.objects), stops[i]);
+		json_decref(st.objects);
+	}
+	/* from before the first entry: from the first */
+	collected c = {json_array()};
+	assert_int_equal(cs_audit_export(s, -5, NULL, 0, collect, &c, &next), CS_OK);
+	assert_int_equal(json_array_size(c.objects), 15);
+	json_decref(c.objects);
+	cs_store_close(s);
+
+	/* an entry whose actor is not UTF-8 (written by another program):
+	 * the export fails, it is not left out */
+	new_db(path, sizeof(path));
+	cs_ledger *l = open_ledger(path);
+	append(l, 2, NULL);
+	cs_audit_entry e = {.node = "test-1", .actor = "caf\xe9", .role = "client", .action = "cert.read",
+			    .outcome = "success"};
+	assert_int_equal(cs_ledger_audit_append(l, &e), CS_OK);
+	append(l, 1, NULL);
+	cs_ledger_close(l);
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	c.objects = json_array();
+	assert_int_equal(cs_audit_export(s, 1, NULL, 0, collect, &c, &next), CS_E_STORE);
+	assert_int_equal(json_array_size(c.objects), 2); /* stopped there, and said so */
+	json_decref(c.objects);
+	assert_null(cs_audit_entry_json(&e, NULL, NULL));
+	/* no checkpoint yet */
+	char *jws = (char *)1;
+	assert_int_equal(cs_audit_newest_checkpoint(s, &jws), CS_E_NOT_FOUND);
+	cs_store_close(s);
+
+	/* times: exactly RFC 3339 UTC with milliseconds */
+	int64_t ms = 0;
+	static const char *const bad[] = {"", "2026-01-01T00:00:00.2500Z", "2026-01-01T00:00:00.2Z0",
+					  "2026-01-01T00:00:00.-50Z", "2026-01-01 00:00:00.250Z"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (cs_audit_time_parse(bad[i], &ms) != CS_E_INVALID_ARG)
+			fail_msg("'%s' is taken for a time", bad[i]);
+	assert_int_equal(cs_audit_time_parse(NULL, &ms), CS_E_INVALID_ARG);
+	/* before the epoch, the milliseconds still count forward */
+	char text[32];
+	cs_audit_time_format(-1, text);
+	assert_string_equal(text, "1969-12-31T23:59:59.999Z");
+	assert_int_equal(cs_audit_time_parse(text, &ms), CS_OK);
+	assert_int_equal(ms, -1);
+}
+
 static void test_clock_at_start(void **state)
 {
 	(void)state;
@@ -961,6 +1200,8 @@ int main(void)
 		cmocka_unit_test(test_export_format),
 		cmocka_unit_test(test_verify_export_whole_and_partial),
 		cmocka_unit_test(test_verify_says_what_is_authenticated),
+		cmocka_unit_test(test_verify_refuses_each_tampering),
+		cmocka_unit_test(test_export_fails_rather_than_skips),
 		cmocka_unit_test(test_clock_at_start),
 		cmocka_unit_test(test_clock_step),
 		cmocka_unit_test(test_purge_against_the_signed_time),

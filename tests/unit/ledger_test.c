@@ -2366,6 +2366,241 @@ static void test_signatures_put_threaded_and_failing(void **state)
 	verify_chain(path, n0 + N);
 }
 
+/* Every write checks its input before the transaction: each malformed
+ * field is CS_E_INVALID_ARG, and nothing is written (no entry, no row); a
+ * signature record at fault fails its own job only. */
+static void test_malformed_writes_refused(void **state)
+{
+	(void)state;
+	char path[600];
+	new_db(path, sizeof(path));
+	cs_ledger *l = NULL;
+	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
+	sqlite3 *raw = raw_open(path);
+	int changed = 0;
+	cs_audit_entry e;
+	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
+	assert_int_equal(bootstrap_in(l, "release", "kR1", &changed, &e), CS_OK);
+	start_ceremony(l, "c-1", "retire", "kA", "2026-01-01T00:00:00.000Z", FAR_FUTURE);
+	char *before = digest(raw);
+	char long_text[5000];
+	memset(long_text, 'x', sizeof(long_text) - 1);
+	long_text[sizeof(long_text) - 1] = '\0';
+	char profile_long[40];
+	memset(profile_long, 'a', sizeof(profile_long) - 1);
+	profile_long[sizeof(profile_long) - 1] = '\0';
+
+	/* pending keys */
+	const cs_key_info good_key = {.kid = "kP", .uri = "pkcs11:object=kP", .jwk_json = "{\"kid\":\"kP\"}",
+				      .label = "kP", .cka_id = "0a1b", .created_by = "local:alice"};
+	cs_key_info bad_keys[14];
+	for (size_t i = 0; i < 14; i++)
+		bad_keys[i] = good_key;
+	bad_keys[0].kid = NULL;
+	bad_keys[1].kid = "";
+	bad_keys[2].kid = "k\x01";
+	bad_keys[3].kid = long_text;
+	bad_keys[4].uri = NULL;
+	bad_keys[5].jwk_json = "[]";
+	bad_keys[6].jwk_json = "{\"kid\":\"other\"}";
+	bad_keys[7].jwk_json = "{\"kid\":7}";
+	bad_keys[8].jwk_json = "{\"a\":1,\"a\":2}";
+	bad_keys[9].label = "tab\there";
+	bad_keys[10].cka_id = "0A1B"; /* lowercase hex only */
+	bad_keys[11].cka_id = "";
+	bad_keys[12].created_by = "\x7f";
+	bad_keys[13].profile = "Release";
+	for (size_t i = 0; i < 14; i++) {
+		e = admin_entry("key.generate", "kP");
+		if (cs_ledger_key_add_pending(l, &bad_keys[i], &e) != CS_E_INVALID_ARG)
+			fail_msg("pending key %zu not refused", i);
+		assert_int_equal(e.seq, 0);
+	}
+	e = admin_entry("key.generate", "kP");
+	assert_int_equal(cs_ledger_key_add_pending(l, NULL, &e), CS_E_INVALID_ARG);
+	/* bootstrap: the same, and the actor */
+	const char *bad_profiles[] = {"", "-release", "rel ease", profile_long, "r\xc3\xa9"};
+	for (size_t i = 0; i < 5; i++) {
+		cs_key_info k = good_key;
+		k.profile = bad_profiles[i];
+		e = entry("key.activate");
+		changed = 1;
+		assert_int_equal(cs_ledger_key_bootstrap(l, &k, "config", &changed, &e), CS_E_INVALID_ARG);
+		assert_int_equal(changed, 0);
+	}
+	for (size_t i = 0; i < 14; i++) {
+		if (i == 12)
+			continue; /* the creator: a pending key's only */
+		e = entry("key.activate");
+		if (cs_ledger_key_bootstrap(l, &bad_keys[i], "config", &changed, &e) != CS_E_INVALID_ARG)
+			fail_msg("bootstrap key %zu not refused", i);
+	}
+	e = entry("key.activate");
+	assert_int_equal(cs_ledger_key_bootstrap(l, NULL, "config", &changed, &e), CS_E_INVALID_ARG);
+	assert_int_equal(cs_ledger_key_bootstrap(l, &good_key, NULL, &changed, &e), CS_E_INVALID_ARG);
+	assert_int_equal(cs_ledger_key_bootstrap(l, &good_key, "", &changed, &e), CS_E_INVALID_ARG);
+	/* a chain: an array of standard base64, padded only at the end */
+	static const char *const bad_chains[] = {"{}", "[]", "[1]", "[\"\"]", "[\"abc\"]", "[\"ab=c\"]", "[\"a===\"]",
+						 "[\"-_ab\"]", "not json"};
+	for (size_t i = 0; i < sizeof(bad_chains) / sizeof(bad_chains[0]); i++) {
+		e = admin_entry("key.register-chain", "kA");
+		if (cs_ledger_key_set_chain(l, "kA", bad_chains[i], &e) != CS_E_INVALID_ARG)
+			fail_msg("chain %s not refused", bad_chains[i]);
+	}
+	assert_int_equal(cs_ledger_key_set_chain(l, NULL, "[\"AAAA\"]", &e), CS_E_INVALID_ARG);
+
+	/* ceremonies */
+	const cs_ceremony_record good_c = {.id = "c-2", .action = "retire", .subject = "kA", .reason = "r",
+					   .params_json = "{}", .nonce = "n", .node = "test-1",
+					   .created_at = "2026-01-01T00:00:00.000Z", .expires_at = FAR_FUTURE,
+					   .started_by = "local:alice", .canonical = "{}"};
+	cs_ceremony_record bad_c[16];
+	for (size_t i = 0; i < 16; i++)
+		bad_c[i] = good_c;
+	bad_c[0].id = "";
+	bad_c[1].action = "rotate";
+	bad_c[2].action = NULL;
+	bad_c[3].subject = NULL;
+	bad_c[4].subject = "";
+	bad_c[5].action = "purge"; /* a purge names no subject */
+	bad_c[6].reason = "line\nbreak";
+	bad_c[7].params_json = "[]";
+	bad_c[8].nonce = NULL;
+	bad_c[9].node = "";
+	bad_c[10].started_by = NULL;
+	bad_c[11].created_at = "2026-01-01T00:00:00Z";
+	bad_c[12].expires_at = "2026-01-01 00:00:00.000Z";
+	bad_c[13].expires_at = "2025-12-31T23:59:59.999Z"; /* before its creation */
+	bad_c[14].canonical = "[]";
+	bad_c[15].expires_at = bad_c[15].created_at; /* not later */
+	for (size_t i = 0; i < 16; i++) {
+		e = admin_entry("ceremony.start", "c-2");
+		if (cs_ledger_ceremony_create(l, &bad_c[i], &e) != CS_E_INVALID_ARG)
+			fail_msg("ceremony %zu not refused", i);
+		assert_int_equal(e.seq, 0);
+	}
+	assert_int_equal(cs_ledger_ceremony_create(l, NULL, &e), CS_E_INVALID_ARG);
+	/* approvals */
+	const cs_approval_record good_a = {.ceremony_id = "c-1", .officer = "officer-a", .fingerprint = "SHA256:aa",
+					   .cert_pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+					   .sig_alg = "ecdsa-with-SHA256", .signature_b64 = "MEUC",
+					   .approved_at = "2026-01-01T00:00:01.000Z", .approved_by = "local:bob"};
+	cs_approval_record bad_a[9];
+	for (size_t i = 0; i < 9; i++)
+		bad_a[i] = good_a;
+	bad_a[0].ceremony_id = NULL;
+	bad_a[1].officer = "";
+	bad_a[2].fingerprint = "SHA256:\x1b";
+	bad_a[3].cert_pem = "PEM\x01";
+	bad_a[4].sig_alg = NULL;
+	bad_a[5].signature_b64 = "";
+	bad_a[6].approved_at = "yesterday";
+	bad_a[7].approved_by = NULL;
+	bad_a[8].approved_at = "2026-01-01T00:00:01.000+00";
+	for (size_t i = 0; i < 9; i++) {
+		e = admin_entry("ceremony.approve", "c-1");
+		if (cs_ledger_ceremony_approve(l, &bad_a[i], &e) != CS_E_INVALID_ARG)
+			fail_msg("approval %zu not refused", i);
+	}
+	assert_int_equal(cs_ledger_ceremony_approve(l, NULL, &e), CS_E_INVALID_ARG);
+	/* executions */
+	const cs_ceremony_exec good_x = {.ceremony_id = "c-1", .action = "activate", .subject = "kA",
+					 .expected_active = "kA", .rollover_json = "{}", .reason = "r",
+					 .at = "2026-01-01T00:00:02.000Z", .actor = "local:carol",
+					 .result_json = "{}"};
+	cs_ceremony_exec bad_x[11];
+	for (size_t i = 0; i < 11; i++)
+		bad_x[i] = good_x;
+	bad_x[0].ceremony_id = "";
+	bad_x[1].action = "approve";
+	bad_x[2].subject = NULL;
+	bad_x[3].subject = "";
+	bad_x[4].at = NULL;
+	bad_x[5].actor = "";
+	bad_x[6].result_json = "{";
+	bad_x[7].expected_active = "k\n";
+	bad_x[8].rollover_json = NULL; /* activate: a statement required */
+	bad_x[9].rollover_json = "[]";
+	bad_x[10].reason = "\x7f";
+	for (size_t i = 0; i < 11; i++) {
+		e = admin_entry("ceremony.execute", "c-1");
+		if (cs_ledger_ceremony_execute(l, &bad_x[i], &e) != CS_E_INVALID_ARG)
+			fail_msg("execution %zu not refused", i);
+	}
+	assert_int_equal(cs_ledger_ceremony_execute(l, NULL, &e), CS_E_INVALID_ARG);
+	/* revocations */
+	e = admin_entry("cert.revoke", "cert-1");
+	assert_int_equal(cs_ledger_cert_revoke(l, NULL, "r", "2026-01-01T00:00:00.000Z", "a", &e), CS_E_INVALID_ARG);
+	assert_int_equal(cs_ledger_cert_revoke(l, "cert-1", "", "2026-01-01T00:00:00.000Z", "a", &e),
+			 CS_E_INVALID_ARG);
+	assert_int_equal(cs_ledger_cert_revoke(l, "cert-1", "r", "2026-01-01", "a", &e), CS_E_INVALID_ARG);
+	assert_int_equal(cs_ledger_cert_revoke(l, "cert-1", "r", "2026-01-01T00:00:00.000Z", NULL, &e),
+			 CS_E_INVALID_ARG);
+	assert_int_equal(e.seq, 0);
+	assert_unchanged(raw, before);
+	/* the well-formed originals pass the checks */
+	e = admin_entry("key.generate", "kP");
+	assert_int_equal(cs_ledger_key_add_pending(l, &good_key, &e), CS_OK);
+	e = admin_entry("key.register-chain", "kA");
+	assert_int_equal(cs_ledger_key_set_chain(l, "kA", "[\"AAAA\", \"AA==\"]", &e), CS_OK);
+	e = admin_entry("ceremony.start", "c-2");
+	assert_int_equal(cs_ledger_ceremony_create(l, &good_c, &e), CS_OK);
+	e = admin_entry("ceremony.approve", "c-1");
+	assert_int_equal(cs_ledger_ceremony_approve(l, &good_a, &e), CS_OK);
+	e = admin_entry("cert.revoke", "cert-1");
+	assert_int_equal(cs_ledger_cert_revoke(l, "cert-1", "r", "2026-01-01T00:00:00.000Z", "a", &e), CS_E_NOT_FOUND);
+
+	/* signature records: each at fault fails its job alone; a job
+	 * without an entry fails the call */
+	cs_signature_record g[15];
+	for (size_t i = 0; i < 15; i++)
+		g[i] = sig_record("sig-x", "kR1");
+	static const unsigned char body[] = "x";
+	g[0].id = NULL;
+	g[1].profile = "Release";
+	g[2].format = "cose";
+	g[3].format = NULL;
+	g[4].requester = "";
+	g[5].requester_cert_sha256 = NULL;
+	g[6].signed_sha256 = SHA_A "0"; /* 65 characters */
+	g[7].signed_sha256 = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
+	g[8].kid = NULL;
+	g[9].signature = "";
+	g[10].signature_der = "\x01";
+	g[11].payload_type = "";
+	g[12].payload = NULL;
+	g[12].payload_len = 3;
+	g[13].payload = body;
+	g[13].payload_len = (size_t)1 << 40;
+	g[14].id = "sig-good";
+	cs_audit_entry a[15];
+	cs_ledger_sign_job jobs[15];
+	for (size_t i = 0; i < 15; i++) {
+		a[i] = sign_entry("sig-x profile=release format=jws", "success");
+		jobs[i] = (cs_ledger_sign_job){.record = &g[i], .audit = &a[i]};
+	}
+	int64_t entries = audit_count(raw);
+	assert_int_equal(cs_ledger_signatures_put(l, jobs, 15), CS_OK);
+	for (size_t i = 0; i < 14; i++) {
+		if (jobs[i].result != CS_E_INVALID_ARG)
+			fail_msg("signature record %zu: %s", i, cs_strerror(jobs[i].result));
+		assert_int_equal(a[i].seq, 0);
+	}
+	assert_int_equal(jobs[14].result, CS_OK); /* the good one beside them */
+	assert_int_equal(audit_count(raw), entries + 1);
+	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), 1);
+	jobs[0].audit = NULL;
+	jobs[1].result = CS_OK;
+	assert_int_equal(cs_ledger_signatures_put(l, jobs, 2), CS_E_INVALID_ARG);
+	assert_int_equal(jobs[0].result, CS_E_INVALID_ARG);
+	assert_int_equal(jobs[1].result, CS_E_INVALID_ARG);
+	assert_int_equal(cs_ledger_signatures_put(l, NULL, 1), CS_E_INVALID_ARG);
+	assert_int_equal(cs_ledger_audit_append(l, NULL), CS_E_INVALID_ARG);
+	assert_int_equal(audit_count(raw), entries + 1);
+	sqlite3_close(raw);
+	cs_ledger_close(l);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -2389,6 +2624,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_concurrent_submitters),
+		cmocka_unit_test(test_malformed_writes_refused),
 		cmocka_unit_test(test_one_certify_wins),
 		cmocka_unit_test(test_batch_groups_and_failure_rolls_back_alone),
 		cmocka_unit_test(test_deadline),

@@ -37,7 +37,12 @@
  *   when half an hour old, served until its next_update without a key,
  *   withdrawn at once when its key is compromised; the JWKS lists the keys
  *   that signed, with their states, dates and x5c; the rollover statements
- *   are served as stored, oldest first.
+ *   are served as stored, oldest first;
+ * - the audit log cannot be written: a read's or a refusal's entry sets
+ *   audit_failed (503 audit_unavailable, nothing else), generate and
+ *   certify store and return nothing, a lifecycle event's lost entry is
+ *   logged; a reload warns of signing settings that differ from those in
+ *   force and refuses grants of profiles not in force.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -62,6 +67,7 @@
 
 #include "audit.h"
 #include "ceremony.h"
+#include "cs_log.h"
 #include "jose.h"
 #include "ledger.h"
 #include "officer_pki.h"
@@ -2168,6 +2174,252 @@ static int setup(void **state)
 	return cs_service_rules_start(&app, cfg) == CS_OK ? 0 : -1;
 }
 
+/* ---- the audit log cannot be written ----------------------------------------------- */
+
+/* The rows of a table of the store. */
+static int64_t rows_of(const char *table)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char q[128];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM %s", table);
+	assert_int_equal(sqlite3_open(cfg->store.path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* cs_log's lines go to a file of their own until log_capture_end, which
+ * returns them (malloc'd) and sends the log back to stderr. */
+static FILE *log_capture_start(void)
+{
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, fileno(f));
+	return f;
+}
+
+static char *log_capture_end(FILE *f)
+{
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, STDERR_FILENO);
+	long n = ftell(f);
+	assert_true(n >= 0);
+	char *text = calloc(1, (size_t)n + 1);
+	assert_non_null(text);
+	rewind(f);
+	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return text;
+}
+
+static void assert_logged(const char *log, const char *says)
+{
+	if (strstr(log, says) == NULL)
+		fail_msg("the log does not say '%s':\n%s", says, log);
+}
+
+/* Every insert into the audit log fails (a trigger refuses it, as a full
+ * or failing disk would): a read is answered by the service but its entry
+ * is not durable, so audit_failed is set and the front end may send
+ * nothing but 503 audit_unavailable; a refusal is the same; generate and
+ * certify write their entry in their own transaction, so nothing of them
+ * is stored or returned (no credential, no certificate: the store failure,
+ * not retried for a failure entry, logged); a lifecycle event (a reload of
+ * the rules) goes on, its lost entry logged. Once the log writes again,
+ * the session the failed certify left is certified, once. */
+static void test_the_audit_log_cannot_be_written(void **state)
+{
+	(void)state;
+	char cert_id[23], sid[23];
+	certificate_of("ci", "payments", "production", cert_id);
+	assert_int_equal(generate_as("ci", "payments", "production", sid), CS_OK);
+	int64_t entries = rows_of("audit_log"), sessions = rows_of("generation_sessions"),
+		certs = rows_of("certificates");
+	sql("CREATE TRIGGER test_audit_down BEFORE INSERT ON audit_log"
+	    "  BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;");
+	FILE *log = log_capture_start();
+
+	/* a read */
+	cs_caller auditor = who("auditor"), web = who("web"), ci = who("ci");
+	cs_service_req rq;
+	char *jws = NULL, *claims = NULL;
+	begin(&rq, &auditor, "cert.read");
+	assert_int_equal(cs_service_cert_get(&rq, cert_id, &jws, &claims, NULL), CS_OK);
+	free(jws);
+	free(claims);
+	assert_int_not_equal(cs_service_record(&rq, "success", NULL), CS_OK);
+	assert_true(rq.audit_failed);
+	/* asked again (a front end's last check): still not durable */
+	assert_int_not_equal(cs_service_record(&rq, "success", NULL), CS_OK);
+	cs_service_end(&rq);
+
+	/* a refusal */
+	cs_generate_result res;
+	cs_plan plan;
+	cs_generate_request g = generate_request("payments", "production", &plan);
+	begin(&rq, &web, "generate");
+	assert_int_equal(cs_service_generate(&rq, &g, &res), CS_E_FORBIDDEN);
+	assert_true(rq.audited);
+	assert_true(rq.audit_failed);
+	assert_null(res.credential);
+	assert_int_not_equal(cs_service_record(&rq, "refused", "forbidden"), CS_OK);
+	cs_service_end(&rq);
+
+	/* generate: the session and its entry commit together or not at all */
+	g = generate_request("payments", "production", &plan);
+	begin(&rq, &ci, "generate");
+	cs_err r = cs_service_generate(&rq, &g, &res);
+	assert_int_equal(cs_err_category_of(r), CS_CAT_STORE);
+	assert_null(res.credential);
+	assert_string_equal(res.session_id, "");
+	assert_true(rq.store_failed);
+	assert_int_equal(cs_service_record(&rq, "failure", NULL), CS_OK); /* not attempted again: logged */
+	cs_service_end(&rq);
+
+	/* certify: no certificate returned or stored */
+	cs_certify_result cres;
+	begin(&rq, &ci, "certify");
+	r = cs_service_certify(&rq, sid, &cres);
+	assert_int_equal(cs_err_category_of(r), CS_CAT_STORE);
+	assert_null(cres.jws);
+	assert_string_equal(cres.cert_id, "");
+	assert_true(rq.store_failed);
+	cs_service_end(&rq);
+
+	/* a lifecycle event: the reload goes on, its entry is lost */
+	assert_int_equal(cs_service_rules_reload(&app), CS_OK);
+
+	char *text = log_capture_end(log);
+	assert_logged(text, "audit entry not written (action=cert.read actor=spiffe://t/auditor)");
+	assert_logged(text, "audit entry not written (action=generate actor=spiffe://t/web)");
+	assert_logged(text, "(generate) failed and could not be audited: the store is unavailable");
+	assert_logged(text, "access.reload not audited");
+	free(text);
+	assert_int_equal(rows_of("audit_log"), entries);
+	assert_int_equal(rows_of("generation_sessions"), sessions);
+	assert_int_equal(rows_of("certificates"), certs);
+	sql("DROP TRIGGER test_audit_down");
+
+	/* the log writes again: the session is still certifiable, once */
+	begin(&rq, &ci, "certify");
+	assert_int_equal(cs_service_certify(&rq, sid, &cres), CS_OK);
+	assert_non_null(cres.jws);
+	finish(&rq, CS_OK);
+	cs_certify_result_free(&cres);
+	begin(&rq, &ci, "certify");
+	assert_int_not_equal(cs_service_certify(&rq, sid, &cres), CS_OK);
+	assert_null(cres.jws);
+	finish(&rq, CS_E_CONFLICT);
+	assert_int_equal(rows_of("certificates"), certs + 1);
+	assert_int_equal(rows_of("audit_log"), entries + 2);
+}
+
+/* ---- a reload that would change the signing group -------------------------------- */
+
+#define PROFILE_KEY "key = \"pkcs11:token=cstest;object=release-1\"; "
+#define RELEASE(more)                                                                                 \
+	"{ name = \"release\"; " PROFILE_KEY "formats = [\"jws\", \"dsse\"]; typ = \"release+jwt\";\n" \
+	"  payload_types = [\"application/vnd.in-toto+json\"]; aud = [\"a\"]; " more " }"
+#define SIGNING_GROUP(settings, profiles) "signing = { " settings " profiles = ( " profiles " ); };\n"
+
+/* Reload with the file holding this signing group and grants: want, and
+ * the log saying says (NULL: no warning of signing settings). */
+static void reload_says(const char *signing, const char *grants, cs_err want, const char *says)
+{
+	write_conf(grants, signing);
+	FILE *log = log_capture_start();
+	cs_err r = cs_service_rules_reload(&app);
+	char *text = log_capture_end(log);
+	if (r != want)
+		fail_msg("reload: %s, not %s:\n%s", cs_strerror(r), cs_strerror(want), text);
+	if (says != NULL)
+		assert_logged(text, says);
+	else if (strstr(text, "signing settings differ") != NULL)
+		fail_msg("an unchanged signing group is warned of:\n%s", text);
+	free(text);
+}
+
+/* SIGHUP reloads the access rules alone: a file whose signing group
+ * differs from the one read at start is warned of, naming the first
+ * difference (the rules still swap); a grant naming a signing profile not
+ * in force refuses the reload (the rules in force stay), audited as
+ * access.reload failure config_invalid. */
+static void test_reload_warns_of_signing_changes(void **state)
+{
+	(void)state;
+	/* in force: a configuration with a signing group */
+	const char *start = SIGNING_GROUP("", RELEASE(""));
+	write_conf(base_grants, start);
+	cs_config *in_force = NULL;
+	cs_config_diag diag = {0};
+	if (cs_config_load(conf_path, &in_force, &diag) != CS_OK)
+		fail_msg("%s", diag.count > 0 ? diag.messages[0] : "?");
+	const cs_config *was = app.cfg;
+	app.cfg = in_force;
+	reload_says(start, base_grants, CS_OK, NULL);
+	static const struct {
+		const char *signing, *says;
+	} cases[] = {
+		{SIGNING_GROUP("batch_max = 7;", RELEASE("")), "(signing.batch_max)"},
+		{SIGNING_GROUP("max_request_bytes = 2000000;", RELEASE("")), "(signing.max_request_bytes)"},
+		{SIGNING_GROUP("", RELEASE("") ", { name = \"nightly\"; key = \"pkcs11:token=cstest;object=nightly-1\"; formats = [\"digest\"]; }"),
+		 "(profile nightly is new)"},
+		{SIGNING_GROUP("", "{ name = \"release\"; key = \"pkcs11:token=cstest;object=other\"; formats = [\"jws\", "
+				   "\"dsse\"]; typ = \"release+jwt\"; payload_types = [\"application/vnd.in-toto+json\"]; "
+				   "aud = [\"a\"]; }"),
+		 "(profile release: its key)"},
+		{SIGNING_GROUP("", "{ name = \"release\"; " PROFILE_KEY "formats = [\"jws\"]; typ = \"release+jwt\"; aud = "
+				   "[\"a\"]; }"),
+		 "(profile release: its formats)"},
+		{SIGNING_GROUP("", "{ name = \"release\"; " PROFILE_KEY "formats = [\"jws\", \"dsse\"]; typ = \"other+jwt\";"
+				   " payload_types = [\"application/vnd.in-toto+json\"]; aud = [\"a\"]; }"),
+		 "(profile release: its typ)"},
+		{SIGNING_GROUP("", "{ name = \"release\"; " PROFILE_KEY "formats = [\"jws\", \"dsse\"]; typ = \"release+jwt\";"
+				   " payload_types = [\"application/x-other\"]; aud = [\"a\"]; }"),
+		 "(profile release: its payload_types)"},
+		{SIGNING_GROUP("", RELEASE("max_payload_bytes = 1000;")), "(profile release: its max_payload_bytes)"},
+		{SIGNING_GROUP("", RELEASE("iss = \"https://elsewhere.test\";")), "(profile release: its iss)"},
+		{SIGNING_GROUP("", "{ name = \"release\"; " PROFILE_KEY "formats = [\"jws\", \"dsse\"]; typ = \"release+jwt\";"
+				   " payload_types = [\"application/vnd.in-toto+json\"]; aud = [\"a\", \"b\"]; }"),
+		 "(profile release: its aud)"},
+		{SIGNING_GROUP("", RELEASE("lifetime_seconds = 60;")), "(profile release: its lifetime_seconds)"},
+		{SIGNING_GROUP("", RELEASE("store_payload = true;")), "(profile release: its store_payload)"},
+		{"", "(profile release is not in the file)"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		reload_says(cases[i].signing, base_grants, CS_OK, cases[i].says);
+	/* the rules did swap each time */
+	assert_int_equal(entries_of("access.reload").count > (int)(sizeof(cases) / sizeof(cases[0])), 1);
+	assert_string_equal(entries_of("access.reload").last_outcome, "success");
+
+	/* a grant of a profile the file adds (cases[2]), not in force: not
+	 * reloaded, audited */
+	char grants[4096];
+	snprintf(grants, sizeof(grants),
+		 "%s,\n  { identity = \"spiffe://t/signer\"; role = \"signer\"; profiles = [ \"release\", \"nightly\" ]; }",
+		 base_grants);
+	reload_says(cases[2].signing, grants, CS_E_CONFIG,
+		    "element 2: signing profile nightly is not in force: a new profile needs a restart");
+	action_count c = entries_of("access.reload");
+	assert_string_equal(c.last_outcome, "failure");
+	assert_string_equal(c.last_code, "config_invalid");
+	/* its other grants are not in force either */
+	cs_caller signer = who("signer");
+	cs_service_req rq;
+	begin(&rq, &signer, "sign");
+	assert_int_equal(cs_service_admit(&rq, CS_ACTION_SIGN), CS_E_FORBIDDEN);
+	finish(&rq, CS_E_FORBIDDEN);
+
+	app.cfg = was;
+	write_conf(base_grants, NULL);
+	assert_int_equal(cs_service_rules_reload(&app), CS_OK);
+	cs_config_free(in_force);
+}
+
 /* ---- node ids --------------------------------------------------------------------------- */
 
 static volatile sig_atomic_t terminated;
@@ -2269,6 +2521,8 @@ int main(void)
 		cmocka_unit_test(test_reads_by_role),
 		cmocka_unit_test(test_admit_before_the_scope),
 		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_the_audit_log_cannot_be_written),
+		cmocka_unit_test(test_reload_warns_of_signing_changes),
 		cmocka_unit_test(test_node_id_taken_stops_the_node),
 		cmocka_unit_test(test_reload_swaps_rules),
 		/* these change the signing keys: last */

@@ -2257,8 +2257,9 @@ static cs_err open_token_checked(daemon_ctx *d, cs_token **out)
 {
 	const cs_config *cfg = d->cfg;
 	char why[512];
-	cs_token_params tp = {cfg->pkcs11.module, cfg->pkcs11.token_uri, cfg->pkcs11.pin_file,
-			      (unsigned)cfg->pkcs11.sessions, 0, cfg->pkcs11.init_args};
+	cs_token_params tp = {.module = cfg->pkcs11.module, .token_uri = cfg->pkcs11.token_uri,
+			      .pin_file = cfg->pkcs11.pin_file, .pool_size = (unsigned)cfg->pkcs11.sessions,
+			      .read_write = 0, .init_args = cfg->pkcs11.init_args};
 	cs_token_meter_clear();
 	cs_err r = cs_token_open(&tp, out);
 	if (r != CS_OK) {

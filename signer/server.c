@@ -169,6 +169,14 @@ static void log_accept_failure(const char *where, int err)
 			     where, (long)atomic_exchange(&failures, 0), strerror(err), ACCEPT_PAUSE_MS);
 }
 
+/* The worker or the probe listener whose event loop runs on this thread.
+ * libevent calls a listener's error callback with the listener's callback
+ * argument, which evhttp sets to its own struct evhttp: never ours (taken
+ * as a worker, it made accept() failing for want of descriptors crash the
+ * network process). The callbacks find their owner here instead. */
+static _Thread_local worker *loop_worker;
+static _Thread_local probe_listener *loop_probe;
+
 static void pause_listener(struct evconnlistener *l, struct event *resume)
 {
 	evconnlistener_disable(l);
@@ -176,9 +184,10 @@ static void pause_listener(struct evconnlistener *l, struct event *resume)
 	event_add(resume, &pause);
 }
 
-static void worker_accept_failed(struct evconnlistener *l, void *arg)
+static void worker_accept_failed(struct evconnlistener *l, void *http)
 {
-	worker *w = arg;
+	(void)http;
+	worker *w = loop_worker;
 	log_accept_failure("TLS listener", EVUTIL_SOCKET_ERROR());
 	w->accept_failing = 1;
 	pause_listener(l, w->accept_resume);
@@ -570,9 +579,19 @@ static void on_request(struct evhttp_request *req, void *arg)
 }
 
 /* A thread's event loop: a worker's, or the probe listener's. */
-static void *run_loop(void *base)
+static void *worker_loop(void *arg)
 {
-	event_base_dispatch(base);
+	worker *w = arg;
+	loop_worker = w;
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static void *probe_loop(void *arg)
+{
+	probe_listener *p = arg;
+	loop_probe = p;
+	event_base_dispatch(p->base);
 	return NULL;
 }
 
@@ -759,9 +778,10 @@ static struct bufferevent *new_probe_connection(struct event_base *base, void *a
 	return bev;
 }
 
-static void probe_accept_failed(struct evconnlistener *l, void *arg)
+static void probe_accept_failed(struct evconnlistener *l, void *http)
 {
-	probe_listener *p = arg;
+	(void)http;
+	probe_listener *p = loop_probe;
 	log_accept_failure("probe listener", EVUTIL_SOCKET_ERROR());
 	pause_listener(l, p->accept_resume);
 }
@@ -803,7 +823,7 @@ static cs_err probe_start(server *s, probe_listener *p)
 	if ((p->accept_resume = evtimer_new(p->base, probe_accept_resume, p)) == NULL)
 		return CS_E_NOMEM;
 	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(p->bound), probe_accept_failed);
-	if (pthread_create(&p->thread, NULL, run_loop, p->base) != 0)
+	if (pthread_create(&p->thread, NULL, probe_loop, p) != 0)
 		return CS_E_INTERNAL;
 	p->running = 1;
 	cs_log_info("probes (/healthz, /readyz) on plain HTTP at %s (server.health_listen)",
@@ -871,7 +891,8 @@ static cs_err reload_tls(server *s)
 		cs_log_error("SIGHUP: TLS reload failed (%s); keeping the current context", cs_strerror(r));
 		cs_audit_entry e = {.actor = "system", .role = "system", .action = "tls.reload",
 				    .object = s->app->cfg->tls.ca, .outcome = "failure",
-				    .error_code = cs_strerror(r)};
+				    /* a code, as access.reload's (docs/audit.md) */
+				    .error_code = r == CS_E_CONFIG ? "config_invalid" : "internal_error"};
 		if (cs_audit_record(s->app->audit, s->app->ledger, &e) != CS_OK)
 			cs_log_error("the failed TLS reload could not be audited");
 		return r;
@@ -1035,7 +1056,7 @@ cs_err cs_server_run(cs_server *s, cs_app *app)
 	app->read_gauges = read_gauges;
 	int started = 0;
 	for (; started < s->nworkers; started++)
-		if (pthread_create(&s->workers[started].thread, NULL, run_loop, s->workers[started].base) != 0)
+		if (pthread_create(&s->workers[started].thread, NULL, worker_loop, &s->workers[started]) != 0)
 			break;
 	cs_log_info("listening on %s with %d workers (TLS 1.3, client certificates required)",
 		    app->cfg->server.listen, started);

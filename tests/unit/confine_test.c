@@ -779,6 +779,40 @@ static void test_run_as(void **state)
 	cfg.server.user = "no-such-user-cs";
 	assert_int_equal(cs_confine_run_as(&cfg, &who, why, sizeof(why)), CS_E_CONFIG);
 	assert_string_equal(why, "server.user: no such user 'no-such-user-cs'");
+	/* a group without a user (the loader refuses it; a configuration made
+	 * otherwise is refused here too) */
+	cfg.server.user = NULL;
+	cfg.server.group = "nogroup";
+	assert_int_equal(cs_confine_run_as(&cfg, &who, why, sizeof(why)), CS_E_CONFIG);
+	assert_string_equal(why, "server.group is set without server.user");
+	/* no configuration, or nowhere to put the account */
+	assert_int_equal(cs_confine_run_as(NULL, &who, why, sizeof(why)), CS_E_INVALID_ARG);
+	assert_string_equal(why, "no configuration");
+	assert_int_equal(cs_confine_run_as(&cfg, NULL, why, sizeof(why)), CS_E_INVALID_ARG);
+}
+
+/* cs_confine_drop refuses what it must never do, before changing anything */
+static void test_drop_refusals(void **state)
+{
+	(void)state;
+	char why[256];
+	long bounding = status_field("CapBnd"), no_new_privs = status_field("NoNewPrivs");
+	assert_int_equal(cs_confine_drop(NULL, why, sizeof(why)), CS_E_INVALID_ARG);
+	assert_string_equal(why, "no account");
+	cs_run_as to_root;
+	memset(&to_root, 0, sizeof(to_root));
+	to_root.drop = 1;
+	to_root.uid = 0;
+	to_root.gid = 65534;
+	assert_int_equal(cs_confine_drop(&to_root, why, sizeof(why)), CS_E_INVALID_ARG);
+	assert_string_equal(why, "refusing to switch to uid 0 gid 65534");
+	to_root.uid = 65534;
+	to_root.gid = 0;
+	assert_int_equal(cs_confine_drop(&to_root, why, sizeof(why)), CS_E_INVALID_ARG);
+	assert_string_equal(why, "refusing to switch to uid 65534 gid 0");
+	/* nothing was dropped: the test still has what it started with */
+	assert_int_equal(status_field("CapBnd"), bounding);
+	assert_int_equal(status_field("NoNewPrivs"), no_new_privs);
 }
 
 /* Started unprivileged: nothing to switch; another account cannot be had. */
@@ -801,6 +835,25 @@ static int run_as_unprivileged(void *arg)
 	cfg.server.user = "root";
 	CHECK(cs_confine_run_as(&cfg, &who, why, sizeof(why)) == CS_E_CONFIG);
 	CHECK(strstr(why, "cannot switch") != NULL);
+	/* a group: the one we run as, or refused naming it */
+	cfg.server.user = "nobody";
+	const struct group *own = getgrgid(getegid());
+	CHECK(own != NULL);
+	char own_name[64];
+	snprintf(own_name, sizeof(own_name), "%s", own->gr_name);
+	cfg.server.group = own_name;
+	CHECK(cs_confine_run_as(&cfg, &who, why, sizeof(why)) == CS_OK && who.drop == 0);
+	cfg.server.group = "root";
+	CHECK(cs_confine_run_as(&cfg, &who, why, sizeof(why)) == CS_E_CONFIG);
+	CHECK(strstr(why, "server.group 'root' (gid 0): cannot switch to it") != NULL);
+	cfg.server.group = "no-such-group-cs";
+	CHECK(cs_confine_run_as(&cfg, &who, why, sizeof(why)) == CS_E_CONFIG);
+	CHECK(strcmp(why, "server.group: no such group 'no-such-group-cs'") == 0);
+	cfg.server.group = NULL;
+	cfg.server.user = "no-such-user-cs";
+	CHECK(cs_confine_run_as(&cfg, &who, why, sizeof(why)) == CS_E_CONFIG);
+	CHECK(strcmp(why, "server.user: no such user 'no-such-user-cs'") == 0);
+	cfg.server.user = "nobody";
 	/* the drop without a switch: capabilities and NoNewPrivs only */
 	who.drop = 0;
 	CHECK(cs_confine_drop(&who, why, sizeof(why)) == CS_OK);
@@ -1232,6 +1285,7 @@ int main(void)
 		cmocka_unit_test(test_process),
 		cmocka_unit_test(test_run_as),
 		cmocka_unit_test(test_run_as_unprivileged),
+		cmocka_unit_test(test_drop_refusals),
 		cmocka_unit_test(test_drop),
 		cmocka_unit_test(test_drop_caps),
 		cmocka_unit_test(test_key_account),

@@ -10,6 +10,7 @@
 
 #include "cs_log.h"
 #include "jose.h"
+#include "json_text.h"
 #include "ledger.h"
 #include "metrics.h"
 #include "service_internal.h"
@@ -59,8 +60,12 @@ static cs_err cert_status(cs_store *store, const char *cert_id, const char *jws,
 	if (r == CS_E_NOT_FOUND)
 		r = CS_OK;
 	const char *kid = NULL;
-	if (r == CS_OK && cs_jws_peek_header(jws, &header) == CS_OK &&
-	    (kid = json_string_value(json_object_get(header, "kid"))) != NULL)
+	/* out of memory reading the kid is a failure, never a status without
+	 * its key's (a compromised key's certificate would look sound) */
+	cs_err hr = r == CS_OK ? cs_jws_peek_header(jws, &header) : CS_E_INVALID_ARG;
+	if (hr == CS_E_NOMEM)
+		r = CS_E_NOMEM;
+	else if (hr == CS_OK && (kid = json_string_value(json_object_get(header, "kid"))) != NULL)
 		r = cs_store_key_info(store, kid, key_row, &s);
 	json_decref(header);
 	if (r == CS_OK && s.failed)
@@ -85,7 +90,15 @@ cs_err cs_service_cert_get(cs_service_req *rq, const char *cert_id, char **jws, 
 	char *j = NULL, *c = NULL;
 	if ((r = cs_ledger_cert_get(rq->store, cert_id, &j, &c)) != CS_OK)
 		return cs_service_fail(rq, r, NULL, "certificate");
-	json_t *claims = json_loads(c, 0, NULL);
+	/* exactly as stored: the scope decided on a character short is
+	 * another project's */
+	int nomem = 0;
+	json_t *claims = cs_json_load_exact(c, strlen(c), 0, &nomem);
+	if (claims == NULL && nomem) {
+		free(j);
+		free(c);
+		return cs_service_fail(rq, CS_E_NOMEM, NULL, "certificate");
+	}
 	const char *project = json_string_value(json_object_get(claims, "project"));
 	const char *environment = json_string_value(json_object_get(claims, "environment"));
 	cs_access_scope scope = {project, environment, NULL, NULL};
@@ -197,13 +210,24 @@ static void add_key(void *arg, const cs_key_info *k)
 		return;
 	}
 	b->ncand++;
-	json_t *jwk = k->jwk_json != NULL ? json_loads(k->jwk_json, 0, NULL) : NULL;
+	/* exactly as stored: never a key a character short (json_text.h) */
+	int nomem = 0;
+	json_t *jwk = k->jwk_json != NULL ? cs_json_load_exact(k->jwk_json, strlen(k->jwk_json), 0, &nomem) : NULL;
+	if (nomem) {
+		b->failed = 1;
+		return;
+	}
 	if (!json_is_object(jwk)) {
 		/* never published: no warrant holds for it (decided below) */
 		json_decref(jwk);
 		return;
 	}
-	json_t *x5c = k->x5c_json != NULL ? json_loads(k->x5c_json, 0, NULL) : NULL;
+	json_t *x5c = k->x5c_json != NULL ? cs_json_load_exact(k->x5c_json, strlen(k->x5c_json), 0, &nomem) : NULL;
+	if (nomem) {
+		json_decref(jwk);
+		b->failed = 1;
+		return;
+	}
 	if (k->x5c_json != NULL && !json_is_array(x5c))
 		/* the key matters more than its chain: published without it */
 		cs_log_error("the chain registered for signing key %s is not a JSON array: the JWKS omits its x5c",
@@ -368,6 +392,7 @@ typedef struct {
 	const char *profile;  /* the rollovers to keys of this profile; NULL: the others */
 	int recorded;         /* a key of that profile is recorded */
 	int failed;
+	int nomem;            /* out of memory (failed: a statement that is not one) */
 } rollover_build;
 
 static void collect_profile_key(void *arg, const cs_key_info *k)
@@ -394,8 +419,12 @@ static void add_rollover(void *arg, const cs_rollover_record *rec)
 	rollover_build *b = arg;
 	if (!rollover_of(b, rec->new_kid))
 		return;
-	json_t *statement = json_loads(rec->statement_json, JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_object(statement) || json_array_append(b->list, statement) != 0) {
+	int nomem = 0;
+	json_t *statement = cs_json_load_exact(rec->statement_json, strlen(rec->statement_json), JSON_REJECT_DUPLICATES,
+					       &nomem);
+	if (nomem || (json_is_object(statement) && json_array_append(b->list, statement) != 0)) {
+		b->nomem = 1;
+	} else if (!json_is_object(statement)) {
 		cs_log_error("the rollover statement of ceremony %s cannot be served: not a JSON object",
 			     rec->ceremony_id);
 		b->failed = 1;
@@ -407,7 +436,7 @@ cs_err cs_service_rollovers(cs_service_req *rq, const char *profile, json_t **do
 {
 	/* public by nature: no decision */
 	*doc = NULL;
-	rollover_build b = {json_array(), json_object(), profile, 0, 0};
+	rollover_build b = {json_array(), json_object(), profile, 0, 0, 0};
 	cs_err r = b.list != NULL && b.profile_keys != NULL ? cs_store_keys_info(rq->store, collect_profile_key, &b)
 							    : CS_E_NOMEM;
 	if (r == CS_OK && b.failed)
@@ -419,7 +448,9 @@ cs_err cs_service_rollovers(cs_service_req *rq, const char *profile, json_t **do
 	}
 	if (r == CS_OK)
 		r = cs_store_rollovers_each(rq->store, add_rollover, &b);
-	if (r == CS_OK && b.failed)
+	if (r == CS_OK && b.nomem)
+		r = CS_E_NOMEM;
+	else if (r == CS_OK && b.failed)
 		r = CS_E_STORE;
 	json_decref(b.profile_keys);
 	if (r == CS_OK && (*doc = json_pack("{s:o}", "rollovers", b.list)) == NULL)
@@ -568,26 +599,42 @@ cs_err cs_service_presets(cs_service_req *rq, json_t **doc)
 	cs_err r = cs_service_authorize(rq, CS_ACTION_PRESETS_READ, NULL);
 	if (r != CS_OK)
 		return r;
+	/* every part or nothing: a preset or a field lost to a failed
+	 * allocation is an error, never a shorter list (json_*_set_new and
+	 * json_array_append_new take their value even when they fail) */
 	json_t *list = json_array();
-	for (size_t i = 0; list != NULL && i < app->presets->count; i++) {
+	int ok = list != NULL;
+	for (size_t i = 0; ok && i < app->presets->count; i++) {
 		const cs_preset *p = &app->presets->items[i];
-		json_t *d = json_deep_copy(p->definition);
-		json_object_set_new(d, "sha256", json_string(p->sha256));
-		json_object_set_new(d, "source", json_string(p->source));
-		json_t *mins = json_object();
-		for (int t = 1; t <= CS_TYPE_PASSPHRASE; t <<= 1) {
+		json_t *d = json_deep_copy(p->definition), *mins = json_object();
+		ok = d != NULL && mins != NULL && json_object_set_new(d, "sha256", json_string(p->sha256)) == 0 &&
+		     json_object_set_new(d, "source", json_string(p->source)) == 0;
+		for (int t = 1; ok && t <= CS_TYPE_PASSPHRASE; t <<= 1) {
 			cs_plan_request q = {.type = t};
 			cs_plan plan;
 			char why[256];
-			if ((p->types & (unsigned)t) &&
-			    cs_preset_plan(p, app->wordlist, &q, &plan, why, sizeof(why)) == CS_OK)
-				json_object_set_new(mins, cs_type_name((cs_cred_type)t),
-						    json_integer(plan.min_length));
+			if ((p->types & (unsigned)t) == 0)
+				continue;
+			cs_err pr = cs_preset_plan(p, app->wordlist, &q, &plan, why, sizeof(why));
+			if (pr == CS_E_NOMEM)
+				ok = 0;
+			else if (pr == CS_OK)
+				ok = json_object_set_new(mins, cs_type_name((cs_cred_type)t),
+							 json_integer(plan.min_length)) == 0;
 		}
-		json_object_set_new(d, "enforced_min_length", mins);
-		json_array_append_new(list, d);
+		if (!ok) {
+			json_decref(mins);
+			json_decref(d);
+		} else if (json_object_set_new(d, "enforced_min_length", mins) != 0) {
+			ok = 0;
+			json_decref(d);
+		} else {
+			ok = json_array_append_new(list, d) == 0;
+		}
 	}
-	*doc = json_pack("{s:i, s:o}", "version", app->presets->version, "presets", list);
+	*doc = ok ? json_pack("{s:i, s:o}", "version", app->presets->version, "presets", list) : NULL;
+	if (!ok)
+		json_decref(list);
 	return *doc != NULL ? CS_OK : cs_service_fail(rq, CS_E_NOMEM, NULL, "presets");
 }
 

@@ -55,6 +55,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,7 +72,9 @@
 #include "cs_log.h"
 #include "jose.h"
 #include "ledger.h"
+#include "alloc_fail.h"
 #include "officer_pki.h"
+#include "privsep.h"
 #include "provider.h"
 #include "service.h"
 #include "test_support.h"
@@ -2174,6 +2178,265 @@ static int setup(void **state)
 	return cs_service_rules_start(&app, cfg) == CS_OK ? 0 : -1;
 }
 
+/* ---- reads when an allocation fails ------------------------------------------------ */
+
+typedef struct {
+	const char *name;
+	const char *caller;
+	cs_err (*call)(cs_service_req *rq, const void *arg, json_t **doc, char **text);
+	const void *arg;
+} read_case;
+
+static cs_err read_jwks(cs_service_req *rq, const void *arg, json_t **doc, char **text)
+{
+	(void)text;
+	return cs_service_jwks_doc(rq, arg, doc);
+}
+
+static cs_err read_rollovers(cs_service_req *rq, const void *arg, json_t **doc, char **text)
+{
+	(void)text;
+	return cs_service_rollovers(rq, arg, doc);
+}
+
+static cs_err read_presets(cs_service_req *rq, const void *arg, json_t **doc, char **text)
+{
+	(void)arg;
+	(void)text;
+	return cs_service_presets(rq, doc);
+}
+
+static cs_err read_policy(cs_service_req *rq, const void *arg, json_t **doc, char **text)
+{
+	(void)text;
+	return cs_service_policy(rq, arg, doc);
+}
+
+/* Set by a read that disarms itself (its own allocations after the
+ * service's must not fail): whether an allocation failed; -1: none did so. */
+static int read_fired = -1;
+
+/* The certificate, its claims and its status in one document. */
+static cs_err read_certificate(cs_service_req *rq, const void *arg, json_t **doc, char **text)
+{
+	char *claims = NULL;
+	cs_cert_status st;
+	memset(&st, 0xa5, sizeof(st));
+	cs_err r = cs_service_cert_get(rq, arg, text, &claims, &st);
+	read_fired = af_disarm();
+	if (r == CS_OK) {
+		*doc = json_pack("{s:s, s:b, s:s?}", "claims", claims, "revoked", st.revoked, "key_status",
+				 st.key_status);
+	} else {
+		assert_null(*text);
+		assert_null(claims);
+		memset(&st, 0, sizeof(st)); /* what a failed read left is not ours to free */
+	}
+	free(claims);
+	cs_cert_status_free(&st);
+	return r;
+}
+
+/* One read with the 1st, 2nd, ... allocation failing, until a run in
+ * which none failed: a run that failed one answers an error (out of
+ * memory, internal or store: a 5xx, never a partial document) and returns
+ * nothing, or answers exactly what the read answers without failure; the
+ * run without failure answers that too (nothing cached on the way was
+ * left wrong). */
+static void sweep_read(const read_case *rc)
+{
+	cs_caller c = who(rc->caller);
+	cs_service_req rq;
+	json_t *want = NULL, *doc = NULL;
+	char *want_text = NULL, *text = NULL;
+	begin(&rq, &c, rc->name);
+	cs_err want_r = rc->call(&rq, rc->arg, &want, &want_text);
+	cs_service_end(&rq);
+	if (want_r != CS_OK)
+		fail_msg("%s: %s (%s)", rc->name, cs_strerror(want_r), rq.problem.message);
+	unsigned long failed = 0;
+	for (unsigned long n = 1;; n++) {
+		if (n > 20000)
+			fail_msg("%s: still allocating after 20000 runs", rc->name);
+		doc = NULL;
+		text = NULL;
+		begin(&rq, &c, rc->name);
+		af_arm(n, 0);
+		cs_err r = rc->call(&rq, rc->arg, &doc, &text);
+		int fired = af_disarm();
+		if (read_fired >= 0) {
+			fired = read_fired;
+			read_fired = -1;
+		}
+		if (fired && r != CS_OK) {
+			if (r != CS_E_NOMEM && r != CS_E_INTERNAL && r != CS_E_STORE)
+				fail_msg("%s, allocation %lu failing: %s", rc->name, n, cs_strerror(r));
+			assert_null(doc);
+			assert_null(text);
+			assert_int_not_equal(rq.problem.message[0], '\0');
+			failed++;
+		} else {
+			if (r != CS_OK)
+				fail_msg("%s, allocation %lu: %s without a failure", rc->name, n, cs_strerror(r));
+			if ((want != NULL && !json_equal(doc, want)) ||
+			    (want_text != NULL && (text == NULL || strcmp(text, want_text) != 0))) {
+				char *got = doc != NULL ? json_dumps(doc, JSON_SORT_KEYS) : NULL;
+				fail_msg("%s, allocation %lu failing: a different answer: %s", rc->name, n,
+					 got != NULL ? got : text != NULL ? text : "(none)");
+			}
+		}
+		json_decref(doc);
+		free(text);
+		cs_service_end(&rq);
+		if (!fired)
+			break;
+	}
+	assert_true(failed > 0);
+	json_decref(want);
+	free(want_text);
+}
+
+/* Public and granted reads under allocation failure (alloc_fail.h): the
+ * JWKS (whose published-key cache must not keep what a failed read left),
+ * rollover statements, presets, the policy, a certificate with its status. */
+static void test_reads_under_allocation_failure(void **state)
+{
+	(void)state;
+	/* a revoked certificate (test_the_revocation_list): its status has the most to read */
+	char cert_id[23] = "";
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_open(cfg->store.path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT cert_id FROM cert_revocations LIMIT 1", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(cert_id, sizeof(cert_id), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	cs_policy_input in = {.presets = {preset("pci-dss-4"), preset("soc2")}, .count = 2};
+	const read_case cases[] = {
+		{"jwks.read", "stranger", read_jwks, NULL},
+		{"rollovers.read", "stranger", read_rollovers, NULL},
+		{"presets.read", "ci", read_presets, NULL},
+		{"policy.read", "auditor", read_policy, &in},
+		{"cert.read", "auditor", read_certificate, cert_id},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		sweep_read(&cases[i]);
+}
+
+/* ---- the control channel's receiver (privsep.h) ----------------------------------- */
+
+/* Whether the read end of a pipe sees its end within 5 s: every copy of
+ * the write end was closed. */
+static int pipe_ended(int rd)
+{
+	struct pollfd p = {.fd = rd, .events = POLLIN};
+	char c;
+	return poll(&p, 1, 5000) == 1 && read(rd, &c, 1) == 0;
+}
+
+/* Send one control message, with fd (when >= 0) as SCM_RIGHTS. */
+static void send_control(int sock, const void *msg, size_t len, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	assert_int_equal(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* Wait (5 s at most) until keyproc.restart has want entries. */
+static action_count restarts_reach(int want)
+{
+	action_count c = entries_of("keyproc.restart");
+	for (int i = 0; i < 500 && c.count < want; i++) {
+		usleep(10000);
+		c = entries_of("keyproc.restart");
+	}
+	return c;
+}
+
+/* A malformed control message (an unknown kind, a reason with a control
+ * byte, no descriptor, an empty message) is ignored: its descriptors are
+ * closed and nothing is audited; a well-formed one is audited as
+ * keyproc.restart with its reason even when its channels cannot be used
+ * (here: the token is not a remote one), and its descriptors are closed.
+ * The supervisor gone (the peer closed), the receiver ends; stopping it
+ * then still joins it. */
+static void test_the_control_channel(void **state)
+{
+	(void)state;
+	int pair[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+	cs_privsep_receiver *rx = NULL;
+	assert_int_equal(cs_privsep_receiver_start(pair[1], app.token, &app, &rx), CS_OK);
+	assert_non_null(rx);
+	int before = entries_of("keyproc.restart").count;
+
+	unsigned char ok[4 + CS_PRIVSEP_REASON_MAX] = {0};
+	size_t oklen = cs_privsep_control_encode("key process pid 42 killed by signal SIGKILL", ok, sizeof(ok));
+	assert_true(oklen > 4);
+	unsigned char kind[64], ctl[64];
+	memcpy(kind, ok, oklen < sizeof(kind) ? oklen : sizeof(kind));
+	kind[3] = 2; /* an unknown kind */
+	memcpy(ctl, ok, sizeof(ctl));
+	ctl[10] = '\n';
+	const struct {
+		const unsigned char *msg;
+		size_t len;
+		int with_fd;
+	} bad[] = {{kind, 20, 1}, {ctl, 20, 1}, {ok, 3, 1}, {ok, oklen, 0}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int p[2];
+		assert_int_equal(pipe(p), 0);
+		send_control(pair[0], bad[i].msg, bad[i].len, bad[i].with_fd ? p[1] : -1);
+		close(p[1]);
+		if (bad[i].with_fd && !pipe_ended(p[0]))
+			fail_msg("message %zu: its descriptor was kept", i);
+		close(p[0]);
+	}
+	/* the malformed ones are behind us: a well-formed one is handled after them */
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	send_control(pair[0], ok, oklen, p[1]);
+	close(p[1]);
+	assert_true(pipe_ended(p[0])); /* the token refused them and closed them */
+	close(p[0]);
+	action_count c = restarts_reach(before + 1);
+	assert_int_equal(c.count, before + 1);
+	assert_string_equal(c.last_outcome, "failure");
+	assert_string_equal(c.last_object, "key process");
+	assert_string_equal(c.last_code, "key process pid 42 killed by signal SIGKILL");
+
+	/* the supervisor gone: the receiver returns; stop joins it */
+	close(pair[0]);
+	usleep(50000);
+	cs_privsep_receiver_stop(rx);
+	assert_int_equal(entries_of("keyproc.restart").count, before + 1);
+
+	/* stopped while waiting */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+	assert_int_equal(cs_privsep_receiver_start(pair[1], app.token, &app, &rx), CS_OK);
+	cs_privsep_receiver_stop(rx);
+	char byte;
+	assert_int_equal(read(pair[0], &byte, 1), 0); /* its end was closed */
+	close(pair[0]);
+	cs_privsep_receiver_stop(NULL);
+}
+
 /* ---- the audit log cannot be written ----------------------------------------------- */
 
 /* The rows of a table of the store. */
@@ -2512,6 +2775,7 @@ static int teardown(void **state)
 
 int main(void)
 {
+	af_install(0);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_generate_within_the_grant),
 		cmocka_unit_test(test_generate_outside_the_grant),
@@ -2522,6 +2786,7 @@ int main(void)
 		cmocka_unit_test(test_admit_before_the_scope),
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_the_audit_log_cannot_be_written),
+		cmocka_unit_test(test_the_control_channel),
 		cmocka_unit_test(test_reload_warns_of_signing_changes),
 		cmocka_unit_test(test_node_id_taken_stops_the_node),
 		cmocka_unit_test(test_reload_swaps_rules),
@@ -2536,6 +2801,7 @@ int main(void)
 		cmocka_unit_test(test_bootstrap_after_another_key),
 		cmocka_unit_test(test_forward_only),
 		cmocka_unit_test(test_the_revocation_list),
+		cmocka_unit_test(test_reads_under_allocation_failure),
 		cmocka_unit_test(test_rollover_statements), /* leaves a bad statement */
 		cmocka_unit_test(test_the_first_key_of_a_store),
 		cmocka_unit_test(test_the_jwks_withholds_forged_keys), /* leaves forged keys: last */

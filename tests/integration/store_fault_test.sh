@@ -13,6 +13,8 @@ STATE=${2:?}
 SOFTHSM=${3:?}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=sqlite_lock.sh
+. "$(dirname "$0")/sqlite_lock.sh" # lock_on, lock_off: the write lock held
 it_token store_fault || exit 1
 
 EXTRA_SERVER='' it_setup store_fault || exit 1
@@ -62,27 +64,6 @@ fault_cycle() {
 }
 
 # ---- the write lock held past the write timeout ------------------------------------
-lock_on() {
-	rm -f "$work/release" "$work/locked"
-	python3 - "$db" "$work/locked" "$work/release" <<'PY' &
-import os, sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")  # the write lock (readers still read: WAL)
-open(sys.argv[2], "w").close()
-for _ in range(600):  # at most a minute
-    if os.path.exists(sys.argv[3]):
-        break
-    time.sleep(0.05)
-db.execute("ROLLBACK")
-PY
-	locker=$!
-	for _ in $(seq 100); do
-		[ -e "$work/locked" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-lock_off() { touch "$work/release"; wait "$locker"; }
 check "lock held past audit.write_timeout_ms: /readyz 503 store_unavailable, then 200 when released" \
 	fault_cycle "the lock is held" lock_on lock_off
 # each change of the store's state is logged once

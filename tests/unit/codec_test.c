@@ -17,6 +17,7 @@
 
 #include "ec_util.h"
 #include "jose.h"
+#include "test_support.h"
 
 static void test_b64url_vectors(void **state)
 {
@@ -116,21 +117,6 @@ static void test_b64url_only_canonical(void **state)
 	}
 }
 
-/* ES256 in software, for a JWS the tests can tamper with. */
-static cs_err soft_sign(void *ctx, const uint8_t *input, size_t len, uint8_t raw[64])
-{
-	EVP_PKEY *key = ctx;
-	uint8_t der[80];
-	size_t der_len = sizeof(der);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	cs_err r = CS_E_CRYPTO;
-	if (md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-	    EVP_DigestSign(md, der, &der_len, input, len) == 1)
-		r = cs_ecdsa_der_to_raw(der, der_len, raw);
-	EVP_MD_CTX_free(md);
-	return r;
-}
-
 static void write_text(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -170,7 +156,7 @@ static void test_jws_signature_with_sibling_last_character_fails(void **state)
 	assert_non_null(header);
 	assert_non_null(claims);
 	char *jws = NULL;
-	assert_int_equal(cs_jws_es256_sign(header, claims, soft_sign, key, &jws), CS_OK);
+	assert_int_equal(cs_jws_es256_sign(header, claims, ts_soft_sign, key, &jws), CS_OK);
 	json_t *h = NULL, *p = NULL;
 	assert_int_equal(cs_jws_es256_verify(jws, key, &h, &p), CS_OK);
 	json_decref(h);

@@ -36,19 +36,9 @@
 
 #include "ec_util.h"
 #include "jose.h"
+#include "test_support.h"
 
 static EVP_PKEY *key, *other;
-
-static cs_err soft_sign(void *ctx, const uint8_t *input, size_t len, uint8_t raw[64])
-{
-	uint8_t der[80];
-	size_t der_len = sizeof(der);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int ok = md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, ctx) == 1 &&
-		 EVP_DigestSign(md, der, &der_len, input, len) == 1;
-	EVP_MD_CTX_free(md);
-	return ok ? cs_ecdsa_der_to_raw(der, der_len, raw) : CS_E_CRYPTO;
-}
 
 /* The DER ECDSA signature of input by key. */
 static size_t der_sign(const char *input, uint8_t der[80])
@@ -100,7 +90,7 @@ static char *es256_signed(const char *header, const char *payload)
 {
 	char *input = signing_input(header, payload);
 	uint8_t raw[64];
-	assert_int_equal(soft_sign(key, (const uint8_t *)input, strlen(input), raw), CS_OK);
+	assert_int_equal(ts_soft_sign(key, (const uint8_t *)input, strlen(input), raw), CS_OK);
 	char *jws = with_signature(input, raw, sizeof(raw));
 	free(input);
 	return jws;
@@ -331,7 +321,7 @@ static void test_sign_failure_makes_nothing(void **state)
 	char *jws = (char *)1;
 	assert_int_equal(cs_jws_es256_sign(header, payload, failing_sign, NULL, &jws), CS_E_TOKEN_UNAVAILABLE);
 	assert_null(jws);
-	assert_int_equal(cs_jws_es256_sign(header, payload, soft_sign, key, &jws), CS_OK);
+	assert_int_equal(cs_jws_es256_sign(header, payload, ts_soft_sign, key, &jws), CS_OK);
 	assert_int_equal(verify(jws, key), CS_OK);
 	free(jws);
 	json_decref(header);

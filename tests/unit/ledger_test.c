@@ -84,6 +84,7 @@
 #include "audit_verify.h"
 #include "ledger.h"
 #include "store.h"
+#include "test_support.h"
 
 static char dir[512];
 static int db_counter;
@@ -97,38 +98,6 @@ static void sleep_ms(long ms)
 {
 	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
 	nanosleep(&t, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static sqlite3 *raw_open(const char *path)
-{
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
-static void raw_exec(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg != NULL ? msg : "?");
-}
-
-static int64_t raw_count(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int64_t n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
 }
 
 static cs_audit_entry entry(const char *action)
@@ -261,11 +230,11 @@ static void test_concurrent_submitters(void **state)
 	assert_int_equal(st.jobs, jobs + 1); /* and the key */
 	assert_true(st.commits < st.jobs);
 	assert_int_equal(st.queued, 0);
-	sqlite3 *raw = raw_open(path);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM certificates"), THREADS * ROUNDS);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM generation_sessions WHERE cert_id IS NOT NULL"),
+	sqlite3 *raw = ts_sqlite_open(path);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM certificates"), THREADS * ROUNDS);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM generation_sessions WHERE cert_id IS NOT NULL"),
 			 THREADS * ROUNDS);
-	assert_int_equal(raw_count(raw, "SELECT max(seq) - min(seq) + 1 - count(*) FROM audit_log"), 0);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT max(seq) - min(seq) + 1 - count(*) FROM audit_log"), 0);
 	sqlite3_close(raw);
 	verify_chain(path, THREADS * ROUNDS * 3);
 }
@@ -318,12 +287,12 @@ static void test_one_certify_wins(void **state)
 	cs_ledger_close(l);
 	assert_int_equal(won, 1);
 	assert_int_equal(used, THREADS - 1);
-	sqlite3 *raw = raw_open(path);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM certificates"), 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE action = 'certify'"), 1);
+	sqlite3 *raw = ts_sqlite_open(path);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM certificates"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log WHERE action = 'certify'"), 1);
 	/* the certificate is the one the session names */
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM certificates c JOIN generation_sessions s "
-					"ON s.cert_id = c.id WHERE s.id = 'contested'"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM certificates c JOIN generation_sessions s "
+					    "ON s.cert_id = c.id WHERE s.id = 'contested'"), 1);
 	sqlite3_close(raw);
 	verify_chain(path, 2);
 }
@@ -371,8 +340,8 @@ static void test_batch_groups_and_failure_rolls_back_alone(void **state)
 
 	/* another process holds the write lock: the writer waits on it with
 	 * the first write, the others queue up behind */
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "BEGIN IMMEDIATE");
+	sqlite3 *raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "BEGIN IMMEDIATE");
 	enum { N = 32 };
 	one_job jobs[N];
 	pthread_t t[N];
@@ -386,7 +355,7 @@ static void test_batch_groups_and_failure_rolls_back_alone(void **state)
 			wait_writer(l, 1, 0); /* the writer took it */
 	}
 	wait_writer(l, 1, N - 1);
-	raw_exec(raw, "ROLLBACK");
+	ts_sqlite_exec(raw, "ROLLBACK");
 	for (int i = 0; i < N; i++)
 		pthread_join(t[i], NULL);
 	cs_ledger_get_stats(l, &after);
@@ -409,10 +378,10 @@ static void test_batch_groups_and_failure_rolls_back_alone(void **state)
 	}
 	/* 31 entries after the 3 before; the failed one took no seq */
 	assert_int_equal(last_seq, 3 + N - 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM certificates"), 2); /* cert-0, j-20 */
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM certificates WHERE id = 'j-10'"), 0);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE object = 'j-10'"), 0);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM generation_sessions WHERE id LIKE 'j-%'"), 16);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM certificates"), 2); /* cert-0, j-20 */
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM certificates WHERE id = 'j-10'"), 0);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log WHERE object = 'j-10'"), 0);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM generation_sessions WHERE id LIKE 'j-%'"), 16);
 	sqlite3_close(raw);
 	for (int i = 0; i < N; i++)
 		free((char *)jobs[i].id);
@@ -428,33 +397,33 @@ static void test_deadline(void **state)
 	char path[600];
 	new_db(path, sizeof(path));
 	cs_ledger *l = open_ledger(path, 300, 1);
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "BEGIN IMMEDIATE");
+	sqlite3 *raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "BEGIN IMMEDIATE");
 	/* one write waiting on the lock, three queued behind it */
 	one_job jobs[4];
 	pthread_t t[4];
-	int64_t t0 = mono_ms();
+	int64_t t0 = ts_mono_ms();
 	for (int i = 0; i < 4; i++) {
 		jobs[i] = (one_job){.l = l, .kind = i % 2, .id = i == 1 ? "late-1" : "late-3"};
 		assert_int_equal(pthread_create(&t[i], NULL, run_one, &jobs[i]), 0);
 	}
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
-	int64_t took = mono_ms() - t0;
+	int64_t took = ts_mono_ms() - t0;
 	print_message("4 writes failed within %lld ms (write timeout 300 ms)\n", (long long)took);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(jobs[i].result, CS_E_STORE);
 	assert_true(took >= 250 && took < 2000);
 	assert_int_equal(cs_ledger_write_health(l, 60000), CS_E_STORE);
 	/* answered means done: released now, none of them is written later */
-	raw_exec(raw, "ROLLBACK");
+	ts_sqlite_exec(raw, "ROLLBACK");
 	cs_audit_entry e = entry("after");
 	assert_int_equal(cs_ledger_audit_append(l, &e), CS_OK);
 	assert_int_equal(e.seq, 1);
 	assert_int_equal(cs_ledger_write_health(l, 60000), CS_OK);
 	cs_ledger_close(l);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log"), 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM generation_sessions"), 0);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM generation_sessions"), 0);
 	sqlite3_close(raw);
 }
 
@@ -482,11 +451,11 @@ static void test_rules_without_thread(void **state)
 	assert_int_equal(cs_ledger_key_put(l, "k2", "u2", "{}", "active", &changed, &e), CS_OK);
 	assert_int_equal(changed, 1);
 	assert_int_equal(e.seq, 3); /* after k1's retirement */
-	sqlite3 *raw = raw_open(path);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'k2' AND status = 'active'"), 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE seq = 2 AND action = 'key.retire' "
-					"AND object = 'k1'"), 1);
+	sqlite3 *raw = ts_sqlite_open(path);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'k2' AND status = 'active'"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log WHERE seq = 2 AND action = 'key.retire' "
+					    "AND object = 'k1'"), 1);
 
 	/* pruning: only sessions never certified and expired */
 	cs_gen_session old1 = session("old-1"), old2 = session("old-2"), fresh = session("fresh");
@@ -498,7 +467,7 @@ static void test_rules_without_thread(void **state)
 	int64_t removed = 0;
 	assert_int_equal(cs_ledger_sessions_prune(l, 2000, &removed), CS_OK);
 	assert_int_equal(removed, 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM generation_sessions"), 2);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM generation_sessions"), 2);
 	/* and the claims, read with the rules */
 	cs_store *s = NULL;
 	char *claims = NULL;
@@ -547,7 +516,7 @@ static void test_retired_key_never_active_again(void **state)
 	e.object = "kB";
 	assert_int_equal(cs_ledger_key_put(l, "kB", "uB", "{}", "active", &changed, &e), CS_OK);
 	assert_int_equal(changed, 1);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	char retired_at[32] = "";
 	sqlite3_stmt *st = NULL;
 	assert_int_equal(sqlite3_prepare_v2(raw, "SELECT ts FROM audit_log WHERE action = 'key.retire' AND "
@@ -555,7 +524,7 @@ static void test_retired_key_never_active_again(void **state)
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	snprintf(retired_at, sizeof(retired_at), "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log"), 3);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log"), 3);
 
 	/* the check says why, naming the kid, its state and since when */
 	char why[160], expect[160];
@@ -578,12 +547,12 @@ static void test_retired_key_never_active_again(void **state)
 		assert_int_equal(e.seq, 0); /* no audit entry */
 		assert_int_equal(cs_ledger_key_put(l, "kA", "uA", "{}", "pending", &changed, NULL),
 				 CS_E_KEY_FORBIDDEN);
-		assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log"), 3);
-		assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 1);
-		assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kB' AND "
-						"status = 'active'"), 1);
-		assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kA' AND "
-						"status = 'retired' AND uri = 'uA'"), 1);
+		assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log"), 3);
+		assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 1);
+		assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kB' AND "
+						    "status = 'active'"), 1);
+		assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kA' AND "
+						    "status = 'retired' AND uri = 'uA'"), 1);
 	}
 	/* retired -> compromised is allowed; compromised never becomes active */
 	e = entry("key.compromise");
@@ -594,7 +563,7 @@ static void test_retired_key_never_active_again(void **state)
 	assert_int_equal(cs_ledger_key_put(l, "kA", "uA", "{}", "retired", &changed, NULL), CS_E_KEY_FORBIDDEN);
 	assert_int_equal(cs_ledger_key_check(l, "kA", "active", why, sizeof(why)), CS_E_KEY_FORBIDDEN);
 	assert_non_null(strstr(why, "key kA is compromised (since "));
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kB' AND status = 'active'"),
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kB' AND status = 'active'"),
 			 1);
 	sqlite3_close(raw);
 	cs_ledger_close(l);
@@ -823,7 +792,7 @@ static void refused(cs_ledger *l, sqlite3 *raw, const char *id, const char *acti
 
 static int64_t audit_count(sqlite3 *raw)
 {
-	return raw_count(raw, "SELECT count(*) FROM audit_log");
+	return ts_sqlite_int(raw, "SELECT count(*) FROM audit_log");
 }
 
 static void test_pending_and_bootstrap(void **state)
@@ -833,7 +802,7 @@ static void test_pending_and_bootstrap(void **state)
 	new_db(path, sizeof(path));
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	int ever = 1, changed = 0;
@@ -956,7 +925,7 @@ static void test_activate_ceremony(void **state)
 	new_db(path, sizeof(path));
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	int changed = 0;
@@ -1038,9 +1007,9 @@ static void test_activate_ceremony(void **state)
 	refused(l, raw, "cer_x2", "activate", "kX", "kB", CS_E_KEY_FORBIDDEN);
 	/* and the up-to-date rollover goes through */
 	assert_int_equal(execute(l, "cer_c", "activate", "kC", "kB", &e), CS_OK);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kB' AND status = 'retired' "
-					"AND retired_ceremony = 'cer_c'"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'kB' AND status = 'retired' "
+					    "AND retired_ceremony = 'cer_c'"), 1);
 	/* rollovers, oldest first */
 	r = raw_text(raw, "SELECT group_concat(ceremony_id || ':' || old_kid || '>' || new_kid, ',') FROM "
 			  "(SELECT * FROM key_rollovers ORDER BY id)");
@@ -1134,12 +1103,12 @@ static void test_execute_once(void **state)
 		assert_int_equal(closed, RACERS - 1);
 	}
 	cs_ledger_close(l);
-	sqlite3 *raw = raw_open(path);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM key_rollovers"), ROUNDS_X);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE action = 'ceremony.execute'"), ROUNDS_X);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE action = 'key.activate'"), ROUNDS_X + 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE status = 'retired'"), ROUNDS_X);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'k8' AND status = 'active'"), 1);
+	sqlite3 *raw = ts_sqlite_open(path);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM key_rollovers"), ROUNDS_X);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log WHERE action = 'ceremony.execute'"), ROUNDS_X);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log WHERE action = 'key.activate'"), ROUNDS_X + 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE status = 'retired'"), ROUNDS_X);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE kid = 'k8' AND status = 'active'"), 1);
 	int64_t entries = audit_count(raw);
 	sqlite3_close(raw);
 	verify_chain(path, entries);
@@ -1154,7 +1123,7 @@ static void test_no_certificate_under_compromised_key(void **state)
 	new_db(path, sizeof(path));
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	int changed = 0;
 	cs_audit_entry e;
 	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
@@ -1165,9 +1134,9 @@ static void test_no_certificate_under_compromised_key(void **state)
 	assert_int_equal(ceremony(l, "cer_x1", "compromise", "kA", NULL), CS_OK);
 	cs_audit_entry c = entry("certify");
 	assert_int_equal(cs_ledger_certify(l, "s-2", "c-2", "kA", "h.eyJhIjoxfQ.s", 1, &c), CS_E_NO_ACTIVE_KEY);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM certificates"), 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM generation_sessions WHERE id = 's-2' AND cert_id IS NULL"), 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE action = 'certify'"), 0);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM certificates"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM generation_sessions WHERE id = 's-2' AND cert_id IS NULL"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log WHERE action = 'certify'"), 0);
 	sqlite3_close(raw);
 	cs_ledger_close(l);
 }
@@ -1179,7 +1148,7 @@ static void test_retire_compromise_destroy(void **state)
 	new_db(path, sizeof(path));
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	int changed = 0;
 	cs_audit_entry e;
 	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
@@ -1324,7 +1293,7 @@ static void test_ceremony_approvals_and_expiry(void **state)
 	new_db(path, sizeof(path));
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	cs_audit_entry e;
 	int changed = 0;
 	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
@@ -1433,7 +1402,7 @@ static void test_clock_set_back(void **state)
 	new_db(path, sizeof(path));
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	cs_audit_entry e;
 	int changed = 0;
 	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
@@ -1520,7 +1489,7 @@ static void test_revocations(void **state)
 	char path[600];
 	new_db(path, sizeof(path));
 	cs_ledger *l = open_ledger(path, 2000, 0);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	const char *certs[] = {"c-a", "c-b", "c-c", "c-d"};
 	for (int i = 0; i < 4; i++) {
 		char sid[16];
@@ -1603,8 +1572,8 @@ static void test_revocations(void **state)
 	revocations_seen rs = {0};
 	assert_int_equal(cs_store_revocations_each(s, see_revocation, &rs), CS_OK);
 	assert_int_equal(rs.n, 4);
-	char *ts_a = audit_ts(raw, raw_count(raw, "SELECT seq FROM audit_log WHERE action = 'cert.revoke' AND "
-						  "object = 'c-a'"));
+	char *ts_a = audit_ts(raw, ts_sqlite_int(raw, "SELECT seq FROM audit_log WHERE action = 'cert.revoke' AND "
+						      "object = 'c-a'"));
 	/* c-b and c-c at the times given (no audit entry); c-a and c-d at their entries' */
 	rev_expect expect[4] = {{"2026-02-01T00:00:00.000Z", ""}, {"2026-03-01T00:00:00.000Z", ""}, {"", ""}, {"", ""}};
 	snprintf(expect[0].line, 160, "c-b 2026-02-01T00:00:00.000Z key compromise local:alice -");
@@ -1677,7 +1646,7 @@ static void test_key_put_records_dates(void **state)
 	new_db(path, sizeof(path));
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	int changed = 0;
 	cs_audit_entry e1 = entry("key.activate"), e2 = entry("key.activate");
 	e1.object = "k1";
@@ -1715,50 +1684,50 @@ static void test_migration_from_v6(void **state)
 	(void)state;
 	char path[600];
 	new_db(path, sizeof(path));
-	sqlite3 *old = raw_open(path);
-	raw_exec(old,
-		 "CREATE TABLE generation_sessions (id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,"
-		 "  expires_ms INTEGER NOT NULL, cert_sha256 TEXT NOT NULL, cert_id TEXT UNIQUE);"
-		 "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, uri TEXT NOT NULL, jwk_json TEXT NOT NULL,"
-		 "  status TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
-		 "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, node TEXT NOT NULL,"
-		 "  actor TEXT NOT NULL, actor_cert_sha256 TEXT, role TEXT NOT NULL, action TEXT NOT NULL, object TEXT,"
-		 "  project TEXT, environment TEXT, outcome TEXT NOT NULL, error_code TEXT, request_id TEXT,"
-		 "  prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL);"
-		 "CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL,"
-		 "  last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL, ts TEXT NOT NULL, node TEXT NOT NULL,"
-		 "  kind TEXT NOT NULL, jws TEXT NOT NULL);"
-		 "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
-		 "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
-		 "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
-		 "  WHEN OLD.seq > (SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints WHERE kind = 'purge')"
-		 "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
-		 "CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints"
-		 "  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
-		 "CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints"
-		 "  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
-		 "CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms)"
-		 "  WHERE cert_id IS NULL;"
-		 "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL);"
-		 "CREATE TABLE store_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-		 "INSERT INTO store_meta (name, value) VALUES ('audit_ts_ordered_from_seq', 1);"
-		 "CREATE TABLE session_claims (id INTEGER PRIMARY KEY,"
-		 "  session_id TEXT NOT NULL UNIQUE REFERENCES generation_sessions(id), claims_json TEXT NOT NULL);"
-		 "CREATE TABLE certificates (id TEXT PRIMARY KEY,"
-		 "  session_id TEXT NOT NULL UNIQUE REFERENCES generation_sessions(id),"
-		 "  kid TEXT NOT NULL REFERENCES signing_keys(kid), header TEXT NOT NULL, claims_json TEXT NOT NULL,"
-		 "  signature TEXT NOT NULL, created_ms INTEGER NOT NULL);"
-		 "CREATE INDEX audit_checkpoints_last ON audit_checkpoints(last_seq);"
-		 "CREATE INDEX audit_checkpoints_kind_last ON audit_checkpoints(kind, last_seq);"
-		 "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at) VALUES"
-		 "  ('kA', 'uA', '{}', 'retired', '2025-01-01T00:00:00.000Z'),"
-		 "  ('kB', 'uB', '{}', 'compromised', '2025-01-02T00:00:00.000Z'),"
-		 "  ('kC', 'uC', '{}', 'active', '2025-01-03T00:00:00.000Z'),"
-		 "  ('kD', 'uD', '{}', 'pending', '2025-01-04T00:00:00.000Z'),"
-		 "  ('kE', 'uE', '{}', 'retired', '2025-01-05T00:00:00.000Z');"
-		 "INSERT INTO generation_sessions VALUES ('s1', 1, 9e15, 'ab', 'c1');"
-		 "INSERT INTO certificates VALUES ('c1', 's1', 'kA', 'h', '{\"a\":1}', 's', 1);"
-		 "PRAGMA user_version = 6;");
+	sqlite3 *old = ts_sqlite_open(path);
+	ts_sqlite_exec(old,
+		       "CREATE TABLE generation_sessions (id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,"
+		       "  expires_ms INTEGER NOT NULL, cert_sha256 TEXT NOT NULL, cert_id TEXT UNIQUE);"
+		       "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, uri TEXT NOT NULL, jwk_json TEXT NOT NULL,"
+		       "  status TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+		       "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, node TEXT NOT NULL,"
+		       "  actor TEXT NOT NULL, actor_cert_sha256 TEXT, role TEXT NOT NULL, action TEXT NOT NULL, object TEXT,"
+		       "  project TEXT, environment TEXT, outcome TEXT NOT NULL, error_code TEXT, request_id TEXT,"
+		       "  prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL);"
+		       "CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL,"
+		       "  last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL, ts TEXT NOT NULL, node TEXT NOT NULL,"
+		       "  kind TEXT NOT NULL, jws TEXT NOT NULL);"
+		       "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+		       "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+		       "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+		       "  WHEN OLD.seq > (SELECT coalesce(max(last_seq), 0) FROM audit_checkpoints WHERE kind = 'purge')"
+		       "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+		       "CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints"
+		       "  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
+		       "CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints"
+		       "  BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
+		       "CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms)"
+		       "  WHERE cert_id IS NULL;"
+		       "CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL);"
+		       "CREATE TABLE store_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+		       "INSERT INTO store_meta (name, value) VALUES ('audit_ts_ordered_from_seq', 1);"
+		       "CREATE TABLE session_claims (id INTEGER PRIMARY KEY,"
+		       "  session_id TEXT NOT NULL UNIQUE REFERENCES generation_sessions(id), claims_json TEXT NOT NULL);"
+		       "CREATE TABLE certificates (id TEXT PRIMARY KEY,"
+		       "  session_id TEXT NOT NULL UNIQUE REFERENCES generation_sessions(id),"
+		       "  kid TEXT NOT NULL REFERENCES signing_keys(kid), header TEXT NOT NULL, claims_json TEXT NOT NULL,"
+		       "  signature TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+		       "CREATE INDEX audit_checkpoints_last ON audit_checkpoints(last_seq);"
+		       "CREATE INDEX audit_checkpoints_kind_last ON audit_checkpoints(kind, last_seq);"
+		       "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at) VALUES"
+		       "  ('kA', 'uA', '{}', 'retired', '2025-01-01T00:00:00.000Z'),"
+		       "  ('kB', 'uB', '{}', 'compromised', '2025-01-02T00:00:00.000Z'),"
+		       "  ('kC', 'uC', '{}', 'active', '2025-01-03T00:00:00.000Z'),"
+		       "  ('kD', 'uD', '{}', 'pending', '2025-01-04T00:00:00.000Z'),"
+		       "  ('kE', 'uE', '{}', 'retired', '2025-01-05T00:00:00.000Z');"
+		       "INSERT INTO generation_sessions VALUES ('s1', 1, 9e15, 'ab', 'c1');"
+		       "INSERT INTO certificates VALUES ('c1', 's1', 'kA', 'h', '{\"a\":1}', 's', 1);"
+		       "PRAGMA user_version = 6;");
 	/* the key events as the daemon of schema 6 audited them (kE's were purged) */
 	const char *events[][4] = {
 		{"2025-02-01T00:00:00.000Z", "system", "key.activate", "kA"},
@@ -1775,14 +1744,14 @@ static void test_migration_from_v6(void **state)
 		snprintf(q, sizeof(q), "INSERT INTO audit_log VALUES (%d, '%s', 'n', '%s', NULL, 'system', '%s', '%s', NULL, "
 				       "NULL, '%s', NULL, NULL, zeroblob(32), zeroblob(32))", i + 1, events[i][0], events[i][1],
 			 events[i][2], events[i][3], i == 4 ? "failure" : "success");
-		raw_exec(old, q);
+		ts_sqlite_exec(old, q);
 	}
 	sqlite3_close(old);
 
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
-	sqlite3 *raw = raw_open(path);
-	assert_int_equal(raw_count(raw, "SELECT user_version FROM pragma_user_version"), 9);
+	sqlite3 *raw = ts_sqlite_open(path);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT user_version FROM pragma_user_version"), 9);
 	key_row k = get_key(path, "kA");
 	assert_field(&k, K_STATUS, "retired");
 	assert_field(&k, K_CREATED, "2025-01-01T00:00:00.000Z");
@@ -1835,8 +1804,8 @@ static void test_migration_from_v6(void **state)
 	assert_int_equal(cs_store_ceremonies_each(s, NULL, NULL), CS_OK);
 	assert_int_equal(cs_store_rollovers_each(s, NULL, NULL), CS_OK);
 	assert_int_equal(cs_store_revocations_each(s, NULL, NULL), CS_OK);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM sqlite_master WHERE name IN ('ceremonies', "
-					"'ceremony_approvals', 'key_rollovers', 'cert_revocations')"), 4);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM sqlite_master WHERE name IN ('ceremonies', "
+					    "'ceremony_approvals', 'key_rollovers', 'cert_revocations')"), 4);
 	/* the daemon's polls are index lookups, not scans */
 	const char *polls[] = {"SELECT kid, uri, x5c_json FROM signing_keys WHERE status = 'active' "
 			       "AND coalesce(profile, '') = coalesce(?1, '')",
@@ -1900,7 +1869,7 @@ static char *profile_of(const char *path, const char *kid)
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	char *q = sqlite3_mprintf("SELECT profile FROM signing_keys WHERE kid = %Q", kid);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	char *p = raw_text(raw, q);
 	sqlite3_free(q);
 	sqlite3_close(raw);
@@ -1941,7 +1910,7 @@ static void test_profile_keys(void **state)
 	new_db(path, sizeof(path));
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	int changed = 0;
@@ -2027,7 +1996,7 @@ static void test_profile_keys(void **state)
 	assert_active_in(s, "tokens", "kT1");
 	assert_active_in(s, "release", "kR2");
 	assert_active_in(s, NULL, "kB");
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 3);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE status = 'active'"), 3);
 
 	/* the schema: one active key per profile, a key's profile fixed */
 	char *msg = NULL;
@@ -2038,8 +2007,8 @@ static void test_profile_keys(void **state)
 	assert_int_not_equal(sqlite3_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES "
 					       "('kC', 'u', '{}', 'active')", NULL, NULL, &msg), SQLITE_OK);
 	sqlite3_free(msg);
-	raw_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status, profile) VALUES "
-		      "('kZ', 'u', '{}', 'active', 'zeta')"); /* another profile's first: allowed */
+	ts_sqlite_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status, profile) VALUES "
+			    "('kZ', 'u', '{}', 'active', 'zeta')"); /* another profile's first: allowed */
 	assert_active_in(s, "zeta", "kZ");
 	assert_int_not_equal(sqlite3_exec(raw, "UPDATE signing_keys SET profile = 'other' WHERE kid = 'kR2'", NULL, NULL,
 					  &msg), SQLITE_OK);
@@ -2051,7 +2020,7 @@ static void test_profile_keys(void **state)
 	assert_int_not_equal(sqlite3_exec(raw, "UPDATE signing_keys SET profile = NULL WHERE kid = 'kR2'", NULL, NULL,
 					  &msg), SQLITE_OK);
 	sqlite3_free(msg);
-	raw_exec(raw, "UPDATE signing_keys SET label = 'fine' WHERE kid = 'kR2'"); /* other columns: not guarded */
+	ts_sqlite_exec(raw, "UPDATE signing_keys SET label = 'fine' WHERE kid = 'kR2'"); /* other columns: not guarded */
 	int64_t entries = audit_count(raw);
 	cs_store_close(s);
 	sqlite3_close(raw);
@@ -2139,7 +2108,7 @@ static void test_signatures_put(void **state)
 	new_db(path, sizeof(path));
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	int changed = 0;
@@ -2216,13 +2185,13 @@ static void test_signatures_put(void **state)
 	assert_string_equal(a[0].ts, ts3); /* raised to the entry before it */
 	assert_string_equal(g[0].created_at, ts3);
 	free(ts3);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), 4);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE object LIKE 'sig-0 (again)%' "
-					"OR object LIKE 'sig-3%' OR object LIKE 'sig-4%'"), 0);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signatures"), 4);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log WHERE object LIKE 'sig-0 (again)%' "
+					    "OR object LIKE 'sig-3%' OR object LIKE 'sig-4%'"), 0);
 	assert_audit(raw, 6, "sign profile=release format=x ci-deployer refused");
 	/* every record matches its entry: created_at its ts, audit_seq its seq */
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures s JOIN audit_log a ON a.seq = s.audit_seq "
-					"AND a.ts = s.created_at AND a.object LIKE s.id || ' %'"), 4);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signatures s JOIN audit_log a ON a.seq = s.audit_seq "
+					    "AND a.ts = s.created_at AND a.object LIKE s.id || ' %'"), 4);
 
 	/* read back */
 	sig_copy c = {0};
@@ -2264,7 +2233,7 @@ static void test_signatures_put(void **state)
 
 	/* the schema refuses changing or deleting a signature */
 	char *before = digest(raw);
-	int64_t nsig = raw_count(raw, "SELECT count(*) FROM signatures");
+	int64_t nsig = ts_sqlite_int(raw, "SELECT count(*) FROM signatures");
 	const char *edits[] = {"UPDATE signatures SET kid = 'kA' WHERE id = 'sig-1'",
 			       "UPDATE signatures SET signature = 'x'", "DELETE FROM signatures WHERE id = 'sig-0'",
 			       "DELETE FROM signatures"};
@@ -2274,7 +2243,7 @@ static void test_signatures_put(void **state)
 		assert_non_null(strstr(msg, "signatures are append-only"));
 		sqlite3_free(msg);
 	}
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), nsig);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signatures"), nsig);
 	assert_unchanged(raw, before);
 
 	/* a key compromised meanwhile (between the signing and the write): no
@@ -2292,8 +2261,8 @@ static void test_signatures_put(void **state)
 	assert_int_equal(ar.seq, n0 + 1);
 	assert_int_equal(gx.audit_seq, 0);
 	assert_null(gx.created_at);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures WHERE id = 'sig-x'"), 0);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE object LIKE 'sig-x%'"), 0);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signatures WHERE id = 'sig-x'"), 0);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log WHERE object LIKE 'sig-x%'"), 0);
 	assert_audit(raw, n0 + 1, "sign profile=release format=x items=2 ci-deployer refused");
 	/* what the service does then: the item's refusal (no_active_key) in a
 	 * second write of refusals only, right after the first's entries */
@@ -2304,8 +2273,8 @@ static void test_signatures_put(void **state)
 	assert_int_equal(jy.result, CS_OK);
 	assert_int_equal(ay.seq, n0 + 2);
 	assert_audit(raw, n0 + 2, "sign profile=release format=jws ci-deployer refused");
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM audit_log WHERE error_code = 'no_active_key' "
-					"AND outcome = 'refused' AND action = 'sign'"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM audit_log WHERE error_code = 'no_active_key' "
+					    "AND outcome = 'refused' AND action = 'sign'"), 1);
 	/* a job without an entry: nothing runs */
 	jx[0].audit = NULL;
 	assert_int_equal(cs_ledger_signatures_put(l, jx, 1), CS_E_INVALID_ARG);
@@ -2325,7 +2294,7 @@ static void test_signatures_put_threaded_and_failing(void **state)
 	char path[600];
 	new_db(path, sizeof(path));
 	cs_ledger *l = open_ledger(path, 300, 1);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	int changed = 0;
 	cs_audit_entry e;
 	assert_int_equal(bootstrap_in(l, "release", "kR1", &changed, &e), CS_OK);
@@ -2342,14 +2311,14 @@ static void test_signatures_put_threaded_and_failing(void **state)
 		jobs[i] = (cs_ledger_sign_job){.record = &g[i], .audit = &a[i]};
 	}
 	int64_t n0 = audit_count(raw);
-	raw_exec(raw, "BEGIN IMMEDIATE");
+	ts_sqlite_exec(raw, "BEGIN IMMEDIATE");
 	assert_int_equal(cs_ledger_signatures_put(l, jobs, N), CS_E_STORE);
-	raw_exec(raw, "ROLLBACK");
+	ts_sqlite_exec(raw, "ROLLBACK");
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(jobs[i].result, CS_E_STORE);
 		assert_int_equal(g[i].audit_seq, 0);
 	}
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), 0);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signatures"), 0);
 	assert_int_equal(audit_count(raw), n0);
 	/* the lock free: all written, in order */
 	for (int i = 0; i < N; i++)
@@ -2360,7 +2329,7 @@ static void test_signatures_put_threaded_and_failing(void **state)
 		assert_int_equal(a[i].seq, n0 + 1 + i);
 		assert_int_equal(g[i].audit_seq, a[i].seq);
 	}
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), N);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signatures"), N);
 	sqlite3_close(raw);
 	cs_ledger_close(l);
 	verify_chain(path, n0 + N);
@@ -2376,7 +2345,7 @@ static void test_malformed_writes_refused(void **state)
 	new_db(path, sizeof(path));
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 2000, &l), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	int changed = 0;
 	cs_audit_entry e;
 	assert_int_equal(bootstrap(l, "kA", &changed, &e), CS_OK);
@@ -2588,7 +2557,7 @@ static void test_malformed_writes_refused(void **state)
 	}
 	assert_int_equal(jobs[14].result, CS_OK); /* the good one beside them */
 	assert_int_equal(audit_count(raw), entries + 1);
-	assert_int_equal(raw_count(raw, "SELECT count(*) FROM signatures"), 1);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signatures"), 1);
 	jobs[0].audit = NULL;
 	jobs[1].result = CS_OK;
 	assert_int_equal(cs_ledger_signatures_put(l, jobs, 2), CS_E_INVALID_ARG);
@@ -2604,20 +2573,13 @@ static void test_malformed_writes_refused(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	const char *base = getenv("CREDSIGN_TEST_TMP");
-	if (base == NULL)
-		base = "/tmp";
-	(void)mkdir(base, 0700);
-	snprintf(dir, sizeof(dir), "%s/ledger-test-XXXXXX", base);
-	return mkdtemp(dir) != NULL ? 0 : -1;
+	return ts_scratch_dir(dir, sizeof(dir), "ledger-test", 0, 0700);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return ts_scratch_remove(dir);
 }
 
 int main(void)

@@ -57,6 +57,7 @@
 #include "ledger.h"
 #include "store.h"
 #include "store_copy.h"
+#include "test_support.h"
 
 #define PG_BIN "/usr/lib/postgresql/15/bin"
 
@@ -167,17 +168,6 @@ static int start_cluster(void)
 
 /* ---- a SQLite store with a row in every table ---------------------------------------- */
 
-static cs_err soft_sign(void *ctx, const uint8_t *input, size_t len, uint8_t raw[64])
-{
-	uint8_t der[80];
-	size_t der_len = sizeof(der);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int ok = md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, ctx) == 1 &&
-		 EVP_DigestSign(md, der, &der_len, input, len) == 1;
-	EVP_MD_CTX_free(md);
-	return ok ? cs_ecdsa_der_to_raw(der, der_len, raw) : CS_E_CRYPTO;
-}
-
 static cs_err sign_checkpoint(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
 			      const char *node, const char *kind, char **jws)
 {
@@ -186,7 +176,7 @@ static cs_err sign_checkpoint(void *arg, int64_t first, int64_t last, const uint
 	json_t *claims = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "first_seq", (json_int_t)first, "last_seq",
 				   (json_int_t)last, "head_hash", h, "time", ts, "node", node, "kind", kind);
 	json_t *header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", CS_CHECKPOINT_TYP, "kid", kid);
-	cs_err r = cs_jws_es256_sign(header, claims, soft_sign, key, jws);
+	cs_err r = cs_jws_es256_sign(header, claims, ts_soft_sign, key, jws);
 	free(h);
 	json_decref(claims);
 	json_decref(header);

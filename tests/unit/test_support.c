@@ -11,7 +11,11 @@
 #include <grp.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "cs_log.h"
+#include "ec_util.h"
 
 #include "test_support.h"
 
@@ -36,6 +40,20 @@ int ts_verify_der(EVP_PKEY *pub, const uint8_t digest[32], const uint8_t *der, s
 	int ok = EVP_PKEY_verify(ctx, der, der_len, digest, 32);
 	EVP_PKEY_CTX_free(ctx);
 	return ok == 1;
+}
+
+cs_err ts_soft_sign(void *ctx, const uint8_t *input, size_t len, uint8_t raw[64])
+{
+	EVP_PKEY *key = ctx;
+	uint8_t der[80];
+	size_t der_len = sizeof(der);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	cs_err r = CS_E_CRYPTO;
+	if (md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+	    EVP_DigestSign(md, der, &der_len, input, len) == 1)
+		r = cs_ecdsa_der_to_raw(der, der_len, raw);
+	EVP_MD_CTX_free(md);
+	return r;
 }
 
 cs_preset_set *ts_presets_load(const char *path)
@@ -329,4 +347,213 @@ void ts_pg_target(const ts_pg *pg, const char *user, char *conninfo, size_t size
 	t->application_name = "store_pg_test";
 	t->statement_timeout_ms = 5000;
 	t->connect_timeout_s = 5;
+}
+
+/* ---- scratch stores --------------------------------------------------------------- */
+
+int ts_scratch_dir(char *dir, size_t size, const char *name, int tmpfs, mode_t base_mode)
+{
+	struct stat sb;
+	const char *base = tmpfs && stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm"
+										   : getenv("CREDSIGN_TEST_TMP");
+	if (base == NULL)
+		base = "/tmp";
+	(void)mkdir(base, base_mode);
+	int n = snprintf(dir, size, "%s/%s-XXXXXX", base, name);
+	return n > 0 && (size_t)n < size && mkdtemp(dir) != NULL ? 0 : -1;
+}
+
+int ts_scratch_remove(const char *dir)
+{
+	char cmd[1100];
+	int n = snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (n < 0 || (size_t)n >= sizeof(cmd) || strchr(dir, '\'') != NULL)
+		return -1;
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+sqlite3 *ts_sqlite_open(const char *path)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+void ts_sqlite_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg != NULL ? msg : "?");
+}
+
+int64_t ts_sqlite_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int64_t ts_sqlite_path_int(const char *path, const char *sql)
+{
+	sqlite3 *db = ts_sqlite_open(path);
+	int64_t v = ts_sqlite_int(db, sql);
+	sqlite3_close(db);
+	return v;
+}
+
+int64_t ts_mono_ms(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+int ts_count_entry(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+{
+	(void)e;
+	(void)prev;
+	(void)hash;
+	(*(int *)arg)++;
+	return 0;
+}
+
+void ts_assert_unclaimed(cs_store *s, const char *session, const char *claims, const char *cert_id)
+{
+	cs_session_row row;
+	assert_int_equal(cs_store_session_get(s, session, &row), CS_OK);
+	assert_int_equal(row.certified, 0);
+	assert_string_equal(row.claims_json, claims);
+	cs_session_row_free(&row);
+	cs_cert_row cert;
+	assert_int_equal(cs_store_cert_get(s, cert_id, &cert), CS_E_NOT_FOUND);
+}
+
+const char ts_store_v3_schema[] =
+	"CREATE TABLE generation_sessions (id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, "
+	"expires_ms INTEGER NOT NULL, cert_sha256 TEXT NOT NULL, claims_json TEXT NOT NULL, "
+	"cert_id TEXT UNIQUE);"
+	"CREATE TABLE certificates (id TEXT PRIMARY KEY, session_id TEXT NOT NULL UNIQUE "
+	"REFERENCES generation_sessions(id), kid TEXT NOT NULL REFERENCES signing_keys(kid), "
+	"jws TEXT NOT NULL, claims_json TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+	"CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, uri TEXT NOT NULL, jwk_json TEXT NOT NULL, "
+	"status TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT "
+	"(strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+	"CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, node TEXT NOT NULL, "
+	"actor TEXT NOT NULL, actor_cert_sha256 TEXT, role TEXT NOT NULL, action TEXT NOT NULL, "
+	"object TEXT, project TEXT, environment TEXT, outcome TEXT NOT NULL, error_code TEXT, "
+	"request_id TEXT, prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL);"
+	"CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, "
+	"last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL, ts TEXT NOT NULL, node TEXT NOT NULL, "
+	"kind TEXT NOT NULL, jws TEXT NOT NULL);"
+	"CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms) "
+	"WHERE cert_id IS NULL;";
+
+/* ---- the fault module's token ------------------------------------------------------ */
+
+static char fault_control[600];
+static char fault_counts[600];
+
+int ts_fault_token_init(ts_fault_token *ft, int count_calls)
+{
+	const char *dir = getenv("CREDSIGN_TEST_TOKEN_DIR");
+	const char *control = getenv("CREDSIGN_FAULT_CONTROL");
+	memset(ft, 0, sizeof(*ft));
+	ft->module = getenv("CREDSIGN_TEST_FAULT_MODULE");
+	if (dir == NULL || ft->module == NULL || control == NULL) {
+		fprintf(stderr, "run through ctest: the fault module's variables are missing\n");
+		return -1;
+	}
+	snprintf(ft->dir, sizeof(ft->dir), "%s", dir);
+	snprintf(ft->pin, sizeof(ft->pin), "%s/user.pin", dir);
+	snprintf(fault_control, sizeof(fault_control), "%s", control);
+	if (count_calls) {
+		/* read by the fault module when it is loaded (at the first open) */
+		snprintf(ft->counts, sizeof(ft->counts), "%s/fault.counts", dir);
+		snprintf(fault_counts, sizeof(fault_counts), "%s", ft->counts);
+		setenv("CREDSIGN_FAULT_COUNTS", ft->counts, 1);
+	}
+	return 0;
+}
+
+void ts_faults(const char *rules)
+{
+	assert_true(fault_control[0] != '\0');
+	ts_write_file(fault_control, rules, 0600);
+	usleep(10000); /* the module notices changes by size and mtime */
+}
+
+unsigned long ts_fault_calls(const char *fn)
+{
+	char name[64];
+	unsigned long n = 0, found = 0;
+	FILE *f = fopen(fault_counts, "r");
+	assert_non_null(f);
+	while (fscanf(f, "%63s %lu", name, &n) == 2)
+		if (strcmp(name, fn) == 0)
+			found = n + 1;
+	fclose(f);
+	assert_true(found > 0); /* the function is counted */
+	return found - 1;
+}
+
+cs_err ts_fault_open(const char *module, const char *pin, unsigned pool, const char *init_args, cs_token **out)
+{
+	cs_token_params p = {
+		.module = module != NULL ? module : getenv("CREDSIGN_TEST_FAULT_MODULE"),
+		.token_uri = "pkcs11:token=cstest",
+		.pin_file = pin,
+		.pool_size = pool,
+		.read_write = 1,
+		.init_args = init_args,
+	};
+	return cs_token_open(&p, out);
+}
+
+cs_err ts_random_after_backoff(cs_token *t, uint8_t *buf, size_t len)
+{
+	cs_err r = CS_E_TOKEN_UNAVAILABLE;
+	for (int i = 0; i < 100 && r == CS_E_TOKEN_UNAVAILABLE; i++) {
+		r = cs_token_random(t, buf, len);
+		if (r == CS_E_TOKEN_UNAVAILABLE)
+			usleep(20000); /* the re-initialisation backoff */
+	}
+	return r;
+}
+
+static char log_path[600];
+static int log_fd = -1;
+
+void ts_log_capture(const char *path)
+{
+	snprintf(log_path, sizeof(log_path), "%s", path);
+	int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, fd);
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = fd;
+}
+
+int ts_log_release(const char *text)
+{
+	static char buf[65536];
+	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, STDERR_FILENO);
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = -1;
+	FILE *f = fopen(log_path, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (strstr(buf, text) == NULL) {
+		fprintf(stderr, "expected '%s' in the log:\n%s", text, buf);
+		return 0;
+	}
+	return 1;
 }

@@ -30,9 +30,8 @@
 
 #define KEY_LABEL "fault-sign"
 
-static char control[600];
-static char pin_path[600];
-static char counts_path[600];
+static ts_fault_token tok; /* the fault module's token (test_support.h) */
+static char log_path[600];
 
 typedef struct {
 	cs_token *t;
@@ -40,77 +39,20 @@ typedef struct {
 	EVP_PKEY *pub;
 } fixture;
 
-/* Replace the fault rules; "" clears them. */
-static void faults(const char *rules)
-{
-	ts_write_file(control, rules, 0600);
-	/* the module notices changes by size and mtime: make sure it does */
-	usleep(10000);
-}
-
-static cs_err open_with(unsigned pool_size, cs_token **out)
-{
-	cs_token_params p = {
-		.module = getenv("CREDSIGN_TEST_FAULT_MODULE"),
-		.token_uri = "pkcs11:token=cstest",
-		.pin_file = pin_path,
-		.pool_size = pool_size,
-		.read_write = 1,
-	};
-	return cs_token_open(&p, out);
-}
-
-/* Open with the PIN file (or none) and C_Initialize arguments (or none). */
-static cs_err open_params(unsigned pool_size, const char *pin, const char *init_args, cs_token **out)
-{
-	cs_token_params p = {
-		.module = getenv("CREDSIGN_TEST_FAULT_MODULE"),
-		.token_uri = "pkcs11:token=cstest",
-		.pin_file = pin,
-		.pool_size = pool_size,
-		.read_write = 1,
-		.init_args = init_args,
-	};
-	return cs_token_open(&p, out);
-}
-
 static int group_setup(void **state)
 {
 	(void)state;
-	const char *dir = getenv("CREDSIGN_TEST_TOKEN_DIR");
-	if (dir == NULL || getenv("CREDSIGN_TEST_FAULT_MODULE") == NULL ||
-	    getenv("CREDSIGN_FAULT_CONTROL") == NULL) {
-		fprintf(stderr, "run through ctest: the fault module's variables are missing\n");
+	if (ts_fault_token_init(&tok, 1) != 0)
 		return -1;
-	}
-	snprintf(control, sizeof(control), "%s", getenv("CREDSIGN_FAULT_CONTROL"));
-	snprintf(pin_path, sizeof(pin_path), "%s/user.pin", dir);
-	/* read by the fault module when it is loaded (at the first open) */
-	snprintf(counts_path, sizeof(counts_path), "%s/fault.counts", dir);
-	setenv("CREDSIGN_FAULT_COUNTS", counts_path, 1);
+	snprintf(log_path, sizeof(log_path), "%s/fault-test.log", tok.dir);
 	return 0;
-}
-
-/* Calls of `fn` the fault module has seen since it was loaded. */
-static unsigned long calls(const char *fn)
-{
-	char name[64];
-	unsigned long n = 0, found = 0;
-	FILE *f = fopen(counts_path, "r");
-	assert_non_null(f);
-	while (fscanf(f, "%63s %lu", name, &n) == 2)
-		if (strcmp(name, fn) == 0)
-			found = n + 1;
-	fclose(f);
-	assert_true(found > 0); /* the function is counted */
-	return found - 1;
 }
 
 static int setup(void **state)
 {
-	faults("");
+	ts_faults("");
 	fixture *f = calloc(1, sizeof(*f));
-	if (f == NULL || open_with(4, &f->t) != CS_OK)
+	if (f == NULL || ts_fault_open(NULL, tok.pin, 4, NULL, &f->t) != CS_OK)
 		return -1;
 	cs_key_ref q = {.label = KEY_LABEL};
 	cs_err r = cs_token_find_key(f->t, &q, &f->key);
@@ -125,7 +67,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *f = *state;
-	faults("");
+	ts_faults("");
 	EVP_PKEY_free(f->pub);
 	cs_token_close(f->t);
 	free(f);
@@ -149,7 +91,7 @@ static void test_transient_device_error_is_retried(void **state)
 	unsigned long before = cs_token_recoveries(f->t);
 	char rules[64];
 	snprintf(rules, sizeof(rules), "C_Sign %#lx 1\n", (unsigned long)CKR_DEVICE_ERROR);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(sign(f, &ok), CS_OK);
 	assert_true(ok);
 	assert_int_equal(cs_token_recoveries(f->t), before + 1);
@@ -165,7 +107,7 @@ static void test_token_unavailable(void **state)
 	snprintf(rules, sizeof(rules), "C_Sign %#lx\nC_GenerateRandom %#lx\nC_OpenSession %#lx\n",
 		 (unsigned long)CKR_DEVICE_REMOVED, (unsigned long)CKR_DEVICE_REMOVED,
 		 (unsigned long)CKR_TOKEN_NOT_PRESENT);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(sign(f, &ok), CS_E_TOKEN_UNAVAILABLE);
 	assert_false(ok);
 	memset(buf, 0xAA, sizeof(buf));
@@ -174,7 +116,7 @@ static void test_token_unavailable(void **state)
 		assert_int_equal(buf[i], 0); /* no partial output */
 	assert_int_equal(cs_err_category_of(CS_E_TOKEN_UNAVAILABLE), CS_CAT_TOKEN);
 	/* the token comes back: the pool recovers by itself */
-	faults("");
+	ts_faults("");
 	assert_int_equal(sign(f, &ok), CS_OK);
 	assert_true(ok);
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
@@ -208,7 +150,7 @@ static void test_general_error_is_recoverable(void **state)
 	char rules[64];
 	/* once: a fresh session cures it, no re-initialisation needed */
 	snprintf(rules, sizeof(rules), "C_Sign %#lx 1\n", (unsigned long)CKR_GENERAL_ERROR);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(sign(f, &ok), CS_OK);
 	assert_true(ok);
 	assert_int_equal(cs_token_recoveries(f->t), before + 1);
@@ -226,7 +168,7 @@ static void test_lost_storage_is_recovered_by_reinitialization(void **state)
 	char rules[64];
 	unsigned long reinits = cs_token_reinitializations(f->t);
 	snprintf(rules, sizeof(rules), "all %#lx sticky\n", (unsigned long)CKR_GENERAL_ERROR);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(sign(f, &ok), CS_E_TOKEN_UNAVAILABLE);
 	assert_false(ok);
 	memset(buf, 0xAA, sizeof(buf));
@@ -256,7 +198,7 @@ static void test_lost_storage_is_recovered_by_reinitialization(void **state)
 	assert_true(attempts >= 2 && attempts <= 5);
 
 	/* the storage is back; the module still fails until re-initialised */
-	faults("");
+	ts_faults("");
 	double waited = 0;
 	assert_int_equal(sign_until_available(f, &ok, 10, &waited), CS_OK);
 	assert_true(ok);
@@ -277,17 +219,17 @@ static void test_rejected_pin_not_retried_after_reinitialization(void **state)
 	char lost[64], rejected[64];
 	snprintf(lost, sizeof(lost), "all %#lx sticky\n", (unsigned long)CKR_GENERAL_ERROR);
 	snprintf(rejected, sizeof(rejected), "C_Login %#lx 1\n", (unsigned long)CKR_PIN_INCORRECT);
-	faults(lost);
+	ts_faults(lost);
 	assert_int_equal(sign(f, &ok), CS_E_TOKEN_UNAVAILABLE);
 	/* the token comes back and rejects the PIN once */
-	faults(rejected);
+	ts_faults(rejected);
 	assert_int_equal(sign_until_available(f, &ok, 5, &waited), CS_E_PIN_INCORRECT);
 	/* it goes away and comes back again: the module is re-initialised,
 	 * and the PIN (which would now be accepted) is not offered again */
 	unsigned long reinits = cs_token_reinitializations(f->t);
-	faults(lost);
+	ts_faults(lost);
 	assert_int_equal(sign(f, &ok), CS_E_TOKEN_UNAVAILABLE);
-	faults("");
+	ts_faults("");
 	assert_int_equal(sign_until_available(f, &ok, 5, &waited), CS_E_PIN_INCORRECT);
 	assert_true(cs_token_reinitializations(f->t) > reinits);
 	assert_int_equal(sign(f, &ok), CS_E_PIN_INCORRECT);
@@ -344,9 +286,9 @@ static void test_recovery_with_concurrent_threads(void **state)
 	double back = 0;
 	for (int round = 0; round < 2; round++) {
 		usleep(200000);
-		faults(lost);
+		ts_faults(lost);
 		usleep(700000);
-		faults("");
+		ts_faults("");
 		back = now_s();
 	}
 	/* every thread signs again within 10 s of the token's return */
@@ -380,7 +322,7 @@ static void test_other_errors_are_not_retried(void **state)
 	unsigned long before = cs_token_recoveries(f->t);
 	char rules[64];
 	snprintf(rules, sizeof(rules), "C_Sign %#lx 1\n", (unsigned long)CKR_FUNCTION_FAILED);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(sign(f, &ok), CS_E_TOKEN_FAILED);
 	assert_int_equal(cs_token_recoveries(f->t), before);
 	assert_int_equal(sign(f, &ok), CS_OK);
@@ -396,7 +338,7 @@ static void test_stale_key_handle_is_found_again(void **state)
 	/* the cached handle goes stale (e.g. the token reloaded its objects):
 	 * the key is searched again on the same session, no recovery needed */
 	snprintf(rules, sizeof(rules), "C_SignInit %#lx 1\n", (unsigned long)CKR_KEY_HANDLE_INVALID);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(sign(f, &ok), CS_OK);
 	assert_true(ok);
 	assert_int_equal(cs_token_recoveries(f->t), before);
@@ -412,12 +354,12 @@ static void test_token_without_rng(void **state)
 	uint8_t buf[8];
 	cs_token_info info;
 	char rules[64];
-	faults("no-rng\n");
+	ts_faults("no-rng\n");
 	/* the pool read the flag while the token had one: draws go on, and
 	 * do not ask the token for its flags */
-	unsigned long infos = calls("C_GetTokenInfo");
+	unsigned long infos = ts_fault_calls("C_GetTokenInfo");
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
-	assert_int_equal(calls("C_GetTokenInfo"), infos);
+	assert_int_equal(ts_fault_calls("C_GetTokenInfo"), infos);
 	/* reading the token's information notices it */
 	assert_int_equal(cs_token_get_info(f->t, &info), CS_OK);
 	assert_false(info.flags & CKF_RNG);
@@ -425,25 +367,25 @@ static void test_token_without_rng(void **state)
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_TOKEN_NO_RNG);
 	for (size_t i = 0; i < sizeof(buf); i++)
 		assert_int_equal(buf[i], 0);
-	unsigned long generated = calls("C_GenerateRandom");
+	unsigned long generated = ts_fault_calls("C_GenerateRandom");
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_TOKEN_NO_RNG);
-	assert_int_equal(calls("C_GenerateRandom"), generated); /* never asked */
+	assert_int_equal(ts_fault_calls("C_GenerateRandom"), generated); /* never asked */
 	/* the RNG is reported again: the next draw reads the flag and succeeds */
-	faults("");
+	ts_faults("");
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
-	infos = calls("C_GetTokenInfo");
+	infos = ts_fault_calls("C_GetTokenInfo");
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
-	assert_int_equal(calls("C_GetTokenInfo"), infos);
+	assert_int_equal(ts_fault_calls("C_GetTokenInfo"), infos);
 
 	/* a recovery (one failed call: the pool reopens its sessions and
 	 * selects the slot again) notices it too */
 	unsigned long before = cs_token_recoveries(f->t);
 	snprintf(rules, sizeof(rules), "no-rng\nC_GenerateRandom %#lx 1\n",
 		 (unsigned long)CKR_DEVICE_ERROR);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_TOKEN_NO_RNG);
 	assert_int_equal(cs_token_recoveries(f->t), before + 1);
-	faults("");
+	ts_faults("");
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
 	assert_int_equal(cs_token_recoveries(f->t), before + 1);
 }
@@ -454,10 +396,10 @@ static void test_token_opened_without_rng(void **state)
 	(void)state;
 	cs_token *t = NULL;
 	uint8_t buf[8];
-	faults("no-rng\n");
-	assert_int_equal(open_with(2, &t), CS_OK);
+	ts_faults("no-rng\n");
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, NULL, &t), CS_OK);
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_TOKEN_NO_RNG);
-	faults("");
+	ts_faults("");
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_OK);
 	cs_token_close(t);
 }
@@ -469,17 +411,17 @@ static void test_draw_is_one_call_per_256_bytes(void **state)
 {
 	fixture *f = *state;
 	uint8_t buf[1000];
-	unsigned long infos = calls("C_GetTokenInfo"), generated = calls("C_GenerateRandom");
-	unsigned long sessions = calls("C_GetSessionInfo");
+	unsigned long infos = ts_fault_calls("C_GetTokenInfo"), generated = ts_fault_calls("C_GenerateRandom");
+	unsigned long sessions = ts_fault_calls("C_GetSessionInfo");
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(cs_token_random(f->t, buf, 32), CS_OK);
-	assert_int_equal(calls("C_GetTokenInfo"), infos);
-	assert_int_equal(calls("C_GetSessionInfo"), sessions);
-	assert_int_equal(calls("C_GenerateRandom"), generated + 100);
+	assert_int_equal(ts_fault_calls("C_GetTokenInfo"), infos);
+	assert_int_equal(ts_fault_calls("C_GetSessionInfo"), sessions);
+	assert_int_equal(ts_fault_calls("C_GenerateRandom"), generated + 100);
 	assert_int_equal(cs_token_random_max(f->t), CS_TOKEN_RANDOM_MAX_CALL);
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
-	assert_int_equal(calls("C_GenerateRandom"), generated + 100 + 4);
-	assert_int_equal(calls("C_GetTokenInfo"), infos);
+	assert_int_equal(ts_fault_calls("C_GenerateRandom"), generated + 100 + 4);
+	assert_int_equal(ts_fault_calls("C_GetTokenInfo"), infos);
 }
 
 /* A token that caps one C_GenerateRandom call lower is asked less: the cap
@@ -488,7 +430,7 @@ static void test_token_with_a_smaller_random_cap(void **state)
 {
 	fixture *f = *state;
 	uint8_t buf[200];
-	faults("random-cap 64\n");
+	ts_faults("random-cap 64\n");
 	unsigned long before = cs_token_recoveries(f->t);
 	memset(buf, 0, sizeof(buf));
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
@@ -498,22 +440,22 @@ static void test_token_with_a_smaller_random_cap(void **state)
 	assert_true(nonzero > 150); /* filled, not a zeroed or partial buffer */
 	assert_int_equal(cs_token_random_max(f->t), 64);
 	assert_int_equal(cs_token_recoveries(f->t), before);
-	unsigned long generated = calls("C_GenerateRandom");
+	unsigned long generated = ts_fault_calls("C_GenerateRandom");
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_OK);
-	assert_int_equal(calls("C_GenerateRandom"), generated + 4); /* 64 + 64 + 64 + 8 */
+	assert_int_equal(ts_fault_calls("C_GenerateRandom"), generated + 4); /* 64 + 64 + 64 + 8 */
 	/* a cap below the smallest call asked is an error, not a loop */
-	faults("random-cap 8\n");
+	ts_faults("random-cap 8\n");
 	/* CKR_DATA_LEN_RANGE */
 	assert_int_equal(cs_token_random(f->t, buf, sizeof(buf)), CS_E_INVALID_ARG);
 	assert_int_equal(cs_token_random_max(f->t), CS_TOKEN_RANDOM_MIN_CALL);
-	faults("");
+	ts_faults("");
 }
 
 static void test_corrupt_signature_is_detectable(void **state)
 {
 	fixture *f = *state;
 	int ok = 1;
-	faults("corrupt-signature 1\n");
+	ts_faults("corrupt-signature 1\n");
 	/* the token layer returns what the token produced; callers verify */
 	cs_err r = sign(f, &ok);
 	assert_true(r == CS_OK || r == CS_E_TOKEN_DATA);
@@ -543,13 +485,13 @@ static void test_token_with_fewer_sessions_than_configured(void **state)
 	(void)state;
 	cs_token *t = NULL;
 	fixture f2 = {0};
-	assert_int_equal(open_with(4, &t), CS_OK); /* one session opened */
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 4, NULL, &t), CS_OK); /* one session opened */
 	f2.t = t;
 	cs_key_ref q = {.label = KEY_LABEL};
 	assert_int_equal(cs_token_find_key(t, &q, &f2.key), CS_OK);
 	assert_int_equal(cs_token_public_key(t, &f2.key, &f2.pub), CS_OK);
 	/* the token allows one session: the one the pool holds */
-	faults("session-cap 1\n");
+	ts_faults("session-cap 1\n");
 	pthread_t th[3];
 	struct worker w[3];
 	for (int i = 0; i < 3; i++) {
@@ -565,12 +507,12 @@ static void test_token_with_fewer_sessions_than_configured(void **state)
 	char rules[96];
 	snprintf(rules, sizeof(rules), "session-cap 1\nC_Sign %#lx 1\n",
 		 (unsigned long)CKR_FUNCTION_FAILED);
-	faults(rules);
+	ts_faults(rules);
 	int ok = 0;
 	assert_int_equal(sign(&f2, &ok), CS_E_TOKEN_FAILED);
 	assert_int_equal(sign(&f2, &ok), CS_OK);
 	assert_true(ok);
-	faults("");
+	ts_faults("");
 	EVP_PKEY_free(f2.pub);
 	cs_token_close(t);
 }
@@ -581,10 +523,10 @@ static void test_login_failure_at_open(void **state)
 	cs_token *t = NULL;
 	char rules[64];
 	snprintf(rules, sizeof(rules), "C_Login %#lx\n", (unsigned long)CKR_PIN_LOCKED);
-	faults(rules);
-	assert_int_equal(open_with(2, &t), CS_E_PIN_LOCKED);
+	ts_faults(rules);
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, NULL, &t), CS_E_PIN_LOCKED);
 	assert_null(t);
-	faults("");
+	ts_faults("");
 }
 
 /* ---- tokens that differ from SoftHSM2 (docs/hsm.md) ------------------------- */
@@ -612,11 +554,11 @@ static void test_module_needs_init_args(void **state)
 {
 	(void)state;
 	cs_token *t = NULL;
-	faults("init-args configdir=/etc/hsm\n");
-	assert_int_equal(open_params(2, pin_path, NULL, &t), CS_E_MODULE_INIT);
+	ts_faults("init-args configdir=/etc/hsm\n");
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, NULL, &t), CS_E_MODULE_INIT);
 	assert_null(t);
-	assert_int_equal(open_params(2, pin_path, "configdir=/elsewhere", &t), CS_E_MODULE_INIT);
-	assert_int_equal(open_params(2, pin_path, "configdir=/etc/hsm", &t), CS_OK);
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, "configdir=/elsewhere", &t), CS_E_MODULE_INIT);
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, "configdir=/etc/hsm", &t), CS_OK);
 	sign_on(t, NULL);
 	/* the token's storage goes and comes back: re-initialised, with the
 	 * arguments again */
@@ -624,26 +566,20 @@ static void test_module_needs_init_args(void **state)
 	char rules[96];
 	snprintf(rules, sizeof(rules), "init-args configdir=/etc/hsm\nall %#lx sticky\n",
 		 (unsigned long)CKR_GENERAL_ERROR);
-	faults(rules);
+	ts_faults(rules);
 	uint8_t buf[16];
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_TOKEN_UNAVAILABLE);
-	faults("init-args configdir=/etc/hsm\n");
-	cs_err r = CS_E_TOKEN_UNAVAILABLE;
-	for (int i = 0; i < 100 && r == CS_E_TOKEN_UNAVAILABLE; i++) {
-		r = cs_token_random(t, buf, sizeof(buf));
-		if (r == CS_E_TOKEN_UNAVAILABLE)
-			usleep(20000); /* the re-initialisation backoff */
-	}
-	assert_int_equal(r, CS_OK);
+	ts_faults("init-args configdir=/etc/hsm\n");
+	assert_int_equal(ts_random_after_backoff(t, buf, sizeof(buf)), CS_OK);
 	assert_true(cs_token_reinitializations(t) > reinits);
 	sign_on(t, NULL);
 	/* a module given by p11-kit name takes x-init-reserved instead */
 	cs_token *named = NULL;
-	cs_token_params p = {.module = "softhsm2", .token_uri = "pkcs11:token=cstest", .pin_file = pin_path,
+	cs_token_params p = {.module = "softhsm2", .token_uri = "pkcs11:token=cstest", .pin_file = tok.pin,
 			     .pool_size = 1, .init_args = "configdir=/etc/hsm"};
 	assert_int_equal(cs_token_open(&p, &named), CS_E_INVALID_ARG);
 	cs_token_close(t);
-	faults("");
+	ts_faults("");
 }
 
 /* An HSM that keeps only 2 bytes of CKA_ID: the id shrinks 16 -> 8 -> 4 -> 2. */
@@ -653,11 +589,11 @@ static void test_token_with_short_ids(void **state)
 	char label[32];
 	cs_key_ref key, found;
 	snprintf(label, sizeof(label), "fault-short-%ld", (long)getpid());
-	faults("id-max 2\n");
-	unsigned long attempts = calls("C_GenerateKeyPair");
+	ts_faults("id-max 2\n");
+	unsigned long attempts = ts_fault_calls("C_GenerateKeyPair");
 	assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_OK);
 	assert_int_equal(key.id_len, 2);
-	assert_int_equal(calls("C_GenerateKeyPair"), attempts + 4); /* 16, 8, 4 refused; 2 */
+	assert_int_equal(ts_fault_calls("C_GenerateKeyPair"), attempts + 4); /* 16, 8, 4 refused; 2 */
 	/* found by its id, and it signs */
 	cs_key_ref by_id = {.id_len = 2};
 	memcpy(by_id.id, key.id, 2);
@@ -676,7 +612,7 @@ static void test_token_with_short_ids(void **state)
 	assert_int_equal(cs_token_generate_p256_id(f->t, other, three, sizeof(three), &found),
 			 CS_E_KEY_TEMPLATE);
 	assert_int_equal(cs_token_generate_p256_id(f->t, other, key.id, key.id_len, &found), CS_E_KEY_EXISTS);
-	faults("");
+	ts_faults("");
 }
 
 static void test_token_without_mechanisms(void **state)
@@ -698,12 +634,12 @@ static void test_token_without_mechanisms(void **state)
 						   sizeof(why)),
 			 CS_OK);
 
-	faults("no-mechanism CKM_ECDSA\n");
+	ts_faults("no-mechanism CKM_ECDSA\n");
 	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN, why, sizeof(why)), CS_E_MECHANISM);
 	assert_string_equal(why, "token lacks CKM_ECDSA (sign)");
 	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_GENERATE, why, sizeof(why)), CS_OK);
 
-	faults("no-mechanism CKM_EC_KEY_PAIR_GEN\n");
+	ts_faults("no-mechanism CKM_EC_KEY_PAIR_GEN\n");
 	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN, why, sizeof(why)), CS_OK);
 	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN | CS_TOKEN_NEEDS_GENERATE, why,
 						   sizeof(why)),
@@ -715,14 +651,14 @@ static void test_token_without_mechanisms(void **state)
 	assert_true(ok);
 
 	/* a token that does not list its mechanisms is asked for each */
-	faults("C_GetMechanismList 0x54\n");
+	ts_faults("C_GetMechanismList 0x54\n");
 	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN | CS_TOKEN_NEEDS_GENERATE, why,
 						   sizeof(why)),
 			 CS_OK);
-	faults("C_GetMechanismList 0x54\nno-mechanism CKM_ECDSA\n");
+	ts_faults("C_GetMechanismList 0x54\nno-mechanism CKM_ECDSA\n");
 	assert_int_equal(cs_token_check_mechanisms(f->t, CS_TOKEN_NEEDS_SIGN, why, sizeof(why)), CS_E_MECHANISM);
 	assert_string_equal(why, "token lacks CKM_ECDSA (sign)");
-	faults("");
+	ts_faults("");
 }
 
 /* Signatures as DER, no C_CopyObject, the curve in another encoding: the
@@ -734,15 +670,15 @@ static void test_token_encodings_and_missing_copy(void **state)
 					    "ec-params explicit\n"};
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		cs_token *t = NULL;
-		faults(modes[i]);
-		unsigned long copies = calls("C_CopyObject");
-		assert_int_equal(open_with(2, &t), CS_OK);
+		ts_faults(modes[i]);
+		unsigned long copies = ts_fault_calls("C_CopyObject");
+		assert_int_equal(ts_fault_open(NULL, tok.pin, 2, NULL, &t), CS_OK);
 		sign_on(t, f);
 		if (i == 1)
-			assert_true(calls("C_CopyObject") > copies); /* asked, refused, signed anyway */
+			assert_true(ts_fault_calls("C_CopyObject") > copies); /* asked, refused, signed anyway */
 		cs_token_close(t);
 	}
-	faults("");
+	ts_faults("");
 }
 
 /* A token that needs no login: no PIN source, and C_Login never called. A
@@ -752,17 +688,17 @@ static void test_token_without_login(void **state)
 	(void)state;
 	cs_token *t = NULL;
 	char rules[700];
-	snprintf(rules, sizeof(rules), "no-login %s\n", pin_path);
-	faults(rules);
-	unsigned long logins = calls("C_Login");
-	assert_int_equal(open_params(2, NULL, NULL, &t), CS_OK);
+	snprintf(rules, sizeof(rules), "no-login %s\n", tok.pin);
+	ts_faults(rules);
+	unsigned long logins = ts_fault_calls("C_Login");
+	assert_int_equal(ts_fault_open(NULL, NULL, 2, NULL, &t), CS_OK);
 	sign_on(t, NULL);
 	uint8_t buf[32];
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_OK);
-	assert_int_equal(calls("C_Login"), logins);
+	assert_int_equal(ts_fault_calls("C_Login"), logins);
 	cs_token_close(t);
-	faults("");
-	assert_int_equal(open_params(2, NULL, NULL, &t), CS_E_PIN_SOURCE);
+	ts_faults("");
+	assert_int_equal(ts_fault_open(NULL, NULL, 2, NULL, &t), CS_E_PIN_SOURCE);
 	assert_null(t);
 }
 
@@ -773,8 +709,8 @@ static void test_sessions_die_when_idle(void **state)
 {
 	(void)state;
 	cs_token *t = NULL;
-	faults("init-args slot=0\nidle-timeout 150\n");
-	assert_int_equal(open_params(2, pin_path, "slot=0", &t), CS_OK);
+	ts_faults("init-args slot=0\nidle-timeout 150\n");
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, "slot=0", &t), CS_OK);
 	sign_on(t, NULL);
 	for (int round = 0; round < 2; round++) {
 		unsigned long reinits = cs_token_reinitializations(t);
@@ -783,38 +719,10 @@ static void test_sessions_die_when_idle(void **state)
 		assert_true(cs_token_reinitializations(t) > reinits);
 	}
 	cs_token_close(t);
-	faults("");
+	ts_faults("");
 }
 
 /* ---- review of issue 12 ---------------------------------------------------- */
-
-static char log_path[600];
-
-/* Send the token layer's log lines to a file of their own, from now on. */
-static void log_capture(void)
-{
-	snprintf(log_path, sizeof(log_path), "%s/fault-test.log", getenv("CREDSIGN_TEST_TOKEN_DIR"));
-	int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, fd);
-}
-
-/* Back to stderr; does the captured log contain `text`? */
-static int log_release(const char *text)
-{
-	static char buf[65536];
-	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, STDERR_FILENO);
-	FILE *f = fopen(log_path, "r");
-	assert_non_null(f);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (strstr(buf, text) == NULL) {
-		fprintf(stderr, "expected '%s' in the log:\n%s", text, buf);
-		return 0;
-	}
-	return 1;
-}
 
 /* Sign `key` on `t` and verify with its public key from the token. */
 static cs_err sign_key(cs_token *t, const cs_key_ref *key, int *verified)
@@ -840,42 +748,42 @@ static void test_always_authenticate_key(void **state)
 	cs_key_ref key, found;
 	int ok = 0;
 	snprintf(label, sizeof(label), "fault-always-auth-%ld", (long)getpid());
-	faults("always-authenticate\n");
+	ts_faults("always-authenticate\n");
 	assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_OK);
-	faults("");
+	ts_faults("");
 	unsigned long recoveries = cs_token_recoveries(f->t), reinits = cs_token_reinitializations(f->t);
-	unsigned long logins = calls("C_Login");
+	unsigned long logins = ts_fault_calls("C_Login");
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(sign_key(f->t, &key, &ok), CS_OK);
 		assert_true(ok);
 	}
-	assert_int_equal(calls("C_Login"), logins + 3); /* one context-specific login per signature */
+	assert_int_equal(ts_fault_calls("C_Login"), logins + 3); /* one context-specific login per signature */
 	assert_int_equal(cs_token_recoveries(f->t), recoveries);
 	assert_int_equal(cs_token_reinitializations(f->t), reinits);
 
 	/* the token rejects the PIN at the context-specific login: reported,
 	 * and never offered again */
 	snprintf(rules, sizeof(rules), "C_Login %#lx 1\n", (unsigned long)CKR_PIN_INCORRECT);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(sign_key(f->t, &key, &ok), CS_E_PIN_INCORRECT);
-	faults("");
-	logins = calls("C_Login");
+	ts_faults("");
+	logins = ts_fault_calls("C_Login");
 	assert_int_equal(sign_key(f->t, &key, &ok), CS_E_PIN_INCORRECT);
-	assert_int_equal(calls("C_Login"), logins);
+	assert_int_equal(ts_fault_calls("C_Login"), logins);
 	assert_int_equal(cs_token_recoveries(f->t), recoveries);
 
 	/* no PIN source (a token that needs no login): the key is refused */
 	cs_token *t = NULL;
-	snprintf(rules, sizeof(rules), "no-login %s\n", pin_path);
-	faults(rules);
-	assert_int_equal(open_params(2, NULL, NULL, &t), CS_OK);
+	snprintf(rules, sizeof(rules), "no-login %s\n", tok.pin);
+	ts_faults(rules);
+	assert_int_equal(ts_fault_open(NULL, NULL, 2, NULL, &t), CS_OK);
 	cs_key_ref q = {0};
 	snprintf(q.label, sizeof(q.label), "%s", label);
 	assert_int_equal(cs_token_find_key(t, &q, &found), CS_E_KEY_ALWAYS_AUTH);
 	assert_non_null(strstr(cs_strerror(CS_E_KEY_ALWAYS_AUTH), "CKA_ALWAYS_AUTHENTICATE"));
 	assert_int_equal(cs_token_reinitializations(t), 0);
 	cs_token_close(t);
-	faults("");
+	ts_faults("");
 }
 
 /* CKR_USER_NOT_LOGGED_IN is a lost login only when the session is public on
@@ -889,40 +797,40 @@ static void test_user_not_logged_in(void **state)
 	char rules[700];
 	unsigned long recoveries = cs_token_recoveries(f->t), reinits = cs_token_reinitializations(f->t);
 	/* a logged-in session refused: the key's or the token's refusal */
-	log_capture();
+	ts_log_capture(log_path);
 	snprintf(rules, sizeof(rules), "C_Sign %#lx\n", (unsigned long)CKR_USER_NOT_LOGGED_IN);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(sign(f, &ok), CS_E_NOT_LOGGED_IN);
 	assert_int_equal(sign(f, &ok), CS_E_NOT_LOGGED_IN);
 	assert_int_equal(cs_token_recoveries(f->t), recoveries);
 	assert_int_equal(cs_token_reinitializations(f->t), reinits);
-	assert_true(log_release("CKR_USER_NOT_LOGGED_IN on a logged-in session"));
+	assert_true(ts_log_release("CKR_USER_NOT_LOGGED_IN on a logged-in session"));
 	/* the token dropped the login (public sessions): reopened, logged in */
 	snprintf(rules, sizeof(rules), "logged-out\nC_Sign %#lx 1\n", (unsigned long)CKR_USER_NOT_LOGGED_IN);
-	faults(rules);
-	unsigned long logins = calls("C_Login");
+	ts_faults(rules);
+	unsigned long logins = ts_fault_calls("C_Login");
 	assert_int_equal(sign(f, &ok), CS_OK);
 	assert_true(ok);
 	assert_int_equal(cs_token_recoveries(f->t), recoveries + 1);
 	assert_int_equal(cs_token_reinitializations(f->t), reinits);
-	assert_true(calls("C_Login") > logins);
-	faults("");
+	assert_true(ts_fault_calls("C_Login") > logins);
+	ts_faults("");
 
 	/* a token without CKF_LOGIN_REQUIRED (public sessions, no login made) */
 	cs_token *t = NULL;
 	fixture f2 = {0};
-	snprintf(rules, sizeof(rules), "no-login %s\n", pin_path);
-	faults(rules);
-	assert_int_equal(open_params(2, NULL, NULL, &t), CS_OK);
+	snprintf(rules, sizeof(rules), "no-login %s\n", tok.pin);
+	ts_faults(rules);
+	assert_int_equal(ts_fault_open(NULL, NULL, 2, NULL, &t), CS_OK);
 	f2.t = t;
 	f2.key = f->key;
-	snprintf(rules, sizeof(rules), "no-login %s\nC_Sign %#lx\n", pin_path, (unsigned long)CKR_USER_NOT_LOGGED_IN);
-	faults(rules);
+	snprintf(rules, sizeof(rules), "no-login %s\nC_Sign %#lx\n", tok.pin, (unsigned long)CKR_USER_NOT_LOGGED_IN);
+	ts_faults(rules);
 	assert_int_equal(sign(&f2, &ok), CS_E_NOT_LOGGED_IN);
 	assert_int_equal(cs_token_recoveries(t), 0);
 	assert_int_equal(cs_token_reinitializations(t), 0);
 	cs_token_close(t);
-	faults("");
+	ts_faults("");
 }
 
 /* The same answer to C_Login (no other pool logged in): reported, not a
@@ -933,12 +841,12 @@ static void test_user_not_logged_in_at_login(void **state)
 	cs_token *t = NULL;
 	char rules[64];
 	snprintf(rules, sizeof(rules), "C_Login %#lx\n", (unsigned long)CKR_USER_NOT_LOGGED_IN);
-	faults(rules);
-	unsigned long inits = calls("C_Initialize");
-	assert_int_equal(open_with(2, &t), CS_E_NOT_LOGGED_IN);
+	ts_faults(rules);
+	unsigned long inits = ts_fault_calls("C_Initialize");
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, NULL, &t), CS_E_NOT_LOGGED_IN);
 	assert_null(t);
-	assert_int_equal(calls("C_Initialize"), inits + 1); /* never re-initialised */
-	faults("");
+	assert_int_equal(ts_fault_calls("C_Initialize"), inits + 1); /* never re-initialised */
+	ts_faults("");
 }
 
 /* A configured PIN on a token that needs no login is not used, and the
@@ -948,16 +856,16 @@ static void test_skipped_login_is_logged(void **state)
 	(void)state;
 	cs_token *t = NULL;
 	char rules[700];
-	snprintf(rules, sizeof(rules), "no-login %s\n", pin_path);
-	faults(rules);
-	unsigned long logins = calls("C_Login");
-	log_capture();
-	assert_int_equal(open_params(2, pin_path, NULL, &t), CS_OK);
+	snprintf(rules, sizeof(rules), "no-login %s\n", tok.pin);
+	ts_faults(rules);
+	unsigned long logins = ts_fault_calls("C_Login");
+	ts_log_capture(log_path);
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, NULL, &t), CS_OK);
 	sign_on(t, NULL);
 	cs_token_close(t);
-	assert_true(log_release("does not require a login (no CKF_LOGIN_REQUIRED): not logging in, the PIN in"));
-	assert_int_equal(calls("C_Login"), logins);
-	faults("");
+	assert_true(ts_log_release("does not require a login (no CKF_LOGIN_REQUIRED): not logging in, the PIN in"));
+	assert_int_equal(ts_fault_calls("C_Login"), logins);
+	ts_faults("");
 }
 
 /* The public half is paired by CKA_ID (halves labelled apart by a vendor
@@ -972,9 +880,9 @@ static void test_public_key_pairing(void **state)
 	int ok = 0;
 	snprintf(label, sizeof(label), "fault-dl-%ld", (long)getpid());
 	snprintf(rules, sizeof(rules), "public-label %s-pub\n", label);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_OK);
-	faults("");
+	ts_faults("");
 	cs_key_ref by_label = {0}, by_id = {.id_len = key.id_len};
 	snprintf(by_label.label, sizeof(by_label.label), "%s", label);
 	memcpy(by_id.id, key.id, key.id_len);
@@ -989,8 +897,8 @@ static void test_public_key_pairing(void **state)
 					    "no-public-key\npublic-on-private spki\n"};
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		cs_token *t = NULL;
-		faults(modes[i]);
-		assert_int_equal(open_with(2, &t), CS_OK);
+		ts_faults(modes[i]);
+		assert_int_equal(ts_fault_open(NULL, tok.pin, 2, NULL, &t), CS_OK);
 		cs_key_ref q = {.label = KEY_LABEL};
 		if (i == 0) {
 			assert_int_equal(cs_token_find_key(t, &q, &found), CS_E_KEY_NO_PUBLIC);
@@ -1000,7 +908,7 @@ static void test_public_key_pairing(void **state)
 		}
 		cs_token_close(t);
 	}
-	faults("");
+	ts_faults("");
 }
 
 /* Template refusals are not blamed on CKA_ID once 2 bytes were refused too:
@@ -1014,26 +922,26 @@ static void test_key_template_refused(void **state)
 	snprintf(label, sizeof(label), "fault-tmpl-%ld", (long)getpid());
 	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
 		snprintf(rules, sizeof(rules), "C_GenerateKeyPair %#lx\n", (unsigned long)refusals[i]);
-		faults(rules);
-		unsigned long attempts = calls("C_GenerateKeyPair");
-		log_capture();
+		ts_faults(rules);
+		unsigned long attempts = ts_fault_calls("C_GenerateKeyPair");
+		ts_log_capture(log_path);
 		assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_E_KEY_TEMPLATE);
-		assert_true(log_release("token refused the key template (C_GenerateKeyPair: CKR_"));
-		assert_true(log_release("the CKA_ID length is not the cause"));
-		assert_int_equal(calls("C_GenerateKeyPair"), attempts + 4); /* 16, 8, 4, 2 */
+		assert_true(ts_log_release("token refused the key template (C_GenerateKeyPair: CKR_"));
+		assert_true(ts_log_release("the CKA_ID length is not the cause"));
+		assert_int_equal(ts_fault_calls("C_GenerateKeyPair"), attempts + 4); /* 16, 8, 4, 2 */
 		/* the caller's 2-byte id: no advice of a shorter one */
 		uint8_t id[2] = {0x01, 0x02};
-		log_capture();
+		ts_log_capture(log_path);
 		assert_int_equal(cs_token_generate_p256_id(f->t, label, id, sizeof(id), &key), CS_E_KEY_TEMPLATE);
-		assert_true(log_release("a 2-byte CKA_ID is not the cause"));
+		assert_true(ts_log_release("a 2-byte CKA_ID is not the cause"));
 	}
 	/* another refusal of the template: one attempt, named */
 	snprintf(rules, sizeof(rules), "C_GenerateKeyPair %#lx\n", (unsigned long)CKR_ATTRIBUTE_TYPE_INVALID);
-	faults(rules);
-	log_capture();
+	ts_faults(rules);
+	ts_log_capture(log_path);
 	assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_E_KEY_TEMPLATE);
-	assert_true(log_release("token refused the key template (C_GenerateKeyPair: CKR_ATTRIBUTE_TYPE_INVALID)"));
-	faults("");
+	assert_true(ts_log_release("token refused the key template (C_GenerateKeyPair: CKR_ATTRIBUTE_TYPE_INVALID)"));
+	ts_faults("");
 }
 
 /* A rule naming C_Initialize is applied (it was silently ignored). */
@@ -1043,13 +951,13 @@ static void test_fault_module_initialize_rule(void **state)
 	cs_token *t = NULL;
 	char rules[64];
 	snprintf(rules, sizeof(rules), "C_Initialize %#lx\n", (unsigned long)CKR_FUNCTION_FAILED);
-	faults(rules);
-	unsigned long inits = calls("C_Initialize");
-	assert_int_equal(open_with(2, &t), CS_E_MODULE_INIT);
-	assert_int_equal(calls("C_Initialize"), inits + 1);
+	ts_faults(rules);
+	unsigned long inits = ts_fault_calls("C_Initialize");
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, NULL, &t), CS_E_MODULE_INIT);
+	assert_int_equal(ts_fault_calls("C_Initialize"), inits + 1);
 	assert_null(t);
-	faults("");
-	assert_int_equal(open_with(2, &t), CS_OK);
+	ts_faults("");
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, NULL, &t), CS_OK);
 	cs_token_close(t);
 }
 
@@ -1078,9 +986,9 @@ static void test_fork_while_the_pool_is_busy(void **state)
 	(void)state;
 	cs_token *t = NULL;
 	char rules[96];
-	assert_int_equal(open_with(2, &t), CS_OK);
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 2, NULL, &t), CS_OK);
 	snprintf(rules, sizeof(rules), "delay-ms 20\nC_GenerateRandom %#lx\n", (unsigned long)CKR_FUNCTION_FAILED);
-	faults(rules);
+	ts_faults(rules);
 	atomic_int stop = 0;
 	struct busy_worker w = {t, &stop};
 	pthread_t th;
@@ -1111,7 +1019,7 @@ static void test_fork_while_the_pool_is_busy(void **state)
 	}
 	atomic_store(&stop, 1);
 	pthread_join(th, NULL);
-	faults("");
+	ts_faults("");
 	cs_token_close(t);
 	assert_false(hung);
 }
@@ -1146,8 +1054,8 @@ static void test_burst_after_idle_expiry(void **state)
 	cs_token *t = NULL;
 	fixture ref = {0}, *f = &ref;
 	cs_key_ref q = {.label = KEY_LABEL};
-	faults("delay-ms 20\nsession-cap 2\nidle-timeout 300\n");
-	assert_int_equal(open_with(8, &t), CS_OK);
+	ts_faults("delay-ms 20\nsession-cap 2\nidle-timeout 300\n");
+	assert_int_equal(ts_fault_open(NULL, tok.pin, 8, NULL, &t), CS_OK);
 	assert_int_equal(cs_token_find_key(t, &q, &ref.key), CS_OK);
 	assert_int_equal(cs_token_public_key(t, &ref.key, &ref.pub), CS_OK);
 	for (int round = 0; round < 2; round++) {
@@ -1175,7 +1083,7 @@ static void test_burst_after_idle_expiry(void **state)
 	}
 	EVP_PKEY_free(ref.pub);
 	cs_token_close(t);
-	faults("");
+	ts_faults("");
 }
 
 int main(void)

@@ -37,8 +37,7 @@
 #include "test_support.h"
 #include "token.h"
 
-static char control[600];
-static char pin_path[600];
+static ts_fault_token tok; /* the fault module's token (test_support.h) */
 static char log_path[600];
 
 typedef struct {
@@ -47,35 +46,19 @@ typedef struct {
 	CK_SESSION_HANDLE h;  /* a raw read/write session */
 } fixture;
 
-/* Replace the fault rules; "" clears them. */
-static void faults(const char *rules)
-{
-	ts_write_file(control, rules, 0600);
-	usleep(10000); /* the module notices changes by size and mtime */
-}
-
 static int setup(void **state)
 {
-	const char *dir = getenv("CREDSIGN_TEST_TOKEN_DIR");
-	const char *module = getenv("CREDSIGN_TEST_FAULT_MODULE");
 	const char *real = getenv("CREDSIGN_FAULT_REAL_MODULE");
-	if (dir == NULL || module == NULL || real == NULL || getenv("CREDSIGN_FAULT_CONTROL") == NULL) {
-		fprintf(stderr, "run through ctest: the fault module's variables are missing\n");
+	if (ts_fault_token_init(&tok, 0) != 0)
+		return -1;
+	if (real == NULL) {
+		fprintf(stderr, "run through ctest: CREDSIGN_FAULT_REAL_MODULE is missing\n");
 		return -1;
 	}
-	snprintf(control, sizeof(control), "%s", getenv("CREDSIGN_FAULT_CONTROL"));
-	snprintf(pin_path, sizeof(pin_path), "%s/user.pin", dir);
-	snprintf(log_path, sizeof(log_path), "%s/token-keys.log", dir);
-	faults("");
+	snprintf(log_path, sizeof(log_path), "%s/token-keys.log", tok.dir);
+	ts_faults("");
 	fixture *f = calloc(1, sizeof(*f));
-	cs_token_params p = {
-		.module = module,
-		.token_uri = "pkcs11:token=cstest",
-		.pin_file = pin_path,
-		.pool_size = 1,
-		.read_write = 1,
-	};
-	if (f == NULL || cs_token_open(&p, &f->t) != CS_OK)
+	if (f == NULL || ts_fault_open(NULL, tok.pin, 1, NULL, &f->t) != CS_OK)
 		return -1;
 	cs_token_info info;
 	if (cs_token_get_info(f->t, &info) != CS_OK)
@@ -95,7 +78,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *f = *state;
-	faults("");
+	ts_faults("");
 	(void)f->fl->C_CloseSession(f->h);
 	p11_kit_module_release(f->fl);
 	cs_token_close(f->t);
@@ -184,31 +167,6 @@ static cs_err sign_with(fixture *f, const cs_key_ref *key, EVP_PKEY *pub, cs_es2
 	return r;
 }
 
-/* Send the token layer's log to a file, from now on. */
-static void log_capture(void)
-{
-	int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, fd);
-}
-
-/* Back to stderr; does the captured log contain `text`? */
-static int log_release(const char *text)
-{
-	static char buf[65536];
-	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, STDERR_FILENO);
-	FILE *fp = fopen(log_path, "r");
-	assert_non_null(fp);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
-	buf[n] = '\0';
-	if (strstr(buf, text) == NULL) {
-		fprintf(stderr, "expected '%s' in the log:\n%s", text, buf);
-		return 0;
-	}
-	return 1;
-}
-
 /* ---- the public half ---------------------------------------------------------- */
 
 /* The public object goes away after the key was found (its handle cached):
@@ -275,7 +233,7 @@ static void test_stale_signing_handle(void **state)
 	run_label(label, sizeof(label), "stalesign");
 	generate(f, label, &key);
 	snprintf(rules, sizeof(rules), "C_CopyObject %#lx\n", (unsigned long)CKR_FUNCTION_NOT_SUPPORTED);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(cs_token_public_key(f->t, &key, &pub), CS_OK);
 	assert_int_equal(sign_with(f, &key, pub, &sig), CS_OK); /* the handle is cached */
 	CK_OBJECT_HANDLE old = raw_one(f, CKO_PRIVATE_KEY, &key);
@@ -290,7 +248,7 @@ static void test_stale_signing_handle(void **state)
 	assert_int_equal(sign_with(f, &key, NULL, &sig), CS_E_KEY_NOT_FOUND);
 	assert_memory_equal(&sig, zero_sig, sizeof(sig));
 	EVP_PKEY_free(pub);
-	faults("");
+	ts_faults("");
 	raw_destroy_all(f, &key);
 }
 
@@ -368,10 +326,10 @@ static void test_generated_key_breaking_template_is_destroyed(void **state)
 	cs_key_ref key, q = {0}, found;
 	CK_OBJECT_HANDLE h[4];
 	run_label(label, sizeof(label), "weak");
-	faults("weak-private-key\n");
-	log_capture();
+	ts_faults("weak-private-key\n");
+	ts_log_capture(log_path);
 	assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_E_TOKEN_DATA);
-	assert_true(log_release("token did not honour the key template"));
+	assert_true(ts_log_release("token did not honour the key template"));
 	assert_int_equal(raw_find(f, (CK_ULONG)-1, label, NULL, h, 4), 0);
 	snprintf(q.label, sizeof(q.label), "%s", label);
 	assert_int_equal(cs_token_find_key(f->t, &q, &found), CS_E_KEY_NOT_FOUND);
@@ -386,12 +344,12 @@ static void test_generated_key_breaking_template_is_destroyed(void **state)
 	/* the template read back fails: the pair goes too */
 	char rules[64];
 	snprintf(rules, sizeof(rules), "C_GetAttributeValue %#lx 1\n", (unsigned long)CKR_FUNCTION_FAILED);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(cs_token_generate_p256(f->t, label, &key), CS_E_TOKEN_FAILED);
 	assert_int_equal(raw_find(f, (CK_ULONG)-1, label, NULL, h, 4), 0);
 
 	/* and an honest token gets its key */
-	faults("");
+	ts_faults("");
 	generate(f, label, &key);
 	assert_int_equal(raw_find(f, (CK_ULONG)-1, label, NULL, h, 4), 2);
 	assert_int_equal(cs_token_destroy_key(f->t, &key), CS_OK);
@@ -404,7 +362,7 @@ static void fault_nth(const char *fn, int n, CK_RV rv)
 {
 	char rules[96];
 	snprintf(rules, sizeof(rules), "nth %s:%d:%#lx\n", fn, n, (unsigned long)rv);
-	faults(rules);
+	ts_faults(rules);
 }
 
 /* A token error at any call of a key search: the search fails with the
@@ -437,7 +395,7 @@ static void test_token_error_anywhere_in_a_search(void **state)
 				assert_int_equal(r, CS_E_TOKEN_FAILED);
 				failed++;
 			}
-			faults("");
+			ts_faults("");
 			assert_int_equal(cs_token_find_key(f->t, &key, &found), CS_OK);
 			assert_int_equal(sign_with(f, &key, pub, &sig), CS_OK);
 		}
@@ -475,9 +433,9 @@ static void test_attribute_refusals(void **state)
 	assert_null(pub);
 	/* a token keeping only the private object, failing while it is asked
 	 * for the point on the private key */
-	faults("no-public-key\nnth C_GetAttributeValue:4:0x6\n");
+	ts_faults("no-public-key\nnth C_GetAttributeValue:4:0x6\n");
 	assert_int_equal(cs_token_find_key(f->t, &key, &found), CS_E_TOKEN_FAILED);
-	faults("");
+	ts_faults("");
 	assert_int_equal(cs_token_public_key(f->t, &key, &pub), CS_OK);
 	EVP_PKEY_free(pub);
 	assert_int_equal(cs_token_destroy_key(f->t, &key), CS_OK);
@@ -524,9 +482,9 @@ static void test_keys_credsign_cannot_take(void **state)
 	long_label[300] = '\0';
 	id.id[0] = 0x4c;
 	raw_pair(f, cs_p256_ec_params, sizeof(cs_p256_ec_params), long_label, &id);
-	log_capture();
+	ts_log_capture(log_path);
 	assert_int_equal(cs_token_find_key(f->t, &id, &found), CS_E_TOKEN_DATA);
-	assert_true(log_release("the key's CKA_LABEL is 300 bytes, longer than credsign takes (255 bytes)"));
+	assert_true(ts_log_release("the key's CKA_LABEL is 300 bytes, longer than credsign takes (255 bytes)"));
 	raw_destroy_all(f, &id);
 }
 
@@ -544,38 +502,38 @@ static void test_always_authenticate_refusals(void **state)
 	cs_es256_sig sig;
 	EVP_PKEY *pub = NULL;
 	run_label(label, sizeof(label), "always");
-	faults("always-authenticate\n");
+	ts_faults("always-authenticate\n");
 	generate(f, label, &key);
-	faults("");
+	ts_faults("");
 	assert_int_equal(cs_token_public_key(f->t, &key, &pub), CS_OK);
 	assert_int_equal(sign_with(f, &key, pub, &sig), CS_OK);
 
 	/* the PIN file gone: nothing signed, the token not asked */
-	snprintf(moved, sizeof(moved), "%s.away", pin_path);
-	assert_int_equal(rename(pin_path, moved), 0);
+	snprintf(moved, sizeof(moved), "%s.away", tok.pin);
+	assert_int_equal(rename(tok.pin, moved), 0);
 	cs_err r = sign_with(f, &key, NULL, &sig);
-	assert_int_equal(rename(moved, pin_path), 0);
+	assert_int_equal(rename(moved, tok.pin), 0);
 	assert_int_equal(r, CS_E_PIN_FILE);
 	assert_memory_equal(&sig, zero_sig, sizeof(sig));
 
 	/* the token refuses the context login for another reason: logged */
 	snprintf(rules, sizeof(rules), "C_Login %#lx 1\n", (unsigned long)CKR_FUNCTION_FAILED);
-	faults(rules);
-	log_capture();
+	ts_faults(rules);
+	ts_log_capture(log_path);
 	assert_int_equal(sign_with(f, &key, NULL, &sig), CS_E_TOKEN_FAILED);
-	assert_true(log_release("the token refused the login before the signature"));
+	assert_true(ts_log_release("the token refused the login before the signature"));
 	assert_memory_equal(&sig, zero_sig, sizeof(sig));
 	snprintf(rules, sizeof(rules), "C_Login %#lx 1\n", (unsigned long)CKR_PIN_LOCKED);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(sign_with(f, &key, NULL, &sig), CS_E_PIN_LOCKED);
-	faults("");
+	ts_faults("");
 	assert_int_equal(sign_with(f, &key, pub, &sig), CS_OK);
 
 	/* the PIN rejected: refused, and never offered again */
 	snprintf(rules, sizeof(rules), "C_Login %#lx 1\n", (unsigned long)CKR_PIN_INCORRECT);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(sign_with(f, &key, NULL, &sig), CS_E_PIN_INCORRECT);
-	faults("");
+	ts_faults("");
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(sign_with(f, &key, NULL, &sig), CS_E_PIN_INCORRECT);
 		assert_memory_equal(&sig, zero_sig, sizeof(sig));
@@ -594,12 +552,12 @@ static void test_sign_mechanism_missing(void **state)
 	cs_es256_sig sig;
 	run_label(label, sizeof(label), "nomech");
 	generate(f, label, &key);
-	faults("no-mechanism CKM_ECDSA\n");
-	log_capture();
+	ts_faults("no-mechanism CKM_ECDSA\n");
+	ts_log_capture(log_path);
 	assert_int_equal(sign_with(f, &key, NULL, &sig), CS_E_MECHANISM);
-	assert_true(log_release("it lacks the mechanism credsign signs with"));
+	assert_true(ts_log_release("it lacks the mechanism credsign signs with"));
 	assert_memory_equal(&sig, zero_sig, sizeof(sig));
-	faults("");
+	ts_faults("");
 	assert_int_equal(cs_token_destroy_key(f->t, &key), CS_OK);
 }
 
@@ -624,7 +582,7 @@ static void test_token_error_anywhere_in_a_generation(void **state)
 				fault_nth(fns[i], n, CKR_FUNCTION_FAILED);
 				cs_err r = with_id ? cs_token_generate_p256_id(f->t, label, caller_id, sizeof(caller_id), &key)
 						   : cs_token_generate_p256(f->t, label, &key);
-				faults("");
+				ts_faults("");
 				if (r == CS_OK) {
 					assert_int_equal(raw_find(f, (CK_ULONG)-1, label, NULL, h, 4), 2);
 					assert_int_equal(cs_token_destroy_key(f->t, &key), CS_OK);
@@ -656,7 +614,7 @@ static void test_token_error_anywhere_in_a_destruction(void **state)
 			generate(f, label, &key);
 			fault_nth(fns[i], n, CKR_FUNCTION_FAILED);
 			cs_err r = cs_token_destroy_key(f->t, &key);
-			faults("");
+			ts_faults("");
 			if (r != CS_OK) {
 				assert_int_equal(r, CS_E_TOKEN_FAILED);
 				failed++;

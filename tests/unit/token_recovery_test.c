@@ -39,18 +39,8 @@
 
 #define KEY_LABEL "recovery-sign"
 
-static char dir[512];
-static char control[600];
-static char pin_path[600];
-static char counts_path[600];
+static ts_fault_token tok; /* the fault module's token (test_support.h) */
 static char log_path[600];
-
-/* Replace the fault rules; "" clears them. */
-static void faults(const char *rules)
-{
-	ts_write_file(control, rules, 0600);
-	usleep(10000); /* the module notices changes by size and mtime */
-}
 
 static double now_s(void)
 {
@@ -61,56 +51,10 @@ static double now_s(void)
 
 static cs_err open_token(const char *module, const char *pin, unsigned pool, unsigned wait_ms, cs_token **out)
 {
-	cs_token_params p = {
-		.module = module != NULL ? module : getenv("CREDSIGN_TEST_FAULT_MODULE"),
-		.token_uri = "pkcs11:token=cstest",
-		.pin_file = pin,
-		.pool_size = pool,
-		.read_write = 1,
-	};
-	cs_err r = cs_token_open(&p, out);
+	cs_err r = ts_fault_open(module, pin, pool, NULL, out);
 	if (r == CS_OK && wait_ms != 0)
 		(*out)->session_wait_ms = wait_ms; /* white-box: no other thread yet */
 	return r;
-}
-
-/* Calls of `fn` the fault module of this process has seen. */
-static unsigned long calls(const char *fn)
-{
-	char name[64];
-	unsigned long n = 0, found = 0;
-	FILE *f = fopen(counts_path, "r");
-	assert_non_null(f);
-	while (fscanf(f, "%63s %lu", name, &n) == 2)
-		if (strcmp(name, fn) == 0)
-			found = n + 1;
-	fclose(f);
-	assert_true(found > 0);
-	return found - 1;
-}
-
-static void log_capture(void)
-{
-	int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, fd);
-}
-
-/* Back to stderr; does the captured log contain `text`? */
-static int log_release(const char *text)
-{
-	static char buf[65536];
-	cs_log_configure(CS_LOG_INFO, CS_LOG_LOGFMT, STDERR_FILENO);
-	FILE *f = fopen(log_path, "r");
-	assert_non_null(f);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (strstr(buf, text) == NULL) {
-		fprintf(stderr, "expected '%s' in the log:\n%s", text, buf);
-		return 0;
-	}
-	return 1;
 }
 
 /* The key, found or made, and a signature over a fixed digest verified. */
@@ -137,20 +81,12 @@ static cs_err sign_once(cs_token *t, int *verified)
 static int group_setup(void **state)
 {
 	(void)state;
-	const char *d = getenv("CREDSIGN_TEST_TOKEN_DIR");
-	if (d == NULL || getenv("CREDSIGN_TEST_FAULT_MODULE") == NULL || getenv("CREDSIGN_FAULT_CONTROL") == NULL) {
-		fprintf(stderr, "run through ctest: the fault module's variables are missing\n");
+	if (ts_fault_token_init(&tok, 1) != 0)
 		return -1;
-	}
-	snprintf(dir, sizeof(dir), "%s", d);
-	snprintf(control, sizeof(control), "%s", getenv("CREDSIGN_FAULT_CONTROL"));
-	snprintf(pin_path, sizeof(pin_path), "%s/user.pin", dir);
-	snprintf(counts_path, sizeof(counts_path), "%s/fault.counts", dir);
-	snprintf(log_path, sizeof(log_path), "%s/recovery-test.log", dir);
-	setenv("CREDSIGN_FAULT_COUNTS", counts_path, 1);
+	snprintf(log_path, sizeof(log_path), "%s/recovery-test.log", tok.dir);
 	/* failing calls are remembered (cs_token_meter_pin_state) */
 	cs_token_meter_track_failures();
-	faults("");
+	ts_faults("");
 	return 0;
 }
 
@@ -189,7 +125,7 @@ static void test_child_after_fork(void **state)
 	(void)state;
 	cs_token *t = NULL;
 	int ok = 0;
-	assert_int_equal(open_token(NULL, pin_path, 2, 0, &t), CS_OK);
+	assert_int_equal(open_token(NULL, tok.pin, 2, 0, &t), CS_OK);
 	assert_int_equal(sign_once(t, &ok), CS_OK);
 	assert_true(ok);
 	unsigned long reinits = cs_token_reinitializations(t);
@@ -204,19 +140,19 @@ static void test_child_after_fork(void **state)
 	 * the token is re-initialised (once) at its first operation */
 	char rules[64];
 	snprintf(rules, sizeof(rules), "C_Initialize %#lx 1\n", (unsigned long)CKR_FUNCTION_FAILED);
-	faults(rules);
+	ts_faults(rules);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
 		child_signs(t, reinits + 1);
 	assert_int_equal(wait_child(pid), 0);
-	faults("");
+	ts_faults("");
 
 	/* the parent's sessions were never touched */
-	unsigned long opened = calls("C_OpenSession");
+	unsigned long opened = ts_fault_calls("C_OpenSession");
 	assert_int_equal(sign_once(t, &ok), CS_OK);
 	assert_true(ok);
-	assert_int_equal(calls("C_OpenSession"), opened);
+	assert_int_equal(ts_fault_calls("C_OpenSession"), opened);
 	assert_int_equal(cs_token_reinitializations(t), reinits);
 	cs_token_close(t);
 }
@@ -247,26 +183,26 @@ static void test_wait_for_a_session_times_out(void **state)
 	(void)state;
 	cs_token *t = NULL;
 	uint8_t buf[16];
-	assert_int_equal(open_token(NULL, pin_path, 1, 300, &t), CS_OK);
+	assert_int_equal(open_token(NULL, tok.pin, 1, 300, &t), CS_OK);
 	struct signer s = {.t = t};
 	assert_int_equal(sign_once(t, &s.ok), CS_OK); /* the key exists, its handles cached */
-	faults("sign-delay 1500\n");
+	ts_faults("sign-delay 1500\n");
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, sign_thread, &s), 0);
 	usleep(200000); /* the signer holds the session */
-	unsigned long draws = calls("C_GenerateRandom");
+	unsigned long draws = ts_fault_calls("C_GenerateRandom");
 	double start = now_s();
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_TOKEN_BUSY);
 	double waited = now_s() - start;
 	assert_true(waited >= 0.25 && waited < 1.2);
-	assert_int_equal(calls("C_GenerateRandom"), draws);
+	assert_int_equal(ts_fault_calls("C_GenerateRandom"), draws);
 	pthread_join(th, NULL);
 	assert_int_equal(s.r, CS_OK);
 	assert_true(s.ok);
-	faults("");
+	ts_faults("");
 	/* the session is free again */
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_OK);
-	assert_int_equal(calls("C_GenerateRandom"), draws + 1);
+	assert_int_equal(ts_fault_calls("C_GenerateRandom"), draws + 1);
 	cs_token_close(t);
 }
 
@@ -299,14 +235,14 @@ static void test_reinit_postponed_while_an_operation_runs(void **state)
 	cs_token *t = NULL;
 	char rules[96];
 	uint8_t buf[16];
-	assert_int_equal(open_token(NULL, pin_path, 3, 0, &t), CS_OK);
+	assert_int_equal(open_token(NULL, tok.pin, 3, 0, &t), CS_OK);
 	struct signer s = {.t = t};
 	assert_int_equal(sign_once(t, &s.ok), CS_OK);
 	unsigned long reinits = cs_token_reinitializations(t);
-	unsigned long finalized = calls("C_Finalize");
+	unsigned long finalized = ts_fault_calls("C_Finalize");
 	snprintf(rules, sizeof(rules), "sign-delay 5600\nC_GenerateRandom %#lx 2\n", (unsigned long)CKR_DEVICE_ERROR);
-	faults(rules);
-	log_capture();
+	ts_faults(rules);
+	ts_log_capture(log_path);
 	pthread_t signer_th, drawer_th;
 	assert_int_equal(pthread_create(&signer_th, NULL, sign_thread, &s), 0);
 	usleep(300000); /* the signature is under way */
@@ -320,14 +256,14 @@ static void test_reinit_postponed_while_an_operation_runs(void **state)
 	assert_true(waited >= (CS_TOKEN_REINIT_WAIT_MS - 100) / 1000.0 && waited < (CS_TOKEN_REINIT_WAIT_MS + 900) / 1000.0);
 	pthread_join(drawer_th, NULL);
 	pthread_join(signer_th, NULL);
-	assert_true(log_release("re-initialisation postponed"));
+	assert_true(ts_log_release("re-initialisation postponed"));
 	assert_int_equal(d.r, CS_E_TOKEN_UNAVAILABLE);
 	assert_true(d.took >= 4.5);
 	assert_int_equal(s.r, CS_OK);
 	assert_true(s.ok);
-	assert_int_equal(calls("C_Finalize"), finalized);
+	assert_int_equal(ts_fault_calls("C_Finalize"), finalized);
 	assert_int_equal(cs_token_reinitializations(t), reinits);
-	faults("");
+	ts_faults("");
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_OK);
 	cs_token_close(t);
 }
@@ -356,29 +292,29 @@ static void test_pin_flags_refuse_the_login(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cs_token *t = NULL;
 		char source[128];
-		faults(cases[i].rule);
-		unsigned long logins = calls("C_Login");
+		ts_faults(cases[i].rule);
+		unsigned long logins = ts_fault_calls("C_Login");
 		cs_token_meter_clear();
-		assert_int_equal(open_token(NULL, pin_path, 2, 0, &t), cases[i].err);
+		assert_int_equal(open_token(NULL, tok.pin, 2, 0, &t), cases[i].err);
 		assert_null(t);
-		assert_int_equal(calls("C_Login"), logins);
+		assert_int_equal(ts_fault_calls("C_Login"), logins);
 		assert_int_equal(cs_token_meter_pin_state(cases[i].err, source, sizeof(source)), cases[i].state);
 		assert_string_equal(source, cases[i].source);
 	}
-	faults("");
+	ts_faults("");
 	/* a PIN that locks after start-up: the re-login the lost login needs
 	 * is refused the same way */
 	cs_token *t = NULL;
 	uint8_t buf[16];
 	char rules[96];
-	assert_int_equal(open_token(NULL, pin_path, 2, 0, &t), CS_OK);
-	unsigned long logins = calls("C_Login");
+	assert_int_equal(open_token(NULL, tok.pin, 2, 0, &t), CS_OK);
+	unsigned long logins = ts_fault_calls("C_Login");
 	snprintf(rules, sizeof(rules), "flags-set 0x40000\nlogged-out\nC_GenerateRandom %#lx 1\n",
 		 (unsigned long)CKR_USER_NOT_LOGGED_IN);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_PIN_LOCKED);
-	assert_int_equal(calls("C_Login"), logins);
-	faults("");
+	assert_int_equal(ts_fault_calls("C_Login"), logins);
+	ts_faults("");
 	cs_token_close(t);
 }
 
@@ -392,21 +328,21 @@ static void test_protected_authentication_path(void **state)
 	int ok = 0;
 	char rules[700];
 	/* first without a pad: refused before any login */
-	unsigned long logins = calls("C_Login");
-	faults("");
+	unsigned long logins = ts_fault_calls("C_Login");
+	ts_faults("");
 	assert_int_equal(open_token(NULL, NULL, 2, 0, &t), CS_E_PIN_SOURCE);
 	assert_null(t);
-	assert_int_equal(calls("C_Login"), logins);
+	assert_int_equal(ts_fault_calls("C_Login"), logins);
 	/* the pad types the PIN (the fault module refuses a PIN given by the
 	 * caller on this path, so success means none was sent) */
-	snprintf(rules, sizeof(rules), "protected-auth %s\n", pin_path);
-	faults(rules);
+	snprintf(rules, sizeof(rules), "protected-auth %s\n", tok.pin);
+	ts_faults(rules);
 	assert_int_equal(open_token(NULL, NULL, 2, 0, &t), CS_OK);
-	assert_int_equal(calls("C_Login"), logins + 1);
+	assert_int_equal(ts_fault_calls("C_Login"), logins + 1);
 	assert_int_equal(sign_once(t, &ok), CS_OK);
 	assert_true(ok);
 	cs_token_close(t);
-	faults("");
+	ts_faults("");
 }
 
 /* The PIN file is read at each login: one that became unreadable (group
@@ -419,41 +355,41 @@ static void test_pin_file_unreadable_at_relogin(void **state)
 	char pin[600], link[600], text[300], rules[128];
 	uint8_t buf[16];
 	cs_token *t = NULL;
-	FILE *f = fopen(pin_path, "r");
+	FILE *f = fopen(tok.pin, "r");
 	assert_non_null(f);
 	assert_non_null(fgets(text, sizeof(text), f));
 	fclose(f);
-	snprintf(pin, sizeof(pin), "%s/relogin.pin", dir);
-	snprintf(link, sizeof(link), "%s/relogin-link.pin", dir);
+	snprintf(pin, sizeof(pin), "%s/relogin.pin", tok.dir);
+	snprintf(link, sizeof(link), "%s/relogin-link.pin", tok.dir);
 	ts_write_file(pin, text, 0600);
 	assert_int_equal(open_token(NULL, pin, 2, 0, &t), CS_OK);
 	snprintf(rules, sizeof(rules), "logged-out\nC_GenerateRandom %#lx 1\n", (unsigned long)CKR_USER_NOT_LOGGED_IN);
 
-	unsigned long logins = calls("C_Login");
+	unsigned long logins = ts_fault_calls("C_Login");
 	assert_int_equal(chmod(pin, 0640), 0);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_PIN_FILE_PERMS);
-	assert_int_equal(calls("C_Login"), logins);
+	assert_int_equal(ts_fault_calls("C_Login"), logins);
 
 	/* it is still refused while the file stays unreadable */
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_PIN_FILE_PERMS);
-	assert_int_equal(calls("C_Login"), logins);
+	assert_int_equal(ts_fault_calls("C_Login"), logins);
 
 	/* readable again: logged in, served (the PIN was never judged bad) */
 	assert_int_equal(chmod(pin, 0600), 0);
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_OK);
-	assert_int_equal(calls("C_Login"), logins + 1);
-	faults("");
+	assert_int_equal(ts_fault_calls("C_Login"), logins + 1);
+	ts_faults("");
 	cs_token_close(t);
 
 	/* a PIN file that is a symbolic link: stat() at open follows it, the
 	 * read at login does not (O_NOFOLLOW) */
 	unlink(link);
 	assert_int_equal(symlink(pin, link), 0);
-	logins = calls("C_Login");
+	logins = ts_fault_calls("C_Login");
 	assert_int_equal(open_token(NULL, link, 2, 0, &t), CS_E_PIN_FILE_PERMS);
 	assert_null(t);
-	assert_int_equal(calls("C_Login"), logins);
+	assert_int_equal(ts_fault_calls("C_Login"), logins);
 	unlink(link);
 	unlink(pin);
 }
@@ -484,9 +420,9 @@ static void test_pin_file_checks_at_read_time(void **state)
 	(void)state;
 	char path[600], link[600], sub[600], out[CS_PIN_MAX + 1], big[CS_PIN_MAX + 8];
 	size_t got = 99;
-	snprintf(path, sizeof(path), "%s/read.pin", dir);
-	snprintf(link, sizeof(link), "%s/read-link.pin", dir);
-	snprintf(sub, sizeof(sub), "%s/read-dir.pin", dir);
+	snprintf(path, sizeof(path), "%s/read.pin", tok.dir);
+	snprintf(link, sizeof(link), "%s/read-link.pin", tok.dir);
+	snprintf(sub, sizeof(sub), "%s/read-dir.pin", tok.dir);
 
 	assert_int_equal(read_text(path, "1234\n", 5, 0600, out, sizeof(out), &got), CS_OK);
 	assert_int_equal(got, 4);
@@ -568,45 +504,45 @@ static void test_modules_by_name_and_load_failures(void **state)
 	cs_token *t = NULL;
 	int ok = 0;
 	/* SoftHSM2's own p11-kit registration (softhsm2.module) */
-	assert_int_equal(open_token("softhsm2", pin_path, 2, 0, &t), CS_OK);
+	assert_int_equal(open_token("softhsm2", tok.pin, 2, 0, &t), CS_OK);
 	assert_int_equal(sign_once(t, &ok), CS_OK);
 	assert_true(ok);
 	cs_token_close(t);
 	t = NULL;
 
-	log_capture();
-	assert_int_equal(open_token("no-such-registered-module", pin_path, 2, 0, &t), CS_E_MODULE_LOAD);
+	ts_log_capture(log_path);
+	assert_int_equal(open_token("no-such-registered-module", tok.pin, 2, 0, &t), CS_E_MODULE_LOAD);
 	assert_null(t);
-	assert_true(log_release("no p11-kit module named 'no-such-registered-module'"));
+	assert_true(ts_log_release("no p11-kit module named 'no-such-registered-module'"));
 
-	log_capture();
-	assert_int_equal(open_token("/nonexistent/libmodule.so", pin_path, 2, 0, &t), CS_E_MODULE_LOAD);
+	ts_log_capture(log_path);
+	assert_int_equal(open_token("/nonexistent/libmodule.so", tok.pin, 2, 0, &t), CS_E_MODULE_LOAD);
 	assert_null(t);
-	assert_true(log_release("cannot load PKCS#11 module /nonexistent/libmodule.so"));
+	assert_true(ts_log_release("cannot load PKCS#11 module /nonexistent/libmodule.so"));
 
 	/* a module by path whose C_Initialize fails */
 	char rules[64];
 	snprintf(rules, sizeof(rules), "C_Initialize %#lx\n", (unsigned long)CKR_ARGUMENTS_BAD);
-	faults(rules);
-	log_capture();
-	assert_int_equal(open_token(NULL, pin_path, 2, 0, &t), CS_E_MODULE_INIT);
+	ts_faults(rules);
+	ts_log_capture(log_path);
+	assert_int_equal(open_token(NULL, tok.pin, 2, 0, &t), CS_E_MODULE_INIT);
 	assert_null(t);
-	assert_true(log_release("set pkcs11.init_args"));
+	assert_true(ts_log_release("set pkcs11.init_args"));
 
 	/* a registered module whose C_Initialize fails (SoftHSM2 without its
 	 * configuration file) */
-	faults("");
+	ts_faults("");
 	char *conf = strdup(getenv("SOFTHSM2_CONF"));
 	assert_non_null(conf);
 	setenv("SOFTHSM2_CONF", "/nonexistent/softhsm2.conf", 1);
-	log_capture();
-	assert_int_equal(open_token("softhsm2", pin_path, 2, 0, &t), CS_E_MODULE_INIT);
+	ts_log_capture(log_path);
+	assert_int_equal(open_token("softhsm2", tok.pin, 2, 0, &t), CS_E_MODULE_INIT);
 	assert_null(t);
-	assert_true(log_release("C_Initialize of softhsm2"));
+	assert_true(ts_log_release("C_Initialize of softhsm2"));
 	setenv("SOFTHSM2_CONF", conf, 1);
 	free(conf);
 	/* and once it initialises, it serves */
-	assert_int_equal(open_token("softhsm2", pin_path, 2, 0, &t), CS_OK);
+	assert_int_equal(open_token("softhsm2", tok.pin, 2, 0, &t), CS_OK);
 	assert_int_equal(sign_once(t, &ok), CS_OK);
 	assert_true(ok);
 	cs_token_close(t);
@@ -625,15 +561,15 @@ static void test_recovery_that_does_not_cure(void **state)
 	cs_token *t = NULL;
 	char rules[160];
 	uint8_t buf[16];
-	assert_int_equal(open_token(NULL, pin_path, 2, 0, &t), CS_OK);
+	assert_int_equal(open_token(NULL, tok.pin, 2, 0, &t), CS_OK);
 
 	unsigned long reinits = cs_token_reinitializations(t), recoveries = cs_token_recoveries(t);
-	unsigned long draws = calls("C_GenerateRandom");
+	unsigned long draws = ts_fault_calls("C_GenerateRandom");
 	snprintf(rules, sizeof(rules), "C_GenerateRandom %#lx\n", (unsigned long)CKR_DEVICE_ERROR);
-	faults(rules);
+	ts_faults(rules);
 	memset(buf, 0xa5, sizeof(buf));
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_TOKEN_UNAVAILABLE);
-	assert_int_equal(calls("C_GenerateRandom"), draws + 3); /* first try, reopened, re-initialised */
+	assert_int_equal(ts_fault_calls("C_GenerateRandom"), draws + 3); /* first try, reopened, re-initialised */
 	assert_int_equal(cs_token_reinitializations(t), reinits + 1);
 	assert_int_equal(cs_token_recoveries(t), recoveries + 2);
 	for (size_t i = 0; i < sizeof(buf); i++)
@@ -644,27 +580,21 @@ static void test_recovery_that_does_not_cure(void **state)
 	reinits = cs_token_reinitializations(t);
 	snprintf(rules, sizeof(rules), "C_GenerateRandom %#lx\nC_GetSlotInfo %#lx\n", (unsigned long)CKR_DEVICE_ERROR,
 		 (unsigned long)CKR_DEVICE_ERROR);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_E_TOKEN_UNAVAILABLE);
 	assert_int_equal(cs_token_reinitializations(t), reinits + 1);
-	faults("");
-	cs_err r = CS_E_TOKEN_UNAVAILABLE;
-	for (int i = 0; i < 100 && r == CS_E_TOKEN_UNAVAILABLE; i++) {
-		r = cs_token_random(t, buf, sizeof(buf));
-		if (r == CS_E_TOKEN_UNAVAILABLE)
-			usleep(20000); /* the re-initialisation backoff */
-	}
-	assert_int_equal(r, CS_OK);
+	ts_faults("");
+	assert_int_equal(ts_random_after_backoff(t, buf, sizeof(buf)), CS_OK);
 
 	/* CKR_USER_NOT_LOGGED_IN and the session's state unreadable: a lost
 	 * session, recovered by reopening */
 	recoveries = cs_token_recoveries(t);
 	snprintf(rules, sizeof(rules), "C_GenerateRandom %#lx 1\nC_GetSessionInfo %#lx 1\n",
 		 (unsigned long)CKR_USER_NOT_LOGGED_IN, (unsigned long)CKR_SESSION_HANDLE_INVALID);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(cs_token_random(t, buf, sizeof(buf)), CS_OK);
 	assert_int_equal(cs_token_recoveries(t), recoveries + 1);
-	faults("");
+	ts_faults("");
 	cs_token_close(t);
 	cs_token_close(NULL);
 }
@@ -677,7 +607,7 @@ static void test_open_refusals(void **state)
 	cs_token *t = NULL;
 	char rules[96], uri[700];
 	cs_token_params p = {.module = getenv("CREDSIGN_TEST_FAULT_MODULE"), .token_uri = "pkcs11:token=cstest",
-			     .pin_file = pin_path, .pool_size = 0};
+			     .pin_file = tok.pin, .pool_size = 0};
 	assert_int_equal(cs_token_open(&p, &t), CS_E_INVALID_ARG);
 	p.pool_size = CS_TOKEN_POOL_MAX + 1;
 	assert_int_equal(cs_token_open(&p, &t), CS_E_INVALID_ARG);
@@ -690,23 +620,23 @@ static void test_open_refusals(void **state)
 	assert_int_equal(cs_token_open(&p, &t), CS_E_TOKEN_NOT_FOUND);
 	/* the slot list or a slot's information fails */
 	snprintf(rules, sizeof(rules), "C_GetSlotList %#lx 1\n", (unsigned long)CKR_FUNCTION_FAILED);
-	faults(rules);
+	ts_faults(rules);
 	p.token_uri = "pkcs11:token=cstest";
 	assert_int_equal(cs_token_open(&p, &t), CS_E_TOKEN_FAILED);
 	snprintf(rules, sizeof(rules), "C_GetSlotInfo %#lx\n", (unsigned long)CKR_FUNCTION_FAILED);
-	faults(rules);
+	ts_faults(rules);
 	assert_int_equal(cs_token_open(&p, &t), CS_E_TOKEN_NOT_FOUND);
 	/* the new session's state cannot be read: the session is closed */
 	snprintf(rules, sizeof(rules), "C_GetSessionInfo %#lx 1\n", (unsigned long)CKR_FUNCTION_FAILED);
-	faults(rules);
-	unsigned long opened = calls("C_OpenSession"), closed = calls("C_CloseSession");
+	ts_faults(rules);
+	unsigned long opened = ts_fault_calls("C_OpenSession"), closed = ts_fault_calls("C_CloseSession");
 	assert_int_equal(cs_token_open(&p, &t), CS_E_TOKEN_FAILED);
-	assert_int_equal(calls("C_OpenSession") - opened, calls("C_CloseSession") - closed);
-	faults("");
+	assert_int_equal(ts_fault_calls("C_OpenSession") - opened, ts_fault_calls("C_CloseSession") - closed);
+	ts_faults("");
 	assert_null(t);
 	/* pin-source: an absolute path is a file; other schemes are refused */
 	p.pin_file = NULL;
-	snprintf(uri, sizeof(uri), "pkcs11:token=cstest?pin-source=%s", pin_path);
+	snprintf(uri, sizeof(uri), "pkcs11:token=cstest?pin-source=%s", tok.pin);
 	p.token_uri = uri;
 	assert_int_equal(cs_token_open(&p, &t), CS_OK);
 	cs_token_close(t);

@@ -38,6 +38,15 @@
  *    signed header with a member more, entries before a purge base; a kept
  *    checkpoint given as an export line (a lying or extra member refused);
  *    a stored checkpoint time that is not a time;
+ *  - more refusals (round 2): a signed payload of six members of a wrong
+ *    type or value, a header of another typ or naming no kid or another,
+ *    members beside the JWS differing from it, a checkpoint line or entry
+ *    lacking a member; a kept checkpoint's file forms (the answer with or
+ *    without header/claims, lying ones, over 64 KiB, a NUL, a node or time
+ *    too long), one before a partial export's first entry, a kept purge
+ *    checkpoint (the base agreed with, another refused, one not verifying);
+ *    the time reference (none, a purge never, not verifying, too long); a
+ *    store failing under the verification fails it;
  *  - an export fails (CS_E_STORE) rather than skip: a consumer that stops
  *    it, an entry that is not UTF-8; times only in the one format.
  */
@@ -67,6 +76,7 @@
 #include "jose.h"
 #include "ledger.h"
 #include "store.h"
+#include "test_support.h"
 
 #define DAY_MS (86400LL * 1000)
 
@@ -90,17 +100,6 @@ static int64_t now_ms(void)
 
 /* ---- a software signer in place of the token ------------------------------------------ */
 
-static cs_err soft_sign(void *ctx, const uint8_t *input, size_t len, uint8_t raw[64])
-{
-	uint8_t der[80];
-	size_t der_len = sizeof(der);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int ok = md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, ctx) == 1 &&
-		 EVP_DigestSign(md, der, &der_len, input, len) == 1;
-	EVP_MD_CTX_free(md);
-	return ok ? cs_ecdsa_der_to_raw(der, der_len, raw) : CS_E_CRYPTO;
-}
-
 /* A cs_checkpoint_sign_fn: the payload cs_audit_sign_checkpoint signs. */
 static cs_err sign_checkpoint(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
 			      const char *node, const char *kind, char **jws)
@@ -110,7 +109,7 @@ static cs_err sign_checkpoint(void *arg, int64_t first, int64_t last, const uint
 	json_t *claims = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "first_seq", (json_int_t)first, "last_seq",
 				   (json_int_t)last, "head_hash", h, "time", ts, "node", node, "kind", kind);
 	json_t *header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", CS_CHECKPOINT_TYP, "kid", kid);
-	cs_err r = cs_jws_es256_sign(header, claims, soft_sign, key, jws);
+	cs_err r = cs_jws_es256_sign(header, claims, ts_soft_sign, key, jws);
 	free(h);
 	json_decref(claims);
 	json_decref(header);
@@ -576,7 +575,7 @@ static void test_verify_says_what_is_authenticated(void **state)
 				   (json_int_t)5, "head_hash", h, "time", "2026-01-01T00:00:00.000Z", "node", "test-1",
 				   "kind", "periodic", "note", "x");
 	json_t *header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", CS_CHECKPOINT_TYP, "kid", kid);
-	assert_int_equal(cs_jws_es256_sign(header, claims, soft_sign, key, &jws), CS_OK);
+	assert_int_equal(cs_jws_es256_sign(header, claims, ts_soft_sign, key, &jws), CS_OK);
 	extra = json_deep_copy(all);
 	json_t *cp = json_array_get(extra, 13);
 	json_object_set_new(cp, "time", json_string("2026-01-01T00:00:00.000Z"));
@@ -729,7 +728,7 @@ static json_t *checkpoint_object(const char *path, int64_t first, int64_t last, 
 		json_t *claims = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "first_seq", (json_int_t)first,
 					   "last_seq", (json_int_t)last, "head_hash", h, "time", ts, "node", "test-1",
 					   "kind", kind);
-		assert_int_equal(cs_jws_es256_sign(header, claims, soft_sign, key, &jws), CS_OK);
+		assert_int_equal(cs_jws_es256_sign(header, claims, ts_soft_sign, key, &jws), CS_OK);
 		json_decref(claims);
 		free(h);
 	}
@@ -1168,16 +1167,404 @@ static void test_cutoff(void **state)
 		assert_int_equal(cs_audit_purge_cutoff(bad[i], ref, 400, cutoff, &ahead), CS_E_INVALID_ARG);
 }
 
+/* ---- more refusals of the verification (issue 18, round 2) ----------------------------- */
+
+/* A JWS of claims under header (NULL: alg, typ, kid), by the test key. */
+static char *jws_of(const json_t *header, const json_t *claims)
+{
+	char *jws = NULL;
+	json_t *h = header != NULL ? json_incref((json_t *)header)
+				   : json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", CS_CHECKPOINT_TYP, "kid", kid);
+	assert_int_equal(cs_jws_es256_sign(h, claims, ts_soft_sign, key, &jws), CS_OK);
+	json_decref(h);
+	return jws;
+}
+
+/* The six signed members of a checkpoint line (a new object). */
+static json_t *claims_of(const json_t *line)
+{
+	json_t *c = json_deep_copy(line);
+	json_object_del(c, "type");
+	json_object_del(c, "jws");
+	return c;
+}
+
+/* all with its checkpoint line at idx re-signed over claims (taken) under
+ * header; the members beside the JWS unchanged. */
+static json_t *resigned(const json_t *all, size_t idx, json_t *claims, const json_t *header)
+{
+	json_t *t = json_deep_copy(all);
+	char *jws = jws_of(header, claims);
+	json_object_set_new(json_array_get(t, idx), "jws", json_string(jws));
+	free(jws);
+	json_decref(claims);
+	return t;
+}
+
+static void test_verify_refuses_signed_payloads(void **state)
+{
+	(void)state;
+	char path[600];
+	int64_t next = 0;
+	thirteen(path, sizeof(path));
+	json_t *all = export_of(path, 1, NULL, 0, &next), *t, *c;
+	const json_t *cp = json_array_get(all, 13); /* 1..5 */
+	assert_int_equal(json_integer_value(json_object_get(cp, "last_seq")), 5);
+
+	/* re-signed over its own members: still intact (the helpers are right) */
+	t = resigned(all, 13, claims_of(cp), NULL);
+	assert_true(verify_file(write_lines(t, "resigned-same")).intact);
+	json_decref(t);
+
+	/* a signed payload of six members, one of the wrong type or value */
+	static const char *const bad_payloads[] = {
+		"{\"first_seq\": \"1\"}", "{\"first_seq\": 0}", "{\"last_seq\": \"5\"}", "{\"first_seq\": 6}",
+		"{\"time\": 20260101}", "{\"node\": null}", "{\"head_hash\": \"!!\"}", "{\"head_hash\": \"AAAA\"}",
+		"{\"kind\": \"weekly\"}", "{\"kind\": 1}"};
+	for (size_t i = 0; i < sizeof(bad_payloads) / sizeof(bad_payloads[0]); i++) {
+		c = claims_of(cp);
+		json_t *patch = json_loads(bad_payloads[i], 0, NULL);
+		assert_non_null(patch);
+		assert_int_equal(json_object_update(c, patch), 0);
+		json_decref(patch);
+		assert_int_equal(json_object_size(c), 6);
+		t = resigned(all, 13, c, NULL);
+		assert_export_refused(t, "payload-shape", 1, "its signed payload is not exactly");
+		json_decref(t);
+	}
+	/* kind replaced by another member: six members, no kind */
+	c = claims_of(cp);
+	json_object_del(c, "kind");
+	json_object_set_new(c, "note", json_string("periodic"));
+	t = resigned(all, 13, c, NULL);
+	assert_export_refused(t, "payload-no-kind", 1, "its signed payload is not exactly");
+	json_decref(t);
+
+	/* a header of another typ, one naming no kid, one naming a kid the JWKS lacks */
+	json_t *h = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", "JWT", "kid", kid);
+	t = resigned(all, 13, claims_of(cp), h);
+	assert_export_refused(t, "header-typ", 1, "checkpoint 1..5: bad signature");
+	json_decref(t);
+	json_decref(h);
+	h = json_pack("{s:s, s:s}", "alg", "ES256", "typ", CS_CHECKPOINT_TYP);
+	t = resigned(all, 13, claims_of(cp), h);
+	assert_export_refused(t, "header-no-kid", 1, "bad signature (no key in the JWKS for it)");
+	json_decref(t);
+	json_decref(h);
+	h = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", CS_CHECKPOINT_TYP, "kid", "someone-else");
+	t = resigned(all, 13, claims_of(cp), h);
+	assert_export_refused(t, "header-other-kid", 1, "bad signature (no key in the JWKS for it)");
+	json_decref(t);
+	json_decref(h);
+
+	/* a JWKS whose first key has no kid: skipped, the right one found */
+	json_t *mixed = json_pack("{s:[{s:s}, O]}", "keys", "kty", "EC", json_array_get(json_object_get(jwks, "keys"), 0));
+	cs_audit_report rep;
+	assert_int_equal(cs_audit_verify_export(write_lines(all, "mixed-jwks"), mixed, NULL, &rep), CS_OK);
+	assert_true(rep.intact);
+	assert_int_equal(rep.authenticated, 10);
+	json_decref(mixed);
+
+	/* the members beside the JWS differing from what it signs, one at a time */
+	static const char *const stored[] = {"{\"first_seq\": 2}", "{\"last_seq\": 4}", "{\"kind\": \"stop\"}",
+					     "{\"node\": \"test-2\"}", "{\"time\": \"2026-01-01T00:00:00.001Z\"}"};
+	for (size_t i = 0; i < sizeof(stored) / sizeof(stored[0]); i++) {
+		t = json_deep_copy(all);
+		json_t *patch = json_loads(stored[i], 0, NULL);
+		assert_int_equal(json_object_update(json_array_get(t, 13), patch), 0);
+		json_decref(patch);
+		int64_t first = json_integer_value(json_object_get(json_array_get(t, 13), "first_seq"));
+		assert_export_refused(t, "stored-differs", first, "stored fields differ from its signed payload");
+		json_decref(t);
+	}
+	t = json_deep_copy(all);
+	json_object_set(json_array_get(t, 13), "head_hash", json_object_get(json_array_get(t, 14), "head_hash"));
+	assert_export_refused(t, "stored-head-differs", 1, "checkpoint 1..5: stored fields differ from its signed payload");
+	json_decref(t);
+
+	/* a checkpoint line lacking each member in turn, or with one of the wrong type */
+	static const char *const members[] = {"first_seq", "last_seq", "head_hash", "time", "kind", "jws"};
+	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+		t = json_deep_copy(all);
+		json_object_del(json_array_get(t, 13), members[i]);
+		assert_export_refused(t, "cp-member", 0, "line 14: a checkpoint without its members");
+		json_object_set_new(json_array_get(t, 13), members[i], json_true());
+		assert_export_refused(t, "cp-member-type", 0, "line 14: a checkpoint without its members");
+		json_decref(t);
+	}
+	/* an entry without its entry_hash, or with a nullable field not text */
+	t = json_deep_copy(all);
+	json_object_del(json_array_get(t, 4), "entry_hash");
+	assert_export_refused(t, "entry-no-hash", 5, "line 5: an entry without its 13 fields and two hashes");
+	json_decref(t);
+	t = json_deep_copy(all);
+	json_object_set_new(json_array_get(t, 4), "project", json_integer(7));
+	assert_export_refused(t, "entry-project", 5, "line 5: an entry without its 13 fields and two hashes");
+	json_decref(t);
+
+	/* blank lines between objects are skipped; a directory is no file */
+	const char *file = write_lines(all, "blank-lines");
+	FILE *f = fopen(file, "a");
+	assert_non_null(f);
+	fputs("\n  \t\r\n", f);
+	fclose(f);
+	rep = verify_file(file);
+	assert_true(rep.intact);
+	assert_int_equal(rep.entries, 13);
+	assert_int_equal(cs_audit_verify_export(dir, jwks, NULL, &rep), CS_E_IO);
+	json_decref(all);
+}
+
+/* A kept checkpoint: the forms of its file, and what the log must show. */
+static void test_kept_checkpoint_refusals(void **state)
+{
+	(void)state;
+	char path[600], why[256];
+	int64_t next = 0;
+	cs_audit_pin pin;
+	cs_audit_report rep;
+	thirteen(path, sizeof(path));
+	json_t *all = export_of(path, 1, NULL, 0, &next), *t;
+	const json_t *cp = json_array_get(all, 14); /* 6..10 */
+	const char *jws = json_string_value(json_object_get(cp, "jws"));
+	json_t *header = NULL;
+	assert_int_equal(cs_jws_peek_header(jws, &header), CS_OK);
+	json_t *claims = claims_of(cp);
+
+	/* GET /api/audit/checkpoint's answer, whole, without header or claims,
+	 * the compact JWS with blank space around it */
+	json_t *answer = json_pack("{s:s, s:O, s:O}", "checkpoint", jws, "header", header, "claims", claims);
+	char *text = json_dumps(answer, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(text, "kept-answer.json"), jwks, &pin, why), CS_OK);
+	assert_int_equal(pin.last, 10);
+	assert_string_equal(pin.kind, "periodic");
+	cs_audit_pin_free(&pin);
+	free(text);
+	json_object_del(answer, "header");
+	text = json_dumps(answer, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(text, "kept-answer-claims.json"), jwks, &pin, why), CS_OK);
+	cs_audit_pin_free(&pin);
+	free(text);
+	char padded[2048];
+	snprintf(padded, sizeof(padded), " \n\t%s \r\n\n", jws);
+	assert_int_equal(cs_audit_pin_load(write_text(padded, "kept-padded.jws"), jwks, &pin, why), CS_OK);
+	assert_int_equal(pin.first, 6);
+	rep = verify_pinned(write_lines(all, "kept-all"), write_text(padded, "kept-padded.jws"));
+	assert_true(rep.intact);
+	cs_audit_pin_free(&pin);
+
+	/* decoded claims or header beside the JWS that it does not sign; a
+	 * member more; a checkpoint that is not text */
+	json_object_set_new(answer, "claims", json_pack("{s:i}", "last_seq", 11));
+	text = json_dumps(answer, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(text, "kept-answer-lied.json"), jwks, &pin, why), CS_E_INVALID_ARG);
+	assert_non_null(strstr(why, "differ from what the JWS signs"));
+	free(text);
+	json_object_del(answer, "claims");
+	json_object_set_new(answer, "header", json_pack("{s:s}", "alg", "none"));
+	text = json_dumps(answer, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(text, "kept-answer-header.json"), jwks, &pin, why), CS_E_INVALID_ARG);
+	assert_non_null(strstr(why, "differ from what the JWS signs"));
+	assert_null(pin.jws);
+	free(text);
+	json_object_del(answer, "header");
+	json_object_set_new(answer, "note", json_string("x"));
+	text = json_dumps(answer, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(text, "kept-answer-extra.json"), jwks, &pin, why), CS_E_INVALID_ARG);
+	assert_non_null(strstr(why, "not the answer of GET /api/audit/checkpoint"));
+	free(text);
+	json_decref(answer);
+	t = json_deep_copy(cp);
+	json_object_set_new(t, "jws", json_integer(1));
+	text = json_dumps(t, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(text, "kept-line-jws.json"), jwks, &pin, why), CS_E_INVALID_ARG);
+	assert_string_equal(why, "no checkpoint JWS in it");
+	free(text);
+	json_decref(t);
+
+	/* a file of more than 64 KiB, one holding a NUL */
+	char *big = malloc(70000);
+	assert_non_null(big);
+	memset(big, ' ', 69999);
+	memcpy(big, jws, strlen(jws));
+	big[69999] = '\0';
+	assert_int_equal(cs_audit_pin_load(write_text(big, "kept-big.jws"), jwks, &pin, why), CS_E_IO);
+	assert_non_null(strstr(why, "at most 64 KiB"));
+	free(big);
+	const char *nul = write_text("", "kept-nul.jws");
+	FILE *f = fopen(nul, "w");
+	assert_non_null(f);
+	fwrite("abc\0def", 1, 7, f);
+	fclose(f);
+	assert_int_equal(cs_audit_pin_load(nul, jwks, &pin, why), CS_E_IO);
+
+	/* validly signed, but its node or time too long to keep */
+	char longtext[200];
+	memset(longtext, 'n', sizeof(longtext) - 1);
+	longtext[sizeof(longtext) - 1] = '\0';
+	static const char *const too_long[] = {"node", "time"};
+	for (size_t i = 0; i < 2; i++) {
+		json_t *c = json_deep_copy(claims);
+		json_object_set_new(c, too_long[i], json_string(longtext));
+		char *j = jws_of(NULL, c);
+		assert_int_equal(cs_audit_pin_load(write_text(j, "kept-long.jws"), jwks, &pin, why), CS_E_INVALID_ARG);
+		assert_non_null(strstr(why, "too long"));
+		assert_null(pin.jws);
+		free(j);
+		json_decref(c);
+	}
+
+	/* a kept checkpoint before the first entry of a partial export cannot
+	 * be checked: refused, saying from where to verify */
+	json_t *tail = json_array();
+	for (size_t i = 7; i < 13; i++) /* entries 8..13 */
+		json_array_append(tail, json_array_get(all, i));
+	char *kept_first = json_dumps(json_array_get(all, 13), JSON_COMPACT); /* 1..5 */
+	assert_int_equal(cs_audit_pin_load(write_text(kept_first, "kept-1-5.json"), jwks, &pin, why), CS_OK);
+	assert_int_equal(cs_audit_verify_export(write_lines(tail, "partial-8"), jwks, &pin, &rep), CS_OK);
+	assert_false(rep.intact);
+	assert_non_null(strstr(rep.reason, "the kept checkpoint 1..5 ends before the first entry here (seq 8)"));
+	assert_int_equal(rep.bad_seq, 5);
+	cs_audit_pin_free(&pin);
+	free(kept_first);
+	json_decref(tail);
+
+	/* a kept purge checkpoint: the base of a log purged through 5 */
+	json_t *purged = json_array();
+	json_t *base = checkpoint_object(path, 1, 5, 5, "purge", NULL);
+	json_array_append(purged, base);
+	for (size_t i = 5; i < 13; i++) /* entries 6..13 */
+		json_array_append(purged, json_array_get(all, i));
+	json_array_append(purged, json_array_get(all, 14)); /* 6..10 */
+	const char *purged_file = write_lines(purged, "purged-5");
+	text = json_dumps(base, JSON_COMPACT);
+	rep = verify_pinned(purged_file, write_text(text, "kept-purge.json"));
+	free(text);
+	assert_true(rep.intact);
+	assert_int_equal(rep.base_seq, 5);
+	assert_true(rep.pinned);
+	assert_string_equal(rep.pin_kind, "purge");
+	assert_int_equal(rep.authenticated, 5);
+	/* another purge checkpoint 1..5 (a head that is not the base's) */
+	json_t *other = checkpoint_object(path, 1, 5, 4, "purge", NULL);
+	text = json_dumps(other, JSON_COMPACT);
+	rep = verify_pinned(purged_file, write_text(text, "kept-purge-other.json"));
+	free(text);
+	assert_false(rep.intact);
+	assert_non_null(strstr(rep.reason, "the chain's base ..5 differs from the kept checkpoint 1..5"));
+	json_decref(other);
+	/* a kept purge checkpoint whose key the JWKS verifying the log lacks */
+	text = json_dumps(base, JSON_COMPACT);
+	assert_int_equal(cs_audit_pin_load(write_text(text, "kept-purge.json"), jwks, &pin, why), CS_OK);
+	free(text);
+	json_t *other_jwk = NULL;
+	EVP_PKEY *other_key = EVP_EC_gen("P-256");
+	assert_int_equal(cs_jwk_from_pkey(other_key, &other_jwk), CS_OK);
+	json_t *other_jwks = json_pack("{s:[o]}", "keys", other_jwk);
+	json_t *bare = entries_only(purged);
+	assert_int_equal(cs_audit_verify_export(write_lines(bare, "purged-bare"), other_jwks, &pin, &rep), CS_OK);
+	assert_false(rep.intact);
+	assert_non_null(strstr(rep.reason, "the kept checkpoint 1..5: bad signature (no key in the JWKS for it)"));
+	cs_audit_pin_free(&pin);
+	json_decref(bare);
+	json_decref(other_jwks);
+	EVP_PKEY_free(other_key);
+	json_decref(base);
+	json_decref(purged);
+	json_decref(header);
+	json_decref(claims);
+	json_decref(all);
+}
+
+/* Retention's time reference and the clock step over a store's checkpoints. */
+static void test_time_reference_refusals(void **state)
+{
+	(void)state;
+	char path[600], why[256], time[32];
+	int64_t last = 0;
+	cs_store *s = NULL;
+	new_db(path, sizeof(path));
+	cs_ledger *l = open_ledger(path);
+	append(l, 6, "2026-03-01T11:00:00.000Z");
+	cs_ledger_close(l);
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	/* no checkpoint: no reference */
+	assert_int_equal(cs_audit_time_reference(s, jwks, time, &last, why), CS_E_NOT_FOUND);
+	cs_store_close(s);
+	/* a purge checkpoint is never the reference; the newest periodic one is */
+	checkpoint_at(path, 1, 2, "2026-03-01T11:00:05.000Z");
+	checkpoint_at(path, 3, 4, "2026-03-01T12:00:00.000Z");
+	uint8_t head[32];
+	int found = 0;
+	char *jws = NULL;
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_store_audit_hash_at(s, 2, head, &found), CS_OK);
+	assert_int_equal(sign_checkpoint(NULL, 1, 2, head, "2026-03-09T00:00:00.000Z", "test-1", "purge", &jws), CS_OK);
+	assert_int_equal(cs_store_checkpoint_insert(s, 1, 2, head, "2026-03-09T00:00:00.000Z", "test-1", "purge", jws),
+			 CS_OK);
+	free(jws);
+	assert_int_equal(cs_audit_time_reference(s, jwks, time, &last, why), CS_OK);
+	assert_string_equal(time, "2026-03-01T12:00:00.000Z");
+	assert_int_equal(last, 4);
+	/* the clock step skips the purge checkpoint (the purging host's clock) */
+	cs_audit_clock_step step;
+	assert_int_equal(cs_audit_largest_clock_step(s, jwks, 0, 4, &step, why), CS_OK);
+	assert_true(step.found);
+	assert_int_equal(step.step_ms, 3595 * 1000);
+	assert_int_equal(step.before_first, 1);
+	/* a reference that does not verify, with the reason */
+	json_t *other_jwk = NULL;
+	EVP_PKEY *other_key = EVP_EC_gen("P-256");
+	assert_int_equal(cs_jwk_from_pkey(other_key, &other_jwk), CS_OK);
+	json_t *other_jwks = json_pack("{s:[o]}", "keys", other_jwk);
+	assert_int_equal(cs_audit_time_reference(s, other_jwks, time, &last, why), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(why, "checkpoint 3..4: bad signature"));
+	json_decref(other_jwks);
+	EVP_PKEY_free(other_key);
+	cs_store_close(s);
+	/* a signed time too long to be a time: refused as the reference */
+	checkpoint_at(path, 5, 6, "2026-03-01T12:00:00.000Z and some more text");
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_audit_time_reference(s, jwks, time, &last, why), CS_E_SIGNATURE_INVALID);
+	assert_string_equal(why, "its time is too long");
+	cs_store_close(s);
+}
+
+/* The verification of a store fails (rather than report) when the store does. */
+static void test_verify_store_failures(void **state)
+{
+	(void)state;
+	char path[600];
+	cs_audit_report rep;
+	cs_store *s = NULL;
+	thirteen(path, sizeof(path));
+	assert_int_equal(cs_store_open(path, &s), CS_OK);
+	assert_int_equal(cs_audit_verify(s, jwks, 0, &rep), CS_OK);
+	assert_true(rep.intact);
+	assert_int_equal(rep.authenticated, 10);
+	cs_store_close(s);
+	static const char *const drops[] = {"DROP TABLE audit_log", "DROP TABLE audit_checkpoints"};
+	for (size_t i = 0; i < 2; i++) {
+		char copy[700], cmd[1500];
+		snprintf(copy, sizeof(copy), "%s.drop%zu", path, i);
+		snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", path, copy);
+		assert_int_equal(system(cmd), 0);
+		assert_int_equal(cs_store_open(copy, &s), CS_OK);
+		sqlite3 *db = NULL;
+		assert_int_equal(sqlite3_open(copy, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, drops[i], NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+		memset(&rep, 0x55, sizeof(rep));
+		assert_int_not_equal(cs_audit_verify(s, jwks, 0, &rep), CS_OK);
+		cs_store_close(s);
+	}
+}
+
 static int setup(void **state)
 {
 	(void)state;
-	const char *base = getenv("CREDSIGN_TEST_TMP");
-	if (base == NULL)
-		base = "/tmp";
-	(void)mkdir(base, 0700);
-	snprintf(dir, sizeof(dir), "%s/audit-log-test-XXXXXX", base);
 	json_t *jwk = NULL;
-	if (mkdtemp(dir) == NULL || (key = EVP_EC_gen("P-256")) == NULL || cs_jwk_thumbprint(key, kid) != CS_OK ||
+	if (ts_scratch_dir(dir, sizeof(dir), "audit-log-test", 0, 0700) != 0 || (key = EVP_EC_gen("P-256")) == NULL || cs_jwk_thumbprint(key, kid) != CS_OK ||
 	    cs_jwk_from_pkey(key, &jwk) != CS_OK)
 		return -1;
 	jwks = json_pack("{s:[o]}", "keys", jwk);
@@ -1187,11 +1574,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[600];
 	EVP_PKEY_free(key);
 	json_decref(jwks);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return ts_scratch_remove(dir);
 }
 
 int main(void)
@@ -1206,6 +1591,10 @@ int main(void)
 		cmocka_unit_test(test_clock_step),
 		cmocka_unit_test(test_purge_against_the_signed_time),
 		cmocka_unit_test(test_cutoff),
+		cmocka_unit_test(test_verify_refuses_signed_payloads),
+		cmocka_unit_test(test_kept_checkpoint_refusals),
+		cmocka_unit_test(test_time_reference_refusals),
+		cmocka_unit_test(test_verify_store_failures),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -46,7 +46,6 @@
 
 #include <fcntl.h>
 #include <pwd.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +59,7 @@
 #include "audit_chain.h"
 #include "cs_log.h"
 #include "ledger.h"
+#include "sqlite_fault.h"
 #include "store.h"
 #include "store_target.h"
 #include "test_support.h"
@@ -70,40 +70,6 @@ static int db_counter;
 static void new_db(char *path, size_t n)
 {
 	snprintf(path, n, "%s/faults-%d.db", dir, ++db_counter);
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static sqlite3 *raw_open(const char *path)
-{
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
-static void raw_exec(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg != NULL ? msg : "?");
-}
-
-static int64_t raw_int(const char *path, const char *sql)
-{
-	sqlite3 *db = raw_open(path);
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-	int64_t v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
 }
 
 /* Expected errors by the thousand: to /dev/null while fn runs. */
@@ -118,66 +84,6 @@ static void quiet(int on)
 		close(quiet_fd);
 		quiet_fd = -1;
 	}
-}
-
-/* ---- a fault-injecting allocator for SQLite (as store_test's) ------------------ */
-
-static atomic_long fail_at = -1;
-
-static int inject(void)
-{
-	long n = atomic_load(&fail_at);
-	while (n >= 0) {
-		if (atomic_compare_exchange_weak(&fail_at, &n, n - 1))
-			return n == 0;
-	}
-	return 0;
-}
-
-#define HDR 16
-static void *mem_malloc(int n)
-{
-	if (inject())
-		return NULL;
-	unsigned char *p = malloc((size_t)n + HDR);
-	if (p == NULL)
-		return NULL;
-	memcpy(p, &n, sizeof(n));
-	return p + HDR;
-}
-static void mem_free(void *p)
-{
-	if (p != NULL)
-		free((unsigned char *)p - HDR);
-}
-static void *mem_realloc(void *p, int n)
-{
-	if (inject())
-		return NULL;
-	unsigned char *q = realloc((unsigned char *)p - HDR, (size_t)n + HDR);
-	if (q == NULL)
-		return NULL;
-	memcpy(q, &n, sizeof(n));
-	return q + HDR;
-}
-static int mem_size(void *p)
-{
-	int n;
-	memcpy(&n, (unsigned char *)p - HDR, sizeof(n));
-	return n;
-}
-static int mem_roundup(int n)
-{
-	return (n + 7) & ~7;
-}
-static int mem_init(void *arg)
-{
-	(void)arg;
-	return SQLITE_OK;
-}
-static void mem_shutdown(void *arg)
-{
-	(void)arg;
 }
 
 /* ---- open failures ----------------------------------------------------------- */
@@ -249,19 +155,19 @@ static void test_open_failures(void **state)
 
 	/* read-only: a store at another version is not read (nor migrated) */
 	new_db(path, sizeof(path));
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "CREATE TABLE t (x); PRAGMA user_version = 3");
+	sqlite3 *raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "CREATE TABLE t (x); PRAGMA user_version = 3");
 	sqlite3_close(raw);
 	assert_int_equal(cs_store_open_existing_readonly(path, &s), CS_E_STORE);
 	assert_null(s);
-	assert_int_equal(raw_int(path, "SELECT user_version FROM pragma_user_version"), 3);
-	raw = raw_open(path);
-	raw_exec(raw, "PRAGMA user_version = 99");
+	assert_int_equal(ts_sqlite_path_int(path, "SELECT user_version FROM pragma_user_version"), 3);
+	raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "PRAGMA user_version = 99");
 	sqlite3_close(raw);
 	assert_int_equal(cs_store_open_existing_readonly(path, &s), CS_E_STORE);
 	assert_int_equal(cs_store_open(path, &s), CS_E_STORE_SCHEMA);
 	assert_null(s);
-	assert_int_equal(raw_int(path, "SELECT user_version FROM pragma_user_version"), 99);
+	assert_int_equal(ts_sqlite_path_int(path, "SELECT user_version FROM pragma_user_version"), 99);
 
 	/* a store the service account may not write: refused at open (it
 	 * cannot write), read-only open still works for it when readable */
@@ -294,14 +200,14 @@ static void test_migration_under_allocation_failure(void **state)
 	(void)state;
 	char path[600];
 	int n, failures = 0, tried = 0;
-	int64_t t0 = mono_ms();
+	int64_t t0 = ts_mono_ms();
 	quiet(1);
 	for (n = 0; n < 100000; n += n < 50 ? 1 : STRIDE, tried++) {
 		new_db(path, sizeof(path));
 		cs_store *s = NULL;
-		atomic_store(&fail_at, n);
+		sqlf_fail_at(n);
 		cs_err r = cs_store_open(path, &s);
-		long left = atomic_exchange(&fail_at, -1);
+		long left = sqlf_disarm();
 		if (left >= 0) { /* every allocation failed once */
 			assert_int_equal(r, CS_OK);
 			cs_store_close(s);
@@ -312,22 +218,22 @@ static void test_migration_under_allocation_failure(void **state)
 			assert_null(s);
 			assert_true(r == CS_E_STORE || r == CS_E_NOMEM);
 			if (access(path, F_OK) == 0) {
-				int64_t v = raw_int(path, "SELECT user_version FROM pragma_user_version");
+				int64_t v = ts_sqlite_path_int(path, "SELECT user_version FROM pragma_user_version");
 				if (v != 0 && v != 9)
 					fail_msg("allocation %d: a failed open left schema version %lld", n,
 						 (long long)v);
 				if (v == 0)
-					assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"), 0);
+					assert_int_equal(ts_sqlite_path_int(path, "SELECT count(*) FROM sqlite_master"), 0);
 			}
 			assert_int_equal(cs_store_open(path, &s), CS_OK);
 		}
 		cs_store_close(s);
-		assert_int_equal(raw_int(path, "SELECT user_version FROM pragma_user_version"), 9);
+		assert_int_equal(ts_sqlite_path_int(path, "SELECT user_version FROM pragma_user_version"), 9);
 		unlink(path);
 	}
 	quiet(0);
 	print_message("an open makes about %d allocations: %d failed, %d opens refused (%lld ms)\n", n, tried,
-		      failures, (long long)(mono_ms() - t0));
+		      failures, (long long)(ts_mono_ms() - t0));
 	assert_true(n < 100000);
 	assert_true(failures > 0);
 }
@@ -336,28 +242,11 @@ static void test_migration_under_allocation_failure(void **state)
 static void v3_store(const char *path, const char *jws)
 {
 	unlink(path);
-	sqlite3 *old = raw_open(path);
-	raw_exec(old, "CREATE TABLE generation_sessions (id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, "
-		      "expires_ms INTEGER NOT NULL, cert_sha256 TEXT NOT NULL, claims_json TEXT NOT NULL, "
-		      "cert_id TEXT UNIQUE);"
-		      "CREATE TABLE certificates (id TEXT PRIMARY KEY, session_id TEXT NOT NULL UNIQUE "
-		      "REFERENCES generation_sessions(id), kid TEXT NOT NULL REFERENCES signing_keys(kid), "
-		      "jws TEXT NOT NULL, claims_json TEXT NOT NULL, created_ms INTEGER NOT NULL);"
-		      "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, uri TEXT NOT NULL, jwk_json TEXT NOT NULL, "
-		      "status TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT "
-		      "(strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
-		      "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, node TEXT NOT NULL, "
-		      "actor TEXT NOT NULL, actor_cert_sha256 TEXT, role TEXT NOT NULL, action TEXT NOT NULL, "
-		      "object TEXT, project TEXT, environment TEXT, outcome TEXT NOT NULL, error_code TEXT, "
-		      "request_id TEXT, prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL);"
-		      "CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, "
-		      "last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL, ts TEXT NOT NULL, node TEXT NOT NULL, "
-		      "kind TEXT NOT NULL, jws TEXT NOT NULL);"
-		      "CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms) "
-		      "WHERE cert_id IS NULL;"
-		      "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES ('k', 'u', '{}', 'active');"
-		      "INSERT INTO generation_sessions VALUES ('s1', 1, 9e15, 'ab', '{}', 'c1');"
-		      "PRAGMA user_version = 3");
+	sqlite3 *old = ts_sqlite_open(path);
+	ts_sqlite_exec(old, ts_store_v3_schema);
+	ts_sqlite_exec(old, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES ('k', 'u', '{}', 'active');"
+			    "INSERT INTO generation_sessions VALUES ('s1', 1, 9e15, 'ab', '{}', 'c1');"
+			    "PRAGMA user_version = 3");
 	sqlite3_stmt *st = NULL;
 	assert_int_equal(sqlite3_prepare_v2(old, "INSERT INTO certificates VALUES ('c1', 's1', 'k', ?, '{}', 1)", -1,
 					    &st, NULL),
@@ -386,10 +275,10 @@ static void test_migration_refuses_a_certificate_not_a_jws(void **state)
 		if (r != CS_E_STORE)
 			fail_msg("certificate %s: %s", bad[i], cs_strerror(r));
 		assert_null(s);
-		assert_int_equal(raw_int(path, "SELECT user_version FROM pragma_user_version"), 3);
-		assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('certificates') WHERE name = 'jws'"),
+		assert_int_equal(ts_sqlite_path_int(path, "SELECT user_version FROM pragma_user_version"), 3);
+		assert_int_equal(ts_sqlite_path_int(path, "SELECT count(*) FROM pragma_table_info('certificates') WHERE name = 'jws'"),
 				 1);
-		assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'session_claims'"), 0);
+		assert_int_equal(ts_sqlite_path_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'session_claims'"), 0);
 	}
 	quiet(0);
 	v3_store(path, "h.eyJhIjoxfQ.s");
@@ -428,7 +317,7 @@ static int64_t rows_of(const char *path, int tag)
 		 "(SELECT count(*) FROM store_probe WHERE at_ms = %d) + "
 		 "(SELECT count(*) FROM generation_sessions WHERE id = 'x-%d')",
 		 tag, tag, tag, tag, tag, tag, tag, tag, tag, tag, tag + 1, tag + 1, tag, tag, tag);
-	return raw_int(path, sql);
+	return ts_sqlite_path_int(path, sql);
 }
 
 /* One of each write, in one write transaction (a savepoint inside);
@@ -626,8 +515,8 @@ static int see_cp(void *arg, int64_t first, int64_t last, const uint8_t head[32]
 #define B62(c) "CAST(printf('%.*c', 62, '" c "') AS BLOB)"
 static void add_blob_rows(const char *path)
 {
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at) VALUES (" B62("k") ", " B62("u")
+	sqlite3 *raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at) VALUES (" B62("k") ", " B62("u")
 		      ", " B62("j") ", 'retired', " B62("2") ");"
 		      "INSERT INTO ceremonies (id, action, subject, reason, params_json, nonce, node, created_at, "
 		      "expires_at, started_by, canonical) VALUES ('cer-b', 'retire', " B62("s") ", NULL, " B62("p")
@@ -750,13 +639,13 @@ static void test_writes_and_reads_under_allocation_failure(void **state)
 	cs_store_close(s);
 
 	int n, tag = 1, failures = 0;
-	int64_t t0 = mono_ms();
+	int64_t t0 = ts_mono_ms();
 	quiet(1);
 	for (n = 0; n < 20000; n++, tag++) {
 		assert_int_equal(cs_store_open(path, &s), CS_OK);
-		atomic_store(&fail_at, n);
+		sqlf_fail_at(n);
 		cs_err r = write_all(s, tag);
-		long left = atomic_exchange(&fail_at, -1);
+		long left = sqlf_disarm();
 		int64_t rows = rows_of(path, tag);
 		if (r == CS_OK) {
 			if (rows != WRITES_ROWS)
@@ -773,8 +662,8 @@ static void test_writes_and_reads_under_allocation_failure(void **state)
 			break;
 	}
 	print_message("writes: failed each of %d allocations in turn: %d transactions rolled back whole (%lld ms)\n",
-		      n, failures, (long long)(mono_ms() - t0));
-	t0 = mono_ms();
+		      n, failures, (long long)(ts_mono_ms() - t0));
+	t0 = ts_mono_ms();
 	assert_true(n < 20000);
 	assert_true(failures > 0);
 
@@ -791,9 +680,9 @@ static void test_writes_and_reads_under_allocation_failure(void **state)
 	failures = 0;
 	for (n = 0; n < 20000; n++) {
 		assert_int_equal(cs_store_open(ref, &s), CS_OK);
-		atomic_store(&fail_at, n);
+		sqlf_fail_at(n);
 		int ok = read_everything(s);
-		long left = atomic_exchange(&fail_at, -1);
+		long left = sqlf_disarm();
 		failures += !ok;
 		if (left >= 0) {
 			assert_int_equal(ok, 1);
@@ -805,34 +694,27 @@ static void test_writes_and_reads_under_allocation_failure(void **state)
 	}
 	quiet(0);
 	print_message("reads: failed each of %d allocations in turn: %d passes failed cleanly (%lld ms)\n", n,
-		      failures, (long long)(mono_ms() - t0));
+		      failures, (long long)(ts_mono_ms() - t0));
 	assert_true(n < 20000);
 	assert_true(failures > 0);
 }
 
 /* ---- the write deadline ----------------------------------------------------- */
 
-/* A probe write that would run for many seconds: a trigger counting. */
+/* A probe write that would run for seconds: a trigger counting to 3e7
+ * (long past any deadline below, short enough that a deadline not enforced
+ * fails the test within seconds rather than at ctest's timeout). */
 static void slow_probe(const char *path)
 {
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "CREATE TABLE slow (n INTEGER);"
-		      "CREATE TRIGGER slow_probe AFTER INSERT ON store_probe BEGIN "
-		      "INSERT INTO slow WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
-		      "WHERE i < 1000000000) SELECT count(*) FROM c; END;"
-		      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
-		      "INSERT INTO audit_log SELECT i, '2026-01-01T00:00:00.000Z', 'test-1', 'system', NULL, "
-		      "'system', 'bulk', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(32) FROM n;");
+	sqlite3 *raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "CREATE TABLE slow (n INTEGER);"
+			    "CREATE TRIGGER slow_probe AFTER INSERT ON store_probe BEGIN "
+			    "INSERT INTO slow WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+			    "WHERE i < 30000000) SELECT count(*) FROM c; END;"
+			    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+			    "INSERT INTO audit_log SELECT i, '2026-01-01T00:00:00.000Z', 'test-1', 'system', NULL, "
+			    "'system', 'bulk', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(32) FROM n;");
 	sqlite3_close(raw);
-}
-
-static int count_row(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
-{
-	(void)e;
-	(void)prev;
-	(void)hash;
-	(*(int *)arg)++;
-	return 0;
 }
 
 static void test_write_deadline_aborts_a_running_write(void **state)
@@ -845,26 +727,26 @@ static void test_write_deadline_aborts_a_running_write(void **state)
 	slow_probe(path);
 
 	/* through the store: the statement is interrupted at the deadline */
-	int64_t t0 = mono_ms();
+	int64_t t0 = ts_mono_ms();
 	assert_int_equal(cs_store_write_begin(s, t0 + 150), CS_OK);
 	cs_err r = cs_store_probe_write(s, 42);
-	int64_t took = mono_ms() - t0;
+	int64_t took = ts_mono_ms() - t0;
 	assert_int_equal(r, CS_E_STORE);
 	if (took < 140 || took > 1500)
 		fail_msg("the write stopped after %lld ms (deadline 150 ms)", (long long)took);
 	/* a caller that would commit anyway is told the transaction is gone */
 	assert_int_equal(cs_store_write_end(s, CS_OK), CS_E_STORE);
-	assert_int_equal(raw_int(path, "SELECT count(*) FROM store_probe"), 0);
-	assert_int_equal(raw_int(path, "SELECT count(*) FROM slow"), 0);
+	assert_int_equal(ts_sqlite_path_int(path, "SELECT count(*) FROM store_probe"), 0);
+	assert_int_equal(ts_sqlite_path_int(path, "SELECT count(*) FROM slow"), 0);
 	/* the deadline is disarmed: a long read is not cut short */
 	struct timespec pause = {0, 200 * 1000000L};
 	nanosleep(&pause, NULL);
 	int rows = 0;
-	assert_int_equal(cs_store_audit_each(s, 1, 0, count_row, &rows), CS_OK);
+	assert_int_equal(cs_store_audit_each(s, 1, 0, ts_count_entry, &rows), CS_OK);
 	assert_int_equal(rows, 3000);
 
 	/* a deadline already passed: the write does not begin */
-	assert_int_equal(cs_store_write_begin(s, mono_ms() - 1), CS_E_STORE);
+	assert_int_equal(cs_store_write_begin(s, ts_mono_ms() - 1), CS_E_STORE);
 	assert_int_equal(cs_store_write_end(s, CS_E_STORE), CS_E_STORE);
 	cs_store_close(s);
 
@@ -872,19 +754,19 @@ static void test_write_deadline_aborts_a_running_write(void **state)
 	cs_ledger *l = NULL;
 	assert_int_equal(cs_ledger_open(path, 150, &l), CS_OK);
 	assert_int_equal(cs_ledger_start(l), CS_OK);
-	t0 = mono_ms();
+	t0 = ts_mono_ms();
 	assert_int_equal(cs_ledger_write_health(l, 0), CS_E_STORE);
-	took = mono_ms() - t0;
+	took = ts_mono_ms() - t0;
 	if (took > 1500)
 		fail_msg("the ledger's write failed after %lld ms (timeout 150 ms)", (long long)took);
 	assert_int_equal(cs_ledger_write_health(l, 60000), CS_E_STORE); /* recorded */
-	assert_int_equal(raw_int(path, "SELECT count(*) FROM store_probe"), 0);
+	assert_int_equal(ts_sqlite_path_int(path, "SELECT count(*) FROM store_probe"), 0);
 	/* without the slow trigger the probe writes again */
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "DROP TRIGGER slow_probe");
+	sqlite3 *raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "DROP TRIGGER slow_probe");
 	sqlite3_close(raw);
 	assert_int_equal(cs_ledger_write_health(l, 0), CS_OK);
-	assert_int_equal(raw_int(path, "SELECT count(*) FROM store_probe"), 1);
+	assert_int_equal(ts_sqlite_path_int(path, "SELECT count(*) FROM store_probe"), 1);
 	cs_ledger_close(l);
 }
 
@@ -893,7 +775,7 @@ static void test_write_deadline_aborts_a_running_write(void **state)
 static int64_t audit_rows(cs_store *s)
 {
 	int rows = 0;
-	assert_int_equal(cs_store_audit_each(s, 1, 0, count_row, &rows), CS_OK);
+	assert_int_equal(cs_store_audit_each(s, 1, 0, ts_count_entry, &rows), CS_OK);
 	return rows;
 }
 
@@ -922,13 +804,7 @@ static void test_certify_part_way_stores_nothing(void **state)
 	cs_err r = cs_ledger_certify(l, "sess-a", "cert-a", "kid-unknown", "h.e30.s", 5, &e);
 	quiet(0);
 	assert_int_equal(r, CS_E_STORE);
-	cs_session_row row;
-	assert_int_equal(cs_store_session_get(s, "sess-a", &row), CS_OK);
-	assert_int_equal(row.certified, 0);
-	assert_string_equal(row.claims_json, "{\"sub\":\"a\"}");
-	cs_session_row_free(&row);
-	cs_cert_row cert;
-	assert_int_equal(cs_store_cert_get(s, "cert-a", &cert), CS_E_NOT_FOUND);
+	ts_assert_unclaimed(s, "sess-a", "{\"sub\":\"a\"}", "cert-a");
 	assert_int_equal(audit_rows(s), entries);
 
 	/* with the key: certified, once */
@@ -939,6 +815,7 @@ static void test_certify_part_way_stores_nothing(void **state)
 	e.action = "certify";
 	assert_int_equal(cs_ledger_certify(l, "sess-a", "cert-a", "kid-1", "h.e30.s", 5, &e), CS_OK);
 	assert_int_equal(audit_rows(s), entries + 1);
+	cs_session_row row;
 	assert_int_equal(cs_store_session_get(s, "sess-a", &row), CS_OK);
 	assert_int_equal(row.certified, 1);
 	assert_string_equal(row.claims_json, ""); /* the certificate holds them */
@@ -946,9 +823,10 @@ static void test_certify_part_way_stores_nothing(void **state)
 
 	/* claimed already: the claim changes no row; nothing stored */
 	assert_int_equal(cs_ledger_certify(l, "sess-a", "cert-b", "kid-1", "h.e30.s", 6, &e), CS_E_SESSION_USED);
+	cs_cert_row cert;
 	assert_int_equal(cs_store_cert_get(s, "cert-b", &cert), CS_E_NOT_FOUND);
 	assert_int_equal(audit_rows(s), entries + 1);
-	assert_int_equal(raw_int(path, "SELECT count(*) FROM certificates"), 1);
+	assert_int_equal(ts_sqlite_path_int(path, "SELECT count(*) FROM certificates"), 1);
 	/* and directly: claimed 0, CS_OK */
 	int claimed = 1;
 	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
@@ -956,7 +834,7 @@ static void test_certify_part_way_stores_nothing(void **state)
 	assert_int_equal(r, CS_OK);
 	assert_int_equal(claimed, 0);
 	assert_int_equal(cs_store_write_end(s, r), CS_OK);
-	assert_int_equal(raw_int(path, "SELECT count(*) FROM generation_sessions WHERE cert_id = 'cert-a'"), 1);
+	assert_int_equal(ts_sqlite_path_int(path, "SELECT count(*) FROM generation_sessions WHERE cert_id = 'cert-a'"), 1);
 	cs_store_close(s);
 	cs_ledger_close(l);
 }
@@ -1016,12 +894,12 @@ static void test_edited_rows_refused(void **state)
 	int64_t seq = 0, count = 0, last = 0;
 	uint8_t h[32];
 	char ts[32];
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 
 	quiet(1);
 	/* a head hash that is not 32 bytes */
-	raw_exec(raw, "INSERT INTO audit_log VALUES (1, '2026-01-01T00:00:00.000Z', 'n', 'a', NULL, 'system', "
-		      "'x', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(31))");
+	ts_sqlite_exec(raw, "INSERT INTO audit_log VALUES (1, '2026-01-01T00:00:00.000Z', 'n', 'a', NULL, 'system', "
+			    "'x', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(31))");
 	assert_int_equal(cs_store_audit_last(s, &seq, h, ts), CS_E_STORE);
 	/* its hash by seq: not one, so not found (a checkpoint or purge over
 	 * it is not recorded) */
@@ -1029,11 +907,11 @@ static void test_edited_rows_refused(void **state)
 	assert_int_equal(cs_store_audit_hash_at(s, 1, h, &found), CS_OK);
 	assert_int_equal(found, 0);
 	/* a head whose ts does not fit */
-	raw_exec(raw, "INSERT INTO audit_log VALUES (2, '2026-01-01T00:00:00.000000000000000Z', 'n', 'a', NULL, "
-		      "'system', 'x', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(32))");
+	ts_sqlite_exec(raw, "INSERT INTO audit_log VALUES (2, '2026-01-01T00:00:00.000000000000000Z', 'n', 'a', NULL, "
+			    "'system', 'x', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(32))");
 	assert_int_equal(cs_store_audit_last(s, &seq, h, ts), CS_E_STORE);
 	/* the revocations' count gone from store_meta */
-	raw_exec(raw, "DELETE FROM store_meta WHERE name = 'revocations_count'");
+	ts_sqlite_exec(raw, "DELETE FROM store_meta WHERE name = 'revocations_count'");
 	assert_int_equal(cs_store_revocations_version(s, &count, &last), CS_E_STORE);
 	quiet(0);
 	sqlite3_close(raw);
@@ -1081,32 +959,20 @@ static int setup(void **state)
 	(void)state;
 	/* thousands of stores, each opened with synchronous=FULL: in memory
 	 * when the machine has a tmpfs, so that fsync costs nothing */
-	struct stat sb;
-	const char *base = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : getenv("CREDSIGN_TEST_TMP");
-	if (base == NULL)
-		base = "/tmp";
-	(void)mkdir(base, 0755);
-	snprintf(dir, sizeof(dir), "%s/store-faults-XXXXXX", base);
-	return mkdtemp(dir) != NULL ? 0 : -1;
+	return ts_scratch_dir(dir, sizeof(dir), "store-faults", 1, 0755);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return ts_scratch_remove(dir);
 }
 
 int main(void)
 {
-	static const sqlite3_mem_methods mem = {mem_malloc, mem_free, mem_realloc, mem_size,
-						mem_roundup, mem_init, mem_shutdown, NULL};
-	if (sqlite3_shutdown() != SQLITE_OK || sqlite3_config(SQLITE_CONFIG_MALLOC, &mem) != SQLITE_OK ||
-	    sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0) != SQLITE_OK || sqlite3_initialize() != SQLITE_OK) {
-		fprintf(stderr, "cannot configure SQLite's allocator\n");
+	/* SQLite allocates through sqlite_fault.c, one allocation at a time */
+	if (sqlf_install() != 0)
 		return 1;
-	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_failures),
 		cmocka_unit_test(test_migration_under_allocation_failure),

@@ -36,6 +36,11 @@
  *    connection ("connection lost" and "reconnected" logged once each); a
  *    write broken midway fails, calls while the database is down are
  *    CS_E_STORE_UNREACHABLE, and the first after it is back succeeds;
+ *  - a connection killed (pg_terminate_backend) while idle: the next call
+ *    runs again on a new one; inside a write: its later statements and
+ *    the commit fail, nothing stored, the outage logged once, the next
+ *    write succeeds; inside a read: the snapshot's reads fail; the row
+ *    callbacks and the purge cutoff are required (CS_E_INVALID_ARG);
  *  - the pool cap: pool_size connections and no more, until one closes;
  *  - node ids: a fresh claim of another instance is CS_E_CONFLICT naming
  *    the holder, a stale one is taken;
@@ -1029,13 +1034,7 @@ static void test_failures(void **state)
 	/* a write begun inside it is a caller's error */
 	assert_int_equal(cs_store_write_begin(s, 0), CS_E_INTERNAL);
 	assert_int_equal(cs_store_write_end(s, r), CS_E_STORE);
-	cs_session_row row;
-	assert_int_equal(cs_store_session_get(s, "f-s1", &row), CS_OK);
-	assert_int_equal(row.certified, 0);
-	assert_string_equal(row.claims_json, "{\"sub\":\"f\"}");
-	cs_session_row_free(&row);
-	cs_cert_row cert;
-	assert_int_equal(cs_store_cert_get(s, "f-c1", &cert), CS_E_NOT_FOUND);
+	ts_assert_unclaimed(s, "f-s1", "{\"sub\":\"f\"}", "f-c1");
 	/* with a recorded key: claimed and stored; a second claim changes nothing */
 	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
 	assert_int_equal(cs_store_session_claim(s, "f-s1", "f-c1", &claimed), CS_OK);
@@ -1046,6 +1045,7 @@ static void test_failures(void **state)
 	assert_int_equal(cs_store_session_claim(s, "f-s1", "f-c2", &claimed), CS_OK);
 	assert_int_equal(claimed, 0);
 	assert_int_equal(cs_store_write_end(s, CS_OK), CS_OK);
+	cs_cert_row cert;
 	assert_int_equal(cs_store_cert_get(s, "f-c2", &cert), CS_E_NOT_FOUND);
 	assert_int_equal(cs_store_cert_get(s, "f-c1", &cert), CS_OK);
 	assert_string_equal(cert.signature_b64, "s");
@@ -1173,6 +1173,99 @@ static void test_password_and_name(void **state)
 	assert_string_equal(cs_store_target_name(&q, name, sizeof(name)), "/var/lib/credsign/store.db");
 }
 
+/* ---- a connection killed mid-call (issue 18, round 2) ------------------------------------ */
+
+/* End every client connection to credsign but the one doing it (what an
+ * operator's pg_terminate_backend, a failover or an OOM kill does). */
+static void kill_backends(void)
+{
+	assert_int_equal(ts_pg_sql(&pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> "
+					"pg_backend_pid() AND datname = 'credsign' AND backend_type = 'client backend'"),
+			 0);
+}
+
+static int count_rows(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
+{
+	(void)e;
+	(void)prev;
+	(void)hash;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int count_cps(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
+		     const char *node, const char *kind, const char *jws)
+{
+	(void)first, (void)last, (void)head, (void)ts, (void)node, (void)kind, (void)jws;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void test_connection_killed(void **state)
+{
+	(void)state;
+	cs_store *s = open_ok();
+	int rows = 0;
+	int64_t first = 0, boundary = 0;
+	uint8_t hash[32];
+
+	/* the callbacks are required: refused before any statement */
+	assert_int_equal(cs_store_audit_each(s, 1, 0, NULL, NULL), CS_E_INVALID_ARG);
+	assert_int_equal(cs_store_checkpoints_each(s, NULL, NULL), CS_E_INVALID_ARG);
+	assert_int_equal(cs_store_checkpoints_range(s, 1, 2, NULL, NULL), CS_E_INVALID_ARG);
+	assert_int_equal(cs_store_audit_purge_boundary(s, NULL, &first, &boundary, hash), CS_E_INVALID_ARG);
+	/* an empty range reads nothing */
+	assert_int_equal(cs_store_checkpoints_range(s, 5, 4, count_cps, &rows), CS_OK);
+	assert_int_equal(rows, 0);
+
+	/* killed while idle: the next call runs again on a new connection */
+	assert_int_equal(cs_store_ping(s), CS_OK);
+	log_capture();
+	kill_backends();
+	assert_int_equal(cs_store_audit_each(s, 1, 0, count_rows, &rows), CS_OK);
+	char *log = log_end();
+	assert_int_equal(count_in(log, "connection lost"), 1);
+	assert_int_equal(count_in(log, "reconnected"), 1);
+	free(log);
+	log_capture();
+
+	/* killed inside a write: each later statement of it fails, nothing is
+	 * committed, the outage logged once; the next write succeeds */
+	int64_t before = value_int("SELECT count(*) FROM credsign.store_probe");
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	assert_int_equal(cs_store_probe_write(s, 21), CS_OK);
+	kill_backends();
+	assert_int_equal(cs_store_probe_write(s, 22), CS_E_STORE);
+	assert_int_equal(cs_store_savepoint(s), CS_E_STORE);
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_E_STORE);
+	assert_int_equal(value_int("SELECT count(*) FROM credsign.store_probe"), before);
+	assert_int_equal(cs_store_write_begin(s, 0), CS_OK);
+	assert_int_equal(cs_store_probe_write(s, 23), CS_OK);
+	assert_int_equal(cs_store_write_end(s, CS_OK), CS_OK);
+	assert_int_equal(value_int("SELECT at_ms FROM credsign.store_probe"), 23);
+	log = log_end();
+	assert_int_equal(count_in(log, "connection lost"), 1);
+	assert_int_equal(count_in(log, "reconnected"), 1);
+	free(log);
+
+	/* killed inside a read: the reads of that snapshot fail (never
+	 * answered from a new connection's other moment) */
+	log_capture();
+	assert_int_equal(cs_store_read_begin(s), CS_OK);
+	kill_backends();
+	rows = 0;
+	assert_int_equal(cs_store_audit_each(s, 1, 0, count_rows, &rows), CS_E_STORE);
+	assert_int_equal(cs_store_checkpoints_each(s, count_cps, &rows), CS_E_STORE);
+	assert_int_equal(cs_store_audit_purge_boundary(s, "2000-01-01T00:00:00.000Z", &first, &boundary, hash),
+			 CS_E_STORE);
+	assert_int_equal(rows, 0);
+	cs_store_read_end(s);
+	assert_int_equal(cs_store_ping(s), CS_OK);
+	assert_int_equal(log_count("connection lost"), 1);
+
+	cs_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1191,6 +1284,7 @@ int main(void)
 		cmocka_unit_test(test_pool_cap),
 		cmocka_unit_test(test_password_and_name),
 		cmocka_unit_test(test_failures),
+		cmocka_unit_test(test_connection_killed),
 		cmocka_unit_test(test_reconnect),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

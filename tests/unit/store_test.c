@@ -67,7 +67,9 @@
 #include "audit_verify.h"
 #include "cs_log.h"
 #include "ledger.h"
+#include "sqlite_fault.h"
 #include "store.h"
+#include "test_support.h"
 
 static char dir[512];
 static int db_counter;
@@ -84,95 +86,7 @@ static void sleep_ms(long ms)
 	nanosleep(&t, NULL);
 }
 
-static sqlite3 *raw_open(const char *path)
-{
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
-static void raw_exec(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg != NULL ? msg : "?");
-}
-
-/* ---- a fault-injecting allocator for SQLite ------------------------------------ */
-
-/* fail_at >= 0: the allocation that many allocations from now fails (once). */
-static atomic_long fail_at = -1;
-
-static int inject(void)
-{
-	long n = atomic_load(&fail_at);
-	while (n >= 0) {
-		if (atomic_compare_exchange_weak(&fail_at, &n, n - 1))
-			return n == 0;
-	}
-	return 0;
-}
-
-/* Blocks carry their exact size in front, so the sizes SQLite sees (and the
- * reallocations it needs) do not depend on the C library's allocator. */
-#define HDR 16
-static void *mem_malloc(int n)
-{
-	if (inject())
-		return NULL;
-	unsigned char *p = malloc((size_t)n + HDR);
-	if (p == NULL)
-		return NULL;
-	memcpy(p, &n, sizeof(n));
-	return p + HDR;
-}
-static void mem_free(void *p)
-{
-	if (p != NULL)
-		free((unsigned char *)p - HDR);
-}
-static void *mem_realloc(void *p, int n)
-{
-	if (inject())
-		return NULL;
-	unsigned char *q = realloc((unsigned char *)p - HDR, (size_t)n + HDR);
-	if (q == NULL)
-		return NULL;
-	memcpy(q, &n, sizeof(n));
-	return q + HDR;
-}
-static int mem_size(void *p)
-{
-	int n;
-	memcpy(&n, (unsigned char *)p - HDR, sizeof(n));
-	return n;
-}
-static int mem_roundup(int n)
-{
-	return (n + 7) & ~7;
-}
-static int mem_init(void *arg)
-{
-	(void)arg;
-	return SQLITE_OK;
-}
-static void mem_shutdown(void *arg)
-{
-	(void)arg;
-}
-
 /* ---- every write path ends its write ------------------------------------------- */
-
-static int count_row(void *arg, const cs_audit_entry *e, const uint8_t prev[32], const uint8_t hash[32])
-{
-	(void)e;
-	(void)prev;
-	(void)hash;
-	(*(int *)arg)++;
-	return 0;
-}
 
 static cs_err fake_sign(void *arg, int64_t first, int64_t last, const uint8_t head[32], const char *ts,
 			const char *node, const char *kind, char **jws)
@@ -198,26 +112,19 @@ static cs_audit_entry entry(const char *action)
 	return e;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 /* 3,000 entries to read, a session to certify */
 static sqlite3 *fill_3000(const char *path)
 {
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "BEGIN;"
-		      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
-		      "INSERT INTO audit_log SELECT i, '2026-01-01T00:00:00.000Z', 'test-1', 'system', NULL, "
-		      "'system', 'bulk', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(32) "
-		      "FROM n;"
-		      "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256) "
-		      "VALUES ('sess-1', 1, 9e15, 'ab');"
-		      "INSERT INTO session_claims (session_id, claims_json) VALUES ('sess-1', '{}');"
-		      "COMMIT");
+	sqlite3 *raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "BEGIN;"
+			    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+			    "INSERT INTO audit_log SELECT i, '2026-01-01T00:00:00.000Z', 'test-1', 'system', NULL, "
+			    "'system', 'bulk', NULL, NULL, NULL, 'success', NULL, NULL, zeroblob(32), zeroblob(32) "
+			    "FROM n;"
+			    "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256) "
+			    "VALUES ('sess-1', 1, 9e15, 'ab');"
+			    "INSERT INTO session_claims (session_id, claims_json) VALUES ('sess-1', '{}');"
+			    "COMMIT");
 	return raw;
 }
 
@@ -226,7 +133,7 @@ static void read_3000(cs_store *s, const char *what)
 {
 	sleep_ms(20);
 	int rows = 0;
-	cs_err r = cs_store_audit_each(s, 1, 0, count_row, &rows);
+	cs_err r = cs_store_audit_each(s, 1, 0, ts_count_entry, &rows);
 	if (r != CS_OK || rows != 3000)
 		fail_msg("%s left its deadline armed: read %d of 3000 rows (%s)", what, rows, cs_strerror(r));
 }
@@ -242,30 +149,32 @@ static void test_store_write_ends_its_deadline(void **state)
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	sqlite3 *raw = fill_3000(path);
 
-	raw_exec(raw, "BEGIN IMMEDIATE"); /* another writer holds the lock */
-	cs_err r = cs_store_write_begin(s, mono_ms() + 100);
+	ts_sqlite_exec(raw, "BEGIN IMMEDIATE"); /* another writer holds the lock */
+	cs_err r = cs_store_write_begin(s, ts_mono_ms() + 100);
 	assert_int_equal(r, CS_E_STORE);
 	assert_int_equal(cs_store_write_end(s, r), CS_E_STORE);
-	raw_exec(raw, "ROLLBACK");
+	ts_sqlite_exec(raw, "ROLLBACK");
 	read_3000(s, "a write that could not begin");
 
 	cs_gen_session g = {.id = "sess-1", .created_ms = 1, .expires_ms = 2, .cert_sha256 = "ab",
 			    .claims_json = "{}"};
-	assert_int_equal(cs_store_write_begin(s, mono_ms() + 100), CS_OK);
+	assert_int_equal(cs_store_write_begin(s, ts_mono_ms() + 100), CS_OK);
 	r = cs_store_session_insert(s, &g); /* the id exists */
 	assert_int_equal(r, CS_E_STORE);
 	assert_int_equal(cs_store_write_end(s, r), CS_E_STORE);
 	read_3000(s, "a write whose statement failed");
 
 	snprintf(g.id, sizeof(g.id), "sess-2");
-	assert_int_equal(cs_store_write_begin(s, mono_ms() + 100), CS_OK);
+	int64_t changes = cs_store_changes(s); /* rows this connection changed */
+	assert_int_equal(cs_store_write_begin(s, ts_mono_ms() + 100), CS_OK);
 	assert_int_equal(cs_store_session_insert(s, &g), CS_OK);
 	assert_int_equal(cs_store_write_end(s, CS_OK), CS_OK);
+	assert_int_equal(cs_store_changes(s) - changes, 2); /* the session and its claims */
 	read_3000(s, "a committed write");
 
 	/* a savepoint that fails rolls back alone */
 	snprintf(g.id, sizeof(g.id), "sess-3");
-	assert_int_equal(cs_store_write_begin(s, mono_ms() + 1000), CS_OK);
+	assert_int_equal(cs_store_write_begin(s, ts_mono_ms() + 1000), CS_OK);
 	assert_int_equal(cs_store_savepoint(s), CS_OK);
 	assert_int_equal(cs_store_session_insert(s, &g), CS_OK);
 	assert_int_equal(cs_store_savepoint_end(s, CS_E_SESSION_USED), CS_OK);
@@ -317,22 +226,22 @@ static void test_failed_write_fails_in_time(void **state)
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 
 	for (int i = 0; i < WRITE_PATHS; i++) {
-		raw_exec(raw, "BEGIN IMMEDIATE"); /* another writer holds the lock */
-		int64_t t0 = mono_ms();
+		ts_sqlite_exec(raw, "BEGIN IMMEDIATE"); /* another writer holds the lock */
+		int64_t t0 = ts_mono_ms();
 		cs_err r = write_number(l, i);
-		int64_t took = mono_ms() - t0;
+		int64_t took = ts_mono_ms() - t0;
 		if (r != CS_E_STORE)
 			fail_msg("write path %d: %s instead of a store error", i, cs_strerror(r));
 		if (took > 1000)
 			fail_msg("write path %d failed after %lld ms (write timeout 100 ms)", i, (long long)took);
 		/* the failure is the store's state now */
 		assert_int_equal(cs_ledger_write_health(l, 60000), CS_E_STORE);
-		raw_exec(raw, "ROLLBACK");
+		ts_sqlite_exec(raw, "ROLLBACK");
 		read_3000(s, "the failed write");
 	}
 	/* nothing of them was written, and writes succeed again */
 	int rows = 0;
-	assert_int_equal(cs_store_audit_each(s, 1, 0, count_row, &rows), CS_OK);
+	assert_int_equal(cs_store_audit_each(s, 1, 0, ts_count_entry, &rows), CS_OK);
 	assert_int_equal(rows, 3000);
 	assert_int_equal(cs_ledger_write_health(l, 0), CS_OK);
 	assert_int_equal(write_number(l, 0), CS_OK);
@@ -352,7 +261,7 @@ static void test_write_health_recovers(void **state)
 
 	/* no write yet: a probe write answers */
 	assert_int_equal(cs_ledger_write_health(a, 60000), CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	sqlite3_stmt *st = NULL;
 	assert_int_equal(sqlite3_prepare_v2(raw, "SELECT count(*) FROM store_probe", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -360,19 +269,19 @@ static void test_write_health_recovers(void **state)
 	sqlite3_finalize(st);
 
 	/* a recent success answers without a write: even a held lock is not seen */
-	raw_exec(raw, "BEGIN IMMEDIATE");
+	ts_sqlite_exec(raw, "BEGIN IMMEDIATE");
 	assert_int_equal(cs_ledger_write_health(a, 60000), CS_OK);
 	/* an old one does not: the probe waits for the lock, then fails */
 	assert_int_equal(cs_ledger_write_health(a, 0), CS_E_STORE);
 	assert_int_equal(cs_ledger_write_health(a, 60000), CS_E_STORE); /* recorded */
-	raw_exec(raw, "ROLLBACK");
+	ts_sqlite_exec(raw, "ROLLBACK");
 	assert_int_equal(cs_ledger_write_health(a, 60000), CS_E_STORE); /* still recent */
 	assert_int_equal(cs_ledger_write_health(a, 0), CS_OK);          /* probe: writes again */
 	assert_int_equal(cs_ledger_write_health(a, 60000), CS_OK);
 	/* any committed write counts, a refusal does not */
-	raw_exec(raw, "BEGIN IMMEDIATE");
+	ts_sqlite_exec(raw, "BEGIN IMMEDIATE");
 	assert_int_equal(cs_ledger_write_health(a, 0), CS_E_STORE);
-	raw_exec(raw, "ROLLBACK");
+	ts_sqlite_exec(raw, "ROLLBACK");
 	cs_audit_entry e = entry("test.refused");
 	assert_int_equal(cs_ledger_certify(a, "no-such-session", "cert-x", "kid", "h.e30.s", 1, &e),
 			 CS_E_SESSION_USED);
@@ -534,21 +443,21 @@ static void test_reads_under_allocation_failure(void **state)
 	new_db(path, sizeof(path));
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256, cert_id) "
-		      "VALUES ('sess-1', 1, 9e15, " BLOB62 ", NULL);"
-		      "INSERT INTO session_claims (session_id, claims_json) VALUES ('sess-1', " BLOB62 ");"
-		      "INSERT INTO certificates (id, session_id, kid, header, claims_json, signature, created_ms) "
-		      "VALUES ('cert-1', 'sess-0', 'k', X'68', " BLOB62 ", X'73', 1);"
-		      "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at) "
-		      "VALUES (" BLOB62 ", 'u', " BLOB62 ", " BLOB62 ", " BLOB62 ");"
-		      "INSERT INTO audit_log VALUES (1, " BLOB62 ", " BLOB62 ", " BLOB62 ", NULL, " BLOB62 ", "
-		      BLOB62 ", NULL, NULL, NULL, " BLOB62 ", NULL, NULL, zeroblob(32), zeroblob(32));"
-		      "INSERT INTO audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, jws) "
-		      "VALUES (1, 1, zeroblob(32), " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ");"
-		      /* signed_sha256 as text: what the lookup by digest compares */
-		      "INSERT INTO signatures VALUES ('sig-1', " BLOB62 ", 'jws', " BLOB62 ", " BLOB62 ", " BLOB62
-		      ", '" TEXT62 "', " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", 1);");
+	sqlite3 *raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "INSERT INTO generation_sessions (id, created_ms, expires_ms, cert_sha256, cert_id) "
+			    "VALUES ('sess-1', 1, 9e15, " BLOB62 ", NULL);"
+			    "INSERT INTO session_claims (session_id, claims_json) VALUES ('sess-1', " BLOB62 ");"
+			    "INSERT INTO certificates (id, session_id, kid, header, claims_json, signature, created_ms) "
+			    "VALUES ('cert-1', 'sess-0', 'k', X'68', " BLOB62 ", X'73', 1);"
+			    "INSERT INTO signing_keys (kid, uri, jwk_json, status, created_at) "
+			    "VALUES (" BLOB62 ", 'u', " BLOB62 ", " BLOB62 ", " BLOB62 ");"
+			    "INSERT INTO audit_log VALUES (1, " BLOB62 ", " BLOB62 ", " BLOB62 ", NULL, " BLOB62 ", "
+			    BLOB62 ", NULL, NULL, NULL, " BLOB62 ", NULL, NULL, zeroblob(32), zeroblob(32));"
+			    "INSERT INTO audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, jws) "
+			    "VALUES (1, 1, zeroblob(32), " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ");"
+			    /* signed_sha256 as text: what the lookup by digest compares */
+			    "INSERT INTO signatures VALUES ('sig-1', " BLOB62 ", 'jws', " BLOB62 ", " BLOB62 ", " BLOB62
+			    ", '" TEXT62 "', " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", " BLOB62 ", 1);");
 	sqlite3_close(raw);
 	assert_int_equal(read_all(s), 1);
 
@@ -556,9 +465,9 @@ static void test_reads_under_allocation_failure(void **state)
 	int devnull = open("/dev/null", O_WRONLY);
 	cs_log_configure(CS_LOG_ERROR, CS_LOG_LOGFMT, devnull); /* thousands of expected errors */
 	for (n = 0; n < 5000; n++) {
-		atomic_store(&fail_at, n);
+		sqlf_fail_at(n);
 		int ok = read_all(s);
-		long left = atomic_exchange(&fail_at, -1);
+		long left = sqlf_disarm();
 		if (left >= 0) { /* fewer allocations than n: every one has failed once */
 			assert_int_equal(ok, 1);
 			break;
@@ -832,7 +741,7 @@ static void test_verify_ts_order(void **state)
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	/* a log that goes back in time at entry 3 (well chained) */
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	uint8_t h[4][32] = {{0}};
 	raw_entry(raw, 1, "2026-01-01T00:00:01.000Z", h[0], h[1]);
 	raw_entry(raw, 2, "2026-01-01T00:00:03.000Z", h[1], h[2]);
@@ -845,7 +754,7 @@ static void test_verify_ts_order(void **state)
 	assert_int_equal(rep.bad_seq, 3);
 	assert_non_null(strstr(rep.reason, "earlier than entry 2"));
 	/* written before the store guaranteed it (an older version): a warning */
-	raw_exec(raw, "UPDATE store_meta SET value = 4 WHERE name = 'audit_ts_ordered_from_seq'");
+	ts_sqlite_exec(raw, "UPDATE store_meta SET value = 4 WHERE name = 'audit_ts_ordered_from_seq'");
 	assert_int_equal(cs_audit_verify(s, jwks, 0, &rep), CS_OK);
 	assert_true(rep.intact);
 	assert_int_equal(rep.entries, 3);
@@ -857,33 +766,16 @@ static void test_verify_ts_order(void **state)
 	 * kept once, in its JWS */
 	char path2[600];
 	new_db(path2, sizeof(path2));
-	sqlite3 *old = raw_open(path2);
-	raw_exec(old, "CREATE TABLE generation_sessions (id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, "
-		      "expires_ms INTEGER NOT NULL, cert_sha256 TEXT NOT NULL, claims_json TEXT NOT NULL, "
-		      "cert_id TEXT UNIQUE);"
-		      "CREATE TABLE certificates (id TEXT PRIMARY KEY, session_id TEXT NOT NULL UNIQUE "
-		      "REFERENCES generation_sessions(id), kid TEXT NOT NULL REFERENCES signing_keys(kid), "
-		      "jws TEXT NOT NULL, claims_json TEXT NOT NULL, created_ms INTEGER NOT NULL);"
-		      "CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, uri TEXT NOT NULL, jwk_json TEXT NOT NULL, "
-		      "status TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT "
-		      "(strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
-		      "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, node TEXT NOT NULL, "
-		      "actor TEXT NOT NULL, actor_cert_sha256 TEXT, role TEXT NOT NULL, action TEXT NOT NULL, "
-		      "object TEXT, project TEXT, environment TEXT, outcome TEXT NOT NULL, error_code TEXT, "
-		      "request_id TEXT, prev_hash BLOB NOT NULL, entry_hash BLOB NOT NULL);"
-		      "CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, "
-		      "last_seq INTEGER NOT NULL, head_hash BLOB NOT NULL, ts TEXT NOT NULL, node TEXT NOT NULL, "
-		      "kind TEXT NOT NULL, jws TEXT NOT NULL);"
-		      "CREATE INDEX generation_sessions_uncertified_expiry ON generation_sessions(expires_ms) "
-		      "WHERE cert_id IS NULL;"
-		      "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES ('k', 'u', '{}', 'active');"
-		      "INSERT INTO generation_sessions VALUES ('s1', 1, 9e15, 'ab', '{\"a\":1}', 'c1');"
-		      "INSERT INTO generation_sessions VALUES ('s2', 1, 9e15, 'ab', '{\"b\":2}', NULL);"
-		      /* the JSON copy beside the JWS may differ: the JWS is what was signed */
-		      "INSERT INTO certificates VALUES ('c1', 's1', 'k', 'h.eyJhIjoxfQ.s', '{\"a\": 1}', 1);");
+	sqlite3 *old = ts_sqlite_open(path2);
+	ts_sqlite_exec(old, ts_store_v3_schema);
+	ts_sqlite_exec(old, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES ('k', 'u', '{}', 'active');"
+			    "INSERT INTO generation_sessions VALUES ('s1', 1, 9e15, 'ab', '{\"a\":1}', 'c1');"
+			    "INSERT INTO generation_sessions VALUES ('s2', 1, 9e15, 'ab', '{\"b\":2}', NULL);"
+			    /* the JSON copy beside the JWS may differ: the JWS is what was signed */
+			    "INSERT INTO certificates VALUES ('c1', 's1', 'k', 'h.eyJhIjoxfQ.s', '{\"a\": 1}', 1);");
 	raw_entry(old, 1, "2026-01-01T00:00:01.000Z", h[0], h[1]);
 	raw_entry(old, 2, "2026-01-01T00:00:00.500Z", h[1], h[2]);
-	raw_exec(old, "PRAGMA user_version = 3");
+	ts_sqlite_exec(old, "PRAGMA user_version = 3");
 	sqlite3_close(old);
 	cs_store *up = NULL;
 	int64_t from = 0;
@@ -904,7 +796,7 @@ static void test_verify_ts_order(void **state)
 	assert_string_equal(claims, "{\"b\":2}");
 	free(claims);
 	cs_store_close(up);
-	old = raw_open(path2);
+	old = ts_sqlite_open(path2);
 	sqlite3_stmt *st = NULL;
 	/* no second copy of a certificate's claims, nor a third in its session */
 	assert_int_equal(sqlite3_prepare_v2(old, "SELECT (SELECT group_concat(name) FROM pragma_table_info('certificates')), "
@@ -919,7 +811,7 @@ static void test_verify_ts_order(void **state)
 	assert_int_equal(sqlite3_column_int(st, 3), 9);
 	sqlite3_finalize(st);
 	/* a schema newer than the program is refused */
-	raw_exec(old, "PRAGMA user_version = 99");
+	ts_sqlite_exec(old, "PRAGMA user_version = 99");
 	sqlite3_close(old);
 	assert_int_equal(cs_store_open(path2, &up), CS_E_STORE_SCHEMA);
 	assert_null(up);
@@ -980,7 +872,7 @@ static void test_guards_checked_at_open(void **state)
 	new_db(path, sizeof(path));
 	errors_of(cs_store_open, path, CS_OK);
 	errors_of(cs_store_open_existing_readonly, path, CS_OK);
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	/* each guard dropped: refused, read-write and read-only, naming it */
 	for (size_t i = 0; i < sizeof(guard_names) / sizeof(guard_names[0]); i++) {
 		const char *name = guard_names[i];
@@ -988,69 +880,58 @@ static void test_guards_checked_at_open(void **state)
 		assert_non_null(create);
 		int index = strncmp(create, "CREATE UNIQUE INDEX", 19) == 0;
 		snprintf(q, sizeof(q), "DROP %s %s", index ? "INDEX" : "TRIGGER", name);
-		raw_exec(raw, q);
+		ts_sqlite_exec(raw, q);
 		snprintf(want, sizeof(want), "tampered or damaged: %s %s missing", index ? "index" : "trigger", name);
 		if (strstr(errors_of(cs_store_open, path, CS_E_STORE), want) == NULL ||
 		    strstr(errors_of(cs_store_open_existing_readonly, path, CS_E_STORE), want) == NULL)
 			fail_msg("%s dropped: not '%s'", name, want);
 		/* put back as it was: opens again */
-		raw_exec(raw, create);
+		ts_sqlite_exec(raw, create);
 		errors_of(cs_store_open, path, CS_OK);
 		free(create);
 	}
 	/* a guard replaced under its name by one that guards nothing */
 	char *lifecycle = schema_sql(raw, "signing_keys_lifecycle");
-	raw_exec(raw, "DROP TRIGGER signing_keys_lifecycle;"
-		      "CREATE TRIGGER signing_keys_lifecycle BEFORE UPDATE OF status ON signing_keys WHEN 0"
-		      "  BEGIN SELECT RAISE(ABORT, 'never'); END;");
+	ts_sqlite_exec(raw, "DROP TRIGGER signing_keys_lifecycle;"
+			    "CREATE TRIGGER signing_keys_lifecycle BEFORE UPDATE OF status ON signing_keys WHEN 0"
+			    "  BEGIN SELECT RAISE(ABORT, 'never'); END;");
 	assert_non_null(strstr(errors_of(cs_store_open_existing_readonly, path, CS_E_STORE),
 			       "trigger signing_keys_lifecycle altered"));
-	raw_exec(raw, "DROP TRIGGER signing_keys_lifecycle");
-	raw_exec(raw, lifecycle);
+	ts_sqlite_exec(raw, "DROP TRIGGER signing_keys_lifecycle");
+	ts_sqlite_exec(raw, lifecycle);
 	free(lifecycle);
 	/* the audit log's triggers are its chain's to prove: audit verify still reads it */
 	char *no_update = schema_sql(raw, "audit_log_no_update");
-	raw_exec(raw, "DROP TRIGGER audit_log_no_update");
+	ts_sqlite_exec(raw, "DROP TRIGGER audit_log_no_update");
 	errors_of(cs_store_open, path, CS_OK);
-	raw_exec(raw, no_update);
+	ts_sqlite_exec(raw, no_update);
 	free(no_update);
 	/* several keys active (the index dropped): the active key is a conflict,
 	 * logged once on the connection */
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
-	raw_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES "
-		      "('k1', 'pkcs11:object=k1', '{}', 'active'), ('k2', 'pkcs11:object=k2', '{}', 'pending');");
+	ts_sqlite_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES "
+			    "('k1', 'pkcs11:object=k1', '{}', 'active'), ('k2', 'pkcs11:object=k2', '{}', 'pending');");
 	cs_active_key k = {0};
 	assert_int_equal(cs_store_key_active(s, &k), CS_OK);
 	assert_string_equal(k.kid, "k1");
 	cs_active_key_free(&k);
 	char *one_active = schema_sql(raw, "signing_keys_one_active");
-	raw_exec(raw, "DROP INDEX signing_keys_one_active; UPDATE signing_keys SET status = 'active' WHERE kid = 'k2'");
+	ts_sqlite_exec(raw, "DROP INDEX signing_keys_one_active; UPDATE signing_keys SET status = 'active' WHERE kid = 'k2'");
 	assert_int_equal(cs_store_key_active(s, &k), CS_E_CONFLICT);
 	assert_null(k.kid);
 	assert_null(k.uri);
-	raw_exec(raw, "UPDATE signing_keys SET status = 'pending' WHERE kid = 'k1'");
+	ts_sqlite_exec(raw, "UPDATE signing_keys SET status = 'pending' WHERE kid = 'k1'");
 	assert_int_equal(cs_store_key_active(s, &k), CS_OK);
 	assert_string_equal(k.kid, "k2");
 	cs_active_key_free(&k);
-	raw_exec(raw, one_active);
+	ts_sqlite_exec(raw, one_active);
 	free(one_active);
 	cs_store_close(s);
 	sqlite3_close(raw);
 }
 
 /* ---- issue 15: schema 8 ------------------------------------------------------------ */
-
-static int64_t raw_int(sqlite3 *raw, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(raw, sql, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(raw));
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
 
 typedef struct {
 	int n;
@@ -1078,22 +959,22 @@ static void test_migration_from_v7(void **state)
 	cs_store_close(s);
 	/* back to version 7: what migration 8 added, removed (SQLite cannot
 	 * drop a column an index uses: the index first) */
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "DROP TABLE store_nodes; DROP TRIGGER signatures_no_update; DROP TRIGGER signatures_no_delete;"
-		      "DROP INDEX signatures_profile_kid; DROP TABLE signatures;"
-		      "DROP TRIGGER signing_keys_profile; DROP INDEX signing_keys_one_active;"
-		      "ALTER TABLE signing_keys DROP COLUMN profile;"
-		      "CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(status) WHERE status = 'active';"
-		      "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES"
-		      "  ('k1', 'u1', '{}', 'retired'), ('k2', 'u2', '{}', 'active'), ('k3', 'u3', '{}', 'pending');"
-		      "PRAGMA user_version = 7;");
-	assert_int_equal(raw_int(raw, "SELECT count(*) FROM pragma_table_info('signing_keys') WHERE name = 'profile'"), 0);
+	sqlite3 *raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "DROP TABLE store_nodes; DROP TRIGGER signatures_no_update; DROP TRIGGER signatures_no_delete;"
+			    "DROP INDEX signatures_profile_kid; DROP TABLE signatures;"
+			    "DROP TRIGGER signing_keys_profile; DROP INDEX signing_keys_one_active;"
+			    "ALTER TABLE signing_keys DROP COLUMN profile;"
+			    "CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(status) WHERE status = 'active';"
+			    "INSERT INTO signing_keys (kid, uri, jwk_json, status) VALUES"
+			    "  ('k1', 'u1', '{}', 'retired'), ('k2', 'u2', '{}', 'active'), ('k3', 'u3', '{}', 'pending');"
+			    "PRAGMA user_version = 7;");
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM pragma_table_info('signing_keys') WHERE name = 'profile'"), 0);
 	sqlite3_close(raw);
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
-	raw = raw_open(path);
-	assert_int_equal(raw_int(raw, "SELECT user_version FROM pragma_user_version"), 9);
-	assert_int_equal(raw_int(raw, "SELECT count(*) FROM signing_keys WHERE profile IS NULL"), 3);
-	assert_int_equal(raw_int(raw, "SELECT count(*) FROM sqlite_master WHERE name IN ('signatures', "
+	raw = ts_sqlite_open(path);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT user_version FROM pragma_user_version"), 9);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE profile IS NULL"), 3);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM sqlite_master WHERE name IN ('signatures', "
 				      "'signatures_no_update', 'signatures_no_delete', 'signing_keys_profile', "
 				      "'signatures_sha256')"), 5);
 	profiles_seen seen = {0};
@@ -1144,13 +1025,13 @@ static void test_several_active_in_a_profile(void **state)
 	new_db(path, sizeof(path));
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
-	sqlite3 *raw = raw_open(path);
-	raw_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status, profile) VALUES"
-		      "  ('c1', 'u', '{}', 'active', NULL), ('r1', 'u', '{}', 'active', 'release'),"
-		      "  ('r2', 'u', '{}', 'pending', 'release'), ('t1', 'u', '{}', 'active', 'tokens');");
+	sqlite3 *raw = ts_sqlite_open(path);
+	ts_sqlite_exec(raw, "INSERT INTO signing_keys (kid, uri, jwk_json, status, profile) VALUES"
+			    "  ('c1', 'u', '{}', 'active', NULL), ('r1', 'u', '{}', 'active', 'release'),"
+			    "  ('r2', 'u', '{}', 'pending', 'release'), ('t1', 'u', '{}', 'active', 'tokens');");
 	char *one_active = schema_sql(raw, "signing_keys_one_active");
 	assert_non_null(strstr(one_active, "coalesce(profile, '')"));
-	raw_exec(raw, "DROP INDEX signing_keys_one_active; UPDATE signing_keys SET status = 'active' WHERE kid = 'r2'");
+	ts_sqlite_exec(raw, "DROP INDEX signing_keys_one_active; UPDATE signing_keys SET status = 'active' WHERE kid = 'r2'");
 	char file[600];
 	snprintf(file, sizeof(file), "%s/log-several.txt", dir);
 	int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -1178,8 +1059,8 @@ static void test_several_active_in_a_profile(void **state)
 	cs_active_key_free(&k);
 	/* the index remade: refused at open until then */
 	cs_store_close(s);
-	raw_exec(raw, "UPDATE signing_keys SET status = 'retired' WHERE kid = 'r1'");
-	raw_exec(raw, one_active);
+	ts_sqlite_exec(raw, "UPDATE signing_keys SET status = 'retired' WHERE kid = 'r1'");
+	ts_sqlite_exec(raw, one_active);
 	free(one_active);
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	assert_int_equal(cs_store_key_active_in(s, "release", &k), CS_OK);
@@ -1303,7 +1184,7 @@ static void test_signatures_by_sha256(void **state)
 	/* a NULL callback reads and stops at nothing */
 	assert_int_equal(cs_store_signatures_by_sha256(s, SHA_A, 100, NULL, NULL), CS_OK);
 	/* through the index of migration 8, no sort */
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	char *index = schema_sql(raw, "signatures_sha256");
 	assert_non_null(index);
 	assert_non_null(strstr(index, "signatures(signed_sha256, audit_seq)"));
@@ -1397,7 +1278,7 @@ static void test_key_formats_signed(void **state)
 	assert_string_equal(got, "");
 
 	/* the index of migration 8 covers the format: one search per format */
-	sqlite3 *raw = raw_open(path);
+	sqlite3 *raw = ts_sqlite_open(path);
 	char *index = schema_sql(raw, "signatures_profile_kid");
 	assert_non_null(index);
 	assert_non_null(strstr(index, "signatures(profile, kid, format)"));
@@ -1428,9 +1309,9 @@ static void test_key_formats_signed(void **state)
 	cs_log_configure(CS_LOG_ERROR, CS_LOG_LOGFMT, devnull);
 	for (n = 0; n < 1000; n++) {
 		const char *f[CS_STORE_SIG_FORMATS + 1] = {"x", "x", "x", "x"};
-		atomic_store(&fail_at, n);
+		sqlf_fail_at(n);
 		r = cs_store_key_formats_signed(s, "tokens", "t1", f);
-		long left = atomic_exchange(&fail_at, -1);
+		long left = sqlf_disarm();
 		if (r == CS_OK) {
 			assert_string_equal(f[0], "digest");
 			assert_string_equal(f[1], "jws");
@@ -1454,33 +1335,20 @@ static void test_key_formats_signed(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	const char *base = getenv("CREDSIGN_TEST_TMP");
-	if (base == NULL)
-		base = "/tmp";
-	(void)mkdir(base, 0700);
-	snprintf(dir, sizeof(dir), "%s/store-test-XXXXXX", base);
-	return mkdtemp(dir) != NULL ? 0 : -1;
+	return ts_scratch_dir(dir, sizeof(dir), "store-test", 0, 0700);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return ts_scratch_remove(dir);
 }
 
 int main(void)
 {
-	/* SQLite allocates through the fault-injecting allocator, one slot at a
-	 * time (no lookaside: every allocation can be failed) */
-	static const sqlite3_mem_methods mem = {mem_malloc, mem_free, mem_realloc, mem_size,
-						mem_roundup, mem_init, mem_shutdown, NULL};
-	if (sqlite3_shutdown() != SQLITE_OK || sqlite3_config(SQLITE_CONFIG_MALLOC, &mem) != SQLITE_OK ||
-	    sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0) != SQLITE_OK || sqlite3_initialize() != SQLITE_OK) {
-		fprintf(stderr, "cannot configure SQLite's allocator\n");
+	/* SQLite allocates through sqlite_fault.c, one allocation at a time */
+	if (sqlf_install() != 0)
 		return 1;
-	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_store_write_ends_its_deadline),
 		cmocka_unit_test(test_failed_write_fails_in_time),

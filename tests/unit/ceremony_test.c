@@ -709,6 +709,7 @@ typedef struct {
 	EVP_PKEY *old_key, *new_key;
 	char old_kid[44], new_kid[44];
 	json_t *jwks;
+	json_t *claims; /* the rollover statement's claims */
 } activation;
 
 /* An executed activate: approved by a and b, with its rollover statement
@@ -744,7 +745,7 @@ static void activation_init(activation *a, int old_signs, EVP_PKEY *forger)
 	EVP_PKEY *keys[2] = {a->old_key, forger != NULL ? forger : a->new_key};
 	const char *kids[2] = {a->old_kid, a->new_kid};
 	a->d.doc.rollover_json = old_signs > 0 ? rollover(claims, keys, kids, 2) : rollover(claims, keys + 1, kids + 1, 1);
-	json_decref(claims);
+	a->claims = claims;
 }
 
 static void activation_free(activation *a)
@@ -753,6 +754,7 @@ static void activation_free(activation *a)
 	EVP_PKEY_free(a->old_key);
 	EVP_PKEY_free(a->new_key);
 	json_decref(a->jwks);
+	json_decref(a->claims);
 }
 
 static cs_err verify_text(const char *text, const json_t *jwks, cs_transcript_report *rep)
@@ -963,6 +965,375 @@ static void test_transcript(void **state)
 	cs_transcript_report_free(&rep);
 	free(text);
 	doc_free(&d);
+}
+
+/* ---- refusals: officer keys, certificates, rollover statements, record blocks ---- */
+
+/* key written as a private PEM file DIR/officers/NAME.key (0600); its path in out. */
+static void write_key(const char *name, EVP_PKEY *key, char *out, size_t len)
+{
+	char rel[128];
+	snprintf(rel, sizeof(rel), "officers/%s.key", name);
+	path_of(out, len, rel);
+	FILE *f = fopen(out, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(out, 0600), 0);
+}
+
+/* Keys the ceremony refuses (RSA under 2048 bits, a curve other than
+ * P-256/384/521, a key neither EC nor RSA): signing with one is refused
+ * before anything is signed, and a certificate for one is refused as an
+ * approval's; a certificate with text after it, an empty one, a signature
+ * not in canonical base64, no key at all: each refused, nothing returned. */
+static void test_approval_refusals(void **state)
+{
+	(void)state;
+	const char *bytes = "{\"id\":\"" ID "\"}";
+	char why[CS_CEREMONY_WHY_MAX], key[700];
+	char *pem = slurp("officers/officer-a.pem");
+	cs_approval_sig sig;
+	struct {
+		const char *name;
+		EVP_PKEY *key;
+		const char *why;
+	} weak[] = {
+		{"weak-rsa", EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024), "officer key RSA 1024 bits: at least 2048"},
+		{"weak-k1", EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1"), "officer key on curve 'secp256k1'"},
+		{"weak-ed", EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), "officer key of type ED25519: EC or RSA only"},
+	};
+	for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++) {
+		assert_non_null(weak[i].key);
+		write_key(weak[i].name, weak[i].key, key, sizeof(key));
+		cs_officer_key k = {.key = key};
+		memset(&sig, 0x5a, sizeof(sig));
+		assert_int_equal(cs_approval_sign(&k, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why),
+				 CS_E_CEREMONY_REFUSED);
+		assert_non_null(strstr(why, weak[i].why));
+		assert_null(sig.signature_b64);
+		assert_null(sig.sig_alg);
+		/* a certificate for such a key, from the officer CA: refused as an approval's */
+		char rel[128], *wpem;
+		assert_int_equal(op_issue(dir, weak[i].name, weak[i].key), 0);
+		snprintf(rel, sizeof(rel), "officers/%s.pem", weak[i].name);
+		wpem = slurp(rel);
+		assert_int_equal(cs_approval_verify(wpem, "ecdsa-with-SHA256", "AAAA", (const uint8_t *)bytes, strlen(bytes),
+						    why),
+				 CS_E_CEREMONY_REFUSED);
+		assert_non_null(strstr(why, weak[i].why));
+		free(wpem);
+		EVP_PKEY_free(weak[i].key);
+	}
+
+	/* no key, an empty key name, a certificate that is not one */
+	path_of(key, sizeof(key), "officers/officer-a.key");
+	cs_officer_key good = {.key = key}, empty = {.key = ""};
+	assert_int_equal(cs_approval_sign(NULL, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why), CS_E_INVALID_ARG);
+	assert_string_equal(why, "no officer key given");
+	assert_int_equal(cs_approval_sign(&empty, pem, (const uint8_t *)bytes, strlen(bytes), &sig, why),
+			 CS_E_INVALID_ARG);
+	assert_string_equal(why, "no officer key given");
+	assert_null(sig.signature_b64);
+	assert_int_equal(cs_approval_sign(&good, "", (const uint8_t *)bytes, strlen(bytes), &sig, why), CS_E_INVALID_ARG);
+	assert_string_equal(why, "the officer certificate is not one PEM certificate");
+	assert_null(sig.signature_b64);
+
+	/* the real signature verifies; the same certificate with text after it
+	 * (or with blank space after it, accepted), an empty one: refused */
+	sig = sign_as("officer-a", "officer-a", bytes);
+	size_t n = strlen(pem) + 64;
+	char *trail = malloc(n);
+	assert_non_null(trail);
+	snprintf(trail, n, "%s \t\r\n", pem);
+	assert_int_equal(cs_approval_verify(trail, sig.sig_alg, sig.signature_b64, (const uint8_t *)bytes, strlen(bytes),
+					    why),
+			 CS_OK);
+	snprintf(trail, n, "%s\nnot part of it\n", pem);
+	assert_int_equal(cs_approval_verify(trail, sig.sig_alg, sig.signature_b64, (const uint8_t *)bytes, strlen(bytes),
+					    why),
+			 CS_E_CEREMONY_REFUSED);
+	assert_string_equal(why, "the officer certificate is not one PEM certificate");
+	assert_int_equal(cs_approval_verify("", sig.sig_alg, sig.signature_b64, (const uint8_t *)bytes, strlen(bytes), why),
+			 CS_E_CEREMONY_REFUSED);
+	assert_string_equal(why, "the officer certificate is not one PEM certificate");
+	free(trail);
+	/* a signature with a character outside base64, or not in its canonical form */
+	char *bad = strdup(sig.signature_b64);
+	assert_non_null(bad);
+	bad[3] = '!';
+	assert_int_equal(cs_approval_verify(pem, sig.sig_alg, bad, (const uint8_t *)bytes, strlen(bytes), why),
+			 CS_E_CEREMONY_REFUSED);
+	assert_string_equal(why, "the signature is not base64");
+	assert_int_equal(cs_approval_verify(pem, sig.sig_alg, "AB==", (const uint8_t *)bytes, strlen(bytes), why),
+			 CS_E_CEREMONY_REFUSED);
+	assert_string_equal(why, "the signature is not base64");
+	assert_int_equal(cs_approval_verify(pem, NULL, sig.signature_b64, (const uint8_t *)bytes, strlen(bytes), why),
+			 CS_E_CEREMONY_REFUSED);
+	assert_non_null(strstr(why, "signature algorithm '' does not fit the officer key (ecdsa-with-SHA256)"));
+	free(bad);
+	cs_approval_sig_free(&sig);
+	free(pem);
+}
+
+/* A rollover statement for the activation a over a copy of its claims
+ * with member set to value (NULL: removed), signed by the old key (signers
+ * bit 1) and the new key (bit 2) with the protected header's typ. */
+static char *statement_with(const activation *a, const char *member, json_t *value, int signers, const char *typ)
+{
+	json_t *c = json_deep_copy(a->claims), *st = json_object(), *sigs = json_array();
+	assert_non_null(c);
+	if (member != NULL && value != NULL)
+		json_object_set_new(c, member, value);
+	else if (member != NULL)
+		json_object_del(c, member);
+	EVP_PKEY *keys[2] = {a->old_key, a->new_key};
+	const char *kids[2] = {a->old_kid, a->new_kid};
+	for (int i = 0; i < 2; i++) {
+		if (!(signers & (1 << i)))
+			continue;
+		json_t *hdr = json_pack("{s:s,s:s,s:s}", "alg", "ES256", "kid", kids[i], "typ", typ);
+		char *jws = NULL;
+		assert_int_equal(cs_jws_es256_sign(hdr, c, es256_sign, keys[i], &jws), CS_OK);
+		char *dot1 = strchr(jws, '.'), *dot2 = strrchr(jws, '.');
+		*dot1 = *dot2 = '\0';
+		json_object_set_new(st, "payload", json_string(dot1 + 1));
+		json_array_append_new(sigs, json_pack("{s:s,s:s}", "protected", jws, "signature", dot2 + 1));
+		free(jws);
+		json_decref(hdr);
+	}
+	json_object_set_new(st, "signatures", sigs);
+	char *text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(st);
+	json_decref(c);
+	return text;
+}
+
+/* The activation's transcript with statement (taken; NULL: none) as its
+ * rollover statement, verified with jwks: it fails with why, and the
+ * report does not claim the rollover checked. */
+static void rollover_refused(activation *a, char *statement, const json_t *jwks, const char *why)
+{
+	cs_transcript_report rep;
+	char *text = NULL;
+	free(a->d.doc.rollover_json);
+	a->d.doc.rollover_json = statement;
+	assert_int_equal(cs_ceremony_transcript(&a->d.doc, 2, &text), CS_OK);
+	assert_int_equal(verify_text(text, jwks, &rep), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(rep.why, why));
+	assert_true(rep.approvals_checked);
+	assert_false(rep.rollover_checked);
+	cs_transcript_report_free(&rep);
+	free(text);
+}
+
+/* A statement (JSON text) with one member of its first signature set to
+ * value (NULL: removed), or the statement's own member when sig_member is NULL. */
+static char *statement_edit(char *statement, const char *sig_member, const char *member, json_t *value)
+{
+	json_t *st = json_loads(statement, 0, NULL);
+	assert_non_null(st);
+	free(statement);
+	json_t *obj = sig_member != NULL ? json_array_get(json_object_get(st, "signatures"), 0) : st;
+	const char *m = sig_member != NULL ? sig_member : member;
+	if (value != NULL)
+		json_object_set_new(obj, m, value);
+	else
+		json_object_del(obj, m);
+	char *text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(st);
+	return text;
+}
+
+/* An executed activation whose rollover statement is not what the record
+ * says: another type, no old_kid, another ceremony or key, no new_jwk, an
+ * approval the record does not count, not signed by the new key, a
+ * signature by an unknown key, with another typ or no protected header, a
+ * payload not base64url, no signatures array, the old key missing from
+ * the JWKS, no statement at all: each fails, naming what is wrong. */
+static void test_rollover_refusals(void **state)
+{
+	(void)state;
+	activation a;
+	activation_init(&a, 1, NULL);
+	const char *typ = "credsign-rollover+jws";
+	const char *not_st = "the rollover statement is not a credsign-rollover/v1 statement";
+	/* the statement as made verifies (the baseline of every edit below) */
+	char *text = NULL;
+	cs_transcript_report rep;
+	free(a.d.doc.rollover_json);
+	a.d.doc.rollover_json = statement_with(&a, NULL, NULL, 3, typ);
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	assert_int_equal(verify_text(text, a.jwks, &rep), CS_OK);
+	assert_true(rep.rollover_checked);
+	cs_transcript_report_free(&rep);
+	free(text);
+
+	rollover_refused(&a, statement_with(&a, "type", json_string("credsign-rollover/v2"), 3, typ), a.jwks, not_st);
+	rollover_refused(&a, statement_with(&a, "old_kid", NULL, 3, typ), a.jwks, not_st);
+	rollover_refused(&a, statement_with(&a, "old_kid", json_integer(7), 3, typ), a.jwks, not_st);
+	rollover_refused(&a, statement_edit(statement_with(&a, NULL, NULL, 3, typ), NULL, "payload", json_string("@@")),
+			 a.jwks, not_st);
+	rollover_refused(&a, statement_edit(statement_with(&a, NULL, NULL, 3, typ), NULL, "signatures", json_object()),
+			 a.jwks, not_st);
+	rollover_refused(&a, statement_with(&a, "ceremony_id", json_string("cer_zzzzzzzzzzzzzzzzzzzzzzzzzz"), 3, typ),
+			 a.jwks, "is for ceremony cer_zzzzzzzzzzzzzzzzzzzzzzzzzz and key");
+	rollover_refused(&a, statement_with(&a, "new_kid", json_string("kid-other"), 3, typ), a.jwks,
+			 "and key kid-other, not " ID);
+	rollover_refused(&a, statement_with(&a, "new_jwk", NULL, 3, typ), a.jwks, "new_jwk is not the P-256 key");
+	/* an approval by officer-c, who did not approve */
+	json_t *named = json_pack("[{s:s,s:s,s:s}]", "officer", "officer-c", "fingerprint", listed[2].fingerprint,
+				  "approved_at", a.d.f.approved);
+	rollover_refused(&a, statement_with(&a, "approvals", named, 3, typ), a.jwks,
+			 "names approval 1, not a valid one of the record");
+	/* officer-a's fingerprint recorded under officer-b's name */
+	named = json_pack("[{s:s,s:s,s:s}]", "officer", "officer-b", "fingerprint", a.d.fprs[0], "approved_at",
+			  a.d.f.approved);
+	rollover_refused(&a, statement_with(&a, "approvals", named, 3, typ), a.jwks,
+			 "names approval 1, not a valid one of the record");
+	/* the old key alone */
+	rollover_refused(&a, statement_with(&a, NULL, NULL, 1, typ), a.jwks,
+			 "the rollover statement is not signed by the new key");
+	/* the new key's signature under another typ */
+	rollover_refused(&a, statement_with(&a, NULL, NULL, 2, "JWT"), a.jwks, "rollover signature 1 (key ");
+	/* a signature without its protected header, or with a kid that is neither key's */
+	rollover_refused(&a, statement_edit(statement_with(&a, NULL, NULL, 3, typ), "protected", NULL, NULL), a.jwks,
+			 "rollover signature 1 (key ?) does not verify");
+	rollover_refused(&a, statement_edit(statement_with(&a, NULL, NULL, 3, typ), "signature", NULL, NULL), a.jwks,
+			 "rollover signature 1 (key ");
+	{
+		/* a protected header naming an unknown kid (one with a line break: shown as ?) */
+		json_t *hdr = json_pack("{s:s,s:s,s:s}", "alg", "ES256", "kid", "kid\nforged", "typ", typ);
+		char *jws = NULL;
+		assert_int_equal(cs_jws_es256_sign(hdr, a.claims, es256_sign, a.new_key, &jws), CS_OK);
+		*strchr(jws, '.') = '\0';
+		rollover_refused(&a,
+				 statement_edit(statement_with(&a, NULL, NULL, 3, typ), "protected", NULL, json_string(jws)),
+				 a.jwks, "rollover signature 1 (key ?) does not verify");
+		free(jws);
+		json_decref(hdr);
+	}
+	/* the old key not in the JWKS given */
+	json_t *other = json_pack("{s:[]}", "keys");
+	rollover_refused(&a, statement_with(&a, NULL, NULL, 3, typ), other, "rollover signature 1 (key ");
+	json_decref(other);
+	/* an activation without its statement */
+	rollover_refused(&a, NULL, a.jwks, "the activation carries no rollover statement");
+	activation_free(&a);
+}
+
+/* A transcript: the readable text, then the record block of raw (base64 in
+ * lines of line_len, or block verbatim when given). malloc'd. */
+static char *transcript_of(const char *raw, size_t raw_len, size_t line_len, const char *block)
+{
+	size_t cap = 4 * raw_len + 4096 + (block != NULL ? strlen(block) : 0);
+	char *b64 = malloc(4 * ((raw_len + 2) / 3) + 1), *out = malloc(cap);
+	assert_non_null(b64);
+	assert_non_null(out);
+	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)raw, (int)raw_len);
+	size_t o = (size_t)snprintf(out, cap, "Ceremony record\n\n" CS_TRANSCRIPT_BEGIN "\n");
+	if (block != NULL) {
+		o += (size_t)snprintf(out + o, cap - o, "%s", block);
+	} else {
+		for (size_t i = 0, n = strlen(b64); i < n; i += line_len)
+			o += (size_t)snprintf(out + o, cap - o, "%.*s\n", (int)line_len, b64 + i);
+	}
+	snprintf(out + o, cap - o, CS_TRANSCRIPT_END "\n");
+	free(b64);
+	return out;
+}
+
+static void block_refused(const char *text, size_t len, const char *why)
+{
+	cs_transcript_report rep;
+	assert_int_equal(cs_ceremony_transcript_verify(text, len, officers, NULL, &rep), CS_E_INVALID_ARG);
+	if (strstr(rep.why, why) == NULL)
+		fprintf(stderr, "refused: %s\nexpected: %s\n", rep.why, why);
+	assert_non_null(strstr(rep.why, why));
+	assert_false(rep.approvals_checked);
+	assert_false(rep.rollover_checked);
+	assert_int_equal(rep.nverdicts, 0);
+	cs_transcript_report_free(&rep);
+}
+
+/* Transcripts that are not one: empty, with a NUL byte, no record block,
+ * a block not in lines of 64, not canonical base64, not a ceremony record,
+ * a record missing its parts; a real one with one more line break still
+ * verifies, with two it does not. */
+static void test_transcript_block(void **state)
+{
+	(void)state;
+	const char *lines = "the record block is not base64 in lines of 64";
+	block_refused("x", 0, "the transcript is empty or too large");
+	block_refused("Ceremony\0record\n", 16, "the transcript holds a NUL byte");
+	block_refused("Ceremony record\n", 16, "no " CS_TRANSCRIPT_BEGIN " block");
+
+	static const char other[] = "{\"type\":\"credsign-other/v1\",\"ceremony\":{},\"padding\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}";
+	char *t = transcript_of(other, strlen(other), 65, NULL);
+	block_refused(t, strlen(t), lines);
+	free(t);
+	t = transcript_of(other, strlen(other), 60, NULL); /* a first line shorter than 64 */
+	block_refused(t, strlen(t), lines);
+	free(t);
+	t = transcript_of(NULL, 0, 64, "\n");
+	block_refused(t, strlen(t), lines);
+	free(t);
+	t = transcript_of(NULL, 0, 64, "AAAA"); /* no line break before the END line */
+	block_refused(t, strlen(t), lines);
+	free(t);
+	t = transcript_of(NULL, 0, 64, "AAA!\n");
+	block_refused(t, strlen(t), "the record block is not base64");
+	free(t);
+	t = transcript_of(NULL, 0, 64, "AB==\n"); /* decodes, but is not the canonical form */
+	block_refused(t, strlen(t), "the record block is not base64");
+	free(t);
+	t = transcript_of(other, strlen(other), 64, NULL);
+	block_refused(t, strlen(t), "the record block is not a credsign-ceremony-record/v1 record");
+	free(t);
+	t = transcript_of("[1,2]", 5, 64, NULL);
+	block_refused(t, strlen(t), "the record block is not a credsign-ceremony-record/v1 record");
+	free(t);
+	static const char dup[] = "{\"type\":\"credsign-ceremony-record/v1\",\"type\":\"credsign-ceremony-record/v1\"}";
+	t = transcript_of(dup, strlen(dup), 64, NULL);
+	block_refused(t, strlen(t), "the record block is not a credsign-ceremony-record/v1 record");
+	free(t);
+	static const char bare[] = "{\"type\":\"credsign-ceremony-record/v1\"}";
+	t = transcript_of(bare, strlen(bare), 64, NULL);
+	block_refused(t, strlen(t), "the record block is not a complete record");
+	free(t);
+
+	/* a real transcript: one more line break at its end is accepted, two are not */
+	activation a;
+	cs_transcript_report rep;
+	char *text = NULL;
+	activation_init(&a, 1, NULL);
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	size_t n = strlen(text);
+	char *more = malloc(n + 3);
+	assert_non_null(more);
+	snprintf(more, n + 3, "%s\n", text);
+	assert_int_equal(verify_text(more, a.jwks, &rep), CS_OK);
+	assert_true(rep.rollover_checked);
+	cs_transcript_report_free(&rep);
+	snprintf(more, n + 3, "%s\n\n", text);
+	block_refused(more, strlen(more), "does not end with " CS_TRANSCRIPT_END);
+	free(more);
+	free(text);
+
+	/* executed before it was created: refused before its approvals are looked at */
+	char before[32];
+	time_t created;
+	assert_int_equal(cs_ceremony_time_parse(a.d.f.created, &created), CS_OK);
+	rfc3339(created - 1, before);
+	free((char *)a.d.doc.c.executed_at);
+	a.d.doc.c.executed_at = strdup(before);
+	assert_int_equal(cs_ceremony_transcript(&a.d.doc, 2, &text), CS_OK);
+	assert_int_equal(verify_text(text, a.jwks, &rep), CS_E_SIGNATURE_INVALID);
+	assert_non_null(strstr(rep.why, "outside the ceremony's"));
+	assert_false(rep.approvals_checked);
+	cs_transcript_report_free(&rep);
+	free(text);
+	activation_free(&a);
 }
 
 /* ---- officers distinct by public key (L7) ---------------------------------------- */
@@ -1298,6 +1669,9 @@ int main(void)
 		cmocka_unit_test(test_approval_token_key),
 		cmocka_unit_test(test_quorum),
 		cmocka_unit_test(test_transcript),
+		cmocka_unit_test(test_approval_refusals),
+		cmocka_unit_test(test_rollover_refusals),
+		cmocka_unit_test(test_transcript_block),
 		cmocka_unit_test(test_officer_same_key),
 		cmocka_unit_test(test_transcript_roster),
 		cmocka_unit_test(test_doc_collect),

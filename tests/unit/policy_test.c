@@ -865,6 +865,36 @@ static void test_json(void **state)
 	json_decref(p);
 }
 
+/* The standards named: none, more than the maximum, one twice: refused
+ * with why, no document. */
+static void test_standards_refused(void **state)
+{
+	(void)state;
+	const cs_preset *sel[CS_POLICY_STANDARDS_MAX + 1];
+	const cs_preset *pci = cs_preset_find(presets, "pci-dss-4");
+	assert_non_null(pci);
+	for (size_t i = 0; i < CS_POLICY_STANDARDS_MAX + 1; i++)
+		sel[i] = pci;
+	json_t *p = (json_t *)1;
+	char why[256] = "";
+	assert_int_equal(cs_policy_build_doc(presets, wordlist, sel, 0, NULL, &p, why, sizeof(why)), CS_E_INVALID_ARG);
+	assert_null(p);
+	assert_non_null(strstr(why, "name 1 to "));
+	why[0] = '\0';
+	p = (json_t *)1;
+	assert_int_equal(cs_policy_build_doc(presets, wordlist, sel, CS_POLICY_STANDARDS_MAX + 1, NULL, &p, why,
+					     sizeof(why)),
+			 CS_E_INVALID_ARG);
+	assert_null(p);
+	assert_non_null(strstr(why, "name 1 to "));
+	sel[0] = cs_preset_find(presets, "nist-800-63b");
+	assert_non_null(sel[0]);
+	p = (json_t *)1;
+	assert_int_equal(cs_policy_build_doc(presets, wordlist, sel, 3, NULL, &p, why, sizeof(why)), CS_E_INVALID_ARG);
+	assert_null(p);
+	assert_string_equal(why, "standard 'pci-dss-4' is named twice");
+}
+
 static void test_options(void **state)
 {
 	(void)state;
@@ -1112,6 +1142,7 @@ int main(void)
 		cmocka_unit_test(test_cites_only_chosen), cmocka_unit_test(test_conflicts),
 		cmocka_unit_test(test_added_rules), cmocka_unit_test(test_html_escape),
 		cmocka_unit_test(test_json),        cmocka_unit_test(test_options),
+		cmocka_unit_test(test_standards_refused),
 		cmocka_unit_test(test_decode),      cmocka_unit_test(test_config),
 		cmocka_unit_test(test_pci_letters_and_digits),
 		cmocka_unit_test(test_mfa_and_database_scope),

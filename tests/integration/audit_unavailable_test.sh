@@ -31,6 +31,8 @@ STATE=${2:?}
 SOFTHSM=${3:?}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=sqlite_lock.sh
+. "$(dirname "$0")/sqlite_lock.sh" # lock_on, lock_off: the write lock held
 it_token audit-unavailable || exit 1
 
 SIGNING_GROUP='signing = { profiles = (
@@ -157,27 +159,6 @@ check "GET /metrics counts the entries not written (credsign_audit_write_failure
 
 # ---- the signing transaction failing as a whole: the write lock held -------------------
 # (past audit.write_timeout_ms, by another process; readers still read: WAL)
-lock_on() {
-	rm -f "$work/release" "$work/locked"
-	python3 - "$db" "$work/locked" "$work/release" <<'PY' &
-import os, sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-open(sys.argv[2], "w").close()
-for _ in range(600):  # at most 30 s
-    if os.path.exists(sys.argv[3]):
-        break
-    time.sleep(0.05)
-db.execute("ROLLBACK")
-PY
-	locker=$!
-	for _ in $(seq 100); do
-		[ -e "$work/locked" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-lock_off() { touch "$work/release"; wait "$locker"; }
 sign_locked() {
 	local got now
 	before=$(counts)
@@ -210,6 +191,12 @@ recovered() {
 	[[ "$got" == "200 "* ]] || { echo "  GET /api/signatures: ${got:0:300}"; return 1; }
 }
 check "recovery: /readyz 200; generate, certify (the refused session), sign and the reads succeed" recovered
+# the idle probes above (after 1.5 s of the fault, and at the recovery)
+# appended their entry in a savepoint they rolled back: none is in the log
+probe_ready() { sleep 1.2; [[ "$(call operator GET /readyz)" == "200 "* ]]; } # past 1 s: a probe of its own
+check "an idle /readyz probes and answers 200" probe_ready
+check "no readiness probe left an entry in the audit log" \
+	test "$(sql "SELECT count(*) FROM audit_log WHERE action = 'readiness.probe'")" = 0
 stop_daemon
 check "the daemon stops cleanly" test $? -eq 0
 verify() {

@@ -27,7 +27,7 @@ STATE=${2:?}
 SOFTHSM=${3:?}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-it_token ceremonies || exit 1  # token-ceremony is the unit tests' (ceremony_test)
+it_token ceremonies || exit 1
 officers_dir=$STATE/pki/officers
 EXTRA_CONF="ceremony = { officer_ca = \"$STATE/pki/officer-ca.pem\"; officer_crl = \"$STATE/pki/officer-crl.pem\";
   quorum = 2; revoke_quorum = 1; expiry_minutes = 60;

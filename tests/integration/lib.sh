@@ -92,8 +92,11 @@ free_port() {
 
 # it_token NAME: a fresh SoftHSM2 token of this test script alone (tests
 # that run in parallel must not change each other's token underneath).
+# Its directory is it-token-NAME: the unit tests' fixtures make token-NAME
+# directories in the same state directory, and an integration script
+# named like one of them wiped that unit test's token while it ran.
 it_token() {
-	TOKEN_DIR=$STATE/token-$1
+	TOKEN_DIR=$STATE/it-token-$1
 	rm -rf "$TOKEN_DIR"
 	"$src/hsm-setup/token-init" "$TOKEN_DIR" cstest > /dev/null || return 1
 	export SOFTHSM2_CONF=$TOKEN_DIR/softhsm2.conf

@@ -104,8 +104,8 @@ class Worker(threading.Thread):
         status, body = self.call("/api/generate-certificate", {"generation_session_id": sid})
         if status == 201 and isinstance(body, dict):
             self.acknowledged(sid, body, began)
-        elif status == 409 and step == "recertify":
-            pass  # as it must be
+        elif status == 409 and step in ("recertify", "retry"):
+            pass  # as it must be; a retry's 409 (the lost request did certify) is logged as retry-used
         else:
             self.fail(step, status, body)
         return status

@@ -95,18 +95,20 @@ void cs_app_bootstrap_actor(const char *profile, char actor[CS_BOOTSTRAP_ACTOR_M
 			 CS_CONFIG_PROFILE_NAME_MAX, profile);
 }
 
-/* One configured version against the token's: added to checked when set. */
+/* One configured version against the token's: added to checked when set
+ * (*nomem set when it could not be: the claim is signed, never without it). */
 static int check_token_version(json_t *checked, const char *name, const char *configured,
-			       unsigned major, unsigned minor, char *problem, size_t cap)
+			       unsigned major, unsigned minor, char *problem, size_t cap, int *nomem)
 {
 	if (configured == NULL)
 		return 1;
 	char reported[16];
 	snprintf(reported, sizeof(reported), "%u.%u", major, minor);
 	int match = strcmp(configured, reported) == 0;
-	json_object_set_new(checked, name,
-			    json_pack("{s:s, s:s, s:b}", "configured", configured, "token", reported, "match",
-				      match));
+	if (json_object_set_new(checked, name,
+				json_pack("{s:s, s:s, s:b}", "configured", configured, "token", reported, "match",
+					  match)) != 0)
+		*nomem = 1;
 	if (!match) {
 		size_t used = strlen(problem);
 		snprintf(problem + used, cap - used, "%sthe token reports %s %s, validated at %s",
@@ -123,17 +125,22 @@ cs_err cs_app_validation_claim(const cs_config *cfg, const cs_token_info *info, 
 	int none = strcmp(program, "none") == 0;
 	problem[0] = '\0';
 	json_t *checked = json_object();
-	int ok = !none;
+	int ok = !none, nomem = 0;
 	if (!none && checked != NULL) {
 		const char *hw = cfg->pkcs11.validation.hardware_version,
 			   *fw = cfg->pkcs11.validation.firmware_version,
 			   *lib = cfg->pkcs11.validation.library_version;
 		ok &= check_token_version(checked, "hardware_version", hw, info->hw_major,
-					  info->hw_minor, problem, cap);
+					  info->hw_minor, problem, cap, &nomem);
 		ok &= check_token_version(checked, "firmware_version", fw, info->fw_major,
-					  info->fw_minor, problem, cap);
+					  info->fw_minor, problem, cap, &nomem);
 		ok &= check_token_version(checked, "library_version", lib, info->module_major,
-					  info->module_minor, problem, cap);
+					  info->module_minor, problem, cap, &nomem);
+	}
+	if (nomem) {
+		json_decref(checked);
+		*claim = NULL;
+		return CS_E_NOMEM;
 	}
 	if (ok && strcmp(program, "FIPS 140-2") == 0 && strcmp(today, CS_FIPS_140_2_SUNSET) > 0) {
 		ok = 0;

@@ -25,17 +25,26 @@ static cs_err make_certificate(cs_app *app, cs_signer *signer, const json_t *ses
 			       int64_t now, char **jws)
 {
 	char when[32];
+	/* every claim or no certificate: a copy compared with its original
+	 * (json_equal allocates nothing) and each member's addition checked,
+	 * so that a failed allocation never signs a certificate without one
+	 * (json_text.h) */
 	json_t *claims = json_deep_copy(session_claims);
-	if (claims == NULL)
+	if (claims == NULL || !json_equal(claims, session_claims)) {
+		json_decref(claims);
 		return CS_E_NOMEM;
+	}
 	cs_service_rfc3339(now, when);
-	json_object_set_new(claims, "iss", json_string(app->cfg->server.public_base_url));
-	json_object_set_new(claims, "jti", json_string(cert_id));
-	json_object_set_new(claims, "iat", json_integer(now / 1000));
-	json_object_set_new(claims, "certified_at", json_string(when));
 	/* the node that certified (server.node_id, unique among the nodes
 	 * sharing the store) */
-	json_object_set_new(claims, "node", json_string(app->cfg->server.node_id));
+	if (json_object_set_new(claims, "iss", json_string(app->cfg->server.public_base_url)) != 0 ||
+	    json_object_set_new(claims, "jti", json_string(cert_id)) != 0 ||
+	    json_object_set_new(claims, "iat", json_integer(now / 1000)) != 0 ||
+	    json_object_set_new(claims, "certified_at", json_string(when)) != 0 ||
+	    json_object_set_new(claims, "node", json_string(app->cfg->server.node_id)) != 0) {
+		json_decref(claims);
+		return CS_E_NOMEM;
+	}
 	cs_err r = cs_signer_jws(signer, CS_CERT_TYP, claims, jws);
 	json_decref(claims);
 	return r;

@@ -21,13 +21,19 @@ static cs_err token_rnd(void *ctx, uint8_t *buf, size_t n)
 	return cs_token_random(ctx, buf, n);
 }
 
+/* The claims are signed in the certificate: a member or an element lost
+ * to a failed allocation fails the request (each addition is checked; the
+ * *_new calls take their value even when they fail), never a certificate
+ * without it. */
 static json_t *classes_json(unsigned classes)
 {
 	static const char *const names[] = {"upper", "lower", "digit", "special"};
 	json_t *a = json_array();
-	for (int i = 0; i < 4; i++)
-		if (classes & (1u << i))
-			json_array_append_new(a, json_string(names[i]));
+	for (int i = 0; a != NULL && i < 4; i++)
+		if ((classes & (1u << i)) && json_array_append_new(a, json_string(names[i])) != 0) {
+			json_decref(a);
+			a = NULL;
+		}
 	return a;
 }
 
@@ -49,22 +55,28 @@ static json_t *credential_claim(const cs_app *app, const cs_generate_request *g,
 		const char *file = app->cfg->server.wordlist_file, *slash = strrchr(file, '/');
 		const char *base = slash != NULL ? slash + 1 : file, *dot = strrchr(base, '.');
 		json_t *id = json_stringn(base, dot != NULL && dot != base ? (size_t)(dot - base) : strlen(base));
-		json_object_set_new(cred, "length_unit", json_string("words"));
-		json_object_set_new(cred, "separator", json_string("-"));
-		json_object_set_new(cred, "wordlist",
-				    json_pack("{s:o, s:s, s:I}", "id", id, "sha256", app->wordlist->sha256,
-					      "size", (json_int_t)app->wordlist->count));
+		if (json_object_set_new(cred, "length_unit", json_string("words")) != 0 ||
+		    json_object_set_new(cred, "separator", json_string("-")) != 0 ||
+		    json_object_set_new(cred, "wordlist",
+					json_pack("{s:o, s:s, s:I}", "id", id, "sha256", app->wordlist->sha256,
+						  "size", (json_int_t)app->wordlist->count)) != 0) {
+			json_decref(cred);
+			return NULL;
+		}
 		return cred;
 	}
 	/* every member of a character type is present: null when it does not apply */
-	json_object_set_new(cred, "length_unit", json_string("characters"));
-	json_object_set_new(cred, "charset", json_string(p->charset));
-	json_object_set_new(cred, "classes", classes_json(p->spec.classes));
-	json_object_set_new(cred, "max_identical_run",
-			    p->spec.max_identical_run ? json_integer(p->spec.max_identical_run) : json_null());
-	json_object_set_new(cred, "max_class_run",
-			    p->spec.max_class_run ? json_integer(p->spec.max_class_run) : json_null());
-	json_object_set_new(cred, "prefix", g->prefix != NULL ? json_string(g->prefix) : json_null());
+	if (json_object_set_new(cred, "length_unit", json_string("characters")) != 0 ||
+	    json_object_set_new(cred, "charset", json_string(p->charset)) != 0 ||
+	    json_object_set_new(cred, "classes", classes_json(p->spec.classes)) != 0 ||
+	    json_object_set_new(cred, "max_identical_run",
+				p->spec.max_identical_run ? json_integer(p->spec.max_identical_run) : json_null()) != 0 ||
+	    json_object_set_new(cred, "max_class_run",
+				p->spec.max_class_run ? json_integer(p->spec.max_class_run) : json_null()) != 0 ||
+	    json_object_set_new(cred, "prefix", g->prefix != NULL ? json_string(g->prefix) : json_null()) != 0) {
+		json_decref(cred);
+		return NULL;
+	}
 	return cred;
 }
 
@@ -73,8 +85,11 @@ static json_t *session_claims(json_t *entropy_source, const cs_generate_request 
 			      const cs_caller *caller, const char *session_id, const char *generated_at)
 {
 	json_t *standards = json_array();
-	for (size_t i = 0; i < g->preset->nstandards; i++)
-		json_array_append_new(standards, json_string(g->preset->standards[i]));
+	for (size_t i = 0; standards != NULL && i < g->preset->nstandards; i++)
+		if (json_array_append_new(standards, json_string(g->preset->standards[i])) != 0) {
+			json_decref(standards);
+			standards = NULL;
+		}
 	return json_pack(
 		"{s:s, s:i, s:s, s:o, s:i, s:o, s:O, s:{s:s, s:s}, s:s?, s:s?, s:s?, s:s, s:s}", "preset",
 		g->preset->name, "preset_version", g->preset->version, "preset_sha256", g->preset->sha256,

@@ -607,7 +607,7 @@ cs_err cs_service_presets(cs_service_req *rq, json_t **doc)
 	for (size_t i = 0; ok && i < app->presets->count; i++) {
 		const cs_preset *p = &app->presets->items[i];
 		json_t *d = json_deep_copy(p->definition), *mins = json_object();
-		ok = d != NULL && mins != NULL && json_object_set_new(d, "sha256", json_string(p->sha256)) == 0 &&
+		ok = d != NULL && mins != NULL && json_equal(d, p->definition) && json_object_set_new(d, "sha256", json_string(p->sha256)) == 0 &&
 		     json_object_set_new(d, "source", json_string(p->source)) == 0;
 		for (int t = 1; ok && t <= CS_TYPE_PASSPHRASE; t <<= 1) {
 			cs_plan_request q = {.type = t};

@@ -168,6 +168,10 @@ cs_err cs_sig_jws_claims(const cs_config_profile *p, const json_t *payload, cons
 				   "the payload sets reserved claim '%s' (the appliance sets iss, sub, iat, jti, exp%s)",
 				   claim, aud_count(p) > 0 ? ", aud" : "");
 	json_t *c = json_deep_copy(payload);
+	if (c != NULL && !json_equal(c, payload)) { /* a member lost to a failed allocation */
+		json_decref(c);
+		c = NULL;
+	}
 	int bad = c == NULL;
 	if (!bad && p->iss != NULL && p->iss[0] != '\0')
 		bad |= json_object_set_new(c, "iss", json_string(p->iss)) != 0;

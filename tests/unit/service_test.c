@@ -2299,6 +2299,68 @@ static void sweep_read(const read_case *rc)
 /* Public and granted reads under allocation failure (alloc_fail.h): the
  * JWKS (whose published-key cache must not keep what a failed read left),
  * rollover statements, presets, the policy, a certificate with its status. */
+/* Certify with the Nth allocation failing, for N = 1, 2, ... until one
+ * runs without a failure: an error with nothing returned, or a certificate
+ * that carries every claim (jansson's *_set_new and json_deep_copy can
+ * lose a member when an allocation fails: a certificate must never be
+ * signed without one). A session refused so certifies afterwards, or was
+ * committed before the failure. */
+static void test_certify_under_allocation_failure(void **state)
+{
+	(void)state;
+	static const char *const members[] = {
+		"iss",	    "jti",	   "iat",	  "certified_at", "node",	   "preset",
+		"preset_version", "preset_sha256", "standards",	  "strength_bits", "credential", "entropy_source",
+		"subject",  "project",	   "environment", "generation_session_id", "generated_at"};
+	static const char *const credential_members[] = {"type",	"length",  "entropy_bits", "entropy_method",
+							 "commitment",	"length_unit", "charset", "classes",
+							 "max_identical_run", "max_class_run", "prefix"};
+	unsigned long refused = 0, n = 1;
+	for (; n < 4000; n++) {
+		char sid[23];
+		assert_int_equal(generate_as("ci", "payments", "production", sid), CS_OK);
+		cs_caller c = who("ci");
+		cs_service_req rq;
+		cs_certify_result res;
+		memset(&res, 0, sizeof(res));
+		begin(&rq, &c, "certify");
+		af_arm(n, 0);
+		cs_err r = cs_service_certify(&rq, sid, &res);
+		bool fired = af_disarm();
+		finish(&rq, r);
+		if (r != CS_OK) {
+			assert_true(fired);
+			assert_null(res.jws);
+			refused++;
+			begin(&rq, &c, "certify");
+			cs_err again = cs_service_certify(&rq, sid, &res);
+			if (again != CS_E_SESSION_USED && again != CS_OK)
+				fail_msg("run %lu (certify refused: %s): certifying again gives %s", n, cs_strerror(r),
+					 cs_strerror(again));
+			finish(&rq, again);
+			cs_certify_result_free(&res);
+			continue;
+		}
+		json_t *header = NULL, *claims = NULL;
+		assert_int_equal(cs_jws_peek(res.jws, &header, &claims), CS_OK);
+		for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++)
+			if (json_object_get(claims, members[i]) == NULL)
+				fail_msg("run %lu: a certificate without its %s claim", n, members[i]);
+		json_t *cred = json_object_get(claims, "credential");
+		for (size_t i = 0; i < sizeof(credential_members) / sizeof(credential_members[0]); i++)
+			if (json_object_get(cred, credential_members[i]) == NULL)
+				fail_msg("run %lu: a credential claim without %s", n, credential_members[i]);
+		assert_true(json_array_size(json_object_get(claims, "standards")) > 0);
+		json_decref(header);
+		json_decref(claims);
+		cs_certify_result_free(&res);
+		if (!fired)
+			break;
+	}
+	assert_true(n < 4000);
+	assert_true(refused > 20);
+}
+
 static void test_reads_under_allocation_failure(void **state)
 {
 	(void)state;
@@ -2781,6 +2843,7 @@ int main(void)
 		cmocka_unit_test(test_generate_outside_the_grant),
 		cmocka_unit_test(test_certify_by_the_generator_only),
 		cmocka_unit_test(test_certificates_by_project),
+		cmocka_unit_test(test_certify_under_allocation_failure), /* a key in force */
 		cmocka_unit_test(test_audit_log_views),
 		cmocka_unit_test(test_reads_by_role),
 		cmocka_unit_test(test_admit_before_the_scope),

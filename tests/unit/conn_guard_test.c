@@ -148,11 +148,14 @@ static int add_local_hello(fixture *f)
 	return add_conn(f, sv[0], sv[1]);
 }
 
-static void counts(fixture *f, int *handshaking, long *evicted)
+/* The guard counts connections handshaking and evicted as expected. */
+static void assert_counts(fixture *f, int handshaking_want, long evicted_want)
 {
-	int authenticated;
-	long timed_out;
-	cs_conn_guard_counts(f->guard, handshaking, &authenticated, evicted, &timed_out);
+	int handshaking, authenticated;
+	long evicted, timed_out;
+	cs_conn_guard_counts(f->guard, &handshaking, &authenticated, &evicted, &timed_out);
+	assert_int_equal(handshaking, handshaking_want);
+	assert_int_equal(evicted, evicted_want);
 }
 
 /* Each connection is counted under its peer's address: IPv4 and IPv6 in
@@ -172,11 +175,7 @@ static void test_sources(void **state)
 	if (v6 >= 0)
 		assert_string_equal(cs_conn_source(f.conn[v6]), "::1");
 	assert_string_equal(cs_conn_source(f.conn[none]), "unknown");
-	int handshaking;
-	long evicted;
-	counts(&f, &handshaking, &evicted);
-	assert_int_equal(handshaking, f.n);
-	assert_int_equal(evicted, 0);
+	assert_counts(&f, f.n, 0);
 	for (int i = 0; i < f.n; i++)
 		assert_false(cs_conn_closing(f.conn[i]));
 	teardown_guard(&f);
@@ -197,11 +196,7 @@ static void test_all_spoke_oldest_gives_way(void **state)
 	assert_true(cs_conn_closing(f.conn[a]));
 	assert_false(cs_conn_closing(f.conn[b]));
 	assert_false(cs_conn_closing(f.conn[c]));
-	int handshaking;
-	long evicted;
-	counts(&f, &handshaking, &evicted);
-	assert_int_equal(handshaking, 2);
-	assert_int_equal(evicted, 1);
+	assert_counts(&f, 2, 1);
 	teardown_guard(&f);
 }
 
@@ -219,11 +214,7 @@ static void test_overall_budget_oldest_silent(void **state)
 	assert_true(cs_conn_closing(f.conn[a]));
 	assert_false(cs_conn_closing(f.conn[b]));
 	assert_false(cs_conn_closing(f.conn[c]));
-	int handshaking;
-	long evicted;
-	counts(&f, &handshaking, &evicted);
-	assert_int_equal(handshaking, 2);
-	assert_int_equal(evicted, 1);
+	assert_counts(&f, 2, 1);
 	teardown_guard(&f);
 }
 
@@ -243,11 +234,7 @@ static void test_source_budget_spares_others(void **state)
 	assert_false(cs_conn_closing(f.conn[other]));
 	assert_true(cs_conn_closing(f.conn[mine]));
 	assert_false(cs_conn_closing(f.conn[newcomer]));
-	int handshaking;
-	long evicted;
-	counts(&f, &handshaking, &evicted);
-	assert_int_equal(handshaking, 2);
-	assert_int_equal(evicted, 1);
+	assert_counts(&f, 2, 1);
 	teardown_guard(&f);
 }
 

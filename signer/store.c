@@ -295,6 +295,14 @@ cs_err cs_store_revocation_get(cs_store *store, const char *cert_id, cs_revocati
 	return store->ops->revocation_get(store, cert_id, fn, arg);
 }
 
+cs_err cs_store_inventory_each(cs_store *store, const char *project, const char *environment,
+			       cs_inventory_row_fn fn, void *arg)
+{
+	if (store->ops->inventory_each == NULL)
+		return CS_E_STORE;
+	return store->ops->inventory_each(store, project, environment, fn, arg);
+}
+
 cs_err cs_store_revocations_version(cs_store *store, int64_t *count, int64_t *last_rowid)
 {
 	return store->ops->revocations_version(store, count, last_rowid);

@@ -350,6 +350,27 @@ cs_err cs_store_key_compromised(cs_store *store, const char *kid, int *compromis
 cs_err cs_store_revocation_insert(cs_store *store, const cs_revocation_record *r)
 	__attribute__((warn_unused_result));
 
+/* ---- the inventory (reads) ------------------------------------------------
+ * The certificates as the credential register reads them: by the claims'
+ * project, environment and system, which the schema indexes (derived from
+ * the claims as stored; no policy here: states and due dates are
+ * computed above the store, inventory.h). */
+typedef struct {
+	const char *cert_id;
+	const char *project, *environment, *system; /* NULL: null in the claims */
+	const char *claims_json;                    /* the claims as signed */
+	int64_t created_ms;                         /* when stored */
+	const char *revoked_at, *revocation_reason; /* NULL: not revoked */
+} cs_inventory_row;
+typedef int (*cs_inventory_row_fn)(void *arg, const cs_inventory_row *row);
+/* The certificates whose project is project and environment environment
+ * (NULL: any), ordered by project, environment, system (NULL first in
+ * each), created_ms, cert_id, read in one snapshot through the index on
+ * (project, environment, system, created_ms); fn returns non-zero to
+ * stop. */
+cs_err cs_store_inventory_each(cs_store *store, const char *project, const char *environment,
+			       cs_inventory_row_fn fn, void *arg) __attribute__((warn_unused_result));
+
 /* ---- signatures of the signing profiles ----------------------------------- */
 
 /* One signature as recorded: written once with its audit entry (audit_seq,

@@ -53,6 +53,7 @@ typedef struct cs_store_ops {
 	cs_err (*cert_by_other_key)(cs_store *store, const char *kid);
 	cs_err (*key_compromised)(cs_store *store, const char *kid, int *compromised);
 	cs_err (*revocation_insert)(cs_store *store, const cs_revocation_record *r);
+	cs_err (*inventory_each)(cs_store *store, const char *project, const char *environment, cs_inventory_row_fn fn, void *arg);
 	cs_err (*signature_by_other_key)(cs_store *store, const char *profile, const char *kid);
 	cs_err (*signature_insert)(cs_store *store, const cs_signature_record *r);
 	cs_err (*signature_get)(cs_store *store, const char *id, cs_signature_fn fn, void *arg);

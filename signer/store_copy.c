@@ -28,7 +28,7 @@
  * SCHEMA_VERSION; PostgreSQL's, PG_SCHEMA_VERSION, holds the same tables
  * and more guards): a migration that changes a table must change this
  * list and this number. */
-#define COPY_SCHEMA_VERSION 9
+#define COPY_SCHEMA_VERSION 10 /* 10: only derived (generated) columns added, not copied */
 /* The write lock every node takes (store_pg.c's PG_WRITE_LOCK). */
 #define COPY_WRITE_LOCK "7163220305711862835"
 /* A node may hold the write lock for a write's deadline: wait longer. */

@@ -4,7 +4,7 @@
  * reports of a PostgreSQL schema.
  *
  * The copy reads the SQLite file read-only, in one snapshot, and writes
- * every row of every table of the schema (version 9) as it is: ids, seqs,
+ * every row of every table of the schema (version 10) as it is: ids, seqs,
  * hashes, times, store_meta's values; in ONE PostgreSQL transaction that
  * holds the write lock every node takes (store.h), so a node writing
  * meanwhile waits and nothing half-copied is ever seen. It refuses a

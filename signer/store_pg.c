@@ -918,6 +918,24 @@ static const char schema_v10[] =
 	"    EXECUTE format('REVOKE EXECUTE ON FUNCTION credsign.audit_purge(bigint) FROM %I', g);"
 	"  END LOOP; END $d$;";
 
+/* Schema version 11 (the SQLite backend's version 10): the inventory reads
+ * the certificates by their claims' project, environment and system:
+ * columns derived from the claims as signed (generated and stored: inserts
+ * are unchanged, the certificates already stored are filled by this
+ * migration's rewrite of the table), compared byte by byte (COLLATE "C",
+ * as SQLite's BINARY) and one index in the inventory's order, NULL first
+ * as SQLite sorts it (cs_store_inventory_each). json, not jsonb: claims
+ * json accepts but jsonb refuses (an escaped NUL in a member) never fail
+ * an insert. */
+static const char schema_v11[] =
+	"SET LOCAL search_path = credsign, pg_temp;"
+	"ALTER TABLE certificates"
+	"  ADD COLUMN project text COLLATE \"C\" GENERATED ALWAYS AS (claims_json::json ->> 'project') STORED,"
+	"  ADD COLUMN environment text COLLATE \"C\" GENERATED ALWAYS AS (claims_json::json ->> 'environment') STORED,"
+	"  ADD COLUMN system text COLLATE \"C\" GENERATED ALWAYS AS (claims_json::json ->> 'system') STORED;"
+	"CREATE INDEX certificates_inventory ON certificates"
+	"  (project NULLS FIRST, environment NULLS FIRST, system NULLS FIRST, created_ms, id COLLATE \"C\");";
+
 /* The migrations: each brings the schema to its version, in one
  * transaction with the version's row. Append only (and to both backends). */
 static const struct {
@@ -926,6 +944,7 @@ static const struct {
 } pg_migrations[] = {
 	{9, schema_v9},
 	{10, schema_v10},
+	{11, schema_v11},
 };
 #define PG_MIGRATIONS (int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
 
@@ -1789,6 +1808,58 @@ static cs_err pg_cert_get(cs_store *store, const char *cert_id, cs_cert_row *row
 	return r;
 }
 
+/* ---- the inventory ------------------------------------------------------------------- */
+
+/* The inventory's rows (cs_inventory_row's order) in the order of the
+ * index certificates_inventory (schema_v11), one statement per filter. */
+#define INV_SELECT                                                                                         \
+	"SELECT c.id, c.project, c.environment, c.system, c.claims_json, c.created_ms, r.revoked_at, r.reason " \
+	"FROM certificates c LEFT JOIN cert_revocations r ON r.cert_id = c.id "
+#define INV_ORDER                                                                                          \
+	" ORDER BY c.project NULLS FIRST, c.environment NULLS FIRST, c.system NULLS FIRST, c.created_ms, "  \
+	"c.id COLLATE \"C\""
+
+static cs_err pg_inventory_each(cs_store *store, const char *project, const char *environment,
+				cs_inventory_row_fn fn, void *arg)
+{
+	pg_store *s = (pg_store *)store;
+	PGresult *res = NULL;
+	const char *p[2] = {project, environment};
+	int n = 0;
+	cs_err r;
+	if (fn == NULL)
+		return CS_E_INVALID_ARG;
+	/* one statement: one snapshot */
+	if (project != NULL && environment != NULL)
+		r = pg_query(s, "reading the inventory",
+			     INV_SELECT "WHERE c.project = $1 AND c.environment = $2" INV_ORDER, 2, p, &res);
+	else if (project != NULL)
+		r = pg_query(s, "reading the inventory", INV_SELECT "WHERE c.project = $1" INV_ORDER, 1, p, &res);
+	else if (environment != NULL)
+		r = pg_query(s, "reading the inventory", INV_SELECT "WHERE c.environment = $1" INV_ORDER, 1, p + 1,
+			     &res);
+	else
+		r = pg_query(s, "reading the inventory", INV_SELECT INV_ORDER, 0, NULL, &res);
+	if (r == CS_OK)
+		n = PQntuples(res);
+	for (int i = 0; r == CS_OK && i < n; i++) {
+		cs_inventory_row row = {0};
+		if ((r = pg_text(res, i, 0, 0, &row.cert_id)) != CS_OK ||
+		    (r = pg_text(res, i, 1, 1, &row.project)) != CS_OK ||
+		    (r = pg_text(res, i, 2, 1, &row.environment)) != CS_OK ||
+		    (r = pg_text(res, i, 3, 1, &row.system)) != CS_OK ||
+		    (r = pg_text(res, i, 4, 0, &row.claims_json)) != CS_OK ||
+		    (r = pg_int(res, i, 5, &row.created_ms)) != CS_OK ||
+		    (r = pg_text(res, i, 6, 1, &row.revoked_at)) != CS_OK ||
+		    (r = pg_text(res, i, 7, 1, &row.revocation_reason)) != CS_OK)
+			break;
+		if (fn(arg, &row) != 0)
+			break;
+	}
+	PQclear(res);
+	return r;
+}
+
 static cs_err pg_sessions_delete_expired(cs_store *store, int64_t expired_before_ms, int64_t *removed)
 {
 	pg_store *s = (pg_store *)store;
@@ -2118,6 +2189,7 @@ static void ops_init(void)
 	o->session_claim = pg_session_claim;
 	o->cert_insert = pg_cert_insert;
 	o->cert_get = pg_cert_get;
+	o->inventory_each = pg_inventory_each;
 	o->sessions_delete_expired = pg_sessions_delete_expired;
 	o->probe_write = pg_probe_write;
 	o->key_upsert = pg_key_upsert;

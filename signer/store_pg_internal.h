@@ -29,8 +29,9 @@
 /* The schema's version after the migrations of this program. Versioned
  * per backend, the same intent: 9 is the SQLite backend's version 9;
  * 10 (PostgreSQL only) makes the audit purge the schema owner's alone
- * (store_pg.c's schema_v10); the SQLite store stays at 9. */
-#define PG_SCHEMA_VERSION 10
+ * (store_pg.c's schema_v10); 11 is the SQLite backend's version 10 (the
+ * inventory's derived columns and index, store_pg.c's schema_v11). */
+#define PG_SCHEMA_VERSION 11
 
 typedef struct pg_stmt_cache pg_stmt_cache;
 

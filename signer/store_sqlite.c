@@ -92,6 +92,10 @@ enum {
 	Q_KEY_FORMATS,
 	Q_NODE_GET,
 	Q_NODE_PUT,
+	Q_INV_ALL,
+	Q_INV_PROJECT,
+	Q_INV_PROJECT_ENV,
+	Q_INV_ENV,
 	Q_COUNT
 };
 
@@ -111,6 +115,12 @@ enum {
 	"id, profile, format, requester, requester_cert_sha256, created_at, signed_sha256, kid, signature, "  \
 	"signature_der, payload_type, payload, audit_seq"
 #define SIG_NTEXT 11
+/* The inventory's rows (cs_inventory_row's order) and their order: the
+ * index certificates_inventory's (NULL sorts first in SQLite), no sort. */
+#define INV_SELECT                                                                                         \
+	"SELECT c.id, c.project, c.environment, c.system, c.claims_json, c.created_ms, r.revoked_at, r.reason " \
+	"FROM certificates c LEFT JOIN cert_revocations r ON r.cert_id = c.id "
+#define INV_ORDER " ORDER BY c.project, c.environment, c.system, c.created_ms, c.id"
 
 static const char *const sql_text[Q_COUNT] = {
 	[Q_BEGIN_WRITE] = "BEGIN IMMEDIATE",
@@ -231,6 +241,10 @@ static const char *const sql_text[Q_COUNT] = {
 		       "host = excluded.host, pid = excluded.pid, seen_ms = excluded.seen_ms, "
 		       "started_ms = CASE WHEN store_nodes.instance = excluded.instance THEN store_nodes.started_ms "
 		       "ELSE excluded.started_ms END",
+	[Q_INV_ALL] = INV_SELECT INV_ORDER,
+	[Q_INV_PROJECT] = INV_SELECT "WHERE c.project = ?1" INV_ORDER,
+	[Q_INV_PROJECT_ENV] = INV_SELECT "WHERE c.project = ?1 AND c.environment = ?2" INV_ORDER,
+	[Q_INV_ENV] = INV_SELECT "WHERE c.environment = ?1" INV_ORDER,
 };
 
 typedef struct {
@@ -494,6 +508,20 @@ static const migration migrations[] = {
 	        "  node_id TEXT PRIMARY KEY, instance TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,"
 	        "  started_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL"
 	        ");"},
+	/* 10: the inventory (the credential register) reads the certificates
+	 * by their claims' project, environment and system: columns derived
+	 * from the claims as signed (generated, never written: inserts are
+	 * unchanged and the certificates already stored have them at once),
+	 * and one index in the inventory's order (cs_store_inventory_each).
+	 * Claims that are not JSON (never signed so) derive NULLs rather than
+	 * fail the insert or this migration */
+	{.sql = "ALTER TABLE certificates ADD COLUMN project TEXT GENERATED ALWAYS AS"
+	        "  (CASE WHEN json_valid(claims_json) THEN json_extract(claims_json, '$.project') END) VIRTUAL;"
+	        "ALTER TABLE certificates ADD COLUMN environment TEXT GENERATED ALWAYS AS"
+	        "  (CASE WHEN json_valid(claims_json) THEN json_extract(claims_json, '$.environment') END) VIRTUAL;"
+	        "ALTER TABLE certificates ADD COLUMN system TEXT GENERATED ALWAYS AS"
+	        "  (CASE WHEN json_valid(claims_json) THEN json_extract(claims_json, '$.system') END) VIRTUAL;"
+	        "CREATE INDEX certificates_inventory ON certificates(project, environment, system, created_ms, id);"},
 };
 #define SCHEMA_VERSION (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -1538,6 +1566,42 @@ static cs_err sq_revocations_each(cs_store *store, cs_revocation_fn fn, void *ar
 	return r;
 }
 
+/* ---- the inventory ------------------------------------------------------------------ */
+
+static cs_err sq_inventory_each(cs_store *store, const char *project, const char *environment,
+				cs_inventory_row_fn fn, void *arg)
+{
+	sq_store *s = (sq_store *)store;
+	sqlite3_stmt *st = NULL;
+	if (fn == NULL)
+		return CS_E_INVALID_ARG;
+	int q = project != NULL ? (environment != NULL ? Q_INV_PROJECT_ENV : Q_INV_PROJECT)
+				: (environment != NULL ? Q_INV_ENV : Q_INV_ALL);
+	cs_err r = stmt(s, q, &st);
+	if (r != CS_OK)
+		return r;
+	if (project != NULL)
+		bind_text(st, 1, project);
+	if (environment != NULL)
+		bind_text(st, project != NULL ? 2 : 1, environment);
+	/* one statement: one read of one snapshot (WAL), whatever commits meanwhile */
+	int rc = SQLITE_DONE, stop = 0;
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cs_inventory_row row = {.created_ms = sqlite3_column_int64(st, 5)};
+		if ((r = text_col(st, 0, 0, &row.cert_id)) != CS_OK || (r = text_col(st, 1, 1, &row.project)) != CS_OK ||
+		    (r = text_col(st, 2, 1, &row.environment)) != CS_OK || (r = text_col(st, 3, 1, &row.system)) != CS_OK ||
+		    (r = text_col(st, 4, 0, &row.claims_json)) != CS_OK ||
+		    (r = text_col(st, 6, 1, &row.revoked_at)) != CS_OK ||
+		    (r = text_col(st, 7, 1, &row.revocation_reason)) != CS_OK)
+			break;
+		stop = fn(arg, &row);
+	}
+	if (r == CS_OK && !stop && rc != SQLITE_DONE)
+		r = db_fail(s, "reading the inventory");
+	done(st);
+	return r;
+}
+
 static cs_err sq_revocation_get(cs_store *store, const char *cert_id, cs_revocation_fn fn, void *arg)
 {
 	sq_store *s = (sq_store *)store;
@@ -2124,6 +2188,7 @@ static const cs_store_ops sqlite_ops = {
 	.revocation_get = sq_revocation_get,
 	.revocations_version = sq_revocations_version,
 	.revocation_insert = sq_revocation_insert,
+	.inventory_each = sq_inventory_each,
 	.cert_exists = sq_cert_exists,
 	.key_compromised = sq_key_compromised,
 	.cert_by_other_key = sq_cert_by_other_key,

@@ -1751,7 +1751,7 @@ static void test_migration_from_v6(void **state)
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	sqlite3 *raw = ts_sqlite_open(path);
-	assert_int_equal(ts_sqlite_int(raw, "SELECT user_version FROM pragma_user_version"), 9);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT user_version FROM pragma_user_version"), 10);
 	key_row k = get_key(path, "kA");
 	assert_field(&k, K_STATUS, "retired");
 	assert_field(&k, K_CREATED, "2025-01-01T00:00:00.000Z");

@@ -240,8 +240,11 @@ static void make_store(const char *path)
 		snprintf(cid, sizeof(cid), "cert-%d", i);
 		assert_int_equal(cs_store_session_claim(s, sid, cid, &claimed), CS_OK);
 		assert_int_equal(claimed, 1);
+		/* cert-2 has the claims the inventory reads (issue 19), cert-1 none */
 		cs_cert_parts p = {.header_b64 = "eyJhbGciOiJFUzI1NiJ9",
-				   .claims_json = "{\"iss\":\"credsign\",\"text\":\"tab\\there \\u00e9\"}",
+				   .claims_json = i == 1 ? "{\"iss\":\"credsign\",\"text\":\"tab\\there \\u00e9\"}"
+							 : "{\"iss\":\"credsign\",\"project\":\"p\\u00e9\","
+							   "\"environment\":\"prod\",\"system\":\"db 1\"}",
 				   .signature_b64 = "c2lnbmF0dXJl"};
 		assert_int_equal(cs_store_cert_insert(s, cid, sid, kid, &p, 2000 + i), CS_OK);
 	}
@@ -355,6 +358,17 @@ static void copy_sig(void *arg, const cs_signature_record *r)
 	memcpy(out, r->payload, r->payload_len);
 }
 
+/* An inventory row as one line appended to the buffer at arg (512 bytes). */
+static int inventory_line(void *arg, const cs_inventory_row *r)
+{
+	char *buf = arg;
+	size_t n = strlen(buf);
+	snprintf(buf + n, 512 - n, "%s %s %s %s %lld %s %s;", r->cert_id, r->project ? r->project : "-",
+		 r->environment ? r->environment : "-", r->system ? r->system : "-", (long long)r->created_ms,
+		 r->revoked_at ? r->revoked_at : "-", r->revocation_reason ? r->revocation_reason : "-");
+	return 0;
+}
+
 static void test_migrate(void **state)
 {
 	(void)state;
@@ -448,6 +462,17 @@ static void test_migrate(void **state)
 	assert_string_equal(a.signature_b64, b.signature_b64);
 	cs_cert_row_free(&a);
 	cs_cert_row_free(&b);
+	/* the inventory reads the same rows from both (the derived columns
+	 * computed by the destination, never copied) */
+	char inv_s[512] = "", inv_p[512] = "";
+	assert_int_equal(cs_store_inventory_each(ss, NULL, NULL, inventory_line, inv_s), CS_OK);
+	assert_int_equal(cs_store_inventory_each(ps, NULL, NULL, inventory_line, inv_p), CS_OK);
+	assert_string_equal(inv_s, "cert-1 - - - 2001 2024-01-02T02:00:00.000Z key loss;"
+				   "cert-2 p\xc3\xa9 prod db 1 2002 - -;");
+	assert_string_equal(inv_p, inv_s);
+	inv_p[0] = '\0';
+	assert_int_equal(cs_store_inventory_each(ps, "p\xc3\xa9", "prod", inventory_line, inv_p), CS_OK);
+	assert_string_equal(inv_p, "cert-2 p\xc3\xa9 prod db 1 2002 - -;");
 	unsigned char pa[sizeof(payload)], pb[sizeof(payload)];
 	assert_int_equal(cs_store_signature_get(ss, "sig-1", copy_sig, pa), CS_OK);
 	assert_int_equal(cs_store_signature_get(ps, "sig-1", copy_sig, pb), CS_OK);
@@ -519,7 +544,7 @@ static void test_copy_refuses_other_schema(void **state)
 	assert_non_null(strstr(why, "schema version 8"));
 	/* the current schema, empty: copied (the table list is this version's) */
 	assert_int_equal(sqlite3_open(src, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 9", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 10", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(cs_store_copy_sqlite_to_pg(src, &t, &rep, why), CS_OK);
 	assert_int_equal(rep.ntables, CS_STORE_COPY_TABLES);
@@ -677,7 +702,7 @@ static void test_copy_failures(void **state)
 	cs_store_target other = pg_target("fails", ci, sizeof(ci));
 	assert_int_equal(cs_store_pg_describe(&other, NULL, &schema, NULL, NULL), CS_OK);
 	assert_string_equal(schema.role, "credsign_node");
-	assert_int_equal(schema.version, 10);
+	assert_int_equal(schema.version, 11);
 }
 
 static void test_init(void **state)
@@ -694,17 +719,17 @@ static void test_init(void **state)
 	if (rc != 0)
 		(void)run("cat '%s/out.txt' '%s/err.txt' >&2", dir, dir);
 	assert_int_equal(rc, 0);
-	assert_true(output_has("out.txt", "schema version 10")); /* PostgreSQL's (SQLite's stays 9) */
+	assert_true(output_has("out.txt", "schema version 11")); /* PostgreSQL's (SQLite's 10) */
 	assert_true(output_has("out.txt", "granted to credsign_node:"));
 	assert_true(output_has("out.txt", "  audit_log              INSERT,SELECT\n"));
 	assert_true(output_has("out.txt", "  generation_sessions    DELETE,INSERT,SELECT,UPDATE\n"));
 	assert_false(output_has("out.txt", "audit_purge")); /* the purge is the owner's alone */
 	char *v = pg_value("init", "SELECT version FROM credsign.schema_version");
-	assert_string_equal(v, "10");
+	assert_string_equal(v, "11");
 	free(v);
 	/* again: nothing to do, the same answer */
 	assert_int_equal(admin(args), 0);
-	assert_true(output_has("out.txt", "schema version 10"));
+	assert_true(output_has("out.txt", "schema version 11"));
 
 	/* a password on the command line: refused */
 	snprintf(args, sizeof(args), "-c '%s' store init --owner-connection '%s password=secret'", conf, ci);

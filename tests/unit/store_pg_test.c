@@ -23,7 +23,7 @@
  *    owner's: the node role may neither execute audit_purge nor insert a
  *    purge checkpoint (SQL or the store's calls), the owner and its
  *    members may, and audit_purge then deletes what the checkpoint covers;
- *    a version 9 schema (the node role granted EXECUTE) is migrated to 10
+ *    a version 9 schema (the node role granted EXECUTE) is migrated to 10 (and 11)
  *    by the owner's open, which revokes it from every role;
  *  - conflicts as outcomes: a duplicate session, certificate or key is
  *    CS_E_CONFLICT and the transaction goes on and commits; a raw unique
@@ -257,7 +257,7 @@ static void test_migrate_once_concurrently(void **state)
 	PGresult *res = PQexec(c, "SELECT count(*), max(version) FROM credsign.schema_version");
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 	snprintf(buf, sizeof(buf), "%s/%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-	assert_string_equal(buf, "1/10");
+	assert_string_equal(buf, "1/11");
 	PQclear(res);
 	PQfinish(c);
 }
@@ -269,12 +269,12 @@ static void test_newer_schema_refused(void **state)
 	cs_store *s = NULL;
 	assert_int_equal(open_as("newer", NULL, 0, &s), CS_OK);
 	cs_store_close(s);
-	assert_int_equal(sql_on("newer", NULL, "UPDATE credsign.schema_version SET version = 11"), 0);
+	assert_int_equal(sql_on("newer", NULL, "UPDATE credsign.schema_version SET version = 12"), 0);
 	log_capture();
 	assert_int_equal(open_as("newer", NULL, 0, &s), CS_E_STORE_SCHEMA);
 	assert_null(s);
 	assert_int_equal(open_as("newer", NULL, 1, &s), CS_E_STORE_SCHEMA);
-	assert_int_equal(log_count("has schema version 11, newer than this program's 10"), 2);
+	assert_int_equal(log_count("has schema version 12, newer than this program's 11"), 2);
 }
 
 static void test_node_role_cannot_migrate(void **state)
@@ -544,6 +544,9 @@ static void test_purge_v9_migrated(void **state)
 				"DROP TRIGGER audit_checkpoints_purge_owner ON credsign.audit_checkpoints;"
 				"DROP FUNCTION credsign.audit_checkpoints_purge_owner_fn();"
 				"GRANT EXECUTE ON FUNCTION credsign.audit_purge(bigint) TO credsign_node, node1;"
+				"DROP INDEX credsign.certificates_inventory;"
+				"ALTER TABLE credsign.certificates DROP COLUMN project, DROP COLUMN environment,"
+				" DROP COLUMN system;"
 				"UPDATE credsign.schema_version SET version = 9"),
 			 0);
 	const char *purge_cp = "INSERT INTO credsign.audit_checkpoints (first_seq, last_seq, head_hash, ts, node, kind, "
@@ -552,10 +555,10 @@ static void test_purge_v9_migrated(void **state)
 	log_capture();
 	assert_int_equal(open_as("v9", "node1", 0, &s), CS_E_STORE_SCHEMA);
 	assert_null(s);
-	assert_int_equal(log_count_keep("schema version 9, this program needs 10, and role node1 cannot migrate it"), 1);
+	assert_int_equal(log_count_keep("schema version 9, this program needs 11, and role node1 cannot migrate it"), 1);
 	assert_int_equal(open_as("v9", "cs_owner", 0, &s), CS_OK);
 	cs_store_close(s);
-	assert_int_equal(log_count("schema migrated to version 10"), 1);
+	assert_int_equal(log_count("schema migrated to version 1"), 2); /* 10, then 11 */
 	assert_int_equal(sql_on("v9", "node1", "SELECT credsign.audit_purge(0)"), -1);
 	assert_int_equal(sql_on("v9", "node1", purge_cp), -1);
 	assert_int_equal(sql_on("v9", "node1", "SELECT count(*) FROM credsign.audit_checkpoints"), 0);
@@ -567,7 +570,7 @@ static void test_purge_v9_migrated(void **state)
 				  "p.oid = 'credsign.audit_purge(bigint)'::regprocedure AND a.grantee <> p.proowner)");
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
 	snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
-	assert_string_equal(buf, "10/0");
+	assert_string_equal(buf, "11/0");
 	PQclear(res);
 	PQfinish(c);
 	assert_int_equal(open_as("v9", "node1", 0, &s), CS_OK);

@@ -808,7 +808,7 @@ static void test_verify_ts_order(void **state)
 			    "id,session_id,kid,header,claims_json,signature,created_ms");
 	assert_string_equal((const char *)sqlite3_column_text(st, 1), "id,created_ms,expires_ms,cert_sha256,cert_id");
 	assert_string_equal((const char *)sqlite3_column_text(st, 2), "s2");
-	assert_int_equal(sqlite3_column_int(st, 3), 9);
+	assert_int_equal(sqlite3_column_int(st, 3), 10);
 	sqlite3_finalize(st);
 	/* a schema newer than the program is refused */
 	ts_sqlite_exec(old, "PRAGMA user_version = 99");
@@ -957,10 +957,12 @@ static void test_migration_from_v7(void **state)
 	cs_store *s = NULL;
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	cs_store_close(s);
-	/* back to version 7: what migration 8 added, removed (SQLite cannot
+	/* back to version 7: what migrations 8 and 10 added, removed (SQLite cannot
 	 * drop a column an index uses: the index first) */
 	sqlite3 *raw = ts_sqlite_open(path);
-	ts_sqlite_exec(raw, "DROP TABLE store_nodes; DROP TRIGGER signatures_no_update; DROP TRIGGER signatures_no_delete;"
+	ts_sqlite_exec(raw, "DROP INDEX certificates_inventory; ALTER TABLE certificates DROP COLUMN system;"
+			    "ALTER TABLE certificates DROP COLUMN environment; ALTER TABLE certificates DROP COLUMN project;"
+			    "DROP TABLE store_nodes; DROP TRIGGER signatures_no_update; DROP TRIGGER signatures_no_delete;"
 			    "DROP INDEX signatures_profile_kid; DROP TABLE signatures;"
 			    "DROP TRIGGER signing_keys_profile; DROP INDEX signing_keys_one_active;"
 			    "ALTER TABLE signing_keys DROP COLUMN profile;"
@@ -972,7 +974,7 @@ static void test_migration_from_v7(void **state)
 	sqlite3_close(raw);
 	assert_int_equal(cs_store_open(path, &s), CS_OK);
 	raw = ts_sqlite_open(path);
-	assert_int_equal(ts_sqlite_int(raw, "SELECT user_version FROM pragma_user_version"), 9);
+	assert_int_equal(ts_sqlite_int(raw, "SELECT user_version FROM pragma_user_version"), 10);
 	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM signing_keys WHERE profile IS NULL"), 3);
 	assert_int_equal(ts_sqlite_int(raw, "SELECT count(*) FROM sqlite_master WHERE name IN ('signatures', "
 				      "'signatures_no_update', 'signatures_no_delete', 'signing_keys_profile', "

@@ -188,6 +188,11 @@ static const schema_entry schema[] = {
 	{"policy.version", K_TEXT, false, NULL, 0, 1, CS_CONFIG_POLICY_TEXT_MAX, F(policy.version)},
 	{"policy.effective_date", K_DATE, false, NULL, 0, 0, 0, F(policy.effective_date)},
 	{"policy.review_months", K_INT, false, NULL, 12, 1, 12, F(policy.review_months)},
+	{"inventory", K_GROUP, false, NULL, 0, 0, 0, 0},
+	{"inventory.due_soon_days", K_INT, false, NULL, 14, 1, 365, F(inventory.due_soon_days)},
+	/* above 90 refused by check_inventory, naming 8.3.9 */
+	{"inventory.pci_password_change_days", K_INT, false, NULL, 0, 0, 36500,
+	 F(inventory.pci_password_change_days)},
 	{"ceremony", K_GROUP, false, NULL, 0, 0, 0, 0},
 	/* required when the group is there */
 	{"ceremony.officer_ca", K_FILE, true, NULL, 0, 0, 0, F(ceremony.officer_ca)},
@@ -2208,6 +2213,19 @@ static void check_store(loader *l, config_t *lc)
 		     "postgresql = { connection = \"host=... dbname=...\"; };)");
 }
 
+/* PCI DSS v4.0.1 8.3.9 allows at most 90 days between changes of a
+ * password-only account's password. */
+static void check_inventory(loader *l, config_t *lc)
+{
+	const config_setting_t *s = config_lookup(lc, "inventory.pci_password_change_days");
+	int days = l->cfg->inventory.pci_password_change_days;
+	if (s != NULL && days > 90)
+		SERR(l, s, "inventory.pci_password_change_days",
+		     "%d days is longer than the 90-day maximum of PCI DSS v4.0.1 8.3.9 (password-only "
+		     "accounts); 0 turns the rule off",
+		     days);
+}
+
 static void check_cross(loader *l, config_t *lc)
 {
 	cs_config *c = l->cfg;
@@ -2240,6 +2258,7 @@ static void check_cross(loader *l, config_t *lc)
 	check_ceremony(l, lc);
 	check_signing(l, lc);
 	check_grant_profiles(l, lc);
+	check_inventory(l, lc);
 }
 
 static char *dir_of(const char *abs)

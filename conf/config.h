@@ -259,6 +259,13 @@ typedef struct {
 		char *effective_date;                  /* YYYY-MM-DD */
 		int review_months;                     /* 1..12 */
 	} policy;
+	struct { /* inventory (optional group; issue 19, inventory.h) */
+		int due_soon_days;            /* 1..365 (default 14): /metrics due_soon */
+		/* 0 (default): not used; 1..90: rotation due date of password
+		 * credentials under a PCI DSS preset, and the written policy's
+		 * password-only rule (PCI DSS v4.0.1 8.3.9: at most 90) */
+		int pci_password_change_days;
+	} inventory;
 	/* ceremony: dual-control ceremonies (optional; without the group
 	 * ceremonies are impossible). Checked at load: the CA, the CRL (issued
 	 * by the CA) and each officer certificate (issued by the CA) readable;

@@ -65,7 +65,7 @@ static const char *const action_names[CS_ACTION_COUNT] = {
 	[CS_ACTION_PRESETS_READ] = "presets.read", [CS_ACTION_POLICY_READ] = "policy.read",
 	[CS_ACTION_METRICS_READ] = "metrics.read", [CS_ACTION_READY_DETAIL] = "ready.detail",
 	[CS_ACTION_RELOAD] = "reload",             [CS_ACTION_SIGN] = "sign",
-	[CS_ACTION_SIGNATURE_READ] = "signature.read",
+	[CS_ACTION_SIGNATURE_READ] = "signature.read", [CS_ACTION_INVENTORY_READ] = "inventory.read",
 };
 
 const char *cs_access_action_name(cs_access_action action)
@@ -98,7 +98,8 @@ static const char *needed_role(cs_access_action action)
 	switch (action) {
 	case CS_ACTION_GENERATE:
 	case CS_ACTION_CERTIFY: return "generator";
-	case CS_ACTION_CERT_READ: return "auditor or generator";
+	case CS_ACTION_CERT_READ:
+	case CS_ACTION_INVENTORY_READ: return "auditor or generator";
 	case CS_ACTION_AUDIT_READ: return "auditor";
 	case CS_ACTION_PRESETS_READ:
 	case CS_ACTION_POLICY_READ: return "any";
@@ -367,6 +368,14 @@ static int covers(const grant *g, cs_access_action action, const cs_access_scope
 		if (!in_scope(g->projects, s->project, false))
 			return scope_why(why, len, "project", s->project);
 		return 1;
+	case CS_ACTION_INVENTORY_READ:
+		if (g->role != CS_ROLE_AUDITOR && g->role != CS_ROLE_GENERATOR)
+			break;
+		if (!in_scope(g->projects, s->project, false))
+			return scope_why(why, len, "project", s->project);
+		if (g->role == CS_ROLE_GENERATOR && !in_scope(g->environments, s->environment, false))
+			return scope_why(why, len, "environment", s->environment);
+		return 1;
 	case CS_ACTION_PRESETS_READ:
 	case CS_ACTION_POLICY_READ:
 		return 1;
@@ -408,6 +417,12 @@ static void missing_grant(cs_access_action action, const cs_access_scope *s, cha
 	case CS_ACTION_CERT_READ:
 		snprintf(out, len, "no auditor or generator grant for project %s", shown(p, OR_NONE(s->project)));
 		break;
+	case CS_ACTION_INVENTORY_READ: {
+		const char *project = shown(p, OR_NONE(s->project));
+		snprintf(out, len, "no auditor grant for project %s, nor a generator grant for project %s, environment %s",
+			 project, project, shown(e, OR_NONE(s->environment)));
+		break;
+	}
 	case CS_ACTION_AUDIT_READ:
 		if (s->project != NULL)
 			snprintf(out, len, "no auditor grant for project %s", shown(p, s->project));

@@ -15,9 +15,11 @@
  *
  * Roles:
  *  - generator: generate and certify, within its projects, environments
- *    and (when given) presets; read the certificates of its projects.
- *  - auditor: read certificates, the audit log and checkpoints, for its
- *    projects ("*": every project, and entries without a project); and,
+ *    and (when given) presets; read the certificates of its projects, and
+ *    the inventory of its projects and environments.
+ *  - auditor: read certificates, the inventory, the audit log and
+ *    checkpoints, for its projects ("*": every project, and entries
+ *    without a project); and,
  *    when it lists profiles, the signature records of those profiles.
  *  - operator: metrics, readiness detail, reload.
  *  - signer: sign with its profiles (issue 15) and read the signature
@@ -69,14 +71,18 @@ typedef enum {
 	CS_ACTION_READY_DETAIL, /* readiness detail */
 	CS_ACTION_RELOAD,       /* reload */
 	CS_ACTION_SIGN,         /* POST /api/sign: a signer grant covering the profile */
-	CS_ACTION_SIGNATURE_READ /* GET /api/signatures/{id}: a signer or auditor grant covering the profile */
+	CS_ACTION_SIGNATURE_READ, /* GET /api/signatures/{id}: a signer or auditor grant covering the profile */
+	/* GET /api/inventory: an auditor grant covering the project, or a
+	 * generator grant covering the project and environment */
+	CS_ACTION_INVENTORY_READ
 } cs_access_action;
-#define CS_ACTION_COUNT (CS_ACTION_SIGNATURE_READ + 1)
+#define CS_ACTION_COUNT (CS_ACTION_INVENTORY_READ + 1)
 
 /* The scope a request asks for; NULL members: not part of the request.
  * generate and certify: project, environment and preset (certify: those
  * of the generation session); cert.read: the certificate's project;
- * audit.read: the project asked for, NULL for the whole log. */
+ * audit.read: the project asked for, NULL for the whole log;
+ * inventory.read: the record's (or the query's) project and environment. */
 typedef struct {
 	const char *project, *environment, *preset;
 	/* sign and signature.read: the signing profile (required: NULL is
@@ -105,7 +111,7 @@ typedef struct {
 
 /* "generate", "certify", "cert.read", "audit.read", "presets.read",
  * "policy.read", "metrics.read", "ready.detail", "reload", "sign",
- * "signature.read" */
+ * "signature.read", "inventory.read" */
 const char *cs_access_action_name(cs_access_action action);
 /* The action of that name; -1 when there is none. */
 int cs_access_action_parse(const char *name);

@@ -17,6 +17,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
 
+#include "inventory.h"
 #include "jose.h"
 #include "policy.h"
 #include "sigformat.h"
@@ -195,6 +196,7 @@ static const struct {
 	{"/api/policy", CS_ROUTE_POLICY, "policy.read", 0, 0, 1},
 	{"/api/audit/checkpoint", CS_ROUTE_AUDIT_CHECKPOINT, "audit.checkpoint.read", 0, 0, 0},
 	{"/api/audit", CS_ROUTE_AUDIT, "audit.read", 0, 0, 1},
+	{"/api/inventory", CS_ROUTE_INVENTORY, "inventory.read", 0, 0, 1},
 	{"/healthz", CS_ROUTE_HEALTHZ, NULL, 0, 0, 0},
 	{"/readyz", CS_ROUTE_READYZ, NULL, 0, 0, 0},
 	{"/metrics", CS_ROUTE_METRICS, "metrics.read", 0, 0, 0},
@@ -212,6 +214,7 @@ const char *cs_api_route_name(cs_api_route_id route)
 		[CS_ROUTE_HEALTHZ] = "healthz",  [CS_ROUTE_READYZ] = "readyz",
 		[CS_ROUTE_METRICS] = "metrics",  [CS_ROUTE_SIGN] = "sign",
 		[CS_ROUTE_SIGNATURE] = "signature", [CS_ROUTE_SIGNATURES] = "signature",
+		[CS_ROUTE_INVENTORY] = "inventory",
 	};
 	return (unsigned)route < sizeof(names) / sizeof(names[0]) && names[route] != NULL ? names[route]
 											: "other";
@@ -761,6 +764,73 @@ cs_err cs_api_decode_audit_query(const char *query, cs_audit_query *out, cs_api_
 	return r;
 }
 
+/* A text parameter (project, environment) into out (CS_SERVICE_TEXT_BYTES). */
+static int text_param(const char *name, const char *value, char *out, cs_api_error *err)
+{
+	size_t chars = 0, len = strlen(value);
+	cs_text_check t = cs_api_text_check(value, len, TEXT_FIELD_MAX, &chars);
+	if (t == CS_TEXT_OK) {
+		/* TEXT_FIELD_MAX code points fit: 4 bytes each at most */
+		memcpy(out, value, len + 1);
+		return 1;
+	}
+	if (t == CS_TEXT_BAD_LENGTH)
+		set_error(err, 400, "invalid_field", "parameter '%s' must be 1 to %d characters (it has %zu)", name,
+			  TEXT_FIELD_MAX, chars);
+	else if (t == CS_TEXT_BAD_UTF8)
+		set_error(err, 400, "invalid_field", "parameter '%s' must be UTF-8 text", name);
+	else
+		set_error(err, 400, "invalid_field",
+			  "parameter '%s' must not contain control characters, bidirectional controls or other "
+			  "invisible format characters",
+			  name);
+	return 0;
+}
+
+cs_err cs_api_decode_inventory_query(const char *query, cs_inventory_query *out, int *csv, cs_api_error *err)
+{
+	struct evkeyvalq params;
+	err->status = 0;
+	memset(out, 0, sizeof(*out));
+	*csv = 0;
+	cs_err r = parse_query(query, &params, err);
+	struct evkeyval *kv;
+	if (r == CS_OK)
+		TAILQ_FOREACH(kv, &params, next) {
+			if (strcmp(kv->key, "project") == 0) {
+				if (text_param("project", kv->value, out->project, err))
+					continue;
+			} else if (strcmp(kv->key, "environment") == 0) {
+				if (text_param("environment", kv->value, out->environment, err))
+					continue;
+			} else if (strcmp(kv->key, "due_before") == 0) {
+				if (strlen(kv->value) < sizeof(out->due_before) &&
+				    cs_inventory_time_parse(kv->value, &out->due_before_ms) == CS_OK) {
+					out->has_due_before = 1;
+					snprintf(out->due_before, sizeof(out->due_before), "%s", kv->value);
+					continue;
+				}
+				set_error(err, 400, "invalid_field",
+					  "parameter 'due_before' must be a date YYYY-MM-DD that exists or an RFC 3339 "
+					  "UTC time (2026-01-30T10:00:00Z)");
+			} else if (strcmp(kv->key, "format") == 0) {
+				if (strcmp(kv->value, "json") == 0 || strcmp(kv->value, "csv") == 0) {
+					*csv = kv->value[0] == 'c';
+					continue;
+				}
+				set_error(err, 400, "invalid_field", "parameter 'format' must be json or csv");
+			} else {
+				unknown_parameter(kv->key, err);
+			}
+			r = CS_E_INVALID_ARG;
+			break;
+		}
+	if (r != CS_OK)
+		memset(out, 0, sizeof(*out));
+	evhttp_clear_headers(&params);
+	return r;
+}
+
 /* ---- delegated signing ------------------------------------------------------------ */
 
 /* A signing profile's name: ^[a-z0-9][a-z0-9._-]{0,31}$ */
@@ -1154,7 +1224,7 @@ static void send_service_error(api_call *c, cs_err r)
 		{"forbidden", 403},           {"rate_limited", 429},     {"token_not_validated", 422},
 		{"invalid_field", 400},       {"internal_error", 500},   {"no_active_key", 503},
 		{"revocations_unavailable", 503}, {"unknown_profile", 404},   {"audit_unavailable", 503},
-		{"not_found", 404},
+		{"not_found", 404},           {"inventory_too_large", 413},
 	};
 	const cs_service_problem *p = &c->rq.problem;
 	const char *message = p->message[0] ? p->message : cs_strerror(r);
@@ -1687,6 +1757,50 @@ static void handle_signatures(api_call *c)
 		send_json(c, 200, doc);
 }
 
+/* The query as the entry's object: "project=P environment=E due_before=D format=F" ("-": not given). */
+static void inventory_object(api_call *c, const cs_inventory_query *q, int csv)
+{
+	char object[CS_SERVICE_OBJECT_BYTES];
+	snprintf(object, sizeof(object), "project=%.120s environment=%.120s due_before=%s format=%s",
+		 q->project[0] ? q->project : "-", q->environment[0] ? q->environment : "-",
+		 q->has_due_before ? q->due_before : "-", csv ? "csv" : "json");
+	cs_service_set_object(&c->rq, object);
+}
+
+static void handle_inventory(api_call *c)
+{
+	cs_inventory_query q;
+	cs_api_error err;
+	int csv = 0;
+	cs_err dr = cs_api_decode_inventory_query(query_of(c), &q, &csv, &err);
+	if (dr == CS_OK) {
+		inventory_object(c, &q, csv);
+		cs_service_set_scope(&c->rq, q.project[0] ? q.project : NULL, q.environment[0] ? q.environment : NULL);
+	}
+	if (not_admitted(c, CS_ACTION_INVENTORY_READ))
+		return;
+	if (dr != CS_OK) {
+		send_api_error(c, &err);
+		return;
+	}
+	json_t *doc = NULL;
+	cs_err r = cs_service_inventory(&c->rq, &q, &doc);
+	if (r != CS_OK) {
+		send_service_error(c, r);
+		return;
+	}
+	if (!csv) {
+		send_json(c, 200, doc);
+		return;
+	}
+	char *text = cs_inventory_csv(json_object_get(doc, "records"));
+	json_decref(doc);
+	if (text == NULL)
+		api_error(c, 500, "internal_error", "inventory: out of memory");
+	else
+		send_owned(c, 200, "text/csv; charset=utf-8", text);
+}
+
 static void dispatch(api_call *c, cs_app *app, cs_store *store, cs_api_route_id route, const char *path)
 {
 	switch (route) {
@@ -1706,6 +1820,7 @@ static void dispatch(api_call *c, cs_app *app, cs_store *store, cs_api_route_id 
 	case CS_ROUTE_SIGN: handle_sign(c); break;
 	case CS_ROUTE_SIGNATURE: handle_signature(c, path + strlen("/api/signatures/")); break;
 	case CS_ROUTE_SIGNATURES: handle_signatures(c); break;
+	case CS_ROUTE_INVENTORY: handle_inventory(c); break;
 	case CS_ROUTE_NONE: api_error(c, 404, "not_found", "no such route"); break;
 	}
 }

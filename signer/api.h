@@ -143,6 +143,7 @@ typedef enum {
 	CS_ROUTE_SIGN,
 	CS_ROUTE_SIGNATURE,
 	CS_ROUTE_SIGNATURES, /* GET /api/signatures?sha256=HEX; its metrics name is "signature" */
+	CS_ROUTE_INVENTORY,  /* GET /api/inventory (issue 19) */
 } cs_api_route_id;
 
 /* The route's name in metrics ("generate", ...; "other" for none). */
@@ -204,6 +205,16 @@ cs_err cs_api_decode_policy(const cs_preset_set *presets, const char *query, cs_
  * 1000); project (the entries of one project; default: the whole log)
  * checked like the text fields of POST /api/generate. */
 cs_err cs_api_decode_audit_query(const char *query, cs_audit_query *out, cs_api_error *err);
+
+/* GET /api/inventory?project=&environment=&due_before=&format=json|csv:
+ * project and environment checked like the text fields of POST
+ * /api/generate (environment allowed without project: every project's
+ * records of that environment the caller may read); due_before
+ * YYYY-MM-DD (that day's 00:00 UTC) or RFC 3339 UTC
+ * (cs_inventory_time_parse); format json (default) or csv (*csv 1). Each
+ * at most once, no other parameter: 400 invalid_field / unknown_field
+ * naming the parameter. */
+cs_err cs_api_decode_inventory_query(const char *query, cs_inventory_query *out, int *csv, cs_api_error *err);
 
 /* GET /.well-known/jwks.json and /.well-known/credsign-rollover: the
  * optional query profile=NAME (nothing else; at most once). *profile: ""

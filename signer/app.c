@@ -1739,8 +1739,7 @@ static void add_revoked(void *arg, const cs_revocation_record *rec)
 		l->failed = 1;
 }
 
-/* The revocations (one snapshot: the list and its version agree). */
-static cs_err read_revocations(cs_store *store, json_t **list, int64_t *count, int64_t *rowid)
+cs_err cs_revocations_read(cs_store *store, json_t **list, int64_t *count, int64_t *rowid)
 {
 	revoked_list l = {json_array(), 0};
 	*list = NULL;
@@ -1836,7 +1835,7 @@ static void poll_revocations(cs_key_watch *w, cs_store *store, int64_t now_ms)
 	}
 	json_t *list = NULL, *claims = NULL;
 	char *jws = NULL;
-	if ((r = read_revocations(store, &list, &count, &rowid)) != CS_OK) {
+	if ((r = cs_revocations_read(store, &list, &count, &rowid)) != CS_OK) {
 		cs_signer_free(signer);
 		revocations_failed(w, "read", r);
 		return;

@@ -439,5 +439,11 @@ void cs_key_watch_why(cs_key_watch *watch, char code[32], char *why, size_t why_
  * CS_E_NOT_FOUND when there is none or its next_update has passed. */
 cs_err cs_key_watch_revocations(cs_key_watch *watch, int64_t now_ms, char **jws)
 	__attribute__((warn_unused_result));
+/* The revocations as the list's claim "revoked" holds them ([{id,
+ * revoked_at, reason}], by revoked_at, cert_id), with their version
+ * (cs_store_revocations_version), read in one snapshot: the list and its
+ * version agree. count and rowid may not be NULL. */
+cs_err cs_revocations_read(cs_store *store, json_t **list, int64_t *count, int64_t *rowid)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -14,7 +14,7 @@
 static const char *const routes[] = {"generate", "certify",  "cert",   "jwks",    "presets",
 				     "policy",   "audit",    "audit_checkpoint", "rollover",
 				     "revocations", "metrics", "healthz",  "readyz",   "sign",
-				     "signature", "other"};
+				     "signature", "inventory", "other"};
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 static const int codes[] = {200, 201, 400, 403, 404, 405, 409, 410, 413,
@@ -292,6 +292,21 @@ cs_err cs_metrics_render(const cs_metrics_gauges *g, char **out)
 			"# TYPE credsign_signing_key_info gauge\n"
 			"credsign_signing_key_info{kid=\"%s\"} 1\n",
 		    g->active_kid);
+	if (g->inventory_known)
+		put(&t, "# HELP credsign_inventory_records Certificates in the credential inventory, by state.\n"
+			"# TYPE credsign_inventory_records gauge\n"
+			"credsign_inventory_records{state=\"current\"} %lld\n"
+			"credsign_inventory_records{state=\"superseded\"} %lld\n"
+			"credsign_inventory_records{state=\"revoked\"} %lld\n"
+			"# HELP credsign_inventory_rotation_overdue Current credentials past their rotation due date.\n"
+			"# TYPE credsign_inventory_rotation_overdue gauge\n"
+			"credsign_inventory_rotation_overdue %lld\n"
+			"# HELP credsign_inventory_rotation_due_soon Current credentials due for rotation within "
+			"inventory.due_soon_days.\n"
+			"# TYPE credsign_inventory_rotation_due_soon gauge\n"
+			"credsign_inventory_rotation_due_soon %lld\n",
+		    (long long)g->inventory_current, (long long)g->inventory_superseded, (long long)g->inventory_revoked,
+		    (long long)g->inventory_overdue, (long long)g->inventory_due_soon);
 	if (t.failed) {
 		free(t.buf);
 		return CS_E_NOMEM;

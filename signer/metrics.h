@@ -61,6 +61,12 @@ typedef struct {
 	long evicted, timed_out;
 	long handshakes_failed;
 	const char *active_kid; /* NULL when unknown */
+	/* the credential inventory (issue 19, every project): records by
+	 * state, current records past their rotation due date and due within
+	 * inventory.due_soon_days; left out unless inventory_known */
+	int inventory_known;
+	int64_t inventory_current, inventory_superseded, inventory_revoked;
+	int64_t inventory_overdue, inventory_due_soon;
 } cs_metrics_gauges;
 
 /* The exposition text (malloc'd, NUL-terminated) into *out. */

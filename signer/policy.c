@@ -65,6 +65,7 @@ typedef struct {
 	preset_group general;         /* rules for every system in the policy's scope */
 	preset_group stig;            /* DISA SRG/STIG: rules for the operating systems in its scope */
 	preset_group db;              /* db-* presets: database accounts only */
+	int pci_days;                 /* cs_policy_options.pci_password_change_days */
 } ctx;
 
 static unsigned families_of(const char *text)
@@ -986,10 +987,17 @@ static void extra_rules_add(const ctx *c, json_t *rules, int stig_block, const c
 		if (!(c->chosen & e->family) || (e->family == F_DISA) != stig_block)
 			continue;
 		int with_nist = c->nist != NULL && e->text_with_nist != NULL;
+		/* the change interval the configuration sets (8.3.9's 90-day option) */
+		int pci_days = !with_nist && c->pci_days > 0 && strcmp(e->id, "password-only") == 0 ? c->pci_days : 0;
 		json_t *text = stig_block ? jfmt("On systems in the scope of %s, %s", scope, e->text)
-					  : jstr(with_nist ? e->text_with_nist : e->text);
+			       : pci_days  ? jfmt("Passwords of password-only accounts (a password the only "
+						  "factor of a user's access) are changed at least once every %d "
+						  "days; the credential inventory gives each one's rotation due date.",
+						  pci_days)
+					   : jstr(with_nist ? e->text_with_nist : e->text);
+		int value = pci_days ? pci_days : e->value;
 		add_rule(rules, e->id, stig_block ? block_title : e->title, e->accounts, text,
-			 e->value ? jint(e->value) : NULL,
+			 value ? jint(value) : NULL,
 			 cites3(c, e->cite, with_nist ? NIST_BAN " (no periodic changes)" : NULL, NULL),
 			 presets_of_family(c, e->family));
 	}
@@ -1531,6 +1539,11 @@ static cs_err check_options(const cs_policy_options *o, char *why, size_t why_le
 		snprintf(why, why_len, "review_months must be 1 to %d", CS_POLICY_REVIEW_MONTHS_MAX);
 		return CS_E_INVALID_ARG;
 	}
+	if (o->pci_password_change_days < 0 || o->pci_password_change_days > CS_POLICY_PCI_DAYS_MAX) {
+		snprintf(why, why_len, "pci_password_change_days must be 0 to %d (PCI DSS v4.0.1 8.3.9)",
+			 CS_POLICY_PCI_DAYS_MAX);
+		return CS_E_INVALID_ARG;
+	}
 	return CS_OK;
 }
 
@@ -1582,7 +1595,7 @@ cs_err cs_policy_build_doc(const cs_preset_set *set, const cs_wordlist *wl, cons
 		return r;
 	if (o.review_months == 0)
 		o.review_months = CS_POLICY_REVIEW_MONTHS_MAX;
-	ctx c = {.set = set, .wl = wl, .sel = sel, .n = count, .chosen = F_REF};
+	ctx c = {.set = set, .wl = wl, .sel = sel, .n = count, .chosen = F_REF, .pci_days = o.pci_password_change_days};
 	build_failed = 0;
 	json_t *standards = jarr();
 	for (size_t i = 0; i < count; i++) {

@@ -100,7 +100,14 @@ typedef struct {
 	const char *version;        /* NULL: blank (content_sha256 still identifies it) */
 	const char *effective_date; /* "YYYY-MM-DD" (cs_config_date_valid) or NULL: the approval date */
 	int review_months;          /* 1..CS_POLICY_REVIEW_MONTHS_MAX; 0: 12 */
+	/* inventory.pci_password_change_days: 1..CS_POLICY_PCI_DAYS_MAX, the
+	 * password-only rule (PCI DSS v4.0.1 8.3.9) then says passwords of
+	 * password-only accounts are changed at least every N days (unless SP
+	 * 800-63B-4, chosen too, forbids periodic changes); 0: 8.3.9's
+	 * alternatives */
+	int pci_password_change_days;
 } cs_policy_options;
+#define CS_POLICY_PCI_DAYS_MAX 90
 
 /* presets: 1 to CS_POLICY_STANDARDS_MAX distinct presets of `set`
  * (CS_E_INVALID_ARG with `why` otherwise, also for an invalid option). The

@@ -412,6 +412,37 @@ json_t *cs_service_signature_json(const cs_signature_record *rec);
 cs_err cs_service_signatures_find(cs_service_req *rq, const char *sha256_hex, json_t **doc)
 	__attribute__((warn_unused_result));
 
+/* ---- the inventory (issue 19, inventory.h) ----------------------------------------- */
+
+typedef struct {
+	char project[CS_SERVICE_TEXT_BYTES];     /* "": every project the caller may read */
+	char environment[CS_SERVICE_TEXT_BYTES]; /* "": any */
+	int has_due_before;
+	int64_t due_before_ms; /* with has_due_before: records due before it only */
+	char due_before[40];   /* as given (YYYY-MM-DD or RFC 3339 UTC) */
+} cs_inventory_query;
+
+/* The records of the certificates the query names, as
+ * {"records":[...], "counts":{"current","superseded","revoked","overdue",
+ * "due_soon"} (over the records answered), "generated_at", "project",
+ * "environment", "due_before"} (the last three null when not asked).
+ * With a project: an auditor grant for it, or a generator grant for it
+ * and the environment (inventory.read; CS_E_FORBIDDEN, audited,
+ * otherwise). Without: the records of every project and environment the
+ * caller may read (needs an auditor or generator grant at all). More than
+ * CS_INVENTORY_MAX_RECORDS records: CS_E_TOO_LARGE, problem code
+ * inventory_too_large. */
+cs_err cs_service_inventory(cs_service_req *rq, const cs_inventory_query *q, json_t **doc)
+	__attribute__((warn_unused_result));
+
+/* The inventory gauges for /metrics (every project; no access decision):
+ * computed from the store at most once every CS_SERVICE_INVENTORY_METRICS_MS
+ * (cached per process, shared by its threads). When the store cannot be
+ * read, the last figures stay (logged) and, without any, the gauges are
+ * left out (gauges->inventory_known 0). */
+#define CS_SERVICE_INVENTORY_METRICS_MS 60000
+void cs_service_inventory_gauges(cs_service_req *rq, cs_metrics_gauges *gauges);
+
 /* ---- the audit log ------------------------------------------------------------- */
 
 typedef struct {

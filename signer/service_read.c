@@ -655,6 +655,7 @@ cs_err cs_service_policy(cs_service_req *rq, const cs_policy_input *in, json_t *
 		opts.version = app->cfg->policy.version;
 		opts.effective_date = app->cfg->policy.effective_date;
 		opts.review_months = app->cfg->policy.review_months;
+		opts.pci_password_change_days = app->cfg->inventory.pci_password_change_days;
 	}
 	if (in->organisation[0])
 		opts.organisation = in->organisation;
@@ -684,6 +685,7 @@ cs_err cs_service_metrics(cs_service_req *rq, char **text)
 	cs_metrics_gauges gauges = {.active_kid = rq->signer != NULL ? cs_signer_kid(rq->signer) : NULL};
 	if (app->read_gauges != NULL)
 		app->read_gauges(app->gauges_arg, &gauges);
+	cs_service_inventory_gauges(rq, &gauges);
 	if (cs_metrics_render(&gauges, text) != CS_OK)
 		return cs_service_fail(rq, CS_E_NOMEM, "internal_error", "out of memory");
 	return CS_OK;

@@ -85,4 +85,11 @@ int admin_owner_connection_ok(const char *conninfo);
 int admin_owner_target(admin_ctx *a, const char *owner_connection, const char *owner_password_file,
 		       cs_store_target *t);
 
+/* admin_evidence.c: `credsign-admin [OPTIONS] evidence export ...`, the
+ * auditor's evidence package (docs/evidence.md), parsed there from the
+ * whole command line. */
+int admin_evidence_main(int argc, char **argv);
+/* Whether argv's command (its first word after the options) is evidence. */
+int admin_evidence_command(int argc, char **argv);
+
 #endif

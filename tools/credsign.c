@@ -4,6 +4,8 @@
  *   credsign [CONN] generate --preset P [--type T] [--length N]
  *            [--strength-bits N] [--project X] [--environment E] [--system S]
  *            [--prefix P] [--certify] [--format json|env|raw]
+ *   credsign [CONN] generate ... --certify --format k8s-secret --name N --namespace NS [--secret-key K]
+ *   credsign [CONN] generate ... --certify --format vault-kv [--secret-key K]
  *   credsign [CONN] cert get ID [--jws]
  *   credsign [CONN] jwks [--profile P]
  *   credsign [CONN] sign --profile P --format jws|dsse|digest [--payload-type T] [--out FILE] FILE|-
@@ -14,6 +16,7 @@
  *   credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]
  *   credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE] [--x5c-ca FILE]
  *   credsign [CONN] verify CERT.jws --online [--jwks FILE] [--credential-file F] [--x5c-ca FILE]
+ *   credsign evidence verify FILE [--jwks KEPT_JWKS] [--format text|json]
  *   credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] [--profile P] --config FILE
  *   credsign --version | --help
  *
@@ -75,6 +78,12 @@
  * CREDSIGN_CA), --cert FILE (CREDSIGN_CERT), --key FILE (CREDSIGN_KEY).
  * TLS 1.3 with a client certificate. Exit status: 0 success, 1 failure,
  * 2 usage. The credential is printed once and wiped from memory.
+ *
+ * generate --format k8s-secret / vault-kv (handoff.h, docs/integrations.md)
+ * print the certified credential as a Kubernetes Secret manifest or as the
+ * bodies of a Vault/OpenBao KV v2 data and metadata write, carrying the
+ * certificate's URL, id and preset; both need --certify, and nothing is
+ * printed when certification fails.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -100,7 +109,9 @@
 
 #include "access.h"
 #include "ec_util.h"
+#include "evidence.h"
 #include "generate.h"
+#include "handoff.h"
 #include "jose.h"
 #include "sigformat.h"
 #include "wipe_alloc.h"
@@ -267,7 +278,87 @@ static int server_error(long status, const buffer *b)
 typedef struct {
 	const char *preset, *type, *project, *environment, *system, *prefix, *format;
 	int length, strength_bits, certify, exclude_ambiguous;
+	const char *k8s_name, *k8s_namespace, *secret_key; /* k8s-secret, vault-kv (handoff.h) */
 } gen_opts;
+
+/* generate's long options without a short letter (k8s-secret, vault-kv) */
+enum { OPT_K8S_NAME = 320, OPT_K8S_NAMESPACE, OPT_SECRET_KEY };
+
+/* generate's options agree with its --format; 0, or 2 after a message. */
+static int generate_usage(const gen_opts *o)
+{
+	const char *f = o->format;
+	int k8s = strcmp(f, "k8s-secret") == 0, vault = strcmp(f, "vault-kv") == 0;
+	if (!k8s && !vault && strcmp(f, "json") != 0 && strcmp(f, "env") != 0 && strcmp(f, "raw") != 0) {
+		fprintf(stderr, "credsign: generate --format json|env|raw|k8s-secret|vault-kv, not '%s'\n", f);
+		return 2;
+	}
+	if ((k8s || vault) && !o->certify) {
+		fprintf(stderr, "credsign: --format %s needs --certify (the output carries the certificate)\n", f);
+		return 2;
+	}
+	if (!k8s && (o->k8s_name != NULL || o->k8s_namespace != NULL)) {
+		fprintf(stderr, "credsign: --name and --namespace are for --format k8s-secret\n");
+		return 2;
+	}
+	if (!k8s && !vault && o->secret_key != NULL) {
+		fprintf(stderr, "credsign: --secret-key is for --format k8s-secret or vault-kv\n");
+		return 2;
+	}
+	if (k8s && (o->k8s_name == NULL || o->k8s_namespace == NULL)) {
+		fprintf(stderr, "credsign: --format k8s-secret needs --name N and --namespace NS\n");
+		return 2;
+	}
+	if (k8s && !cs_k8s_subdomain_valid(o->k8s_name)) {
+		fprintf(stderr, "credsign: --name must be a Kubernetes object name (RFC 1123 subdomain: at most 253 "
+				"lower-case letters, digits, '-' and '.', alphanumeric at each end of each label)\n");
+		return 2;
+	}
+	if (k8s && !cs_k8s_label_valid(o->k8s_namespace)) {
+		fprintf(stderr, "credsign: --namespace must be a Kubernetes namespace (RFC 1123 label: at most 63 "
+				"lower-case letters, digits and '-', alphanumeric at both ends)\n");
+		return 2;
+	}
+	if (o->secret_key != NULL && !cs_k8s_data_key_valid(o->secret_key)) {
+		fprintf(stderr, "credsign: --secret-key must be 1 to 253 of letters, digits, '-', '_' and '.' (not '.' "
+				"and not beginning with '..')\n");
+		return 2;
+	}
+	if (vault && o->secret_key != NULL &&
+	    (strcmp(o->secret_key, "cert_url") == 0 || strcmp(o->secret_key, "cert_id") == 0)) {
+		fprintf(stderr, "credsign: --secret-key %s would collide with the certificate reference beside it\n",
+			o->secret_key);
+		return 2;
+	}
+	return 0;
+}
+
+/* The credential of g and its certificate cj (the certify answer) in the
+ * secrets-manager format of o (handoff.h): 0, or 1 after a message. The
+ * annotations' preset and certified_at are the certificate's claims. */
+static int print_handoff(const gen_opts *o, const json_t *g, const json_t *cj)
+{
+	json_t *header = NULL, *claims = NULL;
+	const char *jws = json_string_value(json_object_get(cj, "certificate"));
+	if (jws == NULL || cs_jws_peek(jws, &header, &claims) != CS_OK) {
+		fprintf(stderr, "credsign: the certificate in the answer cannot be read\n");
+		return 1;
+	}
+	cs_handoff h = {json_string_value(json_object_get(g, "credential")),
+			json_string_value(json_object_get(cj, "cert_id")),
+			json_string_value(json_object_get(cj, "cert_url")),
+			json_string_value(json_object_get(claims, "preset")),
+			json_string_value(json_object_get(claims, "certified_at"))};
+	const char *key = o->secret_key != NULL ? o->secret_key : CS_HANDOFF_DEFAULT_KEY;
+	cs_err r = strcmp(o->format, "k8s-secret") == 0
+			   ? cs_handoff_k8s_secret(&h, o->k8s_name, o->k8s_namespace, key, stdout)
+			   : cs_handoff_vault_kv(&h, key, stdout);
+	if (r != CS_OK)
+		fprintf(stderr, "credsign: the %s output could not be made: %s\n", o->format, cs_strerror(r));
+	json_decref(header);
+	json_decref(claims);
+	return r == CS_OK ? 0 : 1;
+}
 
 static void print_shell_quoted(const char *name, const char *value)
 {
@@ -325,7 +416,10 @@ static int cmd_generate(const conn *c, const gen_opts *o)
 	}
 	const char *credential = json_string_value(json_object_get(g, "credential"));
 	const char *cert_url = json_string_value(json_object_get(cj, "cert_url"));
-	if (strcmp(o->format, "raw") == 0) {
+	if (strcmp(o->format, "k8s-secret") == 0 || strcmp(o->format, "vault-kv") == 0) {
+		if (print_handoff(o, g, cj) != 0)
+			goto out;
+	} else if (strcmp(o->format, "raw") == 0) {
 		printf("%s\n", credential);
 		if (cert_url != NULL)
 			fprintf(stderr, "certificate: %s\n", cert_url);
@@ -400,6 +494,10 @@ static char *read_file(const char *path, size_t max)
 	return buf;
 }
 
+/* Set while evidence verify runs a check: fail_verify records the refusal
+ * there instead of printing it. */
+static cs_evidence_why *verify_sink;
+
 /* A refusal, printed once: "NOT VERIFIED (CODE): WHY". CODE is the stable
  * reason (scripts match it), WHY the explanation. Returns 1. */
 __attribute__((format(printf, 2, 3))) static int fail_verify(const char *code, const char *fmt, ...)
@@ -412,6 +510,11 @@ __attribute__((format(printf, 2, 3))) static int fail_verify(const char *code, c
 	for (char *p = why; *p != '\0'; p++) /* the texts come from files and servers */
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
+	if (verify_sink != NULL) {
+		snprintf(verify_sink->code, sizeof(verify_sink->code), "%s", code);
+		snprintf(verify_sink->why, sizeof(verify_sink->why), "%s", why);
+		return 1;
+	}
 	fprintf(stderr, "credsign: NOT VERIFIED (%s): %s\n", code, why);
 	return 1;
 }
@@ -1014,6 +1117,9 @@ static int revocation_claims_valid(const json_t *rl)
 	return 1;
 }
 
+/* The clock check_revocations judges by; 0: now. */
+static json_int_t verify_now;
+
 /* The revocation list (compact JWS, typ credsign-revocations+jwt) must verify
  * with a trusted key of the JWKS and be the certificate's issuer's; then a
  * certificate it lists is revoked (revocation is final: even a stale list
@@ -1058,7 +1164,8 @@ static int check_revocations(const char *list, json_t *jwks, const json_t *claim
 	}
 	json_int_t iat = json_integer_value(json_object_get(rl, "iat"));
 	json_int_t next = json_integer_value(json_object_get(rl, "next_update"));
-	json_int_t now = (json_int_t)time(NULL);
+	/* an evidence package's list is judged as of the package's creation */
+	json_int_t now = verify_now != 0 ? verify_now : (json_int_t)time(NULL);
 	char iat_text[32], next_text[32];
 	format_time(iat, iat_text);
 	format_time(next, next_text);
@@ -1187,28 +1294,18 @@ static void print_verified(const json_t *claims, const char *kid, const json_t *
 		printf("  credential matches the commitment, length, charset and classes\n");
 }
 
-static int cmd_verify(const conn *c, const verify_opts *o)
+/* The checks of verify on a certificate in memory (jwks checked by
+ * jwks_valid): 1 with *claims_out (the caller's) and *key_out (the JWKS
+ * member, borrowed) when it verifies, else 0 after fail_verify. */
+static int verify_certificate(const char *jws, json_t *jwks, X509_STORE *anchors, const char *anchors_file,
+			      const char *list, const char *credential, json_t **claims_out, json_t **key_out,
+			      verify_summary *sum)
 {
-	char *jws = read_file(o->cert, JWS_MAX), *jwks_text = NULL, *list = NULL;
-	char *credential = o->credential != NULL ? read_file(o->credential, CS_CREDENTIAL_MAX + 64) : NULL;
-	json_t *jwks = NULL, *header = NULL, *claims = NULL, *peek = NULL, *key = NULL;
+	json_t *header = NULL, *claims = NULL, *peek = NULL, *key = NULL;
 	EVP_PKEY *pub = NULL;
-	X509_STORE *anchors = NULL;
-	verify_summary sum = {.revocation = ""};
 	int64_t certified_ms = 0;
 	json_int_t iat = 0;
-	int rc = 1;
-	if (jws == NULL || (o->credential != NULL && credential == NULL) ||
-	    (o->x5c_ca != NULL && (anchors = load_anchors(o->x5c_ca)) == NULL) ||
-	    verify_inputs(c, o, &jwks_text, &list) != 0)
-		goto out;
-	if ((jwks = json_loads(jwks_text, 0, NULL)) == NULL) {
-		fail_verify("jwks_invalid", "%s is not a JSON Web Key Set",
-			    o->jwks != NULL ? "the JWKS file" : "the JWKS the appliance served");
-		goto out;
-	}
-	if (!jwks_valid(jwks, o->jwks != NULL ? "the JWKS file" : "the JWKS the appliance served"))
-		goto out;
+	int ok = 0;
 	if (cs_jws_peek_header(jws, &peek) != CS_OK) {
 		fail_verify("malformed", "not a JWS compact serialization");
 		goto out;
@@ -1230,12 +1327,44 @@ static int cmd_verify(const conn *c, const verify_opts *o)
 		goto out;
 	}
 	if (!check_required_claims(claims) || !certificate_times(claims, &certified_ms, &iat) ||
-	    !check_key_period(key, kid, claims, certified_ms, iat, sum.period, sizeof(sum.period)) ||
-	    !check_x5c(header, pub, anchors, o->x5c_ca, certified_ms, sum.x5c, sizeof(sum.x5c)) ||
-	    (list != NULL && !check_revocations(list, jwks, claims, sum.revocation, sizeof(sum.revocation))) ||
+	    !check_key_period(key, kid, claims, certified_ms, iat, sum->period, sizeof(sum->period)) ||
+	    !check_x5c(header, pub, anchors, anchors_file, certified_ms, sum->x5c, sizeof(sum->x5c)) ||
+	    (list != NULL && !check_revocations(list, jwks, claims, sum->revocation, sizeof(sum->revocation))) ||
 	    (credential != NULL && !check_credential(claims, credential)))
 		goto out;
-	print_verified(claims, kid, key, &sum, credential);
+	*claims_out = claims;
+	*key_out = key;
+	claims = NULL;
+	ok = 1;
+out:
+	json_decref(header);
+	json_decref(claims);
+	json_decref(peek);
+	EVP_PKEY_free(pub);
+	return ok;
+}
+
+static int cmd_verify(const conn *c, const verify_opts *o)
+{
+	char *jws = read_file(o->cert, JWS_MAX), *jwks_text = NULL, *list = NULL;
+	char *credential = o->credential != NULL ? read_file(o->credential, CS_CREDENTIAL_MAX + 64) : NULL;
+	json_t *jwks = NULL, *claims = NULL, *key = NULL;
+	X509_STORE *anchors = NULL;
+	verify_summary sum = {.revocation = ""};
+	int rc = 1;
+	if (jws == NULL || (o->credential != NULL && credential == NULL) ||
+	    (o->x5c_ca != NULL && (anchors = load_anchors(o->x5c_ca)) == NULL) ||
+	    verify_inputs(c, o, &jwks_text, &list) != 0)
+		goto out;
+	if ((jwks = json_loads(jwks_text, 0, NULL)) == NULL) {
+		fail_verify("jwks_invalid", "%s is not a JSON Web Key Set",
+			    o->jwks != NULL ? "the JWKS file" : "the JWKS the appliance served");
+		goto out;
+	}
+	if (!jwks_valid(jwks, o->jwks != NULL ? "the JWKS file" : "the JWKS the appliance served") ||
+	    !verify_certificate(jws, jwks, anchors, o->x5c_ca, list, credential, &claims, &key, &sum))
+		goto out;
+	print_verified(claims, json_string_value(json_object_get(key, "kid")), key, &sum, credential);
 	rc = 0;
 out:
 	if (credential != NULL) {
@@ -1246,12 +1375,61 @@ out:
 	free(jwks_text);
 	free(list);
 	json_decref(jwks);
-	json_decref(header);
 	json_decref(claims);
-	json_decref(peek);
-	EVP_PKEY_free(pub);
 	X509_STORE_free(anchors);
 	return rc;
+}
+
+/* ---- evidence verify: the checks above for a package (evidence.h) ------------------ */
+
+static int evidence_key(json_t *jwks, const char *kid, const char *what, int64_t at_ms, EVP_PKEY **pub,
+			cs_evidence_why *why)
+{
+	json_t *key = NULL;
+	key_period w;
+	verify_sink = why;
+	*pub = jwks_valid(jwks, "the JWKS") ? trusted_key(jwks, kid, what, NULL, &key) : NULL;
+	if (*pub != NULL && (!key_period_of(key, kid, &w) || !in_period(&w, at_ms))) {
+		if (why->code[0] == '\0')
+			fail_verify("key_not_active", "the %s was created while key %s was not active (%s; grace %d s)",
+				    what, kid, w.text, KEY_SWITCH_GRACE_S);
+		EVP_PKEY_free(*pub);
+		*pub = NULL;
+	}
+	verify_sink = NULL;
+	return *pub != NULL;
+}
+
+static int evidence_cert(const char *jws, json_t *jwks, json_t **claims, cs_evidence_why *why)
+{
+	json_t *key = NULL;
+	verify_summary sum = {.revocation = ""};
+	verify_sink = why;
+	int ok = strlen(jws) < JWS_MAX && jwks_valid(jwks, "the JWKS") &&
+		 verify_certificate(jws, jwks, NULL, NULL, NULL, NULL, claims, &key, &sum);
+	if (!ok && why->code[0] == '\0')
+		fail_verify("malformed", "larger than %d bytes", JWS_MAX);
+	verify_sink = NULL;
+	return ok;
+}
+
+static int evidence_revocations(const char *list, json_t *jwks, const char *iss, int64_t at_s, json_t **claims,
+				cs_evidence_why *why)
+{
+	json_t *subject = json_pack("{s:s, s:s}", "iss", iss, "jti", ""), *header = NULL;
+	char summary[512];
+	verify_sink = why;
+	verify_now = at_s > 0 ? (json_int_t)at_s : 1;
+	int ok = subject != NULL && jwks_valid(jwks, "the JWKS") &&
+		 check_revocations(list, jwks, subject, summary, sizeof(summary)) &&
+		 cs_jws_peek(list, &header, claims) == CS_OK;
+	if (!ok && why->code[0] == '\0')
+		fail_verify("revocations_invalid", "out of memory checking the revocation list");
+	verify_sink = NULL;
+	verify_now = 0;
+	json_decref(subject);
+	json_decref(header);
+	return ok;
 }
 
 /* ---- delegated signing: sign, verify-signature ------------------------------------ */
@@ -1936,12 +2114,103 @@ out:
 	return rc;
 }
 
+/* ---- inventory (issue 19) ---------------------------------------------------------- */
+
+enum { OPT_DUE_BEFORE = 340 };
+
+static const char *text_or_dash(const json_t *rec, const char *key)
+{
+	const char *v = json_string_value(json_object_get(rec, key));
+	return v != NULL && v[0] != '\0' ? v : "-";
+}
+
+/* One aligned line per record: the columns a person scans for. */
+static int print_inventory_text(const char *body)
+{
+	static const char *const cols[] = {"state",   "project",	"environment", "system",	 "cert_id",
+					   "type",    "preset",	"certified_at", "rotation_due", "superseded_by"};
+	enum { NCOLS = sizeof(cols) / sizeof(cols[0]) };
+	json_t *doc = json_loads(body, 0, NULL);
+	const json_t *records = json_object_get(doc, "records");
+	if (!json_is_array(records)) {
+		fprintf(stderr, "credsign: inventory: the answer is not an inventory document\n");
+		json_decref(doc);
+		return 1;
+	}
+	int width[NCOLS];
+	for (size_t k = 0; k < NCOLS; k++)
+		width[k] = (int)strlen(cols[k]);
+	size_t i;
+	const json_t *rec;
+	json_array_foreach(records, i, rec)
+		for (size_t k = 0; k < NCOLS; k++) {
+			size_t n = strlen(text_or_dash(rec, cols[k]));
+			if (n > (size_t)width[k])
+				width[k] = n > 200 ? 200 : (int)n;
+		}
+	for (size_t k = 0; k < NCOLS; k++)
+		printf("%-*s%s", k + 1 < NCOLS ? width[k] : 0, cols[k], k + 1 < NCOLS ? "  " : "\n");
+	json_array_foreach(records, i, rec)
+		for (size_t k = 0; k < NCOLS; k++)
+			printf("%-*.200s%s", k + 1 < NCOLS ? width[k] : 0, text_or_dash(rec, cols[k]),
+			       k + 1 < NCOLS ? "  " : "\n");
+	const json_t *n = json_object_get(doc, "counts");
+	printf("%zu records: %lld current, %lld superseded, %lld revoked; %lld overdue, %lld due soon\n",
+	       json_array_size(records), (long long)json_integer_value(json_object_get(n, "current")),
+	       (long long)json_integer_value(json_object_get(n, "superseded")),
+	       (long long)json_integer_value(json_object_get(n, "revoked")),
+	       (long long)json_integer_value(json_object_get(n, "overdue")),
+	       (long long)json_integer_value(json_object_get(n, "due_soon")));
+	json_decref(doc);
+	return 0;
+}
+
+/* Append "&name=escaped(value)" to path when value is set. */
+static void query_add(char *path, size_t cap, const char *name, const char *value)
+{
+	if (value == NULL)
+		return;
+	char *escaped = curl_easy_escape(NULL, value, 0);
+	size_t len = strlen(path);
+	snprintf(path + len, cap - len, "%s%s=%s", strchr(path, '?') != NULL ? "&" : "?", name,
+		 escaped != NULL ? escaped : "");
+	curl_free(escaped);
+}
+
+static int cmd_inventory(const conn *c, const char *project, const char *environment, const char *due_before,
+			 const char *format)
+{
+	char path[2048] = "/api/inventory";
+	query_add(path, sizeof(path), "project", project);
+	query_add(path, sizeof(path), "environment", environment);
+	query_add(path, sizeof(path), "due_before", due_before);
+	query_add(path, sizeof(path), "format", strcmp(format, "csv") == 0 ? "csv" : "json");
+	buffer b = {0};
+	long status = request(c, path, NULL, &b);
+	int rc = 1;
+	if (status == 200 && strcmp(format, "text") == 0)
+		rc = print_inventory_text(b.data != NULL ? b.data : "");
+	else if (status == 200) {
+		fputs(b.data != NULL ? b.data : "", stdout);
+		if (strcmp(format, "json") == 0)
+			fputc('\n', stdout);
+		rc = 0;
+	} else if (status > 0) {
+		rc = server_error(status, &b);
+	}
+	buffer_wipe(&b);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: credsign [CONN] generate --preset P [--type T] [--length N] [--strength-bits N]\n"
 		"                [--project X] [--environment E] [--system S] [--prefix P]\n"
 		"                [--exclude-ambiguous] [--certify] [--format json|env|raw]\n"
+		"       credsign [CONN] generate --preset P ... --certify --format k8s-secret --name N\n"
+		"                --namespace NS [--secret-key K]\n"
+		"       credsign [CONN] generate --preset P ... --certify --format vault-kv [--secret-key K]\n"
 		"       credsign [CONN] cert get ID [--jws]\n"
 		"       credsign [CONN] jwks [--profile P]\n"
 		"       credsign [CONN] sign --profile P --format jws|dsse|digest [--payload-type T]\n"
@@ -1951,10 +2220,13 @@ static void usage(FILE *f)
 		"       credsign [CONN] signature get ID\n"
 		"       credsign [CONN] signature find (--sha256 HEX | --file FILE)\n"
 		"       credsign [CONN] policy --standards P1,P2 [--format markdown|json|html]\n"
+		"       credsign [CONN] inventory [--project P] [--environment E] [--due-before D]\n"
+		"                [--format text|json|csv]\n"
 		"       credsign verify CERT.jws --jwks FILE [--credential-file F] [--revocations FILE]\n"
 		"                [--x5c-ca FILE]\n"
 		"       credsign [CONN] verify CERT.jws --online [--jwks FILE] [--credential-file F]\n"
 		"                [--x5c-ca FILE]\n"
+		"       credsign evidence verify FILE [--jwks KEPT_JWKS] [--format text|json]\n"
 		"       credsign access check IDENTITY ACTION [PROJECT [ENV [PRESET]]] --config FILE\n"
 		"       credsign access check IDENTITY sign|signature.read --profile P --config FILE\n"
 		"       credsign --version | --help\n"
@@ -2004,6 +2276,9 @@ int main(int argc, char **argv)
 		{"out", required_argument, NULL, 'w'},        {"dsse", no_argument, NULL, 'D'},
 		{"signature", required_argument, NULL, 'G'},
 		{"sha256", required_argument, NULL, OPT_SHA256}, {"file", required_argument, NULL, OPT_FILE},
+		{"name", required_argument, NULL, OPT_K8S_NAME}, {"namespace", required_argument, NULL, OPT_K8S_NAMESPACE},
+		{"secret-key", required_argument, NULL, OPT_SECRET_KEY},
+		{"due-before", required_argument, NULL, OPT_DUE_BEFORE},
 		{NULL, 0, NULL, 0},
 	};
 	cs_json_wiping_allocator(); /* JSON that held the credential is wiped when freed */
@@ -2015,7 +2290,9 @@ int main(int argc, char **argv)
 	const char *config_path = env_or("CREDSIGN_CONF", NULL);
 	const char *profile = NULL, *payload_type = NULL, *out_file = NULL, *signature = NULL;
 	const char *sha256 = NULL, *find_file = NULL;
+	const char *due_before = NULL;
 	int jws_only = 0, online = 0, dsse = 0, opt;
+	int format_given = 0; /* --format given (evidence verify's default is text) */
 	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'u': c.url = optarg; break;
@@ -2037,7 +2314,7 @@ int main(int argc, char **argv)
 		case 'S': g.system = optarg; break;
 		case 'x': g.prefix = optarg; break;
 		case 'c': g.certify = 1; break;
-		case 'f': g.format = optarg; break;
+		case 'f': g.format = optarg; format_given = 1; break;
 		case 'j': jws_only = 1; break;
 		case 'J': jwks = optarg; break;
 		case 'F': credential_file = optarg; break;
@@ -2055,6 +2332,10 @@ int main(int argc, char **argv)
 		case 'G': signature = optarg; break;
 		case OPT_SHA256: sha256 = optarg; break;
 		case OPT_FILE: find_file = optarg; break;
+		case OPT_K8S_NAME: g.k8s_name = optarg; break;
+		case OPT_K8S_NAMESPACE: g.k8s_namespace = optarg; break;
+		case OPT_SECRET_KEY: g.secret_key = optarg; break;
+		case OPT_DUE_BEFORE: due_before = optarg; break;
 		case 'V': printf("credsign %s\n", CREDSIGN_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -2092,6 +2373,18 @@ int main(int argc, char **argv)
 		if (online)
 			curl_global_cleanup();
 		return vrc;
+	}
+	if (strcmp(cmd, "evidence") == 0) {
+		/* offline: no connection, no configuration */
+		const char *ef = format_given ? g.format : "text";
+		if (nargs != 3 || strcmp(argv[optind + 1], "verify") != 0 ||
+		    (strcmp(ef, "text") != 0 && strcmp(ef, "json") != 0)) {
+			fprintf(stderr, "credsign: evidence verify FILE [--jwks KEPT_JWKS] [--format text|json]\n");
+			return 2;
+		}
+		cs_evidence_opts eo = {argv[optind + 2], jwks, strcmp(ef, "json") == 0};
+		cs_evidence_checks ec = {evidence_key, evidence_cert, evidence_revocations};
+		return cs_evidence_verify(&eo, &ec);
 	}
 	if (strcmp(cmd, "verify-signature") == 0) {
 		verify_sig_opts v = {jwks, profile, jws_only, dsse, signature, nargs == 2 ? argv[optind + 1] : NULL};
@@ -2141,15 +2434,29 @@ int main(int argc, char **argv)
 		fprintf(stderr, "credsign: --sha256 and --file are for signature find\n");
 		return 2;
 	}
+	if (strcmp(cmd, "generate") == 0 && generate_usage(&g) != 0)
+		return 2;
+	/* inventory: text (default), json or csv */
+	const char *inventory_format = format_given ? g.format : "text";
+	if (strcmp(cmd, "inventory") == 0 &&
+	    (nargs != 1 || (strcmp(inventory_format, "text") != 0 && strcmp(inventory_format, "json") != 0 &&
+			    strcmp(inventory_format, "csv") != 0))) {
+		fprintf(stderr, "credsign: inventory [--project P] [--environment E] [--due-before D] "
+				"[--format text|json|csv]\n");
+		return 2;
+	}
+	if (strcmp(cmd, "inventory") != 0 && due_before != NULL) {
+		fprintf(stderr, "credsign: --due-before is for inventory\n");
+		return 2;
+	}
 	if (c.cacert == NULL || c.cert == NULL || c.key == NULL) {
 		fprintf(stderr, "credsign: --cacert, --cert and --key (or CREDSIGN_*) are required\n");
 		return 2;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = 2;
-	if (strcmp(cmd, "generate") == 0 && nargs == 1 && g.preset != NULL &&
-	    (strcmp(g.format, "json") == 0 || strcmp(g.format, "env") == 0 || strcmp(g.format, "raw") == 0)) {
-		rc = cmd_generate(&c, &g);
+	if (strcmp(cmd, "generate") == 0 && nargs == 1 && g.preset != NULL) {
+		rc = cmd_generate(&c, &g); /* (its options checked above: generate_usage) */
 	} else if (strcmp(cmd, "cert") == 0 && nargs == 3 && strcmp(argv[optind + 1], "get") == 0) {
 		char path[256];
 		snprintf(path, sizeof(path), "/cert/%.64s%s", argv[optind + 2], jws_only ? ".jws" : "");
@@ -2168,6 +2475,8 @@ int main(int argc, char **argv)
 		rc = cmd_get(&c, path, 0);
 	} else if (strcmp(cmd, "jwks") == 0 && nargs == 1) {
 		rc = cmd_get(&c, "/.well-known/jwks.json", 0);
+	} else if (strcmp(cmd, "inventory") == 0) {
+		rc = cmd_inventory(&c, g.project, g.environment, due_before, inventory_format);
 	} else if (strcmp(cmd, "policy") == 0 && nargs == 1 && standards != NULL) {
 		char path[512], *escaped = curl_easy_escape(NULL, standards, 0);
 		snprintf(path, sizeof(path), "/api/policy?standards=%s&format=%s", escaped ? escaped : "",

@@ -1155,6 +1155,9 @@ static void usage(FILE *f)
 		   "                      [--owner-password-file FILE]\n"
 		   "       credsign-admin [--config FILE] store migrate --from sqlite:PATH --to postgresql\n"
 		   "                      [--owner-connection CONNINFO] [--owner-password-file FILE] [--jwks FILE]\n"
+		   "       credsign-admin [--config FILE] evidence export --project P [--environment E]\n"
+		   "                      --from DATE --to DATE --standards a,b --out FILE\n"
+		   "                      --auditor-cert C --auditor-key K [--auditor-module M]\n"
 		   "       credsign-admin --version\n"
 		   "-v, --verbose: debug log on stderr, with every failing PKCS#11 call\n");
 }
@@ -1187,6 +1190,8 @@ int main(int argc, char **argv)
 		return admin_ceremony_main(argc, argv);
 	if (admin_store_command(argc, argv))
 		return admin_store_main(argc, argv);
+	if (admin_evidence_command(argc, argv))
+		return admin_evidence_main(argc, argv);
 	const char *config_path = getenv("CREDSIGN_CONF"), *label = NULL, *key_uri = NULL, *key_id = NULL;
 	const char *subject = NULL, *san = NULL, *out_path = NULL, *jwks = NULL, *since = NULL, *file = NULL;
 	long long from_seq = 0;

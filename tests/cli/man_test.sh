@@ -164,7 +164,7 @@ for name in credsign credsign-admin credsignd; do
 	[ "$reg" = "complete -F $fn $name" ] || fail "$name: the completion does not register $fn: $reg"
 done
 c=$comp/credsign a=$comp/credsign-admin d=$comp/credsignd
-expect "access cert generate jwks policy sign signature verify verify-signature" "$c" _credsign credsign ""
+expect "access cert evidence generate inventory jwks policy sign signature verify verify-signature" "$c" _credsign credsign ""
 expect "find get" "$c" _credsign credsign signature ""
 expect "--sha256" "$c" _credsign credsign signature find --sh
 expect "digest dsse jws" "$c" _credsign credsign sign --profile release --format ""
@@ -185,7 +185,7 @@ expect "--credential-file" "$c" _credsign credsign verify cert.jws --c
 # an option's argument is not taken for the command
 expect "--jwks" "$c" _credsign credsign --credential-file f verify --j
 expect "export purge verify" "$a" _credsign_admin credsign-admin --format jsonl audit ""
-expect "audit ceremony cert key store token" "$a" _credsign_admin credsign-admin ""
+expect "audit ceremony cert evidence key store token" "$a" _credsign_admin credsign-admin ""
 expect "init migrate" "$a" _credsign_admin credsign-admin -c f store ""
 expect "--owner-connection --owner-password-file" "$a" _credsign_admin credsign-admin store init --ow
 expect "--jwks" "$a" _credsign_admin credsign-admin store migrate --to postgresql --owner-connection x --j

@@ -100,7 +100,7 @@ static void test_action_names(void **state)
 	static const char *const names[] = {"generate",     "certify",      "cert.read",
 					    "audit.read",   "presets.read", "policy.read",
 					    "metrics.read", "ready.detail", "reload",
-					    "sign",         "signature.read"};
+					    "sign",         "signature.read", "inventory.read"};
 	assert_int_equal(sizeof(names) / sizeof(names[0]), CS_ACTION_COUNT);
 	for (int a = 0; a < CS_ACTION_COUNT; a++) {
 		assert_string_equal(cs_access_action_name((cs_access_action)a), names[a]);
@@ -177,13 +177,13 @@ static void test_every_role_and_action(void **state)
 	/* rows: gen, aud, op, signer, auditor with profiles, a stranger;
 	 * columns: the actions in order */
 	static const int expect[6][CS_ACTION_COUNT] = {
-		/* gen  cert cread aread pres pol  metr ready reload sign sigread */
-		{1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0},
-		{0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0},
-		{0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0},
-		{0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1},
-		{0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1},
-		{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		/* gen  cert cread aread pres pol  metr ready reload sign sigread inv */
+		{1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 1},
+		{0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1},
+		{0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0},
+		{0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0},
+		{0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},
+		{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 	};
 	static const char *const who[6] = {ID("gen"),	 ID("aud"),	ID("op"),
 					   ID("signer"), ID("aud-sig"), ID("stranger")};
@@ -205,6 +205,8 @@ static void test_every_role_and_action(void **state)
 	assert_string_equal(decide(a, who[5], CS_ACTION_CERT_READ, "p", NULL, NULL).role,
 			    "auditor or generator");
 	assert_string_equal(decide(a, who[5], CS_ACTION_AUDIT_READ, NULL, NULL, NULL).role, "auditor");
+	assert_string_equal(decide(a, who[5], CS_ACTION_INVENTORY_READ, "p", "e", NULL).role,
+			    "auditor or generator");
 	assert_string_equal(decide(a, who[5], CS_ACTION_RELOAD, NULL, NULL, NULL).role, "operator");
 	assert_string_equal(decide(a, who[5], CS_ACTION_POLICY_READ, NULL, NULL, NULL).role, "any");
 	assert_string_equal(decide_profile(a, who[5], CS_ACTION_SIGN, "release").role, "signer");
@@ -883,6 +885,31 @@ static void test_unknown_presets(void **state)
 	cs_config_free(cfg);
 }
 
+/* inventory.read (issue 19): an auditor of the project (any environment),
+ * or a generator of the project and environment */
+static void test_inventory_read(void **state)
+{
+	(void)state;
+	cs_config_grant g[] = {
+		{.identity = ID("gen"), .role = CS_ROLE_GENERATOR, .projects = L("payments"), .environments = L("staging")},
+		{.identity = ID("aud"), .role = CS_ROLE_AUDITOR, .projects = L("payments")},
+		{.identity = ID("op"), .role = CS_ROLE_OPERATOR},
+	};
+	cs_access *a = rules(g, 3);
+	assert_true(decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "payments", "staging", NULL).allowed);
+	cs_access_decision d = decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "payments", "production", NULL);
+	assert_false(d.allowed);
+	assert_string_equal(d.reason, "no auditor grant for project payments, nor a generator grant for project "
+				      "payments, environment production");
+	assert_false(decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "payments", NULL, NULL).allowed);
+	assert_false(decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "web", "staging", NULL).allowed);
+	assert_true(decide(a, ID("aud"), CS_ACTION_INVENTORY_READ, "payments", "production", NULL).allowed);
+	assert_true(decide(a, ID("aud"), CS_ACTION_INVENTORY_READ, "payments", NULL, NULL).allowed);
+	assert_false(decide(a, ID("aud"), CS_ACTION_INVENTORY_READ, "web", "production", NULL).allowed);
+	assert_false(decide(a, ID("op"), CS_ACTION_INVENTORY_READ, "payments", "staging", NULL).allowed);
+	cs_access_unref(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -901,6 +928,7 @@ int main(void)
 		cmocka_unit_test(test_reference_counting_and_swap),
 		cmocka_unit_test(test_swap_under_load),
 		cmocka_unit_test(test_unknown_presets),
+		cmocka_unit_test(test_inventory_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

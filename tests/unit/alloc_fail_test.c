@@ -268,7 +268,7 @@ static void test_policy(void **state)
 		assert_non_null(c.sel[i]);
 	}
 	c.n = 3;
-	c.opts = (cs_policy_options){"Example <Org>", "CISO", NULL, "1.2", "2026-01-01", 6};
+	c.opts = (cs_policy_options){"Example <Org>", "CISO", NULL, "1.2", "2026-01-01", 6, 0};
 	json_t *doc = NULL;
 	char why[256];
 	assert_int_equal(cs_policy_build_doc(presets, words, c.sel, c.n, &c.opts, &doc, why, sizeof(why)), CS_OK);

@@ -451,6 +451,61 @@ static void test_audit_query(void **state)
 	assert_error(cs_api_decode_audit_query("since=5", &q, &err), &err, 400, "unknown_field");
 }
 
+/* GET /api/inventory (issue 19): its route and query */
+static void test_inventory_query(void **state)
+{
+	(void)state;
+	cs_inventory_query q;
+	cs_api_error err;
+	int csv = 1;
+	assert_int_equal(cs_api_decode_inventory_query(NULL, &q, &csv, &err), CS_OK);
+	assert_string_equal(q.project, "");
+	assert_string_equal(q.environment, "");
+	assert_false(q.has_due_before);
+	assert_false(csv);
+	assert_int_equal(cs_api_decode_inventory_query("project=payments&environment=prod&due_before=2026-03-01&format=csv",
+						       &q, &csv, &err),
+			 CS_OK);
+	assert_string_equal(q.project, "payments");
+	assert_string_equal(q.environment, "prod");
+	assert_true(q.has_due_before);
+	assert_int_equal(q.due_before_ms, 1772323200000LL); /* 2026-03-01T00:00:00Z */
+	assert_string_equal(q.due_before, "2026-03-01");
+	assert_true(csv);
+	assert_int_equal(cs_api_decode_inventory_query("due_before=2026-03-01T10%3A00%3A00.250Z&format=json", &q, &csv, &err),
+			 CS_OK);
+	assert_int_equal(q.due_before_ms, 1772359200250LL);
+	assert_false(csv);
+	static const struct {
+		const char *query, *code, *names;
+	} bad[] = {
+		{"project=", "invalid_field", "'project'"},
+		{"environment=a%E2%80%AEb", "invalid_field", "'environment'"},
+		{"due_before=2026-02-30", "invalid_field", "'due_before'"},
+		{"due_before=tomorrow", "invalid_field", "'due_before'"},
+		{"due_before=2026-03-01T10:00:00%2B01:00", "invalid_field", "'due_before'"},
+		{"format=xml", "invalid_field", "'format'"},
+		{"project=a&project=b", "invalid_field", "'project'"},
+		{"system=db1", "unknown_field", "'system'"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cs_err r = cs_api_decode_inventory_query(bad[i].query, &q, &csv, &err);
+		if (r == CS_OK)
+			fail_msg("query '%s' accepted", bad[i].query);
+		assert_error(r, &err, 400, bad[i].code);
+		if (strstr(err.message, bad[i].names) == NULL)
+			fail_msg("'%s': '%s' does not name %s", bad[i].query, err.message, bad[i].names);
+	}
+	cs_api_route_id route;
+	const char *action;
+	assert_int_equal(cs_api_route(CS_METHOD_GET, "/api/inventory", "project=p", &route, &action, &err), CS_OK);
+	assert_int_equal(route, CS_ROUTE_INVENTORY);
+	assert_string_equal(action, "inventory.read");
+	assert_string_equal(cs_api_route_name(route), "inventory");
+	assert_int_equal(cs_api_route(CS_METHOD_POST, "/api/inventory", NULL, &route, &action, &err), CS_E_INVALID_ARG);
+	assert_int_equal(err.status, 405);
+}
+
 /* ---- routes ------------------------------------------------------------------------ */
 
 static void test_routes(void **state)
@@ -918,6 +973,7 @@ int main(void)
 		cmocka_unit_test(test_policy_standards),
 		cmocka_unit_test(test_policy_build),
 		cmocka_unit_test(test_audit_query),
+		cmocka_unit_test(test_inventory_query),
 		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_sign_single_forms),
 		cmocka_unit_test(test_sign_item_refusals),

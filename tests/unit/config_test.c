@@ -537,6 +537,13 @@ static const bad_case bad[] = {
 	 "must be a date YYYY-MM-DD that exists"},
 	{29, 29, "policy = { effective_date = \"2025-1-011\"; };", 29, "policy.effective_date",
 	 "must be a date YYYY-MM-DD that exists"},
+	{29, 29, "inventory = { pci_password_change_days = 91; };", 29, "inventory.pci_password_change_days",
+	 "91 days is longer than the 90-day maximum of PCI DSS v4.0.1 8.3.9"},
+	{29, 29, "inventory = { pci_password_change_days = -1; };", 29, "inventory.pci_password_change_days",
+	 "-1 is out of range"},
+	{29, 29, "inventory = { due_soon_days = 0; };", 29, "inventory.due_soon_days", "0 is out of range 1..365"},
+	{29, 29, "inventory = { due_soon_days = 366; };", 29, "inventory.due_soon_days", "366 is out of range 1..365"},
+	{29, 29, "inventory = { due_soon = 3; };", 29, "inventory.due_soon", "unknown setting"},
 	{19, 19, "  signing_key = \"pkcs11:token=credsign;object=es256?pin-source=file:user.pin\";", 19,
 	 "pkcs11.signing_key", "pin-source must be file:/ABSOLUTE/PATH"},
 	{16, 16, "  token_uri = \"pkcs11:token=credsign;colour=red\";", 16, "pkcs11.token_uri",
@@ -692,6 +699,19 @@ static void test_defaults(void **state)
 	assert_true(cfg->hardening.privsep);
 	assert_true(cfg->hardening.seccomp);
 	assert_true(cfg->hardening.mlock);
+	/* no inventory group: due soon is 14 days, the PCI 8.3.9 change not used */
+	assert_int_equal(cfg->inventory.due_soon_days, 14);
+	assert_int_equal(cfg->inventory.pci_password_change_days, 0);
+	cs_config_free(cfg);
+	cs_config_diag_free(&diag);
+	/* the group, at 8.3.9's maximum */
+	FILE *f = fopen(path, "a");
+	assert_non_null(f);
+	fputs("inventory = { due_soon_days = 30; pci_password_change_days = 90; };\n", f);
+	fclose(f);
+	assert_int_equal(cs_config_load(path, &cfg, &diag), CS_OK);
+	assert_int_equal(cfg->inventory.due_soon_days, 30);
+	assert_int_equal(cfg->inventory.pci_password_change_days, 90);
 	cs_config_free(cfg);
 	cs_config_diag_free(&diag);
 }

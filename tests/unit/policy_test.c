@@ -432,6 +432,26 @@ static void test_added_rules(void **state)
 	assert_null(rule(p, "history.srg"));
 	assert_null(rule(p, "length.maximum"));
 	json_decref(p);
+	/* inventory.pci_password_change_days: the 90-day option of 8.3.9, at N days */
+	cs_policy_options pci30 = {.pci_password_change_days = 30};
+	p = build("pci-dss-4", &pci30);
+	assert_rule(p, "password-only", 30, "PCI DSS v4.0.1 8.3.9",
+		    "Passwords of password-only accounts (a password the only factor of a user's access) are changed "
+		    "at least once every 30 days");
+	assert_null(strstr(s_of(rule(p, "password-only"), "rule"), "dynamically"));
+	json_decref(p);
+	/* SP 800-63B-4 chosen too: no periodic change for human accounts, whatever the setting */
+	p = build("pci-dss-4,nist-800-63b", &pci30);
+	assert_rule(p, "password-only", 90, "PCI DSS v4.0.1 8.3.9", "multi-factor authentication");
+	json_decref(p);
+	/* above 8.3.9's maximum: refused */
+	const cs_preset *one[1] = {cs_preset_find(presets, "pci-dss-4")};
+	cs_policy_options pci91 = {.pci_password_change_days = 91};
+	char why[200] = "";
+	p = NULL;
+	assert_int_equal(cs_policy_build_doc(presets, wordlist, one, 1, &pci91, &p, why, sizeof(why)), CS_E_INVALID_ARG);
+	assert_null(p);
+	assert_non_null(strstr(why, "8.3.9"));
 
 	p = build("dod-stig", NULL);
 	assert_rule(p, "lifetime.minimum", 24, "SRG-OS-000075-GPOS-00043", "24 hours");

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# credsign evidence verify (docs/evidence.md): a package exported by
+# credsign-admin evidence export from a real daemon verifies offline; every
+# file changed by one byte, a certificate removed, an audit entry removed
+# from entries.jsonl or from chain.jsonl, a hostile archive (.., absolute,
+# link, duplicate, a second top directory) and a kept JWKS of other keys
+# each fail, naming the package file (or member) concerned.
+#
+#   evidence_verify_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
+BUILD=${1:?}
+STATE=${2:?}
+SOFTHSM=${3:?}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_token evidence_verify || exit 1
+
+EXTRA_CONF='audit = { checkpoint_entries = 5; checkpoint_seconds = 1; };' it_setup evidence_verify || exit 1
+tamper() { python3 "$src/tests/integration/evidence_tamper.py" "$@"; }
+verify() { "$BUILD/bin/credsign" evidence verify "$@"; }
+
+# ---- three certificates for two systems (db rotated), one in another project -------
+certify() { # certify CLIENT BODY: the new certificate's id
+	local got sid
+	got=$(call "$1" POST /api/generate "$2")
+	sid=$(json_field "${got#200 }" generation_session_id)
+	got=$(call "$1" POST /api/generate-certificate "{\"generation_session_id\":\"$sid\"}")
+	json_field "${got#201 }" cert_id
+}
+c1=$(certify ci-deployer "{$PAYMENTS,\"preset\":\"soc2\",\"system\":\"db\"}")
+c2=$(certify ci-deployer "{$PAYMENTS,\"preset\":\"soc2\",\"system\":\"db\"}")
+c3=$(certify ci-deployer "{$PAYMENTS,\"preset\":\"soc2\",\"system\":\"web\"}")
+other=$(certify web-deployer '{"project":"web","environment":"production","preset":"soc2","system":"www"}')
+[ -n "$c1" ] && [ -n "$c2" ] && [ -n "$c3" ] && [ -n "$other" ] || { echo "certification failed"; exit 1; }
+kept=$work/kept-jwks.json
+call auditor GET /.well-known/jwks.json | cut -d' ' -f2- > "$kept"
+# the entries under a signed checkpoint (checkpoint_seconds = 1)
+sleep 2.5
+
+today=$(date -u +%F)
+pkg=$work/evidence.tar
+export_pkg() {
+	"${admin[@]}" evidence export --project payments --environment production --from "$today" --to "$today" \
+		--standards soc2 --out "$pkg" --auditor-cert "$clients/auditor.pem" --auditor-key "$clients/auditor.key"
+}
+for _ in 1 2 3 4 5; do
+	export_pkg > "$work/export.out" 2>&1 && break
+	sleep 1 # the last entry not yet under a checkpoint: the next one comes within a second
+done
+check "the export writes the package" test -s "$pkg"
+[ -s "$pkg" ] || { cat "$work/export.out"; finish; exit 1; }
+
+# ---- the package verifies ---------------------------------------------------------------
+verify "$pkg" > "$work/v.out" 2>&1
+rc=$?
+check "an exported package verifies (exit 0)" test "$rc" = 0
+check "it says the keys are the package's own, not pinned" grep -q "NOT independently pinned" "$work/v.out"
+[ "$rc" = 0 ] || cat "$work/v.out"
+verify "$pkg" --jwks "$kept" > "$work/v.out" 2>&1
+rc=$?
+check "with the kept JWKS it verifies (exit 0)" test "$rc" = 0
+check "... and says the keys are pinned" grep -q 'pinned: the JWKS you kept' "$work/v.out"
+verify "$pkg" --format json > "$work/v.json"
+check "the JSON report says verified with the counts" python3 -c '
+import json,sys; r=json.load(open(sys.argv[1]))
+assert r["verified"] is True and r["failures"] == [] and r["counts"]["certificates"] == 3, r
+assert r["counts"]["audit_entries"] >= 6 and r["keys"] == "package", r' "$work/v.json"
+tamper list "$pkg" > "$work/files.txt"
+check "the other project's certificate is not in it" bash -c "! grep -q '$other' '$work/files.txt'"
+check "usage errors exit 2" bash -c "verify() { '$BUILD/bin/credsign' evidence verify \"\$@\"; };
+	verify > /dev/null 2>&1; [ \$? = 2 ] && { verify '$pkg' --format xml > /dev/null 2>&1; [ \$? = 2 ]; }"
+
+# a range without certificates: an empty package verifies too
+"${admin[@]}" evidence export --project payments --from 2020-01-01 --to 2020-01-02 --standards soc2 \
+	--out "$work/empty.tar" --auditor-cert "$clients/auditor.pem" --auditor-key "$clients/auditor.key" \
+	> "$work/export.out" 2>&1
+verify "$work/empty.tar" > "$work/v.out" 2>&1
+rc=$?
+check "a package of a range without certificates verifies (exit 0)" test "$rc" = 0
+[ "$rc" = 0 ] || cat "$work/export.out" "$work/v.out"
+
+# fails_naming DESCRIPTION FILE-NAMED PACKAGE [VERIFY ARGS...]: exit 1 and a FAIL line for it
+fails_naming() {
+	local what=$1 name=$2 p=$3 out rc
+	shift 3
+	out=$(verify "$p" "$@" 2>&1)
+	rc=$?
+	if [ "$rc" = 1 ] && grep -qF "FAIL $name:" <<< "$out" && grep -q '^NOT VERIFIED' <<< "$out"; then
+		passed=$((passed + 1))
+		echo "ok - $what"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $what (exit $rc)"
+		echo "$out" | head -20 | sed 's/^/    /'
+	fi
+}
+
+# ---- every file, one byte changed ------------------------------------------------------
+files=$(tamper list "$pkg")
+count=0
+for f in $files; do
+	tamper flip "$pkg" "$work/t.tar" "$f" || { echo "cannot flip $f"; exit 1; }
+	fails_naming "one byte of $f changed: fails naming it" "$f" "$work/t.tar"
+	count=$((count + 1))
+done
+check "every kind of file was tampered with (13+ files)" test "$count" -ge 13
+for f in README.md manifest.json manifest.jws policy/policy.json policy/policy.md inventory/inventory.json \
+	inventory/inventory.csv "certificates/$c1.jws" "certificates/$c2.jws" "certificates/$c3.jws" \
+	keys/jwks.json keys/rollovers.json keys/revocations.jws audit/chain.jsonl audit/entries.jsonl \
+	access/grants.json; do
+	check "the package holds $f" grep -qxF "$f" <<< "$files"
+done
+
+# ---- a certificate removed ---------------------------------------------------------------
+tamper remove "$pkg" "$work/t.tar" "certificates/$c2.jws"
+fails_naming "a certificate removed: fails naming it" "certificates/$c2.jws" "$work/t.tar"
+fails_naming "... and its inventory record is without certificate" "inventory/inventory.json" "$work/t.tar"
+
+# ---- an audit entry removed --------------------------------------------------------------
+tamper drop-line "$pkg" "$work/t.tar" audit/entries.jsonl "\"object\":\"$c3\""
+fails_naming "an entry removed from entries.jsonl: fails naming it" "audit/entries.jsonl" "$work/t.tar"
+tamper drop-line "$pkg" "$work/t.tar" audit/chain.jsonl "\"object\":\"$c1\""
+fails_naming "an entry removed from chain.jsonl: fails naming it" "audit/chain.jsonl" "$work/t.tar"
+
+# ---- hostile archives ---------------------------------------------------------------------
+top=$(tar tf "$pkg" | head -1 | cut -d/ -f1)
+for kind in dotdot:"$top/../evil" absolute:/tmp/evil symlink:"$top/link" hardlink:"$top/hard" \
+	duplicate:"$top/README.md" outside:other/x fifo:"$top/fifo"; do
+	tamper hostile "$pkg" "$work/t.tar" "${kind%%:*}"
+	fails_naming "hostile archive (${kind%%:*}) refused naming the member" "${kind#*:}" "$work/t.tar"
+	check "... as archive_hostile" bash -c "'$BUILD/bin/credsign' evidence verify '$work/t.tar' | grep -q archive_hostile"
+done
+head -c 3000 "$pkg" > "$work/t.tar"
+verify "$work/t.tar" > "$work/v.out" 2>&1
+rc=$?
+check "a truncated archive is refused (exit 1, archive_invalid naming the member cut)" \
+	bash -c "[ $rc = 1 ] && grep -q '^FAIL $top/.*: archive_invalid: .*Truncated' '$work/v.out'"
+
+# ---- a kept JWKS of other keys ---------------------------------------------------------------
+tamper jwks "$work/other-jwks.json"
+fails_naming "--jwks with a different key set: keys/jwks.json named" "keys/jwks.json" "$pkg" --jwks "$work/other-jwks.json"
+fails_naming "... and the manifest's key is unknown" "manifest.jws" "$pkg" --jwks "$work/other-jwks.json"
+
+finish

@@ -77,6 +77,7 @@
 typedef struct {
 	const char *config_path, *project, *environment, *from, *to, *standards, *out;
 	const char *auditor_cert, *auditor_key, *auditor_module;
+	int wait_s; /* --wait: seconds to wait for a checkpoint over the range */
 	cs_log_level level;
 } ev_opts;
 
@@ -545,8 +546,15 @@ static int audit_part(ev_export *x, const json_t *ids)
 	if (r != CS_OK)
 		return refuse(x, "store_unavailable", "reading the audit log: %s", cs_strerror(r));
 	if (s.count > 0) {
-		if ((r = cs_store_checkpoints_range(x->store, s.last, INT64_MAX, find_cover, &cover)) != CS_OK)
-			return refuse(x, "store_unavailable", "reading the audit checkpoints: %s", cs_strerror(r));
+		/* --wait: the daemon signs a checkpoint every audit.checkpoint_seconds */
+		for (int waited = 0;; waited++) {
+			if ((r = cs_store_checkpoints_range(x->store, s.last, INT64_MAX, find_cover, &cover)) != CS_OK)
+				return refuse(x, "store_unavailable", "reading the audit checkpoints: %s",
+					      cs_strerror(r));
+			if (cover.last != 0 || waited >= x->op->wait_s)
+				break;
+			sleep(1);
+		}
 		if (cover.last == 0) {
 			(void)cs_store_checkpoints_each(x->store, newest_checkpoint, &cover);
 			const cs_config *cfg = x->a->cfg;
@@ -557,7 +565,8 @@ static int audit_part(ev_export *x, const json_t *ids)
 			return refuse(x, "not_checkpointed",
 				      "the last in-scope audit entry (seq %lld) is not under a signed checkpoint yet; "
 				      "the daemon signs the next one after audit.checkpoint_entries (%d) entries or "
-				      "audit.checkpoint_seconds (%d s) after the last one%s%s%s; export again then",
+				      "audit.checkpoint_seconds (%d s) after the last one%s%s%s; export again then "
+				      "(--wait SECONDS waits for it)",
 				      (long long)s.last, cfg->audit.checkpoint_entries, cfg->audit.checkpoint_seconds,
 				      due[0] != '\0' ? " (due by " : "", due, due[0] != '\0' ? ")" : "");
 		}
@@ -1094,6 +1103,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: credsign-admin [--config FILE] evidence export --project P [--environment E]\n"
 		   "                      --from DATE --to DATE --standards a,b --out FILE\n"
 		   "                      --auditor-cert C --auditor-key K [--auditor-module M]\n"
+		   "                      [--wait SECONDS]\n"
 		   "DATE: YYYY-MM-DD (a whole UTC day) or RFC 3339 UTC (2026-01-31T10:00:00Z)\n");
 }
 
@@ -1101,7 +1111,7 @@ int admin_evidence_command(int argc, char **argv)
 {
 	static const char *const with_value[] = {"--config", "-c", "--project", "--environment", "--from", "--to",
 						 "--standards", "--out", "--auditor-cert", "--auditor-key",
-						 "--auditor-module"};
+						 "--auditor-module", "--wait"};
 	for (int i = 1; i < argc; i++) {
 		int skip = 0;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
@@ -1117,7 +1127,7 @@ int admin_evidence_command(int argc, char **argv)
 	return 0;
 }
 
-enum { OPT_PROJECT = 256, OPT_ENV, OPT_FROM, OPT_TO, OPT_STANDARDS, OPT_OUT, OPT_CERT, OPT_KEY, OPT_MODULE };
+enum { OPT_PROJECT = 256, OPT_ENV, OPT_FROM, OPT_TO, OPT_STANDARDS, OPT_OUT, OPT_CERT, OPT_KEY, OPT_MODULE, OPT_WAIT };
 
 /* 0 to go on, 2 usage, -1 help answered. */
 static int parse_args(int argc, char **argv, ev_opts *op)
@@ -1133,6 +1143,7 @@ static int parse_args(int argc, char **argv, ev_opts *op)
 		{"auditor-cert", required_argument, NULL, OPT_CERT},
 		{"auditor-key", required_argument, NULL, OPT_KEY},
 		{"auditor-module", required_argument, NULL, OPT_MODULE},
+		{"wait", required_argument, NULL, OPT_WAIT},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -1153,6 +1164,17 @@ static int parse_args(int argc, char **argv, ev_opts *op)
 		case OPT_CERT: op->auditor_cert = optarg; break;
 		case OPT_KEY: op->auditor_key = optarg; break;
 		case OPT_MODULE: op->auditor_module = optarg; break;
+		case OPT_WAIT: {
+			char *end = NULL;
+			errno = 0;
+			long w = strtol(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || w < 0 || w > 600) {
+				fprintf(stderr, "credsign-admin: --wait takes 0 to 600 seconds, not '%s'\n", optarg);
+				return 2;
+			}
+			op->wait_s = (int)w;
+			break;
+		}
 		case 'v': op->level = CS_LOG_DEBUG; break;
 		case 'h': usage(stdout); return -1;
 		default: usage(stderr); return 2;

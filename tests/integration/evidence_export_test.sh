@@ -66,6 +66,13 @@ refused() { # refused WANT-RC WANT-TEXT CMD...: exits WANT-RC, stderr names why,
 }
 check "a range whose last entry no signed checkpoint covers is refused, saying when the next is due" \
 	refused 1 "not under a signed checkpoint yet" export_as "${A[@]}"
+waited_then_refused() { # --wait 2: the range stays uncovered (checkpoints only at a stop)
+	local t0=$SECONDS
+	refused 1 "not under a signed checkpoint yet" export_as "${A[@]}" --wait 2 && [ $((SECONDS - t0)) -ge 2 ] ||
+		{ echo "  returned after $((SECONDS - t0)) s"; return 1; }
+}
+check "--wait 2 waits two seconds for a checkpoint, then refuses" waited_then_refused
+check "--wait takes 0 to 600 seconds" refused 2 "--wait takes 0 to 600 seconds" export_as "${A[@]}" --wait 601
 check "a generator (no auditor grant for the project) is refused" \
 	refused 1 "holds no auditor grant for project payments" export_as "$clients/ci-deployer.pem" "$clients/ci-deployer.key"
 check "a certificate of another CA is refused" \
@@ -91,10 +98,15 @@ refusals_audited() {
 check "each refusal is audited (evidence.export, refused, forbidden; the uncovered range: failure)" refusals_audited
 
 # ---- the export -------------------------------------------------------------------------
-stop_daemon # the stop checkpoint covers the whole log
-exported=$(export_as "${A[@]}" 2>"$work/export.err")
+# --wait: the export waits while the daemon stops; its stop checkpoint covers the whole log
+export_as "${A[@]}" --wait 60 > "$work/exported.json" 2>"$work/export.err" &
+export_pid=$!
+sleep 1
+stop_daemon
+wait "$export_pid"
 rc=$?
-check "the export succeeds once a signed checkpoint covers the range" \
+exported=$(cat "$work/exported.json")
+check "the export (--wait 60) succeeds once a signed checkpoint covers the range" \
 	bash -c "[ $rc = 0 ] && [ -s '$out' ] && [ ! -e '$out.tmp' ]" || cat "$work/export.err"
 check "the package is private (mode 0600)" test "$(stat -c %a "$out")" = 600
 x=$work/x

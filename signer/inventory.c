@@ -253,6 +253,7 @@ static void add_row(builder *b, const cs_inventory_row *row)
 	it->system = str_at(it->rec, "system", NULL);
 	it->cert_id = str_at(it->rec, "cert_id", NULL);
 	it->revoked = row->revoked_at != NULL;
+	it->created_ms = row->created_ms;
 	b->n++;
 }
 

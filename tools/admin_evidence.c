@@ -4,7 +4,7 @@
  *
  *   evidence export --project P [--environment E] --from DATE --to DATE
  *                   --standards a,b --out FILE --auditor-cert C --auditor-key K
- *                   [--auditor-module M]
+ *                   [--auditor-module M] [--wait SECONDS] [--force]
  *
  * DATE: YYYY-MM-DD (a whole UTC day: --from from 00:00:00.000, --to through
  * 23:59:59.999) or RFC 3339 UTC (2026-01-31T10:00:00Z, or with
@@ -16,15 +16,21 @@
  * URI, as ceremony approve --officer-key) signs a fresh random challenge
  * that must verify with C's key; access.grants must give the identity an
  * auditor grant covering P (audit.read for project P). Each refusal exits 1
- * naming why and is audited (evidence.export, outcome refused, error_code
- * forbidden: actor the identity when C verified, role client; else the
- * local user, role admin). Usage errors (a bad date, an unknown standard)
- * exit 2 and are not audited.
+ * ("evidence export refused: ...") and is audited (evidence.export, outcome
+ * refused, error_code forbidden: actor the identity once C verified and
+ * K proved possession of its key, role client; else the local user, role
+ * admin: a certificate alone never puts its identity in the log). An export that cannot be made
+ * (the range not under a signed checkpoint, --out's directory missing, the
+ * store or the token failing) exits 1 ("evidence export failed: ...") and
+ * is audited with outcome failure. Usage errors (a bad date, an unknown
+ * standard, a missing option) exit 2 and are not audited; an existing
+ * FILE without --force exits 1 before anything is done.
  *
  * The package: a POSIX (pax) tar written to FILE.tmp (mode 0600), complete
  * and flushed, then the evidence.export entry (actor the auditor, role
  * auditor), then renamed to FILE; when the entry cannot be written the
- * file is removed and the export fails. The manifest is signed in the
+ * file is removed and the export fails. FILE is replaced only with
+ * --force (else the rename refuses to replace it). The manifest is signed in the
  * token by the store's active certificate key, as the purge checkpoints.
  * An in-scope audit entry not yet under a signed checkpoint refuses the
  * export (exit 1) saying when the daemon signs the next one.
@@ -55,6 +61,7 @@
 #include "app.h"
 #include "audit.h"
 #include "ceremony.h"
+#include "cs_secret.h"
 #include "certsign.h"
 #include "generate.h"
 #include "inventory.h"
@@ -78,6 +85,7 @@ typedef struct {
 	const char *config_path, *project, *environment, *from, *to, *standards, *out;
 	const char *auditor_cert, *auditor_key, *auditor_module;
 	int wait_s; /* --wait: seconds to wait for a checkpoint over the range */
+	int force;  /* --force: FILE may be replaced */
 	cs_log_level level;
 } ev_opts;
 
@@ -138,37 +146,57 @@ static int sha256_hex(const void *data, size_t len, char out[65])
 	return 0;
 }
 
-/* An RFC 3339 UTC instant: YYYY-MM-DDTHH:MM:SSZ or with milliseconds. */
-static int parse_instant(const char *s, int64_t *ms)
+/* The shape of YYYY-MM-DDTHH:MM:SS.mmmZ: digits where digits go and the
+ * separators in place (the values are checked after). */
+static int instant_shaped(const char ts[25])
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+	for (size_t i = 0; i < sizeof(shape) - 1; i++)
+		if (shape[i] == 'd' ? (ts[i] < '0' || ts[i] > '9') : ts[i] != shape[i])
+			return 0;
+	return ts[sizeof(shape) - 1] == '\0';
+}
+
+/* --from/--to: a whole UTC day (end: its last millisecond) or an RFC 3339
+ * UTC instant (YYYY-MM-DDTHH:MM:SSZ or with milliseconds). 0, or -1 when
+ * not of either form, -2 when of the form but no such day or time
+ * (2026-11-31, 25:00). */
+static int parse_date(const char *s, int end, int64_t *ms)
 {
 	char ts[32];
 	size_t n = strlen(s);
-	if (n == 20 && s[19] == 'Z')
+	if (n == 10)
+		snprintf(ts, sizeof(ts), "%sT00:00:00.000Z", s);
+	else if (n == 20 && s[19] == 'Z')
 		snprintf(ts, sizeof(ts), "%.19s.000Z", s);
 	else if (n == 24)
 		snprintf(ts, sizeof(ts), "%s", s);
 	else
 		return -1;
-	if (cs_audit_time_parse(ts, ms) != CS_OK)
+	if (!instant_shaped(ts))
 		return -1;
 	char back[32];
+	if (cs_audit_time_parse(ts, ms) != CS_OK)
+		return -2;
 	cs_audit_time_format(*ms, back); /* no 2026-02-30 or 25:00 */
-	return strcmp(back, ts) == 0 ? 0 : -1;
+	if (strcmp(back, ts) != 0)
+		return -2;
+	if (n == 10 && end)
+		*ms += EV_DAY_MS - 1;
+	return 0;
 }
 
-/* --from/--to: a whole UTC day (end: its last millisecond) or an instant. */
-static int parse_date(const char *s, int end, int64_t *ms)
+/* A bad --from/--to said: the option, the value, and what is wrong. */
+static int date_arg(const char *opt, const char *s, int end, int64_t *ms)
 {
-	if (strlen(s) == 10) {
-		char ts[32];
-		snprintf(ts, sizeof(ts), "%sT00:00:00.000Z", s);
-		if (parse_instant(ts, ms) != 0)
-			return -1;
-		if (end)
-			*ms += EV_DAY_MS - 1;
-		return 0;
-	}
-	return parse_instant(s, ms);
+	int r = parse_date(s, end, ms);
+	if (r == -2)
+		fprintf(stderr, "credsign-admin: %s %s: no such %s\n", opt, s, strlen(s) == 10 ? "day" : "day or time");
+	else if (r != 0)
+		fprintf(stderr, "credsign-admin: %s %s: not YYYY-MM-DD (a whole UTC day) nor an RFC 3339 UTC time "
+				"(2026-01-31T10:00:00Z, 2026-01-31T10:00:00.000Z)\n",
+			opt, s);
+	return r == 0 ? 0 : 2;
 }
 
 static void yyyymmdd(int64_t ms, char out[9])
@@ -270,8 +298,9 @@ static cs_err record(ev_export *x, const char *outcome, const char *error_code, 
 	return r;
 }
 
-/* A refusal: why on stderr, audited; returns 1. */
-__attribute__((format(printf, 3, 4))) static int refuse(ev_export *x, const char *code, const char *fmt, ...)
+/* An access refusal (error_code forbidden, outcome refused): why on
+ * stderr, audited; returns 1. */
+__attribute__((format(printf, 2, 3))) static int refuse(ev_export *x, const char *fmt, ...)
 {
 	char why[512];
 	va_list ap;
@@ -279,7 +308,31 @@ __attribute__((format(printf, 3, 4))) static int refuse(ev_export *x, const char
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "credsign-admin: evidence export refused: %s\n", why);
-	(void)record(x, code != NULL && strcmp(code, "forbidden") == 0 ? "refused" : "failure", code, why);
+	(void)record(x, "refused", "forbidden", why);
+	return 1;
+}
+
+/* The audit error_code of a failure cs_err r. */
+static const char *failure_code(cs_err r)
+{
+	switch (cs_err_category_of(r)) {
+	case CS_CAT_TOKEN: return "token_unavailable";
+	case CS_CAT_STORE: return "store_unavailable";
+	default: return "internal_error";
+	}
+}
+
+/* An export that could not be made (outcome failure, error_code code):
+ * why on stderr, audited; returns 1. */
+__attribute__((format(printf, 3, 4))) static int fail(ev_export *x, const char *code, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "credsign-admin: evidence export failed: %s\n", why);
+	(void)record(x, "failure", code, why);
 	return 1;
 }
 
@@ -345,6 +398,40 @@ out:
 	return ok;
 }
 
+/* cs_approval_sign's reasons speak of an officer (the ceremony's signer):
+ * here the signer is the auditor. */
+static void auditor_words(const char *in, char *out, size_t cap)
+{
+	static const struct {
+		const char *from, *to;
+	} words[] = {{"--officer-module", "--auditor-module"}, {"officer", "auditor"}};
+	size_t n = 0;
+	while (*in != '\0' && n + 1 < cap) {
+		size_t k = 0;
+		while (k < sizeof(words) / sizeof(words[0]) && strncmp(in, words[k].from, strlen(words[k].from)) != 0)
+			k++;
+		if (k < sizeof(words) / sizeof(words[0])) {
+			n += (size_t)snprintf(out + n, cap - n, "%s", words[k].to);
+			n = n < cap ? n : cap - 1;
+			in += strlen(words[k].from);
+		} else {
+			out[n++] = *in++;
+		}
+	}
+	out[n] = '\0';
+}
+
+/* A file the auditor names (--auditor-cert, a --auditor-key file): NULL
+ * when it can be read, else why (errno's text). */
+static const char *unreadable(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return strerror(errno);
+	close(fd);
+	return NULL;
+}
+
 /* The certificate, proof of possession of its key, the grant. 0 or 1
  * (refused and audited) or 2 (usage). */
 static int auditor_check(ev_export *x)
@@ -356,8 +443,13 @@ static int auditor_check(ev_export *x)
 	cs_access *access = NULL;
 	cs_approval_sig sig = {0};
 	int rc = 1;
+	const char *cannot = unreadable(op->auditor_cert);
+	if (cannot != NULL) {
+		rc = refuse(x, "--auditor-cert %s: cannot be read: %s", op->auditor_cert, cannot);
+		goto out;
+	}
 	if (cs_officer_cert_read(op->auditor_cert, &pem, why) != CS_OK) {
-		rc = refuse(x, "forbidden", "--auditor-cert %s: %s", op->auditor_cert, why);
+		rc = refuse(x, "--auditor-cert %s", why); /* why begins with the path */
 		goto out;
 	}
 	BIO *b = BIO_new_mem_buf(pem, -1);
@@ -366,24 +458,23 @@ static int auditor_check(ev_export *x)
 	char claimed[CS_IDENTITY_MAX];
 	if (cert == NULL || cs_tls_cert_identity(cert, x->a->cfg->tls.identity_from_cn, claimed, x->cert_sha256) ==
 				    CS_E_CRYPTO) {
-		rc = refuse(x, "forbidden", "--auditor-cert %s: not a certificate", op->auditor_cert);
+		rc = refuse(x, "--auditor-cert %s: not a certificate", op->auditor_cert);
 		goto out;
 	}
 	if (!auditor_cert_check(x, cert, reason, sizeof(reason))) {
-		rc = refuse(x, "forbidden", "%s", reason);
+		rc = refuse(x, "%s", reason);
 		goto out;
 	}
 	if (cs_tls_cert_identity(cert, x->a->cfg->tls.identity_from_cn, x->identity, x->cert_sha256) != CS_OK) {
-		rc = refuse(x, "forbidden", "the auditor certificate names no identity (no URI SAN%s)",
+		rc = refuse(x, "the auditor certificate names no identity (no URI SAN%s)",
 			    x->a->cfg->tls.identity_from_cn ? " nor subject CN" : "; tls.identity_from_cn is off");
 		goto out;
 	}
-	x->verified = 1;
 	/* proof of possession: K signs a fresh challenge that C's key verifies */
 	unsigned char challenge[64];
 	memcpy(challenge, "credsign evidence export challenge:", 32);
 	if (RAND_bytes(challenge + 32, 32) != 1) {
-		rc = refuse(x, "internal_error", "no randomness for the challenge");
+		rc = fail(x, "internal_error", "no randomness for the challenge");
 		goto out;
 	}
 	cs_officer_key key = {.key = op->auditor_key, .module = op->auditor_module, .pin_file = NULL};
@@ -391,22 +482,38 @@ static int auditor_check(ev_export *x)
 		const char *env = getenv("CREDSIGN_PKCS11_MODULE");
 		key.module = env != NULL && env[0] != '\0' ? env : x->a->cfg->pkcs11.module;
 	}
-	cs_err r = cs_approval_sign(&key, pem, challenge, sizeof(challenge), &sig, why);
-	if (r != CS_OK) {
-		rc = refuse(x, "forbidden", "proof of possession with --auditor-key %s failed: %s", op->auditor_key,
-			    why[0] != '\0' ? why : cs_strerror(r));
+	if (strncmp(op->auditor_key, "pkcs11:", 7) != 0 && (cannot = unreadable(op->auditor_key)) != NULL) {
+		rc = refuse(x, "proof of possession with --auditor-key %s failed: the key file cannot be read: %s",
+			    op->auditor_key, cannot);
 		goto out;
 	}
+	const char *perm = NULL;
+	if (strncmp(op->auditor_key, "pkcs11:", 7) != 0 && cs_secret_check_file(op->auditor_key, &perm) != CS_OK) {
+		rc = refuse(x, "--auditor-key: %s; the auditor's key file must be the auditor's alone",
+			    perm != NULL ? perm : "not a private file");
+		goto out;
+	}
+	cs_err r = cs_approval_sign(&key, pem, challenge, sizeof(challenge), &sig, why);
+	if (r != CS_OK) {
+		char said[CS_CEREMONY_WHY_MAX];
+		auditor_words(why[0] != '\0' ? why : cs_strerror(r), said, sizeof(said));
+		rc = refuse(x, "proof of possession with --auditor-key %s failed: %s", op->auditor_key, said);
+		goto out;
+	}
+	x->verified = 1; /* the identity is the CA's word and its key is here: entries name it */
 	cs_access_decision d;
 	cs_access_scope scope = {.project = op->project};
 	if ((r = cs_access_new(x->a->cfg, &access)) != CS_OK) {
-		rc = refuse(x, "internal_error", "the access grants: %s", cs_strerror(r));
+		rc = fail(x, "internal_error", "the access grants: %s", cs_strerror(r));
 		goto out;
 	}
 	cs_access_decide(access, x->identity, CS_ACTION_AUDIT_READ, &scope, 0, 0, &d);
 	if (!d.allowed || d.role == NULL || strcmp(d.role, "auditor") != 0) {
-		rc = refuse(x, "forbidden", "%s holds no auditor grant for project %s (%s)", x->identity, op->project,
-			    d.reason[0] != '\0' ? d.reason : "no auditor grant");
+		if (d.allowed) /* audit.read by a grant of another role */
+			rc = refuse(x, "%s holds no auditor grant for project %s (its grant %s is a %s grant)",
+				    x->identity, op->project, d.grant, d.role != NULL ? d.role : "?");
+		else
+			rc = refuse(x, "%s holds no auditor grant for project %s", x->identity, op->project);
 		goto out;
 	}
 	rc = 0;
@@ -544,12 +651,12 @@ static int audit_part(ev_export *x, const json_t *ids)
 	int64_t next = 0;
 	cs_err r = cs_store_audit_each(x->store, 1, 0, scan_entry, &s);
 	if (r != CS_OK)
-		return refuse(x, "store_unavailable", "reading the audit log: %s", cs_strerror(r));
+		return fail(x, "store_unavailable", "reading the audit log: %s", cs_strerror(r));
 	if (s.count > 0) {
 		/* --wait: the daemon signs a checkpoint every audit.checkpoint_seconds */
 		for (int waited = 0;; waited++) {
 			if ((r = cs_store_checkpoints_range(x->store, s.last, INT64_MAX, find_cover, &cover)) != CS_OK)
-				return refuse(x, "store_unavailable", "reading the audit checkpoints: %s",
+				return fail(x, "store_unavailable", "reading the audit checkpoints: %s",
 					      cs_strerror(r));
 			if (cover.last != 0 || waited >= x->op->wait_s)
 				break;
@@ -562,7 +669,7 @@ static int audit_part(ev_export *x, const json_t *ids)
 			int64_t t = 0;
 			if (cover.newest_ts[0] != '\0' && cs_audit_time_parse(cover.newest_ts, &t) == CS_OK)
 				cs_audit_time_format(t + (int64_t)cfg->audit.checkpoint_seconds * 1000, due);
-			return refuse(x, "not_checkpointed",
+			return fail(x, "not_checkpointed",
 				      "the last in-scope audit entry (seq %lld) is not under a signed checkpoint yet; "
 				      "the daemon signs the next one after audit.checkpoint_entries (%d) entries or "
 				      "audit.checkpoint_seconds (%d s) after the last one%s%s%s; export again then "
@@ -583,11 +690,11 @@ static int audit_part(ev_export *x, const json_t *ids)
 	free(c.chain);
 	free(c.entries);
 	if (r != CS_OK)
-		return refuse(x, "internal_error", "the audit excerpt: %s", cs_strerror(r));
+		return fail(x, failure_code(r), "the audit excerpt: %s", cs_strerror(r));
 	if (json_object_set_new(x->counts, "audit_entries", json_integer(c.audit_entries)) != 0 ||
 	    json_object_set_new(x->counts, "chain_entries", json_integer(c.chain_entries)) != 0 ||
 	    json_object_set_new(x->counts, "other_project_entries", json_integer(c.other_project)) != 0)
-		return refuse(x, "internal_error", "out of memory");
+		return fail(x, "internal_error", "out of memory");
 	return 0;
 }
 
@@ -612,7 +719,7 @@ static int inventory_part(ev_export *x, json_t *ids)
 				   : CS_E_NOMEM;
 	if (r != CS_OK) {
 		json_decref(records);
-		return refuse(x, "internal_error", "reading the inventory: %s", cs_strerror(r));
+		return fail(x, failure_code(r), "reading the inventory: %s", cs_strerror(r));
 	}
 	size_t i;
 	json_t *rec;
@@ -671,7 +778,7 @@ static int inventory_part(ev_export *x, json_t *ids)
 	if (r == CS_OK && (json_object_set_new(x->counts, "certificates", json_integer((json_int_t)n)) != 0 ||
 			   json_object_set_new(x->counts, "inventory_records", json_integer((json_int_t)n)) != 0))
 		r = CS_E_NOMEM;
-	return r == CS_OK ? 0 : refuse(x, "internal_error", "the inventory and certificates: %s", cs_strerror(r));
+	return r == CS_OK ? 0 : fail(x, failure_code(r), "the inventory and certificates: %s", cs_strerror(r));
 }
 
 static cs_err policy_part(ev_export *x)
@@ -793,9 +900,14 @@ static cs_err grants_part(ev_export *x)
 	return add_json(x, "access/grants.json", list != NULL ? json_pack("{s:o}", "grants", list) : NULL, EV_SERVED);
 }
 
+/* The README: what the package is, and how to verify it with the tools or
+ * by hand, with nothing outside the package needed to read it (the audit
+ * chain's encoding and checks from docs/audit.md). */
 static cs_err readme_part(ev_export *x)
 {
 	const ev_opts *op = x->op;
+	const char *slash = strrchr(op->out, '/');
+	const char *name = slash != NULL ? slash + 1 : op->out; /* the package's file name */
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -803,40 +915,80 @@ static cs_err readme_part(ev_export *x)
 		return CS_E_NOMEM;
 	fprintf(f,
 		"# credsign evidence package\n\n"
-		"This package is the evidence a credsign appliance (%s) gives its auditor\n"
-		"for the credentials of one project: the written policy, the register of\n"
-		"credentials with their rotation history, the compliance certificates, the\n"
-		"keys that signed them, the audit entries about them with the signed\n"
-		"checkpoints that authenticate them, and the access grants in force.\n\n"
+		"This package (`%s`, top directory `%s/`) is the evidence a credsign\n"
+		"appliance (%s) gives its auditor for the credentials of one project: the\n"
+		"written policy, the register of credentials with their rotation history,\n"
+		"the compliance certificates, the keys that signed them, the audit entries\n"
+		"about them with the signed checkpoints that authenticate them, and the\n"
+		"access grants in force.\n\n"
 		"## Scope\n\n"
 		"- project: %s\n- environment: %s\n- certified from %s through %s\n- standards: %s\n"
-		"- exported %s by %s for the auditor %s (certificate SHA-256 %s)\n\n"
-		"## Contents\n\n"
-		"- `manifest.json`: every other file's SHA-256 and size; `manifest.jws` signs it\n"
-		"  (ES256, the appliance's certificate key, `typ` credsign-evidence+jwt)\n"
-		"- `policy/policy.json`, `policy/policy.md`: the written policy for the standards\n"
-		"- `inventory/inventory.json`, `inventory/inventory.csv`: the credential register\n"
-		"- `certificates/CERT_ID.jws`: each certificate as the appliance serves it\n"
-		"- `keys/jwks.json`, `keys/rollovers.json`, `keys/revocations.jws`: the keys,\n"
-		"  their rollover statements and the signed revocation list\n"
-		"- `audit/chain.jsonl`: a partial audit export (entries, then the checkpoints that\n"
-		"  authenticate them); `audit/entries.jsonl`: the entries about the certificates\n"
-		"- `access/grants.json`: who may do what (access.grants)\n\n"
-		"## How to verify\n\n"
-		"With a JWKS you kept yourself (fetched from %s/.well-known/jwks.json):\n\n"
-		"    credsign evidence verify %s.tar --jwks KEPT_JWKS\n\n"
-		"By hand:\n\n"
-		"1. `manifest.jws` is a compact JWS whose payload is `manifest.json`'s bytes\n"
-		"   exactly; check its ES256 signature with the key of its `kid` in your JWKS.\n"
-		"2. For each entry of `files` in `manifest.json`: `sha256sum PATH` equals its\n"
-		"   `sha256`, and its size its `size`; no other file is in the package.\n"
-		"3. Each certificate verifies with `credsign verify` against the JWKS.\n"
-		"4. `credsign-admin audit verify --file audit/chain.jsonl --jwks KEPT_JWKS`\n"
-		"   checks the audit chain and its signed checkpoints (docs/audit.md); every\n"
-		"   line of `audit/entries.jsonl` is a line of `audit/chain.jsonl`.\n",
-		x->a->cfg->server.public_base_url, op->project, op->environment != NULL ? op->environment : "(any)",
-		x->from_ts, x->to_ts, op->standards, x->created_at, x->operator_id, x->identity, x->cert_sha256,
-		x->a->cfg->server.public_base_url, x->top);
+		"- exported %s by %s for the auditor %s (certificate SHA-256 %s)\n\n",
+		name, x->top, x->a->cfg->server.public_base_url, op->project,
+		op->environment != NULL ? op->environment : "(any)", x->from_ts, x->to_ts, op->standards,
+		x->created_at, x->operator_id, x->identity, x->cert_sha256);
+	fputs("## Contents\n\n"
+	      "- `manifest.json`: every other file's SHA-256 and size; `manifest.jws` signs it\n"
+	      "  (ES256, the appliance's certificate key, `typ` credsign-evidence+jwt)\n"
+	      "- `policy/policy.json`, `policy/policy.md`: the written policy for the standards\n"
+	      "- `inventory/inventory.json`, `inventory/inventory.csv`: the credential register\n"
+	      "- `certificates/CERT_ID.jws`: each certificate as the appliance serves it\n"
+	      "- `keys/jwks.json`, `keys/rollovers.json`, `keys/revocations.jws`: the keys,\n"
+	      "  their rollover statements and the signed revocation list\n"
+	      "- `audit/chain.jsonl`: a partial audit export (entries, then the checkpoints that\n"
+	      "  authenticate them); `audit/entries.jsonl`: the entries about the certificates\n"
+	      "- `access/grants.json`: who may do what (access.grants)\n\n"
+	      "## How to verify\n\n",
+	      f);
+	fprintf(f,
+		"Use a JWKS you kept yourself (fetched from %s/.well-known/jwks.json\n"
+		"at another time), not only `keys/jwks.json`, which came with this package:\n\n"
+		"    credsign evidence verify %s --jwks KEPT_JWKS\n\n"
+		"By hand, in the extracted directory `%s/`:\n\n",
+		x->a->cfg->server.public_base_url, name, x->top);
+	fputs("1. `manifest.jws` is a compact JWS whose header is exactly\n"
+	      "   `{\"alg\":\"ES256\",\"kid\":KID,\"typ\":\"credsign-evidence+jwt\"}` and whose payload\n"
+	      "   is `manifest.json`'s bytes exactly; check its ES256 signature with the key\n"
+	      "   of KID in your JWKS.\n"
+	      "2. For each entry of `files` in `manifest.json`: `sha256sum PATH` equals its\n"
+	      "   `sha256`, and its size its `size`; no other file is in the package.\n"
+	      "3. Each certificate verifies with\n"
+	      "   `credsign verify certificates/CERT_ID.jws --jwks KEPT_JWKS`.\n"
+	      "4. The audit chain: `credsign-admin audit verify --file audit/chain.jsonl\n"
+	      "   --jwks KEPT_JWKS` (needs no configuration), or by hand as below; every\n"
+	      "   line of `audit/entries.jsonl` is a line of `audit/chain.jsonl`, byte for byte.\n\n"
+	      "### The audit chain by hand\n\n"
+	      "Each line of `audit/chain.jsonl` is one JSON object with exactly these\n"
+	      "members: an entry (`\"type\":\"entry\"`, `seq`, `ts`, `node`, `actor`,\n"
+	      "`actor_cert_sha256`, `role`, `action`, `object`, `project`, `environment`,\n"
+	      "`outcome`, `error_code`, `request_id`, `prev_hash`, `entry_hash`), entries\n"
+	      "first in `seq` order, then the checkpoints (`\"type\":\"checkpoint\"`,\n"
+	      "`first_seq`, `last_seq`, `head_hash`, `time`, `node`, `kind`, `jws`). Hashes\n"
+	      "are 32 bytes written in base64url without padding (43 characters).\n\n"
+	      "    entry_hash = SHA-256(prev_hash || canonical(entry))\n\n"
+	      "`prev_hash` enters as its 32 raw bytes. `canonical(entry)` is the\n"
+	      "concatenation, with nothing between them, of these 13 fields in this order:\n\n"
+	      "    seq, ts, node, actor, actor_cert_sha256, role, action, object,\n"
+	      "    project, environment, outcome, error_code, request_id\n\n"
+	      "each as a 4-byte big-endian length of its UTF-8 bytes followed by those\n"
+	      "bytes; a `null` field is the four bytes `FF FF FF FF` alone, an empty one\n"
+	      "`00 00 00 00`; `seq` is its decimal digits in ASCII (`42` is\n"
+	      "`00 00 00 02 34 32`), `ts` exactly as written (24 bytes).\n\n"
+	      "1. Each checkpoint's `jws`: ES256 with the key of its `kid` (the key's RFC\n"
+	      "   7638 thumbprint) in your JWKS, header exactly `alg`, `kid` and `typ`\n"
+	      "   (`credsign-audit-checkpoint+jwt`), payload (compact JSON, keys sorted)\n"
+	      "   exactly `first_seq`, `last_seq`, `head_hash`, `time`, `node`, `kind`,\n"
+	      "   equal to the line's own members.\n"
+	      "2. The excerpt is partial: start from the first entry's own `prev_hash`.\n"
+	      "   Walk the entries in `seq` order: no gap; each `prev_hash` is the previous\n"
+	      "   entry's `entry_hash`; each `entry_hash` is the hash recomputed; at the\n"
+	      "   `last_seq` of each checkpoint whose `kind` is not `purge`, the running\n"
+	      "   hash is its `head_hash`.\n"
+	      "3. The entries from the first through the last signed head the walk reached\n"
+	      "   are authenticated; the package's excerpt ends at a signed checkpoint, so\n"
+	      "   every entry is. A checkpoint ending before the first entry (a `purge`\n"
+	      "   one: the chain's base) is only checked for its signature.\n",
+	      f);
 	if (fclose(f) != 0) {
 		free(text);
 		return CS_E_NOMEM;
@@ -961,16 +1113,32 @@ out:
 	return r;
 }
 
+/* FILE.tmp renamed to FILE: replacing a FILE only with --force (never a
+ * FILE made meanwhile without it: no check-then-rename race). */
+static int put_in_place(const char *tmp, const char *out, int force)
+{
+	if (force)
+		return rename(tmp, out);
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, out, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS) /* a file system without it: link then unlink */
+		return -1;
+	if (link(tmp, out) != 0)
+		return -1;
+	(void)unlink(tmp);
+	return 0;
+}
+
 /* FILE.tmp written and flushed, the entry recorded, renamed to FILE. */
 static int write_package(ev_export *x)
 {
 	char tmp[4096];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", x->op->out) >= (int)sizeof(tmp))
-		return refuse(x, "invalid_field", "--out is too long");
+		return fail(x, "invalid_field", "--out is too long");
 	(void)unlink(tmp); /* a previous run's leftover, never followed */
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return refuse(x, "io_error", "cannot create %s: %s", tmp, strerror(errno));
+		return fail(x, "io_error", "cannot create %s: %s", tmp, strerror(errno));
 	cs_err r = write_tar(x, fd);
 	if (r == CS_OK && fsync(fd) != 0)
 		r = CS_E_IO;
@@ -978,7 +1146,7 @@ static int write_package(ev_export *x)
 		r = CS_E_IO;
 	if (r != CS_OK) {
 		(void)unlink(tmp);
-		return refuse(x, "io_error", "cannot write %s", tmp);
+		return fail(x, "io_error", "cannot write %s", tmp);
 	}
 	if (record(x, "success", NULL, NULL) != CS_OK) {
 		(void)unlink(tmp);
@@ -986,10 +1154,11 @@ static int write_package(ev_export *x)
 			tmp);
 		return 1;
 	}
-	if (rename(tmp, x->op->out) != 0) {
-		fprintf(stderr, "credsign-admin: cannot rename %s to %s: %s\n", tmp, x->op->out, strerror(errno));
+	if (put_in_place(tmp, x->op->out, x->op->force) != 0) {
+		int e = errno;
 		(void)unlink(tmp);
-		return 1;
+		return fail(x, "io_error", "cannot rename %s to %s: %s%s; the package recorded above was not delivered",
+			    tmp, x->op->out, strerror(e), e == EEXIST ? " (made meanwhile; --force replaces it)" : "");
 	}
 	return 0;
 }
@@ -1068,16 +1237,37 @@ static int open_signer(ev_export *x)
 	return 0;
 }
 
+/* --out's directory exists and is one, before anything is done. */
+static int out_dir_check(ev_export *x)
+{
+	const char *out = x->op->out, *slash = strrchr(out, '/');
+	char dir[4096];
+	struct stat st;
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == out)
+		snprintf(dir, sizeof(dir), "/");
+	else if (snprintf(dir, sizeof(dir), "%.*s", (int)(slash - out), out) >= (int)sizeof(dir))
+		return fail(x, "invalid_field", "--out %s: the name is too long", out);
+	if (stat(dir, &st) != 0)
+		return fail(x, "io_error", "--out %s: its directory %s: %s", out, dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail(x, "io_error", "--out %s: %s is not a directory", out, dir);
+	return 0;
+}
+
 static int run_export(ev_export *x)
 {
-	int rc = auditor_check(x);
+	int rc = out_dir_check(x);
+	if (rc == 0)
+		rc = auditor_check(x);
 	if (rc != 0)
 		return rc;
 	if ((rc = open_signer(x)) != 0)
-		return rc;
+		return fail(x, "token_unavailable", "the token or its active signing key could not be used (above)");
 	cs_err r = cs_store_connect_config(x->a->cfg, &x->store);
 	if (r != CS_OK)
-		return admin_fail("opening the store", r);
+		return fail(x, failure_code(r), "opening the store: %s", cs_strerror(r));
 	json_t *ids = json_object();
 	if (ids == NULL || (x->counts = json_object()) == NULL) {
 		json_decref(ids);
@@ -1090,7 +1280,7 @@ static int run_export(ev_export *x)
 		return rc;
 	if ((r = policy_part(x)) != CS_OK || (r = keys_part(x)) != CS_OK || (r = grants_part(x)) != CS_OK ||
 	    (r = readme_part(x)) != CS_OK || (r = manifest_part(x)) != CS_OK)
-		return refuse(x, "internal_error", "making the package: %s", cs_strerror(r));
+		return fail(x, failure_code(r), "making the package: %s", cs_strerror(r));
 	if ((rc = write_package(x)) != 0)
 		return rc;
 	return admin_print_json(json_pack("{s:s, s:s, s:s, s:s, s:O}", "file", x->op->out, "manifest_sha256",
@@ -1103,7 +1293,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: credsign-admin [--config FILE] evidence export --project P [--environment E]\n"
 		   "                      --from DATE --to DATE --standards a,b --out FILE\n"
 		   "                      --auditor-cert C --auditor-key K [--auditor-module M]\n"
-		   "                      [--wait SECONDS]\n"
+		   "                      [--wait SECONDS] [--force]\n"
 		   "DATE: YYYY-MM-DD (a whole UTC day) or RFC 3339 UTC (2026-01-31T10:00:00Z)\n");
 }
 
@@ -1127,7 +1317,19 @@ int admin_evidence_command(int argc, char **argv)
 	return 0;
 }
 
-enum { OPT_PROJECT = 256, OPT_ENV, OPT_FROM, OPT_TO, OPT_STANDARDS, OPT_OUT, OPT_CERT, OPT_KEY, OPT_MODULE, OPT_WAIT };
+enum {
+	OPT_PROJECT = 256,
+	OPT_ENV,
+	OPT_FROM,
+	OPT_TO,
+	OPT_STANDARDS,
+	OPT_OUT,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_MODULE,
+	OPT_WAIT,
+	OPT_FORCE
+};
 
 /* 0 to go on, 2 usage, -1 help answered. */
 static int parse_args(int argc, char **argv, ev_opts *op)
@@ -1144,6 +1346,7 @@ static int parse_args(int argc, char **argv, ev_opts *op)
 		{"auditor-key", required_argument, NULL, OPT_KEY},
 		{"auditor-module", required_argument, NULL, OPT_MODULE},
 		{"wait", required_argument, NULL, OPT_WAIT},
+		{"force", no_argument, NULL, OPT_FORCE},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -1175,17 +1378,27 @@ static int parse_args(int argc, char **argv, ev_opts *op)
 			op->wait_s = (int)w;
 			break;
 		}
+		case OPT_FORCE: op->force = 1; break;
 		case 'v': op->level = CS_LOG_DEBUG; break;
 		case 'h': usage(stdout); return -1;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind + 2 != argc || strcmp(argv[optind], "evidence") != 0 || strcmp(argv[optind + 1], "export") != 0 ||
-	    op->project == NULL || op->from == NULL || op->to == NULL || op->standards == NULL || op->out == NULL ||
-	    op->auditor_cert == NULL || op->auditor_key == NULL) {
+	if (optind + 2 != argc || strcmp(argv[optind], "evidence") != 0 || strcmp(argv[optind + 1], "export") != 0) {
 		usage(stderr);
 		return 2;
 	}
+	const struct {
+		const char *name, *value;
+	} required[] = {{"--project", op->project},     {"--from", op->from}, {"--to", op->to},
+			{"--standards", op->standards}, {"--out", op->out},   {"--auditor-cert", op->auditor_cert},
+			{"--auditor-key", op->auditor_key}};
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+		if (required[i].value == NULL) {
+			fprintf(stderr, "credsign-admin: evidence export: %s is required\n", required[i].name);
+			usage(stderr);
+			return 2;
+		}
 	if (!name_ok(op->project) || (op->environment != NULL && !name_ok(op->environment))) {
 		fprintf(stderr, "credsign-admin: --project and --environment take 1 to 128 printable characters, "
 				"no '/' nor spaces\n");
@@ -1223,14 +1436,24 @@ int admin_evidence_main(int argc, char **argv)
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
 	ev_export x = {.op = &op, .now_ms = now_ms()};
-	if (parse_date(op.from, 0, &x.from_ms) != 0 || parse_date(op.to, 1, &x.to_ms) != 0) {
-		fprintf(stderr, "credsign-admin: --from and --to take YYYY-MM-DD (a whole UTC day) or an RFC 3339 UTC "
-				"time (2026-01-31T10:00:00Z, 2026-01-31T10:00:00.000Z)\n");
+	if (date_arg("--from", op.from, 0, &x.from_ms) != 0 || date_arg("--to", op.to, 1, &x.to_ms) != 0)
+		return 2;
+	if (x.from_ms > x.now_ms) {
+		fprintf(stderr, "credsign-admin: --from %s is in the future\n", op.from);
 		return 2;
 	}
+	/* a package cannot vouch for what happens after it was made: the range
+	 * ends at the export at the latest (the manifest says where) */
+	if (x.to_ms > x.now_ms)
+		x.to_ms = x.now_ms;
 	if (x.from_ms > x.to_ms) {
 		fprintf(stderr, "credsign-admin: --from %s is after --to %s\n", op.from, op.to);
 		return 2;
+	}
+	struct stat st;
+	if (!op.force && lstat(op.out, &st) == 0) { /* nothing done, nothing audited */
+		fprintf(stderr, "credsign-admin: --out %s exists; give --force to replace it\n", op.out);
+		return 1;
 	}
 	cs_audit_time_format(x.from_ms, x.from_ts);
 	cs_audit_time_format(x.to_ms, x.to_ts);

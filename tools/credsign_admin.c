@@ -35,7 +35,8 @@
  * authenticate; exit 0 only when intact with at least one entry
  * authenticated, 3 when intact but nothing is authenticated (no signed
  * checkpoint ends in the chain walked). With --file it verifies an export
- * (whole or partial) instead of the store; --checkpoint pins it to a
+ * (whole or partial) instead of the store, with --jwks and without any
+ * configuration (an auditor off the appliance); --checkpoint pins it to a
  * checkpoint kept outside the appliance (it must be reached and agree).
  * audit export writes entries and the checkpoints that authenticate them
  * as JSON lines, the format of GET /api/audit (cs_audit_export). audit
@@ -51,7 +52,8 @@
  * the nodes' role may neither record a purge checkpoint nor call
  * audit_purge; without the owner it refuses before anything is signed.
  *
- * The configuration comes from --config or $CREDSIGN_CONF. Output is JSON on
+ * The configuration comes from --config or $CREDSIGN_CONF (audit verify
+ * --file reads none, and ignores them). Output is JSON on
  * stdout; errors go to stderr and the exit status is 1 (2 for usage). A
  * token error names the PKCS#11 call that caused it ("C_Login:
  * CKR_PIN_INCORRECT"); -v/--verbose logs at debug level, every failing
@@ -1226,7 +1228,10 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind + 2 == argc && config_path == NULL) { /* the command is right; say what is missing */
+	/* audit verify --file EXPORT --jwks KEPT: the export and the keys are all it reads */
+	int offline = optind + 2 == argc && strcmp(argv[optind], "audit") == 0 &&
+		      strcmp(argv[optind + 1], "verify") == 0 && file != NULL;
+	if (optind + 2 == argc && config_path == NULL && !offline) { /* the command is right; say what is missing */
 		fprintf(stderr, "credsign-admin: no configuration: give --config FILE or set CREDSIGN_CONF\n");
 		usage(stderr);
 		return 2;
@@ -1257,6 +1262,10 @@ int main(int argc, char **argv)
 	}
 
 	admin_ctx a = {0};
+	if (offline) {
+		cs_log_configure(log_level, CS_LOG_LOGFMT, 2);
+		return cmd_audit_verify(&a, from_seq, jwks, file, kept_checkpoint);
+	}
 	int rc = admin_load(&a, config_path, log_level);
 	if (rc != 0) {
 		admin_close(&a);

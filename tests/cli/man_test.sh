@@ -127,7 +127,7 @@ long_options() { # FILE: the names of its struct option table
 }
 for prog in credsignd:signer/credsignd.c:credsignd.8 credsign:tools/credsign.c:credsign.1 \
 	credsign-admin:tools/credsign_admin.c:credsign-admin.8 credsign-admin:tools/admin_ceremony.c:credsign-admin.8 \
-	credsign-admin:tools/admin_store.c:credsign-admin.8; do
+	credsign-admin:tools/admin_store.c:credsign-admin.8 credsign-admin:tools/admin_evidence.c:credsign-admin.8; do
 	IFS=: read -r name file page <<< "$prog"
 	opts=$(long_options "$src/$file")
 	[ "$(wc -w <<< "$opts")" -ge 3 ] || fail "no options found in $file"

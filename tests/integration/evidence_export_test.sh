@@ -64,8 +64,8 @@ refused() { # refused WANT-RC WANT-TEXT CMD...: exits WANT-RC, stderr names why,
 	[ "$status" = "$rc" ] && [[ "$got" == *"$want"* ]] && [ ! -e "$out" ] && [ ! -e "$out.tmp" ] ||
 		{ echo "  exit $status, said: $got"; return 1; }
 }
-check "a range whose last entry no signed checkpoint covers is refused, saying when the next is due" \
-	refused 1 "not under a signed checkpoint yet" export_as "${A[@]}"
+check "a range whose last entry no signed checkpoint covers fails (not 'refused'), saying when the next is due" \
+	refused 1 "evidence export failed: the last in-scope audit entry (seq" export_as "${A[@]}"
 waited_then_refused() { # --wait 2: the range stays uncovered (checkpoints only at a stop)
 	local t0=$SECONDS
 	refused 1 "not under a signed checkpoint yet" export_as "${A[@]}" --wait 2 && [ $((SECONDS - t0)) -ge 2 ] ||
@@ -73,17 +73,53 @@ waited_then_refused() { # --wait 2: the range stays uncovered (checkpoints only 
 }
 check "--wait 2 waits two seconds for a checkpoint, then refuses" waited_then_refused
 check "--wait takes 0 to 600 seconds" refused 2 "--wait takes 0 to 600 seconds" export_as "${A[@]}" --wait 601
-check "a generator (no auditor grant for the project) is refused" \
-	refused 1 "holds no auditor grant for project payments" export_as "$clients/ci-deployer.pem" "$clients/ci-deployer.key"
+generator_refused() { # the reason once, not doubled
+	refused 1 "evidence export refused: spiffe://credsign.test/ci-deployer holds no auditor grant for project payments" \
+		export_as "$clients/ci-deployer.pem" "$clients/ci-deployer.key" || return 1
+	local got
+	got=$(export_as "$clients/ci-deployer.pem" "$clients/ci-deployer.key" 2>&1 >/dev/null)
+	[[ "$got" != *"(no auditor grant"* ]] || { echo "  doubled: $got"; return 1; }
+}
+check "a generator (no auditor grant for the project) is refused, the reason said once" generator_refused
 check "a certificate of another CA is refused" \
 	refused 1 "does not verify against the client CA" export_as "$clients/other-ca.pem" "$clients/other-ca.key"
 check "a revoked auditor certificate is refused (tls.crl)" \
 	refused 1 "does not verify against the client CA" export_as "$clients/revoked.pem" "$clients/revoked.key"
 check "a key that is not the certificate's is refused (proof of possession)" \
 	refused 1 "proof of possession" export_as "$clients/auditor.pem" "$clients/stranger.key"
-check "a bad date is a usage error" \
-	refused 2 "--from and --to take" "${admin[@]}" evidence export --project payments --from 2026-02-30 \
+missing_key() {
+	local got
+	got=$("${admin[@]}" evidence export --project payments --from "$today" --to "$today" --standards soc2 \
+		--out "$out" --auditor-cert "${A[0]}" --auditor-key /nonexistent.key 2>&1 >/dev/null)
+	[ $? = 1 ] && [[ "$got" == *"--auditor-key /nonexistent.key failed: the key file cannot be read: No such file or directory"* ]] &&
+		[[ "${got,,}" != *officer* ]] && [ ! -e "$out" ] || { echo "  $got"; return 1; }
+}
+check "a key file that does not exist is refused saying why (errno), of the auditor (never 'officer')" missing_key
+stranger_words() {
+	local got
+	got=$(export_as "$clients/auditor.pem" "$clients/stranger.key" 2>&1 >/dev/null)
+	[[ "$got" == *"is not the key of the auditor certificate"* ]] && [[ "${got,,}" != *officer* ]] ||
+		{ echo "  $got"; return 1; }
+}
+check "a key that is not the certificate's speaks of the auditor, never of an officer" stranger_words
+check "a day that does not exist names the option, the value and the day" \
+	refused 2 "--from 2026-11-31: no such day" "${admin[@]}" evidence export --project payments --from 2026-11-31 \
 	--to "$today" --standards soc2 --out "$out" --auditor-cert "${A[0]}" --auditor-key "${A[1]}"
+check "a date of the wrong form names the option, the value and the forms" \
+	refused 2 "--to 2026-1-31: not YYYY-MM-DD" "${admin[@]}" evidence export --project payments --from "$today" \
+	--to 2026-1-31 --standards soc2 --out "$out" --auditor-cert "${A[0]}" --auditor-key "${A[1]}"
+check "a missing required option is named" \
+	refused 2 "--out is required" "${admin[@]}" evidence export --project payments --from "$today" \
+	--to "$today" --standards soc2 --auditor-cert "${A[0]}" --auditor-key "${A[1]}"
+no_dir_fails() {
+	local got
+	got=$("${admin[@]}" evidence export --project payments --from "$today" --to "$today" --standards soc2 \
+		--out "$work/no/such/dir/e.tar" --auditor-cert "${A[0]}" --auditor-key "${A[1]}" 2>&1 >/dev/null)
+	[ $? = 1 ] && [[ "$got" == *"evidence export failed: --out $work/no/such/dir/e.tar: its directory $work/no/such/dir: No such file or directory"* ]] &&
+		[ "$(sqlite3 "$db" "SELECT outcome || '|' || error_code FROM audit_log WHERE action = 'evidence.export'
+		                   AND object LIKE '%no/such/dir%'")" = "failure|io_error" ] || { echo "  $got"; return 1; }
+}
+check "--out in a directory that does not exist fails (audited failure, not refused)" no_dir_fails
 check "an unknown standard is a usage error" \
 	refused 2 "unknown standard" "${admin[@]}" evidence export --project payments --from "$today" \
 	--to "$today" --standards soc2,nope --out "$out" --auditor-cert "${A[0]}" --auditor-key "${A[1]}"
@@ -91,11 +127,26 @@ refusals_audited() {
 	local n
 	n=$(sqlite3 "$db" "SELECT count(*) FROM audit_log WHERE action = 'evidence.export' AND outcome = 'refused'
 	                   AND error_code = 'forbidden'")
-	[ "$n" = 4 ] || { echo "  $n forbidden refusals audited"; return 1; }
-	[ "$(sqlite3 "$db" "SELECT actor || '|' || role FROM audit_log WHERE action = 'evidence.export'
+	[ "$n" = 7 ] || { echo "  $n forbidden refusals audited"; return 1; }
+	n=$(sqlite3 "$db" "SELECT count(*) FROM audit_log WHERE action = 'evidence.export' AND outcome = 'failure'
+	                   AND error_code = 'not_checkpointed'")
+	[ "$n" = 2 ] || { echo "  $n not_checkpointed failures audited"; return 1; }
+	[ "$(sqlite3 "$db" "SELECT DISTINCT actor || '|' || role FROM audit_log WHERE action = 'evidence.export'
 	                   AND object LIKE '%holds no auditor grant%'")" = "spiffe://credsign.test/ci-deployer|client" ]
 }
 check "each refusal is audited (evidence.export, refused, forbidden; the uncovered range: failure)" refusals_audited
+pop_not_attributed() { # a certificate is public: without its key, the log names the local user
+	local got
+	got=$(sqlite3 "$db" "SELECT DISTINCT actor || '|' || role FROM audit_log WHERE action = 'evidence.export'
+	                     AND object LIKE '%proof of possession%'")
+	[[ "$got" == local:*"|admin" ]] || { echo "  proof-of-possession refusals audited as: $got"; return 1; }
+}
+check "a refusal for want of the key never names the certificate's identity as actor" pop_not_attributed
+future_to() { # --to after the export is cut to the export's time; --from in the future is refused
+	refused 2 "is in the future" "${admin[@]}" evidence export --project payments --from 2999-01-01 \
+		--to 2999-01-02 --standards soc2 --out "$out" --auditor-cert "${A[0]}" --auditor-key "${A[1]}"
+}
+check "--from in the future is a usage error" future_to
 
 # ---- the export -------------------------------------------------------------------------
 # --wait: the export waits while the daemon stops; its stop checkpoint covers the whole log
@@ -109,6 +160,14 @@ exported=$(cat "$work/exported.json")
 check "the export (--wait 60) succeeds once a signed checkpoint covers the range" \
 	bash -c "[ $rc = 0 ] && [ -s '$out' ] && [ ! -e '$out.tmp' ]" || cat "$work/export.err"
 check "the package is private (mode 0600)" test "$(stat -c %a "$out")" = 600
+existing_refused() { # --out naming an existing file: exit 1, the file unchanged
+	local before got
+	before=$(sha256sum "$out")
+	got=$(export_as "${A[@]}" 2>&1 >/dev/null)
+	[ $? = 1 ] && [[ "$got" == *"--out $out exists; give --force to replace it"* ]] &&
+		[ "$(sha256sum "$out")" = "$before" ] && [ ! -e "$out.tmp" ] || { echo "  $got"; return 1; }
+}
+check "--out naming an existing file is refused (exit 1), the file unchanged" existing_refused
 x=$work/x
 rm -rf "$x" && mkdir -p "$x"
 tar -xf "$out" -C "$x"
@@ -147,6 +206,9 @@ if m["format"] != "credsign-evidence/1" or m["scope"]["project"] != "payments" o
     fail.append("manifest scope: %s" % m["scope"])
 if m["scope"]["standards"] != ["soc2", "dod-stig"]:
     fail.append("standards %s" % m["scope"]["standards"])
+# --to is today, through 23:59:59.999: the range ends at the export instead
+if m["scope"]["to"] != m["created_at"]:
+    fail.append("scope.to %s is not the export's time %s" % (m["scope"]["to"], m["created_at"]))
 if m["auditor"]["identity"] != "spiffe://credsign.test/auditor":
     fail.append("auditor %s" % m["auditor"])
 paths = [f["path"] for f in m["files"]]
@@ -244,6 +306,23 @@ check "the package holds every file, hashes match, manifest.jws verifies (jwcryp
 	package_checks
 check "audit/chain.jsonl verifies with credsign-admin audit verify --file" \
 	"$BUILD/bin/credsign-admin" --config "$conf" audit verify --file "$top/audit/chain.jsonl" --jwks "$top/keys/jwks.json"
+offline_verify() { # an auditor off the appliance: no --config, no CREDSIGN_CONF
+	local got
+	got=$(cd "$work" && env -u CREDSIGN_CONF "$BUILD/bin/credsign-admin" audit verify --file "$top/audit/chain.jsonl" \
+		--jwks "$top/keys/jwks.json" 2>&1) && [[ "$got" == *"audit log intact"* ]] || { echo "  $got"; return 1; }
+	got=$(env -u CREDSIGN_CONF "$BUILD/bin/credsign-admin" audit verify --jwks "$top/keys/jwks.json" 2>&1)
+	[ $? = 2 ] && [[ "$got" == *"no configuration"* ]] || { echo "  without --file: $got"; return 1; }
+}
+check "audit verify --file --jwks needs no configuration; without --file it still does" offline_verify
+readme_self_contained() {
+	local r=$top/README.md
+	grep -qF '`evidence.tar`' "$r" && grep -qF "credsign evidence verify evidence.tar --jwks KEPT_JWKS" "$r" &&
+		! grep -q "docs/audit.md" "$r" && ! grep -q "${top##*/}\.tar" "$r" &&
+		grep -qF "entry_hash = SHA-256(prev_hash || canonical(entry))" "$r" && grep -qF "FF FF FF FF" "$r" ||
+		{ echo "  README:"; sed 's/^/    /' "$r" | head -60; return 1; }
+}
+check "the README names the package by its file name and carries the audit chain's encoding and checks" \
+	readme_self_contained
 revocations_signed() {
 	"$py" - "$top" <<'PY'
 import json, sys
@@ -262,9 +341,10 @@ PY
 }
 check "keys/revocations.jws is a signed revocation list" revocations_signed
 export_audited() {
-	local sha want got
+	local sha want got to
 	sha=$(sha256sum "$top/manifest.json" | cut -d' ' -f1)
-	want="spiffe://credsign.test/auditor|auditor|success|payments|project=payments environment=- from=${today}T00:00:00.000Z to=${today}T23:59:59.999Z standards=soc2,dod-stig manifest_sha256=$sha operator=local:$(id -un)|1"
+	to=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["scope"]["to"])' "$top/manifest.json")
+	want="spiffe://credsign.test/auditor|auditor|success|payments|project=payments environment=- from=${today}T00:00:00.000Z to=$to standards=soc2,dod-stig manifest_sha256=$sha operator=local:$(id -un)|1"
 	got=$(sqlite3 "$db" "SELECT actor, role, outcome, project, object, actor_cert_sha256 = '$(openssl x509 -in "${A[0]}" -outform DER | sha256sum | cut -d' ' -f1)'
 	                     FROM audit_log WHERE action = 'evidence.export' AND outcome = 'success'")
 	[ "$got" = "$want" ] || { echo "  got:  $got"; echo "  want: $want"; return 1; }
@@ -273,8 +353,9 @@ check "the export is audited: the auditor, its certificate, the scope and the ma
 
 scoped_to_environment() {
 	local o=$work/staging.tar got
+	: > "$o" # an existing file: replaced with --force
 	got=$("${admin[@]}" evidence export --project payments --environment staging --from "$today" --to "$today" \
-		--standards soc2 --out "$o" --auditor-cert "${A[0]}" --auditor-key "${A[1]}") || return 1
+		--standards soc2 --out "$o" --auditor-cert "${A[0]}" --auditor-key "${A[1]}" --force) || return 1
 	[ "$(json_field "$got" counts | tr -d ' ')" != "" ] &&
 		"$py" - "$o" "$c4" <<'PY'
 import json, sys, tarfile

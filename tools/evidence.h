@@ -59,9 +59,13 @@ typedef struct {
 } cs_evidence_opts;
 
 /* Verifies the package and prints the report (text: FAIL lines on stdout,
- * then the summary; json: {"verified","file","keys","failures":[{"file",
- * "code","why"}],"counts"}). Returns the exit status: 0 every check passed,
- * 1 a check failed (or the package could not be read). */
+ * then NOT CHECKED lines, then the summary; json: {"verified","file","keys",
+ * "failures":[{"file","code","why"}],"not_checked":[{"file","check","why"}],
+ * "counts"}). A check that depends on a part that failed (the entries and
+ * counts on an intact, authenticated audit chain) is reported not checked,
+ * not failed. Returns the exit status: 0 every check passed, 1 a check
+ * failed (or the archive could not be read), 2 the kept JWKS or FILE cannot
+ * be opened, or the JWKS is not one (said on stderr, naming the file). */
 int cs_evidence_verify(const cs_evidence_opts *opts, const cs_evidence_checks *checks);
 
 #endif

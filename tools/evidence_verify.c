@@ -4,11 +4,13 @@
  * package file it concerns; exit 0 only when none failed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <archive.h>
@@ -37,7 +39,9 @@ typedef struct {
 typedef struct {
 	const cs_evidence_opts *opts;
 	const cs_evidence_checks *checks;
+	int fd;            /* the package, open for reading */
 	json_t *failures;  /* [{"file","code","why"}] */
+	json_t *not_checked; /* [{"file","check","why"}]: checks a failure made meaningless */
 	member *m;
 	size_t n, cap;
 	json_t *index;     /* path -> index into m */
@@ -49,7 +53,9 @@ typedef struct {
 	json_t *certs;     /* cert id -> claims (verified certificates) */
 	int64_t created_ms, from_ms, to_ms;
 	cs_audit_report audit;
-	int audit_checked;
+	int audit_checked; /* chain.jsonl was walked (audit holds the report) */
+	int chain_tried;   /* chain.jsonl was to be checked */
+	int chain_ok;      /* ... and is intact with entries authenticated: what depends on it can be checked */
 	size_t n_certs, n_records, n_entries;
 } ev;
 
@@ -75,6 +81,15 @@ __attribute__((format(printf, 4, 5))) static void fail(ev *e, const char *file, 
 	json_t *f = json_pack("{s:s, s:s, s:s}", "file", name, "code", code, "why", why);
 	if (f == NULL || json_array_append_new(e->failures, f) != 0)
 		fprintf(stderr, "credsign: out of memory recording: FAIL %s: %s: %s\n", name, code, why);
+}
+
+/* A check that was not run because an earlier failure (named by its own
+ * FAIL line) leaves nothing to check it against. */
+static void not_checked(ev *e, const char *file, const char *check, const char *why)
+{
+	json_t *n = json_pack("{s:s, s:s, s:s}", "file", file, "check", check, "why", why);
+	if (n == NULL || json_array_append_new(e->not_checked, n) != 0)
+		fprintf(stderr, "credsign: out of memory recording: NOT CHECKED %s: %s\n", file, check);
 }
 
 static void fail_why(ev *e, const char *file, const cs_evidence_why *w)
@@ -324,7 +339,7 @@ static int read_archive(ev *e)
 		fail(e, pkg, "no_memory", "cannot set up the archive reader");
 		goto out;
 	}
-	if (archive_read_open_filename(a, pkg, 65536) != ARCHIVE_OK) {
+	if (archive_read_open_fd(a, e->fd, 65536) != ARCHIVE_OK) {
 		fail(e, pkg, "archive_invalid", "cannot read it as a tar archive: %s",
 		     archive_error_string(a) != NULL ? archive_error_string(a) : "unknown error");
 		goto out;
@@ -396,22 +411,87 @@ static int same_keys(const json_t *a, const json_t *b, char *why, size_t n)
 	return 1;
 }
 
+/* The auditor's kept JWKS (--jwks): a file (or a pipe: --jwks <(curl ...))
+ * of at most KEPT_JWKS_MAX bytes holding {"keys":[...]}, every key an object with a
+ * string kty and kid. NULL after saying on stderr which file and why: an
+ * input error of the caller (exit 2), nothing the package did. */
+static json_t *load_kept_jwks(const char *path)
+{
+	struct stat st = {0};
+	json_error_t err;
+	json_t *jwks = NULL, *k;
+	size_t i;
+	char *buf = NULL;
+	const char *why = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		fprintf(stderr, "credsign: evidence verify: --jwks %s: cannot read it: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "credsign: evidence verify: --jwks %s: a directory, not a JWKS file\n", path);
+		goto out;
+	}
+	size_t got = 0;
+	buf = malloc(KEPT_JWKS_MAX + 1);
+	if (buf == NULL) {
+		fprintf(stderr, "credsign: evidence verify: --jwks %s: out of memory\n", path);
+		goto out;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + got, KEPT_JWKS_MAX + 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			fprintf(stderr, "credsign: evidence verify: --jwks %s: cannot read it: %s\n", path,
+				strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+		if (got > KEPT_JWKS_MAX) {
+			fprintf(stderr, "credsign: evidence verify: --jwks %s: over %d bytes: not a JSON Web Key Set\n",
+				path, KEPT_JWKS_MAX);
+			goto out;
+		}
+	}
+	jwks = json_loadb(buf, got, JSON_REJECT_DUPLICATES, &err);
+	if (jwks == NULL) {
+		fprintf(stderr, "credsign: evidence verify: --jwks %s: not JSON: %s (line %d)\n", path, err.text,
+			err.line);
+		goto out;
+	}
+	const json_t *keys = json_object_get(jwks, "keys");
+	if (!json_is_array(keys))
+		why = "no \"keys\" array";
+	else if (json_array_size(keys) == 0)
+		why = "its \"keys\" array is empty";
+	json_array_foreach(keys, i, k) {
+		if (why == NULL && (str(k, "kty") == NULL || str(k, "kid") == NULL))
+			why = "a key without a string kty and kid";
+	}
+	if (why != NULL) {
+		fprintf(stderr, "credsign: evidence verify: --jwks %s: not a JSON Web Key Set: %s\n", path, why);
+		json_decref(jwks);
+		jwks = NULL;
+	}
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return jwks;
+}
+
+/* The JWKS to check against: the kept one (already loaded, e->pinned),
+ * which keys/jwks.json must match, or the package's own. */
 static int load_jwks(ev *e)
 {
 	json_t *own = load_json(e, "keys/jwks.json");
-	if (e->opts->jwks == NULL) {
+	if (!e->pinned) {
 		e->jwks = own;
 		return e->jwks != NULL;
 	}
-	json_error_t err;
-	e->jwks = json_load_file(e->opts->jwks, JSON_REJECT_DUPLICATES, &err);
-	if (e->jwks == NULL || !json_is_array(json_object_get(e->jwks, "keys"))) {
-		fail(e, e->opts->jwks, "jwks_invalid", "the kept JWKS is not a JSON Web Key Set%s%s",
-		     e->jwks == NULL ? ": " : "", e->jwks == NULL ? err.text : "");
-		json_decref(own);
-		return 0;
-	}
-	e->pinned = 1;
 	char why[512];
 	if (own != NULL && !same_keys(e->jwks, own, why, sizeof(why)))
 		fail(e, "keys/jwks.json", "jwks_mismatch", "not the keys of the kept JWKS %s: %s", e->opts->jwks, why);
@@ -742,6 +822,7 @@ static void check_chain(ev *e, member *chain)
 			unlink(tmp);
 		return;
 	}
+	e->chain_tried = 1;
 	cs_err r = cs_audit_verify_export(tmp, e->jwks, NULL, &e->audit);
 	unlink(tmp);
 	if (r != CS_OK && r != CS_E_SIGNATURE_INVALID && e->audit.reason[0] == '\0') {
@@ -752,9 +833,11 @@ static void check_chain(ev *e, member *chain)
 	if (!e->audit.intact)
 		fail(e, "audit/chain.jsonl", "audit_broken", "the chain fails at seq %lld: %s",
 		     (long long)e->audit.bad_seq, e->audit.reason);
-	else if (e->audit.authenticated == 0)
+	else if (e->audit.authenticated == 0 || e->audit.signed_through < e->audit.first_seq)
 		fail(e, "audit/chain.jsonl", "audit_unauthenticated",
 		     "no entry is authenticated: no signed checkpoint's head covers the excerpt");
+	else
+		e->chain_ok = 1;
 }
 
 /* Whether an entry's object names id: the id itself, or the id then a
@@ -808,11 +891,13 @@ static void check_entries(ev *e)
 		if (entry == NULL || !json_is_integer(seq) || str(entry, "type") == NULL ||
 		    strcmp(str(entry, "type"), "entry") != 0) {
 			fail(e, P, "malformed", "line %zu is not an audit entry", no);
+		} else if (!e->chain_ok) {
+			/* nothing to compare it with: the chain's failure is reported */
 		} else if (json_object_get(lines, line) == NULL) {
 			fail(e, P, "entry_not_in_chain", "line %zu (seq %lld) is not a line of audit/chain.jsonl", no,
 			     (long long)json_integer_value(seq));
-		} else if (e->audit_checked && (json_integer_value(seq) < e->audit.first_seq ||
-						json_integer_value(seq) > e->audit.signed_through)) {
+		} else if (json_integer_value(seq) < e->audit.first_seq ||
+			   json_integer_value(seq) > e->audit.signed_through) {
 			fail(e, P, "entry_not_authenticated", "line %zu (seq %lld) is not authenticated by a signed "
 			     "checkpoint of audit/chain.jsonl (authenticated: seq %lld..%lld)", no,
 			     (long long)json_integer_value(seq), (long long)e->audit.first_seq,
@@ -827,6 +912,14 @@ static void check_entries(ev *e)
 		free(line);
 	}
 	e->n_entries = no;
+	if (!e->chain_ok) {
+		not_checked(e, P, "entries_in_chain", "that each line is a line of audit/chain.jsonl authenticated by "
+			    "a signed checkpoint: audit/chain.jsonl failed (see its FAIL line)");
+		if (json_object_size(e->certs) > 0)
+			not_checked(e, P, "certificate_entries", "each certificate's successful certify and generate "
+				    "entries, authenticated: audit/chain.jsonl failed (see its FAIL line)");
+		goto out;
+	}
 	/* every certificate's generate and certify entries */
 	const char *id;
 	json_t *claims;
@@ -889,16 +982,22 @@ out:
 static void check_counts(ev *e)
 {
 	static const char *const names[] = {"certificates", "inventory_records", "audit_entries", "chain_entries"};
+	/* the manifest is signed (this runs only then): a count that differs is the counted file's */
+	static const char *const where[] = {"certificates/", "inventory/inventory.json", "audit/entries.jsonl",
+					    "audit/chain.jsonl"};
 	const json_t *counts = json_object_get(e->manifest, "counts");
 	int64_t have[4] = {(int64_t)e->n_certs, (int64_t)e->n_records, (int64_t)e->n_entries,
-			   e->audit_checked ? e->audit.entries : -1};
+			   e->chain_ok ? e->audit.entries : -1};
+	if (e->chain_tried && !e->chain_ok)
+		not_checked(e, "manifest.json", "counts.chain_entries", "the entries of audit/chain.jsonl: it failed "
+			    "(see its FAIL line)");
 	for (int i = 0; i < 4; i++) {
 		json_t *c = json_object_get(counts, names[i]);
 		if (!json_is_integer(c))
 			fail(e, "manifest.json", "malformed", "counts.%s is missing", names[i]);
 		else if (have[i] >= 0 && json_integer_value(c) != have[i])
-			fail(e, "manifest.json", "count_mismatch", "counts.%s says %lld, the package holds %lld", names[i],
-			     (long long)json_integer_value(c), (long long)have[i]);
+			fail(e, where[i], "count_mismatch", "holds %lld, the signed manifest's counts.%s says %lld",
+			     (long long)have[i], names[i], (long long)json_integer_value(c));
 	}
 	static const char *const docs[] = {"keys/rollovers.json", "access/grants.json", NULL};
 	for (int i = 0; docs[i] != NULL; i++)
@@ -923,13 +1022,13 @@ static int check_scope(ev *e)
 
 static int report(ev *e)
 {
-	size_t nf = json_array_size(e->failures), i;
+	size_t nf = json_array_size(e->failures), nn = json_array_size(e->not_checked), i;
 	json_t *f;
 	const json_t *scope = json_object_get(e->manifest, "scope");
 	if (e->opts->json) {
-		json_t *doc = json_pack("{s:b, s:s, s:s, s:O, s:{s:I, s:I, s:I, s:I, s:I}}", "verified", nf == 0, "file",
-					e->opts->file, "keys", e->pinned ? "pinned" : "package", "failures", e->failures,
-					"counts", "files", (json_int_t)e->n, "certificates", (json_int_t)e->n_certs,
+		json_t *doc = json_pack("{s:b, s:s, s:s, s:O, s:O, s:{s:I, s:I, s:I, s:I, s:I}}", "verified", nf == 0,
+					"file", e->opts->file, "keys", e->pinned ? "pinned" : "package", "failures",
+					e->failures, "not_checked", e->not_checked, "counts", "files", (json_int_t)e->n, "certificates", (json_int_t)e->n_certs,
 					"inventory_records", (json_int_t)e->n_records, "audit_entries",
 					(json_int_t)e->n_entries, "authenticated_through",
 					(json_int_t)(e->audit_checked ? e->audit.signed_through : 0));
@@ -942,8 +1041,13 @@ static int report(ev *e)
 	}
 	json_array_foreach(e->failures, i, f)
 		printf("FAIL %s: %s: %s\n", str(f, "file"), str(f, "code"), str(f, "why"));
+	json_array_foreach(e->not_checked, i, f)
+		printf("NOT CHECKED %s: %s: %s\n", str(f, "file"), str(f, "check"), str(f, "why"));
 	if (nf != 0) {
-		printf("NOT VERIFIED: %zu failure%s in %s\n", nf, nf == 1 ? "" : "s", e->opts->file);
+		printf("NOT VERIFIED: %zu failure%s in %s", nf, nf == 1 ? "" : "s", e->opts->file);
+		if (nn != 0)
+			printf(" (%zu check%s not run because of them)", nn, nn == 1 ? "" : "s");
+		printf("\n");
 		return 1;
 	}
 	printf("VERIFIED evidence package %s\n", e->opts->file);
@@ -970,13 +1074,28 @@ static int report(ev *e)
 
 int cs_evidence_verify(const cs_evidence_opts *opts, const cs_evidence_checks *checks)
 {
-	ev e = {.opts = opts, .checks = checks};
+	ev e = {.opts = opts, .checks = checks, .fd = -1};
+	struct stat st = {0};
+	int rc = 2;
+	/* what the caller named must be readable: an input error, not the package's failure */
+	if (opts->jwks != NULL) {
+		if ((e.jwks = load_kept_jwks(opts->jwks)) == NULL)
+			return 2;
+		e.pinned = 1;
+	}
+	e.fd = open(opts->file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (e.fd < 0 || fstat(e.fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "credsign: evidence verify: %s: cannot read it: %s\n", opts->file,
+			e.fd >= 0 && S_ISDIR(st.st_mode) ? "a directory, not a package" : strerror(errno));
+		goto out;
+	}
+	rc = 1;
 	e.failures = json_array();
 	e.revoked = json_object();
 	e.certs = json_object();
 	e.index = json_object();
-	int rc = 1;
-	if (e.failures == NULL || e.revoked == NULL || e.certs == NULL || e.index == NULL) {
+	e.not_checked = json_array();
+	if (e.failures == NULL || e.revoked == NULL || e.certs == NULL || e.index == NULL || e.not_checked == NULL) {
 		fprintf(stderr, "credsign: out of memory\n");
 		goto out;
 	}
@@ -1005,7 +1124,10 @@ out:
 		free(e.m[i].data);
 	}
 	free(e.m);
+	if (e.fd >= 0)
+		close(e.fd);
 	json_decref(e.failures);
+	json_decref(e.not_checked);
 	json_decref(e.jwks);
 	json_decref(e.manifest);
 	json_decref(e.revoked);

@@ -66,8 +66,43 @@ assert r["verified"] is True and r["failures"] == [] and r["counts"]["certificat
 assert r["counts"]["audit_entries"] >= 6 and r["keys"] == "package", r' "$work/v.json"
 tamper list "$pkg" > "$work/files.txt"
 check "the other project's certificate is not in it" bash -c "! grep -q '$other' '$work/files.txt'"
-check "usage errors exit 2" bash -c "verify() { '$BUILD/bin/credsign' evidence verify \"\$@\"; };
-	verify > /dev/null 2>&1; [ \$? = 2 ] && { verify '$pkg' --format xml > /dev/null 2>&1; [ \$? = 2 ]; }"
+# usage_error DESCRIPTION STDERR-TEXT ARGS...: exit 2, stderr names it, no FAIL or summary on stdout
+usage_error() {
+	local what=$1 want=$2 rc
+	shift 2
+	"$BUILD/bin/credsign" evidence "$@" > "$work/u.out" 2> "$work/u.err"
+	rc=$?
+	if [ "$rc" = 2 ] && grep -qF -- "$want" "$work/u.err" && ! grep -q 'FAIL\|VERIFIED' "$work/u.out"; then
+		passed=$((passed + 1))
+		echo "ok - $what"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $what (exit $rc)"
+		sed 's/^/    /' "$work/u.out" "$work/u.err" | head -10
+	fi
+}
+usage_error "no FILE: exit 2, FILE required" "FILE (the package) is required" verify
+usage_error "--format xml: exit 2 naming the option and value" "--format xml: not a format (text or json)" \
+	verify "$pkg" --format xml
+usage_error "an option evidence verify does not take is named" "--project is not an option of evidence verify" \
+	verify "$pkg" --project payments
+usage_error "an unknown subcommand is named" "unknown subcommand check" check "$pkg"
+usage_error "a package that does not exist: exit 2 naming it and why" "$work/none.tar: cannot read it: No such file" \
+	verify "$work/none.tar"
+# a kept JWKS that cannot be read or is not one: the caller's input, not the package's failure
+echo '{"keys":[]}' > "$work/empty-jwks.json"
+echo '{"kty":"EC"}' > "$work/key-only.json"
+printf 'not json' > "$work/text-jwks.json"
+usage_error "--jwks missing: exit 2 naming the file and why" "--jwks $work/none.json: cannot read it: No such file or directory" \
+	verify "$pkg" --jwks "$work/none.json"
+usage_error "--jwks a directory: exit 2 naming it" "--jwks $work: a directory" verify "$pkg" --jwks "$work"
+usage_error "--jwks not JSON: exit 2 naming it" "--jwks $work/text-jwks.json: not JSON" \
+	verify "$pkg" --jwks "$work/text-jwks.json"
+usage_error "--jwks a key, not a set: exit 2 naming it" "--jwks $work/key-only.json: not a JSON Web Key Set: no \"keys\" array" \
+	verify "$pkg" --jwks "$work/key-only.json"
+usage_error "--jwks an empty set: exit 2 naming it" "--jwks $work/empty-jwks.json: not a JSON Web Key Set" \
+	verify "$pkg" --jwks "$work/empty-jwks.json"
+usage_error "--jwks the package itself: exit 2 naming it" "--jwks $pkg: not JSON" verify "$pkg" --jwks "$pkg"
 
 # a range without certificates: an empty package verifies too
 "${admin[@]}" evidence export --project payments --from 2020-01-01 --to 2020-01-02 --standards soc2 \
@@ -118,8 +153,34 @@ fails_naming "... and its inventory record is without certificate" "inventory/in
 # ---- an audit entry removed --------------------------------------------------------------
 tamper drop-line "$pkg" "$work/t.tar" audit/entries.jsonl "\"object\":\"$c3\""
 fails_naming "an entry removed from entries.jsonl: fails naming it" "audit/entries.jsonl" "$work/t.tar"
+verify "$work/t.tar" > "$work/v.out" 2>&1
+check "... its count named in entries.jsonl, the signed manifest not blamed" bash -c "
+	grep -q '^FAIL audit/entries.jsonl: count_mismatch: holds [0-9]*, the signed manifest' '$work/v.out' &&
+	! grep -q '^FAIL manifest' '$work/v.out'"
 tamper drop-line "$pkg" "$work/t.tar" audit/chain.jsonl "\"object\":\"$c1\""
 fails_naming "an entry removed from chain.jsonl: fails naming it" "audit/chain.jsonl" "$work/t.tar"
+# ... a short, true report: the chain's break once, the hash; what needs the chain not checked
+verify "$work/t.tar" > "$work/v.out" 2>&1
+check "... exactly two FAIL lines: the chain's break and the manifest hash" \
+	test "$(grep -c '^FAIL' "$work/v.out")" = 2
+check "... the break named once, in chain.jsonl, with its seq" \
+	test "$(grep -c '^FAIL audit/chain.jsonl: audit_broken: the chain fails at seq [0-9]*: entry [0-9]* is missing' "$work/v.out")" = 1
+check "... the hash mismatch of chain.jsonl" grep -q '^FAIL audit/chain.jsonl: \(size\|sha256\)_mismatch' "$work/v.out"
+check "... no false missing-entry or unauthenticated lines, no seq ranges" \
+	bash -c "! grep -q 'entry_missing\|entry_not_authenticated\|entry_not_in_chain\|count_mismatch\|seq [0-9]*\.\.' '$work/v.out'"
+check "... the entries' and counts' checks said not checked" bash -c "
+	grep -q '^NOT CHECKED audit/entries.jsonl: certificate_entries:' '$work/v.out' &&
+	grep -q '^NOT CHECKED audit/entries.jsonl: entries_in_chain:' '$work/v.out' &&
+	grep -q '^NOT CHECKED manifest.json: counts.chain_entries:' '$work/v.out' &&
+	grep -q '^NOT VERIFIED: 2 failures in .* (3 checks not run because of them)' '$work/v.out'"
+[ "$(grep -c '^FAIL' "$work/v.out")" = 2 ] || cat "$work/v.out"
+verify "$work/t.tar" --format json > "$work/v.json"
+check "... the JSON report: the same two failures, three not checked" python3 -c '
+import json,sys; r=json.load(open(sys.argv[1]))
+assert r["verified"] is False and len(r["failures"]) == 2, r
+assert all(f["file"] == "audit/chain.jsonl" for f in r["failures"]), r
+assert sorted(n["check"] for n in r["not_checked"]) == ["certificate_entries", "counts.chain_entries",
+    "entries_in_chain"], r' "$work/v.json"
 
 # ---- hostile archives ---------------------------------------------------------------------
 top=$(tar tf "$pkg" | head -1 | cut -d/ -f1)

@@ -627,6 +627,60 @@ void cs_access_decide(cs_access *access, const char *identity, cs_access_action 
 		 limited->name, limited->rate, limited->burst, wait);
 }
 
+static bool inventory_grant(const grant *g, const char *identity, const char *project)
+{
+	return identity_matches(g, identity) && (g->role == CS_ROLE_AUDITOR || g->role == CS_ROLE_GENERATOR) &&
+	       (project == NULL || in_scope(g->projects, project, false)) &&
+	       (g->role == CS_ROLE_AUDITOR || (g->environments != NULL && g->environments[0] != NULL));
+}
+
+void cs_access_inventory_scope(cs_access *access, const char *identity, const char *project, int take_rate,
+			       int64_t now_ms, cs_access_decision *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->role = needed_role(CS_ACTION_INVENTORY_READ);
+	if (access == NULL || identity == NULL || identity[0] == '\0') {
+		snprintf(out->reason, sizeof(out->reason), "no client identity");
+		return;
+	}
+	const grant *limited = NULL;
+	int wait = 0;
+	for (size_t i = 0; i < access->ngrants; i++) {
+		const grant *g = &access->grants[i];
+		if (!inventory_grant(g, identity, project))
+			continue;
+		if (g->rate <= 0.0 || !take_rate) {
+			allow(out, g);
+			return;
+		}
+		if (limited == NULL)
+			limited = g;
+		int w = take_token(access->rates, g, identity, now_ms);
+		if (w == 0) {
+			allow(out, g);
+			return;
+		}
+		if (wait == 0 || w < wait)
+			wait = w;
+	}
+	if (limited == NULL) {
+		if (project != NULL)
+			snprintf(out->reason, sizeof(out->reason),
+				 "no auditor grant for project %s, nor a generator grant for project %s in any "
+				 "environment",
+				 project, project);
+		else
+			snprintf(out->reason, sizeof(out->reason), "no auditor or generator grant (inventory.read needs one)");
+		return;
+	}
+	snprintf(out->grant, sizeof(out->grant), "%s", limited->name);
+	out->role = cs_access_role_name(limited->role);
+	out->retry_after = wait;
+	snprintf(out->reason, sizeof(out->reason),
+		 "rate limit of %s exceeded (%g requests per second, burst %d); retry in %d s", limited->name,
+		 limited->rate, limited->burst, wait);
+}
+
 size_t cs_access_explain(const cs_access *access, const char *identity, cs_access_action action,
 			 const cs_access_scope *scope,
 			 void (*fn)(void *arg, const char *grant, const char *role, int covers,

@@ -131,6 +131,19 @@ void cs_access_unref(cs_access *access);
 void cs_access_decide(cs_access *access, const char *identity, cs_access_action action,
 		      const cs_access_scope *scope, int take_rate, int64_t now_ms, cs_access_decision *out);
 
+/* inventory.read of a whole project or of every project (GET
+ * /api/inventory without an environment, or without a project): allowed
+ * when identity holds an auditor grant covering project (NULL: any), or a
+ * generator grant covering project (NULL: any) in at least one
+ * environment. The records are then decided one by one (cs_access_decide
+ * on each record's scope, rates aside). With take_rate the request is
+ * charged once, to the first such grant whose bucket can pay (a grant
+ * without a rate pays nothing), as cs_access_decide charges its allowing
+ * grant; *out as cs_access_decide's (refused: no such grant, or
+ * retry_after > 0 when every such bucket is empty). */
+void cs_access_inventory_scope(cs_access *access, const char *identity, const char *project, int take_rate,
+			       int64_t now_ms, cs_access_decision *out);
+
 /* For an explanation (credsign access check): calls fn, in order, for
  * every grant whose identity pattern matches identity, with whether it
  * covers the action in that scope (rates aside) and, when it does not,

@@ -140,8 +140,9 @@ static int set_rotation(const builder *b, json_t *rec, const json_t *claims, int
 	}
 	int pci = b->rules != NULL ? b->rules->pci_password_change_days : 0;
 	const char *type = str_at(claims, "credential", "type");
-	if (have_certified && pci > 0 && type != NULL && strcmp(type, "password") == 0 &&
-	    standards_name_pci(json_object_get(claims, "standards"))) {
+	int pci_applies = pci > 0 && type != NULL && strcmp(type, "password") == 0 &&
+			  standards_name_pci(json_object_get(claims, "standards"));
+	if (have_certified && pci_applies) {
 		int64_t pci_due = certified_ms + (int64_t)pci * DAY_MS;
 		if (rule == NULL || pci_due < due) {
 			due = pci_due;
@@ -151,8 +152,20 @@ static int set_rotation(const builder *b, json_t *rec, const json_t *claims, int
 	char when[32];
 	if (rule != NULL)
 		cs_inventory_time_format(due, when);
+	/* the preset's guidance, and the 8.3.9 change the record is held to
+	 * (so that rotation never contradicts rotation_rule) */
+	char text[1024];
+	const char *rotation = p->rotation;
+	if (pci_applies && rotation != NULL) {
+		int len = (int)strlen(rotation);
+		while (len > 0 && (rotation[len - 1] == '.' || rotation[len - 1] == ' '))
+			len--;
+		snprintf(text, sizeof(text), "%.*s; " CS_INVENTORY_PCI_ROTATION, len > 700 ? 700 : len, rotation,
+			 pci);
+		rotation = text;
+	}
 	return set_str(rec, "rotation_due", rule != NULL ? when : NULL) | set_str(rec, "rotation_rule", rule) |
-	       set_str(rec, "rotation", p->rotation);
+	       set_str(rec, "rotation", rotation);
 }
 
 static json_t *standards_copy(const json_t *claims)
@@ -471,9 +484,13 @@ cs_err cs_inventory_filter_due_before(json_t *records, int64_t before_ms)
 	if (!json_is_array(records))
 		return CS_E_INVALID_ARG;
 	for (size_t i = json_array_size(records); i-- > 0;) {
+		const json_t *rec = json_array_get(records, i);
+		const char *state = str_at(rec, "state", NULL);
 		int64_t due;
-		if (cs_inventory_time_parse(str_at(json_array_get(records, i), "rotation_due", NULL), &due) != CS_OK ||
-		    due >= before_ms)
+		/* superseded and revoked records are no longer due (they keep the
+		 * date they had: it shows whether they were rotated in time) */
+		if (state == NULL || strcmp(state, "current") != 0 ||
+		    cs_inventory_time_parse(str_at(rec, "rotation_due", NULL), &due) != CS_OK || due >= before_ms)
 			if (json_array_remove(records, i) != 0)
 				return CS_E_INTERNAL;
 	}

@@ -41,6 +41,10 @@
 #define CS_INVENTORY_DUE_SOON_MAX 365
 /* rotation_rule of the PCI DSS password-only change */
 #define CS_INVENTORY_PCI_RULE "PCI DSS v4.0.1 8.3.9 (password-only accounts: change at least every 90 days)"
+/* appended (after "; ") to the preset's rotation text of a record the
+ * 8.3.9 change applies to; %d: inventory.pci_password_change_days */
+#define CS_INVENTORY_PCI_ROTATION                                                                              \
+	"password-only accounts: at least every %d days (PCI DSS v4.0.1 8.3.9, inventory.pci_password_change_days)"
 
 typedef struct {
 	int pci_password_change_days; /* 0: not used */
@@ -85,8 +89,9 @@ cs_err cs_inventory_count(const json_t *records, const cs_inventory_rules *rules
 cs_err cs_inventory_count_store(cs_store *store, const cs_preset_set *presets, const cs_inventory_rules *rules,
 				int64_t now_ms, cs_inventory_counts *out) __attribute__((warn_unused_result));
 
-/* Keep only the records whose rotation_due is before before_ms (records
- * without a due date go). */
+/* Keep only the current records whose rotation_due is before before_ms
+ * (records without a due date go, and so do superseded and revoked ones:
+ * they are no longer due, though they keep the date they had). */
 cs_err cs_inventory_filter_due_before(json_t *records, int64_t before_ms) __attribute__((warn_unused_result));
 
 /* A time: "YYYY-MM-DD" (00:00:00.000Z that day) or RFC 3339 UTC

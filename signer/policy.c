@@ -978,6 +978,42 @@ static json_t *presets_of_family(const ctx *c, unsigned family)
 	return arr;
 }
 
+/* The chosen PCI DSS presets, as "the pci-dss-4 preset" or "the a and b
+ * presets", into out. */
+static void pci_titles(const ctx *c, char *out, size_t cap)
+{
+	size_t n = 0, total = 0, len = 0;
+	for (size_t i = 0; i < c->n; i++)
+		total += (families_of_preset(c->sel[i]) & F_PCI) != 0;
+	len = (size_t)snprintf(out, cap, "the ");
+	for (size_t i = 0; i < c->n && len < cap; i++) {
+		if (!(families_of_preset(c->sel[i]) & F_PCI))
+			continue;
+		n++;
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", n == 1 ? "" : (n == total ? " and " : ", "),
+					c->sel[i]->name);
+	}
+	if (len < cap)
+		snprintf(out + len, cap - len, total == 1 ? " preset" : " presets");
+}
+
+/* inventory.pci_password_change_days = days: the password-only rule as
+ * the credential inventory applies it (every password generated under a
+ * PCI DSS preset, whatever its account type). */
+static json_t *pci_days_text(const ctx *c, int days)
+{
+	char pci[1024];
+	pci_titles(c, pci, sizeof(pci));
+	return jfmt("Passwords generated under %s are treated as the only factor of their accounts' access "
+		    "(human, service, system and application accounts alike) and are changed at least once "
+		    "every %d days (PCI DSS v4.0.1 8.3.9); the credential inventory gives each one's rotation "
+		    "due date.%s",
+		    pci, days,
+		    c->nist != NULL ? " For human accounts this is a standing exception to SP 800-63B-4's ban "
+				      "on periodic changes (see Conflicts and Exceptions)."
+				    : "");
+}
+
 /* The rules of one family; F_DISA's on the systems in the STIG's scope. */
 static void extra_rules_add(const ctx *c, json_t *rules, int stig_block, const char *scope,
 			    const char *block_title)
@@ -986,17 +1022,16 @@ static void extra_rules_add(const ctx *c, json_t *rules, int stig_block, const c
 		const extra_rule *e = &extra_rules[i];
 		if (!(c->chosen & e->family) || (e->family == F_DISA) != stig_block)
 			continue;
+		/* the change interval the configuration sets (8.3.9's 90-day
+		 * option): it applies whatever else is chosen, as the inventory
+		 * applies it (a standing exception to SP 800-63B-4, see Conflicts) */
+		int pci_days = c->pci_days > 0 && strcmp(e->id, "password-only") == 0 ? c->pci_days : 0;
 		int with_nist = c->nist != NULL && e->text_with_nist != NULL;
-		/* the change interval the configuration sets (8.3.9's 90-day option) */
-		int pci_days = !with_nist && c->pci_days > 0 && strcmp(e->id, "password-only") == 0 ? c->pci_days : 0;
 		json_t *text = stig_block ? jfmt("On systems in the scope of %s, %s", scope, e->text)
-			       : pci_days  ? jfmt("Passwords of password-only accounts (a password the only "
-						  "factor of a user's access) are changed at least once every %d "
-						  "days; the credential inventory gives each one's rotation due date.",
-						  pci_days)
+			       : pci_days  ? pci_days_text(c, pci_days)
 					   : jstr(with_nist ? e->text_with_nist : e->text);
 		int value = pci_days ? pci_days : e->value;
-		add_rule(rules, e->id, stig_block ? block_title : e->title, e->accounts, text,
+		add_rule(rules, e->id, stig_block ? block_title : e->title, pci_days ? "all" : e->accounts, text,
 			 value ? jint(value) : NULL,
 			 cites3(c, e->cite, with_nist ? NIST_BAN " (no periodic changes)" : NULL, NULL),
 			 presets_of_family(c, e->family));
@@ -1311,6 +1346,29 @@ static void lifetime_part(const ctx *c, const cs_preset *p, int stig, FILE *fs, 
 		 cites3(c, cite, NIST_BAN " (no periodic changes)", NULL));
 }
 
+/* inventory.pci_password_change_days with SP 800-63B-4 chosen: the
+ * N-day change of 8.3.9 is kept, for human accounts too, as a standing
+ * exception (the human resolution's part, and the exception). */
+static void pci_days_exception(const ctx *c, FILE *fh, json_t *exceptions)
+{
+	char pci[1024];
+	pci_titles(c, pci, sizeof(pci));
+	fprintf(fh,
+		" Exception: passwords generated under %s are treated as the only factor of their "
+		"accounts' access and are changed at least every %d days (PCI DSS v4.0.1 8.3.9), the "
+		"due date the credential inventory gives each; for human accounts this is a standing "
+		"exception to SP 800-63B-4 3.1.1.2 (see Exceptions).",
+		pci, c->pci_days);
+	standing(exceptions, "password-only.pci",
+		 jfmt("Accounts whose passwords are generated under %s: the password is treated as the only "
+		      "factor of the account's access and is changed at least every %d days, as PCI DSS "
+		      "v4.0.1 8.3.9 requires of password-only accounts, instead of following SP 800-63B-4's "
+		      "ban on periodic changes; the credential inventory gives each password's due date.",
+		      pci, c->pci_days),
+		 cites3(c, "PCI DSS v4.0.1 8.3.9 (90-day change or dynamic analysis for password-only accounts)",
+			NIST_BAN " (no periodic changes)", NULL));
+}
+
 static void rotation_conflict_add(const ctx *c, const rotation *r, json_t *conflicts,
 				  json_t *exceptions)
 {
@@ -1352,10 +1410,13 @@ static void rotation_conflict_add(const ctx *c, const rotation *r, json_t *confl
 		      fs);
 		cite_add(c, cites, pci);
 		cite_add(c, hc, pci);
-		fputs(" In the scope of PCI DSS, human accounts use multi-factor authentication, or "
-		      "dynamic analysis of their security posture: the alternatives 8.3.9 allows, so its "
-		      "90-day change does not arise.",
-		      fh);
+		if (c->pci_days > 0)
+			pci_days_exception(c, fh, exceptions);
+		else
+			fputs(" In the scope of PCI DSS, human accounts use multi-factor authentication, or "
+			      "dynamic analysis of their security posture: the alternatives 8.3.9 allows, so its "
+			      "90-day change does not arise.",
+			      fh);
 	}
 	fputs(".", fs);
 
@@ -1384,6 +1445,13 @@ static void rotation_conflict_add(const ctx *c, const rotation *r, json_t *confl
 	      fv);
 	if (r->pci)
 		cite_add(c, sc, tra);
+	if (r->pci && c->pci_days > 0) {
+		char titles_pci[1024];
+		pci_titles(c, titles_pci, sizeof(titles_pci));
+		fprintf(fv, " Passwords generated under %s: at least every %d days as well (PCI DSS v4.0.1 8.3.9).",
+			titles_pci, c->pci_days);
+		cite_add(c, sc, pci);
+	}
 	int ok = fclose(fs) == 0;
 	ok = fclose(fh) == 0 && ok;
 	ok = fclose(fv) == 0 && ok;

@@ -101,9 +101,11 @@ typedef struct {
 	const char *effective_date; /* "YYYY-MM-DD" (cs_config_date_valid) or NULL: the approval date */
 	int review_months;          /* 1..CS_POLICY_REVIEW_MONTHS_MAX; 0: 12 */
 	/* inventory.pci_password_change_days: 1..CS_POLICY_PCI_DAYS_MAX, the
-	 * password-only rule (PCI DSS v4.0.1 8.3.9) then says passwords of
-	 * password-only accounts are changed at least every N days (unless SP
-	 * 800-63B-4, chosen too, forbids periodic changes); 0: 8.3.9's
+	 * password-only rule (PCI DSS v4.0.1 8.3.9) then says passwords
+	 * generated under the PCI DSS presets are treated as the only factor
+	 * of their accounts (every account type) and changed at least every N
+	 * days, as the inventory applies it; with SP 800-63B-4 chosen too, a
+	 * standing exception to its ban on periodic changes; 0: 8.3.9's
 	 * alternatives */
 	int pci_password_change_days;
 } cs_policy_options;

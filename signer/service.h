@@ -426,10 +426,14 @@ typedef struct {
  * {"records":[...], "counts":{"current","superseded","revoked","overdue",
  * "due_soon"} (over the records answered), "generated_at", "project",
  * "environment", "due_before"} (the last three null when not asked).
- * With a project: an auditor grant for it, or a generator grant for it
- * and the environment (inventory.read; CS_E_FORBIDDEN, audited,
- * otherwise). Without: the records of every project and environment the
- * caller may read (needs an auditor or generator grant at all). More than
+ * With a project and an environment: an auditor grant for the project,
+ * or a generator grant for it and the environment (inventory.read;
+ * CS_E_FORBIDDEN, audited, otherwise). With a project alone: an auditor
+ * grant for it or a generator grant for it in any environment, the
+ * records kept one by one to those the caller may read. Without: the
+ * records of every project and environment the caller may read (needs an
+ * auditor or generator grant at all). due_before keeps the current
+ * records due before it (cs_inventory_filter_due_before). More than
  * CS_INVENTORY_MAX_RECORDS records: CS_E_TOO_LARGE, problem code
  * inventory_too_large. */
 cs_err cs_service_inventory(cs_service_req *rq, const cs_inventory_query *q, json_t **doc)

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cs_log.h"
 #include "inventory.h"
@@ -35,6 +36,33 @@ static cs_err keep_readable(cs_service_req *rq, json_t *records)
 	return CS_OK;
 }
 
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The query's admission, charged to the caller's rate once. With project
+ * and environment: the exact decision. Otherwise an auditor of the project
+ * (without one: of any project), or a generator of it in any environment;
+ * its records are then decided one by one (keep_readable). */
+static cs_err admit(cs_service_req *rq, const char *project, const char *environment)
+{
+	cs_access_scope scope = {project, environment, NULL, NULL};
+	if (environment != NULL || rq->caller == NULL)
+		return cs_service_authorize(rq, CS_ACTION_INVENTORY_READ, &scope);
+	cs_access_decision d;
+	cs_access_inventory_scope(rq->access, rq->caller->identity, project, 1, monotonic_ms(), &d);
+	if (d.allowed) {
+		snprintf(rq->role, sizeof(rq->role), "%s", d.role);
+		return CS_OK;
+	}
+	if (d.retry_after > 0)
+		return cs_service_refuse(rq, "rate_limited", d.retry_after, "%s", d.reason);
+	return cs_service_refuse(rq, "forbidden", 0, "%s", d.reason);
+}
+
 static json_t *counts_json(const cs_inventory_counts *n)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "current", (json_int_t)n->current, "superseded",
@@ -48,9 +76,7 @@ cs_err cs_service_inventory(cs_service_req *rq, const cs_inventory_query *q, jso
 	const char *project = q->project[0] ? q->project : NULL;
 	const char *environment = q->environment[0] ? q->environment : NULL;
 	cs_service_set_scope(rq, project, environment);
-	cs_access_scope scope = {project, environment, NULL, NULL};
-	cs_err r = project != NULL ? cs_service_authorize(rq, CS_ACTION_INVENTORY_READ, &scope)
-				   : cs_service_admit(rq, CS_ACTION_INVENTORY_READ);
+	cs_err r = admit(rq, project, environment);
 	if (r != CS_OK)
 		return r;
 	cs_inventory_rules rules = rules_of(rq->app);
@@ -63,7 +89,7 @@ cs_err cs_service_inventory(cs_service_req *rq, const cs_inventory_query *q, jso
 				       CS_INVENTORY_MAX_RECORDS);
 	if (r != CS_OK)
 		return cs_service_fail(rq, r, NULL, "inventory");
-	if (project == NULL)
+	if (environment == NULL)
 		r = keep_readable(rq, records);
 	if (r == CS_OK && q->has_due_before)
 		r = cs_inventory_filter_due_before(records, q->due_before_ms);

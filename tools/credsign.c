@@ -2124,12 +2124,35 @@ static const char *text_or_dash(const json_t *rec, const char *key)
 	return v != NULL && v[0] != '\0' ? v : "-";
 }
 
+/* The text columns: header, the record member shown, and whether it is
+ * cut to its short form (up to " (": "PCI DSS v4.0.1 8.3.9"). */
+static const struct {
+	const char *header, *key;
+	int short_form;
+} inventory_cols[] = {
+	{"state", "state", 0},		   {"project", "project", 0},	  {"environment", "environment", 0},
+	{"system", "system", 0},	   {"cert_id", "cert_id", 0},	  {"type", "type", 0},
+	{"preset", "preset", 0},	   {"certified_at", "certified_at", 0}, {"rotation_due", "rotation_due", 0},
+	{"rule", "rotation_rule", 1},	   {"revoked_at", "revoked_at", 0}, {"superseded_by", "superseded_by", 0},
+};
+#define INVENTORY_NCOLS (sizeof(inventory_cols) / sizeof(inventory_cols[0]))
+#define INVENTORY_CELL_MAX 200
+
+/* Column k of rec (at most INVENTORY_CELL_MAX bytes shown, "-" for none) and its length. */
+static const char *inventory_cell(const json_t *rec, size_t k, int *len)
+{
+	const char *v = text_or_dash(rec, inventory_cols[k].key);
+	size_t n = strlen(v);
+	const char *paren = inventory_cols[k].short_form ? strstr(v, " (") : NULL;
+	if (paren != NULL && paren > v)
+		n = (size_t)(paren - v);
+	*len = n > INVENTORY_CELL_MAX ? INVENTORY_CELL_MAX : (int)n;
+	return v;
+}
+
 /* One aligned line per record: the columns a person scans for. */
 static int print_inventory_text(const char *body)
 {
-	static const char *const cols[] = {"state",   "project",	"environment", "system",	 "cert_id",
-					   "type",    "preset",	"certified_at", "rotation_due", "superseded_by"};
-	enum { NCOLS = sizeof(cols) / sizeof(cols[0]) };
 	json_t *doc = json_loads(body, 0, NULL);
 	const json_t *records = json_object_get(doc, "records");
 	if (!json_is_array(records)) {
@@ -2137,23 +2160,28 @@ static int print_inventory_text(const char *body)
 		json_decref(doc);
 		return 1;
 	}
-	int width[NCOLS];
-	for (size_t k = 0; k < NCOLS; k++)
-		width[k] = (int)strlen(cols[k]);
+	int width[INVENTORY_NCOLS];
+	for (size_t k = 0; k < INVENTORY_NCOLS; k++)
+		width[k] = (int)strlen(inventory_cols[k].header);
 	size_t i;
 	const json_t *rec;
 	json_array_foreach(records, i, rec)
-		for (size_t k = 0; k < NCOLS; k++) {
-			size_t n = strlen(text_or_dash(rec, cols[k]));
-			if (n > (size_t)width[k])
-				width[k] = n > 200 ? 200 : (int)n;
+		for (size_t k = 0; k < INVENTORY_NCOLS; k++) {
+			int n;
+			(void)inventory_cell(rec, k, &n);
+			if (n > width[k])
+				width[k] = n;
 		}
-	for (size_t k = 0; k < NCOLS; k++)
-		printf("%-*s%s", k + 1 < NCOLS ? width[k] : 0, cols[k], k + 1 < NCOLS ? "  " : "\n");
+	for (size_t k = 0; k < INVENTORY_NCOLS; k++)
+		printf("%-*s%s", k + 1 < INVENTORY_NCOLS ? width[k] : 0, inventory_cols[k].header,
+		       k + 1 < INVENTORY_NCOLS ? "  " : "\n");
 	json_array_foreach(records, i, rec)
-		for (size_t k = 0; k < NCOLS; k++)
-			printf("%-*.200s%s", k + 1 < NCOLS ? width[k] : 0, text_or_dash(rec, cols[k]),
-			       k + 1 < NCOLS ? "  " : "\n");
+		for (size_t k = 0; k < INVENTORY_NCOLS; k++) {
+			int n;
+			const char *v = inventory_cell(rec, k, &n);
+			int pad = k + 1 < INVENTORY_NCOLS ? width[k] - n : 0;
+			printf("%.*s%*s%s", n, v, pad, "", k + 1 < INVENTORY_NCOLS ? "  " : "\n");
+		}
 	const json_t *n = json_object_get(doc, "counts");
 	printf("%zu records: %lld current, %lld superseded, %lld revoked; %lld overdue, %lld due soon\n",
 	       json_array_size(records), (long long)json_integer_value(json_object_get(n, "current")),
@@ -2293,7 +2321,12 @@ int main(int argc, char **argv)
 	const char *due_before = NULL;
 	int jws_only = 0, online = 0, dsse = 0, opt;
 	int format_given = 0; /* --format given (evidence verify's default is text) */
-	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
+	const char *foreign = NULL; /* the first long option evidence verify does not take */
+	int li = -1;
+	while ((opt = getopt_long(argc, argv, "hv", opts, &li)) != -1) {
+		if (li >= 0 && foreign == NULL && opts[li].val != 'J' && opts[li].val != 'f' && opts[li].val != 'v')
+			foreign = opts[li].name;
+		li = -1;
 		switch (opt) {
 		case 'u': c.url = optarg; break;
 		case 'A': c.cacert = optarg; break;
@@ -2377,9 +2410,25 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "evidence") == 0) {
 		/* offline: no connection, no configuration */
 		const char *ef = format_given ? g.format : "text";
-		if (nargs != 3 || strcmp(argv[optind + 1], "verify") != 0 ||
-		    (strcmp(ef, "text") != 0 && strcmp(ef, "json") != 0)) {
-			fprintf(stderr, "credsign: evidence verify FILE [--jwks KEPT_JWKS] [--format text|json]\n");
+		const char *use = "usage: credsign evidence verify FILE [--jwks KEPT_JWKS] [--format text|json]";
+		if (nargs < 2 || strcmp(argv[optind + 1], "verify") != 0) {
+			fprintf(stderr, "credsign: evidence: %s%s%s\n%s\n", nargs < 2 ? "no subcommand" : "unknown subcommand ",
+				nargs < 2 ? "" : argv[optind + 1], nargs < 2 ? "" : " (only verify)", use);
+			return 2;
+		}
+		if (nargs != 3 || foreign != NULL || (strcmp(ef, "text") != 0 && strcmp(ef, "json") != 0) ||
+		    (jwks != NULL && jwks[0] == '\0')) {
+			if (nargs < 3)
+				fprintf(stderr, "credsign: evidence verify: FILE (the package) is required\n");
+			else if (nargs > 3)
+				fprintf(stderr, "credsign: evidence verify: one package only (%s is extra)\n", argv[optind + 3]);
+			else if (foreign != NULL)
+				fprintf(stderr, "credsign: evidence verify: --%s is not an option of evidence verify\n", foreign);
+			else if (jwks != NULL && jwks[0] == '\0')
+				fprintf(stderr, "credsign: evidence verify: --jwks '': a file name is required\n");
+			else
+				fprintf(stderr, "credsign: evidence verify: --format %s: not a format (text or json)\n", ef);
+			fprintf(stderr, "%s\n", use);
 			return 2;
 		}
 		cs_evidence_opts eo = {argv[optind + 2], jwks, strcmp(ef, "json") == 0};

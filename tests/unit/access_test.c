@@ -910,6 +910,77 @@ static void test_inventory_read(void **state)
 	cs_access_unref(a);
 }
 
+static cs_access_decision inv_scope(cs_access *a, const char *id, const char *project, int64_t now_ms)
+{
+	cs_access_decision d;
+	cs_access_inventory_scope(a, id, project, now_ms > 0, now_ms, &d);
+	return d;
+}
+
+/* The broad inventory reads (no environment, or no project) are charged
+ * once to the caller's rate, like every other read */
+static void test_inventory_scope_rate(void **state)
+{
+	(void)state;
+	cs_config_grant g[] = {
+		{.identity = ID("gen"), .role = CS_ROLE_GENERATOR, .projects = L("payments"), .environments = L("staging"),
+		 .rate = 0.5, .burst = 2},
+	};
+	cs_access *a = rules(g, 1);
+	assert_true(inv_scope(a, ID("gen"), NULL, 1000).allowed);
+	assert_true(inv_scope(a, ID("gen"), "payments", 1000).allowed);
+	cs_access_decision d = inv_scope(a, ID("gen"), NULL, 1000);
+	assert_false(d.allowed);
+	assert_true(d.retry_after > 0);
+	assert_non_null(strstr(d.reason, "rate limit of"));
+	assert_false(inv_scope(a, ID("gen"), "payments", 1000).allowed);
+	assert_true(inv_scope(a, ID("gen"), "payments", 3100).allowed); /* refilled: 0.5/s for 2.1 s */
+	assert_true(inv_scope(a, ID("gen"), NULL, 0).allowed);          /* rates aside: not charged */
+	cs_access_unref(a);
+}
+
+/* inventory.read of a whole project (no environment asked): an auditor of
+ * it, or a generator of it in any environment (the records are then
+ * decided one by one); the exact decision is unchanged */
+static void test_inventory_project(void **state)
+{
+	(void)state;
+	cs_config_grant g[] = {
+		{.identity = ID("gen"), .role = CS_ROLE_GENERATOR, .projects = L("payments"), .environments = L("staging")},
+		{.identity = ID("aud"), .role = CS_ROLE_AUDITOR, .projects = L("payments")},
+		{.identity = ID("op"), .role = CS_ROLE_OPERATOR, .projects = L("payments")},
+		{.identity = ID("noenv"), .role = CS_ROLE_GENERATOR, .projects = L("payments")},
+		{.identity = ID("all"), .role = CS_ROLE_GENERATOR, .projects = L("*"), .environments = L("*")},
+		{.identity = ID("signer"), .role = CS_ROLE_SIGNER, .profiles = L("*")},
+	};
+	cs_access *a = rules(g, 6);
+	assert_true(inv_scope(a, ID("gen"), "payments", 0).allowed);
+	assert_false(inv_scope(a, ID("gen"), "web", 0).allowed);
+	assert_true(inv_scope(a, ID("aud"), "payments", 0).allowed);
+	assert_false(inv_scope(a, ID("aud"), "web", 0).allowed);
+	assert_false(inv_scope(a, ID("op"), "payments", 0).allowed);
+	assert_false(inv_scope(a, ID("noenv"), "payments", 0).allowed); /* no environment at all */
+	assert_true(inv_scope(a, ID("all"), "anything", 0).allowed);
+	assert_false(inv_scope(a, ID("signer"), "payments", 0).allowed);
+	assert_false(inv_scope(a, ID("nobody"), "payments", 0).allowed);
+	assert_false(inv_scope(a, NULL, "payments", 0).allowed);
+	/* every project: any auditor or generator with an environment */
+	assert_true(inv_scope(a, ID("gen"), NULL, 0).allowed);
+	assert_true(inv_scope(a, ID("aud"), NULL, 0).allowed);
+	assert_false(inv_scope(a, ID("op"), NULL, 0).allowed);
+	assert_false(inv_scope(a, ID("signer"), NULL, 0).allowed);
+	cs_access_decision none = inv_scope(a, ID("op"), "payments", 0);
+	assert_string_equal(none.reason, "no auditor grant for project payments, nor a generator grant for project "
+					 "payments in any environment");
+	assert_string_equal(inv_scope(a, ID("op"), NULL, 0).reason,
+			    "no auditor or generator grant (inventory.read needs one)");
+	/* per record, the generator reads its environment only */
+	assert_false(decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "payments", NULL, NULL).allowed);
+	assert_true(decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "payments", "staging", NULL).allowed);
+	assert_false(decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "payments", "production", NULL).allowed);
+	cs_access_unref(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -929,6 +1000,8 @@ int main(void)
 		cmocka_unit_test(test_swap_under_load),
 		cmocka_unit_test(test_unknown_presets),
 		cmocka_unit_test(test_inventory_read),
+		cmocka_unit_test(test_inventory_project),
+		cmocka_unit_test(test_inventory_scope_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,6 +150,71 @@ static void test_revoked_newest_leaves_no_current(void **state)
 	free(b);
 }
 
+/* Certifications of one system within one second: certified_at (whole
+ * seconds) is equal, the store's created_ms orders them, not cert_id. */
+static void test_same_second(void **state)
+{
+	(void)state;
+	cs_inventory_rules rules = {0, 14};
+	const char *ids[4] = {"d-first", "c-second", "b-third", "a-last"}; /* cert_id order reversed */
+	char *c[4];
+	cs_inventory_row rows[4];
+	for (size_t i = 0; i < 4; i++) {
+		c[i] = claims(ids[i], "dod-stig", "password", "[\"DISA\"]", "db1", "2026-03-01T10:00:00Z");
+		rows[i] = row(ids[i], c[i], "db1");
+		rows[i].created_ms = 1772359200000LL + 100 + (int64_t)i * 7;
+	}
+	/* handed over out of order */
+	cs_inventory_row shuffled[4] = {rows[2], rows[0], rows[3], rows[1]};
+	json_t *recs = NULL;
+	assert_int_equal(cs_inventory_records(shuffled, 4, presets, &rules, &recs), CS_OK);
+	assert_int_equal(json_array_size(recs), 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_string_equal(get(recs, i, "cert_id"), ids[i]);
+		assert_string_equal(get(recs, i, "certified_at"), "2026-03-01T10:00:00Z");
+		assert_string_equal(get(recs, i, "state"), i < 3 ? "superseded" : "current");
+		if (i < 3)
+			assert_string_equal(get(recs, i, "superseded_by"), ids[i + 1]);
+		else
+			assert_null(get(recs, i, "superseded_by"));
+	}
+	cs_inventory_counts n;
+	assert_int_equal(cs_inventory_count(recs, &rules, 0, &n), CS_OK);
+	assert_int_equal(n.current, 1);
+	assert_int_equal(n.superseded, 3);
+	json_decref(recs);
+	for (size_t i = 0; i < 4; i++)
+		free(c[i]);
+}
+
+/* due_before keeps current records only: superseded and revoked ones keep
+ * their date but are no longer due. */
+static void test_due_before_current_only(void **state)
+{
+	(void)state;
+	cs_inventory_rules rules = {0, 14};
+	char *a = claims("a", "dod-stig", "password", "[\"DISA\"]", "s", "2026-01-01T00:00:00Z");
+	char *b = claims("b", "dod-stig", "password", "[\"DISA\"]", "s", "2026-01-02T00:00:00Z");
+	char *x = claims("x", "dod-stig", "password", "[\"DISA\"]", "t", "2026-01-01T00:00:00Z");
+	cs_inventory_row rows[3] = {row("a", a, "s"), row("b", b, "s"), row("x", x, "t")};
+	rows[2].revoked_at = "2026-01-05T00:00:00.000Z";
+	json_t *recs = NULL;
+	assert_int_equal(cs_inventory_records(rows, 3, presets, &rules, &recs), CS_OK);
+	assert_string_equal(get(recs, 0, "state"), "superseded");
+	assert_string_equal(get(recs, 0, "rotation_due"), "2026-03-02T00:00:00.000Z"); /* the date it had */
+	assert_string_equal(get(recs, 2, "state"), "revoked");
+	int64_t before;
+	assert_int_equal(cs_inventory_time_parse("2027-01-01", &before), CS_OK);
+	assert_int_equal(cs_inventory_filter_due_before(recs, before), CS_OK);
+	assert_int_equal(json_array_size(recs), 1);
+	assert_string_equal(get(recs, 0, "cert_id"), "b");
+	assert_string_equal(get(recs, 0, "state"), "current");
+	json_decref(recs);
+	free(a);
+	free(b);
+	free(x);
+}
+
 static void test_due_dates(void **state)
 {
 	(void)state;
@@ -173,6 +238,7 @@ static void test_due_dates(void **state)
 	assert_non_null(strstr(get(recs, 1, "rotation"), "evidence of compromise"));
 	/* c: pci password without the setting: none */
 	assert_null(get(recs, 2, "rotation_due"));
+	assert_null(strstr(get(recs, 2, "rotation"), "8.3.9"));
 	/* e: preset gone */
 	assert_null(get(recs, 4, "rotation_due"));
 	assert_string_equal(get(recs, 4, "rotation"), "preset no-such-preset not configured");
@@ -182,7 +248,12 @@ static void test_due_dates(void **state)
 	assert_int_equal(cs_inventory_records(rows, 5, presets, &on, &recs), CS_OK);
 	assert_string_equal(get(recs, 2, "rotation_due"), "2026-04-01T10:00:00.000Z");
 	assert_string_equal(get(recs, 2, "rotation_rule"), CS_INVENTORY_PCI_RULE);
+	/* the rotation text states the rule applied, never contradicts it */
+	assert_string_equal(get(recs, 2, "rotation"),
+			    "Per targeted risk analysis (12.3.1) and on suspected compromise (8.6.3); password-only "
+			    "accounts: at least every 90 days (PCI DSS v4.0.1 8.3.9, inventory.pci_password_change_days)");
 	assert_null(get(recs, 3, "rotation_due")); /* an api-key is not a password */
+	assert_null(strstr(get(recs, 3, "rotation"), "8.3.9"));
 	assert_string_equal(get(recs, 0, "rotation_due"), "2026-03-02T10:00:00.000Z");
 	json_decref(recs);
 
@@ -354,6 +425,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_states_and_supersession),
 		cmocka_unit_test(test_revoked_newest_leaves_no_current),
+		cmocka_unit_test(test_same_second),
+		cmocka_unit_test(test_due_before_current_only),
 		cmocka_unit_test(test_due_dates),
 		cmocka_unit_test(test_csv),
 		cmocka_unit_test(test_time_parse),

@@ -436,13 +436,51 @@ static void test_added_rules(void **state)
 	cs_policy_options pci30 = {.pci_password_change_days = 30};
 	p = build("pci-dss-4", &pci30);
 	assert_rule(p, "password-only", 30, "PCI DSS v4.0.1 8.3.9",
-		    "Passwords of password-only accounts (a password the only factor of a user's access) are changed "
-		    "at least once every 30 days");
+		    "are treated as the only factor of their accounts' access (human, service, system and "
+		    "application accounts alike) and are changed at least once every 30 days (PCI DSS v4.0.1 8.3.9)");
 	assert_null(strstr(s_of(rule(p, "password-only"), "rule"), "dynamically"));
+	assert_non_null(strstr(s_of(rule(p, "password-only"), "rule"), "Passwords generated under the pci-dss-4 preset are"));
+	/* every account type, as the inventory applies it */
+	assert_string_equal(s_of(rule(p, "password-only"), "accounts"), "all");
+	assert_null(conflict(p, "rotation"));
 	json_decref(p);
-	/* SP 800-63B-4 chosen too: no periodic change for human accounts, whatever the setting */
-	p = build("pci-dss-4,nist-800-63b", &pci30);
+	/* without the setting, 8.3.9's alternatives; no exception */
+	p = build("pci-dss-4,nist-800-63b", NULL);
 	assert_rule(p, "password-only", 90, "PCI DSS v4.0.1 8.3.9", "multi-factor authentication");
+	assert_string_equal(s_of(rule(p, "password-only"), "accounts"), "human");
+	char *all = all_forms(p);
+	assert_non_null(strstr(all, "8.3.9 also allows is not used"));
+	assert_null(strstr(all, "password-only.pci"));
+	free(all);
+	json_decref(p);
+	/* SP 800-63B-4 chosen too: the setting's N-day change stands, as a
+	 * standing exception citing both standards, in every form */
+	p = build("pci-dss-4,nist-800-63b", &pci30);
+	assert_rule(p, "password-only", 30, "PCI DSS v4.0.1 8.3.9", "at least once every 30 days");
+	assert_string_equal(s_of(rule(p, "password-only"), "accounts"), "all");
+	assert_true(cites_have(json_object_get(rule(p, "password-only"), "cites"), "3.1.1.2"));
+	const json_t *rot = conflict(p, "rotation");
+	assert_non_null(rot);
+	const json_t *human = json_object_get(json_object_get(rot, "resolution"), "human");
+	assert_non_null(strstr(s_of(human, "rule"), "changed at least every 30 days (PCI DSS v4.0.1 8.3.9)"));
+	assert_non_null(strstr(s_of(human, "rule"), "standing exception"));
+	assert_null(strstr(s_of(human, "rule"), "does not arise"));
+	const json_t *service = json_object_get(json_object_get(rot, "resolution"), "service");
+	assert_non_null(strstr(s_of(service, "rule"), "at least every 30 days as well (PCI DSS v4.0.1 8.3.9)"));
+	const json_t *ex = NULL, *e;
+	size_t k;
+	json_array_foreach(json_object_get(json_object_get(p, "exceptions"), "standing"), k, e)
+		if (strcmp(s_of(e, "id"), "password-only.pci") == 0)
+			ex = e;
+	assert_non_null(ex);
+	assert_non_null(strstr(s_of(ex, "text"), "at least every 30 days"));
+	assert_true(cites_have(json_object_get(ex, "cites"), "PCI DSS v4.0.1 8.3.9"));
+	assert_true(cites_have(json_object_get(ex, "cites"), "3.1.1.2"));
+	all = all_forms(p);
+	assert_null(strstr(all, "not used"));
+	assert_null(strstr(all, "does not arise"));
+	assert_non_null(strstr(all, "30 days (PCI DSS v4.0.1 8.3.9)"));
+	free(all);
 	json_decref(p);
 	/* above 8.3.9's maximum: refused */
 	const cs_preset *one[1] = {cs_preset_find(presets, "pci-dss-4")};

@@ -417,12 +417,10 @@ static void missing_grant(cs_access_action action, const cs_access_scope *s, cha
 	case CS_ACTION_CERT_READ:
 		snprintf(out, len, "no auditor or generator grant for project %s", shown(p, OR_NONE(s->project)));
 		break;
-	case CS_ACTION_INVENTORY_READ: {
-		const char *project = shown(p, OR_NONE(s->project));
-		snprintf(out, len, "no auditor grant for project %s, nor a generator grant for project %s, environment %s",
-			 project, project, shown(e, OR_NONE(s->environment)));
+	case CS_ACTION_INVENTORY_READ:
+		snprintf(out, len, "no auditor grant for project %s, nor a generator grant for it in environment %s",
+			 shown(p, OR_NONE(s->project)), shown(e, OR_NONE(s->environment)));
 		break;
-	}
 	case CS_ACTION_AUDIT_READ:
 		if (s->project != NULL)
 			snprintf(out, len, "no auditor grant for project %s", shown(p, s->project));
@@ -666,9 +664,8 @@ void cs_access_inventory_scope(cs_access *access, const char *identity, const ch
 	if (limited == NULL) {
 		if (project != NULL)
 			snprintf(out->reason, sizeof(out->reason),
-				 "no auditor grant for project %s, nor a generator grant for project %s in any "
-				 "environment",
-				 project, project);
+				 "no auditor grant for project %s, nor a generator grant for it in any environment",
+				 project);
 		else
 			snprintf(out->reason, sizeof(out->reason), "no auditor or generator grant (inventory.read needs one)");
 		return;

@@ -212,7 +212,7 @@ PY
 	[ "$(get web-deployer 'project=payments&environment=staging')" = 200 ] || return 1
 	# ... and a project it has no grant for: refused, naming it
 	[ "$(get ci-deployer 'project=web')" = 403 ] || return 1
-	grep -q 'no auditor grant for project web, nor a generator grant for project web in any environment' \
+	grep -q 'no auditor grant for project web, nor a generator grant for it in any environment' \
 		"$work/out" || { cat "$work/out"; return 1; }
 	# the project's auditor sees all of it
 	[ "$(get auditor 'project=payments')" = 200 ] || return 1

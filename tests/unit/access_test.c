@@ -899,8 +899,8 @@ static void test_inventory_read(void **state)
 	assert_true(decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "payments", "staging", NULL).allowed);
 	cs_access_decision d = decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "payments", "production", NULL);
 	assert_false(d.allowed);
-	assert_string_equal(d.reason, "no auditor grant for project payments, nor a generator grant for project "
-				      "payments, environment production");
+	assert_string_equal(d.reason, "no auditor grant for project payments, nor a generator grant for it in "
+				      "environment production");
 	assert_false(decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "payments", NULL, NULL).allowed);
 	assert_false(decide(a, ID("gen"), CS_ACTION_INVENTORY_READ, "web", "staging", NULL).allowed);
 	assert_true(decide(a, ID("aud"), CS_ACTION_INVENTORY_READ, "payments", "production", NULL).allowed);
@@ -970,8 +970,8 @@ static void test_inventory_project(void **state)
 	assert_false(inv_scope(a, ID("op"), NULL, 0).allowed);
 	assert_false(inv_scope(a, ID("signer"), NULL, 0).allowed);
 	cs_access_decision none = inv_scope(a, ID("op"), "payments", 0);
-	assert_string_equal(none.reason, "no auditor grant for project payments, nor a generator grant for project "
-					 "payments in any environment");
+	assert_string_equal(none.reason, "no auditor grant for project payments, nor a generator grant for it in "
+					 "any environment");
 	assert_string_equal(inv_scope(a, ID("op"), NULL, 0).reason,
 			    "no auditor or generator grant (inventory.read needs one)");
 	/* per record, the generator reads its environment only */

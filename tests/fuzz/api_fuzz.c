@@ -13,6 +13,7 @@
  *   's' BODY                           cs_api_decode_sign (batch limit 8)
  *   'q' QUERY                          cs_api_decode_profile_query
  *   'i' REST                           cs_api_decode_signature_path
+ *   'v' QUERY                          cs_api_decode_inventory_query
  *
  * Every error must be a status the API documents with a code and a message
  * that renders as the JSON error body (well-formed UTF-8); every success
@@ -217,6 +218,28 @@ static void fuzz_audit(const char *s, size_t n)
 	free(query);
 }
 
+static void fuzz_inventory(const char *s, size_t n)
+{
+	char *query = strndup(s, n);
+	cs_inventory_query q;
+	int csv = -1;
+	cs_api_error err;
+	cs_err r = cs_api_decode_inventory_query(query, &q, &csv, &err);
+	if (r != CS_OK) {
+		check_error(r, &err);
+		CHECK(err.status == 400);
+	} else {
+		CHECK(csv == 0 || csv == 1);
+		/* project and environment are client text within the limit, or none */
+		CHECK(q.project[0] == '\0' ||
+		      cs_api_text_check(q.project, strlen(q.project), CS_API_TEXT_MAX, NULL) == CS_TEXT_OK);
+		CHECK(q.environment[0] == '\0' ||
+		      cs_api_text_check(q.environment, strlen(q.environment), CS_API_TEXT_MAX, NULL) == CS_TEXT_OK);
+		CHECK(q.has_due_before == 0 || q.has_due_before == 1);
+	}
+	free(query);
+}
+
 static void fuzz_text(const char *s, size_t n)
 {
 	char q[CS_API_QUOTE_BYTES];
@@ -328,6 +351,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 's': fuzz_sign(s, n); break;
 	case 'q': fuzz_profile_query(s, n); break;
 	case 'i': fuzz_signature_path(s, n); break;
+	case 'v': fuzz_inventory(s, n); break;
 	default: break;
 	}
 	return 0;

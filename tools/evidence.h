@@ -5,8 +5,11 @@
  *
  * Reads the tar with libarchive, refusing a hostile archive (more than one
  * top directory, a member that is not a regular file or a directory, an
- * absolute path, `.` or `..`, a duplicate, a link, a file over 256 MiB, a
- * package over 4 GiB), then runs every check and reports every failure,
+ * absolute path, `.` or `..`, a duplicate, a link, a sparse member, a
+ * member whose data is not its header's size, a file over 256 MiB, files
+ * over 1 GiB in all or more than the archive's own bytes, anything but
+ * zeros after the end-of-archive blocks), then runs every check and
+ * reports every failure,
  * each naming the package file it concerns ("FAIL PATH: CODE: WHY"), and a
  * summary. No daemon, store or configuration is read.
  *
@@ -23,9 +26,12 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+/* The verifier keeps every file in memory (the checks parse them): these
+ * bound what it holds, counted in bytes actually read. */
 #define CS_EVIDENCE_FILE_MAX ((int64_t)256 << 20)   /* one member */
-#define CS_EVIDENCE_PACKAGE_MAX ((int64_t)4 << 30)  /* the sum of the members */
+#define CS_EVIDENCE_PACKAGE_MAX ((int64_t)1 << 30)  /* the sum of the members */
 #define CS_EVIDENCE_MEMBERS_MAX 200000              /* members of the archive */
+#define CS_EVIDENCE_TRAILER_MAX ((int64_t)1 << 20)  /* zero padding after the end-of-archive blocks */
 
 /* A refusal's reason: code (a stable word, as `credsign verify` prints
  * them) and why (the explanation). */
@@ -53,19 +59,23 @@ typedef struct {
 } cs_evidence_checks;
 
 typedef struct {
-	const char *file;      /* the package (tar) */
+	const char *file;      /* the package (tar): a regular file */
 	const char *jwks;      /* the auditor's kept JWKS, or NULL: the package's own */
 	int json;              /* 1: the report as one JSON object on stdout */
 } cs_evidence_opts;
 
 /* Verifies the package and prints the report (text: FAIL lines on stdout,
- * then NOT CHECKED lines, then the summary; json: {"verified","file","keys",
- * "failures":[{"file","code","why"}],"not_checked":[{"file","check","why"}],
- * "counts"}). A check that depends on a part that failed (the entries and
- * counts on an intact, authenticated audit chain) is reported not checked,
- * not failed. Returns the exit status: 0 every check passed, 1 a check
- * failed (or the archive could not be read), 2 the kept JWKS or FILE cannot
- * be opened, or the JWKS is not one (said on stderr, naming the file). */
+ * then NOT CHECKED lines, then the summary with the manifest's created_at;
+ * json: {"verified","pinned","file","keys","created_at","failures":[{"file",
+ * "code","why"}],"not_checked":[{"file","check","why"}],"counts"}). A check
+ * that depends on a part that failed (the entries and counts on an intact,
+ * authenticated audit chain; the completeness of entries.jsonl on every
+ * certificate verified) is reported not checked, not failed. Returns the
+ * exit status: 0 every check passed with the keys pinned (opts->jwks),
+ * 3 every check passed but against the package's own keys (intact, not
+ * independently authenticated), 1 a check failed (or the archive could
+ * not be read), 2 the kept JWKS or FILE cannot be opened, FILE is not a
+ * regular file, or the JWKS is not one (said on stderr, naming the file). */
 int cs_evidence_verify(const cs_evidence_opts *opts, const cs_evidence_checks *checks);
 
 #endif

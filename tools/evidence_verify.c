@@ -40,6 +40,8 @@ typedef struct {
 	const cs_evidence_opts *opts;
 	const cs_evidence_checks *checks;
 	int fd;            /* the package, open for reading */
+	int64_t file_size; /* its bytes (a regular file) */
+	int64_t data_read; /* the bytes of member data read so far */
 	json_t *failures;  /* [{"file","code","why"}] */
 	json_t *not_checked; /* [{"file","check","why"}]: checks a failure made meaningless */
 	member *m;
@@ -227,15 +229,26 @@ fail:
 	return -1;
 }
 
-/* The data of a regular member of size bytes (bounded by the caller). */
-static uint8_t *read_data(struct archive *a, size_t size)
+/* The data of a regular member whose header says size bytes (bounded by
+ * the caller), NUL-terminated. The buffer grows as the bytes arrive, so a
+ * header's claim costs nothing the archive does not deliver. NULL when the
+ * data is shorter or longer than size (*nomem 0) or memory ran out (*nomem
+ * 1). */
+static uint8_t *read_data(struct archive *a, size_t size, int *nomem)
 {
-	uint8_t *buf = malloc(size + 1);
-	size_t got = 0;
+	size_t cap = size < 65536 ? size + 1 : 65536, got = 0;
+	uint8_t *buf = malloc(cap), *more;
+	*nomem = buf == NULL;
 	if (buf == NULL)
 		return NULL;
 	while (got < size) {
-		la_ssize_t r = archive_read_data(a, buf + got, size - got);
+		if (got == cap) {
+			size_t next = cap > (size + 1) / 2 ? size + 1 : cap * 2;
+			if ((more = realloc(buf, next)) == NULL)
+				goto nomem;
+			buf = more, cap = next;
+		}
+		la_ssize_t r = archive_read_data(a, buf + got, (cap < size ? cap : size) - got);
 		if (r <= 0)
 			break;
 		got += (size_t)r;
@@ -245,13 +258,22 @@ static uint8_t *read_data(struct archive *a, size_t size)
 		free(buf);
 		return NULL;
 	}
+	if (cap < size + 1) {
+		if ((more = realloc(buf, size + 1)) == NULL)
+			goto nomem;
+		buf = more;
+	}
 	buf[size] = '\0';
 	return buf;
+nomem:
+	free(buf);
+	*nomem = 1;
+	return NULL;
 }
 
 /* One header: the hostility checks; 1 keep reading, 0 stop (the archive
  * is refused), -1 no memory. A regular file is read and kept. */
-static int take_member(ev *e, struct archive *a, struct archive_entry *ent, json_t *seen, int64_t *total)
+static int take_member(ev *e, struct archive *a, struct archive_entry *ent, json_t *seen)
 {
 	const char *name = archive_entry_pathname(ent), *why = NULL;
 	mode_t type = archive_entry_filetype(ent);
@@ -301,23 +323,35 @@ static int take_member(ev *e, struct archive *a, struct archive_entry *ent, json
 		fail(e, name, "archive_hostile", "a file beside the top directory, not in it");
 		return 0;
 	}
+	/* a sparse member expands holes the archive does not hold: a package
+	 * file is never sparse, and a few KB could claim gigabytes */
+	if (archive_entry_sparse_count(ent) > 0) {
+		fail(e, name, "archive_hostile", "a sparse member (%d regions): a package file is stored whole",
+		     archive_entry_sparse_count(ent));
+		return 0;
+	}
 	int64_t size = archive_entry_size_is_set(ent) ? archive_entry_size(ent) : -1;
 	if (size < 0 || size > CS_EVIDENCE_FILE_MAX) {
 		fail(e, name, "archive_too_large", "%lld bytes: a package file is at most %lld",
 		     (long long)size, (long long)CS_EVIDENCE_FILE_MAX);
 		return 0;
 	}
-	if ((*total += size) > CS_EVIDENCE_PACKAGE_MAX) {
-		fail(e, name, "archive_too_large", "the package's files exceed %lld bytes here",
-		     (long long)CS_EVIDENCE_PACKAGE_MAX);
+	if (e->data_read + size > CS_EVIDENCE_PACKAGE_MAX || e->data_read + size > e->file_size) {
+		fail(e, name, "archive_too_large", "%lld bytes after %lld: the package's files are at most %lld "
+		     "bytes in all, and never more than the archive's own %lld", (long long)size,
+		     (long long)e->data_read, (long long)CS_EVIDENCE_PACKAGE_MAX, (long long)e->file_size);
 		return 0;
 	}
-	uint8_t *data = read_data(a, (size_t)size);
+	int nomem = 0;
+	uint8_t *data = read_data(a, (size_t)size, &nomem);
+	if (data == NULL && nomem)
+		return -1;
 	if (data == NULL) {
-		fail(e, name, "archive_invalid", "its data could not be read as %lld bytes: %s", (long long)size,
-		     archive_error_string(a) != NULL ? archive_error_string(a) : "short or long");
+		fail(e, name, "archive_invalid", "its data is not the %lld bytes its header says: %s", (long long)size,
+		     archive_error_string(a) != NULL ? archive_error_string(a) : "shorter or longer");
 		return 0;
 	}
+	e->data_read += size;
 	char *path = strdup(slash + 1);
 	if (path == NULL) {
 		free(data);
@@ -326,13 +360,53 @@ static int take_member(ev *e, struct archive *a, struct archive_entry *ent, json
 	return add_member(e, path, data, (size_t)size) == 0 ? 1 : -1;
 }
 
+/* What follows the end-of-archive blocks, which end at offset end: only
+ * zero padding (a tar's record), at most CS_EVIDENCE_TRAILER_MAX bytes.
+ * Another header there is a member tar -i (or another reader) would
+ * extract but the manifest never covered. 1 when clean, 0 refused. */
+static int trailer_clean(ev *e, int64_t end)
+{
+	const char *pkg = e->opts->file;
+	uint8_t buf[65536];
+	if (end <= 0 || end > e->file_size) {
+		fail(e, pkg, "archive_invalid", "cannot tell where the archive ends (%lld of %lld bytes)",
+		     (long long)end, (long long)e->file_size);
+		return 0;
+	}
+	if (e->file_size - end > CS_EVIDENCE_TRAILER_MAX) {
+		fail(e, pkg, "archive_trailing_data", "%lld bytes after the end-of-archive blocks at offset %lld (at "
+		     "most %lld bytes of zero padding are allowed)", (long long)(e->file_size - end), (long long)end,
+		     (long long)CS_EVIDENCE_TRAILER_MAX);
+		return 0;
+	}
+	for (int64_t at = end; at < e->file_size;) {
+		size_t want = e->file_size - at < (int64_t)sizeof(buf) ? (size_t)(e->file_size - at) : sizeof(buf);
+		ssize_t got = pread(e->fd, buf, want, (off_t)at);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			fail(e, pkg, "archive_invalid", "cannot read it after the end-of-archive blocks: %s",
+			     got < 0 ? strerror(errno) : "it shrank while read");
+			return 0;
+		}
+		for (ssize_t i = 0; i < got; i++)
+			if (buf[i] != 0) {
+				fail(e, pkg, "archive_trailing_data", "non-zero data at offset %lld; the end-of-archive "
+				     "blocks end at offset %lld and only zero padding may follow (a further member "
+				     "there is not covered by the manifest)", (long long)(at + i), (long long)end);
+				return 0;
+			}
+		at += got;
+	}
+	return 1;
+}
+
 /* 1 when the archive passed (members kept), 0 refused (reported). */
 static int read_archive(ev *e)
 {
 	struct archive *a = archive_read_new();
 	struct archive_entry *ent;
 	json_t *seen = json_object();
-	int64_t total = 0;
 	int ok = 0, r = ARCHIVE_FATAL, count = 0;
 	const char *pkg = e->opts->file;
 	if (a == NULL || seen == NULL || archive_read_support_format_tar(a) != ARCHIVE_OK) {
@@ -349,7 +423,7 @@ static int read_archive(ev *e)
 			fail(e, pkg, "archive_too_large", "more than %d members", CS_EVIDENCE_MEMBERS_MAX);
 			goto out;
 		}
-		int t = take_member(e, a, ent, seen, &total);
+		int t = take_member(e, a, ent, seen);
 		if (t < 0)
 			fail(e, pkg, "no_memory", "out of memory reading the archive");
 		if (t <= 0)
@@ -364,6 +438,8 @@ static int read_archive(ev *e)
 		fail(e, pkg, "archive_invalid", "an empty archive");
 		goto out;
 	}
+	if (!trailer_clean(e, archive_filter_bytes(a, 0)))
+		goto out;
 	ok = 1;
 	for (int i = 0; i < 2; i++) {
 		const char *need = i == 0 ? "manifest.json" : "manifest.jws";
@@ -778,9 +854,14 @@ static void check_inventory(ev *e)
 		fail(e, P, "malformed", "no records list");
 		goto out;
 	}
-	if (!json_equal(json_object_get(inv, "project"), json_object_get(scope, "project")) ||
-	    !json_equal(json_object_get(inv, "environment"), json_object_get(scope, "environment")))
-		fail(e, P, "out_of_scope", "its project and environment are not the manifest's scope");
+	static const char *const scoped[] = {"project", "environment", "from", "to"};
+	for (int k = 0; k < 4; k++) {
+		const json_t *have = json_object_get(inv, scoped[k]), *want = json_object_get(scope, scoped[k]);
+		if (!json_equal(have != NULL ? have : json_null(), want != NULL ? want : json_null()))
+			fail(e, P, "out_of_scope", "its %s is %s, the manifest's scope says %s", scoped[k],
+			     json_is_string(have) ? json_string_value(have) : have == NULL ? "missing" : "null",
+			     json_is_string(want) ? json_string_value(want) : "null");
+	}
 	e->n_records = json_array_size(records);
 	json_array_foreach(records, i, rec)
 		check_record(e, rec, i, seen, current);
@@ -849,11 +930,217 @@ static int object_names(const char *object, const char *id)
 	       (object[n] == '\0' || object[n] == ' ' || object[n] == ':');
 }
 
+/* Whether an audit entry's object puts it in the package's scope, as the
+ * export selects entries.jsonl (tools/admin_evidence.c in_scope_object):
+ * its first word (up to a space, ':', ',', ';' or '/'; 1 to 64 bytes) is
+ * the id of a certificate of the package or of its generation session. */
+static int in_scope(const json_t *ids, const char *object)
+{
+	size_t n = object != NULL ? strcspn(object, " :,;/") : 0;
+	char id[65];
+	if (n == 0 || n > 64)
+		return 0;
+	memcpy(id, object, n);
+	id[n] = '\0';
+	return json_object_get(ids, id) != NULL;
+}
+
+/* The ids of the scope: every certificate the signed manifest lists and
+ * its generation session, in *out. 1; 0 when one of them did not verify
+ * (its session is then unknown: reported not checked, naming it); -1 no
+ * memory (reported). */
+static int scope_ids(ev *e, json_t **out)
+{
+	const char *P = "audit/entries.jsonl";
+	json_t *ids = json_object(), *f;
+	size_t i;
+	*out = NULL;
+	if (ids == NULL) {
+		fail(e, P, "no_memory", "out of memory");
+		return -1;
+	}
+	json_array_foreach(json_object_get(e->manifest, "files"), i, f) {
+		const char *path = str(f, "path");
+		size_t len = path != NULL ? strlen(path) : 0;
+		if (len <= 17 || strncmp(path, "certificates/", 13) != 0 || strcmp(path + len - 4, ".jws") != 0)
+			continue;
+		char *id = strndup(path + 13, len - 17);
+		const json_t *claims = id != NULL ? json_object_get(e->certs, id) : NULL;
+		if (claims == NULL) {
+			char why[700];
+			snprintf(why, sizeof(why), "that it holds exactly the in-scope entries of audit/chain.jsonl (those "
+				 "naming a certificate or its generation session): %s did not verify (see its FAIL line)",
+				 path);
+			if (id != NULL)
+				not_checked(e, P, "entries_complete", why);
+			else
+				fail(e, P, "no_memory", "out of memory");
+			free(id);
+			json_decref(ids);
+			return id != NULL ? 0 : -1;
+		}
+		const char *session = str(claims, "generation_session_id");
+		int bad = json_object_set_new_nocheck(ids, id, json_true()) != 0 ||
+			  (session != NULL && json_object_set_new_nocheck(ids, session, json_true()) != 0);
+		free(id);
+		if (bad) {
+			fail(e, P, "no_memory", "out of memory");
+			json_decref(ids);
+			return -1;
+		}
+	}
+	*out = ids;
+	return 1;
+}
+
+/* At most this many FAIL lines for entries.jsonl's completeness, then one
+ * line counting the rest. */
+#define ENTRY_FAILS_MAX 10
+
+/* Calls fn for each line of m (a final newline ends the last line), the
+ * line NUL-terminated and numbered from 1; 0, or -1 when memory ran out
+ * or fn returned non-zero (no memory). */
+typedef int (*line_fn)(ev *e, void *arg, const char *line, size_t no);
+static int each_line(ev *e, const member *m, line_fn fn, void *arg)
+{
+	size_t no = 0;
+	for (const char *p = (const char *)m->data, *end = p + m->size; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+		char *line = strndup(p, len);
+		p += len + 1;
+		if (line == NULL)
+			return -1;
+		int r = fn(e, arg, line, ++no);
+		free(line);
+		if (r != 0)
+			return -1;
+	}
+	return 0;
+}
+
+typedef struct {
+	const json_t *ids;  /* the scope's ids, or NULL: completeness not checked */
+	json_t *lines;      /* chain.jsonl: line -> 1 an in-scope entry, 0 another line */
+	json_t *expected;   /* chain.jsonl's in-scope entries, in chain order: [{"line","seq","what"}] */
+	json_t *got;        /* entries.jsonl: line -> its first line number */
+	json_t *actual;     /* entries.jsonl's in-scope lines, first occurrences, in order */
+	json_t *found;      /* "ACTION OBJECT" of the successful entries */
+	int extra;          /* completeness failures seen (ENTRY_FAILS_MAX reported) */
+} entries_walk;
+
+static int chain_line_seen(ev *e, void *arg, const char *line, size_t no)
+{
+	(void)e, (void)no;
+	entries_walk *w = arg;
+	json_t *j = w->ids != NULL ? json_loads(line, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	int scoped = j != NULL && str(j, "type") != NULL && strcmp(str(j, "type"), "entry") == 0 &&
+		     in_scope(w->ids, str(j, "object"));
+	int r = json_object_get(w->lines, line) != NULL ? 0 /* a repeated line: the chain reports it */
+		: json_object_set_new_nocheck(w->lines, line, json_integer(scoped));
+	if (r == 0 && scoped) {
+		char what[300];
+		json_t *x = json_object();
+		snprintf(what, sizeof(what), "%.100s %.180s", str(j, "action") != NULL ? str(j, "action") : "?",
+			 str(j, "object"));
+		r = x == NULL || json_object_set_new_nocheck(x, "line", json_string_nocheck(line)) != 0 ||
+		    json_object_set_new_nocheck(x, "seq", json_integer(json_integer_value(json_object_get(j, "seq")))) != 0 ||
+		    json_object_set_new_nocheck(x, "what", json_string_nocheck(what)) != 0 ||
+		    json_array_append(w->expected, x) != 0;
+		json_decref(x);
+	}
+	json_decref(j);
+	return r;
+}
+
+__attribute__((format(printf, 3, 4))) static void entry_fail(ev *e, entries_walk *w, const char *fmt, ...)
+{
+	char why[1024];
+	va_list ap;
+	if (++w->extra > ENTRY_FAILS_MAX)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	fail(e, "audit/entries.jsonl", "entries_incomplete", "%s", why);
+}
+
+static int entries_line_seen(ev *e, void *arg, const char *line, size_t no)
+{
+	const char *P = "audit/entries.jsonl";
+	entries_walk *w = arg;
+	json_t *entry = json_loads(line, JSON_REJECT_DUPLICATES, NULL), *in = json_object_get(w->lines, line);
+	json_t *seq = json_object_get(entry, "seq");
+	long long s = (long long)json_integer_value(seq);
+	int r = 0;
+	if (entry == NULL || !json_is_integer(seq) || str(entry, "type") == NULL ||
+	    strcmp(str(entry, "type"), "entry") != 0) {
+		fail(e, P, "malformed", "line %zu is not an audit entry", no);
+	} else if (!e->chain_ok) {
+		/* nothing to compare it with: the chain's failure is reported */
+	} else if (in == NULL) {
+		fail(e, P, "entry_not_in_chain", "line %zu (seq %lld) is not a line of audit/chain.jsonl", no, s);
+	} else if (s < e->audit.first_seq || s > e->audit.signed_through) {
+		fail(e, P, "entry_not_authenticated", "line %zu (seq %lld) is not authenticated by a signed "
+		     "checkpoint of audit/chain.jsonl (authenticated: seq %lld..%lld)", no, s,
+		     (long long)e->audit.first_seq, (long long)e->audit.signed_through);
+	} else {
+		json_t *first = json_object_get(w->got, line);
+		if (w->ids != NULL && json_integer_value(in) != 1)
+			entry_fail(e, w, "line %zu (seq %lld, %s) is not an in-scope entry: its object names no "
+				   "certificate of the package nor its generation session", no, s,
+				   str(entry, "action") != NULL ? str(entry, "action") : "?");
+		else if (first != NULL)
+			entry_fail(e, w, "line %zu (seq %lld) repeats line %lld", no, s,
+				   (long long)json_integer_value(first));
+		else if (json_object_set_new_nocheck(w->got, line, json_integer((json_int_t)no)) != 0 ||
+			 json_array_append_new(w->actual, json_string_nocheck(line)) != 0)
+			r = -1;
+		if (str(entry, "outcome") != NULL && strcmp(str(entry, "outcome"), "success") == 0 &&
+		    str(entry, "action") != NULL && str(entry, "object") != NULL) {
+			char key[600];
+			snprintf(key, sizeof(key), "%s %s", str(entry, "action"), str(entry, "object"));
+			if (json_object_set_new_nocheck(w->found, key, json_true()) != 0)
+				r = -1;
+		}
+	}
+	json_decref(entry);
+	return r;
+}
+
+/* entries.jsonl is exactly chain.jsonl's in-scope entries in chain order:
+ * none dropped (named by seq), repeated, foreign or moved. */
+static void check_complete(ev *e, entries_walk *w)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(w->expected, i, x)
+		if (json_object_get(w->got, str(x, "line")) == NULL)
+			entry_fail(e, w, "the in-scope entry seq %lld of audit/chain.jsonl (%s) is missing",
+				   (long long)json_integer_value(json_object_get(x, "seq")), str(x, "what"));
+	if (w->extra == 0 && json_array_size(w->actual) == json_array_size(w->expected))
+		json_array_foreach(w->expected, i, x) {
+			const char *have = json_string_value(json_array_get(w->actual, i));
+			if (have != NULL && strcmp(have, str(x, "line")) != 0) {
+				entry_fail(e, w, "line %lld is out of chain order: audit/chain.jsonl's in-scope entry "
+					   "there is seq %lld (%s)",
+					   (long long)json_integer_value(json_object_get(w->got, have)),
+					   (long long)json_integer_value(json_object_get(x, "seq")), str(x, "what"));
+				break;
+			}
+		}
+	if (w->extra > ENTRY_FAILS_MAX)
+		fail(e, "audit/entries.jsonl", "entries_incomplete", "and %d more such differences",
+		     w->extra - ENTRY_FAILS_MAX);
+}
+
 static void check_entries(ev *e)
 {
 	const char *P = "audit/entries.jsonl";
 	member *chain = find(e, "audit/chain.jsonl"), *entries = find(e, P);
-	json_t *lines = json_object(), *found = json_object(), *entry;
+	entries_walk w = {.lines = json_object(), .expected = json_array(), .got = json_object(),
+			  .actual = json_array(), .found = json_object()};
+	json_t *ids = NULL;
 	if (chain == NULL || entries == NULL) {
 		fail(e, chain == NULL ? "audit/chain.jsonl" : P, "missing", "the package has no %s",
 		     chain == NULL ? "audit/chain.jsonl" : P);
@@ -861,65 +1148,31 @@ static void check_entries(ev *e)
 	}
 	if (chain->size == 0 && entries->size == 0 && json_object_size(e->certs) == 0 && e->n_certs == 0)
 		goto out; /* no certificate in scope: nothing to authenticate */
+	if (w.lines == NULL || w.expected == NULL || w.got == NULL || w.actual == NULL || w.found == NULL)
+		goto nomem;
 	check_chain(e, chain);
-	/* chain.jsonl's lines, as a set */
-	for (char *p = (char *)chain->data, *end = p + chain->size; p < end;) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
-		char *line = strndup(p, len);
-		if (line == NULL || json_object_set_new_nocheck(lines, line, json_true()) != 0) {
-			free(line);
-			fail(e, P, "no_memory", "out of memory");
-			goto out;
-		}
-		free(line);
-		p += len + 1;
-	}
-	size_t no = 0;
-	for (char *p = (char *)entries->data, *end = p + entries->size; p < end;) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
-		char *line = strndup(p, len);
-		p += len + 1;
-		no++;
-		if (line == NULL) {
-			fail(e, P, "no_memory", "out of memory");
-			goto out;
-		}
-		entry = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
-		json_t *seq = json_object_get(entry, "seq");
-		if (entry == NULL || !json_is_integer(seq) || str(entry, "type") == NULL ||
-		    strcmp(str(entry, "type"), "entry") != 0) {
-			fail(e, P, "malformed", "line %zu is not an audit entry", no);
-		} else if (!e->chain_ok) {
-			/* nothing to compare it with: the chain's failure is reported */
-		} else if (json_object_get(lines, line) == NULL) {
-			fail(e, P, "entry_not_in_chain", "line %zu (seq %lld) is not a line of audit/chain.jsonl", no,
-			     (long long)json_integer_value(seq));
-		} else if (json_integer_value(seq) < e->audit.first_seq ||
-			   json_integer_value(seq) > e->audit.signed_through) {
-			fail(e, P, "entry_not_authenticated", "line %zu (seq %lld) is not authenticated by a signed "
-			     "checkpoint of audit/chain.jsonl (authenticated: seq %lld..%lld)", no,
-			     (long long)json_integer_value(seq), (long long)e->audit.first_seq,
-			     (long long)e->audit.signed_through);
-		} else if (str(entry, "outcome") != NULL && strcmp(str(entry, "outcome"), "success") == 0 &&
-			   str(entry, "action") != NULL && str(entry, "object") != NULL) {
-			char key[600];
-			snprintf(key, sizeof(key), "%s %s", str(entry, "action"), str(entry, "object"));
-			json_object_set_new_nocheck(found, key, json_true());
-		}
-		json_decref(entry);
-		free(line);
-	}
-	e->n_entries = no;
+	if (e->chain_ok && scope_ids(e, &ids) < 0)
+		goto out; /* no memory, reported */
+	w.ids = ids;
+	if (each_line(e, chain, chain_line_seen, &w) != 0)
+		goto nomem;
+	if (each_line(e, entries, entries_line_seen, &w) != 0)
+		goto nomem;
+	e->n_entries = 0;
+	for (size_t k = 0; k < entries->size; k++)
+		if (entries->data[k] == '\n' || k + 1 == entries->size)
+			e->n_entries++;
 	if (!e->chain_ok) {
 		not_checked(e, P, "entries_in_chain", "that each line is a line of audit/chain.jsonl authenticated by "
-			    "a signed checkpoint: audit/chain.jsonl failed (see its FAIL line)");
+			    "a signed checkpoint, and that they are all its in-scope entries: audit/chain.jsonl failed "
+			    "(see its FAIL line)");
 		if (json_object_size(e->certs) > 0)
 			not_checked(e, P, "certificate_entries", "each certificate's successful certify and generate "
 				    "entries, authenticated: audit/chain.jsonl failed (see its FAIL line)");
 		goto out;
 	}
+	if (ids != NULL)
+		check_complete(e, &w);
 	/* every certificate's generate and certify entries */
 	const char *id;
 	json_t *claims;
@@ -928,7 +1181,7 @@ static void check_entries(ev *e)
 		int certify = 0, generate = 0;
 		const char *k;
 		json_t *v;
-		json_object_foreach(found, k, v) {
+		json_object_foreach(w.found, k, v) {
 			if (strncmp(k, "certify ", 8) == 0 && object_names(k + 8, id))
 				certify = 1;
 			if (session != NULL && strncmp(k, "generate ", 9) == 0 && object_names(k + 9, session))
@@ -940,9 +1193,16 @@ static void check_entries(ev *e)
 			fail(e, P, "entry_missing", "no successful generate entry for certificate %s's session %s", id,
 			     session != NULL ? session : "(none)");
 	}
+	goto out;
+nomem:
+	fail(e, P, "no_memory", "out of memory");
 out:
-	json_decref(lines);
-	json_decref(found);
+	json_decref(ids);
+	json_decref(w.lines);
+	json_decref(w.expected);
+	json_decref(w.got);
+	json_decref(w.actual);
+	json_decref(w.found);
 }
 
 /* ---- 8. the policy and the rest ---------------------------------------------------- */
@@ -1025,19 +1285,27 @@ static int report(ev *e)
 	size_t nf = json_array_size(e->failures), nn = json_array_size(e->not_checked), i;
 	json_t *f;
 	const json_t *scope = json_object_get(e->manifest, "scope");
+	/* all checks passed: 0 with the keys pinned, 3 with the package's own
+	 * (intact, but whoever made the package could have made its keys) */
+	int rc = nf != 0 ? 1 : e->pinned ? 0 : 3;
+	const char *created = str(e->manifest, "created_at");
 	if (e->opts->json) {
-		json_t *doc = json_pack("{s:b, s:s, s:s, s:O, s:O, s:{s:I, s:I, s:I, s:I, s:I}}", "verified", nf == 0,
-					"file", e->opts->file, "keys", e->pinned ? "pinned" : "package", "failures",
+		json_t *doc = json_pack("{s:b, s:b, s:s, s:s, s:s?, s:O, s:O, s:{s:I, s:I, s:I, s:I, s:I}}", "verified",
+					nf == 0, "pinned", e->pinned, "file", e->opts->file, "keys",
+					e->pinned ? "pinned" : "package", "created_at", created, "failures",
 					e->failures, "not_checked", e->not_checked, "counts", "files", (json_int_t)e->n, "certificates", (json_int_t)e->n_certs,
 					"inventory_records", (json_int_t)e->n_records, "audit_entries",
 					(json_int_t)e->n_entries, "authenticated_through",
 					(json_int_t)(e->audit_checked ? e->audit.signed_through : 0));
 		char *text = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-		if (text != NULL)
+		int written = text != NULL;
+		if (written)
 			printf("%s\n", text);
+		else
+			fprintf(stderr, "credsign: out of memory writing the report\n");
 		free(text);
 		json_decref(doc);
-		return nf == 0 ? 0 : 1;
+		return written ? rc : 1;
 	}
 	json_array_foreach(e->failures, i, f)
 		printf("FAIL %s: %s: %s\n", str(f, "file"), str(f, "code"), str(f, "why"));
@@ -1048,9 +1316,16 @@ static int report(ev *e)
 		if (nn != 0)
 			printf(" (%zu check%s not run because of them)", nn, nn == 1 ? "" : "s");
 		printf("\n");
+		if (created != NULL)
+			printf("  created:       %s (as its signed manifest says)\n", created);
 		return 1;
 	}
-	printf("VERIFIED evidence package %s\n", e->opts->file);
+	printf("VERIFIED evidence package %s%s\n", e->opts->file,
+	       e->pinned ? "" : " against its own keys (NOT independently pinned: exit 3)");
+	printf("  created:       %s, by %s for the auditor %s\n", created != NULL ? created : "?",
+	       str(e->manifest, "operator") != NULL ? str(e->manifest, "operator") : "?",
+	       str(json_object_get(e->manifest, "auditor"), "identity") != NULL
+		       ? str(json_object_get(e->manifest, "auditor"), "identity") : "?");
 	printf("  scope:         project %s, environment %s, %s to %s, standards", str(scope, "project"),
 	       str(scope, "environment") != NULL ? str(scope, "environment") : "(any)", str(scope, "from"),
 	       str(scope, "to"));
@@ -1069,7 +1344,7 @@ static int report(ev *e)
 	else
 		printf("  keys:          the package's own keys/jwks.json, NOT independently pinned: give --jwks with "
 		       "a copy you keep (the published /.well-known/jwks.json)\n");
-	return 0;
+	return rc;
 }
 
 int cs_evidence_verify(const cs_evidence_opts *opts, const cs_evidence_checks *checks)
@@ -1084,11 +1359,14 @@ int cs_evidence_verify(const cs_evidence_opts *opts, const cs_evidence_checks *c
 		e.pinned = 1;
 	}
 	e.fd = open(opts->file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (e.fd < 0 || fstat(e.fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+	if (e.fd < 0 || fstat(e.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		fprintf(stderr, "credsign: evidence verify: %s: cannot read it: %s\n", opts->file,
-			e.fd >= 0 && S_ISDIR(st.st_mode) ? "a directory, not a package" : strerror(errno));
+			e.fd < 0 || st.st_mode == 0 ? strerror(errno)
+			: S_ISDIR(st.st_mode) ? "a directory, not a package"
+					     : "not a regular file (a package is read twice: save it to a file first)");
 		goto out;
 	}
+	e.file_size = (int64_t)st.st_size;
 	rc = 1;
 	e.failures = json_array();
 	e.revoked = json_object();

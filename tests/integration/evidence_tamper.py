@@ -11,6 +11,15 @@
                                               hardlink (TOP/hard -> TOP/README.md), duplicate
                                               (TOP/README.md twice), outside (other/x), fifo
   evidence_tamper.py jwks OUT                 a JWKS of a fresh P-256 key (a different key set)
+  evidence_tamper.py resign IN OUT [EDIT]     a forger's package: EDIT applied (drop-line PATH TEXT,
+                                              or set PATH KEY VALUE: a JSON file's member set to the
+                                              string VALUE), a fresh key added to keys/jwks.json, the
+                                              manifest's hashes, sizes and counts.audit_entries redone
+                                              and manifest.jws signed with the fresh key: it passes
+                                              every check that trusts the package's own keys
+  evidence_tamper.py append IN OUT KIND       IN's bytes then: tar (a tar of TOP/evil: a member after
+                                              the end-of-archive blocks), byte (one 'x'), zeros (10240
+                                              zero bytes, a tar record's padding)
 
 Every other member is copied byte for byte, in order, as a pax tar.
 """
@@ -53,16 +62,63 @@ def b64u(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
-def fresh_jwks(out):
+def fresh_key():
+    """A fresh P-256 key and its JWK (kid the RFC 7638 thumbprint, active since 2020)."""
     from cryptography.hazmat.primitives.asymmetric import ec
-    nums = ec.generate_private_key(ec.SECP256R1()).public_key().public_numbers()
+    priv = ec.generate_private_key(ec.SECP256R1())
+    nums = priv.public_key().public_numbers()
     x, y = b64u(nums.x.to_bytes(32, "big")), b64u(nums.y.to_bytes(32, "big"))
     canon = json.dumps({"crv": "P-256", "kty": "EC", "x": x, "y": y}, separators=(",", ":"), sort_keys=True)
     kid = b64u(hashlib.sha256(canon.encode()).digest())
     key = {"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig",
            "status": "active", "activated_at": "2020-01-01T00:00:00.000Z"}
+    return priv, key
+
+
+def fresh_jwks(out):
     with open(out, "w") as f:
-        json.dump({"keys": [key]}, f)
+        json.dump({"keys": [fresh_key()[1]]}, f)
+
+
+def es256(priv, header, payload):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    signing = b64u(json.dumps(header, separators=(",", ":")).encode()) + "." + b64u(payload)
+    r, s = decode_dss_signature(priv.sign(signing.encode(), ec.ECDSA(hashes.SHA256())))
+    return signing + "." + b64u(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def resign(ms, top, edit):
+    """ms with edit applied and the manifest redone, signed by a fresh key added to keys/jwks.json."""
+    files = {rel(top, m): data for m, data in ms if m.isreg()}
+    if edit and edit[0] == "drop-line":
+        lines = files[edit[1]].split(b"\n")
+        hit = [i for i, line in enumerate(lines) if edit[2].encode() in line]
+        if not hit:
+            raise SystemExit("no line with " + edit[2])
+        del lines[hit[0]]
+        files[edit[1]] = b"\n".join(lines)
+    elif edit and edit[0] == "set":
+        doc = json.loads(files[edit[1]])
+        doc[edit[2]] = edit[3]
+        files[edit[1]] = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    elif edit:
+        raise SystemExit("unknown edit " + edit[0])
+    priv, key = fresh_key()
+    jwks = json.loads(files["keys/jwks.json"])
+    jwks["keys"].append(key)
+    files["keys/jwks.json"] = json.dumps(jwks, separators=(",", ":"), sort_keys=True).encode()
+    manifest = json.loads(files["manifest.json"])
+    manifest["files"] = [{"path": f["path"], "sha256": hashlib.sha256(files[f["path"]]).hexdigest(),
+                          "size": len(files[f["path"]])} for f in manifest["files"]]
+    entries = files["audit/entries.jsonl"]
+    manifest["counts"]["audit_entries"] = entries.count(b"\n") + (0 if entries.endswith(b"\n") or not entries
+                                                                   else 1)
+    files["manifest.json"] = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
+    files["manifest.jws"] = es256(priv, {"alg": "ES256", "kid": key["kid"], "typ": "credsign-evidence+jwt"},
+                                  files["manifest.json"]).encode()
+    return [(m, files[rel(top, m)] if m.isreg() else data) for m, data in ms]
 
 
 def main(argv):
@@ -78,6 +134,29 @@ def main(argv):
                 print(rel(top, m))
         return 0
     out = argv[3]
+    if op == "resign":
+        write(out, resign(ms, top, argv[4:]))
+        return 0
+    if op == "append":
+        with open(argv[2], "rb") as f:
+            data = f.read()
+        if argv[4] == "tar":
+            extra = io.BytesIO()
+            with tarfile.open(fileobj=extra, mode="w", format=tarfile.PAX_FORMAT) as t:
+                info = tarfile.TarInfo(top + "/evil")
+                info.size, info.mode = 5, 0o644
+                t.addfile(info, io.BytesIO(b"evil\n"))
+            data += extra.getvalue()
+        elif argv[4] == "byte":
+            data += b"x"
+        elif argv[4] == "zeros":
+            data += bytes(10240)
+        else:
+            print("unknown kind " + argv[4], file=sys.stderr)
+            return 2
+        with open(out, "wb") as f:
+            f.write(data)
+        return 0
     if op in ("flip", "remove", "drop-line"):
         target = top + "/" + argv[4]
         if not any(m.name == target for m, _ in ms):

@@ -4,7 +4,12 @@
 # file changed by one byte, a certificate removed, an audit entry removed
 # from entries.jsonl or from chain.jsonl, a hostile archive (.., absolute,
 # link, duplicate, a second top directory) and a kept JWKS of other keys
-# each fail, naming the package file (or member) concerned.
+# each fail, naming the package file (or member) concerned. Round two
+# (an attacker's review): a sparse-member memory bomb is refused quickly
+# with a bounded RSS, data after the end-of-archive blocks is refused, a
+# forger's re-signed (unpinned) package missing an in-scope audit entry or
+# with another inventory range fails, and an intact package verified
+# against its own keys exits 3, not 0 (0 only with --jwks).
 #
 #   evidence_verify_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
 BUILD=${1:?}
@@ -31,6 +36,9 @@ c2=$(certify ci-deployer "{$PAYMENTS,\"preset\":\"soc2\",\"system\":\"db\"}")
 c3=$(certify ci-deployer "{$PAYMENTS,\"preset\":\"soc2\",\"system\":\"web\"}")
 other=$(certify web-deployer '{"project":"web","environment":"production","preset":"soc2","system":"www"}')
 [ -n "$c1" ] && [ -n "$c2" ] && [ -n "$c3" ] && [ -n "$other" ] || { echo "certification failed"; exit 1; }
+# a cert.read and a cert.revoke entry in scope
+call ci-deployer GET "/cert/$c1" > /dev/null
+"${admin[@]}" cert revoke "$c3" --reason "evidence test: revoked in scope" > /dev/null || echo "cert revoke failed"
 kept=$work/kept-jwks.json
 call auditor GET /.well-known/jwks.json | cut -d' ' -f2- > "$kept"
 # the entries under a signed checkpoint (checkpoint_seconds = 1)
@@ -50,20 +58,37 @@ check "the export writes the package" test -s "$pkg"
 [ -s "$pkg" ] || { cat "$work/export.out"; finish; exit 1; }
 
 # ---- the package verifies ---------------------------------------------------------------
+created=$(python3 -c '
+import json,sys,tarfile; t=tarfile.open(sys.argv[1])
+print(json.loads(t.extractfile([m for m in t if m.name.endswith("/manifest.json")][0]).read())["created_at"])' "$pkg")
 verify "$pkg" > "$work/v.out" 2>&1
 rc=$?
-check "an exported package verifies (exit 0)" test "$rc" = 0
-check "it says the keys are the package's own, not pinned" grep -q "NOT independently pinned" "$work/v.out"
-[ "$rc" = 0 ] || cat "$work/v.out"
+check "an exported package verified against its own keys: intact but unpinned (exit 3, not 0)" test "$rc" = 3
+check "... the summary says VERIFIED against its own keys, NOT independently pinned" bash -c "
+	grep -q '^VERIFIED evidence package .* against its own keys (NOT independently pinned' '$work/v.out' &&
+	grep -q 'NOT independently pinned: give --jwks' '$work/v.out'"
+check "... and prints the manifest's created_at" grep -qF "  created:       $created, by " "$work/v.out"
+[ "$rc" = 3 ] || cat "$work/v.out"
 verify "$pkg" --jwks "$kept" > "$work/v.out" 2>&1
 rc=$?
 check "with the kept JWKS it verifies (exit 0)" test "$rc" = 0
 check "... and says the keys are pinned" grep -q 'pinned: the JWKS you kept' "$work/v.out"
+check "... with the created_at" grep -qF "  created:       $created, by " "$work/v.out"
+[ "$rc" = 0 ] || cat "$work/v.out"
 verify "$pkg" --format json > "$work/v.json"
-check "the JSON report says verified with the counts" python3 -c '
+rc=$?
+check "the JSON report says verified, not pinned (exit 3), with created_at and the counts" python3 -c '
 import json,sys; r=json.load(open(sys.argv[1]))
-assert r["verified"] is True and r["failures"] == [] and r["counts"]["certificates"] == 3, r
-assert r["counts"]["audit_entries"] >= 6 and r["keys"] == "package", r' "$work/v.json"
+assert sys.argv[2] == "3", sys.argv[2]
+assert r["verified"] is True and r["pinned"] is False and r["failures"] == [] and r["counts"]["certificates"] == 3, r
+assert r["created_at"] == sys.argv[3], r
+assert r["counts"]["audit_entries"] >= 8 and r["keys"] == "package", r' "$work/v.json" "$rc" "$created"
+verify "$pkg" --format json --jwks "$kept" > "$work/v.json"
+rc=$?
+check "... with --jwks: pinned true, exit 0" python3 -c '
+import json,sys; r=json.load(open(sys.argv[1]))
+assert sys.argv[2] == "0" and r["verified"] is True and r["pinned"] is True and r["keys"] == "pinned", r
+' "$work/v.json" "$rc"
 tamper list "$pkg" > "$work/files.txt"
 check "the other project's certificate is not in it" bash -c "! grep -q '$other' '$work/files.txt'"
 # usage_error DESCRIPTION STDERR-TEXT ARGS...: exit 2, stderr names it, no FAIL or summary on stdout
@@ -87,6 +112,8 @@ usage_error "--format xml: exit 2 naming the option and value" "--format xml: no
 usage_error "an option evidence verify does not take is named" "--project is not an option of evidence verify" \
 	verify "$pkg" --project payments
 usage_error "an unknown subcommand is named" "unknown subcommand check" check "$pkg"
+usage_error "a package that is not a regular file: exit 2 naming it" "/dev/null: cannot read it: not a regular file" \
+	verify /dev/null
 usage_error "a package that does not exist: exit 2 naming it and why" "$work/none.tar: cannot read it: No such file" \
 	verify "$work/none.tar"
 # a kept JWKS that cannot be read or is not one: the caller's input, not the package's failure
@@ -108,9 +135,9 @@ usage_error "--jwks the package itself: exit 2 naming it" "--jwks $pkg: not JSON
 "${admin[@]}" evidence export --project payments --from 2020-01-01 --to 2020-01-02 --standards soc2 \
 	--out "$work/empty.tar" --auditor-cert "$clients/auditor.pem" --auditor-key "$clients/auditor.key" \
 	> "$work/export.out" 2>&1
-verify "$work/empty.tar" > "$work/v.out" 2>&1
+verify "$work/empty.tar" --jwks "$kept" > "$work/v.out" 2>&1
 rc=$?
-check "a package of a range without certificates verifies (exit 0)" test "$rc" = 0
+check "a package of a range without certificates verifies (exit 0 with --jwks)" test "$rc" = 0
 [ "$rc" = 0 ] || cat "$work/export.out" "$work/v.out"
 
 # fails_naming DESCRIPTION FILE-NAMED PACKAGE [VERIFY ARGS...]: exit 1 and a FAIL line for it
@@ -195,6 +222,62 @@ verify "$work/t.tar" > "$work/v.out" 2>&1
 rc=$?
 check "a truncated archive is refused (exit 1, archive_invalid naming the member cut)" \
 	bash -c "[ $rc = 1 ] && grep -q '^FAIL $top/.*: archive_invalid: .*Truncated' '$work/v.out'"
+
+# ---- round two: a memory bomb of sparse members -------------------------------------------
+mkdir -p "$work/bomb/top"
+for i in $(seq 16); do
+	truncate -s 268435455 "$work/bomb/top/f$i" && printf x >> "$work/bomb/top/f$i"
+done
+(cd "$work/bomb" && tar --sparse --format=pax -cf ../bomb.tar top)
+rm -rf "$work/bomb"
+start=$(date +%s)
+/usr/bin/time -v "$BUILD/bin/credsign" evidence verify "$work/bomb.tar" > "$work/v.out" 2> "$work/time.out"
+rc=$?
+took=$(($(date +%s) - start))
+rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time.out")
+check "a sparse-member bomb ($(stat -c %s "$work/bomb.tar") bytes, 16 x 256 MiB) is refused naming the member" \
+	bash -c "[ $rc = 1 ] && grep -q '^FAIL top/f[0-9]*: archive_hostile: a sparse member' '$work/v.out'"
+check "... quickly (${took} s) with a bounded RSS (${rss} KB < 200 MB)" \
+	bash -c "[ '$took' -le 10 ] && [ -n '$rss' ] && [ '$rss' -lt 204800 ]"
+[ "$rc" = 1 ] || cat "$work/v.out" "$work/time.out"
+rm -f "$work/bomb.tar"
+
+# ---- round two: bytes after the end-of-archive blocks ---------------------------------------
+tamper append "$pkg" "$work/t.tar" tar
+fails_naming "a member after the end-of-archive blocks (tar -i would extract it) is refused" "$work/t.tar" \
+	"$work/t.tar" --jwks "$kept"
+check "... as archive_trailing_data" bash -c "'$BUILD/bin/credsign' evidence verify '$work/t.tar' |
+	grep -q '^FAIL $work/t.tar: archive_trailing_data: non-zero data at offset'"
+tamper append "$pkg" "$work/t.tar" byte
+fails_naming "one stray byte after the end-of-archive blocks is refused" "$work/t.tar" "$work/t.tar" --jwks "$kept"
+tamper append "$pkg" "$work/t.tar" zeros
+verify "$work/t.tar" --jwks "$kept" > "$work/v.out" 2>&1
+rc=$?
+check "zero padding after the end-of-archive blocks is accepted (exit 0)" test "$rc" = 0
+[ "$rc" = 0 ] || cat "$work/v.out"
+
+# ---- round two: a forger's re-signed package (keys its own, unpinned) ------------------------
+tamper resign "$pkg" "$work/t.tar"
+verify "$work/t.tar" > "$work/v.out" 2>&1
+rc=$?
+check "a forger's re-signed package without changes passes the unpinned checks (exit 3: the control)" \
+	test "$rc" = 3
+[ "$rc" = 3 ] || cat "$work/v.out"
+fails_naming "... and --jwks KEPT refuses it (the manifest's key is not the appliance's)" "manifest.jws" \
+	"$work/t.tar" --jwks "$kept"
+for action in cert.read cert.revoke; do
+	tamper resign "$pkg" "$work/t.tar" drop-line audit/entries.jsonl "\"action\":\"$action\""
+	fails_naming "a $action line dropped from entries.jsonl (re-signed): fails naming it" \
+		"audit/entries.jsonl" "$work/t.tar"
+	check "... as the in-scope entry of chain.jsonl that is missing" bash -c "'$BUILD/bin/credsign' evidence \
+		verify '$work/t.tar' | grep -q '^FAIL audit/entries.jsonl: entries_incomplete: the in-scope entry \
+seq [0-9]* of audit/chain.jsonl ($action '"
+done
+tamper resign "$pkg" "$work/t.tar" set inventory/inventory.json from "2020-01-01T00:00:00.000Z"
+fails_naming "inventory.json's from not the manifest's scope (re-signed): fails naming it" \
+	"inventory/inventory.json" "$work/t.tar"
+check "... saying which member" bash -c "'$BUILD/bin/credsign' evidence verify '$work/t.tar' |
+	grep -q '^FAIL inventory/inventory.json: out_of_scope: its from is 2020-01-01T00:00:00.000Z'"
 
 # ---- a kept JWKS of other keys ---------------------------------------------------------------
 tamper jwks "$work/other-jwks.json"

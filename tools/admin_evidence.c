@@ -928,8 +928,8 @@ static cs_err readme_part(ev_export *x)
 		op->environment != NULL ? op->environment : "(any)", x->from_ts, x->to_ts, op->standards,
 		x->created_at, x->operator_id, x->identity, x->cert_sha256);
 	fputs("## Contents\n\n"
-	      "- `manifest.json`: every other file's SHA-256 and size; `manifest.jws` signs it\n"
-	      "  (ES256, the appliance's certificate key, `typ` credsign-evidence+jwt)\n"
+	      "- `manifest.json`: every other file's SHA-256 and size; `manifest.jws` signs its\n"
+	      "  SHA-256 (ES256, the appliance's certificate key, `typ` credsign-evidence+jwt)\n"
 	      "- `policy/policy.json`, `policy/policy.md`: the written policy for the standards\n"
 	      "- `inventory/inventory.json`, `inventory/inventory.csv`: the credential register\n"
 	      "- `certificates/CERT_ID.jws`: each certificate as the appliance serves it\n"
@@ -946,10 +946,11 @@ static cs_err readme_part(ev_export *x)
 		"    credsign evidence verify %s --jwks KEPT_JWKS\n\n"
 		"By hand, in the extracted directory `%s/`:\n\n",
 		x->a->cfg->server.public_base_url, name, x->top);
-	fputs("1. `manifest.jws` is a compact JWS whose header is exactly\n"
-	      "   `{\"alg\":\"ES256\",\"kid\":KID,\"typ\":\"credsign-evidence+jwt\"}` and whose payload\n"
-	      "   is `manifest.json`'s bytes exactly; check its ES256 signature with the key\n"
-	      "   of KID in your JWKS.\n"
+	fputs("1. `manifest.jws` is a compact JWS whose header has exactly `alg` (ES256),\n"
+	      "   `kid` and `typ` (credsign-evidence+jwt) and whose payload is exactly\n"
+	      "   `{\"created_at\",\"iss\",\"manifest_sha256\"}`; check its ES256 signature with\n"
+	      "   the key of `kid` in your JWKS, then that `sha256sum manifest.json` is\n"
+	      "   `manifest_sha256` and that `iss` and `created_at` are `manifest.json`'s.\n"
 	      "2. For each entry of `files` in `manifest.json`: `sha256sum PATH` equals its\n"
 	      "   `sha256`, and its size its `size`; no other file is in the package.\n"
 	      "3. Each certificate verifies with\n"
@@ -1031,31 +1032,16 @@ static cs_err manifest_part(ev_export *x)
 	json_decref(m);
 	if (text == NULL)
 		return CS_E_NOMEM;
-	/* the JWS over manifest.json's bytes exactly */
-	json_t *hdr = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "kid", cs_signer_kid(x->signer), "typ", EV_TYP);
-	char *htext = hdr != NULL ? cs_json_text(hdr, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(hdr);
-	char *h64 = htext != NULL ? cs_b64url_encode((const uint8_t *)htext, strlen(htext)) : NULL;
-	char *p64 = cs_b64url_encode((const uint8_t *)text, strlen(text));
-	free(htext);
-	char *input = NULL, *s64 = NULL, *jws = NULL;
-	cs_err r = CS_E_NOMEM;
-	if (h64 != NULL && p64 != NULL && asprintf(&input, "%s.%s", h64, p64) > 0) {
-		uint8_t raw[64], der[CS_ES256_DER_MAX];
-		size_t der_len = sizeof(der);
-		r = cs_signer_sign_message(x->signer, (const uint8_t *)input, strlen(input), raw, der, &der_len);
-		if (r == CS_OK && ((s64 = cs_b64url_encode(raw, sizeof(raw))) == NULL ||
-				   asprintf(&jws, "%s.%s", input, s64) < 0)) {
-			jws = NULL;
-			r = CS_E_NOMEM;
-		}
-	}
-	free(h64);
-	free(p64);
-	free(input);
-	free(s64);
-	if (r == CS_OK && sha256_hex(text, strlen(text), x->manifest_sha256) != 0)
-		r = CS_E_CRYPTO;
+	/* the JWS over manifest.json's SHA-256: its size does not grow with the
+	 * package (a JWS parser bounds what it reads) */
+	char *jws = NULL;
+	cs_err r = sha256_hex(text, strlen(text), x->manifest_sha256) == 0 ? CS_OK : CS_E_CRYPTO;
+	json_t *claims = r == CS_OK ? json_pack("{s:s, s:s, s:s}", "iss", x->a->cfg->server.public_base_url,
+						 "created_at", x->created_at, "manifest_sha256", x->manifest_sha256)
+				    : NULL;
+	if (r == CS_OK)
+		r = claims != NULL ? cs_signer_jws(x->signer, EV_TYP, claims, &jws) : CS_E_NOMEM;
+	json_decref(claims);
 	if (r == CS_OK && (r = add_file(x, "manifest.json", text, strlen(text))) == CS_OK)
 		text = NULL;
 	if (r == CS_OK && (r = add_file(x, "manifest.jws", jws, strlen(jws))) == CS_OK)

@@ -589,8 +589,6 @@ static int check_manifest(ev *e)
 	member *json = find(e, "manifest.json"), *jws = find(e, "manifest.jws");
 	json_t *peek_h = NULL, *peek_p = NULL, *header = NULL, *payload = NULL;
 	EVP_PKEY *pub = NULL;
-	uint8_t *bytes = NULL;
-	size_t blen = 0;
 	cs_evidence_why w = {{0}, {0}};
 	int ok = 0;
 	char *text = (char *)jws->data;
@@ -617,23 +615,42 @@ static int check_manifest(ev *e)
 		     "the manifest's signature does not verify with key %s", str(peek_h, "kid"));
 		goto out;
 	}
-	/* the payload is manifest.json's bytes exactly */
-	const char *dot1 = strchr(text, '.'), *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
-	char *seg = dot2 != NULL ? strndup(dot1 + 1, (size_t)(dot2 - dot1 - 1)) : NULL;
-	if (seg == NULL || cs_b64url_decode(seg, &bytes, &blen) != CS_OK || blen != json->size ||
-	    memcmp(bytes, json->data, blen) != 0)
-		fail(e, "manifest.json", "manifest_mismatch", "its bytes are not the payload manifest.jws signs");
-	free(seg);
+	/* the payload: exactly iss, created_at and manifest.json's SHA-256 */
+	char hex[65];
+	for (size_t i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", json->sha256[i]);
+	const char *signed_sha = str(payload, "manifest_sha256");
+	if (json_object_size(payload) != 3 || str(payload, "iss") == NULL || signed_sha == NULL ||
+	    str(payload, "created_at") == NULL) {
+		fail(e, "manifest.jws", "malformed", "the payload is not exactly {\"created_at\",\"iss\",\"manifest_sha256\"}");
+		goto out;
+	}
+	if (strcmp(signed_sha, hex) != 0) {
+		fail(e, "manifest.json", "manifest_mismatch", "its SHA-256 %s is not the %s manifest.jws signs", hex,
+		     signed_sha);
+		goto out;
+	}
+	json_decref(payload);
+	json_error_t err;
+	payload = json_loadb((const char *)json->data, json->size, JSON_REJECT_DUPLICATES, &err);
+	if (!json_is_object(payload)) {
+		fail(e, "manifest.json", "malformed", "not a JSON object: %s (line %d)", err.text, err.line);
+		goto out;
+	}
 	const char *fmt = str(payload, "format");
 	if (fmt == NULL || strcmp(fmt, "credsign-evidence/1") != 0) {
 		fail(e, "manifest.json", "wrong_format", "format is not credsign-evidence/1");
+		goto out;
+	}
+	if (str(payload, "iss") == NULL || strcmp(str(payload, "iss"), str(peek_p, "iss")) != 0 ||
+	    str(payload, "created_at") == NULL || strcmp(str(payload, "created_at"), str(peek_p, "created_at")) != 0) {
+		fail(e, "manifest.json", "manifest_mismatch", "its iss and created_at are not those manifest.jws signs");
 		goto out;
 	}
 	e->manifest = payload;
 	payload = NULL;
 	ok = 1;
 out:
-	free(bytes);
 	json_decref(peek_h);
 	json_decref(peek_p);
 	json_decref(header);

@@ -218,16 +218,20 @@ for f in m["files"]:
     data = open(os.path.join(top, f["path"]), "rb").read()
     if hashlib.sha256(data).hexdigest() != f["sha256"] or len(data) != f["size"]:
         fail.append("hash or size of %s" % f["path"])
-# manifest.jws: header exactly, payload the manifest's bytes, ES256 with the JWKS key of its kid
+# manifest.jws: header exactly, payload {iss, created_at, manifest_sha256} of manifest.json's bytes,
+# ES256 with the JWKS key of its kid
 token = open(os.path.join(top, "manifest.jws")).read()
 h64, p64, _ = token.split(".")
+if len(token) > 1024:  # the signed part does not grow with the package (JWS parsers bound their input)
+    fail.append("manifest.jws is %d bytes" % len(token))
 pad = lambda s: s + "=" * (-len(s) % 4)
 header = base64.urlsafe_b64decode(pad(h64))
 hd = json.loads(header)
-if list(hd) != ["alg", "kid", "typ"] or hd["alg"] != "ES256" or hd["typ"] != "credsign-evidence+jwt":
+if sorted(hd) != ["alg", "kid", "typ"] or hd["alg"] != "ES256" or hd["typ"] != "credsign-evidence+jwt":
     fail.append("header %s" % header)
-if base64.urlsafe_b64decode(pad(p64)) != raw:
-    fail.append("the JWS payload is not manifest.json's bytes")
+signed = json.loads(base64.urlsafe_b64decode(pad(p64)))
+if signed != {"iss": m["iss"], "created_at": m["created_at"], "manifest_sha256": hashlib.sha256(raw).hexdigest()}:
+    fail.append("the JWS payload %s is not manifest.json's iss, created_at and SHA-256" % signed)
 keys = json.load(open(os.path.join(top, "keys/jwks.json")))["keys"]
 k = [k for k in keys if k["kid"] == hd["kid"]]
 if len(k) != 1:

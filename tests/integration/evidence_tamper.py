@@ -116,8 +116,10 @@ def resign(ms, top, edit):
     manifest["counts"]["audit_entries"] = entries.count(b"\n") + (0 if entries.endswith(b"\n") or not entries
                                                                    else 1)
     files["manifest.json"] = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
+    signed = {"iss": manifest["iss"], "created_at": manifest["created_at"],
+              "manifest_sha256": hashlib.sha256(files["manifest.json"]).hexdigest()}
     files["manifest.jws"] = es256(priv, {"alg": "ES256", "kid": key["kid"], "typ": "credsign-evidence+jwt"},
-                                  files["manifest.json"]).encode()
+                                  json.dumps(signed, separators=(",", ":")).encode()).encode()
     return [(m, files[rel(top, m)] if m.isreg() else data) for m, data in ms]
 
 

@@ -1051,8 +1051,12 @@ static int chain_line_seen(ev *e, void *arg, const char *line, size_t no)
 	(void)e, (void)no;
 	entries_walk *w = arg;
 	json_t *j = w->ids != NULL ? json_loads(line, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	/* only authenticated entries are expected in entries.jsonl: a line
+	 * there past the signed heads is reported as not authenticated, not
+	 * also as missing */
+	json_int_t seq = json_integer_value(json_object_get(j, "seq"));
 	int scoped = j != NULL && str(j, "type") != NULL && strcmp(str(j, "type"), "entry") == 0 &&
-		     in_scope(w->ids, str(j, "object"));
+		     seq >= e->audit.first_seq && seq <= e->audit.signed_through && in_scope(w->ids, str(j, "object"));
 	int r = json_object_get(w->lines, line) != NULL ? 0 /* a repeated line: the chain reports it */
 		: json_object_set_new_nocheck(w->lines, line, json_integer(scoped));
 	if (r == 0 && scoped) {

@@ -8,8 +8,9 @@
 # manifest.jws verified by jwcrypto against keys/jwks.json, the
 # certificates as the daemon serves them, the inventory's states,
 # chain.jsonl verified by credsign-admin audit verify --file, entries.jsonl
-# a part of it; the export audited. Refusals: no auditor grant, a
-# certificate of another CA, a key that is not the certificate's, a bad
+# a part of it; the export audited; --from and --to inclusive to the
+# millisecond. Refusals: no auditor grant, a certificate of another CA or
+# without the clientAuth EKU, a key that is not the certificate's, a bad
 # date; none leaves a file.
 #
 #   evidence_export_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
@@ -85,6 +86,21 @@ check "a certificate of another CA is refused" \
 	refused 1 "does not verify against the client CA" export_as "$clients/other-ca.pem" "$clients/other-ca.key"
 check "a revoked auditor certificate is refused (tls.crl)" \
 	refused 1 "does not verify against the client CA" export_as "$clients/revoked.pem" "$clients/revoked.key"
+# the auditor's identity and key from the client CA, without an extendedKeyUsage
+# extension: X509_PURPOSE_SSL_CLIENT accepts it, the export must not
+no_eku_refused() {
+	printf '%s\n' "basicConstraints = critical, CA:false" "keyUsage = critical, digitalSignature" \
+		"subjectAltName = URI:spiffe://credsign.test/auditor" > "$work/no-eku.ext"
+	openssl req -new -key "${A[1]}" -subj "/O=credsign dev/CN=auditor" 2> /dev/null |
+		openssl x509 -req -CA "$pki/ca.pem" -CAkey "$pki/ca-db/main/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+			-days 2 -sha256 -extfile "$work/no-eku.ext" -out "$work/no-eku.pem" 2> /dev/null || return 1
+	refused 1 "evidence export refused: the auditor certificate does not assert the clientAuth extended key usage" \
+		export_as "$work/no-eku.pem" "${A[1]}"
+}
+check "an auditor certificate of the client CA without the clientAuth EKU (none at all) is refused, naming clientAuth" \
+	no_eku_refused
+check "an auditor certificate of the client CA for serverAuth only is refused (purpose)" \
+	refused 1 "certificate purpose" export_as "$clients/server-eku.pem" "$clients/server-eku.key"
 check "a key that is not the certificate's is refused (proof of possession)" \
 	refused 1 "proof of possession" export_as "$clients/auditor.pem" "$clients/stranger.key"
 missing_key() {
@@ -127,7 +143,7 @@ refusals_audited() {
 	local n
 	n=$(sqlite3 "$db" "SELECT count(*) FROM audit_log WHERE action = 'evidence.export' AND outcome = 'refused'
 	                   AND error_code = 'forbidden'")
-	[ "$n" = 7 ] || { echo "  $n forbidden refusals audited"; return 1; }
+	[ "$n" = 9 ] || { echo "  $n forbidden refusals audited"; return 1; }
 	n=$(sqlite3 "$db" "SELECT count(*) FROM audit_log WHERE action = 'evidence.export' AND outcome = 'failure'
 	                   AND error_code = 'not_checkpointed'")
 	[ "$n" = 2 ] || { echo "  $n not_checkpointed failures audited"; return 1; }
@@ -372,6 +388,29 @@ assert m["scope"]["environment"] == "staging" and m["counts"]["certificates"] ==
 PY
 }
 check "--environment narrows the package to that environment's certificates" scoped_to_environment
+
+# --from and --to are inclusive to the millisecond: both equal to one
+# certificate's certified_at (RFC 3339 with milliseconds) take it, alone
+exact_instant() {
+	local o=$work/instant.tar at
+	at=$("$py" -c 'import json,sys; print([r["certified_at"] for r in json.load(open(sys.argv[1]))["records"]
+	                                      if r["cert_id"] == sys.argv[2]][0].replace("Z", ".000Z"))' \
+		"$top/inventory/inventory.json" "$c2") || return 1
+	"${admin[@]}" evidence export --project payments --from "$at" --to "$at" --standards soc2 --out "$o" \
+		--auditor-cert "${A[0]}" --auditor-key "${A[1]}" > /dev/null 2> "$work/instant.err" ||
+		{ echo "  $at: $(cat "$work/instant.err")"; return 1; }
+	"$py" - "$o" "$c2" "$at" <<'PY'
+import json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+names = [m.name.split("/", 1)[1] for m in t.getmembers()]
+certs = [n for n in names if n.startswith("certificates/")]
+m = json.loads(t.extractfile([x for x in t.getmembers() if x.name.endswith("/manifest.json")][0]).read())
+assert certs == ["certificates/%s.jws" % sys.argv[2]], certs
+assert m["scope"]["from"] == m["scope"]["to"] == sys.argv[3], m["scope"]
+assert m["counts"]["certificates"] == 1 and m["counts"]["inventory_records"] == 1, m["counts"]
+PY
+}
+check "--from and --to both equal to a certificate's certified_at (with ms) include it, and it alone" exact_instant
 
 # the export's own entry cannot be written: the export fails and leaves no file
 audit_fault_removes_file() {

@@ -9,7 +9,12 @@
 # with a bounded RSS, data after the end-of-archive blocks is refused, a
 # forger's re-signed (unpinned) package missing an in-scope audit entry or
 # with another inventory range fails, and an intact package verified
-# against its own keys exits 3, not 0 (0 only with --jwks).
+# against its own keys exits 3, not 0 (0 only with --jwks). Each inventory,
+# scope, policy and audit check fails on its own in a re-signed package: a
+# file not in the manifest, another scope project or range, a record's
+# system or requester, a revoked or superseded record said current, a
+# record removed, the CSV alone, the policy's text, an entry past the last
+# checkpoint, a certify entry left out with the chain re-hashed.
 #
 #   evidence_verify_test.sh BUILD_DIR STATE_DIR SOFTHSM_MODULE
 BUILD=${1:?}
@@ -278,6 +283,81 @@ fails_naming "inventory.json's from not the manifest's scope (re-signed): fails 
 	"inventory/inventory.json" "$work/t.tar"
 check "... saying which member" bash -c "'$BUILD/bin/credsign' evidence verify '$work/t.tar' |
 	grep -q '^FAIL inventory/inventory.json: out_of_scope: its from is 2020-01-01T00:00:00.000Z'"
+
+# ---- each inventory, scope, policy and audit check on its own (a forger's package) ----------
+# fails_with DESCRIPTION FILE CODE TEXT FAILS PACKAGE: exit 1, a line "FAIL FILE: CODE: ...TEXT...",
+# and FAILS FAIL lines in all (- for any number): the edit is what is reported, nothing else
+fails_with() {
+	local what=$1 name=$2 code=$3 text=$4 n=$5 p=$6 out rc
+	out=$(verify "$p" 2>&1)
+	rc=$?
+	if [ "$rc" = 1 ] && grep "^FAIL $name: $code: " <<< "$out" | grep -qF -- "$text" &&
+		{ [ "$n" = - ] || [ "$(grep -c '^FAIL' <<< "$out")" = "$n" ]; }; then
+		passed=$((passed + 1))
+		echo "ok - $what"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $what (exit $rc)"
+		echo "$out" | head -20 | sed 's/^/    /'
+	fi
+}
+inv=inventory/inventory.json
+tamper resign "$pkg" "$work/t.tar" set $inv project payments csv
+verify "$work/t.tar" > "$work/v.out" 2>&1
+rc=$?
+check "inventory.json and its CSV rendered again unchanged (re-signed): exit 3 (the control of the CSV rendering)" \
+	test "$rc" = 3
+[ "$rc" = 3 ] || cat "$work/v.out"
+tamper add "$pkg" "$work/t.tar" extra.txt
+fails_with "a file inside the top directory the manifest does not list: not_in_manifest" extra.txt \
+	not_in_manifest "the manifest does not list" 1 "$work/t.tar"
+tamper resign "$pkg" "$work/t.tar" set manifest.json scope.project forged set $inv project forged
+for c in "$c1" "$c2" "$c3"; do
+	fails_with "the scope's project changed (re-signed): certificate $c out_of_scope" "certificates/$c.jws" \
+		out_of_scope "project payments, the scope's is forged" - "$work/t.tar"
+done
+# the certificates' certified_at (whole seconds), as RFC 3339 with milliseconds
+at() { python3 -c '
+import json,sys,tarfile; t=tarfile.open(sys.argv[1])
+inv=json.loads(t.extractfile([m for m in t if m.name.endswith("/inventory/inventory.json")][0]).read())
+print([r for r in inv["records"] if r["cert_id"] == sys.argv[2]][0]["certified_at"][:19] + sys.argv[3])' "$pkg" "$@"; }
+tamper resign "$pkg" "$work/t.tar" set manifest.json scope.from "$(at "$c1" .000Z)" set $inv from "$(at "$c1" .000Z)" \
+	set manifest.json scope.to "$(at "$c3" .000Z)" set $inv to "$(at "$c3" .000Z)"
+verify "$work/t.tar" > "$work/v.out" 2>&1
+rc=$?
+check "the scope narrowed to exactly the first and last certified_at (re-signed): both ends included (exit 3)" \
+	test "$rc" = 3
+[ "$rc" = 3 ] || cat "$work/v.out"
+tamper resign "$pkg" "$work/t.tar" set manifest.json scope.from "$(at "$c1" .001Z)" set $inv from "$(at "$c1" .001Z)"
+fails_with "the scope's from narrowed 1 ms past a certificate (re-signed): out_of_scope naming it" \
+	"certificates/$c1.jws" out_of_scope "certified at $(at "$c1" Z), outside the scope's" - "$work/t.tar"
+tamper resign "$pkg" "$work/t.tar" set $inv "records.cert_id=$c1.system" db2 \
+	set $inv "records.cert_id=$c2.requester" spiffe://credsign.test/forger csv
+fails_with "a record's system edited (re-signed): record_mismatch" $inv record_mismatch \
+	"the record of $c1: system is not the certificate's" 2 "$work/t.tar"
+fails_with "... and another's requester: record_mismatch" $inv record_mismatch \
+	"the record of $c2: requester is not the certificate's" 2 "$work/t.tar"
+tamper resign "$pkg" "$work/t.tar" set $inv "records.cert_id=$c3.state" current csv
+fails_with "the revoked certificate's record said current (re-signed): state_mismatch" $inv state_mismatch \
+	"the record of $c3 says current, but the revocation list lists it" 1 "$work/t.tar"
+tamper resign "$pkg" "$work/t.tar" set $inv "records.cert_id=$c1.state" current csv
+fails_with "a superseded record said current, two current for db (re-signed): state_mismatch" $inv state_mismatch \
+	"two current records for project payments, environment production, system db" 1 "$work/t.tar"
+tamper resign "$pkg" "$work/t.tar" del $inv "records.cert_id=$c2" csv
+fails_with "a record removed from inventory.json and the CSV (re-signed): certificate_without_record" $inv \
+	certificate_without_record "certificate $c2 has no record" 1 "$work/t.tar"
+tamper resign "$pkg" "$work/t.tar" replace inventory/inventory.csv '"web"' '"www"'
+fails_with "one field of the CSV edited, the JSON not (re-signed): csv_mismatch" inventory/inventory.csv \
+	csv_mismatch "not the CSV rendering" 1 "$work/t.tar"
+tamper resign "$pkg" "$work/t.tar" set policy/policy.json title "Credential policy (lenient)"
+fails_with "policy.json's text edited, its content_sha256 kept (re-signed): content_mismatch" policy/policy.json \
+	content_mismatch "content_sha256 is not the SHA-256 of its content" 1 "$work/t.tar"
+tamper resign "$pkg" "$work/t.tar" append-entry "$c1"
+fails_with "an entry chained past the last checkpoint, in both files (re-signed): entry_not_authenticated only" \
+	audit/entries.jsonl entry_not_authenticated "is not authenticated by a signed checkpoint" 1 "$work/t.tar"
+tamper resign "$pkg" "$work/t.tar" drop-entry "\"object\":\"$c2\""
+fails_with "a certify entry left out of both files, the chain re-hashed and its checkpoints re-signed: entry_missing" \
+	audit/entries.jsonl entry_missing "no successful certify entry for certificate $c2" 1 "$work/t.tar"
 
 # ---- a kept JWKS of other keys ---------------------------------------------------------------
 tamper jwks "$work/other-jwks.json"

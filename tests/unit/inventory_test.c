@@ -150,6 +150,71 @@ static void test_revoked_newest_leaves_no_current(void **state)
 	free(b);
 }
 
+/* An older certificate revoked, then the key rotated: the revoked record
+ * stays "revoked" (revocation wins over supersession), and superseded_by
+ * still names its successor; the successor is current. */
+static void test_revoked_then_rotated(void **state)
+{
+	(void)state;
+	cs_inventory_rules rules = {0, 14};
+	char *a = claims("a", "soc2", "password", "[]", "s", "2026-01-01T00:00:00Z");
+	char *b = claims("b", "soc2", "password", "[]", "s", "2026-01-02T00:00:00Z");
+	cs_inventory_row rows[2] = {row("a", a, "s"), row("b", b, "s")};
+	rows[0].revoked_at = "2026-01-01T12:00:00.000Z";
+	rows[0].revocation_reason = "exposed";
+	json_t *recs = NULL;
+	assert_int_equal(cs_inventory_records(rows, 2, presets, &rules, &recs), CS_OK);
+	assert_string_equal(get(recs, 0, "cert_id"), "a");
+	assert_string_equal(get(recs, 0, "state"), "revoked");
+	assert_string_equal(get(recs, 0, "superseded_by"), "b");
+	assert_string_equal(get(recs, 0, "revoked_at"), "2026-01-01T12:00:00.000Z");
+	assert_string_equal(get(recs, 1, "state"), "current");
+	assert_null(get(recs, 1, "superseded_by"));
+	cs_inventory_counts n;
+	assert_int_equal(cs_inventory_count(recs, &rules, 0, &n), CS_OK);
+	assert_int_equal(n.revoked, 1);
+	assert_int_equal(n.superseded, 0);
+	assert_int_equal(n.current, 1);
+	json_decref(recs);
+	free(a);
+	free(b);
+}
+
+/* Counts at the boundaries (inventory.h): overdue when rotation_due is
+ * before now, due soon from now through now + due_soon_days. */
+static void test_count_boundaries(void **state)
+{
+	(void)state;
+	cs_inventory_rules rules = {0, 14};
+	char *a = claims("a", "dod-stig", "password", "[\"DISA\"]", "s", "2026-01-01T10:00:00Z");
+	cs_inventory_row rows[1] = {row("a", a, "s")};
+	json_t *recs = NULL;
+	assert_int_equal(cs_inventory_records(rows, 1, presets, &rules, &recs), CS_OK);
+	int64_t due;
+	assert_int_equal(cs_inventory_time_parse(get(recs, 0, "rotation_due"), &due), CS_OK);
+	const int64_t day = 86400000LL;
+	const struct {
+		int64_t now;
+		int64_t overdue, due_soon;
+	} cases[] = {
+		{due - 1, 0, 1},              /* a millisecond before: due soon, not overdue */
+		{due, 0, 1},                  /* at the instant: not yet before now */
+		{due + 1, 1, 0},              /* a millisecond after: overdue */
+		{due - 14 * day, 0, 1},       /* due exactly due_soon_days ahead: due soon */
+		{due - 14 * day - 1, 0, 0},   /* a millisecond further: neither */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cs_inventory_counts n;
+		assert_int_equal(cs_inventory_count(recs, &rules, cases[i].now, &n), CS_OK);
+		if (n.overdue != cases[i].overdue || n.due_soon != cases[i].due_soon || n.current != 1)
+			fail_msg("case %zu (now = due %+lld ms): overdue %lld due_soon %lld current %lld", i,
+				 (long long)(cases[i].now - due), (long long)n.overdue, (long long)n.due_soon,
+				 (long long)n.current);
+	}
+	json_decref(recs);
+	free(a);
+}
+
 /* Certifications of one system within one second: certified_at (whole
  * seconds) is equal, the store's created_ms orders them, not cert_id. */
 static void test_same_second(void **state)
@@ -425,6 +490,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_states_and_supersession),
 		cmocka_unit_test(test_revoked_newest_leaves_no_current),
+		cmocka_unit_test(test_revoked_then_rotated),
+		cmocka_unit_test(test_count_boundaries),
 		cmocka_unit_test(test_same_second),
 		cmocka_unit_test(test_due_before_current_only),
 		cmocka_unit_test(test_due_dates),

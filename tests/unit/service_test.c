@@ -15,7 +15,8 @@
  *   that project's auditor, presets and policy by any grant, metrics by
  *   operators, the JWKS by anyone;
  * - admit: the decision before the scope is known;
- * - rate limits: a grant's bucket, refused with the seconds to wait;
+ * - rate limits: a grant's bucket, refused with the seconds to wait; the
+ *   inventory's broad reads (no environment, no project) charged too;
  * - the rules in force: a request keeps the rules it began with across a
  *   reload; a reload that removes a grant denies the next request; a file
  *   that does not load keeps the rules (audited); conflicts audited;
@@ -98,7 +99,10 @@ static const char *const base_grants =
 	"  { identity = \"spiffe://t/pay-auditor\"; role = \"auditor\"; projects = [ \"payments\" ]; },\n"
 	"  { identity = \"spiffe://t/operator\"; role = \"operator\"; },\n"
 	"  { identity = \"spiffe://t/limited\"; role = \"generator\"; projects = [ \"web\" ];\n"
-	"    environments = [ \"dev\" ]; rate = 0.001; burst = 2; }";
+	"    environments = [ \"dev\" ]; rate = 0.001; burst = 2; },\n"
+	"  { identity = \"spiffe://t/inv-project\"; role = \"auditor\"; projects = [ \"payments\" ];\n"
+	"    rate = 0.001; burst = 1; },\n"
+	"  { identity = \"spiffe://t/inv-any\"; role = \"auditor\"; projects = [ \"web\" ]; rate = 0.001; burst = 1; }";
 
 /* The officer PKI (officer_pki.h) and the configuration's ceremony group
  * naming its officers a, b and c (quorum 2). */
@@ -683,6 +687,41 @@ static void test_rate_limit(void **state)
 		json_decref(doc);
 		finish(&rq, CS_OK);
 	}
+}
+
+/* The inventory's broad reads (a project without an environment, or no
+ * project) are admitted by cs_access_inventory_scope, not the exact
+ * decision: they too are charged to the grant's rate. Burst 1: the second
+ * read right after the first is refused rate_limited (429). */
+static void inventory_read_twice(const char *name, const char *project, const char *grant)
+{
+	cs_caller c = who(name);
+	cs_inventory_query q;
+	memset(&q, 0, sizeof(q));
+	snprintf(q.project, sizeof(q.project), "%s", project);
+	cs_service_req rq;
+	json_t *doc = NULL;
+	begin(&rq, &c, "inventory.read");
+	assert_int_equal(cs_service_inventory(&rq, &q, &doc), CS_OK);
+	assert_non_null(json_object_get(doc, "records"));
+	json_decref(doc);
+	doc = NULL;
+	finish(&rq, CS_OK);
+	begin(&rq, &c, "inventory.read");
+	char reason[128];
+	snprintf(reason, sizeof(reason), "rate limit of %s exceeded", grant);
+	entry e = assert_refused(&rq, cs_service_inventory(&rq, &q, &doc), "rate_limited", reason);
+	assert_true(rq.retry_after >= 1);
+	assert_null(doc);
+	assert_string_equal(e.action, "inventory.read");
+	finish(&rq, CS_E_FORBIDDEN);
+}
+
+static void test_inventory_broad_reads_are_charged(void **state)
+{
+	(void)state;
+	inventory_read_twice("inv-project", "payments", "access.grants[6]"); /* project, no environment */
+	inventory_read_twice("inv-any", "", "access.grants[7]");             /* no project */
 }
 
 /* ---- the rules in force ------------------------------------------------------------- */
@@ -2848,6 +2887,7 @@ int main(void)
 		cmocka_unit_test(test_reads_by_role),
 		cmocka_unit_test(test_admit_before_the_scope),
 		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_inventory_broad_reads_are_charged),
 		cmocka_unit_test(test_the_audit_log_cannot_be_written),
 		cmocka_unit_test(test_the_control_channel),
 		cmocka_unit_test(test_reload_warns_of_signing_changes),

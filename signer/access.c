@@ -569,6 +569,18 @@ static void allow(cs_access_decision *out, const grant *g)
 	out->retry_after = 0;
 }
 
+/* Refused by the rate limit of limited (the first covering grant) when no
+ * covering grant's bucket can pay: retry in wait seconds. */
+static void rate_refused(cs_access_decision *out, const grant *limited, int wait)
+{
+	snprintf(out->grant, sizeof(out->grant), "%s", limited->name);
+	out->role = cs_access_role_name(limited->role);
+	out->retry_after = wait;
+	snprintf(out->reason, sizeof(out->reason),
+		 "rate limit of %s exceeded (%g requests per second, burst %d); retry in %d s", limited->name,
+		 limited->rate, limited->burst, wait);
+}
+
 void cs_access_decide(cs_access *access, const char *identity, cs_access_action action,
 		      const cs_access_scope *scope, int take_rate, int64_t now_ms, cs_access_decision *out)
 {
@@ -617,12 +629,7 @@ void cs_access_decide(cs_access *access, const char *identity, cs_access_action 
 		if (wait == 0 || w < wait)
 			wait = w;
 	}
-	snprintf(out->grant, sizeof(out->grant), "%s", limited->name);
-	out->role = cs_access_role_name(limited->role);
-	out->retry_after = wait;
-	snprintf(out->reason, sizeof(out->reason),
-		 "rate limit of %s exceeded (%g requests per second, burst %d); retry in %d s",
-		 limited->name, limited->rate, limited->burst, wait);
+	rate_refused(out, limited, wait);
 }
 
 static bool inventory_grant(const grant *g, const char *identity, const char *project)
@@ -670,12 +677,7 @@ void cs_access_inventory_scope(cs_access *access, const char *identity, const ch
 			snprintf(out->reason, sizeof(out->reason), "no auditor or generator grant (inventory.read needs one)");
 		return;
 	}
-	snprintf(out->grant, sizeof(out->grant), "%s", limited->name);
-	out->role = cs_access_role_name(limited->role);
-	out->retry_after = wait;
-	snprintf(out->reason, sizeof(out->reason),
-		 "rate limit of %s exceeded (%g requests per second, burst %d); retry in %d s", limited->name,
-		 limited->rate, limited->burst, wait);
+	rate_refused(out, limited, wait);
 }
 
 size_t cs_access_explain(const cs_access *access, const char *identity, cs_access_action action,

@@ -20,6 +20,7 @@
 #include "jose.h"
 #include "json_text.h"
 #include "provider.h"
+#include "textbuf.h"
 #include "token.h"
 
 #define CEREMONY_TYPE "credsign-ceremony/v1"
@@ -1264,63 +1265,13 @@ void cs_quorum_report_free(cs_quorum_report *rep)
 
 /* ---- transcripts: rendering ---------------------------------------------- */
 
-typedef struct {
-	char *p;
-	size_t len, cap;
-	int failed;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap != 0 ? b->cap : 4096;
-		while (b->len + n + 1 > cap)
-			cap *= 2;
-		char *grown = realloc(b->p, cap);
-		if (grown == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->p = grown;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->failed = 1;
-		return;
-	}
-	char *tmp = malloc((size_t)n + 1);
-	if (tmp == NULL) {
-		b->failed = 1;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(tmp, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	sb_put(b, tmp, (size_t)n);
-	free(tmp);
-}
-
 /* A value on a line of its own: printable ASCII as is, "-" for none,
  * anything else (and what could be mistaken for those) as a JSON string. */
-static void sb_value(sbuf *b, const json_t *v)
+static void sb_value(cs_textbuf *b, const json_t *v)
 {
 	const char *s = json_string_value(v);
 	if (v == NULL || json_is_null(v)) {
-		sb_put(b, "-", 1);
+		cs_textbuf_put(b, "-", 1);
 		return;
 	}
 	if (s != NULL && s[0] != '\0' && s[0] != '"' && strcmp(s, "-") != 0 && s[0] != ' ' &&
@@ -1329,7 +1280,7 @@ static void sb_value(sbuf *b, const json_t *v)
 		for (const unsigned char *p = (const unsigned char *)s; *p && plain; p++)
 			plain = *p >= 0x20 && *p < 0x7f;
 		if (plain) {
-			sb_put(b, s, strlen(s));
+			cs_textbuf_put(b, s, strlen(s));
 			return;
 		}
 	}
@@ -1338,33 +1289,33 @@ static void sb_value(sbuf *b, const json_t *v)
 		b->failed = 1;
 		return;
 	}
-	sb_put(b, j, strlen(j));
+	cs_textbuf_put(b, j, strlen(j));
 	free(j);
 }
 
-static void sb_field(sbuf *b, const char *indent, const char *label, const json_t *v)
+static void sb_field(cs_textbuf *b, const char *indent, const char *label, const json_t *v)
 {
-	sb_printf(b, "%s%-14s", indent, label);
+	cs_textbuf_printf(b, "%s%-14s", indent, label);
 	sb_value(b, v);
-	sb_put(b, "\n", 1);
+	cs_textbuf_put(b, "\n", 1);
 }
 
 /* A long value wrapped at 64 characters, continuation lines aligned. */
-static void sb_wrapped(sbuf *b, const char *indent, const char *label, const char *s)
+static void sb_wrapped(cs_textbuf *b, const char *indent, const char *label, const char *s)
 {
 	size_t n = strlen(s);
-	sb_printf(b, "%s%-14s", indent, label);
+	cs_textbuf_printf(b, "%s%-14s", indent, label);
 	for (size_t i = 0; i < n || i == 0; i += 64) {
 		if (i > 0)
-			sb_printf(b, "%s%-14s", indent, "");
-		sb_put(b, s + i, n - i < 64 ? n - i : 64);
-		sb_put(b, "\n", 1);
+			cs_textbuf_printf(b, "%s%-14s", indent, "");
+		cs_textbuf_put(b, s + i, n - i < 64 ? n - i : 64);
+		cs_textbuf_put(b, "\n", 1);
 		if (n == 0)
 			break;
 	}
 }
 
-static void sb_json_block(sbuf *b, const char *indent, const json_t *v)
+static void sb_json_block(cs_textbuf *b, const char *indent, const json_t *v)
 {
 	char *j = cs_json_text(v, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
 	if (j == NULL) {
@@ -1374,9 +1325,9 @@ static void sb_json_block(sbuf *b, const char *indent, const json_t *v)
 	for (char *line = j, *nl; line != NULL && *line; line = nl != NULL ? nl + 1 : NULL) {
 		nl = strchr(line, '\n');
 		size_t len = nl != NULL ? (size_t)(nl - line) : strlen(line);
-		sb_put(b, indent, strlen(indent));
-		sb_put(b, line, len);
-		sb_put(b, "\n", 1);
+		cs_textbuf_put(b, indent, strlen(indent));
+		cs_textbuf_put(b, line, len);
+		cs_textbuf_put(b, "\n", 1);
 	}
 	free(j);
 }
@@ -1391,7 +1342,7 @@ static const char *gets(const json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-static void render_approval(sbuf *b, const json_t *a, size_t i, size_t n)
+static void render_approval(cs_textbuf *b, const json_t *a, size_t i, size_t n)
 {
 	char dn[CS_CEREMONY_DN_MAX] = "(not a certificate)";
 	X509 *x = cert_from_pem(gets(a, "certificate"));
@@ -1401,7 +1352,7 @@ static void render_approval(sbuf *b, const json_t *a, size_t i, size_t n)
 	json_t *dnv = json_string(dn);
 	if (dnv == NULL)
 		b->failed = 1;
-	sb_printf(b, "\nApproval %zu of %zu\n", i + 1, n);
+	cs_textbuf_printf(b, "\nApproval %zu of %zu\n", i + 1, n);
 	sb_field(b, "  ", "Officer:", get(a, "officer"));
 	sb_field(b, "  ", "Subject DN:", dnv);
 	sb_field(b, "  ", "Fingerprint:", get(a, "fingerprint"));
@@ -1420,7 +1371,7 @@ static void render_approval(sbuf *b, const json_t *a, size_t i, size_t n)
 
 /* A base64url JSON part of the rollover statement, or NULL when it is
  * none (rendered as unreadable); running out of memory fails b instead. */
-static json_t *sb_part(sbuf *b, const char *b64)
+static json_t *sb_part(cs_textbuf *b, const char *b64)
 {
 	uint8_t *raw = NULL;
 	size_t n = 0;
@@ -1436,20 +1387,20 @@ static json_t *sb_part(sbuf *b, const char *b64)
 }
 
 /* The rollover statement: its claims and who signed. */
-static void render_rollover(sbuf *b, const json_t *st)
+static void render_rollover(cs_textbuf *b, const json_t *st)
 {
 	json_t *claims = sb_part(b, gets(st, "payload"));
-	sb_put(b, "  Rollover statement (claims):\n", 31);
+	cs_textbuf_put(b, "  Rollover statement (claims):\n", 31);
 	if (claims != NULL)
 		sb_json_block(b, "    ", claims);
 	else
-		sb_put(b, "    (unreadable)\n", 17);
+		cs_textbuf_put(b, "    (unreadable)\n", 17);
 	json_decref(claims);
 	size_t i;
 	const json_t *s;
 	json_array_foreach(get(st, "signatures"), i, s) {
 		json_t *hdr = sb_part(b, gets(s, "protected"));
-		sb_printf(b, "  Rollover signature %zu:\n", i + 1);
+		cs_textbuf_printf(b, "  Rollover signature %zu:\n", i + 1);
 		sb_field(b, "    ", "Key:", get(hdr, "kid"));
 		sb_field(b, "    ", "Algorithm:", get(hdr, "alg"));
 		const char *sig = gets(s, "signature");
@@ -1465,7 +1416,7 @@ static void render_rollover(sbuf *b, const json_t *st)
 /* The readable part of a transcript, from its record. */
 static cs_err render(const json_t *rec, char **out)
 {
-	sbuf b = {0};
+	cs_textbuf b = {0};
 	const json_t *c = get(rec, "ceremony"), *as = get(rec, "approvals");
 	*out = NULL;
 	if (!json_is_object(c) || !json_is_array(as) || !json_is_integer(get(rec, "quorum")))
@@ -1480,7 +1431,7 @@ static cs_err render(const json_t *rec, char **out)
 	/* a field left blank would still render: out of memory instead */
 	if (params == NULL || quorum == NULL)
 		b.failed = 1;
-	sb_put(&b, "credsign ceremony transcript\n\n", 30);
+	cs_textbuf_put(&b, "credsign ceremony transcript\n\n", 30);
 	sb_field(&b, "", "Ceremony:", get(c, "id"));
 	sb_field(&b, "", "Action:", get(c, "action"));
 	sb_field(&b, "", "Subject:", get(c, "subject"));
@@ -1500,17 +1451,17 @@ static cs_err render(const json_t *rec, char **out)
 	const json_t *a;
 	json_array_foreach(as, i, a) render_approval(&b, a, i, json_array_size(as));
 	if (json_array_size(as) == 0)
-		sb_put(&b, "\nNo approvals\n", 14);
+		cs_textbuf_put(&b, "\nNo approvals\n", 14);
 	if (json_is_string(get(c, "executed_at"))) {
-		sb_put(&b, "\nExecution\n", 11);
+		cs_textbuf_put(&b, "\nExecution\n", 11);
 		sb_field(&b, "  ", "Executed at:", get(c, "executed_at"));
 		sb_field(&b, "  ", "Executed by:", get(c, "executed_by"));
-		sb_put(&b, "  Result:\n", 10);
+		cs_textbuf_put(&b, "  Result:\n", 10);
 		sb_json_block(&b, "    ", get(c, "result") != NULL ? get(c, "result") : json_null());
 		if (json_is_object(get(rec, "rollover")))
 			render_rollover(&b, get(rec, "rollover"));
 	} else {
-		sb_put(&b, "\nNot executed\n", 14);
+		cs_textbuf_put(&b, "\nNot executed\n", 14);
 	}
 	if (b.failed) {
 		free(b.p);
@@ -1601,14 +1552,14 @@ cs_err cs_ceremony_transcript(const cs_ceremony_doc *doc, int quorum, char **out
 	if (r == CS_OK && b64 == NULL)
 		r = strlen(js) > B64_MAX ? CS_E_TOO_LARGE : CS_E_NOMEM;
 	if (r == CS_OK) {
-		sbuf b = {0};
-		sb_put(&b, text, strlen(text));
-		sb_printf(&b, "\n%s\n", CS_TRANSCRIPT_BEGIN);
+		cs_textbuf b = {0};
+		cs_textbuf_put(&b, text, strlen(text));
+		cs_textbuf_printf(&b, "\n%s\n", CS_TRANSCRIPT_BEGIN);
 		for (size_t i = 0, n = strlen(b64); i < n; i += 64) {
-			sb_put(&b, b64 + i, n - i < 64 ? n - i : 64);
-			sb_put(&b, "\n", 1);
+			cs_textbuf_put(&b, b64 + i, n - i < 64 ? n - i : 64);
+			cs_textbuf_put(&b, "\n", 1);
 		}
-		sb_printf(&b, "%s\n", CS_TRANSCRIPT_END);
+		cs_textbuf_printf(&b, "%s\n", CS_TRANSCRIPT_END);
 		if (b.failed) {
 			free(b.p);
 			r = CS_E_NOMEM;

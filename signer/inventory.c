@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "json_text.h"
+#include "textbuf.h"
 
 #define DAY_MS ((int64_t)86400000)
 
@@ -506,45 +507,18 @@ static const char *const columns[] = {"project",	 "environment",	 "system",	 "st
 				      "revocation_reason"};
 #define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
 
-typedef struct {
-	char *p;
-	size_t len, cap;
-	int failed;
-} buf;
-
-static void put(buf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *grown = realloc(b->p, cap);
-		if (grown == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->p = grown;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 /* One quoted field (text of len bytes). */
-static void put_field(buf *b, const char *text, size_t len)
+static void put_field(cs_textbuf *b, const char *text, size_t len)
 {
-	put(b, "\"", 1);
+	cs_textbuf_put(b, "\"", 1);
 	if (len > 0 && strchr("=+-@\t\r", text[0]) != NULL)
-		put(b, "'", 1);
+		cs_textbuf_put(b, "'", 1);
 	for (size_t i = 0; i < len; i++)
-		put(b, text[i] == '"' ? "\"\"" : &text[i], text[i] == '"' ? 2 : 1);
-	put(b, "\"", 1);
+		cs_textbuf_put(b, text[i] == '"' ? "\"\"" : &text[i], text[i] == '"' ? 2 : 1);
+	cs_textbuf_put(b, "\"", 1);
 }
 
-static void put_value(buf *b, const json_t *v)
+static void put_value(cs_textbuf *b, const json_t *v)
 {
 	if (v == NULL || json_is_null(v))
 		return; /* null: an empty field, unquoted */
@@ -553,16 +527,16 @@ static void put_value(buf *b, const json_t *v)
 		return;
 	}
 	if (json_is_array(v)) {
-		buf joined = {0};
+		cs_textbuf joined = {0};
 		size_t i;
 		const json_t *e;
-		put(&joined, "", 0);
+		cs_textbuf_put(&joined, "", 0);
 		json_array_foreach(v, i, e)
 		{
 			if (i > 0)
-				put(&joined, "; ", 2);
+				cs_textbuf_put(&joined, "; ", 2);
 			if (json_is_string(e))
-				put(&joined, json_string_value(e), json_string_length(e));
+				cs_textbuf_put(&joined, json_string_value(e), json_string_length(e));
 		}
 		b->failed |= joined.failed;
 		if (!joined.failed)
@@ -582,13 +556,13 @@ char *cs_inventory_csv(const json_t *records)
 {
 	if (!json_is_array(records))
 		return NULL;
-	buf b = {0};
+	cs_textbuf b = {0};
 	for (size_t c = 0; c < NCOLUMNS; c++) {
 		if (c > 0)
-			put(&b, ",", 1);
+			cs_textbuf_put(&b, ",", 1);
 		put_field(&b, columns[c], strlen(columns[c]));
 	}
-	put(&b, "\r\n", 2);
+	cs_textbuf_put(&b, "\r\n", 2);
 	size_t i;
 	const json_t *rec;
 	json_array_foreach(records, i, rec)
@@ -599,10 +573,10 @@ char *cs_inventory_csv(const json_t *records)
 		}
 		for (size_t c = 0; c < NCOLUMNS; c++) {
 			if (c > 0)
-				put(&b, ",", 1);
+				cs_textbuf_put(&b, ",", 1);
 			put_value(&b, json_object_get(rec, columns[c]));
 		}
-		put(&b, "\r\n", 2);
+		cs_textbuf_put(&b, "\r\n", 2);
 	}
 	if (b.failed) {
 		free(b.p);

@@ -308,8 +308,12 @@ cluster_start() {
 	CREDSIGN_CLUSTER_PORT=$(python3 - "$2" <<'PY'
 import random, socket, sys
 n = int(sys.argv[1])
+# below the kernel's ephemeral ports (ip_local_port_range), which the
+# other tests' free_port and every outgoing connection draw from: a block
+# there could be taken between this choice and the nodes' start
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 for _ in range(200):
-    b = random.randrange(20000, 40000)
+    b = random.randrange(10000, max(low - 200 - n, 10001))
     socks = []
     try:
         for p in list(range(b, b + n)) + list(range(b + 100, b + 100 + n)):
